@@ -1,0 +1,247 @@
+#include "agent/case_runner.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "agent/callgrind.h"
+#include "agent/perf_counter.h"
+#include "agent/result_adapters.h"
+#include "core/capabilities.h"
+#include "core/expand.h"
+
+namespace perfgate {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Callgrind counts are deterministic, and each run is ~50x slower than
+// native, so a few runs are enough to show the count is stable.
+constexpr uint32_t kMaxCallgrindRuns = 3;
+
+// A scratch folder removed when the case is done.
+class ScratchDir {
+ public:
+  ScratchDir() {
+    const char* tmp = std::getenv("TMPDIR");
+    std::string pattern = absl::StrCat(tmp && *tmp ? tmp : "/tmp", "/perfgate-case-XXXXXX");
+    if (mkdtemp(pattern.data())) path_ = pattern;
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    if (!path_.empty()) fs::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+std::string ReadFile(const std::string& path, bool* ok) {
+  std::ifstream in(path, std::ios::binary);
+  *ok = static_cast<bool>(in);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+void AddValue(v1::Sample* sample, const std::string& benchmark, const char* metric, double value,
+              const char* unit, const char* source) {
+  auto* v = sample->add_values();
+  v->set_benchmark(benchmark);
+  v->set_metric(metric);
+  v->set_value(value);
+  v->set_unit(unit);
+  v->set_source(source);
+}
+
+// Turns a failed run into the case's outcome. Returns false if `exec` succeeded.
+bool RecordFailure(const ExecResult& exec, const std::string& phase, v1::CaseResult* result) {
+  if (exec.ok()) return false;
+  using End = ExecResult::End;
+  switch (exec.end) {
+    case End::kExited:
+      result->set_outcome(v1::CaseResult::OUTCOME_FAILED);
+      result->set_exit_code(exec.exit_code);
+      break;
+    case End::kSignaled:
+      result->set_outcome(v1::CaseResult::OUTCOME_CRASHED);
+      result->set_signal(exec.signal);
+      break;
+    case End::kTimedOut: result->set_outcome(v1::CaseResult::OUTCOME_TIMED_OUT); break;
+    case End::kCancelled: result->set_outcome(v1::CaseResult::OUTCOME_CANCELLED); break;
+    case End::kSpawnFailed: result->set_outcome(v1::CaseResult::OUTCOME_ERROR); break;
+  }
+  result->set_error(absl::StrCat(phase, ": ", exec.Describe()));
+  result->set_stdout_tail(exec.out_tail);
+  result->set_stderr_tail(exec.err_tail);
+  return true;
+}
+
+enum class Counter { kNone, kPerf, kCallgrind };
+
+}  // namespace
+
+v1::CaseResult RunCase(const v1::CaseSpec& spec, const v1::HostFingerprint& host,
+                       const CaseRunOptions& options) {
+  v1::CaseResult result;
+  result.set_case_name(spec.name());
+  *result.mutable_host() = host;
+  auto fail = [&](const std::string& why) {
+    result.set_outcome(v1::CaseResult::OUTCOME_ERROR);
+    result.set_error(why);
+    return result;
+  };
+
+  if (std::string unmet = UnmetRequirement(spec.requirements(), host, options.labels); !unmet.empty()) {
+    result.set_outcome(v1::CaseResult::OUTCOME_SKIPPED);
+    result.set_error(unmet);
+    return result;
+  }
+  if (spec.argv_size() == 0) return fail("case has no command");
+
+  ScratchDir scratch;
+  if (scratch.path().empty()) return fail(absl::StrCat("cannot create a scratch folder: ", std::strerror(errno)));
+  const std::string result_file = scratch.path() + "/results";
+
+  // ${NAME}: the case's own env first, then perfgate's, then the agent's environment.
+  auto lookup = [&](const std::string& name) -> std::optional<std::string> {
+    if (auto it = spec.env().find(name); it != spec.env().end()) return it->second;
+    if (name == "PERFGATE_RESULT_FILE") return result_file;
+    if (const char* v = std::getenv(name.c_str())) return std::string(v);
+    return std::nullopt;
+  };
+  ExecSpec exec;
+  for (const auto& arg : spec.argv()) {
+    auto expanded = ExpandVariables(arg, lookup);
+    if (!expanded.ok()) return fail(std::string(expanded.status().message()));
+    exec.argv.push_back(*expanded);
+  }
+  for (const auto& [name, value] : spec.env()) {
+    auto expanded = ExpandVariables(value, lookup);
+    if (!expanded.ok()) return fail(std::string(expanded.status().message()));
+    exec.env[name] = *expanded;
+  }
+  exec.env["PERFGATE_RESULT_FILE"] = result_file;
+  if (!spec.cwd().empty()) {
+    auto expanded = ExpandVariables(spec.cwd(), lookup);
+    if (!expanded.ok()) return fail(std::string(expanded.status().message()));
+    exec.cwd = *expanded;
+  }
+  exec.timeout_ms = spec.timeout_ms();
+  exec.kill_grace_ms = options.kill_grace_ms;
+  exec.output_limit_bytes = spec.output_limit_bytes() ? spec.output_limit_bytes() : (8 << 20);
+
+  // Which instruction counter, said plainly in the result.
+  Counter counter = Counter::kNone;
+  std::string valgrind;
+  if (spec.instructions() != v1::INSTRUCTION_COUNTER_OFF) {
+    absl::Status perf = spec.instructions() == v1::INSTRUCTION_COUNTER_CALLGRIND
+                            ? absl::UnavailableError("callgrind requested by the case")
+                            : ProbePerfCounter();
+    if (perf.ok()) {
+      counter = Counter::kPerf;
+      result.add_notes("instructions: hardware counter (perf_event_open, user space, children included)");
+    } else if (spec.instructions() == v1::INSTRUCTION_COUNTER_PERF) {
+      return fail(absl::StrCat("case asks for hardware instruction counts, but ", perf.message(),
+                               "; use 'instructions: auto' to fall back to callgrind"));
+    } else {
+      auto found = FindValgrind();
+      if (!found.ok()) {
+        return fail(absl::StrCat("no instruction counter: ", perf.message(), "; ", found.status().message()));
+      }
+      valgrind = *found;
+      counter = Counter::kCallgrind;
+      result.add_notes(absl::StrCat("instructions: callgrind in separate runs (", perf.message(),
+                                    "); not comparable with hardware counts"));
+    }
+  }
+  exec.count_instructions = counter == Counter::kPerf;
+
+  auto progress = [&](const std::string& what) {
+    if (options.progress) options.progress(what);
+  };
+  for (uint32_t i = 0; i < spec.warmup(); ++i) {
+    progress(absl::StrCat("warm-up ", i + 1, "/", spec.warmup()));
+    ExecResult run = Execute(exec, options.cancel);
+    if (RecordFailure(run, absl::StrCat("warm-up run ", i + 1), &result)) return result;
+  }
+
+  const uint32_t repeats = std::max<uint32_t>(1, spec.repeats());
+  for (uint32_t i = 0; i < repeats; ++i) {
+    progress(absl::StrCat("sample ", i + 1, "/", repeats));
+    std::error_code ec;
+    fs::remove(result_file, ec);
+    ExecResult run = Execute(exec, options.cancel);
+    const std::string phase = absl::StrCat("sample ", i + 1);
+    if (RecordFailure(run, phase, &result)) return result;
+    result.set_output_dropped_bytes(result.output_dropped_bytes() + run.out_dropped + run.err_dropped);
+    result.set_stdout_tail(run.out_tail);
+    result.set_stderr_tail(run.err_tail);
+
+    v1::Sample* sample = result.add_samples();
+    sample->set_index(i);
+    AddValue(sample, spec.name(), kWallTime, run.wall_s, "s", "agent:clock");
+    AddValue(sample, spec.name(), kUserCpuTime, run.user_cpu_s, "s", "agent:rusage");
+    AddValue(sample, spec.name(), kSysCpuTime, run.sys_cpu_s, "s", "agent:rusage");
+    AddValue(sample, spec.name(), kPeakRss, static_cast<double>(run.peak_rss_bytes), "bytes", "agent:rusage");
+    if (counter == Counter::kPerf) {
+      if (!run.instructions) return fail(absl::StrCat(phase, ": instruction counter failed: ", run.instructions_error));
+      AddValue(sample, spec.name(), kInstructions, static_cast<double>(*run.instructions), "count", "agent:perf");
+    }
+
+    if (spec.result_format() != v1::RESULT_FORMAT_NONE) {
+      std::string text;
+      std::string source;
+      if (spec.result_source() == v1::RESULT_SOURCE_FILE) {
+        bool ok;
+        text = ReadFile(result_file, &ok);
+        if (!ok) return fail(absl::StrCat(phase, ": the case wrote no result file ($PERFGATE_RESULT_FILE)"));
+        source = absl::StrCat(phase, " result file");
+      } else {
+        if (run.out_dropped > 0) {
+          return fail(absl::StrCat(phase, ": stdout exceeded output_limit (", run.out_dropped,
+                                   " bytes dropped), so its results cannot be trusted; raise output_limit or use results_from: file"));
+        }
+        text = run.out;
+        source = absl::StrCat(phase, " stdout");
+      }
+      auto values = ParseCaseResults(spec.result_format(), text, source);
+      if (!values.ok()) return fail(std::string(values.status().message()));
+      for (auto& v : *values) *sample->add_values() = std::move(v);
+    }
+  }
+
+  if (counter == Counter::kCallgrind) {
+    const uint32_t runs = std::min(repeats, kMaxCallgrindRuns);
+    for (uint32_t i = 0; i < runs; ++i) {
+      progress(absl::StrCat("callgrind ", i + 1, "/", runs));
+      std::string out_dir = absl::StrCat(scratch.path(), "/callgrind-", i);
+      fs::create_directories(out_dir);
+      ExecSpec wrapped = exec;
+      wrapped.argv = CallgrindArgv(valgrind, exec.argv, out_dir);
+      // Valgrind is slow; give it room rather than report a false timeout.
+      if (wrapped.timeout_ms) wrapped.timeout_ms *= 100;
+      ExecResult run = Execute(wrapped, options.cancel);
+      const std::string phase = absl::StrCat("callgrind run ", i + 1);
+      if (RecordFailure(run, phase, &result)) return result;
+      auto total = SumCallgrindInstructions(out_dir);
+      if (!total.ok()) return fail(absl::StrCat(phase, ": ", total.status().message()));
+      v1::Sample* sample = result.add_samples();
+      sample->set_index(repeats + i);
+      AddValue(sample, spec.name(), kInstructions, static_cast<double>(*total), "count", "agent:callgrind");
+    }
+  }
+  if (result.output_dropped_bytes() > 0) {
+    result.add_notes(absl::StrCat(result.output_dropped_bytes(), " bytes of output beyond output_limit were dropped"));
+  }
+  result.set_outcome(v1::CaseResult::OUTCOME_OK);
+  return result;
+}
+
+}  // namespace perfgate

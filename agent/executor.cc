@@ -1,0 +1,318 @@
+#include "agent/executor.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "agent/perf_counter.h"
+
+extern char** environ;
+
+namespace perfgate {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr size_t kTailBytes = 4096;
+
+int64_t MsUntil(Clock::time_point deadline) {
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+  return ms < 0 ? 0 : ms;
+}
+
+// Captures one pipe: keeps the first `limit` bytes and a rolling tail,
+// counts the rest.
+struct Capture {
+  int fd = -1;
+  uint64_t limit = 0;
+  std::string* head = nullptr;
+  std::string* tail = nullptr;
+  uint64_t* dropped = nullptr;
+
+  // Reads what is available. Returns false at EOF or error (fd closed).
+  bool ReadSome() {
+    char buf[65536];
+    for (;;) {
+      ssize_t n = read(fd, buf, sizeof buf);
+      if (n > 0) {
+        size_t room = head->size() < limit ? limit - head->size() : 0;
+        size_t keep = static_cast<size_t>(n) < room ? static_cast<size_t>(n) : room;
+        head->append(buf, keep);
+        *dropped += static_cast<uint64_t>(n) - keep;
+        tail->append(buf, static_cast<size_t>(n));
+        if (tail->size() > 2 * kTailBytes) tail->erase(0, tail->size() - kTailBytes);
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EAGAIN) return true;
+      close(fd);
+      fd = -1;
+      return false;
+    }
+  }
+};
+
+std::vector<std::string> MergedEnvironment(const std::map<std::string, std::string>& overlay) {
+  std::vector<std::string> env;
+  for (char** e = environ; e && *e; ++e) {
+    std::string entry = *e;
+    std::string name = entry.substr(0, entry.find('='));
+    if (!overlay.count(name)) env.push_back(std::move(entry));
+  }
+  for (const auto& [k, v] : overlay) env.push_back(k + "=" + v);
+  return env;
+}
+
+std::string LookupEnv(const std::vector<std::string>& env, const std::string& name) {
+  for (const auto& e : env) {
+    if (e.size() > name.size() && e.compare(0, name.size(), name) == 0 && e[name.size()] == '=') {
+      return e.substr(name.size() + 1);
+    }
+  }
+  return "";
+}
+
+std::vector<char*> CStrings(std::vector<std::string>& strings) {
+  std::vector<char*> out;
+  for (auto& s : strings) out.push_back(s.data());
+  out.push_back(nullptr);
+  return out;
+}
+
+const char* SignalName(int sig) {
+  const char* abbrev = sigabbrev_np(sig);
+  return abbrev ? abbrev : "?";
+}
+
+}  // namespace
+
+CancelToken::CancelToken() : fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+CancelToken::~CancelToken() { close(fd_); }
+void CancelToken::Cancel() {
+  uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = write(fd_, &one, sizeof one);
+}
+bool CancelToken::cancelled() const {
+  pollfd p{fd_, POLLIN, 0};
+  return poll(&p, 1, 0) == 1;
+}
+
+std::string ResolveProgram(const std::string& program, const std::string& path_env) {
+  if (program.find('/') != std::string::npos) return program;
+  for (const auto& dir : absl::StrSplit(path_env.empty() ? "/usr/bin:/bin" : path_env, ':')) {
+    std::string candidate = absl::StrCat(dir.empty() ? "." : dir, "/", program);
+    if (access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  return "";
+}
+
+std::string ExecResult::Describe() const {
+  switch (end) {
+    case End::kExited: return absl::StrCat("exit ", exit_code);
+    case End::kSignaled: return absl::StrCat("killed by SIG", SignalName(signal));
+    case End::kTimedOut: return "timed out";
+    case End::kCancelled: return "cancelled";
+    case End::kSpawnFailed: return absl::StrCat("could not start: ", spawn_error);
+  }
+  return "?";
+}
+
+ExecResult Execute(const ExecSpec& spec, const CancelToken* cancel) {
+  ExecResult result;
+  if (spec.argv.empty()) {
+    result.spawn_error = "empty command";
+    return result;
+  }
+  // Everything the child needs is built before fork: after it, the child of
+  // a multi-threaded process may only make async-signal-safe calls.
+  std::vector<std::string> env = MergedEnvironment(spec.env);
+  const std::string program = ResolveProgram(spec.argv[0], LookupEnv(env, "PATH"));
+  if (program.empty()) {
+    result.spawn_error = absl::StrCat("'", spec.argv[0], "' not found in PATH");
+    return result;
+  }
+  std::vector<std::string> argv_storage = spec.argv;
+  std::vector<char*> argv = CStrings(argv_storage);
+  std::vector<char*> envp = CStrings(env);
+  const char* cwd = spec.cwd.empty() ? nullptr : spec.cwd.c_str();
+
+  int out_pipe[2], err_pipe[2], go_pipe[2], exec_error_pipe[2];
+  if (pipe2(out_pipe, O_CLOEXEC) || pipe2(err_pipe, O_CLOEXEC) || pipe2(go_pipe, O_CLOEXEC) ||
+      pipe2(exec_error_pipe, O_CLOEXEC)) {
+    result.spawn_error = absl::StrCat("pipe: ", std::strerror(errno));
+    return result;
+  }
+  int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+  pid_t pid = fork();
+  if (pid < 0) {
+    result.spawn_error = absl::StrCat("fork: ", std::strerror(errno));
+    for (int fd : {out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1], go_pipe[0], go_pipe[1],
+                   exec_error_pipe[0], exec_error_pipe[1], devnull}) {
+      close(fd);
+    }
+    return result;
+  }
+  if (pid == 0) {
+    // Child: own process group, wire up stdio, wait for the go-ahead (so a
+    // counter can be attached before exec), then exec.
+    setpgid(0, 0);
+    signal(SIGPIPE, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    dup2(devnull, 0);
+    dup2(out_pipe[1], 1);
+    dup2(err_pipe[1], 2);
+    char go;
+    while (read(go_pipe[0], &go, 1) < 0 && errno == EINTR) {
+    }
+    int err = 0;
+    if (cwd && chdir(cwd) != 0) {
+      err = errno;
+    } else {
+      execve(program.c_str(), argv.data(), envp.data());
+      err = errno;
+    }
+    // Tell the parent which step failed: 'c' chdir, 'e' exec.
+    char report[1 + sizeof(int)];
+    report[0] = (cwd && err && access(cwd, F_OK) != 0) ? 'c' : 'e';
+    memcpy(report + 1, &err, sizeof err);
+    [[maybe_unused]] ssize_t n = write(exec_error_pipe[1], report, sizeof report);
+    _exit(127);
+  }
+
+  // Parent.
+  setpgid(pid, pid);  // also here, so the group exists whichever runs first
+  for (int fd : {out_pipe[1], err_pipe[1], go_pipe[0], exec_error_pipe[1], devnull}) close(fd);
+  int counter_fd = -1;
+  if (spec.count_instructions) {
+    auto fd = OpenInstructionCounter(pid);
+    if (fd.ok()) counter_fd = *fd;
+    else result.instructions_error = std::string(fd.status().message());
+  }
+  const Clock::time_point start = Clock::now();
+  [[maybe_unused]] ssize_t n = write(go_pipe[1], "g", 1);
+  close(go_pipe[1]);
+
+  // The exec-error pipe closes on a successful exec (CLOEXEC) or carries errno.
+  char report[1 + sizeof(int)];
+  ssize_t got;
+  while ((got = read(exec_error_pipe[0], report, sizeof report)) < 0 && errno == EINTR) {
+  }
+  close(exec_error_pipe[0]);
+  bool spawn_failed = got == static_cast<ssize_t>(sizeof report);
+  if (spawn_failed) {
+    int err;
+    memcpy(&err, report + 1, sizeof err);
+    result.spawn_error = report[0] == 'c'
+                             ? absl::StrCat("cannot enter working directory '", spec.cwd, "': ", std::strerror(err))
+                             : absl::StrCat("cannot execute '", program, "': ", std::strerror(err));
+  }
+
+  int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  fcntl(out_pipe[0], F_SETFL, O_NONBLOCK);
+  fcntl(err_pipe[0], F_SETFL, O_NONBLOCK);
+  Capture out{out_pipe[0], spec.output_limit_bytes, &result.out, &result.out_tail, &result.out_dropped};
+  Capture err{err_pipe[0], spec.output_limit_bytes, &result.err, &result.err_tail, &result.err_dropped};
+
+  bool exited = false;
+  bool term_sent = false, kill_sent = false;
+  ExecResult::End forced_end = ExecResult::End::kExited;
+  Clock::time_point deadline = spec.timeout_ms ? start + std::chrono::milliseconds(spec.timeout_ms)
+                                               : Clock::time_point::max();
+  Clock::time_point kill_at = Clock::time_point::max();
+
+  auto stop_group = [&](ExecResult::End why) {
+    if (term_sent) return;
+    forced_end = why;
+    killpg(pid, SIGTERM);
+    term_sent = true;
+    kill_at = Clock::now() + std::chrono::milliseconds(spec.kill_grace_ms);
+  };
+
+  while (!exited) {
+    pollfd fds[4];
+    int nfds = 0;
+    int pid_slot = -1, out_slot = -1, err_slot = -1, cancel_slot = -1;
+    if (pidfd >= 0) fds[pid_slot = nfds++] = {pidfd, POLLIN, 0};
+    if (out.fd >= 0) fds[out_slot = nfds++] = {out.fd, POLLIN, 0};
+    if (err.fd >= 0) fds[err_slot = nfds++] = {err.fd, POLLIN, 0};
+    if (cancel && !term_sent) fds[cancel_slot = nfds++] = {cancel->fd(), POLLIN, 0};
+
+    Clock::time_point next = term_sent ? kill_at : deadline;
+    int64_t wait_ms = next == Clock::time_point::max() ? -1 : MsUntil(next);
+    if (pidfd < 0 && (wait_ms < 0 || wait_ms > 50)) wait_ms = 50;  // no pidfd (old kernel): reap by polling
+    int ready = poll(fds, nfds, static_cast<int>(wait_ms));
+    if (ready < 0 && errno != EINTR) break;
+
+    if (out_slot >= 0 && (fds[out_slot].revents & (POLLIN | POLLHUP | POLLERR))) out.ReadSome();
+    if (err_slot >= 0 && (fds[err_slot].revents & (POLLIN | POLLHUP | POLLERR))) err.ReadSome();
+    if (cancel_slot >= 0 && (fds[cancel_slot].revents & POLLIN)) stop_group(ExecResult::End::kCancelled);
+
+    if ((pid_slot >= 0 && (fds[pid_slot].revents & POLLIN)) || pidfd < 0) {
+      int status = 0;
+      rusage usage{};
+      pid_t r = wait4(pid, &status, pidfd < 0 ? WNOHANG : 0, &usage);
+      if (r == pid) {
+        exited = true;
+        result.wall_s = std::chrono::duration<double>(Clock::now() - start).count();
+        result.user_cpu_s = usage.ru_utime.tv_sec + usage.ru_utime.tv_usec / 1e6;
+        result.sys_cpu_s = usage.ru_stime.tv_sec + usage.ru_stime.tv_usec / 1e6;
+        result.peak_rss_bytes = static_cast<uint64_t>(usage.ru_maxrss) * 1024;
+        if (WIFEXITED(status)) {
+          result.end = ExecResult::End::kExited;
+          result.exit_code = WEXITSTATUS(status);
+        } else if (WIFSIGNALED(status)) {
+          result.end = ExecResult::End::kSignaled;
+          result.signal = WTERMSIG(status);
+        }
+        break;
+      }
+    }
+    Clock::time_point now = Clock::now();
+    if (!term_sent && now >= deadline) stop_group(ExecResult::End::kTimedOut);
+    if (term_sent && !kill_sent && now >= kill_at) {
+      killpg(pid, SIGKILL);
+      kill_sent = true;
+      kill_at = Clock::time_point::max();
+    }
+  }
+
+  // Whatever the child left in its group (daemons, stuck grandchildren) goes
+  // with it; then take what is already in the pipes without waiting for EOF,
+  // which a process that escaped the group could hold off forever.
+  killpg(pid, SIGKILL);
+  if (out.fd >= 0) { out.ReadSome(); if (out.fd >= 0) close(out.fd); }
+  if (err.fd >= 0) { err.ReadSome(); if (err.fd >= 0) close(err.fd); }
+  if (pidfd >= 0) close(pidfd);
+  if (result.out_tail.size() > kTailBytes) result.out_tail.erase(0, result.out_tail.size() - kTailBytes);
+  if (result.err_tail.size() > kTailBytes) result.err_tail.erase(0, result.err_tail.size() - kTailBytes);
+
+  if (counter_fd >= 0) {
+    auto count = ReadAndCloseCounter(counter_fd);
+    if (count.ok()) result.instructions = *count;
+    else result.instructions_error = std::string(count.status().message());
+  }
+  if (spawn_failed) {
+    result.end = ExecResult::End::kSpawnFailed;
+    result.instructions.reset();
+  } else if (term_sent) {
+    result.end = forced_end;
+  }
+  return result;
+}
+
+}  // namespace perfgate

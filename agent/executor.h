@@ -1,0 +1,76 @@
+// Runs one process and measures it: the agent's instrument.
+//
+// The child gets its own process group, stdin from /dev/null, and captured
+// stdout/stderr capped at a byte limit (the rest is read, dropped and
+// counted, so a case that prints gigabytes never grows the agent). Waiting
+// is on events (pidfd, pipes, a cancel eventfd), never busy polling.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace perfgate {
+
+// Lets another thread stop an Execute() in progress. Thread-safe.
+class CancelToken {
+ public:
+  CancelToken();
+  ~CancelToken();
+  CancelToken(const CancelToken&) = delete;
+  CancelToken& operator=(const CancelToken&) = delete;
+  void Cancel();
+  bool cancelled() const;
+  // Readable once Cancel() was called; for poll().
+  int fd() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+struct ExecSpec {
+  std::vector<std::string> argv;            // REQUIRES: non-empty
+  std::map<std::string, std::string> env;   // overlaid on the agent's environment
+  std::string cwd;                          // empty: the agent's
+  uint64_t timeout_ms = 0;                  // 0: no timeout
+  uint64_t kill_grace_ms = 2000;            // SIGTERM to SIGKILL
+  uint64_t output_limit_bytes = 8 << 20;    // per stream
+  // Count user-space instructions of the process tree with perf_event_open.
+  bool count_instructions = false;
+};
+
+struct ExecResult {
+  enum class End { kExited, kSignaled, kTimedOut, kCancelled, kSpawnFailed };
+  End end = End::kSpawnFailed;
+  int exit_code = -1;
+  int signal = 0;           // the signal that ended it (kSignaled), or 0
+  std::string spawn_error;  // kSpawnFailed: why
+  double wall_s = 0;
+  double user_cpu_s = 0;
+  double sys_cpu_s = 0;
+  uint64_t peak_rss_bytes = 0;
+  std::string out;  // first output_limit_bytes of stdout
+  std::string err;  // first output_limit_bytes of stderr
+  std::string out_tail;  // last few KiB of each, for error reports
+  std::string err_tail;
+  uint64_t out_dropped = 0;
+  uint64_t err_dropped = 0;
+  std::optional<uint64_t> instructions;  // when count_instructions and the counter opened
+  std::string instructions_error;        // why not, when it did not
+
+  bool ok() const { return end == End::kExited && exit_code == 0; }
+  // "exit 3", "SIGSEGV", "timed out after 5000 ms", ...
+  std::string Describe() const;
+};
+
+// Runs spec to completion, timeout or cancellation. Never throws; spawn
+// problems come back as End::kSpawnFailed. Leftover processes of the
+// child's group are killed when the child ends.
+ExecResult Execute(const ExecSpec& spec, const CancelToken* cancel = nullptr);
+
+// Where argv[0] resolves with PATH from `path_env`; empty if nowhere.
+std::string ResolveProgram(const std::string& program, const std::string& path_env);
+
+}  // namespace perfgate

@@ -1,0 +1,302 @@
+#include "agent/worker.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <cstdio>
+#include <random>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "agent/case_runner.h"
+
+namespace perfgate {
+namespace {
+
+int64_t LocalNowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+std::chrono::system_clock::time_point In(int64_t ms) {
+  return std::chrono::system_clock::now() + std::chrono::milliseconds(ms);
+}
+
+bool IsStale(const grpc::Status& status) {
+  return status.error_code() == grpc::StatusCode::FAILED_PRECONDITION;
+}
+
+}  // namespace
+
+AgentWorker::AgentWorker(WorkerOptions options, v1::HostFingerprint host)
+    : options_(std::move(options)), host_(std::move(host)) {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10'000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5'000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2'000);
+  args.SetMaxReceiveMessageSize(64 << 20);
+  args.SetMaxSendMessageSize(64 << 20);
+  channel_ = grpc::CreateCustomChannel(options_.coordinator, grpc::InsecureChannelCredentials(), args);
+  stub_ = v1::AgentService::NewStub(channel_);
+}
+
+AgentWorker::~AgentWorker() { Stop(); }
+
+void AgentWorker::Log(const std::string& line) {
+  std::string full = absl::StrCat("agent ", options_.agent_id, ": ", line);
+  if (options_.log) options_.log(full);
+  else std::fprintf(stderr, "%s\n", full.c_str());
+}
+
+int64_t AgentWorker::Backoff(int attempt) {
+  // Exponential with full jitter, 100 ms to 5 s: agents restarted together do not reconnect in lockstep.
+  thread_local std::mt19937 rng(std::random_device{}());
+  int64_t cap = std::min<int64_t>(5'000, 100LL << std::min(attempt, 6));
+  return std::uniform_int_distribution<int64_t>(cap / 2, cap)(rng);
+}
+
+void AgentWorker::SleepInterruptibly(int64_t ms) {
+  std::unique_lock lock(mu_);
+  cv_.wait_for(lock, std::chrono::milliseconds(ms), [&] { return stopping_; });
+}
+
+void AgentWorker::Stop() {
+  std::lock_guard lock(mu_);
+  stopping_ = true;
+  if (current_cancel_) current_cancel_->Cancel();
+  if (work_context_) work_context_->TryCancel();
+  cv_.notify_all();
+}
+
+void AgentWorker::MarkSessionStale() {
+  std::lock_guard lock(mu_);
+  session_stale_ = true;
+  if (current_cancel_) current_cancel_->Cancel();
+  if (work_context_) work_context_->TryCancel();
+  cv_.notify_all();
+}
+
+bool AgentWorker::RegisterWithRetry() {
+  for (int attempt = 0;; ++attempt) {
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) return false;
+    }
+    grpc::ClientContext context;
+    context.set_deadline(In(5'000));
+    v1::RegisterRequest request;
+    request.set_agent_id(options_.agent_id);
+    request.set_pool(options_.pool);
+    for (const auto& l : options_.labels) request.add_labels(l);
+    *request.mutable_host() = host_;
+    v1::RegisterResponse response;
+    grpc::Status status = stub_->Register(&context, request, &response);
+    if (status.ok()) {
+      std::lock_guard lock(mu_);
+      session_id_ = response.session_id();
+      session_stale_ = false;
+      heartbeat_interval_ms_ = response.heartbeat_interval_ms();
+      lease_ttl_ms_ = response.lease_ttl_ms();
+      Log(absl::StrCat("registered with ", options_.coordinator, " (", session_id_, ")"));
+      return true;
+    }
+    if (attempt == 0 || attempt % 10 == 0) {
+      Log(absl::StrCat("cannot register with ", options_.coordinator, ": ", status.error_message(), "; retrying"));
+    }
+    SleepInterruptibly(Backoff(attempt));
+  }
+}
+
+void AgentWorker::ReadWork(std::string session_id) {
+  for (int attempt = 0;;) {
+    auto context = std::make_shared<grpc::ClientContext>();
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_ || session_stale_ || session_id_ != session_id) return;
+      work_context_ = context;
+    }
+    v1::WorkRequest request;
+    request.set_session_id(session_id);
+    auto reader = stub_->Work(context.get(), request);
+    v1::WorkItem item;
+    while (reader->Read(&item)) {
+      attempt = 0;
+      std::lock_guard lock(mu_);
+      if (item.has_lease()) {
+        queue_.push_back(Lease{item.lease(), LocalNowMs() + lease_ttl_ms_});
+      } else if (!item.cancel_lease_id().empty()) {
+        const std::string& id = item.cancel_lease_id();
+        if (id == current_lease_id_ && current_cancel_) {
+          Log(absl::StrCat("coordinator cancelled ", id, "; stopping the case"));
+          current_cancel_->Cancel();
+        }
+        std::erase_if(queue_, [&](const Lease& l) { return l.lease.lease_id() == id; });
+      }
+      cv_.notify_all();
+    }
+    grpc::Status status = reader->Finish();
+    {
+      std::lock_guard lock(mu_);
+      work_context_.reset();
+      if (stopping_) return;
+    }
+    if (IsStale(status)) {
+      Log(absl::StrCat("session refused (", status.error_message(), ")"));
+      MarkSessionStale();
+      return;
+    }
+    SleepInterruptibly(Backoff(attempt++));
+  }
+}
+
+void AgentWorker::HeartbeatLoop(std::string session_id, uint32_t interval_ms, uint32_t ttl_ms) {
+  int failures = 0;
+  for (;;) {
+    std::vector<std::string> held;
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait_for(lock, std::chrono::milliseconds(interval_ms), [&] { return stopping_ || session_stale_; });
+      if (stopping_ || session_stale_ || session_id_ != session_id) return;
+      if (!current_lease_id_.empty()) held.push_back(current_lease_id_);
+      for (const auto& l : queue_) held.push_back(l.lease.lease_id());
+    }
+    grpc::ClientContext context;
+    context.set_deadline(In(std::max<int64_t>(1'000, interval_ms)));
+    v1::HeartbeatRequest request;
+    request.set_session_id(session_id);
+    for (const auto& id : held) request.add_lease_ids(id);
+    v1::HeartbeatResponse response;
+    const int64_t sent_at = LocalNowMs();
+    grpc::Status status = stub_->Heartbeat(&context, request, &response);
+    if (IsStale(status)) {
+      Log(absl::StrCat("heartbeat refused (", status.error_message(), ")"));
+      MarkSessionStale();
+      return;
+    }
+    std::lock_guard lock(mu_);
+    if (status.ok()) {
+      failures = 0;
+      if (response.expires_at_ms().count(current_lease_id_)) current_deadline_ms_ = sent_at + ttl_ms;
+      for (const auto& id : response.cancel_lease_ids()) {
+        if (id == current_lease_id_ && current_cancel_) {
+          Log(absl::StrCat("lease ", id, " is no longer ours; stopping the case"));
+          current_cancel_->Cancel();
+        }
+        std::erase_if(queue_, [&](const Lease& l) { return l.lease.lease_id() == id; });
+      }
+    } else if (failures++ % 5 == 0) {
+      Log(absl::StrCat("heartbeat failed: ", status.error_message()));
+    }
+    // A lease we could not renew in time is the coordinator's to give away: stop the case.
+    if (!current_lease_id_.empty() && current_cancel_ && LocalNowMs() > current_deadline_ms_) {
+      Log(absl::StrCat("could not renew lease ", current_lease_id_, " before it expired; stopping the case"));
+      current_cancel_->Cancel();
+    }
+  }
+}
+
+void AgentWorker::Run() {
+  while (RegisterWithRetry()) {
+    std::string session_id;
+    uint32_t interval_ms, ttl_ms;
+    {
+      std::lock_guard lock(mu_);
+      session_id = session_id_;
+      interval_ms = heartbeat_interval_ms_;
+      ttl_ms = lease_ttl_ms_;
+    }
+    std::thread reader(&AgentWorker::ReadWork, this, session_id);
+    std::thread heartbeat(&AgentWorker::HeartbeatLoop, this, session_id, interval_ms, ttl_ms);
+    for (;;) {
+      Lease lease;
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [&] { return stopping_ || session_stale_ || !queue_.empty(); });
+        if (stopping_ || session_stale_) {
+          cv_.notify_all();  // the heartbeat thread waits on the same condition
+          break;
+        }
+        lease = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      RunLease(session_id, std::move(lease));
+    }
+    {
+      std::lock_guard lock(mu_);
+      if (work_context_) work_context_->TryCancel();
+      queue_.clear();
+    }
+    reader.join();
+    heartbeat.join();
+    std::lock_guard lock(mu_);
+    if (stopping_) break;
+  }
+  Log("stopped");
+}
+
+void AgentWorker::RunLease(const std::string& session_id, Lease lease) {
+  const v1::CaseSpec& spec = lease.lease.spec();
+  CancelToken cancel;
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_ || session_stale_) return;
+    current_lease_id_ = lease.lease.lease_id();
+    current_cancel_ = &cancel;
+    current_deadline_ms_ = lease.local_deadline_ms;
+  }
+  Log(absl::StrCat("running ", spec.name(), " (", lease.lease.run_id(), ", attempt ", lease.lease.attempt(), ")"));
+  CaseRunOptions options;
+  options.cancel = &cancel;
+  options.kill_grace_ms = options_.kill_grace_ms;
+  options.labels = options_.labels;
+  v1::CaseResult result = RunCase(spec, host_, options);
+  result.set_agent_id(options_.agent_id);
+  {
+    std::lock_guard lock(mu_);
+    current_lease_id_.clear();
+    current_cancel_ = nullptr;
+  }
+  Log(absl::StrCat("finished ", spec.name(), ": ", v1::CaseResult::Outcome_Name(result.outcome()),
+                   result.error().empty() ? "" : " (" + result.error() + ")"));
+  CompleteWithRetry(session_id, lease.lease.lease_id(), result);
+}
+
+void AgentWorker::CompleteWithRetry(const std::string& session_id, const std::string& lease_id,
+                                    const v1::CaseResult& result) {
+  // The result is the expensive part: keep offering it while the
+  // coordinator is away (a restart keeps our session and lease).
+  for (int attempt = 0; attempt < 60; ++attempt) {
+    grpc::ClientContext context;
+    context.set_deadline(In(30'000));
+    v1::CompleteLeaseRequest request;
+    request.set_session_id(session_id);
+    request.set_lease_id(lease_id);
+    *request.mutable_result() = result;
+    v1::CompleteLeaseResponse response;
+    grpc::Status status = stub_->CompleteLease(&context, request, &response);
+    if (status.ok()) {
+      ++cases_completed_;
+      if (response.disposition() == v1::CompleteLeaseResponse::DISPOSITION_STALE) {
+        Log(absl::StrCat("result for ", lease_id, " was stale (lease expired or cancelled); kept, not counted"));
+      }
+      return;
+    }
+    if (status.error_code() != grpc::StatusCode::UNAVAILABLE &&
+        status.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED) {
+      Log(absl::StrCat("coordinator refused result for ", lease_id, ": ", status.error_message()));
+      return;
+    }
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) return;
+    }
+    SleepInterruptibly(Backoff(attempt));
+  }
+  Log(absl::StrCat("gave up reporting ", lease_id, ": coordinator unreachable"));
+}
+
+}  // namespace perfgate

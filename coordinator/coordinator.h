@@ -1,0 +1,66 @@
+// A running coordinator: the store, the scheduler, the gRPC server and the
+// sweeper thread that expires leases.
+#pragma once
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "absl/status/statusor.h"
+#include "coordinator/scheduler.h"
+#include "coordinator/store.h"
+#include "core/time_source.h"
+
+namespace grpc {
+class Server;
+}
+
+namespace perfgate {
+
+class AgentServiceImpl;
+class GateServiceImpl;
+
+struct CoordinatorOptions {
+  // host:port; port 0 picks a free one (see address()).
+  std::string listen = "127.0.0.1:0";
+  std::string db_path;  // REQUIRES: non-empty
+  SchedulerOptions scheduler;
+  int64_t sweep_interval_ms = 500;
+};
+
+class Coordinator {
+ public:
+  // Opens the store, recovers unfinished runs, and starts serving.
+  static absl::StatusOr<std::unique_ptr<Coordinator>> Start(const CoordinatorOptions& options);
+  ~Coordinator();
+
+  // The address it actually listens on, with the chosen port.
+  const std::string& address() const { return address_; }
+  Scheduler& scheduler() { return *scheduler_; }
+  // Stops serving; in-flight streams end. Idempotent.
+  void Shutdown();
+  // Blocks until Shutdown() is called (from another thread or a signal handler thread).
+  void Wait();
+
+ private:
+  Coordinator() = default;
+  void SweepLoop();
+
+  RealTimeSource clock_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<Scheduler> scheduler_;
+  std::unique_ptr<AgentServiceImpl> agent_service_;
+  std::unique_ptr<GateServiceImpl> gate_service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::string address_;
+  int64_t sweep_interval_ms_ = 500;
+
+  std::mutex mu_;
+  std::condition_variable stop_cv_;
+  bool stopping_ = false;
+  std::thread sweeper_;
+};
+
+}  // namespace perfgate

@@ -1,0 +1,560 @@
+#include "coordinator/scheduler.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "core/capabilities.h"
+
+namespace perfgate {
+namespace {
+
+using Steady = std::chrono::steady_clock;
+
+bool IsFinal(v1::CaseState state) {
+  return state == v1::CASE_STATE_DONE || state == v1::CASE_STATE_ERROR ||
+         state == v1::CASE_STATE_NO_CAPABLE_AGENT || state == v1::CASE_STATE_CANCELLED;
+}
+
+absl::Status StaleSession(const std::string& session_id) {
+  return absl::FailedPreconditionError(
+      absl::StrCat("stale session '", session_id, "': register again"));
+}
+
+}  // namespace
+
+Scheduler::Scheduler(Store* store, const TimeSource* clock, SchedulerOptions options)
+    : store_(store), clock_(clock), options_(options), rng_(std::random_device{}()) {}
+
+Scheduler::~Scheduler() { Shutdown(); }
+
+std::string Scheduler::NewId(const char* prefix) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%s-%016llx", prefix, static_cast<unsigned long long>(rng_()));
+  return buf;
+}
+
+void Scheduler::LogIfError(const absl::Status& status, const char* what) {
+  // The store is the system of record; failing to write is loud, and the
+  // in-memory state stays authoritative until the next write succeeds.
+  if (!status.ok()) std::fprintf(stderr, "perfgate coordinator: store error (%s): %s\n", what, status.ToString().c_str());
+}
+
+absl::Status Scheduler::Recover() {
+  auto recovered = store_->Recover();
+  if (!recovered.ok()) return recovered.status();
+  std::lock_guard lock(mu_);
+  const int64_t now = clock_->NowMs();
+  for (auto& record : recovered->sessions) {
+    // Agents get a full session TTL to reconnect after a coordinator restart.
+    record.last_seen_ms = now;
+    Session session{record, "", {}};
+    agent_session_[record.agent_id] = record.session_id;
+    sessions_.emplace(record.session_id, std::move(session));
+  }
+  for (size_t i = 0; i < recovered->runs.size(); ++i) {
+    const v1::Run& run = recovered->runs[i];
+    const v1::Suite& suite = recovered->suites[i];
+    RunEntry entry;
+    entry.meta = run;
+    entry.meta.clear_cases();
+    for (int c = 0; c < run.cases_size(); ++c) {
+      CaseEntry ce;
+      ce.spec = suite.cases(c);
+      ce.status = run.cases(c);
+      entry.cases.push_back(std::move(ce));
+    }
+    run_order_.push_back(run.run_id());
+    runs_.emplace(run.run_id(), std::move(entry));
+  }
+  for (auto& lease : recovered->active_leases) {
+    auto run = runs_.find(lease.run_id);
+    Session* session = LiveSession(lease.session_id);
+    if (run == runs_.end() || lease.case_index >= static_cast<int>(run->second.cases.size()) ||
+        run->second.cases[lease.case_index].status.state() != v1::CASE_STATE_RUNNING || !session) {
+      // Orphaned by a crash between two writes: not counted, the case is re-queued below.
+      lease.state = LeaseState::kLost;
+      LogIfError(store_->UpdateLease(lease.lease_id, LeaseState::kLost, lease.expires_at_ms), "recover lease");
+      leases_.emplace(lease.lease_id, lease);
+      continue;
+    }
+    lease.expires_at_ms = std::max(lease.expires_at_ms, now + options_.lease_ttl_ms);
+    run->second.cases[lease.case_index].lease_id = lease.lease_id;
+    session->lease_id = lease.lease_id;
+    leases_.emplace(lease.lease_id, lease);
+  }
+  for (auto& [id, run] : runs_) {
+    for (size_t c = 0; c < run.cases.size(); ++c) {
+      if (run.cases[c].status.state() == v1::CASE_STATE_RUNNING && run.cases[c].lease_id.empty()) {
+        SetCase(run, static_cast<int>(c), v1::CASE_STATE_PENDING, "re-queued after coordinator restart");
+      }
+    }
+    MaybeFinish(run);
+  }
+  changed_.notify_all();
+  return absl::OkStatus();
+}
+
+Scheduler::Session* Scheduler::LiveSession(const std::string& session_id) {
+  auto it = sessions_.find(session_id);
+  return it == sessions_.end() ? nullptr : &it->second;
+}
+
+bool Scheduler::Matches(const Session& session, const v1::CaseSpec& spec) const {
+  return UnmetRequirement(spec.requirements(), session.record.host, session.record.labels).empty();
+}
+
+bool Scheduler::AnyCapable(const v1::CaseSpec& spec, std::string* why) const {
+  std::vector<std::string> reasons;
+  for (const auto& [id, session] : sessions_) {
+    std::string unmet = UnmetRequirement(spec.requirements(), session.record.host, session.record.labels);
+    if (unmet.empty()) return true;
+    reasons.push_back(absl::StrCat(session.record.agent_id, ": ", unmet));
+  }
+  if (why) {
+    *why = sessions_.empty() ? "no agent is registered"
+                             : absl::StrCat("no registered agent can run it (", absl::StrJoin(reasons, "; "), ")");
+  }
+  return false;
+}
+
+absl::StatusOr<v1::RegisterResponse> Scheduler::Register(const v1::RegisterRequest& request) {
+  if (request.agent_id().empty()) return absl::InvalidArgumentError("agent_id is empty");
+  std::lock_guard lock(mu_);
+  if (shutdown_) return absl::UnavailableError("coordinator is shutting down");
+  if (auto old = agent_session_.find(request.agent_id()); old != agent_session_.end()) {
+    DropSession(old->second, "the agent registered again (session fenced)");
+  }
+  Session session;
+  session.record.session_id = NewId("session");
+  session.record.agent_id = request.agent_id();
+  session.record.pool = request.pool();
+  session.record.labels.assign(request.labels().begin(), request.labels().end());
+  session.record.host = request.host();
+  session.record.last_seen_ms = clock_->NowMs();
+  LogIfError(store_->UpsertSession(session.record), "register");
+  const std::string id = session.record.session_id;
+  agent_session_[request.agent_id()] = id;
+  sessions_.emplace(id, std::move(session));
+  changed_.notify_all();
+
+  v1::RegisterResponse response;
+  response.set_session_id(id);
+  response.set_heartbeat_interval_ms(static_cast<uint32_t>(options_.heartbeat_interval_ms));
+  response.set_lease_ttl_ms(static_cast<uint32_t>(options_.lease_ttl_ms));
+  return response;
+}
+
+absl::StatusOr<Scheduler::Wait> Scheduler::NextWorkItem(const std::string& session_id, int64_t wait_ms,
+                                                        v1::WorkItem* item) {
+  std::unique_lock lock(mu_);
+  const auto deadline = Steady::now() + std::chrono::milliseconds(wait_ms);
+  for (;;) {
+    if (shutdown_) return Wait::kClosed;
+    Session* session = LiveSession(session_id);
+    if (!session) return StaleSession(session_id);
+    if (!session->outbox.empty()) {
+      *item = std::move(session->outbox.front());
+      session->outbox.pop_front();
+      return Wait::kItem;
+    }
+    if (session->lease_id.empty()) {
+      if (auto granted = GrantLease(*session)) {
+        *item = std::move(*granted);
+        return Wait::kItem;
+      }
+    }
+    if (changed_.wait_until(lock, deadline) == std::cv_status::timeout) return Wait::kTimeout;
+  }
+}
+
+std::optional<v1::WorkItem> Scheduler::GrantLease(Session& session) {
+  for (const auto& run_id : run_order_) {
+    RunEntry& run = runs_.at(run_id);
+    if (run.final) continue;
+    for (size_t i = 0; i < run.cases.size(); ++i) {
+      CaseEntry& c = run.cases[i];
+      if (c.status.state() != v1::CASE_STATE_PENDING || !Matches(session, c.spec)) continue;
+      const int64_t now = clock_->NowMs();
+      LeaseRecord lease;
+      lease.lease_id = NewId("lease");
+      lease.run_id = run_id;
+      lease.case_index = static_cast<int>(i);
+      lease.attempt = c.status.attempts() + 1;
+      lease.agent_id = session.record.agent_id;
+      lease.session_id = session.record.session_id;
+      lease.state = LeaseState::kActive;
+      lease.granted_at_ms = now;
+      lease.expires_at_ms = now + options_.lease_ttl_ms;
+      LogIfError(store_->InsertLease(lease), "grant lease");
+      c.status.set_attempts(lease.attempt);
+      c.status.set_agent_id(lease.agent_id);
+      c.lease_id = lease.lease_id;
+      session.lease_id = lease.lease_id;
+      SetCase(run, static_cast<int>(i), v1::CASE_STATE_RUNNING, c.status.error());
+      leases_.emplace(lease.lease_id, lease);
+      ++stats_.leases_granted;
+
+      v1::WorkItem item;
+      auto* l = item.mutable_lease();
+      l->set_lease_id(lease.lease_id);
+      l->set_run_id(run_id);
+      l->set_attempt(lease.attempt);
+      *l->mutable_spec() = c.spec;
+      l->set_expires_at_ms(lease.expires_at_ms);
+      return item;
+    }
+  }
+  return std::nullopt;
+}
+
+void Scheduler::ReleaseUndelivered(const std::string& lease_id) {
+  std::lock_guard lock(mu_);
+  auto it = leases_.find(lease_id);
+  if (it == leases_.end() || it->second.state != LeaseState::kActive) return;
+  LeaseRecord& lease = it->second;
+  EndLease(lease, LeaseState::kReleased);
+  RunEntry& run = runs_.at(lease.run_id);
+  CaseEntry& c = run.cases[lease.case_index];
+  c.status.set_attempts(c.status.attempts() - 1);
+  SetCase(run, lease.case_index, v1::CASE_STATE_PENDING, c.status.error());
+  changed_.notify_all();
+}
+
+void Scheduler::EndLease(LeaseRecord& lease, LeaseState state) {
+  lease.state = state;
+  LogIfError(store_->UpdateLease(lease.lease_id, state, lease.expires_at_ms), "end lease");
+  if (Session* session = LiveSession(lease.session_id); session && session->lease_id == lease.lease_id) {
+    session->lease_id.clear();
+  }
+  if (auto run = runs_.find(lease.run_id); run != runs_.end()) {
+    CaseEntry& c = run->second.cases[lease.case_index];
+    if (c.lease_id == lease.lease_id) c.lease_id.clear();
+  }
+}
+
+absl::StatusOr<v1::HeartbeatResponse> Scheduler::Heartbeat(const v1::HeartbeatRequest& request) {
+  std::lock_guard lock(mu_);
+  Session* session = LiveSession(request.session_id());
+  if (!session) return StaleSession(request.session_id());
+  const int64_t now = clock_->NowMs();
+  session->record.last_seen_ms = now;
+  v1::HeartbeatResponse response;
+  for (const auto& lease_id : request.lease_ids()) {
+    auto it = leases_.find(lease_id);
+    if (it == leases_.end() || it->second.state != LeaseState::kActive ||
+        it->second.session_id != request.session_id()) {
+      response.add_cancel_lease_ids(lease_id);
+      continue;
+    }
+    it->second.expires_at_ms = now + options_.lease_ttl_ms;
+    LogIfError(store_->UpdateLease(lease_id, LeaseState::kActive, it->second.expires_at_ms), "renew lease");
+    (*response.mutable_expires_at_ms())[lease_id] = it->second.expires_at_ms;
+  }
+  return response;
+}
+
+absl::StatusOr<v1::CompleteLeaseResponse> Scheduler::Complete(const v1::CompleteLeaseRequest& request) {
+  std::lock_guard lock(mu_);
+  v1::CompleteLeaseResponse response;
+  if (auto done = completed_.find(request.lease_id()); done != completed_.end()) {
+    ++stats_.results_duplicate;
+    response.set_disposition(done->second);
+    return response;
+  }
+  auto it = leases_.find(request.lease_id());
+  if (it == leases_.end()) {
+    return absl::NotFoundError(absl::StrCat("unknown lease '", request.lease_id(), "'"));
+  }
+  LeaseRecord& lease = it->second;
+  const int64_t now = clock_->NowMs();
+  if (lease.state != LeaseState::kActive || lease.session_id != request.session_id()) {
+    LogIfError(store_->InsertResult(lease, ResultDisposition::kStale, request.result(), now), "stale result");
+    ++stats_.results_stale;
+    completed_[lease.lease_id] = v1::CompleteLeaseResponse::DISPOSITION_STALE;
+    response.set_disposition(v1::CompleteLeaseResponse::DISPOSITION_STALE);
+    return response;
+  }
+  LogIfError(store_->InsertResult(lease, ResultDisposition::kCounted, request.result(), now), "result");
+  EndLease(lease, LeaseState::kCompleted);
+  ++stats_.results_counted;
+  completed_[lease.lease_id] = v1::CompleteLeaseResponse::DISPOSITION_ACCEPTED;
+  if (Session* session = LiveSession(lease.session_id)) session->record.last_seen_ms = now;
+
+  RunEntry& run = runs_.at(lease.run_id);
+  CaseEntry& c = run.cases[lease.case_index];
+  *c.status.mutable_result() = request.result();
+  switch (request.result().outcome()) {
+    case v1::CaseResult::OUTCOME_CANCELLED:
+      SetCase(run, lease.case_index, v1::CASE_STATE_CANCELLED, "cancelled");
+      break;
+    case v1::CaseResult::OUTCOME_SKIPPED:
+      SetCase(run, lease.case_index, v1::CASE_STATE_ERROR,
+              absl::StrCat("agent ", lease.agent_id, " could not run it: ", request.result().error()));
+      break;
+    default:
+      SetCase(run, lease.case_index, v1::CASE_STATE_DONE, request.result().error());
+  }
+  MaybeFinish(run);
+  changed_.notify_all();
+  response.set_disposition(v1::CompleteLeaseResponse::DISPOSITION_ACCEPTED);
+  return response;
+}
+
+void Scheduler::LoseLease(const std::string& lease_id, const std::string& why) {
+  auto it = leases_.find(lease_id);
+  if (it == leases_.end() || it->second.state != LeaseState::kActive) return;
+  LeaseRecord& lease = it->second;
+  if (Session* session = LiveSession(lease.session_id)) {
+    // If the agent is alive but slow, it must stop the case: its result would be stale.
+    v1::WorkItem cancel;
+    cancel.set_cancel_lease_id(lease_id);
+    session->outbox.push_back(std::move(cancel));
+  }
+  EndLease(lease, LeaseState::kLost);
+  ++stats_.leases_lost;
+  RunEntry& run = runs_.at(lease.run_id);
+  CaseEntry& c = run.cases[lease.case_index];
+  const std::string what = absl::StrCat("attempt ", lease.attempt, " on ", lease.agent_id, " lost: ", why);
+  if (c.status.attempts() >= options_.max_attempts) {
+    SetCase(run, lease.case_index, v1::CASE_STATE_ERROR,
+            absl::StrCat("gave up after ", c.status.attempts(), " attempts; ", what));
+  } else {
+    SetCase(run, lease.case_index, v1::CASE_STATE_PENDING, what);
+  }
+  MaybeFinish(run);
+}
+
+void Scheduler::DropSession(const std::string& session_id, const std::string& why) {
+  Session* session = LiveSession(session_id);
+  if (!session) return;
+  const std::string agent_id = session->record.agent_id;
+  if (!session->lease_id.empty()) LoseLease(session->lease_id, why);
+  sessions_.erase(session_id);
+  if (auto it = agent_session_.find(agent_id); it != agent_session_.end() && it->second == session_id) {
+    agent_session_.erase(it);
+  }
+  LogIfError(store_->DeleteSession(session_id), "drop session");
+}
+
+void Scheduler::SetCase(RunEntry& run, int index, v1::CaseState state, const std::string& error) {
+  CaseEntry& c = run.cases[index];
+  c.status.set_state(state);
+  c.status.set_error(error);
+  if (state != v1::CASE_STATE_PENDING) c.unmatched_since_ms = 0;
+  LogIfError(store_->UpdateCase(run.meta.run_id(), index, c.status), "update case");
+  v1::RunEvent event;
+  *event.mutable_case_changed() = c.status;
+  run.events.push_back(std::move(event));
+}
+
+void Scheduler::MaybeFinish(RunEntry& run) {
+  if (run.final) return;
+  for (const auto& c : run.cases) {
+    if (!IsFinal(c.status.state())) return;
+  }
+  run.final = true;
+  if (run.meta.state() == v1::RUN_STATE_RUNNING) run.meta.set_state(v1::RUN_STATE_FINISHED);
+  run.meta.set_finished_at_ms(clock_->NowMs());
+  LogIfError(store_->UpdateRunState(run.meta.run_id(), run.meta.state(), run.meta.finished_at_ms()), "finish run");
+  v1::RunEvent event;
+  event.set_run_finished(run.meta.state());
+  run.events.push_back(std::move(event));
+  finished_order_.push_back(run.meta.run_id());
+  changed_.notify_all();
+}
+
+void Scheduler::EvictFinishedRuns() {
+  while (finished_order_.size() > options_.finished_runs_in_memory) {
+    const std::string id = finished_order_.front();
+    finished_order_.pop_front();
+    run_order_.erase(std::remove(run_order_.begin(), run_order_.end(), id), run_order_.end());
+    runs_.erase(id);
+  }
+}
+
+absl::StatusOr<v1::SubmitRunResponse> Scheduler::Submit(const v1::SubmitRunRequest& request) {
+  const v1::Suite& suite = request.suite();
+  if (suite.cases_size() == 0) return absl::InvalidArgumentError("the suite has no cases");
+  std::set<std::string> names;
+  for (const auto& c : suite.cases()) {
+    if (c.name().empty()) return absl::InvalidArgumentError("a case has no name");
+    if (c.argv_size() == 0) return absl::InvalidArgumentError(absl::StrCat("case '", c.name(), "' has no command"));
+    if (!names.insert(c.name()).second) {
+      return absl::InvalidArgumentError(absl::StrCat("duplicate case name '", c.name(), "'"));
+    }
+  }
+  std::lock_guard lock(mu_);
+  if (shutdown_) return absl::UnavailableError("coordinator is shutting down");
+  RunEntry run;
+  run.meta.set_run_id(NewId("run"));
+  run.meta.set_state(v1::RUN_STATE_RUNNING);
+  run.meta.set_suite_name(suite.name());
+  run.meta.set_commit(request.commit());
+  run.meta.set_branch(request.branch());
+  run.meta.set_created_at_ms(clock_->NowMs());
+  v1::SubmitRunResponse response;
+  response.set_run_id(run.meta.run_id());
+  for (const auto& spec : suite.cases()) {
+    CaseEntry c;
+    c.spec = spec;
+    c.status.set_name(spec.name());
+    std::string why;
+    if (AnyCapable(spec, &why)) {
+      c.status.set_state(v1::CASE_STATE_PENDING);
+    } else {
+      c.status.set_state(v1::CASE_STATE_NO_CAPABLE_AGENT);
+      c.status.set_error(why);
+      response.add_unsatisfiable(absl::StrCat(spec.name(), ": ", why));
+    }
+    run.cases.push_back(std::move(c));
+  }
+  v1::Run full = BuildRun(run);
+  if (auto s = store_->InsertRun(full, suite); !s.ok()) return s;
+  const std::string id = run.meta.run_id();
+  run_order_.push_back(id);
+  auto& entry = runs_.emplace(id, std::move(run)).first->second;
+  MaybeFinish(entry);
+  EvictFinishedRuns();
+  changed_.notify_all();
+  return response;
+}
+
+v1::Run Scheduler::BuildRun(const RunEntry& run) const {
+  v1::Run out = run.meta;
+  for (const auto& c : run.cases) *out.add_cases() = c.status;
+  return out;
+}
+
+absl::StatusOr<v1::Run> Scheduler::GetRun(const std::string& run_id) {
+  size_t cursor;
+  return Snapshot(run_id, &cursor);
+}
+
+absl::StatusOr<v1::Run> Scheduler::Snapshot(const std::string& run_id, size_t* cursor) {
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = runs_.find(run_id); it != runs_.end()) {
+      *cursor = it->second.events.size();
+      return BuildRun(it->second);
+    }
+  }
+  *cursor = 0;
+  return store_->LoadRun(run_id);
+}
+
+absl::Status Scheduler::WaitRunEvents(const std::string& run_id, size_t* cursor, int64_t wait_ms,
+                                      std::vector<v1::RunEvent>* events) {
+  std::unique_lock lock(mu_);
+  const auto deadline = Steady::now() + std::chrono::milliseconds(wait_ms);
+  for (;;) {
+    auto it = runs_.find(run_id);
+    if (it == runs_.end()) return absl::NotFoundError(absl::StrCat("run '", run_id, "' is no longer live"));
+    const auto& log = it->second.events;
+    if (*cursor < log.size()) {
+      events->insert(events->end(), log.begin() + static_cast<long>(*cursor), log.end());
+      *cursor = log.size();
+      return absl::OkStatus();
+    }
+    if (shutdown_) return absl::UnavailableError("coordinator is shutting down");
+    if (changed_.wait_until(lock, deadline) == std::cv_status::timeout) return absl::OkStatus();
+  }
+}
+
+absl::StatusOr<v1::RunState> Scheduler::Cancel(const std::string& run_id) {
+  std::lock_guard lock(mu_);
+  auto it = runs_.find(run_id);
+  if (it == runs_.end()) {
+    auto stored = store_->LoadRun(run_id);
+    if (!stored.ok()) return stored.status();
+    return stored->state();
+  }
+  RunEntry& run = it->second;
+  if (run.final) return run.meta.state();
+  run.meta.set_state(v1::RUN_STATE_CANCELLED);
+  for (size_t i = 0; i < run.cases.size(); ++i) {
+    CaseEntry& c = run.cases[i];
+    if (IsFinal(c.status.state())) continue;
+    if (!c.lease_id.empty()) {
+      LeaseRecord& lease = leases_.at(c.lease_id);
+      if (Session* session = LiveSession(lease.session_id)) {
+        v1::WorkItem cancel;
+        cancel.set_cancel_lease_id(lease.lease_id);
+        session->outbox.push_back(std::move(cancel));
+      }
+      EndLease(lease, LeaseState::kCancelled);
+    }
+    SetCase(run, static_cast<int>(i), v1::CASE_STATE_CANCELLED, "run cancelled");
+  }
+  MaybeFinish(run);
+  changed_.notify_all();
+  return run.meta.state();
+}
+
+void Scheduler::Sweep() {
+  std::lock_guard lock(mu_);
+  const int64_t now = clock_->NowMs();
+  std::vector<std::string> expired;
+  for (const auto& [id, lease] : leases_) {
+    if (lease.state == LeaseState::kActive && lease.expires_at_ms <= now) expired.push_back(id);
+  }
+  for (const auto& id : expired) {
+    const LeaseRecord& lease = leases_.at(id);
+    LoseLease(id, absl::StrCat("lease expired (no heartbeat for ", now - lease.expires_at_ms + options_.lease_ttl_ms, " ms)"));
+  }
+  std::vector<std::string> silent;
+  for (const auto& [id, session] : sessions_) {
+    if (session.record.last_seen_ms + options_.session_ttl_ms <= now) silent.push_back(id);
+  }
+  for (const auto& id : silent) {
+    DropSession(id, absl::StrCat("agent silent for ", now - sessions_.at(id).record.last_seen_ms, " ms"));
+  }
+  for (auto& [id, run] : runs_) {
+    if (run.final) continue;
+    for (size_t i = 0; i < run.cases.size(); ++i) {
+      CaseEntry& c = run.cases[i];
+      if (c.status.state() != v1::CASE_STATE_PENDING) continue;
+      std::string why;
+      if (AnyCapable(c.spec, &why)) {
+        c.unmatched_since_ms = 0;
+      } else if (c.unmatched_since_ms == 0) {
+        c.unmatched_since_ms = now;
+      } else if (now - c.unmatched_since_ms >= options_.no_agent_grace_ms) {
+        SetCase(run, static_cast<int>(i), v1::CASE_STATE_NO_CAPABLE_AGENT, why);
+      }
+    }
+    MaybeFinish(run);
+  }
+  EvictFinishedRuns();
+  changed_.notify_all();
+}
+
+void Scheduler::Shutdown() {
+  std::lock_guard lock(mu_);
+  shutdown_ = true;
+  changed_.notify_all();
+}
+
+bool Scheduler::WaitForAgents(size_t n, int64_t timeout_ms) {
+  std::unique_lock lock(mu_);
+  return changed_.wait_for(lock, std::chrono::milliseconds(timeout_ms),
+                           [&] { return sessions_.size() >= n || shutdown_; }) &&
+         sessions_.size() >= n;
+}
+
+SchedulerStats Scheduler::Stats() const {
+  std::lock_guard lock(mu_);
+  SchedulerStats stats = stats_;
+  stats.live_sessions = sessions_.size();
+  for (const auto& [id, run] : runs_) {
+    for (const auto& c : run.cases) {
+      if (c.status.state() == v1::CASE_STATE_PENDING) ++stats.pending_cases;
+      if (c.status.state() == v1::CASE_STATE_RUNNING) ++stats.running_cases;
+    }
+  }
+  return stats;
+}
+
+}  // namespace perfgate

@@ -1,0 +1,148 @@
+// The coordinator's state machine: agent sessions, the queue of case
+// attempts, leases and their expiry, runs and their events.
+//
+// Thread-safe. Every transition is written to the Store before it is
+// visible, so a restarted coordinator (Recover) continues where it stopped.
+// Time comes from a TimeSource so expiry is tested with simulated time.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "coordinator/store.h"
+#include "core/time_source.h"
+#include "perfgate/v1/agent.pb.h"
+#include "perfgate/v1/gate.pb.h"
+
+namespace perfgate {
+
+struct SchedulerOptions {
+  int64_t lease_ttl_ms = 10'000;
+  int64_t heartbeat_interval_ms = 2'000;
+  // An agent silent this long loses its session (and with it, its leases).
+  int64_t session_ttl_ms = 15'000;
+  // Attempts per case before it ends as an error; lost attempts count.
+  uint32_t max_attempts = 3;
+  // A pending case that no live agent could run for this long ends as
+  // NO_CAPABLE_AGENT instead of waiting forever.
+  int64_t no_agent_grace_ms = 30'000;
+  // Finished runs kept in memory for watchers; older ones are read from the store.
+  size_t finished_runs_in_memory = 64;
+};
+
+// Counters for /metrics and tests.
+struct SchedulerStats {
+  uint64_t leases_granted = 0;
+  uint64_t leases_lost = 0;
+  uint64_t results_counted = 0;
+  uint64_t results_stale = 0;
+  uint64_t results_duplicate = 0;
+  size_t live_sessions = 0;
+  size_t pending_cases = 0;
+  size_t running_cases = 0;
+};
+
+class Scheduler {
+ public:
+  // REQUIRES: store and clock outlive the scheduler.
+  Scheduler(Store* store, const TimeSource* clock, SchedulerOptions options = {});
+  ~Scheduler();
+
+  // Loads unfinished runs, active leases and sessions from the store.
+  // REQUIRES: called once, before any other call.
+  absl::Status Recover();
+
+  // --- agent side -------------------------------------------------------
+  absl::StatusOr<v1::RegisterResponse> Register(const v1::RegisterRequest& request);
+
+  enum class Wait { kItem, kTimeout, kClosed };
+  // Next work item for the session: a cancellation, or a new lease when the
+  // session holds none and a matching case is pending. Blocks up to wait_ms.
+  // kClosed: the session was fenced or the scheduler is shutting down.
+  absl::StatusOr<Wait> NextWorkItem(const std::string& session_id, int64_t wait_ms, v1::WorkItem* item);
+  // A lease that could not be delivered goes back to the queue, attempt not spent.
+  void ReleaseUndelivered(const std::string& lease_id);
+  absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& request);
+  absl::StatusOr<v1::CompleteLeaseResponse> Complete(const v1::CompleteLeaseRequest& request);
+
+  // --- gate side --------------------------------------------------------
+  absl::StatusOr<v1::SubmitRunResponse> Submit(const v1::SubmitRunRequest& request);
+  absl::StatusOr<v1::Run> GetRun(const std::string& run_id);
+  absl::StatusOr<v1::RunState> Cancel(const std::string& run_id);
+  // The run now, and the cursor of its event log at that moment.
+  absl::StatusOr<v1::Run> Snapshot(const std::string& run_id, size_t* cursor);
+  // Events after *cursor, waiting up to wait_ms for one; advances *cursor.
+  absl::Status WaitRunEvents(const std::string& run_id, size_t* cursor, int64_t wait_ms,
+                             std::vector<v1::RunEvent>* events);
+
+  // --- housekeeping -----------------------------------------------------
+  // Expires leases (lost, re-queued or given up) and silent sessions, and
+  // ends pending cases that no live agent can run.
+  void Sweep();
+  // Wakes every waiter; later waits return kClosed.
+  void Shutdown();
+  // Blocks until at least n sessions are live or timeout; true if they are.
+  bool WaitForAgents(size_t n, int64_t timeout_ms);
+  SchedulerStats Stats() const;
+
+ private:
+  struct Session {
+    SessionRecord record;
+    std::string lease_id;  // the one lease it holds, if any
+    std::deque<v1::WorkItem> outbox;
+  };
+  struct CaseEntry {
+    v1::CaseSpec spec;
+    v1::CaseStatus status;
+    std::string lease_id;           // active lease
+    int64_t unmatched_since_ms = 0;  // pending with no capable agent since
+  };
+  struct RunEntry {
+    v1::Run meta;  // without cases
+    std::vector<CaseEntry> cases;
+    std::vector<v1::RunEvent> events;
+    bool final = false;
+  };
+
+  std::string NewId(const char* prefix);
+  Session* LiveSession(const std::string& session_id);  // REQUIRES: mu_ held
+  bool Matches(const Session& session, const v1::CaseSpec& spec) const;
+  bool AnyCapable(const v1::CaseSpec& spec, std::string* why) const;
+  std::optional<v1::WorkItem> GrantLease(Session& session);
+  void EndLease(LeaseRecord& lease, LeaseState state);
+  void LoseLease(const std::string& lease_id, const std::string& why);
+  void DropSession(const std::string& session_id, const std::string& why);
+  void SetCase(RunEntry& run, int index, v1::CaseState state, const std::string& error);
+  void MaybeFinish(RunEntry& run);
+  v1::Run BuildRun(const RunEntry& run) const;
+  void EvictFinishedRuns();
+  void LogIfError(const absl::Status& status, const char* what);
+
+  Store* store_;
+  const TimeSource* clock_;
+  SchedulerOptions options_;
+
+  mutable std::mutex mu_;
+  std::condition_variable changed_;
+  bool shutdown_ = false;
+  std::mt19937_64 rng_;
+  std::map<std::string, Session> sessions_;           // by session id
+  std::map<std::string, std::string> agent_session_;  // agent id -> session id
+  std::map<std::string, LeaseRecord> leases_;         // active and recently ended
+  std::map<std::string, v1::CompleteLeaseResponse::Disposition> completed_;  // lease -> first answer
+  std::map<std::string, RunEntry> runs_;
+  std::deque<std::string> run_order_;  // submission order, for FIFO dispatch
+  std::deque<std::string> finished_order_;
+  SchedulerStats stats_;
+};
+
+}  // namespace perfgate

@@ -1,0 +1,96 @@
+#include "coordinator/services.h"
+
+#include "coordinator/grpc_status.h"
+
+namespace perfgate {
+namespace {
+
+// How long a streaming handler waits before checking that its client is
+// still there; events wake it sooner.
+constexpr int64_t kStreamCheckMs = 500;
+
+template <typename T>
+grpc::Status Reply(const absl::StatusOr<T>& result, T* out) {
+  if (!result.ok()) return ToGrpc(result.status());
+  *out = *result;
+  return grpc::Status::OK;
+}
+
+}  // namespace
+
+grpc::Status AgentServiceImpl::Register(grpc::ServerContext*, const v1::RegisterRequest* request,
+                                        v1::RegisterResponse* response) {
+  return Reply(scheduler_->Register(*request), response);
+}
+
+grpc::Status AgentServiceImpl::Work(grpc::ServerContext* context, const v1::WorkRequest* request,
+                                    grpc::ServerWriter<v1::WorkItem>* writer) {
+  while (!context->IsCancelled()) {
+    v1::WorkItem item;
+    auto wait = scheduler_->NextWorkItem(request->session_id(), kStreamCheckMs, &item);
+    if (!wait.ok()) return ToGrpc(wait.status());
+    if (*wait == Scheduler::Wait::kClosed) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "coordinator is shutting down");
+    if (*wait == Scheduler::Wait::kTimeout) continue;
+    if (!writer->Write(item)) {
+      if (item.has_lease()) scheduler_->ReleaseUndelivered(item.lease().lease_id());
+      break;
+    }
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status AgentServiceImpl::Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest* request,
+                                         v1::HeartbeatResponse* response) {
+  return Reply(scheduler_->Heartbeat(*request), response);
+}
+
+grpc::Status AgentServiceImpl::CompleteLease(grpc::ServerContext*, const v1::CompleteLeaseRequest* request,
+                                             v1::CompleteLeaseResponse* response) {
+  return Reply(scheduler_->Complete(*request), response);
+}
+
+grpc::Status GateServiceImpl::SubmitRun(grpc::ServerContext*, const v1::SubmitRunRequest* request,
+                                        v1::SubmitRunResponse* response) {
+  return Reply(scheduler_->Submit(*request), response);
+}
+
+grpc::Status GateServiceImpl::WatchRun(grpc::ServerContext* context, const v1::WatchRunRequest* request,
+                                       grpc::ServerWriter<v1::RunEvent>* writer) {
+  size_t cursor = 0;
+  auto snapshot = scheduler_->Snapshot(request->run_id(), &cursor);
+  if (!snapshot.ok()) return ToGrpc(snapshot.status());
+  v1::RunEvent first;
+  *first.mutable_snapshot() = *snapshot;
+  if (!writer->Write(first)) return grpc::Status::OK;
+  if (snapshot->state() != v1::RUN_STATE_RUNNING) {
+    v1::RunEvent done;
+    done.set_run_finished(snapshot->state());
+    writer->Write(done);
+    return grpc::Status::OK;
+  }
+  while (!context->IsCancelled()) {
+    std::vector<v1::RunEvent> events;
+    if (auto s = scheduler_->WaitRunEvents(request->run_id(), &cursor, kStreamCheckMs, &events); !s.ok()) {
+      return ToGrpc(s);
+    }
+    for (const auto& event : events) {
+      if (!writer->Write(event)) return grpc::Status::OK;
+      if (event.has_run_finished()) return grpc::Status::OK;
+    }
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status GateServiceImpl::GetRun(grpc::ServerContext*, const v1::GetRunRequest* request, v1::Run* response) {
+  return Reply(scheduler_->GetRun(request->run_id()), response);
+}
+
+grpc::Status GateServiceImpl::CancelRun(grpc::ServerContext*, const v1::CancelRunRequest* request,
+                                        v1::CancelRunResponse* response) {
+  auto state = scheduler_->Cancel(request->run_id());
+  if (!state.ok()) return ToGrpc(state.status());
+  response->set_state(*state);
+  return grpc::Status::OK;
+}
+
+}  // namespace perfgate

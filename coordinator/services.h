@@ -1,0 +1,36 @@
+// The gRPC faces of the scheduler: AgentService for agents, GateService for
+// CI and people. Thin adapters: every decision is the Scheduler's.
+#pragma once
+
+#include "coordinator/scheduler.h"
+#include "perfgate/v1/agent.grpc.pb.h"
+#include "perfgate/v1/gate.grpc.pb.h"
+
+namespace perfgate {
+
+class AgentServiceImpl final : public v1::AgentService::Service {
+ public:
+  explicit AgentServiceImpl(Scheduler* scheduler) : scheduler_(scheduler) {}
+  grpc::Status Register(grpc::ServerContext*, const v1::RegisterRequest*, v1::RegisterResponse*) override;
+  grpc::Status Work(grpc::ServerContext*, const v1::WorkRequest*, grpc::ServerWriter<v1::WorkItem>*) override;
+  grpc::Status Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest*, v1::HeartbeatResponse*) override;
+  grpc::Status CompleteLease(grpc::ServerContext*, const v1::CompleteLeaseRequest*,
+                             v1::CompleteLeaseResponse*) override;
+
+ private:
+  Scheduler* scheduler_;
+};
+
+class GateServiceImpl final : public v1::GateService::Service {
+ public:
+  explicit GateServiceImpl(Scheduler* scheduler) : scheduler_(scheduler) {}
+  grpc::Status SubmitRun(grpc::ServerContext*, const v1::SubmitRunRequest*, v1::SubmitRunResponse*) override;
+  grpc::Status WatchRun(grpc::ServerContext*, const v1::WatchRunRequest*, grpc::ServerWriter<v1::RunEvent>*) override;
+  grpc::Status GetRun(grpc::ServerContext*, const v1::GetRunRequest*, v1::Run*) override;
+  grpc::Status CancelRun(grpc::ServerContext*, const v1::CancelRunRequest*, v1::CancelRunResponse*) override;
+
+ private:
+  Scheduler* scheduler_;
+};
+
+}  // namespace perfgate

@@ -1,0 +1,85 @@
+// The coordinator's system of record. One interface; SQLite is the embedded
+// default. Every scheduler transition is written through before it is
+// acknowledged, so a coordinator killed at any point restarts from here.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "perfgate/v1/agent.pb.h"
+#include "perfgate/v1/gate.pb.h"
+
+namespace perfgate {
+
+enum class LeaseState { kActive = 1, kCompleted = 2, kLost = 3, kCancelled = 4, kReleased = 5 };
+const char* LeaseStateName(LeaseState state);
+
+struct LeaseRecord {
+  std::string lease_id;
+  std::string run_id;
+  int case_index = 0;
+  uint32_t attempt = 0;
+  std::string agent_id;
+  std::string session_id;
+  LeaseState state = LeaseState::kActive;
+  int64_t granted_at_ms = 0;
+  int64_t expires_at_ms = 0;
+};
+
+struct SessionRecord {
+  std::string session_id;
+  std::string agent_id;
+  std::string pool;
+  std::vector<std::string> labels;
+  v1::HostFingerprint host;
+  int64_t last_seen_ms = 0;
+};
+
+// How a received result was taken.
+enum class ResultDisposition { kCounted = 1, kStale = 2 };
+
+// What a restarted coordinator needs: runs not yet final (with their cases),
+// their active leases, and the live agent sessions.
+struct RecoveredState {
+  std::vector<v1::Run> runs;  // cases carry their counted results
+  std::vector<v1::Suite> suites;  // parallel to runs: the specs
+  std::vector<LeaseRecord> active_leases;
+  std::vector<SessionRecord> sessions;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  virtual absl::Status InsertRun(const v1::Run& run, const v1::Suite& suite) = 0;
+  virtual absl::Status UpdateRunState(const std::string& run_id, v1::RunState state,
+                                      int64_t finished_at_ms) = 0;
+  // Writes the case's state, attempts, error and agent (not its result).
+  virtual absl::Status UpdateCase(const std::string& run_id, int case_index,
+                                  const v1::CaseStatus& status) = 0;
+
+  virtual absl::Status InsertLease(const LeaseRecord& lease) = 0;
+  virtual absl::Status UpdateLease(const std::string& lease_id, LeaseState state,
+                                   int64_t expires_at_ms) = 0;
+
+  // Keeps a result and its raw samples. Counted results are what the run
+  // reports; stale ones are kept for the record only.
+  virtual absl::Status InsertResult(const LeaseRecord& lease, ResultDisposition disposition,
+                                    const v1::CaseResult& result, int64_t received_at_ms) = 0;
+
+  virtual absl::Status UpsertSession(const SessionRecord& session) = 0;
+  virtual absl::Status DeleteSession(const std::string& session_id) = 0;
+
+  virtual absl::StatusOr<RecoveredState> Recover() = 0;
+  // Any run, final or not, with counted results; NotFound if unknown.
+  virtual absl::StatusOr<v1::Run> LoadRun(const std::string& run_id) = 0;
+};
+
+// Opens (creating and migrating as needed) the SQLite store at `path`.
+absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path);
+
+}  // namespace perfgate

@@ -1,0 +1,360 @@
+#include "core/suite.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <set>
+#include <cstring>
+#include <sstream>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "core/units.h"
+
+namespace perfgate {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Every error carries file:line:column of the node it is about.
+class SuiteError {
+ public:
+  SuiteError(std::string source) : source_(std::move(source)) {}
+  absl::Status At(const YAML::Node& node, const std::string& message) const {
+    const YAML::Mark mark = node.Mark();
+    if (mark.is_null()) return absl::InvalidArgumentError(absl::StrCat(source_, ": ", message));
+    return absl::InvalidArgumentError(
+        absl::StrCat(source_, ":", mark.line + 1, ":", mark.column + 1, ": ", message));
+  }
+
+ private:
+  std::string source_;
+};
+
+size_t EditDistance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+std::string UnknownKeyMessage(const std::string& key, const std::string& where,
+                              const std::vector<std::string>& allowed) {
+  std::string best;
+  size_t best_distance = 3;  // suggest only close matches
+  for (const auto& candidate : allowed) {
+    size_t d = EditDistance(key, candidate);
+    if (d < best_distance) best_distance = d, best = candidate;
+  }
+  std::string message = absl::StrCat("unknown key '", key, "' in ", where);
+  if (!best.empty()) absl::StrAppend(&message, "; did you mean '", best, "'?");
+  absl::StrAppend(&message, " (allowed: ", absl::StrJoin(allowed, ", "), ")");
+  return message;
+}
+
+// Rejects keys of `map` outside `allowed`.
+absl::Status CheckKeys(const SuiteError& err, const YAML::Node& map, const std::string& where,
+                       const std::vector<std::string>& allowed) {
+  for (const auto& kv : map) {
+    const std::string key = kv.first.as<std::string>();
+    if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
+      return err.At(kv.first, UnknownKeyMessage(key, where, allowed));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> Scalar(const SuiteError& err, const YAML::Node& node,
+                                   const std::string& what) {
+  if (!node.IsScalar()) return err.At(node, absl::StrCat(what, " must be a single value"));
+  return node.Scalar();
+}
+
+absl::StatusOr<uint32_t> Count(const SuiteError& err, const YAML::Node& node,
+                               const std::string& what, uint32_t min) {
+  auto text = Scalar(err, node, what);
+  if (!text.ok()) return text.status();
+  static const std::regex kInteger("[0-9]{1,9}");
+  if (!std::regex_match(*text, kInteger) || std::stoul(*text) < min) {
+    return err.At(node, absl::StrCat(what, " must be a whole number >= ", min, ", got '", *text, "'"));
+  }
+  return static_cast<uint32_t>(std::stoul(*text));
+}
+
+template <typename Enum>
+absl::StatusOr<Enum> Choice(const SuiteError& err, const YAML::Node& node, const std::string& what,
+                            const std::vector<std::pair<std::string, Enum>>& choices) {
+  auto text = Scalar(err, node, what);
+  if (!text.ok()) return text.status();
+  std::vector<std::string> names;
+  for (const auto& [name, value] : choices) {
+    if (name == *text) return value;
+    names.push_back(name);
+  }
+  return err.At(node, absl::StrCat(what, " must be one of ", absl::StrJoin(names, ", "), ", got '",
+                                   *text, "'"));
+}
+
+std::string ExpandSuiteDir(const std::string& text, const std::string& base_dir) {
+  std::string out = text;
+  const std::string token = "${SUITE_DIR}";
+  for (size_t pos = out.find(token); pos != std::string::npos; pos = out.find(token, pos)) {
+    out.replace(pos, token.size(), base_dir);
+    pos += base_dir.size();
+  }
+  return out;
+}
+
+std::string Anchor(const std::string& path, const std::string& base_dir) {
+  if (path.empty() || path[0] == '/' || path[0] == '$') return path;
+  return (fs::path(base_dir) / path).lexically_normal().string();
+}
+
+const std::vector<std::string> kCaseKeys = {
+    "name",    "description", "command",      "env",          "cwd",
+    "timeout", "warmup",      "repeats",      "results",      "results_from",
+    "instructions", "output_limit", "requires"};
+const std::vector<std::string> kDefaultsKeys = {"env",     "cwd",          "timeout",
+                                                "warmup",  "repeats",      "results",
+                                                "results_from", "instructions", "output_limit",
+                                                "requires"};
+
+// Applies the keys present in `node` to `spec`. Used for `defaults` and for each case.
+absl::Status ApplyCaseFields(const SuiteError& err, const YAML::Node& node,
+                             const std::string& base_dir, v1::CaseSpec* spec) {
+  if (const auto n = node["description"]) {
+    auto v = Scalar(err, n, "description");
+    if (!v.ok()) return v.status();
+    spec->set_description(*v);
+  }
+  if (const auto n = node["command"]) {
+    if (!n.IsSequence() || n.size() == 0) {
+      return err.At(n, "command must be a non-empty list of strings: [program, arg, ...]");
+    }
+    spec->clear_argv();
+    for (const auto& arg : n) {
+      auto v = Scalar(err, arg, "each command argument");
+      if (!v.ok()) return v.status();
+      std::string expanded = ExpandSuiteDir(*v, base_dir);
+      if (spec->argv_size() == 0 && expanded.find('/') != std::string::npos) {
+        expanded = Anchor(expanded, base_dir);
+      }
+      spec->add_argv(expanded);
+    }
+  }
+  if (const auto n = node["env"]) {
+    if (!n.IsMap()) return err.At(n, "env must be a map of NAME: value");
+    static const std::regex kEnvName("[A-Za-z_][A-Za-z0-9_]*");
+    for (const auto& kv : n) {
+      const std::string key = kv.first.as<std::string>();
+      if (!std::regex_match(key, kEnvName)) {
+        return err.At(kv.first, absl::StrCat("env name '", key, "' is not a valid variable name"));
+      }
+      auto v = Scalar(err, kv.second, absl::StrCat("env ", key));
+      if (!v.ok()) return v.status();
+      (*spec->mutable_env())[key] = ExpandSuiteDir(*v, base_dir);
+    }
+  }
+  if (const auto n = node["cwd"]) {
+    auto v = Scalar(err, n, "cwd");
+    if (!v.ok()) return v.status();
+    spec->set_cwd(Anchor(ExpandSuiteDir(*v, base_dir), base_dir));
+  }
+  if (const auto n = node["timeout"]) {
+    auto v = Scalar(err, n, "timeout");
+    if (!v.ok()) return v.status();
+    auto ms = ParseDurationMs(*v);
+    if (!ms || *ms == 0 || *ms > 24ull * 3600 * 1000) {
+      return err.At(n, absl::StrCat("timeout must be a duration like 500ms, 30s or 5m (at most 24h), got '", *v, "'"));
+    }
+    spec->set_timeout_ms(static_cast<uint32_t>(*ms));
+  }
+  if (const auto n = node["warmup"]) {
+    auto v = Count(err, n, "warmup", 0);
+    if (!v.ok()) return v.status();
+    spec->set_warmup(*v);
+  }
+  if (const auto n = node["repeats"]) {
+    auto v = Count(err, n, "repeats", 1);
+    if (!v.ok()) return v.status();
+    spec->set_repeats(*v);
+  }
+  if (const auto n = node["results"]) {
+    auto v = Choice<v1::ResultFormat>(err, n, "results",
+                                      {{"none", v1::RESULT_FORMAT_NONE},
+                                       {"pytorch", v1::RESULT_FORMAT_PYTORCH_CSV},
+                                       {"gbench", v1::RESULT_FORMAT_GBENCH_JSON}});
+    if (!v.ok()) return v.status();
+    spec->set_result_format(*v);
+  }
+  if (const auto n = node["results_from"]) {
+    auto v = Choice<v1::ResultSource>(err, n, "results_from",
+                                      {{"stdout", v1::RESULT_SOURCE_STDOUT},
+                                       {"file", v1::RESULT_SOURCE_FILE}});
+    if (!v.ok()) return v.status();
+    spec->set_result_source(*v);
+  }
+  if (const auto n = node["instructions"]) {
+    auto v = Choice<v1::InstructionCounter>(err, n, "instructions",
+                                            {{"off", v1::INSTRUCTION_COUNTER_OFF},
+                                             {"auto", v1::INSTRUCTION_COUNTER_AUTO},
+                                             {"perf", v1::INSTRUCTION_COUNTER_PERF},
+                                             {"callgrind", v1::INSTRUCTION_COUNTER_CALLGRIND}});
+    if (!v.ok()) return v.status();
+    spec->set_instructions(*v);
+  }
+  if (const auto n = node["output_limit"]) {
+    auto v = Scalar(err, n, "output_limit");
+    if (!v.ok()) return v.status();
+    auto bytes = ParseBytes(*v);
+    if (!bytes || *bytes == 0) {
+      return err.At(n, absl::StrCat("output_limit must be a size like 65536, 64KiB or 8MiB, got '", *v, "'"));
+    }
+    spec->set_output_limit_bytes(*bytes);
+  }
+  if (const auto n = node["requires"]) {
+    if (!n.IsMap()) return err.At(n, "requires must be a map");
+    if (auto s = CheckKeys(err, n, "requires",
+                           {"device", "min_gpu_memory", "min_compute_capability", "labels"});
+        !s.ok()) {
+      return s;
+    }
+    auto* req = spec->mutable_requirements();
+    if (const auto d = n["device"]) {
+      auto v = Choice<v1::Requirements::Device>(err, d, "requires.device",
+                                                {{"any", v1::Requirements::DEVICE_ANY},
+                                                 {"cpu", v1::Requirements::DEVICE_CPU},
+                                                 {"gpu", v1::Requirements::DEVICE_GPU}});
+      if (!v.ok()) return v.status();
+      req->set_device(*v);
+    }
+    if (const auto m = n["min_gpu_memory"]) {
+      auto v = Scalar(err, m, "requires.min_gpu_memory");
+      if (!v.ok()) return v.status();
+      auto bytes = ParseBytes(*v);
+      if (!bytes) return err.At(m, absl::StrCat("requires.min_gpu_memory must be a size like 16GiB, got '", *v, "'"));
+      req->set_min_gpu_memory_bytes(*bytes);
+    }
+    if (const auto c = n["min_compute_capability"]) {
+      auto v = Scalar(err, c, "requires.min_compute_capability");
+      if (!v.ok()) return v.status();
+      static const std::regex kCapability("([0-9]{1,2})\\.([0-9])");
+      std::smatch m;
+      if (!std::regex_match(*v, m, kCapability)) {
+        return err.At(c, absl::StrCat("requires.min_compute_capability must look like 8.0, got '", *v, "'"));
+      }
+      req->set_min_compute_capability(std::stoul(m[1]) * 10 + std::stoul(m[2]));
+    }
+    if (const auto l = n["labels"]) {
+      if (!l.IsSequence()) return err.At(l, "requires.labels must be a list of strings");
+      req->clear_labels();
+      for (const auto& label : l) {
+        auto v = Scalar(err, label, "each label");
+        if (!v.ok()) return v.status();
+        req->add_labels(*v);
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<v1::Suite> ParseSuite(const std::string& text, const std::string& source,
+                                     const std::string& base_dir) {
+  const SuiteError err(source);
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ":", e.mark.line + 1, ":",
+                                                   e.mark.column + 1, ": not valid YAML: ", e.msg));
+  }
+  if (!root.IsMap()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ": a suite file is a map with keys 'suite' and 'cases'"));
+  }
+  try {
+    if (auto s = CheckKeys(err, root, "the suite file", {"suite", "defaults", "cases"}); !s.ok()) {
+      return s;
+    }
+    v1::Suite suite;
+    suite.set_source(source);
+    const auto name = root["suite"];
+    if (!name) return err.At(root, "missing key 'suite' (the suite's name)");
+    auto name_value = Scalar(err, name, "suite");
+    if (!name_value.ok()) return name_value.status();
+    suite.set_name(*name_value);
+
+    v1::CaseSpec defaults;
+    defaults.set_warmup(kDefaultWarmup);
+    defaults.set_repeats(kDefaultRepeats);
+    defaults.set_timeout_ms(kDefaultTimeoutMs);
+    defaults.set_output_limit_bytes(kDefaultOutputLimitBytes);
+    if (const auto d = root["defaults"]) {
+      if (!d.IsMap()) return err.At(d, "defaults must be a map");
+      if (auto s = CheckKeys(err, d, "defaults", kDefaultsKeys); !s.ok()) return s;
+      if (auto s = ApplyCaseFields(err, d, base_dir, &defaults); !s.ok()) return s;
+    }
+
+    const auto cases = root["cases"];
+    if (!cases) return err.At(root, "missing key 'cases' (a list of benchmark cases)");
+    if (!cases.IsSequence() || cases.size() == 0) {
+      return err.At(cases, "cases must be a non-empty list");
+    }
+    static const std::regex kCaseName("[A-Za-z0-9_.:-]{1,200}");
+    std::set<std::string> seen;
+    for (const auto& node : cases) {
+      if (!node.IsMap()) return err.At(node, "each case must be a map with at least 'name' and 'command'");
+      const auto case_name = node["name"];
+      if (!case_name) return err.At(node, "case without 'name'");
+      auto case_name_value = Scalar(err, case_name, "name");
+      if (!case_name_value.ok()) return case_name_value.status();
+      const std::string where = absl::StrCat("case '", *case_name_value, "'");
+      if (auto s = CheckKeys(err, node, where, kCaseKeys); !s.ok()) return s;
+      if (!std::regex_match(*case_name_value, kCaseName)) {
+        return err.At(case_name, absl::StrCat("case name '", *case_name_value,
+                                              "' may use only letters, digits and _ . : -"));
+      }
+      if (!seen.insert(*case_name_value).second) {
+        return err.At(case_name, absl::StrCat("duplicate case name '", *case_name_value, "'"));
+      }
+      if (!node["command"]) return err.At(node, absl::StrCat(where, " has no 'command'"));
+      v1::CaseSpec spec = defaults;
+      spec.set_name(*case_name_value);
+      if (auto s = ApplyCaseFields(err, node, base_dir, &spec); !s.ok()) return s;
+      *suite.add_cases() = std::move(spec);
+    }
+    return suite;
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ":", e.mark.line + 1, ":", e.mark.column + 1, ": ", e.msg));
+  }
+}
+
+absl::StatusOr<v1::Suite> LoadSuiteFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    return absl::NotFoundError(absl::StrCat(path, ": cannot open suite file (", std::strerror(errno), ")"));
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  std::error_code ec;
+  fs::path absolute = fs::absolute(path, ec);
+  const std::string base_dir = absolute.parent_path().lexically_normal().string();
+  return ParseSuite(text.str(), path, base_dir);
+}
+
+}  // namespace perfgate

@@ -1,0 +1,37 @@
+// Suite files: the YAML that lists a suite's benchmark cases.
+//
+//   suite: demo
+//   defaults: {warmup: 1, repeats: 5, timeout: 30s}
+//   cases:
+//     - name: spin_small
+//       command: [./bin/spin, "1000"]
+//
+// Loading is strict: an unknown key, a wrong type or a bad value is an error
+// that names the file, line and column and says what would be accepted.
+#pragma once
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "perfgate/v1/common.pb.h"
+
+namespace perfgate {
+
+// Defaults for fields a case and the suite's `defaults` leave out.
+inline constexpr uint32_t kDefaultWarmup = 1;
+inline constexpr uint32_t kDefaultRepeats = 5;
+inline constexpr uint32_t kDefaultTimeoutMs = 60'000;
+inline constexpr uint64_t kDefaultOutputLimitBytes = 8 << 20;
+
+// Reads and validates the suite at `path`. Relative paths in `command[0]`
+// (when it contains a '/') and in `cwd` are made absolute against the
+// suite file's folder, and ${SUITE_DIR} is expanded; other ${VAR}s are left
+// for the agent to expand from its own environment.
+absl::StatusOr<v1::Suite> LoadSuiteFile(const std::string& path);
+
+// The same for text already in memory. `source` names it in errors;
+// `base_dir` anchors relative paths.
+absl::StatusOr<v1::Suite> ParseSuite(const std::string& text, const std::string& source,
+                                     const std::string& base_dir);
+
+}  // namespace perfgate
