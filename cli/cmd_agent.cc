@@ -1,0 +1,53 @@
+#include <unistd.h>
+
+#include <iostream>
+
+#include "agent/host_fingerprint.h"
+#include "agent/worker.h"
+#include "cli/commands.h"
+#include "cli/signals.h"
+#include "core/exit_codes.h"
+
+namespace perfgate {
+
+void AddAgentCommand(CLI::App& app, int* exit_code) {
+  auto* cmd = app.add_subcommand("agent", "Measure cases for a coordinator: register, take leases, run, report.");
+  struct Flags {
+    std::string coordinator;
+    std::string id;
+    std::string pool = "default";
+    std::vector<std::string> labels;
+    uint64_t kill_grace_ms = 2000;
+  };
+  auto flags = std::make_shared<Flags>();
+  cmd->add_option("--coordinator", flags->coordinator, "coordinator host:port")->required();
+  cmd->add_option("--id", flags->id, "agent id, stable across restarts (default: the host name); "
+                                     "registering an id again fences its old session");
+  cmd->add_option("--pool", flags->pool, "testbed: agents of one pool have comparable hardware")->capture_default_str();
+  cmd->add_option("--label", flags->labels, "a label cases can require (repeatable)");
+  cmd->add_option("--kill-grace-ms", flags->kill_grace_ms, "SIGTERM to SIGKILL grace when a case must stop")
+      ->capture_default_str();
+  cmd->footer(kExitCodesHelp);
+  cmd->callback([flags, exit_code] {
+    WorkerOptions options;
+    options.coordinator = flags->coordinator;
+    options.agent_id = flags->id;
+    if (options.agent_id.empty()) {
+      char host[256] = {};
+      gethostname(host, sizeof host - 1);
+      options.agent_id = host;
+    }
+    options.pool = flags->pool;
+    options.labels = flags->labels;
+    options.kill_grace_ms = flags->kill_grace_ms;
+    v1::HostFingerprint host = ProbeHost();
+    std::cerr << "perfgate agent " << options.agent_id << ": " << DescribeHost(host) << "\n"
+              << "perfgate agent " << options.agent_id << ": instructions: " << host.instruction_counter_note() << "\n";
+    AgentWorker worker(options, host);
+    OnTerminationSignal([&worker](int) { worker.Stop(); });
+    worker.Run();
+    *exit_code = kExitPassed;
+  });
+}
+
+}  // namespace perfgate

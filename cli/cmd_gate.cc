@@ -1,0 +1,104 @@
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <iostream>
+
+#include "cli/commands.h"
+#include "cli/gate_client.h"
+#include "cli/local_cluster.h"
+#include "cli/report_output.h"
+#include "cli/signals.h"
+#include "core/exit_codes.h"
+#include "core/report.h"
+#include "core/suite.h"
+
+namespace perfgate {
+namespace {
+
+std::string EnvOr(const char* name, const std::string& fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? v : fallback;
+}
+
+}  // namespace
+
+void AddGateCommand(CLI::App& app, int* exit_code) {
+  auto* cmd = app.add_subcommand(
+      "gate",
+      "Run a suite for one commit and decide pass or fail (the PR check).\n"
+      "Without --coordinator it starts the embedded default: a coordinator and local agents on\n"
+      "loopback (real gRPC) with a SQLite file in --state-dir, and stops them when done.");
+  struct Flags {
+    std::string suite;
+    std::string coordinator;
+    std::string commit;
+    std::string branch;
+    std::string state_dir = ".perfgate";
+    int local_agents = 2;
+    ReportFlags report;
+  };
+  auto flags = std::make_shared<Flags>();
+  cmd->add_option("--suite", flags->suite, "suite file (YAML)")->required();
+  cmd->add_option("--coordinator", flags->coordinator, "host:port of a running coordinator");
+  cmd->add_option("--commit", flags->commit, "commit under test (default: $GITHUB_SHA)");
+  cmd->add_option("--branch", flags->branch, "branch of the commit (default: $GITHUB_REF_NAME)");
+  cmd->add_option("--state-dir", flags->state_dir, "embedded mode: folder for the SQLite file and agent logs")
+      ->capture_default_str();
+  cmd->add_option("--local-agents", flags->local_agents, "embedded mode: number of local agents")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
+  AddReportFlags(cmd, &flags->report, /*metrics_default=*/false);
+  cmd->footer(kExitCodesHelp);
+  cmd->callback([flags, exit_code] {
+    auto suite = LoadSuiteFile(flags->suite);
+    if (!suite.ok()) {
+      std::cerr << "perfgate gate: " << suite.status().message() << "\n";
+      *exit_code = kExitBadInput;
+      return;
+    }
+    static std::atomic<bool> interrupted{false};
+    OnTerminationSignal([](int) { interrupted = true; });
+
+    std::unique_ptr<LocalCluster> cluster;
+    std::string address = flags->coordinator;
+    if (address.empty()) {
+      LocalClusterOptions options;
+      options.state_dir = flags->state_dir;
+      options.agents = flags->local_agents;
+      auto started = LocalCluster::Start(options);
+      if (!started.ok()) {
+        std::cerr << "perfgate gate: cannot start the embedded coordinator: " << started.status().message() << "\n";
+        *exit_code = kExitInfra;
+        return;
+      }
+      cluster = *std::move(started);
+      address = cluster->address();
+      std::cerr << "perfgate: embedded coordinator on " << address << " with " << flags->local_agents
+                << " local agents (store " << flags->state_dir << "/perfgate.db, agent log " << cluster->log_path()
+                << ")\n";
+    }
+    v1::SubmitRunRequest request;
+    *request.mutable_suite() = *suite;
+    request.set_commit(flags->commit.empty() ? EnvOr("GITHUB_SHA", "") : flags->commit);
+    request.set_branch(flags->branch.empty() ? EnvOr("GITHUB_REF_NAME", "") : flags->branch);
+    GateClientOptions client;
+    client.coordinator = address;
+    client.tty = isatty(STDERR_FILENO);
+    auto run = SubmitAndWatch(client, request, &interrupted);
+    if (cluster) cluster->Shutdown();
+    if (!run.ok()) {
+      std::cerr << "perfgate gate: " << run.status().message() << "\n";
+      *exit_code = run.status().code() == absl::StatusCode::kInvalidArgument ? kExitBadInput : kExitInfra;
+      return;
+    }
+    GateReport report = BuildGateReport(*run);
+    if (!EmitReport(report, flags->report)) {
+      *exit_code = kExitInfra;
+      return;
+    }
+    *exit_code = report.exit_code;
+  });
+}
+
+}  // namespace perfgate

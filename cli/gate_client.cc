@@ -1,0 +1,186 @@
+#include "cli/gate_client.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <optional>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "perfgate/v1/gate.grpc.pb.h"
+
+namespace perfgate {
+namespace {
+
+using Steady = std::chrono::steady_clock;
+
+absl::Status FromGrpc(const grpc::Status& s) {
+  return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+}
+
+const char* StateWord(v1::CaseState s) {
+  switch (s) {
+    case v1::CASE_STATE_PENDING: return "queued";
+    case v1::CASE_STATE_RUNNING: return "running";
+    case v1::CASE_STATE_DONE: return "done";
+    case v1::CASE_STATE_ERROR: return "error";
+    case v1::CASE_STATE_NO_CAPABLE_AGENT: return "no capable agent";
+    case v1::CASE_STATE_CANCELLED: return "cancelled";
+    default: return "?";
+  }
+}
+
+// Progress on stderr: a rewritten line on a terminal, plain lines in CI logs.
+class Progress {
+ public:
+  explicit Progress(bool tty) : tty_(tty) {}
+  ~Progress() {
+    if (tty_ && drawn_) std::fprintf(stderr, "\r\033[K");
+  }
+  void Reset(const v1::Run& run) {
+    states_.clear();
+    for (const auto& c : run.cases()) states_[c.name()] = c.state();
+    Draw(nullptr);
+  }
+  void Update(const v1::CaseStatus& c) {
+    auto it = states_.find(c.name());
+    if (it != states_.end() && it->second == c.state()) return;
+    states_[c.name()] = c.state();
+    Draw(&c);
+  }
+  void Line(const std::string& text) {
+    if (tty_) std::fprintf(stderr, "\r\033[K");
+    std::fprintf(stderr, "%s\n", text.c_str());
+    drawn_ = false;
+  }
+
+ private:
+  void Draw(const v1::CaseStatus* changed) {
+    size_t done = 0;
+    std::vector<std::string> running;
+    for (const auto& [name, state] : states_) {
+      if (state == v1::CASE_STATE_RUNNING) running.push_back(name);
+      else if (state != v1::CASE_STATE_PENDING) ++done;
+    }
+    const std::string counter = absl::StrCat("[", done, "/", states_.size(), "]");
+    if (tty_) {
+      std::string line = absl::StrCat("perfgate ", counter, " running: ", running.empty() ? "-" : absl::StrJoin(running, ", "));
+      if (line.size() > 120) line = line.substr(0, 117) + "...";
+      std::fprintf(stderr, "\r\033[K%s", line.c_str());
+      drawn_ = true;
+    } else if (changed) {
+      std::string line = absl::StrCat("perfgate ", counter, " ", changed->name(), ": ", StateWord(changed->state()));
+      if (!changed->agent_id().empty() && changed->state() != v1::CASE_STATE_PENDING) {
+        absl::StrAppend(&line, " on ", changed->agent_id());
+      }
+      if (changed->attempts() > 1) absl::StrAppend(&line, " (attempt ", changed->attempts(), ")");
+      if (!changed->error().empty()) absl::StrAppend(&line, " - ", changed->error());
+      std::fprintf(stderr, "%s\n", line.c_str());
+    }
+    std::fflush(stderr);
+  }
+
+  bool tty_;
+  bool drawn_ = false;
+  std::map<std::string, v1::CaseState> states_;
+};
+
+}  // namespace
+
+absl::StatusOr<v1::Run> SubmitAndWatch(const GateClientOptions& options, const v1::SubmitRunRequest& request,
+                                       const std::atomic<bool>* interrupted) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(64 << 20);
+  args.SetMaxSendMessageSize(64 << 20);
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2'000);
+  auto channel = grpc::CreateCustomChannel(options.coordinator, grpc::InsecureChannelCredentials(), args);
+  auto stub = v1::GateService::NewStub(channel);
+  Progress progress(options.tty);
+
+  v1::SubmitRunResponse submitted;
+  {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    context.set_wait_for_ready(true);
+    grpc::Status s = stub->SubmitRun(&context, request, &submitted);
+    if (!s.ok()) {
+      if (s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+        return absl::UnavailableError(absl::StrCat("coordinator ", options.coordinator, " unreachable: ", s.error_message()));
+      }
+      return FromGrpc(s);
+    }
+  }
+  const std::string run_id = submitted.run_id();
+  progress.Line(absl::StrCat("perfgate: run ", run_id, " submitted to ", options.coordinator, " (",
+                             request.suite().cases_size(), " cases)"));
+  for (const auto& u : submitted.unsatisfiable()) progress.Line(absl::StrCat("perfgate: cannot run ", u));
+
+  // Ctrl-C: cancel once, then keep watching until the run says so.
+  std::atomic<bool> stop_canceller{false};
+  std::thread canceller([&] {
+    while (!stop_canceller.load()) {
+      if (interrupted && interrupted->load()) {
+        progress.Line(absl::StrCat("perfgate: interrupted; cancelling run ", run_id));
+        grpc::ClientContext context;
+        context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+        v1::CancelRunRequest cancel;
+        cancel.set_run_id(run_id);
+        v1::CancelRunResponse response;
+        stub->CancelRun(&context, cancel, &response);
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  });
+  struct Join {
+    std::atomic<bool>& stop;
+    std::thread& t;
+    ~Join() { stop = true; t.join(); }
+  } join{stop_canceller, canceller};
+
+  Steady::time_point lost_since{};
+  for (int attempt = 0;; ++attempt) {
+    grpc::ClientContext context;
+    v1::WatchRunRequest watch;
+    watch.set_run_id(run_id);
+    auto reader = stub->WatchRun(&context, watch);
+    v1::RunEvent event;
+    std::optional<v1::RunState> finished;
+    while (reader->Read(&event)) {
+      lost_since = {};
+      if (event.has_snapshot()) progress.Reset(event.snapshot());
+      else if (event.has_case_changed()) progress.Update(event.case_changed());
+      else if (event.has_run_finished()) finished = event.run_finished();
+    }
+    grpc::Status status = reader->Finish();
+    if (finished) {
+      grpc::ClientContext get_context;
+      get_context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+      v1::GetRunRequest get;
+      get.set_run_id(run_id);
+      v1::Run run;
+      grpc::Status s = stub->GetRun(&get_context, get, &run);
+      if (s.ok()) return run;
+      status = s;
+    }
+    if (status.error_code() == grpc::StatusCode::NOT_FOUND || status.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
+      return FromGrpc(status);
+    }
+    // The coordinator went away: re-attach by run id for a while.
+    if (lost_since == Steady::time_point{}) {
+      lost_since = Steady::now();
+      progress.Line(absl::StrCat("perfgate: lost the coordinator (", status.error_message(), "); re-attaching to ", run_id));
+    }
+    if (Steady::now() - lost_since > std::chrono::milliseconds(options.reconnect_timeout_ms)) {
+      return absl::UnavailableError(absl::StrCat("coordinator ", options.coordinator, " unreachable for ",
+                                                 options.reconnect_timeout_ms / 1000, " s while watching ", run_id));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::min(2000, 100 << std::min(attempt, 4))));
+  }
+}
+
+}  // namespace perfgate

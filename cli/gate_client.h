@@ -1,0 +1,28 @@
+// Submits a suite to a coordinator and follows the run to its end, showing
+// progress; re-attaches by run id if the coordinator restarts.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "perfgate/v1/gate.pb.h"
+
+namespace perfgate {
+
+struct GateClientOptions {
+  std::string coordinator;  // host:port
+  bool tty = false;         // rewrite one status line instead of printing lines
+  // How long to keep re-attaching to a coordinator that went away.
+  int64_t reconnect_timeout_ms = 120'000;
+};
+
+// Submits and waits for the final state. When *interrupted becomes true the
+// run is cancelled and the call waits for the cancellation to land.
+// Errors: InvalidArgument (the coordinator refused the suite), Unavailable
+// (coordinator unreachable).
+absl::StatusOr<v1::Run> SubmitAndWatch(const GateClientOptions& options, const v1::SubmitRunRequest& request,
+                                       const std::atomic<bool>* interrupted);
+
+}  // namespace perfgate

@@ -1,0 +1,26 @@
+// Where a finished run's report goes: the terminal table on stdout, and the
+// files the flags name. Shared by `gate` and `run`.
+#pragma once
+
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "core/report.h"
+
+namespace perfgate {
+
+struct ReportFlags {
+  std::string json_path;
+  bool metrics = false;
+  bool no_color = false;
+};
+
+// Registers --json, --metrics and --no-color on `cmd`.
+void AddReportFlags(CLI::App* cmd, ReportFlags* flags, bool metrics_default);
+
+// Prints and writes the report. Returns false (after saying why on stderr)
+// if a file could not be written.
+bool EmitReport(const GateReport& report, const ReportFlags& flags);
+
+}  // namespace perfgate

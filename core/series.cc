@@ -1,0 +1,22 @@
+#include "core/series.h"
+
+#include <map>
+#include <tuple>
+
+namespace perfgate {
+
+std::vector<Series> CollectSeries(const v1::CaseResult& result) {
+  std::vector<Series> out;
+  std::map<std::tuple<std::string, std::string, std::string>, size_t> index;
+  for (const auto& sample : result.samples()) {
+    for (const auto& v : sample.values()) {
+      auto key = std::make_tuple(v.benchmark(), v.metric(), v.source());
+      auto [it, inserted] = index.emplace(key, out.size());
+      if (inserted) out.push_back(Series{v.benchmark(), v.metric(), v.unit(), v.source(), {}});
+      out[it->second].values.push_back(v.value());
+    }
+  }
+  return out;
+}
+
+}  // namespace perfgate

@@ -1,0 +1,26 @@
+// Raw samples regrouped per measured quantity: one series per (benchmark,
+// metric, source). Comparisons and tables work on series.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "perfgate/v1/common.pb.h"
+
+namespace perfgate {
+
+struct Series {
+  std::string benchmark;
+  std::string metric;
+  std::string unit;
+  std::string source;
+  std::vector<double> values;  // in sample order
+
+  // "benchmark,metric": the key of a PyTorch expected-results row.
+  std::string Key() const { return benchmark + "," + metric; }
+};
+
+// In first-seen order, so tables follow the order a case reports.
+std::vector<Series> CollectSeries(const v1::CaseResult& result);
+
+}  // namespace perfgate
