@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -12,6 +13,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <mutex>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
@@ -130,6 +132,10 @@ std::string ExecResult::Describe() const {
 }
 
 ExecResult Execute(const ExecSpec& spec, const CancelToken* cancel) {
+  // Orphans of a case are re-parented to us, not to init, so they can be
+  // killed and reaped with their group.
+  static std::once_flag subreaper;
+  std::call_once(subreaper, [] { prctl(PR_SET_CHILD_SUBREAPER, 1); });
   ExecResult result;
   if (spec.argv.empty()) {
     result.spawn_error = "empty command";
@@ -292,9 +298,14 @@ ExecResult Execute(const ExecSpec& spec, const CancelToken* cancel) {
   }
 
   // Whatever the child left in its group (daemons, stuck grandchildren) goes
-  // with it; then take what is already in the pipes without waiting for EOF,
-  // which a process that escaped the group could hold off forever.
+  // with it, and is reaped before we return: the next sample must not share
+  // the machine with leftovers. As a subreaper we inherit those orphans, so
+  // waitpid on the group sees them. Then take what is already in the pipes
+  // without waiting for EOF, which a process that escaped the group (setsid)
+  // could hold off forever.
   killpg(pid, SIGKILL);
+  while (waitpid(-pid, nullptr, 0) > 0 || errno == EINTR) {
+  }
   if (out.fd >= 0) { out.ReadSome(); if (out.fd >= 0) close(out.fd); }
   if (err.fd >= 0) { err.ReadSome(); if (err.fd >= 0) close(err.fd); }
   if (pidfd >= 0) close(pidfd);

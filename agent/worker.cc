@@ -72,6 +72,11 @@ void AgentWorker::Stop() {
   cv_.notify_all();
 }
 
+bool AgentWorker::WaitForCasesCompleted(uint64_t n, int64_t timeout_ms) {
+  std::unique_lock lock(mu_);
+  return cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] { return cases_completed_.load() >= n; });
+}
+
 void AgentWorker::MarkSessionStale() {
   std::lock_guard lock(mu_);
   session_stale_ = true;
@@ -279,7 +284,11 @@ void AgentWorker::CompleteWithRetry(const std::string& session_id, const std::st
     v1::CompleteLeaseResponse response;
     grpc::Status status = stub_->CompleteLease(&context, request, &response);
     if (status.ok()) {
-      ++cases_completed_;
+      {
+        std::lock_guard lock(mu_);
+        ++cases_completed_;
+      }
+      cv_.notify_all();
       if (response.disposition() == v1::CompleteLeaseResponse::DISPOSITION_STALE) {
         Log(absl::StrCat("result for ", lease_id, " was stale (lease expired or cancelled); kept, not counted"));
       }

@@ -40,6 +40,8 @@ class AgentWorker {
   void Stop();
 
   uint64_t cases_completed() const { return cases_completed_.load(); }
+  // Blocks until at least n results were reported (accepted or stale), or timeout.
+  bool WaitForCasesCompleted(uint64_t n, int64_t timeout_ms);
 
  private:
   struct Lease {

@@ -59,20 +59,28 @@ void Coordinator::SweepLoop() {
 }
 
 void Coordinator::Shutdown() {
-  {
-    std::lock_guard lock(mu_);
-    if (stopping_) return;
-    stopping_ = true;
-  }
-  stop_cv_.notify_all();
-  if (sweeper_.joinable()) sweeper_.join();
-  if (scheduler_) scheduler_->Shutdown();
-  if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  // Later callers block until the first has finished, so nothing is torn
+  // down while another thread is still shutting it down.
+  std::call_once(shutdown_once_, [this] {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    stop_cv_.notify_all();
+    if (sweeper_.joinable()) sweeper_.join();
+    if (scheduler_) scheduler_->Shutdown();
+    if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    {
+      std::lock_guard lock(mu_);
+      stopped_ = true;
+    }
+    stop_cv_.notify_all();
+  });
 }
 
 void Coordinator::Wait() {
   std::unique_lock lock(mu_);
-  stop_cv_.wait(lock, [&] { return stopping_; });
+  stop_cv_.wait(lock, [&] { return stopped_; });
 }
 
 }  // namespace perfgate

@@ -57,9 +57,11 @@ class Coordinator {
   std::string address_;
   int64_t sweep_interval_ms_ = 500;
 
+  std::once_flag shutdown_once_;
   std::mutex mu_;
   std::condition_variable stop_cv_;
-  bool stopping_ = false;
+  bool stopping_ = false;  // the sweeper should stop
+  bool stopped_ = false;   // Shutdown() has finished
   std::thread sweeper_;
 };
 

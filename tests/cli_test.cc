@@ -1,0 +1,84 @@
+// The perfgate binary as a user meets it: help, bad input, exit codes.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "tests/test_util.h"
+
+namespace perfgate {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::PerfgateBinary;
+using testing::RunCommand;
+
+TEST(CliTest, HelpDescribesEveryCommandAndTheExitCodes) {
+  auto top = RunCommand({PerfgateBinary(), "--help"});
+  EXPECT_EQ(top.exit_code, 0);
+  for (const char* cmd : {"gate", "run", "coordinator", "agent"}) EXPECT_THAT(top.output, HasSubstr(cmd));
+  EXPECT_THAT(top.output, HasSubstr("Exit codes: 0 passed; 1 the gate failed on results; 2 bad usage or input"));
+  struct Expect {
+    const char* cmd;
+    const char* flag;
+  } expectations[] = {{"gate", "--suite"}, {"gate", "--coordinator"}, {"run", "--repeats"},
+                      {"coordinator", "--listen"}, {"coordinator", "--db"}, {"agent", "--coordinator"}};
+  for (const auto& e : expectations) {
+    auto help = RunCommand({PerfgateBinary(), e.cmd, "--help"});
+    EXPECT_EQ(help.exit_code, 0) << e.cmd;
+    EXPECT_THAT(help.output, HasSubstr(e.flag)) << e.cmd;
+    EXPECT_THAT(help.output, HasSubstr("Exit codes")) << e.cmd;
+  }
+}
+
+TEST(CliTest, BadUsageExitsTwo) {
+  EXPECT_EQ(RunCommand({PerfgateBinary()}).exit_code, 2);
+  EXPECT_EQ(RunCommand({PerfgateBinary(), "gate"}).exit_code, 2);  // --suite is required
+  EXPECT_EQ(RunCommand({PerfgateBinary(), "frobnicate"}).exit_code, 2);
+}
+
+TEST(CliTest, SuiteWithATypoIsRefusedWithFileAndLine) {
+  testing::TempDir dir;
+  const std::string suite = dir.Write("typo.yaml", "suite: s\ncases:\n  - name: a\n    comand: [true]\n");
+  for (auto cmd : {std::vector<std::string>{PerfgateBinary(), "gate", "--suite", suite, "--state-dir", dir.File("state")},
+                   std::vector<std::string>{PerfgateBinary(), "run", suite}}) {
+    auto result = RunCommand(cmd);
+    EXPECT_EQ(result.exit_code, 2) << result.output;
+    EXPECT_THAT(result.output, HasSubstr(suite + ":4:5: unknown key 'comand' in case 'a'; did you mean 'command'?"));
+  }
+}
+
+TEST(CliTest, EmbeddedGateRunsTheBundledDemoAndPasses) {
+  testing::TempDir dir;
+  auto result = RunCommand({PerfgateBinary(), "gate", "--suite", testing::SourceDir() + "/bench_cases/demo.yaml",
+                            "--state-dir", dir.File("state")});
+  EXPECT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_THAT(result.output, HasSubstr("GATE PASSED"));
+  EXPECT_THAT(result.output, HasSubstr("spin_2m"));
+}
+
+TEST(CliTest, FailingCaseFailsTheGateWithExitOne) {
+  testing::TempDir dir;
+  const std::string suite = dir.Write("s.yaml",
+                                      "suite: s\ndefaults: {repeats: 1, warmup: 0}\ncases:\n"
+                                      "  - name: ok\n    command: [/bin/true]\n"
+                                      "  - name: broken\n    command: [/bin/false]\n");
+  auto result = RunCommand({PerfgateBinary(), "gate", "--suite", suite, "--state-dir", dir.File("state"), "--no-color"});
+  EXPECT_EQ(result.exit_code, 1) << result.output;
+  EXPECT_THAT(result.output, HasSubstr("GATE FAILED"));
+  EXPECT_THAT(result.output, HasSubstr("error fails the gate: 1 case"));
+}
+
+TEST(CliTest, ManualRunWorksWithoutACoordinator) {
+  testing::TempDir dir;
+  const std::string json = dir.File("run.json");
+  auto result = RunCommand({PerfgateBinary(), "run", testing::SourceDir() + "/bench_cases/demo.yaml", "--case",
+                            "spin_2m", "--repeats", "3", "--json", json});
+  EXPECT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_THAT(result.output, HasSubstr("wall_time"));
+  EXPECT_THAT(result.output, HasSubstr("peak_rss"));
+  auto unknown = RunCommand({PerfgateBinary(), "run", testing::SourceDir() + "/bench_cases/demo.yaml", "--case", "nope"});
+  EXPECT_EQ(unknown.exit_code, 2);
+  EXPECT_THAT(unknown.output, HasSubstr("has no case 'nope'"));
+}
+
+}  // namespace
+}  // namespace perfgate

@@ -1,0 +1,164 @@
+#include "agent/executor.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "tests/test_util.h"
+
+namespace perfgate {
+namespace {
+
+using ::testing::HasSubstr;
+
+ExecSpec Shell(const std::string& script) {
+  ExecSpec spec;
+  spec.argv = {"/bin/sh", "-c", script};
+  return spec;
+}
+
+uint64_t PeakRssKiB() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoull(line.substr(6));
+  }
+  return 0;
+}
+
+TEST(ExecutorTest, ExitCodeAndOutputAreCaptured) {
+  ExecResult r = Execute(Shell("echo out; echo err >&2; exit 3"));
+  EXPECT_EQ(r.end, ExecResult::End::kExited);
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_EQ(r.out, "out\n");
+  EXPECT_EQ(r.err, "err\n");
+  EXPECT_FALSE(r.ok());
+  EXPECT_GT(r.wall_s, 0);
+  EXPECT_EQ(r.Describe(), "exit 3");
+}
+
+TEST(ExecutorTest, EnvironmentOverlayAndWorkingDirectory) {
+  testing::TempDir dir;
+  ExecSpec spec = Shell("echo \"$PG_TEST_VAR $(pwd)\"");
+  spec.env["PG_TEST_VAR"] = "hello";
+  spec.cwd = dir.path();
+  ExecResult r = Execute(spec);
+  ASSERT_TRUE(r.ok()) << r.Describe() << r.err;
+  EXPECT_EQ(r.out, "hello " + dir.path() + "\n");
+}
+
+TEST(ExecutorTest, MeasuresCpuTimeAndPeakRss) {
+  ExecSpec spec;
+  spec.argv = {testing::CaseBinary("alloc"), "32"};
+  ExecResult r = Execute(spec);
+  ASSERT_TRUE(r.ok()) << r.Describe();
+  EXPECT_GE(r.peak_rss_bytes, 32ull << 20);
+  EXPECT_LT(r.peak_rss_bytes, 128ull << 20);
+  EXPECT_GT(r.user_cpu_s + r.sys_cpu_s, 0);
+}
+
+TEST(ExecutorTest, SegfaultIsReportedWithItsSignal) {
+  ExecResult r = Execute(Shell("kill -SEGV $$"));
+  EXPECT_EQ(r.end, ExecResult::End::kSignaled);
+  EXPECT_EQ(r.signal, SIGSEGV);
+  EXPECT_EQ(r.Describe(), "killed by SIGSEGV");
+}
+
+TEST(ExecutorTest, TimeoutKillsTheWholeProcessGroupIncludingGrandchildren) {
+  testing::TempDir dir;
+  const std::string pids = dir.File("pids");
+  ExecSpec spec = Shell("sleep 300 & echo $! > " + pids + "; sleep 300 & echo $! >> " + pids + "; wait");
+  spec.timeout_ms = 300;
+  spec.kill_grace_ms = 200;
+  ExecResult r = Execute(spec);
+  EXPECT_EQ(r.end, ExecResult::End::kTimedOut);
+  EXPECT_EQ(r.Describe(), "timed out");
+  std::ifstream in(pids);
+  pid_t pid;
+  int count = 0;
+  while (in >> pid) {
+    ++count;
+    EXPECT_TRUE(testing::ProcessGone(pid)) << "grandchild " << pid << " survived";
+  }
+  EXPECT_EQ(count, 2);
+}
+
+TEST(ExecutorTest, CaseIgnoringSigtermIsKilledAfterGrace) {
+  ExecSpec spec = Shell("trap '' TERM; while :; do sleep 1; done");
+  spec.timeout_ms = 200;
+  spec.kill_grace_ms = 200;
+  ExecResult r = Execute(spec);
+  EXPECT_EQ(r.end, ExecResult::End::kTimedOut);
+  EXPECT_GE(r.wall_s, 0.35);
+  EXPECT_LT(r.wall_s, 5);
+}
+
+TEST(ExecutorTest, OutputBeyondTheLimitIsDroppedAndCountedWithBoundedMemory) {
+  // 1 GiB through stdout; the agent keeps the first 1 MiB and a small tail.
+  std::ofstream("/proc/self/clear_refs") << "5";  // reset VmHWM so this test measures itself
+  const uint64_t before_kib = PeakRssKiB();
+  ExecSpec spec = Shell("head -c 1073741824 /dev/zero");
+  spec.output_limit_bytes = 1 << 20;
+  ExecResult r = Execute(spec);
+  ASSERT_TRUE(r.ok()) << r.Describe();
+  EXPECT_EQ(r.out.size(), 1u << 20);
+  EXPECT_EQ(r.out_dropped, (1ull << 30) - (1 << 20));
+  EXPECT_LE(r.out_tail.size(), 4096u);
+  const uint64_t growth_kib = PeakRssKiB() - before_kib;
+  EXPECT_LT(growth_kib, 32u * 1024) << "agent memory grew by " << growth_kib << " KiB";
+}
+
+TEST(ExecutorTest, MissingProgramAndBadDirectoryAreSpawnErrors) {
+  ExecSpec missing;
+  missing.argv = {"perfgate-no-such-program"};
+  ExecResult r = Execute(missing);
+  EXPECT_EQ(r.end, ExecResult::End::kSpawnFailed);
+  EXPECT_THAT(r.spawn_error, HasSubstr("not found in PATH"));
+
+  ExecSpec bad_cwd = Shell("true");
+  bad_cwd.cwd = "/nonexistent/dir";
+  r = Execute(bad_cwd);
+  EXPECT_EQ(r.end, ExecResult::End::kSpawnFailed);
+  EXPECT_THAT(r.spawn_error, HasSubstr("cannot enter working directory '/nonexistent/dir'"));
+
+  ExecSpec not_executable;
+  not_executable.argv = {"/etc/hostname"};
+  r = Execute(not_executable);
+  EXPECT_EQ(r.end, ExecResult::End::kSpawnFailed);
+  EXPECT_THAT(r.spawn_error, HasSubstr("cannot execute '/etc/hostname'"));
+}
+
+TEST(ExecutorTest, CancelStopsARunningCase) {
+  testing::TempDir dir;
+  const std::string fifo = dir.File("started");
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  CancelToken cancel;
+  ExecSpec spec = Shell("echo started > " + fifo + "; sleep 300");
+  spec.kill_grace_ms = 200;
+  std::thread canceller([&] {
+    // Opening the FIFO blocks until the case has started and writes to it.
+    std::ifstream started(fifo);
+    std::string word;
+    started >> word;
+    cancel.Cancel();
+  });
+  ExecResult r = Execute(spec, &cancel);
+  canceller.join();
+  EXPECT_EQ(r.end, ExecResult::End::kCancelled);
+  EXPECT_LT(r.wall_s, 5);
+}
+
+TEST(ExecutorTest, ResolvesProgramsInPath) {
+  EXPECT_EQ(ResolveProgram("sh", "/nonexistent:/bin"), "/bin/sh");
+  EXPECT_EQ(ResolveProgram("/x/y", ""), "/x/y");
+  EXPECT_EQ(ResolveProgram("perfgate-no-such-program", "/bin:/usr/bin"), "");
+}
+
+}  // namespace
+}  // namespace perfgate

@@ -1,0 +1,351 @@
+// The lease state machine with simulated time and a real SQLite store.
+#include "coordinator/scheduler.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "tests/test_util.h"
+
+namespace perfgate {
+namespace {
+
+using ::testing::HasSubstr;
+
+class SchedulerTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Open(); }
+
+  void Open() {
+    scheduler_.reset();
+    store_.reset();
+    auto store = OpenSqliteStore(dir_.File("perfgate.db"));
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = *std::move(store);
+    options_.lease_ttl_ms = 10'000;
+    options_.session_ttl_ms = 15'000;
+    options_.max_attempts = 2;
+    options_.no_agent_grace_ms = 30'000;
+    scheduler_ = std::make_unique<Scheduler>(store_.get(), &clock_, options_);
+    ASSERT_TRUE(scheduler_->Recover().ok());
+  }
+
+  std::string Register(const std::string& agent_id, bool gpu = false) {
+    v1::RegisterRequest request;
+    request.set_agent_id(agent_id);
+    if (gpu) {
+      auto* g = request.mutable_host()->add_gpus();
+      g->set_name("H100");
+      g->set_memory_bytes(80ull << 30);
+      g->set_compute_capability(90);
+    }
+    auto response = scheduler_->Register(request);
+    EXPECT_TRUE(response.ok()) << response.status();
+    return response->session_id();
+  }
+
+  std::string Submit(int cases, bool gpu = false) {
+    v1::SubmitRunRequest request;
+    request.mutable_suite()->set_name("s");
+    for (int i = 0; i < cases; ++i) {
+      auto* c = request.mutable_suite()->add_cases();
+      c->set_name("case" + std::to_string(i));
+      c->add_argv("/bin/true");
+      if (gpu) c->mutable_requirements()->set_device(v1::Requirements::DEVICE_GPU);
+    }
+    auto response = scheduler_->Submit(request);
+    EXPECT_TRUE(response.ok()) << response.status();
+    return response->run_id();
+  }
+
+  // The next item for a session, without blocking.
+  std::optional<v1::WorkItem> Next(const std::string& session) {
+    v1::WorkItem item;
+    auto wait = scheduler_->NextWorkItem(session, 0, &item);
+    if (!wait.ok() || *wait != Scheduler::Wait::kItem) return std::nullopt;
+    return item;
+  }
+
+  v1::CompleteLeaseResponse::Disposition Complete(const std::string& session, const std::string& lease,
+                                                  v1::CaseResult::Outcome outcome = v1::CaseResult::OUTCOME_OK) {
+    v1::CompleteLeaseRequest request;
+    request.set_session_id(session);
+    request.set_lease_id(lease);
+    request.mutable_result()->set_outcome(outcome);
+    auto* value = request.mutable_result()->add_samples()->add_values();
+    value->set_metric("wall_time");
+    value->set_value(1.0);
+    auto response = scheduler_->Complete(request);
+    EXPECT_TRUE(response.ok()) << response.status();
+    return response->disposition();
+  }
+
+  absl::StatusOr<v1::HeartbeatResponse> Beat(const std::string& session, const std::string& lease) {
+    v1::HeartbeatRequest request;
+    request.set_session_id(session);
+    request.add_lease_ids(lease);
+    return scheduler_->Heartbeat(request);
+  }
+
+  v1::Run Run(const std::string& id) {
+    auto run = scheduler_->GetRun(id);
+    EXPECT_TRUE(run.ok()) << run.status();
+    return *run;
+  }
+
+  testing::TempDir dir_;
+  SimulatedTimeSource clock_;
+  SchedulerOptions options_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<Scheduler> scheduler_;
+};
+
+TEST_F(SchedulerTest, OneLeaseAtATimePerAgentAndRunFinishesWhenAllCasesComplete) {
+  const std::string session = Register("a1");
+  const std::string run = Submit(2);
+  auto first = Next(session);
+  ASSERT_TRUE(first && first->has_lease());
+  EXPECT_EQ(first->lease().attempt(), 1u);
+  EXPECT_FALSE(Next(session)) << "no second lease while the first is held";
+  EXPECT_EQ(Complete(session, first->lease().lease_id()), v1::CompleteLeaseResponse::DISPOSITION_ACCEPTED);
+  auto second = Next(session);
+  ASSERT_TRUE(second && second->has_lease());
+  EXPECT_NE(second->lease().spec().name(), first->lease().spec().name());
+  EXPECT_EQ(Run(run).state(), v1::RUN_STATE_RUNNING);
+  Complete(session, second->lease().lease_id());
+  v1::Run done = Run(run);
+  EXPECT_EQ(done.state(), v1::RUN_STATE_FINISHED);
+  for (const auto& c : done.cases()) {
+    EXPECT_EQ(c.state(), v1::CASE_STATE_DONE);
+    EXPECT_EQ(c.result().outcome(), v1::CaseResult::OUTCOME_OK);
+  }
+}
+
+TEST_F(SchedulerTest, HeartbeatsExtendTheLease) {
+  const std::string session = Register("a1");
+  Submit(1);
+  auto item = Next(session);
+  ASSERT_TRUE(item);
+  const std::string lease = item->lease().lease_id();
+  for (int i = 0; i < 5; ++i) {
+    clock_.Advance(8'000);  // under the 10 s TTL each time, 40 s in all
+    auto beat = Beat(session, lease);
+    ASSERT_TRUE(beat.ok());
+    EXPECT_EQ(beat->expires_at_ms().at(lease), clock_.NowMs() + 10'000);
+    scheduler_->Sweep();
+  }
+  EXPECT_EQ(Complete(session, lease), v1::CompleteLeaseResponse::DISPOSITION_ACCEPTED);
+  EXPECT_EQ(scheduler_->Stats().leases_lost, 0u);
+}
+
+TEST_F(SchedulerTest, ExpiredLeaseIsLostRequeuedWithNextAttemptAndLateResultIsStale) {
+  const std::string s1 = Register("a1");
+  const std::string s2 = Register("a2");
+  const std::string run = Submit(1);
+  auto item = Next(s1);
+  ASSERT_TRUE(item);
+  const std::string lease1 = item->lease().lease_id();
+
+  clock_.Advance(9'999);
+  scheduler_->Sweep();
+  EXPECT_EQ(Run(run).cases(0).state(), v1::CASE_STATE_RUNNING) << "not lost before expiry";
+  Beat(s2, "");  // keep a2's session alive
+  clock_.Advance(1);
+  scheduler_->Sweep();
+  v1::Run after = Run(run);
+  EXPECT_EQ(after.cases(0).state(), v1::CASE_STATE_PENDING);
+  EXPECT_THAT(after.cases(0).error(), HasSubstr("attempt 1 on a1 lost: lease expired"));
+
+  auto cancel = Next(s1);  // the slow agent is told to stop
+  ASSERT_TRUE(cancel);
+  EXPECT_EQ(cancel->cancel_lease_id(), lease1);
+  auto retry = Next(s2);
+  ASSERT_TRUE(retry && retry->has_lease());
+  EXPECT_EQ(retry->lease().attempt(), 2u);
+
+  EXPECT_EQ(Complete(s1, lease1), v1::CompleteLeaseResponse::DISPOSITION_STALE);
+  EXPECT_EQ(Complete(s2, retry->lease().lease_id()), v1::CompleteLeaseResponse::DISPOSITION_ACCEPTED);
+  EXPECT_EQ(Run(run).cases(0).attempts(), 2u);
+  EXPECT_EQ(Run(run).cases(0).agent_id(), "a2");
+  auto stats = scheduler_->Stats();
+  EXPECT_EQ(stats.results_counted, 1u);
+  EXPECT_EQ(stats.results_stale, 1u);
+}
+
+TEST_F(SchedulerTest, GivesUpAfterMaxAttemptsWithAReason) {
+  const std::string run = Submit(1);  // submitted before any agent: no capable agent
+  EXPECT_EQ(Run(run).cases(0).state(), v1::CASE_STATE_NO_CAPABLE_AGENT);
+
+  const std::string s = Register("a1");
+  const std::string run2 = Submit(1);
+  for (int attempt = 1; attempt <= 2; ++attempt) {
+    auto item = Next(s);
+    ASSERT_TRUE(item && item->has_lease()) << attempt;
+    EXPECT_EQ(item->lease().attempt(), static_cast<uint32_t>(attempt));
+    clock_.Advance(10'000);
+    Beat(s, "");
+    scheduler_->Sweep();
+    Next(s);  // drain the cancellation
+  }
+  v1::Run done = Run(run2);
+  EXPECT_EQ(done.state(), v1::RUN_STATE_FINISHED);
+  EXPECT_EQ(done.cases(0).state(), v1::CASE_STATE_ERROR);
+  EXPECT_THAT(done.cases(0).error(), HasSubstr("gave up after 2 attempts"));
+}
+
+TEST_F(SchedulerTest, CompletionIsIdempotent) {
+  const std::string s = Register("a1");
+  const std::string run = Submit(1);
+  auto item = Next(s);
+  ASSERT_TRUE(item);
+  const std::string lease = item->lease().lease_id();
+  EXPECT_EQ(Complete(s, lease, v1::CaseResult::OUTCOME_OK), v1::CompleteLeaseResponse::DISPOSITION_ACCEPTED);
+  // A retry (lost acknowledgement) with a different body gets the same answer; the first result stands.
+  EXPECT_EQ(Complete(s, lease, v1::CaseResult::OUTCOME_FAILED), v1::CompleteLeaseResponse::DISPOSITION_ACCEPTED);
+  EXPECT_EQ(Run(run).cases(0).result().outcome(), v1::CaseResult::OUTCOME_OK);
+  EXPECT_EQ(scheduler_->Stats().results_counted, 1u);
+  EXPECT_EQ(scheduler_->Stats().results_duplicate, 1u);
+}
+
+TEST_F(SchedulerTest, ReRegisteringFencesTheOldSession) {
+  const std::string old_session = Register("a1");
+  const std::string run = Submit(1);
+  auto item = Next(old_session);
+  ASSERT_TRUE(item);
+  const std::string new_session = Register("a1");
+  auto beat = Beat(old_session, item->lease().lease_id());
+  ASSERT_FALSE(beat.ok());
+  EXPECT_EQ(beat.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(beat.status().message()), HasSubstr("stale session"));
+  v1::WorkItem ignored;
+  EXPECT_FALSE(scheduler_->NextWorkItem(old_session, 0, &ignored).ok());
+  // The fenced session's lease was lost and the case goes to the new session.
+  EXPECT_EQ(Complete(old_session, item->lease().lease_id()), v1::CompleteLeaseResponse::DISPOSITION_STALE);
+  auto again = Next(new_session);
+  ASSERT_TRUE(again && again->has_lease());
+  EXPECT_EQ(again->lease().attempt(), 2u);
+  Complete(new_session, again->lease().lease_id());
+  EXPECT_EQ(Run(run).state(), v1::RUN_STATE_FINISHED);
+}
+
+TEST_F(SchedulerTest, GpuCaseWithOnlyCpuAgentsIsRefusedAtSubmit) {
+  Register("cpu1");
+  v1::SubmitRunRequest request;
+  request.mutable_suite()->set_name("s");
+  auto* c = request.mutable_suite()->add_cases();
+  c->set_name("gpu_case");
+  c->add_argv("/bin/true");
+  c->mutable_requirements()->set_device(v1::Requirements::DEVICE_GPU);
+  auto response = scheduler_->Submit(request);
+  ASSERT_TRUE(response.ok());
+  ASSERT_EQ(response->unsatisfiable_size(), 1);
+  EXPECT_THAT(response->unsatisfiable(0), HasSubstr("gpu_case: no registered agent can run it (cpu1: needs a GPU"));
+  v1::Run run = Run(response->run_id());
+  EXPECT_EQ(run.state(), v1::RUN_STATE_FINISHED);
+  EXPECT_EQ(run.cases(0).state(), v1::CASE_STATE_NO_CAPABLE_AGENT);
+}
+
+TEST_F(SchedulerTest, GpuCaseGoesOnlyToAGpuAgent) {
+  const std::string cpu = Register("cpu1");
+  const std::string gpu = Register("gpu1", /*gpu=*/true);
+  Submit(1, /*gpu=*/true);
+  EXPECT_FALSE(Next(cpu));
+  auto item = Next(gpu);
+  ASSERT_TRUE(item && item->has_lease());
+}
+
+TEST_F(SchedulerTest, PendingCaseWhoseCapableAgentsVanishEndsAfterGrace) {
+  const std::string gpu = Register("gpu1", /*gpu=*/true);
+  const std::string cpu = Register("cpu1");
+  const std::string run = Submit(1, /*gpu=*/true);
+  clock_.Advance(16'000);  // gpu1 silent past its session TTL; cpu1 keeps beating
+  Beat(cpu, "");
+  scheduler_->Sweep();
+  EXPECT_EQ(Run(run).cases(0).state(), v1::CASE_STATE_PENDING);
+  clock_.Advance(14'000);
+  Beat(cpu, "");
+  scheduler_->Sweep();
+  clock_.Advance(14'000);
+  Beat(cpu, "");
+  scheduler_->Sweep();
+  clock_.Advance(2'000);
+  Beat(cpu, "");
+  scheduler_->Sweep();
+  v1::Run done = Run(run);
+  EXPECT_EQ(done.cases(0).state(), v1::CASE_STATE_NO_CAPABLE_AGENT);
+  EXPECT_THAT(done.cases(0).error(), HasSubstr("needs a GPU"));
+}
+
+TEST_F(SchedulerTest, CancelReachesTheAgentAndEndsTheRun) {
+  const std::string s = Register("a1");
+  const std::string run = Submit(3);
+  auto item = Next(s);
+  ASSERT_TRUE(item);
+  auto state = scheduler_->Cancel(run);
+  ASSERT_TRUE(state.ok());
+  EXPECT_EQ(*state, v1::RUN_STATE_CANCELLED);
+  auto cancel = Next(s);
+  ASSERT_TRUE(cancel);
+  EXPECT_EQ(cancel->cancel_lease_id(), item->lease().lease_id());
+  auto beat = Beat(s, item->lease().lease_id());
+  ASSERT_TRUE(beat.ok());
+  EXPECT_THAT(beat->cancel_lease_ids(), ::testing::ElementsAre(item->lease().lease_id()));
+  EXPECT_FALSE(Next(s)) << "nothing more to do";
+  v1::Run done = Run(run);
+  for (const auto& c : done.cases()) EXPECT_EQ(c.state(), v1::CASE_STATE_CANCELLED);
+  EXPECT_EQ(Complete(s, item->lease().lease_id(), v1::CaseResult::OUTCOME_CANCELLED),
+            v1::CompleteLeaseResponse::DISPOSITION_STALE);
+}
+
+TEST_F(SchedulerTest, RestartKeepsFinishedResultsAndReleasesInFlightWork) {
+  const std::string s = Register("a1");
+  const std::string run = Submit(2);
+  auto first = Next(s);
+  ASSERT_TRUE(first);
+  Complete(s, first->lease().lease_id());
+  auto second = Next(s);
+  ASSERT_TRUE(second);
+  // "Crash": drop the scheduler without any shutdown, open a new one on the same file.
+  Open();
+  v1::Run recovered = Run(run);
+  EXPECT_EQ(recovered.state(), v1::RUN_STATE_RUNNING);
+  EXPECT_EQ(recovered.cases(0).state(), v1::CASE_STATE_DONE);
+  EXPECT_EQ(recovered.cases(0).result().outcome(), v1::CaseResult::OUTCOME_OK);
+  EXPECT_EQ(recovered.cases(1).state(), v1::CASE_STATE_RUNNING);
+  // The agent's session and lease survive: it can renew and complete.
+  auto beat = Beat(s, second->lease().lease_id());
+  ASSERT_TRUE(beat.ok()) << beat.status();
+  EXPECT_EQ(beat->cancel_lease_ids_size(), 0);
+  EXPECT_EQ(Complete(s, second->lease().lease_id()), v1::CompleteLeaseResponse::DISPOSITION_ACCEPTED);
+  EXPECT_EQ(Run(run).state(), v1::RUN_STATE_FINISHED);
+}
+
+TEST_F(SchedulerTest, RestartThenSilentAgentLosesLeaseAndCaseIsRetried) {
+  const std::string s = Register("a1");
+  const std::string run = Submit(1);
+  auto item = Next(s);
+  ASSERT_TRUE(item);
+  Open();
+  const std::string s2 = Register("a2");
+  clock_.Advance(10'000);
+  Beat(s2, "");
+  scheduler_->Sweep();
+  auto retry = Next(s2);
+  ASSERT_TRUE(retry && retry->has_lease());
+  EXPECT_EQ(retry->lease().attempt(), 2u);
+  Complete(s2, retry->lease().lease_id());
+  EXPECT_EQ(Run(run).state(), v1::RUN_STATE_FINISHED);
+}
+
+TEST_F(SchedulerTest, SubmitRejectsMalformedSuites) {
+  v1::SubmitRunRequest request;
+  EXPECT_EQ(scheduler_->Submit(request).status().code(), absl::StatusCode::kInvalidArgument);
+  auto* c = request.mutable_suite()->add_cases();
+  c->set_name("x");
+  EXPECT_THAT(std::string(scheduler_->Submit(request).status().message()), HasSubstr("case 'x' has no command"));
+  c->add_argv("true");
+  *request.mutable_suite()->add_cases() = *c;
+  EXPECT_THAT(std::string(scheduler_->Submit(request).status().message()), HasSubstr("duplicate case name 'x'"));
+}
+
+}  // namespace
+}  // namespace perfgate

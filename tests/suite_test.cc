@@ -1,0 +1,116 @@
+#include "core/suite.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "tests/test_util.h"
+
+namespace perfgate {
+namespace {
+
+using ::testing::HasSubstr;
+
+absl::StatusOr<v1::Suite> Parse(const std::string& text) { return ParseSuite(text, "s.yaml", "/suites"); }
+
+TEST(SuiteTest, ParsesCasesWithDefaultsAndOverrides) {
+  auto suite = Parse(R"(
+suite: demo
+defaults:
+  repeats: 7
+  timeout: 2s
+cases:
+  - name: a
+    command: [./bin/a, "--x", "${SUITE_DIR}/data"]
+    env: {MODE: fast}
+  - name: b
+    command: [true]
+    repeats: 2
+    warmup: 0
+    results: pytorch
+    results_from: file
+    instructions: auto
+    output_limit: 64KiB
+    requires: {device: gpu, min_gpu_memory: 16GiB, min_compute_capability: "8.0", labels: [a100]}
+)");
+  ASSERT_TRUE(suite.ok()) << suite.status();
+  EXPECT_EQ(suite->name(), "demo");
+  ASSERT_EQ(suite->cases_size(), 2);
+  const auto& a = suite->cases(0);
+  EXPECT_EQ(a.argv(0), "/suites/bin/a");  // relative program anchored at the suite's folder
+  EXPECT_EQ(a.argv(2), "/suites/data");
+  EXPECT_EQ(a.env().at("MODE"), "fast");
+  EXPECT_EQ(a.repeats(), 7u);
+  EXPECT_EQ(a.timeout_ms(), 2000u);
+  EXPECT_EQ(a.warmup(), kDefaultWarmup);
+  const auto& b = suite->cases(1);
+  EXPECT_EQ(b.argv(0), "true");  // bare names are looked up in PATH on the agent
+  EXPECT_EQ(b.repeats(), 2u);
+  EXPECT_EQ(b.warmup(), 0u);
+  EXPECT_EQ(b.result_format(), v1::RESULT_FORMAT_PYTORCH_CSV);
+  EXPECT_EQ(b.result_source(), v1::RESULT_SOURCE_FILE);
+  EXPECT_EQ(b.instructions(), v1::INSTRUCTION_COUNTER_AUTO);
+  EXPECT_EQ(b.output_limit_bytes(), 65536u);
+  EXPECT_EQ(b.requirements().device(), v1::Requirements::DEVICE_GPU);
+  EXPECT_EQ(b.requirements().min_gpu_memory_bytes(), 16ull << 30);
+  EXPECT_EQ(b.requirements().min_compute_capability(), 80u);
+  EXPECT_EQ(b.requirements().labels(0), "a100");
+}
+
+TEST(SuiteTest, TypoInKeyNamesFileLineAndSuggestion) {
+  auto suite = Parse("suite: s\ncases:\n  - name: a\n    comand: [true]\n");
+  ASSERT_FALSE(suite.ok());
+  EXPECT_THAT(suite.status().message(), HasSubstr("s.yaml:4:5: unknown key 'comand' in case 'a'"));
+  EXPECT_THAT(suite.status().message(), HasSubstr("did you mean 'command'?"));
+}
+
+TEST(SuiteTest, WrongTypesAndValuesAreErrorsWithLines) {
+  struct Bad {
+    std::string text;
+    std::string expected;
+  } cases[] = {
+      {"suite: s\ncases:\n  - name: a\n    command: true\n", "s.yaml:4:14: command must be a non-empty list"},
+      {"suite: s\ncases:\n  - name: a\n    command: [x]\n    repeats: 0\n", "s.yaml:5:14: repeats must be a whole number >= 1"},
+      {"suite: s\ncases:\n  - name: a\n    command: [x]\n    repeats: many\n", "repeats must be a whole number"},
+      {"suite: s\ncases:\n  - name: a\n    command: [x]\n    timeout: soon\n", "s.yaml:5:14: timeout must be a duration"},
+      {"suite: s\ncases:\n  - name: a\n    command: [x]\n    results: csv\n", "results must be one of none, pytorch, gbench"},
+      {"suite: s\ncases:\n  - name: a\n    command: [x]\n  - name: a\n    command: [y]\n", "s.yaml:5:11: duplicate case name 'a'"},
+      {"suite: s\ncases:\n  - name: a\n", "s.yaml:3:5: case 'a' has no 'command'"},
+      {"cases:\n  - name: a\n    command: [x]\n", "missing key 'suite'"},
+      {"suite: s\ncases: []\n", "cases must be a non-empty list"},
+      {"suite: s\ncases:\n  - name: a b\n    command: [x]\n", "may use only letters"},
+      {"suite: s\ncases:\n  - name: a\n    command: [x]\n    requires: {device: tpu}\n", "requires.device must be one of any, cpu, gpu"},
+      {"suite: s\ncases:\n  - name: a\n    command: [x]\n    requires: {gpus: 2}\n", "unknown key 'gpus' in requires"},
+      {"suite: s\ncases:\n  - name: a\n    command: [x\n", "s.yaml:5:1: not valid YAML"},
+      {"suite: s\ntypo: 1\ncases:\n  - name: a\n    command: [x]\n", "s.yaml:2:1: unknown key 'typo' in the suite file"},
+  };
+  for (const auto& bad : cases) {
+    auto suite = Parse(bad.text);
+    ASSERT_FALSE(suite.ok()) << bad.text;
+    EXPECT_THAT(std::string(suite.status().message()), HasSubstr(bad.expected)) << bad.text;
+  }
+}
+
+TEST(SuiteTest, LoadsFromFileAnchoredAtItsFolder) {
+  testing::TempDir dir;
+  std::string path = dir.Write("suite.yaml", "suite: s\ncases:\n  - name: a\n    command: [bin/tool]\n    cwd: work\n");
+  auto suite = LoadSuiteFile(path);
+  ASSERT_TRUE(suite.ok()) << suite.status();
+  EXPECT_EQ(suite->cases(0).argv(0), dir.path() + "/bin/tool");
+  EXPECT_EQ(suite->cases(0).cwd(), dir.path() + "/work");
+  EXPECT_EQ(suite->source(), path);
+}
+
+TEST(SuiteTest, MissingFileSaysSo) {
+  auto suite = LoadSuiteFile("/nonexistent/suite.yaml");
+  ASSERT_FALSE(suite.ok());
+  EXPECT_THAT(std::string(suite.status().message()), HasSubstr("/nonexistent/suite.yaml: cannot open suite file"));
+}
+
+TEST(SuiteTest, BundledDemoSuiteLoads) {
+  auto suite = LoadSuiteFile(testing::SourceDir() + "/bench_cases/demo.yaml");
+  ASSERT_TRUE(suite.ok()) << suite.status();
+  EXPECT_GE(suite->cases_size(), 3);
+}
+
+}  // namespace
+}  // namespace perfgate

@@ -1,0 +1,67 @@
+// Helpers shared by perfgate's tests: temp folders, paths to the built
+// binaries, and real child processes with their stdout readable line by line.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace perfgate::testing {
+
+// Absolute path of the built perfgate binary and bundled case binaries.
+std::string PerfgateBinary();
+std::string CaseBinary(const std::string& name);
+std::string SourceDir();
+
+// A fresh folder, removed with everything in it at scope exit.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+  std::string File(const std::string& name) const { return path_ + "/" + name; }
+  // Writes `text` to File(name) and returns that path.
+  std::string Write(const std::string& name, const std::string& text) const;
+
+ private:
+  std::string path_;
+};
+
+// A child process with stdout (and stderr merged in) on a pipe. Killed with
+// SIGKILL at scope exit if still running.
+class Subprocess {
+ public:
+  explicit Subprocess(std::vector<std::string> argv);
+  ~Subprocess();
+  pid_t pid() const { return pid_; }
+  // Blocks until a line containing `needle` appears (returns it), EOF, or timeout.
+  std::optional<std::string> WaitForLine(const std::string& needle, int timeout_ms);
+  // Everything read so far.
+  const std::string& output() const { return output_; }
+  void Signal(int sig);
+  // Waits for exit; returns the exit code, or 128 + signal.
+  int Wait(int timeout_ms);
+
+ private:
+  pid_t pid_ = -1;
+  int out_fd_ = -1;
+  std::string output_;
+  size_t scanned_ = 0;
+  bool exited_ = false;
+  int status_ = 0;
+};
+
+// Runs argv to completion; returns exit code and combined output.
+struct CommandResult {
+  int exit_code;
+  std::string output;
+};
+CommandResult RunCommand(const std::vector<std::string>& argv, int timeout_ms = 120'000);
+
+// True if `pid` is gone or a zombie.
+bool ProcessGone(pid_t pid);
+
+}  // namespace perfgate::testing
