@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Builds and runs perfgate's own benchmarks; JSON results go to bench/results/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/build.sh build
+mkdir -p bench/results
+build/bench/agent_overhead --json bench/results/agent_overhead.json
