@@ -162,6 +162,7 @@ ExecResult Execute(const ExecSpec& spec, const CancelToken* cancel) {
   }
   int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
 
+  const pid_t parent = getpid();
   pid_t pid = fork();
   if (pid < 0) {
     result.spawn_error = absl::StrCat("fork: ", std::strerror(errno));
@@ -175,6 +176,10 @@ ExecResult Execute(const ExecSpec& spec, const CancelToken* cancel) {
     // Child: own process group, wire up stdio, wait for the go-ahead (so a
     // counter can be attached before exec), then exec.
     setpgid(0, 0);
+    // The case dies with the agent thread that started it, rather than
+    // running on unwatched (and disturbing the next agent's numbers).
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127);  // the agent died before prctl
     signal(SIGPIPE, SIG_DFL);
     sigset_t none;
     sigemptyset(&none);

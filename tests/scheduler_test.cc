@@ -86,6 +86,13 @@ class SchedulerTest : public ::testing::Test {
     return scheduler_->Heartbeat(request);
   }
 
+  // A heartbeat with no lease: the agent is alive.
+  void KeepAlive(const std::string& session) {
+    v1::HeartbeatRequest request;
+    request.set_session_id(session);
+    ASSERT_TRUE(scheduler_->Heartbeat(request).ok());
+  }
+
   v1::Run Run(const std::string& id) {
     auto run = scheduler_->GetRun(id);
     EXPECT_TRUE(run.ok()) << run.status();
@@ -148,7 +155,7 @@ TEST_F(SchedulerTest, ExpiredLeaseIsLostRequeuedWithNextAttemptAndLateResultIsSt
   clock_.Advance(9'999);
   scheduler_->Sweep();
   EXPECT_EQ(Run(run).cases(0).state(), v1::CASE_STATE_RUNNING) << "not lost before expiry";
-  Beat(s2, "");  // keep a2's session alive
+  KeepAlive(s2);  // keep a2's session alive
   clock_.Advance(1);
   scheduler_->Sweep();
   v1::Run after = Run(run);
@@ -182,7 +189,7 @@ TEST_F(SchedulerTest, GivesUpAfterMaxAttemptsWithAReason) {
     ASSERT_TRUE(item && item->has_lease()) << attempt;
     EXPECT_EQ(item->lease().attempt(), static_cast<uint32_t>(attempt));
     clock_.Advance(10'000);
-    Beat(s, "");
+    KeepAlive(s);
     scheduler_->Sweep();
     Next(s);  // drain the cancellation
   }
@@ -258,17 +265,17 @@ TEST_F(SchedulerTest, PendingCaseWhoseCapableAgentsVanishEndsAfterGrace) {
   const std::string cpu = Register("cpu1");
   const std::string run = Submit(1, /*gpu=*/true);
   clock_.Advance(16'000);  // gpu1 silent past its session TTL; cpu1 keeps beating
-  Beat(cpu, "");
+  KeepAlive(cpu);
   scheduler_->Sweep();
   EXPECT_EQ(Run(run).cases(0).state(), v1::CASE_STATE_PENDING);
   clock_.Advance(14'000);
-  Beat(cpu, "");
+  KeepAlive(cpu);
   scheduler_->Sweep();
   clock_.Advance(14'000);
-  Beat(cpu, "");
+  KeepAlive(cpu);
   scheduler_->Sweep();
   clock_.Advance(2'000);
-  Beat(cpu, "");
+  KeepAlive(cpu);
   scheduler_->Sweep();
   v1::Run done = Run(run);
   EXPECT_EQ(done.cases(0).state(), v1::CASE_STATE_NO_CAPABLE_AGENT);
@@ -327,7 +334,7 @@ TEST_F(SchedulerTest, RestartThenSilentAgentLosesLeaseAndCaseIsRetried) {
   Open();
   const std::string s2 = Register("a2");
   clock_.Advance(10'000);
-  Beat(s2, "");
+  KeepAlive(s2);
   scheduler_->Sweep();
   auto retry = Next(s2);
   ASSERT_TRUE(retry && retry->has_lease());

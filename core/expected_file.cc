@@ -1,0 +1,99 @@
+#include "core/expected_file.h"
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+
+namespace perfgate {
+
+absl::StatusOr<std::vector<ExpectedRow>> ParseExpectedFile(const std::string& text, const std::string& source) {
+  std::vector<ExpectedRow> rows;
+  std::map<std::string, int> seen;
+  int line_number = 0;
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    ++line_number;
+    line = absl::StripAsciiWhitespace(line);
+    if (line.empty()) continue;
+    std::vector<absl::string_view> fields = absl::StrSplit(line, ',');
+    auto error = [&](const std::string& what) {
+      return absl::InvalidArgumentError(absl::StrCat(source, ":", line_number, ": ", what, " (got '",
+                                                     line.substr(0, 200), "')"));
+    };
+    if (fields.size() != 4) {
+      return error(absl::StrCat("expected 4 columns benchmark_name,metric_name,expected_value,noise_margin, found ",
+                                fields.size()));
+    }
+    ExpectedRow row;
+    row.benchmark = std::string(absl::StripAsciiWhitespace(fields[0]));
+    row.metric = std::string(absl::StripAsciiWhitespace(fields[1]));
+    row.line = line_number;
+    if (row.benchmark.empty() || row.metric.empty()) return error("empty benchmark or metric name");
+    if (!absl::SimpleAtod(absl::StripAsciiWhitespace(fields[2]), &row.expected) || !std::isfinite(row.expected)) {
+      return error("expected_value is not a number");
+    }
+    if (!absl::SimpleAtod(absl::StripAsciiWhitespace(fields[3]), &row.margin) || !std::isfinite(row.margin) ||
+        row.margin < 0) {
+      return error("noise_margin must be a number >= 0 (0.1 means 10%)");
+    }
+    auto [it, inserted] = seen.emplace(row.Key(), line_number);
+    if (!inserted) {
+      return error(absl::StrCat("duplicate row for ", row.Key(), " (first on line ", it->second, ")"));
+    }
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
+absl::StatusOr<std::vector<ExpectedRow>> LoadExpectedFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open expected-results file"));
+  std::stringstream text;
+  text << in.rdbuf();
+  return ParseExpectedFile(text.str(), path);
+}
+
+namespace {
+
+std::string FormatNumber(double v) {
+  char buf[64];
+  if (std::fabs(v) < 1e18 && v == std::floor(v)) {
+    std::snprintf(buf, sizeof buf, "%.0f", v);
+  } else {
+    std::snprintf(buf, sizeof buf, "%.10g", v);
+  }
+  return buf;
+}
+
+}  // namespace
+
+std::string FormatExpectedFile(const std::vector<ExpectedRow>& rows) {
+  std::string out;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (i > 0) out += "\n";
+    const auto& r = rows[i];
+    absl::StrAppend(&out, r.benchmark, ",", r.metric, ",", FormatNumber(r.expected), ",", FormatNumber(r.margin), "\n");
+  }
+  return out;
+}
+
+double RoundToFourSignificantDigits(double value) {
+  if (value == 0 || !std::isfinite(value)) return value;
+  // Truncate like PyTorch's check_results.py, which keeps the first four
+  // characters of the printed integer and zeroes the rest.
+  const int digits = static_cast<int>(std::floor(std::log10(std::fabs(value)))) + 1;
+  if (digits >= 4) {
+    const double unit = std::pow(10.0, digits - 4);
+    return std::trunc(value / unit) * unit;
+  }
+  const double scale = std::pow(10.0, 4 - digits);
+  return std::trunc(value * scale) / scale;
+}
+
+}  // namespace perfgate

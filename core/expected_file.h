@@ -1,0 +1,37 @@
+// PyTorch pr_time_benchmarks expected-results files, as they are:
+//   benchmark_name,metric_name,expected_value,noise_margin
+// No header; blank lines allowed (PyTorch keeps rows apart for merges).
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace perfgate {
+
+struct ExpectedRow {
+  std::string benchmark;
+  std::string metric;
+  double expected = 0;
+  double margin = 0;  // relative: 0.1 is 10%
+  int line = 0;       // where it came from, for messages
+
+  std::string Key() const { return benchmark + "," + metric; }
+};
+
+// Rows in file order. A duplicate key, a wrong column count, a value that is
+// not a number, or a negative margin is an error naming the file and line.
+absl::StatusOr<std::vector<ExpectedRow>> ParseExpectedFile(const std::string& text, const std::string& source);
+absl::StatusOr<std::vector<ExpectedRow>> LoadExpectedFile(const std::string& path);
+
+// The file text, one row a line with a blank line between rows, values
+// printed in full (no exponent for integers).
+std::string FormatExpectedFile(const std::vector<ExpectedRow>& rows);
+
+// PyTorch's rounding for new expected values: keep the leading four
+// significant digits (3058123456 -> 3058000000, 0.0123456 -> 0.01235).
+double RoundToFourSignificantDigits(double value);
+
+}  // namespace perfgate
