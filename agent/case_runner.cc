@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <optional>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
@@ -50,8 +52,8 @@ std::string ReadFile(const std::string& path, bool* ok) {
   return s.str();
 }
 
-void AddValue(v1::Sample* sample, const std::string& benchmark, const char* metric, double value,
-              const char* unit, const char* source) {
+void AddValue(v1::Sample* sample, const std::string& benchmark, const char* metric, double value, const char* unit,
+              const char* source) {
   auto* v = sample->add_values();
   v->set_benchmark(benchmark);
   v->set_metric(metric);
@@ -73,9 +75,15 @@ bool RecordFailure(const ExecResult& exec, const std::string& phase, v1::CaseRes
       result->set_outcome(v1::CaseResult::OUTCOME_CRASHED);
       result->set_signal(exec.signal);
       break;
-    case End::kTimedOut: result->set_outcome(v1::CaseResult::OUTCOME_TIMED_OUT); break;
-    case End::kCancelled: result->set_outcome(v1::CaseResult::OUTCOME_CANCELLED); break;
-    case End::kSpawnFailed: result->set_outcome(v1::CaseResult::OUTCOME_ERROR); break;
+    case End::kTimedOut:
+      result->set_outcome(v1::CaseResult::OUTCOME_TIMED_OUT);
+      break;
+    case End::kCancelled:
+      result->set_outcome(v1::CaseResult::OUTCOME_CANCELLED);
+      break;
+    case End::kSpawnFailed:
+      result->set_outcome(v1::CaseResult::OUTCOME_ERROR);
+      break;
   }
   result->set_error(absl::StrCat(phase, ": ", exec.Describe()));
   result->set_stdout_tail(exec.out_tail);
@@ -85,10 +93,52 @@ bool RecordFailure(const ExecResult& exec, const std::string& phase, v1::CaseRes
 
 enum class Counter { kNone, kPerf, kCallgrind };
 
+std::string VariantSuffix(const v1::Variant& variant) {
+  return variant.name().empty() ? "" : absl::StrCat(" (", variant.name(), ")");
+}
+
+// The runnable form of `spec` for one variant: ${NAME}s expanded from the
+// variant's env, the case's env, perfgate's own variables, then the agent's
+// environment.
+absl::StatusOr<ExecSpec> BuildExec(const v1::CaseSpec& spec, const v1::Variant& variant, const std::string& result_file,
+                                   uint64_t kill_grace_ms) {
+  auto lookup = [&](const std::string& name) -> std::optional<std::string> {
+    if (auto it = variant.env().find(name); it != variant.env().end()) return it->second;
+    if (auto it = spec.env().find(name); it != spec.env().end()) return it->second;
+    if (name == "PERFGATE_RESULT_FILE") return result_file;
+    if (name == "VARIANT_ROOT" && !variant.root().empty()) return variant.root();
+    if (const char* v = std::getenv(name.c_str())) return std::string(v);
+    return std::nullopt;
+  };
+  ExecSpec exec;
+  for (const auto& arg : spec.argv()) {
+    auto expanded = ExpandVariables(arg, lookup);
+    if (!expanded.ok()) return expanded.status();
+    exec.argv.push_back(*expanded);
+  }
+  std::map<std::string, std::string> env(spec.env().begin(), spec.env().end());
+  for (const auto& [name, value] : variant.env()) env[name] = value;
+  for (const auto& [name, value] : env) {
+    auto expanded = ExpandVariables(value, lookup);
+    if (!expanded.ok()) return expanded.status();
+    exec.env[name] = *expanded;
+  }
+  exec.env["PERFGATE_RESULT_FILE"] = result_file;
+  if (!variant.root().empty()) exec.env["VARIANT_ROOT"] = variant.root();
+  if (!spec.cwd().empty()) {
+    auto expanded = ExpandVariables(spec.cwd(), lookup);
+    if (!expanded.ok()) return expanded.status();
+    exec.cwd = *expanded;
+  }
+  exec.timeout_ms = spec.timeout_ms();
+  exec.kill_grace_ms = kill_grace_ms;
+  exec.output_limit_bytes = spec.output_limit_bytes() ? spec.output_limit_bytes() : (8 << 20);
+  return exec;
+}
+
 }  // namespace
 
-v1::CaseResult RunCase(const v1::CaseSpec& spec, const v1::HostFingerprint& host,
-                       const CaseRunOptions& options) {
+v1::CaseResult RunCase(const v1::CaseSpec& spec, const v1::HostFingerprint& host, const CaseRunOptions& options) {
   v1::CaseResult result;
   result.set_case_name(spec.name());
   *result.mutable_host() = host;
@@ -109,33 +159,18 @@ v1::CaseResult RunCase(const v1::CaseSpec& spec, const v1::HostFingerprint& host
   if (scratch.path().empty()) return fail(absl::StrCat("cannot create a scratch folder: ", std::strerror(errno)));
   const std::string result_file = scratch.path() + "/results";
 
-  // ${NAME}: the case's own env first, then perfgate's, then the agent's environment.
-  auto lookup = [&](const std::string& name) -> std::optional<std::string> {
-    if (auto it = spec.env().find(name); it != spec.env().end()) return it->second;
-    if (name == "PERFGATE_RESULT_FILE") return result_file;
-    if (const char* v = std::getenv(name.c_str())) return std::string(v);
-    return std::nullopt;
-  };
-  ExecSpec exec;
-  for (const auto& arg : spec.argv()) {
-    auto expanded = ExpandVariables(arg, lookup);
-    if (!expanded.ok()) return fail(std::string(expanded.status().message()));
-    exec.argv.push_back(*expanded);
+  // One executable form per variant (a plain run has one, unnamed).
+  std::vector<v1::Variant> variants(spec.variants().begin(), spec.variants().end());
+  if (variants.empty()) variants.emplace_back();
+  std::vector<ExecSpec> execs;
+  for (const auto& variant : variants) {
+    auto exec = BuildExec(spec, variant, result_file, options.kill_grace_ms);
+    if (!exec.ok()) return fail(std::string(exec.status().message()));
+    execs.push_back(*std::move(exec));
   }
-  for (const auto& [name, value] : spec.env()) {
-    auto expanded = ExpandVariables(value, lookup);
-    if (!expanded.ok()) return fail(std::string(expanded.status().message()));
-    exec.env[name] = *expanded;
+  if (variants.size() > 1) {
+    result.add_notes(absl::StrCat("A/B: ", variants.size(), " variants interleaved on this machine (ABBA order)"));
   }
-  exec.env["PERFGATE_RESULT_FILE"] = result_file;
-  if (!spec.cwd().empty()) {
-    auto expanded = ExpandVariables(spec.cwd(), lookup);
-    if (!expanded.ok()) return fail(std::string(expanded.status().message()));
-    exec.cwd = *expanded;
-  }
-  exec.timeout_ms = spec.timeout_ms();
-  exec.kill_grace_ms = options.kill_grace_ms;
-  exec.output_limit_bytes = spec.output_limit_bytes() ? spec.output_limit_bytes() : (8 << 20);
 
   // Which instruction counter, said plainly in the result.
   Counter counter = Counter::kNone;
@@ -161,59 +196,69 @@ v1::CaseResult RunCase(const v1::CaseSpec& spec, const v1::HostFingerprint& host
                                     "); not comparable with hardware counts"));
     }
   }
-  exec.count_instructions = counter == Counter::kPerf;
+  for (auto& exec : execs) exec.count_instructions = counter == Counter::kPerf;
 
   auto progress = [&](const std::string& what) {
     if (options.progress) options.progress(what);
   };
   for (uint32_t i = 0; i < spec.warmup(); ++i) {
     progress(absl::StrCat("warm-up ", i + 1, "/", spec.warmup()));
-    ExecResult run = Execute(exec, options.cancel);
-    if (RecordFailure(run, absl::StrCat("warm-up run ", i + 1), &result)) return result;
+    for (size_t v = 0; v < execs.size(); ++v) {
+      ExecResult run = Execute(execs[v], options.cancel);
+      if (RecordFailure(run, absl::StrCat("warm-up run ", i + 1, VariantSuffix(variants[v])), &result)) return result;
+    }
   }
 
   const uint32_t repeats = std::max<uint32_t>(1, spec.repeats());
+  uint32_t sample_index = 0;
   for (uint32_t i = 0; i < repeats; ++i) {
     progress(absl::StrCat("sample ", i + 1, "/", repeats));
-    std::error_code ec;
-    fs::remove(result_file, ec);
-    ExecResult run = Execute(exec, options.cancel);
-    const std::string phase = absl::StrCat("sample ", i + 1);
-    if (RecordFailure(run, phase, &result)) return result;
-    result.set_output_dropped_bytes(result.output_dropped_bytes() + run.out_dropped + run.err_dropped);
-    result.set_stdout_tail(run.out_tail);
-    result.set_stderr_tail(run.err_tail);
+    // ABBA: alternate which variant goes first, so drift hits both alike.
+    for (size_t k = 0; k < execs.size(); ++k) {
+      const size_t v = (i % 2 == 0) ? k : execs.size() - 1 - k;
+      std::error_code ec;
+      fs::remove(result_file, ec);
+      ExecResult run = Execute(execs[v], options.cancel);
+      const std::string phase = absl::StrCat("sample ", i + 1, VariantSuffix(variants[v]));
+      if (RecordFailure(run, phase, &result)) return result;
+      result.set_output_dropped_bytes(result.output_dropped_bytes() + run.out_dropped + run.err_dropped);
+      result.set_stdout_tail(run.out_tail);
+      result.set_stderr_tail(run.err_tail);
 
-    v1::Sample* sample = result.add_samples();
-    sample->set_index(i);
-    AddValue(sample, spec.name(), kWallTime, run.wall_s, "s", "agent:clock");
-    AddValue(sample, spec.name(), kUserCpuTime, run.user_cpu_s, "s", "agent:rusage");
-    AddValue(sample, spec.name(), kSysCpuTime, run.sys_cpu_s, "s", "agent:rusage");
-    AddValue(sample, spec.name(), kPeakRss, static_cast<double>(run.peak_rss_bytes), "bytes", "agent:rusage");
-    if (counter == Counter::kPerf) {
-      if (!run.instructions) return fail(absl::StrCat(phase, ": instruction counter failed: ", run.instructions_error));
-      AddValue(sample, spec.name(), kInstructions, static_cast<double>(*run.instructions), "count", "agent:perf");
-    }
-
-    if (spec.result_format() != v1::RESULT_FORMAT_NONE) {
-      std::string text;
-      std::string source;
-      if (spec.result_source() == v1::RESULT_SOURCE_FILE) {
-        bool ok;
-        text = ReadFile(result_file, &ok);
-        if (!ok) return fail(absl::StrCat(phase, ": the case wrote no result file ($PERFGATE_RESULT_FILE)"));
-        source = absl::StrCat(phase, " result file");
-      } else {
-        if (run.out_dropped > 0) {
-          return fail(absl::StrCat(phase, ": stdout exceeded output_limit (", run.out_dropped,
-                                   " bytes dropped), so its results cannot be trusted; raise output_limit or use results_from: file"));
-        }
-        text = run.out;
-        source = absl::StrCat(phase, " stdout");
+      v1::Sample* sample = result.add_samples();
+      sample->set_index(sample_index++);
+      sample->set_variant(variants[v].name());
+      AddValue(sample, spec.name(), kWallTime, run.wall_s, "s", "agent:clock");
+      AddValue(sample, spec.name(), kUserCpuTime, run.user_cpu_s, "s", "agent:rusage");
+      AddValue(sample, spec.name(), kSysCpuTime, run.sys_cpu_s, "s", "agent:rusage");
+      AddValue(sample, spec.name(), kPeakRss, static_cast<double>(run.peak_rss_bytes), "bytes", "agent:rusage");
+      if (counter == Counter::kPerf) {
+        if (!run.instructions)
+          return fail(absl::StrCat(phase, ": instruction counter failed: ", run.instructions_error));
+        AddValue(sample, spec.name(), kInstructions, static_cast<double>(*run.instructions), "count", "agent:perf");
       }
-      auto values = ParseCaseResults(spec.result_format(), text, source);
-      if (!values.ok()) return fail(std::string(values.status().message()));
-      for (auto& v : *values) *sample->add_values() = std::move(v);
+
+      if (spec.result_format() != v1::RESULT_FORMAT_NONE) {
+        std::string text;
+        std::string source;
+        if (spec.result_source() == v1::RESULT_SOURCE_FILE) {
+          bool ok;
+          text = ReadFile(result_file, &ok);
+          if (!ok) return fail(absl::StrCat(phase, ": the case wrote no result file ($PERFGATE_RESULT_FILE)"));
+          source = absl::StrCat(phase, " result file");
+        } else {
+          if (run.out_dropped > 0) {
+            return fail(absl::StrCat(
+                phase, ": stdout exceeded output_limit (", run.out_dropped,
+                " bytes dropped), so its results cannot be trusted; raise output_limit or use results_from: file"));
+          }
+          text = run.out;
+          source = absl::StrCat(phase, " stdout");
+        }
+        auto values = ParseCaseResults(spec.result_format(), text, source);
+        if (!values.ok()) return fail(std::string(values.status().message()));
+        for (auto& value : *values) *sample->add_values() = std::move(value);
+      }
     }
   }
 
@@ -221,20 +266,23 @@ v1::CaseResult RunCase(const v1::CaseSpec& spec, const v1::HostFingerprint& host
     const uint32_t runs = std::min(repeats, kMaxCallgrindRuns);
     for (uint32_t i = 0; i < runs; ++i) {
       progress(absl::StrCat("callgrind ", i + 1, "/", runs));
-      std::string out_dir = absl::StrCat(scratch.path(), "/callgrind-", i);
-      fs::create_directories(out_dir);
-      ExecSpec wrapped = exec;
-      wrapped.argv = CallgrindArgv(valgrind, exec.argv, out_dir);
-      // Valgrind is slow; give it room rather than report a false timeout.
-      if (wrapped.timeout_ms) wrapped.timeout_ms *= 100;
-      ExecResult run = Execute(wrapped, options.cancel);
-      const std::string phase = absl::StrCat("callgrind run ", i + 1);
-      if (RecordFailure(run, phase, &result)) return result;
-      auto total = SumCallgrindInstructions(out_dir);
-      if (!total.ok()) return fail(absl::StrCat(phase, ": ", total.status().message()));
-      v1::Sample* sample = result.add_samples();
-      sample->set_index(repeats + i);
-      AddValue(sample, spec.name(), kInstructions, static_cast<double>(*total), "count", "agent:callgrind");
+      for (size_t v = 0; v < execs.size(); ++v) {
+        std::string out_dir = absl::StrCat(scratch.path(), "/callgrind-", i, "-", v);
+        fs::create_directories(out_dir);
+        ExecSpec wrapped = execs[v];
+        wrapped.argv = CallgrindArgv(valgrind, execs[v].argv, out_dir);
+        // Valgrind is slow; give it room rather than report a false timeout.
+        if (wrapped.timeout_ms) wrapped.timeout_ms *= 100;
+        ExecResult run = Execute(wrapped, options.cancel);
+        const std::string phase = absl::StrCat("callgrind run ", i + 1, VariantSuffix(variants[v]));
+        if (RecordFailure(run, phase, &result)) return result;
+        auto total = SumCallgrindInstructions(out_dir);
+        if (!total.ok()) return fail(absl::StrCat(phase, ": ", total.status().message()));
+        v1::Sample* sample = result.add_samples();
+        sample->set_index(sample_index++);
+        sample->set_variant(variants[v].name());
+        AddValue(sample, spec.name(), kInstructions, static_cast<double>(*total), "count", "agent:callgrind");
+      }
     }
   }
   if (result.output_dropped_bytes() > 0) {

@@ -260,6 +260,7 @@ void AgentWorker::RunLease(const std::string& session_id, Lease lease) {
   options.labels = options_.labels;
   v1::CaseResult result = RunCase(spec, host_, options);
   result.set_agent_id(options_.agent_id);
+  result.set_pool(options_.pool);
   {
     std::lock_guard lock(mu_);
     current_lease_id_.clear();

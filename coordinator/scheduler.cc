@@ -185,6 +185,7 @@ std::optional<v1::WorkItem> Scheduler::GrantLease(Session& session) {
       lease.attempt = c.status.attempts() + 1;
       lease.agent_id = session.record.agent_id;
       lease.session_id = session.record.session_id;
+      lease.pool = session.record.pool;
       lease.state = LeaseState::kActive;
       lease.granted_at_ms = now;
       lease.expires_at_ms = now + options_.lease_ttl_ms;

@@ -84,6 +84,9 @@ class Scheduler {
   absl::Status WaitRunEvents(const std::string& run_id, size_t* cursor, int64_t wait_ms,
                              std::vector<v1::RunEvent>* events);
 
+  // History baseline data, straight from the store.
+  absl::StatusOr<v1::HistoryResponse> History(const v1::HistoryRequest& request) { return store_->History(request); }
+
   // --- housekeeping -----------------------------------------------------
   // Expires leases (lost, re-queued or given up) and silent sessions, and
   // ends pending cases that no live agent can run.

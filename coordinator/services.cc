@@ -93,4 +93,9 @@ grpc::Status GateServiceImpl::CancelRun(grpc::ServerContext*, const v1::CancelRu
   return grpc::Status::OK;
 }
 
+grpc::Status GateServiceImpl::GetHistory(grpc::ServerContext*, const v1::HistoryRequest* request,
+                                         v1::HistoryResponse* response) {
+  return Reply(scheduler_->History(*request), response);
+}
+
 }  // namespace perfgate

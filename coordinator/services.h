@@ -28,6 +28,7 @@ class GateServiceImpl final : public v1::GateService::Service {
   grpc::Status WatchRun(grpc::ServerContext*, const v1::WatchRunRequest*, grpc::ServerWriter<v1::RunEvent>*) override;
   grpc::Status GetRun(grpc::ServerContext*, const v1::GetRunRequest*, v1::Run*) override;
   grpc::Status CancelRun(grpc::ServerContext*, const v1::CancelRunRequest*, v1::CancelRunResponse*) override;
+  grpc::Status GetHistory(grpc::ServerContext*, const v1::HistoryRequest*, v1::HistoryResponse*) override;
 
  private:
   Scheduler* scheduler_;

@@ -2,6 +2,7 @@
 // statements, short transactions, portable SQL.
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
@@ -88,6 +89,11 @@ CREATE TABLE sessions (
   last_seen_ms INTEGER NOT NULL
 );
 )sql",
+    // 2: leases remember the agent's pool, so history is per testbed.
+    R"sql(
+ALTER TABLE leases ADD COLUMN pool TEXT NOT NULL DEFAULT '';
+CREATE INDEX runs_by_branch ON runs(branch, created_at_ms);
+)sql",
 };
 
 class Statement {
@@ -120,6 +126,7 @@ class Statement {
     sqlite3_clear_bindings(stmt_);
   }
   int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
+  sqlite3_stmt* raw() const { return stmt_; }
   std::string Text(int col) const {
     const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
     return p ? std::string(p, sqlite3_column_bytes(stmt_, col)) : std::string();
@@ -210,10 +217,10 @@ class SqliteStore final : public Store {
     std::lock_guard lock(mu_);
     Statement ins(db_,
                   "INSERT INTO leases (lease_id, run_id, case_index, attempt, agent_id, session_id, state, "
-                  "granted_at_ms, expires_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+                  "granted_at_ms, expires_at_ms, pool) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     ins.Bind(1, l.lease_id).Bind(2, l.run_id).Bind(3, static_cast<int64_t>(l.case_index));
     ins.Bind(4, static_cast<int64_t>(l.attempt)).Bind(5, l.agent_id).Bind(6, l.session_id);
-    ins.Bind(7, static_cast<int64_t>(l.state)).Bind(8, l.granted_at_ms).Bind(9, l.expires_at_ms);
+    ins.Bind(7, static_cast<int64_t>(l.state)).Bind(8, l.granted_at_ms).Bind(9, l.expires_at_ms).Bind(10, l.pool);
     return Done(ins, "insert lease");
   }
 
@@ -282,7 +289,7 @@ class SqliteStore final : public Store {
     }
     Statement leases(db_,
                      "SELECT lease_id, run_id, case_index, attempt, agent_id, session_id, state, granted_at_ms, "
-                     "expires_at_ms FROM leases WHERE state = ?");
+                     "expires_at_ms, pool FROM leases WHERE state = ?");
     leases.Bind(1, static_cast<int64_t>(LeaseState::kActive));
     while (leases.Step() == SQLITE_ROW) {
       LeaseRecord l;
@@ -295,6 +302,7 @@ class SqliteStore final : public Store {
       l.state = static_cast<LeaseState>(leases.Int(6));
       l.granted_at_ms = leases.Int(7);
       l.expires_at_ms = leases.Int(8);
+      l.pool = leases.Text(9);
       state.active_leases.push_back(std::move(l));
     }
     Statement sessions(db_, "SELECT session_id, agent_id, pool, labels, host, last_seen_ms FROM sessions");
@@ -310,6 +318,50 @@ class SqliteStore final : public Store {
       state.sessions.push_back(std::move(r));
     }
     return state;
+  }
+
+  absl::StatusOr<v1::HistoryResponse> History(const v1::HistoryRequest& request) override {
+    std::lock_guard lock(mu_);
+    v1::HistoryResponse response;
+    Statement q(db_,
+                "SELECT res.run_id, s.value FROM samples s "
+                "JOIN results res ON res.lease_id = s.lease_id AND res.counted = 1 "
+                "JOIN leases l ON l.lease_id = s.lease_id "
+                "JOIN runs r ON r.run_id = res.run_id "
+                "WHERE r.branch = ? AND r.created_at_ms >= ? AND r.run_id != ? AND l.pool = ? "
+                "AND s.benchmark = ? AND s.metric = ? AND s.source = ? "
+                "ORDER BY r.created_at_ms DESC, r.run_id");
+    for (const auto& key : request.keys()) {
+      q.Bind(1, request.branch()).Bind(2, request.since_ms()).Bind(3, request.exclude_run_id()).Bind(4, key.pool());
+      q.Bind(5, key.benchmark()).Bind(6, key.metric()).Bind(7, key.source());
+      auto* series = response.add_series();
+      *series->mutable_key() = key;
+      std::string current_run;
+      std::vector<double> values;
+      auto flush = [&] {
+        if (values.empty()) return;
+        std::sort(values.begin(), values.end());
+        const size_t n = values.size();
+        series->add_run_medians(n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2);
+        values.clear();
+      };
+      int rc;
+      while ((rc = q.Step()) == SQLITE_ROW) {
+        std::string run = q.Text(0);
+        if (run != current_run) {
+          flush();
+          if (request.max_runs() && static_cast<uint32_t>(series->run_medians_size()) >= request.max_runs()) break;
+          current_run = run;
+        }
+        values.push_back(sqlite3_column_double(q.raw(), 1));
+      }
+      if (request.max_runs() == 0 || static_cast<uint32_t>(series->run_medians_size()) < request.max_runs()) flush();
+      if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        return absl::InternalError(absl::StrCat(path_, ": history query: ", sqlite3_errmsg(db_)));
+      }
+      q.Reset();
+    }
+    return response;
   }
 
   absl::StatusOr<v1::Run> LoadRun(const std::string& run_id) override {

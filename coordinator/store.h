@@ -25,6 +25,7 @@ struct LeaseRecord {
   uint32_t attempt = 0;
   std::string agent_id;
   std::string session_id;
+  std::string pool;  // the agent's testbed
   LeaseState state = LeaseState::kActive;
   int64_t granted_at_ms = 0;
   int64_t expires_at_ms = 0;
@@ -75,6 +76,9 @@ class Store {
   virtual absl::Status DeleteSession(const std::string& session_id) = 0;
 
   virtual absl::StatusOr<RecoveredState> Recover() = 0;
+  // Per-run medians of counted samples for each key, on runs of
+  // request.branch, newest first (see GateService.GetHistory).
+  virtual absl::StatusOr<v1::HistoryResponse> History(const v1::HistoryRequest& request) = 0;
   // Any run, final or not, with counted results; NotFound if unknown.
   virtual absl::StatusOr<v1::Run> LoadRun(const std::string& run_id) = 0;
 };

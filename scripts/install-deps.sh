@@ -16,8 +16,10 @@ PACKAGES=(
   valgrind
   # real Prometheus server and promtool for end-to-end tests and rule checks
   prometheus
-  # JUnit XML validation in tests
+  # JUnit XML validation (xmllint) in tests
   libxml2-utils
+  # Markdown report rendered by a real GFM renderer in tests
+  cmark-gfm
 )
 
 if [ "$(id -u)" -eq 0 ]; then SUDO=(); else SUDO=(sudo); fi
