@@ -19,7 +19,10 @@ inline constexpr char kWallTime[] = "wall_time";
 inline constexpr char kUserCpuTime[] = "user_cpu_time";
 inline constexpr char kSysCpuTime[] = "sys_cpu_time";
 inline constexpr char kPeakRss[] = "peak_rss";
+// The instrument is in the name, so an expected file or a history never
+// compares a hardware count with a callgrind count.
 inline constexpr char kInstructions[] = "instructions";
+inline constexpr char kCallgrindInstructions[] = "instructions_callgrind";
 
 struct CaseRunOptions {
   const CancelToken* cancel = nullptr;

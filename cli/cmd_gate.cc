@@ -1,11 +1,14 @@
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <iostream>
 
 #include "cli/commands.h"
+#include "absl/strings/str_join.h"
 #include "cli/gate_client.h"
+#include "cli/judge_flags.h"
 #include "cli/local_cluster.h"
 #include "cli/report_output.h"
 #include "cli/signals.h"
@@ -37,6 +40,7 @@ void AddGateCommand(CLI::App& app, int* exit_code) {
     std::string state_dir = ".perfgate";
     int local_agents = 2;
     ReportFlags report;
+    JudgeFlags judge;
   };
   auto flags = std::make_shared<Flags>();
   cmd->add_option("--suite", flags->suite, "suite file (YAML)")->required();
@@ -48,12 +52,16 @@ void AddGateCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--local-agents", flags->local_agents, "embedded mode: number of local agents")
       ->capture_default_str()
       ->check(CLI::Range(1, 64));
+  AddJudgeFlags(cmd, &flags->judge, /*with_history=*/true);
   AddReportFlags(cmd, &flags->report, /*metrics_default=*/false);
   cmd->footer(kExitCodesHelp);
   cmd->callback([flags, exit_code] {
     auto suite = LoadSuiteFile(flags->suite);
-    if (!suite.ok()) {
-      std::cerr << "perfgate gate: " << suite.status().message() << "\n";
+    absl::StatusOr<Policy> policy = suite.ok() ? ResolvePolicy(*suite, flags->judge) : suite.status();
+    absl::StatusOr<Baselines> baselines = policy.ok() ? LoadExpectedBaselines(*policy) : policy.status();
+    absl::Status variants = baselines.ok() ? ApplyVariants(flags->judge, &*suite) : baselines.status();
+    if (!variants.ok()) {
+      std::cerr << "perfgate gate: " << variants.message() << "\n";
       *exit_code = kExitBadInput;
       return;
     }
@@ -85,14 +93,37 @@ void AddGateCommand(CLI::App& app, int* exit_code) {
     GateClientOptions client;
     client.coordinator = address;
     client.tty = isatty(STDERR_FILENO);
+    auto fail_infra = [&](const absl::Status& status) {
+      std::cerr << "perfgate gate: " << status.message() << "\n";
+      *exit_code = status.code() == absl::StatusCode::kInvalidArgument ? kExitBadInput : kExitInfra;
+    };
+
     auto run = SubmitAndWatch(client, request, &interrupted);
-    if (cluster) cluster->Shutdown();
-    if (!run.ok()) {
-      std::cerr << "perfgate gate: " << run.status().message() << "\n";
-      *exit_code = run.status().code() == absl::StatusCode::kInvalidArgument ? kExitBadInput : kExitInfra;
-      return;
+    if (!run.ok()) return fail_infra(run.status());
+    if (auto s = FetchHistory(client, *run, policy->main_branch, policy->compare.history_runs,
+                              policy->history_max_age_ms, &baselines->history);
+        !s.ok()) {
+      return fail_infra(s);
     }
-    GateReport report = BuildGateReport(*run);
+    GateReport report = BuildGateReport(*run, *baselines, *policy);
+
+    // A suspected regression is measured again before it fails the gate.
+    for (uint32_t round = 0; round < policy->confirm && run->state() != v1::RUN_STATE_CANCELLED; ++round) {
+      const std::vector<std::string> suspects = SuspectedRegressions(report);
+      if (suspects.empty()) break;
+      std::cerr << "perfgate: re-measuring " << suspects.size() << " case(s) with a suspected regression: "
+                << absl::StrJoin(suspects, ", ") << "\n";
+      v1::SubmitRunRequest again = request;
+      again.mutable_suite()->clear_cases();
+      for (const auto& c : suite->cases()) {
+        if (std::find(suspects.begin(), suspects.end(), c.name()) != suspects.end()) *again.mutable_suite()->add_cases() = c;
+      }
+      again.set_branch(absl::StrCat(request.branch(), "#confirm"));  // never part of the main-branch history
+      auto confirmation = SubmitAndWatch(client, again, &interrupted);
+      if (!confirmation.ok()) return fail_infra(confirmation.status());
+      ApplyConfirmation(&report, *confirmation, *baselines, *policy);
+    }
+    if (cluster) cluster->Shutdown();
     if (!EmitReport(report, flags->report)) {
       *exit_code = kExitInfra;
       return;

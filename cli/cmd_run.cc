@@ -7,6 +7,7 @@
 #include "agent/case_runner.h"
 #include "agent/host_fingerprint.h"
 #include "cli/commands.h"
+#include "cli/judge_flags.h"
 #include "cli/report_output.h"
 #include "cli/signals.h"
 #include "core/exit_codes.h"
@@ -26,21 +27,28 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
     uint32_t repeats = 0;
     std::vector<std::string> labels;
     ReportFlags report;
+    JudgeFlags judge;
   };
   auto flags = std::make_shared<Flags>();
   cmd->add_option("suite", flags->suite, "suite file (YAML)")->required();
   cmd->add_option("--case", flags->cases, "run only this case (repeatable)");
   cmd->add_option("--repeats", flags->repeats, "measured runs per case, overriding the suite")->check(CLI::Range(1, 100000));
   cmd->add_option("--label", flags->labels, "labels this machine has, for cases that require them (repeatable)");
+  AddJudgeFlags(cmd, &flags->judge, /*with_history=*/false);
   AddReportFlags(cmd, &flags->report, /*metrics_default=*/true);
   cmd->footer(kExitCodesHelp);
   cmd->callback([flags, exit_code] {
     auto suite = LoadSuiteFile(flags->suite);
-    if (!suite.ok()) {
-      std::cerr << "perfgate run: " << suite.status().message() << "\n";
+    absl::StatusOr<Policy> policy = suite.ok() ? ResolvePolicy(*suite, flags->judge) : suite.status();
+    absl::StatusOr<Baselines> baselines = policy.ok() ? LoadExpectedBaselines(*policy) : policy.status();
+    absl::Status variants = baselines.ok() ? ApplyVariants(flags->judge, &*suite) : baselines.status();
+    if (!variants.ok()) {
+      std::cerr << "perfgate run: " << variants.message() << "\n";
       *exit_code = kExitBadInput;
       return;
     }
+    // By hand, a case this machine cannot run is skipped, not a failure.
+    policy->fail_on.erase(Verdict::kNoCapableAgent);
     std::set<std::string> wanted(flags->cases.begin(), flags->cases.end());
     for (const auto& name : wanted) {
       bool found = false;
@@ -93,10 +101,11 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
       status->set_state(result.outcome() == v1::CaseResult::OUTCOME_CANCELLED ? v1::CASE_STATE_CANCELLED
                                                                                : v1::CASE_STATE_DONE);
       status->set_error(result.error());
+      result.set_pool("local");
       *status->mutable_result() = std::move(result);
     }
     if (cancel.cancelled()) run.set_state(v1::RUN_STATE_CANCELLED);
-    GateReport report = BuildGateReport(run);
+    GateReport report = BuildGateReport(run, *baselines, *policy, /*complete_run=*/wanted.empty());
     if (!EmitReport(report, flags->report)) {
       *exit_code = kExitInfra;
       return;

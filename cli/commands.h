@@ -10,5 +10,6 @@ void AddCoordinatorCommand(CLI::App& app, int* exit_code);
 void AddAgentCommand(CLI::App& app, int* exit_code);
 void AddGateCommand(CLI::App& app, int* exit_code);
 void AddRunCommand(CLI::App& app, int* exit_code);
+void AddBaselineCommand(CLI::App& app, int* exit_code);
 
 }  // namespace perfgate

@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/series.h"
 #include "perfgate/v1/gate.grpc.pb.h"
 
 namespace perfgate {
@@ -90,15 +91,57 @@ class Progress {
 
 }  // namespace
 
-absl::StatusOr<v1::Run> SubmitAndWatch(const GateClientOptions& options, const v1::SubmitRunRequest& request,
-                                       const std::atomic<bool>* interrupted) {
+namespace {
+
+std::shared_ptr<grpc::Channel> Channel(const std::string& address) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(64 << 20);
   args.SetMaxSendMessageSize(64 << 20);
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2'000);
-  auto channel = grpc::CreateCustomChannel(options.coordinator, grpc::InsecureChannelCredentials(), args);
-  auto stub = v1::GateService::NewStub(channel);
+  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+}
+
+}  // namespace
+
+absl::Status FetchHistory(const GateClientOptions& options, const v1::Run& run, const std::string& main_branch,
+                          uint32_t max_runs, uint64_t max_age_ms, std::map<HistoryKey, std::vector<double>>* history) {
+  v1::HistoryRequest request;
+  request.set_branch(main_branch);
+  request.set_max_runs(max_runs);
+  request.set_exclude_run_id(run.run_id());
+  const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::system_clock::now().time_since_epoch()).count();
+  request.set_since_ms(now_ms - static_cast<int64_t>(max_age_ms));
+  for (const auto& c : run.cases()) {
+    if (c.state() != v1::CASE_STATE_DONE || c.result().outcome() != v1::CaseResult::OUTCOME_OK) continue;
+    for (const auto& series : CollectSeries(c.result())) {
+      if (!series.variant.empty() || !GatedAgainstHistory(series.metric)) continue;
+      auto* key = request.add_keys();
+      key->set_pool(c.result().pool());
+      key->set_benchmark(series.benchmark);
+      key->set_metric(series.metric);
+      key->set_source(series.source);
+    }
+  }
+  if (request.keys_size() == 0) return absl::OkStatus();
+  auto stub = v1::GateService::NewStub(Channel(options.coordinator));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  v1::HistoryResponse response;
+  grpc::Status s = stub->GetHistory(&context, request, &response);
+  if (!s.ok()) return FromGrpc(s);
+  for (const auto& series : response.series()) {
+    const auto& k = series.key();
+    (*history)[{k.pool(), k.benchmark(), k.metric(), k.source()}].assign(series.run_medians().begin(),
+                                                                         series.run_medians().end());
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::Run> SubmitAndWatch(const GateClientOptions& options, const v1::SubmitRunRequest& request,
+                                       const std::atomic<bool>* interrupted) {
+  auto stub = v1::GateService::NewStub(Channel(options.coordinator));
   Progress progress(options.tty);
 
   v1::SubmitRunResponse submitted;

@@ -6,7 +6,11 @@
 #include <functional>
 #include <string>
 
+#include <map>
+#include <vector>
+
 #include "absl/status/statusor.h"
+#include "core/policy.h"
 #include "perfgate/v1/gate.pb.h"
 
 namespace perfgate {
@@ -24,5 +28,10 @@ struct GateClientOptions {
 // (coordinator unreachable).
 absl::StatusOr<v1::Run> SubmitAndWatch(const GateClientOptions& options, const v1::SubmitRunRequest& request,
                                        const std::atomic<bool>* interrupted);
+
+// Main-branch history for every judged series of `run` (see Policy), from
+// the coordinator's store, keyed for Baselines::history.
+absl::Status FetchHistory(const GateClientOptions& options, const v1::Run& run, const std::string& main_branch,
+                          uint32_t max_runs, uint64_t max_age_ms, std::map<HistoryKey, std::vector<double>>* history);
 
 }  // namespace perfgate

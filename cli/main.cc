@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   perfgate::AddRunCommand(app, &exit_code);
   perfgate::AddCoordinatorCommand(app, &exit_code);
   perfgate::AddAgentCommand(app, &exit_code);
+  perfgate::AddBaselineCommand(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

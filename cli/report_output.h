@@ -12,15 +12,18 @@ namespace perfgate {
 
 struct ReportFlags {
   std::string json_path;
+  std::string markdown_path;
+  std::string junit_path;
   bool metrics = false;
   bool no_color = false;
 };
 
-// Registers --json, --metrics and --no-color on `cmd`.
+// Registers --json, --markdown, --junit, --metrics and --no-color on `cmd`.
 void AddReportFlags(CLI::App* cmd, ReportFlags* flags, bool metrics_default);
 
-// Prints and writes the report. Returns false (after saying why on stderr)
-// if a file could not be written.
+// Prints and writes the report; appends the Markdown to $GITHUB_STEP_SUMMARY
+// when that is set. Returns false (after saying why on stderr) if a file
+// could not be written.
 bool EmitReport(const GateReport& report, const ReportFlags& flags);
 
 }  // namespace perfgate

@@ -1,6 +1,8 @@
 #include <google/protobuf/util/json_util.h>
 #include <nlohmann/json.hpp>
 
+#include <cmath>
+
 #include "core/report.h"
 
 namespace perfgate {
@@ -13,23 +15,45 @@ void JsonReporter::Write(const GateReport& report, std::ostream& out) const {
   doc["passed"] = report.passed;
   doc["exit_code"] = report.exit_code;
   doc["failed_rules"] = report.failed_rules;
+  doc["warnings"] = report.warnings;
+  doc["missing_rows"] = report.missing_rows;
+  doc["baseline_patch"] = nlohmann::json::array();
+  for (const auto& row : report.baseline_patch) {
+    doc["baseline_patch"].push_back({{"benchmark", row.benchmark}, {"metric", row.metric}, {"expected", row.expected},
+                                     {"margin", row.margin}});
+  }
   doc["cases"] = nlohmann::json::array();
   for (const auto& c : report.cases) {
-    nlohmann::json jc = {{"name", c.name},         {"verdict", VerdictName(c.verdict)},
+    nlohmann::json jc = {{"name", c.name},         {"verdict", VerdictName(c.verdict)}, {"pool", c.pool},
                          {"outcome", c.outcome},   {"detail", c.detail},
                          {"agent_id", c.agent_id}, {"attempts", c.attempts},
                          {"notes", c.notes},       {"metrics", nlohmann::json::array()}};
+    auto comparison = [](const Comparison& cmp) {
+      auto number = [](double v) { return std::isnan(v) ? nlohmann::json() : nlohmann::json(v); };
+      return nlohmann::json{{"verdict", VerdictName(cmp.verdict)}, {"method", cmp.method},
+                            {"baseline", cmp.baseline},           {"result", cmp.result},
+                            {"change", number(cmp.change)},       {"threshold", cmp.threshold},
+                            {"noise", cmp.noise},                 {"p_value", number(cmp.p_value)},
+                            {"baseline_n", cmp.baseline_n},       {"explain", cmp.Explain()}};
+    };
     for (const auto& m : c.metrics) {
-      jc["metrics"].push_back({{"benchmark", m.series.benchmark},
-                               {"metric", m.series.metric},
-                               {"unit", m.series.unit},
-                               {"source", m.series.source},
-                               {"n", m.summary.n},
-                               {"median", m.summary.median},
-                               {"mad", m.summary.mad},
-                               {"min", m.summary.min},
-                               {"max", m.summary.max},
-                               {"samples", m.series.values}});
+      nlohmann::json jm = {{"benchmark", m.series.benchmark},
+                           {"metric", m.series.metric},
+                           {"unit", m.series.unit},
+                           {"source", m.series.source},
+                           {"variant", m.series.variant},
+                           {"verdict", VerdictName(m.verdict)},
+                           {"note", m.note},
+                           {"n", m.summary.n},
+                           {"median", m.summary.median},
+                           {"mad", m.summary.mad},
+                           {"min", m.summary.min},
+                           {"max", m.summary.max},
+                           {"samples", m.series.values}};
+      if (m.comparison) jm["comparison"] = comparison(*m.comparison);
+      jm["confirmations"] = nlohmann::json::array();
+      for (const auto& re : m.confirmations) jm["confirmations"].push_back(comparison(re));
+      jc["metrics"].push_back(std::move(jm));
     }
     doc["cases"].push_back(std::move(jc));
   }

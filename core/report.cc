@@ -1,26 +1,13 @@
 #include "core/report.h"
 
 #include <map>
+#include <set>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "core/exit_codes.h"
 
 namespace perfgate {
-
-const char* VerdictName(Verdict verdict) {
-  switch (verdict) {
-    case Verdict::kPass: return "pass";
-    case Verdict::kRegression: return "regression";
-    case Verdict::kImprovement: return "improvement";
-    case Verdict::kError: return "error";
-    case Verdict::kMissingResult: return "missing result";
-    case Verdict::kNoBaseline: return "no baseline";
-    case Verdict::kNoCapableAgent: return "no capable agent";
-    case Verdict::kCancelled: return "cancelled";
-  }
-  return "?";
-}
-
 namespace {
 
 std::string OutcomeText(const v1::CaseResult& r) {
@@ -36,31 +23,128 @@ std::string OutcomeText(const v1::CaseResult& r) {
   }
 }
 
+const std::vector<ExpectedRow>* RowsFor(const Baselines& baselines, const std::string& pool) {
+  if (auto it = baselines.expected.find(pool); it != baselines.expected.end()) return &it->second;
+  if (auto it = baselines.expected.find("*"); it != baselines.expected.end()) return &it->second;
+  return nullptr;
+}
+
+const Series* FindSeries(const std::vector<Series>& all, const Series& like, const std::string& variant) {
+  for (const auto& s : all) {
+    if (s.benchmark == like.benchmark && s.metric == like.metric && s.source == like.source && s.variant == variant) {
+      return &s;
+    }
+  }
+  return nullptr;
+}
+
+// Compares one series with the first baseline source that has it. `all` is
+// every series of the same result, for the A/B base side.
+std::optional<Comparison> Compare(const Series& series, const std::vector<Series>& all, const std::string& pool,
+                                  const Baselines& baselines, const Policy& policy) {
+  if (series.variant == "head") {
+    if (const Series* base = FindSeries(all, series, "base")) {
+      return CompareAB(series.metric, base->values, series.values, policy.compare);
+    }
+    return std::nullopt;
+  }
+  const double median = Summarize(series.values).median;
+  if (const auto* rows = RowsFor(baselines, pool)) {
+    for (const auto& row : *rows) {
+      if (row.benchmark == series.benchmark && row.metric == series.metric) {
+        return CompareWithExpected(series.metric, median, row);
+      }
+    }
+  }
+  if (GatedAgainstHistory(series.metric)) {
+    auto it = baselines.history.find({pool, series.benchmark, series.metric, series.source});
+    if (it != baselines.history.end()) {
+      Comparison c = CompareWithHistory(series.metric, series.values, it->second, policy.compare);
+      if (c.verdict != Verdict::kNoBaseline) return c;
+    }
+  }
+  return std::nullopt;
+}
+
+// Case and gate verdicts from the metric verdicts and case outcomes.
+void Derive(GateReport* report, const Policy& policy) {
+  std::map<Verdict, std::vector<std::string>> by_verdict;
+  report->baseline_patch.clear();
+  for (auto& c : report->cases) {
+    if (c.ran) {
+      bool any_compared = false, regression = false, improvement = false, missing = false;
+      for (auto& m : c.metrics) {
+        if (m.verdict == Verdict::kMissingResult) missing = true;
+        if (!m.comparison) continue;
+        any_compared = true;
+        regression |= m.verdict == Verdict::kRegression;
+        improvement |= m.verdict == Verdict::kImprovement;
+        if (m.verdict == Verdict::kImprovement && m.comparison->method == "expected") {
+          ExpectedRow row{m.series.benchmark, m.series.metric, RoundToFourSignificantDigits(m.summary.median),
+                          m.comparison->threshold, 0};
+          report->baseline_patch.push_back(row);
+        }
+      }
+      c.verdict = regression    ? Verdict::kRegression
+                  : missing     ? Verdict::kMissingResult
+                  : improvement ? Verdict::kImprovement
+                  : any_compared ? Verdict::kPass
+                                 : Verdict::kNoBaseline;
+    }
+    if (c.verdict != Verdict::kPass) by_verdict[c.verdict].push_back(c.name);
+  }
+  report->failed_rules.clear();
+  report->warnings.clear();
+  for (const auto& [verdict, names] : by_verdict) {
+    const std::string what = absl::StrCat(names.size(), " case", names.size() == 1 ? "" : "s", " (",
+                                          absl::StrJoin(names, ", "), ")");
+    if (policy.fail_on.count(verdict)) {
+      report->failed_rules.push_back(absl::StrCat(VerdictName(verdict), " fails the gate: ", what));
+    } else if (verdict == Verdict::kNoBaseline) {
+      report->warnings.push_back(absl::StrCat("no baseline for ", what, ": nothing to compare with yet"));
+    }
+  }
+  if (!report->missing_rows.empty()) {
+    const std::string what = absl::StrCat(report->missing_rows.size(), " expected row",
+                                          report->missing_rows.size() == 1 ? "" : "s", " with no result (",
+                                          absl::StrJoin(report->missing_rows, "; "), ")");
+    if (policy.fail_on.count(Verdict::kMissingResult)) {
+      report->failed_rules.push_back(absl::StrCat("missing result fails the gate: ", what));
+    } else {
+      report->warnings.push_back(what);
+    }
+  }
+  report->passed = report->failed_rules.empty();
+  if (report->run.state() == v1::RUN_STATE_CANCELLED) {
+    report->passed = false;
+    report->exit_code = kExitInterrupted;
+  } else {
+    report->exit_code = report->passed ? kExitPassed : kExitGateFailed;
+  }
+}
+
 }  // namespace
 
-GateReport BuildGateReport(const v1::Run& run) {
+GateReport BuildGateReport(const v1::Run& run, const Baselines& baselines, const Policy& policy,
+                           bool complete_run) {
   GateReport report;
   report.run = run;
-  std::map<Verdict, int> failing;
+  std::set<std::string> produced;  // "benchmark,metric" produced by some case, or a case name
   for (const auto& c : run.cases()) {
     CaseReport cr;
     cr.name = c.name();
     cr.agent_id = c.agent_id();
     cr.attempts = c.attempts();
     cr.detail = c.error();
+    produced.insert(c.name());
     const bool has_result = c.has_result() && c.result().outcome() != v1::CaseResult::OUTCOME_UNSPECIFIED;
     cr.outcome = has_result ? OutcomeText(c.result()) : "not run";
-    if (has_result) {
-      cr.notes.assign(c.result().notes().begin(), c.result().notes().end());
-      for (auto& series : CollectSeries(c.result())) {
-        Summary summary = Summarize(series.values);
-        cr.metrics.push_back(MetricReport{std::move(series), summary});
-      }
-    }
+    cr.pool = c.result().pool();
     switch (c.state()) {
       case v1::CASE_STATE_DONE:
         if (c.result().outcome() == v1::CaseResult::OUTCOME_OK) {
-          cr.verdict = Verdict::kPass;
+          cr.ran = true;
+          cr.detail.clear();
         } else {
           cr.verdict = Verdict::kError;
           if (cr.detail.empty()) cr.detail = c.result().error();
@@ -69,23 +153,109 @@ GateReport BuildGateReport(const v1::Run& run) {
       case v1::CASE_STATE_NO_CAPABLE_AGENT: cr.verdict = Verdict::kNoCapableAgent; break;
       case v1::CASE_STATE_CANCELLED: cr.verdict = Verdict::kCancelled; break;
       case v1::CASE_STATE_ERROR: cr.verdict = Verdict::kError; break;
-      default: cr.verdict = Verdict::kMissingResult; if (cr.detail.empty()) cr.detail = "the run ended before this case did";
+      default:
+        cr.verdict = Verdict::kMissingResult;
+        if (cr.detail.empty()) cr.detail = "the run ended before this case did";
     }
-    if (cr.verdict != Verdict::kPass) ++failing[cr.verdict];
+    if (has_result) {
+      cr.notes.assign(c.result().notes().begin(), c.result().notes().end());
+      const std::vector<Series> all = CollectSeries(c.result());
+      std::set<std::string> benchmarks;
+      for (const auto& series : all) {
+        produced.insert(series.Key());
+        benchmarks.insert(series.benchmark);
+        if (series.variant == "base") continue;  // shown beside its head
+        MetricReport m{series, Summarize(series.values), std::nullopt, std::nullopt, {}, Verdict::kNoBaseline, ""};
+        if (series.variant == "head") {
+          if (const Series* base = FindSeries(all, series, "base")) m.base = Summarize(base->values);
+        }
+        if (cr.ran) {
+          m.comparison = Compare(series, all, cr.pool, baselines, policy);
+          if (m.comparison) m.verdict = m.comparison->verdict;
+        }
+        cr.metrics.push_back(std::move(m));
+      }
+      // Expected rows for this case's benchmarks that it did not produce.
+      if (cr.ran) {
+        if (const auto* rows = RowsFor(baselines, cr.pool)) {
+          for (const auto& row : *rows) {
+            if (benchmarks.count(row.benchmark) && !produced.count(row.Key())) {
+              MetricReport m;
+              m.series = Series{row.benchmark, row.metric, "", "", "", {}};
+              m.verdict = Verdict::kMissingResult;
+              m.note = absl::StrCat("expected ", row.expected, " (row on line ", row.line, "), no result");
+              cr.metrics.push_back(std::move(m));
+              produced.insert(row.Key());
+            }
+          }
+        }
+      }
+    }
     report.cases.push_back(std::move(cr));
   }
-  for (const auto& [verdict, count] : failing) {
-    report.failed_rules.push_back(
-        absl::StrCat(VerdictName(verdict), " fails the gate: ", count, " case", count == 1 ? "" : "s"));
+  if (complete_run) {
+    // Rows that no case produced at all: a benchmark renamed or gone.
+    std::set<std::string> pools;
+    for (const auto& c : report.cases) pools.insert(c.pool);
+    for (const auto& pool : pools) {
+      if (const auto* rows = RowsFor(baselines, pool)) {
+        for (const auto& row : *rows) {
+          if (!produced.count(row.Key()) && !produced.count(row.benchmark)) {
+            report.missing_rows.push_back(absl::StrCat(row.Key(), " (line ", row.line, ")"));
+          }
+        }
+      }
+    }
   }
-  report.passed = report.failed_rules.empty();
-  if (run.state() == v1::RUN_STATE_CANCELLED) {
-    report.passed = false;
-    report.exit_code = kExitInterrupted;
-  } else {
-    report.exit_code = report.passed ? kExitPassed : kExitGateFailed;
-  }
+  Derive(&report, policy);
   return report;
+}
+
+std::vector<std::string> SuspectedRegressions(const GateReport& report) {
+  std::vector<std::string> names;
+  for (const auto& c : report.cases) {
+    if (c.verdict == Verdict::kRegression) names.push_back(c.name);
+  }
+  return names;
+}
+
+void ApplyConfirmation(GateReport* report, const v1::Run& confirmation, const Baselines& baselines,
+                       const Policy& policy) {
+  for (auto& c : report->cases) {
+    const v1::CaseStatus* again = nullptr;
+    for (const auto& cs : confirmation.cases()) {
+      if (cs.name() == c.name) again = &cs;
+    }
+    if (!again) continue;
+    const bool ok = again->state() == v1::CASE_STATE_DONE && again->result().outcome() == v1::CaseResult::OUTCOME_OK;
+    const std::vector<Series> all = ok ? CollectSeries(again->result()) : std::vector<Series>{};
+    for (auto& m : c.metrics) {
+      if (m.verdict != Verdict::kRegression || !m.comparison) continue;
+      const Series* series = FindSeries(all, m.series, m.series.variant);
+      std::optional<Comparison> re = series ? Compare(*series, all, c.pool, baselines, policy) : std::nullopt;
+      if (!re) {
+        m.note = absl::StrCat("confirmation run gave no value (", ok ? "metric missing" : again->error(),
+                              "); first measurement stands");
+        continue;
+      }
+      m.confirmations.push_back(*re);
+      if (re->verdict != Verdict::kRegression) {
+        m.verdict = Verdict::kPass;
+        m.note = absl::StrCat("not confirmed: first ", m.comparison->Explain(), "; re-measured ", re->Explain());
+      } else {
+        m.note = absl::StrCat("confirmed by re-measurement: ", re->Explain());
+      }
+    }
+  }
+  Derive(report, policy);
+}
+
+std::string DescribeMetric(const CaseReport& c, const MetricReport& m) {
+  std::string name = m.series.benchmark == c.name ? m.series.metric : absl::StrCat(m.series.benchmark, " ", m.series.metric);
+  std::string out = absl::StrCat(c.name, ": ", name);
+  if (m.comparison) absl::StrAppend(&out, " ", m.comparison->Explain());
+  if (!m.note.empty()) absl::StrAppend(&out, m.comparison ? "; " : " ", m.note);
+  return out;
 }
 
 }  // namespace perfgate

@@ -1,37 +1,37 @@
-// The gate's answer for one run: a verdict per case (and, with baselines,
-// per metric), whether the gate passed, and which rule failed it. Report
-// writers (terminal, JSON, ...) render it; none of them decide anything.
+// The gate's answer for one run: a verdict per case and per metric, whether
+// the gate passed, and which rule failed it. Report writers (terminal,
+// Markdown, JUnit XML, JSON) render it; none of them decide anything.
 #pragma once
 
+#include <optional>
 #include <ostream>
 #include <string>
 #include <vector>
 
+#include "core/compare.h"
+#include "core/policy.h"
 #include "core/series.h"
 #include "core/stats.h"
+#include "core/verdict.h"
 #include "perfgate/v1/gate.pb.h"
 
 namespace perfgate {
 
-enum class Verdict {
-  kPass,
-  kRegression,
-  kImprovement,
-  kError,
-  kMissingResult,
-  kNoBaseline,
-  kNoCapableAgent,
-  kCancelled,
-};
-const char* VerdictName(Verdict verdict);
-
 struct MetricReport {
-  Series series;
+  Series series;  // this run's values (head's, for A/B)
   Summary summary;
+  std::optional<Summary> base;  // A/B: the base side
+  std::optional<Comparison> comparison;
+  // Re-measurements of a suspected regression, compared with the same baseline.
+  std::vector<Comparison> confirmations;
+  Verdict verdict = Verdict::kNoBaseline;
+  std::string note;  // "not confirmed: ...", "missing: expected row on line 7"
 };
 
 struct CaseReport {
   std::string name;
+  std::string pool;
+  bool ran = false;  // finished with exit 0: its metrics decide its verdict
   Verdict verdict = Verdict::kPass;
   std::string outcome;  // "ok", "exit 3", "timed out", "not run", ...
   std::string detail;   // why, when not a pass
@@ -44,16 +44,32 @@ struct CaseReport {
 struct GateReport {
   v1::Run run;  // everything, raw samples included (the JSON report carries it)
   std::vector<CaseReport> cases;
+  // Expected rows that no case produced, on a run of the whole suite.
+  std::vector<std::string> missing_rows;
+  std::vector<std::string> warnings;
   bool passed = true;
-  // Each rule that failed the gate, in words ("error fails the gate: 1 case").
+  // Each rule that failed the gate, in words.
   std::vector<std::string> failed_rules;
   int exit_code = 0;
+  // Improvements against an expected file: the rows to apply (PyTorch's 4-digit rounding).
+  std::vector<ExpectedRow> baseline_patch;
 };
 
-// Verdicts from the run alone: a case that ran and exited 0 passes; one
-// that failed, crashed, timed out or could not be read is an error; a case
-// with no capable agent, or with no result, fails the gate.
-GateReport BuildGateReport(const v1::Run& run);
+// Judges `run`: case outcomes first, then each metric against its baseline
+// (A/B base, else the testbed's expected file, else main-branch history).
+// `complete_run`: the run covered the whole suite, so expected rows nobody
+// produced are missing results.
+GateReport BuildGateReport(const v1::Run& run, const Baselines& baselines, const Policy& policy,
+                           bool complete_run = true);
+
+// The cases whose metrics regressed: what a confirmation run re-measures.
+std::vector<std::string> SuspectedRegressions(const GateReport& report);
+
+// Compares the confirmation run's samples with the same baselines; a
+// regression stands only if every re-measurement regresses too. Then the
+// verdicts and rules are derived again.
+void ApplyConfirmation(GateReport* report, const v1::Run& confirmation, const Baselines& baselines,
+                       const Policy& policy);
 
 // One way to render a report (google/benchmark's reporter shape).
 class Reporter {
@@ -74,10 +90,25 @@ class TerminalReporter final : public Reporter {
   bool metrics_;
 };
 
-// Everything, for tools: verdicts, summaries and the raw run with samples.
+// A PR comment / GitHub step summary (GitHub-flavoured Markdown).
+class MarkdownReporter final : public Reporter {
+ public:
+  void Write(const GateReport& report, std::ostream& out) const override;
+};
+
+// One test case per case and metric; failures carry the numbers.
+class JunitReporter final : public Reporter {
+ public:
+  void Write(const GateReport& report, std::ostream& out) const override;
+};
+
+// Everything, for tools: verdicts, comparisons, summaries and the raw run with samples.
 class JsonReporter final : public Reporter {
  public:
   void Write(const GateReport& report, std::ostream& out) const override;
 };
+
+// "spin: instructions_callgrind +5.10% vs expected 2729000 (margin 2.00%)": one regression line.
+std::string DescribeMetric(const CaseReport& c, const MetricReport& m);
 
 }  // namespace perfgate

@@ -7,12 +7,12 @@ namespace perfgate {
 
 std::vector<Series> CollectSeries(const v1::CaseResult& result) {
   std::vector<Series> out;
-  std::map<std::tuple<std::string, std::string, std::string>, size_t> index;
+  std::map<std::tuple<std::string, std::string, std::string, std::string>, size_t> index;
   for (const auto& sample : result.samples()) {
     for (const auto& v : sample.values()) {
-      auto key = std::make_tuple(v.benchmark(), v.metric(), v.source());
+      auto key = std::make_tuple(v.benchmark(), v.metric(), v.source(), sample.variant());
       auto [it, inserted] = index.emplace(key, out.size());
-      if (inserted) out.push_back(Series{v.benchmark(), v.metric(), v.unit(), v.source(), {}});
+      if (inserted) out.push_back(Series{v.benchmark(), v.metric(), v.unit(), v.source(), sample.variant(), {}});
       out[it->second].values.push_back(v.value());
     }
   }

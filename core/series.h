@@ -1,5 +1,5 @@
 // Raw samples regrouped per measured quantity: one series per (benchmark,
-// metric, source). Comparisons and tables work on series.
+// metric, source, variant). Comparisons and tables work on series.
 #pragma once
 
 #include <string>
@@ -14,6 +14,7 @@ struct Series {
   std::string metric;
   std::string unit;
   std::string source;
+  std::string variant;         // A/B side ("base", "head"), empty for a plain run
   std::vector<double> values;  // in sample order
 
   // "benchmark,metric": the key of a PyTorch expected-results row.

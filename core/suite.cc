@@ -270,6 +270,112 @@ absl::Status ApplyCaseFields(const SuiteError& err, const YAML::Node& node,
   return absl::OkStatus();
 }
 
+absl::StatusOr<double> Fraction(const SuiteError& err, const YAML::Node& node, const std::string& what) {
+  auto text = Scalar(err, node, what);
+  if (!text.ok()) return text.status();
+  auto value = ParseFraction(*text);
+  if (!value) return err.At(node, absl::StrCat(what, " must be a fraction like 0.01 or a percentage like 1%, got '", *text, "'"));
+  return *value;
+}
+
+absl::StatusOr<double> Positive(const SuiteError& err, const YAML::Node& node, const std::string& what) {
+  auto text = Scalar(err, node, what);
+  if (!text.ok()) return text.status();
+  char* end = nullptr;
+  double v = std::strtod(text->c_str(), &end);
+  if (end == text->c_str() || *end != '\0' || !(v > 0)) {
+    return err.At(node, absl::StrCat(what, " must be a positive number, got '", *text, "'"));
+  }
+  return v;
+}
+
+// The `gate:` section: how runs of this suite are judged.
+absl::Status ParseGate(const SuiteError& err, const YAML::Node& node, const std::string& base_dir,
+                       v1::GateConfig* gate) {
+  if (!node.IsMap()) return err.At(node, "gate must be a map");
+  if (auto s = CheckKeys(err, node, "gate", {"fail_on", "expected", "main_branch", "history", "ab", "confirm"}); !s.ok()) {
+    return s;
+  }
+  if (const auto n = node["fail_on"]) {
+    if (!n.IsSequence()) return err.At(n, "gate.fail_on must be a list of verdicts");
+    for (const auto& v : n) {
+      auto name = Scalar(err, v, "each gate.fail_on entry");
+      if (!name.ok()) return name.status();
+      static const std::vector<std::string> kVerdicts = {"regression", "improvement", "error", "missing_result",
+                                                         "no_baseline", "no_capable_agent"};
+      if (std::find(kVerdicts.begin(), kVerdicts.end(), *name) == kVerdicts.end()) {
+        return err.At(v, absl::StrCat("gate.fail_on: unknown verdict '", *name, "' (allowed: ",
+                                      absl::StrJoin(kVerdicts, ", "), ")"));
+      }
+      gate->add_fail_on(*name);
+    }
+  }
+  if (const auto n = node["expected"]) {
+    if (!n.IsMap()) return err.At(n, "gate.expected must map a testbed (agent pool, or *) to a PyTorch expected-results file");
+    for (const auto& kv : n) {
+      auto path = Scalar(err, kv.second, "gate.expected file");
+      if (!path.ok()) return path.status();
+      (*gate->mutable_expected())[kv.first.as<std::string>()] = Anchor(ExpandSuiteDir(*path, base_dir), base_dir);
+    }
+  }
+  if (const auto n = node["main_branch"]) {
+    auto v = Scalar(err, n, "gate.main_branch");
+    if (!v.ok()) return v.status();
+    gate->set_main_branch(*v);
+  }
+  if (const auto n = node["history"]) {
+    if (!n.IsMap()) return err.At(n, "gate.history must be a map");
+    if (auto s = CheckKeys(err, n, "gate.history", {"min_runs", "runs", "k", "floor", "max_age"}); !s.ok()) return s;
+    if (const auto m = n["min_runs"]) {
+      auto v = Count(err, m, "gate.history.min_runs", 2);
+      if (!v.ok()) return v.status();
+      gate->set_history_min_runs(*v);
+    }
+    if (const auto m = n["runs"]) {
+      auto v = Count(err, m, "gate.history.runs", 2);
+      if (!v.ok()) return v.status();
+      gate->set_history_runs(*v);
+    }
+    if (const auto m = n["k"]) {
+      auto v = Positive(err, m, "gate.history.k");
+      if (!v.ok()) return v.status();
+      gate->set_history_k(*v);
+    }
+    if (const auto m = n["floor"]) {
+      auto v = Fraction(err, m, "gate.history.floor");
+      if (!v.ok()) return v.status();
+      gate->set_history_floor(*v);
+    }
+    if (const auto m = n["max_age"]) {
+      auto text = Scalar(err, m, "gate.history.max_age");
+      if (!text.ok()) return text.status();
+      auto ms = ParseDurationMs(*text);
+      if (!ms || *ms == 0) return err.At(m, absl::StrCat("gate.history.max_age must be a duration like 30d, got '", *text, "'"));
+      gate->set_history_max_age_ms(*ms);
+    }
+  }
+  if (const auto n = node["ab"]) {
+    if (!n.IsMap()) return err.At(n, "gate.ab must be a map");
+    if (auto s = CheckKeys(err, n, "gate.ab", {"alpha", "min_effect"}); !s.ok()) return s;
+    if (const auto m = n["alpha"]) {
+      auto v = Fraction(err, m, "gate.ab.alpha");
+      if (!v.ok()) return v.status();
+      gate->set_ab_alpha(*v);
+    }
+    if (const auto m = n["min_effect"]) {
+      auto v = Fraction(err, m, "gate.ab.min_effect");
+      if (!v.ok()) return v.status();
+      gate->set_ab_min_effect(*v);
+    }
+  }
+  if (const auto n = node["confirm"]) {
+    auto v = Count(err, n, "gate.confirm", 0);
+    if (!v.ok()) return v.status();
+    gate->set_confirm(*v);
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<v1::Suite> ParseSuite(const std::string& text, const std::string& source,
@@ -287,11 +393,14 @@ absl::StatusOr<v1::Suite> ParseSuite(const std::string& text, const std::string&
         absl::StrCat(source, ": a suite file is a map with keys 'suite' and 'cases'"));
   }
   try {
-    if (auto s = CheckKeys(err, root, "the suite file", {"suite", "defaults", "cases"}); !s.ok()) {
-      return s;
-    }
     v1::Suite suite;
     suite.set_source(source);
+    if (auto s = CheckKeys(err, root, "the suite file", {"suite", "defaults", "cases", "gate"}); !s.ok()) {
+      return s;
+    }
+    if (const auto g = root["gate"]) {
+      if (auto s = ParseGate(err, g, base_dir, suite.mutable_gate()); !s.ok()) return s;
+    }
     const auto name = root["suite"];
     if (!name) return err.At(root, "missing key 'suite' (the suite's name)");
     auto name_value = Scalar(err, name, "suite");

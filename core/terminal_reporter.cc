@@ -66,6 +66,18 @@ const MetricReport* FindMetric(const CaseReport& c, const char* metric) {
   return nullptr;
 }
 
+// The metric that decided a case's verdict, for the DETAIL column.
+const MetricReport* Decisive(const CaseReport& c) {
+  for (Verdict v : {Verdict::kRegression, Verdict::kMissingResult, Verdict::kImprovement}) {
+    for (const auto& m : c.metrics) {
+      if (m.verdict == v) return &m;
+    }
+  }
+  return nullptr;
+}
+
+std::string Shorten(const std::string& s, size_t max) { return s.size() > max ? s.substr(0, max - 3) + "..." : s; }
+
 }  // namespace
 
 void TerminalReporter::Write(const GateReport& report, std::ostream& out) const {
@@ -78,8 +90,11 @@ void TerminalReporter::Write(const GateReport& report, std::ostream& out) const 
     }
     std::string agent = c.agent_id.empty() ? "-" : c.agent_id;
     if (c.attempts > 1) absl::StrAppend(&agent, " (", c.attempts, " attempts)");
-    std::string detail = c.detail.size() > 100 ? c.detail.substr(0, 97) + "..." : c.detail;
-    cases.Add({c.name, VerdictName(c.verdict), c.outcome, wall, n, agent, detail},
+    std::string detail = c.detail;
+    if (const MetricReport* m = Decisive(c); m && c.ran) {
+      detail = DescribeMetric(c, *m).substr(c.name.size() + 2);
+    }
+    cases.Add({c.name, VerdictName(c.verdict), c.outcome, wall, n, agent, Shorten(detail, 110)},
               color_ ? Colour(c.verdict) : nullptr);
   }
   out << "\nrun " << report.run.run_id() << "  suite " << report.run.suite_name();
@@ -88,22 +103,45 @@ void TerminalReporter::Write(const GateReport& report, std::ostream& out) const 
   cases.Print(out);
 
   if (metrics_) {
-    Table metrics({"CASE", "BENCHMARK", "METRIC", "MEDIAN", "MAD", "MIN", "MAX", "N", "SOURCE"});
+    Table metrics({"CASE", "BENCHMARK", "METRIC", "MEDIAN", "MAD", "MIN", "MAX", "N", "SOURCE", "VS BASELINE"});
     for (const auto& c : report.cases) {
       for (const auto& m : c.metrics) {
+        if (m.summary.n == 0) continue;
         const std::string& unit = m.series.unit;
-        metrics.Add({c.name, m.series.benchmark == c.name ? "-" : m.series.benchmark, m.series.metric,
+        std::string versus = m.comparison ? absl::StrCat(VerdictName(m.verdict), " ", m.comparison->Explain()) : "-";
+        metrics.Add({c.name, m.series.benchmark == c.name ? "-" : m.series.benchmark,
+                     m.series.variant.empty() ? m.series.metric : m.series.metric + " (" + m.series.variant + ")",
                      FormatValue(m.summary.median, unit), Percent(RelativeSpread(m.summary)),
                      FormatValue(m.summary.min, unit), FormatValue(m.summary.max, unit), std::to_string(m.summary.n),
-                     m.series.source});
+                     m.series.source, versus});
       }
     }
     out << "\n";
     metrics.Print(out);
   }
+
+  // Every judged metric that did not simply pass, with its numbers.
+  bool header = false;
+  for (const auto& c : report.cases) {
+    for (const auto& m : c.metrics) {
+      if (m.verdict == Verdict::kPass && m.note.empty()) continue;
+      if (m.verdict == Verdict::kNoBaseline) continue;
+      if (!header) out << "\n";
+      header = true;
+      out << "  " << (color_ ? Colour(m.verdict) : "") << VerdictName(m.verdict) << (color_ ? "\033[0m" : "") << "  "
+          << DescribeMetric(c, m) << "\n";
+    }
+  }
+  if (!report.baseline_patch.empty()) {
+    out << "\nImprovements pass. To lock them in, update the expected file with these rows:\n";
+    for (const auto& row : report.baseline_patch) {
+      out << "  " << FormatExpectedFile({row});
+    }
+  }
   for (const auto& c : report.cases) {
     for (const auto& note : c.notes) out << "note: " << c.name << ": " << note << "\n";
   }
+  for (const auto& w : report.warnings) out << (color_ ? "\033[33mwarning:\033[0m " : "warning: ") << w << "\n";
 
   out << "\n";
   if (report.passed) {

@@ -33,8 +33,18 @@ std::optional<uint64_t> ParseDurationMs(std::string_view text) {
   else if (unit == "ms") factor = 1;
   else if (unit == "m" || unit == "min") factor = 60'000;
   else if (unit == "h") factor = 3'600'000;
+  else if (unit == "d") factor = 86'400'000;
   else return std::nullopt;
   return static_cast<uint64_t>(std::llround(n * factor));
+}
+
+std::optional<double> ParseFraction(std::string_view text) {
+  double n;
+  std::string_view unit;
+  if (!SplitNumber(text, &n, &unit)) return std::nullopt;
+  if (unit.empty()) return n;
+  if (unit == "%") return n / 100;
+  return std::nullopt;
 }
 
 std::optional<uint64_t> ParseBytes(std::string_view text) {
@@ -77,7 +87,7 @@ std::string FormatValue(double value, std::string_view unit) {
   if (unit == "s") return FormatDurationSeconds(value);
   if (unit == "bytes") return FormatBytes(value);
   char buf[64];
-  if (unit == "count" && std::fabs(value) < 1e15 && value == std::floor(value)) {
+  if ((unit == "count" || unit.empty()) && std::fabs(value) < 1e15 && value == std::floor(value)) {
     std::snprintf(buf, sizeof buf, "%.0f", value);
   } else {
     std::snprintf(buf, sizeof buf, "%.6g", value);

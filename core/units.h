@@ -8,8 +8,11 @@
 
 namespace perfgate {
 
-// "250ms", "30s", "2m", or a bare number of seconds ("1.5"). nullopt if malformed or negative.
+// "250ms", "30s", "2m", "12h", "30d", or a bare number of seconds ("1.5"). nullopt if malformed or negative.
 std::optional<uint64_t> ParseDurationMs(std::string_view text);
+
+// "1%" -> 0.01, or a bare fraction "0.01". nullopt if malformed or negative.
+std::optional<double> ParseFraction(std::string_view text);
 
 // "1024", "64KiB", "8MiB", "2GiB" (also kB/MB/GB as powers of ten). nullopt if malformed.
 std::optional<uint64_t> ParseBytes(std::string_view text);

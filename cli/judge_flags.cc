@@ -1,0 +1,79 @@
+#include "cli/judge_flags.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+
+namespace perfgate {
+
+void AddJudgeFlags(CLI::App* cmd, JudgeFlags* flags, bool with_history) {
+  cmd->add_option("--baseline", flags->baselines,
+                  "PyTorch expected-results file, for every testbed or as POOL=FILE for one (repeatable; "
+                  "overrides the suite's gate.expected)");
+  cmd->add_option("--fail-on", flags->fail_on,
+                  "comma-separated verdicts that fail the gate (default: regression,error,missing_result,"
+                  "no_capable_agent; also improvement, no_baseline)");
+  if (with_history) {
+    cmd->add_option("--confirm", flags->confirm,
+                    "re-measure suspected regressions this many times before failing (default 1; 0 turns it off)");
+    cmd->add_option("--main-branch", flags->main_branch,
+                    "runs with this --branch form the history baseline (default: main)");
+  }
+  cmd->add_option("--base-env", flags->base_env, "A/B: NAME=VALUE for the base variant (repeatable)");
+  cmd->add_option("--head-env", flags->head_env, "A/B: NAME=VALUE for the head variant (repeatable)");
+  cmd->add_option("--base-root", flags->base_root, "A/B: ${VARIANT_ROOT} for the base variant");
+  cmd->add_option("--head-root", flags->head_root, "A/B: ${VARIANT_ROOT} for the head variant");
+}
+
+absl::StatusOr<Policy> ResolvePolicy(const v1::Suite& suite, const JudgeFlags& flags) {
+  Policy policy = PolicyFromConfig(suite.gate());
+  if (!flags.baselines.empty()) policy.expected_files.clear();
+  for (const auto& b : flags.baselines) {
+    const auto eq = b.find('=');
+    if (eq == std::string::npos) policy.expected_files["*"] = b;
+    else policy.expected_files[b.substr(0, eq)] = b.substr(eq + 1);
+  }
+  if (!flags.fail_on.empty()) {
+    policy.fail_on.clear();
+    for (const auto& name : absl::StrSplit(flags.fail_on, ',')) {
+      auto verdict = ParseVerdict(std::string(name));
+      if (!verdict) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--fail-on: unknown verdict '", std::string(name),
+            "' (use regression, improvement, error, missing_result, no_baseline, no_capable_agent)"));
+      }
+      policy.fail_on.insert(*verdict);
+    }
+  }
+  if (flags.confirm) policy.confirm = *flags.confirm;
+  if (!flags.main_branch.empty()) policy.main_branch = flags.main_branch;
+  return policy;
+}
+
+absl::Status ApplyVariants(const JudgeFlags& flags, v1::Suite* suite) {
+  if (flags.base_env.empty() && flags.head_env.empty() && flags.base_root.empty() && flags.head_root.empty()) {
+    return absl::OkStatus();
+  }
+  v1::Variant base, head;
+  base.set_name("base");
+  head.set_name("head");
+  base.set_root(flags.base_root);
+  head.set_root(flags.head_root);
+  for (auto [list, variant, flag] : {std::tuple{&flags.base_env, &base, "--base-env"},
+                                     std::tuple{&flags.head_env, &head, "--head-env"}}) {
+    for (const auto& kv : *list) {
+      const auto eq = kv.find('=');
+      if (eq == std::string::npos || eq == 0) {
+        return absl::InvalidArgumentError(absl::StrCat(flag, " takes NAME=VALUE, got '", kv, "'"));
+      }
+      (*variant->mutable_env())[kv.substr(0, eq)] = kv.substr(eq + 1);
+    }
+  }
+  for (auto& c : *suite->mutable_cases()) {
+    c.clear_variants();
+    *c.add_variants() = base;
+    *c.add_variants() = head;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace perfgate

@@ -1,0 +1,35 @@
+// Flags that decide how a run is judged, shared by `gate` and `run`:
+// baselines, the failing verdicts, confirmation, and A/B variants.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "absl/status/statusor.h"
+#include "core/policy.h"
+#include "perfgate/v1/common.pb.h"
+
+namespace perfgate {
+
+struct JudgeFlags {
+  std::vector<std::string> baselines;  // [POOL=]FILE
+  std::string fail_on;                 // comma-separated verdicts
+  std::optional<uint32_t> confirm;
+  std::string main_branch;
+  std::vector<std::string> base_env, head_env;  // NAME=VALUE
+  std::string base_root, head_root;
+};
+
+void AddJudgeFlags(CLI::App* cmd, JudgeFlags* flags, bool with_history);
+
+// The suite's `gate:` section with the flags laid over it. Errors are bad input.
+absl::StatusOr<Policy> ResolvePolicy(const v1::Suite& suite, const JudgeFlags& flags);
+
+// With A/B flags, gives every case a base and a head variant. Errors are bad input.
+absl::Status ApplyVariants(const JudgeFlags& flags, v1::Suite* suite);
+
+}  // namespace perfgate

@@ -1,0 +1,187 @@
+#include "core/compare.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+
+#include "core/stats.h"
+
+namespace perfgate {
+namespace {
+
+// MAD scaled to estimate a normal distribution's standard deviation.
+constexpr double kMadToSigma = 1.4826;
+
+double RelativeChange(double result, double baseline) {
+  return baseline == 0 ? NAN : (result - baseline) / std::fabs(baseline);
+}
+
+// Regression, improvement or pass from a relative change and a threshold.
+Verdict Judge(const std::string& metric, double change, double threshold) {
+  if (std::isnan(change)) return Verdict::kPass;
+  const double worse = HigherIsBetter(metric) ? -change : change;
+  if (worse > threshold) return Verdict::kRegression;
+  if (-worse > threshold) return Verdict::kImprovement;
+  return Verdict::kPass;
+}
+
+std::string Pct(double fraction) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%+.2f%%", fraction * 100);
+  return buf;
+}
+
+std::string Num(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.6g", v);
+  return buf;
+}
+
+// Number of arrangements of n1 + n2 items giving each U, for the exact test.
+double ExactTwoSidedP(size_t n1, size_t n2, double u) {
+  // counts[i][j][k]: ways for i and j items to give U = k. Built up layer by layer.
+  const size_t max_u = n1 * n2;
+  std::vector<std::vector<std::vector<double>>> counts(n1 + 1, std::vector<std::vector<double>>(n2 + 1));
+  for (size_t i = 0; i <= n1; ++i) {
+    for (size_t j = 0; j <= n2; ++j) {
+      counts[i][j].assign(i * j + 1, 0);
+      if (i == 0 || j == 0) {
+        counts[i][j][0] = 1;
+        continue;
+      }
+      // The largest item is from sample 1 (adds j to U) or from sample 2.
+      for (size_t k = 0; k <= i * j; ++k) {
+        double ways = 0;
+        if (k >= j && k - j <= (i - 1) * j) ways += counts[i - 1][j][k - j];
+        if (k <= i * (j - 1)) ways += counts[i][j - 1][k];
+        counts[i][j][k] = ways;
+      }
+    }
+  }
+  const auto& dist = counts[n1][n2];
+  double total = 0;
+  for (double w : dist) total += w;
+  const double mean = static_cast<double>(max_u) / 2;
+  const double distance = std::fabs(u - mean);
+  double tail = 0;
+  for (size_t k = 0; k <= max_u; ++k) {
+    if (std::fabs(static_cast<double>(k) - mean) >= distance - 1e-9) tail += dist[k];
+  }
+  return std::min(1.0, tail / total);
+}
+
+}  // namespace
+
+bool HigherIsBetter(const std::string& metric) {
+  return metric.ends_with("_per_second") || metric.find("throughput") != std::string::npos;
+}
+
+std::string Comparison::Explain() const {
+  std::string out = std::isnan(change) ? std::string("n/a") : Pct(change);
+  if (method == "expected") {
+    out += " vs expected " + Num(baseline) + " (margin " + Pct(threshold).substr(1) + ")";
+  } else if (method == "history") {
+    out += " vs main-branch median " + Num(baseline) + " of " + std::to_string(baseline_n) + " runs (limit " +
+           Pct(threshold).substr(1) + ", noise " + Pct(noise).substr(1) + ")";
+  } else if (method == "a/b") {
+    char p[32];
+    std::snprintf(p, sizeof p, "%.4f", p_value);
+    out += " vs base median " + Num(baseline) + " (p=" + p + ", min effect " + Pct(threshold).substr(1) +
+           ", noise " + Pct(noise).substr(1) + ")";
+  }
+  return out;
+}
+
+Comparison CompareWithExpected(const std::string& metric, double result, const ExpectedRow& row) {
+  Comparison c;
+  c.method = "expected";
+  c.baseline = row.expected;
+  c.result = result;
+  c.change = RelativeChange(result, row.expected);
+  c.threshold = row.margin;
+  c.noise = row.margin;
+  c.baseline_n = 1;
+  // Exactly PyTorch's arithmetic, so boundary cases agree with check_results.py.
+  const double low = row.expected - row.expected * row.margin;
+  const double high = row.expected + row.expected * row.margin;
+  const bool above = result > high, below = result < low;
+  if (!above && !below) {
+    c.verdict = Verdict::kPass;
+  } else if (HigherIsBetter(metric)) {
+    c.verdict = above ? Verdict::kImprovement : Verdict::kRegression;
+  } else {
+    c.verdict = above ? Verdict::kRegression : Verdict::kImprovement;
+  }
+  return c;
+}
+
+Comparison CompareWithHistory(const std::string& metric, const std::vector<double>& current,
+                              const std::vector<double>& history_run_medians, const CompareOptions& options) {
+  Comparison c;
+  c.method = "history";
+  c.result = Summarize(current).median;
+  std::vector<double> window = history_run_medians;
+  if (window.size() > options.history_runs) window.resize(options.history_runs);
+  c.baseline_n = window.size();
+  if (window.size() < options.history_min_runs) return c;  // no baseline yet
+  const Summary h = Summarize(window);
+  c.baseline = h.median;
+  c.change = RelativeChange(c.result, c.baseline);
+  c.noise = h.median == 0 ? 0 : kMadToSigma * h.mad / std::fabs(h.median);
+  c.threshold = std::max(options.history_floor, options.history_k * c.noise);
+  c.verdict = Judge(metric, c.change, c.threshold);
+  return c;
+}
+
+Comparison CompareAB(const std::string& metric, const std::vector<double>& base, const std::vector<double>& head,
+                     const CompareOptions& options) {
+  Comparison c;
+  c.method = "a/b";
+  const Summary b = Summarize(base), h = Summarize(head);
+  c.baseline = b.median;
+  c.result = h.median;
+  c.baseline_n = base.size();
+  c.change = RelativeChange(h.median, b.median);
+  const double pooled_mad = (b.mad + h.mad) / 2;
+  c.noise = b.median == 0 ? 0 : kMadToSigma * pooled_mad / std::fabs(b.median);
+  c.threshold = options.ab_min_effect;
+  c.p_value = MannWhitneyPValue(base, head);
+  c.verdict = c.p_value < options.ab_alpha ? Judge(metric, c.change, c.threshold) : Verdict::kPass;
+  return c;
+}
+
+double MannWhitneyPValue(const std::vector<double>& a, const std::vector<double>& b) {
+  const size_t n1 = a.size(), n2 = b.size();
+  if (n1 == 0 || n2 == 0) return 1;
+  // Midranks over the pooled sample.
+  std::vector<std::pair<double, int>> pooled;
+  for (double v : a) pooled.emplace_back(v, 0);
+  for (double v : b) pooled.emplace_back(v, 1);
+  std::sort(pooled.begin(), pooled.end());
+  const size_t n = pooled.size();
+  double rank_sum_a = 0, tie_term = 0;
+  bool ties = false;
+  for (size_t i = 0; i < n;) {
+    size_t j = i;
+    while (j < n && pooled[j].first == pooled[i].first) ++j;
+    const double t = static_cast<double>(j - i);
+    if (t > 1) ties = true;
+    tie_term += t * t * t - t;
+    const double midrank = (static_cast<double>(i + 1) + static_cast<double>(j)) / 2;
+    for (size_t k = i; k < j; ++k) {
+      if (pooled[k].second == 0) rank_sum_a += midrank;
+    }
+    i = j;
+  }
+  const double u = rank_sum_a - static_cast<double>(n1 * (n1 + 1)) / 2;
+  if (!ties && n1 <= 20 && n2 <= 20) return ExactTwoSidedP(n1, n2, u);
+  const double mean = static_cast<double>(n1 * n2) / 2;
+  const double dn = static_cast<double>(n);
+  const double variance =
+      static_cast<double>(n1 * n2) / 12 * ((dn + 1) - tie_term / (dn * (dn - 1)));
+  if (variance <= 0) return 1;  // every value equal
+  const double z = (std::fabs(u - mean) - 0.5) / std::sqrt(variance);
+  return std::min(1.0, std::erfc(std::max(0.0, z) / std::sqrt(2.0)));
+}
+
+}  // namespace perfgate

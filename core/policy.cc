@@ -1,0 +1,40 @@
+#include "core/policy.h"
+
+namespace perfgate {
+
+Policy PolicyFromConfig(const v1::GateConfig& config) {
+  Policy policy;
+  if (config.fail_on_size() > 0) {
+    policy.fail_on.clear();
+    for (const auto& name : config.fail_on()) {
+      if (auto v = ParseVerdict(name)) policy.fail_on.insert(*v);
+    }
+  }
+  for (const auto& [testbed, path] : config.expected()) policy.expected_files[testbed] = path;
+  if (!config.main_branch().empty()) policy.main_branch = config.main_branch();
+  if (config.history_min_runs()) policy.compare.history_min_runs = config.history_min_runs();
+  if (config.history_runs()) policy.compare.history_runs = config.history_runs();
+  if (config.history_k() > 0) policy.compare.history_k = config.history_k();
+  if (config.history_floor() > 0) policy.compare.history_floor = config.history_floor();
+  if (config.history_max_age_ms()) policy.history_max_age_ms = config.history_max_age_ms();
+  if (config.ab_alpha() > 0) policy.compare.ab_alpha = config.ab_alpha();
+  if (config.ab_min_effect() > 0) policy.compare.ab_min_effect = config.ab_min_effect();
+  if (config.has_confirm()) policy.confirm = config.confirm();
+  return policy;
+}
+
+bool GatedAgainstHistory(const std::string& metric) {
+  return metric != "user_cpu_time" && metric != "sys_cpu_time";
+}
+
+absl::StatusOr<Baselines> LoadExpectedBaselines(const Policy& policy) {
+  Baselines baselines;
+  for (const auto& [testbed, path] : policy.expected_files) {
+    auto rows = LoadExpectedFile(path);
+    if (!rows.ok()) return rows.status();
+    baselines.expected[testbed] = *std::move(rows);
+  }
+  return baselines;
+}
+
+}  // namespace perfgate

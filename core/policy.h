@@ -1,0 +1,53 @@
+// What fails the gate, and the knobs of each baseline source. Defaults here;
+// a suite's `gate:` section and the gate's flags override them.
+#pragma once
+
+#include <map>
+#include <set>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/compare.h"
+#include "core/expected_file.h"
+#include "core/verdict.h"
+#include "perfgate/v1/common.pb.h"
+
+namespace perfgate {
+
+struct Policy {
+  // Default: regression, error, missing result and no capable agent fail;
+  // improvement passes with a note; no baseline warns.
+  std::set<Verdict> fail_on = {Verdict::kRegression, Verdict::kError, Verdict::kMissingResult,
+                               Verdict::kNoCapableAgent};
+  CompareOptions compare;
+  std::string main_branch = "main";
+  uint64_t history_max_age_ms = 30ull * 24 * 3600 * 1000;
+  // Suspected regressions are re-measured this many times; all must agree.
+  uint32_t confirm = 1;
+  // Testbed (agent pool, or "*") -> PyTorch expected-results file.
+  std::map<std::string, std::string> expected_files;
+};
+
+// The suite's gate config laid over the defaults.
+Policy PolicyFromConfig(const v1::GateConfig& config);
+
+// Metrics judged against history. CPU times from rusage move in scheduler
+// ticks and are shown, not gated.
+bool GatedAgainstHistory(const std::string& metric);
+
+// (pool, benchmark, metric, source)
+using HistoryKey = std::tuple<std::string, std::string, std::string, std::string>;
+
+struct Baselines {
+  // Testbed -> rows; "*" applies to testbeds without their own file.
+  std::map<std::string, std::vector<ExpectedRow>> expected;
+  // Per-run medians of the main branch, newest first.
+  std::map<HistoryKey, std::vector<double>> history;
+};
+
+// Reads every expected file the policy names; errors name file and line.
+absl::StatusOr<Baselines> LoadExpectedBaselines(const Policy& policy);
+
+}  // namespace perfgate
