@@ -9,8 +9,10 @@
 namespace perfgate {
 namespace {
 
-// Table cells must not break the row.
-std::string Cell(const std::string& s) { return absl::StrReplaceAll(s, {{"|", "\\|"}, {"\n", " "}}); }
+// Table cells must not break the row, and text must not turn into markup.
+std::string Cell(const std::string& s) {
+  return absl::StrReplaceAll(s, {{"&", "&amp;"}, {"<", "&lt;"}, {">", "&gt;"}, {"|", "\\|"}, {"\n", " "}});
+}
 
 const char* Icon(Verdict v) {
   switch (v) {

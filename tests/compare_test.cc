@@ -1,0 +1,187 @@
+// Exact numbers for every verdict and the boundary cases.
+#include "core/compare.h"
+
+#include <gtest/gtest.h>
+
+#include "core/expected_file.h"
+
+namespace perfgate {
+namespace {
+
+ExpectedRow Row(double expected, double margin) { return ExpectedRow{"b", "instructions", expected, margin, 1}; }
+
+TEST(CompareExpectedTest, PytorchLimitsAreInclusive) {
+  // E = 1000, m = 0.1: low = 900, high = 1100.
+  EXPECT_EQ(CompareWithExpected("instructions", 1100, Row(1000, 0.1)).verdict, Verdict::kPass);
+  EXPECT_EQ(CompareWithExpected("instructions", 900, Row(1000, 0.1)).verdict, Verdict::kPass);
+  EXPECT_EQ(CompareWithExpected("instructions", 1100.0001, Row(1000, 0.1)).verdict, Verdict::kRegression);
+  EXPECT_EQ(CompareWithExpected("instructions", 899.9999, Row(1000, 0.1)).verdict, Verdict::kImprovement);
+  Comparison c = CompareWithExpected("instructions", 1150, Row(1000, 0.1));
+  EXPECT_DOUBLE_EQ(c.change, 0.15);
+  EXPECT_DOUBLE_EQ(c.threshold, 0.1);
+  EXPECT_DOUBLE_EQ(c.baseline, 1000);
+  EXPECT_EQ(c.Explain(), "+15.00% vs expected 1000 (margin 10.00%)");
+}
+
+TEST(CompareExpectedTest, MatchesPytorchDoubleArithmeticAtTheEdge) {
+  // 3058000000 * (1 + 0.015) is not exactly representable; PyTorch computes
+  // high = E + E*m, and so must we, or a result on the edge flips.
+  const double e = 3058000000, m = 0.015;
+  const double high = e + e * m;
+  EXPECT_EQ(CompareWithExpected("instructions", high, Row(e, m)).verdict, Verdict::kPass);
+  EXPECT_EQ(CompareWithExpected("instructions", std::nextafter(high, 1e300), Row(e, m)).verdict, Verdict::kRegression);
+}
+
+TEST(CompareExpectedTest, ZeroExpectedValue) {
+  // low = high = 0: any positive result regresses, the change has no percentage.
+  Comparison c = CompareWithExpected("instructions", 1, Row(0, 0.1));
+  EXPECT_EQ(c.verdict, Verdict::kRegression);
+  EXPECT_TRUE(std::isnan(c.change));
+  EXPECT_EQ(CompareWithExpected("instructions", 0, Row(0, 0.1)).verdict, Verdict::kPass);
+  EXPECT_EQ(CompareWithExpected("instructions", -1, Row(0, 0.1)).verdict, Verdict::kImprovement);
+  EXPECT_EQ(c.Explain().substr(0, 3), "n/a");
+}
+
+TEST(CompareExpectedTest, RatesGetWorseWhenTheyFall) {
+  EXPECT_EQ(CompareWithExpected("items_per_second", 800, Row(1000, 0.1)).verdict, Verdict::kRegression);
+  EXPECT_EQ(CompareWithExpected("items_per_second", 1200, Row(1000, 0.1)).verdict, Verdict::kImprovement);
+}
+
+TEST(CompareHistoryTest, ThresholdFromHistoryNoiseWithFloor) {
+  CompareOptions options;  // k = 4, floor 1%, min 5 runs
+  // Medians 100 +- 2: median 100, MAD 1 -> sigma 1.4826% -> threshold 5.93%.
+  const std::vector<double> history = {98, 99, 100, 101, 102, 100, 99, 101};
+  Comparison c = CompareWithHistory("wall_time", {105, 105, 105}, history, options);
+  EXPECT_EQ(c.verdict, Verdict::kPass);
+  EXPECT_DOUBLE_EQ(c.baseline, 100);
+  EXPECT_NEAR(c.noise, 0.014826, 1e-9);
+  EXPECT_NEAR(c.threshold, 4 * 0.014826, 1e-9);
+  EXPECT_EQ(CompareWithHistory("wall_time", {106, 106, 106}, history, options).verdict, Verdict::kRegression);
+  EXPECT_EQ(CompareWithHistory("wall_time", {94, 94, 94}, history, options).verdict, Verdict::kImprovement);
+  EXPECT_EQ(c.baseline_n, history.size());
+
+  // A perfectly quiet history still needs a 1% move: the floor.
+  const std::vector<double> quiet(10, 100.0);
+  EXPECT_EQ(CompareWithHistory("instructions", {100.9}, quiet, options).verdict, Verdict::kPass);
+  Comparison floor = CompareWithHistory("instructions", {101.1}, quiet, options);
+  EXPECT_EQ(floor.verdict, Verdict::kRegression);
+  EXPECT_DOUBLE_EQ(floor.threshold, 0.01);
+}
+
+TEST(CompareHistoryTest, TooShortHistoryIsNoBaseline) {
+  CompareOptions options;
+  EXPECT_EQ(CompareWithHistory("wall_time", {1}, {1, 1, 1, 1}, options).verdict, Verdict::kNoBaseline);
+  EXPECT_EQ(CompareWithHistory("wall_time", {1}, {}, options).verdict, Verdict::kNoBaseline);
+  // Only the newest `history_runs` count.
+  options.history_runs = 5;
+  std::vector<double> history = {100, 100, 100, 100, 100, 1, 1, 1, 1, 1, 1};
+  EXPECT_DOUBLE_EQ(CompareWithHistory("wall_time", {100}, history, options).baseline, 100);
+}
+
+TEST(CompareAbTest, SignificantShiftAboveMinimumEffect) {
+  CompareOptions options;  // alpha 0.01, min effect 1%
+  std::vector<double> base = {100.0, 100.2, 99.8, 100.1, 99.9, 100.3, 99.7, 100.0, 100.2, 99.8};
+  std::vector<double> head;
+  for (double v : base) head.push_back(v * 1.03);
+  Comparison c = CompareAB("wall_time", base, head, options);
+  EXPECT_EQ(c.verdict, Verdict::kRegression);
+  EXPECT_LT(c.p_value, 0.001);
+  EXPECT_NEAR(c.change, 0.03, 1e-9);
+  EXPECT_EQ(CompareAB("wall_time", head, base, options).verdict, Verdict::kImprovement);
+}
+
+TEST(CompareAbTest, SignificantButTinyShiftPasses) {
+  CompareOptions options;
+  std::vector<double> base, head;
+  for (int i = 0; i < 20; ++i) {
+    base.push_back(100 + i * 0.001);
+    head.push_back(100.5 + i * 0.001);  // +0.5%: significant, below the 1% minimum effect
+  }
+  Comparison c = CompareAB("wall_time", base, head, options);
+  EXPECT_LT(c.p_value, 0.01);
+  EXPECT_EQ(c.verdict, Verdict::kPass);
+}
+
+TEST(CompareAbTest, OverlappingSamplesPass) {
+  CompareOptions options;
+  Comparison c = CompareAB("wall_time", {100, 103, 98, 101, 99}, {101, 97, 102, 100, 104}, options);
+  EXPECT_GT(c.p_value, 0.05);
+  EXPECT_EQ(c.verdict, Verdict::kPass);
+}
+
+TEST(CompareAbTest, DeterministicCountsNeedNoRankTest) {
+  CompareOptions options;
+  Comparison c = CompareAB("instructions_callgrind", {1000, 1000, 1000}, {1020, 1020, 1020}, options);
+  EXPECT_EQ(c.p_value, 0);
+  EXPECT_EQ(c.verdict, Verdict::kRegression);
+  EXPECT_EQ(CompareAB("instructions_callgrind", {1000, 1000}, {1005, 1005}, options).verdict, Verdict::kPass)
+      << "0.5% is below the minimum effect";
+  EXPECT_EQ(CompareAB("instructions_callgrind", {1000, 1000}, {1000, 1000}, options).p_value, 1);
+}
+
+TEST(MannWhitneyTest, ExactSmallSampleValues) {
+  // Complete separation of 5 and 5: two of C(10,5) = 252 arrangements are as extreme.
+  EXPECT_NEAR(MannWhitneyPValue({1, 2, 3, 4, 5}, {6, 7, 8, 9, 10}), 2.0 / 252, 1e-12);
+  // 3 vs 3 fully separated: 2 / C(6,3) = 0.1.
+  EXPECT_NEAR(MannWhitneyPValue({1, 2, 3}, {4, 5, 6}), 0.1, 1e-12);
+  // Symmetric: U at the mean gives p = 1.
+  EXPECT_NEAR(MannWhitneyPValue({1, 4}, {2, 3}), 1.0, 1e-12);
+  // Identical samples (all ties): no evidence at all.
+  EXPECT_EQ(MannWhitneyPValue({5, 5, 5}, {5, 5, 5}), 1.0);
+}
+
+TEST(MannWhitneyTest, NormalApproximationWithTies) {
+  // Tie-corrected normal approximation with continuity correction (as
+  // scipy.stats.mannwhitneyu(..., method='asymptotic')): U = 62.5, z = 4.9554.
+  std::vector<double> a, b;
+  for (int r = 0; r < 5; ++r) {
+    for (double v : {1, 2, 2, 3, 4}) a.push_back(v);
+    for (double v : {3, 4, 4, 5, 6}) b.push_back(v);
+  }
+  EXPECT_NEAR(MannWhitneyPValue(a, b), 7.2197e-7, 1e-10);
+}
+
+TEST(ExpectedFileTest, ParsesPytorchFilesWithBlankLines) {
+  auto rows = ParseExpectedFile(
+      "add_loop_eager,compile_time_instruction_count,3058000000,0.015\n\n\n"
+      "add_loop_inductor,compile_time_instruction_count,29380000000,0.015\n",
+      "expected_results.csv");
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  ASSERT_EQ(rows->size(), 2u);
+  EXPECT_EQ((*rows)[1].benchmark, "add_loop_inductor");
+  EXPECT_EQ((*rows)[1].expected, 29380000000.0);
+  EXPECT_EQ((*rows)[1].margin, 0.015);
+  EXPECT_EQ((*rows)[1].line, 4);
+}
+
+TEST(ExpectedFileTest, ErrorsNameFileAndLine) {
+  auto dup = ParseExpectedFile("a,m,1,0.1\n\na,m,2,0.1\n", "e.csv");
+  ASSERT_FALSE(dup.ok());
+  EXPECT_EQ(std::string(dup.status().message()), "e.csv:3: duplicate row for a,m (first on line 1) (got 'a,m,2,0.1')");
+  auto cols = ParseExpectedFile("a,m,1\n", "e.csv");
+  ASSERT_FALSE(cols.ok());
+  EXPECT_NE(std::string(cols.status().message()).find("e.csv:1: expected 4 columns"), std::string::npos);
+  auto nan = ParseExpectedFile("a,m,lots,0.1\n", "e.csv");
+  ASSERT_FALSE(nan.ok());
+  EXPECT_NE(std::string(nan.status().message()).find("e.csv:1: expected_value is not a number"), std::string::npos);
+  auto neg = ParseExpectedFile("a,m,1,-0.1\n", "e.csv");
+  ASSERT_FALSE(neg.ok());
+  EXPECT_NE(std::string(neg.status().message()).find("noise_margin must be a number >= 0"), std::string::npos);
+}
+
+TEST(ExpectedFileTest, RoundsLikePytorchAndRoundTrips) {
+  EXPECT_EQ(RoundToFourSignificantDigits(3058123456), 3058000000);
+  EXPECT_EQ(RoundToFourSignificantDigits(29389999999), 29380000000);
+  EXPECT_EQ(RoundToFourSignificantDigits(1234), 1234);
+  EXPECT_EQ(RoundToFourSignificantDigits(12), 12);
+  EXPECT_NEAR(RoundToFourSignificantDigits(0.0123456), 0.01234, 1e-15);
+  std::vector<ExpectedRow> rows = {{"a", "m", 3058000000, 0.015, 0}, {"b", "m", 0.5, 0.1, 0}};
+  const std::string text = FormatExpectedFile(rows);
+  EXPECT_EQ(text, "a,m,3058000000,0.015\n\nb,m,0.5,0.1\n");
+  auto back = ParseExpectedFile(text, "x");
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ((*back)[0].expected, 3058000000);
+}
+
+}  // namespace
+}  // namespace perfgate
