@@ -59,7 +59,7 @@ void AddGateCommand(CLI::App& app, int* exit_code) {
     auto suite = LoadSuiteFile(flags->suite);
     absl::StatusOr<Policy> policy = suite.ok() ? ResolvePolicy(*suite, flags->judge) : suite.status();
     absl::StatusOr<Baselines> baselines = policy.ok() ? LoadExpectedBaselines(*policy) : policy.status();
-    absl::Status variants = baselines.ok() ? ApplyVariants(flags->judge, &*suite) : baselines.status();
+    absl::Status variants = baselines.ok() ? ApplyVariants(flags->judge, policy->compare.ab_min_samples, &*suite) : baselines.status();
     if (!variants.ok()) {
       std::cerr << "perfgate gate: " << variants.message() << "\n";
       *exit_code = kExitBadInput;

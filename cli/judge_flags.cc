@@ -1,5 +1,7 @@
 #include "cli/judge_flags.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 
@@ -25,7 +27,7 @@ void AddJudgeFlags(CLI::App* cmd, JudgeFlags* flags, bool with_history) {
 }
 
 absl::StatusOr<Policy> ResolvePolicy(const v1::Suite& suite, const JudgeFlags& flags) {
-  Policy policy = PolicyFromConfig(suite.gate());
+  Policy policy = PolicyForSuite(suite);
   if (!flags.baselines.empty()) policy.expected_files.clear();
   for (const auto& b : flags.baselines) {
     const auto eq = b.find('=');
@@ -49,7 +51,7 @@ absl::StatusOr<Policy> ResolvePolicy(const v1::Suite& suite, const JudgeFlags& f
   return policy;
 }
 
-absl::Status ApplyVariants(const JudgeFlags& flags, v1::Suite* suite) {
+absl::Status ApplyVariants(const JudgeFlags& flags, uint32_t min_samples, v1::Suite* suite) {
   if (flags.base_env.empty() && flags.head_env.empty() && flags.base_root.empty() && flags.head_root.empty()) {
     return absl::OkStatus();
   }
@@ -72,6 +74,7 @@ absl::Status ApplyVariants(const JudgeFlags& flags, v1::Suite* suite) {
     c.clear_variants();
     *c.add_variants() = base;
     *c.add_variants() = head;
+    c.set_repeats(std::max(c.repeats(), min_samples));
   }
   return absl::OkStatus();
 }

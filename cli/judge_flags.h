@@ -29,7 +29,8 @@ void AddJudgeFlags(CLI::App* cmd, JudgeFlags* flags, bool with_history);
 // The suite's `gate:` section with the flags laid over it. Errors are bad input.
 absl::StatusOr<Policy> ResolvePolicy(const v1::Suite& suite, const JudgeFlags& flags);
 
-// With A/B flags, gives every case a base and a head variant. Errors are bad input.
-absl::Status ApplyVariants(const JudgeFlags& flags, v1::Suite* suite);
+// With A/B flags, gives every case a base and a head variant and at least
+// `min_samples` samples per side. Errors are bad input.
+absl::Status ApplyVariants(const JudgeFlags& flags, uint32_t min_samples, v1::Suite* suite);
 
 }  // namespace perfgate

@@ -24,8 +24,11 @@ struct CompareOptions {
   double history_k = 4.0;
   double history_floor = 0.01;
   // A/B: significance and the smallest relative change worth failing a PR for.
-  double ab_alpha = 0.01;
+  double ab_alpha = 0.05;
   double ab_min_effect = 0.01;
+  // A/B runs take at least this many samples per side: with fewer, a rank
+  // test at ab_alpha cannot see a 2% shift reliably (bench/stat_power).
+  uint32_t ab_min_samples = 10;
 };
 
 struct Comparison {

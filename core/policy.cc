@@ -2,8 +2,14 @@
 
 namespace perfgate {
 
-Policy PolicyFromConfig(const v1::GateConfig& config) {
+Policy PolicyForSuite(const v1::Suite& suite) {
+  const v1::GateConfig& config = suite.gate();
   Policy policy;
+  for (const auto& c : suite.cases()) {
+    if (c.judged_metrics_size() > 0) {
+      policy.judged_metrics[c.name()] = {c.judged_metrics().begin(), c.judged_metrics().end()};
+    }
+  }
   if (config.fail_on_size() > 0) {
     policy.fail_on.clear();
     for (const auto& name : config.fail_on()) {
@@ -21,6 +27,11 @@ Policy PolicyFromConfig(const v1::GateConfig& config) {
   if (config.ab_min_effect() > 0) policy.compare.ab_min_effect = config.ab_min_effect();
   if (config.has_confirm()) policy.confirm = config.confirm();
   return policy;
+}
+
+bool Policy::Judged(const std::string& case_name, const std::string& metric) const {
+  auto it = judged_metrics.find(case_name);
+  return it == judged_metrics.end() || it->second.count(metric);
 }
 
 bool GatedAgainstHistory(const std::string& metric) {

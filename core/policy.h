@@ -28,10 +28,15 @@ struct Policy {
   uint32_t confirm = 1;
   // Testbed (agent pool, or "*") -> PyTorch expected-results file.
   std::map<std::string, std::string> expected_files;
+  // Case -> the only metrics compared with baselines (a case's `judge:`).
+  std::map<std::string, std::set<std::string>> judged_metrics;
+
+  // Whether `metric` of `case_name` is compared with a baseline at all.
+  bool Judged(const std::string& case_name, const std::string& metric) const;
 };
 
-// The suite's gate config laid over the defaults.
-Policy PolicyFromConfig(const v1::GateConfig& config);
+// The suite's `gate:` section and its cases' `judge:` lists over the defaults.
+Policy PolicyForSuite(const v1::Suite& suite);
 
 // Metrics judged against history. CPU times from rusage move in scheduler
 // ticks and are shown, not gated.

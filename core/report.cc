@@ -40,8 +40,9 @@ const Series* FindSeries(const std::vector<Series>& all, const Series& like, con
 
 // Compares one series with the first baseline source that has it. `all` is
 // every series of the same result, for the A/B base side.
-std::optional<Comparison> Compare(const Series& series, const std::vector<Series>& all, const std::string& pool,
-                                  const Baselines& baselines, const Policy& policy) {
+std::optional<Comparison> Compare(const std::string& case_name, const Series& series, const std::vector<Series>& all,
+                                  const std::string& pool, const Baselines& baselines, const Policy& policy) {
+  if (!policy.Judged(case_name, series.metric)) return std::nullopt;
   if (series.variant == "head") {
     if (const Series* base = FindSeries(all, series, "base")) {
       return CompareAB(series.metric, base->values, series.values, policy.compare);
@@ -170,7 +171,7 @@ GateReport BuildGateReport(const v1::Run& run, const Baselines& baselines, const
           if (const Series* base = FindSeries(all, series, "base")) m.base = Summarize(base->values);
         }
         if (cr.ran) {
-          m.comparison = Compare(series, all, cr.pool, baselines, policy);
+          m.comparison = Compare(cr.name, series, all, cr.pool, baselines, policy);
           if (m.comparison) m.verdict = m.comparison->verdict;
         }
         cr.metrics.push_back(std::move(m));
@@ -232,7 +233,7 @@ void ApplyConfirmation(GateReport* report, const v1::Run& confirmation, const Ba
     for (auto& m : c.metrics) {
       if (m.verdict != Verdict::kRegression || !m.comparison) continue;
       const Series* series = FindSeries(all, m.series, m.series.variant);
-      std::optional<Comparison> re = series ? Compare(*series, all, c.pool, baselines, policy) : std::nullopt;
+      std::optional<Comparison> re = series ? Compare(c.name, *series, all, c.pool, baselines, policy) : std::nullopt;
       if (!re) {
         m.note = absl::StrCat("confirmation run gave no value (", ok ? "metric missing" : again->error(),
                               "); first measurement stands");

@@ -125,11 +125,11 @@ std::string Anchor(const std::string& path, const std::string& base_dir) {
 const std::vector<std::string> kCaseKeys = {
     "name",    "description", "command",      "env",          "cwd",
     "timeout", "warmup",      "repeats",      "results",      "results_from",
-    "instructions", "output_limit", "requires"};
+    "instructions", "output_limit", "requires", "judge"};
 const std::vector<std::string> kDefaultsKeys = {"env",     "cwd",          "timeout",
                                                 "warmup",  "repeats",      "results",
                                                 "results_from", "instructions", "output_limit",
-                                                "requires"};
+                                                "requires", "judge"};
 
 // Applies the keys present in `node` to `spec`. Used for `defaults` and for each case.
 absl::Status ApplyCaseFields(const SuiteError& err, const YAML::Node& node,
@@ -223,6 +223,17 @@ absl::Status ApplyCaseFields(const SuiteError& err, const YAML::Node& node,
       return err.At(n, absl::StrCat("output_limit must be a size like 65536, 64KiB or 8MiB, got '", *v, "'"));
     }
     spec->set_output_limit_bytes(*bytes);
+  }
+  if (const auto n = node["judge"]) {
+    if (!n.IsSequence() || n.size() == 0) {
+      return err.At(n, "judge must be a non-empty list of metric names (the metrics compared with baselines)");
+    }
+    spec->clear_judged_metrics();
+    for (const auto& m : n) {
+      auto v = Scalar(err, m, "each judged metric");
+      if (!v.ok()) return v.status();
+      spec->add_judged_metrics(*v);
+    }
   }
   if (const auto n = node["requires"]) {
     if (!n.IsMap()) return err.At(n, "requires must be a map");

@@ -5,3 +5,4 @@ cd "$(dirname "$0")/.."
 bash scripts/build.sh build
 mkdir -p bench/results
 build/bench/agent_overhead --json bench/results/agent_overhead.json
+build/bench/stat_power --json bench/results/stat_power.json

@@ -90,6 +90,55 @@ TEST(SuiteTest, WrongTypesAndValuesAreErrorsWithLines) {
   }
 }
 
+TEST(SuiteTest, GateSectionAndJudgedMetrics) {
+  auto suite = Parse(R"(
+suite: s
+gate:
+  fail_on: [regression, error]
+  expected: {lab: baselines/lab.csv, "*": /abs/any.csv}
+  main_branch: trunk
+  history: {min_runs: 3, runs: 10, k: 3.5, floor: 2%, max_age: 14d}
+  ab: {alpha: 0.01, min_effect: 0.5%}
+  confirm: 2
+cases:
+  - name: a
+    command: [x]
+    judge: [instructions, wall_time]
+)");
+  ASSERT_TRUE(suite.ok()) << suite.status();
+  const auto& g = suite->gate();
+  EXPECT_THAT(g.fail_on(), ::testing::ElementsAre("regression", "error"));
+  EXPECT_EQ(g.expected().at("lab"), "/suites/baselines/lab.csv");
+  EXPECT_EQ(g.expected().at("*"), "/abs/any.csv");
+  EXPECT_EQ(g.main_branch(), "trunk");
+  EXPECT_EQ(g.history_min_runs(), 3u);
+  EXPECT_EQ(g.history_runs(), 10u);
+  EXPECT_DOUBLE_EQ(g.history_k(), 3.5);
+  EXPECT_DOUBLE_EQ(g.history_floor(), 0.02);
+  EXPECT_EQ(g.history_max_age_ms(), 14ull * 86'400'000);
+  EXPECT_DOUBLE_EQ(g.ab_alpha(), 0.01);
+  EXPECT_DOUBLE_EQ(g.ab_min_effect(), 0.005);
+  EXPECT_EQ(g.confirm(), 2u);
+  EXPECT_THAT(suite->cases(0).judged_metrics(), ::testing::ElementsAre("instructions", "wall_time"));
+
+  auto bad = Parse("suite: s
+gate: {fail_on: [regresion]}
+cases:
+  - name: a
+    command: [x]
+");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.status().message(), HasSubstr("s.yaml:2:18: gate.fail_on: unknown verdict 'regresion'"));
+  bad = Parse("suite: s
+gate: {history: {floor: lots}}
+cases:
+  - name: a
+    command: [x]
+");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.status().message(), HasSubstr("gate.history.floor must be a fraction like 0.01 or a percentage like 1%"));
+}
+
 TEST(SuiteTest, LoadsFromFileAnchoredAtItsFolder) {
   testing::TempDir dir;
   std::string path = dir.Write("suite.yaml", "suite: s\ncases:\n  - name: a\n    command: [bin/tool]\n    cwd: work\n");

@@ -1,0 +1,138 @@
+// How often the gate cries wolf, and how often it catches a real 2%
+// regression, with the default settings on synthetic samples of known
+// noise. Not a timing benchmark: it counts verdicts over many trials.
+//
+//   stat_power [--trials N] [--noise 0.005] [--shift 0.02] [--json FILE]
+//
+// Noise model: each sample is base * (1 + N(0, noise)), and 5% of samples
+// are outliers +5% (another process woke up). Each scenario is run A/A
+// (no change: every regression verdict is a false alarm) and with the
+// shift (every regression verdict is a detection).
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/compare.h"
+#include "core/policy.h"
+#include "core/stats.h"
+
+namespace {
+
+using perfgate::Verdict;
+
+struct Noise {
+  double sigma;
+  std::mt19937_64 rng{20261122};
+  std::vector<double> Samples(size_t n, double level) {
+    std::normal_distribution<double> normal(0, sigma);
+    std::uniform_real_distribution<double> u(0, 1);
+    std::vector<double> out;
+    for (size_t i = 0; i < n; ++i) out.push_back(level * (1 + normal(rng)) * (u(rng) < 0.05 ? 1.05 : 1.0));
+    return out;
+  }
+  std::vector<double> RunMedians(size_t runs, size_t n, double level) {
+    std::vector<double> out;
+    for (size_t r = 0; r < runs; ++r) out.push_back(perfgate::Summarize(Samples(n, level)).median);
+    return out;
+  }
+};
+
+struct Rates {
+  double false_alarm;
+  double detection;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int trials = 10000;
+  double sigma = 0.005, shift = 0.02;
+  std::string json_path;
+  for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--trials") && i + 1 < argc) trials = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--noise") && i + 1 < argc) sigma = std::atof(argv[++i]);
+    else if (!std::strcmp(argv[i], "--shift") && i + 1 < argc) shift = std::atof(argv[++i]);
+    else if (!std::strcmp(argv[i], "--json") && i + 1 < argc) json_path = argv[++i];
+    else {
+      std::fprintf(stderr, "usage: stat_power [--trials N] [--noise SIGMA] [--shift FRACTION] [--json FILE]\n");
+      return 2;
+    }
+  }
+  const perfgate::Policy policy;  // the defaults under test
+  const auto& options = policy.compare;
+  const size_t repeats = 5;       // a suite's default samples per case
+  const size_t ab_repeats = options.ab_min_samples;  // samples per A/B side
+  const size_t history_runs = 20; // main-branch runs in the window
+  Noise noise{sigma};
+
+  // One verdict for a head level against a baseline of level 1.
+  auto ab = [&](double head) {
+    return perfgate::CompareAB("wall_time", noise.Samples(ab_repeats, 1.0), noise.Samples(ab_repeats, head), options)
+        .verdict;
+  };
+  auto history = [&](double head) {
+    return perfgate::CompareWithHistory("wall_time", noise.Samples(repeats, head),
+                                        noise.RunMedians(history_runs, repeats, 1.0), options)
+        .verdict;
+  };
+  auto rates = [&](auto judge, bool confirm) {
+    Rates r{0, 0};
+    for (int t = 0; t < trials; ++t) {
+      auto regressed = [&](double level) {
+        for (uint32_t k = 0; k <= (confirm ? policy.confirm : 0); ++k) {
+          if (judge(level) != Verdict::kRegression) return false;
+        }
+        return true;
+      };
+      r.false_alarm += regressed(1.0);
+      r.detection += regressed(1.0 + shift);
+    }
+    r.false_alarm /= trials;
+    r.detection /= trials;
+    return r;
+  };
+  struct Row {
+    const char* method;
+    bool confirm;
+    Rates r;
+  };
+  std::vector<Row> rows = {
+      {"a/b (Mann-Whitney), single measurement", false, rates(ab, false)},
+      {"a/b (Mann-Whitney), with confirmation", true, rates(ab, true)},
+      {"history (median, 4x scaled MAD, 1% floor), single", false, rates(history, false)},
+      {"history, with confirmation", true, rates(history, true)},
+  };
+  std::printf("verdict rates over %d trials: noise sigma %.2f%% (+5%% outliers in 5%% of samples), shift %.1f%%,\n"
+              "%zu samples per run, %zu per A/B side, %zu history runs, alpha %.3f, min effect %.1f%%, confirm %u\n\n",
+              trials, sigma * 100, shift * 100, repeats, ab_repeats, history_runs, options.ab_alpha,
+              options.ab_min_effect * 100, policy.confirm);
+  std::printf("%-52s %14s %14s\n", "method", "A/A false alarm", "2% detected");
+  for (const auto& row : rows) {
+    std::printf("%-52s %13.2f%% %13.2f%%\n", row.method, row.r.false_alarm * 100, row.r.detection * 100);
+  }
+  // The gate's defaults confirm every suspected regression once.
+  bool ok = true;
+  for (const auto& row : rows) {
+    if (!row.confirm) continue;
+    const bool meets = row.r.false_alarm <= 0.01 && row.r.detection >= 0.95;
+    ok &= meets;
+    std::printf("%s: %s\n", row.method, meets ? "meets the goal" : "MISSES the goal");
+  }
+  std::printf("goal: A/A false alarms <= 1%%, 2%% shift detected >= 95%%\n");
+  if (!json_path.empty()) {
+    nlohmann::json doc = {{"benchmark", "stat_power"}, {"trials", trials}, {"noise_sigma", sigma},
+                          {"shift", shift},            {"repeats", repeats}, {"history_runs", history_runs}, {"ab_repeats", ab_repeats},
+                          {"rows", nlohmann::json::array()}, {"meets_goal", ok}};
+    for (const auto& row : rows) {
+      doc["rows"].push_back({{"method", row.method}, {"false_alarm_rate", row.r.false_alarm},
+                             {"detection_rate", row.r.detection}});
+    }
+    std::ofstream(json_path) << doc.dump(2) << "\n";
+    std::printf("wrote %s\n", json_path.c_str());
+  }
+  return 0;
+}

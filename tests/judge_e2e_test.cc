@@ -1,0 +1,137 @@
+// The whole judging path through the real binary: history built by
+// main-branch gate runs in one state folder, confirmation, A/B by hand,
+// expected files, baseline updates and the report files CI reads.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "tests/test_util.h"
+
+namespace perfgate {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::PerfgateBinary;
+using testing::RunCommand;
+
+// A deterministic case whose work is set by $ROUNDS in the agent's environment.
+std::string SpinSuite(const testing::TempDir& dir, const std::string& extra = "") {
+  return dir.Write("suite.yaml", "suite: judged\n" + extra +
+                                     "defaults: {repeats: 2, warmup: 0}\ncases:\n"
+                                     "  - name: spin\n    command: [\"" + testing::CaseBinary("spin") +
+                                     "\", \"${ROUNDS}\"]\n    instructions: callgrind\n"
+                                     "    judge: [instructions_callgrind]\n");  // timings: shown, not gated
+}
+
+testing::CommandResult Gate(const testing::TempDir& dir, const std::string& suite, const std::string& rounds,
+                            const std::string& branch, std::vector<std::string> more = {}) {
+  std::vector<std::string> argv = {"/usr/bin/env", "ROUNDS=" + rounds, PerfgateBinary(), "gate", "--suite", suite,
+                                   "--state-dir", dir.File("state"), "--branch", branch, "--no-color", "--local-agents",
+                                   "1"};
+  argv.insert(argv.end(), more.begin(), more.end());
+  return RunCommand(argv);
+}
+
+TEST(JudgeE2eTest, HistoryOfTheMainBranchCatchesARegressionAndConfirmsIt) {
+  testing::TempDir dir;
+  const std::string suite = SpinSuite(dir);
+  // No history yet: nothing to compare with, the gate warns and passes.
+  auto first = Gate(dir, suite, "50000", "main");
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  EXPECT_THAT(first.output, HasSubstr("warning: no baseline for 1 case (spin)"));
+  for (int i = 0; i < 4; ++i) ASSERT_EQ(Gate(dir, suite, "50000", "main").exit_code, 0);
+
+  // Five main-branch runs: a PR doing the same work passes against them ...
+  auto same = Gate(dir, suite, "50000", "pr-1");
+  EXPECT_EQ(same.exit_code, 0) << same.output;
+  EXPECT_THAT(same.output, HasSubstr("spin  pass"));
+  // ... and one doing 20% more work fails, confirmed by a re-measurement.
+  const std::string junit = dir.File("junit.xml"), md = dir.File("report.md");
+  auto slower = Gate(dir, suite, "60000", "pr-2", {"--junit", junit, "--markdown", md});
+  EXPECT_EQ(slower.exit_code, 1) << slower.output;
+  EXPECT_THAT(slower.output, HasSubstr("re-measuring 1 case(s) with a suspected regression: spin"));
+  EXPECT_THAT(slower.output, HasSubstr("instructions_callgrind +"));
+  EXPECT_THAT(slower.output, HasSubstr("vs main-branch median"));
+  EXPECT_THAT(slower.output, HasSubstr("of 5 runs"));
+  EXPECT_THAT(slower.output, HasSubstr("confirmed by re-measurement"));
+  EXPECT_THAT(slower.output, HasSubstr("regression fails the gate: 1 case (spin)"));
+  std::stringstream xml;
+  xml << std::ifstream(junit).rdbuf();
+  EXPECT_THAT(xml.str(), HasSubstr("<failure type=\"regression\""));
+  std::stringstream markdown;
+  markdown << std::ifstream(md).rdbuf();
+  EXPECT_THAT(markdown.str(), HasSubstr("## perfgate: ❌ failed"));
+  // The PR runs never became history: the main-branch median is unchanged.
+  auto again = Gate(dir, suite, "50000", "pr-3", {"--metrics"});
+  EXPECT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_THAT(again.output, HasSubstr("of 5 runs"));
+}
+
+TEST(JudgeE2eTest, ExpectedFileFromTheSuiteAndBaselineUpdate) {
+  testing::TempDir dir;
+  const std::string expected = dir.Write("expected.csv", "spin,instructions_callgrind,1000,0.05\n");
+  const std::string suite = SpinSuite(dir, "gate: {expected: {local: expected.csv}, confirm: 0}\n");
+  const std::string json = dir.File("report.json");
+  // 1000 is far below what spin does: a regression against the expected file.
+  auto r = Gate(dir, suite, "50000", "pr", {"--json", json});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("vs expected 1000 (margin 5.00%)"));
+
+  auto update = RunCommand({PerfgateBinary(), "baseline", "update", "--report", json, "--expected", expected});
+  ASSERT_EQ(update.exit_code, 0) << update.output;
+  EXPECT_THAT(update.output, HasSubstr("changed spin,instructions_callgrind: 1000 -> "));
+  std::stringstream text;
+  text << std::ifstream(expected).rdbuf();
+  EXPECT_THAT(text.str(), ::testing::MatchesRegex("spin,instructions_callgrind,[0-9]{4}0+,0.05\n"));
+
+  // Against the updated file the same work passes, and a no-change update changes nothing.
+  auto pass = Gate(dir, suite, "50000", "pr", {"--json", json});
+  EXPECT_EQ(pass.exit_code, 0) << pass.output;
+  auto noop = RunCommand({PerfgateBinary(), "baseline", "update", "--report", json, "--expected", expected});
+  EXPECT_THAT(noop.output, HasSubstr("0 changed, 0 added"));
+}
+
+TEST(JudgeE2eTest, BadBaselineFileIsBadInputNamingTheLine) {
+  testing::TempDir dir;
+  const std::string bad = dir.Write("bad.csv", "spin,instructions_callgrind,1000,0.05\n\nspin,instructions_callgrind,9,0.1\n");
+  auto r = Gate(dir, SpinSuite(dir), "50000", "pr", {"--baseline", bad});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_THAT(r.output, HasSubstr(bad + ":3: duplicate row for spin,instructions_callgrind (first on line 1)"));
+}
+
+TEST(JudgeE2eTest, ManualAbRunInterleavesVariantsAndFindsTheSlowerHead) {
+  testing::TempDir dir;
+  const std::string suite = dir.Write(
+      "ab.yaml", "suite: ab\ndefaults: {repeats: 10, warmup: 1}\ncases:\n  - name: spin\n    command: [\"" +
+                     testing::CaseBinary("spin") + "\", \"${ROUNDS}\"]\n");
+  const std::string json = dir.File("ab.json");
+  auto r = RunCommand({PerfgateBinary(), "run", suite, "--base-env", "ROUNDS=2000000", "--head-env",
+                       "ROUNDS=4000000", "--json", json, "--no-color"});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("vs base median"));
+  nlohmann::json doc = nlohmann::json::parse(std::ifstream(json));
+  bool judged = false;
+  for (const auto& m : doc["cases"][0]["metrics"]) {
+    if (m["metric"] != "wall_time") continue;
+    judged = true;
+    EXPECT_EQ(m["variant"], "head");
+    EXPECT_EQ(m["verdict"], "regression");
+    EXPECT_EQ(m["comparison"]["method"], "a/b");
+    EXPECT_LT(m["comparison"]["p_value"].get<double>(), 0.01);
+    EXPECT_GT(m["comparison"]["change"].get<double>(), 0.3);
+  }
+  EXPECT_TRUE(judged);
+  // Samples alternate base/head in ABBA order.
+  const auto& samples = doc["run"]["cases"][0]["result"]["samples"];
+  ASSERT_EQ(samples.size(), 20u);
+  EXPECT_EQ(samples[0]["variant"], "base");
+  EXPECT_EQ(samples[1]["variant"], "head");
+  EXPECT_EQ(samples[2]["variant"], "head");
+  EXPECT_EQ(samples[3]["variant"], "base");
+}
+
+}  // namespace
+}  // namespace perfgate
