@@ -121,20 +121,10 @@ cases:
   EXPECT_EQ(g.confirm(), 2u);
   EXPECT_THAT(suite->cases(0).judged_metrics(), ::testing::ElementsAre("instructions", "wall_time"));
 
-  auto bad = Parse("suite: s
-gate: {fail_on: [regresion]}
-cases:
-  - name: a
-    command: [x]
-");
+  auto bad = Parse("suite: s\ngate: {fail_on: [regresion]}\ncases:\n  - name: a\n    command: [x]\n");
   ASSERT_FALSE(bad.ok());
   EXPECT_THAT(bad.status().message(), HasSubstr("s.yaml:2:18: gate.fail_on: unknown verdict 'regresion'"));
-  bad = Parse("suite: s
-gate: {history: {floor: lots}}
-cases:
-  - name: a
-    command: [x]
-");
+  bad = Parse("suite: s\ngate: {history: {floor: lots}}\ncases:\n  - name: a\n    command: [x]\n");
   ASSERT_FALSE(bad.ok());
   EXPECT_THAT(bad.status().message(), HasSubstr("gate.history.floor must be a fraction like 0.01 or a percentage like 1%"));
 }
