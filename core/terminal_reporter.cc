@@ -102,7 +102,9 @@ void TerminalReporter::Write(const GateReport& report, std::ostream& out) const 
   out << "\n\n";
   cases.Print(out);
 
-  if (metrics_) {
+  const bool any_metric = std::any_of(report.cases.begin(), report.cases.end(),
+                                      [](const CaseReport& c) { return !c.metrics.empty(); });
+  if (metrics_ && any_metric) {
     Table metrics({"CASE", "BENCHMARK", "METRIC", "MEDIAN", "MAD", "MIN", "MAX", "N", "SOURCE", "VS BASELINE"});
     for (const auto& c : report.cases) {
       for (const auto& m : c.metrics) {
@@ -145,7 +147,8 @@ void TerminalReporter::Write(const GateReport& report, std::ostream& out) const 
 
   out << "\n";
   if (report.passed) {
-    out << (color_ ? "\033[32mGATE PASSED\033[0m" : "GATE PASSED") << " (" << report.cases.size() << " cases)\n";
+    out << (color_ ? "\033[32mGATE PASSED\033[0m" : "GATE PASSED") << " (" << report.cases.size()
+        << (report.cases.size() == 1 ? " case)\n" : " cases)\n");
   } else {
     out << (color_ ? "\033[31mGATE FAILED\033[0m" : "GATE FAILED");
     if (report.run.state() == v1::RUN_STATE_CANCELLED) out << ": the run was cancelled";

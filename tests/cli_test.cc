@@ -80,5 +80,18 @@ TEST(CliTest, ManualRunWorksWithoutACoordinator) {
   EXPECT_THAT(unknown.output, HasSubstr("has no case 'nope'"));
 }
 
+TEST(CliTest, GpuSuiteOnAMachineWithoutAGpu) {
+  // This test documents the CPU-only path (CI); on a GPU machine the case runs instead.
+  auto probe = RunCommand({PerfgateBinary(), "run", testing::SourceDir() + "/bench_cases/gpu.yaml"});
+  if (probe.output.find("skipped cuda_add_one") == std::string::npos) GTEST_SKIP() << "this machine has a GPU";
+  EXPECT_EQ(probe.exit_code, 0) << "by hand, a case the machine cannot run is skipped, not failed";
+  EXPECT_THAT(probe.output, HasSubstr("skipped cuda_add_one: needs a GPU; host has none ("));
+  testing::TempDir dir;
+  auto gate = RunCommand({PerfgateBinary(), "gate", "--suite", testing::SourceDir() + "/bench_cases/gpu.yaml",
+                          "--state-dir", dir.File("state")});
+  EXPECT_EQ(gate.exit_code, 1) << gate.output;
+  EXPECT_THAT(gate.output, HasSubstr("no capable agent fails the gate: 1 case (cuda_add_one)"));
+}
+
 }  // namespace
 }  // namespace perfgate
