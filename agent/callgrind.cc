@@ -12,13 +12,9 @@
 
 namespace perfgate {
 
-std::vector<std::string> CallgrindArgv(const std::string& valgrind,
-                                       const std::vector<std::string>& argv,
+std::vector<std::string> CallgrindArgv(const std::string& valgrind, const std::vector<std::string>& argv,
                                        const std::string& out_dir) {
-  std::vector<std::string> wrapped = {valgrind,
-                                      "--tool=callgrind",
-                                      "--quiet",
-                                      "--trace-children=yes",
+  std::vector<std::string> wrapped = {valgrind, "--tool=callgrind", "--quiet", "--trace-children=yes",
                                       "--callgrind-out-file=" + out_dir + "/callgrind.out.%p"};
   wrapped.insert(wrapped.end(), argv.begin(), argv.end());
   return wrapped;

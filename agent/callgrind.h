@@ -12,8 +12,7 @@ namespace perfgate {
 
 // `argv` wrapped to run under callgrind, following children, writing one
 // profile per process into `out_dir`. `valgrind` is the resolved program.
-std::vector<std::string> CallgrindArgv(const std::string& valgrind,
-                                       const std::vector<std::string>& argv,
+std::vector<std::string> CallgrindArgv(const std::string& valgrind, const std::vector<std::string>& argv,
                                        const std::string& out_dir);
 
 // Total instructions (Ir) over every profile in `out_dir`.

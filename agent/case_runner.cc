@@ -281,8 +281,7 @@ v1::CaseResult RunCase(const v1::CaseSpec& spec, const v1::HostFingerprint& host
         v1::Sample* sample = result.add_samples();
         sample->set_index(sample_index++);
         sample->set_variant(variants[v].name());
-        AddValue(sample, spec.name(), kCallgrindInstructions, static_cast<double>(*total), "count",
-                 "agent:callgrind");
+        AddValue(sample, spec.name(), kCallgrindInstructions, static_cast<double>(*total), "count", "agent:callgrind");
       }
     }
   }

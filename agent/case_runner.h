@@ -33,7 +33,6 @@ struct CaseRunOptions {
 };
 
 // Never throws; every failure is an outcome with an error message.
-v1::CaseResult RunCase(const v1::CaseSpec& spec, const v1::HostFingerprint& host,
-                       const CaseRunOptions& options);
+v1::CaseResult RunCase(const v1::CaseSpec& spec, const v1::HostFingerprint& host, const CaseRunOptions& options);
 
 }  // namespace perfgate

@@ -122,11 +122,16 @@ std::string ResolveProgram(const std::string& program, const std::string& path_e
 
 std::string ExecResult::Describe() const {
   switch (end) {
-    case End::kExited: return absl::StrCat("exit ", exit_code);
-    case End::kSignaled: return absl::StrCat("killed by SIG", SignalName(signal));
-    case End::kTimedOut: return "timed out";
-    case End::kCancelled: return "cancelled";
-    case End::kSpawnFailed: return absl::StrCat("could not start: ", spawn_error);
+    case End::kExited:
+      return absl::StrCat("exit ", exit_code);
+    case End::kSignaled:
+      return absl::StrCat("killed by SIG", SignalName(signal));
+    case End::kTimedOut:
+      return "timed out";
+    case End::kCancelled:
+      return "cancelled";
+    case End::kSpawnFailed:
+      return absl::StrCat("could not start: ", spawn_error);
   }
   return "?";
 }
@@ -166,8 +171,8 @@ ExecResult Execute(const ExecSpec& spec, const CancelToken* cancel) {
   pid_t pid = fork();
   if (pid < 0) {
     result.spawn_error = absl::StrCat("fork: ", std::strerror(errno));
-    for (int fd : {out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1], go_pipe[0], go_pipe[1],
-                   exec_error_pipe[0], exec_error_pipe[1], devnull}) {
+    for (int fd : {out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1], go_pipe[0], go_pipe[1], exec_error_pipe[0],
+                   exec_error_pipe[1], devnull}) {
       close(fd);
     }
     return result;
@@ -211,8 +216,10 @@ ExecResult Execute(const ExecSpec& spec, const CancelToken* cancel) {
   int counter_fd = -1;
   if (spec.count_instructions) {
     auto fd = OpenInstructionCounter(pid);
-    if (fd.ok()) counter_fd = *fd;
-    else result.instructions_error = std::string(fd.status().message());
+    if (fd.ok())
+      counter_fd = *fd;
+    else
+      result.instructions_error = std::string(fd.status().message());
   }
   const Clock::time_point start = Clock::now();
   [[maybe_unused]] ssize_t n = write(go_pipe[1], "g", 1);
@@ -242,8 +249,8 @@ ExecResult Execute(const ExecSpec& spec, const CancelToken* cancel) {
   bool exited = false;
   bool term_sent = false, kill_sent = false;
   ExecResult::End forced_end = ExecResult::End::kExited;
-  Clock::time_point deadline = spec.timeout_ms ? start + std::chrono::milliseconds(spec.timeout_ms)
-                                               : Clock::time_point::max();
+  Clock::time_point deadline =
+      spec.timeout_ms ? start + std::chrono::milliseconds(spec.timeout_ms) : Clock::time_point::max();
   Clock::time_point kill_at = Clock::time_point::max();
 
   auto stop_group = [&](ExecResult::End why) {
@@ -311,16 +318,24 @@ ExecResult Execute(const ExecSpec& spec, const CancelToken* cancel) {
   killpg(pid, SIGKILL);
   while (waitpid(-pid, nullptr, 0) > 0 || errno == EINTR) {
   }
-  if (out.fd >= 0) { out.ReadSome(); if (out.fd >= 0) close(out.fd); }
-  if (err.fd >= 0) { err.ReadSome(); if (err.fd >= 0) close(err.fd); }
+  if (out.fd >= 0) {
+    out.ReadSome();
+    if (out.fd >= 0) close(out.fd);
+  }
+  if (err.fd >= 0) {
+    err.ReadSome();
+    if (err.fd >= 0) close(err.fd);
+  }
   if (pidfd >= 0) close(pidfd);
   if (result.out_tail.size() > kTailBytes) result.out_tail.erase(0, result.out_tail.size() - kTailBytes);
   if (result.err_tail.size() > kTailBytes) result.err_tail.erase(0, result.err_tail.size() - kTailBytes);
 
   if (counter_fd >= 0) {
     auto count = ReadAndCloseCounter(counter_fd);
-    if (count.ok()) result.instructions = *count;
-    else result.instructions_error = std::string(count.status().message());
+    if (count.ok())
+      result.instructions = *count;
+    else
+      result.instructions_error = std::string(count.status().message());
   }
   if (spawn_failed) {
     result.end = ExecResult::End::kSpawnFailed;

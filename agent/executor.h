@@ -31,12 +31,12 @@ class CancelToken {
 };
 
 struct ExecSpec {
-  std::vector<std::string> argv;            // REQUIRES: non-empty
-  std::map<std::string, std::string> env;   // overlaid on the agent's environment
-  std::string cwd;                          // empty: the agent's
-  uint64_t timeout_ms = 0;                  // 0: no timeout
-  uint64_t kill_grace_ms = 2000;            // SIGTERM to SIGKILL
-  uint64_t output_limit_bytes = 8 << 20;    // per stream
+  std::vector<std::string> argv;           // REQUIRES: non-empty
+  std::map<std::string, std::string> env;  // overlaid on the agent's environment
+  std::string cwd;                         // empty: the agent's
+  uint64_t timeout_ms = 0;                 // 0: no timeout
+  uint64_t kill_grace_ms = 2000;           // SIGTERM to SIGKILL
+  uint64_t output_limit_bytes = 8 << 20;   // per stream
   // Count user-space instructions of the process tree with perf_event_open.
   bool count_instructions = false;
 };
@@ -51,8 +51,8 @@ struct ExecResult {
   double user_cpu_s = 0;
   double sys_cpu_s = 0;
   uint64_t peak_rss_bytes = 0;
-  std::string out;  // first output_limit_bytes of stdout
-  std::string err;  // first output_limit_bytes of stderr
+  std::string out;       // first output_limit_bytes of stdout
+  std::string err;       // first output_limit_bytes of stderr
   std::string out_tail;  // last few KiB of each, for error reports
   std::string err_tail;
   uint64_t out_dropped = 0;

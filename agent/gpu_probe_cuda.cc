@@ -18,9 +18,9 @@ GpuProbe ProbeGpus() {
   int count = 0;
   cudaError_t err = cudaGetDeviceCount(&count);
   if (err != cudaSuccess) {
-    probe.note = absl::StrCat("no usable GPU: ", cudaGetErrorName(err), " (", cudaGetErrorString(err),
-                              "); CUDA runtime ", CudaVersion(runtime),
-                              driver ? absl::StrCat(", driver ", CudaVersion(driver)) : ", no driver");
+    probe.note =
+        absl::StrCat("no usable GPU: ", cudaGetErrorName(err), " (", cudaGetErrorString(err), "); CUDA runtime ",
+                     CudaVersion(runtime), driver ? absl::StrCat(", driver ", CudaVersion(driver)) : ", no driver");
     return probe;
   }
   if (count == 0) probe.note = "CUDA driver present but no GPU devices";

@@ -2,8 +2,6 @@
 
 namespace perfgate {
 
-GpuProbe ProbeGpus() {
-  return {{}, "perfgate was built without the CUDA toolkit; GPU discovery is off"};
-}
+GpuProbe ProbeGpus() { return {{}, "perfgate was built without the CUDA toolkit; GPU discovery is off"}; }
 
 }  // namespace perfgate

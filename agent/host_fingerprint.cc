@@ -58,17 +58,17 @@ v1::HostFingerprint ProbeHost() {
     host.set_instruction_counter_note("perf_event_open available");
   } else {
     auto valgrind = FindValgrind();
-    host.set_instruction_counter_note(absl::StrCat(
-        "hardware counters unavailable (", perf.message(), "); ",
-        valgrind.ok() ? "callgrind fallback available" : "no callgrind either: " + std::string(valgrind.status().message())));
+    host.set_instruction_counter_note(
+        absl::StrCat("hardware counters unavailable (", perf.message(), "); ",
+                     valgrind.ok() ? "callgrind fallback available"
+                                   : "no callgrind either: " + std::string(valgrind.status().message())));
   }
   return host;
 }
 
 std::string DescribeHost(const v1::HostFingerprint& host) {
-  std::string out = absl::StrCat(host.cpu_model().empty() ? "unknown CPU" : host.cpu_model(), " x",
-                                 host.cpu_cores(), ", ", FormatBytes(static_cast<double>(host.memory_bytes())),
-                                 ", ", host.kernel());
+  std::string out = absl::StrCat(host.cpu_model().empty() ? "unknown CPU" : host.cpu_model(), " x", host.cpu_cores(),
+                                 ", ", FormatBytes(static_cast<double>(host.memory_bytes())), ", ", host.kernel());
   if (!host.cpu_governor().empty()) absl::StrAppend(&out, ", governor ", host.cpu_governor());
   absl::StrAppend(&out, ", ", host.gpus_size(), " GPU", host.gpus_size() == 1 ? "" : "s");
   for (const auto& gpu : host.gpus()) {

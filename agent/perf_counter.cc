@@ -24,9 +24,7 @@ int PerfEventOpen(perf_event_attr* attr, pid_t pid, bool enable_on_exec) {
   return static_cast<int>(syscall(SYS_perf_event_open, attr, pid, -1, -1, PERF_FLAG_FD_CLOEXEC));
 }
 
-absl::Status Errno(const char* what) {
-  return absl::UnavailableError(absl::StrCat(what, ": ", std::strerror(errno)));
-}
+absl::Status Errno(const char* what) { return absl::UnavailableError(absl::StrCat(what, ": ", std::strerror(errno))); }
 
 }  // namespace
 

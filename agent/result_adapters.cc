@@ -1,8 +1,7 @@
 #include "agent/result_adapters.h"
 
-#include <nlohmann/json.hpp>
-
 #include <cmath>
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "absl/strings/numbers.h"
@@ -29,8 +28,7 @@ double SecondsPerUnit(const std::string& unit) {
 
 }  // namespace
 
-absl::StatusOr<std::vector<v1::MetricValue>> ParsePytorchResults(const std::string& text,
-                                                                 const std::string& source) {
+absl::StatusOr<std::vector<v1::MetricValue>> ParsePytorchResults(const std::string& text, const std::string& source) {
   std::vector<v1::MetricValue> values;
   int line_number = 0;
   for (absl::string_view line : absl::StrSplit(text, '\n')) {
@@ -59,8 +57,7 @@ absl::StatusOr<std::vector<v1::MetricValue>> ParsePytorchResults(const std::stri
   return values;
 }
 
-absl::StatusOr<std::vector<v1::MetricValue>> ParseGbenchJson(const std::string& text,
-                                                             const std::string& source) {
+absl::StatusOr<std::vector<v1::MetricValue>> ParseGbenchJson(const std::string& text, const std::string& source) {
   nlohmann::json doc;
   try {
     doc = nlohmann::json::parse(text);
@@ -71,10 +68,23 @@ absl::StatusOr<std::vector<v1::MetricValue>> ParseGbenchJson(const std::string& 
   if (!doc.is_object() || !doc.contains("benchmarks") || !doc["benchmarks"].is_array()) {
     return absl::InvalidArgumentError(absl::StrCat(source, ": no 'benchmarks' array in Google Benchmark JSON"));
   }
-  static const std::set<std::string> kNotMetrics = {
-      "name", "run_name", "run_type", "family_index", "per_family_instance_index", "repetitions",
-      "repetition_index", "threads", "iterations", "real_time", "cpu_time", "time_unit",
-      "aggregate_name", "aggregate_unit", "error_occurred", "error_message", "label"};
+  static const std::set<std::string> kNotMetrics = {"name",
+                                                    "run_name",
+                                                    "run_type",
+                                                    "family_index",
+                                                    "per_family_instance_index",
+                                                    "repetitions",
+                                                    "repetition_index",
+                                                    "threads",
+                                                    "iterations",
+                                                    "real_time",
+                                                    "cpu_time",
+                                                    "time_unit",
+                                                    "aggregate_name",
+                                                    "aggregate_unit",
+                                                    "error_occurred",
+                                                    "error_message",
+                                                    "label"};
   std::vector<v1::MetricValue> values;
   size_t index = 0;
   for (const auto& entry : doc["benchmarks"]) {
@@ -84,8 +94,8 @@ absl::StatusOr<std::vector<v1::MetricValue>> ParseGbenchJson(const std::string& 
     }
     const std::string name = entry["name"];
     if (entry.value("error_occurred", false)) {
-      return absl::InvalidArgumentError(absl::StrCat(where, " (", name, ") reported an error: ",
-                                                     entry.value("error_message", std::string("?"))));
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, " (", name, ") reported an error: ", entry.value("error_message", std::string("?"))));
     }
     if (entry.value("run_type", std::string("iteration")) == "aggregate") continue;
     const std::string run_name = entry.value("run_name", name);
@@ -118,13 +128,15 @@ absl::StatusOr<std::vector<v1::MetricValue>> ParseGbenchJson(const std::string& 
   return values;
 }
 
-absl::StatusOr<std::vector<v1::MetricValue>> ParseCaseResults(v1::ResultFormat format,
-                                                              const std::string& text,
+absl::StatusOr<std::vector<v1::MetricValue>> ParseCaseResults(v1::ResultFormat format, const std::string& text,
                                                               const std::string& source) {
   switch (format) {
-    case v1::RESULT_FORMAT_PYTORCH_CSV: return ParsePytorchResults(text, source);
-    case v1::RESULT_FORMAT_GBENCH_JSON: return ParseGbenchJson(text, source);
-    default: return std::vector<v1::MetricValue>{};
+    case v1::RESULT_FORMAT_PYTORCH_CSV:
+      return ParsePytorchResults(text, source);
+    case v1::RESULT_FORMAT_GBENCH_JSON:
+      return ParseGbenchJson(text, source);
+    default:
+      return std::vector<v1::MetricValue>{};
   }
 }
 

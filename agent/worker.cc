@@ -14,8 +14,7 @@ namespace perfgate {
 namespace {
 
 int64_t LocalNowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
 
@@ -23,9 +22,7 @@ std::chrono::system_clock::time_point In(int64_t ms) {
   return std::chrono::system_clock::now() + std::chrono::milliseconds(ms);
 }
 
-bool IsStale(const grpc::Status& status) {
-  return status.error_code() == grpc::StatusCode::FAILED_PRECONDITION;
-}
+bool IsStale(const grpc::Status& status) { return status.error_code() == grpc::StatusCode::FAILED_PRECONDITION; }
 
 }  // namespace
 
@@ -48,8 +45,10 @@ AgentWorker::~AgentWorker() { Stop(); }
 
 void AgentWorker::Log(const std::string& line) {
   std::string full = absl::StrCat("agent ", options_.agent_id, ": ", line);
-  if (options_.log) options_.log(full);
-  else std::fprintf(stderr, "%s\n", full.c_str());
+  if (options_.log)
+    options_.log(full);
+  else
+    std::fprintf(stderr, "%s\n", full.c_str());
 }
 
 int64_t AgentWorker::Backoff(int attempt) {

@@ -53,10 +53,14 @@ int main(int argc, char** argv) {
   double sigma = 0.005, shift = 0.02;
   std::string json_path;
   for (int i = 1; i < argc; ++i) {
-    if (!std::strcmp(argv[i], "--trials") && i + 1 < argc) trials = std::atoi(argv[++i]);
-    else if (!std::strcmp(argv[i], "--noise") && i + 1 < argc) sigma = std::atof(argv[++i]);
-    else if (!std::strcmp(argv[i], "--shift") && i + 1 < argc) shift = std::atof(argv[++i]);
-    else if (!std::strcmp(argv[i], "--json") && i + 1 < argc) json_path = argv[++i];
+    if (!std::strcmp(argv[i], "--trials") && i + 1 < argc)
+      trials = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--noise") && i + 1 < argc)
+      sigma = std::atof(argv[++i]);
+    else if (!std::strcmp(argv[i], "--shift") && i + 1 < argc)
+      shift = std::atof(argv[++i]);
+    else if (!std::strcmp(argv[i], "--json") && i + 1 < argc)
+      json_path = argv[++i];
     else {
       std::fprintf(stderr, "usage: stat_power [--trials N] [--noise SIGMA] [--shift FRACTION] [--json FILE]\n");
       return 2;
@@ -64,9 +68,9 @@ int main(int argc, char** argv) {
   }
   const perfgate::Policy policy;  // the defaults under test
   const auto& options = policy.compare;
-  const size_t repeats = 5;       // a suite's default samples per case
+  const size_t repeats = 5;                          // a suite's default samples per case
   const size_t ab_repeats = options.ab_min_samples;  // samples per A/B side
-  const size_t history_runs = 20; // main-branch runs in the window
+  const size_t history_runs = 20;                    // main-branch runs in the window
   Noise noise{sigma};
 
   // One verdict for a head level against a baseline of level 1.
@@ -106,10 +110,11 @@ int main(int argc, char** argv) {
       {"history (median, 4x scaled MAD, 1% floor), single", false, rates(history, false)},
       {"history, with confirmation", true, rates(history, true)},
   };
-  std::printf("verdict rates over %d trials: noise sigma %.2f%% (+5%% outliers in 5%% of samples), shift %.1f%%,\n"
-              "%zu samples per run, %zu per A/B side, %zu history runs, alpha %.3f, min effect %.1f%%, confirm %u\n\n",
-              trials, sigma * 100, shift * 100, repeats, ab_repeats, history_runs, options.ab_alpha,
-              options.ab_min_effect * 100, policy.confirm);
+  std::printf(
+      "verdict rates over %d trials: noise sigma %.2f%% (+5%% outliers in 5%% of samples), shift %.1f%%,\n"
+      "%zu samples per run, %zu per A/B side, %zu history runs, alpha %.3f, min effect %.1f%%, confirm %u\n\n",
+      trials, sigma * 100, shift * 100, repeats, ab_repeats, history_runs, options.ab_alpha,
+      options.ab_min_effect * 100, policy.confirm);
   std::printf("%-52s %14s %14s\n", "method", "A/A false alarm", "2% detected");
   for (const auto& row : rows) {
     std::printf("%-52s %13.2f%% %13.2f%%\n", row.method, row.r.false_alarm * 100, row.r.detection * 100);
@@ -124,12 +129,14 @@ int main(int argc, char** argv) {
   }
   std::printf("goal: A/A false alarms <= 1%%, 2%% shift detected >= 95%%\n");
   if (!json_path.empty()) {
-    nlohmann::json doc = {{"benchmark", "stat_power"}, {"trials", trials}, {"noise_sigma", sigma},
-                          {"shift", shift},            {"repeats", repeats}, {"history_runs", history_runs}, {"ab_repeats", ab_repeats},
-                          {"rows", nlohmann::json::array()}, {"meets_goal", ok}};
+    nlohmann::json doc = {{"benchmark", "stat_power"}, {"trials", trials},
+                          {"noise_sigma", sigma},      {"shift", shift},
+                          {"repeats", repeats},        {"history_runs", history_runs},
+                          {"ab_repeats", ab_repeats},  {"rows", nlohmann::json::array()},
+                          {"meets_goal", ok}};
     for (const auto& row : rows) {
-      doc["rows"].push_back({{"method", row.method}, {"false_alarm_rate", row.r.false_alarm},
-                             {"detection_rate", row.r.detection}});
+      doc["rows"].push_back(
+          {{"method", row.method}, {"false_alarm_rate", row.r.false_alarm}, {"detection_rate", row.r.detection}});
     }
     std::ofstream(json_path) << doc.dump(2) << "\n";
     std::printf("wrote %s\n", json_path.c_str());

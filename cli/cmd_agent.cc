@@ -21,8 +21,9 @@ void AddAgentCommand(CLI::App& app, int* exit_code) {
   };
   auto flags = std::make_shared<Flags>();
   cmd->add_option("--coordinator", flags->coordinator, "coordinator host:port")->required();
-  cmd->add_option("--id", flags->id, "agent id, stable across restarts (default: the host name); "
-                                     "registering an id again fences its old session");
+  cmd->add_option("--id", flags->id,
+                  "agent id, stable across restarts (default: the host name); "
+                  "registering an id again fences its old session");
   cmd->add_option("--pool", flags->pool, "testbed: agents of one pool have comparable hardware")->capture_default_str();
   cmd->add_option("--label", flags->labels, "a label cases can require (repeatable)");
   cmd->add_option("--kill-grace-ms", flags->kill_grace_ms, "SIGTERM to SIGKILL grace when a case must stop")

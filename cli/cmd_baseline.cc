@@ -10,10 +10,10 @@
 #include <sstream>
 
 #include "absl/strings/str_split.h"
-#include "core/units.h"
 #include "cli/commands.h"
 #include "core/exit_codes.h"
 #include "core/expected_file.h"
+#include "core/units.h"
 
 namespace perfgate {
 
@@ -46,7 +46,8 @@ void AddBaselineCommand(CLI::App& app, int* exit_code) {
     try {
       report = nlohmann::json::parse(in);
     } catch (const nlohmann::json::exception& e) {
-      std::cerr << "perfgate baseline update: " << flags->report << ": not a perfgate JSON report: " << e.what() << "\n";
+      std::cerr << "perfgate baseline update: " << flags->report << ": not a perfgate JSON report: " << e.what()
+                << "\n";
       *exit_code = kExitBadInput;
       return;
     }
@@ -84,12 +85,13 @@ void AddBaselineCommand(CLI::App& app, int* exit_code) {
         continue;
       }
       const double r = it->second;
-      const double moved = row.expected == 0 ? (r == 0 ? 0 : INFINITY) : std::fabs(r - row.expected) / std::fabs(row.expected);
+      const double moved =
+          row.expected == 0 ? (r == 0 ? 0 : INFINITY) : std::fabs(r - row.expected) / std::fabs(row.expected);
       if (moved > row.margin / 3) {
         const double updated = RoundToFourSignificantDigits(r);
         std::cout << "changed " << row.Key() << ": " << FormatValue(row.expected, "") << " -> "
-                  << FormatValue(updated, "") << " (moved "
-                  << moved * 100 << "%, margin " << row.margin * 100 << "%)\n";
+                  << FormatValue(updated, "") << " (moved " << moved * 100 << "%, margin " << row.margin * 100
+                  << "%)\n";
         row.expected = updated;
         ++changed;
       }
@@ -99,8 +101,10 @@ void AddBaselineCommand(CLI::App& app, int* exit_code) {
     for (const auto& key : order) {
       const std::string metric = key.substr(key.find(',') + 1);
       if (present.count(key) || !add_metrics.count(metric)) continue;
-      ExpectedRow row{key.substr(0, key.find(',')), metric, RoundToFourSignificantDigits(results[key]), flags->new_margin, 0};
-      std::cout << "added   " << key << ": " << FormatValue(row.expected, "") << " (margin " << row.margin * 100 << "%)\n";
+      ExpectedRow row{key.substr(0, key.find(',')), metric, RoundToFourSignificantDigits(results[key]),
+                      flags->new_margin, 0};
+      std::cout << "added   " << key << ": " << FormatValue(row.expected, "") << " (margin " << row.margin * 100
+                << "%)\n";
       rows.push_back(row);
       ++added;
     }

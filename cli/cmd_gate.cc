@@ -5,8 +5,8 @@
 #include <cstdlib>
 #include <iostream>
 
-#include "cli/commands.h"
 #include "absl/strings/str_join.h"
+#include "cli/commands.h"
 #include "cli/gate_client.h"
 #include "cli/judge_flags.h"
 #include "cli/local_cluster.h"
@@ -27,11 +27,11 @@ std::string EnvOr(const char* name, const std::string& fallback) {
 }  // namespace
 
 void AddGateCommand(CLI::App& app, int* exit_code) {
-  auto* cmd = app.add_subcommand(
-      "gate",
-      "Run a suite for one commit and decide pass or fail (the PR check).\n"
-      "Without --coordinator it starts the embedded default: a coordinator and local agents on\n"
-      "loopback (real gRPC) with a SQLite file in --state-dir, and stops them when done.");
+  auto* cmd =
+      app.add_subcommand("gate",
+                         "Run a suite for one commit and decide pass or fail (the PR check).\n"
+                         "Without --coordinator it starts the embedded default: a coordinator and local agents on\n"
+                         "loopback (real gRPC) with a SQLite file in --state-dir, and stops them when done.");
   struct Flags {
     std::string suite;
     std::string coordinator;
@@ -56,15 +56,15 @@ void AddGateCommand(CLI::App& app, int* exit_code) {
   AddReportFlags(cmd, &flags->report, /*metrics_default=*/false);
   cmd->footer(kExitCodesHelp);
   cmd->callback([flags, exit_code] {
-    auto suite = LoadSuiteFile(flags->suite);
-    absl::StatusOr<Policy> policy = suite.ok() ? ResolvePolicy(*suite, flags->judge) : suite.status();
-    absl::StatusOr<Baselines> baselines = policy.ok() ? LoadExpectedBaselines(*policy) : policy.status();
-    absl::Status variants = baselines.ok() ? ApplyVariants(flags->judge, policy->compare.ab_min_samples, &*suite) : baselines.status();
-    if (!variants.ok()) {
-      std::cerr << "perfgate gate: " << variants.message() << "\n";
+    auto judged = LoadJudgedSuite(flags->suite, flags->judge);
+    if (!judged.ok()) {
+      std::cerr << "perfgate gate: " << judged.status().message() << "\n";
       *exit_code = kExitBadInput;
       return;
     }
+    v1::Suite* suite = &judged->suite;
+    Policy* policy = &judged->policy;
+    Baselines* baselines = &judged->baselines;
     static std::atomic<bool> interrupted{false};
     OnTerminationSignal([](int) { interrupted = true; });
 
@@ -111,12 +111,13 @@ void AddGateCommand(CLI::App& app, int* exit_code) {
     for (uint32_t round = 0; round < policy->confirm && run->state() != v1::RUN_STATE_CANCELLED; ++round) {
       const std::vector<std::string> suspects = SuspectedRegressions(report);
       if (suspects.empty()) break;
-      std::cerr << "perfgate: re-measuring " << suspects.size() << " case(s) with a suspected regression: "
-                << absl::StrJoin(suspects, ", ") << "\n";
+      std::cerr << "perfgate: re-measuring " << suspects.size()
+                << " case(s) with a suspected regression: " << absl::StrJoin(suspects, ", ") << "\n";
       v1::SubmitRunRequest again = request;
       again.mutable_suite()->clear_cases();
       for (const auto& c : suite->cases()) {
-        if (std::find(suspects.begin(), suspects.end(), c.name()) != suspects.end()) *again.mutable_suite()->add_cases() = c;
+        if (std::find(suspects.begin(), suspects.end(), c.name()) != suspects.end())
+          *again.mutable_suite()->add_cases() = c;
       }
       again.set_branch(absl::StrCat(request.branch(), "#confirm"));  // never part of the main-branch history
       auto confirmation = SubmitAndWatch(client, again, &interrupted);

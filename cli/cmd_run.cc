@@ -17,10 +17,9 @@
 namespace perfgate {
 
 void AddRunCommand(CLI::App& app, int* exit_code) {
-  auto* cmd = app.add_subcommand(
-      "run",
-      "Run cases by hand on this machine with the agent's executor; no coordinator needed.\n"
-      "Prints per-metric median, spread (MAD) and sample count.");
+  auto* cmd = app.add_subcommand("run",
+                                 "Run cases by hand on this machine with the agent's executor; no coordinator needed.\n"
+                                 "Prints per-metric median, spread (MAD) and sample count.");
   struct Flags {
     std::string suite;
     std::vector<std::string> cases;
@@ -32,21 +31,22 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
   auto flags = std::make_shared<Flags>();
   cmd->add_option("suite", flags->suite, "suite file (YAML)")->required();
   cmd->add_option("--case", flags->cases, "run only this case (repeatable)");
-  cmd->add_option("--repeats", flags->repeats, "measured runs per case, overriding the suite")->check(CLI::Range(1, 100000));
+  cmd->add_option("--repeats", flags->repeats, "measured runs per case, overriding the suite")
+      ->check(CLI::Range(1, 100000));
   cmd->add_option("--label", flags->labels, "labels this machine has, for cases that require them (repeatable)");
   AddJudgeFlags(cmd, &flags->judge, /*with_history=*/false);
   AddReportFlags(cmd, &flags->report, /*metrics_default=*/true);
   cmd->footer(kExitCodesHelp);
   cmd->callback([flags, exit_code] {
-    auto suite = LoadSuiteFile(flags->suite);
-    absl::StatusOr<Policy> policy = suite.ok() ? ResolvePolicy(*suite, flags->judge) : suite.status();
-    absl::StatusOr<Baselines> baselines = policy.ok() ? LoadExpectedBaselines(*policy) : policy.status();
-    absl::Status variants = baselines.ok() ? ApplyVariants(flags->judge, policy->compare.ab_min_samples, &*suite) : baselines.status();
-    if (!variants.ok()) {
-      std::cerr << "perfgate run: " << variants.message() << "\n";
+    auto judged = LoadJudgedSuite(flags->suite, flags->judge);
+    if (!judged.ok()) {
+      std::cerr << "perfgate run: " << judged.status().message() << "\n";
       *exit_code = kExitBadInput;
       return;
     }
+    v1::Suite* suite = &judged->suite;
+    Policy* policy = &judged->policy;
+    Baselines* baselines = &judged->baselines;
     // By hand, a case this machine cannot run is skipped, not a failure.
     policy->fail_on.erase(Verdict::kNoCapableAgent);
     std::set<std::string> wanted(flags->cases.begin(), flags->cases.end());
@@ -87,7 +87,8 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
       options.cancel = &cancel;
       options.labels = flags->labels;
       options.progress = [&](const std::string& phase) {
-        if (tty) std::cerr << "\r\033[K[" << index << "/" << total << "] " << spec.name() << ": " << phase << std::flush;
+        if (tty)
+          std::cerr << "\r\033[K[" << index << "/" << total << "] " << spec.name() << ": " << phase << std::flush;
       };
       if (!tty) std::cerr << "perfgate run: [" << index << "/" << total << "] " << spec.name() << "\n";
       v1::CaseResult result = RunCase(spec, host, options);
@@ -99,7 +100,7 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
         continue;
       }
       status->set_state(result.outcome() == v1::CaseResult::OUTCOME_CANCELLED ? v1::CASE_STATE_CANCELLED
-                                                                               : v1::CASE_STATE_DONE);
+                                                                              : v1::CASE_STATE_DONE);
       status->set_error(result.error());
       result.set_pool("local");
       *status->mutable_result() = std::move(result);

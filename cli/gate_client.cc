@@ -24,13 +24,20 @@ absl::Status FromGrpc(const grpc::Status& s) {
 
 const char* StateWord(v1::CaseState s) {
   switch (s) {
-    case v1::CASE_STATE_PENDING: return "queued";
-    case v1::CASE_STATE_RUNNING: return "running";
-    case v1::CASE_STATE_DONE: return "done";
-    case v1::CASE_STATE_ERROR: return "error";
-    case v1::CASE_STATE_NO_CAPABLE_AGENT: return "no capable agent";
-    case v1::CASE_STATE_CANCELLED: return "cancelled";
-    default: return "?";
+    case v1::CASE_STATE_PENDING:
+      return "queued";
+    case v1::CASE_STATE_RUNNING:
+      return "running";
+    case v1::CASE_STATE_DONE:
+      return "done";
+    case v1::CASE_STATE_ERROR:
+      return "error";
+    case v1::CASE_STATE_NO_CAPABLE_AGENT:
+      return "no capable agent";
+    case v1::CASE_STATE_CANCELLED:
+      return "cancelled";
+    default:
+      return "?";
   }
 }
 
@@ -63,12 +70,15 @@ class Progress {
     size_t done = 0;
     std::vector<std::string> running;
     for (const auto& [name, state] : states_) {
-      if (state == v1::CASE_STATE_RUNNING) running.push_back(name);
-      else if (state != v1::CASE_STATE_PENDING) ++done;
+      if (state == v1::CASE_STATE_RUNNING)
+        running.push_back(name);
+      else if (state != v1::CASE_STATE_PENDING)
+        ++done;
     }
     const std::string counter = absl::StrCat("[", done, "/", states_.size(), "]");
     if (tty_) {
-      std::string line = absl::StrCat("perfgate ", counter, " running: ", running.empty() ? "-" : absl::StrJoin(running, ", "));
+      std::string line =
+          absl::StrCat("perfgate ", counter, " running: ", running.empty() ? "-" : absl::StrJoin(running, ", "));
       if (line.size() > 120) line = line.substr(0, 117) + "...";
       std::fprintf(stderr, "\r\033[K%s", line.c_str());
       drawn_ = true;
@@ -110,8 +120,9 @@ absl::Status FetchHistory(const GateClientOptions& options, const v1::Run& run, 
   request.set_branch(main_branch);
   request.set_max_runs(max_runs);
   request.set_exclude_run_id(run.run_id());
-  const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                             std::chrono::system_clock::now().time_since_epoch()).count();
+  const int64_t now_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count();
   request.set_since_ms(now_ms - static_cast<int64_t>(max_age_ms));
   for (const auto& c : run.cases()) {
     if (c.state() != v1::CASE_STATE_DONE || c.result().outcome() != v1::CaseResult::OUTCOME_OK) continue;
@@ -152,7 +163,8 @@ absl::StatusOr<v1::Run> SubmitAndWatch(const GateClientOptions& options, const v
     grpc::Status s = stub->SubmitRun(&context, request, &submitted);
     if (!s.ok()) {
       if (s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
-        return absl::UnavailableError(absl::StrCat("coordinator ", options.coordinator, " unreachable: ", s.error_message()));
+        return absl::UnavailableError(
+            absl::StrCat("coordinator ", options.coordinator, " unreachable: ", s.error_message()));
       }
       return FromGrpc(s);
     }
@@ -182,7 +194,10 @@ absl::StatusOr<v1::Run> SubmitAndWatch(const GateClientOptions& options, const v
   struct Join {
     std::atomic<bool>& stop;
     std::thread& t;
-    ~Join() { stop = true; t.join(); }
+    ~Join() {
+      stop = true;
+      t.join();
+    }
   } join{stop_canceller, canceller};
 
   Steady::time_point lost_since{};
@@ -195,9 +210,12 @@ absl::StatusOr<v1::Run> SubmitAndWatch(const GateClientOptions& options, const v
     std::optional<v1::RunState> finished;
     while (reader->Read(&event)) {
       lost_since = {};
-      if (event.has_snapshot()) progress.Reset(event.snapshot());
-      else if (event.has_case_changed()) progress.Update(event.case_changed());
-      else if (event.has_run_finished()) finished = event.run_finished();
+      if (event.has_snapshot())
+        progress.Reset(event.snapshot());
+      else if (event.has_case_changed())
+        progress.Update(event.case_changed());
+      else if (event.has_run_finished())
+        finished = event.run_finished();
     }
     grpc::Status status = reader->Finish();
     if (finished) {
@@ -210,13 +228,15 @@ absl::StatusOr<v1::Run> SubmitAndWatch(const GateClientOptions& options, const v
       if (s.ok()) return run;
       status = s;
     }
-    if (status.error_code() == grpc::StatusCode::NOT_FOUND || status.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
+    if (status.error_code() == grpc::StatusCode::NOT_FOUND ||
+        status.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
       return FromGrpc(status);
     }
     // The coordinator went away: re-attach by run id for a while.
     if (lost_since == Steady::time_point{}) {
       lost_since = Steady::now();
-      progress.Line(absl::StrCat("perfgate: lost the coordinator (", status.error_message(), "); re-attaching to ", run_id));
+      progress.Line(
+          absl::StrCat("perfgate: lost the coordinator (", status.error_message(), "); re-attaching to ", run_id));
     }
     if (Steady::now() - lost_since > std::chrono::milliseconds(options.reconnect_timeout_ms)) {
       return absl::UnavailableError(absl::StrCat("coordinator ", options.coordinator, " unreachable for ",

@@ -4,9 +4,8 @@
 
 #include <atomic>
 #include <functional>
-#include <string>
-
 #include <map>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "core/suite.h"
 
 namespace perfgate {
 
@@ -31,17 +32,19 @@ absl::StatusOr<Policy> ResolvePolicy(const v1::Suite& suite, const JudgeFlags& f
   if (!flags.baselines.empty()) policy.expected_files.clear();
   for (const auto& b : flags.baselines) {
     const auto eq = b.find('=');
-    if (eq == std::string::npos) policy.expected_files["*"] = b;
-    else policy.expected_files[b.substr(0, eq)] = b.substr(eq + 1);
+    if (eq == std::string::npos)
+      policy.expected_files["*"] = b;
+    else
+      policy.expected_files[b.substr(0, eq)] = b.substr(eq + 1);
   }
   if (!flags.fail_on.empty()) {
     policy.fail_on.clear();
     for (const auto& name : absl::StrSplit(flags.fail_on, ',')) {
       auto verdict = ParseVerdict(std::string(name));
       if (!verdict) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "--fail-on: unknown verdict '", std::string(name),
-            "' (use regression, improvement, error, missing_result, no_baseline, no_capable_agent)"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("--fail-on: unknown verdict '", std::string(name),
+                         "' (use regression, improvement, error, missing_result, no_baseline, no_capable_agent)"));
       }
       policy.fail_on.insert(*verdict);
     }
@@ -60,8 +63,8 @@ absl::Status ApplyVariants(const JudgeFlags& flags, uint32_t min_samples, v1::Su
   head.set_name("head");
   base.set_root(flags.base_root);
   head.set_root(flags.head_root);
-  for (auto [list, variant, flag] : {std::tuple{&flags.base_env, &base, "--base-env"},
-                                     std::tuple{&flags.head_env, &head, "--head-env"}}) {
+  for (auto [list, variant, flag] :
+       {std::tuple{&flags.base_env, &base, "--base-env"}, std::tuple{&flags.head_env, &head, "--head-env"}}) {
     for (const auto& kv : *list) {
       const auto eq = kv.find('=');
       if (eq == std::string::npos || eq == 0) {
@@ -77,6 +80,17 @@ absl::Status ApplyVariants(const JudgeFlags& flags, uint32_t min_samples, v1::Su
     c.set_repeats(std::max(c.repeats(), min_samples));
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<JudgedSuite> LoadJudgedSuite(const std::string& path, const JudgeFlags& flags) {
+  auto suite = LoadSuiteFile(path);
+  if (!suite.ok()) return suite.status();
+  auto policy = ResolvePolicy(*suite, flags);
+  if (!policy.ok()) return policy.status();
+  auto baselines = LoadExpectedBaselines(*policy);
+  if (!baselines.ok()) return baselines.status();
+  if (auto s = ApplyVariants(flags, policy->compare.ab_min_samples, &*suite); !s.ok()) return s;
+  return JudgedSuite{*std::move(suite), *std::move(policy), *std::move(baselines)};
 }
 
 }  // namespace perfgate

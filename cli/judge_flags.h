@@ -2,12 +2,11 @@
 // baselines, the failing verdicts, confirmation, and A/B variants.
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <map>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <CLI/CLI.hpp>
 
 #include "absl/status/statusor.h"
 #include "core/policy.h"
@@ -25,6 +24,16 @@ struct JudgeFlags {
 };
 
 void AddJudgeFlags(CLI::App* cmd, JudgeFlags* flags, bool with_history);
+
+// A suite ready to run and judge: loaded, its policy resolved with the
+// flags, its expected files read, A/B variants applied.
+struct JudgedSuite {
+  v1::Suite suite;
+  Policy policy;
+  Baselines baselines;
+};
+// Every error is bad input naming the file and line or the flag.
+absl::StatusOr<JudgedSuite> LoadJudgedSuite(const std::string& path, const JudgeFlags& flags);
 
 // The suite's `gate:` section with the flags laid over it. Errors are bad input.
 absl::StatusOr<Policy> ResolvePolicy(const v1::Suite& suite, const JudgeFlags& flags);

@@ -14,7 +14,8 @@ void AddReportFlags(CLI::App* cmd, ReportFlags* flags, bool metrics_default) {
   cmd->add_option("--junit", flags->junit_path, "also write JUnit XML: one test case per case and metric");
   cmd->add_flag("--metrics,!--no-metrics", flags->metrics, "list every measured metric, not only one row per case")
       ->capture_default_str();
-  cmd->add_flag("--no-color", flags->no_color, "no colour even on a terminal (NO_COLOR in the environment does the same)");
+  cmd->add_flag("--no-color", flags->no_color,
+                "no colour even on a terminal (NO_COLOR in the environment does the same)");
 }
 
 bool EmitReport(const GateReport& report, const ReportFlags& flags) {

@@ -2,9 +2,8 @@
 // files the flags name. Shared by `gate` and `run`.
 #pragma once
 
-#include <string>
-
 #include <CLI/CLI.hpp>
+#include <string>
 
 #include "core/report.h"
 

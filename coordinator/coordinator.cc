@@ -36,8 +36,8 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Start(const Coordinato
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
   c->server_ = builder.BuildAndStart();
   if (!c->server_ || port == 0) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen,
-                                                " (address in use, or not host:port?)"));
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", options.listen, " (address in use, or not host:port?)"));
   }
   std::string host = options.listen.substr(0, options.listen.rfind(':'));
   c->address_ = absl::StrCat(host, ":", port);

@@ -14,13 +14,12 @@ namespace {
 using Steady = std::chrono::steady_clock;
 
 bool IsFinal(v1::CaseState state) {
-  return state == v1::CASE_STATE_DONE || state == v1::CASE_STATE_ERROR ||
-         state == v1::CASE_STATE_NO_CAPABLE_AGENT || state == v1::CASE_STATE_CANCELLED;
+  return state == v1::CASE_STATE_DONE || state == v1::CASE_STATE_ERROR || state == v1::CASE_STATE_NO_CAPABLE_AGENT ||
+         state == v1::CASE_STATE_CANCELLED;
 }
 
 absl::Status StaleSession(const std::string& session_id) {
-  return absl::FailedPreconditionError(
-      absl::StrCat("stale session '", session_id, "': register again"));
+  return absl::FailedPreconditionError(absl::StrCat("stale session '", session_id, "': register again"));
 }
 
 }  // namespace
@@ -39,7 +38,8 @@ std::string Scheduler::NewId(const char* prefix) {
 void Scheduler::LogIfError(const absl::Status& status, const char* what) {
   // The store is the system of record; failing to write is loud, and the
   // in-memory state stays authoritative until the next write succeeds.
-  if (!status.ok()) std::fprintf(stderr, "perfgate coordinator: store error (%s): %s\n", what, status.ToString().c_str());
+  if (!status.ok())
+    std::fprintf(stderr, "perfgate coordinator: store error (%s): %s\n", what, status.ToString().c_str());
 }
 
 absl::Status Scheduler::Recover() {
@@ -503,7 +503,8 @@ void Scheduler::Sweep() {
   }
   for (const auto& id : expired) {
     const LeaseRecord& lease = leases_.at(id);
-    LoseLease(id, absl::StrCat("lease expired (no heartbeat for ", now - lease.expires_at_ms + options_.lease_ttl_ms, " ms)"));
+    LoseLease(id, absl::StrCat("lease expired (no heartbeat for ", now - lease.expires_at_ms + options_.lease_ttl_ms,
+                               " ms)"));
   }
   std::vector<std::string> silent;
   for (const auto& [id, session] : sessions_) {
@@ -540,9 +541,9 @@ void Scheduler::Shutdown() {
 
 bool Scheduler::WaitForAgents(size_t n, int64_t timeout_ms) {
   std::unique_lock lock(mu_);
-  return changed_.wait_for(lock, std::chrono::milliseconds(timeout_ms),
-                           [&] { return sessions_.size() >= n || shutdown_; }) &&
-         sessions_.size() >= n;
+  return changed_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] {
+    return sessions_.size() >= n || shutdown_;
+  }) && sessions_.size() >= n;
 }
 
 SchedulerStats Scheduler::Stats() const {

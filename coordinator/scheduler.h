@@ -106,7 +106,7 @@ class Scheduler {
   struct CaseEntry {
     v1::CaseSpec spec;
     v1::CaseStatus status;
-    std::string lease_id;           // active lease
+    std::string lease_id;            // active lease
     int64_t unmatched_since_ms = 0;  // pending with no capable agent since
   };
   struct RunEntry {
@@ -138,9 +138,9 @@ class Scheduler {
   std::condition_variable changed_;
   bool shutdown_ = false;
   std::mt19937_64 rng_;
-  std::map<std::string, Session> sessions_;           // by session id
-  std::map<std::string, std::string> agent_session_;  // agent id -> session id
-  std::map<std::string, LeaseRecord> leases_;         // active and recently ended
+  std::map<std::string, Session> sessions_;                                  // by session id
+  std::map<std::string, std::string> agent_session_;                         // agent id -> session id
+  std::map<std::string, LeaseRecord> leases_;                                // active and recently ended
   std::map<std::string, v1::CompleteLeaseResponse::Disposition> completed_;  // lease -> first answer
   std::map<std::string, RunEntry> runs_;
   std::deque<std::string> run_order_;  // submission order, for FIFO dispatch

@@ -29,7 +29,8 @@ grpc::Status AgentServiceImpl::Work(grpc::ServerContext* context, const v1::Work
     v1::WorkItem item;
     auto wait = scheduler_->NextWorkItem(request->session_id(), kStreamCheckMs, &item);
     if (!wait.ok()) return ToGrpc(wait.status());
-    if (*wait == Scheduler::Wait::kClosed) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "coordinator is shutting down");
+    if (*wait == Scheduler::Wait::kClosed)
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE, "coordinator is shutting down");
     if (*wait == Scheduler::Wait::kTimeout) continue;
     if (!writer->Write(item)) {
       if (item.has_lease()) scheduler_->ReleaseUndelivered(item.lease().lease_id());

@@ -14,11 +14,16 @@ namespace perfgate {
 
 const char* LeaseStateName(LeaseState state) {
   switch (state) {
-    case LeaseState::kActive: return "active";
-    case LeaseState::kCompleted: return "completed";
-    case LeaseState::kLost: return "lost";
-    case LeaseState::kCancelled: return "cancelled";
-    case LeaseState::kReleased: return "released";
+    case LeaseState::kActive:
+      return "active";
+    case LeaseState::kCompleted:
+      return "completed";
+    case LeaseState::kLost:
+      return "lost";
+    case LeaseState::kCancelled:
+      return "cancelled";
+    case LeaseState::kReleased:
+      return "released";
   }
   return "?";
 }
@@ -98,9 +103,7 @@ CREATE INDEX runs_by_branch ON runs(branch, created_at_ms);
 
 class Statement {
  public:
-  Statement(sqlite3* db, const char* sql) : db_(db) {
-    rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
-  }
+  Statement(sqlite3* db, const char* sql) : db_(db) { rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr); }
   ~Statement() { sqlite3_finalize(stmt_); }
   bool prepared() const { return rc_ == SQLITE_OK; }
   Statement& Bind(int i, const std::string& v) {
@@ -157,22 +160,24 @@ class SqliteStore final : public Store {
     int64_t version = 0;
     {
       Statement q(db_, "SELECT version FROM schema_version");
-      if (q.Step() == SQLITE_ROW) version = q.Int(0);
-      else if (auto s = Exec("INSERT INTO schema_version VALUES (0)"); !s.ok()) return s;
+      if (q.Step() == SQLITE_ROW)
+        version = q.Int(0);
+      else if (auto s = Exec("INSERT INTO schema_version VALUES (0)"); !s.ok())
+        return s;
     }
     const int64_t latest = static_cast<int64_t>(std::size(kMigrations));
     if (version > latest) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          path_, ": database schema version ", version, " is newer than this perfgate knows (", latest,
-          "); use a newer perfgate or another --db file"));
+      return absl::FailedPreconditionError(absl::StrCat(path_, ": database schema version ", version,
+                                                        " is newer than this perfgate knows (", latest,
+                                                        "); use a newer perfgate or another --db file"));
     }
     for (; version < latest; ++version) {
       if (auto s = Exec(absl::StrCat("BEGIN; ", kMigrations[version],
                                      "; UPDATE schema_version SET version = ", version + 1, "; COMMIT;"));
           !s.ok()) {
         Exec("ROLLBACK");
-        return absl::InternalError(absl::StrCat(path_, ": migration to schema version ", version + 1,
-                                                " failed: ", s.message()));
+        return absl::InternalError(
+            absl::StrCat(path_, ": migration to schema version ", version + 1, " failed: ", s.message()));
       }
     }
     return absl::OkStatus();
@@ -207,7 +212,8 @@ class SqliteStore final : public Store {
 
   absl::Status UpdateCase(const std::string& run_id, int case_index, const v1::CaseStatus& status) override {
     std::lock_guard lock(mu_);
-    Statement u(db_, "UPDATE cases SET state = ?, attempts = ?, error = ?, agent_id = ? WHERE run_id = ? AND case_index = ?");
+    Statement u(
+        db_, "UPDATE cases SET state = ?, attempts = ?, error = ?, agent_id = ? WHERE run_id = ? AND case_index = ?");
     u.Bind(1, static_cast<int64_t>(status.state())).Bind(2, static_cast<int64_t>(status.attempts()));
     u.Bind(3, status.error()).Bind(4, status.agent_id()).Bind(5, run_id).Bind(6, static_cast<int64_t>(case_index));
     return Done(u, "update case");
@@ -231,8 +237,8 @@ class SqliteStore final : public Store {
     return Done(u, "update lease");
   }
 
-  absl::Status InsertResult(const LeaseRecord& lease, ResultDisposition disposition,
-                            const v1::CaseResult& result, int64_t received_at_ms) override {
+  absl::Status InsertResult(const LeaseRecord& lease, ResultDisposition disposition, const v1::CaseResult& result,
+                            int64_t received_at_ms) override {
     std::lock_guard lock(mu_);
     Exec("BEGIN");
     Statement ins(db_,
@@ -258,9 +264,10 @@ class SqliteStore final : public Store {
 
   absl::Status UpsertSession(const SessionRecord& r) override {
     std::lock_guard lock(mu_);
-    Statement u(db_,
-                "INSERT INTO sessions (session_id, agent_id, pool, labels, host, last_seen_ms) VALUES (?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT(session_id) DO UPDATE SET last_seen_ms = excluded.last_seen_ms");
+    Statement u(
+        db_,
+        "INSERT INTO sessions (session_id, agent_id, pool, labels, host, last_seen_ms) VALUES (?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT(session_id) DO UPDATE SET last_seen_ms = excluded.last_seen_ms");
     u.Bind(1, r.session_id).Bind(2, r.agent_id).Bind(3, r.pool).Bind(4, absl::StrJoin(r.labels, ","));
     u.BindBlob(5, r.host.SerializeAsString()).Bind(6, r.last_seen_ms);
     return Done(u, "upsert session");
@@ -438,7 +445,8 @@ class SqliteStore final : public Store {
 
 absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path) {
   sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
+  int rc =
+      sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     std::string message = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
     sqlite3_close_v2(db);

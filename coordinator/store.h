@@ -46,7 +46,7 @@ enum class ResultDisposition { kCounted = 1, kStale = 2 };
 // What a restarted coordinator needs: runs not yet final (with their cases),
 // their active leases, and the live agent sessions.
 struct RecoveredState {
-  std::vector<v1::Run> runs;  // cases carry their counted results
+  std::vector<v1::Run> runs;      // cases carry their counted results
   std::vector<v1::Suite> suites;  // parallel to runs: the specs
   std::vector<LeaseRecord> active_leases;
   std::vector<SessionRecord> sessions;
@@ -57,15 +57,12 @@ class Store {
   virtual ~Store() = default;
 
   virtual absl::Status InsertRun(const v1::Run& run, const v1::Suite& suite) = 0;
-  virtual absl::Status UpdateRunState(const std::string& run_id, v1::RunState state,
-                                      int64_t finished_at_ms) = 0;
+  virtual absl::Status UpdateRunState(const std::string& run_id, v1::RunState state, int64_t finished_at_ms) = 0;
   // Writes the case's state, attempts, error and agent (not its result).
-  virtual absl::Status UpdateCase(const std::string& run_id, int case_index,
-                                  const v1::CaseStatus& status) = 0;
+  virtual absl::Status UpdateCase(const std::string& run_id, int case_index, const v1::CaseStatus& status) = 0;
 
   virtual absl::Status InsertLease(const LeaseRecord& lease) = 0;
-  virtual absl::Status UpdateLease(const std::string& lease_id, LeaseState state,
-                                   int64_t expires_at_ms) = 0;
+  virtual absl::Status UpdateLease(const std::string& lease_id, LeaseState state, int64_t expires_at_ms) = 0;
 
   // Keeps a result and its raw samples. Counted results are what the run
   // reports; stale ones are kept for the record only.

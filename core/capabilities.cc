@@ -14,15 +14,14 @@ std::string UnmetRequirement(const v1::Requirements& req, const v1::HostFingerpr
       return absl::StrCat("needs label '", label, "'");
     }
   }
-  const bool wants_gpu = req.device() == v1::Requirements::DEVICE_GPU ||
-                         req.min_gpu_memory_bytes() > 0 || req.min_compute_capability() > 0;
+  const bool wants_gpu = req.device() == v1::Requirements::DEVICE_GPU || req.min_gpu_memory_bytes() > 0 ||
+                         req.min_compute_capability() > 0;
   if (!wants_gpu) return "";
   if (host.gpus_size() == 0) {
     return absl::StrCat("needs a GPU; host has none", host.gpu_note().empty() ? "" : " (" + host.gpu_note() + ")");
   }
   for (const auto& gpu : host.gpus()) {
-    if (gpu.memory_bytes() >= req.min_gpu_memory_bytes() &&
-        gpu.compute_capability() >= req.min_compute_capability()) {
+    if (gpu.memory_bytes() >= req.min_gpu_memory_bytes() && gpu.compute_capability() >= req.min_compute_capability()) {
       return "";
     }
   }

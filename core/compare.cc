@@ -86,8 +86,8 @@ std::string Comparison::Explain() const {
   } else if (method == "a/b") {
     char p[32];
     std::snprintf(p, sizeof p, "%.4f", p_value);
-    out += " vs base median " + Num(baseline) + " (p=" + p + ", min effect " + Pct(threshold).substr(1) +
-           ", noise " + Pct(noise).substr(1) + ")";
+    out += " vs base median " + Num(baseline) + " (p=" + p + ", min effect " + Pct(threshold).substr(1) + ", noise " +
+           Pct(noise).substr(1) + ")";
   }
   return out;
 }
@@ -180,8 +180,7 @@ double MannWhitneyPValue(const std::vector<double>& a, const std::vector<double>
   if (!ties && n1 <= 20 && n2 <= 20) return ExactTwoSidedP(n1, n2, u);
   const double mean = static_cast<double>(n1 * n2) / 2;
   const double dn = static_cast<double>(n);
-  const double variance =
-      static_cast<double>(n1 * n2) / 12 * ((dn + 1) - tie_term / (dn * (dn - 1)));
+  const double variance = static_cast<double>(n1 * n2) / 12 * ((dn + 1) - tie_term / (dn * (dn - 1)));
   if (variance <= 0) return 1;  // every value equal
   const double z = (std::fabs(u - mean) - 0.5) / std::sqrt(variance);
   return std::min(1.0, std::erfc(std::max(0.0, z) / std::sqrt(2.0)));

@@ -33,13 +33,13 @@ struct CompareOptions {
 
 struct Comparison {
   Verdict verdict = Verdict::kNoBaseline;
-  std::string method;   // "expected", "history", "a/b"
-  double baseline = 0;  // expected value, history median, or base median
-  double result = 0;    // this run's median (head's, for A/B)
-  double change = NAN;  // (result - baseline) / |baseline|; NaN when the baseline is 0
-  double threshold = 0;  // the relative limit applied
-  double noise = 0;      // the relative noise it was judged against
-  double p_value = NAN;  // A/B only
+  std::string method;     // "expected", "history", "a/b"
+  double baseline = 0;    // expected value, history median, or base median
+  double result = 0;      // this run's median (head's, for A/B)
+  double change = NAN;    // (result - baseline) / |baseline|; NaN when the baseline is 0
+  double threshold = 0;   // the relative limit applied
+  double noise = 0;       // the relative noise it was judged against
+  double p_value = NAN;   // A/B only
   size_t baseline_n = 0;  // history runs, or base samples
 
   // One line: "+3.20% vs expected 1000 (limit 10.00%, noise 10.00%)".

@@ -3,10 +3,10 @@
 
 namespace perfgate {
 
-inline constexpr int kExitPassed = 0;       // the gate passed
-inline constexpr int kExitGateFailed = 1;   // the gate failed on results (regression, error, missing result)
-inline constexpr int kExitBadInput = 2;     // bad usage or input (flags, suite or baseline file)
-inline constexpr int kExitInfra = 3;        // infrastructure failure (coordinator unreachable, store error)
+inline constexpr int kExitPassed = 0;         // the gate passed
+inline constexpr int kExitGateFailed = 1;     // the gate failed on results (regression, error, missing result)
+inline constexpr int kExitBadInput = 2;       // bad usage or input (flags, suite or baseline file)
+inline constexpr int kExitInfra = 3;          // infrastructure failure (coordinator unreachable, store error)
 inline constexpr int kExitInterrupted = 130;  // interrupted (Ctrl-C); the run was cancelled
 
 inline constexpr char kExitCodesHelp[] =

@@ -27,8 +27,7 @@ absl::StatusOr<std::string> ExpandVariables(const std::string& text, const Varia
     std::string name = text.substr(i + 2, close - i - 2);
     auto value = lookup(name);
     if (!value) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("${", name, "} is not set on this agent (used in '", text, "')"));
+      return absl::InvalidArgumentError(absl::StrCat("${", name, "} is not set on this agent (used in '", text, "')"));
     }
     out += *value;
     i = close;

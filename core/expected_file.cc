@@ -23,8 +23,8 @@ absl::StatusOr<std::vector<ExpectedRow>> ParseExpectedFile(const std::string& te
     if (line.empty()) continue;
     std::vector<absl::string_view> fields = absl::StrSplit(line, ',');
     auto error = [&](const std::string& what) {
-      return absl::InvalidArgumentError(absl::StrCat(source, ":", line_number, ": ", what, " (got '",
-                                                     line.substr(0, 200), "')"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(source, ":", line_number, ": ", what, " (got '", line.substr(0, 200), "')"));
     };
     if (fields.size() != 4) {
       return error(absl::StrCat("expected 4 columns benchmark_name,metric_name,expected_value,noise_margin, found ",

@@ -1,7 +1,7 @@
 #include <google/protobuf/util/json_util.h>
-#include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <nlohmann/json.hpp>
 
 #include "core/report.h"
 
@@ -19,22 +19,32 @@ void JsonReporter::Write(const GateReport& report, std::ostream& out) const {
   doc["missing_rows"] = report.missing_rows;
   doc["baseline_patch"] = nlohmann::json::array();
   for (const auto& row : report.baseline_patch) {
-    doc["baseline_patch"].push_back({{"benchmark", row.benchmark}, {"metric", row.metric}, {"expected", row.expected},
-                                     {"margin", row.margin}});
+    doc["baseline_patch"].push_back(
+        {{"benchmark", row.benchmark}, {"metric", row.metric}, {"expected", row.expected}, {"margin", row.margin}});
   }
   doc["cases"] = nlohmann::json::array();
   for (const auto& c : report.cases) {
-    nlohmann::json jc = {{"name", c.name},         {"verdict", VerdictName(c.verdict)}, {"pool", c.pool},
-                         {"outcome", c.outcome},   {"detail", c.detail},
-                         {"agent_id", c.agent_id}, {"attempts", c.attempts},
-                         {"notes", c.notes},       {"metrics", nlohmann::json::array()}};
+    nlohmann::json jc = {{"name", c.name},
+                         {"verdict", VerdictName(c.verdict)},
+                         {"pool", c.pool},
+                         {"outcome", c.outcome},
+                         {"detail", c.detail},
+                         {"agent_id", c.agent_id},
+                         {"attempts", c.attempts},
+                         {"notes", c.notes},
+                         {"metrics", nlohmann::json::array()}};
     auto comparison = [](const Comparison& cmp) {
       auto number = [](double v) { return std::isnan(v) ? nlohmann::json() : nlohmann::json(v); };
-      return nlohmann::json{{"verdict", VerdictName(cmp.verdict)}, {"method", cmp.method},
-                            {"baseline", cmp.baseline},           {"result", cmp.result},
-                            {"change", number(cmp.change)},       {"threshold", cmp.threshold},
-                            {"noise", cmp.noise},                 {"p_value", number(cmp.p_value)},
-                            {"baseline_n", cmp.baseline_n},       {"explain", cmp.Explain()}};
+      return nlohmann::json{{"verdict", VerdictName(cmp.verdict)},
+                            {"method", cmp.method},
+                            {"baseline", cmp.baseline},
+                            {"result", cmp.result},
+                            {"change", number(cmp.change)},
+                            {"threshold", cmp.threshold},
+                            {"noise", cmp.noise},
+                            {"p_value", number(cmp.p_value)},
+                            {"baseline_n", cmp.baseline_n},
+                            {"explain", cmp.Explain()}};
     };
     for (const auto& m : c.metrics) {
       nlohmann::json jm = {{"benchmark", m.series.benchmark},

@@ -13,15 +13,27 @@ std::string Xml(const std::string& s) {
   std::string out;
   for (unsigned char ch : s) {
     switch (ch) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&apos;"; break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
       default:
         // XML 1.0 forbids most control characters, even escaped.
-        if (ch < 0x20 && ch != '\n' && ch != '\t' && ch != '\r') out += '?';
-        else out += static_cast<char>(ch);
+        if (ch < 0x20 && ch != '\n' && ch != '\t' && ch != '\r')
+          out += '?';
+        else
+          out += static_cast<char>(ch);
     }
   }
   return out;
@@ -43,7 +55,8 @@ void JunitReporter::Write(const GateReport& report, std::ostream& out) const {
         t.skipped = "cancelled";
       } else {
         t.failure_type = VerdictName(c.verdict);
-        t.failure_message = absl::StrCat(VerdictName(c.verdict), ": ", c.outcome, c.detail.empty() ? "" : " - " + c.detail);
+        t.failure_message =
+            absl::StrCat(VerdictName(c.verdict), ": ", c.outcome, c.detail.empty() ? "" : " - " + c.detail);
         t.failure_text = t.failure_message;
       }
       tests.push_back(std::move(t));
@@ -51,8 +64,13 @@ void JunitReporter::Write(const GateReport& report, std::ostream& out) const {
     }
     for (const auto& m : c.metrics) {
       if (!m.comparison && m.verdict != Verdict::kMissingResult) continue;  // nothing judged
-      TestCase t{classname, m.series.benchmark == c.name ? m.series.metric : m.series.benchmark + "." + m.series.metric,
-                 "", "", "", "", DescribeMetric(c, m)};
+      TestCase t{classname,
+                 m.series.benchmark == c.name ? m.series.metric : m.series.benchmark + "." + m.series.metric,
+                 "",
+                 "",
+                 "",
+                 "",
+                 DescribeMetric(c, m)};
       const bool fails = report.run.state() != v1::RUN_STATE_CANCELLED &&
                          (m.verdict == Verdict::kRegression || m.verdict == Verdict::kMissingResult);
       if (fails) {
@@ -73,7 +91,8 @@ void JunitReporter::Write(const GateReport& report, std::ostream& out) const {
       }
       tests.push_back(std::move(t));
     }
-    if (!std::any_of(c.metrics.begin(), c.metrics.end(), [](const MetricReport& m) { return m.comparison.has_value(); })) {
+    if (!std::any_of(c.metrics.begin(), c.metrics.end(),
+                     [](const MetricReport& m) { return m.comparison.has_value(); })) {
       tests.push_back(TestCase{classname, "run", "", "", "", "", "no baseline: measured, nothing to compare with"});
     }
   }

@@ -16,11 +16,16 @@ std::string Cell(const std::string& s) {
 
 const char* Icon(Verdict v) {
   switch (v) {
-    case Verdict::kPass: return "✅";
-    case Verdict::kImprovement: return "🚀";
-    case Verdict::kNoBaseline: return "⚪";
-    case Verdict::kCancelled: return "⏹️";
-    default: return "❌";
+    case Verdict::kPass:
+      return "✅";
+    case Verdict::kImprovement:
+      return "🚀";
+    case Verdict::kNoBaseline:
+      return "⚪";
+    case Verdict::kCancelled:
+      return "⏹️";
+    default:
+      return "❌";
   }
 }
 
@@ -75,8 +80,8 @@ void MarkdownReporter::Write(const GateReport& report, std::ostream& out) const 
       const Comparison& cmp = *m.comparison;
       out << "| `" << Cell(c.name) << "` | `" << Cell(metric) << "` | " << Icon(m.verdict) << " "
           << VerdictName(m.verdict) << " | " << FormatValue(cmp.baseline, m.series.unit) << " | "
-          << FormatValue(cmp.result, m.series.unit) << " | " << Pct(cmp.change) << " | "
-          << Pct(cmp.threshold).substr(1) << " | " << Pct(cmp.noise).substr(1) << " | " << cmp.method;
+          << FormatValue(cmp.result, m.series.unit) << " | " << Pct(cmp.change) << " | " << Pct(cmp.threshold).substr(1)
+          << " | " << Pct(cmp.noise).substr(1) << " | " << cmp.method;
       for (const auto& re : m.confirmations) out << "; re-measured " << Pct(re.change);
       out << " |\n";
     }

@@ -34,9 +34,7 @@ bool Policy::Judged(const std::string& case_name, const std::string& metric) con
   return it == judged_metrics.end() || it->second.count(metric);
 }
 
-bool GatedAgainstHistory(const std::string& metric) {
-  return metric != "user_cpu_time" && metric != "sys_cpu_time";
-}
+bool GatedAgainstHistory(const std::string& metric) { return metric != "user_cpu_time" && metric != "sys_cpu_time"; }
 
 absl::StatusOr<Baselines> LoadExpectedBaselines(const Policy& policy) {
   Baselines baselines;

@@ -12,14 +12,22 @@ namespace {
 
 std::string OutcomeText(const v1::CaseResult& r) {
   switch (r.outcome()) {
-    case v1::CaseResult::OUTCOME_OK: return "ok";
-    case v1::CaseResult::OUTCOME_FAILED: return absl::StrCat("exit ", r.exit_code());
-    case v1::CaseResult::OUTCOME_TIMED_OUT: return "timed out";
-    case v1::CaseResult::OUTCOME_CRASHED: return absl::StrCat("signal ", r.signal());
-    case v1::CaseResult::OUTCOME_ERROR: return "error";
-    case v1::CaseResult::OUTCOME_CANCELLED: return "cancelled";
-    case v1::CaseResult::OUTCOME_SKIPPED: return "skipped";
-    default: return "?";
+    case v1::CaseResult::OUTCOME_OK:
+      return "ok";
+    case v1::CaseResult::OUTCOME_FAILED:
+      return absl::StrCat("exit ", r.exit_code());
+    case v1::CaseResult::OUTCOME_TIMED_OUT:
+      return "timed out";
+    case v1::CaseResult::OUTCOME_CRASHED:
+      return absl::StrCat("signal ", r.signal());
+    case v1::CaseResult::OUTCOME_ERROR:
+      return "error";
+    case v1::CaseResult::OUTCOME_CANCELLED:
+      return "cancelled";
+    case v1::CaseResult::OUTCOME_SKIPPED:
+      return "skipped";
+    default:
+      return "?";
   }
 }
 
@@ -86,9 +94,9 @@ void Derive(GateReport* report, const Policy& policy) {
           report->baseline_patch.push_back(row);
         }
       }
-      c.verdict = regression    ? Verdict::kRegression
-                  : missing     ? Verdict::kMissingResult
-                  : improvement ? Verdict::kImprovement
+      c.verdict = regression     ? Verdict::kRegression
+                  : missing      ? Verdict::kMissingResult
+                  : improvement  ? Verdict::kImprovement
                   : any_compared ? Verdict::kPass
                                  : Verdict::kNoBaseline;
     }
@@ -97,8 +105,8 @@ void Derive(GateReport* report, const Policy& policy) {
   report->failed_rules.clear();
   report->warnings.clear();
   for (const auto& [verdict, names] : by_verdict) {
-    const std::string what = absl::StrCat(names.size(), " case", names.size() == 1 ? "" : "s", " (",
-                                          absl::StrJoin(names, ", "), ")");
+    const std::string what =
+        absl::StrCat(names.size(), " case", names.size() == 1 ? "" : "s", " (", absl::StrJoin(names, ", "), ")");
     if (policy.fail_on.count(verdict)) {
       report->failed_rules.push_back(absl::StrCat(VerdictName(verdict), " fails the gate: ", what));
     } else if (verdict == Verdict::kNoBaseline) {
@@ -106,9 +114,9 @@ void Derive(GateReport* report, const Policy& policy) {
     }
   }
   if (!report->missing_rows.empty()) {
-    const std::string what = absl::StrCat(report->missing_rows.size(), " expected row",
-                                          report->missing_rows.size() == 1 ? "" : "s", " with no result (",
-                                          absl::StrJoin(report->missing_rows, "; "), ")");
+    const std::string what =
+        absl::StrCat(report->missing_rows.size(), " expected row", report->missing_rows.size() == 1 ? "" : "s",
+                     " with no result (", absl::StrJoin(report->missing_rows, "; "), ")");
     if (policy.fail_on.count(Verdict::kMissingResult)) {
       report->failed_rules.push_back(absl::StrCat("missing result fails the gate: ", what));
     } else {
@@ -126,8 +134,7 @@ void Derive(GateReport* report, const Policy& policy) {
 
 }  // namespace
 
-GateReport BuildGateReport(const v1::Run& run, const Baselines& baselines, const Policy& policy,
-                           bool complete_run) {
+GateReport BuildGateReport(const v1::Run& run, const Baselines& baselines, const Policy& policy, bool complete_run) {
   GateReport report;
   report.run = run;
   std::set<std::string> produced;  // "benchmark,metric" produced by some case, or a case name
@@ -151,9 +158,15 @@ GateReport BuildGateReport(const v1::Run& run, const Baselines& baselines, const
           if (cr.detail.empty()) cr.detail = c.result().error();
         }
         break;
-      case v1::CASE_STATE_NO_CAPABLE_AGENT: cr.verdict = Verdict::kNoCapableAgent; break;
-      case v1::CASE_STATE_CANCELLED: cr.verdict = Verdict::kCancelled; break;
-      case v1::CASE_STATE_ERROR: cr.verdict = Verdict::kError; break;
+      case v1::CASE_STATE_NO_CAPABLE_AGENT:
+        cr.verdict = Verdict::kNoCapableAgent;
+        break;
+      case v1::CASE_STATE_CANCELLED:
+        cr.verdict = Verdict::kCancelled;
+        break;
+      case v1::CASE_STATE_ERROR:
+        cr.verdict = Verdict::kError;
+        break;
       default:
         cr.verdict = Verdict::kMissingResult;
         if (cr.detail.empty()) cr.detail = "the run ended before this case did";
@@ -252,7 +265,8 @@ void ApplyConfirmation(GateReport* report, const v1::Run& confirmation, const Ba
 }
 
 std::string DescribeMetric(const CaseReport& c, const MetricReport& m) {
-  std::string name = m.series.benchmark == c.name ? m.series.metric : absl::StrCat(m.series.benchmark, " ", m.series.metric);
+  std::string name =
+      m.series.benchmark == c.name ? m.series.metric : absl::StrCat(m.series.benchmark, " ", m.series.metric);
   std::string out = absl::StrCat(c.name, ": ", name);
   if (m.comparison) absl::StrAppend(&out, " ", m.comparison->Explain());
   if (!m.note.empty()) absl::StrAppend(&out, m.comparison ? "; " : " ", m.note);

@@ -3,11 +3,11 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <regex>
 #include <set>
-#include <cstring>
 #include <sstream>
 #include <vector>
 
@@ -27,8 +27,7 @@ class SuiteError {
   absl::Status At(const YAML::Node& node, const std::string& message) const {
     const YAML::Mark mark = node.Mark();
     if (mark.is_null()) return absl::InvalidArgumentError(absl::StrCat(source_, ": ", message));
-    return absl::InvalidArgumentError(
-        absl::StrCat(source_, ":", mark.line + 1, ":", mark.column + 1, ": ", message));
+    return absl::InvalidArgumentError(absl::StrCat(source_, ":", mark.line + 1, ":", mark.column + 1, ": ", message));
   }
 
  private:
@@ -76,14 +75,12 @@ absl::Status CheckKeys(const SuiteError& err, const YAML::Node& map, const std::
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> Scalar(const SuiteError& err, const YAML::Node& node,
-                                   const std::string& what) {
+absl::StatusOr<std::string> Scalar(const SuiteError& err, const YAML::Node& node, const std::string& what) {
   if (!node.IsScalar()) return err.At(node, absl::StrCat(what, " must be a single value"));
   return node.Scalar();
 }
 
-absl::StatusOr<uint32_t> Count(const SuiteError& err, const YAML::Node& node,
-                               const std::string& what, uint32_t min) {
+absl::StatusOr<uint32_t> Count(const SuiteError& err, const YAML::Node& node, const std::string& what, uint32_t min) {
   auto text = Scalar(err, node, what);
   if (!text.ok()) return text.status();
   static const std::regex kInteger("[0-9]{1,9}");
@@ -103,8 +100,7 @@ absl::StatusOr<Enum> Choice(const SuiteError& err, const YAML::Node& node, const
     if (name == *text) return value;
     names.push_back(name);
   }
-  return err.At(node, absl::StrCat(what, " must be one of ", absl::StrJoin(names, ", "), ", got '",
-                                   *text, "'"));
+  return err.At(node, absl::StrCat(what, " must be one of ", absl::StrJoin(names, ", "), ", got '", *text, "'"));
 }
 
 std::string ExpandSuiteDir(const std::string& text, const std::string& base_dir) {
@@ -122,18 +118,16 @@ std::string Anchor(const std::string& path, const std::string& base_dir) {
   return (fs::path(base_dir) / path).lexically_normal().string();
 }
 
-const std::vector<std::string> kCaseKeys = {
-    "name",    "description", "command",      "env",          "cwd",
-    "timeout", "warmup",      "repeats",      "results",      "results_from",
-    "instructions", "output_limit", "requires", "judge"};
-const std::vector<std::string> kDefaultsKeys = {"env",     "cwd",          "timeout",
-                                                "warmup",  "repeats",      "results",
-                                                "results_from", "instructions", "output_limit",
-                                                "requires", "judge"};
+const std::vector<std::string> kCaseKeys = {"name",         "description",  "command",  "env",     "cwd",
+                                            "timeout",      "warmup",       "repeats",  "results", "results_from",
+                                            "instructions", "output_limit", "requires", "judge"};
+const std::vector<std::string> kDefaultsKeys = {"env",          "cwd",      "timeout",      "warmup",
+                                                "repeats",      "results",  "results_from", "instructions",
+                                                "output_limit", "requires", "judge"};
 
 // Applies the keys present in `node` to `spec`. Used for `defaults` and for each case.
-absl::Status ApplyCaseFields(const SuiteError& err, const YAML::Node& node,
-                             const std::string& base_dir, v1::CaseSpec* spec) {
+absl::Status ApplyCaseFields(const SuiteError& err, const YAML::Node& node, const std::string& base_dir,
+                             v1::CaseSpec* spec) {
   if (const auto n = node["description"]) {
     auto v = Scalar(err, n, "description");
     if (!v.ok()) return v.status();
@@ -201,8 +195,7 @@ absl::Status ApplyCaseFields(const SuiteError& err, const YAML::Node& node,
   }
   if (const auto n = node["results_from"]) {
     auto v = Choice<v1::ResultSource>(err, n, "results_from",
-                                      {{"stdout", v1::RESULT_SOURCE_STDOUT},
-                                       {"file", v1::RESULT_SOURCE_FILE}});
+                                      {{"stdout", v1::RESULT_SOURCE_STDOUT}, {"file", v1::RESULT_SOURCE_FILE}});
     if (!v.ok()) return v.status();
     spec->set_result_source(*v);
   }
@@ -237,8 +230,7 @@ absl::Status ApplyCaseFields(const SuiteError& err, const YAML::Node& node,
   }
   if (const auto n = node["requires"]) {
     if (!n.IsMap()) return err.At(n, "requires must be a map");
-    if (auto s = CheckKeys(err, n, "requires",
-                           {"device", "min_gpu_memory", "min_compute_capability", "labels"});
+    if (auto s = CheckKeys(err, n, "requires", {"device", "min_gpu_memory", "min_compute_capability", "labels"});
         !s.ok()) {
       return s;
     }
@@ -285,7 +277,8 @@ absl::StatusOr<double> Fraction(const SuiteError& err, const YAML::Node& node, c
   auto text = Scalar(err, node, what);
   if (!text.ok()) return text.status();
   auto value = ParseFraction(*text);
-  if (!value) return err.At(node, absl::StrCat(what, " must be a fraction like 0.01 or a percentage like 1%, got '", *text, "'"));
+  if (!value)
+    return err.At(node, absl::StrCat(what, " must be a fraction like 0.01 or a percentage like 1%, got '", *text, "'"));
   return *value;
 }
 
@@ -304,7 +297,8 @@ absl::StatusOr<double> Positive(const SuiteError& err, const YAML::Node& node, c
 absl::Status ParseGate(const SuiteError& err, const YAML::Node& node, const std::string& base_dir,
                        v1::GateConfig* gate) {
   if (!node.IsMap()) return err.At(node, "gate must be a map");
-  if (auto s = CheckKeys(err, node, "gate", {"fail_on", "expected", "main_branch", "history", "ab", "confirm"}); !s.ok()) {
+  if (auto s = CheckKeys(err, node, "gate", {"fail_on", "expected", "main_branch", "history", "ab", "confirm"});
+      !s.ok()) {
     return s;
   }
   if (const auto n = node["fail_on"]) {
@@ -312,17 +306,18 @@ absl::Status ParseGate(const SuiteError& err, const YAML::Node& node, const std:
     for (const auto& v : n) {
       auto name = Scalar(err, v, "each gate.fail_on entry");
       if (!name.ok()) return name.status();
-      static const std::vector<std::string> kVerdicts = {"regression", "improvement", "error", "missing_result",
-                                                         "no_baseline", "no_capable_agent"};
+      static const std::vector<std::string> kVerdicts = {"regression",     "improvement", "error",
+                                                         "missing_result", "no_baseline", "no_capable_agent"};
       if (std::find(kVerdicts.begin(), kVerdicts.end(), *name) == kVerdicts.end()) {
-        return err.At(v, absl::StrCat("gate.fail_on: unknown verdict '", *name, "' (allowed: ",
-                                      absl::StrJoin(kVerdicts, ", "), ")"));
+        return err.At(v, absl::StrCat("gate.fail_on: unknown verdict '", *name,
+                                      "' (allowed: ", absl::StrJoin(kVerdicts, ", "), ")"));
       }
       gate->add_fail_on(*name);
     }
   }
   if (const auto n = node["expected"]) {
-    if (!n.IsMap()) return err.At(n, "gate.expected must map a testbed (agent pool, or *) to a PyTorch expected-results file");
+    if (!n.IsMap())
+      return err.At(n, "gate.expected must map a testbed (agent pool, or *) to a PyTorch expected-results file");
     for (const auto& kv : n) {
       auto path = Scalar(err, kv.second, "gate.expected file");
       if (!path.ok()) return path.status();
@@ -361,7 +356,8 @@ absl::Status ParseGate(const SuiteError& err, const YAML::Node& node, const std:
       auto text = Scalar(err, m, "gate.history.max_age");
       if (!text.ok()) return text.status();
       auto ms = ParseDurationMs(*text);
-      if (!ms || *ms == 0) return err.At(m, absl::StrCat("gate.history.max_age must be a duration like 30d, got '", *text, "'"));
+      if (!ms || *ms == 0)
+        return err.At(m, absl::StrCat("gate.history.max_age must be a duration like 30d, got '", *text, "'"));
       gate->set_history_max_age_ms(*ms);
     }
   }
@@ -389,19 +385,17 @@ absl::Status ParseGate(const SuiteError& err, const YAML::Node& node, const std:
 
 }  // namespace
 
-absl::StatusOr<v1::Suite> ParseSuite(const std::string& text, const std::string& source,
-                                     const std::string& base_dir) {
+absl::StatusOr<v1::Suite> ParseSuite(const std::string& text, const std::string& source, const std::string& base_dir) {
   const SuiteError err(source);
   YAML::Node root;
   try {
     root = YAML::Load(text);
   } catch (const YAML::Exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat(source, ":", e.mark.line + 1, ":",
-                                                   e.mark.column + 1, ": not valid YAML: ", e.msg));
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ":", e.mark.line + 1, ":", e.mark.column + 1, ": not valid YAML: ", e.msg));
   }
   if (!root.IsMap()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(source, ": a suite file is a map with keys 'suite' and 'cases'"));
+    return absl::InvalidArgumentError(absl::StrCat(source, ": a suite file is a map with keys 'suite' and 'cases'"));
   }
   try {
     v1::Suite suite;
@@ -445,8 +439,8 @@ absl::StatusOr<v1::Suite> ParseSuite(const std::string& text, const std::string&
       const std::string where = absl::StrCat("case '", *case_name_value, "'");
       if (auto s = CheckKeys(err, node, where, kCaseKeys); !s.ok()) return s;
       if (!std::regex_match(*case_name_value, kCaseName)) {
-        return err.At(case_name, absl::StrCat("case name '", *case_name_value,
-                                              "' may use only letters, digits and _ . : -"));
+        return err.At(case_name,
+                      absl::StrCat("case name '", *case_name_value, "' may use only letters, digits and _ . : -"));
       }
       if (!seen.insert(*case_name_value).second) {
         return err.At(case_name, absl::StrCat("duplicate case name '", *case_name_value, "'"));
@@ -459,8 +453,7 @@ absl::StatusOr<v1::Suite> ParseSuite(const std::string& text, const std::string&
     }
     return suite;
   } catch (const YAML::Exception& e) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(source, ":", e.mark.line + 1, ":", e.mark.column + 1, ": ", e.msg));
+    return absl::InvalidArgumentError(absl::StrCat(source, ":", e.mark.line + 1, ":", e.mark.column + 1, ": ", e.msg));
   }
 }
 

@@ -31,7 +31,6 @@ absl::StatusOr<v1::Suite> LoadSuiteFile(const std::string& path);
 
 // The same for text already in memory. `source` names it in errors;
 // `base_dir` anchors relative paths.
-absl::StatusOr<v1::Suite> ParseSuite(const std::string& text, const std::string& source,
-                                     const std::string& base_dir);
+absl::StatusOr<v1::Suite> ParseSuite(const std::string& text, const std::string& source, const std::string& base_dir);
 
 }  // namespace perfgate

@@ -10,10 +10,14 @@ namespace {
 
 const char* Colour(Verdict v) {
   switch (v) {
-    case Verdict::kPass: return "\033[32m";
-    case Verdict::kImprovement: return "\033[36m";
-    case Verdict::kNoBaseline: return "\033[33m";
-    default: return "\033[31m";
+    case Verdict::kPass:
+      return "\033[32m";
+    case Verdict::kImprovement:
+      return "\033[36m";
+    case Verdict::kNoBaseline:
+      return "\033[33m";
+    default:
+      return "\033[31m";
   }
 }
 
@@ -102,8 +106,8 @@ void TerminalReporter::Write(const GateReport& report, std::ostream& out) const 
   out << "\n\n";
   cases.Print(out);
 
-  const bool any_metric = std::any_of(report.cases.begin(), report.cases.end(),
-                                      [](const CaseReport& c) { return !c.metrics.empty(); });
+  const bool any_metric =
+      std::any_of(report.cases.begin(), report.cases.end(), [](const CaseReport& c) { return !c.metrics.empty(); });
   if (metrics_ && any_metric) {
     Table metrics({"CASE", "BENCHMARK", "METRIC", "MEDIAN", "MAD", "MIN", "MAX", "N", "SOURCE", "VS BASELINE"});
     for (const auto& c : report.cases) {

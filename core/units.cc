@@ -29,12 +29,18 @@ std::optional<uint64_t> ParseDurationMs(std::string_view text) {
   std::string_view unit;
   if (!SplitNumber(text, &n, &unit)) return std::nullopt;
   double factor;
-  if (unit.empty() || unit == "s") factor = 1000;
-  else if (unit == "ms") factor = 1;
-  else if (unit == "m" || unit == "min") factor = 60'000;
-  else if (unit == "h") factor = 3'600'000;
-  else if (unit == "d") factor = 86'400'000;
-  else return std::nullopt;
+  if (unit.empty() || unit == "s")
+    factor = 1000;
+  else if (unit == "ms")
+    factor = 1;
+  else if (unit == "m" || unit == "min")
+    factor = 60'000;
+  else if (unit == "h")
+    factor = 3'600'000;
+  else if (unit == "d")
+    factor = 86'400'000;
+  else
+    return std::nullopt;
   return static_cast<uint64_t>(std::llround(n * factor));
 }
 
@@ -52,34 +58,50 @@ std::optional<uint64_t> ParseBytes(std::string_view text) {
   std::string_view unit;
   if (!SplitNumber(text, &n, &unit)) return std::nullopt;
   double factor;
-  if (unit.empty() || unit == "B") factor = 1;
-  else if (unit == "KiB") factor = 1024.0;
-  else if (unit == "MiB") factor = 1024.0 * 1024;
-  else if (unit == "GiB") factor = 1024.0 * 1024 * 1024;
-  else if (unit == "kB" || unit == "KB") factor = 1e3;
-  else if (unit == "MB") factor = 1e6;
-  else if (unit == "GB") factor = 1e9;
-  else return std::nullopt;
+  if (unit.empty() || unit == "B")
+    factor = 1;
+  else if (unit == "KiB")
+    factor = 1024.0;
+  else if (unit == "MiB")
+    factor = 1024.0 * 1024;
+  else if (unit == "GiB")
+    factor = 1024.0 * 1024 * 1024;
+  else if (unit == "kB" || unit == "KB")
+    factor = 1e3;
+  else if (unit == "MB")
+    factor = 1e6;
+  else if (unit == "GB")
+    factor = 1e9;
+  else
+    return std::nullopt;
   return static_cast<uint64_t>(std::llround(n * factor));
 }
 
 std::string FormatDurationSeconds(double seconds) {
   char buf[64];
   double a = std::fabs(seconds);
-  if (a >= 1) std::snprintf(buf, sizeof buf, "%.3f s", seconds);
-  else if (a >= 1e-3) std::snprintf(buf, sizeof buf, "%.3f ms", seconds * 1e3);
-  else if (a >= 1e-6) std::snprintf(buf, sizeof buf, "%.3f us", seconds * 1e6);
-  else std::snprintf(buf, sizeof buf, "%.1f ns", seconds * 1e9);
+  if (a >= 1)
+    std::snprintf(buf, sizeof buf, "%.3f s", seconds);
+  else if (a >= 1e-3)
+    std::snprintf(buf, sizeof buf, "%.3f ms", seconds * 1e3);
+  else if (a >= 1e-6)
+    std::snprintf(buf, sizeof buf, "%.3f us", seconds * 1e6);
+  else
+    std::snprintf(buf, sizeof buf, "%.1f ns", seconds * 1e9);
   return buf;
 }
 
 std::string FormatBytes(double bytes) {
   char buf[64];
   double a = std::fabs(bytes);
-  if (a >= 1024.0 * 1024 * 1024) std::snprintf(buf, sizeof buf, "%.2f GiB", bytes / (1024.0 * 1024 * 1024));
-  else if (a >= 1024.0 * 1024) std::snprintf(buf, sizeof buf, "%.2f MiB", bytes / (1024.0 * 1024));
-  else if (a >= 1024.0) std::snprintf(buf, sizeof buf, "%.2f KiB", bytes / 1024.0);
-  else std::snprintf(buf, sizeof buf, "%.0f B", bytes);
+  if (a >= 1024.0 * 1024 * 1024)
+    std::snprintf(buf, sizeof buf, "%.2f GiB", bytes / (1024.0 * 1024 * 1024));
+  else if (a >= 1024.0 * 1024)
+    std::snprintf(buf, sizeof buf, "%.2f MiB", bytes / (1024.0 * 1024));
+  else if (a >= 1024.0)
+    std::snprintf(buf, sizeof buf, "%.2f KiB", bytes / 1024.0);
+  else
+    std::snprintf(buf, sizeof buf, "%.0f B", bytes);
   return buf;
 }
 

@@ -6,14 +6,22 @@ namespace perfgate {
 
 const char* VerdictName(Verdict verdict) {
   switch (verdict) {
-    case Verdict::kPass: return "pass";
-    case Verdict::kRegression: return "regression";
-    case Verdict::kImprovement: return "improvement";
-    case Verdict::kError: return "error";
-    case Verdict::kMissingResult: return "missing result";
-    case Verdict::kNoBaseline: return "no baseline";
-    case Verdict::kNoCapableAgent: return "no capable agent";
-    case Verdict::kCancelled: return "cancelled";
+    case Verdict::kPass:
+      return "pass";
+    case Verdict::kRegression:
+      return "regression";
+    case Verdict::kImprovement:
+      return "improvement";
+    case Verdict::kError:
+      return "error";
+    case Verdict::kMissingResult:
+      return "missing result";
+    case Verdict::kNoBaseline:
+      return "no baseline";
+    case Verdict::kNoCapableAgent:
+      return "no capable agent";
+    case Verdict::kCancelled:
+      return "cancelled";
   }
   return "?";
 }

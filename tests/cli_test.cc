@@ -19,8 +19,8 @@ TEST(CliTest, HelpDescribesEveryCommandAndTheExitCodes) {
   struct Expect {
     const char* cmd;
     const char* flag;
-  } expectations[] = {{"gate", "--suite"}, {"gate", "--coordinator"}, {"run", "--repeats"},
-                      {"coordinator", "--listen"}, {"coordinator", "--db"}, {"agent", "--coordinator"}};
+  } expectations[] = {{"gate", "--suite"},         {"gate", "--coordinator"}, {"run", "--repeats"},
+                      {"coordinator", "--listen"}, {"coordinator", "--db"},   {"agent", "--coordinator"}};
   for (const auto& e : expectations) {
     auto help = RunCommand({PerfgateBinary(), e.cmd, "--help"});
     EXPECT_EQ(help.exit_code, 0) << e.cmd;
@@ -38,8 +38,9 @@ TEST(CliTest, BadUsageExitsTwo) {
 TEST(CliTest, SuiteWithATypoIsRefusedWithFileAndLine) {
   testing::TempDir dir;
   const std::string suite = dir.Write("typo.yaml", "suite: s\ncases:\n  - name: a\n    comand: [true]\n");
-  for (auto cmd : {std::vector<std::string>{PerfgateBinary(), "gate", "--suite", suite, "--state-dir", dir.File("state")},
-                   std::vector<std::string>{PerfgateBinary(), "run", suite}}) {
+  for (auto cmd :
+       {std::vector<std::string>{PerfgateBinary(), "gate", "--suite", suite, "--state-dir", dir.File("state")},
+        std::vector<std::string>{PerfgateBinary(), "run", suite}}) {
     auto result = RunCommand(cmd);
     EXPECT_EQ(result.exit_code, 2) << result.output;
     EXPECT_THAT(result.output, HasSubstr(suite + ":4:5: unknown key 'comand' in case 'a'; did you mean 'command'?"));
@@ -61,7 +62,8 @@ TEST(CliTest, FailingCaseFailsTheGateWithExitOne) {
                                       "suite: s\ndefaults: {repeats: 1, warmup: 0}\ncases:\n"
                                       "  - name: ok\n    command: [/bin/true]\n"
                                       "  - name: broken\n    command: [/bin/false]\n");
-  auto result = RunCommand({PerfgateBinary(), "gate", "--suite", suite, "--state-dir", dir.File("state"), "--no-color"});
+  auto result =
+      RunCommand({PerfgateBinary(), "gate", "--suite", suite, "--state-dir", dir.File("state"), "--no-color"});
   EXPECT_EQ(result.exit_code, 1) << result.output;
   EXPECT_THAT(result.output, HasSubstr("GATE FAILED"));
   EXPECT_THAT(result.output, HasSubstr("error fails the gate: 1 case"));
@@ -75,7 +77,8 @@ TEST(CliTest, ManualRunWorksWithoutACoordinator) {
   EXPECT_EQ(result.exit_code, 0) << result.output;
   EXPECT_THAT(result.output, HasSubstr("wall_time"));
   EXPECT_THAT(result.output, HasSubstr("peak_rss"));
-  auto unknown = RunCommand({PerfgateBinary(), "run", testing::SourceDir() + "/bench_cases/demo.yaml", "--case", "nope"});
+  auto unknown =
+      RunCommand({PerfgateBinary(), "run", testing::SourceDir() + "/bench_cases/demo.yaml", "--case", "nope"});
   EXPECT_EQ(unknown.exit_code, 2);
   EXPECT_THAT(unknown.output, HasSubstr("has no case 'nope'"));
 }

@@ -1,12 +1,11 @@
 // Faults with real processes on loopback: agents killed, stopped or lying
 // low, a coordinator killed and restarted, runs cancelled. Each test asserts
 // the exact outcome in the coordinator's SQLite file.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include <chrono>
 #include <fstream>
@@ -21,45 +20,31 @@ using ::testing::HasSubstr;
 using testing::PerfgateBinary;
 using testing::Subprocess;
 
-int64_t QueryInt(const std::string& db_path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
-  sqlite3_busy_timeout(db, 5000);
-  sqlite3_stmt* stmt = nullptr;
-  int64_t value = -1;
-  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK && sqlite3_step(stmt) == SQLITE_ROW) {
-    value = sqlite3_column_int64(stmt, 0);
-  }
-  sqlite3_finalize(stmt);
-  sqlite3_close(db);
-  return value;
-}
-
 class FaultTest : public ::testing::Test {
  protected:
   // Short leases so expiry happens in about a second.
   void StartCoordinator(const std::string& listen = "127.0.0.1:0") {
-    coordinator_ = std::make_unique<Subprocess>(std::vector<std::string>{
-        PerfgateBinary(), "coordinator", "--listen", listen, "--db", db_, "--lease-ttl", "1s", "--max-attempts", "3",
-        "--no-agent-grace", "3s"});
+    coordinator_ = std::make_unique<Subprocess>(
+        std::vector<std::string>{PerfgateBinary(), "coordinator", "--listen", listen, "--db", db_, "--lease-ttl", "1s",
+                                 "--max-attempts", "3", "--no-agent-grace", "3s"});
     auto line = coordinator_->WaitForLine("listening on", 30'000);
     ASSERT_TRUE(line) << coordinator_->output();
     auto start = line->find("listening on ") + 13;
     address_ = line->substr(start, line->find(' ', start) - start);
   }
   Subprocess& StartAgent(const std::string& id) {
-    agents_.push_back(std::make_unique<Subprocess>(
-        std::vector<std::string>{PerfgateBinary(), "agent", "--coordinator", address_, "--id", id, "--kill-grace-ms", "200"}));
+    agents_.push_back(std::make_unique<Subprocess>(std::vector<std::string>{
+        PerfgateBinary(), "agent", "--coordinator", address_, "--id", id, "--kill-grace-ms", "200"}));
     EXPECT_TRUE(agents_.back()->WaitForLine("registered", 30'000)) << agents_.back()->output();
     return *agents_.back();
   }
   std::unique_ptr<Subprocess> StartGate(const std::string& suite_text) {
     const std::string suite = dir_.Write("suite.yaml", suite_text);
-    return std::make_unique<Subprocess>(std::vector<std::string>{
-        PerfgateBinary(), "gate", "--coordinator", address_, "--suite", suite, "--json", dir_.File("report.json"),
-        "--no-color"});
+    return std::make_unique<Subprocess>(std::vector<std::string>{PerfgateBinary(), "gate", "--coordinator", address_,
+                                                                 "--suite", suite, "--json", dir_.File("report.json"),
+                                                                 "--no-color"});
   }
-  int64_t Query(const std::string& sql) { return QueryInt(db_, sql); }
+  int64_t Query(const std::string& sql) { return testing::QueryInt(db_, sql); }
 
   testing::TempDir dir_;
   const std::string db_ = dir_.File("perfgate.db");
@@ -77,7 +62,8 @@ std::string AnnouncingCase(const std::string& name, const std::string& fifo, dou
 std::string QuickCases(int n) {
   std::string out;
   for (int i = 0; i < n; ++i) {
-    out += "  - name: quick" + std::to_string(i) + "\n    command: [\"" + testing::CaseBinary("spin") + "\", \"10000\"]\n";
+    out +=
+        "  - name: quick" + std::to_string(i) + "\n    command: [\"" + testing::CaseBinary("spin") + "\", \"10000\"]\n";
   }
   return out;
 }
@@ -123,7 +109,8 @@ TEST_F(FaultTest, CoordinatorKilledAndRestartedFinishesTheRunLosingNothing) {
   std::string suite = "suite: f\ndefaults: {repeats: 1, warmup: 0}\ncases:\n" + QuickCases(4) +
                       AnnouncingCase("slow", fifo, 1.5) + QuickCases(0);
   for (int i = 4; i < 8; ++i) {
-    suite += "  - name: later" + std::to_string(i) + "\n    command: [\"" + testing::CaseBinary("spin") + "\", \"10000\"]\n";
+    suite +=
+        "  - name: later" + std::to_string(i) + "\n    command: [\"" + testing::CaseBinary("spin") + "\", \"10000\"]\n";
   }
   auto gate = StartGate(suite);
   ReadPid(fifo);  // the slow case is running: the quick ones before it are done or under way
@@ -158,7 +145,9 @@ TEST_F(FaultTest, StoppedAgentLosesItsLeaseAndItsLateResultIsStale) {
   ASSERT_TRUE(sleeper.WaitForLine("was stale", 30'000)) << sleeper.output();
   EXPECT_EQ(Query("SELECT COUNT(*) FROM results WHERE counted = 1"), 1);
   EXPECT_EQ(Query("SELECT COUNT(*) FROM results WHERE counted = 0"), 1);
-  EXPECT_EQ(Query("SELECT COUNT(*) FROM results r JOIN leases l USING (lease_id) WHERE r.counted = 0 AND l.agent_id = 'sleepy'"), 1);
+  EXPECT_EQ(Query("SELECT COUNT(*) FROM results r JOIN leases l USING (lease_id) WHERE r.counted = 0 AND l.agent_id = "
+                  "'sleepy'"),
+            1);
 }
 
 TEST_F(FaultTest, GpuCaseWithOnlyCpuAgentsEndsAsNoCapableAgentQuickly) {
@@ -184,8 +173,8 @@ TEST_F(FaultTest, CancelledRunLeavesNoCaseProcessOnTheAgents) {
   // The case forks a grandchild too: both must go.
   auto gate = StartGate(
       "suite: f\ndefaults: {repeats: 1, warmup: 0, timeout: 10m}\ncases:\n"
-      "  - name: forever\n    command: [/bin/sh, -c, \"sleep 600 & echo $$$$ $$! > " + fifo + "; wait\"]\n" +
-      QuickCases(2));
+      "  - name: forever\n    command: [/bin/sh, -c, \"sleep 600 & echo $$$$ $$! > " +
+      fifo + "; wait\"]\n" + QuickCases(2));
   std::ifstream in(fifo);
   pid_t shell = 0, grandchild = 0;
   in >> shell >> grandchild;

@@ -2,7 +2,6 @@
 // the gate client watching the run.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-
 #include <sys/stat.h>
 
 #include <fstream>

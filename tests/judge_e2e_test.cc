@@ -21,16 +21,17 @@ using testing::RunCommand;
 std::string SpinSuite(const testing::TempDir& dir, const std::string& extra = "") {
   return dir.Write("suite.yaml", "suite: judged\n" + extra +
                                      "defaults: {repeats: 2, warmup: 0}\ncases:\n"
-                                     "  - name: spin\n    command: [\"" + testing::CaseBinary("spin") +
+                                     "  - name: spin\n    command: [\"" +
+                                     testing::CaseBinary("spin") +
                                      "\", \"${ROUNDS}\"]\n    instructions: callgrind\n"
                                      "    judge: [instructions_callgrind]\n");  // timings: shown, not gated
 }
 
 testing::CommandResult Gate(const testing::TempDir& dir, const std::string& suite, const std::string& rounds,
                             const std::string& branch, std::vector<std::string> more = {}) {
-  std::vector<std::string> argv = {"/usr/bin/env", "ROUNDS=" + rounds, PerfgateBinary(), "gate", "--suite", suite,
-                                   "--state-dir", dir.File("state"), "--branch", branch, "--no-color", "--local-agents",
-                                   "1"};
+  std::vector<std::string> argv = {
+      "/usr/bin/env",    "ROUNDS=" + rounds, PerfgateBinary(), "gate",       "--suite",        suite, "--state-dir",
+      dir.File("state"), "--branch",         branch,           "--no-color", "--local-agents", "1"};
   argv.insert(argv.end(), more.begin(), more.end());
   return RunCommand(argv);
 }
@@ -96,7 +97,8 @@ TEST(JudgeE2eTest, ExpectedFileFromTheSuiteAndBaselineUpdate) {
 
 TEST(JudgeE2eTest, BadBaselineFileIsBadInputNamingTheLine) {
   testing::TempDir dir;
-  const std::string bad = dir.Write("bad.csv", "spin,instructions_callgrind,1000,0.05\n\nspin,instructions_callgrind,9,0.1\n");
+  const std::string bad =
+      dir.Write("bad.csv", "spin,instructions_callgrind,1000,0.05\n\nspin,instructions_callgrind,9,0.1\n");
   auto r = Gate(dir, SpinSuite(dir), "50000", "pr", {"--baseline", bad});
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_THAT(r.output, HasSubstr(bad + ":3: duplicate row for spin,instructions_callgrind (first on line 1)"));
@@ -104,12 +106,12 @@ TEST(JudgeE2eTest, BadBaselineFileIsBadInputNamingTheLine) {
 
 TEST(JudgeE2eTest, ManualAbRunInterleavesVariantsAndFindsTheSlowerHead) {
   testing::TempDir dir;
-  const std::string suite = dir.Write(
-      "ab.yaml", "suite: ab\ndefaults: {repeats: 10, warmup: 1}\ncases:\n  - name: spin\n    command: [\"" +
-                     testing::CaseBinary("spin") + "\", \"${ROUNDS}\"]\n");
+  const std::string suite =
+      dir.Write("ab.yaml", "suite: ab\ndefaults: {repeats: 10, warmup: 1}\ncases:\n  - name: spin\n    command: [\"" +
+                               testing::CaseBinary("spin") + "\", \"${ROUNDS}\"]\n");
   const std::string json = dir.File("ab.json");
-  auto r = RunCommand({PerfgateBinary(), "run", suite, "--base-env", "ROUNDS=2000000", "--head-env",
-                       "ROUNDS=4000000", "--json", json, "--no-color"});
+  auto r = RunCommand({PerfgateBinary(), "run", suite, "--base-env", "ROUNDS=2000000", "--head-env", "ROUNDS=4000000",
+                       "--json", json, "--no-color"});
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_THAT(r.output, HasSubstr("vs base median"));
   nlohmann::json doc = nlohmann::json::parse(std::ifstream(json));

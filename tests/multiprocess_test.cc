@@ -1,9 +1,8 @@
 // Real processes on loopback: a `perfgate coordinator`, two `perfgate agent`s
 // and `perfgate gate --coordinator`, checked through the SQLite file.
-#include <sqlite3.h>
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -15,20 +14,6 @@ namespace {
 
 using testing::PerfgateBinary;
 using testing::Subprocess;
-
-// Single-value query against the coordinator's database.
-int64_t QueryInt(const std::string& db_path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
-  sqlite3_stmt* stmt = nullptr;
-  int64_t value = -1;
-  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK && sqlite3_step(stmt) == SQLITE_ROW) {
-    value = sqlite3_column_int64(stmt, 0);
-  }
-  sqlite3_finalize(stmt);
-  sqlite3_close(db);
-  return value;
-}
 
 std::string StartCoordinator(Subprocess& coordinator) {
   auto line = coordinator.WaitForLine("listening on", 30'000);
@@ -51,7 +36,8 @@ TEST(MultiProcessTest, CoordinatorAndTwoAgentProcessesRunEveryCaseExactlyOnce) {
 
   std::string suite = "suite: mp\ndefaults: {repeats: 2, warmup: 0}\ncases:\n";
   for (int i = 0; i < 8; ++i) {
-    suite += "  - name: spin" + std::to_string(i) + "\n    command: [\"" + testing::CaseBinary("spin") + "\", \"20000\"]\n";
+    suite +=
+        "  - name: spin" + std::to_string(i) + "\n    command: [\"" + testing::CaseBinary("spin") + "\", \"20000\"]\n";
   }
   const std::string suite_path = dir.Write("suite.yaml", suite);
   const std::string json = dir.File("report.json");
@@ -71,10 +57,13 @@ TEST(MultiProcessTest, CoordinatorAndTwoAgentProcessesRunEveryCaseExactlyOnce) {
   EXPECT_EQ(agents.size(), 2u) << "both agents took work";
   const std::string run_id = report["run_id"];
 
-  EXPECT_EQ(QueryInt(db, "SELECT COUNT(*) FROM results WHERE counted = 1 AND run_id = '" + run_id + "'"), 8);
-  EXPECT_EQ(QueryInt(db, "SELECT COUNT(DISTINCT case_index) FROM results WHERE counted = 1 AND run_id = '" + run_id + "'"), 8);
-  EXPECT_EQ(QueryInt(db, "SELECT COUNT(*) FROM leases WHERE run_id = '" + run_id + "'"), 8);
-  EXPECT_EQ(QueryInt(db, "SELECT state FROM runs WHERE run_id = '" + run_id + "'"), 2 /* RUN_STATE_FINISHED */);
+  EXPECT_EQ(testing::QueryInt(db, "SELECT COUNT(*) FROM results WHERE counted = 1 AND run_id = '" + run_id + "'"), 8);
+  EXPECT_EQ(testing::QueryInt(
+                db, "SELECT COUNT(DISTINCT case_index) FROM results WHERE counted = 1 AND run_id = '" + run_id + "'"),
+            8);
+  EXPECT_EQ(testing::QueryInt(db, "SELECT COUNT(*) FROM leases WHERE run_id = '" + run_id + "'"), 8);
+  EXPECT_EQ(testing::QueryInt(db, "SELECT state FROM runs WHERE run_id = '" + run_id + "'"),
+            2 /* RUN_STATE_FINISHED */);
 
   coordinator.Signal(SIGTERM);
   EXPECT_EQ(coordinator.Wait(30'000), 0) << coordinator.output();

@@ -58,9 +58,9 @@ Baselines Expected(std::vector<ExpectedRow> rows, const std::string& testbed = "
 
 TEST(ReportTest, RegressionAgainstExpectedFailsTheGateAndNamesTheRule) {
   Policy policy;
-  GateReport r = BuildGateReport(RunOf({OkCase("add", "instructions", {1150, 1150}), OkCase("mul", "instructions", {1000})}),
-                                 Expected({{"add", "instructions", 1000, 0.1, 1}, {"mul", "instructions", 1000, 0.1, 3}}),
-                                 policy);
+  GateReport r =
+      BuildGateReport(RunOf({OkCase("add", "instructions", {1150, 1150}), OkCase("mul", "instructions", {1000})}),
+                      Expected({{"add", "instructions", 1000, 0.1, 1}, {"mul", "instructions", 1000, 0.1, 3}}), policy);
   EXPECT_FALSE(r.passed);
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(r.cases[0].verdict, Verdict::kRegression);
@@ -90,20 +90,21 @@ TEST(ReportTest, MissingResultsOnEitherSide) {
   Policy policy;
   // The case ran but did not report a row its benchmark has, and a row names a benchmark nobody ran.
   v1::CaseStatus c = OkCase("add", "instructions", {1000});
-  GateReport r = BuildGateReport(RunOf({c}),
-                                 Expected({{"add", "instructions", 1000, 0.1, 1},
-                                           {"add", "wall_s", 2, 0.1, 3},
-                                           {"gone", "instructions", 5, 0.1, 5}}),
-                                 policy);
+  GateReport r = BuildGateReport(
+      RunOf({c}),
+      Expected(
+          {{"add", "instructions", 1000, 0.1, 1}, {"add", "wall_s", 2, 0.1, 3}, {"gone", "instructions", 5, 0.1, 5}}),
+      policy);
   EXPECT_EQ(r.cases[0].verdict, Verdict::kMissingResult);
   ASSERT_EQ(r.missing_rows.size(), 1u);
   EXPECT_EQ(r.missing_rows[0], "gone,instructions (line 5)");
   EXPECT_FALSE(r.passed);
   EXPECT_THAT(r.failed_rules, ::testing::Contains(HasSubstr("missing result fails the gate: 1 case (add)")));
   // A partial run (perfgate run --case) does not blame rows of cases it did not run.
-  GateReport partial = BuildGateReport(RunOf({OkCase("add", "instructions", {1000})}),
-                                       Expected({{"add", "instructions", 1000, 0.1, 1}, {"gone", "instructions", 5, 0.1, 5}}),
-                                       policy, /*complete_run=*/false);
+  GateReport partial =
+      BuildGateReport(RunOf({OkCase("add", "instructions", {1000})}),
+                      Expected({{"add", "instructions", 1000, 0.1, 1}, {"gone", "instructions", 5, 0.1, 5}}), policy,
+                      /*complete_run=*/false);
   EXPECT_TRUE(partial.missing_rows.empty());
   EXPECT_TRUE(partial.passed);
   // A result with no row is "no baseline": a warning, not a failure.
@@ -160,8 +161,8 @@ TEST(ReportTest, HistoryBaselineSkipsCpuTimes) {
 TEST(ReportTest, ConfirmationClearsANoisyRegressionAndKeepsARealOne) {
   Policy policy;
   Baselines b = Expected({{"noisy", "instructions", 1000, 0.1, 1}, {"real", "instructions", 1000, 0.1, 2}});
-  GateReport r = BuildGateReport(RunOf({OkCase("noisy", "instructions", {1200}), OkCase("real", "instructions", {1200})}),
-                                 b, policy);
+  GateReport r = BuildGateReport(
+      RunOf({OkCase("noisy", "instructions", {1200}), OkCase("real", "instructions", {1200})}), b, policy);
   EXPECT_THAT(SuspectedRegressions(r), ::testing::ElementsAre("noisy", "real"));
   ApplyConfirmation(&r, RunOf({OkCase("noisy", "instructions", {1010}), OkCase("real", "instructions", {1190})}), b,
                     policy);
@@ -212,17 +213,16 @@ GateReport MixedReport() {
   v1::CaseStatus crashed = OkCase("crash<&>", "instructions", {});
   crashed.mutable_result()->set_outcome(v1::CaseResult::OUTCOME_CRASHED);
   crashed.set_error("killed by \"SIGSEGV\" & <core>");
-  return BuildGateReport(RunOf({OkCase("add", "instructions", {1150}), OkCase("ok|pipe", "instructions", {1000}),
-                                crashed}),
-                         Expected({{"add", "instructions", 1000, 0.1, 1}, {"ok|pipe", "instructions", 1000, 0.1, 2}}),
-                         policy);
+  return BuildGateReport(
+      RunOf({OkCase("add", "instructions", {1150}), OkCase("ok|pipe", "instructions", {1000}), crashed}),
+      Expected({{"add", "instructions", 1000, 0.1, 1}, {"ok|pipe", "instructions", 1000, 0.1, 2}}), policy);
 }
 
 TEST(ReportFilesTest, JunitValidatesAgainstTheSchemaAndCarriesTheNumbers) {
   testing::TempDir dir;
   const std::string path = WriteTo(dir, "junit.xml", JunitReporter(), MixedReport());
-  auto lint = testing::RunCommand({"/usr/bin/xmllint", "--noout", "--schema",
-                                   testing::SourceDir() + "/tests/data/junit.xsd", path});
+  auto lint = testing::RunCommand(
+      {"/usr/bin/xmllint", "--noout", "--schema", testing::SourceDir() + "/tests/data/junit.xsd", path});
   EXPECT_EQ(lint.exit_code, 0) << lint.output;
   EXPECT_THAT(lint.output, HasSubstr("validates"));
   std::stringstream xml;

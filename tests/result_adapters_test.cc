@@ -67,8 +67,10 @@ TEST(GbenchJsonTest, ParsesRealOutputKeepingEveryRepetition) {
 }
 
 TEST(GbenchJsonTest, ErrorsAreReportedNotZeroed) {
-  auto values = ParseGbenchJson("{\"benchmarks\": [{\"name\": \"BM_x\", \"error_occurred\": true, "
-                                "\"error_message\": \"boom\"}]}", "out.json");
+  auto values = ParseGbenchJson(
+      "{\"benchmarks\": [{\"name\": \"BM_x\", \"error_occurred\": true, "
+      "\"error_message\": \"boom\"}]}",
+      "out.json");
   ASSERT_FALSE(values.ok());
   EXPECT_THAT(std::string(values.status().message()), HasSubstr("BM_x) reported an error: boom"));
   values = ParseGbenchJson("{\"benchmarks\": [", "out.json");

@@ -69,19 +69,25 @@ TEST(SuiteTest, WrongTypesAndValuesAreErrorsWithLines) {
     std::string expected;
   } cases[] = {
       {"suite: s\ncases:\n  - name: a\n    command: true\n", "s.yaml:4:14: command must be a non-empty list"},
-      {"suite: s\ncases:\n  - name: a\n    command: [x]\n    repeats: 0\n", "s.yaml:5:14: repeats must be a whole number >= 1"},
+      {"suite: s\ncases:\n  - name: a\n    command: [x]\n    repeats: 0\n",
+       "s.yaml:5:14: repeats must be a whole number >= 1"},
       {"suite: s\ncases:\n  - name: a\n    command: [x]\n    repeats: many\n", "repeats must be a whole number"},
-      {"suite: s\ncases:\n  - name: a\n    command: [x]\n    timeout: soon\n", "s.yaml:5:14: timeout must be a duration"},
-      {"suite: s\ncases:\n  - name: a\n    command: [x]\n    results: csv\n", "results must be one of none, pytorch, gbench"},
-      {"suite: s\ncases:\n  - name: a\n    command: [x]\n  - name: a\n    command: [y]\n", "s.yaml:5:11: duplicate case name 'a'"},
+      {"suite: s\ncases:\n  - name: a\n    command: [x]\n    timeout: soon\n",
+       "s.yaml:5:14: timeout must be a duration"},
+      {"suite: s\ncases:\n  - name: a\n    command: [x]\n    results: csv\n",
+       "results must be one of none, pytorch, gbench"},
+      {"suite: s\ncases:\n  - name: a\n    command: [x]\n  - name: a\n    command: [y]\n",
+       "s.yaml:5:11: duplicate case name 'a'"},
       {"suite: s\ncases:\n  - name: a\n", "s.yaml:3:5: case 'a' has no 'command'"},
       {"cases:\n  - name: a\n    command: [x]\n", "missing key 'suite'"},
       {"suite: s\ncases: []\n", "cases must be a non-empty list"},
       {"suite: s\ncases:\n  - name: a b\n    command: [x]\n", "may use only letters"},
-      {"suite: s\ncases:\n  - name: a\n    command: [x]\n    requires: {device: tpu}\n", "requires.device must be one of any, cpu, gpu"},
+      {"suite: s\ncases:\n  - name: a\n    command: [x]\n    requires: {device: tpu}\n",
+       "requires.device must be one of any, cpu, gpu"},
       {"suite: s\ncases:\n  - name: a\n    command: [x]\n    requires: {gpus: 2}\n", "unknown key 'gpus' in requires"},
       {"suite: s\ncases:\n  - name: a\n    command: [x\n", "s.yaml:5:1: not valid YAML"},
-      {"suite: s\ntypo: 1\ncases:\n  - name: a\n    command: [x]\n", "s.yaml:2:1: unknown key 'typo' in the suite file"},
+      {"suite: s\ntypo: 1\ncases:\n  - name: a\n    command: [x]\n",
+       "s.yaml:2:1: unknown key 'typo' in the suite file"},
   };
   for (const auto& bad : cases) {
     auto suite = Parse(bad.text);
@@ -126,7 +132,8 @@ cases:
   EXPECT_THAT(bad.status().message(), HasSubstr("s.yaml:2:18: gate.fail_on: unknown verdict 'regresion'"));
   bad = Parse("suite: s\ngate: {history: {floor: lots}}\ncases:\n  - name: a\n    command: [x]\n");
   ASSERT_FALSE(bad.ok());
-  EXPECT_THAT(bad.status().message(), HasSubstr("gate.history.floor must be a fraction like 0.01 or a percentage like 1%"));
+  EXPECT_THAT(bad.status().message(),
+              HasSubstr("gate.history.floor must be a fraction like 0.01 or a percentage like 1%"));
 }
 
 TEST(SuiteTest, LoadsFromFileAnchoredAtItsFolder) {

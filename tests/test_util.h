@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <optional>
 #include <string>
@@ -60,6 +61,9 @@ struct CommandResult {
   std::string output;
 };
 CommandResult RunCommand(const std::vector<std::string>& argv, int timeout_ms = 120'000);
+
+// The first column of the first row of `sql` on the SQLite file, read-only; -1 if none.
+int64_t QueryInt(const std::string& db_path, const std::string& sql);
 
 // True if `pid` is gone or a zombie.
 bool ProcessGone(pid_t pid);
