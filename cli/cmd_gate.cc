@@ -100,8 +100,7 @@ void AddGateCommand(CLI::App& app, int* exit_code) {
 
     auto run = SubmitAndWatch(client, request, &interrupted);
     if (!run.ok()) return fail_infra(run.status());
-    if (auto s = FetchHistory(client, *run, policy->main_branch, policy->compare.history_runs,
-                              policy->history_max_age_ms, &baselines->history);
+    if (auto s = FetchHistory(client, *run, *policy, &baselines->history);
         !s.ok()) {
       return fail_infra(s);
     }

@@ -114,20 +114,20 @@ std::shared_ptr<grpc::Channel> Channel(const std::string& address) {
 
 }  // namespace
 
-absl::Status FetchHistory(const GateClientOptions& options, const v1::Run& run, const std::string& main_branch,
-                          uint32_t max_runs, uint64_t max_age_ms, std::map<HistoryKey, std::vector<double>>* history) {
+absl::Status FetchHistory(const GateClientOptions& options, const v1::Run& run, const Policy& policy,
+                          std::map<HistoryKey, std::vector<double>>* history) {
   v1::HistoryRequest request;
-  request.set_branch(main_branch);
-  request.set_max_runs(max_runs);
+  request.set_branch(policy.main_branch);
+  request.set_max_runs(policy.compare.history_runs);
   request.set_exclude_run_id(run.run_id());
   const int64_t now_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
           .count();
-  request.set_since_ms(now_ms - static_cast<int64_t>(max_age_ms));
+  request.set_since_ms(now_ms - static_cast<int64_t>(policy.history_max_age_ms));
   for (const auto& c : run.cases()) {
     if (c.state() != v1::CASE_STATE_DONE || c.result().outcome() != v1::CaseResult::OUTCOME_OK) continue;
     for (const auto& series : CollectSeries(c.result())) {
-      if (!series.variant.empty() || !GatedAgainstHistory(series.metric)) continue;
+      if (!series.variant.empty() || !policy.Judged(c.name(), series.metric)) continue;
       auto* key = request.add_keys();
       key->set_pool(c.result().pool());
       key->set_benchmark(series.benchmark);

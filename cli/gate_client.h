@@ -28,9 +28,9 @@ struct GateClientOptions {
 absl::StatusOr<v1::Run> SubmitAndWatch(const GateClientOptions& options, const v1::SubmitRunRequest& request,
                                        const std::atomic<bool>* interrupted);
 
-// Main-branch history for every judged series of `run` (see Policy), from
+// Main-branch history (policy.main_branch, its window) for every judged series of `run`, from
 // the coordinator's store, keyed for Baselines::history.
-absl::Status FetchHistory(const GateClientOptions& options, const v1::Run& run, const std::string& main_branch,
-                          uint32_t max_runs, uint64_t max_age_ms, std::map<HistoryKey, std::vector<double>>* history);
+absl::Status FetchHistory(const GateClientOptions& options, const v1::Run& run, const Policy& policy,
+                          std::map<HistoryKey, std::vector<double>>* history);
 
 }  // namespace perfgate

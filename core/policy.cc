@@ -31,10 +31,10 @@ Policy PolicyForSuite(const v1::Suite& suite) {
 
 bool Policy::Judged(const std::string& case_name, const std::string& metric) const {
   auto it = judged_metrics.find(case_name);
-  return it == judged_metrics.end() || it->second.count(metric);
+  return it == judged_metrics.end() ? JudgedByDefault(metric) : it->second.count(metric) > 0;
 }
 
-bool GatedAgainstHistory(const std::string& metric) { return metric != "user_cpu_time" && metric != "sys_cpu_time"; }
+bool JudgedByDefault(const std::string& metric) { return metric != "user_cpu_time" && metric != "sys_cpu_time"; }
 
 absl::StatusOr<Baselines> LoadExpectedBaselines(const Policy& policy) {
   Baselines baselines;

@@ -31,16 +31,17 @@ struct Policy {
   // Case -> the only metrics compared with baselines (a case's `judge:`).
   std::map<std::string, std::set<std::string>> judged_metrics;
 
-  // Whether `metric` of `case_name` is compared with a baseline at all.
+  // Whether `metric` of `case_name` is compared with a baseline at all: the
+  // case's `judge:` list when it has one, else every metric but CPU times.
   bool Judged(const std::string& case_name, const std::string& metric) const;
 };
 
 // The suite's `gate:` section and its cases' `judge:` lists over the defaults.
 Policy PolicyForSuite(const v1::Suite& suite);
 
-// Metrics judged against history. CPU times from rusage move in scheduler
-// ticks and are shown, not gated.
-bool GatedAgainstHistory(const std::string& metric);
+// Metrics judged unless a case lists its own. CPU times from rusage move in
+// scheduler ticks (4 ms here), so they are shown, not gated, by default.
+bool JudgedByDefault(const std::string& metric);
 
 // (pool, benchmark, metric, source)
 using HistoryKey = std::tuple<std::string, std::string, std::string, std::string>;

@@ -65,7 +65,7 @@ std::optional<Comparison> Compare(const std::string& case_name, const Series& se
       }
     }
   }
-  if (GatedAgainstHistory(series.metric)) {
+  {
     auto it = baselines.history.find({pool, series.benchmark, series.metric, series.source});
     if (it != baselines.history.end()) {
       Comparison c = CompareWithHistory(series.metric, series.values, it->second, policy.compare);

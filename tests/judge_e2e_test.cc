@@ -120,9 +120,9 @@ TEST(JudgeE2eTest, ManualAbRunInterleavesVariantsAndFindsTheSlowerHead) {
     if (m["metric"] != "wall_time") continue;
     judged = true;
     EXPECT_EQ(m["variant"], "head");
-    EXPECT_EQ(m["verdict"], "regression");
+    EXPECT_EQ(m["verdict"], "regression") << r.output;
     EXPECT_EQ(m["comparison"]["method"], "a/b");
-    EXPECT_LT(m["comparison"]["p_value"].get<double>(), 0.01);
+    EXPECT_LT(m["comparison"]["p_value"].get<double>(), 0.01) << r.output;
     EXPECT_GT(m["comparison"]["change"].get<double>(), 0.3);
   }
   EXPECT_TRUE(judged);
