@@ -77,7 +77,8 @@ bool HigherIsBetter(const std::string& metric) {
 }
 
 std::string Comparison::Explain() const {
-  std::string out = std::isnan(change) ? std::string("n/a") : Pct(change);
+  // "1150 (+15.00%) vs expected 1000 (margin 10.00%)": result, change, baseline, limit, noise.
+  std::string out = Num(result) + " (" + (std::isnan(change) ? std::string("n/a") : Pct(change)) + ")";
   if (method == "expected") {
     out += " vs expected " + Num(baseline) + " (margin " + Pct(threshold).substr(1) + ")";
   } else if (method == "history") {

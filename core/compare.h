@@ -42,7 +42,7 @@ struct Comparison {
   double p_value = NAN;   // A/B only
   size_t baseline_n = 0;  // history runs, or base samples
 
-  // One line: "+3.20% vs expected 1000 (limit 10.00%, noise 10.00%)".
+  // One line: "1032 (+3.20%) vs expected 1000 (margin 10.00%)".
   std::string Explain() const;
 };
 

@@ -108,7 +108,7 @@ class JsonReporter final : public Reporter {
   void Write(const GateReport& report, std::ostream& out) const override;
 };
 
-// "spin: instructions_callgrind +5.10% vs expected 2729000 (margin 2.00%)": one regression line.
+// "spin: instructions_callgrind 2868000 (+5.10%) vs expected 2729000 (margin 5.00%)": one line per metric.
 std::string DescribeMetric(const CaseReport& c, const MetricReport& m);
 
 }  // namespace perfgate

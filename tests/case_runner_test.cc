@@ -136,7 +136,9 @@ TEST(HostFingerprintTest, DescribesThisMachine) {
   EXPECT_GT(host.memory_bytes(), 0u);
   EXPECT_FALSE(host.kernel().empty());
   EXPECT_FALSE(host.instruction_counter_note().empty());
-  if (host.gpus_size() == 0) EXPECT_FALSE(host.gpu_note().empty()) << "no GPUs must come with a reason";
+  if (host.gpus_size() == 0) {
+    EXPECT_FALSE(host.gpu_note().empty()) << "no GPUs must come with a reason";
+  }
 }
 
 }  // namespace

@@ -68,7 +68,7 @@ TEST(ReportTest, RegressionAgainstExpectedFailsTheGateAndNamesTheRule) {
   ASSERT_EQ(r.failed_rules.size(), 1u);
   EXPECT_EQ(r.failed_rules[0], "regression fails the gate: 1 case (add)");
   EXPECT_EQ(DescribeMetric(r.cases[0], r.cases[0].metrics[0]),
-            "add: instructions +15.00% vs expected 1000 (margin 10.00%)");
+            "add: instructions 1150 (+15.00%) vs expected 1000 (margin 10.00%)");
 }
 
 TEST(ReportTest, ImprovementPassesWithABaselinePatch) {
@@ -167,8 +167,8 @@ TEST(ReportTest, ConfirmationClearsANoisyRegressionAndKeepsARealOne) {
   ApplyConfirmation(&r, RunOf({OkCase("noisy", "instructions", {1010}), OkCase("real", "instructions", {1190})}), b,
                     policy);
   EXPECT_EQ(r.cases[0].verdict, Verdict::kPass);
-  EXPECT_THAT(r.cases[0].metrics[0].note, HasSubstr("not confirmed: first +20.00%"));
-  EXPECT_THAT(r.cases[0].metrics[0].note, HasSubstr("re-measured +1.00%"));
+  EXPECT_THAT(r.cases[0].metrics[0].note, HasSubstr("not confirmed: first 1200 (+20.00%)"));
+  EXPECT_THAT(r.cases[0].metrics[0].note, HasSubstr("re-measured 1010 (+1.00%)"));
   EXPECT_EQ(r.cases[1].verdict, Verdict::kRegression);
   ASSERT_EQ(r.cases[1].metrics[0].confirmations.size(), 1u);
   EXPECT_THAT(r.failed_rules, ::testing::ElementsAre("regression fails the gate: 1 case (real)"));
