@@ -17,6 +17,8 @@ void AddCoordinatorCommand(CLI::App& app, int* exit_code) {
     std::string lease_ttl = "10s";
     uint32_t max_attempts = 3;
     std::string no_agent_grace = "30s";
+    std::string metrics_listen;
+    std::string main_branch = "main";
   };
   auto flags = std::make_shared<Flags>();
   cmd->add_option("--listen", flags->listen, "host:port to serve gRPC on; port 0 picks a free one")
@@ -29,6 +31,10 @@ void AddCoordinatorCommand(CLI::App& app, int* exit_code) {
       ->check(CLI::Range(1, 100));
   cmd->add_option("--no-agent-grace", flags->no_agent_grace,
                   "a pending case no live agent can run ends as 'no capable agent' after this long")
+      ->capture_default_str();
+  cmd->add_option("--metrics-listen", flags->metrics_listen,
+                  "host:port to serve Prometheus /metrics on (port 0 picks one); off when empty");
+  cmd->add_option("--main-branch", flags->main_branch, "runs of this branch feed perfgate_benchmark_value")
       ->capture_default_str();
   cmd->footer(kExitCodesHelp);
   cmd->callback([flags, exit_code] {
@@ -48,6 +54,8 @@ void AddCoordinatorCommand(CLI::App& app, int* exit_code) {
     options.scheduler.max_attempts = flags->max_attempts;
     options.scheduler.no_agent_grace_ms = static_cast<int64_t>(*grace);
     options.sweep_interval_ms = std::max<int64_t>(20, options.scheduler.lease_ttl_ms / 10);
+    options.metrics_listen = flags->metrics_listen;
+    options.main_branch = flags->main_branch;
     auto coordinator = Coordinator::Start(options);
     if (!coordinator.ok()) {
       std::cerr << "perfgate coordinator: " << coordinator.status().message() << "\n";
@@ -58,6 +66,9 @@ void AddCoordinatorCommand(CLI::App& app, int* exit_code) {
     OnTerminationSignal([c](int) { c->Shutdown(); });
     // Tests and scripts read this line to learn the port.
     std::printf("perfgate coordinator: listening on %s (db %s)\n", c->address().c_str(), flags->db.c_str());
+    if (!c->metrics_address().empty()) {
+      std::printf("perfgate coordinator: metrics on http://%s/metrics\n", c->metrics_address().c_str());
+    }
     std::fflush(stdout);
     c->Wait();
     std::printf("perfgate coordinator: stopped\n");

@@ -123,6 +123,21 @@ void AddGateCommand(CLI::App& app, int* exit_code) {
       if (!confirmation.ok()) return fail_infra(confirmation.status());
       ApplyConfirmation(&report, *confirmation, *baselines, *policy);
     }
+    if (run->state() != v1::RUN_STATE_CANCELLED) {
+      v1::ReportVerdictRequest verdict;
+      verdict.set_run_id(run->run_id());
+      verdict.set_passed(report.passed);
+      for (const auto& c : report.cases) {
+        auto* cv = verdict.add_cases();
+        cv->set_case_name(c.name);
+        cv->set_verdict(VerdictName(c.verdict));
+      }
+      for (const auto& rule : report.failed_rules) verdict.add_failed_rules(rule);
+      // The verdict stands whether or not the coordinator hears of it.
+      if (auto s = ReportVerdict(client, verdict); !s.ok()) {
+        std::cerr << "perfgate: warning: could not record the verdict with the coordinator: " << s.message() << "\n";
+      }
+    }
     if (cluster) cluster->Shutdown();
     if (!EmitReport(report, flags->report)) {
       *exit_code = kExitInfra;

@@ -150,6 +150,14 @@ absl::Status FetchHistory(const GateClientOptions& options, const v1::Run& run, 
   return absl::OkStatus();
 }
 
+absl::Status ReportVerdict(const GateClientOptions& options, const v1::ReportVerdictRequest& request) {
+  auto stub = v1::GateService::NewStub(Channel(options.coordinator));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  v1::ReportVerdictResponse response;
+  return FromGrpc(stub->ReportVerdict(&context, request, &response));
+}
+
 absl::StatusOr<v1::Run> SubmitAndWatch(const GateClientOptions& options, const v1::SubmitRunRequest& request,
                                        const std::atomic<bool>* interrupted) {
   auto stub = v1::GateService::NewStub(Channel(options.coordinator));

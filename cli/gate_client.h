@@ -33,4 +33,7 @@ absl::StatusOr<v1::Run> SubmitAndWatch(const GateClientOptions& options, const v
 absl::Status FetchHistory(const GateClientOptions& options, const v1::Run& run, const Policy& policy,
                           std::map<HistoryKey, std::vector<double>>* history);
 
+// Tells the coordinator the gate's verdict (kept with the run, counted in /metrics).
+absl::Status ReportVerdict(const GateClientOptions& options, const v1::ReportVerdictRequest& request);
+
 }  // namespace perfgate

@@ -5,6 +5,7 @@
 #include <grpcpp/server_builder.h>
 
 #include "absl/strings/str_cat.h"
+#include "coordinator/metrics_exporter.h"
 #include "coordinator/services.h"
 
 namespace perfgate {
@@ -15,6 +16,12 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Start(const Coordinato
   if (!store.ok()) return store.status();
   c->store_ = *std::move(store);
   c->scheduler_ = std::make_unique<Scheduler>(c->store_.get(), &c->clock_, options.scheduler);
+  if (!options.metrics_listen.empty()) {
+    auto metrics = MetricsExporter::Start(options.metrics_listen, c->scheduler_.get(), options.main_branch);
+    if (!metrics.ok()) return metrics.status();
+    c->metrics_ = *std::move(metrics);
+    c->scheduler_->SetListener(c->metrics_.get());
+  }
   if (auto s = c->scheduler_->Recover(); !s.ok()) return s;
   c->agent_service_ = std::make_unique<AgentServiceImpl>(c->scheduler_.get());
   c->gate_service_ = std::make_unique<GateServiceImpl>(c->scheduler_.get());
@@ -46,6 +53,8 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Start(const Coordinato
 }
 
 Coordinator::~Coordinator() { Shutdown(); }
+
+std::string Coordinator::metrics_address() const { return metrics_ ? metrics_->address() : ""; }
 
 void Coordinator::SweepLoop() {
   std::unique_lock lock(mu_);

@@ -21,6 +21,7 @@ namespace perfgate {
 
 class AgentServiceImpl;
 class GateServiceImpl;
+class MetricsExporter;
 
 struct CoordinatorOptions {
   // host:port; port 0 picks a free one (see address()).
@@ -28,6 +29,10 @@ struct CoordinatorOptions {
   std::string db_path;  // REQUIRES: non-empty
   SchedulerOptions scheduler;
   int64_t sweep_interval_ms = 500;
+  // host:port for Prometheus' /metrics; empty: not served.
+  std::string metrics_listen;
+  // Runs of this branch feed perfgate_benchmark_value.
+  std::string main_branch = "main";
 };
 
 class Coordinator {
@@ -38,6 +43,8 @@ class Coordinator {
 
   // The address it actually listens on, with the chosen port.
   const std::string& address() const { return address_; }
+  // Where /metrics is served (host:port), or empty.
+  std::string metrics_address() const;
   Scheduler& scheduler() { return *scheduler_; }
   // Stops serving; in-flight streams end. Idempotent.
   void Shutdown();
@@ -51,6 +58,7 @@ class Coordinator {
   RealTimeSource clock_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<Scheduler> scheduler_;
+  std::unique_ptr<MetricsExporter> metrics_;
   std::unique_ptr<AgentServiceImpl> agent_service_;
   std::unique_ptr<GateServiceImpl> gate_service_;
   std::unique_ptr<grpc::Server> server_;

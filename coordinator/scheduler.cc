@@ -197,6 +197,7 @@ std::optional<v1::WorkItem> Scheduler::GrantLease(Session& session) {
       SetCase(run, static_cast<int>(i), v1::CASE_STATE_RUNNING, c.status.error());
       leases_.emplace(lease.lease_id, lease);
       ++stats_.leases_granted;
+      if (listener_) listener_->OnLeaseGranted(lease.pool);
 
       v1::WorkItem item;
       auto* l = item.mutable_lease();
@@ -262,6 +263,10 @@ absl::StatusOr<v1::CompleteLeaseResponse> Scheduler::Complete(const v1::Complete
   v1::CompleteLeaseResponse response;
   if (auto done = completed_.find(request.lease_id()); done != completed_.end()) {
     ++stats_.results_duplicate;
+    if (listener_) {
+      auto lease = leases_.find(request.lease_id());
+      listener_->OnResult("", "", lease == leases_.end() ? "" : lease->second.pool, "duplicate", request.result(), 0);
+    }
     response.set_disposition(done->second);
     return response;
   }
@@ -274,6 +279,7 @@ absl::StatusOr<v1::CompleteLeaseResponse> Scheduler::Complete(const v1::Complete
   if (lease.state != LeaseState::kActive || lease.session_id != request.session_id()) {
     LogIfError(store_->InsertResult(lease, ResultDisposition::kStale, request.result(), now), "stale result");
     ++stats_.results_stale;
+    if (listener_) listener_->OnResult("", "", lease.pool, "stale", request.result(), 0);
     completed_[lease.lease_id] = v1::CompleteLeaseResponse::DISPOSITION_STALE;
     response.set_disposition(v1::CompleteLeaseResponse::DISPOSITION_STALE);
     return response;
@@ -287,6 +293,10 @@ absl::StatusOr<v1::CompleteLeaseResponse> Scheduler::Complete(const v1::Complete
   RunEntry& run = runs_.at(lease.run_id);
   CaseEntry& c = run.cases[lease.case_index];
   *c.status.mutable_result() = request.result();
+  if (listener_) {
+    listener_->OnResult(run.meta.suite_name(), run.meta.branch(), lease.pool, "counted", request.result(),
+                        static_cast<double>(now - lease.granted_at_ms) / 1000);
+  }
   switch (request.result().outcome()) {
     case v1::CaseResult::OUTCOME_CANCELLED:
       SetCase(run, lease.case_index, v1::CASE_STATE_CANCELLED, "cancelled");
@@ -316,6 +326,7 @@ void Scheduler::LoseLease(const std::string& lease_id, const std::string& why) {
   }
   EndLease(lease, LeaseState::kLost);
   ++stats_.leases_lost;
+  if (listener_) listener_->OnLeaseLost(lease.pool);
   RunEntry& run = runs_.at(lease.run_id);
   CaseEntry& c = run.cases[lease.case_index];
   const std::string what = absl::StrCat("attempt ", lease.attempt, " on ", lease.agent_id, " lost: ", why);
@@ -364,6 +375,7 @@ void Scheduler::MaybeFinish(RunEntry& run) {
   event.set_run_finished(run.meta.state());
   run.events.push_back(std::move(event));
   finished_order_.push_back(run.meta.run_id());
+  if (listener_) listener_->OnRunFinished(run.meta.suite_name(), run.meta.state());
   changed_.notify_all();
 }
 
@@ -494,6 +506,18 @@ absl::StatusOr<v1::RunState> Scheduler::Cancel(const std::string& run_id) {
   return run.meta.state();
 }
 
+absl::Status Scheduler::ReportVerdict(const v1::ReportVerdictRequest& request) {
+  auto run = GetRun(request.run_id());
+  if (!run.ok()) return run.status();
+  if (run->state() == v1::RUN_STATE_RUNNING) {
+    return absl::FailedPreconditionError(absl::StrCat("run '", request.run_id(), "' has not finished"));
+  }
+  if (auto s = store_->SetRunVerdict(request.run_id(), request.passed() ? "passed" : "failed"); !s.ok()) return s;
+  std::lock_guard lock(mu_);
+  if (listener_) listener_->OnVerdict(run->suite_name(), request);
+  return absl::OkStatus();
+}
+
 void Scheduler::Sweep() {
   std::lock_guard lock(mu_);
   const int64_t now = clock_->NowMs();
@@ -550,6 +574,7 @@ SchedulerStats Scheduler::Stats() const {
   std::lock_guard lock(mu_);
   SchedulerStats stats = stats_;
   stats.live_sessions = sessions_.size();
+  for (const auto& [id, session] : sessions_) ++stats.sessions_by_pool[session.record.pool];
   for (const auto& [id, run] : runs_) {
     for (const auto& c : run.cases) {
       if (c.status.state() == v1::CASE_STATE_PENDING) ++stats.pending_cases;

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "coordinator/scheduler_listener.h"
 #include "coordinator/store.h"
 #include "core/time_source.h"
 #include "perfgate/v1/agent.pb.h"
@@ -47,6 +48,7 @@ struct SchedulerStats {
   uint64_t results_stale = 0;
   uint64_t results_duplicate = 0;
   size_t live_sessions = 0;
+  std::map<std::string, size_t> sessions_by_pool;
   size_t pending_cases = 0;
   size_t running_cases = 0;
 };
@@ -56,6 +58,9 @@ class Scheduler {
   // REQUIRES: store and clock outlive the scheduler.
   Scheduler(Store* store, const TimeSource* clock, SchedulerOptions options = {});
   ~Scheduler();
+
+  // Events go to `listener` from now on. REQUIRES: before serving; it outlives the scheduler.
+  void SetListener(SchedulerListener* listener) { listener_ = listener; }
 
   // Loads unfinished runs, active leases and sessions from the store.
   // REQUIRES: called once, before any other call.
@@ -78,6 +83,8 @@ class Scheduler {
   absl::StatusOr<v1::SubmitRunResponse> Submit(const v1::SubmitRunRequest& request);
   absl::StatusOr<v1::Run> GetRun(const std::string& run_id);
   absl::StatusOr<v1::RunState> Cancel(const std::string& run_id);
+  // Records the gate's verdict on a finished run.
+  absl::Status ReportVerdict(const v1::ReportVerdictRequest& request);
   // The run now, and the cursor of its event log at that moment.
   absl::StatusOr<v1::Run> Snapshot(const std::string& run_id, size_t* cursor);
   // Events after *cursor, waiting up to wait_ms for one; advances *cursor.
@@ -132,6 +139,7 @@ class Scheduler {
 
   Store* store_;
   const TimeSource* clock_;
+  SchedulerListener* listener_ = nullptr;
   SchedulerOptions options_;
 
   mutable std::mutex mu_;

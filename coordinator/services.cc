@@ -99,4 +99,9 @@ grpc::Status GateServiceImpl::GetHistory(grpc::ServerContext*, const v1::History
   return Reply(scheduler_->History(*request), response);
 }
 
+grpc::Status GateServiceImpl::ReportVerdict(grpc::ServerContext*, const v1::ReportVerdictRequest* request,
+                                            v1::ReportVerdictResponse*) {
+  return ToGrpc(scheduler_->ReportVerdict(*request));
+}
+
 }  // namespace perfgate

@@ -29,6 +29,7 @@ class GateServiceImpl final : public v1::GateService::Service {
   grpc::Status GetRun(grpc::ServerContext*, const v1::GetRunRequest*, v1::Run*) override;
   grpc::Status CancelRun(grpc::ServerContext*, const v1::CancelRunRequest*, v1::CancelRunResponse*) override;
   grpc::Status GetHistory(grpc::ServerContext*, const v1::HistoryRequest*, v1::HistoryResponse*) override;
+  grpc::Status ReportVerdict(grpc::ServerContext*, const v1::ReportVerdictRequest*, v1::ReportVerdictResponse*) override;
 
  private:
   Scheduler* scheduler_;

@@ -99,6 +99,10 @@ CREATE TABLE sessions (
 ALTER TABLE leases ADD COLUMN pool TEXT NOT NULL DEFAULT '';
 CREATE INDEX runs_by_branch ON runs(branch, created_at_ms);
 )sql",
+    // 3: the gate's verdict on a run.
+    R"sql(
+ALTER TABLE runs ADD COLUMN verdict TEXT NOT NULL DEFAULT '';
+)sql",
 };
 
 class Statement {
@@ -208,6 +212,13 @@ class SqliteStore final : public Store {
     Statement u(db_, "UPDATE runs SET state = ?, finished_at_ms = ? WHERE run_id = ?");
     u.Bind(1, static_cast<int64_t>(state)).Bind(2, finished_at_ms).Bind(3, run_id);
     return Done(u, "update run");
+  }
+
+  absl::Status SetRunVerdict(const std::string& run_id, const std::string& verdict) override {
+    std::lock_guard lock(mu_);
+    Statement u(db_, "UPDATE runs SET verdict = ? WHERE run_id = ?");
+    u.Bind(1, verdict).Bind(2, run_id);
+    return Done(u, "set run verdict");
   }
 
   absl::Status UpdateCase(const std::string& run_id, int case_index, const v1::CaseStatus& status) override {

@@ -58,6 +58,8 @@ class Store {
 
   virtual absl::Status InsertRun(const v1::Run& run, const v1::Suite& suite) = 0;
   virtual absl::Status UpdateRunState(const std::string& run_id, v1::RunState state, int64_t finished_at_ms) = 0;
+  // "passed" or "failed", as the gate judged it.
+  virtual absl::Status SetRunVerdict(const std::string& run_id, const std::string& verdict) = 0;
   // Writes the case's state, attempts, error and agent (not its result).
   virtual absl::Status UpdateCase(const std::string& run_id, int case_index, const v1::CaseStatus& status) = 0;
 

@@ -1,0 +1,180 @@
+#include "coordinator/metrics_exporter.h"
+
+#include <prometheus/collectable.h>
+#include <prometheus/counter.h>
+#include <prometheus/exposer.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/metric_family.h>
+#include <prometheus/registry.h>
+
+#include "absl/strings/str_cat.h"
+#include "core/series.h"
+#include "core/stats.h"
+
+namespace perfgate {
+namespace {
+
+const char* OutcomeLabel(v1::CaseResult::Outcome outcome) {
+  switch (outcome) {
+    case v1::CaseResult::OUTCOME_OK: return "ok";
+    case v1::CaseResult::OUTCOME_FAILED: return "failed";
+    case v1::CaseResult::OUTCOME_TIMED_OUT: return "timed_out";
+    case v1::CaseResult::OUTCOME_CRASHED: return "crashed";
+    case v1::CaseResult::OUTCOME_ERROR: return "error";
+    case v1::CaseResult::OUTCOME_CANCELLED: return "cancelled";
+    case v1::CaseResult::OUTCOME_SKIPPED: return "skipped";
+    default: return "unknown";
+  }
+}
+
+// Gauges read from the scheduler at scrape time, so they are never stale.
+class LiveState final : public prometheus::Collectable {
+ public:
+  explicit LiveState(Scheduler* scheduler) : scheduler_(scheduler) {}
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    const SchedulerStats stats = scheduler_->Stats();
+    prometheus::MetricFamily agents{"perfgate_agents", "Agents with a live session, by pool (testbed).",
+                                    prometheus::MetricType::Gauge, {}};
+    for (const auto& [pool, n] : stats.sessions_by_pool) {
+      prometheus::ClientMetric m;
+      m.label = {{"pool", pool}};
+      m.gauge.value = static_cast<double>(n);
+      agents.metric.push_back(m);
+    }
+    prometheus::MetricFamily cases{"perfgate_cases", "Cases of unfinished runs, by state.",
+                                   prometheus::MetricType::Gauge, {}};
+    for (auto [state, n] : {std::pair{"pending", stats.pending_cases}, std::pair{"running", stats.running_cases}}) {
+      prometheus::ClientMetric m;
+      m.label = {{"state", state}};
+      m.gauge.value = static_cast<double>(n);
+      cases.metric.push_back(m);
+    }
+    return {agents, cases};
+  }
+
+ private:
+  Scheduler* scheduler_;
+};
+
+}  // namespace
+
+struct MetricsExporter::Families {
+  explicit Families(prometheus::Registry& r)
+      : leases_granted(prometheus::BuildCounter()
+                           .Name("perfgate_leases_granted_total")
+                           .Help("Case attempts leased to agents.")
+                           .Register(r)),
+        leases_lost(prometheus::BuildCounter()
+                        .Name("perfgate_leases_lost_total")
+                        .Help("Leases that expired without a result (agent dead, hung or cut off).")
+                        .Register(r)),
+        results(prometheus::BuildCounter()
+                    .Name("perfgate_results_total")
+                    .Help("Results received, by disposition: counted, stale (lease lost or cancelled), duplicate.")
+                    .Register(r)),
+        outcomes(prometheus::BuildCounter()
+                     .Name("perfgate_case_outcomes_total")
+                     .Help("Counted case results by outcome (ok, failed, crashed, timed_out, error, cancelled).")
+                     .Register(r)),
+        lease_seconds(prometheus::BuildHistogram()
+                          .Name("perfgate_case_duration_seconds")
+                          .Help("Time from lease to counted result: warm-up, samples and reporting.")
+                          .Register(r)),
+        runs_finished(prometheus::BuildCounter()
+                          .Name("perfgate_runs_finished_total")
+                          .Help("Runs that reached a final state, by state (finished, cancelled).")
+                          .Register(r)),
+        gate_runs(prometheus::BuildCounter()
+                      .Name("perfgate_gate_runs_total")
+                      .Help("Gate verdicts on runs, by result (passed, failed).")
+                      .Register(r)),
+        case_verdicts(prometheus::BuildCounter()
+                          .Name("perfgate_case_verdicts_total")
+                          .Help("Gate verdicts per case (pass, regression, improvement, error, ...).")
+                          .Register(r)),
+        benchmark_value(prometheus::BuildGauge()
+                            .Name("perfgate_benchmark_value")
+                            .Help("Latest median of each measured metric on the main branch, in the metric's base "
+                                  "unit (seconds, bytes, count).")
+                            .Register(r)),
+        benchmark_samples(prometheus::BuildGauge()
+                              .Name("perfgate_benchmark_samples")
+                              .Help("Number of samples behind perfgate_benchmark_value.")
+                              .Register(r)) {}
+
+  prometheus::Family<prometheus::Counter>& leases_granted;
+  prometheus::Family<prometheus::Counter>& leases_lost;
+  prometheus::Family<prometheus::Counter>& results;
+  prometheus::Family<prometheus::Counter>& outcomes;
+  prometheus::Family<prometheus::Histogram>& lease_seconds;
+  prometheus::Family<prometheus::Counter>& runs_finished;
+  prometheus::Family<prometheus::Counter>& gate_runs;
+  prometheus::Family<prometheus::Counter>& case_verdicts;
+  prometheus::Family<prometheus::Gauge>& benchmark_value;
+  prometheus::Family<prometheus::Gauge>& benchmark_samples;
+};
+
+absl::StatusOr<std::unique_ptr<MetricsExporter>> MetricsExporter::Start(const std::string& listen,
+                                                                        Scheduler* scheduler,
+                                                                        const std::string& main_branch) {
+  std::unique_ptr<MetricsExporter> e(new MetricsExporter());
+  e->main_branch_ = main_branch;
+  e->registry_ = std::make_shared<prometheus::Registry>();
+  e->families_ = std::make_unique<Families>(*e->registry_);
+  e->live_ = std::make_shared<LiveState>(scheduler);
+  try {
+    e->exposer_ = std::make_unique<prometheus::Exposer>(listen, /*num_threads=*/1);
+  } catch (const std::exception& ex) {
+    return absl::UnavailableError(absl::StrCat("cannot serve /metrics on ", listen, ": ", ex.what()));
+  }
+  e->exposer_->RegisterCollectable(e->registry_);
+  e->exposer_->RegisterCollectable(e->live_);
+  const auto ports = e->exposer_->GetListeningPorts();
+  if (ports.empty()) return absl::UnavailableError(absl::StrCat("cannot serve /metrics on ", listen));
+  e->address_ = absl::StrCat(listen.substr(0, listen.rfind(':')), ":", ports.front());
+  return e;
+}
+
+MetricsExporter::~MetricsExporter() = default;
+
+void MetricsExporter::OnLeaseGranted(const std::string& pool) {
+  families_->leases_granted.Add({{"pool", pool}}).Increment();
+}
+
+void MetricsExporter::OnLeaseLost(const std::string& pool) { families_->leases_lost.Add({{"pool", pool}}).Increment(); }
+
+void MetricsExporter::OnResult(const std::string& suite, const std::string& branch, const std::string& pool,
+                               const std::string& disposition, const v1::CaseResult& result, double lease_seconds) {
+  families_->results.Add({{"pool", pool}, {"disposition", disposition}}).Increment();
+  if (disposition != "counted") return;
+  families_->outcomes.Add({{"suite", suite}, {"case", result.case_name()}, {"outcome", OutcomeLabel(result.outcome())}})
+      .Increment();
+  static const std::vector<double> kBuckets = {0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600};
+  families_->lease_seconds.Add({{"pool", pool}}, kBuckets).Observe(lease_seconds);
+  if (branch != main_branch_ || result.outcome() != v1::CaseResult::OUTCOME_OK) return;
+  for (const auto& series : CollectSeries(result)) {
+    if (!series.variant.empty()) continue;
+    const prometheus::Labels labels = {{"suite", suite},
+                                       {"case", result.case_name()},
+                                       {"benchmark", series.benchmark},
+                                       {"metric", series.metric},
+                                       {"testbed", pool}};
+    families_->benchmark_value.Add(labels).Set(Summarize(series.values).median);
+    families_->benchmark_samples.Add(labels).Set(static_cast<double>(series.values.size()));
+  }
+}
+
+void MetricsExporter::OnRunFinished(const std::string& suite, v1::RunState state) {
+  families_->runs_finished.Add({{"suite", suite}, {"state", state == v1::RUN_STATE_CANCELLED ? "cancelled" : "finished"}})
+      .Increment();
+}
+
+void MetricsExporter::OnVerdict(const std::string& suite, const v1::ReportVerdictRequest& verdict) {
+  families_->gate_runs.Add({{"suite", suite}, {"result", verdict.passed() ? "passed" : "failed"}}).Increment();
+  for (const auto& c : verdict.cases()) {
+    families_->case_verdicts.Add({{"suite", suite}, {"case", c.case_name()}, {"verdict", c.verdict()}}).Increment();
+  }
+}
+
+}  // namespace perfgate

@@ -1,0 +1,25 @@
+// What the scheduler tells the outside world as it happens: the seam the
+// metrics exporter plugs into (and anything else that wants events).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "perfgate/v1/common.pb.h"
+#include "perfgate/v1/gate.pb.h"
+
+namespace perfgate {
+
+class SchedulerListener {
+ public:
+  virtual ~SchedulerListener() = default;
+  virtual void OnLeaseGranted(const std::string& pool) = 0;
+  virtual void OnLeaseLost(const std::string& pool) = 0;
+  // disposition: "counted", "stale" or "duplicate". `branch` is the run's.
+  virtual void OnResult(const std::string& suite, const std::string& branch, const std::string& pool,
+                        const std::string& disposition, const v1::CaseResult& result, double lease_seconds) = 0;
+  virtual void OnRunFinished(const std::string& suite, v1::RunState state) = 0;
+  virtual void OnVerdict(const std::string& suite, const v1::ReportVerdictRequest& verdict) = 0;
+};
+
+}  // namespace perfgate
