@@ -140,6 +140,12 @@ MetricsExporter::~MetricsExporter() = default;
 
 void MetricsExporter::OnLeaseGranted(const std::string& pool) {
   families_->leases_granted.Add({{"pool", pool}}).Increment();
+  // Series that may stay at zero exist from a pool's first lease, so rates
+  // and alerts see 0 rather than no data.
+  families_->leases_lost.Add({{"pool", pool}});
+  for (const char* disposition : {"counted", "stale", "duplicate"}) {
+    families_->results.Add({{"pool", pool}, {"disposition", disposition}});
+  }
 }
 
 void MetricsExporter::OnLeaseLost(const std::string& pool) { families_->leases_lost.Add({{"pool", pool}}).Increment(); }

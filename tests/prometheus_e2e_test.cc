@@ -1,0 +1,154 @@
+// A real Prometheus scraping a real coordinator: the values it sees after a
+// gate run, and that every metric the dashboard and the rules use exists.
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "tests/test_util.h"
+
+namespace perfgate {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::PerfgateBinary;
+using testing::RunCommand;
+using testing::Subprocess;
+
+std::string Dashboards() { return testing::SourceDir() + "/dashboards"; }
+
+std::string ReadAll(const std::string& path) {
+  std::stringstream s;
+  s << std::ifstream(path).rdbuf();
+  return s.str();
+}
+
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+// The address after `marker` on a line like "... metrics on http://127.0.0.1:1234/metrics".
+std::string AddressAfter(const std::string& line, const std::string& marker) {
+  auto start = line.find(marker) + marker.size();
+  auto end = line.find_first_of(" /\n", start);
+  return line.substr(start, end - start);
+}
+
+TEST(PrometheusRulesTest, RulesAreValidAndTheirUnitTestsPass) {
+  auto check = RunCommand({"/usr/bin/promtool", "check", "rules", Dashboards() + "/prometheus/rules.yml"});
+  EXPECT_EQ(check.exit_code, 0) << check.output;
+  EXPECT_THAT(check.output, HasSubstr("SUCCESS"));
+  auto unit = RunCommand({"/usr/bin/promtool", "test", "rules", Dashboards() + "/prometheus/rules_test.yml"});
+  EXPECT_EQ(unit.exit_code, 0) << unit.output;
+  EXPECT_THAT(unit.output, HasSubstr("SUCCESS"));
+}
+
+class PrometheusE2eTest : public ::testing::Test {
+ protected:
+  // One instant query; the sample values of its vector result.
+  std::vector<double> Query(const std::string& expr) {
+    auto r = RunCommand({"/usr/bin/promtool", "query", "instant", "-o", "json", prometheus_url_, expr});
+    std::vector<double> values;
+    if (r.exit_code != 0) return values;
+    auto doc = nlohmann::json::parse(r.output, nullptr, /*allow_exceptions=*/false);
+    if (!doc.is_array()) return values;
+    for (const auto& sample : doc) values.push_back(std::stod(sample["value"][1].get<std::string>()));
+    return values;
+  }
+  // Polls Prometheus (which scrapes every second) until `expr` gives `want`.
+  bool WaitFor(const std::string& expr, double want, int timeout_s = 60) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto v = Query(expr);
+      if (v.size() == 1 && v[0] == want) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    }
+    return false;
+  }
+  std::string prometheus_url_;
+};
+
+TEST_F(PrometheusE2eTest, RealPrometheusSeesTheRunAndEveryDashboardMetricExists) {
+  testing::TempDir dir;
+  Subprocess coordinator({PerfgateBinary(), "coordinator", "--listen", "127.0.0.1:0", "--db", dir.File("db"),
+                          "--metrics-listen", "127.0.0.1:0"});
+  auto listening = coordinator.WaitForLine("listening on", 30'000);
+  auto metrics = coordinator.WaitForLine("metrics on", 30'000);
+  ASSERT_TRUE(listening && metrics) << coordinator.output();
+  const std::string address = AddressAfter(*listening, "listening on ");
+  const std::string metrics_address = AddressAfter(*metrics, "http://");
+  Subprocess agent1({PerfgateBinary(), "agent", "--coordinator", address, "--id", "p1", "--pool", "lab"});
+  Subprocess agent2({PerfgateBinary(), "agent", "--coordinator", address, "--id", "p2", "--pool", "lab"});
+  ASSERT_TRUE(agent1.WaitForLine("registered", 30'000));
+  ASSERT_TRUE(agent2.WaitForLine("registered", 30'000));
+
+  const int port = FreePort();
+  prometheus_url_ = "http://127.0.0.1:" + std::to_string(port);
+  const std::string config = dir.Write(
+      "prometheus.yml", "global: {scrape_interval: 1s, evaluation_interval: 1s}\nrule_files: [\"" + Dashboards() +
+                            "/prometheus/rules.yml\"]\nscrape_configs:\n  - job_name: perfgate\n"
+                            "    static_configs: [{targets: [\"" + metrics_address + "\"]}]\n");
+  Subprocess prometheus({"/usr/bin/prometheus", "--config.file=" + config, "--storage.tsdb.path=" + dir.File("tsdb"),
+                         "--web.listen-address=127.0.0.1:" + std::to_string(port)});
+  ASSERT_TRUE(prometheus.WaitForLine("Server is ready to receive web requests", 60'000)) << prometheus.output();
+
+  std::string suite = "suite: prom\ndefaults: {repeats: 2, warmup: 0}\ncases:\n";
+  for (int i = 0; i < 3; ++i) {
+    suite += "  - name: spin" + std::to_string(i) + "\n    command: [\"" + testing::CaseBinary("spin") + "\", \"1000\"]\n";
+  }
+  auto gate = RunCommand({PerfgateBinary(), "gate", "--coordinator", address, "--suite", dir.Write("s.yaml", suite),
+                          "--branch", "main"});
+  ASSERT_EQ(gate.exit_code, 0) << gate.output;
+
+  EXPECT_TRUE(WaitFor("sum(perfgate_results_total{disposition=\"counted\"})", 3));
+  EXPECT_TRUE(WaitFor("sum(perfgate_gate_runs_total{suite=\"prom\",result=\"passed\"})", 1));
+  EXPECT_TRUE(WaitFor("perfgate_agents{pool=\"lab\"}", 2));
+  EXPECT_TRUE(WaitFor("count(perfgate_benchmark_value{suite=\"prom\",metric=\"wall_time\",testbed=\"lab\"})", 3));
+  EXPECT_TRUE(WaitFor("sum(perfgate_case_verdicts_total{suite=\"prom\",verdict=\"no baseline\"})", 3));
+  EXPECT_TRUE(WaitFor("sum(perfgate_leases_granted_total{pool=\"lab\"})", 3));
+  EXPECT_TRUE(WaitFor("sum(perfgate_case_duration_seconds_count{pool=\"lab\"})", 3));
+  auto values = Query("perfgate_benchmark_value{case=\"spin0\",metric=\"wall_time\"}");
+  ASSERT_EQ(values.size(), 1u);
+  EXPECT_GT(values[0], 0);
+  EXPECT_LT(values[0], 5) << "seconds, the base unit";
+
+  // Every perfgate_ metric the dashboard or the rules name is one Prometheus has scraped.
+  auto r = RunCommand({"/usr/bin/promtool", "query", "instant", "-o", "json", prometheus_url_,
+                       "group by (__name__) ({__name__=~\"perfgate_.+\"})"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::set<std::string> scraped;
+  for (const auto& s : nlohmann::json::parse(r.output)) scraped.insert(s["metric"]["__name__"].get<std::string>());
+  const std::regex name("perfgate_[a-z_]+");
+  for (const std::string file : {"/grafana/perfgate.json", "/prometheus/rules.yml"}) {
+    const std::string text = ReadAll(Dashboards() + file);
+    int used = 0;
+    for (std::sregex_iterator it(text.begin(), text.end(), name), end; it != end; ++it, ++used) {
+      EXPECT_TRUE(scraped.count(it->str())) << file << " uses " << it->str() << ", which the coordinator does not export";
+    }
+    EXPECT_GT(used, 5) << file;
+  }
+  // The recording rules evaluate against the real series.
+  EXPECT_TRUE(WaitFor("count(perfgate:leases_lost:ratio_rate1h{pool=\"lab\"})", 1));
+  EXPECT_TRUE(WaitFor("count(perfgate:case_duration_seconds:p95_1h{pool=\"lab\"})", 1));
+}
+
+}  // namespace
+}  // namespace perfgate
