@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "core/csv_lines.h"
 
 namespace perfgate {
 namespace {
@@ -30,22 +31,18 @@ double SecondsPerUnit(const std::string& unit) {
 
 absl::StatusOr<std::vector<v1::MetricValue>> ParsePytorchResults(const std::string& text, const std::string& source) {
   std::vector<v1::MetricValue> values;
-  int line_number = 0;
-  for (absl::string_view line : absl::StrSplit(text, '\n')) {
-    ++line_number;
-    line = absl::StripAsciiWhitespace(line);
-    if (line.empty()) continue;
-    std::vector<absl::string_view> fields = absl::StrSplit(line, ',');
+  for (const CsvLine& line : SplitCsvLines(text)) {
+    const auto& fields = line.fields;
     double value;
-    if (fields.size() != 3 || fields[0].empty() || fields[1].empty() ||
-        !absl::SimpleAtod(absl::StripAsciiWhitespace(fields[2]), &value) || !std::isfinite(value)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          source, ":", line_number, ": expected a PyTorch result line 'name,metric,value' with a number, got '",
-          line.substr(0, 200), "'"));
+    if (fields.size() != 3 || fields[0].empty() || fields[1].empty() || !ParseFiniteNumber(fields[2], &value)) {
+      return absl::InvalidArgumentError(absl::StrCat(source, ":", line.number,
+                                                     ": expected a PyTorch result line 'name,metric,value' with a "
+                                                     "number, got '",
+                                                     line.text.substr(0, 200), "'"));
     }
     v1::MetricValue v;
-    v.set_benchmark(std::string(absl::StripAsciiWhitespace(fields[0])));
-    v.set_metric(std::string(absl::StripAsciiWhitespace(fields[1])));
+    v.set_benchmark(std::string(fields[0]));
+    v.set_metric(std::string(fields[1]));
     v.set_value(value);
     v.set_unit(UnitOfPytorchMetric(v.metric()));
     v.set_source("case:pytorch");

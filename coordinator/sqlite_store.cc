@@ -179,7 +179,7 @@ class SqliteStore final : public Store {
       if (auto s = Exec(absl::StrCat("BEGIN; ", kMigrations[version],
                                      "; UPDATE schema_version SET version = ", version + 1, "; COMMIT;"));
           !s.ok()) {
-        Exec("ROLLBACK");
+        Exec("ROLLBACK").IgnoreError();  // the migration's own error is the one to report
         return absl::InternalError(
             absl::StrCat(path_, ": migration to schema version ", version + 1, " failed: ", s.message()));
       }
@@ -189,7 +189,7 @@ class SqliteStore final : public Store {
 
   absl::Status InsertRun(const v1::Run& run, const v1::Suite& suite) override {
     std::lock_guard lock(mu_);
-    Exec("BEGIN");
+    if (auto s = Exec("BEGIN"); !s.ok()) return s;
     Statement ins(db_,
                   "INSERT INTO runs (run_id, suite_name, commit_sha, branch, state, created_at_ms, suite) "
                   "VALUES (?, ?, ?, ?, ?, ?, ?)");
@@ -251,7 +251,7 @@ class SqliteStore final : public Store {
   absl::Status InsertResult(const LeaseRecord& lease, ResultDisposition disposition, const v1::CaseResult& result,
                             int64_t received_at_ms) override {
     std::lock_guard lock(mu_);
-    Exec("BEGIN");
+    if (auto s = Exec("BEGIN"); !s.ok()) return s;
     Statement ins(db_,
                   "INSERT INTO results (lease_id, run_id, case_index, counted, outcome, received_at_ms, result) "
                   "VALUES (?, ?, ?, ?, ?, ?, ?)");
@@ -442,7 +442,7 @@ class SqliteStore final : public Store {
   }
   absl::Status Rollback(const char* what) {
     std::string message = sqlite3_errmsg(db_);
-    Exec("ROLLBACK");
+    Exec("ROLLBACK").IgnoreError();  // the statement's error is the one to report
     return absl::InternalError(absl::StrCat(path_, ": ", what, ": ", message));
   }
   absl::Status Commit() { return Exec("COMMIT"); }

@@ -10,36 +10,33 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "core/csv_lines.h"
 
 namespace perfgate {
 
 absl::StatusOr<std::vector<ExpectedRow>> ParseExpectedFile(const std::string& text, const std::string& source) {
   std::vector<ExpectedRow> rows;
   std::map<std::string, int> seen;
-  int line_number = 0;
-  for (absl::string_view line : absl::StrSplit(text, '\n')) {
-    ++line_number;
-    line = absl::StripAsciiWhitespace(line);
-    if (line.empty()) continue;
-    std::vector<absl::string_view> fields = absl::StrSplit(line, ',');
+  for (const CsvLine& line : SplitCsvLines(text)) {
+    const auto& fields = line.fields;
+    const int line_number = line.number;
     auto error = [&](const std::string& what) {
       return absl::InvalidArgumentError(
-          absl::StrCat(source, ":", line_number, ": ", what, " (got '", line.substr(0, 200), "')"));
+          absl::StrCat(source, ":", line_number, ": ", what, " (got '", line.text.substr(0, 200), "')"));
     };
     if (fields.size() != 4) {
       return error(absl::StrCat("expected 4 columns benchmark_name,metric_name,expected_value,noise_margin, found ",
                                 fields.size()));
     }
     ExpectedRow row;
-    row.benchmark = std::string(absl::StripAsciiWhitespace(fields[0]));
-    row.metric = std::string(absl::StripAsciiWhitespace(fields[1]));
+    row.benchmark = std::string(fields[0]);
+    row.metric = std::string(fields[1]);
     row.line = line_number;
     if (row.benchmark.empty() || row.metric.empty()) return error("empty benchmark or metric name");
-    if (!absl::SimpleAtod(absl::StripAsciiWhitespace(fields[2]), &row.expected) || !std::isfinite(row.expected)) {
+    if (!ParseFiniteNumber(fields[2], &row.expected)) {
       return error("expected_value is not a number");
     }
-    if (!absl::SimpleAtod(absl::StripAsciiWhitespace(fields[3]), &row.margin) || !std::isfinite(row.margin) ||
-        row.margin < 0) {
+    if (!ParseFiniteNumber(fields[3], &row.margin) || row.margin < 0) {
       return error("noise_margin must be a number >= 0 (0.1 means 10%)");
     }
     auto [it, inserted] = seen.emplace(row.Key(), line_number);
