@@ -25,6 +25,7 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
     std::vector<std::string> cases;
     uint32_t repeats = 0;
     std::vector<std::string> labels;
+    std::string pool = "local";
     ReportFlags report;
     JudgeFlags judge;
   };
@@ -34,6 +35,8 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--repeats", flags->repeats, "measured runs per case, overriding the suite")
       ->check(CLI::Range(1, 100000));
   cmd->add_option("--label", flags->labels, "labels this machine has, for cases that require them (repeatable)");
+  cmd->add_option("--pool", flags->pool, "testbed whose expected files apply (the suite's gate.expected)")
+      ->capture_default_str();
   AddJudgeFlags(cmd, &flags->judge, /*with_history=*/false);
   AddReportFlags(cmd, &flags->report, /*metrics_default=*/true);
   cmd->footer(kExitCodesHelp);
@@ -102,7 +105,7 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
       status->set_state(result.outcome() == v1::CaseResult::OUTCOME_CANCELLED ? v1::CASE_STATE_CANCELLED
                                                                               : v1::CASE_STATE_DONE);
       status->set_error(result.error());
-      result.set_pool("local");
+      result.set_pool(flags->pool);
       *status->mutable_result() = std::move(result);
     }
     if (cancel.cancelled()) run.set_state(v1::RUN_STATE_CANCELLED);

@@ -385,6 +385,16 @@ void Scheduler::EvictFinishedRuns() {
     finished_order_.pop_front();
     run_order_.erase(std::remove(run_order_.begin(), run_order_.end(), id), run_order_.end());
     runs_.erase(id);
+    // Its leases are all ended; the store keeps them. A late report for one
+    // gets NotFound, which the agent logs and drops.
+    for (auto it = leases_.begin(); it != leases_.end();) {
+      if (it->second.run_id != id) {
+        ++it;
+        continue;
+      }
+      completed_.erase(it->first);
+      it = leases_.erase(it);
+    }
   }
 }
 

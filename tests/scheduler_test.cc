@@ -343,6 +343,31 @@ TEST_F(SchedulerTest, RestartThenSilentAgentLosesLeaseAndCaseIsRetried) {
   EXPECT_EQ(Run(run).state(), v1::RUN_STATE_FINISHED);
 }
 
+TEST_F(SchedulerTest, FinishedRunsLeaveMemoryButNotTheStore) {
+  options_.finished_runs_in_memory = 1;
+  scheduler_ = std::make_unique<Scheduler>(store_.get(), &clock_, options_);
+  ASSERT_TRUE(scheduler_->Recover().ok());
+  const std::string s = Register("a1");
+  std::vector<std::string> runs, leases;
+  for (int i = 0; i < 3; ++i) {
+    runs.push_back(Submit(1));
+    auto item = Next(s);
+    ASSERT_TRUE(item);
+    leases.push_back(item->lease().lease_id());
+    Complete(s, leases.back());
+  }
+  // The oldest runs were evicted; they still read back, complete, from the store.
+  v1::Run old = Run(runs[0]);
+  EXPECT_EQ(old.state(), v1::RUN_STATE_FINISHED);
+  EXPECT_EQ(old.cases(0).result().outcome(), v1::CaseResult::OUTCOME_OK);
+  // A very late repeat of an evicted lease's report is refused, not counted again.
+  v1::CompleteLeaseRequest late;
+  late.set_session_id(s);
+  late.set_lease_id(leases[0]);
+  EXPECT_EQ(scheduler_->Complete(late).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(testing::QueryInt(dir_.File("perfgate.db"), "SELECT COUNT(*) FROM results WHERE counted = 1"), 3);
+}
+
 TEST_F(SchedulerTest, SubmitRejectsMalformedSuites) {
   v1::SubmitRunRequest request;
   EXPECT_EQ(scheduler_->Submit(request).status().code(), absl::StatusCode::kInvalidArgument);
