@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
@@ -98,6 +99,145 @@ const char* SignalName(int sig) {
   return abbrev ? abbrev : "?";
 }
 
+// What the child needs, all prepared before fork/clone: after it, only
+// async-signal-safe calls are allowed.
+struct ChildSetup {
+  const char* program = nullptr;
+  char* const* argv = nullptr;
+  char* const* envp = nullptr;
+  const char* cwd = nullptr;
+  int stdin_fd = -1, stdout_fd = -1, stderr_fd = -1;
+  pid_t parent = 0;
+  int go_fd = -1;      // fork path: wait for one byte before exec
+  int report_fd = -1;  // fork path: where a failure is written
+  // vfork path: the child writes its failure straight into the parent's memory.
+  volatile int child_errno = 0;
+  volatile char failed_step = 0;  // 'c' chdir, 'e' exec
+};
+
+// The child's side of a spawn. Runs after fork, or in the agent's own memory
+// after clone(CLONE_VM | CLONE_VFORK): no allocation, no locks, no handlers.
+[[noreturn]] void ChildExec(ChildSetup* s) {
+  setpgid(0, 0);
+  // The case dies with the agent thread that started it, rather than running
+  // on unwatched (and disturbing the next agent's numbers).
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != s->parent) _exit(127);  // the agent died before prctl
+  // A case starts with default signal dispositions, whatever the agent set;
+  // in the vfork case no agent handler may ever run on this stack.
+  for (int sig = 1; sig < NSIG; ++sig) {
+    struct sigaction sa;
+    if (sigaction(sig, nullptr, &sa) == 0 && sa.sa_handler != SIG_DFL) {
+      sa.sa_handler = SIG_DFL;
+      sa.sa_flags = 0;
+      sigaction(sig, &sa, nullptr);
+    }
+  }
+  dup2(s->stdin_fd, 0);
+  dup2(s->stdout_fd, 1);
+  dup2(s->stderr_fd, 2);
+  if (s->go_fd >= 0) {
+    char go;
+    while (read(s->go_fd, &go, 1) < 0 && errno == EINTR) {
+    }
+  }
+  sigset_t none;
+  sigemptyset(&none);
+  int err = 0;
+  if (s->cwd && chdir(s->cwd) != 0) {
+    err = errno;
+  } else {
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    execve(s->program, s->argv, s->envp);
+    err = errno;
+  }
+  const char step = (s->cwd && err && access(s->cwd, F_OK) != 0) ? 'c' : 'e';
+  if (s->report_fd >= 0) {
+    char report[1 + sizeof(int)];
+    report[0] = step;
+    memcpy(report + 1, &err, sizeof err);
+    [[maybe_unused]] ssize_t n = write(s->report_fd, report, sizeof report);
+  } else {
+    s->child_errno = err;
+    s->failed_step = step;
+  }
+  _exit(127);
+}
+
+int ChildMain(void* setup) { ChildExec(static_cast<ChildSetup*>(setup)); }
+
+struct Spawned {
+  pid_t pid = -1;  // -1: nothing was started (see error)
+  std::string error;
+  int child_errno = 0;   // the child started but could not exec
+  char failed_step = 0;  // 'c' chdir, 'e' exec, 0 ok
+};
+
+// clone(CLONE_VM | CLONE_VFORK): the agent thread waits until the child has
+// exec'd (or failed), as posix_spawn does. *start is taken before the spawn.
+Spawned SpawnVfork(ChildSetup& setup, Clock::time_point* start) {
+  Spawned out;
+  std::vector<char> stack(256 * 1024);
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &old);  // no signal may reach the child before it resets handlers
+  *start = Clock::now();
+  out.pid = clone(ChildMain, stack.data() + stack.size(), CLONE_VM | CLONE_VFORK | SIGCHLD, &setup);
+  const int clone_errno = errno;
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (out.pid < 0) {
+    out.error = absl::StrCat("clone: ", std::strerror(clone_errno));
+    return out;
+  }
+  out.child_errno = setup.child_errno;
+  out.failed_step = setup.failed_step;
+  return out;
+}
+
+// fork, attach the instruction counter, then let the child exec.
+// *start is taken after the counter is attached, just before the go-ahead.
+Spawned SpawnWithCounter(ChildSetup& setup, int* counter_fd, std::string* counter_error, Clock::time_point* start) {
+  Spawned out;
+  int go_pipe[2], report_pipe[2];
+  if (pipe2(go_pipe, O_CLOEXEC) || pipe2(report_pipe, O_CLOEXEC)) {
+    out.error = absl::StrCat("pipe: ", std::strerror(errno));
+    return out;
+  }
+  setup.go_fd = go_pipe[0];
+  setup.report_fd = report_pipe[1];
+  out.pid = fork();
+  if (out.pid == 0) ChildExec(&setup);
+  const int fork_errno = errno;
+  close(go_pipe[0]);
+  close(report_pipe[1]);
+  if (out.pid < 0) {
+    out.error = absl::StrCat("fork: ", std::strerror(fork_errno));
+    close(go_pipe[1]);
+    close(report_pipe[0]);
+    return out;
+  }
+  setpgid(out.pid, out.pid);  // also here, so the group exists whichever runs first
+  auto fd = OpenInstructionCounter(out.pid);
+  if (fd.ok())
+    *counter_fd = *fd;
+  else
+    *counter_error = std::string(fd.status().message());
+  *start = Clock::now();
+  [[maybe_unused]] ssize_t n = write(go_pipe[1], "g", 1);
+  close(go_pipe[1]);
+  // The report pipe closes on a successful exec (CLOEXEC) or carries the failure.
+  char report[1 + sizeof(int)];
+  ssize_t got;
+  while ((got = read(report_pipe[0], report, sizeof report)) < 0 && errno == EINTR) {
+  }
+  close(report_pipe[0]);
+  if (got == static_cast<ssize_t>(sizeof report)) {
+    out.failed_step = report[0];
+    memcpy(&out.child_errno, report + 1, sizeof(int));
+  }
+  return out;
+}
+
 }  // namespace
 
 CancelToken::CancelToken() : fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
@@ -157,87 +297,44 @@ ExecResult Execute(const ExecSpec& spec, const CancelToken* cancel) {
   std::vector<std::string> argv_storage = spec.argv;
   std::vector<char*> argv = CStrings(argv_storage);
   std::vector<char*> envp = CStrings(env);
-  const char* cwd = spec.cwd.empty() ? nullptr : spec.cwd.c_str();
 
-  int out_pipe[2], err_pipe[2], go_pipe[2], exec_error_pipe[2];
-  if (pipe2(out_pipe, O_CLOEXEC) || pipe2(err_pipe, O_CLOEXEC) || pipe2(go_pipe, O_CLOEXEC) ||
-      pipe2(exec_error_pipe, O_CLOEXEC)) {
+  int out_pipe[2], err_pipe[2];
+  if (pipe2(out_pipe, O_CLOEXEC) || pipe2(err_pipe, O_CLOEXEC)) {
     result.spawn_error = absl::StrCat("pipe: ", std::strerror(errno));
     return result;
   }
-  int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  ChildSetup setup;
+  setup.program = program.c_str();
+  setup.argv = argv.data();
+  setup.envp = envp.data();
+  setup.cwd = spec.cwd.empty() ? nullptr : spec.cwd.c_str();
+  setup.stdin_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  setup.stdout_fd = out_pipe[1];
+  setup.stderr_fd = err_pipe[1];
+  setup.parent = getpid();
 
-  const pid_t parent = getpid();
-  pid_t pid = fork();
+  // A hardware counter must be attached between fork and exec, so counted
+  // runs fork and wait for a go-ahead; all others spawn vfork-style, which
+  // costs far less for a large agent (no copy of its page tables to tear down).
+  int counter_fd = -1;
+  Clock::time_point start;
+  Spawned spawned = spec.count_instructions ? SpawnWithCounter(setup, &counter_fd, &result.instructions_error, &start)
+                                            : SpawnVfork(setup, &start);
+  for (int fd : {out_pipe[1], err_pipe[1], setup.stdin_fd}) close(fd);
+  const pid_t pid = spawned.pid;
   if (pid < 0) {
-    result.spawn_error = absl::StrCat("fork: ", std::strerror(errno));
-    for (int fd : {out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1], go_pipe[0], go_pipe[1], exec_error_pipe[0],
-                   exec_error_pipe[1], devnull}) {
-      close(fd);
-    }
+    result.spawn_error = spawned.error;
+    close(out_pipe[0]);
+    close(err_pipe[0]);
+    if (counter_fd >= 0) close(counter_fd);
     return result;
   }
-  if (pid == 0) {
-    // Child: own process group, wire up stdio, wait for the go-ahead (so a
-    // counter can be attached before exec), then exec.
-    setpgid(0, 0);
-    // The case dies with the agent thread that started it, rather than
-    // running on unwatched (and disturbing the next agent's numbers).
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(127);  // the agent died before prctl
-    signal(SIGPIPE, SIG_DFL);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
-    dup2(devnull, 0);
-    dup2(out_pipe[1], 1);
-    dup2(err_pipe[1], 2);
-    char go;
-    while (read(go_pipe[0], &go, 1) < 0 && errno == EINTR) {
-    }
-    int err = 0;
-    if (cwd && chdir(cwd) != 0) {
-      err = errno;
-    } else {
-      execve(program.c_str(), argv.data(), envp.data());
-      err = errno;
-    }
-    // Tell the parent which step failed: 'c' chdir, 'e' exec.
-    char report[1 + sizeof(int)];
-    report[0] = (cwd && err && access(cwd, F_OK) != 0) ? 'c' : 'e';
-    memcpy(report + 1, &err, sizeof err);
-    [[maybe_unused]] ssize_t n = write(exec_error_pipe[1], report, sizeof report);
-    _exit(127);
-  }
-
-  // Parent.
-  setpgid(pid, pid);  // also here, so the group exists whichever runs first
-  for (int fd : {out_pipe[1], err_pipe[1], go_pipe[0], exec_error_pipe[1], devnull}) close(fd);
-  int counter_fd = -1;
-  if (spec.count_instructions) {
-    auto fd = OpenInstructionCounter(pid);
-    if (fd.ok())
-      counter_fd = *fd;
-    else
-      result.instructions_error = std::string(fd.status().message());
-  }
-  const Clock::time_point start = Clock::now();
-  [[maybe_unused]] ssize_t n = write(go_pipe[1], "g", 1);
-  close(go_pipe[1]);
-
-  // The exec-error pipe closes on a successful exec (CLOEXEC) or carries errno.
-  char report[1 + sizeof(int)];
-  ssize_t got;
-  while ((got = read(exec_error_pipe[0], report, sizeof report)) < 0 && errno == EINTR) {
-  }
-  close(exec_error_pipe[0]);
-  bool spawn_failed = got == static_cast<ssize_t>(sizeof report);
+  bool spawn_failed = spawned.failed_step != 0;
   if (spawn_failed) {
-    int err;
-    memcpy(&err, report + 1, sizeof err);
-    result.spawn_error = report[0] == 'c'
-                             ? absl::StrCat("cannot enter working directory '", spec.cwd, "': ", std::strerror(err))
-                             : absl::StrCat("cannot execute '", program, "': ", std::strerror(err));
+    result.spawn_error =
+        spawned.failed_step == 'c'
+            ? absl::StrCat("cannot enter working directory '", spec.cwd, "': ", std::strerror(spawned.child_errno))
+            : absl::StrCat("cannot execute '", program, "': ", std::strerror(spawned.child_errno));
   }
 
   int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));

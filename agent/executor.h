@@ -1,6 +1,8 @@
 // Runs one process and measures it: the agent's instrument.
 //
-// The child gets its own process group, stdin from /dev/null, and captured
+// The child is spawned vfork-style (forked only when a hardware counter must
+// be attached before exec), gets default signal dispositions, its own process
+// group, stdin from /dev/null, PR_SET_PDEATHSIG, and captured
 // stdout/stderr capped at a byte limit (the rest is read, dropped and
 // counted, so a case that prints gigabytes never grows the agent). Waiting
 // is on events (pidfd, pipes, a cancel eventfd), never busy polling.

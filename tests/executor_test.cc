@@ -153,6 +153,49 @@ TEST(ExecutorTest, CancelStopsARunningCase) {
   EXPECT_LT(r.wall_s, 5);
 }
 
+// Counted runs take the fork path (the counter is attached between fork and
+// exec); everything else spawns vfork-style. Both must behave the same.
+TEST(ExecutorTest, CountedRunsForkAndReportTheCountOrWhyNot) {
+  ExecSpec spec = Shell("echo counted; exit 5");
+  spec.count_instructions = true;
+  ExecResult r = Execute(spec);
+  EXPECT_EQ(r.end, ExecResult::End::kExited);
+  EXPECT_EQ(r.exit_code, 5);
+  EXPECT_EQ(r.out, "counted\n");
+  if (r.instructions) {
+    EXPECT_GT(*r.instructions, 1000u);
+  } else {
+    EXPECT_THAT(r.instructions_error, HasSubstr("perf_event_open"));  // this VM: no hardware counters
+  }
+  ExecSpec bad_cwd = Shell("true");
+  bad_cwd.count_instructions = true;
+  bad_cwd.cwd = "/nonexistent/dir";
+  r = Execute(bad_cwd);
+  EXPECT_EQ(r.end, ExecResult::End::kSpawnFailed);
+  EXPECT_THAT(r.spawn_error, HasSubstr("cannot enter working directory '/nonexistent/dir'"));
+  ExecSpec slow = Shell("sleep 300");
+  slow.count_instructions = true;
+  slow.timeout_ms = 200;
+  slow.kill_grace_ms = 100;
+  EXPECT_EQ(Execute(slow).end, ExecResult::End::kTimedOut);
+}
+
+TEST(ExecutorTest, CaseStartsWithDefaultSignalsWhateverTheAgentSet) {
+  // An agent that ignores SIGPIPE and SIGTERM must not pass that on.
+  struct sigaction ignore {};
+  ignore.sa_handler = SIG_IGN;
+  struct sigaction old_pipe, old_term;
+  sigaction(SIGPIPE, &ignore, &old_pipe);
+  sigaction(SIGTERM, &ignore, &old_term);
+  ExecResult r = Execute(Shell("grep -E '^Sig(Ign|Blk)' /proc/self/status"));
+  sigaction(SIGPIPE, &old_pipe, nullptr);
+  sigaction(SIGTERM, &old_term, nullptr);
+  ASSERT_TRUE(r.ok()) << r.Describe();
+  EXPECT_THAT(r.out, HasSubstr("SigBlk:\t0000000000000000"));
+  // grep itself ignores nothing; bit 13 (SIGPIPE) and 15 (SIGTERM) are clear.
+  EXPECT_THAT(r.out, HasSubstr("SigIgn:\t0000000000000000"));
+}
+
 TEST(ExecutorTest, ResolvesProgramsInPath) {
   EXPECT_EQ(ResolveProgram("sh", "/nonexistent:/bin"), "/bin/sh");
   EXPECT_EQ(ResolveProgram("/x/y", ""), "/x/y");
