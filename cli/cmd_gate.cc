@@ -1,7 +1,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstdlib>
 #include <iostream>
 
@@ -65,8 +64,8 @@ void AddGateCommand(CLI::App& app, int* exit_code) {
     v1::Suite* suite = &judged->suite;
     Policy* policy = &judged->policy;
     Baselines* baselines = &judged->baselines;
-    static std::atomic<bool> interrupted{false};
-    OnTerminationSignal([](int) { interrupted = true; });
+    static Interrupt interrupt;
+    OnTerminationSignal([](int) { interrupt.Fire(); });
 
     std::unique_ptr<LocalCluster> cluster;
     std::string address = flags->coordinator;
@@ -98,7 +97,7 @@ void AddGateCommand(CLI::App& app, int* exit_code) {
       *exit_code = status.code() == absl::StatusCode::kInvalidArgument ? kExitBadInput : kExitInfra;
     };
 
-    auto run = SubmitAndWatch(client, request, &interrupted);
+    auto run = SubmitAndWatch(client, request, &interrupt);
     if (!run.ok()) return fail_infra(run.status());
     if (auto s = FetchHistory(client, *run, *policy, &baselines->history);
         !s.ok()) {
@@ -119,7 +118,7 @@ void AddGateCommand(CLI::App& app, int* exit_code) {
           *again.mutable_suite()->add_cases() = c;
       }
       again.set_branch(absl::StrCat(request.branch(), "#confirm"));  // never part of the main-branch history
-      auto confirmation = SubmitAndWatch(client, again, &interrupted);
+      auto confirmation = SubmitAndWatch(client, again, &interrupt);
       if (!confirmation.ok()) return fail_infra(confirmation.status());
       ApplyConfirmation(&report, *confirmation, *baselines, *policy);
     }

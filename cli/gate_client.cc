@@ -159,7 +159,7 @@ absl::Status ReportVerdict(const GateClientOptions& options, const v1::ReportVer
 }
 
 absl::StatusOr<v1::Run> SubmitAndWatch(const GateClientOptions& options, const v1::SubmitRunRequest& request,
-                                       const std::atomic<bool>* interrupted) {
+                                       Interrupt* interrupt) {
   auto stub = v1::GateService::NewStub(Channel(options.coordinator));
   Progress progress(options.tty);
 
@@ -183,30 +183,18 @@ absl::StatusOr<v1::Run> SubmitAndWatch(const GateClientOptions& options, const v
   for (const auto& u : submitted.unsatisfiable()) progress.Line(absl::StrCat("perfgate: cannot run ", u));
 
   // Ctrl-C: cancel once, then keep watching until the run says so.
-  std::atomic<bool> stop_canceller{false};
-  std::thread canceller([&] {
-    while (!stop_canceller.load()) {
-      if (interrupted && interrupted->load()) {
-        progress.Line(absl::StrCat("perfgate: interrupted; cancelling run ", run_id));
-        grpc::ClientContext context;
-        context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-        v1::CancelRunRequest cancel;
-        cancel.set_run_id(run_id);
-        v1::CancelRunResponse response;
-        stub->CancelRun(&context, cancel, &response);
-        return;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-  });
-  struct Join {
-    std::atomic<bool>& stop;
-    std::thread& t;
-    ~Join() {
-      stop = true;
-      t.join();
-    }
-  } join{stop_canceller, canceller};
+  std::unique_ptr<Interrupt::Subscription> on_interrupt;
+  if (interrupt) {
+    on_interrupt = interrupt->OnFire([&] {
+      progress.Line(absl::StrCat("perfgate: interrupted; cancelling run ", run_id));
+      grpc::ClientContext context;
+      context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+      v1::CancelRunRequest cancel;
+      cancel.set_run_id(run_id);
+      v1::CancelRunResponse response;
+      stub->CancelRun(&context, cancel, &response);
+    });
+  }
 
   Steady::time_point lost_since{};
   for (int attempt = 0;; ++attempt) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "cli/interrupt.h"
 #include "core/policy.h"
 #include "perfgate/v1/gate.pb.h"
 
@@ -21,12 +22,12 @@ struct GateClientOptions {
   int64_t reconnect_timeout_ms = 120'000;
 };
 
-// Submits and waits for the final state. When *interrupted becomes true the
+// Submits and waits for the final state. When `interrupt` fires (Ctrl-C) the
 // run is cancelled and the call waits for the cancellation to land.
 // Errors: InvalidArgument (the coordinator refused the suite), Unavailable
 // (coordinator unreachable).
 absl::StatusOr<v1::Run> SubmitAndWatch(const GateClientOptions& options, const v1::SubmitRunRequest& request,
-                                       const std::atomic<bool>* interrupted);
+                                       Interrupt* interrupt);
 
 // Main-branch history (policy.main_branch, its window) for every judged series of `run`, from
 // the coordinator's store, keyed for Baselines::history.

@@ -110,17 +110,17 @@ TEST_F(GrpcRoundTripTest, InterruptCancelsTheRunAndKillsTheCase) {
   c->set_repeats(1);
   c->set_warmup(0);
   c->set_timeout_ms(600'000);
-  std::atomic<bool> interrupted{false};
+  Interrupt interrupt;
   pid_t case_pid = 0;
   std::thread interrupter([&] {
     // Opening the FIFO blocks until the case runs and writes its pid: then "press Ctrl-C".
     std::ifstream started(fifo);
     started >> case_pid;
-    interrupted = true;
+    interrupt.Fire();
   });
   GateClientOptions client;
   client.coordinator = coordinator_->address();
-  auto run = SubmitAndWatch(client, request, &interrupted);
+  auto run = SubmitAndWatch(client, request, &interrupt);
   interrupter.join();
   ASSERT_TRUE(run.ok()) << run.status();
   EXPECT_EQ(run->state(), v1::RUN_STATE_CANCELLED);
