@@ -96,5 +96,21 @@ TEST(CliTest, GpuSuiteOnAMachineWithoutAGpu) {
   EXPECT_THAT(gate.output, HasSubstr("no capable agent fails the gate: 1 case (cuda_add_one)"));
 }
 
+TEST(CliTest, TorchSuiteMeasuresRealPytorchWhereItIsInstalled) {
+  auto probe = RunCommand({"/usr/bin/python3", "-c", "import torch"});
+  if (probe.exit_code != 0) GTEST_SKIP() << "python3-torch is not installed (scripts/install-torch.sh)";
+  testing::TempDir dir;
+  const std::string json = dir.File("torch.json");
+  auto r = RunCommand({PerfgateBinary(), "run", testing::SourceDir() + "/bench_cases/torch.yaml", "--label", "torch",
+                       "--repeats", "2", "--json", json});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  for (const char* name : {"add_one_eager_requires_grad", "torch_function_tensor_like"}) {
+    EXPECT_THAT(r.output, HasSubstr(name)) << r.output;
+  }
+  // Without the label, a machine is not taken to have PyTorch.
+  auto unlabelled = RunCommand({PerfgateBinary(), "run", testing::SourceDir() + "/bench_cases/torch.yaml"});
+  EXPECT_THAT(unlabelled.output, HasSubstr("skipped add_one: needs label 'torch'"));
+}
+
 }  // namespace
 }  // namespace perfgate

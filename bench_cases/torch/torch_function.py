@@ -1,0 +1,58 @@
+"""`__torch_function__` dispatch overhead of torch.add on a Tensor, a Tensor
+subclass, a Tensor-like with __torch_function__, and a subclass that
+overrides it (the four cases of PyTorch's overrides_benchmark).
+
+Usage: torch_function.py RESULT_FILE [CALLS_PER_REPEAT] [REPEATS]
+"""
+import statistics
+import sys
+import timeit
+
+import torch
+
+
+class SubTensor(torch.Tensor):
+    pass
+
+
+class WithTorchFunction:
+    def __init__(self, data):
+        self._tensor = torch.tensor(data)
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        unwrapped = [a._tensor if isinstance(a, WithTorchFunction) else a for a in args]
+        return WithTorchFunction(func(*unwrapped, **kwargs).tolist())
+
+
+class SubWithTorchFunction(torch.Tensor):
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        return super().__torch_function__(func, types, args, kwargs or {})
+
+
+def per_call_seconds(a, b, number, repeat):
+    for _ in range(3):
+        torch.add(a, b)
+    times = timeit.repeat(lambda: torch.add(a, b), number=number, repeat=repeat)
+    return statistics.median(times) / number
+
+
+def main():
+    result_file = sys.argv[1]
+    number = int(sys.argv[2]) if len(sys.argv) > 2 else 1000
+    repeat = int(sys.argv[3]) if len(sys.argv) > 3 else 30
+    cases = {
+        "torch_function_tensor": (torch.tensor([1.0]), torch.tensor([2.0])),
+        "torch_function_subtensor": (SubTensor([1.0]), SubTensor([2.0])),
+        "torch_function_tensor_like": (WithTorchFunction([1.0]), WithTorchFunction([2.0])),
+        "torch_function_subclass_override": (SubWithTorchFunction([1.0]), SubWithTorchFunction([2.0])),
+    }
+    with open(result_file, "a") as out:
+        for name, (a, b) in cases.items():
+            out.write(f"{name},time_per_call_s,{per_call_seconds(a, b, number, repeat):.12g}\n")
+
+
+if __name__ == "__main__":
+    main()
