@@ -12,8 +12,9 @@ void AddReportFlags(CLI::App* cmd, ReportFlags* flags, bool metrics_default) {
   cmd->add_option("--json", flags->json_path, "also write the full report (verdicts, summaries, raw samples) as JSON");
   cmd->add_option("--markdown", flags->markdown_path, "also write the report as Markdown (a PR comment)");
   cmd->add_option("--junit", flags->junit_path, "also write JUnit XML: one test case per case and metric");
-  cmd->add_flag("--metrics,!--no-metrics", flags->metrics, "list every measured metric, not only one row per case")
-      ->capture_default_str();
+  cmd->add_flag("--metrics,!--no-metrics", flags->metrics,
+                std::string("list every measured metric, not only one row per case (default: ") +
+                    (metrics_default ? "on" : "off") + ")");
   cmd->add_flag("--no-color", flags->no_color,
                 "no colour even on a terminal (NO_COLOR in the environment does the same)");
 }
