@@ -6,3 +6,4 @@ bash scripts/build.sh build
 mkdir -p bench/results
 build/bench/agent_overhead --json bench/results/agent_overhead.json
 build/bench/stat_power --json bench/results/stat_power.json
+build/bench/dispatch --json bench/results/dispatch.json
