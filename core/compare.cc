@@ -5,6 +5,7 @@
 #include <map>
 
 #include "core/stats.h"
+#include "core/units.h"
 
 namespace perfgate {
 namespace {
@@ -23,12 +24,6 @@ Verdict Judge(const std::string& metric, double change, double threshold) {
   if (worse > threshold) return Verdict::kRegression;
   if (-worse > threshold) return Verdict::kImprovement;
   return Verdict::kPass;
-}
-
-std::string Pct(double fraction) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%+.2f%%", fraction * 100);
-  return buf;
 }
 
 std::string Num(double v) {
@@ -78,17 +73,17 @@ bool HigherIsBetter(const std::string& metric) {
 
 std::string Comparison::Explain() const {
   // "1150 (+15.00%) vs expected 1000 (margin 10.00%)": result, change, baseline, limit, noise.
-  std::string out = Num(result) + " (" + (std::isnan(change) ? std::string("n/a") : Pct(change)) + ")";
+  std::string out = Num(result) + " (" + FormatPercent(change, /*sign=*/true) + ")";
   if (method == "expected") {
-    out += " vs expected " + Num(baseline) + " (margin " + Pct(threshold).substr(1) + ")";
+    out += " vs expected " + Num(baseline) + " (margin " + FormatPercent(threshold) + ")";
   } else if (method == "history") {
     out += " vs main-branch median " + Num(baseline) + " of " + std::to_string(baseline_n) + " runs (limit " +
-           Pct(threshold).substr(1) + ", noise " + Pct(noise).substr(1) + ")";
+           FormatPercent(threshold) + ", noise " + FormatPercent(noise) + ")";
   } else if (method == "a/b") {
     char p[32];
     std::snprintf(p, sizeof p, "%.4f", p_value);
-    out += " vs base median " + Num(baseline) + " (p=" + p + ", min effect " + Pct(threshold).substr(1) + ", noise " +
-           Pct(noise).substr(1) + ")";
+    out += " vs base median " + Num(baseline) + " (p=" + p + ", min effect " + FormatPercent(threshold) + ", noise " +
+           FormatPercent(noise) + ")";
   }
   return out;
 }

@@ -22,6 +22,8 @@ std::vector<CsvLine> SplitCsvLines(const std::string& text) {
   return lines;
 }
 
-bool ParseFiniteNumber(absl::string_view field, double* out) { return absl::SimpleAtod(field, out) && std::isfinite(*out); }
+bool ParseFiniteNumber(absl::string_view field, double* out) {
+  return absl::SimpleAtod(field, out) && std::isfinite(*out);
+}
 
 }  // namespace perfgate

@@ -29,13 +29,6 @@ const char* Icon(Verdict v) {
   }
 }
 
-std::string Pct(double f) {
-  if (std::isnan(f)) return "n/a";
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%+.2f%%", f * 100);
-  return buf;
-}
-
 }  // namespace
 
 void MarkdownReporter::Write(const GateReport& report, std::ostream& out) const {
@@ -49,12 +42,8 @@ void MarkdownReporter::Write(const GateReport& report, std::ostream& out) const 
 
   out << "| case | verdict | outcome | wall (median) | agent |\n|---|---|---|---:|---|\n";
   for (const auto& c : report.cases) {
-    std::string wall = "-";
-    for (const auto& m : c.metrics) {
-      if (m.series.benchmark == c.name && m.series.metric == "wall_time" && m.summary.n) {
-        wall = FormatDurationSeconds(m.summary.median);
-      }
-    }
+    const MetricReport* wall_time = FindMeasured(c, "wall_time");
+    const std::string wall = wall_time ? FormatDurationSeconds(wall_time->summary.median) : "-";
     out << "| `" << Cell(c.name) << "` | " << Icon(c.verdict) << " " << VerdictName(c.verdict) << " | "
         << Cell(c.outcome) << (c.detail.empty() ? "" : ": " + Cell(c.detail)) << " | " << wall << " | "
         << Cell(c.agent_id.empty() ? "-" : c.agent_id) << " |\n";
@@ -80,9 +69,9 @@ void MarkdownReporter::Write(const GateReport& report, std::ostream& out) const 
       const Comparison& cmp = *m.comparison;
       out << "| `" << Cell(c.name) << "` | `" << Cell(metric) << "` | " << Icon(m.verdict) << " "
           << VerdictName(m.verdict) << " | " << FormatValue(cmp.baseline, m.series.unit) << " | "
-          << FormatValue(cmp.result, m.series.unit) << " | " << Pct(cmp.change) << " | " << Pct(cmp.threshold).substr(1)
-          << " | " << Pct(cmp.noise).substr(1) << " | " << cmp.method;
-      for (const auto& re : m.confirmations) out << "; re-measured " << Pct(re.change);
+          << FormatValue(cmp.result, m.series.unit) << " | " << FormatPercent(cmp.change, /*sign=*/true) << " | "
+          << FormatPercent(cmp.threshold) << " | " << FormatPercent(cmp.noise) << " | " << cmp.method;
+      for (const auto& re : m.confirmations) out << "; re-measured " << FormatPercent(re.change, /*sign=*/true);
       out << " |\n";
     }
   }

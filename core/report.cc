@@ -264,13 +264,23 @@ void ApplyConfirmation(GateReport* report, const v1::Run& confirmation, const Ba
   Derive(report, policy);
 }
 
-std::string DescribeMetric(const CaseReport& c, const MetricReport& m) {
-  std::string name =
+const MetricReport* FindMeasured(const CaseReport& c, const std::string& metric) {
+  for (const auto& m : c.metrics) {
+    if (m.series.benchmark == c.name && m.series.metric == metric && m.summary.n > 0) return &m;
+  }
+  return nullptr;
+}
+
+std::string DescribeMetricOfCase(const CaseReport& c, const MetricReport& m) {
+  std::string out =
       m.series.benchmark == c.name ? m.series.metric : absl::StrCat(m.series.benchmark, " ", m.series.metric);
-  std::string out = absl::StrCat(c.name, ": ", name);
   if (m.comparison) absl::StrAppend(&out, " ", m.comparison->Explain());
   if (!m.note.empty()) absl::StrAppend(&out, m.comparison ? "; " : " ", m.note);
   return out;
+}
+
+std::string DescribeMetric(const CaseReport& c, const MetricReport& m) {
+  return absl::StrCat(c.name, ": ", DescribeMetricOfCase(c, m));
 }
 
 }  // namespace perfgate

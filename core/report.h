@@ -41,6 +41,9 @@ struct CaseReport {
   std::vector<std::string> notes;
 };
 
+// The case's own measured series of `metric` (benchmark = the case), or null.
+const MetricReport* FindMeasured(const CaseReport& c, const std::string& metric);
+
 struct GateReport {
   v1::Run run;  // everything, raw samples included (the JSON report carries it)
   std::vector<CaseReport> cases;
@@ -110,5 +113,7 @@ class JsonReporter final : public Reporter {
 
 // "spin: instructions_callgrind 2868000 (+5.10%) vs expected 2729000 (margin 5.00%)": one line per metric.
 std::string DescribeMetric(const CaseReport& c, const MetricReport& m);
+// The same without the leading "case: ", for a row that already names the case.
+std::string DescribeMetricOfCase(const CaseReport& c, const MetricReport& m);
 
 }  // namespace perfgate

@@ -57,19 +57,6 @@ class Table {
   std::vector<const char*> colours_;
 };
 
-std::string Percent(double fraction) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.2f%%", fraction * 100);
-  return buf;
-}
-
-const MetricReport* FindMetric(const CaseReport& c, const char* metric) {
-  for (const auto& m : c.metrics) {
-    if (m.series.benchmark == c.name && m.series.metric == metric) return &m;
-  }
-  return nullptr;
-}
-
 // The metric that decided a case's verdict, for the DETAIL column.
 const MetricReport* Decisive(const CaseReport& c) {
   for (Verdict v : {Verdict::kRegression, Verdict::kMissingResult, Verdict::kImprovement}) {
@@ -88,7 +75,7 @@ void TerminalReporter::Write(const GateReport& report, std::ostream& out) const 
   Table cases({"CASE", "VERDICT", "OUTCOME", "WALL (median ± MAD)", "N", "AGENT", "DETAIL"});
   for (const auto& c : report.cases) {
     std::string wall = "-", n = "-";
-    if (const MetricReport* m = FindMetric(c, "wall_time")) {
+    if (const MetricReport* m = FindMeasured(c, "wall_time")) {
       wall = absl::StrCat(FormatDurationSeconds(m->summary.median), " ± ", FormatDurationSeconds(m->summary.mad));
       n = std::to_string(m->summary.n);
     }
@@ -96,7 +83,7 @@ void TerminalReporter::Write(const GateReport& report, std::ostream& out) const 
     if (c.attempts > 1) absl::StrAppend(&agent, " (", c.attempts, " attempts)");
     std::string detail = c.detail;
     if (const MetricReport* m = Decisive(c); m && c.ran) {
-      detail = DescribeMetric(c, *m).substr(c.name.size() + 2);
+      detail = DescribeMetricOfCase(c, *m);
     }
     cases.Add({c.name, VerdictName(c.verdict), c.outcome, wall, n, agent, Shorten(detail, 110)},
               color_ ? Colour(c.verdict) : nullptr);
@@ -117,7 +104,7 @@ void TerminalReporter::Write(const GateReport& report, std::ostream& out) const 
         std::string versus = m.comparison ? absl::StrCat(VerdictName(m.verdict), " ", m.comparison->Explain()) : "-";
         metrics.Add({c.name, m.series.benchmark == c.name ? "-" : m.series.benchmark,
                      m.series.variant.empty() ? m.series.metric : m.series.metric + " (" + m.series.variant + ")",
-                     FormatValue(m.summary.median, unit), Percent(RelativeSpread(m.summary)),
+                     FormatValue(m.summary.median, unit), FormatPercent(RelativeSpread(m.summary)),
                      FormatValue(m.summary.min, unit), FormatValue(m.summary.max, unit), std::to_string(m.summary.n),
                      m.series.source, versus});
       }

@@ -105,6 +105,13 @@ std::string FormatBytes(double bytes) {
   return buf;
 }
 
+std::string FormatPercent(double fraction, bool sign) {
+  if (std::isnan(fraction)) return "n/a";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, sign ? "%+.2f%%" : "%.2f%%", fraction * 100);
+  return buf;
+}
+
 std::string FormatValue(double value, std::string_view unit) {
   if (unit == "s") return FormatDurationSeconds(value);
   if (unit == "bytes") return FormatBytes(value);

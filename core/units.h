@@ -20,6 +20,8 @@ std::optional<uint64_t> ParseBytes(std::string_view text);
 // "1.23 ms", "4.5 MiB": for tables.
 std::string FormatDurationSeconds(double seconds);
 std::string FormatBytes(double bytes);
+// 0.0123 -> "1.23%", or "+1.23%" with `sign`; "n/a" for NaN (no baseline to divide by).
+std::string FormatPercent(double fraction, bool sign = false);
 // Picks the formatter from a unit name ("s", "bytes", "count"); plain %.4g otherwise.
 std::string FormatValue(double value, std::string_view unit);
 
