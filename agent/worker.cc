@@ -76,6 +76,14 @@ bool AgentWorker::WaitForCasesCompleted(uint64_t n, int64_t timeout_ms) {
   return cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] { return cases_completed_.load() >= n; });
 }
 
+void AgentWorker::DropLeaseLocked(const std::string& lease_id, const std::string& why) {
+  if (lease_id == current_lease_id_ && current_cancel_) {
+    Log(absl::StrCat("stopping lease ", lease_id, ": ", why));
+    current_cancel_->Cancel();
+  }
+  std::erase_if(queue_, [&](const Lease& l) { return l.lease.lease_id() == lease_id; });
+}
+
 void AgentWorker::MarkSessionStale() {
   std::lock_guard lock(mu_);
   session_stale_ = true;
@@ -133,12 +141,7 @@ void AgentWorker::ReadWork(std::string session_id) {
       if (item.has_lease()) {
         queue_.push_back(Lease{item.lease(), LocalNowMs() + lease_ttl_ms_});
       } else if (!item.cancel_lease_id().empty()) {
-        const std::string& id = item.cancel_lease_id();
-        if (id == current_lease_id_ && current_cancel_) {
-          Log(absl::StrCat("coordinator cancelled ", id, "; stopping the case"));
-          current_cancel_->Cancel();
-        }
-        std::erase_if(queue_, [&](const Lease& l) { return l.lease.lease_id() == id; });
+        DropLeaseLocked(item.cancel_lease_id(), "the coordinator cancelled it");
       }
       cv_.notify_all();
     }
@@ -185,13 +188,7 @@ void AgentWorker::HeartbeatLoop(std::string session_id, uint32_t interval_ms, ui
     if (status.ok()) {
       failures = 0;
       if (response.expires_at_ms().count(current_lease_id_)) current_deadline_ms_ = sent_at + ttl_ms;
-      for (const auto& id : response.cancel_lease_ids()) {
-        if (id == current_lease_id_ && current_cancel_) {
-          Log(absl::StrCat("lease ", id, " is no longer ours; stopping the case"));
-          current_cancel_->Cancel();
-        }
-        std::erase_if(queue_, [&](const Lease& l) { return l.lease.lease_id() == id; });
-      }
+      for (const auto& id : response.cancel_lease_ids()) DropLeaseLocked(id, "it is no longer ours");
     } else if (failures++ % 5 == 0) {
       Log(absl::StrCat("heartbeat failed: ", status.error_message()));
     }

@@ -57,6 +57,8 @@ class AgentWorker {
   int64_t Backoff(int attempt);
   void Log(const std::string& line);
   void MarkSessionStale();
+  // Stops the case if it runs this lease, or drops it from the queue. REQUIRES: mu_ held.
+  void DropLeaseLocked(const std::string& lease_id, const std::string& why);
 
   WorkerOptions options_;
   v1::HostFingerprint host_;

@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "coordinator/grpc_status.h"
 #include "core/series.h"
 #include "perfgate/v1/gate.grpc.pb.h"
 
@@ -17,10 +18,6 @@ namespace perfgate {
 namespace {
 
 using Steady = std::chrono::steady_clock;
-
-absl::Status FromGrpc(const grpc::Status& s) {
-  return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
-}
 
 const char* StateWord(v1::CaseState s) {
   switch (s) {

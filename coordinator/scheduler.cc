@@ -237,6 +237,15 @@ void Scheduler::EndLease(LeaseRecord& lease, LeaseState state) {
   }
 }
 
+void Scheduler::StopLease(LeaseRecord& lease, LeaseState state) {
+  if (Session* session = LiveSession(lease.session_id)) {
+    v1::WorkItem cancel;
+    cancel.set_cancel_lease_id(lease.lease_id);
+    session->outbox.push_back(std::move(cancel));
+  }
+  EndLease(lease, state);
+}
+
 absl::StatusOr<v1::HeartbeatResponse> Scheduler::Heartbeat(const v1::HeartbeatRequest& request) {
   std::lock_guard lock(mu_);
   Session* session = LiveSession(request.session_id());
@@ -318,13 +327,8 @@ void Scheduler::LoseLease(const std::string& lease_id, const std::string& why) {
   auto it = leases_.find(lease_id);
   if (it == leases_.end() || it->second.state != LeaseState::kActive) return;
   LeaseRecord& lease = it->second;
-  if (Session* session = LiveSession(lease.session_id)) {
-    // If the agent is alive but slow, it must stop the case: its result would be stale.
-    v1::WorkItem cancel;
-    cancel.set_cancel_lease_id(lease_id);
-    session->outbox.push_back(std::move(cancel));
-  }
-  EndLease(lease, LeaseState::kLost);
+  // If the agent is alive but slow, it must stop the case: its result would be stale.
+  StopLease(lease, LeaseState::kLost);
   ++stats_.leases_lost;
   if (listener_) listener_->OnLeaseLost(lease.pool);
   RunEntry& run = runs_.at(lease.run_id);
@@ -501,13 +505,7 @@ absl::StatusOr<v1::RunState> Scheduler::Cancel(const std::string& run_id) {
     CaseEntry& c = run.cases[i];
     if (IsFinal(c.status.state())) continue;
     if (!c.lease_id.empty()) {
-      LeaseRecord& lease = leases_.at(c.lease_id);
-      if (Session* session = LiveSession(lease.session_id)) {
-        v1::WorkItem cancel;
-        cancel.set_cancel_lease_id(lease.lease_id);
-        session->outbox.push_back(std::move(cancel));
-      }
-      EndLease(lease, LeaseState::kCancelled);
+      StopLease(leases_.at(c.lease_id), LeaseState::kCancelled);
     }
     SetCase(run, static_cast<int>(i), v1::CASE_STATE_CANCELLED, "run cancelled");
   }
@@ -583,7 +581,6 @@ bool Scheduler::WaitForAgents(size_t n, int64_t timeout_ms) {
 SchedulerStats Scheduler::Stats() const {
   std::lock_guard lock(mu_);
   SchedulerStats stats = stats_;
-  stats.live_sessions = sessions_.size();
   for (const auto& [id, session] : sessions_) ++stats.sessions_by_pool[session.record.pool];
   for (const auto& [id, run] : runs_) {
     for (const auto& c : run.cases) {

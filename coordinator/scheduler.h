@@ -47,8 +47,7 @@ struct SchedulerStats {
   uint64_t results_counted = 0;
   uint64_t results_stale = 0;
   uint64_t results_duplicate = 0;
-  size_t live_sessions = 0;
-  std::map<std::string, size_t> sessions_by_pool;
+  std::map<std::string, size_t> sessions_by_pool;  // live sessions
   size_t pending_cases = 0;
   size_t running_cases = 0;
 };
@@ -129,6 +128,8 @@ class Scheduler {
   bool AnyCapable(const v1::CaseSpec& spec, std::string* why) const;
   std::optional<v1::WorkItem> GrantLease(Session& session);
   void EndLease(LeaseRecord& lease, LeaseState state);
+  // EndLease, and tell the agent holding it (if live) to stop the case.
+  void StopLease(LeaseRecord& lease, LeaseState state);
   void LoseLease(const std::string& lease_id, const std::string& why);
   void DropSession(const std::string& session_id, const std::string& why);
   void SetCase(RunEntry& run, int index, v1::CaseState state, const std::string& error);
