@@ -27,10 +27,8 @@ class FaultTest : public ::testing::Test {
     coordinator_ = std::make_unique<Subprocess>(
         std::vector<std::string>{PerfgateBinary(), "coordinator", "--listen", listen, "--db", db_, "--lease-ttl", "1s",
                                  "--max-attempts", "3", "--no-agent-grace", "3s"});
-    auto line = coordinator_->WaitForLine("listening on", 30'000);
-    ASSERT_TRUE(line) << coordinator_->output();
-    auto start = line->find("listening on ") + 13;
-    address_ = line->substr(start, line->find(' ', start) - start);
+    address_ = testing::CoordinatorAddress(*coordinator_);
+    ASSERT_FALSE(address_.empty()) << coordinator_->output();
   }
   Subprocess& StartAgent(const std::string& id) {
     agents_.push_back(std::make_unique<Subprocess>(std::vector<std::string>{

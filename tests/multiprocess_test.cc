@@ -15,20 +15,12 @@ namespace {
 using testing::PerfgateBinary;
 using testing::Subprocess;
 
-std::string StartCoordinator(Subprocess& coordinator) {
-  auto line = coordinator.WaitForLine("listening on", 30'000);
-  EXPECT_TRUE(line) << coordinator.output();
-  if (!line) return "";
-  auto start = line->find("listening on ") + 13;
-  return line->substr(start, line->find(' ', start) - start);
-}
-
 TEST(MultiProcessTest, CoordinatorAndTwoAgentProcessesRunEveryCaseExactlyOnce) {
   testing::TempDir dir;
   const std::string db = dir.File("perfgate.db");
   Subprocess coordinator({PerfgateBinary(), "coordinator", "--listen", "127.0.0.1:0", "--db", db});
-  const std::string address = StartCoordinator(coordinator);
-  ASSERT_FALSE(address.empty());
+  const std::string address = testing::CoordinatorAddress(coordinator);
+  ASSERT_FALSE(address.empty()) << coordinator.output();
   Subprocess agent1({PerfgateBinary(), "agent", "--coordinator", address, "--id", "agent-1"});
   Subprocess agent2({PerfgateBinary(), "agent", "--coordinator", address, "--id", "agent-2"});
   ASSERT_TRUE(agent1.WaitForLine("registered", 30'000)) << agent1.output();

@@ -1,11 +1,10 @@
 // A real Prometheus scraping a real coordinator: the values it sees after a
 // gate run, and that every metric the dashboard and the rules use exists.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include <chrono>
 #include <fstream>
@@ -43,13 +42,6 @@ int FreePort() {
   getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
   close(fd);
   return ntohs(addr.sin_port);
-}
-
-// The address after `marker` on a line like "... metrics on http://127.0.0.1:1234/metrics".
-std::string AddressAfter(const std::string& line, const std::string& marker) {
-  auto start = line.find(marker) + marker.size();
-  auto end = line.find_first_of(" /\n", start);
-  return line.substr(start, end - start);
 }
 
 TEST(PrometheusRulesTest, RulesAreValidAndTheirUnitTestsPass) {
@@ -90,11 +82,10 @@ TEST_F(PrometheusE2eTest, RealPrometheusSeesTheRunAndEveryDashboardMetricExists)
   testing::TempDir dir;
   Subprocess coordinator({PerfgateBinary(), "coordinator", "--listen", "127.0.0.1:0", "--db", dir.File("db"),
                           "--metrics-listen", "127.0.0.1:0"});
-  auto listening = coordinator.WaitForLine("listening on", 30'000);
+  const std::string address = testing::CoordinatorAddress(coordinator);
   auto metrics = coordinator.WaitForLine("metrics on", 30'000);
-  ASSERT_TRUE(listening && metrics) << coordinator.output();
-  const std::string address = AddressAfter(*listening, "listening on ");
-  const std::string metrics_address = AddressAfter(*metrics, "http://");
+  ASSERT_TRUE(!address.empty() && metrics) << coordinator.output();
+  const std::string metrics_address = testing::AddressAfter(*metrics, "http://");
   Subprocess agent1({PerfgateBinary(), "agent", "--coordinator", address, "--id", "p1", "--pool", "lab"});
   Subprocess agent2({PerfgateBinary(), "agent", "--coordinator", address, "--id", "p2", "--pool", "lab"});
   ASSERT_TRUE(agent1.WaitForLine("registered", 30'000));
@@ -105,17 +96,19 @@ TEST_F(PrometheusE2eTest, RealPrometheusSeesTheRunAndEveryDashboardMetricExists)
   const std::string config = dir.Write(
       "prometheus.yml", "global: {scrape_interval: 1s, evaluation_interval: 1s}\nrule_files: [\"" + Dashboards() +
                             "/prometheus/rules.yml\"]\nscrape_configs:\n  - job_name: perfgate\n"
-                            "    static_configs: [{targets: [\"" + metrics_address + "\"]}]\n");
+                            "    static_configs: [{targets: [\"" +
+                            metrics_address + "\"]}]\n");
   Subprocess prometheus({"/usr/bin/prometheus", "--config.file=" + config, "--storage.tsdb.path=" + dir.File("tsdb"),
                          "--web.listen-address=127.0.0.1:" + std::to_string(port)});
   ASSERT_TRUE(prometheus.WaitForLine("Server is ready to receive web requests", 60'000)) << prometheus.output();
 
   std::string suite = "suite: prom\ndefaults: {repeats: 2, warmup: 0}\ncases:\n";
   for (int i = 0; i < 3; ++i) {
-    suite += "  - name: spin" + std::to_string(i) + "\n    command: [\"" + testing::CaseBinary("spin") + "\", \"1000\"]\n";
+    suite +=
+        "  - name: spin" + std::to_string(i) + "\n    command: [\"" + testing::CaseBinary("spin") + "\", \"1000\"]\n";
   }
-  auto gate = RunCommand({PerfgateBinary(), "gate", "--coordinator", address, "--suite", dir.Write("s.yaml", suite),
-                          "--branch", "main"});
+  auto gate = RunCommand(
+      {PerfgateBinary(), "gate", "--coordinator", address, "--suite", dir.Write("s.yaml", suite), "--branch", "main"});
   ASSERT_EQ(gate.exit_code, 0) << gate.output;
 
   EXPECT_TRUE(WaitFor("sum(perfgate_results_total{disposition=\"counted\"})", 3));
@@ -141,7 +134,8 @@ TEST_F(PrometheusE2eTest, RealPrometheusSeesTheRunAndEveryDashboardMetricExists)
     const std::string text = ReadAll(Dashboards() + file);
     int used = 0;
     for (std::sregex_iterator it(text.begin(), text.end(), name), end; it != end; ++it, ++used) {
-      EXPECT_TRUE(scraped.count(it->str())) << file << " uses " << it->str() << ", which the coordinator does not export";
+      EXPECT_TRUE(scraped.count(it->str()))
+          << file << " uses " << it->str() << ", which the coordinator does not export";
     }
     EXPECT_GT(used, 5) << file;
   }

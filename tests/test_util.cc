@@ -110,6 +110,16 @@ int Subprocess::Wait(int timeout_ms) {
   return WIFEXITED(status_) ? WEXITSTATUS(status_) : 128 + WTERMSIG(status_);
 }
 
+std::string AddressAfter(const std::string& line, const std::string& marker) {
+  const size_t start = line.find(marker) + marker.size();
+  return line.substr(start, line.find_first_of(" /\n", start) - start);
+}
+
+std::string CoordinatorAddress(Subprocess& coordinator) {
+  auto line = coordinator.WaitForLine("listening on", 30'000);
+  return line ? AddressAfter(*line, "listening on ") : "";
+}
+
 CommandResult RunCommand(const std::vector<std::string>& argv, int timeout_ms) {
   Subprocess p(argv);
   int code = p.Wait(timeout_ms);

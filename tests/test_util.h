@@ -55,6 +55,13 @@ class Subprocess {
   int status_ = 0;
 };
 
+// The host:port after `marker` in `line` ("... listening on 127.0.0.1:4242 (db ...)",
+// "... metrics on http://127.0.0.1:4243/metrics").
+std::string AddressAfter(const std::string& line, const std::string& marker);
+
+// Waits for a `perfgate coordinator` process to print where it listens; empty on timeout.
+std::string CoordinatorAddress(Subprocess& coordinator);
+
 // Runs argv to completion; returns exit code and combined output.
 struct CommandResult {
   int exit_code;
