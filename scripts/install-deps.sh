@@ -5,7 +5,7 @@ set -euo pipefail
 
 PACKAGES=(
   # toolchain
-  build-essential g++ cmake ninja-build pkg-config
+  build-essential g++ cmake ninja-build pkg-config ccache
   # wire contract and RPC
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   # metrics, storage, parsing, CLI
