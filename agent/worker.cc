@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "agent/case_runner.h"
 
 namespace perfgate {
@@ -24,10 +25,19 @@ std::chrono::system_clock::time_point In(int64_t ms) {
 
 bool IsStale(const grpc::Status& status) { return status.error_code() == grpc::StatusCode::FAILED_PRECONDITION; }
 
+// Refusals of our id before giving up: a predecessor that just died may not
+// have been noticed yet, a live duplicate is still there after a few seconds.
+constexpr int kIdRefusalsBeforeExit = 5;
+
+std::string NewInstance() {
+  std::random_device random;  // the kernel's random source on Linux
+  return absl::StrFormat("%08x%08x%08x%08x", random(), random(), random(), random());
+}
+
 }  // namespace
 
 AgentWorker::AgentWorker(WorkerOptions options, v1::HostFingerprint host)
-    : options_(std::move(options)), host_(std::move(host)) {
+    : options_(std::move(options)), host_(std::move(host)), instance_(NewInstance()) {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10'000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5'000);
@@ -93,7 +103,7 @@ void AgentWorker::MarkSessionStale() {
 }
 
 bool AgentWorker::RegisterWithRetry() {
-  for (int attempt = 0;; ++attempt) {
+  for (int attempt = 0, refusals = 0;; ++attempt) {
     {
       std::lock_guard lock(mu_);
       if (stopping_) return false;
@@ -102,6 +112,7 @@ bool AgentWorker::RegisterWithRetry() {
     context.set_deadline(In(5'000));
     v1::RegisterRequest request;
     request.set_agent_id(options_.agent_id);
+    request.set_instance(instance_);
     request.set_pool(options_.pool);
     for (const auto& l : options_.labels) request.add_labels(l);
     *request.mutable_host() = host_;
@@ -115,6 +126,11 @@ bool AgentWorker::RegisterWithRetry() {
       lease_ttl_ms_ = response.lease_ttl_ms();
       Log(absl::StrCat("registered with ", options_.coordinator, " (", session_id_, ")"));
       return true;
+    }
+    if (status.error_code() == grpc::StatusCode::ALREADY_EXISTS && ++refusals == kIdRefusalsBeforeExit) {
+      Log(absl::StrCat("not registered: ", status.error_message()));
+      refusal_ = absl::AlreadyExistsError(status.error_message());
+      return false;
     }
     if (attempt == 0 || attempt % 10 == 0) {
       Log(absl::StrCat("cannot register with ", options_.coordinator, ": ", status.error_message(), "; retrying"));

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "agent/executor.h"
 #include "perfgate/v1/agent.grpc.pb.h"
 
@@ -34,8 +35,12 @@ class AgentWorker {
   AgentWorker(WorkerOptions options, v1::HostFingerprint host);
   ~AgentWorker();
 
-  // Serves until Stop(). REQUIRES: called once.
+  // Serves until Stop(), or until the coordinator refuses this agent's id
+  // because another live agent holds it (see refusal()). REQUIRES: called once.
   void Run();
+  // After Run(): OK if stopped, else why the coordinator refused this agent
+  // (ALREADY_EXISTS, saying what to do).
+  const absl::Status& refusal() const { return refusal_; }
   // Stops the case in progress (its process group is killed) and makes Run() return. Thread-safe.
   void Stop();
 
@@ -62,6 +67,8 @@ class AgentWorker {
 
   WorkerOptions options_;
   v1::HostFingerprint host_;
+  const std::string instance_;  // random per worker: tells a restarted agent from a duplicate
+  absl::Status refusal_;        // written by Run's thread only
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::AgentService::Stub> stub_;
 

@@ -23,7 +23,7 @@ void AddAgentCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--coordinator", flags->coordinator, "coordinator host:port")->required();
   cmd->add_option("--id", flags->id,
                   "agent id, stable across restarts (default: the host name); "
-                  "registering an id again fences its old session");
+                  "an id another live agent holds is refused; a dead agent's id is taken over");
   cmd->add_option("--pool", flags->pool, "testbed: agents of one pool have comparable hardware")->capture_default_str();
   cmd->add_option("--label", flags->labels, "a label cases can require (repeatable)");
   cmd->add_option("--kill-grace-ms", flags->kill_grace_ms, "SIGTERM to SIGKILL grace when a case must stop")
@@ -46,8 +46,9 @@ void AddAgentCommand(CLI::App& app, int* exit_code) {
               << "perfgate agent " << options.agent_id << ": instructions: " << host.instruction_counter_note() << "\n";
     AgentWorker worker(options, host);
     OnTerminationSignal([&worker](int) { worker.Stop(); });
+    // A refused id is a configuration error; the worker has logged what to do.
     worker.Run();
-    *exit_code = kExitPassed;
+    *exit_code = worker.refusal().ok() ? kExitPassed : kExitBadInput;
   });
 }
 

@@ -50,7 +50,11 @@ class LiveState final : public prometheus::Collectable {
       m.gauge.value = static_cast<double>(n);
       cases.metric.push_back(m);
     }
-    return {agents, cases};
+    prometheus::MetricFamily store_errors{"perfgate_store_errors_total",
+                                          "Failed writes to the coordinator's store (each logged).",
+                                          prometheus::MetricType::Counter, {prometheus::ClientMetric{}}};
+    store_errors.metric[0].counter.value = static_cast<double>(stats.store_errors);
+    return {agents, cases, store_errors};
   }
 
  private:

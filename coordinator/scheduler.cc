@@ -1,8 +1,13 @@
 #include "coordinator/scheduler.h"
 
+#include <sys/random.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -22,24 +27,48 @@ absl::Status StaleSession(const std::string& session_id) {
   return absl::FailedPreconditionError(absl::StrCat("stale session '", session_id, "': register again"));
 }
 
+// "<prefix>-" and 128 bits from the kernel's CSPRNG, in hex: ids are
+// capabilities (a lease id lets its holder report a result), so they must not
+// be guessable from ones seen before.
+std::string NewId(const char* prefix) {
+  unsigned char bytes[16];
+  size_t filled = 0;
+  while (filled < sizeof bytes) {
+    const ssize_t n = getrandom(bytes + filled, sizeof bytes - filled, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      // Only on a kernel without getrandom (before Linux 3.17): no safe ids, so no coordinator.
+      std::fprintf(stderr, "perfgate coordinator: getrandom failed: %s\n", std::strerror(errno));
+      std::abort();
+    }
+    filled += static_cast<size_t>(n);
+  }
+  std::string id = absl::StrCat(prefix, "-");
+  for (unsigned char b : bytes) absl::StrAppend(&id, absl::Hex(b, absl::kZeroPad2));
+  return id;
+}
+
+bool SameInstance(const std::string& a, const std::string& b) { return !a.empty() && a == b; }
+
 }  // namespace
 
 Scheduler::Scheduler(Store* store, const TimeSource* clock, SchedulerOptions options)
-    : store_(store), clock_(clock), options_(options), rng_(std::random_device{}()) {}
+    : store_(store), clock_(clock), options_(options) {}
 
 Scheduler::~Scheduler() { Shutdown(); }
 
-std::string Scheduler::NewId(const char* prefix) {
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%s-%016llx", prefix, static_cast<unsigned long long>(rng_()));
-  return buf;
+void Scheduler::LogIfError(const absl::Status& status, const char* what) {
+  // The store is the system of record; failing to write is loud and counted,
+  // and the in-memory state stays authoritative until the next write succeeds.
+  if (status.ok()) return;
+  ++stats_.store_errors;
+  std::fprintf(stderr, "perfgate coordinator: store error (%s): %s\n", what, status.ToString().c_str());
 }
 
-void Scheduler::LogIfError(const absl::Status& status, const char* what) {
-  // The store is the system of record; failing to write is loud, and the
-  // in-memory state stays authoritative until the next write succeeds.
-  if (!status.ok())
-    std::fprintf(stderr, "perfgate coordinator: store error (%s): %s\n", what, status.ToString().c_str());
+absl::Status Scheduler::StoreFailed(const absl::Status& status, const char* what) {
+  LogIfError(status, what);
+  return absl::UnavailableError(absl::StrCat("the coordinator could not store the ", what, " (", status.message(),
+                                             "); nothing was changed, retry"));
 }
 
 absl::Status Scheduler::Recover() {
@@ -50,7 +79,8 @@ absl::Status Scheduler::Recover() {
   for (auto& record : recovered->sessions) {
     // Agents get a full session TTL to reconnect after a coordinator restart.
     record.last_seen_ms = now;
-    Session session{record, "", {}};
+    Session session;
+    session.record = record;
     agent_session_[record.agent_id] = record.session_id;
     sessions_.emplace(record.session_id, std::move(session));
   }
@@ -120,12 +150,31 @@ bool Scheduler::AnyCapable(const v1::CaseSpec& spec, std::string* why) const {
   return false;
 }
 
+absl::Status Scheduler::CheckIdFree(const Session& holder, const v1::RegisterRequest& request) {
+  // A crashed agent's streams are closed by its kernel, so its successor takes
+  // the id at once; a live one keeps it, and the newcomer is told why.
+  if (SameInstance(holder.instance, request.instance())) return absl::OkStatus();
+  for (const auto& [id, stream] : holder.streams) {
+    if (!stream.connected()) continue;
+    ++stats_.registrations_refused;
+    const std::string& host = holder.record.host.hostname();
+    return absl::AlreadyExistsError(absl::StrCat("agent id '", request.agent_id(), "' is in use by a live agent",
+                                                 host.empty() ? "" : absl::StrCat(" on host ", host), " at ",
+                                                 stream.peer, "; give this agent another --id"));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<v1::RegisterResponse> Scheduler::Register(const v1::RegisterRequest& request) {
   if (request.agent_id().empty()) return absl::InvalidArgumentError("agent_id is empty");
   std::lock_guard lock(mu_);
   if (shutdown_) return absl::UnavailableError("coordinator is shutting down");
+  std::string fenced;
   if (auto old = agent_session_.find(request.agent_id()); old != agent_session_.end()) {
-    DropSession(old->second, "the agent registered again (session fenced)");
+    if (const Session* holder = LiveSession(old->second)) {
+      if (auto s = CheckIdFree(*holder, request); !s.ok()) return s;
+      fenced = old->second;
+    }
   }
   Session session;
   session.record.session_id = NewId("session");
@@ -134,7 +183,9 @@ absl::StatusOr<v1::RegisterResponse> Scheduler::Register(const v1::RegisterReque
   session.record.labels.assign(request.labels().begin(), request.labels().end());
   session.record.host = request.host();
   session.record.last_seen_ms = clock_->NowMs();
-  LogIfError(store_->UpsertSession(session.record), "register");
+  session.instance = request.instance();
+  if (auto s = store_->UpsertSession(session.record); !s.ok()) return StoreFailed(s, "agent's session");
+  if (!fenced.empty()) DropSession(fenced, "the agent registered again (session fenced)");
   const std::string id = session.record.session_id;
   agent_session_[request.agent_id()] = id;
   sessions_.emplace(id, std::move(session));
@@ -145,6 +196,20 @@ absl::StatusOr<v1::RegisterResponse> Scheduler::Register(const v1::RegisterReque
   response.set_heartbeat_interval_ms(static_cast<uint32_t>(options_.heartbeat_interval_ms));
   response.set_lease_ttl_ms(static_cast<uint32_t>(options_.lease_ttl_ms));
   return response;
+}
+
+absl::StatusOr<uint64_t> Scheduler::OpenStream(const std::string& session_id, WorkStream stream) {
+  std::lock_guard lock(mu_);
+  Session* session = LiveSession(session_id);
+  if (!session) return StaleSession(session_id);
+  const uint64_t id = next_stream_id_++;
+  session->streams.emplace(id, std::move(stream));
+  return id;
+}
+
+void Scheduler::CloseStream(const std::string& session_id, uint64_t stream_id) {
+  std::lock_guard lock(mu_);
+  if (Session* session = LiveSession(session_id)) session->streams.erase(stream_id);
 }
 
 absl::StatusOr<Scheduler::Wait> Scheduler::NextWorkItem(const std::string& session_id, int64_t wait_ms,
@@ -189,7 +254,11 @@ std::optional<v1::WorkItem> Scheduler::GrantLease(Session& session) {
       lease.state = LeaseState::kActive;
       lease.granted_at_ms = now;
       lease.expires_at_ms = now + options_.lease_ttl_ms;
-      LogIfError(store_->InsertLease(lease), "grant lease");
+      if (auto s = store_->InsertLease(lease); !s.ok()) {
+        // Not granted: a lease the store lost would make its result unreportable after a restart.
+        LogIfError(s, "grant lease");
+        return std::nullopt;
+      }
       c.status.set_attempts(lease.attempt);
       c.status.set_agent_id(lease.agent_id);
       c.lease_id = lease.lease_id;
@@ -268,35 +337,47 @@ absl::StatusOr<v1::HeartbeatResponse> Scheduler::Heartbeat(const v1::HeartbeatRe
 }
 
 absl::StatusOr<v1::CompleteLeaseResponse> Scheduler::Complete(const v1::CompleteLeaseRequest& request) {
+  if (static_cast<size_t>(request.result().samples_size()) > options_.max_samples_per_result) {
+    return absl::InvalidArgumentError(absl::StrCat("the result for lease '", request.lease_id(), "' has ",
+                                                   request.result().samples_size(), " samples; at most ",
+                                                   options_.max_samples_per_result, " are taken"));
+  }
   std::lock_guard lock(mu_);
   v1::CompleteLeaseResponse response;
-  if (auto done = completed_.find(request.lease_id()); done != completed_.end()) {
-    ++stats_.results_duplicate;
-    if (listener_) {
-      auto lease = leases_.find(request.lease_id());
-      listener_->OnResult("", "", lease == leases_.end() ? "" : lease->second.pool, "duplicate", request.result(), 0);
-    }
-    response.set_disposition(done->second);
-    return response;
-  }
   auto it = leases_.find(request.lease_id());
   if (it == leases_.end()) {
     return absl::NotFoundError(absl::StrCat("unknown lease '", request.lease_id(), "'"));
   }
   LeaseRecord& lease = it->second;
+  if (lease.session_id != request.session_id()) {
+    ++stats_.results_refused;
+    return absl::PermissionDeniedError(absl::StrCat("lease '", lease.lease_id, "' is not held by session '",
+                                                    request.session_id(), "'; only its holder may complete it"));
+  }
+  const std::pair<std::string, std::string> key{lease.lease_id, lease.session_id};
+  if (auto done = completed_.find(key); done != completed_.end()) {
+    ++stats_.results_duplicate;
+    if (listener_) listener_->OnResult("", "", lease.pool, "duplicate", request.result(), 0);
+    response.set_disposition(done->second);
+    return response;
+  }
   const int64_t now = clock_->NowMs();
-  if (lease.state != LeaseState::kActive || lease.session_id != request.session_id()) {
-    LogIfError(store_->InsertResult(lease, ResultDisposition::kStale, request.result(), now), "stale result");
+  if (lease.state != LeaseState::kActive) {
+    if (auto s = store_->InsertResult(lease, ResultDisposition::kStale, request.result(), now); !s.ok()) {
+      return StoreFailed(s, "stale result");
+    }
     ++stats_.results_stale;
     if (listener_) listener_->OnResult("", "", lease.pool, "stale", request.result(), 0);
-    completed_[lease.lease_id] = v1::CompleteLeaseResponse::DISPOSITION_STALE;
+    completed_[key] = v1::CompleteLeaseResponse::DISPOSITION_STALE;
     response.set_disposition(v1::CompleteLeaseResponse::DISPOSITION_STALE);
     return response;
   }
-  LogIfError(store_->InsertResult(lease, ResultDisposition::kCounted, request.result(), now), "result");
+  if (auto s = store_->InsertResult(lease, ResultDisposition::kCounted, request.result(), now); !s.ok()) {
+    return StoreFailed(s, "result");
+  }
   EndLease(lease, LeaseState::kCompleted);
   ++stats_.results_counted;
-  completed_[lease.lease_id] = v1::CompleteLeaseResponse::DISPOSITION_ACCEPTED;
+  completed_[key] = v1::CompleteLeaseResponse::DISPOSITION_ACCEPTED;
   if (Session* session = LiveSession(lease.session_id)) session->record.last_seen_ms = now;
 
   RunEntry& run = runs_.at(lease.run_id);
@@ -323,7 +404,7 @@ absl::StatusOr<v1::CompleteLeaseResponse> Scheduler::Complete(const v1::Complete
   return response;
 }
 
-void Scheduler::LoseLease(const std::string& lease_id, const std::string& why) {
+void Scheduler::LoseLease(std::string lease_id, const std::string& why) {
   auto it = leases_.find(lease_id);
   if (it == leases_.end() || it->second.state != LeaseState::kActive) return;
   LeaseRecord& lease = it->second;
@@ -343,7 +424,7 @@ void Scheduler::LoseLease(const std::string& lease_id, const std::string& why) {
   MaybeFinish(run);
 }
 
-void Scheduler::DropSession(const std::string& session_id, const std::string& why) {
+void Scheduler::DropSession(std::string session_id, const std::string& why) {
   Session* session = LiveSession(session_id);
   if (!session) return;
   const std::string agent_id = session->record.agent_id;
@@ -396,15 +477,18 @@ void Scheduler::EvictFinishedRuns() {
         ++it;
         continue;
       }
-      completed_.erase(it->first);
+      completed_.erase({it->first, it->second.session_id});
       it = leases_.erase(it);
     }
   }
 }
 
-absl::StatusOr<v1::SubmitRunResponse> Scheduler::Submit(const v1::SubmitRunRequest& request) {
-  const v1::Suite& suite = request.suite();
+absl::Status Scheduler::CheckSuite(const v1::Suite& suite) const {
   if (suite.cases_size() == 0) return absl::InvalidArgumentError("the suite has no cases");
+  if (static_cast<size_t>(suite.cases_size()) > options_.max_cases_per_run) {
+    return absl::InvalidArgumentError(absl::StrCat("the suite has ", suite.cases_size(), " cases; a run takes at most ",
+                                                   options_.max_cases_per_run, " (split the suite)"));
+  }
   std::set<std::string> names;
   for (const auto& c : suite.cases()) {
     if (c.name().empty()) return absl::InvalidArgumentError("a case has no name");
@@ -412,7 +496,20 @@ absl::StatusOr<v1::SubmitRunResponse> Scheduler::Submit(const v1::SubmitRunReque
     if (!names.insert(c.name()).second) {
       return absl::InvalidArgumentError(absl::StrCat("duplicate case name '", c.name(), "'"));
     }
+    // One sample per repeat and variant: what its result will carry.
+    const uint64_t samples = uint64_t{std::max(c.repeats(), 1u)} * std::max(c.variants_size(), 1);
+    if (samples > options_.max_samples_per_result) {
+      return absl::InvalidArgumentError(absl::StrCat("case '", c.name(), "' asks for ", samples,
+                                                     " samples (repeats x variants); a result holds at most ",
+                                                     options_.max_samples_per_result));
+    }
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::SubmitRunResponse> Scheduler::Submit(const v1::SubmitRunRequest& request) {
+  if (auto s = CheckSuite(request.suite()); !s.ok()) return s;
+  const v1::Suite& suite = request.suite();
   std::lock_guard lock(mu_);
   if (shutdown_) return absl::UnavailableError("coordinator is shutting down");
   RunEntry run;
@@ -439,7 +536,7 @@ absl::StatusOr<v1::SubmitRunResponse> Scheduler::Submit(const v1::SubmitRunReque
     run.cases.push_back(std::move(c));
   }
   v1::Run full = BuildRun(run);
-  if (auto s = store_->InsertRun(full, suite); !s.ok()) return s;
+  if (auto s = store_->InsertRun(full, suite); !s.ok()) return StoreFailed(s, "run");
   const std::string id = run.meta.run_id();
   run_order_.push_back(id);
   auto& entry = runs_.emplace(id, std::move(run)).first->second;
@@ -520,8 +617,9 @@ absl::Status Scheduler::ReportVerdict(const v1::ReportVerdictRequest& request) {
   if (run->state() == v1::RUN_STATE_RUNNING) {
     return absl::FailedPreconditionError(absl::StrCat("run '", request.run_id(), "' has not finished"));
   }
-  if (auto s = store_->SetRunVerdict(request.run_id(), request.passed() ? "passed" : "failed"); !s.ok()) return s;
+  auto stored = store_->SetRunVerdict(request.run_id(), request.passed() ? "passed" : "failed");
   std::lock_guard lock(mu_);
+  if (!stored.ok()) return StoreFailed(stored, "verdict");
   if (listener_) listener_->OnVerdict(run->suite_name(), request);
   return absl::OkStatus();
 }

@@ -9,14 +9,16 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "coordinator/scheduler_listener.h"
 #include "coordinator/store.h"
@@ -38,6 +40,9 @@ struct SchedulerOptions {
   int64_t no_agent_grace_ms = 30'000;
   // Finished runs kept in memory for watchers; older ones are read from the store.
   size_t finished_runs_in_memory = 64;
+  // Bounds on what one caller can make the coordinator hold and store.
+  size_t max_cases_per_run = 10'000;
+  size_t max_samples_per_result = 100'000;
 };
 
 // Counters for /metrics and tests.
@@ -47,6 +52,12 @@ struct SchedulerStats {
   uint64_t results_counted = 0;
   uint64_t results_stale = 0;
   uint64_t results_duplicate = 0;
+  // Completions refused because the caller's session does not hold the lease.
+  uint64_t results_refused = 0;
+  // Registrations refused because another live process holds the agent id.
+  uint64_t registrations_refused = 0;
+  // Failed writes to the store, each logged; the RPC fails where it must be retried.
+  uint64_t store_errors = 0;
   std::map<std::string, size_t> sessions_by_pool;  // live sessions
   size_t pending_cases = 0;
   size_t running_cases = 0;
@@ -66,7 +77,20 @@ class Scheduler {
   absl::Status Recover();
 
   // --- agent side -------------------------------------------------------
+  // A new session for the agent id. The id's current session is fenced if it
+  // is the same agent process (same instance) or its Work streams are all
+  // gone; a different process holding it live gets ALREADY_EXISTS.
   absl::StatusOr<v1::RegisterResponse> Register(const v1::RegisterRequest& request);
+
+  // An open Work stream of a session: where its client is, and whether it is
+  // still connected. While one is connected the session is live.
+  struct WorkStream {
+    std::string peer;
+    // REQUIRES: callable from any thread until CloseStream returns.
+    std::function<bool()> connected;
+  };
+  absl::StatusOr<uint64_t> OpenStream(const std::string& session_id, WorkStream stream);
+  void CloseStream(const std::string& session_id, uint64_t stream_id);
 
   enum class Wait { kItem, kTimeout, kClosed };
   // Next work item for the session: a cancellation, or a new lease when the
@@ -75,7 +99,11 @@ class Scheduler {
   absl::StatusOr<Wait> NextWorkItem(const std::string& session_id, int64_t wait_ms, v1::WorkItem* item);
   // A lease that could not be delivered goes back to the queue, attempt not spent.
   void ReleaseUndelivered(const std::string& lease_id);
+  // Renews the leases the session holds; others come back as cancel_lease_ids.
   absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& request);
+  // Only the session holding the lease may complete it (PERMISSION_DENIED
+  // otherwise, nothing recorded). UNAVAILABLE when the result could not be
+  // stored: nothing changed, the agent retries.
   absl::StatusOr<v1::CompleteLeaseResponse> Complete(const v1::CompleteLeaseRequest& request);
 
   // --- gate side --------------------------------------------------------
@@ -106,8 +134,10 @@ class Scheduler {
  private:
   struct Session {
     SessionRecord record;
+    std::string instance;  // the agent process's nonce; empty when unknown
     std::string lease_id;  // the one lease it holds, if any
     std::deque<v1::WorkItem> outbox;
+    std::map<uint64_t, WorkStream> streams;  // open Work streams, by id
   };
   struct CaseEntry {
     v1::CaseSpec spec;
@@ -122,21 +152,28 @@ class Scheduler {
     bool final = false;
   };
 
-  std::string NewId(const char* prefix);
   Session* LiveSession(const std::string& session_id);  // REQUIRES: mu_ held
+  // The id is held by another process that is still connected. REQUIRES: mu_ held.
+  absl::Status CheckIdFree(const Session& holder, const v1::RegisterRequest& request);
   bool Matches(const Session& session, const v1::CaseSpec& spec) const;
+  // Names, commands and sizes: what Submit refuses before taking the lock.
+  absl::Status CheckSuite(const v1::Suite& suite) const;
   bool AnyCapable(const v1::CaseSpec& spec, std::string* why) const;
   std::optional<v1::WorkItem> GrantLease(Session& session);
   void EndLease(LeaseRecord& lease, LeaseState state);
   // EndLease, and tell the agent holding it (if live) to stop the case.
   void StopLease(LeaseRecord& lease, LeaseState state);
-  void LoseLease(const std::string& lease_id, const std::string& why);
-  void DropSession(const std::string& session_id, const std::string& why);
+  // Both take ids by value: callers pass references into maps these erase from.
+  void LoseLease(std::string lease_id, const std::string& why);
+  void DropSession(std::string session_id, const std::string& why);
   void SetCase(RunEntry& run, int index, v1::CaseState state, const std::string& error);
   void MaybeFinish(RunEntry& run);
   v1::Run BuildRun(const RunEntry& run) const;
   void EvictFinishedRuns();
+  // Logs and counts a failed store write. REQUIRES: mu_ held.
   void LogIfError(const absl::Status& status, const char* what);
+  // LogIfError, and the error an RPC answers so that its caller retries. REQUIRES: mu_ held.
+  absl::Status StoreFailed(const absl::Status& status, const char* what);
 
   Store* store_;
   const TimeSource* clock_;
@@ -146,11 +183,13 @@ class Scheduler {
   mutable std::mutex mu_;
   std::condition_variable changed_;
   bool shutdown_ = false;
-  std::mt19937_64 rng_;
+  uint64_t next_stream_id_ ABSL_GUARDED_BY(mu_) = 1;
   std::map<std::string, Session> sessions_;                                  // by session id
   std::map<std::string, std::string> agent_session_;                         // agent id -> session id
   std::map<std::string, LeaseRecord> leases_;                                // active and recently ended
-  std::map<std::string, v1::CompleteLeaseResponse::Disposition> completed_;  // lease -> first answer
+  // (lease, session) -> the first answer, repeated to that session only.
+  std::map<std::pair<std::string, std::string>, v1::CompleteLeaseResponse::Disposition> completed_
+      ABSL_GUARDED_BY(mu_);
   std::map<std::string, RunEntry> runs_;
   std::deque<std::string> run_order_;  // submission order, for FIFO dispatch
   std::deque<std::string> finished_order_;

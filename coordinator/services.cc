@@ -1,5 +1,6 @@
 #include "coordinator/services.h"
 
+#include "absl/cleanup/cleanup.h"
 #include "coordinator/grpc_status.h"
 
 namespace perfgate {
@@ -25,6 +26,12 @@ grpc::Status AgentServiceImpl::Register(grpc::ServerContext*, const v1::Register
 
 grpc::Status AgentServiceImpl::Work(grpc::ServerContext* context, const v1::WorkRequest* request,
                                     grpc::ServerWriter<v1::WorkItem>* writer) {
+  // The open stream keeps the session's agent id from another process; gRPC's
+  // sync IsCancelled may be asked from the Register thread.
+  auto stream = scheduler_->OpenStream(request->session_id(),
+                                       {context->peer(), [context] { return !context->IsCancelled(); }});
+  if (!stream.ok()) return ToGrpc(stream.status());
+  absl::Cleanup close = [&] { scheduler_->CloseStream(request->session_id(), *stream); };
   while (!context->IsCancelled()) {
     v1::WorkItem item;
     auto wait = scheduler_->NextWorkItem(request->session_id(), kStreamCheckMs, &item);

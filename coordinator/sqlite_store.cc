@@ -155,9 +155,7 @@ class SqliteStore final : public Store {
   ~SqliteStore() override { sqlite3_close_v2(db_); }
 
   absl::Status Migrate() {
-    if (auto s = Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; "
-                      "PRAGMA busy_timeout=5000;");
-        !s.ok()) {
+    if (auto s = Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"); !s.ok()) {
       return s;
     }
     if (auto s = Exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"); !s.ok()) return s;
@@ -445,7 +443,14 @@ class SqliteStore final : public Store {
     Exec("ROLLBACK").IgnoreError();  // the statement's error is the one to report
     return absl::InternalError(absl::StrCat(path_, ": ", what, ": ", message));
   }
-  absl::Status Commit() { return Exec("COMMIT"); }
+  absl::Status Commit() {
+    // A COMMIT that fails (locked, disk full) leaves the transaction open; end it so the next BEGIN works.
+    if (auto s = Exec("COMMIT"); !s.ok()) {
+      Exec("ROLLBACK").IgnoreError();
+      return s;
+    }
+    return absl::OkStatus();
+  }
 
   std::mutex mu_;
   sqlite3* db_;
@@ -454,10 +459,12 @@ class SqliteStore final : public Store {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path) {
+absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path, int busy_timeout_ms) {
   sqlite3* db = nullptr;
   int rc =
       sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
+  // Before anything else: switching to WAL takes a lock another opener may hold for a moment.
+  if (rc == SQLITE_OK) rc = sqlite3_busy_timeout(db, busy_timeout_ms);
   if (rc != SQLITE_OK) {
     std::string message = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
     sqlite3_close_v2(db);

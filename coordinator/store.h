@@ -82,7 +82,8 @@ class Store {
   virtual absl::StatusOr<v1::Run> LoadRun(const std::string& run_id) = 0;
 };
 
-// Opens (creating and migrating as needed) the SQLite store at `path`.
-absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path);
+// Opens (creating and migrating as needed) the SQLite store at `path`. A
+// write waits up to busy_timeout_ms for another connection's lock, then fails.
+absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path, int busy_timeout_ms = 5'000);
 
 }  // namespace perfgate

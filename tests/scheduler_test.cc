@@ -3,6 +3,9 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <set>
 
 #include "tests/test_util.h"
 
@@ -10,6 +13,7 @@ namespace perfgate {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::MatchesRegex;
 
 class SchedulerTest : public ::testing::Test {
  protected:
@@ -41,6 +45,14 @@ class SchedulerTest : public ::testing::Test {
     auto response = scheduler_->Register(request);
     EXPECT_TRUE(response.ok()) << response.status();
     return response->session_id();
+  }
+
+  // A registration from one agent process (instance) of the id.
+  absl::StatusOr<v1::RegisterResponse> RegisterInstance(const std::string& agent_id, const std::string& instance) {
+    v1::RegisterRequest request;
+    request.set_agent_id(agent_id);
+    request.set_instance(instance);
+    return scheduler_->Register(request);
   }
 
   std::string Submit(int cases, bool gpu = false) {
@@ -377,6 +389,202 @@ TEST_F(SchedulerTest, SubmitRejectsMalformedSuites) {
   c->add_argv("true");
   *request.mutable_suite()->add_cases() = *c;
   EXPECT_THAT(std::string(scheduler_->Submit(request).status().message()), HasSubstr("duplicate case name 'x'"));
+}
+
+TEST_F(SchedulerTest, IdsAre128RandomBitsInHex) {
+  std::set<std::string> seen;
+  for (int i = 0; i < 20; ++i) {
+    const std::string session = Register("a" + std::to_string(i));
+    EXPECT_THAT(session, MatchesRegex("session-[0-9a-f]{32}"));
+    const std::string run = Submit(1);
+    EXPECT_THAT(run, MatchesRegex("run-[0-9a-f]{32}"));
+    auto item = Next(session);
+    ASSERT_TRUE(item && item->has_lease());
+    EXPECT_THAT(item->lease().lease_id(), MatchesRegex("lease-[0-9a-f]{32}"));
+    seen.insert({session, run, item->lease().lease_id()});
+  }
+  EXPECT_EQ(seen.size(), 60u);
+}
+
+TEST_F(SchedulerTest, ForgedCompletionFromAnotherSessionIsRefusedAndTheRightfulOneCounts) {
+  const std::string owner = Register("a1");
+  const std::string intruder = Register("intruder");
+  const std::string run = Submit(1);
+  auto item = Next(owner);
+  ASSERT_TRUE(item && item->has_lease());
+  const std::string lease = item->lease().lease_id();
+
+  v1::CompleteLeaseRequest forged;
+  forged.set_session_id(intruder);
+  forged.set_lease_id(lease);
+  forged.mutable_result()->set_outcome(v1::CaseResult::OUTCOME_FAILED);
+  auto refused = scheduler_->Complete(forged);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("is not held by session '" + intruder + "'"));
+  EXPECT_EQ(testing::QueryInt(dir_.File("perfgate.db"), "SELECT COUNT(*) FROM results"), 0) << "nothing recorded";
+  EXPECT_EQ(Run(run).cases(0).state(), v1::CASE_STATE_RUNNING);
+  // The intruder cannot renew it either.
+  auto beat = Beat(intruder, lease);
+  ASSERT_TRUE(beat.ok());
+  EXPECT_THAT(beat->cancel_lease_ids(), ::testing::ElementsAre(lease));
+  EXPECT_EQ(beat->expires_at_ms().count(lease), 0u);
+
+  EXPECT_EQ(Complete(owner, lease, v1::CaseResult::OUTCOME_OK), v1::CompleteLeaseResponse::DISPOSITION_ACCEPTED);
+  EXPECT_EQ(Run(run).cases(0).result().outcome(), v1::CaseResult::OUTCOME_OK);
+  // Nor can it learn the answer afterwards.
+  EXPECT_EQ(scheduler_->Complete(forged).status().code(), absl::StatusCode::kPermissionDenied);
+  const auto stats = scheduler_->Stats();
+  EXPECT_EQ(stats.results_counted, 1u);
+  EXPECT_EQ(stats.results_refused, 2u);
+  EXPECT_EQ(stats.results_duplicate, 0u);
+}
+
+// A session dropped while its id was still a key of the map being erased
+// from: the store was told to delete freed memory, so fenced sessions' rows
+// piled up (and a restart revived them all), and now and then the
+// coordinator died of the bad read.
+TEST_F(SchedulerTest, RegisteringAgainDeletesTheFencedSessionsRow) {
+  for (int i = 0; i < 50; ++i) Register("a1");
+  EXPECT_EQ(testing::QueryInt(dir_.File("perfgate.db"), "SELECT COUNT(*) FROM sessions"), 1);
+  Open();  // a restart revives only the live one
+  EXPECT_EQ(scheduler_->Stats().sessions_by_pool[""], 1u);
+}
+
+TEST_F(SchedulerTest, AnotherProcessCannotTakeAnIdWhoseHolderIsConnected) {
+  auto first = RegisterInstance("a1", "process-1");
+  ASSERT_TRUE(first.ok()) << first.status();
+  bool connected = true;
+  auto stream = scheduler_->OpenStream(first->session_id(), {"ipv4:10.1.2.3:5000", [&] { return connected; }});
+  ASSERT_TRUE(stream.ok()) << stream.status();
+
+  auto second = RegisterInstance("a1", "process-2");
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_THAT(std::string(second.status().message()),
+              HasSubstr("agent id 'a1' is in use by a live agent at ipv4:10.1.2.3:5000; give this agent another --id"));
+  KeepAlive(first->session_id());  // the holder was not fenced
+  EXPECT_EQ(scheduler_->Stats().registrations_refused, 1u);
+
+  // The same process registering again (a lost answer, say) replaces its own session.
+  auto again = RegisterInstance("a1", "process-1");
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_FALSE(scheduler_->Heartbeat([&] {
+                 v1::HeartbeatRequest r;
+                 r.set_session_id(first->session_id());
+                 return r;
+               }())
+                   .ok());
+  scheduler_->CloseStream(first->session_id(), *stream);
+  EXPECT_EQ(testing::QueryInt(dir_.File("perfgate.db"), "SELECT COUNT(*) FROM sessions"), 1);
+}
+
+TEST_F(SchedulerTest, ARestartedAgentTakesOverItsDeadPredecessorsIdAtOnce) {
+  auto dead = RegisterInstance("a1", "process-1");
+  ASSERT_TRUE(dead.ok()) << dead.status();
+  const std::string run = Submit(1);
+  auto item = Next(dead->session_id());
+  ASSERT_TRUE(item && item->has_lease());
+  bool connected = true;
+  auto stream = scheduler_->OpenStream(dead->session_id(), {"ipv4:127.0.0.1:5000", [&] { return connected; }});
+  ASSERT_TRUE(stream.ok());
+  connected = false;  // the process died: its kernel closed the stream; no time passes
+
+  auto successor = RegisterInstance("a1", "process-2");
+  ASSERT_TRUE(successor.ok()) << successor.status();
+  v1::WorkItem ignored;
+  EXPECT_FALSE(scheduler_->NextWorkItem(dead->session_id(), 0, &ignored).ok()) << "the old session is fenced";
+  auto retry = Next(successor->session_id());
+  ASSERT_TRUE(retry && retry->has_lease()) << "the dead one's case goes to its successor";
+  EXPECT_EQ(retry->lease().attempt(), 2u);
+  EXPECT_EQ(Complete(successor->session_id(), retry->lease().lease_id()),
+            v1::CompleteLeaseResponse::DISPOSITION_ACCEPTED);
+  EXPECT_EQ(Run(run).state(), v1::RUN_STATE_FINISHED);
+  scheduler_->CloseStream(dead->session_id(), *stream);  // the handler's late exit is harmless
+
+  // A session with no Work stream open (one that never opened one) is taken over too.
+  EXPECT_TRUE(RegisterInstance("a1", "process-3").ok());
+}
+
+// The store refuses writes: a second connection holds its write lock past the busy timeout.
+TEST_F(SchedulerTest, AFailedStoreWriteFailsTheRpcAndLosesNothing) {
+  scheduler_.reset();
+  auto store = OpenSqliteStore(dir_.File("perfgate.db"), /*busy_timeout_ms=*/1);
+  ASSERT_TRUE(store.ok()) << store.status();
+  store_ = *std::move(store);
+  scheduler_ = std::make_unique<Scheduler>(store_.get(), &clock_, options_);
+  ASSERT_TRUE(scheduler_->Recover().ok());
+  const std::string s = Register("a1");
+  const std::string run = Submit(1);
+  auto item = Next(s);
+  ASSERT_TRUE(item && item->has_lease());
+
+  sqlite3* locker = nullptr;
+  ASSERT_EQ(sqlite3_open(dir_.File("perfgate.db").c_str(), &locker), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(locker, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr), SQLITE_OK);
+
+  v1::CompleteLeaseRequest request;
+  request.set_session_id(s);
+  request.set_lease_id(item->lease().lease_id());
+  request.mutable_result()->set_outcome(v1::CaseResult::OUTCOME_OK);
+  request.mutable_result()->add_samples()->add_values()->set_metric("wall_time");
+  auto failed = scheduler_->Complete(request);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.status().code(), absl::StatusCode::kUnavailable) << "the agent retries on UNAVAILABLE";
+  EXPECT_THAT(std::string(failed.status().message()), HasSubstr("could not store the result"));
+  EXPECT_THAT(std::string(failed.status().message()), HasSubstr("locked"));
+  EXPECT_EQ(Run(run).cases(0).state(), v1::CASE_STATE_RUNNING) << "nothing changed";
+  v1::RegisterRequest other;
+  other.set_agent_id("a2");
+  EXPECT_EQ(scheduler_->Register(other).status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(scheduler_->Stats().sessions_by_pool[""], 1u) << "no session the store does not have";
+  EXPECT_GE(scheduler_->Stats().store_errors, 2u);
+
+  ASSERT_EQ(sqlite3_exec(locker, "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(locker);
+  auto retried = scheduler_->Complete(request);
+  ASSERT_TRUE(retried.ok()) << retried.status();
+  EXPECT_EQ(retried->disposition(), v1::CompleteLeaseResponse::DISPOSITION_ACCEPTED);
+  Open();  // restart from the file: the result the agent was told counts is there
+  EXPECT_EQ(Run(run).cases(0).result().outcome(), v1::CaseResult::OUTCOME_OK);
+  EXPECT_EQ(testing::QueryInt(dir_.File("perfgate.db"), "SELECT COUNT(*) FROM results WHERE counted = 1"), 1);
+}
+
+TEST_F(SchedulerTest, RunsAndResultsOverTheLimitsAreRefusedSayingWhy) {
+  options_.max_cases_per_run = 3;
+  options_.max_samples_per_result = 4;
+  scheduler_ = std::make_unique<Scheduler>(store_.get(), &clock_, options_);
+  ASSERT_TRUE(scheduler_->Recover().ok());
+  v1::SubmitRunRequest big;
+  for (int i = 0; i < 4; ++i) {
+    auto* c = big.mutable_suite()->add_cases();
+    c->set_name("c" + std::to_string(i));
+    c->add_argv("/bin/true");
+  }
+  auto refused = scheduler_->Submit(big);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("the suite has 4 cases; a run takes at most 3"));
+
+  big.mutable_suite()->mutable_cases()->RemoveLast();
+  big.mutable_suite()->mutable_cases(1)->set_repeats(3);
+  big.mutable_suite()->mutable_cases(1)->add_variants()->set_name("base");
+  big.mutable_suite()->mutable_cases(1)->add_variants()->set_name("head");
+  refused = scheduler_->Submit(big);
+  EXPECT_THAT(std::string(refused.status().message()),
+              HasSubstr("case 'c1' asks for 6 samples (repeats x variants); a result holds at most 4"));
+
+  const std::string s = Register("a1");
+  Submit(1);
+  auto item = Next(s);
+  ASSERT_TRUE(item);
+  v1::CompleteLeaseRequest flood;
+  flood.set_session_id(s);
+  flood.set_lease_id(item->lease().lease_id());
+  for (int i = 0; i < 5; ++i) flood.mutable_result()->add_samples();
+  auto too_many = scheduler_->Complete(flood);
+  EXPECT_EQ(too_many.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(too_many.status().message()), HasSubstr("has 5 samples; at most 4 are taken"));
+  EXPECT_EQ(scheduler_->Stats().results_counted, 0u);
 }
 
 }  // namespace
