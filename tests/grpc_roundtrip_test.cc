@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <grpcpp/grpcpp.h>
+
 #include <fstream>
 #include <thread>
 
@@ -11,6 +13,8 @@
 #include "agent/worker.h"
 #include "cli/gate_client.h"
 #include "coordinator/coordinator.h"
+#include "perfgate/v1/agent.grpc.pb.h"
+#include "perfgate/v1/gate.grpc.pb.h"
 #include "tests/test_util.h"
 
 namespace perfgate {
@@ -129,6 +133,105 @@ TEST_F(GrpcRoundTripTest, InterruptCancelsTheRunAndKillsTheCase) {
   ASSERT_GT(case_pid, 0);
   ASSERT_TRUE(agents_[0]->WaitForCasesCompleted(1, 30'000));
   EXPECT_TRUE(testing::ProcessGone(case_pid));
+}
+
+// A hand-driven agent session over real gRPC: the test decides what it sends.
+class RawAgent {
+ public:
+  RawAgent(const std::string& address, const std::string& agent_id, const std::string& instance)
+      : stub_(v1::AgentService::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()))) {
+    v1::RegisterRequest request;
+    request.set_agent_id(agent_id);
+    request.set_instance(instance);
+    grpc::ClientContext context;
+    status_ = stub_->Register(&context, request, &registered_);
+  }
+  ~RawAgent() {
+    if (!work_) return;
+    work_context_.TryCancel();
+    work_->Finish().IgnoreError();
+  }
+  const grpc::Status& status() const { return status_; }
+  const std::string& session() const { return registered_.session_id(); }
+  // Opens the Work stream and waits for the first item on it.
+  v1::WorkItem FirstWorkItem() {
+    v1::WorkRequest request;
+    request.set_session_id(session());
+    work_ = stub_->Work(&work_context_, request);
+    v1::WorkItem item;
+    EXPECT_TRUE(work_->Read(&item));
+    return item;
+  }
+  grpc::Status Complete(const std::string& session, const std::string& lease, v1::CaseResult::Outcome outcome,
+                        v1::CompleteLeaseResponse* response) {
+    v1::CompleteLeaseRequest request;
+    request.set_session_id(session);
+    request.set_lease_id(lease);
+    request.mutable_result()->set_outcome(outcome);
+    grpc::ClientContext context;
+    return stub_->CompleteLease(&context, request, response);
+  }
+
+ private:
+  std::unique_ptr<v1::AgentService::Stub> stub_;
+  grpc::Status status_;
+  v1::RegisterResponse registered_;
+  grpc::ClientContext work_context_;
+  std::unique_ptr<grpc::ClientReader<v1::WorkItem>> work_;
+};
+
+TEST_F(GrpcRoundTripTest, ForgedCompletionIsRefusedAndTheRightfulOneCounts) {
+  RawAgent owner(coordinator_->address(), "owner", "owner-process");
+  ASSERT_TRUE(owner.status().ok()) << owner.status().error_message();
+  auto gate = v1::GateService::NewStub(grpc::CreateChannel(coordinator_->address(), grpc::InsecureChannelCredentials()));
+  v1::SubmitRunRequest submit;
+  submit.mutable_suite()->set_name("owned");
+  auto* c = submit.mutable_suite()->add_cases();
+  c->set_name("c");
+  c->add_argv("/bin/true");
+  v1::SubmitRunResponse submitted;
+  grpc::ClientContext submit_context;
+  ASSERT_TRUE(gate->SubmitRun(&submit_context, submit, &submitted).ok());
+  const std::string lease = owner.FirstWorkItem().lease().lease_id();
+  ASSERT_FALSE(lease.empty());
+
+  RawAgent intruder(coordinator_->address(), "intruder", "intruder-process");
+  ASSERT_TRUE(intruder.status().ok());
+  v1::CompleteLeaseResponse response;
+  grpc::Status forged = intruder.Complete(intruder.session(), lease, v1::CaseResult::OUTCOME_FAILED, &response);
+  EXPECT_EQ(forged.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(forged.error_message(), ::testing::HasSubstr("only its holder may complete it"));
+
+  ASSERT_TRUE(owner.Complete(owner.session(), lease, v1::CaseResult::OUTCOME_OK, &response).ok());
+  EXPECT_EQ(response.disposition(), v1::CompleteLeaseResponse::DISPOSITION_ACCEPTED);
+  v1::GetRunRequest get;
+  get.set_run_id(submitted.run_id());
+  v1::Run run;
+  grpc::ClientContext get_context;
+  ASSERT_TRUE(gate->GetRun(&get_context, get, &run).ok());
+  EXPECT_EQ(run.cases(0).state(), v1::CASE_STATE_DONE);
+  EXPECT_EQ(run.cases(0).result().outcome(), v1::CaseResult::OUTCOME_OK);
+  EXPECT_EQ(coordinator_->scheduler().Stats().results_counted, 1u);
+  EXPECT_EQ(testing::QueryInt(dir_.File("perfgate.db"), "SELECT COUNT(*) FROM results"), 1);
+}
+
+TEST_F(GrpcRoundTripTest, AnIdHeldByAConnectedAgentIsRefusedNamingWhere) {
+  RawAgent holder(coordinator_->address(), "lab-1", "first-process");
+  ASSERT_TRUE(holder.status().ok());
+  v1::SubmitRunRequest submit;  // a lease on the Work stream shows the stream is open
+  submit.mutable_suite()->set_name("s");
+  auto* c = submit.mutable_suite()->add_cases();
+  c->set_name("c");
+  c->add_argv("/bin/true");
+  ASSERT_TRUE(coordinator_->scheduler().Submit(submit).ok());
+  ASSERT_TRUE(holder.FirstWorkItem().has_lease());
+
+  RawAgent duplicate(coordinator_->address(), "lab-1", "second-process");
+  EXPECT_EQ(duplicate.status().error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_THAT(duplicate.status().error_message(),
+              ::testing::MatchesRegex("agent id 'lab-1' is in use by a live agent at ipv[46]:.*; give this agent "
+                                      "another --id"));
+  EXPECT_EQ(coordinator_->scheduler().Stats().sessions_by_pool.at(""), 1u);
 }
 
 }  // namespace
