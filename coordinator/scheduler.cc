@@ -80,7 +80,11 @@ absl::Status Scheduler::Recover() {
       leases_.emplace(lease.lease_id, lease);
       continue;
     }
+    // Resumed, not expired: the agent could not renew while we were down, and
+    // it kept running the case (only we end leases). A fresh TTL from now
+    // gives it time to reconnect; written back so the store says the same.
     lease.expires_at_ms = std::max(lease.expires_at_ms, now + options_.lease_ttl_ms);
+    LogIfError(store_->UpdateLease(lease.lease_id, LeaseState::kActive, lease.expires_at_ms), "resume lease");
     run->second.cases[lease.case_index].lease_id = lease.lease_id;
     session->lease_id = lease.lease_id;
     leases_.emplace(lease.lease_id, lease);
@@ -293,6 +297,23 @@ absl::StatusOr<v1::CompleteLeaseResponse> Scheduler::Complete(const v1::Complete
     response.set_disposition(v1::CompleteLeaseResponse::DISPOSITION_STALE);
     return response;
   }
+  if (request.result().outcome() == v1::CaseResult::OUTCOME_CANCELLED) {
+    // We ask an agent to stop a case only after ending its lease (CancelRun,
+    // or the lease was lost), so those results are stale above. A CANCELLED
+    // result on a lease that is still active is the agent's own doing (it
+    // was shut down, or gave up on us): nobody asked to cancel the case and
+    // nothing was measured. Ending the case as cancelled would let a gate
+    // pass without its measurement, so it is a lost attempt instead:
+    // re-queued with attempt + 1, an error once attempts are spent.
+    LogIfError(store_->InsertResult(lease, ResultDisposition::kStale, request.result(), now), "unrequested cancel");
+    ++stats_.results_stale;
+    if (listener_) listener_->OnResult("", "", lease.pool, "stale", request.result(), 0);
+    completed_[lease.lease_id] = v1::CompleteLeaseResponse::DISPOSITION_STALE;
+    LoseLease(lease.lease_id, "the agent stopped the case without being asked (outcome CANCELLED)");
+    changed_.notify_all();
+    response.set_disposition(v1::CompleteLeaseResponse::DISPOSITION_STALE);
+    return response;
+  }
   LogIfError(store_->InsertResult(lease, ResultDisposition::kCounted, request.result(), now), "result");
   EndLease(lease, LeaseState::kCompleted);
   ++stats_.results_counted;
@@ -307,9 +328,6 @@ absl::StatusOr<v1::CompleteLeaseResponse> Scheduler::Complete(const v1::Complete
                         static_cast<double>(now - lease.granted_at_ms) / 1000);
   }
   switch (request.result().outcome()) {
-    case v1::CaseResult::OUTCOME_CANCELLED:
-      SetCase(run, lease.case_index, v1::CASE_STATE_CANCELLED, "cancelled");
-      break;
     case v1::CaseResult::OUTCOME_SKIPPED:
       SetCase(run, lease.case_index, v1::CASE_STATE_ERROR,
               absl::StrCat("agent ", lease.agent_id, " could not run it: ", request.result().error()));
