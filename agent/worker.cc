@@ -33,8 +33,10 @@ AgentWorker::AgentWorker(WorkerOptions options, v1::HostFingerprint host)
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5'000);
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2'000);
+  // Back within a second or so of a coordinator restart. GRPC_ARG_MIN_RECONNECT_BACKOFF_MS is not set: gRPC
+  // takes it as the connect timeout, and at 100 ms a busy, just restarted coordinator never finished a handshake
+  // ("tcp handshaker shutdown") for seconds, long enough to lose the session.
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1'000);
   args.SetMaxReceiveMessageSize(64 << 20);
   args.SetMaxSendMessageSize(64 << 20);
   channel_ = grpc::CreateCustomChannel(options_.coordinator, grpc::InsecureChannelCredentials(), args);
@@ -100,6 +102,7 @@ bool AgentWorker::RegisterWithRetry() {
     }
     grpc::ClientContext context;
     context.set_deadline(In(5'000));
+    context.set_wait_for_ready(true);
     v1::RegisterRequest request;
     request.set_agent_id(options_.agent_id);
     request.set_pool(options_.pool);
@@ -175,6 +178,10 @@ void AgentWorker::HeartbeatLoop(std::string session_id, uint32_t interval_ms, ui
     }
     grpc::ClientContext context;
     context.set_deadline(In(std::max<int64_t>(1'000, interval_ms)));
+    // Waiting for the channel (rather than failing fast while it reconnects)
+    // also drives the reconnect: a synchronous client makes progress on a
+    // new connection only while a call waits on it.
+    context.set_wait_for_ready(true);
     v1::HeartbeatRequest request;
     request.set_session_id(session_id);
     for (const auto& id : held) request.add_lease_ids(id);
@@ -298,7 +305,8 @@ void AgentWorker::CompleteWithRetry(const std::string& session_id, const std::st
   // however long it is away (a restart keeps our session and lease).
   for (int attempt = 0;; ++attempt) {
     grpc::ClientContext context;
-    context.set_deadline(In(30'000));
+    context.set_deadline(In(5'000));  // short: Stop() is seen between attempts
+    context.set_wait_for_ready(true);  // delivered as soon as the coordinator is back
     v1::CompleteLeaseRequest request;
     request.set_session_id(session_id);
     request.set_lease_id(lease_id);
