@@ -159,7 +159,10 @@ void AgentWorker::ReadWork(std::string session_id) {
       MarkSessionStale();
       return;
     }
-    SleepInterruptibly(Backoff(attempt++));
+    // Not SleepInterruptibly: a refused heartbeat must end this thread at once, so the agent registers again.
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, std::chrono::milliseconds(Backoff(attempt++)),
+                 [&] { return stopping_ || session_stale_ || session_id_ != session_id; });
   }
 }
 
