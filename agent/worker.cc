@@ -43,8 +43,10 @@ AgentWorker::AgentWorker(WorkerOptions options, v1::HostFingerprint host)
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5'000);
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2'000);
+  // Back within a second or so of a coordinator restart. GRPC_ARG_MIN_RECONNECT_BACKOFF_MS is not set: gRPC
+  // takes it as the connect timeout, and at 100 ms a busy, just restarted coordinator never finished a handshake
+  // ("tcp handshaker shutdown") for seconds, long enough to lose the session.
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1'000);
   args.SetMaxReceiveMessageSize(64 << 20);
   args.SetMaxSendMessageSize(64 << 20);
   channel_ = grpc::CreateCustomChannel(options_.coordinator, grpc::InsecureChannelCredentials(), args);
@@ -91,7 +93,7 @@ void AgentWorker::DropLeaseLocked(const std::string& lease_id, const std::string
     Log(absl::StrCat("stopping lease ", lease_id, ": ", why));
     current_cancel_->Cancel();
   }
-  std::erase_if(queue_, [&](const Lease& l) { return l.lease.lease_id() == lease_id; });
+  std::erase_if(queue_, [&](const v1::Lease& l) { return l.lease_id() == lease_id; });
 }
 
 void AgentWorker::MarkSessionStale() {
@@ -110,6 +112,7 @@ bool AgentWorker::RegisterWithRetry() {
     }
     grpc::ClientContext context;
     context.set_deadline(In(5'000));
+    context.set_wait_for_ready(true);
     v1::RegisterRequest request;
     request.set_agent_id(options_.agent_id);
     request.set_instance(instance_);
@@ -155,7 +158,7 @@ void AgentWorker::ReadWork(std::string session_id) {
       attempt = 0;
       std::lock_guard lock(mu_);
       if (item.has_lease()) {
-        queue_.push_back(Lease{item.lease(), LocalNowMs() + lease_ttl_ms_});
+        queue_.push_back(item.lease());
       } else if (!item.cancel_lease_id().empty()) {
         DropLeaseLocked(item.cancel_lease_id(), "the coordinator cancelled it");
       }
@@ -172,12 +175,17 @@ void AgentWorker::ReadWork(std::string session_id) {
       MarkSessionStale();
       return;
     }
-    SleepInterruptibly(Backoff(attempt++));
+    // Not SleepInterruptibly: a refused heartbeat must end this thread at once, so the agent registers again.
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, std::chrono::milliseconds(Backoff(attempt++)),
+                 [&] { return stopping_ || session_stale_ || session_id_ != session_id; });
   }
 }
 
 void AgentWorker::HeartbeatLoop(std::string session_id, uint32_t interval_ms, uint32_t ttl_ms) {
   int failures = 0;
+  int64_t last_answer_ms = LocalNowMs();
+  bool outage_logged = false;
   for (;;) {
     std::vector<std::string> held;
     {
@@ -185,10 +193,14 @@ void AgentWorker::HeartbeatLoop(std::string session_id, uint32_t interval_ms, ui
       cv_.wait_for(lock, std::chrono::milliseconds(interval_ms), [&] { return stopping_ || session_stale_; });
       if (stopping_ || session_stale_ || session_id_ != session_id) return;
       if (!current_lease_id_.empty()) held.push_back(current_lease_id_);
-      for (const auto& l : queue_) held.push_back(l.lease.lease_id());
+      for (const auto& l : queue_) held.push_back(l.lease_id());
     }
     grpc::ClientContext context;
     context.set_deadline(In(std::max<int64_t>(1'000, interval_ms)));
+    // Waiting for the channel (rather than failing fast while it reconnects)
+    // also drives the reconnect: a synchronous client makes progress on a
+    // new connection only while a call waits on it.
+    context.set_wait_for_ready(true);
     v1::HeartbeatRequest request;
     request.set_session_id(session_id);
     for (const auto& id : held) request.add_lease_ids(id);
@@ -203,15 +215,20 @@ void AgentWorker::HeartbeatLoop(std::string session_id, uint32_t interval_ms, ui
     std::lock_guard lock(mu_);
     if (status.ok()) {
       failures = 0;
-      if (response.expires_at_ms().count(current_lease_id_)) current_deadline_ms_ = sent_at + ttl_ms;
+      last_answer_ms = sent_at;
+      outage_logged = false;
       for (const auto& id : response.cancel_lease_ids()) DropLeaseLocked(id, "it is no longer ours");
-    } else if (failures++ % 5 == 0) {
-      Log(absl::StrCat("heartbeat failed: ", status.error_message()));
+      continue;
     }
-    // A lease we could not renew in time is the coordinator's to give away: stop the case.
-    if (!current_lease_id_.empty() && current_cancel_ && LocalNowMs() > current_deadline_ms_) {
-      Log(absl::StrCat("could not renew lease ", current_lease_id_, " before it expired; stopping the case"));
-      current_cancel_->Cancel();
+    if (failures++ % 5 == 0) Log(absl::StrCat("heartbeat failed: ", status.error_message()));
+    // An unrenewed lease is not a reason to stop: only the coordinator knows
+    // whether it gave the lease away (then it says so and the result is
+    // stale) or was merely away (a restart resumes leases with a fresh TTL).
+    // Stopping here would throw away a measurement that may still count.
+    if (!current_lease_id_.empty() && !outage_logged && LocalNowMs() - last_answer_ms > ttl_ms) {
+      Log(absl::StrCat("lease ", current_lease_id_, " not renewed for ", LocalNowMs() - last_answer_ms,
+                       " ms; the case keeps running and its result waits for the coordinator"));
+      outage_logged = true;
     }
   }
 }
@@ -229,7 +246,7 @@ void AgentWorker::Run() {
     std::thread reader(&AgentWorker::ReadWork, this, session_id);
     std::thread heartbeat(&AgentWorker::HeartbeatLoop, this, session_id, interval_ms, ttl_ms);
     for (;;) {
-      Lease lease;
+      v1::Lease lease;
       {
         std::unique_lock lock(mu_);
         cv_.wait(lock, [&] { return stopping_ || session_stale_ || !queue_.empty(); });
@@ -240,7 +257,7 @@ void AgentWorker::Run() {
         lease = std::move(queue_.front());
         queue_.pop_front();
       }
-      RunLease(session_id, std::move(lease));
+      RunLease(session_id, lease);
     }
     {
       std::lock_guard lock(mu_);
@@ -255,17 +272,16 @@ void AgentWorker::Run() {
   Log("stopped");
 }
 
-void AgentWorker::RunLease(const std::string& session_id, Lease lease) {
-  const v1::CaseSpec& spec = lease.lease.spec();
+void AgentWorker::RunLease(const std::string& session_id, const v1::Lease& lease) {
+  const v1::CaseSpec& spec = lease.spec();
   CancelToken cancel;
   {
     std::lock_guard lock(mu_);
     if (stopping_ || session_stale_) return;
-    current_lease_id_ = lease.lease.lease_id();
+    current_lease_id_ = lease.lease_id();
     current_cancel_ = &cancel;
-    current_deadline_ms_ = lease.local_deadline_ms;
   }
-  Log(absl::StrCat("running ", spec.name(), " (", lease.lease.run_id(), ", attempt ", lease.lease.attempt(), ")"));
+  Log(absl::StrCat("running ", spec.name(), " (", lease.run_id(), ", attempt ", lease.attempt(), ")"));
   CaseRunOptions options;
   options.cancel = &cancel;
   options.kill_grace_ms = options_.kill_grace_ms;
@@ -275,21 +291,41 @@ void AgentWorker::RunLease(const std::string& session_id, Lease lease) {
   result.set_pool(options_.pool);
   {
     std::lock_guard lock(mu_);
-    current_lease_id_.clear();
-    current_cancel_ = nullptr;
+    current_cancel_ = nullptr;  // heartbeats keep renewing the lease until the result is acknowledged
   }
   Log(absl::StrCat("finished ", spec.name(), ": ", v1::CaseResult::Outcome_Name(result.outcome()),
                    result.error().empty() ? "" : " (" + result.error() + ")"));
-  CompleteWithRetry(session_id, lease.lease.lease_id(), result);
+  CompleteWithRetry(session_id, lease.lease_id(), result);
+  std::lock_guard lock(mu_);
+  current_lease_id_.clear();
 }
+
+namespace {
+
+// Transient: the coordinator is away, restarting or overloaded; the result is
+// offered again. Any other error is the coordinator's answer about the lease.
+bool WorthRetrying(const grpc::Status& status) {
+  switch (status.error_code()) {
+    case grpc::StatusCode::UNAVAILABLE:
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+    case grpc::StatusCode::ABORTED:
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
 
 void AgentWorker::CompleteWithRetry(const std::string& session_id, const std::string& lease_id,
                                     const v1::CaseResult& result) {
-  // The result is the expensive part: keep offering it while the
-  // coordinator is away (a restart keeps our session and lease).
-  for (int attempt = 0; attempt < 60; ++attempt) {
+  // The result is the expensive part: keep it until the coordinator answers,
+  // however long it is away (a restart keeps our session and lease).
+  for (int attempt = 0;; ++attempt) {
     grpc::ClientContext context;
-    context.set_deadline(In(30'000));
+    context.set_deadline(In(5'000));  // short: Stop() is seen between attempts
+    context.set_wait_for_ready(true);  // delivered as soon as the coordinator is back
     v1::CompleteLeaseRequest request;
     request.set_session_id(session_id);
     request.set_lease_id(lease_id);
@@ -304,21 +340,27 @@ void AgentWorker::CompleteWithRetry(const std::string& session_id, const std::st
       cv_.notify_all();
       if (response.disposition() == v1::CompleteLeaseResponse::DISPOSITION_STALE) {
         Log(absl::StrCat("result for ", lease_id, " was stale (lease expired or cancelled); kept, not counted"));
+      } else if (attempt > 0) {
+        Log(absl::StrCat("delivered result for ", lease_id, " after ", attempt, " retries"));
       }
       return;
     }
-    if (status.error_code() != grpc::StatusCode::UNAVAILABLE &&
-        status.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED) {
+    if (!WorthRetrying(status)) {
       Log(absl::StrCat("coordinator refused result for ", lease_id, ": ", status.error_message()));
       return;
     }
+    if (attempt % 10 == 0) {
+      Log(absl::StrCat("cannot deliver result for ", lease_id, " (", status.error_message(), "); keeping it, retrying"));
+    }
     {
       std::lock_guard lock(mu_);
-      if (stopping_) return;
+      if (stopping_) {
+        Log(absl::StrCat("stopping with the result for ", lease_id, " undelivered"));
+        return;
+      }
     }
     SleepInterruptibly(Backoff(attempt));
   }
-  Log(absl::StrCat("gave up reporting ", lease_id, ": coordinator unreachable"));
 }
 
 }  // namespace perfgate

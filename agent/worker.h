@@ -2,6 +2,12 @@
 // work stream, run each case with the case runner, heartbeat while it runs,
 // report the result. Survives coordinator restarts (reconnects with jittered
 // backoff, keeps its session) and fencing (registers again).
+//
+// Only the coordinator ends a lease: the agent stops a case when told to
+// (the lease was cancelled or given away) or when its session is refused,
+// never because it could not renew the lease. A case keeps running while the
+// coordinator is unreachable, and its result is offered until the coordinator
+// acknowledges it or answers that the lease is no longer this agent's.
 #pragma once
 
 #include <atomic>
@@ -49,14 +55,11 @@ class AgentWorker {
   bool WaitForCasesCompleted(uint64_t n, int64_t timeout_ms);
 
  private:
-  struct Lease {
-    v1::Lease lease;
-    int64_t local_deadline_ms = 0;  // our clock: stop the case after this
-  };
   bool RegisterWithRetry();
   void ReadWork(std::string session_id);
   void HeartbeatLoop(std::string session_id, uint32_t interval_ms, uint32_t ttl_ms);
-  void RunLease(const std::string& session_id, Lease lease);
+  void RunLease(const std::string& session_id, const v1::Lease& lease);
+  // Offers the result until the coordinator answers (accepted, stale, or refused) or Stop().
   void CompleteWithRetry(const std::string& session_id, const std::string& lease_id, const v1::CaseResult& result);
   void SleepInterruptibly(int64_t ms);
   int64_t Backoff(int attempt);
@@ -79,10 +82,10 @@ class AgentWorker {
   std::string session_id_;
   uint32_t heartbeat_interval_ms_ = 2000;
   uint32_t lease_ttl_ms_ = 10000;
-  std::deque<Lease> queue_;
+  std::deque<v1::Lease> queue_;
+  // The lease whose case runs or whose result awaits acknowledgement: heartbeats renew it.
   std::string current_lease_id_;
-  int64_t current_deadline_ms_ = 0;
-  CancelToken* current_cancel_ = nullptr;
+  CancelToken* current_cancel_ = nullptr;  // set while the case runs
   std::shared_ptr<grpc::ClientContext> work_context_;
   std::atomic<uint64_t> cases_completed_{0};
 };

@@ -110,7 +110,11 @@ absl::Status Scheduler::Recover() {
       leases_.emplace(lease.lease_id, lease);
       continue;
     }
+    // Resumed, not expired: the agent could not renew while we were down, and
+    // it kept running the case (only we end leases). A fresh TTL from now
+    // gives it time to reconnect; written back so the store says the same.
     lease.expires_at_ms = std::max(lease.expires_at_ms, now + options_.lease_ttl_ms);
+    LogIfError(store_->UpdateLease(lease.lease_id, LeaseState::kActive, lease.expires_at_ms), "resume lease");
     run->second.cases[lease.case_index].lease_id = lease.lease_id;
     session->lease_id = lease.lease_id;
     leases_.emplace(lease.lease_id, lease);
@@ -362,13 +366,26 @@ absl::StatusOr<v1::CompleteLeaseResponse> Scheduler::Complete(const v1::Complete
     return response;
   }
   const int64_t now = clock_->NowMs();
-  if (lease.state != LeaseState::kActive) {
+  // We ask an agent to stop a case only after ending its lease (CancelRun, or
+  // the lease was lost), so those results arrive on ended leases. A CANCELLED
+  // result on a lease that is still active is the agent's own doing (it was
+  // shut down, or gave up on us): nobody asked to cancel the case and nothing
+  // was measured. Ending the case as cancelled would let a gate pass without
+  // its measurement, so it is a lost attempt instead: re-queued with
+  // attempt + 1, an error once attempts are spent.
+  const bool unrequested_cancel = lease.state == LeaseState::kActive &&
+                                  request.result().outcome() == v1::CaseResult::OUTCOME_CANCELLED;
+  if (lease.state != LeaseState::kActive || unrequested_cancel) {
     if (auto s = store_->InsertResult(lease, ResultDisposition::kStale, request.result(), now); !s.ok()) {
       return StoreFailed(s, "stale result");
     }
     ++stats_.results_stale;
     if (listener_) listener_->OnResult("", "", lease.pool, "stale", request.result(), 0);
     completed_[key] = v1::CompleteLeaseResponse::DISPOSITION_STALE;
+    if (unrequested_cancel) {
+      LoseLease(lease.lease_id, "the agent stopped the case without being asked (outcome CANCELLED)");
+      changed_.notify_all();
+    }
     response.set_disposition(v1::CompleteLeaseResponse::DISPOSITION_STALE);
     return response;
   }
@@ -388,9 +405,6 @@ absl::StatusOr<v1::CompleteLeaseResponse> Scheduler::Complete(const v1::Complete
                         static_cast<double>(now - lease.granted_at_ms) / 1000);
   }
   switch (request.result().outcome()) {
-    case v1::CaseResult::OUTCOME_CANCELLED:
-      SetCase(run, lease.case_index, v1::CASE_STATE_CANCELLED, "cancelled");
-      break;
     case v1::CaseResult::OUTCOME_SKIPPED:
       SetCase(run, lease.case_index, v1::CASE_STATE_ERROR,
               absl::StrCat("agent ", lease.agent_id, " could not run it: ", request.result().error()));

@@ -103,6 +103,10 @@ CREATE INDEX runs_by_branch ON runs(branch, created_at_ms);
     R"sql(
 ALTER TABLE runs ADD COLUMN verdict TEXT NOT NULL DEFAULT '';
 )sql",
+    // 4: a sample's A/B variant ('' for a plain run), so history can leave out the base side.
+    R"sql(
+ALTER TABLE samples ADD COLUMN variant TEXT NOT NULL DEFAULT '';
+)sql",
 };
 
 class Statement {
@@ -258,12 +262,12 @@ class SqliteStore final : public Store {
     ins.Bind(5, static_cast<int64_t>(result.outcome())).Bind(6, received_at_ms).BindBlob(7, result.SerializeAsString());
     if (ins.Step() != SQLITE_DONE) return Rollback("insert result");
     Statement s(db_,
-                "INSERT INTO samples (lease_id, sample_index, benchmark, metric, value, unit, source) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)");
+                "INSERT INTO samples (lease_id, sample_index, benchmark, metric, value, unit, source, variant) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
     for (const auto& sample : result.samples()) {
       for (const auto& v : sample.values()) {
         s.Bind(1, lease.lease_id).Bind(2, static_cast<int64_t>(sample.index())).Bind(3, v.benchmark());
-        s.Bind(4, v.metric()).Bind(5, v.value()).Bind(6, v.unit()).Bind(7, v.source());
+        s.Bind(4, v.metric()).Bind(5, v.value()).Bind(6, v.unit()).Bind(7, v.source()).Bind(8, sample.variant());
         if (s.Step() != SQLITE_DONE) return Rollback("insert sample");
         s.Reset();
       }
@@ -346,6 +350,10 @@ class SqliteStore final : public Store {
                 "JOIN runs r ON r.run_id = res.run_id "
                 "WHERE r.branch = ? AND r.created_at_ms >= ? AND r.run_id != ? AND l.pool = ? "
                 "AND s.benchmark = ? AND s.metric = ? AND s.source = ? "
+                // The code the branch holds: a plain run, or the head of an A/B run
+                // (its base side measured some other code). Rows from before
+                // migration 4 have no variant and count as plain.
+                "AND s.variant IN ('', 'head') "
                 "ORDER BY r.created_at_ms DESC, r.run_id");
     for (const auto& key : request.keys()) {
       q.Bind(1, request.branch()).Bind(2, request.since_ms()).Bind(3, request.exclude_run_id()).Bind(4, key.pool());

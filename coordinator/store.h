@@ -76,7 +76,8 @@ class Store {
 
   virtual absl::StatusOr<RecoveredState> Recover() = 0;
   // Per-run medians of counted samples for each key, on runs of
-  // request.branch, newest first (see GateService.GetHistory).
+  // request.branch, newest first (see GateService.GetHistory). Only plain
+  // samples and the head side of A/B runs: the base side measured other code.
   virtual absl::StatusOr<v1::HistoryResponse> History(const v1::HistoryRequest& request) = 0;
   // Any run, final or not, with counted results; NotFound if unknown.
   virtual absl::StatusOr<v1::Run> LoadRun(const std::string& run_id) = 0;

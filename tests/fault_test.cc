@@ -8,8 +8,10 @@
 #include <sys/stat.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <memory>
+#include <thread>
 
 #include "tests/test_util.h"
 
@@ -23,10 +25,11 @@ using testing::Subprocess;
 class FaultTest : public ::testing::Test {
  protected:
   // Short leases so expiry happens in about a second.
-  void StartCoordinator(const std::string& listen = "127.0.0.1:0") {
+  void StartCoordinator(const std::string& listen = "127.0.0.1:0", const std::string& lease_ttl = "1s",
+                        const std::string& no_agent_grace = "3s") {
     coordinator_ = std::make_unique<Subprocess>(
-        std::vector<std::string>{PerfgateBinary(), "coordinator", "--listen", listen, "--db", db_, "--lease-ttl", "1s",
-                                 "--max-attempts", "3", "--no-agent-grace", "3s"});
+        std::vector<std::string>{PerfgateBinary(), "coordinator", "--listen", listen, "--db", db_, "--lease-ttl",
+                                 lease_ttl, "--max-attempts", "3", "--no-agent-grace", no_agent_grace});
     address_ = testing::CoordinatorAddress(*coordinator_);
     ASSERT_FALSE(address_.empty()) << coordinator_->output();
   }
@@ -36,11 +39,12 @@ class FaultTest : public ::testing::Test {
     EXPECT_TRUE(agents_.back()->WaitForLine("registered", 30'000)) << agents_.back()->output();
     return *agents_.back();
   }
-  std::unique_ptr<Subprocess> StartGate(const std::string& suite_text) {
+  std::unique_ptr<Subprocess> StartGate(const std::string& suite_text, std::vector<std::string> more = {}) {
     const std::string suite = dir_.Write("suite.yaml", suite_text);
-    return std::make_unique<Subprocess>(std::vector<std::string>{PerfgateBinary(), "gate", "--coordinator", address_,
-                                                                 "--suite", suite, "--json", dir_.File("report.json"),
-                                                                 "--no-color"});
+    std::vector<std::string> argv = {PerfgateBinary(), "gate",   "--coordinator", address_, "--suite",
+                                     suite,            "--json", dir_.File("report.json"), "--no-color"};
+    argv.insert(argv.end(), more.begin(), more.end());
+    return std::make_unique<Subprocess>(argv);
   }
   int64_t Query(const std::string& sql) { return testing::QueryInt(db_, sql); }
 
@@ -186,6 +190,92 @@ TEST_F(FaultTest, CancelledRunLeavesNoCaseProcessOnTheAgents) {
   EXPECT_TRUE(testing::ProcessGone(grandchild));
   EXPECT_EQ(Query("SELECT state FROM runs"), 3 /* cancelled */);
   EXPECT_EQ(Query("SELECT COUNT(*) FROM cases WHERE state = 6 /* cancelled */"), 3);
+}
+
+// A case that reports a deterministic metric 50% over its expected value. It
+// announces each start in `started`, runs until the test creates `release`,
+// and leaves `terminated` behind if anyone stops it.
+std::string RegressingCase(const testing::TempDir& dir) {
+  return "  - name: regressing\n    results: pytorch\n    judge: [compile_time_instruction_count]\n"
+         "    command: [/bin/sh, -c, \"trap 'touch " +
+         dir.File("terminated") + "; exit 143' TERM; touch " + dir.File("started") + "; while [ ! -e " +
+         dir.File("release") + " ]; do sleep 0.05; done; echo regressing,compile_time_instruction_count,150\"]\n";
+}
+
+// Polls for `path` to exist, up to timeout_ms.
+bool WaitForFile(const std::string& path, int64_t timeout_ms) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (!std::filesystem::exists(path)) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
+}
+
+// Lets `ms` of wall time pass, read from the clock (a fault that must outlast a TTL).
+void LetWallTimePass(int64_t ms) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+  while (std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+}
+
+void Touch(const std::string& path) { std::ofstream(path) << "go\n"; }
+
+// The issue's false pass: the coordinator is away for three lease TTLs while
+// the regressing case runs. The agent must neither stop the case nor report
+// it cancelled; the restarted coordinator resumes the lease, the result is
+// delivered, and the re-attached gate fails naming the case.
+TEST_F(FaultTest, CoordinatorDownForThreeTtlsMidCaseStillFailsTheGateOnTheRegression) {
+  constexpr int64_t kTtlMs = 3'000;
+  StartCoordinator("127.0.0.1:0", "3s", "60s");
+  Subprocess& agent = StartAgent("a1");
+  const std::string expected = dir_.Write("expected.csv", "regressing,compile_time_instruction_count,100,0.05\n");
+  auto gate = StartGate("suite: f\ndefaults: {repeats: 1, warmup: 0, timeout: 10m}\ncases:\n" + RegressingCase(dir_),
+                        {"--baseline", expected, "--confirm", "0"});
+  ASSERT_TRUE(WaitForFile(dir_.File("started"), 60'000)) << gate->output();
+  const std::string port = address_.substr(address_.rfind(':') + 1);
+  coordinator_->Signal(SIGKILL);
+  coordinator_->Wait(10'000);
+  LetWallTimePass(3 * kTtlMs);
+  StartCoordinator("127.0.0.1:" + port, "3s", "60s");
+  Touch(dir_.File("release"));
+
+  EXPECT_EQ(gate->Wait(120'000), 1) << gate->output() << agent.output();
+  EXPECT_THAT(gate->output(), HasSubstr("re-attaching"));
+  EXPECT_THAT(gate->output(), HasSubstr("regression fails the gate: 1 case (regressing)"));
+  EXPECT_FALSE(std::filesystem::exists(dir_.File("terminated"))) << "the agent stopped the case\n" << agent.output();
+  EXPECT_EQ(Query("SELECT state FROM cases"), 3 /* done */);
+  EXPECT_EQ(Query("SELECT COUNT(*) FROM results WHERE counted = 1 AND outcome = 1 /* ok */"), 1);
+  EXPECT_EQ(Query("SELECT COUNT(*) FROM results WHERE outcome = 6 /* cancelled */"), 0);
+}
+
+// An agent frozen for twice the lease TTL while it runs the regressing case:
+// its lease is given away and the case re-run on the other agent; on SIGCONT
+// its result is stale. The case ends measured, never cancelled.
+TEST_F(FaultTest, AgentFrozenForTwoTtlsMidCaseEndsMeasuredNeverCancelled) {
+  constexpr int64_t kTtlMs = 1'000;
+  StartCoordinator("127.0.0.1:0", "1s", "60s");
+  Subprocess& frozen = StartAgent("frozen");
+  const std::string expected = dir_.Write("expected.csv", "regressing,compile_time_instruction_count,100,0.05\n");
+  auto gate = StartGate("suite: f\ndefaults: {repeats: 1, warmup: 0, timeout: 10m}\ncases:\n" + RegressingCase(dir_),
+                        {"--baseline", expected, "--confirm", "0"});
+  ASSERT_TRUE(WaitForFile(dir_.File("started"), 60'000)) << gate->output();
+  StartAgent("awake");
+  std::filesystem::remove(dir_.File("started"));
+  frozen.Signal(SIGSTOP);
+  LetWallTimePass(2 * kTtlMs);
+  ASSERT_TRUE(WaitForFile(dir_.File("started"), 60'000)) << "the case was not re-run\n" << gate->output();
+  frozen.Signal(SIGCONT);
+  ASSERT_TRUE(frozen.WaitForLine("was stale", 60'000)) << frozen.output();
+  Touch(dir_.File("release"));
+
+  EXPECT_EQ(gate->Wait(120'000), 1) << gate->output();
+  EXPECT_THAT(gate->output(), HasSubstr("regression fails the gate: 1 case (regressing)"));
+  EXPECT_EQ(Query("SELECT state FROM cases"), 3 /* done */);
+  EXPECT_EQ(Query("SELECT COUNT(*) FROM results WHERE counted = 1 AND outcome = 1 /* ok */"), 1);
+  EXPECT_EQ(Query("SELECT COUNT(*) FROM results WHERE counted = 1 AND outcome = 6 /* cancelled */"), 0);
+  EXPECT_EQ(Query("SELECT COUNT(*) FROM results r JOIN leases l USING (lease_id) WHERE r.counted = 0 AND l.agent_id = "
+                  "'frozen'"),
+            1);
 }
 
 }  // namespace

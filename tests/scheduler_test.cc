@@ -587,5 +587,131 @@ TEST_F(SchedulerTest, RunsAndResultsOverTheLimitsAreRefusedSayingWhy) {
   EXPECT_EQ(scheduler_->Stats().results_counted, 0u);
 }
 
+// The coordinator was down for three lease TTLs (no sweeps ran): on restart
+// the agent's lease is resumed with a fresh TTL, in memory and in the store,
+// so the agent that kept running its case can still deliver it.
+TEST_F(SchedulerTest, RestartAfterThreeTtlsResumesLeasesWithAFreshDeadline) {
+  const std::string s = Register("a1");
+  const std::string run = Submit(1);
+  auto item = Next(s);
+  ASSERT_TRUE(item && item->has_lease());
+  const std::string lease = item->lease().lease_id();
+  clock_.Advance(30'000);
+  Open();
+  EXPECT_EQ(testing::QueryInt(dir_.File("perfgate.db"),
+                              "SELECT expires_at_ms FROM leases WHERE lease_id = '" + lease + "'"),
+            clock_.NowMs() + 10'000);
+  clock_.Advance(9'999);
+  scheduler_->Sweep();
+  EXPECT_EQ(Complete(s, lease), v1::CompleteLeaseResponse::DISPOSITION_ACCEPTED);
+  EXPECT_EQ(Run(run).cases(0).state(), v1::CASE_STATE_DONE);
+  EXPECT_EQ(Run(run).cases(0).attempts(), 1u);
+}
+
+// The next lease for a session, skipping cancellations in its outbox.
+std::optional<v1::Lease> NextLease(Scheduler& scheduler, const std::string& session) {
+  for (;;) {
+    v1::WorkItem item;
+    auto wait = scheduler.NextWorkItem(session, 0, &item);
+    if (!wait.ok() || *wait != Scheduler::Wait::kItem) return std::nullopt;
+    if (item.has_lease()) return item.lease();
+  }
+}
+
+TEST_F(SchedulerTest, UnrequestedCancelledResultIsALostAttemptNeverACancelledCase) {
+  const std::string s = Register("a1");
+  const std::string run = Submit(1);
+  auto first = NextLease(*scheduler_, s);
+  ASSERT_TRUE(first);
+  // Nobody cancelled the run: the agent stopped the case on its own.
+  EXPECT_EQ(Complete(s, first->lease_id(), v1::CaseResult::OUTCOME_CANCELLED),
+            v1::CompleteLeaseResponse::DISPOSITION_STALE);
+  v1::Run now = Run(run);
+  EXPECT_EQ(now.state(), v1::RUN_STATE_RUNNING);
+  EXPECT_EQ(now.cases(0).state(), v1::CASE_STATE_PENDING);
+  EXPECT_THAT(now.cases(0).error(), HasSubstr("stopped the case without being asked"));
+  // Re-run with the next attempt; its measurement is what counts.
+  auto second = NextLease(*scheduler_, s);
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->attempt(), 2u);
+  EXPECT_EQ(Complete(s, second->lease_id()), v1::CompleteLeaseResponse::DISPOSITION_ACCEPTED);
+  EXPECT_EQ(Run(run).cases(0).state(), v1::CASE_STATE_DONE);
+  EXPECT_EQ(Run(run).cases(0).result().outcome(), v1::CaseResult::OUTCOME_OK);
+  const std::string db = dir_.File("perfgate.db");
+  EXPECT_EQ(testing::QueryInt(db, "SELECT COUNT(*) FROM results WHERE counted = 1"), 1);
+  EXPECT_EQ(testing::QueryInt(db, "SELECT COUNT(*) FROM results WHERE counted = 0"), 1);
+}
+
+TEST_F(SchedulerTest, UnrequestedCancelsThatSpendEveryAttemptEndAsAnErrorNotCancelled) {
+  const std::string s = Register("a1");
+  const std::string run = Submit(1);
+  for (uint32_t attempt = 1; attempt <= options_.max_attempts; ++attempt) {
+    auto lease = NextLease(*scheduler_, s);
+    ASSERT_TRUE(lease);
+    Complete(s, lease->lease_id(), v1::CaseResult::OUTCOME_CANCELLED);
+  }
+  v1::Run done = Run(run);
+  EXPECT_EQ(done.state(), v1::RUN_STATE_FINISHED);
+  EXPECT_EQ(done.cases(0).state(), v1::CASE_STATE_ERROR);
+  EXPECT_THAT(done.cases(0).error(), HasSubstr("gave up after 2 attempts"));
+}
+
+// Completes the session's next lease with one sample per (variant, value).
+void CompleteWithSamples(Scheduler& scheduler, const std::string& session,
+                         const std::vector<std::pair<std::string, double>>& samples) {
+  auto lease = NextLease(scheduler, session);
+  ASSERT_TRUE(lease);
+  v1::CompleteLeaseRequest request;
+  request.set_session_id(session);
+  request.set_lease_id(lease->lease_id());
+  request.mutable_result()->set_outcome(v1::CaseResult::OUTCOME_OK);
+  for (const auto& [variant, value] : samples) {
+    auto* sample = request.mutable_result()->add_samples();
+    sample->set_variant(variant);
+    auto* v = sample->add_values();
+    v->set_benchmark("case0");
+    v->set_metric("wall_time");
+    v->set_source("agent");
+    v->set_value(value);
+  }
+  auto response = scheduler.Complete(request);
+  ASSERT_TRUE(response.ok()) << response.status();
+  ASSERT_EQ(response->disposition(), v1::CompleteLeaseResponse::DISPOSITION_ACCEPTED);
+}
+
+TEST_F(SchedulerTest, HistoryHoldsHeadAndPlainMainBranchSamplesNeverTheBaseSide) {
+  const std::string s = Register("a1");
+  auto submit = [&](const std::string& branch) {
+    v1::SubmitRunRequest request;
+    request.set_branch(branch);
+    request.mutable_suite()->set_name("s");
+    auto* c = request.mutable_suite()->add_cases();
+    c->set_name("case0");
+    c->add_argv("/bin/true");
+    ASSERT_TRUE(scheduler_->Submit(request).ok());
+    clock_.Advance(1'000);
+  };
+  submit("main");  // plain
+  CompleteWithSamples(*scheduler_, s, {{"", 10}, {"", 12}});
+  submit("main");  // A/B: the base side (old code) is far slower than the head
+  CompleteWithSamples(*scheduler_, s, {{"base", 100}, {"head", 20}, {"head", 22}, {"base", 100}});
+  submit("main#confirm");
+  CompleteWithSamples(*scheduler_, s, {{"", 1000}});
+  submit("feature");
+  CompleteWithSamples(*scheduler_, s, {{"", 1000}});
+
+  v1::HistoryRequest request;
+  request.set_branch("main");
+  auto* key = request.add_keys();
+  key->set_benchmark("case0");
+  key->set_metric("wall_time");
+  key->set_source("agent");
+  auto history = scheduler_->History(request);
+  ASSERT_TRUE(history.ok()) << history.status();
+  ASSERT_EQ(history->series_size(), 1);
+  EXPECT_THAT(history->series(0).run_medians(), ::testing::ElementsAre(21, 11));
+  EXPECT_EQ(testing::QueryInt(dir_.File("perfgate.db"), "SELECT COUNT(*) FROM samples WHERE variant = 'base'"), 2);
+}
+
 }  // namespace
 }  // namespace perfgate
