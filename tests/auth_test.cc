@@ -12,6 +12,7 @@
 #include "agent/host_fingerprint.h"
 #include "agent/worker.h"
 #include "cli/gate_client.h"
+#include "cli/local_cluster.h"
 #include "coordinator/auth.h"
 #include "coordinator/coordinator.h"
 #include "perfgate/v1/agent.grpc.pb.h"
@@ -405,6 +406,22 @@ TEST_F(AuthTest, NonLoopbackListenersNeedTlsAndAuthenticationUnlessInsecure) {
       {testing::PerfgateBinary(), "coordinator", "--listen", "0.0.0.0:0", "--db", dir_.File("never.db")});
   EXPECT_EQ(cli.exit_code, 2) << cli.output;
   EXPECT_THAT(cli.output, HasSubstr("refusing plaintext"));
+}
+
+TEST(EmbeddedClusterTest, MakesItsOwnTokensAndRequiresThem) {
+  testing::TempDir dir;
+  LocalClusterOptions options;
+  options.state_dir = dir.path();
+  options.agents = 1;
+  auto cluster = LocalCluster::Start(options);
+  ASSERT_TRUE(cluster.ok()) << cluster.status();  // its agent registered with its own token
+  ASSERT_FALSE((*cluster)->submitter().token.empty());
+  EXPECT_EQ(Call(OpenChannel((*cluster)->address(), ClientSecurity{}, {}), Rpc::kSubmitRun).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_TRUE(Call(OpenChannel((*cluster)->address(), (*cluster)->submitter(), {}), Rpc::kSubmitRun).ok());
+  EXPECT_EQ(Call(OpenChannel((*cluster)->address(), (*cluster)->submitter(), {}), Rpc::kRegister).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  (*cluster)->Shutdown();
 }
 
 TEST(ClientSecurityTest, PlaintextOnlyTowardsLoopbackUnlessInsecure) {
