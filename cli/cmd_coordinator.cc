@@ -79,7 +79,8 @@ void AddCoordinatorCommand(CLI::App& app, int* exit_code) {
                   "file holding the agents' token (Register, Work, Heartbeat, CompleteLease)");
   cmd->add_option("--submit-token-file", flags->tokens.submitter,
                   "file holding the submitters' token (SubmitRun, CancelRun, ReportVerdict and reads)");
-  cmd->add_option("--read-token-file", flags->tokens.reader, "file holding a read-only token (GetRun, WatchRun, GetHistory)");
+  cmd->add_option("--read-token-file", flags->tokens.reader,
+                  "file holding a read-only token (GetRun, WatchRun, GetHistory)");
   AddSizeFlags(cmd, &flags->sizes, MessageLimits{});
   cmd->footer(kExitCodesHelp);
   cmd->callback([flags, exit_code] {
@@ -124,7 +125,9 @@ void AddCoordinatorCommand(CLI::App& app, int* exit_code) {
     OnTerminationSignal([c](int) { c->Shutdown(); });
     // Tests and scripts read this line to learn the port.
     std::printf("perfgate coordinator: listening on %s (db %s, %s, %s)\n", c->address().c_str(), flags->db.c_str(),
-                options.tls_cert_file.empty() ? "plaintext" : options.tls_client_ca_file.empty() ? "TLS" : "mutual TLS",
+                options.tls_cert_file.empty()        ? "plaintext"
+                : options.tls_client_ca_file.empty() ? "TLS"
+                                                     : "mutual TLS",
                 options.tokens.any() ? "tokens required" : "no tokens");
     if (!c->metrics_address().empty()) {
       std::printf("perfgate coordinator: metrics on http://%s/metrics\n", c->metrics_address().c_str());

@@ -17,7 +17,7 @@ constexpr uint8_t kReaders = Bit(Role::kSubmitter) | Bit(Role::kReader);
 struct RpcEntry {
   Rpc rpc;
   const char* name;
-  uint8_t roles;                    // who may call it
+  uint8_t roles;                   // who may call it
   uint64_t MessageLimits::*limit;  // its request size limit
   const char* limit_flag;          // "": not configurable
 };
@@ -92,8 +92,8 @@ grpc::Status Gatekeeper::Refuse(AuthFailure failure, Rpc rpc) const {
     case AuthFailure::kWrongRole:
       break;
   }
-  return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
-                      absl::StrCat(RpcName(rpc), " needs a ", RolesAllowed(rpc), " token; this token's role may not call it"));
+  return grpc::Status(grpc::StatusCode::PERMISSION_DENIED, absl::StrCat(RpcName(rpc), " needs a ", RolesAllowed(rpc),
+                                                                        " token; this token's role may not call it"));
 }
 
 grpc::Status Gatekeeper::Authorize(Rpc rpc, const std::multimap<grpc::string_ref, grpc::string_ref>& metadata) const {
@@ -123,9 +123,9 @@ grpc::Status Gatekeeper::Admit(Rpc rpc, const grpc::ServerContext& context, size
   std::string hint = *RequestLimitFlag(rpc) == '\0'
                          ? std::string()
                          : absl::StrCat(" (the coordinator's ", RequestLimitFlag(rpc), " sets it)");
-  return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                      absl::StrCat(RpcName(rpc), " request is ", request_bytes, " bytes, over its limit of ", MiB(limit),
-                                   hint));
+  return grpc::Status(
+      grpc::StatusCode::RESOURCE_EXHAUSTED,
+      absl::StrCat(RpcName(rpc), " request is ", request_bytes, " bytes, over its limit of ", MiB(limit), hint));
 }
 
 }  // namespace perfgate

@@ -21,10 +21,10 @@ absl::Status CheckExposure(const CoordinatorOptions& options) {
         ": it is not a loopback address. Give --tls-cert and --tls-key, or --insecure to serve unencrypted"));
   }
   if (!options.tokens.any() && options.tls_client_ca_file.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "refusing to serve ", options.listen,
-        " without authentication: give --agent-token-file and --submit-token-file (or --tls-client-ca), "
-        "or --insecure"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("refusing to serve ", options.listen,
+                     " without authentication: give --agent-token-file and --submit-token-file (or --tls-client-ca), "
+                     "or --insecure"));
   }
   return absl::OkStatus();
 }

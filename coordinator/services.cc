@@ -88,7 +88,8 @@ grpc::Status GateServiceImpl::WatchRun(grpc::ServerContext* context, const v1::W
   return grpc::Status::OK;
 }
 
-grpc::Status GateServiceImpl::GetRun(grpc::ServerContext* context, const v1::GetRunRequest* request, v1::Run* response) {
+grpc::Status GateServiceImpl::GetRun(grpc::ServerContext* context, const v1::GetRunRequest* request,
+                                     v1::Run* response) {
   if (auto s = gatekeeper_->Admit(Rpc::kGetRun, *context, request->ByteSizeLong()); !s.ok()) return s;
   return Reply(scheduler_->GetRun(request->run_id()), response);
 }

@@ -13,7 +13,8 @@ namespace perfgate {
 class AgentServiceImpl final : public v1::AgentService::Service {
  public:
   // REQUIRES: scheduler and gatekeeper outlive the service.
-  AgentServiceImpl(Scheduler* scheduler, const Gatekeeper* gatekeeper) : scheduler_(scheduler), gatekeeper_(gatekeeper) {}
+  AgentServiceImpl(Scheduler* scheduler, const Gatekeeper* gatekeeper)
+      : scheduler_(scheduler), gatekeeper_(gatekeeper) {}
   grpc::Status Register(grpc::ServerContext*, const v1::RegisterRequest*, v1::RegisterResponse*) override;
   grpc::Status Work(grpc::ServerContext*, const v1::WorkRequest*, grpc::ServerWriter<v1::WorkItem>*) override;
   grpc::Status Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest*, v1::HeartbeatResponse*) override;
@@ -28,13 +29,15 @@ class AgentServiceImpl final : public v1::AgentService::Service {
 class GateServiceImpl final : public v1::GateService::Service {
  public:
   // REQUIRES: scheduler and gatekeeper outlive the service.
-  GateServiceImpl(Scheduler* scheduler, const Gatekeeper* gatekeeper) : scheduler_(scheduler), gatekeeper_(gatekeeper) {}
+  GateServiceImpl(Scheduler* scheduler, const Gatekeeper* gatekeeper)
+      : scheduler_(scheduler), gatekeeper_(gatekeeper) {}
   grpc::Status SubmitRun(grpc::ServerContext*, const v1::SubmitRunRequest*, v1::SubmitRunResponse*) override;
   grpc::Status WatchRun(grpc::ServerContext*, const v1::WatchRunRequest*, grpc::ServerWriter<v1::RunEvent>*) override;
   grpc::Status GetRun(grpc::ServerContext*, const v1::GetRunRequest*, v1::Run*) override;
   grpc::Status CancelRun(grpc::ServerContext*, const v1::CancelRunRequest*, v1::CancelRunResponse*) override;
   grpc::Status GetHistory(grpc::ServerContext*, const v1::HistoryRequest*, v1::HistoryResponse*) override;
-  grpc::Status ReportVerdict(grpc::ServerContext*, const v1::ReportVerdictRequest*, v1::ReportVerdictResponse*) override;
+  grpc::Status ReportVerdict(grpc::ServerContext*, const v1::ReportVerdictRequest*,
+                             v1::ReportVerdictResponse*) override;
 
  private:
   Scheduler* scheduler_;

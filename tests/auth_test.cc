@@ -2,6 +2,8 @@
 // test time by the openssl command, role tokens on every RPC, per-call
 // request size limits, and the refusal to serve plaintext off loopback.
 // Real gRPC on loopback port 0 throughout.
+#include "coordinator/auth.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -13,7 +15,6 @@
 #include "agent/worker.h"
 #include "cli/gate_client.h"
 #include "cli/local_cluster.h"
-#include "coordinator/auth.h"
 #include "coordinator/coordinator.h"
 #include "perfgate/v1/agent.grpc.pb.h"
 #include "perfgate/v1/gate.grpc.pb.h"
@@ -63,15 +64,18 @@ const RoleTokens kTokens{"agent-secret", "submitter-secret", "reader-secret"};
 
 std::string TokenOf(Role role) {
   switch (role) {
-    case Role::kAgent: return kTokens.agent;
-    case Role::kSubmitter: return kTokens.submitter;
-    case Role::kReader: return kTokens.reader;
+    case Role::kAgent:
+      return kTokens.agent;
+    case Role::kSubmitter:
+      return kTokens.submitter;
+    case Role::kReader:
+      return kTokens.reader;
   }
   return "";
 }
 
-constexpr Rpc kAllRpcs[] = {Rpc::kRegister,  Rpc::kWork,   Rpc::kHeartbeat,  Rpc::kCompleteLease, Rpc::kSubmitRun,
-                            Rpc::kWatchRun,  Rpc::kGetRun, Rpc::kGetHistory, Rpc::kCancelRun,     Rpc::kReportVerdict};
+constexpr Rpc kAllRpcs[] = {Rpc::kRegister, Rpc::kWork,   Rpc::kHeartbeat,  Rpc::kCompleteLease, Rpc::kSubmitRun,
+                            Rpc::kWatchRun, Rpc::kGetRun, Rpc::kGetHistory, Rpc::kCancelRun,     Rpc::kReportVerdict};
 constexpr Role kAllRoles[] = {Role::kAgent, Role::kSubmitter, Role::kReader};
 
 // What issue 10 asks for, written out independently of the coordinator's table.
@@ -80,13 +84,16 @@ bool Allowed(Role role, Rpc rpc) {
     case Rpc::kRegister:
     case Rpc::kWork:
     case Rpc::kHeartbeat:
-    case Rpc::kCompleteLease: return role == Role::kAgent;
+    case Rpc::kCompleteLease:
+      return role == Role::kAgent;
     case Rpc::kSubmitRun:
     case Rpc::kCancelRun:
-    case Rpc::kReportVerdict: return role == Role::kSubmitter;
+    case Rpc::kReportVerdict:
+      return role == Role::kSubmitter;
     case Rpc::kWatchRun:
     case Rpc::kGetRun:
-    case Rpc::kGetHistory: return role == Role::kSubmitter || role == Role::kReader;
+    case Rpc::kGetHistory:
+      return role == Role::kSubmitter || role == Role::kReader;
   }
   return false;
 }
@@ -182,8 +189,8 @@ grpc::Status Call(const std::shared_ptr<grpc::Channel>& channel, Rpc rpc) {
 }
 
 bool RefusedAtTheDoor(const grpc::Status& s) {
-  return s.error_code() == grpc::StatusCode::UNAUTHENTICATED ||
-         s.error_code() == grpc::StatusCode::PERMISSION_DENIED || s.error_code() == grpc::StatusCode::UNAVAILABLE;
+  return s.error_code() == grpc::StatusCode::UNAUTHENTICATED || s.error_code() == grpc::StatusCode::PERMISSION_DENIED ||
+         s.error_code() == grpc::StatusCode::UNAVAILABLE;
 }
 
 // The value of the perfgate_auth_failures_total series with this reason, 0 if absent.
@@ -305,8 +312,7 @@ TEST_F(AuthTest, TlsClientsThatDoNotTrustTheCoordinatorOrLackACertificateAreRefu
   wrong_ca.tls_ca = Certificates::Get().File("other-ca.pem");
   EXPECT_EQ(Call(Channel(wrong_ca, kTokens.reader), Rpc::kGetRun).error_code(), grpc::StatusCode::UNAVAILABLE);
   // Mutual TLS: trusting the coordinator is not enough without a certificate of our own.
-  EXPECT_EQ(Call(Channel(TrustingClient(), kTokens.reader), Rpc::kGetRun).error_code(),
-            grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(Call(Channel(TrustingClient(), kTokens.reader), Rpc::kGetRun).error_code(), grpc::StatusCode::UNAVAILABLE);
 }
 
 TEST_F(AuthTest, OversizedRequestsAreRefusedPerCallAndTheCoordinatorKeepsServing) {

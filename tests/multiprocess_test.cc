@@ -66,13 +66,23 @@ TEST(MultiProcessTest, ASecondCoordinatorOnABoundPortFailsAtStart) {
   Subprocess first({PerfgateBinary(), "coordinator", "--listen", "127.0.0.1:0", "--db", dir.File("first.db")});
   const std::string address = testing::CoordinatorAddress(first);
   ASSERT_FALSE(address.empty()) << first.output();
-  auto second =
-      testing::RunCommand({PerfgateBinary(), "coordinator", "--listen", address, "--db", dir.File("second.db")}, 60'000);
+  auto second = testing::RunCommand(
+      {PerfgateBinary(), "coordinator", "--listen", address, "--db", dir.File("second.db")}, 60'000);
   EXPECT_EQ(second.exit_code, 3) << second.output;
   EXPECT_THAT(second.output, ::testing::HasSubstr("cannot listen on " + address));
   EXPECT_THAT(second.output, ::testing::HasSubstr("another coordinator?"));
   first.Signal(SIGTERM);
   EXPECT_EQ(first.Wait(30'000), 0) << first.output();
+}
+
+TEST(MultiProcessTest, InsecureWarnsOnEveryStart) {
+  testing::TempDir dir;
+  Subprocess coordinator(
+      {PerfgateBinary(), "coordinator", "--listen", "127.0.0.1:0", "--db", dir.File("p.db"), "--insecure"});
+  ASSERT_FALSE(testing::CoordinatorAddress(coordinator).empty()) << coordinator.output();
+  EXPECT_THAT(coordinator.output(), ::testing::HasSubstr("WARNING: --insecure"));
+  coordinator.Signal(SIGTERM);
+  EXPECT_EQ(coordinator.Wait(30'000), 0) << coordinator.output();
 }
 
 // Makes a CA and a server certificate for 127.0.0.1 with the openssl command.
@@ -105,8 +115,8 @@ TEST(MultiProcessTest, GateAgentAndCoordinatorOverTlsWithTokens) {
   const std::string suite = dir.Write(
       "suite.yaml", "suite: tls\ndefaults: {repeats: 2, warmup: 0}\ncases:\n  - name: spin\n    command: [\"" +
                         testing::CaseBinary("spin") + "\", \"20000\"]\n");
-  const std::vector<std::string> gate = {PerfgateBinary(), "gate", "--coordinator", address, "--suite", suite,
-                                         "--tls-ca", dir.File("ca.pem")};
+  const std::vector<std::string> gate = {PerfgateBinary(), "gate", "--coordinator", address,
+                                         "--suite",        suite,  "--tls-ca",      dir.File("ca.pem")};
   auto with_agent_token = gate;
   with_agent_token.insert(with_agent_token.end(), {"--token-file", agent_token});
   auto refused = testing::RunCommand(with_agent_token);

@@ -9,9 +9,9 @@
 #include <sstream>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/escaping.h"
 
 namespace perfgate {
 namespace {
@@ -132,10 +132,10 @@ absl::StatusOr<ClientSecurity> LoadClientSecurity(const ClientSecurityFlags& fla
   if (flags.tls_ca.empty()) {
     if (!flags.tls_cert.empty()) return absl::InvalidArgumentError("--tls-cert needs --tls-ca");
     if (!flags.insecure && !IsLoopbackAddress(address)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "refusing plaintext to ", address,
-          ": it is not a loopback address. Give --tls-ca FILE (the CA of the coordinator's certificate), "
-          "or --insecure to send tokens and results unencrypted"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("refusing plaintext to ", address,
+                       ": it is not a loopback address. Give --tls-ca FILE (the CA of the coordinator's certificate), "
+                       "or --insecure to send tokens and results unencrypted"));
     }
     return security;
   }

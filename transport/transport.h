@@ -48,8 +48,8 @@ absl::StatusOr<std::string> ReadTokenFile(const std::string& path, const char* f
 std::string RandomToken();
 
 struct ClientSecurityFlags {
-  std::string tls_ca;      // PEM of the CA that signed the coordinator's certificate; empty: plaintext
-  std::string tls_cert;    // client certificate for mutual TLS
+  std::string tls_ca;    // PEM of the CA that signed the coordinator's certificate; empty: plaintext
+  std::string tls_cert;  // client certificate for mutual TLS
   std::string tls_key;
   std::string token_file;  // else $PERFGATE_TOKEN_FILE, else $PERFGATE_TOKEN
   bool insecure = false;   // allow plaintext to a non-loopback coordinator
@@ -58,7 +58,7 @@ struct ClientSecurityFlags {
 // Resolved: what a channel to the coordinator is opened with.
 struct ClientSecurity {
   std::shared_ptr<grpc::ChannelCredentials> credentials;  // null: plaintext
-  std::string token;                                       // empty: none sent
+  std::string token;                                      // empty: none sent
 };
 
 // Reads the files and environment that `flags` name and checks that
