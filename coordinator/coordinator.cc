@@ -3,6 +3,12 @@
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/server.h>
 #include <grpcpp/server_builder.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "coordinator/metrics_exporter.h"
@@ -27,6 +33,40 @@ absl::Status CheckExposure(const CoordinatorOptions& options) {
                      "or --insecure"));
   }
   return absl::OkStatus();
+}
+
+absl::Status PortTaken(const std::string& listen) {
+  return absl::UnavailableError(
+      absl::StrCat("cannot listen on ", listen, ": the port is in use (another coordinator?)"));
+}
+
+// A second coordinator on a bound port must fail before it opens the store:
+// recovering a store another coordinator is serving would disturb its runs.
+// gRPC's own bind (without SO_REUSEPORT) still decides; this only fails early.
+absl::Status CheckPortFree(const std::string& listen) {
+  const size_t colon = listen.rfind(':');
+  if (colon == std::string::npos || listen.compare(0, 5, "unix:") == 0) return absl::OkStatus();
+  std::string host = listen.substr(0, colon);
+  const std::string port = listen.substr(colon + 1);
+  if (port == "0") return absl::OkStatus();
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  if (getaddrinfo(host.empty() ? nullptr : host.c_str(), port.c_str(), &hints, &found) != 0) return absl::OkStatus();
+  bool taken = false;
+  for (addrinfo* a = found; a && !taken; a = a->ai_next) {
+    int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+    if (fd < 0) continue;
+    const int one = 1;  // as gRPC binds: connections in TIME_WAIT do not hold the port
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    taken = bind(fd, a->ai_addr, a->ai_addrlen) != 0 && errno == EADDRINUSE;
+    close(fd);
+  }
+  freeaddrinfo(found);
+  return taken ? PortTaken(listen) : absl::OkStatus();
 }
 
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(const CoordinatorOptions& options) {
@@ -58,6 +98,7 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Start(const Coordinato
   if (auto s = CheckExposure(options); !s.ok()) return s;
   auto credentials = ServerCredentials(options);
   if (!credentials.ok()) return credentials.status();
+  if (auto s = CheckPortFree(options.listen); !s.ok()) return s;
   std::unique_ptr<Coordinator> c(new Coordinator());
   auto store = OpenSqliteStore(options.db_path);
   if (!store.ok()) return store.status();

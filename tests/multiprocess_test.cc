@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -71,6 +72,7 @@ TEST(MultiProcessTest, ASecondCoordinatorOnABoundPortFailsAtStart) {
   EXPECT_EQ(second.exit_code, 3) << second.output;
   EXPECT_THAT(second.output, ::testing::HasSubstr("cannot listen on " + address));
   EXPECT_THAT(second.output, ::testing::HasSubstr("another coordinator?"));
+  EXPECT_FALSE(std::filesystem::exists(dir.File("second.db"))) << "failed before opening its store";
   first.Signal(SIGTERM);
   EXPECT_EQ(first.Wait(30'000), 0) << first.output();
 }
