@@ -47,9 +47,10 @@ AgentWorker::AgentWorker(WorkerOptions options, v1::HostFingerprint host)
   // takes it as the connect timeout, and at 100 ms a busy, just restarted coordinator never finished a handshake
   // ("tcp handshaker shutdown") for seconds, long enough to lose the session.
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1'000);
-  args.SetMaxReceiveMessageSize(64 << 20);
-  args.SetMaxSendMessageSize(64 << 20);
-  channel_ = grpc::CreateCustomChannel(options_.coordinator, grpc::InsecureChannelCredentials(), args);
+  // A lease carries one case of a submitted suite; the largest call we make is CompleteLease.
+  args.SetMaxReceiveMessageSize(static_cast<int>(options_.limits.submit_bytes));
+  args.SetMaxSendMessageSize(static_cast<int>(options_.limits.complete_bytes));
+  channel_ = OpenChannel(options_.coordinator, options_.security, args);
   stub_ = v1::AgentService::NewStub(channel_);
 }
 
@@ -322,6 +323,8 @@ void AgentWorker::CompleteWithRetry(const std::string& session_id, const std::st
                                     const v1::CaseResult& result) {
   // The result is the expensive part: keep it until the coordinator answers,
   // however long it is away (a restart keeps our session and lease).
+  const v1::CaseResult* sending = &result;
+  v1::CaseResult too_large;
   for (int attempt = 0;; ++attempt) {
     grpc::ClientContext context;
     context.set_deadline(In(5'000));  // short: Stop() is seen between attempts
@@ -329,9 +332,20 @@ void AgentWorker::CompleteWithRetry(const std::string& session_id, const std::st
     v1::CompleteLeaseRequest request;
     request.set_session_id(session_id);
     request.set_lease_id(lease_id);
-    *request.mutable_result() = result;
+    *request.mutable_result() = *sending;
     v1::CompleteLeaseResponse response;
     grpc::Status status = stub_->CompleteLease(&context, request, &response);
+    if (status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED && sending == &result) {
+      // Re-running would only produce the same oversized result: report the case as an error.
+      too_large.set_case_name(result.case_name());
+      too_large.set_agent_id(result.agent_id());
+      too_large.set_pool(result.pool());
+      too_large.set_outcome(v1::CaseResult::OUTCOME_ERROR);
+      too_large.set_error(absl::StrCat("the result is too large to report: ", status.error_message()));
+      sending = &too_large;
+      Log(absl::StrCat("result for ", lease_id, " refused as too large; reporting a case error instead"));
+      continue;
+    }
     if (status.ok()) {
       {
         std::lock_guard lock(mu_);

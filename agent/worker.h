@@ -23,6 +23,7 @@
 #include "absl/status/status.h"
 #include "agent/executor.h"
 #include "perfgate/v1/agent.grpc.pb.h"
+#include "transport/transport.h"
 
 namespace perfgate {
 
@@ -32,6 +33,8 @@ struct WorkerOptions {
   std::string pool = "default";
   std::vector<std::string> labels;
   uint64_t kill_grace_ms = 2000;
+  ClientSecurity security;  // default: plaintext, no token
+  MessageLimits limits;     // sends up to complete_bytes; a larger result becomes a case error
   // One line per event worth a log line; default prints to stderr.
   std::function<void(const std::string&)> log;
 };

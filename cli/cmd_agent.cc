@@ -5,6 +5,7 @@
 #include "agent/host_fingerprint.h"
 #include "agent/worker.h"
 #include "cli/commands.h"
+#include "cli/security_flags.h"
 #include "cli/signals.h"
 #include "core/exit_codes.h"
 
@@ -18,6 +19,8 @@ void AddAgentCommand(CLI::App& app, int* exit_code) {
     std::string pool = "default";
     std::vector<std::string> labels;
     uint64_t kill_grace_ms = 2000;
+    ClientSecurityFlags security;
+    std::vector<SizeFlag> sizes = {{"--max-complete-size", "", &MessageLimits::complete_bytes}};
   };
   auto flags = std::make_shared<Flags>();
   cmd->add_option("--coordinator", flags->coordinator, "coordinator host:port")->required();
@@ -28,10 +31,21 @@ void AddAgentCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--label", flags->labels, "a label cases can require (repeatable)");
   cmd->add_option("--kill-grace-ms", flags->kill_grace_ms, "SIGTERM to SIGKILL grace when a case must stop")
       ->capture_default_str();
+  AddClientSecurityFlags(cmd, &flags->security);
+  AddSizeFlags(cmd, &flags->sizes, MessageLimits{});
   cmd->footer(kExitCodesHelp);
   cmd->callback([flags, exit_code] {
     WorkerOptions options;
     options.coordinator = flags->coordinator;
+    auto security = LoadClientSecurity(flags->security, flags->coordinator);
+    absl::Status sizes = ParseSizeFlags(flags->sizes, &options.limits);
+    if (!security.ok() || !sizes.ok()) {
+      std::cerr << "perfgate agent: " << (security.ok() ? sizes : security.status()).message() << "\n";
+      *exit_code = kExitBadInput;
+      return;
+    }
+    options.security = *std::move(security);
+    if (flags->security.insecure) WarnInsecure("agent");
     options.agent_id = flags->id;
     if (options.agent_id.empty()) {
       char host[256] = {};

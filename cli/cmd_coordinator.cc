@@ -2,12 +2,36 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "cli/security_flags.h"
 #include "cli/signals.h"
 #include "coordinator/coordinator.h"
 #include "core/exit_codes.h"
 #include "core/units.h"
 
 namespace perfgate {
+namespace {
+
+struct TokenFiles {
+  std::string agent;
+  std::string submitter;
+  std::string reader;
+};
+
+// Tokens come from files only: argv is visible to every user of the host.
+absl::StatusOr<RoleTokens> ReadRoleTokens(const TokenFiles& files) {
+  RoleTokens tokens;
+  for (auto [path, flag, out] : {std::tuple{&files.agent, "--agent-token-file", &tokens.agent},
+                                 std::tuple{&files.submitter, "--submit-token-file", &tokens.submitter},
+                                 std::tuple{&files.reader, "--read-token-file", &tokens.reader}}) {
+    if (path->empty()) continue;
+    auto token = ReadTokenFile(*path, flag);
+    if (!token.ok()) return token.status();
+    *out = *std::move(token);
+  }
+  return tokens;
+}
+
+}  // namespace
 
 void AddCoordinatorCommand(CLI::App& app, int* exit_code) {
   auto* cmd = app.add_subcommand("coordinator", "Serve runs to agents: queue, lease, store results (SQLite).");
@@ -19,6 +43,15 @@ void AddCoordinatorCommand(CLI::App& app, int* exit_code) {
     std::string no_agent_grace = "30s";
     std::string metrics_listen;
     std::string main_branch = "main";
+    std::string tls_cert;
+    std::string tls_key;
+    std::string tls_client_ca;
+    bool insecure = false;
+    TokenFiles tokens;
+    std::vector<SizeFlag> sizes = {{"--max-register-size", "", &MessageLimits::register_bytes},
+                                   {"--max-heartbeat-size", "", &MessageLimits::heartbeat_bytes},
+                                   {"--max-submit-size", "", &MessageLimits::submit_bytes},
+                                   {"--max-complete-size", "", &MessageLimits::complete_bytes}};
   };
   auto flags = std::make_shared<Flags>();
   cmd->add_option("--listen", flags->listen, "host:port to serve gRPC on; port 0 picks a free one")
@@ -36,6 +69,19 @@ void AddCoordinatorCommand(CLI::App& app, int* exit_code) {
                   "host:port to serve Prometheus /metrics on (port 0 picks one); off when empty");
   cmd->add_option("--main-branch", flags->main_branch, "runs of this branch feed perfgate_benchmark_value")
       ->capture_default_str();
+  cmd->add_option("--tls-cert", flags->tls_cert, "certificate chain (PEM) to serve TLS with");
+  cmd->add_option("--tls-key", flags->tls_key, "private key (PEM) of --tls-cert");
+  cmd->add_option("--tls-client-ca", flags->tls_client_ca,
+                  "mutual TLS: clients must present a certificate signed by this CA (PEM)");
+  cmd->add_flag("--insecure", flags->insecure,
+                "allow plaintext and no tokens on a non-loopback --listen (warns on every start)");
+  cmd->add_option("--agent-token-file", flags->tokens.agent,
+                  "file holding the agents' token (Register, Work, Heartbeat, CompleteLease)");
+  cmd->add_option("--submit-token-file", flags->tokens.submitter,
+                  "file holding the submitters' token (SubmitRun, CancelRun, ReportVerdict and reads)");
+  cmd->add_option("--read-token-file", flags->tokens.reader,
+                  "file holding a read-only token (GetRun, WatchRun, GetHistory)");
+  AddSizeFlags(cmd, &flags->sizes, MessageLimits{});
   cmd->footer(kExitCodesHelp);
   cmd->callback([flags, exit_code] {
     CoordinatorOptions options;
@@ -56,16 +102,33 @@ void AddCoordinatorCommand(CLI::App& app, int* exit_code) {
     options.sweep_interval_ms = std::max<int64_t>(20, options.scheduler.lease_ttl_ms / 10);
     options.metrics_listen = flags->metrics_listen;
     options.main_branch = flags->main_branch;
+    options.tls_cert_file = flags->tls_cert;
+    options.tls_key_file = flags->tls_key;
+    options.tls_client_ca_file = flags->tls_client_ca;
+    options.insecure = flags->insecure;
+    auto tokens = ReadRoleTokens(flags->tokens);
+    absl::Status sizes = ParseSizeFlags(flags->sizes, &options.limits);
+    if (!tokens.ok() || !sizes.ok()) {
+      std::cerr << "perfgate coordinator: " << (tokens.ok() ? sizes : tokens.status()).message() << "\n";
+      *exit_code = kExitBadInput;
+      return;
+    }
+    options.tokens = *std::move(tokens);
+    if (options.insecure) WarnInsecure("coordinator");
     auto coordinator = Coordinator::Start(options);
     if (!coordinator.ok()) {
       std::cerr << "perfgate coordinator: " << coordinator.status().message() << "\n";
-      *exit_code = kExitInfra;
+      *exit_code = coordinator.status().code() == absl::StatusCode::kInvalidArgument ? kExitBadInput : kExitInfra;
       return;
     }
     Coordinator* c = coordinator->get();
     OnTerminationSignal([c](int) { c->Shutdown(); });
     // Tests and scripts read this line to learn the port.
-    std::printf("perfgate coordinator: listening on %s (db %s)\n", c->address().c_str(), flags->db.c_str());
+    std::printf("perfgate coordinator: listening on %s (db %s, %s, %s)\n", c->address().c_str(), flags->db.c_str(),
+                options.tls_cert_file.empty()        ? "plaintext"
+                : options.tls_client_ca_file.empty() ? "TLS"
+                                                     : "mutual TLS",
+                options.tokens.any() ? "tokens required" : "no tokens");
     if (!c->metrics_address().empty()) {
       std::printf("perfgate coordinator: metrics on http://%s/metrics\n", c->metrics_address().c_str());
     }

@@ -10,6 +10,7 @@
 #include "cli/judge_flags.h"
 #include "cli/local_cluster.h"
 #include "cli/report_output.h"
+#include "cli/security_flags.h"
 #include "cli/signals.h"
 #include "core/exit_codes.h"
 #include "core/report.h"
@@ -40,6 +41,8 @@ void AddGateCommand(CLI::App& app, int* exit_code) {
     int local_agents = 2;
     ReportFlags report;
     JudgeFlags judge;
+    ClientSecurityFlags security;
+    std::vector<SizeFlag> sizes = {{"--max-submit-size", "", &MessageLimits::submit_bytes}};
   };
   auto flags = std::make_shared<Flags>();
   cmd->add_option("--suite", flags->suite, "suite file (YAML)")->required();
@@ -51,6 +54,8 @@ void AddGateCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--local-agents", flags->local_agents, "embedded mode: number of local agents")
       ->capture_default_str()
       ->check(CLI::Range(1, 64));
+  AddClientSecurityFlags(cmd, &flags->security);
+  AddSizeFlags(cmd, &flags->sizes, MessageLimits{});
   AddJudgeFlags(cmd, &flags->judge, /*with_history=*/true);
   AddReportFlags(cmd, &flags->report, /*metrics_default=*/false);
   cmd->footer(kExitCodesHelp);
@@ -67,9 +72,24 @@ void AddGateCommand(CLI::App& app, int* exit_code) {
     static Interrupt interrupt;
     OnTerminationSignal([](int) { interrupt.Fire(); });
 
+    GateClientOptions client;
+    if (auto s = ParseSizeFlags(flags->sizes, &client.limits); !s.ok()) {
+      std::cerr << "perfgate gate: " << s.message() << "\n";
+      *exit_code = kExitBadInput;
+      return;
+    }
     std::unique_ptr<LocalCluster> cluster;
     std::string address = flags->coordinator;
-    if (address.empty()) {
+    if (!address.empty()) {
+      auto security = LoadClientSecurity(flags->security, address);
+      if (!security.ok()) {
+        std::cerr << "perfgate gate: " << security.status().message() << "\n";
+        *exit_code = kExitBadInput;
+        return;
+      }
+      client.security = *std::move(security);
+      if (flags->security.insecure) WarnInsecure("gate");
+    } else {
       LocalClusterOptions options;
       options.state_dir = flags->state_dir;
       options.agents = flags->local_agents;
@@ -81,6 +101,7 @@ void AddGateCommand(CLI::App& app, int* exit_code) {
       }
       cluster = *std::move(started);
       address = cluster->address();
+      client.security = cluster->submitter();
       std::cerr << "perfgate: embedded coordinator on " << address << " with " << flags->local_agents
                 << " local agents (store " << flags->state_dir << "/perfgate.db, agent log " << cluster->log_path()
                 << ")\n";
@@ -89,7 +110,6 @@ void AddGateCommand(CLI::App& app, int* exit_code) {
     *request.mutable_suite() = *suite;
     request.set_commit(flags->commit.empty() ? EnvOr("GITHUB_SHA", "") : flags->commit);
     request.set_branch(flags->branch.empty() ? EnvOr("GITHUB_REF_NAME", "") : flags->branch);
-    GateClientOptions client;
     client.coordinator = address;
     client.tty = isatty(STDERR_FILENO);
     auto fail_infra = [&](const absl::Status& status) {

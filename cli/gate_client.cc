@@ -100,13 +100,13 @@ class Progress {
 
 namespace {
 
-std::shared_ptr<grpc::Channel> Channel(const std::string& address) {
+std::shared_ptr<grpc::Channel> Channel(const GateClientOptions& options) {
   grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(64 << 20);
-  args.SetMaxSendMessageSize(64 << 20);
+  args.SetMaxReceiveMessageSize(static_cast<int>(options.limits.reply_bytes));
+  args.SetMaxSendMessageSize(static_cast<int>(options.limits.submit_bytes));
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2'000);
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  return OpenChannel(options.coordinator, options.security, args);
 }
 
 }  // namespace
@@ -133,7 +133,7 @@ absl::Status FetchHistory(const GateClientOptions& options, const v1::Run& run, 
     }
   }
   if (request.keys_size() == 0) return absl::OkStatus();
-  auto stub = v1::GateService::NewStub(Channel(options.coordinator));
+  auto stub = v1::GateService::NewStub(Channel(options));
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
   v1::HistoryResponse response;
@@ -148,7 +148,7 @@ absl::Status FetchHistory(const GateClientOptions& options, const v1::Run& run, 
 }
 
 absl::Status ReportVerdict(const GateClientOptions& options, const v1::ReportVerdictRequest& request) {
-  auto stub = v1::GateService::NewStub(Channel(options.coordinator));
+  auto stub = v1::GateService::NewStub(Channel(options));
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
   v1::ReportVerdictResponse response;
@@ -157,7 +157,7 @@ absl::Status ReportVerdict(const GateClientOptions& options, const v1::ReportVer
 
 absl::StatusOr<v1::Run> SubmitAndWatch(const GateClientOptions& options, const v1::SubmitRunRequest& request,
                                        Interrupt* interrupt) {
-  auto stub = v1::GateService::NewStub(Channel(options.coordinator));
+  auto stub = v1::GateService::NewStub(Channel(options));
   Progress progress(options.tty);
 
   v1::SubmitRunResponse submitted;

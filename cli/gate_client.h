@@ -12,6 +12,7 @@
 #include "cli/interrupt.h"
 #include "core/policy.h"
 #include "perfgate/v1/gate.pb.h"
+#include "transport/transport.h"
 
 namespace perfgate {
 
@@ -20,6 +21,8 @@ struct GateClientOptions {
   bool tty = false;         // rewrite one status line instead of printing lines
   // How long to keep re-attaching to a coordinator that went away.
   int64_t reconnect_timeout_ms = 120'000;
+  ClientSecurity security;  // default: plaintext, no token
+  MessageLimits limits;     // sends up to submit_bytes, receives up to reply_bytes
 };
 
 // Submits and waits for the final state. When `interrupt` fires (Ctrl-C) the

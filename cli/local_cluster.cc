@@ -21,6 +21,9 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(const LocalClu
   coordinator.listen = "127.0.0.1:0";
   coordinator.db_path = options.state_dir + "/perfgate.db";
   coordinator.scheduler = options.scheduler;
+  coordinator.tokens.agent = RandomToken();
+  coordinator.tokens.submitter = RandomToken();
+  cluster->submitter_.token = coordinator.tokens.submitter;
   auto started = Coordinator::Start(coordinator);
   if (!started.ok()) return started.status();
   cluster->coordinator_ = *std::move(started);
@@ -31,6 +34,7 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(const LocalClu
     worker.coordinator = cluster->coordinator_->address();
     worker.agent_id = absl::StrCat("local-", i + 1);
     worker.pool = "local";
+    worker.security.token = coordinator.tokens.agent;
     LocalCluster* raw = cluster.get();
     worker.log = [raw](const std::string& line) {
       std::lock_guard lock(raw->log_mu_);

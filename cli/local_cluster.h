@@ -1,6 +1,8 @@
 // The embedded default: a coordinator and N agents in this process, talking
 // real gRPC over loopback on ephemeral ports, with a SQLite file in a state
-// folder. What `perfgate gate` uses when no --coordinator is given.
+// folder. What `perfgate gate` uses when no --coordinator is given. It makes
+// its own random agent and submitter tokens, so the embedded path runs with
+// authentication on and nothing to set up.
 #pragma once
 
 #include <fstream>
@@ -30,6 +32,8 @@ class LocalCluster {
 
   const std::string& address() const { return coordinator_->address(); }
   const std::string& log_path() const { return log_path_; }
+  // How a gate talks to this cluster: the submitter token, over loopback.
+  const ClientSecurity& submitter() const { return submitter_; }
   // Stops agents (killing any case in progress), then the coordinator. Idempotent.
   void Shutdown();
 
@@ -39,6 +43,7 @@ class LocalCluster {
   std::vector<std::unique_ptr<AgentWorker>> agents_;
   std::vector<std::thread> threads_;
   std::string log_path_;
+  ClientSecurity submitter_;
   std::mutex log_mu_;
   std::ofstream log_;
 };

@@ -3,14 +3,102 @@
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/server.h>
 #include <grpcpp/server_builder.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "coordinator/metrics_exporter.h"
 #include "coordinator/services.h"
 
 namespace perfgate {
+namespace {
+
+// Refuses, before anything is opened or bound, a listener that would let
+// anyone who reaches it run commands on every agent.
+absl::Status CheckExposure(const CoordinatorOptions& options) {
+  if (options.insecure || IsLoopbackAddress(options.listen)) return absl::OkStatus();
+  if (options.tls_cert_file.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "refusing plaintext on ", options.listen,
+        ": it is not a loopback address. Give --tls-cert and --tls-key, or --insecure to serve unencrypted"));
+  }
+  if (!options.tokens.any() && options.tls_client_ca_file.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("refusing to serve ", options.listen,
+                     " without authentication: give --agent-token-file and --submit-token-file (or --tls-client-ca), "
+                     "or --insecure"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status PortTaken(const std::string& listen) {
+  return absl::UnavailableError(
+      absl::StrCat("cannot listen on ", listen, ": the port is in use (another coordinator?)"));
+}
+
+// A second coordinator on a bound port must fail before it opens the store:
+// recovering a store another coordinator is serving would disturb its runs.
+// gRPC's own bind (without SO_REUSEPORT) still decides; this only fails early.
+absl::Status CheckPortFree(const std::string& listen) {
+  const size_t colon = listen.rfind(':');
+  if (colon == std::string::npos || listen.compare(0, 5, "unix:") == 0) return absl::OkStatus();
+  std::string host = listen.substr(0, colon);
+  const std::string port = listen.substr(colon + 1);
+  if (port == "0") return absl::OkStatus();
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  if (getaddrinfo(host.empty() ? nullptr : host.c_str(), port.c_str(), &hints, &found) != 0) return absl::OkStatus();
+  bool taken = false;
+  for (addrinfo* a = found; a && !taken; a = a->ai_next) {
+    int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+    if (fd < 0) continue;
+    const int one = 1;  // as gRPC binds: connections in TIME_WAIT do not hold the port
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    taken = bind(fd, a->ai_addr, a->ai_addrlen) != 0 && errno == EADDRINUSE;
+    close(fd);
+  }
+  freeaddrinfo(found);
+  return taken ? PortTaken(listen) : absl::OkStatus();
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(const CoordinatorOptions& options) {
+  if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
+    return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
+  }
+  if (options.tls_cert_file.empty()) {
+    if (!options.tls_client_ca_file.empty()) return absl::InvalidArgumentError("--tls-client-ca needs --tls-cert");
+    return grpc::InsecureServerCredentials();
+  }
+  auto cert = ReadCredentialFile(options.tls_cert_file, "--tls-cert");
+  if (!cert.ok()) return cert.status();
+  auto key = ReadCredentialFile(options.tls_key_file, "--tls-key");
+  if (!key.ok()) return key.status();
+  grpc::SslServerCredentialsOptions ssl(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+  ssl.pem_key_cert_pairs.push_back({*std::move(key), *std::move(cert)});
+  if (!options.tls_client_ca_file.empty()) {
+    auto ca = ReadCredentialFile(options.tls_client_ca_file, "--tls-client-ca");
+    if (!ca.ok()) return ca.status();
+    ssl.pem_root_certs = *std::move(ca);
+    ssl.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  }
+  return grpc::SslServerCredentials(ssl);
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Start(const CoordinatorOptions& options) {
+  if (auto s = CheckExposure(options); !s.ok()) return s;
+  auto credentials = ServerCredentials(options);
+  if (!credentials.ok()) return credentials.status();
+  if (auto s = CheckPortFree(options.listen); !s.ok()) return s;
   std::unique_ptr<Coordinator> c(new Coordinator());
   auto store = OpenSqliteStore(options.db_path);
   if (!store.ok()) return store.status();
@@ -23,18 +111,25 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Start(const Coordinato
     c->scheduler_->SetListener(c->metrics_.get());
   }
   if (auto s = c->scheduler_->Recover(); !s.ok()) return s;
-  c->agent_service_ = std::make_unique<AgentServiceImpl>(c->scheduler_.get());
-  c->gate_service_ = std::make_unique<GateServiceImpl>(c->scheduler_.get());
+  c->gatekeeper_ = std::make_unique<Gatekeeper>(options.tokens, options.limits, [raw = c.get()](AuthFailure f) {
+    if (raw->metrics_) raw->metrics_->OnAuthFailure(AuthFailureName(f));
+  });
+  c->agent_service_ = std::make_unique<AgentServiceImpl>(c->scheduler_.get(), c->gatekeeper_.get());
+  c->gate_service_ = std::make_unique<GateServiceImpl>(c->scheduler_.get(), c->gatekeeper_.get());
   c->sweep_interval_ms_ = options.sweep_interval_ms;
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(options.listen, *credentials, &port);
   builder.RegisterService(c->agent_service_.get());
   builder.RegisterService(c->gate_service_.get());
-  builder.SetMaxReceiveMessageSize(64 << 20);
-  builder.SetMaxSendMessageSize(64 << 20);
+  // The largest call's limit; the Gatekeeper holds each call to its own.
+  builder.SetMaxReceiveMessageSize(static_cast<int>(options.limits.LargestRequest()));
+  builder.SetMaxSendMessageSize(static_cast<int>(options.limits.reply_bytes));
+  // One coordinator per port: with SO_REUSEPORT a second one would share it
+  // and a gate could land on the empty one.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   // Notice dead peers on idle streams.
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 10'000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5'000);
@@ -44,7 +139,8 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Start(const Coordinato
   c->server_ = builder.BuildAndStart();
   if (!c->server_ || port == 0) {
     return absl::UnavailableError(
-        absl::StrCat("cannot listen on ", options.listen, " (address in use, or not host:port?)"));
+        absl::StrCat("cannot listen on ", options.listen,
+                     ": the port is in use (another coordinator?), the address is not this host's, or not host:port"));
   }
   std::string host = options.listen.substr(0, options.listen.rfind(':'));
   c->address_ = absl::StrCat(host, ":", port);

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "absl/status/statusor.h"
+#include "coordinator/auth.h"
 #include "coordinator/scheduler.h"
 #include "coordinator/store.h"
 #include "core/time_source.h"
@@ -33,6 +34,18 @@ struct CoordinatorOptions {
   std::string metrics_listen;
   // Runs of this branch feed perfgate_benchmark_value.
   std::string main_branch = "main";
+  // TLS (PEM files). Without a certificate the port speaks plaintext, which
+  // is refused on a non-loopback address unless `insecure`.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  // Mutual TLS: clients must present a certificate this CA signed.
+  std::string tls_client_ca_file;
+  // Allows plaintext and token-less service on a non-loopback address.
+  bool insecure = false;
+  // No token at all: authentication is off (refused on non-loopback
+  // addresses without mutual TLS, unless `insecure`).
+  RoleTokens tokens;
+  MessageLimits limits;
 };
 
 class Coordinator {
@@ -59,6 +72,7 @@ class Coordinator {
   std::unique_ptr<Store> store_;
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<MetricsExporter> metrics_;
+  std::unique_ptr<Gatekeeper> gatekeeper_;
   std::unique_ptr<AgentServiceImpl> agent_service_;
   std::unique_ptr<GateServiceImpl> gate_service_;
   std::unique_ptr<grpc::Server> server_;

@@ -105,7 +105,12 @@ struct MetricsExporter::Families {
         benchmark_samples(prometheus::BuildGauge()
                               .Name("perfgate_benchmark_samples")
                               .Help("Number of samples behind perfgate_benchmark_value.")
-                              .Register(r)) {}
+                              .Register(r)),
+        auth_failures(prometheus::BuildCounter()
+                          .Name("perfgate_auth_failures_total")
+                          .Help("Calls refused for their credential, by reason: missing_token, unknown_token "
+                                "(UNAUTHENTICATED), wrong_role (PERMISSION_DENIED).")
+                          .Register(r)) {}
 
   prometheus::Family<prometheus::Counter>& leases_granted;
   prometheus::Family<prometheus::Counter>& leases_lost;
@@ -117,6 +122,7 @@ struct MetricsExporter::Families {
   prometheus::Family<prometheus::Counter>& case_verdicts;
   prometheus::Family<prometheus::Gauge>& benchmark_value;
   prometheus::Family<prometheus::Gauge>& benchmark_samples;
+  prometheus::Family<prometheus::Counter>& auth_failures;
 };
 
 absl::StatusOr<std::unique_ptr<MetricsExporter>> MetricsExporter::Start(const std::string& listen,
@@ -141,6 +147,10 @@ absl::StatusOr<std::unique_ptr<MetricsExporter>> MetricsExporter::Start(const st
 }
 
 MetricsExporter::~MetricsExporter() = default;
+
+void MetricsExporter::OnAuthFailure(const char* reason) {
+  families_->auth_failures.Add({{"reason", reason}}).Increment();
+}
 
 void MetricsExporter::OnLeaseGranted(const std::string& pool) {
   families_->leases_granted.Add({{"pool", pool}}).Increment();

@@ -38,6 +38,8 @@ class MetricsExporter final : public SchedulerListener {
                 const std::string& disposition, const v1::CaseResult& result, double lease_seconds) override;
   void OnRunFinished(const std::string& suite, v1::RunState state) override;
   void OnVerdict(const std::string& suite, const v1::ReportVerdictRequest& verdict) override;
+  // A call refused for its credential; `reason` is one of AuthFailureName's.
+  void OnAuthFailure(const char* reason);
 
  private:
   struct Families;

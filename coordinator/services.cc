@@ -19,13 +19,15 @@ grpc::Status Reply(const absl::StatusOr<T>& result, T* out) {
 
 }  // namespace
 
-grpc::Status AgentServiceImpl::Register(grpc::ServerContext*, const v1::RegisterRequest* request,
+grpc::Status AgentServiceImpl::Register(grpc::ServerContext* context, const v1::RegisterRequest* request,
                                         v1::RegisterResponse* response) {
+  if (auto s = gatekeeper_->Admit(Rpc::kRegister, *context, request->ByteSizeLong()); !s.ok()) return s;
   return Reply(scheduler_->Register(*request), response);
 }
 
 grpc::Status AgentServiceImpl::Work(grpc::ServerContext* context, const v1::WorkRequest* request,
                                     grpc::ServerWriter<v1::WorkItem>* writer) {
+  if (auto s = gatekeeper_->Admit(Rpc::kWork, *context, request->ByteSizeLong()); !s.ok()) return s;
   // The open stream keeps the session's agent id from another process; gRPC's
   // sync IsCancelled may be asked from the Register thread.
   auto stream = scheduler_->OpenStream(request->session_id(),
@@ -47,23 +49,27 @@ grpc::Status AgentServiceImpl::Work(grpc::ServerContext* context, const v1::Work
   return grpc::Status::OK;
 }
 
-grpc::Status AgentServiceImpl::Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest* request,
+grpc::Status AgentServiceImpl::Heartbeat(grpc::ServerContext* context, const v1::HeartbeatRequest* request,
                                          v1::HeartbeatResponse* response) {
+  if (auto s = gatekeeper_->Admit(Rpc::kHeartbeat, *context, request->ByteSizeLong()); !s.ok()) return s;
   return Reply(scheduler_->Heartbeat(*request), response);
 }
 
-grpc::Status AgentServiceImpl::CompleteLease(grpc::ServerContext*, const v1::CompleteLeaseRequest* request,
+grpc::Status AgentServiceImpl::CompleteLease(grpc::ServerContext* context, const v1::CompleteLeaseRequest* request,
                                              v1::CompleteLeaseResponse* response) {
+  if (auto s = gatekeeper_->Admit(Rpc::kCompleteLease, *context, request->ByteSizeLong()); !s.ok()) return s;
   return Reply(scheduler_->Complete(*request), response);
 }
 
-grpc::Status GateServiceImpl::SubmitRun(grpc::ServerContext*, const v1::SubmitRunRequest* request,
+grpc::Status GateServiceImpl::SubmitRun(grpc::ServerContext* context, const v1::SubmitRunRequest* request,
                                         v1::SubmitRunResponse* response) {
+  if (auto s = gatekeeper_->Admit(Rpc::kSubmitRun, *context, request->ByteSizeLong()); !s.ok()) return s;
   return Reply(scheduler_->Submit(*request), response);
 }
 
 grpc::Status GateServiceImpl::WatchRun(grpc::ServerContext* context, const v1::WatchRunRequest* request,
                                        grpc::ServerWriter<v1::RunEvent>* writer) {
+  if (auto s = gatekeeper_->Admit(Rpc::kWatchRun, *context, request->ByteSizeLong()); !s.ok()) return s;
   size_t cursor = 0;
   auto snapshot = scheduler_->Snapshot(request->run_id(), &cursor);
   if (!snapshot.ok()) return ToGrpc(snapshot.status());
@@ -89,25 +95,30 @@ grpc::Status GateServiceImpl::WatchRun(grpc::ServerContext* context, const v1::W
   return grpc::Status::OK;
 }
 
-grpc::Status GateServiceImpl::GetRun(grpc::ServerContext*, const v1::GetRunRequest* request, v1::Run* response) {
+grpc::Status GateServiceImpl::GetRun(grpc::ServerContext* context, const v1::GetRunRequest* request,
+                                     v1::Run* response) {
+  if (auto s = gatekeeper_->Admit(Rpc::kGetRun, *context, request->ByteSizeLong()); !s.ok()) return s;
   return Reply(scheduler_->GetRun(request->run_id()), response);
 }
 
-grpc::Status GateServiceImpl::CancelRun(grpc::ServerContext*, const v1::CancelRunRequest* request,
+grpc::Status GateServiceImpl::CancelRun(grpc::ServerContext* context, const v1::CancelRunRequest* request,
                                         v1::CancelRunResponse* response) {
+  if (auto s = gatekeeper_->Admit(Rpc::kCancelRun, *context, request->ByteSizeLong()); !s.ok()) return s;
   auto state = scheduler_->Cancel(request->run_id());
   if (!state.ok()) return ToGrpc(state.status());
   response->set_state(*state);
   return grpc::Status::OK;
 }
 
-grpc::Status GateServiceImpl::GetHistory(grpc::ServerContext*, const v1::HistoryRequest* request,
+grpc::Status GateServiceImpl::GetHistory(grpc::ServerContext* context, const v1::HistoryRequest* request,
                                          v1::HistoryResponse* response) {
+  if (auto s = gatekeeper_->Admit(Rpc::kGetHistory, *context, request->ByteSizeLong()); !s.ok()) return s;
   return Reply(scheduler_->History(*request), response);
 }
 
-grpc::Status GateServiceImpl::ReportVerdict(grpc::ServerContext*, const v1::ReportVerdictRequest* request,
+grpc::Status GateServiceImpl::ReportVerdict(grpc::ServerContext* context, const v1::ReportVerdictRequest* request,
                                             v1::ReportVerdictResponse*) {
+  if (auto s = gatekeeper_->Admit(Rpc::kReportVerdict, *context, request->ByteSizeLong()); !s.ok()) return s;
   return ToGrpc(scheduler_->ReportVerdict(*request));
 }
 

@@ -1,7 +1,9 @@
 // The gRPC faces of the scheduler: AgentService for agents, GateService for
-// CI and people. Thin adapters: every decision is the Scheduler's.
+// CI and people. Thin adapters: the Gatekeeper admits each call (token,
+// role, request size), then every decision is the Scheduler's.
 #pragma once
 
+#include "coordinator/auth.h"
 #include "coordinator/scheduler.h"
 #include "perfgate/v1/agent.grpc.pb.h"
 #include "perfgate/v1/gate.grpc.pb.h"
@@ -10,7 +12,9 @@ namespace perfgate {
 
 class AgentServiceImpl final : public v1::AgentService::Service {
  public:
-  explicit AgentServiceImpl(Scheduler* scheduler) : scheduler_(scheduler) {}
+  // REQUIRES: scheduler and gatekeeper outlive the service.
+  AgentServiceImpl(Scheduler* scheduler, const Gatekeeper* gatekeeper)
+      : scheduler_(scheduler), gatekeeper_(gatekeeper) {}
   grpc::Status Register(grpc::ServerContext*, const v1::RegisterRequest*, v1::RegisterResponse*) override;
   grpc::Status Work(grpc::ServerContext*, const v1::WorkRequest*, grpc::ServerWriter<v1::WorkItem>*) override;
   grpc::Status Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest*, v1::HeartbeatResponse*) override;
@@ -19,20 +23,25 @@ class AgentServiceImpl final : public v1::AgentService::Service {
 
  private:
   Scheduler* scheduler_;
+  const Gatekeeper* gatekeeper_;
 };
 
 class GateServiceImpl final : public v1::GateService::Service {
  public:
-  explicit GateServiceImpl(Scheduler* scheduler) : scheduler_(scheduler) {}
+  // REQUIRES: scheduler and gatekeeper outlive the service.
+  GateServiceImpl(Scheduler* scheduler, const Gatekeeper* gatekeeper)
+      : scheduler_(scheduler), gatekeeper_(gatekeeper) {}
   grpc::Status SubmitRun(grpc::ServerContext*, const v1::SubmitRunRequest*, v1::SubmitRunResponse*) override;
   grpc::Status WatchRun(grpc::ServerContext*, const v1::WatchRunRequest*, grpc::ServerWriter<v1::RunEvent>*) override;
   grpc::Status GetRun(grpc::ServerContext*, const v1::GetRunRequest*, v1::Run*) override;
   grpc::Status CancelRun(grpc::ServerContext*, const v1::CancelRunRequest*, v1::CancelRunResponse*) override;
   grpc::Status GetHistory(grpc::ServerContext*, const v1::HistoryRequest*, v1::HistoryResponse*) override;
-  grpc::Status ReportVerdict(grpc::ServerContext*, const v1::ReportVerdictRequest*, v1::ReportVerdictResponse*) override;
+  grpc::Status ReportVerdict(grpc::ServerContext*, const v1::ReportVerdictRequest*,
+                             v1::ReportVerdictResponse*) override;
 
  private:
   Scheduler* scheduler_;
+  const Gatekeeper* gatekeeper_;
 };
 
 }  // namespace perfgate

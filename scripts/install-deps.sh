@@ -8,6 +8,8 @@ PACKAGES=(
   build-essential g++ cmake ninja-build pkg-config ccache
   # wire contract and RPC
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
+  # token digests and constant-time compare (libcrypto); certificates made by tests (openssl)
+  libssl-dev openssl
   # metrics, storage, parsing, CLI
   prometheus-cpp-dev libsqlite3-dev sqlite3 nlohmann-json3-dev libyaml-cpp-dev libcli11-dev
   # tests and benchmarks of perfgate itself; the Google Benchmark adapter's real producer

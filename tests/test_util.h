@@ -72,6 +72,9 @@ CommandResult RunCommand(const std::vector<std::string>& argv, int timeout_ms = 
 // The first column of the first row of `sql` on the SQLite file, read-only; -1 if none.
 int64_t QueryInt(const std::string& db_path, const std::string& sql);
 
+// The body of GET http://host_port/path (HTTP/1.0, loopback only); empty on failure.
+std::string HttpGet(const std::string& host_port, const std::string& path);
+
 // True if `pid` is gone or a zombie.
 bool ProcessGone(pid_t pid);
 

@@ -1,0 +1,52 @@
+#include "cli/security_flags.h"
+
+#include <iostream>
+
+#include "absl/strings/str_cat.h"
+#include "core/units.h"
+
+namespace perfgate {
+namespace {
+
+// gRPC takes message sizes as int.
+constexpr uint64_t kLargestMessage = 1ull << 30;
+
+std::string SizeText(uint64_t bytes) { return absl::StrCat(bytes / kMiB, "MiB"); }
+
+}  // namespace
+
+void AddClientSecurityFlags(CLI::App* cmd, ClientSecurityFlags* flags) {
+  cmd->add_option("--tls-ca", flags->tls_ca, "PEM file of the CA that signed the coordinator's certificate (TLS)");
+  cmd->add_option("--tls-cert", flags->tls_cert, "client certificate (PEM) for a coordinator that asks for mutual TLS");
+  cmd->add_option("--tls-key", flags->tls_key, "private key (PEM) of --tls-cert");
+  cmd->add_option("--token-file", flags->token_file,
+                  "file holding this client's token (else $PERFGATE_TOKEN_FILE, else $PERFGATE_TOKEN)");
+  cmd->add_flag("--insecure", flags->insecure, "allow plaintext to a coordinator that is not on loopback");
+}
+
+void AddSizeFlags(CLI::App* cmd, std::vector<SizeFlag>* sizes, const MessageLimits& limits) {
+  for (auto& size : *sizes) {
+    size.text = SizeText(limits.*size.field);
+    cmd->add_option(size.name, size.text, "largest request of this call (like 512KiB, 16MiB)")->capture_default_str();
+  }
+}
+
+absl::Status ParseSizeFlags(const std::vector<SizeFlag>& sizes, MessageLimits* limits) {
+  for (const auto& size : sizes) {
+    auto bytes = ParseBytes(size.text);
+    if (!bytes || *bytes == 0 || *bytes > kLargestMessage) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(size.name, " takes a size from 1 byte to 1GiB like 512KiB or 16MiB, not '", size.text, "'"));
+    }
+    limits->*size.field = *bytes;
+  }
+  return absl::OkStatus();
+}
+
+void WarnInsecure(const char* command) {
+  std::cerr << "perfgate " << command
+            << ": WARNING: --insecure: plaintext and unauthenticated traffic to non-loopback addresses is allowed; "
+               "anyone on the network can read results and tokens\n";
+}
+
+}  // namespace perfgate

@@ -1,0 +1,476 @@
+// The coordinator's door: TLS (and mutual TLS) with certificates made at
+// test time by the openssl command, role tokens on every RPC, per-call
+// request size limits, and the refusal to serve plaintext off loopback.
+// Real gRPC on loopback port 0 throughout.
+#include "coordinator/auth.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <thread>
+
+#include "agent/host_fingerprint.h"
+#include "agent/worker.h"
+#include "cli/gate_client.h"
+#include "cli/local_cluster.h"
+#include "coordinator/coordinator.h"
+#include "perfgate/v1/agent.grpc.pb.h"
+#include "perfgate/v1/gate.grpc.pb.h"
+#include "tests/test_util.h"
+#include "transport/transport.h"
+
+namespace perfgate {
+namespace {
+
+using ::testing::HasSubstr;
+
+// A CA, a server certificate for 127.0.0.1 and localhost, a client
+// certificate, and an unrelated CA, made once for the whole test binary.
+class Certificates {
+ public:
+  static const Certificates& Get() {
+    static Certificates* certs = new Certificates();
+    return *certs;
+  }
+  std::string File(const std::string& name) const { return dir_.File(name); }
+
+ private:
+  Certificates() {
+    Run("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 "
+        "-subj /CN=perfgate-test-ca -keyout ca.key -out ca.pem");
+    Run("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 "
+        "-subj /CN=someone-else -keyout other-ca.key -out other-ca.pem");
+    dir_.Write("server.ext", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n");
+    dir_.Write("client.ext", "extendedKeyUsage=clientAuth\n");
+    for (const std::string who : {"server", "client"}) {
+      Run("openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=" + who + " -keyout " + who +
+          ".key -out " + who + ".csr");
+      Run("openssl x509 -req -in " + who + ".csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile " + who +
+          ".ext -out " + who + ".pem");
+    }
+  }
+  void Run(const std::string& command) {
+    const std::string full = "cd '" + dir_.path() + "' && " + command + " >openssl.log 2>&1";
+    if (std::system(full.c_str()) != 0) {
+      ADD_FAILURE() << "openssl failed: " << command;
+    }
+  }
+  testing::TempDir dir_;
+};
+
+const RoleTokens kTokens{"agent-secret", "submitter-secret", "reader-secret"};
+
+std::string TokenOf(Role role) {
+  switch (role) {
+    case Role::kAgent:
+      return kTokens.agent;
+    case Role::kSubmitter:
+      return kTokens.submitter;
+    case Role::kReader:
+      return kTokens.reader;
+  }
+  return "";
+}
+
+constexpr Rpc kAllRpcs[] = {Rpc::kRegister, Rpc::kWork,   Rpc::kHeartbeat,  Rpc::kCompleteLease, Rpc::kSubmitRun,
+                            Rpc::kWatchRun, Rpc::kGetRun, Rpc::kGetHistory, Rpc::kCancelRun,     Rpc::kReportVerdict};
+constexpr Role kAllRoles[] = {Role::kAgent, Role::kSubmitter, Role::kReader};
+
+// What issue 10 asks for, written out independently of the coordinator's table.
+bool Allowed(Role role, Rpc rpc) {
+  switch (rpc) {
+    case Rpc::kRegister:
+    case Rpc::kWork:
+    case Rpc::kHeartbeat:
+    case Rpc::kCompleteLease:
+      return role == Role::kAgent;
+    case Rpc::kSubmitRun:
+    case Rpc::kCancelRun:
+    case Rpc::kReportVerdict:
+      return role == Role::kSubmitter;
+    case Rpc::kWatchRun:
+    case Rpc::kGetRun:
+    case Rpc::kGetHistory:
+      return role == Role::kSubmitter || role == Role::kReader;
+  }
+  return false;
+}
+
+std::chrono::system_clock::time_point In(int ms) {
+  return std::chrono::system_clock::now() + std::chrono::milliseconds(ms);
+}
+
+v1::SubmitRunRequest OneCaseRun() {
+  v1::SubmitRunRequest request;
+  request.mutable_suite()->set_name("auth");
+  auto* c = request.mutable_suite()->add_cases();
+  c->set_name("true");
+  c->add_argv("/bin/true");
+  c->set_repeats(1);
+  return request;
+}
+
+// Makes one call of `rpc` with plausible but unknown ids; returns its status.
+grpc::Status Call(const std::shared_ptr<grpc::Channel>& channel, Rpc rpc) {
+  auto agent = v1::AgentService::NewStub(channel);
+  auto gate = v1::GateService::NewStub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(In(10'000));
+  switch (rpc) {
+    case Rpc::kRegister: {
+      v1::RegisterRequest request;
+      request.set_agent_id("auth-test");
+      v1::RegisterResponse response;
+      return agent->Register(&context, request, &response);
+    }
+    case Rpc::kWork: {
+      v1::WorkRequest request;
+      request.set_session_id("no-such-session");
+      auto reader = agent->Work(&context, request);
+      v1::WorkItem item;
+      while (reader->Read(&item)) {
+      }
+      return reader->Finish();
+    }
+    case Rpc::kHeartbeat: {
+      v1::HeartbeatRequest request;
+      request.set_session_id("no-such-session");
+      v1::HeartbeatResponse response;
+      return agent->Heartbeat(&context, request, &response);
+    }
+    case Rpc::kCompleteLease: {
+      v1::CompleteLeaseRequest request;
+      request.set_session_id("no-such-session");
+      request.set_lease_id("no-such-lease");
+      v1::CompleteLeaseResponse response;
+      return agent->CompleteLease(&context, request, &response);
+    }
+    case Rpc::kSubmitRun: {
+      v1::SubmitRunResponse response;
+      return gate->SubmitRun(&context, OneCaseRun(), &response);
+    }
+    case Rpc::kWatchRun: {
+      v1::WatchRunRequest request;
+      request.set_run_id("no-such-run");
+      auto reader = gate->WatchRun(&context, request);
+      v1::RunEvent event;
+      while (reader->Read(&event)) {
+      }
+      return reader->Finish();
+    }
+    case Rpc::kGetRun: {
+      v1::GetRunRequest request;
+      request.set_run_id("no-such-run");
+      v1::Run response;
+      return gate->GetRun(&context, request, &response);
+    }
+    case Rpc::kGetHistory: {
+      v1::HistoryRequest request;
+      request.set_branch("main");
+      v1::HistoryResponse response;
+      return gate->GetHistory(&context, request, &response);
+    }
+    case Rpc::kCancelRun: {
+      v1::CancelRunRequest request;
+      request.set_run_id("no-such-run");
+      v1::CancelRunResponse response;
+      return gate->CancelRun(&context, request, &response);
+    }
+    case Rpc::kReportVerdict: {
+      v1::ReportVerdictRequest request;
+      request.set_run_id("no-such-run");
+      v1::ReportVerdictResponse response;
+      return gate->ReportVerdict(&context, request, &response);
+    }
+  }
+  return grpc::Status(grpc::StatusCode::INTERNAL, "unreachable");
+}
+
+bool RefusedAtTheDoor(const grpc::Status& s) {
+  return s.error_code() == grpc::StatusCode::UNAUTHENTICATED || s.error_code() == grpc::StatusCode::PERMISSION_DENIED ||
+         s.error_code() == grpc::StatusCode::UNAVAILABLE;
+}
+
+// The value of the perfgate_auth_failures_total series with this reason, 0 if absent.
+double AuthFailures(const std::string& metrics_address, const std::string& reason) {
+  const std::string body = testing::HttpGet(metrics_address, "/metrics");
+  const std::string series = "perfgate_auth_failures_total{reason=\"" + reason + "\"} ";
+  const size_t at = body.find(series);
+  return at == std::string::npos ? 0 : std::stod(body.substr(at + series.size()));
+}
+
+class AuthTest : public ::testing::Test {
+ protected:
+  void Start(CoordinatorOptions options) {
+    options.db_path = dir_.File("perfgate.db");
+    if (options.listen.empty()) options.listen = "127.0.0.1:0";
+    auto started = Coordinator::Start(options);
+    ASSERT_TRUE(started.ok()) << started.status();
+    coordinator_ = *std::move(started);
+  }
+  CoordinatorOptions Tls(bool mutual) const {
+    const auto& certs = Certificates::Get();
+    CoordinatorOptions options;
+    options.tls_cert_file = certs.File("server.pem");
+    options.tls_key_file = certs.File("server.key");
+    if (mutual) options.tls_client_ca_file = certs.File("ca.pem");
+    options.tokens = kTokens;
+    return options;
+  }
+  std::shared_ptr<grpc::Channel> Channel(ClientSecurityFlags flags, const std::string& token) {
+    auto security = LoadClientSecurity(flags, coordinator_->address());
+    EXPECT_TRUE(security.ok()) << security.status();
+    if (!security.ok()) return nullptr;
+    security->token = token;
+    grpc::ChannelArguments args;
+    args.SetMaxSendMessageSize(64 << 20);  // let oversized requests reach the coordinator
+    return OpenChannel(coordinator_->address(), *security, args);
+  }
+  ClientSecurityFlags TrustingClient() const {
+    ClientSecurityFlags flags;
+    flags.tls_ca = Certificates::Get().File("ca.pem");
+    return flags;
+  }
+  ClientSecurityFlags ClientWithCertificate() const {
+    ClientSecurityFlags flags = TrustingClient();
+    flags.tls_cert = Certificates::Get().File("client.pem");
+    flags.tls_key = Certificates::Get().File("client.key");
+    return flags;
+  }
+
+  testing::TempDir dir_;
+  std::unique_ptr<Coordinator> coordinator_;
+};
+
+TEST_F(AuthTest, EveryRpcWantsATokenOfARoleAllowedToCallIt) {
+  CoordinatorOptions options = Tls(/*mutual=*/false);
+  options.metrics_listen = "127.0.0.1:0";
+  Start(options);
+  const std::string metrics = coordinator_->metrics_address();
+
+  for (Rpc rpc : kAllRpcs) {
+    SCOPED_TRACE(RpcName(rpc));
+    grpc::Status none = Call(Channel(TrustingClient(), ""), rpc);
+    EXPECT_EQ(none.error_code(), grpc::StatusCode::UNAUTHENTICATED) << none.error_message();
+    grpc::Status forged = Call(Channel(TrustingClient(), "guessed"), rpc);
+    EXPECT_EQ(forged.error_code(), grpc::StatusCode::UNAUTHENTICATED) << forged.error_message();
+    for (Role role : kAllRoles) {
+      SCOPED_TRACE(RoleName(role));
+      EXPECT_EQ(RoleMayCall(role, rpc), Allowed(role, rpc));
+      grpc::Status s = Call(Channel(TrustingClient(), TokenOf(role)), rpc);
+      if (Allowed(role, rpc)) {
+        // Past the door: whatever the scheduler says about unknown ids.
+        EXPECT_FALSE(RefusedAtTheDoor(s)) << s.error_code() << " " << s.error_message();
+      } else {
+        EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED) << s.error_message();
+        EXPECT_THAT(s.error_message(), HasSubstr(RpcName(rpc)));
+      }
+    }
+  }
+  EXPECT_EQ(AuthFailures(metrics, "missing_token"), 10);
+  EXPECT_EQ(AuthFailures(metrics, "unknown_token"), 10);
+  // 4 agent RPCs x 2 other roles, 3 submitter-only x 2, 3 reads x the agent.
+  EXPECT_EQ(AuthFailures(metrics, "wrong_role"), 8 + 6 + 3);
+}
+
+TEST_F(AuthTest, RightRoleRunsACaseEndToEndOverTls) {
+  Start(Tls(/*mutual=*/true));
+  WorkerOptions worker;
+  worker.coordinator = coordinator_->address();
+  worker.agent_id = "tls-agent";
+  worker.log = [](const std::string&) {};
+  auto security = LoadClientSecurity(ClientWithCertificate(), coordinator_->address());
+  ASSERT_TRUE(security.ok()) << security.status();
+  worker.security = *security;
+  worker.security.token = kTokens.agent;
+  AgentWorker agent(worker, ProbeHost());
+  std::thread thread([&] { agent.Run(); });
+  ASSERT_TRUE(coordinator_->scheduler().WaitForAgents(1, 30'000));
+
+  GateClientOptions client;
+  client.coordinator = coordinator_->address();
+  client.security = *security;
+  client.security.token = kTokens.submitter;
+  Interrupt interrupt;
+  auto run = SubmitAndWatch(client, OneCaseRun(), &interrupt);
+  agent.Stop();
+  thread.join();
+  ASSERT_TRUE(run.ok()) << run.status();
+  ASSERT_EQ(run->cases_size(), 1);
+  EXPECT_EQ(run->cases(0).result().outcome(), v1::CaseResult::OUTCOME_OK);
+}
+
+TEST_F(AuthTest, TlsClientsThatDoNotTrustTheCoordinatorOrLackACertificateAreRefused) {
+  Start(Tls(/*mutual=*/true));
+  EXPECT_FALSE(RefusedAtTheDoor(Call(Channel(ClientWithCertificate(), kTokens.reader), Rpc::kGetRun)));
+
+  ClientSecurityFlags plaintext;
+  EXPECT_EQ(Call(Channel(plaintext, kTokens.reader), Rpc::kGetRun).error_code(), grpc::StatusCode::UNAVAILABLE);
+  ClientSecurityFlags wrong_ca = ClientWithCertificate();
+  wrong_ca.tls_ca = Certificates::Get().File("other-ca.pem");
+  EXPECT_EQ(Call(Channel(wrong_ca, kTokens.reader), Rpc::kGetRun).error_code(), grpc::StatusCode::UNAVAILABLE);
+  // Mutual TLS: trusting the coordinator is not enough without a certificate of our own.
+  EXPECT_EQ(Call(Channel(TrustingClient(), kTokens.reader), Rpc::kGetRun).error_code(), grpc::StatusCode::UNAVAILABLE);
+}
+
+TEST_F(AuthTest, OversizedRequestsAreRefusedPerCallAndTheCoordinatorKeepsServing) {
+  Start(Tls(/*mutual=*/false));
+  auto agent = v1::AgentService::NewStub(Channel(TrustingClient(), kTokens.agent));
+  auto gate = v1::GateService::NewStub(Channel(TrustingClient(), kTokens.submitter));
+  {
+    v1::RegisterRequest request;
+    request.set_agent_id("big");
+    request.add_labels(std::string(2 << 20, 'x'));  // 2 MiB: over Register's 1 MiB
+    v1::RegisterResponse response;
+    grpc::ClientContext context;
+    grpc::Status s = agent->Register(&context, request, &response);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    EXPECT_THAT(s.error_message(), HasSubstr("Register request is"));
+    EXPECT_THAT(s.error_message(), HasSubstr("1 MiB"));
+  }
+  {
+    v1::SubmitRunRequest request = OneCaseRun();
+    request.mutable_suite()->mutable_cases(0)->set_name(std::string(20 << 20, 'x'));  // 20 MiB: over 16 MiB
+    v1::SubmitRunResponse response;
+    grpc::ClientContext context;
+    grpc::Status s = gate->SubmitRun(&context, request, &response);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    EXPECT_THAT(s.error_message(), HasSubstr("SubmitRun request is"));
+    EXPECT_THAT(s.error_message(), HasSubstr("16 MiB"));
+  }
+  {
+    // Over the 32 MiB that gRPC itself takes: refused by the transport.
+    v1::SubmitRunRequest request = OneCaseRun();
+    request.mutable_suite()->mutable_cases(0)->set_name(std::string(40 << 20, 'x'));
+    v1::SubmitRunResponse response;
+    grpc::ClientContext context;
+    EXPECT_EQ(gate->SubmitRun(&context, request, &response).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  }
+  // Still serving, on the same channels.
+  v1::RegisterRequest normal;
+  normal.set_agent_id("small");
+  v1::RegisterResponse registered;
+  grpc::ClientContext register_context;
+  EXPECT_TRUE(agent->Register(&register_context, normal, &registered).ok());
+  v1::SubmitRunResponse submitted;
+  grpc::ClientContext submit_context;
+  EXPECT_TRUE(gate->SubmitRun(&submit_context, OneCaseRun(), &submitted).ok());
+}
+
+TEST_F(AuthTest, AResultOverTheCompleteLeaseLimitBecomesACaseErrorSayingSo) {
+  CoordinatorOptions options;
+  options.limits.complete_bytes = 3000;  // a result with a 4 KiB output tail does not fit; an error does
+  Start(options);
+  WorkerOptions worker;
+  worker.coordinator = coordinator_->address();
+  worker.agent_id = "big-results";
+  worker.log = [](const std::string&) {};
+  AgentWorker agent(worker, ProbeHost());
+  std::thread thread([&] { agent.Run(); });
+  ASSERT_TRUE(coordinator_->scheduler().WaitForAgents(1, 30'000));
+
+  v1::SubmitRunRequest request = OneCaseRun();
+  auto* c = request.mutable_suite()->mutable_cases(0);
+  c->clear_argv();
+  for (const char* arg : {"/bin/sh", "-c", "head -c 20000 /dev/zero | tr '\\0' x"}) c->add_argv(arg);
+  GateClientOptions client;
+  client.coordinator = coordinator_->address();
+  Interrupt interrupt;
+  auto run = SubmitAndWatch(client, request, &interrupt);
+  agent.Stop();
+  thread.join();
+  ASSERT_TRUE(run.ok()) << run.status();
+  ASSERT_EQ(run->cases_size(), 1);
+  const v1::CaseResult& result = run->cases(0).result();
+  EXPECT_EQ(result.outcome(), v1::CaseResult::OUTCOME_ERROR);
+  EXPECT_THAT(result.error(), HasSubstr("too large"));
+  EXPECT_THAT(result.error(), HasSubstr("CompleteLease"));
+  EXPECT_EQ(run->cases(0).attempts(), 1u) << "not re-run: a re-run would be just as large";
+}
+
+TEST_F(AuthTest, NonLoopbackListenersNeedTlsAndAuthenticationUnlessInsecure) {
+  CoordinatorOptions plaintext;
+  plaintext.listen = "0.0.0.0:0";
+  plaintext.db_path = dir_.File("never.db");
+  auto refused = Coordinator::Start(plaintext);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(refused.status().message(), HasSubstr("refusing plaintext on 0.0.0.0:0"));
+
+  CoordinatorOptions no_tokens = Tls(/*mutual=*/false);
+  no_tokens.tokens = {};
+  no_tokens.listen = "0.0.0.0:0";
+  no_tokens.db_path = dir_.File("never.db");
+  auto unauthenticated = Coordinator::Start(no_tokens);
+  ASSERT_FALSE(unauthenticated.ok());
+  EXPECT_THAT(unauthenticated.status().message(), HasSubstr("without authentication"));
+  EXPECT_FALSE(std::filesystem::exists(dir_.File("never.db"))) << "refused before opening anything";
+
+  auto cli = testing::RunCommand(
+      {testing::PerfgateBinary(), "coordinator", "--listen", "0.0.0.0:0", "--db", dir_.File("never.db")});
+  EXPECT_EQ(cli.exit_code, 2) << cli.output;
+  EXPECT_THAT(cli.output, HasSubstr("refusing plaintext"));
+}
+
+TEST(EmbeddedClusterTest, MakesItsOwnTokensAndRequiresThem) {
+  testing::TempDir dir;
+  LocalClusterOptions options;
+  options.state_dir = dir.path();
+  options.agents = 1;
+  auto cluster = LocalCluster::Start(options);
+  ASSERT_TRUE(cluster.ok()) << cluster.status();  // its agent registered with its own token
+  ASSERT_FALSE((*cluster)->submitter().token.empty());
+  EXPECT_EQ(Call(OpenChannel((*cluster)->address(), ClientSecurity{}, {}), Rpc::kSubmitRun).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_TRUE(Call(OpenChannel((*cluster)->address(), (*cluster)->submitter(), {}), Rpc::kSubmitRun).ok());
+  EXPECT_EQ(Call(OpenChannel((*cluster)->address(), (*cluster)->submitter(), {}), Rpc::kRegister).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  (*cluster)->Shutdown();
+}
+
+TEST(ClientSecurityTest, PlaintextOnlyTowardsLoopbackUnlessInsecure) {
+  for (const char* local : {"127.0.0.1:7600", "127.3.4.5:1", "localhost:7600", "[::1]:7600", "unix:/tmp/s"}) {
+    EXPECT_TRUE(IsLoopbackAddress(local)) << local;
+  }
+  for (const char* remote : {"0.0.0.0:7600", "10.0.0.1:7600", "[::]:7600", "perf.example.com:7600", "128.0.0.1:1"}) {
+    EXPECT_FALSE(IsLoopbackAddress(remote)) << remote;
+  }
+  ClientSecurityFlags flags;
+  auto refused = LoadClientSecurity(flags, "perf.example.com:7600");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_THAT(refused.status().message(), HasSubstr("--tls-ca"));
+  flags.insecure = true;
+  EXPECT_TRUE(LoadClientSecurity(flags, "perf.example.com:7600").ok());
+}
+
+TEST(ClientSecurityTest, TokenComesFromFlagFileThenEnvironmentFileThenEnvironment) {
+  testing::TempDir dir;
+  const std::string flag_file = dir.Write("flag", "from-flag\n");
+  const std::string env_file = dir.Write("env", "  from-env-file\n");
+  setenv("PERFGATE_TOKEN", "from-env", 1);
+  setenv("PERFGATE_TOKEN_FILE", env_file.c_str(), 1);
+  ClientSecurityFlags flags;
+  flags.token_file = flag_file;
+  EXPECT_EQ(LoadClientSecurity(flags, "127.0.0.1:1")->token, "from-flag");
+  flags.token_file.clear();
+  EXPECT_EQ(LoadClientSecurity(flags, "127.0.0.1:1")->token, "from-env-file");
+  unsetenv("PERFGATE_TOKEN_FILE");
+  EXPECT_EQ(LoadClientSecurity(flags, "127.0.0.1:1")->token, "from-env");
+  unsetenv("PERFGATE_TOKEN");
+  EXPECT_EQ(LoadClientSecurity(flags, "127.0.0.1:1")->token, "");
+  flags.token_file = dir.Write("empty", "\n");
+  auto empty = LoadClientSecurity(flags, "127.0.0.1:1");
+  ASSERT_FALSE(empty.ok());
+  EXPECT_THAT(empty.status().message(), HasSubstr("holds no token"));
+}
+
+TEST(ClientSecurityTest, RandomTokensAre256BitsAndDiffer) {
+  const std::string a = RandomToken();
+  EXPECT_EQ(a.size(), 64u);
+  EXPECT_NE(a, RandomToken());
+}
+
+}  // namespace
+}  // namespace perfgate
