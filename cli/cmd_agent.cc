@@ -2,6 +2,7 @@
 
 #include <iostream>
 
+#include "agent/cgroup.h"
 #include "agent/host_fingerprint.h"
 #include "agent/worker.h"
 #include "cli/commands.h"
@@ -18,6 +19,7 @@ void AddAgentCommand(CLI::App& app, int* exit_code) {
     std::string pool = "default";
     std::vector<std::string> labels;
     uint64_t kill_grace_ms = 2000;
+    std::string cgroup_root;
   };
   auto flags = std::make_shared<Flags>();
   cmd->add_option("--coordinator", flags->coordinator, "coordinator host:port")->required();
@@ -28,6 +30,7 @@ void AddAgentCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--label", flags->labels, "a label cases can require (repeatable)");
   cmd->add_option("--kill-grace-ms", flags->kill_grace_ms, "SIGTERM to SIGKILL grace when a case must stop")
       ->capture_default_str();
+  cmd->add_option("--cgroup-root", flags->cgroup_root, kCgroupRootHelp);
   cmd->footer(kExitCodesHelp);
   cmd->callback([flags, exit_code] {
     WorkerOptions options;
@@ -41,9 +44,11 @@ void AddAgentCommand(CLI::App& app, int* exit_code) {
     options.pool = flags->pool;
     options.labels = flags->labels;
     options.kill_grace_ms = flags->kill_grace_ms;
+    SetDefaultCgroupRoot(flags->cgroup_root);
     v1::HostFingerprint host = ProbeHost();
     std::cerr << "perfgate agent " << options.agent_id << ": " << DescribeHost(host) << "\n"
-              << "perfgate agent " << options.agent_id << ": instructions: " << host.instruction_counter_note() << "\n";
+              << "perfgate agent " << options.agent_id << ": instructions: " << host.instruction_counter_note() << "\n"
+              << "perfgate agent " << options.agent_id << ": " << host.memory_note() << "\n";
     AgentWorker worker(options, host);
     OnTerminationSignal([&worker](int) { worker.Stop(); });
     worker.Run();
