@@ -117,6 +117,9 @@ struct ChildSetup {
   // vfork path: the child writes its failure straight into the parent's memory.
   volatile int child_errno = 0;
   volatile char failed_step = 0;  // 'g' cgroup, 'c' chdir, 'e' exec
+  // vfork path: when the child is about to exec, so the clock leaves out
+  // the spawn and the cgroup join (the agent's costs, not the case's).
+  Clock::time_point exec_at;
 };
 
 // The child's side of a spawn. Runs after fork, or in the agent's own memory
@@ -163,6 +166,7 @@ struct ChildSetup {
   }
   if (!step) {
     sigprocmask(SIG_SETMASK, &none, nullptr);
+    if (s->go_fd < 0) s->exec_at = Clock::now();  // clock_gettime: async-signal-safe
     execve(s->program, s->argv, s->envp);
     err = errno;
     step = 'e';
@@ -189,7 +193,7 @@ struct Spawned {
 };
 
 // clone(CLONE_VM | CLONE_VFORK): the agent thread waits until the child has
-// exec'd (or failed), as posix_spawn does. *start is taken before the spawn.
+// exec'd (or failed), as posix_spawn does. *start is when the child was about to exec.
 Spawned SpawnVfork(ChildSetup& setup, Clock::time_point* start) {
   Spawned out;
   // The child's stack, left uninitialised: zeroing 256 KiB per run is work for nothing.
@@ -198,7 +202,6 @@ Spawned SpawnVfork(ChildSetup& setup, Clock::time_point* start) {
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, &old);  // no signal may reach the child before it resets handlers
-  *start = Clock::now();
   out.pid = clone(ChildMain, stack.get() + kStackBytes, CLONE_VM | CLONE_VFORK | SIGCHLD, &setup);
   const int clone_errno = errno;
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
@@ -208,6 +211,7 @@ Spawned SpawnVfork(ChildSetup& setup, Clock::time_point* start) {
   }
   out.child_errno = setup.child_errno;
   out.failed_step = setup.failed_step;
+  *start = setup.exec_at == Clock::time_point{} ? Clock::now() : setup.exec_at;  // unset: it never got to exec
   return out;
 }
 
