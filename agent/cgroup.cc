@@ -309,8 +309,9 @@ const CgroupParent& DefaultCgroupParent() {
 
 absl::StatusOr<std::unique_ptr<RunCgroup>> RunCgroup::Create(const CgroupParent& parent) {
   static std::atomic<uint64_t> next{0};
-  const std::string name = absl::StrCat("/run-", getpid(), "-", next.fetch_add(1));
   std::unique_ptr<RunCgroup> run(new RunCgroup);
+  run->name_ = absl::StrCat("run-", getpid(), "-", next.fetch_add(1));
+  const std::string name = "/" + run->name_;
   run->kill_group_ = parent.kill_dir_ + name;
   run->kill_by_file_ = parent.kill_by_file_;
   if (parent.memory_source_ != MemorySource::kRusage) {
@@ -376,6 +377,28 @@ void RunCgroup::KillAndReap() {
     waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(fd), &info, WEXITED | WNOHANG);
     close(fd);
   }
+  ReapInheritedZombies();
+}
+
+void RunCgroup::ReapInheritedZombies() const {
+  const std::string suffix = "/" + name_;
+  DIR* tasks = opendir("/proc/self/task");
+  if (!tasks) return;
+  while (dirent* task = readdir(tasks)) {
+    if (task->d_name[0] == '.') continue;
+    std::ifstream children(absl::StrCat("/proc/self/task/", task->d_name, "/children"));
+    pid_t pid;
+    while (children >> pid) {
+      std::ifstream groups(absl::StrCat("/proc/", pid, "/cgroup"));
+      std::string line;
+      bool ours = false;
+      while (!ours && std::getline(groups, line)) {
+        ours = line.size() >= suffix.size() && line.compare(line.size() - suffix.size(), suffix.size(), suffix) == 0;
+      }
+      if (ours) waitpid(pid, nullptr, WNOHANG);
+    }
+  }
+  closedir(tasks);
 }
 
 }  // namespace perfgate

@@ -99,6 +99,13 @@ class RunCgroup {
 
  private:
   RunCgroup() = default;
+  // Reaps the agent's zombie children that were in this group: processes of
+  // the case that had exited before KillAndReap looked, and were orphaned
+  // (a zombie is no longer listed in cgroup.procs, but /proc/PID/cgroup still
+  // names its group).
+  void ReapInheritedZombies() const;
+
+  std::string name_;          // "run-<agent pid>-<n>", the same in every hierarchy
   std::string memory_group_;  // "" when memory is not measured by group
   std::string peak_file_;     // memory.peak or memory.max_usage_in_bytes
   std::string kill_group_;

@@ -103,20 +103,21 @@ TEST_F(CgroupExecutorTest, PeakMemoryOfA256MiBCaseIsWithin5Percent) {
   EXPECT_LE(r.peak_rss_bytes, 256 * kMiB * 105 / 100);
 }
 
+// The case leaves a setsid'd sleeper and an unreaped child behind. Once
+// Execute returns, both are gone: killed and reaped (ESRCH, not a zombie).
 TEST_F(CgroupExecutorTest, ProcessesThatLeftTheProcessGroupAreKilledAndReaped) {
   testing::TempDir dir;
-  const std::string pid_file = dir.File("escapee");
-  // The escapee writes its pid (renamed into place, so it is whole) and
-  // sleeps in a session of its own; the case waits for the file and exits.
-  ExecSpec spec = Shell("setsid /bin/sh -c 'echo $$ > " + pid_file + ".tmp && mv " + pid_file + ".tmp " + pid_file +
-                        " && exec sleep 300' </dev/null >/dev/null 2>&1 & while [ ! -e " + pid_file + " ]; do :; done");
+  const std::string pid_file = dir.File("pids");
+  ExecSpec spec;
+  spec.argv = {testing::CaseBinary("orphans"), pid_file};
   ExecResult r = Run(spec);
   ASSERT_TRUE(r.ok()) << r.Describe() << r.err;
   std::ifstream in(pid_file);
-  pid_t escapee = 0;
-  ASSERT_TRUE(in >> escapee);
-  // ESRCH: neither running nor a zombie left unreaped.
-  EXPECT_EQ(kill(escapee, 0), -1) << "escapee " << escapee << " survived the case";
+  pid_t zombie = 0, escapee = 0;
+  ASSERT_TRUE(in >> zombie >> escapee);
+  EXPECT_EQ(kill(escapee, 0), -1) << "setsid escapee " << escapee << " survived the case";
+  EXPECT_EQ(errno, ESRCH);
+  EXPECT_EQ(kill(zombie, 0), -1) << "child " << zombie << " of the case was never reaped";
   EXPECT_EQ(errno, ESRCH);
 }
 
