@@ -63,8 +63,8 @@ Hierarchy FindHierarchy(const std::string& want_v1_controller) {
     while (dash < f.size() && f[dash] != "-") ++dash;
     if (dash < 5 || dash + 3 > f.size()) continue;
     const std::string& type = f[dash + 1];
-    const bool match = want_v1_controller.empty() ? type == "cgroup2"
-                                                  : type == "cgroup" && HasToken(f[dash + 3], want_v1_controller);
+    const bool match =
+        want_v1_controller.empty() ? type == "cgroup2" : type == "cgroup" && HasToken(f[dash + 3], want_v1_controller);
     if (!match) continue;
     h.mount_root = f[3];
     h.mountpoint = f[4];
@@ -267,9 +267,9 @@ CgroupParent CgroupParent::Detect(const std::string& root) {
           : absl::StrCat("peak memory: ", MemorySourceName(p.memory_source_), " ", peak_file, " of a group per run in ",
                          p.memory_dir_, memory_how.empty() ? "" : absl::StrCat(" (", memory_how, ")"));
   absl::StrAppend(&p.description_, "; leftover processes: ",
-                  p.kill_dir_.empty()        ? absl::StrCat("by process group only (", kill_how, ")")
-                  : p.kill_by_file_          ? absl::StrCat("cgroup.kill of a v2 group per run in ", p.kill_dir_)
-                                             : absl::StrCat("killed by v1 group membership in ", p.kill_dir_));
+                  p.kill_dir_.empty() ? absl::StrCat("by process group only (", kill_how, ")")
+                  : p.kill_by_file_   ? absl::StrCat("cgroup.kill of a v2 group per run in ", p.kill_dir_)
+                                      : absl::StrCat("killed by v1 group membership in ", p.kill_dir_));
   return p;
 }
 
@@ -316,9 +316,9 @@ absl::StatusOr<std::unique_ptr<RunCgroup>> RunCgroup::Create(const CgroupParent&
   run->kill_by_file_ = parent.kill_by_file_;
   if (parent.memory_source_ != MemorySource::kRusage) {
     run->memory_group_ = parent.memory_dir_ + name;
-    run->peak_file_ = run->memory_group_ + (parent.memory_source_ == MemorySource::kCgroupV2
-                                                ? "/memory.peak"
-                                                : "/memory.max_usage_in_bytes");
+    run->peak_file_ =
+        run->memory_group_ +
+        (parent.memory_source_ == MemorySource::kCgroupV2 ? "/memory.peak" : "/memory.max_usage_in_bytes");
   }
   for (const std::string* group : {&run->kill_group_, &run->memory_group_}) {
     if (group->empty() || (group == &run->memory_group_ && *group == run->kill_group_)) continue;
@@ -331,7 +331,8 @@ absl::StatusOr<std::unique_ptr<RunCgroup>> RunCgroup::Create(const CgroupParent&
       return absl::InternalError(absl::StrCat("cannot create cgroup ", *group, ": ", std::strerror(errno)));
     }
     const int fd = open((*group + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC);
-    if (fd < 0) return absl::InternalError(absl::StrCat("cannot open ", *group, "/cgroup.procs: ", std::strerror(errno)));
+    if (fd < 0)
+      return absl::InternalError(absl::StrCat("cannot open ", *group, "/cgroup.procs: ", std::strerror(errno)));
     run->join_fds_.push_back(fd);
   }
   return run;

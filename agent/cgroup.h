@@ -61,7 +61,7 @@ class CgroupParent {
   std::string memory_mount_;
   std::string kill_dir_;  // parent of the groups that find leftovers; "" if none
   std::string kill_mount_;
-  bool kill_by_file_ = false;  // kill_dir_ is v2: write cgroup.kill
+  bool kill_by_file_ = false;         // kill_dir_ is v2: write cgroup.kill
   std::vector<std::string> created_;  // folders Detect made, deepest last
   std::string description_;
 };

@@ -368,9 +368,10 @@ ExecResult Execute(const ExecSpec& spec, const CancelToken* cancel) {
   bool spawn_failed = spawned.failed_step != 0;
   if (spawn_failed) {
     const char* why = std::strerror(spawned.child_errno);
-    result.spawn_error = spawned.failed_step == 'g'   ? absl::StrCat("cannot join the run's cgroup: ", why)
-                         : spawned.failed_step == 'c' ? absl::StrCat("cannot enter working directory '", spec.cwd, "': ", why)
-                                                      : absl::StrCat("cannot execute '", program, "': ", why);
+    result.spawn_error = spawned.failed_step == 'g' ? absl::StrCat("cannot join the run's cgroup: ", why)
+                         : spawned.failed_step == 'c'
+                             ? absl::StrCat("cannot enter working directory '", spec.cwd, "': ", why)
+                             : absl::StrCat("cannot execute '", program, "': ", why);
   }
 
   int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));

@@ -70,7 +70,8 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
 
     SetDefaultCgroupRoot(flags->cgroup_root);
     const v1::HostFingerprint host = ProbeHost();
-    std::cerr << "perfgate run: " << DescribeHost(host) << "\n" << "perfgate run: " << host.memory_note() << "\n";
+    std::cerr << "perfgate run: " << DescribeHost(host) << "\n"
+              << "perfgate run: " << host.memory_note() << "\n";
     v1::Run run;
     run.set_run_id("local");
     run.set_suite_name(suite->name());

@@ -187,14 +187,15 @@ TEST(CaseRunnerTest, PerfgateRunReportsTheCasesOwnPeakMemory) {
     GTEST_SKIP() << "no cgroup can be made here: " << groups.description();
   }
   testing::TempDir dir;
-  const std::string suite = dir.Write("memory.yaml", "suite: memory\n"
-                                                     "defaults: {warmup: 0, repeats: 3, timeout: 60s}\n"
-                                                     "cases:\n"
-                                                     "  - name: bin_true\n"
-                                                     "    command: [/bin/true]\n"
-                                                     "  - name: touch_256mib\n"
-                                                     "    command: [\"" +
-                                                         testing::CaseBinary("alloc") + "\", \"256\"]\n");
+  const std::string suite = dir.Write("memory.yaml",
+                                      "suite: memory\n"
+                                      "defaults: {warmup: 0, repeats: 3, timeout: 60s}\n"
+                                      "cases:\n"
+                                      "  - name: bin_true\n"
+                                      "    command: [/bin/true]\n"
+                                      "  - name: touch_256mib\n"
+                                      "    command: [\"" +
+                                          testing::CaseBinary("alloc") + "\", \"256\"]\n");
   const std::string json = dir.File("run.json");
   auto run = testing::RunCommand({testing::PerfgateBinary(), "run", suite, "--cgroup-root", root, "--json", json});
   groups.RemoveCreatedParents();
