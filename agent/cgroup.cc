@@ -221,6 +221,7 @@ const char* MemorySourceName(MemorySource source) {
 CgroupParent CgroupParent::Detect(const std::string& root) {
   CgroupParent p;
   std::string kill_how, memory_how;
+  p.below_own_group_ = root.rfind('/', 0) != 0;
   if (root == kNoGroups) {
     kill_how = memory_how = "--cgroup-root none";
   } else {
@@ -273,7 +274,12 @@ CgroupParent CgroupParent::Detect(const std::string& root) {
   return p;
 }
 
-void CgroupParent::RemoveCreatedParents() const {
+void CgroupParent::RemoveParents() const {
+  if (below_own_group_) {
+    for (const std::string& dir : {kill_dir_, memory_dir_}) {
+      if (!dir.empty()) rmdir(dir.c_str());  // fails while another agent has run groups there
+    }
+  }
   for (auto it = created_.rbegin(); it != created_.rend(); ++it) rmdir(it->c_str());
 }
 
@@ -302,7 +308,7 @@ const CgroupParent& DefaultCgroupParent() {
   // Leave no empty folders behind; another agent still using one keeps it
   // (rmdir fails) or makes it again (RunCgroup::Create). Registered after
   // `parent` is built, so it runs before `parent` is destroyed.
-  static const bool cleanup_registered = std::atexit([] { DefaultCgroupParent().RemoveCreatedParents(); }) == 0;
+  static const bool cleanup_registered = std::atexit([] { DefaultCgroupParent().RemoveParents(); }) == 0;
   (void)cleanup_registered;
   return parent;
 }

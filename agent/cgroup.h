@@ -48,8 +48,11 @@ class CgroupParent {
   // The parent folders of the run groups ("" if none; may be the same).
   const std::string& memory_folder() const { return memory_dir_; }
   const std::string& kill_folder() const { return kill_dir_; }
-  // Removes the parent folders Detect created, if empty (for tests).
-  void RemoveCreatedParents() const;
+  // Removes the parent folders if no run group is left in them: those
+  // Detect created and, for a root below the agent's own group (perfgate's
+  // by convention, unlike an absolute root an administrator set up), the
+  // parents themselves. Agents call it at exit, tests when done.
+  void RemoveParents() const;
 
  private:
   friend class RunCgroup;
@@ -63,6 +66,7 @@ class CgroupParent {
   std::string kill_mount_;
   bool kill_by_file_ = false;         // kill_dir_ is v2: write cgroup.kill
   std::vector<std::string> created_;  // folders Detect made, deepest last
+  bool below_own_group_ = false;
   std::string description_;
 };
 

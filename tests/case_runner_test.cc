@@ -183,7 +183,7 @@ TEST(CaseRunnerTest, PerfgateRunReportsTheCasesOwnPeakMemory) {
   const std::string root = "perfgate-test-" + std::to_string(getpid());
   const CgroupParent groups = CgroupParent::Detect(root);
   if (groups.memory_source() == MemorySource::kRusage) {
-    groups.RemoveCreatedParents();
+    groups.RemoveParents();
     GTEST_SKIP() << "no cgroup can be made here: " << groups.description();
   }
   testing::TempDir dir;
@@ -198,7 +198,7 @@ TEST(CaseRunnerTest, PerfgateRunReportsTheCasesOwnPeakMemory) {
                                           testing::CaseBinary("alloc") + "\", \"256\"]\n");
   const std::string json = dir.File("run.json");
   auto run = testing::RunCommand({testing::PerfgateBinary(), "run", suite, "--cgroup-root", root, "--json", json});
-  groups.RemoveCreatedParents();
+  groups.RemoveParents();
   ASSERT_EQ(run.exit_code, 0) << run.output;
   EXPECT_THAT(run.output, HasSubstr(groups.description()));
   std::ifstream in(json);

@@ -74,7 +74,7 @@ class CgroupExecutorTest : public ::testing::Test {
       GTEST_SKIP() << "no cgroup can be made here: " << parent_.description();
     }
   }
-  void TearDown() override { parent_.RemoveCreatedParents(); }
+  void TearDown() override { parent_.RemoveParents(); }
   ExecResult Run(ExecSpec spec) {
     spec.cgroups = &parent_;
     return Execute(spec);
@@ -129,7 +129,7 @@ TEST_F(CgroupExecutorTest, RunGroupsAndParentsAreRemoved) {
       EXPECT_FALSE(entry.is_directory()) << "left behind: " << entry.path();
     }
   }
-  parent_.RemoveCreatedParents();
+  parent_.RemoveParents();
   for (const std::string& folder : {parent_.kill_folder(), parent_.memory_folder()}) {
     EXPECT_FALSE(std::filesystem::exists(folder)) << folder;
   }
