@@ -231,7 +231,8 @@ v1::CaseResult RunCase(const v1::CaseSpec& spec, const v1::HostFingerprint& host
       AddValue(sample, spec.name(), kWallTime, run.wall_s, "s", "agent:clock");
       AddValue(sample, spec.name(), kUserCpuTime, run.user_cpu_s, "s", "agent:rusage");
       AddValue(sample, spec.name(), kSysCpuTime, run.sys_cpu_s, "s", "agent:rusage");
-      AddValue(sample, spec.name(), kPeakRss, static_cast<double>(run.peak_rss_bytes), "bytes", "agent:rusage");
+      AddValue(sample, spec.name(), kPeakRss, static_cast<double>(run.peak_rss_bytes), "bytes",
+               MemorySourceName(run.memory_source));
       if (counter == Counter::kPerf) {
         if (!run.instructions)
           return fail(absl::StrCat(phase, ": instruction counter failed: ", run.instructions_error));

@@ -111,9 +111,15 @@ struct ChildSetup {
   pid_t parent = 0;
   int go_fd = -1;      // fork path: wait for one byte before exec
   int report_fd = -1;  // fork path: where a failure is written
+  // cgroup.procs of the run's groups: the child moves itself in before exec.
+  const int* join_fds = nullptr;
+  size_t join_count = 0;
   // vfork path: the child writes its failure straight into the parent's memory.
   volatile int child_errno = 0;
-  volatile char failed_step = 0;  // 'c' chdir, 'e' exec
+  volatile char failed_step = 0;  // 'g' cgroup, 'c' chdir, 'e' exec
+  // vfork path: when the child is about to exec, so the clock leaves out
+  // the spawn and the cgroup join (the agent's costs, not the case's).
+  Clock::time_point exec_at;
 };
 
 // The child's side of a spawn. Runs after fork, or in the agent's own memory
@@ -137,6 +143,16 @@ struct ChildSetup {
   dup2(s->stdin_fd, 0);
   dup2(s->stdout_fd, 1);
   dup2(s->stderr_fd, 2);
+  int err = 0;
+  char step = 0;
+  // "0" moves the writer; with CLONE_VM the agent's memory stays charged to
+  // the agent (the mm's owner), and the case's own mm starts at exec.
+  for (size_t i = 0; i < s->join_count && !step; ++i) {
+    if (write(s->join_fds[i], "0", 1) != 1) {
+      err = errno;
+      step = 'g';
+    }
+  }
   if (s->go_fd >= 0) {
     char go;
     while (read(s->go_fd, &go, 1) < 0 && errno == EINTR) {
@@ -144,15 +160,17 @@ struct ChildSetup {
   }
   sigset_t none;
   sigemptyset(&none);
-  int err = 0;
-  if (s->cwd && chdir(s->cwd) != 0) {
+  if (!step && s->cwd && chdir(s->cwd) != 0) {
     err = errno;
-  } else {
+    step = 'c';
+  }
+  if (!step) {
     sigprocmask(SIG_SETMASK, &none, nullptr);
+    if (s->go_fd < 0) s->exec_at = Clock::now();  // clock_gettime: async-signal-safe
     execve(s->program, s->argv, s->envp);
     err = errno;
+    step = 'e';
   }
-  const char step = (s->cwd && err && access(s->cwd, F_OK) != 0) ? 'c' : 'e';
   if (s->report_fd >= 0) {
     char report[1 + sizeof(int)];
     report[0] = step;
@@ -175,7 +193,7 @@ struct Spawned {
 };
 
 // clone(CLONE_VM | CLONE_VFORK): the agent thread waits until the child has
-// exec'd (or failed), as posix_spawn does. *start is taken before the spawn.
+// exec'd (or failed), as posix_spawn does. *start is when the child was about to exec.
 Spawned SpawnVfork(ChildSetup& setup, Clock::time_point* start) {
   Spawned out;
   // The child's stack, left uninitialised: zeroing 256 KiB per run is work for nothing.
@@ -184,7 +202,6 @@ Spawned SpawnVfork(ChildSetup& setup, Clock::time_point* start) {
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, &old);  // no signal may reach the child before it resets handlers
-  *start = Clock::now();
   out.pid = clone(ChildMain, stack.get() + kStackBytes, CLONE_VM | CLONE_VFORK | SIGCHLD, &setup);
   const int clone_errno = errno;
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
@@ -194,6 +211,7 @@ Spawned SpawnVfork(ChildSetup& setup, Clock::time_point* start) {
   }
   out.child_errno = setup.child_errno;
   out.failed_step = setup.failed_step;
+  *start = setup.exec_at == Clock::time_point{} ? Clock::now() : setup.exec_at;  // unset: it never got to exec
   return out;
 }
 
@@ -301,6 +319,17 @@ ExecResult Execute(const ExecSpec& spec, const CancelToken* cancel) {
   std::vector<char*> argv = CStrings(argv_storage);
   std::vector<char*> envp = CStrings(env);
 
+  const CgroupParent& cgroups = spec.cgroups ? *spec.cgroups : DefaultCgroupParent();
+  std::unique_ptr<RunCgroup> group;
+  if (cgroups.makes_groups()) {
+    auto made = RunCgroup::Create(cgroups);
+    if (!made.ok()) {
+      result.spawn_error = std::string(made.status().message());
+      return result;
+    }
+    group = *std::move(made);
+  }
+
   int out_pipe[2], err_pipe[2];
   if (pipe2(out_pipe, O_CLOEXEC) || pipe2(err_pipe, O_CLOEXEC)) {
     result.spawn_error = absl::StrCat("pipe: ", std::strerror(errno));
@@ -315,6 +344,10 @@ ExecResult Execute(const ExecSpec& spec, const CancelToken* cancel) {
   setup.stdout_fd = out_pipe[1];
   setup.stderr_fd = err_pipe[1];
   setup.parent = getpid();
+  if (group) {
+    setup.join_fds = group->join_fds().data();
+    setup.join_count = group->join_fds().size();
+  }
 
   // A hardware counter must be attached between fork and exec, so counted
   // runs fork and wait for a go-ahead; all others spawn vfork-style, which
@@ -334,10 +367,11 @@ ExecResult Execute(const ExecSpec& spec, const CancelToken* cancel) {
   }
   bool spawn_failed = spawned.failed_step != 0;
   if (spawn_failed) {
-    result.spawn_error =
-        spawned.failed_step == 'c'
-            ? absl::StrCat("cannot enter working directory '", spec.cwd, "': ", std::strerror(spawned.child_errno))
-            : absl::StrCat("cannot execute '", program, "': ", std::strerror(spawned.child_errno));
+    const char* why = std::strerror(spawned.child_errno);
+    result.spawn_error = spawned.failed_step == 'g' ? absl::StrCat("cannot join the run's cgroup: ", why)
+                         : spawned.failed_step == 'c'
+                             ? absl::StrCat("cannot enter working directory '", spec.cwd, "': ", why)
+                             : absl::StrCat("cannot execute '", program, "': ", why);
   }
 
   int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
@@ -409,14 +443,23 @@ ExecResult Execute(const ExecSpec& spec, const CancelToken* cancel) {
     }
   }
 
-  // Whatever the child left in its group (daemons, stuck grandchildren) goes
-  // with it, and is reaped before we return: the next sample must not share
-  // the machine with leftovers. As a subreaper we inherit those orphans, so
-  // waitpid on the group sees them. Then take what is already in the pipes
-  // without waiting for EOF, which a process that escaped the group (setsid)
-  // could hold off forever.
-  killpg(pid, SIGKILL);
-  while (waitpid(-pid, nullptr, 0) > 0 || errno == EINTR) {
+  // Whatever the child left behind (daemons, stuck grandchildren) goes with
+  // it, and is reaped before we return: the next sample must not share the
+  // machine with leftovers. As a subreaper we inherit those orphans. The
+  // run's cgroup holds them all, setsid or not; without one, only the
+  // child's process group can be found. Then take what is already in the
+  // pipes without waiting for EOF, which a process that escaped the process
+  // group could hold off forever.
+  if (group) {
+    group->KillAndReap();
+    if (auto peak = group->PeakMemoryBytes()) {
+      result.peak_rss_bytes = *peak;
+      result.memory_source = cgroups.memory_source();
+    }
+  } else {
+    killpg(pid, SIGKILL);
+    while (waitpid(-pid, nullptr, 0) > 0 || errno == EINTR) {
+    }
   }
   if (out.fd >= 0) {
     out.ReadSome();

@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "agent/cgroup.h"
+
 namespace perfgate {
 
 // Lets another thread stop an Execute() in progress. Thread-safe.
@@ -41,6 +43,8 @@ struct ExecSpec {
   uint64_t output_limit_bytes = 8 << 20;   // per stream
   // Count user-space instructions of the process tree with perf_event_open.
   bool count_instructions = false;
+  // Where the run's control groups go; nullptr: DefaultCgroupParent().
+  const CgroupParent* cgroups = nullptr;
 };
 
 struct ExecResult {
@@ -52,7 +56,10 @@ struct ExecResult {
   double wall_s = 0;
   double user_cpu_s = 0;
   double sys_cpu_s = 0;
+  // The case's peak memory, and which instrument measured it: its cgroup's
+  // peak where it has one, else rusage (which then holds the agent's RSS).
   uint64_t peak_rss_bytes = 0;
+  MemorySource memory_source = MemorySource::kRusage;
   std::string out;       // first output_limit_bytes of stdout
   std::string err;       // first output_limit_bytes of stderr
   std::string out_tail;  // last few KiB of each, for error reports
@@ -68,8 +75,9 @@ struct ExecResult {
 };
 
 // Runs spec to completion, timeout or cancellation. Never throws; spawn
-// problems come back as End::kSpawnFailed. Leftover processes of the
-// child's group are killed when the child ends.
+// problems come back as End::kSpawnFailed. Leftover processes are killed
+// and reaped when the child ends: all of the run's cgroup where it has one
+// (setsid escapees included), else the child's process group.
 ExecResult Execute(const ExecSpec& spec, const CancelToken* cancel = nullptr);
 
 // Where argv[0] resolves with PATH from `path_env`; empty if nowhere.

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "agent/callgrind.h"
+#include "agent/cgroup.h"
 #include "agent/gpu_probe.h"
 #include "agent/perf_counter.h"
 #include "core/units.h"
@@ -63,6 +64,7 @@ v1::HostFingerprint ProbeHost() {
                      valgrind.ok() ? "callgrind fallback available"
                                    : "no callgrind either: " + std::string(valgrind.status().message())));
   }
+  host.set_memory_note(DefaultCgroupParent().description());
   return host;
 }
 

@@ -2,6 +2,7 @@
 
 #include <iostream>
 
+#include "agent/cgroup.h"
 #include "agent/host_fingerprint.h"
 #include "agent/worker.h"
 #include "cli/commands.h"
@@ -21,6 +22,7 @@ void AddAgentCommand(CLI::App& app, int* exit_code) {
     uint64_t kill_grace_ms = 2000;
     ClientSecurityFlags security;
     std::vector<SizeFlag> sizes = {{"--max-complete-size", "", &MessageLimits::complete_bytes}};
+    std::string cgroup_root;
   };
   auto flags = std::make_shared<Flags>();
   cmd->add_option("--coordinator", flags->coordinator, "coordinator host:port")->required();
@@ -33,6 +35,7 @@ void AddAgentCommand(CLI::App& app, int* exit_code) {
       ->capture_default_str();
   AddClientSecurityFlags(cmd, &flags->security);
   AddSizeFlags(cmd, &flags->sizes, MessageLimits{});
+  cmd->add_option("--cgroup-root", flags->cgroup_root, kCgroupRootHelp);
   cmd->footer(kExitCodesHelp);
   cmd->callback([flags, exit_code] {
     WorkerOptions options;
@@ -55,9 +58,11 @@ void AddAgentCommand(CLI::App& app, int* exit_code) {
     options.pool = flags->pool;
     options.labels = flags->labels;
     options.kill_grace_ms = flags->kill_grace_ms;
+    SetDefaultCgroupRoot(flags->cgroup_root);
     v1::HostFingerprint host = ProbeHost();
     std::cerr << "perfgate agent " << options.agent_id << ": " << DescribeHost(host) << "\n"
-              << "perfgate agent " << options.agent_id << ": instructions: " << host.instruction_counter_note() << "\n";
+              << "perfgate agent " << options.agent_id << ": instructions: " << host.instruction_counter_note() << "\n"
+              << "perfgate agent " << options.agent_id << ": " << host.memory_note() << "\n";
     AgentWorker worker(options, host);
     OnTerminationSignal([&worker](int) { worker.Stop(); });
     // A refused id is a configuration error; the worker has logged what to do.

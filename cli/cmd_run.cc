@@ -5,6 +5,7 @@
 #include <set>
 
 #include "agent/case_runner.h"
+#include "agent/cgroup.h"
 #include "agent/host_fingerprint.h"
 #include "cli/commands.h"
 #include "cli/judge_flags.h"
@@ -28,6 +29,7 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
     std::string pool = "local";
     ReportFlags report;
     JudgeFlags judge;
+    std::string cgroup_root;
   };
   auto flags = std::make_shared<Flags>();
   cmd->add_option("suite", flags->suite, "suite file (YAML)")->required();
@@ -39,6 +41,7 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
       ->capture_default_str();
   AddJudgeFlags(cmd, &flags->judge, /*with_history=*/false);
   AddReportFlags(cmd, &flags->report, /*metrics_default=*/true);
+  cmd->add_option("--cgroup-root", flags->cgroup_root, kCgroupRootHelp);
   cmd->footer(kExitCodesHelp);
   cmd->callback([flags, exit_code] {
     auto judged = LoadJudgedSuite(flags->suite, flags->judge);
@@ -65,8 +68,10 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
     static CancelToken cancel;
     OnTerminationSignal([](int) { cancel.Cancel(); });
 
+    SetDefaultCgroupRoot(flags->cgroup_root);
     const v1::HostFingerprint host = ProbeHost();
-    std::cerr << "perfgate run: " << DescribeHost(host) << "\n";
+    std::cerr << "perfgate run: " << DescribeHost(host) << "\n"
+              << "perfgate run: " << host.memory_note() << "\n";
     v1::Run run;
     run.set_run_id("local");
     run.set_suite_name(suite->name());

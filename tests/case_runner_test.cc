@@ -2,8 +2,14 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "agent/cgroup.h"
 #include "agent/host_fingerprint.h"
+#include "core/report.h"
 #include "core/series.h"
 #include "tests/test_util.h"
 
@@ -128,6 +134,92 @@ TEST(CaseRunnerTest, GpuCaseIsSkippedWithAReasonOnAHostWithoutGpu) {
   EXPECT_EQ(r.outcome(), v1::CaseResult::OUTCOME_SKIPPED);
   EXPECT_THAT(r.error(), HasSubstr("needs a GPU; host has none (no driver)"));
   EXPECT_EQ(r.samples_size(), 0);
+}
+
+TEST(CaseRunnerTest, PeakMemoryNamesTheInstrumentThatMeasuredIt) {
+  const v1::HostFingerprint host = ProbeHost();
+  v1::CaseResult r = RunCase(Spec("true", {"/bin/true"}, 2), host, {});
+  ASSERT_EQ(r.outcome(), v1::CaseResult::OUTCOME_OK) << r.error();
+  const auto series = CollectSeries(r);
+  const Series* peak = Find(series, kPeakRss);
+  ASSERT_NE(peak, nullptr);
+  EXPECT_EQ(peak->source, MemorySourceName(DefaultCgroupParent().memory_source()));
+  EXPECT_EQ(peak->values.size(), 2u);
+  EXPECT_EQ(host.memory_note(), DefaultCgroupParent().description());
+  EXPECT_THAT(host.memory_note(), HasSubstr("peak memory: "));
+}
+
+// A main-branch history of peak_rss measured by rusage (the agent's RSS
+// included) must not judge a value measured by the case's cgroup.
+TEST(CaseRunnerTest, PeakMemoryIsNeverComparedAcrossInstruments) {
+  if (DefaultCgroupParent().memory_source() == MemorySource::kRusage) {
+    GTEST_SKIP() << "no cgroup can be made here: " << DefaultCgroupParent().description();
+  }
+  v1::Run run;
+  auto* status = run.add_cases();
+  status->set_name("true");
+  status->set_state(v1::CASE_STATE_DONE);
+  *status->mutable_result() = RunCase(Spec("true", {"/bin/true"}, 3), ProbeHost(), {});
+  status->mutable_result()->set_pool("lab");
+  ASSERT_EQ(status->result().outcome(), v1::CaseResult::OUTCOME_OK) << status->result().error();
+  const std::string source = MemorySourceName(DefaultCgroupParent().memory_source());
+  auto verdict_with_history_from = [&](const std::string& history_source) {
+    Baselines baselines;
+    baselines.history[{"lab", "true", kPeakRss, history_source}] = std::vector<double>(10, 16.0 * (1 << 20));
+    GateReport report = BuildGateReport(run, baselines, Policy{});
+    for (const auto& m : report.cases.at(0).metrics) {
+      if (m.series.metric == kPeakRss) return m.verdict;
+    }
+    return Verdict::kMissingResult;
+  };
+  EXPECT_EQ(verdict_with_history_from("agent:rusage"), Verdict::kNoBaseline);
+  EXPECT_EQ(verdict_with_history_from(source), Verdict::kImprovement) << "the same instrument is compared";
+}
+
+// What a user sees: `perfgate run --json` on /bin/true and on a case that
+// touches 256 MiB. The old rusage read 15-21 MiB for /bin/true: the agent's
+// own resident set.
+TEST(CaseRunnerTest, PerfgateRunReportsTheCasesOwnPeakMemory) {
+  const std::string root = "perfgate-test-" + std::to_string(getpid());
+  const CgroupParent groups = CgroupParent::Detect(root);
+  if (groups.memory_source() == MemorySource::kRusage) {
+    groups.RemoveParents();
+    GTEST_SKIP() << "no cgroup can be made here: " << groups.description();
+  }
+  testing::TempDir dir;
+  const std::string suite = dir.Write("memory.yaml",
+                                      "suite: memory\n"
+                                      "defaults: {warmup: 0, repeats: 3, timeout: 60s}\n"
+                                      "cases:\n"
+                                      "  - name: bin_true\n"
+                                      "    command: [/bin/true]\n"
+                                      "  - name: touch_256mib\n"
+                                      "    command: [\"" +
+                                          testing::CaseBinary("alloc") + "\", \"256\"]\n");
+  const std::string json = dir.File("run.json");
+  auto run = testing::RunCommand({testing::PerfgateBinary(), "run", suite, "--cgroup-root", root, "--json", json});
+  groups.RemoveParents();
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_THAT(run.output, HasSubstr(groups.description()));
+  std::ifstream in(json);
+  const auto doc = nlohmann::json::parse(in);
+  std::map<std::string, nlohmann::json> peaks;
+  for (const auto& c : doc["cases"]) {
+    for (const auto& m : c["metrics"]) {
+      if (m["metric"] == kPeakRss) peaks[c["name"]] = m;
+    }
+  }
+  ASSERT_EQ(peaks.size(), 2u) << run.output;
+  constexpr double kMiB = 1 << 20;
+  for (const auto& [name, m] : peaks) {
+    EXPECT_EQ(m["source"], MemorySourceName(groups.memory_source())) << name;
+    EXPECT_EQ(m["samples"].size(), 3u) << name;
+  }
+  for (double v : peaks["bin_true"]["samples"]) EXPECT_LE(v, 4 * kMiB);
+  for (double v : peaks["touch_256mib"]["samples"]) {
+    EXPECT_GE(v, 256 * kMiB * 0.95);
+    EXPECT_LE(v, 256 * kMiB * 1.05);
+  }
 }
 
 TEST(HostFingerprintTest, DescribesThisMachine) {

@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -60,6 +62,91 @@ TEST(ExecutorTest, MeasuresCpuTimeAndPeakRss) {
   EXPECT_GE(r.peak_rss_bytes, 32ull << 20);
   EXPECT_LT(r.peak_rss_bytes, 128ull << 20);
   EXPECT_GT(r.user_cpu_s + r.sys_cpu_s, 0);
+}
+
+constexpr uint64_t kMiB = 1 << 20;
+
+// Run groups under a parent private to this test, removed at its end.
+class CgroupExecutorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (parent_.memory_source() == MemorySource::kRusage || !parent_.makes_groups()) {
+      GTEST_SKIP() << "no cgroup can be made here: " << parent_.description();
+    }
+  }
+  void TearDown() override { parent_.RemoveParents(); }
+  ExecResult Run(ExecSpec spec) {
+    spec.cgroups = &parent_;
+    return Execute(spec);
+  }
+  const CgroupParent parent_ = CgroupParent::Detect("perfgate-test-" + std::to_string(getpid()));
+};
+
+// The old rusage of a vfork'd child held the agent's own resident set
+// (15-21 MiB for /bin/true); the run's cgroup holds only the case's.
+TEST_F(CgroupExecutorTest, PeakMemoryOfATrivialCaseIsTheCasesNotTheAgents) {
+  ExecSpec spec;
+  spec.argv = {"/bin/true"};
+  ExecResult r = Run(spec);
+  ASSERT_TRUE(r.ok()) << r.Describe();
+  EXPECT_NE(r.memory_source, MemorySource::kRusage);
+  EXPECT_GT(r.peak_rss_bytes, 0u);
+  EXPECT_LE(r.peak_rss_bytes, 4 * kMiB);
+}
+
+TEST_F(CgroupExecutorTest, PeakMemoryOfA256MiBCaseIsWithin5Percent) {
+  ExecSpec spec;
+  spec.argv = {testing::CaseBinary("alloc"), "256"};
+  ExecResult r = Run(spec);
+  ASSERT_TRUE(r.ok()) << r.Describe();
+  EXPECT_GE(r.peak_rss_bytes, 256 * kMiB * 95 / 100);
+  EXPECT_LE(r.peak_rss_bytes, 256 * kMiB * 105 / 100);
+}
+
+// The case leaves a setsid'd sleeper and an unreaped child behind. Once
+// Execute returns, both are gone: killed and reaped (ESRCH, not a zombie).
+TEST_F(CgroupExecutorTest, ProcessesThatLeftTheProcessGroupAreKilledAndReaped) {
+  testing::TempDir dir;
+  const std::string pid_file = dir.File("pids");
+  ExecSpec spec;
+  spec.argv = {testing::CaseBinary("orphans"), pid_file};
+  ExecResult r = Run(spec);
+  ASSERT_TRUE(r.ok()) << r.Describe() << r.err;
+  std::ifstream in(pid_file);
+  pid_t zombie = 0, escapee = 0;
+  ASSERT_TRUE(in >> zombie >> escapee);
+  EXPECT_EQ(kill(escapee, 0), -1) << "setsid escapee " << escapee << " survived the case";
+  EXPECT_EQ(errno, ESRCH);
+  EXPECT_EQ(kill(zombie, 0), -1) << "child " << zombie << " of the case was never reaped";
+  EXPECT_EQ(errno, ESRCH);
+}
+
+TEST_F(CgroupExecutorTest, RunGroupsAndParentsAreRemoved) {
+  ASSERT_TRUE(Run(Shell("true")).ok());
+  for (const std::string& folder : {parent_.kill_folder(), parent_.memory_folder()}) {
+    ASSERT_TRUE(std::filesystem::is_directory(folder)) << folder;
+    for (const auto& entry : std::filesystem::directory_iterator(folder)) {
+      EXPECT_FALSE(entry.is_directory()) << "left behind: " << entry.path();
+    }
+  }
+  parent_.RemoveParents();
+  for (const std::string& folder : {parent_.kill_folder(), parent_.memory_folder()}) {
+    EXPECT_FALSE(std::filesystem::exists(folder)) << folder;
+  }
+}
+
+TEST(ExecutorTest, WithoutCgroupsPeakMemoryIsRusageAndSaysSo) {
+  const CgroupParent none = CgroupParent::Detect("none");
+  EXPECT_FALSE(none.makes_groups());
+  EXPECT_EQ(none.memory_source(), MemorySource::kRusage);
+  EXPECT_THAT(none.description(), HasSubstr("rusage"));
+  ExecSpec spec;
+  spec.argv = {"/bin/true"};
+  spec.cgroups = &none;
+  ExecResult r = Execute(spec);
+  ASSERT_TRUE(r.ok()) << r.Describe();
+  EXPECT_EQ(r.memory_source, MemorySource::kRusage);
+  EXPECT_STREQ(MemorySourceName(r.memory_source), "agent:rusage");
 }
 
 TEST(ExecutorTest, SegfaultIsReportedWithItsSignal) {

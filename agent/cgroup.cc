@@ -1,0 +1,411 @@
+#include "agent/cgroup.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+
+namespace perfgate {
+namespace {
+
+constexpr char kAutoRoot[] = "perfgate";
+constexpr char kNoGroups[] = "none";
+
+struct SourceName {
+  MemorySource source;
+  const char* name;
+};
+constexpr SourceName kSourceNames[] = {
+    {MemorySource::kCgroupV2, "agent:cgroup-v2"},
+    {MemorySource::kCgroupV1, "agent:cgroup-v1"},
+    {MemorySource::kRusage, "agent:rusage"},
+};
+
+// A mounted cgroup hierarchy and the agent's own group in it.
+struct Hierarchy {
+  std::string mountpoint;  // "" if not mounted
+  std::string mount_root;  // the part of the hierarchy that is mounted there
+  std::string own_group;   // from /proc/self/cgroup
+};
+
+bool HasToken(const std::string& list, const std::string& token) {
+  for (auto part : absl::StrSplit(list, ',')) {
+    if (part == token) return true;
+  }
+  return false;
+}
+
+// The v2 hierarchy (want_v1_controller empty) or the v1 hierarchy with that controller.
+Hierarchy FindHierarchy(const std::string& want_v1_controller) {
+  Hierarchy h;
+  std::ifstream mounts("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(mounts, line)) {
+    std::vector<std::string> f = absl::StrSplit(line, ' ');
+    size_t dash = 0;
+    while (dash < f.size() && f[dash] != "-") ++dash;
+    if (dash < 5 || dash + 3 > f.size()) continue;
+    const std::string& type = f[dash + 1];
+    const bool match =
+        want_v1_controller.empty() ? type == "cgroup2" : type == "cgroup" && HasToken(f[dash + 3], want_v1_controller);
+    if (!match) continue;
+    h.mount_root = f[3];
+    h.mountpoint = f[4];
+    break;
+  }
+  std::ifstream self("/proc/self/cgroup");
+  while (std::getline(self, line)) {
+    std::vector<std::string> f = absl::StrSplit(line, absl::MaxSplits(':', 2));
+    if (f.size() != 3) continue;
+    if (want_v1_controller.empty() ? (f[0] == "0" && f[1].empty()) : HasToken(f[1], want_v1_controller)) {
+      h.own_group = f[2];
+    }
+  }
+  return h;
+}
+
+// The folder of cgroup path `group` in `h`; an error if that part of the hierarchy is not mounted.
+absl::StatusOr<std::string> FolderOf(const Hierarchy& h, const std::string& group) {
+  if (h.mount_root == "/") return group == "/" ? h.mountpoint : h.mountpoint + group;
+  if (group == h.mount_root) return h.mountpoint;
+  if (group.rfind(h.mount_root + "/", 0) == 0) return h.mountpoint + group.substr(h.mount_root.size());
+  return absl::NotFoundError(absl::StrCat("group ", group, " is outside the part mounted at ", h.mountpoint));
+}
+
+// Creates `folder` and its missing ancestors below `mountpoint`; appends what was new to *created.
+absl::Status MakeFolders(const std::string& mountpoint, const std::string& folder, std::vector<std::string>* created) {
+  std::string path = mountpoint;
+  for (auto part : absl::StrSplit(folder.substr(mountpoint.size()), '/', absl::SkipEmpty())) {
+    absl::StrAppend(&path, "/", part);
+    if (mkdir(path.c_str(), 0755) == 0) {
+      created->push_back(path);
+    } else if (errno != EEXIST) {
+      return absl::PermissionDeniedError(absl::StrCat("cannot create ", path, ": ", std::strerror(errno)));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// The folder of the parent group for `root` in `h`, created with its missing ancestors.
+absl::StatusOr<std::string> MakeParent(const Hierarchy& h, const std::string& root, std::vector<std::string>* created) {
+  if (h.mountpoint.empty()) return absl::NotFoundError("not mounted");
+  std::string group;
+  if (root.rfind('/', 0) == 0) {
+    group = root;
+  } else {
+    if (h.own_group.empty()) return absl::NotFoundError("the agent's own group is not in /proc/self/cgroup");
+    group = absl::StrCat(h.own_group == "/" ? "" : h.own_group, "/", root.empty() ? kAutoRoot : root);
+  }
+  auto folder = FolderOf(h, group);
+  if (!folder.ok()) return folder.status();
+  if (auto made = MakeFolders(h.mountpoint, *folder, created); !made.ok()) return made;
+  return *folder;
+}
+
+bool Exists(const std::string& path) { return access(path.c_str(), F_OK) == 0; }
+
+std::string ReadWhole(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+bool WriteFile(const std::string& path, const std::string& text) {
+  int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool ok = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  const int write_errno = errno;
+  close(fd);
+  errno = write_errno;
+  return ok;
+}
+
+// Enables the v2 memory controller for the children of `folder`; true if
+// they will have memory.peak.
+bool EnableV2Memory(const std::string& folder, std::string* why_not) {
+  bool listed = false;
+  for (auto name : absl::StrSplit(ReadWhole(folder + "/cgroup.controllers"), absl::ByAnyChar(" \n"))) {
+    listed |= name == "memory";
+  }
+  if (!listed) {
+    *why_not = "no v2 memory controller delegated to " + folder;
+    return false;
+  }
+  if (!WriteFile(folder + "/cgroup.subtree_control", "+memory")) {
+    *why_not = absl::StrCat("cannot enable memory in ", folder, "/cgroup.subtree_control: ", std::strerror(errno));
+    return false;
+  }
+  if (!Exists(folder + "/memory.peak")) {
+    *why_not = "no memory.peak in " + folder + " (kernel before 5.19)";
+    return false;
+  }
+  return true;
+}
+
+std::vector<pid_t> ReadProcs(const std::string& group) {
+  std::vector<pid_t> pids;
+  std::ifstream in(group + "/cgroup.procs");
+  pid_t pid;
+  while (in >> pid) pids.push_back(pid);
+  return pids;
+}
+
+int PidfdOpen(pid_t pid) { return static_cast<int>(syscall(SYS_pidfd_open, pid, 0)); }
+
+int PidfdKill(int pidfd) { return static_cast<int>(syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0)); }
+
+// Blocks until every process behind `pidfds` has exited (each is then a
+// zombie or gone, and has handed its children to the subreaper).
+void WaitAllExited(const std::map<pid_t, int>& pidfds) {
+  std::vector<pollfd> fds;
+  for (const auto& [pid, fd] : pidfds) fds.push_back({fd, POLLIN, 0});
+  size_t open = fds.size();
+  while (open > 0) {
+    if (poll(fds.data(), fds.size(), -1) < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    for (auto& p : fds) {
+      if (p.fd >= 0 && p.revents) {
+        p.fd = -1;  // poll ignores negative fds
+        --open;
+      }
+    }
+  }
+}
+
+// Removes the empty run groups of agents that died without removing them
+// (SIGKILL); their names carry the agent's pid.
+void RemoveStaleGroups(const std::string& parent) {
+  DIR* dir = opendir(parent.c_str());
+  if (!dir) return;
+  while (dirent* entry = readdir(dir)) {
+    pid_t pid = 0;
+    unsigned long long n = 0;
+    if (sscanf(entry->d_name, "run-%d-%llu", &pid, &n) != 2 || pid == getpid()) continue;
+    if (kill(pid, 0) != 0 && errno == ESRCH) rmdir((parent + "/" + entry->d_name).c_str());
+  }
+  closedir(dir);
+}
+
+std::mutex default_root_mu;
+std::string default_root;  // guarded by default_root_mu; read once by DefaultCgroupParent
+
+}  // namespace
+
+const char* MemorySourceName(MemorySource source) {
+  for (const auto& s : kSourceNames) {
+    if (s.source == source) return s.name;
+  }
+  return "?";
+}
+
+CgroupParent CgroupParent::Detect(const std::string& root) {
+  CgroupParent p;
+  std::string kill_how, memory_how;
+  p.below_own_group_ = root.rfind('/', 0) != 0;
+  if (root == kNoGroups) {
+    kill_how = memory_how = "--cgroup-root none";
+  } else {
+    const Hierarchy v2 = FindHierarchy("");
+    auto v2_dir = MakeParent(v2, root, &p.created_);
+    if (!v2_dir.ok()) {
+      kill_how = absl::StrCat("cgroup v2: ", v2_dir.status().message());
+    } else if (!Exists(*v2_dir + "/cgroup.kill")) {
+      kill_how = absl::StrCat("cgroup v2: no cgroup.kill in ", *v2_dir, " (kernel before 5.14)");
+    } else {
+      p.kill_dir_ = *v2_dir;
+      p.kill_mount_ = v2.mountpoint;
+      p.kill_by_file_ = true;
+      if (EnableV2Memory(*v2_dir, &memory_how)) {
+        p.memory_dir_ = *v2_dir;
+        p.memory_mount_ = v2.mountpoint;
+        p.memory_source_ = MemorySource::kCgroupV2;
+      }
+    }
+    if (p.memory_dir_.empty()) {
+      const Hierarchy v1 = FindHierarchy("memory");
+      auto v1_dir = MakeParent(v1, root, &p.created_);
+      if (!v1_dir.ok()) {
+        absl::StrAppend(&memory_how, memory_how.empty() ? "" : "; ", "cgroup v1 memory: ", v1_dir.status().message());
+      } else {
+        p.memory_dir_ = *v1_dir;
+        p.memory_mount_ = v1.mountpoint;
+        p.memory_source_ = MemorySource::kCgroupV1;
+        if (p.kill_dir_.empty()) {
+          p.kill_dir_ = *v1_dir;
+          p.kill_mount_ = v1.mountpoint;
+        }
+      }
+    }
+  }
+  for (const std::string& dir : {p.kill_dir_, p.memory_dir_}) {
+    if (!dir.empty()) RemoveStaleGroups(dir);
+  }
+  const char* peak_file = p.memory_source_ == MemorySource::kCgroupV2 ? "memory.peak" : "memory.max_usage_in_bytes";
+  p.description_ =
+      p.memory_source_ == MemorySource::kRusage
+          ? absl::StrCat("peak memory: rusage of the case, which includes the agent's own resident set (no cgroup: ",
+                         memory_how, ")")
+          : absl::StrCat("peak memory: ", MemorySourceName(p.memory_source_), " ", peak_file, " of a group per run in ",
+                         p.memory_dir_, memory_how.empty() ? "" : absl::StrCat(" (", memory_how, ")"));
+  absl::StrAppend(&p.description_, "; leftover processes: ",
+                  p.kill_dir_.empty() ? absl::StrCat("by process group only (", kill_how, ")")
+                  : p.kill_by_file_   ? absl::StrCat("cgroup.kill of a v2 group per run in ", p.kill_dir_)
+                                      : absl::StrCat("killed by v1 group membership in ", p.kill_dir_));
+  return p;
+}
+
+void CgroupParent::RemoveParents() const {
+  if (below_own_group_) {
+    for (const std::string& dir : {kill_dir_, memory_dir_}) {
+      if (!dir.empty()) rmdir(dir.c_str());  // fails while another agent has run groups there
+    }
+  }
+  for (auto it = created_.rbegin(); it != created_.rend(); ++it) rmdir(it->c_str());
+}
+
+absl::Status CgroupParent::Restore() const {
+  std::vector<std::string> ignored;
+  if (auto made = MakeFolders(kill_mount_, kill_dir_, &ignored); !made.ok()) return made;
+  if (memory_source_ == MemorySource::kRusage) return absl::OkStatus();
+  if (auto made = MakeFolders(memory_mount_, memory_dir_, &ignored); !made.ok()) return made;
+  std::string why_not;
+  if (memory_source_ == MemorySource::kCgroupV2 && !EnableV2Memory(memory_dir_, &why_not)) {
+    return absl::InternalError(why_not);
+  }
+  return absl::OkStatus();
+}
+
+void SetDefaultCgroupRoot(const std::string& root) {
+  std::lock_guard<std::mutex> lock(default_root_mu);
+  default_root = root;
+}
+
+const CgroupParent& DefaultCgroupParent() {
+  static const CgroupParent parent = [] {
+    std::lock_guard<std::mutex> lock(default_root_mu);
+    return CgroupParent::Detect(default_root);
+  }();
+  // Leave no empty folders behind; another agent still using one keeps it
+  // (rmdir fails) or makes it again (RunCgroup::Create). Registered after
+  // `parent` is built, so it runs before `parent` is destroyed.
+  static const bool cleanup_registered = std::atexit([] { DefaultCgroupParent().RemoveParents(); }) == 0;
+  (void)cleanup_registered;
+  return parent;
+}
+
+absl::StatusOr<std::unique_ptr<RunCgroup>> RunCgroup::Create(const CgroupParent& parent) {
+  static std::atomic<uint64_t> next{0};
+  std::unique_ptr<RunCgroup> run(new RunCgroup);
+  run->name_ = absl::StrCat("run-", getpid(), "-", next.fetch_add(1));
+  const std::string name = "/" + run->name_;
+  run->kill_group_ = parent.kill_dir_ + name;
+  run->kill_by_file_ = parent.kill_by_file_;
+  if (parent.memory_source_ != MemorySource::kRusage) {
+    run->memory_group_ = parent.memory_dir_ + name;
+    run->peak_file_ =
+        run->memory_group_ +
+        (parent.memory_source_ == MemorySource::kCgroupV2 ? "/memory.peak" : "/memory.max_usage_in_bytes");
+  }
+  for (const std::string* group : {&run->kill_group_, &run->memory_group_}) {
+    if (group->empty() || (group == &run->memory_group_ && *group == run->kill_group_)) continue;
+    int made = mkdir(group->c_str(), 0755);
+    if (made != 0 && errno == ENOENT) {  // another agent sharing the parent removed it at exit
+      if (auto restored = parent.Restore(); !restored.ok()) return restored;
+      made = mkdir(group->c_str(), 0755);
+    }
+    if (made != 0) {
+      return absl::InternalError(absl::StrCat("cannot create cgroup ", *group, ": ", std::strerror(errno)));
+    }
+    const int fd = open((*group + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+      return absl::InternalError(absl::StrCat("cannot open ", *group, "/cgroup.procs: ", std::strerror(errno)));
+    run->join_fds_.push_back(fd);
+  }
+  return run;
+}
+
+RunCgroup::~RunCgroup() {
+  for (int fd : join_fds_) close(fd);
+  for (const std::string& group : {kill_group_, memory_group_}) {
+    if (!group.empty()) rmdir(group.c_str());  // the second of two equal names finds it gone
+  }
+}
+
+std::optional<uint64_t> RunCgroup::PeakMemoryBytes() const {
+  if (peak_file_.empty()) return std::nullopt;
+  std::ifstream in(peak_file_);
+  uint64_t bytes;
+  if (!(in >> bytes)) return std::nullopt;
+  return bytes;
+}
+
+void RunCgroup::KillAndReap() {
+  std::map<pid_t, int> pidfds;
+  for (std::vector<pid_t> pids = ReadProcs(kill_group_); !pids.empty(); pids = ReadProcs(kill_group_)) {
+    for (pid_t pid : pids) {
+      if (pidfds.count(pid)) continue;
+      const int fd = PidfdOpen(pid);
+      if (fd >= 0)
+        pidfds[pid] = fd;
+      else if (errno != ESRCH)
+        kill(pid, SIGKILL);  // no pidfd to spare: killed, then found again until it is gone
+    }
+    // v2 kills atomically, forks in flight included; v1 is killed member by
+    // member, and the loop catches what they forked meanwhile.
+    if (!kill_by_file_ || !WriteFile(kill_group_ + "/cgroup.kill", "1")) {
+      for (const auto& [pid, fd] : pidfds) PidfdKill(fd);
+    }
+    WaitAllExited(pidfds);
+  }
+  // Each has exited and handed its own children on, so every one of them
+  // that is not reaped yet is now a zombie child of this process.
+  for (const auto& [pid, fd] : pidfds) {
+    siginfo_t info;
+    waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(fd), &info, WEXITED | WNOHANG);
+    close(fd);
+  }
+  ReapInheritedZombies();
+}
+
+void RunCgroup::ReapInheritedZombies() const {
+  const std::string suffix = "/" + name_;
+  DIR* tasks = opendir("/proc/self/task");
+  if (!tasks) return;
+  while (dirent* task = readdir(tasks)) {
+    if (task->d_name[0] == '.') continue;
+    std::ifstream children(absl::StrCat("/proc/self/task/", task->d_name, "/children"));
+    pid_t pid;
+    while (children >> pid) {
+      std::ifstream groups(absl::StrCat("/proc/", pid, "/cgroup"));
+      std::string line;
+      bool ours = false;
+      while (!ours && std::getline(groups, line)) {
+        ours = line.size() >= suffix.size() && line.compare(line.size() - suffix.size(), suffix.size(), suffix) == 0;
+      }
+      if (ours) waitpid(pid, nullptr, WNOHANG);
+    }
+  }
+  closedir(tasks);
+}
+
+}  // namespace perfgate

@@ -1,0 +1,120 @@
+// A control group per run: the case's own peak memory, and a handle on every
+// process it started (setsid or not), so that all of them can be killed and
+// reaped when the case ends.
+//
+// Memory comes from cgroup v2 `memory.peak` where the v2 memory controller
+// can be enabled below the parent, else from cgroup v1
+// `memory.max_usage_in_bytes`. Both count what the case's processes charged:
+// anonymous memory, page cache they brought in, kernel memory; not the shared
+// libraries already cached, which RSS would count. Processes are killed with
+// v2 `cgroup.kill` where the v2 hierarchy is mounted (it needs no
+// controller), else by killing the v1 memory group's members until it is
+// empty. Where no group can be made, the executor falls back to rusage and
+// process groups, and says so.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace perfgate {
+
+// Which instrument measured a run's peak memory. Values of different
+// instruments are never compared: the name is the metric's source.
+enum class MemorySource { kCgroupV2, kCgroupV1, kRusage };
+// "agent:cgroup-v2", "agent:cgroup-v1", "agent:rusage".
+const char* MemorySourceName(MemorySource source);
+
+// Where per-run groups are made, found once.
+class CgroupParent {
+ public:
+  // `root`: "none" makes no groups; a path starting with '/' is a cgroup path
+  // (as /proc/self/cgroup writes them) used in each hierarchy; any other
+  // value, "" included, is a path below the agent's own group in each
+  // hierarchy ("" means "perfgate"). Missing folders are created.
+  static CgroupParent Detect(const std::string& root);
+
+  MemorySource memory_source() const { return memory_source_; }
+  // True when runs get groups, so leftovers are found by group, not by process group.
+  bool makes_groups() const { return !kill_dir_.empty(); }
+  // One line for the host fingerprint: which instruments, where, and why not the others.
+  const std::string& description() const { return description_; }
+  // The parent folders of the run groups ("" if none; may be the same).
+  const std::string& memory_folder() const { return memory_dir_; }
+  const std::string& kill_folder() const { return kill_dir_; }
+  // Removes the parent folders if no run group is left in them: those
+  // Detect created and, for a root below the agent's own group (perfgate's
+  // by convention, unlike an absolute root an administrator set up), the
+  // parents themselves. Agents call it at exit, tests when done.
+  void RemoveParents() const;
+
+ private:
+  friend class RunCgroup;
+  // Makes the parent folders again (after another process removed them).
+  absl::Status Restore() const;
+
+  MemorySource memory_source_ = MemorySource::kRusage;
+  std::string memory_dir_;  // parent of the groups that measure memory; "" if none
+  std::string memory_mount_;
+  std::string kill_dir_;  // parent of the groups that find leftovers; "" if none
+  std::string kill_mount_;
+  bool kill_by_file_ = false;         // kill_dir_ is v2: write cgroup.kill
+  std::vector<std::string> created_;  // folders Detect made, deepest last
+  bool below_own_group_ = false;
+  std::string description_;
+};
+
+// The help of the --cgroup-root flag of `perfgate agent` and `perfgate run`.
+inline constexpr char kCgroupRootHelp[] =
+    "where each run's control group is made, in every cgroup hierarchy: a path relative to the agent's own group "
+    "(default: perfgate), an absolute cgroup path (/perfgate.slice), or 'none' (no groups: peak memory from rusage, "
+    "which includes the agent's own memory, and only the case's process group is killed at its end)";
+
+// The parent every Execute uses unless its spec names another. The root is
+// taken from SetDefaultCgroupRoot, or "" (auto) if that was never called.
+const CgroupParent& DefaultCgroupParent();
+// REQUIRES: called before the first DefaultCgroupParent(), once (a flag).
+void SetDefaultCgroupRoot(const std::string& root);
+
+// One run's groups: made before the spawn, removed after the reap.
+class RunCgroup {
+ public:
+  // REQUIRES: parent.makes_groups().
+  static absl::StatusOr<std::unique_ptr<RunCgroup>> Create(const CgroupParent& parent);
+  ~RunCgroup();
+  RunCgroup(const RunCgroup&) = delete;
+  RunCgroup& operator=(const RunCgroup&) = delete;
+
+  // Write-only fds of the groups' cgroup.procs: the child writes "0" into
+  // each before exec, so the case is inside from its first instruction.
+  const std::vector<int>& join_fds() const { return join_fds_; }
+  // The most memory the group held at once; nullopt if unreadable.
+  std::optional<uint64_t> PeakMemoryBytes() const;
+  // SIGKILLs every process in the group until none is left, then reaps
+  // those of them that ended up the agent's children (as subreaper, it
+  // inherits every orphan of the case).
+  void KillAndReap();
+
+ private:
+  RunCgroup() = default;
+  // Reaps the agent's zombie children that were in this group: processes of
+  // the case that had exited before KillAndReap looked, and were orphaned
+  // (a zombie is no longer listed in cgroup.procs, but /proc/PID/cgroup still
+  // names its group).
+  void ReapInheritedZombies() const;
+
+  std::string name_;          // "run-<agent pid>-<n>", the same in every hierarchy
+  std::string memory_group_;  // "" when memory is not measured by group
+  std::string peak_file_;     // memory.peak or memory.max_usage_in_bytes
+  std::string kill_group_;
+  bool kill_by_file_ = false;
+  std::vector<int> join_fds_;
+};
+
+}  // namespace perfgate
