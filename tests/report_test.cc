@@ -368,6 +368,8 @@ TEST(ReportFilesTest, JsonCarriesVerdictsComparisonsAndRawSamples) {
   EXPECT_EQ(doc["exit_code"], 1);
   EXPECT_EQ(doc["cases"][0]["verdict"], "regression");
   EXPECT_EQ(doc["cases"][0]["metrics"][0]["comparison"]["baseline"], 1000);
+  EXPECT_EQ(doc["cases"][0]["metrics"][0]["comparison"]["explain"],
+            "1.15 k instr (+15.00%) vs expected 1.00 k instr (margin 10.00%)");
   EXPECT_EQ(doc["cases"][0]["metrics"][0]["samples"][0], 1150);
   EXPECT_EQ(doc["run"]["cases"][0]["result"]["samples"][0]["values"][0]["value"], 1150);
 }
