@@ -1,5 +1,5 @@
 // `perfgate baseline update`: a new PyTorch expected-results file from a
-// run's JSON report, changing only rows whose change is significant.
+// run's JSON report; the rule and the file's layout are core/baseline_update.
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -7,30 +7,72 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
-#include <sstream>
 
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "cli/commands.h"
+#include "core/baseline_update.h"
 #include "core/exit_codes.h"
 #include "core/expected_file.h"
-#include "core/units.h"
 
 namespace perfgate {
+namespace {
+
+// This run's medians by "benchmark,metric", in report order; A/B base sides
+// are not results. The same key from two cases is an error, as a duplicate
+// line is for check_results.py.
+absl::StatusOr<std::vector<std::pair<std::string, double>>> ReportResults(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::InvalidArgumentError(absl::StrCat(path, ": cannot open the report"));
+  nlohmann::json report;
+  try {
+    report = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": not a perfgate JSON report: ", e.what()));
+  }
+  std::vector<std::pair<std::string, double>> results;
+  std::map<std::string, std::string> reported_by;
+  try {
+    for (const auto& c : report.value("cases", nlohmann::json::array())) {
+      for (const auto& m : c.value("metrics", nlohmann::json::array())) {
+        if (m.value("variant", "") == "base" || m.value("n", 0) == 0) continue;
+        const std::string key = m.value("benchmark", "") + "," + m.value("metric", "");
+        const std::string case_name = c.value("name", "");
+        auto [it, inserted] = reported_by.emplace(key, case_name);
+        if (!inserted) {
+          return absl::InvalidArgumentError(absl::StrCat(path, ": ", key, " is reported twice (cases ", it->second,
+                                                         " and ", case_name, "); which one is the result?"));
+        }
+        results.emplace_back(key, m.value("median", 0.0));
+      }
+    }
+  } catch (const nlohmann::json::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": not a perfgate JSON report: ", e.what()));
+  }
+  return results;
+}
+
+}  // namespace
 
 void AddBaselineCommand(CLI::App& app, int* exit_code) {
   auto* baseline = app.add_subcommand("baseline", "Maintain PyTorch-format expected-results files.");
   baseline->require_subcommand(1);
   auto* cmd = baseline->add_subcommand(
       "update",
-      "Write a new expected file from a run's JSON report (perfgate gate/run --json). As PyTorch's\n"
-      "check_results.py: a row changes only when the result moved by more than a third of its noise\n"
-      "margin, and new values keep their leading four significant digits, so diffs stay reviewable.");
+      "Write a new expected file from a run's JSON report (perfgate gate/run --json), byte for byte\n"
+      "as PyTorch's check_results.py writes its reference file: a row changes only when the result\n"
+      "moved by more than a third of its noise margin, new values keep their leading four digits,\n"
+      "and each row is followed by three empty rows (CRLF line ends). A row without a result stops\n"
+      "the update (exit 1, nothing written) unless --keep-missing.");
   struct Flags {
     std::string report;
     std::string expected;
     std::string output;
     std::string add;
     double new_margin = 0.1;
+    bool keep_missing = false;
   };
   auto flags = std::make_shared<Flags>();
   cmd->add_option("--report", flags->report, "JSON report of the run")->required();
@@ -39,86 +81,50 @@ void AddBaselineCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--output", flags->output, "where to write (default: overwrite --expected)");
   cmd->add_option("--add", flags->add, "comma-separated metric names to add rows for when a result has none");
   cmd->add_option("--new-margin", flags->new_margin, "noise margin of added rows")->capture_default_str();
+  cmd->add_flag("--keep-missing", flags->keep_missing,
+                "keep rows the report has no result for (a partial run) instead of stopping");
   cmd->footer(kExitCodesHelp);
   cmd->callback([flags, exit_code] {
-    std::ifstream in(flags->report);
-    nlohmann::json report;
-    try {
-      report = nlohmann::json::parse(in);
-    } catch (const nlohmann::json::exception& e) {
-      std::cerr << "perfgate baseline update: " << flags->report << ": not a perfgate JSON report: " << e.what()
-                << "\n";
-      *exit_code = kExitBadInput;
-      return;
+    auto fail = [&](int code, const std::string& message) {
+      std::cerr << "perfgate baseline update: " << message << "\n";
+      *exit_code = code;
+    };
+    if (!std::isfinite(flags->new_margin) || flags->new_margin < 0) {
+      return fail(kExitBadInput, "--new-margin must be a finite number >= 0 (0.1 means 10%)");
     }
+    auto results = ReportResults(flags->report);
+    if (!results.ok()) return fail(kExitBadInput, std::string(results.status().message()));
     std::vector<ExpectedRow> rows;
     if (std::filesystem::exists(flags->expected)) {
       auto loaded = LoadExpectedFile(flags->expected);
-      if (!loaded.ok()) {
-        std::cerr << "perfgate baseline update: " << loaded.status().message() << "\n";
-        *exit_code = kExitBadInput;
-        return;
-      }
+      if (!loaded.ok()) return fail(kExitBadInput, std::string(loaded.status().message()));
       rows = *std::move(loaded);
     } else if (flags->add.empty()) {
-      std::cerr << "perfgate baseline update: " << flags->expected << " does not exist; give --add to start one\n";
-      *exit_code = kExitBadInput;
-      return;
+      return fail(kExitBadInput, flags->expected + " does not exist; give --add to start one");
     }
-    // Medians of this run, by "benchmark,metric"; A/B base sides are not results.
-    std::map<std::string, double> results;
-    std::vector<std::string> order;
-    for (const auto& c : report.value("cases", nlohmann::json::array())) {
-      for (const auto& m : c.value("metrics", nlohmann::json::array())) {
-        if (m.value("variant", "") == "base" || m.value("n", 0) == 0) continue;
-        const std::string key = m.value("benchmark", "") + "," + m.value("metric", "");
-        if (results.emplace(key, m.value("median", 0.0)).second) order.push_back(key);
-      }
-    }
-    int changed = 0, added = 0;
-    std::set<std::string> present;
-    for (auto& row : rows) {
-      present.insert(row.Key());
-      auto it = results.find(row.Key());
-      if (it == results.end()) {
-        std::cout << "kept    " << row.Key() << ": no result in this run\n";
-        continue;
-      }
-      const double r = it->second;
-      const double moved =
-          row.expected == 0 ? (r == 0 ? 0 : INFINITY) : std::fabs(r - row.expected) / std::fabs(row.expected);
-      if (moved > row.margin / 3) {
-        const double updated = RoundToFourSignificantDigits(r);
-        std::cout << "changed " << row.Key() << ": " << FormatValue(row.expected, "") << " -> "
-                  << FormatValue(updated, "") << " (moved " << moved * 100 << "%, margin " << row.margin * 100
-                  << "%)\n";
-        row.expected = updated;
-        ++changed;
-      }
-    }
-    std::set<std::string> add_metrics;
-    for (const auto& m : absl::StrSplit(flags->add, ',', absl::SkipEmpty())) add_metrics.insert(std::string(m));
-    for (const auto& key : order) {
-      const std::string metric = key.substr(key.find(',') + 1);
-      if (present.count(key) || !add_metrics.count(metric)) continue;
-      ExpectedRow row{key.substr(0, key.find(',')), metric, RoundToFourSignificantDigits(results[key]),
-                      flags->new_margin, 0};
-      std::cout << "added   " << key << ": " << FormatValue(row.expected, "") << " (margin " << row.margin * 100
-                << "%)\n";
-      rows.push_back(row);
-      ++added;
+    BaselineUpdateOptions options;
+    for (const auto& m : absl::StrSplit(flags->add, ',', absl::SkipEmpty())) options.add_metrics.insert(std::string(m));
+    options.new_margin = flags->new_margin;
+    options.keep_missing = flags->keep_missing;
+    const BaselineUpdate update = UpdateExpectedRows(rows, *results, options);
+    for (const auto& line : update.log) std::cout << line << "\n";
+    if (!update.without_result.empty() && !options.keep_missing) {
+      std::vector<std::string> missing;
+      for (const auto& row : update.without_result)
+        missing.push_back(absl::StrCat(row.Key(), " (line ", row.line, ")"));
+      return fail(kExitGateFailed, absl::StrCat(flags->report, " has no result for ", missing.size(), " row",
+                                                missing.size() == 1 ? "" : "s", " of ", flags->expected, ": ",
+                                                absl::StrJoin(missing, ", "),
+                                                "; nothing written (as check_results.py). Run the whole suite, or "
+                                                "give --keep-missing to keep those rows as they are."));
     }
     const std::string out_path = flags->output.empty() ? flags->expected : flags->output;
-    std::ofstream out(out_path);
-    out << FormatExpectedFile(rows);
+    std::ofstream out(out_path, std::ios::binary);
+    out << FormatExpectedFile(update.rows);
     out.close();
-    if (!out) {
-      std::cerr << "perfgate baseline update: cannot write " << out_path << "\n";
-      *exit_code = kExitInfra;
-      return;
-    }
-    std::cout << "wrote " << out_path << ": " << changed << " changed, " << added << " added, " << rows.size()
-              << " rows\n";
+    if (!out) return fail(kExitInfra, "cannot write " + out_path);
+    std::cout << "wrote " << out_path << ": " << update.changed << " changed, " << update.added << " added, "
+              << update.rows.size() << " rows\n";
     *exit_code = kExitPassed;
   });
 }

@@ -119,9 +119,10 @@ void AddGateCommand(CLI::App& app, int* exit_code) {
 
     auto run = SubmitAndWatch(client, request, &interrupt);
     if (!run.ok()) return fail_infra(run.status());
-    if (auto s = FetchHistory(client, *run, *policy, &baselines->history);
-        !s.ok()) {
-      return fail_infra(s);
+    if (auto s = FetchHistory(client, *run, *policy, baselines); !s.ok()) return fail_infra(s);
+    // Known only now: in embedded mode the agents register while the run starts.
+    if (run->state() != v1::RUN_STATE_CANCELLED) {
+      if (auto s = CheckBaselinePools(*policy, *baselines->known_pools, *run); !s.ok()) return fail_infra(s);
     }
     GateReport report = BuildGateReport(*run, *baselines, *policy);
 

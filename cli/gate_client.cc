@@ -112,7 +112,7 @@ std::shared_ptr<grpc::Channel> Channel(const GateClientOptions& options) {
 }  // namespace
 
 absl::Status FetchHistory(const GateClientOptions& options, const v1::Run& run, const Policy& policy,
-                          std::map<HistoryKey, std::vector<double>>* history) {
+                          Baselines* baselines) {
   v1::HistoryRequest request;
   request.set_branch(policy.main_branch);
   request.set_max_runs(policy.compare.history_runs);
@@ -132,7 +132,7 @@ absl::Status FetchHistory(const GateClientOptions& options, const v1::Run& run, 
       key->set_source(series.source);
     }
   }
-  if (request.keys_size() == 0) return absl::OkStatus();
+  // Asked even without keys: the answer also names the pools that exist.
   auto stub = v1::GateService::NewStub(Channel(options));
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
@@ -141,9 +141,10 @@ absl::Status FetchHistory(const GateClientOptions& options, const v1::Run& run, 
   if (!s.ok()) return FromGrpc(s);
   for (const auto& series : response.series()) {
     const auto& k = series.key();
-    (*history)[{k.pool(), k.benchmark(), k.metric(), k.source()}].assign(series.run_medians().begin(),
-                                                                         series.run_medians().end());
+    baselines->history[{k.pool(), k.benchmark(), k.metric(), k.source()}].assign(series.run_medians().begin(),
+                                                                                 series.run_medians().end());
   }
+  baselines->known_pools.emplace(response.known_pools().begin(), response.known_pools().end());
   return absl::OkStatus();
 }
 

@@ -33,9 +33,9 @@ absl::StatusOr<v1::Run> SubmitAndWatch(const GateClientOptions& options, const v
                                        Interrupt* interrupt);
 
 // Main-branch history (policy.main_branch, its window) for every judged series of `run`, from
-// the coordinator's store, keyed for Baselines::history.
+// the coordinator's store, into baselines->history; the pools it knows into baselines->known_pools.
 absl::Status FetchHistory(const GateClientOptions& options, const v1::Run& run, const Policy& policy,
-                          std::map<HistoryKey, std::vector<double>>* history);
+                          Baselines* baselines);
 
 // Tells the coordinator the gate's verdict (kept with the run, counted in /metrics).
 absl::Status ReportVerdict(const GateClientOptions& options, const v1::ReportVerdictRequest& request);

@@ -1,10 +1,12 @@
 #include "cli/judge_flags.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "core/suite.h"
+#include "core/units.h"
 
 namespace perfgate {
 
@@ -20,6 +22,15 @@ void AddJudgeFlags(CLI::App* cmd, JudgeFlags* flags, bool with_history) {
                     "re-measure suspected regressions this many times before failing (default 1; 0 turns it off)");
     cmd->add_option("--main-branch", flags->main_branch,
                     "runs with this --branch form the history baseline (default: main)");
+  }
+  cmd->add_option("--alpha", flags->alpha, "A/B: significance level of the rank test, in (0, 1) (default 0.05)");
+  cmd->add_option("--min-effect", flags->min_effect,
+                  "A/B: the smallest relative change that fails, > 0, like 1% or 0.01 (default 1%)");
+  if (with_history) {
+    cmd->add_option("--history-k", flags->history_k,
+                    "history: the threshold is k scaled MADs of the history's noise, > 0 (default 4)");
+    cmd->add_option("--history-floor", flags->history_floor,
+                    "history: the smallest threshold, >= 0, like 1% or 0.01 (default 1%)");
   }
   cmd->add_option("--base-env", flags->base_env, "A/B: NAME=VALUE for the base variant (repeatable)");
   cmd->add_option("--head-env", flags->head_env, "A/B: NAME=VALUE for the head variant (repeatable)");
@@ -48,6 +59,25 @@ absl::StatusOr<Policy> ResolvePolicy(const v1::Suite& suite, const JudgeFlags& f
       }
       policy.fail_on.insert(*verdict);
     }
+  }
+  struct Option {
+    const std::string* text;
+    const char* flag;
+    std::string (*check)(double);
+    double* target;
+  };
+  for (const auto& [text, flag, check, target] :
+       {Option{&flags.alpha, "--alpha", CheckAlpha, &policy.compare.ab_alpha},
+        Option{&flags.min_effect, "--min-effect", CheckMinEffect, &policy.compare.ab_min_effect},
+        Option{&flags.history_k, "--history-k", CheckHistoryK, &policy.compare.history_k},
+        Option{&flags.history_floor, "--history-floor", CheckHistoryFloor, &policy.compare.history_floor}}) {
+    if (text->empty()) continue;
+    // Fractions as the suite writes them ("1%", "0.01"); k is a plain number, which ParseFraction reads too.
+    const double value = ParseFraction(*text).value_or(NAN);  // NaN: malformed, negative or not finite
+    if (auto why = check(value); !why.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(flag, " ", why, ", got '", *text, "'"));
+    }
+    *target = value;
   }
   if (flags.confirm) policy.confirm = *flags.confirm;
   if (!flags.main_branch.empty()) policy.main_branch = flags.main_branch;

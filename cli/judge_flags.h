@@ -19,6 +19,8 @@ struct JudgeFlags {
   std::string fail_on;                 // comma-separated verdicts
   std::optional<uint32_t> confirm;
   std::string main_branch;
+  // Judging options as the suite writes them ("0.05", "1%"); empty: the suite's or the default.
+  std::string alpha, min_effect, history_k, history_floor;
   std::vector<std::string> base_env, head_env;  // NAME=VALUE
   std::string base_root, head_root;
 };

@@ -385,7 +385,19 @@ class SqliteStore final : public Store {
       }
       q.Reset();
     }
+    if (auto s = AddKnownPools(&response); !s.ok()) return s;
     return response;
+  }
+
+  // REQUIRES: mu_ held. Sessions of agents now registered, and the pools of
+  // every lease ever granted (a session ends, its leases stay).
+  absl::Status AddKnownPools(v1::HistoryResponse* response) {
+    Statement q(db_,
+                "SELECT pool FROM sessions WHERE pool != '' UNION SELECT pool FROM leases WHERE pool != '' ORDER BY 1");
+    int rc;
+    while ((rc = q.Step()) == SQLITE_ROW) response->add_known_pools(q.Text(0));
+    if (rc != SQLITE_DONE) return absl::InternalError(absl::StrCat(path_, ": known pools: ", sqlite3_errmsg(db_)));
+    return absl::OkStatus();
   }
 
   absl::StatusOr<v1::Run> LoadRun(const std::string& run_id) override {

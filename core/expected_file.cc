@@ -56,41 +56,4 @@ absl::StatusOr<std::vector<ExpectedRow>> LoadExpectedFile(const std::string& pat
   return ParseExpectedFile(text.str(), path);
 }
 
-namespace {
-
-std::string FormatNumber(double v) {
-  char buf[64];
-  if (std::fabs(v) < 1e18 && v == std::floor(v)) {
-    std::snprintf(buf, sizeof buf, "%.0f", v);
-  } else {
-    std::snprintf(buf, sizeof buf, "%.10g", v);
-  }
-  return buf;
-}
-
-}  // namespace
-
-std::string FormatExpectedFile(const std::vector<ExpectedRow>& rows) {
-  std::string out;
-  for (size_t i = 0; i < rows.size(); ++i) {
-    if (i > 0) out += "\n";
-    const auto& r = rows[i];
-    absl::StrAppend(&out, r.benchmark, ",", r.metric, ",", FormatNumber(r.expected), ",", FormatNumber(r.margin), "\n");
-  }
-  return out;
-}
-
-double RoundToFourSignificantDigits(double value) {
-  if (value == 0 || !std::isfinite(value)) return value;
-  // Truncate like PyTorch's check_results.py, which keeps the first four
-  // characters of the printed integer and zeroes the rest.
-  const int digits = static_cast<int>(std::floor(std::log10(std::fabs(value)))) + 1;
-  if (digits >= 4) {
-    const double unit = std::pow(10.0, digits - 4);
-    return std::trunc(value / unit) * unit;
-  }
-  const double scale = std::pow(10.0, 4 - digits);
-  return std::trunc(value * scale) / scale;
-}
-
 }  // namespace perfgate

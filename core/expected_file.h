@@ -26,12 +26,4 @@ struct ExpectedRow {
 absl::StatusOr<std::vector<ExpectedRow>> ParseExpectedFile(const std::string& text, const std::string& source);
 absl::StatusOr<std::vector<ExpectedRow>> LoadExpectedFile(const std::string& path);
 
-// The file text, one row a line with a blank line between rows, values
-// printed in full (no exponent for integers).
-std::string FormatExpectedFile(const std::vector<ExpectedRow>& rows);
-
-// PyTorch's rounding for new expected values: keep the leading four
-// significant digits (3058123456 -> 3058000000, 0.0123456 -> 0.01235).
-double RoundToFourSignificantDigits(double value);
-
 }  // namespace perfgate

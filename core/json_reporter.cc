@@ -33,7 +33,7 @@ void JsonReporter::Write(const GateReport& report, std::ostream& out) const {
                          {"attempts", c.attempts},
                          {"notes", c.notes},
                          {"metrics", nlohmann::json::array()}};
-    auto comparison = [](const Comparison& cmp) {
+    auto comparison = [](const Comparison& cmp, const Series& series) {
       auto number = [](double v) { return std::isnan(v) ? nlohmann::json() : nlohmann::json(v); };
       return nlohmann::json{{"verdict", VerdictName(cmp.verdict)},
                             {"method", cmp.method},
@@ -44,7 +44,7 @@ void JsonReporter::Write(const GateReport& report, std::ostream& out) const {
                             {"noise", cmp.noise},
                             {"p_value", number(cmp.p_value)},
                             {"baseline_n", cmp.baseline_n},
-                            {"explain", cmp.Explain()}};
+                            {"explain", ExplainComparison(cmp, series)}};
     };
     for (const auto& m : c.metrics) {
       nlohmann::json jm = {{"benchmark", m.series.benchmark},
@@ -60,9 +60,9 @@ void JsonReporter::Write(const GateReport& report, std::ostream& out) const {
                            {"min", m.summary.min},
                            {"max", m.summary.max},
                            {"samples", m.series.values}};
-      if (m.comparison) jm["comparison"] = comparison(*m.comparison);
+      if (m.comparison) jm["comparison"] = comparison(*m.comparison, m.series);
       jm["confirmations"] = nlohmann::json::array();
-      for (const auto& re : m.confirmations) jm["confirmations"].push_back(comparison(re));
+      for (const auto& re : m.confirmations) jm["confirmations"].push_back(comparison(re, m.series));
       jc["metrics"].push_back(std::move(jm));
     }
     doc["cases"].push_back(std::move(jc));

@@ -1,6 +1,3 @@
-#include <cmath>
-#include <cstdio>
-
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "core/report.h"
@@ -51,8 +48,8 @@ void JunitReporter::Write(const GateReport& report, std::ostream& out) const {
     const std::string classname = absl::StrCat("perfgate.", report.run.suite_name(), ".", c.name);
     if (!c.ran) {
       TestCase t{classname, "run", "", "", "", "", ""};
-      if (c.verdict == Verdict::kCancelled) {
-        t.skipped = "cancelled";
+      if (!c.fails || report.run.state() == v1::RUN_STATE_CANCELLED) {
+        t.skipped = absl::StrCat(VerdictName(c.verdict), c.detail.empty() ? "" : ": " + c.detail);
       } else {
         t.failure_type = VerdictName(c.verdict);
         t.failure_message =
@@ -71,20 +68,16 @@ void JunitReporter::Write(const GateReport& report, std::ostream& out) const {
                  "",
                  "",
                  DescribeMetric(c, m)};
-      const bool fails = report.run.state() != v1::RUN_STATE_CANCELLED &&
-                         (m.verdict == Verdict::kRegression || m.verdict == Verdict::kMissingResult);
-      if (fails) {
+      if (m.fails && report.run.state() != v1::RUN_STATE_CANCELLED) {
         t.failure_type = VerdictName(m.verdict);
         t.failure_message = DescribeMetric(c, m);
         if (m.comparison) {
           const Comparison& cmp = *m.comparison;
-          char text[512];
-          std::snprintf(text, sizeof text,
-                        "baseline: %.6g (%s)\nresult: %.6g (median of %zu)\nchange: %+.3f%%\nthreshold: %.3f%%\n"
-                        "noise: %.3f%%",
-                        cmp.baseline, cmp.method.c_str(), cmp.result, m.summary.n, cmp.change * 100,
-                        cmp.threshold * 100, cmp.noise * 100);
-          t.failure_text = text;
+          auto value = [&](double v) { return FormatValue(v, m.series.unit, m.series.metric); };
+          t.failure_text =
+              absl::StrCat("baseline: ", value(cmp.baseline), " (", cmp.method, ")\nresult: ", value(cmp.result),
+                           " (median of ", m.summary.n, ")\nchange: ", FormatPercent(cmp.change, /*sign=*/true),
+                           "\nthreshold: ", FormatPercent(cmp.threshold), "\nnoise: ", FormatPercent(cmp.noise));
         } else {
           t.failure_text = m.note;
         }

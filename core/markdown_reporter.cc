@@ -3,6 +3,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "core/baseline_update.h"
 #include "core/report.h"
 #include "core/units.h"
 
@@ -68,16 +69,17 @@ void MarkdownReporter::Write(const GateReport& report, std::ostream& out) const 
       }
       const Comparison& cmp = *m.comparison;
       out << "| `" << Cell(c.name) << "` | `" << Cell(metric) << "` | " << Icon(m.verdict) << " "
-          << VerdictName(m.verdict) << " | " << FormatValue(cmp.baseline, m.series.unit) << " | "
-          << FormatValue(cmp.result, m.series.unit) << " | " << FormatPercent(cmp.change, /*sign=*/true) << " | "
-          << FormatPercent(cmp.threshold) << " | " << FormatPercent(cmp.noise) << " | " << cmp.method;
+          << VerdictName(m.verdict) << " | " << FormatValue(cmp.baseline, m.series.unit, m.series.metric) << " | "
+          << FormatValue(cmp.result, m.series.unit, m.series.metric) << " | "
+          << FormatPercent(cmp.change, /*sign=*/true) << " | " << FormatPercent(cmp.threshold) << " | "
+          << FormatPercent(cmp.noise) << " | " << cmp.method;
       for (const auto& re : m.confirmations) out << "; re-measured " << FormatPercent(re.change, /*sign=*/true);
       out << " |\n";
     }
   }
   if (!report.baseline_patch.empty()) {
     out << "\n<details><summary>Improvements: expected-file rows to apply</summary>\n\n```\n";
-    for (const auto& row : report.baseline_patch) out << FormatExpectedFile({row});
+    for (const auto& row : report.baseline_patch) out << FormatExpectedRow(row) << "\n";
     out << "```\n</details>\n";
   }
 }

@@ -1,6 +1,24 @@
 #include "core/policy.h"
 
+#include <cmath>
+
 namespace perfgate {
+
+std::string CheckAlpha(double value) {
+  return std::isfinite(value) && value > 0 && value < 1 ? "" : "must be a significance level in (0, 1), like 0.05";
+}
+
+std::string CheckMinEffect(double value) {
+  return std::isfinite(value) && value > 0 ? "" : "must be a relative change > 0, like 0.01 or 1%";
+}
+
+std::string CheckHistoryK(double value) {
+  return std::isfinite(value) && value > 0 ? "" : "must be a finite number > 0, like 4";
+}
+
+std::string CheckHistoryFloor(double value) {
+  return std::isfinite(value) && value >= 0 ? "" : "must be a relative change >= 0, like 0.01 or 1%";
+}
 
 Policy PolicyForSuite(const v1::Suite& suite) {
   const v1::GateConfig& config = suite.gate();

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <tuple>
@@ -36,6 +37,14 @@ struct Policy {
   bool Judged(const std::string& case_name, const std::string& metric) const;
 };
 
+// The allowed range of each judging option, one place for the suite's
+// `gate:` section and the flags: what is wrong with `value` ("must be ..."),
+// or "" when it is allowed. Infinities and NaN are never allowed.
+std::string CheckAlpha(double value);         // in (0, 1)
+std::string CheckMinEffect(double value);     // > 0
+std::string CheckHistoryK(double value);      // > 0
+std::string CheckHistoryFloor(double value);  // >= 0
+
 // The suite's `gate:` section and its cases' `judge:` lists over the defaults.
 Policy PolicyForSuite(const v1::Suite& suite);
 
@@ -51,6 +60,9 @@ struct Baselines {
   std::map<std::string, std::vector<ExpectedRow>> expected;
   // Per-run medians of the main branch, newest first.
   std::map<HistoryKey, std::vector<double>> history;
+  // Pools agents have ever registered with, when a coordinator said so; an
+  // expected file for a known pool that took no part in a run gets a warning.
+  std::optional<std::set<std::string>> known_pools;
 };
 
 // Reads every expected file the policy names; errors name file and line.

@@ -1,11 +1,14 @@
 #include "core/report.h"
 
+#include <cstdio>
 #include <map>
 #include <set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/baseline_update.h"
 #include "core/exit_codes.h"
+#include "core/units.h"
 
 namespace perfgate {
 namespace {
@@ -75,43 +78,109 @@ std::optional<Comparison> Compare(const std::string& case_name, const Series& se
   return std::nullopt;
 }
 
-// Case and gate verdicts from the metric verdicts and case outcomes.
-void Derive(GateReport* report, const Policy& policy) {
-  std::map<Verdict, std::vector<std::string>> by_verdict;
-  report->baseline_patch.clear();
-  for (auto& c : report->cases) {
-    if (c.ran) {
-      bool any_compared = false, regression = false, improvement = false, missing = false;
-      for (auto& m : c.metrics) {
-        if (m.verdict == Verdict::kMissingResult) missing = true;
-        if (!m.comparison) continue;
-        any_compared = true;
-        regression |= m.verdict == Verdict::kRegression;
-        improvement |= m.verdict == Verdict::kImprovement;
-        if (m.verdict == Verdict::kImprovement && m.comparison->method == "expected") {
-          ExpectedRow row{m.series.benchmark, m.series.metric, RoundToFourSignificantDigits(m.summary.median),
-                          m.comparison->threshold, 0};
-          report->baseline_patch.push_back(row);
-        }
+// The row verdict of a case that ran: the worst verdict of its judged metrics.
+Verdict WorstJudgedVerdict(const CaseReport& c) {
+  std::set<Verdict> seen;
+  bool any_compared = false;
+  for (const auto& m : c.metrics) {
+    if (!m.judged) continue;
+    seen.insert(m.verdict);
+    any_compared |= m.comparison.has_value();
+  }
+  for (Verdict v : {Verdict::kRegression, Verdict::kError, Verdict::kMissingResult, Verdict::kImprovement}) {
+    if (seen.count(v)) return v;
+  }
+  return any_compared ? Verdict::kPass : Verdict::kNoBaseline;
+}
+
+// What the policy's fail_on is checked against: the verdict of every metric
+// a case judged (one regressing metric fails `--fail-on regression` even when
+// another one errs), else the case's own verdict (its outcome, or no baseline).
+std::set<Verdict> GateVerdicts(const CaseReport& c) {
+  std::set<Verdict> out;
+  for (const auto& m : c.metrics) {
+    if (c.ran && m.judged) out.insert(m.verdict);
+  }
+  if (out.empty()) out.insert(c.verdict);
+  return out;
+}
+
+// A case without a measured result never passes, whatever fail_on says: a
+// case cancelled or lost on the way hides what it would have measured. Only
+// a case no agent can run is the policy's call (`perfgate run` skips those).
+bool Unmeasured(const CaseReport& c) { return !c.ran && c.verdict != Verdict::kNoCapableAgent; }
+
+// Improvements against an expected file, as rows to apply.
+std::vector<ExpectedRow> ImprovementPatch(const GateReport& report) {
+  std::vector<ExpectedRow> rows;
+  for (const auto& c : report.cases) {
+    for (const auto& m : c.metrics) {
+      if (m.verdict == Verdict::kImprovement && m.comparison && m.comparison->method == "expected") {
+        rows.push_back(
+            {m.series.benchmark, m.series.metric, KeepLeadingFourDigits(m.summary.median), m.comparison->threshold, 0});
       }
-      c.verdict = regression     ? Verdict::kRegression
-                  : missing      ? Verdict::kMissingResult
-                  : improvement  ? Verdict::kImprovement
-                  : any_compared ? Verdict::kPass
-                                 : Verdict::kNoBaseline;
     }
-    if (c.verdict != Verdict::kPass) by_verdict[c.verdict].push_back(c.name);
+  }
+  return rows;
+}
+
+std::string CaseList(const std::vector<std::string>& names) {
+  return absl::StrCat(names.size(), " case", names.size() == 1 ? "" : "s", " (", absl::StrJoin(names, ", "), ")");
+}
+
+// Expected files for pools that took no part in this run judged nothing. Only
+// said when the coordinator told which pools exist (an unknown pool is an
+// error before the report is built: CheckBaselinePools).
+std::vector<std::string> IdlePoolWarnings(const GateReport& report, const Baselines& baselines) {
+  std::vector<std::string> out;
+  if (!baselines.known_pools) return out;
+  std::set<std::string> ran;
+  for (const auto& c : report.run.cases()) {
+    if (c.has_result() && !c.result().pool().empty()) ran.insert(c.result().pool());
+  }
+  for (const auto& [pool, rows] : baselines.expected) {
+    if (pool == "*" || ran.count(pool)) continue;
+    out.push_back(absl::StrCat("the expected file for pool '", pool,
+                               "' judged nothing: no agent of that pool took part in this run (pools that ran: ",
+                               ran.empty() ? "none" : absl::StrJoin(ran, ", "), ")"));
+  }
+  return out;
+}
+
+// Case and gate verdicts from the metric verdicts and case outcomes.
+void Derive(GateReport* report, const Baselines& baselines, const Policy& policy) {
+  report->baseline_patch = ImprovementPatch(*report);
+  std::map<Verdict, std::vector<std::string>> failing;
+  std::vector<std::string> unmeasured, without_baseline;
+  for (auto& c : report->cases) {
+    if (c.ran) c.verdict = WorstJudgedVerdict(c);
+    c.fails = false;
+    for (auto& m : c.metrics) m.fails = m.judged && policy.fail_on.count(m.verdict);
+    for (Verdict v : GateVerdicts(c)) {
+      if (!policy.fail_on.count(v)) continue;
+      failing[v].push_back(c.name);
+      c.fails = true;
+    }
+    if (Unmeasured(c) && !policy.fail_on.count(c.verdict)) {
+      unmeasured.push_back(absl::StrCat(c.name, ": ", VerdictName(c.verdict)));
+      c.fails = true;
+    }
+    if (c.verdict == Verdict::kNoBaseline && !policy.fail_on.count(Verdict::kNoBaseline)) {
+      without_baseline.push_back(c.name);
+    }
   }
   report->failed_rules.clear();
-  report->warnings.clear();
-  for (const auto& [verdict, names] : by_verdict) {
-    const std::string what =
-        absl::StrCat(names.size(), " case", names.size() == 1 ? "" : "s", " (", absl::StrJoin(names, ", "), ")");
-    if (policy.fail_on.count(verdict)) {
-      report->failed_rules.push_back(absl::StrCat(VerdictName(verdict), " fails the gate: ", what));
-    } else if (verdict == Verdict::kNoBaseline) {
-      report->warnings.push_back(absl::StrCat("no baseline for ", what, ": nothing to compare with yet"));
-    }
+  report->warnings = IdlePoolWarnings(*report, baselines);
+  for (const auto& [verdict, names] : failing) {
+    report->failed_rules.push_back(absl::StrCat(VerdictName(verdict), " fails the gate: ", CaseList(names)));
+  }
+  if (!unmeasured.empty()) {
+    report->failed_rules.push_back(
+        absl::StrCat("a case without a measured result fails the gate: ", CaseList(unmeasured)));
+  }
+  if (!without_baseline.empty()) {
+    report->warnings.push_back(
+        absl::StrCat("no baseline for ", CaseList(without_baseline), ": nothing to compare with yet"));
   }
   if (!report->missing_rows.empty()) {
     const std::string what =
@@ -179,7 +248,14 @@ GateReport BuildGateReport(const v1::Run& run, const Baselines& baselines, const
         produced.insert(series.Key());
         benchmarks.insert(series.benchmark);
         if (series.variant == "base") continue;  // shown beside its head
-        MetricReport m{series, Summarize(series.values), std::nullopt, std::nullopt, {}, Verdict::kNoBaseline, ""};
+        MetricReport m{series,
+                       Summarize(series.values),
+                       std::nullopt,
+                       std::nullopt,
+                       {},
+                       Verdict::kNoBaseline,
+                       cr.ran && policy.Judged(cr.name, series.metric),
+                       ""};
         if (series.variant == "head") {
           if (const Series* base = FindSeries(all, series, "base")) m.base = Summarize(base->values);
         }
@@ -197,6 +273,7 @@ GateReport BuildGateReport(const v1::Run& run, const Baselines& baselines, const
               MetricReport m;
               m.series = Series{row.benchmark, row.metric, "", "", "", {}};
               m.verdict = Verdict::kMissingResult;
+              m.judged = true;
               m.note = absl::StrCat("expected ", row.expected, " (row on line ", row.line, "), no result");
               cr.metrics.push_back(std::move(m));
               produced.insert(row.Key());
@@ -221,7 +298,7 @@ GateReport BuildGateReport(const v1::Run& run, const Baselines& baselines, const
       }
     }
   }
-  Derive(&report, policy);
+  Derive(&report, baselines, policy);
   return report;
 }
 
@@ -255,13 +332,14 @@ void ApplyConfirmation(GateReport* report, const v1::Run& confirmation, const Ba
       m.confirmations.push_back(*re);
       if (re->verdict != Verdict::kRegression) {
         m.verdict = Verdict::kPass;
-        m.note = absl::StrCat("not confirmed: first ", m.comparison->Explain(), "; re-measured ", re->Explain());
+        m.note = absl::StrCat("not confirmed: first ", ExplainComparison(*m.comparison, m.series), "; re-measured ",
+                              ExplainComparison(*re, m.series));
       } else {
-        m.note = absl::StrCat("confirmed by re-measurement: ", re->Explain());
+        m.note = absl::StrCat("confirmed by re-measurement: ", ExplainComparison(*re, m.series));
       }
     }
   }
-  Derive(report, policy);
+  Derive(report, baselines, policy);
 }
 
 const MetricReport* FindMeasured(const CaseReport& c, const std::string& metric) {
@@ -271,10 +349,44 @@ const MetricReport* FindMeasured(const CaseReport& c, const std::string& metric)
   return nullptr;
 }
 
+std::string ExplainComparison(const Comparison& c, const Series& series) {
+  auto value = [&](double v) { return FormatValue(v, series.unit, series.metric); };
+  std::string out = absl::StrCat(value(c.result), " (", FormatPercent(c.change, /*sign=*/true), ")");
+  if (c.method == "expected") {
+    absl::StrAppend(&out, " vs expected ", value(c.baseline), " (margin ", FormatPercent(c.threshold), ")");
+  } else if (c.method == "history") {
+    absl::StrAppend(&out, " vs main-branch median ", value(c.baseline), " of ", c.baseline_n, " runs (limit ",
+                    FormatPercent(c.threshold), ", noise ", FormatPercent(c.noise), ")");
+  } else if (c.method == "a/b") {
+    char p[32];
+    std::snprintf(p, sizeof p, "%.4f", c.p_value);
+    absl::StrAppend(&out, " vs base median ", value(c.baseline), " (p=", p, ", min effect ", FormatPercent(c.threshold),
+                    ", noise ", FormatPercent(c.noise), ")");
+  }
+  return out;
+}
+
+absl::Status CheckBaselinePools(const Policy& policy, const std::set<std::string>& known_pools, const v1::Run& run) {
+  std::set<std::string> ran;
+  for (const auto& c : run.cases()) {
+    if (c.has_result() && !c.result().pool().empty()) ran.insert(c.result().pool());
+  }
+  for (const auto& [pool, path] : policy.expected_files) {
+    if (pool == "*" || known_pools.count(pool)) continue;
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the expected file ", path, " is for pool '", pool,
+        "', but no agent has ever registered with that pool (pools that ran: ",
+        ran.empty() ? "none" : absl::StrJoin(ran, ", "),
+        "; pools known to the coordinator: ", known_pools.empty() ? "none" : absl::StrJoin(known_pools, ", "),
+        "). Name a pool that exists (POOL=FILE, or * for any), or start an agent with --pool ", pool));
+  }
+  return absl::OkStatus();
+}
+
 std::string DescribeMetricOfCase(const CaseReport& c, const MetricReport& m) {
   std::string out =
       m.series.benchmark == c.name ? m.series.metric : absl::StrCat(m.series.benchmark, " ", m.series.metric);
-  if (m.comparison) absl::StrAppend(&out, " ", m.comparison->Explain());
+  if (m.comparison) absl::StrAppend(&out, " ", ExplainComparison(*m.comparison, m.series));
   if (!m.note.empty()) absl::StrAppend(&out, m.comparison ? "; " : " ", m.note);
   return out;
 }

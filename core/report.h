@@ -5,9 +5,11 @@
 
 #include <optional>
 #include <ostream>
+#include <set>
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "core/compare.h"
 #include "core/policy.h"
 #include "core/series.h"
@@ -25,13 +27,19 @@ struct MetricReport {
   // Re-measurements of a suspected regression, compared with the same baseline.
   std::vector<Comparison> confirmations;
   Verdict verdict = Verdict::kNoBaseline;
+  // Compared with baselines (the case ran and the policy judges the metric),
+  // so its verdict counts for the gate; otherwise it is only shown.
+  bool judged = false;
   std::string note;  // "not confirmed: ...", "missing: expected row on line 7"
+  bool fails = false;  // judged, and its verdict is one the policy fails on
 };
 
 struct CaseReport {
   std::string name;
   std::string pool;
   bool ran = false;  // finished with exit 0: its metrics decide its verdict
+  // The case's row: its outcome when it did not run, else the worst verdict
+  // of its judged metrics. The gate's rules look at every verdict, not this one.
   Verdict verdict = Verdict::kPass;
   std::string outcome;  // "ok", "exit 3", "timed out", "not run", ...
   std::string detail;   // why, when not a pass
@@ -39,6 +47,7 @@ struct CaseReport {
   uint32_t attempts = 0;
   std::vector<MetricReport> metrics;
   std::vector<std::string> notes;
+  bool fails = false;  // the case fails the gate: see BuildGateReport
 };
 
 // The case's own measured series of `metric` (benchmark = the case), or null.
@@ -60,10 +69,18 @@ struct GateReport {
 
 // Judges `run`: case outcomes first, then each metric against its baseline
 // (A/B base, else the testbed's expected file, else main-branch history).
+// The gate passes only if every case has a measured result (a case no agent
+// can run is left to fail_on) and no verdict of any judged metric is in
+// policy.fail_on; a cancelled run exits 130.
 // `complete_run`: the run covered the whole suite, so expected rows nobody
 // produced are missing results.
 GateReport BuildGateReport(const v1::Run& run, const Baselines& baselines, const Policy& policy,
                            bool complete_run = true);
+
+// With the pools agents have ever registered with (the coordinator's
+// store): an expected file for any other pool is bad input, naming the pool,
+// the pools that ran and the known ones. "*" is every pool.
+absl::Status CheckBaselinePools(const Policy& policy, const std::set<std::string>& known_pools, const v1::Run& run);
 
 // The cases whose metrics regressed: what a confirmation run re-measures.
 std::vector<std::string> SuspectedRegressions(const GateReport& report);
@@ -111,7 +128,9 @@ class JsonReporter final : public Reporter {
   void Write(const GateReport& report, std::ostream& out) const override;
 };
 
-// "spin: instructions_callgrind 2868000 (+5.10%) vs expected 2729000 (margin 5.00%)": one line per metric.
+// "2.87 M instr (+5.10%) vs expected 2.73 M instr (margin 5.00%)": a comparison of `series`, values in its unit.
+std::string ExplainComparison(const Comparison& c, const Series& series);
+// "spin: instructions_callgrind 2.87 M instr (+5.10%) vs expected 2.73 M instr (margin 5.00%)": one line per metric.
 std::string DescribeMetric(const CaseReport& c, const MetricReport& m);
 // The same without the leading "case: ", for a row that already names the case.
 std::string DescribeMetricOfCase(const CaseReport& c, const MetricReport& m);

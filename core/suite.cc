@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -13,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/policy.h"
 #include "core/units.h"
 
 namespace perfgate {
@@ -212,8 +214,9 @@ absl::Status ApplyCaseFields(const SuiteError& err, const YAML::Node& node, cons
     auto v = Scalar(err, n, "output_limit");
     if (!v.ok()) return v.status();
     auto bytes = ParseBytes(*v);
-    if (!bytes || *bytes == 0) {
-      return err.At(n, absl::StrCat("output_limit must be a size like 65536, 64KiB or 8MiB, got '", *v, "'"));
+    if (!bytes || *bytes == 0 || *bytes > kMaxOutputLimitBytes) {
+      return err.At(
+          n, absl::StrCat("output_limit must be a size like 65536, 64KiB or 8MiB, at most 1GiB, got '", *v, "'"));
     }
     spec->set_output_limit_bytes(*bytes);
   }
@@ -282,14 +285,15 @@ absl::StatusOr<double> Fraction(const SuiteError& err, const YAML::Node& node, c
   return *value;
 }
 
-absl::StatusOr<double> Positive(const SuiteError& err, const YAML::Node& node, const std::string& what) {
+// A number in the range `check` allows (core/policy.h).
+absl::StatusOr<double> Number(const SuiteError& err, const YAML::Node& node, const std::string& what,
+                              std::string (*check)(double)) {
   auto text = Scalar(err, node, what);
   if (!text.ok()) return text.status();
   char* end = nullptr;
   double v = std::strtod(text->c_str(), &end);
-  if (end == text->c_str() || *end != '\0' || !(v > 0)) {
-    return err.At(node, absl::StrCat(what, " must be a positive number, got '", *text, "'"));
-  }
+  if (end == text->c_str() || *end != '\0') v = NAN;  // not a number: the range says what is wanted
+  if (auto why = check(v); !why.empty()) return err.At(node, absl::StrCat(what, " ", why, ", got '", *text, "'"));
   return v;
 }
 
@@ -343,7 +347,7 @@ absl::Status ParseGate(const SuiteError& err, const YAML::Node& node, const std:
       gate->set_history_runs(*v);
     }
     if (const auto m = n["k"]) {
-      auto v = Positive(err, m, "gate.history.k");
+      auto v = Number(err, m, "gate.history.k", CheckHistoryK);
       if (!v.ok()) return v.status();
       gate->set_history_k(*v);
     }
@@ -367,11 +371,14 @@ absl::Status ParseGate(const SuiteError& err, const YAML::Node& node, const std:
     if (const auto m = n["alpha"]) {
       auto v = Fraction(err, m, "gate.ab.alpha");
       if (!v.ok()) return v.status();
+      if (auto why = CheckAlpha(*v); !why.empty()) return err.At(m, absl::StrCat("gate.ab.alpha ", why, ", got ", *v));
       gate->set_ab_alpha(*v);
     }
     if (const auto m = n["min_effect"]) {
       auto v = Fraction(err, m, "gate.ab.min_effect");
       if (!v.ok()) return v.status();
+      if (auto why = CheckMinEffect(*v); !why.empty())
+        return err.At(m, absl::StrCat("gate.ab.min_effect ", why, ", got ", *v));
       gate->set_ab_min_effect(*v);
     }
   }

@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
+#include "core/baseline_update.h"
 #include "core/report.h"
 #include "core/units.h"
 
@@ -100,13 +101,13 @@ void TerminalReporter::Write(const GateReport& report, std::ostream& out) const 
     for (const auto& c : report.cases) {
       for (const auto& m : c.metrics) {
         if (m.summary.n == 0) continue;
-        const std::string& unit = m.series.unit;
-        std::string versus = m.comparison ? absl::StrCat(VerdictName(m.verdict), " ", m.comparison->Explain()) : "-";
+        auto value = [&](double v) { return FormatValue(v, m.series.unit, m.series.metric); };
+        std::string versus =
+            m.comparison ? absl::StrCat(VerdictName(m.verdict), " ", ExplainComparison(*m.comparison, m.series)) : "-";
         metrics.Add({c.name, m.series.benchmark == c.name ? "-" : m.series.benchmark,
                      m.series.variant.empty() ? m.series.metric : m.series.metric + " (" + m.series.variant + ")",
-                     FormatValue(m.summary.median, unit), FormatPercent(RelativeSpread(m.summary)),
-                     FormatValue(m.summary.min, unit), FormatValue(m.summary.max, unit), std::to_string(m.summary.n),
-                     m.series.source, versus});
+                     value(m.summary.median), FormatPercent(RelativeSpread(m.summary)), value(m.summary.min),
+                     value(m.summary.max), std::to_string(m.summary.n), m.series.source, versus});
       }
     }
     out << "\n";
@@ -128,7 +129,7 @@ void TerminalReporter::Write(const GateReport& report, std::ostream& out) const 
   if (!report.baseline_patch.empty()) {
     out << "\nImprovements pass. To lock them in, update the expected file with these rows:\n";
     for (const auto& row : report.baseline_patch) {
-      out << "  " << FormatExpectedFile({row});
+      out << "  " << FormatExpectedRow(row) << "\n";
     }
   }
   for (const auto& c : report.cases) {

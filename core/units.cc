@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <initializer_list>
 #include <string>
 
 namespace perfgate {
@@ -20,6 +21,12 @@ bool SplitNumber(std::string_view text, double* number, std::string_view* suffix
   while (consumed < s.size() && s[consumed] == ' ') ++consumed;
   *suffix = text.substr(consumed, s.size() - consumed);
   return true;
+}
+
+// A whole count of milliseconds or bytes; nullopt past what 63 bits hold.
+std::optional<uint64_t> ToCount(double value) {
+  if (!(value < 9.2e18)) return std::nullopt;
+  return static_cast<uint64_t>(std::llround(value));
 }
 
 }  // namespace
@@ -41,7 +48,7 @@ std::optional<uint64_t> ParseDurationMs(std::string_view text) {
     factor = 86'400'000;
   else
     return std::nullopt;
-  return static_cast<uint64_t>(std::llround(n * factor));
+  return ToCount(n * factor);
 }
 
 std::optional<double> ParseFraction(std::string_view text) {
@@ -74,35 +81,63 @@ std::optional<uint64_t> ParseBytes(std::string_view text) {
     factor = 1e9;
   else
     return std::nullopt;
-  return static_cast<uint64_t>(std::llround(n * factor));
+  return ToCount(n * factor);
 }
 
-std::string FormatDurationSeconds(double seconds) {
+namespace {
+
+// Three significant digits: "1.23", "18.4", "123".
+std::string ThreeDigits(double v) {
+  const double a = std::fabs(v);
   char buf[64];
-  double a = std::fabs(seconds);
-  if (a >= 1)
-    std::snprintf(buf, sizeof buf, "%.3f s", seconds);
-  else if (a >= 1e-3)
-    std::snprintf(buf, sizeof buf, "%.3f ms", seconds * 1e3);
-  else if (a >= 1e-6)
-    std::snprintf(buf, sizeof buf, "%.3f us", seconds * 1e6);
-  else
-    std::snprintf(buf, sizeof buf, "%.1f ns", seconds * 1e9);
+  std::snprintf(buf, sizeof buf, a >= 99.95 ? "%.0f" : a >= 9.995 ? "%.1f" : "%.2f", v);
   return buf;
+}
+
+struct Prefix {
+  double factor;
+  const char* name;  // with its leading space: " ms", " MiB", " M"
+};
+
+// `value` in the largest prefix it reaches, where 999.96 ms reaches "1.00 s".
+// REQUIRES: `prefixes` ascending, non-empty.
+std::string WithPrefix(double value, std::initializer_list<Prefix> prefixes) {
+  const double a = std::fabs(value);
+  const Prefix* chosen = prefixes.begin();
+  for (const Prefix& p : prefixes) {
+    if (a >= p.factor * 0.9995) chosen = &p;
+  }
+  return ThreeDigits(value / chosen->factor) + chosen->name;
+}
+
+bool IsInteger(double v) { return std::fabs(v) < 1e15 && v == std::floor(v); }
+
+// 950, 0.00123, "1.77 M", "3.07 G": decimal prefixes from a thousand on.
+std::string DecimalNumber(double value) {
+  const double a = std::fabs(value);
+  char buf[64];
+  if (a < 999.5) {
+    std::snprintf(buf, sizeof buf, IsInteger(value) ? "%.0f" : "%.3g", value);
+    return buf;
+  }
+  if (a >= 1e18) {
+    std::snprintf(buf, sizeof buf, "%.3g", value);
+    return buf;
+  }
+  return WithPrefix(value, {{1, ""}, {1e3, " k"}, {1e6, " M"}, {1e9, " G"}, {1e12, " T"}, {1e15, " P"}});
+}
+
+}  // namespace
+
+std::string FormatDurationSeconds(double seconds) {
+  if (seconds == 0) return "0 s";
+  return WithPrefix(seconds, {{1e-9, " ns"}, {1e-6, " us"}, {1e-3, " ms"}, {1, " s"}});
 }
 
 std::string FormatBytes(double bytes) {
-  char buf[64];
-  double a = std::fabs(bytes);
-  if (a >= 1024.0 * 1024 * 1024)
-    std::snprintf(buf, sizeof buf, "%.2f GiB", bytes / (1024.0 * 1024 * 1024));
-  else if (a >= 1024.0 * 1024)
-    std::snprintf(buf, sizeof buf, "%.2f MiB", bytes / (1024.0 * 1024));
-  else if (a >= 1024.0)
-    std::snprintf(buf, sizeof buf, "%.2f KiB", bytes / 1024.0);
-  else
-    std::snprintf(buf, sizeof buf, "%.0f B", bytes);
-  return buf;
+  if (std::fabs(bytes) < 1023.5 && IsInteger(bytes)) return DecimalNumber(bytes) + " B";
+  const double k = 1024;
+  return WithPrefix(bytes, {{1, " B"}, {k, " KiB"}, {k * k, " MiB"}, {k * k * k, " GiB"}, {k * k * k * k, " TiB"}});
 }
 
 std::string FormatPercent(double fraction, bool sign) {
@@ -112,18 +147,18 @@ std::string FormatPercent(double fraction, bool sign) {
   return buf;
 }
 
-std::string FormatValue(double value, std::string_view unit) {
+std::string FormatValue(double value, std::string_view unit, std::string_view metric) {
+  if (!std::isfinite(value)) return std::isnan(value) ? "n/a" : value > 0 ? "inf" : "-inf";
   if (unit == "s") return FormatDurationSeconds(value);
   if (unit == "bytes") return FormatBytes(value);
-  char buf[64];
-  if ((unit == "count" || unit.empty()) && std::fabs(value) < 1e15 && value == std::floor(value)) {
-    std::snprintf(buf, sizeof buf, "%.0f", value);
-  } else {
-    std::snprintf(buf, sizeof buf, "%.6g", value);
+  if (unit == "bytes/s" || (unit.empty() && metric.ends_with("bytes_per_second"))) return FormatBytes(value) + "/s";
+  if (unit == "count" && metric.find("instruction") != std::string_view::npos) return DecimalNumber(value) + " instr";
+  if (unit == "count" || unit.empty()) {
+    return metric.ends_with("_per_second") ? DecimalNumber(value) + "/s" : DecimalNumber(value);
   }
-  std::string out = buf;
-  if (!unit.empty() && unit != "count") out += " " + std::string(unit);
-  return out;
+  // "1/s" reads as "12.3 k/s"; any other unit follows the number.
+  if (unit.starts_with("1/")) return DecimalNumber(value) + std::string(unit.substr(1));
+  return DecimalNumber(value) + " " + std::string(unit);
 }
 
 }  // namespace perfgate

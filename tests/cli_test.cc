@@ -2,6 +2,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
 #include "tests/test_util.h"
 
 namespace perfgate {
@@ -110,6 +115,127 @@ TEST(CliTest, TorchSuiteMeasuresRealPytorchWhereItIsInstalled) {
   // Without the label, a machine is not taken to have PyTorch.
   auto unlabelled = RunCommand({PerfgateBinary(), "run", testing::SourceDir() + "/bench_cases/torch.yaml"});
   EXPECT_THAT(unlabelled.output, HasSubstr("skipped add_one: needs label 'torch'"));
+}
+
+// The data files come from tests/data/baseline_update_reference.py, which
+// restates PyTorch's check_results.py for the test.
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// A perfgate JSON report with one case per result line "benchmark,metric,value".
+std::string ReportOf(const std::string& results_csv, const std::string& skip = "") {
+  nlohmann::json cases = nlohmann::json::array();
+  std::istringstream in(results_csv);
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty() || (!skip.empty() && line.starts_with(skip))) continue;
+    const size_t a = line.find(','), b = line.rfind(',');
+    const std::string benchmark = line.substr(0, a);
+    cases.push_back({{"name", benchmark},
+                     {"metrics",
+                      {{{"benchmark", benchmark},
+                        {"metric", line.substr(a + 1, b - a - 1)},
+                        {"variant", ""},
+                        {"n", 1},
+                        {"median", std::stod(line.substr(b + 1))}}}}});
+  }
+  return nlohmann::json{{"cases", cases}}.dump();
+}
+
+TEST(CliTest, BaselineUpdateWritesWhatCheckResultsWrites) {
+  testing::TempDir dir;
+  const std::string data = testing::SourceDir() + "/tests/data/";
+  const std::string expected = dir.Write("expected.csv", ReadFile(data + "baseline_update_in.csv"));
+  const std::string results = ReadFile(data + "baseline_update_results.csv");
+  const std::string report = dir.Write("report.json", ReportOf(results));
+  auto update = RunCommand({PerfgateBinary(), "baseline", "update", "--report", report, "--expected", expected,
+                            "--output", dir.File("new.csv")});
+  EXPECT_EQ(update.exit_code, 0) << update.output;
+  EXPECT_EQ(ReadFile(dir.File("new.csv")), ReadFile(data + "baseline_update_out.csv"));
+  EXPECT_THAT(update.output,
+              HasSubstr("changed add_loop_eager,compile_time_instruction_count: 3066000000 -> 3123000000"));
+
+  // A row without a result stops the update, as it stops check_results.py: nothing is written.
+  const std::string partial = dir.Write("partial.json", ReportOf(results, "symint_sum,"));
+  auto stopped = RunCommand({PerfgateBinary(), "baseline", "update", "--report", partial, "--expected", expected,
+                             "--output", dir.File("partial.csv")});
+  EXPECT_EQ(stopped.exit_code, 1) << stopped.output;
+  EXPECT_THAT(stopped.output, HasSubstr("has no result for 1 row of " + expected +
+                                        ": symint_sum,compile_time_instruction_count (line 9)"));
+  EXPECT_FALSE(std::filesystem::exists(dir.File("partial.csv")));
+  auto kept = RunCommand({PerfgateBinary(), "baseline", "update", "--report", partial, "--expected", expected,
+                          "--output", dir.File("partial.csv"), "--keep-missing"});
+  EXPECT_EQ(kept.exit_code, 0) << kept.output;
+  EXPECT_THAT(ReadFile(dir.File("partial.csv")),
+              HasSubstr("symint_sum,compile_time_instruction_count,3324000000,0.003\r\n"));
+
+  // The same result twice is ambiguous (PyTorch asserts on it).
+  const std::string twice = dir.Write("twice.json", ReportOf(results + results));
+  auto duplicate = RunCommand({PerfgateBinary(), "baseline", "update", "--report", twice, "--expected", expected,
+                               "--output", dir.File("twice.csv")});
+  EXPECT_EQ(duplicate.exit_code, 2) << duplicate.output;
+  EXPECT_THAT(duplicate.output, HasSubstr("add_loop_eager,compile_time_instruction_count is reported twice"));
+  auto nan_margin = RunCommand({PerfgateBinary(), "baseline", "update", "--report", report, "--expected", expected,
+                                "--output", dir.File("nan.csv"), "--new-margin", "nan"});
+  EXPECT_EQ(nan_margin.exit_code, 2) << nan_margin.output;
+}
+
+TEST(CliTest, JudgingOptionsOutOfRangeAreRefused) {
+  testing::TempDir dir;
+  const std::string head = "suite: s\ncases:\n  - name: a\n    command: [/bin/true]\n";
+  struct Bad {
+    std::string yaml;
+    std::string message;
+  } bad[] = {
+      {"gate:\n  ab: {alpha: 1.5}\n", ":6:15: gate.ab.alpha must be a significance level in (0, 1)"},
+      {"gate:\n  ab: {alpha: 0}\n", ":6:15: gate.ab.alpha must be a significance level in (0, 1)"},
+      {"gate:\n  ab: {min_effect: 0%}\n", ":6:20: gate.ab.min_effect must be a relative change > 0"},
+      {"gate:\n  history: {k: .inf}\n", ":6:16: gate.history.k must be a finite number > 0"},
+      {"gate:\n  history: {k: nan}\n", ":6:16: gate.history.k must be a finite number > 0"},
+      {"gate:\n  history: {floor: -1%}\n", ":6:20: gate.history.floor must be a fraction"},
+      {"gate:\n  history: {max_age: 1e300d}\n", ":6:22: gate.history.max_age must be a duration"},
+      {"defaults: {output_limit: 2GiB}\n",
+       ":5:26: output_limit must be a size like 65536, 64KiB or 8MiB, at most 1GiB"},
+  };
+  for (const auto& b : bad) {
+    const std::string suite = dir.Write("bad.yaml", head + b.yaml);
+    auto result = RunCommand({PerfgateBinary(), "run", suite});
+    EXPECT_EQ(result.exit_code, 2) << b.yaml << result.output;
+    EXPECT_THAT(result.output, HasSubstr(suite + b.message)) << b.yaml;
+  }
+  const std::string suite = dir.Write("good.yaml", head);
+  struct Flag {
+    std::vector<std::string> args;
+    std::string message;
+  } flags[] = {
+      {{"run", suite, "--alpha", "0"}, "--alpha must be a significance level in (0, 1), like 0.05, got '0'"},
+      {{"run", suite, "--alpha", "inf"}, "--alpha must be a significance level in (0, 1)"},
+      {{"run", suite, "--min-effect", "nan"}, "--min-effect must be a relative change > 0"},
+      {{"gate", "--suite", suite, "--history-k", "inf"}, "--history-k must be a finite number > 0"},
+      {{"gate", "--suite", suite, "--history-floor", "-0.01"}, "--history-floor must be a relative change >= 0"},
+  };
+  for (const auto& f : flags) {
+    std::vector<std::string> argv = {PerfgateBinary()};
+    argv.insert(argv.end(), f.args.begin(), f.args.end());
+    auto result = RunCommand(argv);
+    EXPECT_EQ(result.exit_code, 2) << f.message << result.output;
+    EXPECT_THAT(result.output, HasSubstr(f.message));
+  }
+}
+
+TEST(CliTest, BaselineForAPoolNoAgentHasIsRefusedNamingThePools) {
+  testing::TempDir dir;
+  const std::string suite = dir.Write(
+      "s.yaml", "suite: s\ndefaults: {repeats: 1, warmup: 0}\ncases:\n  - name: a\n    command: [/bin/true]\n");
+  const std::string rows = dir.Write("rows.csv", "a,wall_time,1,0.5\n");
+  auto result = RunCommand(
+      {PerfgateBinary(), "gate", "--suite", suite, "--state-dir", dir.File("state"), "--baseline", "gpu-lab=" + rows});
+  EXPECT_EQ(result.exit_code, 2) << result.output;
+  EXPECT_THAT(result.output, HasSubstr("is for pool 'gpu-lab', but no agent has ever registered with that pool "
+                                       "(pools that ran: local; pools known to the coordinator: local)"));
 }
 
 }  // namespace

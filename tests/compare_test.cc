@@ -169,19 +169,5 @@ TEST(ExpectedFileTest, ErrorsNameFileAndLine) {
   EXPECT_NE(std::string(neg.status().message()).find("noise_margin must be a number >= 0"), std::string::npos);
 }
 
-TEST(ExpectedFileTest, RoundsLikePytorchAndRoundTrips) {
-  EXPECT_EQ(RoundToFourSignificantDigits(3058123456), 3058000000);
-  EXPECT_EQ(RoundToFourSignificantDigits(29389999999), 29380000000);
-  EXPECT_EQ(RoundToFourSignificantDigits(1234), 1234);
-  EXPECT_EQ(RoundToFourSignificantDigits(12), 12);
-  EXPECT_NEAR(RoundToFourSignificantDigits(0.0123456), 0.01234, 1e-15);
-  std::vector<ExpectedRow> rows = {{"a", "m", 3058000000, 0.015, 0}, {"b", "m", 0.5, 0.1, 0}};
-  const std::string text = FormatExpectedFile(rows);
-  EXPECT_EQ(text, "a,m,3058000000,0.015\n\nb,m,0.5,0.1\n");
-  auto back = ParseExpectedFile(text, "x");
-  ASSERT_TRUE(back.ok());
-  EXPECT_EQ((*back)[0].expected, 3058000000);
-}
-
 }  // namespace
 }  // namespace perfgate

@@ -54,7 +54,7 @@ TEST(JudgeE2eTest, HistoryOfTheMainBranchCatchesARegressionAndConfirmsIt) {
   auto slower = Gate(dir, suite, "60000", "pr-2", {"--junit", junit, "--markdown", md});
   EXPECT_EQ(slower.exit_code, 1) << slower.output;
   EXPECT_THAT(slower.output, HasSubstr("re-measuring 1 case(s) with a suspected regression: spin"));
-  EXPECT_THAT(slower.output, ::testing::ContainsRegex("instructions_callgrind [0-9]+ \\(\\+[0-9.]+%\\) vs main-branch median"));
+  EXPECT_THAT(slower.output, ::testing::ContainsRegex("instructions_callgrind [0-9.]+ k instr \\(\\+[0-9.]+%\\) vs main-branch median"));
   EXPECT_THAT(slower.output, HasSubstr("of 5 runs"));
   EXPECT_THAT(slower.output, HasSubstr("confirmed by re-measurement"));
   EXPECT_THAT(slower.output, HasSubstr("regression fails the gate: 1 case (spin)"));
@@ -78,14 +78,14 @@ TEST(JudgeE2eTest, ExpectedFileFromTheSuiteAndBaselineUpdate) {
   // 1000 is far below what spin does: a regression against the expected file.
   auto r = Gate(dir, suite, "50000", "pr", {"--json", json});
   EXPECT_EQ(r.exit_code, 1) << r.output;
-  EXPECT_THAT(r.output, HasSubstr("vs expected 1000 (margin 5.00%)"));
+  EXPECT_THAT(r.output, HasSubstr("vs expected 1.00 k instr (margin 5.00%)"));
 
   auto update = RunCommand({PerfgateBinary(), "baseline", "update", "--report", json, "--expected", expected});
   ASSERT_EQ(update.exit_code, 0) << update.output;
   EXPECT_THAT(update.output, HasSubstr("changed spin,instructions_callgrind: 1000 -> "));
   std::stringstream text;
   text << std::ifstream(expected).rdbuf();
-  EXPECT_THAT(text.str(), ::testing::MatchesRegex("spin,instructions_callgrind,[0-9]{4}0+,0.05\n"));
+  EXPECT_THAT(text.str(), ::testing::MatchesRegex("spin,instructions_callgrind,[0-9]{4}0+,0.05\r\n\r\n\r\n\r\n"));
 
   // Against the updated file the same work passes, and a no-change update changes nothing.
   auto pass = Gate(dir, suite, "50000", "pr", {"--json", json});

@@ -9,6 +9,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "core/baseline_update.h"
+#include "core/units.h"
 #include "tests/test_util.h"
 
 namespace perfgate {
@@ -68,7 +70,7 @@ TEST(ReportTest, RegressionAgainstExpectedFailsTheGateAndNamesTheRule) {
   ASSERT_EQ(r.failed_rules.size(), 1u);
   EXPECT_EQ(r.failed_rules[0], "regression fails the gate: 1 case (add)");
   EXPECT_EQ(DescribeMetric(r.cases[0], r.cases[0].metrics[0]),
-            "add: instructions 1150 (+15.00%) vs expected 1000 (margin 10.00%)");
+            "add: instructions 1.15 k instr (+15.00%) vs expected 1.00 k instr (margin 10.00%)");
 }
 
 TEST(ReportTest, ImprovementPassesWithABaselinePatch) {
@@ -78,7 +80,7 @@ TEST(ReportTest, ImprovementPassesWithABaselinePatch) {
   EXPECT_TRUE(r.passed);
   EXPECT_EQ(r.cases[0].verdict, Verdict::kImprovement);
   ASSERT_EQ(r.baseline_patch.size(), 1u);
-  EXPECT_EQ(FormatExpectedFile(r.baseline_patch), "add,instructions,812300,0.1\n");
+  EXPECT_EQ(FormatExpectedRow(r.baseline_patch[0]), "add,instructions,812300,0.1");
   // Unless a policy says improvements fail (PyTorch's own behaviour).
   policy.fail_on.insert(Verdict::kImprovement);
   EXPECT_FALSE(BuildGateReport(RunOf({OkCase("add", "instructions", {812345})}),
@@ -167,8 +169,8 @@ TEST(ReportTest, ConfirmationClearsANoisyRegressionAndKeepsARealOne) {
   ApplyConfirmation(&r, RunOf({OkCase("noisy", "instructions", {1010}), OkCase("real", "instructions", {1190})}), b,
                     policy);
   EXPECT_EQ(r.cases[0].verdict, Verdict::kPass);
-  EXPECT_THAT(r.cases[0].metrics[0].note, HasSubstr("not confirmed: first 1200 (+20.00%)"));
-  EXPECT_THAT(r.cases[0].metrics[0].note, HasSubstr("re-measured 1010 (+1.00%)"));
+  EXPECT_THAT(r.cases[0].metrics[0].note, HasSubstr("not confirmed: first 1.20 k instr (+20.00%)"));
+  EXPECT_THAT(r.cases[0].metrics[0].note, HasSubstr("re-measured 1.01 k instr (+1.00%)"));
   EXPECT_EQ(r.cases[1].verdict, Verdict::kRegression);
   ASSERT_EQ(r.cases[1].metrics[0].confirmations.size(), 1u);
   EXPECT_THAT(r.failed_rules, ::testing::ElementsAre("regression fails the gate: 1 case (real)"));
@@ -228,7 +230,8 @@ TEST(ReportFilesTest, JunitValidatesAgainstTheSchemaAndCarriesTheNumbers) {
   std::stringstream xml;
   xml << std::ifstream(path).rdbuf();
   EXPECT_THAT(xml.str(), HasSubstr("tests=\"3\" failures=\"2\""));
-  EXPECT_THAT(xml.str(), HasSubstr("baseline: 1000 (expected)\nresult: 1150 (median of 1)\nchange: +15.000%"));
+  EXPECT_THAT(xml.str(),
+              HasSubstr("baseline: 1.00 k instr (expected)\nresult: 1.15 k instr (median of 1)\nchange: +15.00%"));
   EXPECT_THAT(xml.str(), HasSubstr("classname=\"perfgate.s.crash&lt;&amp;&gt;\""));
 }
 
@@ -247,6 +250,116 @@ TEST(ReportFilesTest, MarkdownRendersAsTables) {
   EXPECT_THAT(html.output, HasSubstr("regression fails the gate: 1 case (add)"));
 }
 
+TEST(ReportTest, ACaseWithoutAMeasuredResultNeverPasses) {
+  Policy policy;
+  v1::CaseStatus cancelled;
+  cancelled.set_name("slow");
+  cancelled.set_state(v1::CASE_STATE_CANCELLED);  // the agent gave up its lease on its own
+  const Baselines b = Expected({{"add", "instructions", 1000, 0.1, 1}});
+  GateReport r = BuildGateReport(RunOf({OkCase("add", "instructions", {1000}), cancelled}), b, policy);
+  EXPECT_FALSE(r.passed);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(r.cases[1].fails);
+  EXPECT_THAT(r.failed_rules,
+              ::testing::ElementsAre("a case without a measured result fails the gate: 1 case (slow: cancelled)"));
+  // Whatever fail_on says: an error or a case the run never finished fails too.
+  policy.fail_on = {Verdict::kRegression};
+  v1::CaseStatus crashed = OkCase("crash", "instructions", {});
+  crashed.mutable_result()->set_outcome(v1::CaseResult::OUTCOME_CRASHED);
+  v1::CaseStatus pending;
+  pending.set_name("late");
+  pending.set_state(v1::CASE_STATE_RUNNING);
+  GateReport loose = BuildGateReport(RunOf({OkCase("add", "instructions", {1000}), crashed, pending}), b, policy);
+  EXPECT_FALSE(loose.passed);
+  EXPECT_THAT(loose.failed_rules, ::testing::ElementsAre("a case without a measured result fails the gate: 2 cases "
+                                                         "(crash: error, late: missing result)"));
+  // A case no agent can run is the policy's call (perfgate run skips them).
+  v1::CaseStatus gpu;
+  gpu.set_name("gpu");
+  gpu.set_state(v1::CASE_STATE_NO_CAPABLE_AGENT);
+  EXPECT_TRUE(BuildGateReport(RunOf({OkCase("add", "instructions", {1000}), gpu}), b, policy).passed);
+  // A run the user cancelled exits 130, as before.
+  v1::Run interrupted = RunOf({OkCase("add", "instructions", {1000}), cancelled});
+  interrupted.set_state(v1::RUN_STATE_CANCELLED);
+  EXPECT_EQ(BuildGateReport(interrupted, b, Policy{}).exit_code, 130);
+}
+
+TEST(ReportTest, FailOnLooksAtEveryVerdictOfEveryMetric) {
+  // One case, three metrics: instructions regress, wall time improves, and an expected row has no result.
+  v1::CaseStatus c = OkCase("add", "instructions", {1200});
+  auto* wall = c.mutable_result()->mutable_samples(0)->add_values();
+  wall->set_benchmark("add");
+  wall->set_metric("wall_time");
+  wall->set_unit("s");
+  wall->set_value(0.5);
+  wall->set_source("agent:clock");
+  const Baselines b = Expected(
+      {{"add", "instructions", 1000, 0.1, 1}, {"add", "wall_time", 1, 0.1, 2}, {"add", "peak_rss", 1000, 0.1, 3}});
+  auto gate = [&](std::set<Verdict> fail_on) {
+    Policy policy;
+    policy.fail_on = std::move(fail_on);
+    return BuildGateReport(RunOf({c}), b, policy);
+  };
+  EXPECT_EQ(gate({Verdict::kRegression}).cases[0].verdict, Verdict::kRegression);
+  EXPECT_THAT(gate({Verdict::kImprovement}).failed_rules,
+              ::testing::ElementsAre("improvement fails the gate: 1 case (add)"));
+  EXPECT_THAT(gate({Verdict::kMissingResult}).failed_rules,
+              ::testing::ElementsAre("missing result fails the gate: 1 case (add)"));
+  EXPECT_THAT(
+      gate({Verdict::kRegression, Verdict::kImprovement}).failed_rules,
+      ::testing::ElementsAre("regression fails the gate: 1 case (add)", "improvement fails the gate: 1 case (add)"));
+  EXPECT_TRUE(gate({Verdict::kError}).passed);
+  // Metrics that are only shown (CPU times) never count for the gate.
+  v1::CaseStatus cpu = OkCase("t", "user_cpu_time", {5}, "agent:rusage");
+  Policy strict;
+  strict.fail_on.insert(Verdict::kNoBaseline);
+  GateReport shown = BuildGateReport(RunOf({cpu, OkCase("add", "instructions", {1000})}),
+                                     Expected({{"add", "instructions", 1000, 0.1, 1}}), strict);
+  EXPECT_THAT(shown.failed_rules, ::testing::ElementsAre("no baseline fails the gate: 1 case (t)"));
+  EXPECT_FALSE(shown.cases[0].metrics[0].fails) << "shown, not judged";
+}
+
+TEST(ReportTest, ExpectedFilesForPoolsNoAgentHasSeenAreRefused) {
+  Policy policy;
+  policy.expected_files = {{"lab", "lab.csv"}, {"gpu-lab", "gpu.csv"}, {"*", "any.csv"}};
+  const v1::Run run = RunOf({OkCase("add", "instructions", {1000})});  // ran on pool "lab"
+  absl::Status s = CheckBaselinePools(policy, {"lab", "cpu-lab"}, run);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("gpu.csv is for pool 'gpu-lab', but no agent has ever registered"));
+  EXPECT_THAT(std::string(s.message()), HasSubstr("pools that ran: lab; pools known to the coordinator: cpu-lab, lab"));
+  EXPECT_TRUE(CheckBaselinePools(policy, {"lab", "gpu-lab"}, run).ok());
+  // A known pool that sat this run out: a warning, not a silent pass.
+  Baselines b = Expected({{"add", "instructions", 1000, 0.1, 1}});
+  b.expected["gpu-lab"] = {{"cuda", "time", 1, 0.1, 1}};
+  b.known_pools = std::set<std::string>{"lab", "gpu-lab"};
+  GateReport r = BuildGateReport(run, b, Policy{}, /*complete_run=*/false);
+  EXPECT_TRUE(r.passed);
+  EXPECT_THAT(r.warnings, ::testing::Contains(HasSubstr("the expected file for pool 'gpu-lab' judged nothing")));
+}
+
+TEST(UnitsTest, ValuesPrintWithTheirUnits) {
+  EXPECT_EQ(FormatValue(0.0012345, "s"), "1.23 ms");
+  EXPECT_EQ(FormatValue(0.99996, "s"), "1.00 s");
+  EXPECT_EQ(FormatValue(12.5e-6, "s"), "12.5 us");
+  EXPECT_EQ(FormatValue(18.4 * 1024 * 1024, "bytes"), "18.4 MiB");
+  EXPECT_EQ(FormatValue(512, "bytes"), "512 B");
+  EXPECT_EQ(FormatValue(1770000, "count", "instructions_callgrind"), "1.77 M instr");
+  EXPECT_EQ(FormatValue(950, "count", "instructions"), "950 instr");
+  EXPECT_EQ(FormatValue(3066000000, "count", "compile_time_instruction_count"), "3.07 G instr");
+  EXPECT_EQ(FormatValue(42, "count"), "42");
+  EXPECT_EQ(FormatValue(0.5, ""), "0.5");
+  EXPECT_EQ(FormatValue(2.5e9, "", "items_per_second"), "2.50 G/s");
+  EXPECT_EQ(FormatValue(3 * 1024.0 * 1024, "", "bytes_per_second"), "3.00 MiB/s");
+  EXPECT_EQ(FormatValue(12345, "1/s"), "12.3 k/s");
+}
+
+TEST(ReportFilesTest, TerminalTableShowsUnits) {
+  std::stringstream out;
+  TerminalReporter(/*color=*/false, /*metrics=*/true).Write(MixedReport(), out);
+  EXPECT_THAT(out.str(), HasSubstr("regression  add: instructions 1.15 k instr (+15.00%) vs expected 1.00 k instr"));
+  EXPECT_THAT(out.str(), ::testing::Not(HasSubstr(" 1150 ")));
+}
+
 TEST(ReportFilesTest, JsonCarriesVerdictsComparisonsAndRawSamples) {
   std::stringstream out;
   JsonReporter().Write(MixedReport(), out);
@@ -255,6 +368,8 @@ TEST(ReportFilesTest, JsonCarriesVerdictsComparisonsAndRawSamples) {
   EXPECT_EQ(doc["exit_code"], 1);
   EXPECT_EQ(doc["cases"][0]["verdict"], "regression");
   EXPECT_EQ(doc["cases"][0]["metrics"][0]["comparison"]["baseline"], 1000);
+  EXPECT_EQ(doc["cases"][0]["metrics"][0]["comparison"]["explain"],
+            "1.15 k instr (+15.00%) vs expected 1.00 k instr (margin 10.00%)");
   EXPECT_EQ(doc["cases"][0]["metrics"][0]["samples"][0], 1150);
   EXPECT_EQ(doc["run"]["cases"][0]["result"]["samples"][0]["values"][0]["value"], 1150);
 }

@@ -1,0 +1,184 @@
+#include "core/baseline_update.h"
+
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <optional>
+
+#include "absl/strings/str_cat.h"
+#include "core/units.h"
+
+namespace perfgate {
+namespace {
+
+// Below 2^62 the difference of two such integers fits in int64, so integer
+// values follow Python's exact int arithmetic.
+constexpr double kExactIntegerLimit = 4611686018427387904.0;
+
+std::optional<int64_t> ExactInteger(double v) {
+  if (!std::isfinite(v) || v != std::floor(v) || std::fabs(v) >= kExactIntegerLimit) return std::nullopt;
+  return static_cast<int64_t>(v);
+}
+
+// Python's a // b for b > 0: rounds towards negative infinity.
+int64_t FloorDivide(int64_t a, int64_t b) {
+  int64_t q = a / b;
+  if (a % b != 0 && a < 0) --q;
+  return q;
+}
+
+// The shortest decimal that reads back as `value` (what Python's repr is
+// built from): its significant digits and the power of ten of the first.
+struct Decimal {
+  bool negative = false;
+  std::string digits;
+  int exponent = 0;
+};
+
+Decimal ShortestDecimal(double value) {
+  char buf[64];
+  const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value, std::chars_format::scientific);
+  Decimal d;
+  const char* p = buf;
+  if (*p == '-') {
+    d.negative = true;
+    ++p;
+  }
+  for (; p < end && *p != 'e'; ++p) {
+    if (*p != '.') d.digits += *p;
+  }
+  if (p < end) d.exponent = std::stoi(std::string(p + 1, static_cast<const char*>(end)));  // no NUL from to_chars
+  return d;
+}
+
+// Four significant digits of a value that is not an integer, the rest
+// dropped with floor semantics like replace_with_zeros.
+double KeepLeadingFourDecimalDigits(double value) {
+  const Decimal d = ShortestDecimal(value);
+  if (d.digits.size() <= 4) return value;
+  int64_t kept = std::stoll(d.digits.substr(0, 4));
+  if (d.negative && d.digits.find_first_not_of('0', 4) != std::string::npos) ++kept;
+  const std::string text = absl::StrCat(d.negative ? "-" : "", kept, "e", d.exponent - 3);
+  return std::strtod(text.c_str(), nullptr);
+}
+
+// csv.writer's QUOTE_MINIMAL: quote a field holding the delimiter, a quote or a line break.
+std::string CsvField(const std::string& field) {
+  if (field.find_first_of(",\"\r\n") == std::string::npos) return field;
+  std::string out = "\"";
+  for (char c : field) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+
+std::string FormatExpectedValue(double value) {
+  if (std::isfinite(value) && value == std::floor(value)) {
+    char buf[512];
+    std::snprintf(buf, sizeof buf, "%.0f", value);
+    return buf;
+  }
+  return PythonFloatRepr(value);
+}
+
+double RelativeMove(double expected, double result) {
+  return expected == 0 ? NAN : (result - expected) / std::fabs(expected);
+}
+
+}  // namespace
+
+double KeepLeadingFourDigits(double value) {
+  if (auto n = ExactInteger(value)) {
+    const size_t digits = std::to_string(*n < 0 ? -*n : *n).size();  // len(str(abs(num)))
+    if (digits <= 4) return value;
+    int64_t unit = 1;
+    for (size_t i = 4; i < digits; ++i) unit *= 10;
+    return static_cast<double>(FloorDivide(*n, unit) * unit);
+  }
+  if (!std::isfinite(value)) return value;
+  return KeepLeadingFourDecimalDigits(value);
+}
+
+bool MovedMoreThanAThirdOfMargin(double expected, double result, double margin) {
+  if (expected == 0) return result != 0;
+  const auto e = ExactInteger(expected), r = ExactInteger(result);
+  // float(R - E): Python subtracts the integers exactly, then converts.
+  const double difference = e && r ? static_cast<double>(*r - *e) : result - expected;
+  const double ratio = difference * 100 / expected;
+  return std::fabs(ratio) > margin * 100 / 3;
+}
+
+std::string PythonFloatRepr(double value) {
+  if (std::isnan(value)) return "nan";
+  if (std::isinf(value)) return value < 0 ? "-inf" : "inf";
+  const Decimal d = ShortestDecimal(value);
+  const int n = static_cast<int>(d.digits.size());
+  const int point = d.exponent + 1;  // digits before the decimal point
+  std::string out = d.negative ? "-" : "";
+  // Python switches to an exponent below 1e-4 and from 1e16 on.
+  if (point > -4 && point <= 16) {
+    if (point <= 0) return out + "0." + std::string(-point, '0') + d.digits;
+    if (point >= n) return out + d.digits + std::string(point - n, '0') + ".0";
+    return out + d.digits.substr(0, point) + "." + d.digits.substr(point);
+  }
+  char exponent[16];
+  std::snprintf(exponent, sizeof exponent, "e%+03d", d.exponent);
+  out += d.digits.substr(0, 1);
+  if (n > 1) out += "." + d.digits.substr(1);
+  return out + exponent;
+}
+
+std::string FormatExpectedRow(const ExpectedRow& row) {
+  return absl::StrCat(CsvField(row.benchmark), ",", CsvField(row.metric), ",", FormatExpectedValue(row.expected), ",",
+                      PythonFloatRepr(row.margin));
+}
+
+std::string FormatExpectedFile(const std::vector<ExpectedRow>& rows) {
+  std::string out;
+  // "Three empty rows for merge conflicts."
+  for (const auto& row : rows) absl::StrAppend(&out, FormatExpectedRow(row), "\r\n\r\n\r\n\r\n");
+  return out;
+}
+
+BaselineUpdate UpdateExpectedRows(const std::vector<ExpectedRow>& rows,
+                                  const std::vector<std::pair<std::string, double>>& results,
+                                  const BaselineUpdateOptions& options) {
+  BaselineUpdate update;
+  std::map<std::string, double> by_key(results.begin(), results.end());
+  std::set<std::string> present;
+  for (const auto& row : rows) {
+    present.insert(row.Key());
+    update.rows.push_back(row);
+    auto it = by_key.find(row.Key());
+    if (it == by_key.end()) {
+      update.without_result.push_back(row);
+      update.log.push_back(absl::StrCat("kept    ", row.Key(), ": no result in this run (line ", row.line, ")"));
+      continue;
+    }
+    if (!MovedMoreThanAThirdOfMargin(row.expected, it->second, row.margin)) continue;
+    ExpectedRow& changed = update.rows.back();
+    changed.expected = KeepLeadingFourDigits(it->second);
+    update.log.push_back(absl::StrCat("changed ", row.Key(), ": ", FormatExpectedValue(row.expected), " -> ",
+                                      FormatExpectedValue(changed.expected), " (moved ",
+                                      FormatPercent(RelativeMove(row.expected, it->second), /*sign=*/true), ", margin ",
+                                      FormatPercent(row.margin), ")"));
+    ++update.changed;
+  }
+  for (const auto& [key, value] : results) {
+    const size_t comma = key.find(',');
+    const std::string metric = key.substr(comma + 1);
+    if (present.count(key) || !options.add_metrics.count(metric)) continue;
+    present.insert(key);
+    ExpectedRow row{key.substr(0, comma), metric, KeepLeadingFourDigits(value), options.new_margin, 0};
+    update.log.push_back(absl::StrCat("added   ", key, ": ", FormatExpectedValue(row.expected), " (margin ",
+                                      FormatPercent(row.margin), ")"));
+    update.rows.push_back(std::move(row));
+    ++update.added;
+  }
+  return update;
+}
+
+}  // namespace perfgate
