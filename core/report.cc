@@ -47,28 +47,39 @@ const Series* FindSeries(const std::vector<Series>& all, const Series& like, con
 }
 
 // Compares one series with the first baseline source that has it. `all` is
-// every series of the same result, for the A/B base side.
+// every series of the same result, for the A/B base side. A series that is
+// judged by policy but cannot be judged (core/metric_traits.h) gets no
+// comparison, and `shown_only` says why.
 std::optional<Comparison> Compare(const std::string& case_name, const Series& series, const std::vector<Series>& all,
-                                  const std::string& pool, const Baselines& baselines, const Policy& policy) {
+                                  const std::string& pool, const Baselines& baselines, const Policy& policy,
+                                  std::string* shown_only) {
   if (!policy.Judged(case_name, series.metric)) return std::nullopt;
+  const double median = Summarize(series.values).median;
+  const auto listed = policy.judged_metrics.find(case_name);
+  if (auto why = ShownOnlyReason(series.metric, series.source, median,
+                                 listed != policy.judged_metrics.end() && listed->second.count(series.metric),
+                                 policy.compare.declared)) {
+    *shown_only = *why;
+    return std::nullopt;
+  }
+  const Direction better = TraitsOf(series.metric, series.source, policy.compare.declared).direction;
   if (series.variant == "head") {
     if (const Series* base = FindSeries(all, series, "base")) {
-      return CompareAB(series.metric, base->values, series.values, policy.compare);
+      return CompareAB(better, base->values, series.values, policy.compare);
     }
     return std::nullopt;
   }
-  const double median = Summarize(series.values).median;
   if (const auto* rows = RowsFor(baselines, pool)) {
     for (const auto& row : *rows) {
       if (row.benchmark == series.benchmark && row.metric == series.metric) {
-        return CompareWithExpected(series.metric, median, row);
+        return CompareWithExpected(better, median, row);
       }
     }
   }
   {
     auto it = baselines.history.find({pool, series.benchmark, series.metric, series.source});
     if (it != baselines.history.end()) {
-      Comparison c = CompareWithHistory(series.metric, series.values, it->second, policy.compare);
+      Comparison c = CompareWithHistory(better, series.values, it->second, policy.compare);
       if (c.verdict != Verdict::kNoBaseline) return c;
     }
   }
@@ -180,11 +191,12 @@ GateReport BuildGateReport(const v1::Run& run, const Baselines& baselines, const
         benchmarks.insert(series.benchmark);
         if (series.variant == "base") continue;  // shown beside its head
         MetricReport m{series, Summarize(series.values), std::nullopt, std::nullopt, {}, Verdict::kNoBaseline, ""};
+        m.series.unit = UnitOf(series.metric, series.unit, policy.compare.declared);
         if (series.variant == "head") {
           if (const Series* base = FindSeries(all, series, "base")) m.base = Summarize(base->values);
         }
         if (cr.ran) {
-          m.comparison = Compare(cr.name, series, all, cr.pool, baselines, policy);
+          m.comparison = Compare(cr.name, series, all, cr.pool, baselines, policy, &m.note);
           if (m.comparison) m.verdict = m.comparison->verdict;
         }
         cr.metrics.push_back(std::move(m));
@@ -246,7 +258,9 @@ void ApplyConfirmation(GateReport* report, const v1::Run& confirmation, const Ba
     for (auto& m : c.metrics) {
       if (m.verdict != Verdict::kRegression || !m.comparison) continue;
       const Series* series = FindSeries(all, m.series, m.series.variant);
-      std::optional<Comparison> re = series ? Compare(c.name, *series, all, c.pool, baselines, policy) : std::nullopt;
+      std::string shown_only;
+      std::optional<Comparison> re =
+          series ? Compare(c.name, *series, all, c.pool, baselines, policy, &shown_only) : std::nullopt;
       if (!re) {
         m.note = absl::StrCat("confirmation run gave no value (", ok ? "metric missing" : again->error(),
                               "); first measurement stands");
