@@ -182,6 +182,27 @@ int main(int argc, char** argv) {
     return dir;
   };
 
+  // Written after every row, so a long run that is stopped keeps what it measured.
+  auto write_json = [&](const std::vector<Row>& rows) {
+  if (!o.json_path.empty()) {
+    nlohmann::json doc = {{"benchmark", "gate_error_rates"}, {"suite", o.suite},
+                          {"trials", o.trials},             {"history_runs", o.history_runs},
+                          {"history_every", o.history_every}, {"slowdown_pct", o.slowdown_pct},
+                          {"rows", nlohmann::json::array()}};
+    for (const auto& r : rows) {
+      doc["rows"].push_back({{"row", r.name},
+                             {"counts", r.what},
+                             {"count", r.count},
+                             {"trials", r.trials},
+                             {"rate", r.trials ? static_cast<double>(r.count) / r.trials : 0.0},
+                             {"infra_failures", r.infra},
+                             {"seconds_per_trial", r.trials ? r.seconds / r.trials : 0.0},
+                             {"regressed_metrics", r.regressed}});
+    }
+    std::ofstream(o.json_path) << doc.dump(2) << "\n";
+  }
+  };
+
   std::vector<Row> rows;
   for (const auto& name : o.rows) {
     Row row;
@@ -216,6 +237,7 @@ int main(int argc, char** argv) {
     }
     row.seconds = std::chrono::duration<double>(Clock::now() - start).count();
     rows.push_back(std::move(row));
+    write_json(rows);
   }
   if (!history_template.empty()) fs::remove_all(history_template);
 
@@ -227,24 +249,6 @@ int main(int argc, char** argv) {
     std::printf("%-14s %-14s %7d/%-4d %7.1f%% %8d %10.1f\n", r.name.c_str(), r.what.c_str(), r.count, r.trials,
                 r.trials ? 100.0 * r.count / r.trials : 0.0, r.infra, r.trials ? r.seconds / r.trials : 0.0);
     for (const auto& [metric, n] : r.regressed) std::printf("    regressed in %d: %s\n", n, metric.c_str());
-  }
-  if (!o.json_path.empty()) {
-    nlohmann::json doc = {{"benchmark", "gate_error_rates"}, {"suite", o.suite},
-                          {"trials", o.trials},             {"history_runs", o.history_runs},
-                          {"history_every", o.history_every}, {"slowdown_pct", o.slowdown_pct},
-                          {"rows", nlohmann::json::array()}};
-    for (const auto& r : rows) {
-      doc["rows"].push_back({{"row", r.name},
-                             {"counts", r.what},
-                             {"count", r.count},
-                             {"trials", r.trials},
-                             {"rate", r.trials ? static_cast<double>(r.count) / r.trials : 0.0},
-                             {"infra_failures", r.infra},
-                             {"seconds_per_trial", r.trials ? r.seconds / r.trials : 0.0},
-                             {"regressed_metrics", r.regressed}});
-    }
-    std::ofstream(o.json_path) << doc.dump(2) << "\n";
-    std::printf("wrote %s\n", o.json_path.c_str());
   }
   return 0;
 }

@@ -86,6 +86,12 @@ std::optional<Comparison> Compare(const std::string& case_name, const Series& se
   return std::nullopt;
 }
 
+// "case metric" or "case benchmark metric".
+std::string DescribeSeriesName(const CaseReport& c, const MetricReport& m) {
+  return m.series.benchmark == c.name ? absl::StrCat(c.name, " ", m.series.metric)
+                                      : absl::StrCat(c.name, " ", m.series.benchmark, " ", m.series.metric);
+}
+
 // Case and gate verdicts from the metric verdicts and case outcomes.
 void Derive(GateReport* report, const Policy& policy) {
   std::map<Verdict, std::vector<std::string>> by_verdict;
@@ -133,6 +139,17 @@ void Derive(GateReport* report, const Policy& policy) {
     } else {
       report->warnings.push_back(what);
     }
+  }
+  // Metrics nobody told perfgate the direction of: shown, never judged, and said so.
+  std::vector<std::string> undirected;
+  for (const auto& c : report->cases) {
+    for (const auto& m : c.metrics) {
+      if (m.note.find("direction unknown") != std::string::npos) undirected.push_back(DescribeSeriesName(c, m));
+    }
+  }
+  if (!undirected.empty()) {
+    report->warnings.push_back(absl::StrCat("direction unknown: declare it under metrics: for ",
+                                            absl::StrJoin(undirected, ", "), " (shown, not judged)"));
   }
   report->passed = report->failed_rules.empty();
   if (report->run.state() == v1::RUN_STATE_CANCELLED) {
