@@ -125,8 +125,7 @@ Comparison CompareWithHistory(Direction better, const std::vector<double>& curre
   const double n_history = static_cast<double>(window.size()), n_run = static_cast<double>(run.n);
   const double history_noise = kMadToSigma * RelativeSpread(h);
   const double run_median_error = kMedianEfficiency * kMadToSigma * RelativeSpread(run) / std::sqrt(n_run);
-  c.noise = std::sqrt(history_noise * history_noise * (1 + M_PI / 2 / n_history) +
-                      run_median_error * run_median_error);
+  c.noise = std::max(history_noise * std::sqrt(1 + M_PI / 2 / n_history), run_median_error);
   c.threshold = std::max(options.history_floor, options.history_k * c.noise);
   c.verdict = Judge(better, c.change, c.threshold);
   return c;

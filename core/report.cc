@@ -46,23 +46,10 @@ const Series* FindSeries(const std::vector<Series>& all, const Series& like, con
   return nullptr;
 }
 
-// Compares one series with the first baseline source that has it. `all` is
-// every series of the same result, for the A/B base side. A series that is
-// judged by policy but cannot be judged (core/metric_traits.h) gets no
-// comparison, and `shown_only` says why.
-std::optional<Comparison> Compare(const std::string& case_name, const Series& series, const std::vector<Series>& all,
-                                  const std::string& pool, const Baselines& baselines, const Policy& policy,
-                                  std::string* shown_only) {
-  if (!policy.Judged(case_name, series.metric)) return std::nullopt;
-  const double median = Summarize(series.values).median;
-  const auto listed = policy.judged_metrics.find(case_name);
-  if (auto why = ShownOnlyReason(series.metric, series.source, median,
-                                 listed != policy.judged_metrics.end() && listed->second.count(series.metric),
-                                 policy.compare.declared)) {
-    *shown_only = *why;
-    return std::nullopt;
-  }
-  const Direction better = TraitsOf(series.metric, series.source, policy.compare.declared).direction;
+// The comparison with the first baseline source that has `series`.
+std::optional<Comparison> CompareWithBaseline(const Series& series, double median, Direction better,
+                                              const std::vector<Series>& all, const std::string& pool,
+                                              const Baselines& baselines, const Policy& policy) {
   if (series.variant == "head") {
     if (const Series* base = FindSeries(all, series, "base")) {
       return CompareAB(better, base->values, series.values, policy.compare);
@@ -90,6 +77,29 @@ std::optional<Comparison> Compare(const std::string& case_name, const Series& se
 std::string DescribeSeriesName(const CaseReport& c, const MetricReport& m) {
   return m.series.benchmark == c.name ? absl::StrCat(c.name, " ", m.series.metric)
                                       : absl::StrCat(c.name, " ", m.series.benchmark, " ", m.series.metric);
+}
+
+// Compares one series with the first baseline source that has it. `all` is
+// every series of the same result, for the A/B base side. A series that is
+// judged by policy but cannot be judged (core/metric_traits.h) gets no
+// comparison, and `shown_only` says why.
+std::optional<Comparison> Compare(const std::string& case_name, const Series& series, const std::vector<Series>& all,
+                                  const std::string& pool, const Baselines& baselines, const Policy& policy,
+                                  std::string* shown_only) {
+  if (!policy.Judged(case_name, series.metric)) return std::nullopt;
+  const double median = Summarize(series.values).median;
+  const Direction better = TraitsOf(series.metric, series.source, policy.compare.declared).direction;
+  std::optional<Comparison> c = CompareWithBaseline(series, median, better, all, pool, baselines, policy);
+  // Too short to judge if either side is: a run slowed to 30 ms by load is
+  // still a 4 ms case when its baseline says so.
+  const auto listed = policy.judged_metrics.find(case_name);
+  if (auto why = ShownOnlyReason(series.metric, series.source, c ? std::min(median, c->baseline) : median,
+                                 listed != policy.judged_metrics.end() && listed->second.count(series.metric),
+                                 policy.compare.declared)) {
+    *shown_only = *why;
+    return std::nullopt;
+  }
+  return c;
 }
 
 // Case and gate verdicts from the metric verdicts and case outcomes.
@@ -278,6 +288,11 @@ void ApplyConfirmation(GateReport* report, const v1::Run& confirmation, const Ba
       std::string shown_only;
       std::optional<Comparison> re =
           series ? Compare(c.name, *series, all, c.pool, baselines, policy, &shown_only) : std::nullopt;
+      if (!re && !shown_only.empty()) {
+        m.verdict = Verdict::kPass;
+        m.note = absl::StrCat("not confirmed: first ", m.comparison->Explain(), "; re-measured: ", shown_only);
+        continue;
+      }
       if (!re) {
         m.note = absl::StrCat("confirmation run gave no value (", ok ? "metric missing" : again->error(),
                               "); first measurement stands");

@@ -88,13 +88,16 @@ TEST(CompareHistoryTest, ThisRunsOwnSpreadWidensTheThreshold) {
   const std::vector<double> quiet_run = {108, 108, 108, 108, 108};
   EXPECT_EQ(CompareWithHistory(kLower, quiet_run, history, options).verdict, Verdict::kRegression);
   // ... measured in a burst of noise (samples 100..116, MAD 4 -> 5.49% per
-  // sample, 3.08% for the median of 5) it is not evidence enough.
+  // sample, 3.08% for the median of 5, more than the history's 1.62%) it is
+  // not evidence enough: threshold 4 * 3.08% = 12.3%.
   const std::vector<double> noisy_run = {100, 104, 108, 112, 116};
   Comparison c = CompareWithHistory(kLower, noisy_run, history, options);
   EXPECT_DOUBLE_EQ(c.result, 108);
-  const double s_h = 0.014826, s_r = 1.2533 * 1.4826 * 4 / 108 / std::sqrt(5.0);
-  EXPECT_NEAR(c.noise, std::sqrt(s_h * s_h * (1 + M_PI / 16) + s_r * s_r), 1e-9);
+  EXPECT_NEAR(c.noise, 1.2533 * 1.4826 * 4 / 108 / std::sqrt(5.0), 1e-9);
   EXPECT_EQ(c.verdict, Verdict::kPass);
+  // A quieter run than the history's spread leaves the history's noise in charge.
+  EXPECT_NEAR(CompareWithHistory(kLower, {107, 107.1, 107.2}, history, options).noise,
+              0.014826 * std::sqrt(1 + M_PI / 16), 1e-9);
 }
 
 TEST(CompareHistoryTest, TooShortHistoryIsNoBaseline) {
