@@ -5,6 +5,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "core/report.h"
 #include "core/suite.h"
 
 namespace perfgate {
@@ -57,6 +58,59 @@ TEST(MetricTraitsTest, ShortWallTimeIsShownUnlessListed) {
   EXPECT_FALSE(ShownOnlyReason("wall_time", "agent:clock", kShortestJudgedWallTime, false, {}));
   // Case-reported times are averaged by the case itself (Google Benchmark): no floor.
   EXPECT_FALSE(ShownOnlyReason("real_time", "case:gbench", 1e-6, false, {}));
+}
+
+// One case with one metric from `source`, one sample per value, on testbed "lab".
+v1::Run RunWith(const std::string& metric, const std::string& source, const std::vector<double>& values) {
+  v1::Run run;
+  run.set_state(v1::RUN_STATE_FINISHED);
+  auto* c = run.add_cases();
+  c->set_name("t");
+  c->set_state(v1::CASE_STATE_DONE);
+  c->mutable_result()->set_outcome(v1::CaseResult::OUTCOME_OK);
+  c->mutable_result()->set_pool("lab");
+  for (double v : values) {
+    auto* value = c->mutable_result()->add_samples()->add_values();
+    value->set_benchmark("t");
+    value->set_metric(metric);
+    value->set_value(v);
+    value->set_source(source);
+  }
+  return run;
+}
+
+TEST(MetricTraitsReportTest, ALoadedRunOfAShortCaseIsStillTooShortToJudge) {
+  // History says 4 ms; this run took 30 ms because the machine was busy.
+  // Judged by its own median alone it would be a +650% "regression".
+  Baselines b;
+  b.history[{"lab", "t", "wall_time", "agent:clock"}] = {0.004, 0.0041, 0.0039, 0.004, 0.0042};
+  GateReport r = BuildGateReport(RunWith("wall_time", "agent:clock", {0.03, 0.031, 0.029}), b, Policy{});
+  ASSERT_EQ(r.cases[0].metrics.size(), 1u);
+  EXPECT_FALSE(r.cases[0].metrics[0].comparison);
+  EXPECT_THAT(r.cases[0].metrics[0].note, HasSubstr("too short to judge"));
+  EXPECT_TRUE(r.passed);
+  // Listed under judge:, the suite asks for it: then it is judged.
+  Policy listed;
+  listed.judged_metrics["t"] = {"wall_time"};
+  EXPECT_EQ(BuildGateReport(RunWith("wall_time", "agent:clock", {0.03, 0.031, 0.029}), b, listed).cases[0].verdict,
+            Verdict::kRegression);
+}
+
+TEST(MetricTraitsReportTest, UnknownDirectionIsShownWithAWarningNotJudged) {
+  // A rate counter at half its expected value: the old name-guessing judged
+  // it "lower is better" and called this an improvement.
+  Baselines b;
+  b.expected["lab"] = {ExpectedRow{"t", "elem_rate", 1000, 0.1, 1}};
+  GateReport r = BuildGateReport(RunWith("elem_rate", "case:gbench", {500}), b, Policy{});
+  EXPECT_FALSE(r.cases[0].metrics[0].comparison);
+  EXPECT_THAT(r.cases[0].metrics[0].note, HasSubstr("direction unknown: declare it under metrics:"));
+  ASSERT_FALSE(r.warnings.empty());
+  EXPECT_THAT(r.warnings.back(), HasSubstr("direction unknown: declare it under metrics: for t elem_rate"));
+  Policy declared;
+  declared.compare.declared["elem_rate"] = {Direction::kHigherIsBetter, "1/s"};
+  GateReport d = BuildGateReport(RunWith("elem_rate", "case:gbench", {500}), b, declared);
+  EXPECT_EQ(d.cases[0].verdict, Verdict::kRegression);
+  EXPECT_EQ(d.cases[0].metrics[0].series.unit, "1/s");
 }
 
 TEST(MetricTraitsTest, DirectionNamesRoundTrip) {
