@@ -75,11 +75,11 @@ int main(int argc, char** argv) {
 
   // One verdict for a head level against a baseline of level 1.
   auto ab = [&](double head) {
-    return perfgate::CompareAB("wall_time", noise.Samples(ab_repeats, 1.0), noise.Samples(ab_repeats, head), options)
+    return perfgate::CompareAB(perfgate::Direction::kLowerIsBetter, noise.Samples(ab_repeats, 1.0), noise.Samples(ab_repeats, head), options)
         .verdict;
   };
   auto history = [&](double head) {
-    return perfgate::CompareWithHistory("wall_time", noise.Samples(repeats, head),
+    return perfgate::CompareWithHistory(perfgate::Direction::kLowerIsBetter, noise.Samples(repeats, head),
                                         noise.RunMedians(history_runs, repeats, 1.0), options)
         .verdict;
   };

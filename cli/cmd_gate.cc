@@ -132,11 +132,16 @@ void AddGateCommand(CLI::App& app, int* exit_code) {
       if (suspects.empty()) break;
       std::cerr << "perfgate: re-measuring " << suspects.size()
                 << " case(s) with a suspected regression: " << absl::StrJoin(suspects, ", ") << "\n";
+      // Measured after the first run, with twice the samples so that its own
+      // median is steadier; A/B cases keep their variants, so base and head
+      // are interleaved again on one agent. A regression must show in both.
       v1::SubmitRunRequest again = request;
       again.mutable_suite()->clear_cases();
       for (const auto& c : suite->cases()) {
-        if (std::find(suspects.begin(), suspects.end(), c.name()) != suspects.end())
-          *again.mutable_suite()->add_cases() = c;
+        if (std::find(suspects.begin(), suspects.end(), c.name()) == suspects.end()) continue;
+        v1::CaseSpec* spec = again.mutable_suite()->add_cases();
+        *spec = c;
+        spec->set_repeats(2 * std::max<uint32_t>(1, c.repeats()));
       }
       again.set_branch(absl::StrCat(request.branch(), "#confirm"));  // never part of the main-branch history
       auto confirmation = SubmitAndWatch(client, again, &interrupt);

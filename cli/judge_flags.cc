@@ -40,6 +40,7 @@ void AddJudgeFlags(CLI::App* cmd, JudgeFlags* flags, bool with_history) {
 
 absl::StatusOr<Policy> ResolvePolicy(const v1::Suite& suite, const JudgeFlags& flags) {
   Policy policy = PolicyForSuite(suite);
+  policy.compare.declared = DeclaredMetrics(suite);
   if (!flags.baselines.empty()) policy.expected_files.clear();
   for (const auto& b : flags.baselines) {
     const auto eq = b.find('=');

@@ -12,15 +12,17 @@ namespace {
 
 // MAD scaled to estimate a normal distribution's standard deviation.
 constexpr double kMadToSigma = 1.4826;
+// The standard error of a normal sample's median is sqrt(pi/2) times its mean's.
+constexpr double kMedianEfficiency = 1.2533;
 
 double RelativeChange(double result, double baseline) {
   return baseline == 0 ? NAN : (result - baseline) / std::fabs(baseline);
 }
 
 // Regression, improvement or pass from a relative change and a threshold.
-Verdict Judge(const std::string& metric, double change, double threshold) {
-  if (std::isnan(change)) return Verdict::kPass;
-  const double worse = HigherIsBetter(metric) ? -change : change;
+Verdict Judge(Direction better, double change, double threshold) {
+  if (std::isnan(change) || better == Direction::kUnknown) return Verdict::kPass;
+  const double worse = better == Direction::kHigherIsBetter ? -change : change;
   if (worse > threshold) return Verdict::kRegression;
   if (-worse > threshold) return Verdict::kImprovement;
   return Verdict::kPass;
@@ -67,10 +69,6 @@ double ExactTwoSidedP(size_t n1, size_t n2, double u) {
 
 }  // namespace
 
-bool HigherIsBetter(const std::string& metric) {
-  return metric.ends_with("_per_second") || metric.find("throughput") != std::string::npos;
-}
-
 std::string Comparison::Explain() const {
   // "1150 (+15.00%) vs expected 1000 (margin 10.00%)": result, change, baseline, limit, noise.
   std::string out = Num(result) + " (" + FormatPercent(change, /*sign=*/true) + ")";
@@ -88,7 +86,7 @@ std::string Comparison::Explain() const {
   return out;
 }
 
-Comparison CompareWithExpected(const std::string& metric, double result, const ExpectedRow& row) {
+Comparison CompareWithExpected(Direction better, double result, const ExpectedRow& row) {
   Comparison c;
   c.method = "expected";
   c.baseline = row.expected;
@@ -101,9 +99,9 @@ Comparison CompareWithExpected(const std::string& metric, double result, const E
   const double low = row.expected - row.expected * row.margin;
   const double high = row.expected + row.expected * row.margin;
   const bool above = result > high, below = result < low;
-  if (!above && !below) {
+  if ((!above && !below) || better == Direction::kUnknown) {
     c.verdict = Verdict::kPass;
-  } else if (HigherIsBetter(metric)) {
+  } else if (better == Direction::kHigherIsBetter) {
     c.verdict = above ? Verdict::kImprovement : Verdict::kRegression;
   } else {
     c.verdict = above ? Verdict::kRegression : Verdict::kImprovement;
@@ -111,11 +109,12 @@ Comparison CompareWithExpected(const std::string& metric, double result, const E
   return c;
 }
 
-Comparison CompareWithHistory(const std::string& metric, const std::vector<double>& current,
+Comparison CompareWithHistory(Direction better, const std::vector<double>& current,
                               const std::vector<double>& history_run_medians, const CompareOptions& options) {
   Comparison c;
   c.method = "history";
-  c.result = Summarize(current).median;
+  const Summary run = Summarize(current);
+  c.result = run.median;
   std::vector<double> window = history_run_medians;
   if (window.size() > options.history_runs) window.resize(options.history_runs);
   c.baseline_n = window.size();
@@ -123,13 +122,16 @@ Comparison CompareWithHistory(const std::string& metric, const std::vector<doubl
   const Summary h = Summarize(window);
   c.baseline = h.median;
   c.change = RelativeChange(c.result, c.baseline);
-  c.noise = h.median == 0 ? 0 : kMadToSigma * h.mad / std::fabs(h.median);
+  const double n_history = static_cast<double>(window.size()), n_run = static_cast<double>(run.n);
+  const double history_noise = kMadToSigma * RelativeSpread(h);
+  const double run_median_error = kMedianEfficiency * kMadToSigma * RelativeSpread(run) / std::sqrt(n_run);
+  c.noise = std::max(history_noise * std::sqrt(1 + M_PI / 2 / n_history), run_median_error);
   c.threshold = std::max(options.history_floor, options.history_k * c.noise);
-  c.verdict = Judge(metric, c.change, c.threshold);
+  c.verdict = Judge(better, c.change, c.threshold);
   return c;
 }
 
-Comparison CompareAB(const std::string& metric, const std::vector<double>& base, const std::vector<double>& head,
+Comparison CompareAB(Direction better, const std::vector<double>& base, const std::vector<double>& head,
                      const CompareOptions& options) {
   Comparison c;
   c.method = "a/b";
@@ -145,7 +147,7 @@ Comparison CompareAB(const std::string& metric, const std::vector<double>& base,
   // any difference is real, and a rank test on three samples could not say so.
   const bool exact = b.min == b.max && h.min == h.max;
   c.p_value = exact ? (b.min == h.min ? 1.0 : 0.0) : MannWhitneyPValue(base, head);
-  c.verdict = c.p_value < options.ab_alpha ? Judge(metric, c.change, c.threshold) : Verdict::kPass;
+  c.verdict = c.p_value < options.ab_alpha ? Judge(better, c.change, c.threshold) : Verdict::kPass;
   return c;
 }
 

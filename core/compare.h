@@ -1,7 +1,8 @@
 // Comparing a run's samples with a baseline. Three sources, one result type:
 //  - a PyTorch expected file row (PyTorch's own rule, limits inclusive);
 //  - history: per-run medians of the main branch on the same testbed, with a
-//    threshold from the history's own noise (scaled MAD) and a floor;
+//    threshold from the noise of both sides (the history's run-to-run spread
+//    and this run's own sample spread) and a floor;
 //  - A/B: base and head samples from the same machine, interleaved, judged by
 //    a Mann-Whitney U test plus a minimum effect size.
 // Improvements are reported, never failed.
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "core/expected_file.h"
+#include "core/metric_traits.h"
 #include "core/verdict.h"
 
 namespace perfgate {
@@ -20,15 +22,22 @@ struct CompareOptions {
   // History: need this many main-branch runs, use at most history_runs of them.
   uint32_t history_min_runs = 5;
   uint32_t history_runs = 30;
-  // Threshold = max(history_floor, history_k * scaled MAD / median).
+  // Threshold = max(history_floor, history_k * noise), noise from both sides
+  // (see CompareWithHistory).
   double history_k = 4.0;
   double history_floor = 0.01;
   // A/B: significance and the smallest relative change worth failing a PR for.
-  double ab_alpha = 0.05;
+  // 0.01, not 0.05: a demo-sized suite judges about ten metrics, and a gate
+  // must cry wolf in at most 1 of 100 runs; with confirmation each metric
+  // needs two significant results, 0.01^2 each (bench/stat_power,
+  // bench/gate_error_rates).
+  double ab_alpha = 0.01;
   double ab_min_effect = 0.01;
   // A/B runs take at least this many samples per side: with fewer, a rank
   // test at ab_alpha cannot see a 2% shift reliably (bench/stat_power).
   uint32_t ab_min_samples = 10;
+  // The suite's `metrics:` section: declared directions and units.
+  MetricDeclarations declared;
 };
 
 struct Comparison {
@@ -46,19 +55,35 @@ struct Comparison {
   std::string Explain() const;
 };
 
-// Times, counts and memory get worse as they grow; rates ("..._per_second") as they shrink.
-bool HigherIsBetter(const std::string& metric);
+// Each comparison takes the metric's direction (core/metric_traits.h).
+// REQUIRES: better != kUnknown; such metrics are shown, never compared
+// (given one anyway, the comparison passes).
 
 // PyTorch's check: low = E - E*m, high = E + E*m; beyond them (strictly) is a
 // change; the worse side is a regression. `result` is this run's median.
-Comparison CompareWithExpected(const std::string& metric, double result, const ExpectedRow& row);
+Comparison CompareWithExpected(Direction better, double result, const ExpectedRow& row);
 
+// The relative noise of (this run's median - history median), the larger of
+//   s_h * sqrt(1 + pi/2 / N)   and   1.2533 * s_r / sqrt(n)
+// s_h: scaled MAD of the N history medians over their median: how far one
+//   run's median strays from the next on this testbed (load, drift, and a
+//   typical run's own sampling error); pi/2 / N adds the uncertainty of the
+//   history median itself.
+// s_r: scaled MAD of this run's n samples over their median; 1.2533 / sqrt(n)
+//   turns it into the standard error of their median. A run measured in a
+//   burst of noise is spread out, and when its own error exceeds the
+//   history's run-to-run spread its threshold widens with it. The larger,
+//   not the root sum of squares: s_h already holds a typical run's sampling
+//   error, and adding it twice cost a third of the power to see a 10%
+//   slowdown at 2% noise (bench/stat_power: 88% -> 94% with confirmation,
+//   false alarms unchanged at 0%).
+// A deterministic counter has s_h = s_r = 0 and meets the floor alone.
 // REQUIRES: current non-empty. No baseline below history_min_runs runs.
-Comparison CompareWithHistory(const std::string& metric, const std::vector<double>& current,
+Comparison CompareWithHistory(Direction better, const std::vector<double>& current,
                               const std::vector<double>& history_run_medians, const CompareOptions& options);
 
 // REQUIRES: base and head non-empty.
-Comparison CompareAB(const std::string& metric, const std::vector<double>& base, const std::vector<double>& head,
+Comparison CompareAB(Direction better, const std::vector<double>& base, const std::vector<double>& head,
                      const CompareOptions& options);
 
 // Two-sided p-value of the Mann-Whitney U test: exact for small samples

@@ -49,33 +49,60 @@ const Series* FindSeries(const std::vector<Series>& all, const Series& like, con
   return nullptr;
 }
 
-// Compares one series with the first baseline source that has it. `all` is
-// every series of the same result, for the A/B base side.
-std::optional<Comparison> Compare(const std::string& case_name, const Series& series, const std::vector<Series>& all,
-                                  const std::string& pool, const Baselines& baselines, const Policy& policy) {
-  if (!policy.Judged(case_name, series.metric)) return std::nullopt;
+// The comparison with the first baseline source that has `series`.
+std::optional<Comparison> CompareWithBaseline(const Series& series, double median, Direction better,
+                                              const std::vector<Series>& all, const std::string& pool,
+                                              const Baselines& baselines, const Policy& policy) {
   if (series.variant == "head") {
     if (const Series* base = FindSeries(all, series, "base")) {
-      return CompareAB(series.metric, base->values, series.values, policy.compare);
+      return CompareAB(better, base->values, series.values, policy.compare);
     }
     return std::nullopt;
   }
-  const double median = Summarize(series.values).median;
   if (const auto* rows = RowsFor(baselines, pool)) {
     for (const auto& row : *rows) {
       if (row.benchmark == series.benchmark && row.metric == series.metric) {
-        return CompareWithExpected(series.metric, median, row);
+        return CompareWithExpected(better, median, row);
       }
     }
   }
   {
     auto it = baselines.history.find({pool, series.benchmark, series.metric, series.source});
     if (it != baselines.history.end()) {
-      Comparison c = CompareWithHistory(series.metric, series.values, it->second, policy.compare);
+      Comparison c = CompareWithHistory(better, series.values, it->second, policy.compare);
       if (c.verdict != Verdict::kNoBaseline) return c;
     }
   }
   return std::nullopt;
+}
+
+// "case metric" or "case benchmark metric".
+std::string DescribeSeriesName(const CaseReport& c, const MetricReport& m) {
+  return m.series.benchmark == c.name ? absl::StrCat(c.name, " ", m.series.metric)
+                                      : absl::StrCat(c.name, " ", m.series.benchmark, " ", m.series.metric);
+}
+
+// Compares one series with the first baseline source that has it. `all` is
+// every series of the same result, for the A/B base side. A series that is
+// judged by policy but cannot be judged (core/metric_traits.h) gets no
+// comparison, and `shown_only` says why.
+std::optional<Comparison> Compare(const std::string& case_name, const Series& series, const std::vector<Series>& all,
+                                  const std::string& pool, const Baselines& baselines, const Policy& policy,
+                                  std::string* shown_only) {
+  if (!policy.Judged(case_name, series.metric)) return std::nullopt;
+  const double median = Summarize(series.values).median;
+  const Direction better = TraitsOf(series.metric, series.source, policy.compare.declared).direction;
+  std::optional<Comparison> c = CompareWithBaseline(series, median, better, all, pool, baselines, policy);
+  // Too short to judge if either side is: a run slowed to 30 ms by load is
+  // still a 4 ms case when its baseline says so.
+  const auto listed = policy.judged_metrics.find(case_name);
+  if (auto why = ShownOnlyReason(series.metric, series.source, c ? std::min(median, c->baseline) : median,
+                                 listed != policy.judged_metrics.end() && listed->second.count(series.metric),
+                                 policy.compare.declared)) {
+    *shown_only = *why;
+    return std::nullopt;
+  }
+  return c;
 }
 
 // The row verdict of a case that ran: the worst verdict of its judged metrics.
@@ -192,6 +219,17 @@ void Derive(GateReport* report, const Baselines& baselines, const Policy& policy
       report->warnings.push_back(what);
     }
   }
+  // Metrics nobody told perfgate the direction of: shown, never judged, and said so.
+  std::vector<std::string> undirected;
+  for (const auto& c : report->cases) {
+    for (const auto& m : c.metrics) {
+      if (m.note.find("direction unknown") != std::string::npos) undirected.push_back(DescribeSeriesName(c, m));
+    }
+  }
+  if (!undirected.empty()) {
+    report->warnings.push_back(absl::StrCat("direction unknown: declare it under metrics: for ",
+                                            absl::StrJoin(undirected, ", "), " (shown, not judged)"));
+  }
   report->passed = report->failed_rules.empty();
   if (report->run.state() == v1::RUN_STATE_CANCELLED) {
     report->passed = false;
@@ -256,12 +294,15 @@ GateReport BuildGateReport(const v1::Run& run, const Baselines& baselines, const
                        Verdict::kNoBaseline,
                        cr.ran && policy.Judged(cr.name, series.metric),
                        ""};
+        m.series.unit = UnitOf(series.metric, series.unit, policy.compare.declared);
         if (series.variant == "head") {
           if (const Series* base = FindSeries(all, series, "base")) m.base = Summarize(base->values);
         }
         if (cr.ran) {
-          m.comparison = Compare(cr.name, series, all, cr.pool, baselines, policy);
+          m.comparison = Compare(cr.name, series, all, cr.pool, baselines, policy, &m.note);
           if (m.comparison) m.verdict = m.comparison->verdict;
+          // Shown only (core/metric_traits.h): no verdict of it can fail the gate.
+          if (!m.comparison && !m.note.empty()) m.judged = false;
         }
         cr.metrics.push_back(std::move(m));
       }
@@ -323,7 +364,14 @@ void ApplyConfirmation(GateReport* report, const v1::Run& confirmation, const Ba
     for (auto& m : c.metrics) {
       if (m.verdict != Verdict::kRegression || !m.comparison) continue;
       const Series* series = FindSeries(all, m.series, m.series.variant);
-      std::optional<Comparison> re = series ? Compare(c.name, *series, all, c.pool, baselines, policy) : std::nullopt;
+      std::string shown_only;
+      std::optional<Comparison> re =
+          series ? Compare(c.name, *series, all, c.pool, baselines, policy, &shown_only) : std::nullopt;
+      if (!re && !shown_only.empty()) {
+        m.verdict = Verdict::kPass;
+        m.note = absl::StrCat("not confirmed: first ", ExplainComparison(*m.comparison, m.series), "; re-measured: ", shown_only);
+        continue;
+      }
       if (!re) {
         m.note = absl::StrCat("confirmation run gave no value (", ok ? "metric missing" : again->error(),
                               "); first measurement stands");

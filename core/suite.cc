@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/metric_traits.h"
 #include "core/policy.h"
 #include "core/units.h"
 
@@ -390,6 +391,35 @@ absl::Status ParseGate(const SuiteError& err, const YAML::Node& node, const std:
   return absl::OkStatus();
 }
 
+// The `metrics:` section: directions (and units) of metrics perfgate does not
+// know, e.g. a Google Benchmark user counter `elem_rate: {better: higher, unit: 1/s}`.
+absl::Status ParseMetrics(const SuiteError& err, const YAML::Node& node,
+                          google::protobuf::Map<std::string, v1::MetricDeclaration>* metrics) {
+  if (!node.IsMap()) return err.At(node, "metrics must map a metric name to {better: lower|higher, unit: ...}");
+  for (const auto& kv : node) {
+    const std::string name = kv.first.as<std::string>();
+    const std::string where = absl::StrCat("metrics.", name);
+    if (!kv.second.IsMap()) return err.At(kv.second, absl::StrCat(where, " must be a map like {better: higher}"));
+    if (auto s = CheckKeys(err, kv.second, where, {"better", "unit"}); !s.ok()) return s;
+    v1::MetricDeclaration declaration;
+    const auto better = kv.second["better"];
+    if (!better) return err.At(kv.second, absl::StrCat(where, " needs 'better: lower' or 'better: higher'"));
+    auto word = Scalar(err, better, absl::StrCat(where, ".better"));
+    if (!word.ok()) return word.status();
+    if (!ParseDirection(*word)) {
+      return err.At(better, absl::StrCat(where, ".better must be 'lower' or 'higher', got '", *word, "'"));
+    }
+    declaration.set_better(*word);
+    if (const auto unit = kv.second["unit"]) {
+      auto text = Scalar(err, unit, absl::StrCat(where, ".unit"));
+      if (!text.ok()) return text.status();
+      declaration.set_unit(*text);
+    }
+    (*metrics)[name] = std::move(declaration);
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<v1::Suite> ParseSuite(const std::string& text, const std::string& source, const std::string& base_dir) {
@@ -407,8 +437,11 @@ absl::StatusOr<v1::Suite> ParseSuite(const std::string& text, const std::string&
   try {
     v1::Suite suite;
     suite.set_source(source);
-    if (auto s = CheckKeys(err, root, "the suite file", {"suite", "defaults", "cases", "gate"}); !s.ok()) {
+    if (auto s = CheckKeys(err, root, "the suite file", {"suite", "defaults", "cases", "gate", "metrics"}); !s.ok()) {
       return s;
+    }
+    if (const auto m = root["metrics"]) {
+      if (auto s = ParseMetrics(err, m, suite.mutable_metrics()); !s.ok()) return s;
     }
     if (const auto g = root["gate"]) {
       if (auto s = ParseGate(err, g, base_dir, suite.mutable_gate()); !s.ok()) return s;

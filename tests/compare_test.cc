@@ -8,15 +8,18 @@
 namespace perfgate {
 namespace {
 
+constexpr Direction kLower = Direction::kLowerIsBetter;
+constexpr Direction kHigher = Direction::kHigherIsBetter;
+
 ExpectedRow Row(double expected, double margin) { return ExpectedRow{"b", "instructions", expected, margin, 1}; }
 
 TEST(CompareExpectedTest, PytorchLimitsAreInclusive) {
   // E = 1000, m = 0.1: low = 900, high = 1100.
-  EXPECT_EQ(CompareWithExpected("instructions", 1100, Row(1000, 0.1)).verdict, Verdict::kPass);
-  EXPECT_EQ(CompareWithExpected("instructions", 900, Row(1000, 0.1)).verdict, Verdict::kPass);
-  EXPECT_EQ(CompareWithExpected("instructions", 1100.0001, Row(1000, 0.1)).verdict, Verdict::kRegression);
-  EXPECT_EQ(CompareWithExpected("instructions", 899.9999, Row(1000, 0.1)).verdict, Verdict::kImprovement);
-  Comparison c = CompareWithExpected("instructions", 1150, Row(1000, 0.1));
+  EXPECT_EQ(CompareWithExpected(kLower, 1100, Row(1000, 0.1)).verdict, Verdict::kPass);
+  EXPECT_EQ(CompareWithExpected(kLower, 900, Row(1000, 0.1)).verdict, Verdict::kPass);
+  EXPECT_EQ(CompareWithExpected(kLower, 1100.0001, Row(1000, 0.1)).verdict, Verdict::kRegression);
+  EXPECT_EQ(CompareWithExpected(kLower, 899.9999, Row(1000, 0.1)).verdict, Verdict::kImprovement);
+  Comparison c = CompareWithExpected(kLower, 1150, Row(1000, 0.1));
   EXPECT_DOUBLE_EQ(c.change, 0.15);
   EXPECT_DOUBLE_EQ(c.threshold, 0.1);
   EXPECT_DOUBLE_EQ(c.baseline, 1000);
@@ -28,54 +31,83 @@ TEST(CompareExpectedTest, MatchesPytorchDoubleArithmeticAtTheEdge) {
   // high = E + E*m, and so must we, or a result on the edge flips.
   const double e = 3058000000, m = 0.015;
   const double high = e + e * m;
-  EXPECT_EQ(CompareWithExpected("instructions", high, Row(e, m)).verdict, Verdict::kPass);
-  EXPECT_EQ(CompareWithExpected("instructions", std::nextafter(high, 1e300), Row(e, m)).verdict, Verdict::kRegression);
+  EXPECT_EQ(CompareWithExpected(kLower, high, Row(e, m)).verdict, Verdict::kPass);
+  EXPECT_EQ(CompareWithExpected(kLower, std::nextafter(high, 1e300), Row(e, m)).verdict, Verdict::kRegression);
 }
 
 TEST(CompareExpectedTest, ZeroExpectedValue) {
   // low = high = 0: any positive result regresses, the change has no percentage.
-  Comparison c = CompareWithExpected("instructions", 1, Row(0, 0.1));
+  Comparison c = CompareWithExpected(kLower, 1, Row(0, 0.1));
   EXPECT_EQ(c.verdict, Verdict::kRegression);
   EXPECT_TRUE(std::isnan(c.change));
-  EXPECT_EQ(CompareWithExpected("instructions", 0, Row(0, 0.1)).verdict, Verdict::kPass);
-  EXPECT_EQ(CompareWithExpected("instructions", -1, Row(0, 0.1)).verdict, Verdict::kImprovement);
+  EXPECT_EQ(CompareWithExpected(kLower, 0, Row(0, 0.1)).verdict, Verdict::kPass);
+  EXPECT_EQ(CompareWithExpected(kLower, -1, Row(0, 0.1)).verdict, Verdict::kImprovement);
   EXPECT_EQ(c.Explain(), "1 (n/a) vs expected 0 (margin 10.00%)");
 }
 
+TEST(CompareExpectedTest, UnknownDirectionIsNeverARegression) {
+  EXPECT_EQ(CompareWithExpected(Direction::kUnknown, 5000, Row(1000, 0.1)).verdict, Verdict::kPass);
+  EXPECT_EQ(CompareWithHistory(Direction::kUnknown, {500}, std::vector<double>(10, 100), CompareOptions{}).verdict,
+            Verdict::kPass);
+}
+
 TEST(CompareExpectedTest, RatesGetWorseWhenTheyFall) {
-  EXPECT_EQ(CompareWithExpected("items_per_second", 800, Row(1000, 0.1)).verdict, Verdict::kRegression);
-  EXPECT_EQ(CompareWithExpected("items_per_second", 1200, Row(1000, 0.1)).verdict, Verdict::kImprovement);
+  EXPECT_EQ(CompareWithExpected(kHigher, 800, Row(1000, 0.1)).verdict, Verdict::kRegression);
+  EXPECT_EQ(CompareWithExpected(kHigher, 1200, Row(1000, 0.1)).verdict, Verdict::kImprovement);
 }
 
 TEST(CompareHistoryTest, ThresholdFromHistoryNoiseWithFloor) {
   CompareOptions options;  // k = 4, floor 1%, min 5 runs
-  // Medians 100 +- 2: median 100, MAD 1 -> sigma 1.4826% -> threshold 5.93%.
+  // Medians 100 +- 2: median 100, MAD 1 -> s_h = 1.4826%; the history median of
+  // 8 runs adds pi/2/8 of that variance; a run without spread adds nothing:
+  // noise = 1.4826% * sqrt(1 + pi/16) = 1.6216%, threshold 6.49%.
   const std::vector<double> history = {98, 99, 100, 101, 102, 100, 99, 101};
-  Comparison c = CompareWithHistory("wall_time", {105, 105, 105}, history, options);
+  Comparison c = CompareWithHistory(kLower, {106, 106, 106}, history, options);
   EXPECT_EQ(c.verdict, Verdict::kPass);
   EXPECT_DOUBLE_EQ(c.baseline, 100);
-  EXPECT_NEAR(c.noise, 0.014826, 1e-9);
-  EXPECT_NEAR(c.threshold, 4 * 0.014826, 1e-9);
-  EXPECT_EQ(CompareWithHistory("wall_time", {106, 106, 106}, history, options).verdict, Verdict::kRegression);
-  EXPECT_EQ(CompareWithHistory("wall_time", {94, 94, 94}, history, options).verdict, Verdict::kImprovement);
+  EXPECT_NEAR(c.noise, 0.014826 * std::sqrt(1 + M_PI / 16), 1e-9);
+  EXPECT_NEAR(c.threshold, 4 * c.noise, 1e-12);
+  EXPECT_EQ(CompareWithHistory(kLower, {107, 107, 107}, history, options).verdict, Verdict::kRegression);
+  EXPECT_EQ(CompareWithHistory(kLower, {93, 93, 93}, history, options).verdict, Verdict::kImprovement);
   EXPECT_EQ(c.baseline_n, history.size());
 
-  // A perfectly quiet history still needs a 1% move: the floor.
+  // A perfectly quiet history and run (a deterministic counter) still needs a 1% move: the floor.
   const std::vector<double> quiet(10, 100.0);
-  EXPECT_EQ(CompareWithHistory("instructions", {100.9}, quiet, options).verdict, Verdict::kPass);
-  Comparison floor = CompareWithHistory("instructions", {101.1}, quiet, options);
+  EXPECT_EQ(CompareWithHistory(kLower, {100.9}, quiet, options).verdict, Verdict::kPass);
+  Comparison floor = CompareWithHistory(kLower, {101.1}, quiet, options);
   EXPECT_EQ(floor.verdict, Verdict::kRegression);
   EXPECT_DOUBLE_EQ(floor.threshold, 0.01);
+  EXPECT_EQ(CompareWithHistory(kLower, {102, 102, 102}, quiet, options).verdict, Verdict::kRegression)
+      << "+2% of work in an instruction count fails every time";
+}
+
+TEST(CompareHistoryTest, ThisRunsOwnSpreadWidensTheThreshold) {
+  CompareOptions options;
+  const std::vector<double> history = {98, 99, 100, 101, 102, 100, 99, 101};
+  // The same +8% median: measured quietly it is a regression ...
+  const std::vector<double> quiet_run = {108, 108, 108, 108, 108};
+  EXPECT_EQ(CompareWithHistory(kLower, quiet_run, history, options).verdict, Verdict::kRegression);
+  // ... measured in a burst of noise (samples 100..116, MAD 4 -> 5.49% per
+  // sample, 3.08% for the median of 5, more than the history's 1.62%) it is
+  // not evidence enough: threshold 4 * 3.08% = 12.3%.
+  const std::vector<double> noisy_run = {100, 104, 108, 112, 116};
+  Comparison c = CompareWithHistory(kLower, noisy_run, history, options);
+  EXPECT_DOUBLE_EQ(c.result, 108);
+  EXPECT_NEAR(c.noise, 1.2533 * 1.4826 * 4 / 108 / std::sqrt(5.0), 1e-9);
+  EXPECT_EQ(c.verdict, Verdict::kPass);
+  // A quieter run than the history's spread leaves the history's noise in charge.
+  EXPECT_NEAR(CompareWithHistory(kLower, {107, 107.1, 107.2}, history, options).noise,
+              0.014826 * std::sqrt(1 + M_PI / 16), 1e-9);
 }
 
 TEST(CompareHistoryTest, TooShortHistoryIsNoBaseline) {
   CompareOptions options;
-  EXPECT_EQ(CompareWithHistory("wall_time", {1}, {1, 1, 1, 1}, options).verdict, Verdict::kNoBaseline);
-  EXPECT_EQ(CompareWithHistory("wall_time", {1}, {}, options).verdict, Verdict::kNoBaseline);
+  EXPECT_EQ(CompareWithHistory(kLower, {1}, {1, 1, 1, 1}, options).verdict, Verdict::kNoBaseline);
+  EXPECT_EQ(CompareWithHistory(kLower, {1}, {}, options).verdict, Verdict::kNoBaseline);
   // Only the newest `history_runs` count.
   options.history_runs = 5;
   std::vector<double> history = {100, 100, 100, 100, 100, 1, 1, 1, 1, 1, 1};
-  EXPECT_DOUBLE_EQ(CompareWithHistory("wall_time", {100}, history, options).baseline, 100);
+  EXPECT_DOUBLE_EQ(CompareWithHistory(kLower, {100}, history, options).baseline, 100);
 }
 
 TEST(CompareAbTest, SignificantShiftAboveMinimumEffect) {
@@ -83,11 +115,11 @@ TEST(CompareAbTest, SignificantShiftAboveMinimumEffect) {
   std::vector<double> base = {100.0, 100.2, 99.8, 100.1, 99.9, 100.3, 99.7, 100.0, 100.2, 99.8};
   std::vector<double> head;
   for (double v : base) head.push_back(v * 1.03);
-  Comparison c = CompareAB("wall_time", base, head, options);
+  Comparison c = CompareAB(kLower, base, head, options);
   EXPECT_EQ(c.verdict, Verdict::kRegression);
   EXPECT_LT(c.p_value, 0.001);
   EXPECT_NEAR(c.change, 0.03, 1e-9);
-  EXPECT_EQ(CompareAB("wall_time", head, base, options).verdict, Verdict::kImprovement);
+  EXPECT_EQ(CompareAB(kLower, head, base, options).verdict, Verdict::kImprovement);
 }
 
 TEST(CompareAbTest, SignificantButTinyShiftPasses) {
@@ -97,26 +129,26 @@ TEST(CompareAbTest, SignificantButTinyShiftPasses) {
     base.push_back(100 + i * 0.001);
     head.push_back(100.5 + i * 0.001);  // +0.5%: significant, below the 1% minimum effect
   }
-  Comparison c = CompareAB("wall_time", base, head, options);
+  Comparison c = CompareAB(kLower, base, head, options);
   EXPECT_LT(c.p_value, 0.01);
   EXPECT_EQ(c.verdict, Verdict::kPass);
 }
 
 TEST(CompareAbTest, OverlappingSamplesPass) {
   CompareOptions options;
-  Comparison c = CompareAB("wall_time", {100, 103, 98, 101, 99}, {101, 97, 102, 100, 104}, options);
+  Comparison c = CompareAB(kLower, {100, 103, 98, 101, 99}, {101, 97, 102, 100, 104}, options);
   EXPECT_GT(c.p_value, 0.05);
   EXPECT_EQ(c.verdict, Verdict::kPass);
 }
 
 TEST(CompareAbTest, DeterministicCountsNeedNoRankTest) {
   CompareOptions options;
-  Comparison c = CompareAB("instructions_callgrind", {1000, 1000, 1000}, {1020, 1020, 1020}, options);
+  Comparison c = CompareAB(kLower, {1000, 1000, 1000}, {1020, 1020, 1020}, options);
   EXPECT_EQ(c.p_value, 0);
   EXPECT_EQ(c.verdict, Verdict::kRegression);
-  EXPECT_EQ(CompareAB("instructions_callgrind", {1000, 1000}, {1005, 1005}, options).verdict, Verdict::kPass)
+  EXPECT_EQ(CompareAB(kLower, {1000, 1000}, {1005, 1005}, options).verdict, Verdict::kPass)
       << "0.5% is below the minimum effect";
-  EXPECT_EQ(CompareAB("instructions_callgrind", {1000, 1000}, {1000, 1000}, options).p_value, 1);
+  EXPECT_EQ(CompareAB(kLower, {1000, 1000}, {1000, 1000}, options).p_value, 1);
 }
 
 TEST(MannWhitneyTest, ExactSmallSampleValues) {

@@ -1,11 +1,14 @@
 // Touches `alloc MIB` mebibytes, so peak RSS has something to measure.
+// PERFGATE_SLOWDOWN_PCT=N touches N% more (bench/gate_error_rates).
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
 
 int main(int argc, char** argv) {
-  const size_t mib = argc > 1 ? std::strtoull(argv[1], nullptr, 10) : 64;
+  const char* slowdown = std::getenv("PERFGATE_SLOWDOWN_PCT");
+  const size_t base_mib = argc > 1 ? std::strtoull(argv[1], nullptr, 10) : 64;
+  const size_t mib = base_mib + base_mib * (slowdown ? std::strtoull(slowdown, nullptr, 10) : 0) / 100;
   std::vector<char> block(mib << 20);
   std::memset(block.data(), 1, block.size());
   unsigned sum = 0;

@@ -1,11 +1,14 @@
 // A fixed amount of integer work: `spin N` runs N rounds of a hash mix.
 // Deterministic, so its instruction count is the same every run.
+// PERFGATE_SLOWDOWN_PCT=N adds N% more rounds (bench/gate_error_rates).
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 
 int main(int argc, char** argv) {
-  const uint64_t rounds = argc > 1 ? std::strtoull(argv[1], nullptr, 10) : 1'000'000;
+  const char* slowdown = std::getenv("PERFGATE_SLOWDOWN_PCT");
+  const uint64_t base_rounds = argc > 1 ? std::strtoull(argv[1], nullptr, 10) : 1'000'000;
+  const uint64_t rounds = base_rounds + base_rounds * (slowdown ? std::strtoull(slowdown, nullptr, 10) : 0) / 100;
   volatile uint64_t x = 0x9E3779B97F4A7C15ull;
   for (uint64_t i = 0; i < rounds; ++i) {
     uint64_t v = x + i;

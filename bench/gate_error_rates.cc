@@ -1,0 +1,254 @@
+// The gate's error rates on this machine, with real processes: every trial
+// is a real `perfgate gate` run of the bundled demo suite (embedded
+// coordinator and agents, a temp folder with its own .perfgate store), and
+// the verdicts are counted. Not synthetic samples: whatever the machine's
+// load does to the measurements is in the numbers (bench/stat_power has the
+// synthetic counterpart).
+//
+//   gate_error_rates [--trials N] [--history-runs N] [--history-every K] [--slowdown PCT]
+//                    [--rows history_same,history_slow,ab_same,ab_slow,instructions]
+//                    [--perfgate PATH] [--suite FILE] [--json FILE]
+//
+// Rows:
+//   history_same   history mode, unchanged code: any failure is a false alarm
+//   history_slow   history mode, every demo program does PCT% more work
+//                  (PERFGATE_SLOWDOWN_PCT): caught when a timed metric regresses
+//   ab_same        A/B mode (--base-env/--head-env, same code both sides): false alarms
+//   ab_slow        A/B mode, head PCT% slower: caught when a timed metric regresses
+//   instructions   history mode, +2% work: caught when instructions_callgrind regresses
+// History (for history rows) is built by --history-runs main-branch gate runs
+// in a template store, which is copied into each trial's folder; a new
+// history is built every --history-every trials (1: one per trial).
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+extern char** environ;
+
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+struct Options {
+  int trials = 100;
+  int history_runs = 10;
+  int history_every = 1;
+  int slowdown_pct = 10;
+  std::vector<std::string> rows = {"history_same", "history_slow", "ab_same", "ab_slow", "instructions"};
+  std::string perfgate = PERFGATE_BINARY;
+  std::string suite = PERFGATE_DEMO_SUITE;
+  std::string json_path;
+};
+
+// Runs argv with its output in `log`; returns the exit code (-1: could not run).
+int Run(const std::vector<std::string>& argv, const std::string& cwd, const std::string& log) {
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
+  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addchdir_np(&actions, cwd.c_str());
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid;
+  const int rc = posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) return -1;
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+// `perfgate gate` on the demo suite in `dir`, with `env` (NAME=VALUE) for the gate and its agents.
+int Gate(const Options& o, const std::string& dir, const std::string& branch, const std::vector<std::string>& env,
+         const std::vector<std::string>& extra) {
+  std::vector<std::string> argv = {"/usr/bin/env"};
+  argv.insert(argv.end(), env.begin(), env.end());
+  for (const std::string& a : {o.perfgate, std::string("gate"), std::string("--suite"), o.suite,
+                               std::string("--state-dir"), dir + "/.perfgate", std::string("--branch"), branch,
+                               std::string("--no-color"), std::string("--json"), dir + "/report.json"}) {
+    argv.push_back(a);
+  }
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  return Run(argv, dir, dir + "/gate.log");
+}
+
+std::string TempDir() {
+  std::string pattern = (fs::temp_directory_path() / "gate-error-rates-XXXXXX").string();
+  if (!mkdtemp(pattern.data())) return "";
+  return pattern;
+}
+
+// A timed metric: a duration ("s"), not a count, memory or a rate.
+bool Timed(const nlohmann::json& m) { return m.value("unit", "") == "s"; }
+
+struct Trial {
+  int exit_code = -1;
+  std::vector<std::string> regressed;  // "case/benchmark metric" whose final verdict is a regression
+  bool timed_regressed = false;
+  bool instructions_regressed = false;
+};
+
+Trial Judge(const std::string& dir, int exit_code) {
+  Trial t;
+  t.exit_code = exit_code;
+  std::ifstream in(dir + "/report.json");
+  if (!in) return t;
+  nlohmann::json doc = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded()) return t;
+  for (const auto& c : doc["cases"]) {
+    for (const auto& m : c["metrics"]) {
+      if (m.value("verdict", "") != "regression") continue;
+      t.regressed.push_back(c.value("name", "") + "/" + m.value("benchmark", "") + " " + m.value("metric", ""));
+      t.timed_regressed |= Timed(m);
+      t.instructions_regressed |= m.value("metric", "") == "instructions_callgrind";
+    }
+  }
+  return t;
+}
+
+struct Row {
+  std::string name;
+  std::string what;  // "false alarms", "caught"
+  int trials = 0;
+  int count = 0;  // false alarms, or catches
+  int infra = 0;  // gate runs that ended neither 0 nor 1
+  double seconds = 0;
+  std::map<std::string, int> regressed;  // metric -> trials it regressed in
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
+    const std::string a = argv[i];
+    if (a == "--trials") o.trials = std::atoi(next().c_str());
+    else if (a == "--history-runs") o.history_runs = std::atoi(next().c_str());
+    else if (a == "--history-every") o.history_every = std::max(1, std::atoi(next().c_str()));
+    else if (a == "--slowdown") o.slowdown_pct = std::atoi(next().c_str());
+    else if (a == "--perfgate") o.perfgate = next();
+    else if (a == "--suite") o.suite = next();
+    else if (a == "--json") o.json_path = next();
+    else if (a == "--rows") {
+      o.rows.clear();
+      std::stringstream list(next());
+      for (std::string r; std::getline(list, r, ',');) o.rows.push_back(r);
+    } else {
+      std::fprintf(stderr,
+                   "usage: gate_error_rates [--trials N] [--history-runs N] [--history-every K] [--slowdown PCT]\n"
+                   "  [--rows history_same,history_slow,ab_same,ab_slow,instructions] [--perfgate PATH]\n"
+                   "  [--suite FILE] [--json FILE]\n");
+      return 2;
+    }
+  }
+  const std::string slow = "PERFGATE_SLOWDOWN_PCT=" + std::to_string(o.slowdown_pct);
+  const std::string same = "PERFGATE_SLOWDOWN_PCT=0";
+
+  std::string history_template;  // a .perfgate store holding the main-branch history
+  int history_age = 0;
+  auto fresh_trial_dir = [&](bool with_history) -> std::string {
+    if (with_history && (history_template.empty() || history_age >= o.history_every)) {
+      if (!history_template.empty()) fs::remove_all(history_template);
+      history_template = TempDir();
+      for (int r = 0; r < o.history_runs; ++r) {
+        const int rc = Gate(o, history_template, "main", {same}, {});
+        if (rc != 0) std::fprintf(stderr, "history run %d in %s exited %d\n", r, history_template.c_str(), rc);
+      }
+      history_age = 0;
+    }
+    const std::string dir = TempDir();
+    if (with_history) {
+      fs::copy(history_template + "/.perfgate", dir + "/.perfgate", fs::copy_options::recursive);
+      ++history_age;
+    }
+    return dir;
+  };
+
+  // Written after every row, so a long run that is stopped keeps what it measured.
+  auto write_json = [&](const std::vector<Row>& rows) {
+  if (!o.json_path.empty()) {
+    nlohmann::json doc = {{"benchmark", "gate_error_rates"}, {"suite", o.suite},
+                          {"trials", o.trials},             {"history_runs", o.history_runs},
+                          {"history_every", o.history_every}, {"slowdown_pct", o.slowdown_pct},
+                          {"rows", nlohmann::json::array()}};
+    for (const auto& r : rows) {
+      doc["rows"].push_back({{"row", r.name},
+                             {"counts", r.what},
+                             {"count", r.count},
+                             {"trials", r.trials},
+                             {"rate", r.trials ? static_cast<double>(r.count) / r.trials : 0.0},
+                             {"infra_failures", r.infra},
+                             {"seconds_per_trial", r.trials ? r.seconds / r.trials : 0.0},
+                             {"regressed_metrics", r.regressed}});
+    }
+    std::ofstream(o.json_path) << doc.dump(2) << "\n";
+  }
+  };
+
+  std::vector<Row> rows;
+  for (const auto& name : o.rows) {
+    Row row;
+    row.name = name;
+    row.what = name.ends_with("_same") ? "false alarms" : "caught";
+    const auto start = Clock::now();
+    for (int t = 0; t < o.trials; ++t) {
+      const bool history = name.starts_with("history") || name == "instructions";
+      const std::string dir = fresh_trial_dir(history);
+      int rc = -1;
+      if (name == "history_same") rc = Gate(o, dir, "pr", {same}, {});
+      else if (name == "history_slow") rc = Gate(o, dir, "pr", {slow}, {});
+      else if (name == "instructions") rc = Gate(o, dir, "pr", {"PERFGATE_SLOWDOWN_PCT=2"}, {});
+      else if (name == "ab_same") rc = Gate(o, dir, "pr", {}, {"--base-env", same, "--head-env", same});
+      else if (name == "ab_slow") rc = Gate(o, dir, "pr", {}, {"--base-env", same, "--head-env", slow});
+      else {
+        std::fprintf(stderr, "unknown row '%s'\n", name.c_str());
+        return 2;
+      }
+      const Trial trial = Judge(dir, rc);
+      ++row.trials;
+      if (rc != 0 && rc != 1) ++row.infra;
+      if (name.ends_with("_same")) row.count += rc == 1;
+      else if (name == "instructions") row.count += trial.instructions_regressed;
+      else row.count += trial.timed_regressed;
+      for (const auto& m : std::set<std::string>(trial.regressed.begin(), trial.regressed.end())) ++row.regressed[m];
+      std::fprintf(stderr, "%s trial %d/%d: exit %d%s%s\n", name.c_str(), t + 1, o.trials, rc,
+                   trial.regressed.empty() ? "" : ", regressed: ", trial.regressed.empty() ? "" : trial.regressed[0].c_str());
+      // Keep the folders of failed runs for a look; drop the rest.
+      if (!((name.ends_with("_same") && rc != 0) || rc > 1)) fs::remove_all(dir);
+      else std::fprintf(stderr, "  kept %s\n", dir.c_str());
+    }
+    row.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    rows.push_back(std::move(row));
+    write_json(rows);
+  }
+  if (!history_template.empty()) fs::remove_all(history_template);
+
+  std::printf("gate error rates: demo suite through %s, %d trials per row, history of %d main-branch runs\n"
+              "(new history every %d trials), slowdown %d%%, instructions +2%% work\n\n",
+              o.perfgate.c_str(), o.trials, o.history_runs, o.history_every, o.slowdown_pct);
+  std::printf("%-14s %-14s %12s %8s %8s %10s\n", "row", "counts", "n/trials", "rate", "infra", "s/trial");
+  for (const auto& r : rows) {
+    std::printf("%-14s %-14s %7d/%-4d %7.1f%% %8d %10.1f\n", r.name.c_str(), r.what.c_str(), r.count, r.trials,
+                r.trials ? 100.0 * r.count / r.trials : 0.0, r.infra, r.trials ? r.seconds / r.trials : 0.0);
+    for (const auto& [metric, n] : r.regressed) std::printf("    regressed in %d: %s\n", n, metric.c_str());
+  }
+  return 0;
+}

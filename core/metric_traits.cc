@@ -1,0 +1,111 @@
+#include "core/metric_traits.h"
+
+#include <array>
+
+#include "absl/strings/str_cat.h"
+#include "core/units.h"
+
+namespace perfgate {
+namespace {
+
+constexpr std::array<std::pair<Direction, const char*>, 3> kDirectionNames = {{
+    {Direction::kLowerIsBetter, "lower"},
+    {Direction::kHigherIsBetter, "higher"},
+    {Direction::kUnknown, "unknown"},
+}};
+
+struct BuiltIn {
+  const char* metric;
+  Direction direction;
+  // Empty: judgeable. Otherwise why the metric measures the instrument.
+  const char* instrument;
+  bool process_wall_time;
+  // Measured by the agent around the whole process (clock, rusage).
+  bool of_process;
+};
+
+constexpr char kTicks[] = "CPU time from rusage moves in scheduler ticks (4 ms): it measures the instrument, not the case";
+
+// The metrics the agent measures and the fields of the result formats
+// perfgate reads (Google Benchmark JSON, PyTorch's pr_time_benchmarks).
+constexpr std::array<BuiltIn, 11> kBuiltIns = {{
+    {"wall_time", Direction::kLowerIsBetter, "", true, true},
+    {"user_cpu_time", Direction::kLowerIsBetter, kTicks, false, true},
+    {"sys_cpu_time", Direction::kLowerIsBetter, kTicks, false, true},
+    {"peak_rss", Direction::kLowerIsBetter, "", false, true},
+    {"instructions", Direction::kLowerIsBetter, "", false, false},
+    {"instructions_callgrind", Direction::kLowerIsBetter, "", false, false},
+    {"compile_time_instruction_count", Direction::kLowerIsBetter, "", false, false},
+    {"real_time", Direction::kLowerIsBetter, "", false, false},
+    {"cpu_time", Direction::kLowerIsBetter, "", false, false},
+    {"bytes_per_second", Direction::kHigherIsBetter, "", false, false},
+    {"items_per_second", Direction::kHigherIsBetter, "", false, false},
+}};
+
+}  // namespace
+
+const char* DirectionName(Direction direction) {
+  for (const auto& [d, name] : kDirectionNames) {
+    if (d == direction) return name;
+  }
+  return "unknown";
+}
+
+std::optional<Direction> ParseDirection(std::string_view name) {
+  for (const auto& [d, n] : kDirectionNames) {
+    if (name == n && d != Direction::kUnknown) return d;
+  }
+  return std::nullopt;
+}
+
+MetricDeclarations DeclaredMetrics(const v1::Suite& suite) {
+  MetricDeclarations out;
+  for (const auto& [name, d] : suite.metrics()) {
+    out[name] = MetricDeclaration{ParseDirection(d.better()).value_or(Direction::kUnknown), d.unit()};
+  }
+  return out;
+}
+
+std::string UnitOf(const std::string& metric, const std::string& reported, const MetricDeclarations& declared) {
+  auto it = declared.find(metric);
+  return it == declared.end() || it->second.unit.empty() ? reported : it->second.unit;
+}
+
+MetricTraits TraitsOf(const std::string& metric, const std::string& source, const MetricDeclarations& declared) {
+  MetricTraits traits;
+  for (const auto& b : kBuiltIns) {
+    if (metric != b.metric) continue;
+    traits.direction = b.direction;
+    traits.judgeable = *b.instrument == '\0';
+    traits.why_not_judged = b.instrument;
+    traits.process_wall_time = b.process_wall_time;
+    // Under valgrind the process's time and memory are valgrind's (about
+    // 50x native): only the count it makes is the case's.
+    if (b.of_process && source == "agent:callgrind") {
+      traits.judgeable = false;
+      traits.why_not_judged = "measured under callgrind: it measures the instrument, not the case";
+    }
+  }
+  if (auto it = declared.find(metric); it != declared.end() && it->second.better != Direction::kUnknown) {
+    traits.direction = it->second.better;
+  }
+  return traits;
+}
+
+std::optional<std::string> ShownOnlyReason(const std::string& metric, const std::string& source, double median,
+                                           bool listed, const MetricDeclarations& declared) {
+  const MetricTraits traits = TraitsOf(metric, source, declared);
+  if (!traits.judgeable) return absl::StrCat("shown only: ", traits.why_not_judged);
+  if (traits.direction == Direction::kUnknown) {
+    return absl::StrCat("shown only: direction unknown: declare it under metrics: (", metric,
+                        ": {better: lower|higher})");
+  }
+  if (traits.process_wall_time && !listed && median < kShortestJudgedWallTime) {
+    return absl::StrCat("shown only: too short to judge (", FormatValue(median, "s"), " < ",
+                        FormatValue(kShortestJudgedWallTime, "s"),
+                        " of wall time is mostly spawn and scheduler noise); list it under judge: to judge it");
+  }
+  return std::nullopt;
+}
+
+}  // namespace perfgate

@@ -1,0 +1,65 @@
+// What perfgate knows about a metric before it judges one: which way is
+// better, and whether a change in it says anything about the case at all.
+// Directions come from one table of built-in metrics and known fields, or
+// from the suite's `metrics:` section; they are never guessed from a name.
+// A metric of unknown direction, or one that measures the instrument rather
+// than the case, is shown and never judged, and the report says why.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "perfgate/v1/common.pb.h"
+
+namespace perfgate {
+
+enum class Direction { kLowerIsBetter, kHigherIsBetter, kUnknown };
+
+// "lower", "higher", "unknown": the words a suite's `better:` uses.
+const char* DirectionName(Direction direction);
+// "lower" or "higher"; nullopt for anything else ("unknown" cannot be declared).
+std::optional<Direction> ParseDirection(std::string_view name);
+
+// A suite's `metrics: {NAME: {better: higher, unit: 1/s}}` entry.
+struct MetricDeclaration {
+  Direction better = Direction::kUnknown;
+  std::string unit;  // empty: as the case reports it
+};
+using MetricDeclarations = std::map<std::string, MetricDeclaration>;
+
+// The suite's `metrics:` section (validated when the suite was loaded).
+MetricDeclarations DeclaredMetrics(const v1::Suite& suite);
+// The declared unit of `metric`, or `reported` when none is declared.
+std::string UnitOf(const std::string& metric, const std::string& reported, const MetricDeclarations& declared);
+
+struct MetricTraits {
+  Direction direction = Direction::kUnknown;
+  // False for metrics that measure the instrument rather than the case; then
+  // `why_not_judged` says so.
+  bool judgeable = true;
+  std::string why_not_judged;
+  // The wall-clock span of a whole process (spawn to reap): below
+  // kShortestJudgedWallTime it is shown only, unless the case lists it.
+  bool process_wall_time = false;
+};
+
+// Below this a process's wall time is dominated by spawn, exec, exit and the
+// scheduler: one 4 ms tick of a loaded 2-core machine is 20% of it, more than
+// twice the 10% change the gate must detect. Measured (bench/gate_error_rates):
+// the demo's millisecond cases vary by 10-40% run to run under load.
+inline constexpr double kShortestJudgedWallTime = 0.020;  // seconds
+
+// Declared traits win over the built-in table; `source` is where the value
+// came from ("agent:clock", "agent:callgrind", "case:gbench", ...).
+MetricTraits TraitsOf(const std::string& metric, const std::string& source, const MetricDeclarations& declared);
+
+// Why a series is shown and not judged, or nullopt when it is judged.
+// `listed`: the case's `judge:` names the metric, which overrides the
+// short-wall-time rule (not an unknown direction, nor an instrument metric).
+// `median` is this run's median of the series.
+std::optional<std::string> ShownOnlyReason(const std::string& metric, const std::string& source, double median,
+                                           bool listed, const MetricDeclarations& declared);
+
+}  // namespace perfgate

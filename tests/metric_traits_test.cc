@@ -1,0 +1,151 @@
+// Directions come from the table or the suite, never from a metric's name;
+// metrics of the instrument and too-short wall times are shown, not judged.
+#include "core/metric_traits.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "core/report.h"
+#include "core/suite.h"
+
+namespace perfgate {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(MetricTraitsTest, BuiltInDirections) {
+  const MetricDeclarations none;
+  for (const char* lower : {"wall_time", "peak_rss", "instructions", "instructions_callgrind",
+                            "compile_time_instruction_count", "real_time", "cpu_time"}) {
+    EXPECT_EQ(TraitsOf(lower, "", none).direction, Direction::kLowerIsBetter) << lower;
+  }
+  for (const char* higher : {"bytes_per_second", "items_per_second"}) {
+    EXPECT_EQ(TraitsOf(higher, "case:gbench", none).direction, Direction::kHigherIsBetter) << higher;
+  }
+}
+
+TEST(MetricTraitsTest, RateCounterIsUnknownUntilDeclared) {
+  // A Google Benchmark kIsRate user counter: nothing in its name says which way is better.
+  EXPECT_EQ(TraitsOf("elem_rate", "case:gbench", {}).direction, Direction::kUnknown);
+  EXPECT_EQ(TraitsOf("throughput_ratio", "case:pytorch", {}).direction, Direction::kUnknown);
+  const MetricDeclarations declared = {{"elem_rate", {Direction::kHigherIsBetter, "1/s"}}};
+  EXPECT_EQ(TraitsOf("elem_rate", "case:gbench", declared).direction, Direction::kHigherIsBetter);
+  EXPECT_EQ(UnitOf("elem_rate", "", declared), "1/s");
+  EXPECT_EQ(UnitOf("other", "s", declared), "s");
+  auto why = ShownOnlyReason("elem_rate", "case:gbench", 1e6, false, {});
+  ASSERT_TRUE(why);
+  EXPECT_THAT(*why, HasSubstr("direction unknown: declare it under metrics:"));
+  EXPECT_FALSE(ShownOnlyReason("elem_rate", "case:gbench", 1e6, false, declared));
+}
+
+TEST(MetricTraitsTest, InstrumentMetricsAreNeverJudged) {
+  for (const char* cpu : {"user_cpu_time", "sys_cpu_time"}) {
+    auto why = ShownOnlyReason(cpu, "agent:rusage", 1.0, /*listed=*/true, {});
+    ASSERT_TRUE(why) << cpu;
+    EXPECT_THAT(*why, HasSubstr("scheduler ticks"));
+  }
+  auto valgrind = ShownOnlyReason("wall_time", "agent:callgrind", 1.0, /*listed=*/true, {});
+  ASSERT_TRUE(valgrind);
+  EXPECT_THAT(*valgrind, HasSubstr("under callgrind"));
+  EXPECT_FALSE(ShownOnlyReason("instructions_callgrind", "agent:callgrind", 2e6, false, {}));
+}
+
+TEST(MetricTraitsTest, ShortWallTimeIsShownUnlessListed) {
+  auto why = ShownOnlyReason("wall_time", "agent:clock", 0.004, /*listed=*/false, {});
+  ASSERT_TRUE(why);
+  EXPECT_THAT(*why, HasSubstr("too short to judge"));
+  EXPECT_FALSE(ShownOnlyReason("wall_time", "agent:clock", 0.004, /*listed=*/true, {}));
+  EXPECT_FALSE(ShownOnlyReason("wall_time", "agent:clock", kShortestJudgedWallTime, false, {}));
+  // Case-reported times are averaged by the case itself (Google Benchmark): no floor.
+  EXPECT_FALSE(ShownOnlyReason("real_time", "case:gbench", 1e-6, false, {}));
+}
+
+// One case with one metric from `source`, one sample per value, on testbed "lab".
+v1::Run RunWith(const std::string& metric, const std::string& source, const std::vector<double>& values) {
+  v1::Run run;
+  run.set_state(v1::RUN_STATE_FINISHED);
+  auto* c = run.add_cases();
+  c->set_name("t");
+  c->set_state(v1::CASE_STATE_DONE);
+  c->mutable_result()->set_outcome(v1::CaseResult::OUTCOME_OK);
+  c->mutable_result()->set_pool("lab");
+  for (double v : values) {
+    auto* value = c->mutable_result()->add_samples()->add_values();
+    value->set_benchmark("t");
+    value->set_metric(metric);
+    value->set_value(v);
+    value->set_source(source);
+  }
+  return run;
+}
+
+TEST(MetricTraitsReportTest, ALoadedRunOfAShortCaseIsStillTooShortToJudge) {
+  // History says 4 ms; this run took 30 ms because the machine was busy.
+  // Judged by its own median alone it would be a +650% "regression".
+  Baselines b;
+  b.history[{"lab", "t", "wall_time", "agent:clock"}] = {0.004, 0.0041, 0.0039, 0.004, 0.0042};
+  GateReport r = BuildGateReport(RunWith("wall_time", "agent:clock", {0.03, 0.031, 0.029}), b, Policy{});
+  ASSERT_EQ(r.cases[0].metrics.size(), 1u);
+  EXPECT_FALSE(r.cases[0].metrics[0].comparison);
+  EXPECT_THAT(r.cases[0].metrics[0].note, HasSubstr("too short to judge"));
+  EXPECT_TRUE(r.passed);
+  // Listed under judge:, the suite asks for it: then it is judged.
+  Policy listed;
+  listed.judged_metrics["t"] = {"wall_time"};
+  EXPECT_EQ(BuildGateReport(RunWith("wall_time", "agent:clock", {0.03, 0.031, 0.029}), b, listed).cases[0].verdict,
+            Verdict::kRegression);
+}
+
+TEST(MetricTraitsReportTest, UnknownDirectionIsShownWithAWarningNotJudged) {
+  // A rate counter at half its expected value: the old name-guessing judged
+  // it "lower is better" and called this an improvement.
+  Baselines b;
+  b.expected["lab"] = {ExpectedRow{"t", "elem_rate", 1000, 0.1, 1}};
+  GateReport r = BuildGateReport(RunWith("elem_rate", "case:gbench", {500}), b, Policy{});
+  EXPECT_FALSE(r.cases[0].metrics[0].comparison);
+  EXPECT_THAT(r.cases[0].metrics[0].note, HasSubstr("direction unknown: declare it under metrics:"));
+  ASSERT_FALSE(r.warnings.empty());
+  EXPECT_THAT(r.warnings.back(), HasSubstr("direction unknown: declare it under metrics: for t elem_rate"));
+  Policy declared;
+  declared.compare.declared["elem_rate"] = {Direction::kHigherIsBetter, "1/s"};
+  GateReport d = BuildGateReport(RunWith("elem_rate", "case:gbench", {500}), b, declared);
+  EXPECT_EQ(d.cases[0].verdict, Verdict::kRegression);
+  EXPECT_EQ(d.cases[0].metrics[0].series.unit, "1/s");
+}
+
+TEST(MetricTraitsTest, DirectionNamesRoundTrip) {
+  for (Direction d : {Direction::kLowerIsBetter, Direction::kHigherIsBetter}) {
+    EXPECT_EQ(ParseDirection(DirectionName(d)), d);
+  }
+  EXPECT_EQ(ParseDirection("unknown"), std::nullopt);
+  EXPECT_EQ(ParseDirection("up"), std::nullopt);
+}
+
+TEST(SuiteMetricsTest, DeclaredMetricsAreLoaded) {
+  auto suite = ParseSuite(
+      "suite: s\nmetrics:\n  elem_rate: {better: higher, unit: 1/s}\n  latency: {better: lower}\n"
+      "cases:\n  - name: a\n    command: [/bin/true]\n",
+      "s.yaml", "/tmp");
+  ASSERT_TRUE(suite.ok()) << suite.status();
+  const MetricDeclarations declared = DeclaredMetrics(*suite);
+  ASSERT_EQ(declared.size(), 2u);
+  EXPECT_EQ(declared.at("elem_rate").better, Direction::kHigherIsBetter);
+  EXPECT_EQ(declared.at("elem_rate").unit, "1/s");
+  EXPECT_EQ(declared.at("latency").better, Direction::kLowerIsBetter);
+}
+
+TEST(SuiteMetricsTest, BadDeclarationsNameFileLineAndColumn) {
+  auto bad = [](const std::string& metrics) {
+    auto s = ParseSuite("suite: s\nmetrics:\n" + metrics + "cases:\n  - name: a\n    command: [/bin/true]\n",
+                        "s.yaml", "/tmp");
+    return s.ok() ? std::string("ok") : std::string(s.status().message());
+  };
+  EXPECT_EQ(bad("  elem_rate: {better: up}\n"), "s.yaml:3:23: metrics.elem_rate.better must be 'lower' or 'higher', got 'up'");
+  EXPECT_THAT(bad("  elem_rate: {unit: 1/s}\n"), HasSubstr("s.yaml:3:14: metrics.elem_rate needs 'better: lower'"));
+  EXPECT_THAT(bad("  elem_rate: {better: higher, units: 1/s}\n"),
+              HasSubstr("s.yaml:3:31: unknown key 'units' in metrics.elem_rate; did you mean 'unit'?"));
+  EXPECT_THAT(bad("  elem_rate: higher\n"), HasSubstr("s.yaml:3:14: metrics.elem_rate must be a map"));
+}
+
+}  // namespace
+}  // namespace perfgate
