@@ -13,7 +13,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/bounded_read.h"
 #include "core/units.h"
+#include "core/utf8.h"
 
 namespace perfgate {
 namespace {
@@ -387,12 +389,20 @@ absl::Status ParseGate(const SuiteError& err, const YAML::Node& node, const std:
 
 absl::StatusOr<v1::Suite> ParseSuite(const std::string& text, const std::string& source, const std::string& base_dir) {
   const SuiteError err(source);
+  if (auto bad = FirstInvalidUtf8(text); bad != absl::string_view::npos) {
+    const absl::string_view before = absl::string_view(text).substr(0, bad);
+    const size_t line_start = before.rfind('\n') == absl::string_view::npos ? 0 : before.rfind('\n') + 1;
+    return absl::InvalidArgumentError(absl::StrCat(source, ":", std::count(before.begin(), before.end(), '\n') + 1, ":",
+                                                   bad - line_start + 1, ": not UTF-8 (a suite file is UTF-8 text)"));
+  }
   YAML::Node root;
   try {
     root = YAML::Load(text);
   } catch (const YAML::Exception& e) {
     return absl::InvalidArgumentError(
-        absl::StrCat(source, ":", e.mark.line + 1, ":", e.mark.column + 1, ": not valid YAML: ", e.msg));
+        absl::StrCat(source, ":", e.mark.line + 1, ":", e.mark.column + 1, ": not valid YAML: ", EscapeInvalidUtf8(e.msg)));
+  } catch (const std::exception& e) {  // yaml-cpp also lets std::bad_alloc and others through
+    return absl::InvalidArgumentError(absl::StrCat(source, ": cannot read the suite: ", EscapeInvalidUtf8(e.what())));
   }
   if (!root.IsMap()) {
     return absl::InvalidArgumentError(absl::StrCat(source, ": a suite file is a map with keys 'suite' and 'cases'"));
@@ -453,21 +463,20 @@ absl::StatusOr<v1::Suite> ParseSuite(const std::string& text, const std::string&
     }
     return suite;
   } catch (const YAML::Exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat(source, ":", e.mark.line + 1, ":", e.mark.column + 1, ": ", e.msg));
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ":", e.mark.line + 1, ":", e.mark.column + 1, ": ", EscapeInvalidUtf8(e.msg)));
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": cannot read the suite: ", EscapeInvalidUtf8(e.what())));
   }
 }
 
 absl::StatusOr<v1::Suite> LoadSuiteFile(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) {
-    return absl::NotFoundError(absl::StrCat(path, ": cannot open suite file (", std::strerror(errno), ")"));
-  }
-  std::stringstream text;
-  text << in.rdbuf();
+  auto text = ReadFileBounded(path, kMaxSuiteFileBytes, "suite file");
+  if (!text.ok()) return text.status();
   std::error_code ec;
   fs::path absolute = fs::absolute(path, ec);
   const std::string base_dir = absolute.parent_path().lexically_normal().string();
-  return ParseSuite(text.str(), path, base_dir);
+  return ParseSuite(*text, path, base_dir);
 }
 
 }  // namespace perfgate

@@ -22,6 +22,8 @@ inline constexpr uint32_t kDefaultWarmup = 1;
 inline constexpr uint32_t kDefaultRepeats = 5;
 inline constexpr uint32_t kDefaultTimeoutMs = 60'000;
 inline constexpr uint64_t kDefaultOutputLimitBytes = 8 << 20;
+// The most a suite file may hold; larger ones (or /dev/zero) are refused.
+inline constexpr uint64_t kMaxSuiteFileBytes = 16ull << 20;
 
 // Reads and validates the suite at `path`. Relative paths in `command[0]`
 // (when it contains a '/') and in `cwd` are made absolute against the
