@@ -264,5 +264,31 @@ TEST(NonUtf8OutputTest, BinaryOutputIsDeliveredAndEscapedInTheJsonReport) {
   EXPECT_EQ(doc["cases"][0]["stderr_tail"], "err\\x80");
 }
 
+// The same through the binary: `perfgate run --json` and an embedded gate
+// run. Before, the result could not be delivered and --json aborted.
+TEST(NonUtf8OutputTest, RunAndGateDeliverBinaryOutputAndTheJsonReportEscapesIt) {
+  testing::TempDir dir;
+  const std::string suite = dir.Write("binary.yaml",
+                                      "suite: s\ndefaults: {repeats: 1, warmup: 0}\ncases:\n"
+                                      "  - name: binary\n"
+                                      "    command: [/bin/sh, -c, \"printf 'ab\\\\377\\\\376caf\\\\342\\\\202'; "
+                                      "printf 'err\\\\200' >&2\"]\n");
+  const std::vector<std::vector<std::string>> commands = {
+      {testing::PerfgateBinary(), "run", suite, "--json", dir.File("run.json")},
+      {testing::PerfgateBinary(), "gate", "--suite", suite, "--state-dir", dir.File("state"), "--json",
+       dir.File("gate.json")}};
+  for (const auto& command : commands) {
+    auto result = testing::RunCommand(command);
+    EXPECT_EQ(result.exit_code, 0) << command[1] << ": " << result.output;
+    std::ifstream in(command.back());
+    auto doc = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+    ASSERT_FALSE(doc.is_discarded()) << command[1] << ": the JSON report is missing or not JSON";
+    ASSERT_EQ(doc["cases"].size(), 1u) << command[1];
+    EXPECT_EQ(doc["cases"][0]["outcome"], "ok") << command[1];
+    EXPECT_EQ(doc["cases"][0]["stdout_tail"], "ab\\xFF\\xFEcaf\\xE2\\x82") << command[1];
+    EXPECT_EQ(doc["cases"][0]["stderr_tail"], "err\\x80") << command[1];
+  }
+}
+
 }  // namespace
 }  // namespace perfgate
