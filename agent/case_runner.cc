@@ -17,6 +17,7 @@
 #include "core/bounded_read.h"
 #include "core/capabilities.h"
 #include "core/expand.h"
+#include "core/utf8.h"
 
 namespace perfgate {
 namespace {
@@ -273,7 +274,8 @@ v1::CaseResult RunCase(const v1::CaseSpec& spec, const v1::HostFingerprint& host
         const std::string phase = absl::StrCat("callgrind run ", i + 1, VariantSuffix(variants[v]));
         if (RecordFailure(run, phase, &result)) return result;
         auto total = SumCallgrindInstructions(out_dir);
-        if (!total.ok()) return fail(absl::StrCat(phase, ": ", total.status().message()));
+        // The message may quote a line of the profile: escape it for the proto string field.
+        if (!total.ok()) return fail(absl::StrCat(phase, ": ", EscapeInvalidUtf8(total.status().message())));
         v1::Sample* sample = result.add_samples();
         sample->set_index(sample_index++);
         sample->set_variant(variants[v].name());
