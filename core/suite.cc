@@ -385,16 +385,33 @@ absl::Status ParseGate(const SuiteError& err, const YAML::Node& node, const std:
   return absl::OkStatus();
 }
 
+// A suite file is UTF-8 text without control characters other than tab,
+// line feed and carriage return, as YAML requires. yaml-cpp guesses other
+// encodings from NUL bytes and lets bytes through that are not UTF-8, which
+// no proto string field can carry, so such input is refused up front.
+absl::Status CheckSuiteText(const std::string& text, const std::string& source) {
+  size_t bad = FirstInvalidUtf8(text);
+  for (size_t i = 0; i < std::min(bad, text.size()); ++i) {
+    const unsigned char c = text[i];
+    if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7F) {
+      bad = i;
+      break;
+    }
+  }
+  if (bad == absl::string_view::npos) return absl::OkStatus();
+  const absl::string_view before = absl::string_view(text).substr(0, bad);
+  const size_t line_start = before.rfind('\n') == absl::string_view::npos ? 0 : before.rfind('\n') + 1;
+  return absl::InvalidArgumentError(absl::StrCat(source, ":", std::count(before.begin(), before.end(), '\n') + 1, ":",
+                                                 bad - line_start + 1, ": byte 0x",
+                                                 absl::Hex(static_cast<unsigned char>(text[bad]), absl::kZeroPad2),
+                                                 " is not allowed (a suite file is UTF-8 text without control characters)"));
+}
+
 }  // namespace
 
 absl::StatusOr<v1::Suite> ParseSuite(const std::string& text, const std::string& source, const std::string& base_dir) {
   const SuiteError err(source);
-  if (auto bad = FirstInvalidUtf8(text); bad != absl::string_view::npos) {
-    const absl::string_view before = absl::string_view(text).substr(0, bad);
-    const size_t line_start = before.rfind('\n') == absl::string_view::npos ? 0 : before.rfind('\n') + 1;
-    return absl::InvalidArgumentError(absl::StrCat(source, ":", std::count(before.begin(), before.end(), '\n') + 1, ":",
-                                                   bad - line_start + 1, ": not UTF-8 (a suite file is UTF-8 text)"));
-  }
+  if (auto s = CheckSuiteText(text, source); !s.ok()) return s;
   YAML::Node root;
   try {
     root = YAML::Load(text);
