@@ -14,8 +14,10 @@
 #include "agent/callgrind.h"
 #include "agent/perf_counter.h"
 #include "agent/result_adapters.h"
+#include "core/bounded_read.h"
 #include "core/capabilities.h"
 #include "core/expand.h"
+#include "core/utf8.h"
 
 namespace perfgate {
 namespace {
@@ -43,14 +45,6 @@ class ScratchDir {
  private:
   std::string path_;
 };
-
-std::string ReadFile(const std::string& path, bool* ok) {
-  std::ifstream in(path, std::ios::binary);
-  *ok = static_cast<bool>(in);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 void AddValue(v1::Sample* sample, const std::string& benchmark, const char* metric, double value, const char* unit,
               const char* source) {
@@ -243,9 +237,12 @@ v1::CaseResult RunCase(const v1::CaseSpec& spec, const v1::HostFingerprint& host
         std::string text;
         std::string source;
         if (spec.result_source() == v1::RESULT_SOURCE_FILE) {
-          bool ok;
-          text = ReadFile(result_file, &ok);
-          if (!ok) return fail(absl::StrCat(phase, ": the case wrote no result file ($PERFGATE_RESULT_FILE)"));
+          auto read = ReadFileBounded(result_file, kMaxResultFileBytes, "result file ($PERFGATE_RESULT_FILE)");
+          if (absl::IsNotFound(read.status())) {
+            return fail(absl::StrCat(phase, ": the case wrote no result file ($PERFGATE_RESULT_FILE)"));
+          }
+          if (!read.ok()) return fail(absl::StrCat(phase, ": ", read.status().message()));
+          text = *std::move(read);
           source = absl::StrCat(phase, " result file");
         } else {
           if (run.out_dropped > 0) {
@@ -278,7 +275,8 @@ v1::CaseResult RunCase(const v1::CaseSpec& spec, const v1::HostFingerprint& host
         const std::string phase = absl::StrCat("callgrind run ", i + 1, VariantSuffix(variants[v]));
         if (RecordFailure(run, phase, &result)) return result;
         auto total = SumCallgrindInstructions(out_dir);
-        if (!total.ok()) return fail(absl::StrCat(phase, ": ", total.status().message()));
+        // The message may quote a line of the profile: escape it for the proto string field.
+        if (!total.ok()) return fail(absl::StrCat(phase, ": ", EscapeInvalidUtf8(total.status().message())));
         v1::Sample* sample = result.add_samples();
         sample->set_index(sample_index++);
         sample->set_variant(variants[v].name());

@@ -1,17 +1,26 @@
 #include "agent/result_adapters.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <utility>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
-#include "absl/strings/strip.h"
 #include "core/csv_lines.h"
+#include "core/utf8.h"
 
 namespace perfgate {
 namespace {
+
+using nlohmann::json;
+
+// How much of an offending line an error quotes.
+constexpr size_t kQuoteBytes = 200;
+
+std::string Quote(absl::string_view text) { return EscapeInvalidUtf8(text.substr(0, kQuoteBytes)); }
 
 std::string UnitOfPytorchMetric(std::string_view metric) {
   if (metric.find("instruction") != std::string_view::npos) return "count";
@@ -27,18 +36,44 @@ double SecondsPerUnit(const std::string& unit) {
   return 0;
 }
 
+// Units of the counters Google Benchmark itself names (SetBytesProcessed,
+// SetItemsProcessed); its JSON carries no unit or flags for user counters.
+std::string UnitOfGbenchCounter(const std::string& name) {
+  if (name == "bytes_per_second") return "B/s";
+  if (name == "items_per_second") return "1/s";
+  return "";
+}
+
+// Fields of an iteration entry that are not metrics.
+bool IsGbenchBookkeeping(const std::string& key) {
+  static const std::set<std::string> kFields = {
+      "name",      "run_name",   "run_type",       "family_index",   "per_family_instance_index",
+      "repetitions", "repetition_index", "threads", "iterations",   "real_time",
+      "cpu_time",  "time_unit",  "aggregate_name", "aggregate_unit", "error_occurred",
+      "error_message", "label"};
+  return kFields.count(key) > 0;
+}
+
 }  // namespace
 
 absl::StatusOr<std::vector<v1::MetricValue>> ParsePytorchResults(const std::string& text, const std::string& source) {
   std::vector<v1::MetricValue> values;
+  std::map<std::pair<std::string, std::string>, int> first_line;
   for (const CsvLine& line : SplitCsvLines(text)) {
     const auto& fields = line.fields;
+    auto error = [&](const std::string& what) {
+      return absl::InvalidArgumentError(absl::StrCat(source, ":", line.number, ": ", what, ", got '", Quote(line.text),
+                                                     "'"));
+    };
     double value;
     if (fields.size() != 3 || fields[0].empty() || fields[1].empty() || !ParseFiniteNumber(fields[2], &value)) {
-      return absl::InvalidArgumentError(absl::StrCat(source, ":", line.number,
-                                                     ": expected a PyTorch result line 'name,metric,value' with a "
-                                                     "number, got '",
-                                                     line.text.substr(0, 200), "'"));
+      return error("expected a PyTorch result line 'name,metric,value' with a number");
+    }
+    if (!IsValidUtf8(fields[0]) || !IsValidUtf8(fields[1])) return error("benchmark and metric names must be UTF-8");
+    auto [it, inserted] = first_line.emplace(std::make_pair(std::string(fields[0]), std::string(fields[1])), line.number);
+    if (!inserted) {
+      return error(absl::StrCat("duplicate result for ", fields[0], ",", fields[1], " (first on line ", it->second,
+                                "); PyTorch's check_results.py refuses this too"));
     }
     v1::MetricValue v;
     v.set_benchmark(std::string(fields[0]));
@@ -54,71 +89,161 @@ absl::StatusOr<std::vector<v1::MetricValue>> ParsePytorchResults(const std::stri
   return values;
 }
 
-absl::StatusOr<std::vector<v1::MetricValue>> ParseGbenchJson(const std::string& text, const std::string& source) {
-  nlohmann::json doc;
-  try {
-    doc = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
+namespace {
+
+// One iteration entry of a Google Benchmark document, read with every
+// field's type checked, so a wrong-typed field is an error naming it rather
+// than a json::type_error.
+class GbenchEntry {
+ public:
+  GbenchEntry(const json& entry, std::string where) : entry_(entry), where_(std::move(where)) {}
+
+  const std::string& where() const { return where_; }
+
+  absl::Status WrongType(const std::string& key, const char* wanted) const {
+    return absl::InvalidArgumentError(absl::StrCat(where_, ": field '", Quote(key), "' must be ", wanted, ", got ",
+                                                   entry_.at(key).type_name()));
+  }
+
+  // The string field `key`, or `fallback` when it is absent.
+  absl::StatusOr<std::string> String(const std::string& key, const std::string& fallback) const {
+    auto it = entry_.find(key);
+    if (it == entry_.end()) return fallback;
+    if (!it->is_string()) return WrongType(key, "a string");
+    return it->get<std::string>();
+  }
+
+  absl::StatusOr<bool> Bool(const std::string& key) const {
+    auto it = entry_.find(key);
+    if (it == entry_.end()) return false;
+    if (!it->is_boolean()) return WrongType(key, "true or false");
+    return it->get<bool>();
+  }
+
+  // The non-negative integer field `key`, or -1 when it is absent.
+  absl::StatusOr<int64_t> Index(const std::string& key) const {
+    auto it = entry_.find(key);
+    if (it == entry_.end()) return -1;
+    if (!it->is_number_unsigned()) return WrongType(key, "a whole number >= 0");
+    return static_cast<int64_t>(std::min<uint64_t>(it->get<uint64_t>(), INT64_MAX));
+  }
+
+  absl::StatusOr<double> Time(const std::string& key, double scale) const {
+    auto it = entry_.find(key);
+    if (it == entry_.end()) return absl::InvalidArgumentError(absl::StrCat(where_, ": missing number '", key, "'"));
+    if (!it->is_number()) return WrongType(key, "a number");
+    const double value = it->get<double>() * scale;
+    if (!std::isfinite(value) || value < 0) {
+      return absl::InvalidArgumentError(absl::StrCat(where_, ": field '", key, "' must be a finite time >= 0"));
+    }
+    return value;
+  }
+
+  const json& json_value() const { return entry_; }
+
+ private:
+  const json& entry_;
+  std::string where_;
+};
+
+class GbenchReader {
+ public:
+  explicit GbenchReader(const std::string& source) : source_(source) {}
+
+  absl::Status Read(const json& entry, size_t index) {
+    const std::string where = absl::StrCat(source_, ": benchmarks[", index, "]");
+    if (!entry.is_object()) return absl::InvalidArgumentError(absl::StrCat(where, ": entry is not an object"));
+    if (!entry.contains("name") || !entry["name"].is_string()) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ": entry without a string 'name'"));
+    }
+    const std::string name = entry["name"].get<std::string>();
+    const GbenchEntry e(entry, absl::StrCat(where, " (", name, ")"));
+    auto error = e.Bool("error_occurred");
+    if (!error.ok()) return error.status();
+    if (*error) {
+      auto message = e.String("error_message", "?");
+      return absl::InvalidArgumentError(
+          absl::StrCat(e.where(), " reported an error: ", message.ok() ? *message : "?"));
+    }
+    auto run_type = e.String("run_type", "iteration");
+    if (!run_type.ok()) return run_type.status();
+    if (*run_type == "aggregate") return absl::OkStatus();
+    auto run_name = e.String("run_name", name);
+    if (!run_name.ok()) return run_name.status();
+    if (auto s = CheckNotRepeated(e, name); !s.ok()) return s;
+    auto time_unit = e.String("time_unit", "ns");
+    if (!time_unit.ok()) return time_unit.status();
+    const double scale = SecondsPerUnit(*time_unit);
+    if (scale == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(e.where(), ": unknown time_unit '", *time_unit, "' (expected ns, us, ms or s)"));
+    }
+    for (const char* key : {"real_time", "cpu_time"}) {
+      auto value = e.Time(key, scale);
+      if (!value.ok()) return value.status();
+      Add(*run_name, key, *value, "s");
+    }
+    for (const auto& [key, value] : entry.items()) {
+      if (!value.is_number() || IsGbenchBookkeeping(key)) continue;
+      const double number = value.get<double>();
+      if (!std::isfinite(number)) {
+        return absl::InvalidArgumentError(absl::StrCat(e.where(), ": counter '", key, "' is not finite"));
+      }
+      Add(*run_name, key, number, UnitOfGbenchCounter(key));
+    }
+    return absl::OkStatus();
+  }
+
+  std::vector<v1::MetricValue> Take() { return std::move(values_); }
+
+ private:
+  // Repetitions of one benchmark are samples; the same repetition twice is
+  // a document stitched together wrongly.
+  absl::Status CheckNotRepeated(const GbenchEntry& e, const std::string& name) {
+    auto repetition = e.Index("repetition_index");
+    if (!repetition.ok()) return repetition.status();
+    if (*repetition < 0) return absl::OkStatus();  // older versions do not number repetitions
+    auto [it, inserted] = first_entry_.emplace(std::make_pair(name, *repetition), e.where());
+    if (inserted) return absl::OkStatus();
     return absl::InvalidArgumentError(
-        absl::StrCat(source, ": not Google Benchmark JSON (byte ", e.byte, "): ", e.what()));
+        absl::StrCat(e.where(), ": duplicate entry with repetition_index ", *repetition, " (first at ", it->second, ")"));
+  }
+
+  void Add(const std::string& benchmark, const std::string& metric, double value, const std::string& unit) {
+    v1::MetricValue v;
+    v.set_benchmark(benchmark);
+    v.set_metric(metric);
+    v.set_value(value);
+    v.set_unit(unit);
+    v.set_source("case:gbench");
+    values_.push_back(std::move(v));
+  }
+
+  const std::string& source_;
+  std::map<std::pair<std::string, int64_t>, std::string> first_entry_;
+  std::vector<v1::MetricValue> values_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::vector<v1::MetricValue>> ParseGbenchJson(const std::string& text, const std::string& source) {
+  // The JSON parser rejects invalid UTF-8, so every string below is valid.
+  json doc;
+  try {
+    doc = json::parse(text);
+  } catch (const json::exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ": not Google Benchmark JSON: ", EscapeInvalidUtf8(e.what())));
   }
   if (!doc.is_object() || !doc.contains("benchmarks") || !doc["benchmarks"].is_array()) {
     return absl::InvalidArgumentError(absl::StrCat(source, ": no 'benchmarks' array in Google Benchmark JSON"));
   }
-  static const std::set<std::string> kNotMetrics = {"name",
-                                                    "run_name",
-                                                    "run_type",
-                                                    "family_index",
-                                                    "per_family_instance_index",
-                                                    "repetitions",
-                                                    "repetition_index",
-                                                    "threads",
-                                                    "iterations",
-                                                    "real_time",
-                                                    "cpu_time",
-                                                    "time_unit",
-                                                    "aggregate_name",
-                                                    "aggregate_unit",
-                                                    "error_occurred",
-                                                    "error_message",
-                                                    "label"};
-  std::vector<v1::MetricValue> values;
+  GbenchReader reader(source);
   size_t index = 0;
   for (const auto& entry : doc["benchmarks"]) {
-    const std::string where = absl::StrCat(source, ": benchmarks[", index++, "]");
-    if (!entry.is_object() || !entry.contains("name") || !entry["name"].is_string()) {
-      return absl::InvalidArgumentError(absl::StrCat(where, ": entry without a 'name'"));
-    }
-    const std::string name = entry["name"];
-    if (entry.value("error_occurred", false)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where, " (", name, ") reported an error: ", entry.value("error_message", std::string("?"))));
-    }
-    if (entry.value("run_type", std::string("iteration")) == "aggregate") continue;
-    const std::string run_name = entry.value("run_name", name);
-    const double scale = SecondsPerUnit(entry.value("time_unit", std::string("ns")));
-    if (scale == 0) {
-      return absl::InvalidArgumentError(absl::StrCat(where, " (", name, "): unknown time_unit"));
-    }
-    auto add = [&](const std::string& metric, double value, const std::string& unit) {
-      v1::MetricValue v;
-      v.set_benchmark(run_name);
-      v.set_metric(metric);
-      v.set_value(value);
-      v.set_unit(unit);
-      v.set_source("case:gbench");
-      values.push_back(std::move(v));
-    };
-    for (const char* key : {"real_time", "cpu_time"}) {
-      if (!entry.contains(key) || !entry[key].is_number()) {
-        return absl::InvalidArgumentError(absl::StrCat(where, " (", name, "): missing number '", key, "'"));
-      }
-      add(key, entry[key].get<double>() * scale, "s");
-    }
-    for (const auto& [key, value] : entry.items()) {
-      if (value.is_number() && !kNotMetrics.count(key)) add(key, value.get<double>(), "");
-    }
+    if (auto s = reader.Read(entry, index++); !s.ok()) return s;
   }
+  std::vector<v1::MetricValue> values = reader.Take();
   if (values.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(source, ": Google Benchmark JSON with no benchmark runs"));
   }

@@ -2,15 +2,15 @@
 
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <map>
-#include <sstream>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "core/bounded_read.h"
 #include "core/csv_lines.h"
+#include "core/utf8.h"
 
 namespace perfgate {
 
@@ -22,7 +22,7 @@ absl::StatusOr<std::vector<ExpectedRow>> ParseExpectedFile(const std::string& te
     const int line_number = line.number;
     auto error = [&](const std::string& what) {
       return absl::InvalidArgumentError(
-          absl::StrCat(source, ":", line_number, ": ", what, " (got '", line.text.substr(0, 200), "')"));
+          absl::StrCat(source, ":", line_number, ": ", what, " (got '", EscapeInvalidUtf8(line.text.substr(0, 200)), "')"));
     };
     if (fields.size() != 4) {
       return error(absl::StrCat("expected 4 columns benchmark_name,metric_name,expected_value,noise_margin, found ",
@@ -33,6 +33,7 @@ absl::StatusOr<std::vector<ExpectedRow>> ParseExpectedFile(const std::string& te
     row.metric = std::string(fields[1]);
     row.line = line_number;
     if (row.benchmark.empty() || row.metric.empty()) return error("empty benchmark or metric name");
+    if (!IsValidUtf8(row.benchmark) || !IsValidUtf8(row.metric)) return error("benchmark and metric names must be UTF-8");
     if (!ParseFiniteNumber(fields[2], &row.expected)) {
       return error("expected_value is not a number");
     }
@@ -49,11 +50,9 @@ absl::StatusOr<std::vector<ExpectedRow>> ParseExpectedFile(const std::string& te
 }
 
 absl::StatusOr<std::vector<ExpectedRow>> LoadExpectedFile(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open expected-results file"));
-  std::stringstream text;
-  text << in.rdbuf();
-  return ParseExpectedFile(text.str(), path);
+  auto text = ReadFileBounded(path, kMaxExpectedFileBytes, "expected-results file");
+  if (!text.ok()) return text.status();
+  return ParseExpectedFile(*text, path);
 }
 
 }  // namespace perfgate

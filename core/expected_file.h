@@ -3,6 +3,7 @@
 // No header; blank lines allowed (PyTorch keeps rows apart for merges).
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
@@ -10,6 +11,9 @@
 #include "absl/status/statusor.h"
 
 namespace perfgate {
+
+// The most an expected-results file may hold (PyTorch's is ~10 KiB).
+inline constexpr uint64_t kMaxExpectedFileBytes = 16ull << 20;
 
 struct ExpectedRow {
   std::string benchmark;
@@ -22,7 +26,9 @@ struct ExpectedRow {
 };
 
 // Rows in file order. A duplicate key, a wrong column count, a value that is
-// not a number, or a negative margin is an error naming the file and line.
+// not a number, a negative margin or a name that is not UTF-8 is an error
+// naming the file and line. LoadExpectedFile refuses files over
+// kMaxExpectedFileBytes, also endless ones such as /dev/zero.
 absl::StatusOr<std::vector<ExpectedRow>> ParseExpectedFile(const std::string& text, const std::string& source);
 absl::StatusOr<std::vector<ExpectedRow>> LoadExpectedFile(const std::string& path);
 

@@ -1,9 +1,11 @@
 #include <google/protobuf/util/json_util.h>
 
 #include <cmath>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "core/report.h"
+#include "core/utf8.h"
 
 namespace perfgate {
 
@@ -22,6 +24,10 @@ void JsonReporter::Write(const GateReport& report, std::ostream& out) const {
     doc["baseline_patch"].push_back(
         {{"benchmark", row.benchmark}, {"metric", row.metric}, {"expected", row.expected}, {"margin", row.margin}});
   }
+  // Case output is bytes; the report shows it as text with invalid UTF-8
+  // escaped (\xNN). The raw bytes stay in "run", base64 as proto JSON has it.
+  std::map<std::string, const v1::CaseResult*> results;
+  for (const auto& status : report.run.cases()) results[status.name()] = &status.result();
   doc["cases"] = nlohmann::json::array();
   for (const auto& c : report.cases) {
     nlohmann::json jc = {{"name", c.name},
@@ -33,6 +39,10 @@ void JsonReporter::Write(const GateReport& report, std::ostream& out) const {
                          {"attempts", c.attempts},
                          {"notes", c.notes},
                          {"metrics", nlohmann::json::array()}};
+    if (auto it = results.find(c.name); it != results.end()) {
+      jc["stdout_tail"] = EscapeInvalidUtf8(it->second->stdout_tail());
+      jc["stderr_tail"] = EscapeInvalidUtf8(it->second->stderr_tail());
+    }
     auto comparison = [](const Comparison& cmp, const Series& series) {
       auto number = [](double v) { return std::isnan(v) ? nlohmann::json() : nlohmann::json(v); };
       return nlohmann::json{{"verdict", VerdictName(cmp.verdict)},
@@ -71,9 +81,13 @@ void JsonReporter::Write(const GateReport& report, std::ostream& out) const {
   google::protobuf::util::JsonPrintOptions options;
   options.preserve_proto_field_names = true;
   if (google::protobuf::util::MessageToJsonString(report.run, &raw, options).ok()) {
-    doc["run"] = nlohmann::json::parse(raw);
+    nlohmann::json run = nlohmann::json::parse(raw, nullptr, /*allow_exceptions=*/false);
+    if (!run.is_discarded()) doc["run"] = std::move(run);
   }
-  out << doc.dump(2) << "\n";
+  // Every string above is UTF-8 by construction (proto string fields are
+  // validated, case output is escaped); should one slip through, replacing
+  // its bad bytes with U+FFFD beats throwing away the whole report.
+  out << doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
 }
 
 }  // namespace perfgate

@@ -16,7 +16,9 @@
 #include "absl/strings/str_join.h"
 #include "core/metric_traits.h"
 #include "core/policy.h"
+#include "core/bounded_read.h"
 #include "core/units.h"
+#include "core/utf8.h"
 
 namespace perfgate {
 namespace {
@@ -420,16 +422,41 @@ absl::Status ParseMetrics(const SuiteError& err, const YAML::Node& node,
   return absl::OkStatus();
 }
 
+// A suite file is UTF-8 text without control characters other than tab,
+// line feed and carriage return, as YAML requires. yaml-cpp guesses other
+// encodings from NUL bytes and lets bytes through that are not UTF-8, which
+// no proto string field can carry, so such input is refused up front.
+absl::Status CheckSuiteText(const std::string& text, const std::string& source) {
+  size_t bad = FirstInvalidUtf8(text);
+  for (size_t i = 0; i < std::min(bad, text.size()); ++i) {
+    const unsigned char c = text[i];
+    if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7F) {
+      bad = i;
+      break;
+    }
+  }
+  if (bad == absl::string_view::npos) return absl::OkStatus();
+  const absl::string_view before = absl::string_view(text).substr(0, bad);
+  const size_t line_start = before.rfind('\n') == absl::string_view::npos ? 0 : before.rfind('\n') + 1;
+  return absl::InvalidArgumentError(absl::StrCat(source, ":", std::count(before.begin(), before.end(), '\n') + 1, ":",
+                                                 bad - line_start + 1, ": byte 0x",
+                                                 absl::Hex(static_cast<unsigned char>(text[bad]), absl::kZeroPad2),
+                                                 " is not allowed (a suite file is UTF-8 text without control characters)"));
+}
+
 }  // namespace
 
 absl::StatusOr<v1::Suite> ParseSuite(const std::string& text, const std::string& source, const std::string& base_dir) {
   const SuiteError err(source);
+  if (auto s = CheckSuiteText(text, source); !s.ok()) return s;
   YAML::Node root;
   try {
     root = YAML::Load(text);
   } catch (const YAML::Exception& e) {
     return absl::InvalidArgumentError(
-        absl::StrCat(source, ":", e.mark.line + 1, ":", e.mark.column + 1, ": not valid YAML: ", e.msg));
+        absl::StrCat(source, ":", e.mark.line + 1, ":", e.mark.column + 1, ": not valid YAML: ", EscapeInvalidUtf8(e.msg)));
+  } catch (const std::exception& e) {  // yaml-cpp also lets std::bad_alloc and others through
+    return absl::InvalidArgumentError(absl::StrCat(source, ": cannot read the suite: ", EscapeInvalidUtf8(e.what())));
   }
   if (!root.IsMap()) {
     return absl::InvalidArgumentError(absl::StrCat(source, ": a suite file is a map with keys 'suite' and 'cases'"));
@@ -493,21 +520,20 @@ absl::StatusOr<v1::Suite> ParseSuite(const std::string& text, const std::string&
     }
     return suite;
   } catch (const YAML::Exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat(source, ":", e.mark.line + 1, ":", e.mark.column + 1, ": ", e.msg));
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ":", e.mark.line + 1, ":", e.mark.column + 1, ": ", EscapeInvalidUtf8(e.msg)));
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": cannot read the suite: ", EscapeInvalidUtf8(e.what())));
   }
 }
 
 absl::StatusOr<v1::Suite> LoadSuiteFile(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) {
-    return absl::NotFoundError(absl::StrCat(path, ": cannot open suite file (", std::strerror(errno), ")"));
-  }
-  std::stringstream text;
-  text << in.rdbuf();
+  auto text = ReadFileBounded(path, kMaxSuiteFileBytes, "suite file");
+  if (!text.ok()) return text.status();
   std::error_code ec;
   fs::path absolute = fs::absolute(path, ec);
   const std::string base_dir = absolute.parent_path().lexically_normal().string();
-  return ParseSuite(text.str(), path, base_dir);
+  return ParseSuite(*text, path, base_dir);
 }
 
 }  // namespace perfgate

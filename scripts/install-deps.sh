@@ -14,6 +14,8 @@ PACKAGES=(
   prometheus-cpp-dev libsqlite3-dev sqlite3 nlohmann-json3-dev libyaml-cpp-dev libcli11-dev
   # tests and benchmarks of perfgate itself; the Google Benchmark adapter's real producer
   libgtest-dev libgmock-dev libbenchmark-dev
+  # fuzzing (scripts/fuzz.sh): clang with libFuzzer and the sanitizer runtimes
+  clang-14 libclang-rt-14-dev
   # deterministic instruction counts where hardware counters are absent
   valgrind
   # real Prometheus server and promtool for end-to-end tests and rule checks

@@ -162,7 +162,7 @@ TEST(JudgeE2eTest, UndeclaredRateIsShownNotJudgedAndDeclaredOneIsJudged) {
                               "--baseline", expected, "--no-color"});
   EXPECT_EQ(declared.exit_code, 1) << declared.output;
   EXPECT_THAT(declared.output, HasSubstr("elem_rate"));
-  EXPECT_THAT(declared.output, HasSubstr("vs expected 1000"));
+  EXPECT_THAT(declared.output, HasSubstr("elem_rate 500/s (-50.00%) vs expected 1.00 k/s"));
 }
 
 }  // namespace

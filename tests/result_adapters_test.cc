@@ -3,9 +3,25 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <map>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "agent/case_runner.h"
 #include "agent/executor.h"
+#include "agent/host_fingerprint.h"
+#include "core/bounded_read.h"
+#include "core/expected_file.h"
+#include "core/policy.h"
+#include "core/report.h"
+#include "core/suite.h"
+#include "core/utf8.h"
+#include "perfgate/v1/gate.pb.h"
 #include "tests/test_util.h"
 
 namespace perfgate {
@@ -79,6 +95,203 @@ TEST(GbenchJsonTest, ErrorsAreReportedNotZeroed) {
   values = ParseGbenchJson("{\"context\": {}}", "out.json");
   ASSERT_FALSE(values.ok());
   EXPECT_THAT(std::string(values.status().message()), HasSubstr("no 'benchmarks' array"));
+}
+
+TEST(PytorchResultsTest, SameBenchmarkAndMetricTwiceIsAnErrorNamingBothLines) {
+  auto values = ParsePytorchResults("a,wall_s,1\nb,wall_s,2\n\na,wall_s,3\n", "results.csv");
+  ASSERT_FALSE(values.ok()) << "PyTorch asserts on duplicates; they are not two samples";
+  EXPECT_THAT(std::string(values.status().message()),
+              HasSubstr("results.csv:4: duplicate result for a,wall_s (first on line 1)"));
+  EXPECT_TRUE(ParsePytorchResults("a,wall_s,1\na,instructions,2\n", "r").ok()) << "other metric, no duplicate";
+}
+
+TEST(PytorchResultsTest, NonUtf8IsAnErrorWithTheBytesEscaped) {
+  auto values = ParsePytorchResults("caf\xc3,wall_s,1\n", "stdout");
+  ASSERT_FALSE(values.ok());
+  const std::string message(values.status().message());
+  EXPECT_TRUE(IsValidUtf8(message));
+  EXPECT_THAT(message, HasSubstr("stdout:1: benchmark and metric names must be UTF-8, got 'caf\\xC3,wall_s,1'"));
+  values = ParsePytorchResults("\xff\xfe,x\n", "stdout");
+  ASSERT_FALSE(values.ok());
+  EXPECT_TRUE(IsValidUtf8(values.status().message()));
+}
+
+// Each of these aborted the agent with nlohmann::json::type_error before.
+TEST(GbenchJsonTest, WrongTypedFieldsAreErrorsNamingTheField) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {R"({"benchmarks": [{"name": "BM_x", "error_occurred": "yes"}]})", "field 'error_occurred' must be true or false"},
+      {R"({"benchmarks": [{"name": "BM_x", "run_type": 3, "real_time": 1, "cpu_time": 1}]})",
+       "field 'run_type' must be a string, got number"},
+      {R"({"benchmarks": [{"name": "BM_x", "run_name": [], "real_time": 1, "cpu_time": 1}]})",
+       "field 'run_name' must be a string, got array"},
+      {R"({"benchmarks": [{"name": "BM_x", "time_unit": null, "real_time": 1, "cpu_time": 1}]})",
+       "field 'time_unit' must be a string, got null"},
+      {R"({"benchmarks": [{"name": "BM_x", "real_time": "1", "cpu_time": 1}]})",
+       "field 'real_time' must be a number, got string"},
+      {R"({"benchmarks": [{"name": "BM_x", "repetition_index": -1, "real_time": 1, "cpu_time": 1}]})",
+       "field 'repetition_index' must be a whole number >= 0"},
+      {R"({"benchmarks": [{"name": "BM_x", "real_time": -1, "cpu_time": 1}]})", "'real_time' must be a finite time"},
+      {R"({"benchmarks": [{"name": "BM_x", "cpu_time": 1}]})", "missing number 'real_time'"},
+      {R"({"benchmarks": [7]})", "benchmarks[0]: entry is not an object"},
+  };
+  for (const auto& [json, expected] : cases) {
+    auto values = ParseGbenchJson(json, "out.json");
+    ASSERT_FALSE(values.ok()) << json;
+    EXPECT_THAT(std::string(values.status().message()), HasSubstr(expected)) << json;
+    EXPECT_THAT(std::string(values.status().message()), HasSubstr("out.json: benchmarks[0]")) << json;
+  }
+  // nlohmann::json throws out_of_range, not parse_error, on this one.
+  auto overflow = ParseGbenchJson(R"({"benchmarks": [{"name": "BM_x", "real_time": 1e999, "cpu_time": 1}]})", "o");
+  ASSERT_FALSE(overflow.ok());
+  EXPECT_THAT(std::string(overflow.status().message()), HasSubstr("o: not Google Benchmark JSON"));
+}
+
+TEST(GbenchJsonTest, RepetitionsAreSamplesButARepeatedRepetitionIsAnError) {
+  const std::string rep0 = R"({"name": "BM_x", "repetition_index": 0, "real_time": 1, "cpu_time": 1})";
+  const std::string rep1 = R"({"name": "BM_x", "repetition_index": 1, "real_time": 2, "cpu_time": 2})";
+  auto values = ParseGbenchJson(R"({"benchmarks": [)" + rep0 + "," + rep1 + "]}", "out.json");
+  ASSERT_TRUE(values.ok()) << values.status();
+  EXPECT_EQ(values->size(), 4u);
+  values = ParseGbenchJson(R"({"benchmarks": [)" + rep0 + "," + rep1 + "," + rep0 + "]}", "out.json");
+  ASSERT_FALSE(values.ok());
+  EXPECT_THAT(std::string(values.status().message()),
+              HasSubstr("benchmarks[2] (BM_x): duplicate entry with repetition_index 0 (first at out.json: "
+                        "benchmarks[0] (BM_x))"));
+}
+
+TEST(GbenchJsonTest, RateCountersCarryTheirUnits) {
+  auto values = ParseGbenchJson(
+      R"({"benchmarks": [{"name": "BM_x", "real_time": 5, "cpu_time": 4, "time_unit": "us",
+          "bytes_per_second": 1e9, "items_per_second": 2e6, "elem_rate": 3}]})",
+      "out.json");
+  ASSERT_TRUE(values.ok()) << values.status();
+  std::map<std::string, std::string> unit;
+  for (const auto& v : *values) unit[v.metric()] = v.unit();
+  EXPECT_EQ(unit["real_time"], "s");
+  EXPECT_EQ(unit["bytes_per_second"], "B/s");
+  EXPECT_EQ(unit["items_per_second"], "1/s");
+  EXPECT_EQ(unit["elem_rate"], "") << "the JSON does not say what a user counter counts";
+}
+
+TEST(Utf8Test, EscapesExactlyTheBytesThatAreNotUtf8) {
+  EXPECT_EQ(EscapeInvalidUtf8("plain \xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"), "plain \xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+  EXPECT_EQ(EscapeInvalidUtf8("cut \xe2\x82"), "cut \\xE2\\x82");
+  EXPECT_EQ(EscapeInvalidUtf8("\xc0\xaf"), "\\xC0\\xAF") << "overlong";
+  EXPECT_EQ(EscapeInvalidUtf8("\xed\xa0\x80"), "\\xED\\xA0\\x80") << "surrogate";
+  EXPECT_EQ(EscapeInvalidUtf8("a\\x41"), "a\\\\x41") << "a literal backslash stays distinguishable";
+  EXPECT_EQ(FirstInvalidUtf8("ab\xffc"), 2u);
+  EXPECT_TRUE(IsValidUtf8(std::string("nul\0ok", 6)));
+}
+
+TEST(BoundedReadTest, EndlessAndHugeFilesStopAtTheCap) {
+  auto zero = ReadFileBounded("/dev/zero", 1 << 20, "result file");
+  ASSERT_FALSE(zero.ok());
+  EXPECT_THAT(std::string(zero.status().message()), HasSubstr("/dev/zero: result file is larger than the limit"));
+
+  testing::TempDir dir;
+  const std::string sparse = dir.File("sparse");
+  const int fd = open(sparse.c_str(), O_CREAT | O_WRONLY, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(ftruncate(fd, 8ll << 30), 0) << "an 8 GiB sparse file takes no disk";
+  close(fd);
+  auto big = ReadFileBounded(sparse, 1 << 20, "result file");
+  ASSERT_FALSE(big.ok());
+  EXPECT_THAT(std::string(big.status().message()), HasSubstr("is larger than the limit of 1.00 MiB"));
+
+  std::ofstream(dir.File("small")) << "abc";
+  auto small = ReadFileBounded(dir.File("small"), 3, "result file");
+  ASSERT_TRUE(small.ok()) << small.status();
+  EXPECT_EQ(*small, "abc");
+  EXPECT_TRUE(absl::IsNotFound(ReadFileBounded(dir.File("absent"), 3, "x").status()));
+}
+
+TEST(BoundedReadTest, FifoWhoseWriterNeverStopsEndsAtTheCap) {
+  testing::TempDir dir;
+  const std::string fifo = dir.File("fifo");
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  testing::Subprocess writer({"/bin/sh", "-c", "exec cat /dev/zero > " + fifo});
+  auto text = ReadFileBounded(fifo, 1 << 20, "expected-results file");
+  ASSERT_FALSE(text.ok());
+  EXPECT_THAT(std::string(text.status().message()), HasSubstr("larger than the limit"));
+}
+
+TEST(BoundedReadTest, ExpectedAndSuiteFilesRefuseDevZero) {
+  auto expected = LoadExpectedFile("/dev/zero");
+  ASSERT_FALSE(expected.ok());
+  EXPECT_THAT(std::string(expected.status().message()),
+              HasSubstr("/dev/zero: expected-results file is larger than the limit of 16.0 MiB"));
+  auto suite = LoadSuiteFile("/dev/zero");
+  ASSERT_FALSE(suite.ok());
+  EXPECT_THAT(std::string(suite.status().message()), HasSubstr("/dev/zero: suite file is larger than the limit"));
+}
+
+TEST(SuiteUtf8Test, NonUtf8SuiteIsAnErrorWithLineAndColumn) {
+  auto suite = ParseSuite("suite: s\ncases:\n  - name: a\n    command: [\"x\xff\"]\n", "s.yaml", "/");
+  ASSERT_FALSE(suite.ok());
+  EXPECT_THAT(std::string(suite.status().message()), HasSubstr("s.yaml:4:17: byte 0xff is not allowed"));
+  // yaml-cpp reads a NUL as a guess at another encoding; it once let a lone 0xA0 into an error message.
+  suite = ParseSuite(std::string("suite: s\ngate:\n  fai\0_on: [x]\n", 30), "s.yaml", "/");
+  ASSERT_FALSE(suite.ok());
+  EXPECT_THAT(std::string(suite.status().message()), HasSubstr("s.yaml:3:6: byte 0x00 is not allowed"));
+}
+
+// Binary output and a cut multi-byte character: the result
+// is delivered (it survives the wire) and the JSON report shows it escaped.
+TEST(NonUtf8OutputTest, BinaryOutputIsDeliveredAndEscapedInTheJsonReport) {
+  v1::CaseSpec spec;
+  spec.set_name("binary");
+  spec.add_argv("/bin/sh");
+  spec.add_argv("-c");
+  // 0xff 0xfe is never UTF-8; e2 82 is a euro sign (e2 82 ac) cut as the output cap cuts it.
+  spec.add_argv("printf 'ab\\377\\376caf\\342\\202'; printf 'err\\200' >&2");
+  spec.set_repeats(1);
+  v1::CaseResult result = RunCase(spec, ProbeHost(), {});
+  ASSERT_EQ(result.outcome(), v1::CaseResult::OUTCOME_OK) << result.error();
+  ASSERT_FALSE(IsValidUtf8(result.stdout_tail())) << "the test needs output that is not UTF-8";
+
+  v1::Run run;
+  run.set_run_id("r1");
+  auto* status = run.add_cases();
+  status->set_name("binary");
+  status->set_state(v1::CASE_STATE_DONE);
+  *status->mutable_result() = result;
+  std::string wire;
+  ASSERT_TRUE(run.SerializeToString(&wire));
+  v1::Run delivered;
+  ASSERT_TRUE(delivered.ParseFromString(wire)) << "a string field with invalid UTF-8 fails to parse";
+  EXPECT_EQ(delivered.cases(0).result().stdout_tail(), result.stdout_tail());
+
+  std::ostringstream out;
+  JsonReporter().Write(BuildGateReport(delivered, Baselines{}, Policy{}), out);
+  auto doc = nlohmann::json::parse(out.str());
+  EXPECT_EQ(doc["cases"][0]["stdout_tail"], "ab\\xFF\\xFEcaf\\xE2\\x82");
+  EXPECT_EQ(doc["cases"][0]["stderr_tail"], "err\\x80");
+}
+
+// The same through the binary: `perfgate run --json` and an embedded gate
+// run. Before, the result could not be delivered and --json aborted.
+TEST(NonUtf8OutputTest, RunAndGateDeliverBinaryOutputAndTheJsonReportEscapesIt) {
+  testing::TempDir dir;
+  const std::string suite = dir.Write("binary.yaml",
+                                      "suite: s\ndefaults: {repeats: 1, warmup: 0}\ncases:\n"
+                                      "  - name: binary\n"
+                                      "    command: [/bin/sh, -c, \"printf 'ab\\\\377\\\\376caf\\\\342\\\\202'; "
+                                      "printf 'err\\\\200' >&2\"]\n");
+  const std::vector<std::vector<std::string>> commands = {
+      {testing::PerfgateBinary(), "run", suite, "--json", dir.File("run.json")},
+      {testing::PerfgateBinary(), "gate", "--suite", suite, "--state-dir", dir.File("state"), "--json",
+       dir.File("gate.json")}};
+  for (const auto& command : commands) {
+    auto result = testing::RunCommand(command);
+    EXPECT_EQ(result.exit_code, 0) << command[1] << ": " << result.output;
+    std::ifstream in(command.back());
+    auto doc = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+    ASSERT_FALSE(doc.is_discarded()) << command[1] << ": the JSON report is missing or not JSON";
+    ASSERT_EQ(doc["cases"].size(), 1u) << command[1];
+    EXPECT_EQ(doc["cases"][0]["outcome"], "ok") << command[1];
+    EXPECT_EQ(doc["cases"][0]["stdout_tail"], "ab\\xFF\\xFEcaf\\xE2\\x82") << command[1];
+    EXPECT_EQ(doc["cases"][0]["stderr_tail"], "err\\x80") << command[1];
+  }
 }
 
 }  // namespace

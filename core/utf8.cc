@@ -1,0 +1,72 @@
+#include "core/utf8.h"
+
+#include <cstdint>
+
+#include "absl/strings/str_format.h"
+
+namespace perfgate {
+namespace {
+
+// Length of the well-formed UTF-8 sequence at the start of `text`, or 0.
+// The ranges are the table of Unicode 15, section 3.9 (D92).
+size_t SequenceLength(absl::string_view text) {
+  const auto byte = [&](size_t i) { return static_cast<uint8_t>(text[i]); };
+  const uint8_t lead = byte(0);
+  if (lead < 0x80) return 1;
+  size_t length;
+  uint8_t low = 0x80, high = 0xBF;  // range of the second byte
+  if (lead >= 0xC2 && lead <= 0xDF) {
+    length = 2;
+  } else if (lead >= 0xE0 && lead <= 0xEF) {
+    length = 3;
+    if (lead == 0xE0) low = 0xA0;   // overlong
+    if (lead == 0xED) high = 0x9F;  // surrogates
+  } else if (lead >= 0xF0 && lead <= 0xF4) {
+    length = 4;
+    if (lead == 0xF0) low = 0x90;   // overlong
+    if (lead == 0xF4) high = 0x8F;  // above U+10FFFF
+  } else {
+    return 0;
+  }
+  if (text.size() < length) return 0;
+  if (byte(1) < low || byte(1) > high) return 0;
+  for (size_t i = 2; i < length; ++i) {
+    if (byte(i) < 0x80 || byte(i) > 0xBF) return 0;
+  }
+  return length;
+}
+
+}  // namespace
+
+size_t FirstInvalidUtf8(absl::string_view text) {
+  size_t offset = 0;
+  while (offset < text.size()) {
+    const size_t n = SequenceLength(text.substr(offset));
+    if (n == 0) return offset;
+    offset += n;
+  }
+  return absl::string_view::npos;
+}
+
+bool IsValidUtf8(absl::string_view text) { return FirstInvalidUtf8(text) == absl::string_view::npos; }
+
+std::string EscapeInvalidUtf8(absl::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  while (!text.empty()) {
+    const size_t n = SequenceLength(text);
+    if (n == 0) {
+      absl::StrAppendFormat(&out, "\\x%02X", static_cast<uint8_t>(text[0]));
+      text.remove_prefix(1);
+    } else if (text[0] == '\\') {
+      out += "\\\\";
+      text.remove_prefix(1);
+    } else {
+      out.append(text.data(), n);
+      text.remove_prefix(n);
+    }
+  }
+  return out;
+}
+
+}  // namespace perfgate

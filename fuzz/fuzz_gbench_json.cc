@@ -1,0 +1,21 @@
+// The Google Benchmark JSON adapter on arbitrary case output: values the agent can
+// deliver, or an error naming the line or field.
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "agent/result_adapters.h"
+#include "fuzz/fuzz_check.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const std::string text(reinterpret_cast<const char*>(data), size);
+  auto values = perfgate::ParseGbenchJson(text, "stdout");
+  if (!values.ok()) {
+    perfgate::fuzz::CheckErrorText(values.status());
+    return 0;
+  }
+  perfgate::v1::Sample sample;
+  for (const auto& value : *values) *sample.add_values() = value;
+  perfgate::fuzz::CheckDeliverable(sample);
+  return 0;
+}
