@@ -29,37 +29,43 @@ size_t CaseBytes(const v1::CaseStatus& c) {
   return 1 + google::protobuf::io::CodedOutputStream::VarintSize64(body) + body;
 }
 
+// Where a part of a run starts: a page_token is the index of its first case.
+absl::StatusOr<size_t> FirstCaseOf(const std::string& page_token, const v1::Run& run) {
+  size_t first = 0;
+  if (page_token.empty()) return first;
+  const char* end = page_token.data() + page_token.size();
+  auto parsed = std::from_chars(page_token.data(), end, first);
+  if (parsed.ec != std::errc() || parsed.ptr != end || first > static_cast<size_t>(run.cases_size())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("GetRun: page_token '", page_token, "' is not one a reply gave; start again without it"));
+  }
+  return first;
+}
+
 // The cases of `run` from `page_token` on that fit in `max_bytes` (the
 // whole reply), moved into `page`, with the token of the rest if any.
 absl::Status PageOfRun(v1::Run run, const std::string& page_token, uint64_t max_bytes, v1::Run* page) {
-  size_t first = 0;
-  if (!page_token.empty()) {
-    auto [end, error] = std::from_chars(page_token.data(), page_token.data() + page_token.size(), first);
-    if (error != std::errc() || end != page_token.data() + page_token.size() ||
-        first > static_cast<size_t>(run.cases_size())) {
-      return absl::InvalidArgumentError(absl::StrCat("GetRun: page_token '", page_token,
-                                                     "' is not one a reply gave; start again without it"));
-    }
-  }
+  auto first = FirstCaseOf(page_token, run);
+  if (!first.ok()) return first.status();
   auto cases = std::move(*run.mutable_cases());
   run.clear_cases();
   *page = std::move(run);
   // Room for the largest next_page_token (tag, length, 20 digits).
   size_t bytes = page->ByteSizeLong() + 22;
-  size_t next = first;
-  for (; next < static_cast<size_t>(cases.size()); ++next) {
-    v1::CaseStatus& c = cases[static_cast<int>(next)];
-    const size_t more = CaseBytes(c);
+  int next = static_cast<int>(*first);
+  for (; next < cases.size(); ++next) {
+    const size_t more = CaseBytes(cases[next]);
     if (bytes + more > max_bytes) break;
     bytes += more;
-    *page->add_cases() = std::move(c);
+    *page->add_cases() = std::move(cases[next]);
   }
-  if (next == first && next < static_cast<size_t>(cases.size())) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "GetRun: case '", cases[static_cast<int>(next)].name(), "' alone is ", CaseBytes(cases[static_cast<int>(next)]),
-        " bytes, more than a reply of ", max_bytes, " bytes may carry; raise the client's receive limit"));
+  if (next == cases.size()) return absl::OkStatus();
+  if (page->cases_size() == 0) {
+    return absl::ResourceExhaustedError(absl::StrCat("GetRun: case '", cases[next].name(), "' alone is ",
+                                                     CaseBytes(cases[next]), " bytes, more than a reply of ", max_bytes,
+                                                     " bytes may carry; raise the client's receive limit"));
   }
-  if (next < static_cast<size_t>(cases.size())) page->set_next_page_token(absl::StrCat(next));
+  page->set_next_page_token(absl::StrCat(next));
   return absl::OkStatus();
 }
 
@@ -85,8 +91,8 @@ grpc::Status AgentServiceImpl::Work(grpc::ServerContext* context, const v1::Work
   if (auto s = gatekeeper_->Admit(Rpc::kWork, *context, request->ByteSizeLong()); !s.ok()) return s;
   // The open stream keeps the session's agent id from another process; gRPC's
   // sync IsCancelled may be asked from the Register thread.
-  auto stream = scheduler_->OpenStream(request->session_id(),
-                                       {context->peer(), [context] { return !context->IsCancelled(); }});
+  auto stream =
+      scheduler_->OpenStream(request->session_id(), {context->peer(), [context] { return !context->IsCancelled(); }});
   if (!stream.ok()) return ToGrpc(stream.status());
   absl::Cleanup close = [&] { scheduler_->CloseStream(request->session_id(), *stream); };
   while (!context->IsCancelled()) {

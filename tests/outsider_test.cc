@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <thread>
@@ -40,6 +41,7 @@ using Code = grpc::StatusCode;
 
 constexpr int kFloodRegistrations = 200;
 constexpr size_t kHugeBytes = 100'000'000;  // 100 MB
+constexpr int kConcurrentHuge = 6;
 
 std::chrono::system_clock::time_point In(int ms) {
   return std::chrono::system_clock::now() + std::chrono::milliseconds(ms);
@@ -171,6 +173,16 @@ class Attacker {
   std::unique_ptr<v1::GateService::Stub> gate_;
 };
 
+// VmHWM of a process: the most memory it has held.
+uint64_t PeakRssBytes(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoull(line.substr(6)) * 1024;  // "VmHWM:  1234 kB"
+  }
+  ADD_FAILURE() << "no VmHWM for " << pid;
+  return 0;
+}
+
 // The value of perfgate_auth_failures_total{reason}; -1 if not exported.
 double AuthFailures(const std::string& metrics_address, const std::string& reason) {
   const std::string body = testing::HttpGet(metrics_address, "/metrics");
@@ -186,8 +198,8 @@ class OutsiderTest : public ::testing::Test {
     // Leases far longer than the test: the held case is never re-run.
     coordinator_ = std::make_unique<Subprocess>(std::vector<std::string>{
         PerfgateBinary(), "coordinator", "--listen", "127.0.0.1:0", "--db", db_, "--lease-ttl", "300s",
-        "--metrics-listen", "127.0.0.1:0", "--tls-cert", dir_.File("server.pem"), "--tls-key",
-        dir_.File("server.key"), "--agent-token-file", agent_token_, "--submit-token-file", submit_token_});
+        "--metrics-listen", "127.0.0.1:0", "--tls-cert", dir_.File("server.pem"), "--tls-key", dir_.File("server.key"),
+        "--agent-token-file", agent_token_, "--submit-token-file", submit_token_});
     address_ = testing::CoordinatorAddress(*coordinator_);
     ASSERT_FALSE(address_.empty()) << coordinator_->output();
     auto metrics_line = coordinator_->WaitForLine("metrics on http://", 30'000);
@@ -206,8 +218,8 @@ class OutsiderTest : public ::testing::Test {
 
 TEST_F(OutsiderTest, EveryAttackIsRefusedAndTheRealGateStillPasses) {
   const std::string ca = dir_.File("ca.pem");
-  Subprocess agent({PerfgateBinary(), "agent", "--coordinator", address_, "--tls-ca", ca, "--token-file",
-                    agent_token_, "--id", "lab-1", "--pool", "lab"});
+  Subprocess agent({PerfgateBinary(), "agent", "--coordinator", address_, "--tls-ca", ca, "--token-file", agent_token_,
+                    "--id", "lab-1", "--pool", "lab"});
   ASSERT_TRUE(agent.WaitForLine("registered with", 60'000)) << agent.output();
 
   // The demo spin case, and one held open until the attacks are over, so
@@ -218,16 +230,16 @@ TEST_F(OutsiderTest, EveryAttackIsRefusedAndTheRealGateStillPasses) {
       "suite.yaml", "suite: outsider\ndefaults: {repeats: 1, warmup: 0}\ncases:\n  - name: spin\n    command: [\"" +
                         testing::CaseBinary("spin") + "\", \"1000\"]\n  - name: hold\n    command: [\"/bin/cat\", \"" +
                         fifo + "\"]\n");
-  Subprocess gate({PerfgateBinary(), "gate", "--coordinator", address_, "--tls-ca", ca, "--token-file",
-                   submit_token_, "--suite", suite, "--branch", "main", "--no-color"});
+  Subprocess gate({PerfgateBinary(), "gate", "--coordinator", address_, "--tls-ca", ca, "--token-file", submit_token_,
+                   "--suite", suite, "--branch", "main", "--no-color"});
   auto submitted = gate.WaitForLine(" submitted to ", 60'000);
   ASSERT_TRUE(submitted) << gate.output();
   // The outsider learns the run id (it is in every CI log).
   const std::string marker = "perfgate: run ";
   const size_t at = submitted->find(marker);
   ASSERT_NE(at, std::string::npos) << *submitted;
-  const std::string run_id = submitted->substr(at + marker.size(), submitted->find(' ', at + marker.size()) -
-                                                                       (at + marker.size()));
+  const std::string run_id =
+      submitted->substr(at + marker.size(), submitted->find(' ', at + marker.size()) - (at + marker.size()));
   ASSERT_TRUE(agent.WaitForLine("running hold", 60'000)) << agent.output();
 
   const std::string owned = dir_.File("owned");
@@ -282,10 +294,24 @@ TEST_F(OutsiderTest, EveryAttackIsRefusedAndTheRealGateStillPasses) {
   expect(submitter_holder.CompleteGuessedLease(kHugeBytes), Code::RESOURCE_EXHAUSTED, nullptr,
          "100 MB Complete, submit token");
 
+  // Several at once: refused too, and what the coordinator holds stays
+  // bounded. Each is read whole before it is refused; without a bound on
+  // all calls' buffers together six took the coordinator from 25 MB to 620 MB,
+  // and nothing stopped sixty.
+  {
+    std::vector<std::thread> senders;
+    std::vector<grpc::Status> results(kConcurrentHuge);
+    for (int i = 0; i < kConcurrentHuge; ++i) {
+      senders.emplace_back([&, i] { results[i] = Attacker(address_, ca, "").SubmitCommand(kHugeBytes); });
+    }
+    for (auto& t : senders) t.join();
+    for (const auto& r : results) expect(r, Code::RESOURCE_EXHAUSTED, nullptr, "100 MB SubmitRun, concurrently");
+    EXPECT_LT(PeakRssBytes(coordinator_->pid()), 400 * kMiB) << "128 MiB of buffers, and their TLS copies";
+  }
+
   // Plaintext to the TLS port does not even reach the door.
   {
-    auto plain = v1::GateService::NewStub(
-        grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));
+    auto plain = v1::GateService::NewStub(grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));
     v1::GetRunRequest request;
     request.set_run_id(run_id);
     v1::Run response;
@@ -316,7 +342,8 @@ TEST_F(OutsiderTest, EveryAttackIsRefusedAndTheRealGateStillPasses) {
   // Nothing the attacker sent is in the store.
   EXPECT_EQ(testing::QueryInt(db_, "SELECT COUNT(*) FROM runs"), 1);
   EXPECT_EQ(testing::QueryInt(db_, "SELECT state FROM runs WHERE run_id = '" + run_id + "'"), v1::RUN_STATE_FINISHED);
-  EXPECT_EQ(testing::QueryInt(db_, "SELECT COUNT(*) FROM runs WHERE verdict = 'passed'"), 1) << "the gate's own verdict";
+  EXPECT_EQ(testing::QueryInt(db_, "SELECT COUNT(*) FROM runs WHERE verdict = 'passed'"), 1)
+      << "the gate's own verdict";
   EXPECT_EQ(testing::QueryInt(db_, "SELECT COUNT(*) FROM cases"), 2);
   EXPECT_EQ(testing::QueryInt(db_, "SELECT COUNT(*) FROM cases WHERE agent_id = 'lab-1' AND state = 3"), 2);
   EXPECT_EQ(testing::QueryInt(db_, "SELECT COUNT(*) FROM results"), 2) << "one per case, both the agent's";
