@@ -287,7 +287,7 @@ TEST_F(OutsiderTest, EveryAttackIsRefusedAndTheRealGateStillPasses) {
            "wrong_role", "flood with the submit token");
   }
 
-  // 100 MB messages: refused by size before anything reads them.
+  // 100 MB messages: refused by size, token or not.
   expect(flooder.SubmitCommand(kHugeBytes), Code::RESOURCE_EXHAUSTED, nullptr, "100 MB SubmitRun");
   expect(flooder.Register("lab-1", kHugeBytes), Code::RESOURCE_EXHAUSTED, nullptr, "100 MB Register");
   expect(flooder.CompleteGuessedLease(kHugeBytes), Code::RESOURCE_EXHAUSTED, nullptr, "100 MB Complete");
