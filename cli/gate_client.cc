@@ -235,6 +235,12 @@ absl::StatusOr<v1::Run> SubmitAndWatch(const GateClientOptions& options, const v
       } while (!get.page_token().empty());
       run.clear_next_page_token();
       if (s.ok()) return run;
+      // One case over our receive limit: asking again will not help (a
+      // stream reset is the coordinator shedding load, which passes).
+      if (s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED &&
+          s.error_message().find("RST_STREAM") == std::string::npos) {
+        return FromGrpc(s);
+      }
       status = s;
     }
     if (status.error_code() == grpc::StatusCode::NOT_FOUND ||

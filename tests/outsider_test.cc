@@ -386,8 +386,15 @@ TEST(RunPagingTest, ARunTooLargeForOneMessageIsFetchedInParts) {
   client.limits.reply_bytes = 16 << 10;
   Interrupt interrupt;
   auto run = SubmitAndWatch(client, request, &interrupt);
+  // A client whose limit is under one case's size gets an error naming it, at once.
+  GateClientOptions tiny = client;
+  tiny.limits.reply_bytes = 4 << 10;
+  request.mutable_suite()->mutable_cases()->DeleteSubrange(1, kCases - 1);
+  auto too_small = SubmitAndWatch(tiny, request, &interrupt);
   agent.Stop();
   thread.join();
+  EXPECT_EQ(too_small.status().code(), absl::StatusCode::kResourceExhausted) << too_small.status();
+  EXPECT_THAT(too_small.status().message(), HasSubstr("case 'out0' alone is"));
   ASSERT_TRUE(run.ok()) << run.status();
   ASSERT_EQ(run->cases_size(), kCases);
   EXPECT_GT(run->ByteSizeLong(), client.limits.reply_bytes) << "the test needs a run that does not fit one message";
