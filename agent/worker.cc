@@ -317,6 +317,14 @@ bool WorthRetrying(const grpc::Status& status) {
   }
 }
 
+// RESOURCE_EXHAUSTED also comes as a stream reset when the coordinator's
+// buffers for all calls together are full (someone floods it): load shed,
+// not a verdict on this result's size.
+bool RefusedAsTooLarge(const grpc::Status& status) {
+  return status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED &&
+         status.error_message().find("RST_STREAM") == std::string::npos;
+}
+
 }  // namespace
 
 void AgentWorker::CompleteWithRetry(const std::string& session_id, const std::string& lease_id,
@@ -335,7 +343,7 @@ void AgentWorker::CompleteWithRetry(const std::string& session_id, const std::st
     *request.mutable_result() = *sending;
     v1::CompleteLeaseResponse response;
     grpc::Status status = stub_->CompleteLease(&context, request, &response);
-    if (status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED && sending == &result) {
+    if (RefusedAsTooLarge(status) && sending == &result) {
       // Re-running would only produce the same oversized result: report the case as an error.
       too_large.set_case_name(result.case_name());
       too_large.set_agent_id(result.agent_id());

@@ -199,6 +199,7 @@ absl::StatusOr<v1::Run> SubmitAndWatch(const GateClientOptions& options, const v
     grpc::ClientContext context;
     v1::WatchRunRequest watch;
     watch.set_run_id(run_id);
+    watch.set_without_results(true);  // progress needs states only; GetRun brings the results in parts
     auto reader = stub->WatchRun(&context, watch);
     v1::RunEvent event;
     std::optional<v1::RunState> finished;
@@ -213,13 +214,34 @@ absl::StatusOr<v1::Run> SubmitAndWatch(const GateClientOptions& options, const v
     }
     grpc::Status status = reader->Finish();
     if (finished) {
-      grpc::ClientContext get_context;
-      get_context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+      // In parts, each under our receive limit with room to spare: a run's
+      // results together may not fit one message.
       v1::GetRunRequest get;
       get.set_run_id(run_id);
+      get.set_max_reply_bytes(options.limits.reply_bytes - options.limits.reply_bytes / 8);
       v1::Run run;
-      grpc::Status s = stub->GetRun(&get_context, get, &run);
+      grpc::Status s;
+      do {
+        grpc::ClientContext get_context;
+        get_context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+        v1::Run part;
+        s = stub->GetRun(&get_context, get, &part);
+        if (!s.ok()) break;
+        get.set_page_token(part.next_page_token());
+        if (run.run_id().empty()) {
+          run = std::move(part);
+        } else {
+          for (auto& c : *part.mutable_cases()) *run.add_cases() = std::move(c);
+        }
+      } while (!get.page_token().empty());
+      run.clear_next_page_token();
       if (s.ok()) return run;
+      // One case over our receive limit: asking again will not help (a
+      // stream reset is the coordinator shedding load, which passes).
+      if (s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED &&
+          s.error_message().find("RST_STREAM") == std::string::npos) {
+        return FromGrpc(s);
+      }
       status = s;
     }
     if (status.error_code() == grpc::StatusCode::NOT_FOUND ||

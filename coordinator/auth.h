@@ -65,6 +65,7 @@ class Gatekeeper {
   Gatekeeper(const RoleTokens& tokens, const MessageLimits& limits, FailureCounter on_failure);
 
   bool auth_enabled() const { return auth_enabled_; }
+  const MessageLimits& limits() const { return limits_; }
   // UNAUTHENTICATED, PERMISSION_DENIED or RESOURCE_EXHAUSTED with a message
   // saying what to do; OK to go ahead.
   grpc::Status Admit(Rpc rpc, const grpc::ServerContext& context, size_t request_bytes) const;

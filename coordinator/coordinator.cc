@@ -1,6 +1,7 @@
 #include "coordinator/coordinator.h"
 
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/resource_quota.h>
 #include <grpcpp/server.h>
 #include <grpcpp/server_builder.h>
 #include <netdb.h>
@@ -127,6 +128,13 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Start(const Coordinato
   // The largest call's limit; the Gatekeeper holds each call to its own.
   builder.SetMaxReceiveMessageSize(static_cast<int>(options.limits.LargestRequest()));
   builder.SetMaxSendMessageSize(static_cast<int>(options.limits.reply_bytes));
+  // gRPC reads a request whole before refusing it as too large, so without
+  // a bound on all calls' buffers together a few concurrent oversized
+  // requests, with no token, take the coordinator's memory. Room for the
+  // largest request twice over and the largest reply.
+  grpc::ResourceQuota quota("perfgate-coordinator");
+  quota.Resize(2 * options.limits.LargestRequest() + options.limits.reply_bytes);
+  builder.SetResourceQuota(quota);
   // One coordinator per port: with SO_REUSEPORT a second one would share it
   // and a gate could land on the empty one.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);

@@ -9,6 +9,7 @@
 #include <prometheus/registry.h>
 
 #include "absl/strings/str_cat.h"
+#include "coordinator/auth.h"
 #include "core/series.h"
 #include "core/stats.h"
 
@@ -132,6 +133,11 @@ absl::StatusOr<std::unique_ptr<MetricsExporter>> MetricsExporter::Start(const st
   e->main_branch_ = main_branch;
   e->registry_ = std::make_shared<prometheus::Registry>();
   e->families_ = std::make_unique<Families>(*e->registry_);
+  // Exported at zero from the start, so the first refused call is an
+  // increase an alert sees, not a new series.
+  for (auto failure : {AuthFailure::kMissingToken, AuthFailure::kUnknownToken, AuthFailure::kWrongRole}) {
+    e->families_->auth_failures.Add({{"reason", AuthFailureName(failure)}});
+  }
   e->live_ = std::make_shared<LiveState>(scheduler);
   try {
     e->exposer_ = std::make_unique<prometheus::Exposer>(listen, /*num_threads=*/1);

@@ -1,6 +1,12 @@
 #include "coordinator/services.h"
 
+#include <google/protobuf/io/coded_stream.h>
+
+#include <algorithm>
+#include <charconv>
+
 #include "absl/cleanup/cleanup.h"
+#include "absl/strings/str_cat.h"
 #include "coordinator/grpc_status.h"
 
 namespace perfgate {
@@ -17,6 +23,61 @@ grpc::Status Reply(const absl::StatusOr<T>& result, T* out) {
   return grpc::Status::OK;
 }
 
+// The bytes one more case adds to a Run: its field tag, length and body.
+size_t CaseBytes(const v1::CaseStatus& c) {
+  const size_t body = c.ByteSizeLong();
+  return 1 + google::protobuf::io::CodedOutputStream::VarintSize64(body) + body;
+}
+
+// Where a part of a run starts: a page_token is the index of its first case.
+absl::StatusOr<size_t> FirstCaseOf(const std::string& page_token, const v1::Run& run) {
+  size_t first = 0;
+  if (page_token.empty()) return first;
+  const char* end = page_token.data() + page_token.size();
+  auto parsed = std::from_chars(page_token.data(), end, first);
+  if (parsed.ec != std::errc() || parsed.ptr != end || first > static_cast<size_t>(run.cases_size())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("GetRun: page_token '", page_token, "' is not one a reply gave; start again without it"));
+  }
+  return first;
+}
+
+// The cases of `run` from `page_token` on that fit in `max_bytes` (the
+// whole reply), moved into `page`, with the token of the rest if any.
+absl::Status PageOfRun(v1::Run run, const std::string& page_token, uint64_t max_bytes, v1::Run* page) {
+  auto first = FirstCaseOf(page_token, run);
+  if (!first.ok()) return first.status();
+  auto cases = std::move(*run.mutable_cases());
+  run.clear_cases();
+  *page = std::move(run);
+  // Room for the largest next_page_token (tag, length, 20 digits).
+  size_t bytes = page->ByteSizeLong() + 22;
+  int next = static_cast<int>(*first);
+  for (; next < cases.size(); ++next) {
+    const size_t more = CaseBytes(cases[next]);
+    if (bytes + more > max_bytes) break;
+    bytes += more;
+    *page->add_cases() = std::move(cases[next]);
+  }
+  if (next == cases.size()) return absl::OkStatus();
+  if (page->cases_size() == 0) {
+    return absl::ResourceExhaustedError(absl::StrCat("GetRun: case '", cases[next].name(), "' alone is ",
+                                                     CaseBytes(cases[next]), " bytes, more than a reply of ", max_bytes,
+                                                     " bytes may carry; raise the client's receive limit"));
+  }
+  page->set_next_page_token(absl::StrCat(next));
+  return absl::OkStatus();
+}
+
+void DropResults(v1::Run* run) {
+  for (auto& c : *run->mutable_cases()) c.clear_result();
+}
+
+void DropResults(v1::RunEvent* event) {
+  if (event->has_snapshot()) DropResults(event->mutable_snapshot());
+  if (event->has_case_changed()) event->mutable_case_changed()->clear_result();
+}
+
 }  // namespace
 
 grpc::Status AgentServiceImpl::Register(grpc::ServerContext* context, const v1::RegisterRequest* request,
@@ -30,8 +91,8 @@ grpc::Status AgentServiceImpl::Work(grpc::ServerContext* context, const v1::Work
   if (auto s = gatekeeper_->Admit(Rpc::kWork, *context, request->ByteSizeLong()); !s.ok()) return s;
   // The open stream keeps the session's agent id from another process; gRPC's
   // sync IsCancelled may be asked from the Register thread.
-  auto stream = scheduler_->OpenStream(request->session_id(),
-                                       {context->peer(), [context] { return !context->IsCancelled(); }});
+  auto stream =
+      scheduler_->OpenStream(request->session_id(), {context->peer(), [context] { return !context->IsCancelled(); }});
   if (!stream.ok()) return ToGrpc(stream.status());
   absl::Cleanup close = [&] { scheduler_->CloseStream(request->session_id(), *stream); };
   while (!context->IsCancelled()) {
@@ -74,11 +135,12 @@ grpc::Status GateServiceImpl::WatchRun(grpc::ServerContext* context, const v1::W
   auto snapshot = scheduler_->Snapshot(request->run_id(), &cursor);
   if (!snapshot.ok()) return ToGrpc(snapshot.status());
   v1::RunEvent first;
-  *first.mutable_snapshot() = *snapshot;
+  *first.mutable_snapshot() = *std::move(snapshot);
+  if (request->without_results()) DropResults(&first);
   if (!writer->Write(first)) return grpc::Status::OK;
-  if (snapshot->state() != v1::RUN_STATE_RUNNING) {
+  if (first.snapshot().state() != v1::RUN_STATE_RUNNING) {
     v1::RunEvent done;
-    done.set_run_finished(snapshot->state());
+    done.set_run_finished(first.snapshot().state());
     writer->Write(done);
     return grpc::Status::OK;
   }
@@ -87,7 +149,8 @@ grpc::Status GateServiceImpl::WatchRun(grpc::ServerContext* context, const v1::W
     if (auto s = scheduler_->WaitRunEvents(request->run_id(), &cursor, kStreamCheckMs, &events); !s.ok()) {
       return ToGrpc(s);
     }
-    for (const auto& event : events) {
+    for (auto& event : events) {
+      if (request->without_results()) DropResults(&event);
       if (!writer->Write(event)) return grpc::Status::OK;
       if (event.has_run_finished()) return grpc::Status::OK;
     }
@@ -98,7 +161,11 @@ grpc::Status GateServiceImpl::WatchRun(grpc::ServerContext* context, const v1::W
 grpc::Status GateServiceImpl::GetRun(grpc::ServerContext* context, const v1::GetRunRequest* request,
                                      v1::Run* response) {
   if (auto s = gatekeeper_->Admit(Rpc::kGetRun, *context, request->ByteSizeLong()); !s.ok()) return s;
-  return Reply(scheduler_->GetRun(request->run_id()), response);
+  auto run = scheduler_->GetRun(request->run_id());
+  if (!run.ok() || (request->max_reply_bytes() == 0 && request->page_token().empty())) return Reply(run, response);
+  uint64_t max_bytes = gatekeeper_->limits().reply_bytes;
+  if (request->max_reply_bytes() != 0) max_bytes = std::min<uint64_t>(max_bytes, request->max_reply_bytes());
+  return ToGrpc(PageOfRun(*std::move(run), request->page_token(), max_bytes, response));
 }
 
 grpc::Status GateServiceImpl::CancelRun(grpc::ServerContext* context, const v1::CancelRunRequest* request,
