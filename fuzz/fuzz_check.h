@@ -6,9 +6,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "core/utf8.h"
+#include "perfgate/v1/common.pb.h"
 
 namespace perfgate::fuzz {
 
@@ -28,6 +31,17 @@ void CheckDeliverable(const Message& message) {
   if (!message.SerializeToString(&wire) || !copy.ParseFromString(wire)) {
     Fail("message cannot be delivered", message.ShortDebugString());
   }
+}
+
+// A result adapter's answer: a UTF-8 error, or values that one sample can deliver.
+inline void CheckAdapterOutput(const absl::StatusOr<std::vector<v1::MetricValue>>& values) {
+  if (!values.ok()) {
+    CheckErrorText(values.status());
+    return;
+  }
+  v1::Sample sample;
+  for (const auto& value : *values) *sample.add_values() = value;
+  CheckDeliverable(sample);
 }
 
 }  // namespace perfgate::fuzz

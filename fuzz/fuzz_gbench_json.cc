@@ -9,13 +9,6 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);
-  auto values = perfgate::ParseGbenchJson(text, "stdout");
-  if (!values.ok()) {
-    perfgate::fuzz::CheckErrorText(values.status());
-    return 0;
-  }
-  perfgate::v1::Sample sample;
-  for (const auto& value : *values) *sample.add_values() = value;
-  perfgate::fuzz::CheckDeliverable(sample);
+  perfgate::fuzz::CheckAdapterOutput(perfgate::ParseGbenchJson(text, "stdout"));
   return 0;
 }
