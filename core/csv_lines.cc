@@ -3,20 +3,55 @@
 #include <cmath>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 
 namespace perfgate {
+
+namespace {
+
+// One line's fields as PyTorch's check_results.py reads them: csv.reader
+// (the excel dialect, not strict), then each field stripped. A field that
+// starts with a quote runs to the closing quote and "" inside it is one
+// quote; a quote inside an unquoted field is literal; text after a closing
+// quote is kept. A quote left open ends with the line: rows never span lines
+// here.
+std::vector<std::string> SplitCsvFields(absl::string_view line) {
+  std::vector<std::string> fields;
+  size_t i = 0;
+  while (true) {
+    std::string field;
+    if (i < line.size() && line[i] == '"') {
+      for (++i; i < line.size(); ++i) {
+        if (line[i] != '"') {
+          field += line[i];
+        } else if (i + 1 < line.size() && line[i + 1] == '"') {
+          field += '"';
+          ++i;
+        } else {
+          ++i;
+          break;
+        }
+      }
+    }
+    for (; i < line.size() && line[i] != ','; ++i) field += line[i];
+    fields.emplace_back(absl::StripAsciiWhitespace(field));
+    if (i >= line.size()) return fields;
+    ++i;  // the comma
+  }
+}
+
+}  // namespace
 
 std::vector<CsvLine> SplitCsvLines(const std::string& text) {
   std::vector<CsvLine> lines;
   int number = 0;
   for (absl::string_view line : absl::StrSplit(text, '\n')) {
     ++number;
-    line = absl::StripAsciiWhitespace(line);
-    if (line.empty()) continue;
-    CsvLine out{number, line, {}};
-    for (absl::string_view field : absl::StrSplit(line, ',')) out.fields.push_back(absl::StripAsciiWhitespace(field));
+    if (absl::StripAsciiWhitespace(line).empty()) continue;
+    if (absl::EndsWith(line, "\r")) line.remove_suffix(1);  // CRLF files, read as Python's universal newlines do
+    CsvLine out{number, absl::StripAsciiWhitespace(line), SplitCsvFields(line)};
     lines.push_back(std::move(out));
   }
   return lines;

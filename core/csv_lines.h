@@ -1,6 +1,8 @@
 // The line format of PyTorch's benchmark files (results and expected
-// results): comma-separated fields, no header, no quoting, blank lines
-// allowed. One splitter for both, so they agree on what a line is.
+// results): comma-separated fields, no header, blank lines allowed, quoting
+// as Python's csv module reads and writes it (PyTorch's check_results.py uses
+// csv.reader and csv.writer). One splitter for both, so they agree on what a
+// line is, and what `perfgate baseline update` writes reads back the same.
 #pragma once
 
 #include <string>
@@ -13,7 +15,7 @@ namespace perfgate {
 struct CsvLine {
   int number;                             // 1-based, counting blank lines
   absl::string_view text;                 // trimmed; views into the input
-  std::vector<absl::string_view> fields;  // each trimmed
+  std::vector<std::string> fields;        // unquoted and trimmed, as PyTorch reads them
 };
 
 // Non-blank lines of `text`. REQUIRES: `text` outlives the result.

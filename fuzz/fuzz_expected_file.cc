@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <string>
 
+#include "core/baseline_update.h"
 #include "core/expected_file.h"
 #include "fuzz/fuzz_check.h"
 

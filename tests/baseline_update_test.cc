@@ -136,5 +136,22 @@ TEST(BaselineUpdateTest, QuotesFieldsAsCsvWriterDoes) {
   EXPECT_EQ(FormatExpectedRow({"a", "m", 0.5, 0.25, 0}), "a,m,0.5,0.25");
 }
 
+// Found by fuzz_expected_file: a name with a quote or a comma was written
+// quoted (as csv.writer does) but read back with the quotes in it.
+TEST(BaselineUpdateTest, QuotedNamesReadBackAsWritten) {
+  const std::vector<ExpectedRow> rows = {{"a\"b", "m,n", 5, 0.5, 0}, {"plain", "x\"", 7, 0.25, 0}};
+  auto again = ParseExpectedFile(FormatExpectedFile(rows), "rewritten.csv");
+  ASSERT_TRUE(again.ok()) << again.status();
+  ASSERT_EQ(again->size(), 2u);
+  EXPECT_EQ((*again)[0].benchmark, "a\"b");
+  EXPECT_EQ((*again)[0].metric, "m,n");
+  EXPECT_EQ((*again)[1].metric, "x\"");
+  // As PyTorch reads it: csv.reader, then each name stripped.
+  auto spaced = ParseExpectedFile("\" a \", b ,5, 0.5\n", "spaced.csv");
+  ASSERT_TRUE(spaced.ok()) << spaced.status();
+  EXPECT_EQ((*spaced)[0].benchmark, "a");
+  EXPECT_EQ((*spaced)[0].metric, "b");
+}
+
 }  // namespace
 }  // namespace perfgate
