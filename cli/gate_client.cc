@@ -158,7 +158,15 @@ absl::Status ReportVerdict(const GateClientOptions& options, const v1::ReportVer
 
 absl::StatusOr<v1::Run> SubmitAndWatch(const GateClientOptions& options, const v1::SubmitRunRequest& request,
                                        Interrupt* interrupt) {
-  auto stub = v1::GateService::NewStub(Channel(options));
+  auto channel = Channel(options);
+  // Refused, unknown or TLS-mismatched coordinators fail within seconds
+  // instead of waiting out the submit deadline.
+  if (!channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(5))) {
+    return absl::UnavailableError(absl::StrCat("coordinator ", options.coordinator,
+                                               " unreachable: no connection within 5 s (is it running there, and do "
+                                               "--tls-ca and the address match its certificate?)"));
+  }
+  auto stub = v1::GateService::NewStub(channel);
   Progress progress(options.tty);
 
   v1::SubmitRunResponse submitted;

@@ -61,6 +61,15 @@ TEST(CliTest, EmbeddedGateRunsTheBundledDemoAndPasses) {
   EXPECT_THAT(result.output, HasSubstr("spin_2m"));
 }
 
+// Port 1 refuses connections: the gate says so (exit 3, naming the address)
+// after its short connect wait, not after the 30 s submit deadline.
+TEST(CliTest, UnreachableCoordinatorIsAnInfrastructureFailureNamingTheAddress) {
+  auto r = RunCommand({PerfgateBinary(), "gate", "--suite", testing::SourceDir() + "/bench_cases/demo.yaml",
+                       "--coordinator", "127.0.0.1:1", "--no-color"});
+  EXPECT_EQ(r.exit_code, 3) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("coordinator 127.0.0.1:1 unreachable: no connection within 5 s"));
+}
+
 TEST(CliTest, FailingCaseFailsTheGateWithExitOne) {
   testing::TempDir dir;
   const std::string suite = dir.Write("s.yaml",
