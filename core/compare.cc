@@ -1,11 +1,9 @@
 #include "core/compare.h"
 
 #include <algorithm>
-#include <cstdio>
 #include <map>
 
 #include "core/stats.h"
-#include "core/units.h"
 
 namespace perfgate {
 namespace {
@@ -26,12 +24,6 @@ Verdict Judge(Direction better, double change, double threshold) {
   if (worse > threshold) return Verdict::kRegression;
   if (-worse > threshold) return Verdict::kImprovement;
   return Verdict::kPass;
-}
-
-std::string Num(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.6g", v);
-  return buf;
 }
 
 // Number of arrangements of n1 + n2 items giving each U, for the exact test.
@@ -68,23 +60,6 @@ double ExactTwoSidedP(size_t n1, size_t n2, double u) {
 }
 
 }  // namespace
-
-std::string Comparison::Explain() const {
-  // "1150 (+15.00%) vs expected 1000 (margin 10.00%)": result, change, baseline, limit, noise.
-  std::string out = Num(result) + " (" + FormatPercent(change, /*sign=*/true) + ")";
-  if (method == "expected") {
-    out += " vs expected " + Num(baseline) + " (margin " + FormatPercent(threshold) + ")";
-  } else if (method == "history") {
-    out += " vs main-branch median " + Num(baseline) + " of " + std::to_string(baseline_n) + " runs (limit " +
-           FormatPercent(threshold) + ", noise " + FormatPercent(noise) + ")";
-  } else if (method == "a/b") {
-    char p[32];
-    std::snprintf(p, sizeof p, "%.4f", p_value);
-    out += " vs base median " + Num(baseline) + " (p=" + p + ", min effect " + FormatPercent(threshold) + ", noise " +
-           FormatPercent(noise) + ")";
-  }
-  return out;
-}
 
 Comparison CompareWithExpected(Direction better, double result, const ExpectedRow& row) {
   Comparison c;

@@ -50,10 +50,9 @@ struct Comparison {
   double noise = 0;       // the relative noise it was judged against
   double p_value = NAN;   // A/B only
   size_t baseline_n = 0;  // history runs, or base samples
-
-  // One line: "1032 (+3.20%) vs expected 1000 (margin 10.00%)".
-  std::string Explain() const;
 };
+
+// Its one-line explanation, with units, is ExplainComparison (core/report.h).
 
 // Each comparison takes the metric's direction (core/metric_traits.h).
 // REQUIRES: better != kUnknown; such metrics are shown, never compared

@@ -155,16 +155,22 @@ std::string CaseList(const std::vector<std::string>& names) {
   return absl::StrCat(names.size(), " case", names.size() == 1 ? "" : "s", " (", absl::StrJoin(names, ", "), ")");
 }
 
+// The pools of the agents that delivered this run's results.
+std::set<std::string> PoolsThatRan(const v1::Run& run) {
+  std::set<std::string> ran;
+  for (const auto& c : run.cases()) {
+    if (c.has_result() && !c.result().pool().empty()) ran.insert(c.result().pool());
+  }
+  return ran;
+}
+
 // Expected files for pools that took no part in this run judged nothing. Only
 // said when the coordinator told which pools exist (an unknown pool is an
 // error before the report is built: CheckBaselinePools).
 std::vector<std::string> IdlePoolWarnings(const GateReport& report, const Baselines& baselines) {
   std::vector<std::string> out;
   if (!baselines.known_pools) return out;
-  std::set<std::string> ran;
-  for (const auto& c : report.run.cases()) {
-    if (c.has_result() && !c.result().pool().empty()) ran.insert(c.result().pool());
-  }
+  const std::set<std::string> ran = PoolsThatRan(report.run);
   for (const auto& [pool, rows] : baselines.expected) {
     if (pool == "*" || ran.count(pool)) continue;
     out.push_back(absl::StrCat("the expected file for pool '", pool,
@@ -415,10 +421,7 @@ std::string ExplainComparison(const Comparison& c, const Series& series) {
 }
 
 absl::Status CheckBaselinePools(const Policy& policy, const std::set<std::string>& known_pools, const v1::Run& run) {
-  std::set<std::string> ran;
-  for (const auto& c : run.cases()) {
-    if (c.has_result() && !c.result().pool().empty()) ran.insert(c.result().pool());
-  }
+  const std::set<std::string> ran = PoolsThatRan(run);
   for (const auto& [pool, path] : policy.expected_files) {
     if (pool == "*" || known_pools.count(pool)) continue;
     return absl::InvalidArgumentError(absl::StrCat(

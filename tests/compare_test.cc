@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "core/expected_file.h"
+#include "core/report.h"
 
 namespace perfgate {
 namespace {
@@ -23,7 +24,7 @@ TEST(CompareExpectedTest, PytorchLimitsAreInclusive) {
   EXPECT_DOUBLE_EQ(c.change, 0.15);
   EXPECT_DOUBLE_EQ(c.threshold, 0.1);
   EXPECT_DOUBLE_EQ(c.baseline, 1000);
-  EXPECT_EQ(c.Explain(), "1150 (+15.00%) vs expected 1000 (margin 10.00%)");
+  EXPECT_EQ(ExplainComparison(c, Series{"b", "m", "", "", "", {}}), "1.15 k (+15.00%) vs expected 1.00 k (margin 10.00%)");
 }
 
 TEST(CompareExpectedTest, MatchesPytorchDoubleArithmeticAtTheEdge) {
@@ -42,7 +43,7 @@ TEST(CompareExpectedTest, ZeroExpectedValue) {
   EXPECT_TRUE(std::isnan(c.change));
   EXPECT_EQ(CompareWithExpected(kLower, 0, Row(0, 0.1)).verdict, Verdict::kPass);
   EXPECT_EQ(CompareWithExpected(kLower, -1, Row(0, 0.1)).verdict, Verdict::kImprovement);
-  EXPECT_EQ(c.Explain(), "1 (n/a) vs expected 0 (margin 10.00%)");
+  EXPECT_EQ(ExplainComparison(c, Series{"b", "m", "", "", "", {}}), "1 (n/a) vs expected 0 (margin 10.00%)");
 }
 
 TEST(CompareExpectedTest, UnknownDirectionIsNeverARegression) {
