@@ -7,6 +7,7 @@
 #include "agent/worker.h"
 #include "cli/commands.h"
 #include "cli/security_flags.h"
+#include "cli/service_config.h"
 #include "cli/signals.h"
 #include "core/exit_codes.h"
 
@@ -25,7 +26,10 @@ void AddAgentCommand(CLI::App& app, int* exit_code) {
     std::string cgroup_root;
   };
   auto flags = std::make_shared<Flags>();
-  cmd->add_option("--coordinator", flags->coordinator, "coordinator host:port")->required();
+  AddConfigFileOption(cmd);
+  cmd->add_option("--coordinator", flags->coordinator, "coordinator host:port")
+      ->envname("PERFGATE_COORDINATOR")
+      ->required();
   cmd->add_option("--id", flags->id,
                   "agent id, stable across restarts (default: the host name); "
                   "an id another live agent holds is refused; a dead agent's id is taken over");

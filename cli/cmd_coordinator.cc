@@ -3,6 +3,7 @@
 
 #include "cli/commands.h"
 #include "cli/security_flags.h"
+#include "cli/service_config.h"
 #include "cli/signals.h"
 #include "coordinator/coordinator.h"
 #include "core/exit_codes.h"
@@ -54,6 +55,7 @@ void AddCoordinatorCommand(CLI::App& app, int* exit_code) {
                                    {"--max-complete-size", "", &MessageLimits::complete_bytes}};
   };
   auto flags = std::make_shared<Flags>();
+  AddConfigFileOption(cmd);
   cmd->add_option("--listen", flags->listen, "host:port to serve gRPC on; port 0 picks a free one")
       ->capture_default_str();
   cmd->add_option("--db", flags->db, "SQLite file (created and migrated as needed)")->capture_default_str();

@@ -46,9 +46,11 @@ void AddGateCommand(CLI::App& app, int* exit_code) {
   };
   auto flags = std::make_shared<Flags>();
   cmd->add_option("--suite", flags->suite, "suite file (YAML)")->required();
-  cmd->add_option("--coordinator", flags->coordinator, "host:port of a running coordinator");
-  cmd->add_option("--commit", flags->commit, "commit under test (default: $GITHUB_SHA)");
-  cmd->add_option("--branch", flags->branch, "branch of the commit (default: $GITHUB_REF_NAME)");
+  cmd->add_option("--coordinator", flags->coordinator, "host:port of a running coordinator")
+      ->envname("PERFGATE_COORDINATOR");
+  cmd->add_option("--commit", flags->commit, "commit under test (default: $GITHUB_SHA)")->envname("PERFGATE_COMMIT");
+  cmd->add_option("--branch", flags->branch, "branch of the commit (default: $GITHUB_REF_NAME)")
+      ->envname("PERFGATE_BRANCH");
   cmd->add_option("--state-dir", flags->state_dir, "embedded mode: folder for the SQLite file and agent logs")
       ->capture_default_str();
   cmd->add_option("--local-agents", flags->local_agents, "embedded mode: number of local agents")

@@ -16,11 +16,13 @@ std::string SizeText(uint64_t bytes) { return absl::StrCat(bytes / kMiB, "MiB");
 }  // namespace
 
 void AddClientSecurityFlags(CLI::App* cmd, ClientSecurityFlags* flags) {
-  cmd->add_option("--tls-ca", flags->tls_ca, "PEM file of the CA that signed the coordinator's certificate (TLS)");
-  cmd->add_option("--tls-cert", flags->tls_cert, "client certificate (PEM) for a coordinator that asks for mutual TLS");
-  cmd->add_option("--tls-key", flags->tls_key, "private key (PEM) of --tls-cert");
-  cmd->add_option("--token-file", flags->token_file,
-                  "file holding this client's token (else $PERFGATE_TOKEN_FILE, else $PERFGATE_TOKEN)");
+  cmd->add_option("--tls-ca", flags->tls_ca, "PEM file of the CA that signed the coordinator's certificate (TLS)")
+      ->envname("PERFGATE_TLS_CA");
+  cmd->add_option("--tls-cert", flags->tls_cert, "client certificate (PEM) for a coordinator that asks for mutual TLS")
+      ->envname("PERFGATE_TLS_CERT");
+  cmd->add_option("--tls-key", flags->tls_key, "private key (PEM) of --tls-cert")->envname("PERFGATE_TLS_KEY");
+  cmd->add_option("--token-file", flags->token_file, "file holding this client's token (else $PERFGATE_TOKEN)")
+      ->envname("PERFGATE_TOKEN_FILE");
   cmd->add_flag("--insecure", flags->insecure, "allow plaintext to a coordinator that is not on loopback");
 }
 

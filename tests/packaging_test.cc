@@ -1,0 +1,322 @@
+// How the services are configured and identified: config files (one key per
+// flag, flags and PERFGATE_* variables override), the example configs the
+// package installs, environment variables on the client flags, --version.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <yaml-cpp/yaml.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "cli/commands.h"
+#include "cli/service_config.h"
+#include "tests/test_util.h"
+
+namespace perfgate {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::MatchesRegex;
+using testing::PerfgateBinary;
+using testing::RunCommand;
+using testing::SourceDir;
+
+// The real `perfgate` command line with the chosen command's action replaced,
+// so that parsing can be checked without starting a coordinator or an agent.
+struct ParsedCommand {
+  CLI::App app;
+  CLI::App* cmd = nullptr;
+  int exit_code = 0;
+
+  explicit ParsedCommand(const std::string& name) {
+    AddCoordinatorCommand(app, &exit_code);
+    AddAgentCommand(app, &exit_code);
+    cmd = app.get_subcommand(name);
+    cmd->callback([] {});
+  }
+  void Parse(std::vector<std::string> args) {
+    std::vector<const char*> argv = {"perfgate"};
+    for (const auto& a : args) argv.push_back(a.c_str());
+    app.parse(static_cast<int>(argv.size()), argv.data());
+  }
+  std::string Value(const std::string& flag) { return cmd->get_option(flag)->as<std::string>(); }
+};
+
+// The message of the CLI::Error that parsing `args` throws; "" if none.
+std::string ParseError(ParsedCommand& command, std::vector<std::string> args) {
+  try {
+    command.Parse(std::move(args));
+  } catch (const CLI::Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(ServiceConfigTest, ParsesBareQuotedAndListValuesWithComments) {
+  auto entries = ParseConfigText(
+      "# a comment\r\n"
+      "\n"
+      "listen = 0.0.0.0:7600   # where\r\n"
+      "db = \"/var/lib/a #b/perfgate.db\"\n"
+      "label = [gpu, \"a100 80gb\", x]\n"
+      "token-file=/etc/perfgate/t#1\n"
+      "quote = \"say \\\"hi\\\" \\\\ bye\"\n",
+      "f.conf");
+  ASSERT_TRUE(entries.ok()) << entries.status();
+  ASSERT_EQ(entries->size(), 5u);
+  EXPECT_EQ((*entries)[0].line, 3);
+  EXPECT_EQ((*entries)[0].key, "listen");
+  EXPECT_THAT((*entries)[0].values, ElementsAre("0.0.0.0:7600"));
+  EXPECT_THAT((*entries)[1].values, ElementsAre("/var/lib/a #b/perfgate.db"));
+  EXPECT_THAT((*entries)[2].values, ElementsAre("gpu", "a100 80gb", "x"));
+  EXPECT_THAT((*entries)[3].values, ElementsAre("/etc/perfgate/t#1"));  // '#' starts a comment only after a space
+  EXPECT_THAT((*entries)[4].values, ElementsAre("say \"hi\" \\ bye"));
+}
+
+TEST(ServiceConfigTest, MalformedLinesNameFileAndLine) {
+  struct Case {
+    const char* text;
+    const char* error;
+  } cases[] = {
+      {"listen = a\n[coordinator]\n", "f.conf:2: sections are not used"},
+      {"\n\nlisten 0.0.0.0:1\n", "f.conf:3: expected `key = value`"},
+      {"--listen = x\n", "f.conf:1: '--listen' is not a key"},
+      {"db = \"unterminated\n", "f.conf:1: db: a quoted value has no closing '\"'"},
+      {"label = [a b\n", "f.conf:1: label: a list is [a, b, ...] on one line"},
+      {"db =\n", "f.conf:1: db: no value"},
+      {"db = \"x\" y\n", "f.conf:1: db: unexpected 'y' after the value"},
+  };
+  for (const auto& c : cases) {
+    auto entries = ParseConfigText(c.text, "f.conf");
+    ASSERT_FALSE(entries.ok()) << c.text;
+    EXPECT_THAT(entries.status().message(), HasSubstr(c.error)) << c.text;
+  }
+}
+
+TEST(ServiceConfigTest, FileSetsFlagsIncludingARequiredOneAndTheCommandLineOverrides) {
+  testing::TempDir dir;
+  const std::string conf = dir.Write("agent.conf",
+                                     "coordinator = lab:7600\n"
+                                     "pool = from-file\n"
+                                     "label = [gpu, cuda]\n"
+                                     "label = a100\n"
+                                     "kill-grace-ms = 500\n"
+                                     "insecure = true\n");
+  ParsedCommand agent("agent");
+  agent.Parse({"agent", "--config", conf, "--pool", "from-flag"});
+  EXPECT_EQ(agent.Value("--coordinator"), "lab:7600");  // --coordinator is required: the file satisfies it
+  EXPECT_EQ(agent.Value("--pool"), "from-flag");
+  EXPECT_EQ(agent.cmd->get_option("--label")->as<std::vector<std::string>>(),
+            (std::vector<std::string>{"gpu", "cuda", "a100"}));
+  EXPECT_EQ(agent.cmd->get_option("--kill-grace-ms")->as<int>(), 500);
+  EXPECT_TRUE(agent.cmd->get_option("--insecure")->as<bool>());
+}
+
+TEST(ServiceConfigTest, EnvironmentOverridesTheFileAndTheCommandLineOverridesBoth) {
+  testing::TempDir dir;
+  const std::string conf = dir.Write("agent.conf", "coordinator = file:1\ntls-ca = /file/ca.pem\n");
+  setenv("PERFGATE_COORDINATOR", "env:2", 1);
+  setenv("PERFGATE_TLS_CA", "/env/ca.pem", 1);
+  ParsedCommand agent("agent");
+  agent.Parse({"agent", "--config", conf, "--tls-ca", "/flag/ca.pem"});
+  unsetenv("PERFGATE_COORDINATOR");
+  unsetenv("PERFGATE_TLS_CA");
+  EXPECT_EQ(agent.Value("--coordinator"), "env:2");
+  EXPECT_EQ(agent.Value("--tls-ca"), "/flag/ca.pem");
+}
+
+TEST(ServiceConfigTest, UnknownRepeatedOrInvalidKeysAreErrorsNamingFileLineAndKey) {
+  testing::TempDir dir;
+  struct Case {
+    const char* text;
+    std::string error;
+  } cases[] = {
+      {"listen = 127.0.0.1:0\n\ndb-file = x.db\n",
+       ":3: unknown key 'db-file': perfgate coordinator has no --db-file; its keys are listen, db,"},
+      {"db = a.db\ndb = b.db\n", ":2: 'db' is set again (first on line 1); it takes one value"},
+      {"db = [a.db, b.db]\n", ":1: 'db' takes one value, not a list"},
+      {"max-attempts = many\n", ":1: max-attempts: "},
+      {"max-attempts = 1000\n", ":1: max-attempts: "},
+      {"config = other.conf\n", ":1: unknown key 'config'"},  // config files do not nest
+      {"help = true\n", ":1: unknown key 'help'"},
+  };
+  for (const auto& c : cases) {
+    const std::string conf = dir.Write("c.conf", c.text);
+    ParsedCommand coordinator("coordinator");
+    EXPECT_THAT(ParseError(coordinator, {"coordinator", "--config", conf}), HasSubstr(conf + c.error)) << c.text;
+  }
+  ParsedCommand coordinator("coordinator");
+  EXPECT_THAT(ParseError(coordinator, {"coordinator", "--config", dir.File("missing.conf")}),
+              HasSubstr(dir.File("missing.conf") + ": cannot open config file"));
+}
+
+// The files the package installs in /etc/perfgate, and the lab lines commented out in them.
+TEST(ServiceConfigTest, ExampleConfigsUseOnlyKeysTheirCommandsKnow) {
+  for (const char* name : {"coordinator", "agent"}) {
+    const std::string path = SourceDir() + "/packaging/etc/" + name + ".conf";
+    std::ifstream in(path);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    ASSERT_FALSE(text.empty()) << path;
+    ParsedCommand as_shipped(name);
+    EXPECT_EQ(ParseError(as_shipped, {name, "--config", path}), "") << path;
+
+    testing::TempDir dir;
+    std::string uncommented;
+    for (absl::string_view line : absl::StrSplit(text, '\n')) {
+      // "# key = value" lines are settings to enable; other comments are prose.
+      if (line.rfind("# ", 0) == 0 && line.find(" = ") != absl::string_view::npos) line.remove_prefix(2);
+      if (line.find(" = ") != absl::string_view::npos && line[0] != '#') absl::StrAppend(&uncommented, line, "\n");
+    }
+    // A key set twice on purpose (listen, pool) keeps its last value for this check.
+    std::map<std::string, std::string> last;
+    for (absl::string_view line : absl::StrSplit(uncommented, '\n', absl::SkipEmpty())) {
+      last[std::string(line.substr(0, line.find(" = ")))] = std::string(line);
+    }
+    std::string lab;
+    for (const auto& [key, line] : last) absl::StrAppend(&lab, line, "\n");
+    ParsedCommand for_a_lab(name);
+    EXPECT_EQ(ParseError(for_a_lab, {name, "--config", dir.Write("lab.conf", lab)}), "") << lab;
+  }
+}
+
+TEST(ServiceConfigTest, CoordinatorProcessServesWhatItsConfigFileSays) {
+  testing::TempDir dir;
+  const std::string conf =
+      dir.Write("coordinator.conf", "listen = 127.0.0.1:0\ndb = " + dir.File("from-file.db") + "\n");
+  testing::Subprocess coordinator({PerfgateBinary(), "coordinator", "--config", conf});
+  auto line = coordinator.WaitForLine("listening on", 30'000);
+  ASSERT_TRUE(line) << coordinator.output();
+  EXPECT_THAT(*line, HasSubstr("(db " + dir.File("from-file.db")));
+  coordinator.Signal(SIGTERM);
+  EXPECT_EQ(coordinator.Wait(30'000), 0) << coordinator.output();
+
+  auto bad = RunCommand({PerfgateBinary(), "coordinator", "--config", dir.Write("bad.conf", "lisen = x\n")});
+  EXPECT_EQ(bad.exit_code, 2) << bad.output;
+  EXPECT_THAT(bad.output, HasSubstr("bad.conf:1: unknown key 'lisen'"));
+}
+
+TEST(PackagingTest, GateTakesCommitAndBranchFromTheEnvironment) {
+  testing::TempDir dir;
+  const std::string suite =
+      dir.Write("s.yaml", "suite: s\ncases:\n  - name: t\n    command: [/bin/true]\n    repeats: 1\n");
+  auto result = RunCommand({"/usr/bin/env", "PERFGATE_COMMIT=c0ffee", "PERFGATE_BRANCH=feature/x", "GITHUB_SHA=wrong",
+                            PerfgateBinary(), "gate", "--suite", suite, "--state-dir", dir.File("state"), "--json",
+                            dir.File("r.json")});
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  std::ifstream in(dir.File("r.json"));
+  auto report = nlohmann::json::parse(in);
+  EXPECT_EQ(report["commit"], "c0ffee");
+  EXPECT_EQ(report["run"]["branch"], "feature/x");
+}
+
+TEST(PackagingTest, VersionNamesTheCommitItWasBuiltFrom) {
+  auto version = RunCommand({PerfgateBinary(), "--version"});
+  EXPECT_EQ(version.exit_code, 0);
+  EXPECT_THAT(version.output, MatchesRegex("perfgate [0-9]+\\.[0-9]+\\.[0-9]+ \\(commit ([0-9a-f]{12}|unknown)\\)\n"));
+  auto head = RunCommand({"git", "-C", SourceDir(), "rev-parse", "--short=12", "HEAD"});
+  if (head.exit_code != 0) GTEST_SKIP() << "no git here: the commit is 'unknown'";
+  EXPECT_THAT(version.output, HasSubstr("(commit " + head.output.substr(0, 12) + ")"));
+}
+
+// A root folder for `systemd-analyze --root`: the units as installed, a
+// stand-in for /usr/bin/perfgate (verify checks only that it is executable)
+// and this host's targets, which the units' default dependencies name.
+std::string UnitRoot(const testing::TempDir& dir) {
+  namespace fs = std::filesystem;
+  const fs::path root = dir.path();
+  fs::create_directories(root / "lib/systemd/system");
+  fs::create_directories(root / "usr/lib/systemd/system");
+  fs::create_directories(root / "usr/bin");
+  fs::create_directories(root / "etc/systemd/system");
+  for (const char* unit : {"perfgate-coordinator.service", "perfgate-agent.service"}) {
+    fs::copy_file(SourceDir() + "/packaging/systemd/" + unit, root / "lib/systemd/system" / unit);
+  }
+  for (const auto& entry : fs::directory_iterator("/lib/systemd/system")) {
+    if (entry.path().extension() == ".target" && entry.is_regular_file()) {
+      fs::copy_file(entry.path(), root / "usr/lib/systemd/system" / entry.path().filename());
+    }
+  }
+  dir.Write("usr/bin/perfgate", "#!/bin/sh\n");
+  fs::permissions(root / "usr/bin/perfgate", fs::perms::owner_all);
+  return root.string();
+}
+
+TEST(PackagingTest, UnitsPassSystemdVerifyAndTheCoordinatorIsSandboxedTightly) {
+  if (RunCommand({"systemd-analyze", "--version"}).exit_code != 0) GTEST_SKIP() << "no systemd-analyze here";
+  testing::TempDir dir;
+  const std::string root = UnitRoot(dir);
+  const std::string units = root + "/lib/systemd/system/";
+  auto verify = RunCommand({"systemd-analyze", "--root=" + root, "verify", units + "perfgate-coordinator.service",
+                            units + "perfgate-agent.service"});
+  EXPECT_EQ(verify.exit_code, 0) << verify.output;
+  EXPECT_EQ(verify.output, "");  // an unknown or misspelt directive is only a warning
+
+  // `security` rates exposure from 0 (locked down) to 10; the agent must stay
+  // open enough to run arbitrary cases on GPUs, the coordinator need not.
+  for (auto [unit, most] : {std::pair{"perfgate-coordinator.service", 2.0}, std::pair{"perfgate-agent.service", 6.0}}) {
+    auto security = RunCommand({"systemd-analyze", "--root=" + root, "security", "--offline=yes", units + unit});
+    const std::string marker = std::string("Overall exposure level for ") + unit + ": ";
+    const size_t at = security.output.find(marker);
+    ASSERT_NE(at, std::string::npos) << security.output;
+    EXPECT_LE(std::stod(security.output.substr(at + marker.size())), most) << security.output;
+  }
+}
+
+// The names of a job's or composite action's steps, in order.
+std::vector<std::string> StepNames(const YAML::Node& steps) {
+  std::vector<std::string> names;
+  for (const auto& step : steps) names.push_back(step["name"].as<std::string>());
+  return names;
+}
+
+TEST(PackagingTest, WorkflowBuildsThenGatesWithTheLabSecrets) {
+  YAML::Node workflow = YAML::LoadFile(SourceDir() + "/.github/workflows/perfgate.yml");
+  EXPECT_TRUE(workflow["on"]["pull_request"]);
+  EXPECT_EQ(workflow["permissions"]["checks"].as<std::string>(), "write");
+  YAML::Node steps = workflow["jobs"]["gate"]["steps"];
+  EXPECT_THAT(StepNames(steps), ElementsAre("Check out", "Install dependencies", "Build", "Gate on the demo suite"));
+  EXPECT_EQ(steps[0]["uses"].as<std::string>(), "actions/checkout@v4");
+  YAML::Node gate = steps[3];
+  EXPECT_EQ(gate["uses"].as<std::string>(), "./.github/actions/perfgate-gate");
+  EXPECT_EQ(gate["with"]["coordinator"].as<std::string>(), "${{ secrets.PERFGATE_COORDINATOR }}");
+  EXPECT_EQ(gate["with"]["token"].as<std::string>(), "${{ secrets.PERFGATE_TOKEN }}");
+  EXPECT_EQ(gate["with"]["tls-ca"].as<std::string>(), "${{ secrets.PERFGATE_CA }}");
+}
+
+TEST(PackagingTest, CompositeActionGatesPublishesAndFailsOnTheVerdict) {
+  YAML::Node action = YAML::LoadFile(SourceDir() + "/.github/actions/perfgate-gate/action.yml");
+  EXPECT_EQ(action["runs"]["using"].as<std::string>(), "composite");
+  YAML::Node steps = action["runs"]["steps"];
+  EXPECT_THAT(StepNames(steps), ElementsAre("Run the gate", "Publish the JUnit report as a check",
+                                            "Keep the JSON report", "Fail on the gate's verdict"));
+  for (const auto& step : steps) {
+    // GitHub refuses a composite action whose run steps name no shell.
+    if (step["run"]) EXPECT_EQ(step["shell"].as<std::string>(), "bash") << step["name"];
+    // Each `with:` refers only to inputs the action declares.
+    for (const auto& env : step["env"]) {
+      const std::string value = env.second.as<std::string>();
+      const size_t at = value.find("inputs.");
+      if (at == std::string::npos) continue;
+      const std::string input = value.substr(at + 7, value.find(' ', at) - at - 7);
+      EXPECT_TRUE(action["inputs"][input]) << input;
+    }
+  }
+  EXPECT_TRUE(action["inputs"]["suite"]["required"].as<bool>());
+  const std::string gate = steps[0]["run"].as<std::string>();
+  EXPECT_THAT(gate, HasSubstr("--json \"$out/report.json\" --markdown \"$out/report.md\""));
+  EXPECT_THAT(gate, HasSubstr("--junit \"$out/report.xml\""));
+  EXPECT_EQ(steps[1]["uses"].as<std::string>(), "mikepenz/action-junit-report@v4");
+  EXPECT_EQ(steps[2]["uses"].as<std::string>(), "actions/upload-artifact@v4");
+  EXPECT_EQ(steps[1]["if"].as<std::string>(), steps[2]["if"].as<std::string>());
+  EXPECT_THAT(steps[1]["if"].as<std::string>(), HasSubstr("always()"));  // a failed gate still publishes
+}
+
+}  // namespace
+}  // namespace perfgate
