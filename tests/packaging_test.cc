@@ -5,12 +5,13 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <yaml-cpp/yaml.h>
 
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <yaml-cpp/yaml.h>
+#include <regex>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -28,9 +29,12 @@ using testing::PerfgateBinary;
 using testing::RunCommand;
 using testing::SourceDir;
 
-// The real `perfgate` command line with the chosen command's action replaced,
-// so that parsing can be checked without starting a coordinator or an agent.
+// The real `perfgate` command line, parsed up to the point where the chosen
+// command would start: options are converted, checked and stored, then the
+// top-level callback (which runs before the commands' own) stops there. The
+// commands' callbacks stay in place: they own the variables the options fill.
 struct ParsedCommand {
+  struct Parsed {};
   CLI::App app;
   CLI::App* cmd = nullptr;
   int exit_code = 0;
@@ -39,12 +43,17 @@ struct ParsedCommand {
     AddCoordinatorCommand(app, &exit_code);
     AddAgentCommand(app, &exit_code);
     cmd = app.get_subcommand(name);
-    cmd->callback([] {});
+    app.parse_complete_callback([] { throw Parsed{}; });
   }
   void Parse(std::vector<std::string> args) {
     std::vector<const char*> argv = {"perfgate"};
     for (const auto& a : args) argv.push_back(a.c_str());
-    app.parse(static_cast<int>(argv.size()), argv.data());
+    try {
+      app.parse(static_cast<int>(argv.size()), argv.data());
+    } catch (const Parsed&) {
+      return;
+    }
+    ADD_FAILURE() << "the command ran";
   }
   std::string Value(const std::string& flag) { return cmd->get_option(flag)->as<std::string>(); }
 };
@@ -171,8 +180,10 @@ TEST(ServiceConfigTest, ExampleConfigsUseOnlyKeysTheirCommandsKnow) {
     std::string uncommented;
     for (absl::string_view line : absl::StrSplit(text, '\n')) {
       // "# key = value" lines are settings to enable; other comments are prose.
-      if (line.rfind("# ", 0) == 0 && line.find(" = ") != absl::string_view::npos) line.remove_prefix(2);
-      if (line.find(" = ") != absl::string_view::npos && line[0] != '#') absl::StrAppend(&uncommented, line, "\n");
+      if (std::regex_search(std::string(line), std::regex("^(# )?[a-z][a-z0-9-]* = "))) {
+        if (line[0] == '#') line.remove_prefix(2);
+        absl::StrAppend(&uncommented, line, "\n");
+      }
     }
     // A key set twice on purpose (listen, pool) keeps its last value for this check.
     std::map<std::string, std::string> last;
@@ -220,7 +231,7 @@ TEST(PackagingTest, VersionNamesTheCommitItWasBuiltFrom) {
   auto version = RunCommand({PerfgateBinary(), "--version"});
   EXPECT_EQ(version.exit_code, 0);
   EXPECT_THAT(version.output, MatchesRegex("perfgate [0-9]+\\.[0-9]+\\.[0-9]+ \\(commit ([0-9a-f]{12}|unknown)\\)\n"));
-  auto head = RunCommand({"git", "-C", SourceDir(), "rev-parse", "--short=12", "HEAD"});
+  auto head = RunCommand({"/usr/bin/env", "git", "-C", SourceDir(), "rev-parse", "--short=12", "HEAD"});
   if (head.exit_code != 0) GTEST_SKIP() << "no git here: the commit is 'unknown'";
   EXPECT_THAT(version.output, HasSubstr("(commit " + head.output.substr(0, 12) + ")"));
 }
@@ -249,19 +260,21 @@ std::string UnitRoot(const testing::TempDir& dir) {
 }
 
 TEST(PackagingTest, UnitsPassSystemdVerifyAndTheCoordinatorIsSandboxedTightly) {
-  if (RunCommand({"systemd-analyze", "--version"}).exit_code != 0) GTEST_SKIP() << "no systemd-analyze here";
+  if (RunCommand({"/usr/bin/env", "systemd-analyze", "--version"}).exit_code != 0)
+    GTEST_SKIP() << "no systemd-analyze here";
   testing::TempDir dir;
   const std::string root = UnitRoot(dir);
   const std::string units = root + "/lib/systemd/system/";
-  auto verify = RunCommand({"systemd-analyze", "--root=" + root, "verify", units + "perfgate-coordinator.service",
-                            units + "perfgate-agent.service"});
+  auto verify = RunCommand({"/usr/bin/env", "systemd-analyze", "--root=" + root, "verify",
+                            units + "perfgate-coordinator.service", units + "perfgate-agent.service"});
   EXPECT_EQ(verify.exit_code, 0) << verify.output;
   EXPECT_EQ(verify.output, "");  // an unknown or misspelt directive is only a warning
 
   // `security` rates exposure from 0 (locked down) to 10; the agent must stay
   // open enough to run arbitrary cases on GPUs, the coordinator need not.
   for (auto [unit, most] : {std::pair{"perfgate-coordinator.service", 2.0}, std::pair{"perfgate-agent.service", 6.0}}) {
-    auto security = RunCommand({"systemd-analyze", "--root=" + root, "security", "--offline=yes", units + unit});
+    auto security =
+        RunCommand({"/usr/bin/env", "systemd-analyze", "--root=" + root, "security", "--offline=yes", units + unit});
     const std::string marker = std::string("Overall exposure level for ") + unit + ": ";
     const size_t at = security.output.find(marker);
     ASSERT_NE(at, std::string::npos) << security.output;
@@ -298,7 +311,9 @@ TEST(PackagingTest, CompositeActionGatesPublishesAndFailsOnTheVerdict) {
                                             "Keep the JSON report", "Fail on the gate's verdict"));
   for (const auto& step : steps) {
     // GitHub refuses a composite action whose run steps name no shell.
-    if (step["run"]) EXPECT_EQ(step["shell"].as<std::string>(), "bash") << step["name"];
+    if (step["run"]) {
+      EXPECT_EQ(step["shell"].as<std::string>(), "bash") << step["name"];
+    }
     // Each `with:` refers only to inputs the action declares.
     for (const auto& env : step["env"]) {
       const std::string value = env.second.as<std::string>();
