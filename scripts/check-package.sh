@@ -27,9 +27,11 @@ rm -f "$build"/perfgate_*.deb
 deb=$(ls "$build"/perfgate_*.deb)
 say "package: $deb"
 dpkg-deb --field "$deb" Package Version Architecture Depends Recommends
-# Every path the package ships: files and links must be gone after purge, and
-# so must its own folders (those with perfgate in their path).
-mapfile -t shipped < <(dpkg-deb --contents "$deb" | awk '{print $6}' | sed 's|^\./|/|; s|/$||' | grep -v '^$')
+# Every path the package ships, as "TYPE PATH" (d folder, - file, l link):
+# files and links must be gone after purge, and so must its own folders (those
+# with perfgate in their path; /lib and /usr are the system's).
+mapfile -t shipped < <(dpkg-deb --contents "$deb" | awk '{print substr($1, 1, 1), $6}' | sed 's| \./| /|; s|/$||' |
+  grep -v ' $')
 
 tmp=$(mktemp -d)
 coordinator_pid=""
@@ -67,7 +69,10 @@ wait "$coordinator_pid" || die "coordinator did not stop cleanly on SIGTERM"
 coordinator_pid=""
 
 say "systemd units"
-systemd-analyze verify /lib/systemd/system/perfgate-coordinator.service /lib/systemd/system/perfgate-agent.service
+# verify exits 0 on an unknown directive and only warns: any output fails.
+verify=$(systemd-analyze verify /lib/systemd/system/perfgate-coordinator.service \
+  /lib/systemd/system/perfgate-agent.service 2>&1) || die "systemd-analyze verify: $verify"
+[ -z "$verify" ] || die "systemd-analyze verify: $verify"
 getent passwd perfgate >/dev/null || die "postinst did not create the perfgate user"
 
 say "remove: the conffiles stay"
@@ -78,8 +83,13 @@ dpkg -r perfgate
 say "purge: nothing is left"
 dpkg -P perfgate
 left=()
-for path in "${shipped[@]}"; do
-  if [ -L "$path" ] || [ -f "$path" ] || { [ -d "$path" ] && [[ "$path" == *perfgate* ]]; }; then left+=("$path"); fi
+for entry in "${shipped[@]}"; do
+  type=${entry%% *} path=${entry#* }
+  if [ "$type" = d ]; then
+    if [[ "$path" == *perfgate* ]] && [ -d "$path" ]; then left+=("$path"); fi
+  elif [ -e "$path" ] || [ -L "$path" ]; then
+    left+=("$path")
+  fi
 done
 for path in /var/lib/perfgate /var/lib/perfgate-agent /var/cache/perfgate-agent /etc/perfgate; do
   [ ! -e "$path" ] || left+=("$path")
