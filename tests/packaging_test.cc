@@ -236,8 +236,8 @@ TEST(PackagingTest, VersionNamesTheCommitItWasBuiltFrom) {
   EXPECT_THAT(version.output, HasSubstr("(commit " + head.output.substr(0, 12) + ")"));
 }
 
-// A root folder for `systemd-analyze --root`: the units as installed, a
-// stand-in for /usr/bin/perfgate (verify checks only that it is executable)
+// A root folder for `systemd-analyze --root`: the units as installed,
+// stand-ins for the programs they start (verify checks only that they are executable)
 // and this host's targets, which the units' default dependencies name.
 std::string UnitRoot(const testing::TempDir& dir) {
   namespace fs = std::filesystem;
@@ -254,8 +254,10 @@ std::string UnitRoot(const testing::TempDir& dir) {
       fs::copy_file(entry.path(), root / "usr/lib/systemd/system" / entry.path().filename());
     }
   }
-  dir.Write("usr/bin/perfgate", "#!/bin/sh\n");
-  fs::permissions(root / "usr/bin/perfgate", fs::perms::owner_all);
+  fs::create_directories(root / "usr/lib/perfgate");
+  for (const char* program : {"usr/bin/perfgate", "usr/lib/perfgate/agent-service"}) {
+    fs::permissions(dir.Write(program, "#!/bin/sh\n"), fs::perms::owner_all);
+  }
   return root.string();
 }
 
@@ -280,6 +282,48 @@ TEST(PackagingTest, UnitsPassSystemdVerifyAndTheCoordinatorIsSandboxedTightly) {
     ASSERT_NE(at, std::string::npos) << security.output;
     EXPECT_LE(std::stod(security.output.substr(at + marker.size())), most) << security.output;
   }
+}
+
+// Runs packaging/agent-service.sh as a process of a fresh cgroup v2 group
+// (the unit's, as systemd would make it) with a stand-in perfgate that prints
+// its arguments and its own group. Exit 77 where that group cannot be made.
+testing::CommandResult RunAgentService(const testing::TempDir& dir, bool in_own_group) {
+  const std::string fake = dir.Write("perfgate", "#!/bin/sh\necho \"args: $*\"\ngrep '^0::' /proc/self/cgroup\n");
+  std::filesystem::permissions(fake, std::filesystem::perms::owner_all);
+  const std::string find_v2 =
+      "v2=$(awk '{ for (i = 7; i < NF; i++) if ($i == \"-\") { if ($(i + 1) == \"cgroup2\" && $4 == \"/\") print $5; "
+      "break } }' /proc/self/mountinfo | head -n 1)\n"
+      "[ -n \"$v2\" ] && [ -w \"$v2/cgroup.procs\" ] || exit 77\n";
+  // Not moved into the fresh group, the script would take the test's own group
+  // for the unit's: that is checked only from the root group.
+  const std::string from_root = "[ \"$(sed -n 's/^0:://p' /proc/self/cgroup)\" = / ] || exit 77\n";
+  const std::string join = in_own_group ? "echo $$ >\"$1/cgroup.procs\"; " : "";
+  const std::string script = absl::StrCat(
+      find_v2, in_own_group ? "" : from_root, "g=\"$v2/perfgate-agent-service-test-$$\"; mkdir \"$g\" || exit 77\n",
+      "PERFGATE_BINARY=", fake, " sh -c '", join, "exec \"$2\" --config /etc/perfgate/agent.conf' _ \"$g\" ",
+      SourceDir(), "/packaging/agent-service.sh\n", "code=$?\n", "rmdir \"$g/agent\" 2>/dev/null; rmdir \"$g\"\n",
+      "echo \"group: ${g#$v2}\"\n", "exit $code\n");
+  return RunCommand({"/bin/sh", "-c", script});
+}
+
+TEST(PackagingTest, AgentServiceRunsTheAgentInALeafWithItsCasesBesideIt) {
+  testing::TempDir dir;
+  auto result = RunAgentService(dir, /*in_own_group=*/true);
+  if (result.exit_code == 77) GTEST_SKIP() << "cannot make a cgroup v2 group here (needs root)";
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  const std::string group = result.output.substr(result.output.find("group: ") + 7, std::string::npos);
+  const std::string unit = group.substr(0, group.find('\n'));
+  EXPECT_THAT(result.output,
+              HasSubstr("args: agent --cgroup-root " + unit + "/cases --config /etc/perfgate/agent.conf"));
+  EXPECT_THAT(result.output, HasSubstr("0::" + unit + "/agent\n"));  // the unit's own group holds no process
+}
+
+TEST(PackagingTest, AgentServiceStartsTheAgentAsItIsWithoutADelegatedGroup) {
+  testing::TempDir dir;
+  auto result = RunAgentService(dir, /*in_own_group=*/false);
+  if (result.exit_code == 77) GTEST_SKIP() << "cannot make a cgroup v2 group here (needs root)";
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_THAT(result.output, HasSubstr("args: agent --config /etc/perfgate/agent.conf\n"));
 }
 
 // The names of a job's or composite action's steps, in order.
