@@ -227,6 +227,16 @@ TEST(PackagingTest, GateTakesCommitAndBranchFromTheEnvironment) {
   EXPECT_EQ(report["run"]["branch"], "feature/x");
 }
 
+TEST(PackagingTest, GateTakesTheCoordinatorFromTheEnvironment) {
+  testing::TempDir dir;
+  const std::string suite = dir.Write("s.yaml", "suite: s\ncases:\n  - name: t\n    command: [/bin/true]\n");
+  // Port 1 on loopback: nothing listens, so the gate must fail as unreachable, not run embedded.
+  auto result = RunCommand({"/usr/bin/env", "PERFGATE_COORDINATOR=127.0.0.1:1", PerfgateBinary(), "gate", "--suite",
+                            suite, "--state-dir", dir.File("state")});
+  EXPECT_EQ(result.exit_code, 3) << result.output;
+  EXPECT_THAT(result.output, HasSubstr("127.0.0.1:1"));
+}
+
 TEST(PackagingTest, VersionNamesTheCommitItWasBuiltFrom) {
   auto version = RunCommand({PerfgateBinary(), "--version"});
   EXPECT_EQ(version.exit_code, 0);
@@ -375,6 +385,55 @@ TEST(PackagingTest, CompositeActionGatesPublishesAndFailsOnTheVerdict) {
   EXPECT_EQ(steps[2]["uses"].as<std::string>(), "actions/upload-artifact@v4");
   EXPECT_EQ(steps[1]["if"].as<std::string>(), steps[2]["if"].as<std::string>());
   EXPECT_THAT(steps[1]["if"].as<std::string>(), HasSubstr("always()"));  // a failed gate still publishes
+}
+
+// Runs the shell of one composite-action step as GitHub does (bash -eo
+// pipefail, the step's env with expressions already substituted) in `dir`.
+testing::CommandResult RunStep(const YAML::Node& step, const testing::TempDir& dir,
+                               const std::map<std::string, std::string>& env) {
+  const std::string script = dir.Write("step.sh", step["run"].as<std::string>());
+  std::vector<std::string> argv = {"/usr/bin/env", "-C", dir.path()};
+  for (const auto& [name, value] : env) argv.push_back(name + "=" + value);
+  for (const std::string& arg : {"/bin/bash", "--noprofile", "--norc", "-eo", "pipefail"}) argv.push_back(arg);
+  argv.push_back(script);
+  return RunCommand(argv);
+}
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+TEST(PackagingTest, CompositeActionStepsGateWriteTheReportsAndFailWithTheVerdict) {
+  YAML::Node steps = YAML::LoadFile(SourceDir() + "/.github/actions/perfgate-gate/action.yml")["runs"]["steps"];
+  testing::TempDir dir;
+  std::filesystem::create_directories(dir.File("runner-temp"));
+  const std::string suite =
+      dir.Write("s.yaml", "suite: s\ncases:\n  - name: t\n    command: [/bin/true]\n    repeats: 1\n");
+  // Inputs as the workflow passes them from a fork: no coordinator, token or CA, so the gate runs embedded.
+  auto gate = RunStep(steps[0], dir,
+                      {{"PERFGATE", PerfgateBinary()},
+                       {"PERFGATE_SUITE", suite},
+                       {"PERFGATE_COORDINATOR", ""},
+                       {"PERFGATE_TOKEN", ""},
+                       {"PERFGATE_CA_PEM", ""},
+                       {"PERFGATE_ARGS", "--state-dir\n" + dir.File("state") + "\n\n--local-agents\n1\n"},
+                       {"PERFGATE_COMMIT", "c0ffee"},
+                       {"PERFGATE_BRANCH", "pr-1"},
+                       {"RUNNER_TEMP", dir.File("runner-temp")},
+                       {"GITHUB_OUTPUT", dir.File("output")},
+                       {"GITHUB_STEP_SUMMARY", dir.File("summary.md")}});
+  ASSERT_EQ(gate.exit_code, 0) << gate.output;  // the verdict fails the last step, not this one
+  const std::string report_dir = dir.File("runner-temp") + "/perfgate";
+  EXPECT_THAT(ReadAll(dir.File("output")), HasSubstr("exit-code=0\nreport-dir=" + report_dir + "\n"));
+  EXPECT_THAT(ReadAll(report_dir + "/report.json"), HasSubstr("\"commit\": \"c0ffee\""));
+  EXPECT_THAT(ReadAll(report_dir + "/report.xml"), HasSubstr("<testsuite"));
+  EXPECT_THAT(ReadAll(dir.File("summary.md")), HasSubstr("## perfgate: ✅ passed"));  // the job's step summary
+
+  for (auto [code, want] : {std::pair{"0", 0}, std::pair{"1", 1}, std::pair{"2", 2}, std::pair{"130", 130},
+                            std::pair{"3", 3}, std::pair{"", 3}}) {
+    EXPECT_EQ(RunStep(steps[3], dir, {{"CODE", code}}).exit_code, want) << "perfgate exit " << code;
+  }
 }
 
 }  // namespace
