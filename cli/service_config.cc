@@ -160,8 +160,9 @@ absl::StatusOr<std::vector<ConfigEntry>> ParseConfigText(absl::string_view text,
           where, "'", entry.key, "' is not a key: a key is a flag's long name without dashes, like tls-ca"));
     }
     auto values = ValueReader(line.substr(eq + 1)).ReadAll();
-    if (!values.ok())
+    if (!values.ok()) {
       return absl::InvalidArgumentError(absl::StrCat(where, entry.key, ": ", values.status().message()));
+    }
     entry.values = *std::move(values);
     entries.push_back(std::move(entry));
   }
