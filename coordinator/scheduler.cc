@@ -260,7 +260,8 @@ absl::StatusOr<Scheduler::Wait> Scheduler::NextWorkItem(const std::string& sessi
         return Wait::kItem;
       }
     }
-    if (changed_.wait_until(lock, deadline) == std::cv_status::timeout) return Wait::kTimeout;
+    const auto wake = session->wake;
+    if (wake->wait_until(lock, deadline) == std::cv_status::timeout) return Wait::kTimeout;
   }
 }
 
@@ -279,6 +280,13 @@ void Scheduler::Enqueue(RunEntry& run, const std::map<std::string, int64_t>& dur
     if (c.status.state() != v1::CASE_STATE_PENDING) continue;
     c.pending_since_ms = now;
     queue.pending.insert({run.seq, c.expected_ms, static_cast<int>(i)});
+  }
+  WakeIdleSessions();
+}
+
+void Scheduler::WakeIdleSessions() {
+  for (auto& [id, session] : sessions_) {
+    if (session.lease_id.empty()) session.wake->notify_all();
   }
 }
 
@@ -370,6 +378,7 @@ void Scheduler::ForgetLease(LeaseRecord& lease, LeaseState state) {
   lease.state = state;
   if (Session* session = LiveSession(lease.session_id); session && session->lease_id == lease.lease_id) {
     session->lease_id.clear();
+    session->wake->notify_all();  // free for the next case
   }
   if (auto run = runs_.find(lease.run_id); run != runs_.end()) {
     CaseEntry& c = run->second.cases[lease.case_index];
@@ -382,6 +391,7 @@ void Scheduler::StopLease(LeaseRecord& lease, LeaseState state) {
     v1::WorkItem cancel;
     cancel.set_cancel_lease_id(lease.lease_id);
     session->outbox.push_back(std::move(cancel));
+    session->wake->notify_all();
   }
   EndLease(lease, state);
 }
@@ -544,6 +554,7 @@ void Scheduler::DropSession(std::string session_id, const std::string& why) {
   if (!session) return;
   const std::string agent_id = session->record.agent_id;
   if (!session->lease_id.empty()) LoseLease(session->lease_id, why);
+  session->wake->notify_all();  // its streams end: the session is stale
   sessions_.erase(session_id);
   if (auto it = agent_session_.find(agent_id); it != agent_session_.end() && it->second == session_id) {
     agent_session_.erase(it);
@@ -570,6 +581,7 @@ void Scheduler::ApplyCase(RunEntry& run, int index, v1::CaseState state, const s
   } else if (!was_pending && state == v1::CASE_STATE_PENDING) {
     c.pending_since_ms = clock_->NowMs();
     c.queue->pending.insert(key);
+    WakeIdleSessions();
   }
   v1::RunEvent event;
   *event.mutable_case_changed() = c.status;
@@ -820,6 +832,7 @@ void Scheduler::Shutdown() {
   std::lock_guard lock(mu_);
   shutdown_ = true;
   changed_.notify_all();
+  for (auto& [id, session] : sessions_) session.wake->notify_all();
 }
 
 bool Scheduler::WaitForAgents(size_t n, int64_t timeout_ms) {

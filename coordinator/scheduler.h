@@ -140,6 +140,9 @@ class Scheduler {
     std::string lease_id;  // the one lease it holds, if any
     std::deque<v1::WorkItem> outbox;
     std::map<uint64_t, WorkStream> streams;  // open Work streams, by id
+    // Its Work streams wait here, so an event wakes the sessions it concerns
+    // and not every agent. Shared: a waiter outlives a session dropped meanwhile.
+    std::shared_ptr<std::condition_variable> wake = std::make_shared<std::condition_variable>();
   };
   // Where a pending case stands in its queue: runs in submission order, then
   // the longest expected first, then file order.
@@ -217,6 +220,8 @@ class Scheduler {
   void ApplyCase(RunEntry& run, int index, v1::CaseState state, const std::string& error)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EndUnrunnableCases(int64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Wakes the Work streams of sessions holding no lease: there is work.
+  void WakeIdleSessions() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MaybeFinish(RunEntry& run) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   v1::Run BuildRun(const RunEntry& run) const;
   void EvictFinishedRuns() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -231,7 +236,7 @@ class Scheduler {
   SchedulerOptions options_;
 
   mutable std::mutex mu_;
-  std::condition_variable changed_;
+  std::condition_variable changed_;  // runs' events and registrations; Work streams wait on their session's
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t next_stream_id_ ABSL_GUARDED_BY(mu_) = 1;
   uint64_t next_run_seq_ ABSL_GUARDED_BY(mu_) = 1;
