@@ -267,7 +267,7 @@ class SqliteStore final : public Store {
     // A larger WAL between checkpoints: pages written by many commits (the
     // cases' and leases' hot pages) are copied back once, not each time.
     if (auto s = Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; "
-                      "PRAGMA wal_autocheckpoint=8000; PRAGMA cache_size=-16000;");
+                      "PRAGMA wal_autocheckpoint=8000;");
         !s.ok()) {
       return s;
     }
