@@ -1,118 +1,540 @@
-// Dispatch throughput and makespan: a run of trivial cases through a real
-// coordinator and real agents (in-process, gRPC over loopback, SQLite on
-// disk), against the same cases run back to back by the bare executor. The
-// ratio is the price of leasing, heartbeats, storing every sample and
-// watching the run.
+// The coordinator at fleet scale: every row of issue #11's table, measured
+// against a coordinator in its own process (so its CPU and memory are its
+// own, read from /proc), driven over loopback gRPC.
 //
-//   dispatch [--cases N] [--agents N] [--json FILE]
+//   load       64 load-agent sessions (bench/load_agent.h: the real protocol,
+//              no process spawned) complete --runs runs of --cases cases on
+//              branch main: leases/s, coordinator CPU per lease, its RSS
+//              after the first and the last run, store bytes per case.
+//   history    one more such run while a second client fetches the history
+//              of every key of the run in a loop: lease rate inside those
+//              calls against outside, and the longest gap in which no
+//              session got a lease.
+//   e2e        --e2e-agents real `perfgate agent` processes run
+//              --e2e-cases trivial cases (/bin/true): cases/s and the
+//              coordinator's share of all CPU spent (agents and cases
+//              included).
+//   next       one real agent runs cases that print their own start time;
+//              gap between consecutive starts beyond a bare spawn-exit cycle
+//              of the same command.
+//   makespan   8 load sessions, cases of simulated duration with the two
+//              long ones last in the file; the second run (with history)
+//              against max(longest case, total work / agents).
+//
+//   dispatch [--cases N] [--agents N] [--runs N] [--e2e-agents N]
+//            [--e2e-cases N] [--next-cases N] [--samples N] [--json FILE] [--perfgate PATH]
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <grpcpp/grpcpp.h>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "agent/executor.h"
-#include "agent/host_fingerprint.h"
-#include "agent/worker.h"
-#include "cli/gate_client.h"
-#include "coordinator/coordinator.h"
+#include "bench/load_agent.h"
+#include "perfgate/v1/gate.grpc.pb.h"
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
+namespace v1 = perfgate::v1;
 
-double Seconds(Clock::time_point since) { return std::chrono::duration<double>(Clock::now() - since).count(); }
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
+}
+
+double Percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5)];
+}
+
+// utime + stime (and, with children, what its reaped children used) of a live process, seconds.
+double ProcCpuSeconds(pid_t pid, bool children) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t close = all.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream fields(all.substr(close + 2));
+  std::vector<std::string> f;
+  for (std::string x; fields >> x;) f.push_back(x);
+  // Fields from 3 (state) on: utime is field 14, i.e. index 11 here.
+  if (f.size() < 15) return 0;
+  double ticks = std::stod(f[11]) + std::stod(f[12]);
+  if (children) ticks += std::stod(f[13]) + std::stod(f[14]);
+  return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+double RssMb(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::atof(line.c_str() + 6) / 1024;
+  }
+  return 0;
+}
+
+double LoadAverage() {
+  double l = 0;
+  std::ifstream("/proc/loadavg") >> l;
+  return l;
+}
+
+// A child process whose stdout we read for its first line.
+struct Child {
+  pid_t pid = -1;
+  std::string first_line;
+};
+
+Child Spawn(const std::vector<std::string>& argv, bool read_first_line) {
+  int fds[2];
+  if (pipe(fds) != 0) return {};
+  Child child;
+  child.pid = fork();
+  if (child.pid == 0) {
+    dup2(fds[1], 1);
+    if (!read_first_line) {
+      int null = open("/dev/null", O_WRONLY);
+      dup2(null, 1);
+      dup2(null, 2);
+    }
+    close(fds[0]);
+    close(fds[1]);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  close(fds[1]);
+  if (read_first_line) {
+    char c;
+    while (read(fds[0], &c, 1) == 1 && c != '\n') child.first_line += c;
+  }
+  close(fds[0]);
+  return child;
+}
+
+void Stop(Child& child) {
+  if (child.pid <= 0) return;
+  kill(child.pid, SIGTERM);
+  waitpid(child.pid, nullptr, 0);
+  child.pid = -1;
+}
+
+struct Coordinator {
+  Child process;
+  std::string address;
+  std::string db;
+};
+
+Coordinator StartCoordinator(const std::string& perfgate, const std::string& db) {
+  Coordinator c;
+  c.db = db;
+  c.process = Spawn({perfgate, "coordinator", "--listen", "127.0.0.1:0", "--db", db}, true);
+  // "perfgate coordinator: listening on HOST:PORT (db ...)"
+  const std::string marker = "listening on ";
+  const size_t at = c.process.first_line.find(marker);
+  if (at == std::string::npos) {
+    std::fprintf(stderr, "dispatch: coordinator did not start: %s\n", c.process.first_line.c_str());
+    std::exit(3);
+  }
+  const std::string rest = c.process.first_line.substr(at + marker.size());
+  c.address = rest.substr(0, rest.find(' '));
+  return c;
+}
+
+struct RunTimes {
+  std::string run_id;
+  double seconds = 0;
+};
+
+std::unique_ptr<v1::GateService::Stub> GateStub(const std::string& address) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(64 << 20);
+  args.SetMaxSendMessageSize(64 << 20);
+  return v1::GateService::NewStub(grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args));
+}
+
+v1::Suite TrivialSuite(const std::string& name, int cases, const std::string& program) {
+  v1::Suite suite;
+  suite.set_name(name);
+  for (int i = 0; i < cases; ++i) {
+    auto* c = suite.add_cases();
+    c->set_name(absl::StrCat("case", i));
+    c->add_argv(program);
+    c->set_repeats(1);
+    c->set_warmup(0);
+    c->set_timeout_ms(30'000);
+  }
+  return suite;
+}
+
+// Submits and waits for the run to finish (watching without results).
+RunTimes SubmitAndWait(v1::GateService::Stub& stub, const v1::Suite& suite, const std::string& branch) {
+  v1::SubmitRunRequest request;
+  *request.mutable_suite() = suite;
+  request.set_branch(branch);
+  request.set_commit("bench");
+  const auto start = Clock::now();
+  grpc::ClientContext submit;
+  v1::SubmitRunResponse submitted;
+  if (auto s = stub.SubmitRun(&submit, request, &submitted); !s.ok()) {
+    std::fprintf(stderr, "dispatch: submit: %s\n", s.error_message().c_str());
+    std::exit(3);
+  }
+  grpc::ClientContext watch_context;
+  v1::WatchRunRequest watch;
+  watch.set_run_id(submitted.run_id());
+  watch.set_without_results(true);
+  auto reader = stub.WatchRun(&watch_context, watch);
+  v1::RunEvent event;
+  bool finished = false;
+  while (!finished && reader->Read(&event)) {
+    finished = event.has_run_finished() ||
+               (event.has_snapshot() && event.snapshot().state() != v1::RUN_STATE_RUNNING);
+  }
+  watch_context.TryCancel();
+  reader->Finish().IgnoreError();
+  if (!finished) {
+    std::fprintf(stderr, "dispatch: lost the watch of %s\n", submitted.run_id().c_str());
+    std::exit(3);
+  }
+  return {submitted.run_id(), std::chrono::duration<double>(Clock::now() - start).count()};
+}
+
+v1::Run FetchRun(v1::GateService::Stub& stub, const std::string& run_id) {
+  grpc::ClientContext context;
+  v1::GetRunRequest get;
+  get.set_run_id(run_id);
+  v1::Run run;
+  if (auto s = stub.GetRun(&context, get, &run); !s.ok()) {
+    std::fprintf(stderr, "dispatch: get run: %s\n", s.error_message().c_str());
+    std::exit(3);
+  }
+  return run;
+}
+
+nlohmann::json Figure(double value, int agents, int cases, int runs) {
+  return {{"value", value}, {"agents", agents}, {"cases", cases}, {"runs", runs}};
+}
+
+struct Options {
+  int cases = 1000;
+  int agents = 64;
+  int runs = 10;
+  int e2e_agents = 16;
+  int e2e_cases = 2000;
+  int next_cases = 300;
+  // Samples per load-agent result; 1 is what the real agent sends for a `repeats: 1` case.
+  int samples = 1;
+  std::string json_path;
+  std::string perfgate = PERFGATE_BINARY;
+};
+
+// Lease rate while history calls were in flight against outside them, and the
+// longest gap between two leases reaching any session.
+struct HistoryFigures {
+  double rate_ratio = 0;
+  double idle_max_ms = 0;
+  double call_ms_p50 = 0;
+  int calls = 0;
+};
+
+HistoryFigures MeasureHistoryInterference(const Coordinator& coordinator, perfgate::LoadAgent& load,
+                                          const Options& o) {
+  auto stub = GateStub(coordinator.address);
+  v1::HistoryRequest request;
+  request.set_branch("main");
+  request.set_max_runs(30);
+  for (int i = 0; i < o.cases; ++i) {
+    for (const char* metric : {"wall_time", "user_cpu_time", "sys_cpu_time", "peak_rss"}) {
+      auto* key = request.add_keys();
+      key->set_pool("load");
+      key->set_benchmark(absl::StrCat("case", i));
+      key->set_metric(metric);
+      key->set_source(std::string(metric) == "wall_time" ? "agent:clock"
+                      : std::string(metric) == "peak_rss" ? "agent:cgroup"
+                                                          : "agent:rusage");
+    }
+  }
+  std::atomic<bool> done{false};
+  std::vector<std::pair<int64_t, int64_t>> calls;
+  std::thread fetcher([&] {
+    auto history = GateStub(coordinator.address);
+    while (!done) {
+      grpc::ClientContext context;
+      v1::HistoryResponse response;
+      const int64_t begin = NowNs();
+      history->GetHistory(&context, request, &response).IgnoreError();
+      calls.emplace_back(begin, NowNs());
+      // Half the time in a call, half outside: both rates are measured.
+      std::this_thread::sleep_for(std::chrono::nanoseconds(calls.back().second - begin));
+    }
+  });
+  const size_t before = load.LeaseArrivals().size();
+  SubmitAndWait(*stub, TrivialSuite("dispatch-load", o.cases, "/bin/true"), "main");
+  done = true;
+  fetcher.join();
+  std::vector<int64_t> arrivals = load.LeaseArrivals();
+  arrivals.erase(arrivals.begin(), arrivals.begin() + static_cast<long>(before));
+  std::sort(arrivals.begin(), arrivals.end());
+  HistoryFigures f;
+  f.calls = static_cast<int>(calls.size());
+  if (arrivals.size() < 2 || calls.empty()) return f;
+  const int64_t first = arrivals.front(), last = arrivals.back();
+  double inside_ns = 0, inside_n = 0;
+  std::vector<double> call_ms;
+  for (const auto& [b, e] : calls) {
+    call_ms.push_back((e - b) / 1e6);
+    const int64_t lo = std::max(b, first), hi = std::min(e, last);
+    if (hi <= lo) continue;
+    inside_ns += static_cast<double>(hi - lo);
+    inside_n += static_cast<double>(std::upper_bound(arrivals.begin(), arrivals.end(), hi) -
+                                    std::lower_bound(arrivals.begin(), arrivals.end(), lo));
+  }
+  const double outside_ns = static_cast<double>(last - first) - inside_ns;
+  const double outside_n = static_cast<double>(arrivals.size()) - inside_n;
+  if (inside_ns > 0 && outside_ns > 0 && outside_n > 0) {
+    f.rate_ratio = (inside_n / inside_ns) / (outside_n / outside_ns);
+  }
+  for (size_t i = 1; i < arrivals.size(); ++i) {
+    f.idle_max_ms = std::max(f.idle_max_ms, (arrivals[i] - arrivals[i - 1]) / 1e6);
+  }
+  f.call_ms_p50 = Percentile(call_ms, 0.5);
+  return f;
+}
+
+// Bare spawn-exit cycle of `argv`, back to back: the period between starts with no coordinator.
+double BareCycleMs(const std::vector<std::string>& argv, int n) {
+  perfgate::ExecSpec spec;
+  spec.argv = argv;
+  std::vector<double> periods;
+  auto previous = Clock::now();
+  for (int i = 0; i <= n; ++i) {
+    perfgate::Execute(spec);
+    const auto now = Clock::now();
+    if (i > 0) periods.push_back(std::chrono::duration<double, std::milli>(now - previous).count());
+    previous = now;
+  }
+  return Percentile(periods, 0.5);
+}
+
+std::vector<Child> StartAgents(const Options& o, const Coordinator& c, int n, const std::string& pool) {
+  std::vector<Child> agents;
+  for (int i = 0; i < n; ++i) {
+    agents.push_back(
+        Spawn({o.perfgate, "agent", "--coordinator", c.address, "--id", absl::StrCat(pool, "-", i), "--pool", pool},
+              false));
+  }
+  return agents;
+}
+
+// Waits until `n` sessions of `pool` are registered, through the history reply's pool list.
+void WaitForPool(v1::GateService::Stub& stub, const std::string& pool) {
+  for (int i = 0; i < 600; ++i) {
+    grpc::ClientContext context;
+    v1::HistoryRequest request;
+    v1::HistoryResponse response;
+    if (stub.GetHistory(&context, request, &response).ok()) {
+      for (const auto& p : response.known_pools()) {
+        if (p == pool) return;
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  int cases = 200, agents = 2;
-  std::string json_path;
+  Options o;
   for (int i = 1; i < argc; ++i) {
-    if (!std::strcmp(argv[i], "--cases") && i + 1 < argc) cases = std::atoi(argv[++i]);
-    else if (!std::strcmp(argv[i], "--agents") && i + 1 < argc) agents = std::atoi(argv[++i]);
-    else if (!std::strcmp(argv[i], "--json") && i + 1 < argc) json_path = argv[++i];
+    auto next = [&](int* v) { *v = std::atoi(argv[++i]); };
+    const bool more = i + 1 < argc;
+    if (!std::strcmp(argv[i], "--cases") && more) next(&o.cases);
+    else if (!std::strcmp(argv[i], "--agents") && more) next(&o.agents);
+    else if (!std::strcmp(argv[i], "--runs") && more) next(&o.runs);
+    else if (!std::strcmp(argv[i], "--e2e-agents") && more) next(&o.e2e_agents);
+    else if (!std::strcmp(argv[i], "--e2e-cases") && more) next(&o.e2e_cases);
+    else if (!std::strcmp(argv[i], "--next-cases") && more) next(&o.next_cases);
+    else if (!std::strcmp(argv[i], "--samples") && more) next(&o.samples);
+    else if (!std::strcmp(argv[i], "--json") && more) o.json_path = argv[++i];
+    else if (!std::strcmp(argv[i], "--perfgate") && more) o.perfgate = argv[++i];
     else {
-      std::fprintf(stderr, "usage: dispatch [--cases N] [--agents N] [--json FILE]\n");
+      std::fprintf(stderr,
+                   "usage: dispatch [--cases N] [--agents N] [--runs N] [--e2e-agents N] [--e2e-cases N] "
+                   "[--next-cases N] [--samples N] [--json FILE] [--perfgate PATH]\n");
       return 2;
     }
   }
-  const std::string dir = std::filesystem::temp_directory_path() / ("perfgate-dispatch-" + std::to_string(getpid()));
+  if (o.cases < 1 || o.agents < 1 || o.runs < 1 || o.e2e_agents < 1 || o.e2e_cases < 1 || o.next_cases < 2 || o.samples < 1) {
+    std::fprintf(stderr, "dispatch: every count must be at least 1 (--next-cases at least 2)\n");
+    return 2;
+  }
+  const std::string dir =
+      std::filesystem::temp_directory_path() / ("perfgate-dispatch-" + std::to_string(getpid()));
   std::filesystem::create_directories(dir);
+  const double load_before = LoadAverage();
+  nlohmann::json doc = {{"benchmark", "dispatch"}};
 
-  // Baseline: the same work with no coordinator, one process after another.
-  perfgate::ExecSpec trivial;
-  trivial.argv = {"/bin/true"};
-  auto start = Clock::now();
-  double case_seconds = 0;
-  for (int i = 0; i < cases; ++i) case_seconds += perfgate::Execute(trivial).wall_s;
-  const double serial_s = Seconds(start);
-
-  perfgate::CoordinatorOptions options;
-  options.db_path = dir + "/perfgate.db";
-  auto coordinator = perfgate::Coordinator::Start(options);
-  if (!coordinator.ok()) {
-    std::fprintf(stderr, "dispatch: %s\n", std::string(coordinator.status().message()).c_str());
+  // --- load + history: one coordinator, load agents only ------------------
+  Coordinator a = StartCoordinator(o.perfgate, dir + "/load.db");
+  perfgate::LoadAgentOptions lo;
+  lo.coordinator = a.address;
+  lo.sessions = o.agents;
+  lo.samples_per_result = o.samples;
+  perfgate::LoadAgent load(lo);
+  if (auto s = load.Start(); !s.ok()) {
+    std::fprintf(stderr, "dispatch: %s\n", std::string(s.message()).c_str());
     return 3;
   }
-  const auto host = perfgate::ProbeHost();
-  std::vector<std::unique_ptr<perfgate::AgentWorker>> workers;
-  std::vector<std::thread> threads;
-  for (int i = 0; i < agents; ++i) {
-    perfgate::WorkerOptions w;
-    w.coordinator = (*coordinator)->address();
-    w.agent_id = "bench-" + std::to_string(i);
-    w.log = [](const std::string&) {};
-    workers.push_back(std::make_unique<perfgate::AgentWorker>(w, host));
+  auto stub_a = GateStub(a.address);
+  const v1::Suite load_suite = TrivialSuite("dispatch-load", o.cases, "/bin/true");
+  double rss_first = 0, load_s = 0;
+  const double cpu_a0 = ProcCpuSeconds(a.process.pid, false);
+  for (int r = 0; r < o.runs; ++r) {
+    load_s += SubmitAndWait(*stub_a, load_suite, "main").seconds;
+    if (r == 0) rss_first = RssMb(a.process.pid);
   }
-  for (auto& w : workers) threads.emplace_back([p = w.get()] { p->Run(); });
-  (*coordinator)->scheduler().WaitForAgents(static_cast<size_t>(agents), 30'000);
+  const double cpu_a = ProcCpuSeconds(a.process.pid, false) - cpu_a0;
+  const double rss_last = RssMb(a.process.pid);
+  const double leases = static_cast<double>(o.cases) * o.runs;
+  const HistoryFigures history = MeasureHistoryInterference(a, load, o);
+  load.Stop();
+  Stop(a.process);  // closing checkpoints the WAL into the database file
+  const double db_bytes = static_cast<double>(std::filesystem::file_size(a.db));
+  const double stored_cases = static_cast<double>(o.cases) * (o.runs + 1);
 
-  perfgate::v1::SubmitRunRequest request;
-  request.mutable_suite()->set_name("dispatch");
-  for (int i = 0; i < cases; ++i) {
-    auto* c = request.mutable_suite()->add_cases();
-    c->set_name("true" + std::to_string(i));
-    c->add_argv("/bin/true");
+  // --- e2e: real agent processes ------------------------------------------
+  Coordinator b = StartCoordinator(o.perfgate, dir + "/e2e.db");
+  auto stub_b = GateStub(b.address);
+  std::vector<Child> agents = StartAgents(o, b, o.e2e_agents, "e2e");
+  WaitForPool(*stub_b, "e2e");
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the rest of the agents register
+  auto agents_cpu = [&] {
+    double s = 0;
+    for (const auto& c : agents) s += ProcCpuSeconds(c.pid, true);
+    return s;
+  };
+  const double cb0 = ProcCpuSeconds(b.process.pid, false), ag0 = agents_cpu();
+  const RunTimes e2e = SubmitAndWait(*stub_b, TrivialSuite("dispatch-e2e", o.e2e_cases, "/bin/true"), "e2e");
+  const double cpu_b = ProcCpuSeconds(b.process.pid, false) - cb0, cpu_agents = agents_cpu() - ag0;
+  for (auto& c : agents) Stop(c);
+
+  // --- next: one real agent, cases stamp their own start ------------------
+  std::vector<Child> one = StartAgents(o, b, 1, "next");
+  WaitForPool(*stub_b, "next");
+  v1::Suite next_suite = TrivialSuite("dispatch-next", o.next_cases, "/bin/date");
+  // The e2e agents have stopped: only this one takes work.
+  for (auto& c : *next_suite.mutable_cases()) c.add_argv("+%s%N");
+  const RunTimes next_run = SubmitAndWait(*stub_b, next_suite, "next");
+  for (auto& c : one) Stop(c);
+  const v1::Run next = FetchRun(*stub_b, next_run.run_id);
+  std::vector<int64_t> starts;
+  for (const auto& c : next.cases()) {
+    if (c.result().outcome() == v1::CaseResult::OUTCOME_OK) starts.push_back(std::atoll(c.result().stdout_tail().c_str()));
+  }
+  std::sort(starts.begin(), starts.end());
+  const double bare_ms = BareCycleMs({"/bin/date", "+%s%N"}, 200);
+  std::vector<double> over;
+  for (size_t i = 1; i < starts.size(); ++i) over.push_back((starts[i] - starts[i - 1]) / 1e6 - bare_ms);
+  Stop(b.process);
+
+  // --- makespan: simulated durations, the long cases last -----------------
+  Coordinator m = StartCoordinator(o.perfgate, dir + "/makespan.db");
+  perfgate::LoadAgentOptions mo;
+  mo.coordinator = m.address;
+  mo.sessions = 8;
+  mo.pool = "makespan";
+  mo.id_prefix = "mk";
+  perfgate::LoadAgent sim(mo);
+  if (auto s = sim.Start(); !s.ok()) {
+    std::fprintf(stderr, "dispatch: %s\n", std::string(s.message()).c_str());
+    return 3;
+  }
+  v1::Suite mk;
+  mk.set_name("dispatch-makespan");
+  const int short_cases = 30;
+  const double short_s = 0.1, long_s = 1.0;
+  for (int i = 0; i < short_cases + 2; ++i) {
+    auto* c = mk.add_cases();
+    c->set_name(absl::StrCat("sim", i));
+    c->add_argv("sleep");
+    c->add_argv(i < short_cases ? absl::StrCat(short_s) : absl::StrCat(long_s));
     c->set_repeats(1);
-    c->set_warmup(0);
-    c->set_timeout_ms(10'000);
   }
-  perfgate::GateClientOptions client;
-  client.coordinator = (*coordinator)->address();
-  start = Clock::now();
-  auto run = perfgate::SubmitAndWatch(client, request, nullptr);
-  const double makespan_s = Seconds(start);
-  for (auto& w : workers) w->Stop();
-  for (auto& t : threads) t.join();
-  (*coordinator)->Shutdown();
+  auto stub_m = GateStub(m.address);
+  const double ideal_s = std::max(long_s, (short_cases * short_s + 2 * long_s) / mo.sessions);
+  const double first_ratio = SubmitAndWait(*stub_m, mk, "main").seconds / ideal_s;
+  const double makespan_ratio = SubmitAndWait(*stub_m, mk, "main").seconds / ideal_s;
+  sim.Stop();
+  Stop(m.process);
   std::filesystem::remove_all(dir);
-  if (!run.ok()) {
-    std::fprintf(stderr, "dispatch: %s\n", std::string(run.status().message()).c_str());
-    return 3;
-  }
+  const double load_after = LoadAverage();
 
-  const double ideal_s = case_seconds / agents;  // perfect packing of the measured case time
-  std::printf("dispatch: %d trivial cases (/bin/true, 1 sample each), %d in-process agents, SQLite on disk\n\n",
-              cases, agents);
-  std::printf("%-44s %12s\n", "", "value");
-  std::printf("%-44s %10.3f s\n", "serial, bare executor", serial_s);
-  std::printf("%-44s %10.3f s\n", "through coordinator + agents (makespan)", makespan_s);
-  std::printf("%-44s %10.1f /s\n", "dispatch throughput", cases / makespan_s);
-  std::printf("%-44s %10.2f ms\n", "coordination cost per case", (makespan_s - ideal_s) * 1e3 * agents / cases);
-  std::printf("%-44s %10.2fx\n", "makespan vs ideal (case time / agents)", makespan_s / ideal_s);
-  if (!json_path.empty()) {
-    nlohmann::json doc = {{"benchmark", "dispatch"},          {"cases", cases},
-                          {"agents", agents},                 {"serial_s", serial_s},
-                          {"makespan_s", makespan_s},         {"ideal_s", ideal_s},
-                          {"cases_per_second", cases / makespan_s},
-                          {"makespan_vs_ideal", makespan_s / ideal_s}};
-    std::ofstream(json_path) << doc.dump(2) << "\n";
-    std::printf("wrote %s\n", json_path.c_str());
+  // --- the table ----------------------------------------------------------
+  const double leases_per_s = leases / load_s;
+  const double cpu_ms_per_lease = cpu_a * 1e3 / leases;
+  const double e2e_rate = o.e2e_cases / e2e.seconds;
+  const double share = cpu_b / (cpu_b + cpu_agents);
+  std::printf("dispatch: coordinator in its own process (perfgate coordinator, SQLite on disk), loopback gRPC\n");
+  std::printf("load average %.2f before, %.2f after (2-core machine shared with other work)\n\n", load_before,
+              load_after);
+  std::printf("%-62s %12s  %s\n", "figure", "value", "(agents, cases, runs)");
+  auto row = [](const char* what, double v, const char* unit, int ag, int cs, int rn) {
+    std::printf("%-62s %10.3f %-4s (%d, %d, %d)\n", what, v, unit, ag, cs, rn);
+  };
+  row("load agents: leases granted and completed per second", leases_per_s, "/s", o.agents, o.cases, o.runs);
+  row("coordinator CPU per lease", cpu_ms_per_lease, "ms", o.agents, o.cases, o.runs);
+  row("end to end, process agents, trivial cases", e2e_rate, "/s", o.e2e_agents, o.e2e_cases, 1);
+  row("  coordinator's share of all CPU spent", share, "", o.e2e_agents, o.e2e_cases, 1);
+  row("one agent: next start beyond bare cycle, p50", Percentile(over, 0.5), "ms", 1, o.next_cases, 1);
+  row("one agent: next start beyond bare cycle, p99", Percentile(over, 0.99), "ms", 1, o.next_cases, 1);
+  std::printf("  (bare spawn-exit cycle of /bin/date: %.3f ms)\n", bare_ms);
+  row("lease rate during history calls / outside them", history.rate_ratio, "", o.agents, o.cases, 1);
+  row("longest moment with no lease granted to anyone", history.idle_max_ms, "ms", o.agents, o.cases, 1);
+  std::printf("  (%d history calls of %d keys over %d stored runs, p50 %.1f ms)\n", history.calls, o.cases * 4,
+              o.runs, history.call_ms_p50);
+  row("makespan / ideal, second run (first run, no history)", makespan_ratio, "x", mo.sessions, short_cases + 2, 2);
+  std::printf("  (first run: %.3fx)\n", first_ratio);
+  row("coordinator RSS after the first run", rss_first, "MB", o.agents, o.cases, 1);
+  row("coordinator RSS after the last run", rss_last, "MB", o.agents, o.cases, o.runs);
+  row("store bytes per case", db_bytes / stored_cases, "B", o.agents, o.cases, o.runs + 1);
+  std::printf("  (%d sample(s) of 4 metrics per load-agent result)\n", o.samples);
+
+  doc["load_average_before"] = load_before;
+  doc["load_average_after"] = load_after;
+  doc["load_leases_per_s"] = Figure(leases_per_s, o.agents, o.cases, o.runs);
+  doc["coordinator_cpu_ms_per_lease"] = Figure(cpu_ms_per_lease, o.agents, o.cases, o.runs);
+  doc["e2e_cases_per_s"] = Figure(e2e_rate, o.e2e_agents, o.e2e_cases, 1);
+  doc["coordinator_cpu_share"] = Figure(share, o.e2e_agents, o.e2e_cases, 1);
+  doc["next_start_over_bare_p50_ms"] = Figure(Percentile(over, 0.5), 1, o.next_cases, 1);
+  doc["next_start_over_bare_p99_ms"] = Figure(Percentile(over, 0.99), 1, o.next_cases, 1);
+  doc["start_rate_during_history_ratio"] = Figure(history.rate_ratio, o.agents, o.cases, 1);
+  doc["all_agents_idle_max_ms"] = Figure(history.idle_max_ms, o.agents, o.cases, 1);
+  doc["makespan_ratio"] = Figure(makespan_ratio, mo.sessions, short_cases + 2, 2);
+  doc["rss_mb_first_run"] = Figure(rss_first, o.agents, o.cases, 1);
+  doc["rss_mb_last_run"] = Figure(rss_last, o.agents, o.cases, o.runs);
+  doc["db_bytes_per_case"] = Figure(db_bytes / stored_cases, o.agents, o.cases, o.runs + 1);
+  doc["db_bytes_per_case"]["samples_per_case"] = o.samples;
+  if (!o.json_path.empty()) {
+    std::ofstream(o.json_path) << doc.dump(2) << "\n";
+    std::printf("wrote %s\n", o.json_path.c_str());
   }
   return 0;
 }

@@ -6,7 +6,9 @@
 #include <cstdio>
 #include <map>
 #include <optional>
+#include <set>
 #include <thread>
+#include <unordered_map>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -47,13 +49,17 @@ class Progress {
   }
   void Reset(const v1::Run& run) {
     states_.clear();
-    for (const auto& c : run.cases()) states_[c.name()] = c.state();
+    running_.clear();
+    done_ = 0;
+    for (const auto& c : run.cases()) Count(c.name(), c.state());
     Draw(nullptr);
   }
   void Update(const v1::CaseStatus& c) {
-    auto it = states_.find(c.name());
-    if (it != states_.end() && it->second == c.state()) return;
-    states_[c.name()] = c.state();
+    if (auto it = states_.find(c.name()); it != states_.end()) {
+      if (it->second == c.state()) return;
+      Uncount(it->first, it->second);
+    }
+    Count(c.name(), c.state());
     Draw(&c);
   }
   void Line(const std::string& text) {
@@ -63,19 +69,30 @@ class Progress {
   }
 
  private:
+  // The counters and the running set follow each event, so a redraw costs
+  // the same at 10 cases and at 10,000.
+  void Count(const std::string& name, v1::CaseState state) {
+    states_[name] = state;
+    if (state == v1::CASE_STATE_RUNNING)
+      running_.insert(name);
+    else if (state != v1::CASE_STATE_PENDING)
+      ++done_;
+  }
+  void Uncount(const std::string& name, v1::CaseState state) {
+    if (state == v1::CASE_STATE_RUNNING)
+      running_.erase(name);
+    else if (state != v1::CASE_STATE_PENDING)
+      --done_;
+  }
+
   void Draw(const v1::CaseStatus* changed) {
-    size_t done = 0;
-    std::vector<std::string> running;
-    for (const auto& [name, state] : states_) {
-      if (state == v1::CASE_STATE_RUNNING)
-        running.push_back(name);
-      else if (state != v1::CASE_STATE_PENDING)
-        ++done;
-    }
-    const std::string counter = absl::StrCat("[", done, "/", states_.size(), "]");
+    const std::string counter = absl::StrCat("[", done_, "/", states_.size(), "]");
     if (tty_) {
-      std::string line =
-          absl::StrCat("perfgate ", counter, " running: ", running.empty() ? "-" : absl::StrJoin(running, ", "));
+      std::string line = absl::StrCat("perfgate ", counter, " running: ", running_.empty() ? "-" : "");
+      // Only as many names as fit the line.
+      for (auto it = running_.begin(); it != running_.end() && line.size() <= 120; ++it) {
+        absl::StrAppend(&line, it == running_.begin() ? "" : ", ", *it);
+      }
       if (line.size() > 120) line = line.substr(0, 117) + "...";
       std::fprintf(stderr, "\r\033[K%s", line.c_str());
       drawn_ = true;
@@ -93,7 +110,9 @@ class Progress {
 
   bool tty_;
   bool drawn_ = false;
-  std::map<std::string, v1::CaseState> states_;
+  std::unordered_map<std::string, v1::CaseState> states_;
+  std::set<std::string> running_;
+  size_t done_ = 0;
 };
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -134,7 +135,15 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Start(const Coordinato
   // largest request twice over and the largest reply.
   grpc::ResourceQuota quota("perfgate-coordinator");
   quota.Resize(2 * options.limits.LargestRequest() + options.limits.reply_bytes);
+  // A bounded pool: the sync server otherwise grows a thread per concurrent
+  // call without limit. Each connected agent and watching gate holds one for
+  // its stream; pollers, one per core, take new calls.
+  quota.SetMaxThreads(options.max_threads);
   builder.SetResourceQuota(quota);
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::NUM_CQS, 1);
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MIN_POLLERS, 1);
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS,
+                              static_cast<int>(std::max(2u, std::thread::hardware_concurrency())));
   // One coordinator per port: with SO_REUSEPORT a second one would share it
   // and a gate could land on the empty one.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);

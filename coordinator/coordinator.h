@@ -46,6 +46,10 @@ struct CoordinatorOptions {
   // addresses without mutual TLS, unless `insecure`).
   RoleTokens tokens;
   MessageLimits limits;
+  // gRPC server threads at most. A Work stream (one per connected agent) and
+  // a WatchRun (one per waiting gate) each hold one while open; calls beyond
+  // the bound get RESOURCE_EXHAUSTED and are retried.
+  int max_threads = 1024;
 };
 
 class Coordinator {

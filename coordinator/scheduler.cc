@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -49,6 +50,21 @@ std::string NewId(const char* prefix) {
 }
 
 bool SameInstance(const std::string& a, const std::string& b) { return !a.empty() && a == b; }
+
+// A GPU agent takes GPU cases before any other: CPU work must not keep one
+// waiting while its only capable hardware is busy.
+bool NeedsGpu(const v1::Requirements& r) {
+  return r.device() == v1::Requirements::DEVICE_GPU || r.min_gpu_memory_bytes() > 0 ||
+         r.min_compute_capability() > 0;
+}
+
+// Expected lease time: the suite's own figure, else the case's history, else
+// unknown (scheduled first, in file order: a case never seen may be long).
+int64_t ExpectedMs(const v1::CaseSpec& spec, const std::map<std::string, int64_t>& durations) {
+  if (spec.expected_duration_ms() > 0) return static_cast<int64_t>(spec.expected_duration_ms());
+  auto it = durations.find(spec.name());
+  return it == durations.end() ? std::numeric_limits<int64_t>::max() : it->second;
+}
 
 }  // namespace
 
@@ -96,8 +112,12 @@ absl::Status Scheduler::Recover() {
       ce.status = run.cases(c);
       entry.cases.push_back(std::move(ce));
     }
-    run_order_.push_back(run.run_id());
-    runs_.emplace(run.run_id(), std::move(entry));
+    auto durations = store_->CaseDurations(suite.name());
+    LogIfError(durations.status(), "read case durations");
+    entry.seq = next_run_seq_++;
+    RunEntry& added = runs_.emplace(run.run_id(), std::move(entry)).first->second;
+    run_by_seq_[added.seq] = &added;
+    Enqueue(added, durations.ok() ? *durations : std::map<std::string, int64_t>{});
   }
   for (auto& lease : recovered->active_leases) {
     auto run = runs_.find(lease.run_id);
@@ -107,15 +127,20 @@ absl::Status Scheduler::Recover() {
       // Orphaned by a crash between two writes: not counted, the case is re-queued below.
       lease.state = LeaseState::kLost;
       LogIfError(store_->UpdateLease(lease.lease_id, LeaseState::kLost, lease.expires_at_ms), "recover lease");
-      leases_.emplace(lease.lease_id, lease);
+      if (run != runs_.end()) {
+        run->second.lease_ids.push_back(lease.lease_id);
+        leases_.emplace(lease.lease_id, lease);
+      }
       continue;
     }
     // Resumed, not expired: the agent could not renew while we were down, and
     // it kept running the case (only we end leases). A fresh TTL from now
     // gives it time to reconnect; written back so the store says the same.
+    // (Renewals are not written: a restart gives every lease a fresh TTL.)
     lease.expires_at_ms = std::max(lease.expires_at_ms, now + options_.lease_ttl_ms);
     LogIfError(store_->UpdateLease(lease.lease_id, LeaseState::kActive, lease.expires_at_ms), "resume lease");
     run->second.cases[lease.case_index].lease_id = lease.lease_id;
+    run->second.lease_ids.push_back(lease.lease_id);
     session->lease_id = lease.lease_id;
     leases_.emplace(lease.lease_id, lease);
   }
@@ -136,14 +161,14 @@ Scheduler::Session* Scheduler::LiveSession(const std::string& session_id) {
   return it == sessions_.end() ? nullptr : &it->second;
 }
 
-bool Scheduler::Matches(const Session& session, const v1::CaseSpec& spec) const {
-  return UnmetRequirement(spec.requirements(), session.record.host, session.record.labels).empty();
+bool Scheduler::Matches(const Session& session, const v1::Requirements& requirements) const {
+  return UnmetRequirement(requirements, session.record.host, session.record.labels).empty();
 }
 
-bool Scheduler::AnyCapable(const v1::CaseSpec& spec, std::string* why) const {
+bool Scheduler::AnyCapable(const v1::Requirements& requirements, std::string* why) const {
   std::vector<std::string> reasons;
   for (const auto& [id, session] : sessions_) {
-    std::string unmet = UnmetRequirement(spec.requirements(), session.record.host, session.record.labels);
+    std::string unmet = UnmetRequirement(requirements, session.record.host, session.record.labels);
     if (unmet.empty()) return true;
     reasons.push_back(absl::StrCat(session.record.agent_id, ": ", unmet));
   }
@@ -235,54 +260,100 @@ absl::StatusOr<Scheduler::Wait> Scheduler::NextWorkItem(const std::string& sessi
         return Wait::kItem;
       }
     }
-    if (changed_.wait_until(lock, deadline) == std::cv_status::timeout) return Wait::kTimeout;
+    const auto wake = session->wake;
+    if (wake->wait_until(lock, deadline) == std::cv_status::timeout) return Wait::kTimeout;
   }
 }
 
-std::optional<v1::WorkItem> Scheduler::GrantLease(Session& session) {
-  for (const auto& run_id : run_order_) {
-    RunEntry& run = runs_.at(run_id);
-    if (run.final) continue;
-    for (size_t i = 0; i < run.cases.size(); ++i) {
-      CaseEntry& c = run.cases[i];
-      if (c.status.state() != v1::CASE_STATE_PENDING || !Matches(session, c.spec)) continue;
-      const int64_t now = clock_->NowMs();
-      LeaseRecord lease;
-      lease.lease_id = NewId("lease");
-      lease.run_id = run_id;
-      lease.case_index = static_cast<int>(i);
-      lease.attempt = c.status.attempts() + 1;
-      lease.agent_id = session.record.agent_id;
-      lease.session_id = session.record.session_id;
-      lease.pool = session.record.pool;
-      lease.state = LeaseState::kActive;
-      lease.granted_at_ms = now;
-      lease.expires_at_ms = now + options_.lease_ttl_ms;
-      if (auto s = store_->InsertLease(lease); !s.ok()) {
-        // Not granted: a lease the store lost would make its result unreportable after a restart.
-        LogIfError(s, "grant lease");
-        return std::nullopt;
-      }
-      c.status.set_attempts(lease.attempt);
-      c.status.set_agent_id(lease.agent_id);
-      c.lease_id = lease.lease_id;
-      session.lease_id = lease.lease_id;
-      SetCase(run, static_cast<int>(i), v1::CASE_STATE_RUNNING, c.status.error());
-      leases_.emplace(lease.lease_id, lease);
-      ++stats_.leases_granted;
-      if (listener_) listener_->OnLeaseGranted(lease.pool);
+void Scheduler::Enqueue(RunEntry& run, const std::map<std::string, int64_t>& durations) {
+  const int64_t now = clock_->NowMs();
+  for (size_t i = 0; i < run.cases.size(); ++i) {
+    CaseEntry& c = run.cases[i];
+    auto [it, created] = queues_.try_emplace(c.spec.requirements().SerializeAsString());
+    Queue& queue = it->second;
+    if (created) {
+      queue.requirements = c.spec.requirements();
+      queue.gpu = NeedsGpu(queue.requirements);
+    }
+    c.queue = &queue;
+    c.expected_ms = ExpectedMs(c.spec, durations);
+    if (c.status.state() != v1::CASE_STATE_PENDING) continue;
+    c.pending_since_ms = now;
+    queue.pending.insert({run.seq, c.expected_ms, static_cast<int>(i)});
+  }
+  WakeIdleSessions();
+}
 
-      v1::WorkItem item;
-      auto* l = item.mutable_lease();
-      l->set_lease_id(lease.lease_id);
-      l->set_run_id(run_id);
-      l->set_attempt(lease.attempt);
-      *l->mutable_spec() = c.spec;
-      l->set_expires_at_ms(lease.expires_at_ms);
-      return item;
+void Scheduler::WakeIdleSessions() {
+  for (auto& [id, session] : sessions_) {
+    if (session.lease_id.empty()) session.wake->notify_all();
+  }
+}
+
+Scheduler::Queue* Scheduler::BestQueueFor(const Session& session) {
+  Queue* best = nullptr;
+  for (auto& [key, queue] : queues_) {
+    if (queue.pending.empty() || !Matches(session, queue.requirements)) continue;
+    if (!best || (queue.gpu && !best->gpu) ||
+        (queue.gpu == best->gpu && *queue.pending.begin() < *best->pending.begin())) {
+      best = &queue;
     }
   }
-  return std::nullopt;
+  return best;
+}
+
+std::optional<v1::WorkItem> Scheduler::GrantLease(Session& session) {
+  Queue* queue = BestQueueFor(session);
+  if (!queue) return std::nullopt;
+  const QueueKey key = *queue->pending.begin();
+  RunEntry& run = *run_by_seq_.at(key.run_seq);
+  CaseEntry& c = run.cases[key.index];
+  const int64_t now = clock_->NowMs();
+  LeaseRecord lease;
+  lease.lease_id = NewId("lease");
+  lease.run_id = run.meta.run_id();
+  lease.case_index = key.index;
+  lease.attempt = c.status.attempts() + 1;
+  lease.agent_id = session.record.agent_id;
+  lease.session_id = session.record.session_id;
+  lease.pool = session.record.pool;
+  lease.state = LeaseState::kActive;
+  lease.granted_at_ms = now;
+  lease.expires_at_ms = now + options_.lease_ttl_ms;
+  v1::CaseStatus running = c.status;
+  running.set_state(v1::CASE_STATE_RUNNING);
+  running.set_attempts(lease.attempt);
+  running.set_agent_id(lease.agent_id);
+  // The lease and the case's new state in one commit, before anything
+  // changes here: a lease the store lost would make its result unreportable
+  // after a restart, so a failed write grants nothing.
+  absl::Status stored = store_->BeginBatch();
+  if (stored.ok()) {
+    store_->InsertLease(lease).IgnoreError();  // a failed write fails the batch
+    store_->UpdateCase(lease.run_id, lease.case_index, running).IgnoreError();
+    stored = store_->CommitBatch();
+  }
+  if (!stored.ok()) {
+    LogIfError(stored, "grant lease");
+    return std::nullopt;
+  }
+  c.status.set_attempts(lease.attempt);
+  c.status.set_agent_id(lease.agent_id);
+  c.lease_id = lease.lease_id;
+  session.lease_id = lease.lease_id;
+  ApplyCase(run, lease.case_index, v1::CASE_STATE_RUNNING, c.status.error());
+  run.lease_ids.push_back(lease.lease_id);
+  leases_.emplace(lease.lease_id, lease);
+  ++stats_.leases_granted;
+  if (listener_) listener_->OnLeaseGranted(lease.pool);
+
+  v1::WorkItem item;
+  auto* l = item.mutable_lease();
+  l->set_lease_id(lease.lease_id);
+  l->set_run_id(lease.run_id);
+  l->set_attempt(lease.attempt);
+  *l->mutable_spec() = c.spec;
+  return item;
 }
 
 void Scheduler::ReleaseUndelivered(const std::string& lease_id) {
@@ -299,10 +370,15 @@ void Scheduler::ReleaseUndelivered(const std::string& lease_id) {
 }
 
 void Scheduler::EndLease(LeaseRecord& lease, LeaseState state) {
-  lease.state = state;
   LogIfError(store_->UpdateLease(lease.lease_id, state, lease.expires_at_ms), "end lease");
+  ForgetLease(lease, state);
+}
+
+void Scheduler::ForgetLease(LeaseRecord& lease, LeaseState state) {
+  lease.state = state;
   if (Session* session = LiveSession(lease.session_id); session && session->lease_id == lease.lease_id) {
     session->lease_id.clear();
+    session->wake->notify_all();  // free for the next case
   }
   if (auto run = runs_.find(lease.run_id); run != runs_.end()) {
     CaseEntry& c = run->second.cases[lease.case_index];
@@ -315,6 +391,7 @@ void Scheduler::StopLease(LeaseRecord& lease, LeaseState state) {
     v1::WorkItem cancel;
     cancel.set_cancel_lease_id(lease.lease_id);
     session->outbox.push_back(std::move(cancel));
+    session->wake->notify_all();
   }
   EndLease(lease, state);
 }
@@ -333,8 +410,9 @@ absl::StatusOr<v1::HeartbeatResponse> Scheduler::Heartbeat(const v1::HeartbeatRe
       response.add_cancel_lease_ids(lease_id);
       continue;
     }
+    // In memory only: a restarted coordinator gives every lease a fresh TTL
+    // (Recover), so a renewal written to disk would never be read.
     it->second.expires_at_ms = now + options_.lease_ttl_ms;
-    LogIfError(store_->UpdateLease(lease_id, LeaseState::kActive, it->second.expires_at_ms), "renew lease");
     (*response.mutable_expires_at_ms())[lease_id] = it->second.expires_at_ms;
   }
   return response;
@@ -347,21 +425,14 @@ absl::StatusOr<v1::CompleteLeaseResponse> Scheduler::Complete(const v1::Complete
                                                    options_.max_samples_per_result, " are taken"));
   }
   std::lock_guard lock(mu_);
-  v1::CompleteLeaseResponse response;
-  auto it = leases_.find(request.lease_id());
-  if (it == leases_.end()) {
-    return absl::NotFoundError(absl::StrCat("unknown lease '", request.lease_id(), "'"));
-  }
-  LeaseRecord& lease = it->second;
-  if (lease.session_id != request.session_id()) {
-    ++stats_.results_refused;
-    return absl::PermissionDeniedError(absl::StrCat("lease '", lease.lease_id, "' is not held by session '",
-                                                    request.session_id(), "'; only its holder may complete it"));
-  }
+  auto found = LeaseToComplete(request);
+  if (!found.ok()) return found.status();
+  LeaseRecord& lease = **found;
   const std::pair<std::string, std::string> key{lease.lease_id, lease.session_id};
   if (auto done = completed_.find(key); done != completed_.end()) {
     ++stats_.results_duplicate;
     if (listener_) listener_->OnResult("", "", lease.pool, "duplicate", request.result(), 0);
+    v1::CompleteLeaseResponse response;
     response.set_disposition(done->second);
     return response;
   }
@@ -376,44 +447,84 @@ absl::StatusOr<v1::CompleteLeaseResponse> Scheduler::Complete(const v1::Complete
   const bool unrequested_cancel = lease.state == LeaseState::kActive &&
                                   request.result().outcome() == v1::CaseResult::OUTCOME_CANCELLED;
   if (lease.state != LeaseState::kActive || unrequested_cancel) {
-    if (auto s = store_->InsertResult(lease, ResultDisposition::kStale, request.result(), now); !s.ok()) {
-      return StoreFailed(s, "stale result");
-    }
-    ++stats_.results_stale;
-    if (listener_) listener_->OnResult("", "", lease.pool, "stale", request.result(), 0);
-    completed_[key] = v1::CompleteLeaseResponse::DISPOSITION_STALE;
-    if (unrequested_cancel) {
-      LoseLease(lease.lease_id, "the agent stopped the case without being asked (outcome CANCELLED)");
-      changed_.notify_all();
-    }
-    response.set_disposition(v1::CompleteLeaseResponse::DISPOSITION_STALE);
-    return response;
+    return TakeStaleResult(lease, request.result(), unrequested_cancel, now);
   }
-  if (auto s = store_->InsertResult(lease, ResultDisposition::kCounted, request.result(), now); !s.ok()) {
-    return StoreFailed(s, "result");
-  }
-  EndLease(lease, LeaseState::kCompleted);
-  ++stats_.results_counted;
-  completed_[key] = v1::CompleteLeaseResponse::DISPOSITION_ACCEPTED;
-  if (Session* session = LiveSession(lease.session_id)) session->record.last_seen_ms = now;
+  return TakeCountedResult(lease, request.result(), now);
+}
 
+absl::StatusOr<LeaseRecord*> Scheduler::LeaseToComplete(const v1::CompleteLeaseRequest& request) {
+  auto it = leases_.find(request.lease_id());
+  if (it == leases_.end()) {
+    return absl::NotFoundError(absl::StrCat("unknown lease '", request.lease_id(), "'"));
+  }
+  LeaseRecord& lease = it->second;
+  if (lease.session_id != request.session_id()) {
+    ++stats_.results_refused;
+    return absl::PermissionDeniedError(absl::StrCat("lease '", lease.lease_id, "' is not held by session '",
+                                                    request.session_id(), "'; only its holder may complete it"));
+  }
+  return &lease;
+}
+
+absl::StatusOr<v1::CompleteLeaseResponse> Scheduler::TakeStaleResult(LeaseRecord& lease,
+                                                                     const v1::CaseResult& result,
+                                                                     bool unrequested_cancel, int64_t now) {
+  if (auto s = store_->InsertResult(lease, ResultDisposition::kStale, result, now); !s.ok()) {
+    return StoreFailed(s, "stale result");
+  }
+  ++stats_.results_stale;
+  if (listener_) listener_->OnResult("", "", lease.pool, "stale", result, 0);
+  completed_[{lease.lease_id, lease.session_id}] = v1::CompleteLeaseResponse::DISPOSITION_STALE;
+  if (unrequested_cancel) {
+    LoseLease(lease.lease_id, "the agent stopped the case without being asked (outcome CANCELLED)");
+    changed_.notify_all();
+  }
+  v1::CompleteLeaseResponse response;
+  response.set_disposition(v1::CompleteLeaseResponse::DISPOSITION_STALE);
+  return response;
+}
+
+std::pair<v1::CaseState, std::string> Scheduler::OutcomeOf(const LeaseRecord& lease,
+                                                           const v1::CaseResult& result) const {
+  if (result.outcome() == v1::CaseResult::OUTCOME_SKIPPED) {
+    return {v1::CASE_STATE_ERROR, absl::StrCat("agent ", lease.agent_id, " could not run it: ", result.error())};
+  }
+  return {v1::CASE_STATE_DONE, result.error()};
+}
+
+absl::StatusOr<v1::CompleteLeaseResponse> Scheduler::TakeCountedResult(LeaseRecord& lease,
+                                                                       const v1::CaseResult& result, int64_t now) {
   RunEntry& run = runs_.at(lease.run_id);
   CaseEntry& c = run.cases[lease.case_index];
-  *c.status.mutable_result() = request.result();
+  const auto [state, error] = OutcomeOf(lease, result);
+  v1::CaseStatus ended = c.status;
+  ended.set_state(state);
+  ended.set_error(error);
+  // The result, the lease's end, the case's state and its duration: one
+  // commit, on disk before the agent hears that its result counts.
+  absl::Status stored = store_->BeginBatch();
+  if (stored.ok()) {
+    store_->InsertResult(lease, ResultDisposition::kCounted, result, now).IgnoreError();  // fails the batch
+    store_->UpdateLease(lease.lease_id, LeaseState::kCompleted, lease.expires_at_ms).IgnoreError();
+    store_->UpdateCase(lease.run_id, lease.case_index, ended).IgnoreError();
+    store_->RecordCaseDuration(run.meta.suite_name(), c.spec.name(), lease.pool, now - lease.granted_at_ms)
+        .IgnoreError();
+    stored = store_->CommitBatch();
+  }
+  if (!stored.ok()) return StoreFailed(stored, "result");
+  ForgetLease(lease, LeaseState::kCompleted);
+  ++stats_.results_counted;
+  completed_[{lease.lease_id, lease.session_id}] = v1::CompleteLeaseResponse::DISPOSITION_ACCEPTED;
+  if (Session* session = LiveSession(lease.session_id)) session->record.last_seen_ms = now;
+  *c.status.mutable_result() = result;
   if (listener_) {
-    listener_->OnResult(run.meta.suite_name(), run.meta.branch(), lease.pool, "counted", request.result(),
+    listener_->OnResult(run.meta.suite_name(), run.meta.branch(), lease.pool, "counted", result,
                         static_cast<double>(now - lease.granted_at_ms) / 1000);
   }
-  switch (request.result().outcome()) {
-    case v1::CaseResult::OUTCOME_SKIPPED:
-      SetCase(run, lease.case_index, v1::CASE_STATE_ERROR,
-              absl::StrCat("agent ", lease.agent_id, " could not run it: ", request.result().error()));
-      break;
-    default:
-      SetCase(run, lease.case_index, v1::CASE_STATE_DONE, request.result().error());
-  }
+  ApplyCase(run, lease.case_index, state, error);
   MaybeFinish(run);
   changed_.notify_all();
+  v1::CompleteLeaseResponse response;
   response.set_disposition(v1::CompleteLeaseResponse::DISPOSITION_ACCEPTED);
   return response;
 }
@@ -443,6 +554,7 @@ void Scheduler::DropSession(std::string session_id, const std::string& why) {
   if (!session) return;
   const std::string agent_id = session->record.agent_id;
   if (!session->lease_id.empty()) LoseLease(session->lease_id, why);
+  session->wake->notify_all();  // its streams end: the session is stale
   sessions_.erase(session_id);
   if (auto it = agent_session_.find(agent_id); it != agent_session_.end() && it->second == session_id) {
     agent_session_.erase(it);
@@ -451,11 +563,26 @@ void Scheduler::DropSession(std::string session_id, const std::string& why) {
 }
 
 void Scheduler::SetCase(RunEntry& run, int index, v1::CaseState state, const std::string& error) {
+  v1::CaseStatus status = run.cases[index].status;
+  status.set_state(state);
+  status.set_error(error);
+  LogIfError(store_->UpdateCase(run.meta.run_id(), index, status), "update case");
+  ApplyCase(run, index, state, error);
+}
+
+void Scheduler::ApplyCase(RunEntry& run, int index, v1::CaseState state, const std::string& error) {
   CaseEntry& c = run.cases[index];
+  const bool was_pending = c.status.state() == v1::CASE_STATE_PENDING;
   c.status.set_state(state);
   c.status.set_error(error);
-  if (state != v1::CASE_STATE_PENDING) c.unmatched_since_ms = 0;
-  LogIfError(store_->UpdateCase(run.meta.run_id(), index, c.status), "update case");
+  const QueueKey key{run.seq, c.expected_ms, index};
+  if (was_pending && state != v1::CASE_STATE_PENDING) {
+    c.queue->pending.erase(key);
+  } else if (!was_pending && state == v1::CASE_STATE_PENDING) {
+    c.pending_since_ms = clock_->NowMs();
+    c.queue->pending.insert(key);
+    WakeIdleSessions();
+  }
   v1::RunEvent event;
   *event.mutable_case_changed() = c.status;
   run.events.push_back(std::move(event));
@@ -480,20 +607,19 @@ void Scheduler::MaybeFinish(RunEntry& run) {
 
 void Scheduler::EvictFinishedRuns() {
   while (finished_order_.size() > options_.finished_runs_in_memory) {
-    const std::string id = finished_order_.front();
+    auto it = runs_.find(finished_order_.front());
     finished_order_.pop_front();
-    run_order_.erase(std::remove(run_order_.begin(), run_order_.end(), id), run_order_.end());
-    runs_.erase(id);
+    if (it == runs_.end()) continue;
     // Its leases are all ended; the store keeps them. A late report for one
     // gets NotFound, which the agent logs and drops.
-    for (auto it = leases_.begin(); it != leases_.end();) {
-      if (it->second.run_id != id) {
-        ++it;
-        continue;
-      }
-      completed_.erase({it->first, it->second.session_id});
-      it = leases_.erase(it);
+    for (const auto& lease_id : it->second.lease_ids) {
+      auto lease = leases_.find(lease_id);
+      if (lease == leases_.end()) continue;
+      completed_.erase({lease_id, lease->second.session_id});
+      leases_.erase(lease);
     }
+    run_by_seq_.erase(it->second.seq);
+    runs_.erase(it);
   }
 }
 
@@ -524,7 +650,11 @@ absl::Status Scheduler::CheckSuite(const v1::Suite& suite) const {
 absl::StatusOr<v1::SubmitRunResponse> Scheduler::Submit(const v1::SubmitRunRequest& request) {
   if (auto s = CheckSuite(request.suite()); !s.ok()) return s;
   const v1::Suite& suite = request.suite();
+  // Read before taking the lock (the store's reader never waits for writers);
+  // without it the cases only lose their order, so a failure is logged, not fatal.
+  auto durations = store_->CaseDurations(suite.name());
   std::lock_guard lock(mu_);
+  LogIfError(durations.status(), "read case durations");
   if (shutdown_) return absl::UnavailableError("coordinator is shutting down");
   RunEntry run;
   run.meta.set_run_id(NewId("run"));
@@ -540,7 +670,7 @@ absl::StatusOr<v1::SubmitRunResponse> Scheduler::Submit(const v1::SubmitRunReque
     c.spec = spec;
     c.status.set_name(spec.name());
     std::string why;
-    if (AnyCapable(spec, &why)) {
+    if (AnyCapable(spec.requirements(), &why)) {
       c.status.set_state(v1::CASE_STATE_PENDING);
     } else {
       c.status.set_state(v1::CASE_STATE_NO_CAPABLE_AGENT);
@@ -552,8 +682,10 @@ absl::StatusOr<v1::SubmitRunResponse> Scheduler::Submit(const v1::SubmitRunReque
   v1::Run full = BuildRun(run);
   if (auto s = store_->InsertRun(full, suite); !s.ok()) return StoreFailed(s, "run");
   const std::string id = run.meta.run_id();
-  run_order_.push_back(id);
+  run.seq = next_run_seq_++;
   auto& entry = runs_.emplace(id, std::move(run)).first->second;
+  run_by_seq_[entry.seq] = &entry;
+  Enqueue(entry, durations.ok() ? *durations : std::map<std::string, int64_t>{});
   MaybeFinish(entry);
   EvictFinishedRuns();
   changed_.notify_all();
@@ -589,7 +721,19 @@ absl::Status Scheduler::WaitRunEvents(const std::string& run_id, size_t* cursor,
   const auto deadline = Steady::now() + std::chrono::milliseconds(wait_ms);
   for (;;) {
     auto it = runs_.find(run_id);
-    if (it == runs_.end()) return absl::NotFoundError(absl::StrCat("run '", run_id, "' is no longer live"));
+    if (it == runs_.end()) {
+      // Finished and gone from memory: the watcher gets the end, and the
+      // results from GetRun (the store).
+      lock.unlock();
+      auto stored = store_->LoadRun(run_id);
+      if (!stored.ok() || stored->state() == v1::RUN_STATE_RUNNING) {
+        return absl::NotFoundError(absl::StrCat("run '", run_id, "' is no longer live"));
+      }
+      v1::RunEvent end;
+      end.set_run_finished(stored->state());
+      events->push_back(std::move(end));
+      return absl::OkStatus();
+    }
     const auto& log = it->second.events;
     if (*cursor < log.size()) {
       events->insert(events->end(), log.begin() + static_cast<long>(*cursor), log.end());
@@ -602,9 +746,10 @@ absl::Status Scheduler::WaitRunEvents(const std::string& run_id, size_t* cursor,
 }
 
 absl::StatusOr<v1::RunState> Scheduler::Cancel(const std::string& run_id) {
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
   auto it = runs_.find(run_id);
   if (it == runs_.end()) {
+    lock.unlock();  // a finished run: read from the store, not under mu_
     auto stored = store_->LoadRun(run_id);
     if (!stored.ok()) return stored.status();
     return stored->state();
@@ -657,30 +802,37 @@ void Scheduler::Sweep() {
   for (const auto& id : silent) {
     DropSession(id, absl::StrCat("agent silent for ", now - sessions_.at(id).record.last_seen_ms, " ms"));
   }
-  for (auto& [id, run] : runs_) {
-    if (run.final) continue;
-    for (size_t i = 0; i < run.cases.size(); ++i) {
-      CaseEntry& c = run.cases[i];
-      if (c.status.state() != v1::CASE_STATE_PENDING) continue;
-      std::string why;
-      if (AnyCapable(c.spec, &why)) {
-        c.unmatched_since_ms = 0;
-      } else if (c.unmatched_since_ms == 0) {
-        c.unmatched_since_ms = now;
-      } else if (now - c.unmatched_since_ms >= options_.no_agent_grace_ms) {
-        SetCase(run, static_cast<int>(i), v1::CASE_STATE_NO_CAPABLE_AGENT, why);
-      }
-    }
-    MaybeFinish(run);
-  }
+  EndUnrunnableCases(now);
   EvictFinishedRuns();
   changed_.notify_all();
+}
+
+void Scheduler::EndUnrunnableCases(int64_t now) {
+  // Once per queue, not per case: every case of a queue has its requirements.
+  std::vector<std::pair<RunEntry*, int>> ended;
+  std::string why;
+  for (auto& [key, queue] : queues_) {
+    if (queue.pending.empty() || AnyCapable(queue.requirements, &why)) {
+      queue.unmatched_since_ms = 0;
+      continue;
+    }
+    if (queue.unmatched_since_ms == 0) queue.unmatched_since_ms = now;
+    for (const QueueKey& k : queue.pending) {
+      RunEntry* run = run_by_seq_.at(k.run_seq);
+      const int64_t since = std::max(queue.unmatched_since_ms, run->cases[k.index].pending_since_ms);
+      if (now - since >= options_.no_agent_grace_ms) ended.emplace_back(run, k.index);
+    }
+    for (const auto& [run, index] : ended) SetCase(*run, index, v1::CASE_STATE_NO_CAPABLE_AGENT, why);
+    for (const auto& [run, index] : ended) MaybeFinish(*run);
+    ended.clear();
+  }
 }
 
 void Scheduler::Shutdown() {
   std::lock_guard lock(mu_);
   shutdown_ = true;
   changed_.notify_all();
+  for (auto& [id, session] : sessions_) session.wake->notify_all();
 }
 
 bool Scheduler::WaitForAgents(size_t n, int64_t timeout_ms) {
@@ -694,12 +846,8 @@ SchedulerStats Scheduler::Stats() const {
   std::lock_guard lock(mu_);
   SchedulerStats stats = stats_;
   for (const auto& [id, session] : sessions_) ++stats.sessions_by_pool[session.record.pool];
-  for (const auto& [id, run] : runs_) {
-    for (const auto& c : run.cases) {
-      if (c.status.state() == v1::CASE_STATE_PENDING) ++stats.pending_cases;
-      if (c.status.state() == v1::CASE_STATE_RUNNING) ++stats.running_cases;
-    }
-  }
+  for (const auto& [key, queue] : queues_) stats.pending_cases += queue.pending.size();
+  for (const auto& [id, session] : sessions_) stats.running_cases += !session.lease_id.empty();
   return stats;
 }
 

@@ -14,6 +14,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -38,8 +39,9 @@ struct SchedulerOptions {
   // A pending case that no live agent could run for this long ends as
   // NO_CAPABLE_AGENT instead of waiting forever.
   int64_t no_agent_grace_ms = 30'000;
-  // Finished runs kept in memory for watchers; older ones are read from the store.
-  size_t finished_runs_in_memory = 64;
+  // Finished runs kept in memory past the next sweep; the others are read
+  // from the store on demand, so memory does not grow with runs served.
+  size_t finished_runs_in_memory = 0;
   // Bounds on what one caller can make the coordinator hold and store.
   size_t max_cases_per_run = 10'000;
   size_t max_samples_per_result = 100'000;
@@ -118,7 +120,7 @@ class Scheduler {
   absl::Status WaitRunEvents(const std::string& run_id, size_t* cursor, int64_t wait_ms,
                              std::vector<v1::RunEvent>* events);
 
-  // History baseline data, straight from the store.
+  // History baseline data, straight from the store's reader: never under mu_.
   absl::StatusOr<v1::HistoryResponse> History(const v1::HistoryRequest& request) { return store_->History(request); }
 
   // --- housekeeping -----------------------------------------------------
@@ -138,42 +140,95 @@ class Scheduler {
     std::string lease_id;  // the one lease it holds, if any
     std::deque<v1::WorkItem> outbox;
     std::map<uint64_t, WorkStream> streams;  // open Work streams, by id
+    // Its Work streams wait here, so an event wakes the sessions it concerns
+    // and not every agent. Shared: a waiter outlives a session dropped meanwhile.
+    std::shared_ptr<std::condition_variable> wake = std::make_shared<std::condition_variable>();
+  };
+  // Where a pending case stands in its queue: runs in submission order, then
+  // the longest expected first, then file order.
+  struct QueueKey {
+    uint64_t run_seq;
+    int64_t expected_ms;  // INT64_MAX for a case never seen: it may be long
+    int index;
+    bool operator<(const QueueKey& o) const {
+      if (run_seq != o.run_seq) return run_seq < o.run_seq;
+      if (expected_ms != o.expected_ms) return expected_ms > o.expected_ms;
+      return index < o.index;
+    }
+  };
+  // The pending cases of one set of requirements: an agent checks each queue
+  // once, not each case.
+  struct Queue {
+    v1::Requirements requirements;
+    bool gpu = false;  // needs a GPU: first on an agent that has one
+    std::set<QueueKey> pending;
+    int64_t unmatched_since_ms = 0;  // no live agent could run them since
   };
   struct CaseEntry {
     v1::CaseSpec spec;
     v1::CaseStatus status;
-    std::string lease_id;            // active lease
-    int64_t unmatched_since_ms = 0;  // pending with no capable agent since
+    std::string lease_id;  // active lease
+    Queue* queue = nullptr;
+    int64_t expected_ms = 0;
+    int64_t pending_since_ms = 0;
   };
   struct RunEntry {
     v1::Run meta;  // without cases
+    uint64_t seq = 0;
     std::vector<CaseEntry> cases;
     std::vector<v1::RunEvent> events;
+    std::vector<std::string> lease_ids;  // every lease granted for it
     bool final = false;
   };
 
-  Session* LiveSession(const std::string& session_id);  // REQUIRES: mu_ held
-  // The id is held by another process that is still connected. REQUIRES: mu_ held.
-  absl::Status CheckIdFree(const Session& holder, const v1::RegisterRequest& request);
-  bool Matches(const Session& session, const v1::CaseSpec& spec) const;
+  Session* LiveSession(const std::string& session_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The id is held by another process that is still connected.
+  absl::Status CheckIdFree(const Session& holder, const v1::RegisterRequest& request)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool Matches(const Session& session, const v1::Requirements& requirements) const;
   // Names, commands and sizes: what Submit refuses before taking the lock.
   absl::Status CheckSuite(const v1::Suite& suite) const;
-  bool AnyCapable(const v1::CaseSpec& spec, std::string* why) const;
-  std::optional<v1::WorkItem> GrantLease(Session& session);
-  void EndLease(LeaseRecord& lease, LeaseState state);
+  bool AnyCapable(const v1::Requirements& requirements, std::string* why) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A run's cases joined to their queues, pending ones enqueued.
+  void Enqueue(RunEntry& run, const std::map<std::string, int64_t>& durations) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The best pending case the session can run, and its queue; nullptr if none.
+  Queue* BestQueueFor(const Session& session) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::optional<v1::WorkItem> GrantLease(Session& session) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Completion, in its steps: which lease (and may this session report it),
+  // then a result for an ended lease, or the counted one.
+  absl::StatusOr<LeaseRecord*> LeaseToComplete(const v1::CompleteLeaseRequest& request)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<v1::CompleteLeaseResponse> TakeStaleResult(LeaseRecord& lease, const v1::CaseResult& result,
+                                                            bool unrequested_cancel, int64_t now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<v1::CompleteLeaseResponse> TakeCountedResult(LeaseRecord& lease, const v1::CaseResult& result,
+                                                              int64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The case's state and error a counted result leaves.
+  std::pair<v1::CaseState, std::string> OutcomeOf(const LeaseRecord& lease, const v1::CaseResult& result) const;
+  // EndLease writes the lease's end; ForgetLease only updates memory.
+  void EndLease(LeaseRecord& lease, LeaseState state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ForgetLease(LeaseRecord& lease, LeaseState state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // EndLease, and tell the agent holding it (if live) to stop the case.
-  void StopLease(LeaseRecord& lease, LeaseState state);
+  void StopLease(LeaseRecord& lease, LeaseState state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Both take ids by value: callers pass references into maps these erase from.
-  void LoseLease(std::string lease_id, const std::string& why);
-  void DropSession(std::string session_id, const std::string& why);
-  void SetCase(RunEntry& run, int index, v1::CaseState state, const std::string& error);
-  void MaybeFinish(RunEntry& run);
+  void LoseLease(std::string lease_id, const std::string& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void DropSession(std::string session_id, const std::string& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // SetCase writes the case's new status; ApplyCase only updates memory (its
+  // queue and its run's event log).
+  void SetCase(RunEntry& run, int index, v1::CaseState state, const std::string& error)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ApplyCase(RunEntry& run, int index, v1::CaseState state, const std::string& error)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void EndUnrunnableCases(int64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Wakes the Work streams of sessions holding no lease: there is work.
+  void WakeIdleSessions() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void MaybeFinish(RunEntry& run) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   v1::Run BuildRun(const RunEntry& run) const;
-  void EvictFinishedRuns();
-  // Logs and counts a failed store write. REQUIRES: mu_ held.
-  void LogIfError(const absl::Status& status, const char* what);
-  // LogIfError, and the error an RPC answers so that its caller retries. REQUIRES: mu_ held.
-  absl::Status StoreFailed(const absl::Status& status, const char* what);
+  void EvictFinishedRuns() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Logs and counts a failed store write.
+  void LogIfError(const absl::Status& status, const char* what) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // LogIfError, and the error an RPC answers so that its caller retries.
+  absl::Status StoreFailed(const absl::Status& status, const char* what) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   Store* store_;
   const TimeSource* clock_;
@@ -181,19 +236,22 @@ class Scheduler {
   SchedulerOptions options_;
 
   mutable std::mutex mu_;
-  std::condition_variable changed_;
-  bool shutdown_ = false;
+  std::condition_variable changed_;  // runs' events and registrations; Work streams wait on their session's
+  bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t next_stream_id_ ABSL_GUARDED_BY(mu_) = 1;
-  std::map<std::string, Session> sessions_;                                  // by session id
-  std::map<std::string, std::string> agent_session_;                         // agent id -> session id
-  std::map<std::string, LeaseRecord> leases_;                                // active and recently ended
+  uint64_t next_run_seq_ ABSL_GUARDED_BY(mu_) = 1;
+  std::map<std::string, Session> sessions_ ABSL_GUARDED_BY(mu_);         // by session id
+  std::map<std::string, std::string> agent_session_ ABSL_GUARDED_BY(mu_);  // agent id -> session id
+  std::map<std::string, LeaseRecord> leases_ ABSL_GUARDED_BY(mu_);         // of the runs in memory
   // (lease, session) -> the first answer, repeated to that session only.
   std::map<std::pair<std::string, std::string>, v1::CompleteLeaseResponse::Disposition> completed_
       ABSL_GUARDED_BY(mu_);
-  std::map<std::string, RunEntry> runs_;
-  std::deque<std::string> run_order_;  // submission order, for FIFO dispatch
-  std::deque<std::string> finished_order_;
-  SchedulerStats stats_;
+  std::map<std::string, RunEntry> runs_ ABSL_GUARDED_BY(mu_);
+  std::map<uint64_t, RunEntry*> run_by_seq_ ABSL_GUARDED_BY(mu_);
+  // By serialized requirements.
+  std::map<std::string, Queue> queues_ ABSL_GUARDED_BY(mu_);
+  std::deque<std::string> finished_order_ ABSL_GUARDED_BY(mu_);
+  SchedulerStats stats_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace perfgate

@@ -3,30 +3,20 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <atomic>
+#include <map>
 #include <mutex>
+#include <thread>
+#include <tuple>
+#include <unordered_map>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "coordinator/store.h"
 
 namespace perfgate {
-
-const char* LeaseStateName(LeaseState state) {
-  switch (state) {
-    case LeaseState::kActive:
-      return "active";
-    case LeaseState::kCompleted:
-      return "completed";
-    case LeaseState::kLost:
-      return "lost";
-    case LeaseState::kCancelled:
-      return "cancelled";
-    case LeaseState::kReleased:
-      return "released";
-  }
-  return "?";
-}
 
 namespace {
 
@@ -107,37 +97,129 @@ ALTER TABLE runs ADD COLUMN verdict TEXT NOT NULL DEFAULT '';
     R"sql(
 ALTER TABLE samples ADD COLUMN variant TEXT NOT NULL DEFAULT '';
 )sql",
+    // 5: off the hot path. Samples are kept once (in the result); history
+    // reads per-run medians by series, so its cost does not grow with the
+    // runs stored; runs get a sequence number to key them compactly; pools
+    // and case durations (for longest-first scheduling) get tables of their
+    // own; Recover's query gets an index. The medians of stored runs are
+    // computed here from the samples table, which then goes.
+    R"sql(
+ALTER TABLE runs ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+UPDATE runs SET seq = rowid;
+CREATE UNIQUE INDEX runs_by_seq ON runs(seq);
+CREATE INDEX runs_by_state ON runs(state);
+CREATE TABLE series (
+  series_id INTEGER PRIMARY KEY,
+  branch TEXT NOT NULL,
+  pool TEXT NOT NULL,
+  benchmark TEXT NOT NULL,
+  metric TEXT NOT NULL,
+  source TEXT NOT NULL,
+  UNIQUE (branch, pool, benchmark, metric, source)
+);
+CREATE TABLE run_medians (
+  series_id INTEGER NOT NULL,
+  created_at_ms INTEGER NOT NULL,
+  run_seq INTEGER NOT NULL,
+  median REAL NOT NULL,
+  PRIMARY KEY (series_id, created_at_ms, run_seq)
+) WITHOUT ROWID;
+CREATE TABLE pools (pool TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE case_durations (
+  suite_name TEXT NOT NULL,
+  case_name TEXT NOT NULL,
+  pool TEXT NOT NULL,
+  duration_ms INTEGER NOT NULL,
+  PRIMARY KEY (suite_name, case_name, pool)
+) WITHOUT ROWID;
+INSERT INTO pools (pool) SELECT pool FROM sessions WHERE pool != '' UNION SELECT pool FROM leases WHERE pool != '';
+CREATE TEMP TABLE history_values AS
+  SELECT r.branch, l.pool, s.benchmark, s.metric, s.source, r.created_at_ms, r.seq, s.value
+  FROM samples s
+  JOIN results res ON res.lease_id = s.lease_id AND res.counted = 1
+  JOIN leases l ON l.lease_id = s.lease_id
+  JOIN runs r ON r.run_id = res.run_id
+  WHERE s.variant IN ('', 'head');
+INSERT INTO series (branch, pool, benchmark, metric, source)
+  SELECT DISTINCT branch, pool, benchmark, metric, source FROM history_values;
+INSERT INTO run_medians (series_id, created_at_ms, run_seq, median)
+  SELECT series_id, created_at_ms, seq, AVG(value) FROM (
+    SELECT se.series_id, v.created_at_ms, v.seq, v.value,
+           ROW_NUMBER() OVER (PARTITION BY se.series_id, v.seq ORDER BY v.value) AS k,
+           COUNT(*) OVER (PARTITION BY se.series_id, v.seq) AS n
+    FROM history_values v
+    JOIN series se ON se.branch = v.branch AND se.pool = v.pool AND se.benchmark = v.benchmark
+                  AND se.metric = v.metric AND se.source = v.source)
+  WHERE k IN ((n + 1) / 2, (n + 2) / 2)
+  GROUP BY series_id, created_at_ms, seq;
+DROP TABLE history_values;
+DROP TABLE samples;
+)sql",
 };
 
+// A cache of prepared statements of one connection: each SQL text is
+// prepared once, on first use, and kept (SQLITE_PREPARE_PERSISTENT).
+class StatementCache {
+ public:
+  explicit StatementCache(sqlite3* db) : db_(db) {}
+  ~StatementCache() {
+    for (auto& [sql, stmt] : cache_) sqlite3_finalize(stmt);
+  }
+  StatementCache(const StatementCache&) = delete;
+  StatementCache& operator=(const StatementCache&) = delete;
+
+  // REQUIRES: sql is a string literal (cached by its address). nullptr if it does not prepare.
+  sqlite3_stmt* Get(const char* sql) {
+    sqlite3_stmt*& stmt = cache_[sql];
+    if (!stmt && sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr) != SQLITE_OK) {
+      sqlite3_finalize(stmt);
+      stmt = nullptr;
+    }
+    return stmt;
+  }
+  sqlite3* db() const { return db_; }
+
+ private:
+  sqlite3* db_;
+  std::unordered_map<const char*, sqlite3_stmt*> cache_;
+};
+
+// One use of a cached statement; reset (its read lock released) when it ends.
 class Statement {
  public:
-  Statement(sqlite3* db, const char* sql) : db_(db) { rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr); }
-  ~Statement() { sqlite3_finalize(stmt_); }
-  bool prepared() const { return rc_ == SQLITE_OK; }
+  Statement(StatementCache& cache, const char* sql) : stmt_(cache.Get(sql)) {}
+  ~Statement() {
+    if (!stmt_) return;
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+
   Statement& Bind(int i, const std::string& v) {
-    sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    if (stmt_) sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
     return *this;
   }
   Statement& BindBlob(int i, const std::string& v) {
-    sqlite3_bind_blob(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    if (stmt_) sqlite3_bind_blob(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
     return *this;
   }
   Statement& Bind(int i, int64_t v) {
-    sqlite3_bind_int64(stmt_, i, v);
+    if (stmt_) sqlite3_bind_int64(stmt_, i, v);
     return *this;
   }
   Statement& Bind(int i, double v) {
-    sqlite3_bind_double(stmt_, i, v);
+    if (stmt_) sqlite3_bind_double(stmt_, i, v);
     return *this;
   }
-  // SQLITE_ROW, SQLITE_DONE or an error code.
-  int Step() { return sqlite3_step(stmt_); }
+  // SQLITE_ROW, SQLITE_DONE or an error code (SQLITE_ERROR if the SQL did not prepare).
+  int Step() { return stmt_ ? sqlite3_step(stmt_) : SQLITE_ERROR; }
   void Reset() {
     sqlite3_reset(stmt_);
     sqlite3_clear_bindings(stmt_);
   }
   int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
-  sqlite3_stmt* raw() const { return stmt_; }
+  double Double(int col) const { return sqlite3_column_double(stmt_, col); }
   std::string Text(int col) const {
     const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
     return p ? std::string(p, sqlite3_column_bytes(stmt_, col)) : std::string();
@@ -148,24 +230,51 @@ class Statement {
   }
 
  private:
-  sqlite3* db_;
-  sqlite3_stmt* stmt_ = nullptr;
-  int rc_;
+  sqlite3_stmt* stmt_;
 };
+
+double Median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  const size_t n = values.size();
+  return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
+}
+
+// The series history keeps for a counted result: values of plain samples and
+// of the head side of A/B runs (the base side measured other code), by key.
+std::map<std::tuple<std::string, std::string, std::string>, std::vector<double>> HistoryValues(
+    const v1::CaseResult& result) {
+  std::map<std::tuple<std::string, std::string, std::string>, std::vector<double>> out;
+  for (const auto& sample : result.samples()) {
+    if (!sample.variant().empty() && sample.variant() != "head") continue;
+    for (const auto& v : sample.values()) out[{v.benchmark(), v.metric(), v.source()}].push_back(v.value());
+  }
+  return out;
+}
 
 class SqliteStore final : public Store {
  public:
-  explicit SqliteStore(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
-  ~SqliteStore() override { sqlite3_close_v2(db_); }
+  SqliteStore(sqlite3* db, std::string path)
+      : db_(db), writes_(std::make_unique<StatementCache>(db)), path_(std::move(path)) {}
+  ~SqliteStore() override {
+    // Statements first: a connection with statements left does not close.
+    reads_.reset();
+    writes_.reset();
+    sqlite3_close_v2(reader_);
+    sqlite3_close_v2(db_);
+  }
 
   absl::Status Migrate() {
-    if (auto s = Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"); !s.ok()) {
+    // A larger WAL between checkpoints: pages written by many commits (the
+    // cases' and leases' hot pages) are copied back once, not each time.
+    if (auto s = Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; "
+                      "PRAGMA wal_autocheckpoint=8000;");
+        !s.ok()) {
       return s;
     }
     if (auto s = Exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"); !s.ok()) return s;
     int64_t version = 0;
     {
-      Statement q(db_, "SELECT version FROM schema_version");
+      Statement q(*writes_, "SELECT version FROM schema_version");
       if (q.Step() == SQLITE_ROW)
         version = q.Int(0);
       else if (auto s = Exec("INSERT INTO schema_version VALUES (0)"); !s.ok())
@@ -189,52 +298,86 @@ class SqliteStore final : public Store {
     return absl::OkStatus();
   }
 
+  // The read-only connection history and finished runs are read through. REQUIRES: after Migrate.
+  void SetReader(sqlite3* reader) {
+    reader_ = reader;
+    reads_ = std::make_unique<StatementCache>(reader);
+  }
+
+  absl::Status BeginBatch() override {
+    mu_.lock();
+    if (auto s = Exec("BEGIN"); !s.ok()) {
+      mu_.unlock();
+      return s;
+    }
+    batch_error_.clear();
+    batch_owner_ = std::this_thread::get_id();
+    return absl::OkStatus();
+  }
+
+  absl::Status CommitBatch() override {
+    batch_owner_ = std::thread::id();
+    // The batch's first failed write says why it failed.
+    const bool failed = !batch_error_.empty();
+    absl::Status status = failed ? absl::InternalError(batch_error_) : Commit();
+    if (failed) RollbackQuietly();
+    mu_.unlock();
+    return status;
+  }
+
+  void AbortBatch() override {
+    batch_owner_ = std::thread::id();
+    RollbackQuietly();
+    mu_.unlock();
+  }
+
   absl::Status InsertRun(const v1::Run& run, const v1::Suite& suite) override {
-    std::lock_guard lock(mu_);
-    if (auto s = Exec("BEGIN"); !s.ok()) return s;
-    Statement ins(db_,
-                  "INSERT INTO runs (run_id, suite_name, commit_sha, branch, state, created_at_ms, suite) "
-                  "VALUES (?, ?, ?, ?, ?, ?, ?)");
+    WriteLock lock(this);
+    if (auto s = BeginUnlessBatched(); !s.ok()) return s;
+    Statement ins(*writes_,
+                  "INSERT INTO runs (run_id, suite_name, commit_sha, branch, state, created_at_ms, suite, seq) "
+                  "VALUES (?, ?, ?, ?, ?, ?, ?, (SELECT IFNULL(MAX(seq), 0) + 1 FROM runs))");
     ins.Bind(1, run.run_id()).Bind(2, run.suite_name()).Bind(3, run.commit()).Bind(4, run.branch());
     ins.Bind(5, static_cast<int64_t>(run.state())).Bind(6, run.created_at_ms()).BindBlob(7, suite.SerializeAsString());
-    if (ins.Step() != SQLITE_DONE) return Rollback("insert run");
-    Statement c(db_, "INSERT INTO cases (run_id, case_index, name, state, attempts, error) VALUES (?, ?, ?, ?, ?, ?)");
+    if (ins.Step() != SQLITE_DONE) return Fail("insert run");
+    Statement c(*writes_,
+                "INSERT INTO cases (run_id, case_index, name, state, attempts, error) VALUES (?, ?, ?, ?, ?, ?)");
     for (int i = 0; i < run.cases_size(); ++i) {
       const auto& cs = run.cases(i);
       c.Bind(1, run.run_id()).Bind(2, static_cast<int64_t>(i)).Bind(3, cs.name());
       c.Bind(4, static_cast<int64_t>(cs.state())).Bind(5, static_cast<int64_t>(cs.attempts())).Bind(6, cs.error());
-      if (c.Step() != SQLITE_DONE) return Rollback("insert case");
+      if (c.Step() != SQLITE_DONE) return Fail("insert case");
       c.Reset();
     }
-    return Commit();
+    return CommitUnlessBatched();
   }
 
   absl::Status UpdateRunState(const std::string& run_id, v1::RunState state, int64_t finished_at_ms) override {
-    std::lock_guard lock(mu_);
-    Statement u(db_, "UPDATE runs SET state = ?, finished_at_ms = ? WHERE run_id = ?");
+    WriteLock lock(this);
+    Statement u(*writes_, "UPDATE runs SET state = ?, finished_at_ms = ? WHERE run_id = ?");
     u.Bind(1, static_cast<int64_t>(state)).Bind(2, finished_at_ms).Bind(3, run_id);
     return Done(u, "update run");
   }
 
   absl::Status SetRunVerdict(const std::string& run_id, const std::string& verdict) override {
-    std::lock_guard lock(mu_);
-    Statement u(db_, "UPDATE runs SET verdict = ? WHERE run_id = ?");
+    WriteLock lock(this);
+    Statement u(*writes_, "UPDATE runs SET verdict = ? WHERE run_id = ?");
     u.Bind(1, verdict).Bind(2, run_id);
     return Done(u, "set run verdict");
   }
 
   absl::Status UpdateCase(const std::string& run_id, int case_index, const v1::CaseStatus& status) override {
-    std::lock_guard lock(mu_);
-    Statement u(
-        db_, "UPDATE cases SET state = ?, attempts = ?, error = ?, agent_id = ? WHERE run_id = ? AND case_index = ?");
+    WriteLock lock(this);
+    Statement u(*writes_,
+                "UPDATE cases SET state = ?, attempts = ?, error = ?, agent_id = ? WHERE run_id = ? AND case_index = ?");
     u.Bind(1, static_cast<int64_t>(status.state())).Bind(2, static_cast<int64_t>(status.attempts()));
     u.Bind(3, status.error()).Bind(4, status.agent_id()).Bind(5, run_id).Bind(6, static_cast<int64_t>(case_index));
     return Done(u, "update case");
   }
 
   absl::Status InsertLease(const LeaseRecord& l) override {
-    std::lock_guard lock(mu_);
-    Statement ins(db_,
+    WriteLock lock(this);
+    Statement ins(*writes_,
                   "INSERT INTO leases (lease_id, run_id, case_index, attempt, agent_id, session_id, state, "
                   "granted_at_ms, expires_at_ms, pool) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     ins.Bind(1, l.lease_id).Bind(2, l.run_id).Bind(3, static_cast<int64_t>(l.case_index));
@@ -244,70 +387,88 @@ class SqliteStore final : public Store {
   }
 
   absl::Status UpdateLease(const std::string& lease_id, LeaseState state, int64_t expires_at_ms) override {
-    std::lock_guard lock(mu_);
-    Statement u(db_, "UPDATE leases SET state = ?, expires_at_ms = ? WHERE lease_id = ?");
+    WriteLock lock(this);
+    Statement u(*writes_, "UPDATE leases SET state = ?, expires_at_ms = ? WHERE lease_id = ?");
     u.Bind(1, static_cast<int64_t>(state)).Bind(2, expires_at_ms).Bind(3, lease_id);
     return Done(u, "update lease");
   }
 
   absl::Status InsertResult(const LeaseRecord& lease, ResultDisposition disposition, const v1::CaseResult& result,
                             int64_t received_at_ms) override {
-    std::lock_guard lock(mu_);
-    if (auto s = Exec("BEGIN"); !s.ok()) return s;
-    Statement ins(db_,
+    WriteLock lock(this);
+    if (auto s = BeginUnlessBatched(); !s.ok()) return s;
+    // The samples' one copy is the result itself; history reads the per-run medians below.
+    Statement ins(*writes_,
                   "INSERT INTO results (lease_id, run_id, case_index, counted, outcome, received_at_ms, result) "
                   "VALUES (?, ?, ?, ?, ?, ?, ?)");
     ins.Bind(1, lease.lease_id).Bind(2, lease.run_id).Bind(3, static_cast<int64_t>(lease.case_index));
     ins.Bind(4, static_cast<int64_t>(disposition == ResultDisposition::kCounted ? 1 : 0));
     ins.Bind(5, static_cast<int64_t>(result.outcome())).Bind(6, received_at_ms).BindBlob(7, result.SerializeAsString());
-    if (ins.Step() != SQLITE_DONE) return Rollback("insert result");
-    Statement s(db_,
-                "INSERT INTO samples (lease_id, sample_index, benchmark, metric, value, unit, source, variant) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
-    for (const auto& sample : result.samples()) {
-      for (const auto& v : sample.values()) {
-        s.Bind(1, lease.lease_id).Bind(2, static_cast<int64_t>(sample.index())).Bind(3, v.benchmark());
-        s.Bind(4, v.metric()).Bind(5, v.value()).Bind(6, v.unit()).Bind(7, v.source()).Bind(8, sample.variant());
-        if (s.Step() != SQLITE_DONE) return Rollback("insert sample");
-        s.Reset();
-      }
+    if (ins.Step() != SQLITE_DONE) return Fail("insert result");
+    if (disposition == ResultDisposition::kCounted) {
+      if (auto s = AddRunMedians(lease, result); !s.ok()) return s;
     }
-    return Commit();
+    return CommitUnlessBatched();
+  }
+
+  absl::Status RecordCaseDuration(const std::string& suite_name, const std::string& case_name,
+                                  const std::string& pool, int64_t duration_ms) override {
+    WriteLock lock(this);
+    Statement u(*writes_,
+                "INSERT INTO case_durations (suite_name, case_name, pool, duration_ms) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (suite_name, case_name, pool) DO UPDATE SET duration_ms = excluded.duration_ms");
+    u.Bind(1, suite_name).Bind(2, case_name).Bind(3, pool).Bind(4, duration_ms);
+    return Done(u, "record case duration");
+  }
+
+  absl::StatusOr<std::map<std::string, int64_t>> CaseDurations(const std::string& suite_name) override {
+    std::lock_guard lock(read_mu_);
+    Statement q(*reads_,
+                "SELECT case_name, MAX(duration_ms) FROM case_durations WHERE suite_name = ? GROUP BY case_name");
+    q.Bind(1, suite_name);
+    std::map<std::string, int64_t> out;
+    int rc;
+    while ((rc = q.Step()) == SQLITE_ROW) out[q.Text(0)] = q.Int(1);
+    if (rc != SQLITE_DONE) return ReadError("case durations");
+    return out;
   }
 
   absl::Status UpsertSession(const SessionRecord& r) override {
-    std::lock_guard lock(mu_);
+    WriteLock lock(this);
     Statement u(
-        db_,
+        *writes_,
         "INSERT INTO sessions (session_id, agent_id, pool, labels, host, last_seen_ms) VALUES (?, ?, ?, ?, ?, ?) "
         "ON CONFLICT(session_id) DO UPDATE SET last_seen_ms = excluded.last_seen_ms");
     u.Bind(1, r.session_id).Bind(2, r.agent_id).Bind(3, r.pool).Bind(4, absl::StrJoin(r.labels, ","));
     u.BindBlob(5, r.host.SerializeAsString()).Bind(6, r.last_seen_ms);
-    return Done(u, "upsert session");
+    if (auto s = Done(u, "upsert session"); !s.ok() || r.pool.empty()) return s;
+    Statement p(*writes_, "INSERT INTO pools (pool) VALUES (?) ON CONFLICT (pool) DO NOTHING");
+    p.Bind(1, r.pool);
+    return Done(p, "record pool");
   }
 
   absl::Status DeleteSession(const std::string& session_id) override {
-    std::lock_guard lock(mu_);
-    Statement d(db_, "DELETE FROM sessions WHERE session_id = ?");
+    WriteLock lock(this);
+    Statement d(*writes_, "DELETE FROM sessions WHERE session_id = ?");
     d.Bind(1, session_id);
     return Done(d, "delete session");
   }
 
   absl::StatusOr<RecoveredState> Recover() override {
-    std::lock_guard lock(mu_);
+    WriteLock lock(this);
     RecoveredState state;
-    Statement runs(db_, "SELECT run_id FROM runs WHERE state = ? ORDER BY created_at_ms");
+    Statement runs(*writes_, "SELECT run_id FROM runs WHERE state = ? ORDER BY created_at_ms");
     runs.Bind(1, static_cast<int64_t>(v1::RUN_STATE_RUNNING));
     std::vector<std::string> ids;
     while (runs.Step() == SQLITE_ROW) ids.push_back(runs.Text(0));
     for (const auto& id : ids) {
       v1::Suite suite;
-      auto run = LoadRunLocked(id, &suite);
+      auto run = LoadRunFrom(*writes_, id, &suite);
       if (!run.ok()) return run.status();
       state.runs.push_back(*std::move(run));
       state.suites.push_back(std::move(suite));
     }
-    Statement leases(db_,
+    Statement leases(*writes_,
                      "SELECT lease_id, run_id, case_index, attempt, agent_id, session_id, state, granted_at_ms, "
                      "expires_at_ms, pool FROM leases WHERE state = ?");
     leases.Bind(1, static_cast<int64_t>(LeaseState::kActive));
@@ -325,7 +486,7 @@ class SqliteStore final : public Store {
       l.pool = leases.Text(9);
       state.active_leases.push_back(std::move(l));
     }
-    Statement sessions(db_, "SELECT session_id, agent_id, pool, labels, host, last_seen_ms FROM sessions");
+    Statement sessions(*writes_, "SELECT session_id, agent_id, pool, labels, host, last_seen_ms FROM sessions");
     while (sessions.Step() == SQLITE_ROW) {
       SessionRecord r;
       r.session_id = sessions.Text(0);
@@ -341,73 +502,159 @@ class SqliteStore final : public Store {
   }
 
   absl::StatusOr<v1::HistoryResponse> History(const v1::HistoryRequest& request) override {
-    std::lock_guard lock(mu_);
-    v1::HistoryResponse response;
-    Statement q(db_,
-                "SELECT res.run_id, s.value FROM samples s "
-                "JOIN results res ON res.lease_id = s.lease_id AND res.counted = 1 "
-                "JOIN leases l ON l.lease_id = s.lease_id "
-                "JOIN runs r ON r.run_id = res.run_id "
-                "WHERE r.branch = ? AND r.created_at_ms >= ? AND r.run_id != ? AND l.pool = ? "
-                "AND s.benchmark = ? AND s.metric = ? AND s.source = ? "
-                // The code the branch holds: a plain run, or the head of an A/B run
-                // (its base side measured some other code). Rows from before
-                // migration 4 have no variant and count as plain.
-                "AND s.variant IN ('', 'head') "
-                "ORDER BY r.created_at_ms DESC, r.run_id");
-    for (const auto& key : request.keys()) {
-      q.Bind(1, request.branch()).Bind(2, request.since_ms()).Bind(3, request.exclude_run_id()).Bind(4, key.pool());
-      q.Bind(5, key.benchmark()).Bind(6, key.metric()).Bind(7, key.source());
-      auto* series = response.add_series();
-      *series->mutable_key() = key;
-      std::string current_run;
-      std::vector<double> values;
-      auto flush = [&] {
-        if (values.empty()) return;
-        std::sort(values.begin(), values.end());
-        const size_t n = values.size();
-        series->add_run_medians(n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2);
-        values.clear();
-      };
-      int rc;
-      while ((rc = q.Step()) == SQLITE_ROW) {
-        std::string run = q.Text(0);
-        if (run != current_run) {
-          flush();
-          if (request.max_runs() && static_cast<uint32_t>(series->run_medians_size()) >= request.max_runs()) break;
-          current_run = run;
-        }
-        values.push_back(sqlite3_column_double(q.raw(), 1));
-      }
-      if (request.max_runs() == 0 || static_cast<uint32_t>(series->run_medians_size()) < request.max_runs()) flush();
-      if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        return absl::InternalError(absl::StrCat(path_, ": history query: ", sqlite3_errmsg(db_)));
-      }
-      q.Reset();
-    }
-    if (auto s = AddKnownPools(&response); !s.ok()) return s;
+    std::lock_guard lock(read_mu_);
+    // One snapshot for every key; writers go on meanwhile (WAL).
+    if (sqlite3_exec(reader_, "BEGIN", nullptr, nullptr, nullptr) != SQLITE_OK) return ReadError("history");
+    auto response = HistoryInSnapshot(request);
+    sqlite3_exec(reader_, "COMMIT", nullptr, nullptr, nullptr);
     return response;
   }
 
-  // REQUIRES: mu_ held. Sessions of agents now registered, and the pools of
-  // every lease ever granted (a session ends, its leases stay).
-  absl::Status AddKnownPools(v1::HistoryResponse* response) {
-    Statement q(db_,
-                "SELECT pool FROM sessions WHERE pool != '' UNION SELECT pool FROM leases WHERE pool != '' ORDER BY 1");
-    int rc;
-    while ((rc = q.Step()) == SQLITE_ROW) response->add_known_pools(q.Text(0));
-    if (rc != SQLITE_DONE) return absl::InternalError(absl::StrCat(path_, ": known pools: ", sqlite3_errmsg(db_)));
-    return absl::OkStatus();
-  }
-
   absl::StatusOr<v1::Run> LoadRun(const std::string& run_id) override {
-    std::lock_guard lock(mu_);
-    return LoadRunLocked(run_id, nullptr);
+    std::lock_guard lock(read_mu_);
+    if (sqlite3_exec(reader_, "BEGIN", nullptr, nullptr, nullptr) != SQLITE_OK) return ReadError("load run");
+    auto run = LoadRunFrom(*reads_, run_id, nullptr);
+    sqlite3_exec(reader_, "COMMIT", nullptr, nullptr, nullptr);
+    return run;
   }
 
  private:
-  absl::StatusOr<v1::Run> LoadRunLocked(const std::string& run_id, v1::Suite* suite_out) {
-    Statement q(db_,
+  // The store's write mutex, unless this thread's batch already holds it.
+  class WriteLock {
+   public:
+    explicit WriteLock(SqliteStore* store)
+        : store_(store), owned_(store->batch_owner_.load() != std::this_thread::get_id()) {
+      if (owned_) store_->mu_.lock();
+    }
+    ~WriteLock() {
+      if (owned_) store_->mu_.unlock();
+    }
+
+   private:
+    SqliteStore* store_;
+    bool owned_;
+  };
+
+  bool InBatch() const { return batch_owner_.load() == std::this_thread::get_id(); }
+
+  // REQUIRES: read_mu_ held, inside a read transaction.
+  absl::StatusOr<v1::HistoryResponse> HistoryInSnapshot(const v1::HistoryRequest& request) {
+    v1::HistoryResponse response;
+    int64_t excluded = -1;
+    {
+      Statement q(*reads_, "SELECT seq FROM runs WHERE run_id = ?");
+      q.Bind(1, request.exclude_run_id());
+      if (q.Step() == SQLITE_ROW) excluded = q.Int(0);
+    }
+    for (const auto& key : request.keys()) {
+      auto* series = response.add_series();
+      *series->mutable_key() = key;
+      Statement id(*reads_,
+                   "SELECT series_id FROM series WHERE branch = ? AND pool = ? AND benchmark = ? AND metric = ? "
+                   "AND source = ?");
+      id.Bind(1, request.branch()).Bind(2, key.pool()).Bind(3, key.benchmark()).Bind(4, key.metric());
+      id.Bind(5, key.source());
+      if (id.Step() != SQLITE_ROW) continue;
+      Statement q(*reads_,
+                  "SELECT run_seq, median FROM run_medians WHERE series_id = ? AND created_at_ms >= ? "
+                  "ORDER BY created_at_ms DESC, run_seq DESC LIMIT ?");
+      // One more than asked for: the excluded run may be among them.
+      q.Bind(1, id.Int(0)).Bind(2, request.since_ms()).Bind(3, request.max_runs() ? int64_t{request.max_runs()} + 1 : int64_t{-1});
+      int rc;
+      while ((rc = q.Step()) == SQLITE_ROW) {
+        if (q.Int(0) == excluded) continue;
+        if (request.max_runs() && static_cast<uint32_t>(series->run_medians_size()) >= request.max_runs()) break;
+        series->add_run_medians(q.Double(1));
+      }
+      if (rc != SQLITE_ROW && rc != SQLITE_DONE) return ReadError("history query");
+    }
+    Statement pools(*reads_, "SELECT pool FROM pools ORDER BY pool");
+    int rc;
+    while ((rc = pools.Step()) == SQLITE_ROW) response.add_known_pools(pools.Text(0));
+    if (rc != SQLITE_DONE) return ReadError("known pools");
+    return response;
+  }
+
+  struct RunInfo {
+    std::string branch;
+    int64_t created_at_ms = 0;
+    int64_t seq = 0;
+  };
+
+  // REQUIRES: mu_ held. The run's branch, creation time and sequence number.
+  absl::StatusOr<RunInfo> RunInfoOf(const std::string& run_id) {
+    Statement q(*writes_, "SELECT branch, created_at_ms, seq FROM runs WHERE run_id = ?");
+    q.Bind(1, run_id);
+    if (q.Step() != SQLITE_ROW) return Fail("run of a result");
+    return RunInfo{q.Text(0), q.Int(1), q.Int(2)};
+  }
+
+  // REQUIRES: mu_ held. The id of a history series, created on first use.
+  absl::StatusOr<int64_t> SeriesId(const std::string& branch, const std::string& pool, const std::string& benchmark,
+                                   const std::string& metric, const std::string& source) {
+    Statement ins(*writes_,
+                  "INSERT INTO series (branch, pool, benchmark, metric, source) VALUES (?, ?, ?, ?, ?) "
+                  "ON CONFLICT (branch, pool, benchmark, metric, source) DO NOTHING");
+    ins.Bind(1, branch).Bind(2, pool).Bind(3, benchmark).Bind(4, metric).Bind(5, source);
+    if (ins.Step() != SQLITE_DONE) return Fail("insert series");
+    if (sqlite3_changes(db_) == 1) return sqlite3_last_insert_rowid(db_);
+    Statement q(*writes_,
+                "SELECT series_id FROM series WHERE branch = ? AND pool = ? AND benchmark = ? AND metric = ? AND "
+                "source = ?");
+    q.Bind(1, branch).Bind(2, pool).Bind(3, benchmark).Bind(4, metric).Bind(5, source);
+    if (q.Step() != SQLITE_ROW) return Fail("find series");
+    return q.Int(0);
+  }
+
+  // REQUIRES: mu_ held, inside a transaction. The run's median of each key the
+  // counted result has; a key another result of the run already has is
+  // recomputed from all of them (rare: two cases reporting one benchmark).
+  absl::Status AddRunMedians(const LeaseRecord& lease, const v1::CaseResult& result) {
+    auto values = HistoryValues(result);
+    if (values.empty()) return absl::OkStatus();
+    auto run = RunInfoOf(lease.run_id);
+    if (!run.ok()) return run.status();
+    for (const auto& [key, v] : values) {
+      const auto& [benchmark, metric, source] = key;
+      auto series = SeriesId(run->branch, lease.pool, benchmark, metric, source);
+      if (!series.ok()) return series.status();
+      Statement ins(*writes_,
+                    "INSERT INTO run_medians (series_id, created_at_ms, run_seq, median) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (series_id, created_at_ms, run_seq) DO NOTHING");
+      ins.Bind(1, *series).Bind(2, run->created_at_ms).Bind(3, run->seq).Bind(4, Median(v));
+      if (ins.Step() != SQLITE_DONE) return Fail("insert run median");
+      if (sqlite3_changes(db_) == 1) continue;
+      auto all = RunValues(lease.run_id, lease.pool, key);
+      if (!all.ok()) return all.status();
+      Statement u(*writes_,
+                  "UPDATE run_medians SET median = ? WHERE series_id = ? AND created_at_ms = ? AND run_seq = ?");
+      u.Bind(1, Median(*all)).Bind(2, *series).Bind(3, run->created_at_ms).Bind(4, run->seq);
+      if (u.Step() != SQLITE_DONE) return Fail("update run median");
+    }
+    return absl::OkStatus();
+  }
+
+  // REQUIRES: mu_ held. Every history value of `key` in the run's counted results on `pool`.
+  absl::StatusOr<std::vector<double>> RunValues(const std::string& run_id, const std::string& pool,
+                                                const std::tuple<std::string, std::string, std::string>& key) {
+    Statement q(*writes_,
+                "SELECT res.result FROM results res JOIN leases l ON l.lease_id = res.lease_id "
+                "WHERE res.run_id = ? AND res.counted = 1 AND l.pool = ?");
+    q.Bind(1, run_id).Bind(2, pool);
+    std::vector<double> out;
+    int rc;
+    while ((rc = q.Step()) == SQLITE_ROW) {
+      v1::CaseResult r;
+      if (!r.ParseFromString(q.Blob(0))) return Fail("unreadable result");
+      auto values = HistoryValues(r);
+      if (auto it = values.find(key); it != values.end()) out.insert(out.end(), it->second.begin(), it->second.end());
+    }
+    if (rc != SQLITE_DONE) return Fail("run values");
+    return out;
+  }
+
+  absl::StatusOr<v1::Run> LoadRunFrom(StatementCache& cache, const std::string& run_id, v1::Suite* suite_out) {
+    Statement q(cache,
                 "SELECT suite_name, commit_sha, branch, state, created_at_ms, finished_at_ms, suite FROM runs "
                 "WHERE run_id = ?");
     q.Bind(1, run_id);
@@ -423,7 +670,8 @@ class SqliteStore final : public Store {
     if (suite_out && !suite_out->ParseFromString(q.Blob(6))) {
       return absl::DataLossError(absl::StrCat(path_, ": run ", run_id, " has an unreadable suite"));
     }
-    Statement c(db_, "SELECT name, state, attempts, error, agent_id FROM cases WHERE run_id = ? ORDER BY case_index");
+    Statement c(cache,
+                "SELECT name, state, attempts, error, agent_id FROM cases WHERE run_id = ? ORDER BY case_index");
     c.Bind(1, run_id);
     while (c.Step() == SQLITE_ROW) {
       auto* cs = run.add_cases();
@@ -433,7 +681,7 @@ class SqliteStore final : public Store {
       cs->set_error(c.Text(3));
       cs->set_agent_id(c.Text(4));
     }
-    Statement r(db_, "SELECT case_index, result FROM results WHERE run_id = ? AND counted = 1");
+    Statement r(cache, "SELECT case_index, result FROM results WHERE run_id = ? AND counted = 1");
     r.Bind(1, run_id);
     while (r.Step() == SQLITE_ROW) {
       int index = static_cast<int>(r.Int(0));
@@ -454,26 +702,48 @@ class SqliteStore final : public Store {
     }
     return absl::OkStatus();
   }
+  // A failed write: inside a batch the whole batch is undone at CommitBatch;
+  // alone, its transaction (if any) is rolled back now.
+  absl::Status Fail(const char* what) {
+    std::string message = absl::StrCat(path_, ": ", what, ": ", sqlite3_errmsg(db_));
+    if (InBatch()) {
+      if (batch_error_.empty()) batch_error_ = message;
+    } else if (!sqlite3_get_autocommit(db_)) {
+      RollbackQuietly();
+    }
+    return absl::InternalError(message);
+  }
   absl::Status Done(Statement& s, const char* what) {
     if (s.Step() == SQLITE_DONE) return absl::OkStatus();
-    return absl::InternalError(absl::StrCat(path_, ": ", what, ": ", sqlite3_errmsg(db_)));
+    return Fail(what);
   }
-  absl::Status Rollback(const char* what) {
-    std::string message = sqlite3_errmsg(db_);
-    Exec("ROLLBACK").IgnoreError();  // the statement's error is the one to report
-    return absl::InternalError(absl::StrCat(path_, ": ", what, ": ", message));
-  }
+  absl::Status BeginUnlessBatched() { return InBatch() ? absl::OkStatus() : Exec("BEGIN"); }
+  absl::Status CommitUnlessBatched() { return InBatch() ? absl::OkStatus() : Commit(); }
   absl::Status Commit() {
     // A COMMIT that fails (locked, disk full) leaves the transaction open; end it so the next BEGIN works.
     if (auto s = Exec("COMMIT"); !s.ok()) {
-      Exec("ROLLBACK").IgnoreError();
+      RollbackQuietly();
       return s;
     }
     return absl::OkStatus();
   }
+  void RollbackQuietly() {
+    Exec("ROLLBACK").IgnoreError();  // the failed statement's error is the one to report
+  }
+  absl::Status ReadError(const char* what) {
+    return absl::InternalError(absl::StrCat(path_, ": ", what, ": ", sqlite3_errmsg(reader_)));
+  }
 
+  // Writes: one at a time, a batch holds it from BeginBatch to CommitBatch.
   std::mutex mu_;
   sqlite3* db_;
+  std::unique_ptr<StatementCache> writes_ ABSL_GUARDED_BY(mu_);
+  std::atomic<std::thread::id> batch_owner_;
+  std::string batch_error_ ABSL_GUARDED_BY(mu_);  // the batch's first failed write; empty: none
+  // Reads of history and finished runs: their own connection, never under mu_.
+  std::mutex read_mu_;
+  sqlite3* reader_ = nullptr;
+  std::unique_ptr<StatementCache> reads_ ABSL_GUARDED_BY(read_mu_);
   std::string path_;
 };
 
@@ -492,6 +762,17 @@ absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path, 
   }
   auto store = std::make_unique<SqliteStore>(db, path);
   if (auto s = store->Migrate(); !s.ok()) return s;
+  // History and finished runs are read through a connection of their own:
+  // under WAL it reads a snapshot while the writer goes on.
+  sqlite3* reader = nullptr;
+  rc = sqlite3_open_v2(path.c_str(), &reader, SQLITE_OPEN_READONLY | SQLITE_OPEN_FULLMUTEX, nullptr);
+  if (rc == SQLITE_OK) rc = sqlite3_busy_timeout(reader, busy_timeout_ms);
+  if (rc != SQLITE_OK) {
+    std::string message = reader ? sqlite3_errmsg(reader) : sqlite3_errstr(rc);
+    sqlite3_close_v2(reader);
+    return absl::UnavailableError(absl::StrCat(path, ": cannot open database for reading: ", message));
+  }
+  store->SetReader(reader);
   return std::unique_ptr<Store>(std::move(store));
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -16,7 +17,6 @@
 namespace perfgate {
 
 enum class LeaseState { kActive = 1, kCompleted = 2, kLost = 3, kCancelled = 4, kReleased = 5 };
-const char* LeaseStateName(LeaseState state);
 
 struct LeaseRecord {
   std::string lease_id;
@@ -56,6 +56,14 @@ class Store {
  public:
   virtual ~Store() = default;
 
+  // The writes this thread makes from BeginBatch to CommitBatch reach disk
+  // in one commit, all or none: one transition, one commit. Other threads'
+  // writes wait until the batch ends. CommitBatch fails (and undoes the
+  // batch) if any write in it failed. REQUIRES: batches do not nest.
+  virtual absl::Status BeginBatch() = 0;
+  virtual absl::Status CommitBatch() = 0;
+  virtual void AbortBatch() = 0;
+
   virtual absl::Status InsertRun(const v1::Run& run, const v1::Suite& suite) = 0;
   virtual absl::Status UpdateRunState(const std::string& run_id, v1::RunState state, int64_t finished_at_ms) = 0;
   // "passed" or "failed", as the gate judged it.
@@ -71,6 +79,12 @@ class Store {
   virtual absl::Status InsertResult(const LeaseRecord& lease, ResultDisposition disposition,
                                     const v1::CaseResult& result, int64_t received_at_ms) = 0;
 
+  // How long a counted lease of the case took on the pool, newest wins.
+  virtual absl::Status RecordCaseDuration(const std::string& suite_name, const std::string& case_name,
+                                          const std::string& pool, int64_t duration_ms) = 0;
+  // The longest recorded duration of each case of the suite over all pools, by case name.
+  virtual absl::StatusOr<std::map<std::string, int64_t>> CaseDurations(const std::string& suite_name) = 0;
+
   virtual absl::Status UpsertSession(const SessionRecord& session) = 0;
   virtual absl::Status DeleteSession(const std::string& session_id) = 0;
 
@@ -78,6 +92,8 @@ class Store {
   // Per-run medians of counted samples for each key, on runs of
   // request.branch, newest first (see GateService.GetHistory). Only plain
   // samples and the head side of A/B runs: the base side measured other code.
+  // Read from per-run summaries through a read-only connection: its cost
+  // does not grow with the runs stored, and it never waits for writers.
   virtual absl::StatusOr<v1::HistoryResponse> History(const v1::HistoryRequest& request) = 0;
   // Any run, final or not, with counted results; NotFound if unknown.
   virtual absl::StatusOr<v1::Run> LoadRun(const std::string& run_id) = 0;

@@ -125,7 +125,8 @@ std::string Anchor(const std::string& path, const std::string& base_dir) {
 
 const std::vector<std::string> kCaseKeys = {"name",         "description",  "command",  "env",     "cwd",
                                             "timeout",      "warmup",       "repeats",  "results", "results_from",
-                                            "instructions", "output_limit", "requires", "judge"};
+                                            "instructions", "output_limit", "requires", "judge",
+                                            "expected_duration"};
 const std::vector<std::string> kDefaultsKeys = {"env",          "cwd",      "timeout",      "warmup",
                                                 "repeats",      "results",  "results_from", "instructions",
                                                 "output_limit", "requires", "judge"};
@@ -179,6 +180,16 @@ absl::Status ApplyCaseFields(const SuiteError& err, const YAML::Node& node, cons
       return err.At(n, absl::StrCat("timeout must be a duration like 500ms, 30s or 5m (at most 24h), got '", *v, "'"));
     }
     spec->set_timeout_ms(static_cast<uint32_t>(*ms));
+  }
+  if (const auto n = node["expected_duration"]) {
+    // The scheduler starts the longest cases first; without this it learns durations from history.
+    auto v = Scalar(err, n, "expected_duration");
+    if (!v.ok()) return v.status();
+    auto ms = ParseDurationMs(*v);
+    if (!ms || *ms == 0) {
+      return err.At(n, absl::StrCat("expected_duration must be a duration like 500ms, 30s or 5m, got '", *v, "'"));
+    }
+    spec->set_expected_duration_ms(*ms);
   }
   if (const auto n = node["warmup"]) {
     auto v = Count(err, n, "warmup", 0);

@@ -5,6 +5,7 @@
 //   cases:
 //     - name: spin_small
 //       command: [./bin/spin, "1000"]
+//       expected_duration: 2s   # optional: the scheduler starts the longest first
 //
 // Loading is strict: an unknown key, a wrong type or a bad value is an error
 // that names the file, line and column and says what would be accepted.

@@ -6,6 +6,7 @@
 #include <sqlite3.h>
 
 #include <set>
+#include <thread>
 
 #include "tests/test_util.h"
 
@@ -681,6 +682,7 @@ void CompleteWithSamples(Scheduler& scheduler, const std::string& session,
 
 TEST_F(SchedulerTest, HistoryHoldsHeadAndPlainMainBranchSamplesNeverTheBaseSide) {
   const std::string s = Register("a1");
+  std::vector<std::string> runs;
   auto submit = [&](const std::string& branch) {
     v1::SubmitRunRequest request;
     request.set_branch(branch);
@@ -688,7 +690,9 @@ TEST_F(SchedulerTest, HistoryHoldsHeadAndPlainMainBranchSamplesNeverTheBaseSide)
     auto* c = request.mutable_suite()->add_cases();
     c->set_name("case0");
     c->add_argv("/bin/true");
-    ASSERT_TRUE(scheduler_->Submit(request).ok());
+    auto submitted = scheduler_->Submit(request);
+    ASSERT_TRUE(submitted.ok());
+    runs.push_back(submitted->run_id());
     clock_.Advance(1'000);
   };
   submit("main");  // plain
@@ -710,7 +714,125 @@ TEST_F(SchedulerTest, HistoryHoldsHeadAndPlainMainBranchSamplesNeverTheBaseSide)
   ASSERT_TRUE(history.ok()) << history.status();
   ASSERT_EQ(history->series_size(), 1);
   EXPECT_THAT(history->series(0).run_medians(), ::testing::ElementsAre(21, 11));
-  EXPECT_EQ(testing::QueryInt(dir_.File("perfgate.db"), "SELECT COUNT(*) FROM samples WHERE variant = 'base'"), 2);
+  // The base side is kept with its result for the record, only left out of history.
+  const v1::Run ab = Run(runs[1]);
+  int base_samples = 0;
+  for (const auto& sample : ab.cases(0).result().samples()) base_samples += sample.variant() == "base";
+  EXPECT_EQ(base_samples, 2);
+}
+
+// Longest first: a suite's expected_duration orders the queue, a case without
+// one whose duration history does not know goes first (it may be long).
+TEST_F(SchedulerTest, CasesAreLeasedLongestExpectedFirst) {
+  const std::string s = Register("a1");
+  v1::SubmitRunRequest request;
+  request.mutable_suite()->set_name("lpt");
+  for (const auto& [name, ms] : std::vector<std::pair<std::string, uint64_t>>{
+           {"short", 100}, {"long", 5'000}, {"unknown", 0}, {"middle", 1'000}}) {
+    auto* c = request.mutable_suite()->add_cases();
+    c->set_name(name);
+    c->add_argv("/bin/true");
+    c->set_expected_duration_ms(ms);
+  }
+  ASSERT_TRUE(scheduler_->Submit(request).ok());
+  std::vector<std::string> order;
+  while (auto item = Next(s)) {
+    order.push_back(item->lease().spec().name());
+    Complete(s, item->lease().lease_id());
+  }
+  EXPECT_THAT(order, ::testing::ElementsAre("unknown", "long", "middle", "short"));
+}
+
+// Without expected_duration the second run of a suite starts the case that
+// took longest in the first, even when it is last in the file.
+TEST_F(SchedulerTest, DurationHistoryPutsTheLongCaseFirstInTheNextRun) {
+  const std::string s = Register("a1");
+  Submit(3);
+  for (int i = 0; i < 3; ++i) {
+    auto item = Next(s);
+    ASSERT_TRUE(item && item->has_lease());
+    EXPECT_EQ(item->lease().spec().name(), "case" + std::to_string(i)) << "never seen: file order";
+    clock_.Advance(item->lease().spec().name() == "case2" ? 9'000 : 100);
+    KeepAlive(s);
+    Complete(s, item->lease().lease_id());
+  }
+  Submit(3);
+  auto first = Next(s);
+  ASSERT_TRUE(first && first->has_lease());
+  EXPECT_EQ(first->lease().spec().name(), "case2");
+}
+
+// A GPU agent takes the pending GPU case before CPU work it could also run.
+TEST_F(SchedulerTest, GpuAgentTakesGpuCasesBeforeCpuWork) {
+  const std::string gpu = Register("gpu-agent", /*gpu=*/true);
+  Submit(2);             // CPU (any device), submitted first
+  Submit(1, /*gpu=*/true);
+  auto item = Next(gpu);
+  ASSERT_TRUE(item && item->has_lease());
+  EXPECT_EQ(item->lease().spec().requirements().device(), v1::Requirements::DEVICE_GPU);
+  Complete(gpu, item->lease().lease_id());
+  // A CPU-only agent never gets the GPU case, and CPU work goes on.
+  const std::string cpu = Register("cpu-agent");
+  auto cpu_item = Next(cpu);
+  ASSERT_TRUE(cpu_item && cpu_item->has_lease());
+  EXPECT_NE(cpu_item->lease().spec().requirements().device(), v1::Requirements::DEVICE_GPU);
+}
+
+// History is read through its own connection: a writer holding the store
+// (an open batch, as during a lease grant) does not hold it up.
+TEST_F(SchedulerTest, HistoryDoesNotWaitForTheStoresWriter) {
+  const std::string s = Register("a1");
+  Submit(1);
+  auto item = Next(s);
+  ASSERT_TRUE(item);
+  Complete(s, item->lease().lease_id());
+  ASSERT_TRUE(store_->BeginBatch().ok());  // this thread holds the write side now
+  absl::StatusOr<v1::HistoryResponse> history;
+  std::thread reader([&] {
+    v1::HistoryRequest request;
+    request.set_branch("");
+    auto* key = request.add_keys();
+    key->set_metric("wall_time");
+    history = store_->History(request);
+  });
+  reader.join();  // would never return if History took the write mutex
+  ASSERT_TRUE(store_->CommitBatch().ok());
+  ASSERT_TRUE(history.ok()) << history.status();
+  EXPECT_THAT(history->series(0).run_medians(), ::testing::ElementsAre(1.0));
+}
+
+// A write that fails inside a batch undoes the whole batch: nothing of a
+// lease grant or a result is half on disk.
+TEST_F(SchedulerTest, AFailedWriteUndoesItsWholeBatch) {
+  ASSERT_TRUE(store_->BeginBatch().ok());
+  v1::Run run;
+  run.set_run_id("run-x");
+  run.add_cases()->set_name("c");
+  ASSERT_TRUE(store_->InsertRun(run, v1::Suite()).ok());
+  EXPECT_FALSE(store_->InsertRun(run, v1::Suite()).ok()) << "duplicate run id";
+  EXPECT_FALSE(store_->CommitBatch().ok());
+  EXPECT_EQ(testing::QueryInt(dir_.File("perfgate.db"), "SELECT COUNT(*) FROM runs WHERE run_id = 'run-x'"), 0);
+}
+
+// A finished run leaves memory at the next sweep; a watcher still waiting
+// on it is told it finished, and GetRun reads it whole from the store.
+TEST_F(SchedulerTest, WatcherOfAnEvictedRunGetsItsEnd) {
+  options_.finished_runs_in_memory = 0;
+  scheduler_ = std::make_unique<Scheduler>(store_.get(), &clock_, options_);
+  ASSERT_TRUE(scheduler_->Recover().ok());
+  const std::string s = Register("a1");
+  const std::string run = Submit(1);
+  size_t cursor = 0;
+  ASSERT_TRUE(scheduler_->Snapshot(run, &cursor).ok());
+  auto item = Next(s);
+  ASSERT_TRUE(item);
+  Complete(s, item->lease().lease_id());
+  scheduler_->Sweep();
+  std::vector<v1::RunEvent> events;
+  ASSERT_TRUE(scheduler_->WaitRunEvents(run, &cursor, 0, &events).ok());
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().run_finished(), v1::RUN_STATE_FINISHED);
+  EXPECT_EQ(Run(run).cases(0).result().outcome(), v1::CaseResult::OUTCOME_OK);
 }
 
 }  // namespace
