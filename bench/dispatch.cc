@@ -18,7 +18,7 @@
 #include "agent/executor.h"
 #include "agent/host_fingerprint.h"
 #include "agent/worker.h"
-#include "cli/gate_client.h"
+#include "gate/gate_client.h"
 #include "coordinator/coordinator.h"
 
 namespace {

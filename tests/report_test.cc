@@ -1,6 +1,6 @@
 // Verdicts and rules from runs, confirmation, and the report files read by
 // real consumers: xmllint against a JUnit schema, cmark-gfm for Markdown.
-#include "core/report.h"
+#include "core/judge.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

@@ -1,0 +1,412 @@
+#include "core/judge.h"
+
+#include <map>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "core/baseline_update.h"
+#include "core/exit_codes.h"
+#include "core/units.h"
+
+namespace perfgate {
+namespace {
+
+std::string OutcomeText(const v1::CaseResult& r) {
+  switch (r.outcome()) {
+    case v1::CaseResult::OUTCOME_OK:
+      return "ok";
+    case v1::CaseResult::OUTCOME_FAILED:
+      return absl::StrCat("exit ", r.exit_code());
+    case v1::CaseResult::OUTCOME_TIMED_OUT:
+      return "timed out";
+    case v1::CaseResult::OUTCOME_CRASHED:
+      return absl::StrCat("signal ", r.signal());
+    case v1::CaseResult::OUTCOME_ERROR:
+      return "error";
+    case v1::CaseResult::OUTCOME_CANCELLED:
+      return "cancelled";
+    case v1::CaseResult::OUTCOME_SKIPPED:
+      return "skipped";
+    default:
+      return "?";
+  }
+}
+
+const std::vector<ExpectedRow>* RowsFor(const Baselines& baselines, const std::string& pool) {
+  if (auto it = baselines.expected.find(pool); it != baselines.expected.end()) return &it->second;
+  if (auto it = baselines.expected.find("*"); it != baselines.expected.end()) return &it->second;
+  return nullptr;
+}
+
+const Series* FindSeries(const std::vector<Series>& all, const Series& like, const std::string& variant) {
+  for (const auto& s : all) {
+    if (s.benchmark == like.benchmark && s.metric == like.metric && s.source == like.source && s.variant == variant) {
+      return &s;
+    }
+  }
+  return nullptr;
+}
+
+// The comparison with the first baseline source that has `series`.
+std::optional<Comparison> CompareWithBaseline(const Series& series, double median, Direction better,
+                                              const std::vector<Series>& all, const std::string& pool,
+                                              const Baselines& baselines, const Policy& policy) {
+  if (series.variant == "head") {
+    if (const Series* base = FindSeries(all, series, "base")) {
+      return CompareAB(better, base->values, series.values, policy.compare);
+    }
+    return std::nullopt;
+  }
+  if (const auto* rows = RowsFor(baselines, pool)) {
+    for (const auto& row : *rows) {
+      if (row.benchmark == series.benchmark && row.metric == series.metric) {
+        return CompareWithExpected(better, median, row);
+      }
+    }
+  }
+  {
+    auto it = baselines.history.find({pool, series.benchmark, series.metric, series.source});
+    if (it != baselines.history.end()) {
+      Comparison c = CompareWithHistory(better, series.values, it->second, policy.compare);
+      if (c.verdict != Verdict::kNoBaseline) return c;
+    }
+  }
+  return std::nullopt;
+}
+
+// "case metric" or "case benchmark metric".
+std::string DescribeSeriesName(const CaseReport& c, const MetricReport& m) {
+  return m.series.benchmark == c.name ? absl::StrCat(c.name, " ", m.series.metric)
+                                      : absl::StrCat(c.name, " ", m.series.benchmark, " ", m.series.metric);
+}
+
+// Compares one series with the first baseline source that has it. `all` is
+// every series of the same result, for the A/B base side. A series that is
+// judged by policy but cannot be judged (core/metric_traits.h) gets no
+// comparison, and `shown_only` says why.
+std::optional<Comparison> Compare(const std::string& case_name, const Series& series, const std::vector<Series>& all,
+                                  const std::string& pool, const Baselines& baselines, const Policy& policy,
+                                  std::string* shown_only) {
+  if (!policy.Judged(case_name, series.metric)) return std::nullopt;
+  const double median = Summarize(series.values).median;
+  const Direction better = TraitsOf(series.metric, series.source, policy.compare.declared).direction;
+  std::optional<Comparison> c = CompareWithBaseline(series, median, better, all, pool, baselines, policy);
+  // Too short to judge if either side is: a run slowed to 30 ms by load is
+  // still a 4 ms case when its baseline says so.
+  const auto listed = policy.judged_metrics.find(case_name);
+  if (auto why = ShownOnlyReason(series.metric, series.source, c ? std::min(median, c->baseline) : median,
+                                 listed != policy.judged_metrics.end() && listed->second.count(series.metric),
+                                 policy.compare.declared)) {
+    *shown_only = *why;
+    return std::nullopt;
+  }
+  return c;
+}
+
+// The row verdict of a case that ran: the worst verdict of its judged metrics.
+Verdict WorstJudgedVerdict(const CaseReport& c) {
+  std::set<Verdict> seen;
+  bool any_compared = false;
+  for (const auto& m : c.metrics) {
+    if (!m.judged) continue;
+    seen.insert(m.verdict);
+    any_compared |= m.comparison.has_value();
+  }
+  for (Verdict v : {Verdict::kRegression, Verdict::kError, Verdict::kMissingResult, Verdict::kImprovement}) {
+    if (seen.count(v)) return v;
+  }
+  return any_compared ? Verdict::kPass : Verdict::kNoBaseline;
+}
+
+// What the policy's fail_on is checked against: the verdict of every metric
+// a case judged (one regressing metric fails `--fail-on regression` even when
+// another one errs), else the case's own verdict (its outcome, or no baseline).
+std::set<Verdict> GateVerdicts(const CaseReport& c) {
+  std::set<Verdict> out;
+  for (const auto& m : c.metrics) {
+    if (c.ran && m.judged) out.insert(m.verdict);
+  }
+  if (out.empty()) out.insert(c.verdict);
+  return out;
+}
+
+// A case without a measured result never passes, whatever fail_on says: a
+// case cancelled or lost on the way hides what it would have measured. Only
+// a case no agent can run is the policy's call (`perfgate run` skips those).
+bool Unmeasured(const CaseReport& c) { return !c.ran && c.verdict != Verdict::kNoCapableAgent; }
+
+// Improvements against an expected file, as rows to apply.
+std::vector<ExpectedRow> ImprovementPatch(const GateReport& report) {
+  std::vector<ExpectedRow> rows;
+  for (const auto& c : report.cases) {
+    for (const auto& m : c.metrics) {
+      if (m.verdict == Verdict::kImprovement && m.comparison && m.comparison->method == "expected") {
+        rows.push_back(
+            {m.series.benchmark, m.series.metric, KeepLeadingFourDigits(m.summary.median), m.comparison->threshold, 0});
+      }
+    }
+  }
+  return rows;
+}
+
+std::string CaseList(const std::vector<std::string>& names) {
+  return absl::StrCat(names.size(), " case", names.size() == 1 ? "" : "s", " (", absl::StrJoin(names, ", "), ")");
+}
+
+// The pools of the agents that delivered this run's results.
+std::set<std::string> PoolsThatRan(const v1::Run& run) {
+  std::set<std::string> ran;
+  for (const auto& c : run.cases()) {
+    if (c.has_result() && !c.result().pool().empty()) ran.insert(c.result().pool());
+  }
+  return ran;
+}
+
+// Expected files for pools that took no part in this run judged nothing. Only
+// said when the coordinator told which pools exist (an unknown pool is an
+// error before the report is built: CheckBaselinePools).
+std::vector<std::string> IdlePoolWarnings(const GateReport& report, const Baselines& baselines) {
+  std::vector<std::string> out;
+  if (!baselines.known_pools) return out;
+  const std::set<std::string> ran = PoolsThatRan(report.run);
+  for (const auto& [pool, rows] : baselines.expected) {
+    if (pool == "*" || ran.count(pool)) continue;
+    out.push_back(absl::StrCat("the expected file for pool '", pool,
+                               "' judged nothing: no agent of that pool took part in this run (pools that ran: ",
+                               ran.empty() ? "none" : absl::StrJoin(ran, ", "), ")"));
+  }
+  return out;
+}
+
+// Case and gate verdicts from the metric verdicts and case outcomes.
+void Derive(GateReport* report, const Baselines& baselines, const Policy& policy) {
+  report->baseline_patch = ImprovementPatch(*report);
+  std::map<Verdict, std::vector<std::string>> failing;
+  std::vector<std::string> unmeasured, without_baseline;
+  for (auto& c : report->cases) {
+    if (c.ran) c.verdict = WorstJudgedVerdict(c);
+    c.fails = false;
+    for (auto& m : c.metrics) m.fails = m.judged && policy.fail_on.count(m.verdict);
+    for (Verdict v : GateVerdicts(c)) {
+      if (!policy.fail_on.count(v)) continue;
+      failing[v].push_back(c.name);
+      c.fails = true;
+    }
+    if (Unmeasured(c) && !policy.fail_on.count(c.verdict)) {
+      unmeasured.push_back(absl::StrCat(c.name, ": ", VerdictName(c.verdict)));
+      c.fails = true;
+    }
+    if (c.verdict == Verdict::kNoBaseline && !policy.fail_on.count(Verdict::kNoBaseline)) {
+      without_baseline.push_back(c.name);
+    }
+  }
+  report->failed_rules.clear();
+  report->warnings = IdlePoolWarnings(*report, baselines);
+  for (const auto& [verdict, names] : failing) {
+    report->failed_rules.push_back(absl::StrCat(VerdictName(verdict), " fails the gate: ", CaseList(names)));
+  }
+  if (!unmeasured.empty()) {
+    report->failed_rules.push_back(
+        absl::StrCat("a case without a measured result fails the gate: ", CaseList(unmeasured)));
+  }
+  if (!without_baseline.empty()) {
+    report->warnings.push_back(
+        absl::StrCat("no baseline for ", CaseList(without_baseline), ": nothing to compare with yet"));
+  }
+  if (!report->missing_rows.empty()) {
+    const std::string what =
+        absl::StrCat(report->missing_rows.size(), " expected row", report->missing_rows.size() == 1 ? "" : "s",
+                     " with no result (", absl::StrJoin(report->missing_rows, "; "), ")");
+    if (policy.fail_on.count(Verdict::kMissingResult)) {
+      report->failed_rules.push_back(absl::StrCat("missing result fails the gate: ", what));
+    } else {
+      report->warnings.push_back(what);
+    }
+  }
+  // Metrics nobody told perfgate the direction of: shown, never judged, and said so.
+  std::vector<std::string> undirected;
+  for (const auto& c : report->cases) {
+    for (const auto& m : c.metrics) {
+      if (m.note.find("direction unknown") != std::string::npos) undirected.push_back(DescribeSeriesName(c, m));
+    }
+  }
+  if (!undirected.empty()) {
+    report->warnings.push_back(absl::StrCat("direction unknown: declare it under metrics: for ",
+                                            absl::StrJoin(undirected, ", "), " (shown, not judged)"));
+  }
+  report->passed = report->failed_rules.empty();
+  if (report->run.state() == v1::RUN_STATE_CANCELLED) {
+    report->passed = false;
+    report->exit_code = kExitInterrupted;
+  } else {
+    report->exit_code = report->passed ? kExitPassed : kExitGateFailed;
+  }
+}
+
+}  // namespace
+
+GateReport BuildGateReport(const v1::Run& run, const Baselines& baselines, const Policy& policy, bool complete_run) {
+  GateReport report;
+  report.run = run;
+  std::set<std::string> produced;  // "benchmark,metric" produced by some case, or a case name
+  for (const auto& c : run.cases()) {
+    CaseReport cr;
+    cr.name = c.name();
+    cr.agent_id = c.agent_id();
+    cr.attempts = c.attempts();
+    cr.detail = c.error();
+    produced.insert(c.name());
+    const bool has_result = c.has_result() && c.result().outcome() != v1::CaseResult::OUTCOME_UNSPECIFIED;
+    cr.outcome = has_result ? OutcomeText(c.result()) : "not run";
+    cr.pool = c.result().pool();
+    switch (c.state()) {
+      case v1::CASE_STATE_DONE:
+        if (c.result().outcome() == v1::CaseResult::OUTCOME_OK) {
+          cr.ran = true;
+          cr.detail.clear();
+        } else {
+          cr.verdict = Verdict::kError;
+          if (cr.detail.empty()) cr.detail = c.result().error();
+        }
+        break;
+      case v1::CASE_STATE_NO_CAPABLE_AGENT:
+        cr.verdict = Verdict::kNoCapableAgent;
+        break;
+      case v1::CASE_STATE_CANCELLED:
+        cr.verdict = Verdict::kCancelled;
+        break;
+      case v1::CASE_STATE_ERROR:
+        cr.verdict = Verdict::kError;
+        break;
+      default:
+        cr.verdict = Verdict::kMissingResult;
+        if (cr.detail.empty()) cr.detail = "the run ended before this case did";
+    }
+    if (has_result) {
+      cr.notes.assign(c.result().notes().begin(), c.result().notes().end());
+      const std::vector<Series> all = CollectSeries(c.result());
+      std::set<std::string> benchmarks;
+      for (const auto& series : all) {
+        produced.insert(series.Key());
+        benchmarks.insert(series.benchmark);
+        if (series.variant == "base") continue;  // shown beside its head
+        MetricReport m{series,
+                       Summarize(series.values),
+                       std::nullopt,
+                       std::nullopt,
+                       {},
+                       Verdict::kNoBaseline,
+                       cr.ran && policy.Judged(cr.name, series.metric),
+                       ""};
+        m.series.unit = UnitOf(series.metric, series.unit, policy.compare.declared);
+        if (series.variant == "head") {
+          if (const Series* base = FindSeries(all, series, "base")) m.base = Summarize(base->values);
+        }
+        if (cr.ran) {
+          m.comparison = Compare(cr.name, series, all, cr.pool, baselines, policy, &m.note);
+          if (m.comparison) m.verdict = m.comparison->verdict;
+          // Shown only (core/metric_traits.h): no verdict of it can fail the gate.
+          if (!m.comparison && !m.note.empty()) m.judged = false;
+        }
+        cr.metrics.push_back(std::move(m));
+      }
+      // Expected rows for this case's benchmarks that it did not produce.
+      if (cr.ran) {
+        if (const auto* rows = RowsFor(baselines, cr.pool)) {
+          for (const auto& row : *rows) {
+            if (benchmarks.count(row.benchmark) && !produced.count(row.Key())) {
+              MetricReport m;
+              m.series = Series{row.benchmark, row.metric, "", "", "", {}};
+              m.verdict = Verdict::kMissingResult;
+              m.judged = true;
+              m.note = absl::StrCat("expected ", row.expected, " (row on line ", row.line, "), no result");
+              cr.metrics.push_back(std::move(m));
+              produced.insert(row.Key());
+            }
+          }
+        }
+      }
+    }
+    report.cases.push_back(std::move(cr));
+  }
+  if (complete_run) {
+    // Rows that no case produced at all: a benchmark renamed or gone.
+    std::set<std::string> pools;
+    for (const auto& c : report.cases) pools.insert(c.pool);
+    for (const auto& pool : pools) {
+      if (const auto* rows = RowsFor(baselines, pool)) {
+        for (const auto& row : *rows) {
+          if (!produced.count(row.Key()) && !produced.count(row.benchmark)) {
+            report.missing_rows.push_back(absl::StrCat(row.Key(), " (line ", row.line, ")"));
+          }
+        }
+      }
+    }
+  }
+  Derive(&report, baselines, policy);
+  return report;
+}
+
+std::vector<std::string> SuspectedRegressions(const GateReport& report) {
+  std::vector<std::string> names;
+  for (const auto& c : report.cases) {
+    if (c.verdict == Verdict::kRegression) names.push_back(c.name);
+  }
+  return names;
+}
+
+void ApplyConfirmation(GateReport* report, const v1::Run& confirmation, const Baselines& baselines,
+                       const Policy& policy) {
+  for (auto& c : report->cases) {
+    const v1::CaseStatus* again = nullptr;
+    for (const auto& cs : confirmation.cases()) {
+      if (cs.name() == c.name) again = &cs;
+    }
+    if (!again) continue;
+    const bool ok = again->state() == v1::CASE_STATE_DONE && again->result().outcome() == v1::CaseResult::OUTCOME_OK;
+    const std::vector<Series> all = ok ? CollectSeries(again->result()) : std::vector<Series>{};
+    for (auto& m : c.metrics) {
+      if (m.verdict != Verdict::kRegression || !m.comparison) continue;
+      const Series* series = FindSeries(all, m.series, m.series.variant);
+      std::string shown_only;
+      std::optional<Comparison> re =
+          series ? Compare(c.name, *series, all, c.pool, baselines, policy, &shown_only) : std::nullopt;
+      if (!re && !shown_only.empty()) {
+        m.verdict = Verdict::kPass;
+        m.note = absl::StrCat("not confirmed: first ", ExplainComparison(*m.comparison, m.series), "; re-measured: ", shown_only);
+        continue;
+      }
+      if (!re) {
+        m.note = absl::StrCat("confirmation run gave no value (", ok ? "metric missing" : again->error(),
+                              "); first measurement stands");
+        continue;
+      }
+      m.confirmations.push_back(*re);
+      if (re->verdict != Verdict::kRegression) {
+        m.verdict = Verdict::kPass;
+        m.note = absl::StrCat("not confirmed: first ", ExplainComparison(*m.comparison, m.series), "; re-measured ",
+                              ExplainComparison(*re, m.series));
+      } else {
+        m.note = absl::StrCat("confirmed by re-measurement: ", ExplainComparison(*re, m.series));
+      }
+    }
+  }
+  Derive(report, baselines, policy);
+}
+
+absl::Status CheckBaselinePools(const Policy& policy, const std::set<std::string>& known_pools, const v1::Run& run) {
+  const std::set<std::string> ran = PoolsThatRan(run);
+  for (const auto& [pool, path] : policy.expected_files) {
+    if (pool == "*" || known_pools.count(pool)) continue;
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the expected file ", path, " is for pool '", pool,
+        "', but no agent has ever registered with that pool (pools that ran: ",
+        ran.empty() ? "none" : absl::StrJoin(ran, ", "),
+        "; pools known to the coordinator: ", known_pools.empty() ? "none" : absl::StrJoin(known_pools, ", "),
+        "). Name a pool that exists (POOL=FILE, or * for any), or start an agent with --pool ", pool));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace perfgate
