@@ -1,3 +1,4 @@
+// How reports put a comparison and a metric into words (declared in core/report.h).
 #include "core/report.h"
 
 #include <cstdio>
