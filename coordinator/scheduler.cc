@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/capabilities.h"
+#include "core/names.h"
 
 namespace perfgate {
 namespace {
@@ -361,7 +362,7 @@ absl::StatusOr<v1::CompleteLeaseResponse> Scheduler::Complete(const v1::Complete
   const std::pair<std::string, std::string> key{lease.lease_id, lease.session_id};
   if (auto done = completed_.find(key); done != completed_.end()) {
     ++stats_.results_duplicate;
-    if (listener_) listener_->OnResult("", "", lease.pool, "duplicate", request.result(), 0);
+    if (listener_) listener_->OnResult("", "", lease.pool, DispositionName(Disposition::kDuplicate), request.result(), 0);
     response.set_disposition(done->second);
     return response;
   }
@@ -380,7 +381,7 @@ absl::StatusOr<v1::CompleteLeaseResponse> Scheduler::Complete(const v1::Complete
       return StoreFailed(s, "stale result");
     }
     ++stats_.results_stale;
-    if (listener_) listener_->OnResult("", "", lease.pool, "stale", request.result(), 0);
+    if (listener_) listener_->OnResult("", "", lease.pool, DispositionName(Disposition::kStale), request.result(), 0);
     completed_[key] = v1::CompleteLeaseResponse::DISPOSITION_STALE;
     if (unrequested_cancel) {
       LoseLease(lease.lease_id, "the agent stopped the case without being asked (outcome CANCELLED)");
@@ -401,7 +402,7 @@ absl::StatusOr<v1::CompleteLeaseResponse> Scheduler::Complete(const v1::Complete
   CaseEntry& c = run.cases[lease.case_index];
   *c.status.mutable_result() = request.result();
   if (listener_) {
-    listener_->OnResult(run.meta.suite_name(), run.meta.branch(), lease.pool, "counted", request.result(),
+    listener_->OnResult(run.meta.suite_name(), run.meta.branch(), lease.pool, DispositionName(Disposition::kCounted), request.result(),
                         static_cast<double>(now - lease.granted_at_ms) / 1000);
   }
   switch (request.result().outcome()) {

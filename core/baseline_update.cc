@@ -11,6 +11,7 @@
 #include <optional>
 
 #include "absl/strings/str_cat.h"
+#include "core/names.h"
 #include "core/units.h"
 
 namespace perfgate {
@@ -108,7 +109,7 @@ absl::StatusOr<std::vector<std::pair<std::string, double>>> ReportResults(const 
   try {
     for (const auto& c : report.value("cases", nlohmann::json::array())) {
       for (const auto& m : c.value("metrics", nlohmann::json::array())) {
-        if (m.value("variant", "") == "base" || m.value("n", 0) == 0) continue;
+        if (m.value("variant", "") == SideName(Side::kBase) || m.value("n", 0) == 0) continue;
         const std::string key = m.value("benchmark", "") + "," + m.value("metric", "");
         const std::string case_name = c.value("name", "");
         auto [it, inserted] = reported_by.emplace(key, case_name);

@@ -7,6 +7,7 @@
 #include "absl/strings/str_join.h"
 #include "core/baseline_update.h"
 #include "core/exit_codes.h"
+#include "core/names.h"
 #include "core/units.h"
 
 namespace perfgate {
@@ -14,22 +15,12 @@ namespace {
 
 std::string OutcomeText(const v1::CaseResult& r) {
   switch (r.outcome()) {
-    case v1::CaseResult::OUTCOME_OK:
-      return "ok";
     case v1::CaseResult::OUTCOME_FAILED:
       return absl::StrCat("exit ", r.exit_code());
-    case v1::CaseResult::OUTCOME_TIMED_OUT:
-      return "timed out";
     case v1::CaseResult::OUTCOME_CRASHED:
       return absl::StrCat("signal ", r.signal());
-    case v1::CaseResult::OUTCOME_ERROR:
-      return "error";
-    case v1::CaseResult::OUTCOME_CANCELLED:
-      return "cancelled";
-    case v1::CaseResult::OUTCOME_SKIPPED:
-      return "skipped";
     default:
-      return "?";
+      return OutcomeName(r.outcome());
   }
 }
 
@@ -52,8 +43,8 @@ const Series* FindSeries(const std::vector<Series>& all, const Series& like, con
 std::optional<Comparison> CompareWithBaseline(const Series& series, double median, Direction better,
                                               const std::vector<Series>& all, const std::string& pool,
                                               const Baselines& baselines, const Policy& policy) {
-  if (series.variant == "head") {
-    if (const Series* base = FindSeries(all, series, "base")) {
+  if (series.variant == SideName(Side::kHead)) {
+    if (const Series* base = FindSeries(all, series, SideName(Side::kBase))) {
       return CompareAB(better, base->values, series.values, policy.compare);
     }
     return std::nullopt;
@@ -141,7 +132,7 @@ std::vector<ExpectedRow> ImprovementPatch(const GateReport& report) {
   std::vector<ExpectedRow> rows;
   for (const auto& c : report.cases) {
     for (const auto& m : c.metrics) {
-      if (m.verdict == Verdict::kImprovement && m.comparison && m.comparison->method == "expected") {
+      if (m.verdict == Verdict::kImprovement && m.comparison && m.comparison->method == Method::kExpected) {
         rows.push_back(
             {m.series.benchmark, m.series.metric, KeepLeadingFourDigits(m.summary.median), m.comparison->threshold, 0});
       }
@@ -290,7 +281,7 @@ GateReport BuildGateReport(const v1::Run& run, const Baselines& baselines, const
       for (const auto& series : all) {
         produced.insert(series.Key());
         benchmarks.insert(series.benchmark);
-        if (series.variant == "base") continue;  // shown beside its head
+        if (series.variant == SideName(Side::kBase)) continue;  // shown beside its head
         MetricReport m{series,
                        Summarize(series.values),
                        std::nullopt,
@@ -300,8 +291,8 @@ GateReport BuildGateReport(const v1::Run& run, const Baselines& baselines, const
                        cr.ran && policy.Judged(cr.name, series.metric),
                        ""};
         m.series.unit = UnitOf(series.metric, series.unit, policy.compare.declared);
-        if (series.variant == "head") {
-          if (const Series* base = FindSeries(all, series, "base")) m.base = Summarize(base->values);
+        if (series.variant == SideName(Side::kHead)) {
+          if (const Series* base = FindSeries(all, series, SideName(Side::kBase))) m.base = Summarize(base->values);
         }
         if (cr.ran) {
           m.comparison = Compare(cr.name, series, all, cr.pool, baselines, policy, &m.note);

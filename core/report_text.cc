@@ -18,16 +18,21 @@ const MetricReport* FindMeasured(const CaseReport& c, const std::string& metric)
 std::string ExplainComparison(const Comparison& c, const Series& series) {
   auto value = [&](double v) { return FormatValue(v, series.unit, series.metric); };
   std::string out = absl::StrCat(value(c.result), " (", FormatPercent(c.change, /*sign=*/true), ")");
-  if (c.method == "expected") {
-    absl::StrAppend(&out, " vs expected ", value(c.baseline), " (margin ", FormatPercent(c.threshold), ")");
-  } else if (c.method == "history") {
-    absl::StrAppend(&out, " vs main-branch median ", value(c.baseline), " of ", c.baseline_n, " runs (limit ",
-                    FormatPercent(c.threshold), ", noise ", FormatPercent(c.noise), ")");
-  } else if (c.method == "a/b") {
-    char p[32];
-    std::snprintf(p, sizeof p, "%.4f", c.p_value);
-    absl::StrAppend(&out, " vs base median ", value(c.baseline), " (p=", p, ", min effect ", FormatPercent(c.threshold),
-                    ", noise ", FormatPercent(c.noise), ")");
+  switch (c.method) {
+    case Method::kExpected:
+      absl::StrAppend(&out, " vs expected ", value(c.baseline), " (margin ", FormatPercent(c.threshold), ")");
+      break;
+    case Method::kHistory:
+      absl::StrAppend(&out, " vs main-branch median ", value(c.baseline), " of ", c.baseline_n, " runs (limit ",
+                      FormatPercent(c.threshold), ", noise ", FormatPercent(c.noise), ")");
+      break;
+    case Method::kAB: {
+      char p[32];
+      std::snprintf(p, sizeof p, "%.4f", c.p_value);
+      absl::StrAppend(&out, " vs base median ", value(c.baseline), " (p=", p, ", min effect ",
+                      FormatPercent(c.threshold), ", noise ", FormatPercent(c.noise), ")");
+      break;
+    }
   }
   return out;
 }

@@ -4,7 +4,9 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "core/names.h"
 #include "core/suite.h"
 #include "core/units.h"
 
@@ -27,8 +29,8 @@ absl::StatusOr<Policy> ResolvePolicy(const v1::Suite& suite, const JudgeSettings
       auto verdict = ParseVerdict(std::string(name));
       if (!verdict) {
         return absl::InvalidArgumentError(
-            absl::StrCat("--fail-on: unknown verdict '", std::string(name),
-                         "' (use regression, improvement, error, missing_result, no_baseline, no_capable_agent)"));
+            absl::StrCat("--fail-on: unknown verdict '", std::string(name), "' (use ",
+                         absl::StrJoin(FailOnVerdictKeys(), ", "), ")"));
       }
       policy.fail_on.insert(*verdict);
     }
@@ -62,8 +64,8 @@ absl::Status ApplyVariants(const JudgeSettings& flags, uint32_t min_samples, v1:
     return absl::OkStatus();
   }
   v1::Variant base, head;
-  base.set_name("base");
-  head.set_name("head");
+  base.set_name(SideName(Side::kBase));
+  head.set_name(SideName(Side::kHead));
   base.set_root(flags.base_root);
   head.set_root(flags.head_root);
   for (auto [list, variant, flag] :
