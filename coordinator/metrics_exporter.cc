@@ -161,9 +161,9 @@ void MetricsExporter::OnLeaseLost(const std::string& pool) { families_->leases_l
 void MetricsExporter::OnResult(const std::string& suite, const std::string& branch, const std::string& pool,
                                const std::string& disposition, const v1::CaseResult& result, double lease_seconds) {
   families_->results.Add({{"pool", pool}, {"disposition", disposition}}).Increment();
-  if (disposition != "counted") return;
-  families_->outcomes.Add({{"suite", suite}, {"case", result.case_name()}, {"outcome", LabelValue(OutcomeName(result.outcome()))}})
-      .Increment();
+  if (disposition != DispositionName(Disposition::kCounted)) return;
+  const std::string outcome = LabelValue(OutcomeName(result.outcome()));
+  families_->outcomes.Add({{"suite", suite}, {"case", result.case_name()}, {"outcome", outcome}}).Increment();
   static const std::vector<double> kBuckets = {0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600};
   families_->lease_seconds.Add({{"pool", pool}}, kBuckets).Observe(lease_seconds);
   if (branch != main_branch_ || result.outcome() != v1::CaseResult::OUTCOME_OK) return;
