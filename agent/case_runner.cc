@@ -130,6 +130,37 @@ absl::StatusOr<ExecSpec> BuildExec(const v1::CaseSpec& spec, const v1::Variant& 
   return exec;
 }
 
+// The metrics the case reported itself (its result file or stdout, per the
+// suite), added to `sample`. Errors name the phase and what was wrong.
+absl::Status AddCaseReportedValues(const v1::CaseSpec& spec, const ExecResult& run, const std::string& result_file,
+                                   const std::string& phase, v1::Sample* sample) {
+  if (spec.result_format() == v1::RESULT_FORMAT_NONE) return absl::OkStatus();
+  std::string text;
+  std::string source;
+  if (spec.result_source() == v1::RESULT_SOURCE_FILE) {
+    auto read = ReadFileBounded(result_file, kMaxResultFileBytes, "result file ($PERFGATE_RESULT_FILE)");
+    if (absl::IsNotFound(read.status())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(phase, ": the case wrote no result file ($PERFGATE_RESULT_FILE)"));
+    }
+    if (!read.ok()) return absl::InvalidArgumentError(absl::StrCat(phase, ": ", read.status().message()));
+    text = *std::move(read);
+    source = absl::StrCat(phase, " result file");
+  } else {
+    if (run.out_dropped > 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          phase, ": stdout exceeded output_limit (", run.out_dropped,
+          " bytes dropped), so its results cannot be trusted; raise output_limit or use results_from: file"));
+    }
+    text = run.out;
+    source = absl::StrCat(phase, " stdout");
+  }
+  auto values = ParseCaseResults(spec.result_format(), text, source);
+  if (!values.ok()) return values.status();
+  for (auto& value : *values) *sample->add_values() = std::move(value);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 v1::CaseResult RunCase(const v1::CaseSpec& spec, const v1::HostFingerprint& host, const CaseRunOptions& options) {
@@ -233,29 +264,8 @@ v1::CaseResult RunCase(const v1::CaseSpec& spec, const v1::HostFingerprint& host
         AddValue(sample, spec.name(), kInstructions, static_cast<double>(*run.instructions), "count", "agent:perf");
       }
 
-      if (spec.result_format() != v1::RESULT_FORMAT_NONE) {
-        std::string text;
-        std::string source;
-        if (spec.result_source() == v1::RESULT_SOURCE_FILE) {
-          auto read = ReadFileBounded(result_file, kMaxResultFileBytes, "result file ($PERFGATE_RESULT_FILE)");
-          if (absl::IsNotFound(read.status())) {
-            return fail(absl::StrCat(phase, ": the case wrote no result file ($PERFGATE_RESULT_FILE)"));
-          }
-          if (!read.ok()) return fail(absl::StrCat(phase, ": ", read.status().message()));
-          text = *std::move(read);
-          source = absl::StrCat(phase, " result file");
-        } else {
-          if (run.out_dropped > 0) {
-            return fail(absl::StrCat(
-                phase, ": stdout exceeded output_limit (", run.out_dropped,
-                " bytes dropped), so its results cannot be trusted; raise output_limit or use results_from: file"));
-          }
-          text = run.out;
-          source = absl::StrCat(phase, " stdout");
-        }
-        auto values = ParseCaseResults(spec.result_format(), text, source);
-        if (!values.ok()) return fail(std::string(values.status().message()));
-        for (auto& value : *values) *sample->add_values() = std::move(value);
+      if (auto s = AddCaseReportedValues(spec, run, result_file, phase, sample); !s.ok()) {
+        return fail(std::string(s.message()));
       }
     }
   }

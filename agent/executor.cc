@@ -66,6 +66,15 @@ struct Capture {
       return false;
     }
   }
+
+  // Takes what is already in the pipe, without waiting for EOF (a process
+  // that escaped the process group could hold that off forever), and closes it.
+  void Drain() {
+    if (fd < 0) return;
+    ReadSome();
+    if (fd >= 0) close(fd);
+    fd = -1;
+  }
 };
 
 std::vector<std::string> MergedEnvironment(const std::map<std::string, std::string>& overlay) {
@@ -259,6 +268,37 @@ Spawned SpawnWithCounter(ChildSetup& setup, int* counter_fd, std::string* counte
   return out;
 }
 
+// The child's end as wait4 reported it: how it ended, its times and rusage peak.
+void RecordExit(int status, const rusage& usage, Clock::time_point start, ExecResult* result) {
+  result->wall_s = std::chrono::duration<double>(Clock::now() - start).count();
+  result->user_cpu_s = usage.ru_utime.tv_sec + usage.ru_utime.tv_usec / 1e6;
+  result->sys_cpu_s = usage.ru_stime.tv_sec + usage.ru_stime.tv_usec / 1e6;
+  result->peak_rss_bytes = static_cast<uint64_t>(usage.ru_maxrss) * 1024;
+  if (WIFEXITED(status)) {
+    result->end = ExecResult::End::kExited;
+    result->exit_code = WEXITSTATUS(status);
+  } else if (WIFSIGNALED(status)) {
+    result->end = ExecResult::End::kSignaled;
+    result->signal = WTERMSIG(status);
+  }
+}
+
+// Kills and reaps whatever the child left behind: the whole run's cgroup
+// (then its peak memory is the case's) or, without one, the child's process group.
+void KillLeftovers(RunCgroup* group, const CgroupParent& cgroups, pid_t pid, ExecResult* result) {
+  if (group) {
+    group->KillAndReap();
+    if (auto peak = group->PeakMemoryBytes()) {
+      result->peak_rss_bytes = *peak;
+      result->memory_source = cgroups.memory_source();
+    }
+    return;
+  }
+  killpg(pid, SIGKILL);
+  while (waitpid(-pid, nullptr, 0) > 0 || errno == EINTR) {
+  }
+}
+
 }  // namespace
 
 CancelToken::CancelToken() : fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
@@ -420,17 +460,7 @@ ExecResult Execute(const ExecSpec& spec, const CancelToken* cancel) {
       pid_t r = wait4(pid, &status, pidfd < 0 ? WNOHANG : 0, &usage);
       if (r == pid) {
         exited = true;
-        result.wall_s = std::chrono::duration<double>(Clock::now() - start).count();
-        result.user_cpu_s = usage.ru_utime.tv_sec + usage.ru_utime.tv_usec / 1e6;
-        result.sys_cpu_s = usage.ru_stime.tv_sec + usage.ru_stime.tv_usec / 1e6;
-        result.peak_rss_bytes = static_cast<uint64_t>(usage.ru_maxrss) * 1024;
-        if (WIFEXITED(status)) {
-          result.end = ExecResult::End::kExited;
-          result.exit_code = WEXITSTATUS(status);
-        } else if (WIFSIGNALED(status)) {
-          result.end = ExecResult::End::kSignaled;
-          result.signal = WTERMSIG(status);
-        }
+        RecordExit(status, usage, start, &result);
         break;
       }
     }
@@ -450,25 +480,8 @@ ExecResult Execute(const ExecSpec& spec, const CancelToken* cancel) {
   // child's process group can be found. Then take what is already in the
   // pipes without waiting for EOF, which a process that escaped the process
   // group could hold off forever.
-  if (group) {
-    group->KillAndReap();
-    if (auto peak = group->PeakMemoryBytes()) {
-      result.peak_rss_bytes = *peak;
-      result.memory_source = cgroups.memory_source();
-    }
-  } else {
-    killpg(pid, SIGKILL);
-    while (waitpid(-pid, nullptr, 0) > 0 || errno == EINTR) {
-    }
-  }
-  if (out.fd >= 0) {
-    out.ReadSome();
-    if (out.fd >= 0) close(out.fd);
-  }
-  if (err.fd >= 0) {
-    err.ReadSome();
-    if (err.fd >= 0) close(err.fd);
-  }
+  KillLeftovers(group.get(), cgroups, pid, &result);
+  for (Capture* c : {&out, &err}) c->Drain();
   if (pidfd >= 0) close(pidfd);
   if (result.out_tail.size() > kTailBytes) result.out_tail.erase(0, result.out_tail.size() - kTailBytes);
   if (result.err_tail.size() > kTailBytes) result.err_tail.erase(0, result.err_tail.size() - kTailBytes);

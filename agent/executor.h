@@ -70,7 +70,7 @@ struct ExecResult {
   std::string instructions_error;        // why not, when it did not
 
   bool ok() const { return end == End::kExited && exit_code == 0; }
-  // "exit 3", "SIGSEGV", "timed out after 5000 ms", ...
+  // "exit 3", "killed by SIGSEGV", "timed out", "cancelled", "could not start: ...".
   std::string Describe() const;
 };
 

@@ -1,60 +1,17 @@
 // `perfgate baseline update`: a new PyTorch expected-results file from a
 // run's JSON report; the rule and the file's layout are core/baseline_update.
 #include <cmath>
-#include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <map>
-#include <nlohmann/json.hpp>
-#include <set>
 
-#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "cli/commands.h"
 #include "core/baseline_update.h"
 #include "core/exit_codes.h"
-#include "core/expected_file.h"
 
 namespace perfgate {
-namespace {
-
-// This run's medians by "benchmark,metric", in report order; A/B base sides
-// are not results. The same key from two cases is an error, as a duplicate
-// line is for check_results.py.
-absl::StatusOr<std::vector<std::pair<std::string, double>>> ReportResults(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return absl::InvalidArgumentError(absl::StrCat(path, ": cannot open the report"));
-  nlohmann::json report;
-  try {
-    report = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": not a perfgate JSON report: ", e.what()));
-  }
-  std::vector<std::pair<std::string, double>> results;
-  std::map<std::string, std::string> reported_by;
-  try {
-    for (const auto& c : report.value("cases", nlohmann::json::array())) {
-      for (const auto& m : c.value("metrics", nlohmann::json::array())) {
-        if (m.value("variant", "") == "base" || m.value("n", 0) == 0) continue;
-        const std::string key = m.value("benchmark", "") + "," + m.value("metric", "");
-        const std::string case_name = c.value("name", "");
-        auto [it, inserted] = reported_by.emplace(key, case_name);
-        if (!inserted) {
-          return absl::InvalidArgumentError(absl::StrCat(path, ": ", key, " is reported twice (cases ", it->second,
-                                                         " and ", case_name, "); which one is the result?"));
-        }
-        results.emplace_back(key, m.value("median", 0.0));
-      }
-    }
-  } catch (const nlohmann::json::exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": not a perfgate JSON report: ", e.what()));
-  }
-  return results;
-}
-
-}  // namespace
 
 void AddBaselineCommand(CLI::App& app, int* exit_code) {
   auto* baseline = app.add_subcommand("baseline", "Maintain PyTorch-format expected-results files.");
@@ -92,21 +49,13 @@ void AddBaselineCommand(CLI::App& app, int* exit_code) {
     if (!std::isfinite(flags->new_margin) || flags->new_margin < 0) {
       return fail(kExitBadInput, "--new-margin must be a finite number >= 0 (0.1 means 10%)");
     }
-    auto results = ReportResults(flags->report);
-    if (!results.ok()) return fail(kExitBadInput, std::string(results.status().message()));
-    std::vector<ExpectedRow> rows;
-    if (std::filesystem::exists(flags->expected)) {
-      auto loaded = LoadExpectedFile(flags->expected);
-      if (!loaded.ok()) return fail(kExitBadInput, std::string(loaded.status().message()));
-      rows = *std::move(loaded);
-    } else if (flags->add.empty()) {
-      return fail(kExitBadInput, flags->expected + " does not exist; give --add to start one");
-    }
     BaselineUpdateOptions options;
     for (const auto& m : absl::StrSplit(flags->add, ',', absl::SkipEmpty())) options.add_metrics.insert(std::string(m));
     options.new_margin = flags->new_margin;
     options.keep_missing = flags->keep_missing;
-    const BaselineUpdate update = UpdateExpectedRows(rows, *results, options);
+    auto updated = UpdateExpectedFileFromReport(flags->report, flags->expected, options);
+    if (!updated.ok()) return fail(kExitBadInput, std::string(updated.status().message()));
+    const BaselineUpdate& update = *updated;
     for (const auto& line : update.log) std::cout << line << "\n";
     if (!update.without_result.empty() && !options.keep_missing) {
       std::vector<std::string> missing;

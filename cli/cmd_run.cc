@@ -12,7 +12,7 @@
 #include "cli/report_output.h"
 #include "cli/signals.h"
 #include "core/exit_codes.h"
-#include "core/report.h"
+#include "core/judge.h"
 #include "core/suite.h"
 
 namespace perfgate {
@@ -28,7 +28,7 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
     std::vector<std::string> labels;
     std::string pool = "local";
     ReportFlags report;
-    JudgeFlags judge;
+    JudgeSettings judge;
     std::string cgroup_root;
   };
   auto flags = std::make_shared<Flags>();

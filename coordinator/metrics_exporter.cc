@@ -10,24 +10,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "coordinator/auth.h"
+#include "core/names.h"
 #include "core/series.h"
 #include "core/stats.h"
 
 namespace perfgate {
 namespace {
-
-const char* OutcomeLabel(v1::CaseResult::Outcome outcome) {
-  switch (outcome) {
-    case v1::CaseResult::OUTCOME_OK: return "ok";
-    case v1::CaseResult::OUTCOME_FAILED: return "failed";
-    case v1::CaseResult::OUTCOME_TIMED_OUT: return "timed_out";
-    case v1::CaseResult::OUTCOME_CRASHED: return "crashed";
-    case v1::CaseResult::OUTCOME_ERROR: return "error";
-    case v1::CaseResult::OUTCOME_CANCELLED: return "cancelled";
-    case v1::CaseResult::OUTCOME_SKIPPED: return "skipped";
-    default: return "unknown";
-  }
-}
 
 // Gauges read from the scheduler at scrape time, so they are never stale.
 class LiveState final : public prometheus::Collectable {
@@ -163,8 +151,8 @@ void MetricsExporter::OnLeaseGranted(const std::string& pool) {
   // Series that may stay at zero exist from a pool's first lease, so rates
   // and alerts see 0 rather than no data.
   families_->leases_lost.Add({{"pool", pool}});
-  for (const char* disposition : {"counted", "stale", "duplicate"}) {
-    families_->results.Add({{"pool", pool}, {"disposition", disposition}});
+  for (Disposition disposition : {Disposition::kCounted, Disposition::kStale, Disposition::kDuplicate}) {
+    families_->results.Add({{"pool", pool}, {"disposition", DispositionName(disposition)}});
   }
 }
 
@@ -173,9 +161,9 @@ void MetricsExporter::OnLeaseLost(const std::string& pool) { families_->leases_l
 void MetricsExporter::OnResult(const std::string& suite, const std::string& branch, const std::string& pool,
                                const std::string& disposition, const v1::CaseResult& result, double lease_seconds) {
   families_->results.Add({{"pool", pool}, {"disposition", disposition}}).Increment();
-  if (disposition != "counted") return;
-  families_->outcomes.Add({{"suite", suite}, {"case", result.case_name()}, {"outcome", OutcomeLabel(result.outcome())}})
-      .Increment();
+  if (disposition != DispositionName(Disposition::kCounted)) return;
+  const std::string outcome = LabelValue(OutcomeName(result.outcome()));
+  families_->outcomes.Add({{"suite", suite}, {"case", result.case_name()}, {"outcome", outcome}}).Increment();
   static const std::vector<double> kBuckets = {0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600};
   families_->lease_seconds.Add({{"pool", pool}}, kBuckets).Observe(lease_seconds);
   if (branch != main_branch_ || result.outcome() != v1::CaseResult::OUTCOME_OK) return;

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/capabilities.h"
+#include "core/names.h"
 
 namespace perfgate {
 namespace {
@@ -431,7 +432,7 @@ absl::StatusOr<v1::CompleteLeaseResponse> Scheduler::Complete(const v1::Complete
   const std::pair<std::string, std::string> key{lease.lease_id, lease.session_id};
   if (auto done = completed_.find(key); done != completed_.end()) {
     ++stats_.results_duplicate;
-    if (listener_) listener_->OnResult("", "", lease.pool, "duplicate", request.result(), 0);
+    if (listener_) listener_->OnResult("", "", lease.pool, DispositionName(Disposition::kDuplicate), request.result(), 0);
     v1::CompleteLeaseResponse response;
     response.set_disposition(done->second);
     return response;
@@ -473,7 +474,7 @@ absl::StatusOr<v1::CompleteLeaseResponse> Scheduler::TakeStaleResult(LeaseRecord
     return StoreFailed(s, "stale result");
   }
   ++stats_.results_stale;
-  if (listener_) listener_->OnResult("", "", lease.pool, "stale", result, 0);
+  if (listener_) listener_->OnResult("", "", lease.pool, DispositionName(Disposition::kStale), result, 0);
   completed_[{lease.lease_id, lease.session_id}] = v1::CompleteLeaseResponse::DISPOSITION_STALE;
   if (unrequested_cancel) {
     LoseLease(lease.lease_id, "the agent stopped the case without being asked (outcome CANCELLED)");
@@ -518,7 +519,7 @@ absl::StatusOr<v1::CompleteLeaseResponse> Scheduler::TakeCountedResult(LeaseReco
   if (Session* session = LiveSession(lease.session_id)) session->record.last_seen_ms = now;
   *c.status.mutable_result() = result;
   if (listener_) {
-    listener_->OnResult(run.meta.suite_name(), run.meta.branch(), lease.pool, "counted", result,
+    listener_->OnResult(run.meta.suite_name(), run.meta.branch(), lease.pool, DispositionName(Disposition::kCounted), result,
                         static_cast<double>(now - lease.granted_at_ms) / 1000);
   }
   ApplyCase(run, lease.case_index, state, error);

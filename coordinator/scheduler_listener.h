@@ -15,7 +15,7 @@ class SchedulerListener {
   virtual ~SchedulerListener() = default;
   virtual void OnLeaseGranted(const std::string& pool) = 0;
   virtual void OnLeaseLost(const std::string& pool) = 0;
-  // disposition: "counted", "stale" or "duplicate". `branch` is the run's.
+  // disposition: DispositionName (core/names.h): "counted", "stale" or "duplicate". `branch` is the run's.
   virtual void OnResult(const std::string& suite, const std::string& branch, const std::string& pool,
                         const std::string& disposition, const v1::CaseResult& result, double lease_seconds) = 0;
   virtual void OnRunFinished(const std::string& suite, v1::RunState state) = 0;

@@ -4,10 +4,14 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 
 #include "absl/strings/str_cat.h"
+#include "core/names.h"
 #include "core/units.h"
 
 namespace perfgate {
@@ -86,6 +90,40 @@ std::string FormatExpectedValue(double value) {
 
 double RelativeMove(double expected, double result) {
   return expected == 0 ? NAN : (result - expected) / std::fabs(expected);
+}
+
+// This run's medians by "benchmark,metric", in report order; A/B base sides
+// are not results. The same key from two cases is an error, as a duplicate
+// line is for check_results.py.
+absl::StatusOr<std::vector<std::pair<std::string, double>>> ReportResults(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::InvalidArgumentError(absl::StrCat(path, ": cannot open the report"));
+  nlohmann::json report;
+  try {
+    report = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": not a perfgate JSON report: ", e.what()));
+  }
+  std::vector<std::pair<std::string, double>> results;
+  std::map<std::string, std::string> reported_by;
+  try {
+    for (const auto& c : report.value("cases", nlohmann::json::array())) {
+      for (const auto& m : c.value("metrics", nlohmann::json::array())) {
+        if (m.value("variant", "") == SideName(Side::kBase) || m.value("n", 0) == 0) continue;
+        const std::string key = m.value("benchmark", "") + "," + m.value("metric", "");
+        const std::string case_name = c.value("name", "");
+        auto [it, inserted] = reported_by.emplace(key, case_name);
+        if (!inserted) {
+          return absl::InvalidArgumentError(absl::StrCat(path, ": ", key, " is reported twice (cases ", it->second,
+                                                         " and ", case_name, "); which one is the result?"));
+        }
+        results.emplace_back(key, m.value("median", 0.0));
+      }
+    }
+  } catch (const nlohmann::json::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": not a perfgate JSON report: ", e.what()));
+  }
+  return results;
 }
 
 }  // namespace
@@ -179,6 +217,22 @@ BaselineUpdate UpdateExpectedRows(const std::vector<ExpectedRow>& rows,
     ++update.added;
   }
   return update;
+}
+
+absl::StatusOr<BaselineUpdate> UpdateExpectedFileFromReport(const std::string& report_path,
+                                                            const std::string& expected_path,
+                                                            const BaselineUpdateOptions& options) {
+  auto results = ReportResults(report_path);
+  if (!results.ok()) return results.status();
+  std::vector<ExpectedRow> rows;
+  if (std::filesystem::exists(expected_path)) {
+    auto loaded = LoadExpectedFile(expected_path);
+    if (!loaded.ok()) return loaded.status();
+    rows = *std::move(loaded);
+  } else if (options.add_metrics.empty()) {
+    return absl::InvalidArgumentError(expected_path + " does not exist; give --add to start one");
+  }
+  return UpdateExpectedRows(rows, *results, options);
 }
 
 }  // namespace perfgate

@@ -21,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "core/expected_file.h"
 
 namespace perfgate {
@@ -62,5 +63,15 @@ struct BaselineUpdate {
 BaselineUpdate UpdateExpectedRows(const std::vector<ExpectedRow>& rows,
                                   const std::vector<std::pair<std::string, double>>& results,
                                   const BaselineUpdateOptions& options);
+
+// The update of the expected file at `expected_path` (none there: only
+// rows for options.add_metrics) with the medians of the JSON report at
+// `report_path` (perfgate gate/run --json); A/B base sides are not results.
+// Errors are bad input (InvalidArgument) naming the file: an unreadable
+// report or expected file, the same "benchmark,metric" reported by two
+// cases (a duplicate line is an error for check_results.py too).
+absl::StatusOr<BaselineUpdate> UpdateExpectedFileFromReport(const std::string& report_path,
+                                                            const std::string& expected_path,
+                                                            const BaselineUpdateOptions& options);
 
 }  // namespace perfgate

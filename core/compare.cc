@@ -63,7 +63,7 @@ double ExactTwoSidedP(size_t n1, size_t n2, double u) {
 
 Comparison CompareWithExpected(Direction better, double result, const ExpectedRow& row) {
   Comparison c;
-  c.method = "expected";
+  c.method = Method::kExpected;
   c.baseline = row.expected;
   c.result = result;
   c.change = RelativeChange(result, row.expected);
@@ -87,7 +87,7 @@ Comparison CompareWithExpected(Direction better, double result, const ExpectedRo
 Comparison CompareWithHistory(Direction better, const std::vector<double>& current,
                               const std::vector<double>& history_run_medians, const CompareOptions& options) {
   Comparison c;
-  c.method = "history";
+  c.method = Method::kHistory;
   const Summary run = Summarize(current);
   c.result = run.median;
   std::vector<double> window = history_run_medians;
@@ -109,7 +109,7 @@ Comparison CompareWithHistory(Direction better, const std::vector<double>& curre
 Comparison CompareAB(Direction better, const std::vector<double>& base, const std::vector<double>& head,
                      const CompareOptions& options) {
   Comparison c;
-  c.method = "a/b";
+  c.method = Method::kAB;
   const Summary b = Summarize(base), h = Summarize(head);
   c.baseline = b.median;
   c.result = h.median;

@@ -14,6 +14,7 @@
 
 #include "core/expected_file.h"
 #include "core/metric_traits.h"
+#include "core/names.h"
 #include "core/verdict.h"
 
 namespace perfgate {
@@ -42,7 +43,7 @@ struct CompareOptions {
 
 struct Comparison {
   Verdict verdict = Verdict::kNoBaseline;
-  std::string method;     // "expected", "history", "a/b"
+  Method method = Method::kExpected;
   double baseline = 0;    // expected value, history median, or base median
   double result = 0;      // this run's median (head's, for A/B)
   double change = NAN;    // (result - baseline) / |baseline|; NaN when the baseline is 0

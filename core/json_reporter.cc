@@ -46,7 +46,7 @@ void JsonReporter::Write(const GateReport& report, std::ostream& out) const {
     auto comparison = [](const Comparison& cmp, const Series& series) {
       auto number = [](double v) { return std::isnan(v) ? nlohmann::json() : nlohmann::json(v); };
       return nlohmann::json{{"verdict", VerdictName(cmp.verdict)},
-                            {"method", cmp.method},
+                            {"method", MethodName(cmp.method)},
                             {"baseline", cmp.baseline},
                             {"result", cmp.result},
                             {"change", number(cmp.change)},

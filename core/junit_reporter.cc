@@ -75,7 +75,7 @@ void JunitReporter::Write(const GateReport& report, std::ostream& out) const {
           const Comparison& cmp = *m.comparison;
           auto value = [&](double v) { return FormatValue(v, m.series.unit, m.series.metric); };
           t.failure_text =
-              absl::StrCat("baseline: ", value(cmp.baseline), " (", cmp.method, ")\nresult: ", value(cmp.result),
+              absl::StrCat("baseline: ", value(cmp.baseline), " (", MethodName(cmp.method), ")\nresult: ", value(cmp.result),
                            " (median of ", m.summary.n, ")\nchange: ", FormatPercent(cmp.change, /*sign=*/true),
                            "\nthreshold: ", FormatPercent(cmp.threshold), "\nnoise: ", FormatPercent(cmp.noise));
         } else {

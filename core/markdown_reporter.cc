@@ -72,7 +72,7 @@ void MarkdownReporter::Write(const GateReport& report, std::ostream& out) const 
           << VerdictName(m.verdict) << " | " << FormatValue(cmp.baseline, m.series.unit, m.series.metric) << " | "
           << FormatValue(cmp.result, m.series.unit, m.series.metric) << " | "
           << FormatPercent(cmp.change, /*sign=*/true) << " | " << FormatPercent(cmp.threshold) << " | "
-          << FormatPercent(cmp.noise) << " | " << cmp.method;
+          << FormatPercent(cmp.noise) << " | " << MethodName(cmp.method);
       for (const auto& re : m.confirmations) out << "; re-measured " << FormatPercent(re.change, /*sign=*/true);
       out << " |\n";
     }

@@ -9,7 +9,6 @@
 #include <string>
 #include <vector>
 
-#include "absl/status/status.h"
 #include "core/compare.h"
 #include "core/policy.h"
 #include "core/series.h"
@@ -66,30 +65,6 @@ struct GateReport {
   // Improvements against an expected file: the rows to apply (PyTorch's 4-digit rounding).
   std::vector<ExpectedRow> baseline_patch;
 };
-
-// Judges `run`: case outcomes first, then each metric against its baseline
-// (A/B base, else the testbed's expected file, else main-branch history).
-// The gate passes only if every case has a measured result (a case no agent
-// can run is left to fail_on) and no verdict of any judged metric is in
-// policy.fail_on; a cancelled run exits 130.
-// `complete_run`: the run covered the whole suite, so expected rows nobody
-// produced are missing results.
-GateReport BuildGateReport(const v1::Run& run, const Baselines& baselines, const Policy& policy,
-                           bool complete_run = true);
-
-// With the pools agents have ever registered with (the coordinator's
-// store): an expected file for any other pool is bad input, naming the pool,
-// the pools that ran and the known ones. "*" is every pool.
-absl::Status CheckBaselinePools(const Policy& policy, const std::set<std::string>& known_pools, const v1::Run& run);
-
-// The cases whose metrics regressed: what a confirmation run re-measures.
-std::vector<std::string> SuspectedRegressions(const GateReport& report);
-
-// Compares the confirmation run's samples with the same baselines; a
-// regression stands only if every re-measurement regresses too. Then the
-// verdicts and rules are derived again.
-void ApplyConfirmation(GateReport* report, const v1::Run& confirmation, const Baselines& baselines,
-                       const Policy& policy);
 
 // One way to render a report (google/benchmark's reporter shape).
 class Reporter {

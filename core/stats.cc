@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <numeric>
 
 namespace perfgate {
 namespace {
@@ -21,7 +20,6 @@ Summary Summarize(std::vector<double> values) {
   std::sort(values.begin(), values.end());
   s.min = values.front();
   s.max = values.back();
-  s.mean = std::accumulate(values.begin(), values.end(), 0.0) / static_cast<double>(s.n);
   s.median = MedianOfSorted(values);
   for (auto& v : values) v = std::fabs(v - s.median);
   std::sort(values.begin(), values.end());

@@ -12,7 +12,6 @@ struct Summary {
   double mad = 0;  // median absolute deviation (unscaled)
   double min = 0;
   double max = 0;
-  double mean = 0;
 };
 
 // REQUIRES: values non-empty.

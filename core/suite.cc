@@ -132,8 +132,10 @@ const std::vector<std::string> kDefaultsKeys = {"env",          "cwd",      "tim
                                                 "output_limit", "requires", "judge"};
 
 // Applies the keys present in `node` to `spec`. Used for `defaults` and for each case.
-absl::Status ApplyCaseFields(const SuiteError& err, const YAML::Node& node, const std::string& base_dir,
-                             v1::CaseSpec* spec) {
+// What runs: description, command, env and cwd, with ${SUITE_DIR} expanded
+// and relative paths anchored at the suite's folder.
+absl::Status ApplyCommandFields(const SuiteError& err, const YAML::Node& node, const std::string& base_dir,
+                                v1::CaseSpec* spec) {
   if (const auto n = node["description"]) {
     auto v = Scalar(err, n, "description");
     if (!v.ok()) return v.status();
@@ -172,6 +174,12 @@ absl::Status ApplyCaseFields(const SuiteError& err, const YAML::Node& node, cons
     if (!v.ok()) return v.status();
     spec->set_cwd(Anchor(ExpandSuiteDir(*v, base_dir), base_dir));
   }
+  return absl::OkStatus();
+}
+
+// How it runs: timeout, warm-up runs and repeats.
+absl::Status ApplyRunFields(const SuiteError& err, const YAML::Node& node, const std::string& base_dir,
+                            v1::CaseSpec* spec) {
   if (const auto n = node["timeout"]) {
     auto v = Scalar(err, n, "timeout");
     if (!v.ok()) return v.status();
@@ -201,6 +209,12 @@ absl::Status ApplyCaseFields(const SuiteError& err, const YAML::Node& node, cons
     if (!v.ok()) return v.status();
     spec->set_repeats(*v);
   }
+  return absl::OkStatus();
+}
+
+// What it measures: its own results, instruction counts, output cap, judged metrics.
+absl::Status ApplyMeasureFields(const SuiteError& err, const YAML::Node& node, const std::string& base_dir,
+                                v1::CaseSpec* spec) {
   if (const auto n = node["results"]) {
     auto v = Choice<v1::ResultFormat>(err, n, "results",
                                       {{"none", v1::RESULT_FORMAT_NONE},
@@ -245,6 +259,12 @@ absl::Status ApplyCaseFields(const SuiteError& err, const YAML::Node& node, cons
       spec->add_judged_metrics(*v);
     }
   }
+  return absl::OkStatus();
+}
+
+// Where it may run: `requires:` (device, GPU memory and capability, labels).
+absl::Status ApplyRequirements(const SuiteError& err, const YAML::Node& node, const std::string& base_dir,
+                               v1::CaseSpec* spec) {
   if (const auto n = node["requires"]) {
     if (!n.IsMap()) return err.At(n, "requires must be a map");
     if (auto s = CheckKeys(err, n, "requires", {"device", "min_gpu_memory", "min_compute_capability", "labels"});
@@ -290,6 +310,15 @@ absl::Status ApplyCaseFields(const SuiteError& err, const YAML::Node& node, cons
   return absl::OkStatus();
 }
 
+// Every case field present in `node` onto `spec` (a case, or the defaults).
+absl::Status ApplyCaseFields(const SuiteError& err, const YAML::Node& node, const std::string& base_dir,
+                             v1::CaseSpec* spec) {
+  for (auto apply : {ApplyCommandFields, ApplyRunFields, ApplyMeasureFields, ApplyRequirements}) {
+    if (auto s = apply(err, node, base_dir, spec); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<double> Fraction(const SuiteError& err, const YAML::Node& node, const std::string& what) {
   auto text = Scalar(err, node, what);
   if (!text.ok()) return text.status();
@@ -324,8 +353,7 @@ absl::Status ParseGate(const SuiteError& err, const YAML::Node& node, const std:
     for (const auto& v : n) {
       auto name = Scalar(err, v, "each gate.fail_on entry");
       if (!name.ok()) return name.status();
-      static const std::vector<std::string> kVerdicts = {"regression",     "improvement", "error",
-                                                         "missing_result", "no_baseline", "no_capable_agent"};
+      static const std::vector<std::string> kVerdicts = FailOnVerdictKeys();
       if (std::find(kVerdicts.begin(), kVerdicts.end(), *name) == kVerdicts.end()) {
         return err.At(v, absl::StrCat("gate.fail_on: unknown verdict '", *name,
                                       "' (allowed: ", absl::StrJoin(kVerdicts, ", "), ")"));

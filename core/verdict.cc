@@ -1,27 +1,29 @@
 #include "core/verdict.h"
 
 #include <algorithm>
+#include <utility>
 
 namespace perfgate {
+namespace {
+
+// The one name table: words people read; a suite's fail_on and --fail-on
+// write them with '_' for ' '.
+constexpr std::pair<Verdict, const char*> kVerdicts[] = {
+    {Verdict::kPass, "pass"},
+    {Verdict::kRegression, "regression"},
+    {Verdict::kImprovement, "improvement"},
+    {Verdict::kError, "error"},
+    {Verdict::kMissingResult, "missing result"},
+    {Verdict::kNoBaseline, "no baseline"},
+    {Verdict::kNoCapableAgent, "no capable agent"},
+    {Verdict::kCancelled, "cancelled"},
+};
+
+}  // namespace
 
 const char* VerdictName(Verdict verdict) {
-  switch (verdict) {
-    case Verdict::kPass:
-      return "pass";
-    case Verdict::kRegression:
-      return "regression";
-    case Verdict::kImprovement:
-      return "improvement";
-    case Verdict::kError:
-      return "error";
-    case Verdict::kMissingResult:
-      return "missing result";
-    case Verdict::kNoBaseline:
-      return "no baseline";
-    case Verdict::kNoCapableAgent:
-      return "no capable agent";
-    case Verdict::kCancelled:
-      return "cancelled";
+  for (const auto& [v, name] : kVerdicts) {
+    if (v == verdict) return name;
   }
   return "?";
 }
@@ -29,11 +31,21 @@ const char* VerdictName(Verdict verdict) {
 std::optional<Verdict> ParseVerdict(const std::string& name) {
   std::string spaced = name;
   std::replace(spaced.begin(), spaced.end(), '_', ' ');
-  for (Verdict v : {Verdict::kPass, Verdict::kRegression, Verdict::kImprovement, Verdict::kError,
-                    Verdict::kMissingResult, Verdict::kNoBaseline, Verdict::kNoCapableAgent, Verdict::kCancelled}) {
-    if (spaced == VerdictName(v)) return v;
+  for (const auto& [v, word] : kVerdicts) {
+    if (spaced == word) return v;
   }
   return std::nullopt;
+}
+
+std::vector<std::string> FailOnVerdictKeys() {
+  std::vector<std::string> keys;
+  for (const auto& [v, name] : kVerdicts) {
+    if (v == Verdict::kPass || v == Verdict::kCancelled) continue;
+    std::string key = name;
+    std::replace(key.begin(), key.end(), ' ', '_');
+    keys.push_back(std::move(key));
+  }
+  return keys;
 }
 
 }  // namespace perfgate

@@ -3,6 +3,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace perfgate {
 
@@ -21,5 +22,8 @@ enum class Verdict {
 const char* VerdictName(Verdict verdict);
 // Accepts "no_baseline" and "no baseline" alike; nullopt if unknown.
 std::optional<Verdict> ParseVerdict(const std::string& name);
+// The verdicts a policy may fail on (all but pass and cancelled), as a
+// suite's fail_on and --fail-on write them: "regression", ..., "no_capable_agent".
+std::vector<std::string> FailOnVerdictKeys();
 
 }  // namespace perfgate

@@ -10,7 +10,7 @@
 #include "coordinator/scheduler.h"
 #include "coordinator/store.h"
 #include "core/policy.h"
-#include "core/report.h"
+#include "core/judge.h"
 #include "core/time_source.h"
 #include "fuzz/fuzz_check.h"
 

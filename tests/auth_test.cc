@@ -13,8 +13,8 @@
 
 #include "agent/host_fingerprint.h"
 #include "agent/worker.h"
-#include "cli/gate_client.h"
-#include "cli/local_cluster.h"
+#include "gate/gate_client.h"
+#include "gate/local_cluster.h"
 #include "coordinator/coordinator.h"
 #include "perfgate/v1/agent.grpc.pb.h"
 #include "perfgate/v1/gate.grpc.pb.h"

@@ -9,7 +9,7 @@
 
 #include "agent/cgroup.h"
 #include "agent/host_fingerprint.h"
-#include "core/report.h"
+#include "core/judge.h"
 #include "core/series.h"
 #include "tests/test_util.h"
 

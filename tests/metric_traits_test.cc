@@ -5,7 +5,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "core/report.h"
+#include "core/judge.h"
 #include "core/suite.h"
 
 namespace perfgate {

@@ -1,6 +1,6 @@
 // Verdicts and rules from runs, confirmation, and the report files read by
 // real consumers: xmllint against a JUnit schema, cmark-gfm for Markdown.
-#include "core/report.h"
+#include "core/judge.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -156,7 +156,7 @@ TEST(ReportTest, HistoryBaselineSkipsCpuTimes) {
   GateReport r = BuildGateReport(RunOf({c}), b, policy);
   ASSERT_EQ(r.cases[0].metrics.size(), 2u);
   EXPECT_EQ(r.cases[0].metrics[0].verdict, Verdict::kRegression);
-  EXPECT_EQ(r.cases[0].metrics[0].comparison->method, "history");
+  EXPECT_EQ(r.cases[0].metrics[0].comparison->method, Method::kHistory);
   EXPECT_FALSE(r.cases[0].metrics[1].comparison.has_value()) << "CPU times are shown, not gated";
 }
 
@@ -197,7 +197,7 @@ TEST(ReportTest, AbVariantsCompareHeadWithBase) {
   ASSERT_EQ(r.cases[0].metrics.size(), 1u) << "base is shown beside head, not as its own row";
   const MetricReport& m = r.cases[0].metrics[0];
   EXPECT_EQ(m.verdict, Verdict::kRegression);
-  EXPECT_EQ(m.comparison->method, "a/b");
+  EXPECT_EQ(m.comparison->method, Method::kAB);
   ASSERT_TRUE(m.base.has_value());
   EXPECT_NEAR(m.base->median, 1.0045, 1e-9);
 }

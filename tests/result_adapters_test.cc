@@ -18,7 +18,7 @@
 #include "core/bounded_read.h"
 #include "core/expected_file.h"
 #include "core/policy.h"
-#include "core/report.h"
+#include "core/judge.h"
 #include "core/suite.h"
 #include "core/utf8.h"
 #include "perfgate/v1/gate.pb.h"

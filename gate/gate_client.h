@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "cli/interrupt.h"
+#include "gate/interrupt.h"
 #include "core/policy.h"
 #include "perfgate/v1/gate.pb.h"
 #include "transport/transport.h"

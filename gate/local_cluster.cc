@@ -1,4 +1,4 @@
-#include "cli/local_cluster.h"
+#include "gate/local_cluster.h"
 
 #include <filesystem>
 

@@ -7,6 +7,8 @@
 #include <memory>
 #include <mutex>
 
+#include "absl/base/thread_annotations.h"
+
 namespace perfgate {
 
 class Interrupt {
@@ -41,21 +43,16 @@ class Interrupt {
     for (auto& [id, f] : subscribers_) f();
   }
 
-  bool fired() const {
-    std::lock_guard lock(mu_);
-    return fired_;
-  }
-
  private:
   void Unsubscribe(int id) {
     std::lock_guard lock(mu_);
     subscribers_.erase(id);
   }
 
-  mutable std::mutex mu_;
-  bool fired_ = false;
-  int next_id_ = 0;
-  std::map<int, std::function<void()>> subscribers_;
+  std::mutex mu_;
+  bool fired_ ABSL_GUARDED_BY(mu_) = false;
+  int next_id_ ABSL_GUARDED_BY(mu_) = 0;
+  std::map<int, std::function<void()>> subscribers_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace perfgate

@@ -1,6 +1,5 @@
-#include "core/report.h"
+#include "core/judge.h"
 
-#include <cstdio>
 #include <map>
 #include <set>
 
@@ -8,6 +7,7 @@
 #include "absl/strings/str_join.h"
 #include "core/baseline_update.h"
 #include "core/exit_codes.h"
+#include "core/names.h"
 #include "core/units.h"
 
 namespace perfgate {
@@ -15,22 +15,12 @@ namespace {
 
 std::string OutcomeText(const v1::CaseResult& r) {
   switch (r.outcome()) {
-    case v1::CaseResult::OUTCOME_OK:
-      return "ok";
     case v1::CaseResult::OUTCOME_FAILED:
       return absl::StrCat("exit ", r.exit_code());
-    case v1::CaseResult::OUTCOME_TIMED_OUT:
-      return "timed out";
     case v1::CaseResult::OUTCOME_CRASHED:
       return absl::StrCat("signal ", r.signal());
-    case v1::CaseResult::OUTCOME_ERROR:
-      return "error";
-    case v1::CaseResult::OUTCOME_CANCELLED:
-      return "cancelled";
-    case v1::CaseResult::OUTCOME_SKIPPED:
-      return "skipped";
     default:
-      return "?";
+      return OutcomeName(r.outcome());
   }
 }
 
@@ -53,8 +43,8 @@ const Series* FindSeries(const std::vector<Series>& all, const Series& like, con
 std::optional<Comparison> CompareWithBaseline(const Series& series, double median, Direction better,
                                               const std::vector<Series>& all, const std::string& pool,
                                               const Baselines& baselines, const Policy& policy) {
-  if (series.variant == "head") {
-    if (const Series* base = FindSeries(all, series, "base")) {
+  if (series.variant == SideName(Side::kHead)) {
+    if (const Series* base = FindSeries(all, series, SideName(Side::kBase))) {
       return CompareAB(better, base->values, series.values, policy.compare);
     }
     return std::nullopt;
@@ -142,7 +132,7 @@ std::vector<ExpectedRow> ImprovementPatch(const GateReport& report) {
   std::vector<ExpectedRow> rows;
   for (const auto& c : report.cases) {
     for (const auto& m : c.metrics) {
-      if (m.verdict == Verdict::kImprovement && m.comparison && m.comparison->method == "expected") {
+      if (m.verdict == Verdict::kImprovement && m.comparison && m.comparison->method == Method::kExpected) {
         rows.push_back(
             {m.series.benchmark, m.series.metric, KeepLeadingFourDigits(m.summary.median), m.comparison->threshold, 0});
       }
@@ -291,7 +281,7 @@ GateReport BuildGateReport(const v1::Run& run, const Baselines& baselines, const
       for (const auto& series : all) {
         produced.insert(series.Key());
         benchmarks.insert(series.benchmark);
-        if (series.variant == "base") continue;  // shown beside its head
+        if (series.variant == SideName(Side::kBase)) continue;  // shown beside its head
         MetricReport m{series,
                        Summarize(series.values),
                        std::nullopt,
@@ -301,8 +291,8 @@ GateReport BuildGateReport(const v1::Run& run, const Baselines& baselines, const
                        cr.ran && policy.Judged(cr.name, series.metric),
                        ""};
         m.series.unit = UnitOf(series.metric, series.unit, policy.compare.declared);
-        if (series.variant == "head") {
-          if (const Series* base = FindSeries(all, series, "base")) m.base = Summarize(base->values);
+        if (series.variant == SideName(Side::kHead)) {
+          if (const Series* base = FindSeries(all, series, SideName(Side::kBase))) m.base = Summarize(base->values);
         }
         if (cr.ran) {
           m.comparison = Compare(cr.name, series, all, cr.pool, baselines, policy, &m.note);
@@ -396,30 +386,6 @@ void ApplyConfirmation(GateReport* report, const v1::Run& confirmation, const Ba
   Derive(report, baselines, policy);
 }
 
-const MetricReport* FindMeasured(const CaseReport& c, const std::string& metric) {
-  for (const auto& m : c.metrics) {
-    if (m.series.benchmark == c.name && m.series.metric == metric && m.summary.n > 0) return &m;
-  }
-  return nullptr;
-}
-
-std::string ExplainComparison(const Comparison& c, const Series& series) {
-  auto value = [&](double v) { return FormatValue(v, series.unit, series.metric); };
-  std::string out = absl::StrCat(value(c.result), " (", FormatPercent(c.change, /*sign=*/true), ")");
-  if (c.method == "expected") {
-    absl::StrAppend(&out, " vs expected ", value(c.baseline), " (margin ", FormatPercent(c.threshold), ")");
-  } else if (c.method == "history") {
-    absl::StrAppend(&out, " vs main-branch median ", value(c.baseline), " of ", c.baseline_n, " runs (limit ",
-                    FormatPercent(c.threshold), ", noise ", FormatPercent(c.noise), ")");
-  } else if (c.method == "a/b") {
-    char p[32];
-    std::snprintf(p, sizeof p, "%.4f", c.p_value);
-    absl::StrAppend(&out, " vs base median ", value(c.baseline), " (p=", p, ", min effect ", FormatPercent(c.threshold),
-                    ", noise ", FormatPercent(c.noise), ")");
-  }
-  return out;
-}
-
 absl::Status CheckBaselinePools(const Policy& policy, const std::set<std::string>& known_pools, const v1::Run& run) {
   const std::set<std::string> ran = PoolsThatRan(run);
   for (const auto& [pool, path] : policy.expected_files) {
@@ -432,18 +398,6 @@ absl::Status CheckBaselinePools(const Policy& policy, const std::set<std::string
         "). Name a pool that exists (POOL=FILE, or * for any), or start an agent with --pool ", pool));
   }
   return absl::OkStatus();
-}
-
-std::string DescribeMetricOfCase(const CaseReport& c, const MetricReport& m) {
-  std::string out =
-      m.series.benchmark == c.name ? m.series.metric : absl::StrCat(m.series.benchmark, " ", m.series.metric);
-  if (m.comparison) absl::StrAppend(&out, " ", ExplainComparison(*m.comparison, m.series));
-  if (!m.note.empty()) absl::StrAppend(&out, m.comparison ? "; " : " ", m.note);
-  return out;
-}
-
-std::string DescribeMetric(const CaseReport& c, const MetricReport& m) {
-  return absl::StrCat(c.name, ": ", DescribeMetricOfCase(c, m));
 }
 
 }  // namespace perfgate

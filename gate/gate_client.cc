@@ -1,4 +1,4 @@
-#include "cli/gate_client.h"
+#include "gate/gate_client.h"
 
 #include <grpcpp/grpcpp.h>
 

@@ -1,0 +1,107 @@
+#include "gate/run_gate.h"
+
+#include <algorithm>
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace perfgate {
+namespace {
+
+// The cases of `request` that are `suspects`, with twice the samples: a
+// re-measurement after the first run whose own median is steadier. A/B cases
+// keep their variants, so base and head are interleaved again on one agent.
+v1::SubmitRunRequest ConfirmationRequest(const v1::SubmitRunRequest& request,
+                                         const std::vector<std::string>& suspects) {
+  v1::SubmitRunRequest again = request;
+  again.mutable_suite()->clear_cases();
+  for (const auto& c : request.suite().cases()) {
+    if (std::find(suspects.begin(), suspects.end(), c.name()) == suspects.end()) continue;
+    v1::CaseSpec* spec = again.mutable_suite()->add_cases();
+    *spec = c;
+    spec->set_repeats(2 * std::max<uint32_t>(1, c.repeats()));
+  }
+  again.set_branch(absl::StrCat(request.branch(), "#confirm"));  // never part of the main-branch history
+  return again;
+}
+
+// A suspected regression fails the gate only if every re-measurement
+// (policy.confirm of them) regresses too.
+absl::Status Confirm(const GateOptions& options, const GateClientOptions& client, const v1::SubmitRunRequest& request,
+                     const JudgedSuite& judged, Interrupt* interrupt, GateReport* report) {
+  for (uint32_t round = 0; round < judged.policy.confirm; ++round) {
+    const std::vector<std::string> suspects = SuspectedRegressions(*report);
+    if (suspects.empty()) break;
+    options.log(absl::StrCat("perfgate: re-measuring ", suspects.size(),
+                             " case(s) with a suspected regression: ", absl::StrJoin(suspects, ", ")));
+    auto confirmation = SubmitAndWatch(client, ConfirmationRequest(request, suspects), interrupt);
+    if (!confirmation.ok()) return confirmation.status();
+    ApplyConfirmation(report, *confirmation, judged.baselines, judged.policy);
+  }
+  return absl::OkStatus();
+}
+
+// Kept with the run and counted in /metrics. The verdict stands whether or
+// not the coordinator hears of it.
+void RecordVerdict(const GateOptions& options, const GateClientOptions& client, const GateReport& report) {
+  v1::ReportVerdictRequest verdict;
+  verdict.set_run_id(report.run.run_id());
+  verdict.set_passed(report.passed);
+  for (const auto& c : report.cases) {
+    auto* cv = verdict.add_cases();
+    cv->set_case_name(c.name);
+    cv->set_verdict(VerdictName(c.verdict));
+  }
+  for (const auto& rule : report.failed_rules) verdict.add_failed_rules(rule);
+  if (auto s = ReportVerdict(client, verdict); !s.ok()) {
+    options.log(absl::StrCat("perfgate: warning: could not record the verdict with the coordinator: ", s.message()));
+  }
+}
+
+// Submits the suite, waits for the run, and judges it with confirmation rounds.
+absl::StatusOr<GateReport> JudgeOneRun(const GateOptions& options, const GateClientOptions& client,
+                                       JudgedSuite* judged, Interrupt* interrupt) {
+  v1::SubmitRunRequest request;
+  *request.mutable_suite() = judged->suite;
+  request.set_commit(options.commit);
+  request.set_branch(options.branch);
+  auto run = SubmitAndWatch(client, request, interrupt);
+  if (!run.ok()) return run.status();
+  if (auto s = FetchHistory(client, *run, judged->policy, &judged->baselines); !s.ok()) return s;
+  if (run->state() == v1::RUN_STATE_CANCELLED) return BuildGateReport(*run, judged->baselines, judged->policy);
+  // Known only now: in embedded mode the agents register while the run starts.
+  if (auto s = CheckBaselinePools(judged->policy, *judged->baselines.known_pools, *run); !s.ok()) return s;
+  GateReport report = BuildGateReport(*run, judged->baselines, judged->policy);
+  if (auto s = Confirm(options, client, request, *judged, interrupt, &report); !s.ok()) return s;
+  RecordVerdict(options, client, report);
+  return report;
+}
+
+}  // namespace
+
+absl::StatusOr<GateReport> RunGate(const GateOptions& options, Interrupt* interrupt) {
+  auto judged = LoadJudgedSuite(options.suite_path, options.judge);
+  if (!judged.ok()) return absl::InvalidArgumentError(judged.status().message());
+  GateClientOptions client = options.client;
+  std::unique_ptr<LocalCluster> cluster;
+  if (options.coordinator.empty()) {
+    auto started = LocalCluster::Start(options.embedded);
+    if (!started.ok()) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot start the embedded coordinator: ", started.status().message()));
+    }
+    cluster = *std::move(started);
+    client.coordinator = cluster->address();
+    client.security = cluster->submitter();
+    options.log(absl::StrCat("perfgate: embedded coordinator on ", cluster->address(), " with ",
+                             options.embedded.agents, " local agents (store ", options.embedded.state_dir,
+                             "/perfgate.db, agent log ", cluster->log_path(), ")"));
+  } else {
+    client.coordinator = options.coordinator;
+  }
+  // The cluster stops (agents first) when this returns.
+  return JudgeOneRun(options, client, &*judged, interrupt);
+}
+
+}  // namespace perfgate

@@ -1,0 +1,114 @@
+// RunGate called directly, as bench/ and other programs do: the embedded
+// default (a real coordinator and agent over loopback gRPC, a SQLite file)
+// runs a real case, and the report is judged against a real expected file.
+#include "gate/run_gate.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "absl/strings/str_cat.h"
+#include "core/exit_codes.h"
+#include "tests/test_util.h"
+
+namespace perfgate {
+namespace {
+
+using ::testing::Contains;
+using ::testing::HasSubstr;
+
+class RunGateTest : public ::testing::Test {
+ protected:
+  // The bundled pytorch_style case reports `iterations` (2M - 1, or that
+  // plus `slowdown_pct` percent of 20k each), judged against an expected
+  // 1999000 with a 5% margin: deterministic, so no verdict depends on timing.
+  GateOptions Options(int slowdown_pct, const std::string& expected_pool = "local") {
+    dir_.Write("expected.csv", "harmonic_sum,iterations,1999000,0.05\n");
+    const std::string suite = dir_.Write("suite.yaml", absl::StrCat(R"(suite: gate_test
+gate:
+  expected: {)", expected_pool, R"(: expected.csv}
+metrics:
+  iterations: {better: lower, unit: count}
+defaults: {warmup: 0, repeats: 1}
+cases:
+  - name: harmonic
+    command: [")", testing::CaseBinary("pytorch_style"), R"(", "${PERFGATE_RESULT_FILE}"]
+    results: pytorch
+    results_from: file
+    env: {PERFGATE_SLOWDOWN_PCT: ")", slowdown_pct, R"("}
+)"));
+    GateOptions options;
+    options.suite_path = suite;
+    options.commit = "abc123";
+    options.branch = "feature";
+    options.embedded.state_dir = dir_.File("state");
+    options.embedded.agents = 1;
+    options.log = [this](const std::string& line) { log_.push_back(line); };
+    return options;
+  }
+
+  const MetricReport* Iterations(const GateReport& report) {
+    for (const auto& c : report.cases) {
+      for (const auto& m : c.metrics) {
+        if (m.series.metric == "iterations") return &m;
+      }
+    }
+    return nullptr;
+  }
+
+  testing::TempDir dir_;
+  std::vector<std::string> log_;
+};
+
+TEST_F(RunGateTest, PassesWithinTheExpectedMargin) {
+  auto report = RunGate(Options(0), nullptr);
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->exit_code, kExitPassed);
+  EXPECT_TRUE(report->passed);
+  const MetricReport* m = Iterations(*report);
+  ASSERT_NE(m, nullptr);
+  EXPECT_EQ(m->verdict, Verdict::kPass);
+  EXPECT_EQ(report->run.commit(), "abc123");
+  EXPECT_THAT(log_, Contains(HasSubstr("embedded coordinator on 127.0.0.1:")));
+}
+
+TEST_F(RunGateTest, FailsOnARegressionConfirmedByReMeasurement) {
+  auto report = RunGate(Options(10), nullptr);
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->exit_code, kExitGateFailed);
+  EXPECT_FALSE(report->passed);
+  EXPECT_THAT(report->failed_rules, Contains(HasSubstr("regression fails the gate: 1 case (harmonic)")));
+  const MetricReport* m = Iterations(*report);
+  ASSERT_NE(m, nullptr);
+  EXPECT_EQ(m->verdict, Verdict::kRegression);
+  ASSERT_EQ(m->confirmations.size(), 1u) << "the default policy re-measures once";
+  EXPECT_THAT(m->note, HasSubstr("confirmed by re-measurement"));
+  EXPECT_THAT(log_, Contains(HasSubstr("re-measuring 1 case(s) with a suspected regression: harmonic")));
+}
+
+TEST_F(RunGateTest, AnInterruptCancelsTheRun) {
+  Interrupt interrupt;
+  interrupt.Fire();  // before the run exists: it is cancelled as soon as it is submitted
+  auto report = RunGate(Options(0), &interrupt);
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->run.state(), v1::RUN_STATE_CANCELLED);
+  EXPECT_EQ(report->exit_code, kExitInterrupted);
+}
+
+TEST_F(RunGateTest, AnExpectedFileForAPoolNoAgentHasIsBadInput) {
+  auto report = RunGate(Options(0, "gpu-a100"), nullptr);
+  ASSERT_FALSE(report.ok());
+  EXPECT_EQ(report.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(report.status().message(), HasSubstr("pool 'gpu-a100'"));
+}
+
+TEST_F(RunGateTest, ABadSuiteIsBadInputNamingTheFile) {
+  GateOptions options = Options(0);
+  options.suite_path = dir_.Write("broken.yaml", "suite: x\ncases:\n  - name: a\n    comand: [\"/bin/true\"]\n");
+  auto report = RunGate(options, nullptr);
+  ASSERT_FALSE(report.ok());
+  EXPECT_EQ(report.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(report.status().message(), HasSubstr("broken.yaml"));
+}
+
+}  // namespace
+}  // namespace perfgate
