@@ -1,10 +1,15 @@
 // perfgate: gates pull requests on benchmark regressions.
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <iostream>
+#include <optional>
 
 #include "cli/commands.h"
+#include "cli/completion.h"
 #include "cli/signals.h"
+#include "cli/typo.h"
 #include "core/exit_codes.h"
 
 int main(int argc, char** argv) {
@@ -22,15 +27,25 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "perfgate 0.1.0");
   int exit_code = perfgate::kExitPassed;
   perfgate::AddGateCommand(app, &exit_code);
-  perfgate::AddRunCommand(app, &exit_code);
+  // `perfgate run -- CMD ARGS...`: what follows `--` is the command, never perfgate's flags.
+  std::vector<std::string> args(argv + 1, argv + argc);
+  std::optional<std::vector<std::string>> ad_hoc;
+  if (auto dashes = std::find(args.begin(), args.end(), "--"); !args.empty() && args[0] == "run" && dashes != args.end()) {
+    ad_hoc.emplace(dashes + 1, args.end());
+    args.erase(dashes, args.end());
+  }
+  perfgate::AddRunCommand(app, &exit_code, ad_hoc);
   perfgate::AddCoordinatorCommand(app, &exit_code);
   perfgate::AddAgentCommand(app, &exit_code);
   perfgate::AddBaselineCommand(app, &exit_code);
+  perfgate::AddCompletionCommand(app, &exit_code);
   try {
-    app.parse(argc, argv);
+    app.parse(std::vector<std::string>(args.rbegin(), args.rend()));  // CLI11 takes them reversed
   } catch (const CLI::ParseError& e) {
     int code = app.exit(e);
-    return code == 0 ? 0 : perfgate::kExitBadInput;
+    if (code == 0) return 0;
+    if (std::string typo = perfgate::DescribeTypo(app, args); !typo.empty()) std::cerr << "perfgate: " << typo << "\n";
+    return perfgate::kExitBadInput;
   }
   return exit_code;
 }
