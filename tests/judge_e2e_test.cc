@@ -63,7 +63,7 @@ TEST(JudgeE2eTest, HistoryOfTheMainBranchCatchesARegressionAndConfirmsIt) {
   EXPECT_THAT(xml.str(), HasSubstr("<failure type=\"regression\""));
   std::stringstream markdown;
   markdown << std::ifstream(md).rdbuf();
-  EXPECT_THAT(markdown.str(), HasSubstr("## perfgate: ❌ failed"));
+  EXPECT_THAT(markdown.str(), HasSubstr("### ❌ perfgate failed: 1 regression"));
   // The PR runs never became history: the main-branch median is unchanged.
   auto again = Gate(dir, suite, "50000", "pr-3", {"--metrics"});
   EXPECT_EQ(again.exit_code, 0) << again.output;
