@@ -109,6 +109,27 @@ TEST(CliUxTest, ZshCompletionNamesEveryCommandWithItsHelp) {
   EXPECT_EQ(RunCommand({PerfgateBinary(), "completion", "fish"}).exit_code, kExitBadInput);
 }
 
+// Runs the generated zsh script in a real zsh with the completion system's
+// _describe and _files stubbed to print what they were given.
+std::string ZshComplete(const testing::TempDir& dir, const std::string& words, int current, const std::string& prefix) {
+  const std::string script = dir.File("_perfgate");
+  std::ofstream(script) << RunCommand({PerfgateBinary(), "completion", "zsh"}).output;
+  auto r = RunCommand({"/usr/bin/zsh", "-c",
+                       "_describe() { local arr=${@[-1]}; print -l -- \"${(@P)arr}\" }; _files() { print FILES }; "
+                       "compdef() { }; source " + script + "; words=(" + words + "); CURRENT=" +
+                           std::to_string(current) + "; PREFIX='" + prefix + "'; _perfgate"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  return r.output;
+}
+
+TEST(CliUxTest, ZshCompletionCompletesInARealZsh) {
+  testing::TempDir dir;
+  EXPECT_THAT(ZshComplete(dir, "perfgate ga", 2, "ga"), HasSubstr("gate:Run a suite for one commit"));
+  EXPECT_THAT(ZshComplete(dir, "perfgate baseline update --rep", 4, "--rep"), HasSubstr("--report:"));
+  EXPECT_THAT(ZshComplete(dir, "perfgate run --rep", 3, "--rep"), HasSubstr("--repeats:measured runs per case"));
+  EXPECT_EQ(ZshComplete(dir, "perfgate run ''", 3, ""), "FILES\n") << "a suite file comes next";
+}
+
 TEST(CliUxTest, AdHocCommandIsMeasuredLikeHyperfine) {
   testing::TempDir dir;
   const std::string json = dir.File("r.json");

@@ -3,6 +3,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
+
+#include <fstream>
 
 #include <memory>
 
@@ -23,14 +26,23 @@ constexpr int kGenerousExitBoundMs = 60'000;
 
 void InterruptAfterCoordinatorDied(int signal) {
   testing::TempDir dir;
-  // No agent and a long grace: the run stays pending until the coordinator dies.
-  Subprocess coordinator({PerfgateBinary(), "coordinator", "--listen", "127.0.0.1:0", "--db",
-                          dir.File("perfgate.db"), "--no-agent-grace", "10m"});
+  Subprocess coordinator(
+      {PerfgateBinary(), "coordinator", "--listen", "127.0.0.1:0", "--db", dir.File("perfgate.db")});
   const std::string address = testing::CoordinatorAddress(coordinator);
   ASSERT_FALSE(address.empty()) << coordinator.output();
-  const std::string suite = dir.Write("suite.yaml", "suite: s\ncases:\n  - name: c\n    command: [/bin/true]\n");
+  Subprocess agent({PerfgateBinary(), "agent", "--coordinator", address, "--id", "a1"});
+  ASSERT_TRUE(agent.WaitForLine("registered", 30'000)) << agent.output();
+  // A case that says it started on a FIFO and outlasts the test: the run
+  // is certainly unfinished when the coordinator dies.
+  const std::string fifo = dir.File("started");
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  const std::string suite = dir.Write("suite.yaml",
+                                      "suite: s\ndefaults: {repeats: 1, warmup: 0, timeout: 10m}\ncases:\n  - name: c\n"
+                                      "    command: [/bin/sh, -c, \"echo started > " + fifo + "; exec sleep 600\"]\n");
   Subprocess gate({PerfgateBinary(), "gate", "--coordinator", address, "--suite", suite, "--no-color"});
-  ASSERT_TRUE(gate.WaitForLine("submitted", 30'000)) << gate.output();
+  std::string word;
+  std::ifstream(fifo) >> word;  // blocks until the case runs
+  ASSERT_EQ(word, "started") << gate.output();
 
   coordinator.Signal(SIGKILL);
   coordinator.Wait(10'000);
