@@ -151,8 +151,8 @@ std::string CompletionScript(const CLI::App& app, Shell shell) {
 }
 
 void AddCompletionCommand(CLI::App& app, int* exit_code) {
-  auto* cmd = app.add_subcommand("completion",
-                                 "Print a shell completion script: source <(perfgate completion bash), or zsh.");
+  auto* cmd =
+      app.add_subcommand("completion", "Print a shell completion script: source <(perfgate completion bash), or zsh.");
   auto shell = std::make_shared<std::string>();
   std::vector<std::string> names;
   for (const auto& [unused, name] : kShellNames) names.push_back(name);

@@ -78,7 +78,8 @@ void WriteTime(const CaseReport& c, const MetricReport& wall, std::ostream& out)
   out << "  Time (median ± MAD):   " << Seconds(wall.summary.median) << " ± " << Seconds(wall.summary.mad);
   const MetricReport* user = FindMeasured(c, "user_cpu_time");
   const MetricReport* sys = FindMeasured(c, "sys_cpu_time");
-  if (user && sys) out << "    [User: " << Seconds(user->summary.median) << ", System: " << Seconds(sys->summary.median) << "]";
+  if (user && sys)
+    out << "    [User: " << Seconds(user->summary.median) << ", System: " << Seconds(sys->summary.median) << "]";
   out << "\n  Range (min … max):     " << Seconds(wall.summary.min) << " … " << Seconds(wall.summary.max) << "    "
       << wall.summary.n << (wall.summary.n == 1 ? " run" : " runs") << "\n";
 }
@@ -103,8 +104,7 @@ void CommandSummaryReporter::Write(const GateReport& report, std::ostream& out) 
     out << "Benchmark " << ++number << ": " << c.name << "\n";
     const MetricReport* wall = FindMeasured(c, "wall_time");
     if (!c.ran || !wall) {
-      out << "  " << VerdictName(c.verdict) << ": " << c.outcome << (c.detail.empty() ? "" : " - " + c.detail)
-          << "\n";
+      out << "  " << VerdictName(c.verdict) << ": " << c.outcome << (c.detail.empty() ? "" : " - " + c.detail) << "\n";
       continue;
     }
     WriteTime(c, *wall, out);

@@ -15,7 +15,8 @@ size_t EditDistance(std::string_view a, std::string_view b) {
     for (size_t j = 1; j <= b.size(); ++j) {
       const size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
       d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
-      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
     }
   }
   return d[a.size()][b.size()];
@@ -75,9 +76,9 @@ bool HasPositionals(const CLI::App& app) {
 std::string Suggestion(const std::string& what, const std::string& word, const std::string& where,
                        const std::vector<std::string>& candidates) {
   const auto nearest = NearestCandidate(word, candidates);
-  return absl::StrCat("unknown ", what, " '", word, "' for '", where, "'",
-                      nearest ? absl::StrCat("; did you mean '", *nearest, "'?")
-                              : absl::StrCat("; see '", where, " --help'"));
+  return absl::StrCat(
+      "unknown ", what, " '", word, "' for '", where, "'",
+      nearest ? absl::StrCat("; did you mean '", *nearest, "'?") : absl::StrCat("; see '", where, " --help'"));
 }
 
 }  // namespace

@@ -44,8 +44,8 @@ nlohmann::json ComparisonJson(const Comparison& cmp, const Series& series) {
 }
 
 nlohmann::json SummaryJson(const Summary& s) {
-  return {{"n", s.n}, {"median", Number(s.median)}, {"mad", Number(s.mad)}, {"min", Number(s.min)},
-          {"max", Number(s.max)}};
+  return {
+      {"n", s.n}, {"median", Number(s.median)}, {"mad", Number(s.mad)}, {"min", Number(s.min)}, {"max", Number(s.max)}};
 }
 
 nlohmann::json MetricJson(const MetricReport& m) {
@@ -85,10 +85,17 @@ nlohmann::json RawSamples(const v1::CaseResult& result) {
 }
 
 nlohmann::json CaseJson(const CaseReport& c, const v1::CaseResult* result) {
-  nlohmann::json jc = {{"name", c.name},           {"verdict", Token(c.verdict)}, {"fails", c.fails},
-                       {"ran", c.ran},             {"pool", c.pool},              {"outcome", c.outcome},
-                       {"detail", c.detail},       {"agent_id", c.agent_id},      {"attempts", c.attempts},
-                       {"notes", c.notes},         {"metrics", nlohmann::json::array()}};
+  nlohmann::json jc = {{"name", c.name},
+                       {"verdict", Token(c.verdict)},
+                       {"fails", c.fails},
+                       {"ran", c.ran},
+                       {"pool", c.pool},
+                       {"outcome", c.outcome},
+                       {"detail", c.detail},
+                       {"agent_id", c.agent_id},
+                       {"attempts", c.attempts},
+                       {"notes", c.notes},
+                       {"metrics", nlohmann::json::array()}};
   for (const auto& m : c.metrics) jc["metrics"].push_back(MetricJson(m));
   // Case output is bytes; shown as text with invalid UTF-8 escaped (\xNN).
   jc["stdout_tail"] = result ? EscapeInvalidUtf8(result->stdout_tail()) : "";

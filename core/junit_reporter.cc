@@ -70,7 +70,8 @@ double CaseSeconds(const CaseReport& c) {
 TestCase NotRun(const GateReport& report, const CaseReport& c, const TestCase& base) {
   TestCase t = base;
   t.name = absl::StrCat(base.classname, ".run");
-  const std::string why = absl::StrCat(VerdictName(c.verdict), ": ", c.outcome, c.detail.empty() ? "" : " - " + c.detail);
+  const std::string why =
+      absl::StrCat(VerdictName(c.verdict), ": ", c.outcome, c.detail.empty() ? "" : " - " + c.detail);
   t.type = VerdictName(c.verdict);
   t.message = why;
   t.text = why;
@@ -92,8 +93,8 @@ TestCase Judged(const GateReport& report, const CaseReport& c, const MetricRepor
     t.text = m.note;
   } else if (!m.comparison) {
     t.status = Status::kSkipped;
-    t.message = absl::StrCat("no baseline: ", m.note.empty() ? "no expected row, history or A/B base to compare with"
-                                                             : m.note);
+    t.message =
+        absl::StrCat("no baseline: ", m.note.empty() ? "no expected row, history or A/B base to compare with" : m.note);
   } else if (m.fails && counts) {
     const Comparison& cmp = *m.comparison;
     auto value = [&](double v) { return FormatValue(v, m.series.unit, m.series.metric); };
@@ -155,8 +156,8 @@ void WriteTestCase(const TestCase& t, std::ostream& out) {
     case Status::kFailure:
     case Status::kError: {
       const char* tag = t.status == Status::kFailure ? "failure" : "error";
-      out << "      <" << tag << " type=\"" << Xml(t.type) << "\" message=\"" << Xml(t.message) << "\">"
-          << Xml(t.text) << "</" << tag << ">\n";
+      out << "      <" << tag << " type=\"" << Xml(t.type) << "\" message=\"" << Xml(t.message) << "\">" << Xml(t.text)
+          << "</" << tag << ">\n";
       break;
     }
   }

@@ -109,7 +109,10 @@ void WriteVerdictLine(const GateReport& report, std::ostream& out) {
   if (n.improvements) parts.push_back(Plural(n.improvements, "improvement", "improvements"));
   if (n.no_baseline) parts.push_back(Plural(n.no_baseline, "metric without baseline", "metrics without baseline"));
   const bool cancelled = report.run.state() == v1::RUN_STATE_CANCELLED;
-  out << "### " << (report.passed ? "✅ perfgate passed" : cancelled ? "⏹️ perfgate cancelled" : "❌ perfgate failed");
+  out << "### "
+      << (report.passed ? "✅ perfgate passed"
+          : cancelled   ? "⏹️ perfgate cancelled"
+                        : "❌ perfgate failed");
   if (!parts.empty()) out << ": " << absl::StrJoin(parts, ", ");
   out << " · " << Plural(n.cases, "case", "cases") << " · suite " << Code(report.run.suite_name());
   if (!report.run.commit().empty()) out << " · commit " << Code(report.run.commit());
@@ -128,10 +131,9 @@ void WriteRegressions(const GateReport& report, std::ostream& out) {
         header = true;
       }
       const Comparison& cmp = *m.comparison;
-      out << "| " << MetricName(c, m) << " | " << BaselineCell(cmp, m) << " | "
-          << Value(cmp.result, m) << " (median of " << m.summary.n << ") | " << ChangeCell(m) << " | "
-          << FormatPercent(cmp.threshold) << " (noise " << FormatPercent(cmp.noise) << ") | " << PValueCell(cmp)
-          << " |\n";
+      out << "| " << MetricName(c, m) << " | " << BaselineCell(cmp, m) << " | " << Value(cmp.result, m)
+          << " (median of " << m.summary.n << ") | " << ChangeCell(m) << " | " << FormatPercent(cmp.threshold)
+          << " (noise " << FormatPercent(cmp.noise) << ") | " << PValueCell(cmp) << " |\n";
     }
   }
   if (header) out << "\n";
@@ -192,8 +194,8 @@ void WriteOtherMetrics(const GateReport& report, std::ostream& out) {
         continue;
       }
       const Comparison& cmp = *m.comparison;
-      absl::StrAppend(&rows, "| ", MetricName(c, m), " | ", VerdictCell(m.verdict), " | ", BaselineCell(cmp, m),
-                      " | ", Value(cmp.result, m), " (median of ", m.summary.n, ") | ", ChangeCell(m), " | ",
+      absl::StrAppend(&rows, "| ", MetricName(c, m), " | ", VerdictCell(m.verdict), " | ", BaselineCell(cmp, m), " | ",
+                      Value(cmp.result, m), " (median of ", m.summary.n, ") | ", ChangeCell(m), " | ",
                       FormatPercent(cmp.threshold), " (noise ", FormatPercent(cmp.noise), ") |\n");
     }
   }

@@ -116,8 +116,9 @@ std::string ZshComplete(const testing::TempDir& dir, const std::string& words, i
   std::ofstream(script) << RunCommand({PerfgateBinary(), "completion", "zsh"}).output;
   auto r = RunCommand({"/usr/bin/zsh", "-c",
                        "_describe() { local arr=${@[-1]}; print -l -- \"${(@P)arr}\" }; _files() { print FILES }; "
-                       "compdef() { }; source " + script + "; words=(" + words + "); CURRENT=" +
-                           std::to_string(current) + "; PREFIX='" + prefix + "'; _perfgate"});
+                       "compdef() { }; source " +
+                           script + "; words=(" + words + "); CURRENT=" + std::to_string(current) + "; PREFIX='" +
+                           prefix + "'; _perfgate"});
   EXPECT_EQ(r.exit_code, 0) << r.output;
   return r.output;
 }
@@ -161,9 +162,9 @@ TEST(CliUxTest, AdHocCommandThatFailsFailsTheRun) {
 
 TEST(CliUxTest, JsonDashWritesOnlyJsonToStdoutAndTheTableToStderr) {
   testing::TempDir dir;
-  const std::string suite = dir.Write(
-      "s.yaml", "suite: s\ndefaults: {repeats: 1, warmup: 0}\ncases:\n  - name: spin\n    command: [\"" +
-                    testing::CaseBinary("spin") + "\", \"1000\"]\n");
+  const std::string suite =
+      dir.Write("s.yaml", "suite: s\ndefaults: {repeats: 1, warmup: 0}\ncases:\n  - name: spin\n    command: [\"" +
+                              testing::CaseBinary("spin") + "\", \"1000\"]\n");
   auto r = StdoutOf(dir, PerfgateBinary() + " run " + suite + " --no-color --json - 2>" + dir.File("stderr"));
   EXPECT_EQ(r.exit_code, 0) << ReadFile(dir.File("stderr"));
   nlohmann::json doc = nlohmann::json::parse(r.output, nullptr, /*allow_exceptions=*/false);

@@ -6,7 +6,6 @@
 #include <sys/stat.h>
 
 #include <fstream>
-
 #include <memory>
 
 #include "core/exit_codes.h"
@@ -26,8 +25,7 @@ constexpr int kGenerousExitBoundMs = 60'000;
 
 void InterruptAfterCoordinatorDied(int signal) {
   testing::TempDir dir;
-  Subprocess coordinator(
-      {PerfgateBinary(), "coordinator", "--listen", "127.0.0.1:0", "--db", dir.File("perfgate.db")});
+  Subprocess coordinator({PerfgateBinary(), "coordinator", "--listen", "127.0.0.1:0", "--db", dir.File("perfgate.db")});
   const std::string address = testing::CoordinatorAddress(coordinator);
   ASSERT_FALSE(address.empty()) << coordinator.output();
   Subprocess agent({PerfgateBinary(), "agent", "--coordinator", address, "--id", "a1"});
@@ -38,7 +36,8 @@ void InterruptAfterCoordinatorDied(int signal) {
   ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
   const std::string suite = dir.Write("suite.yaml",
                                       "suite: s\ndefaults: {repeats: 1, warmup: 0, timeout: 10m}\ncases:\n  - name: c\n"
-                                      "    command: [/bin/sh, -c, \"echo started > " + fifo + "; exec sleep 600\"]\n");
+                                      "    command: [/bin/sh, -c, \"echo started > " +
+                                          fifo + "; exec sleep 600\"]\n");
   Subprocess gate({PerfgateBinary(), "gate", "--coordinator", address, "--suite", suite, "--no-color"});
   std::string word;
   std::ifstream(fifo) >> word;  // blocks until the case runs

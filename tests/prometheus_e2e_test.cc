@@ -3,15 +3,14 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <signal.h>
-
 #include <chrono>
+#include <fstream>
 #include <map>
 #include <memory>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
@@ -72,9 +71,9 @@ TEST(PrometheusRulesTest, EveryAlertHasAUnitTest) {
 }
 
 // The Grafana unit of each unit label value perfgate exports.
-const std::map<std::string, std::string> kGrafanaUnits = {{"seconds", "s"},          {"bytes", "bytes"},
-                                                           {"count", "short"},       {"bytes_per_second", "Bps"},
-                                                           {"per_second", "ops"},    {"none", "none"}};
+const std::map<std::string, std::string> kGrafanaUnits = {{"seconds", "s"},      {"bytes", "bytes"},
+                                                          {"count", "short"},    {"bytes_per_second", "Bps"},
+                                                          {"per_second", "ops"}, {"none", "none"}};
 
 // A panel of benchmark values shows one unit, and says which: seconds are
 // never drawn on a bytes axis.
@@ -101,10 +100,9 @@ TEST(DashboardTest, BenchmarkPanelsShowOneUnitEach) {
 TEST(MetricsRestartTest, BenchmarkValuesComeBackFromTheStoreAfterARestart) {
   testing::TempDir dir;
   auto start = [&] {
-    auto c = std::make_unique<Subprocess>(std::vector<std::string>{PerfgateBinary(), "coordinator", "--listen",
-                                                                    "127.0.0.1:0", "--db", dir.File("db"),
-                                                                    "--metrics-listen", "127.0.0.1:0"});
-    return c;
+    return std::make_unique<Subprocess>(std::vector<std::string>{PerfgateBinary(), "coordinator", "--listen",
+                                                                 "127.0.0.1:0", "--db", dir.File("db"),
+                                                                 "--metrics-listen", "127.0.0.1:0"});
   };
   auto coordinator = start();
   const std::string address = testing::CoordinatorAddress(*coordinator);
@@ -112,14 +110,16 @@ TEST(MetricsRestartTest, BenchmarkValuesComeBackFromTheStoreAfterARestart) {
   ASSERT_TRUE(!address.empty() && metrics) << coordinator->output();
   Subprocess agent({PerfgateBinary(), "agent", "--coordinator", address, "--id", "a1", "--pool", "lab"});
   ASSERT_TRUE(agent.WaitForLine("registered", 30'000));
-  const std::string suite = dir.Write("s.yaml", "suite: prom\ndefaults: {repeats: 2, warmup: 0}\ncases:\n  - name: spin0\n"
-                                                "    command: [\"" + testing::CaseBinary("spin") + "\", \"1000\"]\n");
+  const std::string suite = dir.Write("s.yaml",
+                                      "suite: prom\ndefaults: {repeats: 2, warmup: 0}\ncases:\n  - name: spin0\n"
+                                      "    command: [\"" +
+                                          testing::CaseBinary("spin") + "\", \"1000\"]\n");
   auto gate = RunCommand({PerfgateBinary(), "gate", "--coordinator", address, "--suite", suite, "--branch", "main"});
   ASSERT_EQ(gate.exit_code, 0) << gate.output;
   // A PR run afterwards must not be what comes back.
-  ASSERT_EQ(RunCommand({PerfgateBinary(), "gate", "--coordinator", address, "--suite", suite, "--branch", "pr"})
-                .exit_code,
-            0);
+  ASSERT_EQ(
+      RunCommand({PerfgateBinary(), "gate", "--coordinator", address, "--suite", suite, "--branch", "pr"}).exit_code,
+      0);
   coordinator->Signal(SIGTERM);
   ASSERT_EQ(coordinator->Wait(30'000), 0) << coordinator->output();
 

@@ -255,8 +255,9 @@ GateReport MixedReport(const std::string& run_id = "run-1") {
   gpu.set_name("gpu");
   gpu.set_state(v1::CASE_STATE_NO_CAPABLE_AGENT);
   gpu.set_error("no agent with a GPU");
-  v1::Run run = RunOf({WithWallTime(OkCase("add", "instructions", {1150}), 0.25), OkCase("ok|pipe", "instructions", {1000}),
-                       crashed, gpu, OkCase("faster", "instructions", {500}), OkCase("new", "instructions", {7})});
+  v1::Run run =
+      RunOf({WithWallTime(OkCase("add", "instructions", {1150}), 0.25), OkCase("ok|pipe", "instructions", {1000}),
+             crashed, gpu, OkCase("faster", "instructions", {500}), OkCase("new", "instructions", {7})});
   run.set_run_id(run_id);
   return BuildGateReport(run,
                          Expected({{"add", "instructions", 1000, 0.1, 1},
@@ -378,8 +379,7 @@ TEST(ReportFilesTest, MarkdownOfAPassingRunIsOneLineAndFoldedDetails) {
   GateReport r = BuildGateReport(RunOf({OkCase("add", "instructions", {1000})}),
                                  Expected({{"add", "instructions", 1000, 0.1, 1}}), policy);
   const std::string html = MarkdownHtml(r);
-  EXPECT_EQ(html.rfind("<h3>✅ perfgate passed · 1 case · suite <code>s</code> · commit <code>abc</code></h3>\n", 0),
-            0u)
+  EXPECT_EQ(html.rfind("<h3>✅ perfgate passed · 1 case · suite <code>s</code> · commit <code>abc</code></h3>\n", 0), 0u)
       << html;
   EXPECT_EQ(html.find("<h4>"), std::string::npos) << html;
 }
