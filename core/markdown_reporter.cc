@@ -166,8 +166,8 @@ void WriteErrors(const GateReport& report, std::ostream& out) {
 
 // Every case, folded: a reviewer opens it when the summary is not enough.
 void WriteAllCases(const GateReport& report, std::ostream& out) {
-  out << "<details><summary>All " << Plural(static_cast<int>(report.cases.size()), "case", "cases")
-      << "</summary>\n\n| case | verdict | outcome | wall time (median) | agent | attempts |\n"
+  out << "<details><summary>All cases (" << report.cases.size()
+      << ")</summary>\n\n| case | verdict | outcome | wall time (median) | agent | attempts |\n"
          "|---|---|---|---:|---|---:|\n";
   for (const auto& c : report.cases) {
     const MetricReport* wall_time = FindMeasured(c, "wall_time");
