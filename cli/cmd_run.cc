@@ -1,14 +1,13 @@
 #include <unistd.h>
 
-#include <chrono>
 #include <iostream>
 #include <set>
 
-#include "agent/case_runner.h"
 #include "agent/cgroup.h"
 #include "agent/host_fingerprint.h"
 #include "cli/commands.h"
 #include "cli/judge_flags.h"
+#include "cli/local_run.h"
 #include "cli/report_output.h"
 #include "cli/signals.h"
 #include "core/exit_codes.h"
@@ -16,26 +15,117 @@
 #include "core/suite.h"
 
 namespace perfgate {
+namespace {
 
-void AddRunCommand(CLI::App& app, int* exit_code) {
-  auto* cmd = app.add_subcommand("run",
-                                 "Run cases by hand on this machine with the agent's executor; no coordinator needed.\n"
-                                 "Prints per-metric median, spread (MAD) and sample count.");
-  struct Flags {
-    std::string suite;
-    std::vector<std::string> cases;
-    uint32_t repeats = 0;
-    std::vector<std::string> labels;
-    std::string pool = "local";
-    ReportFlags report;
-    JudgeSettings judge;
-    std::string cgroup_root;
+struct RunFlags {
+  std::string suite;
+  std::optional<std::vector<std::string>> ad_hoc;  // the words after `--`
+  std::vector<std::string> cases;
+  uint32_t repeats = 0;
+  std::optional<uint32_t> warmup;
+  std::vector<std::string> labels;
+  std::string pool = "local";
+  ReportFlags report;
+  JudgeSettings judge;
+  std::string cgroup_root;
+};
+
+// The suite file, or the ad-hoc command as a suite, with its policy and baselines.
+absl::StatusOr<JudgedSuite> LoadWhatToRun(const RunFlags& flags) {
+  if (!flags.ad_hoc) {
+    if (flags.suite.empty()) return absl::InvalidArgumentError("give a suite file, or -- CMD ARGS... to measure");
+    return LoadJudgedSuite(flags.suite, flags.judge);
+  }
+  if (!flags.suite.empty()) {
+    return absl::InvalidArgumentError("give a suite file or -- CMD ARGS..., not both (" + flags.suite + ")");
+  }
+  if (flags.ad_hoc->empty()) return absl::InvalidArgumentError("nothing to measure after --");
+  if (!flags.cases.empty()) return absl::InvalidArgumentError("--case picks cases of a suite file, not of -- CMD");
+  JudgedSuite judged;
+  judged.suite = AdHocSuite(*flags.ad_hoc);
+  auto policy = ResolvePolicy(judged.suite, flags.judge);
+  if (!policy.ok()) return policy.status();
+  judged.policy = *std::move(policy);
+  auto baselines = LoadExpectedBaselines(judged.policy);
+  if (!baselines.ok()) return baselines.status();
+  judged.baselines = *std::move(baselines);
+  if (auto s = ApplyVariants(flags.judge, judged.policy.compare.ab_min_samples, &judged.suite); !s.ok()) return s;
+  return judged;
+}
+
+void RunHere(const RunFlags& flags, int* exit_code) {
+  auto judged = LoadWhatToRun(flags);
+  if (!judged.ok()) {
+    std::cerr << "perfgate run: " << judged.status().message() << "\n";
+    *exit_code = kExitBadInput;
+    return;
+  }
+  // By hand, a case this machine cannot run is skipped, not a failure.
+  judged->policy.fail_on.erase(Verdict::kNoCapableAgent);
+  for (const auto& name : flags.cases) {
+    bool found = false;
+    for (const auto& c : judged->suite.cases()) found |= c.name() == name;
+    if (!found) {
+      std::cerr << "perfgate run: " << flags.suite << " has no case '" << name << "'\n";
+      *exit_code = kExitBadInput;
+      return;
+    }
+  }
+  static CancelToken cancel;
+  OnTerminationSignal([](int) { cancel.Cancel(); });
+  SetDefaultCgroupRoot(flags.cgroup_root);
+  const v1::HostFingerprint host = ProbeHost();
+  std::cerr << "perfgate run: " << DescribeHost(host) << "\n"
+            << "perfgate run: " << host.memory_note() << "\n";
+
+  LocalRunOptions options;
+  options.cases.insert(flags.cases.begin(), flags.cases.end());
+  options.repeats = flags.repeats;
+  options.warmup = flags.warmup;
+  options.labels = flags.labels;
+  options.pool = flags.pool;
+  options.cancel = &cancel;
+  const bool tty = isatty(STDERR_FILENO);
+  options.progress = [tty, last = std::string()](int index, int total, const std::string& name,
+                                                 const std::string& phase) mutable {
+    if (tty) {
+      std::cerr << "\r\033[K[" << index << "/" << total << "] " << name << ": " << phase << std::flush;
+    } else if (name != last) {
+      std::cerr << "perfgate run: [" << index << "/" << total << "] " << name << "\n";
+      last = name;
+    }
   };
-  auto flags = std::make_shared<Flags>();
-  cmd->add_option("suite", flags->suite, "suite file (YAML)")->required();
+  options.skipped = [](const std::string& name, const std::string& why) {
+    std::cerr << "perfgate run: skipped " << name << ": " << why << "\n";
+  };
+  const v1::Run run = RunLocally(judged->suite, host, options);
+  if (tty) std::cerr << "\r\033[K" << std::flush;
+  GateReport report = BuildGateReport(run, judged->baselines, judged->policy, /*complete_run=*/flags.cases.empty());
+  const CommandSummaryReporter summary;
+  if (!EmitReport(report, flags.report, flags.ad_hoc ? &summary : nullptr)) {
+    *exit_code = kExitInfra;
+    return;
+  }
+  *exit_code = report.exit_code;
+}
+
+}  // namespace
+
+void AddRunCommand(CLI::App& app, int* exit_code, std::optional<std::vector<std::string>> ad_hoc) {
+  auto* cmd = app.add_subcommand(
+      "run",
+      "Run cases by hand on this machine with the agent's executor; no coordinator needed.\n"
+      "Prints per-metric median, spread (MAD) and sample count.\n"
+      "perfgate run [FLAGS] -- CMD ARGS... measures one command (10 samples after 1 warm-up unless\n"
+      "--repeats/--warmup say otherwise), as hyperfine would; --json, --baseline and A/B flags apply.");
+  auto flags = std::make_shared<RunFlags>();
+  flags->ad_hoc = std::move(ad_hoc);
+  cmd->add_option("suite", flags->suite, "suite file (YAML); or -- CMD ARGS... after the flags");
   cmd->add_option("--case", flags->cases, "run only this case (repeatable)");
   cmd->add_option("--repeats", flags->repeats, "measured runs per case, overriding the suite")
       ->check(CLI::Range(1, 100000));
+  cmd->add_option("--warmup", flags->warmup, "unrecorded runs before the measured ones, overriding the suite")
+      ->check(CLI::Range(0, 1000));
   cmd->add_option("--label", flags->labels, "labels this machine has, for cases that require them (repeatable)");
   cmd->add_option("--pool", flags->pool, "testbed whose expected files apply (the suite's gate.expected)")
       ->capture_default_str();
@@ -43,84 +133,7 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
   AddReportFlags(cmd, &flags->report, /*metrics_default=*/true);
   cmd->add_option("--cgroup-root", flags->cgroup_root, kCgroupRootHelp);
   cmd->footer(kExitCodesHelp);
-  cmd->callback([flags, exit_code] {
-    auto judged = LoadJudgedSuite(flags->suite, flags->judge);
-    if (!judged.ok()) {
-      std::cerr << "perfgate run: " << judged.status().message() << "\n";
-      *exit_code = kExitBadInput;
-      return;
-    }
-    v1::Suite* suite = &judged->suite;
-    Policy* policy = &judged->policy;
-    Baselines* baselines = &judged->baselines;
-    // By hand, a case this machine cannot run is skipped, not a failure.
-    policy->fail_on.erase(Verdict::kNoCapableAgent);
-    std::set<std::string> wanted(flags->cases.begin(), flags->cases.end());
-    for (const auto& name : wanted) {
-      bool found = false;
-      for (const auto& c : suite->cases()) found |= c.name() == name;
-      if (!found) {
-        std::cerr << "perfgate run: " << flags->suite << " has no case '" << name << "'\n";
-        *exit_code = kExitBadInput;
-        return;
-      }
-    }
-    static CancelToken cancel;
-    OnTerminationSignal([](int) { cancel.Cancel(); });
-
-    SetDefaultCgroupRoot(flags->cgroup_root);
-    const v1::HostFingerprint host = ProbeHost();
-    std::cerr << "perfgate run: " << DescribeHost(host) << "\n"
-              << "perfgate run: " << host.memory_note() << "\n";
-    v1::Run run;
-    run.set_run_id("local");
-    run.set_suite_name(suite->name());
-    run.set_state(v1::RUN_STATE_FINISHED);
-    const bool tty = isatty(STDERR_FILENO);
-    int index = 0, total = 0;
-    for (const auto& c : suite->cases()) total += wanted.empty() || wanted.count(c.name());
-    for (v1::CaseSpec spec : suite->cases()) {
-      if (!wanted.empty() && !wanted.count(spec.name())) continue;
-      ++index;
-      if (flags->repeats) spec.set_repeats(flags->repeats);
-      auto* status = run.add_cases();
-      status->set_name(spec.name());
-      status->set_attempts(1);
-      status->set_agent_id("this machine");
-      if (cancel.cancelled()) {
-        status->set_state(v1::CASE_STATE_CANCELLED);
-        continue;
-      }
-      CaseRunOptions options;
-      options.cancel = &cancel;
-      options.labels = flags->labels;
-      options.progress = [&](const std::string& phase) {
-        if (tty)
-          std::cerr << "\r\033[K[" << index << "/" << total << "] " << spec.name() << ": " << phase << std::flush;
-      };
-      if (!tty) std::cerr << "perfgate run: [" << index << "/" << total << "] " << spec.name() << "\n";
-      v1::CaseResult result = RunCase(spec, host, options);
-      if (tty) std::cerr << "\r\033[K" << std::flush;
-      if (result.outcome() == v1::CaseResult::OUTCOME_SKIPPED) {
-        std::cerr << "perfgate run: skipped " << spec.name() << ": " << result.error() << "\n";
-        status->set_state(v1::CASE_STATE_NO_CAPABLE_AGENT);
-        status->set_error(result.error());
-        continue;
-      }
-      status->set_state(result.outcome() == v1::CaseResult::OUTCOME_CANCELLED ? v1::CASE_STATE_CANCELLED
-                                                                              : v1::CASE_STATE_DONE);
-      status->set_error(result.error());
-      result.set_pool(flags->pool);
-      *status->mutable_result() = std::move(result);
-    }
-    if (cancel.cancelled()) run.set_state(v1::RUN_STATE_CANCELLED);
-    GateReport report = BuildGateReport(run, *baselines, *policy, /*complete_run=*/wanted.empty());
-    if (!EmitReport(report, flags->report)) {
-      *exit_code = kExitInfra;
-      return;
-    }
-    *exit_code = report.exit_code;
-  });
+  cmd->callback([flags, exit_code] { RunHere(*flags, exit_code); });
 }
 
 }  // namespace perfgate

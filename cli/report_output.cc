@@ -9,7 +9,9 @@ namespace perfgate {
 
 void AddReportFlags(CLI::App* cmd, ReportFlags* flags, bool metrics_default) {
   flags->metrics = metrics_default;
-  cmd->add_option("--json", flags->json_path, "also write the full report (verdicts, summaries, raw samples) as JSON");
+  cmd->add_option("--json", flags->json_path,
+                  "also write the full report (verdicts, summaries, raw samples) as JSON (docs/report-json.md); "
+                  "'-' writes it to stdout and the table to stderr");
   cmd->add_option("--markdown", flags->markdown_path, "also write the report as Markdown (a PR comment)");
   cmd->add_option("--junit", flags->junit_path, "also write JUnit XML: one test case per case and metric");
   cmd->add_flag("--metrics,!--no-metrics", flags->metrics,
@@ -19,12 +21,26 @@ void AddReportFlags(CLI::App* cmd, ReportFlags* flags, bool metrics_default) {
                 "no colour even on a terminal (NO_COLOR in the environment does the same)");
 }
 
-bool EmitReport(const GateReport& report, const ReportFlags& flags) {
-  const bool color = !flags.no_color && isatty(STDOUT_FILENO) && !std::getenv("NO_COLOR");
-  TerminalReporter(color, flags.metrics).Write(report, std::cout);
-  std::cout.flush();
+bool EmitReport(const GateReport& report, const ReportFlags& flags, const Reporter* table_reporter) {
+  // With `--json -` stdout is for the JSON alone (a pipe into jq); people read stderr.
+  const bool json_to_stdout = flags.json_path == "-";
+  std::ostream& table = json_to_stdout ? std::cerr : std::cout;
+  const int table_fd = json_to_stdout ? STDERR_FILENO : STDOUT_FILENO;
+  const bool color = !flags.no_color && isatty(table_fd) && !std::getenv("NO_COLOR");
+  if (table_reporter) {
+    table_reporter->Write(report, table);
+  } else {
+    TerminalReporter(color, flags.metrics).Write(report, table);
+  }
+  table.flush();
   auto write = [&](const std::string& path, const Reporter& reporter, std::ios::openmode mode) {
     if (path.empty()) return true;
+    if (path == "-") {
+      reporter.Write(report, std::cout);
+      std::cout.flush();
+      if (!std::cout) std::cerr << "perfgate: cannot write the report to stdout\n";
+      return static_cast<bool>(std::cout);
+    }
     std::ofstream out(path, mode);
     reporter.Write(report, out);
     out.close();

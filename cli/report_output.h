@@ -22,7 +22,7 @@ void AddReportFlags(CLI::App* cmd, ReportFlags* flags, bool metrics_default);
 
 // Prints and writes the report; appends the Markdown to $GITHUB_STEP_SUMMARY
 // when that is set. Returns false (after saying why on stderr) if a file
-// could not be written.
-bool EmitReport(const GateReport& report, const ReportFlags& flags);
+// could not be written. `table`: what people read instead of the terminal table.
+bool EmitReport(const GateReport& report, const ReportFlags& flags, const Reporter* table = nullptr);
 
 }  // namespace perfgate

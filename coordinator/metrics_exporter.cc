@@ -8,14 +8,41 @@
 #include <prometheus/metric_family.h>
 #include <prometheus/registry.h>
 
+#include <cctype>
+#include <iostream>
+#include <map>
+
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "coordinator/auth.h"
 #include "core/names.h"
+#include "core/metric_traits.h"
+#include "core/verdict.h"
 #include "core/series.h"
 #include "core/stats.h"
 
 namespace perfgate {
 namespace {
+
+// The `unit` label of perfgate_benchmark_value in Prometheus's base-unit
+// words: seconds, bytes, bytes_per_second, per_second, count; none when the
+// metric has no unit; other declared units as snake_case.
+std::string UnitLabel(const std::string& unit) {
+  static const std::map<std::string, std::string> kKnown = {
+      {"s", "seconds"},           {"bytes", "bytes"},          {"B", "bytes"},         {"B/s", "bytes_per_second"},
+      {"bytes/s", "bytes_per_second"}, {"1/s", "per_second"}, {"count", "count"}, {"", "none"}};
+  if (auto it = kKnown.find(unit); it != kKnown.end()) return it->second;
+  std::string label;
+  for (unsigned char ch : unit) label += std::isalnum(ch) ? static_cast<char>(std::tolower(ch)) : '_';
+  return label;
+}
+
+// A verdict as the gate reported it ("no baseline") as a label value
+// ("no_baseline"); the set stays bounded whatever a submitter sends.
+std::string VerdictLabel(const std::string& verdict) {
+  const std::optional<Verdict> v = ParseVerdict(verdict);
+  return v ? LabelValue(VerdictName(*v)) : "unknown";
+}
 
 // Gauges read from the scheduler at scrape time, so they are never stale.
 class LiveState final : public prometheus::Collectable {
@@ -84,12 +111,12 @@ struct MetricsExporter::Families {
                       .Register(r)),
         case_verdicts(prometheus::BuildCounter()
                           .Name("perfgate_case_verdicts_total")
-                          .Help("Gate verdicts per case (pass, regression, improvement, error, ...).")
+                          .Help("Gate verdicts per case (pass, regression, improvement, error, no_baseline, ...).")
                           .Register(r)),
         benchmark_value(prometheus::BuildGauge()
                             .Name("perfgate_benchmark_value")
-                            .Help("Latest median of each measured metric on the main branch, in the metric's base "
-                                  "unit (seconds, bytes, count).")
+                            .Help("Latest median of each measured metric on the main branch, in the base unit "
+                                  "its `unit` label names (seconds, bytes, count, ...).")
                             .Register(r)),
         benchmark_samples(prometheus::BuildGauge()
                               .Name("perfgate_benchmark_samples")
@@ -116,7 +143,8 @@ struct MetricsExporter::Families {
 
 absl::StatusOr<std::unique_ptr<MetricsExporter>> MetricsExporter::Start(const std::string& listen,
                                                                         Scheduler* scheduler,
-                                                                        const std::string& main_branch) {
+                                                                        const std::string& main_branch,
+                                                                        Store* store) {
   std::unique_ptr<MetricsExporter> e(new MetricsExporter());
   e->main_branch_ = main_branch;
   e->registry_ = std::make_shared<prometheus::Registry>();
@@ -125,6 +153,13 @@ absl::StatusOr<std::unique_ptr<MetricsExporter>> MetricsExporter::Start(const st
   // increase an alert sees, not a new series.
   for (auto failure : {AuthFailure::kMissingToken, AuthFailure::kUnknownToken, AuthFailure::kWrongRole}) {
     e->families_->auth_failures.Add({{"reason", AuthFailureName(failure)}});
+  }
+  if (auto latest = store->LatestResults(main_branch); latest.ok()) {
+    for (const auto& r : *latest) e->SetBenchmarkValues(r.suite, r.pool, r.result);
+  } else {
+    // The dashboard fills again with the next main-branch run; serving goes on.
+    std::cerr << "perfgate coordinator: cannot restore benchmark values for /metrics: " << latest.status().message()
+              << "\n";
   }
   e->live_ = std::make_shared<LiveState>(scheduler);
   try {
@@ -167,13 +202,19 @@ void MetricsExporter::OnResult(const std::string& suite, const std::string& bran
   static const std::vector<double> kBuckets = {0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600};
   families_->lease_seconds.Add({{"pool", pool}}, kBuckets).Observe(lease_seconds);
   if (branch != main_branch_ || result.outcome() != v1::CaseResult::OUTCOME_OK) return;
+  SetBenchmarkValues(suite, pool, result);
+}
+
+void MetricsExporter::SetBenchmarkValues(const std::string& suite, const std::string& pool,
+                                         const v1::CaseResult& result) {
   for (const auto& series : CollectSeries(result)) {
     if (!series.variant.empty()) continue;
     const prometheus::Labels labels = {{"suite", suite},
                                        {"case", result.case_name()},
                                        {"benchmark", series.benchmark},
                                        {"metric", series.metric},
-                                       {"testbed", pool}};
+                                       {"testbed", pool},
+                                       {"unit", UnitLabel(UnitOf(series.metric, series.unit, {}))}};
     families_->benchmark_value.Add(labels).Set(Summarize(series.values).median);
     families_->benchmark_samples.Add(labels).Set(static_cast<double>(series.values.size()));
   }
@@ -187,7 +228,7 @@ void MetricsExporter::OnRunFinished(const std::string& suite, v1::RunState state
 void MetricsExporter::OnVerdict(const std::string& suite, const v1::ReportVerdictRequest& verdict) {
   families_->gate_runs.Add({{"suite", suite}, {"result", verdict.passed() ? "passed" : "failed"}}).Increment();
   for (const auto& c : verdict.cases()) {
-    families_->case_verdicts.Add({{"suite", suite}, {"case", c.case_name()}, {"verdict", c.verdict()}}).Increment();
+    families_->case_verdicts.Add({{"suite", suite}, {"case", c.case_name()}, {"verdict", VerdictLabel(c.verdict())}}).Increment();
   }
 }
 

@@ -2,7 +2,9 @@
 // scheduler events; live gauges (agents, queue) are read from the scheduler
 // at scrape time. Labels are bounded: suite, case, benchmark and metric names
 // from suites, pools, verdicts and outcomes; never run ids, commits, lease
-// ids or host names.
+// ids or host names. Label values are snake_case words (`no_baseline`), and
+// every benchmark value carries its `unit`, so a panel never mixes seconds
+// and bytes.
 #pragma once
 
 #include <memory>
@@ -11,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "coordinator/scheduler.h"
 #include "coordinator/scheduler_listener.h"
+#include "coordinator/store.h"
 
 namespace prometheus {
 class Collectable;
@@ -23,10 +26,12 @@ namespace perfgate {
 class MetricsExporter final : public SchedulerListener {
  public:
   // Serves /metrics on `listen` (host:port; port 0 picks one). Latest
-  // benchmark values are exported for runs of `main_branch` only.
+  // benchmark values are exported for runs of `main_branch` only, starting
+  // with the newest ones in `store` (so a restart does not empty the
+  // dashboard until the next main-branch run).
   // REQUIRES: scheduler outlives the exporter.
   static absl::StatusOr<std::unique_ptr<MetricsExporter>> Start(const std::string& listen, Scheduler* scheduler,
-                                                                const std::string& main_branch);
+                                                                const std::string& main_branch, Store* store);
   ~MetricsExporter() override;
 
   // host:port it listens on.
@@ -44,6 +49,8 @@ class MetricsExporter final : public SchedulerListener {
  private:
   struct Families;
   MetricsExporter() = default;
+  // perfgate_benchmark_value and _samples of each plain series of `result`.
+  void SetBenchmarkValues(const std::string& suite, const std::string& pool, const v1::CaseResult& result);
 
   std::string main_branch_;
   std::string address_;

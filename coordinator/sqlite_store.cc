@@ -510,6 +510,33 @@ class SqliteStore final : public Store {
     return response;
   }
 
+  absl::StatusOr<std::vector<LatestResult>> LatestResults(const std::string& branch) override {
+    std::lock_guard lock(read_mu_);
+    Statement q(*reads_,
+                "SELECT suite_name, pool, result FROM ("
+                "  SELECT r.suite_name AS suite_name, l.pool AS pool, res.result AS result,"
+                "    ROW_NUMBER() OVER (PARTITION BY r.suite_name, c.name, l.pool"
+                "                       ORDER BY res.received_at_ms DESC, res.lease_id) AS newest"
+                "  FROM results res"
+                "  JOIN runs r ON r.run_id = res.run_id"
+                "  JOIN cases c ON c.run_id = res.run_id AND c.case_index = res.case_index"
+                "  JOIN leases l ON l.lease_id = res.lease_id"
+                "  WHERE res.counted = 1 AND res.outcome = ? AND r.branch = ?"
+                ") WHERE newest = 1 ORDER BY suite_name, pool");
+    q.Bind(1, static_cast<int64_t>(v1::CaseResult::OUTCOME_OK)).Bind(2, branch);
+    std::vector<LatestResult> latest;
+    int rc;
+    while ((rc = q.Step()) == SQLITE_ROW) {
+      LatestResult r{q.Text(0), q.Text(1), {}};
+      if (!r.result.ParseFromString(q.Blob(2))) {
+        return absl::DataLossError(absl::StrCat(path_, ": an unreadable result of suite ", r.suite));
+      }
+      latest.push_back(std::move(r));
+    }
+    if (rc != SQLITE_DONE) return ReadError("latest results");
+    return latest;
+  }
+
   absl::StatusOr<v1::Run> LoadRun(const std::string& run_id) override {
     std::lock_guard lock(read_mu_);
     if (sqlite3_exec(reader_, "BEGIN", nullptr, nullptr, nullptr) != SQLITE_OK) return ReadError("load run");

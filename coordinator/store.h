@@ -52,6 +52,13 @@ struct RecoveredState {
   std::vector<SessionRecord> sessions;
 };
 
+// The newest counted result of a case on one testbed (LatestResults).
+struct LatestResult {
+  std::string suite;
+  std::string pool;
+  v1::CaseResult result;  // with its samples
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -97,6 +104,9 @@ class Store {
   virtual absl::StatusOr<v1::HistoryResponse> History(const v1::HistoryRequest& request) = 0;
   // Any run, final or not, with counted results; NotFound if unknown.
   virtual absl::StatusOr<v1::Run> LoadRun(const std::string& run_id) = 0;
+  // The newest counted OK result of each case of each suite on each testbed,
+  // on runs of `branch`: what /metrics shows again after a restart.
+  virtual absl::StatusOr<std::vector<LatestResult>> LatestResults(const std::string& branch) = 0;
 };
 
 // Opens (creating and migrating as needed) the SQLite store at `path`. A

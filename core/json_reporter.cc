@@ -1,19 +1,121 @@
-#include <google/protobuf/util/json_util.h>
-
+// The report for tools, in one naming style: snake_case keys and snake_case
+// words for closed sets (verdicts, methods, states). docs/report-json.md
+// documents every field; `schema_version` changes when a field changes
+// meaning or goes away (adding one does not).
 #include <cmath>
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/str_replace.h"
+#include "core/names.h"
 #include "core/report.h"
 #include "core/utf8.h"
 
 namespace perfgate {
+namespace {
+
+constexpr int kSchemaVersion = 1;
+
+// "missing result" -> "missing_result": a token tools can compare.
+std::string Token(const std::string& words) { return absl::StrReplaceAll(words, {{" ", "_"}, {"/", ""}}); }
+std::string Token(Verdict v) { return Token(VerdictName(v)); }
+std::string Token(Method m) { return Token(MethodName(m)); }
+
+const char* RunStateToken(v1::RunState state) {
+  switch (state) {
+    case v1::RUN_STATE_RUNNING:
+      return "running";
+    case v1::RUN_STATE_FINISHED:
+      return "finished";
+    case v1::RUN_STATE_CANCELLED:
+      return "cancelled";
+    default:
+      return "unspecified";
+  }
+}
+
+// NaN (a change against a zero baseline, no p-value) is null, never a string.
+nlohmann::json Number(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(); }
+
+nlohmann::json ComparisonJson(const Comparison& cmp, const Series& series) {
+  return {{"verdict", Token(cmp.verdict)},    {"method", Token(cmp.method)},
+          {"baseline", Number(cmp.baseline)}, {"result", Number(cmp.result)},
+          {"change", Number(cmp.change)},     {"threshold", Number(cmp.threshold)},
+          {"noise", Number(cmp.noise)},       {"p_value", Number(cmp.p_value)},
+          {"baseline_n", cmp.baseline_n},     {"explain", ExplainComparison(cmp, series)}};
+}
+
+nlohmann::json SummaryJson(const Summary& s) {
+  return {
+      {"n", s.n}, {"median", Number(s.median)}, {"mad", Number(s.mad)}, {"min", Number(s.min)}, {"max", Number(s.max)}};
+}
+
+nlohmann::json MetricJson(const MetricReport& m) {
+  nlohmann::json jm = {{"benchmark", m.series.benchmark},
+                       {"metric", m.series.metric},
+                       {"unit", m.series.unit},
+                       {"source", m.series.source},
+                       {"variant", m.series.variant},
+                       {"verdict", Token(m.verdict)},
+                       {"judged", m.judged},
+                       {"fails", m.fails},
+                       {"note", m.note},
+                       {"samples", m.series.values}};
+  jm.update(SummaryJson(m.summary));
+  if (m.base) jm["base"] = SummaryJson(*m.base);
+  if (m.comparison) jm["comparison"] = ComparisonJson(*m.comparison, m.series);
+  jm["confirmations"] = nlohmann::json::array();
+  for (const auto& re : m.confirmations) jm["confirmations"].push_back(ComparisonJson(re, m.series));
+  return jm;
+}
+
+// Every sample as measured, in order (A/B: base and head interleaved).
+nlohmann::json RawSamples(const v1::CaseResult& result) {
+  nlohmann::json samples = nlohmann::json::array();
+  for (const auto& s : result.samples()) {
+    nlohmann::json values = nlohmann::json::array();
+    for (const auto& v : s.values()) {
+      values.push_back({{"benchmark", v.benchmark()},
+                        {"metric", v.metric()},
+                        {"value", Number(v.value())},
+                        {"unit", v.unit()},
+                        {"source", v.source()}});
+    }
+    samples.push_back({{"index", s.index()}, {"variant", s.variant()}, {"values", std::move(values)}});
+  }
+  return samples;
+}
+
+nlohmann::json CaseJson(const CaseReport& c, const v1::CaseResult* result) {
+  nlohmann::json jc = {{"name", c.name},
+                       {"verdict", Token(c.verdict)},
+                       {"fails", c.fails},
+                       {"ran", c.ran},
+                       {"pool", c.pool},
+                       {"outcome", c.outcome},
+                       {"detail", c.detail},
+                       {"agent_id", c.agent_id},
+                       {"attempts", c.attempts},
+                       {"notes", c.notes},
+                       {"metrics", nlohmann::json::array()}};
+  for (const auto& m : c.metrics) jc["metrics"].push_back(MetricJson(m));
+  // Case output is bytes; shown as text with invalid UTF-8 escaped (\xNN).
+  jc["stdout_tail"] = result ? EscapeInvalidUtf8(result->stdout_tail()) : "";
+  jc["stderr_tail"] = result ? EscapeInvalidUtf8(result->stderr_tail()) : "";
+  jc["raw_samples"] = result ? RawSamples(*result) : nlohmann::json::array();
+  return jc;
+}
+
+}  // namespace
 
 void JsonReporter::Write(const GateReport& report, std::ostream& out) const {
   nlohmann::json doc;
+  doc["schema_version"] = kSchemaVersion;
   doc["run_id"] = report.run.run_id();
   doc["suite"] = report.run.suite_name();
   doc["commit"] = report.run.commit();
+  doc["branch"] = report.run.branch();
+  doc["state"] = RunStateToken(report.run.state());
   doc["passed"] = report.passed;
   doc["exit_code"] = report.exit_code;
   doc["failed_rules"] = report.failed_rules;
@@ -24,65 +126,14 @@ void JsonReporter::Write(const GateReport& report, std::ostream& out) const {
     doc["baseline_patch"].push_back(
         {{"benchmark", row.benchmark}, {"metric", row.metric}, {"expected", row.expected}, {"margin", row.margin}});
   }
-  // Case output is bytes; the report shows it as text with invalid UTF-8
-  // escaped (\xNN). The raw bytes stay in "run", base64 as proto JSON has it.
   std::map<std::string, const v1::CaseResult*> results;
-  for (const auto& status : report.run.cases()) results[status.name()] = &status.result();
+  for (const auto& status : report.run.cases()) {
+    if (status.has_result()) results[status.name()] = &status.result();
+  }
   doc["cases"] = nlohmann::json::array();
   for (const auto& c : report.cases) {
-    nlohmann::json jc = {{"name", c.name},
-                         {"verdict", VerdictName(c.verdict)},
-                         {"pool", c.pool},
-                         {"outcome", c.outcome},
-                         {"detail", c.detail},
-                         {"agent_id", c.agent_id},
-                         {"attempts", c.attempts},
-                         {"notes", c.notes},
-                         {"metrics", nlohmann::json::array()}};
-    if (auto it = results.find(c.name); it != results.end()) {
-      jc["stdout_tail"] = EscapeInvalidUtf8(it->second->stdout_tail());
-      jc["stderr_tail"] = EscapeInvalidUtf8(it->second->stderr_tail());
-    }
-    auto comparison = [](const Comparison& cmp, const Series& series) {
-      auto number = [](double v) { return std::isnan(v) ? nlohmann::json() : nlohmann::json(v); };
-      return nlohmann::json{{"verdict", VerdictName(cmp.verdict)},
-                            {"method", MethodName(cmp.method)},
-                            {"baseline", cmp.baseline},
-                            {"result", cmp.result},
-                            {"change", number(cmp.change)},
-                            {"threshold", cmp.threshold},
-                            {"noise", cmp.noise},
-                            {"p_value", number(cmp.p_value)},
-                            {"baseline_n", cmp.baseline_n},
-                            {"explain", ExplainComparison(cmp, series)}};
-    };
-    for (const auto& m : c.metrics) {
-      nlohmann::json jm = {{"benchmark", m.series.benchmark},
-                           {"metric", m.series.metric},
-                           {"unit", m.series.unit},
-                           {"source", m.series.source},
-                           {"variant", m.series.variant},
-                           {"verdict", VerdictName(m.verdict)},
-                           {"note", m.note},
-                           {"n", m.summary.n},
-                           {"median", m.summary.median},
-                           {"mad", m.summary.mad},
-                           {"min", m.summary.min},
-                           {"max", m.summary.max},
-                           {"samples", m.series.values}};
-      if (m.comparison) jm["comparison"] = comparison(*m.comparison, m.series);
-      jm["confirmations"] = nlohmann::json::array();
-      for (const auto& re : m.confirmations) jm["confirmations"].push_back(comparison(re, m.series));
-      jc["metrics"].push_back(std::move(jm));
-    }
-    doc["cases"].push_back(std::move(jc));
-  }
-  std::string raw;
-  google::protobuf::util::JsonPrintOptions options;
-  options.preserve_proto_field_names = true;
-  if (google::protobuf::util::MessageToJsonString(report.run, &raw, options).ok()) {
-    nlohmann::json run = nlohmann::json::parse(raw, nullptr, /*allow_exceptions=*/false);
-    if (!run.is_discarded()) doc["run"] = std::move(run);
+    auto it = results.find(c.name);
+    doc["cases"].push_back(CaseJson(c, it == results.end() ? nullptr : it->second));
   }
   // Every string above is UTF-8 by construction (proto string fields are
   // validated, case output is escaped); should one slip through, replacing

@@ -1,5 +1,13 @@
+// JUnit XML as Jenkins and GitHub's JUnit reporters read it:
+// testsuites > testsuite > testcase. A regression is a <failure> (the test
+// ran and its assertion failed); a case that could not produce a result, or
+// an expected result that is missing, is an <error>; a judged metric with
+// nothing to compare with is <skipped> with the reason.
+#include <cmath>
+#include <cstdio>
+
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_replace.h"
+#include "core/names.h"
 #include "core/report.h"
 #include "core/units.h"
 
@@ -36,80 +44,151 @@ std::string Xml(const std::string& s) {
   return out;
 }
 
+enum class Status { kPassed, kFailure, kError, kSkipped };
+
 struct TestCase {
-  std::string classname, name, failure_type, failure_message, failure_text, skipped, system_out;
+  std::string classname, name;
+  double seconds = 0;
+  Status status = Status::kPassed;
+  std::string type, message, text;  // of the failure, error or skip
+  std::string system_out;
 };
+
+// Seconds as JUnit wants them: a plain decimal, never an exponent.
+std::string Seconds(double s) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.6f", s);
+  return buf;
+}
+
+// The case's measured wall time: what one run of it took (median).
+double CaseSeconds(const CaseReport& c) {
+  const MetricReport* wall = FindMeasured(c, "wall_time");
+  return wall && wall->summary.n > 0 ? wall->summary.median : 0;
+}
+
+// A case that did not run to completion: one test case for it.
+TestCase NotRun(const GateReport& report, const CaseReport& c, const TestCase& base) {
+  TestCase t = base;
+  t.name = absl::StrCat(base.classname, ".run");
+  const std::string why =
+      absl::StrCat(VerdictName(c.verdict), ": ", c.outcome, c.detail.empty() ? "" : " - " + c.detail);
+  t.type = VerdictName(c.verdict);
+  t.message = why;
+  t.text = why;
+  // A run the user cancelled failed nobody's test.
+  t.status = c.fails && report.run.state() != v1::RUN_STATE_CANCELLED ? Status::kError : Status::kSkipped;
+  return t;
+}
+
+TestCase Judged(const GateReport& report, const CaseReport& c, const MetricReport& m, const TestCase& base) {
+  TestCase t = base;
+  t.name = absl::StrCat(base.classname, ".",
+                        m.series.benchmark == c.name ? m.series.metric : m.series.benchmark + "." + m.series.metric);
+  t.type = VerdictName(m.verdict);
+  t.system_out = DescribeMetric(c, m);
+  const bool counts = report.run.state() != v1::RUN_STATE_CANCELLED;
+  if (m.verdict == Verdict::kMissingResult) {
+    t.status = counts ? Status::kError : Status::kSkipped;
+    t.message = absl::StrCat("missing result: ", m.note);
+    t.text = m.note;
+  } else if (!m.comparison) {
+    t.status = Status::kSkipped;
+    t.message =
+        absl::StrCat("no baseline: ", m.note.empty() ? "no expected row, history or A/B base to compare with" : m.note);
+  } else if (m.fails && counts) {
+    const Comparison& cmp = *m.comparison;
+    auto value = [&](double v) { return FormatValue(v, m.series.unit, m.series.metric); };
+    t.status = Status::kFailure;
+    t.message = DescribeMetric(c, m);
+    t.text = absl::StrCat("baseline: ", value(cmp.baseline), " (", MethodName(cmp.method), ")\nresult: ", value(cmp.result),
+                          " (median of ", m.summary.n, ")\nchange: ", FormatPercent(cmp.change, /*sign=*/true),
+                          "\nthreshold: ", FormatPercent(cmp.threshold), "\nnoise: ", FormatPercent(cmp.noise));
+    if (!std::isnan(cmp.p_value)) absl::StrAppend(&t.text, "\np-value: ", cmp.p_value);
+    if (!m.note.empty()) absl::StrAppend(&t.text, "\n", m.note);
+  }
+  return t;
+}
+
+std::vector<TestCase> TestCases(const GateReport& report) {
+  std::vector<TestCase> tests;
+  for (const auto& c : report.cases) {
+    TestCase base;
+    base.classname = absl::StrCat(report.run.suite_name(), ".", c.name);
+    base.seconds = CaseSeconds(c);
+    if (!c.ran) {
+      tests.push_back(NotRun(report, c, base));
+      continue;
+    }
+    bool any = false;
+    for (const auto& m : c.metrics) {
+      if (!m.judged) continue;  // shown only: no test of it
+      tests.push_back(Judged(report, c, m, base));
+      any = true;
+    }
+    if (!any) {  // it ran, and nothing of it is judged: the run itself passed
+      TestCase t = base;
+      t.name = absl::StrCat(base.classname, ".run");
+      t.system_out = "measured; no metric of this case is judged";
+      tests.push_back(std::move(t));
+    }
+  }
+  for (const auto& missing : report.missing_rows) {
+    TestCase t;
+    t.classname = report.run.suite_name();
+    t.name = absl::StrCat(report.run.suite_name(), ".", missing);
+    t.status = Status::kError;
+    t.type = VerdictName(Verdict::kMissingResult);
+    t.message = absl::StrCat("missing result: expected row ", missing, " was produced by no case");
+    tests.push_back(std::move(t));
+  }
+  return tests;
+}
+
+void WriteTestCase(const TestCase& t, std::ostream& out) {
+  out << "    <testcase classname=\"" << Xml(t.classname) << "\" name=\"" << Xml(t.name) << "\" time=\""
+      << Seconds(t.seconds) << "\">\n";
+  switch (t.status) {
+    case Status::kPassed:
+      break;
+    case Status::kSkipped:
+      out << "      <skipped message=\"" << Xml(t.message) << "\"/>\n";
+      break;
+    case Status::kFailure:
+    case Status::kError: {
+      const char* tag = t.status == Status::kFailure ? "failure" : "error";
+      out << "      <" << tag << " type=\"" << Xml(t.type) << "\" message=\"" << Xml(t.message) << "\">" << Xml(t.text)
+          << "</" << tag << ">\n";
+      break;
+    }
+  }
+  if (!t.system_out.empty()) out << "      <system-out>" << Xml(t.system_out) << "</system-out>\n";
+  out << "    </testcase>\n";
+}
 
 }  // namespace
 
 void JunitReporter::Write(const GateReport& report, std::ostream& out) const {
-  std::vector<TestCase> tests;
-  for (const auto& c : report.cases) {
-    const std::string classname = absl::StrCat("perfgate.", report.run.suite_name(), ".", c.name);
-    if (!c.ran) {
-      TestCase t{classname, "run", "", "", "", "", ""};
-      if (!c.fails || report.run.state() == v1::RUN_STATE_CANCELLED) {
-        t.skipped = absl::StrCat(VerdictName(c.verdict), c.detail.empty() ? "" : ": " + c.detail);
-      } else {
-        t.failure_type = VerdictName(c.verdict);
-        t.failure_message =
-            absl::StrCat(VerdictName(c.verdict), ": ", c.outcome, c.detail.empty() ? "" : " - " + c.detail);
-        t.failure_text = t.failure_message;
-      }
-      tests.push_back(std::move(t));
-      continue;
-    }
-    for (const auto& m : c.metrics) {
-      if (!m.comparison && m.verdict != Verdict::kMissingResult) continue;  // nothing judged
-      TestCase t{classname,
-                 m.series.benchmark == c.name ? m.series.metric : m.series.benchmark + "." + m.series.metric,
-                 "",
-                 "",
-                 "",
-                 "",
-                 DescribeMetric(c, m)};
-      if (m.fails && report.run.state() != v1::RUN_STATE_CANCELLED) {
-        t.failure_type = VerdictName(m.verdict);
-        t.failure_message = DescribeMetric(c, m);
-        if (m.comparison) {
-          const Comparison& cmp = *m.comparison;
-          auto value = [&](double v) { return FormatValue(v, m.series.unit, m.series.metric); };
-          t.failure_text =
-              absl::StrCat("baseline: ", value(cmp.baseline), " (", MethodName(cmp.method), ")\nresult: ", value(cmp.result),
-                           " (median of ", m.summary.n, ")\nchange: ", FormatPercent(cmp.change, /*sign=*/true),
-                           "\nthreshold: ", FormatPercent(cmp.threshold), "\nnoise: ", FormatPercent(cmp.noise));
-        } else {
-          t.failure_text = m.note;
-        }
-      }
-      tests.push_back(std::move(t));
-    }
-    if (!std::any_of(c.metrics.begin(), c.metrics.end(),
-                     [](const MetricReport& m) { return m.comparison.has_value(); })) {
-      tests.push_back(TestCase{classname, "run", "", "", "", "", "no baseline: measured, nothing to compare with"});
-    }
-  }
-  size_t failures = 0, skipped = 0;
+  const std::vector<TestCase> tests = TestCases(report);
+  size_t failures = 0, errors = 0, skipped = 0;
+  double seconds = 0;
   for (const auto& t : tests) {
-    failures += !t.failure_type.empty();
-    skipped += !t.skipped.empty();
+    failures += t.status == Status::kFailure;
+    errors += t.status == Status::kError;
+    skipped += t.status == Status::kSkipped;
+    seconds += t.seconds;
   }
+  // Jenkins' schema has no `skipped` on <testsuites>, only on <testsuite>.
+  const std::string counts = absl::StrCat("tests=\"", tests.size(), "\" failures=\"", failures, "\" errors=\"", errors,
+                                          "\" time=\"", Seconds(seconds), "\"");
   out << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
-  out << "<testsuites name=\"perfgate\" tests=\"" << tests.size() << "\" failures=\"" << failures << "\">\n";
-  out << "  <testsuite name=\"" << Xml(report.run.suite_name()) << "\" tests=\"" << tests.size() << "\" failures=\""
-      << failures << "\" errors=\"0\" skipped=\"" << skipped << "\">\n";
+  out << "<testsuites name=\"perfgate\" " << counts << ">\n";
+  out << "  <testsuite name=\"" << Xml(report.run.suite_name()) << "\" " << counts << " skipped=\"" << skipped
+      << "\">\n";
   out << "    <properties>\n      <property name=\"run_id\" value=\"" << Xml(report.run.run_id()) << "\"/>\n"
-      << "      <property name=\"commit\" value=\"" << Xml(report.run.commit()) << "\"/>\n    </properties>\n";
-  for (const auto& t : tests) {
-    out << "    <testcase classname=\"" << Xml(t.classname) << "\" name=\"" << Xml(t.name) << "\">\n";
-    if (!t.skipped.empty()) out << "      <skipped message=\"" << Xml(t.skipped) << "\"/>\n";
-    if (!t.failure_type.empty()) {
-      out << "      <failure type=\"" << Xml(t.failure_type) << "\" message=\"" << Xml(t.failure_message) << "\">"
-          << Xml(t.failure_text) << "</failure>\n";
-    }
-    if (!t.system_out.empty()) out << "      <system-out>" << Xml(t.system_out) << "</system-out>\n";
-    out << "    </testcase>\n";
-  }
+      << "      <property name=\"commit\" value=\"" << Xml(report.run.commit()) << "\"/>\n"
+      << "      <property name=\"branch\" value=\"" << Xml(report.run.branch()) << "\"/>\n    </properties>\n";
+  for (const auto& t : tests) WriteTestCase(t, out);
   out << "  </testsuite>\n</testsuites>\n";
 }
 

@@ -1,9 +1,16 @@
+// The PR comment: what a reviewer needs first (the verdict, then what failed
+// the gate with its numbers), everything else folded away. At most six
+// columns so a table fits a PR page; no run id, time of day or elapsed time,
+// so the same results always give the same text (a sticky comment that is
+// edited, not re-posted, stays quiet when nothing changed).
 #include <cmath>
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "core/baseline_update.h"
+#include "core/names.h"
 #include "core/report.h"
 #include "core/units.h"
 
@@ -13,6 +20,13 @@ namespace {
 // Table cells must not break the row, and text must not turn into markup.
 std::string Cell(const std::string& s) {
   return absl::StrReplaceAll(s, {{"&", "&amp;"}, {"<", "&lt;"}, {">", "&gt;"}, {"|", "\\|"}, {"\n", " "}});
+}
+
+// Inside a code span entities are not decoded, so only what would break the
+// row or the span is escaped; a name with a backtick gets a wider fence.
+std::string Code(const std::string& s) {
+  const std::string text = absl::StrReplaceAll(s, {{"|", "\\|"}, {"\n", " "}});
+  return s.find('`') == std::string::npos ? "`" + text + "`" : "`` " + text + " ``";
 }
 
 const char* Icon(Verdict v) {
@@ -30,58 +44,188 @@ const char* Icon(Verdict v) {
   }
 }
 
-}  // namespace
+std::string VerdictCell(Verdict v) { return absl::StrCat(Icon(v), " ", VerdictName(v)); }
 
-void MarkdownReporter::Write(const GateReport& report, std::ostream& out) const {
-  out << "## perfgate: " << (report.passed ? "✅ passed" : "❌ failed") << "\n\n";
-  out << "Suite `" << report.run.suite_name() << "`, run `" << report.run.run_id() << "`";
-  if (!report.run.commit().empty()) out << ", commit `" << report.run.commit() << "`";
-  out << ".\n\n";
-  for (const auto& rule : report.failed_rules) out << "- **" << Cell(rule) << "**\n";
-  for (const auto& w : report.warnings) out << "- warning: " << Cell(w) << "\n";
-  if (!report.failed_rules.empty() || !report.warnings.empty()) out << "\n";
+// "spin · instructions", or "spin · bench · metric" when the benchmark is not the case.
+std::string MetricName(const CaseReport& c, const MetricReport& m) {
+  return m.series.benchmark == c.name ? Code(c.name) + " · " + Code(m.series.metric)
+                                      : Code(c.name) + " · " + Code(m.series.benchmark) + " · " + Code(m.series.metric);
+}
 
-  out << "| case | verdict | outcome | wall (median) | agent |\n|---|---|---|---:|---|\n";
+std::string Value(double v, const MetricReport& m) { return FormatValue(v, m.series.unit, m.series.metric); }
+
+// "2.73 M instr (expected)", "1.02 s (history of 12 runs)", "1.00 s (base, 10 samples)".
+std::string BaselineCell(const Comparison& cmp, const MetricReport& m) {
+  std::string source = MethodName(cmp.method);
+  if (cmp.method == Method::kHistory) source = absl::StrCat("history of ", cmp.baseline_n, " runs");
+  if (cmp.method == Method::kAB) source = absl::StrCat("base, ", cmp.baseline_n, " samples");
+  return absl::StrCat(Value(cmp.baseline, m), " (", source, ")");
+}
+
+std::string ChangeCell(const MetricReport& m) {
+  std::string out = FormatPercent(m.comparison->change, /*sign=*/true);
+  for (const auto& re : m.confirmations) absl::StrAppend(&out, "; re-measured ", FormatPercent(re.change, true));
+  return out;
+}
+
+std::string PValueCell(const Comparison& cmp) {
+  if (std::isnan(cmp.p_value)) return "–";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, cmp.p_value < 0.0001 ? "%.1e" : "%.4f", cmp.p_value);
+  return buf;
+}
+
+struct Counts {
+  int regressions = 0, errors = 0, improvements = 0, no_baseline = 0, cases = 0;
+};
+
+bool IsError(const CaseReport& c) { return !c.ran && c.fails; }
+bool IsMetricError(const MetricReport& m) { return m.verdict == Verdict::kMissingResult && m.judged; }
+bool IsRegression(const MetricReport& m) { return m.comparison && m.verdict == Verdict::kRegression && m.judged; }
+
+Counts Count(const GateReport& report) {
+  Counts n;
+  n.cases = static_cast<int>(report.cases.size());
   for (const auto& c : report.cases) {
-    const MetricReport* wall_time = FindMeasured(c, "wall_time");
-    const std::string wall = wall_time ? FormatDurationSeconds(wall_time->summary.median) : "-";
-    out << "| `" << Cell(c.name) << "` | " << Icon(c.verdict) << " " << VerdictName(c.verdict) << " | "
-        << Cell(c.outcome) << (c.detail.empty() ? "" : ": " + Cell(c.detail)) << " | " << wall << " | "
-        << Cell(c.agent_id.empty() ? "-" : c.agent_id) << " |\n";
+    n.errors += IsError(c);
+    for (const auto& m : c.metrics) {
+      n.regressions += IsRegression(m);
+      n.errors += IsMetricError(m);
+      n.improvements += m.judged && m.verdict == Verdict::kImprovement;
+      n.no_baseline += m.judged && !m.comparison && m.verdict == Verdict::kNoBaseline;
+    }
   }
+  n.errors += static_cast<int>(report.missing_rows.size());
+  return n;
+}
 
+std::string Plural(int n, const char* one, const char* many) { return absl::StrCat(n, " ", n == 1 ? one : many); }
+
+// "❌ perfgate failed: 1 regression, 2 errors · 5 cases · suite `demo` · commit `abc`"
+void WriteVerdictLine(const GateReport& report, std::ostream& out) {
+  const Counts n = Count(report);
+  std::vector<std::string> parts;
+  if (n.regressions) parts.push_back(Plural(n.regressions, "regression", "regressions"));
+  if (n.errors) parts.push_back(Plural(n.errors, "error", "errors"));
+  if (n.improvements) parts.push_back(Plural(n.improvements, "improvement", "improvements"));
+  if (n.no_baseline) parts.push_back(Plural(n.no_baseline, "metric without baseline", "metrics without baseline"));
+  const bool cancelled = report.run.state() == v1::RUN_STATE_CANCELLED;
+  out << "### "
+      << (report.passed ? "✅ perfgate passed"
+          : cancelled   ? "⏹️ perfgate cancelled"
+                        : "❌ perfgate failed");
+  if (!parts.empty()) out << ": " << absl::StrJoin(parts, ", ");
+  out << " · " << Plural(n.cases, "case", "cases") << " · suite " << Code(report.run.suite_name());
+  if (!report.run.commit().empty()) out << " · commit " << Code(report.run.commit());
+  out << "\n\n";
+}
+
+void WriteRegressions(const GateReport& report, std::ostream& out) {
   bool header = false;
   for (const auto& c : report.cases) {
     for (const auto& m : c.metrics) {
-      if (!m.comparison && m.verdict != Verdict::kMissingResult) continue;
+      if (!IsRegression(m)) continue;
       if (!header) {
-        out << "\n### Compared metrics\n\n"
-               "| case | metric | verdict | baseline | result | change | threshold | noise | method |\n"
-               "|---|---|---|---:|---:|---:|---:|---:|---|\n";
+        out << "#### Regressions\n\n"
+               "| case · metric | baseline | result | change | threshold (noise) | p-value |\n"
+               "|---|---:|---:|---:|---:|---:|\n";
         header = true;
       }
-      const std::string metric =
-          m.series.benchmark == c.name ? m.series.metric : m.series.benchmark + " " + m.series.metric;
+      const Comparison& cmp = *m.comparison;
+      out << "| " << MetricName(c, m) << " | " << BaselineCell(cmp, m) << " | " << Value(cmp.result, m)
+          << " (median of " << m.summary.n << ") | " << ChangeCell(m) << " | " << FormatPercent(cmp.threshold)
+          << " (noise " << FormatPercent(cmp.noise) << ") | " << PValueCell(cmp) << " |\n";
+    }
+  }
+  if (header) out << "\n";
+}
+
+void WriteErrors(const GateReport& report, std::ostream& out) {
+  bool header = false;
+  auto row = [&](const std::string& what, const std::string& outcome, const std::string& detail,
+                 const std::string& agent) {
+    if (!header) {
+      out << "#### Errors\n\n| case | outcome | detail | agent |\n|---|---|---|---|\n";
+      header = true;
+    }
+    out << "| " << what << " | " << Cell(outcome) << " | " << Cell(detail) << " | " << agent << " |\n";
+  };
+  for (const auto& c : report.cases) {
+    if (IsError(c)) {
+      row(Code(c.name), VerdictName(c.verdict) + std::string(" (") + c.outcome + ")", c.detail,
+          c.agent_id.empty() ? "–" : Code(c.agent_id));
+    }
+    for (const auto& m : c.metrics) {
+      if (IsMetricError(m)) row(MetricName(c, m), VerdictName(m.verdict), m.note, "–");
+    }
+  }
+  for (const auto& missing : report.missing_rows) {
+    row(Code(missing), VerdictName(Verdict::kMissingResult), "an expected row that no case produced", "–");
+  }
+  if (header) out << "\n";
+}
+
+// Every case, folded: a reviewer opens it when the summary is not enough.
+void WriteAllCases(const GateReport& report, std::ostream& out) {
+  out << "<details><summary>All cases (" << report.cases.size()
+      << ")</summary>\n\n| case | verdict | outcome | wall time (median) | agent | attempts |\n"
+         "|---|---|---|---:|---|---:|\n";
+  for (const auto& c : report.cases) {
+    const MetricReport* wall_time = FindMeasured(c, "wall_time");
+    out << "| " << Code(c.name) << " | " << VerdictCell(c.verdict) << " | " << Cell(c.outcome)
+        << (c.detail.empty() ? "" : ": " + Cell(c.detail)) << " | "
+        << (wall_time ? FormatDurationSeconds(wall_time->summary.median) : "–") << " | "
+        << (c.agent_id.empty() ? "–" : Code(c.agent_id)) << " | " << c.attempts << " |\n";
+  }
+  out << "\n</details>\n\n";
+}
+
+// Judged metrics other than regressions: passes, improvements, no baseline.
+void WriteOtherMetrics(const GateReport& report, std::ostream& out) {
+  std::string rows;
+  int count = 0;
+  for (const auto& c : report.cases) {
+    for (const auto& m : c.metrics) {
+      if (!m.judged || IsRegression(m) || IsMetricError(m)) continue;
+      ++count;
       if (!m.comparison) {
-        out << "| `" << Cell(c.name) << "` | `" << Cell(metric) << "` | " << Icon(m.verdict) << " "
-            << VerdictName(m.verdict) << " | | | | | | " << Cell(m.note) << " |\n";
+        absl::StrAppend(&rows, "| ", MetricName(c, m), " | ", VerdictCell(m.verdict), " | – | ",
+                        Value(m.summary.median, m), " (median of ", m.summary.n, ") | – | ",
+                        Cell(m.note.empty() ? "no expected row, history or A/B base" : m.note), " |\n");
         continue;
       }
       const Comparison& cmp = *m.comparison;
-      out << "| `" << Cell(c.name) << "` | `" << Cell(metric) << "` | " << Icon(m.verdict) << " "
-          << VerdictName(m.verdict) << " | " << FormatValue(cmp.baseline, m.series.unit, m.series.metric) << " | "
-          << FormatValue(cmp.result, m.series.unit, m.series.metric) << " | "
-          << FormatPercent(cmp.change, /*sign=*/true) << " | " << FormatPercent(cmp.threshold) << " | "
-          << FormatPercent(cmp.noise) << " | " << MethodName(cmp.method);
-      for (const auto& re : m.confirmations) out << "; re-measured " << FormatPercent(re.change, /*sign=*/true);
-      out << " |\n";
+      absl::StrAppend(&rows, "| ", MetricName(c, m), " | ", VerdictCell(m.verdict), " | ", BaselineCell(cmp, m), " | ",
+                      Value(cmp.result, m), " (median of ", m.summary.n, ") | ", ChangeCell(m), " | ",
+                      FormatPercent(cmp.threshold), " (noise ", FormatPercent(cmp.noise), ") |\n");
     }
   }
-  if (!report.baseline_patch.empty()) {
-    out << "\n<details><summary>Improvements: expected-file rows to apply</summary>\n\n```\n";
-    for (const auto& row : report.baseline_patch) out << FormatExpectedRow(row) << "\n";
-    out << "```\n</details>\n";
-  }
+  if (count == 0) return;
+  out << "<details><summary>Other judged metrics (" << count
+      << ")</summary>\n\n| case · metric | verdict | baseline | result | change | threshold (noise) or why |\n"
+         "|---|---|---:|---:|---:|---|\n"
+      << rows << "\n</details>\n\n";
+}
+
+void WriteBaselinePatch(const GateReport& report, std::ostream& out) {
+  if (report.baseline_patch.empty()) return;
+  out << "<details><summary>Improvements: expected-file rows to apply</summary>\n\n```\n";
+  for (const auto& row : report.baseline_patch) out << FormatExpectedRow(row) << "\n";
+  out << "```\n\n</details>\n\n";
+}
+
+}  // namespace
+
+void MarkdownReporter::Write(const GateReport& report, std::ostream& out) const {
+  WriteVerdictLine(report, out);
+  for (const auto& rule : report.failed_rules) out << "- **" << Cell(rule) << "**\n";
+  for (const auto& w : report.warnings) out << "- warning: " << Cell(w) << "\n";
+  if (!report.failed_rules.empty() || !report.warnings.empty()) out << "\n";
+  WriteRegressions(report, out);
+  WriteErrors(report, out);
+  WriteAllCases(report, out);
+  WriteOtherMetrics(report, out);
+  WriteBaselinePatch(report, out);
 }
 
 }  // namespace perfgate

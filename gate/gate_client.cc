@@ -212,8 +212,10 @@ absl::StatusOr<v1::Run> SubmitAndWatch(const GateClientOptions& options, const v
   if (interrupt) {
     on_interrupt = interrupt->OnFire([&] {
       progress.Line(absl::StrCat("perfgate: interrupted; cancelling run ", run_id));
+      // Short: with the coordinator gone this blocks the signal thread, and
+      // an interrupted gate must exit within seconds.
       grpc::ClientContext context;
-      context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+      context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
       v1::CancelRunRequest cancel;
       cancel.set_run_id(run_id);
       v1::CancelRunResponse response;
@@ -274,6 +276,13 @@ absl::StatusOr<v1::Run> SubmitAndWatch(const GateClientOptions& options, const v
     if (status.error_code() == grpc::StatusCode::NOT_FOUND ||
         status.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
       return FromGrpc(status);
+    }
+    // Interrupted with the coordinator gone: nobody is left to confirm the
+    // cancellation, so stop instead of re-attaching for minutes.
+    if (interrupt && interrupt->fired()) {
+      return absl::UnavailableError(absl::StrCat("interrupted, and coordinator ", options.coordinator,
+                                                 " unreachable (", status.error_message(), "): run ", run_id,
+                                                 " may still be pending there"));
     }
     // The coordinator went away: re-attach by run id for a while.
     if (lost_since == Steady::time_point{}) {

@@ -43,6 +43,13 @@ class Interrupt {
     for (auto& [id, f] : subscribers_) f();
   }
 
+  // Whether Fire() was called: a caller that meets a dead coordinator stops
+  // instead of re-attaching when the person has already asked it to stop.
+  bool fired() {
+    std::lock_guard lock(mu_);
+    return fired_;
+  }
+
  private:
   void Unsubscribe(int id) {
     std::lock_guard lock(mu_);

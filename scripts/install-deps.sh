@@ -24,6 +24,8 @@ PACKAGES=(
   libxml2-utils
   # Markdown report rendered by a real GFM renderer in tests
   cmark-gfm
+  # the generated zsh completion script is run by a real zsh in tests
+  zsh
 )
 
 if [ "$(id -u)" -eq 0 ]; then SUDO=(); else SUDO=(sudo); fi

@@ -63,7 +63,7 @@ TEST(JudgeE2eTest, HistoryOfTheMainBranchCatchesARegressionAndConfirmsIt) {
   EXPECT_THAT(xml.str(), HasSubstr("<failure type=\"regression\""));
   std::stringstream markdown;
   markdown << std::ifstream(md).rdbuf();
-  EXPECT_THAT(markdown.str(), HasSubstr("## perfgate: ❌ failed"));
+  EXPECT_THAT(markdown.str(), HasSubstr("### ❌ perfgate failed: 1 regression"));
   // The PR runs never became history: the main-branch median is unchanged.
   auto again = Gate(dir, suite, "50000", "pr-3", {"--metrics"});
   EXPECT_EQ(again.exit_code, 0) << again.output;
@@ -124,7 +124,7 @@ TEST(JudgeE2eTest, ManualAbRunInterleavesVariantsAndFindsTheSlowerHead) {
     judged = true;
     EXPECT_EQ(m["variant"], "head");
     EXPECT_EQ(m["verdict"], "regression") << r.output;
-    EXPECT_EQ(m["comparison"]["method"], "a/b");
+    EXPECT_EQ(m["comparison"]["method"], "ab");
     EXPECT_EQ(m["comparison"]["p_value"].get<double>(), 0) << "identical counts on each side: no rank test needed";
     // 10000 more rounds of about 10 instructions on top of the base's total.
     const double change = m["comparison"]["change"].get<double>();
@@ -133,7 +133,7 @@ TEST(JudgeE2eTest, ManualAbRunInterleavesVariantsAndFindsTheSlowerHead) {
   }
   EXPECT_TRUE(judged);
   // Samples alternate base/head in ABBA order.
-  const auto& samples = doc["run"]["cases"][0]["result"]["samples"];
+  const auto& samples = doc["cases"][0]["raw_samples"];
   ASSERT_GE(samples.size(), 20u);
   EXPECT_EQ(samples[0]["variant"], "base");
   EXPECT_EQ(samples[1]["variant"], "head");

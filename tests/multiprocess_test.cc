@@ -43,7 +43,7 @@ TEST(MultiProcessTest, CoordinatorAndTwoAgentProcessesRunEveryCaseExactlyOnce) {
   ASSERT_EQ(report["cases"].size(), 8u);
   std::set<std::string> agents;
   for (const auto& c : report["cases"]) {
-    EXPECT_EQ(c["verdict"], "no baseline");  // ran fine; this suite names no baselines
+    EXPECT_EQ(c["verdict"], "no_baseline");  // ran fine; this suite names no baselines
     EXPECT_EQ(c["outcome"], "ok");
     agents.insert(c["agent_id"].get<std::string>());
   }

@@ -3,11 +3,14 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <fstream>
+#include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
@@ -51,6 +54,86 @@ TEST(PrometheusRulesTest, RulesAreValidAndTheirUnitTestsPass) {
   auto unit = RunCommand({"/usr/bin/promtool", "test", "rules", Dashboards() + "/prometheus/rules_test.yml"});
   EXPECT_EQ(unit.exit_code, 0) << unit.output;
   EXPECT_THAT(unit.output, HasSubstr("SUCCESS"));
+}
+
+// Each `alert:` of rules.yml has an alert_rule_test in rules_test.yml.
+TEST(PrometheusRulesTest, EveryAlertHasAUnitTest) {
+  const std::string rules = ReadAll(Dashboards() + "/prometheus/rules.yml");
+  const std::string tests = ReadAll(Dashboards() + "/prometheus/rules_test.yml");
+  const std::regex alert("- alert: ([A-Za-z]+)");
+  int alerts = 0;
+  for (std::sregex_iterator it(rules.begin(), rules.end(), alert), end; it != end; ++it, ++alerts) {
+    const std::string name = (*it)[1];
+    EXPECT_THAT(tests, HasSubstr("alertname: " + name + "\n        exp_alerts:\n          - exp_labels"))
+        << name << " has no test that it fires";
+  }
+  EXPECT_GE(alerts, 7);
+}
+
+// The Grafana unit of each unit label value perfgate exports.
+const std::map<std::string, std::string> kGrafanaUnits = {{"seconds", "s"},      {"bytes", "bytes"},
+                                                          {"count", "short"},    {"bytes_per_second", "Bps"},
+                                                          {"per_second", "ops"}, {"none", "none"}};
+
+// A panel of benchmark values shows one unit, and says which: seconds are
+// never drawn on a bytes axis.
+TEST(DashboardTest, BenchmarkPanelsShowOneUnitEach) {
+  const auto dashboard = nlohmann::json::parse(ReadAll(Dashboards() + "/grafana/perfgate.json"));
+  std::set<std::string> shown;
+  const std::regex unit_matcher("unit=\"([a-z_]+)\"");
+  for (const auto& panel : dashboard["panels"]) {
+    for (const auto& target : panel["targets"]) {
+      const std::string expr = target["expr"];
+      if (expr.find("perfgate_benchmark_value") == std::string::npos) continue;
+      std::smatch m;
+      ASSERT_TRUE(std::regex_search(expr, m, unit_matcher)) << panel["title"] << " mixes units: " << expr;
+      ASSERT_TRUE(kGrafanaUnits.count(m[1])) << expr;
+      EXPECT_EQ(panel["fieldConfig"]["defaults"]["unit"], kGrafanaUnits.at(m[1])) << panel["title"];
+      shown.insert(m[1]);
+    }
+  }
+  EXPECT_EQ(shown.size(), kGrafanaUnits.size()) << "a unit perfgate exports has no panel";
+}
+
+// A restarted coordinator serves the latest main-branch values from its
+// store at once, not only after the next main-branch run.
+TEST(MetricsRestartTest, BenchmarkValuesComeBackFromTheStoreAfterARestart) {
+  testing::TempDir dir;
+  auto start = [&] {
+    return std::make_unique<Subprocess>(std::vector<std::string>{PerfgateBinary(), "coordinator", "--listen",
+                                                                 "127.0.0.1:0", "--db", dir.File("db"),
+                                                                 "--metrics-listen", "127.0.0.1:0"});
+  };
+  auto coordinator = start();
+  const std::string address = testing::CoordinatorAddress(*coordinator);
+  auto metrics = coordinator->WaitForLine("metrics on", 30'000);
+  ASSERT_TRUE(!address.empty() && metrics) << coordinator->output();
+  Subprocess agent({PerfgateBinary(), "agent", "--coordinator", address, "--id", "a1", "--pool", "lab"});
+  ASSERT_TRUE(agent.WaitForLine("registered", 30'000));
+  const std::string suite = dir.Write("s.yaml",
+                                      "suite: prom\ndefaults: {repeats: 2, warmup: 0}\ncases:\n  - name: spin0\n"
+                                      "    command: [\"" +
+                                          testing::CaseBinary("spin") + "\", \"1000\"]\n");
+  auto gate = RunCommand({PerfgateBinary(), "gate", "--coordinator", address, "--suite", suite, "--branch", "main"});
+  ASSERT_EQ(gate.exit_code, 0) << gate.output;
+  // A PR run afterwards must not be what comes back.
+  ASSERT_EQ(
+      RunCommand({PerfgateBinary(), "gate", "--coordinator", address, "--suite", suite, "--branch", "pr"}).exit_code,
+      0);
+  coordinator->Signal(SIGTERM);
+  ASSERT_EQ(coordinator->Wait(30'000), 0) << coordinator->output();
+
+  coordinator = start();
+  ASSERT_FALSE(testing::CoordinatorAddress(*coordinator).empty()) << coordinator->output();
+  metrics = coordinator->WaitForLine("metrics on", 30'000);
+  ASSERT_TRUE(metrics) << coordinator->output();
+  const std::string body = testing::HttpGet(testing::AddressAfter(*metrics, "http://"), "/metrics");
+  EXPECT_THAT(body, ::testing::ContainsRegex("perfgate_benchmark_value\\{[^}]*case=\"spin0\"[^}]*metric=\"wall_time\""
+                                             "[^}]*testbed=\"lab\"[^}]*unit=\"seconds\"\\} [0-9.e-]+"))
+      << body;
+  EXPECT_THAT(body, ::testing::ContainsRegex("perfgate_benchmark_samples\\{[^}]*case=\"spin0\"[^}]*metric=\"wall_time\""
+                                             "[^}]*\\} 2\n"))
+      << body;
 }
 
 class PrometheusE2eTest : public ::testing::Test {
@@ -115,10 +198,13 @@ TEST_F(PrometheusE2eTest, RealPrometheusSeesTheRunAndEveryDashboardMetricExists)
   EXPECT_TRUE(WaitFor("sum(perfgate_gate_runs_total{suite=\"prom\",result=\"passed\"})", 1));
   EXPECT_TRUE(WaitFor("perfgate_agents{pool=\"lab\"}", 2));
   EXPECT_TRUE(WaitFor("count(perfgate_benchmark_value{suite=\"prom\",metric=\"wall_time\",testbed=\"lab\"})", 3));
-  EXPECT_TRUE(WaitFor("sum(perfgate_case_verdicts_total{suite=\"prom\",verdict=\"no baseline\"})", 3));
+  EXPECT_TRUE(WaitFor("sum(perfgate_case_verdicts_total{suite=\"prom\",verdict=\"no_baseline\"})", 3));
+  EXPECT_TRUE(WaitFor("count(perfgate_benchmark_value{suite=\"prom\",metric=\"peak_rss\",unit=\"bytes\"})", 3));
+  // Words from closed sets are label values without spaces.
+  EXPECT_TRUE(WaitFor("count({__name__=~\"perfgate_.+\",verdict=~\".* .*\"}) or vector(0)", 0));
   EXPECT_TRUE(WaitFor("sum(perfgate_leases_granted_total{pool=\"lab\"})", 3));
   EXPECT_TRUE(WaitFor("sum(perfgate_case_duration_seconds_count{pool=\"lab\"})", 3));
-  auto values = Query("perfgate_benchmark_value{case=\"spin0\",metric=\"wall_time\"}");
+  auto values = Query("perfgate_benchmark_value{case=\"spin0\",metric=\"wall_time\",unit=\"seconds\"}");
   ASSERT_EQ(values.size(), 1u);
   EXPECT_GT(values[0], 0);
   EXPECT_LT(values[0], 5) << "seconds, the base unit";

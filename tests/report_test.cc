@@ -7,6 +7,8 @@
 
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <regex>
+#include <set>
 #include <sstream>
 
 #include "core/baseline_update.h"
@@ -176,8 +178,8 @@ TEST(ReportTest, ConfirmationClearsANoisyRegressionAndKeepsARealOne) {
   EXPECT_THAT(r.failed_rules, ::testing::ElementsAre("regression fails the gate: 1 case (real)"));
 }
 
-TEST(ReportTest, AbVariantsCompareHeadWithBase) {
-  Policy policy;
+// Ten base and ten head samples of wall time, head 5% slower.
+v1::CaseStatus AbCase() {
   v1::CaseStatus c;
   c.set_name("ab");
   c.set_state(v1::CASE_STATE_DONE);
@@ -193,7 +195,19 @@ TEST(ReportTest, AbVariantsCompareHeadWithBase) {
       v->set_value((std::string(variant) == "head" ? 1.05 : 1.0) + i * 0.001);
     }
   }
-  GateReport r = BuildGateReport(RunOf({c}), Baselines{}, policy);
+  return c;
+}
+
+// An A/B regression that a confirmation run re-measured.
+GateReport ConfirmedAbReport() {
+  GateReport r = BuildGateReport(RunOf({AbCase()}), Baselines{}, Policy{});
+  ApplyConfirmation(&r, RunOf({AbCase()}), Baselines{}, Policy{});
+  return r;
+}
+
+TEST(ReportTest, AbVariantsCompareHeadWithBase) {
+  Policy policy;
+  GateReport r = BuildGateReport(RunOf({AbCase()}), Baselines{}, policy);
   ASSERT_EQ(r.cases[0].metrics.size(), 1u) << "base is shown beside head, not as its own row";
   const MetricReport& m = r.cases[0].metrics[0];
   EXPECT_EQ(m.verdict, Verdict::kRegression);
@@ -210,44 +224,164 @@ std::string WriteTo(const testing::TempDir& dir, const std::string& name, const 
   return dir.File(name);
 }
 
-GateReport MixedReport() {
+std::string Render(const Reporter& reporter, const GateReport& report) {
+  std::stringstream out;
+  reporter.Write(report, out);
+  return out.str();
+}
+
+// Adds a measured wall time (seconds) to each sample of `c`.
+v1::CaseStatus WithWallTime(v1::CaseStatus c, double seconds) {
+  for (auto& s : *c.mutable_result()->mutable_samples()) {
+    auto* v = s.add_values();
+    v->set_benchmark(c.name());
+    v->set_metric("wall_time");
+    v->set_value(seconds);
+    v->set_unit("s");
+    v->set_source("agent:clock");
+  }
+  return c;
+}
+
+// What a reviewer sees on a bad day: a regression, a crash, a case no agent
+// could run, an improvement, a metric with no baseline and a case name with
+// markup in it.
+GateReport MixedReport(const std::string& run_id = "run-1") {
   Policy policy;
   v1::CaseStatus crashed = OkCase("crash<&>", "instructions", {});
   crashed.mutable_result()->set_outcome(v1::CaseResult::OUTCOME_CRASHED);
   crashed.set_error("killed by \"SIGSEGV\" & <core>");
-  return BuildGateReport(
-      RunOf({OkCase("add", "instructions", {1150}), OkCase("ok|pipe", "instructions", {1000}), crashed}),
-      Expected({{"add", "instructions", 1000, 0.1, 1}, {"ok|pipe", "instructions", 1000, 0.1, 2}}), policy);
+  v1::CaseStatus gpu;
+  gpu.set_name("gpu");
+  gpu.set_state(v1::CASE_STATE_NO_CAPABLE_AGENT);
+  gpu.set_error("no agent with a GPU");
+  v1::Run run =
+      RunOf({WithWallTime(OkCase("add", "instructions", {1150}), 0.25), OkCase("ok|pipe", "instructions", {1000}),
+             crashed, gpu, OkCase("faster", "instructions", {500}), OkCase("new", "instructions", {7})});
+  run.set_run_id(run_id);
+  return BuildGateReport(run,
+                         Expected({{"add", "instructions", 1000, 0.1, 1},
+                                   {"ok|pipe", "instructions", 1000, 0.1, 2},
+                                   {"faster", "instructions", 1000, 0.1, 3}}),
+                         policy);
 }
 
-TEST(ReportFilesTest, JunitValidatesAgainstTheSchemaAndCarriesTheNumbers) {
+TEST(ReportFilesTest, JunitValidatesAgainstJenkinsSchemaWithErrorsFailuresAndSkips) {
   testing::TempDir dir;
   const std::string path = WriteTo(dir, "junit.xml", JunitReporter(), MixedReport());
   auto lint = testing::RunCommand(
       {"/usr/bin/xmllint", "--noout", "--schema", testing::SourceDir() + "/tests/data/junit.xsd", path});
   EXPECT_EQ(lint.exit_code, 0) << lint.output;
   EXPECT_THAT(lint.output, HasSubstr("validates"));
-  std::stringstream xml;
-  xml << std::ifstream(path).rdbuf();
-  EXPECT_THAT(xml.str(), HasSubstr("tests=\"3\" failures=\"2\""));
-  EXPECT_THAT(xml.str(),
-              HasSubstr("baseline: 1.00 k instr (expected)\nresult: 1.15 k instr (median of 1)\nchange: +15.00%"));
-  EXPECT_THAT(xml.str(), HasSubstr("classname=\"perfgate.s.crash&lt;&amp;&gt;\""));
+  std::stringstream read;
+  read << std::ifstream(path).rdbuf();
+  const std::string xml = read.str();
+  EXPECT_THAT(xml, HasSubstr("\n<testsuites name=\"perfgate\" tests=\"7\" failures=\"1\" errors=\"2\""));
+  EXPECT_THAT(xml, HasSubstr("<testsuite name=\"s\" tests=\"7\" failures=\"1\" errors=\"2\""));
+  EXPECT_THAT(xml, HasSubstr("skipped=\"2\""));
+  // The regression: a failure with its numbers, named suite.case.metric, timed by its measured wall time.
+  EXPECT_THAT(xml, HasSubstr("<testcase classname=\"s.add\" name=\"s.add.instructions\" time=\"0.250000\">\n"
+                             "      <failure type=\"regression\""));
+  EXPECT_THAT(xml, HasSubstr("baseline: 1.00 k instr (expected)\nresult: 1.15 k instr (median of 1)\nchange: +15.00%"
+                             "\nthreshold: 10.00%\nnoise: 10.00%"));
+  // The crash is an error, not a failure: the case produced no result to judge.
+  EXPECT_THAT(xml, HasSubstr("<testcase classname=\"s.crash&lt;&amp;&gt;\" name=\"s.crash&lt;&amp;&gt;.run\" "
+                             "time=\"0.000000\">\n      <error type=\"error\" message=\"error: signal 0"));
+  // The GPU case no agent could run fails the gate by default: an error too.
+  EXPECT_THAT(xml, HasSubstr("name=\"s.gpu.run\" time=\"0.000000\">\n      <error type=\"no capable agent\""));
+  // Nothing to compare with: skipped, with the reason.
+  EXPECT_THAT(xml, HasSubstr("name=\"s.new.instructions\" time=\"0.000000\">\n      <skipped message=\"no baseline: "));
+  // The improvement passes.
+  EXPECT_THAT(xml, HasSubstr("name=\"s.faster.instructions\" time=\"0.000000\">\n      <system-out>"));
 }
 
-TEST(ReportFilesTest, MarkdownRendersAsTables) {
+TEST(ReportFilesTest, JunitOfACancelledRunSkipsWhatDidNotRun) {
+  GateReport report = MixedReport();
+  report.run.set_state(v1::RUN_STATE_CANCELLED);
+  const std::string xml = Render(JunitReporter(), report);
+  EXPECT_THAT(xml, HasSubstr("failures=\"0\" errors=\"0\""));
+  EXPECT_THAT(xml, HasSubstr("skipped=\"4\""));
+}
+
+// cmark-gfm's HTML for the Markdown report.
+std::string MarkdownHtml(const GateReport& report) {
   testing::TempDir dir;
-  const std::string path = WriteTo(dir, "report.md", MarkdownReporter(), MixedReport());
-  auto html = testing::RunCommand({"/usr/bin/cmark-gfm", "-e", "table", path});
-  ASSERT_EQ(html.exit_code, 0) << html.output;
-  EXPECT_THAT(html.output, HasSubstr("<h2>perfgate: ❌ failed</h2>"));
-  EXPECT_THAT(html.output, HasSubstr("<table>"));
-  // A '|' inside a cell stays in its cell.
-  EXPECT_THAT(html.output, HasSubstr("<code>ok|pipe</code>"));
-  EXPECT_THAT(html.output, HasSubstr("<td align=\"right\">+15.00%</td>"));
-  // Text that looks like HTML is shown, not swallowed as markup.
-  EXPECT_THAT(html.output, HasSubstr("&amp; &lt;core&gt;"));
-  EXPECT_THAT(html.output, HasSubstr("regression fails the gate: 1 case (add)"));
+  const std::string path = WriteTo(dir, "report.md", MarkdownReporter(), report);
+  auto html = testing::RunCommand({"/usr/bin/cmark-gfm", "--unsafe", "-e", "table", path});
+  EXPECT_EQ(html.exit_code, 0) << html.output;
+  return html.output;
+}
+
+int Count(const std::string& text, const std::string& needle) {
+  int n = 0;
+  for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+  return n;
+}
+
+TEST(ReportFilesTest, MarkdownLeadsWithTheVerdictThenWhatFailedWithUnits) {
+  const std::string html = MarkdownHtml(MixedReport());
+  // The first block is the one-line verdict with the counts.
+  EXPECT_EQ(html.rfind("<h3>❌ perfgate failed: 1 regression, 2 errors, 1 improvement, 2 metrics without baseline · "
+                       "6 cases · suite <code>s</code> · commit <code>abc</code></h3>\n",
+                       0),
+            0u)
+      << html;
+  EXPECT_THAT(html, HasSubstr("regression fails the gate: 1 case (add)"));
+  // Regressions before errors, both before anything folded.
+  const size_t regressions = html.find("<h4>Regressions</h4>");
+  const size_t errors = html.find("<h4>Errors</h4>");
+  const size_t folded = html.find("<details>");
+  ASSERT_NE(regressions, std::string::npos) << html;
+  ASSERT_NE(errors, std::string::npos) << html;
+  EXPECT_LT(regressions, errors);
+  EXPECT_LT(errors, folded);
+  // The regression's row: baseline, result, change, threshold, noise, all with units.
+  EXPECT_THAT(html, HasSubstr("<td><code>add</code> · <code>instructions</code></td>\n"
+                              "<td align=\"right\">1.00 k instr (expected)</td>\n"
+                              "<td align=\"right\">1.15 k instr (median of 1)</td>\n"
+                              "<td align=\"right\">+15.00%</td>\n"
+                              "<td align=\"right\">10.00% (noise 10.00%)</td>\n"
+                              "<td align=\"right\">–</td>"));
+  // Errors name the case and why; text that looks like HTML is shown, not swallowed as markup.
+  EXPECT_THAT(html, HasSubstr("<td><code>crash&lt;&amp;&gt;</code></td>"));
+  EXPECT_THAT(html, HasSubstr("&amp; &lt;core&gt;"));
+  EXPECT_THAT(html, HasSubstr("no agent with a GPU"));
+  // Everything else is folded: passes, the improvement, the metric without baseline, the rows to apply.
+  const std::string rest = html.substr(folded);
+  EXPECT_THAT(rest, HasSubstr("<code>ok|pipe</code>"));  // a '|' inside a cell stays in its cell
+  EXPECT_THAT(rest, HasSubstr("🚀 improvement"));
+  EXPECT_THAT(rest, HasSubstr("⚪ no baseline"));
+  EXPECT_THAT(rest, HasSubstr("faster,instructions,500,0.1"));
+  EXPECT_THAT(rest, HasSubstr("250 ms"));  // add's median wall time, with its unit
+  EXPECT_EQ(html.substr(0, folded).find("ok|pipe"), std::string::npos) << "a passing case is folded away";
+}
+
+TEST(ReportFilesTest, MarkdownTablesHaveAtMostSixColumns) {
+  const std::string html = MarkdownHtml(MixedReport());
+  size_t tables = 0;
+  for (size_t at = html.find("<thead>"); at != std::string::npos; at = html.find("<thead>", at + 1)) {
+    const std::string head = html.substr(at, html.find("</thead>", at) - at);
+    EXPECT_LE(Count(head, "<th>") + Count(head, "<th "), 6) << head;
+    ++tables;
+  }
+  EXPECT_EQ(tables, 4u) << html;  // regressions, errors, all cases, other metrics
+}
+
+TEST(ReportFilesTest, MarkdownOfIdenticalResultsIsIdenticalText) {
+  const std::string first = Render(MarkdownReporter(), MixedReport("run-1"));
+  EXPECT_EQ(first, Render(MarkdownReporter(), MixedReport("run-1")));
+  // Another run with the same results: no run id, time of day or duration that varies.
+  EXPECT_EQ(first, Render(MarkdownReporter(), MixedReport("run-2")));
+}
+
+TEST(ReportFilesTest, MarkdownOfAPassingRunIsOneLineAndFoldedDetails) {
+  Policy policy;
+  GateReport r = BuildGateReport(RunOf({OkCase("add", "instructions", {1000})}),
+                                 Expected({{"add", "instructions", 1000, 0.1, 1}}), policy);
+  const std::string html = MarkdownHtml(r);
+  EXPECT_EQ(html.rfind("<h3>✅ perfgate passed · 1 case · suite <code>s</code> · commit <code>abc</code></h3>\n", 0), 0u)
+      << html;
+  EXPECT_EQ(html.find("<h4>"), std::string::npos) << html;
 }
 
 TEST(ReportTest, ACaseWithoutAMeasuredResultNeverPasses) {
@@ -361,17 +495,73 @@ TEST(ReportFilesTest, TerminalTableShowsUnits) {
 }
 
 TEST(ReportFilesTest, JsonCarriesVerdictsComparisonsAndRawSamples) {
-  std::stringstream out;
-  JsonReporter().Write(MixedReport(), out);
-  nlohmann::json doc = nlohmann::json::parse(out.str());
+  nlohmann::json doc = nlohmann::json::parse(Render(JsonReporter(), MixedReport()));
+  EXPECT_EQ(doc["schema_version"], 1);
   EXPECT_EQ(doc["passed"], false);
   EXPECT_EQ(doc["exit_code"], 1);
+  EXPECT_EQ(doc["state"], "finished");
   EXPECT_EQ(doc["cases"][0]["verdict"], "regression");
   EXPECT_EQ(doc["cases"][0]["metrics"][0]["comparison"]["baseline"], 1000);
+  EXPECT_EQ(doc["cases"][0]["metrics"][0]["comparison"]["method"], "expected");
   EXPECT_EQ(doc["cases"][0]["metrics"][0]["comparison"]["explain"],
             "1.15 k instr (+15.00%) vs expected 1.00 k instr (margin 10.00%)");
   EXPECT_EQ(doc["cases"][0]["metrics"][0]["samples"][0], 1150);
-  EXPECT_EQ(doc["run"]["cases"][0]["result"]["samples"][0]["values"][0]["value"], 1150);
+  EXPECT_EQ(doc["cases"][0]["raw_samples"][0]["values"][0]["value"], 1150);
+  EXPECT_EQ(doc["cases"][3]["verdict"], "no_capable_agent");
+  EXPECT_EQ(doc["cases"][5]["verdict"], "no_baseline");
+  EXPECT_FALSE(doc.contains("run")) << "no protobuf JSON mixed in";
+}
+
+// Every key of `j`, recursively, as paths: "cases[].metrics[].comparison.p_value".
+void KeyPaths(const nlohmann::json& j, const std::string& prefix, std::set<std::string>* out) {
+  if (j.is_object()) {
+    for (const auto& [key, value] : j.items()) {
+      out->insert(prefix + key);
+      KeyPaths(value, prefix + key + ".", out);
+    }
+  } else if (j.is_array()) {
+    for (const auto& item : j) KeyPaths(item, prefix.substr(0, prefix.size() - 1) + "[].", out);
+  }
+}
+
+TEST(ReportFilesTest, JsonKeysAreSnakeCaseAndWordsAreTokens) {
+  nlohmann::json doc = nlohmann::json::parse(Render(JsonReporter(), MixedReport()));
+  std::set<std::string> paths;
+  KeyPaths(doc, "", &paths);
+  const std::regex snake("^[a-z][a-z0-9_]*$");
+  for (const auto& path : paths) {
+    const std::string key = path.substr(path.find_last_of(".]") == std::string::npos ? 0 : path.find_last_of(".]") + 1);
+    EXPECT_TRUE(std::regex_match(key, snake)) << path;
+  }
+  for (const auto& c : doc["cases"]) {
+    EXPECT_TRUE(std::regex_match(c["verdict"].get<std::string>(), snake)) << c["verdict"];
+    for (const auto& m : c["metrics"]) {
+      EXPECT_TRUE(std::regex_match(m["verdict"].get<std::string>(), snake)) << m["verdict"];
+    }
+  }
+}
+
+// The example in docs/report-json.md has exactly the keys perfgate writes:
+// the documentation cannot drift from the code.
+TEST(ReportFilesTest, JsonDocumentationExampleMatchesTheReport) {
+  std::ifstream in(testing::SourceDir() + "/docs/report-json.md");
+  ASSERT_TRUE(in);
+  std::stringstream text;
+  text << in.rdbuf();
+  const std::string md = text.str();
+  const size_t start = md.find("```json\n");
+  ASSERT_NE(start, std::string::npos);
+  const size_t end = md.find("\n```", start + 8);
+  nlohmann::json example = nlohmann::json::parse(md.substr(start + 8, end - start - 8));
+  std::set<std::string> documented, written;
+  KeyPaths(example, "", &documented);
+  KeyPaths(nlohmann::json::parse(Render(JsonReporter(), MixedReport())), "", &written);
+  KeyPaths(nlohmann::json::parse(Render(JsonReporter(), ConfirmedAbReport())), "", &written);
+  EXPECT_EQ(documented, written);
+  for (const auto& path : written) {
+    const std::string key = path.substr(path.find_last_of(".]") == std::string::npos ? 0 : path.find_last_of(".]") + 1);
+    EXPECT_THAT(md, HasSubstr("`" + key + "`")) << "undocumented field " << path;
+  }
 }
 
 }  // namespace

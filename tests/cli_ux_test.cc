@@ -1,0 +1,177 @@
+// The CLI helping its user: typos named, completion scripts that complete,
+// an ad-hoc command measured without a suite, JSON alone on stdout.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "cli/typo.h"
+#include "core/exit_codes.h"
+#include "tests/test_util.h"
+
+namespace perfgate {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+using testing::PerfgateBinary;
+using testing::RunCommand;
+
+std::string ReadFile(const std::string& path) {
+  std::stringstream text;
+  text << std::ifstream(path).rdbuf();
+  return text.str();
+}
+
+// Runs `command` in a shell with stdout to a file; returns {exit code, stdout alone}.
+testing::CommandResult StdoutOf(const testing::TempDir& dir, const std::string& command) {
+  const std::string out = dir.File("stdout");
+  auto r = RunCommand({"/bin/sh", "-c", command + " >" + out});
+  return {r.exit_code, ReadFile(out)};
+}
+
+TEST(TypoTest, EditDistanceCountsTranspositionsOnce) {
+  EXPECT_EQ(EditDistance("--repeats", "--repeats"), 0u);
+  EXPECT_EQ(EditDistance("--repets", "--repeats"), 1u);
+  EXPECT_EQ(EditDistance("--rpeeats", "--repeats"), 1u);
+  EXPECT_EQ(EditDistance("gat", "gate"), 1u);
+  EXPECT_EQ(EditDistance("", "abc"), 3u);
+}
+
+TEST(TypoTest, NearestCandidateOnlyWhenCloseEnough) {
+  const std::vector<std::string> flags = {"--repeats", "--json", "--junit", "--label"};
+  EXPECT_EQ(NearestCandidate("--repets", flags), "--repeats");
+  EXPECT_EQ(NearestCandidate("--jsn", flags), "--json");
+  EXPECT_EQ(NearestCandidate("--frobnicate", flags), std::nullopt);
+  EXPECT_EQ(NearestCandidate("-x", flags), std::nullopt);
+}
+
+TEST(CliUxTest, MistypedFlagOrCommandNamesTheOneMeant) {
+  struct Expect {
+    std::vector<std::string> args;
+    std::string hint;
+  } expectations[] = {
+      {{"run", "--repets", "3", "suite.yaml"}, "unknown flag '--repets' for 'perfgate run'; did you mean '--repeats'?"},
+      {{"gate", "--suite", "s.yaml", "--coordinater", "h:1"},
+       "unknown flag '--coordinater' for 'perfgate gate'; did you mean '--coordinator'?"},
+      {{"gat", "--suite", "s.yaml"}, "unknown command 'gat' for 'perfgate'; did you mean 'gate'?"},
+      {{"baseline", "updte"}, "unknown command 'updte' for 'perfgate baseline'; did you mean 'update'?"},
+      {{"run", "s.yaml", "--jsn=r.json"}, "unknown flag '--jsn' for 'perfgate run'; did you mean '--json'?"},
+      {{"agent", "--frobnicate"}, "unknown flag '--frobnicate' for 'perfgate agent'; see 'perfgate agent --help'"},
+  };
+  for (const auto& e : expectations) {
+    std::vector<std::string> argv = {PerfgateBinary()};
+    argv.insert(argv.end(), e.args.begin(), e.args.end());
+    auto r = RunCommand(argv);
+    EXPECT_EQ(r.exit_code, kExitBadInput) << r.output;
+    EXPECT_THAT(r.output, HasSubstr("perfgate: " + e.hint)) << r.output;
+  }
+}
+
+// Completes `line` (the cursor at its end) with the generated bash script.
+std::string BashComplete(const testing::TempDir& dir, const std::string& line) {
+  const std::string script = dir.File("perfgate.bash");
+  auto gen = RunCommand({PerfgateBinary(), "completion", "bash"});
+  EXPECT_EQ(gen.exit_code, 0) << gen.output;
+  std::ofstream(script) << gen.output;
+  auto r = RunCommand({"/bin/bash", "-c",
+                       "source " + script + "; COMP_LINE='" + line + "'; read -ra COMP_WORDS <<< \"$COMP_LINE\"; " +
+                           "[[ \"$COMP_LINE\" == *' ' ]] && COMP_WORDS+=(''); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); " +
+                           "_perfgate; echo \"${COMPREPLY[*]}\""});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  return r.output.substr(0, r.output.find('\n'));
+}
+
+TEST(CliUxTest, BashCompletionCompletesSubcommandsAndTheirFlags) {
+  testing::TempDir dir;
+  EXPECT_EQ(BashComplete(dir, "perfgate ga"), "gate");
+  EXPECT_EQ(BashComplete(dir, "perfgate run --rep"), "--repeats");
+  EXPECT_EQ(BashComplete(dir, "perfgate baseline up"), "update");
+  EXPECT_EQ(BashComplete(dir, "perfgate baseline update --rep"), "--report");
+  // Every subcommand of the app, generated from it: including this one.
+  const std::string all = BashComplete(dir, "perfgate ");
+  for (const char* cmd : {"gate", "run", "coordinator", "agent", "baseline", "completion"}) {
+    EXPECT_THAT(all, HasSubstr(cmd));
+  }
+  // Flags of one subcommand are not offered for another.
+  EXPECT_THAT(BashComplete(dir, "perfgate agent --"), Not(HasSubstr("--suite")));
+}
+
+TEST(CliUxTest, ZshCompletionNamesEveryCommandWithItsHelp) {
+  auto r = RunCommand({PerfgateBinary(), "completion", "zsh"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output.rfind("#compdef perfgate\n", 0), 0u);
+  EXPECT_THAT(r.output, HasSubstr("\"/baseline\") path_=\"baseline\" ;;"));
+  EXPECT_THAT(r.output, HasSubstr("\"baseline/update\") path_=\"baseline update\" ;;"));
+  EXPECT_THAT(r.output, HasSubstr("'--repeats:measured runs per case, overriding the suite'"));
+  EXPECT_EQ(RunCommand({PerfgateBinary(), "completion", "fish"}).exit_code, kExitBadInput);
+}
+
+// Runs the generated zsh script in a real zsh with the completion system's
+// _describe and _files stubbed to print what they were given.
+std::string ZshComplete(const testing::TempDir& dir, const std::string& words, int current, const std::string& prefix) {
+  const std::string script = dir.File("_perfgate");
+  std::ofstream(script) << RunCommand({PerfgateBinary(), "completion", "zsh"}).output;
+  auto r = RunCommand({"/usr/bin/zsh", "-c",
+                       "_describe() { local arr=${@[-1]}; print -l -- \"${(@P)arr}\" }; _files() { print FILES }; "
+                       "compdef() { }; source " +
+                           script + "; words=(" + words + "); CURRENT=" + std::to_string(current) + "; PREFIX='" +
+                           prefix + "'; _perfgate"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  return r.output;
+}
+
+TEST(CliUxTest, ZshCompletionCompletesInARealZsh) {
+  testing::TempDir dir;
+  EXPECT_THAT(ZshComplete(dir, "perfgate ga", 2, "ga"), HasSubstr("gate:Run a suite for one commit"));
+  EXPECT_THAT(ZshComplete(dir, "perfgate baseline update --rep", 4, "--rep"), HasSubstr("--report:"));
+  EXPECT_THAT(ZshComplete(dir, "perfgate run --rep", 3, "--rep"), HasSubstr("--repeats:measured runs per case"));
+  EXPECT_EQ(ZshComplete(dir, "perfgate run ''", 3, ""), "FILES\n") << "a suite file comes next";
+}
+
+TEST(CliUxTest, AdHocCommandIsMeasuredLikeHyperfine) {
+  testing::TempDir dir;
+  const std::string json = dir.File("r.json");
+  auto r = RunCommand({PerfgateBinary(), "run", "--repeats", "3", "--warmup", "0", "--json", json, "--",
+                       testing::CaseBinary("spin"), "1000"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("Benchmark 1: spin 1000\n  Time (median ± MAD):"));
+  EXPECT_THAT(r.output, HasSubstr("3 runs\n"));
+  nlohmann::json doc = nlohmann::json::parse(ReadFile(json));
+  ASSERT_EQ(doc["cases"].size(), 1u);
+  EXPECT_EQ(doc["cases"][0]["name"], "spin 1000");
+  EXPECT_EQ(doc["cases"][0]["outcome"], "ok");
+  EXPECT_EQ(doc["cases"][0]["raw_samples"].size(), 3u) << "no warm-up recorded, three samples";
+  // Its arguments are the command's, never perfgate's: `--json` after `--` goes to the command.
+  auto echo = RunCommand({PerfgateBinary(), "run", "--repeats", "1", "--", "/bin/echo", "--json", "x"});
+  EXPECT_EQ(echo.exit_code, 0) << echo.output;
+  EXPECT_THAT(echo.output, HasSubstr("Benchmark 1: echo --json x"));
+}
+
+TEST(CliUxTest, AdHocCommandThatFailsFailsTheRun) {
+  auto r = RunCommand({PerfgateBinary(), "run", "--repeats", "1", "--warmup", "0", "--", "/bin/false"});
+  EXPECT_EQ(r.exit_code, kExitGateFailed) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("error: exit 1"));
+  EXPECT_EQ(RunCommand({PerfgateBinary(), "run", "--"}).exit_code, kExitBadInput);
+  auto both = RunCommand({PerfgateBinary(), "run", "suite.yaml", "--", "/bin/true"});
+  EXPECT_EQ(both.exit_code, kExitBadInput);
+  EXPECT_THAT(both.output, HasSubstr("give a suite file or -- CMD ARGS..., not both"));
+}
+
+TEST(CliUxTest, JsonDashWritesOnlyJsonToStdoutAndTheTableToStderr) {
+  testing::TempDir dir;
+  const std::string suite =
+      dir.Write("s.yaml", "suite: s\ndefaults: {repeats: 1, warmup: 0}\ncases:\n  - name: spin\n    command: [\"" +
+                              testing::CaseBinary("spin") + "\", \"1000\"]\n");
+  auto r = StdoutOf(dir, PerfgateBinary() + " run " + suite + " --no-color --json - 2>" + dir.File("stderr"));
+  EXPECT_EQ(r.exit_code, 0) << ReadFile(dir.File("stderr"));
+  nlohmann::json doc = nlohmann::json::parse(r.output, nullptr, /*allow_exceptions=*/false);
+  ASSERT_FALSE(doc.is_discarded()) << "stdout is not JSON alone:\n" << r.output;
+  EXPECT_EQ(doc["schema_version"], 1);
+  EXPECT_THAT(ReadFile(dir.File("stderr")), HasSubstr("GATE PASSED"));
+}
+
+}  // namespace
+}  // namespace perfgate
