@@ -2,7 +2,7 @@
 // regression, with the default settings on synthetic samples of known
 // noise. Not a timing benchmark: it counts verdicts over many trials.
 //
-//   stat_power [--trials N] [--noise 0.005] [--between 0] [--shift 0.02] [--history-runs 20] [--json FILE]
+//   stat_power [--trials N] [--noise 0.005] [--between 0] [--shift 0.02] [--history-runs 20] [--k 4] [--json FILE]
 //
 // Noise model: each sample is base * (1 + N(0, noise)), and 5% of samples
 // are outliers +5% (another process woke up). With --between, each run
@@ -62,12 +62,15 @@ int main(int argc, char** argv) {
   int trials = 10000;
   double sigma = 0.005, between = 0, shift = 0.02;
   size_t history_runs = 20;
+  double k = perfgate::CompareOptions{}.history_k;
   std::string json_path;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--trials") && i + 1 < argc)
       trials = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--noise") && i + 1 < argc)
       sigma = std::atof(argv[++i]);
+    else if (!std::strcmp(argv[i], "--k") && i + 1 < argc)
+      k = std::atof(argv[++i]);
     else if (!std::strcmp(argv[i], "--history-runs") && i + 1 < argc)
       history_runs = static_cast<size_t>(std::atoi(argv[++i]));
     else if (!std::strcmp(argv[i], "--between") && i + 1 < argc)
@@ -78,11 +81,12 @@ int main(int argc, char** argv) {
       json_path = argv[++i];
     else {
       std::fprintf(stderr, "usage: stat_power [--trials N] [--noise SIGMA] [--between SIGMA] [--shift FRACTION]\n"
-                   "  [--history-runs N] [--json FILE]\n");
+                   "  [--history-runs N] [--k K] [--json FILE]\n");
       return 2;
     }
   }
-  const perfgate::Policy policy;  // the defaults under test
+  perfgate::Policy policy;  // the defaults under test, but for --k
+  policy.compare.history_k = k;
   const auto& options = policy.compare;
   const size_t repeats = 5;                          // a suite's default samples per case
   const size_t ab_repeats = options.ab_min_samples;  // samples per A/B side
@@ -131,13 +135,13 @@ int main(int argc, char** argv) {
   std::vector<Row> rows = {
       {"a/b (Mann-Whitney), single measurement", false, rates(ab_round, false)},
       {"a/b (Mann-Whitney), with confirmation", true, rates(ab_round, true)},
-      {"history (median, 4x scaled MAD, 1% floor), single", false, rates(history, false)},
+      {"history (median, k x scaled MAD, 1% floor), single", false, rates(history, false)},
       {"history, with confirmation", true, rates(history, true)},
   };
   std::printf(
       "verdict rates over %d trials: noise sigma %.2f%% (+5%% outliers in 5%% of samples), run-to-run sigma %.2f%%,\n"
       "shift %.1f%%, %zu samples per run, %zu per A/B side, %zu history runs, alpha %.3f, min effect %.1f%%, confirm %u\n\n",
-      trials, sigma * 100, between * 100, shift * 100, repeats, ab_repeats, history_runs, options.ab_alpha,
+      trials, sigma * 100, between * 100, shift * 100, repeats, ab_repeats, history_runs, options.history_k, options.ab_alpha,
       options.ab_min_effect * 100, policy.confirm);
   std::printf("%-52s %14s %13.1f%% detected\n", "method", "A/A false alarm", shift * 100);
   for (const auto& row : rows) {
@@ -156,7 +160,7 @@ int main(int argc, char** argv) {
     nlohmann::json doc = {{"benchmark", "stat_power"}, {"trials", trials},
                           {"noise_sigma", sigma},      {"between_sigma", between}, {"shift", shift},
                           {"repeats", repeats},        {"history_runs", history_runs},
-                          {"ab_repeats", ab_repeats},  {"rows", nlohmann::json::array()},
+                          {"ab_repeats", ab_repeats},  {"history_k", k},  {"rows", nlohmann::json::array()},
                           {"meets_goal", ok}};
     for (const auto& row : rows) {
       doc["rows"].push_back(
