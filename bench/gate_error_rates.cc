@@ -24,6 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -123,6 +124,24 @@ Trial Judge(const std::string& dir, int exit_code) {
   return t;
 }
 
+// /proc/loadavg's 1-, 5- and 15-minute load averages: the load a row ran under.
+std::vector<double> LoadAverages() {
+  std::ifstream in("/proc/loadavg");
+  std::vector<double> out(3, 0.0);
+  in >> out[0] >> out[1] >> out[2];
+  return out;
+}
+
+// {min, mean, max} of the load averages seen during a row.
+nlohmann::json LoadRange(const std::vector<double>& load) {
+  if (load.empty()) return nullptr;
+  double sum = 0;
+  for (double l : load) sum += l;
+  return {{"min", *std::min_element(load.begin(), load.end())},
+          {"mean", sum / static_cast<double>(load.size())},
+          {"max", *std::max_element(load.begin(), load.end())}};
+}
+
 struct Row {
   std::string name;
   std::string what;  // "false alarms", "caught"
@@ -130,6 +149,7 @@ struct Row {
   int count = 0;  // false alarms, or catches
   int infra = 0;  // gate runs that ended neither 0 nor 1
   double seconds = 0;
+  std::vector<double> load;  // the 1-minute load average after each trial
   std::map<std::string, int> regressed;  // metric -> trials it regressed in
 };
 
@@ -197,6 +217,7 @@ int main(int argc, char** argv) {
                              {"rate", r.trials ? static_cast<double>(r.count) / r.trials : 0.0},
                              {"infra_failures", r.infra},
                              {"seconds_per_trial", r.trials ? r.seconds / r.trials : 0.0},
+                             {"load_average_1min", LoadRange(r.load)},
                              {"regressed_metrics", r.regressed}});
     }
     std::ofstream(o.json_path) << doc.dump(2) << "\n";
@@ -223,14 +244,16 @@ int main(int argc, char** argv) {
         return 2;
       }
       const Trial trial = Judge(dir, rc);
+      row.load.push_back(LoadAverages()[0]);
       ++row.trials;
       if (rc != 0 && rc != 1) ++row.infra;
       if (name.ends_with("_same")) row.count += rc == 1;
       else if (name == "instructions") row.count += trial.instructions_regressed;
       else row.count += trial.timed_regressed;
       for (const auto& m : std::set<std::string>(trial.regressed.begin(), trial.regressed.end())) ++row.regressed[m];
-      std::fprintf(stderr, "%s trial %d/%d: exit %d%s%s\n", name.c_str(), t + 1, o.trials, rc,
-                   trial.regressed.empty() ? "" : ", regressed: ", trial.regressed.empty() ? "" : trial.regressed[0].c_str());
+      std::string regressed;
+      for (const auto& m : trial.regressed) regressed += (regressed.empty() ? ", regressed: " : "; ") + m;
+      std::fprintf(stderr, "%s trial %d/%d: exit %d%s\n", name.c_str(), t + 1, o.trials, rc, regressed.c_str());
       // Keep the folders of failed runs for a look; drop the rest.
       if (!((name.ends_with("_same") && rc != 0) || rc > 1)) fs::remove_all(dir);
       else std::fprintf(stderr, "  kept %s\n", dir.c_str());
@@ -244,10 +267,13 @@ int main(int argc, char** argv) {
   std::printf("gate error rates: demo suite through %s, %d trials per row, history of %d main-branch runs\n"
               "(new history every %d trials), slowdown %d%%, instructions +2%% work\n\n",
               o.perfgate.c_str(), o.trials, o.history_runs, o.history_every, o.slowdown_pct);
-  std::printf("%-14s %-14s %12s %8s %8s %10s\n", "row", "counts", "n/trials", "rate", "infra", "s/trial");
+  std::printf("%-14s %-14s %12s %8s %8s %10s %12s\n", "row", "counts", "n/trials", "rate", "infra", "s/trial",
+              "load min-max");
   for (const auto& r : rows) {
-    std::printf("%-14s %-14s %7d/%-4d %7.1f%% %8d %10.1f\n", r.name.c_str(), r.what.c_str(), r.count, r.trials,
-                r.trials ? 100.0 * r.count / r.trials : 0.0, r.infra, r.trials ? r.seconds / r.trials : 0.0);
+    std::printf("%-14s %-14s %7d/%-4d %7.1f%% %8d %10.1f %5.1f->%-5.1f\n", r.name.c_str(), r.what.c_str(), r.count,
+                r.trials, r.trials ? 100.0 * r.count / r.trials : 0.0, r.infra, r.trials ? r.seconds / r.trials : 0.0,
+                r.load.empty() ? 0.0 : *std::min_element(r.load.begin(), r.load.end()),
+                r.load.empty() ? 0.0 : *std::max_element(r.load.begin(), r.load.end()));
     for (const auto& [metric, n] : r.regressed) std::printf("    regressed in %d: %s\n", n, metric.c_str());
   }
   return 0;
