@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "absl/strings/str_join.h"
+#include "cli/artifact_upload.h"
 #include "cli/commands.h"
 #include "cli/gate_client.h"
 #include "cli/judge_flags.h"
@@ -39,6 +40,7 @@ void AddGateCommand(CLI::App& app, int* exit_code) {
     std::string branch;
     std::string state_dir = ".perfgate";
     int local_agents = 2;
+    std::vector<std::string> artifacts;
     ReportFlags report;
     JudgeFlags judge;
     ClientSecurityFlags security;
@@ -54,6 +56,9 @@ void AddGateCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--local-agents", flags->local_agents, "embedded mode: number of local agents")
       ->capture_default_str()
       ->check(CLI::Range(1, 64));
+  cmd->add_option("--artifacts", flags->artifacts,
+                  "[NAME=]DIR: files the cases need, as ${PERFGATE_ARTIFACTS} or ${PERFGATE_ARTIFACTS_NAME} "
+                  "(repeatable); uploaded to a remote coordinator, read in place by the embedded one");
   AddClientSecurityFlags(cmd, &flags->security);
   AddSizeFlags(cmd, &flags->sizes, MessageLimits{});
   AddJudgeFlags(cmd, &flags->judge, /*with_history=*/true);
@@ -61,6 +66,9 @@ void AddGateCommand(CLI::App& app, int* exit_code) {
   cmd->footer(kExitCodesHelp);
   cmd->callback([flags, exit_code] {
     auto judged = LoadJudgedSuite(flags->suite, flags->judge);
+    if (judged.ok()) {
+      if (auto s = AddArtifactFlags(flags->artifacts, &judged->suite); !s.ok()) judged = s;
+    }
     if (!judged.ok()) {
       std::cerr << "perfgate gate: " << judged.status().message() << "\n";
       *exit_code = kExitBadInput;
@@ -116,6 +124,8 @@ void AddGateCommand(CLI::App& app, int* exit_code) {
       std::cerr << "perfgate gate: " << status.message() << "\n";
       *exit_code = status.code() == absl::StatusCode::kInvalidArgument ? kExitBadInput : kExitInfra;
     };
+    if (auto s = ResolveArtifacts(client, cluster != nullptr, suite); !s.ok()) return fail_infra(s);
+    *request.mutable_suite() = *suite;
 
     auto run = SubmitAndWatch(client, request, &interrupt);
     if (!run.ok()) return fail_infra(run.status());

@@ -7,6 +7,7 @@
 #include "agent/case_runner.h"
 #include "agent/cgroup.h"
 #include "agent/host_fingerprint.h"
+#include "cli/artifact_upload.h"
 #include "cli/commands.h"
 #include "cli/judge_flags.h"
 #include "cli/report_output.h"
@@ -51,6 +52,7 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
       return;
     }
     v1::Suite* suite = &judged->suite;
+    UseArtifactsInPlace(suite);  // by hand, the suite's `artifacts:` folders are read where they are
     Policy* policy = &judged->policy;
     Baselines* baselines = &judged->baselines;
     // By hand, a case this machine cannot run is skipped, not a failure.
