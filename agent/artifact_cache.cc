@@ -235,7 +235,12 @@ absl::Status ArtifactCache::Materialise(const v1::ArtifactRef& ref, const std::s
         FormatBytes(ref.total_bytes()), ", more than this agent's artifact cache of ", FormatBytes(options_.limit_bytes),
         " (--artifact-cache-size)"));
   }
-  auto manifest_path = Get(ref.manifest_digest(), kMaxManifestBytes, cancel);
+  if (ref.manifest_bytes() > kMaxManifestBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("artifact tree '", ref.name(), "' has a manifest of ",
+                                                   FormatBytes(ref.manifest_bytes()), ", more than the ",
+                                                   FormatBytes(kMaxManifestBytes), " an agent accepts"));
+  }
+  auto manifest_path = Get(ref.manifest_digest(), ref.manifest_bytes(), cancel);
   if (!manifest_path.ok()) return manifest_path.status();
   auto bytes = ReadFileBounded(*manifest_path, kMaxManifestBytes, "artifact manifest");
   if (!bytes.ok()) return bytes.status();

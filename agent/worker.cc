@@ -39,6 +39,9 @@ std::string NewInstance() {
 
 AgentWorker::AgentWorker(WorkerOptions options, v1::HostFingerprint host)
     : options_(std::move(options)), host_(std::move(host)), instance_(NewInstance()) {
+  // Cases run with their own folder as cwd: a relative cache folder would point elsewhere there.
+  std::error_code ec;
+  options_.artifacts.dir = std::filesystem::absolute(options_.artifacts.dir, ec).lexically_normal().string();
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10'000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5'000);

@@ -37,6 +37,7 @@ struct BlobSource {
 
 struct Tree {
   std::string manifest_digest;
+  uint64_t manifest_bytes = 0;
   uint64_t total_bytes = 0;
 };
 
@@ -62,6 +63,7 @@ class Uploader {
     std::string bytes = SerializeManifest(*manifest);
     tree.manifest_digest = DigestOfBytes(bytes);
     const uint64_t size = bytes.size();
+    tree.manifest_bytes = size;
     blobs_.try_emplace(tree.manifest_digest, BlobSource{"", std::move(bytes), size});
     ++summary_.trees;
     trees_[dir] = tree;
@@ -155,6 +157,7 @@ v1::ArtifactRef Ref(const std::string& name, const Tree& tree) {
   ref.set_name(name);
   ref.set_manifest_digest(tree.manifest_digest);
   ref.set_total_bytes(tree.total_bytes);
+  ref.set_manifest_bytes(tree.manifest_bytes);
   return ref;
 }
 

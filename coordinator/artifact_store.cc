@@ -4,6 +4,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -26,10 +28,10 @@ absl::Status Errno(const std::string& what) {
   return absl::UnavailableError(absl::StrCat(what, ": ", std::strerror(errno)));
 }
 
-// Run ids are the scheduler's hex strings; anything else never becomes a file name.
+// Run ids are the scheduler's hex strings; nothing else becomes a file name.
 bool IsRunId(const std::string& id) {
   return !id.empty() && id.size() <= 128 &&
-         id.find_first_not_of("0123456789abcdefABCDEF-") == std::string::npos;
+         std::all_of(id.begin(), id.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '-'; });
 }
 
 absl::Status WriteAll(int fd, const std::string& bytes, const std::string& path) {
@@ -78,6 +80,7 @@ absl::Status ArtifactStore::LoadIndex() {
     bytes_ += size;
   }
   for (const auto& entry : fs::directory_iterator(fs::path(options_.dir) / "runs", ec)) {
+    if (!IsRunId(entry.path().filename().string())) continue;  // a pin a crash left half written
     std::ifstream in(entry.path());
     PinRecord pin;
     std::string line;
@@ -112,6 +115,12 @@ std::vector<std::string> ArtifactStore::FindMissing(const std::vector<std::strin
     }
   }
   return missing;
+}
+
+uint64_t ArtifactStore::SizeOf(const std::string& digest) {
+  std::lock_guard lock(mu_);
+  auto it = blobs_.find(digest);
+  return it == blobs_.end() ? 0 : it->second.size;
 }
 
 bool ArtifactStore::Has(const std::string& digest) {
@@ -261,6 +270,15 @@ absl::Status ArtifactStore::CheckTree(const v1::ArtifactRef& ref, const std::str
   if (!digests->insert(ref.manifest_digest()).second) return absl::OkStatus();  // checked for another case
   auto manifest = ReadManifest(ref.manifest_digest());
   if (!manifest.ok()) return absl::Status(manifest.status().code(), absl::StrCat(where, ": ", manifest.status().message()));
+  uint64_t total = 0;
+  for (const auto& file : manifest->files()) total += file.size();
+  // Agents size their downloads by these; wrong ones would fail every case.
+  const uint64_t manifest_bytes = SizeOf(ref.manifest_digest());
+  if (ref.manifest_bytes() != manifest_bytes || ref.total_bytes() != total) {
+    return absl::InvalidArgumentError(absl::StrCat(where, ": artifact tree '", ref.name(), "' gives sizes (manifest ",
+                                                   ref.manifest_bytes(), ", files ", ref.total_bytes(),
+                                                   ") that are not its manifest's (", manifest_bytes, ", ", total, ")"));
+  }
   for (const auto& file : manifest->files()) {
     if (!Has(file.digest())) {
       return absl::FailedPreconditionError(absl::StrCat(where, ": artifact '", file.path(), "' (", file.digest(),

@@ -91,6 +91,7 @@ class ArtifactStore {
   // does not fit the quota even after garbage collection.
   absl::StatusOr<std::unique_ptr<Upload>> BeginUpload(const std::string& digest, uint64_t size);
   bool Has(const std::string& digest);
+  uint64_t SizeOf(const std::string& digest);  // 0 when not held
 
   // An open read-only descriptor of the blob (it stays readable even if the
   // blob is collected meanwhile); NOT_FOUND when not held. The caller closes it.
