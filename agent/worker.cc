@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <random>
 #include <thread>
 
@@ -38,6 +39,9 @@ std::string NewInstance() {
 
 AgentWorker::AgentWorker(WorkerOptions options, v1::HostFingerprint host)
     : options_(std::move(options)), host_(std::move(host)), instance_(NewInstance()) {
+  // Cases run with their own folder as cwd: a relative cache folder would point elsewhere there.
+  std::error_code ec;
+  options_.artifacts.dir = std::filesystem::absolute(options_.artifacts.dir, ec).lexically_normal().string();
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10'000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5'000);
@@ -287,7 +291,7 @@ void AgentWorker::RunLease(const std::string& session_id, const v1::Lease& lease
   options.cancel = &cancel;
   options.kill_grace_ms = options_.kill_grace_ms;
   options.labels = options_.labels;
-  v1::CaseResult result = RunCase(spec, host_, options);
+  v1::CaseResult result = RunWithArtifacts(spec, options, &cancel);
   result.set_agent_id(options_.agent_id);
   result.set_pool(options_.pool);
   {
@@ -299,6 +303,35 @@ void AgentWorker::RunLease(const std::string& session_id, const v1::Lease& lease
   CompleteWithRetry(session_id, lease.lease_id(), result);
   std::lock_guard lock(mu_);
   current_lease_id_.clear();
+}
+
+v1::CaseResult AgentWorker::RunWithArtifacts(const v1::CaseSpec& spec, const CaseRunOptions& options,
+                                             CancelToken* cancel) {
+  if (!ArtifactCache::Needs(spec)) return RunCase(spec, host_, options);
+  absl::StatusOr<v1::CaseSpec> prepared = absl::UnavailableError("no artifact cache");
+  const std::string cases_dir = options_.artifacts.dir + "/cases";
+  if (!artifacts_) {
+    std::error_code ec;
+    std::filesystem::remove_all(cases_dir, ec);  // folders of cases a previous agent did not finish
+    auto opened = ArtifactCache::Open(options_.artifacts, channel_);
+    if (opened.ok()) artifacts_ = *std::move(opened);
+    if (!opened.ok()) prepared = opened.status();
+  }
+  const std::string case_dir = absl::StrCat(cases_dir, "/", ++cases_prepared_);
+  if (artifacts_) prepared = artifacts_->Prepare(spec, case_dir, cancel);
+  v1::CaseResult result;
+  if (prepared.ok()) {
+    result = RunCase(*prepared, host_, options);
+  } else {
+    // Nothing was measured: the case ends as an error that says which artifact and why.
+    result.set_case_name(spec.name());
+    *result.mutable_host() = host_;
+    result.set_outcome(cancel->cancelled() ? v1::CaseResult::OUTCOME_CANCELLED : v1::CaseResult::OUTCOME_ERROR);
+    result.set_error(std::string(prepared.status().message()));
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(case_dir, ec);
+  return result;
 }
 
 namespace {

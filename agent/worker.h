@@ -21,6 +21,9 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/base/thread_annotations.h"
+#include "agent/artifact_cache.h"
+#include "agent/case_runner.h"
 #include "agent/executor.h"
 #include "perfgate/v1/agent.grpc.pb.h"
 #include "transport/transport.h"
@@ -35,6 +38,9 @@ struct WorkerOptions {
   uint64_t kill_grace_ms = 2000;
   ClientSecurity security;  // default: plaintext, no token
   MessageLimits limits;     // sends up to complete_bytes; a larger result becomes a case error
+  // Where fetched artifacts are cached (<dir>/blobs) and cases run from
+  // (<dir>/cases); opened when the first case that names artifacts arrives.
+  ArtifactCacheOptions artifacts{.dir = ".perfgate-agent"};
   // One line per event worth a log line; default prints to stderr.
   std::function<void(const std::string&)> log;
 };
@@ -62,6 +68,8 @@ class AgentWorker {
   void ReadWork(std::string session_id);
   void HeartbeatLoop(std::string session_id, uint32_t interval_ms, uint32_t ttl_ms);
   void RunLease(const std::string& session_id, const v1::Lease& lease);
+  // RunCase, after fetching the case's artifacts into a folder of its own.
+  v1::CaseResult RunWithArtifacts(const v1::CaseSpec& spec, const CaseRunOptions& options, CancelToken* cancel);
   // Offers the result until the coordinator answers (accepted, stale, or refused) or Stop().
   void CompleteWithRetry(const std::string& session_id, const std::string& lease_id, const v1::CaseResult& result);
   void SleepInterruptibly(int64_t ms);
@@ -69,7 +77,7 @@ class AgentWorker {
   void Log(const std::string& line);
   void MarkSessionStale();
   // Stops the case if it runs this lease, or drops it from the queue. REQUIRES: mu_ held.
-  void DropLeaseLocked(const std::string& lease_id, const std::string& why);
+  void DropLeaseLocked(const std::string& lease_id, const std::string& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   WorkerOptions options_;
   v1::HostFingerprint host_;
@@ -80,17 +88,20 @@ class AgentWorker {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  bool stopping_ = false;
-  bool session_stale_ = false;
-  std::string session_id_;
-  uint32_t heartbeat_interval_ms_ = 2000;
-  uint32_t lease_ttl_ms_ = 10000;
-  std::deque<v1::Lease> queue_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool session_stale_ ABSL_GUARDED_BY(mu_) = false;
+  std::string session_id_ ABSL_GUARDED_BY(mu_);
+  uint32_t heartbeat_interval_ms_ ABSL_GUARDED_BY(mu_) = 2000;
+  uint32_t lease_ttl_ms_ ABSL_GUARDED_BY(mu_) = 10000;
+  std::deque<v1::Lease> queue_ ABSL_GUARDED_BY(mu_);
   // The lease whose case runs or whose result awaits acknowledgement: heartbeats renew it.
-  std::string current_lease_id_;
-  CancelToken* current_cancel_ = nullptr;  // set while the case runs
-  std::shared_ptr<grpc::ClientContext> work_context_;
+  std::string current_lease_id_ ABSL_GUARDED_BY(mu_);
+  CancelToken* current_cancel_ ABSL_GUARDED_BY(mu_) = nullptr;  // set while the case runs
+  std::shared_ptr<grpc::ClientContext> work_context_ ABSL_GUARDED_BY(mu_);
   std::atomic<uint64_t> cases_completed_{0};
+  // Used by Run's thread only (RunLease); opened on first need.
+  std::unique_ptr<ArtifactCache> artifacts_;
+  uint64_t cases_prepared_ = 0;  // names each case's folder
 };
 
 }  // namespace perfgate

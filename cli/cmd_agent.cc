@@ -10,6 +10,7 @@
 #include "cli/service_config.h"
 #include "cli/signals.h"
 #include "core/exit_codes.h"
+#include "core/units.h"
 
 namespace perfgate {
 
@@ -24,6 +25,8 @@ void AddAgentCommand(CLI::App& app, int* exit_code) {
     ClientSecurityFlags security;
     std::vector<SizeFlag> sizes = {{"--max-complete-size", "", &MessageLimits::complete_bytes}};
     std::string cgroup_root;
+    std::string artifact_dir = ".perfgate-agent";
+    std::string artifact_cache_size = "10GiB";
   };
   auto flags = std::make_shared<Flags>();
   AddConfigFileOption(cmd);
@@ -40,6 +43,11 @@ void AddAgentCommand(CLI::App& app, int* exit_code) {
   AddClientSecurityFlags(cmd, &flags->security);
   AddSizeFlags(cmd, &flags->sizes, MessageLimits{});
   cmd->add_option("--cgroup-root", flags->cgroup_root, kCgroupRootHelp);
+  cmd->add_option("--artifact-dir", flags->artifact_dir, "folder for the artifact cache and the cases' folders")
+      ->capture_default_str();
+  cmd->add_option("--artifact-cache-size", flags->artifact_cache_size,
+                  "most bytes of artifacts kept (least recently used go first), e.g. 10GiB")
+      ->capture_default_str();
   cmd->footer(kExitCodesHelp);
   cmd->callback([flags, exit_code] {
     WorkerOptions options;
@@ -62,6 +70,15 @@ void AddAgentCommand(CLI::App& app, int* exit_code) {
     options.pool = flags->pool;
     options.labels = flags->labels;
     options.kill_grace_ms = flags->kill_grace_ms;
+    options.artifacts.dir = flags->artifact_dir;
+    auto cache_size = ParseBytes(flags->artifact_cache_size);
+    if (!cache_size || *cache_size == 0) {
+      std::cerr << "perfgate agent: --artifact-cache-size '" << flags->artifact_cache_size
+                << "' is not a size like 10GiB\n";
+      *exit_code = kExitBadInput;
+      return;
+    }
+    options.artifacts.limit_bytes = *cache_size;
     SetDefaultCgroupRoot(flags->cgroup_root);
     v1::HostFingerprint host = ProbeHost();
     std::cerr << "perfgate agent " << options.agent_id << ": " << DescribeHost(host) << "\n"

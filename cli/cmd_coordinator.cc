@@ -44,6 +44,8 @@ void AddCoordinatorCommand(CLI::App& app, int* exit_code) {
     std::string no_agent_grace = "30s";
     std::string metrics_listen;
     std::string main_branch = "main";
+    std::string artifact_dir;
+    std::string artifact_quota = "20GiB";
     std::string tls_cert;
     std::string tls_key;
     std::string tls_client_ca;
@@ -71,6 +73,9 @@ void AddCoordinatorCommand(CLI::App& app, int* exit_code) {
                   "host:port to serve Prometheus /metrics on (port 0 picks one); off when empty");
   cmd->add_option("--main-branch", flags->main_branch, "runs of this branch feed perfgate_benchmark_value")
       ->capture_default_str();
+  cmd->add_option("--artifact-dir", flags->artifact_dir, "uploaded artifacts (default: 'artifacts' beside --db)");
+  cmd->add_option("--artifact-quota", flags->artifact_quota, "most bytes of artifacts kept, e.g. 20GiB")
+      ->capture_default_str();
   cmd->add_option("--tls-cert", flags->tls_cert, "certificate chain (PEM) to serve TLS with");
   cmd->add_option("--tls-key", flags->tls_key, "private key (PEM) of --tls-cert");
   cmd->add_option("--tls-client-ca", flags->tls_client_ca,
@@ -89,6 +94,14 @@ void AddCoordinatorCommand(CLI::App& app, int* exit_code) {
     CoordinatorOptions options;
     options.listen = flags->listen;
     options.db_path = flags->db;
+    options.artifacts.dir = flags->artifact_dir;
+    if (auto quota = ParseBytes(flags->artifact_quota); quota && *quota > 0) {
+      options.artifacts.quota_bytes = *quota;
+    } else {
+      std::cerr << "perfgate coordinator: --artifact-quota '" << flags->artifact_quota << "' is not a size like 20GiB\n";
+      *exit_code = kExitBadInput;
+      return;
+    }
     auto ttl = ParseDurationMs(flags->lease_ttl);
     auto grace = ParseDurationMs(flags->no_agent_grace);
     if (!ttl || *ttl < 100 || !grace) {

@@ -34,6 +34,7 @@ void AddGateCommand(CLI::App& app, int* exit_code) {
     std::string branch;
     std::string state_dir = ".perfgate";
     int local_agents = 2;
+    std::vector<std::string> artifacts;
     ReportFlags report;
     JudgeSettings judge;
     ClientSecurityFlags security;
@@ -51,6 +52,9 @@ void AddGateCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--local-agents", flags->local_agents, "embedded mode: number of local agents")
       ->capture_default_str()
       ->check(CLI::Range(1, 64));
+  cmd->add_option("--artifacts", flags->artifacts,
+                  "[NAME=]DIR: files the cases need, as ${PERFGATE_ARTIFACTS} or ${PERFGATE_ARTIFACTS_NAME} "
+                  "(repeatable); uploaded to a remote coordinator, read in place by the embedded one");
   AddClientSecurityFlags(cmd, &flags->security);
   AddSizeFlags(cmd, &flags->sizes, MessageLimits{});
   AddJudgeFlags(cmd, &flags->judge, /*with_history=*/true);
@@ -63,6 +67,7 @@ void AddGateCommand(CLI::App& app, int* exit_code) {
     options.commit = flags->commit.empty() ? EnvOr("GITHUB_SHA", "") : flags->commit;
     options.branch = flags->branch.empty() ? EnvOr("GITHUB_REF_NAME", "") : flags->branch;
     options.coordinator = flags->coordinator;
+    options.artifacts = flags->artifacts;
     options.embedded.state_dir = flags->state_dir;
     options.embedded.agents = flags->local_agents;
     options.client.tty = isatty(STDERR_FILENO);

@@ -5,6 +5,7 @@
 
 #include "agent/cgroup.h"
 #include "agent/host_fingerprint.h"
+#include "gate/artifact_upload.h"
 #include "cli/commands.h"
 #include "cli/judge_flags.h"
 #include "cli/local_run.h"
@@ -60,6 +61,7 @@ void RunHere(const RunFlags& flags, int* exit_code) {
     *exit_code = kExitBadInput;
     return;
   }
+  UseArtifactsInPlace(&judged->suite);  // by hand, the suite's `artifacts:` folders are read where they are
   // By hand, a case this machine cannot run is skipped, not a failure.
   judged->policy.fail_on.erase(Verdict::kNoCapableAgent);
   for (const auto& name : flags.cases) {

@@ -34,6 +34,9 @@ constexpr RpcEntry kRpcs[] = {
     {Rpc::kGetHistory, "GetHistory", kReaders, &MessageLimits::other_bytes, ""},
     {Rpc::kCancelRun, "CancelRun", kSubmitterOnly, &MessageLimits::other_bytes, ""},
     {Rpc::kReportVerdict, "ReportVerdict", kSubmitterOnly, &MessageLimits::other_bytes, ""},
+    {Rpc::kFindMissingArtifacts, "FindMissingArtifacts", kSubmitterOnly, &MessageLimits::other_bytes, ""},
+    {Rpc::kUploadArtifact, "UploadArtifact", kSubmitterOnly, &MessageLimits::other_bytes, ""},
+    {Rpc::kDownloadArtifact, "DownloadArtifact", kAgentOnly, &MessageLimits::other_bytes, ""},
 };
 
 const RpcEntry& Entry(Rpc rpc) { return kRpcs[static_cast<size_t>(rpc)]; }
@@ -42,7 +45,7 @@ constexpr bool TableIsIndexedByRpc() {
   for (size_t i = 0; i < std::size(kRpcs); ++i) {
     if (static_cast<size_t>(kRpcs[i].rpc) != i) return false;
   }
-  return std::size(kRpcs) == static_cast<size_t>(Rpc::kReportVerdict) + 1;
+  return std::size(kRpcs) == static_cast<size_t>(Rpc::kDownloadArtifact) + 1;
 }
 static_assert(TableIsIndexedByRpc());
 

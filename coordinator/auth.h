@@ -30,6 +30,9 @@ enum class Rpc : uint8_t {
   kGetHistory,
   kCancelRun,
   kReportVerdict,
+  kFindMissingArtifacts,
+  kUploadArtifact,  // the limit applies to each chunk
+  kDownloadArtifact,
 };
 
 enum class AuthFailure : uint8_t {

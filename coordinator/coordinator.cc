@@ -11,8 +11,10 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "coordinator/artifact_service.h"
 #include "coordinator/metrics_exporter.h"
 #include "coordinator/services.h"
 
@@ -118,7 +120,8 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Start(const Coordinato
     if (raw->metrics_) raw->metrics_->OnAuthFailure(AuthFailureName(f));
   });
   c->agent_service_ = std::make_unique<AgentServiceImpl>(c->scheduler_.get(), c->gatekeeper_.get());
-  c->gate_service_ = std::make_unique<GateServiceImpl>(c->scheduler_.get(), c->gatekeeper_.get());
+  if (auto s = c->OpenArtifacts(options); !s.ok()) return s;
+  c->gate_service_ = std::make_unique<GateServiceImpl>(c->scheduler_.get(), c->gatekeeper_.get(), c->artifacts_.get());
   c->sweep_interval_ms_ = options.sweep_interval_ms;
 
   grpc::EnableDefaultHealthCheckService(true);
@@ -127,6 +130,7 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Start(const Coordinato
   builder.AddListeningPort(options.listen, *credentials, &port);
   builder.RegisterService(c->agent_service_.get());
   builder.RegisterService(c->gate_service_.get());
+  builder.RegisterService(c->artifact_service_.get());
   // The largest call's limit; the Gatekeeper holds each call to its own.
   builder.SetMaxReceiveMessageSize(static_cast<int>(options.limits.LargestRequest()));
   builder.SetMaxSendMessageSize(static_cast<int>(options.limits.reply_bytes));
@@ -166,6 +170,21 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Start(const Coordinato
   return c;
 }
 
+absl::Status Coordinator::OpenArtifacts(const CoordinatorOptions& options) {
+  ArtifactStoreOptions artifacts = options.artifacts;
+  if (artifacts.dir.empty()) {
+    artifacts.dir = (std::filesystem::path(options.db_path).parent_path() / "artifacts").string();
+  }
+  auto store = ArtifactStore::Open(artifacts, &clock_, [scheduler = scheduler_.get()](const std::string& run_id) {
+    auto run = scheduler->GetRun(run_id);
+    return run.ok() && run->state() == v1::RUN_STATE_RUNNING;
+  });
+  if (!store.ok()) return store.status();
+  artifacts_ = *std::move(store);
+  artifact_service_ = std::make_unique<ArtifactServiceImpl>(artifacts_.get(), gatekeeper_.get());
+  return absl::OkStatus();
+}
+
 Coordinator::~Coordinator() { Shutdown(); }
 
 std::string Coordinator::metrics_address() const { return metrics_ ? metrics_->address() : ""; }
@@ -177,6 +196,7 @@ void Coordinator::SweepLoop() {
     if (stopping_) break;
     lock.unlock();
     scheduler_->Sweep();
+    artifacts_->MaybeCollectGarbage();
     lock.lock();
   }
 }

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "absl/status/statusor.h"
+#include "coordinator/artifact_store.h"
 #include "coordinator/auth.h"
 #include "coordinator/scheduler.h"
 #include "coordinator/store.h"
@@ -21,6 +22,7 @@ class Server;
 namespace perfgate {
 
 class AgentServiceImpl;
+class ArtifactServiceImpl;
 class GateServiceImpl;
 class MetricsExporter;
 
@@ -50,6 +52,8 @@ struct CoordinatorOptions {
   // a WatchRun (one per waiting gate) each hold one while open; calls beyond
   // the bound get RESOURCE_EXHAUSTED and are retried.
   int max_threads = 1024;
+  // Uploaded artifacts; an empty dir means "artifacts" beside db_path.
+  ArtifactStoreOptions artifacts;
 };
 
 class Coordinator {
@@ -63,6 +67,7 @@ class Coordinator {
   // Where /metrics is served (host:port), or empty.
   std::string metrics_address() const;
   Scheduler& scheduler() { return *scheduler_; }
+  ArtifactStore& artifacts() { return *artifacts_; }
   // Stops serving; in-flight streams end. Idempotent.
   void Shutdown();
   // Blocks until Shutdown() is called (from another thread or a signal handler thread).
@@ -71,6 +76,7 @@ class Coordinator {
  private:
   Coordinator() = default;
   void SweepLoop();
+  absl::Status OpenArtifacts(const CoordinatorOptions& options);
 
   RealTimeSource clock_;
   std::unique_ptr<Store> store_;
@@ -79,6 +85,8 @@ class Coordinator {
   std::unique_ptr<Gatekeeper> gatekeeper_;
   std::unique_ptr<AgentServiceImpl> agent_service_;
   std::unique_ptr<GateServiceImpl> gate_service_;
+  std::unique_ptr<ArtifactStore> artifacts_;
+  std::unique_ptr<ArtifactServiceImpl> artifact_service_;
   std::unique_ptr<grpc::Server> server_;
   std::string address_;
   int64_t sweep_interval_ms_ = 500;

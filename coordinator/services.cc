@@ -125,7 +125,18 @@ grpc::Status AgentServiceImpl::CompleteLease(grpc::ServerContext* context, const
 grpc::Status GateServiceImpl::SubmitRun(grpc::ServerContext* context, const v1::SubmitRunRequest* request,
                                         v1::SubmitRunResponse* response) {
   if (auto s = gatekeeper_->Admit(Rpc::kSubmitRun, *context, request->ByteSizeLong()); !s.ok()) return s;
-  return Reply(scheduler_->Submit(*request), response);
+  if (!artifacts_) return Reply(scheduler_->Submit(*request), response);
+  // Every tree the run names must be here before it is queued, and stays while the run needs it.
+  auto needed = artifacts_->CheckSuite(request->suite());
+  if (!needed.ok()) return ToGrpc(needed.status());
+  auto submitted = scheduler_->Submit(*request);
+  if (submitted.ok() && !needed->empty()) {
+    if (auto s = artifacts_->Pin(submitted->run_id(), *needed); !s.ok()) {
+      scheduler_->Cancel(submitted->run_id()).status().IgnoreError();  // a run whose files may vanish would measure nothing
+      return ToGrpc(s);
+    }
+  }
+  return Reply(submitted, response);
 }
 
 grpc::Status GateServiceImpl::WatchRun(grpc::ServerContext* context, const v1::WatchRunRequest* request,

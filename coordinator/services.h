@@ -3,6 +3,7 @@
 // role, request size), then every decision is the Scheduler's.
 #pragma once
 
+#include "coordinator/artifact_store.h"
 #include "coordinator/auth.h"
 #include "coordinator/scheduler.h"
 #include "perfgate/v1/agent.grpc.pb.h"
@@ -28,9 +29,10 @@ class AgentServiceImpl final : public v1::AgentService::Service {
 
 class GateServiceImpl final : public v1::GateService::Service {
  public:
-  // REQUIRES: scheduler and gatekeeper outlive the service.
-  GateServiceImpl(Scheduler* scheduler, const Gatekeeper* gatekeeper)
-      : scheduler_(scheduler), gatekeeper_(gatekeeper) {}
+  // REQUIRES: scheduler, gatekeeper and artifacts outlive the service.
+  // Without an artifact store a suite naming artifacts is refused.
+  GateServiceImpl(Scheduler* scheduler, const Gatekeeper* gatekeeper, ArtifactStore* artifacts = nullptr)
+      : scheduler_(scheduler), gatekeeper_(gatekeeper), artifacts_(artifacts) {}
   grpc::Status SubmitRun(grpc::ServerContext*, const v1::SubmitRunRequest*, v1::SubmitRunResponse*) override;
   grpc::Status WatchRun(grpc::ServerContext*, const v1::WatchRunRequest*, grpc::ServerWriter<v1::RunEvent>*) override;
   grpc::Status GetRun(grpc::ServerContext*, const v1::GetRunRequest*, v1::Run*) override;
@@ -42,6 +44,7 @@ class GateServiceImpl final : public v1::GateService::Service {
  private:
   Scheduler* scheduler_;
   const Gatekeeper* gatekeeper_;
+  ArtifactStore* artifacts_;
 };
 
 }  // namespace perfgate

@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/artifact_tree.h"
 #include "core/metric_traits.h"
 #include "core/policy.h"
 #include "core/bounded_read.h"
@@ -461,6 +462,40 @@ absl::Status ParseMetrics(const SuiteError& err, const YAML::Node& node,
   return absl::OkStatus();
 }
 
+// The `artifacts:` section: a folder for ${PERFGATE_ARTIFACTS}, or a map
+// NAME: folder for ${PERFGATE_ARTIFACTS_NAME}; folders relative to the suite.
+absl::Status ParseArtifacts(const SuiteError& err, const YAML::Node& node, const std::string& base_dir,
+                            v1::Suite* suite) {
+  std::vector<std::pair<YAML::Node, std::string>> entries;  // (node, name)
+  if (node.IsScalar()) {
+    entries.emplace_back(node, "");
+  } else if (node.IsMap()) {
+    for (const auto& kv : node) {
+      const std::string name = kv.first.as<std::string>();
+      if (!IsArtifactName(name)) {
+        return err.At(kv.first, absl::StrCat("artifacts: the name '", name,
+                                             "' may use only letters, digits and '_' (not first a digit)"));
+      }
+      entries.emplace_back(kv.second, name);
+    }
+  } else {
+    return err.At(node, "artifacts must be a folder, or a map NAME: folder");
+  }
+  for (const auto& [value, name] : entries) {
+    auto path = Scalar(err, value, name.empty() ? "artifacts" : absl::StrCat("artifacts.", name));
+    if (!path.ok()) return path.status();
+    const std::string dir = Anchor(ExpandSuiteDir(*path, base_dir), base_dir);
+    std::error_code ec;
+    if (path->empty() || !fs::is_directory(dir, ec)) {
+      return err.At(value, absl::StrCat("artifacts: '", dir, "' is not a folder (paths are relative to the suite file)"));
+    }
+    v1::ArtifactDir* entry = suite->add_artifact_dirs();
+    entry->set_name(name);
+    entry->set_path(dir);
+  }
+  return absl::OkStatus();
+}
+
 // A suite file is UTF-8 text without control characters other than tab,
 // line feed and carriage return, as YAML requires. yaml-cpp guesses other
 // encodings from NUL bytes and lets bytes through that are not UTF-8, which
@@ -503,11 +538,14 @@ absl::StatusOr<v1::Suite> ParseSuite(const std::string& text, const std::string&
   try {
     v1::Suite suite;
     suite.set_source(source);
-    if (auto s = CheckKeys(err, root, "the suite file", {"suite", "defaults", "cases", "gate", "metrics"}); !s.ok()) {
+    if (auto s = CheckKeys(err, root, "the suite file", {"suite", "defaults", "cases", "gate", "metrics", "artifacts"}); !s.ok()) {
       return s;
     }
     if (const auto m = root["metrics"]) {
       if (auto s = ParseMetrics(err, m, suite.mutable_metrics()); !s.ok()) return s;
+    }
+    if (const auto a = root["artifacts"]) {
+      if (auto s = ParseArtifacts(err, a, base_dir, &suite); !s.ok()) return s;
     }
     if (const auto g = root["gate"]) {
       if (auto s = ParseGate(err, g, base_dir, suite.mutable_gate()); !s.ok()) return s;

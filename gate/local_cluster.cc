@@ -24,6 +24,7 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(const LocalClu
   coordinator.tokens.agent = RandomToken();
   coordinator.tokens.submitter = RandomToken();
   cluster->submitter_.token = coordinator.tokens.submitter;
+  cluster->agent_token_ = coordinator.tokens.agent;
   auto started = Coordinator::Start(coordinator);
   if (!started.ok()) return started.status();
   cluster->coordinator_ = *std::move(started);
@@ -35,6 +36,8 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(const LocalClu
     worker.agent_id = absl::StrCat("local-", i + 1);
     worker.pool = "local";
     worker.security.token = coordinator.tokens.agent;
+    // The gate passes artifact folders in place; a cache is opened only if a case names uploaded trees.
+    worker.artifacts.dir = absl::StrCat(options.state_dir, "/agent-", i + 1);
     LocalCluster* raw = cluster.get();
     worker.log = [raw](const std::string& line) {
       std::lock_guard lock(raw->log_mu_);

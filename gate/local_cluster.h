@@ -34,6 +34,9 @@ class LocalCluster {
   const std::string& log_path() const { return log_path_; }
   // How a gate talks to this cluster: the submitter token, over loopback.
   const ClientSecurity& submitter() const { return submitter_; }
+  // What its agents send: for tests that talk to the coordinator as an agent.
+  const std::string& agent_token() const { return agent_token_; }
+  Coordinator& coordinator() { return *coordinator_; }
   // Stops agents (killing any case in progress), then the coordinator. Idempotent.
   void Shutdown();
 
@@ -44,6 +47,7 @@ class LocalCluster {
   std::vector<std::thread> threads_;
   std::string log_path_;
   ClientSecurity submitter_;
+  std::string agent_token_;
   std::mutex log_mu_;
   std::ofstream log_;
 };

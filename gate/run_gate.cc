@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "gate/artifact_upload.h"
 
 namespace perfgate {
 namespace {
@@ -83,6 +84,7 @@ absl::StatusOr<GateReport> JudgeOneRun(const GateOptions& options, const GateCli
 absl::StatusOr<GateReport> RunGate(const GateOptions& options, Interrupt* interrupt) {
   auto judged = LoadJudgedSuite(options.suite_path, options.judge);
   if (!judged.ok()) return absl::InvalidArgumentError(judged.status().message());
+  if (auto s = AddArtifactFlags(options.artifacts, &judged->suite); !s.ok()) return s;
   GateClientOptions client = options.client;
   std::unique_ptr<LocalCluster> cluster;
   if (options.coordinator.empty()) {
@@ -100,6 +102,7 @@ absl::StatusOr<GateReport> RunGate(const GateOptions& options, Interrupt* interr
   } else {
     client.coordinator = options.coordinator;
   }
+  if (auto s = ResolveArtifacts(client, cluster != nullptr, &judged->suite); !s.ok()) return s;
   // The cluster stops (agents first) when this returns.
   return JudgeOneRun(options, client, &*judged, interrupt);
 }

@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "core/judge.h"
@@ -26,6 +27,9 @@ struct GateOptions {
   // (`embedded`) for this one run and stop it when done.
   std::string coordinator;
   LocalClusterOptions embedded;
+  // `--artifacts` values: "DIR" or "NAME=DIR", added to the suite's own
+  // `artifacts:` folders (gate/artifact_upload.h).
+  std::vector<std::string> artifacts;
   // How to reach the coordinator. `client.coordinator` and, in embedded
   // mode, `client.security` are filled in by RunGate.
   GateClientOptions client;

@@ -17,6 +17,7 @@
 #include "gate/local_cluster.h"
 #include "coordinator/coordinator.h"
 #include "perfgate/v1/agent.grpc.pb.h"
+#include "perfgate/v1/artifact.grpc.pb.h"
 #include "perfgate/v1/gate.grpc.pb.h"
 #include "tests/test_util.h"
 #include "transport/transport.h"
@@ -74,8 +75,10 @@ std::string TokenOf(Role role) {
   return "";
 }
 
-constexpr Rpc kAllRpcs[] = {Rpc::kRegister, Rpc::kWork,   Rpc::kHeartbeat,  Rpc::kCompleteLease, Rpc::kSubmitRun,
-                            Rpc::kWatchRun, Rpc::kGetRun, Rpc::kGetHistory, Rpc::kCancelRun,     Rpc::kReportVerdict};
+constexpr Rpc kAllRpcs[] = {Rpc::kRegister,  Rpc::kWork,          Rpc::kHeartbeat,  Rpc::kCompleteLease,
+                            Rpc::kSubmitRun, Rpc::kWatchRun,      Rpc::kGetRun,     Rpc::kGetHistory,
+                            Rpc::kCancelRun, Rpc::kReportVerdict, Rpc::kFindMissingArtifacts,
+                            Rpc::kUploadArtifact, Rpc::kDownloadArtifact};
 constexpr Role kAllRoles[] = {Role::kAgent, Role::kSubmitter, Role::kReader};
 
 // What issue 10 asks for, written out independently of the coordinator's table.
@@ -86,9 +89,13 @@ bool Allowed(Role role, Rpc rpc) {
     case Rpc::kHeartbeat:
     case Rpc::kCompleteLease:
       return role == Role::kAgent;
+    case Rpc::kDownloadArtifact:  // issue 12: agents download, the gate uploads
+      return role == Role::kAgent;
     case Rpc::kSubmitRun:
     case Rpc::kCancelRun:
     case Rpc::kReportVerdict:
+    case Rpc::kFindMissingArtifacts:
+    case Rpc::kUploadArtifact:
       return role == Role::kSubmitter;
     case Rpc::kWatchRun:
     case Rpc::kGetRun:
@@ -116,6 +123,7 @@ v1::SubmitRunRequest OneCaseRun() {
 grpc::Status Call(const std::shared_ptr<grpc::Channel>& channel, Rpc rpc) {
   auto agent = v1::AgentService::NewStub(channel);
   auto gate = v1::GateService::NewStub(channel);
+  auto artifacts = v1::ArtifactService::NewStub(channel);
   grpc::ClientContext context;
   context.set_deadline(In(10'000));
   switch (rpc) {
@@ -183,6 +191,31 @@ grpc::Status Call(const std::shared_ptr<grpc::Channel>& channel, Rpc rpc) {
       request.set_run_id("no-such-run");
       v1::ReportVerdictResponse response;
       return gate->ReportVerdict(&context, request, &response);
+    }
+    case Rpc::kFindMissingArtifacts: {
+      v1::FindMissingArtifactsRequest request;
+      request.add_digests(std::string(64, 'a'));
+      v1::FindMissingArtifactsResponse response;
+      return artifacts->FindMissingArtifacts(&context, request, &response);
+    }
+    case Rpc::kUploadArtifact: {
+      v1::UploadArtifactResponse response;
+      auto writer = artifacts->UploadArtifact(&context, &response);
+      v1::UploadArtifactChunk chunk;
+      chunk.set_digest(std::string(64, 'a'));
+      chunk.set_size(1);
+      writer->Write(chunk);
+      writer->WritesDone();
+      return writer->Finish();
+    }
+    case Rpc::kDownloadArtifact: {
+      v1::DownloadArtifactRequest request;
+      request.set_digest(std::string(64, 'a'));
+      auto reader = artifacts->DownloadArtifact(&context, request);
+      v1::ArtifactChunk chunk;
+      while (reader->Read(&chunk)) {
+      }
+      return reader->Finish();
     }
   }
   return grpc::Status(grpc::StatusCode::INTERNAL, "unreachable");
@@ -269,10 +302,10 @@ TEST_F(AuthTest, EveryRpcWantsATokenOfARoleAllowedToCallIt) {
       }
     }
   }
-  EXPECT_EQ(AuthFailures(metrics, "missing_token"), 10);
-  EXPECT_EQ(AuthFailures(metrics, "unknown_token"), 10);
-  // 4 agent RPCs x 2 other roles, 3 submitter-only x 2, 3 reads x the agent.
-  EXPECT_EQ(AuthFailures(metrics, "wrong_role"), 8 + 6 + 3);
+  EXPECT_EQ(AuthFailures(metrics, "missing_token"), 13);
+  EXPECT_EQ(AuthFailures(metrics, "unknown_token"), 13);
+  // 5 agent RPCs x 2 other roles, 5 submitter-only x 2, 3 reads x the agent.
+  EXPECT_EQ(AuthFailures(metrics, "wrong_role"), 10 + 10 + 3);
 }
 
 TEST_F(AuthTest, RightRoleRunsACaseEndToEndOverTls) {
