@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "agent/callgrind.h"
 #include "agent/cgroup.h"
@@ -38,6 +39,28 @@ std::string ProcField(const std::string& path, const std::string& key) {
   return "";
 }
 
+// Once per agent: can callgrind take region counts of libtorch cases here?
+// A fast probe (about a second): valgrind runs the start-up code of the
+// libraries that decide it, not all of libtorch (a minute).
+void ProbeRegionCounter(v1::HostFingerprint* host) {
+  auto valgrind = FindValgrind();
+  if (!valgrind.ok()) {
+    host->set_region_counter_unavailable(true);
+    host->set_region_counter_note(std::string(valgrind.status().message()));
+    return;
+  }
+  const std::vector<std::string> libraries = LibtorchStartupLibraries();
+  if (libraries.empty()) {
+    host->set_region_counter_note("callgrind available; no libtorch with libhwy here to probe");
+    return;
+  }
+  absl::Status probe = ProbeValgrindLoads(*valgrind, libraries);
+  host->set_region_counter_unavailable(!probe.ok());
+  host->set_region_counter_note(probe.ok() ? absl::StrCat("callgrind runs libtorch's start-up (probed ",
+                                                          absl::StrJoin(libraries, ", "), ")")
+                                           : std::string(probe.message()));
+}
+
 }  // namespace
 
 v1::HostFingerprint ProbeHost() {
@@ -65,6 +88,7 @@ v1::HostFingerprint ProbeHost() {
                                    : "no callgrind either: " + std::string(valgrind.status().message())));
   }
   host.set_memory_note(DefaultCgroupParent().description());
+  ProbeRegionCounter(&host);
   return host;
 }
 
