@@ -102,6 +102,9 @@ std::string DescribeHost(const v1::HostFingerprint& host) {
                     gpu.compute_capability(), "]");
   }
   if (host.gpus_size() == 0 && !host.gpu_note().empty()) absl::StrAppend(&out, " (", host.gpu_note(), ")");
+  if (host.region_counter_unavailable()) {
+    absl::StrAppend(&out, ", region instruction counts unavailable (", host.region_counter_note(), ")");
+  }
   return out;
 }
 
