@@ -176,10 +176,16 @@ absl::StatusOr<std::vector<RegionCount>> ReadRegionCounts(const std::string& out
 }
 
 RegionRun RunRegionCallgrind(const ExecSpec& exec, const std::string& valgrind, const std::string& out_dir,
-                             const CancelToken* cancel) {
+                             const std::string& preload, const CancelToken* cancel) {
   ExecSpec wrapped = exec;
   wrapped.argv = RegionCallgrindArgv(valgrind, exec.argv, out_dir);
   wrapped.env[kRegionCounterEnv] = "callgrind";
+  if (!preload.empty()) {
+    const char* inherited = std::getenv("LD_PRELOAD");
+    std::string& value = wrapped.env["LD_PRELOAD"];
+    if (value.empty() && inherited) value = inherited;
+    value = value.empty() ? preload : absl::StrCat(preload, ":", value);
+  }
   wrapped.count_instructions = false;
   // Valgrind is slow; give it room rather than report a false timeout.
   if (wrapped.timeout_ms) wrapped.timeout_ms *= 100;
@@ -224,6 +230,14 @@ std::vector<std::string> LibtorchStartupLibraries() {
     return {};
   }
   return {};
+}
+
+std::string HwyShimPath() {
+  const char* exe_dir = std::getenv("PERFGATE_EXE_DIR");
+  if (!exe_dir) return "";
+  const std::string shim = absl::StrCat(exe_dir, "/bench_cases/libperfgate_hwy_shim.so");
+  std::error_code ec;
+  return std::filesystem::exists(shim, ec) ? shim : "";
 }
 
 }  // namespace perfgate

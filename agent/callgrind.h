@@ -56,8 +56,9 @@ struct RegionRun {
   absl::StatusOr<std::vector<RegionCount>> regions = absl::UnknownError("not run");
   std::string unavailable;
 };
+// `preload`: a library to preload (HostFingerprint.region_counter_preload).
 RegionRun RunRegionCallgrind(const ExecSpec& exec, const std::string& valgrind, const std::string& out_dir,
-                             const CancelToken* cancel);
+                             const std::string& preload, const CancelToken* cancel);
 
 // Valgrind's own words when it stopped on an instruction it cannot run
 // ("vex amd64->IR: unhandled instruction bytes: 0xF 0x1 0xF9 ..."), else empty.
@@ -71,5 +72,9 @@ absl::Status ProbeValgrindLoads(const std::string& valgrind, const std::vector<s
 // here (libtorch_cpu's dependency libhwy runs RDTSCP in its ELF constructor),
 // or empty when libtorch is not installed.
 std::vector<std::string> LibtorchStartupLibraries();
+
+// bench_cases/libperfgate_hwy_shim.so next to the perfgate binary
+// ($PERFGATE_EXE_DIR), or empty: preloaded, libhwy's start-up runs no RDTSCP.
+std::string HwyShimPath();
 
 }  // namespace perfgate

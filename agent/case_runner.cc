@@ -143,6 +143,7 @@ Counter ChooseRegionCounter(const v1::HostFingerprint& host, std::string* valgri
     return Counter::kNone;
   }
   *valgrind = *found;
+  if (!host.region_counter_preload().empty()) result->add_notes(host.region_counter_note());
   absl::Status perf = ProbePerfCounter();
   result->add_notes(absl::StrCat(
       "instructions: the case's regions only, callgrind with collection off at start, in separate runs (",
@@ -292,7 +293,7 @@ v1::CaseResult RunCase(const v1::CaseSpec& spec, const v1::HostFingerprint& host
     for (size_t v = 0; v < execs.size(); ++v) {
       const std::string out_dir = absl::StrCat(scratch.path(), "/regions-", v);
       fs::create_directories(out_dir);
-      RegionRun run = RunRegionCallgrind(execs[v], valgrind, out_dir, options.cancel);
+      RegionRun run = RunRegionCallgrind(execs[v], valgrind, out_dir, host.region_counter_preload(), options.cancel);
       const std::string phase = absl::StrCat("region count run", VariantSuffix(variants[v]));
       if (!run.unavailable.empty()) {
         result.add_notes(absl::StrCat("region instruction counts unavailable on this host: ", run.unavailable));

@@ -55,10 +55,24 @@ void ProbeRegionCounter(v1::HostFingerprint* host) {
     return;
   }
   absl::Status probe = ProbeValgrindLoads(*valgrind, libraries);
-  host->set_region_counter_unavailable(!probe.ok());
-  host->set_region_counter_note(probe.ok() ? absl::StrCat("callgrind runs libtorch's start-up (probed ",
-                                                          absl::StrJoin(libraries, ", "), ")")
-                                           : std::string(probe.message()));
+  if (probe.ok()) {
+    host->set_region_counter_note(
+        absl::StrCat("callgrind runs libtorch's start-up (probed ", absl::StrJoin(libraries, ", "), ")"));
+    return;
+  }
+  // The way around: keep libhwy's constructor from executing RDTSCP.
+  if (const std::string shim = HwyShimPath(); !shim.empty()) {
+    std::vector<std::string> with_shim = {shim};
+    with_shim.insert(with_shim.end(), libraries.begin(), libraries.end());
+    if (ProbeValgrindLoads(*valgrind, with_shim).ok()) {
+      host->set_region_counter_preload(shim);
+      host->set_region_counter_note(absl::StrCat(probe.message(), "; region runs preload ", shim,
+                                                 ", which keeps libhwy's start-up from executing RDTSCP"));
+      return;
+    }
+  }
+  host->set_region_counter_unavailable(true);
+  host->set_region_counter_note(std::string(probe.message()));
 }
 
 }  // namespace

@@ -126,6 +126,17 @@ TEST_F(RegionCountTest, FingerprintMarksRegionCountsUnavailable) {
   EXPECT_THAT(Notes(result), HasSubstr("unavailable on this host: valgrind cannot run the start-up of libhwy.so.1"));
 }
 
+TEST_F(RegionCountTest, PreloadedShimLeavesRegionCountsUnchanged) {
+  const v1::CaseResult plain = RunCase(RegionSpin("1000", "20000"), host_, {});
+  v1::HostFingerprint worked_around;
+  worked_around.set_region_counter_preload(CaseBinary("libperfgate_hwy_shim.so"));
+  worked_around.set_region_counter_note("region runs preload libperfgate_hwy_shim.so");
+  const v1::CaseResult shimmed = RunCase(RegionSpin("1000", "20000"), worked_around, {});
+  ASSERT_EQ(shimmed.outcome(), v1::CaseResult::OUTCOME_OK) << shimmed.error();
+  EXPECT_EQ(Values(shimmed, "agent:callgrind-region"), Values(plain, "agent:callgrind-region"));
+  EXPECT_THAT(Notes(shimmed), HasSubstr("region runs preload libperfgate_hwy_shim.so"));
+}
+
 TEST_F(RegionCountTest, ProbeNamesALibraryValgrindCannotStart) {
   const std::string valgrind = *FindValgrind();
   absl::Status bad = ProbeValgrindLoads(valgrind, {CaseBinary("libunhandled_at_load.so")});
