@@ -2,7 +2,7 @@
 # Runs every CPU torch family through a real gate run against its
 # checked-in baselines (bench_cases/baselines/torch*_local.csv): a
 # coordinator and two agents labelled `torch` in pool `local` on loopback,
-# then one `perfgate gate` per suite. Needs scripts/install-torch.sh and a
+# then one `perfgate gate` per suite, all submitted at once. Needs scripts/install-torch.sh and a
 # build (scripts/build.sh). Not part of scripts/test.sh: see README,
 # "PyTorch families".
 #   scripts/torch-suites.sh [GATE FLAGS...]   e.g. --head-env PERFGATE_SLOWDOWN_PCT=5
@@ -35,11 +35,22 @@ for i in 1 2; do
   pids+=($!)
 done
 
-status=0
+# All suites at once: the two agents take cases from every run.
+gates=()
 for suite in $suites; do
-  echo "== $suite"
   report=()
   [ -n "${PERFGATE_REPORT_DIR:-}" ] && report=(--json "$PERFGATE_REPORT_DIR/$suite.json")
-  "$perfgate" gate --suite "bench_cases/$suite.yaml" --coordinator "$address" "${report[@]}" "$@" || status=$?
+  "$perfgate" gate --suite "bench_cases/$suite.yaml" --coordinator "$address" "${report[@]}" "$@" \
+    > "$state/$suite.out" 2>&1 &
+  gates+=("$suite:$!")
+done
+status=0
+for entry in "${gates[@]}"; do
+  suite=${entry%%:*}
+  code=0
+  wait "${entry#*:}" || code=$?
+  echo "== $suite: exit $code"
+  cat "$state/$suite.out"
+  [ "$code" -eq 0 ] || status=$code
 done
 exit $status
