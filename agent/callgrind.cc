@@ -210,7 +210,8 @@ std::string UnhandledInstruction(const std::string& valgrind_stderr) {
 
 absl::Status ProbeValgrindLoads(const std::string& valgrind, const std::vector<std::string>& libraries) {
   ExecSpec probe;
-  probe.argv = {valgrind, "--tool=none", "-q", "/bin/true"};
+  // Not --quiet: it hides the "unhandled instruction" line the reason quotes.
+  probe.argv = {valgrind, "--tool=none", "/bin/true"};
   probe.env["LD_PRELOAD"] = absl::StrJoin(libraries, ":");
   probe.timeout_ms = 60'000;
   probe.output_limit_bytes = 64 << 10;

@@ -35,6 +35,11 @@ for i in 1 2; do
   pids+=($!)
 done
 
+for i in 1 2; do
+  for _ in $(seq 300); do grep -q "registered with" "$state/agent-$i.log" && break; sleep 0.2; done
+  grep -q "registered with" "$state/agent-$i.log" || { cat "$state/agent-$i.log"; exit 3; }
+done
+
 # All suites at once: the two agents take cases from every run.
 gates=()
 for suite in $suites; do

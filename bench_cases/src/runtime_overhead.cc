@@ -12,6 +12,7 @@
 // PERFGATE_SLOWDOWN_PCT=N runs N% more calls in every block and region while
 // still dividing by the nominal count.
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
 
 #include <algorithm>
