@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 reports=$(mktemp -d)
 trap 'rm -rf "$reports"' EXIT
-for suite in ${PERFGATE_TORCH_SUITES:-torch_runtime_overhead torch torch_inline torch_many_io}; do
+for suite in ${PERFGATE_TORCH_SUITES:-torch_runtime_overhead torch torch_function torch_inline torch_many_io}; do
   file=bench_cases/baselines/${suite}_local.csv
   [ -e "$file" ] || : > "$file"
 done

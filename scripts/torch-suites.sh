@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 perfgate=$PWD/build/perfgate
-suites=${PERFGATE_TORCH_SUITES:-torch_runtime_overhead torch torch_inline torch_many_io}
+suites=${PERFGATE_TORCH_SUITES:-torch_runtime_overhead torch torch_function torch_inline torch_many_io}
 state=$(mktemp -d)
 pids=()
 cleanup() {
