@@ -25,7 +25,7 @@ report = json.load(open(sys.argv[1]))
 timed, spread = set(), 0.0
 for case in report["cases"]:
     for m in case.get("metrics", []):
-        if m["metric"].endswith("_s") and "warmup" not in m["metric"] and m.get("median"):
+        if m["metric"].endswith("_ns") and "warmup" not in m["metric"] and m.get("median"):
             timed.add(m["metric"])
             spread = max(spread, (m["max"] - m["min"]) / m["median"])
 print(",".join(sorted(timed)) or "-", round(max(0.10, 3 * spread), 2))

@@ -6,8 +6,9 @@
 //
 // Usage: runtime_overhead RESULT_FILE [CALLS] [REPEATS]
 //
-// Timed runs append `NAME,time_per_iteration_s,SECONDS` (median over REPEATS
-// blocks of CALLS calls). In the agent's region-count runs each variant is a
+// Timed runs append `NAME,time_per_iteration_ns,NANOSECONDS` (median over
+// REPEATS blocks of CALLS calls; whole nanoseconds, because PyTorch's
+// expected-results format holds integers). In the agent's region-count runs each variant is a
 // region of kCountedCalls calls instead: the row NAME,instruction_count.
 // PERFGATE_SLOWDOWN_PCT=N runs N% more calls in every block and region while
 // still dividing by the nominal count.
@@ -142,7 +143,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   for (const Variant& v : variants) {
-    std::fprintf(out, "%s,time_per_iteration_s,%.6g\n", NameOf(v).c_str(), SecondsPerCall(v, calls, repeats));
+    std::fprintf(out, "%s,time_per_iteration_ns,%.0f\n", NameOf(v).c_str(), SecondsPerCall(v, calls, repeats) * 1e9);
   }
   return std::fclose(out) == 0 ? 0 : 1;
 }

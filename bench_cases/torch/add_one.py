@@ -5,9 +5,10 @@ torch.jit.script is the compiler.
 
 Usage: add_one.py RESULT_FILE [CALLS_PER_REPEAT] [REPEATS]
 
-Appends NAME,time_per_call_s,SECONDS (median over REPEATS blocks of calls)
-and NAME,warmup_s,SECONDS (scripting plus the first three calls, apart from
-the per-call time, as overheads.py prints it). PERFGATE_SLOWDOWN_PCT=N makes
+Appends NAME,time_per_call_ns,NANOSECONDS (median over REPEATS blocks of
+calls) and NAME,warmup_ns,NANOSECONDS (scripting plus the first three calls, apart from
+the per-call time, as overheads.py prints it). Whole nanoseconds, because
+PyTorch's expected-results format holds integers. PERFGATE_SLOWDOWN_PCT=N makes
 N% more calls per block, divided by the nominal count.
 """
 import statistics
@@ -54,7 +55,7 @@ def main():
             rows.append((f"add_one_{compiler}_inference_mode", *bench(make_fn, False, number, repeat)))
     with open(result_file, "a") as out:
         for name, per_call, warmup in rows:
-            out.write(f"{name},time_per_call_s,{per_call:.12g}\n{name},warmup_s,{warmup:.12g}\n")
+            out.write(f"{name},time_per_call_ns,{round(per_call * 1e9)}\n{name},warmup_ns,{round(warmup * 1e9)}\n")
 
 
 if __name__ == "__main__":

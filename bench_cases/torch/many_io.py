@@ -8,8 +8,8 @@ partitioning), a fresh one per compilation, so nothing is cached.
 
 Usage: many_io.py RESULT_FILE [SAMPLES]
 
-Timed runs append NAME,compile_time_s,SECONDS (median of SAMPLES
-compilations). In the agent's region-count runs one compilation of each is
+Timed runs append NAME,compile_time_ns,NANOSECONDS (median of SAMPLES
+compilations; integers, as PyTorch's expected-results format holds). In the agent's region-count runs one compilation of each is
 a region: NAME,compile_time_instruction_count. PERFGATE_SLOWDOWN_PCT=N
 compiles a function of N% more inputs and outputs.
 """
@@ -91,7 +91,7 @@ def main():
     if rows:
         with open(result_file, "a") as out:
             for name, seconds in rows:
-                out.write(f"{name},compile_time_s,{seconds:.12g}\n")
+                out.write(f"{name},compile_time_ns,{round(seconds * 1e9)}\n")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ overrides it (the four cases of PyTorch's overrides_benchmark).
 
 Usage: torch_function.py RESULT_FILE [CALLS_PER_REPEAT] [REPEATS]
 
-Timed runs append NAME,time_per_call_s,SECONDS (median over REPEATS). In
+Timed runs append NAME,time_per_call_ns,NANOSECONDS (median over REPEATS;
+whole nanoseconds: PyTorch's expected-results format holds integers). In
 the agent's region-count runs each case is a region of 100 calls instead
 (NAME,instruction_count). PERFGATE_SLOWDOWN_PCT=N makes N% more calls in
 each timed block and region, divided by the nominal count.
@@ -71,7 +72,7 @@ def main():
         return
     with open(result_file, "a") as out:
         for name, (a, b) in cases.items():
-            out.write(f"{name},time_per_call_s,{per_call_seconds(a, b, number, repeat):.12g}\n")
+            out.write(f"{name},time_per_call_ns,{round(per_call_seconds(a, b, number, repeat) * 1e9)}\n")
 
 
 if __name__ == "__main__":
