@@ -107,7 +107,7 @@ TEST(CliTest, GpuSuiteOnAMachineWithoutAGpu) {
   auto gate = RunCommand({PerfgateBinary(), "gate", "--suite", testing::SourceDir() + "/bench_cases/gpu.yaml",
                           "--state-dir", dir.File("state")});
   EXPECT_EQ(gate.exit_code, 1) << gate.output;
-  EXPECT_THAT(gate.output, HasSubstr("no capable agent fails the gate: 1 case (cuda_add_one)"));
+  EXPECT_THAT(gate.output, HasSubstr("no capable agent fails the gate: 2 cases (cuda_add_one, cuda_bandwidth)"));
 }
 
 TEST(CliTest, TorchSuiteMeasuresRealPytorchWhereItIsInstalled) {
