@@ -1,13 +1,20 @@
 #include "agent/callgrind.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <optional>
 #include <fstream>
+#include <set>
 #include <string>
+#include <tuple>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/strings/match.h"
 #include "agent/executor.h"
 
 namespace perfgate {
@@ -61,6 +68,177 @@ absl::StatusOr<std::string> FindValgrind() {
     return absl::NotFoundError("valgrind not found in PATH (install the 'valgrind' package)");
   }
   return program;
+}
+
+std::vector<std::string> RegionCallgrindArgv(const std::string& valgrind, const std::vector<std::string>& argv,
+                                             const std::string& out_dir) {
+  // Instrumentation off until the case's first region skips the start-up
+  // (import torch: minutes under full instrumentation) at native-ish speed.
+  std::vector<std::string> wrapped = {valgrind,
+                                      "--tool=callgrind",
+                                      "--collect-atstart=no",
+                                      "--instr-atstart=no",
+                                      "--trace-children=yes",
+                                      "--callgrind-out-file=" + out_dir + "/callgrind.out.%p"};
+  wrapped.insert(wrapped.end(), argv.begin(), argv.end());
+  return wrapped;
+}
+
+namespace {
+
+// One profile file: who wrote it, which dump, what triggered it, its total.
+struct Dump {
+  uint64_t pid = 0;
+  uint64_t number = 0;  // 0: the dump at program termination
+  std::string path;
+  std::string trigger;
+  std::optional<uint64_t> total;
+};
+
+// "callgrind.out.PID" or "callgrind.out.PID.N"; false for other files.
+bool ParseDumpName(const std::string& file, Dump* dump) {
+  absl::string_view rest = file;
+  if (!absl::ConsumePrefix(&rest, "callgrind.out.")) return false;
+  std::vector<absl::string_view> parts = absl::StrSplit(rest, '.');
+  if (parts.empty() || parts.size() > 2 || !absl::SimpleAtoi(parts[0], &dump->pid)) return false;
+  return parts.size() == 1 || absl::SimpleAtoi(parts[1], &dump->number);
+}
+
+absl::Status ReadDump(Dump* dump) {
+  std::ifstream in(dump->path);
+  std::string line;
+  while (std::getline(in, line)) {
+    absl::string_view rest = line;
+    if (absl::ConsumePrefix(&rest, "desc: Trigger: ")) {
+      dump->trigger = std::string(rest);
+    } else if (absl::ConsumePrefix(&rest, "totals:")) {
+      uint64_t value;
+      if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(rest), &value)) {
+        return absl::DataLossError(absl::StrCat(dump->path, ": unreadable line '", line, "'"));
+      }
+      dump->total = value;
+    }
+  }
+  if (!dump->total) return absl::DataLossError(absl::StrCat(dump->path, ": no totals line (profile cut short?)"));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<RegionCount>> ReadRegionCounts(const std::string& out_dir) {
+  std::vector<Dump> dumps;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(out_dir, ec)) {
+    Dump dump;
+    if (!ParseDumpName(entry.path().filename().string(), &dump)) continue;
+    dump.path = entry.path().string();
+    if (absl::Status read = ReadDump(&dump); !read.ok()) return read;
+    dumps.push_back(std::move(dump));
+  }
+  if (ec) return absl::NotFoundError(absl::StrCat(out_dir, ": ", ec.message()));
+  std::sort(dumps.begin(), dumps.end(),
+            [](const Dump& a, const Dump& b) { return std::tie(a.pid, a.number) < std::tie(b.pid, b.number); });
+  std::vector<RegionCount> regions;
+  std::set<std::pair<std::string, std::string>> seen;
+  for (const Dump& dump : dumps) {
+    if (dump.number == 0) {
+      // Collection left on at exit would lose instructions silently.
+      if (*dump.total != 0) {
+        return absl::FailedPreconditionError(
+            absl::StrCat(dump.path, ": ", *dump.total,
+                         " instructions were collected outside a named region (a region was opened and never "
+                         "dumped; end each region with perfgate_region's end())"));
+      }
+      continue;
+    }
+    absl::string_view name = dump.trigger;
+    if (!absl::ConsumePrefix(&name, "Client Request: ") || name.empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(dump.path, ": a dump without a region name (trigger '",
+                                                        dump.trigger, "'); dump with CALLGRIND_DUMP_STATS_AT(name)"));
+    }
+    RegionCount region;
+    std::pair<std::string, std::string> split = absl::StrSplit(name, absl::MaxSplits(',', 1));
+    region.benchmark = split.first;
+    region.metric = split.second.empty() ? kRegionMetric : split.second;
+    region.instructions = *dump.total;
+    if (!seen.insert({region.benchmark, region.metric}).second) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(dump.path, ": region '", region.benchmark, ",", region.metric, "' was dumped twice"));
+    }
+    regions.push_back(std::move(region));
+  }
+  if (regions.empty()) {
+    return absl::NotFoundError(absl::StrCat("the case dumped no region in ", out_dir,
+                                            " (instructions: region needs the case to mark its regions: "
+                                            "bench_cases/src/perfgate_region.h)"));
+  }
+  return regions;
+}
+
+RegionRun RunRegionCallgrind(const ExecSpec& exec, const std::string& valgrind, const std::string& out_dir,
+                             const std::string& preload, const CancelToken* cancel) {
+  ExecSpec wrapped = exec;
+  wrapped.argv = RegionCallgrindArgv(valgrind, exec.argv, out_dir);
+  wrapped.env[kRegionCounterEnv] = "callgrind";
+  if (!preload.empty()) {
+    const char* inherited = std::getenv("LD_PRELOAD");
+    std::string& value = wrapped.env["LD_PRELOAD"];
+    if (value.empty() && inherited) value = inherited;
+    value = value.empty() ? preload : absl::StrCat(preload, ":", value);
+  }
+  wrapped.count_instructions = false;
+  // Valgrind is slow; give it room rather than report a false timeout.
+  if (wrapped.timeout_ms) wrapped.timeout_ms *= 100;
+  RegionRun run;
+  run.exec = Execute(wrapped, cancel);
+  if (!run.exec.ok()) {
+    run.unavailable = UnhandledInstruction(run.exec.err);
+    return run;
+  }
+  run.regions = ReadRegionCounts(out_dir);
+  return run;
+}
+
+std::string UnhandledInstruction(const std::string& valgrind_stderr) {
+  for (absl::string_view line : absl::StrSplit(valgrind_stderr, '\n')) {
+    if (absl::StrContains(line, "unhandled instruction bytes") || absl::StrContains(line, "Unrecognised instruction")) {
+      return std::string(absl::StripAsciiWhitespace(line));
+    }
+  }
+  return "";
+}
+
+absl::Status ProbeValgrindLoads(const std::string& valgrind, const std::vector<std::string>& libraries) {
+  ExecSpec probe;
+  // Not --quiet: it hides the "unhandled instruction" line the reason quotes.
+  probe.argv = {valgrind, "--tool=none", "/bin/true"};
+  probe.env["LD_PRELOAD"] = absl::StrJoin(libraries, ":");
+  probe.timeout_ms = 60'000;
+  probe.output_limit_bytes = 64 << 10;
+  ExecResult run = Execute(probe);
+  if (run.ok()) return absl::OkStatus();
+  std::string unhandled = UnhandledInstruction(run.err);
+  return absl::UnavailableError(absl::StrCat("valgrind cannot run the start-up of ", absl::StrJoin(libraries, ", "),
+                                             ": ", unhandled.empty() ? run.Describe() : unhandled));
+}
+
+std::vector<std::string> LibtorchStartupLibraries() {
+  for (const char* dir : {"/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/local/lib", "/usr/lib"}) {
+    std::error_code ec;
+    if (!std::filesystem::exists(absl::StrCat(dir, "/libtorch_cpu.so"), ec)) continue;
+    const std::string hwy = absl::StrCat(dir, "/libhwy.so.1");
+    if (std::filesystem::exists(hwy, ec)) return {hwy};
+    return {};
+  }
+  return {};
+}
+
+std::string HwyShimPath() {
+  const char* exe_dir = std::getenv("PERFGATE_EXE_DIR");
+  if (!exe_dir) return "";
+  const std::string shim = absl::StrCat(exe_dir, "/bench_cases/libperfgate_hwy_shim.so");
+  std::error_code ec;
+  return std::filesystem::exists(shim, ec) ? shim : "";
 }
 
 }  // namespace perfgate

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "agent/executor.h"
 
 namespace perfgate {
 
@@ -20,5 +21,60 @@ absl::StatusOr<uint64_t> SumCallgrindInstructions(const std::string& out_dir);
 
 // The valgrind program, or NotFound with what to install.
 absl::StatusOr<std::string> FindValgrind();
+
+// Region-only counting (`instructions: region`): `argv` under callgrind with
+// instrumentation and collection off at start; the case switches them on
+// around each region and dumps the region's count with a name
+// (bench_cases/src/perfgate_region.h, bench_cases/torch/perfgate_region.py).
+std::vector<std::string> RegionCallgrindArgv(const std::string& valgrind, const std::vector<std::string>& argv,
+                                             const std::string& out_dir);
+
+// Set in the environment of region runs, so a case can skip its timing
+// loops there: time under callgrind measures the instrument.
+inline constexpr char kRegionCounterEnv[] = "PERFGATE_REGION_COUNTER";
+
+// The metric of a region dumped as "NAME"; "NAME,METRIC" names its own
+// (PyTorch's compile-time rows use compile_time_instruction_count).
+inline constexpr char kRegionMetric[] = "instruction_count";
+
+struct RegionCount {
+  std::string benchmark;
+  std::string metric;
+  uint64_t instructions = 0;
+};
+
+// The regions dumped in `out_dir`, in dump order. Errors name the profile:
+// a dump without a name, a name dumped twice, no region at all.
+absl::StatusOr<std::vector<RegionCount>> ReadRegionCounts(const std::string& out_dir);
+
+// One region-counting run of `exec` under callgrind (RegionCallgrindArgv,
+// kRegionCounterEnv set), profiles in `out_dir`. `unavailable` is set when
+// valgrind stopped on an instruction it cannot run: a property of the host,
+// not a failure of the case.
+struct RegionRun {
+  ExecResult exec;
+  absl::StatusOr<std::vector<RegionCount>> regions = absl::UnknownError("not run");
+  std::string unavailable;
+};
+// `preload`: a library to preload (HostFingerprint.region_counter_preload).
+RegionRun RunRegionCallgrind(const ExecSpec& exec, const std::string& valgrind, const std::string& out_dir,
+                             const std::string& preload, const CancelToken* cancel);
+
+// Valgrind's own words when it stopped on an instruction it cannot run
+// ("vex amd64->IR: unhandled instruction bytes: 0xF 0x1 0xF9 ..."), else empty.
+std::string UnhandledInstruction(const std::string& valgrind_stderr);
+
+// Whether valgrind runs the start-up code of `libraries` on this host:
+// `valgrind --tool=none /bin/true` with them preloaded. OK, or why not.
+absl::Status ProbeValgrindLoads(const std::string& valgrind, const std::vector<std::string>& libraries);
+
+// The libraries whose start-up decides whether callgrind can run libtorch
+// here (libtorch_cpu's dependency libhwy runs RDTSCP in its ELF constructor),
+// or empty when libtorch is not installed.
+std::vector<std::string> LibtorchStartupLibraries();
+
+// bench_cases/libperfgate_hwy_shim.so next to the perfgate binary
+// ($PERFGATE_EXE_DIR), or empty: preloaded, libhwy's start-up runs no RDTSCP.
+std::string HwyShimPath();
 
 }  // namespace perfgate

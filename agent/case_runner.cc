@@ -85,7 +85,7 @@ bool RecordFailure(const ExecResult& exec, const std::string& phase, v1::CaseRes
   return true;
 }
 
-enum class Counter { kNone, kPerf, kCallgrind };
+enum class Counter { kNone, kPerf, kCallgrind, kRegion };
 
 std::string VariantSuffix(const v1::Variant& variant) {
   return variant.name().empty() ? "" : absl::StrCat(" (", variant.name(), ")");
@@ -161,6 +161,29 @@ absl::Status AddCaseReportedValues(const v1::CaseSpec& spec, const ExecResult& r
   return absl::OkStatus();
 }
 
+// `instructions: region`: callgrind around the case's marked regions, or a
+// note saying why there are no region counts here (timed metrics still run).
+Counter ChooseRegionCounter(const v1::HostFingerprint& host, std::string* valgrind, v1::CaseResult* result) {
+  if (host.region_counter_unavailable()) {
+    result->add_notes(absl::StrCat("region instruction counts unavailable on this host: ", host.region_counter_note()));
+    return Counter::kNone;
+  }
+  auto found = FindValgrind();
+  if (!found.ok()) {
+    result->add_notes(absl::StrCat("region instruction counts unavailable: ", found.status().message()));
+    return Counter::kNone;
+  }
+  *valgrind = *found;
+  if (!host.region_counter_preload().empty()) result->add_notes(host.region_counter_note());
+  absl::Status perf = ProbePerfCounter();
+  result->add_notes(absl::StrCat(
+      "instructions: the case's regions only, callgrind with collection off at start, in separate runs (",
+      perf.ok() ? "deterministic, as PyTorch counts; hardware counters are not used for regions"
+                : absl::StrCat("hardware counters unavailable: ", perf.message()),
+      ")"));
+  return Counter::kRegion;
+}
+
 }  // namespace
 
 v1::CaseResult RunCase(const v1::CaseSpec& spec, const v1::HostFingerprint& host, const CaseRunOptions& options) {
@@ -200,7 +223,9 @@ v1::CaseResult RunCase(const v1::CaseSpec& spec, const v1::HostFingerprint& host
   // Which instruction counter, said plainly in the result.
   Counter counter = Counter::kNone;
   std::string valgrind;
-  if (spec.instructions() != v1::INSTRUCTION_COUNTER_OFF) {
+  if (spec.instructions() == v1::INSTRUCTION_COUNTER_REGION) {
+    counter = ChooseRegionCounter(host, &valgrind, &result);
+  } else if (spec.instructions() != v1::INSTRUCTION_COUNTER_OFF) {
     absl::Status perf = spec.instructions() == v1::INSTRUCTION_COUNTER_CALLGRIND
                             ? absl::UnavailableError("callgrind requested by the case")
                             : ProbePerfCounter();
@@ -270,6 +295,31 @@ v1::CaseResult RunCase(const v1::CaseSpec& spec, const v1::HostFingerprint& host
     }
   }
 
+  if (counter == Counter::kRegion) {
+    // One run per variant: region counts are deterministic, and a libtorch
+    // case costs tens of seconds under valgrind even with instrumentation
+    // off until its first region.
+    progress("region counts");
+    for (size_t v = 0; v < execs.size(); ++v) {
+      const std::string out_dir = absl::StrCat(scratch.path(), "/regions-", v);
+      fs::create_directories(out_dir);
+      RegionRun run = RunRegionCallgrind(execs[v], valgrind, out_dir, host.region_counter_preload(), options.cancel);
+      const std::string phase = absl::StrCat("region count run", VariantSuffix(variants[v]));
+      if (!run.unavailable.empty()) {
+        result.add_notes(absl::StrCat("region instruction counts unavailable on this host: ", run.unavailable));
+        break;
+      }
+      if (RecordFailure(run.exec, phase, &result)) return result;
+      if (!run.regions.ok()) return fail(absl::StrCat(phase, ": ", EscapeInvalidUtf8(run.regions.status().message())));
+      v1::Sample* sample = result.add_samples();
+      sample->set_index(sample_index++);
+      sample->set_variant(variants[v].name());
+      for (const RegionCount& region : *run.regions) {
+        AddValue(sample, region.benchmark, region.metric.c_str(), static_cast<double>(region.instructions), "count",
+                 "agent:callgrind-region");
+      }
+    }
+  }
   if (counter == Counter::kCallgrind) {
     const uint32_t runs = std::min(repeats, kMaxCallgrindRuns);
     for (uint32_t i = 0; i < runs; ++i) {

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "agent/callgrind.h"
 #include "agent/cgroup.h"
@@ -38,6 +39,42 @@ std::string ProcField(const std::string& path, const std::string& key) {
   return "";
 }
 
+// Once per agent: can callgrind take region counts of libtorch cases here?
+// A fast probe (about a second): valgrind runs the start-up code of the
+// libraries that decide it, not all of libtorch (a minute).
+void ProbeRegionCounter(v1::HostFingerprint* host) {
+  auto valgrind = FindValgrind();
+  if (!valgrind.ok()) {
+    host->set_region_counter_unavailable(true);
+    host->set_region_counter_note(std::string(valgrind.status().message()));
+    return;
+  }
+  const std::vector<std::string> libraries = LibtorchStartupLibraries();
+  if (libraries.empty()) {
+    host->set_region_counter_note("callgrind available; no libtorch with libhwy here to probe");
+    return;
+  }
+  absl::Status probe = ProbeValgrindLoads(*valgrind, libraries);
+  if (probe.ok()) {
+    host->set_region_counter_note(
+        absl::StrCat("callgrind runs libtorch's start-up (probed ", absl::StrJoin(libraries, ", "), ")"));
+    return;
+  }
+  // The way around: keep libhwy's constructor from executing RDTSCP.
+  if (const std::string shim = HwyShimPath(); !shim.empty()) {
+    std::vector<std::string> with_shim = {shim};
+    with_shim.insert(with_shim.end(), libraries.begin(), libraries.end());
+    if (ProbeValgrindLoads(*valgrind, with_shim).ok()) {
+      host->set_region_counter_preload(shim);
+      host->set_region_counter_note(absl::StrCat(probe.message(), "; region runs preload ", shim,
+                                                 ", which keeps libhwy's start-up from executing RDTSCP"));
+      return;
+    }
+  }
+  host->set_region_counter_unavailable(true);
+  host->set_region_counter_note(std::string(probe.message()));
+}
+
 }  // namespace
 
 v1::HostFingerprint ProbeHost() {
@@ -65,6 +102,7 @@ v1::HostFingerprint ProbeHost() {
                                    : "no callgrind either: " + std::string(valgrind.status().message())));
   }
   host.set_memory_note(DefaultCgroupParent().description());
+  ProbeRegionCounter(&host);
   return host;
 }
 
@@ -78,6 +116,9 @@ std::string DescribeHost(const v1::HostFingerprint& host) {
                     gpu.compute_capability(), "]");
   }
   if (host.gpus_size() == 0 && !host.gpu_note().empty()) absl::StrAppend(&out, " (", host.gpu_note(), ")");
+  if (host.region_counter_unavailable()) {
+    absl::StrAppend(&out, ", region instruction counts unavailable (", host.region_counter_note(), ")");
+  }
   return out;
 }
 

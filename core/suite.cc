@@ -235,7 +235,8 @@ absl::Status ApplyMeasureFields(const SuiteError& err, const YAML::Node& node, c
                                             {{"off", v1::INSTRUCTION_COUNTER_OFF},
                                              {"auto", v1::INSTRUCTION_COUNTER_AUTO},
                                              {"perf", v1::INSTRUCTION_COUNTER_PERF},
-                                             {"callgrind", v1::INSTRUCTION_COUNTER_CALLGRIND}});
+                                             {"callgrind", v1::INSTRUCTION_COUNTER_CALLGRIND},
+                                             {"region", v1::INSTRUCTION_COUNTER_REGION}});
     if (!v.ok()) return v.status();
     spec->set_instructions(*v);
   }

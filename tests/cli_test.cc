@@ -107,7 +107,7 @@ TEST(CliTest, GpuSuiteOnAMachineWithoutAGpu) {
   auto gate = RunCommand({PerfgateBinary(), "gate", "--suite", testing::SourceDir() + "/bench_cases/gpu.yaml",
                           "--state-dir", dir.File("state")});
   EXPECT_EQ(gate.exit_code, 1) << gate.output;
-  EXPECT_THAT(gate.output, HasSubstr("no capable agent fails the gate: 1 case (cuda_add_one)"));
+  EXPECT_THAT(gate.output, HasSubstr("no capable agent fails the gate: 2 cases (cuda_add_one, cuda_bandwidth)"));
 }
 
 TEST(CliTest, TorchSuiteMeasuresRealPytorchWhereItIsInstalled) {
@@ -118,7 +118,7 @@ TEST(CliTest, TorchSuiteMeasuresRealPytorchWhereItIsInstalled) {
   auto r = RunCommand({PerfgateBinary(), "run", testing::SourceDir() + "/bench_cases/torch.yaml", "--label", "torch",
                        "--repeats", "2", "--json", json});
   EXPECT_EQ(r.exit_code, 0) << r.output;
-  for (const char* name : {"add_one_eager_requires_grad", "torch_function_tensor_like"}) {
+  for (const char* name : {"add_one_eager_requires_grad", "add_one_jit_script_inference_mode"}) {
     EXPECT_THAT(r.output, HasSubstr(name)) << r.output;
   }
   // Without the label, a machine is not taken to have PyTorch.

@@ -1,40 +1,61 @@
-"""`x + 1` on a one-element tensor, eager: the per-call overhead PyTorch's
-dynamo microbenchmark tracks, with requires_grad and in inference mode.
+"""`x + 1` on a one-element tensor, eager against compiled, modelled on
+PyTorch's microbenchmarks/overheads.py: requires_grad false and true, and
+under torch.inference_mode(). Debian's PyTorch 1.13 has no torch.compile, so
+torch.jit.script is the compiler.
 
 Usage: add_one.py RESULT_FILE [CALLS_PER_REPEAT] [REPEATS]
 
-Appends PyTorch result lines (name,metric,value) with the median seconds per
-call. Compiled variants need torch.compile (PyTorch 2.0+); Debian ships 1.13.
+Appends NAME,time_per_call_ns,NANOSECONDS (median over REPEATS blocks of
+calls) and NAME,warmup_ns,NANOSECONDS (scripting plus the first three calls, apart from
+the per-call time, as overheads.py prints it). Whole nanoseconds, because
+PyTorch's expected-results format holds integers. PERFGATE_SLOWDOWN_PCT=N makes
+N% more calls per block, divided by the nominal count.
 """
 import statistics
 import sys
+import time
 import timeit
 
 import torch
 
+import perfgate_region
 
-def per_call_seconds(fn, x, number, repeat):
-    for _ in range(3):  # warm-up: allocator, dispatcher caches
+
+def add1(x):
+    return x + 1
+
+
+def calls(fn, x, n):
+    for _ in range(n):
         fn(x)
-    times = timeit.repeat(lambda: fn(x), number=number, repeat=repeat)
-    return statistics.median(times) / number
+
+
+def bench(make_fn, requires_grad, number, repeat):
+    torch.manual_seed(0)
+    x = torch.randn(1, requires_grad=requires_grad)
+    start = time.perf_counter()
+    fn = make_fn()
+    calls(fn, x, 3)
+    warmup = time.perf_counter() - start
+    slowed = perfgate_region.with_slowdown(number)
+    times = timeit.repeat(lambda: calls(fn, x, slowed), number=1, repeat=repeat)
+    return statistics.median(times) / number, warmup
 
 
 def main():
     result_file = sys.argv[1]
     number = int(sys.argv[2]) if len(sys.argv) > 2 else 1000
     repeat = int(sys.argv[3]) if len(sys.argv) > 3 else 50
-    torch.manual_seed(0)
-    add1 = lambda x: x + 1
-    rows = [
-        ("add_one_eager", per_call_seconds(add1, torch.randn(1), number, repeat)),
-        ("add_one_eager_requires_grad", per_call_seconds(add1, torch.randn(1, requires_grad=True), number, repeat)),
-    ]
-    with torch.inference_mode():
-        rows.append(("add_one_eager_inference_mode", per_call_seconds(add1, torch.randn(1), number, repeat)))
+    compilers = {"eager": lambda: add1, "jit_script": lambda: torch.jit.script(add1)}
+    rows = []
+    for compiler, make_fn in compilers.items():
+        rows.append((f"add_one_{compiler}", *bench(make_fn, False, number, repeat)))
+        rows.append((f"add_one_{compiler}_requires_grad", *bench(make_fn, True, number, repeat)))
+        with torch.inference_mode():
+            rows.append((f"add_one_{compiler}_inference_mode", *bench(make_fn, False, number, repeat)))
     with open(result_file, "a") as out:
-        for name, seconds in rows:
-            out.write(f"{name},time_per_call_s,{seconds:.12g}\n")
+        for name, per_call, warmup in rows:
+            out.write(f"{name},time_per_call_ns,{round(per_call * 1e9)}\n{name},warmup_ns,{round(warmup * 1e9)}\n")
 
 
 if __name__ == "__main__":

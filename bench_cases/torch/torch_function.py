@@ -3,12 +3,22 @@ subclass, a Tensor-like with __torch_function__, and a subclass that
 overrides it (the four cases of PyTorch's overrides_benchmark).
 
 Usage: torch_function.py RESULT_FILE [CALLS_PER_REPEAT] [REPEATS]
+
+Timed runs append NAME,time_per_call_ns,NANOSECONDS (median over REPEATS;
+whole nanoseconds: PyTorch's expected-results format holds integers). In
+the agent's region-count runs each case is a region of 100 calls instead
+(NAME,instruction_count). PERFGATE_SLOWDOWN_PCT=N makes N% more calls in
+each timed block and region, divided by the nominal count.
 """
 import statistics
 import sys
 import timeit
 
 import torch
+
+import perfgate_region
+
+COUNTED_CALLS = 100
 
 
 class SubTensor(torch.Tensor):
@@ -32,10 +42,15 @@ class SubWithTorchFunction(torch.Tensor):
         return super().__torch_function__(func, types, args, kwargs or {})
 
 
-def per_call_seconds(a, b, number, repeat):
-    for _ in range(3):
+def calls(a, b, n):
+    for _ in range(n):
         torch.add(a, b)
-    times = timeit.repeat(lambda: torch.add(a, b), number=number, repeat=repeat)
+
+
+def per_call_seconds(a, b, number, repeat):
+    calls(a, b, 3)
+    slowed = perfgate_region.with_slowdown(number)
+    times = timeit.repeat(lambda: calls(a, b, slowed), number=1, repeat=repeat)
     return statistics.median(times) / number
 
 
@@ -49,9 +64,15 @@ def main():
         "torch_function_tensor_like": (WithTorchFunction([1.0]), WithTorchFunction([2.0])),
         "torch_function_subclass_override": (SubWithTorchFunction([1.0]), SubWithTorchFunction([2.0])),
     }
+    if perfgate_region.counting():
+        for name, (a, b) in cases.items():
+            calls(a, b, 10)
+            with perfgate_region.region(name):
+                calls(a, b, perfgate_region.with_slowdown(COUNTED_CALLS))
+        return
     with open(result_file, "a") as out:
         for name, (a, b) in cases.items():
-            out.write(f"{name},time_per_call_s,{per_call_seconds(a, b, number, repeat):.12g}\n")
+            out.write(f"{name},time_per_call_ns,{round(per_call_seconds(a, b, number, repeat) * 1e9)}\n")
 
 
 if __name__ == "__main__":
