@@ -224,7 +224,7 @@ TEST(PackagingTest, GateTakesCommitAndBranchFromTheEnvironment) {
   std::ifstream in(dir.File("r.json"));
   auto report = nlohmann::json::parse(in);
   EXPECT_EQ(report["commit"], "c0ffee");
-  EXPECT_EQ(report["run"]["branch"], "feature/x");
+  EXPECT_EQ(report["branch"], "feature/x");
 }
 
 TEST(PackagingTest, GateTakesTheCoordinatorFromTheEnvironment) {
@@ -428,7 +428,7 @@ TEST(PackagingTest, CompositeActionStepsGateWriteTheReportsAndFailWithTheVerdict
   EXPECT_THAT(ReadAll(dir.File("output")), HasSubstr("exit-code=0\nreport-dir=" + report_dir + "\n"));
   EXPECT_THAT(ReadAll(report_dir + "/report.json"), HasSubstr("\"commit\": \"c0ffee\""));
   EXPECT_THAT(ReadAll(report_dir + "/report.xml"), HasSubstr("<testsuite"));
-  EXPECT_THAT(ReadAll(dir.File("summary.md")), HasSubstr("## perfgate: ✅ passed"));  // the job's step summary
+  EXPECT_THAT(ReadAll(dir.File("summary.md")), HasSubstr("✅ perfgate passed"));  // the job's step summary
 
   for (auto [code, want] : {std::pair{"0", 0}, std::pair{"1", 1}, std::pair{"2", 2}, std::pair{"130", 130},
                             std::pair{"3", 3}, std::pair{"", 3}}) {
