@@ -184,171 +184,221 @@ Counter ChooseRegionCounter(const v1::HostFingerprint& host, std::string* valgri
   return Counter::kRegion;
 }
 
-}  // namespace
-
-v1::CaseResult RunCase(const v1::CaseSpec& spec, const v1::HostFingerprint& host, const CaseRunOptions& options) {
-  v1::CaseResult result;
-  result.set_case_name(spec.name());
-  *result.mutable_host() = host;
-  auto fail = [&](const std::string& why) {
-    result.set_outcome(v1::CaseResult::OUTCOME_ERROR);
-    result.set_error(why);
-    return result;
-  };
-
-  if (std::string unmet = UnmetRequirement(spec.requirements(), host, options.labels); !unmet.empty()) {
-    result.set_outcome(v1::CaseResult::OUTCOME_SKIPPED);
-    result.set_error(unmet);
-    return result;
+// One case on this machine: the phases of RunCase, each a method that
+// returns false once the result is final (an error, a failed run, a cancel).
+class CaseRun {
+ public:
+  CaseRun(const v1::CaseSpec& spec, const v1::HostFingerprint& host, const CaseRunOptions& options)
+      : spec_(spec), host_(host), options_(options) {
+    result_.set_case_name(spec.name());
+    *result_.mutable_host() = host;
   }
-  if (spec.argv_size() == 0) return fail("case has no command");
 
-  ScratchDir scratch;
-  if (scratch.path().empty()) return fail(absl::StrCat("cannot create a scratch folder: ", std::strerror(errno)));
-  const std::string result_file = scratch.path() + "/results";
-
-  // One executable form per variant (a plain run has one, unnamed).
-  std::vector<v1::Variant> variants(spec.variants().begin(), spec.variants().end());
-  if (variants.empty()) variants.emplace_back();
-  std::vector<ExecSpec> execs;
-  for (const auto& variant : variants) {
-    auto exec = BuildExec(spec, variant, result_file, options.kill_grace_ms);
-    if (!exec.ok()) return fail(std::string(exec.status().message()));
-    execs.push_back(*std::move(exec));
+  v1::CaseResult Run() && {
+    if (std::string unmet = UnmetRequirement(spec_.requirements(), host_, options_.labels); !unmet.empty()) {
+      result_.set_outcome(v1::CaseResult::OUTCOME_SKIPPED);
+      result_.set_error(unmet);
+      return std::move(result_);
+    }
+    if (Prepare() && ChooseCounter() && WarmUp() && Sample() && CountRegions() && CountWithCallgrind()) {
+      if (result_.output_dropped_bytes() > 0) {
+        result_.add_notes(
+            absl::StrCat(result_.output_dropped_bytes(), " bytes of output beyond output_limit were dropped"));
+      }
+      result_.set_outcome(v1::CaseResult::OUTCOME_OK);
+    }
+    return std::move(result_);
   }
-  if (variants.size() > 1) {
-    result.add_notes(absl::StrCat("A/B: ", variants.size(), " variants interleaved on this machine (ABBA order)"));
+
+ private:
+  bool Fail(const std::string& why) {
+    result_.set_outcome(v1::CaseResult::OUTCOME_ERROR);
+    result_.set_error(why);
+    return false;
+  }
+
+  void Progress(const std::string& what) const {
+    if (options_.progress) options_.progress(what);
+  }
+
+  v1::Sample* AddSample(size_t variant) {
+    v1::Sample* sample = result_.add_samples();
+    sample->set_index(sample_index_++);
+    sample->set_variant(variants_[variant].name());
+    return sample;
+  }
+
+  // A scratch folder for the result file, and one executable form per
+  // variant (a plain run has one, unnamed).
+  bool Prepare() {
+    if (spec_.argv_size() == 0) return Fail("case has no command");
+    if (scratch_.path().empty()) return Fail(absl::StrCat("cannot create a scratch folder: ", std::strerror(errno)));
+    result_file_ = scratch_.path() + "/results";
+    variants_.assign(spec_.variants().begin(), spec_.variants().end());
+    if (variants_.empty()) variants_.emplace_back();
+    for (const auto& variant : variants_) {
+      auto exec = BuildExec(spec_, variant, result_file_, options_.kill_grace_ms);
+      if (!exec.ok()) return Fail(std::string(exec.status().message()));
+      execs_.push_back(*std::move(exec));
+    }
+    if (variants_.size() > 1) {
+      result_.add_notes(absl::StrCat("A/B: ", variants_.size(), " variants interleaved on this machine (ABBA order)"));
+    }
+    return true;
   }
 
   // Which instruction counter, said plainly in the result.
-  Counter counter = Counter::kNone;
-  std::string valgrind;
-  if (spec.instructions() == v1::INSTRUCTION_COUNTER_REGION) {
-    counter = ChooseRegionCounter(host, &valgrind, &result);
-  } else if (spec.instructions() != v1::INSTRUCTION_COUNTER_OFF) {
-    absl::Status perf = spec.instructions() == v1::INSTRUCTION_COUNTER_CALLGRIND
-                            ? absl::UnavailableError("callgrind requested by the case")
-                            : ProbePerfCounter();
-    if (perf.ok()) {
-      counter = Counter::kPerf;
-      result.add_notes("instructions: hardware counter (perf_event_open, user space, children included)");
-    } else if (spec.instructions() == v1::INSTRUCTION_COUNTER_PERF) {
-      return fail(absl::StrCat("case asks for hardware instruction counts, but ", perf.message(),
-                               "; use 'instructions: auto' to fall back to callgrind"));
-    } else {
-      auto found = FindValgrind();
-      if (!found.ok()) {
-        return fail(absl::StrCat("no instruction counter: ", perf.message(), "; ", found.status().message()));
-      }
-      valgrind = *found;
-      counter = Counter::kCallgrind;
-      result.add_notes(absl::StrCat("instructions: callgrind in separate runs (", perf.message(),
-                                    "); not comparable with hardware counts"));
-    }
-  }
-  for (auto& exec : execs) exec.count_instructions = counter == Counter::kPerf;
-
-  auto progress = [&](const std::string& what) {
-    if (options.progress) options.progress(what);
-  };
-  for (uint32_t i = 0; i < spec.warmup(); ++i) {
-    progress(absl::StrCat("warm-up ", i + 1, "/", spec.warmup()));
-    for (size_t v = 0; v < execs.size(); ++v) {
-      ExecResult run = Execute(execs[v], options.cancel);
-      if (RecordFailure(run, absl::StrCat("warm-up run ", i + 1, VariantSuffix(variants[v])), &result)) return result;
-    }
-  }
-
-  const uint32_t repeats = std::max<uint32_t>(1, spec.repeats());
-  uint32_t sample_index = 0;
-  for (uint32_t i = 0; i < repeats; ++i) {
-    progress(absl::StrCat("sample ", i + 1, "/", repeats));
-    // ABBA: alternate which variant goes first, so drift hits both alike.
-    for (size_t k = 0; k < execs.size(); ++k) {
-      const size_t v = (i % 2 == 0) ? k : execs.size() - 1 - k;
-      std::error_code ec;
-      fs::remove(result_file, ec);
-      ExecResult run = Execute(execs[v], options.cancel);
-      const std::string phase = absl::StrCat("sample ", i + 1, VariantSuffix(variants[v]));
-      if (RecordFailure(run, phase, &result)) return result;
-      result.set_output_dropped_bytes(result.output_dropped_bytes() + run.out_dropped + run.err_dropped);
-      result.set_stdout_tail(run.out_tail);
-      result.set_stderr_tail(run.err_tail);
-
-      v1::Sample* sample = result.add_samples();
-      sample->set_index(sample_index++);
-      sample->set_variant(variants[v].name());
-      AddValue(sample, spec.name(), kWallTime, run.wall_s, "s", "agent:clock");
-      AddValue(sample, spec.name(), kUserCpuTime, run.user_cpu_s, "s", "agent:rusage");
-      AddValue(sample, spec.name(), kSysCpuTime, run.sys_cpu_s, "s", "agent:rusage");
-      AddValue(sample, spec.name(), kPeakRss, static_cast<double>(run.peak_rss_bytes), "bytes",
-               MemorySourceName(run.memory_source));
-      if (counter == Counter::kPerf) {
-        if (!run.instructions)
-          return fail(absl::StrCat(phase, ": instruction counter failed: ", run.instructions_error));
-        AddValue(sample, spec.name(), kInstructions, static_cast<double>(*run.instructions), "count", "agent:perf");
-      }
-
-      if (auto s = AddCaseReportedValues(spec, run, result_file, phase, sample); !s.ok()) {
-        return fail(std::string(s.message()));
+  bool ChooseCounter() {
+    if (spec_.instructions() == v1::INSTRUCTION_COUNTER_REGION) {
+      counter_ = ChooseRegionCounter(host_, &valgrind_, &result_);
+    } else if (spec_.instructions() != v1::INSTRUCTION_COUNTER_OFF) {
+      absl::Status perf = spec_.instructions() == v1::INSTRUCTION_COUNTER_CALLGRIND
+                              ? absl::UnavailableError("callgrind requested by the case")
+                              : ProbePerfCounter();
+      if (perf.ok()) {
+        counter_ = Counter::kPerf;
+        result_.add_notes("instructions: hardware counter (perf_event_open, user space, children included)");
+      } else if (spec_.instructions() == v1::INSTRUCTION_COUNTER_PERF) {
+        return Fail(absl::StrCat("case asks for hardware instruction counts, but ", perf.message(),
+                                 "; use 'instructions: auto' to fall back to callgrind"));
+      } else {
+        auto found = FindValgrind();
+        if (!found.ok()) {
+          return Fail(absl::StrCat("no instruction counter: ", perf.message(), "; ", found.status().message()));
+        }
+        valgrind_ = *found;
+        counter_ = Counter::kCallgrind;
+        result_.add_notes(absl::StrCat("instructions: callgrind in separate runs (", perf.message(),
+                                       "); not comparable with hardware counts"));
       }
     }
+    for (auto& exec : execs_) exec.count_instructions = counter_ == Counter::kPerf;
+    return true;
   }
 
-  if (counter == Counter::kRegion) {
-    // One run per variant: region counts are deterministic, and a libtorch
-    // case costs tens of seconds under valgrind even with instrumentation
-    // off until its first region.
-    progress("region counts");
-    for (size_t v = 0; v < execs.size(); ++v) {
-      const std::string out_dir = absl::StrCat(scratch.path(), "/regions-", v);
+  bool WarmUp() {
+    for (uint32_t i = 0; i < spec_.warmup(); ++i) {
+      Progress(absl::StrCat("warm-up ", i + 1, "/", spec_.warmup()));
+      for (size_t v = 0; v < execs_.size(); ++v) {
+        ExecResult run = Execute(execs_[v], options_.cancel);
+        if (RecordFailure(run, absl::StrCat("warm-up run ", i + 1, VariantSuffix(variants_[v])), &result_)) {
+          return false;
+        }
+      }
+    }
+    return true;
+  }
+
+  // The timed repeats; with several variants, in ABBA order: alternating
+  // which goes first, so drift hits both alike.
+  bool Sample() {
+    const uint32_t repeats = std::max<uint32_t>(1, spec_.repeats());
+    for (uint32_t i = 0; i < repeats; ++i) {
+      Progress(absl::StrCat("sample ", i + 1, "/", repeats));
+      for (size_t k = 0; k < execs_.size(); ++k) {
+        const size_t v = (i % 2 == 0) ? k : execs_.size() - 1 - k;
+        if (!SampleOnce(v, absl::StrCat("sample ", i + 1, VariantSuffix(variants_[v])))) return false;
+      }
+    }
+    return true;
+  }
+
+  bool SampleOnce(size_t v, const std::string& phase) {
+    std::error_code ec;
+    fs::remove(result_file_, ec);
+    ExecResult run = Execute(execs_[v], options_.cancel);
+    if (RecordFailure(run, phase, &result_)) return false;
+    result_.set_output_dropped_bytes(result_.output_dropped_bytes() + run.out_dropped + run.err_dropped);
+    result_.set_stdout_tail(run.out_tail);
+    result_.set_stderr_tail(run.err_tail);
+
+    v1::Sample* sample = AddSample(v);
+    AddValue(sample, spec_.name(), kWallTime, run.wall_s, "s", "agent:clock");
+    AddValue(sample, spec_.name(), kUserCpuTime, run.user_cpu_s, "s", "agent:rusage");
+    AddValue(sample, spec_.name(), kSysCpuTime, run.sys_cpu_s, "s", "agent:rusage");
+    AddValue(sample, spec_.name(), kPeakRss, static_cast<double>(run.peak_rss_bytes), "bytes",
+             MemorySourceName(run.memory_source));
+    if (counter_ == Counter::kPerf) {
+      if (!run.instructions) return Fail(absl::StrCat(phase, ": instruction counter failed: ", run.instructions_error));
+      AddValue(sample, spec_.name(), kInstructions, static_cast<double>(*run.instructions), "count", "agent:perf");
+    }
+    if (auto s = AddCaseReportedValues(spec_, run, result_file_, phase, sample); !s.ok()) {
+      return Fail(std::string(s.message()));
+    }
+    return true;
+  }
+
+  // One run per variant: region counts are deterministic, and a libtorch
+  // case costs tens of seconds under valgrind even with instrumentation off
+  // until its first region.
+  bool CountRegions() {
+    if (counter_ != Counter::kRegion) return true;
+    Progress("region counts");
+    for (size_t v = 0; v < execs_.size(); ++v) {
+      const std::string out_dir = absl::StrCat(scratch_.path(), "/regions-", v);
       fs::create_directories(out_dir);
-      RegionRun run = RunRegionCallgrind(execs[v], valgrind, out_dir, host.region_counter_preload(), options.cancel);
-      const std::string phase = absl::StrCat("region count run", VariantSuffix(variants[v]));
+      RegionRun run =
+          RunRegionCallgrind(execs_[v], valgrind_, out_dir, host_.region_counter_preload(), options_.cancel);
+      const std::string phase = absl::StrCat("region count run", VariantSuffix(variants_[v]));
       if (!run.unavailable.empty()) {
-        result.add_notes(absl::StrCat("region instruction counts unavailable on this host: ", run.unavailable));
-        break;
+        result_.add_notes(absl::StrCat("region instruction counts unavailable on this host: ", run.unavailable));
+        return true;
       }
-      if (RecordFailure(run.exec, phase, &result)) return result;
-      if (!run.regions.ok()) return fail(absl::StrCat(phase, ": ", EscapeInvalidUtf8(run.regions.status().message())));
-      v1::Sample* sample = result.add_samples();
-      sample->set_index(sample_index++);
-      sample->set_variant(variants[v].name());
+      if (RecordFailure(run.exec, phase, &result_)) return false;
+      if (!run.regions.ok()) return Fail(absl::StrCat(phase, ": ", EscapeInvalidUtf8(run.regions.status().message())));
+      v1::Sample* sample = AddSample(v);
       for (const RegionCount& region : *run.regions) {
         AddValue(sample, region.benchmark, region.metric.c_str(), static_cast<double>(region.instructions), "count",
                  "agent:callgrind-region");
       }
     }
+    return true;
   }
-  if (counter == Counter::kCallgrind) {
-    const uint32_t runs = std::min(repeats, kMaxCallgrindRuns);
+
+  // Whole-process counts where there is no hardware counter: a few separate
+  // runs under callgrind, to show the count is stable.
+  bool CountWithCallgrind() {
+    if (counter_ != Counter::kCallgrind) return true;
+    const uint32_t runs = std::min(std::max<uint32_t>(1, spec_.repeats()), kMaxCallgrindRuns);
     for (uint32_t i = 0; i < runs; ++i) {
-      progress(absl::StrCat("callgrind ", i + 1, "/", runs));
-      for (size_t v = 0; v < execs.size(); ++v) {
-        std::string out_dir = absl::StrCat(scratch.path(), "/callgrind-", i, "-", v);
+      Progress(absl::StrCat("callgrind ", i + 1, "/", runs));
+      for (size_t v = 0; v < execs_.size(); ++v) {
+        std::string out_dir = absl::StrCat(scratch_.path(), "/callgrind-", i, "-", v);
         fs::create_directories(out_dir);
-        ExecSpec wrapped = execs[v];
-        wrapped.argv = CallgrindArgv(valgrind, execs[v].argv, out_dir);
+        ExecSpec wrapped = execs_[v];
+        wrapped.argv = CallgrindArgv(valgrind_, execs_[v].argv, out_dir);
         // Valgrind is slow; give it room rather than report a false timeout.
         if (wrapped.timeout_ms) wrapped.timeout_ms *= 100;
-        ExecResult run = Execute(wrapped, options.cancel);
-        const std::string phase = absl::StrCat("callgrind run ", i + 1, VariantSuffix(variants[v]));
-        if (RecordFailure(run, phase, &result)) return result;
+        ExecResult run = Execute(wrapped, options_.cancel);
+        const std::string phase = absl::StrCat("callgrind run ", i + 1, VariantSuffix(variants_[v]));
+        if (RecordFailure(run, phase, &result_)) return false;
         auto total = SumCallgrindInstructions(out_dir);
         // The message may quote a line of the profile: escape it for the proto string field.
-        if (!total.ok()) return fail(absl::StrCat(phase, ": ", EscapeInvalidUtf8(total.status().message())));
-        v1::Sample* sample = result.add_samples();
-        sample->set_index(sample_index++);
-        sample->set_variant(variants[v].name());
-        AddValue(sample, spec.name(), kCallgrindInstructions, static_cast<double>(*total), "count", "agent:callgrind");
+        if (!total.ok()) return Fail(absl::StrCat(phase, ": ", EscapeInvalidUtf8(total.status().message())));
+        AddValue(AddSample(v), spec_.name(), kCallgrindInstructions, static_cast<double>(*total), "count",
+                 "agent:callgrind");
       }
     }
+    return true;
   }
-  if (result.output_dropped_bytes() > 0) {
-    result.add_notes(absl::StrCat(result.output_dropped_bytes(), " bytes of output beyond output_limit were dropped"));
-  }
-  result.set_outcome(v1::CaseResult::OUTCOME_OK);
-  return result;
+
+  const v1::CaseSpec& spec_;
+  const v1::HostFingerprint& host_;
+  const CaseRunOptions& options_;
+  v1::CaseResult result_;
+  ScratchDir scratch_;
+  std::string result_file_;
+  std::vector<v1::Variant> variants_;
+  std::vector<ExecSpec> execs_;
+  Counter counter_ = Counter::kNone;
+  std::string valgrind_;
+  uint32_t sample_index_ = 0;
+};
+
+}  // namespace
+
+v1::CaseResult RunCase(const v1::CaseSpec& spec, const v1::HostFingerprint& host, const CaseRunOptions& options) {
+  return CaseRun(spec, host, options).Run();
 }
 
 }  // namespace perfgate
