@@ -299,6 +299,73 @@ void KillLeftovers(RunCgroup* group, const CgroupParent& cgroups, pid_t pid, Exe
   }
 }
 
+// How the wait ended: `stopped` when perfgate ended the child (timeout or
+// cancel, `why`), not the child itself.
+struct Supervised {
+  bool stopped = false;
+  ExecResult::End why = ExecResult::End::kExited;
+};
+
+// Waits for the child to exit, reading its output meanwhile; at the timeout
+// or on cancel its process group gets SIGTERM, and SIGKILL after the grace
+// period. Records the exit in `result`.
+Supervised Supervise(const ExecSpec& spec, const CancelToken* cancel, pid_t pid, int pidfd, Clock::time_point start,
+                     Capture* out, Capture* err, ExecResult* result) {
+  bool exited = false;
+  bool term_sent = false, kill_sent = false;
+  ExecResult::End forced_end = ExecResult::End::kExited;
+  Clock::time_point deadline =
+      spec.timeout_ms ? start + std::chrono::milliseconds(spec.timeout_ms) : Clock::time_point::max();
+  Clock::time_point kill_at = Clock::time_point::max();
+
+  auto stop_group = [&](ExecResult::End why) {
+    if (term_sent) return;
+    forced_end = why;
+    killpg(pid, SIGTERM);
+    term_sent = true;
+    kill_at = Clock::now() + std::chrono::milliseconds(spec.kill_grace_ms);
+  };
+
+  while (!exited) {
+    pollfd fds[4];
+    int nfds = 0;
+    int pid_slot = -1, out_slot = -1, err_slot = -1, cancel_slot = -1;
+    if (pidfd >= 0) fds[pid_slot = nfds++] = {pidfd, POLLIN, 0};
+    if (out->fd >= 0) fds[out_slot = nfds++] = {out->fd, POLLIN, 0};
+    if (err->fd >= 0) fds[err_slot = nfds++] = {err->fd, POLLIN, 0};
+    if (cancel && !term_sent) fds[cancel_slot = nfds++] = {cancel->fd(), POLLIN, 0};
+
+    Clock::time_point next = term_sent ? kill_at : deadline;
+    int64_t wait_ms = next == Clock::time_point::max() ? -1 : MsUntil(next);
+    if (pidfd < 0 && (wait_ms < 0 || wait_ms > 50)) wait_ms = 50;  // no pidfd (old kernel): reap by polling
+    int ready = poll(fds, nfds, static_cast<int>(wait_ms));
+    if (ready < 0 && errno != EINTR) break;
+
+    if (out_slot >= 0 && (fds[out_slot].revents & (POLLIN | POLLHUP | POLLERR))) out->ReadSome();
+    if (err_slot >= 0 && (fds[err_slot].revents & (POLLIN | POLLHUP | POLLERR))) err->ReadSome();
+    if (cancel_slot >= 0 && (fds[cancel_slot].revents & POLLIN)) stop_group(ExecResult::End::kCancelled);
+
+    if ((pid_slot >= 0 && (fds[pid_slot].revents & POLLIN)) || pidfd < 0) {
+      int status = 0;
+      rusage usage{};
+      pid_t r = wait4(pid, &status, pidfd < 0 ? WNOHANG : 0, &usage);
+      if (r == pid) {
+        exited = true;
+        RecordExit(status, usage, start, result);
+        break;
+      }
+    }
+    Clock::time_point now = Clock::now();
+    if (!term_sent && now >= deadline) stop_group(ExecResult::End::kTimedOut);
+    if (term_sent && !kill_sent && now >= kill_at) {
+      killpg(pid, SIGKILL);
+      kill_sent = true;
+      kill_at = Clock::time_point::max();
+    }
+  }
+  return {term_sent, forced_end};
+}
+
 }  // namespace
 
 CancelToken::CancelToken() : fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
@@ -420,59 +487,7 @@ ExecResult Execute(const ExecSpec& spec, const CancelToken* cancel) {
   Capture out{out_pipe[0], spec.output_limit_bytes, &result.out, &result.out_tail, &result.out_dropped};
   Capture err{err_pipe[0], spec.output_limit_bytes, &result.err, &result.err_tail, &result.err_dropped};
 
-  bool exited = false;
-  bool term_sent = false, kill_sent = false;
-  ExecResult::End forced_end = ExecResult::End::kExited;
-  Clock::time_point deadline =
-      spec.timeout_ms ? start + std::chrono::milliseconds(spec.timeout_ms) : Clock::time_point::max();
-  Clock::time_point kill_at = Clock::time_point::max();
-
-  auto stop_group = [&](ExecResult::End why) {
-    if (term_sent) return;
-    forced_end = why;
-    killpg(pid, SIGTERM);
-    term_sent = true;
-    kill_at = Clock::now() + std::chrono::milliseconds(spec.kill_grace_ms);
-  };
-
-  while (!exited) {
-    pollfd fds[4];
-    int nfds = 0;
-    int pid_slot = -1, out_slot = -1, err_slot = -1, cancel_slot = -1;
-    if (pidfd >= 0) fds[pid_slot = nfds++] = {pidfd, POLLIN, 0};
-    if (out.fd >= 0) fds[out_slot = nfds++] = {out.fd, POLLIN, 0};
-    if (err.fd >= 0) fds[err_slot = nfds++] = {err.fd, POLLIN, 0};
-    if (cancel && !term_sent) fds[cancel_slot = nfds++] = {cancel->fd(), POLLIN, 0};
-
-    Clock::time_point next = term_sent ? kill_at : deadline;
-    int64_t wait_ms = next == Clock::time_point::max() ? -1 : MsUntil(next);
-    if (pidfd < 0 && (wait_ms < 0 || wait_ms > 50)) wait_ms = 50;  // no pidfd (old kernel): reap by polling
-    int ready = poll(fds, nfds, static_cast<int>(wait_ms));
-    if (ready < 0 && errno != EINTR) break;
-
-    if (out_slot >= 0 && (fds[out_slot].revents & (POLLIN | POLLHUP | POLLERR))) out.ReadSome();
-    if (err_slot >= 0 && (fds[err_slot].revents & (POLLIN | POLLHUP | POLLERR))) err.ReadSome();
-    if (cancel_slot >= 0 && (fds[cancel_slot].revents & POLLIN)) stop_group(ExecResult::End::kCancelled);
-
-    if ((pid_slot >= 0 && (fds[pid_slot].revents & POLLIN)) || pidfd < 0) {
-      int status = 0;
-      rusage usage{};
-      pid_t r = wait4(pid, &status, pidfd < 0 ? WNOHANG : 0, &usage);
-      if (r == pid) {
-        exited = true;
-        RecordExit(status, usage, start, &result);
-        break;
-      }
-    }
-    Clock::time_point now = Clock::now();
-    if (!term_sent && now >= deadline) stop_group(ExecResult::End::kTimedOut);
-    if (term_sent && !kill_sent && now >= kill_at) {
-      killpg(pid, SIGKILL);
-      kill_sent = true;
-      kill_at = Clock::time_point::max();
-    }
-  }
-
+  const Supervised supervised = Supervise(spec, cancel, pid, pidfd, start, &out, &err, &result);
   // Whatever the child left behind (daemons, stuck grandchildren) goes with
   // it, and is reaped before we return: the next sample must not share the
   // machine with leftovers. As a subreaper we inherit those orphans. The
@@ -496,8 +511,8 @@ ExecResult Execute(const ExecSpec& spec, const CancelToken* cancel) {
   if (spawn_failed) {
     result.end = ExecResult::End::kSpawnFailed;
     result.instructions.reset();
-  } else if (term_sent) {
-    result.end = forced_end;
+  } else if (supervised.stopped) {
+    result.end = supervised.why;
   }
   return result;
 }

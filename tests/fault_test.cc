@@ -83,12 +83,20 @@ TEST_F(FaultTest, AgentKilledMidCaseIsRerunElsewhereAndCountedOnce) {
   const std::string fifo = dir_.File("started");
   ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
   // Only the victim is registered when the slow case is leased.
-  auto gate = StartGate("suite: f\ndefaults: {repeats: 1, warmup: 0}\ncases:\n" + AnnouncingCase("slow", fifo, 0.5));
+  // The first run waits a minute (it dies with the victim long before), the
+  // re-run half a second: the victim can never finish it first, however
+  // loaded the machine.
+  const std::string first = dir_.File("first-run");
+  auto gate = StartGate("suite: f\ndefaults: {repeats: 1, warmup: 0}\ncases:\n  - name: slow\n"
+                        "    command: [/bin/sh, -c, \"if mkdir " + first + " 2>/dev/null; then s=60; else s=0.5; fi; echo $$$$ > " +
+                        fifo + "; sleep $$s\"]\n");
   const pid_t case_pid = ReadPid(fifo);
   ASSERT_GT(case_pid, 0);
-  StartAgent("survivor");
+  // Killed while its case waits on the FIFO, before the survivor exists: how
+  // long the survivor takes to start cannot let the victim finish first.
   victim.Signal(SIGKILL);
   victim.Wait(10'000);
+  StartAgent("survivor");
   // The re-run on the survivor announces itself on the same FIFO.
   const pid_t rerun_pid = ReadPid(fifo);
   EXPECT_NE(rerun_pid, case_pid);
