@@ -126,6 +126,13 @@ Comparison CompareAB(Direction better, const std::vector<double>& base, const st
   return c;
 }
 
+bool PassWithinResolution(double resolution, Comparison* c) {
+  const bool changed = c->verdict == Verdict::kRegression || c->verdict == Verdict::kImprovement;
+  if (!changed || !(std::fabs(c->result - c->baseline) < resolution)) return false;
+  c->verdict = Verdict::kPass;
+  return true;
+}
+
 double MannWhitneyPValue(const std::vector<double>& a, const std::vector<double>& b) {
   const size_t n1 = a.size(), n2 = b.size();
   if (n1 == 0 || n2 == 0) return 1;

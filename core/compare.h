@@ -89,6 +89,11 @@ Comparison CompareWithHistory(Direction better, const std::vector<double>& curre
 Comparison CompareAB(Direction better, const std::vector<double>& base, const std::vector<double>& head,
                      const CompareOptions& options);
 
+// A change smaller than the instrument's resolution (MetricTraits::resolution,
+// in the metric's unit) is no change, whatever the baseline: a regression or
+// an improvement within it becomes a pass. Returns whether it did.
+bool PassWithinResolution(double resolution, Comparison* c);
+
 // Two-sided p-value of the Mann-Whitney U test: exact for small samples
 // without ties, normal approximation with tie and continuity correction
 // otherwise. 1 when every value is equal.

@@ -75,21 +75,26 @@ std::string DescribeSeriesName(const CaseReport& c, const MetricReport& m) {
 // Compares one series with the first baseline source that has it. `all` is
 // every series of the same result, for the A/B base side. A series that is
 // judged by policy but cannot be judged (core/metric_traits.h) gets no
-// comparison, and `shown_only` says why.
+// comparison, and `note` says why; a change within the instrument's
+// resolution passes, and `note` says so.
 std::optional<Comparison> Compare(const std::string& case_name, const Series& series, const std::vector<Series>& all,
                                   const std::string& pool, const Baselines& baselines, const Policy& policy,
-                                  std::string* shown_only) {
+                                  std::string* note) {
   if (!policy.Judged(case_name, series.metric)) return std::nullopt;
   const double median = Summarize(series.values).median;
-  const Direction better = TraitsOf(series.metric, series.source, policy.compare.declared).direction;
-  std::optional<Comparison> c = CompareWithBaseline(series, median, better, all, pool, baselines, policy);
+  const MetricTraits traits = TraitsOf(series.metric, series.source, policy.compare.declared);
+  std::optional<Comparison> c = CompareWithBaseline(series, median, traits.direction, all, pool, baselines, policy);
+  if (c && PassWithinResolution(traits.resolution, &*c)) {
+    *note = absl::StrCat("within the instrument's resolution (", FormatValue(traits.resolution, series.unit, series.metric),
+                         "): no change");
+  }
   // Too short to judge if either side is: a run slowed to 30 ms by load is
   // still a 4 ms case when its baseline says so.
   const auto listed = policy.judged_metrics.find(case_name);
   if (auto why = ShownOnlyReason(series.metric, series.source, c ? std::min(median, c->baseline) : median,
                                  listed != policy.judged_metrics.end() && listed->second.count(series.metric),
                                  policy.compare.declared)) {
-    *shown_only = *why;
+    *note = *why;
     return std::nullopt;
   }
   return c;

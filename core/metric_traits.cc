@@ -79,6 +79,7 @@ MetricTraits TraitsOf(const std::string& metric, const std::string& source, cons
     traits.judgeable = *b.instrument == '\0';
     traits.why_not_judged = b.instrument;
     traits.process_wall_time = b.process_wall_time;
+    if (metric == "peak_rss" && source.starts_with("agent:cgroup")) traits.resolution = kCgroupPeakMemoryResolution;
     // Under valgrind the process's time and memory are valgrind's (about
     // 50x native): only the count it makes is the case's.
     if (b.of_process && source == "agent:callgrind") {

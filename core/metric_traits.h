@@ -43,6 +43,9 @@ struct MetricTraits {
   // The wall-clock span of a whole process (spawn to reap): below
   // kShortestJudgedWallTime it is shown only, unless the case lists it.
   bool process_wall_time = false;
+  // The smallest change the instrument can see, in the metric's unit; 0 when
+  // it reads exactly. A smaller change is never a regression nor an improvement.
+  double resolution = 0;
 };
 
 // Below this a process's wall time is dominated by spawn, exec, exit and the
@@ -50,6 +53,18 @@ struct MetricTraits {
 // twice the 10% change the gate must detect. Measured (bench/gate_error_rates):
 // the demo's millisecond cases vary by 10-40% run to run under load.
 inline constexpr double kShortestJudgedWallTime = 0.020;  // seconds
+
+// A cgroup's peak memory (v2 memory.peak, v1 memory.max_usage_in_bytes) is a
+// page counter the kernel charges in per-CPU batches of 64 pages
+// (MEMCG_CHARGE_BATCH: 256 KiB of 4 KiB pages); the unused rest of a batch
+// stays charged in that CPU's stock. So a peak reads up to one batch per CPU
+// the case ran on above what it used, and a small case that migrates once
+// between the two cores reads anywhere from its use to two batches above it.
+// Measured: `spin 2000000` in a fresh v1 group, 40 runs, read 256 KiB 25
+// times and 340-416 KiB 15 times; two readings of unchanged code differing
+// by 144 KiB failed main-branch gate runs (bench/gate_error_rates).
+inline constexpr double kMemcgChargeBatch = 64 * 4096;                   // bytes
+inline constexpr double kCgroupPeakMemoryResolution = 2 * kMemcgChargeBatch;  // bytes
 
 // Declared traits win over the built-in table; `source` is where the value
 // came from ("agent:clock", "agent:callgrind", "case:gbench", ...).
