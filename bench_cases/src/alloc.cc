@@ -5,10 +5,10 @@
 #include <cstring>
 #include <vector>
 
+#include "perfgate_region.h"
+
 int main(int argc, char** argv) {
-  const char* slowdown = std::getenv("PERFGATE_SLOWDOWN_PCT");
-  const size_t base_mib = argc > 1 ? std::strtoull(argv[1], nullptr, 10) : 64;
-  const size_t mib = base_mib + base_mib * (slowdown ? std::strtoull(slowdown, nullptr, 10) : 0) / 100;
+  const size_t mib = perfgate_region::WithSlowdown(argc > 1 ? std::strtoull(argv[1], nullptr, 10) : 64);
   std::vector<char> block(mib << 20);
   std::memset(block.data(), 1, block.size());
   unsigned sum = 0;

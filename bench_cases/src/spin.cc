@@ -5,10 +5,10 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "perfgate_region.h"
+
 int main(int argc, char** argv) {
-  const char* slowdown = std::getenv("PERFGATE_SLOWDOWN_PCT");
-  const uint64_t base_rounds = argc > 1 ? std::strtoull(argv[1], nullptr, 10) : 1'000'000;
-  const uint64_t rounds = base_rounds + base_rounds * (slowdown ? std::strtoull(slowdown, nullptr, 10) : 0) / 100;
+  const uint64_t rounds = perfgate_region::WithSlowdown(argc > 1 ? std::strtoull(argv[1], nullptr, 10) : 1'000'000);
   volatile uint64_t x = 0x9E3779B97F4A7C15ull;
   for (uint64_t i = 0; i < rounds; ++i) {
     uint64_t v = x + i;
