@@ -15,14 +15,18 @@ void AddJudgeFlags(CLI::App* cmd, JudgeSettings* flags, bool with_history) {
     cmd->add_option("--main-branch", flags->main_branch,
                     "runs with this --branch form the history baseline (default: main)");
   }
-  cmd->add_option("--alpha", flags->alpha, "A/B: significance level of the rank test, in (0, 1) (default 0.05)");
+  cmd->add_option("--alpha", flags->alpha, "A/B: significance level of the rank test, in (0, 1) (default 0.01)");
   cmd->add_option("--min-effect", flags->min_effect,
                   "A/B: the smallest relative change that fails, > 0, like 1% or 0.01 (default 1%)");
   if (with_history) {
     cmd->add_option("--history-k", flags->history_k,
                     "history: the threshold is k scaled MADs of the history's noise, > 0 (default 4)");
     cmd->add_option("--history-floor", flags->history_floor,
-                    "history: the smallest threshold, >= 0, like 1% or 0.01 (default 1%)");
+                    "history: the smallest threshold of counts and other untimed metrics, >= 0, like 1% or 0.01 "
+                    "(default 1%)");
+    cmd->add_option("--history-time-floor", flags->history_time_floor,
+                    "history: the smallest threshold of metrics measured in time, >= 0 (default 5%: a load rise "
+                    "moves even CPU times by 1-2% here)");
   }
   cmd->add_option("--base-env", flags->base_env, "A/B: NAME=VALUE for the base variant (repeatable)");
   cmd->add_option("--head-env", flags->head_env, "A/B: NAME=VALUE for the head variant (repeatable)");

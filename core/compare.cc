@@ -85,7 +85,8 @@ Comparison CompareWithExpected(Direction better, double result, const ExpectedRo
 }
 
 Comparison CompareWithHistory(Direction better, const std::vector<double>& current,
-                              const std::vector<double>& history_run_medians, const CompareOptions& options) {
+                              const std::vector<double>& history_run_medians, const CompareOptions& options,
+                              bool timed) {
   Comparison c;
   c.method = Method::kHistory;
   const Summary run = Summarize(current);
@@ -101,7 +102,8 @@ Comparison CompareWithHistory(Direction better, const std::vector<double>& curre
   const double history_noise = kMadToSigma * RelativeSpread(h);
   const double run_median_error = kMedianEfficiency * kMadToSigma * RelativeSpread(run) / std::sqrt(n_run);
   c.noise = std::max(history_noise * std::sqrt(1 + M_PI / 2 / n_history), run_median_error);
-  c.threshold = std::max(options.history_floor, options.history_k * c.noise);
+  const double floor = timed ? options.history_time_floor : options.history_floor;
+  c.threshold = std::max(floor, options.history_k * c.noise);
   c.verdict = Judge(better, c.change, c.threshold);
   return c;
 }

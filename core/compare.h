@@ -29,7 +29,17 @@ struct CompareOptions {
   // k = 3 still misses at 2% (83%) and doubles the false alarms
   // (bench/stat_power --between). Gate timed cases that are that steady.
   double history_k = 4.0;
+  // The smallest threshold. Counts (instructions, iterations, bytes) read
+  // exactly, so 1% is all they need: +2% of work fails every time.
   double history_floor = 0.01;
+  // The smallest threshold of a metric measured in time. A load rise between
+  // building the history and the PR run moves even the thread CPU time of a
+  // fixed loop by 1-2% on this 2-core VM (steady_kernel's kernel_cpu_min read
+  // +1.6% and +2.0% on unchanged code, against a run-to-run spread of 0.2-0.3%:
+  // bench/gate_error_rates), a shift no history's spread foresees. 5% leaves
+  // that drift 2.5 times over and still catches a 10% slowdown measured 2%
+  // low. Smaller timed changes are for A/B mode, where both sides share the load.
+  double history_time_floor = 0.05;
   // A/B: significance and the smallest relative change worth failing a PR for.
   // 0.01, not 0.05: a demo-sized suite judges about ten metrics, and a gate
   // must cry wolf in at most 1 of 100 runs; with confirmation each metric
@@ -80,10 +90,12 @@ Comparison CompareWithExpected(Direction better, double result, const ExpectedRo
 //   error, and adding it twice cost a third of the power to see a 10%
 //   slowdown at 2% noise (bench/stat_power: 88% -> 94% with confirmation,
 //   false alarms unchanged at 0%).
-// A deterministic counter has s_h = s_r = 0 and meets the floor alone.
+// A deterministic counter has s_h = s_r = 0 and meets the floor alone; a
+// metric measured in time (`timed`) has history_time_floor as its floor.
 // REQUIRES: current non-empty. No baseline below history_min_runs runs.
 Comparison CompareWithHistory(Direction better, const std::vector<double>& current,
-                              const std::vector<double>& history_run_medians, const CompareOptions& options);
+                              const std::vector<double>& history_run_medians, const CompareOptions& options,
+                              bool timed = false);
 
 // REQUIRES: base and head non-empty.
 Comparison CompareAB(Direction better, const std::vector<double>& base, const std::vector<double>& head,

@@ -59,7 +59,8 @@ std::optional<Comparison> CompareWithBaseline(const Series& series, double media
   {
     auto it = baselines.history.find({pool, series.benchmark, series.metric, series.source});
     if (it != baselines.history.end()) {
-      Comparison c = CompareWithHistory(better, series.values, it->second, policy.compare);
+      const bool timed = IsTimeUnit(UnitOf(series.metric, series.unit, policy.compare.declared));
+      Comparison c = CompareWithHistory(better, series.values, it->second, policy.compare, timed);
       if (c.verdict != Verdict::kNoBaseline) return c;
     }
   }

@@ -379,7 +379,7 @@ absl::Status ParseGate(const SuiteError& err, const YAML::Node& node, const std:
   }
   if (const auto n = node["history"]) {
     if (!n.IsMap()) return err.At(n, "gate.history must be a map");
-    if (auto s = CheckKeys(err, n, "gate.history", {"min_runs", "runs", "k", "floor", "max_age"}); !s.ok()) return s;
+    if (auto s = CheckKeys(err, n, "gate.history", {"min_runs", "runs", "k", "floor", "time_floor", "max_age"}); !s.ok()) return s;
     if (const auto m = n["min_runs"]) {
       auto v = Count(err, m, "gate.history.min_runs", 2);
       if (!v.ok()) return v.status();
@@ -399,6 +399,11 @@ absl::Status ParseGate(const SuiteError& err, const YAML::Node& node, const std:
       auto v = Fraction(err, m, "gate.history.floor");
       if (!v.ok()) return v.status();
       gate->set_history_floor(*v);
+    }
+    if (const auto m = n["time_floor"]) {
+      auto v = Fraction(err, m, "gate.history.time_floor");
+      if (!v.ok()) return v.status();
+      gate->set_history_time_floor(*v);
     }
     if (const auto m = n["max_age"]) {
       auto text = Scalar(err, m, "gate.history.max_age");

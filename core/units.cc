@@ -147,6 +147,8 @@ std::string FormatPercent(double fraction, bool sign) {
   return buf;
 }
 
+bool IsTimeUnit(std::string_view unit) { return unit == "s" || unit == "ms" || unit == "us" || unit == "ns"; }
+
 std::string FormatValue(double value, std::string_view unit, std::string_view metric) {
   if (!std::isfinite(value)) return std::isnan(value) ? "n/a" : value > 0 ? "inf" : "-inf";
   if (unit == "s") return FormatDurationSeconds(value);

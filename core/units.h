@@ -18,6 +18,10 @@ std::optional<double> ParseFraction(std::string_view text);
 // "1024", "64KiB", "8MiB", "2GiB" (also kB/MB/GB as powers of ten). nullopt if malformed, negative or too large.
 std::optional<uint64_t> ParseBytes(std::string_view text);
 
+// Whether a metric's unit is a duration ("s", "ms", "us", "ns"): such
+// metrics are timed, and timed metrics follow the machine's load.
+bool IsTimeUnit(std::string_view unit);
+
 // Every measured value shown to people goes through FormatValue, so tables,
 // explanations, Markdown and JUnit agree: three significant digits with a
 // prefix and a unit ("1.23 ms", "18.4 MiB", "1.77 M instr", "950 instr").

@@ -45,7 +45,9 @@ absl::StatusOr<Policy> ResolvePolicy(const v1::Suite& suite, const JudgeSettings
        {Option{&flags.alpha, "--alpha", CheckAlpha, &policy.compare.ab_alpha},
         Option{&flags.min_effect, "--min-effect", CheckMinEffect, &policy.compare.ab_min_effect},
         Option{&flags.history_k, "--history-k", CheckHistoryK, &policy.compare.history_k},
-        Option{&flags.history_floor, "--history-floor", CheckHistoryFloor, &policy.compare.history_floor}}) {
+        Option{&flags.history_floor, "--history-floor", CheckHistoryFloor, &policy.compare.history_floor},
+        Option{&flags.history_time_floor, "--history-time-floor", CheckHistoryFloor,
+               &policy.compare.history_time_floor}}) {
     if (text->empty()) continue;
     // Fractions as the suite writes them ("1%", "0.01"); k is a plain number, which ParseFraction reads too.
     const double value = ParseFraction(*text).value_or(NAN);  // NaN: malformed, negative or not finite

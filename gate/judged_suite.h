@@ -21,7 +21,7 @@ struct JudgeSettings {
   std::optional<uint32_t> confirm;
   std::string main_branch;
   // Judging options as the suite writes them ("0.05", "1%").
-  std::string alpha, min_effect, history_k, history_floor;
+  std::string alpha, min_effect, history_k, history_floor, history_time_floor;
   std::vector<std::string> base_env, head_env;  // NAME=VALUE
   std::string base_root, head_root;
 };

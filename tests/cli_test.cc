@@ -205,6 +205,7 @@ TEST(CliTest, JudgingOptionsOutOfRangeAreRefused) {
       {"gate:\n  history: {k: .inf}\n", ":6:16: gate.history.k must be a finite number > 0"},
       {"gate:\n  history: {k: nan}\n", ":6:16: gate.history.k must be a finite number > 0"},
       {"gate:\n  history: {floor: -1%}\n", ":6:20: gate.history.floor must be a fraction"},
+      {"gate:\n  history: {time_floor: -1%}\n", ":6:25: gate.history.time_floor must be a fraction"},
       {"gate:\n  history: {max_age: 1e300d}\n", ":6:22: gate.history.max_age must be a duration"},
       {"defaults: {output_limit: 2GiB}\n",
        ":5:26: output_limit must be a size like 65536, 64KiB or 8MiB, at most 1GiB"},
@@ -225,6 +226,7 @@ TEST(CliTest, JudgingOptionsOutOfRangeAreRefused) {
       {{"run", suite, "--min-effect", "nan"}, "--min-effect must be a relative change > 0"},
       {{"gate", "--suite", suite, "--history-k", "inf"}, "--history-k must be a finite number > 0"},
       {{"gate", "--suite", suite, "--history-floor", "-0.01"}, "--history-floor must be a relative change >= 0"},
+      {{"gate", "--suite", suite, "--history-time-floor", "x"}, "--history-time-floor must be a relative change >= 0"},
   };
   for (const auto& f : flags) {
     std::vector<std::string> argv = {PerfgateBinary()};

@@ -82,6 +82,28 @@ TEST(CompareHistoryTest, ThresholdFromHistoryNoiseWithFloor) {
       << "+2% of work in an instruction count fails every time";
 }
 
+TEST(CompareHistoryTest, TimedMetricsHaveTheirOwnFloor) {
+  CompareOptions options;  // floor 1%, time floor 5%
+  // A timed metric as steady as steady_kernel's (spread ~0.2%) moved +2% on
+  // unchanged code when the load rose: no regression of a timed metric ...
+  const std::vector<double> steady = {100, 100.2, 99.8, 100.1, 99.9, 100, 100.2, 99.8, 100.1, 100};
+  Comparison drift = CompareWithHistory(kLower, {102, 102, 102}, steady, options, /*timed=*/true);
+  EXPECT_EQ(drift.verdict, Verdict::kPass);
+  EXPECT_DOUBLE_EQ(drift.threshold, 0.05);
+  // ... while a count that moves +2% is real work and fails.
+  EXPECT_EQ(CompareWithHistory(kLower, {102, 102, 102}, steady, options, /*timed=*/false).verdict,
+            Verdict::kRegression);
+  // A 10% slowdown measured 2% low still fails.
+  EXPECT_EQ(CompareWithHistory(kLower, {108, 108, 108}, steady, options, /*timed=*/true).verdict,
+            Verdict::kRegression);
+  // The noise still rules when it is larger than the floor.
+  const std::vector<double> noisy = {90, 95, 100, 105, 110, 100, 95, 105};
+  EXPECT_GT(CompareWithHistory(kLower, {100}, noisy, options, /*timed=*/true).threshold, 0.05);
+  options.history_time_floor = 0.01;
+  EXPECT_EQ(CompareWithHistory(kLower, {102, 102, 102}, steady, options, /*timed=*/true).verdict,
+            Verdict::kRegression);
+}
+
 TEST(CompareHistoryTest, ThisRunsOwnSpreadWidensTheThreshold) {
   CompareOptions options;
   const std::vector<double> history = {98, 99, 100, 101, 102, 100, 99, 101};

@@ -103,7 +103,7 @@ gate:
   fail_on: [regression, error]
   expected: {lab: baselines/lab.csv, "*": /abs/any.csv}
   main_branch: trunk
-  history: {min_runs: 3, runs: 10, k: 3.5, floor: 2%, max_age: 14d}
+  history: {min_runs: 3, runs: 10, k: 3.5, floor: 2%, time_floor: 0%, max_age: 14d}
   ab: {alpha: 0.01, min_effect: 0.5%}
   confirm: 2
 cases:
@@ -121,6 +121,8 @@ cases:
   EXPECT_EQ(g.history_runs(), 10u);
   EXPECT_DOUBLE_EQ(g.history_k(), 3.5);
   EXPECT_DOUBLE_EQ(g.history_floor(), 0.02);
+  ASSERT_TRUE(g.has_history_time_floor());
+  EXPECT_DOUBLE_EQ(g.history_time_floor(), 0);
   EXPECT_EQ(g.history_max_age_ms(), 14ull * 86'400'000);
   EXPECT_DOUBLE_EQ(g.ab_alpha(), 0.01);
   EXPECT_DOUBLE_EQ(g.ab_min_effect(), 0.005);
