@@ -37,6 +37,8 @@
 #include <string>
 #include <vector>
 
+#include "core/units.h"
+
 extern char** environ;
 
 namespace {
@@ -96,8 +98,8 @@ std::string TempDir() {
   return pattern;
 }
 
-// A timed metric: a duration ("s"), not a count, memory or a rate.
-bool Timed(const nlohmann::json& m) { return m.value("unit", "") == "s"; }
+// A timed metric: a duration, not a count, memory or a rate.
+bool Timed(const nlohmann::json& m) { return perfgate::IsTimeUnit(m.value("unit", "")); }
 
 struct Trial {
   int exit_code = -1;
