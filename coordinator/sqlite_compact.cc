@@ -68,6 +68,20 @@ void ResultHostFunction(sqlite3_context* ctx, int, sqlite3_value** argv) {
   ResultText(ctx, result.host().SerializeAsString(), true);
 }
 
+// Whether every value of every sample names `name` as its benchmark (what
+// the agent's own metrics do), so the name need not be kept in each.
+bool AllBenchmarksAre(const v1::CaseResult& result, std::string_view name) {
+  if (name.empty()) return false;
+  int values = 0;
+  for (const auto& sample : result.samples()) {
+    for (const auto& v : sample.values()) {
+      if (v.benchmark() != name) return false;
+      ++values;
+    }
+  }
+  return values > 0;
+}
+
 }  // namespace
 
 StoredId CompactId(std::string_view prefix, std::string_view id) {
@@ -98,6 +112,12 @@ StrippedResult StripResult(v1::CaseResult result, const ResultContext& context) 
     result.clear_pool();
     out.stripped |= kStrippedPool;
   }
+  if (AllBenchmarksAre(result, context.case_name)) {
+    for (auto& sample : *result.mutable_samples()) {
+      for (auto& v : *sample.mutable_values()) v.clear_benchmark();
+    }
+    out.stripped |= kStrippedBenchmarks;
+  }
   if (result.has_host()) {
     out.host = result.host().SerializeAsString();
     result.clear_host();
@@ -113,6 +133,11 @@ bool RestoreResult(std::string_view stored, int64_t stripped, const ResultContex
   if (stripped & kStrippedCaseName) out->set_case_name(std::string(context.case_name));
   if (stripped & kStrippedAgentId) out->set_agent_id(std::string(context.agent_id));
   if (stripped & kStrippedPool) out->set_pool(std::string(context.pool));
+  if (stripped & kStrippedBenchmarks) {
+    for (auto& sample : *out->mutable_samples()) {
+      for (auto& v : *sample.mutable_values()) v.set_benchmark(std::string(context.case_name));
+    }
+  }
   if ((stripped & kStrippedHost) && !out->mutable_host()->ParseFromArray(host.data(), static_cast<int>(host.size()))) {
     return false;
   }

@@ -34,6 +34,7 @@ enum StrippedField : int64_t {
   kStrippedAgentId = 2,   // equal to the lease's agent
   kStrippedPool = 4,      // equal to the lease's pool
   kStrippedHost = 8,      // kept once in the hosts table
+  kStrippedBenchmarks = 16,  // every sample value's benchmark was the case's name
 };
 
 // What the lease already holds about a result.

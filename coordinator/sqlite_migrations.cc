@@ -140,8 +140,8 @@ INSERT INTO run_medians (series_id, created_at_ms, run_seq, median)
 DROP TABLE history_values;
 DROP TABLE samples;
 )sql",
-    // 6: a stored case in a third of the bytes. A lease and its result are
-    // one row (a result belongs to exactly one lease); rows key runs by
+    // 6: a stored case in a third of the bytes. A result is keyed by its
+    // lease's row (a result belongs to exactly one lease); rows key runs by
     // their sequence number, not their text id; lease and session ids are
     // kept as their 16 random bytes; the host fingerprint is kept once in
     // `hosts`, and the result's case name, agent and pool (the lease's own)
@@ -178,27 +178,35 @@ CREATE TABLE compact_leases (
   state INTEGER NOT NULL,
   granted_at_ms INTEGER NOT NULL,
   expires_at_ms INTEGER NOT NULL,
-  counted INTEGER,
-  outcome INTEGER,
-  received_at_ms INTEGER,
-  result BLOB,
-  stripped INTEGER,
-  host_id INTEGER
+  counted INTEGER
 );
 INSERT INTO compact_leases (lease_id, run_seq, case_index, attempt, agent_id, session_id, pool, state, granted_at_ms,
-                            expires_at_ms, counted, outcome, received_at_ms, result, stripped, host_id)
+                            expires_at_ms, counted)
   SELECT compact_id('lease', l.lease_id), r.seq, l.case_index, l.attempt, l.agent_id,
-         compact_id('session', l.session_id), l.pool, l.state, l.granted_at_ms, l.expires_at_ms,
-         res.counted, res.outcome, res.received_at_ms,
-         stripped_result(res.result, IFNULL(c.name, ''), l.agent_id, l.pool),
-         stripped_fields(res.result, IFNULL(c.name, ''), l.agent_id, l.pool),
-         h.host_id
+         compact_id('session', l.session_id), l.pool, l.state, l.granted_at_ms, l.expires_at_ms, res.counted
   FROM leases l
   JOIN runs r ON r.run_id = l.run_id
   LEFT JOIN results res ON res.lease_id = l.lease_id
-  LEFT JOIN cases c ON c.run_id = l.run_id AND c.case_index = l.case_index
-  LEFT JOIN hosts h ON h.host = result_host(res.result)
   ORDER BY l.rowid;
+CREATE TABLE lease_results (
+  lease_key INTEGER PRIMARY KEY,
+  outcome INTEGER NOT NULL,
+  received_at_ms INTEGER NOT NULL,
+  result BLOB NOT NULL,
+  stripped INTEGER NOT NULL,
+  host_id INTEGER
+);
+INSERT INTO lease_results (lease_key, outcome, received_at_ms, result, stripped, host_id)
+  SELECT cl.rowid, res.outcome, res.received_at_ms,
+         stripped_result(res.result, IFNULL(c.name, ''), l.agent_id, l.pool),
+         stripped_fields(res.result, IFNULL(c.name, ''), l.agent_id, l.pool),
+         h.host_id
+  FROM results res
+  JOIN leases l ON l.lease_id = res.lease_id
+  JOIN compact_leases cl ON cl.lease_id = compact_id('lease', res.lease_id)
+  LEFT JOIN cases c ON c.run_id = res.run_id AND c.case_index = res.case_index
+  LEFT JOIN hosts h ON h.host = result_host(res.result)
+  ORDER BY cl.rowid;
 DROP TABLE results;
 DROP TABLE leases;
 DROP TABLE cases;
@@ -209,9 +217,8 @@ CREATE INDEX leases_counted ON leases(run_seq, case_index) WHERE counted = 1;
 -- The results as the table of that name held them (result blobs stripped), for queries by hand.
 CREATE VIEW results AS
   SELECT l.lease_id AS lease_id, r.run_id AS run_id, l.case_index AS case_index, l.counted AS counted,
-         l.outcome AS outcome, l.received_at_ms AS received_at_ms, l.result AS result
-  FROM leases l JOIN runs r ON r.seq = l.run_seq
-  WHERE l.result IS NOT NULL;
+         res.outcome AS outcome, res.received_at_ms AS received_at_ms, res.result AS result
+  FROM lease_results res JOIN leases l ON l.rowid = res.lease_key JOIN runs r ON r.seq = l.run_seq;
 )sql",
 };
 

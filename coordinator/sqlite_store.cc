@@ -291,33 +291,40 @@ class SqliteStore final : public Store {
     const std::string_view case_name = lease.case_index >= 0 && static_cast<size_t>(lease.case_index) < info.case_names.size()
                                            ? std::string_view(info.case_names[static_cast<size_t>(lease.case_index)])
                                            : std::string_view();
-    // The samples' one copy is the result itself, on its lease's row; history reads the per-run medians below.
+    // The lease's row says whether its result counts (and inserts the lease if
+    // the store lost it); a lease takes one result.
+    Statement lease_row(*writes_,
+                        "INSERT INTO leases (lease_id, run_seq, case_index, attempt, agent_id, session_id, pool, "
+                        "state, granted_at_ms, expires_at_ms, counted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                        "ON CONFLICT (lease_id) DO UPDATE SET counted = excluded.counted WHERE leases.counted IS NULL "
+                        "RETURNING rowid");
+    lease_row.Bind(1, CompactId(kLeasePrefix, lease.lease_id)).Bind(2, info.seq);
+    lease_row.Bind(3, static_cast<int64_t>(lease.case_index)).Bind(4, static_cast<int64_t>(lease.attempt));
+    lease_row.Bind(5, lease.agent_id).Bind(6, CompactId(kSessionPrefix, lease.session_id)).Bind(7, lease.pool);
+    lease_row.Bind(8, static_cast<int64_t>(lease.state)).Bind(9, lease.granted_at_ms).Bind(10, lease.expires_at_ms);
+    lease_row.Bind(11, static_cast<int64_t>(disposition == ResultDisposition::kCounted ? 1 : 0));
+    if (const int rc = lease_row.Step(); rc == SQLITE_DONE) {
+      return FailWith(absl::StrCat(path_, ": insert result: lease ", lease.lease_id, " already has a result"));
+    } else if (rc != SQLITE_ROW) {
+      return Fail("insert result");
+    }
+    const int64_t lease_key = lease_row.Int(0);
+    if (lease_row.Step() != SQLITE_DONE) return Fail("insert result");
+    // The samples' one copy is the result itself; history reads the per-run medians below.
     StrippedResult stripped = StripResult(result, {case_name, lease.agent_id, lease.pool});
     Statement ins(*writes_,
-                  "INSERT INTO leases (lease_id, run_seq, case_index, attempt, agent_id, session_id, pool, state, "
-                  "granted_at_ms, expires_at_ms, counted, outcome, received_at_ms, result, stripped, host_id) "
-                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) "
-                  "ON CONFLICT (lease_id) DO UPDATE SET counted = excluded.counted, outcome = excluded.outcome, "
-                  "received_at_ms = excluded.received_at_ms, result = excluded.result, stripped = excluded.stripped, "
-                  "host_id = excluded.host_id WHERE leases.result IS NULL");
-    ins.Bind(1, CompactId(kLeasePrefix, lease.lease_id)).Bind(2, info.seq).Bind(3, static_cast<int64_t>(lease.case_index));
-    ins.Bind(4, static_cast<int64_t>(lease.attempt)).Bind(5, lease.agent_id);
-    ins.Bind(6, CompactId(kSessionPrefix, lease.session_id)).Bind(7, lease.pool);
-    ins.Bind(8, static_cast<int64_t>(lease.state)).Bind(9, lease.granted_at_ms).Bind(10, lease.expires_at_ms);
-    ins.Bind(11, static_cast<int64_t>(disposition == ResultDisposition::kCounted ? 1 : 0));
-    ins.Bind(12, static_cast<int64_t>(result.outcome())).Bind(13, received_at_ms).BindBlob(14, stripped.result);
-    ins.Bind(15, stripped.stripped);
+                  "INSERT INTO lease_results (lease_key, outcome, received_at_ms, result, stripped, host_id) "
+                  "VALUES (?, ?, ?, ?, ?, ?)");
+    ins.Bind(1, lease_key).Bind(2, static_cast<int64_t>(result.outcome())).Bind(3, received_at_ms);
+    ins.BindBlob(4, stripped.result).Bind(5, stripped.stripped);
     if (stripped.stripped & kStrippedHost) {
       auto host = HostId(stripped.host);
       if (!host.ok()) return host.status();
-      ins.Bind(16, *host);
+      ins.Bind(6, *host);
     } else {
-      ins.BindNull(16);
+      ins.BindNull(6);
     }
     if (ins.Step() != SQLITE_DONE) return Fail("insert result");
-    if (sqlite3_changes(db_) != 1) {
-      return FailWith(absl::StrCat(path_, ": insert result: lease ", lease.lease_id, " already has a result"));
-    }
     if (disposition == ResultDisposition::kCounted) {
       if (auto s = AddRunMedians(lease, info, result); !s.ok()) return s;
     }
@@ -429,15 +436,16 @@ class SqliteStore final : public Store {
     std::lock_guard lock(read_mu_);
     Statement q(*reads_,
                 "SELECT suite_name, pool, result, stripped, agent_id, name, host FROM ("
-                "  SELECT r.suite_name AS suite_name, l.pool AS pool, l.result AS result, l.stripped AS stripped,"
+                "  SELECT r.suite_name AS suite_name, l.pool AS pool, res.result AS result, res.stripped AS stripped,"
                 "    l.agent_id AS agent_id, c.name AS name, h.host AS host,"
                 "    ROW_NUMBER() OVER (PARTITION BY r.suite_name, c.name, l.pool"
-                "                       ORDER BY l.received_at_ms DESC, l.lease_id) AS newest"
+                "                       ORDER BY res.received_at_ms DESC, l.lease_id) AS newest"
                 "  FROM leases l"
+                "  JOIN lease_results res ON res.lease_key = l.rowid"
                 "  JOIN runs r ON r.seq = l.run_seq"
                 "  JOIN cases c ON c.run_seq = l.run_seq AND c.case_index = l.case_index"
-                "  LEFT JOIN hosts h ON h.host_id = l.host_id"
-                "  WHERE l.counted = 1 AND l.outcome = ? AND r.branch = ?"
+                "  LEFT JOIN hosts h ON h.host_id = res.host_id"
+                "  WHERE l.counted = 1 AND res.outcome = ? AND r.branch = ?"
                 ") WHERE newest = 1 ORDER BY suite_name, pool");
     q.Bind(1, static_cast<int64_t>(v1::CaseResult::OUTCOME_OK)).Bind(2, branch);
     std::vector<LatestResult> latest;
@@ -625,14 +633,19 @@ class SqliteStore final : public Store {
   // REQUIRES: mu_ held. Every history value of `key` in the run's counted results on `pool`.
   absl::StatusOr<std::vector<double>> RunValues(int64_t run_seq, const std::string& pool,
                                                 const std::tuple<std::string, std::string, std::string>& key) {
-    // Stripped results keep their samples, which is all this reads.
-    Statement q(*writes_, "SELECT result FROM leases WHERE run_seq = ? AND counted = 1 AND pool = ?");
+    Statement q(*writes_,
+                "SELECT res.result, res.stripped, c.name FROM leases l "
+                "JOIN lease_results res ON res.lease_key = l.rowid "
+                "JOIN cases c ON c.run_seq = l.run_seq AND c.case_index = l.case_index "
+                "WHERE l.run_seq = ? AND l.counted = 1 AND l.pool = ?");
     q.Bind(1, run_seq).Bind(2, pool);
     std::vector<double> out;
     int rc;
     while ((rc = q.Step()) == SQLITE_ROW) {
+      // Only the samples are read: their benchmarks are put back, the host and ids need not be.
       v1::CaseResult r;
-      if (!r.ParseFromString(q.Blob(0))) return Fail("unreadable result");
+      const std::string name = q.Text(2);
+      if (!RestoreResult(q.Blob(0), q.Int(1), {name, "", ""}, "", &r)) return Fail("unreadable result");
       auto values = HistoryValues(r);
       if (auto it = values.find(key); it != values.end()) out.insert(out.end(), it->second.begin(), it->second.end());
     }
@@ -671,8 +684,9 @@ class SqliteStore final : public Store {
     }
     // `counted = 1` as a literal: SQLite then uses the partial index of counted results.
     Statement r(cache,
-                "SELECT l.case_index, l.result, l.stripped, l.agent_id, l.pool, h.host FROM leases l "
-                "LEFT JOIN hosts h ON h.host_id = l.host_id WHERE l.run_seq = ? AND l.counted = 1");
+                "SELECT l.case_index, res.result, res.stripped, l.agent_id, l.pool, h.host FROM leases l "
+                "JOIN lease_results res ON res.lease_key = l.rowid LEFT JOIN hosts h ON h.host_id = res.host_id "
+                "WHERE l.run_seq = ? AND l.counted = 1");
     r.Bind(1, seq);
     while (r.Step() == SQLITE_ROW) {
       const int index = static_cast<int>(r.Int(0));
