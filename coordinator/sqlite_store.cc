@@ -184,7 +184,7 @@ class SqliteStore final : public Store {
 
   absl::Status BeginBatch() override {
     mu_.lock();
-    if (auto s = Exec("BEGIN"); !s.ok()) {
+    if (auto s = Begin(); !s.ok()) {
       mu_.unlock();
       return s;
     }
@@ -726,11 +726,20 @@ class SqliteStore final : public Store {
     if (s.Step() == SQLITE_DONE) return absl::OkStatus();
     return Fail(what);
   }
-  absl::Status BeginUnlessBatched() { return InBatch() ? absl::OkStatus() : Exec("BEGIN"); }
+  absl::Status BeginUnlessBatched() { return InBatch() ? absl::OkStatus() : Begin(); }
+  // BEGIN and COMMIT from the statement cache: two per lease, not parsed each time.
+  absl::Status Begin() {
+    Statement begin(*writes_, "BEGIN");
+    if (begin.Step() != SQLITE_DONE) return absl::InternalError(absl::StrCat(path_, ": ", sqlite3_errmsg(db_)));
+    return absl::OkStatus();
+  }
   absl::Status CommitUnlessBatched() { return InBatch() ? absl::OkStatus() : Commit(); }
   absl::Status Commit() {
     // A COMMIT that fails (locked, disk full) leaves the transaction open; end it so the next BEGIN works.
-    if (auto s = Exec("COMMIT"); !s.ok()) {
+    Statement commit(*writes_, "COMMIT");
+    if (commit.Step() != SQLITE_DONE) {
+      absl::Status s = absl::InternalError(absl::StrCat(path_, ": ", sqlite3_errmsg(db_)));
+      commit.Reset();
       RollbackQuietly();
       return s;
     }
