@@ -104,7 +104,7 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Start(const Coordinato
   auto credentials = ServerCredentials(options);
   if (!credentials.ok()) return credentials.status();
   if (auto s = CheckPortFree(options.listen); !s.ok()) return s;
-  BoundMallocArenas();  // before the server's threads: memory stays flat over runs
+  LimitMallocRetention();  // before the server's threads: memory stays flat over runs
   std::unique_ptr<Coordinator> c(new Coordinator());
   auto store = OpenSqliteStore(options.db_path);
   if (!store.ok()) return store.status();

@@ -4,10 +4,12 @@
 
 namespace perfgate {
 
-void BoundMallocArenas() {
+void LimitMallocRetention() {
 #ifdef M_ARENA_MAX
   mallopt(M_ARENA_MAX, 2);
 #endif
+  // Setting it turns off glibc's raising of it (and of M_TRIM_THRESHOLD).
+  mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 }
 
 }  // namespace perfgate
