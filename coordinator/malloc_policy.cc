@@ -13,3 +13,9 @@ void LimitMallocRetention() {
 }
 
 }  // namespace perfgate
+
+namespace perfgate {
+
+void ReleaseFreedMemory() { malloc_trim(0); }
+
+}  // namespace perfgate

@@ -19,4 +19,11 @@ namespace perfgate {
 // Process-wide; call before starting threads.
 void LimitMallocRetention();
 
+// Gives memory the allocator holds free back to the system (malloc_trim):
+// after finished runs leave memory. Even with the limits above, freed
+// memory stayed in the arenas, about 40 KB a run (37 -> 41 MB over 100
+// runs); a trim after each run's eviction returned 1.8 of 21 MB anonymous
+// memory. Costs a scan of the heap: call it once per run, not per call.
+void ReleaseFreedMemory();
+
 }  // namespace perfgate
