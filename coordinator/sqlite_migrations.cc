@@ -145,7 +145,8 @@ DROP TABLE samples;
     // their sequence number, not their text id; lease and session ids are
     // kept as their 16 random bytes; the host fingerprint is kept once in
     // `hosts`, and the result's case name, agent and pool (the lease's own)
-    // are taken out of it and put back on reading (sqlite_compact.h). Only
+    // and its samples' benchmark when it is the case's name are taken out of
+    // it and put back on reading (sqlite_compact.h). Only
     // the queries' rows are indexed: active leases, counted results.
     R"sql(
 CREATE TABLE hosts (
