@@ -23,7 +23,6 @@
 //
 //   dispatch [--cases N] [--agents N] [--runs N] [--e2e-agents N]
 //            [--e2e-cases N] [--next-cases N] [--samples N] [--json FILE] [--perfgate PATH]
-//            [--keep-db FILE]   (a copy of the load database, to see what a stored case costs)
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -245,7 +244,6 @@ struct Options {
   int samples = 1;
   std::string json_path;
   std::string perfgate = PERFGATE_BINARY;
-  std::string keep_db;  // where to copy the load database (to see what a stored case costs); empty: nowhere
 };
 
 // Lease rate while history calls were in flight against outside them, and the
@@ -377,11 +375,10 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--samples") && more) next(&o.samples);
     else if (!std::strcmp(argv[i], "--json") && more) o.json_path = argv[++i];
     else if (!std::strcmp(argv[i], "--perfgate") && more) o.perfgate = argv[++i];
-    else if (!std::strcmp(argv[i], "--keep-db") && more) o.keep_db = argv[++i];
     else {
       std::fprintf(stderr,
                    "usage: dispatch [--cases N] [--agents N] [--runs N] [--e2e-agents N] [--e2e-cases N] "
-                   "[--next-cases N] [--samples N] [--json FILE] [--perfgate PATH] [--keep-db FILE]\n");
+                   "[--next-cases N] [--samples N] [--json FILE] [--perfgate PATH]\n");
       return 2;
     }
   }
@@ -421,9 +418,6 @@ int main(int argc, char** argv) {
   load.Stop();
   Stop(a.process);  // closing checkpoints the WAL into the database file
   const double db_bytes = static_cast<double>(std::filesystem::file_size(a.db));
-  if (!o.keep_db.empty()) {
-    std::filesystem::copy_file(a.db, o.keep_db, std::filesystem::copy_options::overwrite_existing);
-  }
   const double stored_cases = static_cast<double>(o.cases) * (o.runs + 1);
 
   // --- e2e: real agent processes ------------------------------------------
