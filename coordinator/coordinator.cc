@@ -15,6 +15,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "coordinator/artifact_service.h"
+#include "coordinator/malloc_policy.h"
 #include "coordinator/metrics_exporter.h"
 #include "coordinator/services.h"
 
@@ -103,6 +104,7 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Start(const Coordinato
   auto credentials = ServerCredentials(options);
   if (!credentials.ok()) return credentials.status();
   if (auto s = CheckPortFree(options.listen); !s.ok()) return s;
+  LimitMallocRetention();  // before the server's threads: memory stays flat over runs
   std::unique_ptr<Coordinator> c(new Coordinator());
   auto store = OpenSqliteStore(options.db_path);
   if (!store.ok()) return store.status();

@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "coordinator/malloc_policy.h"
 #include "core/capabilities.h"
 #include "core/names.h"
 
@@ -607,6 +608,7 @@ void Scheduler::MaybeFinish(RunEntry& run) {
 }
 
 void Scheduler::EvictFinishedRuns() {
+  bool evicted = false;
   while (finished_order_.size() > options_.finished_runs_in_memory) {
     auto it = runs_.find(finished_order_.front());
     finished_order_.pop_front();
@@ -621,7 +623,9 @@ void Scheduler::EvictFinishedRuns() {
     }
     run_by_seq_.erase(it->second.seq);
     runs_.erase(it);
+    evicted = true;
   }
+  if (evicted) ReleaseFreedMemory();  // what the runs held goes back to the system: RSS stays flat
 }
 
 absl::Status Scheduler::CheckSuite(const v1::Suite& suite) const {

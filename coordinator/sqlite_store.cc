@@ -14,148 +14,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "coordinator/sqlite_compact.h"
+#include "coordinator/sqlite_migrations.h"
 #include "coordinator/store.h"
 
 namespace perfgate {
 
 namespace {
-
-// Migration N brings the schema from version N to N+1. Append only.
-const char* const kMigrations[] = {
-    R"sql(
-CREATE TABLE runs (
-  run_id TEXT PRIMARY KEY,
-  suite_name TEXT NOT NULL,
-  commit_sha TEXT NOT NULL,
-  branch TEXT NOT NULL,
-  state INTEGER NOT NULL,
-  created_at_ms INTEGER NOT NULL,
-  finished_at_ms INTEGER NOT NULL DEFAULT 0,
-  suite BLOB NOT NULL
-);
-CREATE TABLE cases (
-  run_id TEXT NOT NULL REFERENCES runs(run_id),
-  case_index INTEGER NOT NULL,
-  name TEXT NOT NULL,
-  state INTEGER NOT NULL,
-  attempts INTEGER NOT NULL DEFAULT 0,
-  error TEXT NOT NULL DEFAULT '',
-  agent_id TEXT NOT NULL DEFAULT '',
-  PRIMARY KEY (run_id, case_index)
-);
-CREATE TABLE leases (
-  lease_id TEXT PRIMARY KEY,
-  run_id TEXT NOT NULL,
-  case_index INTEGER NOT NULL,
-  attempt INTEGER NOT NULL,
-  agent_id TEXT NOT NULL,
-  session_id TEXT NOT NULL,
-  state INTEGER NOT NULL,
-  granted_at_ms INTEGER NOT NULL,
-  expires_at_ms INTEGER NOT NULL
-);
-CREATE INDEX leases_by_state ON leases(state);
-CREATE TABLE results (
-  lease_id TEXT PRIMARY KEY,
-  run_id TEXT NOT NULL,
-  case_index INTEGER NOT NULL,
-  counted INTEGER NOT NULL,
-  outcome INTEGER NOT NULL,
-  received_at_ms INTEGER NOT NULL,
-  result BLOB NOT NULL
-);
-CREATE INDEX results_by_case ON results(run_id, case_index);
-CREATE TABLE samples (
-  lease_id TEXT NOT NULL,
-  sample_index INTEGER NOT NULL,
-  benchmark TEXT NOT NULL,
-  metric TEXT NOT NULL,
-  value REAL NOT NULL,
-  unit TEXT NOT NULL,
-  source TEXT NOT NULL
-);
-CREATE INDEX samples_by_key ON samples(benchmark, metric);
-CREATE TABLE sessions (
-  session_id TEXT PRIMARY KEY,
-  agent_id TEXT NOT NULL,
-  pool TEXT NOT NULL,
-  labels TEXT NOT NULL,
-  host BLOB NOT NULL,
-  last_seen_ms INTEGER NOT NULL
-);
-)sql",
-    // 2: leases remember the agent's pool, so history is per testbed.
-    R"sql(
-ALTER TABLE leases ADD COLUMN pool TEXT NOT NULL DEFAULT '';
-CREATE INDEX runs_by_branch ON runs(branch, created_at_ms);
-)sql",
-    // 3: the gate's verdict on a run.
-    R"sql(
-ALTER TABLE runs ADD COLUMN verdict TEXT NOT NULL DEFAULT '';
-)sql",
-    // 4: a sample's A/B variant ('' for a plain run), so history can leave out the base side.
-    R"sql(
-ALTER TABLE samples ADD COLUMN variant TEXT NOT NULL DEFAULT '';
-)sql",
-    // 5: off the hot path. Samples are kept once (in the result); history
-    // reads per-run medians by series, so its cost does not grow with the
-    // runs stored; runs get a sequence number to key them compactly; pools
-    // and case durations (for longest-first scheduling) get tables of their
-    // own; Recover's query gets an index. The medians of stored runs are
-    // computed here from the samples table, which then goes.
-    R"sql(
-ALTER TABLE runs ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
-UPDATE runs SET seq = rowid;
-CREATE UNIQUE INDEX runs_by_seq ON runs(seq);
-CREATE INDEX runs_by_state ON runs(state);
-CREATE TABLE series (
-  series_id INTEGER PRIMARY KEY,
-  branch TEXT NOT NULL,
-  pool TEXT NOT NULL,
-  benchmark TEXT NOT NULL,
-  metric TEXT NOT NULL,
-  source TEXT NOT NULL,
-  UNIQUE (branch, pool, benchmark, metric, source)
-);
-CREATE TABLE run_medians (
-  series_id INTEGER NOT NULL,
-  created_at_ms INTEGER NOT NULL,
-  run_seq INTEGER NOT NULL,
-  median REAL NOT NULL,
-  PRIMARY KEY (series_id, created_at_ms, run_seq)
-) WITHOUT ROWID;
-CREATE TABLE pools (pool TEXT PRIMARY KEY) WITHOUT ROWID;
-CREATE TABLE case_durations (
-  suite_name TEXT NOT NULL,
-  case_name TEXT NOT NULL,
-  pool TEXT NOT NULL,
-  duration_ms INTEGER NOT NULL,
-  PRIMARY KEY (suite_name, case_name, pool)
-) WITHOUT ROWID;
-INSERT INTO pools (pool) SELECT pool FROM sessions WHERE pool != '' UNION SELECT pool FROM leases WHERE pool != '';
-CREATE TEMP TABLE history_values AS
-  SELECT r.branch, l.pool, s.benchmark, s.metric, s.source, r.created_at_ms, r.seq, s.value
-  FROM samples s
-  JOIN results res ON res.lease_id = s.lease_id AND res.counted = 1
-  JOIN leases l ON l.lease_id = s.lease_id
-  JOIN runs r ON r.run_id = res.run_id
-  WHERE s.variant IN ('', 'head');
-INSERT INTO series (branch, pool, benchmark, metric, source)
-  SELECT DISTINCT branch, pool, benchmark, metric, source FROM history_values;
-INSERT INTO run_medians (series_id, created_at_ms, run_seq, median)
-  SELECT series_id, created_at_ms, seq, AVG(value) FROM (
-    SELECT se.series_id, v.created_at_ms, v.seq, v.value,
-           ROW_NUMBER() OVER (PARTITION BY se.series_id, v.seq ORDER BY v.value) AS k,
-           COUNT(*) OVER (PARTITION BY se.series_id, v.seq) AS n
-    FROM history_values v
-    JOIN series se ON se.branch = v.branch AND se.pool = v.pool AND se.benchmark = v.benchmark
-                  AND se.metric = v.metric AND se.source = v.source)
-  WHERE k IN ((n + 1) / 2, (n + 2) / 2)
-  GROUP BY series_id, created_at_ms, seq;
-DROP TABLE history_values;
-DROP TABLE samples;
-)sql",
-};
 
 // A cache of prepared statements of one connection: each SQL text is
 // prepared once, on first use, and kept (SQLITE_PREPARE_PERSISTENT).
@@ -208,6 +73,11 @@ class Statement {
     if (stmt_) sqlite3_bind_int64(stmt_, i, v);
     return *this;
   }
+  Statement& Bind(int i, const StoredId& id) { return id.is_blob ? BindBlob(i, id.bytes) : Bind(i, id.bytes); }
+  Statement& BindNull(int i) {
+    if (stmt_) sqlite3_bind_null(stmt_, i);
+    return *this;
+  }
   Statement& Bind(int i, double v) {
     if (stmt_) sqlite3_bind_double(stmt_, i, v);
     return *this;
@@ -228,10 +98,23 @@ class Statement {
     const auto* p = static_cast<const char*>(sqlite3_column_blob(stmt_, col));
     return p ? std::string(p, sqlite3_column_bytes(stmt_, col)) : std::string();
   }
+  // An id CompactId stored with `prefix`.
+  std::string Id(int col, std::string_view prefix) const {
+    return ExpandId(prefix, Blob(col), sqlite3_column_type(stmt_, col) == SQLITE_BLOB);
+  }
 
  private:
   sqlite3_stmt* stmt_;
 };
+
+// Each connection's page cache, 1 MiB (SQLite's default is 2): a cache
+// fills as the database grows, so it is memory that grows over the first
+// runs; the pages a grant or a result writes are few, and pages not cached
+// are read from the OS's cache.
+constexpr char kCacheSize[] = "PRAGMA cache_size=-1024";
+
+constexpr std::string_view kLeasePrefix = "lease";
+constexpr std::string_view kSessionPrefix = "session";
 
 double Median(std::vector<double> values) {
   std::sort(values.begin(), values.end());
@@ -271,6 +154,7 @@ class SqliteStore final : public Store {
         !s.ok()) {
       return s;
     }
+    if (auto s = Exec(kCacheSize); !s.ok()) return s;
     if (auto s = Exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"); !s.ok()) return s;
     int64_t version = 0;
     {
@@ -280,14 +164,15 @@ class SqliteStore final : public Store {
       else if (auto s = Exec("INSERT INTO schema_version VALUES (0)"); !s.ok())
         return s;
     }
-    const int64_t latest = static_cast<int64_t>(std::size(kMigrations));
+    const auto migrations = SqliteMigrations();
+    const int64_t latest = static_cast<int64_t>(migrations.size());
     if (version > latest) {
       return absl::FailedPreconditionError(absl::StrCat(path_, ": database schema version ", version,
                                                         " is newer than this perfgate knows (", latest,
                                                         "); use a newer perfgate or another --db file"));
     }
     for (; version < latest; ++version) {
-      if (auto s = Exec(absl::StrCat("BEGIN; ", kMigrations[version],
+      if (auto s = Exec(absl::StrCat("BEGIN; ", migrations[static_cast<size_t>(version)],
                                      "; UPDATE schema_version SET version = ", version + 1, "; COMMIT;"));
           !s.ok()) {
         Exec("ROLLBACK").IgnoreError();  // the migration's own error is the one to report
@@ -306,7 +191,7 @@ class SqliteStore final : public Store {
 
   absl::Status BeginBatch() override {
     mu_.lock();
-    if (auto s = Exec("BEGIN"); !s.ok()) {
+    if (auto s = Begin(); !s.ok()) {
       mu_.unlock();
       return s;
     }
@@ -336,19 +221,23 @@ class SqliteStore final : public Store {
     if (auto s = BeginUnlessBatched(); !s.ok()) return s;
     Statement ins(*writes_,
                   "INSERT INTO runs (run_id, suite_name, commit_sha, branch, state, created_at_ms, suite, seq) "
-                  "VALUES (?, ?, ?, ?, ?, ?, ?, (SELECT IFNULL(MAX(seq), 0) + 1 FROM runs))");
+                  "VALUES (?, ?, ?, ?, ?, ?, ?, (SELECT IFNULL(MAX(seq), 0) + 1 FROM runs)) RETURNING seq");
     ins.Bind(1, run.run_id()).Bind(2, run.suite_name()).Bind(3, run.commit()).Bind(4, run.branch());
     ins.Bind(5, static_cast<int64_t>(run.state())).Bind(6, run.created_at_ms()).BindBlob(7, suite.SerializeAsString());
+    if (ins.Step() != SQLITE_ROW) return Fail("insert run");
+    RunInfo info{run.branch(), run.created_at_ms(), ins.Int(0), {}};
     if (ins.Step() != SQLITE_DONE) return Fail("insert run");
     Statement c(*writes_,
-                "INSERT INTO cases (run_id, case_index, name, state, attempts, error) VALUES (?, ?, ?, ?, ?, ?)");
+                "INSERT INTO cases (run_seq, case_index, name, state, attempts, error) VALUES (?, ?, ?, ?, ?, ?)");
     for (int i = 0; i < run.cases_size(); ++i) {
       const auto& cs = run.cases(i);
-      c.Bind(1, run.run_id()).Bind(2, static_cast<int64_t>(i)).Bind(3, cs.name());
+      c.Bind(1, info.seq).Bind(2, static_cast<int64_t>(i)).Bind(3, cs.name());
       c.Bind(4, static_cast<int64_t>(cs.state())).Bind(5, static_cast<int64_t>(cs.attempts())).Bind(6, cs.error());
       if (c.Step() != SQLITE_DONE) return Fail("insert case");
       c.Reset();
+      info.case_names.push_back(cs.name());
     }
+    CacheRun(run.run_id(), std::move(info));
     return CommitUnlessBatched();
   }
 
@@ -356,6 +245,8 @@ class SqliteStore final : public Store {
     WriteLock lock(this);
     Statement u(*writes_, "UPDATE runs SET state = ?, finished_at_ms = ? WHERE run_id = ?");
     u.Bind(1, static_cast<int64_t>(state)).Bind(2, finished_at_ms).Bind(3, run_id);
+    // A final run takes no more leases or results: its entry would only take memory.
+    if (state != v1::RUN_STATE_RUNNING) runs_.erase(run_id);
     return Done(u, "update run");
   }
 
@@ -368,28 +259,32 @@ class SqliteStore final : public Store {
 
   absl::Status UpdateCase(const std::string& run_id, int case_index, const v1::CaseStatus& status) override {
     WriteLock lock(this);
+    auto run = RunInfoOf(run_id);
+    if (!run.ok()) return run.status();
     Statement u(*writes_,
-                "UPDATE cases SET state = ?, attempts = ?, error = ?, agent_id = ? WHERE run_id = ? AND case_index = ?");
+                "UPDATE cases SET state = ?, attempts = ?, error = ?, agent_id = ? WHERE run_seq = ? AND case_index = ?");
     u.Bind(1, static_cast<int64_t>(status.state())).Bind(2, static_cast<int64_t>(status.attempts()));
-    u.Bind(3, status.error()).Bind(4, status.agent_id()).Bind(5, run_id).Bind(6, static_cast<int64_t>(case_index));
+    u.Bind(3, status.error()).Bind(4, status.agent_id()).Bind(5, (*run)->seq).Bind(6, static_cast<int64_t>(case_index));
     return Done(u, "update case");
   }
 
   absl::Status InsertLease(const LeaseRecord& l) override {
     WriteLock lock(this);
+    auto run = RunInfoOf(l.run_id);
+    if (!run.ok()) return run.status();
     Statement ins(*writes_,
-                  "INSERT INTO leases (lease_id, run_id, case_index, attempt, agent_id, session_id, state, "
-                  "granted_at_ms, expires_at_ms, pool) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
-    ins.Bind(1, l.lease_id).Bind(2, l.run_id).Bind(3, static_cast<int64_t>(l.case_index));
-    ins.Bind(4, static_cast<int64_t>(l.attempt)).Bind(5, l.agent_id).Bind(6, l.session_id);
-    ins.Bind(7, static_cast<int64_t>(l.state)).Bind(8, l.granted_at_ms).Bind(9, l.expires_at_ms).Bind(10, l.pool);
+                  "INSERT INTO leases (lease_id, run_seq, case_index, attempt, agent_id, session_id, pool, state, "
+                  "granted_at_ms, expires_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    ins.Bind(1, CompactId(kLeasePrefix, l.lease_id)).Bind(2, (*run)->seq).Bind(3, static_cast<int64_t>(l.case_index));
+    ins.Bind(4, static_cast<int64_t>(l.attempt)).Bind(5, l.agent_id).Bind(6, CompactId(kSessionPrefix, l.session_id));
+    ins.Bind(7, l.pool).Bind(8, static_cast<int64_t>(l.state)).Bind(9, l.granted_at_ms).Bind(10, l.expires_at_ms);
     return Done(ins, "insert lease");
   }
 
   absl::Status UpdateLease(const std::string& lease_id, LeaseState state, int64_t expires_at_ms) override {
     WriteLock lock(this);
     Statement u(*writes_, "UPDATE leases SET state = ?, expires_at_ms = ? WHERE lease_id = ?");
-    u.Bind(1, static_cast<int64_t>(state)).Bind(2, expires_at_ms).Bind(3, lease_id);
+    u.Bind(1, static_cast<int64_t>(state)).Bind(2, expires_at_ms).Bind(3, CompactId(kLeasePrefix, lease_id));
     return Done(u, "update lease");
   }
 
@@ -397,16 +292,48 @@ class SqliteStore final : public Store {
                             int64_t received_at_ms) override {
     WriteLock lock(this);
     if (auto s = BeginUnlessBatched(); !s.ok()) return s;
+    auto run = RunInfoOf(lease.run_id);
+    if (!run.ok()) return run.status();
+    const RunInfo& info = **run;
+    const std::string_view case_name = lease.case_index >= 0 && static_cast<size_t>(lease.case_index) < info.case_names.size()
+                                           ? std::string_view(info.case_names[static_cast<size_t>(lease.case_index)])
+                                           : std::string_view();
+    // The lease's row says whether its result counts (and inserts the lease if
+    // the store lost it); a lease takes one result.
+    Statement lease_row(*writes_,
+                        "INSERT INTO leases (lease_id, run_seq, case_index, attempt, agent_id, session_id, pool, "
+                        "state, granted_at_ms, expires_at_ms, counted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                        "ON CONFLICT (lease_id) DO UPDATE SET counted = excluded.counted WHERE leases.counted IS NULL "
+                        "RETURNING rowid");
+    lease_row.Bind(1, CompactId(kLeasePrefix, lease.lease_id)).Bind(2, info.seq);
+    lease_row.Bind(3, static_cast<int64_t>(lease.case_index)).Bind(4, static_cast<int64_t>(lease.attempt));
+    lease_row.Bind(5, lease.agent_id).Bind(6, CompactId(kSessionPrefix, lease.session_id)).Bind(7, lease.pool);
+    lease_row.Bind(8, static_cast<int64_t>(lease.state)).Bind(9, lease.granted_at_ms).Bind(10, lease.expires_at_ms);
+    lease_row.Bind(11, static_cast<int64_t>(disposition == ResultDisposition::kCounted ? 1 : 0));
+    if (const int rc = lease_row.Step(); rc == SQLITE_DONE) {
+      return FailWith(absl::StrCat(path_, ": insert result: lease ", lease.lease_id, " already has a result"));
+    } else if (rc != SQLITE_ROW) {
+      return Fail("insert result");
+    }
+    const int64_t lease_key = lease_row.Int(0);
+    if (lease_row.Step() != SQLITE_DONE) return Fail("insert result");
     // The samples' one copy is the result itself; history reads the per-run medians below.
+    StrippedResult stripped = StripResult(result, {case_name, lease.agent_id, lease.pool});
     Statement ins(*writes_,
-                  "INSERT INTO results (lease_id, run_id, case_index, counted, outcome, received_at_ms, result) "
-                  "VALUES (?, ?, ?, ?, ?, ?, ?)");
-    ins.Bind(1, lease.lease_id).Bind(2, lease.run_id).Bind(3, static_cast<int64_t>(lease.case_index));
-    ins.Bind(4, static_cast<int64_t>(disposition == ResultDisposition::kCounted ? 1 : 0));
-    ins.Bind(5, static_cast<int64_t>(result.outcome())).Bind(6, received_at_ms).BindBlob(7, result.SerializeAsString());
+                  "INSERT INTO lease_results (lease_key, outcome, received_at_ms, result, stripped, host_id) "
+                  "VALUES (?, ?, ?, ?, ?, ?)");
+    ins.Bind(1, lease_key).Bind(2, static_cast<int64_t>(result.outcome())).Bind(3, received_at_ms);
+    ins.BindBlob(4, stripped.result).Bind(5, stripped.stripped);
+    if (stripped.stripped & kStrippedHost) {
+      auto host = HostId(stripped.host);
+      if (!host.ok()) return host.status();
+      ins.Bind(6, *host);
+    } else {
+      ins.BindNull(6);
+    }
     if (ins.Step() != SQLITE_DONE) return Fail("insert result");
     if (disposition == ResultDisposition::kCounted) {
-      if (auto s = AddRunMedians(lease, result); !s.ok()) return s;
+      if (auto s = AddRunMedians(lease, info, result); !s.ok()) return s;
     }
     return CommitUnlessBatched();
   }
@@ -468,18 +395,20 @@ class SqliteStore final : public Store {
       state.runs.push_back(*std::move(run));
       state.suites.push_back(std::move(suite));
     }
+    // The literal state (kActive) lets SQLite use the partial index of active leases.
+    static_assert(static_cast<int>(LeaseState::kActive) == 1);
     Statement leases(*writes_,
-                     "SELECT lease_id, run_id, case_index, attempt, agent_id, session_id, state, granted_at_ms, "
-                     "expires_at_ms, pool FROM leases WHERE state = ?");
-    leases.Bind(1, static_cast<int64_t>(LeaseState::kActive));
+                     "SELECT l.lease_id, r.run_id, l.case_index, l.attempt, l.agent_id, l.session_id, l.state, "
+                     "l.granted_at_ms, l.expires_at_ms, l.pool FROM leases l JOIN runs r ON r.seq = l.run_seq "
+                     "WHERE l.state = 1");
     while (leases.Step() == SQLITE_ROW) {
       LeaseRecord l;
-      l.lease_id = leases.Text(0);
+      l.lease_id = leases.Id(0, kLeasePrefix);
       l.run_id = leases.Text(1);
       l.case_index = static_cast<int>(leases.Int(2));
       l.attempt = static_cast<uint32_t>(leases.Int(3));
       l.agent_id = leases.Text(4);
-      l.session_id = leases.Text(5);
+      l.session_id = leases.Id(5, kSessionPrefix);
       l.state = static_cast<LeaseState>(leases.Int(6));
       l.granted_at_ms = leases.Int(7);
       l.expires_at_ms = leases.Int(8);
@@ -513,22 +442,25 @@ class SqliteStore final : public Store {
   absl::StatusOr<std::vector<LatestResult>> LatestResults(const std::string& branch) override {
     std::lock_guard lock(read_mu_);
     Statement q(*reads_,
-                "SELECT suite_name, pool, result FROM ("
-                "  SELECT r.suite_name AS suite_name, l.pool AS pool, res.result AS result,"
+                "SELECT suite_name, pool, result, stripped, agent_id, name, host FROM ("
+                "  SELECT r.suite_name AS suite_name, l.pool AS pool, res.result AS result, res.stripped AS stripped,"
+                "    l.agent_id AS agent_id, c.name AS name, h.host AS host,"
                 "    ROW_NUMBER() OVER (PARTITION BY r.suite_name, c.name, l.pool"
-                "                       ORDER BY res.received_at_ms DESC, res.lease_id) AS newest"
-                "  FROM results res"
-                "  JOIN runs r ON r.run_id = res.run_id"
-                "  JOIN cases c ON c.run_id = res.run_id AND c.case_index = res.case_index"
-                "  JOIN leases l ON l.lease_id = res.lease_id"
-                "  WHERE res.counted = 1 AND res.outcome = ? AND r.branch = ?"
+                "                       ORDER BY res.received_at_ms DESC, l.lease_id) AS newest"
+                "  FROM leases l"
+                "  JOIN lease_results res ON res.lease_key = l.rowid"
+                "  JOIN runs r ON r.seq = l.run_seq"
+                "  JOIN cases c ON c.run_seq = l.run_seq AND c.case_index = l.case_index"
+                "  LEFT JOIN hosts h ON h.host_id = res.host_id"
+                "  WHERE l.counted = 1 AND res.outcome = ? AND r.branch = ?"
                 ") WHERE newest = 1 ORDER BY suite_name, pool");
     q.Bind(1, static_cast<int64_t>(v1::CaseResult::OUTCOME_OK)).Bind(2, branch);
     std::vector<LatestResult> latest;
     int rc;
     while ((rc = q.Step()) == SQLITE_ROW) {
       LatestResult r{q.Text(0), q.Text(1), {}};
-      if (!r.result.ParseFromString(q.Blob(2))) {
+      const std::string agent_id = q.Text(4), name = q.Text(5);
+      if (!RestoreResult(q.Blob(2), q.Int(3), {name, agent_id, r.pool}, q.Blob(6), &r.result)) {
         return absl::DataLossError(absl::StrCat(path_, ": an unreadable result of suite ", r.suite));
       }
       latest.push_back(std::move(r));
@@ -602,77 +534,125 @@ class SqliteStore final : public Store {
     return response;
   }
 
+  // What writes need of a run that takes leases: its row's key, and what
+  // history and stripped results are keyed by.
   struct RunInfo {
     std::string branch;
     int64_t created_at_ms = 0;
     int64_t seq = 0;
+    std::vector<std::string> case_names;  // by case index
   };
 
-  // REQUIRES: mu_ held. The run's branch, creation time and sequence number.
-  absl::StatusOr<RunInfo> RunInfoOf(const std::string& run_id) {
+  // REQUIRES: mu_ held. Running runs are cached from InsertRun until they
+  // end; others are read once. The pointer lives until mu_ is released.
+  absl::StatusOr<const RunInfo*> RunInfoOf(const std::string& run_id) {
+    if (auto it = runs_.find(run_id); it != runs_.end()) return &it->second;
     Statement q(*writes_, "SELECT branch, created_at_ms, seq FROM runs WHERE run_id = ?");
     q.Bind(1, run_id);
-    if (q.Step() != SQLITE_ROW) return Fail("run of a result");
-    return RunInfo{q.Text(0), q.Int(1), q.Int(2)};
+    if (const int rc = q.Step(); rc == SQLITE_DONE) {
+      return FailWith(absl::StrCat(path_, ": no run '", run_id, "' is stored"));
+    } else if (rc != SQLITE_ROW) {
+      return Fail("run of a lease");
+    }
+    RunInfo info{q.Text(0), q.Int(1), q.Int(2), {}};
+    Statement c(*writes_, "SELECT name FROM cases WHERE run_seq = ? ORDER BY case_index");
+    c.Bind(1, info.seq);
+    while (c.Step() == SQLITE_ROW) info.case_names.push_back(c.Text(0));
+    return CacheRun(run_id, std::move(info));
+  }
+
+  // REQUIRES: mu_ held.
+  const RunInfo* CacheRun(const std::string& run_id, RunInfo info) {
+    // Bounded: runs that never end (a coordinator gone before they did) must not take memory for ever.
+    if (runs_.size() >= kMaxCachedRuns) runs_.clear();
+    return &(runs_[run_id] = std::move(info));
   }
 
   // REQUIRES: mu_ held. The id of a history series, created on first use.
   absl::StatusOr<int64_t> SeriesId(const std::string& branch, const std::string& pool, const std::string& benchmark,
                                    const std::string& metric, const std::string& source) {
+    // NUL cannot occur in SQLite text bound from these strings' ends, so it separates them.
+    const absl::string_view sep("\0", 1);
+    std::string key = absl::StrCat(branch, sep, pool, sep, benchmark, sep, metric, sep, source);
+    if (auto it = series_ids_.find(key); it != series_ids_.end()) return it->second;
     Statement ins(*writes_,
                   "INSERT INTO series (branch, pool, benchmark, metric, source) VALUES (?, ?, ?, ?, ?) "
                   "ON CONFLICT (branch, pool, benchmark, metric, source) DO NOTHING");
     ins.Bind(1, branch).Bind(2, pool).Bind(3, benchmark).Bind(4, metric).Bind(5, source);
     if (ins.Step() != SQLITE_DONE) return Fail("insert series");
-    if (sqlite3_changes(db_) == 1) return sqlite3_last_insert_rowid(db_);
-    Statement q(*writes_,
-                "SELECT series_id FROM series WHERE branch = ? AND pool = ? AND benchmark = ? AND metric = ? AND "
-                "source = ?");
-    q.Bind(1, branch).Bind(2, pool).Bind(3, benchmark).Bind(4, metric).Bind(5, source);
-    if (q.Step() != SQLITE_ROW) return Fail("find series");
-    return q.Int(0);
+    int64_t id = sqlite3_last_insert_rowid(db_);
+    if (sqlite3_changes(db_) != 1) {
+      Statement q(*writes_,
+                  "SELECT series_id FROM series WHERE branch = ? AND pool = ? AND benchmark = ? AND metric = ? AND "
+                  "source = ?");
+      q.Bind(1, branch).Bind(2, pool).Bind(3, benchmark).Bind(4, metric).Bind(5, source);
+      if (q.Step() != SQLITE_ROW) return Fail("find series");
+      id = q.Int(0);
+    }
+    if (series_ids_.size() >= kMaxCachedIds) series_ids_.clear();
+    series_ids_.emplace(std::move(key), id);
+    return id;
+  }
+
+  // REQUIRES: mu_ held. The id of a host fingerprint (serialised), kept once.
+  absl::StatusOr<int64_t> HostId(const std::string& host) {
+    if (auto it = host_ids_.find(host); it != host_ids_.end()) return it->second;
+    Statement ins(*writes_, "INSERT INTO hosts (host) VALUES (?) ON CONFLICT (host) DO NOTHING");
+    ins.BindBlob(1, host);
+    if (ins.Step() != SQLITE_DONE) return Fail("insert host");
+    int64_t id = sqlite3_last_insert_rowid(db_);
+    if (sqlite3_changes(db_) != 1) {
+      Statement q(*writes_, "SELECT host_id FROM hosts WHERE host = ?");
+      q.BindBlob(1, host);
+      if (q.Step() != SQLITE_ROW) return Fail("find host");
+      id = q.Int(0);
+    }
+    if (host_ids_.size() >= kMaxCachedHosts) host_ids_.clear();
+    host_ids_.emplace(host, id);
+    return id;
   }
 
   // REQUIRES: mu_ held, inside a transaction. The run's median of each key the
   // counted result has; a key another result of the run already has is
   // recomputed from all of them (rare: two cases reporting one benchmark).
-  absl::Status AddRunMedians(const LeaseRecord& lease, const v1::CaseResult& result) {
+  absl::Status AddRunMedians(const LeaseRecord& lease, const RunInfo& run, const v1::CaseResult& result) {
     auto values = HistoryValues(result);
-    if (values.empty()) return absl::OkStatus();
-    auto run = RunInfoOf(lease.run_id);
-    if (!run.ok()) return run.status();
     for (const auto& [key, v] : values) {
       const auto& [benchmark, metric, source] = key;
-      auto series = SeriesId(run->branch, lease.pool, benchmark, metric, source);
+      auto series = SeriesId(run.branch, lease.pool, benchmark, metric, source);
       if (!series.ok()) return series.status();
       Statement ins(*writes_,
                     "INSERT INTO run_medians (series_id, created_at_ms, run_seq, median) VALUES (?, ?, ?, ?) "
                     "ON CONFLICT (series_id, created_at_ms, run_seq) DO NOTHING");
-      ins.Bind(1, *series).Bind(2, run->created_at_ms).Bind(3, run->seq).Bind(4, Median(v));
+      ins.Bind(1, *series).Bind(2, run.created_at_ms).Bind(3, run.seq).Bind(4, Median(v));
       if (ins.Step() != SQLITE_DONE) return Fail("insert run median");
       if (sqlite3_changes(db_) == 1) continue;
-      auto all = RunValues(lease.run_id, lease.pool, key);
+      auto all = RunValues(run.seq, lease.pool, key);
       if (!all.ok()) return all.status();
       Statement u(*writes_,
                   "UPDATE run_medians SET median = ? WHERE series_id = ? AND created_at_ms = ? AND run_seq = ?");
-      u.Bind(1, Median(*all)).Bind(2, *series).Bind(3, run->created_at_ms).Bind(4, run->seq);
+      u.Bind(1, Median(*all)).Bind(2, *series).Bind(3, run.created_at_ms).Bind(4, run.seq);
       if (u.Step() != SQLITE_DONE) return Fail("update run median");
     }
     return absl::OkStatus();
   }
 
   // REQUIRES: mu_ held. Every history value of `key` in the run's counted results on `pool`.
-  absl::StatusOr<std::vector<double>> RunValues(const std::string& run_id, const std::string& pool,
+  absl::StatusOr<std::vector<double>> RunValues(int64_t run_seq, const std::string& pool,
                                                 const std::tuple<std::string, std::string, std::string>& key) {
     Statement q(*writes_,
-                "SELECT res.result FROM results res JOIN leases l ON l.lease_id = res.lease_id "
-                "WHERE res.run_id = ? AND res.counted = 1 AND l.pool = ?");
-    q.Bind(1, run_id).Bind(2, pool);
+                "SELECT res.result, res.stripped, c.name FROM leases l "
+                "JOIN lease_results res ON res.lease_key = l.rowid "
+                "JOIN cases c ON c.run_seq = l.run_seq AND c.case_index = l.case_index "
+                "WHERE l.run_seq = ? AND l.counted = 1 AND l.pool = ?");
+    q.Bind(1, run_seq).Bind(2, pool);
     std::vector<double> out;
     int rc;
     while ((rc = q.Step()) == SQLITE_ROW) {
+      // Only the samples are read: their benchmarks are put back, the host and ids need not be.
       v1::CaseResult r;
-      if (!r.ParseFromString(q.Blob(0))) return Fail("unreadable result");
+      const std::string name = q.Text(2);
+      if (!RestoreResult(q.Blob(0), q.Int(1), {name, "", ""}, "", &r)) return Fail("unreadable result");
       auto values = HistoryValues(r);
       if (auto it = values.find(key); it != values.end()) out.insert(out.end(), it->second.begin(), it->second.end());
     }
@@ -682,7 +662,7 @@ class SqliteStore final : public Store {
 
   absl::StatusOr<v1::Run> LoadRunFrom(StatementCache& cache, const std::string& run_id, v1::Suite* suite_out) {
     Statement q(cache,
-                "SELECT suite_name, commit_sha, branch, state, created_at_ms, finished_at_ms, suite FROM runs "
+                "SELECT suite_name, commit_sha, branch, state, created_at_ms, finished_at_ms, suite, seq FROM runs "
                 "WHERE run_id = ?");
     q.Bind(1, run_id);
     if (q.Step() != SQLITE_ROW) return absl::NotFoundError(absl::StrCat("no run '", run_id, "'"));
@@ -697,9 +677,10 @@ class SqliteStore final : public Store {
     if (suite_out && !suite_out->ParseFromString(q.Blob(6))) {
       return absl::DataLossError(absl::StrCat(path_, ": run ", run_id, " has an unreadable suite"));
     }
+    const int64_t seq = q.Int(7);
     Statement c(cache,
-                "SELECT name, state, attempts, error, agent_id FROM cases WHERE run_id = ? ORDER BY case_index");
-    c.Bind(1, run_id);
+                "SELECT name, state, attempts, error, agent_id FROM cases WHERE run_seq = ? ORDER BY case_index");
+    c.Bind(1, seq);
     while (c.Step() == SQLITE_ROW) {
       auto* cs = run.add_cases();
       cs->set_name(c.Text(0));
@@ -708,12 +689,20 @@ class SqliteStore final : public Store {
       cs->set_error(c.Text(3));
       cs->set_agent_id(c.Text(4));
     }
-    Statement r(cache, "SELECT case_index, result FROM results WHERE run_id = ? AND counted = 1");
-    r.Bind(1, run_id);
+    // `counted = 1` as a literal: SQLite then uses the partial index of counted results.
+    Statement r(cache,
+                "SELECT l.case_index, res.result, res.stripped, l.agent_id, l.pool, h.host FROM leases l "
+                "JOIN lease_results res ON res.lease_key = l.rowid LEFT JOIN hosts h ON h.host_id = res.host_id "
+                "WHERE l.run_seq = ? AND l.counted = 1");
+    r.Bind(1, seq);
     while (r.Step() == SQLITE_ROW) {
-      int index = static_cast<int>(r.Int(0));
-      if (index < 0 || index >= run.cases_size() ||
-          !run.mutable_cases(index)->mutable_result()->ParseFromString(r.Blob(1))) {
+      const int index = static_cast<int>(r.Int(0));
+      if (index < 0 || index >= run.cases_size()) {
+        return absl::DataLossError(absl::StrCat(path_, ": run ", run_id, " has a result of no case"));
+      }
+      auto* cs = run.mutable_cases(index);
+      const std::string agent_id = r.Text(3), pool = r.Text(4);
+      if (!RestoreResult(r.Blob(1), r.Int(2), {cs->name(), agent_id, pool}, r.Blob(5), cs->mutable_result())) {
         return absl::DataLossError(absl::StrCat(path_, ": run ", run_id, " has an unreadable result"));
       }
     }
@@ -731,8 +720,8 @@ class SqliteStore final : public Store {
   }
   // A failed write: inside a batch the whole batch is undone at CommitBatch;
   // alone, its transaction (if any) is rolled back now.
-  absl::Status Fail(const char* what) {
-    std::string message = absl::StrCat(path_, ": ", what, ": ", sqlite3_errmsg(db_));
+  absl::Status Fail(const char* what) { return FailWith(absl::StrCat(path_, ": ", what, ": ", sqlite3_errmsg(db_))); }
+  absl::Status FailWith(std::string message) {
     if (InBatch()) {
       if (batch_error_.empty()) batch_error_ = message;
     } else if (!sqlite3_get_autocommit(db_)) {
@@ -744,11 +733,20 @@ class SqliteStore final : public Store {
     if (s.Step() == SQLITE_DONE) return absl::OkStatus();
     return Fail(what);
   }
-  absl::Status BeginUnlessBatched() { return InBatch() ? absl::OkStatus() : Exec("BEGIN"); }
+  absl::Status BeginUnlessBatched() { return InBatch() ? absl::OkStatus() : Begin(); }
+  // BEGIN and COMMIT from the statement cache: two per lease, not parsed each time.
+  absl::Status Begin() {
+    Statement begin(*writes_, "BEGIN");
+    if (begin.Step() != SQLITE_DONE) return absl::InternalError(absl::StrCat(path_, ": ", sqlite3_errmsg(db_)));
+    return absl::OkStatus();
+  }
   absl::Status CommitUnlessBatched() { return InBatch() ? absl::OkStatus() : Commit(); }
   absl::Status Commit() {
     // A COMMIT that fails (locked, disk full) leaves the transaction open; end it so the next BEGIN works.
-    if (auto s = Exec("COMMIT"); !s.ok()) {
+    Statement commit(*writes_, "COMMIT");
+    if (commit.Step() != SQLITE_DONE) {
+      absl::Status s = absl::InternalError(absl::StrCat(path_, ": ", sqlite3_errmsg(db_)));
+      commit.Reset();
       RollbackQuietly();
       return s;
     }
@@ -756,6 +754,10 @@ class SqliteStore final : public Store {
   }
   void RollbackQuietly() {
     Exec("ROLLBACK").IgnoreError();  // the failed statement's error is the one to report
+    // Ids made in the undone transaction may be given again to other rows.
+    runs_.clear();
+    series_ids_.clear();
+    host_ids_.clear();
   }
   absl::Status ReadError(const char* what) {
     return absl::InternalError(absl::StrCat(path_, ": ", what, ": ", sqlite3_errmsg(reader_)));
@@ -766,6 +768,15 @@ class SqliteStore final : public Store {
   sqlite3* db_;
   std::unique_ptr<StatementCache> writes_ ABSL_GUARDED_BY(mu_);
   std::atomic<std::thread::id> batch_owner_;
+  // Keys writes need, so that a grant or a result is one statement per row
+  // it writes, not a look-up each: bounded (cleared when full), dropped on
+  // a rollback (their rows may be gone).
+  static constexpr size_t kMaxCachedRuns = 1024;
+  static constexpr size_t kMaxCachedIds = 1 << 16;
+  static constexpr size_t kMaxCachedHosts = 1024;
+  std::unordered_map<std::string, RunInfo> runs_ ABSL_GUARDED_BY(mu_);  // by run id
+  std::unordered_map<std::string, int64_t> series_ids_ ABSL_GUARDED_BY(mu_);  // by NUL-joined key
+  std::unordered_map<std::string, int64_t> host_ids_ ABSL_GUARDED_BY(mu_);  // by serialised fingerprint
   std::string batch_error_ ABSL_GUARDED_BY(mu_);  // the batch's first failed write; empty: none
   // Reads of history and finished runs: their own connection, never under mu_.
   std::mutex read_mu_;
@@ -782,6 +793,7 @@ absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path, 
       sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
   // Before anything else: switching to WAL takes a lock another opener may hold for a moment.
   if (rc == SQLITE_OK) rc = sqlite3_busy_timeout(db, busy_timeout_ms);
+  if (rc == SQLITE_OK) rc = RegisterCompactFunctions(db);
   if (rc != SQLITE_OK) {
     std::string message = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
     sqlite3_close_v2(db);
@@ -794,6 +806,7 @@ absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path, 
   sqlite3* reader = nullptr;
   rc = sqlite3_open_v2(path.c_str(), &reader, SQLITE_OPEN_READONLY | SQLITE_OPEN_FULLMUTEX, nullptr);
   if (rc == SQLITE_OK) rc = sqlite3_busy_timeout(reader, busy_timeout_ms);
+  if (rc == SQLITE_OK) rc = sqlite3_exec(reader, kCacheSize, nullptr, nullptr, nullptr);
   if (rc != SQLITE_OK) {
     std::string message = reader ? sqlite3_errmsg(reader) : sqlite3_errstr(rc);
     sqlite3_close_v2(reader);

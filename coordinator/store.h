@@ -82,7 +82,9 @@ class Store {
   virtual absl::Status UpdateLease(const std::string& lease_id, LeaseState state, int64_t expires_at_ms) = 0;
 
   // Keeps a result and its raw samples. Counted results are what the run
-  // reports; stale ones are kept for the record only.
+  // reports; stale ones are kept for the record only. A lease takes one
+  // result: a second fails. It reads back byte for byte as it came, though
+  // what the store already holds (the host, the lease's names) is kept once.
   virtual absl::Status InsertResult(const LeaseRecord& lease, ResultDisposition disposition,
                                     const v1::CaseResult& result, int64_t received_at_ms) = 0;
 

@@ -54,7 +54,7 @@ TEST(MultiProcessTest, CoordinatorAndTwoAgentProcessesRunEveryCaseExactlyOnce) {
   EXPECT_EQ(testing::QueryInt(
                 db, "SELECT COUNT(DISTINCT case_index) FROM results WHERE counted = 1 AND run_id = '" + run_id + "'"),
             8);
-  EXPECT_EQ(testing::QueryInt(db, "SELECT COUNT(*) FROM leases WHERE run_id = '" + run_id + "'"), 8);
+  EXPECT_EQ(testing::QueryInt(db, "SELECT COUNT(*) FROM leases JOIN runs ON seq = run_seq WHERE run_id = '" + run_id + "'"), 8);
   EXPECT_EQ(testing::QueryInt(db, "SELECT state FROM runs WHERE run_id = '" + run_id + "'"),
             2 /* RUN_STATE_FINISHED */);
 

@@ -1,0 +1,323 @@
+// The SQLite store on real files: what a stored case costs, that results read
+// back exactly as they came, and that a database of schema version 5 converts.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "coordinator/scheduler.h"
+#include "coordinator/sqlite_migrations.h"
+#include "coordinator/store.h"
+#include "core/time_source.h"
+#include "tests/test_util.h"
+
+namespace perfgate {
+namespace {
+
+using ::testing::ElementsAre;
+
+// A host as a real agent describes itself: the notes make it most of a result's bytes.
+v1::HostFingerprint LabHost(const std::string& name) {
+  v1::HostFingerprint host;
+  host.set_hostname(name);
+  host.set_cpu_model("AMD EPYC 9654 96-Core Processor");
+  host.set_cpu_cores(2);
+  host.set_kernel("Linux 6.1.0-18-amd64");
+  host.set_memory_bytes(8ull << 30);
+  host.set_gpu_note("no usable GPU: cudaErrorInsufficientDriver (CUDA driver version is insufficient for CUDA runtime "
+                    "version); CUDA runtime 13.0, no driver");
+  host.set_instruction_counter_note(
+      "hardware counters unavailable (perf_event_open: No such file or directory); callgrind fallback available");
+  host.set_memory_note("peak memory: agent:cgroup-v1 memory.max_usage_in_bytes of a group per run in "
+                       "/sys/fs/cgroup/memory/perfgate (no v2 memory controller delegated); leftover processes: "
+                       "cgroup.kill of a v2 group per run in /sys/fs/cgroup/unified/perfgate");
+  host.set_region_counter_note("callgrind runs libtorch's start-up (probed /usr/lib/x86_64-linux-gnu/libhwy.so.1)");
+  return host;
+}
+
+void AddValue(v1::Sample* sample, const std::string& benchmark, const char* metric, double value, const char* unit,
+              const char* source) {
+  auto* v = sample->add_values();
+  v->set_benchmark(benchmark);
+  v->set_metric(metric);
+  v->set_value(value);
+  v->set_unit(unit);
+  v->set_source(source);
+}
+
+// What the agent sends for a trivial case run once: 1 sample of its 4 metrics.
+v1::CaseResult AgentResult(const std::string& case_name, const std::string& agent, const std::string& pool,
+                           double wall_s) {
+  v1::CaseResult r;
+  r.set_case_name(case_name);
+  r.set_outcome(v1::CaseResult::OUTCOME_OK);
+  r.set_agent_id(agent);
+  r.set_pool(pool);
+  *r.mutable_host() = LabHost(agent + ".lab");
+  auto* sample = r.add_samples();
+  AddValue(sample, case_name, "wall_time", wall_s, "s", "agent:clock");
+  AddValue(sample, case_name, "user_cpu_time", 0.0002, "s", "agent:rusage");
+  AddValue(sample, case_name, "sys_cpu_time", 0.0003, "s", "agent:rusage");
+  AddValue(sample, case_name, "peak_rss", 1'400'000, "bytes", "agent:cgroup");
+  return r;
+}
+
+v1::SubmitRunRequest TrivialRun(int cases) {
+  v1::SubmitRunRequest request;
+  request.set_branch("main");
+  request.set_commit("abc123");
+  request.mutable_suite()->set_name("trivial");
+  for (int i = 0; i < cases; ++i) {
+    auto* c = request.mutable_suite()->add_cases();
+    c->set_name(absl::StrCat("case", i));
+    c->add_argv("/bin/true");
+  }
+  return request;
+}
+
+TEST(StoreTest, AStoredCaseWithOneSampleOfFourMetricsTakesAtMost700Bytes) {
+  testing::TempDir dir;
+  const std::string db = dir.File("perfgate.db");
+  const int runs = 5, cases = 200, agents = 8;
+  {
+    auto store = OpenSqliteStore(db);
+    ASSERT_TRUE(store.ok()) << store.status();
+    SimulatedTimeSource clock;
+    Scheduler scheduler(store->get(), &clock);
+    ASSERT_TRUE(scheduler.Recover().ok());
+    std::vector<std::string> sessions;
+    for (int a = 0; a < agents; ++a) {
+      v1::RegisterRequest hello;
+      hello.set_agent_id(absl::StrCat("agent-", a));
+      hello.set_pool("lab");
+      *hello.mutable_host() = LabHost(hello.agent_id() + ".lab");
+      auto session = scheduler.Register(hello);
+      ASSERT_TRUE(session.ok()) << session.status();
+      sessions.push_back(session->session_id());
+    }
+    for (int r = 0; r < runs; ++r) {
+      ASSERT_TRUE(scheduler.Submit(TrivialRun(cases)).ok());
+      for (int done = 0; done < cases;) {
+        for (int a = 0; a < agents && done < cases; ++a, ++done) {
+          v1::WorkItem item;
+          auto wait = scheduler.NextWorkItem(sessions[a], 0, &item);
+          ASSERT_TRUE(wait.ok() && *wait == Scheduler::Wait::kItem && item.has_lease());
+          clock.Advance(1);
+          v1::CompleteLeaseRequest complete;
+          complete.set_session_id(sessions[a]);
+          complete.set_lease_id(item.lease().lease_id());
+          *complete.mutable_result() =
+              AgentResult(item.lease().spec().name(), absl::StrCat("agent-", a), "lab", 0.0004 + 1e-6 * done);
+          auto answer = scheduler.Complete(complete);
+          ASSERT_TRUE(answer.ok()) << answer.status();
+          ASSERT_EQ(answer->disposition(), v1::CompleteLeaseResponse::DISPOSITION_ACCEPTED);
+        }
+      }
+    }
+    scheduler.Shutdown();
+  }  // closing the store checkpoints its WAL into the file
+  const double per_case = static_cast<double>(std::filesystem::file_size(db)) / (runs * cases);
+  EXPECT_LE(per_case, 700) << "bytes per stored case";
+}
+
+class StoreRoundTripTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto store = OpenSqliteStore(dir_.File("perfgate.db"));
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = *std::move(store);
+  }
+
+  // A running run of `names`, its run id.
+  std::string InsertRun(const std::vector<std::string>& names) {
+    v1::Run run;
+    run.set_run_id(absl::StrCat("run-", std::string(32, 'a' + static_cast<char>(runs_++))));
+    run.set_suite_name("s");
+    run.set_branch("main");
+    run.set_state(v1::RUN_STATE_RUNNING);
+    run.set_created_at_ms(1000 + runs_);
+    v1::Suite suite;
+    suite.set_name("s");
+    for (const auto& n : names) {
+      run.add_cases()->set_name(n);
+      suite.add_cases()->set_name(n);
+    }
+    EXPECT_TRUE(store_->InsertRun(run, suite).ok());
+    return run.run_id();
+  }
+
+  LeaseRecord Lease(const std::string& run_id, int index, const std::string& lease_id, const std::string& agent) {
+    LeaseRecord l;
+    l.lease_id = lease_id;
+    l.run_id = run_id;
+    l.case_index = index;
+    l.attempt = 1;
+    l.agent_id = agent;
+    l.session_id = "session-0123456789abcdef0123456789abcdef";
+    l.pool = "lab";
+    l.granted_at_ms = 5;
+    l.expires_at_ms = 10'005;
+    EXPECT_TRUE(store_->InsertLease(l).ok());
+    return l;
+  }
+
+  testing::TempDir dir_;
+  std::unique_ptr<Store> store_;
+  int runs_ = 0;
+};
+
+TEST_F(StoreRoundTripTest, ResultsReadBackByteForByteWhateverTheyRepeat) {
+  const std::string run_id = InsertRun({"plain", "foreign", "bare"});
+  // Everything the store keeps once: names equal to the lease's, the host.
+  const v1::CaseResult plain = AgentResult("plain", "agent-1", "lab", 0.5);
+  // Nothing it can take out: other names, a benchmark of the case's own, no host.
+  v1::CaseResult foreign = AgentResult("someone-else", "agent-9", "other-pool", 0.25);
+  foreign.clear_host();
+  foreign.mutable_samples(0)->mutable_values(1)->set_benchmark("torch_add");
+  // Empty fields stay empty, an empty host stays present.
+  v1::CaseResult bare;
+  bare.set_outcome(v1::CaseResult::OUTCOME_FAILED);
+  bare.mutable_host();
+  bare.add_samples()->add_values()->set_metric("wall_time");
+  const v1::CaseResult sent[] = {plain, foreign, bare};
+  for (int i = 0; i < 3; ++i) {
+    // The second lease id is not one the scheduler makes: it is kept as it is.
+    LeaseRecord l = Lease(run_id, i, i == 1 ? "lease-made-elsewhere" : absl::StrCat("lease-", std::string(31, 'c'), i),
+                          "agent-1");
+    ASSERT_TRUE(store_->InsertResult(l, ResultDisposition::kCounted, sent[i], 20).ok());
+  }
+  auto run = store_->LoadRun(run_id);
+  ASSERT_TRUE(run.ok()) << run.status();
+  ASSERT_EQ(run->cases_size(), 3);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(run->cases(i).result().SerializeAsString(), sent[i].SerializeAsString()) << "case " << i;
+  }
+  auto latest = store_->LatestResults("main");
+  ASSERT_TRUE(latest.ok()) << latest.status();
+  ASSERT_EQ(latest->size(), 2u) << "the OK results";
+  std::sort(latest->begin(), latest->end(),
+            [](const LatestResult& a, const LatestResult& b) { return a.result.case_name() < b.result.case_name(); });
+  EXPECT_EQ((*latest)[0].result.SerializeAsString(), plain.SerializeAsString());
+  EXPECT_EQ((*latest)[1].result.SerializeAsString(), foreign.SerializeAsString());
+  // The host is kept once however many results carry it.
+  EXPECT_EQ(testing::QueryInt(dir_.File("perfgate.db"), "SELECT COUNT(*) FROM hosts"), 2);
+}
+
+TEST_F(StoreRoundTripTest, ALeaseTakesOneResult) {
+  const std::string run_id = InsertRun({"a"});
+  LeaseRecord l = Lease(run_id, 0, "lease-0123456789abcdef0123456789abcdef", "agent-1");
+  ASSERT_TRUE(store_->InsertResult(l, ResultDisposition::kStale, AgentResult("a", "agent-1", "lab", 1), 20).ok());
+  auto again = store_->InsertResult(l, ResultDisposition::kCounted, AgentResult("a", "agent-1", "lab", 2), 30);
+  EXPECT_THAT(again.message(), ::testing::HasSubstr("already has a result"));
+  auto run = store_->LoadRun(run_id);
+  ASSERT_TRUE(run.ok());
+  EXPECT_FALSE(run->cases(0).has_result()) << "the stale result never counts";
+}
+
+// A database as perfgate left it at schema version 5: built by the first
+// five migrations, rows written in that version's layout.
+void WriteVersion5Database(const std::string& path, const v1::CaseResult& counted, const v1::CaseResult& stale) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  auto exec = [&](const std::string& sql) {
+    char* err = nullptr;
+    EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "") << "\n" << sql;
+    sqlite3_free(err);
+  };
+  exec("CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (5)");
+  for (size_t i = 0; i < 5; ++i) exec(SqliteMigrations()[i]);
+  v1::Suite suite;
+  suite.set_name("s");
+  suite.add_cases()->set_name("done");
+  suite.add_cases()->set_name("running");
+  auto blob = [](const std::string& bytes) {
+    std::string hex;
+    for (unsigned char c : bytes) absl::StrAppend(&hex, absl::Hex(c, absl::kZeroPad2));
+    return absl::StrCat("X'", hex, "'");
+  };
+  const std::string run = "run-00000000000000000000000000000001";
+  const std::string done = "lease-11111111111111111111111111111111";
+  const std::string running = "lease-22222222222222222222222222222222";
+  const std::string lost = "lease-33333333333333333333333333333333";
+  const std::string session = "session-44444444444444444444444444444444";
+  exec(absl::StrCat("INSERT INTO runs (run_id, suite_name, commit_sha, branch, state, created_at_ms, suite, seq) "
+                    "VALUES ('", run, "', 's', 'abc', 'main', 1, 1000, ", blob(suite.SerializeAsString()), ", 1)"));
+  exec(absl::StrCat("INSERT INTO cases (run_id, case_index, name, state, attempts, agent_id) VALUES ('", run,
+                    "', 0, 'done', 3, 2, 'agent-1'), ('", run, "', 1, 'running', 2, 1, 'agent-2')"));
+  exec(absl::StrCat("INSERT INTO leases (lease_id, run_id, case_index, attempt, agent_id, session_id, state, "
+                    "granted_at_ms, expires_at_ms, pool) VALUES "
+                    "('", lost, "', '", run, "', 0, 1, 'agent-1', '", session, "', 3, 10, 20, 'lab'), "
+                    "('", done, "', '", run, "', 0, 2, 'agent-1', '", session, "', 2, 30, 40, 'lab'), "
+                    "('", running, "', '", run, "', 1, 1, 'agent-2', 'session-other', 1, 50, 60, 'lab')"));
+  exec(absl::StrCat("INSERT INTO results (lease_id, run_id, case_index, counted, outcome, received_at_ms, result) "
+                    "VALUES ('", lost, "', '", run, "', 0, 0, 1, 25, ", blob(stale.SerializeAsString()), "), ('",
+                    done, "', '", run, "', 0, 1, 1, 35, ", blob(counted.SerializeAsString()), ")"));
+  exec("INSERT INTO series (series_id, branch, pool, benchmark, metric, source) "
+       "VALUES (1, 'main', 'lab', 'done', 'wall_time', 'agent:clock')");
+  exec("INSERT INTO run_medians (series_id, created_at_ms, run_seq, median) VALUES (1, 1000, 1, 0.5)");
+  sqlite3_close(db);
+}
+
+TEST(StoreMigrationTest, AVersion5DatabaseConvertsAndReadsBackAsItWas) {
+  testing::TempDir dir;
+  const std::string path = dir.File("perfgate.db");
+  const v1::CaseResult counted = AgentResult("done", "agent-1", "lab", 0.5);
+  const v1::CaseResult stale = AgentResult("done", "agent-1", "lab", 9.0);
+  WriteVersion5Database(path, counted, stale);
+
+  auto store = OpenSqliteStore(path);
+  ASSERT_TRUE(store.ok()) << store.status();
+  EXPECT_EQ(testing::QueryInt(path, "SELECT version FROM schema_version"), 6);
+  EXPECT_EQ(testing::QueryInt(path, "SELECT COUNT(*) FROM leases WHERE typeof(lease_id) = 'blob'"), 3)
+      << "ids kept as their 16 bytes";
+  EXPECT_EQ(testing::QueryInt(path, "SELECT COUNT(*) FROM hosts"), 1) << "one host for both results";
+
+  auto recovered = (*store)->Recover();
+  ASSERT_TRUE(recovered.ok()) << recovered.status();
+  ASSERT_EQ(recovered->runs.size(), 1u);
+  const v1::Run& run = recovered->runs[0];
+  ASSERT_EQ(run.cases_size(), 2);
+  EXPECT_EQ(run.cases(0).name(), "done");
+  EXPECT_EQ(run.cases(0).attempts(), 2u);
+  EXPECT_EQ(run.cases(0).result().SerializeAsString(), counted.SerializeAsString()) << "the counted result, not the stale";
+  EXPECT_FALSE(run.cases(1).has_result());
+  ASSERT_EQ(recovered->active_leases.size(), 1u);
+  const LeaseRecord active = recovered->active_leases[0];
+  EXPECT_EQ(active.lease_id, "lease-22222222222222222222222222222222");
+  EXPECT_EQ(active.session_id, "session-other") << "an id not in the scheduler's form stays text";
+  EXPECT_EQ(active.run_id, "run-00000000000000000000000000000001");
+  EXPECT_EQ(active.case_index, 1);
+  EXPECT_EQ(active.pool, "lab");
+
+  v1::HistoryRequest request;
+  request.set_branch("main");
+  auto* key = request.add_keys();
+  key->set_pool("lab");
+  key->set_benchmark("done");
+  key->set_metric("wall_time");
+  key->set_source("agent:clock");
+  auto history = (*store)->History(request);
+  ASSERT_TRUE(history.ok()) << history.status();
+  EXPECT_THAT(history->series(0).run_medians(), ElementsAre(0.5));
+
+  // The converted active lease is found by its id: its result counts.
+  const v1::CaseResult second = AgentResult("running", "agent-2", "lab", 0.75);
+  ASSERT_TRUE((*store)->BeginBatch().ok());
+  ASSERT_TRUE((*store)->InsertResult(active, ResultDisposition::kCounted, second, 70).ok());
+  ASSERT_TRUE((*store)->UpdateLease(active.lease_id, LeaseState::kCompleted, active.expires_at_ms).ok());
+  ASSERT_TRUE((*store)->CommitBatch().ok());
+  EXPECT_EQ(testing::QueryInt(path, "SELECT COUNT(*) FROM leases WHERE state = 2"), 2);
+  auto loaded = (*store)->LoadRun("run-00000000000000000000000000000001");
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ(loaded->cases(0).result().SerializeAsString(), counted.SerializeAsString());
+  EXPECT_EQ(loaded->cases(1).result().SerializeAsString(), second.SerializeAsString());
+  history = (*store)->History(request);
+  ASSERT_TRUE(history.ok());
+  EXPECT_THAT(history->series(0).run_medians(), ElementsAre(0.5));
+}
+
+}  // namespace
+}  // namespace perfgate
