@@ -330,7 +330,8 @@ std::optional<Scheduler::Grant> Scheduler::ChooseLease(const Session& session) {
   RunEntry& run = *run_by_seq_.at(key.run_seq);
   const CaseEntry& c = run.cases[key.index];
   const int64_t now = clock_->NowMs();
-  Grant grant{.run = &run};
+  Grant grant;
+  grant.run = &run;
   LeaseRecord& lease = grant.lease;
   lease.lease_id = NewId("lease");
   lease.run_id = run.meta.run_id();

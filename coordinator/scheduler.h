@@ -21,6 +21,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "coordinator/low_priority_worker.h"
 #include "coordinator/scheduler_listener.h"
 #include "coordinator/store.h"
 #include "core/time_source.h"
@@ -122,8 +123,12 @@ class Scheduler {
   absl::Status WaitRunEvents(const std::string& run_id, size_t* cursor, int64_t wait_ms,
                              std::vector<v1::RunEvent>* events);
 
-  // History baseline data, straight from the store's reader: never under mu_.
-  absl::StatusOr<v1::HistoryResponse> History(const v1::HistoryRequest& request) { return store_->History(request); }
+  // History baseline data, straight from the store's reader: never under
+  // mu_, and on a thread of low CPU priority, so that lease grants and
+  // completions do not wait for a core while it runs.
+  absl::StatusOr<v1::HistoryResponse> History(const v1::HistoryRequest& request) {
+    return history_worker_.Run([&] { return store_->History(request); });
+  }
 
   // --- housekeeping -----------------------------------------------------
   // Expires leases (lost, re-queued or given up) and silent sessions, and
@@ -199,7 +204,7 @@ class Scheduler {
   struct Grant {
     LeaseRecord lease;
     v1::CaseStatus running;  // the case's status once leased
-    RunEntry* run;
+    RunEntry* run = nullptr;
   };
   std::optional<v1::WorkItem> GrantLease(Session& session) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::optional<Grant> ChooseLease(const Session& session) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -276,6 +281,7 @@ class Scheduler {
   std::map<std::string, Queue> queues_ ABSL_GUARDED_BY(mu_);
   std::deque<std::string> finished_order_ ABSL_GUARDED_BY(mu_);
   SchedulerStats stats_ ABSL_GUARDED_BY(mu_);
+  LowPriorityWorker history_worker_;
 };
 
 }  // namespace perfgate
