@@ -760,8 +760,17 @@ absl::StatusOr<v1::Run> Scheduler::Snapshot(const std::string& run_id, size_t* c
   return store_->LoadRun(run_id);
 }
 
+v1::RunEvent Scheduler::CopyWithoutResult(v1::RunEvent& logged) {
+  if (!logged.has_case_changed() || !logged.case_changed().has_result()) return logged;
+  // Moved out and back in, not copied: the log keeps it for watchers that want it.
+  std::unique_ptr<v1::CaseResult> result(logged.mutable_case_changed()->release_result());
+  v1::RunEvent copy = logged;
+  logged.mutable_case_changed()->set_allocated_result(result.release());
+  return copy;
+}
+
 absl::Status Scheduler::WaitRunEvents(const std::string& run_id, size_t* cursor, int64_t wait_ms,
-                                      std::vector<v1::RunEvent>* events) {
+                                      std::vector<v1::RunEvent>* events, bool without_results) {
   std::unique_lock lock(mu_);
   const auto deadline = Steady::now() + std::chrono::milliseconds(wait_ms);
   for (;;) {
@@ -779,9 +788,11 @@ absl::Status Scheduler::WaitRunEvents(const std::string& run_id, size_t* cursor,
       events->push_back(std::move(end));
       return absl::OkStatus();
     }
-    const auto& log = it->second.events;
+    auto& log = it->second.events;
     if (*cursor < log.size()) {
-      events->insert(events->end(), log.begin() + static_cast<long>(*cursor), log.end());
+      for (size_t i = *cursor; i < log.size(); ++i) {
+        events->push_back(without_results ? CopyWithoutResult(log[i]) : log[i]);
+      }
       *cursor = log.size();
       return absl::OkStatus();
     }

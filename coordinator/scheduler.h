@@ -120,8 +120,9 @@ class Scheduler {
   // The run now, and the cursor of its event log at that moment.
   absl::StatusOr<v1::Run> Snapshot(const std::string& run_id, size_t* cursor);
   // Events after *cursor, waiting up to wait_ms for one; advances *cursor.
+  // without_results: case events come without their results, never copied.
   absl::Status WaitRunEvents(const std::string& run_id, size_t* cursor, int64_t wait_ms,
-                             std::vector<v1::RunEvent>* events);
+                             std::vector<v1::RunEvent>* events, bool without_results = false);
 
   // History baseline data, straight from the store's reader: never under
   // mu_, and on a thread of low CPU priority, so that lease grants and
@@ -250,6 +251,9 @@ class Scheduler {
   void MaybeFinish(RunEntry& run) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   v1::Run BuildRun(const RunEntry& run) const;
   void EvictFinishedRuns() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A copy of a logged event without its case's result (results are most of
+  // an event's bytes, and a gate watches without them).
+  static v1::RunEvent CopyWithoutResult(v1::RunEvent& logged);
   // Logs and counts a failed store write.
   void LogIfError(const absl::Status& status, const char* what) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // LogIfError, and the error an RPC answers so that its caller retries.

@@ -847,12 +847,6 @@ TEST_F(SchedulerTest, WatcherOfAnEvictedRunGetsItsEnd) {
   EXPECT_EQ(Run(run).cases(0).result().outcome(), v1::CaseResult::OUTCOME_OK);
 }
 
-}  // namespace
-}  // namespace perfgate
-
-namespace perfgate {
-namespace {
-
 // An agent that asks gets its next case in the completion's reply, granted in
 // the result's commit: a restart right after the reply finds both on disk.
 TEST_F(SchedulerTest, ACompletionThatAsksCarriesTheNextLeaseDurably) {
@@ -953,6 +947,33 @@ TEST_F(SchedulerTest, TheNextLeaseInAReplyFollowsTheQueueOrder) {
     order.push_back(reply.next_lease().spec().name());
   }
   EXPECT_THAT(order, ::testing::ElementsAre("long", "middle", "short"));
+}
+
+// A watcher without results gets case events without them; the log keeps
+// them for a watcher that wants them.
+TEST_F(SchedulerTest, AWatcherWithoutResultsGetsEventsWithoutThemAndOthersStillDo) {
+  const std::string s = Register("a1");
+  const std::string run = Submit(1);
+  size_t bare = 0, full = 0;
+  ASSERT_TRUE(scheduler_->Snapshot(run, &bare).ok());
+  full = bare;
+  auto item = Next(s);
+  ASSERT_TRUE(item);
+  Complete(s, item->lease().lease_id());
+  auto last_case_event = [](const std::vector<v1::RunEvent>& events) {
+    v1::CaseStatus last;
+    for (const auto& e : events) {
+      if (e.has_case_changed()) last = e.case_changed();
+    }
+    return last;
+  };
+  std::vector<v1::RunEvent> without, with;
+  ASSERT_TRUE(scheduler_->WaitRunEvents(run, &bare, 0, &without, /*without_results=*/true).ok());
+  ASSERT_TRUE(scheduler_->WaitRunEvents(run, &full, 0, &with).ok());
+  EXPECT_EQ(last_case_event(without).state(), v1::CASE_STATE_DONE);
+  EXPECT_FALSE(last_case_event(without).has_result());
+  EXPECT_EQ(last_case_event(with).result().outcome(), v1::CaseResult::OUTCOME_OK);
+  EXPECT_EQ(without.size(), with.size());
 }
 
 }  // namespace
