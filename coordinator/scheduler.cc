@@ -557,7 +557,10 @@ absl::StatusOr<v1::CompleteLeaseResponse> Scheduler::TakeCountedResult(LeaseReco
   response.set_disposition(v1::CompleteLeaseResponse::DISPOSITION_ACCEPTED);
   // Before ForgetLease: a session that already holds its next lease is not
   // woken for nothing.
-  if (next) *response.mutable_next_lease() = ApplyGrant(*session, *std::move(next));
+  if (next) {
+    *response.mutable_next_lease() = ApplyGrant(*session, *std::move(next));
+    ++stats_.leases_in_replies;
+  }
   ForgetLease(lease, LeaseState::kCompleted);
   ++stats_.results_counted;
   completed_[{lease.lease_id, lease.session_id}] = {v1::CompleteLeaseResponse::DISPOSITION_ACCEPTED,

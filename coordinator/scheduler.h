@@ -51,6 +51,8 @@ struct SchedulerOptions {
 // Counters for /metrics and tests.
 struct SchedulerStats {
   uint64_t leases_granted = 0;
+  // Of those, granted in a CompleteLease reply (the others went out on Work streams).
+  uint64_t leases_in_replies = 0;
   uint64_t leases_lost = 0;
   uint64_t results_counted = 0;
   uint64_t results_stale = 0;
