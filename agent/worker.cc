@@ -374,6 +374,11 @@ void AgentWorker::CompleteWithRetry(const std::string& session_id, const std::st
     request.set_session_id(session_id);
     request.set_lease_id(lease_id);
     *request.mutable_result() = *sending;
+    {
+      // Idle after this: the next lease comes in the reply, with no Work stream round trip.
+      std::lock_guard lock(mu_);
+      request.set_want_next_lease(!stopping_ && !session_stale_);
+    }
     v1::CompleteLeaseResponse response;
     grpc::Status status = stub_->CompleteLease(&context, request, &response);
     if (RefusedAsTooLarge(status) && sending == &result) {
@@ -391,6 +396,8 @@ void AgentWorker::CompleteWithRetry(const std::string& session_id, const std::st
       {
         std::lock_guard lock(mu_);
         ++cases_completed_;
+        // First in line, and in the heartbeats from now on; Run's loop takes it next.
+        if (response.has_next_lease() && !stopping_ && !session_stale_) queue_.push_front(response.next_lease());
       }
       cv_.notify_all();
       if (response.disposition() == v1::CompleteLeaseResponse::DISPOSITION_STALE) {

@@ -70,7 +70,8 @@ class AgentWorker {
   void RunLease(const std::string& session_id, const v1::Lease& lease);
   // RunCase, after fetching the case's artifacts into a folder of its own.
   v1::CaseResult RunWithArtifacts(const v1::CaseSpec& spec, const CaseRunOptions& options, CancelToken* cancel);
-  // Offers the result until the coordinator answers (accepted, stale, or refused) or Stop().
+  // Offers the result until the coordinator answers (accepted, stale, or refused) or Stop(). The next lease,
+  // if the reply carries one, goes first in the queue.
   void CompleteWithRetry(const std::string& session_id, const std::string& lease_id, const v1::CaseResult& result);
   void SleepInterruptibly(int64_t ms);
   int64_t Backoff(int attempt);

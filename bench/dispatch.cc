@@ -23,6 +23,7 @@
 //
 //   dispatch [--cases N] [--agents N] [--runs N] [--e2e-agents N]
 //            [--e2e-cases N] [--next-cases N] [--samples N] [--json FILE] [--perfgate PATH]
+//            [--before PATH]   (another perfgate binary, measured beside it part by part)
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -244,6 +245,8 @@ struct Options {
   int samples = 1;
   std::string json_path;
   std::string perfgate = PERFGATE_BINARY;
+  // Another perfgate binary (the code before a change) measured beside it, part by part.
+  std::string before;
 };
 
 // Lease rate while history calls were in flight against outside them, and the
@@ -251,9 +254,19 @@ struct Options {
 struct HistoryFigures {
   double rate_ratio = 0;
   double idle_max_ms = 0;
+  // The same gap when no history call was in flight: what the machine does anyway.
+  double idle_max_outside_ms = 0;
   double call_ms_p50 = 0;
   int calls = 0;
 };
+
+// Whether any call's [begin, end] overlaps (lo, hi).
+bool Overlaps(const std::vector<std::pair<int64_t, int64_t>>& calls, int64_t lo, int64_t hi) {
+  for (const auto& [b, e] : calls) {
+    if (b < hi && e > lo) return true;
+  }
+  return false;
+}
 
 HistoryFigures MeasureHistoryInterference(const Coordinator& coordinator, perfgate::LoadAgent& load,
                                           const Options& o) {
@@ -313,7 +326,9 @@ HistoryFigures MeasureHistoryInterference(const Coordinator& coordinator, perfga
     f.rate_ratio = (inside_n / inside_ns) / (outside_n / outside_ns);
   }
   for (size_t i = 1; i < arrivals.size(); ++i) {
-    f.idle_max_ms = std::max(f.idle_max_ms, (arrivals[i] - arrivals[i - 1]) / 1e6);
+    const double gap_ms = (arrivals[i] - arrivals[i - 1]) / 1e6;
+    f.idle_max_ms = std::max(f.idle_max_ms, gap_ms);
+    if (!Overlaps(calls, arrivals[i - 1], arrivals[i])) f.idle_max_outside_ms = std::max(f.idle_max_outside_ms, gap_ms);
   }
   f.call_ms_p50 = Percentile(call_ms, 0.5);
   return f;
@@ -359,6 +374,215 @@ void WaitForPool(v1::GateService::Stub& stub, const std::string& pool) {
   }
 }
 
+// Every figure of one coordinator binary.
+struct Figures {
+  double leases_per_s = 0, cpu_ms_per_lease = 0, rss_first = 0, rss_last = 0, db_bytes_per_case = 0;
+  HistoryFigures history;
+  double e2e_rate = 0, share = 0;
+  double next_p50 = 0, next_p99 = 0, bare_ms = 0;
+  double makespan_ratio = 0, first_ratio = 0;
+};
+
+// load + history: one coordinator, load agents only.
+bool MeasureLoad(const Options& o, const std::string& perfgate, const std::string& dir, Figures* f) {
+  Coordinator a = StartCoordinator(perfgate, dir + "/load.db");
+  perfgate::LoadAgentOptions lo;
+  lo.coordinator = a.address;
+  lo.sessions = o.agents;
+  lo.samples_per_result = o.samples;
+  perfgate::LoadAgent load(lo);
+  if (auto s = load.Start(); !s.ok()) {
+    std::fprintf(stderr, "dispatch: %s\n", std::string(s.message()).c_str());
+    return false;
+  }
+  auto stub_a = GateStub(a.address);
+  const v1::Suite load_suite = TrivialSuite("dispatch-load", o.cases, "/bin/true");
+  double load_s = 0;
+  const double cpu_a0 = ProcCpuSeconds(a.process.pid, false);
+  for (int r = 0; r < o.runs; ++r) {
+    load_s += SubmitAndWait(*stub_a, load_suite, "main").seconds;
+    if (r == 0) f->rss_first = RssMb(a.process.pid);
+  }
+  const double cpu_a = ProcCpuSeconds(a.process.pid, false) - cpu_a0;
+  f->rss_last = RssMb(a.process.pid);
+  const double leases = static_cast<double>(o.cases) * o.runs;
+  f->leases_per_s = leases / load_s;
+  f->cpu_ms_per_lease = cpu_a * 1e3 / leases;
+  f->history = MeasureHistoryInterference(a, load, o);
+  load.Stop();
+  Stop(a.process);  // closing checkpoints the WAL into the database file
+  f->db_bytes_per_case =
+      static_cast<double>(std::filesystem::file_size(a.db)) / (static_cast<double>(o.cases) * (o.runs + 1));
+  return true;
+}
+
+// e2e: real agent processes; next: one real agent, cases stamp their own start.
+void MeasureAgents(const Options& o, const std::string& perfgate, const std::string& dir, Figures* f) {
+  Options with = o;
+  with.perfgate = perfgate;
+  Coordinator b = StartCoordinator(perfgate, dir + "/e2e.db");
+  auto stub_b = GateStub(b.address);
+  std::vector<Child> agents = StartAgents(with, b, o.e2e_agents, "e2e");
+  WaitForPool(*stub_b, "e2e");
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the rest of the agents register
+  auto agents_cpu = [&] {
+    double s = 0;
+    for (const auto& c : agents) s += ProcCpuSeconds(c.pid, true);
+    return s;
+  };
+  const double cb0 = ProcCpuSeconds(b.process.pid, false), ag0 = agents_cpu();
+  const RunTimes e2e = SubmitAndWait(*stub_b, TrivialSuite("dispatch-e2e", o.e2e_cases, "/bin/true"), "e2e");
+  const double cpu_b = ProcCpuSeconds(b.process.pid, false) - cb0, cpu_agents = agents_cpu() - ag0;
+  for (auto& c : agents) Stop(c);
+  f->e2e_rate = o.e2e_cases / e2e.seconds;
+  f->share = cpu_b / (cpu_b + cpu_agents);
+
+  std::vector<Child> one = StartAgents(with, b, 1, "next");
+  WaitForPool(*stub_b, "next");
+  v1::Suite next_suite = TrivialSuite("dispatch-next", o.next_cases, "/bin/date");
+  // The e2e agents have stopped: only this one takes work.
+  for (auto& c : *next_suite.mutable_cases()) c.add_argv("+%s%N");
+  const RunTimes next_run = SubmitAndWait(*stub_b, next_suite, "next");
+  for (auto& c : one) Stop(c);
+  const v1::Run next = FetchRun(*stub_b, next_run.run_id);
+  std::vector<int64_t> starts;
+  for (const auto& c : next.cases()) {
+    if (c.result().outcome() == v1::CaseResult::OUTCOME_OK) starts.push_back(std::atoll(c.result().stdout_tail().c_str()));
+  }
+  std::sort(starts.begin(), starts.end());
+  f->bare_ms = BareCycleMs({"/bin/date", "+%s%N"}, 200);
+  std::vector<double> over;
+  for (size_t i = 1; i < starts.size(); ++i) over.push_back((starts[i] - starts[i - 1]) / 1e6 - f->bare_ms);
+  f->next_p50 = Percentile(over, 0.5);
+  f->next_p99 = Percentile(over, 0.99);
+  Stop(b.process);
+}
+
+constexpr int kMakespanSessions = 8, kShortCases = 30;
+
+// makespan: simulated durations, the long cases last.
+bool MeasureMakespan(const std::string& perfgate, const std::string& dir, Figures* f) {
+  Coordinator m = StartCoordinator(perfgate, dir + "/makespan.db");
+  perfgate::LoadAgentOptions mo;
+  mo.coordinator = m.address;
+  mo.sessions = kMakespanSessions;
+  mo.pool = "makespan";
+  mo.id_prefix = "mk";
+  perfgate::LoadAgent sim(mo);
+  if (auto s = sim.Start(); !s.ok()) {
+    std::fprintf(stderr, "dispatch: %s\n", std::string(s.message()).c_str());
+    return false;
+  }
+  v1::Suite mk;
+  mk.set_name("dispatch-makespan");
+  const double short_s = 0.1, long_s = 1.0;
+  for (int i = 0; i < kShortCases + 2; ++i) {
+    auto* c = mk.add_cases();
+    c->set_name(absl::StrCat("sim", i));
+    c->add_argv("sleep");
+    c->add_argv(i < kShortCases ? absl::StrCat(short_s) : absl::StrCat(long_s));
+    c->set_repeats(1);
+  }
+  auto stub_m = GateStub(m.address);
+  const double ideal_s = std::max(long_s, (kShortCases * short_s + 2 * long_s) / mo.sessions);
+  f->first_ratio = SubmitAndWait(*stub_m, mk, "main").seconds / ideal_s;
+  f->makespan_ratio = SubmitAndWait(*stub_m, mk, "main").seconds / ideal_s;
+  sim.Stop();
+  Stop(m.process);
+  return true;
+}
+
+// Each part runs for the --before binary (if any) and then for the current
+// one, back to back, so both columns see the same load.
+bool MeasureAll(const Options& o, const std::vector<std::string>& binaries, const std::string& dir,
+                std::vector<Figures>* out) {
+  out->assign(binaries.size(), Figures());
+  for (size_t i = 0; i < binaries.size(); ++i) {
+    if (!MeasureLoad(o, binaries[i], absl::StrCat(dir, "/", i), &(*out)[i])) return false;
+  }
+  for (size_t i = 0; i < binaries.size(); ++i) MeasureAgents(o, binaries[i], absl::StrCat(dir, "/", i), &(*out)[i]);
+  for (size_t i = 0; i < binaries.size(); ++i) {
+    if (!MeasureMakespan(binaries[i], absl::StrCat(dir, "/", i), &(*out)[i])) return false;
+  }
+  return true;
+}
+
+void PrintTable(const Options& o, const std::vector<Figures>& f, double load_before, double load_after) {
+  const bool two = f.size() == 2;
+  std::printf("dispatch: coordinator in its own process (perfgate coordinator, SQLite on disk), loopback gRPC\n");
+  std::printf("load average %.2f before, %.2f after (2-core machine shared with other work)\n", load_before,
+              load_after);
+  if (two) std::printf("before: %s\nnow:    %s\n", o.before.c_str(), o.perfgate.c_str());
+  std::printf("\n%-56s %s%12s  %s\n", "figure", two ? "      before" : "", "now", "(agents, cases, runs)");
+  auto row = [&](const char* what, double Figures::*field, const char* unit, int ag, int cs, int rn) {
+    std::printf("%-56s ", what);
+    if (two) std::printf("%12.3f", f[0].*field);
+    std::printf("%12.3f %-4s (%d, %d, %d)\n", f.back().*field, unit, ag, cs, rn);
+  };
+  auto hrow = [&](const char* what, double HistoryFigures::*field, const char* unit) {
+    std::printf("%-56s ", what);
+    if (two) std::printf("%12.3f", f[0].history.*field);
+    std::printf("%12.3f %-4s (%d, %d, %d)\n", f.back().history.*field, unit, o.agents, o.cases, 1);
+  };
+  row("load agents: leases granted and completed per second", &Figures::leases_per_s, "/s", o.agents, o.cases, o.runs);
+  row("coordinator CPU per lease", &Figures::cpu_ms_per_lease, "ms", o.agents, o.cases, o.runs);
+  row("end to end, process agents, trivial cases", &Figures::e2e_rate, "/s", o.e2e_agents, o.e2e_cases, 1);
+  row("  coordinator's share of all CPU spent", &Figures::share, "", o.e2e_agents, o.e2e_cases, 1);
+  row("one agent: next start beyond bare cycle, p50", &Figures::next_p50, "ms", 1, o.next_cases, 1);
+  row("one agent: next start beyond bare cycle, p99", &Figures::next_p99, "ms", 1, o.next_cases, 1);
+  row("  (bare spawn-exit cycle of /bin/date)", &Figures::bare_ms, "ms", 1, 200, 1);
+  hrow("lease rate during history calls / outside them", &HistoryFigures::rate_ratio, "");
+  hrow("longest moment with no lease granted to anyone", &HistoryFigures::idle_max_ms, "ms");
+  hrow("  (longest such moment outside history calls)", &HistoryFigures::idle_max_outside_ms, "ms");
+  hrow("  (history call of all keys, p50)", &HistoryFigures::call_ms_p50, "ms");
+  std::printf("  (history calls of %d keys over %d stored runs: %d now)\n", o.cases * 4, o.runs,
+              f.back().history.calls);
+  row("makespan / ideal, second run", &Figures::makespan_ratio, "x", kMakespanSessions, kShortCases + 2, 2);
+  row("  (first run, no history)", &Figures::first_ratio, "x", kMakespanSessions, kShortCases + 2, 1);
+  row("coordinator RSS after the first run", &Figures::rss_first, "MB", o.agents, o.cases, 1);
+  row("coordinator RSS after the last run", &Figures::rss_last, "MB", o.agents, o.cases, o.runs);
+  row("store bytes per case", &Figures::db_bytes_per_case, "B", o.agents, o.cases, o.runs + 1);
+  std::printf("  (%d sample(s) of 4 metrics per load-agent result)\n", o.samples);
+}
+
+nlohmann::json Json(const Options& o, const std::vector<Figures>& all, double load_before, double load_after) {
+  nlohmann::json doc = {{"benchmark", "dispatch"}};
+  const Figures& f = all.back();
+  doc["load_average_before"] = load_before;
+  doc["load_average_after"] = load_after;
+  doc["load_leases_per_s"] = Figure(f.leases_per_s, o.agents, o.cases, o.runs);
+  doc["coordinator_cpu_ms_per_lease"] = Figure(f.cpu_ms_per_lease, o.agents, o.cases, o.runs);
+  doc["e2e_cases_per_s"] = Figure(f.e2e_rate, o.e2e_agents, o.e2e_cases, 1);
+  doc["coordinator_cpu_share"] = Figure(f.share, o.e2e_agents, o.e2e_cases, 1);
+  doc["next_start_over_bare_p50_ms"] = Figure(f.next_p50, 1, o.next_cases, 1);
+  doc["next_start_over_bare_p99_ms"] = Figure(f.next_p99, 1, o.next_cases, 1);
+  doc["start_rate_during_history_ratio"] = Figure(f.history.rate_ratio, o.agents, o.cases, 1);
+  doc["all_agents_idle_max_ms"] = Figure(f.history.idle_max_ms, o.agents, o.cases, 1);
+  doc["makespan_ratio"] = Figure(f.makespan_ratio, kMakespanSessions, kShortCases + 2, 2);
+  doc["rss_mb_first_run"] = Figure(f.rss_first, o.agents, o.cases, 1);
+  doc["rss_mb_last_run"] = Figure(f.rss_last, o.agents, o.cases, o.runs);
+  doc["db_bytes_per_case"] = Figure(f.db_bytes_per_case, o.agents, o.cases, o.runs + 1);
+  doc["db_bytes_per_case"]["samples_per_case"] = o.samples;
+  if (all.size() == 2) {
+    // The same figures of the --before binary, measured beside these.
+    const Figures& b = all.front();
+    doc["before"] = {{"perfgate", o.before},
+                     {"load_leases_per_s", b.leases_per_s},
+                     {"coordinator_cpu_ms_per_lease", b.cpu_ms_per_lease},
+                     {"e2e_cases_per_s", b.e2e_rate},
+                     {"coordinator_cpu_share", b.share},
+                     {"next_start_over_bare_p50_ms", b.next_p50},
+                     {"next_start_over_bare_p99_ms", b.next_p99},
+                     {"start_rate_during_history_ratio", b.history.rate_ratio},
+                     {"all_agents_idle_max_ms", b.history.idle_max_ms},
+                     {"makespan_ratio", b.makespan_ratio},
+                     {"rss_mb_first_run", b.rss_first},
+                     {"rss_mb_last_run", b.rss_last},
+                     {"db_bytes_per_case", b.db_bytes_per_case}};
+  }
+  return doc;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -375,10 +599,11 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--samples") && more) next(&o.samples);
     else if (!std::strcmp(argv[i], "--json") && more) o.json_path = argv[++i];
     else if (!std::strcmp(argv[i], "--perfgate") && more) o.perfgate = argv[++i];
+    else if (!std::strcmp(argv[i], "--before") && more) o.before = argv[++i];
     else {
       std::fprintf(stderr,
                    "usage: dispatch [--cases N] [--agents N] [--runs N] [--e2e-agents N] [--e2e-cases N] "
-                   "[--next-cases N] [--samples N] [--json FILE] [--perfgate PATH]\n");
+                   "[--next-cases N] [--samples N] [--json FILE] [--perfgate PATH] [--before PATH]\n");
       return 2;
     }
   }
@@ -388,152 +613,18 @@ int main(int argc, char** argv) {
   }
   const std::string dir =
       std::filesystem::temp_directory_path() / ("perfgate-dispatch-" + std::to_string(getpid()));
-  std::filesystem::create_directories(dir);
+  std::vector<std::string> binaries;
+  if (!o.before.empty()) binaries.push_back(o.before);
+  binaries.push_back(o.perfgate);
+  for (size_t i = 0; i < binaries.size(); ++i) std::filesystem::create_directories(absl::StrCat(dir, "/", i));
   const double load_before = LoadAverage();
-  nlohmann::json doc = {{"benchmark", "dispatch"}};
-
-  // --- load + history: one coordinator, load agents only ------------------
-  Coordinator a = StartCoordinator(o.perfgate, dir + "/load.db");
-  perfgate::LoadAgentOptions lo;
-  lo.coordinator = a.address;
-  lo.sessions = o.agents;
-  lo.samples_per_result = o.samples;
-  perfgate::LoadAgent load(lo);
-  if (auto s = load.Start(); !s.ok()) {
-    std::fprintf(stderr, "dispatch: %s\n", std::string(s.message()).c_str());
-    return 3;
-  }
-  auto stub_a = GateStub(a.address);
-  const v1::Suite load_suite = TrivialSuite("dispatch-load", o.cases, "/bin/true");
-  double rss_first = 0, load_s = 0;
-  const double cpu_a0 = ProcCpuSeconds(a.process.pid, false);
-  for (int r = 0; r < o.runs; ++r) {
-    load_s += SubmitAndWait(*stub_a, load_suite, "main").seconds;
-    if (r == 0) rss_first = RssMb(a.process.pid);
-  }
-  const double cpu_a = ProcCpuSeconds(a.process.pid, false) - cpu_a0;
-  const double rss_last = RssMb(a.process.pid);
-  const double leases = static_cast<double>(o.cases) * o.runs;
-  const HistoryFigures history = MeasureHistoryInterference(a, load, o);
-  load.Stop();
-  Stop(a.process);  // closing checkpoints the WAL into the database file
-  const double db_bytes = static_cast<double>(std::filesystem::file_size(a.db));
-  const double stored_cases = static_cast<double>(o.cases) * (o.runs + 1);
-
-  // --- e2e: real agent processes ------------------------------------------
-  Coordinator b = StartCoordinator(o.perfgate, dir + "/e2e.db");
-  auto stub_b = GateStub(b.address);
-  std::vector<Child> agents = StartAgents(o, b, o.e2e_agents, "e2e");
-  WaitForPool(*stub_b, "e2e");
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the rest of the agents register
-  auto agents_cpu = [&] {
-    double s = 0;
-    for (const auto& c : agents) s += ProcCpuSeconds(c.pid, true);
-    return s;
-  };
-  const double cb0 = ProcCpuSeconds(b.process.pid, false), ag0 = agents_cpu();
-  const RunTimes e2e = SubmitAndWait(*stub_b, TrivialSuite("dispatch-e2e", o.e2e_cases, "/bin/true"), "e2e");
-  const double cpu_b = ProcCpuSeconds(b.process.pid, false) - cb0, cpu_agents = agents_cpu() - ag0;
-  for (auto& c : agents) Stop(c);
-
-  // --- next: one real agent, cases stamp their own start ------------------
-  std::vector<Child> one = StartAgents(o, b, 1, "next");
-  WaitForPool(*stub_b, "next");
-  v1::Suite next_suite = TrivialSuite("dispatch-next", o.next_cases, "/bin/date");
-  // The e2e agents have stopped: only this one takes work.
-  for (auto& c : *next_suite.mutable_cases()) c.add_argv("+%s%N");
-  const RunTimes next_run = SubmitAndWait(*stub_b, next_suite, "next");
-  for (auto& c : one) Stop(c);
-  const v1::Run next = FetchRun(*stub_b, next_run.run_id);
-  std::vector<int64_t> starts;
-  for (const auto& c : next.cases()) {
-    if (c.result().outcome() == v1::CaseResult::OUTCOME_OK) starts.push_back(std::atoll(c.result().stdout_tail().c_str()));
-  }
-  std::sort(starts.begin(), starts.end());
-  const double bare_ms = BareCycleMs({"/bin/date", "+%s%N"}, 200);
-  std::vector<double> over;
-  for (size_t i = 1; i < starts.size(); ++i) over.push_back((starts[i] - starts[i - 1]) / 1e6 - bare_ms);
-  Stop(b.process);
-
-  // --- makespan: simulated durations, the long cases last -----------------
-  Coordinator m = StartCoordinator(o.perfgate, dir + "/makespan.db");
-  perfgate::LoadAgentOptions mo;
-  mo.coordinator = m.address;
-  mo.sessions = 8;
-  mo.pool = "makespan";
-  mo.id_prefix = "mk";
-  perfgate::LoadAgent sim(mo);
-  if (auto s = sim.Start(); !s.ok()) {
-    std::fprintf(stderr, "dispatch: %s\n", std::string(s.message()).c_str());
-    return 3;
-  }
-  v1::Suite mk;
-  mk.set_name("dispatch-makespan");
-  const int short_cases = 30;
-  const double short_s = 0.1, long_s = 1.0;
-  for (int i = 0; i < short_cases + 2; ++i) {
-    auto* c = mk.add_cases();
-    c->set_name(absl::StrCat("sim", i));
-    c->add_argv("sleep");
-    c->add_argv(i < short_cases ? absl::StrCat(short_s) : absl::StrCat(long_s));
-    c->set_repeats(1);
-  }
-  auto stub_m = GateStub(m.address);
-  const double ideal_s = std::max(long_s, (short_cases * short_s + 2 * long_s) / mo.sessions);
-  const double first_ratio = SubmitAndWait(*stub_m, mk, "main").seconds / ideal_s;
-  const double makespan_ratio = SubmitAndWait(*stub_m, mk, "main").seconds / ideal_s;
-  sim.Stop();
-  Stop(m.process);
+  std::vector<Figures> figures;
+  if (!MeasureAll(o, binaries, dir, &figures)) return 3;
   std::filesystem::remove_all(dir);
   const double load_after = LoadAverage();
-
-  // --- the table ----------------------------------------------------------
-  const double leases_per_s = leases / load_s;
-  const double cpu_ms_per_lease = cpu_a * 1e3 / leases;
-  const double e2e_rate = o.e2e_cases / e2e.seconds;
-  const double share = cpu_b / (cpu_b + cpu_agents);
-  std::printf("dispatch: coordinator in its own process (perfgate coordinator, SQLite on disk), loopback gRPC\n");
-  std::printf("load average %.2f before, %.2f after (2-core machine shared with other work)\n\n", load_before,
-              load_after);
-  std::printf("%-62s %12s  %s\n", "figure", "value", "(agents, cases, runs)");
-  auto row = [](const char* what, double v, const char* unit, int ag, int cs, int rn) {
-    std::printf("%-62s %10.3f %-4s (%d, %d, %d)\n", what, v, unit, ag, cs, rn);
-  };
-  row("load agents: leases granted and completed per second", leases_per_s, "/s", o.agents, o.cases, o.runs);
-  row("coordinator CPU per lease", cpu_ms_per_lease, "ms", o.agents, o.cases, o.runs);
-  row("end to end, process agents, trivial cases", e2e_rate, "/s", o.e2e_agents, o.e2e_cases, 1);
-  row("  coordinator's share of all CPU spent", share, "", o.e2e_agents, o.e2e_cases, 1);
-  row("one agent: next start beyond bare cycle, p50", Percentile(over, 0.5), "ms", 1, o.next_cases, 1);
-  row("one agent: next start beyond bare cycle, p99", Percentile(over, 0.99), "ms", 1, o.next_cases, 1);
-  std::printf("  (bare spawn-exit cycle of /bin/date: %.3f ms)\n", bare_ms);
-  row("lease rate during history calls / outside them", history.rate_ratio, "", o.agents, o.cases, 1);
-  row("longest moment with no lease granted to anyone", history.idle_max_ms, "ms", o.agents, o.cases, 1);
-  std::printf("  (%d history calls of %d keys over %d stored runs, p50 %.1f ms)\n", history.calls, o.cases * 4,
-              o.runs, history.call_ms_p50);
-  row("makespan / ideal, second run (first run, no history)", makespan_ratio, "x", mo.sessions, short_cases + 2, 2);
-  std::printf("  (first run: %.3fx)\n", first_ratio);
-  row("coordinator RSS after the first run", rss_first, "MB", o.agents, o.cases, 1);
-  row("coordinator RSS after the last run", rss_last, "MB", o.agents, o.cases, o.runs);
-  row("store bytes per case", db_bytes / stored_cases, "B", o.agents, o.cases, o.runs + 1);
-  std::printf("  (%d sample(s) of 4 metrics per load-agent result)\n", o.samples);
-
-  doc["load_average_before"] = load_before;
-  doc["load_average_after"] = load_after;
-  doc["load_leases_per_s"] = Figure(leases_per_s, o.agents, o.cases, o.runs);
-  doc["coordinator_cpu_ms_per_lease"] = Figure(cpu_ms_per_lease, o.agents, o.cases, o.runs);
-  doc["e2e_cases_per_s"] = Figure(e2e_rate, o.e2e_agents, o.e2e_cases, 1);
-  doc["coordinator_cpu_share"] = Figure(share, o.e2e_agents, o.e2e_cases, 1);
-  doc["next_start_over_bare_p50_ms"] = Figure(Percentile(over, 0.5), 1, o.next_cases, 1);
-  doc["next_start_over_bare_p99_ms"] = Figure(Percentile(over, 0.99), 1, o.next_cases, 1);
-  doc["start_rate_during_history_ratio"] = Figure(history.rate_ratio, o.agents, o.cases, 1);
-  doc["all_agents_idle_max_ms"] = Figure(history.idle_max_ms, o.agents, o.cases, 1);
-  doc["makespan_ratio"] = Figure(makespan_ratio, mo.sessions, short_cases + 2, 2);
-  doc["rss_mb_first_run"] = Figure(rss_first, o.agents, o.cases, 1);
-  doc["rss_mb_last_run"] = Figure(rss_last, o.agents, o.cases, o.runs);
-  doc["db_bytes_per_case"] = Figure(db_bytes / stored_cases, o.agents, o.cases, o.runs + 1);
-  doc["db_bytes_per_case"]["samples_per_case"] = o.samples;
+  PrintTable(o, figures, load_before, load_after);
   if (!o.json_path.empty()) {
-    std::ofstream(o.json_path) << doc.dump(2) << "\n";
+    std::ofstream(o.json_path) << Json(o, figures, load_before, load_after).dump(2) << "\n";
     std::printf("wrote %s\n", o.json_path.c_str());
   }
   return 0;

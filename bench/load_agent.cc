@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "agent/case_runner.h"
@@ -112,33 +113,42 @@ void LoadAgent::Serve(Session* session) {
   auto reader = session->stub->Work(&session->work, request);
   v1::WorkItem item;
   while (reader->Read(&item)) {
-    if (!item.has_lease()) continue;  // a cancellation: nothing runs, so nothing to stop
-    RecordArrival(NowNs());
-    const v1::Lease& lease = item.lease();
-    const double seconds = SimulatedSeconds(lease.spec());
-    if (seconds > 0) {
-      {
-        std::lock_guard lock(session->mu);
-        session->lease_id = lease.lease_id();
-      }
-      std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
-    }
-    v1::CompleteLeaseRequest complete;
-    complete.set_session_id(session->session_id);
-    complete.set_lease_id(lease.lease_id());
-    *complete.mutable_result() = ResultFor(lease.spec(), seconds, options_, session->agent_id, host_);
-    grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-    v1::CompleteLeaseResponse response;
-    grpc::Status s = session->stub->CompleteLease(&context, complete, &response);
-    {
-      std::lock_guard lock(session->mu);
-      session->lease_id.clear();
-    }
-    if (s.ok()) ++completed_;
+    // A cancellation: nothing runs, so nothing to stop.
+    if (!item.has_lease()) continue;
+    // As the real agent does: each completion asks for the next lease in its reply.
+    std::optional<v1::Lease> lease = item.lease();
+    while (lease && !stopping_) lease = RunAndComplete(session, *lease);
     if (stopping_) break;
   }
   reader->Finish().IgnoreError();
+}
+
+std::optional<v1::Lease> LoadAgent::RunAndComplete(Session* session, const v1::Lease& lease) {
+  RecordArrival(NowNs());
+  const double seconds = SimulatedSeconds(lease.spec());
+  if (seconds > 0) {
+    {
+      std::lock_guard lock(session->mu);
+      session->lease_id = lease.lease_id();
+    }
+    std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  }
+  v1::CompleteLeaseRequest complete;
+  complete.set_session_id(session->session_id);
+  complete.set_lease_id(lease.lease_id());
+  complete.set_want_next_lease(true);
+  *complete.mutable_result() = ResultFor(lease.spec(), seconds, options_, session->agent_id, host_);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  v1::CompleteLeaseResponse response;
+  grpc::Status s = session->stub->CompleteLease(&context, complete, &response);
+  std::lock_guard lock(session->mu);
+  session->lease_id.clear();
+  if (s.ok()) ++completed_;
+  if (!s.ok() || !response.has_next_lease()) return std::nullopt;
+  // Held from now on: the heartbeat renews it while a simulated case sleeps.
+  session->lease_id = response.next_lease().lease_id();
+  return std::move(*response.mutable_next_lease());
 }
 
 void LoadAgent::HeartbeatLoop() {

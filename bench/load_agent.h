@@ -12,12 +12,14 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "perfgate/v1/agent.pb.h"
 #include "perfgate/v1/common.pb.h"
 
 namespace perfgate {
@@ -49,6 +51,8 @@ class LoadAgent {
  private:
   struct Session;
   void Serve(Session* session);
+  // Runs one lease (a sleep, or nothing) and completes it; the next lease if the reply carries one.
+  std::optional<v1::Lease> RunAndComplete(Session* session, const v1::Lease& lease);
   void HeartbeatLoop();
   void RecordArrival(int64_t ns);
 

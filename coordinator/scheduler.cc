@@ -305,13 +305,35 @@ Scheduler::Queue* Scheduler::BestQueueFor(const Session& session) {
 }
 
 std::optional<v1::WorkItem> Scheduler::GrantLease(Session& session) {
+  std::optional<Grant> grant = ChooseLease(session);
+  if (!grant) return std::nullopt;
+  // The lease and the case's new state in one commit, before anything
+  // changes here: a lease the store lost would make its result unreportable
+  // after a restart, so a failed write grants nothing.
+  absl::Status stored = store_->BeginBatch();
+  if (stored.ok()) {
+    WriteGrant(*grant);
+    stored = store_->CommitBatch();
+  }
+  if (!stored.ok()) {
+    LogIfError(stored, "grant lease");
+    return std::nullopt;
+  }
+  v1::WorkItem item;
+  *item.mutable_lease() = ApplyGrant(session, *std::move(grant));
+  return item;
+}
+
+std::optional<Scheduler::Grant> Scheduler::ChooseLease(const Session& session) {
   Queue* queue = BestQueueFor(session);
   if (!queue) return std::nullopt;
   const QueueKey key = *queue->pending.begin();
   RunEntry& run = *run_by_seq_.at(key.run_seq);
-  CaseEntry& c = run.cases[key.index];
+  const CaseEntry& c = run.cases[key.index];
   const int64_t now = clock_->NowMs();
-  LeaseRecord lease;
+  Grant grant;
+  grant.run = &run;
+  LeaseRecord& lease = grant.lease;
   lease.lease_id = NewId("lease");
   lease.run_id = run.meta.run_id();
   lease.case_index = key.index;
@@ -322,40 +344,49 @@ std::optional<v1::WorkItem> Scheduler::GrantLease(Session& session) {
   lease.state = LeaseState::kActive;
   lease.granted_at_ms = now;
   lease.expires_at_ms = now + options_.lease_ttl_ms;
-  v1::CaseStatus running = c.status;
-  running.set_state(v1::CASE_STATE_RUNNING);
-  running.set_attempts(lease.attempt);
-  running.set_agent_id(lease.agent_id);
-  // The lease and the case's new state in one commit, before anything
-  // changes here: a lease the store lost would make its result unreportable
-  // after a restart, so a failed write grants nothing.
-  absl::Status stored = store_->BeginBatch();
-  if (stored.ok()) {
-    store_->InsertLease(lease).IgnoreError();  // a failed write fails the batch
-    store_->UpdateCase(lease.run_id, lease.case_index, running).IgnoreError();
-    stored = store_->CommitBatch();
-  }
-  if (!stored.ok()) {
-    LogIfError(stored, "grant lease");
-    return std::nullopt;
-  }
+  grant.running = c.status;
+  grant.running.set_state(v1::CASE_STATE_RUNNING);
+  grant.running.set_attempts(lease.attempt);
+  grant.running.set_agent_id(lease.agent_id);
+  return grant;
+}
+
+void Scheduler::WriteGrant(const Grant& grant) {
+  store_->InsertLease(grant.lease).IgnoreError();  // a failed write fails the batch
+  store_->UpdateCase(grant.lease.run_id, grant.lease.case_index, grant.running).IgnoreError();
+}
+
+v1::Lease Scheduler::ApplyGrant(Session& session, Grant grant) {
+  RunEntry& run = *grant.run;
+  const LeaseRecord& lease = grant.lease;
+  CaseEntry& c = run.cases[lease.case_index];
   c.status.set_attempts(lease.attempt);
   c.status.set_agent_id(lease.agent_id);
   c.lease_id = lease.lease_id;
   session.lease_id = lease.lease_id;
   ApplyCase(run, lease.case_index, v1::CASE_STATE_RUNNING, c.status.error());
   run.lease_ids.push_back(lease.lease_id);
-  leases_.emplace(lease.lease_id, lease);
   ++stats_.leases_granted;
   if (listener_) listener_->OnLeaseGranted(lease.pool);
+  v1::Lease message = LeaseMessage(lease);
+  leases_.emplace(lease.lease_id, std::move(grant.lease));
+  return message;
+}
 
-  v1::WorkItem item;
-  auto* l = item.mutable_lease();
-  l->set_lease_id(lease.lease_id);
-  l->set_run_id(lease.run_id);
-  l->set_attempt(lease.attempt);
-  *l->mutable_spec() = c.spec;
-  return item;
+v1::Lease Scheduler::LeaseMessage(const LeaseRecord& lease) const {
+  v1::Lease message;
+  message.set_lease_id(lease.lease_id);
+  message.set_run_id(lease.run_id);
+  message.set_attempt(lease.attempt);
+  *message.mutable_spec() = runs_.at(lease.run_id).cases[lease.case_index].spec;
+  return message;
+}
+
+void Scheduler::RepeatNextLease(const std::string& lease_id, const std::string& session_id,
+                                v1::CompleteLeaseResponse* response) const {
+  auto it = leases_.find(lease_id);
+  if (it == leases_.end() || it->second.state != LeaseState::kActive || it->second.session_id != session_id) return;
+  *response->mutable_next_lease() = LeaseMessage(it->second);
 }
 
 void Scheduler::ReleaseUndelivered(const std::string& lease_id) {
@@ -434,8 +465,10 @@ absl::StatusOr<v1::CompleteLeaseResponse> Scheduler::Complete(const v1::Complete
   if (auto done = completed_.find(key); done != completed_.end()) {
     ++stats_.results_duplicate;
     if (listener_) listener_->OnResult("", "", lease.pool, DispositionName(Disposition::kDuplicate), request.result(), 0);
+    // The first reply may have been lost with the lease it carried.
     v1::CompleteLeaseResponse response;
-    response.set_disposition(done->second);
+    response.set_disposition(done->second.disposition);
+    if (!done->second.next_lease_id.empty()) RepeatNextLease(done->second.next_lease_id, lease.session_id, &response);
     return response;
   }
   const int64_t now = clock_->NowMs();
@@ -451,7 +484,7 @@ absl::StatusOr<v1::CompleteLeaseResponse> Scheduler::Complete(const v1::Complete
   if (lease.state != LeaseState::kActive || unrequested_cancel) {
     return TakeStaleResult(lease, request.result(), unrequested_cancel, now);
   }
-  return TakeCountedResult(lease, request.result(), now);
+  return TakeCountedResult(lease, request.result(), request.want_next_lease(), now);
 }
 
 absl::StatusOr<LeaseRecord*> Scheduler::LeaseToComplete(const v1::CompleteLeaseRequest& request) {
@@ -476,7 +509,7 @@ absl::StatusOr<v1::CompleteLeaseResponse> Scheduler::TakeStaleResult(LeaseRecord
   }
   ++stats_.results_stale;
   if (listener_) listener_->OnResult("", "", lease.pool, DispositionName(Disposition::kStale), result, 0);
-  completed_[{lease.lease_id, lease.session_id}] = v1::CompleteLeaseResponse::DISPOSITION_STALE;
+  completed_[{lease.lease_id, lease.session_id}] = {v1::CompleteLeaseResponse::DISPOSITION_STALE, ""};
   if (unrequested_cancel) {
     LoseLease(lease.lease_id, "the agent stopped the case without being asked (outcome CANCELLED)");
     changed_.notify_all();
@@ -495,15 +528,21 @@ std::pair<v1::CaseState, std::string> Scheduler::OutcomeOf(const LeaseRecord& le
 }
 
 absl::StatusOr<v1::CompleteLeaseResponse> Scheduler::TakeCountedResult(LeaseRecord& lease,
-                                                                       const v1::CaseResult& result, int64_t now) {
+                                                                       const v1::CaseResult& result, bool want_next,
+                                                                       int64_t now) {
   RunEntry& run = runs_.at(lease.run_id);
   CaseEntry& c = run.cases[lease.case_index];
   const auto [state, error] = OutcomeOf(lease, result);
   v1::CaseStatus ended = c.status;
   ended.set_state(state);
   ended.set_error(error);
-  // The result, the lease's end, the case's state and its duration: one
-  // commit, on disk before the agent hears that its result counts.
+  // The session is idle once this result counts: its next case, if it asks.
+  Session* session = LiveSession(lease.session_id);
+  std::optional<Grant> next;
+  if (want_next && session && session->lease_id == lease.lease_id) next = ChooseLease(*session);
+  // The result, the lease's end, the case's state, its duration and the
+  // session's next lease: one commit, on disk before the agent hears that its
+  // result counts.
   absl::Status stored = store_->BeginBatch();
   if (stored.ok()) {
     store_->InsertResult(lease, ResultDisposition::kCounted, result, now).IgnoreError();  // fails the batch
@@ -511,13 +550,23 @@ absl::StatusOr<v1::CompleteLeaseResponse> Scheduler::TakeCountedResult(LeaseReco
     store_->UpdateCase(lease.run_id, lease.case_index, ended).IgnoreError();
     store_->RecordCaseDuration(run.meta.suite_name(), c.spec.name(), lease.pool, now - lease.granted_at_ms)
         .IgnoreError();
+    if (next) WriteGrant(*next);
     stored = store_->CommitBatch();
   }
   if (!stored.ok()) return StoreFailed(stored, "result");
+  v1::CompleteLeaseResponse response;
+  response.set_disposition(v1::CompleteLeaseResponse::DISPOSITION_ACCEPTED);
+  // Before ForgetLease: a session that already holds its next lease is not
+  // woken for nothing.
+  if (next) {
+    *response.mutable_next_lease() = ApplyGrant(*session, *std::move(next));
+    ++stats_.leases_in_replies;
+  }
   ForgetLease(lease, LeaseState::kCompleted);
   ++stats_.results_counted;
-  completed_[{lease.lease_id, lease.session_id}] = v1::CompleteLeaseResponse::DISPOSITION_ACCEPTED;
-  if (Session* session = LiveSession(lease.session_id)) session->record.last_seen_ms = now;
+  completed_[{lease.lease_id, lease.session_id}] = {v1::CompleteLeaseResponse::DISPOSITION_ACCEPTED,
+                                                    response.next_lease().lease_id()};
+  if (session) session->record.last_seen_ms = now;
   *c.status.mutable_result() = result;
   if (listener_) {
     listener_->OnResult(run.meta.suite_name(), run.meta.branch(), lease.pool, DispositionName(Disposition::kCounted), result,
@@ -526,8 +575,6 @@ absl::StatusOr<v1::CompleteLeaseResponse> Scheduler::TakeCountedResult(LeaseReco
   ApplyCase(run, lease.case_index, state, error);
   MaybeFinish(run);
   changed_.notify_all();
-  v1::CompleteLeaseResponse response;
-  response.set_disposition(v1::CompleteLeaseResponse::DISPOSITION_ACCEPTED);
   return response;
 }
 
@@ -720,8 +767,17 @@ absl::StatusOr<v1::Run> Scheduler::Snapshot(const std::string& run_id, size_t* c
   return store_->LoadRun(run_id);
 }
 
+v1::RunEvent Scheduler::CopyWithoutResult(v1::RunEvent& logged) {
+  if (!logged.has_case_changed() || !logged.case_changed().has_result()) return logged;
+  // Moved out and back in, not copied: the log keeps it for watchers that want it.
+  std::unique_ptr<v1::CaseResult> result(logged.mutable_case_changed()->release_result());
+  v1::RunEvent copy = logged;
+  logged.mutable_case_changed()->set_allocated_result(result.release());
+  return copy;
+}
+
 absl::Status Scheduler::WaitRunEvents(const std::string& run_id, size_t* cursor, int64_t wait_ms,
-                                      std::vector<v1::RunEvent>* events) {
+                                      std::vector<v1::RunEvent>* events, bool without_results) {
   std::unique_lock lock(mu_);
   const auto deadline = Steady::now() + std::chrono::milliseconds(wait_ms);
   for (;;) {
@@ -739,9 +795,11 @@ absl::Status Scheduler::WaitRunEvents(const std::string& run_id, size_t* cursor,
       events->push_back(std::move(end));
       return absl::OkStatus();
     }
-    const auto& log = it->second.events;
+    auto& log = it->second.events;
     if (*cursor < log.size()) {
-      events->insert(events->end(), log.begin() + static_cast<long>(*cursor), log.end());
+      for (size_t i = *cursor; i < log.size(); ++i) {
+        events->push_back(without_results ? CopyWithoutResult(log[i]) : log[i]);
+      }
       *cursor = log.size();
       return absl::OkStatus();
     }

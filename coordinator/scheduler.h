@@ -21,6 +21,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "coordinator/low_priority_worker.h"
 #include "coordinator/scheduler_listener.h"
 #include "coordinator/store.h"
 #include "core/time_source.h"
@@ -50,6 +51,8 @@ struct SchedulerOptions {
 // Counters for /metrics and tests.
 struct SchedulerStats {
   uint64_t leases_granted = 0;
+  // Of those, granted in a CompleteLease reply (the others went out on Work streams).
+  uint64_t leases_in_replies = 0;
   uint64_t leases_lost = 0;
   uint64_t results_counted = 0;
   uint64_t results_stale = 0;
@@ -105,7 +108,9 @@ class Scheduler {
   absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& request);
   // Only the session holding the lease may complete it (PERMISSION_DENIED
   // otherwise, nothing recorded). UNAVAILABLE when the result could not be
-  // stored: nothing changed, the agent retries.
+  // stored: nothing changed, the agent retries. With want_next_lease, a
+  // counted result's reply carries the session's next lease, granted in the
+  // result's commit: no Work stream round trip between two cases.
   absl::StatusOr<v1::CompleteLeaseResponse> Complete(const v1::CompleteLeaseRequest& request);
 
   // --- gate side --------------------------------------------------------
@@ -117,11 +122,16 @@ class Scheduler {
   // The run now, and the cursor of its event log at that moment.
   absl::StatusOr<v1::Run> Snapshot(const std::string& run_id, size_t* cursor);
   // Events after *cursor, waiting up to wait_ms for one; advances *cursor.
+  // without_results: case events come without their results, never copied.
   absl::Status WaitRunEvents(const std::string& run_id, size_t* cursor, int64_t wait_ms,
-                             std::vector<v1::RunEvent>* events);
+                             std::vector<v1::RunEvent>* events, bool without_results = false);
 
-  // History baseline data, straight from the store's reader: never under mu_.
-  absl::StatusOr<v1::HistoryResponse> History(const v1::HistoryRequest& request) { return store_->History(request); }
+  // History baseline data, straight from the store's reader: never under
+  // mu_, and on a thread of low CPU priority, so that lease grants and
+  // completions do not wait for a core while it runs.
+  absl::StatusOr<v1::HistoryResponse> History(const v1::HistoryRequest& request) {
+    return history_worker_.Run([&] { return store_->History(request); });
+  }
 
   // --- housekeeping -----------------------------------------------------
   // Expires leases (lost, re-queued or given up) and silent sessions, and
@@ -193,7 +203,24 @@ class Scheduler {
   void Enqueue(RunEntry& run, const std::map<std::string, int64_t>& durations) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The best pending case the session can run, and its queue; nullptr if none.
   Queue* BestQueueFor(const Session& session) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A lease chosen for a session: written in the caller's batch, then applied.
+  struct Grant {
+    LeaseRecord lease;
+    v1::CaseStatus running;  // the case's status once leased
+    RunEntry* run = nullptr;
+  };
   std::optional<v1::WorkItem> GrantLease(Session& session) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::optional<Grant> ChooseLease(const Session& session) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // REQUIRES: inside a store batch; a failed write fails the batch.
+  void WriteGrant(const Grant& grant) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // After the batch committed: the lease is the session's, in memory too.
+  v1::Lease ApplyGrant(Session& session, Grant grant) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The lease as an agent receives it: its ids and its case's spec.
+  v1::Lease LeaseMessage(const LeaseRecord& lease) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The next lease a repeated completion gets again: the one its first reply
+  // carried, while the session still holds it.
+  void RepeatNextLease(const std::string& lease_id, const std::string& session_id,
+                       v1::CompleteLeaseResponse* response) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Completion, in its steps: which lease (and may this session report it),
   // then a result for an ended lease, or the counted one.
   absl::StatusOr<LeaseRecord*> LeaseToComplete(const v1::CompleteLeaseRequest& request)
@@ -202,7 +229,8 @@ class Scheduler {
                                                             bool unrequested_cancel, int64_t now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<v1::CompleteLeaseResponse> TakeCountedResult(LeaseRecord& lease, const v1::CaseResult& result,
-                                                              int64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+                                                              bool want_next, int64_t now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The case's state and error a counted result leaves.
   std::pair<v1::CaseState, std::string> OutcomeOf(const LeaseRecord& lease, const v1::CaseResult& result) const;
   // EndLease writes the lease's end; ForgetLease only updates memory.
@@ -225,6 +253,9 @@ class Scheduler {
   void MaybeFinish(RunEntry& run) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   v1::Run BuildRun(const RunEntry& run) const;
   void EvictFinishedRuns() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A copy of a logged event without its case's result (results are most of
+  // an event's bytes, and a gate watches without them).
+  static v1::RunEvent CopyWithoutResult(v1::RunEvent& logged);
   // Logs and counts a failed store write.
   void LogIfError(const absl::Status& status, const char* what) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // LogIfError, and the error an RPC answers so that its caller retries.
@@ -243,15 +274,20 @@ class Scheduler {
   std::map<std::string, Session> sessions_ ABSL_GUARDED_BY(mu_);         // by session id
   std::map<std::string, std::string> agent_session_ ABSL_GUARDED_BY(mu_);  // agent id -> session id
   std::map<std::string, LeaseRecord> leases_ ABSL_GUARDED_BY(mu_);         // of the runs in memory
-  // (lease, session) -> the first answer, repeated to that session only.
-  std::map<std::pair<std::string, std::string>, v1::CompleteLeaseResponse::Disposition> completed_
-      ABSL_GUARDED_BY(mu_);
+  // The first answer to a completion, repeated to that session only.
+  struct Completion {
+    v1::CompleteLeaseResponse::Disposition disposition;
+    std::string next_lease_id;  // granted in the reply, if any
+  };
+  // By (lease, session).
+  std::map<std::pair<std::string, std::string>, Completion> completed_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, RunEntry> runs_ ABSL_GUARDED_BY(mu_);
   std::map<uint64_t, RunEntry*> run_by_seq_ ABSL_GUARDED_BY(mu_);
   // By serialized requirements.
   std::map<std::string, Queue> queues_ ABSL_GUARDED_BY(mu_);
   std::deque<std::string> finished_order_ ABSL_GUARDED_BY(mu_);
   SchedulerStats stats_ ABSL_GUARDED_BY(mu_);
+  LowPriorityWorker history_worker_;
 };
 
 }  // namespace perfgate

@@ -157,7 +157,9 @@ grpc::Status GateServiceImpl::WatchRun(grpc::ServerContext* context, const v1::W
   }
   while (!context->IsCancelled()) {
     std::vector<v1::RunEvent> events;
-    if (auto s = scheduler_->WaitRunEvents(request->run_id(), &cursor, kStreamCheckMs, &events); !s.ok()) {
+    if (auto s = scheduler_->WaitRunEvents(request->run_id(), &cursor, kStreamCheckMs, &events,
+                                               request->without_results());
+        !s.ok()) {
       return ToGrpc(s);
     }
     for (auto& event : events) {

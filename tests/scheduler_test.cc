@@ -92,6 +92,18 @@ class SchedulerTest : public ::testing::Test {
     return response->disposition();
   }
 
+  // A completion that asks for the next lease in its reply, as the agent sends it.
+  v1::CompleteLeaseResponse CompleteAndAskNext(const std::string& session, const std::string& lease) {
+    v1::CompleteLeaseRequest request;
+    request.set_session_id(session);
+    request.set_lease_id(lease);
+    request.set_want_next_lease(true);
+    request.mutable_result()->set_outcome(v1::CaseResult::OUTCOME_OK);
+    auto response = scheduler_->Complete(request);
+    EXPECT_TRUE(response.ok()) << response.status();
+    return response.ok() ? *response : v1::CompleteLeaseResponse();
+  }
+
   absl::StatusOr<v1::HeartbeatResponse> Beat(const std::string& session, const std::string& lease) {
     v1::HeartbeatRequest request;
     request.set_session_id(session);
@@ -834,6 +846,135 @@ TEST_F(SchedulerTest, WatcherOfAnEvictedRunGetsItsEnd) {
   ASSERT_FALSE(events.empty());
   EXPECT_EQ(events.back().run_finished(), v1::RUN_STATE_FINISHED);
   EXPECT_EQ(Run(run).cases(0).result().outcome(), v1::CaseResult::OUTCOME_OK);
+}
+
+// An agent that asks gets its next case in the completion's reply, granted in
+// the result's commit: a restart right after the reply finds both on disk.
+TEST_F(SchedulerTest, ACompletionThatAsksCarriesTheNextLeaseDurably) {
+  const std::string s = Register("a1");
+  const std::string run = Submit(2);
+  auto first = Next(s);
+  ASSERT_TRUE(first && first->has_lease());
+  const v1::CompleteLeaseResponse reply = CompleteAndAskNext(s, first->lease().lease_id());
+  EXPECT_EQ(reply.disposition(), v1::CompleteLeaseResponse::DISPOSITION_ACCEPTED);
+  ASSERT_TRUE(reply.has_next_lease());
+  EXPECT_EQ(reply.next_lease().spec().name(), "case1");
+  EXPECT_EQ(reply.next_lease().run_id(), run);
+  EXPECT_EQ(reply.next_lease().attempt(), 1u);
+  EXPECT_FALSE(Next(s)) << "the Work stream has nothing more: the session holds its lease";
+  Open();  // "crash" just after the reply
+  v1::Run recovered = Run(run);
+  EXPECT_EQ(recovered.cases(0).state(), v1::CASE_STATE_DONE);
+  EXPECT_EQ(recovered.cases(1).state(), v1::CASE_STATE_RUNNING);
+  auto beat = Beat(s, reply.next_lease().lease_id());
+  ASSERT_TRUE(beat.ok()) << beat.status();
+  EXPECT_EQ(beat->cancel_lease_ids_size(), 0) << "the lease in the reply is the session's";
+  EXPECT_EQ(Complete(s, reply.next_lease().lease_id()), v1::CompleteLeaseResponse::DISPOSITION_ACCEPTED);
+  EXPECT_EQ(Run(run).state(), v1::RUN_STATE_FINISHED);
+}
+
+// An agent that does not ask (an older agent) gets its next lease on the Work stream only.
+TEST_F(SchedulerTest, ACompletionThatDoesNotAskCarriesNoLease) {
+  const std::string s = Register("a1");
+  Submit(2);
+  auto first = Next(s);
+  ASSERT_TRUE(first && first->has_lease());
+  v1::CompleteLeaseRequest request;
+  request.set_session_id(s);
+  request.set_lease_id(first->lease().lease_id());
+  request.mutable_result()->set_outcome(v1::CaseResult::OUTCOME_OK);
+  auto reply = scheduler_->Complete(request);
+  ASSERT_TRUE(reply.ok()) << reply.status();
+  EXPECT_FALSE(reply->has_next_lease());
+  auto second = Next(s);
+  ASSERT_TRUE(second && second->has_lease());
+  EXPECT_EQ(second->lease().spec().name(), "case1");
+}
+
+// The reply may be lost: the agent sends the completion again and gets the
+// same next lease, not a second one, while its session holds it.
+TEST_F(SchedulerTest, ARepeatedCompletionGetsTheSameNextLeaseAgain) {
+  const std::string s = Register("a1");
+  const std::string run = Submit(3);
+  auto first = Next(s);
+  ASSERT_TRUE(first && first->has_lease());
+  const v1::CompleteLeaseResponse reply = CompleteAndAskNext(s, first->lease().lease_id());
+  ASSERT_TRUE(reply.has_next_lease());
+  const v1::CompleteLeaseResponse again = CompleteAndAskNext(s, first->lease().lease_id());
+  EXPECT_EQ(again.disposition(), v1::CompleteLeaseResponse::DISPOSITION_ACCEPTED);
+  ASSERT_TRUE(again.has_next_lease());
+  EXPECT_EQ(again.next_lease().lease_id(), reply.next_lease().lease_id());
+  EXPECT_EQ(scheduler_->Stats().leases_granted, 2u);
+  EXPECT_EQ(Run(run).cases(2).state(), v1::CASE_STATE_PENDING);
+  // Once that lease is completed, a third repeat carries nothing.
+  Complete(s, reply.next_lease().lease_id());
+  EXPECT_FALSE(CompleteAndAskNext(s, first->lease().lease_id()).has_next_lease());
+}
+
+// Nothing pending: the reply carries no lease and the session is free, so
+// the next run's case reaches it on the Work stream.
+TEST_F(SchedulerTest, WithNothingPendingTheReplyIsEmptyAndTheStreamServesLater) {
+  const std::string s = Register("a1");
+  Submit(1);
+  auto first = Next(s);
+  ASSERT_TRUE(first && first->has_lease());
+  EXPECT_FALSE(CompleteAndAskNext(s, first->lease().lease_id()).has_next_lease());
+  Submit(1);
+  auto later = Next(s);
+  ASSERT_TRUE(later && later->has_lease());
+}
+
+// The lease in a reply is chosen as the Work stream would choose it:
+// longest expected first, capabilities respected.
+TEST_F(SchedulerTest, TheNextLeaseInAReplyFollowsTheQueueOrder) {
+  const std::string s = Register("a1");
+  v1::SubmitRunRequest request;
+  request.mutable_suite()->set_name("lpt");
+  for (const auto& [name, ms] : std::vector<std::pair<std::string, uint64_t>>{
+           {"short", 100}, {"gpu", 9'000}, {"long", 5'000}, {"middle", 1'000}}) {
+    auto* c = request.mutable_suite()->add_cases();
+    c->set_name(name);
+    c->add_argv("/bin/true");
+    c->set_expected_duration_ms(ms);
+    if (name == "gpu") c->mutable_requirements()->set_device(v1::Requirements::DEVICE_GPU);
+  }
+  Register("gpu-agent", /*gpu=*/true);  // so the GPU case is accepted, and waits for it
+  ASSERT_TRUE(scheduler_->Submit(request).ok());
+  auto item = Next(s);
+  ASSERT_TRUE(item && item->has_lease());
+  std::vector<std::string> order{item->lease().spec().name()};
+  for (v1::CompleteLeaseResponse reply = CompleteAndAskNext(s, item->lease().lease_id()); reply.has_next_lease();
+       reply = CompleteAndAskNext(s, reply.next_lease().lease_id())) {
+    order.push_back(reply.next_lease().spec().name());
+  }
+  EXPECT_THAT(order, ::testing::ElementsAre("long", "middle", "short"));
+}
+
+// A watcher without results gets case events without them; the log keeps
+// them for a watcher that wants them.
+TEST_F(SchedulerTest, AWatcherWithoutResultsGetsEventsWithoutThemAndOthersStillDo) {
+  const std::string s = Register("a1");
+  const std::string run = Submit(1);
+  size_t bare = 0, full = 0;
+  ASSERT_TRUE(scheduler_->Snapshot(run, &bare).ok());
+  full = bare;
+  auto item = Next(s);
+  ASSERT_TRUE(item);
+  Complete(s, item->lease().lease_id());
+  auto last_case_event = [](const std::vector<v1::RunEvent>& events) {
+    v1::CaseStatus last;
+    for (const auto& e : events) {
+      if (e.has_case_changed()) last = e.case_changed();
+    }
+    return last;
+  };
+  std::vector<v1::RunEvent> without, with;
+  ASSERT_TRUE(scheduler_->WaitRunEvents(run, &bare, 0, &without, /*without_results=*/true).ok());
+  ASSERT_TRUE(scheduler_->WaitRunEvents(run, &full, 0, &with).ok());
+  EXPECT_EQ(last_case_event(without).state(), v1::CASE_STATE_DONE);
+  EXPECT_FALSE(last_case_event(without).has_result());
+  EXPECT_EQ(last_case_event(with).result().outcome(), v1::CaseResult::OUTCOME_OK);
+  EXPECT_EQ(without.size(), with.size());
 }
 
 }  // namespace
