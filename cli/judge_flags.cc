@@ -24,8 +24,8 @@ void AddJudgeFlags(CLI::App* cmd, JudgeSettings* flags, bool with_history) {
     cmd->add_option("--history-floor", flags->history_floor,
                     "history: the smallest threshold, >= 0, like 1% or 0.01 (default 1%)");
   }
-  cmd->add_option("--base-env", flags->base_env, "A/B: NAME=VALUE for the base variant (repeatable)");
-  cmd->add_option("--head-env", flags->head_env, "A/B: NAME=VALUE for the head variant (repeatable)");
+  cmd->add_option("--base-env", flags->base_env, "A/B: NAME=VALUE for the base variant of every case, or CASE:NAME=VALUE for one case (repeatable)");
+  cmd->add_option("--head-env", flags->head_env, "A/B: NAME=VALUE for the head variant of every case, or CASE:NAME=VALUE for one case (repeatable)");
   cmd->add_option("--base-root", flags->base_root, "A/B: ${VARIANT_ROOT} for the base variant");
   cmd->add_option("--head-root", flags->head_root, "A/B: ${VARIANT_ROOT} for the head variant");
 }
