@@ -181,17 +181,19 @@ absl::StatusOr<std::vector<RegionCount>> ReadRegionCounts(const std::string& out
 namespace {
 
 // The agent's own variables a region run keeps: where programs, libraries
-// and Python modules are found, and perfgate's and Python's settings. The
-// rest (a shell's OLDPWD, a CI job's ids, what a script exported) is left
+// and Python modules are found, where perfgate's case programs are, its
+// slowdown knob, and Python's settings. The rest (a shell's OLDPWD, a CI
+// job's ids, a script's PERFGATE_REPORT_DIR, the agent's token) is left
 // out: an interpreter's memory layout, and with it the count, follows the
 // number and size of its environment strings (CPython's attribute cache is
 // indexed by the address of the name), and who started the agent must not
 // change a count.
 bool KeptInRegionRuns(absl::string_view name) {
-  for (absl::string_view kept : {"PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "LD_LIBRARY_PATH", "LD_PRELOAD"}) {
+  for (absl::string_view kept : {"PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "LD_LIBRARY_PATH", "LD_PRELOAD",
+                                 "PERFGATE_EXE_DIR", "PERFGATE_SLOWDOWN_PCT"}) {
     if (name == kept) return true;
   }
-  return absl::StartsWith(name, "PERFGATE_") || absl::StartsWith(name, "PYTHON");
+  return absl::StartsWith(name, "PYTHON");
 }
 
 }  // namespace

@@ -60,8 +60,8 @@ struct RegionRun {
 // The whole environment of a region run: the case's and variant's variables
 // (`overlay`), perfgate's, PYTHONHASHSEED=0 unless the case sets it, and of
 // the agent's own only PATH, HOME, LANG, LC_ALL, TMPDIR, LD_LIBRARY_PATH,
-// LD_PRELOAD, PERFGATE_* and PYTHON*, so a count does not depend on who
-// started the agent. `preload` goes first in LD_PRELOAD.
+// LD_PRELOAD, PERFGATE_EXE_DIR, PERFGATE_SLOWDOWN_PCT and PYTHON*, so a
+// count does not depend on who started the agent. `preload` goes first in LD_PRELOAD.
 std::map<std::string, std::string> RegionEnvironment(const std::map<std::string, std::string>& overlay,
                                                      const std::string& preload);
 

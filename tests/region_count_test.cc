@@ -98,8 +98,10 @@ TEST_F(RegionCountTest, AgentsOwnEnvironmentDoesNotChangeTheCount) {
   const v1::CaseSpec spec = RegionSpin("1000", "20000", "environ");
   const double plain = count(spec);
   ASSERT_EQ(setenv("REGION_TEST_UNRELATED", std::string(4096, 'x').c_str(), 1), 0);
+  ASSERT_EQ(setenv("PERFGATE_REPORT_DIR", "/tmp/what-a-script-exported", 1), 0);
   const double with_unrelated = count(spec);
   unsetenv("REGION_TEST_UNRELATED");
+  unsetenv("PERFGATE_REPORT_DIR");
   EXPECT_EQ(with_unrelated, plain);
   v1::CaseSpec own = spec;
   (*own.mutable_env())["REGION_TEST_OWN"] = std::string(4096, 'x');
