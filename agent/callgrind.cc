@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <optional>
 #include <fstream>
+#include <map>
 #include <set>
 #include <string>
 #include <tuple>
@@ -16,6 +17,8 @@
 #include "absl/strings/strip.h"
 #include "absl/strings/match.h"
 #include "agent/executor.h"
+
+extern char** environ;
 
 namespace perfgate {
 
@@ -175,17 +178,54 @@ absl::StatusOr<std::vector<RegionCount>> ReadRegionCounts(const std::string& out
   return regions;
 }
 
+namespace {
+
+// The agent's own variables a region run keeps: where programs, libraries
+// and Python modules are found, where perfgate's case programs are, its
+// slowdown knob, and Python's settings. The rest (a shell's OLDPWD, a CI
+// job's ids, a script's PERFGATE_REPORT_DIR, the agent's token) is left
+// out: an interpreter's memory layout, and with it the count, follows the
+// number and size of its environment strings (CPython's attribute cache is
+// indexed by the address of the name), and who started the agent must not
+// change a count.
+bool KeptInRegionRuns(absl::string_view name) {
+  for (absl::string_view kept : {"PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "LD_LIBRARY_PATH", "LD_PRELOAD",
+                                 "PERFGATE_EXE_DIR", "PERFGATE_SLOWDOWN_PCT"}) {
+    if (name == kept) return true;
+  }
+  return absl::StartsWith(name, "PYTHON");
+}
+
+}  // namespace
+
+std::map<std::string, std::string> RegionEnvironment(const std::map<std::string, std::string>& overlay,
+                                                     const std::string& preload) {
+  std::map<std::string, std::string> env;
+  for (char** e = environ; e && *e; ++e) {
+    std::pair<std::string, std::string> entry = absl::StrSplit(*e, absl::MaxSplits('=', 1));
+    if (KeptInRegionRuns(entry.first)) env.insert(std::move(entry));
+  }
+  for (const auto& [name, value] : overlay) env[name] = value;
+  env[kRegionCounterEnv] = "callgrind";
+  // Python's str and bytes hashes (dict and set layout) the same every run.
+  env.emplace("PYTHONHASHSEED", "0");
+  if (!preload.empty()) {
+    std::string& value = env["LD_PRELOAD"];
+    value = value.empty() ? preload : absl::StrCat(preload, ":", value);
+  }
+  return env;
+}
+
 RegionRun RunRegionCallgrind(const ExecSpec& exec, const std::string& valgrind, const std::string& out_dir,
                              const std::string& preload, const CancelToken* cancel) {
   ExecSpec wrapped = exec;
-  wrapped.argv = RegionCallgrindArgv(valgrind, exec.argv, out_dir);
-  wrapped.env[kRegionCounterEnv] = "callgrind";
-  if (!preload.empty()) {
-    const char* inherited = std::getenv("LD_PRELOAD");
-    std::string& value = wrapped.env["LD_PRELOAD"];
-    if (value.empty() && inherited) value = inherited;
-    value = value.empty() ? preload : absl::StrCat(preload, ":", value);
+  // env -i: the executor lays the case's variables over the agent's whole
+  // environment; a region run gets RegionEnvironment's fixed one instead.
+  wrapped.argv = {"/usr/bin/env", "-i"};
+  for (const auto& [name, value] : RegionEnvironment(exec.env, preload)) {
+    wrapped.argv.push_back(absl::StrCat(name, "=", value));
   }
+  for (std::string& arg : RegionCallgrindArgv(valgrind, exec.argv, out_dir)) wrapped.argv.push_back(std::move(arg));
   wrapped.count_instructions = false;
   // Valgrind is slow; give it room rather than report a false timeout.
   if (wrapped.timeout_ms) wrapped.timeout_ms *= 100;

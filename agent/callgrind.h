@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -56,6 +57,14 @@ struct RegionRun {
   absl::StatusOr<std::vector<RegionCount>> regions = absl::UnknownError("not run");
   std::string unavailable;
 };
+// The whole environment of a region run: the case's and variant's variables
+// (`overlay`), perfgate's, PYTHONHASHSEED=0 unless the case sets it, and of
+// the agent's own only PATH, HOME, LANG, LC_ALL, TMPDIR, LD_LIBRARY_PATH,
+// LD_PRELOAD, PERFGATE_EXE_DIR, PERFGATE_SLOWDOWN_PCT and PYTHON*, so a
+// count does not depend on who started the agent. `preload` goes first in LD_PRELOAD.
+std::map<std::string, std::string> RegionEnvironment(const std::map<std::string, std::string>& overlay,
+                                                     const std::string& preload);
+
 // `preload`: a library to preload (HostFingerprint.region_counter_preload).
 RegionRun RunRegionCallgrind(const ExecSpec& exec, const std::string& valgrind, const std::string& out_dir,
                              const std::string& preload, const CancelToken* cancel);

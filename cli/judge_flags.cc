@@ -28,8 +28,8 @@ void AddJudgeFlags(CLI::App* cmd, JudgeSettings* flags, bool with_history) {
                     "history: the smallest threshold of metrics measured in time, >= 0 (default 5%: a load rise "
                     "moves even CPU times by 1-2% here)");
   }
-  cmd->add_option("--base-env", flags->base_env, "A/B: NAME=VALUE for the base variant (repeatable)");
-  cmd->add_option("--head-env", flags->head_env, "A/B: NAME=VALUE for the head variant (repeatable)");
+  cmd->add_option("--base-env", flags->base_env, "A/B: NAME=VALUE for the base variant of every case, or CASE:NAME=VALUE for one case (repeatable)");
+  cmd->add_option("--head-env", flags->head_env, "A/B: NAME=VALUE for the head variant of every case, or CASE:NAME=VALUE for one case (repeatable)");
   cmd->add_option("--base-root", flags->base_root, "A/B: ${VARIANT_ROOT} for the base variant");
   cmd->add_option("--head-root", flags->head_root, "A/B: ${VARIANT_ROOT} for the head variant");
 }

@@ -61,29 +61,71 @@ absl::StatusOr<Policy> ResolvePolicy(const v1::Suite& suite, const JudgeSettings
   return policy;
 }
 
+namespace {
+
+// One --base-env/--head-env entry: NAME=VALUE for every case, or
+// CASE:NAME=VALUE for one (a colon before the '=': names have none).
+struct EnvSetting {
+  std::string case_name;  // empty: every case
+  std::string name, value;
+};
+
+absl::StatusOr<EnvSetting> ParseEnvSetting(const std::string& text, const char* flag) {
+  const auto eq = text.find('=');
+  const auto colon = text.rfind(':', eq);
+  EnvSetting setting;
+  const size_t name_start = colon == std::string::npos ? 0 : colon + 1;
+  if (colon != std::string::npos) setting.case_name = text.substr(0, colon);
+  if (eq == std::string::npos || eq == name_start || colon == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(flag, " takes NAME=VALUE or CASE:NAME=VALUE, got '", text, "'"));
+  }
+  setting.name = text.substr(name_start, eq - name_start);
+  setting.value = text.substr(eq + 1);
+  return setting;
+}
+
+}  // namespace
+
 absl::Status ApplyVariants(const JudgeSettings& flags, uint32_t min_samples, v1::Suite* suite) {
   if (flags.base_env.empty() && flags.head_env.empty() && flags.base_root.empty() && flags.head_root.empty()) {
     return absl::OkStatus();
   }
+  std::vector<std::string> case_names;
+  for (const auto& c : suite->cases()) case_names.push_back(c.name());
   v1::Variant base, head;
   base.set_name(SideName(Side::kBase));
   head.set_name(SideName(Side::kHead));
   base.set_root(flags.base_root);
   head.set_root(flags.head_root);
+  // Per side: the settings for every case, then those for one case each.
+  std::vector<std::pair<v1::Variant*, EnvSetting>> per_case;
   for (auto [list, variant, flag] :
        {std::tuple{&flags.base_env, &base, "--base-env"}, std::tuple{&flags.head_env, &head, "--head-env"}}) {
-    for (const auto& kv : *list) {
-      const auto eq = kv.find('=');
-      if (eq == std::string::npos || eq == 0) {
-        return absl::InvalidArgumentError(absl::StrCat(flag, " takes NAME=VALUE, got '", kv, "'"));
+    for (const auto& text : *list) {
+      auto setting = ParseEnvSetting(text, flag);
+      if (!setting.ok()) return setting.status();
+      if (setting->case_name.empty()) {
+        (*variant->mutable_env())[setting->name] = setting->value;
+      } else if (std::find(case_names.begin(), case_names.end(), setting->case_name) == case_names.end()) {
+        return absl::InvalidArgumentError(absl::StrCat(flag, " ", text, ": suite '", suite->name(),
+                                                       "' has no case '", setting->case_name,
+                                                       "' (its cases: ", absl::StrJoin(case_names, ", "), ")"));
+      } else {
+        per_case.emplace_back(variant, *std::move(setting));
       }
-      (*variant->mutable_env())[kv.substr(0, eq)] = kv.substr(eq + 1);
     }
   }
   for (auto& c : *suite->mutable_cases()) {
     c.clear_variants();
-    *c.add_variants() = base;
-    *c.add_variants() = head;
+    v1::Variant* case_base = c.add_variants();
+    v1::Variant* case_head = c.add_variants();
+    *case_base = base;
+    *case_head = head;
+    for (const auto& [side, setting] : per_case) {
+      if (setting.case_name != c.name()) continue;
+      (*(side == &base ? case_base : case_head)->mutable_env())[setting.name] = setting.value;
+    }
     c.set_repeats(std::max(c.repeats(), min_samples));
   }
   return absl::OkStatus();

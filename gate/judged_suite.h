@@ -22,7 +22,7 @@ struct JudgeSettings {
   std::string main_branch;
   // Judging options as the suite writes them ("0.05", "1%").
   std::string alpha, min_effect, history_k, history_floor, history_time_floor;
-  std::vector<std::string> base_env, head_env;  // NAME=VALUE
+  std::vector<std::string> base_env, head_env;  // NAME=VALUE, or CASE:NAME=VALUE for one case
   std::string base_root, head_root;
 };
 
@@ -38,7 +38,8 @@ absl::StatusOr<JudgedSuite> LoadJudgedSuite(const std::string& path, const Judge
 absl::StatusOr<Policy> ResolvePolicy(const v1::Suite& suite, const JudgeSettings& settings);
 
 // With A/B settings, gives every case a base and a head variant and at least
-// `min_samples` samples per side. Errors are bad input.
+// `min_samples` samples per side; a CASE:NAME=VALUE setting goes to that case
+// only. Errors are bad input (an unknown case is named with the suite's cases).
 absl::Status ApplyVariants(const JudgeSettings& settings, uint32_t min_samples, v1::Suite* suite);
 
 }  // namespace perfgate

@@ -8,6 +8,11 @@
 #   scripts/torch-suites.sh [GATE FLAGS...]   e.g. --head-env PERFGATE_SLOWDOWN_PCT=5
 # PERFGATE_TORCH_SUITES="torch torch_inline" picks suites; PERFGATE_REPORT_DIR
 # keeps each suite's JSON report there (for `perfgate baseline update`).
+# PERFGATE_TORCH_AB_SLOW="runtime_overhead torch_function" makes it the A/B
+# check: every case runs base against head, and only the named cases' heads
+# get PERFGATE_SLOWDOWN_PCT=${PERFGATE_TORCH_AB_PCT:-5} (`--head-env
+# CASE:NAME=VALUE`); the others have the variable at 0 on both sides, so
+# their two sides are identical.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 perfgate=$PWD/build/perfgate
@@ -45,7 +50,15 @@ gates=()
 for suite in $suites; do
   report=()
   [ -n "${PERFGATE_REPORT_DIR:-}" ] && report=(--json "$PERFGATE_REPORT_DIR/$suite.json")
-  "$perfgate" gate --suite "bench_cases/$suite.yaml" --coordinator "$address" "${report[@]}" "$@" \
+  ab=()
+  if [ -n "${PERFGATE_TORCH_AB_SLOW:-}" ]; then
+    ab=(--base-env PERFGATE_SLOWDOWN_PCT=0 --head-env PERFGATE_SLOWDOWN_PCT=0)
+    for slow in $PERFGATE_TORCH_AB_SLOW; do
+      grep -q "^  - name: $slow\$" "bench_cases/$suite.yaml" &&
+        ab+=(--head-env "$slow:PERFGATE_SLOWDOWN_PCT=${PERFGATE_TORCH_AB_PCT:-5}")
+    done
+  fi
+  "$perfgate" gate --suite "bench_cases/$suite.yaml" --coordinator "$address" "${report[@]}" "${ab[@]}" "$@" \
     > "$state/$suite.out" 2>&1 &
   gates+=("$suite:$!")
 done

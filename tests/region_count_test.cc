@@ -86,6 +86,33 @@ TEST_F(RegionCountTest, CountsOnlyTheRegionsIdenticallyRunToRun) {
 
 }
 
+// The case reads its whole environment inside the region; an agent variable
+// that is none of the case's business (a shell's OLDPWD, a CI job id, what a
+// script exported) must not change the count, while the case's own do.
+TEST_F(RegionCountTest, AgentsOwnEnvironmentDoesNotChangeTheCount) {
+  auto count = [&](const v1::CaseSpec& spec) {
+    const v1::CaseResult result = RunCase(spec, host_, {});
+    EXPECT_EQ(result.outcome(), v1::CaseResult::OUTCOME_OK) << result.error();
+    return Values(result, "agent:callgrind-region")["spin_region,instruction_count"].at(0);
+  };
+  const v1::CaseSpec spec = RegionSpin("1000", "20000", "environ");
+  const double plain = count(spec);
+  ASSERT_EQ(setenv("REGION_TEST_UNRELATED", std::string(4096, 'x').c_str(), 1), 0);
+  ASSERT_EQ(setenv("PERFGATE_REPORT_DIR", "/tmp/what-a-script-exported", 1), 0);
+  const double with_unrelated = count(spec);
+  unsetenv("REGION_TEST_UNRELATED");
+  unsetenv("PERFGATE_REPORT_DIR");
+  EXPECT_EQ(with_unrelated, plain);
+  v1::CaseSpec own = spec;
+  (*own.mutable_env())["REGION_TEST_OWN"] = std::string(4096, 'x');
+  EXPECT_GT(count(own), plain + 4096);
+  const std::map<std::string, std::string> env = RegionEnvironment({{"PYTHONHASHSEED", "7"}}, "/shim.so");
+  EXPECT_EQ(env.at("PYTHONHASHSEED"), "7");
+  EXPECT_EQ(env.at(kRegionCounterEnv), "callgrind");
+  EXPECT_EQ(env.at("LD_PRELOAD").rfind("/shim.so", 0), 0u);
+  EXPECT_EQ(RegionEnvironment({}, "").at("PYTHONHASHSEED"), "0");
+}
+
 TEST_F(RegionCountTest, SlowdownAddsWorkInsideTheRegion) {
   v1::CaseSpec slowed = RegionSpin("1000", "20000");
   (*slowed.mutable_env())["PERFGATE_SLOWDOWN_PCT"] = "5";

@@ -7,7 +7,8 @@
 // Usage: runtime_overhead RESULT_FILE [CALLS] [REPEATS]
 //
 // Timed runs append `NAME,time_per_iteration_ns,NANOSECONDS` (median over
-// REPEATS blocks of CALLS calls; whole nanoseconds, because PyTorch's
+// REPEATS blocks of CALLS calls of the thread's CPU time, not wall time: on a
+// loaded machine wall time counts the waits for a core; whole nanoseconds, because PyTorch's
 // expected-results format holds integers). In the agent's region-count runs each variant is a
 // region of kCountedCalls calls instead: the row NAME,instruction_count.
 // PERFGATE_SLOWDOWN_PCT=N runs N% more calls in every block and region while
@@ -17,7 +18,7 @@
 #include <c10/core/InferenceMode.h>
 
 #include <algorithm>
-#include <chrono>
+#include <ctime>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -92,22 +93,27 @@ void CountRegion(const Variant& v) {
   perfgate_region::End(name.c_str());
 }
 
+// This thread's CPU time (at::set_num_threads(1): the work runs here).
+double CpuSeconds() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
 double SecondsPerCall(const Variant& v, int calls, int repeats) {
   std::vector<at::Tensor> inputs = Inputs(v);
   auto nothing = [] {};
   for (int i = 0; i < 100; ++i) Call(v, inputs[i % inputs.size()], nothing, nothing);
-  using Clock = std::chrono::steady_clock;
   const uint64_t slowed = perfgate_region::WithSlowdown(calls);
   std::vector<double> per_call;
   for (int r = 0; r < repeats; ++r) {
-    Clock::duration paused{};
-    Clock::time_point pause_start;
-    auto pause = [&] { pause_start = Clock::now(); };
-    auto resume = [&] { paused += Clock::now() - pause_start; };
-    const auto start = Clock::now();
+    double paused = 0;
+    double pause_start = 0;
+    auto pause = [&] { pause_start = CpuSeconds(); };
+    auto resume = [&] { paused += CpuSeconds() - pause_start; };
+    const double start = CpuSeconds();
     for (uint64_t i = 0; i < slowed; ++i) Call(v, inputs[i % inputs.size()], pause, resume);
-    const auto busy = Clock::now() - start - paused;
-    per_call.push_back(std::chrono::duration<double>(busy).count() / calls);
+    per_call.push_back((CpuSeconds() - start - paused) / calls);
   }
   std::nth_element(per_call.begin(), per_call.begin() + per_call.size() / 2, per_call.end());
   return per_call[per_call.size() / 2];

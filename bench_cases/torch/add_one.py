@@ -6,14 +6,13 @@ torch.jit.script is the compiler.
 Usage: add_one.py RESULT_FILE [CALLS_PER_REPEAT] [REPEATS]
 
 Appends NAME,time_per_call_ns,NANOSECONDS (median over REPEATS blocks of
-calls) and NAME,warmup_ns,NANOSECONDS (scripting plus the first three calls, apart from
+calls, the thread's CPU time) and NAME,warmup_ns,NANOSECONDS (scripting plus the first three calls, apart from
 the per-call time, as overheads.py prints it). Whole nanoseconds, because
 PyTorch's expected-results format holds integers. PERFGATE_SLOWDOWN_PCT=N makes
 N% more calls per block, divided by the nominal count.
 """
 import statistics
 import sys
-import time
 import timeit
 
 import torch
@@ -33,12 +32,12 @@ def calls(fn, x, n):
 def bench(make_fn, requires_grad, number, repeat):
     torch.manual_seed(0)
     x = torch.randn(1, requires_grad=requires_grad)
-    start = time.perf_counter()
+    start = perfgate_region.cpu_seconds()
     fn = make_fn()
     calls(fn, x, 3)
-    warmup = time.perf_counter() - start
+    warmup = perfgate_region.cpu_seconds() - start
     slowed = perfgate_region.with_slowdown(number)
-    times = timeit.repeat(lambda: calls(fn, x, slowed), number=1, repeat=repeat)
+    times = timeit.repeat(lambda: calls(fn, x, slowed), timer=perfgate_region.cpu_seconds, number=1, repeat=repeat)
     return statistics.median(times) / number, warmup
 
 

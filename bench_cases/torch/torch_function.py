@@ -4,7 +4,8 @@ overrides it (the four cases of PyTorch's overrides_benchmark).
 
 Usage: torch_function.py RESULT_FILE [CALLS_PER_REPEAT] [REPEATS]
 
-Timed runs append NAME,time_per_call_ns,NANOSECONDS (median over REPEATS;
+Timed runs append NAME,time_per_call_ns,NANOSECONDS (median over REPEATS of
+the thread's CPU time;
 whole nanoseconds: PyTorch's expected-results format holds integers). In
 the agent's region-count runs each case is a region of 100 calls instead
 (NAME,instruction_count). PERFGATE_SLOWDOWN_PCT=N makes N% more calls in
@@ -50,7 +51,7 @@ def calls(a, b, n):
 def per_call_seconds(a, b, number, repeat):
     calls(a, b, 3)
     slowed = perfgate_region.with_slowdown(number)
-    times = timeit.repeat(lambda: calls(a, b, slowed), number=1, repeat=repeat)
+    times = timeit.repeat(lambda: calls(a, b, slowed), timer=perfgate_region.cpu_seconds, number=1, repeat=repeat)
     return statistics.median(times) / number
 
 
