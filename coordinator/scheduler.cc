@@ -459,6 +459,7 @@ absl::StatusOr<v1::CompleteLeaseResponse> Scheduler::Complete(const v1::Complete
   }
   std::lock_guard lock(mu_);
   auto found = LeaseToComplete(request);
+  if (absl::IsNotFound(found.status())) return TakeLateResult(request);
   if (!found.ok()) return found.status();
   LeaseRecord& lease = **found;
   const std::pair<std::string, std::string> key{lease.lease_id, lease.session_id};
@@ -487,18 +488,43 @@ absl::StatusOr<v1::CompleteLeaseResponse> Scheduler::Complete(const v1::Complete
   return TakeCountedResult(lease, request.result(), request.want_next_lease(), now);
 }
 
+absl::Status Scheduler::CheckHolder(const LeaseRecord& lease, const std::string& session_id) {
+  if (lease.session_id == session_id) return absl::OkStatus();
+  ++stats_.results_refused;
+  return absl::PermissionDeniedError(absl::StrCat("lease '", lease.lease_id, "' is not held by session '", session_id,
+                                                  "'; only its holder may complete it"));
+}
+
 absl::StatusOr<LeaseRecord*> Scheduler::LeaseToComplete(const v1::CompleteLeaseRequest& request) {
   auto it = leases_.find(request.lease_id());
   if (it == leases_.end()) {
     return absl::NotFoundError(absl::StrCat("unknown lease '", request.lease_id(), "'"));
   }
   LeaseRecord& lease = it->second;
-  if (lease.session_id != request.session_id()) {
-    ++stats_.results_refused;
-    return absl::PermissionDeniedError(absl::StrCat("lease '", lease.lease_id, "' is not held by session '",
-                                                    request.session_id(), "'; only its holder may complete it"));
-  }
+  if (auto s = CheckHolder(lease, request.session_id()); !s.ok()) return s;
   return &lease;
+}
+
+absl::StatusOr<v1::CompleteLeaseResponse> Scheduler::TakeLateResult(const v1::CompleteLeaseRequest& request) {
+  auto stored = store_->LoadLease(request.lease_id());
+  if (!stored.ok()) return StoreFailed(stored.status(), "late result's lease");
+  if (!stored->has_value()) return absl::NotFoundError(absl::StrCat("unknown lease '", request.lease_id(), "'"));
+  const LeaseRecord& lease = (*stored)->lease;
+  if (auto s = CheckHolder(lease, request.session_id()); !s.ok()) return s;
+  v1::CompleteLeaseResponse response;
+  if (const auto taken = (*stored)->result) {
+    ++stats_.results_duplicate;
+    response.set_disposition(*taken == ResultDisposition::kCounted ? v1::CompleteLeaseResponse::DISPOSITION_ACCEPTED
+                                                                   : v1::CompleteLeaseResponse::DISPOSITION_STALE);
+    return response;
+  }
+  if (auto s = store_->InsertResult(lease, ResultDisposition::kStale, request.result(), clock_->NowMs()); !s.ok()) {
+    return StoreFailed(s, "stale result");
+  }
+  ++stats_.results_stale;
+  if (listener_) listener_->OnResult("", "", lease.pool, DispositionName(Disposition::kStale), request.result(), 0);
+  response.set_disposition(v1::CompleteLeaseResponse::DISPOSITION_STALE);
+  return response;
 }
 
 absl::StatusOr<v1::CompleteLeaseResponse> Scheduler::TakeStaleResult(LeaseRecord& lease,
@@ -661,7 +687,7 @@ void Scheduler::EvictFinishedRuns() {
     finished_order_.pop_front();
     if (it == runs_.end()) continue;
     // Its leases are all ended; the store keeps them. A late report for one
-    // gets NotFound, which the agent logs and drops.
+    // is taken from the store (TakeLateResult): kept as stale, never lost.
     for (const auto& lease_id : it->second.lease_ids) {
       auto lease = leases_.find(lease_id);
       if (lease == leases_.end()) continue;

@@ -225,6 +225,13 @@ class Scheduler {
   // then a result for an ended lease, or the counted one.
   absl::StatusOr<LeaseRecord*> LeaseToComplete(const v1::CompleteLeaseRequest& request)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Only the session holding a lease may report it (counted in results_refused otherwise).
+  absl::Status CheckHolder(const LeaseRecord& lease, const std::string& session_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A result for a lease no longer in memory: its run finished and left
+  // memory, or finished before a restart. Kept as stale if it is the lease's
+  // first; a repeat gets the answer the first one got.
+  absl::StatusOr<v1::CompleteLeaseResponse> TakeLateResult(const v1::CompleteLeaseRequest& request)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<v1::CompleteLeaseResponse> TakeStaleResult(LeaseRecord& lease, const v1::CaseResult& result,
                                                             bool unrequested_cancel, int64_t now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -102,6 +102,7 @@ class Statement {
   std::string Id(int col, std::string_view prefix) const {
     return ExpandId(prefix, Blob(col), sqlite3_column_type(stmt_, col) == SQLITE_BLOB);
   }
+  bool IsNull(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
 
  private:
   sqlite3_stmt* stmt_;
@@ -115,6 +116,32 @@ constexpr char kCacheSize[] = "PRAGMA cache_size=-1024";
 
 constexpr std::string_view kLeasePrefix = "lease";
 constexpr std::string_view kSessionPrefix = "session";
+
+// Lease rows as LeaseFrom reads them, then whether the result counted (NULL:
+// no result yet). The literal state (kActive) lets SQLite use the partial
+// index of active leases.
+static_assert(static_cast<int>(LeaseState::kActive) == 1);
+constexpr char kSelectActiveLeases[] =
+    "SELECT l.lease_id, r.run_id, l.case_index, l.attempt, l.agent_id, l.session_id, l.state, l.granted_at_ms, "
+    "l.expires_at_ms, l.pool, l.counted FROM leases l JOIN runs r ON r.seq = l.run_seq WHERE l.state = 1";
+constexpr char kSelectLeaseById[] =
+    "SELECT l.lease_id, r.run_id, l.case_index, l.attempt, l.agent_id, l.session_id, l.state, l.granted_at_ms, "
+    "l.expires_at_ms, l.pool, l.counted FROM leases l JOIN runs r ON r.seq = l.run_seq WHERE l.lease_id = ?";
+
+LeaseRecord LeaseFrom(const Statement& row) {
+  LeaseRecord l;
+  l.lease_id = row.Id(0, kLeasePrefix);
+  l.run_id = row.Text(1);
+  l.case_index = static_cast<int>(row.Int(2));
+  l.attempt = static_cast<uint32_t>(row.Int(3));
+  l.agent_id = row.Text(4);
+  l.session_id = row.Id(5, kSessionPrefix);
+  l.state = static_cast<LeaseState>(row.Int(6));
+  l.granted_at_ms = row.Int(7);
+  l.expires_at_ms = row.Int(8);
+  l.pool = row.Text(9);
+  return l;
+}
 
 double Median(std::vector<double> values) {
   std::sort(values.begin(), values.end());
@@ -338,6 +365,18 @@ class SqliteStore final : public Store {
     return CommitUnlessBatched();
   }
 
+  absl::StatusOr<std::optional<StoredLease>> LoadLease(const std::string& lease_id) override {
+    WriteLock lock(this);
+    Statement q(*writes_, kSelectLeaseById);
+    q.Bind(1, CompactId(kLeasePrefix, lease_id));
+    const int rc = q.Step();
+    if (rc == SQLITE_DONE) return std::nullopt;
+    if (rc != SQLITE_ROW) return Fail("load lease");
+    StoredLease stored{LeaseFrom(q), std::nullopt};
+    if (!q.IsNull(10)) stored.result = q.Int(10) ? ResultDisposition::kCounted : ResultDisposition::kStale;
+    return stored;
+  }
+
   absl::Status RecordCaseDuration(const std::string& suite_name, const std::string& case_name,
                                   const std::string& pool, int64_t duration_ms) override {
     WriteLock lock(this);
@@ -395,26 +434,8 @@ class SqliteStore final : public Store {
       state.runs.push_back(*std::move(run));
       state.suites.push_back(std::move(suite));
     }
-    // The literal state (kActive) lets SQLite use the partial index of active leases.
-    static_assert(static_cast<int>(LeaseState::kActive) == 1);
-    Statement leases(*writes_,
-                     "SELECT l.lease_id, r.run_id, l.case_index, l.attempt, l.agent_id, l.session_id, l.state, "
-                     "l.granted_at_ms, l.expires_at_ms, l.pool FROM leases l JOIN runs r ON r.seq = l.run_seq "
-                     "WHERE l.state = 1");
-    while (leases.Step() == SQLITE_ROW) {
-      LeaseRecord l;
-      l.lease_id = leases.Id(0, kLeasePrefix);
-      l.run_id = leases.Text(1);
-      l.case_index = static_cast<int>(leases.Int(2));
-      l.attempt = static_cast<uint32_t>(leases.Int(3));
-      l.agent_id = leases.Text(4);
-      l.session_id = leases.Id(5, kSessionPrefix);
-      l.state = static_cast<LeaseState>(leases.Int(6));
-      l.granted_at_ms = leases.Int(7);
-      l.expires_at_ms = leases.Int(8);
-      l.pool = leases.Text(9);
-      state.active_leases.push_back(std::move(l));
-    }
+    Statement leases(*writes_, kSelectActiveLeases);
+    while (leases.Step() == SQLITE_ROW) state.active_leases.push_back(LeaseFrom(leases));
     Statement sessions(*writes_, "SELECT session_id, agent_id, pool, labels, host, last_seen_ms FROM sessions");
     while (sessions.Step() == SQLITE_ROW) {
       SessionRecord r;

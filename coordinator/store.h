@@ -43,6 +43,12 @@ struct SessionRecord {
 // How a received result was taken.
 enum class ResultDisposition { kCounted = 1, kStale = 2 };
 
+// A lease as the store holds it, and how its result was taken, if one came.
+struct StoredLease {
+  LeaseRecord lease;
+  std::optional<ResultDisposition> result;
+};
+
 // What a restarted coordinator needs: runs not yet final (with their cases),
 // their active leases, and the live agent sessions.
 struct RecoveredState {
@@ -79,6 +85,9 @@ class Store {
   virtual absl::Status UpdateCase(const std::string& run_id, int case_index, const v1::CaseStatus& status) = 0;
 
   virtual absl::Status InsertLease(const LeaseRecord& lease) = 0;
+  // Any lease ever granted, by id, with how its result was taken; nullopt if
+  // the store never saw it. For results that arrive after their run left memory.
+  virtual absl::StatusOr<std::optional<StoredLease>> LoadLease(const std::string& lease_id) = 0;
   virtual absl::Status UpdateLease(const std::string& lease_id, LeaseState state, int64_t expires_at_ms) = 0;
 
   // Keeps a result and its raw samples. Counted results are what the run

@@ -385,12 +385,51 @@ TEST_F(SchedulerTest, FinishedRunsLeaveMemoryButNotTheStore) {
   v1::Run old = Run(runs[0]);
   EXPECT_EQ(old.state(), v1::RUN_STATE_FINISHED);
   EXPECT_EQ(old.cases(0).result().outcome(), v1::CaseResult::OUTCOME_OK);
-  // A very late repeat of an evicted lease's report is refused, not counted again.
+  // A very late repeat of an evicted lease's report gets the answer the
+  // first one got (a lost acknowledgement), and is not counted again.
   v1::CompleteLeaseRequest late;
   late.set_session_id(s);
   late.set_lease_id(leases[0]);
-  EXPECT_EQ(scheduler_->Complete(late).status().code(), absl::StatusCode::kNotFound);
+  auto repeat = scheduler_->Complete(late);
+  ASSERT_TRUE(repeat.ok()) << repeat.status();
+  EXPECT_EQ(repeat->disposition(), v1::CompleteLeaseResponse::DISPOSITION_ACCEPTED);
   EXPECT_EQ(testing::QueryInt(dir_.File("perfgate.db"), "SELECT COUNT(*) FROM results WHERE counted = 1"), 3);
+  EXPECT_EQ(testing::QueryInt(dir_.File("perfgate.db"), "SELECT COUNT(*) FROM results"), 3);
+  late.set_lease_id("lease-never-granted");
+  EXPECT_EQ(scheduler_->Complete(late).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(SchedulerTest, ALateResultAfterItsRunLeftMemoryIsKeptAsStale) {
+  // An agent frozen past its lease delivers after the case was re-run
+  // elsewhere, the run finished and left memory (finished_runs_in_memory 0):
+  // the result is kept, not counted, and not lost.
+  const std::string frozen = Register("frozen");
+  const std::string awake = Register("awake");
+  const std::string run = Submit(1);
+  auto first = Next(frozen);
+  ASSERT_TRUE(first && first->has_lease());
+  clock_.Advance(options_.lease_ttl_ms);
+  KeepAlive(awake);
+  scheduler_->Sweep();
+  auto retry = Next(awake);
+  ASSERT_TRUE(retry && retry->has_lease());
+  EXPECT_EQ(Complete(awake, retry->lease().lease_id()), v1::CompleteLeaseResponse::DISPOSITION_ACCEPTED);
+  scheduler_->Sweep();  // evicts the finished run
+  ASSERT_EQ(Run(run).state(), v1::RUN_STATE_FINISHED);
+
+  // Another session may not report it ...
+  v1::CompleteLeaseRequest forged;
+  forged.set_session_id(awake);
+  forged.set_lease_id(first->lease().lease_id());
+  EXPECT_EQ(scheduler_->Complete(forged).status().code(), absl::StatusCode::kPermissionDenied);
+  // ... its holder's result is kept as stale, once, however often it is sent.
+  EXPECT_EQ(Complete(frozen, first->lease().lease_id()), v1::CompleteLeaseResponse::DISPOSITION_STALE);
+  EXPECT_EQ(Complete(frozen, first->lease().lease_id()), v1::CompleteLeaseResponse::DISPOSITION_STALE);
+  const std::string db = dir_.File("perfgate.db");
+  EXPECT_EQ(testing::QueryInt(db, "SELECT COUNT(*) FROM results WHERE counted = 0"), 1);
+  EXPECT_EQ(testing::QueryInt(db, "SELECT COUNT(*) FROM results WHERE counted = 1"), 1);
+  EXPECT_EQ(Run(run).cases(0).agent_id(), "awake") << "the counted result stands";
+  EXPECT_EQ(scheduler_->Stats().results_stale, 1u);
 }
 
 TEST_F(SchedulerTest, SubmitRejectsMalformedSuites) {
