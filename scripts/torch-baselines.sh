@@ -3,7 +3,9 @@
 # `perfgate baseline update`: runs every torch suite (scripts/torch-suites.sh)
 # PERFGATE_BASELINE_RUNS times (default 3), checks that every region count
 # came out identical in all of them, then per suite writes the last run's
-# values: counts with a tight margin (1%: they are deterministic), times with
+# values: counts with a tight margin (1% for C++; 2% for Python, whose region
+# count moves by up to 0.6% with the checkout's path, which CPython keeps in
+# memory: two clones at different paths), times with
 # a margin from their measured spread: three times the largest relative range
 # of a timed row's run medians over the runs, and at least
 # PERFGATE_TIME_MARGIN_FLOOR (default 0.25, what a loaded 2-core testbed
@@ -50,8 +52,10 @@ for (benchmark, metric), values in sorted(medians.items()):
 print(",".join(sorted(timed)) or "-", round(max(floor, 3 * spread) + 0.005, 2))
 PY
 )
+  count_margin=0.02
+  [ "$suite" = torch_runtime_overhead ] && count_margin=0.01
   build/perfgate baseline update --report "$last" --expected "$file" --keep-missing \
-    --add instruction_count,compile_time_instruction_count --new-margin 0.01
+    --add instruction_count,compile_time_instruction_count --new-margin "$count_margin"
   [ "$metrics" = "-" ] && continue
   build/perfgate baseline update --report "$last" --expected "$file" --keep-missing --add "$metrics" --new-margin "$margin"
   echo "$file: times $metrics with margin $margin"
