@@ -16,6 +16,7 @@
 #include "absl/strings/str_split.h"
 #include "coordinator/sqlite_compact.h"
 #include "coordinator/sqlite_migrations.h"
+#include "coordinator/wal_checkpointer.h"
 #include "coordinator/store.h"
 
 namespace perfgate {
@@ -114,6 +115,11 @@ class Statement {
 // are read from the OS's cache.
 constexpr char kCacheSize[] = "PRAGMA cache_size=-1024";
 
+// Checkpoint once the WAL holds this many pages (32 MiB): pages written by
+// many commits (the cases' and leases' hot pages) are copied back once, not
+// each time. On a thread of its own (WalCheckpointer), never in a commit.
+constexpr int kCheckpointPages = 8000;
+
 constexpr std::string_view kLeasePrefix = "lease";
 constexpr std::string_view kSessionPrefix = "session";
 
@@ -166,6 +172,7 @@ class SqliteStore final : public Store {
   SqliteStore(sqlite3* db, std::string path)
       : db_(db), writes_(std::make_unique<StatementCache>(db)), path_(std::move(path)) {}
   ~SqliteStore() override {
+    checkpointer_.reset();  // before the writer it hooks into
     // Statements first: a connection with statements left does not close.
     reads_.reset();
     writes_.reset();
@@ -174,10 +181,11 @@ class SqliteStore final : public Store {
   }
 
   absl::Status Migrate() {
-    // A larger WAL between checkpoints: pages written by many commits (the
-    // cases' and leases' hot pages) are copied back once, not each time.
-    if (auto s = Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; "
-                      "PRAGMA wal_autocheckpoint=8000;");
+    // Checkpoints: see kCheckpointPages (a file store hands them to a
+    // WalCheckpointer once migrated; this is the fallback until then).
+    if (auto s = Exec(absl::StrCat("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; "
+                                   "PRAGMA wal_autocheckpoint=",
+                                   kCheckpointPages, ";"));
         !s.ok()) {
       return s;
     }
@@ -215,6 +223,7 @@ class SqliteStore final : public Store {
     reader_ = reader;
     reads_ = std::make_unique<StatementCache>(reader);
   }
+  void SetCheckpointer(std::unique_ptr<WalCheckpointer> checkpointer) { checkpointer_ = std::move(checkpointer); }
 
   absl::Status BeginBatch() override {
     mu_.lock();
@@ -802,6 +811,7 @@ class SqliteStore final : public Store {
   // Reads of history and finished runs: their own connection, never under mu_.
   std::mutex read_mu_;
   sqlite3* reader_ = nullptr;
+  std::unique_ptr<WalCheckpointer> checkpointer_;
   std::unique_ptr<StatementCache> reads_ ABSL_GUARDED_BY(read_mu_);
   std::string path_;
 };
@@ -834,6 +844,11 @@ absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path, 
     return absl::UnavailableError(absl::StrCat(path, ": cannot open database for reading: ", message));
   }
   store->SetReader(reader);
+  if (path != ":memory:") {
+    auto checkpointer = WalCheckpointer::Start(db, path, kCheckpointPages);
+    if (!checkpointer.ok()) return checkpointer.status();
+    store->SetCheckpointer(*std::move(checkpointer));
+  }
   return std::unique_ptr<Store>(std::move(store));
 }
 
