@@ -17,6 +17,7 @@
 #include "core/bounded_read.h"
 #include "core/capabilities.h"
 #include "core/expand.h"
+#include "core/series.h"
 #include "core/utf8.h"
 
 namespace perfgate {
@@ -45,16 +46,6 @@ class ScratchDir {
  private:
   std::string path_;
 };
-
-void AddValue(v1::Sample* sample, const std::string& benchmark, const char* metric, double value, const char* unit,
-              const char* source) {
-  auto* v = sample->add_values();
-  v->set_benchmark(benchmark);
-  v->set_metric(metric);
-  v->set_value(value);
-  v->set_unit(unit);
-  v->set_source(source);
-}
 
 // Turns a failed run into the case's outcome. Returns false if `exec` succeeded.
 bool RecordFailure(const ExecResult& exec, const std::string& phase, v1::CaseResult* result) {

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "agent/case_runner.h"
 #include "agent/host_fingerprint.h"
+#include "core/series.h"
 #include "perfgate/v1/agent.grpc.pb.h"
 
 namespace perfgate {
@@ -17,16 +18,6 @@ namespace {
 int64_t NowNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
-}
-
-void AddValue(v1::Sample* sample, const std::string& benchmark, const char* metric, double value, const char* unit,
-              const char* source) {
-  auto* v = sample->add_values();
-  v->set_benchmark(benchmark);
-  v->set_metric(metric);
-  v->set_value(value);
-  v->set_unit(unit);
-  v->set_source(source);
 }
 
 // Seconds a simulated case lasts: argv {"sleep", SECONDS}; 0 for anything else.

@@ -19,4 +19,14 @@ std::vector<Series> CollectSeries(const v1::CaseResult& result) {
   return out;
 }
 
+void AddValue(v1::Sample* sample, const std::string& benchmark, const char* metric, double value, const char* unit,
+              const char* source) {
+  auto* v = sample->add_values();
+  v->set_benchmark(benchmark);
+  v->set_metric(metric);
+  v->set_value(value);
+  v->set_unit(unit);
+  v->set_source(source);
+}
+
 }  // namespace perfgate

@@ -24,4 +24,9 @@ struct Series {
 // In first-seen order, so tables follow the order a case reports.
 std::vector<Series> CollectSeries(const v1::CaseResult& result);
 
+// Appends one measured value to a sample: the agent's measurements, the load
+// agent's results and tests all build samples this way.
+void AddValue(v1::Sample* sample, const std::string& benchmark, const char* metric, double value, const char* unit,
+              const char* source);
+
 }  // namespace perfgate

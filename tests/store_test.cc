@@ -11,6 +11,7 @@
 #include "coordinator/scheduler.h"
 #include "coordinator/sqlite_migrations.h"
 #include "coordinator/store.h"
+#include "core/series.h"
 #include "core/time_source.h"
 #include "tests/test_util.h"
 
@@ -36,16 +37,6 @@ v1::HostFingerprint LabHost(const std::string& name) {
                        "cgroup.kill of a v2 group per run in /sys/fs/cgroup/unified/perfgate");
   host.set_region_counter_note("callgrind runs libtorch's start-up (probed /usr/lib/x86_64-linux-gnu/libhwy.so.1)");
   return host;
-}
-
-void AddValue(v1::Sample* sample, const std::string& benchmark, const char* metric, double value, const char* unit,
-              const char* source) {
-  auto* v = sample->add_values();
-  v->set_benchmark(benchmark);
-  v->set_metric(metric);
-  v->set_value(value);
-  v->set_unit(unit);
-  v->set_source(source);
 }
 
 // What the agent sends for a trivial case run once: 1 sample of its 4 metrics.
