@@ -12,10 +12,6 @@ void LimitMallocRetention() {
   mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 }
 
-}  // namespace perfgate
-
-namespace perfgate {
-
 void ReleaseFreedMemory() { malloc_trim(0); }
 
 }  // namespace perfgate
