@@ -518,23 +518,24 @@ absl::StatusOr<v1::CompleteLeaseResponse> Scheduler::TakeLateResult(const v1::Co
                                                                    : v1::CompleteLeaseResponse::DISPOSITION_STALE);
     return response;
   }
-  if (auto s = store_->InsertResult(lease, ResultDisposition::kStale, request.result(), clock_->NowMs()); !s.ok()) {
-    return StoreFailed(s, "stale result");
-  }
-  ++stats_.results_stale;
-  if (listener_) listener_->OnResult("", "", lease.pool, DispositionName(Disposition::kStale), request.result(), 0);
+  if (auto s = KeepStale(lease, request.result(), clock_->NowMs()); !s.ok()) return s;
   response.set_disposition(v1::CompleteLeaseResponse::DISPOSITION_STALE);
   return response;
 }
 
-absl::StatusOr<v1::CompleteLeaseResponse> Scheduler::TakeStaleResult(LeaseRecord& lease,
-                                                                     const v1::CaseResult& result,
-                                                                     bool unrequested_cancel, int64_t now) {
+absl::Status Scheduler::KeepStale(const LeaseRecord& lease, const v1::CaseResult& result, int64_t now) {
   if (auto s = store_->InsertResult(lease, ResultDisposition::kStale, result, now); !s.ok()) {
     return StoreFailed(s, "stale result");
   }
   ++stats_.results_stale;
   if (listener_) listener_->OnResult("", "", lease.pool, DispositionName(Disposition::kStale), result, 0);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::CompleteLeaseResponse> Scheduler::TakeStaleResult(LeaseRecord& lease,
+                                                                     const v1::CaseResult& result,
+                                                                     bool unrequested_cancel, int64_t now) {
+  if (auto s = KeepStale(lease, result, now); !s.ok()) return s;
   completed_[{lease.lease_id, lease.session_id}] = {v1::CompleteLeaseResponse::DISPOSITION_STALE, ""};
   if (unrequested_cancel) {
     LoseLease(lease.lease_id, "the agent stopped the case without being asked (outcome CANCELLED)");

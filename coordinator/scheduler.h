@@ -232,6 +232,9 @@ class Scheduler {
   // first; a repeat gets the answer the first one got.
   absl::StatusOr<v1::CompleteLeaseResponse> TakeLateResult(const v1::CompleteLeaseRequest& request)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Stores a result that does not count, and counts and reports it as stale.
+  absl::Status KeepStale(const LeaseRecord& lease, const v1::CaseResult& result, int64_t now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<v1::CompleteLeaseResponse> TakeStaleResult(LeaseRecord& lease, const v1::CaseResult& result,
                                                             bool unrequested_cancel, int64_t now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
