@@ -1,5 +1,6 @@
 #include "coordinator/low_priority_worker.h"
 
+#include <pthread.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -36,6 +37,7 @@ void LowPriorityWorker::Post(std::function<void()> task) {
 }
 
 void LowPriorityWorker::Loop(int nice) {
+  pthread_setname_np(pthread_self(), "low-priority");  // as top -H and perf name it
   // PRIO_PROCESS with a thread id sets that one thread's nice value (Linux).
   if (setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), nice) == 0) {
     lowered_ = true;

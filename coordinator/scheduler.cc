@@ -860,6 +860,17 @@ absl::StatusOr<v1::RunState> Scheduler::Cancel(const std::string& run_id) {
   return run.meta.state();
 }
 
+absl::Status Scheduler::History(const v1::HistoryRequest& request, v1::HistoryResponse* out) {
+  google::protobuf::ArenaOptions blocks;
+  blocks.start_block_size = 64 << 10;  // a history of thousands of keys in tens of blocks
+  blocks.max_block_size = 1 << 20;
+  google::protobuf::Arena arena(blocks);
+  auto read = history_worker_.Run([&] { return store_->History(request, &arena); });
+  if (!read.ok()) return read.status();
+  out->CopyFrom(**read);
+  return absl::OkStatus();
+}
+
 absl::Status Scheduler::ReportVerdict(const v1::ReportVerdictRequest& request) {
   auto run = GetRun(request.run_id());
   if (!run.ok()) return run.status();

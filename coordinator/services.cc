@@ -193,7 +193,7 @@ grpc::Status GateServiceImpl::CancelRun(grpc::ServerContext* context, const v1::
 grpc::Status GateServiceImpl::GetHistory(grpc::ServerContext* context, const v1::HistoryRequest* request,
                                          v1::HistoryResponse* response) {
   if (auto s = gatekeeper_->Admit(Rpc::kGetHistory, *context, request->ByteSizeLong()); !s.ok()) return s;
-  return Reply(scheduler_->History(*request), response);
+  return ToGrpc(scheduler_->History(*request, response));
 }
 
 grpc::Status GateServiceImpl::ReportVerdict(grpc::ServerContext* context, const v1::ReportVerdictRequest* request,

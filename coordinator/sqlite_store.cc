@@ -66,6 +66,11 @@ class Statement {
     if (stmt_) sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
     return *this;
   }
+  // Without a copy. REQUIRES: v stays valid and unchanged until this Statement ends.
+  Statement& BindUnowned(int i, std::string_view v) {
+    if (stmt_) sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+    return *this;
+  }
   Statement& BindBlob(int i, const std::string& v) {
     if (stmt_) sqlite3_bind_blob(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
     return *this;
@@ -460,11 +465,12 @@ class SqliteStore final : public Store {
     return state;
   }
 
-  absl::StatusOr<v1::HistoryResponse> History(const v1::HistoryRequest& request) override {
+  absl::StatusOr<v1::HistoryResponse*> History(const v1::HistoryRequest& request,
+                                               google::protobuf::Arena* arena) override {
     std::lock_guard lock(read_mu_);
     // One snapshot for every key; writers go on meanwhile (WAL).
     if (sqlite3_exec(reader_, "BEGIN", nullptr, nullptr, nullptr) != SQLITE_OK) return ReadError("history");
-    auto response = HistoryInSnapshot(request);
+    auto response = HistoryInSnapshot(request, arena);
     sqlite3_exec(reader_, "COMMIT", nullptr, nullptr, nullptr);
     return response;
   }
@@ -527,8 +533,12 @@ class SqliteStore final : public Store {
   bool InBatch() const { return batch_owner_.load() == std::this_thread::get_id(); }
 
   // REQUIRES: read_mu_ held, inside a read transaction.
-  absl::StatusOr<v1::HistoryResponse> HistoryInSnapshot(const v1::HistoryRequest& request) {
-    v1::HistoryResponse response;
+  // Keys are bound unowned (the request outlives the statements) and the
+  // response is made on `arena`: a history of thousands of keys, read on a
+  // low-priority thread, takes few heap allocations.
+  absl::StatusOr<v1::HistoryResponse*> HistoryInSnapshot(const v1::HistoryRequest& request,
+                                                         google::protobuf::Arena* arena) {
+    auto* response = google::protobuf::Arena::CreateMessage<v1::HistoryResponse>(arena);
     int64_t excluded = -1;
     {
       Statement q(*reads_, "SELECT seq FROM runs WHERE run_id = ?");
@@ -536,13 +546,13 @@ class SqliteStore final : public Store {
       if (q.Step() == SQLITE_ROW) excluded = q.Int(0);
     }
     for (const auto& key : request.keys()) {
-      auto* series = response.add_series();
+      auto* series = response->add_series();
       *series->mutable_key() = key;
       Statement id(*reads_,
                    "SELECT series_id FROM series WHERE branch = ? AND pool = ? AND benchmark = ? AND metric = ? "
                    "AND source = ?");
-      id.Bind(1, request.branch()).Bind(2, key.pool()).Bind(3, key.benchmark()).Bind(4, key.metric());
-      id.Bind(5, key.source());
+      id.BindUnowned(1, request.branch()).BindUnowned(2, key.pool()).BindUnowned(3, key.benchmark());
+      id.BindUnowned(4, key.metric()).BindUnowned(5, key.source());
       if (id.Step() != SQLITE_ROW) continue;
       Statement q(*reads_,
                   "SELECT run_seq, median FROM run_medians WHERE series_id = ? AND created_at_ms >= ? "
@@ -559,7 +569,7 @@ class SqliteStore final : public Store {
     }
     Statement pools(*reads_, "SELECT pool FROM pools ORDER BY pool");
     int rc;
-    while ((rc = pools.Step()) == SQLITE_ROW) response.add_known_pools(pools.Text(0));
+    while ((rc = pools.Step()) == SQLITE_ROW) response->add_known_pools(pools.Text(0));
     if (rc != SQLITE_DONE) return ReadError("known pools");
     return response;
   }
@@ -818,7 +828,21 @@ class SqliteStore final : public Store {
 
 }  // namespace
 
+// SQLite's memory statistics (on by default) take one process-wide mutex on
+// every allocation, and Debian's build has no lookaside, so every row and
+// statement step allocates. The history reader runs at nice 19: preempted
+// while holding that mutex, it stalled the writer, and every agent with it.
+// Off, allocations go straight to malloc. Only possible before SQLite is
+// first used; later (a second store in one process) it is already decided.
+namespace {
+void DisableSqliteMemoryStatistics() {
+  static std::once_flag once;
+  std::call_once(once, [] { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
+}
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path, int busy_timeout_ms) {
+  DisableSqliteMemoryStatistics();
   sqlite3* db = nullptr;
   int rc =
       sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);

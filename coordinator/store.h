@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "google/protobuf/arena.h"
 #include "perfgate/v1/agent.pb.h"
 #include "perfgate/v1/gate.pb.h"
 
@@ -112,7 +113,11 @@ class Store {
   // samples and the head side of A/B runs: the base side measured other code.
   // Read from per-run summaries through a read-only connection: its cost
   // does not grow with the runs stored, and it never waits for writers.
-  virtual absl::StatusOr<v1::HistoryResponse> History(const v1::HistoryRequest& request) = 0;
+  // The response is made on `arena`, so that the reading thread makes few
+  // heap allocations (Scheduler::History says why that matters).
+  // REQUIRES: arena outlives the response.
+  virtual absl::StatusOr<v1::HistoryResponse*> History(const v1::HistoryRequest& request,
+                                                       google::protobuf::Arena* arena) = 0;
   // Any run, final or not, with counted results; NotFound if unknown.
   virtual absl::StatusOr<v1::Run> LoadRun(const std::string& run_id) = 0;
   // The newest counted OK result of each case of each suite on each testbed,

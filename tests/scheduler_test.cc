@@ -762,10 +762,10 @@ TEST_F(SchedulerTest, HistoryHoldsHeadAndPlainMainBranchSamplesNeverTheBaseSide)
   key->set_benchmark("case0");
   key->set_metric("wall_time");
   key->set_source("agent");
-  auto history = scheduler_->History(request);
-  ASSERT_TRUE(history.ok()) << history.status();
-  ASSERT_EQ(history->series_size(), 1);
-  EXPECT_THAT(history->series(0).run_medians(), ::testing::ElementsAre(21, 11));
+  v1::HistoryResponse history;
+  ASSERT_TRUE(scheduler_->History(request, &history).ok());
+  ASSERT_EQ(history.series_size(), 1);
+  EXPECT_THAT(history.series(0).run_medians(), ::testing::ElementsAre(21, 11));
   // The base side is kept with its result for the record, only left out of history.
   const v1::Run ab = Run(runs[1]);
   int base_samples = 0;
@@ -839,18 +839,19 @@ TEST_F(SchedulerTest, HistoryDoesNotWaitForTheStoresWriter) {
   ASSERT_TRUE(item);
   Complete(s, item->lease().lease_id());
   ASSERT_TRUE(store_->BeginBatch().ok());  // this thread holds the write side now
-  absl::StatusOr<v1::HistoryResponse> history;
+  google::protobuf::Arena arena;
+  absl::StatusOr<v1::HistoryResponse*> history = nullptr;
   std::thread reader([&] {
     v1::HistoryRequest request;
     request.set_branch("");
     auto* key = request.add_keys();
     key->set_metric("wall_time");
-    history = store_->History(request);
+    history = store_->History(request, &arena);
   });
   reader.join();  // would never return if History took the write mutex
   ASSERT_TRUE(store_->CommitBatch().ok());
   ASSERT_TRUE(history.ok()) << history.status();
-  EXPECT_THAT(history->series(0).run_medians(), ::testing::ElementsAre(1.0));
+  EXPECT_THAT((*history)->series(0).run_medians(), ::testing::ElementsAre(1.0));
 }
 
 // A write that fails inside a batch undoes the whole batch: nothing of a

@@ -290,9 +290,10 @@ TEST(StoreMigrationTest, AVersion5DatabaseConvertsAndReadsBackAsItWas) {
   key->set_benchmark("done");
   key->set_metric("wall_time");
   key->set_source("agent:clock");
-  auto history = (*store)->History(request);
+  google::protobuf::Arena arena;
+  auto history = (*store)->History(request, &arena);
   ASSERT_TRUE(history.ok()) << history.status();
-  EXPECT_THAT(history->series(0).run_medians(), ElementsAre(0.5));
+  EXPECT_THAT((*history)->series(0).run_medians(), ElementsAre(0.5));
 
   // The converted active lease is found by its id: its result counts.
   const v1::CaseResult second = AgentResult("running", "agent-2", "lab", 0.75);
@@ -305,9 +306,9 @@ TEST(StoreMigrationTest, AVersion5DatabaseConvertsAndReadsBackAsItWas) {
   ASSERT_TRUE(loaded.ok()) << loaded.status();
   EXPECT_EQ(loaded->cases(0).result().SerializeAsString(), counted.SerializeAsString());
   EXPECT_EQ(loaded->cases(1).result().SerializeAsString(), second.SerializeAsString());
-  history = (*store)->History(request);
+  history = (*store)->History(request, &arena);
   ASSERT_TRUE(history.ok());
-  EXPECT_THAT(history->series(0).run_medians(), ElementsAre(0.5));
+  EXPECT_THAT((*history)->series(0).run_medians(), ElementsAre(0.5));
 }
 
 }  // namespace
