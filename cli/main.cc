@@ -6,6 +6,7 @@
 #include <iostream>
 #include <optional>
 
+#include "absl/synchronization/mutex.h"
 #include "cli/commands.h"
 #include "cli/completion.h"
 #include "cli/signals.h"
@@ -15,6 +16,12 @@
 
 int main(int argc, char** argv) {
   perfgate::BlockTerminationSignals();
+  // Debian's abseil is built with deadlock detection on, and gRPC locks
+  // absl::Mutex on every call: each lock then updates one process-wide
+  // graph under a global lock (1-2% of the coordinator's CPU, and a point
+  // where all its threads meet). Our own locks are checked by the thread
+  // annotations and the tests.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   // Suites name bundled case binaries relative to this executable:
   // ${PERFGATE_EXE_DIR}/bench_cases/... works from any working directory.
   std::error_code ec;
