@@ -6,8 +6,9 @@
 //              no process spawned) complete --runs runs of --cases cases on
 //              branch main: leases/s, coordinator CPU per lease, its RSS
 //              after the first and the last run, store bytes per case.
-//   history    one more such run while a second client fetches the history
-//              of every key of the run in a loop: lease rate inside those
+//   history    --history-runs more such runs (4), submitted at once, while a
+//              second client fetches the history of every key of the run in
+//              a loop: lease rate inside those
 //              calls against outside, and the longest gap in which no
 //              session got a lease.
 //   e2e        --e2e-agents real `perfgate agent` processes run
@@ -22,7 +23,7 @@
 //              against max(longest case, total work / agents).
 //
 //   dispatch [--cases N] [--agents N] [--runs N] [--e2e-agents N]
-//            [--e2e-cases N] [--next-cases N] [--samples N] [--json FILE] [--perfgate PATH]
+//            [--e2e-cases N] [--next-cases N] [--history-runs N] [--samples N] [--json FILE] [--perfgate PATH]
 //            [--before PATH]   (another perfgate binary, measured beside it part by part)
 #include <fcntl.h>
 #include <signal.h>
@@ -241,6 +242,7 @@ struct Options {
   int e2e_agents = 16;
   int e2e_cases = 2000;
   int next_cases = 300;
+  int history_runs = 4;  // runs at once while history is fetched
   // Samples per load-agent result; 1 is what the real agent sends for a `repeats: 1` case.
   int samples = 1;
   std::string json_path;
@@ -300,7 +302,14 @@ HistoryFigures MeasureHistoryInterference(const Coordinator& coordinator, perfga
     }
   });
   const size_t before = load.LeaseArrivals().size();
-  SubmitAndWait(*stub, TrivialSuite("dispatch-load", o.cases, "/bin/true"), "main");
+  // Submitted together, so the sessions never run dry between them: a gap
+  // is then the coordinator's, and enough calls fall inside the runs for a
+  // steady ratio.
+  std::vector<std::thread> runs;
+  for (int r = 0; r < o.history_runs; ++r) {
+    runs.emplace_back([&] { SubmitAndWait(*stub, TrivialSuite("dispatch-load", o.cases, "/bin/true"), "main"); });
+  }
+  for (auto& t : runs) t.join();
   done = true;
   fetcher.join();
   std::vector<int64_t> arrivals = load.LeaseArrivals();
@@ -412,7 +421,7 @@ bool MeasureLoad(const Options& o, const std::string& perfgate, const std::strin
   load.Stop();
   Stop(a.process);  // closing checkpoints the WAL into the database file
   f->db_bytes_per_case =
-      static_cast<double>(std::filesystem::file_size(a.db)) / (static_cast<double>(o.cases) * (o.runs + 1));
+      static_cast<double>(std::filesystem::file_size(a.db)) / (static_cast<double>(o.cases) * (o.runs + o.history_runs));
   return true;
 }
 
@@ -522,7 +531,7 @@ void PrintTable(const Options& o, const std::vector<Figures>& f, double load_bef
   auto hrow = [&](const char* what, double HistoryFigures::*field, const char* unit) {
     std::printf("%-56s ", what);
     if (two) std::printf("%12.3f", f[0].history.*field);
-    std::printf("%12.3f %-4s (%d, %d, %d)\n", f.back().history.*field, unit, o.agents, o.cases, 1);
+    std::printf("%12.3f %-4s (%d, %d, %d)\n", f.back().history.*field, unit, o.agents, o.cases, o.history_runs);
   };
   row("load agents: leases granted and completed per second", &Figures::leases_per_s, "/s", o.agents, o.cases, o.runs);
   row("coordinator CPU per lease", &Figures::cpu_ms_per_lease, "ms", o.agents, o.cases, o.runs);
@@ -541,7 +550,7 @@ void PrintTable(const Options& o, const std::vector<Figures>& f, double load_bef
   row("  (first run, no history)", &Figures::first_ratio, "x", kMakespanSessions, kShortCases + 2, 1);
   row("coordinator RSS after the first run", &Figures::rss_first, "MB", o.agents, o.cases, 1);
   row("coordinator RSS after the last run", &Figures::rss_last, "MB", o.agents, o.cases, o.runs);
-  row("store bytes per case", &Figures::db_bytes_per_case, "B", o.agents, o.cases, o.runs + 1);
+  row("store bytes per case", &Figures::db_bytes_per_case, "B", o.agents, o.cases, o.runs + o.history_runs);
   std::printf("  (%d sample(s) of 4 metrics per load-agent result)\n", o.samples);
 }
 
@@ -556,12 +565,13 @@ nlohmann::json Json(const Options& o, const std::vector<Figures>& all, double lo
   doc["coordinator_cpu_share"] = Figure(f.share, o.e2e_agents, o.e2e_cases, 1);
   doc["next_start_over_bare_p50_ms"] = Figure(f.next_p50, 1, o.next_cases, 1);
   doc["next_start_over_bare_p99_ms"] = Figure(f.next_p99, 1, o.next_cases, 1);
-  doc["start_rate_during_history_ratio"] = Figure(f.history.rate_ratio, o.agents, o.cases, 1);
-  doc["all_agents_idle_max_ms"] = Figure(f.history.idle_max_ms, o.agents, o.cases, 1);
+  doc["start_rate_during_history_ratio"] = Figure(f.history.rate_ratio, o.agents, o.cases, o.history_runs);
+  doc["all_agents_idle_max_ms"] = Figure(f.history.idle_max_ms, o.agents, o.cases, o.history_runs);
+  doc["start_rate_during_history_ratio"]["history_calls"] = f.history.calls;
   doc["makespan_ratio"] = Figure(f.makespan_ratio, kMakespanSessions, kShortCases + 2, 2);
   doc["rss_mb_first_run"] = Figure(f.rss_first, o.agents, o.cases, 1);
   doc["rss_mb_last_run"] = Figure(f.rss_last, o.agents, o.cases, o.runs);
-  doc["db_bytes_per_case"] = Figure(f.db_bytes_per_case, o.agents, o.cases, o.runs + 1);
+  doc["db_bytes_per_case"] = Figure(f.db_bytes_per_case, o.agents, o.cases, o.runs + o.history_runs);
   doc["db_bytes_per_case"]["samples_per_case"] = o.samples;
   if (all.size() == 2) {
     // The same figures of the --before binary, measured beside these.
@@ -596,6 +606,7 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--e2e-agents") && more) next(&o.e2e_agents);
     else if (!std::strcmp(argv[i], "--e2e-cases") && more) next(&o.e2e_cases);
     else if (!std::strcmp(argv[i], "--next-cases") && more) next(&o.next_cases);
+    else if (!std::strcmp(argv[i], "--history-runs") && more) next(&o.history_runs);
     else if (!std::strcmp(argv[i], "--samples") && more) next(&o.samples);
     else if (!std::strcmp(argv[i], "--json") && more) o.json_path = argv[++i];
     else if (!std::strcmp(argv[i], "--perfgate") && more) o.perfgate = argv[++i];
@@ -603,11 +614,12 @@ int main(int argc, char** argv) {
     else {
       std::fprintf(stderr,
                    "usage: dispatch [--cases N] [--agents N] [--runs N] [--e2e-agents N] [--e2e-cases N] "
-                   "[--next-cases N] [--samples N] [--json FILE] [--perfgate PATH] [--before PATH]\n");
+                   "[--next-cases N] [--history-runs N] [--samples N] [--json FILE] [--perfgate PATH] [--before PATH]\n");
       return 2;
     }
   }
-  if (o.cases < 1 || o.agents < 1 || o.runs < 1 || o.e2e_agents < 1 || o.e2e_cases < 1 || o.next_cases < 2 || o.samples < 1) {
+  if (o.cases < 1 || o.agents < 1 || o.runs < 1 || o.e2e_agents < 1 || o.e2e_cases < 1 || o.next_cases < 2 || o.samples < 1 ||
+      o.history_runs < 1) {
     std::fprintf(stderr, "dispatch: every count must be at least 1 (--next-cases at least 2)\n");
     return 2;
   }
