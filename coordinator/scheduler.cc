@@ -10,6 +10,7 @@
 #include <cstring>
 #include <limits>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "coordinator/malloc_policy.h"
@@ -681,8 +682,8 @@ void Scheduler::MaybeFinish(RunEntry& run) {
   changed_.notify_all();
 }
 
-void Scheduler::EvictFinishedRuns() {
-  bool evicted = false;
+Scheduler::EvictedRuns Scheduler::EvictFinishedRuns() {
+  EvictedRuns evicted;
   while (finished_order_.size() > options_.finished_runs_in_memory) {
     auto it = runs_.find(finished_order_.front());
     finished_order_.pop_front();
@@ -696,10 +697,15 @@ void Scheduler::EvictFinishedRuns() {
       leases_.erase(lease);
     }
     run_by_seq_.erase(it->second.seq);
-    runs_.erase(it);
-    evicted = true;
+    evicted.push_back(runs_.extract(it));
   }
-  if (evicted) ReleaseFreedMemory();  // what the runs held goes back to the system: RSS stays flat
+  return evicted;
+}
+
+void Scheduler::ReleaseEvicted(EvictedRuns runs) {
+  if (runs.empty()) return;
+  runs.clear();
+  ReleaseFreedMemory();  // what the runs held goes back to the system: RSS stays flat
 }
 
 absl::Status Scheduler::CheckSuite(const v1::Suite& suite) const {
@@ -732,43 +738,62 @@ absl::StatusOr<v1::SubmitRunResponse> Scheduler::Submit(const v1::SubmitRunReque
   // Read before taking the lock (the store's reader never waits for writers);
   // without it the cases only lose their order, so a failure is logged, not fatal.
   auto durations = store_->CaseDurations(suite.name());
-  std::lock_guard lock(mu_);
-  LogIfError(durations.status(), "read case durations");
-  if (shutdown_) return absl::UnavailableError("coordinator is shutting down");
-  RunEntry run;
-  run.meta.set_run_id(NewId("run"));
-  run.meta.set_state(v1::RUN_STATE_RUNNING);
-  run.meta.set_suite_name(suite.name());
-  run.meta.set_commit(request.commit());
-  run.meta.set_branch(request.branch());
-  run.meta.set_created_at_ms(clock_->NowMs());
+  RunEntry run = NewRunEntry(request);
   v1::SubmitRunResponse response;
   response.set_run_id(run.meta.run_id());
-  for (const auto& spec : suite.cases()) {
-    CaseEntry c;
-    c.spec = spec;
-    c.status.set_name(spec.name());
-    std::string why;
-    if (AnyCapable(spec.requirements(), &why)) {
-      c.status.set_state(v1::CASE_STATE_PENDING);
-    } else {
-      c.status.set_state(v1::CASE_STATE_NO_CAPABLE_AGENT);
-      c.status.set_error(why);
-      response.add_unsatisfiable(absl::StrCat(spec.name(), ": ", why));
-    }
-    run.cases.push_back(std::move(c));
+  {
+    std::lock_guard lock(mu_);
+    LogIfError(durations.status(), "read case durations");
+    if (shutdown_) return absl::UnavailableError("coordinator is shutting down");
+    MarkUnsatisfiable(run, &response);
   }
-  v1::Run full = BuildRun(run);
-  if (auto s = store_->InsertRun(full, suite); !s.ok()) return StoreFailed(s, "run");
-  const std::string id = run.meta.run_id();
+  // Written before the scheduler knows the run, and not under mu_: a suite
+  // of thousands of cases takes milliseconds to store, and agents go on
+  // meanwhile. Agents that leave in between are Sweep's to notice.
+  if (auto s = store_->InsertRun(BuildRun(run), suite); !s.ok()) {
+    std::lock_guard lock(mu_);
+    return StoreFailed(s, "run");
+  }
+  EvictedRuns evicted;
+  absl::Cleanup release = [&] { ReleaseEvicted(std::move(evicted)); };  // runs after the lock is released
+  std::lock_guard lock(mu_);
   run.seq = next_run_seq_++;
-  auto& entry = runs_.emplace(id, std::move(run)).first->second;
+  auto& entry = runs_.emplace(run.meta.run_id(), std::move(run)).first->second;
   run_by_seq_[entry.seq] = &entry;
   Enqueue(entry, durations.ok() ? *durations : std::map<std::string, int64_t>{});
   MaybeFinish(entry);
-  EvictFinishedRuns();
+  evicted = EvictFinishedRuns();
   changed_.notify_all();
   return response;
+}
+
+Scheduler::RunEntry Scheduler::NewRunEntry(const v1::SubmitRunRequest& request) {
+  RunEntry run;
+  run.meta.set_run_id(NewId("run"));
+  run.meta.set_state(v1::RUN_STATE_RUNNING);
+  run.meta.set_suite_name(request.suite().name());
+  run.meta.set_commit(request.commit());
+  run.meta.set_branch(request.branch());
+  run.meta.set_created_at_ms(clock_->NowMs());
+  run.cases.reserve(static_cast<size_t>(request.suite().cases_size()));
+  for (const auto& spec : request.suite().cases()) {
+    CaseEntry c;
+    c.spec = spec;
+    c.status.set_name(spec.name());
+    c.status.set_state(v1::CASE_STATE_PENDING);
+    run.cases.push_back(std::move(c));
+  }
+  return run;
+}
+
+void Scheduler::MarkUnsatisfiable(RunEntry& run, v1::SubmitRunResponse* response) {
+  std::string why;
+  for (auto& c : run.cases) {
+    if (AnyCapable(c.spec.requirements(), &why)) continue;
+    c.status.set_state(v1::CASE_STATE_NO_CAPABLE_AGENT);
+    c.status.set_error(why);
+    response->add_unsatisfiable(absl::StrCat(c.spec.name(), ": ", why));
+  }
 }
 
 v1::Run Scheduler::BuildRun(const RunEntry& run) const {
@@ -885,6 +910,8 @@ absl::Status Scheduler::ReportVerdict(const v1::ReportVerdictRequest& request) {
 }
 
 void Scheduler::Sweep() {
+  EvictedRuns evicted;
+  absl::Cleanup release = [&] { ReleaseEvicted(std::move(evicted)); };  // runs after the lock is released
   std::lock_guard lock(mu_);
   const int64_t now = clock_->NowMs();
   std::vector<std::string> expired;
@@ -904,7 +931,7 @@ void Scheduler::Sweep() {
     DropSession(id, absl::StrCat("agent silent for ", now - sessions_.at(id).record.last_seen_ms, " ms"));
   }
   EndUnrunnableCases(now);
-  EvictFinishedRuns();
+  evicted = EvictFinishedRuns();
   changed_.notify_all();
 }
 

@@ -265,7 +265,18 @@ class Scheduler {
   void WakeIdleSessions() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MaybeFinish(RunEntry& run) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   v1::Run BuildRun(const RunEntry& run) const;
-  void EvictFinishedRuns() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Finished runs past finished_runs_in_memory leave the maps; the caller
+  // frees them with ReleaseEvicted once mu_ is released: freeing a run of
+  // thousands of cases and handing the memory back to the system takes
+  // milliseconds in which no agent would get a lease.
+  using EvictedRuns = std::vector<std::map<std::string, RunEntry>::node_type>;
+  EvictedRuns EvictFinishedRuns() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // REQUIRES: mu_ not held.
+  static void ReleaseEvicted(EvictedRuns runs);
+  // A new run's entry from the request: ids, cases pending. No lock needed.
+  RunEntry NewRunEntry(const v1::SubmitRunRequest& request);
+  // Cases no registered agent can run are marked so, and listed in `response`.
+  void MarkUnsatisfiable(RunEntry& run, v1::SubmitRunResponse* response) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A copy of a logged event without its case's result (results are most of
   // an event's bytes, and a gate watches without them).
   static v1::RunEvent CopyWithoutResult(v1::RunEvent& logged);

@@ -257,29 +257,40 @@ class SqliteStore final : public Store {
     mu_.unlock();
   }
 
+  // A large suite is written in commits of kCasesPerCommit cases, the write
+  // mutex released between them, so that results and grants of other runs
+  // are not held up for the whole suite (a 1,000-case submit held every
+  // agent for 17-100 ms). The run row is written first in state
+  // UNSPECIFIED, which nothing reads (Recover takes RUNNING runs only, and
+  // removes such leftovers of a submit that died half way), and gets its
+  // state in the commit of its last cases. Inside a batch: one commit.
   absl::Status InsertRun(const v1::Run& run, const v1::Suite& suite) override {
-    WriteLock lock(this);
-    if (auto s = BeginUnlessBatched(); !s.ok()) return s;
-    Statement ins(*writes_,
-                  "INSERT INTO runs (run_id, suite_name, commit_sha, branch, state, created_at_ms, suite, seq) "
-                  "VALUES (?, ?, ?, ?, ?, ?, ?, (SELECT IFNULL(MAX(seq), 0) + 1 FROM runs)) RETURNING seq");
-    ins.Bind(1, run.run_id()).Bind(2, run.suite_name()).Bind(3, run.commit()).Bind(4, run.branch());
-    ins.Bind(5, static_cast<int64_t>(run.state())).Bind(6, run.created_at_ms()).BindBlob(7, suite.SerializeAsString());
-    if (ins.Step() != SQLITE_ROW) return Fail("insert run");
-    RunInfo info{run.branch(), run.created_at_ms(), ins.Int(0), {}};
-    if (ins.Step() != SQLITE_DONE) return Fail("insert run");
-    Statement c(*writes_,
-                "INSERT INTO cases (run_seq, case_index, name, state, attempts, error) VALUES (?, ?, ?, ?, ?, ?)");
-    for (int i = 0; i < run.cases_size(); ++i) {
-      const auto& cs = run.cases(i);
-      c.Bind(1, info.seq).Bind(2, static_cast<int64_t>(i)).Bind(3, cs.name());
-      c.Bind(4, static_cast<int64_t>(cs.state())).Bind(5, static_cast<int64_t>(cs.attempts())).Bind(6, cs.error());
-      if (c.Step() != SQLITE_DONE) return Fail("insert case");
-      c.Reset();
-      info.case_names.push_back(cs.name());
+    const std::string suite_bytes = suite.SerializeAsString();
+    if (InBatch()) return InsertRunAtOnce(run, suite_bytes);
+    RunInfo info{run.branch(), run.created_at_ms(), 0, {}};
+    {
+      WriteLock lock(this);
+      if (auto s = Begin(); !s.ok()) return s;
+      auto seq = InsertRunRow(run, suite_bytes, v1::RUN_STATE_UNSPECIFIED);
+      if (!seq.ok()) return seq.status();
+      info.seq = *seq;
+      if (auto s = Commit(); !s.ok()) return s;
     }
-    CacheRun(run.run_id(), std::move(info));
-    return CommitUnlessBatched();
+    for (int first = 0;; first += kCasesPerCommit) {
+      const int end = std::min(run.cases_size(), first + kCasesPerCommit);
+      WriteLock lock(this);
+      if (auto s = Begin(); !s.ok()) return s;
+      if (auto s = InsertCases(run, info.seq, first, end, &info.case_names); !s.ok()) return s;
+      if (end == run.cases_size()) {
+        Statement u(*writes_, "UPDATE runs SET state = ? WHERE seq = ?");
+        u.Bind(1, static_cast<int64_t>(run.state())).Bind(2, info.seq);
+        if (u.Step() != SQLITE_DONE) return Fail("set run state");
+        if (auto s = Commit(); !s.ok()) return s;
+        CacheRun(run.run_id(), std::move(info));
+        return absl::OkStatus();
+      }
+      if (auto s = Commit(); !s.ok()) return s;
+    }
   }
 
   absl::Status UpdateRunState(const std::string& run_id, v1::RunState state, int64_t finished_at_ms) override {
@@ -436,6 +447,12 @@ class SqliteStore final : public Store {
 
   absl::StatusOr<RecoveredState> Recover() override {
     WriteLock lock(this);
+    // Runs whose submit stopped half way (InsertRun): nobody got their id.
+    if (auto s = Exec("DELETE FROM cases WHERE run_seq IN (SELECT seq FROM runs WHERE state = 0); "
+                      "DELETE FROM runs WHERE state = 0");
+        !s.ok()) {
+      return s;
+    }
     RecoveredState state;
     Statement runs(*writes_, "SELECT run_id FROM runs WHERE state = ? ORDER BY created_at_ms");
     runs.Bind(1, static_cast<int64_t>(v1::RUN_STATE_RUNNING));
@@ -514,6 +531,48 @@ class SqliteStore final : public Store {
   }
 
  private:
+  static constexpr int kCasesPerCommit = 128;
+
+  // REQUIRES: this thread's batch is open.
+  absl::Status InsertRunAtOnce(const v1::Run& run, const std::string& suite_bytes) {
+    WriteLock lock(this);
+    auto seq = InsertRunRow(run, suite_bytes, run.state());
+    if (!seq.ok()) return seq.status();
+    RunInfo info{run.branch(), run.created_at_ms(), *seq, {}};
+    if (auto s = InsertCases(run, info.seq, 0, run.cases_size(), &info.case_names); !s.ok()) return s;
+    CacheRun(run.run_id(), std::move(info));
+    return absl::OkStatus();
+  }
+
+  // REQUIRES: mu_ held, inside a transaction. The new row's seq.
+  absl::StatusOr<int64_t> InsertRunRow(const v1::Run& run, const std::string& suite_bytes, v1::RunState state) {
+    Statement ins(*writes_,
+                  "INSERT INTO runs (run_id, suite_name, commit_sha, branch, state, created_at_ms, suite, seq) "
+                  "VALUES (?, ?, ?, ?, ?, ?, ?, (SELECT IFNULL(MAX(seq), 0) + 1 FROM runs)) RETURNING seq");
+    ins.Bind(1, run.run_id()).Bind(2, run.suite_name()).Bind(3, run.commit()).Bind(4, run.branch());
+    ins.Bind(5, static_cast<int64_t>(state)).Bind(6, run.created_at_ms()).BindBlob(7, suite_bytes);
+    if (ins.Step() != SQLITE_ROW) return Fail("insert run");
+    const int64_t seq = ins.Int(0);
+    if (ins.Step() != SQLITE_DONE) return Fail("insert run");
+    return seq;
+  }
+
+  // REQUIRES: mu_ held, inside a transaction. Cases [first, end) of the run.
+  absl::Status InsertCases(const v1::Run& run, int64_t seq, int first, int end, std::vector<std::string>* names) {
+    Statement c(*writes_,
+                "INSERT INTO cases (run_seq, case_index, name, state, attempts, error) VALUES (?, ?, ?, ?, ?, ?)");
+    for (int i = first; i < end; ++i) {
+      const auto& cs = run.cases(i);
+      c.Bind(1, seq).Bind(2, static_cast<int64_t>(i)).BindUnowned(3, cs.name());
+      c.Bind(4, static_cast<int64_t>(cs.state())).Bind(5, static_cast<int64_t>(cs.attempts()));
+      c.BindUnowned(6, cs.error());
+      if (c.Step() != SQLITE_DONE) return Fail("insert case");
+      c.Reset();
+      names->push_back(cs.name());
+    }
+    return absl::OkStatus();
+  }
+
   // The store's write mutex, unless this thread's batch already holds it.
   class WriteLock {
    public:

@@ -197,6 +197,31 @@ TEST_F(StoreRoundTripTest, ResultsReadBackByteForByteWhateverTheyRepeat) {
   EXPECT_EQ(testing::QueryInt(dir_.File("perfgate.db"), "SELECT COUNT(*) FROM hosts"), 2);
 }
 
+// A suite is written in several commits (other runs' results go in between);
+// one whose submit stopped half way is removed at the next start.
+TEST_F(StoreRoundTripTest, ALargeSuiteReadsBackWholeAndAHalfWrittenOneIsRemoved) {
+  std::vector<std::string> names;
+  for (int i = 0; i < 300; ++i) names.push_back(absl::StrCat("case", i));
+  const std::string whole = InsertRun(names);
+  const std::string half = InsertRun(names);
+  auto loaded = store_->LoadRun(whole);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  ASSERT_EQ(loaded->cases_size(), 300);
+  EXPECT_EQ(loaded->cases(299).name(), "case299");
+  EXPECT_EQ(loaded->state(), v1::RUN_STATE_RUNNING);
+  // As InsertRun leaves a run until its last cases are written.
+  ASSERT_TRUE(store_->UpdateRunState(half, v1::RUN_STATE_UNSPECIFIED, 0).ok());
+  const std::string db = dir_.File("perfgate.db");
+
+  auto recovered = store_->Recover();
+  ASSERT_TRUE(recovered.ok()) << recovered.status();
+  ASSERT_EQ(recovered->runs.size(), 1u);
+  EXPECT_EQ(recovered->runs[0].run_id(), whole);
+  EXPECT_EQ(recovered->runs[0].cases_size(), 300);
+  EXPECT_EQ(testing::QueryInt(db, "SELECT COUNT(*) FROM runs"), 1);
+  EXPECT_EQ(testing::QueryInt(db, "SELECT COUNT(*) FROM cases"), 300) << "the half-written run's cases are gone too";
+}
+
 TEST_F(StoreRoundTripTest, ALeaseTakesOneResult) {
   const std::string run_id = InsertRun({"a"});
   LeaseRecord l = Lease(run_id, 0, "lease-0123456789abcdef0123456789abcdef", "agent-1");
