@@ -17,9 +17,9 @@ namespace {
 constexpr int64_t kStreamCheckMs = 500;
 
 template <typename T>
-grpc::Status Reply(const absl::StatusOr<T>& result, T* out) {
+grpc::Status Reply(absl::StatusOr<T> result, T* out) {
   if (!result.ok()) return ToGrpc(result.status());
-  *out = *result;
+  *out = *std::move(result);  // moved, not copied: a reply can carry a lease's whole case spec
   return grpc::Status::OK;
 }
 
@@ -136,7 +136,7 @@ grpc::Status GateServiceImpl::SubmitRun(grpc::ServerContext* context, const v1::
       return ToGrpc(s);
     }
   }
-  return Reply(submitted, response);
+  return Reply(std::move(submitted), response);
 }
 
 grpc::Status GateServiceImpl::WatchRun(grpc::ServerContext* context, const v1::WatchRunRequest* request,
@@ -175,7 +175,9 @@ grpc::Status GateServiceImpl::GetRun(grpc::ServerContext* context, const v1::Get
                                      v1::Run* response) {
   if (auto s = gatekeeper_->Admit(Rpc::kGetRun, *context, request->ByteSizeLong()); !s.ok()) return s;
   auto run = scheduler_->GetRun(request->run_id());
-  if (!run.ok() || (request->max_reply_bytes() == 0 && request->page_token().empty())) return Reply(run, response);
+  if (!run.ok() || (request->max_reply_bytes() == 0 && request->page_token().empty())) {
+    return Reply(std::move(run), response);
+  }
   uint64_t max_bytes = gatekeeper_->limits().reply_bytes;
   if (request->max_reply_bytes() != 0) max_bytes = std::min<uint64_t>(max_bytes, request->max_reply_bytes());
   return ToGrpc(PageOfRun(*std::move(run), request->page_token(), max_bytes, response));
