@@ -21,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "agent/perf_counter.h"
+#include "agent/run_supplies.h"
 
 extern char** environ;
 
@@ -426,10 +427,12 @@ ExecResult Execute(const ExecSpec& spec, const CancelToken* cancel) {
   std::vector<char*> argv = CStrings(argv_storage);
   std::vector<char*> envp = CStrings(env);
 
-  const CgroupParent& cgroups = spec.cgroups ? *spec.cgroups : DefaultCgroupParent();
+  const CgroupParent& cgroups = spec.supplies  ? spec.supplies->cgroups()
+                                : spec.cgroups ? *spec.cgroups
+                                               : DefaultCgroupParent();
   std::unique_ptr<RunCgroup> group;
   if (cgroups.makes_groups()) {
-    auto made = RunCgroup::Create(cgroups);
+    auto made = spec.supplies ? spec.supplies->TakeGroup() : RunCgroup::Create(cgroups);
     if (!made.ok()) {
       result.spawn_error = std::string(made.status().message());
       return result;
@@ -496,6 +499,8 @@ ExecResult Execute(const ExecSpec& spec, const CancelToken* cancel) {
   // pipes without waiting for EOF, which a process that escaped the process
   // group could hold off forever.
   KillLeftovers(group.get(), cgroups, pid, &result);
+  // Empty now: its removal (a slow rmdir in the v1 memory hierarchy) can wait for the supplier's Tidy().
+  if (group && spec.supplies) spec.supplies->RetireGroup(std::move(group));
   for (Capture* c : {&out, &err}) c->Drain();
   if (pidfd >= 0) close(pidfd);
   if (result.out_tail.size() > kTailBytes) result.out_tail.erase(0, result.out_tail.size() - kTailBytes);

@@ -4,11 +4,13 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "agent/cgroup.h"
 #include "agent/host_fingerprint.h"
+#include "agent/run_supplies.h"
 #include "core/judge.h"
 #include "core/series.h"
 #include "tests/test_util.h"
@@ -52,6 +54,54 @@ TEST(CaseRunnerTest, WarmupIsNotRecordedAndEachRepeatIsASample) {
   }
   auto lines = testing::RunCommand({"/usr/bin/wc", "-l", count});
   EXPECT_THAT(lines.output, HasSubstr("6 "));  // 2 warm-up + 4 measured runs happened
+}
+
+// With supplies (as in the agent) a case's scratch folder is made ahead and
+// removed at the next Tidy(), while the agent waits for the coordinator:
+// each case still gets a fresh, empty folder of its own, and none is left.
+TEST(CaseRunnerTest, SuppliedScratchFoldersAreFreshPerCaseAndRemovedByTidy) {
+  // The folder the case ran in, and whether it found it empty.
+  auto run = [](RunSupplies* supplies) -> std::pair<std::string, bool> {
+    CaseRunOptions options;
+    options.supplies = supplies;
+    v1::CaseSpec spec = Spec("scratch",
+                             {"/bin/sh", "-c",
+                              "d=$(dirname \"$PERFGATE_RESULT_FILE\"); echo \"$d\"; "
+                              "[ -z \"$(ls -A \"$d\")\" ] && echo empty; touch \"$d/left-behind\""},
+                             1);
+    spec.set_warmup(0);  // a warm-up run would leave its file behind for the sample to see
+    v1::CaseResult r = RunCase(spec, ProbeHost(), options);
+    EXPECT_EQ(r.outcome(), v1::CaseResult::OUTCOME_OK) << r.error();
+    const std::string out = r.stdout_tail();
+    return {out.substr(0, out.find('\n')), out.find("\nempty\n") != std::string::npos};
+  };
+  testing::TempDir tmp;
+  auto folders_in_tmp = [&] {
+    return std::distance(std::filesystem::directory_iterator(tmp.path()), std::filesystem::directory_iterator());
+  };
+  const char* old_tmpdir = std::getenv("TMPDIR");
+  const std::string saved_tmpdir = old_tmpdir ? old_tmpdir : "";
+  setenv("TMPDIR", tmp.path().c_str(), 1);
+  {
+    RunSupplies supplies(DefaultCgroupParent());
+    supplies.Tidy();
+    const auto [first, first_empty] = run(&supplies);
+    EXPECT_TRUE(first_empty);
+    EXPECT_TRUE(std::filesystem::exists(first + "/left-behind")) << "removed at Tidy(), not before";
+    supplies.Tidy();
+    EXPECT_FALSE(std::filesystem::exists(first)) << first;
+    const auto [second, second_empty] = run(&supplies);
+    EXPECT_NE(second, first);
+    EXPECT_TRUE(second_empty) << second;
+    supplies.Tidy();
+    EXPECT_FALSE(std::filesystem::exists(second)) << second;
+    EXPECT_EQ(folders_in_tmp(), 1) << "only the spare";
+  }
+  EXPECT_EQ(folders_in_tmp(), 0) << "a folder outlived the supplies";
+  if (old_tmpdir)
+    setenv("TMPDIR", saved_tmpdir.c_str(), 1);
+  else
+    unsetenv("TMPDIR");
 }
 
 TEST(CaseRunnerTest, CallgrindInstructionCountsAreDeterministic) {

@@ -11,6 +11,7 @@
 #include <sstream>
 #include <thread>
 
+#include "agent/run_supplies.h"
 #include "tests/test_util.h"
 
 namespace perfgate {
@@ -132,6 +133,84 @@ TEST_F(CgroupExecutorTest, RunGroupsAndParentsAreRemoved) {
   parent_.RemoveParents();
   for (const std::string& folder : {parent_.kill_folder(), parent_.memory_folder()}) {
     EXPECT_FALSE(std::filesystem::exists(folder)) << folder;
+  }
+}
+
+// The run groups now in `folder` (the spare made ahead, retired ones awaiting removal).
+std::vector<std::string> RunGroupsIn(const std::string& folder) {
+  std::vector<std::string> names;
+  for (const auto& entry : std::filesystem::directory_iterator(folder)) {
+    if (entry.is_directory()) names.push_back(entry.path().filename().string());
+  }
+  return names;
+}
+
+// The agent takes a run's groups made ahead and leaves their removal to
+// Tidy(), which it calls while it waits for the coordinator. Removal waits;
+// the kill and reap does not: once Execute returns, nothing of the case runs.
+TEST_F(CgroupExecutorTest, WithSuppliesLeftoversAreGoneWhenExecuteReturnsThoughTheGroupWaits) {
+  RunSupplies supplies(parent_);
+  supplies.Tidy();
+  testing::TempDir dir;
+  const std::string pid_file = dir.File("pids");
+  ExecSpec spec;
+  spec.argv = {testing::CaseBinary("orphans"), pid_file};
+  spec.supplies = &supplies;
+  ExecResult r = Execute(spec);
+  ASSERT_TRUE(r.ok()) << r.Describe() << r.err;
+  EXPECT_EQ(supplies.retired_count(), 1u);
+  std::ifstream in(pid_file);
+  pid_t zombie = 0, escapee = 0;
+  ASSERT_TRUE(in >> zombie >> escapee);
+  EXPECT_EQ(kill(escapee, 0), -1) << "setsid escapee " << escapee << " survived the case";
+  EXPECT_EQ(errno, ESRCH);
+  EXPECT_EQ(kill(zombie, 0), -1) << "child " << zombie << " of the case was never reaped";
+  EXPECT_EQ(errno, ESRCH);
+}
+
+// A spare is a fresh group: a run in it reports its own peak, not that of
+// the 256 MiB run before it (as it would in a reused group).
+TEST_F(CgroupExecutorTest, ARunInASpareGroupReportsOnlyItsOwnPeakMemory) {
+  RunSupplies supplies(parent_);
+  ExecSpec big;
+  big.argv = {testing::CaseBinary("alloc"), "256"};
+  big.supplies = &supplies;
+  ExecResult first = Execute(big);
+  ASSERT_TRUE(first.ok()) << first.Describe();
+  ASSERT_GE(first.peak_rss_bytes, 256 * kMiB * 95 / 100);
+  supplies.Tidy();
+  ExecSpec small;
+  small.argv = {"/bin/true"};
+  small.supplies = &supplies;
+  ExecResult second = Execute(small);
+  ASSERT_TRUE(second.ok()) << second.Describe();
+  EXPECT_GT(second.peak_rss_bytes, 0u);
+  EXPECT_LE(second.peak_rss_bytes, 4 * kMiB);
+}
+
+// Over many runs nothing piles up: at most the spare and one retired group
+// exist between runs, and none is left once the supplies are gone.
+TEST_F(CgroupExecutorTest, SuppliedGroupsAreRemovedByTidyAndNoneOutliveTheSupplies) {
+  {
+    RunSupplies supplies(parent_);
+    std::vector<std::string> used;
+    for (int i = 0; i < 20; ++i) {
+      supplies.Tidy();
+      ASSERT_EQ(RunGroupsIn(parent_.kill_folder()).size(), 1u) << "only the spare, after Tidy";
+      ExecSpec spec = Shell("true");
+      spec.supplies = &supplies;
+      ASSERT_TRUE(Execute(spec).ok());
+      for (const std::string& folder : {parent_.kill_folder(), parent_.memory_folder()}) {
+        const std::vector<std::string> now = RunGroupsIn(folder);
+        ASSERT_EQ(now.size(), 1u) << "the run's group awaits removal; no spare was left";
+        EXPECT_THAT(used, ::testing::Not(::testing::Contains(now[0]))) << "a group served two runs";
+      }
+      used.push_back(RunGroupsIn(parent_.kill_folder())[0]);
+    }
+    supplies.Tidy();
+  }
+  for (const std::string& folder : {parent_.kill_folder(), parent_.memory_folder()}) {
+    EXPECT_THAT(RunGroupsIn(folder), ::testing::IsEmpty()) << folder;
   }
 }
 
