@@ -19,7 +19,8 @@ std::string MakeScratchFolder() {
 RunSupplies::RunSupplies(const CgroupParent& cgroups) : cgroups_(cgroups) {}
 
 RunSupplies::~RunSupplies() {
-  RemoveRetired();
+  while (RemoveOneRetired()) {
+  }
   // The spare group goes with its RunCgroup; a folder is only a name.
   std::lock_guard lock(mu_);
   std::error_code ec;
@@ -57,21 +58,29 @@ size_t RunSupplies::retired_count() const {
   return retired_groups_.size() + retired_folders_.size();
 }
 
-void RunSupplies::RemoveRetired() {
-  std::vector<std::unique_ptr<RunCgroup>> groups;
-  std::vector<std::string> folders;
+bool RunSupplies::RemoveOneRetired() {
+  std::unique_ptr<RunCgroup> group;
+  std::string folder;
   {
     std::lock_guard lock(mu_);
-    groups.swap(retired_groups_);
-    folders.swap(retired_folders_);
+    if (!retired_groups_.empty()) {
+      group = std::move(retired_groups_.back());
+      retired_groups_.pop_back();
+    } else if (!retired_folders_.empty()) {
+      folder = std::move(retired_folders_.back());
+      retired_folders_.pop_back();
+    } else {
+      return false;
+    }
   }
-  groups.clear();  // ~RunCgroup removes the folders
+  group.reset();  // ~RunCgroup removes its folders
   std::error_code ec;
-  for (const std::string& folder : folders) std::filesystem::remove_all(folder, ec);
+  if (!folder.empty()) std::filesystem::remove_all(folder, ec);
+  return true;
 }
 
-void RunSupplies::Tidy() {
-  RemoveRetired();
+void RunSupplies::Tidy(const std::function<bool()>& answered) {
+  // The spares first: the next case needs them as soon as the answer comes.
   bool need_group, need_folder;
   {
     std::lock_guard lock(mu_);
@@ -84,9 +93,13 @@ void RunSupplies::Tidy() {
     if (auto made = RunCgroup::Create(cgroups_); made.ok()) group = *std::move(made);
   }
   std::string folder = need_folder ? MakeScratchFolder() : "";
-  std::lock_guard lock(mu_);
-  if (group) spare_group_ = std::move(group);
-  if (!folder.empty()) spare_folder_ = std::move(folder);
+  {
+    std::lock_guard lock(mu_);
+    if (group) spare_group_ = std::move(group);
+    if (!folder.empty()) spare_folder_ = std::move(folder);
+  }
+  while ((!answered || !answered() || retired_count() > kMaxDeferred) && RemoveOneRetired()) {
+  }
 }
 
 }  // namespace perfgate

@@ -16,6 +16,7 @@
 // with a case: Tidy runs on the caller's thread, between cases.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -55,15 +56,19 @@ class RunSupplies {
   // REQUIRES: no process of the case is left (they could still write there).
   void RetireScratchFolder(std::string path);
 
-  // Removes what was retired and makes one spare group and folder. Call it
-  // while the agent waits anyway, never while a case runs.
-  void Tidy();
+  // Makes one spare group and folder, then removes what was retired, one
+  // by one, until `answered()` says the wait is over (the rest waits for the
+  // next Tidy, up to kMaxDeferred of them). Call it while the agent waits
+  // anyway, never while a case runs. Without `answered`, removes everything.
+  void Tidy(const std::function<bool()>& answered = nullptr);
+  static constexpr size_t kMaxDeferred = 16;
 
   // What is held now, for tests: retired groups and folders awaiting removal.
   size_t retired_count() const;
 
  private:
-  void RemoveRetired();
+  // Removes one retired group or folder; false if there was none.
+  bool RemoveOneRetired();
 
   const CgroupParent& cgroups_;
   mutable std::mutex mu_;  // Take/Retire come from the case's thread, Tidy from the worker's

@@ -369,10 +369,15 @@ grpc::Status AgentWorker::CompleteLeaseTidying(grpc::ClientContext* context, con
   grpc::Status status;
   auto call = stub_->AsyncCompleteLease(context, request, &queue);
   call->Finish(response, &status, nullptr);
-  supplies_.Tidy();
   void* tag;
   bool ok;
-  queue.Next(&tag, &ok);
+  bool answered = false;
+  supplies_.Tidy([&] {
+    answered = answered || queue.AsyncNext(&tag, &ok, std::chrono::system_clock::now()) ==
+                               grpc::CompletionQueue::NextStatus::GOT_EVENT;
+    return answered;
+  });
+  if (!answered) queue.Next(&tag, &ok);
   queue.Shutdown();
   while (queue.Next(&tag, &ok)) {
   }

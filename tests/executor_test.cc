@@ -214,6 +214,24 @@ TEST_F(CgroupExecutorTest, SuppliedGroupsAreRemovedByTidyAndNoneOutliveTheSuppli
   }
 }
 
+// Removal stops once the coordinator has answered (the next case waits for
+// nothing but its spare), yet what is deferred stays bounded.
+TEST_F(CgroupExecutorTest, TidyDefersRemovalsOnceAnsweredButNeverMoreThanItsBound) {
+  RunSupplies supplies(parent_);
+  const auto answered_at_once = [] { return true; };
+  for (size_t i = 0; i < 3 * RunSupplies::kMaxDeferred; ++i) {
+    supplies.Tidy(answered_at_once);
+    ExecSpec spec = Shell("true");
+    spec.supplies = &supplies;
+    ASSERT_TRUE(Execute(spec).ok());
+    EXPECT_LE(supplies.retired_count(), RunSupplies::kMaxDeferred + 1);
+  }
+  EXPECT_GE(supplies.retired_count(), RunSupplies::kMaxDeferred) << "nothing was deferred";
+  supplies.Tidy();
+  EXPECT_EQ(supplies.retired_count(), 0u);
+  EXPECT_EQ(RunGroupsIn(parent_.kill_folder()).size(), 1u) << "only the spare";
+}
+
 TEST(ExecutorTest, WithoutCgroupsPeakMemoryIsRusageAndSaysSo) {
   const CgroupParent none = CgroupParent::Detect("none");
   EXPECT_FALSE(none.makes_groups());
