@@ -346,12 +346,17 @@ absl::StatusOr<std::unique_ptr<RunCgroup>> RunCgroup::Create(const CgroupParent&
     const int fd = open(join_file.c_str(), O_WRONLY | O_CLOEXEC);
     if (fd < 0) return absl::InternalError(absl::StrCat("cannot open ", join_file, ": ", std::strerror(errno)));
     run->join_fds_.push_back(fd);
+    if (!v1) {
+      run->v2_join_fd_ = fd;
+      run->v2_folder_fd_ = open(group->c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);  // -1: joined by writing
+    }
   }
   return run;
 }
 
 RunCgroup::~RunCgroup() {
   for (int fd : join_fds_) close(fd);
+  if (v2_folder_fd_ >= 0) close(v2_folder_fd_);
   for (const std::string& group : {kill_group_, memory_group_}) {
     if (!group.empty()) rmdir(group.c_str());  // the second of two equal names finds it gone
   }

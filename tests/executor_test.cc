@@ -136,6 +136,27 @@ TEST_F(CgroupExecutorTest, RunGroupsAndParentsAreRemoved) {
   }
 }
 
+// The case runs in its run's group in every hierarchy used: born in the v2
+// one (clone3 CLONE_INTO_CGROUP) where it can be, moved into the v1 one.
+TEST_F(CgroupExecutorTest, TheCaseIsInItsRunsGroupsInEveryHierarchy) {
+  for (bool supplied : {false, true}) {
+    RunSupplies supplies(parent_);
+    ExecSpec spec;
+    spec.argv = {"/bin/cat", "/proc/self/cgroup"};
+    if (supplied) spec.supplies = &supplies;
+    ExecResult r = Run(spec);
+    ASSERT_TRUE(r.ok()) << r.Describe() << r.err;
+    const std::string run = "/run-" + std::to_string(getpid()) + "-";
+    // One line per hierarchy in /proc/self/cgroup: "0::/path" (v2), "4:memory:/path" (v1).
+    const size_t hierarchies = parent_.kill_folder() == parent_.memory_folder() ? 1 : 2;
+    std::istringstream lines(r.out);
+    std::string line;
+    size_t in_run_group = 0;
+    while (std::getline(lines, line)) in_run_group += line.find(run) != std::string::npos;
+    EXPECT_EQ(in_run_group, hierarchies) << (supplied ? "supplied group:\n" : "") << r.out;
+  }
+}
+
 // The run groups now in `folder` (the spare made ahead, retired ones awaiting removal).
 std::vector<std::string> RunGroupsIn(const std::string& folder) {
   std::vector<std::string> names;
