@@ -399,6 +399,10 @@ void RunCgroup::KillAndReap() {
 }
 
 void RunCgroup::ReapInheritedZombies() const {
+  // Most runs leave no zombie child at all: one waitid says so, where the
+  // scan below reads /proc for every thread of the agent (~0.1 ms here).
+  siginfo_t any{};
+  if (waitid(P_ALL, 0, &any, WEXITED | WNOHANG | WNOWAIT) != 0 || any.si_pid == 0) return;
   const std::string suffix = "/" + name_;
   DIR* tasks = opendir("/proc/self/task");
   if (!tasks) return;
