@@ -21,16 +21,20 @@ RunSupplies::RunSupplies(const CgroupParent& cgroups) : cgroups_(cgroups) {}
 RunSupplies::~RunSupplies() {
   while (RemoveOneRetired()) {
   }
-  // The spare group goes with its RunCgroup; a folder is only a name.
+  // Spare groups go with their RunCgroup; a folder is only a name.
   std::lock_guard lock(mu_);
   std::error_code ec;
-  if (!spare_folder_.empty()) std::filesystem::remove_all(spare_folder_, ec);
+  for (const std::string& folder : spare_folders_) std::filesystem::remove_all(folder, ec);
 }
 
 absl::StatusOr<std::unique_ptr<RunCgroup>> RunSupplies::TakeGroup() {
   {
     std::lock_guard lock(mu_);
-    if (spare_group_) return std::move(spare_group_);
+    if (!spare_groups_.empty()) {
+      std::unique_ptr<RunCgroup> group = std::move(spare_groups_.back());
+      spare_groups_.pop_back();
+      return group;
+    }
   }
   return RunCgroup::Create(cgroups_);
 }
@@ -43,7 +47,11 @@ void RunSupplies::RetireGroup(std::unique_ptr<RunCgroup> group) {
 std::string RunSupplies::TakeScratchFolder() {
   {
     std::lock_guard lock(mu_);
-    if (!spare_folder_.empty()) return std::exchange(spare_folder_, "");
+    if (!spare_folders_.empty()) {
+      std::string folder = std::move(spare_folders_.back());
+      spare_folders_.pop_back();
+      return folder;
+    }
   }
   return MakeScratchFolder();
 }
@@ -56,6 +64,31 @@ void RunSupplies::RetireScratchFolder(std::string path) {
 size_t RunSupplies::retired_count() const {
   std::lock_guard lock(mu_);
   return retired_groups_.size() + retired_folders_.size();
+}
+
+bool RunSupplies::MakeOneSpare(size_t want) {
+  bool need_group, need_folder;
+  {
+    std::lock_guard lock(mu_);
+    need_group = spare_groups_.size() < want && cgroups_.makes_groups();
+    need_folder = spare_folders_.size() < want;
+  }
+  // A spare that cannot be made now is made (or its error reported) when taken.
+  if (need_group) {
+    auto made = RunCgroup::Create(cgroups_);
+    if (!made.ok()) return false;
+    std::lock_guard lock(mu_);
+    spare_groups_.push_back(*std::move(made));
+    return true;
+  }
+  if (need_folder) {
+    std::string folder = MakeScratchFolder();
+    if (folder.empty()) return false;
+    std::lock_guard lock(mu_);
+    spare_folders_.push_back(std::move(folder));
+    return true;
+  }
+  return false;
 }
 
 bool RunSupplies::RemoveOneRetired() {
@@ -80,25 +113,13 @@ bool RunSupplies::RemoveOneRetired() {
 }
 
 void RunSupplies::Tidy(const std::function<bool()>& answered) {
-  // The spares first: the next case needs them as soon as the answer comes.
-  bool need_group, need_folder;
-  {
-    std::lock_guard lock(mu_);
-    need_group = !spare_group_ && cgroups_.makes_groups();
-    need_folder = spare_folder_.empty();
+  // One of each for the next case, whatever the wait: it needs them as soon as the answer comes.
+  while (MakeOneSpare(1)) {
   }
-  // A spare that cannot be made now is made (or its error reported) when taken.
-  std::unique_ptr<RunCgroup> group;
-  if (need_group) {
-    if (auto made = RunCgroup::Create(cgroups_); made.ok()) group = *std::move(made);
+  const auto waiting = [&] { return !answered || !answered(); };
+  while (waiting() && MakeOneSpare(kSpares)) {
   }
-  std::string folder = need_folder ? MakeScratchFolder() : "";
-  {
-    std::lock_guard lock(mu_);
-    if (group) spare_group_ = std::move(group);
-    if (!folder.empty()) spare_folder_ = std::move(folder);
-  }
-  while ((!answered || !answered() || retired_count() > kMaxDeferred) && RemoveOneRetired()) {
+  while ((waiting() || retired_count() > kMaxDeferred) && RemoveOneRetired()) {
   }
 }
 

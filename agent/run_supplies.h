@@ -42,31 +42,37 @@ class RunSupplies {
 
   const CgroupParent& cgroups() const { return cgroups_; }
 
-  // A fresh group for one run: the spare Tidy made, else one made now.
+  // A fresh group for one run: a spare Tidy made, else one made now.
   // REQUIRES: cgroups().makes_groups().
   absl::StatusOr<std::unique_ptr<RunCgroup>> TakeGroup();
   // Hands back a run's group for removal at the next Tidy().
   // REQUIRES: every process of the run was killed and reaped (KillAndReap).
   void RetireGroup(std::unique_ptr<RunCgroup> group);
 
-  // A fresh, empty scratch folder in $TMPDIR (or /tmp): the spare Tidy made,
+  // A fresh, empty scratch folder in $TMPDIR (or /tmp): a spare Tidy made,
   // else one made now; "" with errno set if none could be made.
   std::string TakeScratchFolder();
   // Hands back a case's scratch folder for removal at the next Tidy().
   // REQUIRES: no process of the case is left (they could still write there).
   void RetireScratchFolder(std::string path);
 
-  // Makes one spare group and folder, then removes what was retired, one
-  // by one, until `answered()` says the wait is over (the rest waits for the
-  // next Tidy, up to kMaxDeferred of them). Call it while the agent waits
-  // anyway, never while a case runs. Without `answered`, removes everything.
+  // Makes sure one spare group and folder are ready for the next case,
+  // then, one step at a time until `answered()` says the wait is over, makes
+  // more spares (up to kSpares: the next wait may be too short to make one)
+  // and removes what was retired (the rest waits for the next Tidy, up to
+  // kMaxDeferred). Call it while the agent waits anyway, never while a case
+  // runs. Without `answered`: all spares, and every removal.
   void Tidy(const std::function<bool()>& answered = nullptr);
+  static constexpr size_t kSpares = 2;
   static constexpr size_t kMaxDeferred = 16;
 
   // What is held now, for tests: retired groups and folders awaiting removal.
   size_t retired_count() const;
 
  private:
+  // Makes one spare group or folder if fewer than `want` of either are
+  // ready; false if there was nothing to make (or it could not be made).
+  bool MakeOneSpare(size_t want);
   // Removes one retired group or folder; false if there was none.
   bool RemoveOneRetired();
 
@@ -74,8 +80,8 @@ class RunSupplies {
   mutable std::mutex mu_;  // Take/Retire come from the case's thread, Tidy from the worker's
   std::vector<std::unique_ptr<RunCgroup>> retired_groups_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> retired_folders_ ABSL_GUARDED_BY(mu_);
-  std::unique_ptr<RunCgroup> spare_group_ ABSL_GUARDED_BY(mu_);
-  std::string spare_folder_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::unique_ptr<RunCgroup>> spare_groups_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> spare_folders_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace perfgate

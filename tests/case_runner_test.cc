@@ -95,7 +95,7 @@ TEST(CaseRunnerTest, SuppliedScratchFoldersAreFreshPerCaseAndRemovedByTidy) {
     EXPECT_TRUE(second_empty) << second;
     supplies.Tidy();
     EXPECT_FALSE(std::filesystem::exists(second)) << second;
-    EXPECT_EQ(folders_in_tmp(), 1) << "only the spare";
+    EXPECT_EQ(folders_in_tmp(), static_cast<long>(RunSupplies::kSpares)) << "only the spares";
   }
   EXPECT_EQ(folders_in_tmp(), 0) << "a folder outlived the supplies";
   if (old_tmpdir)

@@ -209,24 +209,34 @@ TEST_F(CgroupExecutorTest, ARunInASpareGroupReportsOnlyItsOwnPeakMemory) {
   EXPECT_LE(second.peak_rss_bytes, 4 * kMiB);
 }
 
-// Over many runs nothing piles up: at most the spare and one retired group
-// exist between runs, and none is left once the supplies are gone.
-TEST_F(CgroupExecutorTest, SuppliedGroupsAreRemovedByTidyAndNoneOutliveTheSupplies) {
+// The run's group, as the case sees it in /proc/self/cgroup (the v2 line).
+std::string GroupOfTheCase(RunSupplies* supplies) {
+  ExecSpec spec;
+  spec.argv = {"/bin/cat", "/proc/self/cgroup"};
+  spec.supplies = supplies;
+  ExecResult r = Execute(spec);
+  EXPECT_TRUE(r.ok()) << r.Describe() << r.err;
+  const size_t at = r.out.find("/run-");
+  return at == std::string::npos ? "" : r.out.substr(at + 1, r.out.find('\n', at) - at - 1);
+}
+
+// Over many runs each gets a group no run had before, and nothing piles up:
+// the spares and the last run's group between runs, none once the supplies are gone.
+TEST_F(CgroupExecutorTest, EachRunGetsAFreshGroupAndNoneOutliveTheSupplies) {
   {
     RunSupplies supplies(parent_);
     std::vector<std::string> used;
     for (int i = 0; i < 20; ++i) {
       supplies.Tidy();
-      ASSERT_EQ(RunGroupsIn(parent_.kill_folder()).size(), 1u) << "only the spare, after Tidy";
-      ExecSpec spec = Shell("true");
-      spec.supplies = &supplies;
-      ASSERT_TRUE(Execute(spec).ok());
+      ASSERT_EQ(RunGroupsIn(parent_.kill_folder()).size(), RunSupplies::kSpares) << "only the spares, after Tidy";
+      const std::string group = GroupOfTheCase(&supplies);
+      ASSERT_THAT(group, HasSubstr("run-"));
+      EXPECT_THAT(used, ::testing::Not(::testing::Contains(group))) << "a group served two runs";
+      used.push_back(group);
       for (const std::string& folder : {parent_.kill_folder(), parent_.memory_folder()}) {
-        const std::vector<std::string> now = RunGroupsIn(folder);
-        ASSERT_EQ(now.size(), 1u) << "the run's group awaits removal; no spare was left";
-        EXPECT_THAT(used, ::testing::Not(::testing::Contains(now[0]))) << "a group served two runs";
+        EXPECT_THAT(RunGroupsIn(folder), ::testing::Contains(group)) << "removed at Tidy(), not before";
+        EXPECT_EQ(RunGroupsIn(folder).size(), RunSupplies::kSpares) << folder;
       }
-      used.push_back(RunGroupsIn(parent_.kill_folder())[0]);
     }
     supplies.Tidy();
   }
@@ -250,7 +260,7 @@ TEST_F(CgroupExecutorTest, TidyDefersRemovalsOnceAnsweredButNeverMoreThanItsBoun
   EXPECT_GE(supplies.retired_count(), RunSupplies::kMaxDeferred) << "nothing was deferred";
   supplies.Tidy();
   EXPECT_EQ(supplies.retired_count(), 0u);
-  EXPECT_EQ(RunGroupsIn(parent_.kill_folder()).size(), 1u) << "only the spare";
+  EXPECT_EQ(RunGroupsIn(parent_.kill_folder()).size(), RunSupplies::kSpares) << "only the spares";
 }
 
 TEST(ExecutorTest, WithoutCgroupsPeakMemoryIsRusageAndSaysSo) {
