@@ -1,9 +1,12 @@
 #include "agent/run_supplies.h"
 
+#include <dirent.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <utility>
 
@@ -115,7 +118,48 @@ bool RunSupplies::RemoveOneRetired() {
   return true;
 }
 
+namespace {
+
+// True if `path` is as mkdtemp made it: an empty folder of ours, mode 0700.
+// Such a folder is as good as a fresh one, and reusing it spares an rmdir and
+// a mkdtemp (0.26 ms here).
+bool AsMade(const std::string& path) {
+  struct stat st;
+  if (lstat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || (st.st_mode & 07777) != 0700 || st.st_uid != geteuid()) {
+    return false;
+  }
+  DIR* dir = opendir(path.c_str());
+  if (!dir) return false;
+  bool empty = true;
+  while (const dirent* entry = readdir(dir)) {
+    if (std::strcmp(entry->d_name, ".") != 0 && std::strcmp(entry->d_name, "..") != 0) {
+      empty = false;
+      break;
+    }
+  }
+  closedir(dir);
+  return empty;
+}
+
+}  // namespace
+
+void RunSupplies::ReuseEmptyFolders() {
+  std::vector<std::string> retired;
+  {
+    std::lock_guard lock(mu_);
+    retired.swap(retired_folders_);
+  }
+  std::vector<std::string> reusable, not_reusable;
+  for (std::string& folder : retired) (AsMade(folder) ? reusable : not_reusable).push_back(std::move(folder));
+  std::lock_guard lock(mu_);
+  for (std::string& folder : reusable) {
+    (spare_folders_.size() < kSpares ? spare_folders_ : retired_folders_).push_back(std::move(folder));
+  }
+  for (std::string& folder : not_reusable) retired_folders_.push_back(std::move(folder));
+}
+
 void RunSupplies::Tidy(const std::function<bool()>& answered) {
+  ReuseEmptyFolders();
   // One of each for the next case, whatever the wait: it needs them as soon as the answer comes.
   while (MakeOneSpare(1)) {
   }

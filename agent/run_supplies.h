@@ -12,7 +12,8 @@
 // process of its run was killed and reaped (the executor's KillAndReap), so
 // the next run never shares the machine with leftovers; a spare group is
 // fresh (made by Tidy, never joined), so peak memory is the run's own; a
-// spare scratch folder is fresh and empty. Nothing here runs concurrently
+// spare scratch folder is empty and the agent's own, mode 0700: new, or one
+// a case left exactly so. Nothing here runs concurrently
 // with a case: Tidy runs on the caller's thread, between cases.
 #pragma once
 
@@ -70,6 +71,10 @@ class RunSupplies {
   size_t retired_count() const;
 
  private:
+  // Retired scratch folders the case left as they were made (empty, 0700)
+  // become spares; an empty folder is as fresh as a new one. Groups never are:
+  // a v1 memory group keeps charges (slab, cache) of the run before.
+  void ReuseEmptyFolders();
   // Makes one spare group or folder if fewer than `want` of either are
   // ready; false if there was nothing to make (or it could not be made).
   bool MakeOneSpare(size_t want);

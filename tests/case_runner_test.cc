@@ -57,17 +57,19 @@ TEST(CaseRunnerTest, WarmupIsNotRecordedAndEachRepeatIsASample) {
 }
 
 // With supplies (as in the agent) a case's scratch folder is made ahead and
-// removed at the next Tidy(), while the agent waits for the coordinator:
-// each case still gets a fresh, empty folder of its own, and none is left.
+// removed at the next Tidy(), while the agent waits for the coordinator, or
+// reused if the case left it exactly as made: each case still starts in an
+// empty folder of the agent's, mode 0700, and none is left.
 TEST(CaseRunnerTest, SuppliedScratchFoldersAreFreshPerCaseAndRemovedByTidy) {
   // The folder the case ran in, and whether it found it empty.
-  auto run = [](RunSupplies* supplies) -> std::pair<std::string, bool> {
+  auto run = [](RunSupplies* supplies, const std::string& leave) -> std::pair<std::string, bool> {
     CaseRunOptions options;
     options.supplies = supplies;
     v1::CaseSpec spec = Spec("scratch",
                              {"/bin/sh", "-c",
                               "d=$(dirname \"$PERFGATE_RESULT_FILE\"); echo \"$d\"; "
-                              "[ -z \"$(ls -A \"$d\")\" ] && echo empty; touch \"$d/left-behind\""},
+                              "[ -z \"$(ls -A \"$d\")\" ] && [ $(stat -c %a \"$d\") = 700 ] && echo empty; " +
+                                  leave},
                              1);
     spec.set_warmup(0);  // a warm-up run would leave its file behind for the sample to see
     v1::CaseResult r = RunCase(spec, ProbeHost(), options);
@@ -85,16 +87,24 @@ TEST(CaseRunnerTest, SuppliedScratchFoldersAreFreshPerCaseAndRemovedByTidy) {
   {
     RunSupplies supplies(DefaultCgroupParent());
     supplies.Tidy();
-    const auto [first, first_empty] = run(&supplies);
+    const auto [first, first_empty] = run(&supplies, "touch \"$d/left-behind\"");
     EXPECT_TRUE(first_empty);
     EXPECT_TRUE(std::filesystem::exists(first + "/left-behind")) << "removed at Tidy(), not before";
     supplies.Tidy();
     EXPECT_FALSE(std::filesystem::exists(first)) << first;
-    const auto [second, second_empty] = run(&supplies);
+    const auto [second, second_empty] = run(&supplies, "touch \"$d/left-behind\"");
     EXPECT_NE(second, first);
     EXPECT_TRUE(second_empty) << second;
     supplies.Tidy();
     EXPECT_FALSE(std::filesystem::exists(second)) << second;
+    const auto [third, third_empty] = run(&supplies, "true");
+    EXPECT_TRUE(third_empty) << third;
+    supplies.Tidy();
+    EXPECT_TRUE(std::filesystem::is_empty(third)) << "left empty: may serve again, as it was made";
+    const auto [fourth, fourth_empty] = run(&supplies, "chmod 755 \"$d\"");
+    EXPECT_TRUE(fourth_empty) << fourth;
+    supplies.Tidy();
+    EXPECT_FALSE(std::filesystem::exists(fourth)) << "changed by its case, yet kept: " << fourth;
     EXPECT_EQ(folders_in_tmp(), static_cast<long>(RunSupplies::kSpares)) << "only the spares";
   }
   EXPECT_EQ(folders_in_tmp(), 0) << "a folder outlived the supplies";
