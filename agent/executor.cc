@@ -121,7 +121,7 @@ struct ChildSetup {
   pid_t parent = 0;
   int go_fd = -1;      // fork path: wait for one byte before exec
   int report_fd = -1;  // fork path: where a failure is written
-  // cgroup.procs of the run's groups: the child moves itself in before exec.
+  // cgroup.procs (v2) or tasks (v1) of the run's groups: the child moves itself in before exec.
   const int* join_fds = nullptr;
   size_t join_count = 0;
   // The one of join_fds the child skips: it was born in that group (clone3 CLONE_INTO_CGROUP); -1 if none.
