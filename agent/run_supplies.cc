@@ -1,10 +1,13 @@
 #include "agent/run_supplies.h"
 
 #include <dirent.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -14,13 +17,40 @@
 
 namespace perfgate {
 
-std::string MakeScratchFolder() {
+namespace {
+
+std::string TempRoot() {
   const char* tmp = std::getenv("TMPDIR");
-  std::string pattern = absl::StrCat(tmp && *tmp ? tmp : "/tmp", "/perfgate-case-XXXXXX");
+  return tmp && *tmp ? tmp : "/tmp";
+}
+
+// Removes the scratch folders of agents that died without removing them
+// (SIGKILL): their spares and the folders awaiting removal. Their names
+// carry the agent's pid, as the names of run groups do.
+void RemoveStaleScratchFolders() {
+  const std::string root = TempRoot();
+  DIR* dir = opendir(root.c_str());
+  if (!dir) return;
+  while (const dirent* entry = readdir(dir)) {
+    pid_t pid = 0;
+    char rest[16];
+    if (sscanf(entry->d_name, "perfgate-case-%d-%15s", &pid, rest) != 2 || pid <= 0 || pid == getpid()) continue;
+    if (kill(pid, 0) != 0 && errno == ESRCH) {
+      std::error_code ec;
+      std::filesystem::remove_all(absl::StrCat(root, "/", entry->d_name), ec);
+    }
+  }
+  closedir(dir);
+}
+
+}  // namespace
+
+std::string MakeScratchFolder() {
+  std::string pattern = absl::StrCat(TempRoot(), "/perfgate-case-", getpid(), "-XXXXXX");
   return mkdtemp(pattern.data()) ? pattern : "";
 }
 
-RunSupplies::RunSupplies(const CgroupParent& cgroups) : cgroups_(cgroups) {}
+RunSupplies::RunSupplies(const CgroupParent& cgroups) : cgroups_(cgroups) { RemoveStaleScratchFolders(); }
 
 RunSupplies::~RunSupplies() {
   while (RemoveOneRetired()) {

@@ -29,12 +29,13 @@
 
 namespace perfgate {
 
-// A fresh, empty folder in $TMPDIR (or /tmp) for one case; "" with errno
-// set if none could be made.
+// A fresh, empty folder in $TMPDIR (or /tmp) for one case, named after the
+// agent's pid (perfgate-case-PID-XXXXXX); "" with errno set if none could be made.
 std::string MakeScratchFolder();
 
 class RunSupplies {
  public:
+  // Removes the scratch folders that agents killed before they could (their pid is gone) left in $TMPDIR.
   explicit RunSupplies(const CgroupParent& cgroups);
   // Removes everything still held: retired and spare groups and folders.
   ~RunSupplies();

@@ -2,6 +2,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -112,6 +113,34 @@ TEST(CaseRunnerTest, SuppliedScratchFoldersAreFreshPerCaseAndRemovedByTidy) {
     setenv("TMPDIR", saved_tmpdir.c_str(), 1);
   else
     unsetenv("TMPDIR");
+}
+
+// An agent killed with SIGKILL leaves its spare and retired folders behind;
+// the next agent's supplies remove them, and only those of agents that are gone.
+TEST(CaseRunnerTest, SuppliesRemoveTheScratchFoldersOfAgentsThatAreGone) {
+  testing::TempDir tmp;
+  const pid_t gone = fork();
+  if (gone == 0) _exit(0);
+  ASSERT_GT(gone, 0);
+  waitpid(gone, nullptr, 0);
+  const std::string dead = tmp.File("perfgate-case-" + std::to_string(gone) + "-AbC123");
+  const std::string alive = tmp.File("perfgate-case-1-AbC123");  // init never exits
+  const std::string other = tmp.File("perfgate-case-AbC123");    // no pid: not ours to judge
+  for (const std::string& folder : {dead, alive, other}) {
+    ASSERT_TRUE(std::filesystem::create_directory(folder)) << folder;
+    std::ofstream(folder + "/results") << "left behind";
+  }
+  const char* old_tmpdir = std::getenv("TMPDIR");
+  const std::string saved_tmpdir = old_tmpdir ? old_tmpdir : "";
+  setenv("TMPDIR", tmp.path().c_str(), 1);
+  { RunSupplies supplies(DefaultCgroupParent()); }
+  if (old_tmpdir)
+    setenv("TMPDIR", saved_tmpdir.c_str(), 1);
+  else
+    unsetenv("TMPDIR");
+  EXPECT_FALSE(std::filesystem::exists(dead)) << dead;
+  EXPECT_TRUE(std::filesystem::exists(alive)) << alive;
+  EXPECT_TRUE(std::filesystem::exists(other)) << other;
 }
 
 TEST(CaseRunnerTest, CallgrindInstructionCountsAreDeterministic) {
