@@ -14,6 +14,7 @@
 #include "agent/callgrind.h"
 #include "agent/perf_counter.h"
 #include "agent/result_adapters.h"
+#include "agent/run_supplies.h"
 #include "core/bounded_read.h"
 #include "core/capabilities.h"
 #include "core/expand.h"
@@ -29,22 +30,25 @@ namespace fs = std::filesystem;
 // native, so a few runs are enough to show the count is stable.
 constexpr uint32_t kMaxCallgrindRuns = 3;
 
-// A scratch folder removed when the case is done.
+// A scratch folder removed when the case is done, or handed back to the
+// supplies it came from.
 class ScratchDir {
  public:
-  ScratchDir() {
-    const char* tmp = std::getenv("TMPDIR");
-    std::string pattern = absl::StrCat(tmp && *tmp ? tmp : "/tmp", "/perfgate-case-XXXXXX");
-    if (mkdtemp(pattern.data())) path_ = pattern;
-  }
+  explicit ScratchDir(RunSupplies* supplies)
+      : supplies_(supplies), path_(supplies ? supplies->TakeScratchFolder() : MakeScratchFolder()) {}
   ~ScratchDir() {
+    if (supplies_ && !path_.empty()) {
+      supplies_->RetireScratchFolder(path_);
+      return;
+    }
     std::error_code ec;
     if (!path_.empty()) fs::remove_all(path_, ec);
   }
   const std::string& path() const { return path_; }
 
  private:
-  std::string path_;
+  RunSupplies* const supplies_;
+  const std::string path_;
 };
 
 // Turns a failed run into the case's outcome. Returns false if `exec` succeeded.
@@ -180,7 +184,7 @@ Counter ChooseRegionCounter(const v1::HostFingerprint& host, std::string* valgri
 class CaseRun {
  public:
   CaseRun(const v1::CaseSpec& spec, const v1::HostFingerprint& host, const CaseRunOptions& options)
-      : spec_(spec), host_(host), options_(options) {
+      : spec_(spec), host_(host), options_(options), scratch_(options.supplies) {
     result_.set_case_name(spec.name());
     *result_.mutable_host() = host;
   }
@@ -230,6 +234,7 @@ class CaseRun {
     for (const auto& variant : variants_) {
       auto exec = BuildExec(spec_, variant, result_file_, options_.kill_grace_ms);
       if (!exec.ok()) return Fail(std::string(exec.status().message()));
+      exec->supplies = options_.supplies;
       execs_.push_back(*std::move(exec));
     }
     if (variants_.size() > 1) {

@@ -30,6 +30,9 @@ struct CaseRunOptions {
   std::function<void(const std::string&)> progress;
   uint64_t kill_grace_ms = 2000;
   std::vector<std::string> labels;  // the agent's, for requirement checks
+  // Where the runs' groups and the case's scratch folder come from and go
+  // (made ahead, removed later: agent/run_supplies.h); nullptr: made and removed on the spot.
+  RunSupplies* supplies = nullptr;
 };
 
 // Never throws; every failure is an outcome with an error message.

@@ -94,6 +94,10 @@ class RunCgroup {
   // Write-only fds of the groups' cgroup.procs: the child writes "0" into
   // each before exec, so the case is inside from its first instruction.
   const std::vector<int>& join_fds() const { return join_fds_; }
+  // The run's v2 group, opened O_PATH for clone3(CLONE_INTO_CGROUP), and the
+  // one of join_fds() that a child born there need not write; -1 if none.
+  int v2_folder_fd() const { return v2_folder_fd_; }
+  int v2_join_fd() const { return v2_join_fd_; }
   // The most memory the group held at once; nullopt if unreadable.
   std::optional<uint64_t> PeakMemoryBytes() const;
   // SIGKILLs every process in the group until none is left, then reaps
@@ -115,6 +119,8 @@ class RunCgroup {
   std::string kill_group_;
   bool kill_by_file_ = false;
   std::vector<int> join_fds_;
+  int v2_folder_fd_ = -1;
+  int v2_join_fd_ = -1;
 };
 
 }  // namespace perfgate

@@ -21,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "agent/perf_counter.h"
+#include "agent/run_supplies.h"
 
 extern char** environ;
 
@@ -120,9 +121,11 @@ struct ChildSetup {
   pid_t parent = 0;
   int go_fd = -1;      // fork path: wait for one byte before exec
   int report_fd = -1;  // fork path: where a failure is written
-  // cgroup.procs of the run's groups: the child moves itself in before exec.
+  // cgroup.procs (v2) or tasks (v1) of the run's groups: the child moves itself in before exec.
   const int* join_fds = nullptr;
   size_t join_count = 0;
+  // The one of join_fds the child skips: it was born in that group (clone3 CLONE_INTO_CGROUP); -1 if none.
+  int born_in_fd = -1;
   // vfork path: the child writes its failure straight into the parent's memory.
   volatile int child_errno = 0;
   volatile char failed_step = 0;  // 'g' cgroup, 'c' chdir, 'e' exec
@@ -157,7 +160,7 @@ struct ChildSetup {
   // "0" moves the writer; with CLONE_VM the agent's memory stays charged to
   // the agent (the mm's owner), and the case's own mm starts at exec.
   for (size_t i = 0; i < s->join_count && !step; ++i) {
-    if (write(s->join_fds[i], "0", 1) != 1) {
+    if (s->join_fds[i] != s->born_in_fd && write(s->join_fds[i], "0", 1) != 1) {
       err = errno;
       step = 'g';
     }
@@ -201,9 +204,72 @@ struct Spawned {
   char failed_step = 0;  // 'c' chdir, 'e' exec, 0 ok
 };
 
+#if defined(__x86_64__) && defined(SYS_clone3)
+// struct clone_args of <linux/sched.h> up to `cgroup` (CLONE_ARGS_SIZE_VER2);
+// that header's CLONE_* macros clash with <sched.h>'s.
+struct CloneArgs {
+  uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup;
+};
+constexpr uint64_t kCloneIntoCgroup = 0x200000000ULL;
+
+// clone3 that runs fn(arg) in the child on the stack in *args, as glibc's
+// clone() does for clone(2) (glibc has no clone3 wrapper): the system call
+// returns in the child on a new, empty stack, where no compiled code of this
+// function may run. fn must not return. -1 with errno if no child was made.
+pid_t Clone3(CloneArgs* args, int (*fn)(void*), void* arg) {
+  long ret;
+  register long fn_reg asm("r12") = reinterpret_cast<long>(fn);
+  register long arg_reg asm("r13") = reinterpret_cast<long>(arg);
+  asm volatile(
+      "syscall\n\t"
+      "testq %%rax, %%rax\n\t"
+      "jnz 1f\n\t"
+      "xorl %%ebp, %%ebp\n\t"  // the child: outermost frame on its own stack
+      "movq %%r13, %%rdi\n\t"
+      "callq *%%r12\n\t"
+      "movl %%eax, %%edi\n\t"
+      "movl $60, %%eax\n\t"  // SYS_exit, should fn ever return
+      "syscall\n\t"
+      "hlt\n"
+      "1:\n\t"
+      : "=a"(ret)
+      : "0"(static_cast<long>(SYS_clone3)), "D"(args), "S"(sizeof(CloneArgs)), "r"(fn_reg), "r"(arg_reg)
+      : "rcx", "r11", "memory");
+  if (ret < 0) {
+    errno = static_cast<int>(-ret);
+    return -1;
+  }
+  return static_cast<pid_t>(ret);
+}
+#endif
+
+// The vfork-style child, born in the run's v2 group where the kernel allows:
+// joining by a cgroup.procs write takes the global cgroup_threadgroup_rwsem
+// for writing, which waits for an RCU grace period whenever that lock was
+// idle (8-17 ms at times here, between one case's end and the next one's start).
+pid_t CloneVfork(ChildSetup& setup, char* stack, size_t stack_bytes, const RunCgroup* group) {
+#if defined(__x86_64__) && defined(SYS_clone3)
+  if (group && group->v2_folder_fd() >= 0) {
+    setup.born_in_fd = group->v2_join_fd();
+    CloneArgs args{};
+    args.flags = CLONE_VM | CLONE_VFORK | kCloneIntoCgroup;
+    args.exit_signal = SIGCHLD;
+    args.stack = reinterpret_cast<uint64_t>(stack);
+    args.stack_size = stack_bytes;
+    args.cgroup = static_cast<uint64_t>(group->v2_folder_fd());
+    const pid_t pid = Clone3(&args, ChildMain, &setup);
+    if (pid >= 0) return pid;
+    setup.born_in_fd = -1;  // no clone3 here (ENOSYS, a seccomp filter): the child joins by writing
+  }
+#else
+  (void)group;
+#endif
+  return clone(ChildMain, stack + stack_bytes, CLONE_VM | CLONE_VFORK | SIGCHLD, &setup);
+}
+
 // clone(CLONE_VM | CLONE_VFORK): the agent thread waits until the child has
 // exec'd (or failed), as posix_spawn does. *start is when the child was about to exec.
-Spawned SpawnVfork(ChildSetup& setup, Clock::time_point* start) {
+Spawned SpawnVfork(ChildSetup& setup, const RunCgroup* group, Clock::time_point* start) {
   Spawned out;
   // The child's stack, left uninitialised: zeroing 256 KiB per run is work for nothing.
   constexpr size_t kStackBytes = 256 * 1024;
@@ -211,7 +277,7 @@ Spawned SpawnVfork(ChildSetup& setup, Clock::time_point* start) {
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, &old);  // no signal may reach the child before it resets handlers
-  out.pid = clone(ChildMain, stack.get() + kStackBytes, CLONE_VM | CLONE_VFORK | SIGCHLD, &setup);
+  out.pid = CloneVfork(setup, stack.get(), kStackBytes, group);
   const int clone_errno = errno;
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   if (out.pid < 0) {
@@ -426,10 +492,12 @@ ExecResult Execute(const ExecSpec& spec, const CancelToken* cancel) {
   std::vector<char*> argv = CStrings(argv_storage);
   std::vector<char*> envp = CStrings(env);
 
-  const CgroupParent& cgroups = spec.cgroups ? *spec.cgroups : DefaultCgroupParent();
+  const CgroupParent& cgroups = spec.supplies  ? spec.supplies->cgroups()
+                                : spec.cgroups ? *spec.cgroups
+                                               : DefaultCgroupParent();
   std::unique_ptr<RunCgroup> group;
   if (cgroups.makes_groups()) {
-    auto made = RunCgroup::Create(cgroups);
+    auto made = spec.supplies ? spec.supplies->TakeGroup() : RunCgroup::Create(cgroups);
     if (!made.ok()) {
       result.spawn_error = std::string(made.status().message());
       return result;
@@ -462,7 +530,7 @@ ExecResult Execute(const ExecSpec& spec, const CancelToken* cancel) {
   int counter_fd = -1;
   Clock::time_point start;
   Spawned spawned = spec.count_instructions ? SpawnWithCounter(setup, &counter_fd, &result.instructions_error, &start)
-                                            : SpawnVfork(setup, &start);
+                                            : SpawnVfork(setup, group.get(), &start);
   for (int fd : {out_pipe[1], err_pipe[1], setup.stdin_fd}) close(fd);
   const pid_t pid = spawned.pid;
   if (pid < 0) {
@@ -496,6 +564,8 @@ ExecResult Execute(const ExecSpec& spec, const CancelToken* cancel) {
   // pipes without waiting for EOF, which a process that escaped the process
   // group could hold off forever.
   KillLeftovers(group.get(), cgroups, pid, &result);
+  // Empty now: its removal (a slow rmdir in the v1 memory hierarchy) can wait for the supplier's Tidy().
+  if (group && spec.supplies) spec.supplies->RetireGroup(std::move(group));
   for (Capture* c : {&out, &err}) c->Drain();
   if (pidfd >= 0) close(pidfd);
   if (result.out_tail.size() > kTailBytes) result.out_tail.erase(0, result.out_tail.size() - kTailBytes);

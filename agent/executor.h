@@ -18,6 +18,8 @@
 
 namespace perfgate {
 
+class RunSupplies;
+
 // Lets another thread stop an Execute() in progress. Thread-safe.
 class CancelToken {
  public:
@@ -45,6 +47,9 @@ struct ExecSpec {
   bool count_instructions = false;
   // Where the run's control groups go; nullptr: DefaultCgroupParent().
   const CgroupParent* cgroups = nullptr;
+  // Where the run's groups come from (made ahead) and go (removed later);
+  // nullptr: made and removed by Execute. When set, its parent is used.
+  RunSupplies* supplies = nullptr;
 };
 
 struct ExecResult {

@@ -38,7 +38,7 @@ std::string NewInstance() {
 }  // namespace
 
 AgentWorker::AgentWorker(WorkerOptions options, v1::HostFingerprint host)
-    : options_(std::move(options)), host_(std::move(host)), instance_(NewInstance()) {
+    : options_(std::move(options)), host_(std::move(host)), instance_(NewInstance()), supplies_(DefaultCgroupParent()) {
   // Cases run with their own folder as cwd: a relative cache folder would point elsewhere there.
   std::error_code ec;
   options_.artifacts.dir = std::filesystem::absolute(options_.artifacts.dir, ec).lexically_normal().string();
@@ -248,6 +248,7 @@ void AgentWorker::Run() {
       interval_ms = heartbeat_interval_ms_;
       ttl_ms = lease_ttl_ms_;
     }
+    supplies_.Tidy();  // the first case's groups and folder, made while waiting for it
     std::thread reader(&AgentWorker::ReadWork, this, session_id);
     std::thread heartbeat(&AgentWorker::HeartbeatLoop, this, session_id, interval_ms, ttl_ms);
     for (;;) {
@@ -291,6 +292,7 @@ void AgentWorker::RunLease(const std::string& session_id, const v1::Lease& lease
   options.cancel = &cancel;
   options.kill_grace_ms = options_.kill_grace_ms;
   options.labels = options_.labels;
+  options.supplies = &supplies_;
   v1::CaseResult result = RunWithArtifacts(spec, options, &cancel);
   result.set_agent_id(options_.agent_id);
   result.set_pool(options_.pool);
@@ -360,6 +362,28 @@ bool RefusedAsTooLarge(const grpc::Status& status) {
 
 }  // namespace
 
+grpc::Status AgentWorker::CompleteLeaseTidying(grpc::ClientContext* context, const v1::CompleteLeaseRequest& request,
+                                               v1::CompleteLeaseResponse* response) {
+  // A queue of our own, polled by this thread as the synchronous call would: no other thread is woken for the reply.
+  grpc::CompletionQueue queue;
+  grpc::Status status;
+  auto call = stub_->AsyncCompleteLease(context, request, &queue);
+  call->Finish(response, &status, nullptr);
+  void* tag;
+  bool ok;
+  bool answered = false;
+  supplies_.Tidy([&] {
+    answered = answered || queue.AsyncNext(&tag, &ok, std::chrono::system_clock::now()) ==
+                               grpc::CompletionQueue::NextStatus::GOT_EVENT;
+    return answered;
+  });
+  if (!answered) queue.Next(&tag, &ok);
+  queue.Shutdown();
+  while (queue.Next(&tag, &ok)) {
+  }
+  return status;
+}
+
 void AgentWorker::CompleteWithRetry(const std::string& session_id, const std::string& lease_id,
                                     const v1::CaseResult& result) {
   // The result is the expensive part: keep it until the coordinator answers,
@@ -380,7 +404,7 @@ void AgentWorker::CompleteWithRetry(const std::string& session_id, const std::st
       request.set_want_next_lease(!stopping_ && !session_stale_);
     }
     v1::CompleteLeaseResponse response;
-    grpc::Status status = stub_->CompleteLease(&context, request, &response);
+    grpc::Status status = CompleteLeaseTidying(&context, request, &response);
     if (RefusedAsTooLarge(status) && sending == &result) {
       // Re-running would only produce the same oversized result: report the case as an error.
       too_large.set_case_name(result.case_name());

@@ -25,6 +25,7 @@
 #include "agent/artifact_cache.h"
 #include "agent/case_runner.h"
 #include "agent/executor.h"
+#include "agent/run_supplies.h"
 #include "perfgate/v1/agent.grpc.pb.h"
 #include "transport/transport.h"
 
@@ -73,6 +74,10 @@ class AgentWorker {
   // Offers the result until the coordinator answers (accepted, stale, or refused) or Stop(). The next lease,
   // if the reply carries one, goes first in the queue.
   void CompleteWithRetry(const std::string& session_id, const std::string& lease_id, const v1::CaseResult& result);
+  // One CompleteLease call; while the coordinator works on it, the finished case's groups and folder are
+  // removed and the next case's made (supplies_.Tidy()), off the path from one case's end to the next one's start.
+  grpc::Status CompleteLeaseTidying(grpc::ClientContext* context, const v1::CompleteLeaseRequest& request,
+                                    v1::CompleteLeaseResponse* response);
   void SleepInterruptibly(int64_t ms);
   int64_t Backoff(int attempt);
   void Log(const std::string& line);
@@ -102,6 +107,8 @@ class AgentWorker {
   std::atomic<uint64_t> cases_completed_{0};
   // Used by Run's thread only (RunLease); opened on first need.
   std::unique_ptr<ArtifactCache> artifacts_;
+  // Groups and scratch folders of the cases (Run's thread only); whatever it still holds goes with the worker.
+  RunSupplies supplies_;
   uint64_t cases_prepared_ = 0;  // names each case's folder
 };
 

@@ -25,6 +25,7 @@
 //   dispatch [--cases N] [--agents N] [--runs N] [--e2e-agents N]
 //            [--e2e-cases N] [--next-cases N] [--history-runs N] [--samples N] [--json FILE] [--perfgate PATH]
 //            [--before PATH]   (another perfgate binary, measured beside it part by part)
+//            [--only-next]     (only the `next` part: fast iteration on the agent's hot path)
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -249,6 +250,7 @@ struct Options {
   std::string perfgate = PERFGATE_BINARY;
   // Another perfgate binary (the code before a change) measured beside it, part by part.
   std::string before;
+  bool only_next = false;
 };
 
 // Lease rate while history calls were in flight against outside them, and the
@@ -425,13 +427,9 @@ bool MeasureLoad(const Options& o, const std::string& perfgate, const std::strin
   return true;
 }
 
-// e2e: real agent processes; next: one real agent, cases stamp their own start.
-void MeasureAgents(const Options& o, const std::string& perfgate, const std::string& dir, Figures* f) {
-  Options with = o;
-  with.perfgate = perfgate;
-  Coordinator b = StartCoordinator(perfgate, dir + "/e2e.db");
-  auto stub_b = GateStub(b.address);
-  std::vector<Child> agents = StartAgents(with, b, o.e2e_agents, "e2e");
+// e2e: --e2e-agents real agents run trivial cases; the coordinator's share of all CPU.
+void MeasureE2E(const Options& o, const Coordinator& b, v1::GateService::Stub* stub_b, Figures* f) {
+  std::vector<Child> agents = StartAgents(o, b, o.e2e_agents, "e2e");
   WaitForPool(*stub_b, "e2e");
   std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the rest of the agents register
   auto agents_cpu = [&] {
@@ -445,8 +443,11 @@ void MeasureAgents(const Options& o, const std::string& perfgate, const std::str
   for (auto& c : agents) Stop(c);
   f->e2e_rate = o.e2e_cases / e2e.seconds;
   f->share = cpu_b / (cpu_b + cpu_agents);
+}
 
-  std::vector<Child> one = StartAgents(with, b, 1, "next");
+// next: one real agent, cases stamp their own start.
+void MeasureNext(const Options& o, const Coordinator& b, v1::GateService::Stub* stub_b, Figures* f) {
+  std::vector<Child> one = StartAgents(o, b, 1, "next");
   WaitForPool(*stub_b, "next");
   v1::Suite next_suite = TrivialSuite("dispatch-next", o.next_cases, "/bin/date");
   // The e2e agents have stopped: only this one takes work.
@@ -464,6 +465,16 @@ void MeasureAgents(const Options& o, const std::string& perfgate, const std::str
   for (size_t i = 1; i < starts.size(); ++i) over.push_back((starts[i] - starts[i - 1]) / 1e6 - f->bare_ms);
   f->next_p50 = Percentile(over, 0.5);
   f->next_p99 = Percentile(over, 0.99);
+}
+
+// e2e: real agent processes; next: one real agent, cases stamp their own start.
+void MeasureAgents(const Options& o, const std::string& perfgate, const std::string& dir, Figures* f) {
+  Options with = o;
+  with.perfgate = perfgate;
+  Coordinator b = StartCoordinator(perfgate, dir + "/e2e.db");
+  auto stub_b = GateStub(b.address);
+  if (!o.only_next) MeasureE2E(with, b, stub_b.get(), f);
+  MeasureNext(with, b, stub_b.get(), f);
   Stop(b.process);
 }
 
@@ -507,11 +518,11 @@ bool MeasureAll(const Options& o, const std::vector<std::string>& binaries, cons
                 std::vector<Figures>* out) {
   out->assign(binaries.size(), Figures());
   for (size_t i = 0; i < binaries.size(); ++i) {
-    if (!MeasureLoad(o, binaries[i], absl::StrCat(dir, "/", i), &(*out)[i])) return false;
+    if (!o.only_next && !MeasureLoad(o, binaries[i], absl::StrCat(dir, "/", i), &(*out)[i])) return false;
   }
   for (size_t i = 0; i < binaries.size(); ++i) MeasureAgents(o, binaries[i], absl::StrCat(dir, "/", i), &(*out)[i]);
   for (size_t i = 0; i < binaries.size(); ++i) {
-    if (!MeasureMakespan(binaries[i], absl::StrCat(dir, "/", i), &(*out)[i])) return false;
+    if (!o.only_next && !MeasureMakespan(binaries[i], absl::StrCat(dir, "/", i), &(*out)[i])) return false;
   }
   return true;
 }
@@ -611,10 +622,12 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--json") && more) o.json_path = argv[++i];
     else if (!std::strcmp(argv[i], "--perfgate") && more) o.perfgate = argv[++i];
     else if (!std::strcmp(argv[i], "--before") && more) o.before = argv[++i];
+    else if (!std::strcmp(argv[i], "--only-next")) o.only_next = true;
     else {
       std::fprintf(stderr,
                    "usage: dispatch [--cases N] [--agents N] [--runs N] [--e2e-agents N] [--e2e-cases N] "
-                   "[--next-cases N] [--history-runs N] [--samples N] [--json FILE] [--perfgate PATH] [--before PATH]\n");
+                   "[--next-cases N] [--history-runs N] [--samples N] [--json FILE] [--perfgate PATH] [--before PATH] "
+                   "[--only-next]\n");
       return 2;
     }
   }

@@ -2,13 +2,16 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "agent/cgroup.h"
 #include "agent/host_fingerprint.h"
+#include "agent/run_supplies.h"
 #include "core/judge.h"
 #include "core/series.h"
 #include "tests/test_util.h"
@@ -52,6 +55,92 @@ TEST(CaseRunnerTest, WarmupIsNotRecordedAndEachRepeatIsASample) {
   }
   auto lines = testing::RunCommand({"/usr/bin/wc", "-l", count});
   EXPECT_THAT(lines.output, HasSubstr("6 "));  // 2 warm-up + 4 measured runs happened
+}
+
+// With supplies (as in the agent) a case's scratch folder is made ahead and
+// removed at the next Tidy(), while the agent waits for the coordinator, or
+// reused if the case left it exactly as made: each case still starts in an
+// empty folder of the agent's, mode 0700, and none is left.
+TEST(CaseRunnerTest, SuppliedScratchFoldersAreFreshPerCaseAndRemovedByTidy) {
+  // The folder the case ran in, and whether it found it empty.
+  auto run = [](RunSupplies* supplies, const std::string& leave) -> std::pair<std::string, bool> {
+    CaseRunOptions options;
+    options.supplies = supplies;
+    v1::CaseSpec spec = Spec("scratch",
+                             {"/bin/sh", "-c",
+                              "d=$(dirname \"$PERFGATE_RESULT_FILE\"); echo \"$d\"; "
+                              "[ -z \"$(ls -A \"$d\")\" ] && [ $(stat -c %a \"$d\") = 700 ] && echo empty; " +
+                                  leave},
+                             1);
+    spec.set_warmup(0);  // a warm-up run would leave its file behind for the sample to see
+    v1::CaseResult r = RunCase(spec, ProbeHost(), options);
+    EXPECT_EQ(r.outcome(), v1::CaseResult::OUTCOME_OK) << r.error();
+    const std::string out = r.stdout_tail();
+    return {out.substr(0, out.find('\n')), out.find("\nempty\n") != std::string::npos};
+  };
+  testing::TempDir tmp;
+  auto folders_in_tmp = [&] {
+    return std::distance(std::filesystem::directory_iterator(tmp.path()), std::filesystem::directory_iterator());
+  };
+  const char* old_tmpdir = std::getenv("TMPDIR");
+  const std::string saved_tmpdir = old_tmpdir ? old_tmpdir : "";
+  setenv("TMPDIR", tmp.path().c_str(), 1);
+  {
+    RunSupplies supplies(DefaultCgroupParent());
+    supplies.Tidy();
+    const auto [first, first_empty] = run(&supplies, "touch \"$d/left-behind\"");
+    EXPECT_TRUE(first_empty);
+    EXPECT_TRUE(std::filesystem::exists(first + "/left-behind")) << "removed at Tidy(), not before";
+    supplies.Tidy();
+    EXPECT_FALSE(std::filesystem::exists(first)) << first;
+    const auto [second, second_empty] = run(&supplies, "touch \"$d/left-behind\"");
+    EXPECT_NE(second, first);
+    EXPECT_TRUE(second_empty) << second;
+    supplies.Tidy();
+    EXPECT_FALSE(std::filesystem::exists(second)) << second;
+    const auto [third, third_empty] = run(&supplies, "true");
+    EXPECT_TRUE(third_empty) << third;
+    supplies.Tidy();
+    EXPECT_TRUE(std::filesystem::is_empty(third)) << "left empty: may serve again, as it was made";
+    const auto [fourth, fourth_empty] = run(&supplies, "chmod 755 \"$d\"");
+    EXPECT_TRUE(fourth_empty) << fourth;
+    supplies.Tidy();
+    EXPECT_FALSE(std::filesystem::exists(fourth)) << "changed by its case, yet kept: " << fourth;
+    EXPECT_EQ(folders_in_tmp(), static_cast<long>(RunSupplies::kSpares)) << "only the spares";
+  }
+  EXPECT_EQ(folders_in_tmp(), 0) << "a folder outlived the supplies";
+  if (old_tmpdir)
+    setenv("TMPDIR", saved_tmpdir.c_str(), 1);
+  else
+    unsetenv("TMPDIR");
+}
+
+// An agent killed with SIGKILL leaves its spare and retired folders behind;
+// the next agent's supplies remove them, and only those of agents that are gone.
+TEST(CaseRunnerTest, SuppliesRemoveTheScratchFoldersOfAgentsThatAreGone) {
+  testing::TempDir tmp;
+  const pid_t gone = fork();
+  if (gone == 0) _exit(0);
+  ASSERT_GT(gone, 0);
+  waitpid(gone, nullptr, 0);
+  const std::string dead = tmp.File("perfgate-case-" + std::to_string(gone) + "-AbC123");
+  const std::string alive = tmp.File("perfgate-case-1-AbC123");  // init never exits
+  const std::string other = tmp.File("perfgate-case-AbC123");    // no pid: not ours to judge
+  for (const std::string& folder : {dead, alive, other}) {
+    ASSERT_TRUE(std::filesystem::create_directory(folder)) << folder;
+    std::ofstream(folder + "/results") << "left behind";
+  }
+  const char* old_tmpdir = std::getenv("TMPDIR");
+  const std::string saved_tmpdir = old_tmpdir ? old_tmpdir : "";
+  setenv("TMPDIR", tmp.path().c_str(), 1);
+  { RunSupplies supplies(DefaultCgroupParent()); }
+  if (old_tmpdir)
+    setenv("TMPDIR", saved_tmpdir.c_str(), 1);
+  else
+    unsetenv("TMPDIR");
+  EXPECT_FALSE(std::filesystem::exists(dead)) << dead;
+  EXPECT_TRUE(std::filesystem::exists(alive)) << alive;
+  EXPECT_TRUE(std::filesystem::exists(other)) << other;
 }
 
 TEST(CaseRunnerTest, CallgrindInstructionCountsAreDeterministic) {

@@ -11,6 +11,7 @@
 #include <sstream>
 #include <thread>
 
+#include "agent/run_supplies.h"
 #include "tests/test_util.h"
 
 namespace perfgate {
@@ -133,6 +134,133 @@ TEST_F(CgroupExecutorTest, RunGroupsAndParentsAreRemoved) {
   for (const std::string& folder : {parent_.kill_folder(), parent_.memory_folder()}) {
     EXPECT_FALSE(std::filesystem::exists(folder)) << folder;
   }
+}
+
+// The case runs in its run's group in every hierarchy used: born in the v2
+// one (clone3 CLONE_INTO_CGROUP) where it can be, moved into the v1 one.
+TEST_F(CgroupExecutorTest, TheCaseIsInItsRunsGroupsInEveryHierarchy) {
+  for (bool supplied : {false, true}) {
+    RunSupplies supplies(parent_);
+    ExecSpec spec;
+    spec.argv = {"/bin/cat", "/proc/self/cgroup"};
+    if (supplied) spec.supplies = &supplies;
+    ExecResult r = Run(spec);
+    ASSERT_TRUE(r.ok()) << r.Describe() << r.err;
+    const std::string run = "/run-" + std::to_string(getpid()) + "-";
+    // One line per hierarchy in /proc/self/cgroup: "0::/path" (v2), "4:memory:/path" (v1).
+    const size_t hierarchies = parent_.kill_folder() == parent_.memory_folder() ? 1 : 2;
+    std::istringstream lines(r.out);
+    std::string line;
+    size_t in_run_group = 0;
+    while (std::getline(lines, line)) in_run_group += line.find(run) != std::string::npos;
+    EXPECT_EQ(in_run_group, hierarchies) << (supplied ? "supplied group:\n" : "") << r.out;
+  }
+}
+
+// The run groups now in `folder` (the spare made ahead, retired ones awaiting removal).
+std::vector<std::string> RunGroupsIn(const std::string& folder) {
+  std::vector<std::string> names;
+  for (const auto& entry : std::filesystem::directory_iterator(folder)) {
+    if (entry.is_directory()) names.push_back(entry.path().filename().string());
+  }
+  return names;
+}
+
+// The agent takes a run's groups made ahead and leaves their removal to
+// Tidy(), which it calls while it waits for the coordinator. Removal waits;
+// the kill and reap does not: once Execute returns, nothing of the case runs.
+TEST_F(CgroupExecutorTest, WithSuppliesLeftoversAreGoneWhenExecuteReturnsThoughTheGroupWaits) {
+  RunSupplies supplies(parent_);
+  supplies.Tidy();
+  testing::TempDir dir;
+  const std::string pid_file = dir.File("pids");
+  ExecSpec spec;
+  spec.argv = {testing::CaseBinary("orphans"), pid_file};
+  spec.supplies = &supplies;
+  ExecResult r = Execute(spec);
+  ASSERT_TRUE(r.ok()) << r.Describe() << r.err;
+  EXPECT_EQ(supplies.retired_count(), 1u);
+  std::ifstream in(pid_file);
+  pid_t zombie = 0, escapee = 0;
+  ASSERT_TRUE(in >> zombie >> escapee);
+  EXPECT_EQ(kill(escapee, 0), -1) << "setsid escapee " << escapee << " survived the case";
+  EXPECT_EQ(errno, ESRCH);
+  EXPECT_EQ(kill(zombie, 0), -1) << "child " << zombie << " of the case was never reaped";
+  EXPECT_EQ(errno, ESRCH);
+}
+
+// A spare is a fresh group: a run in it reports its own peak, not that of
+// the 256 MiB run before it (as it would in a reused group).
+TEST_F(CgroupExecutorTest, ARunInASpareGroupReportsOnlyItsOwnPeakMemory) {
+  RunSupplies supplies(parent_);
+  ExecSpec big;
+  big.argv = {testing::CaseBinary("alloc"), "256"};
+  big.supplies = &supplies;
+  ExecResult first = Execute(big);
+  ASSERT_TRUE(first.ok()) << first.Describe();
+  ASSERT_GE(first.peak_rss_bytes, 256 * kMiB * 95 / 100);
+  supplies.Tidy();
+  ExecSpec small;
+  small.argv = {"/bin/true"};
+  small.supplies = &supplies;
+  ExecResult second = Execute(small);
+  ASSERT_TRUE(second.ok()) << second.Describe();
+  EXPECT_GT(second.peak_rss_bytes, 0u);
+  EXPECT_LE(second.peak_rss_bytes, 4 * kMiB);
+}
+
+// The run's group, as the case sees it in /proc/self/cgroup (the v2 line).
+std::string GroupOfTheCase(RunSupplies* supplies) {
+  ExecSpec spec;
+  spec.argv = {"/bin/cat", "/proc/self/cgroup"};
+  spec.supplies = supplies;
+  ExecResult r = Execute(spec);
+  EXPECT_TRUE(r.ok()) << r.Describe() << r.err;
+  const size_t at = r.out.find("/run-");
+  return at == std::string::npos ? "" : r.out.substr(at + 1, r.out.find('\n', at) - at - 1);
+}
+
+// Over many runs each gets a group no run had before, and nothing piles up:
+// the spares and the last run's group between runs, none once the supplies are gone.
+TEST_F(CgroupExecutorTest, EachRunGetsAFreshGroupAndNoneOutliveTheSupplies) {
+  {
+    RunSupplies supplies(parent_);
+    std::vector<std::string> used;
+    for (int i = 0; i < 20; ++i) {
+      supplies.Tidy();
+      ASSERT_EQ(RunGroupsIn(parent_.kill_folder()).size(), RunSupplies::kSpares) << "only the spares, after Tidy";
+      const std::string group = GroupOfTheCase(&supplies);
+      ASSERT_THAT(group, HasSubstr("run-"));
+      EXPECT_THAT(used, ::testing::Not(::testing::Contains(group))) << "a group served two runs";
+      used.push_back(group);
+      for (const std::string& folder : {parent_.kill_folder(), parent_.memory_folder()}) {
+        EXPECT_THAT(RunGroupsIn(folder), ::testing::Contains(group)) << "removed at Tidy(), not before";
+        EXPECT_EQ(RunGroupsIn(folder).size(), RunSupplies::kSpares) << folder;
+      }
+    }
+    supplies.Tidy();
+  }
+  for (const std::string& folder : {parent_.kill_folder(), parent_.memory_folder()}) {
+    EXPECT_THAT(RunGroupsIn(folder), ::testing::IsEmpty()) << folder;
+  }
+}
+
+// Removal stops once the coordinator has answered (the next case waits for
+// nothing but its spare), yet what is deferred stays bounded.
+TEST_F(CgroupExecutorTest, TidyDefersRemovalsOnceAnsweredButNeverMoreThanItsBound) {
+  RunSupplies supplies(parent_);
+  const auto answered_at_once = [] { return true; };
+  for (size_t i = 0; i < 3 * RunSupplies::kMaxDeferred; ++i) {
+    supplies.Tidy(answered_at_once);
+    ExecSpec spec = Shell("true");
+    spec.supplies = &supplies;
+    ASSERT_TRUE(Execute(spec).ok());
+    EXPECT_LE(supplies.retired_count(), RunSupplies::kMaxDeferred + 1);
+  }
+  EXPECT_GE(supplies.retired_count(), RunSupplies::kMaxDeferred) << "nothing was deferred";
+  supplies.Tidy();
+  EXPECT_EQ(supplies.retired_count(), 0u);
+  EXPECT_EQ(RunGroupsIn(parent_.kill_folder()).size(), RunSupplies::kSpares) << "only the spares";
 }
 
 TEST(ExecutorTest, WithoutCgroupsPeakMemoryIsRusageAndSaysSo) {

@@ -3,8 +3,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
+#include "agent/cgroup.h"
 #include "agent/host_fingerprint.h"
 #include "agent/worker.h"
 #include "coordinator/coordinator.h"
@@ -52,6 +55,68 @@ TEST(NextLeaseTest, AnAgentRunsEveryCaseAfterTheFirstFromItsCompletionsReply) {
   const SchedulerStats stats = (*coordinator)->scheduler().Stats();
   EXPECT_EQ(stats.leases_granted, 5u);
   EXPECT_EQ(stats.leases_in_replies, 4u) << "the first case comes on the Work stream, each next one in a reply";
+  (*coordinator)->Shutdown();
+}
+
+// The agent removes a case's groups and scratch folder while it waits for the
+// coordinator's reply, after the result is complete. Still: a leftover of one
+// case is gone before the next one starts, and when the agent stops nothing
+// of its runs is left (no group named after its pid, no scratch folder).
+TEST(NextLeaseTest, LeftoversGoBeforeTheNextCaseAndNothingOutlivesTheAgent) {
+  testing::TempDir dir;
+  testing::TempDir tmp;
+  const char* old_tmpdir = std::getenv("TMPDIR");
+  const std::string saved_tmpdir = old_tmpdir ? old_tmpdir : "";
+  setenv("TMPDIR", tmp.path().c_str(), 1);
+  CoordinatorOptions options;
+  options.listen = "127.0.0.1:0";
+  options.db_path = dir.File("perfgate.db");
+  auto coordinator = Coordinator::Start(options);
+  ASSERT_TRUE(coordinator.ok()) << coordinator.status();
+  const std::string pids = dir.File("pids");
+  v1::SubmitRunRequest request;
+  request.mutable_suite()->set_name("hygiene");
+  // In file order on one agent: each leaves a setsid sleeper; the next fails if the one before it still runs.
+  for (int i = 0; i < 4; ++i) {
+    auto* c = request.mutable_suite()->add_cases();
+    c->set_name("orphans" + std::to_string(i));
+    c->add_argv("/bin/sh");
+    c->add_argv("-c");
+    c->add_argv(absl::StrCat("if [ -s ", pids, " ]; then read z e < ", pids, "; kill -0 $e 2>/dev/null && exit 7; fi; ",
+                             testing::CaseBinary("orphans"), " ", pids));
+    c->set_repeats(2);
+  }
+  {
+    WorkerOptions worker;
+    worker.coordinator = (*coordinator)->address();
+    worker.agent_id = "tidy";
+    worker.log = [](const std::string&) {};
+    worker.artifacts.dir = dir.File("agent");
+    AgentWorker agent(worker, ProbeHost());
+    std::thread serving([&] { agent.Run(); });
+    ASSERT_TRUE((*coordinator)->scheduler().WaitForAgents(1, 10'000));
+    GateClientOptions client;
+    client.coordinator = (*coordinator)->address();
+    auto run = SubmitAndWatch(client, request, nullptr);
+    agent.Stop();
+    serving.join();
+    ASSERT_TRUE(run.ok()) << run.status();
+    for (const auto& c : run->cases()) {
+      EXPECT_EQ(c.result().outcome(), v1::CaseResult::OUTCOME_OK) << c.name() << ": " << c.result().error();
+    }
+  }
+  const std::string ours = absl::StrCat("run-", getpid(), "-");
+  for (const std::string& folder : {DefaultCgroupParent().kill_folder(), DefaultCgroupParent().memory_folder()}) {
+    if (folder.empty() || !std::filesystem::exists(folder)) continue;
+    for (const auto& entry : std::filesystem::directory_iterator(folder)) {
+      EXPECT_NE(entry.path().filename().string().rfind(ours, 0), 0u) << "left behind: " << entry.path();
+    }
+  }
+  EXPECT_TRUE(std::filesystem::is_empty(tmp.path())) << "a scratch folder outlived the agent";
+  if (old_tmpdir)
+    setenv("TMPDIR", saved_tmpdir.c_str(), 1);
+  else
+    unsetenv("TMPDIR");
   (*coordinator)->Shutdown();
 }
 

@@ -1,0 +1,203 @@
+#include "agent/run_supplies.h"
+
+#include <dirent.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace perfgate {
+
+namespace {
+
+std::string TempRoot() {
+  const char* tmp = std::getenv("TMPDIR");
+  return tmp && *tmp ? tmp : "/tmp";
+}
+
+// Removes the scratch folders of agents that died without removing them
+// (SIGKILL): their spares and the folders awaiting removal. Their names
+// carry the agent's pid, as the names of run groups do.
+void RemoveStaleScratchFolders() {
+  const std::string root = TempRoot();
+  DIR* dir = opendir(root.c_str());
+  if (!dir) return;
+  while (const dirent* entry = readdir(dir)) {
+    pid_t pid = 0;
+    char rest[16];
+    if (sscanf(entry->d_name, "perfgate-case-%d-%15s", &pid, rest) != 2 || pid <= 0 || pid == getpid()) continue;
+    if (kill(pid, 0) != 0 && errno == ESRCH) {
+      std::error_code ec;
+      std::filesystem::remove_all(absl::StrCat(root, "/", entry->d_name), ec);
+    }
+  }
+  closedir(dir);
+}
+
+}  // namespace
+
+std::string MakeScratchFolder() {
+  std::string pattern = absl::StrCat(TempRoot(), "/perfgate-case-", getpid(), "-XXXXXX");
+  return mkdtemp(pattern.data()) ? pattern : "";
+}
+
+RunSupplies::RunSupplies(const CgroupParent& cgroups) : cgroups_(cgroups) { RemoveStaleScratchFolders(); }
+
+RunSupplies::~RunSupplies() {
+  while (RemoveOneRetired()) {
+  }
+  // Spare groups go with their RunCgroup; a folder is only a name.
+  std::lock_guard lock(mu_);
+  std::error_code ec;
+  for (const std::string& folder : spare_folders_) std::filesystem::remove_all(folder, ec);
+}
+
+absl::StatusOr<std::unique_ptr<RunCgroup>> RunSupplies::TakeGroup() {
+  {
+    std::lock_guard lock(mu_);
+    if (!spare_groups_.empty()) {
+      std::unique_ptr<RunCgroup> group = std::move(spare_groups_.back());
+      spare_groups_.pop_back();
+      return group;
+    }
+  }
+  return RunCgroup::Create(cgroups_);
+}
+
+void RunSupplies::RetireGroup(std::unique_ptr<RunCgroup> group) {
+  std::lock_guard lock(mu_);
+  retired_groups_.push_back(std::move(group));
+}
+
+std::string RunSupplies::TakeScratchFolder() {
+  {
+    std::lock_guard lock(mu_);
+    if (!spare_folders_.empty()) {
+      std::string folder = std::move(spare_folders_.back());
+      spare_folders_.pop_back();
+      return folder;
+    }
+  }
+  return MakeScratchFolder();
+}
+
+void RunSupplies::RetireScratchFolder(std::string path) {
+  std::lock_guard lock(mu_);
+  retired_folders_.push_back(std::move(path));
+}
+
+size_t RunSupplies::retired_count() const {
+  std::lock_guard lock(mu_);
+  return retired_groups_.size() + retired_folders_.size();
+}
+
+bool RunSupplies::MakeOneSpare(size_t want) {
+  bool need_group, need_folder;
+  {
+    std::lock_guard lock(mu_);
+    need_group = spare_groups_.size() < want && cgroups_.makes_groups();
+    need_folder = spare_folders_.size() < want;
+  }
+  // A spare that cannot be made now is made (or its error reported) when taken.
+  if (need_group) {
+    auto made = RunCgroup::Create(cgroups_);
+    if (!made.ok()) return false;
+    std::lock_guard lock(mu_);
+    spare_groups_.push_back(*std::move(made));
+    return true;
+  }
+  if (need_folder) {
+    std::string folder = MakeScratchFolder();
+    if (folder.empty()) return false;
+    std::lock_guard lock(mu_);
+    spare_folders_.push_back(std::move(folder));
+    return true;
+  }
+  return false;
+}
+
+bool RunSupplies::RemoveOneRetired() {
+  std::unique_ptr<RunCgroup> group;
+  std::string folder;
+  {
+    std::lock_guard lock(mu_);
+    if (!retired_groups_.empty()) {
+      group = std::move(retired_groups_.back());
+      retired_groups_.pop_back();
+    } else if (!retired_folders_.empty()) {
+      folder = std::move(retired_folders_.back());
+      retired_folders_.pop_back();
+    } else {
+      return false;
+    }
+  }
+  group.reset();  // ~RunCgroup removes its folders
+  // Most cases leave their folder empty: one rmdir, where remove_all costs a
+  // stat, a directory listing and the rmdir (0.18 ms here).
+  std::error_code ec;
+  if (!folder.empty() && rmdir(folder.c_str()) != 0) std::filesystem::remove_all(folder, ec);
+  return true;
+}
+
+namespace {
+
+// True if `path` is as mkdtemp made it: an empty folder of ours, mode 0700.
+// Such a folder is as good as a fresh one, and reusing it spares an rmdir and
+// a mkdtemp (0.26 ms here).
+bool AsMade(const std::string& path) {
+  struct stat st;
+  if (lstat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || (st.st_mode & 07777) != 0700 || st.st_uid != geteuid()) {
+    return false;
+  }
+  DIR* dir = opendir(path.c_str());
+  if (!dir) return false;
+  bool empty = true;
+  while (const dirent* entry = readdir(dir)) {
+    if (std::strcmp(entry->d_name, ".") != 0 && std::strcmp(entry->d_name, "..") != 0) {
+      empty = false;
+      break;
+    }
+  }
+  closedir(dir);
+  return empty;
+}
+
+}  // namespace
+
+void RunSupplies::ReuseEmptyFolders() {
+  std::vector<std::string> retired;
+  {
+    std::lock_guard lock(mu_);
+    retired.swap(retired_folders_);
+  }
+  std::vector<std::string> reusable, not_reusable;
+  for (std::string& folder : retired) (AsMade(folder) ? reusable : not_reusable).push_back(std::move(folder));
+  std::lock_guard lock(mu_);
+  for (std::string& folder : reusable) {
+    (spare_folders_.size() < kSpares ? spare_folders_ : retired_folders_).push_back(std::move(folder));
+  }
+  for (std::string& folder : not_reusable) retired_folders_.push_back(std::move(folder));
+}
+
+void RunSupplies::Tidy(const std::function<bool()>& answered) {
+  ReuseEmptyFolders();
+  // One of each for the next case, whatever the wait: it needs them as soon as the answer comes.
+  while (MakeOneSpare(1)) {
+  }
+  const auto waiting = [&] { return !answered || !answered(); };
+  while (waiting() && MakeOneSpare(kSpares)) {
+  }
+  while ((waiting() || retired_count() > kMaxDeferred) && RemoveOneRetired()) {
+  }
+}
+
+}  // namespace perfgate

@@ -1,0 +1,93 @@
+// What every run needs from the file system, made ahead and removed late:
+// its control groups and its case's scratch folder.
+//
+// Between one case's exit and the next one's start the agent waits for the
+// coordinator anyway (the CompleteLease round trip). Making a run's groups
+// (two mkdirs in cgroupfs), a scratch folder (mkdtemp), and removing the
+// previous ones (rmdir of a v1 memory group, remove_all) cost about 0.5 ms
+// here; Tidy() does that work inside the wait instead of on the path from
+// "case exited" to "next case exec'd".
+//
+// What stays as strict as before: a group is retired only after every
+// process of its run was killed and reaped (the executor's KillAndReap), so
+// the next run never shares the machine with leftovers; a spare group is
+// fresh (made by Tidy, never joined), so peak memory is the run's own; a
+// spare scratch folder is empty and the agent's own, mode 0700: new, or one
+// a case left exactly so. Nothing here runs concurrently
+// with a case: Tidy runs on the caller's thread, between cases.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "agent/cgroup.h"
+
+namespace perfgate {
+
+// A fresh, empty folder in $TMPDIR (or /tmp) for one case, named after the
+// agent's pid (perfgate-case-PID-XXXXXX); "" with errno set if none could be made.
+std::string MakeScratchFolder();
+
+class RunSupplies {
+ public:
+  // Removes the scratch folders that agents killed before they could (their pid is gone) left in $TMPDIR.
+  explicit RunSupplies(const CgroupParent& cgroups);
+  // Removes everything still held: retired and spare groups and folders.
+  ~RunSupplies();
+  RunSupplies(const RunSupplies&) = delete;
+  RunSupplies& operator=(const RunSupplies&) = delete;
+
+  const CgroupParent& cgroups() const { return cgroups_; }
+
+  // A fresh group for one run: a spare Tidy made, else one made now.
+  // REQUIRES: cgroups().makes_groups().
+  absl::StatusOr<std::unique_ptr<RunCgroup>> TakeGroup();
+  // Hands back a run's group for removal at the next Tidy().
+  // REQUIRES: every process of the run was killed and reaped (KillAndReap).
+  void RetireGroup(std::unique_ptr<RunCgroup> group);
+
+  // A fresh, empty scratch folder in $TMPDIR (or /tmp): a spare Tidy made,
+  // else one made now; "" with errno set if none could be made.
+  std::string TakeScratchFolder();
+  // Hands back a case's scratch folder for removal at the next Tidy().
+  // REQUIRES: no process of the case is left (they could still write there).
+  void RetireScratchFolder(std::string path);
+
+  // Makes sure one spare group and folder are ready for the next case,
+  // then, one step at a time until `answered()` says the wait is over, makes
+  // more spares (up to kSpares: the next wait may be too short to make one)
+  // and removes what was retired (the rest waits for the next Tidy, up to
+  // kMaxDeferred). Call it while the agent waits anyway, never while a case
+  // runs. Without `answered`: all spares, and every removal.
+  void Tidy(const std::function<bool()>& answered = nullptr);
+  static constexpr size_t kSpares = 2;
+  static constexpr size_t kMaxDeferred = 16;
+
+  // What is held now, for tests: retired groups and folders awaiting removal.
+  size_t retired_count() const;
+
+ private:
+  // Retired scratch folders the case left as they were made (empty, 0700)
+  // become spares; an empty folder is as fresh as a new one. Groups never are:
+  // a v1 memory group keeps charges (slab, cache) of the run before.
+  void ReuseEmptyFolders();
+  // Makes one spare group or folder if fewer than `want` of either are
+  // ready; false if there was nothing to make (or it could not be made).
+  bool MakeOneSpare(size_t want);
+  // Removes one retired group or folder; false if there was none.
+  bool RemoveOneRetired();
+
+  const CgroupParent& cgroups_;
+  mutable std::mutex mu_;  // Take/Retire come from the case's thread, Tidy from the worker's
+  std::vector<std::unique_ptr<RunCgroup>> retired_groups_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> retired_folders_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::unique_ptr<RunCgroup>> spare_groups_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> spare_folders_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace perfgate
