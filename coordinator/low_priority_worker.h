@@ -6,6 +6,11 @@
 //
 // On Linux a nice value applies to one thread; raising it needs no privilege
 // (lowering it again would, so the thread keeps its priority for life).
+//
+// A nice value alone does not keep it out of the way: on 2 cores a history
+// call at nice 19 still cost the agents a quarter of their lease rate while
+// it ran (each handoff between the lease path's threads found a core taken).
+// Tasks can also hold themselves to a share of a core with Pace().
 #pragma once
 
 #include <atomic>
@@ -24,8 +29,9 @@ namespace perfgate {
 
 class LowPriorityWorker {
  public:
-  // nice: the thread's nice value, 19 the lowest priority.
-  explicit LowPriorityWorker(int nice = 19);
+  // nice: the thread's nice value, 19 the lowest priority. cpu_share: the
+  // part of a core a task may use while it says the machine is busy (Pace).
+  explicit LowPriorityWorker(int nice = 19, double cpu_share = 1.0);
   // Runs what is queued, then joins.
   ~LowPriorityWorker();
   LowPriorityWorker(const LowPriorityWorker&) = delete;
@@ -44,10 +50,23 @@ class LowPriorityWorker {
   // Whether the priority was set: false where the kernel refused it.
   bool lowered() const { return lowered_.load(); }
 
+  // For long tasks, at points where they may pause. busy: whether urgent
+  // work went on since the last call. Each time the thread has used a slice
+  // of CPU (1 ms), it sleeps long enough to keep within cpu_share of a core
+  // if any call in that slice said busy; an idle machine is not made to wait.
+  // REQUIRES: called on the worker's thread, from a task.
+  void Pace(bool busy);
+
  private:
   // Queues the task; after the destructor began it runs here and now.
   void Post(std::function<void()> task);
   void Loop(int nice);
+
+  const double cpu_share_;
+  // The current slice: its start in thread CPU time, and whether a Pace call
+  // in it said busy. The worker's thread only.
+  int64_t paced_from_ns_ = 0;
+  bool busy_in_slice_ = false;
 
   std::mutex mu_;
   std::condition_variable wake_;

@@ -368,6 +368,7 @@ v1::Lease Scheduler::ApplyGrant(Session& session, Grant grant) {
   ApplyCase(run, lease.case_index, v1::CASE_STATE_RUNNING, c.status.error());
   run.lease_ids.push_back(lease.lease_id);
   ++stats_.leases_granted;
+  grants_.fetch_add(1, std::memory_order_relaxed);
   if (listener_) listener_->OnLeaseGranted(lease.pool);
   v1::Lease message = LeaseMessage(lease);
   leases_.emplace(lease.lease_id, std::move(grant.lease));
@@ -890,7 +891,14 @@ absl::Status Scheduler::History(const v1::HistoryRequest& request, v1::HistoryRe
   blocks.start_block_size = 64 << 10;  // a history of thousands of keys in tens of blocks
   blocks.max_block_size = 1 << 20;
   google::protobuf::Arena arena(blocks);
-  auto read = history_worker_.Run([&] { return store_->History(request, &arena); });
+  uint64_t seen = grants_.load(std::memory_order_relaxed);
+  auto pace = [&] {
+    // Leases granted since the last look: agents are being served, and the read keeps to its share of a core.
+    const uint64_t now = grants_.load(std::memory_order_relaxed);
+    history_worker_.Pace(now != seen);
+    seen = now;
+  };
+  auto read = history_worker_.Run([&] { return store_->History(request, &arena, pace); });
   if (!read.ok()) return read.status();
   out->CopyFrom(**read);
   return absl::OkStatus();

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -114,10 +115,12 @@ class Store {
   // Read from per-run summaries through a read-only connection: its cost
   // does not grow with the runs stored, and it never waits for writers.
   // The response is made on `arena`, so that the reading thread makes few
-  // heap allocations (Scheduler::History says why that matters).
+  // heap allocations (Scheduler::History says why that matters). `pace` is
+  // called between keys and may sleep (the reader's share of a core).
   // REQUIRES: arena outlives the response.
   virtual absl::StatusOr<v1::HistoryResponse*> History(const v1::HistoryRequest& request,
-                                                       google::protobuf::Arena* arena) = 0;
+                                                       google::protobuf::Arena* arena,
+                                                       const std::function<void()>& pace) = 0;
   // Any run, final or not, with counted results; NotFound if unknown.
   virtual absl::StatusOr<v1::Run> LoadRun(const std::string& run_id) = 0;
   // The newest counted OK result of each case of each suite on each testbed,

@@ -846,7 +846,7 @@ TEST_F(SchedulerTest, HistoryDoesNotWaitForTheStoresWriter) {
     request.set_branch("");
     auto* key = request.add_keys();
     key->set_metric("wall_time");
-    history = store_->History(request, &arena);
+    history = store_->History(request, &arena, [] {});
   });
   reader.join();  // would never return if History took the write mutex
   ASSERT_TRUE(store_->CommitBatch().ok());

@@ -316,7 +316,7 @@ TEST(StoreMigrationTest, AVersion5DatabaseConvertsAndReadsBackAsItWas) {
   key->set_metric("wall_time");
   key->set_source("agent:clock");
   google::protobuf::Arena arena;
-  auto history = (*store)->History(request, &arena);
+  auto history = (*store)->History(request, &arena, [] {});
   ASSERT_TRUE(history.ok()) << history.status();
   EXPECT_THAT((*history)->series(0).run_medians(), ElementsAre(0.5));
 
@@ -331,7 +331,7 @@ TEST(StoreMigrationTest, AVersion5DatabaseConvertsAndReadsBackAsItWas) {
   ASSERT_TRUE(loaded.ok()) << loaded.status();
   EXPECT_EQ(loaded->cases(0).result().SerializeAsString(), counted.SerializeAsString());
   EXPECT_EQ(loaded->cases(1).result().SerializeAsString(), second.SerializeAsString());
-  history = (*store)->History(request, &arena);
+  history = (*store)->History(request, &arena, [] {});
   ASSERT_TRUE(history.ok());
   EXPECT_THAT((*history)->series(0).run_medians(), ElementsAre(0.5));
 }
