@@ -6,7 +6,7 @@
 //              no process spawned) complete --runs runs of --cases cases on
 //              branch main: leases/s, coordinator CPU per lease, its RSS
 //              after the first and the last run, store bytes per case.
-//   history    --history-runs more such runs (4), submitted at once, while a
+//   history    --history-runs more such runs (8), submitted at once, while a
 //              second client fetches the history of every key of the run in
 //              a loop: lease rate inside those
 //              calls against outside, and the longest gap in which no
@@ -243,7 +243,7 @@ struct Options {
   int e2e_agents = 16;
   int e2e_cases = 2000;
   int next_cases = 300;
-  int history_runs = 4;  // runs at once while history is fetched
+  int history_runs = 8;  // runs at once while history is fetched
   // Samples per load-agent result; 1 is what the real agent sends for a `repeats: 1` case.
   int samples = 1;
   std::string json_path;
