@@ -17,6 +17,28 @@
 namespace perfgate {
 namespace {
 
+// Runs `request` to its end on one real agent (`agent_id`, its cache in
+// `agent_dir`), which then stops.
+absl::StatusOr<v1::Run> RunOnOneAgent(Coordinator& coordinator, const std::string& agent_id,
+                                      const std::string& agent_dir, const v1::SubmitRunRequest& request) {
+  WorkerOptions worker;
+  worker.coordinator = coordinator.address();
+  worker.agent_id = agent_id;
+  worker.log = [](const std::string&) {};
+  worker.artifacts.dir = agent_dir;
+  AgentWorker agent(worker, ProbeHost());
+  std::thread serving([&] { agent.Run(); });
+  absl::StatusOr<v1::Run> run = absl::DeadlineExceededError("the agent did not register");
+  if (coordinator.scheduler().WaitForAgents(1, 10'000)) {
+    GateClientOptions client;
+    client.coordinator = coordinator.address();
+    run = SubmitAndWatch(client, request, nullptr);
+  }
+  agent.Stop();
+  serving.join();
+  return run;
+}
+
 TEST(NextLeaseTest, AnAgentRunsEveryCaseAfterTheFirstFromItsCompletionsReply) {
   testing::TempDir dir;
   CoordinatorOptions options;
@@ -24,15 +46,6 @@ TEST(NextLeaseTest, AnAgentRunsEveryCaseAfterTheFirstFromItsCompletionsReply) {
   options.db_path = dir.File("perfgate.db");
   auto coordinator = Coordinator::Start(options);
   ASSERT_TRUE(coordinator.ok()) << coordinator.status();
-  WorkerOptions worker;
-  worker.coordinator = (*coordinator)->address();
-  worker.agent_id = "solo";
-  worker.log = [](const std::string&) {};
-  worker.artifacts.dir = dir.File("agent");
-  AgentWorker agent(worker, ProbeHost());
-  std::thread serving([&] { agent.Run(); });
-  ASSERT_TRUE((*coordinator)->scheduler().WaitForAgents(1, 10'000));
-
   v1::SubmitRunRequest request;
   request.mutable_suite()->set_name("replies");
   for (int i = 0; i < 5; ++i) {
@@ -41,11 +54,7 @@ TEST(NextLeaseTest, AnAgentRunsEveryCaseAfterTheFirstFromItsCompletionsReply) {
     c->add_argv("/bin/true");
     c->set_repeats(1);
   }
-  GateClientOptions client;
-  client.coordinator = (*coordinator)->address();
-  auto run = SubmitAndWatch(client, request, nullptr);
-  agent.Stop();
-  serving.join();
+  auto run = RunOnOneAgent(**coordinator, "solo", dir.File("agent"), request);
   ASSERT_TRUE(run.ok()) << run.status();
   EXPECT_EQ(run->state(), v1::RUN_STATE_FINISHED);
   for (const auto& c : run->cases()) {
@@ -86,24 +95,10 @@ TEST(NextLeaseTest, LeftoversGoBeforeTheNextCaseAndNothingOutlivesTheAgent) {
                              testing::CaseBinary("orphans"), " ", pids));
     c->set_repeats(2);
   }
-  {
-    WorkerOptions worker;
-    worker.coordinator = (*coordinator)->address();
-    worker.agent_id = "tidy";
-    worker.log = [](const std::string&) {};
-    worker.artifacts.dir = dir.File("agent");
-    AgentWorker agent(worker, ProbeHost());
-    std::thread serving([&] { agent.Run(); });
-    ASSERT_TRUE((*coordinator)->scheduler().WaitForAgents(1, 10'000));
-    GateClientOptions client;
-    client.coordinator = (*coordinator)->address();
-    auto run = SubmitAndWatch(client, request, nullptr);
-    agent.Stop();
-    serving.join();
-    ASSERT_TRUE(run.ok()) << run.status();
-    for (const auto& c : run->cases()) {
-      EXPECT_EQ(c.result().outcome(), v1::CaseResult::OUTCOME_OK) << c.name() << ": " << c.result().error();
-    }
+  auto run = RunOnOneAgent(**coordinator, "tidy", dir.File("agent"), request);  // stopped: nothing of it may be left
+  ASSERT_TRUE(run.ok()) << run.status();
+  for (const auto& c : run->cases()) {
+    EXPECT_EQ(c.result().outcome(), v1::CaseResult::OUTCOME_OK) << c.name() << ": " << c.result().error();
   }
   const std::string ours = absl::StrCat("run-", getpid(), "-");
   for (const std::string& folder : {DefaultCgroupParent().kill_folder(), DefaultCgroupParent().memory_folder()}) {
