@@ -104,6 +104,18 @@ TEST_F(CgroupExecutorTest, PeakMemoryOfA256MiBCaseIsWithin5Percent) {
   EXPECT_LE(r.peak_rss_bytes, 256 * kMiB * 105 / 100);
 }
 
+// The `orphans` case wrote the pids of the child it did not reap and of the
+// setsid'd sleeper it left; both must be gone: killed and reaped (ESRCH, not a zombie).
+void ExpectOrphansGone(const std::string& pid_file) {
+  std::ifstream in(pid_file);
+  pid_t zombie = 0, escapee = 0;
+  ASSERT_TRUE(in >> zombie >> escapee);
+  EXPECT_EQ(kill(escapee, 0), -1) << "setsid escapee " << escapee << " survived the case";
+  EXPECT_EQ(errno, ESRCH);
+  EXPECT_EQ(kill(zombie, 0), -1) << "child " << zombie << " of the case was never reaped";
+  EXPECT_EQ(errno, ESRCH);
+}
+
 // The case leaves a setsid'd sleeper and an unreaped child behind. Once
 // Execute returns, both are gone: killed and reaped (ESRCH, not a zombie).
 TEST_F(CgroupExecutorTest, ProcessesThatLeftTheProcessGroupAreKilledAndReaped) {
@@ -113,13 +125,7 @@ TEST_F(CgroupExecutorTest, ProcessesThatLeftTheProcessGroupAreKilledAndReaped) {
   spec.argv = {testing::CaseBinary("orphans"), pid_file};
   ExecResult r = Run(spec);
   ASSERT_TRUE(r.ok()) << r.Describe() << r.err;
-  std::ifstream in(pid_file);
-  pid_t zombie = 0, escapee = 0;
-  ASSERT_TRUE(in >> zombie >> escapee);
-  EXPECT_EQ(kill(escapee, 0), -1) << "setsid escapee " << escapee << " survived the case";
-  EXPECT_EQ(errno, ESRCH);
-  EXPECT_EQ(kill(zombie, 0), -1) << "child " << zombie << " of the case was never reaped";
-  EXPECT_EQ(errno, ESRCH);
+  ExpectOrphansGone(pid_file);
 }
 
 TEST_F(CgroupExecutorTest, RunGroupsAndParentsAreRemoved) {
@@ -180,13 +186,7 @@ TEST_F(CgroupExecutorTest, WithSuppliesLeftoversAreGoneWhenExecuteReturnsThoughT
   ExecResult r = Execute(spec);
   ASSERT_TRUE(r.ok()) << r.Describe() << r.err;
   EXPECT_EQ(supplies.retired_count(), 1u);
-  std::ifstream in(pid_file);
-  pid_t zombie = 0, escapee = 0;
-  ASSERT_TRUE(in >> zombie >> escapee);
-  EXPECT_EQ(kill(escapee, 0), -1) << "setsid escapee " << escapee << " survived the case";
-  EXPECT_EQ(errno, ESRCH);
-  EXPECT_EQ(kill(zombie, 0), -1) << "child " << zombie << " of the case was never reaped";
-  EXPECT_EQ(errno, ESRCH);
+  ExpectOrphansGone(pid_file);
 }
 
 // A spare is a fresh group: a run in it reports its own peak, not that of
