@@ -180,8 +180,10 @@ class SqliteStore final : public Store {
     checkpointer_.reset();  // before the writer it hooks into
     // Statements first: a connection with statements left does not close.
     reads_.reset();
+    history_reads_.reset();
     writes_.reset();
     sqlite3_close_v2(reader_);
+    sqlite3_close_v2(history_reader_);
     sqlite3_close_v2(db_);
   }
 
@@ -223,10 +225,13 @@ class SqliteStore final : public Store {
     return absl::OkStatus();
   }
 
-  // The read-only connection history and finished runs are read through. REQUIRES: after Migrate.
-  void SetReader(sqlite3* reader) {
+  // The read-only connections finished runs (and durations, latest
+  // results) and history are read through. REQUIRES: after Migrate.
+  void SetReaders(sqlite3* reader, sqlite3* history_reader) {
     reader_ = reader;
     reads_ = std::make_unique<StatementCache>(reader);
+    history_reader_ = history_reader;
+    history_reads_ = std::make_unique<StatementCache>(history_reader);
   }
   void SetCheckpointer(std::unique_ptr<WalCheckpointer> checkpointer) { checkpointer_ = std::move(checkpointer); }
 
@@ -484,11 +489,13 @@ class SqliteStore final : public Store {
 
   absl::StatusOr<v1::HistoryResponse*> History(const v1::HistoryRequest& request, google::protobuf::Arena* arena,
                                                const std::function<void()>& pace) override {
-    std::lock_guard lock(read_mu_);
+    std::lock_guard lock(history_mu_);
     // One snapshot for every key; writers go on meanwhile (WAL).
-    if (sqlite3_exec(reader_, "BEGIN", nullptr, nullptr, nullptr) != SQLITE_OK) return ReadError("history");
+    if (sqlite3_exec(history_reader_, "BEGIN", nullptr, nullptr, nullptr) != SQLITE_OK) {
+      return ReadError(history_reader_, "history");
+    }
     auto response = HistoryInSnapshot(request, arena, pace);
-    sqlite3_exec(reader_, "COMMIT", nullptr, nullptr, nullptr);
+    sqlite3_exec(history_reader_, "COMMIT", nullptr, nullptr, nullptr);
     return response;
   }
 
@@ -592,7 +599,7 @@ class SqliteStore final : public Store {
 
   bool InBatch() const { return batch_owner_.load() == std::this_thread::get_id(); }
 
-  // REQUIRES: read_mu_ held, inside a read transaction.
+  // REQUIRES: history_mu_ held, inside a read transaction of history_reader_.
   // Keys are bound unowned (the request outlives the statements) and the
   // response is made on `arena`: a history of thousands of keys, read on a
   // low-priority thread, takes few heap allocations.
@@ -602,7 +609,7 @@ class SqliteStore final : public Store {
     auto* response = google::protobuf::Arena::CreateMessage<v1::HistoryResponse>(arena);
     int64_t excluded = -1;
     {
-      Statement q(*reads_, "SELECT seq FROM runs WHERE run_id = ?");
+      Statement q(*history_reads_, "SELECT seq FROM runs WHERE run_id = ?");
       q.Bind(1, request.exclude_run_id());
       if (q.Step() == SQLITE_ROW) excluded = q.Int(0);
     }
@@ -613,7 +620,7 @@ class SqliteStore final : public Store {
       *series->mutable_key() = key;
       // One statement per key (the series' id and its newest medians): half
       // the statement runs of looking the id up first.
-      Statement q(*reads_,
+      Statement q(*history_reads_,
                   "SELECT m.run_seq, m.median FROM series s JOIN run_medians m ON m.series_id = s.series_id "
                   "WHERE s.branch = ? AND s.pool = ? AND s.benchmark = ? AND s.metric = ? AND s.source = ? "
                   "AND m.created_at_ms >= ? ORDER BY m.created_at_ms DESC, m.run_seq DESC LIMIT ?");
@@ -627,12 +634,12 @@ class SqliteStore final : public Store {
         if (request.max_runs() && static_cast<uint32_t>(series->run_medians_size()) >= request.max_runs()) break;
         series->add_run_medians(q.Double(1));
       }
-      if (rc != SQLITE_ROW && rc != SQLITE_DONE) return ReadError("history query");
+      if (rc != SQLITE_ROW && rc != SQLITE_DONE) return ReadError(history_reader_, "history query");
     }
-    Statement pools(*reads_, "SELECT pool FROM pools ORDER BY pool");
+    Statement pools(*history_reads_, "SELECT pool FROM pools ORDER BY pool");
     int rc;
     while ((rc = pools.Step()) == SQLITE_ROW) response->add_known_pools(pools.Text(0));
-    if (rc != SQLITE_DONE) return ReadError("known pools");
+    if (rc != SQLITE_DONE) return ReadError(history_reader_, "known pools");
     return response;
   }
 
@@ -861,8 +868,9 @@ class SqliteStore final : public Store {
     series_ids_.clear();
     host_ids_.clear();
   }
-  absl::Status ReadError(const char* what) {
-    return absl::InternalError(absl::StrCat(path_, ": ", what, ": ", sqlite3_errmsg(reader_)));
+  absl::Status ReadError(const char* what) { return ReadError(reader_, what); }
+  absl::Status ReadError(sqlite3* reader, const char* what) {
+    return absl::InternalError(absl::StrCat(path_, ": ", what, ": ", sqlite3_errmsg(reader)));
   }
 
   // Writes: one at a time, a batch holds it from BeginBatch to CommitBatch.
@@ -880,11 +888,17 @@ class SqliteStore final : public Store {
   std::unordered_map<std::string, int64_t> series_ids_ ABSL_GUARDED_BY(mu_);  // by NUL-joined key
   std::unordered_map<std::string, int64_t> host_ids_ ABSL_GUARDED_BY(mu_);  // by serialised fingerprint
   std::string batch_error_ ABSL_GUARDED_BY(mu_);  // the batch's first failed write; empty: none
-  // Reads of history and finished runs: their own connection, never under mu_.
+  // Reads of finished runs, durations and latest results: a connection of
+  // their own, never under mu_.
   std::mutex read_mu_;
   sqlite3* reader_ = nullptr;
-  std::unique_ptr<WalCheckpointer> checkpointer_;
   std::unique_ptr<StatementCache> reads_ ABSL_GUARDED_BY(read_mu_);
+  // History reads: another, as a paced history call takes seconds on a busy
+  // coordinator and a submit (durations) or a gate's GetRun must not wait for it.
+  std::mutex history_mu_;
+  sqlite3* history_reader_ = nullptr;
+  std::unique_ptr<StatementCache> history_reads_ ABSL_GUARDED_BY(history_mu_);
+  std::unique_ptr<WalCheckpointer> checkpointer_;
   std::string path_;
 };
 
@@ -897,6 +911,20 @@ class SqliteStore final : public Store {
 // Off, allocations go straight to malloc. Only possible before SQLite is
 // first used; later (a second store in one process) it is already decided.
 namespace {
+
+absl::StatusOr<sqlite3*> OpenReader(const std::string& path, int busy_timeout_ms) {
+  sqlite3* reader = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &reader, SQLITE_OPEN_READONLY | SQLITE_OPEN_FULLMUTEX, nullptr);
+  if (rc == SQLITE_OK) rc = sqlite3_busy_timeout(reader, busy_timeout_ms);
+  if (rc == SQLITE_OK) rc = sqlite3_exec(reader, kCacheSize, nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) {
+    std::string message = reader ? sqlite3_errmsg(reader) : sqlite3_errstr(rc);
+    sqlite3_close_v2(reader);
+    return absl::UnavailableError(absl::StrCat(path, ": cannot open database for reading: ", message));
+  }
+  return reader;
+}
+
 void DisableSqliteMemoryStatistics() {
   static std::once_flag once;
   std::call_once(once, [] { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
@@ -918,18 +946,16 @@ absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path, 
   }
   auto store = std::make_unique<SqliteStore>(db, path);
   if (auto s = store->Migrate(); !s.ok()) return s;
-  // History and finished runs are read through a connection of their own:
-  // under WAL it reads a snapshot while the writer goes on.
-  sqlite3* reader = nullptr;
-  rc = sqlite3_open_v2(path.c_str(), &reader, SQLITE_OPEN_READONLY | SQLITE_OPEN_FULLMUTEX, nullptr);
-  if (rc == SQLITE_OK) rc = sqlite3_busy_timeout(reader, busy_timeout_ms);
-  if (rc == SQLITE_OK) rc = sqlite3_exec(reader, kCacheSize, nullptr, nullptr, nullptr);
-  if (rc != SQLITE_OK) {
-    std::string message = reader ? sqlite3_errmsg(reader) : sqlite3_errstr(rc);
-    sqlite3_close_v2(reader);
-    return absl::UnavailableError(absl::StrCat(path, ": cannot open database for reading: ", message));
+  // Finished runs and history are read through connections of their own:
+  // under WAL each reads a snapshot while the writer goes on.
+  auto reader = OpenReader(path, busy_timeout_ms);
+  if (!reader.ok()) return reader.status();
+  auto history_reader = OpenReader(path, busy_timeout_ms);
+  if (!history_reader.ok()) {
+    sqlite3_close_v2(*reader);
+    return history_reader.status();
   }
-  store->SetReader(reader);
+  store->SetReaders(*reader, *history_reader);
   if (path != ":memory:") {
     auto checkpointer = WalCheckpointer::Start(db, path, kCheckpointPages);
     if (!checkpointer.ok()) return checkpointer.status();

@@ -5,6 +5,10 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
@@ -220,6 +224,46 @@ TEST_F(StoreRoundTripTest, ALargeSuiteReadsBackWholeAndAHalfWrittenOneIsRemoved)
   EXPECT_EQ(recovered->runs[0].cases_size(), 300);
   EXPECT_EQ(testing::QueryInt(db, "SELECT COUNT(*) FROM runs"), 1);
   EXPECT_EQ(testing::QueryInt(db, "SELECT COUNT(*) FROM cases"), 300) << "the half-written run's cases are gone too";
+}
+
+// A history read paced to its share of a core lasts seconds on a busy
+// coordinator; reading a finished run or a suite's durations (a gate's
+// GetRun, a submit) must not wait for it.
+TEST_F(StoreRoundTripTest, RunsAndDurationsAreReadWhileAHistoryReadPauses) {
+  const std::string run_id = InsertRun({"a", "b"});
+  v1::HistoryRequest request;
+  request.set_branch("main");
+  for (int i = 0; i < 64; ++i) request.add_keys()->set_benchmark(absl::StrCat("key", i));  // paces at least once
+  std::mutex mu;
+  std::condition_variable cv;
+  bool paused = false, read_meanwhile = false, released_in_time = true;
+  google::protobuf::Arena arena;
+  std::thread history([&] {
+    auto read = store_->History(request, &arena, [&] {
+      std::unique_lock lock(mu);
+      paused = true;
+      cv.notify_all();
+      // A generous bound, so that the old code (one connection, one lock) fails rather than hangs.
+      if (!read_meanwhile) released_in_time = cv.wait_for(lock, std::chrono::seconds(30), [&] { return read_meanwhile; });
+    });
+    EXPECT_TRUE(read.ok()) << read.status();
+  });
+  {
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return paused; });
+  }
+  auto run = store_->LoadRun(run_id);
+  auto durations = store_->CaseDurations("s");
+  {
+    std::lock_guard lock(mu);
+    read_meanwhile = true;
+  }
+  cv.notify_all();
+  history.join();
+  ASSERT_TRUE(run.ok()) << run.status();
+  EXPECT_EQ(run->cases_size(), 2);
+  EXPECT_TRUE(durations.ok()) << durations.status();
+  EXPECT_TRUE(released_in_time) << "the run and the durations were read only after the history read ended";
 }
 
 TEST_F(StoreRoundTripTest, ALeaseTakesOneResult) {
