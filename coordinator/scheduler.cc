@@ -706,6 +706,9 @@ Scheduler::EvictedRuns Scheduler::EvictFinishedRuns() {
 void Scheduler::ReleaseEvicted(EvictedRuns runs) {
   if (runs.empty()) return;
   runs.clear();
+  const int64_t now = clock_->NowMs();
+  int64_t last = last_trim_ms_.load();
+  if (now - last < kTrimIntervalMs || !last_trim_ms_.compare_exchange_strong(last, now)) return;
   ReleaseFreedMemory();  // what the runs held goes back to the system: RSS stays flat
 }
 

@@ -272,8 +272,12 @@ class Scheduler {
   // milliseconds in which no agent would get a lease.
   using EvictedRuns = std::vector<std::map<std::string, RunEntry>::node_type>;
   EvictedRuns EvictFinishedRuns() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // REQUIRES: mu_ not held.
-  static void ReleaseEvicted(EvictedRuns runs);
+  // Handing freed memory back to the system (malloc_trim) holds each malloc
+  // arena's lock for milliseconds (2-11 ms here), in which no gRPC thread of
+  // that arena can allocate: at most once per kTrimIntervalMs, not after
+  // every run. REQUIRES: mu_ not held.
+  void ReleaseEvicted(EvictedRuns runs);
+  static constexpr int64_t kTrimIntervalMs = 30'000;
   // A new run's entry from the request: ids, cases pending. No lock needed.
   RunEntry NewRunEntry(const v1::SubmitRunRequest& request);
   // Cases no registered agent can run are marked so, and listed in `response`.
@@ -318,6 +322,7 @@ class Scheduler {
   LowPriorityWorker history_worker_{19, 0.1};
   // Leases granted, read without mu_ by a history read to tell whether it runs beside lease work.
   std::atomic<uint64_t> grants_{0};
+  std::atomic<int64_t> last_trim_ms_{0};  // when ReleaseEvicted last trimmed
 };
 
 }  // namespace perfgate
