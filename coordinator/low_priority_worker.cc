@@ -4,6 +4,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <ctime>
@@ -26,7 +27,8 @@ constexpr int64_t kPaceSliceNs = 1'000'000;
 
 }  // namespace
 
-LowPriorityWorker::LowPriorityWorker(int nice, double cpu_share) : cpu_share_(cpu_share) {
+LowPriorityWorker::LowPriorityWorker(int nice, double cpu_share)
+    : cpu_share_(std::clamp(cpu_share, 0.01, 1.0)) {  // never a sleep without end
   thread_ = std::thread([this, nice] { Loop(nice); });
   started_.get_future().wait();  // lowered() is known once the constructor returns
 }

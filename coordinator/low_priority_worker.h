@@ -30,7 +30,8 @@ namespace perfgate {
 class LowPriorityWorker {
  public:
   // nice: the thread's nice value, 19 the lowest priority. cpu_share: the
-  // part of a core a task may use while it says the machine is busy (Pace).
+  // part of a core a task may use while it says the machine is busy (Pace),
+  // held to [0.01, 1].
   explicit LowPriorityWorker(int nice = 19, double cpu_share = 1.0);
   // Runs what is queued, then joins.
   ~LowPriorityWorker();
