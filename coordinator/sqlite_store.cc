@@ -264,8 +264,8 @@ class SqliteStore final : public Store {
 
   // A large suite is written in commits of kCasesPerCommit cases, the write
   // mutex released between them, so that results and grants of other runs
-  // are not held up for the whole suite (a 1,000-case submit held every
-  // agent for 17-100 ms). The run row is written first in state
+  // are not held up for the whole suite (a 1,000-case submit took 17-100
+  // ms, most of it with every agent waiting). The run row is written first in state
   // UNSPECIFIED, which nothing reads (Recover takes RUNNING runs only, and
   // removes such leftovers of a submit that died half way), and gets its
   // state in the commit of its last cases. Inside a batch: one commit.
