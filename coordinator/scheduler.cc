@@ -459,7 +459,60 @@ absl::StatusOr<v1::CompleteLeaseResponse> Scheduler::Complete(const v1::Complete
                                                    request.result().samples_size(), " samples; at most ",
                                                    options_.max_samples_per_result, " are taken"));
   }
-  std::lock_guard lock(mu_);
+  completing_.fetch_add(1);
+  absl::StatusOr<v1::CompleteLeaseResponse> response;
+  uint64_t group = 0;
+  {
+    std::lock_guard lock(mu_);
+    response = CompleteLocked(request);
+    // Whatever this reply rests on is in this group or an earlier one; a
+    // repeated completion may rest on an earlier reply's group.
+    group = store_->OpenGroup();
+  }
+  if (!response.ok() || !group) {
+    LeaveCompleting();
+    return response;
+  }
+  if (auto s = AwaitGroup(group); !s.ok()) {
+    return absl::UnavailableError(absl::StrCat("the coordinator could not store the result (", s.message(), ")"));
+  }
+  return response;
+}
+
+void Scheduler::LeaveCompleting() {
+  std::lock_guard lock(completing_mu_);
+  if (--completing_ == 0) leader_cv_.notify_all();
+}
+
+// Group commit, leader and followers: the first completion of a group to get
+// here leads it. It lets the completions on their way write first (they are
+// running, or waiting for mu_, which others hold only to work, so this waits
+// on their work alone), up to kMaxGroup of them, commits them all in one, and
+// wakes them once. Nobody is woken per completion.
+absl::Status Scheduler::AwaitGroup(uint64_t group) {
+  std::unique_lock lock(completing_mu_);
+  const int left = --completing_;
+  if (group > led_group_) {
+    led_group_ = group;
+    joined_ = 1;
+    leader_cv_.wait(lock, [&] { return completing_ == 0 || joined_ >= kMaxGroup || led_group_ != group; });
+    lock.unlock();
+    absl::Status flushed = store_->Flush(group);
+    lock.lock();
+    flushed_group_ = std::max(flushed_group_, group);
+    lock.unlock();
+    flushed_cv_.notify_all();
+    return flushed;
+  }
+  if (group == led_group_ && (++joined_ >= kMaxGroup || left == 0)) leader_cv_.notify_all();
+  // A group's leader, or a later group's (which opens only once this one is
+  // committed), sets flushed_group_.
+  flushed_cv_.wait(lock, [&] { return flushed_group_ >= group; });
+  lock.unlock();
+  return store_->Flush(group);  // OK once committed; why not, if the commit failed
+}
+
+absl::StatusOr<v1::CompleteLeaseResponse> Scheduler::CompleteLocked(const v1::CompleteLeaseRequest& request) {
   auto found = LeaseToComplete(request);
   if (absl::IsNotFound(found.status())) return TakeLateResult(request);
   if (!found.ok()) return found.status();
@@ -580,7 +633,8 @@ absl::StatusOr<v1::CompleteLeaseResponse> Scheduler::TakeCountedResult(LeaseReco
     store_->RecordCaseDuration(run.meta.suite_name(), c.spec.name(), lease.pool, now - lease.granted_at_ms)
         .IgnoreError();
     if (next) WriteGrant(*next);
-    stored = store_->CommitBatch();
+    // Group commit: Complete flushes the group before it replies.
+    stored = store_->CommitBatchLater().status();
   }
   if (!stored.ok()) return StoreFailed(stored, "result");
   v1::CompleteLeaseResponse response;

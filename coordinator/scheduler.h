@@ -227,6 +227,12 @@ class Scheduler {
                        v1::CompleteLeaseResponse* response) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Completion, in its steps: which lease (and may this session report it),
   // then a result for an ended lease, or the counted one.
+  absl::StatusOr<v1::CompleteLeaseResponse> CompleteLocked(const v1::CompleteLeaseRequest& request)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void LeaveCompleting();
+  // Returns once the store's `group` (Store::CommitBatchLater) is committed,
+  // with the completions on their way in it.
+  absl::Status AwaitGroup(uint64_t group);
   absl::StatusOr<LeaseRecord*> LeaseToComplete(const v1::CompleteLeaseRequest& request)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Only the session holding a lease may report it (counted in results_refused otherwise).
@@ -323,6 +329,17 @@ class Scheduler {
   // Leases granted, read without mu_ by a history read to tell whether it runs beside lease work.
   std::atomic<uint64_t> grants_{0};
   std::atomic<int64_t> last_trim_ms_{0};  // when ReleaseEvicted last trimmed
+  // Group commit (AwaitGroup): completions between their start and their
+  // reply; the newest group with a leader, how many completions joined it,
+  // and the newest group known committed.
+  static constexpr int kMaxGroup = 16;
+  std::atomic<int> completing_{0};
+  std::mutex completing_mu_;
+  uint64_t led_group_ ABSL_GUARDED_BY(completing_mu_) = 0;
+  int joined_ ABSL_GUARDED_BY(completing_mu_) = 0;
+  uint64_t flushed_group_ ABSL_GUARDED_BY(completing_mu_) = 0;
+  std::condition_variable leader_cv_;
+  std::condition_variable flushed_cv_;
 };
 
 }  // namespace perfgate

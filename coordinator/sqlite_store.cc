@@ -177,6 +177,10 @@ class SqliteStore final : public Store {
   SqliteStore(sqlite3* db, std::string path)
       : db_(db), writes_(std::make_unique<StatementCache>(db)), path_(std::move(path)) {}
   ~SqliteStore() override {
+    {
+      std::lock_guard lock(mu_);
+      CommitGroup().IgnoreError();  // a group nobody flushed: nothing acknowledged waits on it
+    }
     checkpointer_.reset();  // before the writer it hooks into
     // Statements first: a connection with statements left does not close.
     reads_.reset();
@@ -237,9 +241,10 @@ class SqliteStore final : public Store {
 
   absl::Status BeginBatch() override {
     mu_.lock();
-    if (auto s = Begin(); !s.ok()) {
+    absl::Status begun = !lost_.ok() ? lost_ : group_ ? Savepoint() : Begin();
+    if (!begun.ok()) {
       mu_.unlock();
-      return s;
+      return begun;
     }
     batch_error_.clear();
     batch_owner_ = std::this_thread::get_id();
@@ -247,18 +252,40 @@ class SqliteStore final : public Store {
   }
 
   absl::Status CommitBatch() override {
-    batch_owner_ = std::thread::id();
-    // The batch's first failed write says why it failed.
-    const bool failed = !batch_error_.empty();
-    absl::Status status = failed ? absl::InternalError(batch_error_) : Commit();
-    if (failed) RollbackQuietly();
+    absl::Status status = EndBatch();
+    if (status.ok()) status = CommitGroup();
     mu_.unlock();
     return status;
   }
 
+  absl::StatusOr<uint64_t> CommitBatchLater() override {
+    absl::Status status = EndBatch();
+    if (status.ok() && !group_) group_ = next_group_++;
+    const uint64_t group = group_;
+    mu_.unlock();
+    if (!status.ok()) return status;
+    return group;
+  }
+
+  absl::Status Flush(uint64_t group) override {
+    std::lock_guard lock(mu_);
+    if (group <= durable_) return absl::OkStatus();
+    return group == group_ ? CommitGroup() : lost_;
+  }
+
+  uint64_t OpenGroup() override {
+    std::lock_guard lock(mu_);
+    return group_;
+  }
+
+  absl::Status Lost() override {
+    std::lock_guard lock(mu_);
+    return lost_;
+  }
+
   void AbortBatch() override {
     batch_owner_ = std::thread::id();
-    RollbackQuietly();
+    UndoBatch();
     mu_.unlock();
   }
 
@@ -275,6 +302,8 @@ class SqliteStore final : public Store {
     RunInfo info{run.branch(), run.created_at_ms(), 0, {}};
     {
       WriteLock lock(this);
+      if (!lock.ok()) return lock.status();
+    if (!lock.ok()) return lock.status();
       if (auto s = Begin(); !s.ok()) return s;
       auto seq = InsertRunRow(run, suite_bytes, v1::RUN_STATE_UNSPECIFIED);
       if (!seq.ok()) return seq.status();
@@ -284,6 +313,8 @@ class SqliteStore final : public Store {
     for (int first = 0;; first += kCasesPerCommit) {
       const int end = std::min(run.cases_size(), first + kCasesPerCommit);
       WriteLock lock(this);
+      if (!lock.ok()) return lock.status();
+    if (!lock.ok()) return lock.status();
       if (auto s = Begin(); !s.ok()) return s;
       if (auto s = InsertCases(run, info.seq, first, end, &info.case_names); !s.ok()) return s;
       if (end == run.cases_size()) {
@@ -300,6 +331,7 @@ class SqliteStore final : public Store {
 
   absl::Status UpdateRunState(const std::string& run_id, v1::RunState state, int64_t finished_at_ms) override {
     WriteLock lock(this);
+    if (!lock.ok()) return lock.status();
     Statement u(*writes_, "UPDATE runs SET state = ?, finished_at_ms = ? WHERE run_id = ?");
     u.Bind(1, static_cast<int64_t>(state)).Bind(2, finished_at_ms).Bind(3, run_id);
     // A final run takes no more leases or results: its entry would only take memory.
@@ -309,6 +341,7 @@ class SqliteStore final : public Store {
 
   absl::Status SetRunVerdict(const std::string& run_id, const std::string& verdict) override {
     WriteLock lock(this);
+    if (!lock.ok()) return lock.status();
     Statement u(*writes_, "UPDATE runs SET verdict = ? WHERE run_id = ?");
     u.Bind(1, verdict).Bind(2, run_id);
     return Done(u, "set run verdict");
@@ -316,6 +349,7 @@ class SqliteStore final : public Store {
 
   absl::Status UpdateCase(const std::string& run_id, int case_index, const v1::CaseStatus& status) override {
     WriteLock lock(this);
+    if (!lock.ok()) return lock.status();
     auto run = RunInfoOf(run_id);
     if (!run.ok()) return run.status();
     Statement u(*writes_,
@@ -327,6 +361,7 @@ class SqliteStore final : public Store {
 
   absl::Status InsertLease(const LeaseRecord& l) override {
     WriteLock lock(this);
+    if (!lock.ok()) return lock.status();
     auto run = RunInfoOf(l.run_id);
     if (!run.ok()) return run.status();
     Statement ins(*writes_,
@@ -340,6 +375,7 @@ class SqliteStore final : public Store {
 
   absl::Status UpdateLease(const std::string& lease_id, LeaseState state, int64_t expires_at_ms) override {
     WriteLock lock(this);
+    if (!lock.ok()) return lock.status();
     Statement u(*writes_, "UPDATE leases SET state = ?, expires_at_ms = ? WHERE lease_id = ?");
     u.Bind(1, static_cast<int64_t>(state)).Bind(2, expires_at_ms).Bind(3, CompactId(kLeasePrefix, lease_id));
     return Done(u, "update lease");
@@ -348,6 +384,7 @@ class SqliteStore final : public Store {
   absl::Status InsertResult(const LeaseRecord& lease, ResultDisposition disposition, const v1::CaseResult& result,
                             int64_t received_at_ms) override {
     WriteLock lock(this);
+    if (!lock.ok()) return lock.status();
     if (auto s = BeginUnlessBatched(); !s.ok()) return s;
     auto run = RunInfoOf(lease.run_id);
     if (!run.ok()) return run.status();
@@ -397,6 +434,7 @@ class SqliteStore final : public Store {
 
   absl::StatusOr<std::optional<StoredLease>> LoadLease(const std::string& lease_id) override {
     WriteLock lock(this);
+    if (!lock.ok()) return lock.status();
     Statement q(*writes_, kSelectLeaseById);
     q.Bind(1, CompactId(kLeasePrefix, lease_id));
     const int rc = q.Step();
@@ -410,6 +448,7 @@ class SqliteStore final : public Store {
   absl::Status RecordCaseDuration(const std::string& suite_name, const std::string& case_name,
                                   const std::string& pool, int64_t duration_ms) override {
     WriteLock lock(this);
+    if (!lock.ok()) return lock.status();
     Statement u(*writes_,
                 "INSERT INTO case_durations (suite_name, case_name, pool, duration_ms) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (suite_name, case_name, pool) DO UPDATE SET duration_ms = excluded.duration_ms");
@@ -431,6 +470,7 @@ class SqliteStore final : public Store {
 
   absl::Status UpsertSession(const SessionRecord& r) override {
     WriteLock lock(this);
+    if (!lock.ok()) return lock.status();
     Statement u(
         *writes_,
         "INSERT INTO sessions (session_id, agent_id, pool, labels, host, last_seen_ms) VALUES (?, ?, ?, ?, ?, ?) "
@@ -445,6 +485,7 @@ class SqliteStore final : public Store {
 
   absl::Status DeleteSession(const std::string& session_id) override {
     WriteLock lock(this);
+    if (!lock.ok()) return lock.status();
     Statement d(*writes_, "DELETE FROM sessions WHERE session_id = ?");
     d.Bind(1, session_id);
     return Done(d, "delete session");
@@ -452,6 +493,7 @@ class SqliteStore final : public Store {
 
   absl::StatusOr<RecoveredState> Recover() override {
     WriteLock lock(this);
+    if (!lock.ok()) return lock.status();
     // Runs whose submit stopped half way (InsertRun): nobody got their id.
     if (auto s = Exec("DELETE FROM cases WHERE run_seq IN (SELECT seq FROM runs WHERE state = 0); "
                       "DELETE FROM runs WHERE state = 0");
@@ -544,6 +586,7 @@ class SqliteStore final : public Store {
   // REQUIRES: this thread's batch is open.
   absl::Status InsertRunAtOnce(const v1::Run& run, const std::string& suite_bytes) {
     WriteLock lock(this);
+    if (!lock.ok()) return lock.status();
     auto seq = InsertRunRow(run, suite_bytes, run.state());
     if (!seq.ok()) return seq.status();
     RunInfo info{run.branch(), run.created_at_ms(), *seq, {}};
@@ -581,20 +624,27 @@ class SqliteStore final : public Store {
     return absl::OkStatus();
   }
 
-  // The store's write mutex, unless this thread's batch already holds it.
+  // The store's write mutex, unless this thread's batch already holds it. A
+  // write outside a batch commits the open group first, so that it is on
+  // disk when it returns, as before groups. !ok(): the store is lost.
   class WriteLock {
    public:
     explicit WriteLock(SqliteStore* store)
         : store_(store), owned_(store->batch_owner_.load() != std::this_thread::get_id()) {
-      if (owned_) store_->mu_.lock();
+      if (!owned_) return;
+      store_->mu_.lock();
+      status_ = store_->CommitGroup();
     }
     ~WriteLock() {
       if (owned_) store_->mu_.unlock();
     }
+    bool ok() const { return status_.ok(); }
+    const absl::Status& status() const { return status_; }
 
    private:
     SqliteStore* store_;
     bool owned_;
+    absl::Status status_;
   };
 
   bool InBatch() const { return batch_owner_.load() == std::this_thread::get_id(); }
@@ -861,9 +911,67 @@ class SqliteStore final : public Store {
     }
     return absl::OkStatus();
   }
+  // Ends this thread's batch: a failed one is undone (alone, when it joined
+  // a group). REQUIRES: mu_ held by this thread's batch.
+  absl::Status EndBatch() {
+    batch_owner_ = std::thread::id();
+    if (batch_error_.empty()) return group_ ? ReleaseSavepoint() : absl::OkStatus();
+    UndoBatch();
+    // The batch's first failed write says why it failed.
+    return absl::InternalError(batch_error_);
+  }
+  void UndoBatch() {
+    if (!group_) {
+      RollbackQuietly();
+      return;
+    }
+    Statement undo(*writes_, "ROLLBACK TO batch");
+    if (undo.Step() != SQLITE_DONE) return LoseGroup(absl::InternalError(absl::StrCat(path_, ": ", sqlite3_errmsg(db_))));
+    ForgetIds();
+    ReleaseSavepoint().IgnoreError();  // a failed RELEASE has lost the group
+  }
+  absl::Status Savepoint() {
+    Statement savepoint(*writes_, "SAVEPOINT batch");
+    if (savepoint.Step() != SQLITE_DONE) return absl::InternalError(absl::StrCat(path_, ": ", sqlite3_errmsg(db_)));
+    return absl::OkStatus();
+  }
+  absl::Status ReleaseSavepoint() {
+    Statement release(*writes_, "RELEASE batch");
+    if (release.Step() == SQLITE_DONE) return absl::OkStatus();
+    LoseGroup(absl::InternalError(absl::StrCat(path_, ": ", sqlite3_errmsg(db_))));
+    return lost_;
+  }
+  // Commits the open group's transaction, if any. REQUIRES: mu_ held.
+  absl::Status CommitGroup() {
+    if (!lost_.ok()) return lost_;
+    // No group: a CommitBatch's own transaction, if any.
+    if (!group_) return sqlite3_get_autocommit(db_) ? absl::OkStatus() : Commit();
+    // SQLite rolls a transaction back by itself on some errors (disk full, I/O).
+    absl::Status committed = sqlite3_get_autocommit(db_)
+                                 ? absl::InternalError(absl::StrCat(path_, ": the open transaction was rolled back"))
+                                 : Commit();
+    if (!committed.ok()) {
+      LoseGroup(committed);
+      return lost_;
+    }
+    durable_ = group_;
+    group_ = 0;
+    return absl::OkStatus();
+  }
+  void LoseGroup(const absl::Status& why) {
+    RollbackQuietly();
+    group_ = 0;
+    lost_ = absl::UnavailableError(absl::StrCat(
+        "the database lost a commit of results already applied (", why.message(),
+        "); the coordinator takes no more work until it is restarted, which reads the database again"));
+    std::fprintf(stderr, "perfgate coordinator: %s\n", lost_.ToString().c_str());
+  }
   void RollbackQuietly() {
-    Exec("ROLLBACK").IgnoreError();  // the failed statement's error is the one to report
-    // Ids made in the undone transaction may be given again to other rows.
+    if (!sqlite3_get_autocommit(db_)) Exec("ROLLBACK").IgnoreError();  // the failed statement's error is the one to report
+    ForgetIds();
+  }
+  // Ids made in an undone transaction may be given again to other rows.
+  void ForgetIds() {
     runs_.clear();
     series_ids_.clear();
     host_ids_.clear();
@@ -888,6 +996,12 @@ class SqliteStore final : public Store {
   std::unordered_map<std::string, int64_t> series_ids_ ABSL_GUARDED_BY(mu_);  // by NUL-joined key
   std::unordered_map<std::string, int64_t> host_ids_ ABSL_GUARDED_BY(mu_);  // by serialised fingerprint
   std::string batch_error_ ABSL_GUARDED_BY(mu_);  // the batch's first failed write; empty: none
+  // Group commit (CommitBatchLater): the open group's number (0: none),
+  // the next one to open, the newest committed, and why writes stopped.
+  uint64_t group_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t next_group_ ABSL_GUARDED_BY(mu_) = 1;
+  uint64_t durable_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Status lost_ ABSL_GUARDED_BY(mu_);
   // Reads of finished runs, durations and latest results: a connection of
   // their own, never under mu_.
   std::mutex read_mu_;

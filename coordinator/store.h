@@ -79,6 +79,22 @@ class Store {
   virtual absl::Status CommitBatch() = 0;
   virtual void AbortBatch() = 0;
 
+  // Group commit. CommitBatchLater ends the batch like CommitBatch (a
+  // failed write undoes this batch alone) but leaves it in an open group
+  // transaction that later batches join, and returns the group's number. The
+  // group reaches disk at Flush(group), at any CommitBatch, or before any
+  // write outside a batch, whichever comes first. Nothing that depends on the
+  // batch may be acknowledged before Flush(group) returns OK.
+  // If a group that holds deferred batches fails to commit, the store takes
+  // no more writes (every write returns that error, Lost() says so): the
+  // caller's state is then ahead of the database, and only a restart, which
+  // reads the database again, makes them agree.
+  virtual absl::StatusOr<uint64_t> CommitBatchLater() = 0;
+  virtual absl::Status Flush(uint64_t group) = 0;
+  // The open group's number, 0 when none is open.
+  virtual uint64_t OpenGroup() = 0;
+  virtual absl::Status Lost() = 0;
+
   virtual absl::Status InsertRun(const v1::Run& run, const v1::Suite& suite) = 0;
   virtual absl::Status UpdateRunState(const std::string& run_id, v1::RunState state, int64_t finished_at_ms) = 0;
   // "passed" or "failed", as the gate judged it.
