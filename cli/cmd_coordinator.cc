@@ -148,7 +148,12 @@ void AddCoordinatorCommand(CLI::App& app, int* exit_code) {
       std::printf("perfgate coordinator: metrics on http://%s/metrics\n", c->metrics_address().c_str());
     }
     std::fflush(stdout);
-    c->Wait();
+    if (absl::Status lost = c->Wait(); !lost.ok()) {
+      std::cerr << "perfgate coordinator: stopping: " << lost.message() << "\n";
+      c->Shutdown();
+      *exit_code = kExitInfra;
+      return;
+    }
     std::printf("perfgate coordinator: stopped\n");
     *exit_code = kExitPassed;
   });

@@ -204,7 +204,13 @@ void Coordinator::SweepLoop() {
     lock.unlock();
     scheduler_->Sweep();
     artifacts_->MaybeCollectGarbage();
+    absl::Status lost = store_->Lost();
     lock.lock();
+    if (!lost.ok()) {
+      lost_ = lost;
+      stop_cv_.notify_all();
+      return;
+    }
   }
 }
 
@@ -228,9 +234,10 @@ void Coordinator::Shutdown() {
   });
 }
 
-void Coordinator::Wait() {
+absl::Status Coordinator::Wait() {
   std::unique_lock lock(mu_);
-  stop_cv_.wait(lock, [&] { return stopped_; });
+  stop_cv_.wait(lock, [&] { return stopped_ || !lost_.ok(); });
+  return lost_;
 }
 
 }  // namespace perfgate

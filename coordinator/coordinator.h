@@ -70,8 +70,11 @@ class Coordinator {
   ArtifactStore& artifacts() { return *artifacts_; }
   // Stops serving; in-flight streams end. Idempotent.
   void Shutdown();
-  // Blocks until Shutdown() is called (from another thread or a signal handler thread).
-  void Wait();
+  // Blocks until Shutdown() is called (from another thread or a signal
+  // handler thread), or the store is lost (Store::Lost): then returns why,
+  // and the caller shuts down and exits, as only a restart makes the
+  // scheduler's state and the database agree again.
+  absl::Status Wait();
 
  private:
   Coordinator() = default;
@@ -96,6 +99,7 @@ class Coordinator {
   std::condition_variable stop_cv_;
   bool stopping_ = false;  // the sweeper should stop
   bool stopped_ = false;   // Shutdown() has finished
+  absl::Status lost_;      // the store's, once the sweeper has seen it
   std::thread sweeper_;
 };
 

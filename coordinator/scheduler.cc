@@ -491,8 +491,12 @@ void Scheduler::LeaveCompleting() {
 // wakes them once. Nobody is woken per completion.
 absl::Status Scheduler::AwaitGroup(uint64_t group) {
   std::unique_lock lock(completing_mu_);
-  const int left = --completing_;
+  // Wakes the leaders: nobody is on the way any more, or (below) a group
+  // has as many as it takes, or a newer group leads (the older ones are then
+  // committed already).
+  if (--completing_ == 0) leader_cv_.notify_all();
   if (group > led_group_) {
+    if (led_group_) leader_cv_.notify_all();
     led_group_ = group;
     joined_ = 1;
     leader_cv_.wait(lock, [&] { return completing_ == 0 || joined_ >= kMaxGroup || led_group_ != group; });
@@ -504,7 +508,7 @@ absl::Status Scheduler::AwaitGroup(uint64_t group) {
     flushed_cv_.notify_all();
     return flushed;
   }
-  if (group == led_group_ && (++joined_ >= kMaxGroup || left == 0)) leader_cv_.notify_all();
+  if (group == led_group_ && ++joined_ == kMaxGroup) leader_cv_.notify_all();
   // A group's leader, or a later group's (which opens only once this one is
   // committed), sets flushed_group_.
   flushed_cv_.wait(lock, [&] { return flushed_group_ >= group; });

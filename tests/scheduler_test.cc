@@ -913,6 +913,36 @@ TEST_F(SchedulerTest, ACompletionThatAsksCarriesTheNextLeaseDurably) {
   EXPECT_EQ(Run(run).state(), v1::RUN_STATE_FINISHED);
 }
 
+// Group commit: completions from many agents at once share commits, and each
+// reply still comes only after its result is on disk: a fresh connection
+// counts at least every result acknowledged so far.
+TEST_F(SchedulerTest, EveryAcknowledgedResultIsOnDiskWhileCompletionsShareCommits) {
+  constexpr int kAgents = 8, kEach = 20;
+  std::vector<std::string> sessions;
+  for (int a = 0; a < kAgents; ++a) sessions.push_back(Register(absl::StrCat("agent-", a)));
+  const std::string run = Submit(kAgents * kEach);
+  const std::string db = dir_.File("perfgate.db");
+  std::atomic<int64_t> acknowledged{0};
+  std::vector<std::thread> agents;
+  for (const auto& s : sessions) {
+    agents.emplace_back([&, s] {
+      auto item = Next(s);
+      ASSERT_TRUE(item && item->has_lease());
+      std::string lease = item->lease().lease_id();
+      while (!lease.empty()) {
+        const v1::CompleteLeaseResponse reply = CompleteAndAskNext(s, lease);
+        ASSERT_EQ(reply.disposition(), v1::CompleteLeaseResponse::DISPOSITION_ACCEPTED);
+        const int64_t now_acknowledged = ++acknowledged;
+        EXPECT_GE(testing::QueryInt(db, "SELECT COUNT(*) FROM results WHERE counted = 1"), now_acknowledged);
+        lease = reply.next_lease().lease_id();
+      }
+    });
+  }
+  for (auto& t : agents) t.join();
+  EXPECT_EQ(acknowledged.load(), kAgents * kEach);
+  EXPECT_EQ(Run(run).state(), v1::RUN_STATE_FINISHED);
+}
+
 // An agent that does not ask (an older agent) gets its next lease on the Work stream only.
 TEST_F(SchedulerTest, ACompletionThatDoesNotAskCarriesNoLease) {
   const std::string s = Register("a1");

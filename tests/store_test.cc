@@ -277,6 +277,49 @@ TEST_F(StoreRoundTripTest, ALeaseTakesOneResult) {
   EXPECT_FALSE(run->cases(0).has_result()) << "the stale result never counts";
 }
 
+// Group commit: deferred batches share one transaction that nobody else can
+// read until it is flushed; a failed batch in it is undone alone; a write
+// outside a batch commits the group first, so it is on disk when it returns.
+TEST_F(StoreRoundTripTest, GroupedBatchesReachDiskTogetherAndAFailedOneIsUndoneAlone) {
+  const std::string path = dir_.File("perfgate.db");
+  const std::string run_id = InsertRun({"a", "b", "c"});
+  LeaseRecord a = Lease(run_id, 0, "lease-a0000000000000000000000000000000", "agent-1");
+  LeaseRecord b = Lease(run_id, 1, "lease-b0000000000000000000000000000000", "agent-1");
+  LeaseRecord c = Lease(run_id, 2, "lease-c0000000000000000000000000000000", "agent-1");
+  ASSERT_TRUE(store_->InsertResult(b, ResultDisposition::kCounted, AgentResult("b", "agent-1", "lab", 1), 20).ok());
+  const std::string counted = "SELECT COUNT(*) FROM leases WHERE state = 2";
+  auto complete = [&](const LeaseRecord& l, double value) {
+    EXPECT_TRUE(store_->BeginBatch().ok());
+    store_->InsertResult(l, ResultDisposition::kCounted, AgentResult(l.agent_id, "agent-1", "lab", value), 30)
+        .IgnoreError();
+    store_->UpdateLease(l.lease_id, LeaseState::kCompleted, l.expires_at_ms).IgnoreError();
+    return store_->CommitBatchLater();
+  };
+  auto first = complete(a, 2);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(store_->OpenGroup(), *first);
+  auto failed = complete(b, 3);  // b already has a result
+  EXPECT_THAT(failed.status().message(), ::testing::HasSubstr("already has a result"));
+  auto third = complete(c, 4);
+  ASSERT_TRUE(third.ok()) << third.status();
+  EXPECT_EQ(*third, *first) << "one group";
+  EXPECT_EQ(testing::QueryInt(path, counted), 0) << "nothing is on disk before the flush";
+
+  ASSERT_TRUE(store_->Flush(*first).ok());
+  EXPECT_EQ(store_->OpenGroup(), 0u);
+  EXPECT_EQ(testing::QueryInt(path, counted), 2) << "a and c, not the failed b";
+  EXPECT_TRUE(store_->Flush(*first).ok()) << "a flushed group flushes again at no cost";
+
+  LeaseRecord d = Lease(run_id, 2, "lease-d0000000000000000000000000000000", "agent-1");
+  auto fourth = complete(d, 5);
+  ASSERT_TRUE(fourth.ok());
+  EXPECT_GT(*fourth, *first);
+  ASSERT_TRUE(store_->UpdateRunState(run_id, v1::RUN_STATE_FINISHED, 99).ok());
+  EXPECT_EQ(testing::QueryInt(path, counted), 3) << "a write outside a batch commits the open group first";
+  EXPECT_EQ(store_->OpenGroup(), 0u);
+  EXPECT_TRUE(store_->Lost().ok());
+}
+
 // A database as perfgate left it at schema version 5: built by the first
 // five migrations, rows written in that version's layout.
 void WriteVersion5Database(const std::string& path, const v1::CaseResult& counted, const v1::CaseResult& stale) {
