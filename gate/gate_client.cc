@@ -199,6 +199,11 @@ absl::StatusOr<v1::Run> SubmitAndWatch(const GateClientOptions& options, const v
         return absl::UnavailableError(
             absl::StrCat("coordinator ", options.coordinator, " unreachable: ", s.error_message()));
       }
+      if (s.error_code() == grpc::StatusCode::UNAVAILABLE) {
+        return absl::UnavailableError(absl::StrCat("coordinator ", options.coordinator,
+                                                   " went away during the submit (", s.error_message(),
+                                                   "); if it took the run first, the run is there without a gate"));
+      }
       return FromGrpc(s);
     }
   }

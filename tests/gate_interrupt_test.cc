@@ -42,6 +42,9 @@ void InterruptAfterCoordinatorDied(int signal) {
   std::string word;
   std::ifstream(fifo) >> word;  // blocks until the case runs
   ASSERT_EQ(word, "started") << gate.output();
+  // The case can start before the submit's reply reaches the gate: a gate
+  // that loses the coordinator then has no run id to re-attach to.
+  ASSERT_TRUE(gate.WaitForLine("submitted to", 30'000)) << gate.output();
 
   coordinator.Signal(SIGKILL);
   coordinator.Wait(10'000);
