@@ -502,18 +502,28 @@ absl::Status Scheduler::AwaitGroup(uint64_t group) {
     leader_cv_.wait(lock, [&] { return completing_ == 0 || joined_ >= kMaxGroup || led_group_ != group; });
     lock.unlock();
     absl::Status flushed = store_->Flush(group);
-    lock.lock();
-    flushed_group_ = std::max(flushed_group_, group);
-    lock.unlock();
-    flushed_cv_.notify_all();
+    if (flushed.ok()) {
+      uint64_t committed = committed_group_.load();
+      while (committed < group && !committed_group_.compare_exchange_weak(committed, group)) {
+      }
+    } else {
+      flush_failed_ = true;  // the store is lost for good (Store::Lost)
+    }
+    flushes_.fetch_add(1);
+    flushes_.notify_all();
     return flushed;
   }
   if (group == led_group_ && ++joined_ == kMaxGroup) leader_cv_.notify_all();
-  // A group's leader, or a later group's (which opens only once this one is
-  // committed), sets flushed_group_.
-  flushed_cv_.wait(lock, [&] { return flushed_group_ >= group; });
   lock.unlock();
-  return store_->Flush(group);  // OK once committed; why not, if the commit failed
+  // Without the mutex: woken all at once, followers take no lock to see
+  // their group committed. A group's leader, or a later group's (which opens
+  // only once this one is committed), advances committed_group_.
+  while (true) {
+    const uint32_t seen = flushes_.load();
+    if (committed_group_.load() >= group) return absl::OkStatus();
+    if (flush_failed_) return store_->Flush(group);  // why it failed
+    flushes_.wait(seen);
+  }
 }
 
 absl::StatusOr<v1::CompleteLeaseResponse> Scheduler::CompleteLocked(const v1::CompleteLeaseRequest& request) {

@@ -330,16 +330,18 @@ class Scheduler {
   std::atomic<uint64_t> grants_{0};
   std::atomic<int64_t> last_trim_ms_{0};  // when ReleaseEvicted last trimmed
   // Group commit (AwaitGroup): completions between their start and their
-  // reply; the newest group with a leader, how many completions joined it,
-  // and the newest group known committed.
+  // reply; the newest group with a leader and how many completions joined it.
   static constexpr int kMaxGroup = 16;
   std::atomic<int> completing_{0};
   std::mutex completing_mu_;
   uint64_t led_group_ ABSL_GUARDED_BY(completing_mu_) = 0;
   int joined_ ABSL_GUARDED_BY(completing_mu_) = 0;
-  uint64_t flushed_group_ ABSL_GUARDED_BY(completing_mu_) = 0;
   std::condition_variable leader_cv_;
-  std::condition_variable flushed_cv_;
+  // Followers wait on flushes_ (a count of leaders' flushes) until
+  // committed_group_ reaches theirs, or a flush failed.
+  std::atomic<uint64_t> committed_group_{0};
+  std::atomic<bool> flush_failed_{false};
+  std::atomic<uint32_t> flushes_{0};
 };
 
 }  // namespace perfgate
