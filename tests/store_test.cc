@@ -3,6 +3,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+#include <sys/resource.h>
+
+#include <csignal>
 
 #include <algorithm>
 #include <chrono>
@@ -318,6 +321,45 @@ TEST_F(StoreRoundTripTest, GroupedBatchesReachDiskTogetherAndAFailedOneIsUndoneA
   EXPECT_EQ(testing::QueryInt(path, counted), 3) << "a write outside a batch commits the open group first";
   EXPECT_EQ(store_->OpenGroup(), 0u);
   EXPECT_TRUE(store_->Lost().ok());
+}
+
+// A group that cannot be committed (here: the WAL may not grow, as on a full
+// disk) held results its writers had already applied in memory: the store
+// takes no more writes, and a restart reads the database as it was.
+TEST_F(StoreRoundTripTest, AGroupThatFailsToCommitStopsEveryWriteUntilARestart) {
+  const std::string path = dir_.File("perfgate.db");
+  const std::string run_id = InsertRun({"a"});
+  LeaseRecord a = Lease(run_id, 0, "lease-a0000000000000000000000000000000", "agent-1");
+  ASSERT_TRUE(store_->BeginBatch().ok());
+  ASSERT_TRUE(store_->InsertResult(a, ResultDisposition::kCounted, AgentResult("a", "agent-1", "lab", 1), 30).ok());
+  auto group = store_->CommitBatchLater();
+  ASSERT_TRUE(group.ok()) << group.status();
+
+  rlimit saved{};
+  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &saved), 0);
+  auto old_handler = std::signal(SIGXFSZ, SIG_IGN);  // a write past the limit fails with EFBIG instead
+  rlimit no_growth = saved;
+  no_growth.rlim_cur = std::filesystem::file_size(path + "-wal");
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &no_growth), 0);
+  const absl::Status flushed = store_->Flush(*group);
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &saved), 0);
+  std::signal(SIGXFSZ, old_handler);
+
+  ASSERT_FALSE(flushed.ok());
+  EXPECT_EQ(flushed.code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(flushed.message(), ::testing::HasSubstr("until it is restarted"));
+  EXPECT_FALSE(store_->Lost().ok());
+  EXPECT_FALSE(store_->UpdateRunState(run_id, v1::RUN_STATE_FINISHED, 99).ok()) << "no write after a lost group";
+  EXPECT_FALSE(store_->BeginBatch().ok());
+  EXPECT_FALSE(store_->Flush(*group).ok());
+
+  store_.reset();
+  auto reopened = OpenSqliteStore(path);
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  store_ = *std::move(reopened);
+  EXPECT_TRUE(store_->Lost().ok());
+  EXPECT_EQ(testing::QueryInt(path, "SELECT COUNT(*) FROM results"), 0) << "the lost group's result is not there";
+  EXPECT_TRUE(store_->UpdateRunState(run_id, v1::RUN_STATE_FINISHED, 99).ok());
 }
 
 // A database as perfgate left it at schema version 5: built by the first
