@@ -471,6 +471,9 @@ absl::StatusOr<v1::CompleteLeaseResponse> Scheduler::Complete(const v1::Complete
   }
   if (!response.ok() || !group) {
     LeaveCompleting();
+    // A repeated completion answers from memory: after a lost group, memory
+    // holds results the database does not, and the agent must keep its own.
+    if (absl::Status lost = store_->Lost(); response.ok() && !lost.ok()) return lost;
     return response;
   }
   if (auto s = AwaitGroup(group); !s.ok()) {

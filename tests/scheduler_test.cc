@@ -4,6 +4,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+#include <sys/resource.h>
+
+#include <csignal>
+#include <filesystem>
 
 #include <set>
 #include <thread>
@@ -941,6 +945,42 @@ TEST_F(SchedulerTest, EveryAcknowledgedResultIsOnDiskWhileCompletionsShareCommit
   for (auto& t : agents) t.join();
   EXPECT_EQ(acknowledged.load(), kAgents * kEach);
   EXPECT_EQ(Run(run).state(), v1::RUN_STATE_FINISHED);
+}
+
+// A group commit that fails (here: the WAL may not grow, as on a full disk)
+// leaves the scheduler's memory ahead of its database: neither the result
+// nor its repetition is acknowledged, so the agent keeps the result for the
+// restarted coordinator.
+TEST_F(SchedulerTest, NoResultIsAcknowledgedOnceTheStoreLostACommit) {
+  const std::string s = Register("a1");
+  const std::string run = Submit(2);
+  auto item = Next(s);
+  ASSERT_TRUE(item && item->has_lease());
+  v1::CompleteLeaseRequest request;
+  request.set_session_id(s);
+  request.set_lease_id(item->lease().lease_id());
+  request.set_want_next_lease(true);
+  request.mutable_result()->set_outcome(v1::CaseResult::OUTCOME_OK);
+
+  const std::string wal = dir_.File("perfgate.db") + "-wal";
+  rlimit saved{};
+  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &saved), 0);
+  auto old_handler = std::signal(SIGXFSZ, SIG_IGN);  // a write past the limit fails with EFBIG instead
+  rlimit no_growth = saved;
+  no_growth.rlim_cur = std::filesystem::file_size(wal);
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &no_growth), 0);
+  auto first = scheduler_->Complete(request);
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &saved), 0);
+  std::signal(SIGXFSZ, old_handler);
+  ASSERT_FALSE(first.ok());
+  EXPECT_EQ(first.status().code(), absl::StatusCode::kUnavailable) << "the agent retries on UNAVAILABLE";
+  auto again = scheduler_->Complete(request);
+  EXPECT_EQ(again.status().code(), absl::StatusCode::kUnavailable) << "a repetition is not acknowledged from memory";
+
+  Open();  // the restart the coordinator exits for
+  EXPECT_EQ(Run(run).cases(0).state(), v1::CASE_STATE_RUNNING) << "the database as it was";
+  EXPECT_EQ(Complete(s, item->lease().lease_id()), v1::CompleteLeaseResponse::DISPOSITION_ACCEPTED)
+      << "the kept result counts on the restarted coordinator";
 }
 
 // An agent that does not ask (an older agent) gets its next lease on the Work stream only.
