@@ -72,9 +72,9 @@ class Store {
   virtual ~Store() = default;
 
   // The writes this thread makes from BeginBatch to CommitBatch reach disk
-  // in one commit, all or none: one transition, one commit. Other threads'
-  // writes wait until the batch ends. CommitBatch fails (and undoes the
-  // batch) if any write in it failed. REQUIRES: batches do not nest.
+  // all or none, in one commit (with any open group's batches). Other
+  // threads' writes wait until the batch ends. CommitBatch fails (and undoes
+  // the batch) if any write in it failed. REQUIRES: batches do not nest.
   virtual absl::Status BeginBatch() = 0;
   virtual absl::Status CommitBatch() = 0;
   virtual void AbortBatch() = 0;
