@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
+#include <thread>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
@@ -15,6 +17,10 @@ namespace {
 // How long a streaming handler waits before checking that its client is
 // still there; events wake it sooner.
 constexpr int64_t kStreamCheckMs = 500;
+
+// The least time between two batches of a run's events to one watcher: a
+// gate's progress needs no more than 50 updates a second.
+constexpr int64_t kEventBatchMs = 20;
 
 template <typename T>
 grpc::Status Reply(absl::StatusOr<T> result, T* out) {
@@ -162,11 +168,20 @@ grpc::Status GateServiceImpl::WatchRun(grpc::ServerContext* context, const v1::W
         !s.ok()) {
       return ToGrpc(s);
     }
-    for (auto& event : events) {
+    for (size_t i = 0; i < events.size(); ++i) {
+      v1::RunEvent& event = events[i];
       if (request->without_results()) DropResults(&event);
-      if (!writer->Write(event)) return grpc::Status::OK;
+      // One send for the batch: gRPC holds a write with the buffer hint
+      // until the next one without it.
+      grpc::WriteOptions options;
+      if (i + 1 < events.size()) options.set_buffer_hint();
+      if (!writer->Write(event, options)) return grpc::Status::OK;
       if (event.has_run_finished()) return grpc::Status::OK;
     }
+    // Events that come meanwhile wait and go as one batch: a watcher woken
+    // and a message sent per case change cost the coordinator as much as
+    // a twelfth of its CPU with 16 agents running trivial cases.
+    if (!events.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(kEventBatchMs));
   }
   return grpc::Status::OK;
 }
