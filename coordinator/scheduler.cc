@@ -752,6 +752,15 @@ void Scheduler::MaybeFinish(RunEntry& run) {
   finished_order_.push_back(run.meta.run_id());
   if (listener_) listener_->OnRunFinished(run.meta.suite_name(), run.meta.state());
   changed_.notify_all();
+  run_ended_.notify_all();
+}
+
+void Scheduler::WaitRunEnd(const std::string& run_id, int64_t wait_ms) {
+  std::unique_lock lock(mu_);
+  run_ended_.wait_for(lock, std::chrono::milliseconds(wait_ms), [&] {
+    auto it = runs_.find(run_id);
+    return shutdown_ || it == runs_.end() || it->second.final;
+  });
 }
 
 Scheduler::EvictedRuns Scheduler::EvictFinishedRuns() {
@@ -1042,6 +1051,7 @@ void Scheduler::Shutdown() {
   std::lock_guard lock(mu_);
   shutdown_ = true;
   changed_.notify_all();
+  run_ended_.notify_all();
   for (auto& [id, session] : sessions_) session.wake->notify_all();
 }
 

@@ -126,6 +126,10 @@ class Scheduler {
   // without_results: case events come without their results, never copied.
   absl::Status WaitRunEvents(const std::string& run_id, size_t* cursor, int64_t wait_ms,
                              std::vector<v1::RunEvent>* events, bool without_results = false);
+  // Returns after wait_ms, or sooner once the run has ended (or left
+  // memory, or the scheduler shuts down); no case event wakes it. A
+  // watcher's pause between batches of events.
+  void WaitRunEnd(const std::string& run_id, int64_t wait_ms);
 
   // History baseline data into *out, straight from the store's reader:
   // never under mu_, and on a thread of low CPU priority, so that lease
@@ -303,6 +307,7 @@ class Scheduler {
 
   mutable std::mutex mu_;
   std::condition_variable changed_;  // runs' events and registrations; Work streams wait on their session's
+  std::condition_variable run_ended_;  // a run ended, or shutdown (WaitRunEnd)
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t next_stream_id_ ABSL_GUARDED_BY(mu_) = 1;
   uint64_t next_run_seq_ ABSL_GUARDED_BY(mu_) = 1;
