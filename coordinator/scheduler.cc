@@ -498,29 +498,35 @@ absl::Status Scheduler::AwaitGroup(uint64_t group) {
   // has as many as it takes, or a newer group leads (the older ones are then
   // committed already).
   if (--completing_ == 0) leader_cv_.notify_all();
-  if (group > led_group_) {
-    if (led_group_) leader_cv_.notify_all();
-    led_group_ = group;
-    joined_ = 1;
-    leader_cv_.wait(lock, [&] { return completing_ == 0 || joined_ >= kMaxGroup || led_group_ != group; });
-    lock.unlock();
-    absl::Status flushed = store_->Flush(group);
-    if (flushed.ok()) {
-      uint64_t committed = committed_group_.load();
-      while (committed < group && !committed_group_.compare_exchange_weak(committed, group)) {
-      }
-    } else {
-      flush_failed_ = true;  // the store is lost for good (Store::Lost)
-    }
-    flushes_.fetch_add(1);
-    flushes_.notify_all();
-    return flushed;
-  }
+  if (group > led_group_) return LeadGroup(group, lock);
   if (group == led_group_ && ++joined_ == kMaxGroup) leader_cv_.notify_all();
   lock.unlock();
-  // Without the mutex: woken all at once, followers take no lock to see
-  // their group committed. A group's leader, or a later group's (which opens
-  // only once this one is committed), advances committed_group_.
+  return FollowGroup(group);
+}
+
+absl::Status Scheduler::LeadGroup(uint64_t group, std::unique_lock<std::mutex>& lock) {
+  if (led_group_) leader_cv_.notify_all();
+  led_group_ = group;
+  joined_ = 1;
+  leader_cv_.wait(lock, [&] { return completing_ == 0 || joined_ >= kMaxGroup || led_group_ != group; });
+  lock.unlock();
+  absl::Status flushed = store_->Flush(group);
+  if (flushed.ok()) {
+    uint64_t committed = committed_group_.load();
+    while (committed < group && !committed_group_.compare_exchange_weak(committed, group)) {
+    }
+  } else {
+    flush_failed_ = true;  // the store is lost for good (Store::Lost)
+  }
+  flushes_.fetch_add(1);
+  flushes_.notify_all();
+  return flushed;
+}
+
+// Without the mutex: woken all at once, followers take no lock to see their
+// group committed. A group's leader, or a later group's (which opens only
+// once this one is committed), advances committed_group_.
+absl::Status Scheduler::FollowGroup(uint64_t group) {
   while (true) {
     const uint32_t seen = flushes_.load();
     if (committed_group_.load() >= group) return absl::OkStatus();

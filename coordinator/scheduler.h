@@ -237,6 +237,9 @@ class Scheduler {
   // Returns once the store's `group` (Store::CommitBatchLater) is committed,
   // with the completions on their way in it.
   absl::Status AwaitGroup(uint64_t group);
+  // REQUIRES: lock holds completing_mu_; it is released.
+  absl::Status LeadGroup(uint64_t group, std::unique_lock<std::mutex>& lock);
+  absl::Status FollowGroup(uint64_t group);
   absl::StatusOr<LeaseRecord*> LeaseToComplete(const v1::CompleteLeaseRequest& request)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Only the session holding a lease may report it (counted in results_refused otherwise).
