@@ -200,9 +200,10 @@ absl::StatusOr<v1::Run> SubmitAndWatch(const GateClientOptions& options, const v
             absl::StrCat("coordinator ", options.coordinator, " unreachable: ", s.error_message()));
       }
       if (s.error_code() == grpc::StatusCode::UNAVAILABLE) {
-        return absl::UnavailableError(absl::StrCat("coordinator ", options.coordinator,
-                                                   " went away during the submit (", s.error_message(),
-                                                   "); if it took the run first, the run is there without a gate"));
+        return absl::UnavailableError(absl::StrCat("submit to coordinator ", options.coordinator, " failed (",
+                                                   s.error_message(),
+                                                   "); if the call was cut off after the coordinator took the run, "
+                                                   "the run is there without a gate"));
       }
       return FromGrpc(s);
     }
