@@ -4,9 +4,6 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sqlite3.h>
-#include <sys/resource.h>
-
-#include <csignal>
 #include <filesystem>
 
 #include <set>
@@ -962,16 +959,12 @@ TEST_F(SchedulerTest, NoResultIsAcknowledgedOnceTheStoreLostACommit) {
   request.set_want_next_lease(true);
   request.mutable_result()->set_outcome(v1::CaseResult::OUTCOME_OK);
 
-  const std::string wal = dir_.File("perfgate.db") + "-wal";
-  rlimit saved{};
-  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &saved), 0);
-  auto old_handler = std::signal(SIGXFSZ, SIG_IGN);  // a write past the limit fails with EFBIG instead
-  rlimit no_growth = saved;
-  no_growth.rlim_cur = std::filesystem::file_size(wal);
-  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &no_growth), 0);
-  auto first = scheduler_->Complete(request);
-  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &saved), 0);
-  std::signal(SIGXFSZ, old_handler);
+  absl::StatusOr<v1::CompleteLeaseResponse> first;
+  {
+    testing::FileSizeLimit no_growth(std::filesystem::file_size(dir_.File("perfgate.db") + "-wal"));
+    ASSERT_TRUE(no_growth.ok());
+    first = scheduler_->Complete(request);
+  }
   ASSERT_FALSE(first.ok());
   EXPECT_EQ(first.status().code(), absl::StatusCode::kUnavailable) << "the agent retries on UNAVAILABLE";
   auto again = scheduler_->Complete(request);

@@ -3,9 +3,6 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sqlite3.h>
-#include <sys/resource.h>
-
-#include <csignal>
 
 #include <algorithm>
 #include <chrono>
@@ -335,15 +332,12 @@ TEST_F(StoreRoundTripTest, AGroupThatFailsToCommitStopsEveryWriteUntilARestart) 
   auto group = store_->CommitBatchLater();
   ASSERT_TRUE(group.ok()) << group.status();
 
-  rlimit saved{};
-  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &saved), 0);
-  auto old_handler = std::signal(SIGXFSZ, SIG_IGN);  // a write past the limit fails with EFBIG instead
-  rlimit no_growth = saved;
-  no_growth.rlim_cur = std::filesystem::file_size(path + "-wal");
-  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &no_growth), 0);
-  const absl::Status flushed = store_->Flush(*group);
-  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &saved), 0);
-  std::signal(SIGXFSZ, old_handler);
+  absl::Status flushed;
+  {
+    testing::FileSizeLimit no_growth(std::filesystem::file_size(path + "-wal"));
+    ASSERT_TRUE(no_growth.ok());
+    flushed = store_->Flush(*group);
+  }
 
   ASSERT_FALSE(flushed.ok());
   EXPECT_EQ(flushed.code(), absl::StatusCode::kUnavailable);

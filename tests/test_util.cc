@@ -12,12 +12,27 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
 
 namespace perfgate::testing {
+
+FileSizeLimit::FileSizeLimit(uint64_t bytes) {
+  if (getrlimit(RLIMIT_FSIZE, &saved_) != 0) return;
+  old_handler_ = std::signal(SIGXFSZ, SIG_IGN);
+  rlimit limited = saved_;
+  limited.rlim_cur = bytes;
+  ok_ = setrlimit(RLIMIT_FSIZE, &limited) == 0;
+}
+
+FileSizeLimit::~FileSizeLimit() {
+  if (!old_handler_) return;
+  setrlimit(RLIMIT_FSIZE, &saved_);
+  std::signal(SIGXFSZ, old_handler_);
+}
 
 std::string PerfgateBinary() { return PERFGATE_BINARY; }
 std::string CaseBinary(const std::string& name) { return std::string(PERFGATE_CASES_DIR) + "/" + name; }

@@ -2,6 +2,7 @@
 // binaries, and real child processes with their stdout readable line by line.
 #pragma once
 
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -16,6 +17,21 @@ namespace perfgate::testing {
 std::string PerfgateBinary();
 std::string CaseBinary(const std::string& name);
 std::string SourceDir();
+
+// While alive, no file of this process may grow past `bytes`: a write past
+// it fails with EFBIG, as on a full disk (SIGXFSZ is ignored meanwhile).
+// The old limit and handler come back at scope exit.
+class FileSizeLimit {
+ public:
+  explicit FileSizeLimit(uint64_t bytes);
+  ~FileSizeLimit();
+  bool ok() const { return ok_; }
+
+ private:
+  rlimit saved_{};
+  void (*old_handler_)(int) = nullptr;
+  bool ok_ = false;
+};
 
 // A fresh folder, removed with everything in it at scope exit.
 class TempDir {
