@@ -42,6 +42,7 @@
 #include <fstream>
 #include <grpcpp/grpcpp.h>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -342,6 +343,16 @@ HistoryFigures MeasureHistoryInterference(const Coordinator& coordinator, perfga
     if (!Overlaps(calls, arrivals[i - 1], arrivals[i])) f.idle_max_outside_ms = std::max(f.idle_max_outside_ms, gap_ms);
   }
   f.call_ms_p50 = Percentile(call_ms, 0.5);
+  if (getenv("DISPATCH_DEBUG_GAPS")) {
+    std::vector<std::pair<double, size_t>> gaps;
+    for (size_t i = 1; i < arrivals.size(); ++i) gaps.push_back({(arrivals[i] - arrivals[i - 1]) / 1e6, i});
+    std::sort(gaps.rbegin(), gaps.rend());
+    for (size_t k = 0; k < std::min<size_t>(12, gaps.size()); ++k) {
+      std::fprintf(stderr, "gap %.2f ms at %.1f ms (lease #%zu of %zu) %s\n", gaps[k].first,
+                   (arrivals[gaps[k].second - 1] - first) / 1e6, gaps[k].second, arrivals.size(),
+                   Overlaps(calls, arrivals[gaps[k].second - 1], arrivals[gaps[k].second]) ? "history" : "");
+    }
+  }
   return f;
 }
 
@@ -382,6 +393,23 @@ void WaitForPool(v1::GateService::Stub& stub, const std::string& pool) {
       }
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
+// Runs small warm-up suites until `n` distinct agents have run a case, so
+// every agent has finished its start-up and registered.
+void WaitUntilEveryAgentWorks(v1::GateService::Stub& stub, int n) {
+  std::set<std::string> seen;
+  for (int i = 0; i < 120 && static_cast<int>(seen.size()) < n; ++i) {
+    const RunTimes warm = SubmitAndWait(stub, TrivialSuite("dispatch-warmup", 4 * n, "/bin/true"), "warmup");
+    const v1::Run run = FetchRun(stub, warm.run_id);
+    for (const auto& c : run.cases()) {
+      if (!c.agent_id().empty()) seen.insert(c.agent_id());
+    }
+  }
+  if (static_cast<int>(seen.size()) < n) {
+    std::fprintf(stderr, "dispatch: only %zu of %d agents ran a warm-up case\n", seen.size(), n);
+    std::exit(3);
   }
 }
 
@@ -431,7 +459,10 @@ bool MeasureLoad(const Options& o, const std::string& perfgate, const std::strin
 void MeasureE2E(const Options& o, const Coordinator& b, v1::GateService::Stub* stub_b, Figures* f) {
   std::vector<Child> agents = StartAgents(o, b, o.e2e_agents, "e2e");
   WaitForPool(*stub_b, "e2e");
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the rest of the agents register
+  // Each agent probes its host (callgrind start-up: about a second of CPU)
+  // before it registers; measured, that probe would count as agent CPU and
+  // shrink the coordinator's share.
+  WaitUntilEveryAgentWorks(*stub_b, o.e2e_agents);
   auto agents_cpu = [&] {
     double s = 0;
     for (const auto& c : agents) s += ProcCpuSeconds(c.pid, true);

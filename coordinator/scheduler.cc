@@ -745,9 +745,8 @@ void Scheduler::ApplyCase(RunEntry& run, int index, v1::CaseState state, const s
 
 void Scheduler::MaybeFinish(RunEntry& run) {
   if (run.final) return;
-  for (const auto& c : run.cases) {
-    if (!IsFinal(c.status.state())) return;
-  }
+  while (run.first_open < run.cases.size() && IsFinal(run.cases[run.first_open].status.state())) ++run.first_open;
+  if (run.first_open < run.cases.size()) return;
   run.final = true;
   if (run.meta.state() == v1::RUN_STATE_RUNNING) run.meta.set_state(v1::RUN_STATE_FINISHED);
   run.meta.set_finished_at_ms(clock_->NowMs());

@@ -196,6 +196,9 @@ class Scheduler {
     std::vector<CaseEntry> cases;
     std::vector<v1::RunEvent> events;
     std::vector<std::string> lease_ids;  // every lease granted for it
+    // Every case before this index is final. A final state is never left, so
+    // the check for the run's end resumes here: O(cases) per run, not per result.
+    size_t first_open = 0;
     bool final = false;
   };
 

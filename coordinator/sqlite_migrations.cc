@@ -221,6 +221,13 @@ CREATE VIEW results AS
          res.outcome AS outcome, res.received_at_ms AS received_at_ms, res.result AS result
   FROM lease_results res JOIN leases l ON l.rowid = res.lease_key JOIN runs r ON r.seq = l.run_seq;
 )sql",
+    // 7: a run's medians are written when it ends, from values the
+    // coordinator keeps meanwhile (a row per result in every series' part of
+    // run_medians cost a page write per value). An ended run is noted here
+    // until they are all written, so a restart in between writes them.
+    R"sql(
+CREATE TABLE pending_summaries (run_seq INTEGER PRIMARY KEY);
+)sql",
 };
 
 }  // namespace

@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <tuple>
 #include <unordered_map>
@@ -14,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "coordinator/background_queue.h"
 #include "coordinator/sqlite_compact.h"
 #include "coordinator/sqlite_migrations.h"
 #include "coordinator/wal_checkpointer.h"
@@ -154,10 +157,19 @@ LeaseRecord LeaseFrom(const Statement& row) {
   return l;
 }
 
-double Median(std::vector<double> values) {
+// Each series' median, by series id, of (series id, value) pairs.
+std::vector<std::pair<int64_t, double>> Medians(std::vector<std::pair<int64_t, double>> values) {
   std::sort(values.begin(), values.end());
-  const size_t n = values.size();
-  return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
+  std::vector<std::pair<int64_t, double>> medians;
+  for (size_t first = 0; first < values.size();) {
+    size_t end = first;
+    while (end < values.size() && values[end].first == values[first].first) ++end;
+    const size_t n = end - first;
+    const double mid = values[first + n / 2].second;
+    medians.emplace_back(values[first].first, n % 2 ? mid : (values[first + n / 2 - 1].second + mid) / 2);
+    first = end;
+  }
+  return medians;
 }
 
 // The series history keeps for a counted result: values of plain samples and
@@ -181,6 +193,7 @@ class SqliteStore final : public Store {
       std::lock_guard lock(mu_);
       CommitGroup().IgnoreError();  // a group nobody flushed: nothing acknowledged waits on it
     }
+    summaries_.reset();     // a summary under way writes through the writer
     checkpointer_.reset();  // before the writer it hooks into
     // Statements first: a connection with statements left does not close.
     reads_.reset();
@@ -238,6 +251,18 @@ class SqliteStore final : public Store {
     history_reads_ = std::make_unique<StatementCache>(history_reader);
   }
   void SetCheckpointer(std::unique_ptr<WalCheckpointer> checkpointer) { checkpointer_ = std::move(checkpointer); }
+
+  // Starts the summaries thread, with the runs that ended before a previous
+  // process summarized them. REQUIRES: after Migrate, before other calls.
+  absl::Status StartSummaries() {
+    summaries_ = std::make_unique<BackgroundQueue>();
+    std::lock_guard lock(mu_);
+    Statement q(*writes_, "SELECT run_seq FROM pending_summaries");
+    int rc;
+    while ((rc = q.Step()) == SQLITE_ROW) PostSummary({q.Int(0), 0, true, {}});
+    if (rc != SQLITE_DONE) return absl::InternalError(absl::StrCat(path_, ": pending summaries: ", sqlite3_errmsg(db_)));
+    return absl::OkStatus();
+  }
 
   absl::Status BeginBatch() override {
     mu_.lock();
@@ -299,7 +324,7 @@ class SqliteStore final : public Store {
   absl::Status InsertRun(const v1::Run& run, const v1::Suite& suite) override {
     const std::string suite_bytes = suite.SerializeAsString();
     if (InBatch()) return InsertRunAtOnce(run, suite_bytes);
-    RunInfo info{run.branch(), run.created_at_ms(), 0, {}};
+    RunInfo info{run.branch(), run.created_at_ms(), 0, {}, {}, true};
     {
       WriteLock lock(this);
       if (!lock.ok()) return lock.status();
@@ -332,11 +357,27 @@ class SqliteStore final : public Store {
   absl::Status UpdateRunState(const std::string& run_id, v1::RunState state, int64_t finished_at_ms) override {
     WriteLock lock(this);
     if (!lock.ok()) return lock.status();
-    Statement u(*writes_, "UPDATE runs SET state = ?, finished_at_ms = ? WHERE run_id = ?");
-    u.Bind(1, static_cast<int64_t>(state)).Bind(2, finished_at_ms).Bind(3, run_id);
+    if (state == v1::RUN_STATE_RUNNING) return SetRunState(run_id, state, finished_at_ms);
+    RunSummary summary;
+    if (auto it = runs_.find(run_id); it != runs_.end() && it->second.complete) {
+      summary = {it->second.seq, it->second.created_at_ms, false, std::move(it->second.values)};
+    } else {
+      auto seq = RunSeqOf(run_id);
+      if (!seq.ok()) return seq.status();
+      summary.seq = *seq;
+    }
     // A final run takes no more leases or results: its entry would only take memory.
-    if (state != v1::RUN_STATE_RUNNING) runs_.erase(run_id);
-    return Done(u, "update run");
+    runs_.erase(run_id);
+    // Its end and the note that its medians are due, in one commit: a
+    // restart before they are written writes them (StartSummaries).
+    if (auto s = BeginUnlessBatched(); !s.ok()) return s;
+    if (auto s = SetRunState(run_id, state, finished_at_ms); !s.ok()) return s;
+    Statement due(*writes_, "INSERT INTO pending_summaries (run_seq) VALUES (?) ON CONFLICT DO NOTHING");
+    due.Bind(1, summary.seq);
+    if (auto s = Done(due, "note the run's summary"); !s.ok()) return s;
+    if (auto s = CommitUnlessBatched(); !s.ok()) return s;
+    PostSummary(std::move(summary));
+    return absl::OkStatus();
   }
 
   absl::Status SetRunVerdict(const std::string& run_id, const std::string& verdict) override {
@@ -391,7 +432,7 @@ class SqliteStore final : public Store {
     if (auto s = BeginUnlessBatched(); !s.ok()) return s;
     auto run = RunInfoOf(lease.run_id);
     if (!run.ok()) return run.status();
-    const RunInfo& info = **run;
+    RunInfo& info = **run;
     const std::string_view case_name = lease.case_index >= 0 && static_cast<size_t>(lease.case_index) < info.case_names.size()
                                            ? std::string_view(info.case_names[static_cast<size_t>(lease.case_index)])
                                            : std::string_view();
@@ -413,7 +454,7 @@ class SqliteStore final : public Store {
     }
     if (ins.Step() != SQLITE_DONE) return Fail("insert result");
     if (disposition == ResultDisposition::kCounted) {
-      if (auto s = AddRunMedians(lease, info, result); !s.ok()) return s;
+      if (auto s = KeepRunValues(lease, result, &info); !s.ok()) return s;
     }
     return CommitUnlessBatched();
   }
@@ -554,6 +595,8 @@ class SqliteStore final : public Store {
 
   absl::StatusOr<v1::HistoryResponse*> History(const v1::HistoryRequest& request, google::protobuf::Arena* arena,
                                                const std::function<void()>& pace) override {
+    // Every run that ended before this call is in it.
+    summaries_->Drain();
     std::lock_guard lock(history_mu_);
     // One snapshot for every key; writers go on meanwhile (WAL).
     if (sqlite3_exec(history_reader_, "BEGIN", nullptr, nullptr, nullptr) != SQLITE_OK) {
@@ -612,7 +655,7 @@ class SqliteStore final : public Store {
     if (!lock.ok()) return lock.status();
     auto seq = InsertRunRow(run, suite_bytes, run.state());
     if (!seq.ok()) return seq.status();
-    RunInfo info{run.branch(), run.created_at_ms(), *seq, {}};
+    RunInfo info{run.branch(), run.created_at_ms(), *seq, {}, {}, true};
     if (auto s = InsertCases(run, info.seq, 0, run.cases_size(), &info.case_names); !s.ok()) return s;
     CacheRun(run.run_id(), std::move(info));
     return absl::OkStatus();
@@ -723,11 +766,51 @@ class SqliteStore final : public Store {
     int64_t created_at_ms = 0;
     int64_t seq = 0;
     std::vector<std::string> case_names;  // by case index
+    // The history values of its counted results, by series id: all of them
+    // only if the run was cached from its insert on (`complete`). Otherwise
+    // (a restart, a dropped cache) they are read back from its results when
+    // it ends.
+    std::vector<std::pair<int64_t, double>> values;
+    bool complete = false;
   };
+  // An ended run's medians to write (SummarizeRun): from `values`, or read
+  // back from its stored results.
+  struct RunSummary {
+    int64_t seq = 0;
+    int64_t created_at_ms = 0;
+    bool from_results = true;
+    std::vector<std::pair<int64_t, double>> values;
+  };
+
+  // REQUIRES: mu_ held.
+  absl::Status SetRunState(const std::string& run_id, v1::RunState state, int64_t finished_at_ms) {
+    Statement u(*writes_, "UPDATE runs SET state = ?, finished_at_ms = ? WHERE run_id = ?");
+    u.Bind(1, static_cast<int64_t>(state)).Bind(2, finished_at_ms).Bind(3, run_id);
+    return Done(u, "update run");
+  }
+
+  // Queues the history summary of an ended run (SummarizeRun); once it is
+  // written, History reads it.
+  void PostSummary(RunSummary summary) {
+    summaries_->Post([this, summary = std::move(summary)]() mutable { SummarizeRun(std::move(summary)); });
+  }
+
+  // REQUIRES: mu_ held. Without reading the run's case names (RunInfoOf).
+  absl::StatusOr<int64_t> RunSeqOf(const std::string& run_id) {
+    if (auto it = runs_.find(run_id); it != runs_.end()) return it->second.seq;
+    Statement q(*writes_, "SELECT seq FROM runs WHERE run_id = ?");
+    q.Bind(1, run_id);
+    if (const int rc = q.Step(); rc == SQLITE_DONE) {
+      return FailWith(absl::StrCat(path_, ": no run '", run_id, "' is stored"));
+    } else if (rc != SQLITE_ROW) {
+      return Fail("run");
+    }
+    return q.Int(0);
+  }
 
   // REQUIRES: mu_ held. Running runs are cached from InsertRun until they
   // end; others are read once. The pointer lives until mu_ is released.
-  absl::StatusOr<const RunInfo*> RunInfoOf(const std::string& run_id) {
+  absl::StatusOr<RunInfo*> RunInfoOf(const std::string& run_id) {
     if (auto it = runs_.find(run_id); it != runs_.end()) return &it->second;
     Statement q(*writes_, "SELECT branch, created_at_ms, seq FROM runs WHERE run_id = ?");
     q.Bind(1, run_id);
@@ -736,7 +819,7 @@ class SqliteStore final : public Store {
     } else if (rc != SQLITE_ROW) {
       return Fail("run of a lease");
     }
-    RunInfo info{q.Text(0), q.Int(1), q.Int(2), {}};
+    RunInfo info{q.Text(0), q.Int(1), q.Int(2), {}, {}, false};
     Statement c(*writes_, "SELECT name FROM cases WHERE run_seq = ? ORDER BY case_index");
     c.Bind(1, info.seq);
     while (c.Step() == SQLITE_ROW) info.case_names.push_back(c.Text(0));
@@ -744,7 +827,7 @@ class SqliteStore final : public Store {
   }
 
   // REQUIRES: mu_ held.
-  const RunInfo* CacheRun(const std::string& run_id, RunInfo info) {
+  RunInfo* CacheRun(const std::string& run_id, RunInfo info) {
     // Bounded: runs that never end (a coordinator gone before they did) must not take memory for ever.
     if (runs_.size() >= kMaxCachedRuns) runs_.clear();
     return &(runs_[run_id] = std::move(info));
@@ -794,53 +877,92 @@ class SqliteStore final : public Store {
     return id;
   }
 
-  // REQUIRES: mu_ held, inside a transaction. The run's median of each key the
-  // counted result has; a key another result of the run already has is
-  // recomputed from all of them (rare: two cases reporting one benchmark).
-  absl::Status AddRunMedians(const LeaseRecord& lease, const RunInfo& run, const v1::CaseResult& result) {
-    auto values = HistoryValues(result);
-    for (const auto& [key, v] : values) {
+  // REQUIRES: mu_ held, inside a transaction. The counted result's history
+  // values, kept with its run until the run ends (SummarizeRun).
+  absl::Status KeepRunValues(const LeaseRecord& lease, const v1::CaseResult& result, RunInfo* run) {
+    for (const auto& [key, values] : HistoryValues(result)) {
       const auto& [benchmark, metric, source] = key;
-      auto series = SeriesId(run.branch, lease.pool, benchmark, metric, source);
+      auto series = SeriesId(run->branch, lease.pool, benchmark, metric, source);
       if (!series.ok()) return series.status();
-      Statement ins(*writes_,
-                    "INSERT INTO run_medians (series_id, created_at_ms, run_seq, median) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT (series_id, created_at_ms, run_seq) DO NOTHING");
-      ins.Bind(1, *series).Bind(2, run.created_at_ms).Bind(3, run.seq).Bind(4, Median(v));
-      if (ins.Step() != SQLITE_DONE) return Fail("insert run median");
-      if (sqlite3_changes(db_) == 1) continue;
-      auto all = RunValues(run.seq, lease.pool, key);
-      if (!all.ok()) return all.status();
-      Statement u(*writes_,
-                  "UPDATE run_medians SET median = ? WHERE series_id = ? AND created_at_ms = ? AND run_seq = ?");
-      u.Bind(1, Median(*all)).Bind(2, *series).Bind(3, run.created_at_ms).Bind(4, run.seq);
-      if (u.Step() != SQLITE_DONE) return Fail("update run median");
+      for (double v : values) run->values.emplace_back(*series, v);
     }
     return absl::OkStatus();
   }
 
-  // REQUIRES: mu_ held. Every history value of `key` in the run's counted results on `pool`.
-  absl::StatusOr<std::vector<double>> RunValues(int64_t run_seq, const std::string& pool,
-                                                const std::tuple<std::string, std::string, std::string>& key) {
+  // On the summaries thread: each series of an ended run gets the median of
+  // all the run's values in run_medians, kSeriesPerSummary series per commit
+  // so that the write mutex is never held long. A run it cannot finish
+  // stays in pending_summaries for the next start.
+  void SummarizeRun(RunSummary run) {
+    absl::Status done = run.from_results ? ReadRunValues(&run) : absl::OkStatus();
+    std::vector<std::pair<int64_t, double>> medians = done.ok() ? Medians(std::move(run.values))
+                                                                : std::vector<std::pair<int64_t, double>>();
+    for (size_t first = 0; done.ok();) {
+      const size_t end = std::min(medians.size(), first + kSeriesPerSummary);
+      WriteLock lock(this);
+      done = lock.ok() ? WriteMedians(run, medians, first, end) : lock.status();
+      if (end == medians.size()) break;
+      first = end;
+    }
+    if (!done.ok()) {
+      std::fprintf(stderr, "perfgate coordinator: the history medians of run %lld are left for the next start: %s\n",
+                   static_cast<long long>(run.seq), std::string(done.message()).c_str());
+    }
+  }
+
+  // Medians [first, end) in one commit; the last commit also takes the run
+  // off pending_summaries. REQUIRES: mu_ held, no transaction open.
+  absl::Status WriteMedians(const RunSummary& run, const std::vector<std::pair<int64_t, double>>& medians,
+                            size_t first, size_t end) {
+    if (auto s = Begin(); !s.ok()) return s;
+    for (size_t i = first; i < end; ++i) {
+      Statement ins(*writes_,
+                    "INSERT INTO run_medians (series_id, created_at_ms, run_seq, median) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (series_id, created_at_ms, run_seq) DO UPDATE SET median = excluded.median");
+      ins.Bind(1, medians[i].first).Bind(2, run.created_at_ms).Bind(3, run.seq).Bind(4, medians[i].second);
+      if (ins.Step() != SQLITE_DONE) return Fail("insert run median");
+    }
+    if (end == medians.size()) {
+      Statement done(*writes_, "DELETE FROM pending_summaries WHERE run_seq = ?");
+      done.Bind(1, run.seq);
+      if (done.Step() != SQLITE_DONE) return Fail("summary done");
+    }
+    return Commit();
+  }
+
+  // The run's time and the history values of its counted results, read back
+  // from them (after a restart, or once its cached values were dropped).
+  absl::Status ReadRunValues(RunSummary* run) {
+    WriteLock lock(this);
+    if (!lock.ok()) return lock.status();
+    Statement r(*writes_, "SELECT branch, created_at_ms FROM runs WHERE seq = ?");
+    r.Bind(1, run->seq);
+    if (r.Step() != SQLITE_ROW) return Fail("run to summarize");
+    const std::string branch = r.Text(0);
+    run->created_at_ms = r.Int(1);
     Statement q(*writes_,
-                "SELECT res.result, res.stripped, c.name FROM leases l "
+                "SELECT res.result, res.stripped, c.name, l.pool FROM leases l "
                 "JOIN lease_results res ON res.lease_key = l.rowid "
                 "JOIN cases c ON c.run_seq = l.run_seq AND c.case_index = l.case_index "
-                "WHERE l.run_seq = ? AND l.counted = 1 AND l.pool = ?");
-    q.Bind(1, run_seq).Bind(2, pool);
-    std::vector<double> out;
+                "WHERE l.run_seq = ? AND l.counted = 1");
+    q.Bind(1, run->seq);
     int rc;
     while ((rc = q.Step()) == SQLITE_ROW) {
       // Only the samples are read: their benchmarks are put back, the host and ids need not be.
-      v1::CaseResult r;
-      const std::string name = q.Text(2);
-      if (!RestoreResult(q.Blob(0), q.Int(1), {name, "", ""}, "", &r)) return Fail("unreadable result");
-      auto values = HistoryValues(r);
-      if (auto it = values.find(key); it != values.end()) out.insert(out.end(), it->second.begin(), it->second.end());
+      v1::CaseResult result;
+      if (!RestoreResult(q.Blob(0), q.Int(1), {q.Text(2), "", ""}, "", &result)) return Fail("unreadable result");
+      const std::string pool = q.Text(3);
+      for (const auto& [key, values] : HistoryValues(result)) {
+        const auto& [benchmark, metric, source] = key;
+        auto series = SeriesId(branch, pool, benchmark, metric, source);
+        if (!series.ok()) return series.status();
+        for (double v : values) run->values.emplace_back(*series, v);
+      }
     }
-    if (rc != SQLITE_DONE) return Fail("run values");
-    return out;
+    if (rc != SQLITE_DONE) return Fail("results to summarize");
+    return absl::OkStatus();
   }
+
 
   absl::StatusOr<v1::Run> LoadRunFrom(StatementCache& cache, const std::string& run_id, v1::Suite* suite_out) {
     Statement q(cache,
@@ -1038,6 +1160,9 @@ class SqliteStore final : public Store {
   sqlite3* history_reader_ = nullptr;
   std::unique_ptr<StatementCache> history_reads_ ABSL_GUARDED_BY(history_mu_);
   std::unique_ptr<WalCheckpointer> checkpointer_;
+  // Ended runs' history summaries, written off the lease path.
+  static constexpr size_t kSeriesPerSummary = 256;  // per commit: about a millisecond
+  std::unique_ptr<BackgroundQueue> summaries_;
   std::string path_;
 };
 
@@ -1095,6 +1220,7 @@ absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path, 
     return history_reader.status();
   }
   store->SetReaders(*reader, *history_reader);
+  if (auto s = store->StartSummaries(); !s.ok()) return s;
   if (path != ":memory:") {
     auto checkpointer = WalCheckpointer::Start(db, path, kCheckpointPages);
     if (!checkpointer.ok()) return checkpointer.status();

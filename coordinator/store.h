@@ -96,6 +96,8 @@ class Store {
   virtual absl::Status Lost() = 0;
 
   virtual absl::Status InsertRun(const v1::Run& run, const v1::Suite& suite) = 0;
+  // A final state also has the run's history medians written, in the
+  // background (see History).
   virtual absl::Status UpdateRunState(const std::string& run_id, v1::RunState state, int64_t finished_at_ms) = 0;
   // "passed" or "failed", as the gate judged it.
   virtual absl::Status SetRunVerdict(const std::string& run_id, const std::string& verdict) = 0;
@@ -130,6 +132,9 @@ class Store {
   // samples and the head side of A/B runs: the base side measured other code.
   // Read from per-run summaries through a read-only connection: its cost
   // does not grow with the runs stored, and it never waits for writers.
+  // A run is in it once it has ended (UpdateRunState to a final state): its
+  // summary is written then, off the results' path, and History waits for
+  // the summaries of runs that ended before the call.
   // The response is made on `arena`, so that the reading thread makes few
   // heap allocations (Scheduler::History says why that matters). `pace` is
   // called between keys and may sleep (the reader's share of a core).

@@ -266,6 +266,73 @@ TEST_F(StoreRoundTripTest, RunsAndDurationsAreReadWhileAHistoryReadPauses) {
   EXPECT_TRUE(released_in_time) << "the run and the durations were read only after the history read ended";
 }
 
+// History of the wall time of benchmark "a" on branch main, pool lab.
+v1::HistoryResponse* HistoryOfA(Store& store, google::protobuf::Arena* arena) {
+  v1::HistoryRequest request;
+  request.set_branch("main");
+  auto* key = request.add_keys();
+  key->set_pool("lab");
+  key->set_benchmark("a");
+  key->set_metric("wall_time");
+  key->set_source("agent:clock");
+  auto history = store.History(request, arena, [] {});
+  EXPECT_TRUE(history.ok()) << history.status();
+  return history.ok() ? *history : google::protobuf::Arena::CreateMessage<v1::HistoryResponse>(arena);
+}
+
+// A run's medians are written when it ends, off the results' path: a
+// history read sees a run once it has ended, with the median of every value
+// its cases reported for a series.
+TEST_F(StoreRoundTripTest, ARunIsInHistoryFromItsEndWithTheMedianOfAllItsValues) {
+  const std::string run_id = InsertRun({"a", "b"});
+  LeaseRecord first = Lease(run_id, 0, "lease-00000000000000000000000000000001", "agent-1");
+  LeaseRecord second = Lease(run_id, 1, "lease-00000000000000000000000000000002", "agent-2");
+  // Case b reports benchmark a too (two samples): the median is of 1, 2 and 4.
+  v1::CaseResult b = AgentResult("a", "agent-2", "lab", 2);
+  AddValue(b.add_samples(), "a", "wall_time", 4, "s", "agent:clock");
+  ASSERT_TRUE(store_->InsertResult(first, ResultDisposition::kCounted, AgentResult("a", "agent-1", "lab", 1), 20).ok());
+  ASSERT_TRUE(store_->InsertResult(second, ResultDisposition::kCounted, b, 30).ok());
+  google::protobuf::Arena arena;
+  EXPECT_THAT(HistoryOfA(*store_, &arena)->series(0).run_medians(), ElementsAre()) << "the run has not ended";
+  ASSERT_TRUE(store_->UpdateRunState(run_id, v1::RUN_STATE_FINISHED, 40).ok());
+  EXPECT_THAT(HistoryOfA(*store_, &arena)->series(0).run_medians(), ElementsAre(2));
+  EXPECT_EQ(testing::QueryInt(dir_.File("perfgate.db"), "SELECT COUNT(*) FROM pending_summaries"), 0);
+}
+
+// A run that ended before its medians were written (the coordinator
+// stopped) gets them, from its stored results, when the store opens again.
+TEST_F(StoreRoundTripTest, ARunThatEndedUnsummarizedIsSummarizedOnTheNextOpen) {
+  const std::string run_id = InsertRun({"a"});
+  LeaseRecord lease = Lease(run_id, 0, "lease-00000000000000000000000000000001", "agent-1");
+  ASSERT_TRUE(store_->InsertResult(lease, ResultDisposition::kCounted, AgentResult("a", "agent-1", "lab", 3), 20).ok());
+  store_.reset();
+  // Ended behind the store's back: as if it stopped between the end and the summary.
+  ASSERT_TRUE(testing::ExecSql(dir_.File("perfgate.db"),
+                               absl::StrCat("UPDATE runs SET state = ", v1::RUN_STATE_FINISHED,
+                                            "; INSERT INTO pending_summaries (run_seq) SELECT seq FROM runs")));
+  auto reopened = OpenSqliteStore(dir_.File("perfgate.db"));
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  google::protobuf::Arena arena;
+  EXPECT_THAT(HistoryOfA(**reopened, &arena)->series(0).run_medians(), ElementsAre(3));
+}
+
+// Values kept in memory are gone after a restart: a run that ends after one
+// gets the medians of all its results, read back from the store.
+TEST_F(StoreRoundTripTest, ARunThatEndsAfterARestartHasTheMediansOfItsResultsFromBefore) {
+  const std::string run_id = InsertRun({"a", "b"});
+  LeaseRecord first = Lease(run_id, 0, "lease-00000000000000000000000000000001", "agent-1");
+  ASSERT_TRUE(store_->InsertResult(first, ResultDisposition::kCounted, AgentResult("a", "agent-1", "lab", 1), 20).ok());
+  store_.reset();
+  auto reopened = OpenSqliteStore(dir_.File("perfgate.db"));
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  store_ = *std::move(reopened);
+  LeaseRecord second = Lease(run_id, 1, "lease-00000000000000000000000000000002", "agent-2");
+  ASSERT_TRUE(store_->InsertResult(second, ResultDisposition::kCounted, AgentResult("a", "agent-2", "lab", 3), 30).ok());
+  ASSERT_TRUE(store_->UpdateRunState(run_id, v1::RUN_STATE_FINISHED, 40).ok());
+  google::protobuf::Arena arena;
+  EXPECT_THAT(HistoryOfA(*store_, &arena)->series(0).run_medians(), ElementsAre(2)) << "the median of 1 and 3";
+}
+
 TEST_F(StoreRoundTripTest, ALeaseTakesOneResult) {
   const std::string run_id = InsertRun({"a"});
   LeaseRecord l = Lease(run_id, 0, "lease-0123456789abcdef0123456789abcdef", "agent-1");
@@ -409,7 +476,8 @@ TEST(StoreMigrationTest, AVersion5DatabaseConvertsAndReadsBackAsItWas) {
 
   auto store = OpenSqliteStore(path);
   ASSERT_TRUE(store.ok()) << store.status();
-  EXPECT_EQ(testing::QueryInt(path, "SELECT version FROM schema_version"), 6);
+  EXPECT_EQ(testing::QueryInt(path, "SELECT version FROM schema_version"),
+            static_cast<int64_t>(SqliteMigrations().size()));
   EXPECT_EQ(testing::QueryInt(path, "SELECT COUNT(*) FROM leases WHERE typeof(lease_id) = 'blob'"), 3)
       << "ids kept as their 16 bytes";
   EXPECT_EQ(testing::QueryInt(path, "SELECT COUNT(*) FROM hosts"), 1) << "one host for both results";

@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <gtest/gtest.h>
 #include <sqlite3.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -156,6 +157,18 @@ int64_t QueryInt(const std::string& db_path, const std::string& sql) {
   sqlite3_finalize(stmt);
   sqlite3_close(db);
   return value;
+}
+
+bool ExecSql(const std::string& db_path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  char* error = nullptr;
+  int rc = sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr);
+  if (rc == SQLITE_OK) sqlite3_busy_timeout(db, 5000);
+  if (rc == SQLITE_OK) rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error);
+  EXPECT_EQ(rc, SQLITE_OK) << db_path << ": " << sql << ": " << (error ? error : sqlite3_errmsg(db));
+  sqlite3_free(error);
+  sqlite3_close(db);
+  return rc == SQLITE_OK;
 }
 
 bool ProcessGone(pid_t pid) {

@@ -87,6 +87,8 @@ CommandResult RunCommand(const std::vector<std::string>& argv, int timeout_ms = 
 
 // The first column of the first row of `sql` on the SQLite file, read-only; -1 if none.
 int64_t QueryInt(const std::string& db_path, const std::string& sql);
+// Runs `sql` on the SQLite file, read-write; false (and a gtest failure) if it fails.
+bool ExecSql(const std::string& db_path, const std::string& sql);
 
 // The body of GET http://host_port/path (HTTP/1.0, loopback only); empty on failure.
 std::string HttpGet(const std::string& host_port, const std::string& path);

@@ -1,0 +1,80 @@
+// One thread that runs posted tasks in the order they were posted, at the
+// caller's priority. For work that must happen soon but not on the caller's
+// path (a finished run's history summaries), with a way to wait for it
+// (Drain) where its result is needed.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+
+namespace perfgate {
+
+class BackgroundQueue {
+ public:
+  BackgroundQueue() : thread_([this] { Loop(); }) {}
+  // Finishes the running task; tasks not started are dropped (a task must
+  // leave its work where a later start finds it) and Drain returns.
+  ~BackgroundQueue() {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+      done_ += tasks_.size();
+      tasks_.clear();
+    }
+    changed_.notify_all();
+    thread_.join();
+  }
+  BackgroundQueue(const BackgroundQueue&) = delete;
+  BackgroundQueue& operator=(const BackgroundQueue&) = delete;
+
+  // Thread-safe.
+  void Post(std::function<void()> task) {
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) return;
+      tasks_.push_back(std::move(task));
+      ++posted_;
+    }
+    changed_.notify_all();
+  }
+
+  // Returns once every task posted before the call has run (or was dropped).
+  // REQUIRES: not called from a task (it would wait for itself).
+  void Drain() {
+    std::unique_lock lock(mu_);
+    const uint64_t target = posted_;
+    changed_.wait(lock, [&] { return done_ >= target; });
+  }
+
+ private:
+  void Loop() {
+    std::unique_lock lock(mu_);
+    for (;;) {
+      changed_.wait(lock, [&] { return stopping_ || !tasks_.empty(); });
+      if (tasks_.empty()) return;  // stopping
+      std::function<void()> task = std::move(tasks_.front());
+      tasks_.pop_front();
+      lock.unlock();
+      task();
+      lock.lock();
+      ++done_;
+      changed_.notify_all();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable changed_;
+  std::deque<std::function<void()>> tasks_ ABSL_GUARDED_BY(mu_);
+  uint64_t posted_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t done_ ABSL_GUARDED_BY(mu_) = 0;  // run or dropped
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;  // last: it starts once the rest is constructed
+};
+
+}  // namespace perfgate
