@@ -14,7 +14,8 @@
 //   e2e        --e2e-agents real `perfgate agent` processes run
 //              --e2e-cases trivial cases (/bin/true): cases/s and the
 //              coordinator's share of all CPU spent (agents and cases
-//              included).
+//              included); then its CPU per bare call (a Heartbeat) when
+//              calls come one at a time, as each agent's do.
 //   next       one real agent runs cases that print their own start time;
 //              gap between consecutive starts beyond a bare spawn-exit cycle
 //              of the same command.
@@ -51,6 +52,7 @@
 #include "absl/strings/str_cat.h"
 #include "agent/executor.h"
 #include "bench/load_agent.h"
+#include "perfgate/v1/agent.grpc.pb.h"
 #include "perfgate/v1/gate.grpc.pb.h"
 
 namespace {
@@ -343,16 +345,6 @@ HistoryFigures MeasureHistoryInterference(const Coordinator& coordinator, perfga
     if (!Overlaps(calls, arrivals[i - 1], arrivals[i])) f.idle_max_outside_ms = std::max(f.idle_max_outside_ms, gap_ms);
   }
   f.call_ms_p50 = Percentile(call_ms, 0.5);
-  if (getenv("DISPATCH_DEBUG_GAPS")) {
-    std::vector<std::pair<double, size_t>> gaps;
-    for (size_t i = 1; i < arrivals.size(); ++i) gaps.push_back({(arrivals[i] - arrivals[i - 1]) / 1e6, i});
-    std::sort(gaps.rbegin(), gaps.rend());
-    for (size_t k = 0; k < std::min<size_t>(12, gaps.size()); ++k) {
-      std::fprintf(stderr, "gap %.2f ms at %.1f ms (lease #%zu of %zu) %s\n", gaps[k].first,
-                   (arrivals[gaps[k].second - 1] - first) / 1e6, gaps[k].second, arrivals.size(),
-                   Overlaps(calls, arrivals[gaps[k].second - 1], arrivals[gaps[k].second]) ? "history" : "");
-    }
-  }
   return f;
 }
 
@@ -418,6 +410,7 @@ struct Figures {
   double leases_per_s = 0, cpu_ms_per_lease = 0, rss_first = 0, rss_last = 0, db_bytes_per_case = 0;
   HistoryFigures history;
   double e2e_rate = 0, share = 0;
+  double call_floor_ms = 0;  // coordinator CPU per Heartbeat, one call at a time
   double next_p50 = 0, next_p99 = 0, bare_ms = 0;
   double makespan_ratio = 0, first_ratio = 0;
 };
@@ -455,6 +448,30 @@ bool MeasureLoad(const Options& o, const std::string& perfgate, const std::strin
   return true;
 }
 
+// The coordinator's CPU per gRPC call when calls come one at a time, as each
+// agent's do: a session's Heartbeat (a lookup, no store write), 2,000 times.
+// What a case's one CompleteLease costs before any of its own work.
+double CallFloorMs(const Coordinator& c) {
+  auto stub = v1::AgentService::NewStub(grpc::CreateChannel(c.address, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  v1::RegisterRequest hello;
+  hello.set_agent_id("floor");
+  hello.set_pool("floor");
+  hello.set_instance("floor");
+  v1::RegisterResponse session;
+  if (!stub->Register(&context, hello, &session).ok()) return 0;
+  constexpr int kCalls = 2000;
+  const double cpu0 = ProcCpuSeconds(c.process.pid, false);
+  for (int i = 0; i < kCalls; ++i) {
+    grpc::ClientContext call;
+    v1::HeartbeatRequest beat;
+    beat.set_session_id(session.session_id());
+    v1::HeartbeatResponse renewed;
+    if (!stub->Heartbeat(&call, beat, &renewed).ok()) return 0;
+  }
+  return (ProcCpuSeconds(c.process.pid, false) - cpu0) * 1e3 / kCalls;
+}
+
 // e2e: --e2e-agents real agents run trivial cases; the coordinator's share of all CPU.
 void MeasureE2E(const Options& o, const Coordinator& b, v1::GateService::Stub* stub_b, Figures* f) {
   std::vector<Child> agents = StartAgents(o, b, o.e2e_agents, "e2e");
@@ -472,6 +489,7 @@ void MeasureE2E(const Options& o, const Coordinator& b, v1::GateService::Stub* s
   const RunTimes e2e = SubmitAndWait(*stub_b, TrivialSuite("dispatch-e2e", o.e2e_cases, "/bin/true"), "e2e");
   const double cpu_b = ProcCpuSeconds(b.process.pid, false) - cb0, cpu_agents = agents_cpu() - ag0;
   for (auto& c : agents) Stop(c);
+  f->call_floor_ms = CallFloorMs(b);
   f->e2e_rate = o.e2e_cases / e2e.seconds;
   f->share = cpu_b / (cpu_b + cpu_agents);
 }
@@ -579,6 +597,7 @@ void PrintTable(const Options& o, const std::vector<Figures>& f, double load_bef
   row("coordinator CPU per lease", &Figures::cpu_ms_per_lease, "ms", o.agents, o.cases, o.runs);
   row("end to end, process agents, trivial cases", &Figures::e2e_rate, "/s", o.e2e_agents, o.e2e_cases, 1);
   row("  coordinator's share of all CPU spent", &Figures::share, "", o.e2e_agents, o.e2e_cases, 1);
+  row("  (coordinator CPU per bare call, one at a time)", &Figures::call_floor_ms, "ms", 1, 2000, 1);
   row("one agent: next start beyond bare cycle, p50", &Figures::next_p50, "ms", 1, o.next_cases, 1);
   row("one agent: next start beyond bare cycle, p99", &Figures::next_p99, "ms", 1, o.next_cases, 1);
   row("  (bare spawn-exit cycle of /bin/date)", &Figures::bare_ms, "ms", 1, 200, 1);
@@ -605,6 +624,7 @@ nlohmann::json Json(const Options& o, const std::vector<Figures>& all, double lo
   doc["coordinator_cpu_ms_per_lease"] = Figure(f.cpu_ms_per_lease, o.agents, o.cases, o.runs);
   doc["e2e_cases_per_s"] = Figure(f.e2e_rate, o.e2e_agents, o.e2e_cases, 1);
   doc["coordinator_cpu_share"] = Figure(f.share, o.e2e_agents, o.e2e_cases, 1);
+  doc["coordinator_cpu_share"]["bare_call_cpu_ms"] = f.call_floor_ms;
   doc["next_start_over_bare_p50_ms"] = Figure(f.next_p50, 1, o.next_cases, 1);
   doc["next_start_over_bare_p99_ms"] = Figure(f.next_p99, 1, o.next_cases, 1);
   doc["start_rate_during_history_ratio"] = Figure(f.history.rate_ratio, o.agents, o.cases, o.history_runs);
@@ -623,6 +643,7 @@ nlohmann::json Json(const Options& o, const std::vector<Figures>& all, double lo
                      {"coordinator_cpu_ms_per_lease", b.cpu_ms_per_lease},
                      {"e2e_cases_per_s", b.e2e_rate},
                      {"coordinator_cpu_share", b.share},
+                     {"bare_call_cpu_ms", b.call_floor_ms},
                      {"next_start_over_bare_p50_ms", b.next_p50},
                      {"next_start_over_bare_p99_ms", b.next_p99},
                      {"start_rate_during_history_ratio", b.history.rate_ratio},
