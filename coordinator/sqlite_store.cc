@@ -259,7 +259,7 @@ class SqliteStore final : public Store {
     std::lock_guard lock(mu_);
     Statement q(*writes_, "SELECT run_seq FROM pending_summaries");
     int rc;
-    while ((rc = q.Step()) == SQLITE_ROW) PostSummary({q.Int(0), 0, true, {}});
+    while ((rc = q.Step()) == SQLITE_ROW) PostSummary({q.Int(0), 0, true, {}, {}});
     if (rc != SQLITE_DONE) return absl::InternalError(absl::StrCat(path_, ": pending summaries: ", sqlite3_errmsg(db_)));
     return absl::OkStatus();
   }
@@ -324,7 +324,7 @@ class SqliteStore final : public Store {
   absl::Status InsertRun(const v1::Run& run, const v1::Suite& suite) override {
     const std::string suite_bytes = suite.SerializeAsString();
     if (InBatch()) return InsertRunAtOnce(run, suite_bytes);
-    RunInfo info{run.branch(), run.created_at_ms(), 0, {}, {}, true};
+    RunInfo info{run.branch(), run.created_at_ms(), 0, {}, {}, {}, true};
     {
       WriteLock lock(this);
       if (!lock.ok()) return lock.status();
@@ -360,7 +360,8 @@ class SqliteStore final : public Store {
     if (state == v1::RUN_STATE_RUNNING) return SetRunState(run_id, state, finished_at_ms);
     RunSummary summary;
     if (auto it = runs_.find(run_id); it != runs_.end() && it->second.complete) {
-      summary = {it->second.seq, it->second.created_at_ms, false, std::move(it->second.values)};
+      summary = {it->second.seq, it->second.created_at_ms, false, std::move(it->second.values),
+                 std::move(it->second.new_series_values)};
     } else {
       auto seq = RunSeqOf(run_id);
       if (!seq.ok()) return seq.status();
@@ -454,7 +455,7 @@ class SqliteStore final : public Store {
     }
     if (ins.Step() != SQLITE_DONE) return Fail("insert result");
     if (disposition == ResultDisposition::kCounted) {
-      if (auto s = KeepRunValues(lease, result, &info); !s.ok()) return s;
+      KeepRunValues(lease, result, &info);
     }
     return CommitUnlessBatched();
   }
@@ -655,7 +656,7 @@ class SqliteStore final : public Store {
     if (!lock.ok()) return lock.status();
     auto seq = InsertRunRow(run, suite_bytes, run.state());
     if (!seq.ok()) return seq.status();
-    RunInfo info{run.branch(), run.created_at_ms(), *seq, {}, {}, true};
+    RunInfo info{run.branch(), run.created_at_ms(), *seq, {}, {}, {}, true};
     if (auto s = InsertCases(run, info.seq, 0, run.cases_size(), &info.case_names); !s.ok()) return s;
     CacheRun(run.run_id(), std::move(info));
     return absl::OkStatus();
@@ -771,6 +772,7 @@ class SqliteStore final : public Store {
     // (a restart, a dropped cache) they are read back from its results when
     // it ends.
     std::vector<std::pair<int64_t, double>> values;
+    std::vector<std::pair<std::string, double>> new_series_values;  // by SeriesKey
     bool complete = false;
   };
   // An ended run's medians to write (SummarizeRun): from `values`, or read
@@ -780,6 +782,7 @@ class SqliteStore final : public Store {
     int64_t created_at_ms = 0;
     bool from_results = true;
     std::vector<std::pair<int64_t, double>> values;
+    std::vector<std::pair<std::string, double>> new_series_values;  // by SeriesKey
   };
 
   // REQUIRES: mu_ held.
@@ -819,7 +822,7 @@ class SqliteStore final : public Store {
     } else if (rc != SQLITE_ROW) {
       return Fail("run of a lease");
     }
-    RunInfo info{q.Text(0), q.Int(1), q.Int(2), {}, {}, false};
+    RunInfo info{q.Text(0), q.Int(1), q.Int(2), {}, {}, {}, false};
     Statement c(*writes_, "SELECT name FROM cases WHERE run_seq = ? ORDER BY case_index");
     c.Bind(1, info.seq);
     while (c.Step() == SQLITE_ROW) info.case_names.push_back(c.Text(0));
@@ -833,29 +836,35 @@ class SqliteStore final : public Store {
     return &(runs_[run_id] = std::move(info));
   }
 
-  // REQUIRES: mu_ held. The id of a history series, created on first use.
-  absl::StatusOr<int64_t> SeriesId(const std::string& branch, const std::string& pool, const std::string& benchmark,
-                                   const std::string& metric, const std::string& source) {
-    // NUL cannot occur in SQLite text bound from these strings' ends, so it separates them.
+  // A history series' key as series_ids_ holds it. NUL cannot occur in
+  // SQLite text bound from these strings' ends, so it separates them.
+  static std::string SeriesKey(const std::string& branch, const std::string& pool, const std::string& benchmark,
+                               const std::string& metric, const std::string& source) {
     const absl::string_view sep("\0", 1);
-    std::string key = absl::StrCat(branch, sep, pool, sep, benchmark, sep, metric, sep, source);
+    return absl::StrCat(branch, sep, pool, sep, benchmark, sep, metric, sep, source);
+  }
+
+  // REQUIRES: mu_ held. The id of a history series, created on first use.
+  absl::StatusOr<int64_t> SeriesId(const std::string& key) {
     if (auto it = series_ids_.find(key); it != series_ids_.end()) return it->second;
+    const std::vector<std::string> parts = absl::StrSplit(key, absl::string_view("\0", 1));
+    if (parts.size() != 5) return FailWith(absl::StrCat(path_, ": a series key of ", parts.size(), " parts"));
     Statement ins(*writes_,
                   "INSERT INTO series (branch, pool, benchmark, metric, source) VALUES (?, ?, ?, ?, ?) "
                   "ON CONFLICT (branch, pool, benchmark, metric, source) DO NOTHING");
-    ins.Bind(1, branch).Bind(2, pool).Bind(3, benchmark).Bind(4, metric).Bind(5, source);
+    for (int i = 0; i < 5; ++i) ins.Bind(i + 1, parts[static_cast<size_t>(i)]);
     if (ins.Step() != SQLITE_DONE) return Fail("insert series");
     int64_t id = sqlite3_last_insert_rowid(db_);
     if (sqlite3_changes(db_) != 1) {
       Statement q(*writes_,
                   "SELECT series_id FROM series WHERE branch = ? AND pool = ? AND benchmark = ? AND metric = ? AND "
                   "source = ?");
-      q.Bind(1, branch).Bind(2, pool).Bind(3, benchmark).Bind(4, metric).Bind(5, source);
+      for (int i = 0; i < 5; ++i) q.Bind(i + 1, parts[static_cast<size_t>(i)]);
       if (q.Step() != SQLITE_ROW) return Fail("find series");
       id = q.Int(0);
     }
     if (series_ids_.size() >= kMaxCachedIds) series_ids_.clear();
-    series_ids_.emplace(std::move(key), id);
+    series_ids_.emplace(key, id);
     return id;
   }
 
@@ -877,16 +886,20 @@ class SqliteStore final : public Store {
     return id;
   }
 
-  // REQUIRES: mu_ held, inside a transaction. The counted result's history
-  // values, kept with its run until the run ends (SummarizeRun).
-  absl::Status KeepRunValues(const LeaseRecord& lease, const v1::CaseResult& result, RunInfo* run) {
+  // REQUIRES: mu_ held. The counted result's history values, kept with its
+  // run until the run ends (SummarizeRun): by series id when the series is
+  // known here, else by key, for the summary to create (a first run's
+  // thousands of new series are not written on the results' path).
+  void KeepRunValues(const LeaseRecord& lease, const v1::CaseResult& result, RunInfo* run) {
     for (const auto& [key, values] : HistoryValues(result)) {
       const auto& [benchmark, metric, source] = key;
-      auto series = SeriesId(run->branch, lease.pool, benchmark, metric, source);
-      if (!series.ok()) return series.status();
-      for (double v : values) run->values.emplace_back(*series, v);
+      std::string series = SeriesKey(run->branch, lease.pool, benchmark, metric, source);
+      if (auto it = series_ids_.find(series); it != series_ids_.end()) {
+        for (double v : values) run->values.emplace_back(it->second, v);
+      } else {
+        for (double v : values) run->new_series_values.emplace_back(series, v);
+      }
     }
-    return absl::OkStatus();
   }
 
   // On the summaries thread: each series of an ended run gets the median of
@@ -895,6 +908,7 @@ class SqliteStore final : public Store {
   // stays in pending_summaries for the next start.
   void SummarizeRun(RunSummary run) {
     absl::Status done = run.from_results ? ReadRunValues(&run) : absl::OkStatus();
+    if (done.ok()) done = NameNewSeries(&run);
     std::vector<std::pair<int64_t, double>> medians = done.ok() ? Medians(std::move(run.values))
                                                                 : std::vector<std::pair<int64_t, double>>();
     for (size_t first = 0; done.ok();) {
@@ -908,6 +922,28 @@ class SqliteStore final : public Store {
       std::fprintf(stderr, "perfgate coordinator: the history medians of run %lld are left for the next start: %s\n",
                    static_cast<long long>(run.seq), std::string(done.message()).c_str());
     }
+  }
+
+  // The values kept by series key get their series' id, created where new,
+  // kSeriesPerSummary keys per commit.
+  absl::Status NameNewSeries(RunSummary* run) {
+    std::sort(run->new_series_values.begin(), run->new_series_values.end());
+    const auto& by_key = run->new_series_values;
+    for (size_t first = 0; first < by_key.size();) {
+      WriteLock lock(this);
+      if (!lock.ok()) return lock.status();
+      if (auto s = Begin(); !s.ok()) return s;
+      for (size_t keys = 0; first < by_key.size() && keys < kSeriesPerSummary; ++keys) {
+        auto id = SeriesId(by_key[first].first);
+        if (!id.ok()) return id.status();
+        for (const std::string& key = by_key[first].first; first < by_key.size() && by_key[first].first == key; ++first) {
+          run->values.emplace_back(*id, by_key[first].second);
+        }
+      }
+      if (auto s = Commit(); !s.ok()) return s;
+    }
+    run->new_series_values.clear();
+    return absl::OkStatus();
   }
 
   // Medians [first, end) in one commit; the last commit also takes the run
@@ -954,9 +990,8 @@ class SqliteStore final : public Store {
       const std::string pool = q.Text(3);
       for (const auto& [key, values] : HistoryValues(result)) {
         const auto& [benchmark, metric, source] = key;
-        auto series = SeriesId(branch, pool, benchmark, metric, source);
-        if (!series.ok()) return series.status();
-        for (double v : values) run->values.emplace_back(*series, v);
+        const std::string series = SeriesKey(branch, pool, benchmark, metric, source);
+        for (double v : values) run->new_series_values.emplace_back(series, v);
       }
     }
     if (rc != SQLITE_DONE) return Fail("results to summarize");
