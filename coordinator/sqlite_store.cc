@@ -358,14 +358,12 @@ class SqliteStore final : public Store {
     WriteLock lock(this);
     if (!lock.ok()) return lock.status();
     if (state == v1::RUN_STATE_RUNNING) return SetRunState(run_id, state, finished_at_ms);
-    RunSummary summary;
-    if (auto it = runs_.find(run_id); it != runs_.end() && it->second.complete) {
-      summary = {it->second.seq, it->second.created_at_ms, false, std::move(it->second.values),
-                 std::move(it->second.new_series_values)};
-    } else {
-      auto seq = RunSeqOf(run_id);
-      if (!seq.ok()) return seq.status();
-      summary.seq = *seq;
+    auto run = RunInfoOf(run_id);
+    if (!run.ok()) return run.status();
+    RunSummary summary{(*run)->seq, 0, true, {}, {}};
+    if ((*run)->complete) {
+      summary = {(*run)->seq, (*run)->created_at_ms, false, std::move((*run)->values),
+                 std::move((*run)->new_series_values)};
     }
     // A final run takes no more leases or results: its entry would only take memory.
     runs_.erase(run_id);
@@ -796,19 +794,6 @@ class SqliteStore final : public Store {
   // written, History reads it.
   void PostSummary(RunSummary summary) {
     summaries_->Post([this, summary = std::move(summary)]() mutable { SummarizeRun(std::move(summary)); });
-  }
-
-  // REQUIRES: mu_ held. Without reading the run's case names (RunInfoOf).
-  absl::StatusOr<int64_t> RunSeqOf(const std::string& run_id) {
-    if (auto it = runs_.find(run_id); it != runs_.end()) return it->second.seq;
-    Statement q(*writes_, "SELECT seq FROM runs WHERE run_id = ?");
-    q.Bind(1, run_id);
-    if (const int rc = q.Step(); rc == SQLITE_DONE) {
-      return FailWith(absl::StrCat(path_, ": no run '", run_id, "' is stored"));
-    } else if (rc != SQLITE_ROW) {
-      return Fail("run");
-    }
-    return q.Int(0);
   }
 
   // REQUIRES: mu_ held. Running runs are cached from InsertRun until they
