@@ -19,7 +19,7 @@ class BackgroundQueue {
  public:
   BackgroundQueue() : thread_([this] { Loop(); }) {}
   // Finishes the running task; tasks not started are dropped (a task must
-  // leave its work where a later start finds it) and Drain returns.
+  // leave its work where a later start finds it). REQUIRES: no Drain under way.
   ~BackgroundQueue() {
     {
       std::lock_guard lock(mu_);
