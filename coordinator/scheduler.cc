@@ -645,16 +645,14 @@ absl::StatusOr<v1::CompleteLeaseResponse> Scheduler::TakeCountedResult(LeaseReco
   Session* session = LiveSession(lease.session_id);
   std::optional<Grant> next;
   if (want_next && session && session->lease_id == lease.lease_id) next = ChooseLease(*session);
-  // The result, the lease's end, the case's state, its duration and the
-  // session's next lease: one commit, on disk before the agent hears that its
-  // result counts.
+  // The result (and with it the case's duration), the lease's end, the
+  // case's state and the session's next lease: one commit, on disk before the
+  // agent hears that its result counts.
   absl::Status stored = store_->BeginBatch();
   if (stored.ok()) {
     store_->InsertResult(lease, ResultDisposition::kCounted, result, now).IgnoreError();  // fails the batch
     store_->UpdateLease(lease.lease_id, LeaseState::kCompleted, lease.expires_at_ms).IgnoreError();
     store_->UpdateCase(lease.run_id, lease.case_index, ended).IgnoreError();
-    store_->RecordCaseDuration(run.meta.suite_name(), c.spec.name(), lease.pool, now - lease.granted_at_ms)
-        .IgnoreError();
     if (next) WriteGrant(*next);
     // Group commit: Complete flushes the group before it replies.
     stored = store_->CommitBatchLater().status();

@@ -259,7 +259,11 @@ class SqliteStore final : public Store {
     std::lock_guard lock(mu_);
     Statement q(*writes_, "SELECT run_seq FROM pending_summaries");
     int rc;
-    while ((rc = q.Step()) == SQLITE_ROW) PostSummary({q.Int(0), 0, true, {}, {}});
+    while ((rc = q.Step()) == SQLITE_ROW) {
+      RunSummary summary;
+      summary.seq = q.Int(0);
+      PostSummary(std::move(summary));
+    }
     if (rc != SQLITE_DONE) return absl::InternalError(absl::StrCat(path_, ": pending summaries: ", sqlite3_errmsg(db_)));
     return absl::OkStatus();
   }
@@ -324,7 +328,7 @@ class SqliteStore final : public Store {
   absl::Status InsertRun(const v1::Run& run, const v1::Suite& suite) override {
     const std::string suite_bytes = suite.SerializeAsString();
     if (InBatch()) return InsertRunAtOnce(run, suite_bytes);
-    RunInfo info{run.branch(), run.created_at_ms(), 0, {}, {}, {}, true};
+    RunInfo info{run.suite_name(), run.branch(), run.created_at_ms(), 0, {}, {}, {}, {}, true};
     {
       WriteLock lock(this);
       if (!lock.ok()) return lock.status();
@@ -360,10 +364,17 @@ class SqliteStore final : public Store {
     if (state == v1::RUN_STATE_RUNNING) return SetRunState(run_id, state, finished_at_ms);
     auto run = RunInfoOf(run_id);
     if (!run.ok()) return run.status();
-    RunSummary summary{(*run)->seq, 0, true, {}, {}};
+    RunSummary summary;
+    summary.seq = (*run)->seq;
     if ((*run)->complete) {
-      summary = {(*run)->seq, (*run)->created_at_ms, false, std::move((*run)->values),
-                 std::move((*run)->new_series_values)};
+      summary = {(*run)->seq,
+                 (*run)->created_at_ms,
+                 false,
+                 std::move((*run)->values),
+                 std::move((*run)->new_series_values),
+                 std::move((*run)->suite_name),
+                 std::move((*run)->case_names),
+                 std::move((*run)->durations)};
     }
     // A final run takes no more leases or results: its entry would only take memory.
     runs_.erase(run_id);
@@ -454,6 +465,7 @@ class SqliteStore final : public Store {
     if (ins.Step() != SQLITE_DONE) return Fail("insert result");
     if (disposition == ResultDisposition::kCounted) {
       KeepRunValues(lease, result, &info);
+      info.durations.push_back({lease.case_index, lease.pool, received_at_ms - lease.granted_at_ms});
     }
     return CommitUnlessBatched();
   }
@@ -508,18 +520,8 @@ class SqliteStore final : public Store {
     return stored;
   }
 
-  absl::Status RecordCaseDuration(const std::string& suite_name, const std::string& case_name,
-                                  const std::string& pool, int64_t duration_ms) override {
-    WriteLock lock(this);
-    if (!lock.ok()) return lock.status();
-    Statement u(*writes_,
-                "INSERT INTO case_durations (suite_name, case_name, pool, duration_ms) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (suite_name, case_name, pool) DO UPDATE SET duration_ms = excluded.duration_ms");
-    u.Bind(1, suite_name).Bind(2, case_name).Bind(3, pool).Bind(4, duration_ms);
-    return Done(u, "record case duration");
-  }
-
   absl::StatusOr<std::map<std::string, int64_t>> CaseDurations(const std::string& suite_name) override {
+    summaries_->Drain();  // the durations of every run that ended before the call
     std::lock_guard lock(read_mu_);
     Statement q(*reads_,
                 "SELECT case_name, MAX(duration_ms) FROM case_durations WHERE suite_name = ? GROUP BY case_name");
@@ -654,7 +656,7 @@ class SqliteStore final : public Store {
     if (!lock.ok()) return lock.status();
     auto seq = InsertRunRow(run, suite_bytes, run.state());
     if (!seq.ok()) return seq.status();
-    RunInfo info{run.branch(), run.created_at_ms(), *seq, {}, {}, {}, true};
+    RunInfo info{run.suite_name(), run.branch(), run.created_at_ms(), *seq, {}, {}, {}, {}, true};
     if (auto s = InsertCases(run, info.seq, 0, run.cases_size(), &info.case_names); !s.ok()) return s;
     CacheRun(run.run_id(), std::move(info));
     return absl::OkStatus();
@@ -760,7 +762,14 @@ class SqliteStore final : public Store {
 
   // What writes need of a run that takes leases: its row's key, and what
   // history and stripped results are keyed by.
+  // How long a counted lease took, by its case's index, on its pool.
+  struct CaseDuration {
+    int case_index = 0;
+    std::string pool;
+    int64_t duration_ms = 0;
+  };
   struct RunInfo {
+    std::string suite_name;
     std::string branch;
     int64_t created_at_ms = 0;
     int64_t seq = 0;
@@ -771,16 +780,20 @@ class SqliteStore final : public Store {
     // it ends.
     std::vector<std::pair<int64_t, double>> values;
     std::vector<std::pair<std::string, double>> new_series_values;  // by SeriesKey
+    std::vector<CaseDuration> durations;  // of its counted leases, in the order their results came
     bool complete = false;
   };
-  // An ended run's medians to write (SummarizeRun): from `values`, or read
-  // back from its stored results.
+  // An ended run's medians and case durations to write (SummarizeRun):
+  // from what was kept, or read back from its stored results.
   struct RunSummary {
     int64_t seq = 0;
     int64_t created_at_ms = 0;
     bool from_results = true;
     std::vector<std::pair<int64_t, double>> values;
     std::vector<std::pair<std::string, double>> new_series_values;  // by SeriesKey
+    std::string suite_name;
+    std::vector<std::string> case_names;
+    std::vector<CaseDuration> durations;
   };
 
   // REQUIRES: mu_ held.
@@ -800,14 +813,14 @@ class SqliteStore final : public Store {
   // end; others are read once. The pointer lives until mu_ is released.
   absl::StatusOr<RunInfo*> RunInfoOf(const std::string& run_id) {
     if (auto it = runs_.find(run_id); it != runs_.end()) return &it->second;
-    Statement q(*writes_, "SELECT branch, created_at_ms, seq FROM runs WHERE run_id = ?");
+    Statement q(*writes_, "SELECT suite_name, branch, created_at_ms, seq FROM runs WHERE run_id = ?");
     q.Bind(1, run_id);
     if (const int rc = q.Step(); rc == SQLITE_DONE) {
       return FailWith(absl::StrCat(path_, ": no run '", run_id, "' is stored"));
     } else if (rc != SQLITE_ROW) {
       return Fail("run of a lease");
     }
-    RunInfo info{q.Text(0), q.Int(1), q.Int(2), {}, {}, {}, false};
+    RunInfo info{q.Text(0), q.Text(1), q.Int(2), q.Int(3), {}, {}, {}, {}, false};
     Statement c(*writes_, "SELECT name FROM cases WHERE run_seq = ? ORDER BY case_index");
     c.Bind(1, info.seq);
     while (c.Step() == SQLITE_ROW) info.case_names.push_back(c.Text(0));
@@ -897,6 +910,11 @@ class SqliteStore final : public Store {
   void SummarizeRun(RunSummary run) {
     absl::Status done = run.from_results ? ReadRunValues(&run) : absl::OkStatus();
     if (done.ok()) done = NameNewSeries(&run);
+    for (size_t first = 0; done.ok() && first < run.durations.size(); first += kSeriesPerSummary) {
+      WriteLock lock(this);
+      done = lock.ok() ? WriteDurations(run, first, std::min(run.durations.size(), first + kSeriesPerSummary))
+                       : lock.status();
+    }
     std::vector<std::pair<int64_t, double>> medians = done.ok() ? Medians(std::move(run.values))
                                                                 : std::vector<std::pair<int64_t, double>>();
     for (size_t first = 0; done.ok();) {
@@ -934,6 +952,23 @@ class SqliteStore final : public Store {
     return absl::OkStatus();
   }
 
+  // Durations [first, end) in one commit, the newest of a case last.
+  // REQUIRES: mu_ held, no transaction open.
+  absl::Status WriteDurations(const RunSummary& run, size_t first, size_t end) {
+    if (auto s = Begin(); !s.ok()) return s;
+    for (size_t i = first; i < end; ++i) {
+      const CaseDuration& d = run.durations[i];
+      if (d.case_index < 0 || static_cast<size_t>(d.case_index) >= run.case_names.size()) continue;
+      Statement u(*writes_,
+                  "INSERT INTO case_durations (suite_name, case_name, pool, duration_ms) VALUES (?, ?, ?, ?) "
+                  "ON CONFLICT (suite_name, case_name, pool) DO UPDATE SET duration_ms = excluded.duration_ms");
+      u.Bind(1, run.suite_name).Bind(2, run.case_names[static_cast<size_t>(d.case_index)]).Bind(3, d.pool);
+      u.Bind(4, d.duration_ms);
+      if (u.Step() != SQLITE_DONE) return Fail("record case duration");
+    }
+    return Commit();
+  }
+
   // Medians [first, end) in one commit; the last commit also takes the run
   // off pending_summaries. REQUIRES: mu_ held, no transaction open.
   absl::Status WriteMedians(const RunSummary& run, const std::vector<std::pair<int64_t, double>>& medians,
@@ -959,16 +994,21 @@ class SqliteStore final : public Store {
   absl::Status ReadRunValues(RunSummary* run) {
     WriteLock lock(this);
     if (!lock.ok()) return lock.status();
-    Statement r(*writes_, "SELECT branch, created_at_ms FROM runs WHERE seq = ?");
+    Statement r(*writes_, "SELECT branch, created_at_ms, suite_name FROM runs WHERE seq = ?");
     r.Bind(1, run->seq);
     if (r.Step() != SQLITE_ROW) return Fail("run to summarize");
     const std::string branch = r.Text(0);
     run->created_at_ms = r.Int(1);
+    run->suite_name = r.Text(2);
+    Statement c(*writes_, "SELECT name FROM cases WHERE run_seq = ? ORDER BY case_index");
+    c.Bind(1, run->seq);
+    while (c.Step() == SQLITE_ROW) run->case_names.push_back(c.Text(0));
     Statement q(*writes_,
-                "SELECT res.result, res.stripped, c.name, l.pool FROM leases l "
+                "SELECT res.result, res.stripped, c.name, l.pool, l.case_index, res.received_at_ms - l.granted_at_ms "
+                "FROM leases l "
                 "JOIN lease_results res ON res.lease_key = l.rowid "
                 "JOIN cases c ON c.run_seq = l.run_seq AND c.case_index = l.case_index "
-                "WHERE l.run_seq = ? AND l.counted = 1");
+                "WHERE l.run_seq = ? AND l.counted = 1 ORDER BY res.received_at_ms");
     q.Bind(1, run->seq);
     int rc;
     while ((rc = q.Step()) == SQLITE_ROW) {
@@ -976,6 +1016,7 @@ class SqliteStore final : public Store {
       v1::CaseResult result;
       if (!RestoreResult(q.Blob(0), q.Int(1), {q.Text(2), "", ""}, "", &result)) return Fail("unreadable result");
       const std::string pool = q.Text(3);
+      run->durations.push_back({static_cast<int>(q.Int(4)), pool, q.Int(5)});
       for (const auto& [key, values] : HistoryValues(result)) {
         const auto& [benchmark, metric, source] = key;
         const std::string series = SeriesKey(branch, pool, benchmark, metric, source);

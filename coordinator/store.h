@@ -111,16 +111,17 @@ class Store {
   virtual absl::Status UpdateLease(const std::string& lease_id, LeaseState state, int64_t expires_at_ms) = 0;
 
   // Keeps a result and its raw samples. Counted results are what the run
-  // reports; stale ones are kept for the record only. A lease takes one
+  // reports; stale ones are kept for the record only. A counted result also
+  // gives its case's duration on the pool (received_at_ms less the lease's
+  // grant), written with the run's history medians when the run ends. A lease takes one
   // result: a second fails. It reads back byte for byte as it came, though
   // what the store already holds (the host, the lease's names) is kept once.
   virtual absl::Status InsertResult(const LeaseRecord& lease, ResultDisposition disposition,
                                     const v1::CaseResult& result, int64_t received_at_ms) = 0;
 
-  // How long a counted lease of the case took on the pool, newest wins.
-  virtual absl::Status RecordCaseDuration(const std::string& suite_name, const std::string& case_name,
-                                          const std::string& pool, int64_t duration_ms) = 0;
-  // The longest recorded duration of each case of the suite over all pools, by case name.
+  // The longest recorded duration of each case of the suite over all pools,
+  // by case name: of each pool, how long the case's newest counted lease
+  // took (InsertResult), from runs that ended before the call.
   virtual absl::StatusOr<std::map<std::string, int64_t>> CaseDurations(const std::string& suite_name) = 0;
 
   virtual absl::Status UpsertSession(const SessionRecord& session) = 0;

@@ -23,6 +23,7 @@ namespace perfgate {
 namespace {
 
 using ::testing::ElementsAre;
+using ::testing::Pair;
 
 // A host as a real agent describes itself: the notes make it most of a result's bytes.
 v1::HostFingerprint LabHost(const std::string& name) {
@@ -280,10 +281,10 @@ v1::HistoryResponse* HistoryOfA(Store& store, google::protobuf::Arena* arena) {
   return history.ok() ? *history : google::protobuf::Arena::CreateMessage<v1::HistoryResponse>(arena);
 }
 
-// A run's medians are written when it ends, off the results' path: a
-// history read sees a run once it has ended, with the median of every value
-// its cases reported for a series.
-TEST_F(StoreRoundTripTest, ARunIsInHistoryFromItsEndWithTheMedianOfAllItsValues) {
+// A run's medians and its cases' durations are written when it ends, off
+// the results' path: a history read sees a run once it has ended, with the
+// median of every value its cases reported for a series.
+TEST_F(StoreRoundTripTest, ARunIsInHistoryAndDurationsFromItsEndWithTheMedianOfAllItsValues) {
   const std::string run_id = InsertRun({"a", "b"});
   LeaseRecord first = Lease(run_id, 0, "lease-00000000000000000000000000000001", "agent-1");
   LeaseRecord second = Lease(run_id, 1, "lease-00000000000000000000000000000002", "agent-2");
@@ -294,8 +295,11 @@ TEST_F(StoreRoundTripTest, ARunIsInHistoryFromItsEndWithTheMedianOfAllItsValues)
   ASSERT_TRUE(store_->InsertResult(second, ResultDisposition::kCounted, b, 30).ok());
   google::protobuf::Arena arena;
   EXPECT_THAT(HistoryOfA(*store_, &arena)->series(0).run_medians(), ElementsAre()) << "the run has not ended";
+  EXPECT_THAT(*store_->CaseDurations("s"), ElementsAre());
   ASSERT_TRUE(store_->UpdateRunState(run_id, v1::RUN_STATE_FINISHED, 40).ok());
   EXPECT_THAT(HistoryOfA(*store_, &arena)->series(0).run_medians(), ElementsAre(2));
+  // Granted at 5 ms, received at 20 and 30.
+  EXPECT_THAT(*store_->CaseDurations("s"), ElementsAre(Pair("a", 15), Pair("b", 25)));
   EXPECT_EQ(testing::QueryInt(dir_.File("perfgate.db"), "SELECT COUNT(*) FROM pending_summaries"), 0);
 }
 
@@ -314,6 +318,7 @@ TEST_F(StoreRoundTripTest, ARunThatEndedUnsummarizedIsSummarizedOnTheNextOpen) {
   ASSERT_TRUE(reopened.ok()) << reopened.status();
   google::protobuf::Arena arena;
   EXPECT_THAT(HistoryOfA(**reopened, &arena)->series(0).run_medians(), ElementsAre(3));
+  EXPECT_THAT(*(*reopened)->CaseDurations("s"), ElementsAre(Pair("a", 15)));
 }
 
 // Values kept in memory are gone after a restart: a run that ends after one
@@ -331,6 +336,7 @@ TEST_F(StoreRoundTripTest, ARunThatEndsAfterARestartHasTheMediansOfItsResultsFro
   ASSERT_TRUE(store_->UpdateRunState(run_id, v1::RUN_STATE_FINISHED, 40).ok());
   google::protobuf::Arena arena;
   EXPECT_THAT(HistoryOfA(*store_, &arena)->series(0).run_medians(), ElementsAre(2)) << "the median of 1 and 3";
+  EXPECT_THAT(*store_->CaseDurations("s"), ElementsAre(Pair("a", 15), Pair("b", 25)));
 }
 
 TEST_F(StoreRoundTripTest, ALeaseTakesOneResult) {
