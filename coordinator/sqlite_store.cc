@@ -378,8 +378,8 @@ class SqliteStore final : public Store {
     }
     // A final run takes no more leases or results: its entry would only take memory.
     runs_.erase(run_id);
-    // Its end and the note that its medians are due, in one commit: a
-    // restart before they are written writes them (StartSummaries).
+    // Its end and the note that its medians and durations are due, in one
+    // commit: a restart before they are written writes them (StartSummaries).
     if (auto s = BeginUnlessBatched(); !s.ok()) return s;
     if (auto s = SetRunState(run_id, state, finished_at_ms); !s.ok()) return s;
     Statement due(*writes_, "INSERT INTO pending_summaries (run_seq) VALUES (?) ON CONFLICT DO NOTHING");
@@ -803,8 +803,8 @@ class SqliteStore final : public Store {
     return Done(u, "update run");
   }
 
-  // Queues the history summary of an ended run (SummarizeRun); once it is
-  // written, History reads it.
+  // Queues the summary of an ended run (SummarizeRun); once it is written,
+  // History and CaseDurations read it.
   void PostSummary(RunSummary summary) {
     summaries_->Post([this, summary = std::move(summary)]() mutable { SummarizeRun(std::move(summary)); });
   }
@@ -903,10 +903,11 @@ class SqliteStore final : public Store {
     }
   }
 
-  // On the summaries thread: each series of an ended run gets the median of
-  // all the run's values in run_medians, kSeriesPerSummary series per commit
-  // so that the write mutex is never held long. A run it cannot finish
-  // stays in pending_summaries for the next start.
+  // On the summaries thread: an ended run's new series are created, its
+  // cases' durations written, and each series gets the median of all the
+  // run's values in run_medians; kSeriesPerSummary rows per commit, so that
+  // the write mutex is never held long. A run it cannot finish stays in
+  // pending_summaries for the next start.
   void SummarizeRun(RunSummary run) {
     absl::Status done = run.from_results ? ReadRunValues(&run) : absl::OkStatus();
     if (done.ok()) done = NameNewSeries(&run);
