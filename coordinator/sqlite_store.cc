@@ -5,9 +5,11 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <thread>
 #include <tuple>
 #include <unordered_map>
@@ -155,6 +157,12 @@ LeaseRecord LeaseFrom(const Statement& row) {
   l.expires_at_ms = row.Int(8);
   l.pool = row.Text(9);
   return l;
+}
+
+double Median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  const size_t n = values.size();
+  return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
 }
 
 // Each series' median, by series id, of (series id, value) pairs.
@@ -373,6 +381,7 @@ class SqliteStore final : public Store {
                  std::move((*run)->values),
                  std::move((*run)->new_series_values),
                  std::move((*run)->suite_name),
+                 std::move((*run)->branch),
                  std::move((*run)->case_names),
                  std::move((*run)->durations)};
     }
@@ -792,6 +801,7 @@ class SqliteStore final : public Store {
     std::vector<std::pair<int64_t, double>> values;
     std::vector<std::pair<std::string, double>> new_series_values;  // by SeriesKey
     std::string suite_name;
+    std::string branch;
     std::vector<std::string> case_names;
     std::vector<CaseDuration> durations;
   };
@@ -887,18 +897,20 @@ class SqliteStore final : public Store {
     return id;
   }
 
-  // REQUIRES: mu_ held. The counted result's history values, kept with its
-  // run until the run ends (SummarizeRun): by series id when the series is
-  // known here, else by key, for the summary to create (a first run's
-  // thousands of new series are not written on the results' path).
+  // REQUIRES: mu_ held. The median of each series in the counted result,
+  // kept with its run until the run ends (SummarizeRun): one number per
+  // series whatever the samples, so a run's memory is bounded by its cases.
+  // By series id when the series is known here, else by key, for the
+  // summary to create (a first run's thousands of new series are not
+  // written on the results' path).
   void KeepRunValues(const LeaseRecord& lease, const v1::CaseResult& result, RunInfo* run) {
     for (const auto& [key, values] : HistoryValues(result)) {
       const auto& [benchmark, metric, source] = key;
       std::string series = SeriesKey(run->branch, lease.pool, benchmark, metric, source);
       if (auto it = series_ids_.find(series); it != series_ids_.end()) {
-        for (double v : values) run->values.emplace_back(it->second, v);
+        run->values.emplace_back(it->second, Median(values));
       } else {
-        for (double v : values) run->new_series_values.emplace_back(series, v);
+        run->new_series_values.emplace_back(std::move(series), Median(values));
       }
     }
   }
@@ -911,6 +923,7 @@ class SqliteStore final : public Store {
   void SummarizeRun(RunSummary run) {
     absl::Status done = run.from_results ? ReadRunValues(&run) : absl::OkStatus();
     if (done.ok()) done = NameNewSeries(&run);
+    if (done.ok()) done = ReadSharedSeries(&run);
     for (size_t first = 0; done.ok() && first < run.durations.size(); first += kSeriesPerSummary) {
       WriteLock lock(this);
       done = lock.ok() ? WriteDurations(run, first, std::min(run.durations.size(), first + kSeriesPerSummary))
@@ -953,6 +966,65 @@ class SqliteStore final : public Store {
     return absl::OkStatus();
   }
 
+  // A series that several of the run's results reported (two cases with one
+  // benchmark) has the median of all their values, not of their medians:
+  // those values are read back from the results. REQUIRES: every value by
+  // series id (NameNewSeries).
+  absl::Status ReadSharedSeries(RunSummary* run) {
+    std::sort(run->values.begin(), run->values.end());
+    std::set<int64_t> shared;
+    for (size_t i = 1; i < run->values.size(); ++i) {
+      if (run->values[i].first == run->values[i - 1].first) shared.insert(run->values[i].first);
+    }
+    if (shared.empty()) return absl::OkStatus();
+    std::erase_if(run->values, [&](const auto& v) { return shared.contains(v.first); });
+    WriteLock lock(this);
+    if (!lock.ok()) return lock.status();
+    return ForEachCountedResult(run->seq, [&](const CountedResult& counted) -> absl::Status {
+      for (const auto& [key, values] : HistoryValues(counted.result)) {
+        const auto& [benchmark, metric, source] = key;
+        auto id = SeriesId(SeriesKey(run->branch, counted.pool, benchmark, metric, source));
+        if (!id.ok()) return id.status();
+        if (!shared.contains(*id)) continue;
+        for (double v : values) run->values.emplace_back(*id, v);
+      }
+      return absl::OkStatus();
+    });
+  }
+
+  // A counted result of a run as read back for its summary.
+  struct CountedResult {
+    v1::CaseResult result;  // only its samples are whole: the host and ids are not put back
+    std::string pool;
+    int case_index = 0;
+    int64_t duration_ms = 0;  // received less granted
+  };
+
+  // REQUIRES: mu_ held. fn on each counted result of the run, oldest first,
+  // until it fails.
+  absl::Status ForEachCountedResult(int64_t run_seq, const std::function<absl::Status(const CountedResult&)>& fn) {
+    Statement q(*writes_,
+                "SELECT res.result, res.stripped, c.name, l.pool, l.case_index, res.received_at_ms - l.granted_at_ms "
+                "FROM leases l "
+                "JOIN lease_results res ON res.lease_key = l.rowid "
+                "JOIN cases c ON c.run_seq = l.run_seq AND c.case_index = l.case_index "
+                "WHERE l.run_seq = ? AND l.counted = 1 ORDER BY res.received_at_ms");
+    q.Bind(1, run_seq);
+    int rc;
+    while ((rc = q.Step()) == SQLITE_ROW) {
+      CountedResult counted;
+      if (!RestoreResult(q.Blob(0), q.Int(1), {q.Text(2), "", ""}, "", &counted.result)) {
+        return Fail("unreadable result");
+      }
+      counted.pool = q.Text(3);
+      counted.case_index = static_cast<int>(q.Int(4));
+      counted.duration_ms = q.Int(5);
+      if (auto s = fn(counted); !s.ok()) return s;
+    }
+    if (rc != SQLITE_DONE) return Fail("results to summarize");
+    return absl::OkStatus();
+  }
+
   // Durations [first, end) in one commit, the newest of a case last.
   // REQUIRES: mu_ held, no transaction open.
   absl::Status WriteDurations(const RunSummary& run, size_t first, size_t end) {
@@ -990,42 +1062,30 @@ class SqliteStore final : public Store {
     return Commit();
   }
 
-  // The run's time and the history values of its counted results, read back
-  // from them (after a restart, or once its cached values were dropped).
+  // The run's time, its cases' durations and each of its counted results'
+  // medians, read back from them (after a restart, or once its cached
+  // values were dropped).
   absl::Status ReadRunValues(RunSummary* run) {
     WriteLock lock(this);
     if (!lock.ok()) return lock.status();
     Statement r(*writes_, "SELECT branch, created_at_ms, suite_name FROM runs WHERE seq = ?");
     r.Bind(1, run->seq);
     if (r.Step() != SQLITE_ROW) return Fail("run to summarize");
-    const std::string branch = r.Text(0);
+    run->branch = r.Text(0);
     run->created_at_ms = r.Int(1);
     run->suite_name = r.Text(2);
     Statement c(*writes_, "SELECT name FROM cases WHERE run_seq = ? ORDER BY case_index");
     c.Bind(1, run->seq);
     while (c.Step() == SQLITE_ROW) run->case_names.push_back(c.Text(0));
-    Statement q(*writes_,
-                "SELECT res.result, res.stripped, c.name, l.pool, l.case_index, res.received_at_ms - l.granted_at_ms "
-                "FROM leases l "
-                "JOIN lease_results res ON res.lease_key = l.rowid "
-                "JOIN cases c ON c.run_seq = l.run_seq AND c.case_index = l.case_index "
-                "WHERE l.run_seq = ? AND l.counted = 1 ORDER BY res.received_at_ms");
-    q.Bind(1, run->seq);
-    int rc;
-    while ((rc = q.Step()) == SQLITE_ROW) {
-      // Only the samples are read: their benchmarks are put back, the host and ids need not be.
-      v1::CaseResult result;
-      if (!RestoreResult(q.Blob(0), q.Int(1), {q.Text(2), "", ""}, "", &result)) return Fail("unreadable result");
-      const std::string pool = q.Text(3);
-      run->durations.push_back({static_cast<int>(q.Int(4)), pool, q.Int(5)});
-      for (const auto& [key, values] : HistoryValues(result)) {
+    return ForEachCountedResult(run->seq, [&](const CountedResult& counted) {
+      run->durations.push_back({counted.case_index, counted.pool, counted.duration_ms});
+      for (const auto& [key, values] : HistoryValues(counted.result)) {
         const auto& [benchmark, metric, source] = key;
-        const std::string series = SeriesKey(branch, pool, benchmark, metric, source);
-        for (double v : values) run->new_series_values.emplace_back(series, v);
+        run->new_series_values.emplace_back(SeriesKey(run->branch, counted.pool, benchmark, metric, source),
+                                            Median(values));
       }
-    }
-    if (rc != SQLITE_DONE) return Fail("results to summarize");
-    return absl::OkStatus();
+      return absl::OkStatus();
+    });
   }
 
 

@@ -288,16 +288,18 @@ TEST_F(StoreRoundTripTest, ARunIsInHistoryAndDurationsFromItsEndWithTheMedianOfA
   const std::string run_id = InsertRun({"a", "b"});
   LeaseRecord first = Lease(run_id, 0, "lease-00000000000000000000000000000001", "agent-1");
   LeaseRecord second = Lease(run_id, 1, "lease-00000000000000000000000000000002", "agent-2");
-  // Case b reports benchmark a too (two samples): the median is of 1, 2 and 4.
+  // Case b reports benchmark a too (three samples): the median is of 1, 2,
+  // 4 and 5 (3), not of the two results' medians (2.5).
   v1::CaseResult b = AgentResult("a", "agent-2", "lab", 2);
   AddValue(b.add_samples(), "a", "wall_time", 4, "s", "agent:clock");
+  AddValue(b.add_samples(), "a", "wall_time", 5, "s", "agent:clock");
   ASSERT_TRUE(store_->InsertResult(first, ResultDisposition::kCounted, AgentResult("a", "agent-1", "lab", 1), 20).ok());
   ASSERT_TRUE(store_->InsertResult(second, ResultDisposition::kCounted, b, 30).ok());
   google::protobuf::Arena arena;
   EXPECT_THAT(HistoryOfA(*store_, &arena)->series(0).run_medians(), ElementsAre()) << "the run has not ended";
   EXPECT_THAT(*store_->CaseDurations("s"), ElementsAre());
   ASSERT_TRUE(store_->UpdateRunState(run_id, v1::RUN_STATE_FINISHED, 40).ok());
-  EXPECT_THAT(HistoryOfA(*store_, &arena)->series(0).run_medians(), ElementsAre(2));
+  EXPECT_THAT(HistoryOfA(*store_, &arena)->series(0).run_medians(), ElementsAre(3));
   // Granted at 5 ms, received at 20 and 30.
   EXPECT_THAT(*store_->CaseDurations("s"), ElementsAre(Pair("a", 15), Pair("b", 25)));
   EXPECT_EQ(testing::QueryInt(dir_.File("perfgate.db"), "SELECT COUNT(*) FROM pending_summaries"), 0);
