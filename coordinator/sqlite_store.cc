@@ -268,9 +268,9 @@ class SqliteStore final : public Store {
     Statement q(*writes_, "SELECT run_seq FROM pending_summaries");
     int rc;
     while ((rc = q.Step()) == SQLITE_ROW) {
-      RunSummary summary;
-      summary.seq = q.Int(0);
-      PostSummary(std::move(summary));
+      RunInfo run;
+      run.seq = q.Int(0);
+      PostSummary(std::move(run));
     }
     if (rc != SQLITE_DONE) return absl::InternalError(absl::StrCat(path_, ": pending summaries: ", sqlite3_errmsg(db_)));
     return absl::OkStatus();
@@ -370,32 +370,20 @@ class SqliteStore final : public Store {
     WriteLock lock(this);
     if (!lock.ok()) return lock.status();
     if (state == v1::RUN_STATE_RUNNING) return SetRunState(run_id, state, finished_at_ms);
-    auto run = RunInfoOf(run_id);
-    if (!run.ok()) return run.status();
-    RunSummary summary;
-    summary.seq = (*run)->seq;
-    if ((*run)->complete) {
-      summary = {(*run)->seq,
-                 (*run)->created_at_ms,
-                 false,
-                 std::move((*run)->values),
-                 std::move((*run)->new_series_values),
-                 std::move((*run)->suite_name),
-                 std::move((*run)->branch),
-                 std::move((*run)->case_names),
-                 std::move((*run)->durations)};
-    }
-    // A final run takes no more leases or results: its entry would only take memory.
+    auto cached = RunInfoOf(run_id);
+    if (!cached.ok()) return cached.status();
+    // A final run takes no more leases or results: its entry goes to its summary.
+    RunInfo run = std::move(**cached);
     runs_.erase(run_id);
     // Its end and the note that its medians and durations are due, in one
     // commit: a restart before they are written writes them (StartSummaries).
     if (auto s = BeginUnlessBatched(); !s.ok()) return s;
     if (auto s = SetRunState(run_id, state, finished_at_ms); !s.ok()) return s;
     Statement due(*writes_, "INSERT INTO pending_summaries (run_seq) VALUES (?) ON CONFLICT DO NOTHING");
-    due.Bind(1, summary.seq);
+    due.Bind(1, run.seq);
     if (auto s = Done(due, "note the run's summary"); !s.ok()) return s;
     if (auto s = CommitUnlessBatched(); !s.ok()) return s;
-    PostSummary(std::move(summary));
+    PostSummary(std::move(run));
     return absl::OkStatus();
   }
 
@@ -783,27 +771,14 @@ class SqliteStore final : public Store {
     int64_t created_at_ms = 0;
     int64_t seq = 0;
     std::vector<std::string> case_names;  // by case index
-    // The history values of its counted results, by series id: all of them
-    // only if the run was cached from its insert on (`complete`). Otherwise
-    // (a restart, a dropped cache) they are read back from its results when
-    // it ends.
+    // Each counted result's median per series (KeepRunValues) and its
+    // duration, until the run ends: all of them only if the run was cached
+    // from its insert on (`complete`). Otherwise (a restart, a dropped cache)
+    // its summary reads them back from its results (ReadRunValues).
     std::vector<std::pair<int64_t, double>> values;
     std::vector<std::pair<std::string, double>> new_series_values;  // by SeriesKey
     std::vector<CaseDuration> durations;  // of its counted leases, in the order their results came
     bool complete = false;
-  };
-  // An ended run's medians and case durations to write (SummarizeRun):
-  // from what was kept, or read back from its stored results.
-  struct RunSummary {
-    int64_t seq = 0;
-    int64_t created_at_ms = 0;
-    bool from_results = true;
-    std::vector<std::pair<int64_t, double>> values;
-    std::vector<std::pair<std::string, double>> new_series_values;  // by SeriesKey
-    std::string suite_name;
-    std::string branch;
-    std::vector<std::string> case_names;
-    std::vector<CaseDuration> durations;
   };
 
   // REQUIRES: mu_ held.
@@ -815,8 +790,8 @@ class SqliteStore final : public Store {
 
   // Queues the summary of an ended run (SummarizeRun); once it is written,
   // History and CaseDurations read it.
-  void PostSummary(RunSummary summary) {
-    summaries_->Post([this, summary = std::move(summary)]() mutable { SummarizeRun(std::move(summary)); });
+  void PostSummary(RunInfo run) {
+    summaries_->Post([this, run = std::move(run)]() mutable { SummarizeRun(std::move(run)); });
   }
 
   // REQUIRES: mu_ held. Running runs are cached from InsertRun until they
@@ -831,10 +806,15 @@ class SqliteStore final : public Store {
       return Fail("run of a lease");
     }
     RunInfo info{q.Text(0), q.Text(1), q.Int(2), q.Int(3), {}, {}, {}, {}, false};
-    Statement c(*writes_, "SELECT name FROM cases WHERE run_seq = ? ORDER BY case_index");
-    c.Bind(1, info.seq);
-    while (c.Step() == SQLITE_ROW) info.case_names.push_back(c.Text(0));
+    ReadCaseNames(info.seq, &info.case_names);
     return CacheRun(run_id, std::move(info));
+  }
+
+  // REQUIRES: mu_ held. By case index.
+  void ReadCaseNames(int64_t run_seq, std::vector<std::string>* names) {
+    Statement c(*writes_, "SELECT name FROM cases WHERE run_seq = ? ORDER BY case_index");
+    c.Bind(1, run_seq);
+    while (c.Step() == SQLITE_ROW) names->push_back(c.Text(0));
   }
 
   // REQUIRES: mu_ held.
@@ -920,8 +900,8 @@ class SqliteStore final : public Store {
   // run's values in run_medians; kSeriesPerSummary rows per commit, so that
   // the write mutex is never held long. A run it cannot finish stays in
   // pending_summaries for the next start.
-  void SummarizeRun(RunSummary run) {
-    absl::Status done = run.from_results ? ReadRunValues(&run) : absl::OkStatus();
+  void SummarizeRun(RunInfo run) {
+    absl::Status done = run.complete ? absl::OkStatus() : ReadRunValues(&run);
     if (done.ok()) done = NameNewSeries(&run);
     if (done.ok()) done = ReadSharedSeries(&run);
     for (size_t first = 0; done.ok() && first < run.durations.size(); first += kSeriesPerSummary) {
@@ -946,7 +926,7 @@ class SqliteStore final : public Store {
 
   // The values kept by series key get their series' id, created where new,
   // kSeriesPerSummary keys per commit.
-  absl::Status NameNewSeries(RunSummary* run) {
+  absl::Status NameNewSeries(RunInfo* run) {
     std::sort(run->new_series_values.begin(), run->new_series_values.end());
     const auto& by_key = run->new_series_values;
     for (size_t first = 0; first < by_key.size();) {
@@ -970,7 +950,7 @@ class SqliteStore final : public Store {
   // benchmark) has the median of all their values, not of their medians:
   // those values are read back from the results. REQUIRES: every value by
   // series id (NameNewSeries).
-  absl::Status ReadSharedSeries(RunSummary* run) {
+  absl::Status ReadSharedSeries(RunInfo* run) {
     std::sort(run->values.begin(), run->values.end());
     std::set<int64_t> shared;
     for (size_t i = 1; i < run->values.size(); ++i) {
@@ -1027,7 +1007,7 @@ class SqliteStore final : public Store {
 
   // Durations [first, end) in one commit, the newest of a case last.
   // REQUIRES: mu_ held, no transaction open.
-  absl::Status WriteDurations(const RunSummary& run, size_t first, size_t end) {
+  absl::Status WriteDurations(const RunInfo& run, size_t first, size_t end) {
     if (auto s = Begin(); !s.ok()) return s;
     for (size_t i = first; i < end; ++i) {
       const CaseDuration& d = run.durations[i];
@@ -1044,7 +1024,7 @@ class SqliteStore final : public Store {
 
   // Medians [first, end) in one commit; the last commit also takes the run
   // off pending_summaries. REQUIRES: mu_ held, no transaction open.
-  absl::Status WriteMedians(const RunSummary& run, const std::vector<std::pair<int64_t, double>>& medians,
+  absl::Status WriteMedians(const RunInfo& run, const std::vector<std::pair<int64_t, double>>& medians,
                             size_t first, size_t end) {
     if (auto s = Begin(); !s.ok()) return s;
     for (size_t i = first; i < end; ++i) {
@@ -1065,18 +1045,15 @@ class SqliteStore final : public Store {
   // The run's time, its cases' durations and each of its counted results'
   // medians, read back from them (after a restart, or once its cached
   // values were dropped).
-  absl::Status ReadRunValues(RunSummary* run) {
+  absl::Status ReadRunValues(RunInfo* run) {
     WriteLock lock(this);
     if (!lock.ok()) return lock.status();
     Statement r(*writes_, "SELECT branch, created_at_ms, suite_name FROM runs WHERE seq = ?");
     r.Bind(1, run->seq);
     if (r.Step() != SQLITE_ROW) return Fail("run to summarize");
-    run->branch = r.Text(0);
-    run->created_at_ms = r.Int(1);
-    run->suite_name = r.Text(2);
-    Statement c(*writes_, "SELECT name FROM cases WHERE run_seq = ? ORDER BY case_index");
-    c.Bind(1, run->seq);
-    while (c.Step() == SQLITE_ROW) run->case_names.push_back(c.Text(0));
+    // What a run cached since a restart kept is only part of it: start over.
+    *run = RunInfo{r.Text(2), r.Text(0), r.Int(1), run->seq, {}, {}, {}, {}, false};
+    ReadCaseNames(run->seq, &run->case_names);
     return ForEachCountedResult(run->seq, [&](const CountedResult& counted) {
       run->durations.push_back({counted.case_index, counted.pool, counted.duration_ms});
       for (const auto& [key, values] : HistoryValues(counted.result)) {
