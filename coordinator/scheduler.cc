@@ -144,7 +144,7 @@ absl::Status Scheduler::Recover() {
     LogIfError(store_->UpdateLease(lease.lease_id, LeaseState::kActive, lease.expires_at_ms), "resume lease");
     run->second.cases[lease.case_index].lease_id = lease.lease_id;
     run->second.lease_ids.push_back(lease.lease_id);
-    session->lease_id = lease.lease_id;
+    session->lease_ids.push_back(lease.lease_id);
     leases_.emplace(lease.lease_id, lease);
   }
   for (auto& [id, run] : runs_) {
@@ -257,7 +257,7 @@ absl::StatusOr<Scheduler::Wait> Scheduler::NextWorkItem(const std::string& sessi
       session->outbox.pop_front();
       return Wait::kItem;
     }
-    if (session->lease_id.empty()) {
+    if (session->lease_ids.empty()) {
       if (auto granted = GrantLease(*session)) {
         *item = std::move(*granted);
         return Wait::kItem;
@@ -289,7 +289,7 @@ void Scheduler::Enqueue(RunEntry& run, const std::map<std::string, int64_t>& dur
 
 void Scheduler::WakeIdleSessions() {
   for (auto& [id, session] : sessions_) {
-    if (session.lease_id.empty()) session.wake->notify_all();
+    if (session.lease_ids.empty()) session.wake->notify_all();
   }
 }
 
@@ -325,10 +325,11 @@ std::optional<v1::WorkItem> Scheduler::GrantLease(Session& session) {
   return item;
 }
 
-std::optional<Scheduler::Grant> Scheduler::ChooseLease(const Session& session) {
+std::optional<Scheduler::Grant> Scheduler::ChooseLease(const Session& session, bool ahead) {
   Queue* queue = BestQueueFor(session);
   if (!queue) return std::nullopt;
   const QueueKey key = *queue->pending.begin();
+  if (ahead && !MayHoldAhead(session, *queue, key)) return std::nullopt;
   RunEntry& run = *run_by_seq_.at(key.run_seq);
   const CaseEntry& c = run.cases[key.index];
   const int64_t now = clock_->NowMs();
@@ -352,6 +353,15 @@ std::optional<Scheduler::Grant> Scheduler::ChooseLease(const Session& session) {
   return grant;
 }
 
+bool Scheduler::MayHoldAhead(const Session& session, const Queue& queue, const QueueKey& key) const {
+  if (session.record.host.gpus_size() > 0) return false;
+  // Unknown (INT64_MAX) passes: an agent asks for leases ahead only while
+  // its own cases take less than this, and the queue check bounds the rest.
+  const int64_t expected = key.expected_ms;
+  if (expected != std::numeric_limits<int64_t>::max() && expected > kAheadMaxExpectedMs) return false;
+  return queue.pending.size() > sessions_.size();
+}
+
 void Scheduler::WriteGrant(const Grant& grant) {
   store_->InsertLease(grant.lease).IgnoreError();  // a failed write fails the batch
   store_->UpdateCase(grant.lease.run_id, grant.lease.case_index, grant.running).IgnoreError();
@@ -364,7 +374,7 @@ v1::Lease Scheduler::ApplyGrant(Session& session, Grant grant) {
   c.status.set_attempts(lease.attempt);
   c.status.set_agent_id(lease.agent_id);
   c.lease_id = lease.lease_id;
-  session.lease_id = lease.lease_id;
+  session.lease_ids.push_back(lease.lease_id);
   ApplyCase(run, lease.case_index, v1::CASE_STATE_RUNNING, c.status.error());
   run.lease_ids.push_back(lease.lease_id);
   ++stats_.leases_granted;
@@ -388,7 +398,34 @@ void Scheduler::RepeatNextLease(const std::string& lease_id, const std::string& 
                                 v1::CompleteLeaseResponse* response) const {
   auto it = leases_.find(lease_id);
   if (it == leases_.end() || it->second.state != LeaseState::kActive || it->second.session_id != session_id) return;
-  *response->mutable_next_lease() = LeaseMessage(it->second);
+  AddLease(LeaseMessage(it->second), response);
+}
+
+void Scheduler::AddLease(v1::Lease lease, v1::CompleteLeaseResponse* response) {
+  if (!response->has_next_lease()) {
+    *response->mutable_next_lease() = std::move(lease);
+  } else {
+    *response->add_more_leases() = std::move(lease);
+  }
+}
+
+void Scheduler::GrantInReply(Session& session, uint32_t wanted, v1::CompleteLeaseResponse* response) {
+  while (session.lease_ids.size() < std::min(wanted, kMaxLeasesHeld)) {
+    std::optional<Grant> next = ChooseLease(session, /*ahead=*/!session.lease_ids.empty());
+    if (!next) return;
+    // Committed with the results before the reply (Complete flushes the group).
+    absl::Status stored = store_->BeginBatch();
+    if (stored.ok()) {
+      WriteGrant(*next);
+      stored = store_->CommitBatchLater().status();
+    }
+    if (!stored.ok()) {
+      LogIfError(stored, "grant lease in reply");
+      return;
+    }
+    AddLease(ApplyGrant(session, *std::move(next)), response);
+    ++stats_.leases_in_replies;
+  }
 }
 
 void Scheduler::ReleaseUndelivered(const std::string& lease_id) {
@@ -409,10 +446,10 @@ void Scheduler::EndLease(LeaseRecord& lease, LeaseState state) {
   ForgetLease(lease, state);
 }
 
-void Scheduler::ForgetLease(LeaseRecord& lease, LeaseState state) {
+void Scheduler::ForgetLease(LeaseRecord& lease, LeaseState state, bool wake_idle) {
   lease.state = state;
-  if (Session* session = LiveSession(lease.session_id); session && session->lease_id == lease.lease_id) {
-    session->lease_id.clear();
+  if (Session* session = LiveSession(lease.session_id);
+      session && std::erase(session->lease_ids, lease.lease_id) && session->lease_ids.empty() && wake_idle) {
     session->wake->notify_all();  // free for the next case
   }
   if (auto run = runs_.find(lease.run_id); run != runs_.end()) {
@@ -453,18 +490,41 @@ absl::StatusOr<v1::HeartbeatResponse> Scheduler::Heartbeat(const v1::HeartbeatRe
   return response;
 }
 
+namespace {
+
+absl::Status CheckSampleCount(const std::string& lease_id, const v1::CaseResult& result, size_t max_samples) {
+  if (static_cast<size_t>(result.samples_size()) <= max_samples) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat("the result for lease '", lease_id, "' has ", result.samples_size(),
+                                                 " samples; at most ", max_samples, " are taken"));
+}
+
+// Leases the agent can hold after the reply: want_next_lease alone means one.
+uint32_t LeasesWanted(const v1::CompleteLeaseRequest& request) {
+  if (request.leases_wanted() > 0) return request.leases_wanted();
+  return request.want_next_lease() ? 1 : 0;
+}
+
+}  // namespace
+
 absl::StatusOr<v1::CompleteLeaseResponse> Scheduler::Complete(const v1::CompleteLeaseRequest& request) {
-  if (static_cast<size_t>(request.result().samples_size()) > options_.max_samples_per_result) {
-    return absl::InvalidArgumentError(absl::StrCat("the result for lease '", request.lease_id(), "' has ",
-                                                   request.result().samples_size(), " samples; at most ",
-                                                   options_.max_samples_per_result, " are taken"));
+  if (request.more_results_size() > kMaxResultsPerCall) {
+    return absl::InvalidArgumentError(absl::StrCat("a completion carries ", request.more_results_size() + 1,
+                                                   " results; at most ", kMaxResultsPerCall + 1, " are taken per call"));
+  }
+  if (auto s = CheckSampleCount(request.lease_id(), request.result(), options_.max_samples_per_result); !s.ok()) {
+    return s;
+  }
+  for (const auto& more : request.more_results()) {
+    if (auto s = CheckSampleCount(more.lease_id(), more.result(), options_.max_samples_per_result); !s.ok()) return s;
   }
   completing_.fetch_add(1);
   absl::StatusOr<v1::CompleteLeaseResponse> response;
   uint64_t group = 0;
   {
     std::lock_guard lock(mu_);
-    response = CompleteLocked(request);
+    absl::Status failed;
+    response = CompleteAllLocked(request, &failed);
+    if (!failed.ok()) response = failed;
     // Whatever this reply rests on is in this group or an earlier one; a
     // repeated completion may rest on an earlier reply's group.
     group = store_->OpenGroup();
@@ -535,20 +595,53 @@ absl::Status Scheduler::FollowGroup(uint64_t group) {
   }
 }
 
-absl::StatusOr<v1::CompleteLeaseResponse> Scheduler::CompleteLocked(const v1::CompleteLeaseRequest& request) {
-  auto found = LeaseToComplete(request);
-  if (absl::IsNotFound(found.status())) return TakeLateResult(request);
+v1::CompleteLeaseResponse Scheduler::CompleteAllLocked(const v1::CompleteLeaseRequest& request,
+                                                       absl::Status* first_failed) {
+  v1::CompleteLeaseResponse response;
+  const uint64_t counted_before = stats_.results_counted;
+  auto first = CompleteLocked(request.session_id(), request.lease_id(), request.result(), &response);
+  if (!first.ok()) {
+    *first_failed = first.status();
+    return response;
+  }
+  response.set_disposition(*first);
+  for (const auto& more : request.more_results()) {
+    // The first one that cannot be taken now ends the call's results; the
+    // agent sends it and those after it again.
+    auto taken = CompleteLocked(request.session_id(), more.lease_id(), more.result(), &response);
+    if (!taken.ok()) break;
+    response.add_more_dispositions(*taken);
+  }
+  // Leases come with results that counted now, as before batches: a repeat
+  // gets its first reply's leases again (above), a stale result none.
+  Session* session = LiveSession(request.session_id());
+  if (!session || stats_.results_counted == counted_before) return response;
+  GrantInReply(*session, LeasesWanted(request), &response);
+  if (auto done = completed_.find({request.lease_id(), request.session_id()}); done != completed_.end()) {
+    // A repeat of this call gets every lease of this reply again.
+    done->second.next_lease_ids.clear();
+    if (response.has_next_lease()) done->second.next_lease_ids.push_back(response.next_lease().lease_id());
+    for (const auto& l : response.more_leases()) done->second.next_lease_ids.push_back(l.lease_id());
+  }
+  if (session->lease_ids.empty()) session->wake->notify_all();  // idle: its Work streams look for a case
+  return response;
+}
+
+absl::StatusOr<v1::CompleteLeaseResponse::Disposition> Scheduler::CompleteLocked(const std::string& session_id,
+                                                                                 const std::string& lease_id,
+                                                                                 const v1::CaseResult& result,
+                                                                                 v1::CompleteLeaseResponse* response) {
+  auto found = LeaseToComplete(session_id, lease_id);
+  if (absl::IsNotFound(found.status())) return TakeLateResult(session_id, lease_id, result);
   if (!found.ok()) return found.status();
   LeaseRecord& lease = **found;
   const std::pair<std::string, std::string> key{lease.lease_id, lease.session_id};
   if (auto done = completed_.find(key); done != completed_.end()) {
     ++stats_.results_duplicate;
-    if (listener_) listener_->OnResult("", "", lease.pool, DispositionName(Disposition::kDuplicate), request.result(), 0);
-    // The first reply may have been lost with the lease it carried.
-    v1::CompleteLeaseResponse response;
-    response.set_disposition(done->second.disposition);
-    if (!done->second.next_lease_id.empty()) RepeatNextLease(done->second.next_lease_id, lease.session_id, &response);
-    return response;
+    if (listener_) listener_->OnResult("", "", lease.pool, DispositionName(Disposition::kDuplicate), result, 0);
+    // The first reply may have been lost with the leases it carried.
+    for (const auto& next : done->second.next_lease_ids) RepeatNextLease(next, lease.session_id, response);
+    return done->second.disposition;
   }
   const int64_t now = clock_->NowMs();
   // We ask an agent to stop a case only after ending its lease (CancelRun, or
@@ -558,12 +651,12 @@ absl::StatusOr<v1::CompleteLeaseResponse> Scheduler::CompleteLocked(const v1::Co
   // was measured. Ending the case as cancelled would let a gate pass without
   // its measurement, so it is a lost attempt instead: re-queued with
   // attempt + 1, an error once attempts are spent.
-  const bool unrequested_cancel = lease.state == LeaseState::kActive &&
-                                  request.result().outcome() == v1::CaseResult::OUTCOME_CANCELLED;
+  const bool unrequested_cancel =
+      lease.state == LeaseState::kActive && result.outcome() == v1::CaseResult::OUTCOME_CANCELLED;
   if (lease.state != LeaseState::kActive || unrequested_cancel) {
-    return TakeStaleResult(lease, request.result(), unrequested_cancel, now);
+    return TakeStaleResult(lease, result, unrequested_cancel, now);
   }
-  return TakeCountedResult(lease, request.result(), request.want_next_lease(), now);
+  return TakeCountedResult(lease, result, now);
 }
 
 absl::Status Scheduler::CheckHolder(const LeaseRecord& lease, const std::string& session_id) {
@@ -573,32 +666,29 @@ absl::Status Scheduler::CheckHolder(const LeaseRecord& lease, const std::string&
                                                   "'; only its holder may complete it"));
 }
 
-absl::StatusOr<LeaseRecord*> Scheduler::LeaseToComplete(const v1::CompleteLeaseRequest& request) {
-  auto it = leases_.find(request.lease_id());
-  if (it == leases_.end()) {
-    return absl::NotFoundError(absl::StrCat("unknown lease '", request.lease_id(), "'"));
-  }
+absl::StatusOr<LeaseRecord*> Scheduler::LeaseToComplete(const std::string& session_id, const std::string& lease_id) {
+  auto it = leases_.find(lease_id);
+  if (it == leases_.end()) return absl::NotFoundError(absl::StrCat("unknown lease '", lease_id, "'"));
   LeaseRecord& lease = it->second;
-  if (auto s = CheckHolder(lease, request.session_id()); !s.ok()) return s;
+  if (auto s = CheckHolder(lease, session_id); !s.ok()) return s;
   return &lease;
 }
 
-absl::StatusOr<v1::CompleteLeaseResponse> Scheduler::TakeLateResult(const v1::CompleteLeaseRequest& request) {
-  auto stored = store_->LoadLease(request.lease_id());
+absl::StatusOr<v1::CompleteLeaseResponse::Disposition> Scheduler::TakeLateResult(const std::string& session_id,
+                                                                                 const std::string& lease_id,
+                                                                                 const v1::CaseResult& result) {
+  auto stored = store_->LoadLease(lease_id);
   if (!stored.ok()) return StoreFailed(stored.status(), "late result's lease");
-  if (!stored->has_value()) return absl::NotFoundError(absl::StrCat("unknown lease '", request.lease_id(), "'"));
+  if (!stored->has_value()) return absl::NotFoundError(absl::StrCat("unknown lease '", lease_id, "'"));
   const LeaseRecord& lease = (*stored)->lease;
-  if (auto s = CheckHolder(lease, request.session_id()); !s.ok()) return s;
-  v1::CompleteLeaseResponse response;
+  if (auto s = CheckHolder(lease, session_id); !s.ok()) return s;
   if (const auto taken = (*stored)->result) {
     ++stats_.results_duplicate;
-    response.set_disposition(*taken == ResultDisposition::kCounted ? v1::CompleteLeaseResponse::DISPOSITION_ACCEPTED
-                                                                   : v1::CompleteLeaseResponse::DISPOSITION_STALE);
-    return response;
+    return *taken == ResultDisposition::kCounted ? v1::CompleteLeaseResponse::DISPOSITION_ACCEPTED
+                                                 : v1::CompleteLeaseResponse::DISPOSITION_STALE;
   }
-  if (auto s = KeepStale(lease, request.result(), clock_->NowMs()); !s.ok()) return s;
-  response.set_disposition(v1::CompleteLeaseResponse::DISPOSITION_STALE);
-  return response;
+  if (auto s = KeepStale(lease, result, clock_->NowMs()); !s.ok()) return s;
+  return v1::CompleteLeaseResponse::DISPOSITION_STALE;
 }
 
 absl::Status Scheduler::KeepStale(const LeaseRecord& lease, const v1::CaseResult& result, int64_t now) {
@@ -610,18 +700,17 @@ absl::Status Scheduler::KeepStale(const LeaseRecord& lease, const v1::CaseResult
   return absl::OkStatus();
 }
 
-absl::StatusOr<v1::CompleteLeaseResponse> Scheduler::TakeStaleResult(LeaseRecord& lease,
-                                                                     const v1::CaseResult& result,
-                                                                     bool unrequested_cancel, int64_t now) {
+absl::StatusOr<v1::CompleteLeaseResponse::Disposition> Scheduler::TakeStaleResult(LeaseRecord& lease,
+                                                                                  const v1::CaseResult& result,
+                                                                                  bool unrequested_cancel,
+                                                                                  int64_t now) {
   if (auto s = KeepStale(lease, result, now); !s.ok()) return s;
-  completed_[{lease.lease_id, lease.session_id}] = {v1::CompleteLeaseResponse::DISPOSITION_STALE, ""};
+  completed_[{lease.lease_id, lease.session_id}] = {v1::CompleteLeaseResponse::DISPOSITION_STALE, {}};
   if (unrequested_cancel) {
     LoseLease(lease.lease_id, "the agent stopped the case without being asked (outcome CANCELLED)");
     changed_.notify_all();
   }
-  v1::CompleteLeaseResponse response;
-  response.set_disposition(v1::CompleteLeaseResponse::DISPOSITION_STALE);
-  return response;
+  return v1::CompleteLeaseResponse::DISPOSITION_STALE;
 }
 
 std::pair<v1::CaseState, std::string> Scheduler::OutcomeOf(const LeaseRecord& lease,
@@ -632,45 +721,30 @@ std::pair<v1::CaseState, std::string> Scheduler::OutcomeOf(const LeaseRecord& le
   return {v1::CASE_STATE_DONE, result.error()};
 }
 
-absl::StatusOr<v1::CompleteLeaseResponse> Scheduler::TakeCountedResult(LeaseRecord& lease,
-                                                                       const v1::CaseResult& result, bool want_next,
-                                                                       int64_t now) {
+absl::StatusOr<v1::CompleteLeaseResponse::Disposition> Scheduler::TakeCountedResult(LeaseRecord& lease,
+                                                                                    const v1::CaseResult& result,
+                                                                                    int64_t now) {
   RunEntry& run = runs_.at(lease.run_id);
   CaseEntry& c = run.cases[lease.case_index];
   const auto [state, error] = OutcomeOf(lease, result);
   v1::CaseStatus ended = c.status;
   ended.set_state(state);
   ended.set_error(error);
-  // The session is idle once this result counts: its next case, if it asks.
-  Session* session = LiveSession(lease.session_id);
-  std::optional<Grant> next;
-  if (want_next && session && session->lease_id == lease.lease_id) next = ChooseLease(*session);
-  // The result (and with it the case's duration), the lease's end, the
-  // case's state and the session's next lease: one commit, on disk before the
-  // agent hears that its result counts.
+  // The result (and with it the case's duration), the lease's end and the
+  // case's state: one batch, in the group Complete flushes before it tells
+  // the agent that its result counts.
   absl::Status stored = store_->BeginBatch();
   if (stored.ok()) {
     store_->InsertResult(lease, ResultDisposition::kCounted, result, now).IgnoreError();  // fails the batch
     store_->UpdateLease(lease.lease_id, LeaseState::kCompleted, lease.expires_at_ms).IgnoreError();
     store_->UpdateCase(lease.run_id, lease.case_index, ended).IgnoreError();
-    if (next) WriteGrant(*next);
-    // Group commit: Complete flushes the group before it replies.
     stored = store_->CommitBatchLater().status();
   }
   if (!stored.ok()) return StoreFailed(stored, "result");
-  v1::CompleteLeaseResponse response;
-  response.set_disposition(v1::CompleteLeaseResponse::DISPOSITION_ACCEPTED);
-  // Before ForgetLease: a session that already holds its next lease is not
-  // woken for nothing.
-  if (next) {
-    *response.mutable_next_lease() = ApplyGrant(*session, *std::move(next));
-    ++stats_.leases_in_replies;
-  }
-  ForgetLease(lease, LeaseState::kCompleted);
+  ForgetLease(lease, LeaseState::kCompleted, /*wake_idle=*/false);
   ++stats_.results_counted;
-  completed_[{lease.lease_id, lease.session_id}] = {v1::CompleteLeaseResponse::DISPOSITION_ACCEPTED,
-                                                    response.next_lease().lease_id()};
-  if (session) session->record.last_seen_ms = now;
+  completed_[{lease.lease_id, lease.session_id}] = {v1::CompleteLeaseResponse::DISPOSITION_ACCEPTED, {}};
+  if (Session* session = LiveSession(lease.session_id)) session->record.last_seen_ms = now;
   *c.status.mutable_result() = result;
   if (listener_) {
     listener_->OnResult(run.meta.suite_name(), run.meta.branch(), lease.pool, DispositionName(Disposition::kCounted), result,
@@ -679,7 +753,7 @@ absl::StatusOr<v1::CompleteLeaseResponse> Scheduler::TakeCountedResult(LeaseReco
   ApplyCase(run, lease.case_index, state, error);
   MaybeFinish(run);
   changed_.notify_all();
-  return response;
+  return v1::CompleteLeaseResponse::DISPOSITION_ACCEPTED;
 }
 
 void Scheduler::LoseLease(std::string lease_id, const std::string& why) {
@@ -706,7 +780,8 @@ void Scheduler::DropSession(std::string session_id, const std::string& why) {
   Session* session = LiveSession(session_id);
   if (!session) return;
   const std::string agent_id = session->record.agent_id;
-  if (!session->lease_id.empty()) LoseLease(session->lease_id, why);
+  // A copy: LoseLease takes each out of the session's list.
+  for (const std::string lease_id : std::vector<std::string>(session->lease_ids)) LoseLease(lease_id, why);
   session->wake->notify_all();  // its streams end: the session is stale
   sessions_.erase(session_id);
   if (auto it = agent_session_.find(agent_id); it != agent_session_.end() && it->second == session_id) {
@@ -1070,7 +1145,7 @@ SchedulerStats Scheduler::Stats() const {
   SchedulerStats stats = stats_;
   for (const auto& [id, session] : sessions_) ++stats.sessions_by_pool[session.record.pool];
   for (const auto& [key, queue] : queues_) stats.pending_cases += queue.pending.size();
-  for (const auto& [id, session] : sessions_) stats.running_cases += !session.lease_id.empty();
+  for (const auto& [id, session] : sessions_) stats.running_cases += !session.lease_ids.empty();
   return stats;
 }
 

@@ -109,10 +109,20 @@ class Scheduler {
   absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& request);
   // Only the session holding the lease may complete it (PERMISSION_DENIED
   // otherwise, nothing recorded). UNAVAILABLE when the result could not be
-  // stored: nothing changed, the agent retries. With want_next_lease, a
-  // counted result's reply carries the session's next lease, granted in the
-  // result's commit: no Work stream round trip between two cases.
+  // stored: nothing changed, the agent retries. More results (more_results)
+  // are taken in order after the first; the reply answers those it took.
+  // With want_next_lease or leases_wanted, the reply carries the session's
+  // next leases, committed with the results: no Work stream round trip
+  // between two cases. Beyond the first lease a session holds, a lease is
+  // held ahead only where MayHoldAhead allows.
   absl::StatusOr<v1::CompleteLeaseResponse> Complete(const v1::CompleteLeaseRequest& request);
+  // Most results one call may carry, and most leases one session may hold.
+  static constexpr int kMaxResultsPerCall = 64;
+  static constexpr uint32_t kMaxLeasesHeld = 8;
+  // A case known to take longer than this is never held ahead: the round
+  // trip a held lease saves is nothing beside it, and while it waits
+  // behind another case an idle agent could have run it.
+  static constexpr int64_t kAheadMaxExpectedMs = 50;
 
   // --- gate side --------------------------------------------------------
   absl::StatusOr<v1::SubmitRunResponse> Submit(const v1::SubmitRunRequest& request);
@@ -155,7 +165,9 @@ class Scheduler {
   struct Session {
     SessionRecord record;
     std::string instance;  // the agent process's nonce; empty when unknown
-    std::string lease_id;  // the one lease it holds, if any
+    // The leases it holds, in the order granted: the case it runs, then
+    // any held ahead. Empty: the session is idle.
+    std::vector<std::string> lease_ids;
     std::deque<v1::WorkItem> outbox;
     std::map<uint64_t, WorkStream> streams;  // open Work streams, by id
     // Its Work streams wait here, so an event wakes the sessions it concerns
@@ -221,20 +233,43 @@ class Scheduler {
     RunEntry* run = nullptr;
   };
   std::optional<v1::WorkItem> GrantLease(Session& session) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  std::optional<Grant> ChooseLease(const Session& session) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The session's next case; with `ahead` (it holds a lease already), only
+  // one MayHoldAhead allows.
+  std::optional<Grant> ChooseLease(const Session& session, bool ahead = false) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A lease held ahead waits behind the session's current case, so it is
+  // granted only where that cannot keep others waiting: the agent has no
+  // GPU (a GPU case must never wait behind CPU work there), the case is not
+  // known to be long (kAheadMaxExpectedMs), and its queue holds more cases
+  // than there are sessions, so no agent goes idle for want of the case.
+  bool MayHoldAhead(const Session& session, const Queue& queue, const QueueKey& key) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Grants the session leases, in the reply, until it holds `wanted`.
+  // REQUIRES: inside Complete, before its group is flushed.
+  void GrantInReply(Session& session, uint32_t wanted, v1::CompleteLeaseResponse* response)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // REQUIRES: inside a store batch; a failed write fails the batch.
   void WriteGrant(const Grant& grant) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // After the batch committed: the lease is the session's, in memory too.
   v1::Lease ApplyGrant(Session& session, Grant grant) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The lease as an agent receives it: its ids and its case's spec.
   v1::Lease LeaseMessage(const LeaseRecord& lease) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The next lease a repeated completion gets again: the one its first reply
-  // carried, while the session still holds it.
+  // A lease a repeated completion gets again: one its first reply carried,
+  // while the session still holds it. Added as next_lease, then more_leases.
   void RepeatNextLease(const std::string& lease_id, const std::string& session_id,
                        v1::CompleteLeaseResponse* response) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Completion, in its steps: which lease (and may this session report it),
-  // then a result for an ended lease, or the counted one.
-  absl::StatusOr<v1::CompleteLeaseResponse> CompleteLocked(const v1::CompleteLeaseRequest& request)
+  // Where a lease granted in a reply goes in it: next_lease, then more_leases.
+  static void AddLease(v1::Lease lease, v1::CompleteLeaseResponse* response);
+  // One result of a completion, in its steps: which lease (and may this
+  // session report it), then a result for an ended lease, or the counted
+  // one. A repeated result's answer is the first one's, and the leases
+  // that reply carried go into `response` again.
+  absl::StatusOr<v1::CompleteLeaseResponse::Disposition> CompleteLocked(const std::string& session_id,
+                                                                        const std::string& lease_id,
+                                                                        const v1::CaseResult& result,
+                                                                        v1::CompleteLeaseResponse* response)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Every result of the call, and the leases it asks for.
+  v1::CompleteLeaseResponse CompleteAllLocked(const v1::CompleteLeaseRequest& request, absl::Status* first_failed)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void LeaveCompleting();
   // Returns once the store's `group` (Store::CommitBatchLater) is committed,
@@ -243,29 +278,35 @@ class Scheduler {
   // REQUIRES: lock holds completing_mu_; it is released.
   absl::Status LeadGroup(uint64_t group, std::unique_lock<std::mutex>& lock);
   absl::Status FollowGroup(uint64_t group);
-  absl::StatusOr<LeaseRecord*> LeaseToComplete(const v1::CompleteLeaseRequest& request)
+  absl::StatusOr<LeaseRecord*> LeaseToComplete(const std::string& session_id, const std::string& lease_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Only the session holding a lease may report it (counted in results_refused otherwise).
   absl::Status CheckHolder(const LeaseRecord& lease, const std::string& session_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A result for a lease no longer in memory: its run finished and left
   // memory, or finished before a restart. Kept as stale if it is the lease's
   // first; a repeat gets the answer the first one got.
-  absl::StatusOr<v1::CompleteLeaseResponse> TakeLateResult(const v1::CompleteLeaseRequest& request)
+  absl::StatusOr<v1::CompleteLeaseResponse::Disposition> TakeLateResult(const std::string& session_id,
+                                                                        const std::string& lease_id,
+                                                                        const v1::CaseResult& result)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Stores a result that does not count, and counts and reports it as stale.
   absl::Status KeepStale(const LeaseRecord& lease, const v1::CaseResult& result, int64_t now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::StatusOr<v1::CompleteLeaseResponse> TakeStaleResult(LeaseRecord& lease, const v1::CaseResult& result,
-                                                            bool unrequested_cancel, int64_t now)
+  absl::StatusOr<v1::CompleteLeaseResponse::Disposition> TakeStaleResult(LeaseRecord& lease,
+                                                                         const v1::CaseResult& result,
+                                                                         bool unrequested_cancel, int64_t now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::StatusOr<v1::CompleteLeaseResponse> TakeCountedResult(LeaseRecord& lease, const v1::CaseResult& result,
-                                                              bool want_next, int64_t now)
+  // The session is not woken when this leaves it idle: Complete may grant it
+  // leases in the reply, and wakes it only if it stays idle.
+  absl::StatusOr<v1::CompleteLeaseResponse::Disposition> TakeCountedResult(LeaseRecord& lease,
+                                                                           const v1::CaseResult& result, int64_t now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The case's state and error a counted result leaves.
   std::pair<v1::CaseState, std::string> OutcomeOf(const LeaseRecord& lease, const v1::CaseResult& result) const;
-  // EndLease writes the lease's end; ForgetLease only updates memory.
+  // EndLease writes the lease's end; ForgetLease only updates memory, and
+  // wakes the session's Work streams if that leaves it idle (wake_idle).
   void EndLease(LeaseRecord& lease, LeaseState state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void ForgetLease(LeaseRecord& lease, LeaseState state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ForgetLease(LeaseRecord& lease, LeaseState state, bool wake_idle = true) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // EndLease, and tell the agent holding it (if live) to stop the case.
   void StopLease(LeaseRecord& lease, LeaseState state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Both take ids by value: callers pass references into maps these erase from.
@@ -323,7 +364,7 @@ class Scheduler {
   // The first answer to a completion, repeated to that session only.
   struct Completion {
     v1::CompleteLeaseResponse::Disposition disposition;
-    std::string next_lease_id;  // granted in the reply, if any
+    std::vector<std::string> next_lease_ids;  // granted in the reply, if any
   };
   // By (lease, session).
   std::map<std::pair<std::string, std::string>, Completion> completed_ ABSL_GUARDED_BY(mu_);
