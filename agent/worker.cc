@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -199,6 +200,7 @@ void AgentWorker::HeartbeatLoop(std::string session_id, uint32_t interval_ms, ui
       if (stopping_ || session_stale_ || session_id_ != session_id) return;
       if (!current_lease_id_.empty()) held.push_back(current_lease_id_);
       for (const auto& l : queue_) held.push_back(l.lease_id());
+      for (const auto& r : unreported_) held.push_back(r.lease_id);
     }
     grpc::ClientContext context;
     context.set_deadline(In(std::max<int64_t>(1'000, interval_ms)));
@@ -248,43 +250,57 @@ void AgentWorker::Run() {
       interval_ms = heartbeat_interval_ms_;
       ttl_ms = lease_ttl_ms_;
     }
-    supplies_.Tidy();  // the first case's groups and folder, made while waiting for it
     std::thread reader(&AgentWorker::ReadWork, this, session_id);
     std::thread heartbeat(&AgentWorker::HeartbeatLoop, this, session_id, interval_ms, ttl_ms);
-    for (;;) {
-      v1::Lease lease;
-      {
-        std::unique_lock lock(mu_);
-        cv_.wait(lock, [&] { return stopping_ || session_stale_ || !queue_.empty(); });
-        if (stopping_ || session_stale_) {
-          cv_.notify_all();  // the heartbeat thread waits on the same condition
-          break;
-        }
-        lease = std::move(queue_.front());
-        queue_.pop_front();
-      }
-      RunLease(session_id, lease);
-    }
+    std::thread reporter(&AgentWorker::ReportLoop, this, session_id);
+    RunLeases();
     {
       std::lock_guard lock(mu_);
       if (work_context_) work_context_->TryCancel();
       queue_.clear();
+      cv_.notify_all();  // the heartbeat and report threads wait on the same condition
     }
     reader.join();
     heartbeat.join();
+    reporter.join();
     std::lock_guard lock(mu_);
+    unreported_.clear();  // refused with the session, or offered once more on Stop()
     if (stopping_) break;
   }
   Log("stopped");
 }
 
-void AgentWorker::RunLease(const std::string& session_id, const v1::Lease& lease) {
+void AgentWorker::RunLeases() {
+  const auto leased = [&] {
+    std::lock_guard lock(mu_);
+    return stopping_ || session_stale_ || !queue_.empty();
+  };
+  for (;;) {
+    // The finished case's groups and folder are removed and the next case's made while no lease is
+    // waiting: off the path from one case's end to the next one's start whenever the agent waits anyway.
+    supplies_.Tidy(leased);
+    v1::Lease lease;
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [&] { return stopping_ || session_stale_ || !queue_.empty(); });
+      if (stopping_ || session_stale_) return;
+      lease = std::move(queue_.front());
+      queue_.pop_front();
+      current_lease_id_ = lease.lease_id();
+    }
+    RunLease(lease);
+  }
+}
+
+void AgentWorker::RunLease(const v1::Lease& lease) {
   const v1::CaseSpec& spec = lease.spec();
   CancelToken cancel;
   {
     std::lock_guard lock(mu_);
-    if (stopping_ || session_stale_) return;
-    current_lease_id_ = lease.lease_id();
+    if (stopping_ || session_stale_) {  // since the lease was taken: the case is not started
+      current_lease_id_.clear();
+      return;
+    }
     current_cancel_ = &cancel;
   }
   Log(absl::StrCat("running ", spec.name(), " (", lease.run_id(), ", attempt ", lease.attempt(), ")"));
@@ -293,18 +309,19 @@ void AgentWorker::RunLease(const std::string& session_id, const v1::Lease& lease
   options.kill_grace_ms = options_.kill_grace_ms;
   options.labels = options_.labels;
   options.supplies = &supplies_;
+  const int64_t started_ms = LocalNowMs();
   v1::CaseResult result = RunWithArtifacts(spec, options, &cancel);
+  const int64_t finished_ms = LocalNowMs();
   result.set_agent_id(options_.agent_id);
   result.set_pool(options_.pool);
-  {
-    std::lock_guard lock(mu_);
-    current_cancel_ = nullptr;  // heartbeats keep renewing the lease until the result is acknowledged
-  }
   Log(absl::StrCat("finished ", spec.name(), ": ", v1::CaseResult::Outcome_Name(result.outcome()),
                    result.error().empty() ? "" : " (" + result.error() + ")"));
-  CompleteWithRetry(session_id, lease.lease_id(), result);
   std::lock_guard lock(mu_);
+  current_cancel_ = nullptr;
   current_lease_id_.clear();
+  last_case_short_ = finished_ms - started_ms <= kShortCaseMs;
+  unreported_.push_back({lease.lease_id(), std::move(result), finished_ms});
+  cv_.notify_all();
 }
 
 v1::CaseResult AgentWorker::RunWithArtifacts(const v1::CaseSpec& spec, const CaseRunOptions& options,
@@ -362,78 +379,100 @@ bool RefusedAsTooLarge(const grpc::Status& status) {
 
 }  // namespace
 
-grpc::Status AgentWorker::CompleteLeaseTidying(grpc::ClientContext* context, const v1::CompleteLeaseRequest& request,
-                                               v1::CompleteLeaseResponse* response) {
-  // A queue of our own, polled by this thread as the synchronous call would: no other thread is woken for the reply.
-  grpc::CompletionQueue queue;
-  grpc::Status status;
-  auto call = stub_->AsyncCompleteLease(context, request, &queue);
-  call->Finish(response, &status, nullptr);
-  void* tag;
-  bool ok;
-  bool answered = false;
-  supplies_.Tidy([&] {
-    answered = answered || queue.AsyncNext(&tag, &ok, std::chrono::system_clock::now()) ==
-                               grpc::CompletionQueue::NextStatus::GOT_EVENT;
-    return answered;
-  });
-  if (!answered) queue.Next(&tag, &ok);
-  queue.Shutdown();
-  while (queue.Next(&tag, &ok)) {
-  }
-  return status;
+bool AgentWorker::ReportDueLocked(int64_t now_ms) const {
+  if (unreported_.empty()) return false;
+  // One lease left to run: its case runs while the coordinator answers, and the answer brings the next.
+  return queue_.size() <= 1 || stopping_ || session_stale_ ||
+         now_ms - unreported_.front().finished_ms >= kMaxReportDelayMs;
 }
 
-void AgentWorker::CompleteWithRetry(const std::string& session_id, const std::string& lease_id,
-                                    const v1::CaseResult& result) {
-  // The result is the expensive part: keep it until the coordinator answers,
-  // however long it is away (a restart keeps our session and lease).
-  const v1::CaseResult* sending = &result;
-  v1::CaseResult too_large;
+v1::CompleteLeaseRequest AgentWorker::NextReportLocked(const std::string& session_id, size_t most) const {
+  v1::CompleteLeaseRequest request;
+  request.set_session_id(session_id);
+  request.set_lease_id(unreported_.front().lease_id);
+  *request.mutable_result() = unreported_.front().result;
+  size_t bytes = request.ByteSizeLong();
+  for (size_t i = 1; i < std::min(most, unreported_.size()); ++i) {
+    const Unreported& more = unreported_[i];
+    if (bytes + more.result.ByteSizeLong() > options_.limits.complete_bytes / 2) break;
+    v1::LeaseResult* added = request.add_more_results();
+    added->set_lease_id(more.lease_id);
+    *added->mutable_result() = more.result;
+    bytes += added->ByteSizeLong();
+  }
+  // Idle after this unless the reply brings leases: the next come in it, with no Work stream round trip.
+  // Several only while cases are short; the coordinator decides which may be held ahead.
+  if (!stopping_ && !session_stale_) request.set_leases_wanted(last_case_short_ ? kLeasesHeld : 1);
+  request.set_want_next_lease(request.leases_wanted() > 0);
+  return request;
+}
+
+void AgentWorker::ReportLoop(std::string session_id) {
+  size_t most = kMaxResultsPerReport;
+  for (;;) {
+    v1::CompleteLeaseRequest request;
+    {
+      std::unique_lock lock(mu_);
+      for (;;) {
+        if (ReportDueLocked(LocalNowMs())) break;
+        // The session ends once its last case's result is offered: a refused session's results are still
+        // kept (as stale) for the record, and a stopped case's (CANCELLED) lets the coordinator re-run it
+        // elsewhere at once.
+        if ((stopping_ || session_stale_) && current_lease_id_.empty()) return;
+        if (unreported_.empty()) {
+          cv_.wait(lock);
+        } else {
+          cv_.wait_for(lock, std::chrono::milliseconds(kMaxReportDelayMs));
+        }
+      }
+      request = NextReportLocked(session_id, most);
+    }
+    most = Report(session_id, std::move(request)) ? kMaxResultsPerReport : 1;
+  }
+}
+
+bool AgentWorker::Report(const std::string& session_id, v1::CompleteLeaseRequest request) {
+  const std::string lease_id = request.lease_id();
+  const bool several = request.more_results_size() > 0;
   for (int attempt = 0;; ++attempt) {
     grpc::ClientContext context;
     context.set_deadline(In(5'000));  // short: Stop() is seen between attempts
     context.set_wait_for_ready(true);  // delivered as soon as the coordinator is back
-    v1::CompleteLeaseRequest request;
-    request.set_session_id(session_id);
-    request.set_lease_id(lease_id);
-    *request.mutable_result() = *sending;
-    {
-      // Idle after this: the next lease comes in the reply, with no Work stream round trip.
-      std::lock_guard lock(mu_);
-      request.set_want_next_lease(!stopping_ && !session_stale_);
-    }
     v1::CompleteLeaseResponse response;
-    grpc::Status status = CompleteLeaseTidying(&context, request, &response);
-    if (RefusedAsTooLarge(status) && sending == &result) {
-      // Re-running would only produce the same oversized result: report the case as an error.
-      too_large.set_case_name(result.case_name());
-      too_large.set_agent_id(result.agent_id());
-      too_large.set_pool(result.pool());
-      too_large.set_outcome(v1::CaseResult::OUTCOME_ERROR);
-      too_large.set_error(absl::StrCat("the result is too large to report: ", status.error_message()));
-      sending = &too_large;
-      Log(absl::StrCat("result for ", lease_id, " refused as too large; reporting a case error instead"));
-      continue;
-    }
+    grpc::Status status = stub_->CompleteLease(&context, request, &response);
     if (status.ok()) {
-      {
-        std::lock_guard lock(mu_);
-        ++cases_completed_;
-        // First in line, and in the heartbeats from now on; Run's loop takes it next.
-        if (response.has_next_lease() && !stopping_ && !session_stale_) queue_.push_front(response.next_lease());
-      }
-      cv_.notify_all();
+      TakeAnswer(request, response);
       if (response.disposition() == v1::CompleteLeaseResponse::DISPOSITION_STALE) {
         Log(absl::StrCat("result for ", lease_id, " was stale (lease expired or cancelled); kept, not counted"));
       } else if (attempt > 0) {
         Log(absl::StrCat("delivered result for ", lease_id, " after ", attempt, " retries"));
       }
-      return;
+      return true;
+    }
+    if (IsStale(status)) {
+      Log(absl::StrCat("result for ", lease_id, " refused with the session (", status.error_message(), ")"));
+      MarkSessionStale();
+      return true;
+    }
+    // A refusal of several results at once may be about any of them: each is offered alone before any is dropped.
+    if (several && !WorthRetrying(status)) return false;
+    if (RefusedAsTooLarge(status)) {
+      // Re-running would only produce the same oversized result: report the case as an error.
+      v1::CaseResult too_large;
+      too_large.set_case_name(request.result().case_name());
+      too_large.set_agent_id(request.result().agent_id());
+      too_large.set_pool(request.result().pool());
+      too_large.set_outcome(v1::CaseResult::OUTCOME_ERROR);
+      too_large.set_error(absl::StrCat("the result is too large to report: ", status.error_message()));
+      *request.mutable_result() = too_large;
+      Log(absl::StrCat("result for ", lease_id, " refused as too large; reporting a case error instead"));
+      continue;
     }
     if (!WorthRetrying(status)) {
       Log(absl::StrCat("coordinator refused result for ", lease_id, ": ", status.error_message()));
-      return;
+      std::lock_guard lock(mu_);
+      std::erase_if(unreported_, [&](const Unreported& r) { return r.lease_id == lease_id; });
+      return true;
     }
     if (attempt % 10 == 0) {
       Log(absl::StrCat("cannot deliver result for ", lease_id, " (", status.error_message(), "); keeping it, retrying"));
@@ -441,12 +480,33 @@ void AgentWorker::CompleteWithRetry(const std::string& session_id, const std::st
     {
       std::lock_guard lock(mu_);
       if (stopping_) {
-        Log(absl::StrCat("stopping with the result for ", lease_id, " undelivered"));
-        return;
+        Log(absl::StrCat("stopping with ", 1 + request.more_results_size(), " result(s) from ", lease_id,
+                         " on undelivered"));
+        unreported_.clear();
+        return true;
       }
     }
     SleepInterruptibly(Backoff(attempt));
   }
+}
+
+void AgentWorker::TakeAnswer(const v1::CompleteLeaseRequest& request, const v1::CompleteLeaseResponse& response) {
+  // The first result and as many more as the reply answers; the rest go again in the next call.
+  std::set<std::string> answered = {request.lease_id()};
+  for (int i = 0; i < response.more_dispositions_size() && i < request.more_results_size(); ++i) {
+    answered.insert(request.more_results(i).lease_id());
+  }
+  {
+    std::lock_guard lock(mu_);
+    std::erase_if(unreported_, [&](const Unreported& r) { return answered.count(r.lease_id) > 0; });
+    cases_completed_ += answered.size();
+    if (!stopping_ && !session_stale_) {
+      // In the heartbeats from now on; the run thread takes them in this order.
+      if (response.has_next_lease()) queue_.push_back(response.next_lease());
+      for (const auto& lease : response.more_leases()) queue_.push_back(lease);
+    }
+  }
+  cv_.notify_all();
 }
 
 }  // namespace perfgate

@@ -3,6 +3,12 @@
 // report the result. Survives coordinator restarts (reconnects with jittered
 // backoff, keeps its session) and fencing (registers again).
 //
+// Results are reported by a thread of their own, so the next case does not
+// wait for the coordinator's answer. While its cases are short the agent
+// asks to hold several leases (kLeasesHeld) and reports its results
+// together, when one lease is left to run: the coordinator handles a call
+// per few cases, not per case. A result waits at most kMaxReportDelayMs.
+//
 // Only the coordinator ends a lease: the agent stops a case when told to
 // (the lease was cancelled or given away) or when its session is refused,
 // never because it could not renew the lease. A case keeps running while the
@@ -68,16 +74,24 @@ class AgentWorker {
   bool RegisterWithRetry();
   void ReadWork(std::string session_id);
   void HeartbeatLoop(std::string session_id, uint32_t interval_ms, uint32_t ttl_ms);
-  void RunLease(const std::string& session_id, const v1::Lease& lease);
+  // Runs the session's leases in order until it ends; tidies (RunSupplies) while it waits for one.
+  void RunLeases();
+  void RunLease(const v1::Lease& lease);
   // RunCase, after fetching the case's artifacts into a folder of its own.
   v1::CaseResult RunWithArtifacts(const v1::CaseSpec& spec, const CaseRunOptions& options, CancelToken* cancel);
-  // Offers the result until the coordinator answers (accepted, stale, or refused) or Stop(). The next lease,
-  // if the reply carries one, goes first in the queue.
-  void CompleteWithRetry(const std::string& session_id, const std::string& lease_id, const v1::CaseResult& result);
-  // One CompleteLease call; while the coordinator works on it, the finished case's groups and folder are
-  // removed and the next case's made (supplies_.Tidy()), off the path from one case's end to the next one's start.
-  grpc::Status CompleteLeaseTidying(grpc::ClientContext* context, const v1::CompleteLeaseRequest& request,
-                                    v1::CompleteLeaseResponse* response);
+  // Reports finished cases' results, several to a call, until the session ends; on Stop(), after one last try.
+  void ReportLoop(std::string session_id);
+  // A result is due now: the agent is about to run out of leases (or has), or the oldest one waited long
+  // enough, or the agent stops. REQUIRES: mu_ held.
+  bool ReportDueLocked(int64_t now_ms) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The next call's results: the oldest first, up to `most` of them and half the size a call may have.
+  v1::CompleteLeaseRequest NextReportLocked(const std::string& session_id, size_t most) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Offers the request until the coordinator answers it (or refuses the session) or Stop(); false when the
+  // results should be offered again one to a call.
+  bool Report(const std::string& session_id, v1::CompleteLeaseRequest request);
+  // The coordinator answered: acknowledged results leave, granted leases join the queue.
+  void TakeAnswer(const v1::CompleteLeaseRequest& request, const v1::CompleteLeaseResponse& response);
   void SleepInterruptibly(int64_t ms);
   int64_t Backoff(int attempt);
   void Log(const std::string& line);
@@ -99,9 +113,21 @@ class AgentWorker {
   std::string session_id_ ABSL_GUARDED_BY(mu_);
   uint32_t heartbeat_interval_ms_ ABSL_GUARDED_BY(mu_) = 2000;
   uint32_t lease_ttl_ms_ ABSL_GUARDED_BY(mu_) = 10000;
-  std::deque<v1::Lease> queue_ ABSL_GUARDED_BY(mu_);
-  // The lease whose case runs or whose result awaits acknowledgement: heartbeats renew it.
+  std::deque<v1::Lease> queue_ ABSL_GUARDED_BY(mu_);  // leases held, not started
+  // The lease whose case runs: heartbeats renew it, with the queue's and the unreported results'.
   std::string current_lease_id_ ABSL_GUARDED_BY(mu_);
+  struct Unreported {
+    std::string lease_id;
+    v1::CaseResult result;
+    int64_t finished_ms = 0;  // local steady clock
+  };
+  // Results not yet acknowledged, oldest first. Kept until the coordinator answers, however long it is away.
+  std::deque<Unreported> unreported_ ABSL_GUARDED_BY(mu_);
+  bool last_case_short_ ABSL_GUARDED_BY(mu_) = false;  // it took at most kShortCaseMs
+  static constexpr uint32_t kLeasesHeld = 4;
+  static constexpr int64_t kShortCaseMs = 50;
+  static constexpr int64_t kMaxReportDelayMs = 200;
+  static constexpr size_t kMaxResultsPerReport = 8;
   CancelToken* current_cancel_ ABSL_GUARDED_BY(mu_) = nullptr;  // set while the case runs
   std::shared_ptr<grpc::ClientContext> work_context_ ABSL_GUARDED_BY(mu_);
   std::atomic<uint64_t> cases_completed_{0};

@@ -105,6 +105,50 @@ class SchedulerTest : public ::testing::Test {
     return response.ok() ? *response : v1::CompleteLeaseResponse();
   }
 
+  // One call carrying the results of `leases` (all OK), asking to hold `wanted` leases after it.
+  absl::StatusOr<v1::CompleteLeaseResponse> CompleteSeveral(const std::string& session,
+                                                            const std::vector<std::string>& leases, uint32_t wanted) {
+    v1::CompleteLeaseRequest request;
+    request.set_session_id(session);
+    request.set_leases_wanted(wanted);
+    for (size_t i = 0; i < leases.size(); ++i) {
+      v1::CaseResult result;
+      result.set_outcome(v1::CaseResult::OUTCOME_OK);
+      if (i == 0) {
+        request.set_lease_id(leases[i]);
+        *request.mutable_result() = result;
+      } else {
+        auto* more = request.add_more_results();
+        more->set_lease_id(leases[i]);
+        *more->mutable_result() = result;
+      }
+    }
+    return scheduler_->Complete(request);
+  }
+
+  // The ids of the leases a reply carries, in order.
+  static std::vector<std::string> LeaseIds(const v1::CompleteLeaseResponse& reply) {
+    std::vector<std::string> ids;
+    if (reply.has_next_lease()) ids.push_back(reply.next_lease().lease_id());
+    for (const auto& l : reply.more_leases()) ids.push_back(l.lease_id());
+    return ids;
+  }
+
+  // A suite of `cases` cases, each expected to take `expected_ms` (0: never seen).
+  std::string SubmitExpected(int cases, uint64_t expected_ms) {
+    v1::SubmitRunRequest request;
+    request.mutable_suite()->set_name("timed");
+    for (int i = 0; i < cases; ++i) {
+      auto* c = request.mutable_suite()->add_cases();
+      c->set_name("case" + std::to_string(i));
+      c->add_argv("/bin/true");
+      c->set_expected_duration_ms(expected_ms);
+    }
+    auto response = scheduler_->Submit(request);
+    EXPECT_TRUE(response.ok()) << response.status();
+    return response->run_id();
+  }
+
   absl::StatusOr<v1::HeartbeatResponse> Beat(const std::string& session, const std::string& lease) {
     v1::HeartbeatRequest request;
     request.set_session_id(session);
@@ -1078,6 +1122,129 @@ TEST_F(SchedulerTest, AWatcherWithoutResultsGetsEventsWithoutThemAndOthersStillD
   EXPECT_FALSE(last_case_event(without).has_result());
   EXPECT_EQ(last_case_event(with).result().outcome(), v1::CaseResult::OUTCOME_OK);
   EXPECT_EQ(without.size(), with.size());
+}
+
+// An agent that holds leases ahead reports several results in one call: all
+// counted, in one commit, and the reply tops its leases up to what it asked.
+TEST_F(SchedulerTest, OneCallTakesSeveralResultsAndGrantsLeasesAheadUpToWhatTheAgentHolds) {
+  const std::string s = Register("a1");
+  const std::string run = Submit(10);
+  auto first = Next(s);
+  ASSERT_TRUE(first && first->has_lease());
+  auto reply = CompleteSeveral(s, {first->lease().lease_id()}, 4);
+  ASSERT_TRUE(reply.ok()) << reply.status();
+  const std::vector<std::string> held = LeaseIds(*reply);
+  ASSERT_EQ(held.size(), 4u);  // idle after the result: four to hold, one to run and three ahead
+  EXPECT_EQ(Run(run).cases(4).state(), v1::CASE_STATE_RUNNING);
+  EXPECT_EQ(Run(run).cases(5).state(), v1::CASE_STATE_PENDING);
+
+  // Three of them reported together, the fourth still held: three more granted.
+  reply = CompleteSeveral(s, {held[0], held[1], held[2]}, 4);
+  ASSERT_TRUE(reply.ok()) << reply.status();
+  EXPECT_EQ(reply->disposition(), v1::CompleteLeaseResponse::DISPOSITION_ACCEPTED);
+  EXPECT_THAT(reply->more_dispositions(), ::testing::ElementsAre(v1::CompleteLeaseResponse::DISPOSITION_ACCEPTED,
+                                                                  v1::CompleteLeaseResponse::DISPOSITION_ACCEPTED));
+  EXPECT_EQ(LeaseIds(*reply).size(), 3u);
+  const v1::Run now = Run(run);
+  for (int c = 0; c < 4; ++c) EXPECT_EQ(now.cases(c).state(), v1::CASE_STATE_DONE) << c;
+  EXPECT_EQ(scheduler_->Stats().results_counted, 4u);
+  EXPECT_EQ(scheduler_->Stats().running_cases, 1u);  // one agent busy, however many leases it holds
+}
+
+// Leases ahead wait behind the agent's current case, so none is granted
+// where that could keep the run waiting: a case known to be long, a queue
+// that holds no more cases than there are agents, an agent with a GPU.
+TEST_F(SchedulerTest, NoLeaseIsHeldAheadForCasesKnownToBeLong) {
+  const std::string s = Register("a1");
+  SubmitExpected(10, Scheduler::kAheadMaxExpectedMs + 1);
+  auto first = Next(s);
+  ASSERT_TRUE(first && first->has_lease());
+  auto reply = CompleteSeveral(s, {first->lease().lease_id()}, 4);
+  ASSERT_TRUE(reply.ok()) << reply.status();
+  EXPECT_EQ(LeaseIds(*reply).size(), 1u);
+}
+
+TEST_F(SchedulerTest, NoLeaseIsHeldAheadOnceTheQueueHoldsNoMoreCasesThanThereAreAgents) {
+  const std::string a = Register("a"), b = Register("b"), c = Register("c");
+  SubmitExpected(6, Scheduler::kAheadMaxExpectedMs);
+  auto first = Next(a);
+  ASSERT_TRUE(first && first->has_lease());
+  auto reply = CompleteSeveral(a, {first->lease().lease_id()}, 4);
+  ASSERT_TRUE(reply.ok()) << reply.status();
+  // 5 pending for 3 agents: the one to run, one ahead (3 left for 3 agents), then none.
+  EXPECT_EQ(LeaseIds(*reply).size(), 2u);
+  EXPECT_TRUE(Next(b) && Next(c));
+}
+
+TEST_F(SchedulerTest, NoLeaseIsHeldAheadOnAnAgentWithAGpu) {
+  const std::string g = Register("gpu", /*gpu=*/true);
+  Submit(10);
+  auto first = Next(g);
+  ASSERT_TRUE(first && first->has_lease());
+  auto reply = CompleteSeveral(g, {first->lease().lease_id()}, 4);
+  ASSERT_TRUE(reply.ok()) << reply.status();
+  EXPECT_EQ(LeaseIds(*reply).size(), 1u);
+}
+
+// A result that cannot be taken ends the call's results: the reply answers
+// those before it, and the agent sends it and the rest again.
+TEST_F(SchedulerTest, AResultThatCannotBeTakenEndsTheCallsResultsAndThoseAfterItAreNotTaken) {
+  const std::string s = Register("a1");
+  const std::string run = Submit(10);
+  auto first = Next(s);
+  ASSERT_TRUE(first && first->has_lease());
+  auto reply = CompleteSeveral(s, {first->lease().lease_id()}, 4);
+  ASSERT_TRUE(reply.ok()) << reply.status();
+  const std::vector<std::string> held = LeaseIds(*reply);
+  ASSERT_EQ(held.size(), 4u);
+  reply = CompleteSeveral(s, {held[0], "lease-unknown", held[1]}, 1);
+  ASSERT_TRUE(reply.ok()) << reply.status();
+  EXPECT_EQ(reply->more_dispositions_size(), 0);
+  const v1::Run now = Run(run);
+  EXPECT_EQ(now.cases(1).state(), v1::CASE_STATE_DONE);
+  EXPECT_EQ(now.cases(2).state(), v1::CASE_STATE_RUNNING) << "taken after a result that was not";
+  EXPECT_TRUE(LeaseIds(*reply).empty()) << "it still holds three";
+}
+
+// The reply to several results may be lost: sent again, the call gets the
+// same answers and the same leases, and nothing is granted twice.
+TEST_F(SchedulerTest, ARepeatedCallOfSeveralResultsGetsTheSameAnswersAndLeasesAgain) {
+  const std::string s = Register("a1");
+  Submit(12);
+  auto first = Next(s);
+  ASSERT_TRUE(first && first->has_lease());
+  auto reply = CompleteSeveral(s, {first->lease().lease_id()}, 4);
+  ASSERT_TRUE(reply.ok()) << reply.status();
+  const std::vector<std::string> held = LeaseIds(*reply);
+  ASSERT_EQ(held.size(), 4u);
+  auto once = CompleteSeveral(s, {held[0], held[1]}, 4);
+  ASSERT_TRUE(once.ok()) << once.status();
+  auto twice = CompleteSeveral(s, {held[0], held[1]}, 4);
+  ASSERT_TRUE(twice.ok()) << twice.status();
+  EXPECT_EQ(twice->more_dispositions_size(), 1);
+  EXPECT_EQ(LeaseIds(*twice), LeaseIds(*once));
+  EXPECT_EQ(scheduler_->Stats().leases_granted, 7u);
+  EXPECT_EQ(scheduler_->Stats().results_duplicate, 2u);
+}
+
+// An agent that dies holding leases ahead loses them all with its session:
+// every case it held is queued again, none waits for a lease to expire.
+TEST_F(SchedulerTest, ASessionDroppedWithLeasesAheadRequeuesEveryCaseItHeld) {
+  const std::string s = Register("a1");
+  const std::string run = Submit(10);
+  auto first = Next(s);
+  ASSERT_TRUE(first && first->has_lease());
+  auto reply = CompleteSeveral(s, {first->lease().lease_id()}, 4);
+  ASSERT_TRUE(reply.ok()) << reply.status();
+  ASSERT_EQ(LeaseIds(*reply).size(), 4u);
+  clock_.Advance(options_.session_ttl_ms + 1);
+  scheduler_->Sweep();
+  const v1::Run now = Run(run);
+  for (int c = 1; c <= 4; ++c) {
+    EXPECT_EQ(now.cases(c).state(), v1::CASE_STATE_PENDING) << c;
+    EXPECT_EQ(now.cases(c).attempts(), 1u) << c;
+  }
+  EXPECT_EQ(scheduler_->Stats().leases_lost, 4u);
 }
 
 }  // namespace
