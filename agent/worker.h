@@ -124,7 +124,7 @@ class AgentWorker {
   // Results not yet acknowledged, oldest first. Kept until the coordinator answers, however long it is away.
   std::deque<Unreported> unreported_ ABSL_GUARDED_BY(mu_);
   bool last_case_short_ ABSL_GUARDED_BY(mu_) = false;  // it took at most kShortCaseMs
-  static constexpr uint32_t kLeasesHeld = 4;
+  static constexpr uint32_t kLeasesHeld = 8;
   static constexpr int64_t kShortCaseMs = 50;
   static constexpr int64_t kMaxReportDelayMs = 200;
   static constexpr size_t kMaxResultsPerReport = 8;

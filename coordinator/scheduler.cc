@@ -733,14 +733,17 @@ absl::StatusOr<v1::CompleteLeaseResponse::Disposition> Scheduler::TakeCountedRes
   // The result (and with it the case's duration), the lease's end and the
   // case's state: one batch, in the group Complete flushes before it tells
   // the agent that its result counts.
+  lease.state = LeaseState::kCompleted;  // written with the result
   absl::Status stored = store_->BeginBatch();
   if (stored.ok()) {
     store_->InsertResult(lease, ResultDisposition::kCounted, result, now).IgnoreError();  // fails the batch
-    store_->UpdateLease(lease.lease_id, LeaseState::kCompleted, lease.expires_at_ms).IgnoreError();
     store_->UpdateCase(lease.run_id, lease.case_index, ended).IgnoreError();
     stored = store_->CommitBatchLater().status();
   }
-  if (!stored.ok()) return StoreFailed(stored, "result");
+  if (!stored.ok()) {
+    lease.state = LeaseState::kActive;
+    return StoreFailed(stored, "result");
+  }
   ForgetLease(lease, LeaseState::kCompleted, /*wake_idle=*/false);
   ++stats_.results_counted;
   completed_[{lease.lease_id, lease.session_id}] = {v1::CompleteLeaseResponse::DISPOSITION_ACCEPTED, {}};

@@ -467,8 +467,8 @@ class SqliteStore final : public Store {
     return CommitUnlessBatched();
   }
 
-  // Marks the lease's row with whether its result counts, and returns the
-  // row's key; a lease takes one result. The row of a lease granted here is
+  // Marks the lease's row with whether its result counts and with the
+  // record's state, and returns the row's key; a lease takes one result. The row of a lease granted here is
   // known by its rowid; any other (granted before a restart, or lost by the
   // store, which inserts it) is found by id, through a statement whose
   // RETURNING costs a temporary table each time (a tenth of a result's
@@ -478,8 +478,8 @@ class SqliteStore final : public Store {
     if (auto it = lease_rows_.find(lease.lease_id); it != lease_rows_.end()) {
       const int64_t rowid = it->second;
       lease_rows_.erase(it);
-      Statement mark(*writes_, "UPDATE leases SET counted = ? WHERE rowid = ? AND counted IS NULL");
-      mark.Bind(1, counted).Bind(2, rowid);
+      Statement mark(*writes_, "UPDATE leases SET counted = ?, state = ? WHERE rowid = ? AND counted IS NULL");
+      mark.Bind(1, counted).Bind(2, static_cast<int64_t>(lease.state)).Bind(3, rowid);
       if (mark.Step() != SQLITE_DONE) return Fail("insert result");
       if (sqlite3_changes(db_) == 1) return rowid;
       // Already has a result: the statement below says so.
@@ -487,7 +487,8 @@ class SqliteStore final : public Store {
     Statement lease_row(*writes_,
                         "INSERT INTO leases (lease_id, run_seq, case_index, attempt, agent_id, session_id, pool, "
                         "state, granted_at_ms, expires_at_ms, counted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                        "ON CONFLICT (lease_id) DO UPDATE SET counted = excluded.counted WHERE leases.counted IS NULL "
+                        "ON CONFLICT (lease_id) DO UPDATE SET counted = excluded.counted, state = excluded.state "
+                        "WHERE leases.counted IS NULL "
                         "RETURNING rowid");
     lease_row.Bind(1, CompactId(kLeasePrefix, lease.lease_id)).Bind(2, run_seq);
     lease_row.Bind(3, static_cast<int64_t>(lease.case_index)).Bind(4, static_cast<int64_t>(lease.attempt));

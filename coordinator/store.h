@@ -116,6 +116,8 @@ class Store {
   // grant), written with the run's history medians when the run ends. A lease takes one
   // result: a second fails. It reads back byte for byte as it came, though
   // what the store already holds (the host, the lease's names) is kept once.
+  // The lease's row takes the record's state too: a counted result's lease
+  // comes with its end (kCompleted), one write for both.
   virtual absl::Status InsertResult(const LeaseRecord& lease, ResultDisposition disposition,
                                     const v1::CaseResult& result, int64_t received_at_ms) = 0;
 

@@ -1149,6 +1149,10 @@ TEST_F(SchedulerTest, OneCallTakesSeveralResultsAndGrantsLeasesAheadUpToWhatTheA
   for (int c = 0; c < 4; ++c) EXPECT_EQ(now.cases(c).state(), v1::CASE_STATE_DONE) << c;
   EXPECT_EQ(scheduler_->Stats().results_counted, 4u);
   EXPECT_EQ(scheduler_->Stats().running_cases, 1u);  // one agent busy, however many leases it holds
+  // On disk: four leases ended with their results (state 2, completed), four held.
+  const std::string db = dir_.File("perfgate.db");
+  EXPECT_EQ(testing::QueryInt(db, "SELECT COUNT(*) FROM leases WHERE state = 2 AND counted = 1"), 4);
+  EXPECT_EQ(testing::QueryInt(db, "SELECT COUNT(*) FROM leases WHERE state = 1 AND counted IS NULL"), 4);
 }
 
 // Leases ahead wait behind the agent's current case, so none is granted
