@@ -381,8 +381,8 @@ bool RefusedAsTooLarge(const grpc::Status& status) {
 
 bool AgentWorker::ReportDueLocked(int64_t now_ms) const {
   if (unreported_.empty()) return false;
-  // One lease left to run: its case runs while the coordinator answers, and the answer brings the next.
-  return queue_.size() <= 1 || stopping_ || session_stale_ ||
+  // Two leases left to run: their cases run while the coordinator answers, and the answer brings the next.
+  return queue_.size() <= kReportWithLeasesLeft || stopping_ || session_stale_ ||
          now_ms - unreported_.front().finished_ms >= kMaxReportDelayMs;
 }
 

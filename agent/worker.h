@@ -6,8 +6,8 @@
 // Results are reported by a thread of their own, so the next case does not
 // wait for the coordinator's answer. While its cases are short the agent
 // asks to hold several leases (kLeasesHeld) and reports its results
-// together, when one lease is left to run: the coordinator handles a call
-// per few cases, not per case. A result waits at most kMaxReportDelayMs.
+// together, when two leases are left to run: the coordinator handles a call
+// per several cases, not per case. A result waits at most kMaxReportDelayMs.
 //
 // Only the coordinator ends a lease: the agent stops a case when told to
 // (the lease was cancelled or given away) or when its session is refused,
@@ -125,6 +125,8 @@ class AgentWorker {
   std::deque<Unreported> unreported_ ABSL_GUARDED_BY(mu_);
   bool last_case_short_ ABSL_GUARDED_BY(mu_) = false;  // it took at most kShortCaseMs
   static constexpr uint32_t kLeasesHeld = 8;
+  // Results go when this many leases are left to run: time for the reply under load (one was too few at p99).
+  static constexpr size_t kReportWithLeasesLeft = 2;
   static constexpr int64_t kShortCaseMs = 50;
   static constexpr int64_t kMaxReportDelayMs = 200;
   static constexpr size_t kMaxResultsPerReport = 8;
