@@ -239,8 +239,9 @@ class Scheduler {
   // A lease held ahead waits behind the session's current case, so it is
   // granted only where that cannot keep others waiting: the agent has no
   // GPU (a GPU case must never wait behind CPU work there), the case is not
-  // known to be long (kAheadMaxExpectedMs), and its queue holds more cases
-  // than there are sessions, so no agent goes idle for want of the case.
+  // known to be long (kAheadMaxExpectedMs), and its queue holds more than
+  // kMaxLeasesHeld cases for every session: the last ones go one at a time,
+  // so agents run out of work together and the makespan does not suffer.
   bool MayHoldAhead(const Session& session, const Queue& queue, const QueueKey& key) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Grants the session leases, in the reply, until it holds `wanted`.

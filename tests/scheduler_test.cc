@@ -1128,7 +1128,7 @@ TEST_F(SchedulerTest, AWatcherWithoutResultsGetsEventsWithoutThemAndOthersStillD
 // counted, in one commit, and the reply tops its leases up to what it asked.
 TEST_F(SchedulerTest, OneCallTakesSeveralResultsAndGrantsLeasesAheadUpToWhatTheAgentHolds) {
   const std::string s = Register("a1");
-  const std::string run = Submit(10);
+  const std::string run = Submit(20);
   auto first = Next(s);
   ASSERT_TRUE(first && first->has_lease());
   auto reply = CompleteSeveral(s, {first->lease().lease_id()}, 4);
@@ -1156,11 +1156,11 @@ TEST_F(SchedulerTest, OneCallTakesSeveralResultsAndGrantsLeasesAheadUpToWhatTheA
 }
 
 // Leases ahead wait behind the agent's current case, so none is granted
-// where that could keep the run waiting: a case known to be long, a queue
-// that holds no more cases than there are agents, an agent with a GPU.
+// where that could keep the run waiting: a case known to be long, the
+// queue's last kMaxLeasesHeld cases per agent, an agent with a GPU.
 TEST_F(SchedulerTest, NoLeaseIsHeldAheadForCasesKnownToBeLong) {
   const std::string s = Register("a1");
-  SubmitExpected(10, Scheduler::kAheadMaxExpectedMs + 1);
+  SubmitExpected(30, Scheduler::kAheadMaxExpectedMs + 1);
   auto first = Next(s);
   ASSERT_TRUE(first && first->has_lease());
   auto reply = CompleteSeveral(s, {first->lease().lease_id()}, 4);
@@ -1168,21 +1168,22 @@ TEST_F(SchedulerTest, NoLeaseIsHeldAheadForCasesKnownToBeLong) {
   EXPECT_EQ(LeaseIds(*reply).size(), 1u);
 }
 
-TEST_F(SchedulerTest, NoLeaseIsHeldAheadOnceTheQueueHoldsNoMoreCasesThanThereAreAgents) {
+TEST_F(SchedulerTest, NoLeaseIsHeldAheadForTheQueuesLastCases) {
   const std::string a = Register("a"), b = Register("b"), c = Register("c");
-  SubmitExpected(6, Scheduler::kAheadMaxExpectedMs);
+  const int last_ones = 3 * static_cast<int>(Scheduler::kMaxLeasesHeld);
+  SubmitExpected(last_ones + 3, Scheduler::kAheadMaxExpectedMs);
   auto first = Next(a);
   ASSERT_TRUE(first && first->has_lease());
   auto reply = CompleteSeveral(a, {first->lease().lease_id()}, 4);
   ASSERT_TRUE(reply.ok()) << reply.status();
-  // 5 pending for 3 agents: the one to run, one ahead (3 left for 3 agents), then none.
+  // The one to run, one ahead, then the queue holds its last ones: they go one at a time.
   EXPECT_EQ(LeaseIds(*reply).size(), 2u);
   EXPECT_TRUE(Next(b) && Next(c));
 }
 
 TEST_F(SchedulerTest, NoLeaseIsHeldAheadOnAnAgentWithAGpu) {
   const std::string g = Register("gpu", /*gpu=*/true);
-  Submit(10);
+  Submit(30);
   auto first = Next(g);
   ASSERT_TRUE(first && first->has_lease());
   auto reply = CompleteSeveral(g, {first->lease().lease_id()}, 4);
@@ -1194,7 +1195,7 @@ TEST_F(SchedulerTest, NoLeaseIsHeldAheadOnAnAgentWithAGpu) {
 // those before it, and the agent sends it and the rest again.
 TEST_F(SchedulerTest, AResultThatCannotBeTakenEndsTheCallsResultsAndThoseAfterItAreNotTaken) {
   const std::string s = Register("a1");
-  const std::string run = Submit(10);
+  const std::string run = Submit(20);
   auto first = Next(s);
   ASSERT_TRUE(first && first->has_lease());
   auto reply = CompleteSeveral(s, {first->lease().lease_id()}, 4);
@@ -1214,7 +1215,7 @@ TEST_F(SchedulerTest, AResultThatCannotBeTakenEndsTheCallsResultsAndThoseAfterIt
 // same answers and the same leases, and nothing is granted twice.
 TEST_F(SchedulerTest, ARepeatedCallOfSeveralResultsGetsTheSameAnswersAndLeasesAgain) {
   const std::string s = Register("a1");
-  Submit(12);
+  Submit(20);
   auto first = Next(s);
   ASSERT_TRUE(first && first->has_lease());
   auto reply = CompleteSeveral(s, {first->lease().lease_id()}, 4);
@@ -1235,7 +1236,7 @@ TEST_F(SchedulerTest, ARepeatedCallOfSeveralResultsGetsTheSameAnswersAndLeasesAg
 // every case it held is queued again, none waits for a lease to expire.
 TEST_F(SchedulerTest, ASessionDroppedWithLeasesAheadRequeuesEveryCaseItHeld) {
   const std::string s = Register("a1");
-  const std::string run = Submit(10);
+  const std::string run = Submit(20);
   auto first = Next(s);
   ASSERT_TRUE(first && first->has_lease());
   auto reply = CompleteSeveral(s, {first->lease().lease_id()}, 4);
