@@ -601,6 +601,7 @@ absl::Status Scheduler::FollowGroup(uint64_t group) {
 v1::CompleteLeaseResponse Scheduler::CompleteAllLocked(const v1::CompleteLeaseRequest& request,
                                                        absl::Status* first_failed) {
   v1::CompleteLeaseResponse response;
+  ++stats_.completion_calls;
   const uint64_t counted_before = stats_.results_counted;
   auto first = CompleteLocked(request.session_id(), request.lease_id(), request.result(), &response);
   if (!first.ok()) {

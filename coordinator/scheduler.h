@@ -55,6 +55,8 @@ struct SchedulerStats {
   // Of those, granted in a CompleteLease reply (the others went out on Work streams).
   uint64_t leases_in_replies = 0;
   uint64_t leases_lost = 0;
+  // CompleteLease calls taken; an agent holding leases ahead sends several results in one.
+  uint64_t completion_calls = 0;
   uint64_t results_counted = 0;
   uint64_t results_stale = 0;
   uint64_t results_duplicate = 0;
