@@ -124,12 +124,12 @@ class AgentWorker {
   // Results not yet acknowledged, oldest first. Kept until the coordinator answers, however long it is away.
   std::deque<Unreported> unreported_ ABSL_GUARDED_BY(mu_);
   bool last_case_short_ ABSL_GUARDED_BY(mu_) = false;  // it took at most kShortCaseMs
-  static constexpr uint32_t kLeasesHeld = 8;
+  static constexpr uint32_t kLeasesHeld = 16;
   // Results go when this many leases are left to run: time for the reply under load (one was too few at p99).
   static constexpr size_t kReportWithLeasesLeft = 2;
   static constexpr int64_t kShortCaseMs = 50;
   static constexpr int64_t kMaxReportDelayMs = 200;
-  static constexpr size_t kMaxResultsPerReport = 8;
+  static constexpr size_t kMaxResultsPerReport = kLeasesHeld;
   CancelToken* current_cancel_ ABSL_GUARDED_BY(mu_) = nullptr;  // set while the case runs
   std::shared_ptr<grpc::ClientContext> work_context_ ABSL_GUARDED_BY(mu_);
   std::atomic<uint64_t> cases_completed_{0};

@@ -359,10 +359,10 @@ bool Scheduler::MayHoldAhead(const Session& session, const Queue& queue, const Q
   // its own cases take less than this, and the queue check bounds the rest.
   const int64_t expected = key.expected_ms;
   if (expected != std::numeric_limits<int64_t>::max() && expected > kAheadMaxExpectedMs) return false;
-  // Until the queue's last sessions × kMaxLeasesHeld cases, which go one at
-  // a time: the agents that hold fewer take more of them, so all run dry
-  // together, and the run's last case is not one held behind others.
-  return queue.pending.size() > sessions_.size() * kMaxLeasesHeld;
+  // Until the queue's last kLastCasesPerSession cases per session, which go
+  // one at a time: the agents that hold fewer take more of them, so all run
+  // dry together, and the run's last case is not one held behind others.
+  return queue.pending.size() > sessions_.size() * kLastCasesPerSession;
 }
 
 void Scheduler::WriteGrant(const Grant& grant) {

@@ -120,7 +120,9 @@ class Scheduler {
   absl::StatusOr<v1::CompleteLeaseResponse> Complete(const v1::CompleteLeaseRequest& request);
   // Most results one call may carry, and most leases one session may hold.
   static constexpr int kMaxResultsPerCall = 64;
-  static constexpr uint32_t kMaxLeasesHeld = 8;
+  static constexpr uint32_t kMaxLeasesHeld = 16;
+  // The queue's last cases, this many per session, are never held ahead.
+  static constexpr size_t kLastCasesPerSession = 4;
   // A case known to take longer than this is never held ahead: the round
   // trip a held lease saves is nothing beside it, and while it waits
   // behind another case an idle agent could have run it.
@@ -242,8 +244,8 @@ class Scheduler {
   // granted only where that cannot keep others waiting: the agent has no
   // GPU (a GPU case must never wait behind CPU work there), the case is not
   // known to be long (kAheadMaxExpectedMs), and its queue holds more than
-  // kMaxLeasesHeld cases for every session: the last ones go one at a time,
-  // so agents run out of work together and the makespan does not suffer.
+  // kLastCasesPerSession cases for every session: the last ones go one at a
+  // time, so agents run out of work together and the makespan does not suffer.
   bool MayHoldAhead(const Session& session, const Queue& queue, const QueueKey& key) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Grants the session leases, in the reply, until it holds `wanted`.

@@ -98,8 +98,8 @@ TEST(NextLeaseTest, AnAgentWithShortCasesReportsSeveralResultsToACall) {
   EXPECT_EQ(stats.results_counted, static_cast<uint64_t>(kCases));
   EXPECT_EQ(stats.leases_lost, 0u);
   // A /bin/true takes a few milliseconds (the agent holds leases ahead while
-  // its cases take at most 50), so all but the queue's last eight go several
-  // to a call: about 18 calls. The bound leaves room for a loaded machine.
+  // its cases take at most 50), so all but the queue's last four go several
+  // to a call: about ten calls. The bound leaves room for a loaded machine.
   EXPECT_LE(stats.completion_calls * 4, static_cast<uint64_t>(kCases) * 3) << stats.completion_calls << " calls";
   (*coordinator)->Shutdown();
 }

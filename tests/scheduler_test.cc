@@ -1157,7 +1157,7 @@ TEST_F(SchedulerTest, OneCallTakesSeveralResultsAndGrantsLeasesAheadUpToWhatTheA
 
 // Leases ahead wait behind the agent's current case, so none is granted
 // where that could keep the run waiting: a case known to be long, the
-// queue's last kMaxLeasesHeld cases per agent, an agent with a GPU.
+// queue's last kLastCasesPerSession cases per agent, an agent with a GPU.
 TEST_F(SchedulerTest, NoLeaseIsHeldAheadForCasesKnownToBeLong) {
   const std::string s = Register("a1");
   SubmitExpected(30, Scheduler::kAheadMaxExpectedMs + 1);
@@ -1170,7 +1170,7 @@ TEST_F(SchedulerTest, NoLeaseIsHeldAheadForCasesKnownToBeLong) {
 
 TEST_F(SchedulerTest, NoLeaseIsHeldAheadForTheQueuesLastCases) {
   const std::string a = Register("a"), b = Register("b"), c = Register("c");
-  const int last_ones = 3 * static_cast<int>(Scheduler::kMaxLeasesHeld);
+  const int last_ones = 3 * static_cast<int>(Scheduler::kLastCasesPerSession);
   SubmitExpected(last_ones + 3, Scheduler::kAheadMaxExpectedMs);
   auto first = Next(a);
   ASSERT_TRUE(first && first->has_lease());
