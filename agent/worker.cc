@@ -87,6 +87,7 @@ void AgentWorker::Stop() {
   if (current_cancel_) current_cancel_->Cancel();
   if (work_context_) work_context_->TryCancel();
   cv_.notify_all();
+  report_cv_.notify_all();
 }
 
 bool AgentWorker::WaitForCasesCompleted(uint64_t n, int64_t timeout_ms) {
@@ -108,6 +109,7 @@ void AgentWorker::MarkSessionStale() {
   if (current_cancel_) current_cancel_->Cancel();
   if (work_context_) work_context_->TryCancel();
   cv_.notify_all();
+  report_cv_.notify_all();
 }
 
 bool AgentWorker::RegisterWithRetry() {
@@ -258,7 +260,8 @@ void AgentWorker::Run() {
       std::lock_guard lock(mu_);
       if (work_context_) work_context_->TryCancel();
       queue_.clear();
-      cv_.notify_all();  // the heartbeat and report threads wait on the same condition
+      cv_.notify_all();  // the heartbeat thread waits on the same condition
+      report_cv_.notify_all();
     }
     reader.join();
     heartbeat.join();
@@ -287,6 +290,7 @@ void AgentWorker::RunLeases() {
       lease = std::move(queue_.front());
       queue_.pop_front();
       current_lease_id_ = lease.lease_id();
+      if (ReportDueLocked(LocalNowMs())) report_cv_.notify_one();
     }
     RunLease(lease);
   }
@@ -299,6 +303,7 @@ void AgentWorker::RunLease(const v1::Lease& lease) {
     std::lock_guard lock(mu_);
     if (stopping_ || session_stale_) {  // since the lease was taken: the case is not started
       current_lease_id_.clear();
+      report_cv_.notify_all();  // it waits for the case to end before it ends with the session
       return;
     }
     current_cancel_ = &cancel;
@@ -321,7 +326,8 @@ void AgentWorker::RunLease(const v1::Lease& lease) {
   current_lease_id_.clear();
   last_case_short_ = finished_ms - started_ms <= kShortCaseMs;
   unreported_.push_back({lease.lease_id(), std::move(result), finished_ms});
-  cv_.notify_all();
+  // Only then: a thread woken per case for nothing costs the next case's start a core on a small machine.
+  if (ReportDueLocked(finished_ms)) report_cv_.notify_one();
 }
 
 v1::CaseResult AgentWorker::RunWithArtifacts(const v1::CaseSpec& spec, const CaseRunOptions& options,
@@ -420,9 +426,9 @@ void AgentWorker::ReportLoop(std::string session_id) {
         // elsewhere at once.
         if ((stopping_ || session_stale_) && current_lease_id_.empty()) return;
         if (unreported_.empty()) {
-          cv_.wait(lock);
+          report_cv_.wait(lock);
         } else {
-          cv_.wait_for(lock, std::chrono::milliseconds(kMaxReportDelayMs));
+          report_cv_.wait_for(lock, std::chrono::milliseconds(kMaxReportDelayMs));
         }
       }
       request = NextReportLocked(session_id, most);

@@ -108,6 +108,8 @@ class AgentWorker {
 
   std::mutex mu_;
   std::condition_variable cv_;
+  // The report thread waits here alone: woken when a report is due (ReportDueLocked) or the session ends.
+  std::condition_variable report_cv_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool session_stale_ ABSL_GUARDED_BY(mu_) = false;
   std::string session_id_ ABSL_GUARDED_BY(mu_);
