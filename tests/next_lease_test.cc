@@ -39,28 +39,43 @@ absl::StatusOr<v1::Run> RunOnOneAgent(Coordinator& coordinator, const std::strin
   return run;
 }
 
-TEST(NextLeaseTest, AnAgentRunsEveryCaseAfterTheFirstFromItsCompletionsReply) {
-  testing::TempDir dir;
+// A coordinator on a free loopback port, its database in `dir`.
+auto StartCoordinator(const testing::TempDir& dir) {
   CoordinatorOptions options;
   options.listen = "127.0.0.1:0";
   options.db_path = dir.File("perfgate.db");
-  auto coordinator = Coordinator::Start(options);
-  ASSERT_TRUE(coordinator.ok()) << coordinator.status();
+  return Coordinator::Start(options);
+}
+
+// A suite of `n` cases of /bin/true, one run each.
+v1::SubmitRunRequest TrueSuite(const std::string& name, int n) {
   v1::SubmitRunRequest request;
-  request.mutable_suite()->set_name("replies");
-  for (int i = 0; i < 5; ++i) {
+  request.mutable_suite()->set_name(name);
+  for (int i = 0; i < n; ++i) {
     auto* c = request.mutable_suite()->add_cases();
     c->set_name("true" + std::to_string(i));
     c->add_argv("/bin/true");
     c->set_repeats(1);
   }
-  auto run = RunOnOneAgent(**coordinator, "solo", dir.File("agent"), request);
-  ASSERT_TRUE(run.ok()) << run.status();
-  EXPECT_EQ(run->state(), v1::RUN_STATE_FINISHED);
-  for (const auto& c : run->cases()) {
+  return request;
+}
+
+// The run finished with every case done at its first attempt.
+void ExpectEveryCaseDoneFirstTime(const v1::Run& run) {
+  EXPECT_EQ(run.state(), v1::RUN_STATE_FINISHED);
+  for (const auto& c : run.cases()) {
     EXPECT_EQ(c.state(), v1::CASE_STATE_DONE) << c.name();
     EXPECT_EQ(c.attempts(), 1u) << c.name();
   }
+}
+
+TEST(NextLeaseTest, AnAgentRunsEveryCaseAfterTheFirstFromItsCompletionsReply) {
+  testing::TempDir dir;
+  auto coordinator = StartCoordinator(dir);
+  ASSERT_TRUE(coordinator.ok()) << coordinator.status();
+  auto run = RunOnOneAgent(**coordinator, "solo", dir.File("agent"), TrueSuite("replies", 5));
+  ASSERT_TRUE(run.ok()) << run.status();
+  ExpectEveryCaseDoneFirstTime(*run);
   const SchedulerStats stats = (*coordinator)->scheduler().Stats();
   EXPECT_EQ(stats.leases_granted, 5u);
   EXPECT_EQ(stats.leases_in_replies, 4u) << "the first case comes on the Work stream, each next one in a reply";
@@ -72,27 +87,12 @@ TEST(NextLeaseTest, AnAgentRunsEveryCaseAfterTheFirstFromItsCompletionsReply) {
 // or granted twice on the way.
 TEST(NextLeaseTest, AnAgentWithShortCasesReportsSeveralResultsToACall) {
   testing::TempDir dir;
-  CoordinatorOptions options;
-  options.listen = "127.0.0.1:0";
-  options.db_path = dir.File("perfgate.db");
-  auto coordinator = Coordinator::Start(options);
+  auto coordinator = StartCoordinator(dir);
   ASSERT_TRUE(coordinator.ok()) << coordinator.status();
   constexpr int kCases = 60;
-  v1::SubmitRunRequest request;
-  request.mutable_suite()->set_name("ahead");
-  for (int i = 0; i < kCases; ++i) {
-    auto* c = request.mutable_suite()->add_cases();
-    c->set_name("true" + std::to_string(i));
-    c->add_argv("/bin/true");
-    c->set_repeats(1);
-  }
-  auto run = RunOnOneAgent(**coordinator, "solo", dir.File("agent"), request);
+  auto run = RunOnOneAgent(**coordinator, "solo", dir.File("agent"), TrueSuite("ahead", kCases));
   ASSERT_TRUE(run.ok()) << run.status();
-  EXPECT_EQ(run->state(), v1::RUN_STATE_FINISHED);
-  for (const auto& c : run->cases()) {
-    EXPECT_EQ(c.state(), v1::CASE_STATE_DONE) << c.name();
-    EXPECT_EQ(c.attempts(), 1u) << c.name();
-  }
+  ExpectEveryCaseDoneFirstTime(*run);
   const SchedulerStats stats = (*coordinator)->scheduler().Stats();
   EXPECT_EQ(stats.leases_granted, static_cast<uint64_t>(kCases));
   EXPECT_EQ(stats.results_counted, static_cast<uint64_t>(kCases));
@@ -114,10 +114,7 @@ TEST(NextLeaseTest, LeftoversGoBeforeTheNextCaseAndNothingOutlivesTheAgent) {
   const char* old_tmpdir = std::getenv("TMPDIR");
   const std::string saved_tmpdir = old_tmpdir ? old_tmpdir : "";
   setenv("TMPDIR", tmp.path().c_str(), 1);
-  CoordinatorOptions options;
-  options.listen = "127.0.0.1:0";
-  options.db_path = dir.File("perfgate.db");
-  auto coordinator = Coordinator::Start(options);
+  auto coordinator = StartCoordinator(dir);
   ASSERT_TRUE(coordinator.ok()) << coordinator.status();
   const std::string pids = dir.File("pids");
   v1::SubmitRunRequest request;

@@ -134,6 +134,21 @@ class SchedulerTest : public ::testing::Test {
     return ids;
   }
 
+  // A session takes its first case on the Work stream and then asks, with
+  // its result, to hold four: the leases its reply carried.
+  // REQUIRES: a suite of at least 20 cases pending (Submit(20)), so that
+  // none of the four is among the queue's last ones.
+  std::vector<std::string> HoldFour(const std::string& session) {
+    auto first = Next(session);
+    EXPECT_TRUE(first && first->has_lease());
+    if (!first || !first->has_lease()) return {};
+    auto reply = CompleteSeveral(session, {first->lease().lease_id()}, 4);
+    EXPECT_TRUE(reply.ok()) << reply.status();
+    std::vector<std::string> held = reply.ok() ? LeaseIds(*reply) : std::vector<std::string>{};
+    EXPECT_EQ(held.size(), 4u);
+    return held;
+  }
+
   // A suite of `cases` cases, each expected to take `expected_ms` (0: never seen).
   std::string SubmitExpected(int cases, uint64_t expected_ms) {
     v1::SubmitRunRequest request;
@@ -1129,17 +1144,13 @@ TEST_F(SchedulerTest, AWatcherWithoutResultsGetsEventsWithoutThemAndOthersStillD
 TEST_F(SchedulerTest, OneCallTakesSeveralResultsAndGrantsLeasesAheadUpToWhatTheAgentHolds) {
   const std::string s = Register("a1");
   const std::string run = Submit(20);
-  auto first = Next(s);
-  ASSERT_TRUE(first && first->has_lease());
-  auto reply = CompleteSeveral(s, {first->lease().lease_id()}, 4);
-  ASSERT_TRUE(reply.ok()) << reply.status();
-  const std::vector<std::string> held = LeaseIds(*reply);
+  const std::vector<std::string> held = HoldFour(s);
   ASSERT_EQ(held.size(), 4u);  // idle after the result: four to hold, one to run and three ahead
   EXPECT_EQ(Run(run).cases(4).state(), v1::CASE_STATE_RUNNING);
   EXPECT_EQ(Run(run).cases(5).state(), v1::CASE_STATE_PENDING);
 
   // Three of them reported together, the fourth still held: three more granted.
-  reply = CompleteSeveral(s, {held[0], held[1], held[2]}, 4);
+  auto reply = CompleteSeveral(s, {held[0], held[1], held[2]}, 4);
   ASSERT_TRUE(reply.ok()) << reply.status();
   EXPECT_EQ(reply->disposition(), v1::CompleteLeaseResponse::DISPOSITION_ACCEPTED);
   EXPECT_THAT(reply->more_dispositions(), ::testing::ElementsAre(v1::CompleteLeaseResponse::DISPOSITION_ACCEPTED,
@@ -1196,13 +1207,9 @@ TEST_F(SchedulerTest, NoLeaseIsHeldAheadOnAnAgentWithAGpu) {
 TEST_F(SchedulerTest, AResultThatCannotBeTakenEndsTheCallsResultsAndThoseAfterItAreNotTaken) {
   const std::string s = Register("a1");
   const std::string run = Submit(20);
-  auto first = Next(s);
-  ASSERT_TRUE(first && first->has_lease());
-  auto reply = CompleteSeveral(s, {first->lease().lease_id()}, 4);
-  ASSERT_TRUE(reply.ok()) << reply.status();
-  const std::vector<std::string> held = LeaseIds(*reply);
+  const std::vector<std::string> held = HoldFour(s);
   ASSERT_EQ(held.size(), 4u);
-  reply = CompleteSeveral(s, {held[0], "lease-unknown", held[1]}, 1);
+  auto reply = CompleteSeveral(s, {held[0], "lease-unknown", held[1]}, 1);
   ASSERT_TRUE(reply.ok()) << reply.status();
   EXPECT_EQ(reply->more_dispositions_size(), 0);
   const v1::Run now = Run(run);
@@ -1216,11 +1223,7 @@ TEST_F(SchedulerTest, AResultThatCannotBeTakenEndsTheCallsResultsAndThoseAfterIt
 TEST_F(SchedulerTest, ARepeatedCallOfSeveralResultsGetsTheSameAnswersAndLeasesAgain) {
   const std::string s = Register("a1");
   Submit(20);
-  auto first = Next(s);
-  ASSERT_TRUE(first && first->has_lease());
-  auto reply = CompleteSeveral(s, {first->lease().lease_id()}, 4);
-  ASSERT_TRUE(reply.ok()) << reply.status();
-  const std::vector<std::string> held = LeaseIds(*reply);
+  const std::vector<std::string> held = HoldFour(s);
   ASSERT_EQ(held.size(), 4u);
   auto once = CompleteSeveral(s, {held[0], held[1]}, 4);
   ASSERT_TRUE(once.ok()) << once.status();
@@ -1237,11 +1240,7 @@ TEST_F(SchedulerTest, ARepeatedCallOfSeveralResultsGetsTheSameAnswersAndLeasesAg
 TEST_F(SchedulerTest, ASessionDroppedWithLeasesAheadRequeuesEveryCaseItHeld) {
   const std::string s = Register("a1");
   const std::string run = Submit(20);
-  auto first = Next(s);
-  ASSERT_TRUE(first && first->has_lease());
-  auto reply = CompleteSeveral(s, {first->lease().lease_id()}, 4);
-  ASSERT_TRUE(reply.ok()) << reply.status();
-  ASSERT_EQ(LeaseIds(*reply).size(), 4u);
+  ASSERT_EQ(HoldFour(s).size(), 4u);
   clock_.Advance(options_.session_ttl_ms + 1);
   scheduler_->Sweep();
   const v1::Run now = Run(run);
