@@ -456,7 +456,14 @@ bool AgentWorker::Report(const std::string& session_id, v1::CompleteLeaseRequest
       return true;
     }
     if (IsStale(status)) {
-      Log(absl::StrCat("result for ", lease_id, " refused with the session (", status.error_message(), ")"));
+      Log(absl::StrCat(1 + request.more_results_size(), " result(s) from ", lease_id, " refused with the session (",
+                       status.error_message(), ")"));
+      std::set<std::string> refused = {lease_id};
+      for (const auto& more : request.more_results()) refused.insert(more.lease_id());
+      {
+        std::lock_guard lock(mu_);
+        std::erase_if(unreported_, [&](const Unreported& r) { return refused.count(r.lease_id) > 0; });
+      }
       MarkSessionStale();
       return true;
     }
