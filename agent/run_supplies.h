@@ -1,12 +1,14 @@
 // What every run needs from the file system, made ahead and removed late:
 // its control groups and its case's scratch folder.
 //
-// Between one case's exit and the next one's start the agent waits for the
-// coordinator anyway (the CompleteLease round trip). Making a run's groups
-// (two mkdirs in cgroupfs), a scratch folder (mkdtemp), and removing the
-// previous ones (rmdir of a v1 memory group, remove_all) cost about 0.5 ms
-// here; Tidy() does that work inside the wait instead of on the path from
-// "case exited" to "next case exec'd".
+// Between one case's exit and the next one's start the agent often waits
+// for its next lease anyway (it comes in the reply to the case's result).
+// Making a run's groups (two mkdirs in cgroupfs), a scratch folder
+// (mkdtemp), and removing the previous ones (rmdir of a v1 memory group,
+// remove_all) cost about 0.5 ms here; Tidy() does that work inside the
+// wait instead of on the path from "case exited" to "next case exec'd".
+// With leases held ahead there is no wait: Tidy then makes only what the
+// next case needs and removes only past kMaxDeferred.
 //
 // What stays as strict as before: a group is retired only after every
 // process of its run was killed and reaped (the executor's KillAndReap), so
