@@ -23,6 +23,7 @@ namespace perfgate::testing {
 
 FileSizeLimit::FileSizeLimit(uint64_t bytes) {
   if (getrlimit(RLIMIT_FSIZE, &saved_) != 0) return;
+  armed_ = true;
   old_handler_ = std::signal(SIGXFSZ, SIG_IGN);
   rlimit limited = saved_;
   limited.rlim_cur = bytes;
@@ -30,7 +31,9 @@ FileSizeLimit::FileSizeLimit(uint64_t bytes) {
 }
 
 FileSizeLimit::~FileSizeLimit() {
-  if (!old_handler_) return;
+  // Not old_handler_: the usual previous handler, SIG_DFL, is null, and the
+  // limit then outlived the helper (every later write in the process failed).
+  if (!armed_) return;
   setrlimit(RLIMIT_FSIZE, &saved_);
   std::signal(SIGXFSZ, old_handler_);
 }

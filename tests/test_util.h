@@ -30,6 +30,7 @@ class FileSizeLimit {
  private:
   rlimit saved_{};
   void (*old_handler_)(int) = nullptr;
+  bool armed_ = false;  // saved_ holds the limit to restore
   bool ok_ = false;
 };
 
