@@ -458,17 +458,13 @@ bool AgentWorker::Report(const std::string& session_id, v1::CompleteLeaseRequest
     if (IsStale(status)) {
       Log(absl::StrCat(1 + request.more_results_size(), " result(s) from ", lease_id, " refused with the session (",
                        status.error_message(), ")"));
-      std::set<std::string> refused = {lease_id};
-      for (const auto& more : request.more_results()) refused.insert(more.lease_id());
-      {
-        std::lock_guard lock(mu_);
-        std::erase_if(unreported_, [&](const Unreported& r) { return refused.count(r.lease_id) > 0; });
-      }
+      DropUnreported(LeaseIdsOf(request, request.more_results_size()));
       MarkSessionStale();
       return true;
     }
-    // A refusal of several results at once may be about any of them: each is offered alone before any is dropped.
-    if (several && !WorthRetrying(status)) return false;
+    // A refusal of several results at once may be about any of them (too large: one of them, or all together):
+    // each is offered alone before any is dropped or replaced.
+    if (several && (RefusedAsTooLarge(status) || !WorthRetrying(status))) return false;
     if (RefusedAsTooLarge(status)) {
       // Re-running would only produce the same oversized result: report the case as an error.
       v1::CaseResult too_large;
@@ -483,8 +479,7 @@ bool AgentWorker::Report(const std::string& session_id, v1::CompleteLeaseRequest
     }
     if (!WorthRetrying(status)) {
       Log(absl::StrCat("coordinator refused result for ", lease_id, ": ", status.error_message()));
-      std::lock_guard lock(mu_);
-      std::erase_if(unreported_, [&](const Unreported& r) { return r.lease_id == lease_id; });
+      DropUnreported({lease_id});
       return true;
     }
     if (attempt % 10 == 0) {
@@ -493,8 +488,7 @@ bool AgentWorker::Report(const std::string& session_id, v1::CompleteLeaseRequest
     {
       std::lock_guard lock(mu_);
       if (stopping_) {
-        Log(absl::StrCat("stopping with ", 1 + request.more_results_size(), " result(s) from ", lease_id,
-                         " on undelivered"));
+        Log(absl::StrCat("stopping with ", unreported_.size(), " result(s) undelivered, the first for ", lease_id));
         unreported_.clear();
         return true;
       }
@@ -503,15 +497,24 @@ bool AgentWorker::Report(const std::string& session_id, v1::CompleteLeaseRequest
   }
 }
 
+std::set<std::string> AgentWorker::LeaseIdsOf(const v1::CompleteLeaseRequest& request, int more) {
+  std::set<std::string> ids = {request.lease_id()};
+  for (int i = 0; i < more; ++i) ids.insert(request.more_results(i).lease_id());
+  return ids;
+}
+
+void AgentWorker::DropUnreported(const std::set<std::string>& lease_ids) {
+  std::lock_guard lock(mu_);
+  std::erase_if(unreported_, [&](const Unreported& r) { return lease_ids.count(r.lease_id) > 0; });
+}
+
 void AgentWorker::TakeAnswer(const v1::CompleteLeaseRequest& request, const v1::CompleteLeaseResponse& response) {
   // The first result and as many more as the reply answers; the rest go again in the next call.
-  std::set<std::string> answered = {request.lease_id()};
-  for (int i = 0; i < response.more_dispositions_size() && i < request.more_results_size(); ++i) {
-    answered.insert(request.more_results(i).lease_id());
-  }
+  const std::set<std::string> answered =
+      LeaseIdsOf(request, std::min(response.more_dispositions_size(), request.more_results_size()));
+  DropUnreported(answered);
   {
     std::lock_guard lock(mu_);
-    std::erase_if(unreported_, [&](const Unreported& r) { return answered.count(r.lease_id) > 0; });
     cases_completed_ += answered.size();
     if (!stopping_ && !session_stale_) {
       // In the heartbeats from now on; the run thread takes them in this order.

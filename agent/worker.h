@@ -23,6 +23,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -90,6 +91,10 @@ class AgentWorker {
   // Offers the request until the coordinator answers it (or refuses the session) or Stop(); false when the
   // results should be offered again one to a call.
   bool Report(const std::string& session_id, v1::CompleteLeaseRequest request);
+  // The leases of the request's first result and of its first `more` further ones.
+  static std::set<std::string> LeaseIdsOf(const v1::CompleteLeaseRequest& request, int more);
+  // Those results leave: answered, or refused for good.
+  void DropUnreported(const std::set<std::string>& lease_ids);
   // The coordinator answered: acknowledged results leave, granted leases join the queue.
   void TakeAnswer(const v1::CompleteLeaseRequest& request, const v1::CompleteLeaseResponse& response);
   void SleepInterruptibly(int64_t ms);

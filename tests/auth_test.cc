@@ -392,35 +392,78 @@ TEST_F(AuthTest, OversizedRequestsAreRefusedPerCallAndTheCoordinatorKeepsServing
   EXPECT_TRUE(gate->SubmitRun(&submit_context, OneCaseRun(), &submitted).ok());
 }
 
-TEST_F(AuthTest, AResultOverTheCompleteLeaseLimitBecomesACaseErrorSayingSo) {
-  CoordinatorOptions options;
-  options.limits.complete_bytes = 3000;  // a result with a 4 KiB output tail does not fit; an error does
-  Start(options);
-  WorkerOptions worker;
-  worker.coordinator = coordinator_->address();
-  worker.agent_id = "big-results";
-  worker.log = [](const std::string&) {};
-  AgentWorker agent(worker, ProbeHost());
-  std::thread thread([&] { agent.Run(); });
-  ASSERT_TRUE(coordinator_->scheduler().WaitForAgents(1, 30'000));
-
+// A suite whose case `big` writes a 20 KB output tail, in among `small` cases of /bin/true.
+v1::SubmitRunRequest WithOneBigResult(int small, int big) {
   v1::SubmitRunRequest request = OneCaseRun();
-  auto* c = request.mutable_suite()->mutable_cases(0);
-  c->clear_argv();
-  for (const char* arg : {"/bin/sh", "-c", "head -c 20000 /dev/zero | tr '\\0' x"}) c->add_argv(arg);
-  GateClientOptions client;
-  client.coordinator = coordinator_->address();
-  Interrupt interrupt;
-  auto run = SubmitAndWatch(client, request, &interrupt);
-  agent.Stop();
-  thread.join();
+  request.mutable_suite()->clear_cases();
+  for (int i = 0; i <= small; ++i) {
+    auto* c = request.mutable_suite()->add_cases();
+    c->set_name("case" + std::to_string(i));
+    c->set_repeats(1);
+    if (i != big) {
+      c->add_argv("/bin/true");
+      continue;
+    }
+    for (const char* arg : {"/bin/sh", "-c", "head -c 20000 /dev/zero | tr '\\0' x"}) c->add_argv(arg);
+  }
+  return request;
+}
+
+class OversizedResultTest : public AuthTest {
+ protected:
+  // Runs `request` on one agent against a coordinator that takes CompleteLease calls of 3,000 bytes at most.
+  absl::StatusOr<v1::Run> RunWithSmallCompleteLimit(const v1::SubmitRunRequest& request) {
+    CoordinatorOptions options;
+    options.limits.complete_bytes = 3000;  // a result with a 20 KB output tail does not fit; an error does
+    Start(options);
+    WorkerOptions worker;
+    worker.coordinator = coordinator_->address();
+    worker.agent_id = "big-results";
+    worker.log = [](const std::string&) {};
+    AgentWorker agent(worker, ProbeHost());
+    std::thread thread([&] { agent.Run(); });
+    absl::StatusOr<v1::Run> run = absl::DeadlineExceededError("the agent did not register");
+    if (coordinator_->scheduler().WaitForAgents(1, 30'000)) {
+      GateClientOptions client;
+      client.coordinator = coordinator_->address();
+      Interrupt interrupt;
+      run = SubmitAndWatch(client, request, &interrupt);
+    }
+    agent.Stop();
+    thread.join();
+    return run;
+  }
+
+  static void ExpectTooLargeError(const v1::CaseStatus& c) {
+    EXPECT_EQ(c.result().outcome(), v1::CaseResult::OUTCOME_ERROR) << c.name();
+    EXPECT_THAT(c.result().error(), HasSubstr("too large"));
+    EXPECT_THAT(c.result().error(), HasSubstr("CompleteLease"));
+    EXPECT_EQ(c.attempts(), 1u) << "not re-run: a re-run would be just as large";
+  }
+};
+
+TEST_F(OversizedResultTest, AResultOverTheCompleteLeaseLimitBecomesACaseErrorSayingSo) {
+  auto run = RunWithSmallCompleteLimit(WithOneBigResult(0, 0));
   ASSERT_TRUE(run.ok()) << run.status();
   ASSERT_EQ(run->cases_size(), 1);
-  const v1::CaseResult& result = run->cases(0).result();
-  EXPECT_EQ(result.outcome(), v1::CaseResult::OUTCOME_ERROR);
-  EXPECT_THAT(result.error(), HasSubstr("too large"));
-  EXPECT_THAT(result.error(), HasSubstr("CompleteLease"));
-  EXPECT_EQ(run->cases(0).attempts(), 1u) << "not re-run: a re-run would be just as large";
+  ExpectTooLargeError(run->cases(0));
+}
+
+// Short cases are reported several to a call. A call refused as too large
+// may be about any of its results, so each is offered alone: only the
+// oversized one becomes an error, and the others count as they ran.
+TEST_F(OversizedResultTest, AnOversizedResultAmongSeveralToACallIsTheOnlyOneMadeAnError) {
+  auto run = RunWithSmallCompleteLimit(WithOneBigResult(20, 6));
+  ASSERT_TRUE(run.ok()) << run.status();
+  ASSERT_EQ(run->cases_size(), 21);
+  for (const auto& c : run->cases()) {
+    if (c.name() == "case6") {
+      ExpectTooLargeError(c);
+      continue;
+    }
+    EXPECT_EQ(c.result().outcome(), v1::CaseResult::OUTCOME_OK) << c.name() << ": " << c.result().error();
+    EXPECT_EQ(c.attempts(), 1u) << c.name();
+  }
 }
 
 TEST_F(AuthTest, NonLoopbackListenersNeedTlsAndAuthenticationUnlessInsecure) {
