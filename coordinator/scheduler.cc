@@ -308,15 +308,8 @@ Scheduler::Queue* Scheduler::BestQueueFor(const Session& session) {
 std::optional<v1::WorkItem> Scheduler::GrantLease(Session& session) {
   std::optional<Grant> grant = ChooseLease(session);
   if (!grant) return std::nullopt;
-  // The lease and the case's new state in one commit, before anything
-  // changes here: a lease the store lost would make its result unreportable
-  // after a restart, so a failed write grants nothing.
-  absl::Status stored = store_->BeginBatch();
-  if (stored.ok()) {
-    WriteGrant(*grant);
-    stored = store_->CommitBatch();
-  }
-  if (!stored.ok()) {
+  // Committed now, before anything changes here.
+  if (absl::Status stored = StoreGrant(*grant, /*commit_now=*/true); !stored.ok()) {
     LogIfError(stored, "grant lease");
     return std::nullopt;
   }
@@ -365,9 +358,12 @@ bool Scheduler::MayHoldAhead(const Session& session, const Queue& queue, const Q
   return queue.pending.size() > sessions_.size() * kLastCasesPerSession;
 }
 
-void Scheduler::WriteGrant(const Grant& grant) {
+absl::Status Scheduler::StoreGrant(const Grant& grant, bool commit_now) {
+  absl::Status stored = store_->BeginBatch();
+  if (!stored.ok()) return stored;
   store_->InsertLease(grant.lease).IgnoreError();  // a failed write fails the batch
   store_->UpdateCase(grant.lease.run_id, grant.lease.case_index, grant.running).IgnoreError();
+  return commit_now ? store_->CommitBatch() : store_->CommitBatchLater().status();
 }
 
 v1::Lease Scheduler::ApplyGrant(Session& session, Grant grant) {
@@ -417,12 +413,7 @@ void Scheduler::GrantInReply(Session& session, uint32_t wanted, v1::CompleteLeas
     std::optional<Grant> next = ChooseLease(session, /*ahead=*/!session.lease_ids.empty());
     if (!next) return;
     // Committed with the results before the reply (Complete flushes the group).
-    absl::Status stored = store_->BeginBatch();
-    if (stored.ok()) {
-      WriteGrant(*next);
-      stored = store_->CommitBatchLater().status();
-    }
-    if (!stored.ok()) {
+    if (absl::Status stored = StoreGrant(*next, /*commit_now=*/false); !stored.ok()) {
       LogIfError(stored, "grant lease in reply");
       return;
     }
@@ -525,9 +516,7 @@ absl::StatusOr<v1::CompleteLeaseResponse> Scheduler::Complete(const v1::Complete
   uint64_t group = 0;
   {
     std::lock_guard lock(mu_);
-    absl::Status failed;
-    response = CompleteAllLocked(request, &failed);
-    if (!failed.ok()) response = failed;
+    response = CompleteAllLocked(request);
     // Whatever this reply rests on is in this group or an earlier one; a
     // repeated completion may rest on an earlier reply's group.
     group = store_->OpenGroup();
@@ -598,16 +587,12 @@ absl::Status Scheduler::FollowGroup(uint64_t group) {
   }
 }
 
-v1::CompleteLeaseResponse Scheduler::CompleteAllLocked(const v1::CompleteLeaseRequest& request,
-                                                       absl::Status* first_failed) {
+absl::StatusOr<v1::CompleteLeaseResponse> Scheduler::CompleteAllLocked(const v1::CompleteLeaseRequest& request) {
   v1::CompleteLeaseResponse response;
   ++stats_.completion_calls;
   const uint64_t counted_before = stats_.results_counted;
   auto first = CompleteLocked(request.session_id(), request.lease_id(), request.result(), &response);
-  if (!first.ok()) {
-    *first_failed = first.status();
-    return response;
-  }
+  if (!first.ok()) return first.status();
   response.set_disposition(*first);
   for (const auto& more : request.more_results()) {
     // The first one that cannot be taken now ends the call's results; the

@@ -230,7 +230,7 @@ class Scheduler {
   void Enqueue(RunEntry& run, const std::map<std::string, int64_t>& durations) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The best pending case the session can run, and its queue; nullptr if none.
   Queue* BestQueueFor(const Session& session) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // A lease chosen for a session: written in the caller's batch, then applied.
+  // A lease chosen for a session: stored (StoreGrant), then applied.
   struct Grant {
     LeaseRecord lease;
     v1::CaseStatus running;  // the case's status once leased
@@ -252,8 +252,11 @@ class Scheduler {
   // REQUIRES: inside Complete, before its group is flushed.
   void GrantInReply(Session& session, uint32_t wanted, v1::CompleteLeaseResponse* response)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // REQUIRES: inside a store batch; a failed write fails the batch.
-  void WriteGrant(const Grant& grant) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The lease and the case's new state in one batch, before anything changes
+  // in memory: a lease the store lost would make its result unreportable
+  // after a restart, so a failed write grants nothing. commit_now: committed
+  // before it returns; else in the open group (Store::CommitBatchLater).
+  absl::Status StoreGrant(const Grant& grant, bool commit_now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // After the batch committed: the lease is the session's, in memory too.
   v1::Lease ApplyGrant(Session& session, Grant grant) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The lease as an agent receives it: its ids and its case's spec.
@@ -274,7 +277,8 @@ class Scheduler {
                                                                         v1::CompleteLeaseResponse* response)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Every result of the call, and the leases it asks for.
-  v1::CompleteLeaseResponse CompleteAllLocked(const v1::CompleteLeaseRequest& request, absl::Status* first_failed)
+  // An error only when the first result cannot be taken.
+  absl::StatusOr<v1::CompleteLeaseResponse> CompleteAllLocked(const v1::CompleteLeaseRequest& request)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void LeaveCompleting();
   // Returns once the store's `group` (Store::CommitBatchLater) is committed,
