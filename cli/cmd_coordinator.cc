@@ -51,6 +51,7 @@ void AddCoordinatorCommand(CLI::App& app, int* exit_code) {
     std::string tls_key;
     std::string tls_client_ca;
     bool insecure = false;
+    int priority_levels = 10;
     TokenFiles tokens;
     std::vector<SizeFlag> sizes = {{"--max-register-size", "", &MessageLimits::register_bytes},
                                    {"--max-heartbeat-size", "", &MessageLimits::heartbeat_bytes},
@@ -89,6 +90,11 @@ void AddCoordinatorCommand(CLI::App& app, int* exit_code) {
                   "file holding the submitters' token (SubmitRun, CancelRun, ReportVerdict and reads)");
   cmd->add_option("--read-token-file", flags->tokens.reader,
                   "file holding a read-only token (GetRun, WatchRun, GetHistory)");
+  cmd->add_option("--priority-levels", flags->priority_levels,
+                  "nice levels to run above the priority it was started with, so that agents and cases sharing "
+                  "the machine never keep its replies waiting for a core (needs root or CAP_SYS_NICE; 0: as started)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 39));
   AddSizeFlags(cmd, &flags->sizes, MessageLimits{});
   cmd->footer(kExitCodesHelp);
   cmd->callback([flags, exit_code] {
@@ -122,6 +128,7 @@ void AddCoordinatorCommand(CLI::App& app, int* exit_code) {
     options.tls_key_file = flags->tls_key;
     options.tls_client_ca_file = flags->tls_client_ca;
     options.insecure = flags->insecure;
+    options.priority_levels = flags->priority_levels;
     auto tokens = ReadRoleTokens(flags->tokens);
     absl::Status sizes = ParseSizeFlags(flags->sizes, &options.limits);
     if (!tokens.ok() || !sizes.ok()) {
@@ -154,6 +161,7 @@ void AddCoordinatorCommand(CLI::App& app, int* exit_code) {
     if (!c->metrics_address().empty()) {
       std::printf("perfgate coordinator: metrics on http://%s/metrics\n", c->metrics_address().c_str());
     }
+    std::printf("perfgate coordinator: %s\n", DescribePriority(c->priority(), options.priority_levels).c_str());
     std::fflush(stdout);
     if (absl::Status lost = c->Wait(); !lost.ok()) {
       std::cerr << "perfgate coordinator: stopping: " << lost.message() << "\n";

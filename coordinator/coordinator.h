@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "coordinator/artifact_store.h"
 #include "coordinator/auth.h"
+#include "coordinator/process_priority.h"
 #include "coordinator/scheduler.h"
 #include "coordinator/store.h"
 #include "core/time_source.h"
@@ -54,6 +55,10 @@ struct CoordinatorOptions {
   int max_threads = 1024;
   // Uploaded artifacts; an empty dir means "artifacts" beside db_path.
   ArtifactStoreOptions artifacts;
+  // Nice levels to raise the starting thread's CPU priority by before any
+  // thread starts (process_priority.h), so that the coordinator runs ahead of
+  // agents and cases on a machine it shares with them. 0: left as it is.
+  int priority_levels = 0;
 };
 
 class Coordinator {
@@ -67,6 +72,8 @@ class Coordinator {
   // Where /metrics is served (host:port), or empty.
   std::string metrics_address() const;
   Scheduler& scheduler() { return *scheduler_; }
+  // The CPU priority it raised itself to (CoordinatorOptions::priority_levels), or why not.
+  const PriorityChange& priority() const { return priority_; }
   ArtifactStore& artifacts() { return *artifacts_; }
   // Stops serving; in-flight streams end. Idempotent.
   void Shutdown();
@@ -82,6 +89,7 @@ class Coordinator {
   absl::Status OpenArtifacts(const CoordinatorOptions& options);
 
   RealTimeSource clock_;
+  PriorityChange priority_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<MetricsExporter> metrics_;

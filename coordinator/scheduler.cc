@@ -542,8 +542,9 @@ void Scheduler::LeaveCompleting() {
 // Group commit, leader and followers: the first completion of a group to get
 // here leads it. It lets the completions on their way write first (they are
 // running, or waiting for mu_, which others hold only to work, so this waits
-// on their work alone), up to kMaxGroup of them, commits them all in one, and
-// wakes them once. Nobody is woken per completion.
+// on their work alone), up to kMaxGroup of them or for kMaxLeaderWait,
+// commits them all in one, and wakes them once. Nobody is woken per
+// completion.
 absl::Status Scheduler::AwaitGroup(uint64_t group) {
   std::unique_lock lock(completing_mu_);
   // Wakes the leaders: nobody is on the way any more, or (below) a group
@@ -560,7 +561,8 @@ absl::Status Scheduler::LeadGroup(uint64_t group, std::unique_lock<std::mutex>& 
   if (led_group_) leader_cv_.notify_all();
   led_group_ = group;
   joined_ = 1;
-  leader_cv_.wait(lock, [&] { return completing_ == 0 || joined_ >= kMaxGroup || led_group_ != group; });
+  leader_cv_.wait_for(lock, kMaxLeaderWait,
+                      [&] { return completing_ == 0 || joined_ >= kMaxGroup || led_group_ != group; });
   lock.unlock();
   absl::Status flushed = store_->Flush(group);
   if (flushed.ok()) {
@@ -773,7 +775,7 @@ void Scheduler::DropSession(std::string session_id, const std::string& why) {
   if (!session) return;
   const std::string agent_id = session->record.agent_id;
   // A copy: LoseLease takes each out of the session's list.
-  for (const std::string lease_id : std::vector<std::string>(session->lease_ids)) LoseLease(lease_id, why);
+  for (const std::string& lease_id : std::vector<std::string>(session->lease_ids)) LoseLease(lease_id, why);
   session->wake->notify_all();  // its streams end: the session is stale
   sessions_.erase(session_id);
   if (auto it = agent_session_.find(agent_id); it != agent_session_.end() && it->second == session_id) {

@@ -1,0 +1,53 @@
+#include "coordinator/process_priority.h"
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+
+namespace perfgate {
+
+namespace {
+
+constexpr int kHighestPriority = -20;
+
+// The calling thread's nice value (PRIO_PROCESS with a thread id names one thread on Linux).
+int ThreadNice() {
+  errno = 0;
+  const int nice = getpriority(PRIO_PROCESS, static_cast<id_t>(gettid()));
+  return errno == 0 ? nice : 0;
+}
+
+}  // namespace
+
+PriorityChange RaiseThreadPriority(int levels) {
+  PriorityChange change;
+  change.before = change.after = ThreadNice();
+  const int wanted = std::max(kHighestPriority, change.before - levels);
+  if (wanted == change.before) return change;
+  if (setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), wanted) != 0) {
+    change.error = std::strerror(errno);
+    return change;
+  }
+  change.after = ThreadNice();
+  return change;
+}
+
+std::string DescribePriority(const PriorityChange& change, int levels) {
+  if (!change.error.empty()) {
+    return absl::StrCat("cannot raise its CPU priority ", levels, " levels (", change.error, "): runs at nice ",
+                        change.after, ", so on a machine shared with agents its replies wait for cores behind their "
+                        "cases; run it as root or with CAP_SYS_NICE (systemd: Nice=-10), or --priority-levels 0 "
+                        "to not try");
+  }
+  if (change.after == change.before) return absl::StrCat("runs at nice ", change.after);
+  return absl::StrCat("runs at nice ", change.after, ", ", change.before - change.after,
+                      " levels above the nice ", change.before, " it started at: ahead of agents and cases that "
+                      "share this machine");
+}
+
+}  // namespace perfgate

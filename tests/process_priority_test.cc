@@ -1,0 +1,130 @@
+// The coordinator's CPU priority: raised before its threads start, held by
+// every thread it starts, and said plainly when it cannot be raised.
+#include "coordinator/process_priority.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <dirent.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/test_util.h"
+
+namespace perfgate {
+namespace {
+
+using ::testing::HasSubstr;
+
+int MyNice() { return getpriority(PRIO_PROCESS, static_cast<id_t>(gettid())); }
+
+// Runs fn on a thread of its own: a priority set there stays there.
+template <typename F>
+void OnOwnThread(F fn) {
+  std::thread t(fn);
+  t.join();
+}
+
+TEST(ProcessPriorityTest, RaisesTheCallingThreadAndEveryThreadItStartsAfterwards) {
+  const int caller = MyNice();
+  OnOwnThread([&] {
+    const PriorityChange change = RaiseThreadPriority(3);
+    if (!change.error.empty()) GTEST_SKIP() << "no privilege to raise a priority here: " << change.error;
+    EXPECT_EQ(change.before, caller);
+    EXPECT_EQ(change.after, std::max(-20, caller - 3));
+    EXPECT_EQ(MyNice(), change.after);
+    int started_later = 99;
+    OnOwnThread([&] { started_later = MyNice(); });
+    EXPECT_EQ(started_later, change.after) << "a thread starts with its creator's nice value";
+  });
+  EXPECT_EQ(MyNice(), caller) << "threads started before keep theirs";
+}
+
+TEST(ProcessPriorityTest, StopsAtTheHighestPriority) {
+  OnOwnThread([] {
+    const PriorityChange change = RaiseThreadPriority(100);
+    if (!change.error.empty()) GTEST_SKIP() << "no privilege to raise a priority here: " << change.error;
+    EXPECT_EQ(change.after, -20);
+    EXPECT_EQ(MyNice(), -20);
+  });
+}
+
+TEST(ProcessPriorityTest, ZeroLevelsLeaveThePriorityAsItIs) {
+  OnOwnThread([] {
+    const int before = MyNice();
+    const PriorityChange change = RaiseThreadPriority(0);
+    EXPECT_EQ(change.after, before);
+    EXPECT_EQ(change.error, "");
+    EXPECT_EQ(MyNice(), before);
+    EXPECT_EQ(DescribePriority(change, 0), "runs at nice " + std::to_string(before));
+  });
+}
+
+// Without the privilege (here: as nobody, in a child process), the thread
+// keeps its priority, and the line says why and what to do.
+TEST(ProcessPriorityTest, WithoutPrivilegeThePriorityStaysAndTheLogSaysHowToAllowIt) {
+  EXPECT_EXIT(
+      {
+        if (getuid() == 0 && setuid(65534) != 0) std::exit(2);
+        const int before = MyNice();
+        const PriorityChange change = RaiseThreadPriority(10);
+        const std::string line = DescribePriority(change, 10);
+        const bool kept = !change.error.empty() && change.after == before && MyNice() == before;
+        const bool says = line.find("cannot raise") != std::string::npos &&
+                          line.find("CAP_SYS_NICE") != std::string::npos &&
+                          line.find("--priority-levels 0") != std::string::npos;
+        std::exit(kept && says ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(0), "");
+}
+
+// Field 19 of /proc/PID/task/TID/stat: the thread's nice value.
+std::vector<std::pair<std::string, int>> ThreadNices(pid_t pid) {
+  std::vector<std::pair<std::string, int>> out;
+  const std::string dir = "/proc/" + std::to_string(pid) + "/task";
+  DIR* tasks = opendir(dir.c_str());
+  if (!tasks) return out;
+  while (dirent* task = readdir(tasks)) {
+    if (task->d_name[0] == '.') continue;
+    std::ifstream stat(dir + "/" + task->d_name + "/stat");
+    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    const size_t open = text.find('('), close = text.rfind(')');
+    if (open == std::string::npos || close == std::string::npos) continue;
+    std::istringstream rest(text.substr(close + 2));
+    std::vector<std::string> fields;
+    for (std::string f; rest >> f;) fields.push_back(f);
+    if (fields.size() > 16) out.emplace_back(text.substr(open + 1, close - open - 1), std::stoi(fields[16]));
+  }
+  closedir(tasks);
+  return out;
+}
+
+// The real binary: every thread runs --priority-levels above the nice value
+// it was started with, but the history reader, which lowers its own.
+TEST(ProcessPriorityTest, EveryCoordinatorThreadButTheHistoryReaderRunsAboveItsStartingPriority) {
+  testing::TempDir dir;
+  const int started_at = MyNice();
+  testing::Subprocess coordinator({testing::PerfgateBinary(), "coordinator", "--listen", "127.0.0.1:0", "--db",
+                                   dir.File("perfgate.db"), "--priority-levels", "4"});
+  ASSERT_NE(testing::CoordinatorAddress(coordinator), "");
+  auto line = coordinator.WaitForLine("runs at nice", 30'000);
+  ASSERT_TRUE(line) << coordinator.output();
+  if (line->find("cannot raise") != std::string::npos) GTEST_SKIP() << *line;
+  const int raised = std::max(-20, started_at - 4);
+  EXPECT_THAT(*line, HasSubstr("runs at nice " + std::to_string(raised)));
+  const auto threads = ThreadNices(coordinator.pid());
+  ASSERT_GT(threads.size(), 3u);
+  for (const auto& [name, nice] : threads) {
+    EXPECT_EQ(nice, name == "low-priority" ? 19 : raised) << "thread " << name;
+  }
+}
+
+}  // namespace
+}  // namespace perfgate
