@@ -4,8 +4,9 @@
 //
 //   load       64 load-agent sessions (bench/load_agent.h: the real protocol,
 //              no process spawned) complete --runs runs of --cases cases on
-//              branch main: leases/s, coordinator CPU per lease, its RSS
-//              after the first and the last run, store bytes per case.
+//              branch main: leases/s, coordinator CPU per lease, its peak
+//              RSS during the first and during the last run (VmHWM, reset
+//              before the last), store bytes per case.
 //   history    --history-runs more such runs (8), submitted at once, while a
 //              second client fetches the history of every key of the run in
 //              a loop: lease rate inside those calls against outside, and
@@ -31,6 +32,7 @@
 //            [--e2e-cases N] [--next-cases N] [--history-runs N] [--samples N] [--json FILE] [--perfgate PATH]
 //            [--before PATH]   (another perfgate binary, measured beside it part by part)
 //            [--only-next]     (only the `next` part: fast iteration on the agent's hot path)
+//            [--stamps FILE]   (every stamped case of the history part: agent, start ns, end ns)
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -91,12 +93,29 @@ double ProcCpuSeconds(pid_t pid, bool children) {
   return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
-double RssMb(pid_t pid) {
+// A field of /proc/PID/status in kB ("VmRSS:", "VmHWM:"), as MB.
+double StatusMb(pid_t pid, const char* field) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
   for (std::string line; std::getline(in, line);) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::atof(line.c_str() + 6) / 1024;
+    if (line.rfind(field, 0) == 0) return std::atof(line.c_str() + std::strlen(field)) / 1024;
   }
   return 0;
+}
+
+double RssMb(pid_t pid) { return StatusMb(pid, "VmRSS:"); }
+
+// The most resident memory the process held since it started or since the
+// last ResetPeakRss (VmHWM): a snapshot of VmRSS swings by a tenth with the
+// number of gRPC threads alive at that instant, the peak does not.
+double PeakRssMb(pid_t pid) { return StatusMb(pid, "VmHWM:"); }
+
+// Starts a new peak (proc(5): writing 5 to clear_refs resets VmHWM to VmRSS).
+// False where the kernel refused: the peak then counts from the start, an upper bound.
+bool ResetPeakRss(pid_t pid) {
+  std::ofstream out("/proc/" + std::to_string(pid) + "/clear_refs");
+  out << "5";
+  out.flush();
+  return static_cast<bool>(out);
 }
 
 double LoadAverage() {
@@ -271,6 +290,7 @@ struct Options {
   // Samples per load-agent result; 1 is what the real agent sends for a `repeats: 1` case.
   int samples = 1;
   std::string json_path;
+  std::string stamps_path;  // the history part's case spans, one line each, for a closer look at the gaps
   std::string perfgate = PERFGATE_BINARY;
   // Another perfgate binary (the code before a change) measured beside it, part by part.
   std::string before;
@@ -512,11 +532,15 @@ HistoryFigures MeasureCasesBesideHistory(const Options& o, const std::string& db
   const Spans calls = fetcher.Stop();
   for (auto& a : agents) Stop(a);
   Spans cases;
+  std::ofstream stamps;
+  if (!o.stamps_path.empty()) stamps.open(o.stamps_path);
   for (const auto& id : runs) {
     const v1::Run run = FetchRun(*stub, id);
     for (const auto& cs : run.cases()) {
       int64_t start = 0, end = 0;
-      if (std::sscanf(cs.result().stdout_tail().c_str(), "%ld %ld", &start, &end) == 2) cases.emplace_back(start, end);
+      if (std::sscanf(cs.result().stdout_tail().c_str(), "%ld %ld", &start, &end) != 2) continue;
+      cases.emplace_back(start, end);
+      if (stamps) stamps << cs.agent_id() << ' ' << start << ' ' << end << '\n';
     }
   }
   Stop(c.process);
@@ -528,7 +552,10 @@ HistoryFigures MeasureCasesBesideHistory(const Options& o, const std::string& db
 
 // Every figure of one coordinator binary.
 struct Figures {
-  double leases_per_s = 0, cpu_ms_per_lease = 0, rss_first = 0, rss_last = 0, db_bytes_per_case = 0;
+  double leases_per_s = 0, cpu_ms_per_lease = 0, db_bytes_per_case = 0;
+  // Peak RSS during the first run and during the last; the snapshots after each beside them.
+  double rss_first = 0, rss_last = 0, rss_after_first = 0, rss_after_last = 0;
+  bool rss_last_reset = false;  // whether the last run's peak is its own (else since the start)
   HistoryFigures history;        // load agents: leases
   HistoryFigures agent_history;  // real agents: cases timed from inside
   double e2e_rate = 0, share = 0;
@@ -554,11 +581,16 @@ bool MeasureLoad(const Options& o, const std::string& perfgate, const std::strin
   double load_s = 0;
   const double cpu_a0 = ProcCpuSeconds(a.process.pid, false);
   for (int r = 0; r < o.runs; ++r) {
+    if (r > 0 && r == o.runs - 1) f->rss_last_reset = ResetPeakRss(a.process.pid);
     load_s += SubmitAndWait(*stub_a, load_suite, "main").seconds;
-    if (r == 0) f->rss_first = RssMb(a.process.pid);
+    if (r == 0) {
+      f->rss_first = PeakRssMb(a.process.pid);
+      f->rss_after_first = RssMb(a.process.pid);
+    }
   }
   const double cpu_a = ProcCpuSeconds(a.process.pid, false) - cpu_a0;
-  f->rss_last = RssMb(a.process.pid);
+  f->rss_last = PeakRssMb(a.process.pid);
+  f->rss_after_last = RssMb(a.process.pid);
   const double leases = static_cast<double>(o.cases) * o.runs;
   f->leases_per_s = leases / load_s;
   f->cpu_ms_per_lease = cpu_a * 1e3 / leases;
@@ -741,8 +773,11 @@ void PrintTable(const Options& o, const std::vector<Figures>& f, double load_bef
   hrow("  (longest such moment outside history calls)", leases, &HistoryFigures::idle_max_outside_ms, "ms", o.agents);
   row("makespan / ideal, second run", &Figures::makespan_ratio, "x", kMakespanSessions, kShortCases + 2, 2);
   row("  (first run, no history)", &Figures::first_ratio, "x", kMakespanSessions, kShortCases + 2, 1);
-  row("coordinator RSS after the first run", &Figures::rss_first, "MB", o.agents, o.cases, 1);
-  row("coordinator RSS after the last run", &Figures::rss_last, "MB", o.agents, o.cases, o.runs);
+  row("coordinator peak RSS during the first run", &Figures::rss_first, "MB", o.agents, o.cases, 1);
+  row("coordinator peak RSS during the last run", &Figures::rss_last, "MB", o.agents, o.cases, o.runs);
+  row("  (RSS after the first run)", &Figures::rss_after_first, "MB", o.agents, o.cases, 1);
+  row("  (RSS after the last run)", &Figures::rss_after_last, "MB", o.agents, o.cases, o.runs);
+  if (!f.back().rss_last_reset) std::printf("  (the kernel refused a peak reset: the last run's peak counts from the start)\n");
   row("store bytes per case", &Figures::db_bytes_per_case, "B", o.agents, o.cases, o.runs + o.history_runs);
   std::printf("  (%d sample(s) of 4 metrics per load-agent result)\n", o.samples);
 }
@@ -768,8 +803,14 @@ nlohmann::json Json(const Options& o, const std::vector<Figures>& all, double lo
   doc["all_agents_idle_max_ms"]["outside_history_calls_ms"] = f.agent_history.idle_max_outside_ms;
   doc["all_agents_idle_max_ms"]["load_agents_no_lease_max_ms"] = f.history.idle_max_ms;
   doc["makespan_ratio"] = Figure(f.makespan_ratio, kMakespanSessions, kShortCases + 2, 2);
+  // Peaks (VmHWM) during the run; the VmRSS snapshot after it beside each.
   doc["rss_mb_first_run"] = Figure(f.rss_first, o.agents, o.cases, 1);
+  doc["rss_mb_first_run"]["measure"] = "peak during the run (VmHWM)";
+  doc["rss_mb_first_run"]["after_run_mb"] = f.rss_after_first;
   doc["rss_mb_last_run"] = Figure(f.rss_last, o.agents, o.cases, o.runs);
+  doc["rss_mb_last_run"]["measure"] =
+      f.rss_last_reset ? "peak during the run (VmHWM)" : "peak since the start (VmHWM; the reset was refused)";
+  doc["rss_mb_last_run"]["after_run_mb"] = f.rss_after_last;
   doc["db_bytes_per_case"] = Figure(f.db_bytes_per_case, o.agents, o.cases, o.runs + o.history_runs);
   doc["db_bytes_per_case"]["samples_per_case"] = o.samples;
   if (all.size() == 2) {
@@ -815,11 +856,12 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--perfgate") && more) o.perfgate = argv[++i];
     else if (!std::strcmp(argv[i], "--before") && more) o.before = argv[++i];
     else if (!std::strcmp(argv[i], "--only-next")) o.only_next = true;
+    else if (!std::strcmp(argv[i], "--stamps") && more) o.stamps_path = argv[++i];
     else {
       std::fprintf(stderr,
                    "usage: dispatch [--cases N] [--agents N] [--runs N] [--e2e-agents N] [--e2e-cases N] "
                    "[--next-cases N] [--history-runs N] [--samples N] [--json FILE] [--perfgate PATH] [--before PATH] "
-                   "[--only-next]\n");
+                   "[--only-next] [--stamps FILE]\n");
       return 2;
     }
   }
@@ -846,3 +888,4 @@ int main(int argc, char** argv) {
   }
   return 0;
 }
+
