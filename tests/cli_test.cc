@@ -13,6 +13,7 @@ namespace perfgate {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using testing::PerfgateBinary;
 using testing::RunCommand;
 
@@ -115,11 +116,21 @@ TEST(CliTest, TorchSuiteMeasuresRealPytorchWhereItIsInstalled) {
   if (probe.exit_code != 0) GTEST_SKIP() << "python3-torch is not installed (scripts/install-torch.sh)";
   testing::TempDir dir;
   const std::string json = dir.File("torch.json");
+  // Timed rows are judged against the suite's expected times (a 100% margin), which a loaded machine
+  // overshoots: only what does not depend on the machine's load fails this run. Instruction counts
+  // (callgrind) must still match theirs, within 2%.
   auto r = RunCommand({PerfgateBinary(), "run", testing::SourceDir() + "/bench_cases/torch.yaml", "--label", "torch",
-                       "--repeats", "2", "--json", json});
+                       "--repeats", "2", "--json", json, "--fail-on", "error,missing_result,no_capable_agent"});
   EXPECT_EQ(r.exit_code, 0) << r.output;
   for (const char* name : {"add_one_eager_requires_grad", "add_one_jit_script_inference_mode"}) {
     EXPECT_THAT(r.output, HasSubstr(name)) << r.output;
+  }
+  EXPECT_THAT(r.output, HasSubstr("instruction_count")) << r.output;
+  std::istringstream lines(r.output);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find("regression") != std::string::npos) {
+      EXPECT_THAT(line, Not(HasSubstr("instruction_count")));
+    }
   }
   // Without the label, a machine is not taken to have PyTorch.
   auto unlabelled = RunCommand({PerfgateBinary(), "run", testing::SourceDir() + "/bench_cases/torch.yaml"});
