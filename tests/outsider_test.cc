@@ -305,7 +305,14 @@ TEST_F(OutsiderTest, EveryAttackIsRefusedAndTheRealGateStillPasses) {
       senders.emplace_back([&, i] { results[i] = Attacker(address_, ca, "").SubmitCommand(kHugeBytes); });
     }
     for (auto& t : senders) t.join();
-    for (const auto& r : results) expect(r, Code::RESOURCE_EXHAUSTED, nullptr, "100 MB SubmitRun, concurrently");
+    // Each is refused as too large, or, when their buffers together fill the
+    // quota first, gRPC reclaims memory by closing a connection: GOAWAY, a
+    // refusal too (with the coordinator ahead of the senders in priority, 1
+    // run in 4 under a busy loop).
+    for (const auto& r : results) {
+      if (r.error_code() == Code::UNAVAILABLE && r.error_message().find("GOAWAY") != std::string::npos) continue;
+      expect(r, Code::RESOURCE_EXHAUSTED, nullptr, "100 MB SubmitRun, concurrently");
+    }
     EXPECT_LT(PeakRssBytes(coordinator_->pid()), 400 * kMiB) << "128 MiB of buffers, and their TLS copies";
   }
 
