@@ -594,7 +594,7 @@ bool MeasureLoad(const Options& o, const std::string& perfgate, const std::strin
   double load_s = 0;
   const double cpu_a0 = ProcCpuSeconds(a.process.pid, false);
   for (int r = 0; r < o.runs; ++r) {
-    if (r > 0 && r == o.runs - 1) f->rss_last_reset = ResetPeakRss(a.process.pid);
+    if (r == o.runs - 1) f->rss_last_reset = r == 0 || ResetPeakRss(a.process.pid);  // one run: its peak is its own
     load_s += SubmitAndWait(*stub_a, load_suite, "main").seconds;
     if (r == 0 || r == o.runs - 1) WaitForSummaries(*stub_a);
     if (r == 0) {
