@@ -2,11 +2,11 @@
 // its next lease, so a reply that waits for a core holds up the fleet. On a
 // machine it shares with agents and their cases (a small lab, or
 // bench/dispatch on 2 cores), at the cases' priority its calls queued behind
-// them: with 16 agents saturating 2 cores, 260-760 completions of 8,000
-// cases took over 10 ms, some 100-200 ms, as a thread holding the
+// them: with 16 agents saturating 2 cores, 354-498 completions of 8,000
+// cases took over 10 ms, some over 100 ms, as a thread holding the
 // scheduler's lock or leading a group commit waited for a core, and the
-// agents ran out of leases together. Fifteen nice levels above them, 3-26
-// did (bench/dispatch's history part, timed inside the coordinator).
+// agents ran out of leases together. Ten nice levels above them, 6-22 did
+// (bench/dispatch's history part, timed inside the coordinator).
 //
 // On Linux a nice value applies to one thread, and a thread starts with its
 // creator's: raised before the coordinator starts its threads, it holds for
