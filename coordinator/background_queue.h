@@ -1,23 +1,35 @@
-// One thread that runs posted tasks in the order they were posted, at the
-// caller's priority. For work that must happen soon but not on the caller's
-// path (a finished run's history summaries), with a way to wait for it
+// One thread that runs posted tasks in the order they were posted. For work
+// that must happen soon but not on the caller's path (a finished run's
+// history summaries, freeing a finished run), with a way to wait for it
 // (Drain) where its result is needed.
 #pragma once
+
+#include <pthread.h>
 
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <string>
 #include <thread>
+#include <utility>
 
 #include "absl/base/thread_annotations.h"
+#include "coordinator/process_priority.h"
 
 namespace perfgate {
 
 class BackgroundQueue {
  public:
-  BackgroundQueue() : thread_([this] { Loop(); }) {}
+  // kStarting: the nice value the coordinator started at, below the raised
+  // one of the threads that serve agents (ReturnToStartingPriority). Only for
+  // tasks that hold no lock those threads wait for: a task preempted while
+  // holding one would hold them up too.
+  enum class Priority { kCreator, kStarting };
+  // `name`: the thread's, as top -H and perf show it (15 characters at most).
+  explicit BackgroundQueue(std::string name, Priority priority = Priority::kCreator)
+      : name_(std::move(name)), priority_(priority), thread_([this] { Loop(); }) {}
   // Finishes the running task; tasks not started are dropped (a task must
   // leave its work where a later start finds it). REQUIRES: no Drain under way.
   ~BackgroundQueue() {
@@ -54,6 +66,8 @@ class BackgroundQueue {
 
  private:
   void Loop() {
+    pthread_setname_np(pthread_self(), name_.c_str());
+    if (priority_ == Priority::kStarting) ReturnToStartingPriority();
     std::unique_lock lock(mu_);
     for (;;) {
       changed_.wait(lock, [&] { return stopping_ || !tasks_.empty(); });
@@ -68,6 +82,8 @@ class BackgroundQueue {
     }
   }
 
+  const std::string name_;
+  const Priority priority_;
   std::mutex mu_;
   std::condition_variable changed_;
   std::deque<std::function<void()>> tasks_ ABSL_GUARDED_BY(mu_);

@@ -5,6 +5,7 @@
 #include <grpcpp/server.h>
 #include <grpcpp/server_builder.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -176,7 +177,10 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Start(const Coordinato
   }
   std::string host = options.listen.substr(0, options.listen.rfind(':'));
   c->address_ = absl::StrCat(host, ":", port);
-  c->sweeper_ = std::thread([raw = c.get()] { raw->SweepLoop(); });
+  c->sweeper_ = std::thread([raw = c.get()] {
+    pthread_setname_np(pthread_self(), "sweeper");
+    raw->SweepLoop();
+  });
   return c;
 }
 

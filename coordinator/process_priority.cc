@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 
@@ -14,6 +15,10 @@ namespace perfgate {
 namespace {
 
 constexpr int kHighestPriority = -20;
+constexpr int kLowestPriority = 19;
+
+// How many levels RaiseThreadPriority raised this process's threads.
+std::atomic<int> raised_levels{0};
 
 // The calling thread's nice value (PRIO_PROCESS with a thread id names one thread on Linux).
 int ThreadNice() {
@@ -28,13 +33,21 @@ PriorityChange RaiseThreadPriority(int levels) {
   PriorityChange change;
   change.before = change.after = ThreadNice();
   const int wanted = std::max(kHighestPriority, change.before - levels);
-  if (wanted == change.before) return change;
-  if (setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), wanted) != 0) {
+  if (wanted != change.before && setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), wanted) != 0) {
     change.error = std::strerror(errno);
-    return change;
   }
   change.after = ThreadNice();
+  raised_levels.store(change.before - change.after);
   return change;
+}
+
+int ReturnToStartingPriority() {
+  const int now = ThreadNice();
+  const int levels = raised_levels.load();
+  if (levels <= 0) return now;
+  // A higher nice value is always allowed: no privilege, no error to report.
+  setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), std::min(kLowestPriority, now + levels));
+  return ThreadNice();
 }
 
 std::string DescribePriority(const PriorityChange& change, int levels) {

@@ -857,7 +857,8 @@ Scheduler::EvictedRuns Scheduler::EvictFinishedRuns() {
 
 void Scheduler::ReleaseEvicted(EvictedRuns runs) {
   if (runs.empty()) return;
-  runs.clear();
+  // std::function needs a copyable task; the runs' nodes are move-only.
+  releaser_.Post([held = std::make_shared<EvictedRuns>(std::move(runs))] { held->clear(); });
   const int64_t now = clock_->NowMs();
   int64_t last = last_trim_ms_.load();
   if (now - last < kTrimIntervalMs || !last_trim_ms_.compare_exchange_strong(last, now)) return;

@@ -268,7 +268,8 @@ class SqliteStore final : public Store {
   // Starts the summaries thread, with the runs that ended before a previous
   // process summarized them. REQUIRES: after Migrate, before other calls.
   absl::Status StartSummaries() {
-    summaries_ = std::make_unique<BackgroundQueue>();
+    // At the priority of the threads that serve agents: it writes under the store's write lock.
+    summaries_ = std::make_unique<BackgroundQueue>("summaries");
     std::lock_guard lock(mu_);
     Statement q(*writes_, "SELECT run_seq FROM pending_summaries");
     int rc;

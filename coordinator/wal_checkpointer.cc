@@ -1,7 +1,10 @@
 #include "coordinator/wal_checkpointer.h"
 
+#include <pthread.h>
+
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "coordinator/process_priority.h"
 
 namespace perfgate {
 
@@ -54,6 +57,9 @@ int WalCheckpointer::OnCommit(void* self, sqlite3*, const char*, int pages_in_lo
 }
 
 void WalCheckpointer::Loop() {
+  pthread_setname_np(pthread_self(), "checkpointer");
+  // A passive checkpoint takes no lock a commit waits for: it may wait for a core.
+  ReturnToStartingPriority();
   std::unique_lock lock(mu_);
   while (true) {
     wake_.wait(lock, [this] { return due_ || stop_; });

@@ -4,12 +4,15 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <pthread.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <future>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -17,7 +20,7 @@ namespace perfgate {
 namespace {
 
 TEST(BackgroundQueueTest, DrainReturnsOnceEveryTaskPostedBeforeItRanInOrderOnAnotherThread) {
-  BackgroundQueue queue;
+  BackgroundQueue queue("test-queue");
   std::mutex mu;
   std::vector<int> ran;
   std::vector<pid_t> threads;
@@ -39,7 +42,7 @@ TEST(BackgroundQueueTest, DrainReturnsOnceEveryTaskPostedBeforeItRanInOrderOnAno
 // The store closes its queue before its database: a task under way (a
 // summary writing through the store) must have ended when the queue has.
 TEST(BackgroundQueueTest, ClosingWaitsForTheTaskUnderWay) {
-  auto queue = std::make_unique<BackgroundQueue>();
+  auto queue = std::make_unique<BackgroundQueue>("test-queue");
   std::promise<void> started, release;
   std::shared_future<void> released = release.get_future().share();
   std::atomic<bool> done{false};
@@ -53,6 +56,43 @@ TEST(BackgroundQueueTest, ClosingWaitsForTheTaskUnderWay) {
   release.set_value();
   close.join();
   EXPECT_TRUE(done) << "the queue closed before its running task ended";
+}
+
+// Runs fn on a thread of its own: a priority set there stays there.
+template <typename F>
+void OnOwnThread(F fn) {
+  std::thread t(fn);
+  t.join();
+}
+
+int NiceOf(pid_t tid) { return getpriority(PRIO_PROCESS, static_cast<id_t>(tid)); }
+
+std::string ThreadName() {
+  char name[16] = {};
+  pthread_getname_np(pthread_self(), name, sizeof name);
+  return name;
+}
+
+// In a coordinator that raised its priority, a kStarting queue runs below the
+// threads that serve agents; a kCreator queue beside them.
+TEST(BackgroundQueueTest, RunsAtTheStartingPriorityOnlyWhenAskedAndUnderItsName) {
+  OnOwnThread([] {
+    const PriorityChange change = RaiseThreadPriority(2);
+    if (!change.error.empty()) GTEST_SKIP() << "no privilege to raise a priority here: " << change.error;
+    ASSERT_NE(change.after, change.before) << "started at the highest priority";
+    BackgroundQueue below("bg-starting", BackgroundQueue::Priority::kStarting);
+    BackgroundQueue beside("bg-creator");
+    int below_nice = 99, beside_nice = 99;
+    std::string below_name, beside_name;
+    below.Post([&] { below_nice = NiceOf(gettid()), below_name = ThreadName(); });
+    beside.Post([&] { beside_nice = NiceOf(gettid()), beside_name = ThreadName(); });
+    below.Drain();
+    beside.Drain();
+    EXPECT_EQ(below_nice, change.before);
+    EXPECT_EQ(beside_nice, change.after);
+    EXPECT_EQ(below_name, "bg-starting");
+    EXPECT_EQ(beside_name, "bg-creator");
+  });
 }
 
 }  // namespace

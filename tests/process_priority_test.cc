@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -45,6 +46,25 @@ TEST(ProcessPriorityTest, RaisesTheCallingThreadAndEveryThreadItStartsAfterwards
     EXPECT_EQ(started_later, change.after) << "a thread starts with its creator's nice value";
   });
   EXPECT_EQ(MyNice(), caller) << "threads started before keep theirs";
+}
+
+TEST(ProcessPriorityTest, ReturnToStartingPriorityUndoesTheRaiseOnTheCallingThreadOnly) {
+  OnOwnThread([&] {
+    const PriorityChange change = RaiseThreadPriority(3);
+    if (!change.error.empty()) GTEST_SKIP() << "no privilege to raise a priority here: " << change.error;
+    ASSERT_NE(change.after, change.before) << "started at the highest priority: nothing to undo";
+    int background = 99;
+    OnOwnThread([&] { background = ReturnToStartingPriority(); });
+    EXPECT_EQ(background, change.before);
+    EXPECT_EQ(MyNice(), change.after) << "the raising thread keeps its priority";
+  });
+}
+
+TEST(ProcessPriorityTest, ReturnToStartingPriorityChangesNothingWhereNothingWasRaised) {
+  OnOwnThread([&] {
+    const PriorityChange change = RaiseThreadPriority(0);
+    EXPECT_EQ(ReturnToStartingPriority(), change.before);
+  });
 }
 
 TEST(ProcessPriorityTest, StopsAtTheHighestPriority) {
@@ -107,8 +127,9 @@ std::vector<std::pair<std::string, int>> ThreadNices(pid_t pid) {
 }
 
 // The real binary: every thread runs --priority-levels above the nice value
-// it was started with, but the history reader, which lowers its own.
-TEST(ProcessPriorityTest, EveryCoordinatorThreadButTheHistoryReaderRunsAboveItsStartingPriority) {
+// it was started with, but the history reader, which lowers its own to 19,
+// and the threads whose work no agent waits on, back at the starting value.
+TEST(ProcessPriorityTest, CoordinatorThreadsServingAgentsRunAboveItsStartingPriorityAndBackgroundOnesDoNot) {
   testing::TempDir dir;
   const int started_at = MyNice();
   testing::Subprocess coordinator({testing::PerfgateBinary(), "coordinator", "--listen", "127.0.0.1:0", "--db",
@@ -121,9 +142,13 @@ TEST(ProcessPriorityTest, EveryCoordinatorThreadButTheHistoryReaderRunsAboveItsS
   EXPECT_THAT(*line, HasSubstr("runs at nice " + std::to_string(raised)));
   const auto threads = ThreadNices(coordinator.pid());
   ASSERT_GT(threads.size(), 3u);
+  std::set<std::string> names;
   for (const auto& [name, nice] : threads) {
-    EXPECT_EQ(nice, name == "low-priority" ? 19 : raised) << "thread " << name;
+    names.insert(name);
+    const bool background = name == "releaser" || name == "checkpointer";
+    EXPECT_EQ(nice, name == "low-priority" ? 19 : background ? started_at : raised) << "thread " << name;
   }
+  EXPECT_THAT(names, ::testing::IsSupersetOf({"releaser", "checkpointer", "summaries", "sweeper", "low-priority"}));
 }
 
 }  // namespace
