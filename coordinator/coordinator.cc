@@ -101,13 +101,14 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(const
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Start(const CoordinatorOptions& options) {
-  // First: gRPC starts threads of its own as soon as credentials are made.
+  // First: gRPC starts threads of its own as soon as credentials are made,
+  // and an arena limit set after a thread has taken an arena does not hold.
+  LimitMallocRetention();
   const PriorityChange priority = RaiseThreadPriority(options.priority_levels);
   if (auto s = CheckExposure(options); !s.ok()) return s;
   auto credentials = ServerCredentials(options);
   if (!credentials.ok()) return credentials.status();
   if (auto s = CheckPortFree(options.listen); !s.ok()) return s;
-  LimitMallocRetention();  // before the server's threads: memory stays flat over runs
   std::unique_ptr<Coordinator> c(new Coordinator());
   c->priority_ = priority;
   auto store = OpenSqliteStore(options.db_path);
