@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <future>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -28,8 +29,11 @@ class BackgroundQueue {
   // holding one would hold them up too.
   enum class Priority { kCreator, kStarting };
   // `name`: the thread's, as top -H and perf show it (15 characters at most).
+  // Returns once the thread runs under its name and at its priority.
   explicit BackgroundQueue(std::string name, Priority priority = Priority::kCreator)
-      : name_(std::move(name)), priority_(priority), thread_([this] { Loop(); }) {}
+      : name_(std::move(name)), priority_(priority), thread_([this] { Loop(); }) {
+    ready_.get_future().wait();
+  }
   // Finishes the running task; tasks not started are dropped (a task must
   // leave its work where a later start finds it). REQUIRES: no Drain under way.
   ~BackgroundQueue() {
@@ -68,6 +72,7 @@ class BackgroundQueue {
   void Loop() {
     pthread_setname_np(pthread_self(), name_.c_str());
     if (priority_ == Priority::kStarting) ReturnToStartingPriority();
+    ready_.set_value();
     std::unique_lock lock(mu_);
     for (;;) {
       changed_.wait(lock, [&] { return stopping_ || !tasks_.empty(); });
@@ -84,6 +89,7 @@ class BackgroundQueue {
 
   const std::string name_;
   const Priority priority_;
+  std::promise<void> ready_;
   std::mutex mu_;
   std::condition_variable changed_;
   std::deque<std::function<void()>> tasks_ ABSL_GUARDED_BY(mu_);

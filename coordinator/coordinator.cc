@@ -178,10 +178,8 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Start(const Coordinato
   }
   std::string host = options.listen.substr(0, options.listen.rfind(':'));
   c->address_ = absl::StrCat(host, ":", port);
-  c->sweeper_ = std::thread([raw = c.get()] {
-    pthread_setname_np(pthread_self(), "sweeper");
-    raw->SweepLoop();
-  });
+  c->sweeper_ = std::thread([raw = c.get()] { raw->SweepLoop(); });
+  pthread_setname_np(c->sweeper_.native_handle(), "sweeper");
   return c;
 }
 

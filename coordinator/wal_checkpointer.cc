@@ -25,6 +25,7 @@ absl::StatusOr<std::unique_ptr<WalCheckpointer>> WalCheckpointer::Start(sqlite3*
 
 WalCheckpointer::WalCheckpointer(sqlite3* writer, sqlite3* own, int pages)
     : writer_(writer), own_(own), pages_(pages), thread_([this] { Loop(); }) {
+  ready_.get_future().wait();  // named and at its priority
   sqlite3_wal_hook(writer_, &WalCheckpointer::OnCommit, this);
 }
 
@@ -60,6 +61,7 @@ void WalCheckpointer::Loop() {
   pthread_setname_np(pthread_self(), "checkpointer");
   // A passive checkpoint takes no lock a commit waits for: it may wait for a core.
   ReturnToStartingPriority();
+  ready_.set_value();
   std::unique_lock lock(mu_);
   while (true) {
     wake_.wait(lock, [this] { return due_ || stop_; });

@@ -9,6 +9,7 @@
 
 #include <condition_variable>
 #include <cstdint>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -47,6 +48,7 @@ class WalCheckpointer {
   bool due_ ABSL_GUARDED_BY(mu_) = false;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t checkpoints_ ABSL_GUARDED_BY(mu_) = 0;
+  std::promise<void> ready_;  // the thread is named and at its priority
   std::thread thread_;
 };
 
