@@ -69,27 +69,7 @@ int64_t ExpectedMs(const v1::CaseSpec& spec, const std::map<std::string, int64_t
   return it == durations.end() ? std::numeric_limits<int64_t>::max() : it->second;
 }
 
-// A copy of `from` on `arena`.
-template <typename Message>
-Message* OnArena(google::protobuf::Arena& arena, const Message& from) {
-  auto* copy = google::protobuf::Arena::CreateMessage<Message>(&arena);
-  *copy = from;
-  return copy;
-}
-
-google::protobuf::ArenaOptions RunArenaOptions() {
-  google::protobuf::ArenaOptions options;
-  // Each thread that adds to a run starts its own chain of blocks: small
-  // first blocks (those of 16 threads fit a small run), doubling up to the
-  // largest.
-  options.start_block_size = 16 << 10;
-  options.max_block_size = 1 << 20;
-  return options;
-}
-
 }  // namespace
-
-Scheduler::RunEntry::RunEntry() : arena(std::make_unique<google::protobuf::Arena>(RunArenaOptions())) {}
 
 Scheduler::Scheduler(Store* store, const TimeSource* clock, SchedulerOptions options)
     : store_(store), clock_(clock), options_(options) {}
@@ -131,8 +111,8 @@ absl::Status Scheduler::Recover() {
     entry.meta.clear_cases();
     for (int c = 0; c < run.cases_size(); ++c) {
       CaseEntry ce;
-      ce.spec = OnArena(*entry.arena, suite.cases(c));
-      ce.status = OnArena(*entry.arena, run.cases(c));
+      ce.spec = suite.cases(c);
+      ce.status = run.cases(c);
       entry.cases.push_back(std::move(ce));
     }
     auto durations = store_->CaseDurations(suite.name());
@@ -146,7 +126,7 @@ absl::Status Scheduler::Recover() {
     auto run = runs_.find(lease.run_id);
     Session* session = LiveSession(lease.session_id);
     if (run == runs_.end() || lease.case_index >= static_cast<int>(run->second.cases.size()) ||
-        run->second.cases[lease.case_index].status->state() != v1::CASE_STATE_RUNNING || !session) {
+        run->second.cases[lease.case_index].status.state() != v1::CASE_STATE_RUNNING || !session) {
       // Orphaned by a crash between two writes: not counted, the case is re-queued below.
       lease.state = LeaseState::kLost;
       LogIfError(store_->UpdateLease(lease.lease_id, LeaseState::kLost, lease.expires_at_ms), "recover lease");
@@ -169,7 +149,7 @@ absl::Status Scheduler::Recover() {
   }
   for (auto& [id, run] : runs_) {
     for (size_t c = 0; c < run.cases.size(); ++c) {
-      if (run.cases[c].status->state() == v1::CASE_STATE_RUNNING && run.cases[c].lease_id.empty()) {
+      if (run.cases[c].status.state() == v1::CASE_STATE_RUNNING && run.cases[c].lease_id.empty()) {
         SetCase(run, static_cast<int>(c), v1::CASE_STATE_PENDING, "re-queued after coordinator restart");
       }
     }
@@ -292,15 +272,15 @@ void Scheduler::Enqueue(RunEntry& run, const std::map<std::string, int64_t>& dur
   const int64_t now = clock_->NowMs();
   for (size_t i = 0; i < run.cases.size(); ++i) {
     CaseEntry& c = run.cases[i];
-    auto [it, created] = queues_.try_emplace(c.spec->requirements().SerializeAsString());
+    auto [it, created] = queues_.try_emplace(c.spec.requirements().SerializeAsString());
     Queue& queue = it->second;
     if (created) {
-      queue.requirements = c.spec->requirements();
+      queue.requirements = c.spec.requirements();
       queue.gpu = NeedsGpu(queue.requirements);
     }
     c.queue = &queue;
-    c.expected_ms = ExpectedMs(*c.spec, durations);
-    if (c.status->state() != v1::CASE_STATE_PENDING) continue;
+    c.expected_ms = ExpectedMs(c.spec, durations);
+    if (c.status.state() != v1::CASE_STATE_PENDING) continue;
     c.pending_since_ms = now;
     queue.pending.insert({run.seq, c.expected_ms, static_cast<int>(i)});
   }
@@ -352,14 +332,14 @@ std::optional<Scheduler::Grant> Scheduler::ChooseLease(const Session& session, b
   lease.lease_id = NewId("lease");
   lease.run_id = run.meta.run_id();
   lease.case_index = key.index;
-  lease.attempt = c.status->attempts() + 1;
+  lease.attempt = c.status.attempts() + 1;
   lease.agent_id = session.record.agent_id;
   lease.session_id = session.record.session_id;
   lease.pool = session.record.pool;
   lease.state = LeaseState::kActive;
   lease.granted_at_ms = now;
   lease.expires_at_ms = now + options_.lease_ttl_ms;
-  grant.running = *c.status;
+  grant.running = c.status;
   grant.running.set_state(v1::CASE_STATE_RUNNING);
   grant.running.set_attempts(lease.attempt);
   grant.running.set_agent_id(lease.agent_id);
@@ -390,11 +370,11 @@ v1::Lease Scheduler::ApplyGrant(Session& session, Grant grant) {
   RunEntry& run = *grant.run;
   const LeaseRecord& lease = grant.lease;
   CaseEntry& c = run.cases[lease.case_index];
-  c.status->set_attempts(lease.attempt);
-  c.status->set_agent_id(lease.agent_id);
+  c.status.set_attempts(lease.attempt);
+  c.status.set_agent_id(lease.agent_id);
   c.lease_id = lease.lease_id;
   session.lease_ids.push_back(lease.lease_id);
-  ApplyCase(run, lease.case_index, v1::CASE_STATE_RUNNING, c.status->error());
+  ApplyCase(run, lease.case_index, v1::CASE_STATE_RUNNING, c.status.error());
   run.lease_ids.push_back(lease.lease_id);
   ++stats_.leases_granted;
   grants_.fetch_add(1, std::memory_order_relaxed);
@@ -409,7 +389,7 @@ v1::Lease Scheduler::LeaseMessage(const LeaseRecord& lease) const {
   message.set_lease_id(lease.lease_id);
   message.set_run_id(lease.run_id);
   message.set_attempt(lease.attempt);
-  *message.mutable_spec() = *runs_.at(lease.run_id).cases[lease.case_index].spec;
+  *message.mutable_spec() = runs_.at(lease.run_id).cases[lease.case_index].spec;
   return message;
 }
 
@@ -450,8 +430,8 @@ void Scheduler::ReleaseUndelivered(const std::string& lease_id) {
   EndLease(lease, LeaseState::kReleased);
   RunEntry& run = runs_.at(lease.run_id);
   CaseEntry& c = run.cases[lease.case_index];
-  c.status->set_attempts(c.status->attempts() - 1);
-  SetCase(run, lease.case_index, v1::CASE_STATE_PENDING, c.status->error());
+  c.status.set_attempts(c.status.attempts() - 1);
+  SetCase(run, lease.case_index, v1::CASE_STATE_PENDING, c.status.error());
   changed_.notify_all();
 }
 
@@ -738,7 +718,7 @@ absl::StatusOr<v1::CompleteLeaseResponse::Disposition> Scheduler::TakeCountedRes
   RunEntry& run = runs_.at(lease.run_id);
   CaseEntry& c = run.cases[lease.case_index];
   const auto [state, error] = OutcomeOf(lease, result);
-  v1::CaseStatus ended = *c.status;
+  v1::CaseStatus ended = c.status;
   ended.set_state(state);
   ended.set_error(error);
   // The result (and with it the case's duration), the lease's end and the
@@ -759,7 +739,7 @@ absl::StatusOr<v1::CompleteLeaseResponse::Disposition> Scheduler::TakeCountedRes
   ++stats_.results_counted;
   completed_[{lease.lease_id, lease.session_id}] = {v1::CompleteLeaseResponse::DISPOSITION_ACCEPTED, {}};
   if (Session* session = LiveSession(lease.session_id)) session->record.last_seen_ms = now;
-  *c.status->mutable_result() = result;
+  *c.status.mutable_result() = result;
   if (listener_) {
     listener_->OnResult(run.meta.suite_name(), run.meta.branch(), lease.pool, DispositionName(Disposition::kCounted), result,
                         static_cast<double>(now - lease.granted_at_ms) / 1000);
@@ -781,9 +761,9 @@ void Scheduler::LoseLease(std::string lease_id, const std::string& why) {
   RunEntry& run = runs_.at(lease.run_id);
   CaseEntry& c = run.cases[lease.case_index];
   const std::string what = absl::StrCat("attempt ", lease.attempt, " on ", lease.agent_id, " lost: ", why);
-  if (c.status->attempts() >= options_.max_attempts) {
+  if (c.status.attempts() >= options_.max_attempts) {
     SetCase(run, lease.case_index, v1::CASE_STATE_ERROR,
-            absl::StrCat("gave up after ", c.status->attempts(), " attempts; ", what));
+            absl::StrCat("gave up after ", c.status.attempts(), " attempts; ", what));
   } else {
     SetCase(run, lease.case_index, v1::CASE_STATE_PENDING, what);
   }
@@ -805,7 +785,7 @@ void Scheduler::DropSession(std::string session_id, const std::string& why) {
 }
 
 void Scheduler::SetCase(RunEntry& run, int index, v1::CaseState state, const std::string& error) {
-  v1::CaseStatus status = *run.cases[index].status;
+  v1::CaseStatus status = run.cases[index].status;
   status.set_state(state);
   status.set_error(error);
   LogIfError(store_->UpdateCase(run.meta.run_id(), index, status), "update case");
@@ -814,9 +794,9 @@ void Scheduler::SetCase(RunEntry& run, int index, v1::CaseState state, const std
 
 void Scheduler::ApplyCase(RunEntry& run, int index, v1::CaseState state, const std::string& error) {
   CaseEntry& c = run.cases[index];
-  const bool was_pending = c.status->state() == v1::CASE_STATE_PENDING;
-  c.status->set_state(state);
-  c.status->set_error(error);
+  const bool was_pending = c.status.state() == v1::CASE_STATE_PENDING;
+  c.status.set_state(state);
+  c.status.set_error(error);
   const QueueKey key{run.seq, c.expected_ms, index};
   if (was_pending && state != v1::CASE_STATE_PENDING) {
     c.queue->pending.erase(key);
@@ -825,22 +805,22 @@ void Scheduler::ApplyCase(RunEntry& run, int index, v1::CaseState state, const s
     c.queue->pending.insert(key);
     WakeIdleSessions();
   }
-  auto* event = google::protobuf::Arena::CreateMessage<v1::RunEvent>(run.arena.get());
-  *event->mutable_case_changed() = *c.status;
-  run.events.push_back(event);
+  v1::RunEvent event;
+  *event.mutable_case_changed() = c.status;
+  run.events.push_back(std::move(event));
 }
 
 void Scheduler::MaybeFinish(RunEntry& run) {
   if (run.final) return;
-  while (run.first_open < run.cases.size() && IsFinal(run.cases[run.first_open].status->state())) ++run.first_open;
+  while (run.first_open < run.cases.size() && IsFinal(run.cases[run.first_open].status.state())) ++run.first_open;
   if (run.first_open < run.cases.size()) return;
   run.final = true;
   if (run.meta.state() == v1::RUN_STATE_RUNNING) run.meta.set_state(v1::RUN_STATE_FINISHED);
   run.meta.set_finished_at_ms(clock_->NowMs());
   LogIfError(store_->UpdateRunState(run.meta.run_id(), run.meta.state(), run.meta.finished_at_ms()), "finish run");
-  auto* event = google::protobuf::Arena::CreateMessage<v1::RunEvent>(run.arena.get());
-  event->set_run_finished(run.meta.state());
-  run.events.push_back(event);
+  v1::RunEvent event;
+  event.set_run_finished(run.meta.state());
+  run.events.push_back(std::move(event));
   finished_order_.push_back(run.meta.run_id());
   if (listener_) listener_->OnRunFinished(run.meta.suite_name(), run.meta.state());
   changed_.notify_all();
@@ -955,10 +935,9 @@ Scheduler::RunEntry Scheduler::NewRunEntry(const v1::SubmitRunRequest& request) 
   run.cases.reserve(static_cast<size_t>(request.suite().cases_size()));
   for (const auto& spec : request.suite().cases()) {
     CaseEntry c;
-    c.spec = OnArena(*run.arena, spec);
-    c.status = google::protobuf::Arena::CreateMessage<v1::CaseStatus>(run.arena.get());
-    c.status->set_name(spec.name());
-    c.status->set_state(v1::CASE_STATE_PENDING);
+    c.spec = spec;
+    c.status.set_name(spec.name());
+    c.status.set_state(v1::CASE_STATE_PENDING);
     run.cases.push_back(std::move(c));
   }
   return run;
@@ -967,16 +946,16 @@ Scheduler::RunEntry Scheduler::NewRunEntry(const v1::SubmitRunRequest& request) 
 void Scheduler::MarkUnsatisfiable(RunEntry& run, v1::SubmitRunResponse* response) {
   std::string why;
   for (auto& c : run.cases) {
-    if (AnyCapable(c.spec->requirements(), &why)) continue;
-    c.status->set_state(v1::CASE_STATE_NO_CAPABLE_AGENT);
-    c.status->set_error(why);
-    response->add_unsatisfiable(absl::StrCat(c.spec->name(), ": ", why));
+    if (AnyCapable(c.spec.requirements(), &why)) continue;
+    c.status.set_state(v1::CASE_STATE_NO_CAPABLE_AGENT);
+    c.status.set_error(why);
+    response->add_unsatisfiable(absl::StrCat(c.spec.name(), ": ", why));
   }
 }
 
 v1::Run Scheduler::BuildRun(const RunEntry& run) const {
   v1::Run out = run.meta;
-  for (const auto& c : run.cases) *out.add_cases() = *c.status;
+  for (const auto& c : run.cases) *out.add_cases() = c.status;
   return out;
 }
 
@@ -999,11 +978,10 @@ absl::StatusOr<v1::Run> Scheduler::Snapshot(const std::string& run_id, size_t* c
 
 v1::RunEvent Scheduler::CopyWithoutResult(v1::RunEvent& logged) {
   if (!logged.has_case_changed() || !logged.case_changed().has_result()) return logged;
-  // Moved out and back in, not copied: the log keeps it for watchers that
-  // want it. (Both on the run's arena: the unsafe_arena pair moves pointers.)
-  v1::CaseResult* result = logged.mutable_case_changed()->unsafe_arena_release_result();
+  // Moved out and back in, not copied: the log keeps it for watchers that want it.
+  std::unique_ptr<v1::CaseResult> result(logged.mutable_case_changed()->release_result());
   v1::RunEvent copy = logged;
-  logged.mutable_case_changed()->unsafe_arena_set_allocated_result(result);
+  logged.mutable_case_changed()->set_allocated_result(result.release());
   return copy;
 }
 
@@ -1029,7 +1007,7 @@ absl::Status Scheduler::WaitRunEvents(const std::string& run_id, size_t* cursor,
     auto& log = it->second.events;
     if (*cursor < log.size()) {
       for (size_t i = *cursor; i < log.size(); ++i) {
-        events->push_back(without_results ? CopyWithoutResult(*log[i]) : *log[i]);
+        events->push_back(without_results ? CopyWithoutResult(log[i]) : log[i]);
       }
       *cursor = log.size();
       return absl::OkStatus();
@@ -1053,7 +1031,7 @@ absl::StatusOr<v1::RunState> Scheduler::Cancel(const std::string& run_id) {
   run.meta.set_state(v1::RUN_STATE_CANCELLED);
   for (size_t i = 0; i < run.cases.size(); ++i) {
     CaseEntry& c = run.cases[i];
-    if (IsFinal(c.status->state())) continue;
+    if (IsFinal(c.status.state())) continue;
     if (!c.lease_id.empty()) {
       StopLease(leases_.at(c.lease_id), LeaseState::kCancelled);
     }

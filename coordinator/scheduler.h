@@ -22,7 +22,6 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "google/protobuf/arena.h"
 #include "absl/status/statusor.h"
 #include "coordinator/background_queue.h"
 #include "coordinator/low_priority_worker.h"
@@ -201,27 +200,19 @@ class Scheduler {
     std::set<QueueKey> pending;
     int64_t unmatched_since_ms = 0;  // no live agent could run them since
   };
-  // A run's messages (its cases' specs and statuses, its event log) live on
-  // the run's arena, not the heap: blocks of 16 KiB and up, 128 KiB and up
-  // from the mmap threshold on (malloc_policy.h), freed together when the
-  // run leaves memory. On the heap, thousands of small blocks a run left it
-  // fragmented: free memory glibc keeps, 1.5-2.5 MB over 40 runs.
   struct CaseEntry {
-    v1::CaseSpec* spec = nullptr;      // on the run's arena
-    v1::CaseStatus* status = nullptr;  // on the run's arena
+    v1::CaseSpec spec;
+    v1::CaseStatus status;
     std::string lease_id;  // active lease
     Queue* queue = nullptr;
     int64_t expected_ms = 0;
     int64_t pending_since_ms = 0;
   };
   struct RunEntry {
-    RunEntry();
-    // First: it outlives every message on it.
-    std::unique_ptr<google::protobuf::Arena> arena;
     v1::Run meta;  // without cases
     uint64_t seq = 0;
     std::vector<CaseEntry> cases;
-    std::vector<v1::RunEvent*> events;  // on the arena
+    std::vector<v1::RunEvent> events;
     std::vector<std::string> lease_ids;  // every lease granted for it
     // Every case before this index is final. A final state is never left, so
     // the check for the run's end resumes here: O(cases) per run, not per result.
