@@ -6,20 +6,18 @@ namespace perfgate {
 // Keeps glibc's malloc from holding on to memory the coordinator freed, so
 // its RSS stays flat over runs (measured with bench/dispatch, 64 load agents,
 // 1,000 cases a run, RSS after the first run -> after the last):
-// - One arena. glibc gives a thread that finds every arena busy a new one,
-//   up to eight per core; the gRPC threads (one per connected agent's Work
-//   stream, and the pool that serves calls) then spread a run's data over
-//   many arenas, whose freed memory stays in the process: 39 -> 47 MB over
-//   6 runs with glibc's defaults. A run's data goes to whichever arena the
-//   thread that completes a case is bound to, in shares that change from run
-//   to run, and each arena keeps the most it ever held. With two arenas
-//   (in effect three: see LimitMallocRetention) the peak during the last of
-//   10 runs was 40.7-41.8 MB (+8.8 to +11.6% over the first run, 7 runs of
-//   bench/dispatch); with one, 39.2-39.9 MB (+4.5 to +8.4%, 5 runs), at the
-//   same lease rate and CPU per lease. Every thread then shares one arena
-//   lock (most small blocks come from the thread's own cache, tcache,
-//   without it): the longest moment with no lease granted, history part,
-//   was 13-46 ms against 12-27 ms with two, on a machine at load 8-11.
+// - Two arenas at most. glibc gives a thread that finds every arena busy a
+//   new one, up to eight per core; the gRPC threads (one per connected
+//   agent's Work stream, and the pool that serves calls) then spread a run's
+//   data over many arenas, whose freed memory stays in the process: 39 -> 47
+//   MB over 6 runs with glibc's defaults. A run's data goes to whichever
+//   arena the thread that completes a case is bound to, in shares that
+//   change from run to run, and each arena keeps the most it ever held.
+//   One arena grew less in 7 runs of 10 (peak during the last run +4.5 to
+//   +8.4% over the first, against +8.8 to +11.6% with two), but every
+//   thread then shares one lock: side by side in one bench/dispatch, CPU per
+//   lease 0.326 against 0.271 ms, and the longest moment with no lease
+//   granted 20 against 10 ms (peak growth +9.7% against +10.0% in that run).
 // - A fixed mmap threshold (128 KiB, glibc's starting value). glibc raises
 //   it (and the heap's trim threshold with it) each time a large block is
 //   freed, after which large blocks come from the heap and are not given
