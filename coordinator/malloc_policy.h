@@ -13,11 +13,12 @@ namespace perfgate {
 //   MB over 6 runs with glibc's defaults. A run's data goes to whichever
 //   arena the thread that completes a case is bound to, in shares that
 //   change from run to run, and each arena keeps the most it ever held.
-//   One arena grew less in 7 runs of 10 (peak during the last run +4.5 to
-//   +8.4% over the first, against +8.8 to +11.6% with two), but every
-//   thread then shares one lock: side by side in one bench/dispatch, CPU per
-//   lease 0.326 against 0.271 ms, and the longest moment with no lease
-//   granted 20 against 10 ms (peak growth +9.7% against +10.0% in that run).
+//   One arena grew less over 10 runs (peak during the last run +4.5 to
+//   +8.4% over the first's in 7 runs, against +8.8 to +11.6% with a limit
+//   of two set too late, which left three: see below), but every thread
+//   then shares one lock: side by side in one bench/dispatch, CPU per lease
+//   0.326 against 0.271 ms, and the longest moment with no lease granted 20
+//   against 10 ms (peak growth +9.7% against +10.0% in that run).
 // - A fixed mmap threshold (128 KiB, glibc's starting value). glibc raises
 //   it (and the heap's trim threshold with it) each time a large block is
 //   freed, after which large blocks come from the heap and are not given
