@@ -16,8 +16,12 @@
 #include <thread>
 #include <vector>
 
+#include "tests/test_util.h"
+
 namespace perfgate {
 namespace {
+
+using testing::OnOwnThread;
 
 TEST(BackgroundQueueTest, DrainReturnsOnceEveryTaskPostedBeforeItRanInOrderOnAnotherThread) {
   BackgroundQueue queue("test-queue");
@@ -56,13 +60,6 @@ TEST(BackgroundQueueTest, ClosingWaitsForTheTaskUnderWay) {
   release.set_value();
   close.join();
   EXPECT_TRUE(done) << "the queue closed before its running task ended";
-}
-
-// Runs fn on a thread of its own: a priority set there stays there.
-template <typename F>
-void OnOwnThread(F fn) {
-  std::thread t(fn);
-  t.join();
 }
 
 int NiceOf(pid_t tid) { return getpriority(PRIO_PROCESS, static_cast<id_t>(tid)); }

@@ -22,16 +22,11 @@
 namespace perfgate {
 namespace {
 
+using testing::OnOwnThread;
+
 using ::testing::HasSubstr;
 
 int MyNice() { return getpriority(PRIO_PROCESS, static_cast<id_t>(gettid())); }
-
-// Runs fn on a thread of its own: a priority set there stays there.
-template <typename F>
-void OnOwnThread(F fn) {
-  std::thread t(fn);
-  t.join();
-}
 
 TEST(ProcessPriorityTest, RaisesTheCallingThreadAndEveryThreadItStartsAfterwards) {
   const int caller = MyNice();

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace perfgate::testing {
@@ -96,5 +97,12 @@ std::string HttpGet(const std::string& host_port, const std::string& path);
 
 // True if `pid` is gone or a zombie.
 bool ProcessGone(pid_t pid);
+
+// Runs fn on a thread of its own and waits for it: a priority set there stays there.
+template <typename F>
+void OnOwnThread(F fn) {
+  std::thread t(fn);
+  t.join();
+}
 
 }  // namespace perfgate::testing
