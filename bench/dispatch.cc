@@ -902,4 +902,3 @@ int main(int argc, char** argv) {
   }
   return 0;
 }
-
