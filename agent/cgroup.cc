@@ -18,6 +18,8 @@
 #include <map>
 #include <mutex>
 #include <sstream>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -313,12 +315,11 @@ const CgroupParent& DefaultCgroupParent() {
   return parent;
 }
 
-absl::StatusOr<std::unique_ptr<RunCgroup>> RunCgroup::Create(const CgroupParent& parent) {
+absl::StatusOr<std::unique_ptr<RunCgroup>> RunCgroup::Create(const CgroupParent& parent, RunCgroup* lender) {
   static std::atomic<uint64_t> next{0};
   std::unique_ptr<RunCgroup> run(new RunCgroup);
-  run->name_ = absl::StrCat("run-", getpid(), "-", next.fetch_add(1));
-  const std::string name = "/" + run->name_;
-  run->kill_group_ = parent.kill_dir_ + name;
+  // "run-<agent pid>-<n>", the same in every hierarchy where a group is made for this run.
+  const std::string name = absl::StrCat("/run-", getpid(), "-", next.fetch_add(1));
   run->kill_by_file_ = parent.kill_by_file_;
   if (parent.memory_source_ != MemorySource::kRusage) {
     run->memory_group_ = parent.memory_dir_ + name;
@@ -326,8 +327,14 @@ absl::StatusOr<std::unique_ptr<RunCgroup>> RunCgroup::Create(const CgroupParent&
         run->memory_group_ +
         (parent.memory_source_ == MemorySource::kCgroupV2 ? "/memory.peak" : "/memory.max_usage_in_bytes");
   }
+  if (lender && lender->v2_join_fd_ >= 0) {
+    run->TakeKillGroup(lender);
+  } else {
+    run->kill_group_ = parent.kill_dir_ + name;
+  }
   for (const std::string* group : {&run->kill_group_, &run->memory_group_}) {
     if (group->empty() || (group == &run->memory_group_ && *group == run->kill_group_)) continue;
+    if (group == &run->kill_group_ && run->v2_join_fd_ >= 0) continue;  // taken over, already joinable
     int made = mkdir(group->c_str(), 0755);
     if (made != 0 && errno == ENOENT) {  // another agent sharing the parent removed it at exit
       if (auto restored = parent.Restore(); !restored.ok()) return restored;
@@ -352,6 +359,24 @@ absl::StatusOr<std::unique_ptr<RunCgroup>> RunCgroup::Create(const CgroupParent&
     }
   }
   return run;
+}
+
+std::unique_ptr<RunCgroup> RunCgroup::LendKillGroup() {
+  if (killed_ || !kill_by_file_ || kill_group_.empty() || kill_group_ == memory_group_ || v2_join_fd_ < 0) {
+    return nullptr;
+  }
+  std::unique_ptr<RunCgroup> lent(new RunCgroup);
+  lent->kill_by_file_ = true;
+  lent->TakeKillGroup(this);
+  return lent;
+}
+
+void RunCgroup::TakeKillGroup(RunCgroup* from) {
+  kill_group_ = std::exchange(from->kill_group_, "");
+  join_fds_.push_back(from->v2_join_fd_);
+  std::erase(from->join_fds_, from->v2_join_fd_);
+  v2_join_fd_ = std::exchange(from->v2_join_fd_, -1);
+  v2_folder_fd_ = std::exchange(from->v2_folder_fd_, -1);
 }
 
 RunCgroup::~RunCgroup() {
@@ -383,6 +408,7 @@ void RunCgroup::KillAndReap() {
     }
     // v2 kills atomically, forks in flight included; v1 is killed member by
     // member, and the loop catches what they forked meanwhile.
+    killed_ = true;
     if (!kill_by_file_ || !WriteFile(kill_group_ + "/cgroup.kill", "1")) {
       for (const auto& [pid, fd] : pidfds) PidfdKill(fd);
     }
@@ -403,7 +429,19 @@ void RunCgroup::ReapInheritedZombies() const {
   // scan below reads /proc for every thread of the agent (~0.1 ms here).
   siginfo_t any{};
   if (waitid(P_ALL, 0, &any, WEXITED | WNOHANG | WNOWAIT) != 0 || any.si_pid == 0) return;
-  const std::string suffix = "/" + name_;
+  // The run's processes are in its groups, whose names may differ (a leftover group taken over keeps its name).
+  std::vector<std::string> suffixes;
+  for (const std::string* group : {&kill_group_, &memory_group_}) {
+    if (!group->empty()) suffixes.push_back(group->substr(group->rfind('/')));
+  }
+  const auto in_a_group = [&](const std::string& line) {
+    for (const std::string& suffix : suffixes) {
+      if (line.size() >= suffix.size() && line.compare(line.size() - suffix.size(), suffix.size(), suffix) == 0) {
+        return true;
+      }
+    }
+    return false;
+  };
   DIR* tasks = opendir("/proc/self/task");
   if (!tasks) return;
   while (dirent* task = readdir(tasks)) {
@@ -415,7 +453,7 @@ void RunCgroup::ReapInheritedZombies() const {
       std::string line;
       bool ours = false;
       while (!ours && std::getline(groups, line)) {
-        ours = line.size() >= suffix.size() && line.compare(line.size() - suffix.size(), suffix.size(), suffix) == 0;
+        ours = in_a_group(line);
       }
       if (ours) waitpid(pid, nullptr, WNOHANG);
     }

@@ -85,8 +85,10 @@ void SetDefaultCgroupRoot(const std::string& root);
 // One run's groups: made before the spawn, removed after the reap.
 class RunCgroup {
  public:
-  // REQUIRES: parent.makes_groups().
-  static absl::StatusOr<std::unique_ptr<RunCgroup>> Create(const CgroupParent& parent);
+  // REQUIRES: parent.makes_groups(). `lender`, if given, holds a finished
+  // run's leftover group of the same parent (from LendKillGroup): the new
+  // run takes that group over instead of making one.
+  static absl::StatusOr<std::unique_ptr<RunCgroup>> Create(const CgroupParent& parent, RunCgroup* lender = nullptr);
   ~RunCgroup();
   RunCgroup(const RunCgroup&) = delete;
   RunCgroup& operator=(const RunCgroup&) = delete;
@@ -98,6 +100,16 @@ class RunCgroup {
   // one of join_fds() that a child born there need not write; -1 if none.
   int v2_folder_fd() const { return v2_folder_fd_; }
   int v2_join_fd() const { return v2_join_fd_; }
+  // After KillAndReap: this run's leftover group, moved to a RunCgroup of
+  // its own that Create can lend to a later run; nullptr where the group
+  // cannot serve again (this run keeps it, to remove it). This run's memory
+  // group stays here either way, to be removed.
+  // A group serves again only if it is a v2 group that measures nothing
+  // (memory is measured in a v1 group, or not at all) and the run left no
+  // process in it to kill: it then holds no state, and reusing it spares a
+  // mkdir, an rmdir and two opens in cgroupfs per run. A group that
+  // measures memory never serves twice: it keeps charges of the run before.
+  std::unique_ptr<RunCgroup> LendKillGroup();
   // The most memory the group held at once; nullopt if unreadable.
   std::optional<uint64_t> PeakMemoryBytes() const;
   // SIGKILLs every process in the group until none is left, then reaps
@@ -113,11 +125,17 @@ class RunCgroup {
   // names its group).
   void ReapInheritedZombies() const;
 
-  std::string name_;          // "run-<agent pid>-<n>", the same in every hierarchy
+  // Moves `from`'s leftover group (folder and fds) to this run. REQUIRES: `from` has a v2 one.
+  void TakeKillGroup(RunCgroup* from);
+
   std::string memory_group_;  // "" when memory is not measured by group
   std::string peak_file_;     // memory.peak or memory.max_usage_in_bytes
   std::string kill_group_;
   bool kill_by_file_ = false;
+  // KillAndReap found processes left and killed them. A v2 group written
+  // `cgroup.kill` is not lent: this kernel (6.18) then SIGKILLs every process
+  // born into it with clone3(CLONE_INTO_CGROUP), as the next case would be.
+  bool killed_ = false;
   std::vector<int> join_fds_;
   int v2_folder_fd_ = -1;
   int v2_join_fd_ = -1;

@@ -55,7 +55,7 @@ RunSupplies::RunSupplies(const CgroupParent& cgroups) : cgroups_(cgroups) { Remo
 RunSupplies::~RunSupplies() {
   while (RemoveOneRetired()) {
   }
-  // Spare groups go with their RunCgroup; a folder is only a name.
+  // Spare and free leftover groups go with their RunCgroup; a folder is only a name.
   std::lock_guard lock(mu_);
   std::error_code ec;
   for (const std::string& folder : spare_folders_) std::filesystem::remove_all(folder, ec);
@@ -70,11 +70,25 @@ absl::StatusOr<std::unique_ptr<RunCgroup>> RunSupplies::TakeGroup() {
       return group;
     }
   }
-  return RunCgroup::Create(cgroups_);
+  return MakeGroup();
+}
+
+absl::StatusOr<std::unique_ptr<RunCgroup>> RunSupplies::MakeGroup() {
+  std::unique_ptr<RunCgroup> lender;
+  {
+    std::lock_guard lock(mu_);
+    if (!free_kill_groups_.empty()) {
+      lender = std::move(free_kill_groups_.back());
+      free_kill_groups_.pop_back();
+    }
+  }
+  return RunCgroup::Create(cgroups_, lender.get());  // `lender` is then empty: nothing to remove
 }
 
 void RunSupplies::RetireGroup(std::unique_ptr<RunCgroup> group) {
+  std::unique_ptr<RunCgroup> kill_group = group->LendKillGroup();
   std::lock_guard lock(mu_);
+  if (kill_group) free_kill_groups_.push_back(std::move(kill_group));
   retired_groups_.push_back(std::move(group));
 }
 
@@ -97,7 +111,11 @@ void RunSupplies::RetireScratchFolder(std::string path) {
 
 size_t RunSupplies::retired_count() const {
   std::lock_guard lock(mu_);
-  return retired_groups_.size() + retired_folders_.size();
+  return retired_groups_.size() + retired_folders_.size() + ExtraKillGroupsLocked();
+}
+
+size_t RunSupplies::ExtraKillGroupsLocked() const {
+  return free_kill_groups_.size() > kSpares ? free_kill_groups_.size() - kSpares : 0;
 }
 
 bool RunSupplies::MakeOneSpare(size_t want) {
@@ -109,7 +127,7 @@ bool RunSupplies::MakeOneSpare(size_t want) {
   }
   // A spare that cannot be made now is made (or its error reported) when taken.
   if (need_group) {
-    auto made = RunCgroup::Create(cgroups_);
+    auto made = MakeGroup();
     if (!made.ok()) return false;
     std::lock_guard lock(mu_);
     spare_groups_.push_back(*std::move(made));
@@ -133,6 +151,9 @@ bool RunSupplies::RemoveOneRetired() {
     if (!retired_groups_.empty()) {
       group = std::move(retired_groups_.back());
       retired_groups_.pop_back();
+    } else if (ExtraKillGroupsLocked() > 0) {
+      group = std::move(free_kill_groups_.back());
+      free_kill_groups_.pop_back();
     } else if (!retired_folders_.empty()) {
       folder = std::move(retired_folders_.back());
       retired_folders_.pop_back();

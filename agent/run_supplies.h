@@ -12,8 +12,10 @@
 //
 // What stays as strict as before: a group is retired only after every
 // process of its run was killed and reaped (the executor's KillAndReap), so
-// the next run never shares the machine with leftovers; a spare group is
-// fresh (made by Tidy, never joined), so peak memory is the run's own; a
+// the next run never shares the machine with leftovers; a spare group that
+// measures memory is fresh (made by Tidy, never joined), so peak memory is
+// the run's own (only a v2 group that measures nothing, kept to find
+// leftovers, serves again: RunCgroup::lends_kill_group); a
 // spare scratch folder is empty and the agent's own, mode 0700: new, or one
 // a case left exactly so. Nothing here runs concurrently
 // with a case: Tidy runs on the caller's thread, between cases.
@@ -78,6 +80,10 @@ class RunSupplies {
   // become spares; an empty folder is as fresh as a new one. Groups never are:
   // a v1 memory group keeps charges (slab, cache) of the run before.
   void ReuseEmptyFolders();
+  // A fresh group; its leftover group is one a retired run lent, where there is one.
+  absl::StatusOr<std::unique_ptr<RunCgroup>> MakeGroup();
+  // Free leftover groups beyond the kSpares kept for the next groups made: removed like retired groups.
+  size_t ExtraKillGroupsLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Makes one spare group or folder if fewer than `want` of either are
   // ready; false if there was nothing to make (or it could not be made).
   bool MakeOneSpare(size_t want);
@@ -89,6 +95,8 @@ class RunSupplies {
   std::vector<std::unique_ptr<RunCgroup>> retired_groups_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> retired_folders_ ABSL_GUARDED_BY(mu_);
   std::vector<std::unique_ptr<RunCgroup>> spare_groups_ ABSL_GUARDED_BY(mu_);
+  // Leftover groups that retired runs lent (RunCgroup::LendKillGroup), for the next groups made.
+  std::vector<std::unique_ptr<RunCgroup>> free_kill_groups_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> spare_folders_ ABSL_GUARDED_BY(mu_);
 };
 

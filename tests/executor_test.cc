@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -209,33 +210,49 @@ TEST_F(CgroupExecutorTest, ARunInASpareGroupReportsOnlyItsOwnPeakMemory) {
   EXPECT_LE(second.peak_rss_bytes, 4 * kMiB);
 }
 
-// The run's group, as the case sees it in /proc/self/cgroup (the v2 line).
-std::string GroupOfTheCase(RunSupplies* supplies) {
+// The run's groups, as the case sees them in /proc/self/cgroup: the one
+// that measures memory, and the one that finds leftovers ("" where that is
+// the same group). A line per hierarchy: "0::/path" (v2), "4:memory:/path" (v1).
+struct CaseGroups {
+  std::string memory;
+  std::string kill;
+};
+CaseGroups GroupsOfTheCase(const CgroupParent& parent, RunSupplies* supplies) {
   ExecSpec spec;
   spec.argv = {"/bin/cat", "/proc/self/cgroup"};
   spec.supplies = supplies;
   ExecResult r = Execute(spec);
   EXPECT_TRUE(r.ok()) << r.Describe() << r.err;
-  const size_t at = r.out.find("/run-");
-  return at == std::string::npos ? "" : r.out.substr(at + 1, r.out.find('\n', at) - at - 1);
+  CaseGroups groups;
+  std::istringstream lines(r.out);
+  std::string line;
+  const bool memory_in_v2 = parent.memory_source() == MemorySource::kCgroupV2;
+  while (std::getline(lines, line)) {
+    const size_t at = line.find("/run-");
+    if (at == std::string::npos) continue;
+    const bool v2 = line.rfind("0::", 0) == 0;
+    (v2 == memory_in_v2 ? groups.memory : groups.kill) = line.substr(at + 1);
+  }
+  return groups;
 }
 
-// Over many runs each gets a group no run had before, and nothing piles up:
-// the spares and the last run's group between runs, none once the supplies are gone.
-TEST_F(CgroupExecutorTest, EachRunGetsAFreshGroupAndNoneOutliveTheSupplies) {
+// Over many runs each gets a memory group no run had before (its peak is its
+// own), and nothing piles up: the spares and the last run's groups between
+// runs, none once the supplies are gone.
+TEST_F(CgroupExecutorTest, EachRunGetsAFreshMemoryGroupAndNoneOutliveTheSupplies) {
   {
     RunSupplies supplies(parent_);
     std::vector<std::string> used;
     for (int i = 0; i < 20; ++i) {
       supplies.Tidy();
-      ASSERT_EQ(RunGroupsIn(parent_.kill_folder()).size(), RunSupplies::kSpares) << "only the spares, after Tidy";
-      const std::string group = GroupOfTheCase(&supplies);
+      ASSERT_EQ(RunGroupsIn(parent_.memory_folder()).size(), RunSupplies::kSpares) << "only the spares, after Tidy";
+      const std::string group = GroupsOfTheCase(parent_, &supplies).memory;
       ASSERT_THAT(group, HasSubstr("run-"));
-      EXPECT_THAT(used, ::testing::Not(::testing::Contains(group))) << "a group served two runs";
+      EXPECT_THAT(used, ::testing::Not(::testing::Contains(group))) << "a memory group served two runs";
       used.push_back(group);
+      EXPECT_THAT(RunGroupsIn(parent_.memory_folder()), ::testing::Contains(group)) << "removed at Tidy(), not before";
       for (const std::string& folder : {parent_.kill_folder(), parent_.memory_folder()}) {
-        EXPECT_THAT(RunGroupsIn(folder), ::testing::Contains(group)) << "removed at Tidy(), not before";
-        EXPECT_EQ(RunGroupsIn(folder).size(), RunSupplies::kSpares) << folder;
+        EXPECT_LE(RunGroupsIn(folder).size(), RunSupplies::kSpares + 1) << folder;
       }
     }
     supplies.Tidy();
@@ -243,6 +260,36 @@ TEST_F(CgroupExecutorTest, EachRunGetsAFreshGroupAndNoneOutliveTheSupplies) {
   for (const std::string& folder : {parent_.kill_folder(), parent_.memory_folder()}) {
     EXPECT_THAT(RunGroupsIn(folder), ::testing::IsEmpty()) << folder;
   }
+}
+
+// Where the group that finds leftovers is a v2 group of its own (memory is
+// measured in v1), it serves run after run: no mkdir and rmdir per run. A
+// group in which leftovers had to be killed is not lent again (this kernel
+// SIGKILLs whatever is born into a group once written `cgroup.kill`), and
+// every run's leftovers are still killed and reaped when it ends.
+TEST_F(CgroupExecutorTest, AV2GroupThatMeasuresNothingServesAgainUnlessLeftoversWereKilledInIt) {
+  if (parent_.kill_folder() == parent_.memory_folder()) GTEST_SKIP() << "one group measures and kills here";
+  RunSupplies supplies(parent_);
+  std::set<std::string> groups;
+  for (int i = 0; i < 10; ++i) {
+    supplies.Tidy();
+    groups.insert(GroupsOfTheCase(parent_, &supplies).kill);
+  }
+  EXPECT_LE(groups.size(), RunSupplies::kSpares + 1) << "a new leftover group for most runs";
+  for (int i = 0; i < 6; ++i) {
+    supplies.Tidy();
+    testing::TempDir dir;
+    ExecSpec spec;
+    spec.argv = {testing::CaseBinary("orphans"), dir.File("pids")};
+    spec.supplies = &supplies;
+    ExecResult r = Execute(spec);
+    ASSERT_TRUE(r.ok()) << "run " << i << ": " << r.Describe() << r.err;
+    ExpectOrphansGone(dir.File("pids"));
+    // Fails (killed by SIGKILL) if the group the leftovers were killed in was lent to this run.
+    GroupsOfTheCase(parent_, &supplies);
+  }
+  supplies.Tidy();
+  EXPECT_LE(RunGroupsIn(parent_.kill_folder()).size(), 2 * RunSupplies::kSpares);
 }
 
 // Removal stops once the coordinator has answered (the next case waits for
