@@ -515,7 +515,10 @@ ExecResult Execute(const ExecSpec& spec, const CancelToken* cancel) {
   setup.argv = argv.data();
   setup.envp = envp.data();
   setup.cwd = spec.cwd.empty() ? nullptr : spec.cwd.c_str();
-  setup.stdin_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  // Opened once per process: every case reads the same empty stdin (-1 if it cannot be opened: the case then
+  // keeps the agent's, as it did when each case opened its own).
+  static const int dev_null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  setup.stdin_fd = dev_null;
   setup.stdout_fd = out_pipe[1];
   setup.stderr_fd = err_pipe[1];
   setup.parent = getpid();
@@ -531,7 +534,7 @@ ExecResult Execute(const ExecSpec& spec, const CancelToken* cancel) {
   Clock::time_point start;
   Spawned spawned = spec.count_instructions ? SpawnWithCounter(setup, &counter_fd, &result.instructions_error, &start)
                                             : SpawnVfork(setup, group.get(), &start);
-  for (int fd : {out_pipe[1], err_pipe[1], setup.stdin_fd}) close(fd);
+  for (int fd : {out_pipe[1], err_pipe[1]}) close(fd);
   const pid_t pid = spawned.pid;
   if (pid < 0) {
     result.spawn_error = spawned.error;

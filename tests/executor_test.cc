@@ -46,6 +46,15 @@ TEST(ExecutorTest, ExitCodeAndOutputAreCaptured) {
   EXPECT_EQ(r.Describe(), "exit 3");
 }
 
+// Every case reads an empty stdin (/dev/null, opened once by the agent), never the agent's own.
+TEST(ExecutorTest, EveryCaseGetsDevNullAsStdin) {
+  for (int i = 0; i < 3; ++i) {
+    ExecResult r = Execute(Shell("readlink /proc/self/fd/0"));
+    ASSERT_TRUE(r.ok()) << r.Describe() << r.err;
+    EXPECT_EQ(r.out, "/dev/null\n") << "run " << i;
+  }
+}
+
 TEST(ExecutorTest, EnvironmentOverlayAndWorkingDirectory) {
   testing::TempDir dir;
   ExecSpec spec = Shell("echo \"$PG_TEST_VAR $(pwd)\"");
