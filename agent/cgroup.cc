@@ -21,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 
@@ -162,11 +163,23 @@ bool EnableV2Memory(const std::string& folder, std::string* why_not) {
   return true;
 }
 
-std::vector<pid_t> ReadProcs(const std::string& group) {
+// The pids in a group's cgroup.procs, read from its start through `fd`
+// (reading from offset 0 lists the group afresh, so one fd serves every read).
+std::vector<pid_t> ReadProcs(int fd) {
+  std::string text;
+  char buffer[4096];
+  for (off_t at = 0;;) {
+    const ssize_t n = pread(fd, buffer, sizeof buffer, at);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    text.append(buffer, static_cast<size_t>(n));
+    at += n;
+  }
   std::vector<pid_t> pids;
-  std::ifstream in(group + "/cgroup.procs");
-  pid_t pid;
-  while (in >> pid) pids.push_back(pid);
+  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
+    pid_t pid;
+    if (absl::SimpleAtoi(line, &pid)) pids.push_back(pid);
+  }
   return pids;
 }
 
@@ -353,6 +366,13 @@ absl::StatusOr<std::unique_ptr<RunCgroup>> RunCgroup::Create(const CgroupParent&
     const int fd = open(join_file.c_str(), O_WRONLY | O_CLOEXEC);
     if (fd < 0) return absl::InternalError(absl::StrCat("cannot open ", join_file, ": ", std::strerror(errno)));
     run->join_fds_.push_back(fd);
+    if (group == &run->kill_group_) {
+      const std::string procs = *group + "/cgroup.procs";
+      run->kill_procs_fd_ = open(procs.c_str(), O_RDONLY | O_CLOEXEC);
+      if (run->kill_procs_fd_ < 0) {
+        return absl::InternalError(absl::StrCat("cannot open ", procs, ": ", std::strerror(errno)));
+      }
+    }
     if (!v1) {
       run->v2_join_fd_ = fd;
       run->v2_folder_fd_ = open(group->c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);  // -1: joined by writing
@@ -377,11 +397,14 @@ void RunCgroup::TakeKillGroup(RunCgroup* from) {
   std::erase(from->join_fds_, from->v2_join_fd_);
   v2_join_fd_ = std::exchange(from->v2_join_fd_, -1);
   v2_folder_fd_ = std::exchange(from->v2_folder_fd_, -1);
+  kill_procs_fd_ = std::exchange(from->kill_procs_fd_, -1);
 }
 
 RunCgroup::~RunCgroup() {
   for (int fd : join_fds_) close(fd);
-  if (v2_folder_fd_ >= 0) close(v2_folder_fd_);
+  for (int fd : {v2_folder_fd_, kill_procs_fd_}) {
+    if (fd >= 0) close(fd);
+  }
   for (const std::string& group : {kill_group_, memory_group_}) {
     if (!group.empty()) rmdir(group.c_str());  // the second of two equal names finds it gone
   }
@@ -397,7 +420,7 @@ std::optional<uint64_t> RunCgroup::PeakMemoryBytes() const {
 
 void RunCgroup::KillAndReap() {
   std::map<pid_t, int> pidfds;
-  for (std::vector<pid_t> pids = ReadProcs(kill_group_); !pids.empty(); pids = ReadProcs(kill_group_)) {
+  for (std::vector<pid_t> pids = ReadProcs(kill_procs_fd_); !pids.empty(); pids = ReadProcs(kill_procs_fd_)) {
     for (pid_t pid : pids) {
       if (pidfds.count(pid)) continue;
       const int fd = PidfdOpen(pid);

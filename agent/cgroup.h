@@ -139,6 +139,7 @@ class RunCgroup {
   std::vector<int> join_fds_;
   int v2_folder_fd_ = -1;
   int v2_join_fd_ = -1;
+  int kill_procs_fd_ = -1;  // the kill group's cgroup.procs, for reading: who is left
 };
 
 }  // namespace perfgate
