@@ -217,7 +217,14 @@ void RunSupplies::Tidy(const std::function<bool()>& answered) {
   const auto waiting = [&] { return !answered || !answered(); };
   while (waiting() && MakeOneSpare(kSpares)) {
   }
-  while ((waiting() || retired_count() > kMaxDeferred) && RemoveOneRetired()) {
+  if (!answered) {
+    while (RemoveOneRetired()) {
+    }
+    return;
+  }
+  for (size_t removed = 0;
+       (retired_count() > kMaxDeferred || (removed < kRemovalsPerWait && waiting())) && RemoveOneRetired();
+       ++removed) {
   }
 }
 

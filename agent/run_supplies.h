@@ -65,12 +65,22 @@ class RunSupplies {
   // Makes sure one spare group and folder are ready for the next case,
   // then, one step at a time until `answered()` says the wait is over, makes
   // more spares (up to kSpares: the next wait may be too short to make one)
-  // and removes what was retired (the rest waits for the next Tidy, up to
-  // kMaxDeferred). Call it while the agent waits anyway, never while a case
-  // runs. Without `answered`: all spares, and every removal.
+  // and removes up to kRemovalsPerWait of what was retired (the rest waits
+  // for the next Tidy, up to kMaxDeferred; past that, down to it even
+  // without a wait). Call it while the agent waits anyway, never while a
+  // case runs. Without `answered`: all spares, and every removal.
+  //
+  // Removals are paced because each one holds the kernel's global
+  // cgroup_mutex, which every agent on the host also needs to make a group
+  // and to start a case in one (clone3 CLONE_INTO_CGROUP). An agent that
+  // removed all it had retired in one wait (up to 16 groups, 4 ms) kept
+  // the mutex from the others throughout, as a running thread takes a
+  // mutex again before the sleepers it woke: traced with 16 agents, such
+  // moments had every other agent stopped and a core idle.
   void Tidy(const std::function<bool()>& answered = nullptr);
   static constexpr size_t kSpares = 2;
   static constexpr size_t kMaxDeferred = 16;
+  static constexpr size_t kRemovalsPerWait = 2;
 
   // What is held now, for tests: retired groups and folders awaiting removal.
   size_t retired_count() const;

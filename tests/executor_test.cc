@@ -301,6 +301,27 @@ TEST_F(CgroupExecutorTest, AV2GroupThatMeasuresNothingServesAgainUnlessLeftovers
   EXPECT_LE(RunGroupsIn(parent_.kill_folder()).size(), 2 * RunSupplies::kSpares);
 }
 
+// However long the wait, a Tidy removes at most kRemovalsPerWait retired
+// groups: each removal holds the kernel's global cgroup_mutex, which every
+// other agent needs to start a case. Tidy() without a wait removes them all.
+TEST_F(CgroupExecutorTest, TidyRemovesAFewRetiredGroupsPerWait) {
+  RunSupplies supplies(parent_);
+  const auto answered_at_once = [] { return true; };
+  for (size_t i = 0; i < 3 * RunSupplies::kRemovalsPerWait; ++i) {
+    supplies.Tidy(answered_at_once);
+    ExecSpec spec = Shell("true");
+    spec.supplies = &supplies;
+    ASSERT_TRUE(Execute(spec).ok());
+  }
+  const size_t retired = supplies.retired_count();
+  ASSERT_GE(retired, 3 * RunSupplies::kRemovalsPerWait);
+  const auto never_answered = [] { return false; };
+  supplies.Tidy(never_answered);
+  EXPECT_EQ(supplies.retired_count(), retired - RunSupplies::kRemovalsPerWait);
+  supplies.Tidy();
+  EXPECT_EQ(supplies.retired_count(), 0u);
+}
+
 // Removal stops once the coordinator has answered (the next case waits for
 // nothing but its spare), yet what is deferred stays bounded.
 TEST_F(CgroupExecutorTest, TidyDefersRemovalsOnceAnsweredButNeverMoreThanItsBound) {
