@@ -68,6 +68,9 @@ class CgroupParent {
   std::vector<std::string> created_;  // folders Detect made, deepest last
   bool below_own_group_ = false;
   std::string description_;
+  // The folder every agent here makes its memory groups in (the kill folder
+  // where there are none), open for flock(): see GroupChange.
+  std::shared_ptr<const int> groups_lock_fd_;
 };
 
 // The help of the --cgroup-root flag of `perfgate agent` and `perfgate run`.
@@ -140,6 +143,7 @@ class RunCgroup {
   int v2_folder_fd_ = -1;
   int v2_join_fd_ = -1;
   int kill_procs_fd_ = -1;  // the kill group's cgroup.procs, for reading: who is left
+  std::shared_ptr<const int> groups_lock_fd_;  // the parent's, for the removals in ~RunCgroup
 };
 
 }  // namespace perfgate

@@ -3,9 +3,12 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/file.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -299,6 +302,38 @@ TEST_F(CgroupExecutorTest, AV2GroupThatMeasuresNothingServesAgainUnlessLeftovers
   }
   supplies.Tidy();
   EXPECT_LE(RunGroupsIn(parent_.kill_folder()).size(), 2 * RunSupplies::kSpares);
+}
+
+// What the thread `tid` of this process sleeps in ("" if unknown).
+std::string WaitChannel(pid_t tid) {
+  std::ifstream in("/proc/self/task/" + std::to_string(tid) + "/wchan");
+  std::string channel;
+  std::getline(in, channel);
+  return channel;
+}
+
+// Agents on a host make and remove their groups in turn, through an flock
+// on the folder they share: while another agent's change is under way, a
+// group is made only once it ends, and the maker sleeps meanwhile (in the
+// kernel's own locks it would spin, taking a core from the cases).
+TEST_F(CgroupExecutorTest, MakingAGroupWaitsAsleepForAnotherAgentsChange) {
+  const int other_agent = open(parent_.memory_folder().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  ASSERT_GE(other_agent, 0);
+  ASSERT_EQ(flock(other_agent, LOCK_EX), 0);
+  std::atomic<pid_t> maker_tid{0};
+  std::atomic<bool> made{false};
+  std::thread maker([&] {
+    maker_tid = gettid();
+    made = RunCgroup::Create(parent_).ok();
+  });
+  while (!made && (maker_tid == 0 || WaitChannel(maker_tid) != "locks_lock_inode_wait")) {
+    std::this_thread::yield();
+  }
+  EXPECT_FALSE(made) << "a group was made during another agent's change";
+  flock(other_agent, LOCK_UN);
+  close(other_agent);
+  maker.join();
+  EXPECT_TRUE(made);
 }
 
 // However long the wait, a Tidy removes at most kRemovalsPerWait retired
