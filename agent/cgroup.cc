@@ -234,8 +234,10 @@ void RemoveStaleGroups(const std::string& parent) {
 // mutex does (flock does not exclude threads sharing the open file). In
 // three alternating runs of bench/dispatch (16 agents) the longest moment
 // with no case running read 5.1-8.0 ms with it and 6.6-11.6 ms without,
-// case starts 1,321-1,446 against 1,241-1,377 a second. Where flock fails
-// the change goes ahead unlocked. Whoever can open the folder can hold the
+// case starts 1,321-1,446 against 1,241-1,377 a second. The lock only
+// spares CPU: where flock fails the change goes ahead unlocked, and should
+// the folder be removed and made again (Restore), agents still holding the
+// old one open no longer take turns with the others, and nothing else changes. Whoever can open the folder can hold the
 // lock, so the folders Detect makes are the owner's only (0700); a root an
 // administrator made is theirs to keep closed.
 class GroupChange {
