@@ -15,7 +15,7 @@
 // the next run never shares the machine with leftovers; a spare group that
 // measures memory is fresh (made by Tidy, never joined), so peak memory is
 // the run's own (only a v2 group that measures nothing, kept to find
-// leftovers, serves again: RunCgroup::lends_kill_group); a
+// leftovers, serves again: RunCgroup::LendKillGroup); a
 // spare scratch folder is empty and the agent's own, mode 0700: new, or one
 // a case left exactly so. Nothing here runs concurrently
 // with a case: Tidy runs on the caller's thread, between cases.

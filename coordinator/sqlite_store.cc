@@ -710,15 +710,18 @@ class SqliteStore final : public Store {
   void LockWrites(WriteTurn turn) ABSL_NO_THREAD_SAFETY_ANALYSIS {
     if (turn == WriteTurn::kBackground) {
       std::unique_lock lock(turn_mu_);
+      background_writers_waiting_.fetch_add(1);  // before the check: the lease path's notify sees it
       turn_cv_.wait_for(lock, std::chrono::milliseconds(kMaxBackgroundWaitMs),
                         [&] { return lease_writers_waiting_.load() == 0; });
+      background_writers_waiting_.fetch_sub(1);
       lock.unlock();
       mu_.lock();
       return;
     }
     lease_writers_waiting_.fetch_add(1);
     mu_.lock();
-    if (lease_writers_waiting_.fetch_sub(1) == 1) {
+    // Only while a background writer waits does the lease path take turn_mu_ to wake it.
+    if (lease_writers_waiting_.fetch_sub(1) == 1 && background_writers_waiting_.load() > 0) {
       std::lock_guard lock(turn_mu_);  // a background writer between its check and its wait is woken too
       turn_cv_.notify_all();
     }
@@ -1269,6 +1272,7 @@ class SqliteStore final : public Store {
   std::mutex mu_;
   static constexpr int64_t kMaxBackgroundWaitMs = 5;  // see LockWrites
   std::atomic<int> lease_writers_waiting_{0};
+  std::atomic<int> background_writers_waiting_{0};
   std::mutex turn_mu_;
   std::condition_variable turn_cv_;  // notified when lease_writers_waiting_ drops to 0
   sqlite3* db_;
