@@ -4,31 +4,13 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
-#include <chrono>
-#include <ctime>
 #include <cstdio>
 #include <cstring>
 
 namespace perfgate {
 
-namespace {
-
-int64_t ThreadCpuNs() {
-  timespec t{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-  return int64_t{t.tv_sec} * 1'000'000'000 + t.tv_nsec;
-}
-
-// CPU a task uses before Pace sleeps: short enough that agents never wait
-// long for a core, long enough that sleeps stay few.
-constexpr int64_t kPaceSliceNs = 1'000'000;
-
-}  // namespace
-
-LowPriorityWorker::LowPriorityWorker(int nice, double cpu_share)
-    : cpu_share_(std::clamp(cpu_share, 0.01, 1.0)) {  // never a sleep without end
+LowPriorityWorker::LowPriorityWorker(int nice, double cpu_share) : pacer_(cpu_share) {
   thread_ = std::thread([this, nice] { Loop(nice); });
   started_.get_future().wait();  // lowered() is known once the constructor returns
 }
@@ -54,17 +36,7 @@ void LowPriorityWorker::Post(std::function<void()> task) {
   task();  // the thread is leaving: the caller waits for the answer all the same
 }
 
-void LowPriorityWorker::Pace(bool busy) {
-  busy_in_slice_ = busy_in_slice_ || busy;
-  const int64_t used = ThreadCpuNs() - paced_from_ns_;
-  if (used < kPaceSliceNs) return;
-  if (busy_in_slice_ && cpu_share_ < 1.0) {
-    std::this_thread::sleep_for(
-        std::chrono::nanoseconds(static_cast<int64_t>(static_cast<double>(used) * (1 / cpu_share_ - 1))));
-  }
-  busy_in_slice_ = false;
-  paced_from_ns_ = ThreadCpuNs();
-}
+void LowPriorityWorker::Pace(bool busy) { pacer_.Pace(busy); }
 
 void LowPriorityWorker::Loop(int nice) {
   pthread_setname_np(pthread_self(), "low-priority");  // as top -H and perf name it
@@ -83,8 +55,7 @@ void LowPriorityWorker::Loop(int nice) {
     std::function<void()> task = std::move(tasks_.front());
     tasks_.pop_front();
     lock.unlock();
-    paced_from_ns_ = ThreadCpuNs();
-    busy_in_slice_ = false;
+    pacer_.Restart();
     task();
     lock.lock();
   }

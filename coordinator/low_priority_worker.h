@@ -24,6 +24,7 @@
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
+#include "coordinator/cpu_pacer.h"
 
 namespace perfgate {
 
@@ -51,11 +52,8 @@ class LowPriorityWorker {
   // Whether the priority was set: false where the kernel refused it.
   bool lowered() const { return lowered_.load(); }
 
-  // For long tasks, at points where they may pause. busy: whether urgent
-  // work went on since the last call. Each time the thread has used a slice
-  // of CPU (1 ms), it sleeps long enough to keep within cpu_share of a core
-  // if any call in that slice said busy; an idle machine is not made to wait.
-  // REQUIRES: called on the worker's thread, from a task.
+  // For long tasks, at points where they may pause (CpuPacer::Pace, each
+  // task a slice of its own). REQUIRES: called on the worker's thread, from a task.
   void Pace(bool busy);
 
  private:
@@ -63,11 +61,7 @@ class LowPriorityWorker {
   void Post(std::function<void()> task);
   void Loop(int nice);
 
-  const double cpu_share_;
-  // The current slice: its start in thread CPU time, and whether a Pace call
-  // in it said busy. The worker's thread only.
-  int64_t paced_from_ns_ = 0;
-  bool busy_in_slice_ = false;
+  CpuPacer pacer_;  // the worker's thread only
 
   std::mutex mu_;
   std::condition_variable wake_;

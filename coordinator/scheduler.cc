@@ -8,11 +8,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <limits>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "coordinator/cpu_pacer.h"
 #include "coordinator/malloc_policy.h"
 #include "core/capabilities.h"
 #include "core/names.h"
@@ -858,11 +860,43 @@ Scheduler::EvictedRuns Scheduler::EvictFinishedRuns() {
 void Scheduler::ReleaseEvicted(EvictedRuns runs) {
   if (runs.empty()) return;
   // std::function needs a copyable task; the runs' nodes are move-only.
-  releaser_.Post([held = std::make_shared<EvictedRuns>(std::move(runs))] { held->clear(); });
+  releaser_.Post([this, held = std::make_shared<EvictedRuns>(std::move(runs))] { FreeEvicted(*held); });
   const int64_t now = clock_->NowMs();
   int64_t last = last_trim_ms_.load();
   if (now - last < kTrimIntervalMs || !last_trim_ms_.compare_exchange_strong(last, now)) return;
   ReleaseFreedMemory();  // what the runs held goes back to the system: RSS stays flat
+}
+
+namespace {
+
+// Destroys v's elements from the back, `n` at a time, calling pace() after each piece.
+template <typename T>
+void FreeInPieces(std::vector<T>& v, size_t n, const std::function<void()>& pace) {
+  while (!v.empty()) {
+    v.erase(v.end() - static_cast<std::ptrdiff_t>(std::min(n, v.size())), v.end());
+    pace();
+  }
+  std::vector<T>().swap(v);
+}
+
+}  // namespace
+
+void Scheduler::FreeEvicted(EvictedRuns& runs) {
+  CpuPacer pacer(kReleaseCpuShare);
+  uint64_t seen = grants_.load(std::memory_order_relaxed);
+  const std::function<void()> pace = [&] {
+    const uint64_t now = grants_.load(std::memory_order_relaxed);
+    pacer.Pace(now != seen);
+    seen = now;
+  };
+  for (auto& node : runs) {
+    RunEntry& run = node.mapped();
+    FreeInPieces(run.cases, kEntriesPerFree, pace);
+    FreeInPieces(run.events, kEntriesPerFree, pace);
+    FreeInPieces(run.lease_ids, kEntriesPerFree, pace);
+    node = {};
+  }
+  runs.clear();
 }
 
 absl::Status Scheduler::CheckSuite(const v1::Suite& suite) const {

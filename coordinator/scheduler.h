@@ -348,6 +348,13 @@ class Scheduler {
   // REQUIRES: mu_ not held.
   void ReleaseEvicted(EvictedRuns runs);
   static constexpr int64_t kTrimIntervalMs = 30'000;
+  // On releaser_: the runs a piece at a time, held to kReleaseCpuShare of a
+  // core while leases are granted (CpuPacer). At the agents' priority, a
+  // freeing was still 4.3 ms of a 10.5 ms moment in which no case started
+  // anywhere (32 agents on 2 cores, traced).
+  void FreeEvicted(EvictedRuns& runs);
+  static constexpr double kReleaseCpuShare = 0.25;
+  static constexpr size_t kEntriesPerFree = 128;
   // A new run's entry from the request: ids, cases pending. No lock needed.
   RunEntry NewRunEntry(const v1::SubmitRunRequest& request);
   // Cases no registered agent can run are marked so, and listed in `response`.

@@ -1,0 +1,46 @@
+// Holds one thread's long, never urgent work (a history read, a run's
+// history summaries, storing a submitted suite) to a share of a core while
+// the machine is busy serving agents, so that the work cannot take a core
+// for tens of milliseconds while agents wait for one: on 2 cores, a run's
+// summaries (15 ms of CPU at the coordinator's raised priority) were half
+// of several 10-17 ms moments in which no agent ran a case.
+//
+// It sleeps only between pieces of the work, where the thread holds no lock
+// others wait for, and never while the machine is idle.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+
+namespace perfgate {
+
+class CpuPacer {
+ public:
+  using Sleep = std::function<void(std::chrono::nanoseconds)>;
+  // cpu_share: the part of a core the thread may use while busy, held to
+  // [0.01, 1]; 1 never sleeps. sleep: how it sleeps (tests count instead).
+  explicit CpuPacer(double cpu_share, Sleep sleep = nullptr);
+
+  // Starts a new slice now (a new task on a reused thread).
+  void Restart();
+
+  // At points where the work may pause. busy: whether urgent work went on
+  // since the last call. Each time the thread has used a slice of CPU
+  // (kSliceNs), it sleeps long enough to keep within its share of a core if
+  // any call in that slice said busy. REQUIRES: called on the thread that
+  // constructed or last restarted it.
+  void Pace(bool busy);
+
+  // CPU a thread uses before it may sleep: short enough that agents never
+  // wait long for a core, long enough that sleeps stay few.
+  static constexpr int64_t kSliceNs = 1'000'000;
+
+ private:
+  const double cpu_share_;
+  const Sleep sleep_;
+  int64_t slice_from_ns_ = 0;  // the slice's start, in thread CPU time
+  bool busy_in_slice_ = false;
+};
+
+}  // namespace perfgate

@@ -1,0 +1,72 @@
+#include "coordinator/cpu_pacer.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdint>
+#include <ctime>
+#include <vector>
+
+namespace perfgate {
+namespace {
+
+int64_t ThreadCpuNs() {
+  timespec t{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return int64_t{t.tv_sec} * 1'000'000'000 + t.tv_nsec;
+}
+
+// Burns `ns` of this thread's CPU, calling pace() as it goes.
+template <typename F>
+void Compute(int64_t ns, F pace) {
+  const int64_t from = ThreadCpuNs();
+  volatile uint64_t sink = 0;
+  while (ThreadCpuNs() - from < ns) {
+    for (int i = 0; i < 10'000; ++i) sink = sink + static_cast<uint64_t>(i);
+    pace();
+  }
+}
+
+struct Sleeps {
+  std::vector<std::chrono::nanoseconds> all;
+  CpuPacer::Sleep Recorder() {
+    return [this](std::chrono::nanoseconds d) { all.push_back(d); };
+  }
+};
+
+TEST(CpuPacerTest, AnIdleMachineIsNeverMadeToWait) {
+  Sleeps sleeps;
+  CpuPacer pacer(0.25, sleeps.Recorder());
+  Compute(5 * CpuPacer::kSliceNs, [&] { pacer.Pace(/*busy=*/false); });
+  EXPECT_TRUE(sleeps.all.empty());
+}
+
+TEST(CpuPacerTest, WhileBusyEachSliceIsFollowedByASleepThatKeepsTheShare) {
+  Sleeps sleeps;
+  CpuPacer pacer(0.25, sleeps.Recorder());
+  Compute(5 * CpuPacer::kSliceNs, [&] { pacer.Pace(/*busy=*/true); });
+  ASSERT_GE(sleeps.all.size(), 4u);
+  // A quarter of a core: three times the slice's CPU asleep after it.
+  for (auto d : sleeps.all) EXPECT_GE(d.count(), 3 * CpuPacer::kSliceNs);
+}
+
+TEST(CpuPacerTest, OneBusyCallInASliceIsEnough) {
+  Sleeps sleeps;
+  CpuPacer pacer(0.5, sleeps.Recorder());
+  bool first = true;
+  Compute(CpuPacer::kSliceNs + CpuPacer::kSliceNs / 2, [&] {
+    pacer.Pace(/*busy=*/first);
+    first = false;
+  });
+  EXPECT_EQ(sleeps.all.size(), 1u);
+}
+
+TEST(CpuPacerTest, AWholeCoreNeverSleeps) {
+  Sleeps sleeps;
+  CpuPacer pacer(1.0, sleeps.Recorder());
+  Compute(3 * CpuPacer::kSliceNs, [&] { pacer.Pace(/*busy=*/true); });
+  EXPECT_TRUE(sleeps.all.empty());
+}
+
+}  // namespace
+}  // namespace perfgate
