@@ -32,7 +32,8 @@
 //            [--e2e-cases N] [--next-cases N] [--history-runs N] [--samples N] [--json FILE] [--perfgate PATH]
 //            [--before PATH]   (another perfgate binary, measured beside it part by part)
 //            [--only-next]     (only the `next` part: fast iteration on the agent's hot path)
-//            [--stamps FILE]   (every stamped case of the history part: agent, start ns, end ns)
+//            [--stamps FILE]   (every stamped case of the history part: agent, start ns, end ns;
+//                               and each history call, as agent "history-call")
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -290,7 +291,7 @@ struct Options {
   // Samples per load-agent result; 1 is what the real agent sends for a `repeats: 1` case.
   int samples = 1;
   std::string json_path;
-  std::string stamps_path;  // the history part's case spans, one line each, for a closer look at the gaps
+  std::string stamps_path;  // the history part's case and history call spans, a line each, for a closer look at gaps
   std::string perfgate = PERFGATE_BINARY;
   // Another perfgate binary (the code before a change) measured beside it, part by part.
   std::string before;
@@ -558,6 +559,9 @@ HistoryFigures MeasureCasesBesideHistory(const Options& o, const std::string& db
       cases.emplace_back(start, end);
       if (stamps) stamps << cs.agent_id() << ' ' << start << ' ' << end << '\n';
     }
+  }
+  for (const auto& [begin, end] : calls) {
+    if (stamps) stamps << "history-call " << begin << ' ' << end << '\n';
   }
   Stop(c.process);
   if (cases.size() < static_cast<size_t>(o.cases) * o.history_runs) {

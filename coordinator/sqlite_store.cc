@@ -731,23 +731,29 @@ class SqliteStore final : public Store {
     }
   }
 
-  // Holds a background writer to kBackgroundCpuShare of a core while the
-  // lease path writes (CpuPacer): a run's summaries took 15 ms of CPU at the
-  // coordinator's raised priority, and storing twelve suites submitted at
-  // once took most of both cores, while every agent waited for one.
+  // Background writers (a run's summaries, a submitted suite's cases) take
+  // turns, one job at a time, and the one at work keeps to
+  // kBackgroundCpuShare of a core while the lease path writes (CpuPacer): a
+  // run's summaries took 15 ms of CPU at the coordinator's raised priority,
+  // and twelve suites submitted at once, each stored on its own thread, took
+  // both cores, while every agent waited for one. REQUIRES: constructed
+  // before, and destroyed after, the job's WriteLocks; mu_ not held.
   class BackgroundPace {
    public:
-    explicit BackgroundPace(const SqliteStore* store)
-        : store_(store), seen_(store->lease_path_writes_.load(std::memory_order_relaxed)) {}
-    // Between two commits. REQUIRES: mu_ not held by this thread.
+    explicit BackgroundPace(SqliteStore* store)
+        : store_(store), turn_(store->background_mu_), seen_(LeaseWrites()) {}
+    ~BackgroundPace() { (*this)(); }  // the job's last piece counts before the next job's turn
+    // Between two commits.
     void operator()() {
-      const uint64_t now = store_->lease_path_writes_.load(std::memory_order_relaxed);
+      const uint64_t now = LeaseWrites();
       pacer_.Pace(now != seen_);
       seen_ = now;
     }
 
    private:
-    const SqliteStore* store_;
+    uint64_t LeaseWrites() const { return store_->lease_path_writes_.load(std::memory_order_relaxed); }
+    SqliteStore* store_;
+    std::lock_guard<std::mutex> turn_;
     uint64_t seen_;
     CpuPacer pacer_{kBackgroundCpuShare};
   };
@@ -1302,6 +1308,7 @@ class SqliteStore final : public Store {
   static constexpr int64_t kMaxBackgroundWaitMs = 5;  // see LockWrites
   static constexpr double kBackgroundCpuShare = 0.25;  // see BackgroundPace
   std::atomic<uint64_t> lease_path_writes_{0};  // lease-path LockWrites calls so far
+  std::mutex background_mu_;  // one background job at a time (BackgroundPace); taken before mu_
   std::atomic<int> lease_writers_waiting_{0};
   std::atomic<int> background_writers_waiting_{0};
   std::mutex turn_mu_;
