@@ -8,15 +8,11 @@
 
 namespace perfgate {
 
-namespace {
-
-int64_t ThreadCpuNs() {
+int64_t CpuPacer::ThreadCpuNs() {
   timespec t{};
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
   return int64_t{t.tv_sec} * 1'000'000'000 + t.tv_nsec;
 }
-
-}  // namespace
 
 CpuPacer::CpuPacer(double cpu_share, Sleep sleep)
     : cpu_share_(std::clamp(cpu_share, 0.01, 1.0)),  // never a sleep without end

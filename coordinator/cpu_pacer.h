@@ -32,6 +32,9 @@ class CpuPacer {
   // constructed or last restarted it.
   void Pace(bool busy);
 
+  // The calling thread's CPU time so far, in nanoseconds.
+  static int64_t ThreadCpuNs();
+
   // CPU a thread uses before it may sleep: short enough that agents never
   // wait long for a core, long enough that sleeps stay few.
   static constexpr int64_t kSliceNs = 1'000'000;

@@ -4,24 +4,17 @@
 
 #include <chrono>
 #include <cstdint>
-#include <ctime>
 #include <vector>
 
 namespace perfgate {
 namespace {
 
-int64_t ThreadCpuNs() {
-  timespec t{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-  return int64_t{t.tv_sec} * 1'000'000'000 + t.tv_nsec;
-}
-
 // Burns `ns` of this thread's CPU, calling pace() as it goes.
 template <typename F>
 void Compute(int64_t ns, F pace) {
-  const int64_t from = ThreadCpuNs();
+  const int64_t from = CpuPacer::ThreadCpuNs();
   volatile uint64_t sink = 0;
-  while (ThreadCpuNs() - from < ns) {
+  while (CpuPacer::ThreadCpuNs() - from < ns) {
     for (int i = 0; i < 10'000; ++i) sink = sink + static_cast<uint64_t>(i);
     pace();
   }
