@@ -848,11 +848,13 @@ Scheduler::EvictedRuns Scheduler::EvictFinishedRuns() {
     for (const auto& lease_id : it->second.lease_ids) {
       auto lease = leases_.find(lease_id);
       if (lease == leases_.end()) continue;
-      completed_.erase({lease_id, lease->second.session_id});
-      leases_.erase(lease);
+      if (auto done = completed_.find({lease_id, lease->second.session_id}); done != completed_.end()) {
+        evicted.completions.push_back(completed_.extract(done));
+      }
+      evicted.leases.push_back(leases_.extract(lease));
     }
     run_by_seq_.erase(it->second.seq);
-    evicted.push_back(runs_.extract(it));
+    evicted.runs.push_back(runs_.extract(it));
   }
   return evicted;
 }
@@ -889,14 +891,16 @@ void Scheduler::FreeEvicted(EvictedRuns& runs) {
     pacer.Pace(now != seen);
     seen = now;
   };
-  for (auto& node : runs) {
+  for (auto& node : runs.runs) {
     RunEntry& run = node.mapped();
     FreeInPieces(run.cases, kEntriesPerFree, pace);
     FreeInPieces(run.events, kEntriesPerFree, pace);
     FreeInPieces(run.lease_ids, kEntriesPerFree, pace);
     node = {};
   }
-  runs.clear();
+  runs.runs.clear();
+  FreeInPieces(runs.leases, kEntriesPerFree, pace);
+  FreeInPieces(runs.completions, kEntriesPerFree, pace);
 }
 
 absl::Status Scheduler::CheckSuite(const v1::Suite& suite) const {

@@ -334,11 +334,13 @@ class Scheduler {
   void WakeIdleSessions() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MaybeFinish(RunEntry& run) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   v1::Run BuildRun(const RunEntry& run) const;
-  // Finished runs past finished_runs_in_memory leave the maps; the caller
-  // frees them with ReleaseEvicted once mu_ is released: freeing a run of
-  // thousands of cases and handing the memory back to the system takes
-  // milliseconds in which no agent would get a lease.
-  using EvictedRuns = std::vector<std::map<std::string, RunEntry>::node_type>;
+  // Finished runs past finished_runs_in_memory leave the maps, with their
+  // leases and completions (moved out, not freed); the caller frees them
+  // with ReleaseEvicted once mu_ is released: freeing a run of thousands of
+  // cases and handing the memory back to the system takes milliseconds in
+  // which no agent would get a lease. Erasing eight runs' 8,000 leases under
+  // mu_ took the sweeper 9.5 ms, in a 22 ms moment with no lease granted.
+  struct EvictedRuns;
   EvictedRuns EvictFinishedRuns() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The runs are freed on releaser_. Handing freed memory back to the
   // system (malloc_trim) holds each malloc arena's lock for milliseconds
@@ -388,6 +390,12 @@ class Scheduler {
   };
   // By (lease, session).
   std::map<std::pair<std::string, std::string>, Completion> completed_ ABSL_GUARDED_BY(mu_);
+  struct EvictedRuns {
+    std::vector<std::map<std::string, RunEntry>::node_type> runs;
+    std::vector<std::map<std::string, LeaseRecord>::node_type> leases;
+    std::vector<std::map<std::pair<std::string, std::string>, Completion>::node_type> completions;
+    bool empty() const { return runs.empty() && leases.empty() && completions.empty(); }
+  };
   std::map<std::string, RunEntry> runs_ ABSL_GUARDED_BY(mu_);
   std::map<uint64_t, RunEntry*> run_by_seq_ ABSL_GUARDED_BY(mu_);
   // By serialized requirements.
