@@ -9,9 +9,11 @@
 // others wait for, and never while the machine is idle.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <utility>
 
 namespace perfgate {
 
@@ -44,6 +46,29 @@ class CpuPacer {
   const Sleep sleep_;
   int64_t slice_from_ns_ = 0;  // the slice's start, in thread CPU time
   bool busy_in_slice_ = false;
+};
+
+// A CpuPacer that sees for itself whether urgent work went on: through a
+// counter of it (leases granted, lease-path writes), busy when the counter
+// moved since the last call or, for the first, since construction.
+class ActivityPacer {
+ public:
+  // REQUIRES: `activity` outlives this object.
+  ActivityPacer(double cpu_share, const std::atomic<uint64_t>& activity, CpuPacer::Sleep sleep = nullptr)
+      : activity_(activity), seen_(Now()), pacer_(cpu_share, std::move(sleep)) {}
+
+  // At points where the work may pause (CpuPacer::Pace).
+  void operator()() {
+    const uint64_t now = Now();
+    pacer_.Pace(now != seen_);
+    seen_ = now;
+  }
+
+ private:
+  uint64_t Now() const { return activity_.load(std::memory_order_relaxed); }
+  const std::atomic<uint64_t>& activity_;
+  uint64_t seen_;
+  CpuPacer pacer_;
 };
 
 }  // namespace perfgate

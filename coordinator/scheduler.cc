@@ -884,13 +884,8 @@ void FreeInPieces(std::vector<T>& v, size_t n, const std::function<void()>& pace
 }  // namespace
 
 void Scheduler::FreeEvicted(EvictedRuns& runs) {
-  CpuPacer pacer(kReleaseCpuShare);
-  uint64_t seen = grants_.load(std::memory_order_relaxed);
-  const std::function<void()> pace = [&] {
-    const uint64_t now = grants_.load(std::memory_order_relaxed);
-    pacer.Pace(now != seen);
-    seen = now;
-  };
+  ActivityPacer paced(kReleaseCpuShare, grants_);
+  const std::function<void()> pace = [&] { paced(); };
   for (auto& node : runs.runs) {
     RunEntry& run = node.mapped();
     FreeInPieces(run.cases, kEntriesPerFree, pace);

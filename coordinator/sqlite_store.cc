@@ -286,6 +286,7 @@ class SqliteStore final : public Store {
   }
 
   absl::Status BeginBatch() override {
+    lease_path_writes_.fetch_add(1, std::memory_order_relaxed);
     LockWrites(WriteTurn::kLeasePath);
     absl::Status begun = !lost_.ok() ? lost_ : group_ ? Savepoint() : Begin();
     if (!begun.ok()) {
@@ -721,7 +722,6 @@ class SqliteStore final : public Store {
       mu_.lock();
       return;
     }
-    lease_path_writes_.fetch_add(1, std::memory_order_relaxed);
     lease_writers_waiting_.fetch_add(1);
     mu_.lock();
     // Only while a background writer waits does the lease path take turn_mu_ to wake it.
@@ -741,21 +741,14 @@ class SqliteStore final : public Store {
   class BackgroundPace {
    public:
     explicit BackgroundPace(SqliteStore* store)
-        : store_(store), turn_(store->background_mu_), seen_(LeaseWrites()) {}
-    ~BackgroundPace() { (*this)(); }  // the job's last piece counts before the next job's turn
+        : turn_(store->background_mu_), pacer_(kBackgroundCpuShare, store->lease_path_writes_) {}
+    ~BackgroundPace() { pacer_(); }  // the job's last piece counts before the next job's turn
     // Between two commits.
-    void operator()() {
-      const uint64_t now = LeaseWrites();
-      pacer_.Pace(now != seen_);
-      seen_ = now;
-    }
+    void operator()() { pacer_(); }
 
    private:
-    uint64_t LeaseWrites() const { return store_->lease_path_writes_.load(std::memory_order_relaxed); }
-    SqliteStore* store_;
     std::lock_guard<std::mutex> turn_;
-    uint64_t seen_;
-    CpuPacer pacer_{kBackgroundCpuShare};
+    ActivityPacer pacer_;
   };
 
   // The store's write mutex, unless this thread's batch already holds it. A
@@ -766,6 +759,7 @@ class SqliteStore final : public Store {
     explicit WriteLock(SqliteStore* store, WriteTurn turn = WriteTurn::kLeasePath)
         : store_(store), owned_(store->batch_owner_.load() != std::this_thread::get_id()) {
       if (!owned_) return;
+      if (turn == WriteTurn::kLeasePath) store_->lease_path_writes_.fetch_add(1, std::memory_order_relaxed);
       store_->LockWrites(turn);
       status_ = store_->CommitGroup();
     }
@@ -1307,7 +1301,7 @@ class SqliteStore final : public Store {
   std::mutex mu_;
   static constexpr int64_t kMaxBackgroundWaitMs = 5;  // see LockWrites
   static constexpr double kBackgroundCpuShare = 0.25;  // see BackgroundPace
-  std::atomic<uint64_t> lease_path_writes_{0};  // lease-path LockWrites calls so far
+  std::atomic<uint64_t> lease_path_writes_{0};  // batches and lease-path WriteLocks begun so far
   std::mutex background_mu_;  // one background job at a time (BackgroundPace); taken before mu_
   std::atomic<int> lease_writers_waiting_{0};
   std::atomic<int> background_writers_waiting_{0};

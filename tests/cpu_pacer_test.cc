@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <vector>
@@ -59,6 +60,19 @@ TEST(CpuPacerTest, AWholeCoreNeverSleeps) {
   CpuPacer pacer(1.0, sleeps.Recorder());
   Compute(3 * CpuPacer::kSliceNs, [&] { pacer.Pace(/*busy=*/true); });
   EXPECT_TRUE(sleeps.all.empty());
+}
+
+TEST(CpuPacerTest, AnActivityPacerSleepsOnlyWhileItsCounterMoves) {
+  std::atomic<uint64_t> grants{0};
+  Sleeps sleeps;
+  ActivityPacer pace(0.25, grants, sleeps.Recorder());
+  Compute(3 * CpuPacer::kSliceNs, [&] { pace(); });
+  EXPECT_TRUE(sleeps.all.empty()) << "nothing was granted";
+  Compute(3 * CpuPacer::kSliceNs, [&] {
+    grants.fetch_add(1);
+    pace();
+  });
+  EXPECT_GE(sleeps.all.size(), 2u);
 }
 
 }  // namespace
