@@ -9,6 +9,7 @@
 #include <set>
 #include <thread>
 
+#include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "agent/case_runner.h"
@@ -71,9 +72,12 @@ void AgentWorker::Log(const std::string& line) {
 
 int64_t AgentWorker::Backoff(int attempt) {
   // Exponential with full jitter, 100 ms to 5 s: agents restarted together do not reconnect in lockstep.
-  thread_local std::mt19937 rng(std::random_device{}());
-  int64_t cap = std::min<int64_t>(5'000, 100LL << std::min(attempt, 6));
-  return std::uniform_int_distribution<int64_t>(cap / 2, cap)(rng);
+  // No thread_local generator: the binary's thread_locals share one block that every thread of every perfgate
+  // process (the coordinator's hundreds of gRPC threads too) writes when it starts; an mt19937 made it 5 KB
+  // larger, and any variable at all adds a page ahead of the CUDA runtime's page-aligned one. Backoff is rare.
+  absl::BitGen gen;
+  const int64_t cap = std::min<int64_t>(5'000, 100LL << std::min(attempt, 6));
+  return absl::Uniform<int64_t>(absl::IntervalClosed, gen, cap / 2, cap);
 }
 
 void AgentWorker::SleepInterruptibly(int64_t ms) {

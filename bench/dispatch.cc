@@ -576,6 +576,7 @@ struct Figures {
   // Peak RSS during the first run and during the last; the snapshots after each beside them.
   double rss_first = 0, rss_last = 0, rss_after_first = 0, rss_after_last = 0;
   bool rss_last_reset = false;  // whether the last run's peak is its own (else since the start)
+  std::vector<double> rss_peaks;  // each run's own peak, where the kernel allowed a reset before it
   HistoryFigures history;        // load agents: leases
   HistoryFigures agent_history;  // real agents: cases timed from inside
   double e2e_rate = 0, share = 0;
@@ -600,15 +601,21 @@ bool MeasureLoad(const Options& o, const std::string& perfgate, const std::strin
   const v1::Suite load_suite = TrivialSuite("dispatch-load", o.cases, "/bin/true");
   double load_s = 0;
   const double cpu_a0 = ProcCpuSeconds(a.process.pid, false);
+  bool every_peak_own = true;
   for (int r = 0; r < o.runs; ++r) {
-    if (r == o.runs - 1) f->rss_last_reset = r == 0 || ResetPeakRss(a.process.pid);  // one run: its peak is its own
+    // The first run's peak is its own: it counts from the coordinator's start.
+    const bool reset = r == 0 || ResetPeakRss(a.process.pid);
+    every_peak_own = every_peak_own && reset;
+    if (r == o.runs - 1) f->rss_last_reset = reset;
     load_s += SubmitAndWait(*stub_a, load_suite, "main").seconds;
     if (r == 0 || r == o.runs - 1) WaitForSummaries(*stub_a);
+    if (every_peak_own) f->rss_peaks.push_back(PeakRssMb(a.process.pid));
     if (r == 0) {
       f->rss_first = PeakRssMb(a.process.pid);
       f->rss_after_first = RssMb(a.process.pid);
     }
   }
+  if (!every_peak_own) f->rss_peaks.clear();
   const double cpu_a = ProcCpuSeconds(a.process.pid, false) - cpu_a0;
   f->rss_last = PeakRssMb(a.process.pid);
   f->rss_after_last = RssMb(a.process.pid);
@@ -801,6 +808,12 @@ void PrintTable(const Options& o, const std::vector<Figures>& f, double load_bef
   row("  (RSS after the first run)", &Figures::rss_after_first, "MB", o.agents, o.cases, 1);
   row("  (RSS after the last run)", &Figures::rss_after_last, "MB", o.agents, o.cases, o.runs);
   if (!f.back().rss_last_reset) std::printf("  (the kernel refused a peak reset: the last run's peak counts from the start)\n");
+  for (const Figures& each : f) {
+    if (each.rss_peaks.empty()) continue;
+    std::printf("  (each run's peak, MB:");
+    for (double mb : each.rss_peaks) std::printf(" %.1f", mb);
+    std::printf(")\n");
+  }
   row("store bytes per case", &Figures::db_bytes_per_case, "B", o.agents, o.cases, o.runs + o.history_runs);
   std::printf("  (%d sample(s) of 4 metrics per load-agent result)\n", o.samples);
 }
@@ -832,6 +845,7 @@ nlohmann::json Json(const Options& o, const std::vector<Figures>& all, double lo
   doc["rss_mb_first_run"]["measure"] = "peak during the run (VmHWM)";
   doc["rss_mb_first_run"]["after_run_mb"] = f.rss_after_first;
   doc["rss_mb_last_run"] = Figure(f.rss_last, o.agents, o.cases, o.runs);
+  doc["rss_mb_last_run"]["each_run_peak_mb"] = f.rss_peaks;
   doc["rss_mb_last_run"]["measure"] =
       f.rss_last_reset ? "peak during the run (VmHWM)" : "peak since the start (VmHWM; the reset was refused)";
   doc["rss_mb_last_run"]["after_run_mb"] = f.rss_after_last;

@@ -807,9 +807,17 @@ void Scheduler::ApplyCase(RunEntry& run, int index, v1::CaseState state, const s
     c.queue->pending.insert(key);
     WakeIdleSessions();
   }
-  v1::RunEvent event;
-  *event.mutable_case_changed() = c.status;
-  run.events.push_back(std::move(event));
+  LoggedEvent logged;
+  if (c.status.has_result()) {
+    // Moved out and back in, not copied.
+    std::unique_ptr<v1::CaseResult> result(c.status.release_result());
+    *logged.event.mutable_case_changed() = c.status;
+    c.status.set_allocated_result(result.release());
+    logged.result_of_case = index;
+  } else {
+    *logged.event.mutable_case_changed() = c.status;
+  }
+  run.events.push_back(std::move(logged));
 }
 
 void Scheduler::MaybeFinish(RunEntry& run) {
@@ -820,9 +828,9 @@ void Scheduler::MaybeFinish(RunEntry& run) {
   if (run.meta.state() == v1::RUN_STATE_RUNNING) run.meta.set_state(v1::RUN_STATE_FINISHED);
   run.meta.set_finished_at_ms(clock_->NowMs());
   LogIfError(store_->UpdateRunState(run.meta.run_id(), run.meta.state(), run.meta.finished_at_ms()), "finish run");
-  v1::RunEvent event;
-  event.set_run_finished(run.meta.state());
-  run.events.push_back(std::move(event));
+  LoggedEvent logged;
+  logged.event.set_run_finished(run.meta.state());
+  run.events.push_back(std::move(logged));
   finished_order_.push_back(run.meta.run_id());
   if (listener_) listener_->OnRunFinished(run.meta.suite_name(), run.meta.state());
   changed_.notify_all();
@@ -1009,13 +1017,12 @@ absl::StatusOr<v1::Run> Scheduler::Snapshot(const std::string& run_id, size_t* c
   return store_->LoadRun(run_id);
 }
 
-v1::RunEvent Scheduler::CopyWithoutResult(v1::RunEvent& logged) {
-  if (!logged.has_case_changed() || !logged.case_changed().has_result()) return logged;
-  // Moved out and back in, not copied: the log keeps it for watchers that want it.
-  std::unique_ptr<v1::CaseResult> result(logged.mutable_case_changed()->release_result());
-  v1::RunEvent copy = logged;
-  logged.mutable_case_changed()->set_allocated_result(result.release());
-  return copy;
+v1::RunEvent Scheduler::Unlogged(const RunEntry& run, const LoggedEvent& logged, bool without_results) {
+  v1::RunEvent event = logged.event;
+  if (!without_results && logged.result_of_case >= 0) {
+    *event.mutable_case_changed()->mutable_result() = run.cases[logged.result_of_case].status.result();
+  }
+  return event;
 }
 
 absl::Status Scheduler::WaitRunEvents(const std::string& run_id, size_t* cursor, int64_t wait_ms,
@@ -1040,7 +1047,7 @@ absl::Status Scheduler::WaitRunEvents(const std::string& run_id, size_t* cursor,
     auto& log = it->second.events;
     if (*cursor < log.size()) {
       for (size_t i = *cursor; i < log.size(); ++i) {
-        events->push_back(without_results ? CopyWithoutResult(log[i]) : log[i]);
+        events->push_back(Unlogged(it->second, log[i], without_results));
       }
       *cursor = log.size();
       return absl::OkStatus();

@@ -208,11 +208,18 @@ class Scheduler {
     int64_t expected_ms = 0;
     int64_t pending_since_ms = 0;
   };
+  // A run's event as watchers get it, less the case's result: a result is
+  // most of an event's bytes and never changes once set, so the log refers
+  // to the case's own instead of holding a second copy.
+  struct LoggedEvent {
+    v1::RunEvent event;
+    int result_of_case = -1;  // the case whose result the event carries; -1: none
+  };
   struct RunEntry {
     v1::Run meta;  // without cases
     uint64_t seq = 0;
     std::vector<CaseEntry> cases;
-    std::vector<v1::RunEvent> events;
+    std::vector<LoggedEvent> events;
     std::vector<std::string> lease_ids;  // every lease granted for it
     // Every case before this index is final. A final state is never left, so
     // the check for the run's end resumes here: O(cases) per run, not per result.
@@ -361,9 +368,9 @@ class Scheduler {
   RunEntry NewRunEntry(const v1::SubmitRunRequest& request);
   // Cases no registered agent can run are marked so, and listed in `response`.
   void MarkUnsatisfiable(RunEntry& run, v1::SubmitRunResponse* response) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // A copy of a logged event without its case's result (results are most of
-  // an event's bytes, and a gate watches without them).
-  static v1::RunEvent CopyWithoutResult(v1::RunEvent& logged);
+  // A logged event as a watcher gets it: with its case's result unless
+  // without_results (a gate watches without them).
+  static v1::RunEvent Unlogged(const RunEntry& run, const LoggedEvent& logged, bool without_results);
   // Logs and counts a failed store write.
   void LogIfError(const absl::Status& status, const char* what) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // LogIfError, and the error an RPC answers so that its caller retries.
