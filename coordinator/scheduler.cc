@@ -147,7 +147,7 @@ absl::Status Scheduler::Recover() {
     run->second.cases[lease.case_index].lease_id = lease.lease_id;
     run->second.lease_ids.push_back(lease.lease_id);
     session->lease_ids.push_back(lease.lease_id);
-    leases_.emplace(lease.lease_id, lease);
+    active_leases_.insert(&leases_.emplace(lease.lease_id, lease).first->second);
   }
   for (auto& [id, run] : runs_) {
     for (size_t c = 0; c < run.cases.size(); ++c) {
@@ -382,7 +382,7 @@ v1::Lease Scheduler::ApplyGrant(Session& session, Grant grant) {
   grants_.fetch_add(1, std::memory_order_relaxed);
   if (listener_) listener_->OnLeaseGranted(lease.pool);
   v1::Lease message = LeaseMessage(lease);
-  leases_.emplace(lease.lease_id, std::move(grant.lease));
+  active_leases_.insert(&leases_.emplace(lease.lease_id, std::move(grant.lease)).first->second);
   return message;
 }
 
@@ -444,6 +444,7 @@ void Scheduler::EndLease(LeaseRecord& lease, LeaseState state) {
 
 void Scheduler::ForgetLease(LeaseRecord& lease, LeaseState state, bool wake_idle) {
   lease.state = state;
+  active_leases_.erase(&lease);
   if (Session* session = LiveSession(lease.session_id);
       session && std::erase(session->lease_ids, lease.lease_id) && session->lease_ids.empty() && wake_idle) {
     session->wake->notify_all();  // free for the next case
@@ -859,6 +860,7 @@ Scheduler::EvictedRuns Scheduler::EvictFinishedRuns() {
       if (auto done = completed_.find({lease_id, lease->second.session_id}); done != completed_.end()) {
         evicted.completions.push_back(completed_.extract(done));
       }
+      active_leases_.erase(&lease->second);  // none should be active; the node leaves leases_ either way
       evicted.leases.push_back(leases_.extract(lease));
     }
     run_by_seq_.erase(it->second.seq);
@@ -1119,9 +1121,10 @@ void Scheduler::Sweep() {
   std::lock_guard lock(mu_);
   const int64_t now = clock_->NowMs();
   std::vector<std::string> expired;
-  for (const auto& [id, lease] : leases_) {
-    if (lease.state == LeaseState::kActive && lease.expires_at_ms <= now) expired.push_back(id);
+  for (const LeaseRecord* lease : active_leases_) {
+    if (lease->state == LeaseState::kActive && lease->expires_at_ms <= now) expired.push_back(lease->lease_id);
   }
+  std::sort(expired.begin(), expired.end());  // lost in the same order on every sweep of the same leases
   for (const auto& id : expired) {
     const LeaseRecord& lease = leases_.at(id);
     LoseLease(id, absl::StrCat("lease expired (no heartbeat for ", now - lease.expires_at_ms + options_.lease_ttl_ms,

@@ -18,6 +18,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -390,6 +391,10 @@ class Scheduler {
   std::map<std::string, Session> sessions_ ABSL_GUARDED_BY(mu_);         // by session id
   std::map<std::string, std::string> agent_session_ ABSL_GUARDED_BY(mu_);  // agent id -> session id
   std::map<std::string, LeaseRecord> leases_ ABSL_GUARDED_BY(mu_);         // of the runs in memory
+  // The leases of leases_ that are active: what a sweep checks for expiry.
+  // Runs in memory hold ten times as many ended ones (24,000 with 12 runs of
+  // 2,000 cases), and walking them all took milliseconds under mu_.
+  std::unordered_set<LeaseRecord*> active_leases_ ABSL_GUARDED_BY(mu_);
   // The first answer to a completion, repeated to that session only.
   struct Completion {
     v1::CompleteLeaseResponse::Disposition disposition;

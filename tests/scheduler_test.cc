@@ -721,6 +721,27 @@ TEST_F(SchedulerTest, RestartAfterThreeTtlsResumesLeasesWithAFreshDeadline) {
   EXPECT_EQ(Run(run).cases(0).attempts(), 1u);
 }
 
+// The sweep checks only active leases for expiry (Scheduler::active_leases_):
+// one resumed by a restart is among them, though it was never granted here.
+TEST_F(SchedulerTest, ALeaseResumedAfterARestartExpiresWhenItsLiveAgentStopsRenewingIt) {
+  const std::string s = Register("a1");
+  const std::string run = Submit(1);
+  auto item = Next(s);
+  ASSERT_TRUE(item && item->has_lease());
+  const std::string lease = item->lease().lease_id();
+  Open();
+  // The session stays alive (heartbeats naming no lease) past the lease's TTL.
+  clock_.Advance(options_.lease_ttl_ms / 2);
+  KeepAlive(s);
+  scheduler_->Sweep();
+  EXPECT_EQ(Run(run).cases(0).state(), v1::CASE_STATE_RUNNING);
+  clock_.Advance(options_.lease_ttl_ms / 2);
+  KeepAlive(s);
+  scheduler_->Sweep();
+  EXPECT_EQ(Run(run).cases(0).state(), v1::CASE_STATE_PENDING);
+  EXPECT_EQ(Complete(s, lease), v1::CompleteLeaseResponse::DISPOSITION_STALE);
+}
+
 // The next lease for a session, skipping cancellations in its outbox.
 std::optional<v1::Lease> NextLease(Scheduler& scheduler, const std::string& session) {
   for (;;) {
