@@ -846,27 +846,44 @@ void Scheduler::WaitRunEnd(const std::string& run_id, int64_t wait_ms) {
   });
 }
 
-Scheduler::EvictedRuns Scheduler::EvictFinishedRuns() {
+Scheduler::EvictedRuns Scheduler::EvictFinishedRuns(size_t leases) {
   EvictedRuns evicted;
   while (finished_order_.size() > options_.finished_runs_in_memory) {
     auto it = runs_.find(finished_order_.front());
-    finished_order_.pop_front();
-    if (it == runs_.end()) continue;
+    if (it == runs_.end()) {
+      finished_order_.pop_front();
+      continue;
+    }
     // Its leases are all ended; the store keeps them. A late report for one
     // is taken from the store (TakeLateResult): kept as stale, never lost.
-    for (const auto& lease_id : it->second.lease_ids) {
-      auto lease = leases_.find(lease_id);
+    RunEntry& run = it->second;
+    for (; run.leases_evicted < run.lease_ids.size() && leases > 0; ++run.leases_evicted, --leases) {
+      auto lease = leases_.find(run.lease_ids[run.leases_evicted]);
       if (lease == leases_.end()) continue;
-      if (auto done = completed_.find({lease_id, lease->second.session_id}); done != completed_.end()) {
+      if (auto done = completed_.find({lease->first, lease->second.session_id}); done != completed_.end()) {
         evicted.completions.push_back(completed_.extract(done));
       }
       active_leases_.erase(&lease->second);  // none should be active; the node leaves leases_ either way
       evicted.leases.push_back(leases_.extract(lease));
     }
-    run_by_seq_.erase(it->second.seq);
+    if (run.leases_evicted < run.lease_ids.size()) break;  // the rest in the next piece
+    finished_order_.pop_front();
+    run_by_seq_.erase(run.seq);
     evicted.runs.push_back(runs_.extract(it));
   }
   return evicted;
+}
+
+void Scheduler::EvictInPieces() {
+  for (;;) {
+    EvictedRuns evicted;
+    {
+      std::lock_guard lock(mu_);
+      evicted = EvictFinishedRuns(kLeasesEvictedPerLock);
+    }
+    if (evicted.empty()) return;
+    ReleaseEvicted(std::move(evicted));
+  }
 }
 
 void Scheduler::ReleaseEvicted(EvictedRuns runs) {
@@ -954,16 +971,16 @@ absl::StatusOr<v1::SubmitRunResponse> Scheduler::Submit(const v1::SubmitRunReque
     std::lock_guard lock(mu_);
     return StoreFailed(s, "run");
   }
-  EvictedRuns evicted;
-  absl::Cleanup release = [&] { ReleaseEvicted(std::move(evicted)); };  // runs after the lock is released
-  std::lock_guard lock(mu_);
-  run.seq = next_run_seq_++;
-  auto& entry = runs_.emplace(run.meta.run_id(), std::move(run)).first->second;
-  run_by_seq_[entry.seq] = &entry;
-  Enqueue(entry, durations.ok() ? *durations : std::map<std::string, int64_t>{});
-  MaybeFinish(entry);
-  evicted = EvictFinishedRuns();
-  changed_.notify_all();
+  {
+    std::lock_guard lock(mu_);
+    run.seq = next_run_seq_++;
+    auto& entry = runs_.emplace(run.meta.run_id(), std::move(run)).first->second;
+    run_by_seq_[entry.seq] = &entry;
+    Enqueue(entry, durations.ok() ? *durations : std::map<std::string, int64_t>{});
+    MaybeFinish(entry);
+    changed_.notify_all();
+  }
+  EvictInPieces();
   return response;
 }
 
@@ -1116,8 +1133,7 @@ absl::Status Scheduler::ReportVerdict(const v1::ReportVerdictRequest& request) {
 }
 
 void Scheduler::Sweep() {
-  EvictedRuns evicted;
-  absl::Cleanup release = [&] { ReleaseEvicted(std::move(evicted)); };  // runs after the lock is released
+  absl::Cleanup evict = [&] { EvictInPieces(); };  // runs after the lock is released
   std::lock_guard lock(mu_);
   const int64_t now = clock_->NowMs();
   std::vector<std::string> expired;
@@ -1138,7 +1154,6 @@ void Scheduler::Sweep() {
     DropSession(id, absl::StrCat("agent silent for ", now - sessions_.at(id).record.last_seen_ms, " ms"));
   }
   EndUnrunnableCases(now);
-  evicted = EvictFinishedRuns();
   changed_.notify_all();
 }
 

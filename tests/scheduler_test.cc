@@ -459,6 +459,41 @@ TEST_F(SchedulerTest, FinishedRunsLeaveMemoryButNotTheStore) {
   EXPECT_EQ(scheduler_->Complete(late).status().code(), absl::StatusCode::kNotFound);
 }
 
+// A run leaves memory a piece of its leases at a time (mu_ is released
+// between pieces), and all of it within one sweep.
+TEST_F(SchedulerTest, ARunWithMoreLeasesThanAPieceLeavesMemoryWithinOneSweep) {
+  const std::string s = Register("a1");
+  const int cases = static_cast<int>(Scheduler::kLeasesEvictedPerLock) + 44;
+  const std::string run = Submit(cases);
+  std::vector<std::string> leases;
+  for (int i = 0; i < cases; ++i) {
+    auto item = Next(s);
+    ASSERT_TRUE(item && item->has_lease());
+    leases.push_back(item->lease().lease_id());
+    Complete(s, leases.back());
+  }
+  size_t cursor = 0;
+  std::vector<v1::RunEvent> events;
+  ASSERT_TRUE(scheduler_->WaitRunEvents(run, &cursor, 0, &events).ok());
+  EXPECT_GT(events.size(), static_cast<size_t>(cases));  // the log in memory
+  scheduler_->Sweep();
+  cursor = 0;
+  events.clear();
+  ASSERT_TRUE(scheduler_->WaitRunEvents(run, &cursor, 0, &events).ok());
+  ASSERT_EQ(events.size(), 1u);  // read from the store: the run left memory
+  EXPECT_EQ(events[0].run_finished(), v1::RUN_STATE_FINISHED);
+  // Leases of the first piece and of the last are answered from the store.
+  for (const std::string& lease : {leases.front(), leases.back()}) {
+    v1::CompleteLeaseRequest again;
+    again.set_session_id(s);
+    again.set_lease_id(lease);
+    auto repeat = scheduler_->Complete(again);
+    ASSERT_TRUE(repeat.ok()) << repeat.status();
+    EXPECT_EQ(repeat->disposition(), v1::CompleteLeaseResponse::DISPOSITION_ACCEPTED);
+  }
+  EXPECT_EQ(Run(run).cases_size(), cases);
+}
+
 TEST_F(SchedulerTest, ALateResultAfterItsRunLeftMemoryIsKeptAsStale) {
   // An agent frozen past its lease delivers after the case was re-run
   // elsewhere, the run finished and left memory (finished_runs_in_memory 0):
