@@ -10,7 +10,7 @@
 
 namespace perfgate {
 
-LowPriorityWorker::LowPriorityWorker(int nice, double cpu_share) : pacer_(cpu_share) {
+LowPriorityWorker::LowPriorityWorker(int nice) {
   thread_ = std::thread([this, nice] { Loop(nice); });
   started_.get_future().wait();  // lowered() is known once the constructor returns
 }
@@ -36,8 +36,6 @@ void LowPriorityWorker::Post(std::function<void()> task) {
   task();  // the thread is leaving: the caller waits for the answer all the same
 }
 
-void LowPriorityWorker::Pace(bool busy) { pacer_.Pace(busy); }
-
 void LowPriorityWorker::Loop(int nice) {
   pthread_setname_np(pthread_self(), "low-priority");  // as top -H and perf name it
   // PRIO_PROCESS with a thread id sets that one thread's nice value (Linux).
@@ -55,7 +53,6 @@ void LowPriorityWorker::Loop(int nice) {
     std::function<void()> task = std::move(tasks_.front());
     tasks_.pop_front();
     lock.unlock();
-    pacer_.Restart();
     task();
     lock.lock();
   }

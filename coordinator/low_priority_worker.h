@@ -10,7 +10,7 @@
 // A nice value alone does not keep it out of the way: on 2 cores a history
 // call at nice 19 still cost the agents a quarter of their lease rate while
 // it ran (each handoff between the lease path's threads found a core taken).
-// Tasks can also hold themselves to a share of a core with Pace().
+// Tasks also hold themselves to a share of a core (ActivityPacer).
 #pragma once
 
 #include <atomic>
@@ -24,16 +24,13 @@
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
-#include "coordinator/cpu_pacer.h"
 
 namespace perfgate {
 
 class LowPriorityWorker {
  public:
-  // nice: the thread's nice value, 19 the lowest priority. cpu_share: the
-  // part of a core a task may use while it says the machine is busy (Pace),
-  // held to [0.01, 1].
-  explicit LowPriorityWorker(int nice = 19, double cpu_share = 1.0);
+  // nice: the thread's nice value, 19 the lowest priority.
+  explicit LowPriorityWorker(int nice = 19);
   // Runs what is queued, then joins.
   ~LowPriorityWorker();
   LowPriorityWorker(const LowPriorityWorker&) = delete;
@@ -52,16 +49,10 @@ class LowPriorityWorker {
   // Whether the priority was set: false where the kernel refused it.
   bool lowered() const { return lowered_.load(); }
 
-  // For long tasks, at points where they may pause (CpuPacer::Pace, each
-  // task a slice of its own). REQUIRES: called on the worker's thread, from a task.
-  void Pace(bool busy);
-
  private:
   // Queues the task; after the destructor began it runs here and now.
   void Post(std::function<void()> task);
   void Loop(int nice);
-
-  CpuPacer pacer_;  // the worker's thread only
 
   std::mutex mu_;
   std::condition_variable wake_;

@@ -1106,14 +1106,10 @@ absl::Status Scheduler::History(const v1::HistoryRequest& request, v1::HistoryRe
   blocks.start_block_size = 64 << 10;  // a history of thousands of keys in tens of blocks
   blocks.max_block_size = 1 << 20;
   google::protobuf::Arena arena(blocks);
-  uint64_t seen = grants_.load(std::memory_order_relaxed);
-  auto pace = [&] {
-    // Leases granted since the last look: agents are being served, and the read keeps to its share of a core.
-    const uint64_t now = grants_.load(std::memory_order_relaxed);
-    history_worker_.Pace(now != seen);
-    seen = now;
-  };
-  auto read = history_worker_.Run([&] { return store_->History(request, &arena, pace); });
+  auto read = history_worker_.Run([&] {
+    ActivityPacer paced(kHistoryCpuShare, grants_);  // on the worker's thread, as its CpuPacer requires
+    return store_->History(request, &arena, [&] { paced(); });
+  });
   if (!read.ok()) return read.status();
   out->CopyFrom(**read);
   return absl::OkStatus();

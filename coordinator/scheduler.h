@@ -435,10 +435,12 @@ class Scheduler {
   std::map<std::string, Queue> queues_ ABSL_GUARDED_BY(mu_);
   std::deque<std::string> finished_order_ ABSL_GUARDED_BY(mu_);
   SchedulerStats stats_ ABSL_GUARDED_BY(mu_);
-  // A tenth of a core while agents are being served: at nice 19 alone, a
-  // history call of 4,000 keys cost them a quarter of their lease rate on 2
+  // History reads run here, at nice 19, held to kHistoryCpuShare of a core
+  // while leases are granted (ActivityPacer): at nice 19 alone, a history
+  // call of 4,000 keys cost the agents a quarter of their lease rate on 2
   // cores; at a tenth the rate inside calls was 0.9 of the rate outside.
-  LowPriorityWorker history_worker_{19, 0.1};
+  LowPriorityWorker history_worker_{19};
+  static constexpr double kHistoryCpuShare = 0.1;
   // Leases granted, read without mu_ by a history read to tell whether it runs beside lease work.
   std::atomic<uint64_t> grants_{0};
   std::atomic<int64_t> last_trim_ms_{0};  // when ReleaseEvicted last trimmed

@@ -38,25 +38,5 @@ TEST(LowPriorityWorkerTest, CallsFromManyThreadsEachGetTheirOwnAnswer) {
   for (int i = 0; i < 16; ++i) EXPECT_EQ(answers[i], "answer " + std::to_string(i));
 }
 
-// While busy, a task that uses a slice of CPU sleeps: at half a core, at
-// least as long as it computed. (A lower bound only: a sleep never ends
-// early, however loaded the machine.)
-TEST(LowPriorityWorkerTest, ABusyTaskSleepsToKeepItsShareOfACore) {
-  LowPriorityWorker worker(19, /*cpu_share=*/0.5);
-  const auto [cpu_ns, wall_ns] = worker.Run([&worker] {
-    const int64_t cpu0 = CpuPacer::ThreadCpuNs();
-    const auto wall0 = std::chrono::steady_clock::now();
-    volatile uint64_t sink = 0;
-    while (CpuPacer::ThreadCpuNs() - cpu0 < 3'000'000) {
-      for (int i = 0; i < 10'000; ++i) sink = sink + static_cast<uint64_t>(i);
-      worker.Pace(/*busy=*/true);
-    }
-    const int64_t wall = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - wall0)
-                             .count();
-    return std::pair(CpuPacer::ThreadCpuNs() - cpu0, wall);
-  });
-  EXPECT_GE(wall_ns - cpu_ns, 2'000'000) << "slept after each 1 ms slice of CPU, as long as the slice";
-}
-
 }  // namespace
 }  // namespace perfgate
