@@ -610,14 +610,13 @@ class SqliteStore final : public Store {
     // Every run that ended before this call is in it.
     summaries_->Drain();
     std::lock_guard lock(history_mu_);
-    // One snapshot for every key; writers go on meanwhile (WAL).
-    if (sqlite3_exec(history_reader_, "BEGIN", nullptr, nullptr, nullptr) != SQLITE_OK) {
-      return ReadError(history_reader_, "history");
-    }
-    auto response = HistoryInSnapshot(request, arena, pace);
+    if (!BeginRead(history_reader_)) return ReadError(history_reader_, "history");
+    auto response = HistoryInSnapshots(request, arena, pace);
     sqlite3_exec(history_reader_, "COMMIT", nullptr, nullptr, nullptr);
     return response;
   }
+
+  static bool BeginRead(sqlite3* db) { return sqlite3_exec(db, "BEGIN", nullptr, nullptr, nullptr) == SQLITE_OK; }
 
   absl::StatusOr<std::vector<LatestResult>> LatestResults(const std::string& branch) override {
     std::lock_guard lock(read_mu_);
@@ -781,9 +780,16 @@ class SqliteStore final : public Store {
   // Keys are bound unowned (the request outlives the statements) and the
   // response is made on `arena`: a history of thousands of keys, read on a
   // low-priority thread, takes few heap allocations.
-  absl::StatusOr<v1::HistoryResponse*> HistoryInSnapshot(const v1::HistoryRequest& request,
-                                                         google::protobuf::Arena* arena,
-                                                         const std::function<void()>& pace) {
+  //
+  // A new snapshot after each pause: a paced call of thousands of keys takes
+  // seconds, and while a reader holds a snapshot the WAL cannot start over,
+  // so it grew past 100 MB under the agents' commits. One snapshot for all
+  // keys bought nothing: each key's medians are one statement, and a run
+  // that ends during the call has its medians written in several commits
+  // anyway (runs that ended before the call are all in it: Drain).
+  absl::StatusOr<v1::HistoryResponse*> HistoryInSnapshots(const v1::HistoryRequest& request,
+                                                          google::protobuf::Arena* arena,
+                                                          const std::function<void()>& pace) {
     auto* response = google::protobuf::Arena::CreateMessage<v1::HistoryResponse>(arena);
     int64_t excluded = -1;
     {
@@ -793,7 +799,11 @@ class SqliteStore final : public Store {
     }
     int keys = 0;
     for (const auto& key : request.keys()) {
-      if (++keys % kKeysBetweenPaces == 0) pace();
+      if (++keys % kKeysBetweenPaces == 0) {
+        sqlite3_exec(history_reader_, "COMMIT", nullptr, nullptr, nullptr);
+        pace();
+        if (!BeginRead(history_reader_)) return ReadError(history_reader_, "history");
+      }
       auto* series = response->add_series();
       *series->mutable_key() = key;
       // One statement per key (the series' id and its newest medians): half

@@ -267,6 +267,36 @@ TEST_F(StoreRoundTripTest, RunsAndDurationsAreReadWhileAHistoryReadPauses) {
   EXPECT_TRUE(released_in_time) << "the run and the durations were read only after the history read ended";
 }
 
+// While a paced history read sleeps it holds no snapshot, so the WAL can be
+// checkpointed whole and start over (a call takes seconds; under the agents'
+// commits a snapshot held throughout let the WAL grow past 100 MB).
+TEST_F(StoreRoundTripTest, AHistoryReadHoldsNoSnapshotWhileItPauses) {
+  InsertRun({"a", "b"});  // frames in the WAL
+  v1::HistoryRequest request;
+  request.set_branch("main");
+  for (int i = 0; i < 64; ++i) request.add_keys()->set_benchmark(absl::StrCat("key", i));  // paces at least once
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open(dir_.File("perfgate.db").c_str(), &other), SQLITE_OK);
+  sqlite3_busy_timeout(other, 10'000);  // waits out the store's own checkpointer; a held snapshot is never released
+  int paces = 0, busy = -1, logged = -1, backfilled = -2;
+  google::protobuf::Arena arena;
+  auto read = store_->History(request, &arena, [&] {
+    if (paces++ > 0) return;
+    sqlite3_stmt* checkpoint = nullptr;
+    ASSERT_EQ(sqlite3_prepare_v2(other, "PRAGMA wal_checkpoint(TRUNCATE)", -1, &checkpoint, nullptr), SQLITE_OK);
+    ASSERT_EQ(sqlite3_step(checkpoint), SQLITE_ROW);
+    busy = sqlite3_column_int(checkpoint, 0);
+    logged = sqlite3_column_int(checkpoint, 1);
+    backfilled = sqlite3_column_int(checkpoint, 2);
+    sqlite3_finalize(checkpoint);
+  });
+  sqlite3_close(other);
+  ASSERT_TRUE(read.ok()) << read.status();
+  ASSERT_GT(paces, 0);
+  EXPECT_EQ(busy, 0) << "a reader kept the checkpoint from finishing";
+  EXPECT_EQ(logged, backfilled);
+}
+
 // History of the wall time of benchmark "a" on branch main, pool lab.
 v1::HistoryResponse* HistoryOfA(Store& store, google::protobuf::Arena* arena) {
   v1::HistoryRequest request;
