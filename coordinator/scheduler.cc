@@ -119,10 +119,11 @@ absl::Status Scheduler::Recover() {
     }
     auto durations = store_->CaseDurations(suite.name());
     LogIfError(durations.status(), "read case durations");
+    PlaceCases(entry, durations.ok() ? *durations : std::map<std::string, int64_t>{});
     entry.seq = next_run_seq_++;
     RunEntry& added = runs_.emplace(run.run_id(), std::move(entry)).first->second;
     run_by_seq_[added.seq] = &added;
-    Enqueue(added, durations.ok() ? *durations : std::map<std::string, int64_t>{});
+    Enqueue(added);
   }
   for (auto& lease : recovered->active_leases) {
     auto run = runs_.find(lease.run_id);
@@ -270,22 +271,43 @@ absl::StatusOr<Scheduler::Wait> Scheduler::NextWorkItem(const std::string& sessi
   }
 }
 
-void Scheduler::Enqueue(RunEntry& run, const std::map<std::string, int64_t>& durations) {
-  const int64_t now = clock_->NowMs();
+void Scheduler::PlaceCases(RunEntry& run, const std::map<std::string, int64_t>& durations) {
+  std::map<std::string, std::vector<int>> by_requirements;
   for (size_t i = 0; i < run.cases.size(); ++i) {
     CaseEntry& c = run.cases[i];
-    auto [it, created] = queues_.try_emplace(c.spec.requirements().SerializeAsString());
+    c.expected_ms = ExpectedMs(c.spec, durations);
+    by_requirements[c.spec.requirements().SerializeAsString()].push_back(static_cast<int>(i));
+  }
+  run.placement.clear();
+  for (auto& [requirements, indexes] : by_requirements) {
+    // The order of QueueKey within one run: longest expected first, then file order.
+    std::sort(indexes.begin(), indexes.end(), [&](int a, int b) {
+      const int64_t ea = run.cases[a].expected_ms, eb = run.cases[b].expected_ms;
+      return ea != eb ? ea > eb : a < b;
+    });
+    run.placement.emplace_back(requirements, std::move(indexes));
+  }
+}
+
+void Scheduler::Enqueue(RunEntry& run) {
+  const int64_t now = clock_->NowMs();
+  for (const auto& [requirements, indexes] : run.placement) {
+    auto [it, created] = queues_.try_emplace(requirements);
     Queue& queue = it->second;
     if (created) {
-      queue.requirements = c.spec.requirements();
+      queue.requirements = run.cases[indexes.front()].spec.requirements();
       queue.gpu = NeedsGpu(queue.requirements);
     }
-    c.queue = &queue;
-    c.expected_ms = ExpectedMs(c.spec, durations);
-    if (c.status.state() != v1::CASE_STATE_PENDING) continue;
-    c.pending_since_ms = now;
-    queue.pending.insert({run.seq, c.expected_ms, static_cast<int>(i)});
+    for (const int i : indexes) {
+      CaseEntry& c = run.cases[i];
+      c.queue = &queue;
+      if (c.status.state() != v1::CASE_STATE_PENDING) continue;
+      c.pending_since_ms = now;
+      // In queue order, and a new run's seq is the largest: each goes at the end, in constant time.
+      queue.pending.insert(queue.pending.end(), {run.seq, c.expected_ms, i});
+    }
   }
+  run.placement = {};
   WakeIdleSessions();
 }
 
@@ -956,6 +978,7 @@ absl::StatusOr<v1::SubmitRunResponse> Scheduler::Submit(const v1::SubmitRunReque
   // without it the cases only lose their order, so a failure is logged, not fatal.
   auto durations = store_->CaseDurations(suite.name());
   RunEntry run = NewRunEntry(request);
+  PlaceCases(run, durations.ok() ? *durations : std::map<std::string, int64_t>{});
   v1::SubmitRunResponse response;
   response.set_run_id(run.meta.run_id());
   {
@@ -976,7 +999,7 @@ absl::StatusOr<v1::SubmitRunResponse> Scheduler::Submit(const v1::SubmitRunReque
     run.seq = next_run_seq_++;
     auto& entry = runs_.emplace(run.meta.run_id(), std::move(run)).first->second;
     run_by_seq_[entry.seq] = &entry;
-    Enqueue(entry, durations.ok() ? *durations : std::map<std::string, int64_t>{});
+    Enqueue(entry);
     MaybeFinish(entry);
     changed_.notify_all();
   }

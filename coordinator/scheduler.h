@@ -227,6 +227,8 @@ class Scheduler {
     std::vector<LoggedEvent> events;
     std::vector<std::string> lease_ids;  // every lease granted for it
     size_t leases_evicted = 0;           // lease_ids before this have left leases_ (EvictFinishedRuns)
+    // From PlaceCases to Enqueue: case indexes by serialized requirements, in queue order.
+    std::vector<std::pair<std::string, std::vector<int>>> placement;
     // Every case before this index is final. A final state is never left, so
     // the check for the run's end resumes here: O(cases) per run, not per result.
     size_t first_open = 0;
@@ -241,8 +243,15 @@ class Scheduler {
   // Names, commands and sizes: what Submit refuses before taking the lock.
   absl::Status CheckSuite(const v1::Suite& suite) const;
   bool AnyCapable(const v1::Requirements& requirements, std::string* why) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Works out, before mu_ is taken, what Enqueue needs: each case's
+  // expected time, and the cases by set of requirements, each set in queue
+  // order (run.placement). Done under mu_, serializing the requirements and
+  // finding the durations took 1.1-1.9 ms for 2,000 cases, and a dozen
+  // suites submitted at once made the agents wait for all of them.
+  static void PlaceCases(RunEntry& run, const std::map<std::string, int64_t>& durations);
   // A run's cases joined to their queues, pending ones enqueued.
-  void Enqueue(RunEntry& run, const std::map<std::string, int64_t>& durations) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // REQUIRES: PlaceCases(run) done.
+  void Enqueue(RunEntry& run) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The best pending case the session can run, and its queue; nullptr if none.
   Queue* BestQueueFor(const Session& session) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A lease chosen for a session: stored (StoreGrant), then applied.
