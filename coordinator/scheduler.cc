@@ -280,10 +280,9 @@ void Scheduler::PlaceCases(RunEntry& run, const std::map<std::string, int64_t>& 
   }
   run.placement.clear();
   for (auto& [requirements, indexes] : by_requirements) {
-    // The order of QueueKey within one run: longest expected first, then file order.
+    // The queue's own order (one run: the seq does not matter).
     std::sort(indexes.begin(), indexes.end(), [&](int a, int b) {
-      const int64_t ea = run.cases[a].expected_ms, eb = run.cases[b].expected_ms;
-      return ea != eb ? ea > eb : a < b;
+      return QueueKey{0, run.cases[a].expected_ms, a} < QueueKey{0, run.cases[b].expected_ms, b};
     });
     run.placement.emplace_back(requirements, std::move(indexes));
   }
