@@ -63,6 +63,16 @@ bool NeedsGpu(const v1::Requirements& r) {
          r.min_compute_capability() > 0;
 }
 
+// A copy of a case's status without its result, which is moved out and back
+// in, not copied: results are most of a status's bytes.
+v1::CaseStatus CopyWithoutResult(v1::CaseStatus& status) {
+  if (!status.has_result()) return status;
+  std::unique_ptr<v1::CaseResult> result(status.release_result());
+  v1::CaseStatus copy = status;
+  status.set_allocated_result(result.release());
+  return copy;
+}
+
 // Expected lease time: the suite's own figure, else the case's history, else
 // unknown (scheduled first, in file order: a case never seen may be long).
 int64_t ExpectedMs(const v1::CaseSpec& spec, const std::map<std::string, int64_t>& durations) {
@@ -830,15 +840,8 @@ void Scheduler::ApplyCase(RunEntry& run, int index, v1::CaseState state, const s
     WakeIdleSessions();
   }
   LoggedEvent logged;
-  if (c.status.has_result()) {
-    // Moved out and back in, not copied.
-    std::unique_ptr<v1::CaseResult> result(c.status.release_result());
-    *logged.event.mutable_case_changed() = c.status;
-    c.status.set_allocated_result(result.release());
-    logged.result_of_case = index;
-  } else {
-    *logged.event.mutable_case_changed() = c.status;
-  }
+  *logged.event.mutable_case_changed() = CopyWithoutResult(c.status);
+  if (c.status.has_result()) logged.result_of_case = index;
   run.events.push_back(std::move(logged));
 }
 
@@ -1035,9 +1038,9 @@ void Scheduler::MarkUnsatisfiable(RunEntry& run, v1::SubmitRunResponse* response
   }
 }
 
-v1::Run Scheduler::BuildRun(const RunEntry& run) const {
+v1::Run Scheduler::BuildRun(RunEntry& run, bool without_results) {
   v1::Run out = run.meta;
-  for (const auto& c : run.cases) *out.add_cases() = c.status;
+  for (auto& c : run.cases) *out.add_cases() = without_results ? CopyWithoutResult(c.status) : c.status;
   return out;
 }
 
@@ -1046,12 +1049,12 @@ absl::StatusOr<v1::Run> Scheduler::GetRun(const std::string& run_id) {
   return Snapshot(run_id, &cursor);
 }
 
-absl::StatusOr<v1::Run> Scheduler::Snapshot(const std::string& run_id, size_t* cursor) {
+absl::StatusOr<v1::Run> Scheduler::Snapshot(const std::string& run_id, size_t* cursor, bool without_results) {
   {
     std::lock_guard lock(mu_);
     if (auto it = runs_.find(run_id); it != runs_.end()) {
       *cursor = it->second.events.size();
-      return BuildRun(it->second);
+      return BuildRun(it->second, without_results);
     }
   }
   *cursor = 0;

@@ -142,7 +142,9 @@ class Scheduler {
   // Records the gate's verdict on a finished run.
   absl::Status ReportVerdict(const v1::ReportVerdictRequest& request);
   // The run now, and the cursor of its event log at that moment.
-  absl::StatusOr<v1::Run> Snapshot(const std::string& run_id, size_t* cursor);
+  // without_results: its cases come without their results, never copied
+  // (under the lock, a run of thousands of results took milliseconds).
+  absl::StatusOr<v1::Run> Snapshot(const std::string& run_id, size_t* cursor, bool without_results = false);
   // Events after *cursor, waiting up to wait_ms for one; advances *cursor.
   // without_results: case events come without their results, never copied.
   absl::Status WaitRunEvents(const std::string& run_id, size_t* cursor, int64_t wait_ms,
@@ -355,7 +357,8 @@ class Scheduler {
   // Wakes the Work streams of sessions holding no lease: there is work.
   void WakeIdleSessions() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MaybeFinish(RunEntry& run) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  v1::Run BuildRun(const RunEntry& run) const;
+  // The run as the gate sees it; without_results, its cases' results are not copied.
+  static v1::Run BuildRun(RunEntry& run, bool without_results = false);
   // Finished runs past finished_runs_in_memory leave the maps, with their
   // leases and completions (moved out, not freed); the caller frees them
   // with ReleaseEvicted once mu_ is released: freeing a run of thousands of

@@ -149,7 +149,7 @@ grpc::Status GateServiceImpl::WatchRun(grpc::ServerContext* context, const v1::W
                                        grpc::ServerWriter<v1::RunEvent>* writer) {
   if (auto s = gatekeeper_->Admit(Rpc::kWatchRun, *context, request->ByteSizeLong()); !s.ok()) return s;
   size_t cursor = 0;
-  auto snapshot = scheduler_->Snapshot(request->run_id(), &cursor);
+  auto snapshot = scheduler_->Snapshot(request->run_id(), &cursor, request->without_results());
   if (!snapshot.ok()) return ToGrpc(snapshot.status());
   v1::RunEvent first;
   *first.mutable_snapshot() = *std::move(snapshot);

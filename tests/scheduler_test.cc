@@ -1195,6 +1195,35 @@ TEST_F(SchedulerTest, AWatcherWithoutResultsGetsEventsWithoutThemAndOthersStillD
   EXPECT_EQ(without.size(), with.size());
 }
 
+// A watcher without results gets its first snapshot without them too (not
+// copied under the lock); the run keeps them for everyone else.
+TEST_F(SchedulerTest, ASnapshotWithoutResultsLeavesTheRunItsResults) {
+  const std::string s = Register("a1");
+  const std::string run = Submit(2);
+  auto item = Next(s);
+  ASSERT_TRUE(item);
+  Complete(s, item->lease().lease_id());
+  size_t cursor = 0;
+  auto bare = scheduler_->Snapshot(run, &cursor, /*without_results=*/true);
+  ASSERT_TRUE(bare.ok()) << bare.status();
+  auto full = scheduler_->Snapshot(run, &cursor);
+  ASSERT_TRUE(full.ok()) << full.status();
+  ASSERT_EQ(bare->cases_size(), 2);
+  ASSERT_EQ(full->cases_size(), 2);
+  int done = 0;
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_FALSE(bare->cases(i).has_result());
+    EXPECT_EQ(bare->cases(i).state(), full->cases(i).state());
+    EXPECT_EQ(bare->cases(i).name(), full->cases(i).name());
+    if (full->cases(i).state() == v1::CASE_STATE_DONE) {
+      ++done;
+      EXPECT_EQ(full->cases(i).result().outcome(), v1::CaseResult::OUTCOME_OK);
+    }
+  }
+  EXPECT_EQ(done, 1);
+  EXPECT_EQ(Run(run).cases(0).has_result() + Run(run).cases(1).has_result(), 1);
+}
+
 // An agent that holds leases ahead reports several results in one call: all
 // counted, in one commit, and the reply tops its leases up to what it asked.
 TEST_F(SchedulerTest, OneCallTakesSeveralResultsAndGrantsLeasesAheadUpToWhatTheAgentHolds) {
