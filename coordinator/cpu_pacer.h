@@ -24,9 +24,6 @@ class CpuPacer {
   // [0.01, 1]; 1 never sleeps. sleep: how it sleeps (tests count instead).
   explicit CpuPacer(double cpu_share, Sleep sleep = nullptr);
 
-  // Starts a new slice now (a new task on a reused thread).
-  void Restart();
-
   // At points where the work may pause. busy: whether urgent work went on
   // since the last call. Each time the thread has used a slice of CPU
   // (kSliceNs), it sleeps long enough to keep within its share of a core if
@@ -42,6 +39,9 @@ class CpuPacer {
   static constexpr int64_t kSliceNs = 1'000'000;
 
  private:
+  // Starts a new slice now.
+  void Restart();
+
   const double cpu_share_;
   const Sleep sleep_;
   int64_t slice_from_ns_ = 0;  // the slice's start, in thread CPU time

@@ -650,7 +650,7 @@ class SqliteStore final : public Store {
 
   absl::StatusOr<v1::Run> LoadRun(const std::string& run_id) override {
     std::lock_guard lock(read_mu_);
-    if (sqlite3_exec(reader_, "BEGIN", nullptr, nullptr, nullptr) != SQLITE_OK) return ReadError("load run");
+    if (!BeginRead(reader_)) return ReadError("load run");
     auto run = LoadRunFrom(*reads_, run_id, nullptr);
     sqlite3_exec(reader_, "COMMIT", nullptr, nullptr, nullptr);
     return run;
