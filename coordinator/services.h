@@ -6,18 +6,21 @@
 #include "coordinator/artifact_store.h"
 #include "coordinator/auth.h"
 #include "coordinator/scheduler.h"
+#include "coordinator/work_stream.h"
 #include "perfgate/v1/agent.grpc.pb.h"
 #include "perfgate/v1/gate.grpc.pb.h"
 
 namespace perfgate {
 
-class AgentServiceImpl final : public v1::AgentService::Service {
+// Work is a callback method (work_stream.h): a connected agent holds no thread.
+class AgentServiceImpl final : public v1::AgentService::WithCallbackMethod_Work<v1::AgentService::Service> {
  public:
-  // REQUIRES: scheduler and gatekeeper outlive the service.
+  // REQUIRES: scheduler and gatekeeper outlive the service, and the server
+  // has shut down before it is destroyed.
   AgentServiceImpl(Scheduler* scheduler, const Gatekeeper* gatekeeper)
-      : scheduler_(scheduler), gatekeeper_(gatekeeper) {}
+      : scheduler_(scheduler), gatekeeper_(gatekeeper), pump_(scheduler) {}
   grpc::Status Register(grpc::ServerContext*, const v1::RegisterRequest*, v1::RegisterResponse*) override;
-  grpc::Status Work(grpc::ServerContext*, const v1::WorkRequest*, grpc::ServerWriter<v1::WorkItem>*) override;
+  grpc::ServerWriteReactor<v1::WorkItem>* Work(grpc::CallbackServerContext*, const v1::WorkRequest*) override;
   grpc::Status Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest*, v1::HeartbeatResponse*) override;
   grpc::Status CompleteLease(grpc::ServerContext*, const v1::CompleteLeaseRequest*,
                              v1::CompleteLeaseResponse*) override;
@@ -25,6 +28,7 @@ class AgentServiceImpl final : public v1::AgentService::Service {
  private:
   Scheduler* scheduler_;
   const Gatekeeper* gatekeeper_;
+  WorkPump pump_;
 };
 
 class GateServiceImpl final : public v1::GateService::Service {
