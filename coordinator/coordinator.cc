@@ -148,9 +148,8 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Start(const Coordinato
   grpc::ResourceQuota quota("perfgate-coordinator");
   quota.Resize(2 * options.limits.LargestRequest() + options.limits.reply_bytes);
   // A bounded pool: the sync server otherwise grows a thread per concurrent
-  // call without limit. Each watching gate holds one for its stream (an
-  // agent's Work stream is a callback reactor and holds none); idle pollers
-  // take new calls.
+  // call without limit. Each connected agent and watching gate holds one for
+  // its stream; idle pollers take new calls.
   quota.SetMaxThreads(options.max_threads);
   builder.SetResourceQuota(quota);
   builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::NUM_CQS, 1);

@@ -626,42 +626,6 @@ TEST_F(SchedulerTest, AnotherProcessCannotTakeAnIdWhoseHolderIsConnected) {
   EXPECT_EQ(testing::QueryInt(dir_.File("perfgate.db"), "SELECT COUNT(*) FROM sessions"), 1);
 }
 
-// A stream that does not wait in NextWorkItem (the callback Work stream) is
-// told through its notify when to ask again: when a case comes for its idle
-// session, when its lease ends, and when the session is fenced.
-TEST_F(SchedulerTest, AStreamsNotifySaysWhenItsIdleSessionHasAnItem) {
-  auto agent = RegisterInstance("a1", "process-1");
-  ASSERT_TRUE(agent.ok()) << agent.status();
-  int notified = 0;
-  auto stream = scheduler_->OpenStream(agent->session_id(), {"ipv4:10.1.2.3:5000", [] { return true; },
-                                                             [&] { ++notified; }});
-  ASSERT_TRUE(stream.ok()) << stream.status();
-  v1::WorkItem item;
-  auto none = scheduler_->TryNextWorkItem(agent->session_id(), &item);
-  ASSERT_TRUE(none.ok());
-  EXPECT_EQ(*none, Scheduler::Wait::kNothing);
-  EXPECT_EQ(notified, 0);
-
-  Submit(2);
-  EXPECT_GE(notified, 1) << "a case for the idle session";
-  auto leased = scheduler_->TryNextWorkItem(agent->session_id(), &item);
-  ASSERT_TRUE(leased.ok());
-  ASSERT_EQ(*leased, Scheduler::Wait::kItem);
-  ASSERT_TRUE(item.has_lease());
-  auto busy = scheduler_->TryNextWorkItem(agent->session_id(), &item);
-  EXPECT_EQ(*busy, Scheduler::Wait::kNothing) << "one lease at a time on the stream";
-
-  notified = 0;
-  EXPECT_EQ(Complete(agent->session_id(), item.lease().lease_id()), v1::CompleteLeaseResponse::DISPOSITION_ACCEPTED);
-  EXPECT_GE(notified, 1) << "idle again, with a case pending";
-  ASSERT_EQ(*scheduler_->TryNextWorkItem(agent->session_id(), &item), Scheduler::Wait::kItem);
-
-  notified = 0;
-  ASSERT_TRUE(RegisterInstance("a1", "process-1").ok());  // the same process again: its old session is fenced
-  EXPECT_GE(notified, 1) << "the fenced session's stream must end";
-  EXPECT_FALSE(scheduler_->TryNextWorkItem(agent->session_id(), &item).ok());
-}
-
 TEST_F(SchedulerTest, ARestartedAgentTakesOverItsDeadPredecessorsIdAtOnce) {
   auto dead = RegisterInstance("a1", "process-1");
   ASSERT_TRUE(dead.ok()) << dead.status();
