@@ -119,7 +119,7 @@ grpc::Status Gatekeeper::Authorize(Rpc rpc, const std::multimap<grpc::string_ref
   return grpc::Status::OK;
 }
 
-grpc::Status Gatekeeper::Admit(Rpc rpc, const grpc::ServerContextBase& context, size_t request_bytes) const {
+grpc::Status Gatekeeper::Admit(Rpc rpc, const grpc::ServerContext& context, size_t request_bytes) const {
   if (auto s = Authorize(rpc, context.client_metadata()); !s.ok()) return s;
   const uint64_t limit = RequestLimit(limits_, rpc);
   if (request_bytes <= limit) return grpc::Status::OK;

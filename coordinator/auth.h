@@ -71,7 +71,7 @@ class Gatekeeper {
   const MessageLimits& limits() const { return limits_; }
   // UNAUTHENTICATED, PERMISSION_DENIED or RESOURCE_EXHAUSTED with a message
   // saying what to do; OK to go ahead.
-  grpc::Status Admit(Rpc rpc, const grpc::ServerContextBase& context, size_t request_bytes) const;
+  grpc::Status Admit(Rpc rpc, const grpc::ServerContext& context, size_t request_bytes) const;
   grpc::Status Authorize(Rpc rpc, const std::multimap<grpc::string_ref, grpc::string_ref>& metadata) const;
 
  private:

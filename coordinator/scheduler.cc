@@ -262,40 +262,22 @@ absl::StatusOr<Scheduler::Wait> Scheduler::NextWorkItem(const std::string& sessi
   std::unique_lock lock(mu_);
   const auto deadline = Steady::now() + std::chrono::milliseconds(wait_ms);
   for (;;) {
-    auto next = NextItemLocked(session_id, item);
-    if (!next.ok() || *next != Wait::kNothing) return next;
-    const auto wake = LiveSession(session_id)->wake;
-    if (wake->wait_until(lock, deadline) == std::cv_status::timeout) return Wait::kTimeout;
-  }
-}
-
-absl::StatusOr<Scheduler::Wait> Scheduler::TryNextWorkItem(const std::string& session_id, v1::WorkItem* item) {
-  std::lock_guard lock(mu_);
-  return NextItemLocked(session_id, item);
-}
-
-absl::StatusOr<Scheduler::Wait> Scheduler::NextItemLocked(const std::string& session_id, v1::WorkItem* item) {
-  if (shutdown_) return Wait::kClosed;
-  Session* session = LiveSession(session_id);
-  if (!session) return StaleSession(session_id);
-  if (!session->outbox.empty()) {
-    *item = std::move(session->outbox.front());
-    session->outbox.pop_front();
-    return Wait::kItem;
-  }
-  if (session->lease_ids.empty()) {
-    if (auto granted = GrantLease(*session)) {
-      *item = std::move(*granted);
+    if (shutdown_) return Wait::kClosed;
+    Session* session = LiveSession(session_id);
+    if (!session) return StaleSession(session_id);
+    if (!session->outbox.empty()) {
+      *item = std::move(session->outbox.front());
+      session->outbox.pop_front();
       return Wait::kItem;
     }
-  }
-  return Wait::kNothing;
-}
-
-void Scheduler::Wake(Session& session) {
-  session.wake->notify_all();
-  for (const auto& [id, stream] : session.streams) {
-    if (stream.notify) stream.notify();
+    if (session->lease_ids.empty()) {
+      if (auto granted = GrantLease(*session)) {
+        *item = std::move(*granted);
+        return Wait::kItem;
+      }
+    }
+    const auto wake = session->wake;
+    if (wake->wait_until(lock, deadline) == std::cv_status::timeout) return Wait::kTimeout;
   }
 }
 
@@ -340,7 +322,7 @@ void Scheduler::Enqueue(RunEntry& run) {
 
 void Scheduler::WakeIdleSessions() {
   for (auto& [id, session] : sessions_) {
-    if (session.lease_ids.empty()) Wake(session);
+    if (session.lease_ids.empty()) session.wake->notify_all();
   }
 }
 
@@ -496,7 +478,7 @@ void Scheduler::ForgetLease(LeaseRecord& lease, LeaseState state, bool wake_idle
   active_leases_.erase(&lease);
   if (Session* session = LiveSession(lease.session_id);
       session && std::erase(session->lease_ids, lease.lease_id) && session->lease_ids.empty() && wake_idle) {
-    Wake(*session);  // free for the next case
+    session->wake->notify_all();  // free for the next case
   }
   if (auto run = runs_.find(lease.run_id); run != runs_.end()) {
     CaseEntry& c = run->second.cases[lease.case_index];
@@ -509,7 +491,7 @@ void Scheduler::StopLease(LeaseRecord& lease, LeaseState state) {
     v1::WorkItem cancel;
     cancel.set_cancel_lease_id(lease.lease_id);
     session->outbox.push_back(std::move(cancel));
-    Wake(*session);
+    session->wake->notify_all();
   }
   EndLease(lease, state);
 }
@@ -666,7 +648,7 @@ absl::StatusOr<v1::CompleteLeaseResponse> Scheduler::CompleteAllLocked(const v1:
     if (response.has_next_lease()) done->second.next_lease_ids.push_back(response.next_lease().lease_id());
     for (const auto& l : response.more_leases()) done->second.next_lease_ids.push_back(l.lease_id());
   }
-  if (session->lease_ids.empty()) Wake(*session);  // idle: its Work streams look for a case
+  if (session->lease_ids.empty()) session->wake->notify_all();  // idle: its Work streams look for a case
   return response;
 }
 
@@ -828,7 +810,7 @@ void Scheduler::DropSession(std::string session_id, const std::string& why) {
   const std::string agent_id = session->record.agent_id;
   // A copy: LoseLease takes each out of the session's list.
   for (const std::string& lease_id : std::vector<std::string>(session->lease_ids)) LoseLease(lease_id, why);
-  Wake(*session);  // its streams end: the session is stale
+  session->wake->notify_all();  // its streams end: the session is stale
   sessions_.erase(session_id);
   if (auto it = agent_session_.find(agent_id); it != agent_session_.end() && it->second == session_id) {
     agent_session_.erase(it);
@@ -1222,7 +1204,7 @@ void Scheduler::Shutdown() {
   shutdown_ = true;
   changed_.notify_all();
   run_ended_.notify_all();
-  for (auto& [id, session] : sessions_) Wake(session);
+  for (auto& [id, session] : sessions_) session.wake->notify_all();
 }
 
 bool Scheduler::WaitForAgents(size_t n, int64_t timeout_ms) {

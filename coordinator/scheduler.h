@@ -101,24 +101,15 @@ class Scheduler {
     std::string peer;
     // REQUIRES: callable from any thread until CloseStream returns.
     std::function<bool()> connected;
-    // Called, under the scheduler's lock, whenever the session may have a
-    // work item for its streams (or has ended): a stream that does not wait
-    // in NextWorkItem asks TryNextWorkItem then. Empty: none.
-    // REQUIRES: returns at once and never calls the scheduler.
-    std::function<void()> notify;
   };
   absl::StatusOr<uint64_t> OpenStream(const std::string& session_id, WorkStream stream);
   void CloseStream(const std::string& session_id, uint64_t stream_id);
 
-  // kNothing: TryNextWorkItem found no item now.
-  enum class Wait { kItem, kTimeout, kNothing, kClosed };
+  enum class Wait { kItem, kTimeout, kClosed };
   // Next work item for the session: a cancellation, or a new lease when the
   // session holds none and a matching case is pending. Blocks up to wait_ms.
   // kClosed: the session was fenced or the scheduler is shutting down.
   absl::StatusOr<Wait> NextWorkItem(const std::string& session_id, int64_t wait_ms, v1::WorkItem* item);
-  // The same without waiting: kItem, kNothing or kClosed. A stream's notify
-  // says when to ask again.
-  absl::StatusOr<Wait> TryNextWorkItem(const std::string& session_id, v1::WorkItem* item);
   // A lease that could not be delivered goes back to the queue, attempt not spent.
   void ReleaseUndelivered(const std::string& lease_id);
   // Renews the leases the session holds; others come back as cancel_lease_ids.
@@ -192,9 +183,8 @@ class Scheduler {
     std::vector<std::string> lease_ids;
     std::deque<v1::WorkItem> outbox;
     std::map<uint64_t, WorkStream> streams;  // open Work streams, by id
-    // Its Work streams wait here (or are notified: Wake), so an event wakes
-    // the sessions it concerns and not every agent. Shared: a waiter outlives
-    // a session dropped meanwhile.
+    // Its Work streams wait here, so an event wakes the sessions it concerns
+    // and not every agent. Shared: a waiter outlives a session dropped meanwhile.
     std::shared_ptr<std::condition_variable> wake = std::make_shared<std::condition_variable>();
   };
   // Where a pending case stands in its queue: runs in submission order, then
@@ -248,12 +238,6 @@ class Scheduler {
   };
 
   Session* LiveSession(const std::string& session_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Tells the session's Work streams to look for an item: the waiting ones
-  // and those with a notify.
-  static void Wake(Session& session);
-  // The session's next item, if any: what NextWorkItem waits for.
-  absl::StatusOr<Wait> NextItemLocked(const std::string& session_id, v1::WorkItem* item)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The id is held by another process that is still connected.
   absl::Status CheckIdFree(const Session& holder, const v1::RegisterRequest& request)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <charconv>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "coordinator/grpc_status.h"
 
@@ -91,9 +92,28 @@ grpc::Status AgentServiceImpl::Register(grpc::ServerContext* context, const v1::
   return Reply(scheduler_->Register(*request), response);
 }
 
-grpc::ServerWriteReactor<v1::WorkItem>* AgentServiceImpl::Work(grpc::CallbackServerContext* context,
-                                                               const v1::WorkRequest* request) {
-  return pump_.Open(context, *request, gatekeeper_->Admit(Rpc::kWork, *context, request->ByteSizeLong()));
+grpc::Status AgentServiceImpl::Work(grpc::ServerContext* context, const v1::WorkRequest* request,
+                                    grpc::ServerWriter<v1::WorkItem>* writer) {
+  if (auto s = gatekeeper_->Admit(Rpc::kWork, *context, request->ByteSizeLong()); !s.ok()) return s;
+  // The open stream keeps the session's agent id from another process; gRPC's
+  // sync IsCancelled may be asked from the Register thread.
+  auto stream =
+      scheduler_->OpenStream(request->session_id(), {context->peer(), [context] { return !context->IsCancelled(); }});
+  if (!stream.ok()) return ToGrpc(stream.status());
+  absl::Cleanup close = [&] { scheduler_->CloseStream(request->session_id(), *stream); };
+  while (!context->IsCancelled()) {
+    v1::WorkItem item;
+    auto wait = scheduler_->NextWorkItem(request->session_id(), kStreamCheckMs, &item);
+    if (!wait.ok()) return ToGrpc(wait.status());
+    if (*wait == Scheduler::Wait::kClosed)
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE, "coordinator is shutting down");
+    if (*wait == Scheduler::Wait::kTimeout) continue;
+    if (!writer->Write(item)) {
+      if (item.has_lease()) scheduler_->ReleaseUndelivered(item.lease().lease_id());
+      break;
+    }
+  }
+  return grpc::Status::OK;
 }
 
 grpc::Status AgentServiceImpl::Heartbeat(grpc::ServerContext* context, const v1::HeartbeatRequest* request,

@@ -6,21 +6,18 @@
 #include "coordinator/artifact_store.h"
 #include "coordinator/auth.h"
 #include "coordinator/scheduler.h"
-#include "coordinator/work_stream.h"
 #include "perfgate/v1/agent.grpc.pb.h"
 #include "perfgate/v1/gate.grpc.pb.h"
 
 namespace perfgate {
 
-// Work is a callback method (work_stream.h): a connected agent holds no thread.
-class AgentServiceImpl final : public v1::AgentService::WithCallbackMethod_Work<v1::AgentService::Service> {
+class AgentServiceImpl final : public v1::AgentService::Service {
  public:
-  // REQUIRES: scheduler and gatekeeper outlive the service, and the server
-  // has shut down before it is destroyed.
+  // REQUIRES: scheduler and gatekeeper outlive the service.
   AgentServiceImpl(Scheduler* scheduler, const Gatekeeper* gatekeeper)
-      : scheduler_(scheduler), gatekeeper_(gatekeeper), pump_(scheduler) {}
+      : scheduler_(scheduler), gatekeeper_(gatekeeper) {}
   grpc::Status Register(grpc::ServerContext*, const v1::RegisterRequest*, v1::RegisterResponse*) override;
-  grpc::ServerWriteReactor<v1::WorkItem>* Work(grpc::CallbackServerContext*, const v1::WorkRequest*) override;
+  grpc::Status Work(grpc::ServerContext*, const v1::WorkRequest*, grpc::ServerWriter<v1::WorkItem>*) override;
   grpc::Status Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest*, v1::HeartbeatResponse*) override;
   grpc::Status CompleteLease(grpc::ServerContext*, const v1::CompleteLeaseRequest*,
                              v1::CompleteLeaseResponse*) override;
@@ -28,7 +25,6 @@ class AgentServiceImpl final : public v1::AgentService::WithCallbackMethod_Work<
  private:
   Scheduler* scheduler_;
   const Gatekeeper* gatekeeper_;
-  WorkPump pump_;
 };
 
 class GateServiceImpl final : public v1::GateService::Service {

@@ -6,7 +6,6 @@
 
 #include <grpcpp/grpcpp.h>
 
-#include <filesystem>
 #include <fstream>
 #include <thread>
 
@@ -239,37 +238,6 @@ TEST_F(GrpcRoundTripTest, AnIdHeldByAConnectedAgentIsRefusedNamingWhere) {
               ::testing::MatchesRegex("agent id 'lab-1' is in use by a live agent at ipv[46]:.*; give this agent "
                                       "another --id"));
   EXPECT_EQ(coordinator_->scheduler().Stats().sessions_by_pool.at(""), 1u);
-}
-
-size_t ThreadsOfThisProcess() {
-  return static_cast<size_t>(std::distance(std::filesystem::directory_iterator("/proc/self/task"),
-                                           std::filesystem::directory_iterator()));
-}
-
-// A connected agent's Work stream holds no server thread: a fleet of
-// hundreds of agents does not cost the coordinator hundreds of threads,
-// each with its stack and malloc cache. With a sync handler per stream this
-// count grew by one thread per agent.
-TEST_F(GrpcRoundTripTest, OpenWorkStreamsHoldNoServerThread) {
-  constexpr int kAgents = 48;
-  std::vector<std::unique_ptr<RawAgent>> agents;
-  for (int i = 0; i < kAgents; ++i) {
-    agents.push_back(std::make_unique<RawAgent>(coordinator_->address(), "a" + std::to_string(i), "p"));
-    ASSERT_TRUE(agents.back()->status().ok());
-  }
-  v1::SubmitRunRequest submit;
-  submit.mutable_suite()->set_name("streams");
-  for (int i = 0; i < kAgents; ++i) {
-    auto* c = submit.mutable_suite()->add_cases();
-    c->set_name("c" + std::to_string(i));
-    c->add_argv("/bin/true");
-  }
-  ASSERT_TRUE(coordinator_->scheduler().Submit(submit).ok());
-  const size_t before = ThreadsOfThisProcess();
-  // Every stream open at once, each with its lease delivered: each is now
-  // idle on the server until the scheduler has something for it.
-  for (auto& a : agents) ASSERT_TRUE(a->FirstWorkItem().has_lease());
-  EXPECT_LT(ThreadsOfThisProcess(), before + kAgents / 4);
 }
 
 }  // namespace

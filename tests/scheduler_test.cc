@@ -602,7 +602,7 @@ TEST_F(SchedulerTest, AnotherProcessCannotTakeAnIdWhoseHolderIsConnected) {
   auto first = RegisterInstance("a1", "process-1");
   ASSERT_TRUE(first.ok()) << first.status();
   bool connected = true;
-  auto stream = scheduler_->OpenStream(first->session_id(), {"ipv4:10.1.2.3:5000", [&] { return connected; }, {}});
+  auto stream = scheduler_->OpenStream(first->session_id(), {"ipv4:10.1.2.3:5000", [&] { return connected; }});
   ASSERT_TRUE(stream.ok()) << stream.status();
 
   auto second = RegisterInstance("a1", "process-2");
@@ -633,7 +633,7 @@ TEST_F(SchedulerTest, ARestartedAgentTakesOverItsDeadPredecessorsIdAtOnce) {
   auto item = Next(dead->session_id());
   ASSERT_TRUE(item && item->has_lease());
   bool connected = true;
-  auto stream = scheduler_->OpenStream(dead->session_id(), {"ipv4:127.0.0.1:5000", [&] { return connected; }, {}});
+  auto stream = scheduler_->OpenStream(dead->session_id(), {"ipv4:127.0.0.1:5000", [&] { return connected; }});
   ASSERT_TRUE(stream.ok());
   connected = false;  // the process died: its kernel closed the stream; no time passes
 
