@@ -73,6 +73,14 @@ v1::CaseStatus CopyWithoutResult(v1::CaseStatus& status) {
   return copy;
 }
 
+// The durations read, or none: without them the cases only lose their order.
+// A reference either way: the conditional with a temporary copied the whole
+// map of a suite's durations.
+const std::map<std::string, int64_t>& DurationsOrNone(const absl::StatusOr<std::map<std::string, int64_t>>& read) {
+  static const std::map<std::string, int64_t> kNone;
+  return read.ok() ? *read : kNone;
+}
+
 // Expected lease time: the suite's own figure, else the case's history, else
 // unknown (scheduled first, in file order: a case never seen may be long).
 int64_t ExpectedMs(const v1::CaseSpec& spec, const std::map<std::string, int64_t>& durations) {
@@ -129,7 +137,7 @@ absl::Status Scheduler::Recover() {
     }
     auto durations = store_->CaseDurations(suite.name());
     LogIfError(durations.status(), "read case durations");
-    PlaceCases(entry, durations.ok() ? *durations : std::map<std::string, int64_t>{});
+    PlaceCases(entry, DurationsOrNone(durations));
     entry.seq = next_run_seq_++;
     RunEntry& added = runs_.emplace(run.run_id(), std::move(entry)).first->second;
     run_by_seq_[added.seq] = &added;
@@ -980,7 +988,7 @@ absl::StatusOr<v1::SubmitRunResponse> Scheduler::Submit(const v1::SubmitRunReque
   // without it the cases only lose their order, so a failure is logged, not fatal.
   auto durations = store_->CaseDurations(suite.name());
   RunEntry run = NewRunEntry(request);
-  PlaceCases(run, durations.ok() ? *durations : std::map<std::string, int64_t>{});
+  PlaceCases(run, DurationsOrNone(durations));
   v1::SubmitRunResponse response;
   response.set_run_id(run.meta.run_id());
   {
