@@ -139,6 +139,7 @@ bool AgentWorker::RegisterWithRetry() {
       session_stale_ = false;
       heartbeat_interval_ms_ = response.heartbeat_interval_ms();
       lease_ttl_ms_ = response.lease_ttl_ms();
+      results_imply_host_ = response.results_imply_host();
       Log(absl::StrCat("registered with ", options_.coordinator, " (", session_id_, ")"));
       return true;
     }
@@ -329,6 +330,7 @@ void AgentWorker::RunLease(const v1::Lease& lease) {
   current_cancel_ = nullptr;
   current_lease_id_.clear();
   last_case_short_ = finished_ms - started_ms <= kShortCaseMs;
+  result.clear_host();  // host_, put back when sent unless the coordinator implies it (NextReportLocked)
   unreported_.push_back({lease.lease_id(), std::move(result), finished_ms});
   // Only then: a thread woken per case for nothing costs the next case's start a core on a small machine.
   if (ReportDueLocked(finished_ms)) report_cv_.notify_one();
@@ -401,13 +403,16 @@ v1::CompleteLeaseRequest AgentWorker::NextReportLocked(const std::string& sessio
   request.set_session_id(session_id);
   request.set_lease_id(unreported_.front().lease_id);
   *request.mutable_result() = unreported_.front().result;
+  if (!results_imply_host_) *request.mutable_result()->mutable_host() = host_;
   size_t bytes = request.ByteSizeLong();
   for (size_t i = 1; i < std::min(most, unreported_.size()); ++i) {
     const Unreported& more = unreported_[i];
-    if (bytes + more.result.ByteSizeLong() > options_.limits.complete_bytes / 2) break;
+    const size_t host_bytes = results_imply_host_ ? 0 : host_.ByteSizeLong();
+    if (bytes + more.result.ByteSizeLong() + host_bytes > options_.limits.complete_bytes / 2) break;
     v1::LeaseResult* added = request.add_more_results();
     added->set_lease_id(more.lease_id);
     *added->mutable_result() = more.result;
+    if (!results_imply_host_) *added->mutable_result()->mutable_host() = host_;
     bytes += added->ByteSizeLong();
   }
   // Idle after this unless the reply brings leases: the next come in it, with no Work stream round trip.

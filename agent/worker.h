@@ -120,12 +120,15 @@ class AgentWorker {
   std::string session_id_ ABSL_GUARDED_BY(mu_);
   uint32_t heartbeat_interval_ms_ ABSL_GUARDED_BY(mu_) = 2000;
   uint32_t lease_ttl_ms_ ABSL_GUARDED_BY(mu_) = 10000;
+  // The coordinator takes a result without a host as run on the host this
+  // agent registered with, so results leave it out (a thousand bytes each).
+  bool results_imply_host_ ABSL_GUARDED_BY(mu_) = false;
   std::deque<v1::Lease> queue_ ABSL_GUARDED_BY(mu_);  // leases held, not started
   // The lease whose case runs: heartbeats renew it, with the queue's and the unreported results'.
   std::string current_lease_id_ ABSL_GUARDED_BY(mu_);
   struct Unreported {
     std::string lease_id;
-    v1::CaseResult result;
+    v1::CaseResult result;  // without its host: host_
     int64_t finished_ms = 0;  // local steady clock
   };
   // Results not yet acknowledged, oldest first. Kept until the coordinator answers, however long it is away.

@@ -27,15 +27,15 @@ double SimulatedSeconds(const v1::CaseSpec& spec) {
 }
 
 // What the real agent reports for a trivial case: the four agent metrics per
-// sample, its identity and the host it ran on.
+// sample, its identity and the host it ran on (nullptr: implied by its session).
 v1::CaseResult ResultFor(const v1::CaseSpec& spec, double wall_s, const LoadAgentOptions& options,
-                         const std::string& agent_id, const v1::HostFingerprint& host) {
+                         const std::string& agent_id, const v1::HostFingerprint* host) {
   v1::CaseResult result;
   result.set_case_name(spec.name());
   result.set_outcome(v1::CaseResult::OUTCOME_OK);
   result.set_agent_id(agent_id);
   result.set_pool(options.pool);
-  *result.mutable_host() = host;
+  if (host) *result.mutable_host() = *host;  // as the real agent: left out where the coordinator implies it
   for (int i = 0; i < options.samples_per_result; ++i) {
     auto* sample = result.add_samples();
     sample->set_index(static_cast<uint32_t>(i));
@@ -52,6 +52,7 @@ v1::CaseResult ResultFor(const v1::CaseSpec& spec, double wall_s, const LoadAgen
 struct LoadAgent::Session {
   std::string agent_id;
   std::string session_id;
+  bool results_imply_host = false;  // RegisterResponse.results_imply_host
   std::unique_ptr<v1::AgentService::Stub> stub;
   grpc::ClientContext work;  // cancelled by Stop()
   std::mutex mu;
@@ -89,6 +90,7 @@ absl::Status LoadAgent::Start() {
           absl::StrCat("load agent ", session->agent_id, ": register: ", s.error_message()));
     }
     session->session_id = response.session_id();
+    session->results_imply_host = response.results_imply_host();
     sessions_.push_back(std::move(session));
   }
   for (auto& session : sessions_) {
@@ -128,7 +130,8 @@ std::optional<v1::Lease> LoadAgent::RunAndComplete(Session* session, const v1::L
   complete.set_session_id(session->session_id);
   complete.set_lease_id(lease.lease_id());
   complete.set_want_next_lease(true);
-  *complete.mutable_result() = ResultFor(lease.spec(), seconds, options_, session->agent_id, host_);
+  *complete.mutable_result() =
+      ResultFor(lease.spec(), seconds, options_, session->agent_id, session->results_imply_host ? nullptr : &host_);
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
   v1::CompleteLeaseResponse response;

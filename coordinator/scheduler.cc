@@ -120,8 +120,7 @@ absl::Status Scheduler::Recover() {
     record.last_seen_ms = now;
     Session session;
     session.record = record;
-    agent_session_[record.agent_id] = record.session_id;
-    sessions_.emplace(record.session_id, std::move(session));
+    AddSession(std::move(session));
   }
   for (size_t i = 0; i < recovered->runs.size(); ++i) {
     const v1::Run& run = recovered->runs[i];
@@ -240,15 +239,24 @@ absl::StatusOr<v1::RegisterResponse> Scheduler::Register(const v1::RegisterReque
   if (auto s = store_->UpsertSession(session.record); !s.ok()) return StoreFailed(s, "agent's session");
   if (!fenced.empty()) DropSession(fenced, "the agent registered again (session fenced)");
   const std::string id = session.record.session_id;
-  agent_session_[request.agent_id()] = id;
-  sessions_.emplace(id, std::move(session));
+  AddSession(std::move(session));
   changed_.notify_all();
 
   v1::RegisterResponse response;
   response.set_session_id(id);
   response.set_heartbeat_interval_ms(static_cast<uint32_t>(options_.heartbeat_interval_ms));
   response.set_lease_ttl_ms(static_cast<uint32_t>(options_.lease_ttl_ms));
+  response.set_results_imply_host(true);
   return response;
+}
+
+void Scheduler::AddSession(Session session) {
+  if (session.record.host.ByteSizeLong() > 0) {
+    session.host = std::make_shared<const v1::HostFingerprint>(session.record.host);
+  }
+  agent_session_[session.record.agent_id] = session.record.session_id;
+  const std::string id = session.record.session_id;
+  sessions_.emplace(id, std::move(session));
 }
 
 absl::StatusOr<uint64_t> Scheduler::OpenStream(const std::string& session_id, WorkStream stream) {
@@ -780,8 +788,10 @@ absl::StatusOr<v1::CompleteLeaseResponse::Disposition> Scheduler::TakeCountedRes
   ForgetLease(lease, LeaseState::kCompleted, /*wake_idle=*/false);
   ++stats_.results_counted;
   completed_[{lease.lease_id, lease.session_id}] = {v1::CompleteLeaseResponse::DISPOSITION_ACCEPTED, {}};
-  if (Session* session = LiveSession(lease.session_id)) session->record.last_seen_ms = now;
+  Session* session = LiveSession(lease.session_id);
+  if (session) session->record.last_seen_ms = now;
   *c.status.mutable_result() = result;
+  c.implied_host = result.has_host() || !session ? nullptr : session->host;
   if (listener_) {
     listener_->OnResult(run.meta.suite_name(), run.meta.branch(), lease.pool, DispositionName(Disposition::kCounted), result,
                         static_cast<double>(now - lease.granted_at_ms) / 1000);
@@ -1048,8 +1058,14 @@ void Scheduler::MarkUnsatisfiable(RunEntry& run, v1::SubmitRunResponse* response
 
 v1::Run Scheduler::BuildRun(RunEntry& run, bool without_results) {
   v1::Run out = run.meta;
-  for (auto& c : run.cases) *out.add_cases() = without_results ? CopyWithoutResult(c.status) : c.status;
+  for (auto& c : run.cases) *out.add_cases() = without_results ? CopyWithoutResult(c.status) : WithImpliedHost(c);
   return out;
+}
+
+v1::CaseStatus Scheduler::WithImpliedHost(const CaseEntry& c) {
+  v1::CaseStatus status = c.status;
+  if (c.implied_host && status.has_result()) *status.mutable_result()->mutable_host() = *c.implied_host;
+  return status;
 }
 
 absl::StatusOr<v1::Run> Scheduler::GetRun(const std::string& run_id) {
@@ -1072,7 +1088,10 @@ absl::StatusOr<v1::Run> Scheduler::Snapshot(const std::string& run_id, size_t* c
 v1::RunEvent Scheduler::Unlogged(const RunEntry& run, const LoggedEvent& logged, bool without_results) {
   v1::RunEvent event = logged.event;
   if (!without_results && logged.result_of_case >= 0) {
-    *event.mutable_case_changed()->mutable_result() = run.cases[logged.result_of_case].status.result();
+    const CaseEntry& c = run.cases[logged.result_of_case];
+    v1::CaseResult* result = event.mutable_case_changed()->mutable_result();
+    *result = c.status.result();
+    if (c.implied_host) *result->mutable_host() = *c.implied_host;
   }
   return event;
 }

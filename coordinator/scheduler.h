@@ -177,6 +177,9 @@ class Scheduler {
  private:
   struct Session {
     SessionRecord record;
+    // record.host, shared by the results that imply it (they came without
+    // one: RegisterResponse.results_imply_host); nullptr if it is empty.
+    std::shared_ptr<const v1::HostFingerprint> host;
     std::string instance;  // the agent process's nonce; empty when unknown
     // The leases it holds, in the order granted: the case it runs, then
     // any held ahead. Empty: the session is idle.
@@ -210,6 +213,11 @@ class Scheduler {
   struct CaseEntry {
     v1::CaseSpec spec;
     v1::CaseStatus status;
+    // The host of status.result when the result came without one: its
+    // session's, kept once for all of that agent's results and put back
+    // wherever the result leaves (WithImpliedHost). A host is a thousand
+    // bytes in seven allocations, as much as the rest of a trivial result.
+    std::shared_ptr<const v1::HostFingerprint> implied_host;
     std::string lease_id;  // active lease
     Queue* queue = nullptr;
     int64_t expected_ms = 0;
@@ -238,6 +246,10 @@ class Scheduler {
   };
 
   Session* LiveSession(const std::string& session_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Adds the session under its id and its agent's. REQUIRES: none with its id.
+  void AddSession(Session session) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The case's status as it leaves the scheduler: with its result's implied host.
+  static v1::CaseStatus WithImpliedHost(const CaseEntry& c);
   // The id is held by another process that is still connected.
   absl::Status CheckIdFree(const Session& holder, const v1::RegisterRequest& request)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

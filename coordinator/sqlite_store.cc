@@ -460,14 +460,15 @@ class SqliteStore final : public Store {
     if (!lease_key.ok()) return lease_key.status();
     // The samples' one copy is the result itself; history reads the per-run medians below.
     StrippedResult stripped = StripResult(result, {case_name, lease.agent_id, lease.pool});
+    auto host = stripped.stripped & kStrippedHost ? HostId(stripped.host) : ImpliedHostId(lease.session_id);
+    if (!host.ok()) return host.status();
+    if (*host) stripped.stripped |= kStrippedHost;  // put back from the hosts table like one that came with it
     Statement ins(*writes_,
                   "INSERT INTO lease_results (lease_key, outcome, received_at_ms, result, stripped, host_id) "
                   "VALUES (?, ?, ?, ?, ?, ?)");
     ins.Bind(1, *lease_key).Bind(2, static_cast<int64_t>(result.outcome())).Bind(3, received_at_ms);
     ins.BindBlob(4, stripped.result).Bind(5, stripped.stripped);
-    if (stripped.stripped & kStrippedHost) {
-      auto host = HostId(stripped.host);
-      if (!host.ok()) return host.status();
+    if (*host) {
       ins.Bind(6, *host);
     } else {
       ins.BindNull(6);
@@ -562,6 +563,7 @@ class SqliteStore final : public Store {
   absl::Status DeleteSession(const std::string& session_id) override {
     WriteLock lock(this);
     if (!lock.ok()) return lock.status();
+    session_host_ids_.erase(session_id);
     Statement d(*writes_, "DELETE FROM sessions WHERE session_id = ?");
     d.Bind(1, session_id);
     return Done(d, "delete session");
@@ -933,6 +935,23 @@ class SqliteStore final : public Store {
     return id;
   }
 
+  // REQUIRES: mu_ held. The host a result with none ran on: the one its
+  // session registered with (RegisterResponse.results_imply_host). 0: none
+  // (the session named no host, or its row is gone).
+  absl::StatusOr<int64_t> ImpliedHostId(const std::string& session_id) {
+    if (auto it = session_host_ids_.find(session_id); it != session_host_ids_.end()) return it->second;
+    Statement q(*writes_, "SELECT host FROM sessions WHERE session_id = ?");
+    q.Bind(1, session_id);
+    const int step = q.Step();
+    if (step != SQLITE_ROW && step != SQLITE_DONE) return Fail("find session's host");
+    const std::string host = step == SQLITE_ROW ? q.Blob(0) : std::string();
+    auto id = host.empty() ? absl::StatusOr<int64_t>(0) : HostId(host);
+    if (!id.ok()) return id.status();
+    if (session_host_ids_.size() >= kMaxCachedHosts) session_host_ids_.clear();
+    session_host_ids_.emplace(session_id, *id);
+    return *id;
+  }
+
   // REQUIRES: mu_ held. The id of a host fingerprint (serialised), kept once.
   absl::StatusOr<int64_t> HostId(const std::string& host) {
     if (auto it = host_ids_.find(host); it != host_ids_.end()) return it->second;
@@ -1301,6 +1320,7 @@ class SqliteStore final : public Store {
     lease_rows_.clear();
     series_ids_.clear();
     host_ids_.clear();
+    session_host_ids_.clear();
   }
   absl::Status ReadError(const char* what) { return ReadError(reader_, what); }
   absl::Status ReadError(sqlite3* reader, const char* what) {
@@ -1329,6 +1349,8 @@ class SqliteStore final : public Store {
   std::unordered_map<std::string, RunInfo> runs_ ABSL_GUARDED_BY(mu_);  // by run id
   std::unordered_map<std::string, int64_t> series_ids_ ABSL_GUARDED_BY(mu_);  // by NUL-joined key
   std::unordered_map<std::string, int64_t> host_ids_ ABSL_GUARDED_BY(mu_);  // by serialised fingerprint
+  // Host ids by session id (ImpliedHostId); bounded like host_ids_.
+  std::unordered_map<std::string, int64_t> session_host_ids_ ABSL_GUARDED_BY(mu_);
   std::unordered_map<std::string, int64_t> lease_rows_ ABSL_GUARDED_BY(mu_);  // leases granted here, until their result
   std::string batch_error_ ABSL_GUARDED_BY(mu_);  // the batch's first failed write; empty: none
   // Group commit (CommitBatchLater): the open group's number (0: none),

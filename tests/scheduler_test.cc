@@ -459,6 +459,57 @@ TEST_F(SchedulerTest, FinishedRunsLeaveMemoryButNotTheStore) {
   EXPECT_EQ(scheduler_->Complete(late).status().code(), absl::StatusCode::kNotFound);
 }
 
+// A result that comes without a host ran on the host its session registered
+// with (the coordinator says so in RegisterResponse, and the agent leaves it
+// out): the run, its events and the store all give that host back. A result
+// that names a host of its own keeps it.
+TEST_F(SchedulerTest, AResultWithoutAHostGetsItsSessionsHostWhereverItIsRead) {
+  v1::RegisterRequest hello;
+  hello.set_agent_id("a1");
+  hello.mutable_host()->set_hostname("lab-17");
+  hello.mutable_host()->set_kernel("6.18");
+  auto registered = scheduler_->Register(hello);
+  ASSERT_TRUE(registered.ok()) << registered.status();
+  EXPECT_TRUE(registered->results_imply_host());
+  const std::string s = registered->session_id();
+  const std::string run_id = Submit(2);
+  size_t cursor = 0;
+  ASSERT_TRUE(scheduler_->Snapshot(run_id, &cursor).ok());
+  auto first = Next(s);
+  ASSERT_TRUE(first && first->has_lease());
+  EXPECT_EQ(Complete(s, first->lease().lease_id()), v1::CompleteLeaseResponse::DISPOSITION_ACCEPTED);
+  auto second = Next(s);
+  ASSERT_TRUE(second && second->has_lease());
+  v1::CompleteLeaseRequest own;
+  own.set_session_id(s);
+  own.set_lease_id(second->lease().lease_id());
+  own.mutable_result()->set_outcome(v1::CaseResult::OUTCOME_OK);
+  own.mutable_result()->mutable_host()->set_hostname("elsewhere");
+  ASSERT_TRUE(scheduler_->Complete(own).ok());
+  const int implied = first->lease().spec().name() == "case0" ? 0 : 1;
+
+  auto expect_hosts = [&](const v1::Run& run, const char* where) {
+    ASSERT_EQ(run.cases_size(), 2) << where;
+    EXPECT_EQ(run.cases(implied).result().host().SerializeAsString(), hello.host().SerializeAsString()) << where;
+    EXPECT_EQ(run.cases(1 - implied).result().host().hostname(), "elsewhere") << where;
+  };
+  expect_hosts(Run(run_id), "in memory");
+  std::vector<v1::RunEvent> events;
+  ASSERT_TRUE(scheduler_->WaitRunEvents(run_id, &cursor, 0, &events).ok());
+  int with_results = 0;
+  for (const auto& e : events) {
+    if (!e.has_case_changed() || !e.case_changed().has_result()) continue;
+    ++with_results;
+    const std::string want = e.case_changed().name() == first->lease().spec().name() ? "lab-17" : "elsewhere";
+    EXPECT_EQ(e.case_changed().result().host().hostname(), want);
+  }
+  EXPECT_EQ(with_results, 2);
+  scheduler_->Sweep();  // finished_runs_in_memory 0: the run leaves memory
+  auto stored = store_->LoadRun(run_id);
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  expect_hosts(*stored, "from the store");
+}
+
 // A run leaves memory a piece of its leases at a time (mu_ is released
 // between pieces), and all of it within one sweep.
 TEST_F(SchedulerTest, ARunWithMoreLeasesThanAPieceLeavesMemoryWithinOneSweep) {
