@@ -394,7 +394,7 @@ testing::CommandResult RunStep(const YAML::Node& step, const testing::TempDir& d
   const std::string script = dir.Write("step.sh", step["run"].as<std::string>());
   std::vector<std::string> argv = {"/usr/bin/env", "-C", dir.path()};
   for (const auto& [name, value] : env) argv.push_back(name + "=" + value);
-  for (const std::string& arg : {"/bin/bash", "--noprofile", "--norc", "-eo", "pipefail"}) argv.push_back(arg);
+  for (const char* arg : {"/bin/bash", "--noprofile", "--norc", "-eo", "pipefail"}) argv.push_back(arg);
   argv.push_back(script);
   return RunCommand(argv);
 }
