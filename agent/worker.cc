@@ -405,9 +405,9 @@ v1::CompleteLeaseRequest AgentWorker::NextReportLocked(const std::string& sessio
   *request.mutable_result() = unreported_.front().result;
   if (!results_imply_host_) *request.mutable_result()->mutable_host() = host_;
   size_t bytes = request.ByteSizeLong();
+  const size_t host_bytes = results_imply_host_ ? 0 : host_.ByteSizeLong();
   for (size_t i = 1; i < std::min(most, unreported_.size()); ++i) {
     const Unreported& more = unreported_[i];
-    const size_t host_bytes = results_imply_host_ ? 0 : host_.ByteSizeLong();
     if (bytes + more.result.ByteSizeLong() + host_bytes > options_.limits.complete_bytes / 2) break;
     v1::LeaseResult* added = request.add_more_results();
     added->set_lease_id(more.lease_id);
