@@ -23,7 +23,8 @@
 //              calls come one at a time, as each agent's do.
 //   next       one real agent runs cases that print their own start time;
 //              gap between consecutive starts beyond a bare spawn-exit cycle
-//              of the same command.
+//              of the same command (its p50), beside that cycle's own p99
+//              beyond its p50: the p99 an agent that added nothing would read.
 //   makespan   8 load sessions, cases of simulated duration with the two
 //              long ones last in the file; the second run (with history)
 //              against max(longest case, total work / agents).
@@ -476,7 +477,8 @@ HistoryFigures MeasureLeasesBesideHistory(const Coordinator& coordinator, perfga
 }
 
 // Bare spawn-exit cycle of `argv`, back to back: the period between starts with no coordinator.
-double BareCycleMs(const std::vector<std::string>& argv, int n) {
+// Periods of n spawn-exit cycles of argv run back to back, in ms.
+std::vector<double> BareCyclesMs(const std::vector<std::string>& argv, int n) {
   perfgate::ExecSpec spec;
   spec.argv = argv;
   std::vector<double> periods;
@@ -487,7 +489,7 @@ double BareCycleMs(const std::vector<std::string>& argv, int n) {
     if (i > 0) periods.push_back(std::chrono::duration<double, std::milli>(now - previous).count());
     previous = now;
   }
-  return Percentile(periods, 0.5);
+  return periods;
 }
 
 std::vector<Child> StartAgents(const Options& o, const Coordinator& c, int n, const std::string& pool) {
@@ -581,7 +583,7 @@ struct Figures {
   HistoryFigures agent_history;  // real agents: cases timed from inside
   double e2e_rate = 0, share = 0;
   double call_floor_ms = 0;  // coordinator CPU per Heartbeat, one call at a time
-  double next_p50 = 0, next_p99 = 0, bare_ms = 0;
+  double next_p50 = 0, next_p99 = 0, bare_ms = 0, bare_p99_over_p50_ms = 0;
   double makespan_ratio = 0, first_ratio = 0;
 };
 
@@ -694,7 +696,10 @@ void MeasureNext(const Options& o, const Coordinator& b, v1::GateService::Stub* 
     if (c.result().outcome() == v1::CaseResult::OUTCOME_OK) starts.push_back(std::atoll(c.result().stdout_tail().c_str()));
   }
   std::sort(starts.begin(), starts.end());
-  f->bare_ms = BareCycleMs({"/bin/date", "+%s%N"}, 200);
+  const std::vector<double> bare = BareCyclesMs({"/bin/date", "+%s%N"}, 200);
+  f->bare_ms = Percentile(bare, 0.5);
+  // What an agent that added nothing would read at p99: the bare cycle's own spread.
+  f->bare_p99_over_p50_ms = Percentile(bare, 0.99) - f->bare_ms;
   std::vector<double> over;
   for (size_t i = 1; i < starts.size(); ++i) over.push_back((starts[i] - starts[i - 1]) / 1e6 - f->bare_ms);
   f->next_p50 = Percentile(over, 0.5);
@@ -787,6 +792,7 @@ void PrintTable(const Options& o, const std::vector<Figures>& f, double load_bef
   row("one agent: next start beyond bare cycle, p50", &Figures::next_p50, "ms", 1, o.next_cases, 1);
   row("one agent: next start beyond bare cycle, p99", &Figures::next_p99, "ms", 1, o.next_cases, 1);
   row("  (bare spawn-exit cycle of /bin/date)", &Figures::bare_ms, "ms", 1, 200, 1);
+  row("  (the bare cycle's own p99, beyond its p50)", &Figures::bare_p99_over_p50_ms, "ms", 1, 200, 1);
   const auto agents = &Figures::agent_history, leases = &Figures::history;
   hrow("process agents: case starts during history calls / outside", agents, &HistoryFigures::rate_ratio, "",
        o.e2e_agents);
@@ -830,6 +836,7 @@ nlohmann::json Json(const Options& o, const std::vector<Figures>& all, double lo
   doc["coordinator_cpu_share"]["bare_call_cpu_ms"] = f.call_floor_ms;
   doc["next_start_over_bare_p50_ms"] = Figure(f.next_p50, 1, o.next_cases, 1);
   doc["next_start_over_bare_p99_ms"] = Figure(f.next_p99, 1, o.next_cases, 1);
+  doc["next_start_over_bare_p99_ms"]["bare_cycle_p99_over_p50_ms"] = f.bare_p99_over_p50_ms;
   // Timed from inside the cases of real agents; the load agents' lease figures beside them.
   doc["start_rate_during_history_ratio"] =
       Figure(f.agent_history.rate_ratio, o.e2e_agents, o.cases, o.history_runs);
