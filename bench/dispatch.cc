@@ -476,8 +476,8 @@ HistoryFigures MeasureLeasesBesideHistory(const Coordinator& coordinator, perfga
   return LeaseFigures(std::move(arrivals), calls);
 }
 
-// Bare spawn-exit cycle of `argv`, back to back: the period between starts with no coordinator.
-// Periods of n spawn-exit cycles of argv run back to back, in ms.
+// Periods of n bare spawn-exit cycles of `argv` run back to back, in ms:
+// the period between starts with no coordinator.
 std::vector<double> BareCyclesMs(const std::vector<std::string>& argv, int n) {
   perfgate::ExecSpec spec;
   spec.argv = argv;

@@ -995,8 +995,9 @@ absl::StatusOr<v1::SubmitRunResponse> Scheduler::Submit(const v1::SubmitRunReque
   if (auto s = CheckSuite(request.suite()); !s.ok()) return s;
   // Runs that finished leave memory, and are freed, before this one comes
   // in: its cases, leases and results then reuse what theirs held, instead
-  // of the heap growing to hold both (RSS from the first of 20 runs to the
-  // last, 128 load sessions: +7 and +13% against +15%).
+  // of the heap growing to hold both (RSS from the first of 20 runs of
+  // 2,000 cases to the last, 128 load sessions: +6 to +10% against +16 to
+  // +19%).
   EvictInPieces();
   releaser_.Drain();
   const v1::Suite& suite = request.suite();
@@ -1070,8 +1071,12 @@ v1::Run Scheduler::BuildRun(RunEntry& run, bool without_results) {
 
 v1::CaseStatus Scheduler::WithImpliedHost(const CaseEntry& c) {
   v1::CaseStatus status = c.status;
-  if (c.implied_host && status.has_result()) *status.mutable_result()->mutable_host() = *c.implied_host;
+  if (status.has_result()) PutBackImpliedHost(c, status.mutable_result());
   return status;
+}
+
+void Scheduler::PutBackImpliedHost(const CaseEntry& c, v1::CaseResult* result) {
+  if (c.implied_host) *result->mutable_host() = *c.implied_host;
 }
 
 absl::StatusOr<v1::Run> Scheduler::GetRun(const std::string& run_id) {
@@ -1097,7 +1102,7 @@ v1::RunEvent Scheduler::Unlogged(const RunEntry& run, const LoggedEvent& logged,
     const CaseEntry& c = run.cases[logged.result_of_case];
     v1::CaseResult* result = event.mutable_case_changed()->mutable_result();
     *result = c.status.result();
-    if (c.implied_host) *result->mutable_host() = *c.implied_host;
+    PutBackImpliedHost(c, result);
   }
   return event;
 }

@@ -250,6 +250,9 @@ class Scheduler {
   void AddSession(Session session) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The case's status as it leaves the scheduler: with its result's implied host.
   static v1::CaseStatus WithImpliedHost(const CaseEntry& c);
+  // Sets the host of c's result, taken out of c.status, in `result` (a copy of
+  // it); nothing when the result came with its own.
+  static void PutBackImpliedHost(const CaseEntry& c, v1::CaseResult* result);
   // The id is held by another process that is still connected.
   absl::Status CheckIdFree(const Session& holder, const v1::RegisterRequest& request)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
