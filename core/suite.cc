@@ -69,21 +69,34 @@ std::string UnknownKeyMessage(const std::string& key, const std::string& where,
   return message;
 }
 
+// The file's text is checked to be UTF-8 before it is parsed, but yaml-cpp
+// writes the escapes \N and \_ as the single bytes 0x85 and 0xA0, which no
+// proto string field can carry; so every value is checked again here.
+absl::StatusOr<std::string> Scalar(const SuiteError& err, const YAML::Node& node, const std::string& what) {
+  if (!node.IsScalar()) return err.At(node, absl::StrCat(what, " must be a single value"));
+  if (!IsValidUtf8(node.Scalar())) {
+    return err.At(node, absl::StrCat(what, " '", EscapeInvalidUtf8(node.Scalar()),
+                                     "' is not UTF-8 text (write the character itself, not the escape \\N or \\_)"));
+  }
+  return node.Scalar();
+}
+
+// A map's key, as text checked like any value.
+absl::StatusOr<std::string> Key(const SuiteError& err, const YAML::Node& key, const std::string& where) {
+  return Scalar(err, key, absl::StrCat("a key in ", where));
+}
+
 // Rejects keys of `map` outside `allowed`.
 absl::Status CheckKeys(const SuiteError& err, const YAML::Node& map, const std::string& where,
                        const std::vector<std::string>& allowed) {
   for (const auto& kv : map) {
-    const std::string key = kv.first.as<std::string>();
-    if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
-      return err.At(kv.first, UnknownKeyMessage(key, where, allowed));
+    auto key = Key(err, kv.first, where);
+    if (!key.ok()) return key.status();
+    if (std::find(allowed.begin(), allowed.end(), *key) == allowed.end()) {
+      return err.At(kv.first, UnknownKeyMessage(*key, where, allowed));
     }
   }
   return absl::OkStatus();
-}
-
-absl::StatusOr<std::string> Scalar(const SuiteError& err, const YAML::Node& node, const std::string& what) {
-  if (!node.IsScalar()) return err.At(node, absl::StrCat(what, " must be a single value"));
-  return node.Scalar();
 }
 
 absl::StatusOr<uint32_t> Count(const SuiteError& err, const YAML::Node& node, const std::string& what, uint32_t min) {
@@ -161,13 +174,14 @@ absl::Status ApplyCommandFields(const SuiteError& err, const YAML::Node& node, c
     if (!n.IsMap()) return err.At(n, "env must be a map of NAME: value");
     static const std::regex kEnvName("[A-Za-z_][A-Za-z0-9_]*");
     for (const auto& kv : n) {
-      const std::string key = kv.first.as<std::string>();
-      if (!std::regex_match(key, kEnvName)) {
-        return err.At(kv.first, absl::StrCat("env name '", key, "' is not a valid variable name"));
+      auto key = Key(err, kv.first, "env");
+      if (!key.ok()) return key.status();
+      if (!std::regex_match(*key, kEnvName)) {
+        return err.At(kv.first, absl::StrCat("env name '", *key, "' is not a valid variable name"));
       }
-      auto v = Scalar(err, kv.second, absl::StrCat("env ", key));
+      auto v = Scalar(err, kv.second, absl::StrCat("env ", *key));
       if (!v.ok()) return v.status();
-      (*spec->mutable_env())[key] = ExpandSuiteDir(*v, base_dir);
+      (*spec->mutable_env())[*key] = ExpandSuiteDir(*v, base_dir);
     }
   }
   if (const auto n = node["cwd"]) {
@@ -367,9 +381,11 @@ absl::Status ParseGate(const SuiteError& err, const YAML::Node& node, const std:
     if (!n.IsMap())
       return err.At(n, "gate.expected must map a testbed (agent pool, or *) to a PyTorch expected-results file");
     for (const auto& kv : n) {
+      auto testbed = Key(err, kv.first, "gate.expected");
+      if (!testbed.ok()) return testbed.status();
       auto path = Scalar(err, kv.second, "gate.expected file");
       if (!path.ok()) return path.status();
-      (*gate->mutable_expected())[kv.first.as<std::string>()] = Anchor(ExpandSuiteDir(*path, base_dir), base_dir);
+      (*gate->mutable_expected())[*testbed] = Anchor(ExpandSuiteDir(*path, base_dir), base_dir);
     }
   }
   if (const auto n = node["main_branch"]) {
@@ -445,7 +461,9 @@ absl::Status ParseMetrics(const SuiteError& err, const YAML::Node& node,
                           google::protobuf::Map<std::string, v1::MetricDeclaration>* metrics) {
   if (!node.IsMap()) return err.At(node, "metrics must map a metric name to {better: lower|higher, unit: ...}");
   for (const auto& kv : node) {
-    const std::string name = kv.first.as<std::string>();
+    auto key = Key(err, kv.first, "metrics");
+    if (!key.ok()) return key.status();
+    const std::string& name = *key;
     const std::string where = absl::StrCat("metrics.", name);
     if (!kv.second.IsMap()) return err.At(kv.second, absl::StrCat(where, " must be a map like {better: higher}"));
     if (auto s = CheckKeys(err, kv.second, where, {"better", "unit"}); !s.ok()) return s;
@@ -477,7 +495,9 @@ absl::Status ParseArtifacts(const SuiteError& err, const YAML::Node& node, const
     entries.emplace_back(node, "");
   } else if (node.IsMap()) {
     for (const auto& kv : node) {
-      const std::string name = kv.first.as<std::string>();
+      auto key = Key(err, kv.first, "artifacts");
+      if (!key.ok()) return key.status();
+      const std::string& name = *key;
       if (!IsArtifactName(name)) {
         return err.At(kv.first, absl::StrCat("artifacts: the name '", name,
                                              "' may use only letters, digits and '_' (not first a digit)"));

@@ -179,7 +179,7 @@ TEST(Utf8Test, EscapesExactlyTheBytesThatAreNotUtf8) {
   EXPECT_EQ(EscapeInvalidUtf8("\xc0\xaf"), "\\xC0\\xAF") << "overlong";
   EXPECT_EQ(EscapeInvalidUtf8("\xed\xa0\x80"), "\\xED\\xA0\\x80") << "surrogate";
   EXPECT_EQ(EscapeInvalidUtf8("a\\x41"), "a\\\\x41") << "a literal backslash stays distinguishable";
-  EXPECT_EQ(FirstInvalidUtf8("ab\xffc"), 2u);
+  EXPECT_EQ(FirstInvalidUtf8("ab\xff" "c"), 2u);
   EXPECT_TRUE(IsValidUtf8(std::string("nul\0ok", 6)));
 }
 
@@ -233,6 +233,31 @@ TEST(SuiteUtf8Test, NonUtf8SuiteIsAnErrorWithLineAndColumn) {
   suite = ParseSuite(std::string("suite: s\ngate:\n  fai\0_on: [x]\n", 30), "s.yaml", "/");
   ASSERT_FALSE(suite.ok());
   EXPECT_THAT(std::string(suite.status().message()), HasSubstr("s.yaml:3:6: byte 0x00 is not allowed"));
+}
+
+// yaml-cpp writes the escapes \_ and \N as the lone bytes 0xA0 and 0x85 (not
+// UTF-8) although the file's text is UTF-8; a fuzzer found such a suite that
+// loaded and then could not be sent to the coordinator.
+TEST(SuiteUtf8Test, EscapesThatYamlCppWritesAsLoneBytesAreErrorsWithLineAndColumn) {
+  struct Bad {
+    std::string text, expected;
+  };
+  const std::vector<Bad> cases = {
+      {"suite: s\ncases:\n  - name: a\n    command: [x, \"${PERFGATE_RESUL\\_FILE}\"]\n",
+       "s.yaml:4:18: each command argument '${PERFGATE_RESUL\\xA0FILE}' is not UTF-8 text"},
+      {"suite: s\ncases:\n  - name: a\n    command: [x]\n    env: {\"A\\N\": b}\n", "s.yaml:5:11: a key in env"},
+      {"suite: s\ngate:\n  expected: {\"\\_\": f.csv}\ncases:\n  - {name: a, command: [x]}\n",
+       "s.yaml:3:14: a key in gate.expected"},
+      {"suite: s\nmetrics:\n  \"m\\N\": {better: lower}\ncases:\n  - {name: a, command: [x]}\n",
+       "s.yaml:3:3: a key in metrics"},
+      {"suite: s\ncases:\n  - {name: a, command: [x], \"\\_\": 1}\n", "s.yaml:3:29: a key in case 'a'"},
+  };
+  for (const auto& bad : cases) {
+    auto suite = ParseSuite(bad.text, "s.yaml", "/");
+    ASSERT_FALSE(suite.ok()) << bad.text;
+    EXPECT_THAT(std::string(suite.status().message()), HasSubstr(bad.expected)) << bad.text;
+    EXPECT_TRUE(IsValidUtf8(suite.status().message())) << bad.text;
+  }
 }
 
 // Binary output and a cut multi-byte character: the result
