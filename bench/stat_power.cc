@@ -140,7 +140,7 @@ int main(int argc, char** argv) {
   };
   std::printf(
       "verdict rates over %d trials: noise sigma %.2f%% (+5%% outliers in 5%% of samples), run-to-run sigma %.2f%%,\n"
-      "shift %.1f%%, %zu samples per run, %zu per A/B side, %zu history runs, alpha %.3f, min effect %.1f%%, confirm %u\n\n",
+      "shift %.1f%%, %zu samples per run, %zu per A/B side, %zu history runs, k %.1f, alpha %.3f, min effect %.1f%%, confirm %u\n\n",
       trials, sigma * 100, between * 100, shift * 100, repeats, ab_repeats, history_runs, options.history_k, options.ab_alpha,
       options.ab_min_effect * 100, policy.confirm);
   std::printf("%-52s %14s %13.1f%% detected\n", "method", "A/A false alarm", shift * 100);

@@ -119,7 +119,9 @@ TEST(JudgeE2eTest, ManualAbRunInterleavesVariantsAndFindsTheSlowerHead) {
   nlohmann::json doc = nlohmann::json::parse(std::ifstream(json));
   bool judged = false;
   for (const auto& m : doc["cases"][0]["metrics"]) {
-    if (m["metric"] == "wall_time") EXPECT_FALSE(m.contains("comparison")) << "not in judge:, shown only";
+    if (m["metric"] == "wall_time") {
+      EXPECT_FALSE(m.contains("comparison")) << "not in judge:, shown only";
+    }
     if (m["metric"] != "instructions_callgrind") continue;
     judged = true;
     EXPECT_EQ(m["variant"], "head");
