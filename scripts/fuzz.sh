@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes perfgate's parsers with libFuzzer (clang-14, ASan + UBSan).
 #   scripts/fuzz.sh [TARGET|all] [SECONDS]
-# TARGET: suite, expected_file, pytorch_results, gbench_json, complete_lease, or all (default).
+# TARGET: suite, expected_file, pytorch_results, gbench_json, complete_lease, submit_run, or all (default).
 # SECONDS per target, default 10 (what CI runs); a long run is 600.
 # Builds the targets in build-fuzz (only what they link), seeds each corpus
 # from the bundled files, keeps what libFuzzer finds in build-fuzz/corpus/TARGET,
@@ -13,7 +13,7 @@ ROOT=$PWD
 TARGET=${1:-all}
 SECONDS_EACH=${2:-10}
 BUILD=${PERFGATE_FUZZ_BUILD:-$ROOT/build-fuzz}
-ALL=(suite expected_file pytorch_results gbench_json complete_lease)
+ALL=(suite expected_file pytorch_results gbench_json complete_lease submit_run)
 
 if [ "$TARGET" = all ]; then TARGETS=("${ALL[@]}"); else TARGETS=("$TARGET"); fi
 for t in "${TARGETS[@]}"; do
@@ -27,7 +27,7 @@ if [ ! -f "$BUILD/build.ninja" ]; then
 fi
 cmake --build "$BUILD" -j "${PERFGATE_FUZZ_JOBS:-2}" --target $(printf 'fuzz_%s ' "${TARGETS[@]}")
 
-# Seeds: the bundled suites, expected files and result samples.
+# Seeds: the bundled suites, expected files, result samples and requests.
 seed() {
   local t=$1 dir=$BUILD/seeds/$1
   rm -rf "$dir" && mkdir -p "$dir"
@@ -37,6 +37,10 @@ seed() {
     complete_lease)
       for f in fuzz/seeds/complete_lease/*.txtpb; do
         protoc --encode=perfgate.v1.CompleteLeaseRequest -I proto perfgate/v1/agent.proto <"$f" >"$dir/$(basename "$f" .txtpb)"
+      done ;;
+    submit_run)
+      for f in fuzz/seeds/submit_run/*.txtpb; do
+        protoc --encode=perfgate.v1.SubmitRunRequest -I proto perfgate/v1/gate.proto <"$f" >"$dir/$(basename "$f" .txtpb)"
       done ;;
     *) cp fuzz/seeds/$t/* "$dir"/ ;;
   esac

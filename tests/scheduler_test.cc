@@ -941,13 +941,15 @@ TEST_F(SchedulerTest, HistoryHoldsHeadAndPlainMainBranchSamplesNeverTheBaseSide)
 }
 
 // Longest first: a suite's expected_duration orders the queue, a case without
-// one whose duration history does not know goes first (it may be long).
+// one whose duration history does not know goes first (it may be long). A
+// duration beyond int64 (a hostile or broken client) is the longest known,
+// not a negative one that would put it last.
 TEST_F(SchedulerTest, CasesAreLeasedLongestExpectedFirst) {
   const std::string s = Register("a1");
   v1::SubmitRunRequest request;
   request.mutable_suite()->set_name("lpt");
   for (const auto& [name, ms] : std::vector<std::pair<std::string, uint64_t>>{
-           {"short", 100}, {"long", 5'000}, {"unknown", 0}, {"middle", 1'000}}) {
+           {"short", 100}, {"long", 5'000}, {"unknown", 0}, {"middle", 1'000}, {"endless", ~uint64_t{0}}}) {
     auto* c = request.mutable_suite()->add_cases();
     c->set_name(name);
     c->add_argv("/bin/true");
@@ -959,7 +961,7 @@ TEST_F(SchedulerTest, CasesAreLeasedLongestExpectedFirst) {
     order.push_back(item->lease().spec().name());
     Complete(s, item->lease().lease_id());
   }
-  EXPECT_THAT(order, ::testing::ElementsAre("unknown", "long", "middle", "short"));
+  EXPECT_THAT(order, ::testing::ElementsAre("unknown", "endless", "long", "middle", "short"));
 }
 
 // Without expected_duration the second run of a suite starts the case that
