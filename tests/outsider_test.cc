@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -306,13 +307,16 @@ TEST_F(OutsiderTest, EveryAttackIsRefusedAndTheRealGateStillPasses) {
     }
     for (auto& t : senders) t.join();
     // Each is refused as too large, or, when their buffers together fill the
-    // quota first, gRPC reclaims memory by closing a connection: GOAWAY, a
-    // refusal too (with the coordinator ahead of the senders in priority, 1
-    // run in 4 under a busy loop).
+    // quota first, gRPC reclaims memory by closing a connection: a refusal
+    // too (with the coordinator ahead of the senders in priority, 1 run in 4
+    // under a busy loop). The sender reads that as UNAVAILABLE: GOAWAY, or a
+    // broken pipe or reset when the close came while it was still writing.
+    // That the coordinator lives on and serves is checked below.
     for (const auto& r : results) {
-      if (r.error_code() == Code::UNAVAILABLE && r.error_message().find("GOAWAY") != std::string::npos) continue;
+      if (r.error_code() == Code::UNAVAILABLE) continue;
       expect(r, Code::RESOURCE_EXHAUSTED, nullptr, "100 MB SubmitRun, concurrently");
     }
+    ASSERT_EQ(kill(coordinator_->pid(), 0), 0) << "the coordinator died: " << coordinator_->output();
     EXPECT_LT(PeakRssBytes(coordinator_->pid()), 400 * kMiB) << "128 MiB of buffers, and their TLS copies";
   }
 
