@@ -34,7 +34,8 @@
 //            [--before PATH]   (another perfgate binary, measured beside it part by part)
 //            [--only-next]     (only the `next` part: fast iteration on the agent's hot path)
 //            [--stamps FILE]   (every stamped case of the history part: agent, start ns, end ns;
-//                               and each history call, as agent "history-call")
+//                               and each history call, as agent "history-call"; FILE.load: the
+//                               same for the load sessions' leases, as agent "lease")
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -465,6 +466,14 @@ std::vector<std::string> SubmitTogether(const std::string& address, const v1::Su
   return ids;
 }
 
+// The load part's leases as they reached their sessions, as zero-length
+// spans of agent "lease", and the history calls, in the --stamps format.
+void WriteLeaseStamps(const std::string& path, const std::vector<int64_t>& arrivals, const Spans& calls) {
+  std::ofstream out(path);
+  for (const int64_t t : arrivals) out << "lease " << t << ' ' << t << '\n';
+  for (const auto& [begin, end] : calls) out << "history-call " << begin << ' ' << end << '\n';
+}
+
 HistoryFigures MeasureLeasesBesideHistory(const Coordinator& coordinator, perfgate::LoadAgent& load,
                                           const Options& o) {
   HistoryFetcher fetcher(coordinator.address, AllKeys(o));
@@ -473,6 +482,7 @@ HistoryFigures MeasureLeasesBesideHistory(const Coordinator& coordinator, perfga
   const Spans calls = fetcher.Stop();
   std::vector<int64_t> arrivals = load.LeaseArrivals();
   arrivals.erase(arrivals.begin(), arrivals.begin() + static_cast<long>(before));
+  if (!o.stamps_path.empty()) WriteLeaseStamps(o.stamps_path + ".load", arrivals, calls);
   return LeaseFigures(std::move(arrivals), calls);
 }
 
