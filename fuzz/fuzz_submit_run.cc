@@ -33,9 +33,9 @@
 #include "core/artifact_tree.h"
 #include "core/judge.h"
 #include "core/policy.h"
-#include "core/series.h"
 #include "core/time_source.h"
 #include "fuzz/fuzz_check.h"
+#include "gate/requests.h"
 
 namespace perfgate {
 namespace {
@@ -300,24 +300,14 @@ void Exercise(const v1::SubmitRunRequest& request) {
   fuzz::CheckDeliverable(run);
   ReadInPages(gate, run);
 
-  // History as the gate asks for it (gate_client.cc FetchHistory), but for
-  // the run's own branch and with the run itself: it has ended, so its
-  // medians are what the store reads back.
+  // History as the gate asks for it (HistoryRequestFor), but for the run's
+  // own branch and with the run itself: it has ended, so its medians are
+  // what the store reads back.
   Policy policy;
-  v1::HistoryRequest history;
+  v1::HistoryRequest history = HistoryRequestFor(run, policy, clock.NowMs());
   history.set_branch(run.branch());
-  history.set_max_runs(policy.compare.history_runs);
-  for (const auto& c : run.cases()) {
-    if (c.state() != v1::CASE_STATE_DONE || c.result().outcome() != v1::CaseResult::OUTCOME_OK) continue;
-    for (const auto& series : CollectSeries(c.result())) {
-      if (!series.variant.empty() || !policy.Judged(c.name(), series.metric)) continue;
-      auto* key = history.add_keys();
-      key->set_pool(c.result().pool());
-      key->set_benchmark(series.benchmark);
-      key->set_metric(series.metric);
-      key->set_source(series.source);
-    }
-  }
+  history.clear_exclude_run_id();
+  history.clear_since_ms();
   Baselines baselines;
   {
     grpc::ServerContext context;
@@ -339,18 +329,9 @@ void Exercise(const v1::SubmitRunRequest& request) {
   std::ostringstream json;
   JsonReporter().Write(report, json);
 
-  // The verdict as gate/run_gate.cc records it.
-  v1::ReportVerdictRequest verdict;
-  verdict.set_run_id(run_id);
-  verdict.set_passed(report.passed);
-  for (const auto& c : report.cases) {
-    auto* cv = verdict.add_cases();
-    cv->set_case_name(c.name);
-    cv->set_verdict(VerdictName(c.verdict));
-  }
-  for (const auto& rule : report.failed_rules) verdict.add_failed_rules(rule);
   {
     grpc::ServerContext context;
+    const v1::ReportVerdictRequest verdict = VerdictRequestFor(report);
     v1::ReportVerdictResponse answer;
     CheckAnswer(gate.ReportVerdict(&context, &verdict, &answer));
   }

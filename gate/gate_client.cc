@@ -13,7 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "coordinator/grpc_status.h"
-#include "core/series.h"
+#include "gate/requests.h"
 #include "perfgate/v1/gate.grpc.pb.h"
 
 namespace perfgate {
@@ -132,25 +132,10 @@ std::shared_ptr<grpc::Channel> Channel(const GateClientOptions& options) {
 
 absl::Status FetchHistory(const GateClientOptions& options, const v1::Run& run, const Policy& policy,
                           Baselines* baselines) {
-  v1::HistoryRequest request;
-  request.set_branch(policy.main_branch);
-  request.set_max_runs(policy.compare.history_runs);
-  request.set_exclude_run_id(run.run_id());
   const int64_t now_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
           .count();
-  request.set_since_ms(now_ms - static_cast<int64_t>(policy.history_max_age_ms));
-  for (const auto& c : run.cases()) {
-    if (c.state() != v1::CASE_STATE_DONE || c.result().outcome() != v1::CaseResult::OUTCOME_OK) continue;
-    for (const auto& series : CollectSeries(c.result())) {
-      if (!series.variant.empty() || !policy.Judged(c.name(), series.metric)) continue;
-      auto* key = request.add_keys();
-      key->set_pool(c.result().pool());
-      key->set_benchmark(series.benchmark);
-      key->set_metric(series.metric);
-      key->set_source(series.source);
-    }
-  }
+  const v1::HistoryRequest request = HistoryRequestFor(run, policy, now_ms);
   // Asked even without keys: the answer also names the pools that exist.
   auto stub = v1::GateService::NewStub(Channel(options));
   grpc::ClientContext context;

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "gate/artifact_upload.h"
+#include "gate/requests.h"
 
 namespace perfgate {
 namespace {
@@ -46,16 +47,7 @@ absl::Status Confirm(const GateOptions& options, const GateClientOptions& client
 // Kept with the run and counted in /metrics. The verdict stands whether or
 // not the coordinator hears of it.
 void RecordVerdict(const GateOptions& options, const GateClientOptions& client, const GateReport& report) {
-  v1::ReportVerdictRequest verdict;
-  verdict.set_run_id(report.run.run_id());
-  verdict.set_passed(report.passed);
-  for (const auto& c : report.cases) {
-    auto* cv = verdict.add_cases();
-    cv->set_case_name(c.name);
-    cv->set_verdict(VerdictName(c.verdict));
-  }
-  for (const auto& rule : report.failed_rules) verdict.add_failed_rules(rule);
-  if (auto s = ReportVerdict(client, verdict); !s.ok()) {
+  if (auto s = ReportVerdict(client, VerdictRequestFor(report)); !s.ok()) {
     options.log(absl::StrCat("perfgate: warning: could not record the verdict with the coordinator: ", s.message()));
   }
 }
