@@ -84,9 +84,10 @@ const std::map<std::string, int64_t>& DurationsOrNone(const absl::StatusOr<std::
 // Expected lease time: the suite's own figure, else the case's history, else
 // unknown (scheduled first, in file order: a case never seen may be long).
 int64_t ExpectedMs(const v1::CaseSpec& spec, const std::map<std::string, int64_t>& durations) {
-  // A client's value beyond int64 is the longest known, not a negative one (first to go is INT64_MAX: unknown).
+  // A client's value beyond int64 is the longest known one, not a negative one; INT64_MAX itself means unknown.
   constexpr uint64_t kLongestKnownMs = std::numeric_limits<int64_t>::max() - 1;
-  if (spec.expected_duration_ms() > 0) return static_cast<int64_t>(std::min(spec.expected_duration_ms(), kLongestKnownMs));
+  const uint64_t given = spec.expected_duration_ms();
+  if (given > 0) return static_cast<int64_t>(std::min(given, kLongestKnownMs));
   auto it = durations.find(spec.name());
   return it == durations.end() ? std::numeric_limits<int64_t>::max() : it->second;
 }

@@ -68,9 +68,9 @@ const std::string& ScratchDir() {
     return made;
   }();
   static const bool removed_at_exit = std::atexit([] {
-    std::error_code ec;
-    fs::remove_all(*dir, ec);
-  }) == 0;
+                                        std::error_code ec;
+                                        fs::remove_all(*dir, ec);
+                                      }) == 0;
   (void)removed_at_exit;
   return *dir;
 }

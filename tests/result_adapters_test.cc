@@ -179,7 +179,7 @@ TEST(Utf8Test, EscapesExactlyTheBytesThatAreNotUtf8) {
   EXPECT_EQ(EscapeInvalidUtf8("\xc0\xaf"), "\\xC0\\xAF") << "overlong";
   EXPECT_EQ(EscapeInvalidUtf8("\xed\xa0\x80"), "\\xED\\xA0\\x80") << "surrogate";
   EXPECT_EQ(EscapeInvalidUtf8("a\\x41"), "a\\\\x41") << "a literal backslash stays distinguishable";
-  EXPECT_EQ(FirstInvalidUtf8("ab\xff" "c"), 2u);
+  EXPECT_EQ(FirstInvalidUtf8(std::string("ab\xff") + "c"), 2u);
   EXPECT_TRUE(IsValidUtf8(std::string("nul\0ok", 6)));
 }
 
