@@ -33,6 +33,8 @@
 //            [--e2e-cases N] [--next-cases N] [--history-runs N] [--samples N] [--json FILE] [--perfgate PATH]
 //            [--before PATH]   (another perfgate binary, measured beside it part by part)
 //            [--only-next]     (only the `next` part: fast iteration on the agent's hot path)
+//            [--stamp-case PATH] (the history part's case instead of bench_cases/stamp: any program
+//                               printing "START END", its first and last CLOCK_MONOTONIC ns, on stdout)
 //            [--stamps FILE]   (every stamped case of the history part: agent, start ns, end ns;
 //                               and each history call, as agent "history-call"; FILE.load: the
 //                               same for the load sessions' leases, as agent "lease")
@@ -294,6 +296,7 @@ struct Options {
   int samples = 1;
   std::string json_path;
   std::string stamps_path;  // the history part's case and history call spans, a line each, for a closer look at gaps
+  std::string stamp_case = PERFGATE_STAMP_CASE;  // the history part's case: prints "START END" (CLOCK_MONOTONIC ns)
   std::string perfgate = PERFGATE_BINARY;
   // Another perfgate binary (the code before a change) measured beside it, part by part.
   std::string before;
@@ -557,7 +560,7 @@ HistoryFigures MeasureCasesBesideHistory(const Options& o, const std::string& db
   WaitUntilEveryAgentWorks(*stub, o.e2e_agents);
   HistoryFetcher fetcher(c.address, AllKeys(o));
   const std::vector<std::string> runs =
-      SubmitTogether(c.address, TrivialSuite("dispatch-load", o.cases, PERFGATE_STAMP_CASE), o.history_runs);
+      SubmitTogether(c.address, TrivialSuite("dispatch-load", o.cases, o.stamp_case), o.history_runs);
   const Spans calls = fetcher.Stop();
   for (auto& a : agents) Stop(a);
   Spans cases;
@@ -912,17 +915,27 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--before") && more) o.before = argv[++i];
     else if (!std::strcmp(argv[i], "--only-next")) o.only_next = true;
     else if (!std::strcmp(argv[i], "--stamps") && more) o.stamps_path = argv[++i];
+    else if (!std::strcmp(argv[i], "--stamp-case") && more) o.stamp_case = argv[++i];
     else {
-      std::fprintf(stderr,
+      const bool help = !std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h");
+      std::fprintf(help ? stdout : stderr,
                    "usage: dispatch [--cases N] [--agents N] [--runs N] [--e2e-agents N] [--e2e-cases N] "
                    "[--next-cases N] [--history-runs N] [--samples N] [--json FILE] [--perfgate PATH] [--before PATH] "
-                   "[--only-next] [--stamps FILE]\n");
-      return 2;
+                   "[--only-next] [--stamps FILE] [--stamp-case PATH]\n"
+                   "  --stamp-case PATH: the history part's case, a program that prints its first and last moment "
+                   "as CLOCK_MONOTONIC nanoseconds, \"START END\", on stdout (default: the bundled stamp)\n"
+                   "exit codes: 0 measured, 2 bad usage, 3 a part failed (its error above)\n");
+      return help ? 0 : 2;
     }
   }
   if (o.cases < 1 || o.agents < 1 || o.runs < 1 || o.e2e_agents < 1 || o.e2e_cases < 1 || o.next_cases < 2 || o.samples < 1 ||
       o.history_runs < 1) {
     std::fprintf(stderr, "dispatch: every count must be at least 1 (--next-cases at least 2)\n");
+    return 2;
+  }
+  if (access(o.stamp_case.c_str(), X_OK) != 0) {
+    std::fprintf(stderr, "dispatch: --stamp-case %s: %s (give a program this user may run)\n", o.stamp_case.c_str(),
+                 std::strerror(errno));
     return 2;
   }
   const std::string dir =
