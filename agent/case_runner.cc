@@ -235,6 +235,7 @@ class CaseRun {
       auto exec = BuildExec(spec_, variant, result_file_, options_.kill_grace_ms);
       if (!exec.ok()) return Fail(std::string(exec.status().message()));
       exec->supplies = options_.supplies;
+      exec->started = options_.started;
       execs_.push_back(*std::move(exec));
     }
     if (variants_.size() > 1) {

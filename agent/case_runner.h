@@ -33,6 +33,8 @@ struct CaseRunOptions {
   // Where the runs' groups and the case's scratch folder come from and go
   // (made ahead, removed later: agent/run_supplies.h); nullptr: made and removed on the spot.
   RunSupplies* supplies = nullptr;
+  // Called each time one of the case's processes has started (ExecSpec::started).
+  std::function<void()> started;
 };
 
 // Never throws; every failure is an outcome with an error message.

@@ -552,6 +552,7 @@ ExecResult Execute(const ExecSpec& spec, const CancelToken* cancel) {
                              : absl::StrCat("cannot execute '", program, "': ", why);
   }
 
+  if (!spawn_failed && spec.started) spec.started();
   int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
   fcntl(out_pipe[0], F_SETFL, O_NONBLOCK);
   fcntl(err_pipe[0], F_SETFL, O_NONBLOCK);

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -50,6 +51,10 @@ struct ExecSpec {
   // Where the run's groups come from (made ahead) and go (removed later);
   // nullptr: made and removed by Execute. When set, its parent is used.
   RunSupplies* supplies = nullptr;
+  // Called on the calling thread once the child has exec'd (not when it
+  // could not): what the caller held back until the case was off, e.g. a
+  // report that would otherwise take a core from the spawn.
+  std::function<void()> started;
 };
 
 struct ExecResult {

@@ -50,6 +50,36 @@ TEST(ExecutorTest, ExitCodeAndOutputAreCaptured) {
 }
 
 // Every case reads an empty stdin (/dev/null, opened once by the agent), never the agent's own.
+// `started` is called while the case runs (here the case waits for it to
+// say go: called only after the case ended, Execute would never return),
+// once per run, and never for a spawn that failed.
+TEST(ExecutorTest, StartedIsCalledOnceTheCaseRunsAndNeverForAFailedSpawn) {
+  testing::TempDir dir;
+  const std::string fifo = dir.File("go");
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  ExecSpec waits = Shell("read line < '" + fifo + "'; echo got $line");
+  waits.timeout_ms = 60'000;  // without a call, the case times out rather than waiting forever
+  int calls = 0;
+  waits.started = [&] {
+    ++calls;
+    std::ofstream(fifo) << "go\n";
+  };
+  ExecResult r = Execute(waits);
+  EXPECT_TRUE(r.ok()) << r.Describe() << r.err;
+  EXPECT_EQ(r.out, "got go\n");
+  EXPECT_EQ(calls, 1);
+
+  ExecSpec bad_cwd = Shell("true");
+  bad_cwd.cwd = "/nonexistent/dir";
+  ExecSpec not_executable;
+  not_executable.argv = {"/etc/hostname"};
+  for (ExecSpec failed : {bad_cwd, not_executable}) {
+    failed.started = [&] { ++calls; };
+    EXPECT_EQ(Execute(failed).end, ExecResult::End::kSpawnFailed);
+  }
+  EXPECT_EQ(calls, 1);
+}
+
 TEST(ExecutorTest, EveryCaseGetsDevNullAsStdin) {
   for (int i = 0; i < 3; ++i) {
     ExecResult r = Execute(Shell("readlink /proc/self/fd/0"));
