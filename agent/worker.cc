@@ -295,6 +295,7 @@ void AgentWorker::RunLeases() {
       lease = std::move(queue_.front());
       queue_.pop_front();
       current_lease_id_ = lease.lease_id();
+      report_on_start_ = ReportDueLocked(LocalNowMs());
     }
     RunLease(lease);
   }
@@ -318,11 +319,14 @@ void AgentWorker::RunLease(const v1::Lease& lease) {
   options.kill_grace_ms = options_.kill_grace_ms;
   options.labels = options_.labels;
   options.supplies = &supplies_;
-  // A report due when the last case ended goes once this one has started: sent in between, it took a
+  // A report due when the lease was taken goes once its case has started: sent in between, it took a
   // core from the spawn, and every 13th case started 1-3 ms late (one agent, report per 14 results).
+  // The lock only then: a case that ends while this thread waits for it is timed late.
   options.started = [this] {
+    if (!report_on_start_) return;
+    report_on_start_ = false;
     std::lock_guard lock(mu_);
-    if (ReportDueLocked(LocalNowMs())) report_cv_.notify_one();
+    report_cv_.notify_one();
   };
   const int64_t started_ms = LocalNowMs();
   v1::CaseResult result = RunWithArtifacts(spec, options, &cancel);
@@ -338,8 +342,10 @@ void AgentWorker::RunLease(const v1::Lease& lease) {
   result.clear_host();  // host_, put back when sent unless the coordinator implies it (NextReportLocked)
   unreported_.push_back({lease.lease_id(), std::move(result), finished_ms});
   // Only then: a thread woken per case for nothing costs the next case's start a core on a small machine.
-  // With a lease waiting, not even then: its case starts first (options.started above).
-  if (queue_.empty() && ReportDueLocked(finished_ms)) report_cv_.notify_one();
+  // With a lease waiting, not even then: its case starts first (options.started above), unless this
+  // case never started and the report it held back is still due.
+  if ((queue_.empty() || report_on_start_) && ReportDueLocked(finished_ms)) report_cv_.notify_one();
+  report_on_start_ = false;
 }
 
 v1::CaseResult AgentWorker::RunWithArtifacts(const v1::CaseSpec& spec, const CaseRunOptions& options,

@@ -134,6 +134,9 @@ class AgentWorker {
   // Results not yet acknowledged, oldest first. Kept until the coordinator answers, however long it is away.
   std::deque<Unreported> unreported_ ABSL_GUARDED_BY(mu_);
   bool last_case_short_ ABSL_GUARDED_BY(mu_) = false;  // it took at most kShortCaseMs
+  // A report was due when this lease was taken: the report thread is woken
+  // once the case has started. Touched only by the thread that runs leases.
+  bool report_on_start_ = false;
   static constexpr uint32_t kLeasesHeld = 16;
   // Results go when this many leases are left to run: time for the reply under load (one was too few at p99).
   static constexpr size_t kReportWithLeasesLeft = 2;
