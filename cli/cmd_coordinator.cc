@@ -7,6 +7,7 @@
 #include "cli/service_config.h"
 #include "cli/signals.h"
 #include "coordinator/coordinator.h"
+#include "coordinator/malloc_policy.h"
 #include "core/exit_codes.h"
 #include "core/units.h"
 
@@ -98,6 +99,11 @@ void AddCoordinatorCommand(CLI::App& app, int* exit_code) {
   AddSizeFlags(cmd, &flags->sizes, MessageLimits{});
   cmd->footer(kExitCodesHelp);
   cmd->callback([flags, exit_code] {
+    // First, before any thread or output: on success this does not return.
+    if (absl::Status restart = RestartWithSmallThreadCaches(); !restart.ok()) {
+      std::cerr << "perfgate coordinator: keeps glibc's full per-thread malloc caches (" << restart.message()
+                << "): its memory may grow a few percent more over the first runs\n";
+    }
     CoordinatorOptions options;
     options.listen = flags->listen;
     options.db_path = flags->db;
