@@ -111,7 +111,8 @@ void AddCoordinatorCommand(CLI::App& app, int* exit_code) {
     if (auto quota = ParseBytes(flags->artifact_quota); quota && *quota > 0) {
       options.artifacts.quota_bytes = *quota;
     } else {
-      std::cerr << "perfgate coordinator: --artifact-quota '" << flags->artifact_quota << "' is not a size like 20GiB\n";
+      std::cerr << "perfgate coordinator: --artifact-quota '" << flags->artifact_quota
+                << "' is not a size like 20GiB\n";
       *exit_code = kExitBadInput;
       return;
     }

@@ -22,9 +22,10 @@ namespace perfgate {
 // and +5.8% with no cache at all, CPU per lease within the noise.
 // Returns at once, doing nothing, when GLIBC_TUNABLES already sets
 // tcache_max or tcache_count (the admin's choice: glibc.malloc.tcache_max=1032
-// keeps glibc's default) or this process is the one restarted. Returns the
-// error when the program could not be started again; the caller goes on as
-// it is.
+// keeps glibc's default; set one to run the coordinator under valgrind or
+// heaptrack, whose hold a restart would escape) or this process is the one
+// restarted. Returns the error when the program could not be started again;
+// the caller goes on as it is.
 // REQUIRES: no thread started yet, nothing written to stdout yet (a restart
 // would lose what is buffered).
 absl::Status RestartWithSmallThreadCaches();
