@@ -50,6 +50,15 @@ int ReturnToStartingPriority() {
   return ThreadNice();
 }
 
+StartingPriorityScope::StartingPriorityScope() : before_(ThreadNice()) {
+  lowered_ = ReturnToStartingPriority() != before_;
+}
+
+StartingPriorityScope::~StartingPriorityScope() {
+  // Allowed: the process raised its threads this far at its start.
+  if (lowered_) setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), before_);
+}
+
 std::string DescribePriority(const PriorityChange& change, int levels) {
   if (!change.error.empty()) {
     return absl::StrCat("cannot raise its CPU priority ", levels, " levels (", change.error, "): runs at nice ",

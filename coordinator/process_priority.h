@@ -42,6 +42,25 @@ PriorityChange RaiseThreadPriority(int levels);
 // thread's nice value now.
 int ReturnToStartingPriority();
 
+// For a stretch of work no agent waits on, on a thread that otherwise
+// serves them (a gRPC thread preparing a submitted suite): while this lives
+// the calling thread runs at the nice value the process started at, then at
+// the one it had again. Raising it back needs the privilege the first raise
+// had, which the process keeps; where nothing was raised it changes nothing.
+// REQUIRES: the thread holds nothing, and takes nothing while this lives,
+// that the lease path waits for: preempted, it would hold every agent up.
+class StartingPriorityScope {
+ public:
+  StartingPriorityScope();
+  ~StartingPriorityScope();
+  StartingPriorityScope(const StartingPriorityScope&) = delete;
+  StartingPriorityScope& operator=(const StartingPriorityScope&) = delete;
+
+ private:
+  int before_ = 0;
+  bool lowered_ = false;
+};
+
 // One line for the coordinator's log: the priority it runs at and, when it
 // could not raise it, what that costs and how to allow it.
 std::string DescribePriority(const PriorityChange& change, int levels);

@@ -16,6 +16,7 @@
 #include "absl/strings/str_join.h"
 #include "coordinator/cpu_pacer.h"
 #include "coordinator/malloc_policy.h"
+#include "coordinator/process_priority.h"
 #include "core/capabilities.h"
 #include "core/names.h"
 
@@ -995,7 +996,6 @@ absl::Status Scheduler::CheckSuite(const v1::Suite& suite) const {
 }
 
 absl::StatusOr<v1::SubmitRunResponse> Scheduler::Submit(const v1::SubmitRunRequest& request) {
-  if (auto s = CheckSuite(request.suite()); !s.ok()) return s;
   // Runs that finished leave memory, and are freed, before this one comes
   // in: its cases, leases and results then reuse what theirs held, instead
   // of the heap growing to hold both (RSS from the first of 20 runs of
@@ -1004,11 +1004,18 @@ absl::StatusOr<v1::SubmitRunResponse> Scheduler::Submit(const v1::SubmitRunReque
   EvictInPieces();
   releaser_.Drain();
   const v1::Suite& suite = request.suite();
-  // Read before taking the lock (the store's reader never waits for writers);
-  // without it the cases only lose their order, so a failure is logged, not fatal.
-  auto durations = store_->CaseDurations(suite.name());
-  RunEntry run = NewRunEntry(request);
-  PlaceCases(run, DurationsOrNone(durations));
+  absl::StatusOr<std::map<std::string, int64_t>> durations;
+  RunEntry run;
+  {
+    std::lock_guard one_at_a_time(prepare_mu_);
+    StartingPriorityScope below_agents;  // takes nothing the lease path needs
+    if (auto s = CheckSuite(suite); !s.ok()) return s;
+    // Read before taking the lock (the store's reader never waits for writers);
+    // without it the cases only lose their order, so a failure is logged, not fatal.
+    durations = store_->CaseDurations(suite.name());
+    run = NewRunEntry(request);
+    PlaceCases(run, DurationsOrNone(durations));
+  }
   v1::SubmitRunResponse response;
   response.set_run_id(run.meta.run_id());
   {

@@ -62,6 +62,31 @@ TEST(ProcessPriorityTest, ReturnToStartingPriorityChangesNothingWhereNothingWasR
   });
 }
 
+// A gRPC thread preparing a submitted suite: down for the work, up again after.
+TEST(ProcessPriorityTest, StartingPriorityScopeLowersTheThreadForItsLifeOnly) {
+  OnOwnThread([&] {
+    const PriorityChange change = RaiseThreadPriority(3);
+    if (!change.error.empty()) GTEST_SKIP() << "no privilege to raise a priority here: " << change.error;
+    ASSERT_NE(change.after, change.before) << "started at the highest priority: nothing to lower";
+    {
+      StartingPriorityScope below_agents;
+      EXPECT_EQ(MyNice(), change.before);
+    }
+    EXPECT_EQ(MyNice(), change.after) << "raised again";
+  });
+}
+
+TEST(ProcessPriorityTest, StartingPriorityScopeChangesNothingWhereNothingWasRaised) {
+  OnOwnThread([&] {
+    const PriorityChange change = RaiseThreadPriority(0);
+    {
+      StartingPriorityScope below_agents;
+      EXPECT_EQ(MyNice(), change.before);
+    }
+    EXPECT_EQ(MyNice(), change.before);
+  });
+}
+
 TEST(ProcessPriorityTest, StopsAtTheHighestPriority) {
   OnOwnThread([] {
     const PriorityChange change = RaiseThreadPriority(100);
