@@ -53,10 +53,9 @@ absl::Status RestartWithSmallThreadCaches() {
   }
   if (argv.empty()) return absl::UnavailableError("cannot read /proc/self/cmdline");
   argv.push_back(nullptr);
-  if (setenv("GLIBC_TUNABLES", tunables->c_str(), /*overwrite=*/1) != 0 || setenv(kRestarted, "1", 1) != 0) {
-    return absl::UnavailableError(absl::StrCat("setenv GLIBC_TUNABLES: ", std::strerror(errno)));
+  if (setenv("GLIBC_TUNABLES", tunables->c_str(), /*overwrite=*/1) == 0 && setenv(kRestarted, "1", 1) == 0) {
+    execv("/proc/self/exe", argv.data());
   }
-  execv("/proc/self/exe", argv.data());
   const int error = errno;
   // As it was: nothing started from here may think it took effect.
   unsetenv(kRestarted);
@@ -65,7 +64,7 @@ absl::Status RestartWithSmallThreadCaches() {
   } else {
     unsetenv("GLIBC_TUNABLES");
   }
-  return absl::UnavailableError(absl::StrCat("exec /proc/self/exe: ", std::strerror(error)));
+  return absl::UnavailableError(absl::StrCat("restart with GLIBC_TUNABLES=", *tunables, ": ", std::strerror(error)));
 }
 
 void LimitMallocRetention() {

@@ -996,6 +996,7 @@ absl::Status Scheduler::CheckSuite(const v1::Suite& suite) const {
 }
 
 absl::StatusOr<v1::SubmitRunResponse> Scheduler::Submit(const v1::SubmitRunRequest& request) {
+  if (auto s = CheckSuite(request.suite()); !s.ok()) return s;
   // Runs that finished leave memory, and are freed, before this one comes
   // in: its cases, leases and results then reuse what theirs held, instead
   // of the heap growing to hold both (RSS from the first of 20 runs of
@@ -1009,7 +1010,6 @@ absl::StatusOr<v1::SubmitRunResponse> Scheduler::Submit(const v1::SubmitRunReque
   {
     std::lock_guard one_at_a_time(prepare_mu_);
     StartingPriorityScope below_agents;  // takes nothing the lease path needs
-    if (auto s = CheckSuite(suite); !s.ok()) return s;
     // Read before taking the lock (the store's reader never waits for writers);
     // without it the cases only lose their order, so a failure is logged, not fatal.
     durations = store_->CaseDurations(suite.name());
