@@ -45,12 +45,9 @@ std::string EnvironmentOf(pid_t pid) {
 
 class CoordinatorProcessTest : public ::testing::Test {
  protected:
-  std::unique_ptr<Subprocess> Start(std::vector<std::string> before) {
-    std::vector<std::string> argv = std::move(before);
-    for (const std::string& arg : {PerfgateBinary(), std::string("coordinator"), std::string("--listen"),
-                                   std::string("127.0.0.1:0"), std::string("--db"), db_}) {
-      argv.push_back(arg);
-    }
+  // `argv`: what runs the coordinator (e.g. /usr/bin/env NAME=value), if anything.
+  std::unique_ptr<Subprocess> Start(std::vector<std::string> argv) {
+    argv.insert(argv.end(), {PerfgateBinary(), "coordinator", "--listen", "127.0.0.1:0", "--db", db_});
     auto p = std::make_unique<Subprocess>(argv);
     EXPECT_FALSE(testing::CoordinatorAddress(*p).empty()) << p->output();
     return p;
@@ -59,7 +56,7 @@ class CoordinatorProcessTest : public ::testing::Test {
   const std::string db_ = dir_.File("perfgate.db");
 };
 
-// Same pid (what a supervisor or the bench watches), now without the caches.
+// Same pid (what a supervisor or the bench watches), now with small caches.
 TEST_F(CoordinatorProcessTest, RunsWithSmallThreadCachesUnderItsOwnPid) {
   auto coordinator = Start({});
   const std::string env = EnvironmentOf(coordinator->pid());
