@@ -18,7 +18,7 @@ namespace perfgate {
 namespace {
 constexpr char kTcacheMax[] = "glibc.malloc.tcache_max";
 constexpr char kTcacheCount[] = "glibc.malloc.tcache_count";
-constexpr int kTcacheMaxBytes = 64;
+constexpr int kTcacheMaxBytes = 256;
 // Set for the restarted program: glibc drops tunables it does not trust from
 // the environment of a set-user-ID or file-capability program, and the
 // restart must never repeat.

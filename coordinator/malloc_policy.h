@@ -9,17 +9,21 @@
 namespace perfgate {
 
 // Starts this program again, same pid, arguments and environment, with
-// glibc's per-thread caches of freed blocks held to blocks of 64 bytes or
-// less (GLIBC_TUNABLES=glibc.malloc.tcache_max=64, which glibc reads only
+// glibc's per-thread caches of freed blocks held to blocks of 256 bytes or
+// less (GLIBC_TUNABLES=glibc.malloc.tcache_max=256, which glibc reads only
 // when a program starts; its default is 1,032). Each thread keeps up to 7
 // freed blocks of every size it caches for itself, and nothing, malloc_trim
 // included, gives them back; with a gRPC thread per agent stream (150
 // threads with 64 agents) those caches fill as threads meet new kinds of
-// call, and peak RSS crept up run after run. Blocks of 64 bytes or less, most
-// of a call's, keep the cache's fast path. Measured in bench/dispatch, 64
-// load agents, 40 runs of 1,000 cases, peak RSS first run -> last:
-// +8.6% and +8.8% with glibc's default, +4.4% and +6.5% at 64 bytes, +5.1%
-// and +5.8% with no cache at all, CPU per lease within the noise.
+// call, and peak RSS crept up run after run. Measured in bench/dispatch, 64
+// load agents, 40 runs of 1,000 cases, peak RSS first run -> last: +8.6%
+// and +8.8% with glibc's default, +4.4% and +6.5% at 64 bytes. But at 64
+// bytes a call's protobuf messages (a metric value, a result) miss the
+// cache: CPU per lease 0.42 against 0.35 ms with glibc's default in five
+// runs side by side, in either order. At 256 bytes, CPU as with the
+// default and RSS between (10 runs: +6.0% against +7.2% and +3.6%, four
+// runs each; 128 load agents, 20 runs of 2,000 cases: +7.9% against +9.2%
+// at 64 bytes).
 // Returns at once, doing nothing, when GLIBC_TUNABLES already sets
 // tcache_max or tcache_count (the admin's choice: glibc.malloc.tcache_max=1032
 // keeps glibc's default; set one to run the coordinator under valgrind or
@@ -30,7 +34,7 @@ namespace perfgate {
 // would lose what is buffered).
 absl::Status RestartWithSmallThreadCaches();
 
-// GLIBC_TUNABLES with tcache_max=64 added to `current` (null: unset), or
+// GLIBC_TUNABLES with tcache_max=256 added to `current` (null: unset), or
 // nullopt when `current` already sets tcache_max or tcache_count.
 std::optional<std::string> TunablesWithSmallThreadCaches(const char* current);
 

@@ -20,13 +20,13 @@ using testing::PerfgateBinary;
 using testing::Subprocess;
 
 TEST(TunablesWithSmallThreadCachesTest, AddsTheCountToWhatIsThere) {
-  EXPECT_EQ(TunablesWithSmallThreadCaches(nullptr), "glibc.malloc.tcache_max=64");
-  EXPECT_EQ(TunablesWithSmallThreadCaches(""), "glibc.malloc.tcache_max=64");
+  EXPECT_EQ(TunablesWithSmallThreadCaches(nullptr), "glibc.malloc.tcache_max=256");
+  EXPECT_EQ(TunablesWithSmallThreadCaches(""), "glibc.malloc.tcache_max=256");
   EXPECT_EQ(TunablesWithSmallThreadCaches("glibc.malloc.arena_max=2"),
-            "glibc.malloc.arena_max=2:glibc.malloc.tcache_max=64");
+            "glibc.malloc.arena_max=2:glibc.malloc.tcache_max=256");
   // A longer name that starts the same is another tunable.
   EXPECT_EQ(TunablesWithSmallThreadCaches("glibc.malloc.tcache_max_x=1"),
-            "glibc.malloc.tcache_max_x=1:glibc.malloc.tcache_max=64");
+            "glibc.malloc.tcache_max_x=1:glibc.malloc.tcache_max=256");
 }
 
 TEST(TunablesWithSmallThreadCachesTest, LeavesACountSomeoneChose) {
@@ -60,7 +60,7 @@ class CoordinatorProcessTest : public ::testing::Test {
 TEST_F(CoordinatorProcessTest, RunsWithSmallThreadCachesUnderItsOwnPid) {
   auto coordinator = Start({});
   const std::string env = EnvironmentOf(coordinator->pid());
-  EXPECT_THAT(env, HasSubstr(std::string("GLIBC_TUNABLES=glibc.malloc.tcache_max=64\0", 42))) << coordinator->output();
+  EXPECT_THAT(env, HasSubstr(std::string("GLIBC_TUNABLES=glibc.malloc.tcache_max=256\0", 43))) << coordinator->output();
   EXPECT_THAT(env, HasSubstr(std::string("\0PERFGATE_MALLOC_RESTARTED=1\0", 29)));
   EXPECT_THAT(coordinator->output(), Not(HasSubstr("keeps glibc's full per-thread malloc caches")));
 }
@@ -76,7 +76,7 @@ TEST_F(CoordinatorProcessTest, AddsToOtherTunables) {
   auto coordinator = Start({"/usr/bin/env", "GLIBC_TUNABLES=glibc.malloc.arena_max=2"});
   const std::string env = EnvironmentOf(coordinator->pid());
   EXPECT_THAT(env, HasSubstr("GLIBC_TUNABLES=glibc.malloc.arena_max=2"));
-  EXPECT_THAT(env, HasSubstr(std::string("glibc.malloc.tcache_max=64\0", 27)));
+  EXPECT_THAT(env, HasSubstr(std::string("glibc.malloc.tcache_max=256\0", 28)));
   EXPECT_THAT(env, HasSubstr("PERFGATE_MALLOC_RESTARTED=1"));
 }
 
