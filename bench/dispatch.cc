@@ -929,13 +929,18 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--stamp-case") && more) o.stamp_case = argv[++i];
     else {
       const bool help = !std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h");
+      const Options defaults;
       std::fprintf(help ? stdout : stderr,
                    "usage: dispatch [--cases N] [--agents N] [--runs N] [--e2e-agents N] [--e2e-cases N] "
                    "[--next-cases N] [--history-runs N] [--samples N] [--json FILE] [--perfgate PATH] [--before PATH] "
                    "[--only-next] [--stamps FILE] [--stamp-case PATH]\n"
+                   "  defaults: --cases %d --agents %d --runs %d --e2e-agents %d --e2e-cases %d --next-cases %d "
+                   "--history-runs %d --samples %d\n"
                    "  --stamp-case PATH: the history part's case, a program that prints its first and last moment "
                    "as CLOCK_MONOTONIC nanoseconds, \"START END\", on stdout (default: the bundled stamp)\n"
-                   "exit codes: 0 measured, 2 bad usage, 3 a part failed (its error above)\n");
+                   "exit codes: 0 measured, 2 bad usage, 3 a part failed (its error above)\n",
+                   defaults.cases, defaults.agents, defaults.runs, defaults.e2e_agents, defaults.e2e_cases,
+                   defaults.next_cases, defaults.history_runs, defaults.samples);
       return help ? 0 : 2;
     }
   }
