@@ -6,7 +6,9 @@
 //              no process spawned) complete --runs runs of --cases cases on
 //              branch main: leases/s, coordinator CPU per lease, its peak
 //              RSS during the first and during the last run (VmHWM, reset
-//              before the last), store bytes per case.
+//              before the last), store bytes per case, and the WAL's
+//              largest size while load agents ran (this part and the
+//              first half of the next).
 //   history    --history-runs more such runs (8), submitted at once, while a
 //              second client fetches the history of every key of the run in
 //              a loop: lease rate inside those calls against outside, and
@@ -123,6 +125,36 @@ bool ResetPeakRss(pid_t pid) {
   out.flush();
   return static_cast<bool>(out);
 }
+
+// The largest size a file reached while this lived, read every 10 ms on a
+// thread of its own (0 while the file is missing): the store's WAL, which
+// SQLite starts over and cuts back, so its size at the end says nothing.
+class FileSizePeak {
+ public:
+  explicit FileSizePeak(std::string path) : path_(std::move(path)), thread_([this] { Sample(); }) {}
+  ~FileSizePeak() { Stop(); }
+  // Stops sampling; the largest size seen.
+  uintmax_t Stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+    return peak_;
+  }
+
+ private:
+  void Sample() {
+    while (!stop_) {
+      std::error_code error;
+      const uintmax_t size = std::filesystem::file_size(path_, error);
+      if (!error) peak_ = std::max(peak_, size);
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+
+  const std::string path_;
+  std::atomic<bool> stop_{false};
+  uintmax_t peak_ = 0;  // written by the thread until joined
+  std::thread thread_;
+};
 
 double LoadAverage() {
   double l = 0;
@@ -593,6 +625,7 @@ HistoryFigures MeasureCasesBesideHistory(const Options& o, const std::string& db
 // Every figure of one coordinator binary.
 struct Figures {
   double leases_per_s = 0, cpu_ms_per_lease = 0, db_bytes_per_case = 0;
+  double wal_mb_max = 0;  // the store's WAL at its largest while load agents ran
   // Peak RSS during the first run and during the last; the snapshots after each beside them.
   double rss_first = 0, rss_last = 0, rss_after_first = 0, rss_after_last = 0;
   bool rss_last_reset = false;  // whether the last run's peak is its own (else since the start)
@@ -608,6 +641,7 @@ struct Figures {
 // load + history: one coordinator, load agents only.
 bool MeasureLoad(const Options& o, const std::string& perfgate, const std::string& dir, Figures* f) {
   Coordinator a = StartCoordinator(perfgate, dir + "/load.db");
+  FileSizePeak wal(a.db + "-wal");
   perfgate::LoadAgentOptions lo;
   lo.coordinator = a.address;
   lo.sessions = o.agents;
@@ -644,6 +678,7 @@ bool MeasureLoad(const Options& o, const std::string& perfgate, const std::strin
   f->cpu_ms_per_lease = cpu_a * 1e3 / leases;
   f->history = MeasureLeasesBesideHistory(a, load, o);
   load.Stop();
+  f->wal_mb_max = static_cast<double>(wal.Stop()) / (1 << 20);
   Stop(a.process);  // closing checkpoints the WAL into the database file
   f->db_bytes_per_case =
       static_cast<double>(std::filesystem::file_size(a.db)) / (static_cast<double>(o.cases) * (o.runs + o.history_runs));
@@ -846,6 +881,7 @@ void PrintTable(const Options& o, const std::vector<Figures>& f, double load_bef
   }
   row("store bytes per case", &Figures::db_bytes_per_case, "B", o.agents, o.cases, o.runs + o.history_runs);
   std::printf("  (%d sample(s) of 4 metrics per load-agent result)\n", o.samples);
+  row("  (the store's WAL at its largest)", &Figures::wal_mb_max, "MB", o.agents, o.cases, o.runs + o.history_runs);
 }
 
 nlohmann::json Json(const Options& o, const std::vector<Figures>& all, double load_before, double load_after) {
@@ -882,6 +918,7 @@ nlohmann::json Json(const Options& o, const std::vector<Figures>& all, double lo
   doc["rss_mb_last_run"]["after_run_mb"] = f.rss_after_last;
   doc["db_bytes_per_case"] = Figure(f.db_bytes_per_case, o.agents, o.cases, o.runs + o.history_runs);
   doc["db_bytes_per_case"]["samples_per_case"] = o.samples;
+  doc["db_bytes_per_case"]["wal_mb_max"] = f.wal_mb_max;
   if (all.size() == 2) {
     // The same figures of the --before binary, measured beside these.
     const Figures& b = all.front();
@@ -900,7 +937,8 @@ nlohmann::json Json(const Options& o, const std::vector<Figures>& all, double lo
                      {"makespan_ratio", b.makespan_ratio},
                      {"rss_mb_first_run", b.rss_first},
                      {"rss_mb_last_run", b.rss_last},
-                     {"db_bytes_per_case", b.db_bytes_per_case}};
+                     {"db_bytes_per_case", b.db_bytes_per_case},
+                     {"wal_mb_max", b.wal_mb_max}};
   }
   return doc;
 }

@@ -59,6 +59,17 @@ StartingPriorityScope::~StartingPriorityScope() {
   if (lowered_) setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), before_);
 }
 
+ServingPriorityScope::ServingPriorityScope() : before_(ThreadNice()) {
+  const int levels = raised_levels.load();
+  if (levels <= 0) return;
+  // Allowed: the process raised its threads this far at its start.
+  raised_ = setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), std::max(kHighestPriority, before_ - levels)) == 0;
+}
+
+ServingPriorityScope::~ServingPriorityScope() {
+  if (raised_) setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), before_);
+}
+
 std::string DescribePriority(const PriorityChange& change, int levels) {
   if (!change.error.empty()) {
     return absl::StrCat("cannot raise its CPU priority ", levels, " levels (", change.error, "): runs at nice ",

@@ -12,7 +12,8 @@
 // creator's: raised before the coordinator starts its threads, it holds for
 // all of them. Threads whose work no agent waits on go back down: the
 // history reader to nice 19; freeing finished runs and WAL checkpoints to
-// the nice value the coordinator started at (ReturnToStartingPriority).
+// the nice value the coordinator started at (ReturnToStartingPriority); the
+// checkpointer rises again while it holds the store's write lock.
 // At the raised priority their bursts took cores from the agents: of the 12
 // longest moments with no case running in one traced run (7-8 ms, 16
 // agents), freeing a run took 6.5 ms of one. A finished run's summaries
@@ -59,6 +60,25 @@ class StartingPriorityScope {
  private:
   int before_ = 0;
   bool lowered_ = false;
+};
+
+// The other way round, for a thread at the starting priority that must
+// take something the lease path waits for (the WAL checkpointer, when it
+// takes the store's write lock): while this lives the calling thread runs
+// as many levels higher as RaiseThreadPriority raised the process, then at
+// the one it had again. Preempted at the starting priority, it would hold
+// every agent up. Where nothing was raised it changes nothing.
+// REQUIRES: the thread is at the starting priority (ReturnToStartingPriority).
+class ServingPriorityScope {
+ public:
+  ServingPriorityScope();
+  ~ServingPriorityScope();
+  ServingPriorityScope(const ServingPriorityScope&) = delete;
+  ServingPriorityScope& operator=(const ServingPriorityScope&) = delete;
+
+ private:
+  int before_ = 0;
+  bool raised_ = false;
 };
 
 // One line for the coordinator's log: the priority it runs at and, when it

@@ -133,10 +133,13 @@ class Statement {
 constexpr char kCacheSize[] = "PRAGMA cache_size=-1024";
 constexpr char kReaderCacheSize[] = "PRAGMA cache_size=-128";
 
-// Checkpoint once the WAL holds this many pages (32 MiB): pages written by
-// many commits (the cases' and leases' hot pages) are copied back once, not
-// each time. On a thread of its own (WalCheckpointer), never in a commit.
-constexpr int kCheckpointPages = 8000;
+// Checkpoint once the WAL holds 8,000 pages (32 MiB): pages written by many
+// commits (the cases' and leases' hot pages) are copied back once, not each
+// time. On a thread of its own (WalCheckpointer), never in a commit. The
+// log starts over at 64 MiB, and is never let past 128 MiB; a log that
+// starts over is cut back to 64 MiB on disk (journal_size_limit).
+constexpr WalLimits kWalLimits{.checkpoint_pages = 8000, .restart_pages = 16000, .most_pages = 32000};
+constexpr int64_t kPageBytes = 4096;  // SQLite's default, which the store keeps
 
 constexpr std::string_view kLeasePrefix = "lease";
 constexpr std::string_view kSessionPrefix = "session";
@@ -221,11 +224,12 @@ class SqliteStore final : public Store {
   }
 
   absl::Status Migrate() {
-    // Checkpoints: see kCheckpointPages (a file store hands them to a
+    // Checkpoints: see kWalLimits (a file store hands them to a
     // WalCheckpointer once migrated; this is the fallback until then).
     if (auto s = Exec(absl::StrCat("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; "
                                    "PRAGMA wal_autocheckpoint=",
-                                   kCheckpointPages, ";"));
+                                   kWalLimits.checkpoint_pages,
+                                   "; PRAGMA journal_size_limit=", kWalLimits.restart_pages * kPageBytes, ";"));
         !s.ok()) {
       return s;
     }
@@ -267,6 +271,13 @@ class SqliteStore final : public Store {
     history_reads_ = std::make_unique<StatementCache>(history_reader);
   }
   void SetCheckpointer(std::unique_ptr<WalCheckpointer> checkpointer) { checkpointer_ = std::move(checkpointer); }
+
+  // For the WAL checkpointer: `f` while no commit can begin, taking its turn
+  // as background writes do (LockWrites), after the open group's commit.
+  void UnderWriteLock(const std::function<void()>& f) {
+    WriteLock lock(this, WriteTurn::kBackground);
+    f();
+  }
 
   // Starts the summaries thread, with the runs that ended before a previous
   // process summarized them. REQUIRES: after Migrate, before other calls.
@@ -1432,7 +1443,9 @@ absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path, 
   store->SetReaders(*reader, *history_reader);
   if (auto s = store->StartSummaries(); !s.ok()) return s;
   if (path != ":memory:") {
-    auto checkpointer = WalCheckpointer::Start(db, path, kCheckpointPages);
+    auto checkpointer = WalCheckpointer::Start(db, path, kWalLimits, [store = store.get()](const auto& f) {
+      store->UnderWriteLock(f);
+    });
     if (!checkpointer.ok()) return checkpointer.status();
     store->SetCheckpointer(*std::move(checkpointer));
   }

@@ -7,9 +7,20 @@
 #include "coordinator/process_priority.h"
 
 namespace perfgate {
+namespace {
+
+// Before it takes the write lock, the thread copies back until at most this
+// many frames are left (2 MiB of 4 KiB pages), so that writers wait for
+// little more than two fsyncs; it tries this many times, then leaves the
+// restart to a later commit's wake (a reader may be holding frames back).
+constexpr int kFramesLeftForTheLock = 512;
+constexpr int kCatchUps = 4;
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<WalCheckpointer>> WalCheckpointer::Start(sqlite3* writer, const std::string& path,
-                                                                        int pages) {
+                                                                        WalLimits limits,
+                                                                        UnderWriteLock under_write_lock) {
   sqlite3* own = nullptr;
   int rc = sqlite3_open_v2(path.c_str(), &own, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, nullptr);
   // A connection opens its file lazily; until it has read the header it does
@@ -20,11 +31,15 @@ absl::StatusOr<std::unique_ptr<WalCheckpointer>> WalCheckpointer::Start(sqlite3*
     sqlite3_close_v2(own);
     return absl::UnavailableError(absl::StrCat(path, ": cannot open database for checkpoints: ", message));
   }
-  return std::unique_ptr<WalCheckpointer>(new WalCheckpointer(writer, own, pages));
+  return std::unique_ptr<WalCheckpointer>(new WalCheckpointer(writer, own, limits, std::move(under_write_lock)));
 }
 
-WalCheckpointer::WalCheckpointer(sqlite3* writer, sqlite3* own, int pages)
-    : writer_(writer), own_(own), pages_(pages), thread_([this] { Loop(); }) {
+WalCheckpointer::WalCheckpointer(sqlite3* writer, sqlite3* own, WalLimits limits, UnderWriteLock under_write_lock)
+    : writer_(writer),
+      own_(own),
+      limits_(limits),
+      under_write_lock_(std::move(under_write_lock)),
+      thread_([this] { Loop(); }) {
   ready_.get_future().wait();  // named and at its priority
   sqlite3_wal_hook(writer_, &WalCheckpointer::OnCommit, this);
 }
@@ -45,10 +60,28 @@ uint64_t WalCheckpointer::checkpoints() const {
   return checkpoints_;
 }
 
-// Runs on the committing thread after the write lock is released: only a wake-up.
+uint64_t WalCheckpointer::restarts_prepared() const {
+  std::lock_guard lock(mu_);
+  return restarts_prepared_;
+}
+
+uint64_t WalCheckpointer::commits_at_bound() const {
+  std::lock_guard lock(mu_);
+  return commits_at_bound_;
+}
+
+// Runs on the committing thread after SQLite's write lock is released (the
+// caller's write lock is still held): a wake-up, or at the bound the copy.
 int WalCheckpointer::OnCommit(void* self, sqlite3*, const char*, int pages_in_log) {
   auto* c = static_cast<WalCheckpointer*>(self);
-  if (pages_in_log < c->pages_) return SQLITE_OK;
+  if (pages_in_log < c->limits_.checkpoint_pages) return SQLITE_OK;
+  if (pages_in_log >= c->limits_.most_pages) {
+    int log = 0, copied = 0;
+    const bool whole = c->Checkpoint(&log, &copied) && copied == log;
+    std::lock_guard lock(c->mu_);
+    c->commits_at_bound_ += whole;
+    return SQLITE_OK;
+  }
   {
     std::lock_guard lock(c->mu_);
     c->due_ = true;
@@ -57,9 +90,29 @@ int WalCheckpointer::OnCommit(void* self, sqlite3*, const char*, int pages_in_lo
   return SQLITE_OK;
 }
 
+bool WalCheckpointer::Checkpoint(int* log, int* copied) {
+  std::lock_guard checkpoint(checkpoint_mu_);
+  return sqlite3_wal_checkpoint_v2(own_, nullptr, SQLITE_CHECKPOINT_PASSIVE, log, copied) == SQLITE_OK;
+}
+
+void WalCheckpointer::CheckpointOnce() {
+  int log = 0, copied = 0;
+  if (!Checkpoint(&log, &copied) || log < limits_.restart_pages) return;
+  for (int i = 0; i < kCatchUps && log - copied > kFramesLeftForTheLock; ++i) {
+    if (!Checkpoint(&log, &copied)) return;
+  }
+  if (log - copied > kFramesLeftForTheLock) return;  // a reader holds frames back: after a later commit
+  bool whole = false;
+  ServingPriorityScope serving;  // under the lock every agent's report waits for
+  under_write_lock_([&] { whole = Checkpoint(&log, &copied) && copied == log; });
+  std::lock_guard lock(mu_);
+  restarts_prepared_ += whole;
+}
+
 void WalCheckpointer::Loop() {
   pthread_setname_np(pthread_self(), "checkpointer");
-  // A passive checkpoint takes no lock a commit waits for: it may wait for a core.
+  // Copying takes no lock a commit waits for (unless the log is at its
+  // bound, which the thread keeps it from): it may wait for a core.
   ReturnToStartingPriority();
   ready_.set_value();
   std::unique_lock lock(mu_);
@@ -70,7 +123,7 @@ void WalCheckpointer::Loop() {
     lock.unlock();
     // A checkpoint that could not copy every frame (a reader still needs
     // them) is tried again after a later commit.
-    sqlite3_wal_checkpoint_v2(own_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    CheckpointOnce();
     lock.lock();
     ++checkpoints_;
   }

@@ -87,6 +87,35 @@ TEST(ProcessPriorityTest, StartingPriorityScopeChangesNothingWhereNothingWasRais
   });
 }
 
+// The WAL checkpointer: at the starting priority, up while it holds the
+// store's write lock, down again after.
+TEST(ProcessPriorityTest, ServingPriorityScopeRaisesABackgroundThreadForItsLifeOnly) {
+  OnOwnThread([&] {
+    const PriorityChange change = RaiseThreadPriority(3);
+    if (!change.error.empty()) GTEST_SKIP() << "no privilege to raise a priority here: " << change.error;
+    ASSERT_NE(change.after, change.before) << "started at the highest priority: nothing to raise";
+    OnOwnThread([&] {
+      ASSERT_EQ(ReturnToStartingPriority(), change.before);
+      {
+        ServingPriorityScope holding_the_write_lock;
+        EXPECT_EQ(MyNice(), change.after);
+      }
+      EXPECT_EQ(MyNice(), change.before) << "back down";
+    });
+  });
+}
+
+TEST(ProcessPriorityTest, ServingPriorityScopeChangesNothingWhereNothingWasRaised) {
+  OnOwnThread([&] {
+    const PriorityChange change = RaiseThreadPriority(0);
+    {
+      ServingPriorityScope holding_the_write_lock;
+      EXPECT_EQ(MyNice(), change.before);
+    }
+    EXPECT_EQ(MyNice(), change.before);
+  });
+}
+
 TEST(ProcessPriorityTest, StopsAtTheHighestPriority) {
   OnOwnThread([] {
     const PriorityChange change = RaiseThreadPriority(100);
