@@ -24,8 +24,9 @@
 #include "coordinator/cpu_pacer.h"
 #include "coordinator/sqlite_compact.h"
 #include "coordinator/sqlite_migrations.h"
-#include "coordinator/wal_checkpointer.h"
 #include "coordinator/store.h"
+#include "coordinator/wal_checkpointer.h"
+#include "coordinator/wal_syncer.h"
 
 namespace perfgate {
 
@@ -271,6 +272,7 @@ class SqliteStore final : public Store {
     history_reads_ = std::make_unique<StatementCache>(history_reader);
   }
   void SetCheckpointer(std::unique_ptr<WalCheckpointer> checkpointer) { checkpointer_ = std::move(checkpointer); }
+  void SetSyncer(std::unique_ptr<WalSyncer> syncer) { syncer_ = std::move(syncer); }
 
   // For the WAL checkpointer: `f` while no commit can begin, taking its turn
   // as background writes do (LockWrites), after the open group's commit.
@@ -313,7 +315,7 @@ class SqliteStore final : public Store {
     absl::Status status = EndBatch();
     if (status.ok()) status = CommitGroup();
     mu_.unlock();
-    return status;
+    return status.ok() ? MakeDurable() : status;
   }
 
   absl::StatusOr<uint64_t> CommitBatchLater() override {
@@ -326,10 +328,14 @@ class SqliteStore final : public Store {
   }
 
   absl::Status Flush(uint64_t group) override {
-    LockWrites(WriteTurn::kLeasePath);
-    std::lock_guard lock(mu_, std::adopt_lock);
-    if (group <= durable_) return absl::OkStatus();
-    return group == group_ ? CommitGroup() : lost_;
+    absl::Status committed;
+    {
+      LockWrites(WriteTurn::kLeasePath);
+      std::lock_guard lock(mu_, std::adopt_lock);
+      if (group > committed_) committed = group == group_ ? CommitGroup() : lost_;
+    }
+    // Committed by this call or an earlier one, whose sync may not cover it yet.
+    return committed.ok() ? MakeDurable() : committed;
   }
 
   uint64_t OpenGroup() override {
@@ -358,138 +364,157 @@ class SqliteStore final : public Store {
   // removes such leftovers of a submit that died half way), and gets its
   // state in the commit of its last cases. Inside a batch: one commit.
   absl::Status InsertRun(const v1::Run& run, const v1::Suite& suite) override {
-    const std::string suite_bytes = suite.SerializeAsString();
-    if (InBatch()) return InsertRunAtOnce(run, suite_bytes);
-    RunInfo info{run.suite_name(), run.branch(), run.created_at_ms(), 0, {}, {}, {}, {}, true};
-    {
-      WriteLock lock(this, WriteTurn::kBackground);
-      if (!lock.ok()) return lock.status();
-      if (auto s = Begin(); !s.ok()) return s;
-      auto seq = InsertRunRow(run, suite_bytes, v1::RUN_STATE_UNSPECIFIED);
-      if (!seq.ok()) return seq.status();
-      info.seq = *seq;
-      if (auto s = Commit(); !s.ok()) return s;
-    }
-    BackgroundPace pace(this);
-    for (int first = 0;; first += kCasesPerCommit) {
-      const int end = std::min(run.cases_size(), first + kCasesPerCommit);
-      pace();
-      WriteLock lock(this, WriteTurn::kBackground);
-      if (!lock.ok()) return lock.status();
-      if (auto s = Begin(); !s.ok()) return s;
-      if (auto s = InsertCases(run, info.seq, first, end, &info.case_names); !s.ok()) return s;
-      if (end == run.cases_size()) {
-        Statement u(*writes_, "UPDATE runs SET state = ? WHERE seq = ?");
-        u.Bind(1, static_cast<int64_t>(run.state())).Bind(2, info.seq);
-        if (u.Step() != SQLITE_DONE) return Fail("set run state");
+    return Durably([&]() -> absl::Status {
+      const std::string suite_bytes = suite.SerializeAsString();
+      if (InBatch()) return InsertRunAtOnce(run, suite_bytes);
+      RunInfo info{run.suite_name(), run.branch(), run.created_at_ms(), 0, {}, {}, {}, {}, true};
+      {
+        WriteLock lock(this, WriteTurn::kBackground);
+        if (!lock.ok()) return lock.status();
+        if (auto s = Begin(); !s.ok()) return s;
+        auto seq = InsertRunRow(run, suite_bytes, v1::RUN_STATE_UNSPECIFIED);
+        if (!seq.ok()) return seq.status();
+        info.seq = *seq;
         if (auto s = Commit(); !s.ok()) return s;
-        CacheRun(run.run_id(), std::move(info));
-        return absl::OkStatus();
       }
-      if (auto s = Commit(); !s.ok()) return s;
-    }
+      BackgroundPace pace(this);
+      for (int first = 0;; first += kCasesPerCommit) {
+        const int end = std::min(run.cases_size(), first + kCasesPerCommit);
+        pace();
+        WriteLock lock(this, WriteTurn::kBackground);
+        if (!lock.ok()) return lock.status();
+        if (auto s = Begin(); !s.ok()) return s;
+        if (auto s = InsertCases(run, info.seq, first, end, &info.case_names); !s.ok()) return s;
+        if (end == run.cases_size()) {
+          Statement u(*writes_, "UPDATE runs SET state = ? WHERE seq = ?");
+          u.Bind(1, static_cast<int64_t>(run.state())).Bind(2, info.seq);
+          if (u.Step() != SQLITE_DONE) return Fail("set run state");
+          if (auto s = Commit(); !s.ok()) return s;
+          CacheRun(run.run_id(), std::move(info));
+          return absl::OkStatus();
+        }
+        if (auto s = Commit(); !s.ok()) return s;
+      }
+    });
   }
 
   absl::Status UpdateRunState(const std::string& run_id, v1::RunState state, int64_t finished_at_ms) override {
-    WriteLock lock(this);
-    if (!lock.ok()) return lock.status();
-    if (state == v1::RUN_STATE_RUNNING) return SetRunState(run_id, state, finished_at_ms);
-    auto cached = RunInfoOf(run_id);
-    if (!cached.ok()) return cached.status();
-    // A final run takes no more leases or results: its entry goes to its summary.
-    RunInfo run = std::move(**cached);
-    runs_.erase(run_id);
-    // Its end and the note that its medians and durations are due, in one
-    // commit: a restart before they are written writes them (StartSummaries).
-    if (auto s = BeginUnlessBatched(); !s.ok()) return s;
-    if (auto s = SetRunState(run_id, state, finished_at_ms); !s.ok()) return s;
-    Statement due(*writes_, "INSERT INTO pending_summaries (run_seq) VALUES (?) ON CONFLICT DO NOTHING");
-    due.Bind(1, run.seq);
-    if (auto s = Done(due, "note the run's summary"); !s.ok()) return s;
-    if (auto s = CommitUnlessBatched(); !s.ok()) return s;
-    PostSummary(std::move(run));
-    return absl::OkStatus();
+    return Durably([&]() -> absl::Status {
+      WriteLock lock(this);
+      if (!lock.ok()) return lock.status();
+      if (state == v1::RUN_STATE_RUNNING) return SetRunState(run_id, state, finished_at_ms);
+      auto cached = RunInfoOf(run_id);
+      if (!cached.ok()) return cached.status();
+      // A final run takes no more leases or results: its entry goes to its summary.
+      RunInfo run = std::move(**cached);
+      runs_.erase(run_id);
+      // Its end and the note that its medians and durations are due, in one
+      // commit: a restart before they are written writes them (StartSummaries).
+      if (auto s = BeginUnlessBatched(); !s.ok()) return s;
+      if (auto s = SetRunState(run_id, state, finished_at_ms); !s.ok()) return s;
+      Statement due(*writes_, "INSERT INTO pending_summaries (run_seq) VALUES (?) ON CONFLICT DO NOTHING");
+      due.Bind(1, run.seq);
+      if (auto s = Done(due, "note the run's summary"); !s.ok()) return s;
+      if (auto s = CommitUnlessBatched(); !s.ok()) return s;
+      PostSummary(std::move(run));
+      return absl::OkStatus();
+    });
   }
 
   absl::Status SetRunVerdict(const std::string& run_id, const std::string& verdict) override {
-    WriteLock lock(this);
-    if (!lock.ok()) return lock.status();
-    Statement u(*writes_, "UPDATE runs SET verdict = ? WHERE run_id = ?");
-    u.Bind(1, verdict).Bind(2, run_id);
-    return Done(u, "set run verdict");
+    return Durably([&]() -> absl::Status {
+      WriteLock lock(this);
+      if (!lock.ok()) return lock.status();
+      Statement u(*writes_, "UPDATE runs SET verdict = ? WHERE run_id = ?");
+      u.Bind(1, verdict).Bind(2, run_id);
+      return Done(u, "set run verdict");
+    });
   }
 
   absl::Status UpdateCase(const std::string& run_id, int case_index, const v1::CaseStatus& status) override {
-    WriteLock lock(this);
-    if (!lock.ok()) return lock.status();
-    auto run = RunInfoOf(run_id);
-    if (!run.ok()) return run.status();
-    Statement u(*writes_,
-                "UPDATE cases SET state = ?, attempts = ?, error = ?, agent_id = ? WHERE run_seq = ? AND case_index = ?");
-    u.Bind(1, static_cast<int64_t>(status.state())).Bind(2, static_cast<int64_t>(status.attempts()));
-    u.Bind(3, status.error()).Bind(4, status.agent_id()).Bind(5, (*run)->seq).Bind(6, static_cast<int64_t>(case_index));
-    return Done(u, "update case");
+    return Durably([&]() -> absl::Status {
+      WriteLock lock(this);
+      if (!lock.ok()) return lock.status();
+      auto run = RunInfoOf(run_id);
+      if (!run.ok()) return run.status();
+      Statement u(
+          *writes_,
+          "UPDATE cases SET state = ?, attempts = ?, error = ?, agent_id = ? WHERE run_seq = ? AND case_index = ?");
+      u.Bind(1, static_cast<int64_t>(status.state())).Bind(2, static_cast<int64_t>(status.attempts()));
+      u.Bind(3, status.error())
+          .Bind(4, status.agent_id())
+          .Bind(5, (*run)->seq)
+          .Bind(6, static_cast<int64_t>(case_index));
+      return Done(u, "update case");
+    });
   }
 
   absl::Status InsertLease(const LeaseRecord& l) override {
-    WriteLock lock(this);
-    if (!lock.ok()) return lock.status();
-    auto run = RunInfoOf(l.run_id);
-    if (!run.ok()) return run.status();
-    Statement ins(*writes_,
-                  "INSERT INTO leases (lease_id, run_seq, case_index, attempt, agent_id, session_id, pool, state, "
-                  "granted_at_ms, expires_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
-    ins.Bind(1, CompactId(kLeasePrefix, l.lease_id)).Bind(2, (*run)->seq).Bind(3, static_cast<int64_t>(l.case_index));
-    ins.Bind(4, static_cast<int64_t>(l.attempt)).Bind(5, l.agent_id).Bind(6, CompactId(kSessionPrefix, l.session_id));
-    ins.Bind(7, l.pool).Bind(8, static_cast<int64_t>(l.state)).Bind(9, l.granted_at_ms).Bind(10, l.expires_at_ms);
-    if (auto s = Done(ins, "insert lease"); !s.ok()) return s;
-    if (lease_rows_.size() >= kMaxCachedIds) lease_rows_.clear();
-    lease_rows_[l.lease_id] = sqlite3_last_insert_rowid(db_);
-    return absl::OkStatus();
+    return Durably([&]() -> absl::Status {
+      WriteLock lock(this);
+      if (!lock.ok()) return lock.status();
+      auto run = RunInfoOf(l.run_id);
+      if (!run.ok()) return run.status();
+      Statement ins(*writes_,
+                    "INSERT INTO leases (lease_id, run_seq, case_index, attempt, agent_id, session_id, pool, state, "
+                    "granted_at_ms, expires_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+      ins.Bind(1, CompactId(kLeasePrefix, l.lease_id)).Bind(2, (*run)->seq).Bind(3, static_cast<int64_t>(l.case_index));
+      ins.Bind(4, static_cast<int64_t>(l.attempt)).Bind(5, l.agent_id).Bind(6, CompactId(kSessionPrefix, l.session_id));
+      ins.Bind(7, l.pool).Bind(8, static_cast<int64_t>(l.state)).Bind(9, l.granted_at_ms).Bind(10, l.expires_at_ms);
+      if (auto s = Done(ins, "insert lease"); !s.ok()) return s;
+      if (lease_rows_.size() >= kMaxCachedIds) lease_rows_.clear();
+      lease_rows_[l.lease_id] = sqlite3_last_insert_rowid(db_);
+      return absl::OkStatus();
+    });
   }
 
   absl::Status UpdateLease(const std::string& lease_id, LeaseState state, int64_t expires_at_ms) override {
-    WriteLock lock(this);
-    if (!lock.ok()) return lock.status();
-    Statement u(*writes_, "UPDATE leases SET state = ?, expires_at_ms = ? WHERE lease_id = ?");
-    u.Bind(1, static_cast<int64_t>(state)).Bind(2, expires_at_ms).Bind(3, CompactId(kLeasePrefix, lease_id));
-    return Done(u, "update lease");
+    return Durably([&]() -> absl::Status {
+      WriteLock lock(this);
+      if (!lock.ok()) return lock.status();
+      Statement u(*writes_, "UPDATE leases SET state = ?, expires_at_ms = ? WHERE lease_id = ?");
+      u.Bind(1, static_cast<int64_t>(state)).Bind(2, expires_at_ms).Bind(3, CompactId(kLeasePrefix, lease_id));
+      return Done(u, "update lease");
+    });
   }
 
   absl::Status InsertResult(const LeaseRecord& lease, ResultDisposition disposition, const v1::CaseResult& result,
                             int64_t received_at_ms) override {
-    WriteLock lock(this);
-    if (!lock.ok()) return lock.status();
-    if (auto s = BeginUnlessBatched(); !s.ok()) return s;
-    auto run = RunInfoOf(lease.run_id);
-    if (!run.ok()) return run.status();
-    RunInfo& info = **run;
-    const std::string_view case_name = lease.case_index >= 0 && static_cast<size_t>(lease.case_index) < info.case_names.size()
-                                           ? std::string_view(info.case_names[static_cast<size_t>(lease.case_index)])
-                                           : std::string_view();
-    auto lease_key = MarkLeaseRow(lease, info.seq, disposition);
-    if (!lease_key.ok()) return lease_key.status();
-    // The samples' one copy is the result itself; history reads the per-run medians below.
-    StrippedResult stripped = StripResult(result, {case_name, lease.agent_id, lease.pool});
-    auto host = stripped.stripped & kStrippedHost ? HostId(stripped.host) : ImpliedHostId(lease.session_id);
-    if (!host.ok()) return host.status();
-    if (*host) stripped.stripped |= kStrippedHost;  // put back from the hosts table like one that came with it
-    Statement ins(*writes_,
-                  "INSERT INTO lease_results (lease_key, outcome, received_at_ms, result, stripped, host_id) "
-                  "VALUES (?, ?, ?, ?, ?, ?)");
-    ins.Bind(1, *lease_key).Bind(2, static_cast<int64_t>(result.outcome())).Bind(3, received_at_ms);
-    ins.BindBlob(4, stripped.result).Bind(5, stripped.stripped);
-    if (*host) {
-      ins.Bind(6, *host);
-    } else {
-      ins.BindNull(6);
-    }
-    if (ins.Step() != SQLITE_DONE) return Fail("insert result");
-    if (disposition == ResultDisposition::kCounted) {
-      KeepRunValues(lease, result, &info);
-      info.durations.push_back({lease.case_index, lease.pool, received_at_ms - lease.granted_at_ms});
-    }
-    return CommitUnlessBatched();
+    return Durably([&]() -> absl::Status {
+      WriteLock lock(this);
+      if (!lock.ok()) return lock.status();
+      if (auto s = BeginUnlessBatched(); !s.ok()) return s;
+      auto run = RunInfoOf(lease.run_id);
+      if (!run.ok()) return run.status();
+      RunInfo& info = **run;
+      const std::string_view case_name =
+          lease.case_index >= 0 && static_cast<size_t>(lease.case_index) < info.case_names.size()
+              ? std::string_view(info.case_names[static_cast<size_t>(lease.case_index)])
+              : std::string_view();
+      auto lease_key = MarkLeaseRow(lease, info.seq, disposition);
+      if (!lease_key.ok()) return lease_key.status();
+      // The samples' one copy is the result itself; history reads the per-run medians below.
+      StrippedResult stripped = StripResult(result, {case_name, lease.agent_id, lease.pool});
+      auto host = stripped.stripped & kStrippedHost ? HostId(stripped.host) : ImpliedHostId(lease.session_id);
+      if (!host.ok()) return host.status();
+      if (*host) stripped.stripped |= kStrippedHost;  // put back from the hosts table like one that came with it
+      Statement ins(*writes_,
+                    "INSERT INTO lease_results (lease_key, outcome, received_at_ms, result, stripped, host_id) "
+                    "VALUES (?, ?, ?, ?, ?, ?)");
+      ins.Bind(1, *lease_key).Bind(2, static_cast<int64_t>(result.outcome())).Bind(3, received_at_ms);
+      ins.BindBlob(4, stripped.result).Bind(5, stripped.stripped);
+      if (*host) {
+        ins.Bind(6, *host);
+      } else {
+        ins.BindNull(6);
+      }
+      if (ins.Step() != SQLITE_DONE) return Fail("insert result");
+      if (disposition == ResultDisposition::kCounted) {
+        KeepRunValues(lease, result, &info);
+        info.durations.push_back({lease.case_index, lease.pool, received_at_ms - lease.granted_at_ms});
+      }
+      return CommitUnlessBatched();
+    });
   }
 
   // Marks the lease's row with whether its result counts and with the
@@ -557,65 +582,71 @@ class SqliteStore final : public Store {
   }
 
   absl::Status UpsertSession(const SessionRecord& r) override {
-    WriteLock lock(this);
-    if (!lock.ok()) return lock.status();
-    Statement u(
-        *writes_,
-        "INSERT INTO sessions (session_id, agent_id, pool, labels, host, last_seen_ms) VALUES (?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT(session_id) DO UPDATE SET last_seen_ms = excluded.last_seen_ms");
-    u.Bind(1, r.session_id).Bind(2, r.agent_id).Bind(3, r.pool).Bind(4, absl::StrJoin(r.labels, ","));
-    u.BindBlob(5, r.host.SerializeAsString()).Bind(6, r.last_seen_ms);
-    if (auto s = Done(u, "upsert session"); !s.ok() || r.pool.empty()) return s;
-    Statement p(*writes_, "INSERT INTO pools (pool) VALUES (?) ON CONFLICT (pool) DO NOTHING");
-    p.Bind(1, r.pool);
-    return Done(p, "record pool");
+    return Durably([&]() -> absl::Status {
+      WriteLock lock(this);
+      if (!lock.ok()) return lock.status();
+      Statement u(
+          *writes_,
+          "INSERT INTO sessions (session_id, agent_id, pool, labels, host, last_seen_ms) VALUES (?, ?, ?, ?, ?, ?) "
+          "ON CONFLICT(session_id) DO UPDATE SET last_seen_ms = excluded.last_seen_ms");
+      u.Bind(1, r.session_id).Bind(2, r.agent_id).Bind(3, r.pool).Bind(4, absl::StrJoin(r.labels, ","));
+      u.BindBlob(5, r.host.SerializeAsString()).Bind(6, r.last_seen_ms);
+      if (auto s = Done(u, "upsert session"); !s.ok() || r.pool.empty()) return s;
+      Statement p(*writes_, "INSERT INTO pools (pool) VALUES (?) ON CONFLICT (pool) DO NOTHING");
+      p.Bind(1, r.pool);
+      return Done(p, "record pool");
+    });
   }
 
   absl::Status DeleteSession(const std::string& session_id) override {
-    WriteLock lock(this);
-    if (!lock.ok()) return lock.status();
-    session_host_ids_.erase(session_id);
-    Statement d(*writes_, "DELETE FROM sessions WHERE session_id = ?");
-    d.Bind(1, session_id);
-    return Done(d, "delete session");
+    return Durably([&]() -> absl::Status {
+      WriteLock lock(this);
+      if (!lock.ok()) return lock.status();
+      session_host_ids_.erase(session_id);
+      Statement d(*writes_, "DELETE FROM sessions WHERE session_id = ?");
+      d.Bind(1, session_id);
+      return Done(d, "delete session");
+    });
   }
 
   absl::StatusOr<RecoveredState> Recover() override {
-    WriteLock lock(this);
-    if (!lock.ok()) return lock.status();
-    // Runs whose submit stopped half way (InsertRun): nobody got their id.
-    if (auto s = Exec("DELETE FROM cases WHERE run_seq IN (SELECT seq FROM runs WHERE state = 0); "
-                      "DELETE FROM runs WHERE state = 0");
-        !s.ok()) {
-      return s;
-    }
-    RecoveredState state;
-    Statement runs(*writes_, "SELECT run_id FROM runs WHERE state = ? ORDER BY created_at_ms");
-    runs.Bind(1, static_cast<int64_t>(v1::RUN_STATE_RUNNING));
-    std::vector<std::string> ids;
-    while (runs.Step() == SQLITE_ROW) ids.push_back(runs.Text(0));
-    for (const auto& id : ids) {
-      v1::Suite suite;
-      auto run = LoadRunFrom(*writes_, id, &suite);
-      if (!run.ok()) return run.status();
-      state.runs.push_back(*std::move(run));
-      state.suites.push_back(std::move(suite));
-    }
-    Statement leases(*writes_, kSelectActiveLeases);
-    while (leases.Step() == SQLITE_ROW) state.active_leases.push_back(LeaseFrom(leases));
-    Statement sessions(*writes_, "SELECT session_id, agent_id, pool, labels, host, last_seen_ms FROM sessions");
-    while (sessions.Step() == SQLITE_ROW) {
-      SessionRecord r;
-      r.session_id = sessions.Text(0);
-      r.agent_id = sessions.Text(1);
-      r.pool = sessions.Text(2);
-      std::string labels = sessions.Text(3);
-      if (!labels.empty()) r.labels = absl::StrSplit(labels, ',');
-      r.host.ParseFromString(sessions.Blob(4));
-      r.last_seen_ms = sessions.Int(5);
-      state.sessions.push_back(std::move(r));
-    }
-    return state;
+    return Durably([&]() -> absl::StatusOr<RecoveredState> {
+      WriteLock lock(this);
+      if (!lock.ok()) return lock.status();
+      // Runs whose submit stopped half way (InsertRun): nobody got their id.
+      if (auto s = Exec("DELETE FROM cases WHERE run_seq IN (SELECT seq FROM runs WHERE state = 0); "
+                        "DELETE FROM runs WHERE state = 0");
+          !s.ok()) {
+        return s;
+      }
+      RecoveredState state;
+      Statement runs(*writes_, "SELECT run_id FROM runs WHERE state = ? ORDER BY created_at_ms");
+      runs.Bind(1, static_cast<int64_t>(v1::RUN_STATE_RUNNING));
+      std::vector<std::string> ids;
+      while (runs.Step() == SQLITE_ROW) ids.push_back(runs.Text(0));
+      for (const auto& id : ids) {
+        v1::Suite suite;
+        auto run = LoadRunFrom(*writes_, id, &suite);
+        if (!run.ok()) return run.status();
+        state.runs.push_back(*std::move(run));
+        state.suites.push_back(std::move(suite));
+      }
+      Statement leases(*writes_, kSelectActiveLeases);
+      while (leases.Step() == SQLITE_ROW) state.active_leases.push_back(LeaseFrom(leases));
+      Statement sessions(*writes_, "SELECT session_id, agent_id, pool, labels, host, last_seen_ms FROM sessions");
+      while (sessions.Step() == SQLITE_ROW) {
+        SessionRecord r;
+        r.session_id = sessions.Text(0);
+        r.agent_id = sessions.Text(1);
+        r.pool = sessions.Text(2);
+        std::string labels = sessions.Text(3);
+        if (!labels.empty()) r.labels = absl::StrSplit(labels, ',');
+        r.host.ParseFromString(sessions.Blob(4));
+        r.last_seen_ms = sessions.Int(5);
+        state.sessions.push_back(std::move(r));
+      }
+      return state;
+    });
   }
 
   absl::StatusOr<v1::HistoryResponse*> History(const v1::HistoryRequest& request, google::protobuf::Arena* arena,
@@ -787,7 +818,40 @@ class SqliteStore final : public Store {
     absl::Status status_;
   };
 
+  // Runs `write` (which takes the write lock itself) and returns what it
+  // returns once what it committed is on disk (MakeDurable), so that a
+  // caller never acknowledges a write a power cut could undo. The sync runs
+  // after the lock is let go, so that it holds no writer up. Inside this
+  // thread's batch the batch's commit syncs instead. Rows changed by other
+  // writers meanwhile only make a sync that was not needed.
+  template <typename Write>
+  auto Durably(Write write) -> decltype(write()) {
+    if (InBatch()) return write();
+    const int64_t changes = sqlite3_total_changes64(db_);
+    auto result = write();
+    if (result.ok() && sqlite3_total_changes64(db_) != changes) {
+      if (absl::Status synced = MakeDurable(); !synced.ok()) return synced;
+    }
+    return result;
+  }
+
   bool InBatch() const { return batch_owner_.load() == std::this_thread::get_id(); }
+
+  // Returns once every commit made so far is on disk. A failed sync stops
+  // the store's writes, as a failed group commit does: what it acknowledged
+  // may be gone. REQUIRES: mu_ not held.
+  absl::Status MakeDurable() ABSL_LOCKS_EXCLUDED(mu_) {
+    if (!syncer_) return absl::OkStatus();  // an in-memory store
+    absl::Status synced = syncer_->Sync();
+    if (synced.ok()) return synced;
+    LockWrites(WriteTurn::kLeasePath);
+    std::lock_guard lock(mu_, std::adopt_lock);
+    if (lost_.ok())
+      lost_ = absl::UnavailableError(absl::StrCat(synced.message(),
+                                                  "; the store takes no more writes: "
+                                                  "restart the coordinator once the disk is sound"));
+    return lost_;
+  }
 
   // REQUIRES: history_mu_ held, inside a read transaction of history_reader_.
   // Keys are bound unowned (the request outlives the statements) and the
@@ -1309,7 +1373,7 @@ class SqliteStore final : public Store {
       LoseGroup(committed);
       return lost_;
     }
-    durable_ = group_;
+    committed_ = group_;
     group_ = 0;
     return absl::OkStatus();
   }
@@ -1368,7 +1432,7 @@ class SqliteStore final : public Store {
   // the next one to open, the newest committed, and why writes stopped.
   uint64_t group_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t next_group_ ABSL_GUARDED_BY(mu_) = 1;
-  uint64_t durable_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t committed_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Status lost_ ABSL_GUARDED_BY(mu_);
   // Reads of finished runs, durations and latest results: a connection of
   // their own, never under mu_.
@@ -1381,6 +1445,7 @@ class SqliteStore final : public Store {
   sqlite3* history_reader_ = nullptr;
   std::unique_ptr<StatementCache> history_reads_ ABSL_GUARDED_BY(history_mu_);
   std::unique_ptr<WalCheckpointer> checkpointer_;
+  std::unique_ptr<WalSyncer> syncer_;  // null for an in-memory store
   // Ended runs' history summaries, written off the lease path.
   static constexpr size_t kSeriesPerSummary = 256;  // per commit: about a millisecond
   std::unique_ptr<BackgroundQueue> summaries_;
@@ -1416,7 +1481,8 @@ void DisableSqliteMemoryStatistics() {
 }
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path, int busy_timeout_ms) {
+absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path, int busy_timeout_ms,
+                                                       WalSyncer::SyncFile sync_wal) {
   DisableSqliteMemoryStatistics();
   sqlite3* db = nullptr;
   int rc =
@@ -1443,6 +1509,9 @@ absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path, 
   store->SetReaders(*reader, *history_reader);
   if (auto s = store->StartSummaries(); !s.ok()) return s;
   if (path != ":memory:") {
+    auto syncer = WalSyncer::Open(path + "-wal", std::move(sync_wal));
+    if (!syncer.ok()) return syncer.status();
+    store->SetSyncer(*std::move(syncer));
     auto checkpointer = WalCheckpointer::Start(db, path, kWalLimits, [store = store.get()](const auto& f) {
       store->UnderWriteLock(f);
     });

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "coordinator/wal_syncer.h"
 #include "google/protobuf/arena.h"
 #include "perfgate/v1/agent.pb.h"
 #include "perfgate/v1/gate.pb.h"
@@ -154,6 +155,9 @@ class Store {
 
 // Opens (creating and migrating as needed) the SQLite store at `path`. A
 // write waits up to busy_timeout_ms for another connection's lock, then fails.
-absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path, int busy_timeout_ms = 5'000);
+// A write returns (and a batch commits) once it is on disk: its write-ahead
+// log is synced with `sync_wal` (fdatasync when empty; tests count calls).
+absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path, int busy_timeout_ms = 5'000,
+                                                       WalSyncer::SyncFile sync_wal = {});
 
 }  // namespace perfgate

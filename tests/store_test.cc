@@ -3,8 +3,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -459,6 +461,78 @@ TEST_F(StoreRoundTripTest, AGroupThatFailsToCommitStopsEveryWriteUntilARestart) 
   EXPECT_TRUE(store_->Lost().ok());
   EXPECT_EQ(testing::QueryInt(path, "SELECT COUNT(*) FROM results"), 0) << "the lost group's result is not there";
   EXPECT_TRUE(store_->UpdateRunState(run_id, v1::RUN_STATE_FINISHED, 99).ok());
+}
+
+// A result is acknowledged only once it is on disk, not just handed to the
+// operating system: after a sync of the write-ahead log that began once it
+// was committed. The sync here records how many completed leases a fresh
+// connection sees as it begins.
+TEST_F(StoreRoundTripTest, WritesReturnOnlyAfterASyncThatBeganOnceTheyWereCommitted) {
+  const std::string path = dir_.File("synced.db");
+  const std::string counted = "SELECT COUNT(*) FROM leases WHERE state = 2";
+  std::vector<int> seen;  // by each sync, as it began
+  auto store = OpenSqliteStore(path, 5'000, [&](int fd) {
+    seen.push_back(testing::QueryInt(path, counted));
+    return fdatasync(fd);
+  });
+  ASSERT_TRUE(store.ok()) << store.status();
+  store_ = *std::move(store);
+  const std::string run_id = InsertRun({"a", "b"});
+  ASSERT_FALSE(seen.empty()) << "a submitted run is synced before the submit returns";
+  LeaseRecord a = Lease(run_id, 0, "lease-a0000000000000000000000000000000", "agent-1");
+  LeaseRecord b = Lease(run_id, 1, "lease-b0000000000000000000000000000000", "agent-1");
+  auto complete = [&](const LeaseRecord& l) {
+    EXPECT_TRUE(store_->BeginBatch().ok());
+    EXPECT_TRUE(
+        store_->InsertResult(l, ResultDisposition::kCounted, AgentResult("a", "agent-1", "lab", 1), 30).ok());
+    EXPECT_TRUE(store_->UpdateLease(l.lease_id, LeaseState::kCompleted, l.expires_at_ms).ok());
+  };
+
+  complete(a);
+  seen.clear();
+  ASSERT_TRUE(store_->CommitBatch().ok());
+  EXPECT_THAT(seen, ElementsAre(1)) << "CommitBatch: one sync, after its commit";
+
+  complete(b);
+  auto group = store_->CommitBatchLater();
+  ASSERT_TRUE(group.ok()) << group.status();
+  EXPECT_EQ(seen.size(), 1u) << "a deferred batch is not synced before its group commits";
+  ASSERT_TRUE(store_->Flush(*group).ok());
+  EXPECT_THAT(seen, ElementsAre(1, 2)) << "Flush: one sync, after the group's commit";
+
+  seen.clear();
+  ASSERT_TRUE(store_->SetRunVerdict(run_id, "passed").ok());
+  EXPECT_EQ(seen.size(), 1u) << "a write outside a batch";
+  seen.clear();
+  ASSERT_TRUE(store_->LoadLease(a.lease_id).ok());
+  EXPECT_TRUE(seen.empty()) << "a read changes nothing to sync";
+}
+
+// A sync that fails may have lost pages the kernel could not write: the
+// write that asked for it fails, and the store takes no more writes.
+TEST_F(StoreRoundTripTest, AFailedSyncFailsItsWriteAndStopsEveryLaterOne) {
+  const std::string path = dir_.File("unsynced.db");
+  bool fail = false;
+  auto store = OpenSqliteStore(path, 5'000, [&](int fd) {
+    if (!fail) return fdatasync(fd);
+    errno = EIO;
+    return -1;
+  });
+  ASSERT_TRUE(store.ok()) << store.status();
+  store_ = *std::move(store);
+  const std::string run_id = InsertRun({"a"});
+  LeaseRecord a = Lease(run_id, 0, "lease-a0000000000000000000000000000000", "agent-1");
+  ASSERT_TRUE(store_->BeginBatch().ok());
+  ASSERT_TRUE(store_->InsertResult(a, ResultDisposition::kCounted, AgentResult("a", "agent-1", "lab", 1), 30).ok());
+  fail = true;
+  const absl::Status committed = store_->CommitBatch();
+  EXPECT_EQ(committed.code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(committed.message(), ::testing::HasSubstr("unsynced.db-wal"));
+  EXPECT_THAT(committed.message(), ::testing::HasSubstr("Input/output error"));
+  EXPECT_FALSE(store_->Lost().ok());
+  fail = false;  // a sync that works again does not bring the lost pages back
+  EXPECT_FALSE(store_->SetRunVerdict(run_id, "passed").ok());
+  EXPECT_FALSE(store_->BeginBatch().ok());
 }
 
 // A database as perfgate left it at schema version 5: built by the first
