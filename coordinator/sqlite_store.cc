@@ -314,8 +314,9 @@ class SqliteStore final : public Store {
   absl::Status CommitBatch() override {
     absl::Status status = EndBatch();
     if (status.ok()) status = CommitGroup();
+    const uint64_t ticket = committed_ticket_;
     mu_.unlock();
-    return status.ok() ? MakeDurable() : status;
+    return status.ok() ? MakeDurable(ticket) : status;
   }
 
   absl::StatusOr<uint64_t> CommitBatchLater() override {
@@ -329,13 +330,15 @@ class SqliteStore final : public Store {
 
   absl::Status Flush(uint64_t group) override {
     absl::Status committed;
+    uint64_t ticket;
     {
       LockWrites(WriteTurn::kLeasePath);
       std::lock_guard lock(mu_, std::adopt_lock);
       if (group > committed_) committed = group == group_ ? CommitGroup() : lost_;
+      ticket = committed_ticket_;
     }
     // Committed by this call or an earlier one, whose sync may not cover it yet.
-    return committed.ok() ? MakeDurable() : committed;
+    return committed.ok() ? MakeDurable(ticket) : committed;
   }
 
   uint64_t OpenGroup() override {
@@ -837,12 +840,13 @@ class SqliteStore final : public Store {
 
   bool InBatch() const { return batch_owner_.load() == std::this_thread::get_id(); }
 
-  // Returns once every commit made so far is on disk. A failed sync stops
+  // Returns once the commits `ticket` stands for (committed_ticket_ as a
+  // commit left it; 0: every commit so far) are on disk. A failed sync stops
   // the store's writes, as a failed group commit does: what it acknowledged
   // may be gone. REQUIRES: mu_ not held.
-  absl::Status MakeDurable() ABSL_LOCKS_EXCLUDED(mu_) {
+  absl::Status MakeDurable(uint64_t ticket = 0) ABSL_LOCKS_EXCLUDED(mu_) {
     if (!syncer_) return absl::OkStatus();  // an in-memory store
-    absl::Status synced = syncer_->Sync();
+    absl::Status synced = ticket ? syncer_->Sync(ticket) : syncer_->Sync();
     if (synced.ok()) return synced;
     LockWrites(WriteTurn::kLeasePath);
     std::lock_guard lock(mu_, std::adopt_lock);
@@ -1328,6 +1332,7 @@ class SqliteStore final : public Store {
       RollbackQuietly();
       return s;
     }
+    if (syncer_) committed_ticket_ = syncer_->NoteWritten();
     return absl::OkStatus();
   }
   // Ends this thread's batch: a failed one is undone (alone, when it joined
@@ -1433,6 +1438,8 @@ class SqliteStore final : public Store {
   uint64_t group_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t next_group_ ABSL_GUARDED_BY(mu_) = 1;
   uint64_t committed_ ABSL_GUARDED_BY(mu_) = 0;
+  // The syncer's ticket of the newest commit of a batch or group (0: none yet).
+  uint64_t committed_ticket_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Status lost_ ABSL_GUARDED_BY(mu_);
   // Reads of finished runs, durations and latest results: a connection of
   // their own, never under mu_.

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -45,24 +46,28 @@ WalSyncer::WalSyncer(std::string path, int fd, SyncFile sync)
 
 WalSyncer::~WalSyncer() { close(fd_); }
 
-absl::Status WalSyncer::Sync() {
+uint64_t WalSyncer::NoteWritten() {
+  std::lock_guard lock(mu_);
+  return ++written_;
+}
+
+absl::Status WalSyncer::Sync(uint64_t ticket) {
   std::unique_lock lock(mu_);
-  // A sync under way may have begun before this caller's writes: the next one covers them.
-  const uint64_t needed = started_ + 1;
   ++waiting_;
-  while (finished_ < needed && failed_.ok()) {
+  while (synced_ < ticket && failed_.ok()) {
     if (syncing_) {
       done_.wait(lock);
       continue;
     }
     syncing_ = true;
-    const uint64_t mine = ++started_;
+    const uint64_t covers = written_;
     lock.unlock();
     const int rc = sync_(fd_);
     const int error = errno;
     lock.lock();
     syncing_ = false;
-    finished_ = mine;
+    ++syncs_;
+    synced_ = std::max(synced_, covers);
     if (rc != 0) {
       failed_ = absl::DataLossError(absl::StrCat(path_, ": the write-ahead log could not be synced to disk (",
                                                  std::strerror(error),
@@ -76,7 +81,7 @@ absl::Status WalSyncer::Sync() {
 
 uint64_t WalSyncer::syncs() const {
   std::lock_guard lock(mu_);
-  return finished_;
+  return syncs_;
 }
 
 int WalSyncer::waiting() const {

@@ -36,12 +36,18 @@ class WalSyncer {
   WalSyncer(const WalSyncer&) = delete;
   WalSyncer& operator=(const WalSyncer&) = delete;
 
-  // Returns once everything written to the log before the call is on disk:
-  // after a sync that began after the call, run by this caller or by
-  // another. Once a sync fails, every call returns that error: the kernel
-  // may have dropped the pages it could not write, and a later sync that
-  // succeeds would not bring them back. Thread-safe.
-  absl::Status Sync() ABSL_LOCKS_EXCLUDED(mu_);
+  // A ticket for everything written to the log so far: a sync that begins
+  // after this call covers it. Thread-safe.
+  uint64_t NoteWritten() ABSL_LOCKS_EXCLUDED(mu_);
+  // Returns once what `ticket` stands for is on disk: after a sync that
+  // began after NoteWritten returned it, run by this caller or by another
+  // (a commit made before a sync under way began waits for that one only).
+  // Once a sync fails, every call returns that error: the kernel may have
+  // dropped the pages it could not write, and a later sync that succeeds
+  // would not bring them back. Thread-safe.
+  absl::Status Sync(uint64_t ticket) ABSL_LOCKS_EXCLUDED(mu_);
+  // Everything written before the call.
+  absl::Status Sync() { return Sync(NoteWritten()); }
 
   // Syncs run so far, and callers waiting for one now (for tests).
   uint64_t syncs() const ABSL_LOCKS_EXCLUDED(mu_);
@@ -55,8 +61,9 @@ class WalSyncer {
   const SyncFile sync_;
   mutable std::mutex mu_;
   std::condition_variable done_;
-  uint64_t started_ ABSL_GUARDED_BY(mu_) = 0;   // syncs begun
-  uint64_t finished_ ABSL_GUARDED_BY(mu_) = 0;  // the newest sync ended
+  uint64_t written_ ABSL_GUARDED_BY(mu_) = 0;  // the last ticket given
+  uint64_t synced_ ABSL_GUARDED_BY(mu_) = 0;   // tickets up to this one are on disk
+  uint64_t syncs_ ABSL_GUARDED_BY(mu_) = 0;
   bool syncing_ ABSL_GUARDED_BY(mu_) = false;
   int waiting_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Status failed_ ABSL_GUARDED_BY(mu_);

@@ -1,6 +1,6 @@
 // The store's log syncer: a caller returns only after a sync that began
-// after its call, callers that come during a sync share the next one, and a
-// failed sync fails every later call.
+// after its writes, callers that come during a sync share the next one, and
+// a failed sync fails every later call.
 #include "coordinator/wal_syncer.h"
 
 #include <gmock/gmock.h>
@@ -122,6 +122,38 @@ TEST(WalSyncerTest, CallersDuringASyncShareTheNextOne) {
   first.join();
   for (auto& t : later) t.join();
   EXPECT_EQ(calls.load(), 2) << "the first sync, then one for the eight that came during it";
+}
+
+// A group commit's writers: the first syncs, and one whose commit came
+// before that sync began waits for it, not for another.
+TEST(WalSyncerTest, ACommitMadeBeforeASyncBeganIsCoveredByIt) {
+  testing::TempDir dir;
+  std::mutex gate_mu;
+  std::condition_variable gate_cv;
+  bool first_may_end = false;
+  std::atomic<int> calls{0};
+  auto syncer = WalSyncer::Open(dir.File("db-wal"), [&](int) {
+    if (calls.fetch_add(1) == 0) {
+      std::unique_lock lock(gate_mu);
+      gate_cv.wait(lock, [&] { return first_may_end; });
+    }
+    return 0;
+  });
+  ASSERT_TRUE(syncer.ok());
+  WalSyncer& s = **syncer;
+  const uint64_t committed_earlier = s.NoteWritten();
+  std::thread first([&] { EXPECT_TRUE(s.Sync().ok()); });
+  while (calls.load() == 0) std::this_thread::yield();
+  std::thread earlier([&] { EXPECT_TRUE(s.Sync(committed_earlier).ok()); });
+  ASSERT_TRUE(WaitForWaiting(s, 2));
+  {
+    std::lock_guard lock(gate_mu);
+    first_may_end = true;
+  }
+  gate_cv.notify_all();
+  first.join();
+  earlier.join();
+  EXPECT_EQ(calls.load(), 1);
 }
 
 TEST(WalSyncerTest, AFailedSyncFailsThatCallAndEveryLaterOne) {
