@@ -53,6 +53,7 @@ void AddCoordinatorCommand(CLI::App& app, int* exit_code) {
     std::string tls_client_ca;
     bool insecure = false;
     int priority_levels = 10;
+    bool sync_commits = false;
     TokenFiles tokens;
     std::vector<SizeFlag> sizes = {{"--max-register-size", "", &MessageLimits::register_bytes},
                                    {"--max-heartbeat-size", "", &MessageLimits::heartbeat_bytes},
@@ -96,6 +97,10 @@ void AddCoordinatorCommand(CLI::App& app, int* exit_code) {
                   "the machine never keep its replies waiting for a core (needs root or CAP_SYS_NICE; 0: as started)")
       ->capture_default_str()
       ->check(CLI::Range(0, 39));
+  cmd->add_flag("--sync-commits", flags->sync_commits,
+                "acknowledge a result only once fdatasync has put it on disk, so that it survives a power cut or a "
+                "kernel crash, not only the coordinator's death (the default); every acknowledgement then waits "
+                "for the disk, which on a busy or shared disk can hold agents up");
   AddSizeFlags(cmd, &flags->sizes, MessageLimits{});
   cmd->footer(kExitCodesHelp);
   cmd->callback([flags, exit_code] {
@@ -136,6 +141,7 @@ void AddCoordinatorCommand(CLI::App& app, int* exit_code) {
     options.tls_client_ca_file = flags->tls_client_ca;
     options.insecure = flags->insecure;
     options.priority_levels = flags->priority_levels;
+    options.durability = flags->sync_commits ? CommitDurability::kPowerLoss : CommitDurability::kProcessCrash;
     auto tokens = ReadRoleTokens(flags->tokens);
     absl::Status sizes = ParseSizeFlags(flags->sizes, &options.limits);
     if (!tokens.ok() || !sizes.ok()) {
@@ -169,6 +175,10 @@ void AddCoordinatorCommand(CLI::App& app, int* exit_code) {
       std::printf("perfgate coordinator: metrics on http://%s/metrics\n", c->metrics_address().c_str());
     }
     std::printf("perfgate coordinator: %s\n", DescribePriority(c->priority(), options.priority_levels).c_str());
+    std::printf("perfgate coordinator: %s\n", options.durability == CommitDurability::kPowerLoss
+                                                  ? "results acknowledged once on disk (--sync-commits)"
+                                                  : "results acknowledged once committed: they survive its death, "
+                                                    "not the machine's (--sync-commits for that)");
     std::fflush(stdout);
     if (absl::Status lost = c->Wait(); !lost.ok()) {
       std::cerr << "perfgate coordinator: stopping: " << lost.message() << "\n";

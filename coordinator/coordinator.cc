@@ -114,7 +114,7 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Start(const Coordinato
   if (auto s = CheckPortFree(options.listen); !s.ok()) return s;
   std::unique_ptr<Coordinator> c(new Coordinator());
   c->priority_ = priority;
-  auto store = OpenSqliteStore(options.db_path);
+  auto store = OpenSqliteStore(options.db_path, 5'000, options.durability);
   if (!store.ok()) return store.status();
   c->store_ = *std::move(store);
   c->scheduler_ = std::make_unique<Scheduler>(c->store_.get(), &c->clock_, options.scheduler);

@@ -59,6 +59,8 @@ struct CoordinatorOptions {
   // thread starts (process_priority.h), so that the coordinator runs ahead of
   // agents and cases on a machine it shares with them. 0: left as it is.
   int priority_levels = 0;
+  // Where a result is when its agent is told it is recorded (store.h).
+  CommitDurability durability = CommitDurability::kProcessCrash;
 };
 
 class Coordinator {

@@ -1452,7 +1452,7 @@ class SqliteStore final : public Store {
   sqlite3* history_reader_ = nullptr;
   std::unique_ptr<StatementCache> history_reads_ ABSL_GUARDED_BY(history_mu_);
   std::unique_ptr<WalCheckpointer> checkpointer_;
-  std::unique_ptr<WalSyncer> syncer_;  // null for an in-memory store
+  std::unique_ptr<WalSyncer> syncer_;  // null unless CommitDurability::kPowerLoss
   // Ended runs' history summaries, written off the lease path.
   static constexpr size_t kSeriesPerSummary = 256;  // per commit: about a millisecond
   std::unique_ptr<BackgroundQueue> summaries_;
@@ -1489,7 +1489,7 @@ void DisableSqliteMemoryStatistics() {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path, int busy_timeout_ms,
-                                                       WalSyncer::SyncFile sync_wal) {
+                                                       CommitDurability durability, WalSyncer::SyncFile sync_wal) {
   DisableSqliteMemoryStatistics();
   sqlite3* db = nullptr;
   int rc =
@@ -1515,10 +1515,12 @@ absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path, 
   }
   store->SetReaders(*reader, *history_reader);
   if (auto s = store->StartSummaries(); !s.ok()) return s;
-  if (path != ":memory:") {
+  if (path != ":memory:" && durability == CommitDurability::kPowerLoss) {
     auto syncer = WalSyncer::Open(path + "-wal", std::move(sync_wal));
     if (!syncer.ok()) return syncer.status();
     store->SetSyncer(*std::move(syncer));
+  }
+  if (path != ":memory:") {
     auto checkpointer = WalCheckpointer::Start(db, path, kWalLimits, [store = store.get()](const auto& f) {
       store->UnderWriteLock(f);
     });

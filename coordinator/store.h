@@ -153,11 +153,23 @@ class Store {
   virtual absl::StatusOr<std::vector<LatestResult>> LatestResults(const std::string& branch) = 0;
 };
 
+// Where a write is when the store returns from it (and a batch's commit).
+enum class CommitDurability {
+  // Committed to the operating system: it survives the coordinator's death
+  // (tested with SIGKILL), not the machine's. The log reaches the disk at
+  // each checkpoint.
+  kProcessCrash,
+  // Also on disk (WalSyncer): it survives a power cut or a kernel crash, and
+  // each acknowledgement waits for the disk.
+  kPowerLoss,
+};
+
 // Opens (creating and migrating as needed) the SQLite store at `path`. A
 // write waits up to busy_timeout_ms for another connection's lock, then fails.
-// A write returns (and a batch commits) once it is on disk: its write-ahead
-// log is synced with `sync_wal` (fdatasync when empty; tests count calls).
-absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path, int busy_timeout_ms = 5'000,
-                                                       WalSyncer::SyncFile sync_wal = {});
+// With kPowerLoss, the log is synced with `sync_wal` (fdatasync when empty;
+// tests count calls).
+absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(
+    const std::string& path, int busy_timeout_ms = 5'000,
+    CommitDurability durability = CommitDurability::kProcessCrash, WalSyncer::SyncFile sync_wal = {});
 
 }  // namespace perfgate

@@ -26,10 +26,11 @@ class FaultTest : public ::testing::Test {
  protected:
   // Short leases so expiry happens in about a second.
   void StartCoordinator(const std::string& listen = "127.0.0.1:0", const std::string& lease_ttl = "1s",
-                        const std::string& no_agent_grace = "3s") {
-    coordinator_ = std::make_unique<Subprocess>(
-        std::vector<std::string>{PerfgateBinary(), "coordinator", "--listen", listen, "--db", db_, "--lease-ttl",
-                                 lease_ttl, "--max-attempts", "3", "--no-agent-grace", no_agent_grace});
+                        const std::string& no_agent_grace = "3s", const std::vector<std::string>& more = {}) {
+    std::vector<std::string> argv{PerfgateBinary(), "coordinator", "--listen", listen, "--db", db_, "--lease-ttl",
+                                  lease_ttl,        "--max-attempts", "3", "--no-agent-grace", no_agent_grace};
+    argv.insert(argv.end(), more.begin(), more.end());
+    coordinator_ = std::make_unique<Subprocess>(argv);
     address_ = testing::CoordinatorAddress(*coordinator_);
     ASSERT_FALSE(address_.empty()) << coordinator_->output();
   }
@@ -138,6 +139,23 @@ TEST_F(FaultTest, CoordinatorKilledAndRestartedFinishesTheRunLosingNothing) {
   EXPECT_EQ(Query("SELECT COUNT(DISTINCT case_index) FROM results WHERE counted = 1"), 9);
   EXPECT_EQ(Query("SELECT MAX(n) FROM (SELECT COUNT(*) AS n FROM results WHERE counted = 1 GROUP BY case_index)"), 1);
   EXPECT_EQ(Query("SELECT state FROM runs"), 2 /* finished */);
+}
+
+// With --sync-commits each result is on disk before its agent hears it is
+// recorded (a power cut cannot be staged here; store_test checks the syncs).
+TEST_F(FaultTest, WithSyncCommitsResultsAreAcknowledgedOnceOnDiskAndAKillLosesNothing) {
+  StartCoordinator("127.0.0.1:0", "1s", "3s", {"--sync-commits"});
+  ASSERT_TRUE(coordinator_->WaitForLine("results acknowledged once on disk", 30'000)) << coordinator_->output();
+  StartAgent("a1");
+  auto gate = StartGate("suite: f\ndefaults: {repeats: 1, warmup: 0}\ncases:\n" + QuickCases(6));
+  EXPECT_EQ(gate->Wait(120'000), 0) << gate->output();
+  const std::string port = address_.substr(address_.rfind(':') + 1);
+  coordinator_->Signal(SIGKILL);
+  coordinator_->Wait(10'000);
+  EXPECT_EQ(Query("SELECT COUNT(*) FROM results WHERE counted = 1"), 6);
+  StartCoordinator("127.0.0.1:" + port);
+  EXPECT_TRUE(coordinator_->WaitForLine("they survive its death, not the machine's", 30'000))
+      << coordinator_->output();
 }
 
 TEST_F(FaultTest, StoppedAgentLosesItsLeaseAndItsLateResultIsStale) {

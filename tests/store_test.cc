@@ -471,7 +471,7 @@ TEST_F(StoreRoundTripTest, WritesReturnOnlyAfterASyncThatBeganOnceTheyWereCommit
   const std::string path = dir_.File("synced.db");
   const std::string counted = "SELECT COUNT(*) FROM leases WHERE state = 2";
   std::vector<int> seen;  // by each sync, as it began
-  auto store = OpenSqliteStore(path, 5'000, [&](int fd) {
+  auto store = OpenSqliteStore(path, 5'000, CommitDurability::kPowerLoss, [&](int fd) {
     seen.push_back(testing::QueryInt(path, counted));
     return fdatasync(fd);
   });
@@ -513,7 +513,7 @@ TEST_F(StoreRoundTripTest, WritesReturnOnlyAfterASyncThatBeganOnceTheyWereCommit
 TEST_F(StoreRoundTripTest, AFailedSyncFailsItsWriteAndStopsEveryLaterOne) {
   const std::string path = dir_.File("unsynced.db");
   bool fail = false;
-  auto store = OpenSqliteStore(path, 5'000, [&](int fd) {
+  auto store = OpenSqliteStore(path, 5'000, CommitDurability::kPowerLoss, [&](int fd) {
     if (!fail) return fdatasync(fd);
     errno = EIO;
     return -1;
