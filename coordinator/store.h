@@ -72,9 +72,9 @@ class Store {
  public:
   virtual ~Store() = default;
 
-  // The writes this thread makes from BeginBatch to CommitBatch reach disk
-  // all or none, in one commit (with any open group's batches). Other
-  // threads' writes wait until the batch ends. CommitBatch fails (and undoes
+  // The writes this thread makes from BeginBatch to CommitBatch are stored
+  // (as CommitDurability says) all or none, in one commit (with any open
+  // group's batches). Other threads' writes wait until the batch ends. CommitBatch fails (and undoes
   // the batch) if any write in it failed. REQUIRES: batches do not nest.
   virtual absl::Status BeginBatch() = 0;
   virtual absl::Status CommitBatch() = 0;
@@ -83,7 +83,7 @@ class Store {
   // Group commit. CommitBatchLater ends the batch like CommitBatch (a
   // failed write undoes this batch alone) but leaves it in an open group
   // transaction that later batches join, and returns the group's number. The
-  // group reaches disk at Flush(group), at any CommitBatch, or before any
+  // group is stored at Flush(group), at any CommitBatch, or before any
   // write outside a batch, whichever comes first. Nothing that depends on the
   // batch may be acknowledged before Flush(group) returns OK.
   // If a group that holds deferred batches fails to commit, the store takes
