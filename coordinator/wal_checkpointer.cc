@@ -99,9 +99,11 @@ void WalCheckpointer::CheckpointOnce() {
   int log = 0, copied = 0;
   if (!Checkpoint(&log, &copied) || log < limits_.restart_pages) return;
   for (int i = 0; i < kCatchUps && log - copied > kFramesLeftForTheLock; ++i) {
+    const int before = copied;
     if (!Checkpoint(&log, &copied)) return;
+    if (copied == before) return;  // a reader holds frames back: after a later commit
   }
-  if (log - copied > kFramesLeftForTheLock) return;  // a reader holds frames back: after a later commit
+  if (log - copied > kFramesLeftForTheLock) return;  // the writer kept ahead: after a later commit
   bool whole = false;
   ServingPriorityScope serving;  // under the lock every agent's report waits for
   under_write_lock_([&] { whole = Checkpoint(&log, &copied) && copied == log; });
