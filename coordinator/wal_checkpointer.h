@@ -32,9 +32,10 @@ struct WalLimits {
   // A commit that leaves this many pages or more in the log wakes the
   // thread for a passive checkpoint.
   int checkpoint_pages = 8000;
-  // Once the log holds this many, the thread catches up with the writer and
-  // copies the last few frames holding the writers' lock (see
-  // UnderWriteLock), so that the next write starts the log over.
+  // Once the log holds this many, a checkpoint of the thread that leaves
+  // few frames behind is followed by one of those frames holding the
+  // writers' lock (see UnderWriteLock), so that the next write starts the
+  // log over.
   int restart_pages = 16000;
   // The bound, should the thread fall behind: the commit that leaves this
   // many pages in the log copies it back itself before it returns (after
