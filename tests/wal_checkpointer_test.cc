@@ -28,6 +28,18 @@ bool WaitForCheckpoints(const WalCheckpointer& c, uint64_t n) {
   return true;
 }
 
+// A new database at `path` in WAL mode with a table t (b); null if it could
+// not be made. The caller closes it.
+sqlite3* OpenWalDatabase(const std::string& path) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open(path.c_str(), &db) != SQLITE_OK ||
+      sqlite3_exec(db, "PRAGMA journal_mode=WAL; CREATE TABLE t (b BLOB)", nullptr, nullptr, nullptr) != SQLITE_OK) {
+    sqlite3_close(db);
+    return nullptr;
+  }
+  return db;
+}
+
 // Restarts and the bound far away, unless a test sets them.
 WalLimits Limits(int checkpoint_pages) {
   return {.checkpoint_pages = checkpoint_pages, .restart_pages = 1 << 30, .most_pages = 1 << 30};
@@ -51,10 +63,8 @@ bool WaitForRestarts(const WalCheckpointer& c, uint64_t n) {
 TEST(WalCheckpointerTest, CommitsPastTheThresholdAreCopiedBackOnItsThread) {
   testing::TempDir dir;
   const std::string path = dir.File("wal.db");
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, "PRAGMA journal_mode=WAL; CREATE TABLE t (b BLOB)", nullptr, nullptr, nullptr),
-            SQLITE_OK);
+  sqlite3* db = OpenWalDatabase(path);
+  ASSERT_NE(db, nullptr);
   const auto database_bytes = [&] { return std::filesystem::file_size(path); };
   const uintmax_t empty = database_bytes();
   {
@@ -84,9 +94,8 @@ TEST(WalCheckpointerTest, CommitsPastTheThresholdAreCopiedBackOnItsThread) {
 TEST(WalCheckpointerTest, CommitsBelowTheThresholdDoNotWakeIt) {
   testing::TempDir dir;
   const std::string path = dir.File("wal.db");
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, "PRAGMA journal_mode=WAL; CREATE TABLE t (x)", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3* db = OpenWalDatabase(path);
+  ASSERT_NE(db, nullptr);
   {
     auto checkpointer = WalCheckpointer::Start(db, path, Limits(/*checkpoint_pages=*/100'000), NoLock());
     ASSERT_TRUE(checkpointer.ok());
@@ -122,10 +131,8 @@ constexpr uint32_t kCommitPages = 6;
 TEST(WalCheckpointerTest, ALogUnderCommitsThatNeverPauseStaysWithinItsBound) {
   testing::TempDir dir;
   const std::string path = dir.File("wal.db");
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, "PRAGMA journal_mode=WAL; CREATE TABLE t (b BLOB)", nullptr, nullptr, nullptr),
-            SQLITE_OK);
+  sqlite3* db = OpenWalDatabase(path);
+  ASSERT_NE(db, nullptr);
   constexpr uint32_t kMostPages = 120;
   std::mutex write_mu;
   const auto under_write_lock = [&](const std::function<void()>& f) {
@@ -158,10 +165,8 @@ TEST(WalCheckpointerTest, ALogUnderCommitsThatNeverPauseStaysWithinItsBound) {
 TEST(WalCheckpointerTest, TheThreadStartsTheLogOverUnderTheWriteLock) {
   testing::TempDir dir;
   const std::string path = dir.File("wal.db");
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, "PRAGMA journal_mode=WAL; CREATE TABLE t (b BLOB)", nullptr, nullptr, nullptr),
-            SQLITE_OK);
+  sqlite3* db = OpenWalDatabase(path);
+  ASSERT_NE(db, nullptr);
   std::mutex write_mu;
   int locked_checkpoints = 0;
   const auto under_write_lock = [&](const std::function<void()>& f) {

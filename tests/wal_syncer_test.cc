@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <condition_variable>
 #include <filesystem>
+#include <functional>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -48,6 +49,42 @@ TEST(WalSyncerTest, ALogThatCannotBeOpenedIsAnErrorNamingIt) {
   EXPECT_THAT(syncer.status().message(), HasSubstr("/nonexistent-folder/db-wal"));
 }
 
+// A sync function whose first call does not end until Release(); `before`
+// runs at the start of every call.
+class GatedSync {
+ public:
+  explicit GatedSync(std::function<void()> before = [] {}) : before_(std::move(before)) {}
+  WalSyncer::SyncFile Function() {
+    return [this](int) {
+      before_();
+      if (calls_.fetch_add(1) == 0) {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [&] { return released_; });
+      }
+      return 0;
+    };
+  }
+  // Returns once the first call has begun.
+  void AwaitFirst() const {
+    while (calls_.load() == 0) std::this_thread::yield();
+  }
+  void Release() {
+    {
+      std::lock_guard lock(mu_);
+      released_ = true;
+    }
+    cv_.notify_all();
+  }
+  int calls() const { return calls_.load(); }
+
+ private:
+  const std::function<void()> before_;
+  std::atomic<int> calls_{0};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool released_ = false;
+};
+
 // A write made while a sync is under way is not covered by it: the caller
 // waits for the next. Each caller "writes" by raising `written`; a sync
 // covers what was written when it began.
@@ -55,25 +92,19 @@ TEST(WalSyncerTest, ACallDuringASyncWaitsForTheNextOne) {
   testing::TempDir dir;
   std::atomic<int> written{0};
   std::atomic<int> on_disk{0};
-  std::mutex gate_mu;
-  std::condition_variable gate_cv;
-  bool first_may_end = false;
-  std::atomic<bool> first_began{false};
-  auto syncer = WalSyncer::Open(dir.File("db-wal"), [&](int) {
-    const int covers = written.load();
-    if (!first_began.exchange(true)) {  // the first sync waits until the test lets it end
-      std::unique_lock lock(gate_mu);
-      gate_cv.wait(lock, [&] { return first_may_end; });
-    }
+  int covers = 0;
+  GatedSync gate([&] { covers = written.load(); });
+  auto sync = gate.Function();
+  auto syncer = WalSyncer::Open(dir.File("db-wal"), [&](int fd) {
+    const int rc = sync(fd);
     on_disk = std::max(on_disk.load(), covers);
-    return 0;
+    return rc;
   });
   ASSERT_TRUE(syncer.ok());
   WalSyncer& s = **syncer;
   written = 1;
   std::thread first([&] { EXPECT_TRUE(s.Sync().ok()); });
-  ASSERT_TRUE(WaitForWaiting(s, 1));
-  while (!first_began) std::this_thread::yield();
+  gate.AwaitFirst();
   written = 2;  // after the first sync began: it does not cover this
   int on_disk_when_second_returned = -1;
   std::thread second([&] {
@@ -81,11 +112,7 @@ TEST(WalSyncerTest, ACallDuringASyncWaitsForTheNextOne) {
     on_disk_when_second_returned = on_disk.load();
   });
   ASSERT_TRUE(WaitForWaiting(s, 2));
-  {
-    std::lock_guard lock(gate_mu);
-    first_may_end = true;
-  }
-  gate_cv.notify_all();
+  gate.Release();
   first.join();
   second.join();
   EXPECT_EQ(on_disk_when_second_returned, 2);
@@ -96,64 +123,38 @@ TEST(WalSyncerTest, ACallDuringASyncWaitsForTheNextOne) {
 // one sync for the lot, not one each.
 TEST(WalSyncerTest, CallersDuringASyncShareTheNextOne) {
   testing::TempDir dir;
-  std::mutex gate_mu;
-  std::condition_variable gate_cv;
-  bool first_may_end = false;
-  std::atomic<int> calls{0};
-  auto syncer = WalSyncer::Open(dir.File("db-wal"), [&](int) {
-    if (calls.fetch_add(1) == 0) {
-      std::unique_lock lock(gate_mu);
-      gate_cv.wait(lock, [&] { return first_may_end; });
-    }
-    return 0;
-  });
+  GatedSync gate;
+  auto syncer = WalSyncer::Open(dir.File("db-wal"), gate.Function());
   ASSERT_TRUE(syncer.ok());
   WalSyncer& s = **syncer;
   std::thread first([&] { EXPECT_TRUE(s.Sync().ok()); });
-  while (calls.load() == 0) std::this_thread::yield();
+  gate.AwaitFirst();
   std::vector<std::thread> later;
   for (int i = 0; i < 8; ++i) later.emplace_back([&] { EXPECT_TRUE(s.Sync().ok()); });
   ASSERT_TRUE(WaitForWaiting(s, 9));
-  {
-    std::lock_guard lock(gate_mu);
-    first_may_end = true;
-  }
-  gate_cv.notify_all();
+  gate.Release();
   first.join();
   for (auto& t : later) t.join();
-  EXPECT_EQ(calls.load(), 2) << "the first sync, then one for the eight that came during it";
+  EXPECT_EQ(gate.calls(), 2) << "the first sync, then one for the eight that came during it";
 }
 
 // A group commit's writers: the first syncs, and one whose commit came
 // before that sync began waits for it, not for another.
 TEST(WalSyncerTest, ACommitMadeBeforeASyncBeganIsCoveredByIt) {
   testing::TempDir dir;
-  std::mutex gate_mu;
-  std::condition_variable gate_cv;
-  bool first_may_end = false;
-  std::atomic<int> calls{0};
-  auto syncer = WalSyncer::Open(dir.File("db-wal"), [&](int) {
-    if (calls.fetch_add(1) == 0) {
-      std::unique_lock lock(gate_mu);
-      gate_cv.wait(lock, [&] { return first_may_end; });
-    }
-    return 0;
-  });
+  GatedSync gate;
+  auto syncer = WalSyncer::Open(dir.File("db-wal"), gate.Function());
   ASSERT_TRUE(syncer.ok());
   WalSyncer& s = **syncer;
   const uint64_t committed_earlier = s.NoteWritten();
   std::thread first([&] { EXPECT_TRUE(s.Sync().ok()); });
-  while (calls.load() == 0) std::this_thread::yield();
+  gate.AwaitFirst();
   std::thread earlier([&] { EXPECT_TRUE(s.Sync(committed_earlier).ok()); });
   ASSERT_TRUE(WaitForWaiting(s, 2));
-  {
-    std::lock_guard lock(gate_mu);
-    first_may_end = true;
-  }
-  gate_cv.notify_all();
+  gate.Release();
   first.join();
   earlier.join();
-  EXPECT_EQ(calls.load(), 1);
+  EXPECT_EQ(gate.calls(), 1);
 }
 
 TEST(WalSyncerTest, AFailedSyncFailsThatCallAndEveryLaterOne) {
