@@ -10,7 +10,10 @@
 // that come while a sync runs share the next one (group commit): 13% fewer
 // leases a second and 9-10% more CPU per lease in two runs, most of it the
 // fdatasync itself (0.05 ms of CPU each here, writing back pages the
-// kernel's flusher would otherwise write).
+// kernel's flusher would otherwise write). Used only with --sync-commits
+// (CommitDurability::kPowerLoss): on a shared disk a sync's latency has a
+// long tail (syncs of 300-700 ms while a checkpoint wrote, on the
+// development VM), and every acknowledgement waits for it.
 #pragma once
 
 #include <condition_variable>
