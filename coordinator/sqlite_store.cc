@@ -821,15 +821,16 @@ class SqliteStore final : public Store {
     absl::Status status_;
   };
 
-  // Runs `write` (which takes the write lock itself) and returns what it
-  // returns once what it committed is on disk (MakeDurable), so that a
-  // caller never acknowledges a write a power cut could undo. The sync runs
-  // after the lock is let go, so that it holds no writer up. Inside this
-  // thread's batch the batch's commit syncs instead. Rows changed by other
-  // writers meanwhile only make a sync that was not needed.
+  // Runs `write` (which takes the write lock itself) and, with a syncer
+  // (CommitDurability::kPowerLoss), returns what it returns once what it
+  // committed is on disk (MakeDurable), so that a caller never acknowledges
+  // a write a power cut could undo. The sync runs after the lock is let go,
+  // so that it holds no writer up. Inside this thread's batch the batch's
+  // commit syncs instead. Rows changed by other writers meanwhile only make
+  // a sync that was not needed.
   template <typename Write>
   auto Durably(Write write) -> decltype(write()) {
-    if (InBatch()) return write();
+    if (!syncer_ || InBatch()) return write();
     const int64_t changes = sqlite3_total_changes64(db_);
     auto result = write();
     if (result.ok() && sqlite3_total_changes64(db_) != changes) {
