@@ -120,7 +120,7 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Start(const Coordinato
   c->scheduler_ = std::make_unique<Scheduler>(c->store_.get(), &c->clock_, options.scheduler);
   if (!options.metrics_listen.empty()) {
     auto metrics = MetricsExporter::Start(options.metrics_listen, c->scheduler_.get(), options.main_branch,
-                                         c->store_.get());
+                                         c->store_.get(), options.db_path);
     if (!metrics.ok()) return metrics.status();
     c->metrics_ = *std::move(metrics);
     c->scheduler_->SetListener(c->metrics_.get());

@@ -9,6 +9,8 @@
 #include <prometheus/registry.h>
 
 #include <cctype>
+#include <filesystem>
+#include <optional>
 #include <iostream>
 #include <map>
 
@@ -44,10 +46,18 @@ std::string VerdictLabel(const std::string& verdict) {
   return v ? LabelValue(VerdictName(*v)) : "unknown";
 }
 
-// Gauges read from the scheduler at scrape time, so they are never stale.
+// The bytes a file holds on disk now; nullopt if it is missing.
+std::optional<double> FileBytes(const std::string& path) {
+  std::error_code error;
+  const uintmax_t size = std::filesystem::file_size(path, error);
+  if (error) return std::nullopt;
+  return static_cast<double>(size);
+}
+
+// Gauges read from the scheduler and the disk at scrape time, so they are never stale.
 class LiveState final : public prometheus::Collectable {
  public:
-  explicit LiveState(Scheduler* scheduler) : scheduler_(scheduler) {}
+  LiveState(Scheduler* scheduler, std::string db_path) : scheduler_(scheduler), db_path_(std::move(db_path)) {}
   std::vector<prometheus::MetricFamily> Collect() const override {
     const SchedulerStats stats = scheduler_->Stats();
     prometheus::MetricFamily agents{"perfgate_agents", "Agents with a live session, by pool (testbed).",
@@ -70,11 +80,29 @@ class LiveState final : public prometheus::Collectable {
                                           "Failed writes to the coordinator's store (each logged).",
                                           prometheus::MetricType::Counter, {prometheus::ClientMetric{}}};
     store_errors.metric[0].counter.value = static_cast<double>(stats.store_errors);
-    return {agents, cases, store_errors};
+    return {agents, cases, store_errors, StoreBytes()};
   }
 
  private:
+  // The database file and its write-ahead log, which starts over at 64 MiB
+  // unless a reader holds an old snapshot (wal_checkpointer.h).
+  prometheus::MetricFamily StoreBytes() const {
+    prometheus::MetricFamily bytes{"perfgate_store_bytes",
+                                   "Bytes on disk of the coordinator's store, by file (database, wal).",
+                                   prometheus::MetricType::Gauge, {}};
+    for (auto [file, path] : {std::pair{"database", db_path_}, std::pair{"wal", db_path_ + "-wal"}}) {
+      const std::optional<double> size = FileBytes(path);
+      if (!size) continue;
+      prometheus::ClientMetric m;
+      m.label = {{"file", file}};
+      m.gauge.value = *size;
+      bytes.metric.push_back(m);
+    }
+    return bytes;
+  }
+
   Scheduler* scheduler_;
+  const std::string db_path_;
 };
 
 }  // namespace
@@ -144,7 +172,8 @@ struct MetricsExporter::Families {
 absl::StatusOr<std::unique_ptr<MetricsExporter>> MetricsExporter::Start(const std::string& listen,
                                                                         Scheduler* scheduler,
                                                                         const std::string& main_branch,
-                                                                        Store* store) {
+                                                                        Store* store,
+                                                                        const std::string& db_path) {
   std::unique_ptr<MetricsExporter> e(new MetricsExporter());
   e->main_branch_ = main_branch;
   e->registry_ = std::make_shared<prometheus::Registry>();
@@ -161,7 +190,7 @@ absl::StatusOr<std::unique_ptr<MetricsExporter>> MetricsExporter::Start(const st
     std::cerr << "perfgate coordinator: cannot restore benchmark values for /metrics: " << latest.status().message()
               << "\n";
   }
-  e->live_ = std::make_shared<LiveState>(scheduler);
+  e->live_ = std::make_shared<LiveState>(scheduler, db_path);
   try {
     e->exposer_ = std::make_unique<prometheus::Exposer>(listen, /*num_threads=*/1);
   } catch (const std::exception& ex) {

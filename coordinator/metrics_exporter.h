@@ -28,10 +28,12 @@ class MetricsExporter final : public SchedulerListener {
   // Serves /metrics on `listen` (host:port; port 0 picks one). Latest
   // benchmark values are exported for runs of `main_branch` only, starting
   // with the newest ones in `store` (so a restart does not empty the
-  // dashboard until the next main-branch run).
+  // dashboard until the next main-branch run). The sizes of the store's
+  // files at `db_path` are read at each scrape.
   // REQUIRES: scheduler outlives the exporter.
   static absl::StatusOr<std::unique_ptr<MetricsExporter>> Start(const std::string& listen, Scheduler* scheduler,
-                                                                const std::string& main_branch, Store* store);
+                                                                const std::string& main_branch, Store* store,
+                                                                const std::string& db_path);
   ~MetricsExporter() override;
 
   // host:port it listens on.

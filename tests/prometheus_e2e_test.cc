@@ -204,6 +204,8 @@ TEST_F(PrometheusE2eTest, RealPrometheusSeesTheRunAndEveryDashboardMetricExists)
   EXPECT_TRUE(WaitFor("count({__name__=~\"perfgate_.+\",verdict=~\".* .*\"}) or vector(0)", 0));
   EXPECT_TRUE(WaitFor("sum(perfgate_leases_granted_total{pool=\"lab\"})", 3));
   EXPECT_TRUE(WaitFor("sum(perfgate_case_duration_seconds_count{pool=\"lab\"})", 3));
+  // The store's two files, read from the disk at each scrape.
+  EXPECT_TRUE(WaitFor("count(perfgate_store_bytes{file=~\"database|wal\"} > 0)", 2));
   auto values = Query("perfgate_benchmark_value{case=\"spin0\",metric=\"wall_time\",unit=\"seconds\"}");
   ASSERT_EQ(values.size(), 1u);
   EXPECT_GT(values[0], 0);
