@@ -10,9 +10,9 @@
 
 #include <cctype>
 #include <filesystem>
-#include <optional>
 #include <iostream>
 #include <map>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
