@@ -846,7 +846,7 @@ class SqliteStore final : public Store {
   // the store's writes, as a failed group commit does: what it acknowledged
   // may be gone. REQUIRES: mu_ not held.
   absl::Status MakeDurable(uint64_t ticket = 0) ABSL_LOCKS_EXCLUDED(mu_) {
-    if (!syncer_) return absl::OkStatus();  // an in-memory store
+    if (!syncer_) return absl::OkStatus();  // CommitDurability::kProcessCrash, or an in-memory store
     absl::Status synced = ticket ? syncer_->Sync(ticket) : syncer_->Sync();
     if (synced.ok()) return synced;
     LockWrites(WriteTurn::kLeasePath);
