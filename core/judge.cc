@@ -147,8 +147,19 @@ std::vector<ExpectedRow> ImprovementPatch(const GateReport& report) {
   return rows;
 }
 
+// At most this many names in one line of a summary: a suite of thousands of
+// new cases would otherwise print every name (each case's own row has it).
+constexpr size_t kNamesShown = 10;
+
+// "a, b, c" or, past kNamesShown names, "a, b, ... and 7990 more".
+std::string ShortList(const std::vector<std::string>& names, const char* separator) {
+  if (names.size() <= kNamesShown) return absl::StrJoin(names, separator);
+  const std::vector<std::string> shown(names.begin(), names.begin() + kNamesShown);
+  return absl::StrCat(absl::StrJoin(shown, separator), separator, "... and ", names.size() - kNamesShown, " more");
+}
+
 std::string CaseList(const std::vector<std::string>& names) {
-  return absl::StrCat(names.size(), " case", names.size() == 1 ? "" : "s", " (", absl::StrJoin(names, ", "), ")");
+  return absl::StrCat(names.size(), " case", names.size() == 1 ? "" : "s", " (", ShortList(names, ", "), ")");
 }
 
 // The pools of the agents that delivered this run's results.
@@ -214,7 +225,7 @@ void Derive(GateReport* report, const Baselines& baselines, const Policy& policy
   if (!report->missing_rows.empty()) {
     const std::string what =
         absl::StrCat(report->missing_rows.size(), " expected row", report->missing_rows.size() == 1 ? "" : "s",
-                     " with no result (", absl::StrJoin(report->missing_rows, "; "), ")");
+                     " with no result (", ShortList(report->missing_rows, "; "), ")");
     if (policy.fail_on.count(Verdict::kMissingResult)) {
       report->failed_rules.push_back(absl::StrCat("missing result fails the gate: ", what));
     } else {

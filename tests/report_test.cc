@@ -119,6 +119,20 @@ TEST(ReportTest, MissingResultsOnEitherSide) {
   EXPECT_THAT(fresh.warnings[0], HasSubstr("no baseline for 1 case (new)"));
 }
 
+// A suite of thousands of new cases gets one short line, not every name:
+// each case's own row already says it has no baseline.
+TEST(ReportTest, LongCaseListsAreShortened) {
+  std::vector<v1::CaseStatus> cases;
+  for (int i = 0; i < 2000; ++i) cases.push_back(OkCase("c" + std::to_string(i), "instructions", {1}));
+  Policy policy;
+  GateReport r = BuildGateReport(RunOf(cases), Baselines{}, policy);
+  ASSERT_EQ(r.warnings.size(), 1u);
+  EXPECT_EQ(r.warnings[0],
+            "no baseline for 2000 cases (c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, ... and 1990 more): "
+            "nothing to compare with yet");
+  EXPECT_EQ(r.cases.size(), 2000u);
+}
+
 TEST(ReportTest, CaseFailuresAndTestbeds) {
   Policy policy;
   v1::CaseStatus crashed = OkCase("crash", "instructions", {});
