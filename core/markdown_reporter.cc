@@ -2,9 +2,12 @@
 // the gate with its numbers), everything else folded away. At most six
 // columns so a table fits a PR page; no run id, time of day or elapsed time,
 // so the same results always give the same text (a sticky comment that is
-// edited, not re-posted, stays quiet when nothing changed).
+// edited, not re-posted, stays quiet when nothing changed). Its tables keep
+// to a budget, so that GitHub takes the report of any suite (below).
 #include <cmath>
 #include <cstdio>
+#include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -16,6 +19,43 @@
 
 namespace perfgate {
 namespace {
+
+// GitHub takes at most 65,536 characters in a comment and 1 MiB in a step
+// summary, and shows nothing of a report past either: a suite of thousands
+// of cases wrote megabytes. The tables' rows share this budget, spent in
+// order of importance (regressions, errors, then what is folded); the
+// verdict, the rules and the tables' heads and notes are never cut and
+// fit in what is left below 65,536.
+constexpr size_t kRowBudgetBytes = 56'000;
+
+// The bytes of table rows the report may still write.
+class RowBudget {
+ public:
+  // Takes `row` from the budget if it fits.
+  bool Take(const std::string& row) {
+    if (row.size() > left_) return false;
+    left_ -= row.size();
+    return true;
+  }
+
+ private:
+  size_t left_ = kRowBudgetBytes;
+};
+
+// A table after `open`: its `head` and rows while the budget lasts (no
+// head when none fits), a line saying how many were left out, then `tail`.
+void WriteTable(const std::string& open, const std::string& head, const std::vector<std::string>& rows,
+                const std::string& tail, RowBudget& budget, std::ostream& out) {
+  out << open;
+  size_t shown = 0;
+  for (; shown < rows.size() && budget.Take(rows[shown]); ++shown) out << (shown == 0 ? head : "") << rows[shown];
+  if (shown < rows.size()) {
+    out << "\n_" << rows.size() - shown << " more row" << (rows.size() - shown == 1 ? "" : "s")
+        << " not shown, to keep this report within GitHub's size limits: the JSON and JUnit reports have "
+           "every case._\n";
+  }
+  out << tail;
+}
 
 // Table cells must not break the row, and text must not turn into markup.
 std::string Cell(const std::string& s) {
@@ -120,35 +160,30 @@ void WriteVerdictLine(const GateReport& report, std::ostream& out) {
   out << "\n\n";
 }
 
-void WriteRegressions(const GateReport& report, std::ostream& out) {
-  bool header = false;
+void WriteRegressions(const GateReport& report, RowBudget& budget, std::ostream& out) {
+  std::vector<std::string> rows;
   for (const auto& c : report.cases) {
     for (const auto& m : c.metrics) {
       if (!IsRegression(m)) continue;
-      if (!header) {
-        out << "#### Regressions\n\n"
-               "| case · metric | baseline | result | change | threshold (noise) | p-value |\n"
-               "|---|---:|---:|---:|---:|---:|\n";
-        header = true;
-      }
       const Comparison& cmp = *m.comparison;
-      out << "| " << MetricName(c, m) << " | " << BaselineCell(cmp, m) << " | " << Value(cmp.result, m)
-          << " (median of " << m.summary.n << ") | " << ChangeCell(m) << " | " << FormatPercent(cmp.threshold)
-          << " (noise " << FormatPercent(cmp.noise) << ") | " << PValueCell(cmp) << " |\n";
+      rows.push_back(absl::StrCat("| ", MetricName(c, m), " | ", BaselineCell(cmp, m), " | ", Value(cmp.result, m),
+                                  " (median of ", m.summary.n, ") | ", ChangeCell(m), " | ",
+                                  FormatPercent(cmp.threshold), " (noise ", FormatPercent(cmp.noise), ") | ",
+                                  PValueCell(cmp), " |\n"));
     }
   }
-  if (header) out << "\n";
+  if (rows.empty()) return;
+  WriteTable("#### Regressions\n\n",
+             "| case · metric | baseline | result | change | threshold (noise) | p-value |\n"
+             "|---|---:|---:|---:|---:|---:|\n",
+             rows, "\n", budget, out);
 }
 
-void WriteErrors(const GateReport& report, std::ostream& out) {
-  bool header = false;
+void WriteErrors(const GateReport& report, RowBudget& budget, std::ostream& out) {
+  std::vector<std::string> rows;
   auto row = [&](const std::string& what, const std::string& outcome, const std::string& detail,
                  const std::string& agent) {
-    if (!header) {
-      out << "#### Errors\n\n| case | outcome | detail | agent |\n|---|---|---|---|\n";
-      header = true;
-    }
-    out << "| " << what << " | " << Cell(outcome) << " | " << Cell(detail) << " | " << agent << " |\n";
+    rows.push_back(absl::StrCat("| ", what, " | ", Cell(outcome), " | ", Cell(detail), " | ", agent, " |\n"));
   };
   for (const auto& c : report.cases) {
     if (IsError(c)) {
@@ -162,56 +197,65 @@ void WriteErrors(const GateReport& report, std::ostream& out) {
   for (const auto& missing : report.missing_rows) {
     row(Code(missing), VerdictName(Verdict::kMissingResult), "an expected row that no case produced", "–");
   }
-  if (header) out << "\n";
+  if (rows.empty()) return;
+  WriteTable("#### Errors\n\n", "| case | outcome | detail | agent |\n|---|---|---|---|\n", rows, "\n", budget,
+             out);
 }
 
 // Every case, folded: a reviewer opens it when the summary is not enough.
-void WriteAllCases(const GateReport& report, std::ostream& out) {
-  out << "<details><summary>All cases (" << report.cases.size()
-      << ")</summary>\n\n| case | verdict | outcome | wall time (median) | agent | attempts |\n"
-         "|---|---|---|---:|---|---:|\n";
+void WriteAllCases(const GateReport& report, RowBudget& budget, std::ostream& out) {
+  std::vector<std::string> rows;
   for (const auto& c : report.cases) {
     const MetricReport* wall_time = FindMeasured(c, "wall_time");
-    out << "| " << Code(c.name) << " | " << VerdictCell(c.verdict) << " | " << Cell(c.outcome)
-        << (c.detail.empty() ? "" : ": " + Cell(c.detail)) << " | "
-        << (wall_time ? FormatDurationSeconds(wall_time->summary.median) : "–") << " | "
-        << (c.agent_id.empty() ? "–" : Code(c.agent_id)) << " | " << c.attempts << " |\n";
+    rows.push_back(absl::StrCat("| ", Code(c.name), " | ", VerdictCell(c.verdict), " | ", Cell(c.outcome),
+                                c.detail.empty() ? "" : ": " + Cell(c.detail), " | ",
+                                wall_time ? FormatDurationSeconds(wall_time->summary.median) : "–", " | ",
+                                c.agent_id.empty() ? "–" : Code(c.agent_id), " | ", c.attempts, " |\n"));
   }
-  out << "\n</details>\n\n";
+  WriteTable(absl::StrCat("<details><summary>All cases (", report.cases.size(), ")</summary>\n\n"),
+             "| case | verdict | outcome | wall time (median) | agent | attempts |\n|---|---|---|---:|---|---:|\n",
+             rows, "\n</details>\n\n", budget, out);
 }
 
 // Judged metrics other than regressions: passes, improvements, no baseline.
-void WriteOtherMetrics(const GateReport& report, std::ostream& out) {
-  std::string rows;
-  int count = 0;
+void WriteOtherMetrics(const GateReport& report, RowBudget& budget, std::ostream& out) {
+  std::vector<std::string> rows;
   for (const auto& c : report.cases) {
     for (const auto& m : c.metrics) {
       if (!m.judged || IsRegression(m) || IsMetricError(m)) continue;
-      ++count;
       if (!m.comparison) {
-        absl::StrAppend(&rows, "| ", MetricName(c, m), " | ", VerdictCell(m.verdict), " | – | ",
-                        Value(m.summary.median, m), " (median of ", m.summary.n, ") | – | ",
-                        Cell(m.note.empty() ? "no expected row, history or A/B base" : m.note), " |\n");
+        rows.push_back(absl::StrCat("| ", MetricName(c, m), " | ", VerdictCell(m.verdict), " | – | ",
+                                    Value(m.summary.median, m), " (median of ", m.summary.n, ") | – | ",
+                                    Cell(m.note.empty() ? "no expected row, history or A/B base" : m.note), " |\n"));
         continue;
       }
       const Comparison& cmp = *m.comparison;
-      absl::StrAppend(&rows, "| ", MetricName(c, m), " | ", VerdictCell(m.verdict), " | ", BaselineCell(cmp, m), " | ",
-                      Value(cmp.result, m), " (median of ", m.summary.n, ") | ", ChangeCell(m), " | ",
-                      FormatPercent(cmp.threshold), " (noise ", FormatPercent(cmp.noise), ") |\n");
+      rows.push_back(absl::StrCat("| ", MetricName(c, m), " | ", VerdictCell(m.verdict), " | ", BaselineCell(cmp, m),
+                                  " | ", Value(cmp.result, m), " (median of ", m.summary.n, ") | ", ChangeCell(m),
+                                  " | ", FormatPercent(cmp.threshold), " (noise ", FormatPercent(cmp.noise), ") |\n"));
     }
   }
-  if (count == 0) return;
-  out << "<details><summary>Other judged metrics (" << count
-      << ")</summary>\n\n| case · metric | verdict | baseline | result | change | threshold (noise) or why |\n"
-         "|---|---|---:|---:|---:|---|\n"
-      << rows << "\n</details>\n\n";
+  if (rows.empty()) return;
+  WriteTable(absl::StrCat("<details><summary>Other judged metrics (", rows.size(), ")</summary>\n\n"),
+             "| case · metric | verdict | baseline | result | change | threshold (noise) or why |\n"
+             "|---|---|---:|---:|---:|---|\n",
+             rows, "\n</details>\n\n", budget, out);
 }
 
-void WriteBaselinePatch(const GateReport& report, std::ostream& out) {
+void WriteBaselinePatch(const GateReport& report, RowBudget& budget, std::ostream& out) {
   if (report.baseline_patch.empty()) return;
+  std::vector<std::string> rows;
+  for (const auto& row : report.baseline_patch) rows.push_back(FormatExpectedRow(row) + "\n");
+  // Rows left out are said after the fence, as text.
   out << "<details><summary>Improvements: expected-file rows to apply</summary>\n\n```\n";
-  for (const auto& row : report.baseline_patch) out << FormatExpectedRow(row) << "\n";
-  out << "```\n\n</details>\n\n";
+  size_t shown = 0;
+  while (shown < rows.size() && budget.Take(rows[shown])) out << rows[shown++];
+  out << "```\n";
+  if (shown < rows.size()) {
+    out << "\n_" << rows.size() - shown << " more row" << (rows.size() - shown == 1 ? "" : "s")
+        << " not shown: `perfgate baseline update` writes them all._\n";
+  }
+  out << "\n</details>\n\n";
 }
 
 }  // namespace
@@ -221,11 +265,12 @@ void MarkdownReporter::Write(const GateReport& report, std::ostream& out) const 
   for (const auto& rule : report.failed_rules) out << "- **" << Cell(rule) << "**\n";
   for (const auto& w : report.warnings) out << "- warning: " << Cell(w) << "\n";
   if (!report.failed_rules.empty() || !report.warnings.empty()) out << "\n";
-  WriteRegressions(report, out);
-  WriteErrors(report, out);
-  WriteAllCases(report, out);
-  WriteOtherMetrics(report, out);
-  WriteBaselinePatch(report, out);
+  RowBudget budget;
+  WriteRegressions(report, budget, out);
+  WriteErrors(report, budget, out);
+  WriteAllCases(report, budget, out);
+  WriteOtherMetrics(report, budget, out);
+  WriteBaselinePatch(report, budget, out);
 }
 
 }  // namespace perfgate

@@ -11,6 +11,7 @@
 #include <set>
 #include <sstream>
 
+#include "absl/strings/str_cat.h"
 #include "core/baseline_update.h"
 #include "core/units.h"
 #include "tests/test_util.h"
@@ -396,6 +397,37 @@ TEST(ReportFilesTest, MarkdownOfAPassingRunIsOneLineAndFoldedDetails) {
   EXPECT_EQ(html.rfind("<h3>✅ perfgate passed · 1 case · suite <code>s</code> · commit <code>abc</code></h3>\n", 0), 0u)
       << html;
   EXPECT_EQ(html.find("<h4>"), std::string::npos) << html;
+}
+
+// A suite of thousands of cases, all regressed: GitHub shows nothing of a
+// comment over 65,536 characters (or a step summary over 1 MiB), so the
+// report keeps to a budget, leads with what failed and says what it left out.
+TEST(ReportFilesTest, MarkdownOfThousandsOfCasesStaysWithinGitHubsLimit) {
+  constexpr int kCases = 3000;
+  std::vector<v1::CaseStatus> cases;
+  std::vector<ExpectedRow> rows;
+  for (int i = 0; i < kCases; ++i) {
+    const std::string name = "case_" + std::to_string(i);
+    cases.push_back(OkCase(name, "instructions", {1150}));
+    rows.push_back({name, "instructions", 1000, 0.1, i + 1});
+  }
+  Policy policy;
+  const GateReport r = BuildGateReport(RunOf(cases), Expected(rows), policy);
+  const std::string md = Render(MarkdownReporter(), r);
+  EXPECT_LT(md.size(), 65'536u);
+  EXPECT_EQ(md.rfind("### ❌ perfgate failed: 3000 regressions · 3000 cases", 0), 0u) << md.substr(0, 200);
+  // The regressions table comes first and is cut, saying by how much.
+  const int shown = Count(md, "| `case_");
+  ASSERT_GT(shown, 100);
+  ASSERT_LT(shown, kCases);
+  EXPECT_THAT(md, HasSubstr("<summary>All cases (3000)</summary>"));
+  EXPECT_THAT(md, HasSubstr(absl::StrCat("_", kCases - shown, " more rows not shown, to keep this report within "
+                                         "GitHub's size limits: the JSON and JUnit reports have every case._")));
+  // What was left out is said as text, not swallowed into the table.
+  const std::string html = MarkdownHtml(r);
+  EXPECT_THAT(html, HasSubstr("<p><em>3000 more rows not shown"));  // the folded list of all cases
+  EXPECT_EQ(Count(html, "<td><code>case_"), shown);
+  EXPECT_EQ(Count(html, "<thead>"), 1) << "a table none of whose rows fit is not begun";
 }
 
 TEST(ReportTest, ACaseWithoutAMeasuredResultNeverPasses) {
