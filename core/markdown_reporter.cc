@@ -23,9 +23,10 @@ namespace {
 // GitHub takes at most 65,536 characters in a comment and 1 MiB in a step
 // summary, and shows nothing of a report past either: a suite of thousands
 // of cases wrote megabytes. The tables' rows share this budget, spent in
-// order of importance (regressions, errors, then what is folded); the
-// verdict, the rules and the tables' heads and notes are never cut and
-// fit in what is left below 65,536.
+// order of importance (regressions, errors, then what is folded). The
+// verdict, the rules and warnings (whose lists of names judge.cc keeps to
+// ten) and the tables' heads and notes are never cut: a few kilobytes, in
+// what is left below 65,536.
 constexpr size_t kRowBudgetBytes = 56'000;
 
 // The bytes of table rows the report may still write.
