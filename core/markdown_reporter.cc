@@ -43,19 +43,29 @@ class RowBudget {
   size_t left_ = kRowBudgetBytes;
 };
 
-// A table after `open`: its `head` and rows while the budget lasts (no
-// head when none fits), a line saying how many were left out, then `tail`.
-void WriteTable(const std::string& open, const std::string& head, const std::vector<std::string>& rows,
-                const std::string& tail, RowBudget& budget, std::ostream& out) {
-  out << open;
+// A table, or a code block, of rows that share the budget.
+struct Rows {
+  std::string open;  // always written: a heading, a <details> line
+  std::string head;  // before the first row, when one fits: the table's head, a fence
+  std::string end;   // after the last row shown, when one was: a closing fence
+  std::string tail;  // always written, last
+  std::string has_all = "the JSON and JUnit reports have every case";  // said of the rows left out
+  std::vector<std::string> rows;
+};
+
+// Writes `t` with its rows while the budget lasts, then says how many were left out.
+void Write(const Rows& t, RowBudget& budget, std::ostream& out) {
+  out << t.open;
   size_t shown = 0;
-  for (; shown < rows.size() && budget.Take(rows[shown]); ++shown) out << (shown == 0 ? head : "") << rows[shown];
-  if (shown < rows.size()) {
-    out << "\n_" << rows.size() - shown << " more row" << (rows.size() - shown == 1 ? "" : "s")
-        << " not shown, to keep this report within GitHub's size limits: the JSON and JUnit reports have "
-           "every case._\n";
+  for (; shown < t.rows.size() && budget.Take(t.rows[shown]); ++shown)
+    out << (shown == 0 ? t.head : "") << t.rows[shown];
+  if (shown > 0) out << t.end;
+  if (shown < t.rows.size()) {
+    const size_t left = t.rows.size() - shown;
+    out << "\n_" << left << " more row" << (left == 1 ? "" : "s")
+        << " not shown, to keep this report within GitHub's size limits: " << t.has_all << "._\n";
   }
-  out << tail;
+  out << t.tail;
 }
 
 // Table cells must not break the row, and text must not turn into markup.
@@ -162,7 +172,13 @@ void WriteVerdictLine(const GateReport& report, std::ostream& out) {
 }
 
 void WriteRegressions(const GateReport& report, RowBudget& budget, std::ostream& out) {
-  std::vector<std::string> rows;
+  Rows t;
+  t.open = "#### Regressions\n\n";
+  t.head =
+      "| case · metric | baseline | result | change | threshold (noise) | p-value |\n"
+      "|---|---:|---:|---:|---:|---:|\n";
+  t.tail = "\n";
+  std::vector<std::string>& rows = t.rows;
   for (const auto& c : report.cases) {
     for (const auto& m : c.metrics) {
       if (!IsRegression(m)) continue;
@@ -173,15 +189,15 @@ void WriteRegressions(const GateReport& report, RowBudget& budget, std::ostream&
                                   PValueCell(cmp), " |\n"));
     }
   }
-  if (rows.empty()) return;
-  WriteTable("#### Regressions\n\n",
-             "| case · metric | baseline | result | change | threshold (noise) | p-value |\n"
-             "|---|---:|---:|---:|---:|---:|\n",
-             rows, "\n", budget, out);
+  if (!rows.empty()) Write(t, budget, out);
 }
 
 void WriteErrors(const GateReport& report, RowBudget& budget, std::ostream& out) {
-  std::vector<std::string> rows;
+  Rows t;
+  t.open = "#### Errors\n\n";
+  t.head = "| case | outcome | detail | agent |\n|---|---|---|---|\n";
+  t.tail = "\n";
+  std::vector<std::string>& rows = t.rows;
   auto row = [&](const std::string& what, const std::string& outcome, const std::string& detail,
                  const std::string& agent) {
     rows.push_back(absl::StrCat("| ", what, " | ", Cell(outcome), " | ", Cell(detail), " | ", agent, " |\n"));
@@ -198,14 +214,16 @@ void WriteErrors(const GateReport& report, RowBudget& budget, std::ostream& out)
   for (const auto& missing : report.missing_rows) {
     row(Code(missing), VerdictName(Verdict::kMissingResult), "an expected row that no case produced", "–");
   }
-  if (rows.empty()) return;
-  WriteTable("#### Errors\n\n", "| case | outcome | detail | agent |\n|---|---|---|---|\n", rows, "\n", budget,
-             out);
+  if (!rows.empty()) Write(t, budget, out);
 }
 
 // Every case, folded: a reviewer opens it when the summary is not enough.
 void WriteAllCases(const GateReport& report, RowBudget& budget, std::ostream& out) {
-  std::vector<std::string> rows;
+  Rows t;
+  t.open = absl::StrCat("<details><summary>All cases (", report.cases.size(), ")</summary>\n\n");
+  t.head = "| case | verdict | outcome | wall time (median) | agent | attempts |\n|---|---|---|---:|---|---:|\n";
+  t.tail = "\n</details>\n\n";
+  std::vector<std::string>& rows = t.rows;
   for (const auto& c : report.cases) {
     const MetricReport* wall_time = FindMeasured(c, "wall_time");
     rows.push_back(absl::StrCat("| ", Code(c.name), " | ", VerdictCell(c.verdict), " | ", Cell(c.outcome),
@@ -213,14 +231,17 @@ void WriteAllCases(const GateReport& report, RowBudget& budget, std::ostream& ou
                                 wall_time ? FormatDurationSeconds(wall_time->summary.median) : "–", " | ",
                                 c.agent_id.empty() ? "–" : Code(c.agent_id), " | ", c.attempts, " |\n"));
   }
-  WriteTable(absl::StrCat("<details><summary>All cases (", report.cases.size(), ")</summary>\n\n"),
-             "| case | verdict | outcome | wall time (median) | agent | attempts |\n|---|---|---|---:|---|---:|\n",
-             rows, "\n</details>\n\n", budget, out);
+  Write(t, budget, out);
 }
 
 // Judged metrics other than regressions: passes, improvements, no baseline.
 void WriteOtherMetrics(const GateReport& report, RowBudget& budget, std::ostream& out) {
-  std::vector<std::string> rows;
+  Rows t;
+  t.head =
+      "| case · metric | verdict | baseline | result | change | threshold (noise) or why |\n"
+      "|---|---|---:|---:|---:|---|\n";
+  t.tail = "\n</details>\n\n";
+  std::vector<std::string>& rows = t.rows;
   for (const auto& c : report.cases) {
     for (const auto& m : c.metrics) {
       if (!m.judged || IsRegression(m) || IsMetricError(m)) continue;
@@ -237,26 +258,20 @@ void WriteOtherMetrics(const GateReport& report, RowBudget& budget, std::ostream
     }
   }
   if (rows.empty()) return;
-  WriteTable(absl::StrCat("<details><summary>Other judged metrics (", rows.size(), ")</summary>\n\n"),
-             "| case · metric | verdict | baseline | result | change | threshold (noise) or why |\n"
-             "|---|---|---:|---:|---:|---|\n",
-             rows, "\n</details>\n\n", budget, out);
+  t.open = absl::StrCat("<details><summary>Other judged metrics (", rows.size(), ")</summary>\n\n");
+  Write(t, budget, out);
 }
 
 void WriteBaselinePatch(const GateReport& report, RowBudget& budget, std::ostream& out) {
   if (report.baseline_patch.empty()) return;
-  std::vector<std::string> rows;
-  for (const auto& row : report.baseline_patch) rows.push_back(FormatExpectedRow(row) + "\n");
-  // Rows left out are said after the fence, as text.
-  out << "<details><summary>Improvements: expected-file rows to apply</summary>\n\n```\n";
-  size_t shown = 0;
-  while (shown < rows.size() && budget.Take(rows[shown])) out << rows[shown++];
-  out << "```\n";
-  if (shown < rows.size()) {
-    out << "\n_" << rows.size() - shown << " more row" << (rows.size() - shown == 1 ? "" : "s")
-        << " not shown: `perfgate baseline update` writes them all._\n";
-  }
-  out << "\n</details>\n\n";
+  Rows t;
+  t.open = "<details><summary>Improvements: expected-file rows to apply</summary>\n\n";
+  t.head = "```\n";
+  t.end = "```\n";
+  t.tail = "\n</details>\n\n";
+  t.has_all = "`perfgate baseline update` writes them all";
+  for (const auto& row : report.baseline_patch) t.rows.push_back(FormatExpectedRow(row) + "\n");
+  Write(t, budget, out);
 }
 
 }  // namespace
