@@ -10,10 +10,12 @@
 //
 // On Linux a nice value applies to one thread, and a thread starts with its
 // creator's: raised before the coordinator starts its threads, it holds for
-// all of them. Threads whose work no agent waits on go back down: the
-// history reader to nice 19; freeing finished runs and WAL checkpoints to
-// the nice value the coordinator started at (ReturnToStartingPriority); the
-// checkpointer rises again while it holds the store's write lock.
+// all of them. Threads whose work no agent waits on go back down: freeing
+// finished runs and WAL checkpoints to the nice value the coordinator
+// started at (ReturnToStartingPriority); the checkpointer rises again while
+// it holds the store's write lock. A history read keeps the raised priority
+// and paces itself instead (Scheduler::kHistoryCpuShare): at nice 19 it was
+// preempted holding locks the lease path takes, for up to 322 ms.
 // At the raised priority their bursts took cores from the agents: of the 12
 // longest moments with no case running in one traced run (7-8 ms, 16
 // agents), freeing a run took 6.5 ms of one. A finished run's summaries

@@ -27,7 +27,6 @@
 #include "absl/hash/hash.h"
 #include "absl/status/statusor.h"
 #include "coordinator/background_queue.h"
-#include "coordinator/low_priority_worker.h"
 #include "coordinator/scheduler_listener.h"
 #include "coordinator/store.h"
 #include "core/time_source.h"
@@ -155,13 +154,11 @@ class Scheduler {
   void WaitRunEnd(const std::string& run_id, int64_t wait_ms);
 
   // History baseline data into *out, straight from the store's reader:
-  // never under mu_, and on a thread of low CPU priority, so that lease
-  // grants and completions do not wait for a core while it runs. That
-  // thread builds the response on a protobuf arena, and *out is copied from
-  // it here: a low-priority thread that allocates from the heap shares
-  // glibc's arena locks with the gRPC threads, and when the kernel preempts
-  // it holding one, every thread of that arena waits for it (lease rate
-  // during history calls fell to 0.7 of the rate outside them).
+  // never under mu_, on the calling thread, paced to kHistoryCpuShare of a
+  // core while leases are granted, so that lease grants and completions
+  // rarely wait for a core while it runs. The response is built on a
+  // protobuf arena (a few large blocks instead of an allocation per key)
+  // and *out is copied from it here.
   absl::Status History(const v1::HistoryRequest& request, v1::HistoryResponse* out);
 
   // --- housekeeping -----------------------------------------------------
@@ -462,12 +459,18 @@ class Scheduler {
   std::map<std::string, Queue> queues_ ABSL_GUARDED_BY(mu_);
   std::deque<std::string> finished_order_ ABSL_GUARDED_BY(mu_);
   SchedulerStats stats_ ABSL_GUARDED_BY(mu_);
-  // History reads run here, at nice 19, held to kHistoryCpuShare of a core
-  // while leases are granted (ActivityPacer): at nice 19 alone, a history
-  // call of 4,000 keys cost the agents a quarter of their lease rate on 2
-  // cores; at a tenth the rate inside calls was 0.9 of the rate outside.
-  LowPriorityWorker history_worker_{19};
-  static constexpr double kHistoryCpuShare = 0.1;
+  // A history read keeps to this share of a core while leases are granted
+  // (ActivityPacer): unpaced, a call of 4,000 keys cost the agents a quarter
+  // of their lease rate on 2 cores. It runs on the calling thread, at the
+  // serving priority, not on a thread below it: every read takes locks the
+  // lease path takes too (a malloc arena's; SQLite's mutex over the database
+  // file's locks, held across an fcntl), and on a thread at nice 19 it was
+  // preempted holding them (traced), in runs with 120 and 322 ms in which
+  // no case started or no lease was granted (256 load sessions, 64 agents).
+  // At this priority it gets its share: a tenth of a core cut case starts
+  // inside 20,000-key calls by 8-10%, a twentieth by 3-6%, and such a call
+  // takes 5-6 s instead of the 13-24 s it took at nice 19.
+  static constexpr double kHistoryCpuShare = 0.05;
   // Leases granted, read without mu_ by a history read to tell whether it runs beside lease work.
   std::atomic<uint64_t> grants_{0};
   std::atomic<int64_t> last_trim_ms_{0};  // when ReleaseEvicted last trimmed

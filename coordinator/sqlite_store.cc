@@ -860,8 +860,8 @@ class SqliteStore final : public Store {
 
   // REQUIRES: history_mu_ held, inside a read transaction of history_reader_.
   // Keys are bound unowned (the request outlives the statements) and the
-  // response is made on `arena`: a history of thousands of keys, read on a
-  // low-priority thread, takes few heap allocations.
+  // response is made on `arena`: a history of thousands of keys takes few
+  // heap allocations.
   //
   // A new snapshot after each pause: a paced call of thousands of keys takes
   // seconds, and while a reader holds a snapshot the WAL cannot start over,
@@ -1464,9 +1464,9 @@ class SqliteStore final : public Store {
 
 // SQLite's memory statistics (on by default) take one process-wide mutex on
 // every allocation, and Debian's build has no lookaside, so every row and
-// statement step allocates. The history reader runs at nice 19: preempted
-// while holding that mutex, it stalled the writer, and every agent with it.
-// Off, allocations go straight to malloc. Only possible before SQLite is
+// statement step allocates. The history reader, which ran at nice 19 then,
+// was preempted while holding that mutex and stalled the writer, and every
+// agent with it. Off, allocations go straight to malloc. Only possible before SQLite is
 // first used; later (a second store in one process) it is already decided.
 namespace {
 

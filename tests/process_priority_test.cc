@@ -176,8 +176,10 @@ std::vector<std::pair<std::string, int>> ThreadNices(pid_t pid) {
 }
 
 // The real binary: every thread runs --priority-levels above the nice value
-// it was started with, but the history reader, which lowers its own to 19,
-// and the threads whose work no agent waits on, back at the starting value.
+// it was started with, but the threads whose work no agent waits on, back at
+// the starting value. No thread runs below that: one preempted there while
+// holding a lock the lease path takes (a malloc arena's) would keep it for
+// as long as the kernel let it wait.
 TEST(ProcessPriorityTest, CoordinatorThreadsServingAgentsRunAboveItsStartingPriorityAndBackgroundOnesDoNot) {
   testing::TempDir dir;
   const int started_at = MyNice();
@@ -195,9 +197,9 @@ TEST(ProcessPriorityTest, CoordinatorThreadsServingAgentsRunAboveItsStartingPrio
   for (const auto& [name, nice] : threads) {
     names.insert(name);
     const bool background = name == "releaser" || name == "checkpointer";
-    EXPECT_EQ(nice, name == "low-priority" ? 19 : background ? started_at : raised) << "thread " << name;
+    EXPECT_EQ(nice, background ? started_at : raised) << "thread " << name;
   }
-  EXPECT_THAT(names, ::testing::IsSupersetOf({"releaser", "checkpointer", "summaries", "sweeper", "low-priority"}));
+  EXPECT_THAT(names, ::testing::IsSupersetOf({"releaser", "checkpointer", "summaries", "sweeper"}));
 }
 
 }  // namespace
