@@ -467,10 +467,12 @@ class Scheduler {
   // file's locks, held across an fcntl), and on a thread at nice 19 it was
   // preempted holding them (traced), in runs with 120 and 322 ms in which
   // no case started or no lease was granted (256 load sessions, 64 agents).
-  // At this priority it gets its share: a tenth of a core cut case starts
-  // inside 20,000-key calls by 8-10%, a twentieth by 3-6%, and such a call
-  // takes 5-6 s instead of the 13-24 s it took at nice 19.
-  static constexpr double kHistoryCpuShare = 0.05;
+  // At this priority it gets its share, and the unpaced rest of a call (the
+  // reply's copy and encoding, the client's decoding) comes on top: at a
+  // twentieth of a core, case starts inside 4,000-key calls fell to 0.89 of
+  // the rate outside; at a fortieth they read 0.95-0.98, and such a call
+  // takes 0.7-1.2 s (1.3-4.6 s at nice 19 beside it).
+  static constexpr double kHistoryCpuShare = 0.025;
   // Leases granted, read without mu_ by a history read to tell whether it runs beside lease work.
   std::atomic<uint64_t> grants_{0};
   std::atomic<int64_t> last_trim_ms_{0};  // when ReleaseEvicted last trimmed
