@@ -1016,15 +1016,16 @@ TEST_F(SchedulerTest, HistoryDoesNotWaitForTheStoresWriter) {
   v1::HistoryRequest request;
   request.set_branch("");
   request.add_keys()->set_metric("wall_time");
-  google::protobuf::Arena arena;
-  ASSERT_TRUE(store_->History(request, &arena, [] {}).ok());
+  v1::HistoryResponse first;
+  ASSERT_TRUE(store_->History(request, &first, [] {}).ok());
   ASSERT_TRUE(store_->BeginBatch().ok());  // this thread holds the write side now
-  absl::StatusOr<v1::HistoryResponse*> history = nullptr;
-  std::thread reader([&] { history = store_->History(request, &arena, [] {}); });
+  v1::HistoryResponse history;
+  absl::Status read;
+  std::thread reader([&] { read = store_->History(request, &history, [] {}); });
   reader.join();  // would never return if History took the write mutex
   ASSERT_TRUE(store_->CommitBatch().ok());
-  ASSERT_TRUE(history.ok()) << history.status();
-  EXPECT_THAT((*history)->series(0).run_medians(), ::testing::ElementsAre(1.0));
+  ASSERT_TRUE(read.ok()) << read;
+  EXPECT_THAT(history.series(0).run_medians(), ::testing::ElementsAre(1.0));
 }
 
 // A write that fails inside a batch undoes the whole batch: nothing of a
@@ -1434,10 +1435,10 @@ TEST_F(SchedulerTest, HistoryIsReadAtTheCallersPriority) {
   class NiceRecordingStore : public testing::ForwardingStore {
    public:
     using ForwardingStore::ForwardingStore;
-    absl::StatusOr<v1::HistoryResponse*> History(const v1::HistoryRequest& request, google::protobuf::Arena* arena,
-                                                 const std::function<void()>& pace) override {
+    absl::Status History(const v1::HistoryRequest& request, v1::HistoryResponse* response,
+                         const std::function<void()>& pace) override {
       nice_seen = getpriority(PRIO_PROCESS, static_cast<id_t>(gettid()));
-      return ForwardingStore::History(request, arena, pace);
+      return ForwardingStore::History(request, response, pace);
     }
     int nice_seen = 99;
   };
