@@ -1175,8 +1175,15 @@ absl::StatusOr<v1::RunState> Scheduler::Cancel(const std::string& run_id) {
 }
 
 absl::Status Scheduler::History(const v1::HistoryRequest& request, v1::HistoryResponse* out) {
+  google::protobuf::ArenaOptions blocks;
+  blocks.start_block_size = 64 << 10;  // a history of thousands of keys in tens of blocks
+  blocks.max_block_size = 1 << 20;
+  google::protobuf::Arena arena(blocks);
   ActivityPacer paced(kHistoryCpuShare, grants_);  // this thread's CPU: see kHistoryCpuShare
-  return store_->History(request, out, [&] { paced(); });
+  auto read = store_->History(request, &arena, [&] { paced(); });
+  if (!read.ok()) return read.status();
+  out->CopyFrom(**read);
+  return absl::OkStatus();
 }
 
 absl::Status Scheduler::ReportVerdict(const v1::ReportVerdictRequest& request) {

@@ -156,7 +156,9 @@ class Scheduler {
   // History baseline data into *out, straight from the store's reader:
   // never under mu_, on the calling thread, paced to kHistoryCpuShare of a
   // core while leases are granted, so that lease grants and completions
-  // rarely wait for a core while it runs. REQUIRES: *out is empty.
+  // rarely wait for a core while it runs. The response is built on a
+  // protobuf arena (a few large blocks instead of an allocation per key)
+  // and *out is copied from it here.
   absl::Status History(const v1::HistoryRequest& request, v1::HistoryResponse* out);
 
   // --- housekeeping -----------------------------------------------------

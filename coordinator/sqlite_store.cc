@@ -652,15 +652,15 @@ class SqliteStore final : public Store {
     });
   }
 
-  absl::Status History(const v1::HistoryRequest& request, v1::HistoryResponse* response,
-                       const std::function<void()>& pace) override {
+  absl::StatusOr<v1::HistoryResponse*> History(const v1::HistoryRequest& request, google::protobuf::Arena* arena,
+                                               const std::function<void()>& pace) override {
     // Every run that ended before this call is in it.
     summaries_->Drain();
     std::lock_guard lock(history_mu_);
     if (!BeginRead(history_reader_)) return ReadError(history_reader_, "history");
-    absl::Status read = HistoryInSnapshots(request, response, pace);
+    auto response = HistoryInSnapshots(request, arena, pace);
     sqlite3_exec(history_reader_, "COMMIT", nullptr, nullptr, nullptr);
-    return read;
+    return response;
   }
 
   static bool BeginRead(sqlite3* db) { return sqlite3_exec(db, "BEGIN", nullptr, nullptr, nullptr) == SQLITE_OK; }
@@ -859,7 +859,9 @@ class SqliteStore final : public Store {
   }
 
   // REQUIRES: history_mu_ held, inside a read transaction of history_reader_.
-  // Keys are bound unowned (the request outlives the statements).
+  // Keys are bound unowned (the request outlives the statements) and the
+  // response is made on `arena`: a history of thousands of keys takes few
+  // heap allocations.
   //
   // A new snapshot after each pause: a paced call of thousands of keys takes
   // seconds, and while a reader holds a snapshot the WAL cannot start over,
@@ -867,8 +869,10 @@ class SqliteStore final : public Store {
   // keys bought nothing: each key's medians are one statement, and a run
   // that ends during the call has its medians written in several commits
   // anyway (runs that ended before the call are all in it: Drain).
-  absl::Status HistoryInSnapshots(const v1::HistoryRequest& request, v1::HistoryResponse* response,
-                                  const std::function<void()>& pace) {
+  absl::StatusOr<v1::HistoryResponse*> HistoryInSnapshots(const v1::HistoryRequest& request,
+                                                          google::protobuf::Arena* arena,
+                                                          const std::function<void()>& pace) {
+    auto* response = google::protobuf::Arena::CreateMessage<v1::HistoryResponse>(arena);
     int64_t excluded = -1;
     {
       Statement q(*history_reads_, "SELECT seq FROM runs WHERE run_id = ?");
@@ -906,7 +910,7 @@ class SqliteStore final : public Store {
     int rc;
     while ((rc = pools.Step()) == SQLITE_ROW) response->add_known_pools(pools.Text(0));
     if (rc != SQLITE_DONE) return ReadError(history_reader_, "known pools");
-    return absl::OkStatus();
+    return response;
   }
 
   // What writes need of a run that takes leases: its row's key, and what

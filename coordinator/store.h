@@ -13,6 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "coordinator/wal_syncer.h"
+#include "google/protobuf/arena.h"
 #include "perfgate/v1/agent.pb.h"
 #include "perfgate/v1/gate.pb.h"
 
@@ -138,11 +139,13 @@ class Store {
   // A run is in it once it has ended (UpdateRunState to a final state): its
   // summary is written then, off the results' path, and History waits for
   // the summaries of runs that ended before the call.
-  // Fills *response; on an error it holds what was read before it. `pace`
-  // is called between keys and may sleep (the reader's share of a core).
-  // REQUIRES: *response is empty.
-  virtual absl::Status History(const v1::HistoryRequest& request, v1::HistoryResponse* response,
-                               const std::function<void()>& pace) = 0;
+  // The response is made on `arena`, so that the reading thread makes few
+  // heap allocations (Scheduler::History says why that matters). `pace` is
+  // called between keys and may sleep (the reader's share of a core).
+  // REQUIRES: arena outlives the response.
+  virtual absl::StatusOr<v1::HistoryResponse*> History(const v1::HistoryRequest& request,
+                                                       google::protobuf::Arena* arena,
+                                                       const std::function<void()>& pace) = 0;
   // Any run, final or not, with counted results; NotFound if unknown.
   virtual absl::StatusOr<v1::Run> LoadRun(const std::string& run_id) = 0;
   // The newest counted OK result of each case of each suite on each testbed,

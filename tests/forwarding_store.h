@@ -47,9 +47,9 @@ class ForwardingStore : public Store {
   absl::Status UpsertSession(const SessionRecord& session) override { return target_->UpsertSession(session); }
   absl::Status DeleteSession(const std::string& session_id) override { return target_->DeleteSession(session_id); }
   absl::StatusOr<RecoveredState> Recover() override { return target_->Recover(); }
-  absl::Status History(const v1::HistoryRequest& request, v1::HistoryResponse* response,
-                       const std::function<void()>& pace) override {
-    return target_->History(request, response, pace);
+  absl::StatusOr<v1::HistoryResponse*> History(const v1::HistoryRequest& request, google::protobuf::Arena* arena,
+                                               const std::function<void()>& pace) override {
+    return target_->History(request, arena, pace);
   }
   absl::StatusOr<v1::Run> LoadRun(const std::string& run_id) override { return target_->LoadRun(run_id); }
   absl::StatusOr<std::vector<LatestResult>> LatestResults(const std::string& branch) override {

@@ -1016,16 +1016,15 @@ TEST_F(SchedulerTest, HistoryDoesNotWaitForTheStoresWriter) {
   v1::HistoryRequest request;
   request.set_branch("");
   request.add_keys()->set_metric("wall_time");
-  v1::HistoryResponse first;
-  ASSERT_TRUE(store_->History(request, &first, [] {}).ok());
+  google::protobuf::Arena arena;
+  ASSERT_TRUE(store_->History(request, &arena, [] {}).ok());
   ASSERT_TRUE(store_->BeginBatch().ok());  // this thread holds the write side now
-  v1::HistoryResponse history;
-  absl::Status read;
-  std::thread reader([&] { read = store_->History(request, &history, [] {}); });
+  absl::StatusOr<v1::HistoryResponse*> history = nullptr;
+  std::thread reader([&] { history = store_->History(request, &arena, [] {}); });
   reader.join();  // would never return if History took the write mutex
   ASSERT_TRUE(store_->CommitBatch().ok());
-  ASSERT_TRUE(read.ok()) << read;
-  EXPECT_THAT(history.series(0).run_medians(), ::testing::ElementsAre(1.0));
+  ASSERT_TRUE(history.ok()) << history.status();
+  EXPECT_THAT((*history)->series(0).run_medians(), ::testing::ElementsAre(1.0));
 }
 
 // A write that fails inside a batch undoes the whole batch: nothing of a
@@ -1435,10 +1434,10 @@ TEST_F(SchedulerTest, HistoryIsReadAtTheCallersPriority) {
   class NiceRecordingStore : public testing::ForwardingStore {
    public:
     using ForwardingStore::ForwardingStore;
-    absl::Status History(const v1::HistoryRequest& request, v1::HistoryResponse* response,
-                         const std::function<void()>& pace) override {
+    absl::StatusOr<v1::HistoryResponse*> History(const v1::HistoryRequest& request, google::protobuf::Arena* arena,
+                                                 const std::function<void()>& pace) override {
       nice_seen = getpriority(PRIO_PROCESS, static_cast<id_t>(gettid()));
-      return ForwardingStore::History(request, response, pace);
+      return ForwardingStore::History(request, arena, pace);
     }
     int nice_seen = 99;
   };

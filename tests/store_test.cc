@@ -240,16 +240,16 @@ TEST_F(StoreRoundTripTest, RunsAndDurationsAreReadWhileAHistoryReadPauses) {
   std::mutex mu;
   std::condition_variable cv;
   bool paused = false, read_meanwhile = false, released_in_time = true;
-  v1::HistoryResponse response;
+  google::protobuf::Arena arena;
   std::thread history([&] {
-    const absl::Status read = store_->History(request, &response, [&] {
+    auto read = store_->History(request, &arena, [&] {
       std::unique_lock lock(mu);
       paused = true;
       cv.notify_all();
       // A generous bound, so that the old code (one connection, one lock) fails rather than hangs.
       if (!read_meanwhile) released_in_time = cv.wait_for(lock, std::chrono::seconds(30), [&] { return read_meanwhile; });
     });
-    EXPECT_TRUE(read.ok()) << read;
+    EXPECT_TRUE(read.ok()) << read.status();
   });
   {
     std::unique_lock lock(mu);
@@ -281,8 +281,8 @@ TEST_F(StoreRoundTripTest, AHistoryReadHoldsNoSnapshotWhileItPauses) {
   ASSERT_EQ(sqlite3_open(dir_.File("perfgate.db").c_str(), &other), SQLITE_OK);
   sqlite3_busy_timeout(other, 10'000);  // waits out the store's own checkpointer; a held snapshot is never released
   int paces = 0, busy = -1, logged = -1, backfilled = -2;
-  v1::HistoryResponse response;
-  const absl::Status read = store_->History(request, &response, [&] {
+  google::protobuf::Arena arena;
+  auto read = store_->History(request, &arena, [&] {
     if (paces++ > 0) return;
     sqlite3_stmt* checkpoint = nullptr;
     ASSERT_EQ(sqlite3_prepare_v2(other, "PRAGMA wal_checkpoint(TRUNCATE)", -1, &checkpoint, nullptr), SQLITE_OK);
@@ -293,14 +293,14 @@ TEST_F(StoreRoundTripTest, AHistoryReadHoldsNoSnapshotWhileItPauses) {
     sqlite3_finalize(checkpoint);
   });
   sqlite3_close(other);
-  ASSERT_TRUE(read.ok()) << read;
+  ASSERT_TRUE(read.ok()) << read.status();
   ASSERT_GT(paces, 0);
   EXPECT_EQ(busy, 0) << "a reader kept the checkpoint from finishing";
   EXPECT_EQ(logged, backfilled);
 }
 
 // History of the wall time of benchmark "a" on branch main, pool lab.
-v1::HistoryResponse HistoryOfA(Store& store) {
+v1::HistoryResponse* HistoryOfA(Store& store, google::protobuf::Arena* arena) {
   v1::HistoryRequest request;
   request.set_branch("main");
   auto* key = request.add_keys();
@@ -308,10 +308,9 @@ v1::HistoryResponse HistoryOfA(Store& store) {
   key->set_benchmark("a");
   key->set_metric("wall_time");
   key->set_source("agent:clock");
-  v1::HistoryResponse history;
-  const absl::Status read = store.History(request, &history, [] {});
-  EXPECT_TRUE(read.ok()) << read;
-  return history;
+  auto history = store.History(request, arena, [] {});
+  EXPECT_TRUE(history.ok()) << history.status();
+  return history.ok() ? *history : google::protobuf::Arena::CreateMessage<v1::HistoryResponse>(arena);
 }
 
 // A run's medians and its cases' durations are written when it ends, off
@@ -328,10 +327,11 @@ TEST_F(StoreRoundTripTest, ARunIsInHistoryAndDurationsFromItsEndWithTheMedianOfA
   AddValue(b.add_samples(), "a", "wall_time", 5, "s", "agent:clock");
   ASSERT_TRUE(store_->InsertResult(first, ResultDisposition::kCounted, AgentResult("a", "agent-1", "lab", 1), 20).ok());
   ASSERT_TRUE(store_->InsertResult(second, ResultDisposition::kCounted, b, 30).ok());
-  EXPECT_THAT(HistoryOfA(*store_).series(0).run_medians(), ElementsAre()) << "the run has not ended";
+  google::protobuf::Arena arena;
+  EXPECT_THAT(HistoryOfA(*store_, &arena)->series(0).run_medians(), ElementsAre()) << "the run has not ended";
   EXPECT_THAT(*store_->CaseDurations("s"), ElementsAre());
   ASSERT_TRUE(store_->UpdateRunState(run_id, v1::RUN_STATE_FINISHED, 40).ok());
-  EXPECT_THAT(HistoryOfA(*store_).series(0).run_medians(), ElementsAre(3));
+  EXPECT_THAT(HistoryOfA(*store_, &arena)->series(0).run_medians(), ElementsAre(3));
   // Granted at 5 ms, received at 20 and 30.
   EXPECT_THAT(*store_->CaseDurations("s"), ElementsAre(Pair("a", 15), Pair("b", 25)));
   EXPECT_EQ(testing::QueryInt(dir_.File("perfgate.db"), "SELECT COUNT(*) FROM pending_summaries"), 0);
@@ -350,7 +350,8 @@ TEST_F(StoreRoundTripTest, ARunThatEndedUnsummarizedIsSummarizedOnTheNextOpen) {
                                             "; INSERT INTO pending_summaries (run_seq) SELECT seq FROM runs")));
   auto reopened = OpenSqliteStore(dir_.File("perfgate.db"));
   ASSERT_TRUE(reopened.ok()) << reopened.status();
-  EXPECT_THAT(HistoryOfA(**reopened).series(0).run_medians(), ElementsAre(3));
+  google::protobuf::Arena arena;
+  EXPECT_THAT(HistoryOfA(**reopened, &arena)->series(0).run_medians(), ElementsAre(3));
   EXPECT_THAT(*(*reopened)->CaseDurations("s"), ElementsAre(Pair("a", 15)));
 }
 
@@ -367,7 +368,8 @@ TEST_F(StoreRoundTripTest, ARunThatEndsAfterARestartHasTheMediansOfItsResultsFro
   LeaseRecord second = Lease(run_id, 1, "lease-00000000000000000000000000000002", "agent-2");
   ASSERT_TRUE(store_->InsertResult(second, ResultDisposition::kCounted, AgentResult("a", "agent-2", "lab", 3), 30).ok());
   ASSERT_TRUE(store_->UpdateRunState(run_id, v1::RUN_STATE_FINISHED, 40).ok());
-  EXPECT_THAT(HistoryOfA(*store_).series(0).run_medians(), ElementsAre(2)) << "the median of 1 and 3";
+  google::protobuf::Arena arena;
+  EXPECT_THAT(HistoryOfA(*store_, &arena)->series(0).run_medians(), ElementsAre(2)) << "the median of 1 and 3";
   EXPECT_THAT(*store_->CaseDurations("s"), ElementsAre(Pair("a", 15), Pair("b", 25)));
 }
 
@@ -616,10 +618,10 @@ TEST(StoreMigrationTest, AVersion5DatabaseConvertsAndReadsBackAsItWas) {
   key->set_benchmark("done");
   key->set_metric("wall_time");
   key->set_source("agent:clock");
-  v1::HistoryResponse history;
-  const absl::Status read = (*store)->History(request, &history, [] {});
-  ASSERT_TRUE(read.ok()) << read;
-  EXPECT_THAT(history.series(0).run_medians(), ElementsAre(0.5));
+  google::protobuf::Arena arena;
+  auto history = (*store)->History(request, &arena, [] {});
+  ASSERT_TRUE(history.ok()) << history.status();
+  EXPECT_THAT((*history)->series(0).run_medians(), ElementsAre(0.5));
 
   // The converted active lease is found by its id: its result counts.
   const v1::CaseResult second = AgentResult("running", "agent-2", "lab", 0.75);
@@ -632,9 +634,9 @@ TEST(StoreMigrationTest, AVersion5DatabaseConvertsAndReadsBackAsItWas) {
   ASSERT_TRUE(loaded.ok()) << loaded.status();
   EXPECT_EQ(loaded->cases(0).result().SerializeAsString(), counted.SerializeAsString());
   EXPECT_EQ(loaded->cases(1).result().SerializeAsString(), second.SerializeAsString());
-  v1::HistoryResponse again;
-  ASSERT_TRUE((*store)->History(request, &again, [] {}).ok());
-  EXPECT_THAT(again.series(0).run_medians(), ElementsAre(0.5));
+  history = (*store)->History(request, &arena, [] {});
+  ASSERT_TRUE(history.ok());
+  EXPECT_THAT((*history)->series(0).run_medians(), ElementsAre(0.5));
 }
 
 }  // namespace
