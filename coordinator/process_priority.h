@@ -15,7 +15,9 @@
 // started at (ReturnToStartingPriority); the checkpointer rises again while
 // it holds the store's write lock. A history read keeps the raised priority
 // and paces itself instead (Scheduler::kHistoryCpuShare): at nice 19 it was
-// preempted holding locks the lease path takes, for up to 322 ms.
+// preempted holding locks the lease path takes (a malloc arena's,
+// SQLite's), and runs with it had moments of 120-342 ms inside history
+// calls in which no case started or no lease was granted.
 // At the raised priority their bursts took cores from the agents: of the 12
 // longest moments with no case running in one traced run (7-8 ms, 16
 // agents), freeing a run took 6.5 ms of one. A finished run's summaries

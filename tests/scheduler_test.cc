@@ -1428,8 +1428,8 @@ TEST_F(SchedulerTest, SubmittedSuitesArePreparedAtTheStartingPriority) {
 // A history read runs at its caller's priority, the serving one. Each read
 // takes locks that the lease path takes too (a malloc arena's, SQLite's
 // mutex over the database file's locks); on a thread at nice 19 it was
-// preempted holding one, and no lease was granted for up to 322 ms
-// (bench/dispatch, 256 load sessions).
+// preempted holding them (traced), and bench/dispatch runs with it had
+// moments of up to 342 ms inside history calls in which no lease was granted.
 TEST_F(SchedulerTest, HistoryIsReadAtTheCallersPriority) {
   class NiceRecordingStore : public testing::ForwardingStore {
    public:
