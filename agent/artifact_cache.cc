@@ -29,8 +29,6 @@ absl::Status Errno(const std::string& what) {
   return absl::UnavailableError(absl::StrCat(what, ": ", std::strerror(errno)));
 }
 
-std::string Short(const std::string& digest) { return digest.substr(0, 12); }
-
 // The folder a tree is materialised in, below the case's folder.
 std::string TreeDir(const std::string& case_dir, const std::string& name) {
   return absl::StrCat(case_dir, name.empty() ? "/tree" : absl::StrCat("/trees/", name));

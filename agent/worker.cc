@@ -328,9 +328,13 @@ void AgentWorker::RunLease(const v1::Lease& lease) {
     std::lock_guard lock(mu_);
     report_cv_.notify_one();
   };
+  const auto started = std::chrono::steady_clock::now();
   const int64_t started_ms = LocalNowMs();
   v1::CaseResult result = RunWithArtifacts(spec, options, &cancel);
   const int64_t finished_ms = LocalNowMs();
+  // At least 1: 0 says "not reported".
+  const auto busy = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started);
+  result.set_busy_us(static_cast<uint64_t>(std::max<int64_t>(busy.count(), 1)));
   result.set_agent_id(options_.agent_id);
   result.set_pool(options_.pool);
   Log(absl::StrCat("finished ", spec.name(), ": ", v1::CaseResult::Outcome_Name(result.outcome()),

@@ -117,7 +117,8 @@ void LoadAgent::Serve(Session* session) {
 }
 
 std::optional<v1::Lease> LoadAgent::RunAndComplete(Session* session, const v1::Lease& lease) {
-  RecordArrival(NowNs());
+  const int64_t taken_ns = NowNs();
+  RecordArrival(taken_ns);
   const double seconds = SimulatedSeconds(lease.spec());
   if (seconds > 0) {
     {
@@ -132,6 +133,7 @@ std::optional<v1::Lease> LoadAgent::RunAndComplete(Session* session, const v1::L
   complete.set_want_next_lease(true);
   *complete.mutable_result() =
       ResultFor(lease.spec(), seconds, options_, session->agent_id, session->results_imply_host ? nullptr : &host_);
+  complete.mutable_result()->set_busy_us(static_cast<uint64_t>(std::max<int64_t>((NowNs() - taken_ns) / 1000, 1)));
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
   v1::CompleteLeaseResponse response;

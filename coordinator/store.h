@@ -124,7 +124,8 @@ class Store {
 
   // The longest recorded duration of each case of the suite over all pools,
   // by case name: of each pool, how long the case's newest counted lease
-  // took (InsertResult), from runs that ended before the call.
+  // took (InsertResult): the agent's busy time (CaseResult.busy_us), at most
+  // the lease's span, from runs that ended before the call.
   virtual absl::StatusOr<std::map<std::string, int64_t>> CaseDurations(const std::string& suite_name) = 0;
 
   virtual absl::Status UpsertSession(const SessionRecord& session) = 0;

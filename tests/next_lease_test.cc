@@ -69,6 +69,29 @@ void ExpectEveryCaseDoneFirstTime(const v1::Run& run) {
   }
 }
 
+// Each result says how long the agent was busy with its case, which takes
+// in the case's measured run (its wall_time sample); the coordinator's
+// durations come from it (SqliteStore: DurationMs).
+TEST(NextLeaseTest, EachResultSaysHowLongTheAgentWasBusyWithItsCase) {
+  testing::TempDir dir;
+  auto coordinator = StartCoordinator(dir);
+  ASSERT_TRUE(coordinator.ok()) << coordinator.status();
+  auto run = RunOnOneAgent(**coordinator, "solo", dir.File("agent"), TrueSuite("busy", 3));
+  ASSERT_TRUE(run.ok()) << run.status();
+  ExpectEveryCaseDoneFirstTime(*run);
+  for (const auto& c : run->cases()) {
+    ASSERT_EQ(c.result().samples_size(), 1) << c.name();
+    double wall_s = -1;
+    for (const auto& v : c.result().samples(0).values()) {
+      if (v.metric() == "wall_time") wall_s = v.value();
+    }
+    ASSERT_GE(wall_s, 0) << c.name() << ": no wall_time sample";
+    EXPECT_GE(static_cast<double>(c.result().busy_us()), wall_s * 1e6) << c.name();
+    EXPECT_GT(c.result().busy_us(), 0u) << c.name();
+  }
+  (*coordinator)->Shutdown();
+}
+
 TEST(NextLeaseTest, AnAgentRunsEveryCaseAfterTheFirstFromItsCompletionsReply) {
   testing::TempDir dir;
   auto coordinator = StartCoordinator(dir);

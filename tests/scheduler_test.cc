@@ -109,15 +109,18 @@ class SchedulerTest : public ::testing::Test {
     return response.ok() ? *response : v1::CompleteLeaseResponse();
   }
 
-  // One call carrying the results of `leases` (all OK), asking to hold `wanted` leases after it.
+  // One call carrying the results of `leases` (all OK, each case busy for
+  // `busy_us`; 0: not said), asking to hold `wanted` leases after it.
   absl::StatusOr<v1::CompleteLeaseResponse> CompleteSeveral(const std::string& session,
-                                                            const std::vector<std::string>& leases, uint32_t wanted) {
+                                                            const std::vector<std::string>& leases, uint32_t wanted,
+                                                            uint64_t busy_us = 0) {
     v1::CompleteLeaseRequest request;
     request.set_session_id(session);
     request.set_leases_wanted(wanted);
     for (size_t i = 0; i < leases.size(); ++i) {
       v1::CaseResult result;
       result.set_outcome(v1::CaseResult::OUTCOME_OK);
+      result.set_busy_us(busy_us);
       if (i == 0) {
         request.set_lease_id(leases[i]);
         *request.mutable_result() = result;
@@ -1319,6 +1322,27 @@ TEST_F(SchedulerTest, NoLeaseIsHeldAheadForCasesKnownToBeLong) {
   auto reply = CompleteSeveral(s, {first->lease().lease_id()}, 4);
   ASSERT_TRUE(reply.ok()) << reply.status();
   EXPECT_EQ(LeaseIds(*reply).size(), 1u);
+}
+
+// A short case held ahead waits behind the cases before it, and its result
+// for the report that carries it: its lease lives longer than
+// kAheadMaxExpectedMs. The next run holds it ahead again, as its duration
+// is the time its agent was busy with it (CaseResult.busy_us).
+TEST_F(SchedulerTest, ShortCasesHeldAheadAreHeldAheadAgainInTheNextRun) {
+  const std::string s = Register("a1");
+  const std::string run = Submit(20);
+  auto first = Next(s);
+  ASSERT_TRUE(first && first->has_lease());
+  std::vector<std::string> held = {first->lease().lease_id()};
+  while (!held.empty()) {
+    clock_.Advance(Scheduler::kAheadMaxExpectedMs + 10);
+    auto reply = CompleteSeveral(s, held, 4, /*busy_us=*/1'000);
+    ASSERT_TRUE(reply.ok()) << reply.status();
+    held = LeaseIds(*reply);
+  }
+  ASSERT_EQ(Run(run).state(), v1::RUN_STATE_FINISHED);
+  Submit(20);
+  EXPECT_EQ(HoldFour(s).size(), 4u);
 }
 
 TEST_F(SchedulerTest, NoLeaseIsHeldAheadForTheQueuesLastCases) {

@@ -355,6 +355,47 @@ TEST_F(StoreRoundTripTest, ARunThatEndedUnsummarizedIsSummarizedOnTheNextOpen) {
   EXPECT_THAT(*(*reopened)->CaseDurations("s"), ElementsAre(Pair("a", 15)));
 }
 
+// A case's duration is the time its agent says it was busy with it, not its
+// lease's span: a lease held ahead waits behind the cases before it, and a
+// result waits for its report. No agent may claim more than its lease
+// lived; one that says nothing gets the span.
+class CaseDurationTest : public StoreRoundTripTest {
+ protected:
+  // Cases a, b, c of one run, granted at 5 ms and received at 100: a says
+  // it was busy 1.2 ms, b 500 ms, c says nothing.
+  std::string RunBusyCases() {
+    const std::string run_id = InsertRun({"a", "b", "c"});
+    const uint64_t busy_us[] = {1'200, 500'000, 0};
+    for (int i = 0; i < 3; ++i) {
+      const std::string name(1, static_cast<char>('a' + i));
+      v1::CaseResult result = AgentResult(name, "agent-1", "lab", 1);
+      result.set_busy_us(busy_us[i]);
+      LeaseRecord lease = Lease(run_id, i, absl::StrCat("lease-0000000000000000000000000000000", i + 1), "agent-1");
+      EXPECT_TRUE(store_->InsertResult(lease, ResultDisposition::kCounted, result, 100).ok());
+    }
+    return run_id;
+  }
+};
+
+TEST_F(CaseDurationTest, IsTheAgentsBusyTimeRoundedUpAndAtMostTheLeasesSpan) {
+  const std::string run_id = RunBusyCases();
+  ASSERT_TRUE(store_->UpdateRunState(run_id, v1::RUN_STATE_FINISHED, 110).ok());
+  EXPECT_THAT(*store_->CaseDurations("s"), ElementsAre(Pair("a", 2), Pair("b", 95), Pair("c", 95)));
+}
+
+// The same when the summary reads the results back (the run ended while the
+// coordinator was down).
+TEST_F(CaseDurationTest, IsTheAgentsBusyTimeWhenReadBackFromStoredResults) {
+  RunBusyCases();
+  store_.reset();
+  ASSERT_TRUE(testing::ExecSql(dir_.File("perfgate.db"),
+                               absl::StrCat("UPDATE runs SET state = ", v1::RUN_STATE_FINISHED,
+                                            "; INSERT INTO pending_summaries (run_seq) SELECT seq FROM runs")));
+  auto reopened = OpenSqliteStore(dir_.File("perfgate.db"));
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  EXPECT_THAT(*(*reopened)->CaseDurations("s"), ElementsAre(Pair("a", 2), Pair("b", 95), Pair("c", 95)));
+}
+
 // Values kept in memory are gone after a restart: a run that ends after one
 // gets the medians of all its results, read back from the store.
 TEST_F(StoreRoundTripTest, ARunThatEndsAfterARestartHasTheMediansOfItsResultsFromBefore) {
