@@ -129,6 +129,18 @@ class StoreRoundTripTest : public ::testing::Test {
     store_ = *std::move(store);
   }
 
+  // Closes the store, ends every run behind its back (as if the coordinator
+  // stopped between a run's end and its summary) and opens it again.
+  void ReopenWithEveryRunEndedUnsummarized() {
+    store_.reset();
+    ASSERT_TRUE(testing::ExecSql(dir_.File("perfgate.db"),
+                                 absl::StrCat("UPDATE runs SET state = ", v1::RUN_STATE_FINISHED,
+                                              "; INSERT INTO pending_summaries (run_seq) SELECT seq FROM runs")));
+    auto reopened = OpenSqliteStore(dir_.File("perfgate.db"));
+    ASSERT_TRUE(reopened.ok()) << reopened.status();
+    store_ = *std::move(reopened);
+  }
+
   // A running run of `names`, its run id.
   std::string InsertRun(const std::vector<std::string>& names) {
     v1::Run run;
@@ -343,16 +355,10 @@ TEST_F(StoreRoundTripTest, ARunThatEndedUnsummarizedIsSummarizedOnTheNextOpen) {
   const std::string run_id = InsertRun({"a"});
   LeaseRecord lease = Lease(run_id, 0, "lease-00000000000000000000000000000001", "agent-1");
   ASSERT_TRUE(store_->InsertResult(lease, ResultDisposition::kCounted, AgentResult("a", "agent-1", "lab", 3), 20).ok());
-  store_.reset();
-  // Ended behind the store's back: as if it stopped between the end and the summary.
-  ASSERT_TRUE(testing::ExecSql(dir_.File("perfgate.db"),
-                               absl::StrCat("UPDATE runs SET state = ", v1::RUN_STATE_FINISHED,
-                                            "; INSERT INTO pending_summaries (run_seq) SELECT seq FROM runs")));
-  auto reopened = OpenSqliteStore(dir_.File("perfgate.db"));
-  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  ASSERT_NO_FATAL_FAILURE(ReopenWithEveryRunEndedUnsummarized());
   google::protobuf::Arena arena;
-  EXPECT_THAT(HistoryOfA(**reopened, &arena)->series(0).run_medians(), ElementsAre(3));
-  EXPECT_THAT(*(*reopened)->CaseDurations("s"), ElementsAre(Pair("a", 15)));
+  EXPECT_THAT(HistoryOfA(*store_, &arena)->series(0).run_medians(), ElementsAre(3));
+  EXPECT_THAT(*store_->CaseDurations("s"), ElementsAre(Pair("a", 15)));
 }
 
 // A case's duration is the time its agent says it was busy with it, not its
@@ -387,13 +393,8 @@ TEST_F(CaseDurationTest, IsTheAgentsBusyTimeRoundedUpAndAtMostTheLeasesSpan) {
 // coordinator was down).
 TEST_F(CaseDurationTest, IsTheAgentsBusyTimeWhenReadBackFromStoredResults) {
   RunBusyCases();
-  store_.reset();
-  ASSERT_TRUE(testing::ExecSql(dir_.File("perfgate.db"),
-                               absl::StrCat("UPDATE runs SET state = ", v1::RUN_STATE_FINISHED,
-                                            "; INSERT INTO pending_summaries (run_seq) SELECT seq FROM runs")));
-  auto reopened = OpenSqliteStore(dir_.File("perfgate.db"));
-  ASSERT_TRUE(reopened.ok()) << reopened.status();
-  EXPECT_THAT(*(*reopened)->CaseDurations("s"), ElementsAre(Pair("a", 2), Pair("b", 95), Pair("c", 95)));
+  ASSERT_NO_FATAL_FAILURE(ReopenWithEveryRunEndedUnsummarized());
+  EXPECT_THAT(*store_->CaseDurations("s"), ElementsAre(Pair("a", 2), Pair("b", 95), Pair("c", 95)));
 }
 
 // Values kept in memory are gone after a restart: a run that ends after one
