@@ -329,12 +329,12 @@ void AgentWorker::RunLease(const v1::Lease& lease) {
     report_cv_.notify_one();
   };
   const auto started = std::chrono::steady_clock::now();
-  const int64_t started_ms = LocalNowMs();
   v1::CaseResult result = RunWithArtifacts(spec, options, &cancel);
   const int64_t finished_ms = LocalNowMs();
+  const auto busy = std::chrono::steady_clock::now() - started;
   // At least 1: 0 says "not reported".
-  const auto busy = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started);
-  result.set_busy_us(static_cast<uint64_t>(std::max<int64_t>(busy.count(), 1)));
+  result.set_busy_us(static_cast<uint64_t>(
+      std::max<int64_t>(std::chrono::duration_cast<std::chrono::microseconds>(busy).count(), 1)));
   result.set_agent_id(options_.agent_id);
   result.set_pool(options_.pool);
   Log(absl::StrCat("finished ", spec.name(), ": ", v1::CaseResult::Outcome_Name(result.outcome()),
@@ -342,7 +342,7 @@ void AgentWorker::RunLease(const v1::Lease& lease) {
   std::lock_guard lock(mu_);
   current_cancel_ = nullptr;
   current_lease_id_.clear();
-  last_case_short_ = finished_ms - started_ms <= kShortCaseMs;
+  last_case_short_ = busy <= std::chrono::milliseconds(kShortCaseMs);
   result.clear_host();  // host_, put back when sent unless the coordinator implies it (NextReportLocked)
   unreported_.push_back({lease.lease_id(), std::move(result), finished_ms});
   // Only then: a thread woken per case for nothing costs the next case's start a core on a small machine.
