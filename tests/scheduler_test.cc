@@ -1417,20 +1417,32 @@ TEST_F(SchedulerTest, ASessionDroppedWithLeasesAheadRequeuesEveryCaseItHeld) {
   EXPECT_EQ(scheduler_->Stats().leases_lost, 4u);
 }
 
+// A store that notes the calling thread's nice value as it reads a suite's
+// durations (a submit) and a history.
+class NiceRecordingStore : public testing::ForwardingStore {
+ public:
+  using ForwardingStore::ForwardingStore;
+  absl::StatusOr<std::map<std::string, int64_t>> CaseDurations(const std::string& suite_name) override {
+    durations_nice = ThreadNice();
+    return ForwardingStore::CaseDurations(suite_name);
+  }
+  absl::StatusOr<v1::HistoryResponse*> History(const v1::HistoryRequest& request, google::protobuf::Arena* arena,
+                                               const std::function<void()>& pace) override {
+    history_nice = ThreadNice();
+    return ForwardingStore::History(request, arena, pace);
+  }
+  int durations_nice = 99;  // 99: not read
+  int history_nice = 99;
+
+ private:
+  static int ThreadNice() { return getpriority(PRIO_PROCESS, static_cast<id_t>(gettid())); }
+};
+
 // Preparing a suite (its durations read, its cases copied and ordered) took
 // 7 ms of CPU for 2,000 cases; a dozen submitted at once, each on a gRPC
 // thread at the coordinator's raised priority, held both cores while agents
 // on the same machine started almost nothing.
 TEST_F(SchedulerTest, SubmittedSuitesArePreparedAtTheStartingPriority) {
-  class NiceRecordingStore : public testing::ForwardingStore {
-   public:
-    using ForwardingStore::ForwardingStore;
-    absl::StatusOr<std::map<std::string, int64_t>> CaseDurations(const std::string& suite_name) override {
-      nice_seen = getpriority(PRIO_PROCESS, static_cast<id_t>(gettid()));
-      return ForwardingStore::CaseDurations(suite_name);
-    }
-    int nice_seen = 99;
-  };
   testing::OnOwnThread([&] {
     const PriorityChange change = RaiseThreadPriority(3);
     if (!change.error.empty()) GTEST_SKIP() << "no privilege to raise a priority here: " << change.error;
@@ -1442,7 +1454,7 @@ TEST_F(SchedulerTest, SubmittedSuitesArePreparedAtTheStartingPriority) {
     request.mutable_suite()->add_cases()->set_name("only");
     request.mutable_suite()->mutable_cases(0)->add_argv("/bin/true");
     EXPECT_TRUE(scheduler->Submit(request).ok());
-    EXPECT_EQ(store.nice_seen, change.before) << "prepared below the agents' priority";
+    EXPECT_EQ(store.durations_nice, change.before) << "prepared below the agents' priority";
     EXPECT_EQ(getpriority(PRIO_PROCESS, static_cast<id_t>(gettid())), change.after) << "raised again after";
     scheduler.reset();
     RaiseThreadPriority(0);  // later tests: nothing raised in this process
@@ -1455,16 +1467,6 @@ TEST_F(SchedulerTest, SubmittedSuitesArePreparedAtTheStartingPriority) {
 // preempted holding them (traced), and bench/dispatch runs with it had
 // moments of up to 342 ms inside history calls in which no lease was granted.
 TEST_F(SchedulerTest, HistoryIsReadAtTheCallersPriority) {
-  class NiceRecordingStore : public testing::ForwardingStore {
-   public:
-    using ForwardingStore::ForwardingStore;
-    absl::StatusOr<v1::HistoryResponse*> History(const v1::HistoryRequest& request, google::protobuf::Arena* arena,
-                                                 const std::function<void()>& pace) override {
-      nice_seen = getpriority(PRIO_PROCESS, static_cast<id_t>(gettid()));
-      return ForwardingStore::History(request, arena, pace);
-    }
-    int nice_seen = 99;
-  };
   testing::OnOwnThread([&] {
     const PriorityChange change = RaiseThreadPriority(3);
     if (!change.error.empty()) GTEST_SKIP() << "no privilege to raise a priority here: " << change.error;
@@ -1477,7 +1479,7 @@ TEST_F(SchedulerTest, HistoryIsReadAtTheCallersPriority) {
     key->set_metric("wall_time");
     v1::HistoryResponse history;
     EXPECT_TRUE(scheduler->History(request, &history).ok());
-    EXPECT_EQ(store.nice_seen, change.after) << "read below the serving priority";
+    EXPECT_EQ(store.history_nice, change.after) << "read below the serving priority";
     EXPECT_EQ(history.series_size(), 1);
     scheduler.reset();
     RaiseThreadPriority(0);  // later tests: nothing raised in this process
