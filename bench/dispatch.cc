@@ -17,7 +17,9 @@
 //              same store, timed from inside the cases (each stamps its own
 //              start and end: bench_cases/src/stamp.cc): case starts inside
 //              the calls against outside, and the longest moment in which
-//              no case ran on any agent.
+//              no case ran on any agent. Beside each longest gap, the part's
+//              rate and the longest gap that as many starts at random times
+//              at that rate would give (it grows with ln N).
 //   e2e        --e2e-agents real `perfgate agent` processes run
 //              --e2e-cases trivial cases (/bin/true): cases/s and the
 //              coordinator's share of all CPU spent (agents and cases
@@ -50,6 +52,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -347,6 +350,14 @@ struct HistoryFigures {
   double idle_max_outside_ms = 0;
   double call_ms_p50 = 0;
   int calls = 0;
+  // What chance alone gives: the part's starts (leases or case starts) a
+  // second, and the longest gap expected among as many starts at random
+  // times at that rate (exponential gaps: the harmonic number of the gaps
+  // over the rate). The longest gap grows with ln N, so a longer part reads
+  // longer moments on the same machine; beside the figure, this tells how
+  // much of it the coordinator and agents add.
+  double starts_per_s = 0;
+  double chance_max_ms = 0;
 };
 
 using Spans = std::vector<std::pair<int64_t, int64_t>>;  // [begin, end], monotonic ns
@@ -438,6 +449,17 @@ double RateRatio(const std::vector<int64_t>& times, const Spans& calls) {
   return (inside_n / inside_ns) / (outside_n / outside_ns);
 }
 
+// REQUIRES: starts sorted.
+void SetChance(const std::vector<int64_t>& starts, HistoryFigures* f) {
+  if (starts.size() < 2 || starts.back() == starts.front()) return;
+  const double gaps = static_cast<double>(starts.size() - 1);
+  const double rate = gaps / ((starts.back() - starts.front()) / 1e9);
+  constexpr double kEulerGamma = 0.5772156649;
+  const double harmonic = std::log(gaps) + kEulerGamma + 1 / (2 * gaps);
+  f->starts_per_s = rate;
+  f->chance_max_ms = harmonic / rate * 1e3;
+}
+
 double CallP50Ms(const Spans& calls) {
   std::vector<double> ms;
   for (const auto& [b, e] : calls) ms.push_back((e - b) / 1e6);
@@ -452,6 +474,7 @@ HistoryFigures LeaseFigures(std::vector<int64_t> arrivals, const Spans& calls) {
   HistoryFigures f;
   f.calls = static_cast<int>(calls.size());
   f.rate_ratio = RateRatio(arrivals, calls);
+  SetChance(arrivals, &f);
   for (size_t i = 1; i < arrivals.size(); ++i) {
     const double gap_ms = (arrivals[i] - arrivals[i - 1]) / 1e6;
     if (gap_ms > f.idle_max_ms) f.idle_max_at_ms = (arrivals[i - 1] - arrivals.front()) / 1e6;
@@ -472,6 +495,7 @@ HistoryFigures CaseFigures(Spans cases, const Spans& calls) {
   std::vector<int64_t> starts;
   for (const auto& c : cases) starts.push_back(c.first);
   f.rate_ratio = RateRatio(starts, calls);
+  SetChance(starts, &f);
   int64_t running_until = cases.empty() ? 0 : cases.front().second;
   for (size_t i = 1; i < cases.size(); ++i) {
     if (cases[i].first > running_until) {
@@ -859,6 +883,9 @@ void PrintTable(const Options& o, const std::vector<Figures>& f, double load_bef
   hrow("  (when it began, after the first case start)", agents, &HistoryFigures::idle_max_at_ms, "ms", o.e2e_agents);
   hrow("  (longest such moment outside history calls)", agents, &HistoryFigures::idle_max_outside_ms, "ms",
        o.e2e_agents);
+  hrow("  (case starts a second in this part)", agents, &HistoryFigures::starts_per_s, "/s", o.e2e_agents);
+  hrow("  (longest gap chance gives: as many starts, random times)", agents, &HistoryFigures::chance_max_ms, "ms",
+       o.e2e_agents);
   hrow("  (history call of all keys, p50)", agents, &HistoryFigures::call_ms_p50, "ms", o.e2e_agents);
   std::printf("  (history calls of %d keys over %d stored runs: %d now)\n", o.cases * 4, o.runs + o.history_runs,
               f.back().agent_history.calls);
@@ -866,6 +893,9 @@ void PrintTable(const Options& o, const std::vector<Figures>& f, double load_bef
   hrow("  longest moment with no lease granted to anyone", leases, &HistoryFigures::idle_max_ms, "ms", o.agents);
   hrow("  (when it began, after the first lease)", leases, &HistoryFigures::idle_max_at_ms, "ms", o.agents);
   hrow("  (longest such moment outside history calls)", leases, &HistoryFigures::idle_max_outside_ms, "ms", o.agents);
+  hrow("  (leases a second in this part)", leases, &HistoryFigures::starts_per_s, "/s", o.agents);
+  hrow("  (longest gap chance gives: as many leases, random times)", leases, &HistoryFigures::chance_max_ms, "ms",
+       o.agents);
   row("makespan / ideal, second run", &Figures::makespan_ratio, "x", kMakespanSessions, kShortCases + 2, 2);
   row("  (first run, no history)", &Figures::first_ratio, "x", kMakespanSessions, kShortCases + 2, 1);
   row("coordinator peak RSS during the first run", &Figures::rss_first, "MB", o.agents, o.cases, 1);
@@ -906,6 +936,8 @@ nlohmann::json Json(const Options& o, const std::vector<Figures>& all, double lo
   doc["all_agents_idle_max_ms"]["outside_history_calls_ms"] = f.agent_history.idle_max_outside_ms;
   doc["all_agents_idle_max_ms"]["began_after_first_start_ms"] = f.agent_history.idle_max_at_ms;
   doc["all_agents_idle_max_ms"]["load_agents_no_lease_max_ms"] = f.history.idle_max_ms;
+  doc["all_agents_idle_max_ms"]["case_starts_per_s"] = f.agent_history.starts_per_s;
+  doc["all_agents_idle_max_ms"]["chance_max_ms_at_that_rate"] = f.agent_history.chance_max_ms;
   doc["makespan_ratio"] = Figure(f.makespan_ratio, kMakespanSessions, kShortCases + 2, 2);
   // Peaks (VmHWM) during the run; the VmRSS snapshot after it beside each.
   doc["rss_mb_first_run"] = Figure(f.rss_first, o.agents, o.cases, 1);
