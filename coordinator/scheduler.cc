@@ -64,16 +64,6 @@ bool NeedsGpu(const v1::Requirements& r) {
          r.min_compute_capability() > 0;
 }
 
-// A copy of a case's status without its result, which is moved out and back
-// in, not copied: results are most of a status's bytes.
-v1::CaseStatus CopyWithoutResult(v1::CaseStatus& status) {
-  if (!status.has_result()) return status;
-  std::unique_ptr<v1::CaseResult> result(status.release_result());
-  v1::CaseStatus copy = status;
-  status.set_allocated_result(result.release());
-  return copy;
-}
-
 // The durations read, or none: without them the cases only lose their order.
 // A reference either way: the conditional with a temporary copied the whole
 // map of a suite's durations.
@@ -136,6 +126,10 @@ absl::Status Scheduler::Recover() {
       CaseEntry ce;
       ce.spec = suite.cases(c);
       ce.status = run.cases(c);
+      if (ce.status.has_result()) {
+        ce.result = ce.status.result().SerializeAsString();
+        ce.status.clear_result();
+      }
       entry.cases.push_back(std::move(ce));
     }
     auto durations = store_->CaseDurations(suite.name());
@@ -794,7 +788,7 @@ absl::StatusOr<v1::CompleteLeaseResponse::Disposition> Scheduler::TakeCountedRes
   completed_[{lease.lease_id, lease.session_id}] = {v1::CompleteLeaseResponse::DISPOSITION_ACCEPTED, {}};
   Session* session = LiveSession(lease.session_id);
   if (session) session->record.last_seen_ms = now;
-  *c.status.mutable_result() = result;
+  c.result = result.SerializeAsString();
   c.implied_host = result.has_host() || !session ? nullptr : session->host;
   if (listener_) {
     listener_->OnResult(run.meta.suite_name(), run.meta.branch(), lease.pool, DispositionName(Disposition::kCounted), result,
@@ -862,8 +856,8 @@ void Scheduler::ApplyCase(RunEntry& run, int index, v1::CaseState state, const s
     WakeIdleSessions();
   }
   LoggedEvent logged;
-  *logged.event.mutable_case_changed() = CopyWithoutResult(c.status);
-  if (c.status.has_result()) logged.result_of_case = index;
+  *logged.event.mutable_case_changed() = c.status;
+  if (c.result) logged.result_of_case = index;
   run.events.push_back(std::move(logged));
 }
 
@@ -1075,17 +1069,19 @@ void Scheduler::MarkUnsatisfiable(RunEntry& run, v1::SubmitRunResponse* response
 
 v1::Run Scheduler::BuildRun(RunEntry& run, bool without_results) {
   v1::Run out = run.meta;
-  for (auto& c : run.cases) *out.add_cases() = without_results ? CopyWithoutResult(c.status) : WithImpliedHost(c);
+  for (auto& c : run.cases) *out.add_cases() = without_results ? c.status : WithResult(c);
   return out;
 }
 
-v1::CaseStatus Scheduler::WithImpliedHost(const CaseEntry& c) {
+v1::CaseStatus Scheduler::WithResult(const CaseEntry& c) {
   v1::CaseStatus status = c.status;
-  if (status.has_result()) PutBackImpliedHost(c, status.mutable_result());
+  if (c.result) CopyResult(c, status.mutable_result());
   return status;
 }
 
-void Scheduler::PutBackImpliedHost(const CaseEntry& c, v1::CaseResult* result) {
+void Scheduler::CopyResult(const CaseEntry& c, v1::CaseResult* result) {
+  // Our own bytes, serialized from a parsed message: they parse.
+  result->ParseFromString(*c.result);
   if (c.implied_host) *result->mutable_host() = *c.implied_host;
 }
 
@@ -1110,9 +1106,7 @@ v1::RunEvent Scheduler::Unlogged(const RunEntry& run, const LoggedEvent& logged,
   v1::RunEvent event = logged.event;
   if (!without_results && logged.result_of_case >= 0) {
     const CaseEntry& c = run.cases[logged.result_of_case];
-    v1::CaseResult* result = event.mutable_case_changed()->mutable_result();
-    *result = c.status.result();
-    PutBackImpliedHost(c, result);
+    CopyResult(c, event.mutable_case_changed()->mutable_result());
   }
   return event;
 }
