@@ -855,10 +855,8 @@ void Scheduler::ApplyCase(RunEntry& run, int index, v1::CaseState state, const s
     c.queue->pending.insert(key);
     WakeIdleSessions();
   }
-  v1::RunEvent changed;
-  *changed.mutable_case_changed() = c.status;
   LoggedEvent logged;
-  logged.event = changed.SerializeAsString();
+  *logged.event.mutable_case_changed() = c.status;
   if (c.result) logged.result_of_case = index;
   run.events.push_back(std::move(logged));
 }
@@ -871,10 +869,8 @@ void Scheduler::MaybeFinish(RunEntry& run) {
   if (run.meta.state() == v1::RUN_STATE_RUNNING) run.meta.set_state(v1::RUN_STATE_FINISHED);
   run.meta.set_finished_at_ms(clock_->NowMs());
   LogIfError(store_->UpdateRunState(run.meta.run_id(), run.meta.state(), run.meta.finished_at_ms()), "finish run");
-  v1::RunEvent finished;
-  finished.set_run_finished(run.meta.state());
   LoggedEvent logged;
-  logged.event = finished.SerializeAsString();
+  logged.event.set_run_finished(run.meta.state());
   run.events.push_back(std::move(logged));
   finished_order_.push_back(run.meta.run_id());
   if (listener_) listener_->OnRunFinished(run.meta.suite_name(), run.meta.state());
@@ -1107,8 +1103,7 @@ absl::StatusOr<v1::Run> Scheduler::Snapshot(const std::string& run_id, size_t* c
 }
 
 v1::RunEvent Scheduler::Unlogged(const RunEntry& run, const LoggedEvent& logged, bool without_results) {
-  v1::RunEvent event;
-  event.ParseFromString(logged.event);  // our own bytes: they parse
+  v1::RunEvent event = logged.event;
   if (!without_results && logged.result_of_case >= 0) {
     const CaseEntry& c = run.cases[logged.result_of_case];
     CopyResult(c, event.mutable_case_changed()->mutable_result());

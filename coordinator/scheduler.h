@@ -230,12 +230,9 @@ class Scheduler {
   };
   // A run's event as watchers get it, less the case's result: a result is
   // most of an event's bytes and never changes once set, so the log refers
-  // to the case's own instead of holding a second copy. Serialized, as the
-  // results are: a case's status in an event took some 250 bytes in four
-  // blocks parsed, 30-60 bytes in one (or none, within a string's own
-  // buffer) serialized, and a run logs two or three a case.
+  // to the case's own instead of holding a second copy.
   struct LoggedEvent {
-    std::string event;  // a v1::RunEvent, serialized
+    v1::RunEvent event;
     int result_of_case = -1;  // the case whose result the event carries; -1: none
   };
   struct RunEntry {
