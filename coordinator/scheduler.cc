@@ -1067,9 +1067,9 @@ void Scheduler::MarkUnsatisfiable(RunEntry& run, v1::SubmitRunResponse* response
   }
 }
 
-v1::Run Scheduler::BuildRun(RunEntry& run, bool without_results) {
+v1::Run Scheduler::BuildRun(const RunEntry& run, bool without_results) {
   v1::Run out = run.meta;
-  for (auto& c : run.cases) *out.add_cases() = without_results ? c.status : WithResult(c);
+  for (const auto& c : run.cases) *out.add_cases() = without_results ? c.status : WithResult(c);
   return out;
 }
 

@@ -378,7 +378,7 @@ class Scheduler {
   void WakeIdleSessions() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MaybeFinish(RunEntry& run) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The run as the gate sees it; without_results, its cases' results are not copied.
-  static v1::Run BuildRun(RunEntry& run, bool without_results = false);
+  static v1::Run BuildRun(const RunEntry& run, bool without_results = false);
   // Finished runs past finished_runs_in_memory leave the maps, with their
   // leases and completions (moved out, not freed); the caller frees them
   // with ReleaseEvicted once mu_ is released: freeing a run of thousands of
