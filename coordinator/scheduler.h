@@ -214,9 +214,9 @@ class Scheduler {
   struct CaseEntry {
     v1::CaseSpec spec;
     v1::CaseStatus status;  // never with a result: that is kept in `result`
-    // The counted result, serialized (a v1::CaseResult): one block of a few
-    // hundred bytes where the parsed message of a trivial result took some
-    // 1.2 KB in 25 blocks, held until its run leaves memory.
+    // The counted result, serialized (a v1::CaseResult): one block, held
+    // until its run leaves memory. Parsed, a trivial result of four metrics
+    // took 1,455 bytes in some 25 blocks; serialized, 516 (scheduler_test).
     std::optional<std::string> result;
     // The host of the result when it came without one: its session's, kept
     // once for all of that agent's results and put back wherever the
