@@ -86,8 +86,8 @@ std::optional<Comparison> Compare(const std::string& case_name, const Series& se
   const MetricTraits traits = TraitsOf(series.metric, series.source, policy.compare.declared);
   std::optional<Comparison> c = CompareWithBaseline(series, median, traits.direction, all, pool, baselines, policy);
   if (c && PassWithinResolution(traits.resolution, &*c)) {
-    *note = absl::StrCat("within the instrument's resolution (", FormatValue(traits.resolution, series.unit, series.metric),
-                         "): no change");
+    *note = absl::StrCat("within the instrument's resolution (",
+                         FormatValue(traits.resolution, series.unit, series.metric), "): no change");
   }
   // Too short to judge if either side is: a run slowed to 30 ms by load is
   // still a 4 ms case when its baseline says so.
@@ -187,12 +187,12 @@ std::vector<std::string> IdlePoolWarnings(const GateReport& report, const Baseli
   return out;
 }
 
-// Case and gate verdicts from the metric verdicts and case outcomes.
-void Derive(GateReport* report, const Baselines& baselines, const Policy& policy) {
-  report->baseline_patch = ImprovementPatch(*report);
+// Marks each case that fails the gate, and says which rules failed: one
+// line per verdict the policy fails on, one for cases without a measured result.
+std::vector<std::string> FailedRules(std::vector<CaseReport>& cases, const Policy& policy) {
   std::map<Verdict, std::vector<std::string>> failing;
-  std::vector<std::string> unmeasured, without_baseline;
-  for (auto& c : report->cases) {
+  std::vector<std::string> unmeasured;
+  for (auto& c : cases) {
     if (c.ran) c.verdict = WorstJudgedVerdict(c);
     c.fails = false;
     for (auto& m : c.metrics) m.fails = m.judged && policy.fail_on.count(m.verdict);
@@ -205,44 +205,56 @@ void Derive(GateReport* report, const Baselines& baselines, const Policy& policy
       unmeasured.push_back(absl::StrCat(c.name, ": ", VerdictName(c.verdict)));
       c.fails = true;
     }
-    if (c.verdict == Verdict::kNoBaseline && !policy.fail_on.count(Verdict::kNoBaseline)) {
-      without_baseline.push_back(c.name);
-    }
   }
-  report->failed_rules.clear();
-  report->warnings = IdlePoolWarnings(*report, baselines);
+  std::vector<std::string> rules;
   for (const auto& [verdict, names] : failing) {
-    report->failed_rules.push_back(absl::StrCat(VerdictName(verdict), " fails the gate: ", CaseList(names)));
+    rules.push_back(absl::StrCat(VerdictName(verdict), " fails the gate: ", CaseList(names)));
   }
   if (!unmeasured.empty()) {
-    report->failed_rules.push_back(
-        absl::StrCat("a case without a measured result fails the gate: ", CaseList(unmeasured)));
+    rules.push_back(absl::StrCat("a case without a measured result fails the gate: ", CaseList(unmeasured)));
   }
-  if (!without_baseline.empty()) {
-    report->warnings.push_back(
-        absl::StrCat("no baseline for ", CaseList(without_baseline), ": nothing to compare with yet"));
+  return rules;
+}
+
+// Cases with nothing to compare with, when the policy lets them pass.
+std::optional<std::string> NoBaselineWarning(const std::vector<CaseReport>& cases, const Policy& policy) {
+  if (policy.fail_on.count(Verdict::kNoBaseline)) return std::nullopt;
+  std::vector<std::string> names;
+  for (const auto& c : cases) {
+    if (c.verdict == Verdict::kNoBaseline) names.push_back(c.name);
   }
-  if (!report->missing_rows.empty()) {
-    const std::string what =
-        absl::StrCat(report->missing_rows.size(), " expected row", report->missing_rows.size() == 1 ? "" : "s",
-                     " with no result (", ShortList(report->missing_rows, "; "), ")");
-    if (policy.fail_on.count(Verdict::kMissingResult)) {
-      report->failed_rules.push_back(absl::StrCat("missing result fails the gate: ", what));
-    } else {
-      report->warnings.push_back(what);
-    }
+  if (names.empty()) return std::nullopt;
+  return absl::StrCat("no baseline for ", CaseList(names), ": nothing to compare with yet");
+}
+
+// Expected rows no case produced: a failed rule or a warning, as the policy says.
+void AddMissingRows(const Policy& policy, GateReport* report) {
+  const auto& missing = report->missing_rows;
+  if (missing.empty()) return;
+  const std::string what = absl::StrCat(missing.size(), " expected row", missing.size() == 1 ? "" : "s",
+                                        " with no result (", ShortList(missing, "; "), ")");
+  if (policy.fail_on.count(Verdict::kMissingResult)) {
+    report->failed_rules.push_back(absl::StrCat("missing result fails the gate: ", what));
+  } else {
+    report->warnings.push_back(what);
   }
-  // Metrics nobody told perfgate the direction of: shown, never judged, and said so.
+}
+
+// Metrics nobody told perfgate the direction of: shown, never judged, and said so.
+std::optional<std::string> UndirectedWarning(const std::vector<CaseReport>& cases) {
   std::vector<std::string> undirected;
-  for (const auto& c : report->cases) {
+  for (const auto& c : cases) {
     for (const auto& m : c.metrics) {
       if (m.note.find("direction unknown") != std::string::npos) undirected.push_back(DescribeSeriesName(c, m));
     }
   }
-  if (!undirected.empty()) {
-    report->warnings.push_back(absl::StrCat("direction unknown: declare it under metrics: for ",
-                                            absl::StrJoin(undirected, ", "), " (shown, not judged)"));
-  }
+  if (undirected.empty()) return std::nullopt;
+  return absl::StrCat("direction unknown: declare it under metrics: for ", absl::StrJoin(undirected, ", "),
+                      " (shown, not judged)");
+}
+
+// A cancelled run never passes: what its cases would have measured is unknown.
+void SetOutcome(GateReport* report) {
   report->passed = report->failed_rules.empty();
   if (report->run.state() == v1::RUN_STATE_CANCELLED) {
     report->passed = false;
@@ -252,6 +264,132 @@ void Derive(GateReport* report, const Baselines& baselines, const Policy& policy
   }
 }
 
+// Case and gate verdicts from the metric verdicts and case outcomes.
+void Derive(GateReport* report, const Baselines& baselines, const Policy& policy) {
+  report->baseline_patch = ImprovementPatch(*report);
+  report->failed_rules = FailedRules(report->cases, policy);
+  report->warnings = IdlePoolWarnings(*report, baselines);
+  if (auto w = NoBaselineWarning(report->cases, policy)) report->warnings.push_back(std::move(*w));
+  AddMissingRows(policy, report);
+  if (auto w = UndirectedWarning(report->cases)) report->warnings.push_back(std::move(*w));
+  SetOutcome(report);
+}
+
+bool HasResult(const v1::CaseStatus& c) {
+  return c.has_result() && c.result().outcome() != v1::CaseResult::OUTCOME_UNSPECIFIED;
+}
+
+// A case's row before its metrics: who ran it, and its verdict when it did not run to exit 0.
+CaseReport StartCaseReport(const v1::CaseStatus& c) {
+  CaseReport cr;
+  cr.name = c.name();
+  cr.agent_id = c.agent_id();
+  cr.attempts = c.attempts();
+  cr.detail = c.error();
+  cr.outcome = HasResult(c) ? OutcomeText(c.result()) : "not run";
+  cr.pool = c.result().pool();
+  switch (c.state()) {
+    case v1::CASE_STATE_DONE:
+      if (c.result().outcome() == v1::CaseResult::OUTCOME_OK) {
+        cr.ran = true;
+        cr.detail.clear();
+      } else {
+        cr.verdict = Verdict::kError;
+        if (cr.detail.empty()) cr.detail = c.result().error();
+      }
+      break;
+    case v1::CASE_STATE_NO_CAPABLE_AGENT:
+      cr.verdict = Verdict::kNoCapableAgent;
+      break;
+    case v1::CASE_STATE_CANCELLED:
+      cr.verdict = Verdict::kCancelled;
+      break;
+    case v1::CASE_STATE_ERROR:
+      cr.verdict = Verdict::kError;
+      break;
+    default:
+      cr.verdict = Verdict::kMissingResult;
+      if (cr.detail.empty()) cr.detail = "the run ended before this case did";
+  }
+  return cr;
+}
+
+// One measured series of a case, compared where the case ran. `all` is every
+// series of the same result (the A/B base side is shown beside its head).
+MetricReport JudgeSeries(const CaseReport& cr, const Series& series, const std::vector<Series>& all,
+                         const Baselines& baselines, const Policy& policy) {
+  MetricReport m{series,
+                 Summarize(series.values),
+                 std::nullopt,
+                 std::nullopt,
+                 {},
+                 Verdict::kNoBaseline,
+                 cr.ran && policy.Judged(cr.name, series.metric),
+                 ""};
+  m.series.unit = UnitOf(series.metric, series.unit, policy.compare.declared);
+  if (series.variant == SideName(Side::kHead)) {
+    if (const Series* base = FindSeries(all, series, SideName(Side::kBase))) m.base = Summarize(base->values);
+  }
+  if (cr.ran) {
+    m.comparison = Compare(cr.name, series, all, cr.pool, baselines, policy, &m.note);
+    if (m.comparison) m.verdict = m.comparison->verdict;
+    // Shown only (core/metric_traits.h): no verdict of it can fail the gate.
+    if (!m.comparison && !m.note.empty()) m.judged = false;
+  }
+  return m;
+}
+
+// Expected rows for the benchmarks a case that ran produced, where it did not
+// produce that row's metric: each is a missing result of that case.
+void AddRowsTheCaseMissed(const std::set<std::string>& benchmarks, const Baselines& baselines, CaseReport* cr,
+                          std::set<std::string>* produced) {
+  const auto* rows = RowsFor(baselines, cr->pool);
+  if (!cr->ran || !rows) return;
+  for (const auto& row : *rows) {
+    if (!benchmarks.count(row.benchmark) || produced->count(row.Key())) continue;
+    MetricReport m;
+    m.series = Series{row.benchmark, row.metric, "", "", "", {}};
+    m.verdict = Verdict::kMissingResult;
+    m.judged = true;
+    m.note = absl::StrCat("expected ", row.expected, " (row on line ", row.line, "), no result");
+    cr->metrics.push_back(std::move(m));
+    produced->insert(row.Key());
+  }
+}
+
+// The metrics of a case's result. `produced` gains each "benchmark,metric" key.
+void AddMetrics(const v1::CaseResult& result, const Baselines& baselines, const Policy& policy, CaseReport* cr,
+                std::set<std::string>* produced) {
+  cr->notes.assign(result.notes().begin(), result.notes().end());
+  const std::vector<Series> all = CollectSeries(result);
+  std::set<std::string> benchmarks;
+  for (const auto& series : all) {
+    produced->insert(series.Key());
+    benchmarks.insert(series.benchmark);
+    if (series.variant == SideName(Side::kBase)) continue;  // shown beside its head
+    cr->metrics.push_back(JudgeSeries(*cr, series, all, baselines, policy));
+  }
+  AddRowsTheCaseMissed(benchmarks, baselines, cr, produced);
+}
+
+// Rows that no case produced at all, on a run of the whole suite: a benchmark renamed or gone.
+std::vector<std::string> RowsNothingProduced(const std::vector<CaseReport>& cases, const Baselines& baselines,
+                                             const std::set<std::string>& produced) {
+  std::set<std::string> pools;
+  for (const auto& c : cases) pools.insert(c.pool);
+  std::vector<std::string> missing;
+  for (const auto& pool : pools) {
+    const auto* rows = RowsFor(baselines, pool);
+    if (!rows) continue;
+    for (const auto& row : *rows) {
+      if (!produced.count(row.Key()) && !produced.count(row.benchmark)) {
+        missing.push_back(absl::StrCat(row.Key(), " (line ", row.line, ")"));
+      }
+    }
+  }
+  return missing;
+}
+
 }  // namespace
 
 GateReport BuildGateReport(const v1::Run& run, const Baselines& baselines, const Policy& policy, bool complete_run) {
@@ -259,99 +397,14 @@ GateReport BuildGateReport(const v1::Run& run, const Baselines& baselines, const
   report.run = run;
   std::set<std::string> produced;  // "benchmark,metric" produced by some case, or a case name
   for (const auto& c : run.cases()) {
-    CaseReport cr;
-    cr.name = c.name();
-    cr.agent_id = c.agent_id();
-    cr.attempts = c.attempts();
-    cr.detail = c.error();
+    CaseReport cr = StartCaseReport(c);
     produced.insert(c.name());
-    const bool has_result = c.has_result() && c.result().outcome() != v1::CaseResult::OUTCOME_UNSPECIFIED;
-    cr.outcome = has_result ? OutcomeText(c.result()) : "not run";
-    cr.pool = c.result().pool();
-    switch (c.state()) {
-      case v1::CASE_STATE_DONE:
-        if (c.result().outcome() == v1::CaseResult::OUTCOME_OK) {
-          cr.ran = true;
-          cr.detail.clear();
-        } else {
-          cr.verdict = Verdict::kError;
-          if (cr.detail.empty()) cr.detail = c.result().error();
-        }
-        break;
-      case v1::CASE_STATE_NO_CAPABLE_AGENT:
-        cr.verdict = Verdict::kNoCapableAgent;
-        break;
-      case v1::CASE_STATE_CANCELLED:
-        cr.verdict = Verdict::kCancelled;
-        break;
-      case v1::CASE_STATE_ERROR:
-        cr.verdict = Verdict::kError;
-        break;
-      default:
-        cr.verdict = Verdict::kMissingResult;
-        if (cr.detail.empty()) cr.detail = "the run ended before this case did";
-    }
-    if (has_result) {
-      cr.notes.assign(c.result().notes().begin(), c.result().notes().end());
-      const std::vector<Series> all = CollectSeries(c.result());
-      std::set<std::string> benchmarks;
-      for (const auto& series : all) {
-        produced.insert(series.Key());
-        benchmarks.insert(series.benchmark);
-        if (series.variant == SideName(Side::kBase)) continue;  // shown beside its head
-        MetricReport m{series,
-                       Summarize(series.values),
-                       std::nullopt,
-                       std::nullopt,
-                       {},
-                       Verdict::kNoBaseline,
-                       cr.ran && policy.Judged(cr.name, series.metric),
-                       ""};
-        m.series.unit = UnitOf(series.metric, series.unit, policy.compare.declared);
-        if (series.variant == SideName(Side::kHead)) {
-          if (const Series* base = FindSeries(all, series, SideName(Side::kBase))) m.base = Summarize(base->values);
-        }
-        if (cr.ran) {
-          m.comparison = Compare(cr.name, series, all, cr.pool, baselines, policy, &m.note);
-          if (m.comparison) m.verdict = m.comparison->verdict;
-          // Shown only (core/metric_traits.h): no verdict of it can fail the gate.
-          if (!m.comparison && !m.note.empty()) m.judged = false;
-        }
-        cr.metrics.push_back(std::move(m));
-      }
-      // Expected rows for this case's benchmarks that it did not produce.
-      if (cr.ran) {
-        if (const auto* rows = RowsFor(baselines, cr.pool)) {
-          for (const auto& row : *rows) {
-            if (benchmarks.count(row.benchmark) && !produced.count(row.Key())) {
-              MetricReport m;
-              m.series = Series{row.benchmark, row.metric, "", "", "", {}};
-              m.verdict = Verdict::kMissingResult;
-              m.judged = true;
-              m.note = absl::StrCat("expected ", row.expected, " (row on line ", row.line, "), no result");
-              cr.metrics.push_back(std::move(m));
-              produced.insert(row.Key());
-            }
-          }
-        }
-      }
+    if (HasResult(c)) {
+      AddMetrics(c.result(), baselines, policy, &cr, &produced);
     }
     report.cases.push_back(std::move(cr));
   }
-  if (complete_run) {
-    // Rows that no case produced at all: a benchmark renamed or gone.
-    std::set<std::string> pools;
-    for (const auto& c : report.cases) pools.insert(c.pool);
-    for (const auto& pool : pools) {
-      if (const auto* rows = RowsFor(baselines, pool)) {
-        for (const auto& row : *rows) {
-          if (!produced.count(row.Key()) && !produced.count(row.benchmark)) {
-            report.missing_rows.push_back(absl::StrCat(row.Key(), " (line ", row.line, ")"));
-          }
-        }
-      }
-    }
-  }
+  if (complete_run) report.missing_rows = RowsNothingProduced(report.cases, baselines, produced);
   Derive(&report, baselines, policy);
   return report;
 }
@@ -382,7 +435,8 @@ void ApplyConfirmation(GateReport* report, const v1::Run& confirmation, const Ba
           series ? Compare(c.name, *series, all, c.pool, baselines, policy, &shown_only) : std::nullopt;
       if (!re && !shown_only.empty()) {
         m.verdict = Verdict::kPass;
-        m.note = absl::StrCat("not confirmed: first ", ExplainComparison(*m.comparison, m.series), "; re-measured: ", shown_only);
+        m.note = absl::StrCat("not confirmed: first ", ExplainComparison(*m.comparison, m.series),
+                              "; re-measured: ", shown_only);
         continue;
       }
       if (!re) {
