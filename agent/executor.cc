@@ -432,6 +432,47 @@ Supervised Supervise(const ExecSpec& spec, const CancelToken* cancel, pid_t pid,
   return {term_sent, forced_end};
 }
 
+// The cgroup hierarchy a case is run under: its run's supplies', the spec's, or the machine's.
+const CgroupParent& CgroupsOf(const ExecSpec& spec) {
+  if (spec.supplies) return spec.supplies->cgroups();
+  return spec.cgroups ? *spec.cgroups : DefaultCgroupParent();
+}
+
+// The case's own group, where the hierarchy makes groups; null where it does not.
+absl::StatusOr<std::unique_ptr<RunCgroup>> GroupFor(const ExecSpec& spec, const CgroupParent& cgroups) {
+  if (!cgroups.makes_groups()) return std::unique_ptr<RunCgroup>();
+  return spec.supplies ? spec.supplies->TakeGroup() : RunCgroup::Create(cgroups);
+}
+
+// What the child could not do before exec, in words.
+std::string ChildFailure(const Spawned& spawned, const ExecSpec& spec, const std::string& program) {
+  const char* why = std::strerror(spawned.child_errno);
+  switch (spawned.failed_step) {
+    case 'g':
+      return absl::StrCat("cannot join the run's cgroup: ", why);
+    case 'c':
+      return absl::StrCat("cannot enter working directory '", spec.cwd, "': ", why);
+    default:
+      return absl::StrCat("cannot execute '", program, "': ", why);
+  }
+}
+
+// Only the last kTailBytes of each stream are kept as its tail.
+void KeepTails(ExecResult* result) {
+  for (std::string* tail : {&result->out_tail, &result->err_tail}) {
+    if (tail->size() > kTailBytes) tail->erase(0, tail->size() - kTailBytes);
+  }
+}
+
+void ReadCounter(int counter_fd, ExecResult* result) {
+  absl::StatusOr<uint64_t> count = ReadAndCloseCounter(counter_fd);
+  if (count.ok()) {
+    result->instructions = *count;
+  } else {
+    result->instructions_error = std::string(count.status().message());
+  }
+}
+
 }  // namespace
 
 CancelToken::CancelToken() : fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
@@ -492,17 +533,11 @@ ExecResult Execute(const ExecSpec& spec, const CancelToken* cancel) {
   std::vector<char*> argv = CStrings(argv_storage);
   std::vector<char*> envp = CStrings(env);
 
-  const CgroupParent& cgroups = spec.supplies  ? spec.supplies->cgroups()
-                                : spec.cgroups ? *spec.cgroups
-                                               : DefaultCgroupParent();
-  std::unique_ptr<RunCgroup> group;
-  if (cgroups.makes_groups()) {
-    auto made = spec.supplies ? spec.supplies->TakeGroup() : RunCgroup::Create(cgroups);
-    if (!made.ok()) {
-      result.spawn_error = std::string(made.status().message());
-      return result;
-    }
-    group = *std::move(made);
+  const CgroupParent& cgroups = CgroupsOf(spec);
+  absl::StatusOr<std::unique_ptr<RunCgroup>> group = GroupFor(spec, cgroups);
+  if (!group.ok()) {
+    result.spawn_error = std::string(group.status().message());
+    return result;
   }
 
   int out_pipe[2], err_pipe[2];
@@ -522,9 +557,9 @@ ExecResult Execute(const ExecSpec& spec, const CancelToken* cancel) {
   setup.stdout_fd = out_pipe[1];
   setup.stderr_fd = err_pipe[1];
   setup.parent = getpid();
-  if (group) {
-    setup.join_fds = group->join_fds().data();
-    setup.join_count = group->join_fds().size();
+  if (*group) {
+    setup.join_fds = (*group)->join_fds().data();
+    setup.join_count = (*group)->join_fds().size();
   }
 
   // A hardware counter must be attached between fork and exec, so counted
@@ -533,7 +568,7 @@ ExecResult Execute(const ExecSpec& spec, const CancelToken* cancel) {
   int counter_fd = -1;
   Clock::time_point start;
   Spawned spawned = spec.count_instructions ? SpawnWithCounter(setup, &counter_fd, &result.instructions_error, &start)
-                                            : SpawnVfork(setup, group.get(), &start);
+                                            : SpawnVfork(setup, group->get(), &start);
   for (int fd : {out_pipe[1], err_pipe[1]}) close(fd);
   const pid_t pid = spawned.pid;
   if (pid < 0) {
@@ -543,14 +578,8 @@ ExecResult Execute(const ExecSpec& spec, const CancelToken* cancel) {
     if (counter_fd >= 0) close(counter_fd);
     return result;
   }
-  bool spawn_failed = spawned.failed_step != 0;
-  if (spawn_failed) {
-    const char* why = std::strerror(spawned.child_errno);
-    result.spawn_error = spawned.failed_step == 'g' ? absl::StrCat("cannot join the run's cgroup: ", why)
-                         : spawned.failed_step == 'c'
-                             ? absl::StrCat("cannot enter working directory '", spec.cwd, "': ", why)
-                             : absl::StrCat("cannot execute '", program, "': ", why);
-  }
+  const bool spawn_failed = spawned.failed_step != 0;
+  if (spawn_failed) result.spawn_error = ChildFailure(spawned, spec, program);
 
   if (!spawn_failed && spec.started) spec.started();
   int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
@@ -567,21 +596,13 @@ ExecResult Execute(const ExecSpec& spec, const CancelToken* cancel) {
   // child's process group can be found. Then take what is already in the
   // pipes without waiting for EOF, which a process that escaped the process
   // group could hold off forever.
-  KillLeftovers(group.get(), cgroups, pid, &result);
+  KillLeftovers(group->get(), cgroups, pid, &result);
   // Empty now: its removal (a slow rmdir in the v1 memory hierarchy) can wait for the supplier's Tidy().
-  if (group && spec.supplies) spec.supplies->RetireGroup(std::move(group));
+  if (*group && spec.supplies) spec.supplies->RetireGroup(*std::move(group));
   for (Capture* c : {&out, &err}) c->Drain();
   if (pidfd >= 0) close(pidfd);
-  if (result.out_tail.size() > kTailBytes) result.out_tail.erase(0, result.out_tail.size() - kTailBytes);
-  if (result.err_tail.size() > kTailBytes) result.err_tail.erase(0, result.err_tail.size() - kTailBytes);
-
-  if (counter_fd >= 0) {
-    auto count = ReadAndCloseCounter(counter_fd);
-    if (count.ok())
-      result.instructions = *count;
-    else
-      result.instructions_error = std::string(count.status().message());
-  }
+  KeepTails(&result);
+  if (counter_fd >= 0) ReadCounter(counter_fd, &result);
   if (spawn_failed) {
     result.end = ExecResult::End::kSpawnFailed;
     result.instructions.reset();
