@@ -1,7 +1,9 @@
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
 
+#include "absl/strings/str_cat.h"
 #include "cli/commands.h"
 #include "cli/security_flags.h"
 #include "cli/service_config.h"
@@ -34,34 +36,30 @@ absl::StatusOr<RoleTokens> ReadRoleTokens(const TokenFiles& files) {
   return tokens;
 }
 
-}  // namespace
+struct CoordinatorFlags {
+  std::string listen = "127.0.0.1:7600";
+  std::string db = "perfgate.db";
+  std::string lease_ttl = "10s";
+  uint32_t max_attempts = 3;
+  std::string no_agent_grace = "30s";
+  std::string metrics_listen;
+  std::string main_branch = "main";
+  std::string artifact_dir;
+  std::string artifact_quota = "20GiB";
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_client_ca;
+  bool insecure = false;
+  int priority_levels = 10;
+  bool sync_commits = false;
+  TokenFiles tokens;
+  std::vector<SizeFlag> sizes = {{"--max-register-size", "", &MessageLimits::register_bytes},
+                                 {"--max-heartbeat-size", "", &MessageLimits::heartbeat_bytes},
+                                 {"--max-submit-size", "", &MessageLimits::submit_bytes},
+                                 {"--max-complete-size", "", &MessageLimits::complete_bytes}};
+};
 
-void AddCoordinatorCommand(CLI::App& app, int* exit_code) {
-  auto* cmd = app.add_subcommand("coordinator", "Serve runs to agents: queue, lease, store results (SQLite).");
-  struct Flags {
-    std::string listen = "127.0.0.1:7600";
-    std::string db = "perfgate.db";
-    std::string lease_ttl = "10s";
-    uint32_t max_attempts = 3;
-    std::string no_agent_grace = "30s";
-    std::string metrics_listen;
-    std::string main_branch = "main";
-    std::string artifact_dir;
-    std::string artifact_quota = "20GiB";
-    std::string tls_cert;
-    std::string tls_key;
-    std::string tls_client_ca;
-    bool insecure = false;
-    int priority_levels = 10;
-    bool sync_commits = false;
-    TokenFiles tokens;
-    std::vector<SizeFlag> sizes = {{"--max-register-size", "", &MessageLimits::register_bytes},
-                                   {"--max-heartbeat-size", "", &MessageLimits::heartbeat_bytes},
-                                   {"--max-submit-size", "", &MessageLimits::submit_bytes},
-                                   {"--max-complete-size", "", &MessageLimits::complete_bytes}};
-  };
-  auto flags = std::make_shared<Flags>();
-  AddConfigFileOption(cmd);
+void AddServingFlags(CLI::App* cmd, CoordinatorFlags* flags) {
   cmd->add_option("--listen", flags->listen, "host:port to serve gRPC on; port 0 picks a free one")
       ->capture_default_str();
   cmd->add_option("--db", flags->db, "SQLite file (created and migrated as needed)")->capture_default_str();
@@ -80,6 +78,18 @@ void AddCoordinatorCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--artifact-dir", flags->artifact_dir, "uploaded artifacts (default: 'artifacts' beside --db)");
   cmd->add_option("--artifact-quota", flags->artifact_quota, "most bytes of artifacts kept, e.g. 20GiB")
       ->capture_default_str();
+  cmd->add_option("--priority-levels", flags->priority_levels,
+                  "nice levels to run above the priority it was started with, so that agents and cases sharing "
+                  "the machine never keep its replies waiting for a core (needs root or CAP_SYS_NICE; 0: as started)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 39));
+  cmd->add_flag("--sync-commits", flags->sync_commits,
+                "acknowledge a result only once fdatasync has put it on disk, so that it survives a power cut or a "
+                "kernel crash, not only the coordinator's death (the default); every acknowledgement then waits "
+                "for the disk, which on a busy or shared disk can hold agents up");
+}
+
+void AddSecurityFlags(CLI::App* cmd, CoordinatorFlags* flags) {
   cmd->add_option("--tls-cert", flags->tls_cert, "certificate chain (PEM) to serve TLS with");
   cmd->add_option("--tls-key", flags->tls_key, "private key (PEM) of --tls-cert");
   cmd->add_option("--tls-client-ca", flags->tls_client_ca,
@@ -92,103 +102,117 @@ void AddCoordinatorCommand(CLI::App& app, int* exit_code) {
                   "file holding the submitters' token (SubmitRun, CancelRun, ReportVerdict and reads)");
   cmd->add_option("--read-token-file", flags->tokens.reader,
                   "file holding a read-only token (GetRun, WatchRun, GetHistory)");
-  cmd->add_option("--priority-levels", flags->priority_levels,
-                  "nice levels to run above the priority it was started with, so that agents and cases sharing "
-                  "the machine never keep its replies waiting for a core (needs root or CAP_SYS_NICE; 0: as started)")
-      ->capture_default_str()
-      ->check(CLI::Range(0, 39));
-  cmd->add_flag("--sync-commits", flags->sync_commits,
-                "acknowledge a result only once fdatasync has put it on disk, so that it survives a power cut or a "
-                "kernel crash, not only the coordinator's death (the default); every acknowledgement then waits "
-                "for the disk, which on a busy or shared disk can hold agents up");
   AddSizeFlags(cmd, &flags->sizes, MessageLimits{});
+}
+
+// The lease timings the flags ask for; heartbeats, sessions and sweeps follow the lease's TTL.
+absl::Status SetTimings(const CoordinatorFlags& flags, CoordinatorOptions* options) {
+  auto ttl = ParseDurationMs(flags.lease_ttl);
+  auto grace = ParseDurationMs(flags.no_agent_grace);
+  if (!ttl || *ttl < 100 || !grace) {
+    return absl::InvalidArgumentError("--lease-ttl and --no-agent-grace take durations like 500ms, 10s, 2m");
+  }
+  options->scheduler.lease_ttl_ms = static_cast<int64_t>(*ttl);
+  options->scheduler.heartbeat_interval_ms = std::max<int64_t>(50, options->scheduler.lease_ttl_ms / 4);
+  options->scheduler.session_ttl_ms = options->scheduler.lease_ttl_ms * 3 / 2;
+  options->scheduler.max_attempts = flags.max_attempts;
+  options->scheduler.no_agent_grace_ms = static_cast<int64_t>(*grace);
+  options->sweep_interval_ms = std::max<int64_t>(20, options->scheduler.lease_ttl_ms / 10);
+  return absl::OkStatus();
+}
+
+// The coordinator's options from its flags, or what is wrong with them (InvalidArgument).
+absl::StatusOr<CoordinatorOptions> OptionsFrom(const CoordinatorFlags& flags) {
+  CoordinatorOptions options;
+  options.listen = flags.listen;
+  options.db_path = flags.db;
+  options.artifacts.dir = flags.artifact_dir;
+  if (auto quota = ParseBytes(flags.artifact_quota); quota && *quota > 0) {
+    options.artifacts.quota_bytes = *quota;
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--artifact-quota '", flags.artifact_quota, "' is not a size like 20GiB"));
+  }
+  if (absl::Status timings = SetTimings(flags, &options); !timings.ok()) return timings;
+  options.metrics_listen = flags.metrics_listen;
+  options.main_branch = flags.main_branch;
+  options.tls_cert_file = flags.tls_cert;
+  options.tls_key_file = flags.tls_key;
+  options.tls_client_ca_file = flags.tls_client_ca;
+  options.insecure = flags.insecure;
+  options.priority_levels = flags.priority_levels;
+  options.durability = flags.sync_commits ? CommitDurability::kPowerLoss : CommitDurability::kProcessCrash;
+  auto tokens = ReadRoleTokens(flags.tokens);
+  if (!tokens.ok()) return tokens.status();
+  if (absl::Status sizes = ParseSizeFlags(flags.sizes, &options.limits); !sizes.ok()) return sizes;
+  options.tokens = *std::move(tokens);
+  return options;
+}
+
+// What a started coordinator serves and how; tests and scripts read the first line to learn the port.
+void PrintStarted(const Coordinator& c, const CoordinatorOptions& options) {
+  std::printf("perfgate coordinator: listening on %s (db %s, %s, %s)\n", c.address().c_str(), options.db_path.c_str(),
+              options.tls_cert_file.empty()        ? "plaintext"
+              : options.tls_client_ca_file.empty() ? "TLS"
+                                                   : "mutual TLS",
+              options.tokens.any() ? "tokens required" : "no tokens");
+  if (!c.metrics_address().empty()) {
+    std::printf("perfgate coordinator: metrics on http://%s/metrics\n", c.metrics_address().c_str());
+  }
+  std::printf("perfgate coordinator: %s\n", DescribePriority(c.priority(), options.priority_levels).c_str());
+  std::printf("perfgate coordinator: %s\n", options.durability == CommitDurability::kPowerLoss
+                                                ? "results acknowledged once on disk (--sync-commits)"
+                                                : "results acknowledged once committed: they survive its death, "
+                                                  "not the machine's (--sync-commits for that)");
+  std::fflush(stdout);
+}
+
+// Serves until a termination signal or a lost store write; the exit code.
+int Serve(const CoordinatorFlags& flags) {
+  // First, before any thread or output: on success this does not return.
+  if (absl::Status restart = RestartWithSmallThreadCaches(); !restart.ok()) {
+    std::cerr << "perfgate coordinator: keeps glibc's full per-thread malloc caches (" << restart.message()
+              << "): its memory may grow a few percent more over the first runs\n";
+  }
+  absl::StatusOr<CoordinatorOptions> options = OptionsFrom(flags);
+  if (!options.ok()) {
+    std::cerr << "perfgate coordinator: " << options.status().message() << "\n";
+    return kExitBadInput;
+  }
+  if (options->insecure) WarnInsecure("coordinator");
+  auto coordinator = Coordinator::Start(*options);
+  if (!coordinator.ok()) {
+    std::cerr << "perfgate coordinator: " << coordinator.status().message() << "\n";
+    return coordinator.status().code() == absl::StatusCode::kInvalidArgument ? kExitBadInput : kExitInfra;
+  }
+  Coordinator* c = coordinator->get();
+  OnTerminationSignal([c](int) { c->Shutdown(); });
+  // A file-size limit (ulimit -f, systemd's LimitFSIZE) reached by the
+  // database would kill us with SIGXFSZ and say nothing. Ignored, the write
+  // fails with EFBIG: the call gets SQLite's "disk I/O error", and a lost
+  // group stops us with exit 3 and why. (The coordinator runs no cases, so
+  // nothing inherits this.)
+  std::signal(SIGXFSZ, SIG_IGN);
+  PrintStarted(*c, *options);
+  if (absl::Status lost = c->Wait(); !lost.ok()) {
+    std::cerr << "perfgate coordinator: stopping: " << lost.message() << "\n";
+    c->Shutdown();
+    return kExitInfra;
+  }
+  std::printf("perfgate coordinator: stopped\n");
+  return kExitPassed;
+}
+
+}  // namespace
+
+void AddCoordinatorCommand(CLI::App& app, int* exit_code) {
+  auto* cmd = app.add_subcommand("coordinator", "Serve runs to agents: queue, lease, store results (SQLite).");
+  auto flags = std::make_shared<CoordinatorFlags>();
+  AddConfigFileOption(cmd);
+  AddServingFlags(cmd, flags.get());
+  AddSecurityFlags(cmd, flags.get());
   cmd->footer(kExitCodesHelp);
-  cmd->callback([flags, exit_code] {
-    // First, before any thread or output: on success this does not return.
-    if (absl::Status restart = RestartWithSmallThreadCaches(); !restart.ok()) {
-      std::cerr << "perfgate coordinator: keeps glibc's full per-thread malloc caches (" << restart.message()
-                << "): its memory may grow a few percent more over the first runs\n";
-    }
-    CoordinatorOptions options;
-    options.listen = flags->listen;
-    options.db_path = flags->db;
-    options.artifacts.dir = flags->artifact_dir;
-    if (auto quota = ParseBytes(flags->artifact_quota); quota && *quota > 0) {
-      options.artifacts.quota_bytes = *quota;
-    } else {
-      std::cerr << "perfgate coordinator: --artifact-quota '" << flags->artifact_quota
-                << "' is not a size like 20GiB\n";
-      *exit_code = kExitBadInput;
-      return;
-    }
-    auto ttl = ParseDurationMs(flags->lease_ttl);
-    auto grace = ParseDurationMs(flags->no_agent_grace);
-    if (!ttl || *ttl < 100 || !grace) {
-      std::cerr << "perfgate coordinator: --lease-ttl and --no-agent-grace take durations like 500ms, 10s, 2m\n";
-      *exit_code = kExitBadInput;
-      return;
-    }
-    options.scheduler.lease_ttl_ms = static_cast<int64_t>(*ttl);
-    options.scheduler.heartbeat_interval_ms = std::max<int64_t>(50, options.scheduler.lease_ttl_ms / 4);
-    options.scheduler.session_ttl_ms = options.scheduler.lease_ttl_ms * 3 / 2;
-    options.scheduler.max_attempts = flags->max_attempts;
-    options.scheduler.no_agent_grace_ms = static_cast<int64_t>(*grace);
-    options.sweep_interval_ms = std::max<int64_t>(20, options.scheduler.lease_ttl_ms / 10);
-    options.metrics_listen = flags->metrics_listen;
-    options.main_branch = flags->main_branch;
-    options.tls_cert_file = flags->tls_cert;
-    options.tls_key_file = flags->tls_key;
-    options.tls_client_ca_file = flags->tls_client_ca;
-    options.insecure = flags->insecure;
-    options.priority_levels = flags->priority_levels;
-    options.durability = flags->sync_commits ? CommitDurability::kPowerLoss : CommitDurability::kProcessCrash;
-    auto tokens = ReadRoleTokens(flags->tokens);
-    absl::Status sizes = ParseSizeFlags(flags->sizes, &options.limits);
-    if (!tokens.ok() || !sizes.ok()) {
-      std::cerr << "perfgate coordinator: " << (tokens.ok() ? sizes : tokens.status()).message() << "\n";
-      *exit_code = kExitBadInput;
-      return;
-    }
-    options.tokens = *std::move(tokens);
-    if (options.insecure) WarnInsecure("coordinator");
-    auto coordinator = Coordinator::Start(options);
-    if (!coordinator.ok()) {
-      std::cerr << "perfgate coordinator: " << coordinator.status().message() << "\n";
-      *exit_code = coordinator.status().code() == absl::StatusCode::kInvalidArgument ? kExitBadInput : kExitInfra;
-      return;
-    }
-    Coordinator* c = coordinator->get();
-    OnTerminationSignal([c](int) { c->Shutdown(); });
-    // A file-size limit (ulimit -f, systemd's LimitFSIZE) reached by the
-    // database would kill us with SIGXFSZ and say nothing. Ignored, the write
-    // fails with EFBIG: the call gets SQLite's "disk I/O error", and a lost
-    // group stops us with exit 3 and why. (The coordinator runs no cases, so
-    // nothing inherits this.)
-    std::signal(SIGXFSZ, SIG_IGN);
-    // Tests and scripts read this line to learn the port.
-    std::printf("perfgate coordinator: listening on %s (db %s, %s, %s)\n", c->address().c_str(), flags->db.c_str(),
-                options.tls_cert_file.empty()        ? "plaintext"
-                : options.tls_client_ca_file.empty() ? "TLS"
-                                                     : "mutual TLS",
-                options.tokens.any() ? "tokens required" : "no tokens");
-    if (!c->metrics_address().empty()) {
-      std::printf("perfgate coordinator: metrics on http://%s/metrics\n", c->metrics_address().c_str());
-    }
-    std::printf("perfgate coordinator: %s\n", DescribePriority(c->priority(), options.priority_levels).c_str());
-    std::printf("perfgate coordinator: %s\n", options.durability == CommitDurability::kPowerLoss
-                                                  ? "results acknowledged once on disk (--sync-commits)"
-                                                  : "results acknowledged once committed: they survive its death, "
-                                                    "not the machine's (--sync-commits for that)");
-    std::fflush(stdout);
-    if (absl::Status lost = c->Wait(); !lost.ok()) {
-      std::cerr << "perfgate coordinator: stopping: " << lost.message() << "\n";
-      c->Shutdown();
-      *exit_code = kExitInfra;
-      return;
-    }
-    std::printf("perfgate coordinator: stopped\n");
-    *exit_code = kExitPassed;
-  });
+  cmd->callback([flags, exit_code] { *exit_code = Serve(*flags); });
 }
 
 }  // namespace perfgate
