@@ -160,6 +160,108 @@ absl::Status ReportVerdict(const GateClientOptions& options, const v1::ReportVer
   return FromGrpc(stub->ReportVerdict(&context, request, &response));
 }
 
+namespace {
+
+// The run submitted, or why not in words a CI log can act on.
+absl::StatusOr<v1::SubmitRunResponse> Submit(v1::GateService::Stub& stub, const GateClientOptions& options,
+                                             const v1::SubmitRunRequest& request) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  context.set_wait_for_ready(true);
+  v1::SubmitRunResponse submitted;
+  grpc::Status s = stub.SubmitRun(&context, request, &submitted);
+  if (s.ok()) return submitted;
+  if (s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+    return absl::UnavailableError(
+        absl::StrCat("coordinator ", options.coordinator, " unreachable: ", s.error_message()));
+  }
+  if (s.error_code() == grpc::StatusCode::UNAVAILABLE) {
+    return absl::UnavailableError(absl::StrCat("submit to coordinator ", options.coordinator, " failed (",
+                                               s.error_message(),
+                                               "); if the call was cut off after the coordinator took the run, "
+                                               "the run is there without a gate"));
+  }
+  return FromGrpc(s);
+}
+
+// Ctrl-C: cancel once, then keep watching until the run says so.
+std::unique_ptr<Interrupt::Subscription> CancelOnInterrupt(Interrupt* interrupt, v1::GateService::Stub& stub,
+                                                           const std::string& run_id, Progress& progress) {
+  if (!interrupt) return nullptr;
+  return interrupt->OnFire([&stub, run_id, &progress] {
+    progress.Line(absl::StrCat("perfgate: interrupted; cancelling run ", run_id));
+    // Short: with the coordinator gone this blocks the signal thread, and
+    // an interrupted gate must exit within seconds.
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    v1::CancelRunRequest cancel;
+    cancel.set_run_id(run_id);
+    v1::CancelRunResponse response;
+    stub.CancelRun(&context, cancel, &response);
+  });
+}
+
+// One watch of the run, drawing its progress, until the stream ends. `finished`
+// says whether the run finished; `heard` whether the coordinator sent anything.
+grpc::Status WatchOnce(v1::GateService::Stub& stub, const std::string& run_id, Progress& progress, bool* finished,
+                       bool* heard) {
+  grpc::ClientContext context;
+  v1::WatchRunRequest watch;
+  watch.set_run_id(run_id);
+  watch.set_without_results(true);  // progress needs states only; GetRun brings the results in parts
+  auto reader = stub.WatchRun(&context, watch);
+  v1::RunEvent event;
+  while (reader->Read(&event)) {
+    *heard = true;
+    if (event.has_snapshot()) {
+      progress.Reset(event.snapshot());
+    } else if (event.has_case_changed()) {
+      progress.Update(event.case_changed());
+    } else if (event.has_run_finished()) {
+      *finished = true;
+    }
+  }
+  return reader->Finish();
+}
+
+// The finished run with its results, in parts, each under our receive limit
+// with room to spare: a run's results together may not fit one message.
+grpc::Status FetchRun(v1::GateService::Stub& stub, const std::string& run_id, const MessageLimits& limits,
+                      v1::Run* run) {
+  v1::GetRunRequest get;
+  get.set_run_id(run_id);
+  get.set_max_reply_bytes(limits.reply_bytes - limits.reply_bytes / 8);
+  do {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    v1::Run part;
+    grpc::Status s = stub.GetRun(&context, get, &part);
+    if (!s.ok()) return s;
+    get.set_page_token(part.next_page_token());
+    if (run->run_id().empty()) {
+      *run = std::move(part);
+    } else {
+      for (auto& c : *part.mutable_cases()) *run->add_cases() = std::move(c);
+    }
+  } while (!get.page_token().empty());
+  run->clear_next_page_token();
+  return grpc::Status::OK;
+}
+
+// Watching again will not find a run the coordinator does not know.
+bool Unknown(const grpc::Status& s) {
+  return s.error_code() == grpc::StatusCode::NOT_FOUND || s.error_code() == grpc::StatusCode::INVALID_ARGUMENT;
+}
+
+// One case over our receive limit: asking again will not help (a stream
+// reset is the coordinator shedding load, which passes).
+bool TooLargeToReceive(const grpc::Status& s) {
+  return s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED &&
+         s.error_message().find("RST_STREAM") == std::string::npos;
+}
+
+}  // namespace
+
 absl::StatusOr<v1::Run> SubmitAndWatch(const GateClientOptions& options, const v1::SubmitRunRequest& request,
                                        Interrupt* interrupt) {
   auto channel = Channel(options);
@@ -172,107 +274,31 @@ absl::StatusOr<v1::Run> SubmitAndWatch(const GateClientOptions& options, const v
   }
   auto stub = v1::GateService::NewStub(channel);
   Progress progress(options.tty);
-
-  v1::SubmitRunResponse submitted;
-  {
-    grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-    context.set_wait_for_ready(true);
-    grpc::Status s = stub->SubmitRun(&context, request, &submitted);
-    if (!s.ok()) {
-      if (s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
-        return absl::UnavailableError(
-            absl::StrCat("coordinator ", options.coordinator, " unreachable: ", s.error_message()));
-      }
-      if (s.error_code() == grpc::StatusCode::UNAVAILABLE) {
-        return absl::UnavailableError(absl::StrCat("submit to coordinator ", options.coordinator, " failed (",
-                                                   s.error_message(),
-                                                   "); if the call was cut off after the coordinator took the run, "
-                                                   "the run is there without a gate"));
-      }
-      return FromGrpc(s);
-    }
-  }
-  const std::string run_id = submitted.run_id();
+  absl::StatusOr<v1::SubmitRunResponse> submitted = Submit(*stub, options, request);
+  if (!submitted.ok()) return submitted.status();
+  const std::string run_id = submitted->run_id();
   progress.Line(absl::StrCat("perfgate: run ", run_id, " submitted to ", options.coordinator, " (",
                              request.suite().cases_size(), " cases)"));
-  for (const auto& u : submitted.unsatisfiable()) progress.Line(absl::StrCat("perfgate: cannot run ", u));
-
-  // Ctrl-C: cancel once, then keep watching until the run says so.
-  std::unique_ptr<Interrupt::Subscription> on_interrupt;
-  if (interrupt) {
-    on_interrupt = interrupt->OnFire([&] {
-      progress.Line(absl::StrCat("perfgate: interrupted; cancelling run ", run_id));
-      // Short: with the coordinator gone this blocks the signal thread, and
-      // an interrupted gate must exit within seconds.
-      grpc::ClientContext context;
-      context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
-      v1::CancelRunRequest cancel;
-      cancel.set_run_id(run_id);
-      v1::CancelRunResponse response;
-      stub->CancelRun(&context, cancel, &response);
-    });
-  }
+  for (const auto& u : submitted->unsatisfiable()) progress.Line(absl::StrCat("perfgate: cannot run ", u));
+  const auto on_interrupt = CancelOnInterrupt(interrupt, *stub, run_id, progress);
 
   Steady::time_point lost_since{};
   for (int attempt = 0;; ++attempt) {
-    grpc::ClientContext context;
-    v1::WatchRunRequest watch;
-    watch.set_run_id(run_id);
-    watch.set_without_results(true);  // progress needs states only; GetRun brings the results in parts
-    auto reader = stub->WatchRun(&context, watch);
-    v1::RunEvent event;
-    std::optional<v1::RunState> finished;
-    while (reader->Read(&event)) {
-      lost_since = {};
-      if (event.has_snapshot())
-        progress.Reset(event.snapshot());
-      else if (event.has_case_changed())
-        progress.Update(event.case_changed());
-      else if (event.has_run_finished())
-        finished = event.run_finished();
-    }
-    grpc::Status status = reader->Finish();
+    bool finished = false, heard = false;
+    grpc::Status status = WatchOnce(*stub, run_id, progress, &finished, &heard);
+    if (heard) lost_since = {};
     if (finished) {
-      // In parts, each under our receive limit with room to spare: a run's
-      // results together may not fit one message.
-      v1::GetRunRequest get;
-      get.set_run_id(run_id);
-      get.set_max_reply_bytes(options.limits.reply_bytes - options.limits.reply_bytes / 8);
       v1::Run run;
-      grpc::Status s;
-      do {
-        grpc::ClientContext get_context;
-        get_context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-        v1::Run part;
-        s = stub->GetRun(&get_context, get, &part);
-        if (!s.ok()) break;
-        get.set_page_token(part.next_page_token());
-        if (run.run_id().empty()) {
-          run = std::move(part);
-        } else {
-          for (auto& c : *part.mutable_cases()) *run.add_cases() = std::move(c);
-        }
-      } while (!get.page_token().empty());
-      run.clear_next_page_token();
-      if (s.ok()) return run;
-      // One case over our receive limit: asking again will not help (a
-      // stream reset is the coordinator shedding load, which passes).
-      if (s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED &&
-          s.error_message().find("RST_STREAM") == std::string::npos) {
-        return FromGrpc(s);
-      }
-      status = s;
+      status = FetchRun(*stub, run_id, options.limits, &run);
+      if (status.ok()) return run;
+      if (TooLargeToReceive(status)) return FromGrpc(status);
     }
-    if (status.error_code() == grpc::StatusCode::NOT_FOUND ||
-        status.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
-      return FromGrpc(status);
-    }
+    if (Unknown(status)) return FromGrpc(status);
     // Interrupted with the coordinator gone: nobody is left to confirm the
     // cancellation, so stop instead of re-attaching for minutes.
     if (interrupt && interrupt->fired()) {
-      return absl::UnavailableError(absl::StrCat("interrupted, and coordinator ", options.coordinator,
-                                                 " unreachable (", status.error_message(), "): run ", run_id,
+      return absl::UnavailableError(absl::StrCat("interrupted, and coordinator ", options.coordinator, " unreachable (",
+                                                 status.error_message(), "): run ", run_id,
                                                  " may still be pending there"));
     }
     // The coordinator went away: re-attach by run id for a while.
