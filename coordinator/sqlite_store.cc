@@ -23,7 +23,9 @@
 #include "coordinator/background_queue.h"
 #include "coordinator/cpu_pacer.h"
 #include "coordinator/sqlite_compact.h"
+#include "coordinator/sqlite_history.h"
 #include "coordinator/sqlite_migrations.h"
+#include "coordinator/sqlite_statement.h"
 #include "coordinator/store.h"
 #include "coordinator/wal_checkpointer.h"
 #include "coordinator/wal_syncer.h"
@@ -31,97 +33,6 @@
 namespace perfgate {
 
 namespace {
-
-// A cache of prepared statements of one connection: each SQL text is
-// prepared once, on first use, and kept (SQLITE_PREPARE_PERSISTENT).
-class StatementCache {
- public:
-  explicit StatementCache(sqlite3* db) : db_(db) {}
-  ~StatementCache() {
-    for (auto& [sql, stmt] : cache_) sqlite3_finalize(stmt);
-  }
-  StatementCache(const StatementCache&) = delete;
-  StatementCache& operator=(const StatementCache&) = delete;
-
-  // REQUIRES: sql is a string literal (cached by its address). nullptr if it does not prepare.
-  sqlite3_stmt* Get(const char* sql) {
-    sqlite3_stmt*& stmt = cache_[sql];
-    if (!stmt && sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr) != SQLITE_OK) {
-      sqlite3_finalize(stmt);
-      stmt = nullptr;
-    }
-    return stmt;
-  }
-  sqlite3* db() const { return db_; }
-
- private:
-  sqlite3* db_;
-  std::unordered_map<const char*, sqlite3_stmt*> cache_;
-};
-
-// One use of a cached statement; reset (its read lock released) when it ends.
-class Statement {
- public:
-  Statement(StatementCache& cache, const char* sql) : stmt_(cache.Get(sql)) {}
-  ~Statement() {
-    if (!stmt_) return;
-    sqlite3_reset(stmt_);
-    sqlite3_clear_bindings(stmt_);
-  }
-  Statement(const Statement&) = delete;
-  Statement& operator=(const Statement&) = delete;
-
-  Statement& Bind(int i, const std::string& v) {
-    if (stmt_) sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-    return *this;
-  }
-  // Without a copy. REQUIRES: v stays valid and unchanged until this Statement ends.
-  Statement& BindUnowned(int i, std::string_view v) {
-    if (stmt_) sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
-    return *this;
-  }
-  Statement& BindBlob(int i, const std::string& v) {
-    if (stmt_) sqlite3_bind_blob(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-    return *this;
-  }
-  Statement& Bind(int i, int64_t v) {
-    if (stmt_) sqlite3_bind_int64(stmt_, i, v);
-    return *this;
-  }
-  Statement& Bind(int i, const StoredId& id) { return id.is_blob ? BindBlob(i, id.bytes) : Bind(i, id.bytes); }
-  Statement& BindNull(int i) {
-    if (stmt_) sqlite3_bind_null(stmt_, i);
-    return *this;
-  }
-  Statement& Bind(int i, double v) {
-    if (stmt_) sqlite3_bind_double(stmt_, i, v);
-    return *this;
-  }
-  // SQLITE_ROW, SQLITE_DONE or an error code (SQLITE_ERROR if the SQL did not prepare).
-  int Step() { return stmt_ ? sqlite3_step(stmt_) : SQLITE_ERROR; }
-  void Reset() {
-    sqlite3_reset(stmt_);
-    sqlite3_clear_bindings(stmt_);
-  }
-  int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
-  double Double(int col) const { return sqlite3_column_double(stmt_, col); }
-  std::string Text(int col) const {
-    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
-    return p ? std::string(p, sqlite3_column_bytes(stmt_, col)) : std::string();
-  }
-  std::string Blob(int col) const {
-    const auto* p = static_cast<const char*>(sqlite3_column_blob(stmt_, col));
-    return p ? std::string(p, sqlite3_column_bytes(stmt_, col)) : std::string();
-  }
-  // An id CompactId stored with `prefix`.
-  std::string Id(int col, std::string_view prefix) const {
-    return ExpandId(prefix, Blob(col), sqlite3_column_type(stmt_, col) == SQLITE_BLOB);
-  }
-  bool IsNull(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
-
- private:
-  sqlite3_stmt* stmt_;
-};
 
 // Each connection's page cache (SQLite's default is 2 MiB). A cache fills
 // as the database grows, so it is memory that grows over the first runs.
@@ -308,7 +219,8 @@ class SqliteStore final : public Store {
       run.seq = q.Int(0);
       PostSummary(std::move(run));
     }
-    if (rc != SQLITE_DONE) return absl::InternalError(absl::StrCat(path_, ": pending summaries: ", sqlite3_errmsg(db_)));
+    if (rc != SQLITE_DONE)
+      return absl::InternalError(absl::StrCat(path_, ": pending summaries: ", sqlite3_errmsg(db_)));
     return absl::OkStatus();
   }
 
@@ -528,7 +440,8 @@ class SqliteStore final : public Store {
       if (ins.Step() != SQLITE_DONE) return Fail("insert result");
       if (disposition == ResultDisposition::kCounted) {
         KeepRunValues(lease, result, &info);
-        info.durations.push_back({lease.case_index, lease.pool, DurationMs(result, received_at_ms - lease.granted_at_ms)});
+        info.durations.push_back(
+            {lease.case_index, lease.pool, DurationMs(result, received_at_ms - lease.granted_at_ms)});
       }
       return CommitUnlessBatched();
     });
@@ -672,12 +585,10 @@ class SqliteStore final : public Store {
     summaries_->Drain();
     std::lock_guard lock(history_mu_);
     if (!BeginRead(history_reader_)) return ReadError(history_reader_, "history");
-    auto response = HistoryInSnapshots(request, arena, pace);
+    auto response = ReadHistory(history_reader_, *history_reads_, path_, request, arena, pace);
     sqlite3_exec(history_reader_, "COMMIT", nullptr, nullptr, nullptr);
     return response;
   }
-
-  static bool BeginRead(sqlite3* db) { return sqlite3_exec(db, "BEGIN", nullptr, nullptr, nullptr) == SQLITE_OK; }
 
   absl::StatusOr<std::vector<LatestResult>> LatestResults(const std::string& branch) override {
     std::lock_guard lock(read_mu_);
@@ -719,7 +630,6 @@ class SqliteStore final : public Store {
 
  private:
   static constexpr int kCasesPerCommit = 128;
-  static constexpr int kKeysBetweenPaces = 32;  // ~0.3 ms of reading
 
   // REQUIRES: this thread's batch is open.
   absl::Status InsertRunAtOnce(const v1::Run& run, const std::string& suite_bytes) {
@@ -877,56 +787,6 @@ class SqliteStore final : public Store {
   // response is made on `arena`: a history of thousands of keys takes few
   // heap allocations.
   //
-  // A new snapshot after each pause: a paced call of thousands of keys takes
-  // seconds, and while a reader holds a snapshot the WAL cannot start over,
-  // so it grew past 100 MB under the agents' commits. One snapshot for all
-  // keys bought nothing: each key's medians are one statement, and a run
-  // that ends during the call has its medians written in several commits
-  // anyway (runs that ended before the call are all in it: Drain).
-  absl::StatusOr<v1::HistoryResponse*> HistoryInSnapshots(const v1::HistoryRequest& request,
-                                                          google::protobuf::Arena* arena,
-                                                          const std::function<void()>& pace) {
-    auto* response = google::protobuf::Arena::CreateMessage<v1::HistoryResponse>(arena);
-    int64_t excluded = -1;
-    {
-      Statement q(*history_reads_, "SELECT seq FROM runs WHERE run_id = ?");
-      q.Bind(1, request.exclude_run_id());
-      if (q.Step() == SQLITE_ROW) excluded = q.Int(0);
-    }
-    int keys = 0;
-    for (const auto& key : request.keys()) {
-      if (++keys % kKeysBetweenPaces == 0) {
-        sqlite3_exec(history_reader_, "COMMIT", nullptr, nullptr, nullptr);
-        pace();
-        if (!BeginRead(history_reader_)) return ReadError(history_reader_, "history");
-      }
-      auto* series = response->add_series();
-      *series->mutable_key() = key;
-      // One statement per key (the series' id and its newest medians): half
-      // the statement runs of looking the id up first.
-      Statement q(*history_reads_,
-                  "SELECT m.run_seq, m.median FROM series s JOIN run_medians m ON m.series_id = s.series_id "
-                  "WHERE s.branch = ? AND s.pool = ? AND s.benchmark = ? AND s.metric = ? AND s.source = ? "
-                  "AND m.created_at_ms >= ? ORDER BY m.created_at_ms DESC, m.run_seq DESC LIMIT ?");
-      q.BindUnowned(1, request.branch()).BindUnowned(2, key.pool()).BindUnowned(3, key.benchmark());
-      q.BindUnowned(4, key.metric()).BindUnowned(5, key.source()).Bind(6, request.since_ms());
-      // One more than asked for: the excluded run may be among them.
-      q.Bind(7, request.max_runs() ? int64_t{request.max_runs()} + 1 : int64_t{-1});
-      int rc;
-      while ((rc = q.Step()) == SQLITE_ROW) {
-        if (q.Int(0) == excluded) continue;
-        if (request.max_runs() && static_cast<uint32_t>(series->run_medians_size()) >= request.max_runs()) break;
-        series->add_run_medians(q.Double(1));
-      }
-      if (rc != SQLITE_ROW && rc != SQLITE_DONE) return ReadError(history_reader_, "history query");
-    }
-    Statement pools(*history_reads_, "SELECT pool FROM pools ORDER BY pool");
-    int rc;
-    while ((rc = pools.Step()) == SQLITE_ROW) response->add_known_pools(pools.Text(0));
-    if (rc != SQLITE_DONE) return ReadError(history_reader_, "known pools");
-    return response;
-  }
-
   // What writes need of a run that takes leases: its row's key, and what
   // history and stripped results are keyed by.
   // How long a counted lease took, by its case's index, on its pool.
@@ -1098,8 +958,8 @@ class SqliteStore final : public Store {
       done = lock.ok() ? WriteDurations(run, first, std::min(run.durations.size(), first + kSeriesPerSummary))
                        : lock.status();
     }
-    std::vector<std::pair<int64_t, double>> medians = done.ok() ? Medians(std::move(run.values))
-                                                                : std::vector<std::pair<int64_t, double>>();
+    std::vector<std::pair<int64_t, double>> medians =
+        done.ok() ? Medians(std::move(run.values)) : std::vector<std::pair<int64_t, double>>();
     for (size_t first = 0; done.ok();) {
       const size_t end = std::min(medians.size(), first + kSeriesPerSummary);
       pace();
@@ -1127,7 +987,8 @@ class SqliteStore final : public Store {
       for (size_t keys = 0; first < by_key.size() && keys < kSeriesPerSummary; ++keys) {
         auto id = SeriesId(by_key[first].first);
         if (!id.ok()) return id.status();
-        for (const std::string& key = by_key[first].first; first < by_key.size() && by_key[first].first == key; ++first) {
+        for (const std::string& key = by_key[first].first; first < by_key.size() && by_key[first].first == key;
+             ++first) {
           run->values.emplace_back(*id, by_key[first].second);
         }
       }
@@ -1215,8 +1076,8 @@ class SqliteStore final : public Store {
 
   // Medians [first, end) in one commit; the last commit also takes the run
   // off pending_summaries. REQUIRES: mu_ held, no transaction open.
-  absl::Status WriteMedians(const RunInfo& run, const std::vector<std::pair<int64_t, double>>& medians,
-                            size_t first, size_t end) {
+  absl::Status WriteMedians(const RunInfo& run, const std::vector<std::pair<int64_t, double>>& medians, size_t first,
+                            size_t end) {
     if (auto s = Begin(); !s.ok()) return s;
     for (size_t i = first; i < end; ++i) {
       Statement ins(*writes_,
@@ -1255,7 +1116,6 @@ class SqliteStore final : public Store {
       return absl::OkStatus();
     });
   }
-
 
   absl::StatusOr<v1::Run> LoadRunFrom(StatementCache& cache, const std::string& run_id, v1::Suite* suite_out) {
     Statement q(cache,
@@ -1365,7 +1225,8 @@ class SqliteStore final : public Store {
       return;
     }
     Statement undo(*writes_, "ROLLBACK TO batch");
-    if (undo.Step() != SQLITE_DONE) return LoseGroup(absl::InternalError(absl::StrCat(path_, ": ", sqlite3_errmsg(db_))));
+    if (undo.Step() != SQLITE_DONE)
+      return LoseGroup(absl::InternalError(absl::StrCat(path_, ": ", sqlite3_errmsg(db_))));
     ForgetIds();
     ReleaseSavepoint().IgnoreError();  // a failed RELEASE has lost the group
   }
@@ -1400,13 +1261,14 @@ class SqliteStore final : public Store {
   void LoseGroup(const absl::Status& why) {
     RollbackQuietly();
     group_ = 0;
-    lost_ = absl::UnavailableError(absl::StrCat(
-        "the database lost a commit of results already applied (", why.message(),
-        "); the coordinator takes no more work until it is restarted, which reads the database again"));
+    lost_ = absl::UnavailableError(
+        absl::StrCat("the database lost a commit of results already applied (", why.message(),
+                     "); the coordinator takes no more work until it is restarted, which reads the database again"));
     std::fprintf(stderr, "perfgate coordinator: %s\n", lost_.ToString().c_str());
   }
   void RollbackQuietly() {
-    if (!sqlite3_get_autocommit(db_)) Exec("ROLLBACK").IgnoreError();  // the failed statement's error is the one to report
+    if (!sqlite3_get_autocommit(db_))
+      Exec("ROLLBACK").IgnoreError();  // the failed statement's error is the one to report
     ForgetIds();
   }
   // Ids made in an undone transaction may be given again to other rows.
@@ -1424,9 +1286,9 @@ class SqliteStore final : public Store {
 
   // Writes: one at a time, a batch holds it from BeginBatch to CommitBatch.
   std::mutex mu_;
-  static constexpr int64_t kMaxBackgroundWaitMs = 5;  // see LockWrites
+  static constexpr int64_t kMaxBackgroundWaitMs = 5;   // see LockWrites
   static constexpr double kBackgroundCpuShare = 0.25;  // see BackgroundPace
-  std::atomic<uint64_t> lease_path_writes_{0};  // batches and lease-path WriteLocks begun so far
+  std::atomic<uint64_t> lease_path_writes_{0};         // batches and lease-path WriteLocks begun so far
   std::mutex background_mu_;  // one background job at a time (BackgroundPace); taken before mu_
   std::atomic<int> lease_writers_waiting_{0};
   std::atomic<int> background_writers_waiting_{0};
@@ -1441,9 +1303,9 @@ class SqliteStore final : public Store {
   static constexpr size_t kMaxCachedRuns = 1024;
   static constexpr size_t kMaxCachedIds = 1 << 16;
   static constexpr size_t kMaxCachedHosts = 1024;
-  std::unordered_map<std::string, RunInfo> runs_ ABSL_GUARDED_BY(mu_);  // by run id
+  std::unordered_map<std::string, RunInfo> runs_ ABSL_GUARDED_BY(mu_);        // by run id
   std::unordered_map<std::string, int64_t> series_ids_ ABSL_GUARDED_BY(mu_);  // by NUL-joined key
-  std::unordered_map<std::string, int64_t> host_ids_ ABSL_GUARDED_BY(mu_);  // by serialised fingerprint
+  std::unordered_map<std::string, int64_t> host_ids_ ABSL_GUARDED_BY(mu_);    // by serialised fingerprint
   // Host ids by session id (ImpliedHostId); bounded like host_ids_.
   std::unordered_map<std::string, int64_t> session_host_ids_ ABSL_GUARDED_BY(mu_);
   std::unordered_map<std::string, int64_t> lease_rows_ ABSL_GUARDED_BY(mu_);  // leases granted here, until their result
@@ -1536,9 +1398,8 @@ absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path, 
     store->SetSyncer(*std::move(syncer));
   }
   if (path != ":memory:") {
-    auto checkpointer = WalCheckpointer::Start(db, path, kWalLimits, [store = store.get()](const auto& f) {
-      store->UnderWriteLock(f);
-    });
+    auto checkpointer = WalCheckpointer::Start(db, path, kWalLimits,
+                                               [store = store.get()](const auto& f) { store->UnderWriteLock(f); });
     if (!checkpointer.ok()) return checkpointer.status();
     store->SetCheckpointer(*std::move(checkpointer));
   }

@@ -1,0 +1,30 @@
+// The history a gate compares with: each key's newest run medians, read from
+// the per-run summaries (run_medians) that a run's end writes, so a call costs
+// the same at 10 stored runs and at 10,000.
+#ifndef PERFGATE_COORDINATOR_SQLITE_HISTORY_H_
+#define PERFGATE_COORDINATOR_SQLITE_HISTORY_H_
+
+#include <sqlite3.h>
+
+#include <functional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "coordinator/sqlite_statement.h"
+#include "google/protobuf/arena.h"
+#include "perfgate/v1/gate.pb.h"
+
+namespace perfgate {
+
+// The medians of request's keys, newest first, and the pools ever seen; built
+// on `arena`. Calls `pace` every few keys, between snapshots. `path` names
+// the database in errors.
+// REQUIRES: a read transaction is open on `db` (its own read-only connection,
+// whose statements `statements` caches). One is open again on return.
+absl::StatusOr<v1::HistoryResponse*> ReadHistory(sqlite3* db, StatementCache& statements, const std::string& path,
+                                                 const v1::HistoryRequest& request, google::protobuf::Arena* arena,
+                                                 const std::function<void()>& pace);
+
+}  // namespace perfgate
+
+#endif  // PERFGATE_COORDINATOR_SQLITE_HISTORY_H_
