@@ -1,0 +1,144 @@
+// The coordinator at fleet scale: every row of issue #11's table, measured
+// against a coordinator in its own process (so its CPU and memory are its
+// own, read from /proc), driven over loopback gRPC.
+//
+//   load       64 load-agent sessions (bench/load_agent.h: the real protocol,
+//              no process spawned) complete --runs runs of --cases cases on
+//              branch main: leases/s, coordinator CPU per lease, its peak
+//              RSS during the first and during the last run (VmHWM, reset
+//              before the last), store bytes per case, and the WAL's
+//              largest size while load agents ran (this part and the
+//              first half of the next).
+//   history    --history-runs more such runs (8), submitted at once, while a
+//              second client fetches the history of every key of the run in
+//              a loop: lease rate inside those calls against outside, and
+//              the longest gap in which no session got a lease. Then the
+//              same with --e2e-agents real `perfgate agent` processes on the
+//              same store, timed from inside the cases (each stamps its own
+//              start and end: bench_cases/src/stamp.cc): case starts inside
+//              the calls against outside, and the longest moment in which
+//              no case ran on any agent. Beside each longest gap, the part's
+//              rate and the longest gap that as many starts at random times
+//              at that rate would give (it grows with ln N).
+//   e2e        --e2e-agents real `perfgate agent` processes run
+//              --e2e-cases trivial cases (/bin/true): cases/s and the
+//              coordinator's share of all CPU spent (agents and cases
+//              included); then its CPU per bare call (a Heartbeat) when
+//              calls come one at a time, as each agent's do.
+//   next       one real agent runs cases that print their own start time;
+//              gap between consecutive starts beyond a bare spawn-exit cycle
+//              of the same command (its p50, from cycles run half before the
+//              agent's cases and half after), beside that cycle's own p99
+//              beyond its p50: the p99 an agent that added nothing would read.
+//   makespan   8 load sessions, cases of simulated duration with the two
+//              long ones last in the file; the second run (with history)
+//              against max(longest case, total work / agents).
+//
+//   dispatch [--cases N] [--agents N] [--runs N] [--e2e-agents N]
+//            [--e2e-cases N] [--next-cases N] [--history-runs N] [--samples N] [--json FILE] [--perfgate PATH]
+//            [--before PATH]   (another perfgate binary, measured beside it part by part)
+//            [--only-next]     (only the `next` part: fast iteration on the agent's hot path)
+//            [--stamp-case PATH] (the history part's case instead of bench_cases/stamp: any program
+//                               printing "START END", its first and last CLOCK_MONOTONIC ns, on stdout)
+//            [--stamps FILE]   (every stamped case of the history part: agent, start ns, end ns;
+//                               and each history call, as agent "history-call"; FILE.load: the
+//                               same for the load sessions' leases, as agent "lease")
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "bench/dispatch/parts.h"
+#include "bench/dispatch/processes.h"
+#include "bench/dispatch/report.h"
+
+using perfgate::dispatch::Figures;
+using perfgate::dispatch::Options;
+
+int main(int argc, char** argv) {
+  std::atexit(perfgate::dispatch::KillChildren);
+  Options o;
+  o.perfgate = PERFGATE_BINARY;
+  o.stamp_case = PERFGATE_STAMP_CASE;
+  for (int i = 1; i < argc; ++i) {
+    auto next = [&](int* v) { *v = std::atoi(argv[++i]); };
+    const bool more = i + 1 < argc;
+    if (!std::strcmp(argv[i], "--cases") && more)
+      next(&o.cases);
+    else if (!std::strcmp(argv[i], "--agents") && more)
+      next(&o.agents);
+    else if (!std::strcmp(argv[i], "--runs") && more)
+      next(&o.runs);
+    else if (!std::strcmp(argv[i], "--e2e-agents") && more)
+      next(&o.e2e_agents);
+    else if (!std::strcmp(argv[i], "--e2e-cases") && more)
+      next(&o.e2e_cases);
+    else if (!std::strcmp(argv[i], "--next-cases") && more)
+      next(&o.next_cases);
+    else if (!std::strcmp(argv[i], "--history-runs") && more)
+      next(&o.history_runs);
+    else if (!std::strcmp(argv[i], "--samples") && more)
+      next(&o.samples);
+    else if (!std::strcmp(argv[i], "--json") && more)
+      o.json_path = argv[++i];
+    else if (!std::strcmp(argv[i], "--perfgate") && more)
+      o.perfgate = argv[++i];
+    else if (!std::strcmp(argv[i], "--before") && more)
+      o.before = argv[++i];
+    else if (!std::strcmp(argv[i], "--only-next"))
+      o.only_next = true;
+    else if (!std::strcmp(argv[i], "--stamps") && more)
+      o.stamps_path = argv[++i];
+    else if (!std::strcmp(argv[i], "--stamp-case") && more)
+      o.stamp_case = argv[++i];
+    else {
+      const bool help = !std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h");
+      const Options defaults;
+      std::fprintf(help ? stdout : stderr,
+                   "usage: dispatch [--cases N] [--agents N] [--runs N] [--e2e-agents N] [--e2e-cases N] "
+                   "[--next-cases N] [--history-runs N] [--samples N] [--json FILE] [--perfgate PATH] [--before PATH] "
+                   "[--only-next] [--stamps FILE] [--stamp-case PATH]\n"
+                   "  defaults: --cases %d --agents %d --runs %d --e2e-agents %d --e2e-cases %d --next-cases %d "
+                   "--history-runs %d --samples %d\n"
+                   "  --stamp-case PATH: the history part's case, a program that prints its first and last moment "
+                   "as CLOCK_MONOTONIC nanoseconds, \"START END\", on stdout (default: the bundled stamp)\n"
+                   "exit codes: 0 measured, 2 bad usage, 3 a part failed (its error above)\n",
+                   defaults.cases, defaults.agents, defaults.runs, defaults.e2e_agents, defaults.e2e_cases,
+                   defaults.next_cases, defaults.history_runs, defaults.samples);
+      return help ? 0 : 2;
+    }
+  }
+  if (o.cases < 1 || o.agents < 1 || o.runs < 1 || o.e2e_agents < 1 || o.e2e_cases < 1 || o.next_cases < 2 ||
+      o.samples < 1 || o.history_runs < 1) {
+    std::fprintf(stderr, "dispatch: every count must be at least 1 (--next-cases at least 2)\n");
+    return 2;
+  }
+  if (access(o.stamp_case.c_str(), X_OK) != 0) {
+    std::fprintf(stderr, "dispatch: --stamp-case %s: %s (give a program this user may run)\n", o.stamp_case.c_str(),
+                 std::strerror(errno));
+    return 2;
+  }
+  const std::string dir = std::filesystem::temp_directory_path() / ("perfgate-dispatch-" + std::to_string(getpid()));
+  std::vector<std::string> binaries;
+  if (!o.before.empty()) binaries.push_back(o.before);
+  binaries.push_back(o.perfgate);
+  for (size_t i = 0; i < binaries.size(); ++i) std::filesystem::create_directories(absl::StrCat(dir, "/", i));
+  const double load_before = perfgate::dispatch::LoadAverage();
+  std::vector<Figures> figures;
+  if (!perfgate::dispatch::MeasureAll(o, binaries, dir, &figures)) return 3;
+  std::filesystem::remove_all(dir);
+  const double load_after = perfgate::dispatch::LoadAverage();
+  perfgate::dispatch::PrintTable(o, figures, load_before, load_after);
+  if (!o.json_path.empty()) {
+    std::ofstream(o.json_path) << perfgate::dispatch::Json(o, figures, load_before, load_after).dump(2) << "\n";
+    std::printf("wrote %s\n", o.json_path.c_str());
+  }
+  return 0;
+}
