@@ -45,6 +45,7 @@
 //                               same for the load sessions' leases, as agent "lease")
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -62,63 +63,61 @@
 using perfgate::dispatch::Figures;
 using perfgate::dispatch::Options;
 
+namespace {
+
+// A count: at least one.
+const CLI::Range kCount(1, 1 << 30);
+
+// The options, their help and their defaults (those of Options).
+void AddOptions(CLI::App& app, Options* o) {
+  app.add_option("--cases", o->cases, "cases a run of the load and history parts")
+      ->capture_default_str()
+      ->check(kCount);
+  app.add_option("--agents", o->agents, "load-agent sessions")->capture_default_str()->check(kCount);
+  app.add_option("--runs", o->runs, "runs of the load part")->capture_default_str()->check(kCount);
+  app.add_option("--e2e-agents", o->e2e_agents, "real agent processes (e2e and history parts)")
+      ->capture_default_str()
+      ->check(kCount);
+  app.add_option("--e2e-cases", o->e2e_cases, "trivial cases of the e2e part")->capture_default_str()->check(kCount);
+  app.add_option("--next-cases", o->next_cases, "cases one agent runs in the next part")
+      ->capture_default_str()
+      ->check(CLI::Range(2, 1 << 30));
+  app.add_option("--history-runs", o->history_runs, "runs submitted at once while history is fetched")
+      ->capture_default_str()
+      ->check(kCount);
+  app.add_option("--samples", o->samples, "samples per load-agent result")->capture_default_str()->check(kCount);
+  app.add_option("--json", o->json_path, "write the figures as JSON to FILE");
+  app.add_option("--perfgate", o->perfgate, "the perfgate binary measured")
+      ->capture_default_str()
+      ->check(CLI::ExistingFile);
+  app.add_option("--before", o->before,
+                 "another perfgate binary (the code before a change), measured beside it part by part")
+      ->check(CLI::ExistingFile);
+  app.add_flag("--only-next", o->only_next, "only the next part: fast iteration on the agent's hot path");
+  app.add_option("--stamps", o->stamps_path,
+                 "every stamped case of the history part (agent, start ns, end ns) and each history call (agent "
+                 "\"history-call\") to FILE; FILE.load: the same for the load sessions' leases (agent \"lease\")");
+  app.add_option("--stamp-case", o->stamp_case,
+                 "the history part's case: a program that prints its first and last moment as CLOCK_MONOTONIC "
+                 "nanoseconds, \"START END\", on stdout")
+      ->capture_default_str();
+  app.footer("exit codes: 0 measured, 2 bad usage, 3 a part failed (its error above)");
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   std::atexit(perfgate::dispatch::KillChildren);
   Options o;
   o.perfgate = PERFGATE_BINARY;
   o.stamp_case = PERFGATE_STAMP_CASE;
-  for (int i = 1; i < argc; ++i) {
-    auto next = [&](int* v) { *v = std::atoi(argv[++i]); };
-    const bool more = i + 1 < argc;
-    if (!std::strcmp(argv[i], "--cases") && more)
-      next(&o.cases);
-    else if (!std::strcmp(argv[i], "--agents") && more)
-      next(&o.agents);
-    else if (!std::strcmp(argv[i], "--runs") && more)
-      next(&o.runs);
-    else if (!std::strcmp(argv[i], "--e2e-agents") && more)
-      next(&o.e2e_agents);
-    else if (!std::strcmp(argv[i], "--e2e-cases") && more)
-      next(&o.e2e_cases);
-    else if (!std::strcmp(argv[i], "--next-cases") && more)
-      next(&o.next_cases);
-    else if (!std::strcmp(argv[i], "--history-runs") && more)
-      next(&o.history_runs);
-    else if (!std::strcmp(argv[i], "--samples") && more)
-      next(&o.samples);
-    else if (!std::strcmp(argv[i], "--json") && more)
-      o.json_path = argv[++i];
-    else if (!std::strcmp(argv[i], "--perfgate") && more)
-      o.perfgate = argv[++i];
-    else if (!std::strcmp(argv[i], "--before") && more)
-      o.before = argv[++i];
-    else if (!std::strcmp(argv[i], "--only-next"))
-      o.only_next = true;
-    else if (!std::strcmp(argv[i], "--stamps") && more)
-      o.stamps_path = argv[++i];
-    else if (!std::strcmp(argv[i], "--stamp-case") && more)
-      o.stamp_case = argv[++i];
-    else {
-      const bool help = !std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h");
-      const Options defaults;
-      std::fprintf(help ? stdout : stderr,
-                   "usage: dispatch [--cases N] [--agents N] [--runs N] [--e2e-agents N] [--e2e-cases N] "
-                   "[--next-cases N] [--history-runs N] [--samples N] [--json FILE] [--perfgate PATH] [--before PATH] "
-                   "[--only-next] [--stamps FILE] [--stamp-case PATH]\n"
-                   "  defaults: --cases %d --agents %d --runs %d --e2e-agents %d --e2e-cases %d --next-cases %d "
-                   "--history-runs %d --samples %d\n"
-                   "  --stamp-case PATH: the history part's case, a program that prints its first and last moment "
-                   "as CLOCK_MONOTONIC nanoseconds, \"START END\", on stdout (default: the bundled stamp)\n"
-                   "exit codes: 0 measured, 2 bad usage, 3 a part failed (its error above)\n",
-                   defaults.cases, defaults.agents, defaults.runs, defaults.e2e_agents, defaults.e2e_cases,
-                   defaults.next_cases, defaults.history_runs, defaults.samples);
-      return help ? 0 : 2;
-    }
-  }
-  if (o.cases < 1 || o.agents < 1 || o.runs < 1 || o.e2e_agents < 1 || o.e2e_cases < 1 || o.next_cases < 2 ||
-      o.samples < 1 || o.history_runs < 1) {
-    std::fprintf(stderr, "dispatch: every count must be at least 1 (--next-cases at least 2)\n");
-    return 2;
+  CLI::App app("The coordinator at fleet scale: every row of issue #11's table (see bench/dispatch/main.cc).",
+               "dispatch");
+  AddOptions(app, &o);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
   }
   if (access(o.stamp_case.c_str(), X_OK) != 0) {
     std::fprintf(stderr, "dispatch: --stamp-case %s: %s (give a program this user may run)\n", o.stamp_case.c_str(),
