@@ -16,7 +16,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -25,6 +24,7 @@
 #include "agent/case_runner.h"
 #include "agent/executor.h"
 #include "agent/host_fingerprint.h"
+#include "bench/bench_cli.h"
 #include "core/stats.h"
 
 extern char** environ;
@@ -54,16 +54,12 @@ double ThreadCpuSeconds() {
 int main(int argc, char** argv) {
   int iterations = 300;
   std::string json_path;
-  for (int i = 1; i < argc; ++i) {
-    if (!std::strcmp(argv[i], "--iterations") && i + 1 < argc)
-      iterations = std::atoi(argv[++i]);
-    else if (!std::strcmp(argv[i], "--json") && i + 1 < argc)
-      json_path = argv[++i];
-    else {
-      std::fprintf(stderr, "usage: agent_overhead [--iterations N] [--json FILE]\n");
-      return 2;
-    }
-  }
+  CLI::App app("How much the agent's instrument costs against a direct spawn of /bin/true.", "agent_overhead");
+  app.add_option("--iterations", iterations, "spawns of each path, interleaved")
+      ->capture_default_str()
+      ->check(perfgate::bench::kCount);
+  app.add_option("--json", json_path, "write the figures as JSON to FILE");
+  if (std::optional<int> exit_code = perfgate::bench::ParseOrExit(app, argc, argv)) return *exit_code;
   const char* program = "/bin/true";
   perfgate::ExecSpec exec;
   exec.argv = {program};

@@ -27,16 +27,15 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
-#include <sstream>
 #include <string>
 #include <vector>
 
+#include "bench/bench_cli.h"
 #include "core/units.h"
 
 extern char** environ;
@@ -151,7 +150,7 @@ struct Row {
   int count = 0;  // false alarms, or catches
   int infra = 0;  // gate runs that ended neither 0 nor 1
   double seconds = 0;
-  std::vector<double> load;  // the 1-minute load average after each trial
+  std::vector<double> load;              // the 1-minute load average after each trial
   std::map<std::string, int> regressed;  // metric -> trials it regressed in
 };
 
@@ -159,28 +158,25 @@ struct Row {
 
 int main(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
-    const std::string a = argv[i];
-    if (a == "--trials") o.trials = std::atoi(next().c_str());
-    else if (a == "--history-runs") o.history_runs = std::atoi(next().c_str());
-    else if (a == "--history-every") o.history_every = std::max(1, std::atoi(next().c_str()));
-    else if (a == "--slowdown") o.slowdown_pct = std::atoi(next().c_str());
-    else if (a == "--perfgate") o.perfgate = next();
-    else if (a == "--suite") o.suite = next();
-    else if (a == "--json") o.json_path = next();
-    else if (a == "--rows") {
-      o.rows.clear();
-      std::stringstream list(next());
-      for (std::string r; std::getline(list, r, ',');) o.rows.push_back(r);
-    } else {
-      std::fprintf(stderr,
-                   "usage: gate_error_rates [--trials N] [--history-runs N] [--history-every K] [--slowdown PCT]\n"
-                   "  [--rows history_same,history_slow,ab_same,ab_slow,instructions] [--perfgate PATH]\n"
-                   "  [--suite FILE] [--json FILE]\n");
-      return 2;
-    }
-  }
+  CLI::App app("The gate's error rates on this machine, from real gate runs of the demo suite.", "gate_error_rates");
+  app.add_option("--trials", o.trials, "gate runs per row")->capture_default_str()->check(perfgate::bench::kCount);
+  app.add_option("--history-runs", o.history_runs, "main-branch runs that build a history")
+      ->capture_default_str()
+      ->check(perfgate::bench::kCount);
+  app.add_option("--history-every", o.history_every, "trials per history built (1: one per trial)")
+      ->capture_default_str()
+      ->check(perfgate::bench::kCount);
+  app.add_option("--slowdown", o.slowdown_pct, "percent more work in the slow rows")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1000));
+  app.add_option("--rows", o.rows, "rows to run")
+      ->delimiter(',')
+      ->capture_default_str()
+      ->check(CLI::IsMember({"history_same", "history_slow", "ab_same", "ab_slow", "instructions"}));
+  app.add_option("--perfgate", o.perfgate, "the perfgate binary")->capture_default_str()->check(CLI::ExistingFile);
+  app.add_option("--suite", o.suite, "the suite gated")->capture_default_str()->check(CLI::ExistingFile);
+  app.add_option("--json", o.json_path, "write the rates as JSON to FILE");
+  if (std::optional<int> exit_code = perfgate::bench::ParseOrExit(app, argc, argv)) return *exit_code;
   const std::string slow = "PERFGATE_SLOWDOWN_PCT=" + std::to_string(o.slowdown_pct);
   const std::string same = "PERFGATE_SLOWDOWN_PCT=0";
 
@@ -206,24 +202,27 @@ int main(int argc, char** argv) {
 
   // Written after every row, so a long run that is stopped keeps what it measured.
   auto write_json = [&](const std::vector<Row>& rows) {
-  if (!o.json_path.empty()) {
-    nlohmann::json doc = {{"benchmark", "gate_error_rates"}, {"suite", o.suite},
-                          {"trials", o.trials},             {"history_runs", o.history_runs},
-                          {"history_every", o.history_every}, {"slowdown_pct", o.slowdown_pct},
-                          {"rows", nlohmann::json::array()}};
-    for (const auto& r : rows) {
-      doc["rows"].push_back({{"row", r.name},
-                             {"counts", r.what},
-                             {"count", r.count},
-                             {"trials", r.trials},
-                             {"rate", r.trials ? static_cast<double>(r.count) / r.trials : 0.0},
-                             {"infra_failures", r.infra},
-                             {"seconds_per_trial", r.trials ? r.seconds / r.trials : 0.0},
-                             {"load_average_1min", LoadRange(r.load)},
-                             {"regressed_metrics", r.regressed}});
+    if (!o.json_path.empty()) {
+      nlohmann::json doc = {{"benchmark", "gate_error_rates"},
+                            {"suite", o.suite},
+                            {"trials", o.trials},
+                            {"history_runs", o.history_runs},
+                            {"history_every", o.history_every},
+                            {"slowdown_pct", o.slowdown_pct},
+                            {"rows", nlohmann::json::array()}};
+      for (const auto& r : rows) {
+        doc["rows"].push_back({{"row", r.name},
+                               {"counts", r.what},
+                               {"count", r.count},
+                               {"trials", r.trials},
+                               {"rate", r.trials ? static_cast<double>(r.count) / r.trials : 0.0},
+                               {"infra_failures", r.infra},
+                               {"seconds_per_trial", r.trials ? r.seconds / r.trials : 0.0},
+                               {"load_average_1min", LoadRange(r.load)},
+                               {"regressed_metrics", r.regressed}});
+      }
+      std::ofstream(o.json_path) << doc.dump(2) << "\n";
     }
-    std::ofstream(o.json_path) << doc.dump(2) << "\n";
-  }
   };
 
   std::vector<Row> rows;
@@ -236,11 +235,16 @@ int main(int argc, char** argv) {
       const bool history = name.starts_with("history") || name == "instructions";
       const std::string dir = fresh_trial_dir(history);
       int rc = -1;
-      if (name == "history_same") rc = Gate(o, dir, "pr", {same}, {});
-      else if (name == "history_slow") rc = Gate(o, dir, "pr", {slow}, {});
-      else if (name == "instructions") rc = Gate(o, dir, "pr", {"PERFGATE_SLOWDOWN_PCT=2"}, {});
-      else if (name == "ab_same") rc = Gate(o, dir, "pr", {}, {"--base-env", same, "--head-env", same});
-      else if (name == "ab_slow") rc = Gate(o, dir, "pr", {}, {"--base-env", same, "--head-env", slow});
+      if (name == "history_same")
+        rc = Gate(o, dir, "pr", {same}, {});
+      else if (name == "history_slow")
+        rc = Gate(o, dir, "pr", {slow}, {});
+      else if (name == "instructions")
+        rc = Gate(o, dir, "pr", {"PERFGATE_SLOWDOWN_PCT=2"}, {});
+      else if (name == "ab_same")
+        rc = Gate(o, dir, "pr", {}, {"--base-env", same, "--head-env", same});
+      else if (name == "ab_slow")
+        rc = Gate(o, dir, "pr", {}, {"--base-env", same, "--head-env", slow});
       else {
         std::fprintf(stderr, "unknown row '%s'\n", name.c_str());
         return 2;
@@ -249,16 +253,21 @@ int main(int argc, char** argv) {
       row.load.push_back(LoadAverages()[0]);
       ++row.trials;
       if (rc != 0 && rc != 1) ++row.infra;
-      if (name.ends_with("_same")) row.count += rc == 1;
-      else if (name == "instructions") row.count += trial.instructions_regressed;
-      else row.count += trial.timed_regressed;
+      if (name.ends_with("_same"))
+        row.count += rc == 1;
+      else if (name == "instructions")
+        row.count += trial.instructions_regressed;
+      else
+        row.count += trial.timed_regressed;
       for (const auto& m : std::set<std::string>(trial.regressed.begin(), trial.regressed.end())) ++row.regressed[m];
       std::string regressed;
       for (const auto& m : trial.regressed) regressed += (regressed.empty() ? ", regressed: " : "; ") + m;
       std::fprintf(stderr, "%s trial %d/%d: exit %d%s\n", name.c_str(), t + 1, o.trials, rc, regressed.c_str());
       // Keep the folders of failed runs for a look; drop the rest.
-      if (!((name.ends_with("_same") && rc != 0) || rc > 1)) fs::remove_all(dir);
-      else std::fprintf(stderr, "  kept %s\n", dir.c_str());
+      if (!((name.ends_with("_same") && rc != 0) || rc > 1))
+        fs::remove_all(dir);
+      else
+        std::fprintf(stderr, "  kept %s\n", dir.c_str());
     }
     row.seconds = std::chrono::duration<double>(Clock::now() - start).count();
     rows.push_back(std::move(row));
@@ -266,9 +275,10 @@ int main(int argc, char** argv) {
   }
   if (!history_template.empty()) fs::remove_all(history_template);
 
-  std::printf("gate error rates: demo suite through %s, %d trials per row, history of %d main-branch runs\n"
-              "(new history every %d trials), slowdown %d%%, instructions +2%% work\n\n",
-              o.perfgate.c_str(), o.trials, o.history_runs, o.history_every, o.slowdown_pct);
+  std::printf(
+      "gate error rates: demo suite through %s, %d trials per row, history of %d main-branch runs\n"
+      "(new history every %d trials), slowdown %d%%, instructions +2%% work\n\n",
+      o.perfgate.c_str(), o.trials, o.history_runs, o.history_every, o.slowdown_pct);
   std::printf("%-14s %-14s %12s %8s %8s %10s %12s\n", "row", "counts", "n/trials", "rate", "infra", "s/trial",
               "load min-max");
   for (const auto& r : rows) {

@@ -86,8 +86,7 @@ absl::Status LoadAgent::Start() {
     v1::RegisterResponse response;
     grpc::Status s = session->stub->Register(&context, request, &response);
     if (!s.ok()) {
-      return absl::UnavailableError(
-          absl::StrCat("load agent ", session->agent_id, ": register: ", s.error_message()));
+      return absl::UnavailableError(absl::StrCat("load agent ", session->agent_id, ": register: ", s.error_message()));
     }
     session->session_id = response.session_id();
     session->results_imply_host = response.results_imply_host();

@@ -14,13 +14,13 @@
 // every regression verdict is a false alarm) and with the shift (every
 // regression verdict is a detection).
 #include <cstdio>
-#include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "bench/bench_cli.h"
 #include "core/compare.h"
 #include "core/policy.h"
 #include "core/stats.h"
@@ -64,27 +64,24 @@ int main(int argc, char** argv) {
   size_t history_runs = 20;
   double k = perfgate::CompareOptions{}.history_k;
   std::string json_path;
-  for (int i = 1; i < argc; ++i) {
-    if (!std::strcmp(argv[i], "--trials") && i + 1 < argc)
-      trials = std::atoi(argv[++i]);
-    else if (!std::strcmp(argv[i], "--noise") && i + 1 < argc)
-      sigma = std::atof(argv[++i]);
-    else if (!std::strcmp(argv[i], "--k") && i + 1 < argc)
-      k = std::atof(argv[++i]);
-    else if (!std::strcmp(argv[i], "--history-runs") && i + 1 < argc)
-      history_runs = static_cast<size_t>(std::atoi(argv[++i]));
-    else if (!std::strcmp(argv[i], "--between") && i + 1 < argc)
-      between = std::atof(argv[++i]);
-    else if (!std::strcmp(argv[i], "--shift") && i + 1 < argc)
-      shift = std::atof(argv[++i]);
-    else if (!std::strcmp(argv[i], "--json") && i + 1 < argc)
-      json_path = argv[++i];
-    else {
-      std::fprintf(stderr, "usage: stat_power [--trials N] [--noise SIGMA] [--between SIGMA] [--shift FRACTION]\n"
-                   "  [--history-runs N] [--k K] [--json FILE]\n");
-      return 2;
-    }
-  }
+  CLI::App app("How often the gate cries wolf, and how often it catches a real shift, on synthetic samples.",
+               "stat_power");
+  app.add_option("--trials", trials, "trials per row")->capture_default_str()->check(perfgate::bench::kCount);
+  app.add_option("--noise", sigma, "per-sample noise sigma, as a fraction")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--between", between, "run-to-run noise sigma, as a fraction")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--shift", shift, "the regression to catch, as a fraction")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 10.0));
+  app.add_option("--history-runs", history_runs, "main-branch runs in the history window")
+      ->capture_default_str()
+      ->check(perfgate::bench::kCount);
+  app.add_option("--k", k, "history threshold: k x scaled MAD")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--json", json_path, "write the rates as JSON to FILE");
+  if (std::optional<int> exit_code = perfgate::bench::ParseOrExit(app, argc, argv)) return *exit_code;
   perfgate::Policy policy;  // the defaults under test, but for --k
   policy.compare.history_k = k;
   const auto& options = policy.compare;
@@ -140,9 +137,10 @@ int main(int argc, char** argv) {
   };
   std::printf(
       "verdict rates over %d trials: noise sigma %.2f%% (+5%% outliers in 5%% of samples), run-to-run sigma %.2f%%,\n"
-      "shift %.1f%%, %zu samples per run, %zu per A/B side, %zu history runs, k %.1f, alpha %.3f, min effect %.1f%%, confirm %u\n\n",
-      trials, sigma * 100, between * 100, shift * 100, repeats, ab_repeats, history_runs, options.history_k, options.ab_alpha,
-      options.ab_min_effect * 100, policy.confirm);
+      "shift %.1f%%, %zu samples per run, %zu per A/B side, %zu history runs, k %.1f, alpha %.3f, min effect %.1f%%, "
+      "confirm %u\n\n",
+      trials, sigma * 100, between * 100, shift * 100, repeats, ab_repeats, history_runs, options.history_k,
+      options.ab_alpha, options.ab_min_effect * 100, policy.confirm);
   std::printf("%-52s %14s %13.1f%% detected\n", "method", "A/A false alarm", shift * 100);
   for (const auto& row : rows) {
     std::printf("%-52s %13.2f%% %13.2f%%\n", row.method, row.r.false_alarm * 100, row.r.detection * 100);
@@ -157,11 +155,10 @@ int main(int argc, char** argv) {
   }
   std::printf("goal: A/A false alarms <= 1%%, %.1f%% shift detected >= 95%%\n", shift * 100);
   if (!json_path.empty()) {
-    nlohmann::json doc = {{"benchmark", "stat_power"}, {"trials", trials},
-                          {"noise_sigma", sigma},      {"between_sigma", between}, {"shift", shift},
-                          {"repeats", repeats},        {"history_runs", history_runs},
-                          {"ab_repeats", ab_repeats},  {"history_k", k},  {"rows", nlohmann::json::array()},
-                          {"meets_goal", ok}};
+    nlohmann::json doc = {{"benchmark", "stat_power"},       {"trials", trials},         {"noise_sigma", sigma},
+                          {"between_sigma", between},        {"shift", shift},           {"repeats", repeats},
+                          {"history_runs", history_runs},    {"ab_repeats", ab_repeats}, {"history_k", k},
+                          {"rows", nlohmann::json::array()}, {"meets_goal", ok}};
     for (const auto& row : rows) {
       doc["rows"].push_back(
           {{"method", row.method}, {"false_alarm_rate", row.r.false_alarm}, {"detection_rate", row.r.detection}});

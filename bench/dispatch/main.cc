@@ -45,7 +45,6 @@
 //                               same for the load sessions' leases, as agent "lease")
 #include <unistd.h>
 
-#include <CLI/CLI.hpp>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -56,6 +55,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "bench/bench_cli.h"
 #include "bench/dispatch/parts.h"
 #include "bench/dispatch/processes.h"
 #include "bench/dispatch/report.h"
@@ -65,27 +65,28 @@ using perfgate::dispatch::Options;
 
 namespace {
 
-// A count: at least one.
-const CLI::Range kCount(1, 1 << 30);
-
 // The options, their help and their defaults (those of Options).
 void AddOptions(CLI::App& app, Options* o) {
   app.add_option("--cases", o->cases, "cases a run of the load and history parts")
       ->capture_default_str()
-      ->check(kCount);
-  app.add_option("--agents", o->agents, "load-agent sessions")->capture_default_str()->check(kCount);
-  app.add_option("--runs", o->runs, "runs of the load part")->capture_default_str()->check(kCount);
+      ->check(perfgate::bench::kCount);
+  app.add_option("--agents", o->agents, "load-agent sessions")->capture_default_str()->check(perfgate::bench::kCount);
+  app.add_option("--runs", o->runs, "runs of the load part")->capture_default_str()->check(perfgate::bench::kCount);
   app.add_option("--e2e-agents", o->e2e_agents, "real agent processes (e2e and history parts)")
       ->capture_default_str()
-      ->check(kCount);
-  app.add_option("--e2e-cases", o->e2e_cases, "trivial cases of the e2e part")->capture_default_str()->check(kCount);
+      ->check(perfgate::bench::kCount);
+  app.add_option("--e2e-cases", o->e2e_cases, "trivial cases of the e2e part")
+      ->capture_default_str()
+      ->check(perfgate::bench::kCount);
   app.add_option("--next-cases", o->next_cases, "cases one agent runs in the next part")
       ->capture_default_str()
       ->check(CLI::Range(2, 1 << 30));
   app.add_option("--history-runs", o->history_runs, "runs submitted at once while history is fetched")
       ->capture_default_str()
-      ->check(kCount);
-  app.add_option("--samples", o->samples, "samples per load-agent result")->capture_default_str()->check(kCount);
+      ->check(perfgate::bench::kCount);
+  app.add_option("--samples", o->samples, "samples per load-agent result")
+      ->capture_default_str()
+      ->check(perfgate::bench::kCount);
   app.add_option("--json", o->json_path, "write the figures as JSON to FILE");
   app.add_option("--perfgate", o->perfgate, "the perfgate binary measured")
       ->capture_default_str()
@@ -101,7 +102,6 @@ void AddOptions(CLI::App& app, Options* o) {
                  "the history part's case: a program that prints its first and last moment as CLOCK_MONOTONIC "
                  "nanoseconds, \"START END\", on stdout")
       ->capture_default_str();
-  app.footer("exit codes: 0 measured, 2 bad usage, 3 a part failed (its error above)");
 }
 
 }  // namespace
@@ -114,11 +114,7 @@ int main(int argc, char** argv) {
   CLI::App app("The coordinator at fleet scale: every row of issue #11's table (see bench/dispatch/main.cc).",
                "dispatch");
   AddOptions(app, &o);
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;
-  }
+  if (std::optional<int> exit_code = perfgate::bench::ParseOrExit(app, argc, argv)) return *exit_code;
   if (access(o.stamp_case.c_str(), X_OK) != 0) {
     std::fprintf(stderr, "dispatch: --stamp-case %s: %s (give a program this user may run)\n", o.stamp_case.c_str(),
                  std::strerror(errno));
