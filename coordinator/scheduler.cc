@@ -60,8 +60,7 @@ bool SameInstance(const std::string& a, const std::string& b) { return !a.empty(
 // A GPU agent takes GPU cases before any other: CPU work must not keep one
 // waiting while its only capable hardware is busy.
 bool NeedsGpu(const v1::Requirements& r) {
-  return r.device() == v1::Requirements::DEVICE_GPU || r.min_gpu_memory_bytes() > 0 ||
-         r.min_compute_capability() > 0;
+  return r.device() == v1::Requirements::DEVICE_GPU || r.min_gpu_memory_bytes() > 0 || r.min_compute_capability() > 0;
 }
 
 // The durations read, or none: without them the cases only lose their order.
@@ -116,55 +115,8 @@ absl::Status Scheduler::Recover() {
     session.record = record;
     AddSession(std::move(session));
   }
-  for (size_t i = 0; i < recovered->runs.size(); ++i) {
-    const v1::Run& run = recovered->runs[i];
-    const v1::Suite& suite = recovered->suites[i];
-    RunEntry entry;
-    entry.meta = run;
-    entry.meta.clear_cases();
-    for (int c = 0; c < run.cases_size(); ++c) {
-      CaseEntry ce;
-      ce.spec = suite.cases(c);
-      ce.status = run.cases(c);
-      if (ce.status.has_result()) {
-        ce.result = ce.status.result().SerializeAsString();
-        ce.status.clear_result();
-      }
-      entry.cases.push_back(std::move(ce));
-    }
-    auto durations = store_->CaseDurations(suite.name());
-    LogIfError(durations.status(), "read case durations");
-    PlaceCases(entry, DurationsOrNone(durations));
-    entry.seq = next_run_seq_++;
-    RunEntry& added = runs_.emplace(run.run_id(), std::move(entry)).first->second;
-    run_by_seq_[added.seq] = &added;
-    Enqueue(added);
-  }
-  for (auto& lease : recovered->active_leases) {
-    auto run = runs_.find(lease.run_id);
-    Session* session = LiveSession(lease.session_id);
-    if (run == runs_.end() || lease.case_index >= static_cast<int>(run->second.cases.size()) ||
-        run->second.cases[lease.case_index].status.state() != v1::CASE_STATE_RUNNING || !session) {
-      // Orphaned by a crash between two writes: not counted, the case is re-queued below.
-      lease.state = LeaseState::kLost;
-      LogIfError(store_->UpdateLease(lease.lease_id, LeaseState::kLost, lease.expires_at_ms), "recover lease");
-      if (run != runs_.end()) {
-        run->second.lease_ids.push_back(lease.lease_id);
-        leases_.emplace(lease.lease_id, lease);
-      }
-      continue;
-    }
-    // Resumed, not expired: the agent could not renew while we were down, and
-    // it kept running the case (only we end leases). A fresh TTL from now
-    // gives it time to reconnect; written back so the store says the same.
-    // (Renewals are not written: a restart gives every lease a fresh TTL.)
-    lease.expires_at_ms = std::max(lease.expires_at_ms, now + options_.lease_ttl_ms);
-    LogIfError(store_->UpdateLease(lease.lease_id, LeaseState::kActive, lease.expires_at_ms), "resume lease");
-    run->second.cases[lease.case_index].lease_id = lease.lease_id;
-    run->second.lease_ids.push_back(lease.lease_id);
-    session->lease_ids.push_back(lease.lease_id);
-    active_leases_.insert(&leases_.emplace(lease.lease_id, lease).first->second);
-  }
+  for (size_t i = 0; i < recovered->runs.size(); ++i) RecoverRun(recovered->runs[i], recovered->suites[i]);
+  for (auto& lease : recovered->active_leases) RecoverLease(lease, now);
   for (auto& [id, run] : runs_) {
     for (size_t c = 0; c < run.cases.size(); ++c) {
       if (run.cases[c].status.state() == v1::CASE_STATE_RUNNING && run.cases[c].lease_id.empty()) {
@@ -175,6 +127,55 @@ absl::Status Scheduler::Recover() {
   }
   changed_.notify_all();
   return absl::OkStatus();
+}
+
+void Scheduler::RecoverRun(const v1::Run& run, const v1::Suite& suite) {
+  RunEntry entry;
+  entry.meta = run;
+  entry.meta.clear_cases();
+  for (int c = 0; c < run.cases_size(); ++c) {
+    CaseEntry ce;
+    ce.spec = suite.cases(c);
+    ce.status = run.cases(c);
+    if (ce.status.has_result()) {
+      ce.result = ce.status.result().SerializeAsString();
+      ce.status.clear_result();
+    }
+    entry.cases.push_back(std::move(ce));
+  }
+  auto durations = store_->CaseDurations(suite.name());
+  LogIfError(durations.status(), "read case durations");
+  PlaceCases(entry, DurationsOrNone(durations));
+  entry.seq = next_run_seq_++;
+  RunEntry& added = runs_.emplace(run.run_id(), std::move(entry)).first->second;
+  run_by_seq_[added.seq] = &added;
+  Enqueue(added);
+}
+
+void Scheduler::RecoverLease(LeaseRecord& lease, int64_t now) {
+  auto run = runs_.find(lease.run_id);
+  Session* session = LiveSession(lease.session_id);
+  if (run == runs_.end() || lease.case_index >= static_cast<int>(run->second.cases.size()) ||
+      run->second.cases[lease.case_index].status.state() != v1::CASE_STATE_RUNNING || !session) {
+    // Orphaned by a crash between two writes: not counted, the case is re-queued by Recover.
+    lease.state = LeaseState::kLost;
+    LogIfError(store_->UpdateLease(lease.lease_id, LeaseState::kLost, lease.expires_at_ms), "recover lease");
+    if (run != runs_.end()) {
+      run->second.lease_ids.push_back(lease.lease_id);
+      leases_.emplace(lease.lease_id, lease);
+    }
+    return;
+  }
+  // Resumed, not expired: the agent could not renew while we were down, and
+  // it kept running the case (only we end leases). A fresh TTL from now
+  // gives it time to reconnect; written back so the store says the same.
+  // (Renewals are not written: a restart gives every lease a fresh TTL.)
+  lease.expires_at_ms = std::max(lease.expires_at_ms, now + options_.lease_ttl_ms);
+  LogIfError(store_->UpdateLease(lease.lease_id, LeaseState::kActive, lease.expires_at_ms), "resume lease");
+  run->second.cases[lease.case_index].lease_id = lease.lease_id;
+  run->second.lease_ids.push_back(lease.lease_id);
+  session->lease_ids.push_back(lease.lease_id);
+  active_leases_.insert(&leases_.emplace(lease.lease_id, lease).first->second);
 }
 
 Scheduler::Session* Scheduler::LiveSession(const std::string& session_id) {
@@ -551,7 +552,8 @@ uint32_t LeasesWanted(const v1::CompleteLeaseRequest& request) {
 absl::StatusOr<v1::CompleteLeaseResponse> Scheduler::Complete(const v1::CompleteLeaseRequest& request) {
   if (request.more_results_size() > kMaxResultsPerCall) {
     return absl::InvalidArgumentError(absl::StrCat("a completion carries ", request.more_results_size() + 1,
-                                                   " results; at most ", kMaxResultsPerCall + 1, " are taken per call"));
+                                                   " results; at most ", kMaxResultsPerCall + 1,
+                                                   " are taken per call"));
   }
   if (auto s = CheckSampleCount(request.lease_id(), request.result(), options_.max_samples_per_result); !s.ok()) {
     return s;
@@ -791,8 +793,8 @@ absl::StatusOr<v1::CompleteLeaseResponse::Disposition> Scheduler::TakeCountedRes
   c.result = result.SerializeAsString();
   c.implied_host = result.has_host() || !session ? nullptr : session->host;
   if (listener_) {
-    listener_->OnResult(run.meta.suite_name(), run.meta.branch(), lease.pool, DispositionName(Disposition::kCounted), result,
-                        static_cast<double>(now - lease.granted_at_ms) / 1000);
+    listener_->OnResult(run.meta.suite_name(), run.meta.branch(), lease.pool, DispositionName(Disposition::kCounted),
+                        result, static_cast<double>(now - lease.granted_at_ms) / 1000);
   }
   ApplyCase(run, lease.case_index, state, error);
   MaybeFinish(run);

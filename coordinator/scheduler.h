@@ -251,6 +251,11 @@ class Scheduler {
   };
 
   Session* LiveSession(const std::string& session_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A stored run back in memory and its pending cases queued (Recover).
+  void RecoverRun(const v1::Run& run, const v1::Suite& suite) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A lease active at the restart: resumed with a fresh TTL if its session
+  // and running case came back, else marked lost (Recover re-queues its case).
+  void RecoverLease(LeaseRecord& lease, int64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Adds the session under its id and its agent's. REQUIRES: none with its id.
   void AddSession(Session session) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The case's status as it leaves the scheduler: with its result, if any.
@@ -430,12 +435,12 @@ class Scheduler {
   SchedulerOptions options_;
 
   mutable std::mutex mu_;
-  std::condition_variable changed_;  // runs' events and registrations; Work streams wait on their session's
+  std::condition_variable changed_;    // runs' events and registrations; Work streams wait on their session's
   std::condition_variable run_ended_;  // a run ended, or shutdown (WaitRunEnd)
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t next_stream_id_ ABSL_GUARDED_BY(mu_) = 1;
   uint64_t next_run_seq_ ABSL_GUARDED_BY(mu_) = 1;
-  std::map<std::string, Session> sessions_ ABSL_GUARDED_BY(mu_);         // by session id
+  std::map<std::string, Session> sessions_ ABSL_GUARDED_BY(mu_);           // by session id
   std::map<std::string, std::string> agent_session_ ABSL_GUARDED_BY(mu_);  // agent id -> session id
   // Of the runs in memory. Hashed: a sweep that evicts a run looks up each of
   // its leases, under mu_; in ordered maps of 24,000 leases (12 runs of 2,000
