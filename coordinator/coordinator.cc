@@ -101,6 +101,43 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(const
   return grpc::SslServerCredentials(ssl);
 }
 
+// The server's limits: message sizes, the memory of all calls' buffers
+// together, its threads, and how it treats idle and dead peers.
+void BoundServer(const CoordinatorOptions& options, grpc::ResourceQuota* quota, grpc::ServerBuilder* builder) {
+  // The largest call's limit; the Gatekeeper holds each call to its own.
+  builder->SetMaxReceiveMessageSize(static_cast<int>(options.limits.LargestRequest()));
+  builder->SetMaxSendMessageSize(static_cast<int>(options.limits.reply_bytes));
+  // gRPC reads a request whole before refusing it as too large, so without
+  // a bound on all calls' buffers together a few concurrent oversized
+  // requests, with no token, take the coordinator's memory. Room for the
+  // largest request twice over and the largest reply.
+  quota->Resize(2 * options.limits.LargestRequest() + options.limits.reply_bytes);
+  // A bounded pool: the sync server otherwise grows a thread per concurrent
+  // call without limit. Each connected agent and watching gate holds one for
+  // its stream; idle pollers take new calls.
+  quota->SetMaxThreads(options.max_threads);
+  builder->SetResourceQuota(*quota);
+  builder->SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::NUM_CQS, 1);
+  builder->SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MIN_POLLERS, 1);
+  // gRPC starts a thread when a call leaves fewer than MIN_POLLERS polling
+  // and ends the one that finishes a call while MAX_POLLERS already poll. At
+  // one poller per core, load agents made it start and end a thread every
+  // 3.5 leases; at 16, 128 load sessions still made it start one every 6
+  // leases (4,618 clone3 calls in 8 s) and the coordinator spent 0.45 ms of
+  // CPU per lease. At 64 no thread starts once the pool has grown to the
+  // calls in flight: 0.36 ms. Idle pollers cost a blocked thread each.
+  builder->SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, kMaxIdlePollers);
+  // One coordinator per port: with SO_REUSEPORT a second one would share it
+  // and a gate could land on the empty one.
+  builder->AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  // Notice dead peers on idle streams.
+  builder->AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 10'000);
+  builder->AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5'000);
+  builder->AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder->AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5'000);
+  builder->AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Start(const CoordinatorOptions& options) {
@@ -120,7 +157,7 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Start(const Coordinato
   c->scheduler_ = std::make_unique<Scheduler>(c->store_.get(), &c->clock_, options.scheduler);
   if (!options.metrics_listen.empty()) {
     auto metrics = MetricsExporter::Start(options.metrics_listen, c->scheduler_.get(), options.main_branch,
-                                         c->store_.get(), options.db_path);
+                                          c->store_.get(), options.db_path);
     if (!metrics.ok()) return metrics.status();
     c->metrics_ = *std::move(metrics);
     c->scheduler_->SetListener(c->metrics_.get());
@@ -141,39 +178,8 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Start(const Coordinato
   builder.RegisterService(c->agent_service_.get());
   builder.RegisterService(c->gate_service_.get());
   builder.RegisterService(c->artifact_service_.get());
-  // The largest call's limit; the Gatekeeper holds each call to its own.
-  builder.SetMaxReceiveMessageSize(static_cast<int>(options.limits.LargestRequest()));
-  builder.SetMaxSendMessageSize(static_cast<int>(options.limits.reply_bytes));
-  // gRPC reads a request whole before refusing it as too large, so without
-  // a bound on all calls' buffers together a few concurrent oversized
-  // requests, with no token, take the coordinator's memory. Room for the
-  // largest request twice over and the largest reply.
   grpc::ResourceQuota quota("perfgate-coordinator");
-  quota.Resize(2 * options.limits.LargestRequest() + options.limits.reply_bytes);
-  // A bounded pool: the sync server otherwise grows a thread per concurrent
-  // call without limit. Each connected agent and watching gate holds one for
-  // its stream; idle pollers take new calls.
-  quota.SetMaxThreads(options.max_threads);
-  builder.SetResourceQuota(quota);
-  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::NUM_CQS, 1);
-  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MIN_POLLERS, 1);
-  // gRPC starts a thread when a call leaves fewer than MIN_POLLERS polling
-  // and ends the one that finishes a call while MAX_POLLERS already poll. At
-  // one poller per core, load agents made it start and end a thread every
-  // 3.5 leases; at 16, 128 load sessions still made it start one every 6
-  // leases (4,618 clone3 calls in 8 s) and the coordinator spent 0.45 ms of
-  // CPU per lease. At 64 no thread starts once the pool has grown to the
-  // calls in flight: 0.36 ms. Idle pollers cost a blocked thread each.
-  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, kMaxIdlePollers);
-  // One coordinator per port: with SO_REUSEPORT a second one would share it
-  // and a gate could land on the empty one.
-  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  // Notice dead peers on idle streams.
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 10'000);
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5'000);
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
-  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5'000);
-  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
+  BoundServer(options, &quota, &builder);
   c->server_ = builder.BuildAndStart();
   if (!c->server_ || port == 0) {
     return absl::UnavailableError(
