@@ -70,9 +70,8 @@ const MetricReport* Decisive(const CaseReport& c) {
 
 std::string Shorten(const std::string& s, size_t max) { return s.size() > max ? s.substr(0, max - 3) + "..." : s; }
 
-}  // namespace
-
-void TerminalReporter::Write(const GateReport& report, std::ostream& out) const {
+// The run, then a row a case: its verdict, outcome, wall time and who ran it.
+void WriteCases(const GateReport& report, bool color, std::ostream& out) {
   Table cases({"CASE", "VERDICT", "OUTCOME", "WALL (median ± MAD)", "N", "AGENT", "DETAIL"});
   for (const auto& c : report.cases) {
     std::string wall = "-", n = "-";
@@ -87,34 +86,38 @@ void TerminalReporter::Write(const GateReport& report, std::ostream& out) const 
       detail = DescribeMetricOfCase(c, *m);
     }
     cases.Add({c.name, VerdictName(c.verdict), c.outcome, wall, n, agent, Shorten(detail, 110)},
-              color_ ? Colour(c.verdict) : nullptr);
+              color ? Colour(c.verdict) : nullptr);
   }
   out << "\nrun " << report.run.run_id() << "  suite " << report.run.suite_name();
   if (!report.run.commit().empty()) out << "  commit " << report.run.commit();
   out << "\n\n";
   cases.Print(out);
+}
 
+// Every measured series: its summary and how it compared.
+void WriteMetrics(const GateReport& report, std::ostream& out) {
   const bool any_metric =
       std::any_of(report.cases.begin(), report.cases.end(), [](const CaseReport& c) { return !c.metrics.empty(); });
-  if (metrics_ && any_metric) {
-    Table metrics({"CASE", "BENCHMARK", "METRIC", "MEDIAN", "MAD", "MIN", "MAX", "N", "SOURCE", "VS BASELINE"});
-    for (const auto& c : report.cases) {
-      for (const auto& m : c.metrics) {
-        if (m.summary.n == 0) continue;
-        auto value = [&](double v) { return FormatValue(v, m.series.unit, m.series.metric); };
-        std::string versus =
-            m.comparison ? absl::StrCat(VerdictName(m.verdict), " ", ExplainComparison(*m.comparison, m.series)) : "-";
-        metrics.Add({c.name, m.series.benchmark == c.name ? "-" : m.series.benchmark,
-                     m.series.variant.empty() ? m.series.metric : m.series.metric + " (" + m.series.variant + ")",
-                     value(m.summary.median), FormatPercent(RelativeSpread(m.summary)), value(m.summary.min),
-                     value(m.summary.max), std::to_string(m.summary.n), m.series.source, versus});
-      }
+  if (!any_metric) return;
+  Table metrics({"CASE", "BENCHMARK", "METRIC", "MEDIAN", "MAD", "MIN", "MAX", "N", "SOURCE", "VS BASELINE"});
+  for (const auto& c : report.cases) {
+    for (const auto& m : c.metrics) {
+      if (m.summary.n == 0) continue;
+      auto value = [&](double v) { return FormatValue(v, m.series.unit, m.series.metric); };
+      std::string versus =
+          m.comparison ? absl::StrCat(VerdictName(m.verdict), " ", ExplainComparison(*m.comparison, m.series)) : "-";
+      metrics.Add({c.name, m.series.benchmark == c.name ? "-" : m.series.benchmark,
+                   m.series.variant.empty() ? m.series.metric : m.series.metric + " (" + m.series.variant + ")",
+                   value(m.summary.median), FormatPercent(RelativeSpread(m.summary)), value(m.summary.min),
+                   value(m.summary.max), std::to_string(m.summary.n), m.series.source, versus});
     }
-    out << "\n";
-    metrics.Print(out);
   }
+  out << "\n";
+  metrics.Print(out);
+}
 
-  // Every judged metric that did not simply pass, with its numbers.
+// Every judged metric that did not simply pass, with its numbers.
+void WriteNotable(const GateReport& report, bool color, std::ostream& out) {
   bool header = false;
   for (const auto& c : report.cases) {
     for (const auto& m : c.metrics) {
@@ -122,10 +125,14 @@ void TerminalReporter::Write(const GateReport& report, std::ostream& out) const 
       if (m.verdict == Verdict::kNoBaseline) continue;
       if (!header) out << "\n";
       header = true;
-      out << "  " << (color_ ? Colour(m.verdict) : "") << VerdictName(m.verdict) << (color_ ? "\033[0m" : "") << "  "
+      out << "  " << (color ? Colour(m.verdict) : "") << VerdictName(m.verdict) << (color ? "\033[0m" : "") << "  "
           << DescribeMetric(c, m) << "\n";
     }
   }
+}
+
+// The expected rows to update, the cases' notes and the report's warnings.
+void WriteAdvice(const GateReport& report, bool color, std::ostream& out) {
   if (!report.baseline_patch.empty()) {
     out << "\nImprovements pass. To lock them in, update the expected file with these rows:\n";
     for (const auto& row : report.baseline_patch) {
@@ -135,18 +142,31 @@ void TerminalReporter::Write(const GateReport& report, std::ostream& out) const 
   for (const auto& c : report.cases) {
     for (const auto& note : c.notes) out << "note: " << c.name << ": " << note << "\n";
   }
-  for (const auto& w : report.warnings) out << (color_ ? "\033[33mwarning:\033[0m " : "warning: ") << w << "\n";
+  for (const auto& w : report.warnings) out << (color ? "\033[33mwarning:\033[0m " : "warning: ") << w << "\n";
+}
 
+// GATE PASSED, or GATE FAILED and each rule that failed it.
+void WriteVerdict(const GateReport& report, bool color, std::ostream& out) {
   out << "\n";
   if (report.passed) {
-    out << (color_ ? "\033[32mGATE PASSED\033[0m" : "GATE PASSED") << " (" << report.cases.size()
+    out << (color ? "\033[32mGATE PASSED\033[0m" : "GATE PASSED") << " (" << report.cases.size()
         << (report.cases.size() == 1 ? " case)\n" : " cases)\n");
-  } else {
-    out << (color_ ? "\033[31mGATE FAILED\033[0m" : "GATE FAILED");
-    if (report.run.state() == v1::RUN_STATE_CANCELLED) out << ": the run was cancelled";
-    out << "\n";
-    for (const auto& rule : report.failed_rules) out << "  - " << rule << "\n";
+    return;
   }
+  out << (color ? "\033[31mGATE FAILED\033[0m" : "GATE FAILED");
+  if (report.run.state() == v1::RUN_STATE_CANCELLED) out << ": the run was cancelled";
+  out << "\n";
+  for (const auto& rule : report.failed_rules) out << "  - " << rule << "\n";
+}
+
+}  // namespace
+
+void TerminalReporter::Write(const GateReport& report, std::ostream& out) const {
+  WriteCases(report, color_, out);
+  if (metrics_) WriteMetrics(report, out);
+  WriteNotable(report, color_, out);
+  WriteAdvice(report, color_, out);
+  WriteVerdict(report, color_, out);
 }
 
 }  // namespace perfgate
