@@ -15,9 +15,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/artifact_tree.h"
+#include "core/bounded_read.h"
 #include "core/metric_traits.h"
 #include "core/policy.h"
-#include "core/bounded_read.h"
 #include "core/units.h"
 #include "core/utf8.h"
 
@@ -139,8 +139,7 @@ std::string Anchor(const std::string& path, const std::string& base_dir) {
 
 const std::vector<std::string> kCaseKeys = {"name",         "description",  "command",  "env",     "cwd",
                                             "timeout",      "warmup",       "repeats",  "results", "results_from",
-                                            "instructions", "output_limit", "requires", "judge",
-                                            "expected_duration"};
+                                            "instructions", "output_limit", "requires", "judge",   "expected_duration"};
 const std::vector<std::string> kDefaultsKeys = {"env",          "cwd",      "timeout",      "warmup",
                                                 "repeats",      "results",  "results_from", "instructions",
                                                 "output_limit", "requires", "judge"};
@@ -395,7 +394,9 @@ absl::Status ParseGate(const SuiteError& err, const YAML::Node& node, const std:
   }
   if (const auto n = node["history"]) {
     if (!n.IsMap()) return err.At(n, "gate.history must be a map");
-    if (auto s = CheckKeys(err, n, "gate.history", {"min_runs", "runs", "k", "floor", "time_floor", "max_age"}); !s.ok()) return s;
+    if (auto s = CheckKeys(err, n, "gate.history", {"min_runs", "runs", "k", "floor", "time_floor", "max_age"});
+        !s.ok())
+      return s;
     if (const auto m = n["min_runs"]) {
       auto v = Count(err, m, "gate.history.min_runs", 2);
       if (!v.ok()) return v.status();
@@ -513,7 +514,8 @@ absl::Status ParseArtifacts(const SuiteError& err, const YAML::Node& node, const
     const std::string dir = Anchor(ExpandSuiteDir(*path, base_dir), base_dir);
     std::error_code ec;
     if (path->empty() || !fs::is_directory(dir, ec)) {
-      return err.At(value, absl::StrCat("artifacts: '", dir, "' is not a folder (paths are relative to the suite file)"));
+      return err.At(value,
+                    absl::StrCat("artifacts: '", dir, "' is not a folder (paths are relative to the suite file)"));
     }
     v1::ArtifactDir* entry = suite->add_artifact_dirs();
     entry->set_name(name);
@@ -538,10 +540,100 @@ absl::Status CheckSuiteText(const std::string& text, const std::string& source) 
   if (bad == absl::string_view::npos) return absl::OkStatus();
   const absl::string_view before = absl::string_view(text).substr(0, bad);
   const size_t line_start = before.rfind('\n') == absl::string_view::npos ? 0 : before.rfind('\n') + 1;
-  return absl::InvalidArgumentError(absl::StrCat(source, ":", std::count(before.begin(), before.end(), '\n') + 1, ":",
-                                                 bad - line_start + 1, ": byte 0x",
-                                                 absl::Hex(static_cast<unsigned char>(text[bad]), absl::kZeroPad2),
-                                                 " is not allowed (a suite file is UTF-8 text without control characters)"));
+  return absl::InvalidArgumentError(
+      absl::StrCat(source, ":", std::count(before.begin(), before.end(), '\n') + 1, ":", bad - line_start + 1,
+                   ": byte 0x", absl::Hex(static_cast<unsigned char>(text[bad]), absl::kZeroPad2),
+                   " is not allowed (a suite file is UTF-8 text without control characters)"));
+}
+
+absl::StatusOr<YAML::Node> LoadYaml(const std::string& text, const std::string& source) {
+  try {
+    return YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ":", e.mark.line + 1, ":", e.mark.column + 1,
+                                                   ": not valid YAML: ", EscapeInvalidUtf8(e.msg)));
+  } catch (const std::exception& e) {  // yaml-cpp also lets std::bad_alloc and others through
+    return absl::InvalidArgumentError(absl::StrCat(source, ": cannot read the suite: ", EscapeInvalidUtf8(e.what())));
+  }
+}
+
+// The suite's name and its sections other than cases: metrics, artifacts, gate.
+absl::Status ParseSuiteSections(const SuiteError& err, const YAML::Node& root, const std::string& base_dir,
+                                v1::Suite* suite) {
+  if (auto s = CheckKeys(err, root, "the suite file", {"suite", "defaults", "cases", "gate", "metrics", "artifacts"});
+      !s.ok()) {
+    return s;
+  }
+  if (const auto m = root["metrics"]) {
+    if (auto s = ParseMetrics(err, m, suite->mutable_metrics()); !s.ok()) return s;
+  }
+  if (const auto a = root["artifacts"]) {
+    if (auto s = ParseArtifacts(err, a, base_dir, suite); !s.ok()) return s;
+  }
+  if (const auto g = root["gate"]) {
+    if (auto s = ParseGate(err, g, base_dir, suite->mutable_gate()); !s.ok()) return s;
+  }
+  const auto name = root["suite"];
+  if (!name) return err.At(root, "missing key 'suite' (the suite's name)");
+  auto name_value = Scalar(err, name, "suite");
+  if (!name_value.ok()) return name_value.status();
+  suite->set_name(*name_value);
+  return absl::OkStatus();
+}
+
+// What every case starts from: perfgate's defaults, then the suite's `defaults:`.
+absl::StatusOr<v1::CaseSpec> ParseDefaults(const SuiteError& err, const YAML::Node& root, const std::string& base_dir) {
+  v1::CaseSpec defaults;
+  defaults.set_warmup(kDefaultWarmup);
+  defaults.set_repeats(kDefaultRepeats);
+  defaults.set_timeout_ms(kDefaultTimeoutMs);
+  defaults.set_output_limit_bytes(kDefaultOutputLimitBytes);
+  if (const auto d = root["defaults"]) {
+    if (!d.IsMap()) return err.At(d, "defaults must be a map");
+    if (auto s = CheckKeys(err, d, "defaults", kDefaultsKeys); !s.ok()) return s;
+    if (auto s = ApplyCaseFields(err, d, base_dir, &defaults); !s.ok()) return s;
+  }
+  return defaults;
+}
+
+// One entry of `cases:` over the defaults. `seen` holds the names before it.
+absl::StatusOr<v1::CaseSpec> ParseCase(const SuiteError& err, const YAML::Node& node, const v1::CaseSpec& defaults,
+                                       const std::string& base_dir, std::set<std::string>* seen) {
+  static const std::regex kCaseName("[A-Za-z0-9_.:-]{1,200}");
+  if (!node.IsMap()) return err.At(node, "each case must be a map with at least 'name' and 'command'");
+  const auto case_name = node["name"];
+  if (!case_name) return err.At(node, "case without 'name'");
+  auto case_name_value = Scalar(err, case_name, "name");
+  if (!case_name_value.ok()) return case_name_value.status();
+  const std::string where = absl::StrCat("case '", *case_name_value, "'");
+  if (auto s = CheckKeys(err, node, where, kCaseKeys); !s.ok()) return s;
+  if (!std::regex_match(*case_name_value, kCaseName)) {
+    return err.At(case_name,
+                  absl::StrCat("case name '", *case_name_value, "' may use only letters, digits and _ . : -"));
+  }
+  if (!seen->insert(*case_name_value).second) {
+    return err.At(case_name, absl::StrCat("duplicate case name '", *case_name_value, "'"));
+  }
+  if (!node["command"]) return err.At(node, absl::StrCat(where, " has no 'command'"));
+  v1::CaseSpec spec = defaults;
+  spec.set_name(*case_name_value);
+  if (auto s = ApplyCaseFields(err, node, base_dir, &spec); !s.ok()) return s;
+  return spec;
+}
+
+absl::Status ParseCases(const SuiteError& err, const YAML::Node& root, const std::string& base_dir, v1::Suite* suite) {
+  absl::StatusOr<v1::CaseSpec> defaults = ParseDefaults(err, root, base_dir);
+  if (!defaults.ok()) return defaults.status();
+  const auto cases = root["cases"];
+  if (!cases) return err.At(root, "missing key 'cases' (a list of benchmark cases)");
+  if (!cases.IsSequence() || cases.size() == 0) return err.At(cases, "cases must be a non-empty list");
+  std::set<std::string> seen;
+  for (const auto& node : cases) {
+    absl::StatusOr<v1::CaseSpec> spec = ParseCase(err, node, *defaults, base_dir, &seen);
+    if (!spec.ok()) return spec.status();
+    *suite->add_cases() = *std::move(spec);
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -549,78 +641,16 @@ absl::Status CheckSuiteText(const std::string& text, const std::string& source) 
 absl::StatusOr<v1::Suite> ParseSuite(const std::string& text, const std::string& source, const std::string& base_dir) {
   const SuiteError err(source);
   if (auto s = CheckSuiteText(text, source); !s.ok()) return s;
-  YAML::Node root;
-  try {
-    root = YAML::Load(text);
-  } catch (const YAML::Exception& e) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(source, ":", e.mark.line + 1, ":", e.mark.column + 1, ": not valid YAML: ", EscapeInvalidUtf8(e.msg)));
-  } catch (const std::exception& e) {  // yaml-cpp also lets std::bad_alloc and others through
-    return absl::InvalidArgumentError(absl::StrCat(source, ": cannot read the suite: ", EscapeInvalidUtf8(e.what())));
-  }
-  if (!root.IsMap()) {
+  absl::StatusOr<YAML::Node> root = LoadYaml(text, source);
+  if (!root.ok()) return root.status();
+  if (!root->IsMap()) {
     return absl::InvalidArgumentError(absl::StrCat(source, ": a suite file is a map with keys 'suite' and 'cases'"));
   }
   try {
     v1::Suite suite;
     suite.set_source(source);
-    if (auto s = CheckKeys(err, root, "the suite file", {"suite", "defaults", "cases", "gate", "metrics", "artifacts"}); !s.ok()) {
-      return s;
-    }
-    if (const auto m = root["metrics"]) {
-      if (auto s = ParseMetrics(err, m, suite.mutable_metrics()); !s.ok()) return s;
-    }
-    if (const auto a = root["artifacts"]) {
-      if (auto s = ParseArtifacts(err, a, base_dir, &suite); !s.ok()) return s;
-    }
-    if (const auto g = root["gate"]) {
-      if (auto s = ParseGate(err, g, base_dir, suite.mutable_gate()); !s.ok()) return s;
-    }
-    const auto name = root["suite"];
-    if (!name) return err.At(root, "missing key 'suite' (the suite's name)");
-    auto name_value = Scalar(err, name, "suite");
-    if (!name_value.ok()) return name_value.status();
-    suite.set_name(*name_value);
-
-    v1::CaseSpec defaults;
-    defaults.set_warmup(kDefaultWarmup);
-    defaults.set_repeats(kDefaultRepeats);
-    defaults.set_timeout_ms(kDefaultTimeoutMs);
-    defaults.set_output_limit_bytes(kDefaultOutputLimitBytes);
-    if (const auto d = root["defaults"]) {
-      if (!d.IsMap()) return err.At(d, "defaults must be a map");
-      if (auto s = CheckKeys(err, d, "defaults", kDefaultsKeys); !s.ok()) return s;
-      if (auto s = ApplyCaseFields(err, d, base_dir, &defaults); !s.ok()) return s;
-    }
-
-    const auto cases = root["cases"];
-    if (!cases) return err.At(root, "missing key 'cases' (a list of benchmark cases)");
-    if (!cases.IsSequence() || cases.size() == 0) {
-      return err.At(cases, "cases must be a non-empty list");
-    }
-    static const std::regex kCaseName("[A-Za-z0-9_.:-]{1,200}");
-    std::set<std::string> seen;
-    for (const auto& node : cases) {
-      if (!node.IsMap()) return err.At(node, "each case must be a map with at least 'name' and 'command'");
-      const auto case_name = node["name"];
-      if (!case_name) return err.At(node, "case without 'name'");
-      auto case_name_value = Scalar(err, case_name, "name");
-      if (!case_name_value.ok()) return case_name_value.status();
-      const std::string where = absl::StrCat("case '", *case_name_value, "'");
-      if (auto s = CheckKeys(err, node, where, kCaseKeys); !s.ok()) return s;
-      if (!std::regex_match(*case_name_value, kCaseName)) {
-        return err.At(case_name,
-                      absl::StrCat("case name '", *case_name_value, "' may use only letters, digits and _ . : -"));
-      }
-      if (!seen.insert(*case_name_value).second) {
-        return err.At(case_name, absl::StrCat("duplicate case name '", *case_name_value, "'"));
-      }
-      if (!node["command"]) return err.At(node, absl::StrCat(where, " has no 'command'"));
-      v1::CaseSpec spec = defaults;
-      spec.set_name(*case_name_value);
-      if (auto s = ApplyCaseFields(err, node, base_dir, &spec); !s.ok()) return s;
-      *suite.add_cases() = std::move(spec);
-    }
+    if (auto s = ParseSuiteSections(err, *root, base_dir, &suite); !s.ok()) return s;
+    if (auto s = ParseCases(err, *root, base_dir, &suite); !s.ok()) return s;
     return suite;
   } catch (const YAML::Exception& e) {
     return absl::InvalidArgumentError(
