@@ -19,28 +19,21 @@ std::string EnvOr(const char* name, const std::string& fallback) {
   return v && *v ? v : fallback;
 }
 
-}  // namespace
+struct GateFlags {
+  std::string suite;
+  std::string coordinator;
+  std::string commit;
+  std::string branch;
+  std::string state_dir = ".perfgate";
+  int local_agents = 2;
+  std::vector<std::string> artifacts;
+  ReportFlags report;
+  JudgeSettings judge;
+  ClientSecurityFlags security;
+  std::vector<SizeFlag> sizes = {{"--max-submit-size", "", &MessageLimits::submit_bytes}};
+};
 
-void AddGateCommand(CLI::App& app, int* exit_code) {
-  auto* cmd =
-      app.add_subcommand("gate",
-                         "Run a suite for one commit and decide pass or fail (the PR check).\n"
-                         "Without --coordinator it starts the embedded default: a coordinator and local agents on\n"
-                         "loopback (real gRPC) with a SQLite file in --state-dir, and stops them when done.");
-  struct Flags {
-    std::string suite;
-    std::string coordinator;
-    std::string commit;
-    std::string branch;
-    std::string state_dir = ".perfgate";
-    int local_agents = 2;
-    std::vector<std::string> artifacts;
-    ReportFlags report;
-    JudgeSettings judge;
-    ClientSecurityFlags security;
-    std::vector<SizeFlag> sizes = {{"--max-submit-size", "", &MessageLimits::submit_bytes}};
-  };
-  auto flags = std::make_shared<Flags>();
+void AddGateFlags(CLI::App* cmd, GateFlags* flags) {
   cmd->add_option("--suite", flags->suite, "suite file (YAML)")->required();
   cmd->add_option("--coordinator", flags->coordinator, "host:port of a running coordinator")
       ->envname("PERFGATE_COORDINATOR");
@@ -59,44 +52,60 @@ void AddGateCommand(CLI::App& app, int* exit_code) {
   AddSizeFlags(cmd, &flags->sizes, MessageLimits{});
   AddJudgeFlags(cmd, &flags->judge, /*with_history=*/true);
   AddReportFlags(cmd, &flags->report, /*metrics_default=*/false);
+}
+
+// The gate's options from its flags and CI's environment, or what is wrong with them.
+absl::StatusOr<GateOptions> OptionsFrom(const GateFlags& flags) {
+  GateOptions options;
+  options.suite_path = flags.suite;
+  options.judge = flags.judge;
+  options.commit = flags.commit.empty() ? EnvOr("GITHUB_SHA", "") : flags.commit;
+  options.branch = flags.branch.empty() ? EnvOr("GITHUB_REF_NAME", "") : flags.branch;
+  options.coordinator = flags.coordinator;
+  options.artifacts = flags.artifacts;
+  options.embedded.state_dir = flags.state_dir;
+  options.embedded.agents = flags.local_agents;
+  options.client.tty = isatty(STDERR_FILENO);
+  options.log = [](const std::string& line) { std::cerr << line << "\n"; };
+  if (auto s = ParseSizeFlags(flags.sizes, &options.client.limits); !s.ok()) return s;
+  if (!options.coordinator.empty()) {
+    auto security = LoadClientSecurity(flags.security, options.coordinator);
+    if (!security.ok()) return security.status();
+    options.client.security = *std::move(security);
+  }
+  return options;
+}
+
+// Runs the gate and writes its reports; the exit code.
+int Gate(const GateFlags& flags) {
+  absl::StatusOr<GateOptions> options = OptionsFrom(flags);
+  if (!options.ok()) {
+    std::cerr << "perfgate gate: " << options.status().message() << "\n";
+    return kExitBadInput;
+  }
+  if (!options->coordinator.empty() && flags.security.insecure) WarnInsecure("gate");
+  static Interrupt interrupt;
+  OnTerminationSignal([](int) { interrupt.Fire(); });
+  auto report = RunGate(*options, &interrupt);
+  if (!report.ok()) {
+    std::cerr << "perfgate gate: " << report.status().message() << "\n";
+    return report.status().code() == absl::StatusCode::kInvalidArgument ? kExitBadInput : kExitInfra;
+  }
+  return EmitReport(*report, flags.report) ? report->exit_code : kExitInfra;
+}
+
+}  // namespace
+
+void AddGateCommand(CLI::App& app, int* exit_code) {
+  auto* cmd =
+      app.add_subcommand("gate",
+                         "Run a suite for one commit and decide pass or fail (the PR check).\n"
+                         "Without --coordinator it starts the embedded default: a coordinator and local agents on\n"
+                         "loopback (real gRPC) with a SQLite file in --state-dir, and stops them when done.");
+  auto flags = std::make_shared<GateFlags>();
+  AddGateFlags(cmd, flags.get());
   cmd->footer(kExitCodesHelp);
-  cmd->callback([flags, exit_code] {
-    GateOptions options;
-    options.suite_path = flags->suite;
-    options.judge = flags->judge;
-    options.commit = flags->commit.empty() ? EnvOr("GITHUB_SHA", "") : flags->commit;
-    options.branch = flags->branch.empty() ? EnvOr("GITHUB_REF_NAME", "") : flags->branch;
-    options.coordinator = flags->coordinator;
-    options.artifacts = flags->artifacts;
-    options.embedded.state_dir = flags->state_dir;
-    options.embedded.agents = flags->local_agents;
-    options.client.tty = isatty(STDERR_FILENO);
-    options.log = [](const std::string& line) { std::cerr << line << "\n"; };
-    if (auto s = ParseSizeFlags(flags->sizes, &options.client.limits); !s.ok()) {
-      std::cerr << "perfgate gate: " << s.message() << "\n";
-      *exit_code = kExitBadInput;
-      return;
-    }
-    if (!options.coordinator.empty()) {
-      auto security = LoadClientSecurity(flags->security, options.coordinator);
-      if (!security.ok()) {
-        std::cerr << "perfgate gate: " << security.status().message() << "\n";
-        *exit_code = kExitBadInput;
-        return;
-      }
-      options.client.security = *std::move(security);
-      if (flags->security.insecure) WarnInsecure("gate");
-    }
-    static Interrupt interrupt;
-    OnTerminationSignal([](int) { interrupt.Fire(); });
-    auto report = RunGate(options, &interrupt);
-    if (!report.ok()) {
-      std::cerr << "perfgate gate: " << report.status().message() << "\n";
-      *exit_code = report.status().code() == absl::StatusCode::kInvalidArgument ? kExitBadInput : kExitInfra;
-      return;
-    }
-    *exit_code = EmitReport(*report, flags->report) ? report->exit_code : kExitInfra;
-  });
+  cmd->callback([flags, exit_code] { *exit_code = Gate(*flags); });
 }
 
 }  // namespace perfgate
