@@ -2,6 +2,7 @@
 
 #include <iostream>
 
+#include "absl/strings/str_cat.h"
 #include "agent/cgroup.h"
 #include "agent/host_fingerprint.h"
 #include "agent/worker.h"
@@ -13,23 +14,22 @@
 #include "core/units.h"
 
 namespace perfgate {
+namespace {
 
-void AddAgentCommand(CLI::App& app, int* exit_code) {
-  auto* cmd = app.add_subcommand("agent", "Measure cases for a coordinator: register, take leases, run, report.");
-  struct Flags {
-    std::string coordinator;
-    std::string id;
-    std::string pool = "default";
-    std::vector<std::string> labels;
-    uint64_t kill_grace_ms = 2000;
-    ClientSecurityFlags security;
-    std::vector<SizeFlag> sizes = {{"--max-complete-size", "", &MessageLimits::complete_bytes}};
-    std::string cgroup_root;
-    std::string artifact_dir = ".perfgate-agent";
-    std::string artifact_cache_size = "10GiB";
-  };
-  auto flags = std::make_shared<Flags>();
-  AddConfigFileOption(cmd);
+struct AgentFlags {
+  std::string coordinator;
+  std::string id;
+  std::string pool = "default";
+  std::vector<std::string> labels;
+  uint64_t kill_grace_ms = 2000;
+  ClientSecurityFlags security;
+  std::vector<SizeFlag> sizes = {{"--max-complete-size", "", &MessageLimits::complete_bytes}};
+  std::string cgroup_root;
+  std::string artifact_dir = ".perfgate-agent";
+  std::string artifact_cache_size = "10GiB";
+};
+
+void AddAgentFlags(CLI::App* cmd, AgentFlags* flags) {
   cmd->add_option("--coordinator", flags->coordinator, "coordinator host:port")
       ->envname("PERFGATE_COORDINATOR")
       ->required();
@@ -48,48 +48,67 @@ void AddAgentCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--artifact-cache-size", flags->artifact_cache_size,
                   "most bytes of artifacts kept (least recently used go first), e.g. 10GiB")
       ->capture_default_str();
+}
+
+// This host's name: the agent's id when --id is not given.
+std::string HostName() {
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  return host;
+}
+
+// The worker's options from the agent's flags, or what is wrong with them.
+absl::StatusOr<WorkerOptions> OptionsFrom(const AgentFlags& flags) {
+  WorkerOptions options;
+  options.coordinator = flags.coordinator;
+  auto security = LoadClientSecurity(flags.security, flags.coordinator);
+  if (!security.ok()) return security.status();
+  if (absl::Status sizes = ParseSizeFlags(flags.sizes, &options.limits); !sizes.ok()) return sizes;
+  options.security = *std::move(security);
+  options.agent_id = flags.id.empty() ? HostName() : flags.id;
+  options.pool = flags.pool;
+  options.labels = flags.labels;
+  options.kill_grace_ms = flags.kill_grace_ms;
+  options.artifacts.dir = flags.artifact_dir;
+  auto cache_size = ParseBytes(flags.artifact_cache_size);
+  if (!cache_size || *cache_size == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--artifact-cache-size '", flags.artifact_cache_size, "' is not a size like 10GiB"));
+  }
+  options.artifacts.limit_bytes = *cache_size;
+  return options;
+}
+
+// Serves the coordinator until stopped by a signal or refused; the exit code.
+int Serve(const AgentFlags& flags) {
+  absl::StatusOr<WorkerOptions> options = OptionsFrom(flags);
+  if (!options.ok()) {
+    std::cerr << "perfgate agent: " << options.status().message() << "\n";
+    return kExitBadInput;
+  }
+  if (flags.security.insecure) WarnInsecure("agent");
+  SetDefaultCgroupRoot(flags.cgroup_root);
+  v1::HostFingerprint host = ProbeHost();
+  const std::string& id = options->agent_id;
+  std::cerr << "perfgate agent " << id << ": " << DescribeHost(host) << "\n"
+            << "perfgate agent " << id << ": instructions: " << host.instruction_counter_note() << "\n"
+            << "perfgate agent " << id << ": " << host.memory_note() << "\n";
+  AgentWorker worker(*options, host);
+  OnTerminationSignal([&worker](int) { worker.Stop(); });
+  // A refused id is a configuration error; the worker has logged what to do.
+  worker.Run();
+  return worker.refusal().ok() ? kExitPassed : kExitBadInput;
+}
+
+}  // namespace
+
+void AddAgentCommand(CLI::App& app, int* exit_code) {
+  auto* cmd = app.add_subcommand("agent", "Measure cases for a coordinator: register, take leases, run, report.");
+  auto flags = std::make_shared<AgentFlags>();
+  AddConfigFileOption(cmd);
+  AddAgentFlags(cmd, flags.get());
   cmd->footer(kExitCodesHelp);
-  cmd->callback([flags, exit_code] {
-    WorkerOptions options;
-    options.coordinator = flags->coordinator;
-    auto security = LoadClientSecurity(flags->security, flags->coordinator);
-    absl::Status sizes = ParseSizeFlags(flags->sizes, &options.limits);
-    if (!security.ok() || !sizes.ok()) {
-      std::cerr << "perfgate agent: " << (security.ok() ? sizes : security.status()).message() << "\n";
-      *exit_code = kExitBadInput;
-      return;
-    }
-    options.security = *std::move(security);
-    if (flags->security.insecure) WarnInsecure("agent");
-    options.agent_id = flags->id;
-    if (options.agent_id.empty()) {
-      char host[256] = {};
-      gethostname(host, sizeof host - 1);
-      options.agent_id = host;
-    }
-    options.pool = flags->pool;
-    options.labels = flags->labels;
-    options.kill_grace_ms = flags->kill_grace_ms;
-    options.artifacts.dir = flags->artifact_dir;
-    auto cache_size = ParseBytes(flags->artifact_cache_size);
-    if (!cache_size || *cache_size == 0) {
-      std::cerr << "perfgate agent: --artifact-cache-size '" << flags->artifact_cache_size
-                << "' is not a size like 10GiB\n";
-      *exit_code = kExitBadInput;
-      return;
-    }
-    options.artifacts.limit_bytes = *cache_size;
-    SetDefaultCgroupRoot(flags->cgroup_root);
-    v1::HostFingerprint host = ProbeHost();
-    std::cerr << "perfgate agent " << options.agent_id << ": " << DescribeHost(host) << "\n"
-              << "perfgate agent " << options.agent_id << ": instructions: " << host.instruction_counter_note() << "\n"
-              << "perfgate agent " << options.agent_id << ": " << host.memory_note() << "\n";
-    AgentWorker worker(options, host);
-    OnTerminationSignal([&worker](int) { worker.Stop(); });
-    // A refused id is a configuration error; the worker has logged what to do.
-    worker.Run();
-    *exit_code = worker.refusal().ok() ? kExitPassed : kExitBadInput;
-  });
+  cmd->callback([flags, exit_code] { *exit_code = Serve(*flags); });
 }
 
 }  // namespace perfgate
