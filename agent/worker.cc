@@ -333,8 +333,8 @@ void AgentWorker::RunLease(const v1::Lease& lease) {
   const int64_t finished_ms = LocalNowMs();
   const auto busy = std::chrono::steady_clock::now() - started;
   // At least 1: 0 says "not reported".
-  result.set_busy_us(static_cast<uint64_t>(
-      std::max<int64_t>(std::chrono::duration_cast<std::chrono::microseconds>(busy).count(), 1)));
+  result.set_busy_us(
+      static_cast<uint64_t>(std::max<int64_t>(std::chrono::duration_cast<std::chrono::microseconds>(busy).count(), 1)));
   result.set_agent_id(options_.agent_id);
   result.set_pool(options_.pool);
   Log(absl::StrCat("finished ", spec.name(), ": ", v1::CaseResult::Outcome_Name(result.outcome()),
@@ -405,6 +405,18 @@ bool RefusedAsTooLarge(const grpc::Status& status) {
          status.error_message().find("RST_STREAM") == std::string::npos;
 }
 
+// What is reported for a result the coordinator refused as too large:
+// running the case again would only produce the same oversized result.
+v1::CaseResult TooLargeError(const v1::CaseResult& result, const grpc::Status& status) {
+  v1::CaseResult error;
+  error.set_case_name(result.case_name());
+  error.set_agent_id(result.agent_id());
+  error.set_pool(result.pool());
+  error.set_outcome(v1::CaseResult::OUTCOME_ERROR);
+  error.set_error(absl::StrCat("the result is too large to report: ", status.error_message()));
+  return error;
+}
+
 }  // namespace
 
 bool AgentWorker::ReportDueLocked(int64_t now_ms) const {
@@ -467,7 +479,7 @@ bool AgentWorker::Report(const std::string& session_id, v1::CompleteLeaseRequest
   const bool several = request.more_results_size() > 0;
   for (int attempt = 0;; ++attempt) {
     grpc::ClientContext context;
-    context.set_deadline(In(5'000));  // short: Stop() is seen between attempts
+    context.set_deadline(In(5'000));   // short: Stop() is seen between attempts
     context.set_wait_for_ready(true);  // delivered as soon as the coordinator is back
     v1::CompleteLeaseResponse response;
     grpc::Status status = stub_->CompleteLease(&context, request, &response);
@@ -491,14 +503,7 @@ bool AgentWorker::Report(const std::string& session_id, v1::CompleteLeaseRequest
     // each is offered alone before any is dropped or replaced.
     if (several && (RefusedAsTooLarge(status) || !WorthRetrying(status))) return false;
     if (RefusedAsTooLarge(status)) {
-      // Re-running would only produce the same oversized result: report the case as an error.
-      v1::CaseResult too_large;
-      too_large.set_case_name(request.result().case_name());
-      too_large.set_agent_id(request.result().agent_id());
-      too_large.set_pool(request.result().pool());
-      too_large.set_outcome(v1::CaseResult::OUTCOME_ERROR);
-      too_large.set_error(absl::StrCat("the result is too large to report: ", status.error_message()));
-      *request.mutable_result() = too_large;
+      *request.mutable_result() = TooLargeError(request.result(), status);
       Log(absl::StrCat("result for ", lease_id, " refused as too large; reporting a case error instead"));
       continue;
     }
@@ -508,18 +513,20 @@ bool AgentWorker::Report(const std::string& session_id, v1::CompleteLeaseRequest
       return true;
     }
     if (attempt % 10 == 0) {
-      Log(absl::StrCat("cannot deliver result for ", lease_id, " (", status.error_message(), "); keeping it, retrying"));
+      Log(absl::StrCat("cannot deliver result for ", lease_id, " (", status.error_message(),
+                       "); keeping it, retrying"));
     }
-    {
-      std::lock_guard lock(mu_);
-      if (stopping_) {
-        Log(absl::StrCat("stopping with ", unreported_.size(), " result(s) undelivered, the first for ", lease_id));
-        unreported_.clear();
-        return true;
-      }
-    }
+    if (GaveUpOnStop(lease_id)) return true;
     SleepInterruptibly(Backoff(attempt));
   }
+}
+
+bool AgentWorker::GaveUpOnStop(const std::string& lease_id) {
+  std::lock_guard lock(mu_);
+  if (!stopping_) return false;
+  Log(absl::StrCat("stopping with ", unreported_.size(), " result(s) undelivered, the first for ", lease_id));
+  unreported_.clear();
+  return true;
 }
 
 std::set<std::string> AgentWorker::LeaseIdsOf(const v1::CompleteLeaseRequest& request, int more) {

@@ -27,8 +27,8 @@
 #include <string>
 #include <vector>
 
-#include "absl/status/status.h"
 #include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
 #include "agent/artifact_cache.h"
 #include "agent/case_runner.h"
 #include "agent/executor.h"
@@ -91,6 +91,8 @@ class AgentWorker {
   // Offers the request until the coordinator answers it (or refuses the session) or Stop(); false when the
   // results should be offered again one to a call.
   bool Report(const std::string& session_id, v1::CompleteLeaseRequest request);
+  // Once Stop() is called, the undelivered results are given up (and said so): true then.
+  bool GaveUpOnStop(const std::string& lease_id) ABSL_LOCKS_EXCLUDED(mu_);
   // The leases of the request's first result and of its first `more` further ones.
   static std::set<std::string> LeaseIdsOf(const v1::CompleteLeaseRequest& request, int more);
   // Those results leave: answered, or refused for good.
@@ -128,7 +130,7 @@ class AgentWorker {
   std::string current_lease_id_ ABSL_GUARDED_BY(mu_);
   struct Unreported {
     std::string lease_id;
-    v1::CaseResult result;  // without its host: host_
+    v1::CaseResult result;    // without its host: host_
     int64_t finished_ms = 0;  // local steady clock
   };
   // Results not yet acknowledged, oldest first. Kept until the coordinator answers, however long it is away.
