@@ -77,9 +77,8 @@ void ArtifactCache::LoadIndex() {
 }
 
 bool ArtifactCache::Needs(const v1::CaseSpec& spec) {
-  return spec.artifacts_size() > 0 ||
-         std::any_of(spec.variants().begin(), spec.variants().end(),
-                     [](const v1::Variant& v) { return v.has_root_tree(); });
+  return spec.artifacts_size() > 0 || std::any_of(spec.variants().begin(), spec.variants().end(),
+                                                  [](const v1::Variant& v) { return v.has_root_tree(); });
 }
 
 std::string ArtifactCache::BlobPath(const std::string& digest) const {
@@ -133,6 +132,49 @@ absl::Status ArtifactCache::MakeRoom(uint64_t size) {
   return absl::OkStatus();
 }
 
+absl::Status ArtifactCache::DownloadOnce(const std::string& digest, uint64_t max_size, const std::string& tmp,
+                                         const CancelToken* cancel, uint64_t* received, grpc::Status* finished) {
+  const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return Errno(absl::StrCat("cannot create '", tmp, "'"));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(options_.download_timeout_ms));
+  v1::DownloadArtifactRequest request;
+  request.set_digest(digest);
+  auto reader = stub_->DownloadArtifact(&context, request);
+  Sha256 hash;
+  *received = 0;
+  absl::Status status;
+  v1::ArtifactChunk chunk;
+  while (status.ok() && reader->Read(&chunk)) {
+    if (cancel && cancel->cancelled()) {
+      context.TryCancel();
+      status = absl::CancelledError("the case was cancelled while its artifacts were fetched");
+    } else if (chunk.data().size() > max_size - *received) {
+      context.TryCancel();
+      status = absl::DataLossError(absl::StrCat("artifact ", digest, " from the coordinator is larger than the ",
+                                                max_size, " bytes its manifest gives"));
+    } else if (write(fd, chunk.data().data(), chunk.data().size()) != static_cast<ssize_t>(chunk.data().size())) {
+      context.TryCancel();
+      status = Errno(absl::StrCat("cannot write '", tmp, "'"));
+    } else {
+      *received += chunk.data().size();
+      hash.Update(chunk.data());
+    }
+  }
+  *finished = reader->Finish();
+  close(fd);
+  if (status.ok() && !finished->ok()) {
+    status = absl::Status(static_cast<absl::StatusCode>(finished->error_code()),
+                          absl::StrCat("cannot fetch artifact ", digest, ": ", finished->error_message()));
+  }
+  if (status.ok() && hash.HexDigest() != digest) {
+    status = absl::DataLossError(absl::StrCat("artifact ", digest,
+                                              " arrived with another digest (corrupted in transit or on the "
+                                              "coordinator); nothing was run"));
+  }
+  return status;
+}
+
 absl::Status ArtifactCache::Fetch(const std::string& digest, uint64_t max_size, const CancelToken* cancel) {
   if (auto s = MakeRoom(max_size); !s.ok()) return s;
   const std::string tmp = absl::StrCat(options_.dir, "/tmp/", digest);
@@ -143,47 +185,8 @@ absl::Status ArtifactCache::Fetch(const std::string& digest, uint64_t max_size, 
   };
   absl::Status status;
   for (int attempt = 1; attempt <= kDownloadAttempts; ++attempt) {
-    const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-      release(0);
-      return Errno(absl::StrCat("cannot create '", tmp, "'"));
-    }
-    grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(options_.download_timeout_ms));
-    v1::DownloadArtifactRequest request;
-    request.set_digest(digest);
-    auto reader = stub_->DownloadArtifact(&context, request);
-    Sha256 hash;
-    received = 0;
-    status = absl::OkStatus();
-    v1::ArtifactChunk chunk;
-    while (status.ok() && reader->Read(&chunk)) {
-      if (cancel && cancel->cancelled()) {
-        context.TryCancel();
-        status = absl::CancelledError("the case was cancelled while its artifacts were fetched");
-      } else if (chunk.data().size() > max_size - received) {
-        context.TryCancel();
-        status = absl::DataLossError(absl::StrCat("artifact ", digest, " from the coordinator is larger than the ",
-                                                  max_size, " bytes its manifest gives"));
-      } else if (write(fd, chunk.data().data(), chunk.data().size()) != static_cast<ssize_t>(chunk.data().size())) {
-        context.TryCancel();
-        status = Errno(absl::StrCat("cannot write '", tmp, "'"));
-      } else {
-        received += chunk.data().size();
-        hash.Update(chunk.data());
-      }
-    }
-    grpc::Status finished = reader->Finish();
-    close(fd);
-    if (status.ok() && !finished.ok()) {
-      status = absl::Status(static_cast<absl::StatusCode>(finished.error_code()),
-                            absl::StrCat("cannot fetch artifact ", digest, ": ", finished.error_message()));
-    }
-    if (status.ok() && hash.HexDigest() != digest) {
-      status = absl::DataLossError(absl::StrCat("artifact ", digest,
-                                                " arrived with another digest (corrupted in transit or on the "
-                                                "coordinator); nothing was run"));
-    }
+    grpc::Status finished;
+    status = DownloadOnce(digest, max_size, tmp, cancel, &received, &finished);
     if (status.ok() || !Transient(finished)) break;
   }
   if (status.ok() && rename(tmp.c_str(), BlobPath(digest).c_str()) != 0) {
@@ -228,10 +231,10 @@ absl::Status ArtifactCache::Materialise(const v1::ArtifactRef& ref, const std::s
     return absl::InvalidArgumentError(absl::StrCat("artifact tree '", ref.name(), "' has no valid manifest digest"));
   }
   if (ref.total_bytes() > options_.limit_bytes) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "artifact tree", ref.name().empty() ? "" : absl::StrCat(" '", ref.name(), "'"), " holds ",
-        FormatBytes(ref.total_bytes()), ", more than this agent's artifact cache of ", FormatBytes(options_.limit_bytes),
-        " (--artifact-cache-size)"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("artifact tree", ref.name().empty() ? "" : absl::StrCat(" '", ref.name(), "'"), " holds ",
+                     FormatBytes(ref.total_bytes()), ", more than this agent's artifact cache of ",
+                     FormatBytes(options_.limit_bytes), " (--artifact-cache-size)"));
   }
   if (ref.manifest_bytes() > kMaxManifestBytes) {
     return absl::InvalidArgumentError(absl::StrCat("artifact tree '", ref.name(), "' has a manifest of ",
@@ -246,7 +249,8 @@ absl::Status ArtifactCache::Materialise(const v1::ArtifactRef& ref, const std::s
   if (!manifest.ok()) return manifest.status();
   for (const auto& file : manifest->files()) {
     auto cached = Get(file.digest(), file.size(), cancel);
-    if (!cached.ok()) return absl::Status(cached.status().code(), absl::StrCat(file.path(), ": ", cached.status().message()));
+    if (!cached.ok())
+      return absl::Status(cached.status().code(), absl::StrCat(file.path(), ": ", cached.status().message()));
     const fs::path target = fs::path(dest) / file.path();
     std::error_code ec;
     fs::create_directories(target.parent_path(), ec);
@@ -255,7 +259,8 @@ absl::Status ArtifactCache::Materialise(const v1::ArtifactRef& ref, const std::s
       fs::permissions(target, file.executable() ? fs::perms(0755) : fs::perms(0644), fs::perm_options::replace, ec);
     }
     if (ec) {
-      return absl::UnavailableError(absl::StrCat("cannot place artifact '", file.path(), "' in '", dest, "': ", ec.message()));
+      return absl::UnavailableError(
+          absl::StrCat("cannot place artifact '", file.path(), "' in '", dest, "': ", ec.message()));
     }
   }
   std::error_code ec;

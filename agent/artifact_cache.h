@@ -75,7 +75,11 @@ class ArtifactCache {
   absl::StatusOr<std::string> Get(const std::string& digest, uint64_t max_size, const CancelToken* cancel);
   // True when the cached entry still has its digest; drops it otherwise.
   bool VerifyEntry(const std::string& digest);
+  // Fetches the blob into the cache, a few attempts while the coordinator is away.
   absl::Status Fetch(const std::string& digest, uint64_t max_size, const CancelToken* cancel);
+  // One download of the blob into `tmp`, checked against its digest; `finished` is the stream's own end.
+  absl::Status DownloadOnce(const std::string& digest, uint64_t max_size, const std::string& tmp,
+                            const CancelToken* cancel, uint64_t* received, grpc::Status* finished);
   // Evicts least recently used entries not in use until `size` more fits.
   absl::Status MakeRoom(uint64_t size);
   // Fetches the tree's manifest and files and copies them to `dest`.
