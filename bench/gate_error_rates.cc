@@ -154,127 +154,138 @@ struct Row {
   std::map<std::string, int> regressed;  // metric -> trials it regressed in
 };
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  Options o;
-  CLI::App app("The gate's error rates on this machine, from real gate runs of the demo suite.", "gate_error_rates");
-  app.add_option("--trials", o.trials, "gate runs per row")->capture_default_str()->check(perfgate::bench::kCount);
-  app.add_option("--history-runs", o.history_runs, "main-branch runs that build a history")
+void AddOptions(CLI::App& app, Options* o) {
+  app.add_option("--trials", o->trials, "gate runs per row")->capture_default_str()->check(perfgate::bench::kCount);
+  app.add_option("--history-runs", o->history_runs, "main-branch runs that build a history")
       ->capture_default_str()
       ->check(perfgate::bench::kCount);
-  app.add_option("--history-every", o.history_every, "trials per history built (1: one per trial)")
+  app.add_option("--history-every", o->history_every, "trials per history built (1: one per trial)")
       ->capture_default_str()
       ->check(perfgate::bench::kCount);
-  app.add_option("--slowdown", o.slowdown_pct, "percent more work in the slow rows")
+  app.add_option("--slowdown", o->slowdown_pct, "percent more work in the slow rows")
       ->capture_default_str()
       ->check(CLI::Range(0, 1000));
-  app.add_option("--rows", o.rows, "rows to run")
+  app.add_option("--rows", o->rows, "rows to run")
       ->delimiter(',')
       ->capture_default_str()
       ->check(CLI::IsMember({"history_same", "history_slow", "ab_same", "ab_slow", "instructions"}));
-  app.add_option("--perfgate", o.perfgate, "the perfgate binary")->capture_default_str()->check(CLI::ExistingFile);
-  app.add_option("--suite", o.suite, "the suite gated")->capture_default_str()->check(CLI::ExistingFile);
-  app.add_option("--json", o.json_path, "write the rates as JSON to FILE");
-  if (std::optional<int> exit_code = perfgate::bench::ParseOrExit(app, argc, argv)) return *exit_code;
-  const std::string slow = "PERFGATE_SLOWDOWN_PCT=" + std::to_string(o.slowdown_pct);
-  const std::string same = "PERFGATE_SLOWDOWN_PCT=0";
+  app.add_option("--perfgate", o->perfgate, "the perfgate binary")->capture_default_str()->check(CLI::ExistingFile);
+  app.add_option("--suite", o->suite, "the suite gated")->capture_default_str()->check(CLI::ExistingFile);
+  app.add_option("--json", o->json_path, "write the rates as JSON to FILE");
+}
 
-  std::string history_template;  // a .perfgate store holding the main-branch history
-  int history_age = 0;
-  auto fresh_trial_dir = [&](bool with_history) -> std::string {
-    if (with_history && (history_template.empty() || history_age >= o.history_every)) {
-      if (!history_template.empty()) fs::remove_all(history_template);
-      history_template = TempDir();
-      for (int r = 0; r < o.history_runs; ++r) {
-        const int rc = Gate(o, history_template, "main", {same}, {});
-        if (rc != 0) std::fprintf(stderr, "history run %d in %s exited %d\n", r, history_template.c_str(), rc);
-      }
-      history_age = 0;
-    }
+constexpr char kSame[] = "PERFGATE_SLOWDOWN_PCT=0";
+
+// Each trial's own folder; for history rows, with a copy of a store that
+// holds the main-branch history, built anew every --history-every trials.
+class TrialDirs {
+ public:
+  explicit TrialDirs(const Options& o) : o_(o) {}
+  ~TrialDirs() {
+    if (!history_.empty()) fs::remove_all(history_);
+  }
+
+  std::string Fresh(bool with_history) {
+    if (with_history && (history_.empty() || age_ >= o_.history_every)) BuildHistory();
     const std::string dir = TempDir();
     if (with_history) {
-      fs::copy(history_template + "/.perfgate", dir + "/.perfgate", fs::copy_options::recursive);
-      ++history_age;
+      fs::copy(history_ + "/.perfgate", dir + "/.perfgate", fs::copy_options::recursive);
+      ++age_;
     }
     return dir;
-  };
-
-  // Written after every row, so a long run that is stopped keeps what it measured.
-  auto write_json = [&](const std::vector<Row>& rows) {
-    if (!o.json_path.empty()) {
-      nlohmann::json doc = {{"benchmark", "gate_error_rates"},
-                            {"suite", o.suite},
-                            {"trials", o.trials},
-                            {"history_runs", o.history_runs},
-                            {"history_every", o.history_every},
-                            {"slowdown_pct", o.slowdown_pct},
-                            {"rows", nlohmann::json::array()}};
-      for (const auto& r : rows) {
-        doc["rows"].push_back({{"row", r.name},
-                               {"counts", r.what},
-                               {"count", r.count},
-                               {"trials", r.trials},
-                               {"rate", r.trials ? static_cast<double>(r.count) / r.trials : 0.0},
-                               {"infra_failures", r.infra},
-                               {"seconds_per_trial", r.trials ? r.seconds / r.trials : 0.0},
-                               {"load_average_1min", LoadRange(r.load)},
-                               {"regressed_metrics", r.regressed}});
-      }
-      std::ofstream(o.json_path) << doc.dump(2) << "\n";
-    }
-  };
-
-  std::vector<Row> rows;
-  for (const auto& name : o.rows) {
-    Row row;
-    row.name = name;
-    row.what = name.ends_with("_same") ? "false alarms" : "caught";
-    const auto start = Clock::now();
-    for (int t = 0; t < o.trials; ++t) {
-      const bool history = name.starts_with("history") || name == "instructions";
-      const std::string dir = fresh_trial_dir(history);
-      int rc = -1;
-      if (name == "history_same")
-        rc = Gate(o, dir, "pr", {same}, {});
-      else if (name == "history_slow")
-        rc = Gate(o, dir, "pr", {slow}, {});
-      else if (name == "instructions")
-        rc = Gate(o, dir, "pr", {"PERFGATE_SLOWDOWN_PCT=2"}, {});
-      else if (name == "ab_same")
-        rc = Gate(o, dir, "pr", {}, {"--base-env", same, "--head-env", same});
-      else if (name == "ab_slow")
-        rc = Gate(o, dir, "pr", {}, {"--base-env", same, "--head-env", slow});
-      else {
-        std::fprintf(stderr, "unknown row '%s'\n", name.c_str());
-        return 2;
-      }
-      const Trial trial = Judge(dir, rc);
-      row.load.push_back(LoadAverages()[0]);
-      ++row.trials;
-      if (rc != 0 && rc != 1) ++row.infra;
-      if (name.ends_with("_same"))
-        row.count += rc == 1;
-      else if (name == "instructions")
-        row.count += trial.instructions_regressed;
-      else
-        row.count += trial.timed_regressed;
-      for (const auto& m : std::set<std::string>(trial.regressed.begin(), trial.regressed.end())) ++row.regressed[m];
-      std::string regressed;
-      for (const auto& m : trial.regressed) regressed += (regressed.empty() ? ", regressed: " : "; ") + m;
-      std::fprintf(stderr, "%s trial %d/%d: exit %d%s\n", name.c_str(), t + 1, o.trials, rc, regressed.c_str());
-      // Keep the folders of failed runs for a look; drop the rest.
-      if (!((name.ends_with("_same") && rc != 0) || rc > 1))
-        fs::remove_all(dir);
-      else
-        std::fprintf(stderr, "  kept %s\n", dir.c_str());
-    }
-    row.seconds = std::chrono::duration<double>(Clock::now() - start).count();
-    rows.push_back(std::move(row));
-    write_json(rows);
   }
-  if (!history_template.empty()) fs::remove_all(history_template);
 
+ private:
+  void BuildHistory() {
+    if (!history_.empty()) fs::remove_all(history_);
+    history_ = TempDir();
+    for (int r = 0; r < o_.history_runs; ++r) {
+      const int rc = Gate(o_, history_, "main", {kSame}, {});
+      if (rc != 0) std::fprintf(stderr, "history run %d in %s exited %d\n", r, history_.c_str(), rc);
+    }
+    age_ = 0;
+  }
+
+  const Options& o_;
+  std::string history_;  // a .perfgate store holding the main-branch history
+  int age_ = 0;          // trials since it was built
+};
+
+bool HistoryRow(const std::string& row) { return row.starts_with("history") || row == "instructions"; }
+
+// One gate run of the row's kind in `dir`; its exit code.
+int GateTrial(const Options& o, const std::string& row, const std::string& dir) {
+  const std::string slow = "PERFGATE_SLOWDOWN_PCT=" + std::to_string(o.slowdown_pct);
+  if (row == "history_same") return Gate(o, dir, "pr", {kSame}, {});
+  if (row == "history_slow") return Gate(o, dir, "pr", {slow}, {});
+  if (row == "instructions") return Gate(o, dir, "pr", {"PERFGATE_SLOWDOWN_PCT=2"}, {});
+  if (row == "ab_same") return Gate(o, dir, "pr", {}, {"--base-env", kSame, "--head-env", kSame});
+  return Gate(o, dir, "pr", {}, {"--base-env", kSame, "--head-env", slow});  // ab_slow
+}
+
+// Counts a trial into its row: a false alarm (unchanged code that failed
+// the gate) or a catch (the metric the row is about regressed).
+void Count(int rc, const Trial& trial, Row* row) {
+  ++row->trials;
+  if (rc != 0 && rc != 1) ++row->infra;
+  if (row->name.ends_with("_same")) {
+    row->count += rc == 1;
+  } else if (row->name == "instructions") {
+    row->count += trial.instructions_regressed;
+  } else {
+    row->count += trial.timed_regressed;
+  }
+  for (const auto& m : std::set<std::string>(trial.regressed.begin(), trial.regressed.end())) ++row->regressed[m];
+}
+
+Row MeasureRow(const Options& o, const std::string& name, TrialDirs& dirs) {
+  Row row;
+  row.name = name;
+  row.what = name.ends_with("_same") ? "false alarms" : "caught";
+  const auto start = Clock::now();
+  for (int t = 0; t < o.trials; ++t) {
+    const std::string dir = dirs.Fresh(HistoryRow(name));
+    const int rc = GateTrial(o, name, dir);
+    const Trial trial = Judge(dir, rc);
+    row.load.push_back(LoadAverages()[0]);
+    Count(rc, trial, &row);
+    std::string regressed;
+    for (const auto& m : trial.regressed) regressed += (regressed.empty() ? ", regressed: " : "; ") + m;
+    std::fprintf(stderr, "%s trial %d/%d: exit %d%s\n", name.c_str(), t + 1, o.trials, rc, regressed.c_str());
+    // Keep the folders of failed runs for a look; drop the rest.
+    if (!((name.ends_with("_same") && rc != 0) || rc > 1)) {
+      fs::remove_all(dir);
+    } else {
+      std::fprintf(stderr, "  kept %s\n", dir.c_str());
+    }
+  }
+  row.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  return row;
+}
+
+void WriteJson(const Options& o, const std::vector<Row>& rows) {
+  nlohmann::json doc = {{"benchmark", "gate_error_rates"},
+                        {"suite", o.suite},
+                        {"trials", o.trials},
+                        {"history_runs", o.history_runs},
+                        {"history_every", o.history_every},
+                        {"slowdown_pct", o.slowdown_pct},
+                        {"rows", nlohmann::json::array()}};
+  for (const auto& r : rows) {
+    doc["rows"].push_back({{"row", r.name},
+                           {"counts", r.what},
+                           {"count", r.count},
+                           {"trials", r.trials},
+                           {"rate", r.trials ? static_cast<double>(r.count) / r.trials : 0.0},
+                           {"infra_failures", r.infra},
+                           {"seconds_per_trial", r.trials ? r.seconds / r.trials : 0.0},
+                           {"load_average_1min", LoadRange(r.load)},
+                           {"regressed_metrics", r.regressed}});
+  }
+  std::ofstream(o.json_path) << doc.dump(2) << "\n";
+}
+
+void PrintTable(const Options& o, const std::vector<Row>& rows) {
   std::printf(
       "gate error rates: demo suite through %s, %d trials per row, history of %d main-branch runs\n"
       "(new history every %d trials), slowdown %d%%, instructions +2%% work\n\n",
@@ -288,5 +299,24 @@ int main(int argc, char** argv) {
                 r.load.empty() ? 0.0 : *std::max_element(r.load.begin(), r.load.end()));
     for (const auto& [metric, n] : r.regressed) std::printf("    regressed in %d: %s\n", n, metric.c_str());
   }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  CLI::App app("The gate's error rates on this machine, from real gate runs of the demo suite.", "gate_error_rates");
+  AddOptions(app, &o);
+  if (std::optional<int> exit_code = perfgate::bench::ParseOrExit(app, argc, argv)) return *exit_code;
+  std::vector<Row> rows;
+  {
+    TrialDirs dirs(o);
+    for (const auto& name : o.rows) {
+      rows.push_back(MeasureRow(o, name, dirs));
+      // After every row, so a long run that is stopped keeps what it measured.
+      if (!o.json_path.empty()) WriteJson(o, rows);
+    }
+  }
+  PrintTable(o, rows);
   return 0;
 }
