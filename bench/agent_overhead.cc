@@ -49,6 +49,119 @@ double ThreadCpuSeconds() {
   return usage.ru_utime.tv_sec + usage.ru_utime.tv_usec / 1e6 + usage.ru_stime.tv_sec + usage.ru_stime.tv_usec / 1e6;
 }
 
+constexpr char kProgram[] = "/bin/true";
+
+// Each path's spawn-to-reap time, and what the executor reported, per iteration.
+struct Samples {
+  std::vector<double> direct, executor, executor_no_groups, runner;
+  std::vector<double> reported, reported_no_groups;  // wall_time the executor reported
+  std::vector<double> peak, peak_no_groups;          // peak memory it reported, bytes
+};
+
+double SecondsSince(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// Every path in turn, `iterations` times, so machine noise hits them alike.
+Samples MeasurePaths(int iterations) {
+  perfgate::ExecSpec exec;
+  exec.argv = {kProgram};
+  perfgate::v1::CaseSpec spec;
+  spec.set_name("true");
+  spec.add_argv(kProgram);
+  spec.set_repeats(1);
+  spec.set_warmup(0);
+  const perfgate::v1::HostFingerprint host = perfgate::ProbeHost();
+  const perfgate::CgroupParent no_groups = perfgate::CgroupParent::Detect("none");
+  perfgate::ExecSpec exec_no_groups = exec;
+  exec_no_groups.cgroups = &no_groups;
+  Samples s;
+  for (int i = 0; i < iterations; ++i) {
+    s.direct.push_back(SpawnDirect(kProgram));
+    auto t0 = Clock::now();
+    const perfgate::ExecResult old_path = perfgate::Execute(exec_no_groups);
+    s.executor_no_groups.push_back(SecondsSince(t0));
+    s.peak_no_groups.push_back(static_cast<double>(old_path.peak_rss_bytes));
+    s.reported_no_groups.push_back(old_path.wall_s);
+    t0 = Clock::now();
+    const perfgate::ExecResult r = perfgate::Execute(exec);
+    s.executor.push_back(SecondsSince(t0));
+    s.reported.push_back(r.wall_s);
+    s.peak.push_back(static_cast<double>(r.peak_rss_bytes));
+    t0 = Clock::now();
+    perfgate::RunCase(spec, host, {});
+    s.runner.push_back(SecondsSince(t0));
+  }
+  return s;
+}
+
+// The agent's own CPU while a case sleeps for a second.
+double AgentCpuDuringSleep() {
+  perfgate::ExecSpec sleeper;
+  sleeper.argv = {"/bin/sleep", "1"};
+  const double cpu_before = ThreadCpuSeconds();
+  perfgate::Execute(sleeper);
+  return ThreadCpuSeconds() - cpu_before;
+}
+
+struct Figures {
+  perfgate::Summary direct, executor, executor_no_groups, runner, reported, reported_no_groups, peak, peak_no_groups;
+  double agent_cpu_s = 0;
+};
+
+Figures SummarizeAll(const Samples& s, double agent_cpu_s) {
+  using perfgate::Summarize;
+  return {Summarize(s.direct), Summarize(s.executor),       Summarize(s.executor_no_groups),
+          Summarize(s.runner), Summarize(s.reported),       Summarize(s.reported_no_groups),
+          Summarize(s.peak),   Summarize(s.peak_no_groups), agent_cpu_s};
+}
+
+void PrintTable(const Figures& f, int iterations, const perfgate::CgroupParent& groups) {
+  std::printf("agent measurement overhead: /bin/true, %d interleaved iterations\n", iterations);
+  std::printf("%s\n\n", groups.description().c_str());
+  std::printf("%-34s %12s %12s %10s\n", "path", "median", "MAD", "vs direct");
+  auto row = [&](const char* name, const perfgate::Summary& s) {
+    std::printf("%-34s %9.1f us %9.1f us %9.2fx\n", name, s.median * 1e6, s.mad * 1e6, s.median / f.direct.median);
+  };
+  row("posix_spawn + waitpid (direct)", f.direct);
+  row("executor, no cgroup (old path)", f.executor_no_groups);
+  row("executor, cgroup per run", f.executor);
+  row("case runner: RunCase(), 1 sample", f.runner);
+  row("wall_time reported, no cgroup", f.reported_no_groups);
+  row("wall_time reported, cgroup per run", f.reported);
+  std::printf("\ncost of the cgroup per run: %.1f us (%.2fx the old executor path)\n",
+              (f.executor.median - f.executor_no_groups.median) * 1e6, f.executor.median / f.executor_no_groups.median);
+  std::printf("peak memory of /bin/true: %.2f MiB (%s) vs %.2f MiB (%s, old path)\n", f.peak.median / (1 << 20),
+              perfgate::MemorySourceName(groups.memory_source()), f.peak_no_groups.median / (1 << 20),
+              perfgate::MemorySourceName(perfgate::MemorySource::kRusage));
+  std::printf("\nagent CPU while a case sleeps 1 s: %.3f ms\n", f.agent_cpu_s * 1e3);
+}
+
+void WriteJson(const Figures& f, int iterations, const perfgate::CgroupParent& groups, const std::string& path) {
+  auto summary = [](const perfgate::Summary& s) {
+    return nlohmann::json{{"median_s", s.median}, {"mad_s", s.mad}, {"min_s", s.min}, {"max_s", s.max}, {"n", s.n}};
+  };
+  const double direct = f.direct.median;
+  nlohmann::json doc = {{"benchmark", "agent_overhead"},
+                        {"case", kProgram},
+                        {"iterations", iterations},
+                        {"direct", summary(f.direct)},
+                        {"executor", summary(f.executor)},
+                        {"executor_no_cgroup", summary(f.executor_no_groups)},
+                        {"memory_source", perfgate::MemorySourceName(groups.memory_source())},
+                        {"peak_memory_true_bytes", f.peak.median},
+                        {"peak_memory_true_no_cgroup_bytes", f.peak_no_groups.median},
+                        {"case_runner", summary(f.runner)},
+                        {"reported_wall_time", summary(f.reported)},
+                        {"reported_wall_time_no_cgroup", summary(f.reported_no_groups)},
+                        {"ratio_executor_vs_direct", f.executor.median / direct},
+                        {"ratio_executor_no_cgroup_vs_direct", f.executor_no_groups.median / direct},
+                        {"ratio_cgroup_vs_no_cgroup", f.executor.median / f.executor_no_groups.median},
+                        {"ratio_case_runner_vs_direct", f.runner.median / direct},
+                        {"ratio_reported_vs_direct", f.reported.median / direct},
+                        {"agent_cpu_during_1s_sleep_s", f.agent_cpu_s}};
+  std::ofstream(path) << doc.dump(2) << "\n";
+  std::printf("wrote %s\n", path.c_str());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -60,96 +173,10 @@ int main(int argc, char** argv) {
       ->check(perfgate::bench::kCount);
   app.add_option("--json", json_path, "write the figures as JSON to FILE");
   if (std::optional<int> exit_code = perfgate::bench::ParseOrExit(app, argc, argv)) return *exit_code;
-  const char* program = "/bin/true";
-  perfgate::ExecSpec exec;
-  exec.argv = {program};
-  perfgate::v1::CaseSpec spec;
-  spec.set_name("true");
-  spec.add_argv(program);
-  spec.set_repeats(1);
-  spec.set_warmup(0);
-  const perfgate::v1::HostFingerprint host = perfgate::ProbeHost();
-  const perfgate::CgroupParent no_groups = perfgate::CgroupParent::Detect("none");
-  perfgate::ExecSpec exec_no_groups = exec;
-  exec_no_groups.cgroups = &no_groups;
+  const Samples samples = MeasurePaths(iterations);
+  const Figures figures = SummarizeAll(samples, AgentCpuDuringSleep());
   const perfgate::CgroupParent& groups = perfgate::DefaultCgroupParent();
-
-  std::vector<double> direct, executor, executor_no_groups, runner, reported, reported_no_groups, peak, peak_no_groups;
-  for (int i = 0; i < iterations; ++i) {
-    direct.push_back(SpawnDirect(program));
-    auto t0 = Clock::now();
-    perfgate::ExecResult old_path = perfgate::Execute(exec_no_groups);
-    executor_no_groups.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
-    peak_no_groups.push_back(static_cast<double>(old_path.peak_rss_bytes));
-    reported_no_groups.push_back(old_path.wall_s);
-    t0 = Clock::now();
-    perfgate::ExecResult r = perfgate::Execute(exec);
-    executor.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
-    reported.push_back(r.wall_s);
-    peak.push_back(static_cast<double>(r.peak_rss_bytes));
-    t0 = Clock::now();
-    perfgate::RunCase(spec, host, {});
-    runner.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
-  }
-
-  // The agent's own CPU while a case sleeps for a second.
-  perfgate::ExecSpec sleeper;
-  sleeper.argv = {"/bin/sleep", "1"};
-  const double cpu_before = ThreadCpuSeconds();
-  perfgate::Execute(sleeper);
-  const double agent_cpu = ThreadCpuSeconds() - cpu_before;
-
-  const auto d = perfgate::Summarize(direct);
-  const auto e = perfgate::Summarize(executor);
-  const auto n = perfgate::Summarize(executor_no_groups);
-  const auto p = perfgate::Summarize(peak);
-  const auto pn = perfgate::Summarize(peak_no_groups);
-  const auto c = perfgate::Summarize(runner);
-  const auto w = perfgate::Summarize(reported);
-  const auto wn = perfgate::Summarize(reported_no_groups);
-  std::printf("agent measurement overhead: /bin/true, %d interleaved iterations\n", iterations);
-  std::printf("%s\n\n", groups.description().c_str());
-  std::printf("%-34s %12s %12s %10s\n", "path", "median", "MAD", "vs direct");
-  auto row = [&](const char* name, const perfgate::Summary& s) {
-    std::printf("%-34s %9.1f us %9.1f us %9.2fx\n", name, s.median * 1e6, s.mad * 1e6, s.median / d.median);
-  };
-  row("posix_spawn + waitpid (direct)", d);
-  row("executor, no cgroup (old path)", n);
-  row("executor, cgroup per run", e);
-  row("case runner: RunCase(), 1 sample", c);
-  row("wall_time reported, no cgroup", wn);
-  row("wall_time reported, cgroup per run", w);
-  std::printf("\ncost of the cgroup per run: %.1f us (%.2fx the old executor path)\n", (e.median - n.median) * 1e6,
-              e.median / n.median);
-  std::printf("peak memory of /bin/true: %.2f MiB (%s) vs %.2f MiB (%s, old path)\n", p.median / (1 << 20),
-              perfgate::MemorySourceName(groups.memory_source()), pn.median / (1 << 20),
-              perfgate::MemorySourceName(perfgate::MemorySource::kRusage));
-  std::printf("\nagent CPU while a case sleeps 1 s: %.3f ms\n", agent_cpu * 1e3);
-
-  if (!json_path.empty()) {
-    auto summary = [](const perfgate::Summary& s) {
-      return nlohmann::json{{"median_s", s.median}, {"mad_s", s.mad}, {"min_s", s.min}, {"max_s", s.max}, {"n", s.n}};
-    };
-    nlohmann::json doc = {{"benchmark", "agent_overhead"},
-                          {"case", program},
-                          {"iterations", iterations},
-                          {"direct", summary(d)},
-                          {"executor", summary(e)},
-                          {"executor_no_cgroup", summary(n)},
-                          {"memory_source", perfgate::MemorySourceName(groups.memory_source())},
-                          {"peak_memory_true_bytes", p.median},
-                          {"peak_memory_true_no_cgroup_bytes", pn.median},
-                          {"case_runner", summary(c)},
-                          {"reported_wall_time", summary(w)},
-                          {"reported_wall_time_no_cgroup", summary(wn)},
-                          {"ratio_executor_vs_direct", e.median / d.median},
-                          {"ratio_executor_no_cgroup_vs_direct", n.median / d.median},
-                          {"ratio_cgroup_vs_no_cgroup", e.median / n.median},
-                          {"ratio_case_runner_vs_direct", c.median / d.median},
-                          {"ratio_reported_vs_direct", w.median / d.median},
-                          {"agent_cpu_during_1s_sleep_s", agent_cpu}};
-    std::ofstream(json_path) << doc.dump(2) << "\n";
-    std::printf("wrote %s\n", json_path.c_str());
-  }
+  PrintTable(figures, iterations, groups);
+  if (!json_path.empty()) WriteJson(figures, iterations, groups, json_path);
   return 0;
 }
