@@ -3,9 +3,9 @@
 #include <iostream>
 #include <set>
 
+#include "absl/strings/str_cat.h"
 #include "agent/cgroup.h"
 #include "agent/host_fingerprint.h"
-#include "gate/artifact_upload.h"
 #include "cli/commands.h"
 #include "cli/judge_flags.h"
 #include "cli/local_run.h"
@@ -14,6 +14,7 @@
 #include "core/exit_codes.h"
 #include "core/judge.h"
 #include "core/suite.h"
+#include "gate/artifact_upload.h"
 
 namespace perfgate {
 namespace {
@@ -54,40 +55,26 @@ absl::StatusOr<JudgedSuite> LoadWhatToRun(const RunFlags& flags) {
   return judged;
 }
 
-void RunHere(const RunFlags& flags, int* exit_code) {
-  auto judged = LoadWhatToRun(flags);
-  if (!judged.ok()) {
-    std::cerr << "perfgate run: " << judged.status().message() << "\n";
-    *exit_code = kExitBadInput;
-    return;
-  }
-  UseArtifactsInPlace(&judged->suite);  // by hand, the suite's `artifacts:` folders are read where they are
-  // By hand, a case this machine cannot run is skipped, not a failure.
-  judged->policy.fail_on.erase(Verdict::kNoCapableAgent);
+// Every case --case names is in the suite.
+absl::Status CheckCasesExist(const RunFlags& flags, const v1::Suite& suite) {
   for (const auto& name : flags.cases) {
     bool found = false;
-    for (const auto& c : judged->suite.cases()) found |= c.name() == name;
-    if (!found) {
-      std::cerr << "perfgate run: " << flags.suite << " has no case '" << name << "'\n";
-      *exit_code = kExitBadInput;
-      return;
-    }
+    for (const auto& c : suite.cases()) found |= c.name() == name;
+    if (!found) return absl::InvalidArgumentError(absl::StrCat(flags.suite, " has no case '", name, "'"));
   }
-  static CancelToken cancel;
-  OnTerminationSignal([](int) { cancel.Cancel(); });
-  SetDefaultCgroupRoot(flags.cgroup_root);
-  const v1::HostFingerprint host = ProbeHost();
-  std::cerr << "perfgate run: " << DescribeHost(host) << "\n"
-            << "perfgate run: " << host.memory_note() << "\n";
+  return absl::OkStatus();
+}
 
+// The run's options from the flags; progress a rewritten line on a terminal,
+// a plain line a case in CI logs.
+LocalRunOptions RunOptions(const RunFlags& flags, const CancelToken* cancel, bool tty) {
   LocalRunOptions options;
   options.cases.insert(flags.cases.begin(), flags.cases.end());
   options.repeats = flags.repeats;
   options.warmup = flags.warmup;
   options.labels = flags.labels;
   options.pool = flags.pool;
-  options.cancel = &cancel;
-  const bool tty = isatty(STDERR_FILENO);
+  options.cancel = cancel;
   options.progress = [tty, last = std::string()](int index, int total, const std::string& name,
                                                  const std::string& phase) mutable {
     if (tty) {
@@ -100,7 +87,28 @@ void RunHere(const RunFlags& flags, int* exit_code) {
   options.skipped = [](const std::string& name, const std::string& why) {
     std::cerr << "perfgate run: skipped " << name << ": " << why << "\n";
   };
-  const v1::Run run = RunLocally(judged->suite, host, options);
+  return options;
+}
+
+void RunHere(const RunFlags& flags, int* exit_code) {
+  auto judged = LoadWhatToRun(flags);
+  absl::Status cases = judged.ok() ? CheckCasesExist(flags, judged->suite) : judged.status();
+  if (!cases.ok()) {
+    std::cerr << "perfgate run: " << cases.message() << "\n";
+    *exit_code = kExitBadInput;
+    return;
+  }
+  UseArtifactsInPlace(&judged->suite);  // by hand, the suite's `artifacts:` folders are read where they are
+  // By hand, a case this machine cannot run is skipped, not a failure.
+  judged->policy.fail_on.erase(Verdict::kNoCapableAgent);
+  static CancelToken cancel;
+  OnTerminationSignal([](int) { cancel.Cancel(); });
+  SetDefaultCgroupRoot(flags.cgroup_root);
+  const v1::HostFingerprint host = ProbeHost();
+  std::cerr << "perfgate run: " << DescribeHost(host) << "\n"
+            << "perfgate run: " << host.memory_note() << "\n";
+  const bool tty = isatty(STDERR_FILENO);
+  const v1::Run run = RunLocally(judged->suite, host, RunOptions(flags, &cancel, tty));
   if (tty) std::cerr << "\r\033[K" << std::flush;
   GateReport report = BuildGateReport(run, judged->baselines, judged->policy, /*complete_run=*/flags.cases.empty());
   const CommandSummaryReporter summary;
