@@ -293,55 +293,68 @@ CgroupParent CgroupParent::Detect(const std::string& root) {
   if (root == kNoGroups) {
     kill_how = memory_how = "--cgroup-root none";
   } else {
-    const Hierarchy v2 = FindHierarchy("");
-    auto v2_dir = MakeParent(v2, root, &p.created_);
-    if (!v2_dir.ok()) {
-      kill_how = absl::StrCat("cgroup v2: ", v2_dir.status().message());
-    } else if (!Exists(*v2_dir + "/cgroup.kill")) {
-      kill_how = absl::StrCat("cgroup v2: no cgroup.kill in ", *v2_dir, " (kernel before 5.14)");
-    } else {
-      p.kill_dir_ = *v2_dir;
-      p.kill_mount_ = v2.mountpoint;
-      p.kill_by_file_ = true;
-      if (EnableV2Memory(*v2_dir, &memory_how)) {
-        p.memory_dir_ = *v2_dir;
-        p.memory_mount_ = v2.mountpoint;
-        p.memory_source_ = MemorySource::kCgroupV2;
-      }
-    }
-    if (p.memory_dir_.empty()) {
-      const Hierarchy v1 = FindHierarchy("memory");
-      auto v1_dir = MakeParent(v1, root, &p.created_);
-      if (!v1_dir.ok()) {
-        absl::StrAppend(&memory_how, memory_how.empty() ? "" : "; ", "cgroup v1 memory: ", v1_dir.status().message());
-      } else {
-        p.memory_dir_ = *v1_dir;
-        p.memory_mount_ = v1.mountpoint;
-        p.memory_source_ = MemorySource::kCgroupV1;
-        if (p.kill_dir_.empty()) {
-          p.kill_dir_ = *v1_dir;
-          p.kill_mount_ = v1.mountpoint;
-        }
-      }
-    }
+    p.UseV2(root, &kill_how, &memory_how);
+    if (p.memory_dir_.empty()) p.UseV1Memory(root, &memory_how);
   }
   for (const std::string& dir : {p.kill_dir_, p.memory_dir_}) {
     if (!dir.empty()) RemoveStaleGroups(dir);
   }
   const std::string& groups_dir = p.memory_dir_.empty() ? p.kill_dir_ : p.memory_dir_;
   if (!groups_dir.empty()) p.groups_lock_fd_ = OpenForLocking(groups_dir);
-  const char* peak_file = p.memory_source_ == MemorySource::kCgroupV2 ? "memory.peak" : "memory.max_usage_in_bytes";
-  p.description_ =
-      p.memory_source_ == MemorySource::kRusage
+  p.description_ = p.Describe(kill_how, memory_how);
+  return p;
+}
+
+void CgroupParent::UseV2(const std::string& root, std::string* kill_how, std::string* memory_how) {
+  const Hierarchy v2 = FindHierarchy("");
+  auto v2_dir = MakeParent(v2, root, &created_);
+  if (!v2_dir.ok()) {
+    *kill_how = absl::StrCat("cgroup v2: ", v2_dir.status().message());
+    return;
+  }
+  if (!Exists(*v2_dir + "/cgroup.kill")) {
+    *kill_how = absl::StrCat("cgroup v2: no cgroup.kill in ", *v2_dir, " (kernel before 5.14)");
+    return;
+  }
+  kill_dir_ = *v2_dir;
+  kill_mount_ = v2.mountpoint;
+  kill_by_file_ = true;
+  if (EnableV2Memory(*v2_dir, memory_how)) {
+    memory_dir_ = *v2_dir;
+    memory_mount_ = v2.mountpoint;
+    memory_source_ = MemorySource::kCgroupV2;
+  }
+}
+
+void CgroupParent::UseV1Memory(const std::string& root, std::string* memory_how) {
+  const Hierarchy v1 = FindHierarchy("memory");
+  auto v1_dir = MakeParent(v1, root, &created_);
+  if (!v1_dir.ok()) {
+    absl::StrAppend(memory_how, memory_how->empty() ? "" : "; ", "cgroup v1 memory: ", v1_dir.status().message());
+    return;
+  }
+  memory_dir_ = *v1_dir;
+  memory_mount_ = v1.mountpoint;
+  memory_source_ = MemorySource::kCgroupV1;
+  if (kill_dir_.empty()) {
+    kill_dir_ = *v1_dir;
+    kill_mount_ = v1.mountpoint;
+  }
+}
+
+std::string CgroupParent::Describe(const std::string& kill_how, const std::string& memory_how) const {
+  const char* peak_file = memory_source_ == MemorySource::kCgroupV2 ? "memory.peak" : "memory.max_usage_in_bytes";
+  std::string out =
+      memory_source_ == MemorySource::kRusage
           ? absl::StrCat("peak memory: rusage of the case, which includes the agent's own resident set (no cgroup: ",
                          memory_how, ")")
-          : absl::StrCat("peak memory: ", MemorySourceName(p.memory_source_), " ", peak_file, " of a group per run in ",
-                         p.memory_dir_, memory_how.empty() ? "" : absl::StrCat(" (", memory_how, ")"));
-  absl::StrAppend(&p.description_, "; leftover processes: ",
-                  p.kill_dir_.empty() ? absl::StrCat("by process group only (", kill_how, ")")
-                  : p.kill_by_file_   ? absl::StrCat("cgroup.kill of a v2 group per run in ", p.kill_dir_)
-                                      : absl::StrCat("killed by v1 group membership in ", p.kill_dir_));
-  return p;
+          : absl::StrCat("peak memory: ", MemorySourceName(memory_source_), " ", peak_file, " of a group per run in ",
+                         memory_dir_, memory_how.empty() ? "" : absl::StrCat(" (", memory_how, ")"));
+  absl::StrAppend(&out, "; leftover processes: ",
+                  kill_dir_.empty() ? absl::StrCat("by process group only (", kill_how, ")")
+                  : kill_by_file_   ? absl::StrCat("cgroup.kill of a v2 group per run in ", kill_dir_)
+                                    : absl::StrCat("killed by v1 group membership in ", kill_dir_));
+  return out;
 }
 
 void CgroupParent::RemoveParents() const {

@@ -55,6 +55,13 @@ class CgroupParent {
   void RemoveParents() const;
 
  private:
+  // Kills by the v2 group's cgroup.kill, and measures by its memory.peak
+  // where the memory controller can be enabled; `*_how` says why not.
+  void UseV2(const std::string& root, std::string* kill_how, std::string* memory_how);
+  // Measures by the v1 memory hierarchy (and kills by it, if v2 could not).
+  void UseV1Memory(const std::string& root, std::string* memory_how);
+  // What description() says: where peak memory comes from and how leftovers are killed.
+  std::string Describe(const std::string& kill_how, const std::string& memory_how) const;
   friend class RunCgroup;
   // Makes the parent folders again (after another process removed them).
   absl::Status Restore() const;
@@ -142,7 +149,7 @@ class RunCgroup {
   std::vector<int> join_fds_;
   int v2_folder_fd_ = -1;
   int v2_join_fd_ = -1;
-  int kill_procs_fd_ = -1;  // the kill group's cgroup.procs, for reading: who is left
+  int kill_procs_fd_ = -1;                     // the kill group's cgroup.procs, for reading: who is left
   std::shared_ptr<const int> groups_lock_fd_;  // the parent's, for the removals in ~RunCgroup
 };
 

@@ -57,7 +57,7 @@ std::string HostName() {
   return host;
 }
 
-// The worker's options from the agent's flags, or what is wrong with them.
+// The worker's options from the agent's flags but its cache size (SetCacheSize), or what is wrong with them.
 absl::StatusOr<WorkerOptions> OptionsFrom(const AgentFlags& flags) {
   WorkerOptions options;
   options.coordinator = flags.coordinator;
@@ -70,23 +70,28 @@ absl::StatusOr<WorkerOptions> OptionsFrom(const AgentFlags& flags) {
   options.labels = flags.labels;
   options.kill_grace_ms = flags.kill_grace_ms;
   options.artifacts.dir = flags.artifact_dir;
+  return options;
+}
+
+absl::Status SetCacheSize(const AgentFlags& flags, WorkerOptions* options) {
   auto cache_size = ParseBytes(flags.artifact_cache_size);
   if (!cache_size || *cache_size == 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("--artifact-cache-size '", flags.artifact_cache_size, "' is not a size like 10GiB"));
   }
-  options.artifacts.limit_bytes = *cache_size;
-  return options;
+  options->artifacts.limit_bytes = *cache_size;
+  return absl::OkStatus();
 }
 
 // Serves the coordinator until stopped by a signal or refused; the exit code.
 int Serve(const AgentFlags& flags) {
   absl::StatusOr<WorkerOptions> options = OptionsFrom(flags);
-  if (!options.ok()) {
-    std::cerr << "perfgate agent: " << options.status().message() << "\n";
+  if (options.ok() && flags.security.insecure) WarnInsecure("agent");
+  const absl::Status cache = options.ok() ? SetCacheSize(flags, &*options) : options.status();
+  if (!cache.ok()) {
+    std::cerr << "perfgate agent: " << cache.message() << "\n";
     return kExitBadInput;
   }
-  if (flags.security.insecure) WarnInsecure("agent");
   SetDefaultCgroupRoot(flags.cgroup_root);
   v1::HostFingerprint host = ProbeHost();
   const std::string& id = options->agent_id;

@@ -78,15 +78,6 @@ void AddServingFlags(CLI::App* cmd, CoordinatorFlags* flags) {
   cmd->add_option("--artifact-dir", flags->artifact_dir, "uploaded artifacts (default: 'artifacts' beside --db)");
   cmd->add_option("--artifact-quota", flags->artifact_quota, "most bytes of artifacts kept, e.g. 20GiB")
       ->capture_default_str();
-  cmd->add_option("--priority-levels", flags->priority_levels,
-                  "nice levels to run above the priority it was started with, so that agents and cases sharing "
-                  "the machine never keep its replies waiting for a core (needs root or CAP_SYS_NICE; 0: as started)")
-      ->capture_default_str()
-      ->check(CLI::Range(0, 39));
-  cmd->add_flag("--sync-commits", flags->sync_commits,
-                "acknowledge a result only once fdatasync has put it on disk, so that it survives a power cut or a "
-                "kernel crash, not only the coordinator's death (the default); every acknowledgement then waits "
-                "for the disk, which on a busy or shared disk can hold agents up");
 }
 
 void AddSecurityFlags(CLI::App* cmd, CoordinatorFlags* flags) {
@@ -102,7 +93,19 @@ void AddSecurityFlags(CLI::App* cmd, CoordinatorFlags* flags) {
                   "file holding the submitters' token (SubmitRun, CancelRun, ReportVerdict and reads)");
   cmd->add_option("--read-token-file", flags->tokens.reader,
                   "file holding a read-only token (GetRun, WatchRun, GetHistory)");
-  AddSizeFlags(cmd, &flags->sizes, MessageLimits{});
+}
+
+// How it shares the machine and the disk.
+void AddTuningFlags(CLI::App* cmd, CoordinatorFlags* flags) {
+  cmd->add_option("--priority-levels", flags->priority_levels,
+                  "nice levels to run above the priority it was started with, so that agents and cases sharing "
+                  "the machine never keep its replies waiting for a core (needs root or CAP_SYS_NICE; 0: as started)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 39));
+  cmd->add_flag("--sync-commits", flags->sync_commits,
+                "acknowledge a result only once fdatasync has put it on disk, so that it survives a power cut or a "
+                "kernel crash, not only the coordinator's death (the default); every acknowledgement then waits "
+                "for the disk, which on a busy or shared disk can hold agents up");
 }
 
 // The lease timings the flags ask for; heartbeats, sessions and sweeps follow the lease's TTL.
@@ -211,6 +214,8 @@ void AddCoordinatorCommand(CLI::App& app, int* exit_code) {
   AddConfigFileOption(cmd);
   AddServingFlags(cmd, flags.get());
   AddSecurityFlags(cmd, flags.get());
+  AddTuningFlags(cmd, flags.get());
+  AddSizeFlags(cmd, &flags->sizes, MessageLimits{});
   cmd->footer(kExitCodesHelp);
   cmd->callback([flags, exit_code] { *exit_code = Serve(*flags); });
 }

@@ -782,11 +782,6 @@ class SqliteStore final : public Store {
     return lost_;
   }
 
-  // REQUIRES: history_mu_ held, inside a read transaction of history_reader_.
-  // Keys are bound unowned (the request outlives the statements) and the
-  // response is made on `arena`: a history of thousands of keys takes few
-  // heap allocations.
-  //
   // What writes need of a run that takes leases: its row's key, and what
   // history and stripped results are keyed by.
   // How long a counted lease took, by its case's index, on its pool.
