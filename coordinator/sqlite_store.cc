@@ -22,6 +22,7 @@
 #include "absl/strings/str_split.h"
 #include "coordinator/background_queue.h"
 #include "coordinator/cpu_pacer.h"
+#include "coordinator/run_summary.h"
 #include "coordinator/sqlite_compact.h"
 #include "coordinator/sqlite_history.h"
 #include "coordinator/sqlite_migrations.h"
@@ -80,53 +81,6 @@ LeaseRecord LeaseFrom(const Statement& row) {
   l.expires_at_ms = row.Int(8);
   l.pool = row.Text(9);
   return l;
-}
-
-// How long a counted case took, for ordering and holding cases ahead: the
-// time its agent says it was busy with it, rounded up to a millisecond, but
-// never more than its lease lived (grant to result), which an agent cannot
-// stretch; the lease's span where the agent said nothing. That span alone
-// also holds the wait behind the cases held ahead of it and the result's
-// wait for its report: after 128 load sessions that end each case at once,
-// 176 of 2,000 cases read over 50 ms, so the next runs took them first and
-// held none of them ahead (Scheduler::MayHoldAhead).
-int64_t DurationMs(const v1::CaseResult& result, int64_t lease_span_ms) {
-  if (result.busy_us() == 0) return lease_span_ms;
-  const uint64_t busy_ms = result.busy_us() / 1000 + (result.busy_us() % 1000 != 0);
-  return static_cast<int64_t>(std::min<uint64_t>(busy_ms, static_cast<uint64_t>(std::max<int64_t>(lease_span_ms, 0))));
-}
-
-double Median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  const size_t n = values.size();
-  return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
-}
-
-// Each series' median, by series id, of (series id, value) pairs.
-std::vector<std::pair<int64_t, double>> Medians(std::vector<std::pair<int64_t, double>> values) {
-  std::sort(values.begin(), values.end());
-  std::vector<std::pair<int64_t, double>> medians;
-  for (size_t first = 0; first < values.size();) {
-    size_t end = first;
-    while (end < values.size() && values[end].first == values[first].first) ++end;
-    const size_t n = end - first;
-    const double mid = values[first + n / 2].second;
-    medians.emplace_back(values[first].first, n % 2 ? mid : (values[first + n / 2 - 1].second + mid) / 2);
-    first = end;
-  }
-  return medians;
-}
-
-// The series history keeps for a counted result: values of plain samples and
-// of the head side of A/B runs (the base side measured other code), by key.
-std::map<std::tuple<std::string, std::string, std::string>, std::vector<double>> HistoryValues(
-    const v1::CaseResult& result) {
-  std::map<std::tuple<std::string, std::string, std::string>, std::vector<double>> out;
-  for (const auto& sample : result.samples()) {
-    if (!sample.variant().empty() && sample.variant() != "head") continue;
-    for (const auto& v : sample.values()) out[{v.benchmark(), v.metric(), v.source()}].push_back(v.value());
-  }
-  return out;
 }
 
 class SqliteStore final : public Store {
