@@ -432,6 +432,34 @@ Supervised Supervise(const ExecSpec& spec, const CancelToken* cancel, pid_t pid,
   return {term_sent, forced_end};
 }
 
+// The case's stdout and stderr pipes; none left open if either cannot be made.
+absl::Status OpenPipes(int out_pipe[2], int err_pipe[2]) {
+  if (pipe2(out_pipe, O_CLOEXEC) != 0) return absl::InternalError(absl::StrCat("pipe: ", std::strerror(errno)));
+  if (pipe2(err_pipe, O_CLOEXEC) != 0) {
+    const int error = errno;
+    close(out_pipe[0]);
+    close(out_pipe[1]);
+    return absl::InternalError(absl::StrCat("pipe: ", std::strerror(error)));
+  }
+  return absl::OkStatus();
+}
+
+// Where the child starts: its folder, its standard streams and the run's groups to join.
+void SetChildContext(const ExecSpec& spec, int stdout_fd, int stderr_fd, const RunCgroup* group, ChildSetup* setup) {
+  setup->cwd = spec.cwd.empty() ? nullptr : spec.cwd.c_str();
+  // Opened once per process: every case reads the same empty stdin (-1 if it cannot be opened: the case then
+  // keeps the agent's, as it did when each case opened its own).
+  static const int dev_null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  setup->stdin_fd = dev_null;
+  setup->stdout_fd = stdout_fd;
+  setup->stderr_fd = stderr_fd;
+  setup->parent = getpid();
+  if (group) {
+    setup->join_fds = group->join_fds().data();
+    setup->join_count = group->join_fds().size();
+  }
+}
+
 // The cgroup hierarchy a case is run under: its run's supplies', the spec's, or the machine's.
 const CgroupParent& CgroupsOf(const ExecSpec& spec) {
   if (spec.supplies) return spec.supplies->cgroups();
@@ -541,26 +569,15 @@ ExecResult Execute(const ExecSpec& spec, const CancelToken* cancel) {
   }
 
   int out_pipe[2], err_pipe[2];
-  if (pipe2(out_pipe, O_CLOEXEC) || pipe2(err_pipe, O_CLOEXEC)) {
-    result.spawn_error = absl::StrCat("pipe: ", std::strerror(errno));
+  if (absl::Status pipes = OpenPipes(out_pipe, err_pipe); !pipes.ok()) {
+    result.spawn_error = std::string(pipes.message());
     return result;
   }
   ChildSetup setup;
   setup.program = program.c_str();
   setup.argv = argv.data();
   setup.envp = envp.data();
-  setup.cwd = spec.cwd.empty() ? nullptr : spec.cwd.c_str();
-  // Opened once per process: every case reads the same empty stdin (-1 if it cannot be opened: the case then
-  // keeps the agent's, as it did when each case opened its own).
-  static const int dev_null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-  setup.stdin_fd = dev_null;
-  setup.stdout_fd = out_pipe[1];
-  setup.stderr_fd = err_pipe[1];
-  setup.parent = getpid();
-  if (*group) {
-    setup.join_fds = (*group)->join_fds().data();
-    setup.join_count = (*group)->join_fds().size();
-  }
+  SetChildContext(spec, out_pipe[1], err_pipe[1], group->get(), &setup);
 
   // A hardware counter must be attached between fork and exec, so counted
   // runs fork and wait for a go-ahead; all others spawn vfork-style, which
