@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/file.h>
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -47,6 +48,39 @@ TEST(ExecutorTest, ExitCodeAndOutputAreCaptured) {
   EXPECT_FALSE(r.ok());
   EXPECT_GT(r.wall_s, 0);
   EXPECT_EQ(r.Describe(), "exit 3");
+}
+
+size_t OpenDescriptors() {
+  return static_cast<size_t>(std::distance(std::filesystem::directory_iterator("/proc/self/fd"),
+                                           std::filesystem::directory_iterator()));
+}
+
+// Out of descriptors after the case's stdout pipe but before its stderr
+// pipe (EMFILE): the spawn fails with why, and the first pipe is closed, not
+// leaked (an agent near its limit would otherwise lose two a case).
+TEST(ExecutorTest, APipeThatCannotBeMadeFailsTheSpawnAndLeaksNoDescriptor) {
+  const CgroupParent no_groups = CgroupParent::Detect("none");
+  ExecSpec spec;
+  spec.argv = {"/bin/true"};
+  spec.cgroups = &no_groups;
+  ASSERT_TRUE(Execute(spec).ok());  // opens what is opened once per process (/dev/null)
+  const int lowest_free = dup(0);
+  ASSERT_GE(lowest_free, 0);
+  close(lowest_free);
+  // The first pipe takes the two lowest free descriptors; the limit leaves no third.
+  if (fcntl(lowest_free + 1, F_GETFD) != -1) GTEST_SKIP() << "descriptor " << lowest_free + 1 << " is in use";
+  const size_t before = OpenDescriptors();
+  rlimit saved{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
+  rlimit tight = saved;
+  tight.rlim_cur = static_cast<rlim_t>(lowest_free + 2);
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &tight), 0);
+  const ExecResult r = Execute(spec);
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
+  EXPECT_EQ(r.end, ExecResult::End::kSpawnFailed);
+  EXPECT_THAT(r.spawn_error, HasSubstr("pipe: Too many open files"));
+  // Counted with the limit restored: the directory listing needs a descriptor of its own.
+  EXPECT_EQ(OpenDescriptors(), before);
 }
 
 // Every case reads an empty stdin (/dev/null, opened once by the agent), never the agent's own.
