@@ -20,9 +20,13 @@ namespace perfgate {
 class CpuPacer {
  public:
   using Sleep = std::function<void(std::chrono::nanoseconds)>;
+  // The CPU the calling thread has used, in nanoseconds.
+  using CpuClock = std::function<int64_t()>;
   // cpu_share: the part of a core the thread may use while busy, held to
-  // [0.01, 1]; 1 never sleeps. sleep: how it sleeps (tests count instead).
-  explicit CpuPacer(double cpu_share, Sleep sleep = nullptr);
+  // [0.01, 1]; 1 never sleeps. sleep: how it sleeps, and cpu: how it reads
+  // its thread's CPU (ThreadCpuNs); tests count sleeps and drive the CPU
+  // clock instead, since a loaded machine's thread clock jumps.
+  explicit CpuPacer(double cpu_share, Sleep sleep = nullptr, CpuClock cpu = nullptr);
 
   // At points where the work may pause. busy: whether urgent work went on
   // since the last call. Each time the thread has used a slice of CPU
@@ -44,6 +48,7 @@ class CpuPacer {
 
   const double cpu_share_;
   const Sleep sleep_;
+  const CpuClock cpu_;
   int64_t slice_from_ns_ = 0;  // the slice's start, in thread CPU time
   bool busy_in_slice_ = false;
 };
@@ -54,8 +59,9 @@ class CpuPacer {
 class ActivityPacer {
  public:
   // REQUIRES: `activity` outlives this object.
-  ActivityPacer(double cpu_share, const std::atomic<uint64_t>& activity, CpuPacer::Sleep sleep = nullptr)
-      : activity_(activity), seen_(Now()), pacer_(cpu_share, std::move(sleep)) {}
+  ActivityPacer(double cpu_share, const std::atomic<uint64_t>& activity, CpuPacer::Sleep sleep = nullptr,
+                CpuPacer::CpuClock cpu = nullptr)
+      : activity_(activity), seen_(Now()), pacer_(cpu_share, std::move(sleep), std::move(cpu)) {}
 
   // At points where the work may pause (CpuPacer::Pace).
   void operator()() {
