@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -541,6 +542,25 @@ absl::Status CheckSampleCount(const std::string& lease_id, const v1::CaseResult&
                                                  " samples; at most ", max_samples, " are taken"));
 }
 
+// A NaN or infinity compares false with every limit, so a judge would pass
+// it; an honest agent's parsers never send one (agent/result_adapters.cc).
+absl::Status CheckSampleValues(const std::string& lease_id, const v1::CaseResult& result) {
+  for (const auto& sample : result.samples()) {
+    for (const auto& v : sample.values()) {
+      if (std::isfinite(v.value())) continue;
+      return absl::InvalidArgumentError(absl::StrCat("the result for lease '", lease_id, "' has ", v.value(),
+                                                     " for ", v.benchmark(), ",", v.metric(), " in sample ",
+                                                     sample.index(), "; every value must be a finite number"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckResult(const std::string& lease_id, const v1::CaseResult& result, size_t max_samples) {
+  if (auto s = CheckSampleCount(lease_id, result, max_samples); !s.ok()) return s;
+  return CheckSampleValues(lease_id, result);
+}
+
 // Leases the agent can hold after the reply: want_next_lease alone means one.
 uint32_t LeasesWanted(const v1::CompleteLeaseRequest& request) {
   if (request.leases_wanted() > 0) return request.leases_wanted();
@@ -555,11 +575,11 @@ absl::StatusOr<v1::CompleteLeaseResponse> Scheduler::Complete(const v1::Complete
                                                    " results; at most ", kMaxResultsPerCall + 1,
                                                    " are taken per call"));
   }
-  if (auto s = CheckSampleCount(request.lease_id(), request.result(), options_.max_samples_per_result); !s.ok()) {
+  if (auto s = CheckResult(request.lease_id(), request.result(), options_.max_samples_per_result); !s.ok()) {
     return s;
   }
   for (const auto& more : request.more_results()) {
-    if (auto s = CheckSampleCount(more.lease_id(), more.result(), options_.max_samples_per_result); !s.ok()) return s;
+    if (auto s = CheckResult(more.lease_id(), more.result(), options_.max_samples_per_result); !s.ok()) return s;
   }
   completing_.fetch_add(1);
   absl::StatusOr<v1::CompleteLeaseResponse> response;

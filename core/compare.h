@@ -70,7 +70,10 @@ struct Comparison {
 
 // Each comparison takes the metric's direction (core/metric_traits.h).
 // REQUIRES: better != kUnknown; such metrics are shown, never compared
-// (given one anyway, the comparison passes).
+// (given one anyway, the comparison passes). REQUIRES: finite values (the
+// judge calls a series with a NaN an error before it compares).
+// Against a baseline of 0 every comparison judges the step itself: any
+// move to the worse side is a regression (PyTorch's rule for an expected 0).
 
 // PyTorch's check: low = E - E*m, high = E + E*m; beyond them (strictly) is a
 // change; the worse side is a regression. `result` is this run's median.
@@ -108,7 +111,7 @@ bool PassWithinResolution(double resolution, Comparison* c);
 
 // Two-sided p-value of the Mann-Whitney U test: exact for small samples
 // without ties, normal approximation with tie and continuity correction
-// otherwise. 1 when every value is equal.
+// otherwise. 1 when every value is equal; NaN when a value is not finite.
 double MannWhitneyPValue(const std::vector<double>& a, const std::vector<double>& b);
 
 }  // namespace perfgate

@@ -1,5 +1,7 @@
 #include "core/judge.h"
 
+#include <algorithm>
+#include <cmath>
 #include <map>
 #include <set>
 
@@ -316,8 +318,27 @@ CaseReport StartCaseReport(const v1::CaseStatus& c) {
 
 // One measured series of a case, compared where the case ran. `all` is every
 // series of the same result (the A/B base side is shown beside its head).
+// NaN compares false with every limit, so a series holding one would pass
+// whatever its baseline. The coordinator refuses such results; a judge that
+// meets one anyway (an older store, another coordinator) calls it an error.
+bool AllFinite(const Series& series) {
+  return std::all_of(series.values.begin(), series.values.end(), [](double v) { return std::isfinite(v); });
+}
+
+MetricReport NotFinite(const CaseReport& cr, const Series& series) {
+  MetricReport m;
+  m.series = series;
+  m.verdict = Verdict::kError;
+  m.judged = cr.ran;
+  m.note = "a sample value is not a finite number (NaN or infinity): the agent that measured it is broken";
+  return m;
+}
+
 MetricReport JudgeSeries(const CaseReport& cr, const Series& series, const std::vector<Series>& all,
                          const Baselines& baselines, const Policy& policy) {
+  const Series* base =
+      series.variant == SideName(Side::kHead) ? FindSeries(all, series, SideName(Side::kBase)) : nullptr;
+  if (!AllFinite(series) || (base && !AllFinite(*base))) return NotFinite(cr, series);
   MetricReport m{series,
                  Summarize(series.values),
                  std::nullopt,
@@ -327,9 +348,7 @@ MetricReport JudgeSeries(const CaseReport& cr, const Series& series, const std::
                  cr.ran && policy.Judged(cr.name, series.metric),
                  ""};
   m.series.unit = UnitOf(series.metric, series.unit, policy.compare.declared);
-  if (series.variant == SideName(Side::kHead)) {
-    if (const Series* base = FindSeries(all, series, SideName(Side::kBase))) m.base = Summarize(base->values);
-  }
+  if (base) m.base = Summarize(base->values);
   if (cr.ran) {
     m.comparison = Compare(cr.name, series, all, cr.pool, baselines, policy, &m.note);
     if (m.comparison) m.verdict = m.comparison->verdict;
@@ -430,6 +449,10 @@ void ApplyConfirmation(GateReport* report, const v1::Run& confirmation, const Ba
     for (auto& m : c.metrics) {
       if (m.verdict != Verdict::kRegression || !m.comparison) continue;
       const Series* series = FindSeries(all, m.series, m.series.variant);
+      if (series && !std::all_of(all.begin(), all.end(), AllFinite)) {
+        m.note = "confirmation run gave a value that is not a finite number; first measurement stands";
+        continue;
+      }
       std::string shown_only;
       std::optional<Comparison> re =
           series ? Compare(c.name, *series, all, c.pool, baselines, policy, &shown_only) : std::nullopt;

@@ -174,6 +174,39 @@ TEST(CompareAbTest, DeterministicCountsNeedNoRankTest) {
   EXPECT_EQ(CompareAB(kLower, {1000, 1000}, {1000, 1000}, options).p_value, 1);
 }
 
+// A zero baseline has no relative change; as in the expected file's rule, any
+// step to the worse side regresses (graph breaks 0 -> 5 used to pass).
+TEST(CompareHistoryTest, ZeroHistoryMedianJudgesTheStepItself) {
+  CompareOptions options;
+  const std::vector<double> zeros = {0, 0, 0, 0, 0};
+  Comparison c = CompareWithHistory(kLower, {5, 5, 5}, zeros, options);
+  EXPECT_EQ(c.verdict, Verdict::kRegression);
+  EXPECT_TRUE(std::isnan(c.change));
+  EXPECT_EQ(CompareWithHistory(kLower, {0, 0, 0}, zeros, options).verdict, Verdict::kPass);
+  EXPECT_EQ(CompareWithHistory(kHigher, {5, 5, 5}, zeros, options).verdict, Verdict::kImprovement);
+  EXPECT_EQ(CompareWithHistory(kHigher, {-5, -5, -5}, zeros, options).verdict, Verdict::kRegression);
+}
+
+TEST(CompareAbTest, ZeroBaseMedianJudgesTheStepItself) {
+  CompareOptions options;
+  const std::vector<double> base(10, 0), head(10, 5);
+  Comparison c = CompareAB(kLower, base, head, options);
+  EXPECT_EQ(c.p_value, 0);
+  EXPECT_EQ(c.verdict, Verdict::kRegression);
+  EXPECT_EQ(CompareAB(kLower, head, base, options).verdict, Verdict::kImprovement);
+  EXPECT_EQ(CompareAB(kLower, base, base, options).verdict, Verdict::kPass);
+  // Not significant: a single stray count on the head side is no regression.
+  std::vector<double> one_stray = base;
+  one_stray[3] = 1;
+  EXPECT_EQ(CompareAB(kLower, base, one_stray, options).verdict, Verdict::kPass);
+}
+
+TEST(MannWhitneyTest, ANonFiniteValueHasNoPValue) {
+  // It used to stall the tie loop forever (a NaN equals nothing, itself included).
+  EXPECT_TRUE(std::isnan(MannWhitneyPValue({1, NAN, 3}, {4, 5, 6})));
+  EXPECT_TRUE(std::isnan(MannWhitneyPValue({1, 2, 3}, {4, INFINITY, 6})));
+}
+
 TEST(MannWhitneyTest, ExactSmallSampleValues) {
   // Complete separation of 5 and 5: two of C(10,5) = 252 arrangements are as extreme.
   EXPECT_NEAR(MannWhitneyPValue({1, 2, 3, 4, 5}, {6, 7, 8, 9, 10}), 2.0 / 252, 1e-12);

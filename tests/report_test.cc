@@ -193,6 +193,21 @@ TEST(ReportTest, ConfirmationClearsANoisyRegressionAndKeepsARealOne) {
   EXPECT_THAT(r.failed_rules, ::testing::ElementsAre("regression fails the gate: 1 case (real)"));
 }
 
+// NaN is neither above nor below any limit: a series holding one used to
+// pass against an expected row, and in a confirmation to clear a regression.
+TEST(ReportTest, ANonFiniteSampleIsAnErrorNeverAPass) {
+  Policy policy;
+  Baselines b = Expected({{"nan", "instructions", 1000, 0.1, 1}, {"real", "instructions", 1000, 0.1, 2}});
+  GateReport r = BuildGateReport(
+      RunOf({OkCase("nan", "instructions", {1000, NAN, 1000}), OkCase("real", "instructions", {1200})}), b, policy);
+  EXPECT_FALSE(r.passed);
+  EXPECT_EQ(r.cases[0].verdict, Verdict::kError);
+  EXPECT_THAT(r.cases[0].metrics[0].note, HasSubstr("not a finite number"));
+  ApplyConfirmation(&r, RunOf({OkCase("real", "instructions", {INFINITY})}), b, policy);
+  EXPECT_EQ(r.cases[1].verdict, Verdict::kRegression);
+  EXPECT_THAT(r.cases[1].metrics[0].note, HasSubstr("first measurement stands"));
+}
+
 // Ten base and ten head samples of wall time, head 5% slower.
 v1::CaseStatus AbCase() {
   v1::CaseStatus c;

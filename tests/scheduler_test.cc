@@ -795,6 +795,38 @@ TEST_F(SchedulerTest, RunsAndResultsOverTheLimitsAreRefusedSayingWhy) {
   EXPECT_EQ(scheduler_->Stats().results_counted, 0u);
 }
 
+// A NaN passes every limit it is compared with: a lying agent's NaN or
+// infinity is refused, in the first result and in a batched one alike.
+TEST_F(SchedulerTest, AResultWithANonFiniteValueIsRefusedSayingWhere) {
+  const std::string s = Register("a1");
+  Submit(2);
+  auto first = Next(s);
+  ASSERT_TRUE(first);
+  for (const double bad : {std::nan(""), std::numeric_limits<double>::infinity()}) {
+    v1::CompleteLeaseRequest lie;
+    lie.set_session_id(s);
+    lie.set_lease_id(first->lease().lease_id());
+    lie.mutable_result()->set_outcome(v1::CaseResult::OUTCOME_OK);
+    auto* value = lie.mutable_result()->add_samples()->add_values();
+    value->set_benchmark("b");
+    value->set_metric("wall_time");
+    value->set_value(bad);
+    auto refused = scheduler_->Complete(lie);
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(refused.status().message()), HasSubstr("for b,wall_time in sample 0; every value must be a finite number"));
+    // The same lie behind an honest first result.
+    v1::CompleteLeaseRequest batched;
+    batched.set_session_id(s);
+    batched.set_lease_id(first->lease().lease_id());
+    batched.mutable_result()->set_outcome(v1::CaseResult::OUTCOME_OK);
+    auto* more = batched.add_more_results();
+    more->set_lease_id(lie.lease_id());
+    *more->mutable_result() = lie.result();
+    EXPECT_EQ(scheduler_->Complete(batched).status().code(), absl::StatusCode::kInvalidArgument);
+  }
+  EXPECT_EQ(scheduler_->Stats().results_counted, 0u);
+}
+
 // The coordinator was down for three lease TTLs (no sweeps ran): on restart
 // the agent's lease is resumed with a fresh TTL, in memory and in the store,
 // so the agent that kept running its case can still deliver it.
