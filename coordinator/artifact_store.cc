@@ -129,7 +129,10 @@ bool ArtifactStore::Has(const std::string& digest) {
 }
 
 bool ArtifactStore::ReserveLocked(uint64_t size) {
-  if (bytes_ + reserved_ + size > options_.quota_bytes) return false;
+  // Subtracted, not added: a declared size near 2^64 must not wrap the sum
+  // under the quota. What is stored may already exceed a quota lowered since.
+  const uint64_t used = bytes_ + reserved_;
+  if (used > options_.quota_bytes || size > options_.quota_bytes - used) return false;
   reserved_ += size;
   return true;
 }

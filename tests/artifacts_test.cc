@@ -10,6 +10,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "agent/artifact_cache.h"
@@ -225,6 +226,19 @@ TEST_F(ArtifactStoreTest, AnUploadOverTheQuotaIsRefusedAfterCollectingWhatItCan)
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_THAT(refused.status().message(), HasSubstr("--artifact-quota"));
   EXPECT_TRUE(store_->Has(DigestOfBytes(std::string(60, 'a')))) << "an unfinished run's blob is never collected";
+}
+
+// A declared size near 2^64 used to wrap the quota's sum to a small number:
+// admitted, it switched the quota off for every upload while it stayed open.
+TEST_F(ArtifactStoreTest, ASizeThatWouldWrapTheQuotaIsRefused) {
+  Open(/*quota=*/100);
+  ASSERT_TRUE(Put("x").ok());
+  auto huge = store_->BeginUpload(DigestOfBytes("y"), std::numeric_limits<uint64_t>::max());
+  EXPECT_EQ(huge.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(Put(std::string(100, 'z')).status().code(), absl::StatusCode::kResourceExhausted) << "the quota still holds";
+  EXPECT_TRUE(Put(std::string(99, 'z')).ok());
+  Open(/*quota=*/50);  // lowered since: 100 bytes stored, over it
+  EXPECT_EQ(Put("w").status().code(), absl::StatusCode::kResourceExhausted);
 }
 
 TEST_F(ArtifactStoreTest, GarbageIsWhatNoRecentOrUnfinishedRunNeeds) {
