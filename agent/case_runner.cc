@@ -96,6 +96,7 @@ absl::StatusOr<ExecSpec> BuildExec(const v1::CaseSpec& spec, const v1::Variant& 
     if (auto it = spec.env().find(name); it != spec.env().end()) return it->second;
     if (name == "PERFGATE_RESULT_FILE") return result_file;
     if (name == "VARIANT_ROOT" && !variant.root().empty()) return variant.root();
+    if (IsCredentialVariable(name)) return std::nullopt;
     if (const char* v = std::getenv(name.c_str())) return std::string(v);
     return std::nullopt;
   };

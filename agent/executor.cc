@@ -83,7 +83,7 @@ std::vector<std::string> MergedEnvironment(const std::map<std::string, std::stri
   for (char** e = environ; e && *e; ++e) {
     std::string entry = *e;
     std::string name = entry.substr(0, entry.find('='));
-    if (!overlay.count(name)) env.push_back(std::move(entry));
+    if (!overlay.count(name) && !IsCredentialVariable(name)) env.push_back(std::move(entry));
   }
   for (const auto& [k, v] : overlay) env.push_back(k + "=" + v);
   return env;
@@ -537,6 +537,10 @@ std::string ExecResult::Describe() const {
       return absl::StrCat("could not start: ", spawn_error);
   }
   return "?";
+}
+
+bool IsCredentialVariable(std::string_view name) {
+  return name == "PERFGATE_TOKEN" || name == "PERFGATE_TOKEN_FILE" || name == "PERFGATE_TLS_KEY";
 }
 
 ExecResult Execute(const ExecSpec& spec, const CancelToken* cancel) {

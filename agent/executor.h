@@ -13,6 +13,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "agent/cgroup.h"
@@ -89,6 +90,13 @@ struct ExecResult {
 // and reaped when the child ends: all of the run's cgroup where it has one
 // (setsid escapees included), else the child's process group.
 ExecResult Execute(const ExecSpec& spec, const CancelToken* cancel = nullptr);
+
+// Whether `name` is one of the variables that carry a client's credentials
+// (PERFGATE_TOKEN, PERFGATE_TOKEN_FILE, PERFGATE_TLS_KEY). A case never sees
+// them in its environment, nor through ${NAME}: with the agent's token, the
+// code of any pull request could register as an agent and report results
+// for other people's runs.
+bool IsCredentialVariable(std::string_view name);
 
 // Where argv[0] resolves with PATH from `path_env`; empty if nowhere.
 std::string ResolveProgram(const std::string& program, const std::string& path_env);

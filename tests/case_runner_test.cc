@@ -212,6 +212,13 @@ TEST(CaseRunnerTest, FailuresCarryTheirCause) {
   r = RunCase(Spec("unset_var", {"/bin/echo", "${PERFGATE_SURELY_UNSET}"}), ProbeHost(), {});
   EXPECT_EQ(r.outcome(), v1::CaseResult::OUTCOME_ERROR);
   EXPECT_THAT(r.error(), HasSubstr("${PERFGATE_SURELY_UNSET} is not set on this agent"));
+
+  setenv("PERFGATE_TOKEN", "secret-token", 1);  // the agent's own: never expanded into a case's command
+  r = RunCase(Spec("token", {"/bin/echo", "${PERFGATE_TOKEN}"}), ProbeHost(), {});
+  unsetenv("PERFGATE_TOKEN");
+  EXPECT_EQ(r.outcome(), v1::CaseResult::OUTCOME_ERROR);
+  EXPECT_THAT(r.error(), HasSubstr("${PERFGATE_TOKEN} is not set on this agent"));
+  EXPECT_THAT(r.stdout_tail(), ::testing::Not(HasSubstr("secret-token")));
 }
 
 TEST(CaseRunnerTest, GpuCaseIsSkippedWithAReasonOnAHostWithoutGpu) {

@@ -132,6 +132,20 @@ TEST(ExecutorTest, EnvironmentOverlayAndWorkingDirectory) {
   EXPECT_EQ(r.out, "hello " + dir.path() + "\n");
 }
 
+// A pull request's case must not read the agent's token: with it, it could
+// register as an agent and report results for other people's runs.
+TEST(ExecutorTest, TheAgentsCredentialsNeverReachACase) {
+  setenv("PERFGATE_TOKEN", "secret-token", 1);
+  setenv("PERFGATE_TOKEN_FILE", "/etc/perfgate/agent.token", 1);
+  setenv("PERFGATE_TLS_KEY", "/etc/perfgate/agent.key", 1);
+  setenv("PG_TEST_KEPT", "kept", 1);
+  ExecResult r = Execute(Shell("echo \"${PERFGATE_TOKEN-unset} ${PERFGATE_TOKEN_FILE-unset} ${PERFGATE_TLS_KEY-unset} "
+                               "$PG_TEST_KEPT\""));
+  for (const char* name : {"PERFGATE_TOKEN", "PERFGATE_TOKEN_FILE", "PERFGATE_TLS_KEY", "PG_TEST_KEPT"}) unsetenv(name);
+  ASSERT_TRUE(r.ok()) << r.Describe() << r.err;
+  EXPECT_EQ(r.out, "unset unset unset kept\n");
+}
+
 TEST(ExecutorTest, MeasuresCpuTimeAndPeakRss) {
   ExecSpec spec;
   spec.argv = {testing::CaseBinary("alloc"), "32"};
