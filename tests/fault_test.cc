@@ -3,9 +3,12 @@
 // the exact outcome in the coordinator's SQLite file.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
@@ -24,8 +27,9 @@ using testing::Subprocess;
 
 class FaultTest : public ::testing::Test {
  protected:
-  // Short leases so expiry happens in about a second.
-  void StartCoordinator(const std::string& listen = "127.0.0.1:0", const std::string& lease_ttl = "1s",
+  // Leases long enough that no stall of a loaded machine loses one; a test
+  // that needs a lease to expire passes kShortTtl and waits past it.
+  void StartCoordinator(const std::string& listen = "127.0.0.1:0", const std::string& lease_ttl = "10s",
                         const std::string& no_agent_grace = "3s", const std::vector<std::string>& more = {}) {
     std::vector<std::string> argv{PerfgateBinary(), "coordinator", "--listen", listen, "--db", db_, "--lease-ttl",
                                   lease_ttl,        "--max-attempts", "3", "--no-agent-grace", no_agent_grace};
@@ -56,10 +60,20 @@ class FaultTest : public ::testing::Test {
   std::string address_;
 };
 
-// A case that announces itself on a FIFO (so the test knows it runs) and then works for a while.
-std::string AnnouncingCase(const std::string& name, const std::string& fifo, double seconds) {
-  return "  - name: " + name + "\n    command: [/bin/sh, -c, \"echo $$$$ > " + fifo + "; sleep " +
-         std::to_string(seconds) + "\"]\n";
+// A TTL for tests whose leases must expire: a heartbeat every quarter of it,
+// so a lease held by a live agent is lost only if it stalls for over 2 s.
+constexpr char kShortTtl[] = "3s";
+constexpr int64_t kShortTtlMs = 3'000;
+
+// A case that announces itself on a FIFO (so the test knows it runs) and
+// then works: `first_s` seconds on its first run (the one `marker` marks),
+// `again_s` on any re-run, which announces itself too when `announce_again`.
+std::string AnnouncingCase(const std::string& name, const std::string& fifo, const std::string& marker, double first_s,
+                           double again_s, bool announce_again) {
+  const std::string announce = "echo $$$$ > " + fifo;
+  return "  - name: " + name + "\n    command: [/bin/sh, -c, \"if mkdir " + marker + " 2>/dev/null; then " + announce +
+         "; s=" + std::to_string(first_s) + "; else " + (announce_again ? announce + "; " : "") +
+         "s=" + std::to_string(again_s) + "; fi; sleep $$s\"]\n";
 }
 
 std::string QuickCases(int n) {
@@ -71,15 +85,27 @@ std::string QuickCases(int n) {
   return out;
 }
 
+// The pid a case wrote to `fifo`, or 0 if none came within a minute (a case
+// that never ran must fail the test, not hang it until ctest's timeout).
 pid_t ReadPid(const std::string& fifo) {
-  std::ifstream in(fifo);  // blocks until the case opens it for writing
-  pid_t pid = 0;
-  in >> pid;
-  return pid;
+  const int fd = open(fifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return 0;
+  std::string text;
+  pollfd p{fd, POLLIN, 0};
+  // No POLLHUP before a first writer has come and gone (Linux), so this
+  // waits for the case; its line is short and written at once.
+  while (text.find('\n') == std::string::npos && poll(&p, 1, 60'000) > 0) {
+    char buf[64];
+    const ssize_t n = read(fd, buf, sizeof buf);
+    if (n <= 0) break;
+    text.append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  return static_cast<pid_t>(std::atol(text.c_str()));
 }
 
 TEST_F(FaultTest, AgentKilledMidCaseIsRerunElsewhereAndCountedOnce) {
-  StartCoordinator();
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator("127.0.0.1:0", kShortTtl));
   Subprocess& victim = StartAgent("victim");
   const std::string fifo = dir_.File("started");
   ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
@@ -100,6 +126,7 @@ TEST_F(FaultTest, AgentKilledMidCaseIsRerunElsewhereAndCountedOnce) {
   StartAgent("survivor");
   // The re-run on the survivor announces itself on the same FIFO.
   const pid_t rerun_pid = ReadPid(fifo);
+  ASSERT_GT(rerun_pid, 0) << gate->output();
   EXPECT_NE(rerun_pid, case_pid);
   EXPECT_EQ(gate->Wait(60'000), 0) << gate->output();
   EXPECT_THAT(gate->output(), HasSubstr("GATE PASSED"));
@@ -111,29 +138,32 @@ TEST_F(FaultTest, AgentKilledMidCaseIsRerunElsewhereAndCountedOnce) {
 }
 
 TEST_F(FaultTest, CoordinatorKilledAndRestartedFinishesTheRunLosingNothing) {
-  StartCoordinator();
+  // Long leases: the restart resumes them, and none may expire meanwhile.
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator("127.0.0.1:0", "30s"));
   StartAgent("a1");
   StartAgent("a2");
   const std::string fifo = dir_.File("started");
   ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
-  // One sample each: the slow case announces itself on every run, and the FIFO is read once.
+  // One sample each; the slow case announces its first run only (the FIFO is read once).
   std::string suite = "suite: f\ndefaults: {repeats: 1, warmup: 0}\ncases:\n" + QuickCases(4) +
-                      AnnouncingCase("slow", fifo, 1.5) + QuickCases(0);
+                      AnnouncingCase("slow", fifo, dir_.File("first-run"), 1.5, 1.5, /*announce_again=*/false);
   for (int i = 4; i < 8; ++i) {
     suite +=
         "  - name: later" + std::to_string(i) + "\n    command: [\"" + testing::CaseBinary("spin") + "\", \"10000\"]\n";
   }
   auto gate = StartGate(suite);
-  ReadPid(fifo);  // the slow case is running: the quick ones before it are done or under way
+  // The slow case is running: the quick ones before it are done or under way.
+  ASSERT_GT(ReadPid(fifo), 0) << gate->output();
   const int64_t counted_before = Query("SELECT COUNT(*) FROM results WHERE counted = 1");
   const std::string port = address_.substr(address_.rfind(':') + 1);
   coordinator_->Signal(SIGKILL);
   coordinator_->Wait(10'000);
-  StartCoordinator("127.0.0.1:" + port);
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator("127.0.0.1:" + port, "30s"));
 
   EXPECT_EQ(gate->Wait(120'000), 0) << gate->output();
   EXPECT_THAT(gate->output(), HasSubstr("re-attaching"));
   EXPECT_THAT(gate->output(), HasSubstr("GATE PASSED (9 cases)"));
+  EXPECT_EQ(Query("SELECT attempts FROM cases WHERE name = 'slow'"), 1) << "the resumed lease was lost";
   EXPECT_GE(counted_before, 1);
   EXPECT_EQ(Query("SELECT COUNT(*) FROM results WHERE counted = 1"), 9);
   EXPECT_EQ(Query("SELECT COUNT(DISTINCT case_index) FROM results WHERE counted = 1"), 9);
@@ -144,7 +174,7 @@ TEST_F(FaultTest, CoordinatorKilledAndRestartedFinishesTheRunLosingNothing) {
 // With --sync-commits each result is on disk before its agent hears it is
 // recorded (a power cut cannot be staged here; store_test checks the syncs).
 TEST_F(FaultTest, WithSyncCommitsResultsAreAcknowledgedOnceOnDiskAndAKillLosesNothing) {
-  StartCoordinator("127.0.0.1:0", "1s", "3s", {"--sync-commits"});
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator("127.0.0.1:0", "10s", "3s", {"--sync-commits"}));
   ASSERT_TRUE(coordinator_->WaitForLine("results acknowledged once on disk", 30'000)) << coordinator_->output();
   StartAgent("a1");
   auto gate = StartGate("suite: f\ndefaults: {repeats: 1, warmup: 0}\ncases:\n" + QuickCases(6));
@@ -153,21 +183,24 @@ TEST_F(FaultTest, WithSyncCommitsResultsAreAcknowledgedOnceOnDiskAndAKillLosesNo
   coordinator_->Signal(SIGKILL);
   coordinator_->Wait(10'000);
   EXPECT_EQ(Query("SELECT COUNT(*) FROM results WHERE counted = 1"), 6);
-  StartCoordinator("127.0.0.1:" + port);
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator("127.0.0.1:" + port));
   EXPECT_TRUE(coordinator_->WaitForLine("they survive its death, not the machine's", 30'000))
       << coordinator_->output();
 }
 
 TEST_F(FaultTest, StoppedAgentLosesItsLeaseAndItsLateResultIsStale) {
-  StartCoordinator();
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator("127.0.0.1:0", kShortTtl));
   Subprocess& sleeper = StartAgent("sleepy");
   const std::string fifo = dir_.File("started");
   ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
-  auto gate = StartGate("suite: f\ndefaults: {repeats: 1, warmup: 0}\ncases:\n" + AnnouncingCase("slow", fifo, 0.3));
-  ReadPid(fifo);
+  // The first run outlasts any delay before the SIGSTOP; the re-run is short.
+  auto gate = StartGate("suite: f\ndefaults: {repeats: 1, warmup: 0}\ncases:\n" +
+                        AnnouncingCase("slow", fifo, dir_.File("first-run"), 5, 0.3, /*announce_again=*/true));
+  ASSERT_GT(ReadPid(fifo), 0) << gate->output();
   sleeper.Signal(SIGSTOP);  // alive but silent: no heartbeats
   StartAgent("awake");
-  ReadPid(fifo);  // the lease expired and the case runs again on the other agent
+  // The lease expired and the case runs again on the other agent.
+  ASSERT_GT(ReadPid(fifo), 0) << gate->output();
   EXPECT_EQ(gate->Wait(60'000), 0) << gate->output();
   sleeper.Signal(SIGCONT);
   ASSERT_TRUE(sleeper.WaitForLine("was stale", 30'000)) << sleeper.output();
@@ -181,7 +214,7 @@ TEST_F(FaultTest, StoppedAgentLosesItsLeaseAndItsLateResultIsStale) {
 TEST_F(FaultTest, GpuCaseWithOnlyCpuAgentsEndsAsNoCapableAgentAtSubmit) {
   // A grace far longer than the wait below: the case ends only if the
   // coordinator refuses it at submit, whatever the machine's load.
-  StartCoordinator("127.0.0.1:0", "1s", /*no_agent_grace=*/"10m");
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator("127.0.0.1:0", "10s", /*no_agent_grace=*/"10m"));
   StartAgent("cpu-only");
   auto gate = StartGate(
       "suite: f\ncases:\n  - name: needs_gpu\n    command: [/bin/true]\n    requires: {device: gpu}\n" + QuickCases(1));
@@ -193,7 +226,7 @@ TEST_F(FaultTest, GpuCaseWithOnlyCpuAgentsEndsAsNoCapableAgentAtSubmit) {
 }
 
 TEST_F(FaultTest, CancelledRunLeavesNoCaseProcessOnTheAgents) {
-  StartCoordinator();
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator());
   Subprocess& agent = StartAgent("a1");
   const std::string fifo = dir_.File("started");
   ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
@@ -250,8 +283,7 @@ void Touch(const std::string& path) { std::ofstream(path) << "go\n"; }
 // it cancelled; the restarted coordinator resumes the lease, the result is
 // delivered, and the re-attached gate fails naming the case.
 TEST_F(FaultTest, CoordinatorDownForThreeTtlsMidCaseStillFailsTheGateOnTheRegression) {
-  constexpr int64_t kTtlMs = 3'000;
-  StartCoordinator("127.0.0.1:0", "3s", "60s");
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator("127.0.0.1:0", kShortTtl, "60s"));
   Subprocess& agent = StartAgent("a1");
   const std::string expected = dir_.Write("expected.csv", "regressing,compile_time_instruction_count,100,0.05\n");
   auto gate = StartGate("suite: f\ndefaults: {repeats: 1, warmup: 0, timeout: 10m}\ncases:\n" + RegressingCase(dir_),
@@ -260,8 +292,8 @@ TEST_F(FaultTest, CoordinatorDownForThreeTtlsMidCaseStillFailsTheGateOnTheRegres
   const std::string port = address_.substr(address_.rfind(':') + 1);
   coordinator_->Signal(SIGKILL);
   coordinator_->Wait(10'000);
-  LetWallTimePass(3 * kTtlMs);
-  StartCoordinator("127.0.0.1:" + port, "3s", "60s");
+  LetWallTimePass(3 * kShortTtlMs);
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator("127.0.0.1:" + port, kShortTtl, "60s"));
   Touch(dir_.File("release"));
 
   EXPECT_EQ(gate->Wait(120'000), 1) << gate->output() << agent.output();
@@ -277,8 +309,7 @@ TEST_F(FaultTest, CoordinatorDownForThreeTtlsMidCaseStillFailsTheGateOnTheRegres
 // its lease is given away and the case re-run on the other agent; on SIGCONT
 // its result is stale. The case ends measured, never cancelled.
 TEST_F(FaultTest, AgentFrozenForTwoTtlsMidCaseEndsMeasuredNeverCancelled) {
-  constexpr int64_t kTtlMs = 1'000;
-  StartCoordinator("127.0.0.1:0", "1s", "60s");
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator("127.0.0.1:0", kShortTtl, "60s"));
   Subprocess& frozen = StartAgent("frozen");
   const std::string expected = dir_.Write("expected.csv", "regressing,compile_time_instruction_count,100,0.05\n");
   auto gate = StartGate("suite: f\ndefaults: {repeats: 1, warmup: 0, timeout: 10m}\ncases:\n" + RegressingCase(dir_),
@@ -287,7 +318,7 @@ TEST_F(FaultTest, AgentFrozenForTwoTtlsMidCaseEndsMeasuredNeverCancelled) {
   StartAgent("awake");
   std::filesystem::remove(dir_.File("started"));
   frozen.Signal(SIGSTOP);
-  LetWallTimePass(2 * kTtlMs);
+  LetWallTimePass(2 * kShortTtlMs);
   ASSERT_TRUE(WaitForFile(dir_.File("started"), 60'000)) << "the case was not re-run\n" << gate->output();
   frozen.Signal(SIGCONT);
   ASSERT_TRUE(frozen.WaitForLine("was stale", 60'000)) << frozen.output();
