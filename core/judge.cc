@@ -235,7 +235,8 @@ void AddMissingRows(const Policy& policy, GateReport* report) {
   if (missing.empty()) return;
   const std::string what = absl::StrCat(missing.size(), " expected row", missing.size() == 1 ? "" : "s",
                                         " with no result (", ShortList(missing, "; "), ")");
-  if (policy.fail_on.count(Verdict::kMissingResult)) {
+  report->missing_rows_fail = policy.fail_on.count(Verdict::kMissingResult) > 0;
+  if (report->missing_rows_fail) {
     report->failed_rules.push_back(absl::StrCat("missing result fails the gate: ", what));
   } else {
     report->warnings.push_back(what);

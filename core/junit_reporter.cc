@@ -87,16 +87,18 @@ TestCase Judged(const GateReport& report, const CaseReport& c, const MetricRepor
                         m.series.benchmark == c.name ? m.series.metric : m.series.benchmark + "." + m.series.metric);
   t.type = VerdictName(m.verdict);
   t.system_out = DescribeMetric(c, m);
-  const bool counts = report.run.state() != v1::RUN_STATE_CANCELLED;
-  if (m.verdict == Verdict::kMissingResult) {
-    t.status = counts ? Status::kError : Status::kSkipped;
-    t.message = absl::StrCat("missing result: ", m.note);
+  // Red exactly where the gate fails (m.fails: the policy fails on this
+  // verdict), so a CI's JUnit view never disagrees with the exit code.
+  const bool fails = m.fails && report.run.state() != v1::RUN_STATE_CANCELLED;
+  if (m.verdict == Verdict::kMissingResult || m.verdict == Verdict::kError) {
+    t.status = fails ? Status::kError : Status::kSkipped;
+    t.message = absl::StrCat(VerdictName(m.verdict), ": ", m.note);
     t.text = m.note;
   } else if (!m.comparison) {
-    t.status = Status::kSkipped;
+    t.status = fails ? Status::kFailure : Status::kSkipped;
     t.message =
         absl::StrCat("no baseline: ", m.note.empty() ? "no expected row, history or A/B base to compare with" : m.note);
-  } else if (m.fails && counts) {
+  } else if (fails) {
     const Comparison& cmp = *m.comparison;
     auto value = [&](double v) { return FormatValue(v, m.series.unit, m.series.metric); };
     t.status = Status::kFailure;
@@ -137,7 +139,7 @@ std::vector<TestCase> TestCases(const GateReport& report) {
     TestCase t;
     t.classname = report.run.suite_name();
     t.name = absl::StrCat(report.run.suite_name(), ".", missing);
-    t.status = Status::kError;
+    t.status = report.missing_rows_fail ? Status::kError : Status::kSkipped;
     t.type = VerdictName(Verdict::kMissingResult);
     t.message = absl::StrCat("missing result: expected row ", missing, " was produced by no case");
     tests.push_back(std::move(t));

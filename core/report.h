@@ -55,8 +55,10 @@ const MetricReport* FindMeasured(const CaseReport& c, const std::string& metric)
 struct GateReport {
   v1::Run run;  // everything, raw samples included (the JSON report carries it)
   std::vector<CaseReport> cases;
-  // Expected rows that no case produced, on a run of the whole suite.
+  // Expected rows that no case produced, on a run of the whole suite, and
+  // whether they fail the gate (the policy fails on missing results).
   std::vector<std::string> missing_rows;
+  bool missing_rows_fail = false;
   std::vector<std::string> warnings;
   bool passed = true;
   // Each rule that failed the gate, in words.

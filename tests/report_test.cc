@@ -325,6 +325,34 @@ TEST(ReportFilesTest, JunitValidatesAgainstJenkinsSchemaWithErrorsFailuresAndSki
   EXPECT_THAT(xml, HasSubstr("name=\"s.faster.instructions\" time=\"0.000000\">\n      <system-out>"));
 }
 
+// A CI's JUnit view must be red exactly when the gate fails: a metric
+// without a baseline under `--fail-on no_baseline` used to be skipped (green
+// beside exit 1), and missing rows under a policy that lets them pass were
+// errors (red beside exit 0).
+TEST(ReportFilesTest, JunitIsRedExactlyWhenTheGateFails) {
+  Policy strict;
+  strict.fail_on = {Verdict::kRegression, Verdict::kNoBaseline};
+  GateReport no_baseline = BuildGateReport(RunOf({OkCase("new", "instructions", {7})}), Baselines{}, strict);
+  EXPECT_EQ(no_baseline.exit_code, 1);
+  EXPECT_THAT(Render(JunitReporter(), no_baseline), HasSubstr("failures=\"1\" errors=\"0\""));
+
+  Policy lenient;
+  lenient.fail_on = {Verdict::kRegression, Verdict::kError};
+  const Baselines rows = Expected({{"add", "instructions", 1000, 0.1, 1},
+                                   {"add", "instructions_missing", 1000, 0.1, 2},
+                                   {"gone", "instructions", 1000, 0.1, 3}});
+  GateReport missing = BuildGateReport(RunOf({OkCase("add", "instructions", {1000})}), rows, lenient);
+  ASSERT_EQ(missing.missing_rows.size(), 1u);
+  EXPECT_EQ(missing.exit_code, 0);
+  const std::string xml = Render(JunitReporter(), missing);
+  EXPECT_THAT(xml, HasSubstr("failures=\"0\" errors=\"0\""));
+  EXPECT_THAT(xml, HasSubstr("skipped=\"2\""));
+  lenient.fail_on.insert(Verdict::kMissingResult);
+  missing = BuildGateReport(RunOf({OkCase("add", "instructions", {1000})}), rows, lenient);
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_THAT(Render(JunitReporter(), missing), HasSubstr("failures=\"0\" errors=\"2\""));
+}
+
 TEST(ReportFilesTest, JunitOfACancelledRunSkipsWhatDidNotRun) {
   GateReport report = MixedReport();
   report.run.set_state(v1::RUN_STATE_CANCELLED);
