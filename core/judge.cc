@@ -447,8 +447,16 @@ void ApplyConfirmation(GateReport* report, const v1::Run& confirmation, const Ba
     if (!again) continue;
     const bool ok = again->state() == v1::CASE_STATE_DONE && again->result().outcome() == v1::CaseResult::OUTCOME_OK;
     const std::vector<Series> all = ok ? CollectSeries(again->result()) : std::vector<Series>{};
+    // Numbers from different testbeds are never compared: a re-measurement on
+    // another pool neither clears nor confirms the first.
+    const std::string& pool = again->result().pool();
     for (auto& m : c.metrics) {
       if (m.verdict != Verdict::kRegression || !m.comparison) continue;
+      if (ok && pool != c.pool) {
+        m.note = absl::StrCat("re-measured on pool '", pool, "', not '", c.pool,
+                              "', where it was judged; first measurement stands");
+        continue;
+      }
       const Series* series = FindSeries(all, m.series, m.series.variant);
       if (series && !std::all_of(all.begin(), all.end(), AllFinite)) {
         m.note = "confirmation run gave a value that is not a finite number; first measurement stands";

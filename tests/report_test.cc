@@ -193,6 +193,21 @@ TEST(ReportTest, ConfirmationClearsANoisyRegressionAndKeepsARealOne) {
   EXPECT_THAT(r.failed_rules, ::testing::ElementsAre("regression fails the gate: 1 case (real)"));
 }
 
+// A confirmation run may land on another pool (it is not pinned to one):
+// judged against the first pool's row, an H100's numbers once cleared a
+// Xeon's regression.
+TEST(ReportTest, AReMeasurementOnAnotherPoolLeavesTheFirstStanding) {
+  Policy policy;
+  Baselines b = Expected({{"real", "instructions", 1000, 0.1, 1}});
+  GateReport r = BuildGateReport(RunOf({OkCase("real", "instructions", {1200})}), b, policy);
+  v1::CaseStatus elsewhere = OkCase("real", "instructions", {1000});
+  elsewhere.mutable_result()->set_pool("h100");
+  ApplyConfirmation(&r, RunOf({elsewhere}), b, policy);
+  EXPECT_EQ(r.cases[0].verdict, Verdict::kRegression);
+  EXPECT_THAT(r.cases[0].metrics[0].note, HasSubstr("re-measured on pool 'h100', not 'lab'"));
+  EXPECT_FALSE(r.passed);
+}
+
 // NaN is neither above nor below any limit: a series holding one used to
 // pass against an expected row, and in a confirmation to clear a regression.
 TEST(ReportTest, ANonFiniteSampleIsAnErrorNeverAPass) {
