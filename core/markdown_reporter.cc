@@ -16,6 +16,7 @@
 #include "core/names.h"
 #include "core/report.h"
 #include "core/units.h"
+#include "core/utf8.h"
 
 namespace perfgate {
 namespace {
@@ -69,15 +70,31 @@ void Write(const Rows& t, RowBudget& budget, std::ostream& out) {
 }
 
 // Table cells must not break the row, and text must not turn into markup.
+// A line break of any kind (\r too) would end the row: controls are escaped.
 std::string Cell(const std::string& s) {
-  return absl::StrReplaceAll(s, {{"&", "&amp;"}, {"<", "&lt;"}, {">", "&gt;"}, {"|", "\\|"}, {"\n", " "}});
+  return EscapeControls(absl::StrReplaceAll(
+      s, {{"&", "&amp;"}, {"<", "&lt;"}, {">", "&gt;"}, {"|", "\\|"}, {"\n", " "}}));
+}
+
+// The longest run of backticks in `s`.
+size_t LongestBacktickRun(const std::string& s) {
+  size_t longest = 0, run = 0;
+  for (char ch : s) {
+    run = ch == '`' ? run + 1 : 0;
+    longest = std::max(longest, run);
+  }
+  return longest;
 }
 
 // Inside a code span entities are not decoded, so only what would break the
-// row or the span is escaped; a name with a backtick gets a wider fence.
+// row or the span is escaped; a name with backticks gets a fence longer than
+// any run of them, so that it cannot end the span and start markup.
 std::string Code(const std::string& s) {
-  const std::string text = absl::StrReplaceAll(s, {{"|", "\\|"}, {"\n", " "}});
-  return s.find('`') == std::string::npos ? "`" + text + "`" : "`` " + text + " ``";
+  const std::string text = EscapeControls(absl::StrReplaceAll(s, {{"|", "\\|"}, {"\n", " "}}));
+  const size_t run = LongestBacktickRun(text);
+  if (run == 0) return "`" + text + "`";
+  const std::string fence(run + 1, '`');
+  return fence + " " + text + " " + fence;
 }
 
 const char* Icon(Verdict v) {
@@ -266,11 +283,17 @@ void WriteBaselinePatch(const GateReport& report, RowBudget& budget, std::ostrea
   if (report.baseline_patch.empty()) return;
   Rows t;
   t.open = "<details><summary>Improvements: expected-file rows to apply</summary>\n\n";
-  t.head = "```\n";
-  t.end = "```\n";
+  // A fence longer than any run of backticks in the rows, which no row can close.
+  size_t run = 0;
+  for (const auto& row : report.baseline_patch) {
+    t.rows.push_back(EscapeControls(FormatExpectedRow(row)) + "\n");
+    run = std::max(run, LongestBacktickRun(t.rows.back()));
+  }
+  const std::string fence(std::max<size_t>(3, run + 1), '`');
+  t.head = fence + "\n";
+  t.end = fence + "\n";
   t.tail = "\n</details>\n\n";
   t.has_all = "`perfgate baseline update` writes them all";
-  for (const auto& row : report.baseline_patch) t.rows.push_back(FormatExpectedRow(row) + "\n");
   Write(t, budget, out);
 }
 

@@ -5,6 +5,7 @@
 #include "core/baseline_update.h"
 #include "core/report.h"
 #include "core/units.h"
+#include "core/utf8.h"
 
 namespace perfgate {
 namespace {
@@ -26,7 +27,9 @@ const char* Colour(Verdict v) {
 class Table {
  public:
   explicit Table(std::vector<std::string> header) { rows_.push_back(std::move(header)); }
+  // Cells hold names from suites, agents and cases' output: escaped here.
   void Add(std::vector<std::string> row, const char* colour_of_second = nullptr) {
+    for (auto& cell : row) cell = EscapeControls(cell);
     rows_.push_back(std::move(row));
     colours_.resize(rows_.size());
     colours_.back() = colour_of_second;
@@ -88,8 +91,8 @@ void WriteCases(const GateReport& report, bool color, std::ostream& out) {
     cases.Add({c.name, VerdictName(c.verdict), c.outcome, wall, n, agent, Shorten(detail, 110)},
               color ? Colour(c.verdict) : nullptr);
   }
-  out << "\nrun " << report.run.run_id() << "  suite " << report.run.suite_name();
-  if (!report.run.commit().empty()) out << "  commit " << report.run.commit();
+  out << "\nrun " << EscapeControls(report.run.run_id()) << "  suite " << EscapeControls(report.run.suite_name());
+  if (!report.run.commit().empty()) out << "  commit " << EscapeControls(report.run.commit());
   out << "\n\n";
   cases.Print(out);
 }
@@ -126,7 +129,7 @@ void WriteNotable(const GateReport& report, bool color, std::ostream& out) {
       if (!header) out << "\n";
       header = true;
       out << "  " << (color ? Colour(m.verdict) : "") << VerdictName(m.verdict) << (color ? "\033[0m" : "") << "  "
-          << DescribeMetric(c, m) << "\n";
+          << EscapeControls(DescribeMetric(c, m)) << "\n";
     }
   }
 }
@@ -136,13 +139,15 @@ void WriteAdvice(const GateReport& report, bool color, std::ostream& out) {
   if (!report.baseline_patch.empty()) {
     out << "\nImprovements pass. To lock them in, update the expected file with these rows:\n";
     for (const auto& row : report.baseline_patch) {
-      out << "  " << FormatExpectedRow(row) << "\n";
+      out << "  " << EscapeControls(FormatExpectedRow(row)) << "\n";
     }
   }
   for (const auto& c : report.cases) {
-    for (const auto& note : c.notes) out << "note: " << c.name << ": " << note << "\n";
+    for (const auto& note : c.notes) out << "note: " << EscapeControls(c.name) << ": " << EscapeControls(note) << "\n";
   }
-  for (const auto& w : report.warnings) out << (color ? "\033[33mwarning:\033[0m " : "warning: ") << w << "\n";
+  for (const auto& w : report.warnings) {
+    out << (color ? "\033[33mwarning:\033[0m " : "warning: ") << EscapeControls(w) << "\n";
+  }
 }
 
 // GATE PASSED, or GATE FAILED and each rule that failed it.
@@ -156,7 +161,7 @@ void WriteVerdict(const GateReport& report, bool color, std::ostream& out) {
   out << (color ? "\033[31mGATE FAILED\033[0m" : "GATE FAILED");
   if (report.run.state() == v1::RUN_STATE_CANCELLED) out << ": the run was cancelled";
   out << "\n";
-  for (const auto& rule : report.failed_rules) out << "  - " << rule << "\n";
+  for (const auto& rule : report.failed_rules) out << "  - " << EscapeControls(rule) << "\n";
 }
 
 }  // namespace

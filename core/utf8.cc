@@ -69,4 +69,21 @@ std::string EscapeInvalidUtf8(absl::string_view text) {
   return out;
 }
 
+std::string EscapeControls(absl::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    const auto byte = static_cast<uint8_t>(text[i]);
+    if (byte < 0x20 || byte == 0x7F) {
+      absl::StrAppendFormat(&out, "\\x%02X", byte);
+    } else if (byte == 0xC2 && i + 1 < text.size() && static_cast<uint8_t>(text[i + 1]) <= 0x9F &&
+               static_cast<uint8_t>(text[i + 1]) >= 0x80) {
+      absl::StrAppendFormat(&out, "\\u%04X", static_cast<uint8_t>(text[++i]));
+    } else {
+      out += text[i];
+    }
+  }
+  return out;
+}
+
 }  // namespace perfgate

@@ -24,4 +24,11 @@ size_t FirstInvalidUtf8(absl::string_view text);
 // Valid text without backslashes comes back unchanged.
 std::string EscapeInvalidUtf8(absl::string_view text);
 
+// `text` for a terminal or a PR comment: every control character (C0, DEL,
+// and C1, U+0080..U+009F) written as \xNN or \u00NN, so that a name from a
+// suite, an agent or a case's output cannot move the cursor, recolour or
+// overwrite a line (hiding "GATE FAILED"), or end a Markdown table row.
+// Valid UTF-8 in, valid UTF-8 out; other text unchanged.
+std::string EscapeControls(absl::string_view text);
+
 }  // namespace perfgate

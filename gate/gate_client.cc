@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "coordinator/grpc_status.h"
+#include "core/utf8.h"
 #include "gate/requests.h"
 #include "perfgate/v1/gate.grpc.pb.h"
 
@@ -94,7 +95,7 @@ class Progress {
         absl::StrAppend(&line, it == running_.begin() ? "" : ", ", *it);
       }
       if (line.size() > 120) line = line.substr(0, 117) + "...";
-      std::fprintf(stderr, "\r\033[K%s", line.c_str());
+      std::fprintf(stderr, "\r\033[K%s", EscapeControls(line).c_str());
       drawn_ = true;
     } else if (changed) {
       std::string line = absl::StrCat("perfgate ", counter, " ", changed->name(), ": ", StateWord(changed->state()));
@@ -103,7 +104,7 @@ class Progress {
       }
       if (changed->attempts() > 1) absl::StrAppend(&line, " (attempt ", changed->attempts(), ")");
       if (!changed->error().empty()) absl::StrAppend(&line, " - ", changed->error());
-      std::fprintf(stderr, "%s\n", line.c_str());
+      std::fprintf(stderr, "%s\n", EscapeControls(line).c_str());  // names and errors from agents
     }
     std::fflush(stderr);
   }

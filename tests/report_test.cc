@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/baseline_update.h"
 #include "core/units.h"
+#include "core/utf8.h"
 #include "tests/test_util.h"
 
 namespace perfgate {
@@ -455,6 +456,35 @@ TEST(ReportFilesTest, MarkdownOfAPassingRunIsOneLineAndFoldedDetails) {
   EXPECT_EQ(html.rfind("<h3>✅ perfgate passed · 1 case · suite <code>s</code> · commit <code>abc</code></h3>\n", 0), 0u)
       << html;
   EXPECT_EQ(html.find("<h4>"), std::string::npos) << html;
+}
+
+// Names come from suites, agents and cases' output. A benchmark named with
+// backticks used to end its code span and put an image and bold text in
+// the PR comment; a carriage return made a heading; escape sequences reached
+// the gate's terminal, where they can hide "GATE FAILED".
+TEST(ReportFilesTest, HostileNamesStayTextInTheCommentAndOnTheTerminal) {
+  Policy policy;
+  const std::string markup = "a``<img src=x> **APPROVED** ``b";
+  const std::string heading = "z\r\r## perfgate passed\r";
+  const std::string ansi = "\033[2K\033[1A\033]0;title\007ok";
+  GateReport r = BuildGateReport(
+      RunOf({OkCase("c1", "instructions", {1200}, "agent:callgrind", markup),
+             OkCase("c2", "instructions", {1200}, "agent:callgrind", heading),
+             OkCase(ansi, "instructions", {1200})}),
+      Expected({{markup, "instructions", 1000, 0.1, 1}, {heading, "instructions", 1000, 0.1, 2},
+                {ansi, "instructions", 1000, 0.1, 3}}),
+      policy);
+  const std::string html = MarkdownHtml(r);
+  EXPECT_EQ(html.find("<img"), std::string::npos) << html;
+  EXPECT_EQ(html.find("<strong>APPROVED"), std::string::npos) << html;
+  EXPECT_EQ(html.find("<h2>"), std::string::npos) << html;
+  EXPECT_THAT(html, HasSubstr("z\\x0D\\x0D## perfgate passed\\x0D"));
+  const std::string table = Render(TerminalReporter(/*color=*/false, /*metrics=*/true), r);
+  EXPECT_EQ(table.find('\033'), std::string::npos) << table;
+  EXPECT_EQ(table.find('\r'), std::string::npos) << table;
+  EXPECT_THAT(table, HasSubstr("\\x1B[2K\\x1B[1A\\x1B]0;title\\x07ok"));
+  EXPECT_THAT(table, HasSubstr("GATE FAILED"));
+  EXPECT_EQ(EscapeControls("caf\xC3\xA9 \xC2\x9B" "1m"), "caf\xC3\xA9 \\u009B1m") << "C1 CSI escaped, other UTF-8 kept";
 }
 
 // A suite of thousands of cases, all regressed: GitHub shows nothing of a
