@@ -101,6 +101,7 @@ void RunHere(const RunFlags& flags, int* exit_code) {
   UseArtifactsInPlace(&judged->suite);  // by hand, the suite's `artifacts:` folders are read where they are
   // By hand, a case this machine cannot run is skipped, not a failure.
   judged->policy.fail_on.erase(Verdict::kNoCapableAgent);
+  judged->policy.fail_unmeasured_run = false;
   static CancelToken cancel;
   OnTerminationSignal([](int) { cancel.Cancel(); });
   SetDefaultCgroupRoot(flags.cgroup_root);

@@ -1080,6 +1080,9 @@ Scheduler::RunEntry Scheduler::NewRunEntry(const v1::SubmitRunRequest& request) 
 }
 
 void Scheduler::MarkUnsatisfiable(RunEntry& run, v1::SubmitRunResponse* response) {
+  // With no agent at all (the lab's agents restarting, say), cases wait the
+  // grace for one, as when every capable agent leaves (EndUnrunnableCases).
+  if (sessions_.empty()) return;
   std::string why;
   for (auto& c : run.cases) {
     if (AnyCapable(c.spec.requirements(), &why)) continue;

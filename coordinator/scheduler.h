@@ -419,7 +419,8 @@ class Scheduler {
   static constexpr size_t kEntriesPerFree = 128;
   // A new run's entry from the request: ids, cases pending. No lock needed.
   RunEntry NewRunEntry(const v1::SubmitRunRequest& request);
-  // Cases no registered agent can run are marked so, and listed in `response`.
+  // Cases no registered agent can run are marked so, and listed in
+  // `response`; with no agent registered at all, they wait the grace instead.
   void MarkUnsatisfiable(RunEntry& run, v1::SubmitRunResponse* response) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A logged event as a watcher gets it: with its case's result unless
   // without_results (a gate watches without them).

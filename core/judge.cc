@@ -218,6 +218,17 @@ std::vector<std::string> FailedRules(std::vector<CaseReport>& cases, const Polic
   return rules;
 }
 
+// The rule for a run in which no case ran, when the policy has one: with
+// fail_on leaving out no_capable_agent, a submit while every agent was away
+// passed with nothing measured.
+std::optional<std::string> NothingMeasured(const std::vector<CaseReport>& cases, const Policy& policy) {
+  if (!policy.fail_unmeasured_run || cases.empty()) return std::nullopt;
+  if (std::any_of(cases.begin(), cases.end(), [](const CaseReport& c) { return c.ran; })) return std::nullopt;
+  std::vector<std::string> names;
+  for (const auto& c : cases) names.push_back(absl::StrCat(c.name, ": ", VerdictName(c.verdict)));
+  return absl::StrCat("a run in which no case was measured fails the gate: ", CaseList(names));
+}
+
 // Cases with nothing to compare with, when the policy lets them pass.
 std::optional<std::string> NoBaselineWarning(const std::vector<CaseReport>& cases, const Policy& policy) {
   if (policy.fail_on.count(Verdict::kNoBaseline)) return std::nullopt;
@@ -271,6 +282,9 @@ void SetOutcome(GateReport* report) {
 void Derive(GateReport* report, const Baselines& baselines, const Policy& policy) {
   report->baseline_patch = ImprovementPatch(*report);
   report->failed_rules = FailedRules(report->cases, policy);
+  if (auto rule = NothingMeasured(report->cases, policy); rule && report->failed_rules.empty()) {
+    report->failed_rules.push_back(std::move(*rule));
+  }
   report->warnings = IdlePoolWarnings(*report, baselines);
   if (auto w = NoBaselineWarning(report->cases, policy)) report->warnings.push_back(std::move(*w));
   AddMissingRows(policy, report);

@@ -22,6 +22,11 @@ struct Policy {
   // improvement passes with a note; no baseline warns.
   std::set<Verdict> fail_on = {Verdict::kRegression, Verdict::kError, Verdict::kMissingResult,
                                Verdict::kNoCapableAgent};
+  // A run in which no case was measured fails, whatever fail_on says: a
+  // gate that measured nothing has earned no pass. `perfgate run` by hand
+  // clears it, so that a machine that can run none of a suite's cases
+  // skips them all and says so.
+  bool fail_unmeasured_run = true;
   CompareOptions compare;
   std::string main_branch = "main";
   uint64_t history_max_age_ms = 30ull * 24 * 3600 * 1000;

@@ -194,6 +194,26 @@ TEST(ReportTest, ConfirmationClearsANoisyRegressionAndKeepsARealOne) {
   EXPECT_THAT(r.failed_rules, ::testing::ElementsAre("regression fails the gate: 1 case (real)"));
 }
 
+// With fail_on leaving out no_capable_agent, a run in which no agent could
+// run anything passed with nothing measured.
+TEST(ReportTest, ARunInWhichNothingWasMeasuredFailsTheGate) {
+  Policy policy;
+  policy.fail_on = {Verdict::kRegression, Verdict::kError};
+  v1::CaseStatus away;
+  away.set_name("add");
+  away.set_state(v1::CASE_STATE_NO_CAPABLE_AGENT);
+  away.set_error("no agent is registered");
+  GateReport r = BuildGateReport(RunOf({away}), Baselines{}, policy);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.failed_rules,
+              ::testing::ElementsAre("a run in which no case was measured fails the gate: 1 case (add: no capable agent)"));
+  policy.fail_unmeasured_run = false;  // perfgate run by hand: skipped, and said so
+  EXPECT_EQ(BuildGateReport(RunOf({away}), Baselines{}, policy).exit_code, 0);
+  // One measured case is enough: the rest is fail_on's to judge.
+  policy.fail_unmeasured_run = true;
+  EXPECT_EQ(BuildGateReport(RunOf({away, OkCase("mul", "instructions", {1})}), Baselines{}, policy).exit_code, 0);
+}
+
 // A confirmation run may land on another pool (it is not pinned to one):
 // judged against the first pool's row, an H100's numbers once cleared a
 // Xeon's regression.

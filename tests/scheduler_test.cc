@@ -271,10 +271,31 @@ TEST_F(SchedulerTest, ExpiredLeaseIsLostRequeuedWithNextAttemptAndLateResultIsSt
   EXPECT_EQ(stats.results_stale, 1u);
 }
 
-TEST_F(SchedulerTest, GivesUpAfterMaxAttemptsWithAReason) {
-  const std::string run = Submit(1);  // submitted before any agent: no capable agent
-  EXPECT_EQ(Run(run).cases(0).state(), v1::CASE_STATE_NO_CAPABLE_AGENT);
+// A lab whose agents are all restarting must not end every case of a run
+// submitted meanwhile: they wait the grace, as when capable agents leave.
+TEST_F(SchedulerTest, ARunSubmittedWhileNoAgentIsRegisteredWaitsTheGrace) {
+  const std::string run = Submit(2);
+  scheduler_->Sweep();  // the coordinator sweeps every 100 ms: the grace starts here
+  EXPECT_EQ(Run(run).cases(0).state(), v1::CASE_STATE_PENDING);
+  clock_.Advance(options_.no_agent_grace_ms - 1);
+  scheduler_->Sweep();
+  EXPECT_EQ(Run(run).cases(0).state(), v1::CASE_STATE_PENDING);
+  clock_.Advance(1);
+  scheduler_->Sweep();
+  const v1::Run ended = Run(run);
+  EXPECT_EQ(ended.state(), v1::RUN_STATE_FINISHED);
+  EXPECT_EQ(ended.cases(1).state(), v1::CASE_STATE_NO_CAPABLE_AGENT);
+  EXPECT_THAT(ended.cases(1).error(), HasSubstr("no agent is registered"));
 
+  const std::string late = Submit(1);  // an agent comes back within the grace: the case runs
+  const std::string s = Register("a1");
+  auto item = Next(s);
+  ASSERT_TRUE(item && item->has_lease());
+  EXPECT_EQ(Complete(s, item->lease().lease_id()), v1::CompleteLeaseResponse::DISPOSITION_ACCEPTED);
+  EXPECT_EQ(Run(late).cases(0).state(), v1::CASE_STATE_DONE);
+}
+
+TEST_F(SchedulerTest, GivesUpAfterMaxAttemptsWithAReason) {
   const std::string s = Register("a1");
   const std::string run2 = Submit(1);
   for (int attempt = 1; attempt <= 2; ++attempt) {
