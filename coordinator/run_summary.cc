@@ -33,6 +33,9 @@ std::vector<std::pair<int64_t, double>> Medians(std::vector<std::pair<int64_t, d
 std::map<std::tuple<std::string, std::string, std::string>, std::vector<double>> HistoryValues(
     const v1::CaseResult& result) {
   std::map<std::tuple<std::string, std::string, std::string>, std::vector<double>> out;
+  // A failed, crashed or timed-out case's samples are counted (its case is
+  // done) but measured nothing the main branch should be judged against.
+  if (result.outcome() != v1::CaseResult::OUTCOME_OK) return out;
   for (const auto& sample : result.samples()) {
     if (!sample.variant().empty() && sample.variant() != "head") continue;
     for (const auto& v : sample.values()) out[{v.benchmark(), v.metric(), v.source()}].push_back(v.value());

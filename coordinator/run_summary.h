@@ -33,7 +33,7 @@ std::vector<std::pair<int64_t, double>> Medians(std::vector<std::pair<int64_t, d
 
 // The series history keeps for a counted result: values of plain samples and
 // of the head side of A/B runs (the base side measured other code), by
-// (benchmark, metric, source).
+// (benchmark, metric, source); none unless the case ended OK.
 std::map<std::tuple<std::string, std::string, std::string>, std::vector<double>> HistoryValues(
     const v1::CaseResult& result);
 

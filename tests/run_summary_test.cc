@@ -39,6 +39,7 @@ TEST(RunSummaryTest, MediansAreTakenPerSeriesOfUnsortedPairs) {
 
 TEST(RunSummaryTest, HistoryKeepsPlainSamplesAndTheHeadSideNeverTheBase) {
   v1::CaseResult result;
+  result.set_outcome(v1::CaseResult::OUTCOME_OK);
   for (const auto& [variant, value] :
        std::vector<std::pair<std::string, double>>{{"", 1.0}, {"", 2.0}, {"head", 3.0}, {"base", 100.0}}) {
     auto* sample = result.add_samples();
@@ -54,6 +55,13 @@ TEST(RunSummaryTest, HistoryKeepsPlainSamplesAndTheHeadSideNeverTheBase) {
   EXPECT_EQ(values.begin()->first,
             std::make_tuple(std::string("b"), std::string("wall_time"), std::string("agent:clock")));
   EXPECT_EQ(values.begin()->second, (std::vector<double>{1.0, 2.0, 3.0}));
+
+  // A case that failed on its third repeat kept the wall times of its first
+  // two, which main-branch history used to take.
+  for (auto outcome : {v1::CaseResult::OUTCOME_FAILED, v1::CaseResult::OUTCOME_TIMED_OUT, v1::CaseResult::OUTCOME_CRASHED}) {
+    result.set_outcome(outcome);
+    EXPECT_TRUE(HistoryValues(result).empty()) << outcome;
+  }
 }
 
 }  // namespace
