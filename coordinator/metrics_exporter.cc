@@ -184,7 +184,7 @@ absl::StatusOr<std::unique_ptr<MetricsExporter>> MetricsExporter::Start(const st
     e->families_->auth_failures.Add({{"reason", AuthFailureName(failure)}});
   }
   if (auto latest = store->LatestResults(main_branch); latest.ok()) {
-    for (const auto& r : *latest) e->SetBenchmarkValues(r.suite, r.pool, r.result);
+    for (const auto& r : *latest) e->SetBenchmarkValues(r.suite, r.pool, r.case_name, r.result);
   } else {
     // The dashboard fills again with the next main-branch run; serving goes on.
     std::cerr << "perfgate coordinator: cannot restore benchmark values for /metrics: " << latest.status().message()
@@ -223,23 +223,24 @@ void MetricsExporter::OnLeaseGranted(const std::string& pool) {
 void MetricsExporter::OnLeaseLost(const std::string& pool) { families_->leases_lost.Add({{"pool", pool}}).Increment(); }
 
 void MetricsExporter::OnResult(const std::string& suite, const std::string& branch, const std::string& pool,
-                               const std::string& disposition, const v1::CaseResult& result, double lease_seconds) {
+                               const std::string& disposition, const std::string& case_name,
+                               const v1::CaseResult& result, double lease_seconds) {
   families_->results.Add({{"pool", pool}, {"disposition", disposition}}).Increment();
   if (disposition != DispositionName(Disposition::kCounted)) return;
   const std::string outcome = LabelValue(OutcomeName(result.outcome()));
-  families_->outcomes.Add({{"suite", suite}, {"case", result.case_name()}, {"outcome", outcome}}).Increment();
+  families_->outcomes.Add({{"suite", suite}, {"case", case_name}, {"outcome", outcome}}).Increment();
   static const std::vector<double> kBuckets = {0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600};
   families_->lease_seconds.Add({{"pool", pool}}, kBuckets).Observe(lease_seconds);
   if (branch != main_branch_ || result.outcome() != v1::CaseResult::OUTCOME_OK) return;
-  SetBenchmarkValues(suite, pool, result);
+  SetBenchmarkValues(suite, pool, case_name, result);
 }
 
 void MetricsExporter::SetBenchmarkValues(const std::string& suite, const std::string& pool,
-                                         const v1::CaseResult& result) {
+                                         const std::string& case_name, const v1::CaseResult& result) {
   for (const auto& series : CollectSeries(result)) {
     if (!series.variant.empty()) continue;
     const prometheus::Labels labels = {{"suite", suite},
-                                       {"case", result.case_name()},
+                                       {"case", case_name},
                                        {"benchmark", series.benchmark},
                                        {"metric", series.metric},
                                        {"testbed", pool},

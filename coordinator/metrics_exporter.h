@@ -42,7 +42,8 @@ class MetricsExporter final : public SchedulerListener {
   void OnLeaseGranted(const std::string& pool) override;
   void OnLeaseLost(const std::string& pool) override;
   void OnResult(const std::string& suite, const std::string& branch, const std::string& pool,
-                const std::string& disposition, const v1::CaseResult& result, double lease_seconds) override;
+                const std::string& disposition, const std::string& case_name, const v1::CaseResult& result,
+                double lease_seconds) override;
   void OnRunFinished(const std::string& suite, v1::RunState state) override;
   void OnVerdict(const std::string& suite, const v1::ReportVerdictRequest& verdict) override;
   // A call refused for its credential; `reason` is one of AuthFailureName's.
@@ -52,7 +53,8 @@ class MetricsExporter final : public SchedulerListener {
   struct Families;
   MetricsExporter() = default;
   // perfgate_benchmark_value and _samples of each plain series of `result`.
-  void SetBenchmarkValues(const std::string& suite, const std::string& pool, const v1::CaseResult& result);
+  void SetBenchmarkValues(const std::string& suite, const std::string& pool, const std::string& case_name,
+                          const v1::CaseResult& result);
 
   std::string main_branch_;
   std::string address_;

@@ -699,7 +699,7 @@ absl::StatusOr<v1::CompleteLeaseResponse::Disposition> Scheduler::CompleteLocked
   const std::pair<std::string, std::string> key{lease.lease_id, lease.session_id};
   if (auto done = completed_.find(key); done != completed_.end()) {
     ++stats_.results_duplicate;
-    if (listener_) listener_->OnResult("", "", lease.pool, DispositionName(Disposition::kDuplicate), result, 0);
+    if (listener_) listener_->OnResult("", "", lease.pool, DispositionName(Disposition::kDuplicate), "", result, 0);
     // The first reply may have been lost with the leases it carried.
     for (const auto& next : done->second.next_lease_ids) RepeatNextLease(next, lease.session_id, response);
     return done->second.disposition;
@@ -757,7 +757,7 @@ absl::Status Scheduler::KeepStale(const LeaseRecord& lease, const v1::CaseResult
     return StoreFailed(s, "stale result");
   }
   ++stats_.results_stale;
-  if (listener_) listener_->OnResult("", "", lease.pool, DispositionName(Disposition::kStale), result, 0);
+  if (listener_) listener_->OnResult("", "", lease.pool, DispositionName(Disposition::kStale), "", result, 0);
   return absl::OkStatus();
 }
 
@@ -814,7 +814,7 @@ absl::StatusOr<v1::CompleteLeaseResponse::Disposition> Scheduler::TakeCountedRes
   c.implied_host = result.has_host() || !session ? nullptr : session->host;
   if (listener_) {
     listener_->OnResult(run.meta.suite_name(), run.meta.branch(), lease.pool, DispositionName(Disposition::kCounted),
-                        result, static_cast<double>(now - lease.granted_at_ms) / 1000);
+                        c.status.name(), result, static_cast<double>(now - lease.granted_at_ms) / 1000);
   }
   ApplyCase(run, lease.case_index, state, error);
   MaybeFinish(run);
@@ -1205,16 +1205,40 @@ absl::Status Scheduler::History(const v1::HistoryRequest& request, v1::HistoryRe
   return absl::OkStatus();
 }
 
+namespace {
+
+// A verdict names each of the run's cases at most once, and no other: its
+// names become metric labels, which must stay bounded.
+absl::Status CheckVerdictCases(const v1::ReportVerdictRequest& request, const v1::Run& run) {
+  std::set<std::string> names;
+  for (const auto& c : run.cases()) names.insert(c.name());
+  std::set<std::string> seen;
+  for (const auto& c : request.cases()) {
+    if (!names.count(c.case_name())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("the verdict names case '", c.case_name(), "', which run '", run.run_id(), "' does not have"));
+    }
+    if (!seen.insert(c.case_name()).second) {
+      return absl::InvalidArgumentError(absl::StrCat("the verdict names case '", c.case_name(), "' twice"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::Status Scheduler::ReportVerdict(const v1::ReportVerdictRequest& request) {
   auto run = GetRun(request.run_id());
   if (!run.ok()) return run.status();
   if (run->state() == v1::RUN_STATE_RUNNING) {
     return absl::FailedPreconditionError(absl::StrCat("run '", request.run_id(), "' has not finished"));
   }
-  auto stored = store_->SetRunVerdict(request.run_id(), request.passed() ? "passed" : "failed");
+  if (auto s = CheckVerdictCases(request, *run); !s.ok()) return s;
+  auto first = store_->SetRunVerdict(request.run_id(), request.passed() ? "passed" : "failed");
   std::lock_guard lock(mu_);
-  if (!stored.ok()) return StoreFailed(stored, "verdict");
-  if (listener_) listener_->OnVerdict(run->suite_name(), request);
+  if (!first.ok()) return StoreFailed(first.status(), "verdict");
+  // A run keeps its first verdict; a repeat (a retried call) is counted once.
+  if (*first && listener_) listener_->OnVerdict(run->suite_name(), request);
   return absl::OkStatus();
 }
 

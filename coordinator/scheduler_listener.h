@@ -15,9 +15,11 @@ class SchedulerListener {
   virtual ~SchedulerListener() = default;
   virtual void OnLeaseGranted(const std::string& pool) = 0;
   virtual void OnLeaseLost(const std::string& pool) = 0;
-  // disposition: DispositionName (core/names.h): "counted", "stale" or "duplicate". `branch` is the run's.
+  // disposition: DispositionName (core/names.h): "counted", "stale" or "duplicate". `branch` is the run's;
+  // `case_name` the leased case's (empty unless counted), never the name the agent put in `result`.
   virtual void OnResult(const std::string& suite, const std::string& branch, const std::string& pool,
-                        const std::string& disposition, const v1::CaseResult& result, double lease_seconds) = 0;
+                        const std::string& disposition, const std::string& case_name, const v1::CaseResult& result,
+                        double lease_seconds) = 0;
   virtual void OnRunFinished(const std::string& suite, v1::RunState state) = 0;
   virtual void OnVerdict(const std::string& suite, const v1::ReportVerdictRequest& verdict) = 0;
 };

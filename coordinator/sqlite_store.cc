@@ -304,13 +304,14 @@ class SqliteStore final : public Store {
     });
   }
 
-  absl::Status SetRunVerdict(const std::string& run_id, const std::string& verdict) override {
-    return Durably([&]() -> absl::Status {
+  absl::StatusOr<bool> SetRunVerdict(const std::string& run_id, const std::string& verdict) override {
+    return Durably([&]() -> absl::StatusOr<bool> {
       WriteLock lock(this);
       if (!lock.ok()) return lock.status();
-      Statement u(*writes_, "UPDATE runs SET verdict = ? WHERE run_id = ?");
+      Statement u(*writes_, "UPDATE runs SET verdict = ? WHERE run_id = ? AND verdict = ''");
       u.Bind(1, verdict).Bind(2, run_id);
-      return Done(u, "set run verdict");
+      if (auto s = Done(u, "set run verdict"); !s.ok()) return s;
+      return sqlite3_changes(db_) == 1;
     });
   }
 
@@ -563,7 +564,7 @@ class SqliteStore final : public Store {
     std::vector<LatestResult> latest;
     int rc;
     while ((rc = q.Step()) == SQLITE_ROW) {
-      LatestResult r{q.Text(0), q.Text(1), {}};
+      LatestResult r{q.Text(0), q.Text(1), {}, q.Text(5)};
       const std::string agent_id = q.Text(4), name = q.Text(5);
       if (!RestoreResult(q.Blob(2), q.Int(3), {name, agent_id, r.pool}, q.Blob(6), &r.result)) {
         return absl::DataLossError(absl::StrCat(path_, ": an unreadable result of suite ", r.suite));

@@ -66,6 +66,7 @@ struct LatestResult {
   std::string suite;
   std::string pool;
   v1::CaseResult result;  // with its samples
+  std::string case_name;  // the run's, whatever name the agent put in `result`
 };
 
 class Store {
@@ -100,8 +101,9 @@ class Store {
   // A final state also has the run's history medians written, in the
   // background (see History).
   virtual absl::Status UpdateRunState(const std::string& run_id, v1::RunState state, int64_t finished_at_ms) = 0;
-  // "passed" or "failed", as the gate judged it.
-  virtual absl::Status SetRunVerdict(const std::string& run_id, const std::string& verdict) = 0;
+  // "passed" or "failed", as the gate judged it; a run keeps its first.
+  // Returns whether this call recorded it (false: the run had one already).
+  virtual absl::StatusOr<bool> SetRunVerdict(const std::string& run_id, const std::string& verdict) = 0;
   // Writes the case's state, attempts, error and agent (not its result).
   virtual absl::Status UpdateCase(const std::string& run_id, int case_index, const v1::CaseStatus& status) = 0;
 

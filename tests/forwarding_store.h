@@ -24,7 +24,7 @@ class ForwardingStore : public Store {
   absl::Status UpdateRunState(const std::string& run_id, v1::RunState state, int64_t finished_at_ms) override {
     return target_->UpdateRunState(run_id, state, finished_at_ms);
   }
-  absl::Status SetRunVerdict(const std::string& run_id, const std::string& verdict) override {
+  absl::StatusOr<bool> SetRunVerdict(const std::string& run_id, const std::string& verdict) override {
     return target_->SetRunVerdict(run_id, verdict);
   }
   absl::Status UpdateCase(const std::string& run_id, int case_index, const v1::CaseStatus& status) override {

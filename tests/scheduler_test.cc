@@ -848,6 +848,55 @@ TEST_F(SchedulerTest, AResultWithANonFiniteValueIsRefusedSayingWhere) {
   EXPECT_EQ(scheduler_->Stats().results_counted, 0u);
 }
 
+// What the scheduler tells /metrics, recorded.
+struct RecordingListener final : SchedulerListener {
+  void OnLeaseGranted(const std::string&) override {}
+  void OnLeaseLost(const std::string&) override {}
+  void OnResult(const std::string&, const std::string&, const std::string&, const std::string& disposition,
+                const std::string& case_name, const v1::CaseResult&, double) override {
+    if (disposition == "counted") counted_cases.push_back(case_name);
+  }
+  void OnRunFinished(const std::string&, v1::RunState) override {}
+  void OnVerdict(const std::string&, const v1::ReportVerdictRequest& verdict) override { verdicts.push_back(verdict); }
+  std::vector<std::string> counted_cases;
+  std::vector<v1::ReportVerdictRequest> verdicts;
+};
+
+// Names from a submitter or an agent become metric labels: only the run's
+// own case names, each once, and a run's verdict is counted once however
+// often it is reported (a submitter could grow /metrics without bound).
+TEST_F(SchedulerTest, MetricLabelsComeFromTheRunNotFromWhatAClientSays) {
+  RecordingListener listener;
+  scheduler_->SetListener(&listener);
+  const std::string s = Register("a1");
+  const std::string run = Submit(1);
+  auto item = Next(s);
+  ASSERT_TRUE(item && item->has_lease());
+  v1::CompleteLeaseRequest done;
+  done.set_session_id(s);
+  done.set_lease_id(item->lease().lease_id());
+  done.mutable_result()->set_outcome(v1::CaseResult::OUTCOME_OK);
+  done.mutable_result()->set_case_name("label-from-the-agent");
+  ASSERT_TRUE(scheduler_->Complete(done).ok());
+  EXPECT_THAT(listener.counted_cases, ::testing::ElementsAre(Run(run).cases(0).name()));
+
+  v1::ReportVerdictRequest verdict;
+  verdict.set_run_id(run);
+  verdict.set_passed(true);
+  verdict.add_cases()->set_case_name("invented");
+  auto refused = scheduler_->ReportVerdict(verdict);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(refused.message()), HasSubstr("names case 'invented', which run"));
+  verdict.mutable_cases(0)->set_case_name(Run(run).cases(0).name());
+  *verdict.add_cases() = verdict.cases(0);
+  EXPECT_THAT(std::string(scheduler_->ReportVerdict(verdict).message()), HasSubstr("twice"));
+  verdict.mutable_cases()->RemoveLast();
+  EXPECT_TRUE(scheduler_->ReportVerdict(verdict).ok());
+  EXPECT_TRUE(scheduler_->ReportVerdict(verdict).ok()) << "a retried report is no error";
+  EXPECT_EQ(listener.verdicts.size(), 1u) << "and is counted once";
+  scheduler_->SetListener(nullptr);
+}
+
 // The coordinator was down for three lease TTLs (no sweeps ran): on restart
 // the agent's lease is resumed with a fresh TTL, in memory and in the store,
 // so the agent that kept running its case can still deliver it.
