@@ -162,6 +162,9 @@ void PrintStarted(const Coordinator& c, const CoordinatorOptions& options) {
   if (!c.metrics_address().empty()) {
     std::printf("perfgate coordinator: metrics on http://%s/metrics\n", c.metrics_address().c_str());
   }
+  for (const auto& warning : ExposureWarnings(options)) {
+    std::fprintf(stderr, "perfgate coordinator: warning: %s\n", warning.c_str());
+  }
   std::printf("perfgate coordinator: %s\n", DescribePriority(c.priority(), options.priority_levels).c_str());
   std::printf("perfgate coordinator: %s\n", options.durability == CommitDurability::kPowerLoss
                                                 ? "results acknowledged once on disk (--sync-commits)"

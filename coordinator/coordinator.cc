@@ -44,6 +44,30 @@ absl::Status CheckExposure(const CoordinatorOptions& options) {
   return absl::OkStatus();
 }
 
+}  // namespace
+
+std::vector<std::string> ExposureWarnings(const CoordinatorOptions& options) {
+  std::vector<std::string> warnings;
+  if (!options.tokens.any() && options.tls_client_ca_file.empty()) {
+    warnings.push_back(absl::StrCat("no tokens: anyone who can reach ", options.listen,
+                                    IsLoopbackAddress(options.listen) ? " (any user of this machine)" : "",
+                                    " may submit suites, and so run commands on every agent; give "
+                                    "--agent-token-file and --submit-token-file"));
+  } else if (!options.tokens.any()) {
+    warnings.push_back(
+        "mutual TLS without tokens: every client certificate the CA signed holds every role (agent, submitter, "
+        "reader); give --agent-token-file and --submit-token-file to tell them apart");
+  }
+  if (!options.metrics_listen.empty() && !IsLoopbackAddress(options.metrics_listen)) {
+    warnings.push_back(absl::StrCat("/metrics on ", options.metrics_listen,
+                                    " needs no token: anyone who reaches it reads suite, case and benchmark names "
+                                    "and main-branch medians; keep it on a network only Prometheus reaches"));
+  }
+  return warnings;
+}
+
+namespace {
+
 absl::Status PortTaken(const std::string& listen) {
   return absl::UnavailableError(
       absl::StrCat("cannot listen on ", listen, ": the port is in use (another coordinator?)"));

@@ -63,6 +63,13 @@ struct CoordinatorOptions {
   CommitDurability durability = CommitDurability::kProcessCrash;
 };
 
+// What a coordinator started with `options` leaves open that CheckExposure
+// lets through, one warning a line: no tokens (anyone who reaches the port,
+// any local user on a loopback one, may submit suites and so run commands on
+// every agent), mutual TLS without tokens (every certificate the CA signed
+// holds every role), /metrics on a non-loopback address (unauthenticated).
+std::vector<std::string> ExposureWarnings(const CoordinatorOptions& options);
+
 class Coordinator {
  public:
   // Opens the store, recovers unfinished runs, and starts serving.

@@ -490,6 +490,28 @@ TEST_F(AuthTest, NonLoopbackListenersNeedTlsAndAuthenticationUnlessInsecure) {
   EXPECT_THAT(cli.output, HasSubstr("refusing plaintext"));
 }
 
+// What CheckExposure lets through is said at every start: a loopback
+// coordinator without tokens lets any local user run commands on agents.
+TEST_F(AuthTest, WhatIsLeftOpenIsWarnedOfAtStart) {
+  CoordinatorOptions open;
+  open.listen = "127.0.0.1:0";
+  open.metrics_listen = "0.0.0.0:0";
+  auto warnings = ExposureWarnings(open);
+  ASSERT_EQ(warnings.size(), 2u);
+  EXPECT_THAT(warnings[0], HasSubstr("no tokens: anyone who can reach 127.0.0.1:0 (any user of this machine)"));
+  EXPECT_THAT(warnings[1], HasSubstr("/metrics on 0.0.0.0:0 needs no token"));
+  CoordinatorOptions mutual = Tls(/*mutual=*/true);
+  mutual.tokens = {};
+  ASSERT_EQ(ExposureWarnings(mutual).size(), 1u);
+  EXPECT_THAT(ExposureWarnings(mutual)[0], HasSubstr("every client certificate the CA signed holds every role"));
+  EXPECT_TRUE(ExposureWarnings(Tls(/*mutual=*/true)).empty()) << "tokens and mutual TLS: nothing to warn of";
+
+  testing::Subprocess cli({testing::PerfgateBinary(), "coordinator", "--listen", "127.0.0.1:0", "--db",
+                           dir_.File("open.db")});
+  EXPECT_TRUE(cli.WaitForLine("perfgate coordinator: warning: no tokens: anyone who can reach", 30'000))
+      << cli.output();
+}
+
 TEST(EmbeddedClusterTest, MakesItsOwnTokensAndRequiresThem) {
   testing::TempDir dir;
   LocalClusterOptions options;
