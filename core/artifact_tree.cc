@@ -102,15 +102,47 @@ absl::Status CheckArtifactPath(absl::string_view path) {
   return absl::OkStatus();
 }
 
+namespace {
+
+// A link inside an artifact folder is uploaded as the file it names, which
+// must be inside the folder too: a link out of it (to ~/.ssh, a CI secret)
+// would hand that file to whoever runs the case. Links to folders are not
+// followed, so they are refused rather than silently left out.
+absl::Status CheckLink(const fs::path& root, const fs::path& link) {
+  std::error_code ec;
+  const fs::path target = fs::canonical(link, ec);
+  const std::string shown = EscapeInvalidUtf8(link.string());
+  if (ec) return absl::InvalidArgumentError(absl::StrCat("artifact '", shown, "' is a broken symbolic link"));
+  const fs::path inside = target.lexically_relative(root);
+  if (inside.empty() || *inside.begin() == "..") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "artifact '", shown, "' is a symbolic link to '", EscapeInvalidUtf8(target.string()),
+        "', outside the artifact folder: only what is inside it is uploaded; copy the file in or remove the link"));
+  }
+  if (fs::is_directory(target, ec)) {
+    return absl::InvalidArgumentError(absl::StrCat("artifact '", shown,
+                                                   "' is a symbolic link to a folder, which is not followed; "
+                                                   "name the folder itself, or remove the link"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<v1::ArtifactManifest> ScanTree(const std::string& dir) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) {
     return absl::InvalidArgumentError(absl::StrCat("artifact folder '", EscapeInvalidUtf8(dir), "' is not a folder"));
   }
   v1::ArtifactManifest manifest;
+  const fs::path root = fs::canonical(dir, ec);
+  if (ec) return FileError("cannot read artifact folder", dir);
   fs::recursive_directory_iterator it(dir, fs::directory_options::none, ec), end;
   for (; !ec && it != end; it.increment(ec)) {
     const std::string path = it->path().string();
+    if (it->is_symlink(ec)) {
+      if (auto s = CheckLink(root, it->path()); !s.ok()) return s;
+    }
     if (it->is_directory(ec)) continue;
     struct stat st {};
     if (stat(path.c_str(), &st) != 0) return FileError("cannot read artifact", path);

@@ -75,6 +75,29 @@ TEST(ArtifactTreeTest, ScanTreeListsFilesSortedWithDigestsSizesAndExecutableBits
   EXPECT_EQ(DigestOfBytes(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
 }
 
+// A link in a build folder used to upload the file it named, wherever that
+// was: a CI secret linked in would reach the case that runs on the agents.
+TEST(ArtifactTreeTest, ALinkOutOfTheFolderIsRefusedAndOneWithinItIsUploadedAsItsFile) {
+  testing::TempDir dir;
+  const std::string root = MakeTree(dir, "tree");
+  fs::create_symlink("input.txt", root + "/data/same.txt");
+  auto manifest = ScanTree(root);
+  ASSERT_TRUE(manifest.ok()) << manifest.status();
+  ASSERT_EQ(manifest->files_size(), 3);
+  EXPECT_EQ(manifest->files(2).path(), "data/same.txt");
+  EXPECT_EQ(manifest->files(2).digest(), DigestOfBytes("42\n"));
+
+  WriteFile(dir.File("secret"), "token\n");
+  fs::create_symlink(dir.File("secret"), root + "/data/leak");
+  auto refused = ScanTree(root);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(refused.status().message(), HasSubstr("data/leak' is a symbolic link to '" + fs::canonical(dir.File("secret")).string() +
+                                                    "', outside the artifact folder"));
+  fs::remove(root + "/data/leak");
+  fs::create_symlink("../bin", root + "/data/bin");
+  EXPECT_THAT(ScanTree(root).status().message(), HasSubstr("is a symbolic link to a folder, which is not followed"));
+}
+
 TEST(ArtifactTreeTest, AManifestFromTheNetworkCannotEscapeItsFolder) {
   for (const std::string bad : {"../etc/passwd", "/etc/passwd", "a//b", "a/./b", "a/..", ""}) {
     v1::ArtifactManifest manifest;
