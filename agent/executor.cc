@@ -13,6 +13,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -541,6 +542,13 @@ std::string ExecResult::Describe() const {
 
 bool IsCredentialVariable(std::string_view name) {
   return name == "PERFGATE_TOKEN" || name == "PERFGATE_TOKEN_FILE" || name == "PERFGATE_TLS_KEY";
+}
+
+void HideCredentialsFromCases() {
+  for (const char* name : {"PERFGATE_TOKEN", "PERFGATE_TOKEN_FILE", "PERFGATE_TLS_KEY"}) {
+    if (char* value = std::getenv(name)) std::memset(value, 0, std::strlen(value));
+  }
+  prctl(PR_SET_DUMPABLE, 0);
 }
 
 ExecResult Execute(const ExecSpec& spec, const CancelToken* cancel) {

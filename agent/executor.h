@@ -98,6 +98,14 @@ ExecResult Execute(const ExecSpec& spec, const CancelToken* cancel = nullptr);
 // for other people's runs.
 bool IsCredentialVariable(std::string_view name);
 
+// For the agent, once it has read its credentials: blanks the values of the
+// credential variables in place, where /proc/<agent>/environ shows them to
+// any process of its user (its cases included), and makes the agent
+// non-dumpable, so that such a process cannot read its memory either. The
+// names stay (unsetenv is not safe beside threads that read the
+// environment), with empty values that no case is given anyway.
+void HideCredentialsFromCases();
+
 // Where argv[0] resolves with PATH from `path_env`; empty if nowhere.
 std::string ResolveProgram(const std::string& program, const std::string& path_env);
 

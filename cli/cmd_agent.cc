@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "agent/cgroup.h"
+#include "agent/executor.h"
 #include "agent/host_fingerprint.h"
 #include "agent/worker.h"
 #include "cli/commands.h"
@@ -86,6 +87,7 @@ absl::Status SetCacheSize(const AgentFlags& flags, WorkerOptions* options) {
 // Serves the coordinator until stopped by a signal or refused; the exit code.
 int Serve(const AgentFlags& flags) {
   absl::StatusOr<WorkerOptions> options = OptionsFrom(flags);
+  HideCredentialsFromCases();  // read by now, if at all
   if (options.ok() && flags.security.insecure) WarnInsecure("agent");
   const absl::Status cache = options.ok() ? SetCacheSize(flags, &*options) : options.status();
   if (!cache.ok()) {

@@ -2,6 +2,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/prctl.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <fcntl.h>
@@ -144,6 +145,23 @@ TEST(ExecutorTest, TheAgentsCredentialsNeverReachACase) {
   for (const char* name : {"PERFGATE_TOKEN", "PERFGATE_TOKEN_FILE", "PERFGATE_TLS_KEY", "PG_TEST_KEPT"}) unsetenv(name);
   ASSERT_TRUE(r.ok()) << r.Describe() << r.err;
   EXPECT_EQ(r.out, "unset unset unset kept\n");
+}
+
+// A case of the agent's user could read the token from /proc/<agent>/environ
+// (the values an agent started with live there) or from its memory.
+TEST(ExecutorTest, TheAgentBlanksItsCredentialsAndCannotBeReadByItsCases) {
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    setenv("PERFGATE_TOKEN", "secret-token", 1);
+    HideCredentialsFromCases();
+    const char* blank = std::getenv("PERFGATE_TOKEN");
+    const bool blanked = blank && *blank == '\0';
+    _exit(blanked && prctl(PR_GET_DUMPABLE) == 0 ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "token still readable, or the agent dumpable";
 }
 
 TEST(ExecutorTest, MeasuresCpuTimeAndPeakRss) {
