@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "core/baseline_update.h"
 #include "core/exit_codes.h"
+#include "core/utf8.h"
 
 namespace perfgate {
 
@@ -56,7 +57,7 @@ void AddBaselineCommand(CLI::App& app, int* exit_code) {
     auto updated = UpdateExpectedFileFromReport(flags->report, flags->expected, options);
     if (!updated.ok()) return fail(kExitBadInput, std::string(updated.status().message()));
     const BaselineUpdate& update = *updated;
-    for (const auto& line : update.log) std::cout << line << "\n";
+    for (const auto& line : update.log) std::cout << EscapeControls(line) << "\n";  // names from the report
     if (!update.without_result.empty() && !options.keep_missing) {
       std::vector<std::string> missing;
       for (const auto& row : update.without_result)

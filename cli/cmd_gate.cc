@@ -9,6 +9,7 @@
 #include "cli/security_flags.h"
 #include "cli/signals.h"
 #include "core/exit_codes.h"
+#include "core/utf8.h"
 #include "gate/run_gate.h"
 
 namespace perfgate {
@@ -66,7 +67,7 @@ absl::StatusOr<GateOptions> OptionsFrom(const GateFlags& flags) {
   options.embedded.state_dir = flags.state_dir;
   options.embedded.agents = flags.local_agents;
   options.client.tty = isatty(STDERR_FILENO);
-  options.log = [](const std::string& line) { std::cerr << line << "\n"; };
+  options.log = [](const std::string& line) { std::cerr << EscapeControls(line) << "\n"; };  // case names
   if (auto s = ParseSizeFlags(flags.sizes, &options.client.limits); !s.ok()) return s;
   if (!options.coordinator.empty()) {
     auto security = LoadClientSecurity(flags.security, options.coordinator);

@@ -14,6 +14,7 @@
 #include "core/exit_codes.h"
 #include "core/judge.h"
 #include "core/suite.h"
+#include "core/utf8.h"
 #include "gate/artifact_upload.h"
 
 namespace perfgate {
@@ -78,14 +79,14 @@ LocalRunOptions RunOptions(const RunFlags& flags, const CancelToken* cancel, boo
   options.progress = [tty, last = std::string()](int index, int total, const std::string& name,
                                                  const std::string& phase) mutable {
     if (tty) {
-      std::cerr << "\r\033[K[" << index << "/" << total << "] " << name << ": " << phase << std::flush;
+      std::cerr << "\r\033[K[" << index << "/" << total << "] " << EscapeControls(name) << ": " << phase << std::flush;
     } else if (name != last) {
-      std::cerr << "perfgate run: [" << index << "/" << total << "] " << name << "\n";
+      std::cerr << "perfgate run: [" << index << "/" << total << "] " << EscapeControls(name) << "\n";
       last = name;
     }
   };
   options.skipped = [](const std::string& name, const std::string& why) {
-    std::cerr << "perfgate run: skipped " << name << ": " << why << "\n";
+    std::cerr << "perfgate run: skipped " << EscapeControls(name) << ": " << EscapeControls(why) << "\n";
   };
   return options;
 }

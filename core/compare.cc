@@ -34,6 +34,18 @@ Verdict Judge(Direction better, const Comparison& c) {
   return Verdict::kPass;
 }
 
+// Against a history whose median is 0 (a count that is mostly zero) nothing
+// is relative: a result is a regression only if it is worse than every run
+// in the window, an improvement only if better than every one.
+Verdict JudgeAgainstZeroHistory(Direction better, double result, const Summary& h) {
+  if (better == Direction::kUnknown) return Verdict::kPass;
+  const bool lower = better == Direction::kLowerIsBetter;
+  const double worst = lower ? h.max : h.min, best = lower ? h.min : h.max;
+  if (lower ? result > worst : result < worst) return Verdict::kRegression;
+  if (lower ? result < best : result > best) return Verdict::kImprovement;
+  return Verdict::kPass;
+}
+
 // Number of arrangements of n1 + n2 items giving each U, for the exact test.
 double ExactTwoSidedP(size_t n1, size_t n2, double u) {
   // counts[i][j][k]: ways for i and j items to give U = k. Built up layer by layer.
@@ -112,7 +124,7 @@ Comparison CompareWithHistory(Direction better, const std::vector<double>& curre
   c.noise = std::max(history_noise * std::sqrt(1 + M_PI / 2 / n_history), run_median_error);
   const double floor = timed ? options.history_time_floor : options.history_floor;
   c.threshold = std::max(floor, options.history_k * c.noise);
-  c.verdict = Judge(better, c);
+  c.verdict = h.median == 0 ? JudgeAgainstZeroHistory(better, c.result, h) : Judge(better, c);
   return c;
 }
 

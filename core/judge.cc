@@ -284,6 +284,7 @@ void Derive(GateReport* report, const Baselines& baselines, const Policy& policy
   report->failed_rules = FailedRules(report->cases, policy);
   if (auto rule = NothingMeasured(report->cases, policy); rule && report->failed_rules.empty()) {
     report->failed_rules.push_back(std::move(*rule));
+    for (auto& c : report->cases) c.fails = true;  // so every report says what the exit code says
   }
   report->warnings = IdlePoolWarnings(*report, baselines);
   if (auto w = NoBaselineWarning(report->cases, policy)) report->warnings.push_back(std::move(*w));
@@ -340,11 +341,12 @@ bool AllFinite(const Series& series) {
   return std::all_of(series.values.begin(), series.values.end(), [](double v) { return std::isfinite(v); });
 }
 
-MetricReport NotFinite(const CaseReport& cr, const Series& series) {
+MetricReport NotFinite(const CaseReport& cr, const Series& series, const Policy& policy) {
   MetricReport m;
   m.series = series;
+  m.series.unit = UnitOf(series.metric, series.unit, policy.compare.declared);
   m.verdict = Verdict::kError;
-  m.judged = cr.ran;
+  m.judged = cr.ran && policy.Judged(cr.name, series.metric);
   m.note = "a sample value is not a finite number (NaN or infinity): the agent that measured it is broken";
   return m;
 }
@@ -353,7 +355,7 @@ MetricReport JudgeSeries(const CaseReport& cr, const Series& series, const std::
                          const Baselines& baselines, const Policy& policy) {
   const Series* base =
       series.variant == SideName(Side::kHead) ? FindSeries(all, series, SideName(Side::kBase)) : nullptr;
-  if (!AllFinite(series) || (base && !AllFinite(*base))) return NotFinite(cr, series);
+  if (!AllFinite(series) || (base && !AllFinite(*base))) return NotFinite(cr, series, policy);
   MetricReport m{series,
                  Summarize(series.values),
                  std::nullopt,

@@ -69,11 +69,24 @@ void Write(const Rows& t, RowBudget& budget, std::ostream& out) {
   out << t.tail;
 }
 
-// Table cells must not break the row, and text must not turn into markup.
-// A line break of any kind (\r too) would end the row: controls are escaped.
+// Table cells must not break the row, and text must not turn into markup:
+// it holds names from cases' output (an image, bold "APPROVED"). A line
+// break of any kind (\r too) would end the row: controls are escaped.
 std::string Cell(const std::string& s) {
-  return EscapeControls(absl::StrReplaceAll(
-      s, {{"&", "&amp;"}, {"<", "&lt;"}, {">", "&gt;"}, {"|", "\\|"}, {"\n", " "}}));
+  return EscapeControls(absl::StrReplaceAll(s, {{"\\", "\\\\"},
+                                                {"&", "&amp;"},
+                                                {"<", "&lt;"},
+                                                {">", "&gt;"},
+                                                {"|", "\\|"},
+                                                {"`", "\\`"},
+                                                {"*", "\\*"},
+                                                {"_", "\\_"},
+                                                {"[", "\\["},
+                                                {"]", "\\]"},
+                                                {"!", "\\!"},
+                                                {"~", "\\~"},
+                                                {"#", "\\#"},
+                                                {"\n", " "}}));
 }
 
 // The longest run of backticks in `s`.
@@ -148,7 +161,9 @@ struct Counts {
 };
 
 bool IsError(const CaseReport& c) { return !c.ran && c.fails; }
-bool IsMetricError(const MetricReport& m) { return m.verdict == Verdict::kMissingResult && m.judged; }
+bool IsMetricError(const MetricReport& m) {
+  return m.judged && (m.verdict == Verdict::kMissingResult || m.verdict == Verdict::kError);
+}
 bool IsRegression(const MetricReport& m) { return m.comparison && m.verdict == Verdict::kRegression && m.judged; }
 
 Counts Count(const GateReport& report) {

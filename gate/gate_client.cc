@@ -65,7 +65,7 @@ class Progress {
   }
   void Line(const std::string& text) {
     if (tty_) std::fprintf(stderr, "\r\033[K");
-    std::fprintf(stderr, "%s\n", text.c_str());
+    std::fprintf(stderr, "%s\n", EscapeControls(text).c_str());  // agents' reasons, case names
     drawn_ = false;
   }
 
@@ -90,12 +90,12 @@ class Progress {
     const std::string counter = absl::StrCat("[", done_, "/", states_.size(), "]");
     if (tty_) {
       std::string line = absl::StrCat("perfgate ", counter, " running: ", running_.empty() ? "-" : "");
-      // Only as many names as fit the line.
+      // Only as many names as fit the line, escaped before they are counted.
       for (auto it = running_.begin(); it != running_.end() && line.size() <= 120; ++it) {
-        absl::StrAppend(&line, it == running_.begin() ? "" : ", ", *it);
+        absl::StrAppend(&line, it == running_.begin() ? "" : ", ", EscapeControls(*it));
       }
       if (line.size() > 120) line = line.substr(0, 117) + "...";
-      std::fprintf(stderr, "\r\033[K%s", EscapeControls(line).c_str());
+      std::fprintf(stderr, "\r\033[K%s", line.c_str());
       drawn_ = true;
     } else if (changed) {
       std::string line = absl::StrCat("perfgate ", counter, " ", changed->name(), ": ", StateWord(changed->state()));

@@ -185,6 +185,10 @@ TEST(CompareHistoryTest, ZeroHistoryMedianJudgesTheStepItself) {
   EXPECT_EQ(CompareWithHistory(kLower, {0, 0, 0}, zeros, options).verdict, Verdict::kPass);
   EXPECT_EQ(CompareWithHistory(kHigher, {5, 5, 5}, zeros, options).verdict, Verdict::kImprovement);
   EXPECT_EQ(CompareWithHistory(kHigher, {-5, -5, -5}, zeros, options).verdict, Verdict::kRegression);
+  // A count that is mostly zero: worse than every run of the window regresses, within it passes.
+  const std::vector<double> mostly_zero = {0, 0, 0, 1, 2};
+  EXPECT_EQ(CompareWithHistory(kLower, {1}, mostly_zero, options).verdict, Verdict::kPass);
+  EXPECT_EQ(CompareWithHistory(kLower, {3}, mostly_zero, options).verdict, Verdict::kRegression);
 }
 
 TEST(CompareAbTest, ZeroBaseMedianJudgesTheStepItself) {

@@ -207,6 +207,9 @@ TEST(ReportTest, ARunInWhichNothingWasMeasuredFailsTheGate) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.failed_rules,
               ::testing::ElementsAre("a run in which no case was measured fails the gate: 1 case (add: no capable agent)"));
+  std::stringstream junit;
+  JunitReporter().Write(r, junit);
+  EXPECT_THAT(junit.str(), HasSubstr("errors=\"1\"")) << "red, as the exit code says";
   policy.fail_unmeasured_run = false;  // perfgate run by hand: skipped, and said so
   EXPECT_EQ(BuildGateReport(RunOf({away}), Baselines{}, policy).exit_code, 0);
   // One measured case is enough: the rest is fail_on's to judge.
@@ -494,8 +497,13 @@ TEST(ReportFilesTest, HostileNamesStayTextInTheCommentAndOnTheTerminal) {
       Expected({{markup, "instructions", 1000, 0.1, 1}, {heading, "instructions", 1000, 0.1, 2},
                 {ansi, "instructions", 1000, 0.1, 3}}),
       policy);
+  r.warnings.push_back("direction unknown: ![pwn](http://e/p.png) **APPROVED** _x_ [l](http://e) ~~s~~");
   const std::string html = MarkdownHtml(r);
   EXPECT_EQ(html.find("<img"), std::string::npos) << html;
+  EXPECT_EQ(html.find("<a href"), std::string::npos) << html;
+  EXPECT_EQ(html.find("<em>"), std::string::npos) << html;
+  EXPECT_EQ(html.find("<del>"), std::string::npos) << html;
+  EXPECT_THAT(html, HasSubstr("![pwn](http://e/p.png) **APPROVED**")) << "shown as the text it is";
   EXPECT_EQ(html.find("<strong>APPROVED"), std::string::npos) << html;
   EXPECT_EQ(html.find("<h2>"), std::string::npos) << html;
   EXPECT_THAT(html, HasSubstr("z\\x0D\\x0D## perfgate passed\\x0D"));
