@@ -72,8 +72,10 @@ struct Comparison {
 // REQUIRES: better != kUnknown; such metrics are shown, never compared
 // (given one anyway, the comparison passes). REQUIRES: finite values (the
 // judge calls a series with a NaN an error before it compares).
-// Against a baseline of 0 every comparison judges the step itself: any
-// move to the worse side is a regression (PyTorch's rule for an expected 0).
+// Against a baseline of 0 a change has no percentage. An expected 0 and an
+// A/B base of 0 (once significant) make any step to the worse side a
+// regression (PyTorch's rule for an expected 0); a history median of 0 makes
+// a regression of a result worse than every run of the window.
 
 // PyTorch's check: low = E - E*m, high = E + E*m; beyond them (strictly) is a
 // change; the worse side is a regression. `result` is this run's median.
