@@ -39,7 +39,7 @@ Policy PolicyForSuite(const v1::Suite& suite) {
   if (config.history_min_runs()) policy.compare.history_min_runs = config.history_min_runs();
   if (config.history_runs()) policy.compare.history_runs = config.history_runs();
   if (config.history_k() > 0) policy.compare.history_k = config.history_k();
-  if (config.history_floor() > 0) policy.compare.history_floor = config.history_floor();
+  if (config.has_history_floor()) policy.compare.history_floor = config.history_floor();
   if (config.has_history_time_floor()) policy.compare.history_time_floor = config.history_time_floor();
   if (config.history_max_age_ms()) policy.history_max_age_ms = config.history_max_age_ms();
   if (config.ab_alpha() > 0) policy.compare.ab_alpha = config.ab_alpha();

@@ -422,6 +422,13 @@ absl::Status ParseGate(const SuiteError& err, const YAML::Node& node, const std:
       if (!v.ok()) return v.status();
       gate->set_history_time_floor(*v);
     }
+    const uint32_t min_runs = gate->history_min_runs() ? gate->history_min_runs() : CompareOptions().history_min_runs;
+    const uint32_t runs = gate->history_runs() ? gate->history_runs() : CompareOptions().history_runs;
+    if (runs < min_runs) {
+      return err.At(n["runs"] ? n["runs"] : n["min_runs"],
+                    absl::StrCat("gate.history.runs (", runs, ") is below min_runs (", min_runs,
+                                 "): history could never be enough to judge anything; raise runs or lower min_runs"));
+    }
     if (const auto m = n["max_age"]) {
       auto text = Scalar(err, m, "gate.history.max_age");
       if (!text.ok()) return text.status();

@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "core/policy.h"
 #include "tests/test_util.h"
 
 namespace perfgate {
@@ -136,6 +137,18 @@ cases:
   ASSERT_FALSE(bad.ok());
   EXPECT_THAT(bad.status().message(),
               HasSubstr("gate.history.floor must be a fraction like 0.01 or a percentage like 1%"));
+
+  // A window smaller than the runs it needs could never judge: every history
+  // comparison would be "no baseline", and the gate would pass forever.
+  bad = Parse("suite: s\ngate: {history: {runs: 3}}\ncases:\n  - name: a\n    command: [x]\n");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.status().message(), HasSubstr("s.yaml:2:24: gate.history.runs (3) is below min_runs (5)"));
+
+  // A floor of 0 is a floor of 0, not "use the default" (as --history-floor 0 is).
+  auto no_floor = Parse("suite: s\ngate: {history: {floor: 0}}\ncases:\n  - name: a\n    command: [x]\n");
+  ASSERT_TRUE(no_floor.ok()) << no_floor.status();
+  EXPECT_EQ(PolicyForSuite(*no_floor).compare.history_floor, 0);
+  EXPECT_EQ(PolicyForSuite(*Parse("suite: s\ncases:\n  - name: a\n    command: [x]\n")).compare.history_floor, 0.01);
 }
 
 TEST(SuiteTest, LoadsFromFileAnchoredAtItsFolder) {
