@@ -455,6 +455,12 @@ std::vector<std::string> SuspectedRegressions(const GateReport& report) {
 
 void ApplyConfirmation(GateReport* report, const v1::Run& confirmation, const Baselines& baselines,
                        const Policy& policy) {
+  if (confirmation.state() == v1::RUN_STATE_CANCELLED) {
+    report->passed = false;
+    report->exit_code = kExitInterrupted;
+    report->failed_rules.push_back("the gate was interrupted while re-measuring suspected regressions");
+    return;
+  }
   for (auto& c : report->cases) {
     const v1::CaseStatus* again = nullptr;
     for (const auto& cs : confirmation.cases()) {

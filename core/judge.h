@@ -34,7 +34,9 @@ std::vector<std::string> SuspectedRegressions(const GateReport& report);
 
 // Compares the confirmation run's samples with the same baselines; a
 // regression stands only if every re-measurement regresses too. Then the
-// verdicts and rules are derived again.
+// verdicts and rules are derived again. A confirmation the user cancelled
+// (Ctrl-C) leaves the regressions standing and the gate interrupted (exit
+// 130), as a cancelled first run does.
 void ApplyConfirmation(GateReport* report, const v1::Run& confirmation, const Baselines& baselines,
                        const Policy& policy);
 

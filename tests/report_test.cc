@@ -217,6 +217,19 @@ TEST(ReportTest, ARunInWhichNothingWasMeasuredFailsTheGate) {
   EXPECT_EQ(BuildGateReport(RunOf({away, OkCase("mul", "instructions", {1})}), Baselines{}, policy).exit_code, 0);
 }
 
+// Ctrl-C while re-measuring used to exit 1, as if the gate had judged.
+TEST(ReportTest, AConfirmationTheUserCancelledLeavesTheGateInterrupted) {
+  Policy policy;
+  Baselines b = Expected({{"real", "instructions", 1000, 0.1, 1}});
+  GateReport r = BuildGateReport(RunOf({OkCase("real", "instructions", {1200})}), b, policy);
+  v1::Run cancelled = RunOf({OkCase("real", "instructions", {1000})});
+  cancelled.set_state(v1::RUN_STATE_CANCELLED);
+  ApplyConfirmation(&r, cancelled, b, policy);
+  EXPECT_EQ(r.exit_code, 130);
+  EXPECT_FALSE(r.passed);
+  EXPECT_EQ(r.cases[0].verdict, Verdict::kRegression) << "not cleared by a run that did not finish";
+}
+
 // A confirmation run may land on another pool (it is not pinned to one):
 // judged against the first pool's row, an H100's numbers once cleared a
 // Xeon's regression.
