@@ -184,14 +184,22 @@ Scheduler::Session* Scheduler::LiveSession(const std::string& session_id) {
   return it == sessions_.end() ? nullptr : &it->second;
 }
 
+// What `session` lacks to run a case with `requirements`; empty if nothing.
+std::string Scheduler::Unmet(const Session& session, const v1::Requirements& requirements) const {
+  if (!requirements.pool().empty() && requirements.pool() != session.record.pool) {
+    return absl::StrCat("needs pool '", requirements.pool(), "', is in pool '", session.record.pool, "'");
+  }
+  return UnmetRequirement(requirements, session.record.host, session.record.labels);
+}
+
 bool Scheduler::Matches(const Session& session, const v1::Requirements& requirements) const {
-  return UnmetRequirement(requirements, session.record.host, session.record.labels).empty();
+  return Unmet(session, requirements).empty();
 }
 
 bool Scheduler::AnyCapable(const v1::Requirements& requirements, std::string* why) const {
   std::vector<std::string> reasons;
   for (const auto& [id, session] : sessions_) {
-    std::string unmet = UnmetRequirement(requirements, session.record.host, session.record.labels);
+    std::string unmet = Unmet(session, requirements);
     if (unmet.empty()) return true;
     reasons.push_back(absl::StrCat(session.record.agent_id, ": ", unmet));
   }

@@ -266,6 +266,9 @@ class Scheduler {
   // The id is held by another process that is still connected.
   absl::Status CheckIdFree(const Session& holder, const v1::RegisterRequest& request)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // What the session lacks to run a case with `requirements` (its pool, a
+  // label, a GPU), in words; empty if nothing.
+  std::string Unmet(const Session& session, const v1::Requirements& requirements) const;
   bool Matches(const Session& session, const v1::Requirements& requirements) const;
   // Names, commands and sizes: what Submit refuses before taking the lock.
   absl::Status CheckSuite(const v1::Suite& suite) const;

@@ -470,7 +470,8 @@ void ApplyConfirmation(GateReport* report, const v1::Run& confirmation, const Ba
     const bool ok = again->state() == v1::CASE_STATE_DONE && again->result().outcome() == v1::CaseResult::OUTCOME_OK;
     const std::vector<Series> all = ok ? CollectSeries(again->result()) : std::vector<Series>{};
     // Numbers from different testbeds are never compared: a re-measurement on
-    // another pool neither clears nor confirms the first.
+    // another pool (the gate pins it to the first's; another client may not)
+    // neither clears nor confirms the first.
     const std::string& pool = again->result().pool();
     for (auto& m : c.metrics) {
       if (m.verdict != Verdict::kRegression || !m.comparison) continue;

@@ -14,7 +14,8 @@ namespace {
 // The cases of `request` that are `suspects`, with twice the samples: a
 // re-measurement after the first run whose own median is steadier. A/B cases
 // keep their variants, so base and head are interleaved again on one agent.
-v1::SubmitRunRequest ConfirmationRequest(const v1::SubmitRunRequest& request,
+// Each goes to the pool it first ran in: its baseline is that testbed's.
+v1::SubmitRunRequest ConfirmationRequest(const v1::SubmitRunRequest& request, const GateReport& report,
                                          const std::vector<std::string>& suspects) {
   v1::SubmitRunRequest again = request;
   again.mutable_suite()->clear_cases();
@@ -23,6 +24,9 @@ v1::SubmitRunRequest ConfirmationRequest(const v1::SubmitRunRequest& request,
     v1::CaseSpec* spec = again.mutable_suite()->add_cases();
     *spec = c;
     spec->set_repeats(2 * std::max<uint32_t>(1, c.repeats()));
+    for (const auto& first : report.cases) {
+      if (first.name == c.name()) spec->mutable_requirements()->set_pool(first.pool);
+    }
   }
   again.set_branch(absl::StrCat(request.branch(), "#confirm"));  // never part of the main-branch history
   return again;
@@ -37,7 +41,7 @@ absl::Status Confirm(const GateOptions& options, const GateClientOptions& client
     if (suspects.empty()) break;
     options.log(absl::StrCat("perfgate: re-measuring ", suspects.size(),
                              " case(s) with a suspected regression: ", absl::StrJoin(suspects, ", ")));
-    auto confirmation = SubmitAndWatch(client, ConfirmationRequest(request, suspects), interrupt);
+    auto confirmation = SubmitAndWatch(client, ConfirmationRequest(request, *report, suspects), interrupt);
     if (!confirmation.ok()) return confirmation.status();
     ApplyConfirmation(report, *confirmation, judged.baselines, judged.policy);
   }

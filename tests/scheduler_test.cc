@@ -40,9 +40,10 @@ class SchedulerTest : public ::testing::Test {
     ASSERT_TRUE(scheduler_->Recover().ok());
   }
 
-  std::string Register(const std::string& agent_id, bool gpu = false) {
+  std::string Register(const std::string& agent_id, bool gpu = false, const std::string& pool = "") {
     v1::RegisterRequest request;
     request.set_agent_id(agent_id);
+    request.set_pool(pool);
     if (gpu) {
       auto* g = request.mutable_host()->add_gpus();
       g->set_name("H100");
@@ -363,6 +364,30 @@ TEST_F(SchedulerTest, GpuCaseWithOnlyCpuAgentsIsRefusedAtSubmit) {
   v1::Run run = Run(response->run_id());
   EXPECT_EQ(run.state(), v1::RUN_STATE_FINISHED);
   EXPECT_EQ(run.cases(0).state(), v1::CASE_STATE_NO_CAPABLE_AGENT);
+}
+
+// A confirmation re-measures where the first run measured: its cases name
+// that pool, and only an agent of it may take them.
+TEST_F(SchedulerTest, ACaseThatNamesAPoolGoesOnlyToAnAgentOfIt) {
+  const std::string h100 = Register("h100-1", /*gpu=*/false, "h100");
+  v1::SubmitRunRequest request;
+  request.mutable_suite()->set_name("s");
+  auto* c = request.mutable_suite()->add_cases();
+  c->set_name("again");
+  c->add_argv("/bin/true");
+  c->mutable_requirements()->set_pool("xeon");
+  auto refused = scheduler_->Submit(request);
+  ASSERT_TRUE(refused.ok()) << refused.status();
+  ASSERT_EQ(refused->unsatisfiable_size(), 1);
+  EXPECT_THAT(refused->unsatisfiable(0), HasSubstr("needs pool 'xeon', is in pool 'h100'"));
+
+  const std::string xeon = Register("xeon-1", /*gpu=*/false, "xeon");
+  auto submitted = scheduler_->Submit(request);
+  ASSERT_TRUE(submitted.ok());
+  EXPECT_EQ(submitted->unsatisfiable_size(), 0);
+  EXPECT_FALSE(Next(h100));
+  auto item = Next(xeon);
+  ASSERT_TRUE(item && item->has_lease());
 }
 
 TEST_F(SchedulerTest, GpuCaseGoesOnlyToAGpuAgent) {
