@@ -540,12 +540,16 @@ std::string ExecResult::Describe() const {
   return "?";
 }
 
+// The variables a client's credentials come from (transport/, cli/security_flags.cc).
+constexpr const char* kCredentialVariables[] = {"PERFGATE_TOKEN", "PERFGATE_TOKEN_FILE", "PERFGATE_TLS_KEY"};
+
 bool IsCredentialVariable(std::string_view name) {
-  return name == "PERFGATE_TOKEN" || name == "PERFGATE_TOKEN_FILE" || name == "PERFGATE_TLS_KEY";
+  return std::find(std::begin(kCredentialVariables), std::end(kCredentialVariables), name) !=
+         std::end(kCredentialVariables);
 }
 
 void HideCredentialsFromCases() {
-  for (const char* name : {"PERFGATE_TOKEN", "PERFGATE_TOKEN_FILE", "PERFGATE_TLS_KEY"}) {
+  for (const char* name : kCredentialVariables) {
     if (char* value = std::getenv(name)) std::memset(value, 0, std::strlen(value));
   }
   prctl(PR_SET_DUMPABLE, 0);
