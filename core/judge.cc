@@ -332,8 +332,6 @@ CaseReport StartCaseReport(const v1::CaseStatus& c) {
   return cr;
 }
 
-// One measured series of a case, compared where the case ran. `all` is every
-// series of the same result (the A/B base side is shown beside its head).
 // NaN compares false with every limit, so a series holding one would pass
 // whatever its baseline. The coordinator refuses such results; a judge that
 // meets one anyway (an older store, another coordinator) calls it an error.
@@ -351,6 +349,8 @@ MetricReport NotFinite(const CaseReport& cr, const Series& series, const Policy&
   return m;
 }
 
+// One measured series of a case, compared where the case ran. `all` is every
+// series of the same result (the A/B base side is shown beside its head).
 MetricReport JudgeSeries(const CaseReport& cr, const Series& series, const std::vector<Series>& all,
                          const Baselines& baselines, const Policy& policy) {
   const Series* base =
