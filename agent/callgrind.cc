@@ -4,7 +4,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <optional>
-#include <fstream>
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
@@ -16,6 +16,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/strings/match.h"
+#include "agent/case_files.h"
 #include "agent/executor.h"
 
 extern char** environ;
@@ -30,16 +31,38 @@ std::vector<std::string> CallgrindArgv(const std::string& valgrind, const std::v
   return wrapped;
 }
 
+namespace {
+
+// A profile larger than this is refused rather than read into the agent's
+// memory: callgrind's profile of `import torch`, function by function, is
+// tens of MB.
+constexpr uint64_t kMaxProfileBytes = 256 << 20;
+
+// The profiles callgrind wrote into `out_dir` (a case's folder: they are
+// read as the case's files), in name order; the first error `each` returns ends it.
+absl::Status ForEachProfile(const std::string& out_dir,
+                            const std::function<absl::Status(const std::string& name, const std::string& path,
+                                                             const std::string& text)>& each) {
+  absl::StatusOr<CaseFolder> folder = CaseFolder::Open(out_dir);
+  if (!folder.ok()) return folder.status();
+  absl::StatusOr<std::vector<std::string>> names = folder->Names();
+  if (!names.ok()) return names.status();
+  for (const std::string& name : *names) {
+    if (!absl::StartsWith(name, "callgrind.out.")) continue;
+    absl::StatusOr<std::string> text = folder->Read(name, kMaxProfileBytes, "callgrind profile");
+    if (!text.ok()) return text.status();
+    if (absl::Status s = each(name, absl::StrCat(out_dir, "/", name), *text); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<uint64_t> SumCallgrindInstructions(const std::string& out_dir) {
   uint64_t total = 0;
   int profiles = 0;
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(out_dir, ec)) {
-    if (entry.path().filename().string().rfind("callgrind.out.", 0) != 0) continue;
-    std::ifstream in(entry.path());
-    std::string line;
-    bool found = false;
-    while (std::getline(in, line)) {
+  absl::Status read = ForEachProfile(out_dir, [&](const std::string&, const std::string& path, const std::string& text) {
+    for (absl::string_view line : absl::StrSplit(text, '\n')) {
       // "summary: N" (or "totals: N") holds the first event, Ir by default.
       absl::string_view rest = line;
       if (absl::ConsumePrefix(&rest, "summary:") || absl::ConsumePrefix(&rest, "totals:")) {
@@ -47,19 +70,16 @@ absl::StatusOr<uint64_t> SumCallgrindInstructions(const std::string& out_dir) {
         absl::string_view first = absl::StripLeadingAsciiWhitespace(rest);
         first = first.substr(0, first.find(' '));
         if (!absl::SimpleAtoi(first, &value)) {
-          return absl::DataLossError(absl::StrCat(entry.path().string(), ": unreadable line '", line, "'"));
+          return absl::DataLossError(absl::StrCat(path, ": unreadable line '", line.substr(0, 200), "'"));
         }
         total += value;
-        found = true;
-        break;
+        ++profiles;
+        return absl::OkStatus();
       }
     }
-    if (!found) {
-      return absl::DataLossError(absl::StrCat(entry.path().string(), ": no summary line (profile cut short?)"));
-    }
-    ++profiles;
-  }
-  if (ec) return absl::NotFoundError(absl::StrCat(out_dir, ": ", ec.message()));
+    return absl::DataLossError(absl::StrCat(path, ": no summary line (profile cut short?)"));
+  });
+  if (!read.ok()) return read;
   if (profiles == 0) return absl::NotFoundError(absl::StrCat("callgrind wrote no profile in ", out_dir));
   return total;
 }
@@ -107,17 +127,15 @@ bool ParseDumpName(const std::string& file, Dump* dump) {
   return parts.size() == 1 || absl::SimpleAtoi(parts[1], &dump->number);
 }
 
-absl::Status ReadDump(Dump* dump) {
-  std::ifstream in(dump->path);
-  std::string line;
-  while (std::getline(in, line)) {
+absl::Status ReadDump(const std::string& text, Dump* dump) {
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
     absl::string_view rest = line;
     if (absl::ConsumePrefix(&rest, "desc: Trigger: ")) {
-      dump->trigger = std::string(rest);
+      dump->trigger = std::string(rest.substr(0, 1024));
     } else if (absl::ConsumePrefix(&rest, "totals:")) {
       uint64_t value;
       if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(rest), &value)) {
-        return absl::DataLossError(absl::StrCat(dump->path, ": unreadable line '", line, "'"));
+        return absl::DataLossError(absl::StrCat(dump->path, ": unreadable line '", line.substr(0, 200), "'"));
       }
       dump->total = value;
     }
@@ -130,15 +148,16 @@ absl::Status ReadDump(Dump* dump) {
 
 absl::StatusOr<std::vector<RegionCount>> ReadRegionCounts(const std::string& out_dir) {
   std::vector<Dump> dumps;
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(out_dir, ec)) {
+  absl::Status read = ForEachProfile(out_dir, [&](const std::string& name, const std::string& path,
+                                                  const std::string& text) {
     Dump dump;
-    if (!ParseDumpName(entry.path().filename().string(), &dump)) continue;
-    dump.path = entry.path().string();
-    if (absl::Status read = ReadDump(&dump); !read.ok()) return read;
+    if (!ParseDumpName(name, &dump)) return absl::OkStatus();
+    dump.path = path;
+    if (absl::Status s = ReadDump(text, &dump); !s.ok()) return s;
     dumps.push_back(std::move(dump));
-  }
-  if (ec) return absl::NotFoundError(absl::StrCat(out_dir, ": ", ec.message()));
+    return absl::OkStatus();
+  });
+  if (!read.ok()) return read;
   std::sort(dumps.begin(), dumps.end(),
             [](const Dump& a, const Dump& b) { return std::tie(a.pid, a.number) < std::tie(b.pid, b.number); });
   std::vector<RegionCount> regions;

@@ -1,9 +1,11 @@
 #include "agent/case_runner.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -12,10 +14,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "agent/callgrind.h"
+#include "agent/case_files.h"
 #include "agent/perf_counter.h"
 #include "agent/result_adapters.h"
 #include "agent/run_supplies.h"
-#include "core/bounded_read.h"
 #include "core/capabilities.h"
 #include "core/expand.h"
 #include "core/series.h"
@@ -34,8 +36,9 @@ constexpr uint32_t kMaxCallgrindRuns = 3;
 // supplies it came from.
 class ScratchDir {
  public:
-  explicit ScratchDir(RunSupplies* supplies)
-      : supplies_(supplies), path_(supplies ? supplies->TakeScratchFolder() : MakeScratchFolder()) {}
+  // REQUIRES: `user` is the one `supplies` was made for.
+  ScratchDir(RunSupplies* supplies, const CaseUser* user)
+      : supplies_(supplies), path_(supplies ? supplies->TakeScratchFolder() : MakeScratchFolder(user)) {}
   ~ScratchDir() {
     if (supplies_ && !path_.empty()) {
       supplies_->RetireScratchFolder(path_);
@@ -86,27 +89,38 @@ std::string VariantSuffix(const v1::Variant& variant) {
   return variant.name().empty() ? "" : absl::StrCat(" (", variant.name(), ")");
 }
 
+// The variables that say who the case runs as, when that is a case user
+// and not the agent's: a case that writes to ~/.cache must not try root's.
+std::map<std::string, std::string> UserVariables(const CaseUser* user) {
+  if (!user) return {};
+  return {{"HOME", user->home}, {"USER", user->name}, {"LOGNAME", user->name}};
+}
+
 // The runnable form of `spec` for one variant: ${NAME}s expanded from the
 // variant's env, the case's env, perfgate's own variables, then the agent's
 // environment.
 absl::StatusOr<ExecSpec> BuildExec(const v1::CaseSpec& spec, const v1::Variant& variant, const std::string& result_file,
-                                   uint64_t kill_grace_ms) {
+                                   const CaseRunOptions& options) {
+  const std::map<std::string, std::string> user_variables = UserVariables(options.user);
   auto lookup = [&](const std::string& name) -> std::optional<std::string> {
     if (auto it = variant.env().find(name); it != variant.env().end()) return it->second;
     if (auto it = spec.env().find(name); it != spec.env().end()) return it->second;
     if (name == "PERFGATE_RESULT_FILE") return result_file;
     if (name == "VARIANT_ROOT" && !variant.root().empty()) return variant.root();
+    if (auto it = user_variables.find(name); it != user_variables.end()) return it->second;
     if (IsCredentialVariable(name)) return std::nullopt;
     if (const char* v = std::getenv(name.c_str())) return std::string(v);
     return std::nullopt;
   };
   ExecSpec exec;
+  exec.user = options.user;
   for (const auto& arg : spec.argv()) {
     auto expanded = ExpandVariables(arg, lookup);
     if (!expanded.ok()) return expanded.status();
     exec.argv.push_back(*expanded);
   }
-  std::map<std::string, std::string> env(spec.env().begin(), spec.env().end());
+  std::map<std::string, std::string> env = user_variables;
+  for (const auto& [name, value] : spec.env()) env[name] = value;
   for (const auto& [name, value] : variant.env()) env[name] = value;
   for (const auto& [name, value] : env) {
     auto expanded = ExpandVariables(value, lookup);
@@ -121,9 +135,17 @@ absl::StatusOr<ExecSpec> BuildExec(const v1::CaseSpec& spec, const v1::Variant& 
     exec.cwd = *expanded;
   }
   exec.timeout_ms = spec.timeout_ms();
-  exec.kill_grace_ms = kill_grace_ms;
+  exec.kill_grace_ms = options.kill_grace_ms;
   exec.output_limit_bytes = spec.output_limit_bytes() ? spec.output_limit_bytes() : (8 << 20);
   return exec;
+}
+
+// What the case wrote to $PERFGATE_RESULT_FILE, read as a case's file (agent/case_files.h).
+absl::StatusOr<std::string> ReadResultFile(const std::string& result_file) {
+  const fs::path path(result_file);
+  absl::StatusOr<CaseFolder> folder = CaseFolder::Open(path.parent_path().string());
+  if (!folder.ok()) return folder.status();
+  return folder->Read(path.filename().string(), kMaxResultFileBytes, "result file ($PERFGATE_RESULT_FILE)");
 }
 
 // The metrics the case reported itself (its result file or stdout, per the
@@ -134,7 +156,7 @@ absl::Status AddCaseReportedValues(const v1::CaseSpec& spec, const ExecResult& r
   std::string text;
   std::string source;
   if (spec.result_source() == v1::RESULT_SOURCE_FILE) {
-    auto read = ReadFileBounded(result_file, kMaxResultFileBytes, "result file ($PERFGATE_RESULT_FILE)");
+    auto read = ReadResultFile(result_file);
     if (absl::IsNotFound(read.status())) {
       return absl::InvalidArgumentError(
           absl::StrCat(phase, ": the case wrote no result file ($PERFGATE_RESULT_FILE)"));
@@ -185,7 +207,7 @@ Counter ChooseRegionCounter(const v1::HostFingerprint& host, std::string* valgri
 class CaseRun {
  public:
   CaseRun(const v1::CaseSpec& spec, const v1::HostFingerprint& host, const CaseRunOptions& options)
-      : spec_(spec), host_(host), options_(options), scratch_(options.supplies) {
+      : spec_(spec), host_(host), options_(options), scratch_(options.supplies, options.user) {
     result_.set_case_name(spec.name());
     *result_.mutable_host() = host;
   }
@@ -233,7 +255,7 @@ class CaseRun {
     variants_.assign(spec_.variants().begin(), spec_.variants().end());
     if (variants_.empty()) variants_.emplace_back();
     for (const auto& variant : variants_) {
-      auto exec = BuildExec(spec_, variant, result_file_, options_.kill_grace_ms);
+      auto exec = BuildExec(spec_, variant, result_file_, options_);
       if (!exec.ok()) return Fail(std::string(exec.status().message()));
       exec->supplies = options_.supplies;
       exec->started = options_.started;
@@ -333,10 +355,10 @@ class CaseRun {
     if (counter_ != Counter::kRegion) return true;
     Progress("region counts");
     for (size_t v = 0; v < execs_.size(); ++v) {
-      const std::string out_dir = absl::StrCat(scratch_.path(), "/regions-", v);
-      fs::create_directories(out_dir);
+      absl::StatusOr<std::string> out_dir = MakeProfileFolder(absl::StrCat("regions-", v));
+      if (!out_dir.ok()) return Fail(std::string(out_dir.status().message()));
       RegionRun run =
-          RunRegionCallgrind(execs_[v], valgrind_, out_dir, host_.region_counter_preload(), options_.cancel);
+          RunRegionCallgrind(execs_[v], valgrind_, *out_dir, host_.region_counter_preload(), options_.cancel);
       const std::string phase = absl::StrCat("region count run", VariantSuffix(variants_[v]));
       if (!run.unavailable.empty()) {
         result_.add_notes(absl::StrCat("region instruction counts unavailable on this host: ", run.unavailable));
@@ -353,6 +375,24 @@ class CaseRun {
     return true;
   }
 
+  // A new folder `name` in the scratch folder for callgrind's profiles, the
+  // case user's where there is one (valgrind runs as that user). Made new
+  // each time: one the case made (a link elsewhere, say) is refused.
+  absl::StatusOr<std::string> MakeProfileFolder(const std::string& name) {
+    const std::string path = absl::StrCat(scratch_.path(), "/", name);
+    if (mkdir(path.c_str(), 0700) != 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("cannot make ", path, " for callgrind's profiles: ", std::strerror(errno),
+                       errno == EEXIST ? " (the case made it; a case must leave that name to the agent)" : ""));
+    }
+    // No process of the case runs now, and lchown never follows a link.
+    if (options_.user && lchown(path.c_str(), options_.user->uid, options_.user->gid) != 0) {
+      return absl::InternalError(absl::StrCat("cannot hand ", path, " to user '", options_.user->name,
+                                              "': ", std::strerror(errno)));
+    }
+    return path;
+  }
+
   // Whole-process counts where there is no hardware counter: a few separate
   // runs under callgrind, to show the count is stable.
   bool CountWithCallgrind() {
@@ -361,16 +401,16 @@ class CaseRun {
     for (uint32_t i = 0; i < runs; ++i) {
       Progress(absl::StrCat("callgrind ", i + 1, "/", runs));
       for (size_t v = 0; v < execs_.size(); ++v) {
-        std::string out_dir = absl::StrCat(scratch_.path(), "/callgrind-", i, "-", v);
-        fs::create_directories(out_dir);
+        absl::StatusOr<std::string> out_dir = MakeProfileFolder(absl::StrCat("callgrind-", i, "-", v));
+        if (!out_dir.ok()) return Fail(std::string(out_dir.status().message()));
         ExecSpec wrapped = execs_[v];
-        wrapped.argv = CallgrindArgv(valgrind_, execs_[v].argv, out_dir);
+        wrapped.argv = CallgrindArgv(valgrind_, execs_[v].argv, *out_dir);
         // Valgrind is slow; give it room rather than report a false timeout.
         if (wrapped.timeout_ms) wrapped.timeout_ms *= 100;
         ExecResult run = Execute(wrapped, options_.cancel);
         const std::string phase = absl::StrCat("callgrind run ", i + 1, VariantSuffix(variants_[v]));
         if (RecordFailure(run, phase, &result_)) return false;
-        auto total = SumCallgrindInstructions(out_dir);
+        auto total = SumCallgrindInstructions(*out_dir);
         // The message may quote a line of the profile: escape it for the proto string field.
         if (!total.ok()) return Fail(absl::StrCat(phase, ": ", EscapeInvalidUtf8(total.status().message())));
         AddValue(AddSample(v), spec_.name(), kCallgrindInstructions, static_cast<double>(*total), "count",

@@ -33,6 +33,9 @@ struct CaseRunOptions {
   // Where the runs' groups and the case's scratch folder come from and go
   // (made ahead, removed later: agent/run_supplies.h); nullptr: made and removed on the spot.
   RunSupplies* supplies = nullptr;
+  // Whom the case runs as (agent/case_user.h); nullptr: the agent's user.
+  // REQUIRES: the user `supplies` was made for, when both are given.
+  const CaseUser* user = nullptr;
   // Called each time one of the case's processes has started (ExecSpec::started).
   std::function<void()> started;
 };

@@ -127,13 +127,28 @@ struct ChildSetup {
   size_t join_count = 0;
   // The one of join_fds the child skips: it was born in that group (clone3 CLONE_INTO_CGROUP); -1 if none.
   int born_in_fd = -1;
+  // Whom the case runs as (ExecSpec::user); switched to after the joins, which need the agent's rights.
+  bool switch_user = false;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  const gid_t* groups = nullptr;
+  size_t group_count = 0;
   // vfork path: the child writes its failure straight into the parent's memory.
   volatile int child_errno = 0;
-  volatile char failed_step = 0;  // 'g' cgroup, 'c' chdir, 'e' exec
+  volatile char failed_step = 0;  // 'g' cgroup, 'u' user, 'c' chdir, 'e' exec
   // vfork path: when the child is about to exec, so the clock leaves out
   // the spawn and the cgroup join (the agent's costs, not the case's).
   Clock::time_point exec_at;
 };
+
+// Becomes the case's user: groups first, while the process may still change
+// them. Raw system calls: glibc's setuid() and friends would change every
+// thread of the process, and after clone(CLONE_VM) glibc's idea of "the
+// process" is the agent's, threads and all. The kernel changes only this task.
+bool SwitchUser(const ChildSetup& s) {
+  return syscall(SYS_setgroups, s.group_count, s.groups) == 0 && syscall(SYS_setresgid, s.gid, s.gid, s.gid) == 0 &&
+         syscall(SYS_setresuid, s.uid, s.uid, s.uid) == 0;
+}
 
 // The child's side of a spawn. Runs after fork, or in the agent's own memory
 // after clone(CLONE_VM | CLONE_VFORK): no allocation, no locks, no handlers.
@@ -164,6 +179,15 @@ struct ChildSetup {
     if (s->join_fds[i] != s->born_in_fd && write(s->join_fds[i], "0", 1) != 1) {
       err = errno;
       step = 'g';
+    }
+  }
+  if (!step && s->switch_user) {
+    if (!SwitchUser(*s)) {
+      err = errno;
+      step = 'u';
+    } else {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);  // a change of user clears it
+      if (getppid() != s->parent) _exit(127);
     }
   }
   if (s->go_fd >= 0) {
@@ -459,6 +483,13 @@ void SetChildContext(const ExecSpec& spec, int stdout_fd, int stderr_fd, const R
     setup->join_fds = group->join_fds().data();
     setup->join_count = group->join_fds().size();
   }
+  if (spec.user) {
+    setup->switch_user = true;
+    setup->uid = spec.user->uid;
+    setup->gid = spec.user->gid;
+    setup->groups = spec.user->groups.data();
+    setup->group_count = spec.user->groups.size();
+  }
 }
 
 // The cgroup hierarchy a case is run under: its run's supplies', the spec's, or the machine's.
@@ -479,6 +510,8 @@ std::string ChildFailure(const Spawned& spawned, const ExecSpec& spec, const std
   switch (spawned.failed_step) {
     case 'g':
       return absl::StrCat("cannot join the run's cgroup: ", why);
+    case 'u':
+      return absl::StrCat("cannot become the case's user '", spec.user ? spec.user->name : "?", "': ", why);
     case 'c':
       return absl::StrCat("cannot enter working directory '", spec.cwd, "': ", why);
     default:

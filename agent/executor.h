@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "agent/case_user.h"
 #include "agent/cgroup.h"
 
 namespace perfgate {
@@ -52,6 +53,9 @@ struct ExecSpec {
   // Where the run's groups come from (made ahead) and go (removed later);
   // nullptr: made and removed by Execute. When set, its parent is used.
   RunSupplies* supplies = nullptr;
+  // Whom the child runs as (agent/case_user.h); nullptr: the agent's user.
+  // REQUIRES: the agent is root, and cwd and the program are open to that user.
+  const CaseUser* user = nullptr;
   // Called on the calling thread once the child has exec'd (not when it
   // could not): what the caller held back until the case was off, e.g. a
   // report that would otherwise take a core from the spawn.

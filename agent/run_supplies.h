@@ -29,18 +29,22 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "agent/case_user.h"
 #include "agent/cgroup.h"
 
 namespace perfgate {
 
 // A fresh, empty folder in $TMPDIR (or /tmp) for one case, named after the
-// agent's pid (perfgate-case-PID-XXXXXX); "" with errno set if none could be made.
-std::string MakeScratchFolder();
+// agent's pid (perfgate-case-PID-XXXXXX), mode 0700; "" with errno set if
+// none could be made. With a case user, the folder is that user's, inside
+// one only root can change ($TMPDIR/perfgate-cases-PID-XXXXXX/perfgate-case-XXXXXX).
+std::string MakeScratchFolder(const CaseUser* user = nullptr);
 
 class RunSupplies {
  public:
   // Removes the scratch folders that agents killed before they could (their pid is gone) left in $TMPDIR.
-  explicit RunSupplies(const CgroupParent& cgroups);
+  // Scratch folders are made for `user` when given (MakeScratchFolder).
+  explicit RunSupplies(const CgroupParent& cgroups, const CaseUser* user = nullptr);
   // Removes everything still held: retired and spare groups and folders.
   ~RunSupplies();
   RunSupplies(const RunSupplies&) = delete;
@@ -101,6 +105,7 @@ class RunSupplies {
   bool RemoveOneRetired();
 
   const CgroupParent& cgroups_;
+  const CaseUser* const user_;
   mutable std::mutex mu_;  // Take/Retire come from the case's thread, Tidy from the worker's
   std::vector<std::unique_ptr<RunCgroup>> retired_groups_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> retired_folders_ ABSL_GUARDED_BY(mu_);

@@ -40,7 +40,8 @@ std::string NewInstance() {
 }  // namespace
 
 AgentWorker::AgentWorker(WorkerOptions options, v1::HostFingerprint host)
-    : options_(std::move(options)), host_(std::move(host)), instance_(NewInstance()), supplies_(DefaultCgroupParent()) {
+    : options_(std::move(options)), host_(std::move(host)), instance_(NewInstance()),
+      supplies_(DefaultCgroupParent(), options_.case_user ? &*options_.case_user : nullptr) {
   // Cases run with their own folder as cwd: a relative cache folder would point elsewhere there.
   std::error_code ec;
   options_.artifacts.dir = std::filesystem::absolute(options_.artifacts.dir, ec).lexically_normal().string();
@@ -319,6 +320,7 @@ void AgentWorker::RunLease(const v1::Lease& lease) {
   options.kill_grace_ms = options_.kill_grace_ms;
   options.labels = options_.labels;
   options.supplies = &supplies_;
+  options.user = options_.case_user ? &*options_.case_user : nullptr;
   // A report due when the lease was taken goes once its case has started: sent in between, it took a
   // core from the spawn, and every 13th case started 1-3 ms late (one agent, report per 14 results).
   // The lock only then: a case that ends while this thread waits for it is timed late.

@@ -23,6 +23,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -49,6 +50,8 @@ struct WorkerOptions {
   // Where fetched artifacts are cached (<dir>/blobs) and cases run from
   // (<dir>/cases); opened when the first case that names artifacts arrives.
   ArtifactCacheOptions artifacts{.dir = ".perfgate-agent"};
+  // Whom cases run as (--case-user); none: the agent's own user.
+  std::optional<CaseUser> case_user;
   // One line per event worth a log line; default prints to stderr.
   std::function<void(const std::string&)> log;
 };

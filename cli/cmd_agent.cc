@@ -1,8 +1,10 @@
 #include <unistd.h>
 
+#include <cstdlib>
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
+#include "agent/case_user.h"
 #include "agent/cgroup.h"
 #include "agent/executor.h"
 #include "agent/host_fingerprint.h"
@@ -28,6 +30,7 @@ struct AgentFlags {
   std::string cgroup_root;
   std::string artifact_dir = ".perfgate-agent";
   std::string artifact_cache_size = "10GiB";
+  std::string case_user;
 };
 
 void AddAgentFlags(CLI::App* cmd, AgentFlags* flags) {
@@ -44,6 +47,7 @@ void AddAgentFlags(CLI::App* cmd, AgentFlags* flags) {
   AddClientSecurityFlags(cmd, &flags->security);
   AddSizeFlags(cmd, &flags->sizes, MessageLimits{});
   cmd->add_option("--cgroup-root", flags->cgroup_root, kCgroupRootHelp);
+  cmd->add_option("--case-user", flags->case_user, kCaseUserHelp);
   cmd->add_option("--artifact-dir", flags->artifact_dir, "folder for the artifact cache and the cases' folders")
       ->capture_default_str();
   cmd->add_option("--artifact-cache-size", flags->artifact_cache_size,
@@ -56,6 +60,21 @@ std::string HostName() {
   char host[256] = {};
   gethostname(host, sizeof host - 1);
   return host;
+}
+
+// The user cases run as, when --case-user names one; refused if that user
+// could read the agent's token or key. REQUIRES: called before
+// HideCredentialsFromCases(), which blanks $PERFGATE_TOKEN_FILE.
+absl::Status SetCaseUser(const AgentFlags& flags, WorkerOptions* options) {
+  if (flags.case_user.empty()) return absl::OkStatus();
+  absl::StatusOr<CaseUser> user = LookUpCaseUser(flags.case_user);
+  if (!user.ok()) return user.status();
+  const char* token_file = std::getenv("PERFGATE_TOKEN_FILE");
+  std::vector<std::string> secrets = {flags.security.token_file, flags.security.tls_key};
+  if (flags.security.token_file.empty() && token_file) secrets.push_back(token_file);
+  if (absl::Status hidden = CheckUnreadableBy(*user, secrets); !hidden.ok()) return hidden;
+  options->case_user = *std::move(user);
+  return absl::OkStatus();
 }
 
 // The worker's options from the agent's flags but its cache size (SetCacheSize), or what is wrong with them.
@@ -71,6 +90,7 @@ absl::StatusOr<WorkerOptions> OptionsFrom(const AgentFlags& flags) {
   options.labels = flags.labels;
   options.kill_grace_ms = flags.kill_grace_ms;
   options.artifacts.dir = flags.artifact_dir;
+  if (absl::Status user = SetCaseUser(flags, &options); !user.ok()) return user;
   return options;
 }
 
@@ -82,6 +102,15 @@ absl::Status SetCacheSize(const AgentFlags& flags, WorkerOptions* options) {
   }
   options->artifacts.limit_bytes = *cache_size;
   return absl::OkStatus();
+}
+
+// Whom cases run as, for the start-up lines: an admin reads there whether a
+// case could read the agent's token.
+std::string DescribeCaseUser(const std::optional<CaseUser>& user) {
+  if (user) return absl::StrCat("cases run as user '", user->name, "' (uid ", user->uid, ", gid ", user->gid, ")");
+  if (geteuid() != 0) return absl::StrCat("cases run as this agent's user (uid ", geteuid(), ")");
+  return "cases run as root, as this agent does, and can read its token file; --case-user USER runs them as an "
+         "unprivileged user";
 }
 
 // Serves the coordinator until stopped by a signal or refused; the exit code.
@@ -99,7 +128,8 @@ int Serve(const AgentFlags& flags) {
   const std::string& id = options->agent_id;
   std::cerr << "perfgate agent " << id << ": " << DescribeHost(host) << "\n"
             << "perfgate agent " << id << ": instructions: " << host.instruction_counter_note() << "\n"
-            << "perfgate agent " << id << ": " << host.memory_note() << "\n";
+            << "perfgate agent " << id << ": " << host.memory_note() << "\n"
+            << "perfgate agent " << id << ": " << DescribeCaseUser(options->case_user) << "\n";
   AgentWorker worker(*options, host);
   OnTerminationSignal([&worker](int) { worker.Stop(); });
   // A refused id is a configuration error; the worker has logged what to do.

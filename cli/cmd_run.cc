@@ -4,6 +4,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "agent/case_user.h"
 #include "agent/cgroup.h"
 #include "agent/host_fingerprint.h"
 #include "cli/commands.h"
@@ -31,6 +32,7 @@ struct RunFlags {
   ReportFlags report;
   JudgeSettings judge;
   std::string cgroup_root;
+  std::string case_user;
 };
 
 // The suite file, or the ad-hoc command as a suite, with its policy and baselines.
@@ -94,6 +96,12 @@ LocalRunOptions RunOptions(const RunFlags& flags, const CancelToken* cancel, boo
 void RunHere(const RunFlags& flags, int* exit_code) {
   auto judged = LoadWhatToRun(flags);
   absl::Status cases = judged.ok() ? CheckCasesExist(flags, judged->suite) : judged.status();
+  std::optional<CaseUser> user;
+  if (cases.ok() && !flags.case_user.empty()) {
+    absl::StatusOr<CaseUser> found = LookUpCaseUser(flags.case_user);
+    if (found.ok()) user = *std::move(found);
+    cases = found.status();
+  }
   if (!cases.ok()) {
     std::cerr << "perfgate run: " << cases.message() << "\n";
     *exit_code = kExitBadInput;
@@ -110,7 +118,9 @@ void RunHere(const RunFlags& flags, int* exit_code) {
   std::cerr << "perfgate run: " << DescribeHost(host) << "\n"
             << "perfgate run: " << host.memory_note() << "\n";
   const bool tty = isatty(STDERR_FILENO);
-  const v1::Run run = RunLocally(judged->suite, host, RunOptions(flags, &cancel, tty));
+  LocalRunOptions options = RunOptions(flags, &cancel, tty);
+  options.user = user ? &*user : nullptr;
+  const v1::Run run = RunLocally(judged->suite, host, options);
   if (tty) std::cerr << "\r\033[K" << std::flush;
   GateReport report = BuildGateReport(run, judged->baselines, judged->policy, /*complete_run=*/flags.cases.empty());
   const CommandSummaryReporter summary;
@@ -144,6 +154,7 @@ void AddRunCommand(CLI::App& app, int* exit_code, std::optional<std::vector<std:
   AddJudgeFlags(cmd, &flags->judge, /*with_history=*/false);
   AddReportFlags(cmd, &flags->report, /*metrics_default=*/true);
   cmd->add_option("--cgroup-root", flags->cgroup_root, kCgroupRootHelp);
+  cmd->add_option("--case-user", flags->case_user, kCaseUserHelp);
   cmd->footer(kExitCodesHelp);
   cmd->callback([flags, exit_code] { RunHere(*flags, exit_code); });
 }

@@ -49,6 +49,7 @@ v1::Run RunLocally(const v1::Suite& suite, const v1::HostFingerprint& host, cons
     CaseRunOptions run_options;
     run_options.cancel = options.cancel;
     run_options.labels = options.labels;
+    run_options.user = options.user;
     run_options.progress = [&](const std::string& phase) {
       if (options.progress) options.progress(index, total, spec.name(), phase);
     };

@@ -35,6 +35,7 @@ struct LocalRunOptions {
   std::vector<std::string> labels;  // this machine's, for cases that require them
   std::string pool = "local";
   const CancelToken* cancel = nullptr;
+  const CaseUser* user = nullptr;  // whom cases run as; nullptr: this process's user
   // "[2/5] spin: sample 3/5", for a status line.
   std::function<void(int index, int total, const std::string& name, const std::string& phase)> progress;
   // A case this machine cannot run (no GPU): why.

@@ -42,8 +42,13 @@ absl::StatusOr<std::string> ReadFileBounded(const std::string& path, uint64_t ma
     const std::string message = absl::StrCat(path, ": cannot open ", what, " (", std::strerror(error), ")");
     return error == ENOENT ? absl::NotFoundError(message) : absl::PermissionDeniedError(message);
   }
+  return ReadOpenFileBounded(fd.get(), path, max_bytes, what);
+}
+
+absl::StatusOr<std::string> ReadOpenFileBounded(int fd, const std::string& path, uint64_t max_bytes,
+                                                const std::string& what) {
   struct stat st;
-  if (fstat(fd.get(), &st) != 0) {
+  if (fstat(fd, &st) != 0) {
     return absl::InternalError(absl::StrCat(path, ": cannot stat ", what, " (", std::strerror(errno), ")"));
   }
   if (S_ISDIR(st.st_mode)) return absl::InvalidArgumentError(absl::StrCat(path, ": ", what, " is a folder"));
@@ -53,7 +58,7 @@ absl::StatusOr<std::string> ReadFileBounded(const std::string& path, uint64_t ma
   char buffer[64 * 1024];
   for (;;) {
     const uint64_t room = max_bytes + 1 - text.size();  // one byte past the cap tells "too large"
-    const ssize_t n = read(fd.get(), buffer, std::min<uint64_t>(sizeof buffer, room));
+    const ssize_t n = read(fd, buffer, std::min<uint64_t>(sizeof buffer, room));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return absl::InternalError(absl::StrCat(path, ": cannot read ", what, " (", std::strerror(errno), ")"));
     if (n == 0) return text;

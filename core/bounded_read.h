@@ -18,4 +18,9 @@ namespace perfgate {
 // reading it. A FIFO blocks until a writer opens it, as `cat` does.
 absl::StatusOr<std::string> ReadFileBounded(const std::string& path, uint64_t max_bytes, const std::string& what);
 
+// The same for a file the caller opened (and checked) itself; `path` only
+// names it in errors. Does not close `fd`.
+absl::StatusOr<std::string> ReadOpenFileBounded(int fd, const std::string& path, uint64_t max_bytes,
+                                                const std::string& what);
+
 }  // namespace perfgate

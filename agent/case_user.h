@@ -1,0 +1,44 @@
+// Running cases as another user than the agent (`--case-user`).
+//
+// A case is a pull request's code. Run as the agent's user, often root, it
+// can read the agent's token file and, on a machine that also hosts the
+// coordinator, its database; with the token it could register as an agent
+// and report results for other people's runs. Run as an unprivileged user,
+// it cannot: the agent (root) switches each case's process to that user
+// after moving it into its control groups and before exec, and gives it a
+// scratch folder owned by that user inside a folder only root can change.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace perfgate {
+
+struct CaseUser {
+  std::string name;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;  // supplementary, as initgroups(3) would set them
+  std::string home;
+};
+
+// The user named `name` (or a numeric uid) in the password database.
+// Errors say what to do: the agent must run as root (only root can switch
+// users), and the user must not be root (cases run as root by default).
+absl::StatusOr<CaseUser> LookUpCaseUser(const std::string& name);
+
+// Help text of the --case-user flag of `perfgate agent` and `perfgate run`.
+inline constexpr char kCaseUserHelp[] =
+    "run cases as this unprivileged user (name or uid), not as the agent's user: needs the agent to run as "
+    "root, and keeps cases from the agent's token and key";
+
+// An error naming the first of `paths` (the agent's token, its TLS key)
+// whose permission bits let `user` read it, and the chmod that stops it;
+// OK when none does. Empty paths are skipped. ACLs are not consulted.
+absl::Status CheckUnreadableBy(const CaseUser& user, const std::vector<std::string>& paths);
+
+}  // namespace perfgate

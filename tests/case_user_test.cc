@@ -1,0 +1,251 @@
+// A case is a pull request's code. These tests play a hostile case against
+// the agent's instrument: links, FIFOs and other users' files where the
+// agent reads what the case wrote (agent/case_files.h), and, run as a case
+// user (agent/case_user.h), the agent's secrets and its own folders.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <optional>
+
+#include "absl/strings/str_cat.h"
+#include "agent/callgrind.h"
+#include "agent/case_files.h"
+#include "agent/case_runner.h"
+#include "agent/case_user.h"
+#include "agent/cgroup.h"
+#include "agent/executor.h"
+#include "agent/host_fingerprint.h"
+#include "agent/run_supplies.h"
+#include "core/series.h"
+#include "tests/test_util.h"
+
+namespace perfgate {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+constexpr char kSecret[] = "the-agents-secret-token";
+
+v1::CaseSpec ShellCase(const std::string& name, const std::string& script) {
+  v1::CaseSpec spec;
+  spec.set_name(name);
+  for (const char* arg : {"/bin/sh", "-c"}) spec.add_argv(arg);
+  spec.add_argv(script);
+  spec.set_repeats(1);
+  spec.set_warmup(0);
+  spec.set_timeout_ms(60'000);
+  return spec;
+}
+
+// A case whose results come from $PERFGATE_RESULT_FILE, as PyTorch lines.
+v1::CaseSpec ResultFileCase(const std::string& name, const std::string& script) {
+  v1::CaseSpec spec = ShellCase(name, script);
+  spec.set_result_format(v1::RESULT_FORMAT_PYTORCH_CSV);
+  spec.set_result_source(v1::RESULT_SOURCE_FILE);
+  return spec;
+}
+
+// A file only root may read, in a folder anyone may pass through, holding kSecret.
+std::string WriteSecret(const testing::TempDir& dir) {
+  chmod(dir.path().c_str(), 0755);
+  const std::string path = dir.Write("token", std::string(kSecret) + ",metric,1\n");
+  chmod(path.c_str(), 0600);
+  return path;
+}
+
+TEST(CaseFilesTest, ALinkInPlaceOfTheResultFileIsRefusedNotFollowed) {
+  testing::TempDir dir;
+  const std::string secret = WriteSecret(dir);
+  v1::CaseResult r = RunCase(ResultFileCase("link", "ln -s " + secret + " \"$PERFGATE_RESULT_FILE\""), ProbeHost(), {});
+  EXPECT_EQ(r.outcome(), v1::CaseResult::OUTCOME_ERROR);
+  EXPECT_THAT(r.error(), HasSubstr("is a symbolic link"));
+  EXPECT_THAT(r.DebugString(), Not(HasSubstr(kSecret))) << "the linked file's content reached the result";
+}
+
+// Before, the agent's open() of the FIFO waited for a writer forever.
+TEST(CaseFilesTest, AFifoInPlaceOfTheResultFileEndsInAnErrorNotAHang) {
+  v1::CaseResult r = RunCase(ResultFileCase("fifo", "mkfifo \"$PERFGATE_RESULT_FILE\""), ProbeHost(), {});
+  EXPECT_EQ(r.outcome(), v1::CaseResult::OUTCOME_ERROR);
+  EXPECT_THAT(r.error(), HasSubstr("is not a regular file"));
+}
+
+TEST(CaseFilesTest, ProfilesThatAreLinksOrAnotherUsersFilesAreRefused) {
+  testing::TempDir dir;
+  const std::string secret = WriteSecret(dir);
+  const std::string out = dir.path() + "/out";
+  std::filesystem::create_directory(out);
+  std::filesystem::create_symlink(secret, out + "/callgrind.out.1");
+  absl::StatusOr<uint64_t> linked = SumCallgrindInstructions(out);
+  EXPECT_THAT(linked.status().message(), HasSubstr("is a symbolic link"));
+  EXPECT_THAT(linked.status().message(), Not(HasSubstr(kSecret)));
+
+  std::filesystem::remove(out + "/callgrind.out.1");
+  testing::TempDir other;
+  const std::string theirs = other.Write("callgrind.out.2", "summary: 5\n");
+  if (geteuid() != 0) GTEST_SKIP() << "only root can give a file to another user";
+  ASSERT_EQ(chown(theirs.c_str(), 65534, 65534), 0);
+  ASSERT_EQ(link(theirs.c_str(), (out + "/callgrind.out.2").c_str()), 0);  // a hard link of another user's file
+  absl::StatusOr<uint64_t> foreign = SumCallgrindInstructions(out);
+  EXPECT_THAT(foreign.status().message(), HasSubstr("belongs to uid 65534"));
+}
+
+TEST(CaseFilesTest, AFolderTheCaseLinkedElsewhereIsNotOpened) {
+  testing::TempDir dir;
+  std::filesystem::create_symlink("/etc", dir.path() + "/regions-0");
+  absl::StatusOr<CaseFolder> folder = CaseFolder::Open(dir.path() + "/regions-0");
+  EXPECT_THAT(folder.status().message(), HasSubstr("is a symbolic link"));
+  absl::StatusOr<CaseFolder> top = CaseFolder::Open(dir.path());
+  ASSERT_TRUE(top.ok()) << top.status();
+  EXPECT_THAT(top->Sub("regions-0").status().message(), HasSubstr("is a symbolic link"));
+}
+
+// The user the tests run cases as: nobody, where the tests run as root.
+std::optional<CaseUser> Nobody() {
+  absl::StatusOr<CaseUser> user = LookUpCaseUser("nobody");
+  if (!user.ok()) return std::nullopt;
+  return *user;
+}
+
+#define REQUIRE_NOBODY(user)                                                              \
+  const std::optional<CaseUser> user = Nobody();                                          \
+  if (!user) GTEST_SKIP() << "needs root and a user 'nobody' to run cases as another user"
+
+TEST(CaseUserTest, LookUpRefusesRootAndUnknownUsersAndSaysWhatToDo) {
+  if (geteuid() != 0) {
+    EXPECT_THAT(LookUpCaseUser("nobody").status().message(), HasSubstr("needs the agent to run as root"));
+    return;
+  }
+  EXPECT_THAT(LookUpCaseUser("root").status().message(), HasSubstr("is root; name an unprivileged user"));
+  EXPECT_THAT(LookUpCaseUser("0").status().message(), HasSubstr("is root"));
+  absl::StatusOr<CaseUser> unknown = LookUpCaseUser("no-such-perfgate-user");
+  EXPECT_TRUE(absl::IsNotFound(unknown.status()));
+  EXPECT_THAT(unknown.status().message(), HasSubstr("useradd"));
+}
+
+TEST(CaseUserTest, SecretsTheCaseUserCouldReadAreNamedWithTheFix) {
+  REQUIRE_NOBODY(user);
+  testing::TempDir dir;
+  const std::string secret = WriteSecret(dir);
+  EXPECT_TRUE(CheckUnreadableBy(*user, {"", secret, dir.File("absent")}).ok());
+  chmod(secret.c_str(), 0644);
+  absl::Status readable = CheckUnreadableBy(*user, {secret});
+  EXPECT_THAT(readable.message(), HasSubstr(secret + " (mode 0644"));
+  EXPECT_THAT(readable.message(), HasSubstr("chmod 600 " + secret));
+  chmod(secret.c_str(), 0600);
+  ASSERT_EQ(chown(secret.c_str(), user->uid, 0), 0);
+  EXPECT_FALSE(CheckUnreadableBy(*user, {secret}).ok()) << "the case user's own file";
+}
+
+TEST(CaseUserTest, ACaseRunsAsTheCaseUserWithItsHomeAndWritesItsResults) {
+  REQUIRE_NOBODY(user);
+  CaseRunOptions options;
+  options.user = &*user;
+  v1::CaseResult r = RunCase(ResultFileCase("who", "id -u; id -G; echo \"home=$HOME user=$USER\"; "
+                                                   "echo who,uid,$(id -u) > \"$PERFGATE_RESULT_FILE\""),
+                             ProbeHost(), options);
+  ASSERT_EQ(r.outcome(), v1::CaseResult::OUTCOME_OK) << r.error() << r.stderr_tail();
+  EXPECT_THAT(r.stdout_tail(), HasSubstr(absl::StrCat(user->uid, "\n")));
+  EXPECT_THAT(r.stdout_tail(), Not(HasSubstr("\n0\n"))) << "root's group kept";
+  EXPECT_THAT(r.stdout_tail(), HasSubstr(absl::StrCat("home=", user->home, " user=", user->name)));
+  const std::vector<Series> series = CollectSeries(r);
+  ASSERT_EQ(series.size(), 5u);  // the agent's four, and the case's own
+  bool found = false;
+  for (const Series& s : series) {
+    if (s.metric != "uid") continue;
+    found = true;
+    EXPECT_EQ(s.values, std::vector<double>{static_cast<double>(user->uid)});
+  }
+  EXPECT_TRUE(found);
+}
+
+// The same command as the agent's user reads the token: what the flag is for.
+TEST(CaseUserTest, ACaseCannotReadTheAgentsTokenFile) {
+  REQUIRE_NOBODY(user);
+  testing::TempDir dir;
+  const std::string secret = WriteSecret(dir);
+  const v1::CaseSpec spec = ShellCase("steal", "cat " + secret);
+  v1::CaseResult as_agent = RunCase(spec, ProbeHost(), {});
+  EXPECT_THAT(as_agent.stdout_tail(), HasSubstr(kSecret)) << "the agent's user reads it";
+  CaseRunOptions options;
+  options.user = &*user;
+  v1::CaseResult as_user = RunCase(spec, ProbeHost(), options);
+  EXPECT_EQ(as_user.outcome(), v1::CaseResult::OUTCOME_FAILED);
+  EXPECT_THAT(as_user.stderr_tail(), HasSubstr("Permission denied"));
+  EXPECT_THAT(as_user.DebugString(), Not(HasSubstr(kSecret)));
+}
+
+// In the sticky $TMPDIR the owner of a folder may rename it and put a link
+// in its place, which the agent would then read through; the case user's
+// folders are in one only root can change.
+TEST(CaseUserTest, ACaseCannotMoveItsScratchFolderAwayNorReplaceIt) {
+  REQUIRE_NOBODY(user);
+  testing::TempDir tmp;
+  chmod(tmp.path().c_str(), 01777);
+  CaseRunOptions options;
+  options.user = &*user;
+  const std::string script =
+      "d=$(dirname \"$PERFGATE_RESULT_FILE\"); stat -c 'mode=%a owner=%u' \"$d\"; "
+      "stat -c 'above=%a owner=%u' \"$(dirname \"$d\")\"; mv \"$d\" \"" + tmp.path() + "/moved\"";
+  v1::CaseResult r = RunCase(ShellCase("move", script), ProbeHost(), options);
+  EXPECT_EQ(r.outcome(), v1::CaseResult::OUTCOME_FAILED) << r.stdout_tail();
+  EXPECT_THAT(r.stdout_tail(), HasSubstr(absl::StrCat("mode=700 owner=", user->uid)));
+  EXPECT_THAT(r.stdout_tail(), HasSubstr("above=711 owner=0"));
+  EXPECT_FALSE(std::filesystem::exists(tmp.path() + "/moved"));
+}
+
+// The agent's path: folders made ahead for the user, reused when left as made.
+TEST(CaseUserTest, SuppliedFoldersAreTheCaseUsersAndServeAgain) {
+  REQUIRE_NOBODY(user);
+  RunSupplies supplies(DefaultCgroupParent(), &*user);
+  CaseRunOptions options;
+  options.user = &*user;
+  options.supplies = &supplies;
+  std::vector<std::string> folders;
+  for (int i = 0; i < 3; ++i) {
+    supplies.Tidy();
+    v1::CaseResult r = RunCase(
+        ResultFileCase("supplied", "echo x,y,1 > \"$PERFGATE_RESULT_FILE\"; rm \"$PERFGATE_RESULT_FILE\"; "
+                                   "echo x,y,1 > \"$PERFGATE_RESULT_FILE\"; dirname \"$PERFGATE_RESULT_FILE\""),
+        ProbeHost(), options);
+    ASSERT_EQ(r.outcome(), v1::CaseResult::OUTCOME_OK) << r.error() << r.stderr_tail();
+    folders.push_back(r.stdout_tail());
+  }
+  supplies.Tidy();
+  for (const std::string& folder : folders) EXPECT_FALSE(std::filesystem::exists(folder.substr(0, folder.size() - 1)));
+}
+
+TEST(CaseUserTest, CallgrindCountsTheCaseUsersRun) {
+  REQUIRE_NOBODY(user);
+  if (!FindValgrind().ok()) GTEST_SKIP() << "no valgrind";
+  v1::CaseSpec spec = ShellCase("counted", "id -u");
+  spec.set_instructions(v1::INSTRUCTION_COUNTER_CALLGRIND);
+  CaseRunOptions options;
+  options.user = &*user;
+  v1::CaseResult r = RunCase(spec, ProbeHost(), options);
+  ASSERT_EQ(r.outcome(), v1::CaseResult::OUTCOME_OK) << r.error() << r.stderr_tail();
+  bool counted = false;
+  for (const Series& s : CollectSeries(r)) counted |= s.metric == kCallgrindInstructions && s.values.at(0) > 0;
+  EXPECT_TRUE(counted);
+}
+
+// A case spawned by fork (to attach a counter) switches users as the vfork path does.
+TEST(CaseUserTest, BothSpawnPathsSwitchUsers) {
+  REQUIRE_NOBODY(user);
+  for (bool count : {false, true}) {
+    ExecSpec spec;
+    spec.argv = {"/usr/bin/id", "-u"};
+    spec.user = &*user;
+    spec.count_instructions = count;
+    ExecResult r = Execute(spec);
+    ASSERT_TRUE(r.ok()) << r.Describe() << r.err;
+    EXPECT_EQ(r.out, absl::StrCat(user->uid, "\n")) << "count_instructions " << count;
+  }
+}
+
+}  // namespace
+}  // namespace perfgate
