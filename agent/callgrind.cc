@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <optional>
 #include <functional>
+#include <limits>
 #include <map>
 #include <set>
 #include <string>
@@ -18,6 +19,7 @@
 #include "absl/strings/match.h"
 #include "agent/case_files.h"
 #include "agent/executor.h"
+#include "core/utf8.h"
 
 extern char** environ;
 
@@ -71,6 +73,10 @@ absl::StatusOr<uint64_t> SumCallgrindInstructions(const std::string& out_dir) {
         first = first.substr(0, first.find(' '));
         if (!absl::SimpleAtoi(first, &value)) {
           return absl::DataLossError(absl::StrCat(path, ": unreadable line '", line.substr(0, 200), "'"));
+        }
+        // A case can write profiles of its own into the folder; a sum that wraps would hide a regression.
+        if (value > std::numeric_limits<uint64_t>::max() - total) {
+          return absl::DataLossError(absl::StrCat(path, ": the profiles' counts add up past 2^64; not callgrind's"));
         }
         total += value;
         ++profiles;
@@ -179,7 +185,8 @@ absl::StatusOr<std::vector<RegionCount>> ReadRegionCounts(const std::string& out
                                                         dump.trigger, "'); dump with CALLGRIND_DUMP_STATS_AT(name)"));
     }
     RegionCount region;
-    std::pair<std::string, std::string> split = absl::StrSplit(name, absl::MaxSplits(',', 1));
+    const std::string valid_name = EscapeInvalidUtf8(name);  // it travels in a proto string
+    std::pair<std::string, std::string> split = absl::StrSplit(valid_name, absl::MaxSplits(',', 1));
     region.benchmark = split.first;
     region.metric = split.second.empty() ? kRegionMetric : split.second;
     region.instructions = *dump.total;

@@ -44,8 +44,7 @@ class ScratchDir {
       supplies_->RetireScratchFolder(path_);
       return;
     }
-    std::error_code ec;
-    if (!path_.empty()) fs::remove_all(path_, ec);
+    if (!path_.empty()) RemoveScratchFolder(path_);
   }
   const std::string& path() const { return path_; }
 
@@ -91,9 +90,12 @@ std::string VariantSuffix(const v1::Variant& variant) {
 
 // The variables that say who the case runs as, when that is a case user
 // and not the agent's: a case that writes to ~/.cache must not try root's.
-std::map<std::string, std::string> UserVariables(const CaseUser* user) {
+// Its temporary files go to its scratch folder, removed after the case:
+// otherwise what one case leaves in the shared $TMPDIR (a compiler's cache,
+// /tmp/torchinductor_$USER) is there for every later case of that user.
+std::map<std::string, std::string> UserVariables(const CaseUser* user, const std::string& scratch) {
   if (!user) return {};
-  return {{"HOME", user->home}, {"USER", user->name}, {"LOGNAME", user->name}};
+  return {{"HOME", user->home}, {"USER", user->name}, {"LOGNAME", user->name}, {"TMPDIR", scratch}};
 }
 
 // The runnable form of `spec` for one variant: ${NAME}s expanded from the
@@ -101,7 +103,8 @@ std::map<std::string, std::string> UserVariables(const CaseUser* user) {
 // environment.
 absl::StatusOr<ExecSpec> BuildExec(const v1::CaseSpec& spec, const v1::Variant& variant, const std::string& result_file,
                                    const CaseRunOptions& options) {
-  const std::map<std::string, std::string> user_variables = UserVariables(options.user);
+  const std::map<std::string, std::string> user_variables =
+      UserVariables(options.user, fs::path(result_file).parent_path().string());
   auto lookup = [&](const std::string& name) -> std::optional<std::string> {
     if (auto it = variant.env().find(name); it != variant.env().end()) return it->second;
     if (auto it = spec.env().find(name); it != spec.env().end()) return it->second;

@@ -491,7 +491,12 @@ std::optional<uint64_t> RunCgroup::PeakMemoryBytes() const {
   return bytes;
 }
 
-void RunCgroup::KillAndReap() {
+void CpuTimes::Add(const struct rusage& usage) {
+  user_s += usage.ru_utime.tv_sec + usage.ru_utime.tv_usec / 1e6;
+  sys_s += usage.ru_stime.tv_sec + usage.ru_stime.tv_usec / 1e6;
+}
+
+void RunCgroup::KillAndReap(CpuTimes* reaped) {
   std::map<pid_t, int> pidfds;
   for (std::vector<pid_t> pids = ReadProcs(kill_procs_fd_); !pids.empty(); pids = ReadProcs(kill_procs_fd_)) {
     for (pid_t pid : pids) {
@@ -513,14 +518,18 @@ void RunCgroup::KillAndReap() {
   // Each has exited and handed its own children on, so every one of them
   // that is not reaped yet is now a zombie child of this process.
   for (const auto& [pid, fd] : pidfds) {
-    siginfo_t info;
-    waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(fd), &info, WEXITED | WNOHANG);
+    siginfo_t info{};
+    struct rusage usage{};
+    // The system call's fifth argument, which glibc's waitid() leaves out: the reaped process's rusage.
+    if (syscall(SYS_waitid, P_PIDFD, fd, &info, WEXITED | WNOHANG, &usage) == 0 && info.si_pid != 0) {
+      reaped->Add(usage);
+    }
     close(fd);
   }
-  ReapInheritedZombies();
+  ReapInheritedZombies(reaped);
 }
 
-void RunCgroup::ReapInheritedZombies() const {
+void RunCgroup::ReapInheritedZombies(CpuTimes* reaped) const {
   // Most runs leave no zombie child at all: one waitid says so, where the
   // scan below reads /proc for every thread of the agent (~0.1 ms here).
   siginfo_t any{};
@@ -551,7 +560,8 @@ void RunCgroup::ReapInheritedZombies() const {
       while (!ours && std::getline(groups, line)) {
         ours = in_a_group(line);
       }
-      if (ours) waitpid(pid, nullptr, WNOHANG);
+      struct rusage usage{};
+      if (ours && wait4(pid, nullptr, WNOHANG, &usage) > 0) reaped->Add(usage);
     }
   }
   closedir(tasks);

@@ -13,6 +13,7 @@
 // process groups, and says so.
 #pragma once
 
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -92,6 +93,13 @@ const CgroupParent& DefaultCgroupParent();
 // REQUIRES: called before the first DefaultCgroupParent(), once (a flag).
 void SetDefaultCgroupRoot(const std::string& root);
 
+// CPU time of processes the agent reaped, from wait4's rusage.
+struct CpuTimes {
+  double user_s = 0;
+  double sys_s = 0;
+  void Add(const struct rusage& usage);
+};
+
 // One run's groups: made before the spawn, removed after the reap.
 class RunCgroup {
  public:
@@ -124,8 +132,9 @@ class RunCgroup {
   std::optional<uint64_t> PeakMemoryBytes() const;
   // SIGKILLs every process in the group until none is left, then reaps
   // those of them that ended up the agent's children (as subreaper, it
-  // inherits every orphan of the case).
-  void KillAndReap();
+  // inherits every orphan of the case), adding their CPU times to *reaped:
+  // a case that leaves a worker unreaped must not hide the worker's work.
+  void KillAndReap(CpuTimes* reaped);
 
  private:
   RunCgroup() = default;
@@ -133,7 +142,7 @@ class RunCgroup {
   // the case that had exited before KillAndReap looked, and were orphaned
   // (a zombie is no longer listed in cgroup.procs, but /proc/PID/cgroup still
   // names its group).
-  void ReapInheritedZombies() const;
+  void ReapInheritedZombies(CpuTimes* reaped) const;
 
   // Moves `from`'s leftover group (folder and fds) to this run. REQUIRES: `from` has a v2 one.
   void TakeKillGroup(RunCgroup* from);

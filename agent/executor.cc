@@ -377,8 +377,14 @@ void RecordExit(int status, const rusage& usage, Clock::time_point start, ExecRe
 // Kills and reaps whatever the child left behind: the whole run's cgroup
 // (then its peak memory is the case's) or, without one, the child's process group.
 void KillLeftovers(RunCgroup* group, const CgroupParent& cgroups, pid_t pid, ExecResult* result) {
+  CpuTimes reaped;
+  const auto add_reaped = [&] {
+    result->user_cpu_s += reaped.user_s;
+    result->sys_cpu_s += reaped.sys_s;
+  };
   if (group) {
-    group->KillAndReap();
+    group->KillAndReap(&reaped);
+    add_reaped();
     if (auto peak = group->PeakMemoryBytes()) {
       result->peak_rss_bytes = *peak;
       result->memory_source = cgroups.memory_source();
@@ -386,8 +392,15 @@ void KillLeftovers(RunCgroup* group, const CgroupParent& cgroups, pid_t pid, Exe
     return;
   }
   killpg(pid, SIGKILL);
-  while (waitpid(-pid, nullptr, 0) > 0 || errno == EINTR) {
+  for (;;) {
+    struct rusage usage{};
+    if (wait4(-pid, nullptr, 0, &usage) > 0) {
+      reaped.Add(usage);
+    } else if (errno != EINTR) {
+      break;
+    }
   }
+  add_reaped();
 }
 
 // How the wait ended: `stopped` when perfgate ended the child (timeout or

@@ -6,6 +6,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <string_view>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -224,9 +225,49 @@ class GbenchReader {
   std::vector<v1::MetricValue> values_;
 };
 
+// What the JSON parser would have to build, checked before it builds it: a
+// case's 64 MiB of '[' is 67 million nested arrays, 5 GB of the agent's
+// memory. Google Benchmark's JSON nests four deep, and holds some twenty
+// values per benchmark.
+constexpr size_t kMaxJsonDepth = 64;
+constexpr size_t kMaxJsonValues = 2'000'000;
+
+absl::Status CheckJsonShape(std::string_view text, const std::string& source) {
+  size_t depth = 0, values = 0;
+  bool in_string = false, escaped = false;
+  for (const char c : text) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxJsonDepth) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(source, ": JSON nested more than ", kMaxJsonDepth, " deep; not Google Benchmark JSON"));
+      }
+    } else if (c == ']' || c == '}') {
+      depth -= depth > 0;
+    }
+    if ((c == ',' || c == '[' || c == '{') && ++values > kMaxJsonValues) {
+      return absl::InvalidArgumentError(absl::StrCat(source, ": more than ", kMaxJsonValues,
+                                                     " JSON values; split the benchmarks over several cases"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<std::vector<v1::MetricValue>> ParseGbenchJson(const std::string& text, const std::string& source) {
+  if (absl::Status shape = CheckJsonShape(text, source); !shape.ok()) return shape;
   // The JSON parser rejects invalid UTF-8, so every string below is valid.
   json doc;
   try {

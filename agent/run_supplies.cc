@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "agent/executor.h"
 
 namespace perfgate {
 
@@ -41,8 +42,7 @@ void RemoveStaleScratchFolders() {
     }
     if (pid <= 0 || pid == getpid()) continue;
     if (kill(pid, 0) != 0 && errno == ESRCH) {
-      std::error_code ec;
-      std::filesystem::remove_all(absl::StrCat(root, "/", entry->d_name), ec);
+      RemoveScratchFolder(absl::StrCat(root, "/", entry->d_name));
     }
   }
   closedir(dir);
@@ -71,6 +71,20 @@ const std::string& CaseUserRoot() {
 
 }  // namespace
 
+void RemoveScratchFolder(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::remove_all(path, ec);
+  if (!ec) return;
+  // remove_all holds a descriptor per level: a case's tree deeper than the
+  // agent's descriptor limit stops it (EMFILE). rm's walk keeps a few open.
+  ExecSpec rm;
+  rm.argv = {"/bin/rm", "-rf", "--one-file-system", "--", path};
+  static const CgroupParent no_groups = CgroupParent::Detect("none");
+  rm.cgroups = &no_groups;
+  rm.timeout_ms = 600'000;
+  Execute(rm);
+}
+
 std::string MakeScratchFolder(const CaseUser* user) {
   if (!user) {
     std::string pattern = absl::StrCat(TempRoot(), "/perfgate-case-", getpid(), "-XXXXXX");
@@ -98,8 +112,7 @@ RunSupplies::~RunSupplies() {
   }
   // Spare and free leftover groups go with their RunCgroup; a folder is only a name.
   std::lock_guard lock(mu_);
-  std::error_code ec;
-  for (const std::string& folder : spare_folders_) std::filesystem::remove_all(folder, ec);
+  for (const std::string& folder : spare_folders_) RemoveScratchFolder(folder);
 }
 
 absl::StatusOr<std::unique_ptr<RunCgroup>> RunSupplies::TakeGroup() {
@@ -205,8 +218,7 @@ bool RunSupplies::RemoveOneRetired() {
   group.reset();  // ~RunCgroup removes its folders
   // Most cases leave their folder empty: one rmdir, where remove_all costs a
   // stat, a directory listing and the rmdir (0.18 ms here).
-  std::error_code ec;
-  if (!folder.empty() && rmdir(folder.c_str()) != 0) std::filesystem::remove_all(folder, ec);
+  if (!folder.empty() && rmdir(folder.c_str()) != 0) RemoveScratchFolder(folder);
   return true;
 }
 

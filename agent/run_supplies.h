@@ -40,6 +40,10 @@ namespace perfgate {
 // one only root can change ($TMPDIR/perfgate-cases-PID-XXXXXX/perfgate-case-XXXXXX).
 std::string MakeScratchFolder(const CaseUser* user = nullptr);
 
+// Removes a scratch folder and all the case left in it, however deep (never
+// following a link out of it). REQUIRES: no process of the case is left.
+void RemoveScratchFolder(const std::string& path);
+
 class RunSupplies {
  public:
   // Removes the scratch folders that agents killed before they could (their pid is gone) left in $TMPDIR.

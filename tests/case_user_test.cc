@@ -5,10 +5,12 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <pwd.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
+#include <limits>
 #include <optional>
 
 #include "absl/strings/str_cat.h"
@@ -94,6 +96,15 @@ TEST(CaseFilesTest, ProfilesThatAreLinksOrAnotherUsersFilesAreRefused) {
   EXPECT_THAT(foreign.status().message(), HasSubstr("belongs to uid 65534"));
 }
 
+// The case can write profiles of its own beside callgrind's: two that add up
+// past 2^64 once wrapped to a count of a few thousand.
+TEST(CaseFilesTest, ProfilesWhoseSumWrapsAreRefused) {
+  testing::TempDir dir;
+  dir.Write("callgrind.out.1", "summary: 223596422\n");
+  dir.Write("callgrind.out.2", absl::StrCat("summary: ", std::numeric_limits<uint64_t>::max() - 223596422 + 18128, "\n"));
+  EXPECT_THAT(SumCallgrindInstructions(dir.path()).status().message(), HasSubstr("add up past 2^64"));
+}
+
 TEST(CaseFilesTest, AFolderTheCaseLinkedElsewhereIsNotOpened) {
   testing::TempDir dir;
   std::filesystem::create_symlink("/etc", dir.path() + "/regions-0");
@@ -102,6 +113,24 @@ TEST(CaseFilesTest, AFolderTheCaseLinkedElsewhereIsNotOpened) {
   absl::StatusOr<CaseFolder> top = CaseFolder::Open(dir.path());
   ASSERT_TRUE(top.ok()) << top.status();
   EXPECT_THAT(top->Sub("regions-0").status().message(), HasSubstr("is a symbolic link"));
+}
+
+// std::filesystem::remove_all holds a descriptor per level, and gave up
+// (EMFILE) on a tree deeper than the agent's limit: the folder stayed.
+TEST(CaseFilesTest, ATreeDeeperThanTheDescriptorLimitIsRemoved) {
+  testing::TempDir dir;
+  const std::string top = dir.File("scratch");
+  std::string path = top;
+  for (int i = 0; i < 300; ++i) path += "/d";
+  std::filesystem::create_directories(path);
+  rlimit saved{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
+  rlimit tight = saved;
+  tight.rlim_cur = 128;
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &tight), 0);
+  RemoveScratchFolder(top);
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
+  EXPECT_FALSE(std::filesystem::exists(top));
 }
 
 // The user the tests run cases as: nobody, where the tests run as root.
@@ -141,17 +170,20 @@ TEST(CaseUserTest, SecretsTheCaseUserCouldReadAreNamedWithTheFix) {
   EXPECT_FALSE(CheckUnreadableBy(*user, {secret}).ok()) << "the case user's own file";
 }
 
-TEST(CaseUserTest, ACaseRunsAsTheCaseUserWithItsHomeAndWritesItsResults) {
+TEST(CaseUserTest, ACaseRunsAsTheCaseUserWithItsHomeAndTmpdirAndWritesItsResults) {
   REQUIRE_NOBODY(user);
   CaseRunOptions options;
   options.user = &*user;
   v1::CaseResult r = RunCase(ResultFileCase("who", "id -u; id -G; echo \"home=$HOME user=$USER\"; "
+                                                   "[ \"$TMPDIR\" = \"$(dirname $PERFGATE_RESULT_FILE)\" ] && "
+                                                   "echo own-tmpdir; "
                                                    "echo who,uid,$(id -u) > \"$PERFGATE_RESULT_FILE\""),
                              ProbeHost(), options);
   ASSERT_EQ(r.outcome(), v1::CaseResult::OUTCOME_OK) << r.error() << r.stderr_tail();
   EXPECT_THAT(r.stdout_tail(), HasSubstr(absl::StrCat(user->uid, "\n")));
   EXPECT_THAT(r.stdout_tail(), Not(HasSubstr("\n0\n"))) << "root's group kept";
   EXPECT_THAT(r.stdout_tail(), HasSubstr(absl::StrCat("home=", user->home, " user=", user->name)));
+  EXPECT_THAT(r.stdout_tail(), HasSubstr("own-tmpdir"));
   const std::vector<Series> series = CollectSeries(r);
   ASSERT_EQ(series.size(), 5u);  // the agent's four, and the case's own
   bool found = false;

@@ -56,6 +56,30 @@ size_t OpenDescriptors() {
                                            std::filesystem::directory_iterator()));
 }
 
+// A case that forks a worker, waits for its word through a pipe and exits
+// without reaping it hid the worker's CPU time: wait4 of the case counts only
+// the children it reaped itself. The agent reaps the orphan (as subreaper)
+// and counts it, with a run group and without one.
+TEST(ExecutorTest, CpuTimeOfAnUnreapedWorkerIsCounted) {
+  testing::TempDir dir;
+  const std::string fifo = dir.File("done");
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  // The worker (a subshell running the loop) says when it is done; the case,
+  // by then `head`, which never reaps, reads that and exits.
+  const std::string script = "(python3 -c 'x = 0\nfor i in range(3_000_000): x += i'; echo > " + fifo +
+                             ") & exec head -c1 " + fifo;
+  const CgroupParent none = CgroupParent::Detect("none");
+  for (const CgroupParent* parent : {&DefaultCgroupParent(), &none}) {
+    ExecSpec spec;
+    spec.argv = {"/bin/sh", "-c", script};
+    spec.cgroups = parent;
+    const ExecResult r = Execute(spec);
+    ASSERT_TRUE(r.ok()) << r.Describe() << r.err;
+    // The worker takes 0.2-0.5 s of CPU; sh and head alone a few ms.
+    EXPECT_GT(r.user_cpu_s + r.sys_cpu_s, 0.1) << parent->description();
+  }
+}
+
 // Out of descriptors after the case's stdout pipe but before its stderr
 // pipe (EMFILE): the spawn fails with why, and the first pipe is closed, not
 // leaked (an agent near its limit would otherwise lose two a case).

@@ -10,6 +10,7 @@
 #include "agent/callgrind.h"
 #include "agent/case_runner.h"
 #include "core/suite.h"
+#include "core/utf8.h"
 #include "tests/test_util.h"
 
 namespace perfgate {
@@ -206,6 +207,14 @@ TEST_F(RegionCountTest, DumpsWithoutANameTwiceOrLeftOpenAreErrors) {
     testing::TempDir dir;
     dir.Write("callgrind.out.7", profile("Program termination", 0));
     EXPECT_THAT(std::string(ReadRegionCounts(dir.path()).status().message()), HasSubstr("dumped no region"));
+  }
+  {
+    // A name is the case's bytes; the result carries it in a proto string, which must be UTF-8.
+    testing::TempDir dir;
+    dir.Write("callgrind.out.7.1", profile("Client Request: caf\xe9", 10));
+    auto regions = ReadRegionCounts(dir.path());
+    ASSERT_TRUE(regions.ok()) << regions.status();
+    EXPECT_TRUE(IsValidUtf8((*regions)[0].benchmark)) << (*regions)[0].benchmark;
   }
 }
 

@@ -173,6 +173,23 @@ TEST(GbenchJsonTest, RateCountersCarryTheirUnits) {
   EXPECT_EQ(unit["elem_rate"], "") << "the JSON does not say what a user counter counts";
 }
 
+// A case's 64 MiB of '[' once made the agent build 67 million nested arrays
+// (5 GB); the shape is checked before the parser builds anything.
+TEST(GbenchJsonTest, DeepOrHugeJsonIsRefusedBeforeItIsBuilt) {
+  const std::string deep = std::string(1 << 20, '[');
+  EXPECT_THAT(std::string(ParseGbenchJson(deep, "results").status().message()),
+              HasSubstr("results: JSON nested more than 64 deep"));
+  std::string many = R"({"benchmarks": [)";
+  for (int i = 0; i < 2'000'001; ++i) many += "1,";
+  EXPECT_THAT(std::string(ParseGbenchJson(many, "results").status().message()),
+              HasSubstr("more than 2000000 JSON values"));
+  // Brackets inside strings are text, escaped quotes included.
+  const std::string name = "BM_\\\"" + std::string(100, '[');
+  auto values = ParseGbenchJson(R"({"benchmarks": [{"name": ")" + name + R"(", "real_time": 1, "cpu_time": 1}]})",
+                                "out.json");
+  ASSERT_TRUE(values.ok()) << values.status();
+}
+
 TEST(Utf8Test, EscapesExactlyTheBytesThatAreNotUtf8) {
   EXPECT_EQ(EscapeInvalidUtf8("plain \xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"), "plain \xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
   EXPECT_EQ(EscapeInvalidUtf8("cut \xe2\x82"), "cut \\xE2\\x82");
