@@ -1,8 +1,10 @@
 #include "agent/case_user.h"
 
 #include <grp.h>
+#include <linux/capability.h>
 #include <pwd.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -43,6 +45,22 @@ absl::StatusOr<CaseUser> FromPasswordDatabase(const std::string& name) {
   return user;
 }
 
+// The capabilities a case user needs the agent to have that it lacks, by
+// name; empty when it has them all (root normally does; a systemd unit's
+// CapabilityBoundingSet may have taken them).
+std::string MissingCapabilities() {
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[2]{};
+  if (syscall(SYS_capget, &header, data) != 0) return "its capabilities readable";
+  std::string missing;
+  for (const auto& [cap, cap_name] : {std::pair{CAP_SETUID, "CAP_SETUID"}, {CAP_SETGID, "CAP_SETGID"},
+                                      {CAP_CHOWN, "CAP_CHOWN"}, {CAP_DAC_OVERRIDE, "CAP_DAC_OVERRIDE"},
+                                      {CAP_KILL, "CAP_KILL"}}) {
+    if (!(data[cap / 32].effective & (1u << (cap % 32)))) absl::StrAppend(&missing, missing.empty() ? "" : ", ", cap_name);
+  }
+  return missing;
+}
+
 bool InGroups(const CaseUser& user, gid_t gid) {
   return gid == user.gid || std::find(user.groups.begin(), user.groups.end(), gid) != user.groups.end();
 }
@@ -50,10 +68,10 @@ bool InGroups(const CaseUser& user, gid_t gid) {
 }  // namespace
 
 absl::StatusOr<CaseUser> LookUpCaseUser(const std::string& name) {
-  if (geteuid() != 0) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("--case-user '", name, "' needs the agent to run as root: only root can start each case as "
-                     "another user (this agent runs as uid ", geteuid(), ")"));
+  if (std::string missing = MissingCapabilities(); !missing.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "--case-user '", name, "' needs the agent to run as root (uid ", geteuid(), " here, without ", missing,
+        "): it switches each case to that user, hands it its folder, and reads and removes what the case wrote"));
   }
   absl::StatusOr<CaseUser> user = FromPasswordDatabase(name);
   if (user.ok() && user->uid == 0) {

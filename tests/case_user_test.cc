@@ -22,6 +22,7 @@
 #include "agent/executor.h"
 #include "agent/host_fingerprint.h"
 #include "agent/run_supplies.h"
+#include "core/exit_codes.h"
 #include "core/series.h"
 #include "tests/test_util.h"
 
@@ -30,6 +31,8 @@ namespace {
 
 using ::testing::HasSubstr;
 using ::testing::Not;
+using testing::PerfgateBinary;
+using testing::RunCommand;
 
 constexpr char kSecret[] = "the-agents-secret-token";
 
@@ -277,6 +280,37 @@ TEST(CaseUserTest, BothSpawnPathsSwitchUsers) {
     ASSERT_TRUE(r.ok()) << r.Describe() << r.err;
     EXPECT_EQ(r.out, absl::StrCat(user->uid, "\n")) << "count_instructions " << count;
   }
+}
+
+TEST(CaseUserTest, TheFlagRunsCasesAsTheUserAndRefusesWhatCannotWork) {
+  REQUIRE_NOBODY(user);
+  const std::string check = "[ $(id -u) = " + std::to_string(user->uid) + " ]";
+  const std::vector<std::string> run = {PerfgateBinary(), "run", "--repeats", "1", "--warmup", "0"};
+  std::vector<std::string> as_user = run;
+  for (const std::string& arg : {std::string("--case-user"), user->name, std::string("--"), std::string("/bin/sh"),
+                                 std::string("-c"), check}) {
+    as_user.push_back(arg);
+  }
+  const testing::CommandResult passed = RunCommand(as_user);
+  EXPECT_EQ(passed.exit_code, kExitPassed) << passed.output;
+  std::vector<std::string> as_agent = run;
+  for (const char* arg : {"--", "/bin/sh", "-c"}) as_agent.push_back(arg);
+  as_agent.push_back(check);
+  EXPECT_EQ(RunCommand(as_agent).exit_code, kExitGateFailed);
+
+  const testing::CommandResult unknown = RunCommand(
+      {PerfgateBinary(), "agent", "--coordinator", "127.0.0.1:1", "--case-user", "no-such-perfgate-user"});
+  EXPECT_EQ(unknown.exit_code, kExitBadInput);
+  EXPECT_THAT(unknown.output, HasSubstr("--case-user 'no-such-perfgate-user': no such user"));
+
+  testing::TempDir dir;
+  chmod(dir.path().c_str(), 0755);
+  const std::string token = dir.Write("agent.token", "secret\n");
+  chmod(token.c_str(), 0644);
+  const testing::CommandResult readable = RunCommand({PerfgateBinary(), "agent", "--coordinator", "127.0.0.1:1",
+                                                      "--token-file", token, "--case-user", user->name});
+  EXPECT_EQ(readable.exit_code, kExitBadInput);
+  EXPECT_THAT(readable.output, HasSubstr("chmod 600 " + token));
 }
 
 }  // namespace
