@@ -31,6 +31,15 @@ bool IsStale(const grpc::Status& status) { return status.error_code() == grpc::S
 // Refusals of our id before giving up: a predecessor that just died may not
 // have been noticed yet, a live duplicate is still there after a few seconds.
 constexpr int kIdRefusalsBeforeExit = 5;
+// A token the coordinator refuses stays refused: the agent says so and exits
+// (2) rather than retry unseen for ever. Three in a row, so that one answer
+// of a coordinator restarting with new token files is not the end.
+constexpr int kAuthRefusalsBeforeExit = 3;
+
+bool IsAuthRefusal(const grpc::Status& status) {
+  return status.error_code() == grpc::StatusCode::UNAUTHENTICATED ||
+         status.error_code() == grpc::StatusCode::PERMISSION_DENIED;
+}
 
 std::string NewInstance() {
   std::random_device random;  // the kernel's random source on Linux
@@ -118,7 +127,7 @@ void AgentWorker::MarkSessionStale() {
 }
 
 bool AgentWorker::RegisterWithRetry() {
-  for (int attempt = 0, refusals = 0;; ++attempt) {
+  for (int attempt = 0, refusals = 0, auth_refusals = 0;; ++attempt) {
     {
       std::lock_guard lock(mu_);
       if (stopping_) return false;
@@ -147,6 +156,13 @@ bool AgentWorker::RegisterWithRetry() {
     if (status.error_code() == grpc::StatusCode::ALREADY_EXISTS && ++refusals == kIdRefusalsBeforeExit) {
       Log(absl::StrCat("not registered: ", status.error_message()));
       refusal_ = absl::AlreadyExistsError(status.error_message());
+      return false;
+    }
+    auth_refusals = IsAuthRefusal(status) ? auth_refusals + 1 : 0;
+    if (auth_refusals == kAuthRefusalsBeforeExit) {
+      Log(absl::StrCat("not registered: ", status.error_message(),
+                       "; give the coordinator's agent token with --token-file (or $PERFGATE_TOKEN_FILE)"));
+      refusal_ = absl::PermissionDeniedError(status.error_message());
       return false;
     }
     if (attempt == 0 || attempt % 10 == 0) {

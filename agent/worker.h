@@ -62,10 +62,12 @@ class AgentWorker {
   ~AgentWorker();
 
   // Serves until Stop(), or until the coordinator refuses this agent's id
-  // because another live agent holds it (see refusal()). REQUIRES: called once.
+  // because another live agent holds it, or refuses its token (see
+  // refusal()). REQUIRES: called once.
   void Run();
   // After Run(): OK if stopped, else why the coordinator refused this agent
-  // (ALREADY_EXISTS, saying what to do).
+  // (ALREADY_EXISTS, or PERMISSION_DENIED for a token it refused three times
+  // in a row), saying what to do.
   const absl::Status& refusal() const { return refusal_; }
   // Stops the case in progress (its process group is killed) and makes Run() return. Thread-safe.
   void Stop();

@@ -169,6 +169,10 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Start(const Coordinato
   // and an arena limit set after a thread has taken an arena does not hold.
   LimitMallocRetention();
   const PriorityChange priority = RaiseThreadPriority(options.priority_levels);
+  if (auto s = CheckAddress(options.listen, "--listen", /*port_zero_picks=*/true); !s.ok()) return s;
+  if (!options.metrics_listen.empty()) {
+    if (auto s = CheckAddress(options.metrics_listen, "--metrics-listen", /*port_zero_picks=*/true); !s.ok()) return s;
+  }
   if (auto s = CheckExposure(options); !s.ok()) return s;
   auto credentials = ServerCredentials(options);
   if (!credentials.ok()) return credentials.status();

@@ -19,6 +19,7 @@
 #include "perfgate/v1/agent.grpc.pb.h"
 #include "perfgate/v1/artifact.grpc.pb.h"
 #include "perfgate/v1/gate.grpc.pb.h"
+#include "core/exit_codes.h"
 #include "tests/test_util.h"
 #include "transport/transport.h"
 
@@ -526,6 +527,33 @@ TEST(EmbeddedClusterTest, MakesItsOwnTokensAndRequiresThem) {
   EXPECT_EQ(Call(OpenChannel((*cluster)->address(), (*cluster)->submitter(), {}), Rpc::kRegister).error_code(),
             grpc::StatusCode::PERMISSION_DENIED);
   (*cluster)->Shutdown();
+}
+
+// gRPC read port 99999 as 34463 and a missing port as 443: a coordinator
+// listened, and an agent dialled, somewhere else than the flag said.
+TEST(ClientSecurityTest, AddressesNeedAPortInRange) {
+  for (const char* good : {"127.0.0.1:7600", "[::1]:1", "lab-coord:65535", "unix:/tmp/s", "dns:///lab:7600"}) {
+    EXPECT_TRUE(CheckAddress(good, "--coordinator", false).ok()) << good;
+  }
+  EXPECT_TRUE(CheckAddress("127.0.0.1:0", "--listen", true).ok());
+  const std::pair<const char*, const char*> bad[] = {
+      {"127.0.0.1:99999", "port 99999 is out of range (1-65535)"},
+      {"localhost", "no port"},
+      {"[::1]", "no port"},
+      {":7600", "no host"},
+      {"lab:76x0", "'76x0' is not a port number"},
+      {"lab:+80", "'+80' is not a port number"},
+      {"127.0.0.1:0", "port 0 is out of range (1-65535)"},
+  };
+  for (const auto& [address, why] : bad) {
+    absl::Status s = CheckAddress(address, "--coordinator", false);
+    EXPECT_THAT(s.message(), HasSubstr(absl::StrCat("--coordinator '", address, "': ", why))) << address;
+  }
+  EXPECT_THAT(LoadClientSecurity({}, "127.0.0.1:99999").status().message(), HasSubstr("out of range"));
+  const testing::CommandResult listen =
+      testing::RunCommand({testing::PerfgateBinary(), "coordinator", "--listen", "127.0.0.1:99999"});
+  EXPECT_EQ(listen.exit_code, kExitBadInput);
+  EXPECT_THAT(listen.output, HasSubstr("--listen '127.0.0.1:99999': port 99999 is out of range (0-65535)"));
 }
 
 TEST(ClientSecurityTest, PlaintextOnlyTowardsLoopbackUnlessInsecure) {

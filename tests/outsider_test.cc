@@ -217,6 +217,21 @@ class OutsiderTest : public ::testing::Test {
   std::string metrics_;
 };
 
+// An agent given the submitter's token (or none) once retried for ever,
+// saying so only now and then; it now exits 2 and says which token to give.
+TEST_F(OutsiderTest, AnAgentWhoseTokenIsRefusedExitsAsMisconfigured) {
+  const std::string ca = dir_.File("ca.pem");
+  for (const std::vector<std::string>& token : {std::vector<std::string>{"--token-file", submit_token_},
+                                                std::vector<std::string>{}}) {
+    std::vector<std::string> argv = {PerfgateBinary(), "agent", "--coordinator", address_, "--tls-ca", ca};
+    argv.insert(argv.end(), token.begin(), token.end());
+    const testing::CommandResult agent = testing::RunCommand(argv);
+    EXPECT_EQ(agent.exit_code, 2) << agent.output;
+    EXPECT_THAT(agent.output, HasSubstr("not registered: "));
+    EXPECT_THAT(agent.output, HasSubstr("give the coordinator's agent token with --token-file"));
+  }
+}
+
 TEST_F(OutsiderTest, EveryAttackIsRefusedAndTheRealGateStillPasses) {
   const std::string ca = dir_.File("ca.pem");
   Subprocess agent({PerfgateBinary(), "agent", "--coordinator", address_, "--tls-ca", ca, "--token-file", agent_token_,

@@ -11,6 +11,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
 namespace perfgate {
@@ -88,6 +89,29 @@ bool IsLoopbackAddress(const std::string& address) {
   return inet_pton(AF_INET6, host.c_str(), &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
 }
 
+absl::Status CheckAddress(const std::string& address, const char* flag, bool port_zero_picks) {
+  if (absl::StartsWith(address, "unix:") || absl::StartsWith(address, "unix-abstract:")) return absl::OkStatus();
+  const auto bad = [&](absl::string_view why) {
+    return absl::InvalidArgumentError(absl::StrCat(flag, " '", address, "': ", why, "; give HOST:PORT, e.g. ",
+                                                   port_zero_picks ? "127.0.0.1:7600 (port 0: any free one)"
+                                                                   : "lab-coord:7600"));
+  };
+  const size_t colon = address.rfind(':');
+  const size_t bracket = address.rfind(']');
+  if (colon == std::string::npos || (bracket != std::string::npos && colon < bracket)) return bad("no port");
+  if (HostOf(address).empty()) return bad("no host");
+  uint32_t port = 0;
+  const std::string digits = address.substr(colon + 1);
+  if (digits.empty() || digits.size() > 5 || !absl::SimpleAtoi(digits, &port) ||
+      digits.find_first_not_of("0123456789") != std::string::npos) {
+    return bad(absl::StrCat("'", digits, "' is not a port number"));
+  }
+  if (port > 65535 || (port == 0 && !port_zero_picks)) {
+    return bad(absl::StrCat("port ", digits, " is out of range (", port_zero_picks ? 0 : 1, "-65535)"));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::string> ReadCredentialFile(const std::string& path, const char* flag) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return absl::InvalidArgumentError(absl::StrCat(flag, ": cannot read '", path, "'"));
@@ -122,6 +146,7 @@ std::string RandomToken() {
 }
 
 absl::StatusOr<ClientSecurity> LoadClientSecurity(const ClientSecurityFlags& flags, const std::string& address) {
+  if (absl::Status s = CheckAddress(address, "--coordinator", /*port_zero_picks=*/false); !s.ok()) return s;
   ClientSecurity security;
   auto token = ClientToken(flags);
   if (!token.ok()) return token.status();

@@ -39,6 +39,12 @@ inline constexpr char kBearerPrefix[] = "Bearer ";
 // `address` is host:port, [v6]:port or unix:path.
 bool IsLoopbackAddress(const std::string& address);
 
+// OK if `address` is host:port or [v6]:port with a port of 1-65535 (0 too
+// when `port_zero_picks`: a listener's "any free port"), or a unix: path;
+// else an error naming `flag` and the form it takes. gRPC itself reads
+// port 99999 as 34463 and a missing port as 443.
+absl::Status CheckAddress(const std::string& address, const char* flag, bool port_zero_picks);
+
 // The whole file, for keys, certificates and tokens. Errors name the file
 // and the flag it came from.
 absl::StatusOr<std::string> ReadCredentialFile(const std::string& path, const char* flag);
