@@ -17,7 +17,12 @@ namespace perfgate {
 absl::StatusOr<std::vector<ExpectedRow>> ParseExpectedFile(const std::string& text, const std::string& source) {
   std::vector<ExpectedRow> rows;
   std::map<std::string, int> seen;
-  for (const CsvLine& line : SplitCsvLines(text)) {
+  // A byte-order mark (spreadsheets write one) would be part of the first
+  // benchmark's name, invisible in every message that names it.
+  absl::string_view body = text;
+  absl::ConsumePrefix(&body, "\xEF\xBB\xBF");
+  const std::string without_mark(body);  // the lines view into it
+  for (const CsvLine& line : SplitCsvLines(without_mark)) {
     const auto& fields = line.fields;
     const int line_number = line.number;
     auto error = [&](const std::string& what) {

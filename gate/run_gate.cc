@@ -56,6 +56,16 @@ void RecordVerdict(const GateOptions& options, const GateClientOptions& client, 
   }
 }
 
+// An expected file for a pool no agent of a running coordinator has ever
+// registered with is refused before the run, not after hours of cases. (An
+// embedded cluster's agents register only as its run starts: checked after.)
+absl::Status CheckPoolsBeforeSubmit(const GateClientOptions& client, const JudgedSuite& judged) {
+  if (judged.policy.expected_files.empty()) return absl::OkStatus();
+  Baselines pools;
+  if (auto s = FetchHistory(client, v1::Run(), judged.policy, &pools); !s.ok()) return s;
+  return CheckBaselinePools(judged.policy, *pools.known_pools, v1::Run());
+}
+
 // Submits the suite, waits for the run, and judges it with confirmation rounds.
 absl::StatusOr<GateReport> JudgeOneRun(const GateOptions& options, const GateClientOptions& client,
                                        JudgedSuite* judged, Interrupt* interrupt) {
@@ -99,6 +109,9 @@ absl::StatusOr<GateReport> RunGate(const GateOptions& options, Interrupt* interr
     client.coordinator = options.coordinator;
   }
   if (auto s = ResolveArtifacts(client, cluster != nullptr, &judged->suite); !s.ok()) return s;
+  if (!cluster) {
+    if (auto s = CheckPoolsBeforeSubmit(client, *judged); !s.ok()) return s;
+  }
   // The cluster stops (agents first) when this returns.
   return JudgeOneRun(options, client, &*judged, interrupt);
 }

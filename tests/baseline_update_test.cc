@@ -93,6 +93,14 @@ TEST(BaselineUpdateTest, WritesMarginsAsPythonPrintsFloats) {
   for (const auto& [value, repr] : cases) EXPECT_EQ(PythonFloatRepr(value), repr);
 }
 
+// A spreadsheet's byte-order mark was read into the first row's name, and
+// the gate then failed on a "missing result" whose name looked right.
+TEST(BaselineUpdateTest, AByteOrderMarkIsNotPartOfTheFirstName) {
+  auto rows = ParseExpectedFile("\xEF\xBB\xBF" "add_loop,instruction_count,1000,0.01\r\n", "expected.csv");
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  EXPECT_EQ((*rows)[0].benchmark, "add_loop");
+}
+
 TEST(BaselineUpdateTest, WholeFileIsByteForByteWhatCheckResultsWrites) {
   auto rows = ParseExpectedFile(ReadData("baseline_update_in.csv"), "baseline_update_in.csv");
   ASSERT_TRUE(rows.ok()) << rows.status();

@@ -260,5 +260,24 @@ TEST(CliTest, BaselineForAPoolNoAgentHasIsRefusedNamingThePools) {
                                        "(pools that ran: local; pools known to the coordinator: local)"));
 }
 
+// Against a running coordinator the pools are known before the run: the gate
+// refused only after every case had run (hours, in a lab).
+TEST(CliTest, BaselineForAPoolNoAgentHasIsRefusedBeforeTheRunIsSubmitted) {
+  testing::TempDir dir;
+  testing::Subprocess coordinator(
+      {PerfgateBinary(), "coordinator", "--listen", "127.0.0.1:0", "--db", dir.File("perfgate.db")});
+  const std::string address = testing::CoordinatorAddress(coordinator);
+  ASSERT_FALSE(address.empty()) << coordinator.output();
+  const std::string suite = dir.Write(
+      "s.yaml", "suite: s\ndefaults: {repeats: 1, warmup: 0}\ncases:\n  - name: a\n    command: [/bin/true]\n");
+  const std::string rows = dir.Write("rows.csv", "a,wall_time,1,0.5\n");
+  auto result = RunCommand({PerfgateBinary(), "gate", "--suite", suite, "--coordinator", address, "--baseline",
+                            "xeon=" + rows});
+  EXPECT_EQ(result.exit_code, 2) << result.output;
+  EXPECT_THAT(result.output, HasSubstr("is for pool 'xeon', but no agent has ever registered with that pool "
+                                       "(pools that ran: none; pools known to the coordinator: none)"));
+  EXPECT_THAT(result.output, Not(HasSubstr("submitted to")));
+}
+
 }  // namespace
 }  // namespace perfgate
