@@ -80,8 +80,9 @@ absl::StatusOr<GateOptions> OptionsFrom(const GateFlags& flags) {
 // Runs the gate and writes its reports; the exit code.
 int Gate(const GateFlags& flags) {
   absl::StatusOr<GateOptions> options = OptionsFrom(flags);
-  if (!options.ok()) {
-    std::cerr << "perfgate gate: " << options.status().message() << "\n";
+  const absl::Status paths = options.ok() ? CheckReportPaths(flags.report) : options.status();
+  if (!paths.ok()) {
+    std::cerr << "perfgate gate: " << paths.message() << "\n";
     return kExitBadInput;
   }
   if (!options->coordinator.empty() && flags.security.insecure) WarnInsecure("gate");

@@ -96,6 +96,7 @@ LocalRunOptions RunOptions(const RunFlags& flags, const CancelToken* cancel, boo
 void RunHere(const RunFlags& flags, int* exit_code) {
   auto judged = LoadWhatToRun(flags);
   absl::Status cases = judged.ok() ? CheckCasesExist(flags, judged->suite) : judged.status();
+  if (cases.ok()) cases = CheckReportPaths(flags.report);
   std::optional<CaseUser> user;
   if (cases.ok() && !flags.case_user.empty()) {
     absl::StatusOr<CaseUser> found = LookUpCaseUser(flags.case_user);

@@ -1,9 +1,16 @@
 #include "cli/report_output.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
 
 namespace perfgate {
 
@@ -19,6 +26,38 @@ void AddReportFlags(CLI::App* cmd, ReportFlags* flags, bool metrics_default) {
                     (metrics_default ? "on" : "off") + ")");
   cmd->add_flag("--no-color", flags->no_color,
                 "no colour even on a terminal (NO_COLOR in the environment does the same)");
+}
+
+namespace {
+
+absl::Status CheckWritable(const char* flag, const std::string& path) {
+  if (path.empty() || path == "-") return absl::OkStatus();
+  const auto refuse = [&](const std::string& why) {
+    return absl::InvalidArgumentError(absl::StrCat(flag, " ", path, ": ", why));
+  };
+  struct stat st;
+  if (stat(path.c_str(), &st) == 0) {
+    if (S_ISDIR(st.st_mode)) return refuse("is a folder; name a file");
+    if (access(path.c_str(), W_OK) != 0) return refuse(absl::StrCat("cannot be written (", std::strerror(errno), ")"));
+    return absl::OkStatus();
+  }
+  std::string folder = std::filesystem::path(path).parent_path().string();
+  if (folder.empty()) folder = ".";
+  if (stat(folder.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return refuse(absl::StrCat("no folder ", folder));
+  if (access(folder.c_str(), W_OK | X_OK) != 0) {
+    return refuse(absl::StrCat("cannot write in ", folder, " (", std::strerror(errno), ")"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status CheckReportPaths(const ReportFlags& flags) {
+  for (const auto& [flag, path] : {std::pair{"--json", &flags.json_path}, std::pair{"--markdown", &flags.markdown_path},
+                                   std::pair{"--junit", &flags.junit_path}}) {
+    if (absl::Status s = CheckWritable(flag, *path); !s.ok()) return s;
+  }
+  return absl::OkStatus();
 }
 
 bool EmitReport(const GateReport& report, const ReportFlags& flags, const Reporter* table_reporter) {
@@ -41,10 +80,11 @@ bool EmitReport(const GateReport& report, const ReportFlags& flags, const Report
       if (!std::cout) std::cerr << "perfgate: cannot write the report to stdout\n";
       return static_cast<bool>(std::cout);
     }
+    errno = 0;
     std::ofstream out(path, mode);
     reporter.Write(report, out);
     out.close();
-    if (!out) std::cerr << "perfgate: cannot write " << path << "\n";
+    if (!out) std::cerr << "perfgate: cannot write " << path << (errno ? absl::StrCat(" (", std::strerror(errno), ")") : "") << "\n";
     return static_cast<bool>(out);
   };
   bool ok = write(flags.json_path, JsonReporter(), std::ios::out);

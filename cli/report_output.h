@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <string>
 
+#include "absl/status/status.h"
 #include "core/report.h"
 
 namespace perfgate {
@@ -19,6 +20,11 @@ struct ReportFlags {
 
 // Registers --json, --markdown, --junit, --metrics and --no-color on `cmd`.
 void AddReportFlags(CLI::App* cmd, ReportFlags* flags, bool metrics_default);
+
+// An error naming the flag of the first report file that could not be
+// written (its folder missing or not writable, the path a folder): checked
+// before a run, so that hours of cases do not end in "cannot write".
+absl::Status CheckReportPaths(const ReportFlags& flags);
 
 // Prints and writes the report; appends the Markdown to $GITHUB_STEP_SUMMARY
 // when that is set. Returns false (after saying why on stderr) if a file

@@ -154,8 +154,14 @@ void WriteAdvice(const GateReport& report, bool color, std::ostream& out) {
 void WriteVerdict(const GateReport& report, bool color, std::ostream& out) {
   out << "\n";
   if (report.passed) {
-    out << (color ? "\033[32mGATE PASSED\033[0m" : "GATE PASSED") << " (" << report.cases.size()
-        << (report.cases.size() == 1 ? " case)\n" : " cases)\n");
+    // By hand a case this machine cannot run is skipped: "2 cases" where none ran would read as measured.
+    size_t ran = 0;
+    for (const CaseReport& c : report.cases) ran += c.ran;
+    out << (color ? "\033[32mGATE PASSED\033[0m" : "GATE PASSED") << " (";
+    if (ran != report.cases.size()) out << ran << " of ";
+    out << report.cases.size() << (report.cases.size() == 1 ? " case" : " cases");
+    if (ran != report.cases.size()) out << " ran";
+    out << ")\n";
     return;
   }
   out << (color ? "\033[31mGATE FAILED\033[0m" : "GATE FAILED");

@@ -104,6 +104,7 @@ TEST(CliTest, GpuSuiteOnAMachineWithoutAGpu) {
   if (probe.output.find("skipped cuda_add_one") == std::string::npos) GTEST_SKIP() << "this machine has a GPU";
   EXPECT_EQ(probe.exit_code, 0) << "by hand, a case the machine cannot run is skipped, not failed";
   EXPECT_THAT(probe.output, HasSubstr("skipped cuda_add_one: needs a GPU; host has none ("));
+  EXPECT_THAT(probe.output, HasSubstr("GATE PASSED (0 of 2 cases ran)")) << "not '(2 cases)', as if measured";
   testing::TempDir dir;
   auto gate = RunCommand({PerfgateBinary(), "gate", "--suite", testing::SourceDir() + "/bench_cases/gpu.yaml",
                           "--state-dir", dir.File("state")});

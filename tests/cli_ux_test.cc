@@ -160,6 +160,24 @@ TEST(CliUxTest, AdHocCommandThatFailsFailsTheRun) {
   EXPECT_THAT(both.output, HasSubstr("give a suite file or -- CMD ARGS..., not both"));
 }
 
+// An unwritable report path was found only after the run (hours, in a lab), with no reason given.
+TEST(CliUxTest, AReportPathThatCannotBeWrittenIsRefusedBeforeTheRun) {
+  testing::TempDir dir;
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"run", "--json", "/nonexistent/dir/r.json", "--", "/bin/true"}, "--json /nonexistent/dir/r.json: no folder"},
+      {{"run", "--markdown", dir.path(), "--", "/bin/true"}, "is a folder; name a file"},
+      {{"gate", "--suite", "x.yaml", "--junit", "/nonexistent/j.xml"}, "--junit /nonexistent/j.xml: no folder"},
+  };
+  for (const auto& [args, message] : cases) {
+    std::vector<std::string> argv = {PerfgateBinary()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto r = RunCommand(argv);
+    EXPECT_EQ(r.exit_code, kExitBadInput) << r.output;
+    EXPECT_THAT(r.output, HasSubstr(message));
+    EXPECT_THAT(r.output, Not(HasSubstr("Benchmark 1"))) << "it ran first";
+  }
+}
+
 TEST(CliUxTest, JsonDashWritesOnlyJsonToStdoutAndTheTableToStderr) {
   testing::TempDir dir;
   const std::string suite =
