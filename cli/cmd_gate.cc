@@ -77,6 +77,12 @@ absl::StatusOr<GateOptions> OptionsFrom(const GateFlags& flags) {
   return options;
 }
 
+// What the person who set the gate up must fix (exit 2), not the lab: bad
+// input, and a token the coordinator refuses (none, unknown, another role).
+bool IsConfigurationError(const absl::Status& status) {
+  return absl::IsInvalidArgument(status) || absl::IsUnauthenticated(status) || absl::IsPermissionDenied(status);
+}
+
 // Runs the gate and writes its reports; the exit code.
 int Gate(const GateFlags& flags) {
   absl::StatusOr<GateOptions> options = OptionsFrom(flags);
@@ -91,7 +97,7 @@ int Gate(const GateFlags& flags) {
   auto report = RunGate(*options, &interrupt);
   if (!report.ok()) {
     std::cerr << "perfgate gate: " << report.status().message() << "\n";
-    return report.status().code() == absl::StatusCode::kInvalidArgument ? kExitBadInput : kExitInfra;
+    return IsConfigurationError(report.status()) ? kExitBadInput : kExitInfra;
   }
   return EmitReport(*report, flags.report) ? report->exit_code : kExitInfra;
 }

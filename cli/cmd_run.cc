@@ -4,6 +4,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "agent/case_user.h"
 #include "agent/cgroup.h"
 #include "agent/host_fingerprint.h"
@@ -63,7 +64,12 @@ absl::Status CheckCasesExist(const RunFlags& flags, const v1::Suite& suite) {
   for (const auto& name : flags.cases) {
     bool found = false;
     for (const auto& c : suite.cases()) found |= c.name() == name;
-    if (!found) return absl::InvalidArgumentError(absl::StrCat(flags.suite, " has no case '", name, "'"));
+    if (!found) {
+      std::vector<std::string> names;
+      for (const auto& c : suite.cases()) names.push_back(c.name());
+      return absl::InvalidArgumentError(absl::StrCat(flags.suite, " has no case '", EscapeControls(name),
+                                                     "'; its cases: ", EscapeControls(absl::StrJoin(names, ", "))));
+    }
   }
   return absl::OkStatus();
 }

@@ -95,8 +95,10 @@ grpc::Status Gatekeeper::Refuse(AuthFailure failure, Rpc rpc) const {
     case AuthFailure::kWrongRole:
       break;
   }
-  return grpc::Status(grpc::StatusCode::PERMISSION_DENIED, absl::StrCat(RpcName(rpc), " needs a ", RolesAllowed(rpc),
-                                                                        " token; this token's role may not call it"));
+  const std::string roles = RolesAllowed(rpc);
+  const bool vowel = !roles.empty() && absl::StrContains("aeiou", roles[0]);
+  return grpc::Status(grpc::StatusCode::PERMISSION_DENIED, absl::StrCat(RpcName(rpc), vowel ? " needs an " : " needs a ",
+                                                                        roles, " token; this token's role may not call it"));
 }
 
 grpc::Status Gatekeeper::Authorize(Rpc rpc, const std::multimap<grpc::string_ref, grpc::string_ref>& metadata) const {

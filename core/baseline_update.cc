@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/names.h"
+#include "core/report.h"
 #include "core/units.h"
 
 namespace perfgate {
@@ -107,6 +108,12 @@ absl::StatusOr<std::vector<std::pair<std::string, double>>> ReportResults(const 
   std::vector<std::pair<std::string, double>> results;
   std::map<std::string, std::string> reported_by;
   try {
+    const int version = report.is_object() ? report.value("schema_version", 0) : 0;
+    if (version != kJsonReportSchemaVersion) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ": a report of schema_version ", version, "; this perfgate reads version ", kJsonReportSchemaVersion,
+          " (write the report with `perfgate gate --json` of this version)"));
+    }
     for (const auto& c : report.value("cases", nlohmann::json::array())) {
       for (const auto& m : c.value("metrics", nlohmann::json::array())) {
         if (m.value("variant", "") == SideName(Side::kBase) || m.value("n", 0) == 0) continue;

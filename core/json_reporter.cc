@@ -14,8 +14,6 @@
 namespace perfgate {
 namespace {
 
-constexpr int kSchemaVersion = 1;
-
 // "missing result" -> "missing_result": a token tools can compare.
 std::string Token(const std::string& words) { return absl::StrReplaceAll(words, {{" ", "_"}, {"/", ""}}); }
 std::string Token(Verdict v) { return Token(VerdictName(v)); }
@@ -110,7 +108,7 @@ nlohmann::json CaseJson(const CaseReport& c, const v1::CaseResult* result) {
 
 void JsonReporter::Write(const GateReport& report, std::ostream& out) const {
   nlohmann::json doc;
-  doc["schema_version"] = kSchemaVersion;
+  doc["schema_version"] = kJsonReportSchemaVersion;
   doc["run_id"] = report.run.run_id();
   doc["suite"] = report.run.suite_name();
   doc["commit"] = report.run.commit();

@@ -99,6 +99,10 @@ class JunitReporter final : public Reporter {
   void Write(const GateReport& report, std::ostream& out) const override;
 };
 
+// The JSON report's `schema_version`: changes when a field changes meaning
+// (docs/report-json.md); readers of reports refuse another.
+inline constexpr int kJsonReportSchemaVersion = 1;
+
 // Everything, for tools: verdicts, comparisons, summaries and the raw run with samples.
 class JsonReporter final : public Reporter {
  public:

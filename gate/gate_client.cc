@@ -97,7 +97,17 @@ class Progress {
       if (line.size() > 120) line = line.substr(0, 117) + "...";
       std::fprintf(stderr, "\r\033[K%s", line.c_str());
       drawn_ = true;
-    } else if (changed) {
+    } else if (!changed) {
+      // A snapshot: the watch began, or began again after the coordinator was
+      // lost. Cases that started or ended meanwhile have no event of their own.
+      std::string line = absl::StrCat("perfgate ", counter, " done, ", running_.size(), " running");
+      size_t shown = 0;
+      for (auto it = running_.begin(); it != running_.end() && shown < 8; ++it, ++shown) {
+        absl::StrAppend(&line, shown == 0 ? ": " : ", ", *it);
+      }
+      if (running_.size() > shown) absl::StrAppend(&line, ", ...");
+      std::fprintf(stderr, "%s\n", EscapeControls(line).c_str());
+    } else {
       std::string line = absl::StrCat("perfgate ", counter, " ", changed->name(), ": ", StateWord(changed->state()));
       if (!changed->agent_id().empty() && changed->state() != v1::CASE_STATE_PENDING) {
         absl::StrAppend(&line, " on ", changed->agent_id());
@@ -263,17 +273,39 @@ bool TooLargeToReceive(const grpc::Status& s) {
 
 }  // namespace
 
-absl::StatusOr<v1::Run> SubmitAndWatch(const GateClientOptions& options, const v1::SubmitRunRequest& request,
-                                       Interrupt* interrupt) {
+namespace {
+
+// Refused, unknown or TLS-mismatched coordinators fail within seconds
+// instead of waiting out a call's deadline.
+absl::StatusOr<std::shared_ptr<grpc::Channel>> Connect(const GateClientOptions& options) {
   auto channel = Channel(options);
-  // Refused, unknown or TLS-mismatched coordinators fail within seconds
-  // instead of waiting out the submit deadline.
   if (!channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(5))) {
     return absl::UnavailableError(absl::StrCat("coordinator ", options.coordinator,
                                                " unreachable: no connection within 5 s (is it running there, and do "
                                                "--tls-ca and the address match its certificate?)"));
   }
-  auto stub = v1::GateService::NewStub(channel);
+  return channel;
+}
+
+}  // namespace
+
+absl::StatusOr<std::set<std::string>> FetchKnownPools(const GateClientOptions& options) {
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = Connect(options);
+  if (!channel.ok()) return channel.status();
+  auto stub = v1::GateService::NewStub(*channel);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  v1::HistoryResponse response;
+  grpc::Status s = stub->GetHistory(&context, v1::HistoryRequest(), &response);
+  if (!s.ok()) return FromGrpc(s);
+  return std::set<std::string>(response.known_pools().begin(), response.known_pools().end());
+}
+
+absl::StatusOr<v1::Run> SubmitAndWatch(const GateClientOptions& options, const v1::SubmitRunRequest& request,
+                                       Interrupt* interrupt) {
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = Connect(options);
+  if (!channel.ok()) return channel.status();
+  auto stub = v1::GateService::NewStub(*channel);
   Progress progress(options.tty);
   absl::StatusOr<v1::SubmitRunResponse> submitted = Submit(*stub, options, request);
   if (!submitted.ok()) return submitted.status();

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,10 @@ absl::StatusOr<v1::Run> SubmitAndWatch(const GateClientOptions& options, const v
 // the coordinator's store, into baselines->history; the pools it knows into baselines->known_pools.
 absl::Status FetchHistory(const GateClientOptions& options, const v1::Run& run, const Policy& policy,
                           Baselines* baselines);
+
+// The pools the coordinator knows (agents have registered with), asked
+// before a run is submitted; Unavailable within 5 s if it cannot be reached.
+absl::StatusOr<std::set<std::string>> FetchKnownPools(const GateClientOptions& options);
 
 // Tells the coordinator the gate's verdict (kept with the run, counted in /metrics).
 absl::Status ReportVerdict(const GateClientOptions& options, const v1::ReportVerdictRequest& request);

@@ -61,9 +61,9 @@ void RecordVerdict(const GateOptions& options, const GateClientOptions& client, 
 // embedded cluster's agents register only as its run starts: checked after.)
 absl::Status CheckPoolsBeforeSubmit(const GateClientOptions& client, const JudgedSuite& judged) {
   if (judged.policy.expected_files.empty()) return absl::OkStatus();
-  Baselines pools;
-  if (auto s = FetchHistory(client, v1::Run(), judged.policy, &pools); !s.ok()) return s;
-  return CheckBaselinePools(judged.policy, *pools.known_pools, v1::Run());
+  absl::StatusOr<std::set<std::string>> pools = FetchKnownPools(client);
+  if (!pools.ok()) return pools.status();
+  return CheckBaselinePools(judged.policy, *pools, v1::Run());
 }
 
 // Submits the suite, waits for the run, and judges it with confirmation rounds.

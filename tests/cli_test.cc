@@ -95,7 +95,7 @@ TEST(CliTest, ManualRunWorksWithoutACoordinator) {
   auto unknown =
       RunCommand({PerfgateBinary(), "run", testing::SourceDir() + "/bench_cases/demo.yaml", "--case", "nope"});
   EXPECT_EQ(unknown.exit_code, 2);
-  EXPECT_THAT(unknown.output, HasSubstr("has no case 'nope'"));
+  EXPECT_THAT(unknown.output, HasSubstr("has no case 'nope'; its cases: spin_2m, alloc_64mib, "));
 }
 
 TEST(CliTest, GpuSuiteOnAMachineWithoutAGpu) {
@@ -163,7 +163,7 @@ std::string ReportOf(const std::string& results_csv, const std::string& skip = "
                         {"n", 1},
                         {"median", std::stod(line.substr(b + 1))}}}}});
   }
-  return nlohmann::json{{"cases", cases}}.dump();
+  return nlohmann::json{{"schema_version", 1}, {"cases", cases}}.dump();
 }
 
 TEST(CliTest, BaselineUpdateWritesWhatCheckResultsWrites) {
@@ -202,6 +202,15 @@ TEST(CliTest, BaselineUpdateWritesWhatCheckResultsWrites) {
   auto nan_margin = RunCommand({PerfgateBinary(), "baseline", "update", "--report", report, "--expected", expected,
                                 "--output", dir.File("nan.csv"), "--new-margin", "nan"});
   EXPECT_EQ(nan_margin.exit_code, 2) << nan_margin.output;
+
+  // A report of another schema is not read as if it were this one.
+  nlohmann::json other = nlohmann::json::parse(ReadFile(report));
+  other["schema_version"] = 2;
+  const std::string v2 = dir.Write("v2.json", other.dump());
+  auto refused = RunCommand({PerfgateBinary(), "baseline", "update", "--report", v2, "--expected", expected,
+                             "--output", dir.File("v2.csv")});
+  EXPECT_EQ(refused.exit_code, 2) << refused.output;
+  EXPECT_THAT(refused.output, HasSubstr("v2.json: a report of schema_version 2; this perfgate reads version 1"));
 }
 
 TEST(CliTest, JudgingOptionsOutOfRangeAreRefused) {
