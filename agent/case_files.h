@@ -6,8 +6,9 @@
 // read into the result or an error message that goes back to the submitter.
 //
 // So a case's files are opened relative to an open folder, never following
-// a link, without blocking, and only if they are regular files owned by the
-// folder's owner (the case's user: see agent/case_user.h); reads are capped.
+// a link in their last component, without blocking, and only if they are
+// regular files; in a case user's folder (agent/case_user.h), only files of
+// that user. Reads are capped.
 #pragma once
 
 #include <sys/types.h>
@@ -23,8 +24,9 @@ namespace perfgate {
 class CaseFolder {
  public:
   // Opens the folder at `path`, refusing a symbolic link in its last
-  // component. REQUIRES: the folders above it are ones the case cannot
-  // change (the agent's scratch folder and those above it).
+  // component: the one the case can replace (a profile folder in its scratch
+  // folder). REQUIRES: the case cannot replace the folders above that one
+  // (its scratch folder sits in a folder only root can change).
   static absl::StatusOr<CaseFolder> Open(const std::string& path);
 
   CaseFolder(CaseFolder&& other) noexcept;
@@ -38,8 +40,9 @@ class CaseFolder {
   // The names in this folder (not . or ..), sorted; an error past `max_entries`.
   absl::StatusOr<std::vector<std::string>> Names(size_t max_entries = 100'000) const;
   // The content of the file `name`: NotFound if there is none; an error
-  // naming it if it is a link, not a regular file, owned by another user
-  // than this folder, or larger than `max_bytes`. `what` names it in errors.
+  // naming it if it is a link, not a regular file, larger than `max_bytes`,
+  // or, in a folder of another user than the agent's (a case user's), a file
+  // of a third user. `what` names it in errors.
   absl::StatusOr<std::string> Read(const std::string& name, uint64_t max_bytes, const std::string& what) const;
 
   const std::string& path() const { return path_; }

@@ -388,7 +388,8 @@ class CaseRun {
           absl::StrCat("cannot make ", path, " for callgrind's profiles: ", std::strerror(errno),
                        errno == EEXIST ? " (the case made it; a case must leave that name to the agent)" : ""));
     }
-    // No process of the case runs now, and lchown never follows a link.
+    // lchown never follows a link, whatever a leftover of the case (without
+    // control groups) might have put there since the mkdir.
     if (options_.user && lchown(path.c_str(), options_.user->uid, options_.user->gid) != 0) {
       return absl::InternalError(absl::StrCat("cannot hand ", path, " to user '", options_.user->name,
                                               "': ", std::strerror(errno)));

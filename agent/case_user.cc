@@ -1,8 +1,10 @@
 #include "agent/case_user.h"
 
+#include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
 #include <pwd.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -10,7 +12,10 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <mutex>
+#include <set>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -70,8 +75,9 @@ bool InGroups(const CaseUser& user, gid_t gid) {
 absl::StatusOr<CaseUser> LookUpCaseUser(const std::string& name) {
   if (std::string missing = MissingCapabilities(); !missing.empty()) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "--case-user '", name, "' needs the agent to run as root (uid ", geteuid(), " here, without ", missing,
-        "): it switches each case to that user, hands it its folder, and reads and removes what the case wrote"));
+        "--case-user '", name, "' needs ", missing, ", which this process (uid ", geteuid(),
+        ") lacks: run it as root, and where systemd starts it, keep them in CapabilityBoundingSet. It switches "
+        "each case to that user, hands it its folder, and reads and removes what the case wrote"));
   }
   absl::StatusOr<CaseUser> user = FromPasswordDatabase(name);
   if (user.ok() && user->uid == 0) {
@@ -79,7 +85,48 @@ absl::StatusOr<CaseUser> LookUpCaseUser(const std::string& name) {
         absl::StrCat("--case-user '", name, "' is root; name an unprivileged user (cases already run as the agent's "
                      "user without the flag)"));
   }
+  if (user.ok() && InGroups(*user, 0)) {
+    return absl::InvalidArgumentError(absl::StrCat("--case-user '", name,
+                                                   "' is in group 0 (root's), whose files cases could then read; "
+                                                   "name a user of its own groups"));
+  }
   return user;
+}
+
+std::string DescribeGroups(const CaseUser& user) {
+  std::string text = absl::StrCat("gid ", user.gid);
+  for (gid_t g : user.groups) {
+    if (g != user.gid) absl::StrAppend(&text, ", ", g);
+  }
+  return text;
+}
+
+absl::Status ClaimCaseUser(const CaseUser& user) {
+  static std::mutex mu;
+  static std::set<uid_t> claimed;
+  std::lock_guard lock(mu);
+  if (claimed.count(user.uid)) return absl::OkStatus();
+  // /run is root's: no other user can make or hold the lock file there.
+  const char* tmp = std::getenv("TMPDIR");
+  const std::string folder = access("/run", W_OK) == 0 ? "/run" : (tmp && *tmp ? tmp : "/tmp");
+  const std::string path = absl::StrCat(folder, "/perfgate-case-user-", user.uid, ".lock");
+  const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) return absl::PermissionDeniedError(absl::StrCat("cannot open ", path, ": ", std::strerror(errno)));
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    close(fd);
+    return absl::FailedPreconditionError(absl::StrCat(
+        "another perfgate process on this host runs its cases as '", user.name, "' (it holds ", path,
+        "); give each agent a case user of its own: cases of one user can signal, trace and read each other"));
+  }
+  claimed.insert(user.uid);  // held until exit: the descriptor stays open
+  return absl::OkStatus();
+}
+
+absl::Status CheckCaseUserIsolation(const CaseUser& user, const CgroupParent& cgroups) {
+  if (cgroups.makes_groups()) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "--case-user '", user.name, "' needs control groups, so that every process a case leaves is killed before "
+      "the next case starts (a leftover of that user could reach the next one); here: ", cgroups.description()));
 }
 
 absl::Status CheckUnreadableBy(const CaseUser& user, const std::vector<std::string>& paths) {

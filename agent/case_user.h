@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "agent/cgroup.h"
 
 namespace perfgate {
 
@@ -30,6 +31,20 @@ struct CaseUser {
 // Errors say what to do: the agent must run as root (only root can switch
 // users), and the user must not be root (cases run as root by default).
 absl::StatusOr<CaseUser> LookUpCaseUser(const std::string& name);
+
+// "gid 65534, 27": the user's primary group and the others, for the start-up line.
+std::string DescribeGroups(const CaseUser& user);
+
+// Claims `user` for this process until it exits (a lock in /run, else
+// $TMPDIR): another perfgate process on the host that runs its cases as the
+// same user is refused, saying so. Cases of one user can signal, trace and
+// read each other, so two agents must not share one. Idempotent.
+absl::Status ClaimCaseUser(const CaseUser& user);
+
+// An error unless `cgroups` makes a group per run: only a group finds every
+// process a case left (setsid ones too) and kills it before the next case,
+// which would otherwise share the user with it.
+absl::Status CheckCaseUserIsolation(const CaseUser& user, const CgroupParent& cgroups);
 
 // Help text of the --case-user flag of `perfgate agent` and `perfgate run`.
 inline constexpr char kCaseUserHelp[] =

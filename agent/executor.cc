@@ -141,6 +141,8 @@ struct ChildSetup {
   Clock::time_point exec_at;
 };
 
+constexpr unsigned kCloseRangeCloexec = 1u << 2;  // CLOSE_RANGE_CLOEXEC (Linux 5.11), absent from older headers
+
 // Becomes the case's user: groups first, while the process may still change
 // them. Raw system calls: glibc's setuid() and friends would change every
 // thread of the process, and after clone(CLONE_VM) glibc's idea of "the
@@ -181,6 +183,14 @@ bool SwitchUser(const ChildSetup& s) {
       step = 'g';
     }
   }
+  if (s->go_fd >= 0) {
+    char go;
+    while (read(s->go_fd, &go, 1) < 0 && errno == EINTR) {
+    }
+  }
+  // After the go-ahead: the agent attaches the counter to a process of its
+  // own user (another user's needs CAP_PERFMON), and enable_on_exec leaves
+  // the switch out of the count.
   if (!step && s->switch_user) {
     if (!SwitchUser(*s)) {
       err = errno;
@@ -190,11 +200,10 @@ bool SwitchUser(const ChildSetup& s) {
       if (getppid() != s->parent) _exit(127);
     }
   }
-  if (s->go_fd >= 0) {
-    char go;
-    while (read(s->go_fd, &go, 1) < 0 && errno == EINTR) {
-    }
-  }
+  // Descriptors the agent holds without close-on-exec (inherited from
+  // whoever started it) are not the case's; closed at exec, so that the
+  // failure report (report_fd) still works until then.
+  syscall(SYS_close_range, 3u, ~0u, kCloseRangeCloexec);
   sigset_t none;
   sigemptyset(&none);
   if (!step && s->cwd && chdir(s->cwd) != 0) {
@@ -517,6 +526,11 @@ absl::StatusOr<std::unique_ptr<RunCgroup>> GroupFor(const ExecSpec& spec, const 
   return spec.supplies ? spec.supplies->TakeGroup() : RunCgroup::Create(cgroups);
 }
 
+// " as --case-user 'NAME'" when the case runs as one: the likeliest cause of EACCES.
+std::string AsUser(const ExecSpec& spec) {
+  return spec.user ? absl::StrCat(" (as --case-user '", spec.user->name, "')") : "";
+}
+
 // What the child could not do before exec, in words.
 std::string ChildFailure(const Spawned& spawned, const ExecSpec& spec, const std::string& program) {
   const char* why = std::strerror(spawned.child_errno);
@@ -526,9 +540,9 @@ std::string ChildFailure(const Spawned& spawned, const ExecSpec& spec, const std
     case 'u':
       return absl::StrCat("cannot become the case's user '", spec.user ? spec.user->name : "?", "': ", why);
     case 'c':
-      return absl::StrCat("cannot enter working directory '", spec.cwd, "': ", why);
+      return absl::StrCat("cannot enter working directory '", spec.cwd, "': ", why, AsUser(spec));
     default:
-      return absl::StrCat("cannot execute '", program, "': ", why);
+      return absl::StrCat("cannot execute '", program, "': ", why, AsUser(spec));
   }
 }
 

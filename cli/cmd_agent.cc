@@ -107,7 +107,7 @@ absl::Status SetCacheSize(const AgentFlags& flags, WorkerOptions* options) {
 // Whom cases run as, for the start-up lines: an admin reads there whether a
 // case could read the agent's token.
 std::string DescribeCaseUser(const std::optional<CaseUser>& user) {
-  if (user) return absl::StrCat("cases run as user '", user->name, "' (uid ", user->uid, ", gid ", user->gid, ")");
+  if (user) return absl::StrCat("cases run as user '", user->name, "' (uid ", user->uid, ", ", DescribeGroups(*user), ")");
   if (geteuid() != 0) return absl::StrCat("cases run as this agent's user (uid ", geteuid(), ")");
   return "cases run as root, as this agent does, and can read its token file; --case-user USER runs them as an "
          "unprivileged user";
@@ -124,6 +124,14 @@ int Serve(const AgentFlags& flags) {
     return kExitBadInput;
   }
   SetDefaultCgroupRoot(flags.cgroup_root);
+  if (options->case_user) {
+    absl::Status isolated = CheckCaseUserIsolation(*options->case_user, DefaultCgroupParent());
+    if (isolated.ok()) isolated = ClaimCaseUser(*options->case_user);
+    if (!isolated.ok()) {
+      std::cerr << "perfgate agent: " << isolated.message() << "\n";
+      return kExitBadInput;
+    }
+  }
   v1::HostFingerprint host = ProbeHost();
   const std::string& id = options->agent_id;
   std::cerr << "perfgate agent " << id << ": " << DescribeHost(host) << "\n"

@@ -121,6 +121,15 @@ void RunHere(const RunFlags& flags, int* exit_code) {
   static CancelToken cancel;
   OnTerminationSignal([](int) { cancel.Cancel(); });
   SetDefaultCgroupRoot(flags.cgroup_root);
+  if (user) {
+    absl::Status isolated = CheckCaseUserIsolation(*user, DefaultCgroupParent());
+    if (isolated.ok()) isolated = ClaimCaseUser(*user);
+    if (!isolated.ok()) {
+      std::cerr << "perfgate run: " << isolated.message() << "\n";
+      *exit_code = kExitBadInput;
+      return;
+    }
+  }
   const v1::HostFingerprint host = ProbeHost();
   std::cerr << "perfgate run: " << DescribeHost(host) << "\n"
             << "perfgate run: " << host.memory_note() << "\n";

@@ -4,6 +4,7 @@
 // user (agent/case_user.h), the agent's secrets and its own folders.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <pwd.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -79,7 +80,7 @@ TEST(CaseFilesTest, AFifoInPlaceOfTheResultFileEndsInAnErrorNotAHang) {
   EXPECT_THAT(r.error(), HasSubstr("is not a regular file"));
 }
 
-TEST(CaseFilesTest, ProfilesThatAreLinksOrAnotherUsersFilesAreRefused) {
+TEST(CaseFilesTest, ProfilesThatAreLinksOrAThirdUsersFilesAreRefused) {
   testing::TempDir dir;
   const std::string secret = WriteSecret(dir);
   const std::string out = dir.path() + "/out";
@@ -89,14 +90,25 @@ TEST(CaseFilesTest, ProfilesThatAreLinksOrAnotherUsersFilesAreRefused) {
   EXPECT_THAT(linked.status().message(), HasSubstr("is a symbolic link"));
   EXPECT_THAT(linked.status().message(), Not(HasSubstr(kSecret)));
 
+  // In a case user's folder, a hard link to a file of another user (root's
+  // token, say, where protected_hardlinks is off) is not the case's to give.
   std::filesystem::remove(out + "/callgrind.out.1");
-  testing::TempDir other;
-  const std::string theirs = other.Write("callgrind.out.2", "summary: 5\n");
+  if (geteuid() != 0) GTEST_SKIP() << "only root can give a folder to another user";
+  ASSERT_EQ(chown(out.c_str(), 65534, 65534), 0);
+  const std::string root_file = dir.Write("profile", "summary: 5\n");
+  ASSERT_EQ(link(root_file.c_str(), (out + "/callgrind.out.2").c_str()), 0);
+  EXPECT_THAT(SumCallgrindInstructions(out).status().message(), HasSubstr("belongs to uid 0, not to uid 65534"));
+}
+
+// Without a case user the case runs as the agent, which could read the file
+// anyway; a result written through another user (a container's, sudo -u) is
+// read as before.
+TEST(CaseFilesTest, WithoutACaseUserAResultOfAnotherUserIsRead) {
   if (geteuid() != 0) GTEST_SKIP() << "only root can give a file to another user";
-  ASSERT_EQ(chown(theirs.c_str(), 65534, 65534), 0);
-  ASSERT_EQ(link(theirs.c_str(), (out + "/callgrind.out.2").c_str()), 0);  // a hard link of another user's file
-  absl::StatusOr<uint64_t> foreign = SumCallgrindInstructions(out);
-  EXPECT_THAT(foreign.status().message(), HasSubstr("belongs to uid 65534"));
+  v1::CaseResult r = RunCase(
+      ResultFileCase("chowned", "echo x,y,1 > \"$PERFGATE_RESULT_FILE\" && chown 65534 \"$PERFGATE_RESULT_FILE\""),
+      ProbeHost(), {});
+  EXPECT_EQ(r.outcome(), v1::CaseResult::OUTCOME_OK) << r.error();
 }
 
 // The case can write profiles of its own beside callgrind's: two that add up
@@ -303,6 +315,13 @@ TEST(CaseUserTest, TheFlagRunsCasesAsTheUserAndRefusesWhatCannotWork) {
   EXPECT_EQ(unknown.exit_code, kExitBadInput);
   EXPECT_THAT(unknown.output, HasSubstr("--case-user 'no-such-perfgate-user': no such user"));
 
+  // Without control groups a leftover of one case (setsid) would live on, as the user, into the next.
+  std::vector<std::string> no_groups = as_user;
+  no_groups.insert(no_groups.begin() + 2, {"--cgroup-root", "none"});
+  const testing::CommandResult ungrouped = RunCommand(no_groups);
+  EXPECT_EQ(ungrouped.exit_code, kExitBadInput);
+  EXPECT_THAT(ungrouped.output, HasSubstr("needs control groups, so that every process a case leaves is killed"));
+
   testing::TempDir dir;
   chmod(dir.path().c_str(), 0755);
   const std::string token = dir.Write("agent.token", "secret\n");
@@ -311,6 +330,22 @@ TEST(CaseUserTest, TheFlagRunsCasesAsTheUserAndRefusesWhatCannotWork) {
                                                       "--token-file", token, "--case-user", user->name});
   EXPECT_EQ(readable.exit_code, kExitBadInput);
   EXPECT_THAT(readable.output, HasSubstr("chmod 600 " + token));
+}
+
+// Cases of one user can signal, trace and read each other: two perfgate
+// processes on a host must not run cases as the same user.
+TEST(CaseUserTest, TwoProcessesCannotShareACaseUser) {
+  // Not nobody: the test above claims nobody in its perfgate processes, and ctest may run both at once.
+  absl::StatusOr<CaseUser> user = LookUpCaseUser("daemon");
+  if (!user.ok()) GTEST_SKIP() << user.status();
+  // It claims the user before it names its first case, and then sleeps in it until killed.
+  testing::Subprocess holder({PerfgateBinary(), "run", "--repeats", "1", "--warmup", "0", "--case-user", user->name,
+                              "--", "/bin/sleep", "600"});
+  ASSERT_TRUE(holder.WaitForLine("[1/1]", 60'000)) << holder.output();
+  const testing::CommandResult second = RunCommand(
+      {PerfgateBinary(), "run", "--repeats", "1", "--warmup", "0", "--case-user", user->name, "--", "/bin/true"});
+  EXPECT_EQ(second.exit_code, kExitBadInput) << second.output;
+  EXPECT_THAT(second.output, HasSubstr("another perfgate process on this host runs its cases as '" + user->name));
 }
 
 }  // namespace

@@ -60,6 +60,21 @@ size_t OpenDescriptors() {
 // without reaping it hid the worker's CPU time: wait4 of the case counts only
 // the children it reaped itself. The agent reaps the orphan (as subreaper)
 // and counts it, with a run group and without one.
+// A descriptor the agent holds without close-on-exec (from whoever started
+// it: a shell, a CI runner) once reached every case, as another user too.
+TEST(ExecutorTest, DescriptorsTheAgentLeftOpenAreNotTheCases) {
+  const int fd = open("/dev/null", O_RDONLY);  // no O_CLOEXEC
+  ASSERT_GE(fd, 3);
+  for (bool count : {false, true}) {
+    ExecSpec spec;
+    spec.argv = {"/bin/sh", "-c", "test -e /proc/$$/fd/" + std::to_string(fd) + " && echo leaked; echo done"};
+    spec.count_instructions = count;  // the fork path too
+    const ExecResult r = Execute(spec);
+    EXPECT_EQ(r.out, "done\n") << "count_instructions " << count;
+  }
+  close(fd);
+}
+
 TEST(ExecutorTest, CpuTimeOfAnUnreapedWorkerIsCounted) {
   testing::TempDir dir;
   const std::string fifo = dir.File("done");
