@@ -5,8 +5,10 @@
 // through the full case runner. All are interleaved in one loop so machine
 // noise hits them alike; the table quotes ratios of medians measured side
 // by side, and the peak memory each executor path reports for /bin/true.
-// Also: the agent's own CPU while a case sleeps, which must be near zero
-// (no busy polling).
+// Where this runs as root, also the executor and the case runner with the
+// case run as `nobody` (--case-user): the switch in the child, and the case
+// user's scratch folder. Also: the agent's own CPU while a case sleeps,
+// which must be near zero (no busy polling).
 //
 //   agent_overhead [--iterations N] [--json FILE]
 #include <spawn.h>
@@ -17,11 +19,13 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "agent/case_runner.h"
+#include "agent/case_user.h"
 #include "agent/executor.h"
 #include "agent/host_fingerprint.h"
 #include "bench/bench_cli.h"
@@ -54,6 +58,7 @@ constexpr char kProgram[] = "/bin/true";
 // Each path's spawn-to-reap time, and what the executor reported, per iteration.
 struct Samples {
   std::vector<double> direct, executor, executor_no_groups, runner;
+  std::vector<double> executor_case_user, runner_case_user;  // empty where no case user can be had
   std::vector<double> reported, reported_no_groups;  // wall_time the executor reported
   std::vector<double> peak, peak_no_groups;          // peak memory it reported, bytes
 };
@@ -73,6 +78,13 @@ Samples MeasurePaths(int iterations) {
   const perfgate::CgroupParent no_groups = perfgate::CgroupParent::Detect("none");
   perfgate::ExecSpec exec_no_groups = exec;
   exec_no_groups.cgroups = &no_groups;
+  const absl::StatusOr<perfgate::CaseUser> user = perfgate::LookUpCaseUser("nobody");
+  perfgate::ExecSpec exec_as_user = exec;
+  perfgate::CaseRunOptions as_user;
+  if (user.ok()) {
+    exec_as_user.user = &*user;
+    as_user.user = &*user;
+  }
   Samples s;
   for (int i = 0; i < iterations; ++i) {
     s.direct.push_back(SpawnDirect(kProgram));
@@ -89,6 +101,13 @@ Samples MeasurePaths(int iterations) {
     t0 = Clock::now();
     perfgate::RunCase(spec, host, {});
     s.runner.push_back(SecondsSince(t0));
+    if (!user.ok()) continue;
+    t0 = Clock::now();
+    perfgate::Execute(exec_as_user);
+    s.executor_case_user.push_back(SecondsSince(t0));
+    t0 = Clock::now();
+    perfgate::RunCase(spec, host, as_user);
+    s.runner_case_user.push_back(SecondsSince(t0));
   }
   return s;
 }
@@ -105,13 +124,19 @@ double AgentCpuDuringSleep() {
 struct Figures {
   perfgate::Summary direct, executor, executor_no_groups, runner, reported, reported_no_groups, peak, peak_no_groups;
   double agent_cpu_s = 0;
+  std::optional<perfgate::Summary> executor_case_user, runner_case_user;
 };
 
 Figures SummarizeAll(const Samples& s, double agent_cpu_s) {
   using perfgate::Summarize;
-  return {Summarize(s.direct), Summarize(s.executor),       Summarize(s.executor_no_groups),
-          Summarize(s.runner), Summarize(s.reported),       Summarize(s.reported_no_groups),
-          Summarize(s.peak),   Summarize(s.peak_no_groups), agent_cpu_s};
+  Figures f{Summarize(s.direct), Summarize(s.executor),       Summarize(s.executor_no_groups),
+            Summarize(s.runner), Summarize(s.reported),       Summarize(s.reported_no_groups),
+            Summarize(s.peak),   Summarize(s.peak_no_groups), agent_cpu_s};
+  if (!s.executor_case_user.empty()) {
+    f.executor_case_user = Summarize(s.executor_case_user);
+    f.runner_case_user = Summarize(s.runner_case_user);
+  }
+  return f;
 }
 
 void PrintTable(const Figures& f, int iterations, const perfgate::CgroupParent& groups) {
@@ -125,6 +150,10 @@ void PrintTable(const Figures& f, int iterations, const perfgate::CgroupParent& 
   row("executor, no cgroup (old path)", f.executor_no_groups);
   row("executor, cgroup per run", f.executor);
   row("case runner: RunCase(), 1 sample", f.runner);
+  if (f.executor_case_user) {
+    row("executor, cgroup, as case user", *f.executor_case_user);
+    row("case runner, as case user", *f.runner_case_user);
+  }
   row("wall_time reported, no cgroup", f.reported_no_groups);
   row("wall_time reported, cgroup per run", f.reported);
   std::printf("\ncost of the cgroup per run: %.1f us (%.2fx the old executor path)\n",
@@ -132,6 +161,13 @@ void PrintTable(const Figures& f, int iterations, const perfgate::CgroupParent& 
   std::printf("peak memory of /bin/true: %.2f MiB (%s) vs %.2f MiB (%s, old path)\n", f.peak.median / (1 << 20),
               perfgate::MemorySourceName(groups.memory_source()), f.peak_no_groups.median / (1 << 20),
               perfgate::MemorySourceName(perfgate::MemorySource::kRusage));
+  if (f.executor_case_user) {
+    std::printf("cost of --case-user: executor %.1f us (%.2fx), case runner %.1f us (%.2fx)\n",
+                (f.executor_case_user->median - f.executor.median) * 1e6, f.executor_case_user->median / f.executor.median,
+                (f.runner_case_user->median - f.runner.median) * 1e6, f.runner_case_user->median / f.runner.median);
+  } else {
+    std::printf("--case-user not measured: needs root and a user 'nobody'\n");
+  }
   std::printf("\nagent CPU while a case sleeps 1 s: %.3f ms\n", f.agent_cpu_s * 1e3);
 }
 
@@ -158,6 +194,12 @@ void WriteJson(const Figures& f, int iterations, const perfgate::CgroupParent& g
                         {"ratio_case_runner_vs_direct", f.runner.median / direct},
                         {"ratio_reported_vs_direct", f.reported.median / direct},
                         {"agent_cpu_during_1s_sleep_s", f.agent_cpu_s}};
+  if (f.executor_case_user) {
+    doc["executor_case_user"] = summary(*f.executor_case_user);
+    doc["case_runner_case_user"] = summary(*f.runner_case_user);
+    doc["ratio_case_user_vs_executor"] = f.executor_case_user->median / f.executor.median;
+    doc["ratio_case_user_vs_case_runner"] = f.runner_case_user->median / f.runner.median;
+  }
   std::ofstream(path) << doc.dump(2) << "\n";
   std::printf("wrote %s\n", path.c_str());
 }

@@ -208,10 +208,14 @@ TEST_F(FaultTest, StoppedAgentLosesItsLeaseAndItsLateResultIsStale) {
   sleeper.Signal(SIGCONT);
   ASSERT_TRUE(sleeper.WaitForLine("was stale", 30'000)) << sleeper.output();
   EXPECT_EQ(Query("SELECT COUNT(*) FROM results WHERE counted = 1"), 1);
-  EXPECT_EQ(Query("SELECT COUNT(*) FROM results WHERE counted = 0"), 1);
+  // At least the late one; on a loaded machine a heartbeat late before the
+  // SIGSTOP can cost the sleeper a lease more, whose result is stale too.
+  const int64_t stale = Query("SELECT COUNT(*) FROM results WHERE counted = 0");
+  EXPECT_GE(stale, 1);
   EXPECT_EQ(Query("SELECT COUNT(*) FROM results r JOIN leases l USING (lease_id) WHERE r.counted = 0 AND l.agent_id = "
                   "'sleepy'"),
-            1);
+            stale)
+      << "only the stopped agent's results are stale";
 }
 
 TEST_F(FaultTest, GpuCaseWithOnlyCpuAgentsEndsAsNoCapableAgentAtSubmit) {

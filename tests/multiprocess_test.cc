@@ -122,7 +122,7 @@ TEST(MultiProcessTest, GateAgentAndCoordinatorOverTlsWithTokens) {
   auto with_agent_token = gate;
   with_agent_token.insert(with_agent_token.end(), {"--token-file", agent_token});
   auto refused = testing::RunCommand(with_agent_token);
-  EXPECT_EQ(refused.exit_code, 3) << refused.output;
+  EXPECT_EQ(refused.exit_code, 2) << refused.output;
   EXPECT_THAT(refused.output, ::testing::HasSubstr("SubmitRun needs a submitter token"));
 
   auto with_submit_token = gate;
