@@ -162,7 +162,10 @@ void PrintStarted(const Coordinator& c, const CoordinatorOptions& options) {
   if (!c.metrics_address().empty()) {
     std::printf("perfgate coordinator: metrics on http://%s/metrics\n", c.metrics_address().c_str());
   }
-  for (const auto& warning : ExposureWarnings(options)) {
+  CoordinatorOptions bound = options;  // the warnings name the ports it took, not port 0
+  bound.listen = c.address();
+  if (!c.metrics_address().empty()) bound.metrics_listen = c.metrics_address();
+  for (const auto& warning : ExposureWarnings(bound)) {
     std::fprintf(stderr, "perfgate coordinator: warning: %s\n", warning.c_str());
   }
   std::printf("perfgate coordinator: %s\n", DescribePriority(c.priority(), options.priority_levels).c_str());

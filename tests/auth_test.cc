@@ -509,8 +509,10 @@ TEST_F(AuthTest, WhatIsLeftOpenIsWarnedOfAtStart) {
 
   testing::Subprocess cli({testing::PerfgateBinary(), "coordinator", "--listen", "127.0.0.1:0", "--db",
                            dir_.File("open.db")});
-  EXPECT_TRUE(cli.WaitForLine("perfgate coordinator: warning: no tokens: anyone who can reach", 30'000))
-      << cli.output();
+  auto warning = cli.WaitForLine("perfgate coordinator: warning: no tokens: anyone who can reach", 30'000);
+  ASSERT_TRUE(warning) << cli.output();
+  EXPECT_THAT(*warning, Not(HasSubstr("127.0.0.1:0 "))) << "the port it took, not the one asked for";
+  EXPECT_THAT(*warning, HasSubstr(testing::CoordinatorAddress(cli) + " (any user"));
 }
 
 TEST(EmbeddedClusterTest, MakesItsOwnTokensAndRequiresThem) {
