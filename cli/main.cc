@@ -50,9 +50,14 @@ int main(int argc, char** argv) {
   try {
     app.parse(std::vector<std::string>(args.rbegin(), args.rend()));  // CLI11 takes them reversed
   } catch (const CLI::ParseError& e) {
-    int code = app.exit(e);
-    if (code == 0) return 0;
-    if (std::string typo = perfgate::DescribeTypo(app, args); !typo.empty()) std::cerr << "perfgate: " << typo << "\n";
+    // A typo alone: CLI11's own words for it ("The following arguments were not
+    // expected: 3 --repets", "--suite is required") come first and mislead.
+    const bool asked_for_help = e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success);
+    if (std::string typo = asked_for_help ? "" : perfgate::DescribeTypo(app, args); !typo.empty()) {
+      std::cerr << "perfgate: " << typo << "\n";
+      return perfgate::kExitBadInput;
+    }
+    if (app.exit(e) == 0) return 0;
     return perfgate::kExitBadInput;
   }
   return exit_code;
