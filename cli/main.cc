@@ -29,7 +29,8 @@ int main(int argc, char** argv) {
   if (!ec) setenv("PERFGATE_EXE_DIR", exe.parent_path().c_str(), /*overwrite=*/0);
   CLI::App app{
       "perfgate: run benchmark suites on lab machines and gate pull requests on regressions.\n"
-      "One binary: a coordinator, the agents that measure, the gate that CI calls, and manual runs."};
+      "One binary: a coordinator, the agents that measure, the gate that CI calls, and manual runs.",
+      "perfgate"};
   app.require_subcommand(1);
   app.footer(perfgate::kExitCodesHelp);
   app.set_version_flag("--version", "perfgate " PERFGATE_VERSION " (commit " PERFGATE_GIT_COMMIT ")");
