@@ -32,6 +32,7 @@ TEST(CliTest, HelpDescribesEveryCommandAndTheExitCodes) {
     EXPECT_EQ(help.exit_code, 0) << e.cmd;
     EXPECT_THAT(help.output, HasSubstr(e.flag)) << e.cmd;
     EXPECT_THAT(help.output, HasSubstr("Exit codes")) << e.cmd;
+    EXPECT_THAT(help.output, HasSubstr(std::string("Usage: perfgate ") + e.cmd + " [OPTIONS]")) << e.cmd;
   }
 }
 
