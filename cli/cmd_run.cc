@@ -1,5 +1,6 @@
 #include <unistd.h>
 
+#include <chrono>
 #include <iostream>
 #include <set>
 
@@ -74,8 +75,12 @@ absl::Status CheckCasesExist(const RunFlags& flags, const v1::Suite& suite) {
   return absl::OkStatus();
 }
 
+// In a CI log, a case's phases get a line of their own only this long after
+// the last line: a log that says nothing for minutes looks hung.
+constexpr auto kQuietLogLimit = std::chrono::seconds(10);
+
 // The run's options from the flags; progress a rewritten line on a terminal,
-// a plain line a case in CI logs.
+// a plain line a case in CI logs, and its phase when the log was quiet long.
 LocalRunOptions RunOptions(const RunFlags& flags, const CancelToken* cancel, bool tty) {
   LocalRunOptions options;
   options.cases.insert(flags.cases.begin(), flags.cases.end());
@@ -84,13 +89,18 @@ LocalRunOptions RunOptions(const RunFlags& flags, const CancelToken* cancel, boo
   options.labels = flags.labels;
   options.pool = flags.pool;
   options.cancel = cancel;
-  options.progress = [tty, last = std::string()](int index, int total, const std::string& name,
-                                                 const std::string& phase) mutable {
+  options.progress = [tty, last = std::string(), last_line_at = std::chrono::steady_clock::now()](
+                         int index, int total, const std::string& name, const std::string& phase) mutable {
+    const auto now = std::chrono::steady_clock::now();
     if (tty) {
       std::cerr << "\r\033[K[" << index << "/" << total << "] " << EscapeControls(name) << ": " << phase << std::flush;
     } else if (name != last) {
       std::cerr << "perfgate run: [" << index << "/" << total << "] " << EscapeControls(name) << "\n";
       last = name;
+      last_line_at = now;
+    } else if (now - last_line_at >= kQuietLogLimit) {
+      std::cerr << "perfgate run: [" << index << "/" << total << "] " << EscapeControls(name) << ": " << phase << "\n";
+      last_line_at = now;
     }
   };
   options.skipped = [](const std::string& name, const std::string& why) {
