@@ -348,5 +348,18 @@ TEST(CaseUserTest, TwoProcessesCannotShareACaseUser) {
   EXPECT_THAT(second.output, HasSubstr("another perfgate process on this host runs its cases as '" + user->name));
 }
 
+// An admin reads in the agent's first lines whom its cases run as.
+TEST(CaseUserTest, TheAgentSaysWhomCasesRunAs) {
+  // Its own user: the tests above claim theirs in perfgate processes that ctest may run beside this one.
+  absl::StatusOr<CaseUser> user = LookUpCaseUser("sys");
+  if (!user.ok()) GTEST_SKIP() << user.status();
+  testing::Subprocess agent(
+      {PerfgateBinary(), "agent", "--coordinator", "127.0.0.1:1", "--id", "says-who", "--case-user", user->name});
+  auto line = agent.WaitForLine("cases run as", 60'000);
+  ASSERT_TRUE(line) << agent.output();
+  EXPECT_THAT(*line, HasSubstr(absl::StrCat("cases run as user '", user->name, "' (uid ", user->uid, ", gid ",
+                                            user->gid)));
+}
+
 }  // namespace
 }  // namespace perfgate
