@@ -48,10 +48,6 @@ void RemoveStaleScratchFolders() {
   closedir(dir);
 }
 
-}  // namespace
-
-namespace {
-
 // The folder that holds this process's scratch folders for a case user:
 // made once, root's, mode 0711, so that a case can neither rename its own
 // folder away nor put a link in its place (as it could straight in the
