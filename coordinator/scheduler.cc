@@ -20,6 +20,7 @@
 #include "coordinator/process_priority.h"
 #include "core/capabilities.h"
 #include "core/names.h"
+#include "core/units.h"
 
 namespace perfgate {
 namespace {
@@ -1089,8 +1090,14 @@ Scheduler::RunEntry Scheduler::NewRunEntry(const v1::SubmitRunRequest& request) 
 
 void Scheduler::MarkUnsatisfiable(RunEntry& run, v1::SubmitRunResponse* response) {
   // With no agent at all (the lab's agents restarting, say), cases wait the
-  // grace for one, as when every capable agent leaves (EndUnrunnableCases).
-  if (sessions_.empty()) return;
+  // grace for one, as when every capable agent leaves (EndUnrunnableCases);
+  // the submitter hears so, instead of silence for the whole grace.
+  if (sessions_.empty()) {
+    response->set_waiting(absl::StrCat("no agent is registered; the cases wait up to ",
+                                       FormatDurationSeconds(static_cast<double>(options_.no_agent_grace_ms) / 1000),
+                                       " for one, then end as no capable agent"));
+    return;
+  }
   std::string why;
   for (auto& c : run.cases) {
     if (AnyCapable(c.spec.requirements(), &why)) continue;

@@ -313,6 +313,7 @@ absl::StatusOr<v1::Run> SubmitAndWatch(const GateClientOptions& options, const v
   progress.Line(absl::StrCat("perfgate: run ", run_id, " submitted to ", options.coordinator, " (",
                              request.suite().cases_size(), " cases)"));
   for (const auto& u : submitted->unsatisfiable()) progress.Line(absl::StrCat("perfgate: cannot run ", u));
+  if (!submitted->waiting().empty()) progress.Line(absl::StrCat("perfgate: ", submitted->waiting()));
   const auto on_interrupt = CancelOnInterrupt(interrupt, *stub, run_id, progress);
 
   Steady::time_point lost_since{};

@@ -274,6 +274,21 @@ TEST_F(SchedulerTest, ExpiredLeaseIsLostRequeuedWithNextAttemptAndLateResultIsSt
 
 // A lab whose agents are all restarting must not end every case of a run
 // submitted meanwhile: they wait the grace, as when capable agents leave.
+// The gate said nothing for the whole grace; the submit's answer now says what the cases wait for.
+TEST_F(SchedulerTest, ASubmitWhileNoAgentIsRegisteredSaysHowLongItsCasesWait) {
+  v1::SubmitRunRequest request;
+  request.mutable_suite()->set_name("s");
+  request.mutable_suite()->add_cases()->set_name("a");
+  request.mutable_suite()->mutable_cases(0)->add_argv("/bin/true");
+  auto alone = scheduler_->Submit(request);
+  ASSERT_TRUE(alone.ok()) << alone.status();
+  EXPECT_EQ(alone->waiting(), "no agent is registered; the cases wait up to 30.0 s for one, then end as no capable agent");
+  Register("a1");
+  auto served = scheduler_->Submit(request);
+  ASSERT_TRUE(served.ok()) << served.status();
+  EXPECT_EQ(served->waiting(), "");
+}
+
 TEST_F(SchedulerTest, ARunSubmittedWhileNoAgentIsRegisteredWaitsTheGrace) {
   const std::string run = Submit(2);
   scheduler_->Sweep();  // the coordinator sweeps every 100 ms: the grace starts here
