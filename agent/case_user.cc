@@ -70,6 +70,27 @@ bool InGroups(const CaseUser& user, gid_t gid) {
   return gid == user.gid || std::find(user.groups.begin(), user.groups.end(), gid) != user.groups.end();
 }
 
+absl::Status ClaimCaseUser(const CaseUser& user) {
+  static std::mutex mu;
+  static std::set<uid_t> claimed;
+  std::lock_guard lock(mu);
+  if (claimed.count(user.uid)) return absl::OkStatus();
+  // /run is root's: no other user can make or hold the lock file there.
+  const char* tmp = std::getenv("TMPDIR");
+  const std::string folder = access("/run", W_OK) == 0 ? "/run" : (tmp && *tmp ? tmp : "/tmp");
+  const std::string path = absl::StrCat(folder, "/perfgate-case-user-", user.uid, ".lock");
+  const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) return absl::PermissionDeniedError(absl::StrCat("cannot open ", path, ": ", std::strerror(errno)));
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    close(fd);
+    return absl::FailedPreconditionError(absl::StrCat(
+        "another perfgate process on this host runs its cases as '", user.name, "' (it holds ", path,
+        "); give each agent a case user of its own: cases of one user can signal, trace and read each other"));
+  }
+  claimed.insert(user.uid);  // held until exit: the descriptor stays open
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<CaseUser> LookUpCaseUser(const std::string& name) {
@@ -101,32 +122,13 @@ std::string DescribeGroups(const CaseUser& user) {
   return text;
 }
 
-absl::Status ClaimCaseUser(const CaseUser& user) {
-  static std::mutex mu;
-  static std::set<uid_t> claimed;
-  std::lock_guard lock(mu);
-  if (claimed.count(user.uid)) return absl::OkStatus();
-  // /run is root's: no other user can make or hold the lock file there.
-  const char* tmp = std::getenv("TMPDIR");
-  const std::string folder = access("/run", W_OK) == 0 ? "/run" : (tmp && *tmp ? tmp : "/tmp");
-  const std::string path = absl::StrCat(folder, "/perfgate-case-user-", user.uid, ".lock");
-  const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0) return absl::PermissionDeniedError(absl::StrCat("cannot open ", path, ": ", std::strerror(errno)));
-  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    close(fd);
+absl::Status IsolateCaseUser(const CaseUser& user, const CgroupParent& cgroups) {
+  if (!cgroups.makes_groups()) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "another perfgate process on this host runs its cases as '", user.name, "' (it holds ", path,
-        "); give each agent a case user of its own: cases of one user can signal, trace and read each other"));
+        "--case-user '", user.name, "' needs control groups, so that every process a case leaves is killed before "
+        "the next case starts (a leftover of that user could reach the next one); here: ", cgroups.description()));
   }
-  claimed.insert(user.uid);  // held until exit: the descriptor stays open
-  return absl::OkStatus();
-}
-
-absl::Status CheckCaseUserIsolation(const CaseUser& user, const CgroupParent& cgroups) {
-  if (cgroups.makes_groups()) return absl::OkStatus();
-  return absl::FailedPreconditionError(absl::StrCat(
-      "--case-user '", user.name, "' needs control groups, so that every process a case leaves is killed before "
-      "the next case starts (a leftover of that user could reach the next one); here: ", cgroups.description()));
+  return ClaimCaseUser(user);
 }
 
 absl::Status CheckUnreadableBy(const CaseUser& user, const std::vector<std::string>& paths) {

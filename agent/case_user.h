@@ -35,16 +35,15 @@ absl::StatusOr<CaseUser> LookUpCaseUser(const std::string& name);
 // "gid 65534, 27": the user's primary group and the others, for the start-up line.
 std::string DescribeGroups(const CaseUser& user);
 
-// Claims `user` for this process until it exits (a lock in /run, else
-// $TMPDIR): another perfgate process on the host that runs its cases as the
-// same user is refused, saying so. Cases of one user can signal, trace and
-// read each other, so two agents must not share one. Idempotent.
-absl::Status ClaimCaseUser(const CaseUser& user);
-
-// An error unless `cgroups` makes a group per run: only a group finds every
-// process a case left (setsid ones too) and kills it before the next case,
-// which would otherwise share the user with it.
-absl::Status CheckCaseUserIsolation(const CaseUser& user, const CgroupParent& cgroups);
+// Makes sure cases of `user` cannot reach one another, before the first:
+// - an error unless `cgroups` makes a group per run: only a group finds
+//   every process a case left (setsid ones too) and kills it before the next
+//   case, which would otherwise share the user with it;
+// - claims `user` for this process until it exits (a lock in /run, else
+//   $TMPDIR): another perfgate process on the host that runs its cases as
+//   the same user is refused, saying so (cases of one user can signal,
+//   trace and read each other). Idempotent.
+absl::Status IsolateCaseUser(const CaseUser& user, const CgroupParent& cgroups);
 
 // Help text of the --case-user flag of `perfgate agent` and `perfgate run`.
 inline constexpr char kCaseUserHelp[] =

@@ -125,9 +125,7 @@ int Serve(const AgentFlags& flags) {
   }
   SetDefaultCgroupRoot(flags.cgroup_root);
   if (options->case_user) {
-    absl::Status isolated = CheckCaseUserIsolation(*options->case_user, DefaultCgroupParent());
-    if (isolated.ok()) isolated = ClaimCaseUser(*options->case_user);
-    if (!isolated.ok()) {
+    if (absl::Status isolated = IsolateCaseUser(*options->case_user, DefaultCgroupParent()); !isolated.ok()) {
       std::cerr << "perfgate agent: " << isolated.message() << "\n";
       return kExitBadInput;
     }

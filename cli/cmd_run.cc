@@ -132,9 +132,7 @@ void RunHere(const RunFlags& flags, int* exit_code) {
   OnTerminationSignal([](int) { cancel.Cancel(); });
   SetDefaultCgroupRoot(flags.cgroup_root);
   if (user) {
-    absl::Status isolated = CheckCaseUserIsolation(*user, DefaultCgroupParent());
-    if (isolated.ok()) isolated = ClaimCaseUser(*user);
-    if (!isolated.ok()) {
+    if (absl::Status isolated = IsolateCaseUser(*user, DefaultCgroupParent()); !isolated.ok()) {
       std::cerr << "perfgate run: " << isolated.message() << "\n";
       *exit_code = kExitBadInput;
       return;
