@@ -12,13 +12,13 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <set>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "agent/run_supplies.h"
 
 namespace perfgate {
 namespace {
@@ -76,8 +76,7 @@ absl::Status ClaimCaseUser(const CaseUser& user) {
   std::lock_guard lock(mu);
   if (claimed.count(user.uid)) return absl::OkStatus();
   // /run is root's: no other user can make or hold the lock file there.
-  const char* tmp = std::getenv("TMPDIR");
-  const std::string folder = access("/run", W_OK) == 0 ? "/run" : (tmp && *tmp ? tmp : "/tmp");
+  const std::string folder = access("/run", W_OK) == 0 ? "/run" : TempRoot();
   const std::string path = absl::StrCat(folder, "/perfgate-case-user-", user.uid, ".lock");
   const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) return absl::PermissionDeniedError(absl::StrCat("cannot open ", path, ": ", std::strerror(errno)));

@@ -18,12 +18,12 @@
 
 namespace perfgate {
 
-namespace {
-
 std::string TempRoot() {
   const char* tmp = std::getenv("TMPDIR");
   return tmp && *tmp ? tmp : "/tmp";
 }
+
+namespace {
 
 // Removes the scratch folders of agents that died without removing them
 // (SIGKILL): their spares and the folders awaiting removal, and the folders

@@ -34,6 +34,9 @@
 
 namespace perfgate {
 
+// $TMPDIR, else /tmp: where the agent's scratch folders (and, lacking /run, its locks) go.
+std::string TempRoot();
+
 // A fresh, empty folder in $TMPDIR (or /tmp) for one case, named after the
 // agent's pid (perfgate-case-PID-XXXXXX), mode 0700; "" with errno set if
 // none could be made. With a case user, the folder is that user's, inside
