@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "agent/callgrind.h"
 #include "agent/case_files.h"
+#include "agent/case_user_leftovers.h"
 #include "agent/perf_counter.h"
 #include "agent/result_adapters.h"
 #include "agent/run_supplies.h"
@@ -89,13 +90,14 @@ std::string VariantSuffix(const v1::Variant& variant) {
 }
 
 // The variables that say who the case runs as, when that is a case user
-// and not the agent's: a case that writes to ~/.cache must not try root's.
-// Its temporary files go to its scratch folder, removed after the case:
-// otherwise what one case leaves in the shared $TMPDIR (a compiler's cache,
-// /tmp/torchinductor_$USER) is there for every later case of that user.
+// and not the agent's. Its home and its temporary files are its scratch
+// folder, removed after the case: otherwise what one case leaves in a
+// home or in the shared $TMPDIR (a compiler's cache,
+// /tmp/torchinductor_$USER, Python's ~/.local that every later Python
+// imports from) is there for every later case of that user.
 std::map<std::string, std::string> UserVariables(const CaseUser* user, const std::string& scratch) {
   if (!user) return {};
-  return {{"HOME", user->home}, {"USER", user->name}, {"LOGNAME", user->name}, {"TMPDIR", scratch}};
+  return {{"HOME", scratch}, {"USER", user->name}, {"LOGNAME", user->name}, {"TMPDIR", scratch}};
 }
 
 // The runnable form of `spec` for one variant: ${NAME}s expanded from the
@@ -221,7 +223,7 @@ class CaseRun {
       result_.set_error(unmet);
       return std::move(result_);
     }
-    if (Prepare() && ChooseCounter() && WarmUp() && Sample() && CountRegions() && CountWithCallgrind()) {
+    if (Prepare() && RemoveLeftovers() && ChooseCounter() && WarmUp() && Sample() && CountRegions() && CountWithCallgrind()) {
       if (result_.output_dropped_bytes() > 0) {
         result_.add_notes(
             absl::StrCat(result_.output_dropped_bytes(), " bytes of output beyond output_limit were dropped"));
@@ -266,6 +268,23 @@ class CaseRun {
     }
     if (variants_.size() > 1) {
       result_.add_notes(absl::StrCat("A/B: ", variants_.size(), " variants interleaved on this machine (ABBA order)"));
+    }
+    return true;
+  }
+
+  // What earlier cases of the case user left where this one could find it
+  // (agent/case_user_leftovers.h), removed before it starts; a case that
+  // cannot start clean does not start.
+  bool RemoveLeftovers() {
+    if (!options_.user) return true;
+    LeftoverSweep sweep;
+    sweep.supplies = options_.supplies;
+    sweep.cancel = options_.cancel;
+    absl::StatusOr<Leftovers> removed = RemoveCaseUserLeftovers(*options_.user, sweep);
+    if (!removed.ok()) return Fail(std::string(removed.status().message()));
+    if (!removed->empty()) {
+      result_.add_notes(absl::StrCat("removed what earlier cases of '", options_.user->name,
+                                     "' left before this one started: ", removed->Describe()));
     }
     return true;
   }

@@ -1,5 +1,6 @@
 #include "agent/case_user.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
@@ -13,12 +14,17 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <mutex>
 #include <set>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "agent/run_supplies.h"
+#include "core/utf8.h"
 
 namespace perfgate {
 namespace {
@@ -70,6 +76,37 @@ bool InGroups(const CaseUser& user, gid_t gid) {
   return gid == user.gid || std::find(user.groups.begin(), user.groups.end(), gid) != user.groups.end();
 }
 
+std::string Octal(mode_t mode) {
+  char text[8];
+  std::snprintf(text, sizeof text, "%04o", mode & 07777);
+  return text;
+}
+
+// A process of `uid` now running, "pid 123 (sshd)"; empty when none is.
+std::string ProcessOf(uid_t uid) {
+  DIR* proc = opendir("/proc");
+  if (!proc) return "";
+  std::string found;
+  while (dirent* entry = readdir(proc)) {
+    pid_t pid;
+    if (!absl::SimpleAtoi(entry->d_name, &pid)) continue;
+    std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
+    std::string line, name;
+    while (std::getline(status, line)) {
+      if (absl::StartsWith(line, "Name:")) name = std::string(absl::StripAsciiWhitespace(line.substr(5)));
+      if (!absl::StartsWith(line, "Uid:")) continue;
+      const std::vector<std::string> ids = absl::StrSplit(line.substr(4), absl::ByAnyChar(" \t"), absl::SkipEmpty());
+      if (std::find(ids.begin(), ids.end(), std::to_string(uid)) != ids.end()) {
+        found = absl::StrCat("pid ", pid, " (", EscapeControls(name), ")");
+      }
+      break;
+    }
+    if (!found.empty()) break;
+  }
+  closedir(proc);
+  return found;
+}
+
 absl::Status ClaimCaseUser(const CaseUser& user) {
   static std::mutex mu;
   static std::set<uid_t> claimed;
@@ -91,6 +128,12 @@ absl::Status ClaimCaseUser(const CaseUser& user) {
 }
 
 }  // namespace
+
+bool PermitsTo(const CaseUser& user, const struct stat& st, mode_t owner_bit) {
+  if (st.st_uid == user.uid) return st.st_mode & owner_bit;
+  if (InGroups(user, st.st_gid)) return st.st_mode & (owner_bit >> 3);
+  return st.st_mode & (owner_bit >> 6);
+}
 
 absl::StatusOr<CaseUser> LookUpCaseUser(const std::string& name) {
   if (std::string missing = MissingCapabilities(); !missing.empty()) {
@@ -127,21 +170,35 @@ absl::Status IsolateCaseUser(const CaseUser& user, const CgroupParent& cgroups) 
         "--case-user '", user.name, "' needs control groups, so that every process a case leaves is killed before "
         "the next case starts (a leftover of that user could reach the next one); here: ", cgroups.description()));
   }
-  return ClaimCaseUser(user);
+  if (absl::Status claimed = ClaimCaseUser(user); !claimed.ok()) return claimed;
+  return CheckCaseUserAlone(user);
+}
+
+absl::Status CheckCaseUserAlone(const CaseUser& user) {
+  if (std::string process = ProcessOf(user.uid); !process.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "--case-user '", user.name, "' already runs ", process,
+        ": cases could signal, trace and read it, and the agent removes that user's files in /tmp and its IPC objects "
+        "before each case; give cases a user that runs nothing else (useradd --system perfgate-case)"));
+  }
+  struct stat home;
+  if (stat(user.home.c_str(), &home) == 0 && S_ISDIR(home.st_mode) && PermitsTo(user, home, S_IWUSR)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "--case-user '", user.name, "' can write its home folder ", user.home, " (mode ", Octal(home.st_mode),
+        ", uid ", home.st_uid, "), where one pull request's case could leave files (~/.local, ~/.gitconfig) that "
+        "change a later one's; give it a home it cannot write: usermod --home /nonexistent ",
+        user.name, " (cases get their scratch folder as HOME)"));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status CheckUnreadableBy(const CaseUser& user, const std::vector<std::string>& paths) {
   for (const std::string& path : paths) {
     struct stat st;
     if (path.empty() || stat(path.c_str(), &st) != 0) continue;
-    const bool readable = st.st_uid == user.uid      ? (st.st_mode & S_IRUSR)
-                          : InGroups(user, st.st_gid) ? (st.st_mode & S_IRGRP)
-                                                      : (st.st_mode & S_IROTH);
-    if (readable) {
-      char mode[8];
-      std::snprintf(mode, sizeof mode, "%04o", st.st_mode & 07777);
+    if (PermitsTo(user, st, S_IRUSR)) {
       return absl::FailedPreconditionError(absl::StrCat(
-          path, " (mode ", mode, ", uid ", st.st_uid, ", gid ", st.st_gid, ") is readable by --case-user '", user.name,
+          path, " (mode ", Octal(st.st_mode), ", uid ", st.st_uid, ", gid ", st.st_gid, ") is readable by --case-user '", user.name,
           "', so every case could read it; make it root's alone: chown root: ", path, " && chmod 600 ", path));
     }
   }

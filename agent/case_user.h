@@ -9,6 +9,7 @@
 // scratch folder owned by that user inside a folder only root can change.
 #pragma once
 
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <string>
@@ -24,13 +25,18 @@ struct CaseUser {
   uid_t uid = 0;
   gid_t gid = 0;
   std::vector<gid_t> groups;  // supplementary, as initgroups(3) would set them
-  std::string home;
+  std::string home;  // as the password database has it; a case gets its scratch folder as HOME
 };
 
 // The user named `name` (or a numeric uid) in the password database.
 // Errors say what to do: the agent must run as root (only root can switch
 // users), and the user must not be root (cases run as root by default).
 absl::StatusOr<CaseUser> LookUpCaseUser(const std::string& name);
+
+// Whether the permission bits of `st` give `user` the access of `owner_bit`
+// (S_IRUSR, S_IWUSR or S_IXUSR; the group's or others' bit where the user
+// does not own it). ACLs are not consulted.
+bool PermitsTo(const CaseUser& user, const struct stat& st, mode_t owner_bit);
 
 // "gid 65534, 27": the user's primary group and the others, for the start-up line.
 std::string DescribeGroups(const CaseUser& user);
@@ -42,8 +48,15 @@ std::string DescribeGroups(const CaseUser& user);
 // - claims `user` for this process until it exits (a lock in /run, else
 //   $TMPDIR): another perfgate process on the host that runs its cases as
 //   the same user is refused, saying so (cases of one user can signal,
-//   trace and read each other). Idempotent.
+//   trace and read each other);
+// - then CheckCaseUserAlone. Idempotent.
 absl::Status IsolateCaseUser(const CaseUser& user, const CgroupParent& cgroups);
+
+// An error if `user` runs a process now (cases could signal, trace and read
+// it, and the agent removes that user's files and IPC objects before each
+// case: agent/case_user_leftovers.h), or can write its home folder (where
+// one case could leave what a later one reads: ~/.local, ~/.gitconfig).
+absl::Status CheckCaseUserAlone(const CaseUser& user);
 
 // Help text of the --case-user flag of `perfgate agent` and `perfgate run`.
 inline constexpr char kCaseUserHelp[] =

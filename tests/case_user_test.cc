@@ -10,15 +10,20 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <filesystem>
+#include <fstream>
 #include <limits>
 #include <optional>
+#include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "agent/callgrind.h"
 #include "agent/case_files.h"
 #include "agent/case_runner.h"
 #include "agent/case_user.h"
+#include "agent/case_user_leftovers.h"
 #include "agent/cgroup.h"
 #include "agent/executor.h"
 #include "agent/host_fingerprint.h"
@@ -30,6 +35,7 @@
 namespace perfgate {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::testing::Not;
 using testing::PerfgateBinary;
@@ -185,20 +191,20 @@ TEST(CaseUserTest, SecretsTheCaseUserCouldReadAreNamedWithTheFix) {
   EXPECT_FALSE(CheckUnreadableBy(*user, {secret}).ok()) << "the case user's own file";
 }
 
-TEST(CaseUserTest, ACaseRunsAsTheCaseUserWithItsHomeAndTmpdirAndWritesItsResults) {
+TEST(CaseUserTest, ACaseRunsAsTheCaseUserWithItsScratchAsHomeAndTmpdirAndWritesItsResults) {
   REQUIRE_NOBODY(user);
   CaseRunOptions options;
   options.user = &*user;
-  v1::CaseResult r = RunCase(ResultFileCase("who", "id -u; id -G; echo \"home=$HOME user=$USER\"; "
+  v1::CaseResult r = RunCase(ResultFileCase("who", "id -u; id -G; echo \"user=$USER\"; "
                                                    "[ \"$TMPDIR\" = \"$(dirname $PERFGATE_RESULT_FILE)\" ] && "
-                                                   "echo own-tmpdir; "
+                                                   "[ \"$HOME\" = \"$TMPDIR\" ] && echo own-tmpdir-and-home; "
                                                    "echo who,uid,$(id -u) > \"$PERFGATE_RESULT_FILE\""),
                              ProbeHost(), options);
   ASSERT_EQ(r.outcome(), v1::CaseResult::OUTCOME_OK) << r.error() << r.stderr_tail();
   EXPECT_THAT(r.stdout_tail(), HasSubstr(absl::StrCat(user->uid, "\n")));
   EXPECT_THAT(r.stdout_tail(), Not(HasSubstr("\n0\n"))) << "root's group kept";
-  EXPECT_THAT(r.stdout_tail(), HasSubstr(absl::StrCat("home=", user->home, " user=", user->name)));
-  EXPECT_THAT(r.stdout_tail(), HasSubstr("own-tmpdir"));
+  EXPECT_THAT(r.stdout_tail(), HasSubstr(absl::StrCat("user=", user->name)));
+  EXPECT_THAT(r.stdout_tail(), HasSubstr("own-tmpdir-and-home"));
   const std::vector<Series> series = CollectSeries(r);
   ASSERT_EQ(series.size(), 5u);  // the agent's four, and the case's own
   bool found = false;
@@ -264,6 +270,114 @@ TEST(CaseUserTest, SuppliedFoldersAreTheCaseUsersAndServeAgain) {
   }
   supplies.Tidy();
   for (const std::string& folder : folders) EXPECT_FALSE(std::filesystem::exists(folder.substr(0, folder.size() - 1)));
+}
+
+// The System V IPC objects `uid` owns or made, of all three kinds.
+std::vector<std::string> IpcObjectsOf(uid_t uid) {
+  std::vector<std::string> ids;
+  for (const char* table : {"/proc/sysvipc/shm", "/proc/sysvipc/sem", "/proc/sysvipc/msg"}) {
+    std::ifstream in(table);
+    std::stringstream text;
+    text << in.rdbuf();
+    for (std::string& id : IpcIdsOf(uid, text.str())) ids.push_back(absl::StrCat(table, " ", id));
+  }
+  return ids;
+}
+
+// One pull request's case must not leave what a later one's picks up: files
+// in the folders every user may write, System V IPC objects.
+TEST(CaseUserTest, WhatACaseLeftInSharedFoldersAndIpcIsGoneBeforeTheNextCase) {
+  REQUIRE_NOBODY(user);
+  const std::string tag = absl::StrCat("perfgate-test-leftover-", getpid());
+  const std::string file = "/tmp/" + tag, tree = "/var/tmp/" + tag, shm = "/dev/shm/" + tag;
+  const std::string roots = "/tmp/" + tag + "-roots";  // root's: stays
+  std::ofstream(roots) << "root's\n";
+  const std::string shared = "/tmp/" + tag + "-shared";  // root's, open to all: stays, but not what the case put in it
+  std::filesystem::create_directories(shared + "/deeper");
+  chmod((shared + "/deeper").c_str(), 01777);
+  CaseRunOptions options;
+  options.user = &*user;
+  v1::CaseResult first = RunCase(
+      ShellCase("leave", "echo planted > " + file + " && mkdir -p " + tree + "/a/b && touch " + tree +
+                             "/a/b/f && chmod 000 " + tree + "/a && echo x > " + shm + " && echo planted > " + shared + "/deeper/f && ipcmk -M 4096 && ipcmk -S 1 && ipcmk -Q"),
+      ProbeHost(), options);
+  ASSERT_EQ(first.outcome(), v1::CaseResult::OUTCOME_OK) << first.error() << first.stderr_tail();
+  ASSERT_TRUE(std::filesystem::exists(file) && std::filesystem::exists(tree) && std::filesystem::exists(shm));
+  ASSERT_GE(IpcObjectsOf(user->uid).size(), 3u);
+
+  v1::CaseResult next = RunCase(ShellCase("look", "cat " + file + " " + shm + " 2>&1; ls " + tree + " 2>&1; true"),
+                                ProbeHost(), options);
+  ASSERT_EQ(next.outcome(), v1::CaseResult::OUTCOME_OK) << next.error() << next.stderr_tail();
+  EXPECT_THAT(next.stdout_tail(), Not(HasSubstr("planted")));
+  EXPECT_FALSE(std::filesystem::exists(file));
+  EXPECT_FALSE(std::filesystem::exists(tree)) << "a tree the case closed to itself";
+  EXPECT_FALSE(std::filesystem::exists(shm));
+  EXPECT_FALSE(std::filesystem::exists(shared + "/deeper/f")) << "in a folder of another user's";
+  EXPECT_TRUE(std::filesystem::exists(shared + "/deeper"));
+  EXPECT_THAT(IpcObjectsOf(user->uid), ::testing::IsEmpty());
+  EXPECT_THAT(absl::StrJoin(next.notes(), "\n"),
+              AllOf(HasSubstr("removed what earlier cases of 'nobody' left before this one started"),
+                    HasSubstr(file), HasSubstr("System V IPC objects")));
+  std::ifstream kept(roots);
+  std::string content((std::istreambuf_iterator<char>(kept)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(content, "root's\n") << "another user's file is not the case user's to remove";
+  std::filesystem::remove(roots);
+  std::filesystem::remove_all(shared);
+}
+
+// The removal runs as the case user: what that user cannot remove (a
+// folder of root's inside its own), the agent does not remove for it, and
+// the case does not start.
+TEST(CaseUserTest, LeftoversTheUserCannotRemoveStopTheCaseAndAreNamed) {
+  REQUIRE_NOBODY(user);
+  testing::TempDir dir;
+  chmod(dir.path().c_str(), 0755);
+  const std::string own = dir.File("own");
+  std::filesystem::create_directories(own + "/roots");
+  std::ofstream(own + "/roots/f") << "x";
+  std::ofstream(own + "/removable") << "x";
+  ASSERT_EQ(chown(own.c_str(), user->uid, user->gid), 0);
+  LeftoverSweep sweep;
+  sweep.folders = {dir.path(), dir.File("absent")};
+  absl::StatusOr<Leftovers> removed = RemoveCaseUserLeftovers(*user, sweep);
+  EXPECT_THAT(removed.status().message(),
+              AllOf(HasSubstr("could not remove what earlier cases of 'nobody' left"), HasSubstr(own + "/roots")));
+  EXPECT_TRUE(std::filesystem::exists(own + "/roots/f"));
+  EXPECT_FALSE(std::filesystem::exists(own + "/removable"));
+}
+
+TEST(CaseUserTest, IpcTablesAreReadByTheirHeader) {
+  const std::string sem =
+      "       key      semid perms      nsems   uid   gid  cuid  cgid      otime      ctime\n"
+      "  12345678          7   600          1 65534 65534 65534 65534          0 1700000000\n"
+      "  12345679          8   600          1     0     0 65534 65534          0 1700000000\n"
+      "  1234567a          9   600          1     0     0     0     0          0 1700000000\n";
+  EXPECT_EQ(IpcIdsOf(65534, sem), (std::vector<std::string>{"7", "8"}));
+  const std::string shm =
+      "       key      shmid perms                  size  cpid  lpid nattch   uid   gid  cuid  cgid\n"
+      "         0         42  1600                  4096   100   100      0  1000  1000  1000  1000\n";
+  EXPECT_EQ(IpcIdsOf(1000, shm), std::vector<std::string>{"42"});
+  EXPECT_THAT(IpcIdsOf(1000, "nonsense\n1 2 3\n"), ::testing::IsEmpty());
+  EXPECT_THAT(IpcIdsOf(1000, ""), ::testing::IsEmpty());
+}
+
+TEST(CaseUserTest, AUserThatRunsAProcessOrCanWriteItsHomeIsRefused) {
+  REQUIRE_NOBODY(user);
+  EXPECT_TRUE(CheckCaseUserAlone(*user).ok()) << CheckCaseUserAlone(*user);
+  testing::TempDir dir;
+  CaseUser housed = *user;
+  housed.home = dir.path();
+  ASSERT_EQ(chown(dir.path().c_str(), user->uid, user->gid), 0);
+  EXPECT_THAT(CheckCaseUserAlone(housed).message(),
+              AllOf(HasSubstr("can write its home folder " + dir.path()),
+                    HasSubstr("usermod --home /nonexistent nobody")));
+  testing::Subprocess running({"/usr/bin/setpriv", absl::StrCat("--reuid=", user->uid), absl::StrCat("--regid=", user->gid),
+                               "--clear-groups", "sh", "-c", "echo ready; exec sleep 300"});
+  ASSERT_TRUE(running.WaitForLine("ready", 60'000)) << running.output();
+  EXPECT_THAT(CheckCaseUserAlone(*user).message(), AllOf(HasSubstr("'nobody' already runs pid"),
+                                                        HasSubstr("give cases a user that runs nothing else")));
+  running.Signal(SIGKILL);
+  running.Wait(60'000);
 }
 
 TEST(CaseUserTest, CallgrindCountsTheCaseUsersRun) {
