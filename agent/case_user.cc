@@ -94,6 +94,10 @@ std::string ProcessOf(uid_t uid) {
     std::string line, name;
     while (std::getline(status, line)) {
       if (absl::StartsWith(line, "Name:")) name = std::string(absl::StripAsciiWhitespace(line.substr(5)));
+      if (absl::StartsWith(line, "State:")) {
+        const absl::string_view state = absl::StripLeadingAsciiWhitespace(absl::string_view(line).substr(6));
+        if (absl::StartsWith(state, "Z") || absl::StartsWith(state, "X")) break;  // exited, not yet reaped
+      }
       if (!absl::StartsWith(line, "Uid:")) continue;
       const std::vector<std::string> ids = absl::StrSplit(line.substr(4), absl::ByAnyChar(" \t"), absl::SkipEmpty());
       if (std::find(ids.begin(), ids.end(), std::to_string(uid)) != ids.end()) {

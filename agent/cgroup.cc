@@ -208,18 +208,55 @@ void WaitAllExited(const std::map<pid_t, int>& pidfds) {
   }
 }
 
-// Removes the empty run groups of agents that died without removing them
-// (SIGKILL); their names carry the agent's pid.
-void RemoveStaleGroups(const std::string& parent) {
+// Kills every process in `group` and waits until each has exited; returns
+// how many it killed. For the groups of a dead agent, whose processes are
+// no longer its children: they are reaped by whoever inherited them.
+size_t KillEveryMember(const std::string& group) {
+  const int procs = open((group + "/cgroup.procs").c_str(), O_RDONLY | O_CLOEXEC);
+  if (procs < 0) return 0;
+  std::map<pid_t, int> pidfds;
+  for (bool found_new = true; found_new;) {
+    found_new = false;
+    for (pid_t pid : ReadProcs(procs)) {
+      if (pidfds.count(pid)) continue;  // exited, not reaped yet by its parent
+      found_new = true;
+      const int fd = PidfdOpen(pid);
+      if (fd >= 0) {
+        pidfds[pid] = fd;
+        PidfdKill(fd);
+      } else if (errno != ESRCH) {
+        kill(pid, SIGKILL);
+      }
+    }
+    WaitAllExited(pidfds);
+  }
+  close(procs);
+  for (const auto& [pid, fd] : pidfds) close(fd);
+  return pidfds.size();
+}
+
+// Removes the run groups of agents that died without removing them
+// (SIGKILL, the OOM killer); their names carry the agent's pid. What their
+// cases left running there (a setsid'd server, say) is killed first, as
+// the agent would have killed it: it would run beside every later case,
+// and as a case user it could reach them. Returns how many processes it killed.
+size_t RemoveStaleGroups(const std::string& parent) {
   DIR* dir = opendir(parent.c_str());
-  if (!dir) return;
+  if (!dir) return 0;
+  size_t killed = 0;
   while (dirent* entry = readdir(dir)) {
     pid_t pid = 0;
     unsigned long long n = 0;
     if (sscanf(entry->d_name, "run-%d-%llu", &pid, &n) != 2 || pid == getpid()) continue;
-    if (kill(pid, 0) != 0 && errno == ESRCH) rmdir((parent + "/" + entry->d_name).c_str());
+    if (kill(pid, 0) == 0 || errno != ESRCH) continue;
+    const std::string group = parent + "/" + entry->d_name;
+    if (rmdir(group.c_str()) != 0 && errno == EBUSY) {
+      killed += KillEveryMember(group);
+      rmdir(group.c_str());
+    }
   }
   closedir(dir);
+  return killed;
 }
 
 // Held while this agent makes or removes run groups. Every agent on the
@@ -297,7 +334,7 @@ CgroupParent CgroupParent::Detect(const std::string& root) {
     if (p.memory_dir_.empty()) p.UseV1Memory(root, &memory_how);
   }
   for (const std::string& dir : {p.kill_dir_, p.memory_dir_}) {
-    if (!dir.empty()) RemoveStaleGroups(dir);
+    if (!dir.empty()) p.killed_at_start_ += RemoveStaleGroups(dir);
   }
   const std::string& groups_dir = p.memory_dir_.empty() ? p.kill_dir_ : p.memory_dir_;
   if (!groups_dir.empty()) p.groups_lock_fd_ = OpenForLocking(groups_dir);

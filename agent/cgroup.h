@@ -46,6 +46,9 @@ class CgroupParent {
   bool makes_groups() const { return !kill_dir_.empty(); }
   // One line for the host fingerprint: which instruments, where, and why not the others.
   const std::string& description() const { return description_; }
+  // How many processes that agents no longer running left in their run
+  // groups Detect killed, before it removed those groups.
+  size_t killed_at_start() const { return killed_at_start_; }
   // The parent folders of the run groups ("" if none; may be the same).
   const std::string& memory_folder() const { return memory_dir_; }
   const std::string& kill_folder() const { return kill_dir_; }
@@ -76,6 +79,7 @@ class CgroupParent {
   std::vector<std::string> created_;  // folders Detect made, deepest last
   bool below_own_group_ = false;
   std::string description_;
+  size_t killed_at_start_ = 0;
   // The folder every agent here makes its memory groups in (the kill folder
   // where there are none), open for flock(): see GroupChange.
   std::shared_ptr<const int> groups_lock_fd_;

@@ -276,6 +276,43 @@ TEST_F(CgroupExecutorTest, ProcessesThatLeftTheProcessGroupAreKilledAndReaped) {
   ExpectOrphansGone(pid_file);
 }
 
+// An agent killed (SIGKILL, the OOM killer) while its case had left a
+// process running leaves that process in its run group; the next agent to
+// start kills it and removes the group, where it once stayed for good.
+TEST_F(CgroupExecutorTest, WhatADeadAgentsCaseLeftRunningIsKilledWhenTheNextAgentStarts) {
+  const pid_t dead_agent = fork();
+  if (dead_agent == 0) _exit(0);
+  ASSERT_EQ(waitpid(dead_agent, nullptr, 0), dead_agent);
+  std::vector<std::string> groups;
+  for (const std::string& folder : {parent_.kill_folder(), parent_.memory_folder()}) {
+    const std::string group = folder + "/run-" + std::to_string(dead_agent) + "-1";
+    if (std::find(groups.begin(), groups.end(), group) == groups.end()) groups.push_back(group);
+  }
+  int ready[2];
+  ASSERT_EQ(pipe(ready), 0);
+  const pid_t leftover = fork();
+  if (leftover == 0) {
+    char byte;
+    close(ready[1]);
+    if (read(ready[0], &byte, 1) == 1) execl("/bin/sleep", "sleep", "300", nullptr);
+    _exit(1);
+  }
+  close(ready[0]);
+  for (const std::string& group : groups) {
+    ASSERT_EQ(mkdir(group.c_str(), 0700), 0) << group;
+    std::ofstream(group + "/cgroup.procs") << leftover << "\n";
+  }
+  ASSERT_EQ(write(ready[1], "x", 1), 1);
+  close(ready[1]);
+
+  const CgroupParent next_agent = CgroupParent::Detect("perfgate-test-" + std::to_string(getpid()));
+  EXPECT_EQ(next_agent.killed_at_start(), 1u);
+  int status = 0;
+  ASSERT_EQ(waitpid(leftover, &status, 0), leftover);
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "status " << status;
+  for (const std::string& group : groups) EXPECT_FALSE(std::filesystem::exists(group)) << group;
+}
+
 TEST_F(CgroupExecutorTest, RunGroupsAndParentsAreRemoved) {
   ASSERT_TRUE(Run(Shell("true")).ok());
   for (const std::string& folder : {parent_.kill_folder(), parent_.memory_folder()}) {
