@@ -141,6 +141,9 @@ struct ChildSetup {
   Clock::time_point exec_at;
 };
 
+// The most the kernel allows: the case is the first process its OOM killer picks.
+constexpr char kCaseOomScoreAdj[] = "1000";
+
 constexpr unsigned kCloseRangeCloexec = 1u << 2;  // CLOSE_RANGE_CLOEXEC (Linux 5.11), absent from older headers
 
 // Becomes the case's user: groups first, while the process may still change
@@ -182,6 +185,14 @@ bool SwitchUser(const ChildSetup& s) {
       err = errno;
       step = 'g';
     }
+  }
+  // Should the host run out of memory, the kernel kills the case first, not
+  // the agent (which would lose its lease and every later case) or a
+  // coordinator on the same host; as a CI runner does for a job's processes.
+  // Raising the score needs no privilege; done before any change of user.
+  if (const int adj = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC); adj >= 0) {
+    [[maybe_unused]] ssize_t n = write(adj, kCaseOomScoreAdj, sizeof kCaseOomScoreAdj - 1);
+    close(adj);
   }
   if (s->go_fd >= 0) {
     char go;

@@ -693,6 +693,22 @@ TEST(ExecutorTest, CountedRunsForkAndReportTheCountOrWhyNot) {
   EXPECT_EQ(Execute(slow).end, ExecResult::End::kTimedOut);
 }
 
+// A case that eats the host's memory is what the OOM killer takes, not the
+// agent; on both spawn paths, and whatever the agent's own score.
+TEST(ExecutorTest, TheOomKillerTakesTheCaseBeforeTheAgent) {
+  for (bool count : {false, true}) {
+    ExecSpec spec = Shell("cat /proc/self/oom_score_adj");
+    spec.count_instructions = count;
+    ExecResult r = Execute(spec);
+    ASSERT_TRUE(r.ok()) << r.Describe() << r.err;
+    EXPECT_EQ(r.out, "1000\n") << "count_instructions " << count;
+  }
+  std::ifstream agent("/proc/self/oom_score_adj");
+  int score = 1000;
+  agent >> score;
+  EXPECT_LT(score, 1000) << "the agent's own score is left as it was";
+}
+
 TEST(ExecutorTest, CaseStartsWithDefaultSignalsWhateverTheAgentSet) {
   // An agent that ignores SIGPIPE and SIGTERM must not pass that on.
   struct sigaction ignore {};
