@@ -82,30 +82,47 @@ std::string Octal(mode_t mode) {
   return text;
 }
 
-// A process of `uid` now running, "pid 123 (sshd)"; empty when none is.
+// What /proc/PID/status says of one process, as far as ProcessOf needs.
+struct ProcessStatus {
+  std::string name;
+  bool exited = false;  // state Z or X: its main thread has exited
+  int threads = 0;
+  std::vector<std::string> uids;  // real, effective, saved, file system
+};
+
+ProcessStatus ReadStatus(pid_t pid) {
+  ProcessStatus status;
+  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
+  for (std::string line; std::getline(in, line);) {
+    const size_t colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    const absl::string_view key = absl::string_view(line).substr(0, colon);
+    const absl::string_view value = absl::StripAsciiWhitespace(absl::string_view(line).substr(colon + 1));
+    if (key == "Name") status.name = std::string(value);
+    if (key == "State") status.exited = absl::StartsWith(value, "Z") || absl::StartsWith(value, "X");
+    if (key == "Threads") (void)absl::SimpleAtoi(value, &status.threads);
+    if (key == "Uid") status.uids = absl::StrSplit(value, absl::ByAnyChar(" \t"), absl::SkipEmpty());
+  }
+  return status;
+}
+
+// A process of `uid` now running, "pid 123 (sshd)"; empty when none is. A
+// zombie does not count, unless its main thread alone has exited and
+// others run on.
 std::string ProcessOf(uid_t uid) {
   DIR* proc = opendir("/proc");
   if (!proc) return "";
   std::string found;
+  const std::string wanted = std::to_string(uid);
   while (dirent* entry = readdir(proc)) {
     pid_t pid;
     if (!absl::SimpleAtoi(entry->d_name, &pid)) continue;
-    std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
-    std::string line, name;
-    while (std::getline(status, line)) {
-      if (absl::StartsWith(line, "Name:")) name = std::string(absl::StripAsciiWhitespace(line.substr(5)));
-      if (absl::StartsWith(line, "State:")) {
-        const absl::string_view state = absl::StripLeadingAsciiWhitespace(absl::string_view(line).substr(6));
-        if (absl::StartsWith(state, "Z") || absl::StartsWith(state, "X")) break;  // exited, not yet reaped
-      }
-      if (!absl::StartsWith(line, "Uid:")) continue;
-      const std::vector<std::string> ids = absl::StrSplit(line.substr(4), absl::ByAnyChar(" \t"), absl::SkipEmpty());
-      if (std::find(ids.begin(), ids.end(), std::to_string(uid)) != ids.end()) {
-        found = absl::StrCat("pid ", pid, " (", EscapeControls(name), ")");
-      }
+    const ProcessStatus status = ReadStatus(pid);
+    if (status.exited && status.threads <= 1) continue;
+    if (std::find(status.uids.begin(), status.uids.end(), wanted) != status.uids.end()) {
+      found = absl::StrCat("pid ", pid, " (", EscapeControls(status.name), ")");
       break;
     }
-    if (!found.empty()) break;
   }
   closedir(proc);
   return found;

@@ -46,15 +46,18 @@ std::vector<std::string> ExistingFolders(const std::vector<std::string>& folders
 // `find` over the folders as the user: prints (NUL-ended) and removes each
 // entry the user owns, whole, without descending into it first; prunes the
 // folders the user cannot read, where it could leave nothing it could find
-// again. `chmod -R u+rwx` first: a case may have closed its own folder.
+// again. `rm` first, so that each try removes what it can; `chmod -R
+// u+rwx` only when that failed (a case may have closed its own folders), as
+// that walks the whole tree before `rm` removes anything.
 std::vector<std::string> FindArgv(uid_t uid, const std::vector<std::string>& folders) {
   std::vector<std::string> argv = {"find"};
   argv.insert(argv.end(), folders.begin(), folders.end());
-  for (const char* word : {"-xdev", "-mindepth", "1", "(", "-user"}) argv.push_back(word);
+  for (const char* word : {"-xdev", "-mindepth", "1", "(", "-uid"}) argv.push_back(word);
   argv.push_back(std::to_string(uid));
   for (const char* word :
        {"-prune", "-print0", "-exec", "sh", "-c",
-        "chmod -R u+rwx -- \"$@\" 2>/dev/null; rm -rf --one-file-system -- \"$@\"", "sh", "{}", "+", ")", "-o", "(",
+        "rm -rf --one-file-system -- \"$@\" 2>/dev/null || { chmod -R u+rwx -- \"$@\" 2>/dev/null; "
+        "rm -rf --one-file-system -- \"$@\"; }", "sh", "{}", "+", ")", "-o", "(",
         "-type", "d", "!", "(", "-readable", "-executable", ")", "-prune", ")"}) {
     argv.push_back(word);
   }
@@ -137,6 +140,30 @@ bool MayHoldOwnedEntries(const CaseUser& user, const std::vector<std::string>& f
   return false;
 }
 
+// The entries `user` owns at the top of `folder`, when `folder` is root's
+// and sticky (/tmp, /dev/shm): there only an entry's owner can rename or
+// replace it, and no process of that user runs, so the agent can remove
+// them as root (`rm`, which never follows a link inside the tree) with
+// whatever other users put inside them. As that user it could not: a case
+// can open a folder of its own to others (0733), where another case user's
+// files would then stop every later removal.
+std::vector<std::string> OwnedAtTopOfStickyFolder(const CaseUser& user, const std::string& folder) {
+  struct stat st;
+  if (lstat(folder.c_str(), &st) != 0 || st.st_uid != 0 || !(st.st_mode & S_ISVTX)) return {};
+  std::vector<std::string> owned;
+  DIR* dir = opendir(folder.c_str());
+  if (!dir) return {};
+  while (dirent* entry = readdir(dir)) {
+    if (std::strcmp(entry->d_name, ".") == 0 || std::strcmp(entry->d_name, "..") == 0) continue;
+    struct stat entry_st;
+    if (fstatat(dirfd(dir), entry->d_name, &entry_st, AT_SYMLINK_NOFOLLOW) == 0 && entry_st.st_uid == user.uid) {
+      owned.push_back(folder + "/" + entry->d_name);
+    }
+  }
+  closedir(dir);
+  return owned;
+}
+
 ExecSpec SweepSpec(const CaseUser& user, const LeftoverSweep& sweep, std::vector<std::string> argv) {
   ExecSpec spec;
   spec.argv = std::move(argv);
@@ -150,6 +177,7 @@ ExecSpec SweepSpec(const CaseUser& user, const LeftoverSweep& sweep, std::vector
   return spec;
 }
 
+
 // An error for a removal that did not finish, with what it said.
 absl::Status Unfinished(const CaseUser& user, const std::string& what, const ExecResult& r) {
   std::string said = r.err_tail.empty() ? r.err : r.err_tail;
@@ -160,9 +188,27 @@ absl::Status Unfinished(const CaseUser& user, const std::string& what, const Exe
                                           "); remove it by hand, or give the agent a fresh case user"));
 }
 
+// Removes, as root, what OwnedAtTopOfStickyFolder finds in `folders`.
+absl::Status RemoveOwnedAtTop(const CaseUser& user, const LeftoverSweep& sweep,
+                              const std::vector<std::string>& folders, Leftovers* found) {
+  std::vector<std::string> argv = {"rm", "-rf", "--one-file-system", "--"};
+  for (const std::string& folder : folders) {
+    for (std::string& path : OwnedAtTopOfStickyFolder(user, folder)) {
+      found->entries.push_back(EscapeControls(EscapeInvalidUtf8(path)));
+      argv.push_back(std::move(path));
+    }
+  }
+  if (argv.size() == 4) return absl::OkStatus();
+  ExecSpec spec = SweepSpec(user, sweep, std::move(argv));
+  spec.user = nullptr;
+  const ExecResult r = Execute(spec, sweep.cancel);
+  return r.ok() ? absl::OkStatus() : Unfinished(user, "rm", r);
+}
+
 absl::Status RemoveEntries(const CaseUser& user, const LeftoverSweep& sweep, Leftovers* found) {
   const std::vector<std::string> folders = ExistingFolders(sweep.folders);
   if (folders.empty() || !MayHoldOwnedEntries(user, folders)) return absl::OkStatus();
+  if (absl::Status top = RemoveOwnedAtTop(user, sweep, folders, found); !top.ok()) return top;
   const ExecResult r = Execute(SweepSpec(user, sweep, FindArgv(user.uid, folders)), sweep.cancel);
   for (absl::string_view entry : absl::StrSplit(r.out, '\0', absl::SkipEmpty())) {
     found->entries.push_back(EscapeControls(EscapeInvalidUtf8(entry)));

@@ -36,7 +36,7 @@ struct LeftoverSweep {
   const CgroupParent* cgroups = nullptr;
   RunSupplies* supplies = nullptr;
   const CancelToken* cancel = nullptr;
-  uint64_t timeout_ms = 60'000;
+  uint64_t timeout_ms = 300'000;  // generous: a /tmp of millions of entries is slow, not hostile
 };
 
 // What RemoveCaseUserLeftovers found and removed.

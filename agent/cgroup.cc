@@ -18,6 +18,7 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <utility>
 #include <vector>
@@ -235,6 +236,55 @@ size_t KillEveryMember(const std::string& group) {
   return pidfds.size();
 }
 
+// What /proc/PID/stat says of a process, as far as MakerGone needs.
+struct ProcessStart {
+  bool exited = false;                // no such process, or a zombie its parent has not reaped yet
+  std::optional<uint64_t> ticks;      // when it started, in clock ticks since boot; nullopt if unreadable
+};
+
+ProcessStart StartOf(pid_t pid) {
+  ProcessStart out;
+  if (kill(pid, 0) != 0 && errno == ESRCH) {
+    out.exited = true;
+    return out;
+  }
+  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
+  std::string text;
+  if (!std::getline(in, text)) return out;
+  const size_t name_end = text.rfind(')');  // the name may hold spaces and parentheses
+  if (name_end == std::string::npos) return out;
+  const std::vector<absl::string_view> fields =
+      absl::StrSplit(absl::string_view(text).substr(name_end + 1), ' ', absl::SkipEmpty());
+  if (!fields.empty() && (fields[0] == "Z" || fields[0] == "X")) out.exited = true;
+  uint64_t ticks;  // field 22 of proc(5)'s stat, the 20th after the name
+  if (fields.size() >= 20 && absl::SimpleAtoi(fields[19], &ticks)) out.ticks = ticks;
+  return out;
+}
+
+// This process's start, in the name of each of its run groups: with the
+// pid, it tells this agent from a later process that got its pid.
+uint64_t OwnStartTicks() {
+  static const uint64_t ticks = StartOf(getpid()).ticks.value_or(0);
+  return ticks;
+}
+
+// Whether the agent that made the run group `name` is gone: it exited, or
+// its pid is another process's now (a later one's, or this one's, in a
+// container that starts every agent with the same pid). Names are
+// "run-PID-START-N"; "run-PID-N", of agents before the start was in the
+// name, only once that pid has exited. Where /proc cannot tell, the maker is
+// taken to be alive and its groups stay.
+bool MakerGone(const char* name) {
+  pid_t pid = 0;
+  unsigned long long start = 0, n = 0;
+  if (sscanf(name, "run-%d-%llu-%llu", &pid, &start, &n) == 3) {
+    const ProcessStart now = StartOf(pid);
+    return now.exited || (now.ticks && *now.ticks != start);
+  }
+  if (sscanf(name, "run-%d-%llu", &pid, &n) == 2) return pid != getpid() && StartOf(pid).exited;
+  return false;  // not a run group
+}
+
 // Removes the run groups of agents that died without removing them
 // (SIGKILL, the OOM killer); their names carry the agent's pid. What their
 // cases left running there (a setsid'd server, say) is killed first, as
@@ -245,10 +295,7 @@ size_t RemoveStaleGroups(const std::string& parent) {
   if (!dir) return 0;
   size_t killed = 0;
   while (dirent* entry = readdir(dir)) {
-    pid_t pid = 0;
-    unsigned long long n = 0;
-    if (sscanf(entry->d_name, "run-%d-%llu", &pid, &n) != 2 || pid == getpid()) continue;
-    if (kill(pid, 0) == 0 || errno != ESRCH) continue;
+    if (!MakerGone(entry->d_name)) continue;
     const std::string group = parent + "/" + entry->d_name;
     if (rmdir(group.c_str()) != 0 && errno == EBUSY) {
       killed += KillEveryMember(group);
@@ -436,8 +483,8 @@ const CgroupParent& DefaultCgroupParent() {
 absl::StatusOr<std::unique_ptr<RunCgroup>> RunCgroup::Create(const CgroupParent& parent, RunCgroup* lender) {
   static std::atomic<uint64_t> next{0};
   std::unique_ptr<RunCgroup> run(new RunCgroup);
-  // "run-<agent pid>-<n>", the same in every hierarchy where a group is made for this run.
-  const std::string name = absl::StrCat("/run-", getpid(), "-", next.fetch_add(1));
+  // "run-<agent pid>-<its start>-<n>" (MakerGone), the same in every hierarchy where a group is made for this run.
+  const std::string name = absl::StrCat("/run-", getpid(), "-", OwnStartTicks(), "-", next.fetch_add(1));
   run->kill_by_file_ = parent.kill_by_file_;
   if (parent.memory_source_ != MemorySource::kRusage) {
     run->memory_group_ = parent.memory_dir_ + name;

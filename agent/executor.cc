@@ -1,6 +1,7 @@
 #include "agent/executor.h"
 
 #include <fcntl.h>
+#include <linux/keyctl.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -135,7 +136,7 @@ struct ChildSetup {
   size_t group_count = 0;
   // vfork path: the child writes its failure straight into the parent's memory.
   volatile int child_errno = 0;
-  volatile char failed_step = 0;  // 'g' cgroup, 'u' user, 'c' chdir, 'e' exec
+  volatile char failed_step = 0;  // 'g' cgroup, 'u' user, 'k' keyrings, 'c' chdir, 'e' exec
   // vfork path: when the child is about to exec, so the clock leaves out
   // the spawn and the cgroup join (the agent's costs, not the case's).
   Clock::time_point exec_at;
@@ -153,6 +154,17 @@ constexpr unsigned kCloseRangeCloexec = 1u << 2;  // CLOSE_RANGE_CLOEXEC (Linux 
 bool SwitchUser(const ChildSetup& s) {
   return syscall(SYS_setgroups, s.group_count, s.groups) == 0 && syscall(SYS_setresgid, s.gid, s.gid, s.gid) == 0 &&
          syscall(SYS_setresuid, s.uid, s.uid, s.uid) == 0;
+}
+
+// A case user's keyrings, made its own before exec: a new session keyring
+// (it would otherwise share the agent's, with what the agent's login put
+// there and what an earlier case added), and that user's user keyrings
+// emptied, which outlive every process of the user and so would carry keys
+// from one pull request's case to the next. After SwitchUser.
+bool FreshKeyrings() {
+  return syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, nullptr) >= 0 &&
+         syscall(SYS_keyctl, KEYCTL_CLEAR, KEY_SPEC_USER_KEYRING) == 0 &&
+         syscall(SYS_keyctl, KEYCTL_CLEAR, KEY_SPEC_USER_SESSION_KEYRING) == 0;
 }
 
 // The child's side of a spawn. Runs after fork, or in the agent's own memory
@@ -209,6 +221,10 @@ bool SwitchUser(const ChildSetup& s) {
     } else {
       prctl(PR_SET_PDEATHSIG, SIGKILL);  // a change of user clears it
       if (getppid() != s->parent) _exit(127);
+      if (!FreshKeyrings()) {
+        err = errno;
+        step = 'k';
+      }
     }
   }
   // Descriptors the agent holds without close-on-exec (inherited from
@@ -550,6 +566,9 @@ std::string ChildFailure(const Spawned& spawned, const ExecSpec& spec, const std
       return absl::StrCat("cannot join the run's cgroup: ", why);
     case 'u':
       return absl::StrCat("cannot become the case's user '", spec.user ? spec.user->name : "?", "': ", why);
+    case 'k':
+      return absl::StrCat("cannot give the case keyrings of its own as '", spec.user ? spec.user->name : "?",
+                          "' (keyctl): ", why);
     case 'c':
       return absl::StrCat("cannot enter working directory '", spec.cwd, "': ", why, AsUser(spec));
     default:

@@ -7,6 +7,7 @@
 #include "agent/case_runner.h"
 #include "core/suite.h"
 #include "core/units.h"
+#include "core/utf8.h"
 
 namespace perfgate {
 
@@ -110,6 +111,7 @@ void CommandSummaryReporter::Write(const GateReport& report, std::ostream& out) 
     }
     WriteTime(c, *wall, out);
     WriteOther(c, out);
+    for (const auto& note : c.notes) out << "  Note: " << EscapeControls(note) << "\n";
     for (const auto& m : c.metrics) {
       if (m.comparison) out << "  " << VerdictName(m.verdict) << ": " << DescribeMetricOfCase(c, m) << "\n";
     }

@@ -8,6 +8,7 @@
 #include <pwd.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -16,6 +17,7 @@
 #include <limits>
 #include <optional>
 #include <sstream>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -38,6 +40,7 @@ namespace {
 using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::testing::Not;
+using testing::OnOwnThread;
 using testing::PerfgateBinary;
 using testing::RunCommand;
 
@@ -346,6 +349,59 @@ TEST(CaseUserTest, LeftoversTheUserCannotRemoveStopTheCaseAndAreNamed) {
   EXPECT_FALSE(std::filesystem::exists(own + "/removable"));
 }
 
+// In a root-owned sticky folder (/tmp, /dev/shm) the agent removes the
+// user's entries as root, with what other users put inside them: a case can
+// open a folder of its own to all (0733), and as that user the removal
+// could never get past another user's files there.
+TEST(CaseUserTest, ATreeOfTheUsersAtTheTopOfAStickyFolderGoesWithWhatOthersPutInIt) {
+  REQUIRE_NOBODY(user);
+  testing::TempDir dir;
+  chmod(dir.path().c_str(), 01777);
+  const std::string own = dir.File("own");
+  std::filesystem::create_directories(own + "/others");
+  std::ofstream(own + "/others/f") << "x";
+  chmod((own + "/others").c_str(), 0755);
+  ASSERT_EQ(chown(own.c_str(), user->uid, user->gid), 0);
+  chmod(own.c_str(), 0733);
+  LeftoverSweep sweep;
+  sweep.folders = {dir.path()};
+  absl::StatusOr<Leftovers> removed = RemoveCaseUserLeftovers(*user, sweep);
+  ASSERT_TRUE(removed.ok()) << removed.status();
+  EXPECT_EQ(removed->entries, std::vector<std::string>{own});
+  EXPECT_FALSE(std::filesystem::exists(own));
+}
+
+// Python's ctypes, for the keyring system calls (no keyctl(1) here).
+std::string KeyringScript(const std::string& calls) {
+  return "/usr/bin/python3 -c \"import ctypes; l = ctypes.CDLL(None); " + calls + "\"";
+}
+
+// Keys outlive processes: the user's keyring, and the session keyring a
+// case would share with the agent (and with every other case) if it kept it.
+TEST(CaseUserTest, ACaseFindsNoKeyOfTheAgentsNorOfAnEarlierCase) {
+  REQUIRE_NOBODY(user);
+  constexpr long kAddKey = 248, kKeyctl = 250, kJoinSession = 1, kSearch = 10, kSession = -3, kUser = -4;
+  OnOwnThread([&] {  // a keyring joined here stays with this thread
+    ASSERT_GE(syscall(kKeyctl, kJoinSession, nullptr), 0);
+    ASSERT_GT(syscall(kAddKey, "user", "perfgate-test-agents", "secret", 6, kSession), 0);
+    CaseRunOptions options;
+    options.user = &*user;
+    const v1::CaseResult plant = RunCase(
+        ShellCase("plant", KeyringScript("print(l.syscall(248, b'user', b'perfgate-test-left', b'x', 1, -4), "
+                                         "l.syscall(248, b'user', b'perfgate-test-left', b'x', 1, -3))")),
+        ProbeHost(), options);
+    ASSERT_EQ(plant.outcome(), v1::CaseResult::OUTCOME_OK) << plant.error() << plant.stderr_tail();
+    EXPECT_THAT(plant.stdout_tail(), Not(HasSubstr("-1"))) << "the case could add its keys";
+    const v1::CaseResult look = RunCase(
+        ShellCase("look", KeyringScript("print([l.syscall(250, 10, ring, b'user', name, 0) for ring in (-4, -3) "
+                                        "for name in (b'perfgate-test-left', b'perfgate-test-agents')])")),
+        ProbeHost(), options);
+    ASSERT_EQ(look.outcome(), v1::CaseResult::OUTCOME_OK) << look.error() << look.stderr_tail();
+    EXPECT_EQ(look.stdout_tail(), "[-1, -1, -1, -1]\n");
+    EXPECT_GT(syscall(kKeyctl, kSearch, kSession, "user", "perfgate-test-agents", 0), 0) << "the agent's own stays";
+  });
+}
+
 TEST(CaseUserTest, IpcTablesAreReadByTheirHeader) {
   const std::string sem =
       "       key      semid perms      nsems   uid   gid  cuid  cgid      otime      ctime\n"
@@ -378,6 +434,29 @@ TEST(CaseUserTest, AUserThatRunsAProcessOrCanWriteItsHomeIsRefused) {
                                                         HasSubstr("give cases a user that runs nothing else")));
   running.Signal(SIGKILL);
   running.Wait(60'000);
+
+  // A process whose main thread has exited while another runs on is a
+  // zombie to /proc's State, and still running.
+  testing::Subprocess threads(
+      {"/usr/bin/setpriv", absl::StrCat("--reuid=", user->uid), absl::StrCat("--regid=", user->gid), "--clear-groups",
+       "/usr/bin/python3", "-c",
+       "import ctypes, os, threading, time; threading.Thread(target=time.sleep, args=(300,)).start(); "
+       "print('ready', os.getpid(), flush=True); ctypes.CDLL(None).syscall(60, 0)"});
+  const std::optional<std::string> ready = threads.WaitForLine("ready", 60'000);
+  ASSERT_TRUE(ready) << threads.output();
+  const std::string status = "/proc/" + ready->substr(ready->find(' ') + 1) + "/status";
+  const auto leader_exited = [&] {
+    std::ifstream in(status);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    return text.find("State:\tZ") != std::string::npos;
+  };
+  for (int i = 0; i < 6000 && !leader_exited(); ++i) {  // at most a minute
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(leader_exited()) << status;
+  EXPECT_THAT(CheckCaseUserAlone(*user).message(), HasSubstr("'nobody' already runs pid"));
+  threads.Signal(SIGKILL);
+  threads.Wait(60'000);
 }
 
 TEST(CaseUserTest, CallgrindCountsTheCaseUsersRun) {
@@ -412,13 +491,18 @@ TEST(CaseUserTest, TheFlagRunsCasesAsTheUserAndRefusesWhatCannotWork) {
   REQUIRE_NOBODY(user);
   const std::string check = "[ $(id -u) = " + std::to_string(user->uid) + " ]";
   const std::vector<std::string> run = {PerfgateBinary(), "run", "--repeats", "1", "--warmup", "0"};
+  const std::string left = "/tmp/perfgate-test-left-by-the-flag-" + std::to_string(getpid());
   std::vector<std::string> as_user = run;
   for (const std::string& arg : {std::string("--case-user"), user->name, std::string("--"), std::string("/bin/sh"),
-                                 std::string("-c"), check}) {
+                                 std::string("-c"), check + " && touch " + left}) {
     as_user.push_back(arg);
   }
   const testing::CommandResult passed = RunCommand(as_user);
   EXPECT_EQ(passed.exit_code, kExitPassed) << passed.output;
+  const testing::CommandResult again = RunCommand(as_user);
+  EXPECT_EQ(again.exit_code, kExitPassed) << again.output;
+  EXPECT_THAT(again.output, HasSubstr("Note: removed what earlier cases of 'nobody' left before this one started: "
+                                      "1 file or folder (" + left + ")"));
   std::vector<std::string> as_agent = run;
   for (const char* arg : {"--", "/bin/sh", "-c"}) as_agent.push_back(arg);
   as_agent.push_back(check);

@@ -276,20 +276,23 @@ TEST_F(CgroupExecutorTest, ProcessesThatLeftTheProcessGroupAreKilledAndReaped) {
   ExpectOrphansGone(pid_file);
 }
 
-// An agent killed (SIGKILL, the OOM killer) while its case had left a
-// process running leaves that process in its run group; the next agent to
-// start kills it and removes the group, where it once stayed for good.
-TEST_F(CgroupExecutorTest, WhatADeadAgentsCaseLeftRunningIsKilledWhenTheNextAgentStarts) {
-  const pid_t dead_agent = fork();
-  if (dead_agent == 0) _exit(0);
-  ASSERT_EQ(waitpid(dead_agent, nullptr, 0), dead_agent);
-  std::vector<std::string> groups;
-  for (const std::string& folder : {parent_.kill_folder(), parent_.memory_folder()}) {
-    const std::string group = folder + "/run-" + std::to_string(dead_agent) + "-1";
-    if (std::find(groups.begin(), groups.end(), group) == groups.end()) groups.push_back(group);
+// Field 22 of /proc/PID/stat: when the process started, in ticks since boot.
+uint64_t StartTicksOf(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text;
+  std::getline(in, text);
+  std::istringstream fields(text.substr(text.rfind(')') + 2));
+  std::string field;
+  for (int i = 3; i <= 22 && fields >> field; ++i) {
   }
+  return std::stoull(field);
+}
+
+// A process in the run groups `name` names (in every hierarchy), as a
+// case's setsid'd server would be; the pid, for waitpid.
+pid_t LeftoverIn(const CgroupParent& parent, const std::string& name) {
   int ready[2];
-  ASSERT_EQ(pipe(ready), 0);
+  if (pipe(ready) != 0) return -1;
   const pid_t leftover = fork();
   if (leftover == 0) {
     char byte;
@@ -298,19 +301,55 @@ TEST_F(CgroupExecutorTest, WhatADeadAgentsCaseLeftRunningIsKilledWhenTheNextAgen
     _exit(1);
   }
   close(ready[0]);
-  for (const std::string& group : groups) {
-    ASSERT_EQ(mkdir(group.c_str(), 0700), 0) << group;
+  for (const std::string& folder : {parent.kill_folder(), parent.memory_folder()}) {
+    const std::string group = folder + "/" + name;
+    if (!std::filesystem::exists(group)) mkdir(group.c_str(), 0700);
     std::ofstream(group + "/cgroup.procs") << leftover << "\n";
   }
-  ASSERT_EQ(write(ready[1], "x", 1), 1);
+  [[maybe_unused]] ssize_t n = write(ready[1], "x", 1);
   close(ready[1]);
+  return leftover;
+}
+
+// An agent killed (SIGKILL, the OOM killer) while its case had left a
+// process running leaves that process in its run group; the next agent to
+// start kills it and removes the group, where it once stayed for good:
+// whether the dead agent's pid is gone, a zombie not reaped yet, or
+// another process's now. A live agent's groups stay.
+TEST_F(CgroupExecutorTest, WhatADeadAgentsCaseLeftRunningIsKilledWhenTheNextAgentStarts) {
+  const pid_t reaped = fork();
+  if (reaped == 0) _exit(0);
+  ASSERT_EQ(waitpid(reaped, nullptr, 0), reaped);
+  const pid_t zombie = fork();
+  if (zombie == 0) _exit(0);
+  siginfo_t info{};
+  ASSERT_EQ(waitid(P_PID, zombie, &info, WEXITED | WNOWAIT), 0);  // exited, not reaped
+  const std::string live = "run-" + std::to_string(getpid()) + "-" + std::to_string(StartTicksOf(getpid())) + "-99";
+  const std::vector<std::string> stale = {
+      "run-" + std::to_string(reaped) + "-12345-1",
+      "run-" + std::to_string(zombie) + "-" + std::to_string(StartTicksOf(zombie)) + "-1",
+      "run-" + std::to_string(getpid()) + "-" + std::to_string(StartTicksOf(getpid()) + 1) + "-1",  // pid reused
+  };
+  std::vector<pid_t> leftovers;
+  for (const std::string& name : stale) leftovers.push_back(LeftoverIn(parent_, name));
+  const pid_t kept = LeftoverIn(parent_, live);
 
   const CgroupParent next_agent = CgroupParent::Detect("perfgate-test-" + std::to_string(getpid()));
-  EXPECT_EQ(next_agent.killed_at_start(), 1u);
-  int status = 0;
-  ASSERT_EQ(waitpid(leftover, &status, 0), leftover);
-  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "status " << status;
-  for (const std::string& group : groups) EXPECT_FALSE(std::filesystem::exists(group)) << group;
+  EXPECT_EQ(next_agent.killed_at_start(), stale.size());
+  for (pid_t leftover : leftovers) {
+    int status = 0;
+    ASSERT_EQ(waitpid(leftover, &status, 0), leftover);
+    EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "status " << status;
+  }
+  for (const std::string& name : stale) {
+    EXPECT_FALSE(std::filesystem::exists(parent_.kill_folder() + "/" + name)) << name;
+  }
+  EXPECT_TRUE(std::filesystem::exists(parent_.kill_folder() + "/" + live)) << "a live agent's group";
+  EXPECT_TRUE(std::filesystem::exists(parent_.memory_folder() + "/" + live)) << "a live agent's group";
+  kill(kept, SIGKILL);
+  waitpid(kept, nullptr, 0);
+  waitpid(zombie, nullptr, 0);
+  for (const std::string& folder : {parent_.kill_folder(), parent_.memory_folder()}) rmdir((folder + "/" + live).c_str());
 }
 
 TEST_F(CgroupExecutorTest, RunGroupsAndParentsAreRemoved) {
