@@ -33,8 +33,8 @@ using ::testing::HasSubstr;
 class Certificates {
  public:
   static const Certificates& Get() {
-    static Certificates* certs = new Certificates();
-    return *certs;
+    static const Certificates certs;  // destroyed at exit, with its folder
+    return certs;
   }
   std::string File(const std::string& name) const { return dir_.File(name); }
 
