@@ -23,12 +23,6 @@ std::string TempRoot() {
   return tmp && *tmp ? tmp : "/tmp";
 }
 
-namespace {
-
-// Removes the scratch folders of agents that died without removing them
-// (SIGKILL): their spares and the folders awaiting removal, and the folders
-// that held them for a case user. Their names carry the agent's pid, as the
-// names of run groups do.
 void RemoveStaleScratchFolders() {
   const std::string root = TempRoot();
   DIR* dir = opendir(root.c_str());
@@ -47,6 +41,8 @@ void RemoveStaleScratchFolders() {
   }
   closedir(dir);
 }
+
+namespace {
 
 // The folder that holds this process's scratch folders for a case user:
 // made once, root's, mode 0711, so that a case can neither rename its own

@@ -43,6 +43,12 @@ std::string TempRoot();
 // one only root can change ($TMPDIR/perfgate-cases-PID-XXXXXX/perfgate-case-XXXXXX).
 std::string MakeScratchFolder(const CaseUser* user = nullptr);
 
+// Removes the scratch folders of agents (and of `perfgate run`s) that died
+// without removing them (SIGKILL): their spares, the folders awaiting
+// removal, and the folders that held them for a case user. Their names
+// carry the agent's pid, as the names of run groups do.
+void RemoveStaleScratchFolders();
+
 // Removes a scratch folder and all the case left in it, however deep (never
 // following a link out of it). REQUIRES: no process of the case is left.
 void RemoveScratchFolder(const std::string& path);

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "agent/case_runner.h"
+#include "agent/run_supplies.h"
 #include "core/suite.h"
 #include "core/units.h"
 #include "core/utf8.h"
@@ -28,6 +29,7 @@ v1::Suite AdHocSuite(const std::vector<std::string>& argv) {
 }
 
 v1::Run RunLocally(const v1::Suite& suite, const v1::HostFingerprint& host, const LocalRunOptions& options) {
+  RemoveStaleScratchFolders();  // an agent's RunSupplies does it; a run by hand has none
   v1::Run run;
   run.set_run_id("local");
   run.set_suite_name(suite.name());

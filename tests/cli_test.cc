@@ -1,6 +1,8 @@
 // The perfgate binary as a user meets it: help, bad input, exit codes.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -97,6 +99,24 @@ TEST(CliTest, ManualRunWorksWithoutACoordinator) {
       RunCommand({PerfgateBinary(), "run", testing::SourceDir() + "/bench_cases/demo.yaml", "--case", "nope"});
   EXPECT_EQ(unknown.exit_code, 2);
   EXPECT_THAT(unknown.output, HasSubstr("has no case 'nope'; its cases: spin_2m, alloc_64mib, "));
+}
+
+// A run killed mid-case (SIGKILL) leaves its case's scratch folder; the
+// next run by hand removes it, as an agent's start does for agents.
+TEST(CliTest, AKilledRunsScratchFolderIsRemovedByTheNextRun) {
+  testing::TempDir tmp;
+  const pid_t dead = fork();
+  if (dead == 0) _exit(0);
+  ASSERT_EQ(waitpid(dead, nullptr, 0), dead);
+  const std::string left = tmp.File("perfgate-case-" + std::to_string(dead) + "-AbCdEf");
+  std::filesystem::create_directories(left + "/deep");
+  const std::string live = tmp.File("perfgate-case-" + std::to_string(getpid()) + "-AbCdEf");  // a running agent's
+  std::filesystem::create_directories(live);
+  auto result = RunCommand({"/usr/bin/env", "TMPDIR=" + tmp.path(), PerfgateBinary(), "run", "--repeats", "1",
+                            "--warmup", "0", "--", "/bin/true"});
+  EXPECT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_FALSE(std::filesystem::exists(left));
+  EXPECT_TRUE(std::filesystem::exists(live));
 }
 
 TEST(CliTest, GpuSuiteOnAMachineWithoutAGpu) {
