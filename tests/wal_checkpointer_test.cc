@@ -18,16 +18,6 @@
 namespace perfgate {
 namespace {
 
-// Waits (polling, up to a minute) for the checkpointer to have run `n` times.
-bool WaitForCheckpoints(const WalCheckpointer& c, uint64_t n) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(1);
-  while (c.checkpoints() < n) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return true;
-}
-
 // A new database at `path` in WAL mode with a table t (b); null if it could
 // not be made. The caller closes it.
 sqlite3* OpenWalDatabase(const std::string& path) {
