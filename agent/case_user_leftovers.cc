@@ -140,28 +140,11 @@ bool MayHoldOwnedEntries(const CaseUser& user, const std::vector<std::string>& f
   return false;
 }
 
-// The entries `user` owns at the top of `folder`, when `folder` is root's
-// and sticky (/tmp, /dev/shm): there only an entry's owner can rename or
-// replace it, and no process of that user runs, so the agent can remove
-// them as root (`rm`, which never follows a link inside the tree) with
-// whatever other users put inside them. As that user it could not: a case
-// can open a folder of its own to others (0733), where another case user's
-// files would then stop every later removal.
-std::vector<std::string> OwnedAtTopOfStickyFolder(const CaseUser& user, const std::string& folder) {
+// Whether `folder` is root's and sticky (/tmp, /dev/shm): there only an
+// entry's owner can rename or replace it.
+bool RootsAndSticky(const std::string& folder) {
   struct stat st;
-  if (lstat(folder.c_str(), &st) != 0 || st.st_uid != 0 || !(st.st_mode & S_ISVTX)) return {};
-  std::vector<std::string> owned;
-  DIR* dir = opendir(folder.c_str());
-  if (!dir) return {};
-  while (dirent* entry = readdir(dir)) {
-    if (std::strcmp(entry->d_name, ".") == 0 || std::strcmp(entry->d_name, "..") == 0) continue;
-    struct stat entry_st;
-    if (fstatat(dirfd(dir), entry->d_name, &entry_st, AT_SYMLINK_NOFOLLOW) == 0 && entry_st.st_uid == user.uid) {
-      owned.push_back(folder + "/" + entry->d_name);
-    }
-  }
-  closedir(dir);
-  return owned;
+  return lstat(folder.c_str(), &st) == 0 && st.st_uid == 0 && (st.st_mode & S_ISVTX);
 }
 
 ExecSpec SweepSpec(const CaseUser& user, const LeftoverSweep& sweep, std::vector<std::string> argv) {
@@ -188,21 +171,33 @@ absl::Status Unfinished(const CaseUser& user, const std::string& what, const Exe
                                           "); remove it by hand, or give the agent a fresh case user"));
 }
 
-// Removes, as root, what OwnedAtTopOfStickyFolder finds in `folders`.
+// Removes, as root, the entries `user` owns at the top of those of
+// `folders` that are root's and sticky, whole, with whatever other users
+// put inside them: there no one but their owner can rename or replace
+// them, and no process of that user runs, so `rm` as root (which never
+// follows a link inside a tree) removes just them. As that user it could
+// not: a case can open a folder of its own to all (0733), where another
+// user's files would then stop every later removal. `find` hands them to
+// `rm` in batches that fit the kernel's limit on arguments.
 absl::Status RemoveOwnedAtTop(const CaseUser& user, const LeftoverSweep& sweep,
                               const std::vector<std::string>& folders, Leftovers* found) {
-  std::vector<std::string> argv = {"rm", "-rf", "--one-file-system", "--"};
+  std::vector<std::string> argv = {"find"};
   for (const std::string& folder : folders) {
-    for (std::string& path : OwnedAtTopOfStickyFolder(user, folder)) {
-      found->entries.push_back(EscapeControls(EscapeInvalidUtf8(path)));
-      argv.push_back(std::move(path));
-    }
+    if (RootsAndSticky(folder)) argv.push_back(folder);
   }
-  if (argv.size() == 4) return absl::OkStatus();
+  if (argv.size() == 1) return absl::OkStatus();
+  for (const char* word : {"-mindepth", "1", "-maxdepth", "1", "-uid"}) argv.push_back(word);
+  argv.push_back(std::to_string(user.uid));
+  for (const char* word : {"-print0", "-exec", "rm", "-rf", "--one-file-system", "--", "{}", "+"}) {
+    argv.push_back(word);
+  }
   ExecSpec spec = SweepSpec(user, sweep, std::move(argv));
   spec.user = nullptr;
   const ExecResult r = Execute(spec, sweep.cancel);
-  return r.ok() ? absl::OkStatus() : Unfinished(user, "rm", r);
+  for (absl::string_view entry : absl::StrSplit(r.out, '\0', absl::SkipEmpty())) {
+    found->entries.push_back(EscapeControls(EscapeInvalidUtf8(entry)));
+  }
+  return r.ok() ? absl::OkStatus() : Unfinished(user, "rm as root", r);
 }
 
 absl::Status RemoveEntries(const CaseUser& user, const LeftoverSweep& sweep, Leftovers* found) {
@@ -217,20 +212,34 @@ absl::Status RemoveEntries(const CaseUser& user, const LeftoverSweep& sweep, Lef
   return absl::OkStatus();
 }
 
-absl::Status RemoveIpcObjects(const CaseUser& user, const LeftoverSweep& sweep, Leftovers* found) {
-  std::vector<std::string> argv = {"ipcrm"};
+// ipcrm's arguments for every System V IPC object of `user`: flag, id, flag, id, ...
+std::vector<std::string> IpcIdsLeft(const CaseUser& user) {
+  std::vector<std::string> args;
   for (const IpcTable& table : kIpcTables) {
     absl::StatusOr<std::string> text = ReadFileBounded(table.path, 16 << 20, "System V IPC table");
     if (!text.ok()) continue;  // a kernel without System V IPC
     for (std::string& id : IpcIdsOf(user.uid, *text)) {
-      argv.push_back(table.ipcrm_flag);
-      argv.push_back(std::move(id));
-      ++found->ipc_objects;
+      args.push_back(table.ipcrm_flag);
+      args.push_back(std::move(id));
     }
   }
-  if (argv.size() == 1) return absl::OkStatus();
-  const ExecResult r = Execute(SweepSpec(user, sweep, std::move(argv)), sweep.cancel);
-  return r.ok() ? absl::OkStatus() : Unfinished(user, "ipcrm", r);
+  return args;
+}
+
+absl::Status RemoveIpcObjects(const CaseUser& user, const LeftoverSweep& sweep, Leftovers* found) {
+  const std::vector<std::string> args = IpcIdsLeft(user);
+  found->ipc_objects = static_cast<int>(args.size() / 2);
+  // In batches, well within the kernel's limit on one command's arguments.
+  constexpr size_t kObjectsPerCall = 1000;
+  for (size_t at = 0; at < args.size(); at += 2 * kObjectsPerCall) {
+    std::vector<std::string> argv = {"ipcrm"};
+    argv.insert(argv.end(), args.begin() + at, args.begin() + std::min(args.size(), at + 2 * kObjectsPerCall));
+    const ExecResult r = Execute(SweepSpec(user, sweep, std::move(argv)), sweep.cancel);
+    // ipcrm fails on an id that went away meanwhile (its owner removed it):
+    // what matters is that none of the user's are left.
+    if (!r.ok() && !IpcIdsLeft(user).empty()) return Unfinished(user, "ipcrm", r);
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace

@@ -371,6 +371,28 @@ TEST(CaseUserTest, ATreeOfTheUsersAtTheTopOfAStickyFolderGoesWithWhatOthersPutIn
   EXPECT_FALSE(std::filesystem::exists(own));
 }
 
+// More entries than one command's arguments can hold (the kernel's limit,
+// 2 MiB here) are removed in batches; one `rm` of them all could never start,
+// and every later case of the user failed.
+TEST(CaseUserTest, MoreLeftoversThanOneCommandCanNameAreAllRemoved) {
+  REQUIRE_NOBODY(user);
+  testing::TempDir dir;
+  chmod(dir.path().c_str(), 01777);
+  const std::string long_name(200, 'x');
+  constexpr int kFiles = 15'000;  // 3 MB of names
+  for (int i = 0; i < kFiles; ++i) {
+    const std::string file = dir.File(long_name + std::to_string(i));
+    std::ofstream(file).put('x');
+    ASSERT_EQ(chown(file.c_str(), user->uid, user->gid), 0);
+  }
+  LeftoverSweep sweep;
+  sweep.folders = {dir.path()};
+  absl::StatusOr<Leftovers> removed = RemoveCaseUserLeftovers(*user, sweep);
+  ASSERT_TRUE(removed.ok()) << removed.status();
+  EXPECT_EQ(removed->entries.size(), static_cast<size_t>(kFiles));
+  EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
+}
+
 // Python's ctypes, for the keyring system calls (no keyctl(1) here).
 std::string KeyringScript(const std::string& calls) {
   return "/usr/bin/python3 -c \"import ctypes; l = ctypes.CDLL(None); " + calls + "\"";
