@@ -1,7 +1,9 @@
 #include "agent/executor.h"
 
 #include <fcntl.h>
-#include <linux/keyctl.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -13,9 +15,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstddef>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <memory>
 #include <mutex>
 #include <sstream>
@@ -136,7 +140,7 @@ struct ChildSetup {
   size_t group_count = 0;
   // vfork path: the child writes its failure straight into the parent's memory.
   volatile int child_errno = 0;
-  volatile char failed_step = 0;  // 'g' cgroup, 'u' user, 'k' keyrings, 'c' chdir, 'e' exec
+  volatile char failed_step = 0;  // 'g' cgroup, 'u' user, 'k' keyring filter, 'c' chdir, 'e' exec
   // vfork path: when the child is about to exec, so the clock leaves out
   // the spawn and the cgroup join (the agent's costs, not the case's).
   Clock::time_point exec_at;
@@ -156,15 +160,46 @@ bool SwitchUser(const ChildSetup& s) {
          syscall(SYS_setresuid, s.uid, s.uid, s.uid) == 0;
 }
 
-// A case user's keyrings, made its own before exec: a new session keyring
-// (it would otherwise share the agent's, with what the agent's login put
-// there and what an earlier case added), and that user's user keyrings
-// emptied, which outlive every process of the user and so would carry keys
-// from one pull request's case to the next. After SwitchUser.
-bool FreshKeyrings() {
-  return syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, nullptr) >= 0 &&
-         syscall(SYS_keyctl, KEYCTL_CLEAR, KEY_SPEC_USER_KEYRING) == 0 &&
-         syscall(SYS_keyctl, KEYCTL_CLEAR, KEY_SPEC_USER_SESSION_KEYRING) == 0;
+// A case user's case may not use the kernel's keyrings (keyctl, add_key,
+// request_key fail with EPERM), as Docker's default seccomp profile has it:
+// keys outlive processes (the user's keyrings, the persistent keyring kept
+// three days), so one pull request's case could leave keys for the next,
+// read the agent's session keyring it inherits, fill the user's key quota,
+// or make the user's keyrings unwritable. Installing the filter as that
+// user needs no_new_privs, which also keeps set-user-ID programs from
+// raising the case's rights. On x86-64 only (the filter names its system
+// call numbers, i386's and x32's included); elsewhere nothing is filtered.
+#if defined(__x86_64__)
+constexpr uint32_t kX32Bit = 0x40000000;
+constexpr uint32_t kI386AddKey = 286, kI386RequestKey = 287, kI386Keyctl = 288;
+const sock_filter kNoKeyrings[] = {
+    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_I386, 7, 0),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 0, 5),  // else: allow
+    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+    BPF_STMT(BPF_ALU | BPF_AND | BPF_K, ~kX32Bit),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_add_key, 8, 0),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_request_key, 7, 0),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_keyctl, 6, 0),
+    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),  // i386
+    BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, kI386AddKey, 0, 2),
+    BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, kI386Keyctl, 1, 0),
+    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),  // x86-64 and x32: the three above
+};
+static_assert(kI386RequestKey == kI386AddKey + 1 && kI386Keyctl == kI386AddKey + 2);
+#endif
+
+// Installs kNoKeyrings on this task; false (errno set) if it could not be.
+bool ForbidKeyrings() {
+#if defined(__x86_64__)
+  const sock_fprog program{static_cast<unsigned short>(std::size(kNoKeyrings)), const_cast<sock_filter*>(kNoKeyrings)};
+  return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program) == 0;
+#else
+  return true;
+#endif
 }
 
 // The child's side of a spawn. Runs after fork, or in the agent's own memory
@@ -221,7 +256,7 @@ bool FreshKeyrings() {
     } else {
       prctl(PR_SET_PDEATHSIG, SIGKILL);  // a change of user clears it
       if (getppid() != s->parent) _exit(127);
-      if (!FreshKeyrings()) {
+      if (!ForbidKeyrings()) {
         err = errno;
         step = 'k';
       }
@@ -567,8 +602,7 @@ std::string ChildFailure(const Spawned& spawned, const ExecSpec& spec, const std
     case 'u':
       return absl::StrCat("cannot become the case's user '", spec.user ? spec.user->name : "?", "': ", why);
     case 'k':
-      return absl::StrCat("cannot give the case keyrings of its own as '", spec.user ? spec.user->name : "?",
-                          "' (keyctl): ", why);
+      return absl::StrCat("cannot keep the case from the kernel's keyrings (seccomp): ", why);
     case 'c':
       return absl::StrCat("cannot enter working directory '", spec.cwd, "': ", why, AsUser(spec));
     default:

@@ -398,11 +398,13 @@ std::string KeyringScript(const std::string& calls) {
   return "/usr/bin/python3 -c \"import ctypes; l = ctypes.CDLL(None); " + calls + "\"";
 }
 
-// Keys outlive processes: the user's keyring, and the session keyring a
-// case would share with the agent (and with every other case) if it kept it.
-TEST(CaseUserTest, ACaseFindsNoKeyOfTheAgentsNorOfAnEarlierCase) {
+// Keys outlive processes (the user's keyrings, its persistent keyring), and
+// a case would inherit the agent's session keyring: a case user's case may
+// not use keyrings at all, as in Docker's default seccomp profile. Before,
+// a key one case added was there for the next, and the agent's was readable.
+TEST(CaseUserTest, ACaseCanNeitherLeaveKeysNorReadTheAgents) {
   REQUIRE_NOBODY(user);
-  constexpr long kAddKey = 248, kKeyctl = 250, kJoinSession = 1, kSearch = 10, kSession = -3, kUser = -4;
+  constexpr long kAddKey = 248, kKeyctl = 250, kJoinSession = 1, kSearch = 10, kSession = -3;
   OnOwnThread([&] {  // a keyring joined here stays with this thread
     ASSERT_GE(syscall(kKeyctl, kJoinSession, nullptr), 0);
     ASSERT_GT(syscall(kAddKey, "user", "perfgate-test-agents", "secret", 6, kSession), 0);
@@ -410,10 +412,14 @@ TEST(CaseUserTest, ACaseFindsNoKeyOfTheAgentsNorOfAnEarlierCase) {
     options.user = &*user;
     const v1::CaseResult plant = RunCase(
         ShellCase("plant", KeyringScript("print(l.syscall(248, b'user', b'perfgate-test-left', b'x', 1, -4), "
-                                         "l.syscall(248, b'user', b'perfgate-test-left', b'x', 1, -3))")),
+                                         "l.syscall(248, b'user', b'perfgate-test-left', b'x', 1, -3), "
+                                         "l.syscall(250, 22, -1, -2), ctypes.get_errno())") +
+                               "; grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status"),
         ProbeHost(), options);
     ASSERT_EQ(plant.outcome(), v1::CaseResult::OUTCOME_OK) << plant.error() << plant.stderr_tail();
-    EXPECT_THAT(plant.stdout_tail(), Not(HasSubstr("-1"))) << "the case could add its keys";
+    EXPECT_THAT(plant.stdout_tail(), HasSubstr("-1 -1 -1"));  // user, session, persistent (KEYCTL_GET_PERSISTENT)
+    EXPECT_THAT(plant.stdout_tail(), HasSubstr("NoNewPrivs:\t1"));
+    EXPECT_THAT(plant.stdout_tail(), HasSubstr("Seccomp:\t2"));
     const v1::CaseResult look = RunCase(
         ShellCase("look", KeyringScript("print([l.syscall(250, 10, ring, b'user', name, 0) for ring in (-4, -3) "
                                         "for name in (b'perfgate-test-left', b'perfgate-test-agents')])")),
@@ -421,6 +427,10 @@ TEST(CaseUserTest, ACaseFindsNoKeyOfTheAgentsNorOfAnEarlierCase) {
     ASSERT_EQ(look.outcome(), v1::CaseResult::OUTCOME_OK) << look.error() << look.stderr_tail();
     EXPECT_EQ(look.stdout_tail(), "[-1, -1, -1, -1]\n");
     EXPECT_GT(syscall(kKeyctl, kSearch, kSession, "user", "perfgate-test-agents", 0), 0) << "the agent's own stays";
+    const v1::CaseResult as_agent = RunCase(  // without a case user, nothing is filtered
+        ShellCase("agent", KeyringScript("print(l.syscall(250, 10, -3, b'user', b'perfgate-test-agents', 0) > 0)")),
+        ProbeHost(), {});
+    EXPECT_EQ(as_agent.stdout_tail(), "True\n");
   });
 }
 
