@@ -35,8 +35,11 @@ void RemoveStaleScratchFolders() {
       continue;
     }
     if (pid <= 0 || pid == getpid()) continue;
+    struct stat st;  // another user's folder is not an agent's, whatever its name
+    const std::string path = absl::StrCat(root, "/", entry->d_name);
+    if (lstat(path.c_str(), &st) != 0 || st.st_uid != geteuid()) continue;
     if (kill(pid, 0) != 0 && errno == ESRCH) {
-      RemoveScratchFolder(absl::StrCat(root, "/", entry->d_name));
+      RemoveScratchFolder(path);
     }
   }
   closedir(dir);

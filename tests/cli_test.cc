@@ -112,11 +112,16 @@ TEST(CliTest, AKilledRunsScratchFolderIsRemovedByTheNextRun) {
   std::filesystem::create_directories(left + "/deep");
   const std::string live = tmp.File("perfgate-case-" + std::to_string(getpid()) + "-AbCdEf");  // a running agent's
   std::filesystem::create_directories(live);
+  const std::string others = tmp.File("perfgate-case-" + std::to_string(dead) + "-XyZxYz");  // named so by another user
+  std::filesystem::create_directories(others);
+  const bool root = geteuid() == 0;  // only root can give a folder to another user
+  if (root) ASSERT_EQ(chown(others.c_str(), 65534, 65534), 0);
   auto result = RunCommand({"/usr/bin/env", "TMPDIR=" + tmp.path(), PerfgateBinary(), "run", "--repeats", "1",
                             "--warmup", "0", "--", "/bin/true"});
   EXPECT_EQ(result.exit_code, 0) << result.output;
   EXPECT_FALSE(std::filesystem::exists(left));
   EXPECT_TRUE(std::filesystem::exists(live));
+  if (root) EXPECT_TRUE(std::filesystem::exists(others)) << "not this user's";
 }
 
 TEST(CliTest, GpuSuiteOnAMachineWithoutAGpu) {
