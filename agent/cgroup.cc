@@ -268,21 +268,45 @@ uint64_t OwnStartTicks() {
   return ticks;
 }
 
+// This process's pid namespace (the inode of /proc/self/ns/pid), also in
+// the names: agents in containers may share a group parent, and a pid
+// means nothing in another namespace (one agent would take another's live
+// cases for a dead agent's leftovers, and kill them). 0 if unknown.
+uint64_t OwnPidNamespace() {
+  static const uint64_t ns = [] {
+    struct stat st;
+    return stat("/proc/self/ns/pid", &st) == 0 ? static_cast<uint64_t>(st.st_ino) : 0;
+  }();
+  return ns;
+}
+
 // Whether the agent that made the run group `name` is gone: it exited, or
 // its pid is another process's now (a later one's, or this one's, in a
 // container that starts every agent with the same pid). Names are
-// "run-PID-START-N"; "run-PID-N", of agents before the start was in the
-// name, only once that pid has exited. Where /proc cannot tell, the maker is
-// taken to be alive and its groups stay.
+// "run-NS-PID-START-N" (OwnPidNamespace, OwnStartTicks): a group of another
+// pid namespace is never judged from this one. "run-PID-N", of agents before
+// the rest was in the name, only once that pid has exited. Where /proc
+// cannot tell, the maker is taken to be alive and its groups stay.
 bool MakerGone(const char* name) {
   pid_t pid = 0;
-  unsigned long long start = 0, n = 0;
-  if (sscanf(name, "run-%d-%llu-%llu", &pid, &start, &n) == 3) {
+  unsigned long long ns = 0, start = 0, n = 0;
+  if (sscanf(name, "run-%llu-%d-%llu-%llu", &ns, &pid, &start, &n) == 4) {
+    if (ns != OwnPidNamespace() || ns == 0) return false;
     const ProcessStart now = StartOf(pid);
     return now.exited || (now.ticks && *now.ticks != start);
   }
   if (sscanf(name, "run-%d-%llu", &pid, &n) == 2) return pid != getpid() && StartOf(pid).exited;
   return false;  // not a run group
+}
+
+// Whether MakerGone can tell `name`'s maker for certain, so that what is
+// left in the group may be killed; for names of agents from before
+// (run-PID-N), which may come from another pid namespace, only an empty
+// group is removed, as those agents did.
+bool MakerKnown(const char* name) {
+  pid_t pid = 0;
+  unsigned long long ns = 0, start = 0, n = 0;
+  return sscanf(name, "run-%llu-%d-%llu-%llu", &ns, &pid, &start, &n) == 4;
 }
 
 // Removes the run groups of agents that died without removing them
@@ -297,7 +321,7 @@ size_t RemoveStaleGroups(const std::string& parent) {
   while (dirent* entry = readdir(dir)) {
     if (!MakerGone(entry->d_name)) continue;
     const std::string group = parent + "/" + entry->d_name;
-    if (rmdir(group.c_str()) != 0 && errno == EBUSY) {
+    if (rmdir(group.c_str()) != 0 && errno == EBUSY && MakerKnown(entry->d_name)) {
       killed += KillEveryMember(group);
       rmdir(group.c_str());
     }
@@ -483,8 +507,9 @@ const CgroupParent& DefaultCgroupParent() {
 absl::StatusOr<std::unique_ptr<RunCgroup>> RunCgroup::Create(const CgroupParent& parent, RunCgroup* lender) {
   static std::atomic<uint64_t> next{0};
   std::unique_ptr<RunCgroup> run(new RunCgroup);
-  // "run-<agent pid>-<its start>-<n>" (MakerGone), the same in every hierarchy where a group is made for this run.
-  const std::string name = absl::StrCat("/run-", getpid(), "-", OwnStartTicks(), "-", next.fetch_add(1));
+  // "run-<pid namespace>-<agent pid>-<its start>-<n>" (MakerGone), the same in every hierarchy where a group is made for this run.
+  const std::string name =
+      absl::StrCat("/run-", OwnPidNamespace(), "-", getpid(), "-", OwnStartTicks(), "-", next.fetch_add(1));
   run->kill_by_file_ = parent.kill_by_file_;
   if (parent.memory_source_ != MemorySource::kRusage) {
     run->memory_group_ = parent.memory_dir_ + name;

@@ -324,15 +324,23 @@ TEST_F(CgroupExecutorTest, WhatADeadAgentsCaseLeftRunningIsKilledWhenTheNextAgen
   if (zombie == 0) _exit(0);
   siginfo_t info{};
   ASSERT_EQ(waitid(P_PID, zombie, &info, WEXITED | WNOWAIT), 0);  // exited, not reaped
-  const std::string live = "run-" + std::to_string(getpid()) + "-" + std::to_string(StartTicksOf(getpid())) + "-99";
-  const std::vector<std::string> stale = {
-      "run-" + std::to_string(reaped) + "-12345-1",
-      "run-" + std::to_string(zombie) + "-" + std::to_string(StartTicksOf(zombie)) + "-1",
-      "run-" + std::to_string(getpid()) + "-" + std::to_string(StartTicksOf(getpid()) + 1) + "-1",  // pid reused
+  struct stat ns;
+  ASSERT_EQ(stat("/proc/self/ns/pid", &ns), 0);
+  const auto name = [&](uint64_t pid_namespace, pid_t pid, uint64_t start) {
+    return "run-" + std::to_string(pid_namespace) + "-" + std::to_string(pid) + "-" + std::to_string(start) + "-1";
   };
-  std::vector<pid_t> leftovers;
-  for (const std::string& name : stale) leftovers.push_back(LeftoverIn(parent_, name));
-  const pid_t kept = LeftoverIn(parent_, live);
+  const std::vector<std::string> stale = {
+      name(ns.st_ino, reaped, 12345),
+      name(ns.st_ino, zombie, StartTicksOf(zombie)),
+      name(ns.st_ino, getpid(), StartTicksOf(getpid()) + 1),  // the pid is another process's now
+  };
+  const std::vector<std::string> live = {
+      name(ns.st_ino, getpid(), StartTicksOf(getpid())),
+      name(ns.st_ino + 1, reaped, 12345),  // another pid namespace's agent: its pids mean nothing here
+  };
+  std::vector<pid_t> leftovers, kept;
+  for (const std::string& group : stale) leftovers.push_back(LeftoverIn(parent_, group));
+  for (const std::string& group : live) kept.push_back(LeftoverIn(parent_, group));
 
   const CgroupParent next_agent = CgroupParent::Detect("perfgate-test-" + std::to_string(getpid()));
   EXPECT_EQ(next_agent.killed_at_start(), stale.size());
@@ -344,12 +352,20 @@ TEST_F(CgroupExecutorTest, WhatADeadAgentsCaseLeftRunningIsKilledWhenTheNextAgen
   for (const std::string& name : stale) {
     EXPECT_FALSE(std::filesystem::exists(parent_.kill_folder() + "/" + name)) << name;
   }
-  EXPECT_TRUE(std::filesystem::exists(parent_.kill_folder() + "/" + live)) << "a live agent's group";
-  EXPECT_TRUE(std::filesystem::exists(parent_.memory_folder() + "/" + live)) << "a live agent's group";
-  kill(kept, SIGKILL);
-  waitpid(kept, nullptr, 0);
+  for (const std::string& group : live) {
+    EXPECT_TRUE(std::filesystem::exists(parent_.kill_folder() + "/" + group)) << "a live agent's group " << group;
+    EXPECT_TRUE(std::filesystem::exists(parent_.memory_folder() + "/" + group)) << "a live agent's group " << group;
+  }
+  for (pid_t pid : kept) {
+    int status = 0;
+    EXPECT_EQ(waitpid(pid, &status, WNOHANG), 0) << "a live agent's case was killed";
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+  }
   waitpid(zombie, nullptr, 0);
-  for (const std::string& folder : {parent_.kill_folder(), parent_.memory_folder()}) rmdir((folder + "/" + live).c_str());
+  for (const std::string& group : live) {
+    for (const std::string& folder : {parent_.kill_folder(), parent_.memory_folder()}) rmdir((folder + "/" + group).c_str());
+  }
 }
 
 TEST_F(CgroupExecutorTest, RunGroupsAndParentsAreRemoved) {
@@ -376,7 +392,7 @@ TEST_F(CgroupExecutorTest, TheCaseIsInItsRunsGroupsInEveryHierarchy) {
     if (supplied) spec.supplies = &supplies;
     ExecResult r = Run(spec);
     ASSERT_TRUE(r.ok()) << r.Describe() << r.err;
-    const std::string run = "/run-" + std::to_string(getpid()) + "-";
+    const std::string run = "-" + std::to_string(getpid()) + "-";  // run-<pid namespace>-<pid>-<start>-<n>
     // One line per hierarchy in /proc/self/cgroup: "0::/path" (v2), "4:memory:/path" (v1).
     const size_t hierarchies = parent_.kill_folder() == parent_.memory_folder() ? 1 : 2;
     std::istringstream lines(r.out);
