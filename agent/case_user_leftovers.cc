@@ -20,17 +20,15 @@
 namespace perfgate {
 namespace {
 
-// The IPC tables: /proc file, the id column's header, ipcrm's flag.
+// The IPC tables (IpcIdsOf reads them) and ipcrm's flag for each.
 struct IpcTable {
   const char* path;
-  const char* id_column;
   const char* ipcrm_flag;
 };
-constexpr IpcTable kIpcTables[] = {{"/proc/sysvipc/shm", "shmid", "-m"},
-                                   {"/proc/sysvipc/sem", "semid", "-s"},
-                                   {"/proc/sysvipc/msg", "msqid", "-q"}};
+constexpr IpcTable kIpcTables[] = {
+    {"/proc/sysvipc/shm", "-m"}, {"/proc/sysvipc/sem", "-s"}, {"/proc/sysvipc/msg", "-q"}};
 
-// How many entries the log line names; the count covers them all.
+// How many entries Leftovers::Describe names; its count covers them all.
 constexpr size_t kNamedEntries = 5;
 
 // Every folder of `folders` that is one here.
