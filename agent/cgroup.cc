@@ -465,6 +465,12 @@ std::string CgroupParent::Describe(const std::string& kill_how, const std::strin
   return out;
 }
 
+std::string CgroupParent::DescribeKilledAtStart() const {
+  if (killed_at_start_ == 0) return "";
+  return absl::StrCat("killed ", killed_at_start_,
+                      " process(es) that cases of agents no longer running left in their run groups");
+}
+
 void CgroupParent::RemoveParents() const {
   if (below_own_group_) {
     for (const std::string& dir : {kill_dir_, memory_dir_}) {

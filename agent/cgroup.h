@@ -49,6 +49,8 @@ class CgroupParent {
   // How many processes that agents no longer running left in their run
   // groups Detect killed, before it removed those groups.
   size_t killed_at_start() const { return killed_at_start_; }
+  // The start-up line that says so; "" when Detect killed nothing.
+  std::string DescribeKilledAtStart() const;
   // The parent folders of the run groups ("" if none; may be the same).
   const std::string& memory_folder() const { return memory_dir_; }
   const std::string& kill_folder() const { return kill_dir_; }

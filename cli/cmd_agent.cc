@@ -136,9 +136,8 @@ int Serve(const AgentFlags& flags) {
             << "perfgate agent " << id << ": instructions: " << host.instruction_counter_note() << "\n"
             << "perfgate agent " << id << ": " << host.memory_note() << "\n"
             << "perfgate agent " << id << ": " << DescribeCaseUser(options->case_user) << "\n";
-  if (size_t killed = DefaultCgroupParent().killed_at_start()) {
-    std::cerr << "perfgate agent " << id << ": killed " << killed
-              << " process(es) that cases of agents no longer running left in their run groups\n";
+  if (std::string killed = DefaultCgroupParent().DescribeKilledAtStart(); !killed.empty()) {
+    std::cerr << "perfgate agent " << id << ": " << killed << "\n";
   }
   AgentWorker worker(*options, host);
   OnTerminationSignal([&worker](int) { worker.Stop(); });

@@ -141,9 +141,8 @@ void RunHere(const RunFlags& flags, int* exit_code) {
   const v1::HostFingerprint host = ProbeHost();
   std::cerr << "perfgate run: " << DescribeHost(host) << "\n"
             << "perfgate run: " << host.memory_note() << "\n";
-  if (size_t killed = DefaultCgroupParent().killed_at_start()) {
-    std::cerr << "perfgate run: killed " << killed
-              << " process(es) that cases of agents no longer running left in their run groups\n";
+  if (std::string killed = DefaultCgroupParent().DescribeKilledAtStart(); !killed.empty()) {
+    std::cerr << "perfgate run: " << killed << "\n";
   }
   const bool tty = isatty(STDERR_FILENO);
   LocalRunOptions options = RunOptions(flags, &cancel, tty);
