@@ -223,7 +223,8 @@ class CaseRun {
       result_.set_error(unmet);
       return std::move(result_);
     }
-    if (Prepare() && RemoveLeftovers() && ChooseCounter() && WarmUp() && Sample() && CountRegions() && CountWithCallgrind()) {
+    if (Prepare() && RemoveLeftovers() && ChooseCounter() && WarmUp() && Sample() && CountRegions() &&
+        CountWithCallgrind()) {
       if (result_.output_dropped_bytes() > 0) {
         result_.add_notes(
             absl::StrCat(result_.output_dropped_bytes(), " bytes of output beyond output_limit were dropped"));

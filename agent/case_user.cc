@@ -187,9 +187,11 @@ std::string DescribeGroups(const CaseUser& user) {
 
 absl::Status IsolateCaseUser(const CaseUser& user, const CgroupParent& cgroups) {
   if (!cgroups.makes_groups()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "--case-user '", user.name, "' needs control groups, so that every process a case leaves is killed before "
-        "the next case starts (a leftover of that user could reach the next one); here: ", cgroups.description()));
+    return absl::FailedPreconditionError(
+        absl::StrCat("--case-user '", user.name,
+                     "' needs control groups, so that every process a case leaves is killed before "
+                     "the next case starts (a leftover of that user could reach the next one); here: ",
+                     cgroups.description()));
   }
   if (absl::Status claimed = ClaimCaseUser(user); !claimed.ok()) return claimed;
   return CheckCaseUserAlone(user);
@@ -204,11 +206,12 @@ absl::Status CheckCaseUserAlone(const CaseUser& user) {
   }
   struct stat home;
   if (stat(user.home.c_str(), &home) == 0 && S_ISDIR(home.st_mode) && PermitsTo(user, home, S_IWUSR)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "--case-user '", user.name, "' can write its home folder ", user.home, " (mode ", Octal(home.st_mode),
-        ", uid ", home.st_uid, "), where one pull request's case could leave files (~/.local, ~/.gitconfig) that "
-        "change a later one's; give it a home it cannot write: usermod --home /nonexistent ",
-        user.name, " (cases get their scratch folder as HOME)"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("--case-user '", user.name, "' can write its home folder ", user.home, " (mode ",
+                     Octal(home.st_mode), ", uid ", home.st_uid,
+                     "), where one pull request's case could leave files (~/.local, ~/.gitconfig) that "
+                     "change a later one's; give it a home it cannot write: usermod --home /nonexistent ",
+                     user.name, " (cases get their scratch folder as HOME)"));
   }
   return absl::OkStatus();
 }
@@ -219,7 +222,8 @@ absl::Status CheckUnreadableBy(const CaseUser& user, const std::vector<std::stri
     if (path.empty() || stat(path.c_str(), &st) != 0) continue;
     if (PermitsTo(user, st, S_IRUSR)) {
       return absl::FailedPreconditionError(absl::StrCat(
-          path, " (mode ", Octal(st.st_mode), ", uid ", st.st_uid, ", gid ", st.st_gid, ") is readable by --case-user '", user.name,
+          path, " (mode ", Octal(st.st_mode), ", uid ", st.st_uid, ", gid ", st.st_gid,
+          ") is readable by --case-user '", user.name,
           "', so every case could read it; make it root's alone: chown root: ", path, " && chmod 600 ", path));
     }
   }

@@ -25,7 +25,7 @@ struct CaseUser {
   uid_t uid = 0;
   gid_t gid = 0;
   std::vector<gid_t> groups;  // supplementary, as initgroups(3) would set them
-  std::string home;  // as the password database has it; a case gets its scratch folder as HOME
+  std::string home;           // as the password database has it; a case gets its scratch folder as HOME
 };
 
 // The user named `name` (or a numeric uid) in the password database.

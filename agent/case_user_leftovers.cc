@@ -47,16 +47,21 @@ std::vector<std::string> ExistingFolders(const std::vector<std::string>& folders
 // again. `rm` first, so that each try removes what it can; `chmod -R
 // u+rwx` only when that failed (a case may have closed its own folders), as
 // that walks the whole tree before `rm` removes anything.
+constexpr char kRemoveBatch[] =  // run by `find -exec ... {} +` on a batch of entries
+    "rm -rf --one-file-system -- \"$@\" 2>/dev/null || "
+    "{ chmod -R u+rwx -- \"$@\" 2>/dev/null; rm -rf --one-file-system -- \"$@\"; }";
+
 std::vector<std::string> FindArgv(uid_t uid, const std::vector<std::string>& folders) {
   std::vector<std::string> argv = {"find"};
   argv.insert(argv.end(), folders.begin(), folders.end());
-  for (const char* word : {"-xdev", "-mindepth", "1", "(", "-uid"}) argv.push_back(word);
-  argv.push_back(std::to_string(uid));
-  for (const char* word :
-       {"-prune", "-print0", "-exec", "sh", "-c",
-        "rm -rf --one-file-system -- \"$@\" 2>/dev/null || { chmod -R u+rwx -- \"$@\" 2>/dev/null; "
-        "rm -rf --one-file-system -- \"$@\"; }", "sh", "{}", "+", ")", "-o", "(",
-        "-type", "d", "!", "(", "-readable", "-executable", ")", "-prune", ")"}) {
+  const std::string owner = std::to_string(uid);
+  // find's expression, one clause a line.
+  // clang-format off
+  for (const char* word : {"-xdev", "-mindepth", "1",
+                           "(", "-uid", owner.c_str(), "-prune", "-print0", "-exec", "sh", "-c", kRemoveBatch, "sh",
+                                "{}", "+", ")",
+                           "-o", "(", "-type", "d", "!", "(", "-readable", "-executable", ")", "-prune", ")"}) {
+    // clang-format on
     argv.push_back(word);
   }
   return argv;
@@ -158,13 +163,12 @@ ExecSpec SweepSpec(const CaseUser& user, const LeftoverSweep& sweep, std::vector
   return spec;
 }
 
-
 // An error for a removal that did not finish, with what it said.
 absl::Status Unfinished(const CaseUser& user, const std::string& what, const ExecResult& r) {
   std::string said = r.err_tail.empty() ? r.err : r.err_tail;
   if (said.size() > 600) said = said.substr(said.size() - 600);
-  return absl::InternalError(absl::StrCat("could not remove what earlier cases of '", user.name, "' left (", what,
-                                          ": ", r.Describe(), r.spawn_error.empty() ? "" : " ", r.spawn_error,
+  return absl::InternalError(absl::StrCat("could not remove what earlier cases of '", user.name, "' left (", what, ": ",
+                                          r.Describe(), r.spawn_error.empty() ? "" : " ", r.spawn_error,
                                           said.empty() ? "" : ": ", EscapeControls(said),
                                           "); remove it by hand, or give the agent a fresh case user"));
 }
@@ -177,8 +181,8 @@ absl::Status Unfinished(const CaseUser& user, const std::string& what, const Exe
 // not: a case can open a folder of its own to all (0733), where another
 // user's files would then stop every later removal. `find` hands them to
 // `rm` in batches that fit the kernel's limit on arguments.
-absl::Status RemoveOwnedAtTop(const CaseUser& user, const LeftoverSweep& sweep,
-                              const std::vector<std::string>& folders, Leftovers* found) {
+absl::Status RemoveOwnedAtTop(const CaseUser& user, const LeftoverSweep& sweep, const std::vector<std::string>& folders,
+                              Leftovers* found) {
   std::vector<std::string> argv = {"find"};
   for (const std::string& folder : folders) {
     if (RootsAndSticky(folder)) argv.push_back(folder);

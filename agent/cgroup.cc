@@ -238,8 +238,8 @@ size_t KillEveryMember(const std::string& group) {
 
 // What /proc/PID/stat says of a process, as far as MakerGone needs.
 struct ProcessStart {
-  bool exited = false;                // no such process, or a zombie its parent has not reaped yet
-  std::optional<uint64_t> ticks;      // when it started, in clock ticks since boot; nullopt if unreadable
+  bool exited = false;            // no such process, or a zombie its parent has not reaped yet
+  std::optional<uint64_t> ticks;  // when it started, in clock ticks since boot; nullopt if unreadable
 };
 
 ProcessStart StartOf(pid_t pid) {
@@ -513,7 +513,8 @@ const CgroupParent& DefaultCgroupParent() {
 absl::StatusOr<std::unique_ptr<RunCgroup>> RunCgroup::Create(const CgroupParent& parent, RunCgroup* lender) {
   static std::atomic<uint64_t> next{0};
   std::unique_ptr<RunCgroup> run(new RunCgroup);
-  // "run-<pid namespace>-<agent pid>-<its start>-<n>" (MakerGone), the same in every hierarchy where a group is made for this run.
+  // "run-<pid namespace>-<agent pid>-<its start>-<n>" (MakerGone), the same in every hierarchy where a group is made
+  // for this run.
   const std::string name =
       absl::StrCat("/run-", OwnPidNamespace(), "-", getpid(), "-", OwnStartTicks(), "-", next.fetch_add(1));
   run->kill_by_file_ = parent.kill_by_file_;

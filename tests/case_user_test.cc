@@ -2,9 +2,11 @@
 // the agent's instrument: links, FIFOs and other users' files where the
 // agent reads what the case wrote (agent/case_files.h), and, run as a case
 // user (agent/case_user.h), the agent's secrets and its own folders.
+#include "agent/case_user.h"
+
+#include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <fcntl.h>
 #include <pwd.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -24,7 +26,6 @@
 #include "agent/callgrind.h"
 #include "agent/case_files.h"
 #include "agent/case_runner.h"
-#include "agent/case_user.h"
 #include "agent/case_user_leftovers.h"
 #include "agent/cgroup.h"
 #include "agent/executor.h"
@@ -198,10 +199,11 @@ TEST(CaseUserTest, ACaseRunsAsTheCaseUserWithItsScratchAsHomeAndTmpdirAndWritesI
   REQUIRE_NOBODY(user);
   CaseRunOptions options;
   options.user = &*user;
-  v1::CaseResult r = RunCase(ResultFileCase("who", "id -u; id -G; echo \"user=$USER\"; "
-                                                   "[ \"$TMPDIR\" = \"$(dirname $PERFGATE_RESULT_FILE)\" ] && "
-                                                   "[ \"$HOME\" = \"$TMPDIR\" ] && echo own-tmpdir-and-home; "
-                                                   "echo who,uid,$(id -u) > \"$PERFGATE_RESULT_FILE\""),
+  v1::CaseResult r = RunCase(ResultFileCase("who",
+                                            "id -u; id -G; echo \"user=$USER\"; "
+                                            "[ \"$TMPDIR\" = \"$(dirname $PERFGATE_RESULT_FILE)\" ] && "
+                                            "[ \"$HOME\" = \"$TMPDIR\" ] && echo own-tmpdir-and-home; "
+                                            "echo who,uid,$(id -u) > \"$PERFGATE_RESULT_FILE\""),
                              ProbeHost(), options);
   ASSERT_EQ(r.outcome(), v1::CaseResult::OUTCOME_OK) << r.error() << r.stderr_tail();
   EXPECT_THAT(r.stdout_tail(), HasSubstr(absl::StrCat(user->uid, "\n")));
@@ -300,16 +302,17 @@ TEST(CaseUserTest, WhatACaseLeftInSharedFoldersAndIpcIsGoneBeforeTheNextCase) {
   chmod((shared + "/deeper").c_str(), 01777);
   CaseRunOptions options;
   options.user = &*user;
-  v1::CaseResult first = RunCase(
-      ShellCase("leave", "echo planted > " + file + " && mkdir -p " + tree + "/a/b && touch " + tree +
-                             "/a/b/f && chmod 000 " + tree + "/a && echo x > " + shm + " && echo planted > " + shared + "/deeper/f && ipcmk -M 4096 && ipcmk -S 1 && ipcmk -Q"),
-      ProbeHost(), options);
+  v1::CaseResult first =
+      RunCase(ShellCase("leave", "echo planted > " + file + " && mkdir -p " + tree + "/a/b && touch " + tree +
+                                     "/a/b/f && chmod 000 " + tree + "/a && echo x > " + shm + " && echo planted > " +
+                                     shared + "/deeper/f && ipcmk -M 4096 && ipcmk -S 1 && ipcmk -Q"),
+              ProbeHost(), options);
   ASSERT_EQ(first.outcome(), v1::CaseResult::OUTCOME_OK) << first.error() << first.stderr_tail();
   ASSERT_TRUE(std::filesystem::exists(file) && std::filesystem::exists(tree) && std::filesystem::exists(shm));
   ASSERT_GE(IpcObjectsOf(user->uid).size(), 3u);
 
-  v1::CaseResult next = RunCase(ShellCase("look", "cat " + file + " " + shm + " 2>&1; ls " + tree + " 2>&1; true"),
-                                ProbeHost(), options);
+  v1::CaseResult next =
+      RunCase(ShellCase("look", "cat " + file + " " + shm + " 2>&1; ls " + tree + " 2>&1; true"), ProbeHost(), options);
   ASSERT_EQ(next.outcome(), v1::CaseResult::OUTCOME_OK) << next.error() << next.stderr_tail();
   EXPECT_THAT(next.stdout_tail(), Not(HasSubstr("planted")));
   EXPECT_FALSE(std::filesystem::exists(file));
@@ -319,8 +322,8 @@ TEST(CaseUserTest, WhatACaseLeftInSharedFoldersAndIpcIsGoneBeforeTheNextCase) {
   EXPECT_TRUE(std::filesystem::exists(shared + "/deeper"));
   EXPECT_THAT(IpcObjectsOf(user->uid), ::testing::IsEmpty());
   EXPECT_THAT(absl::StrJoin(next.notes(), "\n"),
-              AllOf(HasSubstr("removed what earlier cases of 'nobody' left before this one started"),
-                    HasSubstr(file), HasSubstr("System V IPC objects")));
+              AllOf(HasSubstr("removed what earlier cases of 'nobody' left before this one started"), HasSubstr(file),
+                    HasSubstr("System V IPC objects")));
   std::ifstream kept(roots);
   std::string content((std::istreambuf_iterator<char>(kept)), std::istreambuf_iterator<char>());
   EXPECT_EQ(content, "root's\n") << "another user's file is not the case user's to remove";
@@ -410,12 +413,12 @@ TEST(CaseUserTest, ACaseCanNeitherLeaveKeysNorReadTheAgents) {
     ASSERT_GT(syscall(kAddKey, "user", "perfgate-test-agents", "secret", 6, kSession), 0);
     CaseRunOptions options;
     options.user = &*user;
-    const v1::CaseResult plant = RunCase(
-        ShellCase("plant", KeyringScript("print(l.syscall(248, b'user', b'perfgate-test-left', b'x', 1, -4), "
-                                         "l.syscall(248, b'user', b'perfgate-test-left', b'x', 1, -3), "
-                                         "l.syscall(250, 22, -1, -2), ctypes.get_errno())") +
-                               "; grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status"),
-        ProbeHost(), options);
+    const v1::CaseResult plant =
+        RunCase(ShellCase("plant", KeyringScript("print(l.syscall(248, b'user', b'perfgate-test-left', b'x', 1, -4), "
+                                                 "l.syscall(248, b'user', b'perfgate-test-left', b'x', 1, -3), "
+                                                 "l.syscall(250, 22, -1, -2), ctypes.get_errno())") +
+                                       "; grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status"),
+                ProbeHost(), options);
     ASSERT_EQ(plant.outcome(), v1::CaseResult::OUTCOME_OK) << plant.error() << plant.stderr_tail();
     EXPECT_THAT(plant.stdout_tail(), HasSubstr("-1 -1 -1"));  // user, session, persistent (KEYCTL_GET_PERSISTENT)
     EXPECT_THAT(plant.stdout_tail(), HasSubstr("NoNewPrivs:\t1"));
@@ -456,14 +459,14 @@ TEST(CaseUserTest, AUserThatRunsAProcessOrCanWriteItsHomeIsRefused) {
   CaseUser housed = *user;
   housed.home = dir.path();
   ASSERT_EQ(chown(dir.path().c_str(), user->uid, user->gid), 0);
-  EXPECT_THAT(CheckCaseUserAlone(housed).message(),
-              AllOf(HasSubstr("can write its home folder " + dir.path()),
-                    HasSubstr("usermod --home /nonexistent nobody")));
-  testing::Subprocess running({"/usr/bin/setpriv", absl::StrCat("--reuid=", user->uid), absl::StrCat("--regid=", user->gid),
-                               "--clear-groups", "sh", "-c", "echo ready; exec sleep 300"});
+  EXPECT_THAT(CheckCaseUserAlone(housed).message(), AllOf(HasSubstr("can write its home folder " + dir.path()),
+                                                          HasSubstr("usermod --home /nonexistent nobody")));
+  testing::Subprocess running({"/usr/bin/setpriv", absl::StrCat("--reuid=", user->uid),
+                               absl::StrCat("--regid=", user->gid), "--clear-groups", "sh", "-c",
+                               "echo ready; exec sleep 300"});
   ASSERT_TRUE(running.WaitForLine("ready", 60'000)) << running.output();
-  EXPECT_THAT(CheckCaseUserAlone(*user).message(), AllOf(HasSubstr("'nobody' already runs pid"),
-                                                        HasSubstr("give cases a user that runs nothing else")));
+  EXPECT_THAT(CheckCaseUserAlone(*user).message(),
+              AllOf(HasSubstr("'nobody' already runs pid"), HasSubstr("give cases a user that runs nothing else")));
   running.Signal(SIGKILL);
   running.Wait(60'000);
 
@@ -534,7 +537,8 @@ TEST(CaseUserTest, TheFlagRunsCasesAsTheUserAndRefusesWhatCannotWork) {
   const testing::CommandResult again = RunCommand(as_user);
   EXPECT_EQ(again.exit_code, kExitPassed) << again.output;
   EXPECT_THAT(again.output, HasSubstr("Note: removed what earlier cases of 'nobody' left before this one started: "
-                                      "1 file or folder (" + left + ")"));
+                                      "1 file or folder (" +
+                                      left + ")"));
   std::vector<std::string> as_agent = run;
   for (const char* arg : {"--", "/bin/sh", "-c"}) as_agent.push_back(arg);
   as_agent.push_back(check);

@@ -330,8 +330,7 @@ TEST_F(CgroupExecutorTest, WhatADeadAgentsCaseLeftRunningIsKilledWhenTheNextAgen
     return "run-" + std::to_string(pid_namespace) + "-" + std::to_string(pid) + "-" + std::to_string(start) + "-1";
   };
   const std::vector<std::string> stale = {
-      name(ns.st_ino, reaped, 12345),
-      name(ns.st_ino, zombie, StartTicksOf(zombie)),
+      name(ns.st_ino, reaped, 12345), name(ns.st_ino, zombie, StartTicksOf(zombie)),
       name(ns.st_ino, getpid(), StartTicksOf(getpid()) + 1),  // the pid is another process's now
   };
   const std::vector<std::string> live = {
@@ -364,7 +363,8 @@ TEST_F(CgroupExecutorTest, WhatADeadAgentsCaseLeftRunningIsKilledWhenTheNextAgen
   }
   waitpid(zombie, nullptr, 0);
   for (const std::string& group : live) {
-    for (const std::string& folder : {parent_.kill_folder(), parent_.memory_folder()}) rmdir((folder + "/" + group).c_str());
+    for (const std::string& folder : {parent_.kill_folder(), parent_.memory_folder()})
+      rmdir((folder + "/" + group).c_str());
   }
 }
 

@@ -282,7 +282,8 @@ TEST_F(SchedulerTest, ASubmitWhileNoAgentIsRegisteredSaysHowLongItsCasesWait) {
   request.mutable_suite()->mutable_cases(0)->add_argv("/bin/true");
   auto alone = scheduler_->Submit(request);
   ASSERT_TRUE(alone.ok()) << alone.status();
-  EXPECT_EQ(alone->waiting(), "no agent is registered; the cases wait up to 30.0 s for one, then end as no capable agent");
+  EXPECT_EQ(alone->waiting(),
+            "no agent is registered; the cases wait up to 30.0 s for one, then end as no capable agent");
   Register("a1");
   auto served = scheduler_->Submit(request);
   ASSERT_TRUE(served.ok()) << served.status();
