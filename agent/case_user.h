@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -20,12 +21,21 @@
 
 namespace perfgate {
 
+// The most tasks (processes and threads) a case user's case may have at
+// once, unless --case-max-tasks says otherwise.
+inline constexpr uint64_t kDefaultCaseMaxTasks = 4096;
+
 struct CaseUser {
   std::string name;
   uid_t uid = 0;
   gid_t gid = 0;
   std::vector<gid_t> groups;  // supplementary, as initgroups(3) would set them
   std::string home;           // as the password database has it; a case gets its scratch folder as HOME
+  // The most tasks its case may have at once (RLIMIT_NPROC); 0: no limit.
+  // The kernel counts every task of the user, and only this case's are
+  // there (IsolateCaseUser), so a fork bomb fails its own forks with EAGAIN
+  // instead of taking the host's pids from the agent and a coordinator.
+  uint64_t max_tasks = kDefaultCaseMaxTasks;
 };
 
 // The user named `name` (or a numeric uid) in the password database.
@@ -62,6 +72,11 @@ absl::Status CheckCaseUserAlone(const CaseUser& user);
 inline constexpr char kCaseUserHelp[] =
     "run cases as this unprivileged user (name or uid), not as the agent's user: needs the agent to run as "
     "root, and keeps cases from the agent's token and key";
+
+// Help text of the --case-max-tasks flag of `perfgate agent` and `perfgate run`.
+inline constexpr char kCaseMaxTasksHelp[] =
+    "with --case-user: the most processes and threads a case may have at once (RLIMIT_NPROC of that user); "
+    "a fork beyond it fails with EAGAIN in the case; 0: no limit";
 
 // An error naming the first of `paths` (the agent's token, its TLS key)
 // whose permission bits let `user` read it, and the chmod that stops it;

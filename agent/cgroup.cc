@@ -26,6 +26,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "agent/maker_tag.h"
 
 namespace perfgate {
 namespace {
@@ -236,77 +238,23 @@ size_t KillEveryMember(const std::string& group) {
   return pidfds.size();
 }
 
-// What /proc/PID/stat says of a process, as far as MakerGone needs.
-struct ProcessStart {
-  bool exited = false;            // no such process, or a zombie its parent has not reaped yet
-  std::optional<uint64_t> ticks;  // when it started, in clock ticks since boot; nullopt if unreadable
-};
-
-ProcessStart StartOf(pid_t pid) {
-  ProcessStart out;
-  if (kill(pid, 0) != 0 && errno == ESRCH) {
-    out.exited = true;
-    return out;
-  }
-  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
-  std::string text;
-  if (!std::getline(in, text)) return out;
-  const size_t name_end = text.rfind(')');  // the name may hold spaces and parentheses
-  if (name_end == std::string::npos) return out;
-  const std::vector<absl::string_view> fields =
-      absl::StrSplit(absl::string_view(text).substr(name_end + 1), ' ', absl::SkipEmpty());
-  if (!fields.empty() && (fields[0] == "Z" || fields[0] == "X")) out.exited = true;
-  uint64_t ticks;  // field 22 of proc(5)'s stat, the 20th after the name
-  if (fields.size() >= 20 && absl::SimpleAtoi(fields[19], &ticks)) out.ticks = ticks;
-  return out;
+// The tag of the agent that made the run group `name`: "run-NS-PID-START-N"
+// (agent/maker_tag.h); nullopt for other names, and for "run-PID-N" of agents
+// from before tags.
+std::optional<MakerTag> RunGroupMaker(absl::string_view name) {
+  absl::string_view n;
+  if (!absl::ConsumePrefix(&name, "run-")) return std::nullopt;
+  return ParseMakerTag(name, &n);
 }
 
-// This process's start, in the name of each of its run groups: with the
-// pid, it tells this agent from a later process that got its pid.
-uint64_t OwnStartTicks() {
-  static const uint64_t ticks = StartOf(getpid()).ticks.value_or(0);
-  return ticks;
-}
-
-// This process's pid namespace (the inode of /proc/self/ns/pid), also in
-// the names: agents in containers may share a group parent, and a pid
-// means nothing in another namespace (one agent would take another's live
-// cases for a dead agent's leftovers, and kill them). 0 if unknown.
-uint64_t OwnPidNamespace() {
-  static const uint64_t ns = [] {
-    struct stat st;
-    return stat("/proc/self/ns/pid", &st) == 0 ? static_cast<uint64_t>(st.st_ino) : 0;
-  }();
-  return ns;
-}
-
-// Whether the agent that made the run group `name` is gone: it exited, or
-// its pid is another process's now (a later one's, or this one's, in a
-// container that starts every agent with the same pid). Names are
-// "run-NS-PID-START-N" (OwnPidNamespace, OwnStartTicks): a group of another
-// pid namespace is never judged from this one. "run-PID-N", of agents before
-// the rest was in the name, only once that pid has exited. Where /proc
-// cannot tell, the maker is taken to be alive and its groups stay.
-bool MakerGone(const char* name) {
+// Whether the agent that made the run group `name` is gone (MakerGone).
+// A group named "run-PID-N", of an agent from before tags, only once that
+// pid has exited.
+bool RunGroupMakerGone(const char* name) {
+  if (std::optional<MakerTag> maker = RunGroupMaker(name)) return MakerGone(*maker);
   pid_t pid = 0;
-  unsigned long long ns = 0, start = 0, n = 0;
-  if (sscanf(name, "run-%llu-%d-%llu-%llu", &ns, &pid, &start, &n) == 4) {
-    if (ns != OwnPidNamespace() || ns == 0) return false;
-    const ProcessStart now = StartOf(pid);
-    return now.exited || (now.ticks && *now.ticks != start);
-  }
-  if (sscanf(name, "run-%d-%llu", &pid, &n) == 2) return pid != getpid() && StartOf(pid).exited;
-  return false;  // not a run group
-}
-
-// Whether MakerGone can tell `name`'s maker for certain, so that what is
-// left in the group may be killed; for names of agents from before
-// (run-PID-N), which may come from another pid namespace, only an empty
-// group is removed, as those agents did.
-bool MakerKnown(const char* name) {
-  pid_t pid = 0;
-  unsigned long long ns = 0, start = 0, n = 0;
-  return sscanf(name, "run-%llu-%d-%llu-%llu", &ns, &pid, &start, &n) == 4;
+  unsigned long long n = 0;
+  return sscanf(name, "run-%d-%llu", &pid, &n) == 2 && pid != getpid() && ProcessExited(pid);
 }
 
 // Removes the run groups of agents that died without removing them
@@ -319,9 +267,12 @@ size_t RemoveStaleGroups(const std::string& parent) {
   if (!dir) return 0;
   size_t killed = 0;
   while (dirent* entry = readdir(dir)) {
-    if (!MakerGone(entry->d_name)) continue;
+    if (!RunGroupMakerGone(entry->d_name)) continue;
     const std::string group = parent + "/" + entry->d_name;
-    if (rmdir(group.c_str()) != 0 && errno == EBUSY && MakerKnown(entry->d_name)) {
+    // What is left in a group of an agent from before tags (which may come
+    // from another pid namespace) is not killed: only an empty one goes, as
+    // those agents did.
+    if (rmdir(group.c_str()) != 0 && errno == EBUSY && RunGroupMaker(entry->d_name)) {
       killed += KillEveryMember(group);
       rmdir(group.c_str());
     }
@@ -513,10 +464,10 @@ const CgroupParent& DefaultCgroupParent() {
 absl::StatusOr<std::unique_ptr<RunCgroup>> RunCgroup::Create(const CgroupParent& parent, RunCgroup* lender) {
   static std::atomic<uint64_t> next{0};
   std::unique_ptr<RunCgroup> run(new RunCgroup);
-  // "run-<pid namespace>-<agent pid>-<its start>-<n>" (MakerGone), the same in every hierarchy where a group is made
+  // "run-<agent's tag>-<n>" (RunGroupMakerGone), the same in every hierarchy where a group is made
   // for this run.
   const std::string name =
-      absl::StrCat("/run-", OwnPidNamespace(), "-", getpid(), "-", OwnStartTicks(), "-", next.fetch_add(1));
+      absl::StrCat("/run-", ToString(OwnMakerTag()), "-", next.fetch_add(1));
   run->kill_by_file_ = parent.kill_by_file_;
   if (parent.memory_source_ != MemorySource::kRusage) {
     run->memory_group_ = parent.memory_dir_ + name;

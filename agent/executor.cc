@@ -138,9 +138,10 @@ struct ChildSetup {
   gid_t gid = 0;
   const gid_t* groups = nullptr;
   size_t group_count = 0;
+  rlim_t max_tasks = 0;  // RLIMIT_NPROC set before the switch; 0: none
   // vfork path: the child writes its failure straight into the parent's memory.
   volatile int child_errno = 0;
-  volatile char failed_step = 0;  // 'g' cgroup, 'u' user, 'k' keyring filter, 'c' chdir, 'e' exec
+  volatile char failed_step = 0;  // 'g' cgroup, 'l' task limit, 'u' user, 'k' keyring filter, 'c' chdir, 'e' exec
   // vfork path: when the child is about to exec, so the clock leaves out
   // the spawn and the cgroup join (the agent's costs, not the case's).
   Clock::time_point exec_at;
@@ -249,6 +250,13 @@ bool ForbidKeyrings() {
   // After the go-ahead: the agent attaches the counter to a process of its
   // own user (another user's needs CAP_PERFMON), and enable_on_exec leaves
   // the switch out of the count.
+  if (!step && s->max_tasks) {
+    const struct rlimit tasks = {s->max_tasks, s->max_tasks};
+    if (setrlimit(RLIMIT_NPROC, &tasks) != 0) {
+      err = errno;
+      step = 'l';
+    }
+  }
   if (!step && s->switch_user) {
     if (!SwitchUser(*s)) {
       err = errno;
@@ -573,6 +581,7 @@ void SetChildContext(const ExecSpec& spec, int stdout_fd, int stderr_fd, const R
     setup->gid = spec.user->gid;
     setup->groups = spec.user->groups.data();
     setup->group_count = spec.user->groups.size();
+    setup->max_tasks = spec.user->max_tasks;
   }
 }
 
@@ -599,6 +608,9 @@ std::string ChildFailure(const Spawned& spawned, const ExecSpec& spec, const std
   switch (spawned.failed_step) {
     case 'g':
       return absl::StrCat("cannot join the run's cgroup: ", why);
+    case 'l':
+      return absl::StrCat("cannot limit the case's tasks to --case-max-tasks ", spec.user ? spec.user->max_tasks : 0,
+                          ": ", why);
     case 'u':
       return absl::StrCat("cannot become the case's user '", spec.user ? spec.user->name : "?", "': ", why);
     case 'k':

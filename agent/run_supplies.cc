@@ -1,20 +1,24 @@
 #include "agent/run_supplies.h"
 
 #include <dirent.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <utility>
+#include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "agent/executor.h"
+#include "agent/maker_tag.h"
 
 namespace perfgate {
 
@@ -23,24 +27,32 @@ std::string TempRoot() {
   return tmp && *tmp ? tmp : "/tmp";
 }
 
+namespace {
+
+// Whether the scratch folder named `name` (in TempRoot) is one a gone
+// agent made: "perfgate-case-TAG-XXXXXX" or "perfgate-cases-TAG-XXXXXX",
+// or TAG a bare pid in names from before tags.
+bool MadeByAGoneAgent(absl::string_view name) {
+  if (!absl::ConsumePrefix(&name, "perfgate-cases-") && !absl::ConsumePrefix(&name, "perfgate-case-")) return false;
+  absl::string_view rest;
+  if (std::optional<MakerTag> maker = ParseMakerTag(name, &rest)) return !rest.empty() && MakerGone(*maker);
+  const std::vector<absl::string_view> parts = absl::StrSplit(name, absl::MaxSplits('-', 1));
+  pid_t pid = 0;
+  return parts.size() == 2 && !parts[1].empty() && absl::SimpleAtoi(parts[0], &pid) && pid != getpid() &&
+         ProcessExited(pid);
+}
+
+}  // namespace
+
 void RemoveStaleScratchFolders() {
   const std::string root = TempRoot();
   DIR* dir = opendir(root.c_str());
   if (!dir) return;
   while (const dirent* entry = readdir(dir)) {
-    pid_t pid = 0;
-    char rest[16];
-    if (sscanf(entry->d_name, "perfgate-case-%d-%15s", &pid, rest) != 2 &&
-        sscanf(entry->d_name, "perfgate-cases-%d-%15s", &pid, rest) != 2) {
-      continue;
-    }
-    if (pid <= 0 || pid == getpid()) continue;
+    if (!MadeByAGoneAgent(entry->d_name)) continue;
     struct stat st;  // another user's folder is not an agent's, whatever its name
     const std::string path = absl::StrCat(root, "/", entry->d_name);
-    if (lstat(path.c_str(), &st) != 0 || st.st_uid != geteuid()) continue;
-    if (kill(pid, 0) != 0 && errno == ESRCH) {
-      RemoveScratchFolder(path);
-    }
+    if (lstat(path.c_str(), &st) == 0 && st.st_uid == geteuid()) RemoveScratchFolder(path);
   }
   closedir(dir);
 }
@@ -55,7 +67,7 @@ namespace {
 // Removed at exit when empty; a killed agent's is removed by the next one.
 const std::string& CaseUserRoot() {
   static const std::string* root = [] {
-    std::string pattern = absl::StrCat(TempRoot(), "/perfgate-cases-", getpid(), "-XXXXXX");
+    std::string pattern = absl::StrCat(TempRoot(), "/perfgate-cases-", ToString(OwnMakerTag()), "-XXXXXX");
     if (!mkdtemp(pattern.data()) || chmod(pattern.c_str(), 0711) != 0) return new std::string();
     auto* made = new std::string(std::move(pattern));
     std::atexit([] { rmdir(CaseUserRoot().c_str()); });
@@ -82,7 +94,7 @@ void RemoveScratchFolder(const std::string& path) {
 
 std::string MakeScratchFolder(const CaseUser* user) {
   if (!user) {
-    std::string pattern = absl::StrCat(TempRoot(), "/perfgate-case-", getpid(), "-XXXXXX");
+    std::string pattern = absl::StrCat(TempRoot(), "/perfgate-case-", ToString(OwnMakerTag()), "-XXXXXX");
     return mkdtemp(pattern.data()) ? pattern : "";
   }
   if (CaseUserRoot().empty()) return "";

@@ -38,15 +38,18 @@ namespace perfgate {
 std::string TempRoot();
 
 // A fresh, empty folder in $TMPDIR (or /tmp) for one case, named after the
-// agent's pid (perfgate-case-PID-XXXXXX), mode 0700; "" with errno set if
-// none could be made. With a case user, the folder is that user's, inside
-// one only root can change ($TMPDIR/perfgate-cases-PID-XXXXXX/perfgate-case-XXXXXX).
+// agent (perfgate-case-TAG-XXXXXX, agent/maker_tag.h), mode 0700; "" with
+// errno set if none could be made. With a case user, the folder is that
+// user's, inside one only root can change
+// ($TMPDIR/perfgate-cases-TAG-XXXXXX/perfgate-case-XXXXXX).
 std::string MakeScratchFolder(const CaseUser* user = nullptr);
 
 // Removes the scratch folders of agents (and of `perfgate run`s) that died
 // without removing them (SIGKILL): their spares, the folders awaiting
 // removal, and the folders that held them for a case user. Their names
-// carry the agent's pid, as the names of run groups do.
+// carry the agent's tag, as the names of run groups do (agent/maker_tag.h);
+// of names from before tags, only the pid: those go once it has exited.
+// Only this user's folders are judged.
 void RemoveStaleScratchFolders();
 
 // Removes a scratch folder and all the case left in it, however deep (never
@@ -55,7 +58,7 @@ void RemoveScratchFolder(const std::string& path);
 
 class RunSupplies {
  public:
-  // Removes the scratch folders that agents killed before they could (their pid is gone) left in $TMPDIR.
+  // Removes the scratch folders that agents killed before they could left in $TMPDIR (RemoveStaleScratchFolders).
   // Scratch folders are made for `user` when given (MakeScratchFolder).
   explicit RunSupplies(const CgroupParent& cgroups, const CaseUser* user = nullptr);
   // Removes everything still held: retired and spare groups and folders.

@@ -31,6 +31,7 @@ struct AgentFlags {
   std::string artifact_dir = ".perfgate-agent";
   std::string artifact_cache_size = "10GiB";
   std::string case_user;
+  uint64_t case_max_tasks = kDefaultCaseMaxTasks;
 };
 
 void AddAgentFlags(CLI::App* cmd, AgentFlags* flags) {
@@ -47,7 +48,8 @@ void AddAgentFlags(CLI::App* cmd, AgentFlags* flags) {
   AddClientSecurityFlags(cmd, &flags->security);
   AddSizeFlags(cmd, &flags->sizes, MessageLimits{});
   cmd->add_option("--cgroup-root", flags->cgroup_root, kCgroupRootHelp);
-  cmd->add_option("--case-user", flags->case_user, kCaseUserHelp);
+  CLI::Option* case_user = cmd->add_option("--case-user", flags->case_user, kCaseUserHelp);
+  cmd->add_option("--case-max-tasks", flags->case_max_tasks, kCaseMaxTasksHelp)->capture_default_str()->needs(case_user);
   cmd->add_option("--artifact-dir", flags->artifact_dir, "folder for the artifact cache and the cases' folders")
       ->capture_default_str();
   cmd->add_option("--artifact-cache-size", flags->artifact_cache_size,
@@ -73,6 +75,7 @@ absl::Status SetCaseUser(const AgentFlags& flags, WorkerOptions* options) {
   std::vector<std::string> secrets = {flags.security.token_file, flags.security.tls_key};
   if (flags.security.token_file.empty() && token_file) secrets.push_back(token_file);
   if (absl::Status hidden = CheckUnreadableBy(*user, secrets); !hidden.ok()) return hidden;
+  user->max_tasks = flags.case_max_tasks;
   options->case_user = *std::move(user);
   return absl::OkStatus();
 }
@@ -107,7 +110,10 @@ absl::Status SetCacheSize(const AgentFlags& flags, WorkerOptions* options) {
 // Whom cases run as, for the start-up lines: an admin reads there whether a
 // case could read the agent's token.
 std::string DescribeCaseUser(const std::optional<CaseUser>& user) {
-  if (user) return absl::StrCat("cases run as user '", user->name, "' (uid ", user->uid, ", ", DescribeGroups(*user), ")");
+  if (user) {
+    return absl::StrCat("cases run as user '", user->name, "' (uid ", user->uid, ", ", DescribeGroups(*user), "), ",
+                        user->max_tasks ? absl::StrCat("at most ", user->max_tasks, " tasks each") : "tasks unlimited");
+  }
   if (geteuid() != 0) return absl::StrCat("cases run as this agent's user (uid ", geteuid(), ")");
   return "cases run as root, as this agent does, and can read its token file; --case-user USER runs them as an "
          "unprivileged user";

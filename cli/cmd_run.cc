@@ -35,6 +35,7 @@ struct RunFlags {
   JudgeSettings judge;
   std::string cgroup_root;
   std::string case_user;
+  uint64_t case_max_tasks = kDefaultCaseMaxTasks;
 };
 
 // The suite file, or the ad-hoc command as a suite, with its policy and baselines.
@@ -116,7 +117,10 @@ void RunHere(const RunFlags& flags, int* exit_code) {
   std::optional<CaseUser> user;
   if (cases.ok() && !flags.case_user.empty()) {
     absl::StatusOr<CaseUser> found = LookUpCaseUser(flags.case_user);
-    if (found.ok()) user = *std::move(found);
+    if (found.ok()) {
+      user = *std::move(found);
+      user->max_tasks = flags.case_max_tasks;
+    }
     cases = found.status();
   }
   if (!cases.ok()) {
@@ -181,7 +185,8 @@ void AddRunCommand(CLI::App& app, int* exit_code, std::optional<std::vector<std:
   AddJudgeFlags(cmd, &flags->judge, /*with_history=*/false);
   AddReportFlags(cmd, &flags->report, /*metrics_default=*/true);
   cmd->add_option("--cgroup-root", flags->cgroup_root, kCgroupRootHelp);
-  cmd->add_option("--case-user", flags->case_user, kCaseUserHelp);
+  CLI::Option* case_user = cmd->add_option("--case-user", flags->case_user, kCaseUserHelp);
+  cmd->add_option("--case-max-tasks", flags->case_max_tasks, kCaseMaxTasksHelp)->capture_default_str()->needs(case_user);
   cmd->footer(kExitCodesHelp);
   cmd->callback([flags, exit_code] { RunHere(*flags, exit_code); });
 }

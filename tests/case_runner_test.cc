@@ -8,9 +8,11 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "agent/cgroup.h"
 #include "agent/host_fingerprint.h"
+#include "agent/maker_tag.h"
 #include "agent/run_supplies.h"
 #include "core/judge.h"
 #include "core/series.h"
@@ -116,20 +118,37 @@ TEST(CaseRunnerTest, SuppliedScratchFoldersAreFreshPerCaseAndRemovedByTidy) {
 }
 
 // An agent killed with SIGKILL leaves its spare and retired folders behind;
-// the next agent's supplies remove them, and only those of agents that are gone.
+// the next agent's supplies remove them, and only those of agents that are
+// gone: exited, a zombie, or its pid now another process's. A folder of
+// another pid namespace is never judged, nor one named otherwise.
 TEST(CaseRunnerTest, SuppliesRemoveTheScratchFoldersOfAgentsThatAreGone) {
   testing::TempDir tmp;
   const pid_t gone = fork();
   if (gone == 0) _exit(0);
   ASSERT_GT(gone, 0);
   waitpid(gone, nullptr, 0);
-  const std::string dead = tmp.File("perfgate-case-" + std::to_string(gone) + "-AbC123");
-  const std::string alive = tmp.File("perfgate-case-1-AbC123");  // init never exits
-  const std::string other = tmp.File("perfgate-case-AbC123");    // no pid: not ours to judge
-  for (const std::string& folder : {dead, alive, other}) {
-    ASSERT_TRUE(std::filesystem::create_directory(folder)) << folder;
-    std::ofstream(folder + "/results") << "left behind";
-  }
+  const pid_t zombie = fork();  // exited, not yet reaped
+  if (zombie == 0) _exit(0);
+  ASSERT_GT(zombie, 0);
+  ASSERT_EQ(waitid(P_PID, zombie, nullptr, WEXITED | WNOWAIT), 0);
+  const MakerTag self = OwnMakerTag();
+  const auto tagged = [&](MakerTag tag) { return tmp.File("perfgate-case-" + ToString(tag) + "-AbC123"); };
+  const std::vector<std::string> removed = {
+      tmp.File("perfgate-case-" + std::to_string(gone) + "-AbC123"),  // named before tags: a pid
+      tagged({self.pid_namespace, gone, 1}),
+      tagged({self.pid_namespace, zombie, 1}),
+      tagged({self.pid_namespace, self.pid, self.start_ticks + 1}),  // this pid, a later process
+      tmp.File("perfgate-cases-" + ToString({self.pid_namespace, gone, 1}) + "-AbC123"),
+  };
+  const std::vector<std::string> kept = {
+      tmp.File("perfgate-case-1-AbC123"),  // init never exits
+      tagged(self),
+      tagged({self.pid_namespace + 1, gone, 1}),  // another namespace's pid means nothing here
+      tmp.File("perfgate-case-AbC123"),           // no pid: not ours to judge
+  };
+  for (const std::string& folder : removed) ASSERT_TRUE(std::filesystem::create_directory(folder)) << folder;
+  for (const std::string& folder : kept) ASSERT_TRUE(std::filesystem::create_directory(folder)) << folder;
+  std::ofstream(removed[0] + "/results") << "left behind";
   const char* old_tmpdir = std::getenv("TMPDIR");
   const std::string saved_tmpdir = old_tmpdir ? old_tmpdir : "";
   setenv("TMPDIR", tmp.path().c_str(), 1);
@@ -138,9 +157,9 @@ TEST(CaseRunnerTest, SuppliesRemoveTheScratchFoldersOfAgentsThatAreGone) {
     setenv("TMPDIR", saved_tmpdir.c_str(), 1);
   else
     unsetenv("TMPDIR");
-  EXPECT_FALSE(std::filesystem::exists(dead)) << dead;
-  EXPECT_TRUE(std::filesystem::exists(alive)) << alive;
-  EXPECT_TRUE(std::filesystem::exists(other)) << other;
+  waitpid(zombie, nullptr, 0);
+  for (const std::string& folder : removed) EXPECT_FALSE(std::filesystem::exists(folder)) << folder;
+  for (const std::string& folder : kept) EXPECT_TRUE(std::filesystem::exists(folder)) << folder;
 }
 
 TEST(CaseRunnerTest, CallgrindInstructionCountsAreDeterministic) {

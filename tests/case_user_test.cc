@@ -522,6 +522,36 @@ TEST(CaseUserTest, BothSpawnPathsSwitchUsers) {
   }
 }
 
+// A fork bomb in a pull request's case would take the host's pids from the
+// agent and a coordinator beside it; as a case user it stops at its limit.
+TEST(CaseUserTest, ACaseUsersForksStopAtItsTaskLimit) {
+  REQUIRE_NOBODY(user);
+  constexpr char kForks[] =  // forks 64 children that wait, counts those started, then kills them
+      "import os, signal\n"
+      "kids = []\n"
+      "for _ in range(64):\n"
+      "    try: pid = os.fork()\n"
+      "    except BlockingIOError: break\n"
+      "    if pid == 0: signal.pause()\n"
+      "    kids.append(pid)\n"
+      "for pid in kids: os.kill(pid, signal.SIGKILL); os.waitpid(pid, 0)\n"
+      "print(len(kids))\n";
+  for (uint64_t limit : {uint64_t{8}, uint64_t{0}}) {
+    CaseUser limited = *user;
+    limited.max_tasks = limit;
+    ExecSpec spec;
+    spec.argv = {"/usr/bin/python3", "-c", kForks};
+    spec.user = &limited;
+    ExecResult r = Execute(spec);
+    ASSERT_TRUE(r.ok()) << r.Describe() << r.err;
+    if (limit) {
+      EXPECT_LT(std::stoi(r.out), 8) << "the case itself counts among its tasks";
+    } else {
+      EXPECT_EQ(r.out, "64\n") << "0: no limit";
+    }
+  }
+}
+
 TEST(CaseUserTest, TheFlagRunsCasesAsTheUserAndRefusesWhatCannotWork) {
   REQUIRE_NOBODY(user);
   const std::string check = "[ $(id -u) = " + std::to_string(user->uid) + " ]";
@@ -548,6 +578,10 @@ TEST(CaseUserTest, TheFlagRunsCasesAsTheUserAndRefusesWhatCannotWork) {
       {PerfgateBinary(), "agent", "--coordinator", "127.0.0.1:1", "--case-user", "no-such-perfgate-user"});
   EXPECT_EQ(unknown.exit_code, kExitBadInput);
   EXPECT_THAT(unknown.output, HasSubstr("--case-user 'no-such-perfgate-user': no such user"));
+  const testing::CommandResult limit_alone =
+      RunCommand({PerfgateBinary(), "run", "--case-max-tasks", "64", "--", "/bin/true"});
+  EXPECT_EQ(limit_alone.exit_code, kExitBadInput);
+  EXPECT_THAT(limit_alone.output, HasSubstr("--case-max-tasks requires --case-user"));
 
   // Without control groups a leftover of one case (setsid) would live on, as the user, into the next.
   std::vector<std::string> no_groups = as_user;
@@ -593,6 +627,7 @@ TEST(CaseUserTest, TheAgentSaysWhomCasesRunAs) {
   ASSERT_TRUE(line) << agent.output();
   EXPECT_THAT(*line, HasSubstr(absl::StrCat("cases run as user '", user->name, "' (uid ", user->uid, ", gid ",
                                             user->gid)));
+  EXPECT_THAT(*line, HasSubstr(absl::StrCat("at most ", kDefaultCaseMaxTasks, " tasks each")));
 }
 
 }  // namespace
