@@ -7,7 +7,8 @@
 // by side, and the peak memory each executor path reports for /bin/true.
 // Where this runs as root, also the executor and the case runner with the
 // case run as `nobody` (--case-user): the switch in the child, and the case
-// user's scratch folder. Also: the agent's own CPU while a case sleeps,
+// user's scratch folder, and the executor as `nobody` without its task
+// limit (--case-max-tasks 0). Also: the agent's own CPU while a case sleeps,
 // which must be near zero (no busy polling).
 //
 //   agent_overhead [--iterations N] [--json FILE]
@@ -59,6 +60,7 @@ constexpr char kProgram[] = "/bin/true";
 struct Samples {
   std::vector<double> direct, executor, executor_no_groups, runner;
   std::vector<double> executor_case_user, runner_case_user;  // empty where no case user can be had
+  std::vector<double> executor_case_user_unlimited;         // the same without its task limit (--case-max-tasks 0)
   std::vector<double> reported, reported_no_groups;  // wall_time the executor reported
   std::vector<double> peak, peak_no_groups;          // peak memory it reported, bytes
 };
@@ -80,10 +82,15 @@ Samples MeasurePaths(int iterations) {
   exec_no_groups.cgroups = &no_groups;
   const absl::StatusOr<perfgate::CaseUser> user = perfgate::LookUpCaseUser("nobody");
   perfgate::ExecSpec exec_as_user = exec;
+  perfgate::ExecSpec exec_as_unlimited_user = exec;
   perfgate::CaseRunOptions as_user;
+  perfgate::CaseUser unlimited;
   if (user.ok()) {
     exec_as_user.user = &*user;
     as_user.user = &*user;
+    unlimited = *user;
+    unlimited.max_tasks = 0;
+    exec_as_unlimited_user.user = &unlimited;
   }
   Samples s;
   for (int i = 0; i < iterations; ++i) {
@@ -102,9 +109,12 @@ Samples MeasurePaths(int iterations) {
     perfgate::RunCase(spec, host, {});
     s.runner.push_back(SecondsSince(t0));
     if (!user.ok()) continue;
-    t0 = Clock::now();
-    perfgate::Execute(exec_as_user);
-    s.executor_case_user.push_back(SecondsSince(t0));
+    // Alternating which of the two goes first: the first after the case runner read 60 us slower.
+    for (const bool limited : {i % 2 == 0, i % 2 != 0}) {
+      t0 = Clock::now();
+      perfgate::Execute(limited ? exec_as_user : exec_as_unlimited_user);
+      (limited ? s.executor_case_user : s.executor_case_user_unlimited).push_back(SecondsSince(t0));
+    }
     t0 = Clock::now();
     perfgate::RunCase(spec, host, as_user);
     s.runner_case_user.push_back(SecondsSince(t0));
@@ -124,7 +134,7 @@ double AgentCpuDuringSleep() {
 struct Figures {
   perfgate::Summary direct, executor, executor_no_groups, runner, reported, reported_no_groups, peak, peak_no_groups;
   double agent_cpu_s = 0;
-  std::optional<perfgate::Summary> executor_case_user, runner_case_user;
+  std::optional<perfgate::Summary> executor_case_user, runner_case_user, executor_case_user_unlimited;
 };
 
 Figures SummarizeAll(const Samples& s, double agent_cpu_s) {
@@ -135,6 +145,7 @@ Figures SummarizeAll(const Samples& s, double agent_cpu_s) {
   if (!s.executor_case_user.empty()) {
     f.executor_case_user = Summarize(s.executor_case_user);
     f.runner_case_user = Summarize(s.runner_case_user);
+    f.executor_case_user_unlimited = Summarize(s.executor_case_user_unlimited);
   }
   return f;
 }
@@ -152,6 +163,7 @@ void PrintTable(const Figures& f, int iterations, const perfgate::CgroupParent& 
   row("case runner: RunCase(), 1 sample", f.runner);
   if (f.executor_case_user) {
     row("executor, cgroup, as case user", *f.executor_case_user);
+    row("  the same, no task limit", *f.executor_case_user_unlimited);
     row("case runner, as case user", *f.runner_case_user);
   }
   row("wall_time reported, no cgroup", f.reported_no_groups);
@@ -165,6 +177,9 @@ void PrintTable(const Figures& f, int iterations, const perfgate::CgroupParent& 
     std::printf("cost of --case-user: executor %.1f us (%.2fx), case runner %.1f us (%.2fx)\n",
                 (f.executor_case_user->median - f.executor.median) * 1e6, f.executor_case_user->median / f.executor.median,
                 (f.runner_case_user->median - f.runner.median) * 1e6, f.runner_case_user->median / f.runner.median);
+    std::printf("cost of its task limit (--case-max-tasks): %.1f us (%.2fx the executor as case user without it)\n",
+                (f.executor_case_user->median - f.executor_case_user_unlimited->median) * 1e6,
+                f.executor_case_user->median / f.executor_case_user_unlimited->median);
   } else {
     std::printf("--case-user not measured: needs root and a user 'nobody'\n");
   }
@@ -197,6 +212,8 @@ void WriteJson(const Figures& f, int iterations, const perfgate::CgroupParent& g
   if (f.executor_case_user) {
     doc["executor_case_user"] = summary(*f.executor_case_user);
     doc["case_runner_case_user"] = summary(*f.runner_case_user);
+    doc["executor_case_user_no_task_limit"] = summary(*f.executor_case_user_unlimited);
+    doc["ratio_task_limit_vs_none"] = f.executor_case_user->median / f.executor_case_user_unlimited->median;
     doc["ratio_case_user_vs_executor"] = f.executor_case_user->median / f.executor.median;
     doc["ratio_case_user_vs_case_runner"] = f.runner_case_user->median / f.runner.median;
   }
