@@ -466,8 +466,7 @@ absl::StatusOr<std::unique_ptr<RunCgroup>> RunCgroup::Create(const CgroupParent&
   std::unique_ptr<RunCgroup> run(new RunCgroup);
   // "run-<agent's tag>-<n>" (RunGroupMakerGone), the same in every hierarchy where a group is made
   // for this run.
-  const std::string name =
-      absl::StrCat("/run-", ToString(OwnMakerTag()), "-", next.fetch_add(1));
+  const std::string name = absl::StrCat("/run-", ToString(OwnMakerTag()), "-", next.fetch_add(1));
   run->kill_by_file_ = parent.kill_by_file_;
   if (parent.memory_source_ != MemorySource::kRusage) {
     run->memory_group_ = parent.memory_dir_ + name;

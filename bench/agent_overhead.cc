@@ -60,7 +60,7 @@ constexpr char kProgram[] = "/bin/true";
 struct Samples {
   std::vector<double> direct, executor, executor_no_groups, runner;
   std::vector<double> executor_case_user, runner_case_user;  // empty where no case user can be had
-  std::vector<double> executor_case_user_unlimited;         // the same without its task limit (--case-max-tasks 0)
+  std::vector<double> executor_case_user_unlimited;          // the same without its task limit (--case-max-tasks 0)
   std::vector<double> reported, reported_no_groups;  // wall_time the executor reported
   std::vector<double> peak, peak_no_groups;          // peak memory it reported, bytes
 };
@@ -139,9 +139,18 @@ struct Figures {
 
 Figures SummarizeAll(const Samples& s, double agent_cpu_s) {
   using perfgate::Summarize;
-  Figures f{Summarize(s.direct), Summarize(s.executor),       Summarize(s.executor_no_groups),
-            Summarize(s.runner), Summarize(s.reported),       Summarize(s.reported_no_groups),
-            Summarize(s.peak),   Summarize(s.peak_no_groups), agent_cpu_s};
+  Figures f{Summarize(s.direct),
+            Summarize(s.executor),
+            Summarize(s.executor_no_groups),
+            Summarize(s.runner),
+            Summarize(s.reported),
+            Summarize(s.reported_no_groups),
+            Summarize(s.peak),
+            Summarize(s.peak_no_groups),
+            agent_cpu_s,
+            std::nullopt,
+            std::nullopt,
+            std::nullopt};  // the case user's, below
   if (!s.executor_case_user.empty()) {
     f.executor_case_user = Summarize(s.executor_case_user);
     f.runner_case_user = Summarize(s.runner_case_user);

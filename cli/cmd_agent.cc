@@ -49,7 +49,9 @@ void AddAgentFlags(CLI::App* cmd, AgentFlags* flags) {
   AddSizeFlags(cmd, &flags->sizes, MessageLimits{});
   cmd->add_option("--cgroup-root", flags->cgroup_root, kCgroupRootHelp);
   CLI::Option* case_user = cmd->add_option("--case-user", flags->case_user, kCaseUserHelp);
-  cmd->add_option("--case-max-tasks", flags->case_max_tasks, kCaseMaxTasksHelp)->capture_default_str()->needs(case_user);
+  cmd->add_option("--case-max-tasks", flags->case_max_tasks, kCaseMaxTasksHelp)
+      ->capture_default_str()
+      ->needs(case_user);
   cmd->add_option("--artifact-dir", flags->artifact_dir, "folder for the artifact cache and the cases' folders")
       ->capture_default_str();
   cmd->add_option("--artifact-cache-size", flags->artifact_cache_size,

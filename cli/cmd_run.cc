@@ -186,7 +186,9 @@ void AddRunCommand(CLI::App& app, int* exit_code, std::optional<std::vector<std:
   AddReportFlags(cmd, &flags->report, /*metrics_default=*/true);
   cmd->add_option("--cgroup-root", flags->cgroup_root, kCgroupRootHelp);
   CLI::Option* case_user = cmd->add_option("--case-user", flags->case_user, kCaseUserHelp);
-  cmd->add_option("--case-max-tasks", flags->case_max_tasks, kCaseMaxTasksHelp)->capture_default_str()->needs(case_user);
+  cmd->add_option("--case-max-tasks", flags->case_max_tasks, kCaseMaxTasksHelp)
+      ->capture_default_str()
+      ->needs(case_user);
   cmd->footer(kExitCodesHelp);
   cmd->callback([flags, exit_code] { RunHere(*flags, exit_code); });
 }

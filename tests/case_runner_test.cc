@@ -141,10 +141,9 @@ TEST(CaseRunnerTest, SuppliesRemoveTheScratchFoldersOfAgentsThatAreGone) {
       tmp.File("perfgate-cases-" + ToString({self.pid_namespace, gone, 1}) + "-AbC123"),
   };
   const std::vector<std::string> kept = {
-      tmp.File("perfgate-case-1-AbC123"),  // init never exits
-      tagged(self),
-      tagged({self.pid_namespace + 1, gone, 1}),  // another namespace's pid means nothing here
-      tmp.File("perfgate-case-AbC123"),           // no pid: not ours to judge
+      tmp.File("perfgate-case-1-AbC123"),                       // init never exits
+      tagged(self), tagged({self.pid_namespace + 1, gone, 1}),  // another namespace's pid means nothing here
+      tmp.File("perfgate-case-AbC123"),                         // no pid: not ours to judge
   };
   for (const std::string& folder : removed) ASSERT_TRUE(std::filesystem::create_directory(folder)) << folder;
   for (const std::string& folder : kept) ASSERT_TRUE(std::filesystem::create_directory(folder)) << folder;
