@@ -281,9 +281,14 @@ std::vector<std::string> IpcIdsOf(uid_t uid, const std::string& table) {
 }
 
 absl::StatusOr<Leftovers> RemoveCaseUserLeftovers(const CaseUser& user, const LeftoverSweep& sweep) {
+  // The removal is the agent's work, not a case's: `find`, `sh` and `rm` run
+  // at once, and a task limit of a few (--case-max-tasks) would stop it, and
+  // with it every later case.
+  CaseUser remover = user;
+  remover.max_tasks = 0;
   Leftovers found;
-  if (absl::Status entries = RemoveEntries(user, sweep, &found); !entries.ok()) return entries;
-  if (absl::Status ipc = RemoveIpcObjects(user, sweep, &found); !ipc.ok()) return ipc;
+  if (absl::Status entries = RemoveEntries(remover, sweep, &found); !entries.ok()) return entries;
+  if (absl::Status ipc = RemoveIpcObjects(remover, sweep, &found); !ipc.ok()) return ipc;
   return found;
 }
 

@@ -595,7 +595,7 @@ void RunCgroup::KillAndReap(CpuTimes* reaped) {
   ReapInheritedZombies(reaped);
 }
 
-void RunCgroup::ReapInheritedZombies(CpuTimes* reaped) const {
+void RunCgroup::ReapInheritedZombies(CpuTimes* reaped, pid_t spare) const {
   // Most runs leave no zombie child at all: one waitid says so, where the
   // scan below reads /proc for every thread of the agent (~0.1 ms here).
   siginfo_t any{};
@@ -620,6 +620,7 @@ void RunCgroup::ReapInheritedZombies(CpuTimes* reaped) const {
     std::ifstream children(absl::StrCat("/proc/self/task/", task->d_name, "/children"));
     pid_t pid;
     while (children >> pid) {
+      if (pid == spare) continue;
       std::ifstream groups(absl::StrCat("/proc/", pid, "/cgroup"));
       std::string line;
       bool ours = false;

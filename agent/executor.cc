@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstddef>
@@ -454,9 +455,10 @@ void RecordExit(int status, const rusage& usage, Clock::time_point start, ExecRe
 }
 
 // Kills and reaps whatever the child left behind: the whole run's cgroup
-// (then its peak memory is the case's) or, without one, the child's process group.
-void KillLeftovers(RunCgroup* group, const CgroupParent& cgroups, pid_t pid, ExecResult* result) {
-  CpuTimes reaped;
+// (then its peak memory is the case's) or, without one, the child's process
+// group. Adds the CPU times of what it reaped, and of `reaped` (the orphans
+// reaped while the case ran), to the case's.
+void KillLeftovers(RunCgroup* group, const CgroupParent& cgroups, pid_t pid, CpuTimes reaped, ExecResult* result) {
   const auto add_reaped = [&] {
     result->user_cpu_s += reaped.user_s;
     result->sys_cpu_s += reaped.sys_s;
@@ -489,12 +491,18 @@ struct Supervised {
   ExecResult::End why = ExecResult::End::kExited;
 };
 
+// How often a case's exited orphans are reaped while it runs (RunCgroup::ReapInheritedZombies).
+constexpr int64_t kReapOrphansEveryMs = 100;
+
 // Waits for the child to exit, reading its output meanwhile; at the timeout
 // or on cancel its process group gets SIGTERM, and SIGKILL after the grace
-// period. Records the exit in `result`.
+// period. Records the exit in `result`. With a group, reaps the case's
+// orphans that exited every kReapOrphansEveryMs meanwhile, adding their CPU
+// times to *reaped.
 Supervised Supervise(const ExecSpec& spec, const CancelToken* cancel, pid_t pid, int pidfd, Clock::time_point start,
-                     Capture* out, Capture* err, ExecResult* result) {
+                     const RunCgroup* group, Capture* out, Capture* err, ExecResult* result, CpuTimes* reaped) {
   bool exited = false;
+  Clock::time_point reap_at = start + std::chrono::milliseconds(kReapOrphansEveryMs);
   bool term_sent = false, kill_sent = false;
   ExecResult::End forced_end = ExecResult::End::kExited;
   Clock::time_point deadline =
@@ -518,7 +526,7 @@ Supervised Supervise(const ExecSpec& spec, const CancelToken* cancel, pid_t pid,
     if (err->fd >= 0) fds[err_slot = nfds++] = {err->fd, POLLIN, 0};
     if (cancel && !term_sent) fds[cancel_slot = nfds++] = {cancel->fd(), POLLIN, 0};
 
-    Clock::time_point next = term_sent ? kill_at : deadline;
+    Clock::time_point next = std::min(term_sent ? kill_at : deadline, group ? reap_at : Clock::time_point::max());
     int64_t wait_ms = next == Clock::time_point::max() ? -1 : MsUntil(next);
     if (pidfd < 0 && (wait_ms < 0 || wait_ms > 50)) wait_ms = 50;  // no pidfd (old kernel): reap by polling
     int ready = poll(fds, nfds, static_cast<int>(wait_ms));
@@ -539,6 +547,10 @@ Supervised Supervise(const ExecSpec& spec, const CancelToken* cancel, pid_t pid,
       }
     }
     Clock::time_point now = Clock::now();
+    if (group && now >= reap_at) {
+      group->ReapInheritedZombies(reaped, pid);
+      reap_at = now + std::chrono::milliseconds(kReapOrphansEveryMs);
+    }
     if (!term_sent && now >= deadline) stop_group(ExecResult::End::kTimedOut);
     if (term_sent && !kill_sent && now >= kill_at) {
       killpg(pid, SIGKILL);
@@ -757,7 +769,8 @@ ExecResult Execute(const ExecSpec& spec, const CancelToken* cancel) {
   Capture out{out_pipe[0], spec.output_limit_bytes, &result.out, &result.out_tail, &result.out_dropped};
   Capture err{err_pipe[0], spec.output_limit_bytes, &result.err, &result.err_tail, &result.err_dropped};
 
-  const Supervised supervised = Supervise(spec, cancel, pid, pidfd, start, &out, &err, &result);
+  CpuTimes reaped;
+  const Supervised supervised = Supervise(spec, cancel, pid, pidfd, start, group->get(), &out, &err, &result, &reaped);
   // Whatever the child left behind (daemons, stuck grandchildren) goes with
   // it, and is reaped before we return: the next sample must not share the
   // machine with leftovers. As a subreaper we inherit those orphans. The
@@ -765,7 +778,7 @@ ExecResult Execute(const ExecSpec& spec, const CancelToken* cancel) {
   // child's process group can be found. Then take what is already in the
   // pipes without waiting for EOF, which a process that escaped the process
   // group could hold off forever.
-  KillLeftovers(group->get(), cgroups, pid, &result);
+  KillLeftovers(group->get(), cgroups, pid, reaped, &result);
   // Empty now: its removal (a slow rmdir in the v1 memory hierarchy) can wait for the supplier's Tidy().
   if (*group && spec.supplies) spec.supplies->RetireGroup(*std::move(group));
   for (Capture* c : {&out, &err}) c->Drain();

@@ -45,6 +45,19 @@ uint64_t OwnPidNamespace() {
   return stat("/proc/self/ns/pid", &st) == 0 ? static_cast<uint64_t>(st.st_ino) : 0;
 }
 
+// Whether the live process `pid` reads start times on this process's clock:
+// /proc shows a process's start shifted by the reader's time namespace
+// (unshare --time --boottime), so in another one a live maker's start reads
+// differently, as if its pid had been reused. A kernel without time
+// namespaces has none to differ. False where it cannot tell (another user's
+// process, to a reader without the rights): its leftovers then stay.
+bool SameTimeNamespace(pid_t pid) {
+  struct stat own, theirs;
+  if (stat("/proc/self/ns/time", &own) != 0) return errno == ENOENT;
+  return stat(absl::StrCat("/proc/", pid, "/ns/time").c_str(), &theirs) == 0 && own.st_ino == theirs.st_ino &&
+         own.st_dev == theirs.st_dev;
+}
+
 }  // namespace
 
 const MakerTag& OwnMakerTag() {
@@ -70,7 +83,7 @@ std::optional<MakerTag> ParseMakerTag(absl::string_view text, absl::string_view*
 bool MakerGone(const MakerTag& tag) {
   if (tag.pid_namespace == 0 || tag.pid_namespace != OwnMakerTag().pid_namespace) return false;
   const ProcessStart now = StartOf(tag.pid);
-  return now.exited || (now.ticks && *now.ticks != tag.start_ticks);
+  return now.exited || (now.ticks && *now.ticks != tag.start_ticks && SameTimeNamespace(tag.pid));
 }
 
 bool ProcessExited(pid_t pid) { return pid > 0 && StartOf(pid).exited; }

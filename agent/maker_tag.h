@@ -34,7 +34,9 @@ std::optional<MakerTag> ParseMakerTag(absl::string_view text, absl::string_view*
 
 // Whether the maker is gone: it exited, is a zombie its parent has not yet
 // reaped, or its pid belongs to a later process. A tag of another pid
-// namespace, or one /proc cannot tell about, counts as alive: what it made stays.
+// namespace, a process at its pid in another time namespace (its start
+// reads differently there), or one /proc cannot tell about, counts as
+// alive: what it made stays.
 bool MakerGone(const MakerTag& tag);
 
 // Whether `pid` has exited or is a zombie: all that names without a whole

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <vector>
 
 #include "agent/cgroup.h"
@@ -159,6 +160,33 @@ TEST(CaseRunnerTest, SuppliesRemoveTheScratchFoldersOfAgentsThatAreGone) {
   waitpid(zombie, nullptr, 0);
   for (const std::string& folder : removed) EXPECT_FALSE(std::filesystem::exists(folder)) << folder;
   for (const std::string& folder : kept) EXPECT_TRUE(std::filesystem::exists(folder)) << folder;
+}
+
+// /proc shows a process's start shifted by the reader's time namespace: a
+// live agent in another one (unshare --time) reads a start other than its
+// folders' tag says, as a later process on a reused pid would. Its folder
+// stays: judged by its start, it went, with the run it served.
+TEST(CaseRunnerTest, AnAgentInAnotherTimeNamespaceKeepsItsScratchFolders) {
+  testing::Subprocess maker({"/usr/bin/unshare", "--time", "--boottime", "100000", "--fork", "--kill-child", "/bin/sh",
+                             "-c", "echo tag $$ $(cut -d' ' -f22 /proc/$$/stat); exec sleep 300"});
+  const std::optional<std::string> line = maker.WaitForLine("tag ", 30'000);
+  if (!line) GTEST_SKIP() << "no time namespace here: " << maker.output();
+  pid_t pid = 0;
+  unsigned long long start = 0;
+  ASSERT_EQ(sscanf(line->c_str(), "tag %d %llu", &pid, &start), 2) << *line;
+  testing::TempDir tmp;
+  const std::string folder =
+      tmp.File("perfgate-case-" + ToString({OwnMakerTag().pid_namespace, pid, start}) + "-AbC123");
+  ASSERT_TRUE(std::filesystem::create_directory(folder));
+  const char* old_tmpdir = std::getenv("TMPDIR");
+  const std::string saved_tmpdir = old_tmpdir ? old_tmpdir : "";
+  setenv("TMPDIR", tmp.path().c_str(), 1);
+  RemoveStaleScratchFolders();
+  if (old_tmpdir)
+    setenv("TMPDIR", saved_tmpdir.c_str(), 1);
+  else
+    unsetenv("TMPDIR");
+  EXPECT_TRUE(std::filesystem::exists(folder)) << "a live agent's, in another time namespace";
 }
 
 TEST(CaseRunnerTest, CallgrindInstructionCountsAreDeterministic) {

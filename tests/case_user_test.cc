@@ -552,6 +552,30 @@ TEST(CaseUserTest, ACaseUsersForksStopAtItsTaskLimit) {
   }
 }
 
+// The removal of what earlier cases left is the agent's work: it runs
+// `find`, `sh` and `rm` at once, and under a case's task limit of one it
+// could never start, and every later case failed.
+TEST(CaseUserTest, LeftoversAreRemovedWhateverTheCasesTaskLimit) {
+  REQUIRE_NOBODY(user);
+  CaseUser one_task = *user;
+  one_task.max_tasks = 1;
+  const std::string left = absl::StrCat("/tmp/perfgate-test-left-under-a-limit-", getpid());
+  CaseRunOptions options;
+  options.user = &one_task;
+  v1::CaseSpec leave;  // touch itself, no shell: a shell's fork would fail under the limit
+  leave.set_name("leave");
+  for (const std::string& arg : {std::string("/usr/bin/touch"), left}) leave.add_argv(arg);
+  leave.set_repeats(1);
+  leave.set_timeout_ms(60'000);
+  const v1::CaseResult first = RunCase(leave, ProbeHost(), options);
+  ASSERT_EQ(first.outcome(), v1::CaseResult::OUTCOME_OK) << first.error() << first.stderr_tail();
+  ASSERT_TRUE(std::filesystem::exists(left));
+  const v1::CaseResult next = RunCase(leave, ProbeHost(), options);
+  ASSERT_EQ(next.outcome(), v1::CaseResult::OUTCOME_OK) << next.error() << next.stderr_tail();
+  EXPECT_THAT(absl::StrJoin(next.notes(), "\n"), HasSubstr(left));
+  std::filesystem::remove(left);
+}
+
 TEST(CaseUserTest, TheFlagRunsCasesAsTheUserAndRefusesWhatCannotWork) {
   REQUIRE_NOBODY(user);
   const std::string check = "[ $(id -u) = " + std::to_string(user->uid) + " ]";

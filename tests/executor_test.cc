@@ -276,6 +276,39 @@ TEST_F(CgroupExecutorTest, ProcessesThatLeftTheProcessGroupAreKilledAndReaped) {
   ExpectOrphansGone(pid_file);
 }
 
+// An orphan of the case that exits is the agent's zombie child (the agent
+// is their subreaper). Reaped only once the case ended, a case that leaves
+// short-lived background children behind held a pid of the host for each,
+// and as a case user ran out of its task limit. The case waits, up to 30 s,
+// for the zombie of the orphan it made to go.
+TEST_F(CgroupExecutorTest, AnOrphanThatExitsIsReapedWhileTheCaseRuns) {
+  constexpr char kScript[] =
+      "import os, time\n"
+      "hold_r, hold_w = os.pipe()\n"
+      "pid_r, pid_w = os.pipe()\n"
+      "child = os.fork()\n"
+      "if child == 0:\n"
+      "    orphan = os.fork()\n"
+      "    if orphan == 0:\n"
+      "        os.close(hold_w)\n"
+      "        os.read(hold_r, 1)\n"
+      "        os._exit(0)\n"
+      "    os.write(pid_w, str(orphan).encode())\n"
+      "    os._exit(0)\n"
+      "os.waitpid(child, 0)\n"  // the orphan's parent is the agent now
+      "orphan = int(os.read(pid_r, 32))\n"
+      "os.close(hold_w)\n"  // it exits: a zombie until the agent reaps it
+      "deadline = time.monotonic() + 30\n"
+      "while os.path.exists('/proc/%d' % orphan) and time.monotonic() < deadline:\n"
+      "    time.sleep(0.01)\n"
+      "print('left a zombie' if os.path.exists('/proc/%d' % orphan) else 'reaped')\n";
+  ExecSpec spec;
+  spec.argv = {"/usr/bin/python3", "-c", kScript};
+  ExecResult r = Run(spec);
+  ASSERT_TRUE(r.ok()) << r.Describe() << r.err;
+  EXPECT_EQ(r.out, "reaped\n");
+}
+
 // Field 22 of /proc/PID/stat: when the process started, in ticks since boot.
 uint64_t StartTicksOf(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
