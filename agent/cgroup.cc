@@ -592,46 +592,6 @@ void RunCgroup::KillAndReap(CpuTimes* reaped) {
     }
     close(fd);
   }
-  ReapInheritedZombies(reaped);
-}
-
-void RunCgroup::ReapInheritedZombies(CpuTimes* reaped, pid_t spare) const {
-  // Most runs leave no zombie child at all: one waitid says so, where the
-  // scan below reads /proc for every thread of the agent (~0.1 ms here).
-  siginfo_t any{};
-  if (waitid(P_ALL, 0, &any, WEXITED | WNOHANG | WNOWAIT) != 0 || any.si_pid == 0) return;
-  // The run's processes are in its groups, whose names may differ (a leftover group taken over keeps its name).
-  std::vector<std::string> suffixes;
-  for (const std::string* group : {&kill_group_, &memory_group_}) {
-    if (!group->empty()) suffixes.push_back(group->substr(group->rfind('/')));
-  }
-  const auto in_a_group = [&](const std::string& line) {
-    for (const std::string& suffix : suffixes) {
-      if (line.size() >= suffix.size() && line.compare(line.size() - suffix.size(), suffix.size(), suffix) == 0) {
-        return true;
-      }
-    }
-    return false;
-  };
-  DIR* tasks = opendir("/proc/self/task");
-  if (!tasks) return;
-  while (dirent* task = readdir(tasks)) {
-    if (task->d_name[0] == '.') continue;
-    std::ifstream children(absl::StrCat("/proc/self/task/", task->d_name, "/children"));
-    pid_t pid;
-    while (children >> pid) {
-      if (pid == spare) continue;
-      std::ifstream groups(absl::StrCat("/proc/", pid, "/cgroup"));
-      std::string line;
-      bool ours = false;
-      while (!ours && std::getline(groups, line)) {
-        ours = in_a_group(line);
-      }
-      struct rusage usage{};
-      if (ours && wait4(pid, nullptr, WNOHANG, &usage) > 0) reaped->Add(usage);
-    }
-  }
-  closedir(tasks);
 }
 
 }  // namespace perfgate

@@ -142,15 +142,6 @@ class RunCgroup {
   // a case that leaves a worker unreaped must not hide the worker's work.
   void KillAndReap(CpuTimes* reaped);
 
-  // Reaps the agent's zombie children that were in this group, but `spare`
-  // (the case's own process, whose end its supervisor waits for): orphans of
-  // the case that have exited (a zombie is no longer listed in cgroup.procs,
-  // but /proc/PID/cgroup still names its group). Also while the case runs:
-  // until reaped, each zombie holds a pid of the host and counts against the
-  // case user's task limit (CaseUser::max_tasks), so a case that leaves
-  // short-lived background children behind would run out of tasks.
-  void ReapInheritedZombies(CpuTimes* reaped, pid_t spare = 0) const;
-
  private:
   RunCgroup() = default;
 

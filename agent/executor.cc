@@ -27,6 +27,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "agent/orphans.h"
 #include "agent/perf_counter.h"
 #include "agent/run_supplies.h"
 
@@ -459,29 +460,28 @@ void RecordExit(int status, const rusage& usage, Clock::time_point start, ExecRe
 // group. Adds the CPU times of what it reaped, and of `reaped` (the orphans
 // reaped while the case ran), to the case's.
 void KillLeftovers(RunCgroup* group, const CgroupParent& cgroups, pid_t pid, CpuTimes reaped, ExecResult* result) {
-  const auto add_reaped = [&] {
-    result->user_cpu_s += reaped.user_s;
-    result->sys_cpu_s += reaped.sys_s;
-  };
   if (group) {
     group->KillAndReap(&reaped);
-    add_reaped();
     if (auto peak = group->PeakMemoryBytes()) {
       result->peak_rss_bytes = *peak;
       result->memory_source = cgroups.memory_source();
     }
-    return;
-  }
-  killpg(pid, SIGKILL);
-  for (;;) {
-    struct rusage usage{};
-    if (wait4(-pid, nullptr, 0, &usage) > 0) {
-      reaped.Add(usage);
-    } else if (errno != EINTR) {
-      break;
+  } else {
+    killpg(pid, SIGKILL);
+    for (;;) {
+      struct rusage usage{};
+      if (wait4(-pid, nullptr, 0, &usage) > 0) {
+        reaped.Add(usage);
+      } else if (errno != EINTR) {
+        break;
+      }
     }
   }
-  add_reaped();
+  // Orphans that had exited before the kill: a zombie is in no group's
+  // cgroup.procs (in v1 hierarchies /proc shows it in the root group).
+  ReapOrphans(&reaped);
+  result->user_cpu_s += reaped.user_s;
+  result->sys_cpu_s += reaped.sys_s;
 }
 
 // How the wait ended: `stopped` when perfgate ended the child (timeout or
@@ -491,16 +491,15 @@ struct Supervised {
   ExecResult::End why = ExecResult::End::kExited;
 };
 
-// How often a case's exited orphans are reaped while it runs (RunCgroup::ReapInheritedZombies).
+// How often a case's exited orphans are reaped while it runs (agent/orphans.h).
 constexpr int64_t kReapOrphansEveryMs = 100;
 
 // Waits for the child to exit, reading its output meanwhile; at the timeout
 // or on cancel its process group gets SIGTERM, and SIGKILL after the grace
-// period. Records the exit in `result`. With a group, reaps the case's
-// orphans that exited every kReapOrphansEveryMs meanwhile, adding their CPU
-// times to *reaped.
+// period. Records the exit in `result`. Reaps the case's orphans that
+// exited every kReapOrphansEveryMs meanwhile, adding their CPU times to *reaped.
 Supervised Supervise(const ExecSpec& spec, const CancelToken* cancel, pid_t pid, int pidfd, Clock::time_point start,
-                     const RunCgroup* group, Capture* out, Capture* err, ExecResult* result, CpuTimes* reaped) {
+                     Capture* out, Capture* err, ExecResult* result, CpuTimes* reaped) {
   bool exited = false;
   Clock::time_point reap_at = start + std::chrono::milliseconds(kReapOrphansEveryMs);
   bool term_sent = false, kill_sent = false;
@@ -526,7 +525,7 @@ Supervised Supervise(const ExecSpec& spec, const CancelToken* cancel, pid_t pid,
     if (err->fd >= 0) fds[err_slot = nfds++] = {err->fd, POLLIN, 0};
     if (cancel && !term_sent) fds[cancel_slot = nfds++] = {cancel->fd(), POLLIN, 0};
 
-    Clock::time_point next = std::min(term_sent ? kill_at : deadline, group ? reap_at : Clock::time_point::max());
+    Clock::time_point next = std::min(term_sent ? kill_at : deadline, reap_at);
     int64_t wait_ms = next == Clock::time_point::max() ? -1 : MsUntil(next);
     if (pidfd < 0 && (wait_ms < 0 || wait_ms > 50)) wait_ms = 50;  // no pidfd (old kernel): reap by polling
     int ready = poll(fds, nfds, static_cast<int>(wait_ms));
@@ -547,8 +546,8 @@ Supervised Supervise(const ExecSpec& spec, const CancelToken* cancel, pid_t pid,
       }
     }
     Clock::time_point now = Clock::now();
-    if (group && now >= reap_at) {
-      group->ReapInheritedZombies(reaped, pid);
+    if (now >= reap_at) {
+      ReapOrphans(reaped);
       reap_at = now + std::chrono::milliseconds(kReapOrphansEveryMs);
     }
     if (!term_sent && now >= deadline) stop_group(ExecResult::End::kTimedOut);
@@ -748,8 +747,11 @@ ExecResult Execute(const ExecSpec& spec, const CancelToken* cancel) {
   // costs far less for a large agent (no copy of its page tables to tear down).
   int counter_fd = -1;
   Clock::time_point start;
+  std::unique_lock own_children = OwnChildren::Hold();
   Spawned spawned = spec.count_instructions ? SpawnWithCounter(setup, &counter_fd, &result.instructions_error, &start)
                                             : SpawnVfork(setup, group->get(), &start);
+  if (spawned.pid > 0) OwnChildren::Add(spawned.pid, own_children);
+  own_children.unlock();
   for (int fd : {out_pipe[1], err_pipe[1]}) close(fd);
   const pid_t pid = spawned.pid;
   if (pid < 0) {
@@ -770,7 +772,7 @@ ExecResult Execute(const ExecSpec& spec, const CancelToken* cancel) {
   Capture err{err_pipe[0], spec.output_limit_bytes, &result.err, &result.err_tail, &result.err_dropped};
 
   CpuTimes reaped;
-  const Supervised supervised = Supervise(spec, cancel, pid, pidfd, start, group->get(), &out, &err, &result, &reaped);
+  const Supervised supervised = Supervise(spec, cancel, pid, pidfd, start, &out, &err, &result, &reaped);
   // Whatever the child left behind (daemons, stuck grandchildren) goes with
   // it, and is reaped before we return: the next sample must not share the
   // machine with leftovers. As a subreaper we inherit those orphans. The
@@ -779,6 +781,7 @@ ExecResult Execute(const ExecSpec& spec, const CancelToken* cancel) {
   // pipes without waiting for EOF, which a process that escaped the process
   // group could hold off forever.
   KillLeftovers(group->get(), cgroups, pid, reaped, &result);
+  OwnChildren::Forget(pid);  // reaped by now, by Supervise or with its group
   // Empty now: its removal (a slow rmdir in the v1 memory hierarchy) can wait for the supplier's Tidy().
   if (*group && spec.supplies) spec.supplies->RetireGroup(*std::move(group));
   for (Capture* c : {&out, &err}) c->Drain();

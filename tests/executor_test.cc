@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -16,7 +17,9 @@
 #include <set>
 #include <sstream>
 #include <thread>
+#include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "agent/run_supplies.h"
 #include "tests/test_util.h"
 
@@ -276,37 +279,68 @@ TEST_F(CgroupExecutorTest, ProcessesThatLeftTheProcessGroupAreKilledAndReaped) {
   ExpectOrphansGone(pid_file);
 }
 
-// An orphan of the case that exits is the agent's zombie child (the agent
-// is their subreaper). Reaped only once the case ended, a case that leaves
-// short-lived background children behind held a pid of the host for each,
-// and as a case user ran out of its task limit. The case waits, up to 30 s,
-// for the zombie of the orphan it made to go.
-TEST_F(CgroupExecutorTest, AnOrphanThatExitsIsReapedWhileTheCaseRuns) {
-  constexpr char kScript[] =
+// A case whose orphans (re-parented to the agent, their subreaper) exit
+// while it runs: `orphans` of them, each in a session of its own (out of
+// the case's process group). It prints their pids on one line, lets them
+// go, waits up to 30 s for their zombies to go, and prints "reaped" or
+// "left zombies".
+std::vector<std::string> OrphansCase(int orphans) {
+  const std::string script = absl::StrCat(
       "import os, time\n"
       "hold_r, hold_w = os.pipe()\n"
       "pid_r, pid_w = os.pipe()\n"
-      "child = os.fork()\n"
-      "if child == 0:\n"
-      "    orphan = os.fork()\n"
-      "    if orphan == 0:\n"
-      "        os.close(hold_w)\n"
-      "        os.read(hold_r, 1)\n"
-      "        os._exit(0)\n"
-      "    os.write(pid_w, str(orphan).encode())\n"
+      "if os.fork() == 0:\n"
+      "    for _ in range(", orphans, "):\n"
+      "        orphan = os.fork()\n"
+      "        if orphan == 0:\n"
+      "            os.setsid()\n"
+      "            os.close(hold_w)\n"
+      "            os.close(pid_w)\n"
+      "            os.read(hold_r, 1)\n"
+      "            os._exit(0)\n"
+      "        os.write(pid_w, b'%d ' % orphan)\n"
       "    os._exit(0)\n"
-      "os.waitpid(child, 0)\n"  // the orphan's parent is the agent now
-      "orphan = int(os.read(pid_r, 32))\n"
-      "os.close(hold_w)\n"  // it exits: a zombie until the agent reaps it
+      "os.close(pid_w)\n"
+      "os.wait()\n"  // their parent has exited: they are the agent's now
+      "orphans = [int(p) for p in os.fdopen(pid_r).read().split()]\n"
+      "print(*orphans, flush=True)\n"
+      "os.close(hold_w)\n"  // they exit: zombies until the agent reaps them
+      "def state(p):\n"
+      "    try: return open('/proc/%d/stat' % p).read().rsplit(')', 1)[1].split()[0]\n"
+      "    except OSError: return 'gone'\n"
       "deadline = time.monotonic() + 30\n"
-      "while os.path.exists('/proc/%d' % orphan) and time.monotonic() < deadline:\n"
+      "while any(state(p) != 'gone' for p in orphans) and time.monotonic() < deadline:\n"
       "    time.sleep(0.01)\n"
-      "print('left a zombie' if os.path.exists('/proc/%d' % orphan) else 'reaped')\n";
-  ExecSpec spec;
-  spec.argv = {"/usr/bin/python3", "-c", kScript};
-  ExecResult r = Run(spec);
-  ASSERT_TRUE(r.ok()) << r.Describe() << r.err;
-  EXPECT_EQ(r.out, "reaped\n");
+      "print('left zombies' if any(state(p) != 'gone' for p in orphans) else 'reaped')\n");
+  return {"/usr/bin/python3", "-c", script};
+}
+
+// The pids OrphansCase printed that are still there once Execute returned.
+std::vector<pid_t> Remaining(const ExecResult& r) {
+  std::istringstream pids(r.out.substr(0, r.out.find('\n')));
+  std::vector<pid_t> left;
+  for (pid_t pid; pids >> pid;) {
+    if (kill(pid, 0) == 0 || errno != ESRCH) left.push_back(pid);
+  }
+  return left;
+}
+
+// An orphan of the case that exits is the agent's zombie child. Reaped only
+// once the case ended (and without a group, never, out of the case's
+// process group), a case that leaves short-lived background children behind
+// held a pid of the host for each, and as a case user ran out of its task
+// limit. Here they are reaped while the case runs, with a group and without.
+TEST_F(CgroupExecutorTest, OrphansThatExitAreReapedWhileTheCaseRunsWithAGroupOrWithout) {
+  const CgroupParent none = CgroupParent::Detect("none");
+  for (const CgroupParent* groups : {&parent_, &none}) {
+    ExecSpec spec;
+    spec.argv = OrphansCase(3);
+    spec.cgroups = groups;
+    ExecResult r = Execute(spec);
+    ASSERT_TRUE(r.ok()) << r.Describe() << r.err;
+    EXPECT_THAT(r.out, ::testing::EndsWith("\nreaped\n")) << groups->description();
+    EXPECT_THAT(Remaining(r), ::testing::IsEmpty());
+  }
 }
 
 // Field 22 of /proc/PID/stat: when the process started, in ticks since boot.
