@@ -45,7 +45,7 @@ std::vector<pid_t> ChildrenOfThisProcess() {
 
 // Whether `pid` was a zombie child, now reaped. REQUIRES: the registry's mu held.
 bool ReapIfZombie(pid_t pid, CpuTimes* reaped) {
-  struct rusage usage{};
+  struct rusage usage {};
   if (wait4(pid, nullptr, WNOHANG, &usage) <= 0) return false;
   reaped->Add(usage);
   return true;
@@ -63,19 +63,22 @@ void OwnChildren::Forget(pid_t pid) {
   registry.own.erase(pid);
 }
 
-void ReapOrphans(CpuTimes* reaped) {
+size_t ReapOrphans(CpuTimes* reaped) {
   Registry& registry = TheRegistry();
   std::lock_guard lock(registry.mu);
+  size_t count = 0;
   // One zombie at a time, as the kernel finds them, until none is left or
   // an own child is the one it finds: the others are then found by a scan.
   for (;;) {
     siginfo_t zombie{};
-    if (waitid(P_ALL, 0, &zombie, WEXITED | WNOHANG | WNOWAIT) != 0 || zombie.si_pid == 0) return;
+    if (waitid(P_ALL, 0, &zombie, WEXITED | WNOHANG | WNOWAIT) != 0 || zombie.si_pid == 0) return count;
     if (registry.own.count(zombie.si_pid) || !ReapIfZombie(zombie.si_pid, reaped)) break;
+    ++count;
   }
   for (pid_t pid : ChildrenOfThisProcess()) {
-    if (!registry.own.count(pid)) ReapIfZombie(pid, reaped);
+    if (!registry.own.count(pid) && ReapIfZombie(pid, reaped)) ++count;
   }
+  return count;
 }
 
 }  // namespace perfgate

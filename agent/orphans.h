@@ -9,6 +9,7 @@
 
 #include <sys/types.h>
 
+#include <cstddef>
 #include <mutex>
 
 #include "agent/cgroup.h"
@@ -33,6 +34,7 @@ class OwnChildren {
 // not lost. The agent runs one case at a time, so they are that case's;
 // with cases run at once on several threads (tests), an orphan's CPU goes
 // to whichever reaps it. Cheap when there is no zombie: one waitid.
-void ReapOrphans(CpuTimes* reaped);
+// Returns how many it reaped.
+size_t ReapOrphans(CpuTimes* reaped);
 
 }  // namespace perfgate

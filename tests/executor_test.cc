@@ -1,11 +1,11 @@
 #include "agent/executor.h"
 
+#include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <sys/prctl.h>
 #include <signal.h>
 #include <sys/file.h>
-#include <fcntl.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -290,7 +290,9 @@ std::vector<std::string> OrphansCase(int orphans) {
       "hold_r, hold_w = os.pipe()\n"
       "pid_r, pid_w = os.pipe()\n"
       "if os.fork() == 0:\n"
-      "    for _ in range(", orphans, "):\n"
+      "    for _ in range(",
+      orphans,
+      "):\n"
       "        orphan = os.fork()\n"
       "        if orphan == 0:\n"
       "            os.setsid()\n"
