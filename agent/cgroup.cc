@@ -247,15 +247,8 @@ std::optional<MakerTag> RunGroupMaker(absl::string_view name) {
   return ParseMakerTag(name, &n);
 }
 
-// Whether the agent that made the run group `name` is gone (MakerGone).
-// A group named "run-PID-N", of an agent from before tags, only once that
-// pid has exited.
-bool RunGroupMakerGone(const char* name) {
-  if (std::optional<MakerTag> maker = RunGroupMaker(name)) return MakerGone(*maker);
-  pid_t pid = 0;
-  unsigned long long n = 0;
-  return sscanf(name, "run-%d-%llu", &pid, &n) == 2 && pid != getpid() && ProcessExited(pid);
-}
+// Whether the agent that made the run group `name` is gone (NameMakerGone).
+bool RunGroupMakerGone(absl::string_view name) { return absl::ConsumePrefix(&name, "run-") && NameMakerGone(name); }
 
 // Removes the run groups of agents that died without removing them
 // (SIGKILL, the OOM killer); their names carry the agent's pid. What their

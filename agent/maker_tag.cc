@@ -86,6 +86,13 @@ bool MakerGone(const MakerTag& tag) {
   return now.exited || (now.ticks && *now.ticks != tag.start_ticks && SameTimeNamespace(tag.pid));
 }
 
-bool ProcessExited(pid_t pid) { return pid > 0 && StartOf(pid).exited; }
+bool NameMakerGone(absl::string_view tagged) {
+  absl::string_view rest;
+  if (std::optional<MakerTag> maker = ParseMakerTag(tagged, &rest)) return !rest.empty() && MakerGone(*maker);
+  const std::vector<absl::string_view> parts = absl::StrSplit(tagged, absl::MaxSplits('-', 1));
+  pid_t pid = 0;
+  return parts.size() == 2 && !parts[1].empty() && absl::SimpleAtoi(parts[0], &pid) && pid > 0 && pid != getpid() &&
+         StartOf(pid).exited;
+}
 
 }  // namespace perfgate

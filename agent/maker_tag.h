@@ -39,8 +39,11 @@ std::optional<MakerTag> ParseMakerTag(absl::string_view text, absl::string_view*
 // alive: what it made stays.
 bool MakerGone(const MakerTag& tag);
 
-// Whether `pid` has exited or is a zombie: all that names without a whole
-// tag (those of agents from before tags) let a later agent judge.
-bool ProcessExited(pid_t pid);
+// Whether the maker of a name is gone, `tagged` being the name past its
+// prefix: "TAG-REST" (MakerGone), or "PID-REST" in names of agents from
+// before tags, whose pid is all a later agent can judge (gone once it has
+// exited or is a zombie). False for any other text, for an empty REST, and
+// for this process's own pid.
+bool NameMakerGone(absl::string_view tagged);
 
 }  // namespace perfgate

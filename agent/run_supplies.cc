@@ -13,9 +13,7 @@
 #include <utility>
 #include <vector>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "agent/executor.h"
 #include "agent/maker_tag.h"
@@ -30,16 +28,11 @@ std::string TempRoot() {
 namespace {
 
 // Whether the scratch folder named `name` (in TempRoot) is one a gone
-// agent made: "perfgate-case-TAG-XXXXXX" or "perfgate-cases-TAG-XXXXXX",
-// or TAG a bare pid in names from before tags.
+// agent made: "perfgate-case-TAG-XXXXXX" or "perfgate-cases-TAG-XXXXXX"
+// (NameMakerGone).
 bool MadeByAGoneAgent(absl::string_view name) {
-  if (!absl::ConsumePrefix(&name, "perfgate-cases-") && !absl::ConsumePrefix(&name, "perfgate-case-")) return false;
-  absl::string_view rest;
-  if (std::optional<MakerTag> maker = ParseMakerTag(name, &rest)) return !rest.empty() && MakerGone(*maker);
-  const std::vector<absl::string_view> parts = absl::StrSplit(name, absl::MaxSplits('-', 1));
-  pid_t pid = 0;
-  return parts.size() == 2 && !parts[1].empty() && absl::SimpleAtoi(parts[0], &pid) && pid != getpid() &&
-         ProcessExited(pid);
+  return (absl::ConsumePrefix(&name, "perfgate-cases-") || absl::ConsumePrefix(&name, "perfgate-case-")) &&
+         NameMakerGone(name);
 }
 
 }  // namespace
