@@ -31,6 +31,7 @@ void AddBaselineCommand(CLI::App& app, int* exit_code) {
     std::string add;
     double new_margin = 0.1;
     bool keep_missing = false;
+    std::string pool;
   };
   auto flags = std::make_shared<Flags>();
   cmd->add_option("--report", flags->report, "JSON report of the run")->required();
@@ -39,6 +40,9 @@ void AddBaselineCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--output", flags->output, "where to write (default: overwrite --expected)");
   cmd->add_option("--add", flags->add, "comma-separated metric names to add rows for when a result has none");
   cmd->add_option("--new-margin", flags->new_margin, "noise margin of added rows")->capture_default_str();
+  cmd->add_option("--pool", flags->pool,
+                  "the pool this expected file is for: only its cases' results count (needed when the report's "
+                  "cases ran on several pools)");
   cmd->add_flag("--keep-missing", flags->keep_missing,
                 "keep rows the report has no result for (a partial run) instead of stopping");
   cmd->footer(kExitCodesHelp);
@@ -54,6 +58,7 @@ void AddBaselineCommand(CLI::App& app, int* exit_code) {
     for (const auto& m : absl::StrSplit(flags->add, ',', absl::SkipEmpty())) options.add_metrics.insert(std::string(m));
     options.new_margin = flags->new_margin;
     options.keep_missing = flags->keep_missing;
+    options.pool = flags->pool;
     auto updated = UpdateExpectedFileFromReport(flags->report, flags->expected, options);
     if (!updated.ok()) return fail(kExitBadInput, std::string(updated.status().message()));
     const BaselineUpdate& update = *updated;

@@ -150,6 +150,7 @@ void RunHere(const RunFlags& flags, int* exit_code) {
   }
   const bool tty = isatty(STDERR_FILENO);
   LocalRunOptions options = RunOptions(flags, &cancel, tty);
+  options.ab_min_samples = judged->policy.compare.ab_min_samples;
   options.user = user ? &*user : nullptr;
   const v1::Run run = RunLocally(judged->suite, host, options);
   if (tty) std::cerr << "\r\033[K" << std::flush;

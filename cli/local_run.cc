@@ -39,7 +39,9 @@ v1::Run RunLocally(const v1::Suite& suite, const v1::HostFingerprint& host, cons
   for (v1::CaseSpec spec : suite.cases()) {
     if (!options.cases.empty() && !options.cases.count(spec.name())) continue;
     ++index;
-    if (options.repeats) spec.set_repeats(options.repeats);
+    if (options.repeats) {
+      spec.set_repeats(spec.variants_size() ? std::max(options.repeats, options.ab_min_samples) : options.repeats);
+    }
     if (options.warmup) spec.set_warmup(*options.warmup);
     auto* status = run.add_cases();
     status->set_name(spec.name());

@@ -31,6 +31,8 @@ v1::Suite AdHocSuite(const std::vector<std::string>& argv);
 struct LocalRunOptions {
   std::set<std::string> cases;  // only these; empty: all
   uint32_t repeats = 0;         // overrides the suite's, when set
+  // A/B cases (with variants) keep at least this many repeats a side, whatever `repeats` says.
+  uint32_t ab_min_samples = 0;
   std::optional<uint32_t> warmup;
   std::vector<std::string> labels;  // this machine's, for cases that require them
   std::string pool = "local";

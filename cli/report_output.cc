@@ -9,8 +9,10 @@
 #include <fstream>
 #include <iostream>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 
 namespace perfgate {
 
@@ -53,18 +55,25 @@ absl::Status CheckWritable(const char* flag, const std::string& path) {
 }  // namespace
 
 absl::Status CheckReportPaths(const ReportFlags& flags) {
+  std::vector<std::string> to_stdout;
   for (const auto& [flag, path] : {std::pair{"--json", &flags.json_path}, std::pair{"--markdown", &flags.markdown_path},
                                    std::pair{"--junit", &flags.junit_path}}) {
     if (absl::Status s = CheckWritable(flag, *path); !s.ok()) return s;
+    if (*path == "-") to_stdout.push_back(absl::StrCat(flag, " -"));
+  }
+  if (to_stdout.size() > 1) {
+    return absl::InvalidArgumentError(absl::StrCat(absl::StrJoin(to_stdout, " and "),
+                                                   ": only one report can go to stdout; write the others to files"));
   }
   return absl::OkStatus();
 }
 
 bool EmitReport(const GateReport& report, const ReportFlags& flags, const Reporter* table_reporter) {
-  // With `--json -` stdout is for the JSON alone (a pipe into jq); people read stderr.
-  const bool json_to_stdout = flags.json_path == "-";
-  std::ostream& table = json_to_stdout ? std::cerr : std::cout;
-  const int table_fd = json_to_stdout ? STDERR_FILENO : STDOUT_FILENO;
+  // With `--json -` (or --markdown -, --junit -) stdout is for that report
+  // alone (a pipe into jq); people read the table on stderr.
+  const bool report_to_stdout = flags.json_path == "-" || flags.markdown_path == "-" || flags.junit_path == "-";
+  std::ostream& table = report_to_stdout ? std::cerr : std::cout;
+  const int table_fd = report_to_stdout ? STDERR_FILENO : STDOUT_FILENO;
   const bool color = !flags.no_color && isatty(table_fd) && !std::getenv("NO_COLOR");
   if (table_reporter) {
     table_reporter->Write(report, table);

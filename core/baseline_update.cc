@@ -9,8 +9,10 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "core/names.h"
 #include "core/report.h"
 #include "core/units.h"
@@ -93,10 +95,34 @@ double RelativeMove(double expected, double result) {
   return expected == 0 ? NAN : (result - expected) / std::fabs(expected);
 }
 
-// This run's medians by "benchmark,metric", in report order; A/B base sides
-// are not results. The same key from two cases is an error, as a duplicate
-// line is for check_results.py.
-absl::StatusOr<std::vector<std::pair<std::string, double>>> ReportResults(const std::string& path) {
+// The one pool whose results update the file: `wanted`, else the only pool
+// that ran a case. Two pools' results in one file would mix machines.
+absl::StatusOr<std::string> PoolToUpdate(const std::string& path, const nlohmann::json& report,
+                                         const std::string& wanted) {
+  std::set<std::string> pools;
+  for (const auto& c : report.value("cases", nlohmann::json::array())) {
+    if (c.value("ran", false)) pools.insert(c.value("pool", ""));
+  }
+  if (!wanted.empty()) {
+    if (pools.count(wanted)) return wanted;
+    return absl::InvalidArgumentError(absl::StrCat(path, ": no case ran on pool '", wanted, "' (pools that ran: ",
+                                                   pools.empty() ? "none" : absl::StrJoin(pools, ", "), ")"));
+  }
+  if (pools.size() > 1) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": cases ran on ", pools.size(), " pools (",
+                                                   absl::StrJoin(pools, ", "),
+                                                   "); give --pool NAME, the pool this expected file is for"));
+  }
+  return pools.empty() ? std::string() : *pools.begin();
+}
+
+// This run's medians by "benchmark,metric", in report order, from the cases
+// that ran to the end on the chosen pool (a case that failed on a later
+// repeat has medians of a broken run; A/B base sides are not results). The
+// same key from two cases is an error, as a duplicate line is for
+// check_results.py.
+absl::StatusOr<std::vector<std::pair<std::string, double>>> ReportResults(const std::string& path,
+                                                                          const std::string& wanted_pool) {
   std::ifstream in(path);
   if (!in) return absl::InvalidArgumentError(absl::StrCat(path, ": cannot open the report"));
   nlohmann::json report;
@@ -114,7 +140,10 @@ absl::StatusOr<std::vector<std::pair<std::string, double>>> ReportResults(const 
           path, ": a report of schema_version ", version, "; this perfgate reads version ", kJsonReportSchemaVersion,
           " (write the report with `perfgate gate --json` of this version)"));
     }
+    auto pool = PoolToUpdate(path, report, wanted_pool);
+    if (!pool.ok()) return pool.status();
     for (const auto& c : report.value("cases", nlohmann::json::array())) {
+      if (!c.value("ran", false) || c.value("pool", "") != *pool) continue;
       for (const auto& m : c.value("metrics", nlohmann::json::array())) {
         if (m.value("variant", "") == SideName(Side::kBase) || m.value("n", 0) == 0) continue;
         const std::string key = m.value("benchmark", "") + "," + m.value("metric", "");
@@ -213,7 +242,7 @@ BaselineUpdate UpdateExpectedRows(const std::vector<ExpectedRow>& rows,
     ++update.changed;
   }
   for (const auto& [key, value] : results) {
-    const size_t comma = key.find(',');
+    const size_t comma = key.rfind(',');  // metric names have none; benchmark names may (BM_F<int, float>)
     const std::string metric = key.substr(comma + 1);
     if (present.count(key) || !options.add_metrics.count(metric)) continue;
     present.insert(key);
@@ -229,7 +258,7 @@ BaselineUpdate UpdateExpectedRows(const std::vector<ExpectedRow>& rows,
 absl::StatusOr<BaselineUpdate> UpdateExpectedFileFromReport(const std::string& report_path,
                                                             const std::string& expected_path,
                                                             const BaselineUpdateOptions& options) {
-  auto results = ReportResults(report_path);
+  auto results = ReportResults(report_path, options.pool);
   if (!results.ok()) return results.status();
   std::vector<ExpectedRow> rows;
   if (std::filesystem::exists(expected_path)) {

@@ -47,6 +47,7 @@ struct BaselineUpdateOptions {
   std::set<std::string> add_metrics;  // results of these metrics without a row get one
   double new_margin = 0.1;            // the margin of added rows
   bool keep_missing = false;          // keep rows without a result instead of stopping
+  std::string pool;                   // the pool whose results count; empty: the only one that ran
 };
 
 struct BaselineUpdate {
@@ -66,10 +67,13 @@ BaselineUpdate UpdateExpectedRows(const std::vector<ExpectedRow>& rows,
 
 // The update of the expected file at `expected_path` (none there: only
 // rows for options.add_metrics) with the medians of the JSON report at
-// `report_path` (perfgate gate/run --json); A/B base sides are not results.
-// Errors are bad input (InvalidArgument) naming the file: an unreadable
-// report or expected file, the same "benchmark,metric" reported by two
-// cases (a duplicate line is an error for check_results.py too).
+// `report_path` (perfgate gate/run --json) of the cases that ran to the end
+// on one pool (options.pool, or the only pool that ran); A/B base sides are
+// not results, nor are a failed case's. Errors are bad input
+// (InvalidArgument) naming the file: an unreadable report or expected file,
+// results of several pools and no options.pool, the same "benchmark,metric"
+// reported by two cases (a duplicate line is an error for check_results.py
+// too).
 absl::StatusOr<BaselineUpdate> UpdateExpectedFileFromReport(const std::string& report_path,
                                                             const std::string& expected_path,
                                                             const BaselineUpdateOptions& options);

@@ -90,9 +90,11 @@ Comparison CompareWithExpected(Direction better, double result, const ExpectedRo
   c.threshold = row.margin;
   c.noise = row.margin;
   c.baseline_n = 1;
-  // Exactly PyTorch's arithmetic, so boundary cases agree with check_results.py.
-  const double low = row.expected - row.expected * row.margin;
-  const double high = row.expected + row.expected * row.margin;
+  // PyTorch's arithmetic, so boundary cases agree with check_results.py, but
+  // with |E|: a negative expected value (a score, a delta) would otherwise
+  // make low > high, and a result equal to it both above and below.
+  const double low = row.expected - std::fabs(row.expected) * row.margin;
+  const double high = row.expected + std::fabs(row.expected) * row.margin;
   const bool above = result > high, below = result < low;
   if ((!above && !below) || better == Direction::kUnknown) {
     c.verdict = Verdict::kPass;
@@ -144,6 +146,12 @@ Comparison CompareAB(Direction better, const std::vector<double>& base, const st
   // any difference is real, and a rank test on three samples could not say so.
   const bool exact = b.min == b.max && h.min == h.max;
   c.p_value = exact ? (b.min == h.min ? 1.0 : 0.0) : MannWhitneyPValue(base, head);
+  if (!exact && std::min(base.size(), head.size()) < options.ab_min_samples) {
+    // With 3 samples a side no arrangement reaches p < 0.01: a test that
+    // can see nothing must not pass.
+    c.verdict = Verdict::kError;
+    return c;
+  }
   c.verdict = c.p_value < options.ab_alpha ? Judge(better, c) : Verdict::kPass;
   return c;
 }

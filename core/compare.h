@@ -77,7 +77,8 @@ struct Comparison {
 // regression (PyTorch's rule for an expected 0); a history median of 0 makes
 // a regression of a result worse than every run of the window.
 
-// PyTorch's check: low = E - E*m, high = E + E*m; beyond them (strictly) is a
+// PyTorch's check: low = E - |E|*m, high = E + |E|*m (E*m in PyTorch, the
+// same for E >= 0); beyond them (strictly) is a
 // change; the worse side is a regression. `result` is this run's median.
 Comparison CompareWithExpected(Direction better, double result, const ExpectedRow& row);
 
@@ -102,6 +103,8 @@ Comparison CompareWithHistory(Direction better, const std::vector<double>& curre
                               const std::vector<double>& history_run_medians, const CompareOptions& options,
                               bool timed = false);
 
+// Fewer than ab_min_samples samples on a side, unless both sides are
+// deterministic, is an error: the rank test could not fail anything.
 // REQUIRES: base and head non-empty.
 Comparison CompareAB(Direction better, const std::vector<double>& base, const std::vector<double>& head,
                      const CompareOptions& options);

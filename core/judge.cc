@@ -87,14 +87,17 @@ std::optional<Comparison> Compare(const std::string& case_name, const Series& se
   const double median = Summarize(series.values).median;
   const MetricTraits traits = TraitsOf(series.metric, series.source, policy.compare.declared);
   std::optional<Comparison> c = CompareWithBaseline(series, median, traits.direction, all, pool, baselines, policy);
+  if (c && c->method == Method::kAB && c->verdict == Verdict::kError) {
+    *note = absl::StrCat("too few samples for the rank test (", c->baseline_n, " base, ", series.values.size(),
+                         " head): A/B needs at least ", policy.compare.ab_min_samples, " a side (repeats:)");
+  }
   if (c && PassWithinResolution(traits.resolution, &*c)) {
     *note = absl::StrCat("within the instrument's resolution (",
                          FormatValue(traits.resolution, series.unit, series.metric), "): no change");
   }
-  // Too short to judge if either side is: a run slowed to 30 ms by load is
-  // still a 4 ms case when its baseline says so.
   const auto listed = policy.judged_metrics.find(case_name);
-  if (auto why = ShownOnlyReason(series.metric, series.source, c ? std::min(median, c->baseline) : median,
+  const double span = SpanJudgedForShortness(median, c ? std::optional<double>(c->baseline) : std::nullopt);
+  if (auto why = ShownOnlyReason(series.metric, series.source, span,
                                  listed != policy.judged_metrics.end() && listed->second.count(series.metric),
                                  policy.compare.declared)) {
     *note = *why;
@@ -375,37 +378,74 @@ MetricReport JudgeSeries(const CaseReport& cr, const Series& series, const std::
   return m;
 }
 
-// Expected rows for the benchmarks a case that ran produced, where it did not
-// produce that row's metric: each is a missing result of that case.
-void AddRowsTheCaseMissed(const std::set<std::string>& benchmarks, const Baselines& baselines, CaseReport* cr,
+// A missing result of a case that ran: `what` it should have reported, and why.
+MetricReport MissingMetric(Series series, std::string note) {
+  MetricReport m;
+  m.series = std::move(series);
+  m.verdict = Verdict::kMissingResult;
+  m.judged = true;
+  m.note = std::move(note);
+  return m;
+}
+
+// Expected rows for the benchmarks a case that ran produced, where no case
+// of the run produced that row's metric: each is a missing result of the
+// first such case. `produced` holds the whole run's keys, so that the answer
+// does not depend on the order of the cases (two cases may share a
+// benchmark, each reporting its own metrics of it).
+void AddRowsTheCaseMissed(const std::vector<Series>& all, const Baselines& baselines, CaseReport* cr,
                           std::set<std::string>* produced) {
   const auto* rows = RowsFor(baselines, cr->pool);
   if (!cr->ran || !rows) return;
+  std::set<std::string> benchmarks;
+  for (const auto& series : all) benchmarks.insert(series.benchmark);
   for (const auto& row : *rows) {
     if (!benchmarks.count(row.benchmark) || produced->count(row.Key())) continue;
-    MetricReport m;
-    m.series = Series{row.benchmark, row.metric, "", "", "", {}};
-    m.verdict = Verdict::kMissingResult;
-    m.judged = true;
-    m.note = absl::StrCat("expected ", row.expected, " (row on line ", row.line, "), no result");
-    cr->metrics.push_back(std::move(m));
+    cr->metrics.push_back(MissingMetric(Series{row.benchmark, row.metric, "", "", "", {}},
+                                        absl::StrCat("expected ", row.expected, " (row on line ", row.line,
+                                                     "), no result")));
     produced->insert(row.Key());
   }
 }
 
-// The metrics of a case's result. `produced` gains each "benchmark,metric" key.
-void AddMetrics(const v1::CaseResult& result, const Baselines& baselines, const Policy& policy, CaseReport* cr,
-                std::set<std::string>* produced) {
-  cr->notes.assign(result.notes().begin(), result.notes().end());
-  const std::vector<Series> all = CollectSeries(result);
-  std::set<std::string> benchmarks;
+// A/B: a series the base side measured and the head side did not. The head
+// lost a benchmark (or a metric of one): judged as a missing result, never
+// dropped.
+void AddSeriesHeadMissed(const std::vector<Series>& all, CaseReport* cr) {
+  if (!cr->ran) return;
   for (const auto& series : all) {
-    produced->insert(series.Key());
-    benchmarks.insert(series.benchmark);
+    if (series.variant != SideName(Side::kBase) || FindSeries(all, series, SideName(Side::kHead))) continue;
+    Series head = series;
+    head.variant = SideName(Side::kHead);
+    head.values.clear();
+    cr->metrics.push_back(MissingMetric(std::move(head), "measured on the base side, not on the head side"));
+  }
+}
+
+// Metrics the case's `judge:` list names that it did not report at all: a
+// misspelt name judged nothing, and the gate must not pass on that.
+void AddListedMetricsMissed(const std::vector<Series>& all, const Policy& policy, CaseReport* cr) {
+  const auto listed = policy.judged_metrics.find(cr->name);
+  if (!cr->ran || listed == policy.judged_metrics.end()) return;
+  std::set<std::string> reported;
+  for (const auto& series : all) reported.insert(series.metric);
+  for (const auto& metric : listed->second) {
+    if (reported.count(metric)) continue;
+    cr->metrics.push_back(MissingMetric(
+        Series{cr->name, metric, "", "", "", {}},
+        absl::StrCat("listed under judge:, but the case reported no metric '", metric, "' (it reported: ",
+                     reported.empty() ? "none" : absl::StrJoin(reported, ", "), ")")));
+  }
+}
+
+// The metrics of a case's result.
+void AddMetrics(const std::vector<Series>& all, const Baselines& baselines, const Policy& policy, CaseReport* cr) {
+  for (const auto& series : all) {
     if (series.variant == SideName(Side::kBase)) continue;  // shown beside its head
     cr->metrics.push_back(JudgeSeries(*cr, series, all, baselines, policy));
   }
-  AddRowsTheCaseMissed(benchmarks, baselines, cr, produced);
+  AddSeriesHeadMissed(all, cr);
+  AddListedMetricsMissed(all, policy, cr);
 }
 
 // Rows that no case produced at all, on a run of the whole suite: a benchmark renamed or gone.
@@ -432,11 +472,21 @@ GateReport BuildGateReport(const v1::Run& run, const Baselines& baselines, const
   GateReport report;
   report.run = run;
   std::set<std::string> produced;  // "benchmark,metric" produced by some case, or a case name
-  for (const auto& c : run.cases()) {
-    CaseReport cr = StartCaseReport(c);
+  std::vector<std::vector<Series>> series(static_cast<size_t>(run.cases_size()));
+  for (int i = 0; i < run.cases_size(); ++i) {
+    const v1::CaseStatus& c = run.cases(i);
     produced.insert(c.name());
+    if (!HasResult(c)) continue;
+    series[static_cast<size_t>(i)] = CollectSeries(c.result());
+    for (const auto& s : series[static_cast<size_t>(i)]) produced.insert(s.Key());
+  }
+  for (int i = 0; i < run.cases_size(); ++i) {
+    const v1::CaseStatus& c = run.cases(i);
+    CaseReport cr = StartCaseReport(c);
     if (HasResult(c)) {
-      AddMetrics(c.result(), baselines, policy, &cr, &produced);
+      cr.notes.assign(c.result().notes().begin(), c.result().notes().end());
+      AddMetrics(series[static_cast<size_t>(i)], baselines, policy, &cr);
+      AddRowsTheCaseMissed(series[static_cast<size_t>(i)], baselines, &cr, &produced);
     }
     report.cases.push_back(std::move(cr));
   }

@@ -112,6 +112,20 @@ TestCase Judged(const GateReport& report, const CaseReport& c, const MetricRepor
   return t;
 }
 
+// A case that ran with no metric judged: passed, unless the policy fails
+// such a case (`--fail-on no_baseline`), and then red as the exit code is.
+TestCase NothingJudged(const GateReport& report, const CaseReport& c, const TestCase& base) {
+  TestCase t = base;
+  t.name = absl::StrCat(base.classname, ".run");
+  t.system_out = "measured; no metric of this case is judged";
+  if (c.fails && report.run.state() != v1::RUN_STATE_CANCELLED) {
+    t.status = Status::kFailure;
+    t.type = VerdictName(c.verdict);
+    t.message = absl::StrCat(VerdictName(c.verdict), ": no metric of this case was judged, and the policy fails that");
+  }
+  return t;
+}
+
 std::vector<TestCase> TestCases(const GateReport& report) {
   std::vector<TestCase> tests;
   for (const auto& c : report.cases) {
@@ -128,12 +142,7 @@ std::vector<TestCase> TestCases(const GateReport& report) {
       tests.push_back(Judged(report, c, m, base));
       any = true;
     }
-    if (!any) {  // it ran, and nothing of it is judged: the run itself passed
-      TestCase t = base;
-      t.name = absl::StrCat(base.classname, ".run");
-      t.system_out = "measured; no metric of this case is judged";
-      tests.push_back(std::move(t));
-    }
+    if (!any) tests.push_back(NothingJudged(report, c, base));
   }
   for (const auto& missing : report.missing_rows) {
     TestCase t;

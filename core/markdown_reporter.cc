@@ -157,7 +157,9 @@ std::string PValueCell(const Comparison& cmp) {
 }
 
 struct Counts {
-  int regressions = 0, errors = 0, improvements = 0, no_baseline = 0, cases = 0;
+  // errors: those that fail the gate; passing_errors: errors and missing
+  // results the policy lets pass (`--fail-on regression`).
+  int regressions = 0, errors = 0, passing_errors = 0, improvements = 0, no_baseline = 0, cases = 0;
 };
 
 bool IsError(const CaseReport& c) { return !c.ran && c.fails; }
@@ -173,12 +175,12 @@ Counts Count(const GateReport& report) {
     n.errors += IsError(c);
     for (const auto& m : c.metrics) {
       n.regressions += IsRegression(m);
-      n.errors += IsMetricError(m);
+      (m.fails ? n.errors : n.passing_errors) += IsMetricError(m);
       n.improvements += m.judged && m.verdict == Verdict::kImprovement;
       n.no_baseline += m.judged && !m.comparison && m.verdict == Verdict::kNoBaseline;
     }
   }
-  n.errors += static_cast<int>(report.missing_rows.size());
+  (report.missing_rows_fail ? n.errors : n.passing_errors) += static_cast<int>(report.missing_rows.size());
   return n;
 }
 
@@ -190,6 +192,7 @@ void WriteVerdictLine(const GateReport& report, std::ostream& out) {
   std::vector<std::string> parts;
   if (n.regressions) parts.push_back(Plural(n.regressions, "regression", "regressions"));
   if (n.errors) parts.push_back(Plural(n.errors, "error", "errors"));
+  if (n.passing_errors) parts.push_back(absl::StrCat(Plural(n.passing_errors, "error", "errors"), " not failing the gate"));
   if (n.improvements) parts.push_back(Plural(n.improvements, "improvement", "improvements"));
   if (n.no_baseline) parts.push_back(Plural(n.no_baseline, "metric without baseline", "metrics without baseline"));
   const bool cancelled = report.run.state() == v1::RUN_STATE_CANCELLED;

@@ -1,5 +1,6 @@
 #include "core/metric_traits.h"
 
+#include <algorithm>
 #include <array>
 
 #include "absl/strings/str_cat.h"
@@ -78,7 +79,9 @@ MetricTraits TraitsOf(const std::string& metric, const std::string& source, cons
     traits.direction = b.direction;
     traits.judgeable = *b.instrument == '\0';
     traits.why_not_judged = b.instrument;
-    traits.process_wall_time = b.process_wall_time;
+    // The agent's clock around the process; a case's own `wall_time` (timed
+    // inside it, as PyTorch's benchmarks do) has no spawn in it.
+    traits.process_wall_time = b.process_wall_time && source == "agent:clock";
     if (metric == "peak_rss" && source.starts_with("agent:cgroup")) traits.resolution = kCgroupPeakMemoryResolution;
     // Under valgrind the process's time and memory are valgrind's (about
     // 50x native): only the count it makes is the case's.
@@ -107,6 +110,11 @@ std::optional<std::string> ShownOnlyReason(const std::string& metric, const std:
                         " of wall time is mostly spawn and scheduler noise); list it under judge: to judge it");
   }
   return std::nullopt;
+}
+
+double SpanJudgedForShortness(double median, std::optional<double> baseline) {
+  if (!baseline || median >= kShortBaselineJudgedFrom) return median;
+  return std::min(median, *baseline);
 }
 
 }  // namespace perfgate

@@ -54,6 +54,17 @@ struct MetricTraits {
 // the demo's millisecond cases vary by 10-40% run to run under load.
 inline constexpr double kShortestJudgedWallTime = 0.020;  // seconds
 
+// A case whose baseline is shorter than kShortestJudgedWallTime is judged all
+// the same once its run's median reaches this: load stretches a short
+// process by scheduler ticks, and the median of its repeats not by 80 ms,
+// while a 4 ms case that now takes half a second is a regression to catch.
+inline constexpr double kShortBaselineJudgedFrom = 5 * kShortestJudgedWallTime;
+
+// The wall time the too-short rule looks at: the shorter of the run's median
+// and its baseline (a run slowed to 30 ms by load is still a 4 ms case), or
+// the median alone once it reaches kShortBaselineJudgedFrom.
+double SpanJudgedForShortness(double median, std::optional<double> baseline);
+
 // A cgroup's peak memory (v2 memory.peak, v1 memory.max_usage_in_bytes) is a
 // page counter the kernel charges in per-CPU batches of 64 pages
 // (MEMCG_CHARGE_BATCH: 256 KiB of 4 KiB pages); the unused rest of a batch

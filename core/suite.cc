@@ -368,10 +368,9 @@ absl::Status ParseGate(const SuiteError& err, const YAML::Node& node, const std:
     for (const auto& v : n) {
       auto name = Scalar(err, v, "each gate.fail_on entry");
       if (!name.ok()) return name.status();
-      static const std::vector<std::string> kVerdicts = FailOnVerdictKeys();
-      if (std::find(kVerdicts.begin(), kVerdicts.end(), *name) == kVerdicts.end()) {
+      if (!ParseFailOnVerdict(*name)) {
         return err.At(v, absl::StrCat("gate.fail_on: unknown verdict '", *name,
-                                      "' (allowed: ", absl::StrJoin(kVerdicts, ", "), ")"));
+                                      "' (allowed: ", absl::StrJoin(FailOnVerdictKeys(), ", "), ")"));
       }
       gate->add_fail_on(*name);
     }

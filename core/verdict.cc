@@ -48,4 +48,10 @@ std::vector<std::string> FailOnVerdictKeys() {
   return keys;
 }
 
+std::optional<Verdict> ParseFailOnVerdict(const std::string& key) {
+  const std::vector<std::string> keys = FailOnVerdictKeys();
+  if (std::find(keys.begin(), keys.end(), key) == keys.end()) return std::nullopt;
+  return ParseVerdict(key);
+}
+
 }  // namespace perfgate

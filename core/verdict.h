@@ -25,5 +25,9 @@ std::optional<Verdict> ParseVerdict(const std::string& name);
 // The verdicts a policy may fail on (all but pass and cancelled), as a
 // suite's fail_on and --fail-on write them: "regression", ..., "no_capable_agent".
 std::vector<std::string> FailOnVerdictKeys();
+// One of FailOnVerdictKeys() ("no_baseline"); nullopt for anything else, the
+// spaced words and "pass"/"cancelled" included, so that --fail-on and a
+// suite's gate.fail_on accept the same words.
+std::optional<Verdict> ParseFailOnVerdict(const std::string& key);
 
 }  // namespace perfgate

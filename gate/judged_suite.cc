@@ -26,7 +26,7 @@ absl::StatusOr<Policy> ResolvePolicy(const v1::Suite& suite, const JudgeSettings
   if (!flags.fail_on.empty()) {
     policy.fail_on.clear();
     for (const auto& name : absl::StrSplit(flags.fail_on, ',')) {
-      auto verdict = ParseVerdict(std::string(name));
+      auto verdict = ParseFailOnVerdict(std::string(name));
       if (!verdict) {
         return absl::InvalidArgumentError(
             absl::StrCat("--fail-on: unknown verdict '", std::string(name), "' (use ",

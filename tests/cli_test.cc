@@ -182,6 +182,8 @@ std::string ReportOf(const std::string& results_csv, const std::string& skip = "
     const size_t a = line.find(','), b = line.rfind(',');
     const std::string benchmark = line.substr(0, a);
     cases.push_back({{"name", benchmark},
+                     {"ran", true},
+                     {"pool", "local"},
                      {"metrics",
                       {{{"benchmark", benchmark},
                         {"metric", line.substr(a + 1, b - a - 1)},
@@ -237,6 +239,55 @@ TEST(CliTest, BaselineUpdateWritesWhatCheckResultsWrites) {
                              "--output", dir.File("v2.csv")});
   EXPECT_EQ(refused.exit_code, 2) << refused.output;
   EXPECT_THAT(refused.output, HasSubstr("v2.json: a report of schema_version 2; this perfgate reads version 1"));
+}
+
+// Only results of cases that ran to the end, on one pool, update a file;
+// a benchmark name with a comma keeps it.
+TEST(CliTest, BaselineUpdateTakesOnlyFinishedCasesOfOnePool) {
+  testing::TempDir dir;
+  const std::string expected = dir.Write("expected.csv", "a,instructions,1000,0.1\r\n");
+  auto report_of = [](nlohmann::json cases) {
+    return nlohmann::json{{"schema_version", 1}, {"cases", std::move(cases)}}.dump();
+  };
+  auto case_of = [](const std::string& name, const std::string& benchmark, double median, bool ran,
+                    const std::string& pool) {
+    return nlohmann::json{{"name", name},
+                          {"ran", ran},
+                          {"pool", pool},
+                          {"metrics",
+                           {{{"benchmark", benchmark},
+                             {"metric", "instructions"},
+                             {"variant", ""},
+                             {"n", 3},
+                             {"median", median}}}}};
+  };
+  // The case failed on its third repeat: its medians are not a result.
+  const std::string failed = dir.Write("failed.json", report_of({case_of("a", "a", 1500, false, "lab")}));
+  auto stopped = RunCommand({PerfgateBinary(), "baseline", "update", "--report", failed, "--expected", expected,
+                             "--output", dir.File("failed.csv")});
+  EXPECT_EQ(stopped.exit_code, 1) << stopped.output;
+  EXPECT_THAT(stopped.output, HasSubstr("has no result for 1 row"));
+  EXPECT_FALSE(std::filesystem::exists(dir.File("failed.csv")));
+
+  // Two pools: which machine's numbers? Say, or be told.
+  const std::string pools = dir.Write(
+      "pools.json", report_of({case_of("a", "a", 2000, true, "xeon"), case_of("b", "a", 3000, true, "epyc")}));
+  auto ambiguous = RunCommand({PerfgateBinary(), "baseline", "update", "--report", pools, "--expected", expected,
+                               "--output", dir.File("pools.csv")});
+  EXPECT_EQ(ambiguous.exit_code, 2) << ambiguous.output;
+  EXPECT_THAT(ambiguous.output, HasSubstr("cases ran on 2 pools (epyc, xeon); give --pool NAME"));
+  auto epyc = RunCommand({PerfgateBinary(), "baseline", "update", "--report", pools, "--expected", expected,
+                          "--output", dir.File("pools.csv"), "--pool", "epyc"});
+  EXPECT_EQ(epyc.exit_code, 0) << epyc.output;
+  EXPECT_THAT(ReadFile(dir.File("pools.csv")), HasSubstr("a,instructions,3000,0.1\r\n"));
+
+  // --add keeps a benchmark name that holds a comma, quoted.
+  const std::string comma =
+      dir.Write("comma.json", report_of({case_of("t", "BM_Foo<int, float>", 1000, true, "lab")}));
+  auto added = RunCommand({PerfgateBinary(), "baseline", "update", "--report", comma, "--expected",
+                           dir.File("new.csv"), "--add", "instructions"});
+  EXPECT_EQ(added.exit_code, 0) << added.output;
+  EXPECT_THAT(ReadFile(dir.File("new.csv")), HasSubstr("\"BM_Foo<int, float>\",instructions,1000,0.1\r\n"));
 }
 
 TEST(CliTest, JudgingOptionsOutOfRangeAreRefused) {

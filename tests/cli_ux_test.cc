@@ -194,5 +194,35 @@ TEST(CliUxTest, JsonDashWritesOnlyJsonToStdoutAndTheTableToStderr) {
   EXPECT_THAT(ReadFile(dir.File("stderr")), HasSubstr("GATE PASSED"));
 }
 
+// The same for JUnit and Markdown: the table went to stdout in the middle of the XML.
+TEST(CliUxTest, JunitOrMarkdownDashWritesOnlyThatReportToStdout) {
+  testing::TempDir dir;
+  const std::string suite =
+      dir.Write("s.yaml", "suite: s\ndefaults: {repeats: 1, warmup: 0}\ncases:\n  - name: spin\n    command: [\"" +
+                              testing::CaseBinary("spin") + "\", \"1000\"]\n");
+  auto junit = StdoutOf(dir, PerfgateBinary() + " run " + suite + " --no-color --junit - 2>" + dir.File("stderr"));
+  EXPECT_EQ(junit.exit_code, 0) << ReadFile(dir.File("stderr"));
+  EXPECT_TRUE(junit.output.starts_with("<?xml")) << junit.output;
+  EXPECT_THAT(junit.output, Not(HasSubstr("GATE PASSED")));
+  EXPECT_THAT(ReadFile(dir.File("stderr")), HasSubstr("GATE PASSED"));
+  auto md = StdoutOf(dir, PerfgateBinary() + " run " + suite + " --no-color --markdown - 2>" + dir.File("stderr"));
+  EXPECT_TRUE(md.output.starts_with("### ")) << md.output;
+  auto both = RunCommand({PerfgateBinary(), "run", suite, "--json", "-", "--junit", "-"});
+  EXPECT_EQ(both.exit_code, kExitBadInput);
+  EXPECT_THAT(both.output, HasSubstr("--json - and --junit -: only one report can go to stdout"));
+}
+
+// --fail-on takes the words a suite's gate.fail_on takes, no others.
+TEST(CliUxTest, FailOnRefusesWhatTheSuiteRefuses) {
+  for (const char* word : {"cancelled", "pass", "missing result"}) {
+    auto r = RunCommand({PerfgateBinary(), "run", "--fail-on", word, "--", "/bin/true"});
+    EXPECT_EQ(r.exit_code, kExitBadInput) << word << ": " << r.output;
+    EXPECT_THAT(r.output, HasSubstr("--fail-on: unknown verdict")) << word;
+  }
+  EXPECT_EQ(RunCommand({PerfgateBinary(), "run", "--repeats", "1", "--fail-on", "missing_result", "--", "/bin/true"})
+                .exit_code,
+            0);
+}
+
 }  // namespace
 }  // namespace perfgate

@@ -20,6 +20,13 @@ TEST(CompareExpectedTest, PytorchLimitsAreInclusive) {
   EXPECT_EQ(CompareWithExpected(kLower, 900, Row(1000, 0.1)).verdict, Verdict::kPass);
   EXPECT_EQ(CompareWithExpected(kLower, 1100.0001, Row(1000, 0.1)).verdict, Verdict::kRegression);
   EXPECT_EQ(CompareWithExpected(kLower, 899.9999, Row(1000, 0.1)).verdict, Verdict::kImprovement);
+  // A negative expected value keeps its band the right way round (E*m
+  // would make low > high: the expected value itself a regression).
+  EXPECT_EQ(CompareWithExpected(kLower, -10, Row(-10, 0.1)).verdict, Verdict::kPass);
+  EXPECT_EQ(CompareWithExpected(kLower, -8.9, Row(-10, 0.1)).verdict, Verdict::kRegression);
+  EXPECT_EQ(CompareWithExpected(kLower, -11.1, Row(-10, 0.1)).verdict, Verdict::kImprovement);
+  EXPECT_EQ(CompareWithExpected(Direction::kHigherIsBetter, -10.9, Row(-10, 0.1)).verdict, Verdict::kPass);
+  EXPECT_EQ(CompareWithExpected(Direction::kHigherIsBetter, -11.1, Row(-10, 0.1)).verdict, Verdict::kRegression);
   Comparison c = CompareWithExpected(kLower, 1150, Row(1000, 0.1));
   EXPECT_DOUBLE_EQ(c.change, 0.15);
   EXPECT_DOUBLE_EQ(c.threshold, 0.1);
@@ -159,9 +166,21 @@ TEST(CompareAbTest, SignificantButTinyShiftPasses) {
 
 TEST(CompareAbTest, OverlappingSamplesPass) {
   CompareOptions options;
-  Comparison c = CompareAB(kLower, {100, 103, 98, 101, 99}, {101, 97, 102, 100, 104}, options);
+  Comparison c = CompareAB(kLower, {100, 103, 98, 101, 99, 102, 100.5, 97.5, 101.5, 99.5},
+                           {101, 97, 102, 100, 104, 98.5, 100.2, 103.5, 99.2, 101.2}, options);
   EXPECT_GT(c.p_value, 0.05);
   EXPECT_EQ(c.verdict, Verdict::kPass);
+}
+
+TEST(CompareAbTest, TooFewSamplesForTheRankTestIsAnErrorNotAPass) {
+  // Three a side: no arrangement reaches p < 0.01, so even a doubling read
+  // "pass" (perfgate run --repeats 3 with A/B flags did this).
+  CompareOptions options;
+  Comparison c = CompareAB(kLower, {1000, 1003, 998}, {2000, 2010, 1990}, options);
+  EXPECT_EQ(c.verdict, Verdict::kError);
+  options.ab_min_samples = 3;
+  EXPECT_EQ(CompareAB(kLower, {1000, 1003, 998}, {2000, 2010, 1990}, options).verdict, Verdict::kPass)
+      << "with the minimum lowered, the powerless test passes: the minimum is what guards it";
 }
 
 TEST(CompareAbTest, DeterministicCountsNeedNoRankTest) {

@@ -96,6 +96,31 @@ TEST(MetricTraitsReportTest, ALoadedRunOfAShortCaseIsStillTooShortToJudge) {
             Verdict::kRegression);
 }
 
+TEST(MetricTraitsReportTest, AShortCaseThatNowTakesHalfASecondIsJudged) {
+  // Its baseline says 5 ms, and that alone kept a 100x slowdown from being judged.
+  Baselines b;
+  b.expected["lab"] = {ExpectedRow{"t", "wall_time", 0.005, 0.1, 1}};
+  GateReport r = BuildGateReport(RunWith("wall_time", "agent:clock", {0.5, 0.502, 0.501}), b, Policy{});
+  EXPECT_EQ(r.cases[0].verdict, Verdict::kRegression);
+  EXPECT_FALSE(r.passed);
+  // Just under the bound it is still the short case a loaded machine stretched.
+  EXPECT_FALSE(BuildGateReport(RunWith("wall_time", "agent:clock", {0.09, 0.091}), b, Policy{}).cases[0].metrics[0]
+                   .comparison);
+  EXPECT_EQ(SpanJudgedForShortness(0.03, 0.004), 0.004);
+  EXPECT_EQ(SpanJudgedForShortness(kShortBaselineJudgedFrom, 0.004), kShortBaselineJudgedFrom);
+  EXPECT_EQ(SpanJudgedForShortness(0.004, std::nullopt), 0.004);
+}
+
+TEST(MetricTraitsReportTest, AWallTimeTheCaseTimedItselfIsJudgedAtAnyLength) {
+  // PyTorch-style benchmarks time themselves in process: no spawn in it.
+  EXPECT_FALSE(TraitsOf("wall_time", "case:pytorch", {}).process_wall_time);
+  EXPECT_TRUE(TraitsOf("wall_time", "agent:clock", {}).process_wall_time);
+  Baselines b;
+  b.expected["lab"] = {ExpectedRow{"t", "wall_time", 0.005, 0.1, 1}};
+  GateReport r = BuildGateReport(RunWith("wall_time", "case:pytorch", {0.008, 0.008}), b, Policy{});
+  EXPECT_EQ(r.cases[0].verdict, Verdict::kRegression);
+}
+
 TEST(MetricTraitsReportTest, UnknownDirectionIsShownWithAWarningNotJudged) {
   // A rate counter at half its expected value: the old name-guessing judged
   // it "lower is better" and called this an improvement.

@@ -121,6 +121,51 @@ TEST(ReportTest, MissingResultsOnEitherSide) {
   EXPECT_THAT(fresh.warnings[0], HasSubstr("no baseline for 1 case (new)"));
 }
 
+// Two cases may report metrics of one benchmark: a row is missing only if
+// no case of the run reported it, whichever case comes first.
+TEST(ReportTest, ARowAnotherCaseReportedIsNotMissingWhateverTheOrder) {
+  const Baselines rows = Expected({{"bench", "compile_time_instruction_count", 1000, 0.1, 1},
+                                   {"bench", "instructions", 5000, 0.1, 2}});
+  v1::CaseStatus a = OkCase("a", "compile_time_instruction_count", {1000}, "case:pytorch", "bench");
+  v1::CaseStatus b = OkCase("b", "instructions", {5000}, "case:pytorch", "bench");
+  for (const auto& run : {RunOf({a, b}), RunOf({b, a})}) {
+    GateReport r = BuildGateReport(run, rows, Policy{});
+    EXPECT_TRUE(r.passed) << r.failed_rules.size();
+    for (const auto& c : r.cases) EXPECT_EQ(c.verdict, Verdict::kPass) << c.name;
+  }
+  // Neither reports a third row of the benchmark: the first case is charged with it, once.
+  const Baselines three = Expected({{"bench", "compile_time_instruction_count", 1000, 0.1, 1},
+                                    {"bench", "instructions", 5000, 0.1, 2},
+                                    {"bench", "peak", 1, 0.1, 3}});
+  GateReport r = BuildGateReport(RunOf({a, b}), three, Policy{});
+  EXPECT_FALSE(r.passed);
+  EXPECT_EQ(r.cases[0].verdict, Verdict::kMissingResult);
+  EXPECT_EQ(r.cases[1].verdict, Verdict::kPass);
+}
+
+// A metric the case's judge: list names and the case never reported (a
+// misspelt name) judged nothing: a missing result, not a quiet pass.
+TEST(ReportTest, AJudgeListNamingNoReportedMetricIsAMissingResult) {
+  Policy policy;
+  policy.judged_metrics["c1"] = {"compile_time_instructions_count"};
+  GateReport r = BuildGateReport(RunOf({OkCase("c1", "compile_time_instruction_count", {2000}, "case:pytorch",
+                                               "bench_a")}),
+                                 Expected({{"bench_a", "compile_time_instruction_count", 1000, 0.1, 1}}), policy);
+  EXPECT_FALSE(r.passed);
+  EXPECT_EQ(r.cases[0].verdict, Verdict::kMissingResult);
+  const MetricReport& missing = r.cases[0].metrics.back();
+  EXPECT_EQ(missing.series.metric, "compile_time_instructions_count");
+  EXPECT_THAT(missing.note, HasSubstr("it reported: compile_time_instruction_count"));
+  // Spelt right, the same run is judged: a regression.
+  policy.judged_metrics["c1"] = {"compile_time_instruction_count"};
+  EXPECT_EQ(BuildGateReport(RunOf({OkCase("c1", "compile_time_instruction_count", {2000}, "case:pytorch",
+                                          "bench_a")}),
+                            Expected({{"bench_a", "compile_time_instruction_count", 1000, 0.1, 1}}), policy)
+                .cases[0]
+                .verdict,
+            Verdict::kRegression);
+}
+
 // A suite of thousands of new cases gets one short line, not every name:
 // each case's own row already says it has no baseline.
 TEST(ReportTest, LongCaseListsAreShortened) {
@@ -298,6 +343,29 @@ TEST(ReportTest, AbVariantsCompareHeadWithBase) {
   EXPECT_NEAR(m.base->median, 1.0045, 1e-9);
 }
 
+// A benchmark the base side measured and the head side lost is a missing
+// result of head, never dropped from every report.
+TEST(ReportTest, ABenchmarkOnlyTheBaseSideMeasuredIsMissingOnHead) {
+  v1::CaseStatus c = AbCase();
+  for (int i = 0; i < 10; ++i) {
+    auto* s = c.mutable_result()->add_samples();
+    s->set_variant("base");
+    auto* v = s->add_values();
+    v->set_benchmark("bench_b");
+    v->set_metric("compile_time_instruction_count");
+    v->set_source("case:pytorch");
+    v->set_value(1000);
+  }
+  GateReport r = BuildGateReport(RunOf({c}), Baselines{}, Policy{});
+  EXPECT_FALSE(r.passed);
+  ASSERT_EQ(r.cases[0].metrics.size(), 2u);
+  const MetricReport& lost = r.cases[0].metrics[1];
+  EXPECT_EQ(lost.series.benchmark, "bench_b");
+  EXPECT_EQ(lost.series.variant, "head");
+  EXPECT_EQ(lost.verdict, Verdict::kMissingResult);
+  EXPECT_THAT(lost.note, HasSubstr("measured on the base side, not on the head side"));
+}
+
 // Writes `report` with `reporter` to a file and returns its path.
 std::string WriteTo(const testing::TempDir& dir, const std::string& name, const Reporter& reporter,
                     const GateReport& report) {
@@ -403,6 +471,40 @@ TEST(ReportFilesTest, JunitIsRedExactlyWhenTheGateFails) {
   missing = BuildGateReport(RunOf({OkCase("add", "instructions", {1000})}), rows, lenient);
   EXPECT_EQ(missing.exit_code, 1);
   EXPECT_THAT(Render(JunitReporter(), missing), HasSubstr("failures=\"0\" errors=\"2\""));
+}
+
+// A case that ran with nothing judged fails `--fail-on no_baseline` through
+// its own verdict; its JUnit test is red as the exit code is.
+TEST(ReportFilesTest, JunitIsRedForACaseWithNothingJudgedThatFailsTheGate) {
+  Policy strict;
+  strict.fail_on = {Verdict::kRegression, Verdict::kNoBaseline};
+  strict.judged_metrics["s4"] = {"graph_breaks"};  // of unknown direction: shown only
+  GateReport r = BuildGateReport(RunOf({OkCase("s4", "graph_breaks", {3}, "case:pytorch")}), Baselines{}, strict);
+  ASSERT_EQ(r.exit_code, 1);
+  const std::string xml = Render(JunitReporter(), r);
+  EXPECT_THAT(xml, HasSubstr("failures=\"1\""));
+  EXPECT_THAT(xml, HasSubstr("no metric of this case was judged"));
+  strict.fail_on = {Verdict::kRegression};
+  GateReport passing = BuildGateReport(RunOf({OkCase("s4", "graph_breaks", {3}, "case:pytorch")}), Baselines{}, strict);
+  ASSERT_EQ(passing.exit_code, 0);
+  EXPECT_THAT(Render(JunitReporter(), passing), HasSubstr("failures=\"0\" errors=\"0\""));
+}
+
+// Missing results the policy lets pass are not counted as the errors of a
+// passing comment's headline.
+TEST(ReportFilesTest, MarkdownHeadlineSaysWhichErrorsDoNotFail) {
+  Policy lenient;
+  lenient.fail_on = {Verdict::kRegression};
+  GateReport r = BuildGateReport(RunOf({OkCase("add", "instructions", {1000})}),
+                                 Expected({{"add", "instructions", 1000, 0.1, 1}, {"gone", "instructions", 5, 0.1, 2}}),
+                                 lenient);
+  ASSERT_TRUE(r.passed);
+  const std::string md = Render(MarkdownReporter(), r);
+  EXPECT_THAT(md, HasSubstr("perfgate passed: 1 error not failing the gate"));
+  lenient.fail_on.insert(Verdict::kMissingResult);
+  r = BuildGateReport(RunOf({OkCase("add", "instructions", {1000})}),
+                      Expected({{"add", "instructions", 1000, 0.1, 1}, {"gone", "instructions", 5, 0.1, 2}}), lenient);
+  EXPECT_THAT(Render(MarkdownReporter(), r), HasSubstr("perfgate failed: 1 error "));
 }
 
 TEST(ReportFilesTest, JunitOfACancelledRunSkipsWhatDidNotRun) {
