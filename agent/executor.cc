@@ -210,7 +210,12 @@ bool ForbidKeyrings() {
 // The child's side of a spawn. Runs after fork, or in the agent's own memory
 // after clone(CLONE_VM | CLONE_VFORK): no allocation, no locks, no handlers.
 [[noreturn]] void ChildExec(ChildSetup* s) {
-  setpgid(0, 0);
+  // A session of its own, not only a process group: a session leader cannot
+  // move to another group (setpgid into a group its child made took it out
+  // of reach of every killpg, timeout and cancel alike), and the case gets
+  // no controlling terminal, so it cannot read what is typed at an agent
+  // started from a shell, nor write to it.
+  if (setsid() < 0) setpgid(0, 0);
   // The case dies with the agent thread that started it, rather than running
   // on unwatched (and disturbing the next agent's numbers).
   prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -420,7 +425,9 @@ Spawned SpawnWithCounter(ChildSetup& setup, int* counter_fd, std::string* counte
     close(report_pipe[0]);
     return out;
   }
-  setpgid(out.pid, out.pid);  // also here, so the group exists whichever runs first
+  // No setpgid here: the child's setsid (before it waits for the go-ahead)
+  // would fail in a group it already leads. Its session exists by the time
+  // this returns, since that waits for the exec.
   auto fd = OpenInstructionCounter(out.pid);
   if (fd.ok())
     *counter_fd = *fd;
@@ -561,6 +568,7 @@ Supervised Supervise(const ExecSpec& spec, const CancelToken* cancel, pid_t pid,
     if (!term_sent && now >= deadline) stop_group(ExecResult::End::kTimedOut);
     if (term_sent && !kill_sent && now >= kill_at) {
       killpg(pid, SIGKILL);
+      if (pidfd >= 0) syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);  // the case itself, whatever its group
       kill_sent = true;
       kill_at = Clock::time_point::max();
     }

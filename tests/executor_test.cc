@@ -720,6 +720,44 @@ TEST(ExecutorTest, TimeoutKillsTheWholeProcessGroupIncludingGrandchildren) {
   ADD_FAILURE() << "the case never started both grandchildren before its timeout";
 }
 
+// A case leads a session of its own: it cannot move into a process group
+// its child made (out of reach of every killpg, so its timeout never came),
+// and it has no controlling terminal to read what is typed at the agent.
+TEST(ExecutorTest, ACaseCannotLeaveItsProcessGroupAndHasNoTerminal) {
+  ExecSpec spec;
+  spec.argv = {"/usr/bin/python3", "-c",
+               "import os, sys, time\n"
+               "print('session leader' if os.getsid(0) == os.getpid() else 'in the agent session')\n"
+               "child = os.fork()\n"
+               "if child == 0:\n"
+               "    os.setpgid(0, 0)\n"
+               "    time.sleep(300)\n"
+               "    os._exit(0)\n"
+               "while os.getpgid(child) != child: time.sleep(0.001)\n"
+               "try:\n"
+               "    os.setpgid(0, child)\n"
+               "    print('moved')\n"
+               "except OSError as e:\n"
+               "    print('stayed')\n"
+               "try:\n"
+               "    open('/dev/tty')\n"
+               "    print('has a terminal')\n"
+               "except OSError:\n"
+               "    print('no terminal')\n"
+               "sys.stdout.flush()\n"
+               "time.sleep(300)\n"};
+  spec.kill_grace_ms = 200;
+  for (int timeout_ms : kTimeoutTries) {
+    spec.timeout_ms = timeout_ms;
+    ExecResult r = Execute(spec);
+    EXPECT_EQ(r.end, ExecResult::End::kTimedOut) << r.err;
+    if (!r.out.ends_with("terminal\n")) continue;  // the timeout came before it got that far
+    EXPECT_EQ(r.out, "session leader\nstayed\nno terminal\n") << r.err;
+    return;
+  }
+  ADD_FAILURE() << "the case never got through its checks before its timeout";
+}
+
 TEST(ExecutorTest, CaseIgnoringSigtermIsKilledAfterGrace) {
   for (int timeout_ms : kTimeoutTries) {
     ExecSpec spec = Shell("trap '' TERM; echo ready; while :; do sleep 1; done");
