@@ -15,6 +15,7 @@
 #include "core/artifact_tree.h"
 #include "core/bounded_read.h"
 #include "core/units.h"
+#include "core/utf8.h"
 
 namespace perfgate {
 namespace {
@@ -276,6 +277,14 @@ absl::StatusOr<v1::CaseSpec> ArtifactCache::Prepare(const v1::CaseSpec& spec, co
   if (ec) return absl::UnavailableError(absl::StrCat("cannot create the case folder '", case_dir, "': ", ec.message()));
   absl::Status status;
   for (const auto& ref : spec.artifacts()) {
+    // The name comes from the network and becomes a folder: "../../etc"
+    // would place the tree's files anywhere the agent may write.
+    if (!ref.name().empty() && !IsArtifactName(ref.name())) {
+      status = absl::InvalidArgumentError(
+          absl::StrCat("artifact tree name '", EscapeControls(ref.name()),
+                       "' is not letters, digits and '_' (at most 64, not starting with a digit)"));
+      break;
+    }
     const std::string dest = TreeDir(case_dir, ref.name());
     status = Materialise(ref, dest, cancel);
     if (!status.ok()) break;

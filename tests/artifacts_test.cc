@@ -446,6 +446,22 @@ TEST_F(ArtifactCacheTest, MaterialisesTheTreeWithExecutableBitsAndSetsTheVariabl
   EXPECT_EQ(cache->Stats().blobs_fetched, 3u);
 }
 
+// A tree's name from the network becomes a folder: one that climbs out of
+// the case's folder is refused before anything is written.
+TEST_F(ArtifactCacheTest, ATreeNameThatLeavesTheCaseFolderIsRefused) {
+  v1::Suite suite = UploadedSuite(MakeTree(dir_, "tree"));
+  auto cache = OpenCache(1 << 20);
+  for (const char* name : {"../../escaped", "a/b", "..", "x\n"}) {
+    v1::CaseSpec spec = suite.cases(0);
+    spec.mutable_artifacts(0)->set_name(name);
+    auto prepared = cache->Prepare(spec, dir_.File("cases/1"), nullptr);
+    EXPECT_EQ(prepared.status().code(), absl::StatusCode::kInvalidArgument) << name;
+    EXPECT_THAT(prepared.status().message(), HasSubstr("is not letters, digits and '_'")) << name;
+  }
+  EXPECT_FALSE(fs::exists(dir_.File("escaped"))) << "a file was placed outside the case's folder";
+  EXPECT_FALSE(fs::exists(dir_.File("cases/1/trees")));
+}
+
 TEST_F(ArtifactCacheTest, ABRootsAreUploadedAndBecomeEachVariantsRoot) {
   testing::TempDir trees;
   WriteFile(trees.File("base/version"), "base\n");
