@@ -75,6 +75,23 @@ absl::Status PageOfRun(v1::Run run, const std::string& page_token, uint64_t max_
   return absl::OkStatus();
 }
 
+// A history request whose largest reply fits the reply limit, checked before
+// any of it is read: the reply is built whole, so 90,000 copies of one key
+// with no limit on runs took 3 GB of the coordinator's memory before gRPC
+// refused to send it. Each median is 9 bytes on the wire, a key's series
+// a few more than the key itself.
+absl::Status CheckHistoryReplyFits(const v1::HistoryRequest& request, uint64_t reply_bytes) {
+  if (request.max_runs() == 0 && request.keys_size() > 0) {  // no keys: a call for the known pools alone
+    return absl::InvalidArgumentError("GetHistory: max_runs must be at least 1 (the newest runs kept per key)");
+  }
+  const uint64_t keys = static_cast<uint64_t>(request.keys_size());
+  const uint64_t largest = request.ByteSizeLong() + keys * (9 * uint64_t{request.max_runs()} + 8);
+  if (largest <= reply_bytes) return absl::OkStatus();
+  return absl::ResourceExhaustedError(absl::StrCat("GetHistory: ", keys, " keys of up to ", request.max_runs(),
+                                                   " runs each could reply ", largest, " bytes, more than the ",
+                                                   reply_bytes, " a reply may carry; ask for fewer keys or runs"));
+}
+
 void DropResults(v1::Run* run) {
   for (auto& c : *run->mutable_cases()) c.clear_result();
 }
@@ -211,6 +228,7 @@ grpc::Status GateServiceImpl::CancelRun(grpc::ServerContext* context, const v1::
 grpc::Status GateServiceImpl::GetHistory(grpc::ServerContext* context, const v1::HistoryRequest* request,
                                          v1::HistoryResponse* response) {
   if (auto s = gatekeeper_->Admit(Rpc::kGetHistory, *context, request->ByteSizeLong()); !s.ok()) return s;
+  if (auto s = CheckHistoryReplyFits(*request, gatekeeper_->limits().reply_bytes); !s.ok()) return ToGrpc(s);
   return ToGrpc(scheduler_->History(*request, response));
 }
 

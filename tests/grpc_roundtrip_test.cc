@@ -105,6 +105,43 @@ TEST_F(GrpcRoundTripTest, RefusedSuiteIsInvalidArgument) {
   EXPECT_EQ(run.status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+// A history request is checked against the reply limit before anything is
+// read: its reply is built whole in the coordinator's memory.
+TEST_F(GrpcRoundTripTest, AHistoryRequestWhoseReplyCouldNotBeSentIsRefusedUpFront) {
+  auto gate = v1::GateService::NewStub(grpc::CreateChannel(coordinator_->address(), grpc::InsecureChannelCredentials()));
+  v1::HistoryRequest request;
+  request.set_branch("main");
+  v1::HistoryKey key;
+  key.set_pool("local");
+  key.set_benchmark("b");
+  key.set_metric("wall_time");
+  key.set_source("agent:clock");
+  *request.add_keys() = key;
+  {
+    grpc::ClientContext context;
+    v1::HistoryResponse response;
+    grpc::Status status = gate->GetHistory(&context, request, &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << "max_runs 0: every run ever stored";
+    EXPECT_THAT(status.error_message(), ::testing::HasSubstr("max_runs must be at least 1"));
+  }
+  request.set_max_runs(1'000'000);
+  for (int i = 0; i < 20; ++i) *request.add_keys() = key;
+  {
+    grpc::ClientContext context;
+    v1::HistoryResponse response;
+    grpc::Status status = gate->GetHistory(&context, request, &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    EXPECT_THAT(status.error_message(), ::testing::HasSubstr("ask for fewer keys or runs"));
+  }
+  request.set_max_runs(30);
+  grpc::ClientContext context;
+  v1::HistoryResponse response;
+  ASSERT_TRUE(gate->GetHistory(&context, request, &response).ok());
+  EXPECT_EQ(response.series_size(), 21);
+  grpc::ClientContext pools_only;
+  EXPECT_TRUE(gate->GetHistory(&pools_only, v1::HistoryRequest(), &response).ok()) << "no keys: the known pools";
+}
+
 TEST_F(GrpcRoundTripTest, InterruptCancelsTheRunAndKillsTheCase) {
   StartAgents(1);
   testing::TempDir dir;
