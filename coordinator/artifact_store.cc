@@ -128,13 +128,29 @@ bool ArtifactStore::Has(const std::string& digest) {
   return blobs_.count(digest) != 0;
 }
 
-bool ArtifactStore::ReserveLocked(uint64_t size) {
+bool ArtifactStore::FitsLocked(uint64_t size) const {
   // Subtracted, not added: a declared size near 2^64 must not wrap the sum
   // under the quota. What is stored may already exceed a quota lowered since.
   const uint64_t used = bytes_ + reserved_;
-  if (used > options_.quota_bytes || size > options_.quota_bytes - used) return false;
-  reserved_ += size;
-  return true;
+  return used <= options_.quota_bytes && size <= options_.quota_bytes - used;
+}
+
+absl::Status ArtifactStore::MakeRoom(uint64_t size, bool reserve) {
+  std::unique_lock lock(mu_);
+  if (!FitsLocked(size)) {
+    lock.unlock();
+    CollectGarbage();
+    lock.lock();
+    if (!FitsLocked(size)) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "the artifact store is full: it holds ", FormatBytes(bytes_), " (", FormatBytes(reserved_),
+          " more arriving) of its quota of ", FormatBytes(options_.quota_bytes), ", and ", FormatBytes(size),
+          " more does not fit; raise the coordinator's --artifact-quota or wait until older runs' "
+          "artifacts expire"));
+    }
+  }
+  if (reserve) reserved_ += size;
+  return absl::OkStatus();
 }
 
 void ArtifactStore::Unreserve(uint64_t size) {
@@ -147,21 +163,13 @@ absl::StatusOr<std::unique_ptr<ArtifactStore::Upload>> ArtifactStore::BeginUploa
   if (!IsDigest(digest)) {
     return absl::InvalidArgumentError("UploadArtifact: the first message must name the blob's SHA-256 digest (64 lowercase hex digits)");
   }
+  // Checked now, reserved as the bytes arrive: a header declaring the whole
+  // quota and then nothing held every other upload off for as long as its
+  // stream stayed open.
+  if (auto s = MakeRoom(size, /*reserve=*/false); !s.ok()) return s;
   uint64_t id;
   {
-    std::unique_lock lock(mu_);
-    if (!ReserveLocked(size)) {
-      lock.unlock();
-      CollectGarbage();
-      lock.lock();
-      if (!ReserveLocked(size)) {
-        return absl::ResourceExhaustedError(absl::StrCat(
-            "the artifact store is full: it holds ", FormatBytes(bytes_), " (", FormatBytes(reserved_),
-            " more arriving) of its quota of ", FormatBytes(options_.quota_bytes), ", and a blob of ",
-            FormatBytes(size), " does not fit; raise the coordinator's --artifact-quota or wait until older runs' "
-                                "artifacts expire"));
-      }
-    }
+    std::lock_guard lock(mu_);
     id = next_upload_++;
   }
   std::unique_ptr<Upload> upload(new Upload());
@@ -179,7 +187,7 @@ ArtifactStore::Upload::~Upload() {
   if (fd_ >= 0) close(fd_);
   if (!finished_) {
     unlink(tmp_path_.c_str());
-    store_->Unreserve(size_);
+    store_->Unreserve(received_);
   }
 }
 
@@ -188,6 +196,7 @@ absl::Status ArtifactStore::Upload::Append(const std::string& bytes) {
     return absl::InvalidArgumentError(
         absl::StrCat("UploadArtifact ", digest_, ": more bytes than the declared size of ", size_));
   }
+  if (auto s = store_->MakeRoom(bytes.size(), /*reserve=*/true); !s.ok()) return s;
   received_ += bytes.size();
   hash_->Update(bytes);
   return WriteAll(fd_, bytes, tmp_path_);
@@ -213,7 +222,7 @@ absl::StatusOr<bool> ArtifactStore::Upload::Finish() {
 
 absl::StatusOr<bool> ArtifactStore::Commit(Upload& upload) {
   std::lock_guard lock(mu_);
-  reserved_ -= upload.size_;
+  reserved_ -= upload.received_;  // == size_: Finish checked it
   upload.finished_ = true;
   auto [it, inserted] = blobs_.try_emplace(upload.digest_, Blob{upload.size_, clock_->NowMs()});
   if (!inserted) {

@@ -81,7 +81,7 @@ class ArtifactStore {
     ArtifactStore* store_ = nullptr;
     std::string digest_;
     uint64_t size_ = 0;
-    uint64_t received_ = 0;
+    uint64_t received_ = 0;  // written, and reserved in the store
     std::string tmp_path_;
     int fd_ = -1;
     std::unique_ptr<Sha256> hash_;
@@ -123,8 +123,11 @@ class ArtifactStore {
   absl::Status LoadIndex();
   std::string BlobPath(const std::string& digest) const;
   std::string PinPath(const std::string& run_id) const;
-  // Reserves room for an upload of `size`; false if it does not fit. REQUIRES: mu_ held.
-  bool ReserveLocked(uint64_t size) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether `size` more bytes fit the quota beside what is stored and arriving.
+  bool FitsLocked(uint64_t size) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Room for `size` more bytes, collecting garbage if need be, reserved for
+  // an upload when `reserve`; RESOURCE_EXHAUSTED saying so if there is none.
+  absl::Status MakeRoom(uint64_t size, bool reserve) ABSL_LOCKS_EXCLUDED(mu_);
   // Publishes a verified upload; false if the blob was already there.
   absl::StatusOr<bool> Commit(Upload& upload);
   void Unreserve(uint64_t size);

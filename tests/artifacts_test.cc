@@ -251,6 +251,20 @@ TEST_F(ArtifactStoreTest, AnUploadOverTheQuotaIsRefusedAfterCollectingWhatItCan)
   EXPECT_TRUE(store_->Has(DigestOfBytes(std::string(60, 'a')))) << "an unfinished run's blob is never collected";
 }
 
+// Room is taken as the bytes arrive: a header declaring most of the quota
+// and then nothing held every other upload off while its stream stayed open.
+TEST_F(ArtifactStoreTest, AnUploadThatSendsNothingHoldsNoRoom) {
+  Open(/*quota=*/100);
+  auto idle = store_->BeginUpload(DigestOfBytes(std::string(90, 'i')), 90);
+  ASSERT_TRUE(idle.ok()) << idle.status();
+  EXPECT_TRUE(Put(std::string(50, 'h')).ok()) << "an honest upload beside an idle one";
+  // The idle one, sending at last, finds the room taken and is refused, leaving nothing.
+  EXPECT_EQ((*idle)->Append(std::string(90, 'i')).code(), absl::StatusCode::kResourceExhausted);
+  idle->reset();
+  EXPECT_TRUE(fs::is_empty(dir_.File("artifacts/tmp")));
+  EXPECT_TRUE(Put(std::string(50, 'j')).ok()) << "what the refused upload had was given back";
+}
+
 // A declared size near 2^64 used to wrap the quota's sum to a small number:
 // admitted, it switched the quota off for every upload while it stayed open.
 TEST_F(ArtifactStoreTest, ASizeThatWouldWrapTheQuotaIsRefused) {
