@@ -25,6 +25,8 @@ grpc::Status ArtifactServiceImpl::UploadArtifact(grpc::ServerContext* context,
                                                  v1::UploadArtifactResponse* response) {
   // Token and role before a byte is read; each chunk's size as it comes.
   if (auto s = gatekeeper_->Authorize(Rpc::kUploadArtifact, context->client_metadata()); !s.ok()) return s;
+  auto slot = transfers_.Take();
+  if (!slot.ok()) return ToGrpc(slot.status());
   v1::UploadArtifactChunk chunk;
   if (!reader->Read(&chunk)) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "UploadArtifact: no header");
   if (auto s = gatekeeper_->Admit(Rpc::kUploadArtifact, *context, chunk.ByteSizeLong()); !s.ok()) return s;
@@ -49,6 +51,8 @@ grpc::Status ArtifactServiceImpl::DownloadArtifact(grpc::ServerContext* context,
                                                    const v1::DownloadArtifactRequest* request,
                                                    grpc::ServerWriter<v1::ArtifactChunk>* writer) {
   if (auto s = gatekeeper_->Admit(Rpc::kDownloadArtifact, *context, request->ByteSizeLong()); !s.ok()) return s;
+  auto slot = transfers_.Take();
+  if (!slot.ok()) return ToGrpc(slot.status());
   auto fd = store_->OpenBlob(request->digest());
   if (!fd.ok()) return ToGrpc(fd.status());
   std::string buffer(kArtifactChunkBytes, '\0');

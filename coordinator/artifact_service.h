@@ -5,6 +5,7 @@
 
 #include "coordinator/artifact_store.h"
 #include "coordinator/auth.h"
+#include "coordinator/stream_slots.h"
 #include "perfgate/v1/artifact.grpc.pb.h"
 
 namespace perfgate {
@@ -14,8 +15,9 @@ inline constexpr size_t kArtifactChunkBytes = 1 << 20;
 
 class ArtifactServiceImpl final : public v1::ArtifactService::Service {
  public:
-  // REQUIRES: store and gatekeeper outlive the service.
-  ArtifactServiceImpl(ArtifactStore* store, const Gatekeeper* gatekeeper) : store_(store), gatekeeper_(gatekeeper) {}
+  // REQUIRES: store and gatekeeper outlive the service; max_transfers >= 1.
+  ArtifactServiceImpl(ArtifactStore* store, const Gatekeeper* gatekeeper, int max_transfers)
+      : store_(store), gatekeeper_(gatekeeper), transfers_("artifact transfer", max_transfers) {}
   grpc::Status FindMissingArtifacts(grpc::ServerContext*, const v1::FindMissingArtifactsRequest*,
                                     v1::FindMissingArtifactsResponse*) override;
   grpc::Status UploadArtifact(grpc::ServerContext*, grpc::ServerReader<v1::UploadArtifactChunk>*,
@@ -26,6 +28,7 @@ class ArtifactServiceImpl final : public v1::ArtifactService::Service {
  private:
   ArtifactStore* store_;
   const Gatekeeper* gatekeeper_;
+  StreamSlots transfers_;  // uploads and downloads together
 };
 
 }  // namespace perfgate

@@ -125,6 +125,17 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(const
   return grpc::SslServerCredentials(ssl);
 }
 
+// The server threads each kind of stream may hold at once (stream_slots.h):
+// Work streams half (one per connected agent), WatchRun a quarter (one per
+// waiting gate), artifact transfers an eighth; the last eighth and whatever
+// the streams leave serve the short calls (results, heartbeats, submits).
+struct StreamShares {
+  int work, watch, transfers;
+};
+StreamShares SharesOf(int max_threads) {
+  return {std::max(1, max_threads / 2), std::max(1, max_threads / 4), std::max(1, max_threads / 8)};
+}
+
 // The server's limits: message sizes, the memory of all calls' buffers
 // together, its threads, and how it treats idle and dead peers.
 void BoundServer(const CoordinatorOptions& options, grpc::ResourceQuota* quota, grpc::ServerBuilder* builder) {
@@ -194,9 +205,11 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Start(const Coordinato
   c->gatekeeper_ = std::make_unique<Gatekeeper>(options.tokens, options.limits, [raw = c.get()](AuthFailure f) {
     if (raw->metrics_) raw->metrics_->OnAuthFailure(AuthFailureName(f));
   });
-  c->agent_service_ = std::make_unique<AgentServiceImpl>(c->scheduler_.get(), c->gatekeeper_.get());
+  const StreamShares shares = SharesOf(options.max_threads);
+  c->agent_service_ = std::make_unique<AgentServiceImpl>(c->scheduler_.get(), c->gatekeeper_.get(), shares.work);
   if (auto s = c->OpenArtifacts(options); !s.ok()) return s;
-  c->gate_service_ = std::make_unique<GateServiceImpl>(c->scheduler_.get(), c->gatekeeper_.get(), c->artifacts_.get());
+  c->gate_service_ =
+      std::make_unique<GateServiceImpl>(c->scheduler_.get(), c->gatekeeper_.get(), c->artifacts_.get(), shares.watch);
   c->sweep_interval_ms_ = options.sweep_interval_ms;
 
   grpc::EnableDefaultHealthCheckService(true);
@@ -232,7 +245,8 @@ absl::Status Coordinator::OpenArtifacts(const CoordinatorOptions& options) {
   });
   if (!store.ok()) return store.status();
   artifacts_ = *std::move(store);
-  artifact_service_ = std::make_unique<ArtifactServiceImpl>(artifacts_.get(), gatekeeper_.get());
+  artifact_service_ =
+      std::make_unique<ArtifactServiceImpl>(artifacts_.get(), gatekeeper_.get(), SharesOf(options.max_threads).transfers);
   return absl::OkStatus();
 }
 

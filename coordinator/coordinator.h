@@ -49,9 +49,11 @@ struct CoordinatorOptions {
   // addresses without mutual TLS, unless `insecure`).
   RoleTokens tokens;
   MessageLimits limits;
-  // gRPC server threads at most. A Work stream (one per connected agent) and
-  // a WatchRun (one per waiting gate) each hold one while open; calls beyond
-  // the bound get RESOURCE_EXHAUSTED and are retried.
+  // gRPC server threads at most. A Work stream (one per connected agent), a
+  // WatchRun (one per waiting gate) and an artifact transfer each hold one
+  // while open, each kind at most a share of them (half, a quarter, an
+  // eighth), so that the short calls always find threads; calls beyond a
+  // bound get RESOURCE_EXHAUSTED and are retried.
   int max_threads = 1024;
   // Uploaded artifacts; an empty dir means "artifacts" beside db_path.
   ArtifactStoreOptions artifacts;

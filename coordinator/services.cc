@@ -112,6 +112,8 @@ grpc::Status AgentServiceImpl::Register(grpc::ServerContext* context, const v1::
 grpc::Status AgentServiceImpl::Work(grpc::ServerContext* context, const v1::WorkRequest* request,
                                     grpc::ServerWriter<v1::WorkItem>* writer) {
   if (auto s = gatekeeper_->Admit(Rpc::kWork, *context, request->ByteSizeLong()); !s.ok()) return s;
+  auto slot = work_streams_.Take();
+  if (!slot.ok()) return ToGrpc(slot.status());
   // The open stream keeps the session's agent id from another process; gRPC's
   // sync IsCancelled may be asked from the Register thread.
   auto stream =
@@ -165,6 +167,8 @@ grpc::Status GateServiceImpl::SubmitRun(grpc::ServerContext* context, const v1::
 grpc::Status GateServiceImpl::WatchRun(grpc::ServerContext* context, const v1::WatchRunRequest* request,
                                        grpc::ServerWriter<v1::RunEvent>* writer) {
   if (auto s = gatekeeper_->Admit(Rpc::kWatchRun, *context, request->ByteSizeLong()); !s.ok()) return s;
+  auto slot = watch_streams_.Take();
+  if (!slot.ok()) return ToGrpc(slot.status());
   size_t cursor = 0;
   auto snapshot = scheduler_->Snapshot(request->run_id(), &cursor, request->without_results());
   if (!snapshot.ok()) return ToGrpc(snapshot.status());

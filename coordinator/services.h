@@ -6,6 +6,7 @@
 #include "coordinator/artifact_store.h"
 #include "coordinator/auth.h"
 #include "coordinator/scheduler.h"
+#include "coordinator/stream_slots.h"
 #include "perfgate/v1/agent.grpc.pb.h"
 #include "perfgate/v1/gate.grpc.pb.h"
 
@@ -13,9 +14,9 @@ namespace perfgate {
 
 class AgentServiceImpl final : public v1::AgentService::Service {
  public:
-  // REQUIRES: scheduler and gatekeeper outlive the service.
-  AgentServiceImpl(Scheduler* scheduler, const Gatekeeper* gatekeeper)
-      : scheduler_(scheduler), gatekeeper_(gatekeeper) {}
+  // REQUIRES: scheduler and gatekeeper outlive the service; max_work_streams >= 1.
+  AgentServiceImpl(Scheduler* scheduler, const Gatekeeper* gatekeeper, int max_work_streams)
+      : scheduler_(scheduler), gatekeeper_(gatekeeper), work_streams_("Work", max_work_streams) {}
   grpc::Status Register(grpc::ServerContext*, const v1::RegisterRequest*, v1::RegisterResponse*) override;
   grpc::Status Work(grpc::ServerContext*, const v1::WorkRequest*, grpc::ServerWriter<v1::WorkItem>*) override;
   grpc::Status Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest*, v1::HeartbeatResponse*) override;
@@ -25,14 +26,19 @@ class AgentServiceImpl final : public v1::AgentService::Service {
  private:
   Scheduler* scheduler_;
   const Gatekeeper* gatekeeper_;
+  StreamSlots work_streams_;
 };
 
 class GateServiceImpl final : public v1::GateService::Service {
  public:
-  // REQUIRES: scheduler, gatekeeper and artifacts outlive the service.
-  // Without an artifact store a suite naming artifacts is refused.
-  GateServiceImpl(Scheduler* scheduler, const Gatekeeper* gatekeeper, ArtifactStore* artifacts = nullptr)
-      : scheduler_(scheduler), gatekeeper_(gatekeeper), artifacts_(artifacts) {}
+  // REQUIRES: scheduler, gatekeeper and artifacts outlive the service;
+  // max_watch_streams >= 1. Without an artifact store a suite naming
+  // artifacts is refused.
+  GateServiceImpl(Scheduler* scheduler, const Gatekeeper* gatekeeper, ArtifactStore* artifacts, int max_watch_streams)
+      : scheduler_(scheduler),
+        gatekeeper_(gatekeeper),
+        artifacts_(artifacts),
+        watch_streams_("WatchRun", max_watch_streams) {}
   grpc::Status SubmitRun(grpc::ServerContext*, const v1::SubmitRunRequest*, v1::SubmitRunResponse*) override;
   grpc::Status WatchRun(grpc::ServerContext*, const v1::WatchRunRequest*, grpc::ServerWriter<v1::RunEvent>*) override;
   grpc::Status GetRun(grpc::ServerContext*, const v1::GetRunRequest*, v1::Run*) override;
@@ -45,6 +51,7 @@ class GateServiceImpl final : public v1::GateService::Service {
   Scheduler* scheduler_;
   const Gatekeeper* gatekeeper_;
   ArtifactStore* artifacts_;
+  StreamSlots watch_streams_;
 };
 
 }  // namespace perfgate

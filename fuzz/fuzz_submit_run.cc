@@ -221,7 +221,7 @@ void Exercise(const v1::SubmitRunRequest& request) {
   // No tokens: authentication is off, as on loopback; the size limits are the coordinator's defaults.
   Gatekeeper gatekeeper(RoleTokens{}, MessageLimits{}, nullptr);
   ArtifactStore& artifacts = SharedArtifacts();
-  GateServiceImpl gate(&scheduler, &gatekeeper, &artifacts);
+  GateServiceImpl gate(&scheduler, &gatekeeper, &artifacts, /*max_watch_streams=*/16);
 
   // Agents are there before the run, as on a live coordinator: cases neither can run end at once.
   std::vector<Agent> agents = {Register(scheduler, "fuzz-cpu", false), Register(scheduler, "fuzz-gpu", true)};

@@ -142,6 +142,78 @@ TEST_F(GrpcRoundTripTest, AHistoryRequestWhoseReplyCouldNotBeSentIsRefusedUpFron
   EXPECT_TRUE(gate->GetHistory(&pools_only, v1::HistoryRequest(), &response).ok()) << "no keys: the known pools";
 }
 
+// Streams hold a server thread each: WatchRun calls with the read token took
+// them all, and agents' heartbeats and results were refused. Each kind of
+// stream has a share of the pool; beyond it a stream is refused, and short
+// calls are still served.
+TEST(CoordinatorStreamsTest, WatchRunStreamsBeyondTheirShareAreRefusedAndShortCallsStillServed) {
+  testing::TempDir dir;
+  CoordinatorOptions options;
+  options.listen = "127.0.0.1:0";
+  options.db_path = dir.File("perfgate.db");
+  options.max_threads = 16;  // a quarter: 4 WatchRun streams
+  auto started = Coordinator::Start(options);
+  ASSERT_TRUE(started.ok()) << started.status();
+  std::unique_ptr<Coordinator> coordinator = *std::move(started);
+  auto gate = v1::GateService::NewStub(grpc::CreateChannel(coordinator->address(), grpc::InsecureChannelCredentials()));
+  v1::SubmitRunRequest submit;
+  submit.mutable_suite()->set_name("waits");
+  auto* c = submit.mutable_suite()->add_cases();
+  c->set_name("a");
+  c->add_argv("/bin/true");
+  v1::SubmitRunResponse submitted;
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(gate->SubmitRun(&context, submit, &submitted).ok());  // no agent: it stays running
+  }
+  v1::WatchRunRequest watch;
+  watch.set_run_id(submitted.run_id());
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<std::unique_ptr<grpc::ClientReader<v1::RunEvent>>> readers;
+  for (int i = 0; i < 4; ++i) {
+    contexts.push_back(std::make_unique<grpc::ClientContext>());
+    readers.push_back(gate->WatchRun(contexts.back().get(), watch));
+    v1::RunEvent first;
+    ASSERT_TRUE(readers.back()->Read(&first)) << "stream " << i;  // its slot is held by now
+    ASSERT_EQ(first.snapshot().state(), v1::RUN_STATE_RUNNING);
+  }
+  {
+    grpc::ClientContext context;
+    auto refused = gate->WatchRun(&context, watch);
+    v1::RunEvent event;
+    EXPECT_FALSE(refused->Read(&event));
+    grpc::Status status = refused->Finish();
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    EXPECT_THAT(status.error_message(), ::testing::HasSubstr("4 WatchRun streams are open"));
+  }
+  {
+    grpc::ClientContext context;
+    v1::GetRunRequest get;
+    get.set_run_id(submitted.run_id());
+    v1::Run run;
+    EXPECT_TRUE(gate->GetRun(&context, get, &run).ok()) << "a short call is still served";
+  }
+  // A stream that ends gives its slot back.
+  contexts[0]->TryCancel();
+  readers[0]->Finish();
+  bool watched_again = false;
+  for (int attempt = 0; attempt < 600 && !watched_again; ++attempt) {
+    grpc::ClientContext context;
+    auto again = gate->WatchRun(&context, watch);
+    v1::RunEvent event;
+    watched_again = again->Read(&event);
+    context.TryCancel();
+    again->Finish();
+    if (!watched_again) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(watched_again);
+  for (size_t i = 1; i < contexts.size(); ++i) {
+    contexts[i]->TryCancel();
+    readers[i]->Finish();
+  }
+  coordinator->Shutdown();
+}
+
 TEST_F(GrpcRoundTripTest, InterruptCancelsTheRunAndKillsTheCase) {
   StartAgents(1);
   testing::TempDir dir;
