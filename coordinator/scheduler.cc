@@ -329,9 +329,11 @@ void Scheduler::Enqueue(RunEntry& run) {
     auto [it, created] = queues_.try_emplace(requirements);
     Queue& queue = it->second;
     if (created) {
+      queue.key = requirements;
       queue.requirements = run.cases[indexes.front()].spec.requirements();
       queue.gpu = NeedsGpu(queue.requirements);
     }
+    ++queue.runs;  // once per run: placement has one entry per set of requirements
     for (const int i : indexes) {
       CaseEntry& c = run.cases[i];
       c.queue = &queue;
@@ -881,7 +883,7 @@ void Scheduler::ApplyCase(RunEntry& run, int index, v1::CaseState state, const s
   const QueueKey key{run.seq, c.expected_ms, index};
   if (was_pending && state != v1::CASE_STATE_PENDING) {
     c.queue->pending.erase(key);
-  } else if (!was_pending && state == v1::CASE_STATE_PENDING) {
+  } else if (!was_pending && state == v1::CASE_STATE_PENDING && c.queue) {  // none once its run finished
     c.pending_since_ms = clock_->NowMs();
     c.queue->pending.insert(key);
     WakeIdleSessions();
@@ -897,6 +899,7 @@ void Scheduler::MaybeFinish(RunEntry& run) {
   while (run.first_open < run.cases.size() && IsFinal(run.cases[run.first_open].status.state())) ++run.first_open;
   if (run.first_open < run.cases.size()) return;
   run.final = true;
+  LeaveQueues(run);
   if (run.meta.state() == v1::RUN_STATE_RUNNING) run.meta.set_state(v1::RUN_STATE_FINISHED);
   run.meta.set_finished_at_ms(clock_->NowMs());
   LogIfError(store_->UpdateRunState(run.meta.run_id(), run.meta.state(), run.meta.finished_at_ms()), "finish run");
@@ -907,6 +910,17 @@ void Scheduler::MaybeFinish(RunEntry& run) {
   if (listener_) listener_->OnRunFinished(run.meta.suite_name(), run.meta.state());
   changed_.notify_all();
   run_ended_.notify_all();
+}
+
+void Scheduler::LeaveQueues(RunEntry& run) {
+  std::set<Queue*> used;
+  for (CaseEntry& c : run.cases) {
+    if (c.queue) used.insert(c.queue);
+    c.queue = nullptr;
+  }
+  for (Queue* queue : used) {
+    if (--queue->runs == 0 && queue->pending.empty()) queues_.erase(queue->key);
+  }
 }
 
 void Scheduler::WaitRunEnd(const std::string& run_id, int64_t wait_ms) {
@@ -1292,15 +1306,16 @@ void Scheduler::EndUnrunnableCases(int64_t now) {
       continue;
     }
     if (queue.unmatched_since_ms == 0) queue.unmatched_since_ms = now;
+    const size_t first = ended.size();
     for (const QueueKey& k : queue.pending) {
       RunEntry* run = run_by_seq_.at(k.run_seq);
       const int64_t since = std::max(queue.unmatched_since_ms, run->cases[k.index].pending_since_ms);
       if (now - since >= options_.no_agent_grace_ms) ended.emplace_back(run, k.index);
     }
-    for (const auto& [run, index] : ended) SetCase(*run, index, v1::CASE_STATE_NO_CAPABLE_AGENT, why);
-    for (const auto& [run, index] : ended) MaybeFinish(*run);
-    ended.clear();
+    for (size_t i = first; i < ended.size(); ++i) SetCase(*ended[i].first, ended[i].second, v1::CASE_STATE_NO_CAPABLE_AGENT, why);
   }
+  // After the walk: a run that finishes leaves its queues, which may go.
+  for (const auto& [run, index] : ended) MaybeFinish(*run);
 }
 
 void Scheduler::Shutdown() {
@@ -1324,6 +1339,7 @@ SchedulerStats Scheduler::Stats() const {
   for (const auto& [id, session] : sessions_) ++stats.sessions_by_pool[session.record.pool];
   for (const auto& [key, queue] : queues_) stats.pending_cases += queue.pending.size();
   for (const auto& [id, session] : sessions_) stats.running_cases += !session.lease_ids.empty();
+  stats.queues = queues_.size();
   return stats;
 }
 

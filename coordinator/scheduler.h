@@ -73,6 +73,7 @@ struct SchedulerStats {
   std::map<std::string, size_t> sessions_by_pool;  // live sessions
   size_t pending_cases = 0;
   size_t running_cases = 0;
+  size_t queues = 0;  // sets of requirements that unfinished runs have cases of
 };
 
 class Scheduler {
@@ -206,10 +207,15 @@ class Scheduler {
   // The pending cases of one set of requirements: an agent checks each queue
   // once, not each case.
   struct Queue {
+    std::string key;  // its key in queues_
     v1::Requirements requirements;
     bool gpu = false;  // needs a GPU: first on an agent that has one
     std::set<QueueKey> pending;
     int64_t unmatched_since_ms = 0;  // no live agent could run them since
+    // Unfinished runs with cases in it. A queue goes with the last of them:
+    // a set of requirements per submit (a label per case, say) kept a queue
+    // each for good, and every grant scanned them all.
+    int runs = 0;
   };
   struct CaseEntry {
     v1::CaseSpec spec;
@@ -385,6 +391,8 @@ class Scheduler {
   // Wakes the Work streams of sessions holding no lease: there is work.
   void WakeIdleSessions() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MaybeFinish(RunEntry& run) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A finished run's cases leave their queues, and queues no unfinished run uses go.
+  void LeaveQueues(RunEntry& run) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The run as the gate sees it; without_results, its cases' results are not copied.
   static v1::Run BuildRun(const RunEntry& run, bool without_results = false);
   // Finished runs past finished_runs_in_memory leave the maps, with their

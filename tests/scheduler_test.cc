@@ -312,6 +312,52 @@ TEST_F(SchedulerTest, ARunSubmittedWhileNoAgentIsRegisteredWaitsTheGrace) {
   EXPECT_EQ(Run(late).cases(0).state(), v1::CASE_STATE_DONE);
 }
 
+// A queue per set of requirements, kept while an unfinished run has cases
+// in it: a label per case in every submit left a queue each for good, and
+// every grant scanned them all.
+TEST_F(SchedulerTest, QueuesGoWithTheLastUnfinishedRunThatUsesThem) {
+  std::string s = Register("a1");
+  for (int r = 0; r < 3; ++r) {
+    v1::SubmitRunRequest request;
+    request.mutable_suite()->set_name("labels");
+    for (int i = 0; i < 20; ++i) {
+      auto* c = request.mutable_suite()->add_cases();
+      c->set_name("case" + std::to_string(i));
+      c->add_argv("/bin/true");
+      c->mutable_requirements()->add_labels("label-" + std::to_string(r) + "-" + std::to_string(i));
+    }
+    ASSERT_TRUE(scheduler_->Submit(request).ok());
+  }
+  scheduler_->Sweep();
+  clock_.Advance(options_.no_agent_grace_ms);
+  scheduler_->Sweep();  // no agent has those labels: every case ends, and its run
+  EXPECT_EQ(scheduler_->Stats().queues, 0u);
+
+  // Two runs share a queue: it stays while either is unfinished, and a case
+  // of the one still running can go back to it (its lease lost).
+  s = Register("a2");  // a1's session expired meanwhile
+  const std::string other = Register("a3");
+  const std::string first = Submit(1), second = Submit(1);
+  auto a = Next(s);
+  ASSERT_TRUE(a && a->has_lease());
+  ASSERT_EQ(a->lease().run_id(), first);
+  clock_.Advance(options_.lease_ttl_ms - 1);
+  KeepAlive(other);
+  clock_.Advance(1);
+  scheduler_->Sweep();  // a2's lease lost: its case back in the queue
+  auto again = Next(other);
+  ASSERT_TRUE(again && again->has_lease());
+  ASSERT_EQ(again->lease().run_id(), first);
+  EXPECT_EQ(Complete(other, again->lease().lease_id()), v1::CompleteLeaseResponse::DISPOSITION_ACCEPTED);
+  EXPECT_EQ(scheduler_->Stats().queues, 1u) << "the second run still has a case in it";
+  s = other;
+  auto b = Next(s);
+  ASSERT_TRUE(b && b->has_lease());
+  EXPECT_EQ(Complete(s, b->lease().lease_id()), v1::CompleteLeaseResponse::DISPOSITION_ACCEPTED);
+  EXPECT_EQ(Run(second).state(), v1::RUN_STATE_FINISHED);
+  EXPECT_EQ(scheduler_->Stats().queues, 0u);
+}
+
 TEST_F(SchedulerTest, GivesUpAfterMaxAttemptsWithAReason) {
   const std::string s = Register("a1");
   const std::string run2 = Submit(1);
