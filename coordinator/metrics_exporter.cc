@@ -192,7 +192,11 @@ absl::StatusOr<std::unique_ptr<MetricsExporter>> MetricsExporter::Start(const st
   }
   e->live_ = std::make_shared<LiveState>(scheduler, db_path);
   try {
-    e->exposer_ = std::make_unique<prometheus::Exposer>(listen, /*num_threads=*/1);
+    // Four threads, and a request must arrive within 5 s (civetweb waits
+    // 30 s): with one thread, one connection that sent half a request kept
+    // every scrape out for 30 s, and reconnecting kept monitoring down.
+    e->exposer_ = std::make_unique<prometheus::Exposer>(
+        std::vector<std::string>{"listening_ports", listen, "num_threads", "4", "request_timeout_ms", "5000"});
   } catch (const std::exception& ex) {
     return absl::UnavailableError(absl::StrCat("cannot serve /metrics on ", listen, ": ", ex.what()));
   }
@@ -228,7 +232,8 @@ void MetricsExporter::OnResult(const std::string& suite, const std::string& bran
   families_->results.Add({{"pool", pool}, {"disposition", disposition}}).Increment();
   if (disposition != DispositionName(Disposition::kCounted)) return;
   const std::string outcome = LabelValue(OutcomeName(result.outcome()));
-  families_->outcomes.Add({{"suite", suite}, {"case", case_name}, {"outcome", outcome}}).Increment();
+  families_->outcomes.Add({{"suite", SuiteLabel(suite)}, {"case", CaseLabel(suite, case_name)}, {"outcome", outcome}})
+      .Increment();
   static const std::vector<double> kBuckets = {0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600};
   families_->lease_seconds.Add({{"pool", pool}}, kBuckets).Observe(lease_seconds);
   if (branch != main_branch_ || result.outcome() != v1::CaseResult::OUTCOME_OK) return;
@@ -245,21 +250,37 @@ void MetricsExporter::SetBenchmarkValues(const std::string& suite, const std::st
                                        {"metric", series.metric},
                                        {"testbed", pool},
                                        {"unit", UnitLabel(UnitOf(series.metric, series.unit, {}))}};
+    std::string key;
+    for (const auto& [name, value] : labels) absl::StrAppend(&key, value, absl::string_view("\0", 1));
+    if (!benchmark_series_.Admits(key)) continue;  // a latest value cannot be lumped with others
     families_->benchmark_value.Add(labels).Set(Summarize(series.values).median);
     families_->benchmark_samples.Add(labels).Set(static_cast<double>(series.values.size()));
   }
 }
 
 void MetricsExporter::OnRunFinished(const std::string& suite, v1::RunState state) {
-  families_->runs_finished.Add({{"suite", suite}, {"state", state == v1::RUN_STATE_CANCELLED ? "cancelled" : "finished"}})
+  families_->runs_finished
+      .Add({{"suite", SuiteLabel(suite)}, {"state", state == v1::RUN_STATE_CANCELLED ? "cancelled" : "finished"}})
       .Increment();
 }
 
 void MetricsExporter::OnVerdict(const std::string& suite, const v1::ReportVerdictRequest& verdict) {
-  families_->gate_runs.Add({{"suite", suite}, {"result", verdict.passed() ? "passed" : "failed"}}).Increment();
+  families_->gate_runs.Add({{"suite", SuiteLabel(suite)}, {"result", verdict.passed() ? "passed" : "failed"}})
+      .Increment();
   for (const auto& c : verdict.cases()) {
-    families_->case_verdicts.Add({{"suite", suite}, {"case", c.case_name()}, {"verdict", VerdictLabel(c.verdict())}}).Increment();
+    families_->case_verdicts
+        .Add({{"suite", SuiteLabel(suite)},
+              {"case", CaseLabel(suite, c.case_name())},
+              {"verdict", VerdictLabel(c.verdict())}})
+        .Increment();
   }
+}
+
+std::string MetricsExporter::SuiteLabel(const std::string& suite) { return suites_.Admit(suite); }
+
+std::string MetricsExporter::CaseLabel(const std::string& suite, const std::string& case_name) {
+  if (SuiteLabel(suite) == kOtherLabel) return kOtherLabel;
+  return cases_.Admits(absl::StrCat(suite, absl::string_view("\0", 1), case_name)) ? case_name : kOtherLabel;
 }
 
 }  // namespace perfgate

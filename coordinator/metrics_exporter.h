@@ -2,7 +2,10 @@
 // scheduler events; live gauges (agents, queue) are read from the scheduler
 // at scrape time. Labels are bounded: suite, case, benchmark and metric names
 // from suites, pools, verdicts and outcomes; never run ids, commits, lease
-// ids or host names. Label values are snake_case words (`no_baseline`), and
+// ids or host names; names from suites have a budget each (label_budget.h:
+// 1,000 suites, 50,000 cases, 100,000 benchmark series), past which new
+// names count as `_other_` (a benchmark value past it is not exported).
+// Label values are snake_case words (`no_baseline`), and
 // every benchmark value carries its `unit`, so a panel never mixes seconds
 // and bytes.
 #pragma once
@@ -11,6 +14,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "coordinator/label_budget.h"
 #include "coordinator/scheduler.h"
 #include "coordinator/scheduler_listener.h"
 #include "coordinator/store.h"
@@ -56,8 +60,15 @@ class MetricsExporter final : public SchedulerListener {
   void SetBenchmarkValues(const std::string& suite, const std::string& pool, const std::string& case_name,
                           const v1::CaseResult& result);
 
+  // The suite label of `suite`, and the case label of `case_name` in it, within their budgets.
+  std::string SuiteLabel(const std::string& suite);
+  std::string CaseLabel(const std::string& suite, const std::string& case_name);
+
   std::string main_branch_;
   std::string address_;
+  LabelBudget suites_{1'000};
+  LabelBudget cases_{50'000};              // suite and case
+  LabelBudget benchmark_series_{100'000};  // every label of a benchmark value
   std::shared_ptr<prometheus::Registry> registry_;
   std::shared_ptr<prometheus::Collectable> live_;
   std::unique_ptr<Families> families_;

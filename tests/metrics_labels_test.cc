@@ -1,0 +1,114 @@
+// Label values from suites (suite and case names) have a budget each: every
+// new name is a series Prometheus keeps for good.
+#include "coordinator/label_budget.h"
+
+#include <arpa/inet.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <regex>
+
+#include "absl/strings/str_cat.h"
+#include "coordinator/metrics_exporter.h"
+#include "coordinator/scheduler.h"
+#include "coordinator/store.h"
+#include "core/time_source.h"
+#include "tests/test_util.h"
+
+namespace perfgate {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(LabelBudgetTest, KeepsTheFirstValuesAndLumpsTheRest) {
+  LabelBudget budget(2);
+  EXPECT_EQ(budget.Admit("a"), "a");
+  EXPECT_EQ(budget.Admit("b"), "b");
+  EXPECT_EQ(budget.Admit("c"), kOtherLabel);
+  EXPECT_EQ(budget.Admit("a"), "a") << "a value it has stays";
+  EXPECT_TRUE(budget.Admits("b"));
+  EXPECT_FALSE(budget.Admits("d"));
+}
+
+size_t Count(const std::string& text, const std::regex& pattern) {
+  return static_cast<size_t>(std::distance(std::sregex_iterator(text.begin(), text.end(), pattern), std::sregex_iterator()));
+}
+
+// 2,000 suites of new names, as a submitter may send: the series stop at the
+// budget, and what is past it is still counted, as _other_.
+TEST(MetricsLabelsTest, NewSuiteNamesPastTheBudgetCountAsOther) {
+  testing::TempDir dir;
+  auto store = OpenSqliteStore(dir.File("perfgate.db"));
+  ASSERT_TRUE(store.ok()) << store.status();
+  RealTimeSource clock;
+  Scheduler scheduler(store->get(), &clock);
+  auto exporter = MetricsExporter::Start("127.0.0.1:0", &scheduler, "main", store->get(), dir.File("perfgate.db"));
+  ASSERT_TRUE(exporter.ok()) << exporter.status();
+  for (int i = 0; i < 2'000; ++i) {
+    const std::string suite = absl::StrCat("suite-", i);
+    (*exporter)->OnRunFinished(suite, v1::RUN_STATE_FINISHED);
+    v1::ReportVerdictRequest verdict;
+    verdict.set_passed(true);
+    auto* c = verdict.add_cases();
+    c->set_case_name(absl::StrCat("case-", i));
+    c->set_verdict("pass");
+    (*exporter)->OnVerdict(suite, verdict);
+  }
+  const std::string body = testing::HttpGet((*exporter)->address(), "/metrics");
+  EXPECT_EQ(Count(body, std::regex("\nperfgate_runs_finished_total\\{")), 1'001u) << "1,000 suites and _other_";
+  EXPECT_THAT(body, HasSubstr("perfgate_runs_finished_total{state=\"finished\",suite=\"_other_\"} 1000"));
+  EXPECT_THAT(body, HasSubstr("perfgate_runs_finished_total{state=\"finished\",suite=\"suite-0\"} 1"));
+  EXPECT_EQ(Count(body, std::regex("\nperfgate_case_verdicts_total\\{")), 1'001u);
+  EXPECT_THAT(body, HasSubstr("perfgate_case_verdicts_total{case=\"_other_\",suite=\"_other_\",verdict=\"pass\"} 1000"));
+}
+
+// A connection to host:port, or -1.
+int Connect(const std::string& host_port) {
+  const size_t colon = host_port.rfind(':');
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(std::stoi(host_port.substr(colon + 1))));
+  inet_pton(AF_INET, host_port.substr(0, colon).c_str(), &addr.sin_addr);
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd >= 0 && connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// One client that sends half a request and waits held the exporter's only
+// thread for 30 s: every scrape meanwhile went unanswered.
+TEST(MetricsLabelsTest, AHalfSentRequestDoesNotHoldOffAScrape) {
+  testing::TempDir dir;
+  auto store = OpenSqliteStore(dir.File("perfgate.db"));
+  ASSERT_TRUE(store.ok()) << store.status();
+  RealTimeSource clock;
+  Scheduler scheduler(store->get(), &clock);
+  auto exporter = MetricsExporter::Start("127.0.0.1:0", &scheduler, "main", store->get(), dir.File("perfgate.db"));
+  ASSERT_TRUE(exporter.ok()) << exporter.status();
+  const int idle = Connect((*exporter)->address());
+  ASSERT_GE(idle, 0);
+  const std::string half = "GET /metrics HTTP/1.1\r\n";
+  ASSERT_EQ(write(idle, half.data(), half.size()), static_cast<ssize_t>(half.size()));
+  // A scrape answered within 20 s (a stalled one waited 30 s): the separation
+  // holds on a loaded machine, where an answer takes milliseconds.
+  const int scrape = Connect((*exporter)->address());
+  ASSERT_GE(scrape, 0);
+  timeval patience{20, 0};
+  setsockopt(scrape, SOL_SOCKET, SO_RCVTIMEO, &patience, sizeof patience);
+  const std::string request = "GET /metrics HTTP/1.0\r\n\r\n";
+  ASSERT_EQ(write(scrape, request.data(), request.size()), static_cast<ssize_t>(request.size()));
+  std::string response;
+  char buffer[4096];
+  for (ssize_t n; (n = read(scrape, buffer, sizeof buffer)) > 0;) response.append(buffer, static_cast<size_t>(n));
+  close(scrape);
+  close(idle);
+  EXPECT_THAT(response, HasSubstr("perfgate_auth_failures_total"));
+}
+
+}  // namespace
+}  // namespace perfgate
