@@ -4,10 +4,12 @@
 #include <cmath>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "core/csv_lines.h"
@@ -22,6 +24,17 @@ using nlohmann::json;
 constexpr size_t kQuoteBytes = 200;
 
 std::string Quote(absl::string_view text) { return EscapeInvalidUtf8(text.substr(0, kQuoteBytes)); }
+
+// Values one sample may report, from either format. Each costs the agent
+// some 500 bytes until the case's result is sent: a million PyTorch lines
+// (13 MB) took 1.4 GB, kept for every repeat. PyTorch's benchmarks report
+// tens of rows, a large Google Benchmark binary thousands.
+constexpr size_t kMaxValuesPerSample = 50'000;
+
+absl::Status TooManyValues(const std::string& source) {
+  return absl::InvalidArgumentError(absl::StrCat(source, ": more than ", kMaxValuesPerSample,
+                                                 " result values in one sample; split the benchmarks over several cases"));
+}
 
 std::string UnitOfPytorchMetric(std::string_view metric) {
   if (metric.find("instruction") != std::string_view::npos) return "count";
@@ -70,6 +83,11 @@ absl::StatusOr<std::vector<v1::MetricValue>> ParsePytorchResults(const std::stri
     if (fields.size() != 3 || fields[0].empty() || fields[1].empty() || !ParseFiniteNumber(fields[2], &value)) {
       return error("expected a PyTorch result line 'name,metric,value' with a number");
     }
+    if (value < 0 && !UnitOfPytorchMetric(fields[1]).empty()) {
+      return error(absl::StrCat("a negative ", UnitOfPytorchMetric(fields[1]) == "s" ? "time" : "count",
+                                " is no measurement"));
+    }
+    if (values.size() == kMaxValuesPerSample) return TooManyValues(source);
     if (!IsValidUtf8(fields[0]) || !IsValidUtf8(fields[1])) return error("benchmark and metric names must be UTF-8");
     auto [it, inserted] = first_line.emplace(std::make_pair(std::string(fields[0]), std::string(fields[1])), line.number);
     if (!inserted) {
@@ -196,6 +214,7 @@ class GbenchReader {
   }
 
   std::vector<v1::MetricValue> Take() { return std::move(values_); }
+  bool Full() const { return values_.size() >= kMaxValuesPerSample; }
 
  private:
   // Repetitions of one benchmark are samples; the same repetition twice is
@@ -231,6 +250,24 @@ class GbenchReader {
 // values per benchmark.
 constexpr size_t kMaxJsonDepth = 64;
 constexpr size_t kMaxJsonValues = 2'000'000;
+
+// A parser callback that notes the first key an object repeats (the parser
+// keeps the last value, silently): "real_time" twice in one entry is a
+// document that does not say which time is the result.
+json::parser_callback_t DuplicateKeyFinder(std::string* duplicate) {
+  auto keys = std::make_shared<std::vector<std::set<std::string>>>();
+  return [keys, duplicate](int, json::parse_event_t event, json& parsed) {
+    if (event == json::parse_event_t::object_start) {
+      keys->emplace_back();
+    } else if (event == json::parse_event_t::object_end) {
+      if (!keys->empty()) keys->pop_back();
+    } else if (event == json::parse_event_t::key && !keys->empty() && duplicate->empty()) {
+      const std::string& key = parsed.get_ref<const std::string&>();
+      if (!keys->back().insert(key).second) *duplicate = key;
+    }
+    return true;
+  };
+}
 
 absl::Status CheckJsonShape(std::string_view text, const std::string& source) {
   size_t depth = 0, values = 0;
@@ -270,11 +307,16 @@ absl::StatusOr<std::vector<v1::MetricValue>> ParseGbenchJson(const std::string& 
   if (absl::Status shape = CheckJsonShape(text, source); !shape.ok()) return shape;
   // The JSON parser rejects invalid UTF-8, so every string below is valid.
   json doc;
+  std::string duplicate;
   try {
-    doc = json::parse(text);
+    doc = json::parse(text, DuplicateKeyFinder(&duplicate));
   } catch (const json::exception& e) {
     return absl::InvalidArgumentError(
         absl::StrCat(source, ": not Google Benchmark JSON: ", EscapeInvalidUtf8(e.what())));
+  }
+  if (!duplicate.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": key '", Quote(duplicate),
+                                                   "' twice in one object: which value is the result?"));
   }
   if (!doc.is_object() || !doc.contains("benchmarks") || !doc["benchmarks"].is_array()) {
     return absl::InvalidArgumentError(absl::StrCat(source, ": no 'benchmarks' array in Google Benchmark JSON"));
@@ -283,6 +325,7 @@ absl::StatusOr<std::vector<v1::MetricValue>> ParseGbenchJson(const std::string& 
   size_t index = 0;
   for (const auto& entry : doc["benchmarks"]) {
     if (auto s = reader.Read(entry, index++); !s.ok()) return s;
+    if (reader.Full()) return TooManyValues(source);
   }
   std::vector<v1::MetricValue> values = reader.Take();
   if (values.empty()) {

@@ -105,6 +105,28 @@ TEST(PytorchResultsTest, SameBenchmarkAndMetricTwiceIsAnErrorNamingBothLines) {
   EXPECT_TRUE(ParsePytorchResults("a,wall_s,1\na,instructions,2\n", "r").ok()) << "other metric, no duplicate";
 }
 
+TEST(PytorchResultsTest, ANegativeTimeOrCountIsAnErrorAndOtherMetricsMayBeNegative) {
+  for (const char* line : {"bm,wall_time,-5\n", "bm,compile_time_instruction_count,-1e300\n"}) {
+    auto values = ParsePytorchResults(line, "r.csv");
+    ASSERT_FALSE(values.ok()) << line;
+    EXPECT_THAT(std::string(values.status().message()), HasSubstr("r.csv:1: a negative"));
+    EXPECT_THAT(std::string(values.status().message()), HasSubstr("is no measurement"));
+  }
+  EXPECT_TRUE(ParsePytorchResults("bm,score_delta,-5\n", "r").ok()) << "a declared metric may go below zero";
+}
+
+// Each value costs the agent memory until the result is sent: a million
+// lines took 1.4 GB a sample.
+TEST(PytorchResultsTest, MoreValuesThanASampleMayHoldIsAnError) {
+  std::string lines;
+  for (int i = 0; i <= 50'000; ++i) lines += "b" + std::to_string(i) + ",m,1\n";
+  auto values = ParsePytorchResults(lines, "r.csv");
+  ASSERT_FALSE(values.ok());
+  EXPECT_THAT(std::string(values.status().message()), HasSubstr("more than 50000 result values in one sample"));
+  lines.resize(lines.rfind("b50000"));
+  EXPECT_TRUE(ParsePytorchResults(lines, "r.csv").ok()) << "50,000 fit";
+}
+
 TEST(PytorchResultsTest, NonUtf8IsAnErrorWithTheBytesEscaped) {
   auto values = ParsePytorchResults("caf\xc3,wall_s,1\n", "stdout");
   ASSERT_FALSE(values.ok());
@@ -175,6 +197,20 @@ TEST(GbenchJsonTest, RateCountersCarryTheirUnits) {
 
 // A case's 64 MiB of '[' once made the agent build 67 million nested arrays
 // (5 GB); the shape is checked before the parser builds anything.
+// The parser keeps the last of two values of one key, silently.
+TEST(GbenchJsonTest, AKeyTwiceInOneEntryIsAnError) {
+  auto values = ParseGbenchJson(
+      R"({"benchmarks": [{"name": "BM_x", "real_time": 1000, "cpu_time": 1000, "real_time": 1, "cpu_time": 1}]})",
+      "out.json");
+  ASSERT_FALSE(values.ok());
+  EXPECT_THAT(std::string(values.status().message()), HasSubstr("out.json: key 'real_time' twice in one object"));
+  EXPECT_TRUE(ParseGbenchJson(R"({"benchmarks": [{"name": "a", "real_time": 1, "cpu_time": 1},)"
+                              R"( {"name": "b", "real_time": 1, "cpu_time": 1}]})",
+                              "out.json")
+                  .ok())
+      << "the same key in two objects is no duplicate";
+}
+
 TEST(GbenchJsonTest, DeepOrHugeJsonIsRefusedBeforeItIsBuilt) {
   const std::string deep = std::string(1 << 20, '[');
   EXPECT_THAT(std::string(ParseGbenchJson(deep, "results").status().message()),
