@@ -408,33 +408,21 @@ void AddRowsTheCaseMissed(const std::vector<Series>& all, const Baselines& basel
   }
 }
 
-// A/B: a series the base side measured and the head side did not. The head
-// lost a benchmark (or a metric of one): judged as a missing result, never
-// dropped.
-void AddSeriesHeadMissed(const std::vector<Series>& all, CaseReport* cr) {
+// A/B: a series the base side measured and the head side did not, of a
+// metric the head side would have had judged. The head lost a benchmark (or
+// a metric of one): a missing result, never dropped.
+void AddSeriesHeadMissed(const std::vector<Series>& all, const Policy& policy, CaseReport* cr) {
   if (!cr->ran) return;
   for (const auto& series : all) {
     if (series.variant != SideName(Side::kBase) || FindSeries(all, series, SideName(Side::kHead))) continue;
+    const MetricTraits traits = TraitsOf(series.metric, series.source, policy.compare.declared);
+    if (!policy.Judged(cr->name, series.metric) || !traits.judgeable || traits.direction == Direction::kUnknown) {
+      continue;
+    }
     Series head = series;
     head.variant = SideName(Side::kHead);
     head.values.clear();
     cr->metrics.push_back(MissingMetric(std::move(head), "measured on the base side, not on the head side"));
-  }
-}
-
-// Metrics the case's `judge:` list names that it did not report at all: a
-// misspelt name judged nothing, and the gate must not pass on that.
-void AddListedMetricsMissed(const std::vector<Series>& all, const Policy& policy, CaseReport* cr) {
-  const auto listed = policy.judged_metrics.find(cr->name);
-  if (!cr->ran || listed == policy.judged_metrics.end()) return;
-  std::set<std::string> reported;
-  for (const auto& series : all) reported.insert(series.metric);
-  for (const auto& metric : listed->second) {
-    if (reported.count(metric)) continue;
-    cr->metrics.push_back(MissingMetric(
-        Series{cr->name, metric, "", "", "", {}},
-        absl::StrCat("listed under judge:, but the case reported no metric '", metric, "' (it reported: ",
-                     reported.empty() ? "none" : absl::StrJoin(reported, ", "), ")")));
   }
 }
 
@@ -444,8 +432,7 @@ void AddMetrics(const std::vector<Series>& all, const Baselines& baselines, cons
     if (series.variant == SideName(Side::kBase)) continue;  // shown beside its head
     cr->metrics.push_back(JudgeSeries(*cr, series, all, baselines, policy));
   }
-  AddSeriesHeadMissed(all, cr);
-  AddListedMetricsMissed(all, policy, cr);
+  AddSeriesHeadMissed(all, policy, cr);
 }
 
 // Rows that no case produced at all, on a run of the whole suite: a benchmark renamed or gone.

@@ -45,6 +45,12 @@ constexpr std::array<BuiltIn, 11> kBuiltIns = {{
 
 }  // namespace
 
+std::vector<std::string> BuiltInMetricNames() {
+  std::vector<std::string> names;
+  for (const auto& b : kBuiltIns) names.emplace_back(b.metric);
+  return names;
+}
+
 const char* DirectionName(Direction direction) {
   for (const auto& [d, name] : kDirectionNames) {
     if (d == direction) return name;

@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "perfgate/v1/common.pb.h"
 
@@ -28,6 +29,9 @@ struct MetricDeclaration {
   std::string unit;  // empty: as the case reports it
 };
 using MetricDeclarations = std::map<std::string, MetricDeclaration>;
+
+// The metrics whose direction perfgate knows without a declaration.
+std::vector<std::string> BuiltInMetricNames();
 
 // The suite's `metrics:` section (validated when the suite was loaded).
 MetricDeclarations DeclaredMetrics(const v1::Suite& suite);

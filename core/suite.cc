@@ -627,6 +627,42 @@ absl::StatusOr<v1::CaseSpec> ParseCase(const SuiteError& err, const YAML::Node& 
   return spec;
 }
 
+// A `judge:` entry names a metric whose direction perfgate knows (built in,
+// or declared under `metrics:` with `better:`): any other could never be
+// judged, so a misspelt name judged nothing and the gate passed on that.
+absl::Status CheckJudgedNames(const SuiteError& err, const YAML::Node& judge, const MetricDeclarations& declared) {
+  if (!judge) return absl::OkStatus();
+  for (const auto& m : judge) {
+    const std::string name = m.Scalar();
+    if (TraitsOf(name, "", declared).direction != Direction::kUnknown) continue;
+    std::vector<std::string> known = BuiltInMetricNames();
+    for (const auto& [d, declaration] : declared) {
+      if (declaration.better != Direction::kUnknown) known.push_back(d);
+    }
+    std::string best;
+    size_t best_distance = 4;  // suggest only close matches
+    for (const auto& candidate : known) {
+      if (const size_t d = EditDistance(name, candidate); d < best_distance) best_distance = d, best = candidate;
+    }
+    return err.At(m, absl::StrCat("judge: '", name, "' is not a metric whose direction perfgate knows",
+                                  best.empty() ? "" : absl::StrCat("; did you mean '", best, "'?"),
+                                  " Declare it under metrics: (", name,
+                                  ": {better: lower|higher}), or name one of: ", absl::StrJoin(known, ", ")));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckJudgedNames(const SuiteError& err, const YAML::Node& root, const v1::Suite& suite) {
+  const MetricDeclarations declared = DeclaredMetrics(suite);
+  if (const auto d = root["defaults"]) {
+    if (auto s = CheckJudgedNames(err, d["judge"], declared); !s.ok()) return s;
+  }
+  for (const auto& node : root["cases"]) {
+    if (auto s = CheckJudgedNames(err, node["judge"], declared); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ParseCases(const SuiteError& err, const YAML::Node& root, const std::string& base_dir, v1::Suite* suite) {
   absl::StatusOr<v1::CaseSpec> defaults = ParseDefaults(err, root, base_dir);
   if (!defaults.ok()) return defaults.status();
@@ -657,6 +693,7 @@ absl::StatusOr<v1::Suite> ParseSuite(const std::string& text, const std::string&
     suite.set_source(source);
     if (auto s = ParseSuiteSections(err, *root, base_dir, &suite); !s.ok()) return s;
     if (auto s = ParseCases(err, *root, base_dir, &suite); !s.ok()) return s;
+    if (auto s = CheckJudgedNames(err, *root, suite); !s.ok()) return s;
     return suite;
   } catch (const YAML::Exception& e) {
     return absl::InvalidArgumentError(
