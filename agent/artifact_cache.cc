@@ -1,6 +1,7 @@
 #include "agent/artifact_cache.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -9,6 +10,7 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -24,7 +26,10 @@ namespace fs = std::filesystem;
 
 // A manifest is read whole; a million files still fit.
 constexpr uint64_t kMaxManifestBytes = 256ull << 20;
-constexpr int kDownloadAttempts = 3;
+// A download the coordinator refuses as busy (all its transfer slots held,
+// a lab of agents fetching a new tree at once) or cut off is tried again,
+// backing off, for up to this long.
+constexpr auto kDownloadRetryFor = std::chrono::seconds(120);
 
 absl::Status Errno(const std::string& what) {
   return absl::UnavailableError(absl::StrCat(what, ": ", std::strerror(errno)));
@@ -33,6 +38,16 @@ absl::Status Errno(const std::string& what) {
 // The folder a tree is materialised in, below the case's folder.
 std::string TreeDir(const std::string& case_dir, const std::string& name) {
   return absl::StrCat(case_dir, name.empty() ? "/tree" : absl::StrCat("/trees/", name));
+}
+
+// Waits `ms`; true if `cancel` (may be null) fired meanwhile.
+bool CancelledWithin(const CancelToken* cancel, int ms) {
+  if (!cancel) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    return false;
+  }
+  pollfd fired{cancel->fd(), POLLIN, 0};
+  return poll(&fired, 1, ms) > 0;
 }
 
 bool Transient(const grpc::Status& status) {
@@ -185,10 +200,12 @@ absl::Status ArtifactCache::Fetch(const std::string& digest, uint64_t max_size, 
     bytes_ -= max_size - kept;
   };
   absl::Status status;
-  for (int attempt = 1; attempt <= kDownloadAttempts; ++attempt) {
+  const auto give_up = std::chrono::steady_clock::now() + kDownloadRetryFor;
+  for (int attempt = 0;; ++attempt) {
     grpc::Status finished;
     status = DownloadOnce(digest, max_size, tmp, cancel, &received, &finished);
-    if (status.ok() || !Transient(finished)) break;
+    if (status.ok() || !Transient(finished) || std::chrono::steady_clock::now() >= give_up) break;
+    if (CancelledWithin(cancel, std::min(2000, 100 << std::min(attempt, 4)))) break;
   }
   if (status.ok() && rename(tmp.c_str(), BlobPath(digest).c_str()) != 0) {
     status = Errno(absl::StrCat("cannot store artifact ", digest, " in the cache"));

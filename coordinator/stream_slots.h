@@ -37,12 +37,13 @@ class StreamSlots {
     StreamSlots* slots_;
   };
 
-  // A slot, or RESOURCE_EXHAUSTED naming the kind and its limit when every
-  // slot is held (a client retries it as it retries any busy server).
+  // A slot, or UNAVAILABLE naming the kind and its limit when every slot is
+  // held: the code gRPC clients retry with backoff (agents' downloads and
+  // Work streams, gates' uploads and watches do).
   absl::StatusOr<Slot> Take() {
     if (in_use_.fetch_add(1, std::memory_order_relaxed) >= limit_) {
       in_use_.fetch_sub(1, std::memory_order_relaxed);
-      return absl::ResourceExhaustedError(absl::StrCat(limit_, " ", what_,
+      return absl::UnavailableError(absl::StrCat(limit_, " ", what_,
                                                        " streams are open, the most this coordinator serves at once; "
                                                        "try again later"));
     }

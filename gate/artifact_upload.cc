@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <map>
 #include <set>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
@@ -85,7 +86,7 @@ class Uploader {
       for (const auto& digest : response.missing()) {
         auto it = blobs_.find(digest);
         if (it == blobs_.end()) continue;  // not one we asked about
-        if (auto s = Upload(digest, it->second); !s.ok()) return s;
+        if (auto s = UploadRetryingWhileBusy(digest, it->second); !s.ok()) return s;
         ++summary_.uploaded_files;
         summary_.uploaded_bytes += it->second.size;
       }
@@ -97,6 +98,18 @@ class Uploader {
   static absl::Status Failed(const char* what, const grpc::Status& status) {
     return absl::Status(FromGrpc(status).code(),
                         absl::StrCat("cannot ", what, " the coordinator about artifacts: ", status.error_message()));
+  }
+
+  // A coordinator whose transfer slots are all held (agents fetching) or
+  // that cut the call off answers UNAVAILABLE: tried again, backing off,
+  // for up to two minutes.
+  absl::Status UploadRetryingWhileBusy(const std::string& digest, const BlobSource& source) {
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::minutes(2);
+    for (int attempt = 0;; ++attempt) {
+      absl::Status s = Upload(digest, source);
+      if (!absl::IsUnavailable(s) || std::chrono::steady_clock::now() >= give_up) return s;
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::min(2000, 100 << std::min(attempt, 4))));
+    }
   }
 
   absl::Status Upload(const std::string& digest, const BlobSource& source) {
