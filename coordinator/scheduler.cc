@@ -728,6 +728,16 @@ absl::StatusOr<v1::CompleteLeaseResponse::Disposition> Scheduler::CompleteLocked
   if (lease.state != LeaseState::kActive || unrequested_cancel) {
     return TakeStaleResult(lease, result, unrequested_cancel, now);
   }
+  // The gate picks the expected file and the confirmation's pool by the
+  // result's pool: an agent may not name another than its lease's.
+  if ((!result.pool().empty() && result.pool() != lease.pool) ||
+      (!result.agent_id().empty() && result.agent_id() != lease.agent_id)) {
+    ++stats_.results_refused;
+    return absl::InvalidArgumentError(absl::StrCat("the result for lease '", lease.lease_id, "' names agent '",
+                                                   result.agent_id(), "' of pool '", result.pool(),
+                                                   "'; the lease is agent '", lease.agent_id, "''s of pool '",
+                                                   lease.pool, "'"));
+  }
   return TakeCountedResult(lease, result, now);
 }
 
@@ -776,13 +786,24 @@ absl::StatusOr<v1::CompleteLeaseResponse::Disposition> Scheduler::TakeStaleResul
                                                                                   const v1::CaseResult& result,
                                                                                   bool unrequested_cancel,
                                                                                   int64_t now) {
-  if (auto s = KeepStale(lease, result, now); !s.ok()) return s;
+  if (auto s = KeepStale(lease, result, now); !s.ok() && !(unrequested_cancel && StoredStale(lease.lease_id))) {
+    return s;
+  }
   completed_[{lease.lease_id, lease.session_id}] = {v1::CompleteLeaseResponse::DISPOSITION_STALE, {}};
   if (unrequested_cancel) {
     LoseLease(lease.lease_id, "the agent stopped the case without being asked (outcome CANCELLED)");
     changed_.notify_all();
   }
   return v1::CompleteLeaseResponse::DISPOSITION_STALE;
+}
+
+// Whether the store holds a stale result for the lease: the same report
+// taken before a restart that came before the lease was ended. Refusing it
+// again as "already has a result" wedged the case: the agent retried for
+// ever, renewing the lease it would never be let go of.
+bool Scheduler::StoredStale(const std::string& lease_id) {
+  auto stored = store_->LoadLease(lease_id);
+  return stored.ok() && stored->has_value() && (*stored)->result == ResultDisposition::kStale;
 }
 
 std::pair<v1::CaseState, std::string> Scheduler::OutcomeOf(const LeaseRecord& lease,

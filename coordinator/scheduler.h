@@ -361,6 +361,8 @@ class Scheduler {
   // Stores a result that does not count, and counts and reports it as stale.
   absl::Status KeepStale(const LeaseRecord& lease, const v1::CaseResult& result, int64_t now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether the store already holds a stale result for the lease (taken before a restart).
+  bool StoredStale(const std::string& lease_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<v1::CompleteLeaseResponse::Disposition> TakeStaleResult(LeaseRecord& lease,
                                                                          const v1::CaseResult& result,
                                                                          bool unrequested_cancel, int64_t now)

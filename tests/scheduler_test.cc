@@ -1669,6 +1669,88 @@ TEST_F(SchedulerTest, ASessionDroppedWithLeasesAheadRequeuesEveryCaseItHeld) {
 
 // A store that notes the calling thread's nice value as it reads a suite's
 // durations (a submit) and a history.
+// The gate picks a result's expected file (and a confirmation's pool) by the
+// pool the result names: an agent may not name another than its lease's.
+TEST_F(SchedulerTest, AResultNamingAnotherPoolOrAgentThanItsLeaseIsRefused) {
+  const std::string s = Register("a1", /*gpu=*/false, "xeon");
+  const std::string run = Submit(1);
+  auto item = Next(s);
+  ASSERT_TRUE(item && item->has_lease());
+  v1::CompleteLeaseRequest request;
+  request.set_session_id(s);
+  request.set_lease_id(item->lease().lease_id());
+  request.mutable_result()->set_outcome(v1::CaseResult::OUTCOME_OK);
+  request.mutable_result()->set_pool("h100");
+  auto refused = scheduler_->Complete(request);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("of pool 'h100'; the lease is agent 'a1''s of pool 'xeon'"));
+  request.mutable_result()->set_pool("xeon");
+  request.mutable_result()->set_agent_id("a2");
+  EXPECT_EQ(scheduler_->Complete(request).status().code(), absl::StatusCode::kInvalidArgument);
+  request.mutable_result()->set_agent_id("a1");
+  auto taken = scheduler_->Complete(request);
+  ASSERT_TRUE(taken.ok()) << taken.status();
+  EXPECT_EQ(taken->disposition(), v1::CompleteLeaseResponse::DISPOSITION_ACCEPTED);
+  EXPECT_EQ(Run(run).cases(0).state(), v1::CASE_STATE_DONE);
+}
+
+// A store whose every write fails once it has stored a stale result, as if
+// the coordinator were killed between that commit and the lease's end.
+class DiesAfterStaleResultStore : public testing::ForwardingStore {
+ public:
+  using ForwardingStore::ForwardingStore;
+  bool armed = false;
+  bool dead = false;
+  absl::Status Dead() { return absl::InternalError("process killed"); }
+  absl::Status BeginBatch() override { return dead ? Dead() : ForwardingStore::BeginBatch(); }
+  absl::Status InsertResult(const LeaseRecord& lease, ResultDisposition disposition, const v1::CaseResult& result,
+                            int64_t received_at_ms) override {
+    if (dead) return Dead();
+    absl::Status s = ForwardingStore::InsertResult(lease, disposition, result, received_at_ms);
+    if (armed && disposition == ResultDisposition::kStale) dead = true;
+    return s;
+  }
+  absl::Status UpdateLease(const std::string& id, LeaseState state, int64_t expires) override {
+    return dead ? Dead() : ForwardingStore::UpdateLease(id, state, expires);
+  }
+  absl::Status UpdateCase(const std::string& run_id, int index, const v1::CaseStatus& status) override {
+    return dead ? Dead() : ForwardingStore::UpdateCase(run_id, index, status);
+  }
+  absl::Status UpdateRunState(const std::string& run_id, v1::RunState state, int64_t at) override {
+    return dead ? Dead() : ForwardingStore::UpdateRunState(run_id, state, at);
+  }
+};
+
+// An agent that stopped its case itself reports CANCELLED on an active
+// lease: kept as stale, and the attempt lost. Killed between the two, the
+// restarted coordinator refused the report again ("already has a result")
+// for as long as the agent retried, renewing the lease: the case never ended.
+TEST_F(SchedulerTest, AnUnaskedCancelStoredBeforeARestartStillLosesTheAttempt) {
+  scheduler_.reset();
+  DiesAfterStaleResultStore dying(store_.get());
+  scheduler_ = std::make_unique<Scheduler>(&dying, &clock_, options_);
+  ASSERT_TRUE(scheduler_->Recover().ok());
+  const std::string s = Register("a1");
+  const std::string run = Submit(1);
+  auto item = Next(s);
+  ASSERT_TRUE(item && item->has_lease());
+  v1::CompleteLeaseRequest request;
+  request.set_session_id(s);
+  request.set_lease_id(item->lease().lease_id());
+  request.mutable_result()->set_outcome(v1::CaseResult::OUTCOME_CANCELLED);
+  dying.armed = true;
+  scheduler_->Complete(request).IgnoreError();  // killed before its reply leaves
+  ASSERT_TRUE(dying.dead);
+  Open();  // restarted on the database the killed process left
+  ASSERT_EQ(Run(run).cases(0).state(), v1::CASE_STATE_RUNNING);
+  auto again = scheduler_->Complete(request);  // the agent offers its report again
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->disposition(), v1::CompleteLeaseResponse::DISPOSITION_STALE);
+  const v1::Run now = Run(run);
+  EXPECT_EQ(now.cases(0).state(), v1::CASE_STATE_PENDING);
+  EXPECT_THAT(now.cases(0).error(), HasSubstr("stopped the case without being asked"));
+}
+
 class NiceRecordingStore : public testing::ForwardingStore {
  public:
   using ForwardingStore::ForwardingStore;
