@@ -404,6 +404,10 @@ absl::Status ParseGate(const SuiteError& err, const YAML::Node& node, const std:
     if (const auto m = n["runs"]) {
       auto v = Count(err, m, "gate.history.runs", 2);
       if (!v.ok()) return v.status();
+      // Every judged series asks for this many medians, and the reply has a size limit.
+      if (*v > kMaxHistoryRuns) {
+        return err.At(m, absl::StrCat("gate.history.runs must be at most ", kMaxHistoryRuns, ", got ", *v));
+      }
       gate->set_history_runs(*v);
     }
     if (const auto m = n["k"]) {

@@ -27,6 +27,8 @@ inline constexpr uint64_t kDefaultOutputLimitBytes = 8 << 20;
 inline constexpr uint64_t kMaxOutputLimitBytes = 1ull << 30;
 // The most a suite file may hold; larger ones (or /dev/zero) are refused.
 inline constexpr uint64_t kMaxSuiteFileBytes = 16ull << 20;
+// The most history runs a suite may judge against (gate.history.runs).
+inline constexpr uint32_t kMaxHistoryRuns = 1'000;
 
 // Reads and validates the suite at `path`. Relative paths in `command[0]`
 // (when it contains a '/') and in `cwd` are made absolute against the

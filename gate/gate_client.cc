@@ -146,20 +146,31 @@ absl::Status FetchHistory(const GateClientOptions& options, const v1::Run& run, 
   const int64_t now_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
           .count();
-  const v1::HistoryRequest request = HistoryRequestFor(run, policy, now_ms);
-  // Asked even without keys: the answer also names the pools that exist.
+  const v1::HistoryRequest all = HistoryRequestFor(run, policy, now_ms);
   auto stub = v1::GateService::NewStub(Channel(options));
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
-  v1::HistoryResponse response;
-  grpc::Status s = stub->GetHistory(&context, request, &response);
-  if (!s.ok()) return FromGrpc(s);
-  for (const auto& series : response.series()) {
-    const auto& k = series.key();
-    baselines->history[{k.pool(), k.benchmark(), k.metric(), k.source()}].assign(series.run_medians().begin(),
-                                                                                 series.run_medians().end());
-  }
-  baselines->known_pools.emplace(response.known_pools().begin(), response.known_pools().end());
+  // In calls whose largest reply (every key at max_runs medians) fits half
+  // a reply: the coordinator refuses a call whose reply could not be sent.
+  const uint64_t per_key = 9 * uint64_t{all.max_runs()} + 8 + 96;
+  const int keys_per_call = static_cast<int>(std::max<uint64_t>(1, options.limits.reply_bytes / 2 / per_key));
+  int first = 0;
+  do {  // asked even without keys: the answer also names the pools that exist
+    v1::HistoryRequest request = all;
+    request.clear_keys();
+    for (int i = first; i < std::min(all.keys_size(), first + keys_per_call); ++i) *request.add_keys() = all.keys(i);
+    first += keys_per_call;
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    v1::HistoryResponse response;
+    grpc::Status s = stub->GetHistory(&context, request, &response);
+    if (!s.ok()) return FromGrpc(s);
+    for (const auto& series : response.series()) {
+      const auto& k = series.key();
+      baselines->history[{k.pool(), k.benchmark(), k.metric(), k.source()}].assign(series.run_medians().begin(),
+                                                                                   series.run_medians().end());
+    }
+    if (!baselines->known_pools) baselines->known_pools.emplace();
+    baselines->known_pools->insert(response.known_pools().begin(), response.known_pools().end());
+  } while (first < all.keys_size());
   return absl::OkStatus();
 }
 

@@ -13,6 +13,7 @@
 #include "agent/worker.h"
 #include "gate/gate_client.h"
 #include "coordinator/coordinator.h"
+#include "core/suite.h"
 #include "perfgate/v1/agent.grpc.pb.h"
 #include "perfgate/v1/gate.grpc.pb.h"
 #include "tests/test_util.h"
@@ -212,6 +213,35 @@ TEST(CoordinatorStreamsTest, WatchRunStreamsBeyondTheirShareAreRefusedAndShortCa
     readers[i]->Finish();
   }
   coordinator->Shutdown();
+}
+
+// A suite of thousands of judged series at a long history window asks in
+// several calls, each of whose largest reply fits: asked in one, the
+// coordinator refuses it.
+TEST_F(GrpcRoundTripTest, TheGateAsksForALargeHistoryInCallsThatFit) {
+  v1::Run run;
+  run.set_run_id("not-stored");
+  auto* c = run.add_cases();
+  c->set_name("many");
+  c->set_state(v1::CASE_STATE_DONE);
+  c->mutable_result()->set_outcome(v1::CaseResult::OUTCOME_OK);
+  c->mutable_result()->set_pool("local");
+  auto* sample = c->mutable_result()->add_samples();
+  for (int i = 0; i < 8'000; ++i) {
+    auto* v = sample->add_values();
+    v->set_benchmark("b" + std::to_string(i));
+    v->set_metric("instructions");
+    v->set_source("agent:perf");
+    v->set_value(1);
+  }
+  Policy policy;
+  policy.compare.history_runs = kMaxHistoryRuns;  // 8,000 x 1,000 medians could not fit one 64 MiB reply
+  GateClientOptions client;
+  client.coordinator = coordinator_->address();
+  Baselines baselines;
+  ASSERT_TRUE(FetchHistory(client, run, policy, &baselines).ok());
+  EXPECT_EQ(baselines.history.size(), 8'000u);
+  EXPECT_TRUE(baselines.known_pools.has_value());
 }
 
 TEST_F(GrpcRoundTripTest, InterruptCancelsTheRunAndKillsTheCase) {

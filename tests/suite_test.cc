@@ -150,6 +150,9 @@ cases:
   auto bad = Parse("suite: s\ngate: {fail_on: [regresion]}\ncases:\n  - name: a\n    command: [x]\n");
   ASSERT_FALSE(bad.ok());
   EXPECT_THAT(bad.status().message(), HasSubstr("s.yaml:2:18: gate.fail_on: unknown verdict 'regresion'"));
+  bad = Parse("suite: s\ngate: {history: {runs: 10000000}}\ncases:\n  - name: a\n    command: [x]\n");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.status().message(), HasSubstr("gate.history.runs must be at most 1000, got 10000000"));
   bad = Parse("suite: s\ngate: {history: {floor: lots}}\ncases:\n  - name: a\n    command: [x]\n");
   ASSERT_FALSE(bad.ok());
   EXPECT_THAT(bad.status().message(),
