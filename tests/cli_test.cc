@@ -241,6 +241,14 @@ TEST(CliTest, BaselineUpdateWritesWhatCheckResultsWrites) {
   EXPECT_THAT(refused.output, HasSubstr("v2.json: a report of schema_version 2; this perfgate reads version 1"));
 }
 
+// `perfgate baseline update --report REPORT --expected EXPECTED FLAGS...`.
+testing::CommandResult UpdateBaseline(const std::string& report, const std::string& expected,
+                                      std::vector<std::string> flags) {
+  std::vector<std::string> argv = {PerfgateBinary(), "baseline", "update", "--report", report, "--expected", expected};
+  argv.insert(argv.end(), flags.begin(), flags.end());
+  return RunCommand(argv);
+}
+
 // Only results of cases that ran to the end, on one pool, update a file;
 // a benchmark name with a comma keeps it.
 TEST(CliTest, BaselineUpdateTakesOnlyFinishedCasesOfOnePool) {
@@ -263,8 +271,7 @@ TEST(CliTest, BaselineUpdateTakesOnlyFinishedCasesOfOnePool) {
   };
   // The case failed on its third repeat: its medians are not a result.
   const std::string failed = dir.Write("failed.json", report_of({case_of("a", "a", 1500, false, "lab")}));
-  auto stopped = RunCommand({PerfgateBinary(), "baseline", "update", "--report", failed, "--expected", expected,
-                             "--output", dir.File("failed.csv")});
+  auto stopped = UpdateBaseline(failed, expected, {"--output", dir.File("failed.csv")});
   EXPECT_EQ(stopped.exit_code, 1) << stopped.output;
   EXPECT_THAT(stopped.output, HasSubstr("has no result for 1 row"));
   EXPECT_FALSE(std::filesystem::exists(dir.File("failed.csv")));
@@ -272,20 +279,17 @@ TEST(CliTest, BaselineUpdateTakesOnlyFinishedCasesOfOnePool) {
   // Two pools: which machine's numbers? Say, or be told.
   const std::string pools = dir.Write(
       "pools.json", report_of({case_of("a", "a", 2000, true, "xeon"), case_of("b", "a", 3000, true, "epyc")}));
-  auto ambiguous = RunCommand({PerfgateBinary(), "baseline", "update", "--report", pools, "--expected", expected,
-                               "--output", dir.File("pools.csv")});
+  auto ambiguous = UpdateBaseline(pools, expected, {"--output", dir.File("pools.csv")});
   EXPECT_EQ(ambiguous.exit_code, 2) << ambiguous.output;
   EXPECT_THAT(ambiguous.output, HasSubstr("cases ran on 2 pools (epyc, xeon); give --pool NAME"));
-  auto epyc = RunCommand({PerfgateBinary(), "baseline", "update", "--report", pools, "--expected", expected,
-                          "--output", dir.File("pools.csv"), "--pool", "epyc"});
+  auto epyc = UpdateBaseline(pools, expected, {"--output", dir.File("pools.csv"), "--pool", "epyc"});
   EXPECT_EQ(epyc.exit_code, 0) << epyc.output;
   EXPECT_THAT(ReadFile(dir.File("pools.csv")), HasSubstr("a,instructions,3000,0.1\r\n"));
 
   // --add keeps a benchmark name that holds a comma, quoted.
   const std::string comma =
       dir.Write("comma.json", report_of({case_of("t", "BM_Foo<int, float>", 1000, true, "lab")}));
-  auto added = RunCommand({PerfgateBinary(), "baseline", "update", "--report", comma, "--expected",
-                           dir.File("new.csv"), "--add", "instructions"});
+  auto added = UpdateBaseline(comma, dir.File("new.csv"), {"--add", "instructions"});
   EXPECT_EQ(added.exit_code, 0) << added.output;
   EXPECT_THAT(ReadFile(dir.File("new.csv")), HasSubstr("\"BM_Foo<int, float>\",instructions,1000,0.1\r\n"));
 }

@@ -181,11 +181,15 @@ TEST(CliUxTest, AReportPathThatCannotBeWrittenIsRefusedBeforeTheRun) {
   }
 }
 
+// A suite of one short case, measured once.
+std::string OneSpinSuite(const testing::TempDir& dir) {
+  return dir.Write("s.yaml", "suite: s\ndefaults: {repeats: 1, warmup: 0}\ncases:\n  - name: spin\n    command: [\"" +
+                                 testing::CaseBinary("spin") + "\", \"1000\"]\n");
+}
+
 TEST(CliUxTest, JsonDashWritesOnlyJsonToStdoutAndTheTableToStderr) {
   testing::TempDir dir;
-  const std::string suite =
-      dir.Write("s.yaml", "suite: s\ndefaults: {repeats: 1, warmup: 0}\ncases:\n  - name: spin\n    command: [\"" +
-                              testing::CaseBinary("spin") + "\", \"1000\"]\n");
+  const std::string suite = OneSpinSuite(dir);
   auto r = StdoutOf(dir, PerfgateBinary() + " run " + suite + " --no-color --json - 2>" + dir.File("stderr"));
   EXPECT_EQ(r.exit_code, 0) << ReadFile(dir.File("stderr"));
   nlohmann::json doc = nlohmann::json::parse(r.output, nullptr, /*allow_exceptions=*/false);
@@ -197,9 +201,7 @@ TEST(CliUxTest, JsonDashWritesOnlyJsonToStdoutAndTheTableToStderr) {
 // The same for JUnit and Markdown: the table went to stdout in the middle of the XML.
 TEST(CliUxTest, JunitOrMarkdownDashWritesOnlyThatReportToStdout) {
   testing::TempDir dir;
-  const std::string suite =
-      dir.Write("s.yaml", "suite: s\ndefaults: {repeats: 1, warmup: 0}\ncases:\n  - name: spin\n    command: [\"" +
-                              testing::CaseBinary("spin") + "\", \"1000\"]\n");
+  const std::string suite = OneSpinSuite(dir);
   auto junit = StdoutOf(dir, PerfgateBinary() + " run " + suite + " --no-color --junit - 2>" + dir.File("stderr"));
   EXPECT_EQ(junit.exit_code, 0) << ReadFile(dir.File("stderr"));
   EXPECT_TRUE(junit.output.starts_with("<?xml")) << junit.output;

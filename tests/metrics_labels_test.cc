@@ -37,27 +37,40 @@ size_t Count(const std::string& text, const std::regex& pattern) {
   return static_cast<size_t>(std::distance(std::sregex_iterator(text.begin(), text.end(), pattern), std::sregex_iterator()));
 }
 
+// An exporter on port 0 over a real store and scheduler.
+class MetricsLabelsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto store = OpenSqliteStore(dir_.File("perfgate.db"));
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = *std::move(store);
+    scheduler_ = std::make_unique<Scheduler>(store_.get(), &clock_);
+    auto exporter = MetricsExporter::Start("127.0.0.1:0", scheduler_.get(), "main", store_.get(), dir_.File("perfgate.db"));
+    ASSERT_TRUE(exporter.ok()) << exporter.status();
+    exporter_ = *std::move(exporter);
+  }
+
+  testing::TempDir dir_;
+  RealTimeSource clock_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<Scheduler> scheduler_;
+  std::unique_ptr<MetricsExporter> exporter_;
+};
+
 // 2,000 suites of new names, as a submitter may send: the series stop at the
 // budget, and what is past it is still counted, as _other_.
-TEST(MetricsLabelsTest, NewSuiteNamesPastTheBudgetCountAsOther) {
-  testing::TempDir dir;
-  auto store = OpenSqliteStore(dir.File("perfgate.db"));
-  ASSERT_TRUE(store.ok()) << store.status();
-  RealTimeSource clock;
-  Scheduler scheduler(store->get(), &clock);
-  auto exporter = MetricsExporter::Start("127.0.0.1:0", &scheduler, "main", store->get(), dir.File("perfgate.db"));
-  ASSERT_TRUE(exporter.ok()) << exporter.status();
+TEST_F(MetricsLabelsTest, NewSuiteNamesPastTheBudgetCountAsOther) {
   for (int i = 0; i < 2'000; ++i) {
     const std::string suite = absl::StrCat("suite-", i);
-    (*exporter)->OnRunFinished(suite, v1::RUN_STATE_FINISHED);
+    exporter_->OnRunFinished(suite, v1::RUN_STATE_FINISHED);
     v1::ReportVerdictRequest verdict;
     verdict.set_passed(true);
     auto* c = verdict.add_cases();
     c->set_case_name(absl::StrCat("case-", i));
     c->set_verdict("pass");
-    (*exporter)->OnVerdict(suite, verdict);
+    exporter_->OnVerdict(suite, verdict);
   }
-  const std::string body = testing::HttpGet((*exporter)->address(), "/metrics");
+  const std::string body = testing::HttpGet(exporter_->address(), "/metrics");
   EXPECT_EQ(Count(body, std::regex("\nperfgate_runs_finished_total\\{")), 1'001u) << "1,000 suites and _other_";
   EXPECT_THAT(body, HasSubstr("perfgate_runs_finished_total{state=\"finished\",suite=\"_other_\"} 1000"));
   EXPECT_THAT(body, HasSubstr("perfgate_runs_finished_total{state=\"finished\",suite=\"suite-0\"} 1"));
@@ -83,24 +96,17 @@ int Connect(const std::string& host_port) {
 // One client that sends half a request and waits held the exporter's only
 // thread for 30 s: every scrape meanwhile went unanswered. Now as many such
 // clients as it has threads hold a scrape off for the 5 s request timeout.
-TEST(MetricsLabelsTest, HalfSentRequestsDoNotHoldOffAScrape) {
-  testing::TempDir dir;
-  auto store = OpenSqliteStore(dir.File("perfgate.db"));
-  ASSERT_TRUE(store.ok()) << store.status();
-  RealTimeSource clock;
-  Scheduler scheduler(store->get(), &clock);
-  auto exporter = MetricsExporter::Start("127.0.0.1:0", &scheduler, "main", store->get(), dir.File("perfgate.db"));
-  ASSERT_TRUE(exporter.ok()) << exporter.status();
+TEST_F(MetricsLabelsTest, HalfSentRequestsDoNotHoldOffAScrape) {
   std::vector<int> idle;
   for (int i = 0; i < 4; ++i) {  // every exporter thread
-    idle.push_back(Connect((*exporter)->address()));
+    idle.push_back(Connect(exporter_->address()));
     ASSERT_GE(idle.back(), 0);
     const std::string half = "GET /metrics HTTP/1.1\r\n";
     ASSERT_EQ(write(idle.back(), half.data(), half.size()), static_cast<ssize_t>(half.size()));
   }
   // A scrape answered within 20 s (5 s with the timeout; a stalled one
   // waited 30 s): the separation holds on a loaded machine.
-  const int scrape = Connect((*exporter)->address());
+  const int scrape = Connect(exporter_->address());
   ASSERT_GE(scrape, 0);
   timeval patience{20, 0};
   setsockopt(scrape, SOL_SOCKET, SO_RCVTIMEO, &patience, sizeof patience);

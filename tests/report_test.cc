@@ -320,19 +320,25 @@ TEST(ReportTest, AbVariantsCompareHeadWithBase) {
   EXPECT_NEAR(m.base->median, 1.0045, 1e-9);
 }
 
+// Ten samples of `metric` of `benchmark` on the base side of `c` alone.
+void AddBaseOnly(v1::CaseStatus* c, const std::string& benchmark, const std::string& metric,
+                 const std::string& source) {
+  for (int i = 0; i < 10; ++i) {
+    auto* s = c->mutable_result()->add_samples();
+    s->set_variant("base");
+    auto* v = s->add_values();
+    v->set_benchmark(benchmark);
+    v->set_metric(metric);
+    v->set_source(source);
+    v->set_value(1000);
+  }
+}
+
 // A benchmark the base side measured and the head side lost is a missing
 // result of head, never dropped from every report.
 TEST(ReportTest, ABenchmarkOnlyTheBaseSideMeasuredIsMissingOnHead) {
   v1::CaseStatus c = AbCase();
-  for (int i = 0; i < 10; ++i) {
-    auto* s = c.mutable_result()->add_samples();
-    s->set_variant("base");
-    auto* v = s->add_values();
-    v->set_benchmark("bench_b");
-    v->set_metric("compile_time_instruction_count");
-    v->set_source("case:pytorch");
-    v->set_value(1000);
-  }
+  AddBaseOnly(&c, "bench_b", "compile_time_instruction_count", "case:pytorch");
   GateReport r = BuildGateReport(RunOf({c}), Baselines{}, Policy{});
   EXPECT_FALSE(r.passed);
   ASSERT_EQ(r.cases[0].metrics.size(), 2u);
@@ -345,17 +351,9 @@ TEST(ReportTest, ABenchmarkOnlyTheBaseSideMeasuredIsMissingOnHead) {
   // list, or of unknown direction) is no loss to fail on.
   Policy listed;
   listed.judged_metrics["ab"] = {"wall_time"};
-  EXPECT_TRUE(BuildGateReport(RunOf({c}), Baselines{}, listed).cases[0].verdict != Verdict::kMissingResult);
+  EXPECT_NE(BuildGateReport(RunOf({c}), Baselines{}, listed).cases[0].verdict, Verdict::kMissingResult);
   v1::CaseStatus counter = AbCase();
-  for (int i = 0; i < 10; ++i) {
-    auto* v = counter.mutable_result()->add_samples();
-    v->set_variant("base");
-    auto* value = v->add_values();
-    value->set_benchmark("ab");
-    value->set_metric("diagnostic_counter");
-    value->set_source("case:gbench");
-    value->set_value(3);
-  }
+  AddBaseOnly(&counter, "ab", "diagnostic_counter", "case:gbench");
   EXPECT_NE(BuildGateReport(RunOf({counter}), Baselines{}, Policy{}).cases[0].verdict, Verdict::kMissingResult);
 }
 

@@ -99,6 +99,16 @@ class SchedulerTest : public ::testing::Test {
     return response->disposition();
   }
 
+  // A completion of `lease` by `session`, with a result of `outcome` and no samples.
+  static v1::CompleteLeaseRequest Completion(const std::string& session, const std::string& lease,
+                                             v1::CaseResult::Outcome outcome) {
+    v1::CompleteLeaseRequest request;
+    request.set_session_id(session);
+    request.set_lease_id(lease);
+    request.mutable_result()->set_outcome(outcome);
+    return request;
+  }
+
   // A completion that asks for the next lease in its reply, as the agent sends it.
   v1::CompleteLeaseResponse CompleteAndAskNext(const std::string& session, const std::string& lease) {
     v1::CompleteLeaseRequest request;
@@ -1676,10 +1686,7 @@ TEST_F(SchedulerTest, AResultNamingAnotherPoolOrAgentThanItsLeaseIsRefused) {
   const std::string run = Submit(1);
   auto item = Next(s);
   ASSERT_TRUE(item && item->has_lease());
-  v1::CompleteLeaseRequest request;
-  request.set_session_id(s);
-  request.set_lease_id(item->lease().lease_id());
-  request.mutable_result()->set_outcome(v1::CaseResult::OUTCOME_OK);
+  v1::CompleteLeaseRequest request = Completion(s, item->lease().lease_id(), v1::CaseResult::OUTCOME_OK);
   request.mutable_result()->set_pool("h100");
   auto refused = scheduler_->Complete(request);
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
@@ -1734,10 +1741,7 @@ TEST_F(SchedulerTest, AnUnaskedCancelStoredBeforeARestartStillLosesTheAttempt) {
   const std::string run = Submit(1);
   auto item = Next(s);
   ASSERT_TRUE(item && item->has_lease());
-  v1::CompleteLeaseRequest request;
-  request.set_session_id(s);
-  request.set_lease_id(item->lease().lease_id());
-  request.mutable_result()->set_outcome(v1::CaseResult::OUTCOME_CANCELLED);
+  const v1::CompleteLeaseRequest request = Completion(s, item->lease().lease_id(), v1::CaseResult::OUTCOME_CANCELLED);
   dying.armed = true;
   scheduler_->Complete(request).IgnoreError();  // killed before its reply leaves
   ASSERT_TRUE(dying.dead);
