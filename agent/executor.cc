@@ -568,7 +568,8 @@ Supervised Supervise(const ExecSpec& spec, const CancelToken* cancel, pid_t pid,
     if (!term_sent && now >= deadline) stop_group(ExecResult::End::kTimedOut);
     if (term_sent && !kill_sent && now >= kill_at) {
       killpg(pid, SIGKILL);
-      if (pidfd >= 0) syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);  // the case itself, whatever its group
+      if (pidfd >= 0)
+        syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);  // the case itself, whatever its group
       kill_sent = true;
       kill_at = Clock::time_point::max();
     }

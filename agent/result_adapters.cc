@@ -32,8 +32,9 @@ std::string Quote(absl::string_view text) { return EscapeInvalidUtf8(text.substr
 constexpr size_t kMaxValuesPerSample = 50'000;
 
 absl::Status TooManyValues(const std::string& source) {
-  return absl::InvalidArgumentError(absl::StrCat(source, ": more than ", kMaxValuesPerSample,
-                                                 " result values in one sample; split the benchmarks over several cases"));
+  return absl::InvalidArgumentError(
+      absl::StrCat(source, ": more than ", kMaxValuesPerSample,
+                   " result values in one sample; split the benchmarks over several cases"));
 }
 
 std::string UnitOfPytorchMetric(std::string_view metric) {
@@ -84,8 +85,8 @@ absl::StatusOr<std::vector<v1::MetricValue>> ParsePytorchResults(const std::stri
       return error("expected a PyTorch result line 'name,metric,value' with a number");
     }
     if (value < 0 && !UnitOfPytorchMetric(fields[1]).empty()) {
-      return error(absl::StrCat("a negative ", UnitOfPytorchMetric(fields[1]) == "s" ? "time" : "count",
-                                " is no measurement"));
+      return error(
+          absl::StrCat("a negative ", UnitOfPytorchMetric(fields[1]) == "s" ? "time" : "count", " is no measurement"));
     }
     if (values.size() == kMaxValuesPerSample) return TooManyValues(source);
     if (!IsValidUtf8(fields[0]) || !IsValidUtf8(fields[1])) return error("benchmark and metric names must be UTF-8");
@@ -315,8 +316,8 @@ absl::StatusOr<std::vector<v1::MetricValue>> ParseGbenchJson(const std::string& 
         absl::StrCat(source, ": not Google Benchmark JSON: ", EscapeInvalidUtf8(e.what())));
   }
   if (!duplicate.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(source, ": key '", Quote(duplicate),
-                                                   "' twice in one object: which value is the result?"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ": key '", Quote(duplicate), "' twice in one object: which value is the result?"));
   }
   if (!doc.is_object() || !doc.contains("benchmarks") || !doc["benchmarks"].is_array()) {
     return absl::InvalidArgumentError(absl::StrCat(source, ": no 'benchmarks' array in Google Benchmark JSON"));

@@ -245,8 +245,8 @@ absl::Status Coordinator::OpenArtifacts(const CoordinatorOptions& options) {
   });
   if (!store.ok()) return store.status();
   artifacts_ = *std::move(store);
-  artifact_service_ =
-      std::make_unique<ArtifactServiceImpl>(artifacts_.get(), gatekeeper_.get(), SharesOf(options.max_threads).transfers);
+  artifact_service_ = std::make_unique<ArtifactServiceImpl>(artifacts_.get(), gatekeeper_.get(),
+                                                            SharesOf(options.max_threads).transfers);
   return absl::OkStatus();
 }
 

@@ -733,10 +733,9 @@ absl::StatusOr<v1::CompleteLeaseResponse::Disposition> Scheduler::CompleteLocked
   if ((!result.pool().empty() && result.pool() != lease.pool) ||
       (!result.agent_id().empty() && result.agent_id() != lease.agent_id)) {
     ++stats_.results_refused;
-    return absl::InvalidArgumentError(absl::StrCat("the result for lease '", lease.lease_id, "' names agent '",
-                                                   result.agent_id(), "' of pool '", result.pool(),
-                                                   "'; the lease is agent '", lease.agent_id, "''s of pool '",
-                                                   lease.pool, "'"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("the result for lease '", lease.lease_id, "' names agent '", result.agent_id(), "' of pool '",
+                     result.pool(), "'; the lease is agent '", lease.agent_id, "''s of pool '", lease.pool, "'"));
   }
   return TakeCountedResult(lease, result, now);
 }
@@ -1333,7 +1332,8 @@ void Scheduler::EndUnrunnableCases(int64_t now) {
       const int64_t since = std::max(queue.unmatched_since_ms, run->cases[k.index].pending_since_ms);
       if (now - since >= options_.no_agent_grace_ms) ended.emplace_back(run, k.index);
     }
-    for (size_t i = first; i < ended.size(); ++i) SetCase(*ended[i].first, ended[i].second, v1::CASE_STATE_NO_CAPABLE_AGENT, why);
+    for (size_t i = first; i < ended.size(); ++i)
+      SetCase(*ended[i].first, ended[i].second, v1::CASE_STATE_NO_CAPABLE_AGENT, why);
   }
   // After the walk: a run that finishes leaves its queues, which may go.
   for (const auto& [run, index] : ended) MaybeFinish(*run);

@@ -44,8 +44,8 @@ class StreamSlots {
     if (in_use_.fetch_add(1, std::memory_order_relaxed) >= limit_) {
       in_use_.fetch_sub(1, std::memory_order_relaxed);
       return absl::UnavailableError(absl::StrCat(limit_, " ", what_,
-                                                       " streams are open, the most this coordinator serves at once; "
-                                                       "try again later"));
+                                                 " streams are open, the most this coordinator serves at once; "
+                                                 "try again later"));
     }
     return Slot(this);
   }

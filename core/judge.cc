@@ -401,9 +401,9 @@ void AddRowsTheCaseMissed(const std::vector<Series>& all, const Baselines& basel
   for (const auto& series : all) benchmarks.insert(series.benchmark);
   for (const auto& row : *rows) {
     if (!benchmarks.count(row.benchmark) || produced->count(row.Key())) continue;
-    cr->metrics.push_back(MissingMetric(Series{row.benchmark, row.metric, "", "", "", {}},
-                                        absl::StrCat("expected ", row.expected, " (row on line ", row.line,
-                                                     "), no result")));
+    cr->metrics.push_back(
+        MissingMetric(Series{row.benchmark, row.metric, "", "", "", {}},
+                      absl::StrCat("expected ", row.expected, " (row on line ", row.line, "), no result")));
     produced->insert(row.Key());
   }
 }

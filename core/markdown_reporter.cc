@@ -192,7 +192,8 @@ void WriteVerdictLine(const GateReport& report, std::ostream& out) {
   std::vector<std::string> parts;
   if (n.regressions) parts.push_back(Plural(n.regressions, "regression", "regressions"));
   if (n.errors) parts.push_back(Plural(n.errors, "error", "errors"));
-  if (n.passing_errors) parts.push_back(absl::StrCat(Plural(n.passing_errors, "error", "errors"), " not failing the gate"));
+  if (n.passing_errors)
+    parts.push_back(absl::StrCat(Plural(n.passing_errors, "error", "errors"), " not failing the gate"));
   if (n.improvements) parts.push_back(Plural(n.improvements, "improvement", "improvements"));
   if (n.no_baseline) parts.push_back(Plural(n.no_baseline, "metric without baseline", "metrics without baseline"));
   const bool cancelled = report.run.state() == v1::RUN_STATE_CANCELLED;

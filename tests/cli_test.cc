@@ -259,15 +259,12 @@ TEST(CliTest, BaselineUpdateTakesOnlyFinishedCasesOfOnePool) {
   };
   auto case_of = [](const std::string& name, const std::string& benchmark, double median, bool ran,
                     const std::string& pool) {
-    return nlohmann::json{{"name", name},
-                          {"ran", ran},
-                          {"pool", pool},
-                          {"metrics",
-                           {{{"benchmark", benchmark},
-                             {"metric", "instructions"},
-                             {"variant", ""},
-                             {"n", 3},
-                             {"median", median}}}}};
+    return nlohmann::json{
+        {"name", name},
+        {"ran", ran},
+        {"pool", pool},
+        {"metrics",
+         {{{"benchmark", benchmark}, {"metric", "instructions"}, {"variant", ""}, {"n", 3}, {"median", median}}}}};
   };
   // The case failed on its third repeat: its medians are not a result.
   const std::string failed = dir.Write("failed.json", report_of({case_of("a", "a", 1500, false, "lab")}));
@@ -287,8 +284,7 @@ TEST(CliTest, BaselineUpdateTakesOnlyFinishedCasesOfOnePool) {
   EXPECT_THAT(ReadFile(dir.File("pools.csv")), HasSubstr("a,instructions,3000,0.1\r\n"));
 
   // --add keeps a benchmark name that holds a comma, quoted.
-  const std::string comma =
-      dir.Write("comma.json", report_of({case_of("t", "BM_Foo<int, float>", 1000, true, "lab")}));
+  const std::string comma = dir.Write("comma.json", report_of({case_of("t", "BM_Foo<int, float>", 1000, true, "lab")}));
   auto added = UpdateBaseline(comma, dir.File("new.csv"), {"--add", "instructions"});
   EXPECT_EQ(added.exit_code, 0) << added.output;
   EXPECT_THAT(ReadFile(dir.File("new.csv")), HasSubstr("\"BM_Foo<int, float>\",instructions,1000,0.1\r\n"));

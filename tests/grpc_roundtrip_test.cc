@@ -1,19 +1,18 @@
 // The gRPC path in one process: a coordinator on port 0, agents as threads,
 // the gate client watching the run.
 #include <gmock/gmock.h>
+#include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
-
-#include <grpcpp/grpcpp.h>
 
 #include <fstream>
 #include <thread>
 
 #include "agent/host_fingerprint.h"
 #include "agent/worker.h"
-#include "gate/gate_client.h"
 #include "coordinator/coordinator.h"
 #include "core/suite.h"
+#include "gate/gate_client.h"
 #include "perfgate/v1/agent.grpc.pb.h"
 #include "perfgate/v1/gate.grpc.pb.h"
 #include "tests/test_util.h"
@@ -109,7 +108,8 @@ TEST_F(GrpcRoundTripTest, RefusedSuiteIsInvalidArgument) {
 // A history request is checked against the reply limit before anything is
 // read: its reply is built whole in the coordinator's memory.
 TEST_F(GrpcRoundTripTest, AHistoryRequestWhoseReplyCouldNotBeSentIsRefusedUpFront) {
-  auto gate = v1::GateService::NewStub(grpc::CreateChannel(coordinator_->address(), grpc::InsecureChannelCredentials()));
+  auto gate =
+      v1::GateService::NewStub(grpc::CreateChannel(coordinator_->address(), grpc::InsecureChannelCredentials()));
   v1::HistoryRequest request;
   request.set_branch("main");
   v1::HistoryKey key;

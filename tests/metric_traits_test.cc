@@ -104,8 +104,8 @@ TEST(MetricTraitsReportTest, AShortCaseThatNowTakesHalfASecondIsJudged) {
   EXPECT_EQ(r.cases[0].verdict, Verdict::kRegression);
   EXPECT_FALSE(r.passed);
   // Just under the bound it is still the short case a loaded machine stretched.
-  EXPECT_FALSE(BuildGateReport(RunWith("wall_time", "agent:clock", {0.09, 0.091}), b, Policy{}).cases[0].metrics[0]
-                   .comparison);
+  EXPECT_FALSE(
+      BuildGateReport(RunWith("wall_time", "agent:clock", {0.09, 0.091}), b, Policy{}).cases[0].metrics[0].comparison);
   EXPECT_EQ(SpanJudgedForShortness(0.03, 0.004), 0.004);
   EXPECT_EQ(SpanJudgedForShortness(kShortBaselineJudgedFrom, 0.004), kShortBaselineJudgedFrom);
   EXPECT_EQ(SpanJudgedForShortness(0.004, std::nullopt), 0.004);

@@ -1,7 +1,5 @@
 // Label values from suites (suite and case names) have a budget each: every
 // new name is a series Prometheus keeps for good.
-#include "coordinator/label_budget.h"
-
 #include <arpa/inet.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -12,6 +10,7 @@
 #include <regex>
 
 #include "absl/strings/str_cat.h"
+#include "coordinator/label_budget.h"
 #include "coordinator/metrics_exporter.h"
 #include "coordinator/scheduler.h"
 #include "coordinator/store.h"
@@ -34,7 +33,8 @@ TEST(LabelBudgetTest, KeepsTheFirstValuesAndLumpsTheRest) {
 }
 
 size_t Count(const std::string& text, const std::regex& pattern) {
-  return static_cast<size_t>(std::distance(std::sregex_iterator(text.begin(), text.end(), pattern), std::sregex_iterator()));
+  return static_cast<size_t>(
+      std::distance(std::sregex_iterator(text.begin(), text.end(), pattern), std::sregex_iterator()));
 }
 
 // An exporter on port 0 over a real store and scheduler.
@@ -45,7 +45,8 @@ class MetricsLabelsTest : public ::testing::Test {
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = *std::move(store);
     scheduler_ = std::make_unique<Scheduler>(store_.get(), &clock_);
-    auto exporter = MetricsExporter::Start("127.0.0.1:0", scheduler_.get(), "main", store_.get(), dir_.File("perfgate.db"));
+    auto exporter =
+        MetricsExporter::Start("127.0.0.1:0", scheduler_.get(), "main", store_.get(), dir_.File("perfgate.db"));
     ASSERT_TRUE(exporter.ok()) << exporter.status();
     exporter_ = *std::move(exporter);
   }
@@ -75,7 +76,8 @@ TEST_F(MetricsLabelsTest, NewSuiteNamesPastTheBudgetCountAsOther) {
   EXPECT_THAT(body, HasSubstr("perfgate_runs_finished_total{state=\"finished\",suite=\"_other_\"} 1000"));
   EXPECT_THAT(body, HasSubstr("perfgate_runs_finished_total{state=\"finished\",suite=\"suite-0\"} 1"));
   EXPECT_EQ(Count(body, std::regex("\nperfgate_case_verdicts_total\\{")), 1'001u);
-  EXPECT_THAT(body, HasSubstr("perfgate_case_verdicts_total{case=\"_other_\",suite=\"_other_\",verdict=\"pass\"} 1000"));
+  EXPECT_THAT(body,
+              HasSubstr("perfgate_case_verdicts_total{case=\"_other_\",suite=\"_other_\",verdict=\"pass\"} 1000"));
 }
 
 // A connection to host:port, or -1.

@@ -124,8 +124,8 @@ TEST(ReportTest, MissingResultsOnEitherSide) {
 // Two cases may report metrics of one benchmark: a row is missing only if
 // no case of the run reported it, whichever case comes first.
 TEST(ReportTest, ARowAnotherCaseReportedIsNotMissingWhateverTheOrder) {
-  const Baselines rows = Expected({{"bench", "compile_time_instruction_count", 1000, 0.1, 1},
-                                   {"bench", "instructions", 5000, 0.1, 2}});
+  const Baselines rows =
+      Expected({{"bench", "compile_time_instruction_count", 1000, 0.1, 1}, {"bench", "instructions", 5000, 0.1, 2}});
   v1::CaseStatus a = OkCase("a", "compile_time_instruction_count", {1000}, "case:pytorch", "bench");
   v1::CaseStatus b = OkCase("b", "instructions", {5000}, "case:pytorch", "bench");
   for (const auto& run : {RunOf({a, b}), RunOf({b, a})}) {
@@ -486,9 +486,9 @@ TEST(ReportFilesTest, JunitIsRedForACaseWithNothingJudgedThatFailsTheGate) {
 TEST(ReportFilesTest, MarkdownHeadlineSaysWhichErrorsDoNotFail) {
   Policy lenient;
   lenient.fail_on = {Verdict::kRegression};
-  GateReport r = BuildGateReport(RunOf({OkCase("add", "instructions", {1000})}),
-                                 Expected({{"add", "instructions", 1000, 0.1, 1}, {"gone", "instructions", 5, 0.1, 2}}),
-                                 lenient);
+  GateReport r =
+      BuildGateReport(RunOf({OkCase("add", "instructions", {1000})}),
+                      Expected({{"add", "instructions", 1000, 0.1, 1}, {"gone", "instructions", 5, 0.1, 2}}), lenient);
   ASSERT_TRUE(r.passed);
   const std::string md = Render(MarkdownReporter(), r);
   EXPECT_THAT(md, HasSubstr("perfgate passed: 1 error not failing the gate"));

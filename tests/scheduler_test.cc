@@ -1690,7 +1690,8 @@ TEST_F(SchedulerTest, AResultNamingAnotherPoolOrAgentThanItsLeaseIsRefused) {
   request.mutable_result()->set_pool("h100");
   auto refused = scheduler_->Complete(request);
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("of pool 'h100'; the lease is agent 'a1''s of pool 'xeon'"));
+  EXPECT_THAT(std::string(refused.status().message()),
+              HasSubstr("of pool 'h100'; the lease is agent 'a1''s of pool 'xeon'"));
   request.mutable_result()->set_pool("xeon");
   request.mutable_result()->set_agent_id("a2");
   EXPECT_EQ(scheduler_->Complete(request).status().code(), absl::StatusCode::kInvalidArgument);

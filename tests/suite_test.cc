@@ -100,15 +100,17 @@ TEST(SuiteTest, WrongTypesAndValuesAreErrorsWithLines) {
 // A judge: entry perfgate does not know the direction of could never be
 // judged: a misspelt name judged nothing, and the gate passed.
 TEST(SuiteTest, AJudgeEntryOfUnknownDirectionIsAnErrorWithASuggestion) {
-  auto typo = Parse("suite: s\ncases:\n  - name: a\n    command: [x]\n    results: pytorch\n"
-                    "    judge: [compile_time_instructions_count]\n");
+  auto typo = Parse(
+      "suite: s\ncases:\n  - name: a\n    command: [x]\n    results: pytorch\n"
+      "    judge: [compile_time_instructions_count]\n");
   ASSERT_FALSE(typo.ok());
   EXPECT_THAT(typo.status().message(),
               HasSubstr("s.yaml:6:13: judge: 'compile_time_instructions_count' is not a metric whose direction "
                         "perfgate knows; did you mean 'compile_time_instruction_count'?"));
   auto undeclared = Parse("suite: s\ndefaults: {judge: [gpu_time_s]}\ncases:\n  - name: a\n    command: [x]\n");
   ASSERT_FALSE(undeclared.ok());
-  EXPECT_THAT(undeclared.status().message(), HasSubstr("Declare it under metrics: (gpu_time_s: {better: lower|higher})"));
+  EXPECT_THAT(undeclared.status().message(),
+              HasSubstr("Declare it under metrics: (gpu_time_s: {better: lower|higher})"));
   EXPECT_TRUE(Parse("suite: s\nmetrics: {gpu_time_s: {better: lower, unit: s}}\ndefaults: {judge: [gpu_time_s]}\n"
                     "cases:\n  - name: a\n    command: [x]\n")
                   .ok());
