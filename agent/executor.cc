@@ -216,6 +216,10 @@ bool ForbidKeyrings() {
   // no controlling terminal, so it cannot read what is typed at an agent
   // started from a shell, nor write to it.
   if (setsid() < 0) setpgid(0, 0);
+  // No ambient capabilities: the packaged unit gives the agent CAP_PERFMON
+  // (it attaches the counters itself), and ambient ones pass through exec
+  // to a case of the agent's own user.
+  prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
   // The case dies with the agent thread that started it, rather than running
   // on unwatched (and disturbing the next agent's numbers).
   prctl(PR_SET_PDEATHSIG, SIGKILL);

@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/syscall.h>
+#include <linux/capability.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
@@ -756,6 +758,25 @@ TEST(ExecutorTest, ACaseCannotLeaveItsProcessGroupAndHasNoTerminal) {
     return;
   }
   ADD_FAILURE() << "the case never got through its checks before its timeout";
+}
+
+// The packaged agent holds CAP_PERFMON as an ambient capability, which
+// exec passes on: a case of the agent's own user must start without it.
+TEST(ExecutorTest, ACaseStartsWithoutTheAgentsAmbientCapabilities) {
+  constexpr int kCapPerfmon = 38;
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct caps[2]{};
+  ASSERT_EQ(syscall(SYS_capget, &header, caps), 0);
+  if (!(caps[kCapPerfmon / 32].permitted & (1u << (kCapPerfmon % 32)))) GTEST_SKIP() << "no CAP_PERFMON to pass on";
+  const __user_cap_data_struct before[2] = {caps[0], caps[1]};
+  caps[kCapPerfmon / 32].inheritable |= 1u << (kCapPerfmon % 32);
+  ASSERT_EQ(syscall(SYS_capset, &header, caps), 0);
+  ASSERT_EQ(prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, kCapPerfmon, 0, 0), 0);
+  ExecResult r = Execute(Shell("grep CapAmb /proc/self/status"));
+  prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+  __user_cap_data_struct restore[2] = {before[0], before[1]};
+  syscall(SYS_capset, &header, restore);
+  EXPECT_EQ(r.out, "CapAmb:\t0000000000000000\n") << r.err;
 }
 
 TEST(ExecutorTest, CaseIgnoringSigtermIsKilledAfterGrace) {
