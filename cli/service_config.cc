@@ -78,6 +78,12 @@ class ValueReader {
     std::string value(absl::StripTrailingAsciiWhitespace(rest_.substr(0, end)));
     rest_.remove_prefix(end);
     if (value.empty()) return absl::InvalidArgumentError("no value (an empty value is written \"\")");
+    // "pool = h100# rack 3" meant a comment, and registered pool "h100# rack 3".
+    if (value.find('#') != std::string::npos) {
+      return absl::InvalidArgumentError(absl::StrCat("'", value,
+                                                     "': a '#' in a bare value; quote the value if the '#' is "
+                                                     "part of it, or put a space before a comment"));
+    }
     return value;
   }
 

@@ -75,7 +75,7 @@ TEST(ServiceConfigTest, ParsesBareQuotedAndListValuesWithComments) {
       "listen = 0.0.0.0:7600   # where\r\n"
       "db = \"/var/lib/a #b/perfgate.db\"\n"
       "label = [gpu, \"a100 80gb\", x]\n"
-      "token-file=/etc/perfgate/t#1\n"
+      "token-file=\"/etc/perfgate/t#1\"\n"
       "quote = \"say \\\"hi\\\" \\\\ bye\"\n",
       "f.conf");
   ASSERT_TRUE(entries.ok()) << entries.status();
@@ -85,7 +85,7 @@ TEST(ServiceConfigTest, ParsesBareQuotedAndListValuesWithComments) {
   EXPECT_THAT((*entries)[0].values, ElementsAre("0.0.0.0:7600"));
   EXPECT_THAT((*entries)[1].values, ElementsAre("/var/lib/a #b/perfgate.db"));
   EXPECT_THAT((*entries)[2].values, ElementsAre("gpu", "a100 80gb", "x"));
-  EXPECT_THAT((*entries)[3].values, ElementsAre("/etc/perfgate/t#1"));  // '#' starts a comment only after a space
+  EXPECT_THAT((*entries)[3].values, ElementsAre("/etc/perfgate/t#1"));  // quoted, a '#' is the value's
   EXPECT_THAT((*entries)[4].values, ElementsAre("say \"hi\" \\ bye"));
 }
 
@@ -101,6 +101,9 @@ TEST(ServiceConfigTest, MalformedLinesNameFileAndLine) {
       {"label = [a b\n", "f.conf:1: label: a list is [a, b, ...] on one line"},
       {"db =\n", "f.conf:1: db: no value"},
       {"db = \"x\" y\n", "f.conf:1: db: unexpected 'y' after the value"},
+      // A comment without a space before it was part of the value: pool "h100# rack 3".
+      {"pool = h100# rack 3\n", "f.conf:1: pool: 'h100# rack 3': a '#' in a bare value"},
+      {"label = [gpu#cuda]\n", "f.conf:1: label: 'gpu#cuda': a '#' in a bare value"},
   };
   for (const auto& c : cases) {
     auto entries = ParseConfigText(c.text, "f.conf");
