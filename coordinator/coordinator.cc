@@ -5,6 +5,10 @@
 #include <grpcpp/server.h>
 #include <grpcpp/server_builder.h>
 #include <netdb.h>
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <pthread.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -13,6 +17,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 
 #include "absl/strings/str_cat.h"
 #include "coordinator/artifact_service.h"
@@ -102,6 +107,35 @@ absl::Status CheckPortFree(const std::string& listen) {
   return taken ? PortTaken(listen) : absl::OkStatus();
 }
 
+// The certificate and key parse and belong together, checked before gRPC
+// takes them: given a key of another pair, or no PEM at all, the server
+// failed to start with "the port is in use" (exit 3, restarted by its unit
+// every two seconds) and named neither file.
+absl::Status CheckKeyPair(const std::string& cert_pem, const std::string& key_pem, const CoordinatorOptions& options) {
+  std::unique_ptr<BIO, decltype(&BIO_free)> cert_bio(BIO_new_mem_buf(cert_pem.data(), static_cast<int>(cert_pem.size())),
+                                                     BIO_free);
+  std::unique_ptr<X509, decltype(&X509_free)> cert(PEM_read_bio_X509(cert_bio.get(), nullptr, nullptr, nullptr),
+                                                   X509_free);
+  if (!cert) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--tls-cert ", options.tls_cert_file, ": no PEM certificate in it"));
+  }
+  std::unique_ptr<BIO, decltype(&BIO_free)> key_bio(BIO_new_mem_buf(key_pem.data(), static_cast<int>(key_pem.size())),
+                                                    BIO_free);
+  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(
+      PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr), EVP_PKEY_free);
+  if (!key) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--tls-key ", options.tls_key_file, ": no PEM private key in it (or one with a passphrase)"));
+  }
+  if (X509_check_private_key(cert.get(), key.get()) != 1) {
+    return absl::InvalidArgumentError(absl::StrCat("--tls-key ", options.tls_key_file,
+                                                   " is not the key of the certificate in --tls-cert ",
+                                                   options.tls_cert_file));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(const CoordinatorOptions& options) {
   if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
     return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
@@ -114,6 +148,7 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(const
   if (!cert.ok()) return cert.status();
   auto key = ReadCredentialFile(options.tls_key_file, "--tls-key");
   if (!key.ok()) return key.status();
+  if (auto s = CheckKeyPair(*cert, *key, options); !s.ok()) return s;
   grpc::SslServerCredentialsOptions ssl(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
   ssl.pem_key_cert_pairs.push_back({*std::move(key), *std::move(cert)});
   if (!options.tls_client_ca_file.empty()) {

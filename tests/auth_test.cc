@@ -467,6 +467,31 @@ TEST_F(OversizedResultTest, AnOversizedResultAmongSeveralToACallIsTheOnlyOneMade
   }
 }
 
+// A key of another pair, or a file with no PEM in it, is a configuration
+// error naming the file: gRPC's own failure read "the port is in use"
+// (exit 3, which the unit restarts every two seconds).
+TEST_F(AuthTest, ACertificateAndAKeyThatDoNotBelongTogetherAreRefusedNamingThem) {
+  const auto& certs = Certificates::Get();
+  CoordinatorOptions mismatched = Tls(/*mutual=*/false);
+  mismatched.db_path = dir_.File("never.db");
+  mismatched.listen = "127.0.0.1:0";
+  mismatched.tls_key_file = certs.File("client.key");
+  auto refused = Coordinator::Start(mismatched);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(refused.status().message(), HasSubstr("client.key is not the key of the certificate in --tls-cert"));
+  CoordinatorOptions garbage = mismatched;
+  garbage.tls_key_file = certs.File("server.ext");  // a file of text, no PEM
+  refused = Coordinator::Start(garbage);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_THAT(refused.status().message(), HasSubstr("server.ext: no PEM private key in it"));
+  garbage = mismatched;
+  garbage.tls_cert_file = certs.File("client.ext");
+  refused = Coordinator::Start(garbage);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_THAT(refused.status().message(), HasSubstr("--tls-cert " + certs.File("client.ext") + ": no PEM certificate"));
+}
+
 TEST_F(AuthTest, NonLoopbackListenersNeedTlsAndAuthenticationUnlessInsecure) {
   CoordinatorOptions plaintext;
   plaintext.listen = "0.0.0.0:0";
