@@ -121,9 +121,22 @@ std::string DescribeCaseUser(const std::optional<CaseUser>& user) {
          "unprivileged user";
 }
 
+// Its token and key files when every user of the host may read them (with
+// --case-user that is refused before this).
+void WarnOfReadableCredentials(const AgentFlags& flags) {
+  const char* env_file = std::getenv("PERFGATE_TOKEN_FILE");
+  const std::string token_file = !flags.security.token_file.empty() ? flags.security.token_file
+                                 : env_file                          ? env_file
+                                                                     : "";
+  for (auto [path, flag] : {std::pair{token_file, "--token-file"}, std::pair{flags.security.tls_key, "--tls-key"}}) {
+    if (auto w = WorldReadableWarning(path, flag)) std::cerr << "perfgate agent: warning: " << *w << "\n";
+  }
+}
+
 // Serves the coordinator until stopped by a signal or refused; the exit code.
 int Serve(const AgentFlags& flags) {
   absl::StatusOr<WorkerOptions> options = OptionsFrom(flags);
+  if (options.ok()) WarnOfReadableCredentials(flags);
   HideCredentialsFromCases();  // read by now, if at all
   if (options.ok() && flags.security.insecure) WarnInsecure("agent");
   const absl::Status cache = options.ok() ? SetCacheSize(flags, &*options) : options.status();

@@ -22,6 +22,9 @@ struct TokenFiles {
   std::string reader;
 };
 
+// Fewer characters than this make a token a warning: 16 hex digits are 64 bits.
+constexpr size_t kShortestGoodToken = 16;
+
 // Tokens come from files only: argv is visible to every user of the host.
 absl::StatusOr<RoleTokens> ReadRoleTokens(const TokenFiles& files) {
   RoleTokens tokens;
@@ -152,6 +155,35 @@ absl::StatusOr<CoordinatorOptions> OptionsFrom(const CoordinatorFlags& flags) {
   return options;
 }
 
+// Credentials an admin would want to know are weak: files every user may
+// read, two roles given one token (its holders hold both roles), tokens too
+// short to resist guessing.
+std::vector<std::string> CredentialWarnings(const CoordinatorFlags& flags, const RoleTokens& tokens) {
+  std::vector<std::string> warnings;
+  for (auto [path, flag] : {std::pair{&flags.tokens.agent, "--agent-token-file"},
+                            std::pair{&flags.tokens.submitter, "--submit-token-file"},
+                            std::pair{&flags.tokens.reader, "--read-token-file"}, std::pair{&flags.tls_key, "--tls-key"}}) {
+    if (auto w = WorldReadableWarning(*path, flag)) warnings.push_back(*std::move(w));
+  }
+  const std::pair<const std::string*, const char*> roles[] = {
+      {&tokens.agent, "agent"}, {&tokens.submitter, "submitter"}, {&tokens.reader, "reader"}};
+  for (size_t i = 0; i < std::size(roles); ++i) {
+    if (roles[i].first->empty()) continue;
+    if (roles[i].first->size() < kShortestGoodToken) {
+      warnings.push_back(absl::StrCat("the ", roles[i].second, " token is ", roles[i].first->size(),
+                                      " characters; use at least ", kShortestGoodToken,
+                                      " random ones (openssl rand -hex 32)"));
+    }
+    for (size_t j = i + 1; j < std::size(roles); ++j) {
+      if (*roles[i].first == *roles[j].first) {
+        warnings.push_back(absl::StrCat("the ", roles[i].second, " and ", roles[j].second,
+                                        " tokens are the same: whoever holds it holds both roles"));
+      }
+    }
+  }
+  return warnings;
+}
+
 // What a started coordinator serves and how; tests and scripts read the first line to learn the port.
 void PrintStarted(const Coordinator& c, const CoordinatorOptions& options) {
   std::printf("perfgate coordinator: listening on %s (db %s, %s, %s)\n", c.address().c_str(), options.db_path.c_str(),
@@ -202,6 +234,9 @@ int Serve(const CoordinatorFlags& flags) {
   // group stops us with exit 3 and why. (The coordinator runs no cases, so
   // nothing inherits this.)
   std::signal(SIGXFSZ, SIG_IGN);
+  for (const auto& warning : CredentialWarnings(flags, options->tokens)) {
+    std::fprintf(stderr, "perfgate coordinator: warning: %s\n", warning.c_str());
+  }
   PrintStarted(*c, *options);
   if (absl::Status lost = c->Wait(); !lost.ok()) {
     std::cerr << "perfgate coordinator: stopping: " << lost.message() << "\n";

@@ -7,6 +7,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <thread>
@@ -27,6 +28,7 @@ namespace perfgate {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 // A CA, a server certificate for 127.0.0.1 and localhost, a client
 // certificate, and an unrelated CA, made once for the whole test binary.
@@ -465,6 +467,29 @@ TEST_F(OversizedResultTest, AnOversizedResultAmongSeveralToACallIsTheOnlyOneMade
     EXPECT_EQ(c.result().outcome(), v1::CaseResult::OUTCOME_OK) << c.name() << ": " << c.result().error();
     EXPECT_EQ(c.attempts(), 1u) << c.name();
   }
+}
+
+// An admin learns at start that a token file every user may read, one
+// token for two roles, or a short token weakens the door.
+TEST(CredentialWarningsTest, TheCoordinatorWarnsOfReadableSharedOrShortTokens) {
+  testing::TempDir dir;
+  const std::string shared = dir.Write("agent.token", "0123456789abcdef0123456789abcdef\n");
+  const std::string same = dir.Write("submit.token", "0123456789abcdef0123456789abcdef\n");
+  const std::string short_one = dir.Write("read.token", "x\n");
+  std::filesystem::permissions(shared, std::filesystem::perms(0644));
+  std::filesystem::permissions(same, std::filesystem::perms(0600));
+  std::filesystem::permissions(short_one, std::filesystem::perms(0600));
+  testing::Subprocess coordinator({testing::PerfgateBinary(), "coordinator", "--listen", "127.0.0.1:0", "--db",
+                                   dir.File("db"), "--priority-levels", "0", "--agent-token-file", shared,
+                                   "--submit-token-file", same, "--read-token-file", short_one});
+  ASSERT_TRUE(coordinator.WaitForLine("results acknowledged", 30'000)) << coordinator.output();
+  const std::string out = coordinator.output();
+  EXPECT_THAT(out, HasSubstr("--agent-token-file " + shared + " can be read by every user of this machine (mode 0644)"));
+  EXPECT_THAT(out, Not(HasSubstr("--submit-token-file " + same + " can be read")));
+  EXPECT_THAT(out, HasSubstr("the agent and submitter tokens are the same: whoever holds it holds both roles"));
+  EXPECT_THAT(out, HasSubstr("the reader token is 1 characters; use at least 16"));
+  coordinator.Signal(SIGTERM);
+  EXPECT_EQ(coordinator.Wait(30'000), 0) << coordinator.output();
 }
 
 // A key of another pair, or a file with no PEM in it, is a configuration

@@ -2,8 +2,10 @@
 
 #include <arpa/inet.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -133,6 +135,14 @@ absl::StatusOr<std::string> ReadTokenFile(const std::string& path, const char* f
   std::string token(absl::StripAsciiWhitespace(*text));
   if (token.empty()) return absl::InvalidArgumentError(absl::StrCat(flag, ": '", path, "' holds no token"));
   return token;
+}
+
+std::optional<std::string> WorldReadableWarning(const std::string& path, const char* flag) {
+  struct stat st;
+  if (path.empty() || stat(path.c_str(), &st) != 0 || !(st.st_mode & S_IROTH)) return std::nullopt;
+  char mode[8];
+  std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+  return absl::StrCat(flag, " ", path, " can be read by every user of this machine (mode ", mode, "); chmod o-r it");
 }
 
 std::string RandomToken() {

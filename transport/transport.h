@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -50,6 +51,10 @@ absl::Status CheckAddress(const std::string& address, const char* flag, bool por
 absl::StatusOr<std::string> ReadCredentialFile(const std::string& path, const char* flag);
 // A token from a file: surrounding whitespace trimmed; empty is an error.
 absl::StatusOr<std::string> ReadTokenFile(const std::string& path, const char* flag);
+// A warning when every user of the host may read the credential file at
+// `path` (given with `flag`); nullopt when it is not, or cannot be stat'ed
+// (reading it says why).
+std::optional<std::string> WorldReadableWarning(const std::string& path, const char* flag);
 // 256 bits from getrandom(2), hex: for the embedded cluster's own tokens.
 std::string RandomToken();
 
