@@ -174,7 +174,7 @@ void AddAgentCommand(CLI::App& app, int* exit_code) {
   auto flags = std::make_shared<AgentFlags>();
   AddConfigFileOption(cmd);
   AddAgentFlags(cmd, flags.get());
-  cmd->footer(kExitCodesHelp);
+  cmd->footer(kServiceExitCodesHelp);
   cmd->callback([flags, exit_code] { *exit_code = Serve(*flags); });
 }
 

@@ -257,7 +257,7 @@ void AddCoordinatorCommand(CLI::App& app, int* exit_code) {
   AddSecurityFlags(cmd, flags.get());
   AddTuningFlags(cmd, flags.get());
   AddSizeFlags(cmd, &flags->sizes, MessageLimits{});
-  cmd->footer(kExitCodesHelp);
+  cmd->footer(kServiceExitCodesHelp);
   cmd->callback([flags, exit_code] { *exit_code = Serve(*flags); });
 }
 

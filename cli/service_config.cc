@@ -221,7 +221,7 @@ void AddConfigFileOption(CLI::App* cmd) {
            if (!status.ok()) throw CLI::ValidationError(std::string(status.message()));
          },
          "config file: one `key = value` line per flag (key: the flag's name without dashes); "
-         "flags and environment variables override it")
+         "flags (and the agent's PERFGATE_ environment variables) override it")
       ->configurable(false);
 }
 

@@ -12,5 +12,9 @@ inline constexpr int kExitInterrupted = 130;  // interrupted (Ctrl-C); the run w
 inline constexpr char kExitCodesHelp[] =
     "Exit codes: 0 passed; 1 the gate failed on results; 2 bad usage or input;\n"
     "            3 infrastructure failure; 130 interrupted (the run was cancelled).";
+// The same codes as a service (coordinator, agent) uses them.
+inline constexpr char kServiceExitCodesHelp[] =
+    "Exit codes: 0 stopped by a signal; 2 bad usage or configuration (a packaged unit\n"
+    "            does not restart on it); 3 infrastructure failure (restarted).";
 
 }  // namespace perfgate
