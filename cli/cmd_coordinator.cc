@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
@@ -132,6 +133,12 @@ absl::StatusOr<CoordinatorOptions> OptionsFrom(const CoordinatorFlags& flags) {
   CoordinatorOptions options;
   options.listen = flags.listen;
   options.db_path = flags.db;
+  // A configuration error (exit 2, not restarted by the unit), not a store failure.
+  if (const auto folder = std::filesystem::path(flags.db).parent_path();
+      !folder.empty() && !std::filesystem::is_directory(folder)) {
+    return absl::InvalidArgumentError(absl::StrCat("--db ", flags.db, ": there is no folder ", folder.string(),
+                                                   "; make it, or name a file in a folder that exists"));
+  }
   options.artifacts.dir = flags.artifact_dir;
   if (auto quota = ParseBytes(flags.artifact_quota); quota && *quota > 0) {
     options.artifacts.quota_bytes = *quota;

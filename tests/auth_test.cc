@@ -492,6 +492,29 @@ TEST(CredentialWarningsTest, TheCoordinatorWarnsOfReadableSharedOrShortTokens) {
   EXPECT_EQ(coordinator.Wait(30'000), 0) << coordinator.output();
 }
 
+// A CA file with no certificate in it is a configuration error naming it:
+// gRPC said only "Could not load any root certificate", and an agent
+// retried registering for ever.
+TEST(CredentialWarningsTest, ACaFileWithNoCertificateIsRefusedNamingIt) {
+  ClientSecurityFlags flags;
+  flags.tls_ca = Certificates::Get().File("server.ext");
+  auto security = LoadClientSecurity(flags, "127.0.0.1:7600");
+  ASSERT_FALSE(security.ok());
+  EXPECT_EQ(security.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(security.status().message(), HasSubstr("--tls-ca " + flags.tls_ca + ": no PEM certificate in it"));
+  flags.tls_ca = Certificates::Get().File("ca.pem");
+  EXPECT_TRUE(LoadClientSecurity(flags, "127.0.0.1:7600").ok());
+}
+
+// A --db in a folder that does not exist is a configuration error (exit 2,
+// which the unit does not restart on), not a store failure (exit 3).
+TEST(CredentialWarningsTest, ADatabaseInAFolderThatDoesNotExistIsBadConfiguration) {
+  auto r = testing::RunCommand({testing::PerfgateBinary(), "coordinator", "--listen", "127.0.0.1:0", "--db",
+                                "/nonexistent-perfgate/dir/x.db", "--priority-levels", "0"});
+  EXPECT_EQ(r.exit_code, kExitBadInput) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("--db /nonexistent-perfgate/dir/x.db: there is no folder /nonexistent-perfgate/dir"));
+}
+
 // A key of another pair, or a file with no PEM in it, is a configuration
 // error naming the file: gRPC's own failure read "the port is in use"
 // (exit 3, which the unit restarts every two seconds).

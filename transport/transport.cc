@@ -1,6 +1,9 @@
 #include "transport/transport.h"
 
 #include <arpa/inet.h>
+#include <openssl/bio.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 
@@ -8,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <memory>
 #include <sstream>
 
 #include "absl/strings/ascii.h"
@@ -137,6 +141,12 @@ absl::StatusOr<std::string> ReadTokenFile(const std::string& path, const char* f
   return token;
 }
 
+bool HoldsPemCertificate(const std::string& pem) {
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), BIO_free);
+  std::unique_ptr<X509, decltype(&X509_free)> cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr), X509_free);
+  return cert != nullptr;
+}
+
 std::optional<std::string> WorldReadableWarning(const std::string& path, const char* flag) {
   struct stat st;
   if (path.empty() || stat(path.c_str(), &st) != 0 || !(st.st_mode & S_IROTH)) return std::nullopt;
@@ -177,6 +187,11 @@ absl::StatusOr<ClientSecurity> LoadClientSecurity(const ClientSecurityFlags& fla
   grpc::SslCredentialsOptions ssl;
   auto ca = ReadCredentialFile(flags.tls_ca, "--tls-ca");
   if (!ca.ok()) return ca.status();
+  // gRPC only says "Could not load any root certificate" and every call
+  // then times out: an agent retried registering for ever.
+  if (!HoldsPemCertificate(*ca)) {
+    return absl::InvalidArgumentError(absl::StrCat("--tls-ca ", flags.tls_ca, ": no PEM certificate in it"));
+  }
   ssl.pem_root_certs = *std::move(ca);
   if (!flags.tls_cert.empty()) {
     auto cert = ReadCredentialFile(flags.tls_cert, "--tls-cert");

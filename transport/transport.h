@@ -51,6 +51,8 @@ absl::Status CheckAddress(const std::string& address, const char* flag, bool por
 absl::StatusOr<std::string> ReadCredentialFile(const std::string& path, const char* flag);
 // A token from a file: surrounding whitespace trimmed; empty is an error.
 absl::StatusOr<std::string> ReadTokenFile(const std::string& path, const char* flag);
+// Whether `pem` holds at least one PEM certificate.
+bool HoldsPemCertificate(const std::string& pem);
 // A warning when every user of the host may read the credential file at
 // `path` (given with `flag`); nullopt when it is not, or cannot be stat'ed
 // (reading it says why).
