@@ -126,8 +126,8 @@ std::string DescribeCaseUser(const std::optional<CaseUser>& user) {
 void WarnOfReadableCredentials(const AgentFlags& flags) {
   const char* env_file = std::getenv("PERFGATE_TOKEN_FILE");
   const std::string token_file = !flags.security.token_file.empty() ? flags.security.token_file
-                                 : env_file                          ? env_file
-                                                                     : "";
+                                 : env_file                         ? env_file
+                                                                    : "";
   for (auto [path, flag] : {std::pair{token_file, "--token-file"}, std::pair{flags.security.tls_key, "--tls-key"}}) {
     if (auto w = WorldReadableWarning(path, flag)) std::cerr << "perfgate agent: warning: " << *w << "\n";
   }

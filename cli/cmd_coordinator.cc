@@ -167,9 +167,9 @@ absl::StatusOr<CoordinatorOptions> OptionsFrom(const CoordinatorFlags& flags) {
 // short to resist guessing.
 std::vector<std::string> CredentialWarnings(const CoordinatorFlags& flags, const RoleTokens& tokens) {
   std::vector<std::string> warnings;
-  for (auto [path, flag] : {std::pair{&flags.tokens.agent, "--agent-token-file"},
-                            std::pair{&flags.tokens.submitter, "--submit-token-file"},
-                            std::pair{&flags.tokens.reader, "--read-token-file"}, std::pair{&flags.tls_key, "--tls-key"}}) {
+  for (auto [path, flag] :
+       {std::pair{&flags.tokens.agent, "--agent-token-file"}, std::pair{&flags.tokens.submitter, "--submit-token-file"},
+        std::pair{&flags.tokens.reader, "--read-token-file"}, std::pair{&flags.tls_key, "--tls-key"}}) {
     if (auto w = WorldReadableWarning(*path, flag)) warnings.push_back(*std::move(w));
   }
   const std::pair<const std::string*, const char*> roles[] = {

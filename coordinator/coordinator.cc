@@ -112,13 +112,12 @@ absl::Status CheckPortFree(const std::string& listen) {
 // failed to start with "the port is in use" (exit 3, restarted by its unit
 // every two seconds) and named neither file.
 absl::Status CheckKeyPair(const std::string& cert_pem, const std::string& key_pem, const CoordinatorOptions& options) {
-  std::unique_ptr<BIO, decltype(&BIO_free)> cert_bio(BIO_new_mem_buf(cert_pem.data(), static_cast<int>(cert_pem.size())),
-                                                     BIO_free);
+  std::unique_ptr<BIO, decltype(&BIO_free)> cert_bio(
+      BIO_new_mem_buf(cert_pem.data(), static_cast<int>(cert_pem.size())), BIO_free);
   std::unique_ptr<X509, decltype(&X509_free)> cert(PEM_read_bio_X509(cert_bio.get(), nullptr, nullptr, nullptr),
                                                    X509_free);
   if (!cert) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--tls-cert ", options.tls_cert_file, ": no PEM certificate in it"));
+    return absl::InvalidArgumentError(absl::StrCat("--tls-cert ", options.tls_cert_file, ": no PEM certificate in it"));
   }
   std::unique_ptr<BIO, decltype(&BIO_free)> key_bio(BIO_new_mem_buf(key_pem.data(), static_cast<int>(key_pem.size())),
                                                     BIO_free);

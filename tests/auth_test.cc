@@ -14,13 +14,13 @@
 
 #include "agent/host_fingerprint.h"
 #include "agent/worker.h"
+#include "coordinator/coordinator.h"
+#include "core/exit_codes.h"
 #include "gate/gate_client.h"
 #include "gate/local_cluster.h"
-#include "coordinator/coordinator.h"
 #include "perfgate/v1/agent.grpc.pb.h"
 #include "perfgate/v1/artifact.grpc.pb.h"
 #include "perfgate/v1/gate.grpc.pb.h"
-#include "core/exit_codes.h"
 #include "tests/test_util.h"
 #include "transport/transport.h"
 
@@ -484,7 +484,8 @@ TEST(CredentialWarningsTest, TheCoordinatorWarnsOfReadableSharedOrShortTokens) {
                                    "--submit-token-file", same, "--read-token-file", short_one});
   ASSERT_TRUE(coordinator.WaitForLine("results acknowledged", 30'000)) << coordinator.output();
   const std::string out = coordinator.output();
-  EXPECT_THAT(out, HasSubstr("--agent-token-file " + shared + " can be read by every user of this machine (mode 0644)"));
+  EXPECT_THAT(out,
+              HasSubstr("--agent-token-file " + shared + " can be read by every user of this machine (mode 0644)"));
   EXPECT_THAT(out, Not(HasSubstr("--submit-token-file " + same + " can be read")));
   EXPECT_THAT(out, HasSubstr("the agent and submitter tokens are the same: whoever holds it holds both roles"));
   EXPECT_THAT(out, HasSubstr("the reader token is 1 characters; use at least 16"));
