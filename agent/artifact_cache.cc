@@ -15,6 +15,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/artifact_tree.h"
+#include "core/backoff.h"
 #include "core/bounded_read.h"
 #include "core/units.h"
 #include "core/utf8.h"
@@ -205,7 +206,7 @@ absl::Status ArtifactCache::Fetch(const std::string& digest, uint64_t max_size, 
     grpc::Status finished;
     status = DownloadOnce(digest, max_size, tmp, cancel, &received, &finished);
     if (status.ok() || !Transient(finished) || std::chrono::steady_clock::now() >= give_up) break;
-    if (CancelledWithin(cancel, std::min(2000, 100 << std::min(attempt, 4)))) break;
+    if (CancelledWithin(cancel, RetryBackoffMs(attempt))) break;
   }
   if (status.ok() && rename(tmp.c_str(), BlobPath(digest).c_str()) != 0) {
     status = Errno(absl::StrCat("cannot store artifact ", digest, " in the cache"));

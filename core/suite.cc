@@ -55,14 +55,18 @@ size_t EditDistance(const std::string& a, const std::string& b) {
   return row[b.size()];
 }
 
+// The candidate nearest `name`, if one is closer than `within` edits; else "".
+std::string NearestName(const std::string& name, const std::vector<std::string>& candidates, size_t within) {
+  std::string best;
+  for (const auto& candidate : candidates) {
+    if (const size_t d = EditDistance(name, candidate); d < within) within = d, best = candidate;
+  }
+  return best;
+}
+
 std::string UnknownKeyMessage(const std::string& key, const std::string& where,
                               const std::vector<std::string>& allowed) {
-  std::string best;
-  size_t best_distance = 3;  // suggest only close matches
-  for (const auto& candidate : allowed) {
-    size_t d = EditDistance(key, candidate);
-    if (d < best_distance) best_distance = d, best = candidate;
-  }
+  const std::string best = NearestName(key, allowed, /*within=*/3);  // suggest only close matches
   std::string message = absl::StrCat("unknown key '", key, "' in ", where);
   if (!best.empty()) absl::StrAppend(&message, "; did you mean '", best, "'?");
   absl::StrAppend(&message, " (allowed: ", absl::StrJoin(allowed, ", "), ")");
@@ -643,11 +647,7 @@ absl::Status CheckJudgedNames(const SuiteError& err, const YAML::Node& judge, co
     for (const auto& [d, declaration] : declared) {
       if (declaration.better != Direction::kUnknown) known.push_back(d);
     }
-    std::string best;
-    size_t best_distance = 4;  // suggest only close matches
-    for (const auto& candidate : known) {
-      if (const size_t d = EditDistance(name, candidate); d < best_distance) best_distance = d, best = candidate;
-    }
+    const std::string best = NearestName(name, known, /*within=*/4);  // metric names are longer than keys
     return err.At(m, absl::StrCat("judge: '", name, "' is not a metric whose direction perfgate knows",
                                   best.empty() ? "" : absl::StrCat("; did you mean '", best, "'?"),
                                   " Declare it under metrics: (", name,

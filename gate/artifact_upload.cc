@@ -18,6 +18,7 @@
 #include "coordinator/artifact_service.h"
 #include "coordinator/grpc_status.h"
 #include "core/artifact_tree.h"
+#include "core/backoff.h"
 #include "core/units.h"
 #include "perfgate/v1/artifact.grpc.pb.h"
 
@@ -108,7 +109,7 @@ class Uploader {
     for (int attempt = 0;; ++attempt) {
       absl::Status s = Upload(digest, source);
       if (!absl::IsUnavailable(s) || std::chrono::steady_clock::now() >= give_up) return s;
-      std::this_thread::sleep_for(std::chrono::milliseconds(std::min(2000, 100 << std::min(attempt, 4))));
+      std::this_thread::sleep_for(std::chrono::milliseconds(RetryBackoffMs(attempt)));
     }
   }
 

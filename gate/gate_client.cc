@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "coordinator/grpc_status.h"
+#include "core/backoff.h"
 #include "core/utf8.h"
 #include "gate/requests.h"
 #include "perfgate/v1/gate.grpc.pb.h"
@@ -356,7 +357,7 @@ absl::StatusOr<v1::Run> SubmitAndWatch(const GateClientOptions& options, const v
       return absl::UnavailableError(absl::StrCat("coordinator ", options.coordinator, " unreachable for ",
                                                  options.reconnect_timeout_ms / 1000, " s while watching ", run_id));
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(std::min(2000, 100 << std::min(attempt, 4))));
+    std::this_thread::sleep_for(std::chrono::milliseconds(RetryBackoffMs(attempt)));
   }
 }
 
