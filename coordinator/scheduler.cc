@@ -122,7 +122,8 @@ absl::Status Scheduler::Recover() {
   for (auto& [id, run] : runs_) {
     for (size_t c = 0; c < run.cases.size(); ++c) {
       if (run.cases[c].status.state() == v1::CASE_STATE_RUNNING && run.cases[c].lease_id.empty()) {
-        SetCase(run, static_cast<int>(c), v1::CASE_STATE_PENDING, "re-queued after coordinator restart");
+        RetryOrGiveUp(run, static_cast<int>(c),
+                      absl::StrCat("attempt ", run.cases[c].status.attempts(), " lost in a coordinator restart"));
       }
     }
     MaybeFinish(run);
@@ -604,9 +605,15 @@ absl::StatusOr<v1::CompleteLeaseResponse> Scheduler::Complete(const v1::Complete
   }
   if (!response.ok() || !group) {
     LeaveCompleting();
+    if (!response.ok()) return response;
     // A repeated completion answers from memory: after a lost group, memory
     // holds results the database does not, and the agent must keep its own.
-    if (absl::Status lost = store_->Lost(); response.ok() && !lost.ok()) return lost;
+    if (absl::Status lost = store_->Lost(); !lost.ok()) return lost;
+    // Its first answer's group is committed, but with --sync-commits its
+    // sync may still be running: the agent drops its copy on this answer.
+    if (absl::Status synced = store_->Flush(0); !synced.ok()) {
+      return absl::UnavailableError(absl::StrCat("the coordinator could not store the result (", synced.message(), ")"));
+    }
     return response;
   }
   if (auto s = AwaitGroup(group); !s.ok()) {
@@ -704,16 +711,19 @@ absl::StatusOr<v1::CompleteLeaseResponse::Disposition> Scheduler::CompleteLocked
                                                                                  const v1::CaseResult& result,
                                                                                  v1::CompleteLeaseResponse* response) {
   auto found = LeaseToComplete(session_id, lease_id);
-  if (absl::IsNotFound(found.status())) return TakeLateResult(session_id, lease_id, result);
+  if (absl::IsNotFound(found.status())) {
+    // Its run left memory; the first answer stayed if its reply carried leases (EvictFinishedRuns).
+    if (auto done = completed_.find({lease_id, session_id}); done != completed_.end()) {
+      const Session* session = LiveSession(session_id);
+      return RepeatCompletion(done->second, session ? session->record.pool : "", session_id, result, response);
+    }
+    return TakeLateResult(session_id, lease_id, result);
+  }
   if (!found.ok()) return found.status();
   LeaseRecord& lease = **found;
   const std::pair<std::string, std::string> key{lease.lease_id, lease.session_id};
   if (auto done = completed_.find(key); done != completed_.end()) {
-    ++stats_.results_duplicate;
-    if (listener_) listener_->OnResult("", "", lease.pool, DispositionName(Disposition::kDuplicate), "", result, 0);
-    // The first reply may have been lost with the leases it carried.
-    for (const auto& next : done->second.next_lease_ids) RepeatNextLease(next, lease.session_id, response);
-    return done->second.disposition;
+    return RepeatCompletion(done->second, lease.pool, lease.session_id, result, response);
   }
   const int64_t now = clock_->NowMs();
   // We ask an agent to stop a case only after ending its lease (CancelRun, or
@@ -745,6 +755,33 @@ absl::Status Scheduler::CheckHolder(const LeaseRecord& lease, const std::string&
   ++stats_.results_refused;
   return absl::PermissionDeniedError(absl::StrCat("lease '", lease.lease_id, "' is not held by session '", session_id,
                                                   "'; only its holder may complete it"));
+}
+
+v1::CompleteLeaseResponse::Disposition Scheduler::RepeatCompletion(const Completion& done, const std::string& pool,
+                                                                   const std::string& session_id,
+                                                                   const v1::CaseResult& result,
+                                                                   v1::CompleteLeaseResponse* response) {
+  ++stats_.results_duplicate;
+  if (listener_) listener_->OnResult("", "", pool, DispositionName(Disposition::kDuplicate), "", result, 0);
+  // The first reply may have been lost with the leases it carried.
+  for (const auto& next : done.next_lease_ids) RepeatNextLease(next, session_id, response);
+  return done.disposition;
+}
+
+bool Scheduler::CarriesActiveLease(const Completion& done) const {
+  for (const auto& id : done.next_lease_ids) {
+    if (auto it = leases_.find(id); it != leases_.end() && it->second.state == LeaseState::kActive) return true;
+  }
+  return false;
+}
+
+void Scheduler::ForgetKeptCompletions() {
+  std::erase_if(kept_completions_, [&](const CompletionKey& key) {
+    auto done = completed_.find(key);
+    if (done != completed_.end() && CarriesActiveLease(done->second)) return false;
+    if (done != completed_.end()) completed_.erase(done);
+    return true;
+  });
 }
 
 absl::StatusOr<LeaseRecord*> Scheduler::LeaseToComplete(const std::string& session_id, const std::string& lease_id) {
@@ -862,15 +899,17 @@ void Scheduler::LoseLease(std::string lease_id, const std::string& why) {
   ++stats_.leases_lost;
   if (listener_) listener_->OnLeaseLost(lease.pool);
   RunEntry& run = runs_.at(lease.run_id);
-  CaseEntry& c = run.cases[lease.case_index];
-  const std::string what = absl::StrCat("attempt ", lease.attempt, " on ", lease.agent_id, " lost: ", why);
-  if (c.status.attempts() >= options_.max_attempts) {
-    SetCase(run, lease.case_index, v1::CASE_STATE_ERROR,
-            absl::StrCat("gave up after ", c.status.attempts(), " attempts; ", what));
-  } else {
-    SetCase(run, lease.case_index, v1::CASE_STATE_PENDING, what);
-  }
+  RetryOrGiveUp(run, lease.case_index, absl::StrCat("attempt ", lease.attempt, " on ", lease.agent_id, " lost: ", why));
   MaybeFinish(run);
+}
+
+void Scheduler::RetryOrGiveUp(RunEntry& run, int index, const std::string& what) {
+  const uint32_t attempts = run.cases[index].status.attempts();
+  if (attempts >= options_.max_attempts) {
+    SetCase(run, index, v1::CASE_STATE_ERROR, absl::StrCat("gave up after ", attempts, " attempts; ", what));
+  } else {
+    SetCase(run, index, v1::CASE_STATE_PENDING, what);
+  }
 }
 
 void Scheduler::DropSession(std::string session_id, const std::string& why) {
@@ -966,7 +1005,14 @@ Scheduler::EvictedRuns Scheduler::EvictFinishedRuns(size_t leases) {
       auto lease = leases_.find(run.lease_ids[run.leases_evicted]);
       if (lease == leases_.end()) continue;
       if (auto done = completed_.find({lease->first, lease->second.session_id}); done != completed_.end()) {
-        evicted.completions.push_back(completed_.extract(done));
+        // A reply that carried leases still running may have been lost: its
+        // repeat must carry them again, or each would wait out its TTL and
+        // be lost (ForgetKeptCompletions lets it go once they end).
+        if (CarriesActiveLease(done->second)) {
+          kept_completions_.push_back(done->first);
+        } else {
+          evicted.completions.push_back(completed_.extract(done));
+        }
       }
       active_leases_.erase(&lease->second);  // none should be active; the node leaves leases_ either way
       evicted.leases.push_back(leases_.extract(lease));
@@ -1313,6 +1359,7 @@ void Scheduler::Sweep() {
     DropSession(id, absl::StrCat("agent silent for ", now - sessions_.at(id).record.last_seen_ms, " ms"));
   }
   EndUnrunnableCases(now);
+  ForgetKeptCompletions();
   changed_.notify_all();
 }
 

@@ -349,6 +349,17 @@ class Scheduler {
   absl::Status FollowGroup(uint64_t group);
   absl::StatusOr<LeaseRecord*> LeaseToComplete(const std::string& session_id, const std::string& lease_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  struct Completion;
+  // A repeated completion gets its first answer, with the leases that
+  // answer carried that are still active. Counted in results_duplicate.
+  v1::CompleteLeaseResponse::Disposition RepeatCompletion(const Completion& done, const std::string& pool,
+                                                         const std::string& session_id,
+                                                         const v1::CaseResult& result,
+                                                         v1::CompleteLeaseResponse* response)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool CarriesActiveLease(const Completion& done) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Completions kept past their run's eviction go once no lease they carried is active.
+  void ForgetKeptCompletions() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Only the session holding a lease may report it (counted in results_refused otherwise).
   absl::Status CheckHolder(const LeaseRecord& lease, const std::string& session_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A result for a lease no longer in memory: its run finished and left
@@ -382,6 +393,9 @@ class Scheduler {
   void StopLease(LeaseRecord& lease, LeaseState state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Both take ids by value: callers pass references into maps these erase from.
   void LoseLease(std::string lease_id, const std::string& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A case whose attempt was lost runs again, or ends as an error once
+  // options_.max_attempts are spent. REQUIRES: the case has no active lease.
+  void RetryOrGiveUp(RunEntry& run, int index, const std::string& what) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DropSession(std::string session_id, const std::string& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // SetCase writes the case's new status; ApplyCase only updates memory (its
   // queue and its run's event log).
@@ -474,6 +488,9 @@ class Scheduler {
   using CompletionKey = std::pair<std::string, std::string>;
   using CompletionMap = std::unordered_map<CompletionKey, Completion, absl::Hash<CompletionKey>>;
   CompletionMap completed_ ABSL_GUARDED_BY(mu_);
+  // Of completed_, those whose run left memory (EvictFinishedRuns): at most
+  // one per lease still active, since a lease is granted in one reply.
+  std::vector<CompletionKey> kept_completions_ ABSL_GUARDED_BY(mu_);
   struct EvictedRuns {
     std::vector<std::map<std::string, RunEntry>::node_type> runs;
     std::vector<LeaseMap::node_type> leases;

@@ -92,6 +92,8 @@ class Store {
   // caller's state is then ahead of the database, and only a restart, which
   // reads the database again, makes them agree.
   virtual absl::StatusOr<uint64_t> CommitBatchLater() = 0;
+  // Flush(0) stores nothing new: it returns once every group committed so
+  // far is on disk (with CommitDurability::kPowerLoss; at once otherwise).
   virtual absl::Status Flush(uint64_t group) = 0;
   // The open group's number, 0 when none is open.
   virtual uint64_t OpenGroup() = 0;

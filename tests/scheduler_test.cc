@@ -9,6 +9,8 @@
 #include <unistd.h>
 #include <filesystem>
 
+#include <condition_variable>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -539,6 +541,28 @@ TEST_F(SchedulerTest, RestartKeepsFinishedResultsAndReleasesInFlightWork) {
   EXPECT_EQ(Run(run).state(), v1::RUN_STATE_FINISHED);
 }
 
+// A case re-queued by a restart (its lease's session did not survive) has
+// lost an attempt like any other lost lease: once its attempts are spent it
+// ends as an error instead of running again after every restart.
+TEST_F(SchedulerTest, ACaseReQueuedByRestartsKeepsToItsAttemptLimit) {
+  const std::string run = Submit(1);
+  for (uint32_t attempt = 1; attempt <= options_.max_attempts; ++attempt) {
+    const std::string s = Register("a" + std::to_string(attempt));
+    auto item = Next(s);
+    ASSERT_TRUE(item && item->has_lease()) << "attempt " << attempt;
+    EXPECT_EQ(item->lease().attempt(), attempt);
+    // A crash that took the session and left its lease active.
+    ASSERT_TRUE(testing::ExecSql(dir_.File("perfgate.db"), "DELETE FROM sessions"));
+    Open();
+  }
+  const v1::Run after = Run(run);
+  EXPECT_EQ(after.cases(0).state(), v1::CASE_STATE_ERROR);
+  EXPECT_THAT(after.cases(0).error(), HasSubstr("gave up after 2 attempts"));
+  EXPECT_THAT(after.cases(0).error(), HasSubstr("coordinator restart"));
+  EXPECT_EQ(after.state(), v1::RUN_STATE_FINISHED);
+  EXPECT_FALSE(Next(Register("later"))) << "nothing is left to run";
+}
+
 TEST_F(SchedulerTest, RestartThenSilentAgentLosesLeaseAndCaseIsRetried) {
   const std::string s = Register("a1");
   const std::string run = Submit(1);
@@ -554,6 +578,118 @@ TEST_F(SchedulerTest, RestartThenSilentAgentLosesLeaseAndCaseIsRetried) {
   EXPECT_EQ(retry->lease().attempt(), 2u);
   Complete(s2, retry->lease().lease_id());
   EXPECT_EQ(Run(run).state(), v1::RUN_STATE_FINISHED);
+}
+
+// A completion's reply can be lost with the leases it carried. The agent
+// repeats the call; once the completed case's run has left memory, the
+// repeat must still carry them, or each would wait out its TTL and be lost.
+TEST_F(SchedulerTest, ARepeatAfterItsRunLeftMemoryStillCarriesTheLeasesTheFirstReplyCarried) {
+  const std::string s = Register("a1");
+  Submit(1);
+  auto item = Next(s);
+  ASSERT_TRUE(item && item->has_lease());
+  const std::string next_run = Submit(2);
+  const v1::CompleteLeaseResponse reply = CompleteAndAskNext(s, item->lease().lease_id());
+  ASSERT_TRUE(reply.has_next_lease());
+  ASSERT_EQ(reply.next_lease().run_id(), next_run);
+  scheduler_->Sweep();  // the finished run leaves memory (finished_runs_in_memory 0)
+
+  const v1::CompleteLeaseResponse repeat = CompleteAndAskNext(s, item->lease().lease_id());
+  EXPECT_EQ(repeat.disposition(), v1::CompleteLeaseResponse::DISPOSITION_ACCEPTED);
+  ASSERT_TRUE(repeat.has_next_lease()) << "the repeat carries the lease the lost reply carried";
+  EXPECT_EQ(repeat.next_lease().lease_id(), reply.next_lease().lease_id());
+  EXPECT_EQ(repeat.next_lease().spec().name(), reply.next_lease().spec().name());
+
+  // Once that lease has ended, the kept answer goes; a repeat is answered from the store.
+  Complete(s, reply.next_lease().lease_id());
+  scheduler_->Sweep();
+  const v1::CompleteLeaseResponse late = CompleteAndAskNext(s, item->lease().lease_id());
+  EXPECT_EQ(late.disposition(), v1::CompleteLeaseResponse::DISPOSITION_ACCEPTED);
+  EXPECT_FALSE(late.has_next_lease());
+  EXPECT_EQ(Run(next_run).cases(0).state(), v1::CASE_STATE_DONE);
+}
+
+// Watches Flush(0), the call that waits for earlier commits to reach the disk.
+class FlushWatchingStore : public testing::ForwardingStore {
+ public:
+  FlushWatchingStore(Store* target, std::function<void()> on_flush_earlier)
+      : ForwardingStore(target), on_flush_earlier_(std::move(on_flush_earlier)) {}
+  absl::Status Flush(uint64_t group) override {
+    if (group == 0) on_flush_earlier_();
+    return ForwardingStore::Flush(group);
+  }
+
+ private:
+  std::function<void()> on_flush_earlier_;
+};
+
+// With --sync-commits a result is acknowledged only once it is on disk. A
+// repeat of a completion whose first answer is committed but not yet synced
+// (the first reply lost or late) must wait for that sync as well: the agent
+// drops its copy of the result on the repeat's answer.
+TEST_F(SchedulerTest, WithSyncedCommitsARepeatIsAnsweredOnlyOnceTheFirstResultIsOnDisk) {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool hold = false, holding = false, released = false, repeat_waits = false, repeat_answered = false;
+  int syncs_done = 0;
+  auto opened = OpenSqliteStore(dir_.File("synced.db"), 5'000, CommitDurability::kPowerLoss, [&](int fd) {
+    std::unique_lock lock(mu);
+    if (hold) {
+      holding = true;
+      cv.notify_all();
+      cv.wait(lock, [&] { return released; });
+    }
+    const int r = fdatasync(fd);
+    ++syncs_done;
+    return r;
+  });
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  std::unique_ptr<Store> synced = *std::move(opened);
+  FlushWatchingStore store(synced.get(), [&] {
+    std::lock_guard lock(mu);
+    repeat_waits = true;
+    cv.notify_all();
+  });
+  scheduler_ = std::make_unique<Scheduler>(&store, &clock_, options_);
+  ASSERT_TRUE(scheduler_->Recover().ok());
+  const std::string s = Register("a1");
+  Submit(2);  // the result does not finish the run, whose end is written (and synced) under the scheduler's lock
+  auto item = Next(s);
+  ASSERT_TRUE(item && item->has_lease());
+  const v1::CompleteLeaseRequest completion =
+      Completion(s, item->lease().lease_id(), v1::CaseResult::OUTCOME_OK);
+  {
+    std::lock_guard lock(mu);
+    hold = true;  // the first completion's sync waits until released
+  }
+  std::thread first([&] { EXPECT_TRUE(scheduler_->Complete(completion).ok()); });
+  int syncs_before = 0;
+  {
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return holding; });
+    hold = false;
+    syncs_before = syncs_done;
+  }
+  int syncs_at_answer = -1;
+  std::thread repeat([&] {
+    auto answer = scheduler_->Complete(completion);
+    EXPECT_TRUE(answer.ok()) << answer.status();
+    if (answer.ok()) EXPECT_EQ(answer->disposition(), v1::CompleteLeaseResponse::DISPOSITION_ACCEPTED);
+    std::lock_guard lock(mu);
+    syncs_at_answer = syncs_done;
+    repeat_answered = true;
+    cv.notify_all();
+  });
+  {
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return repeat_waits || repeat_answered; });
+    released = true;
+    cv.notify_all();
+  }
+  first.join();
+  repeat.join();
+  EXPECT_GT(syncs_at_answer, syncs_before) << "the repeat was answered before the first result's sync ended";
+  scheduler_.reset();  // before the stores it uses
 }
 
 TEST_F(SchedulerTest, FinishedRunsLeaveMemoryButNotTheStore) {
