@@ -18,9 +18,10 @@ double RelativeChange(double result, double baseline) {
 }
 
 // Regression, improvement or pass of `result` against `baseline`, from their
-// relative change and a threshold. A zero baseline has no relative change:
-// as in PyTorch's rule for an expected 0, any step to the worse side is a
-// regression (a count such as graph breaks going from 0 to 5 must not pass).
+// relative change and a threshold. A zero baseline has no relative change
+// (PyTorch's check_results.py divides by it and stops): any step to the
+// worse side is a regression (a count such as graph breaks going from 0 to
+// 5 must not pass).
 Verdict Judge(Direction better, const Comparison& c) {
   if (better == Direction::kUnknown) return Verdict::kPass;
   const double sign = better == Direction::kHigherIsBetter ? -1 : 1;

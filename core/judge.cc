@@ -41,6 +41,26 @@ const Series* FindSeries(const std::vector<Series>& all, const Series& like, con
   return nullptr;
 }
 
+// The expected-file row of a series measured on `pool`, if any. An A/B
+// head is compared with its base side only.
+const ExpectedRow* ExpectedRowOf(const Series& series, const std::string& pool, const Baselines& baselines) {
+  if (series.variant == SideName(Side::kHead)) return nullptr;
+  if (const auto* rows = RowsFor(baselines, pool)) {
+    for (const auto& row : *rows) {
+      if (row.benchmark == series.benchmark && row.metric == series.metric) return &row;
+    }
+  }
+  return nullptr;
+}
+
+// Judged by the policy (the case's `judge:` list, else the defaults), or
+// because an expected file has a row for it: a row asks for its metric to be
+// gated, as every row is in PyTorch's check_results.py.
+bool JudgedHere(const std::string& case_name, const Series& series, const std::string& pool,
+                const Baselines& baselines, const Policy& policy) {
+  return policy.Judged(case_name, series.metric) || ExpectedRowOf(series, pool, baselines) != nullptr;
+}
+
 // The comparison with the first baseline source that has `series`.
 std::optional<Comparison> CompareWithBaseline(const Series& series, double median, Direction better,
                                               const std::vector<Series>& all, const std::string& pool,
@@ -51,13 +71,7 @@ std::optional<Comparison> CompareWithBaseline(const Series& series, double media
     }
     return std::nullopt;
   }
-  if (const auto* rows = RowsFor(baselines, pool)) {
-    for (const auto& row : *rows) {
-      if (row.benchmark == series.benchmark && row.metric == series.metric) {
-        return CompareWithExpected(better, median, row);
-      }
-    }
-  }
+  if (const ExpectedRow* row = ExpectedRowOf(series, pool, baselines)) return CompareWithExpected(better, median, *row);
   {
     auto it = baselines.history.find({pool, series.benchmark, series.metric, series.source});
     if (it != baselines.history.end()) {
@@ -83,10 +97,19 @@ std::string DescribeSeriesName(const CaseReport& c, const MetricReport& m) {
 std::optional<Comparison> Compare(const std::string& case_name, const Series& series, const std::vector<Series>& all,
                                   const std::string& pool, const Baselines& baselines, const Policy& policy,
                                   std::string* note) {
-  if (!policy.Judged(case_name, series.metric)) return std::nullopt;
+  if (!JudgedHere(case_name, series, pool, baselines, policy)) return std::nullopt;
   const double median = Summarize(series.values).median;
   const MetricTraits traits = TraitsOf(series.metric, series.source, policy.compare.declared);
   std::optional<Comparison> c = CompareWithBaseline(series, median, traits.direction, all, pool, baselines, policy);
+  if (c && c->method == Method::kExpected && traits.direction == Direction::kUnknown) {
+    // A row no direction can judge would pass whatever the change.
+    c->verdict = Verdict::kError;
+    *note = absl::StrCat("the expected file has a row for ", series.metric, " (line ",
+                         ExpectedRowOf(series, pool, baselines)->line,
+                         ") but its direction is unknown: declare it under metrics: (", series.metric,
+                         ": {better: lower|higher})");
+    return c;
+  }
   if (c && c->method == Method::kAB && c->verdict == Verdict::kError) {
     *note = absl::StrCat("too few samples for the rank test (", c->baseline_n, " base, ", series.values.size(),
                          " head): A/B needs at least ", policy.compare.ab_min_samples, " a side (repeats:)");
@@ -342,12 +365,12 @@ bool AllFinite(const Series& series) {
   return std::all_of(series.values.begin(), series.values.end(), [](double v) { return std::isfinite(v); });
 }
 
-MetricReport NotFinite(const CaseReport& cr, const Series& series, const Policy& policy) {
+MetricReport NotFinite(const CaseReport& cr, const Series& series, const Baselines& baselines, const Policy& policy) {
   MetricReport m;
   m.series = series;
   m.series.unit = UnitOf(series.metric, series.unit, policy.compare.declared);
   m.verdict = Verdict::kError;
-  m.judged = cr.ran && policy.Judged(cr.name, series.metric);
+  m.judged = cr.ran && JudgedHere(cr.name, series, cr.pool, baselines, policy);
   m.note = "a sample value is not a finite number (NaN or infinity): the agent that measured it is broken";
   return m;
 }
@@ -358,14 +381,14 @@ MetricReport JudgeSeries(const CaseReport& cr, const Series& series, const std::
                          const Baselines& baselines, const Policy& policy) {
   const Series* base =
       series.variant == SideName(Side::kHead) ? FindSeries(all, series, SideName(Side::kBase)) : nullptr;
-  if (!AllFinite(series) || (base && !AllFinite(*base))) return NotFinite(cr, series, policy);
+  if (!AllFinite(series) || (base && !AllFinite(*base))) return NotFinite(cr, series, baselines, policy);
   MetricReport m{series,
                  Summarize(series.values),
                  std::nullopt,
                  std::nullopt,
                  {},
                  Verdict::kNoBaseline,
-                 cr.ran && policy.Judged(cr.name, series.metric),
+                 cr.ran && JudgedHere(cr.name, series, cr.pool, baselines, policy),
                  ""};
   m.series.unit = UnitOf(series.metric, series.unit, policy.compare.declared);
   if (base) m.base = Summarize(base->values);

@@ -29,7 +29,7 @@ constexpr char kTicks[] = "CPU time from rusage moves in scheduler ticks (4 ms):
 
 // The metrics the agent measures and the fields of the result formats
 // perfgate reads (Google Benchmark JSON, PyTorch's pr_time_benchmarks).
-constexpr std::array<BuiltIn, 11> kBuiltIns = {{
+constexpr std::array<BuiltIn, 12> kBuiltIns = {{
     {"wall_time", Direction::kLowerIsBetter, "", true, true},
     {"user_cpu_time", Direction::kLowerIsBetter, kTicks, false, true},
     {"sys_cpu_time", Direction::kLowerIsBetter, kTicks, false, true},
@@ -37,6 +37,8 @@ constexpr std::array<BuiltIn, 11> kBuiltIns = {{
     {"instructions", Direction::kLowerIsBetter, "", false, false},
     {"instructions_callgrind", Direction::kLowerIsBetter, "", false, false},
     {"compile_time_instruction_count", Direction::kLowerIsBetter, "", false, false},
+    // PyTorch's benchmark_base.py with enable_instruction_count, and perfgate's region counter.
+    {"instruction_count", Direction::kLowerIsBetter, "", false, false},
     {"real_time", Direction::kLowerIsBetter, "", false, false},
     {"cpu_time", Direction::kLowerIsBetter, "", false, false},
     {"bytes_per_second", Direction::kHigherIsBetter, "", false, false},

@@ -16,7 +16,7 @@ using ::testing::HasSubstr;
 TEST(MetricTraitsTest, BuiltInDirections) {
   const MetricDeclarations none;
   for (const char* lower : {"wall_time", "peak_rss", "instructions", "instructions_callgrind",
-                            "compile_time_instruction_count", "real_time", "cpu_time"}) {
+                            "compile_time_instruction_count", "instruction_count", "real_time", "cpu_time"}) {
     EXPECT_EQ(TraitsOf(lower, "", none).direction, Direction::kLowerIsBetter) << lower;
   }
   for (const char* higher : {"bytes_per_second", "items_per_second"}) {
@@ -122,20 +122,59 @@ TEST(MetricTraitsReportTest, AWallTimeTheCaseTimedItselfIsJudgedAtAnyLength) {
 }
 
 TEST(MetricTraitsReportTest, UnknownDirectionIsShownWithAWarningNotJudged) {
-  // A rate counter at half its expected value: the old name-guessing judged
-  // it "lower is better" and called this an improvement.
-  Baselines b;
-  b.expected["lab"] = {ExpectedRow{"t", "elem_rate", 1000, 0.1, 1}};
-  GateReport r = BuildGateReport(RunWith("elem_rate", "case:gbench", {500}), b, Policy{});
+  // A rate counter at half its history: the old name-guessing judged it
+  // "lower is better" and called this an improvement.
+  Baselines history;
+  history.history[{"lab", "t", "elem_rate", "case:gbench"}] = {1000, 1001, 999, 1000, 1002};
+  GateReport r = BuildGateReport(RunWith("elem_rate", "case:gbench", {500}), history, Policy{});
   EXPECT_FALSE(r.cases[0].metrics[0].comparison);
   EXPECT_THAT(r.cases[0].metrics[0].note, HasSubstr("direction unknown: declare it under metrics:"));
   ASSERT_FALSE(r.warnings.empty());
   EXPECT_THAT(r.warnings.back(), HasSubstr("direction unknown: declare it under metrics: for t elem_rate"));
+  // A row of an expected file asks for the metric to be gated: one that no
+  // direction can judge is an error, not a pass whatever the change.
+  Baselines b;
+  b.expected["lab"] = {ExpectedRow{"t", "elem_rate", 1000, 0.1, 7}};
+  GateReport row = BuildGateReport(RunWith("elem_rate", "case:gbench", {500}), b, Policy{});
+  EXPECT_EQ(row.cases[0].verdict, Verdict::kError);
+  EXPECT_FALSE(row.passed);
+  EXPECT_THAT(row.cases[0].metrics[0].note, HasSubstr("row for elem_rate (line 7) but its direction is unknown"));
   Policy declared;
   declared.compare.declared["elem_rate"] = {Direction::kHigherIsBetter, "1/s"};
   GateReport d = BuildGateReport(RunWith("elem_rate", "case:gbench", {500}), b, declared);
   EXPECT_EQ(d.cases[0].verdict, Verdict::kRegression);
   EXPECT_EQ(d.cases[0].metrics[0].series.unit, "1/s");
+}
+
+// PyTorch's benchmark_base.py with enable_instruction_count writes rows
+// NAME,instruction_count,N, as perfgate's region counter does: judged
+// against the expected file like check_results.py does, lower is better.
+TEST(MetricTraitsReportTest, PytorchsInstructionCountRowsAreJudged) {
+  Baselines b;
+  b.expected["lab"] = {ExpectedRow{"t", "instruction_count", 1'000'000, 0.015, 1}};
+  GateReport r = BuildGateReport(RunWith("instruction_count", "case:pytorch", {1'500'000}), b, Policy{});
+  EXPECT_EQ(r.cases[0].verdict, Verdict::kRegression);
+  EXPECT_FALSE(r.passed);
+  EXPECT_EQ(BuildGateReport(RunWith("instruction_count", "agent:callgrind", {1'010'000}), b, Policy{}).cases[0].verdict,
+            Verdict::kPass);
+}
+
+// A case's judge: list names what history and A/B judge; a row of an
+// expected file for one of its other metrics is still gated (it was
+// ignored, and a 50% regression passed).
+TEST(MetricTraitsReportTest, AnExpectedRowIsJudgedWhateverTheCasesJudgeList) {
+  Baselines b;
+  b.expected["lab"] = {ExpectedRow{"t", "compile_time_instruction_count", 1000, 0.01, 1}};
+  Policy memory_only;
+  memory_only.judged_metrics["t"] = {"peak_rss"};
+  GateReport r = BuildGateReport(RunWith("compile_time_instruction_count", "case:pytorch", {1500}), b, memory_only);
+  EXPECT_EQ(r.cases[0].verdict, Verdict::kRegression);
+  EXPECT_TRUE(r.cases[0].metrics[0].judged);
+  EXPECT_FALSE(r.passed);
+  // Without a row the list still decides.
+  GateReport unlisted =
+      BuildGateReport(RunWith("compile_time_instruction_count", "case:pytorch", {1500}), Baselines{}, memory_only);
+  EXPECT_FALSE(unlisted.cases[0].metrics[0].judged);
 }
 
 TEST(MetricTraitsTest, CgroupPeakMemoryResolvesTwoChargeBatches) {
