@@ -3,22 +3,23 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
-#include <optional>
 #include <functional>
 #include <limits>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <tuple>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "absl/strings/match.h"
 #include "agent/case_files.h"
 #include "agent/executor.h"
+#include "core/identifiers.h"
 #include "core/utf8.h"
 
 extern char** environ;
@@ -190,6 +191,10 @@ absl::StatusOr<std::vector<RegionCount>> ReadRegionCounts(const std::string& out
     region.benchmark = split.first;
     region.metric = split.second.empty() ? kRegionMetric : split.second;
     region.instructions = *dump.total;
+    if (std::string problem = SeriesNameProblem(region.benchmark, region.metric); !problem.empty()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(dump.path, ": region '", region.benchmark.substr(0, 80), "': ", problem));
+    }
     if (!seen.insert({region.benchmark, region.metric}).second) {
       return absl::FailedPreconditionError(
           absl::StrCat(dump.path, ": region '", region.benchmark, ",", region.metric, "' was dumped twice"));

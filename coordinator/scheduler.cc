@@ -19,8 +19,10 @@
 #include "coordinator/malloc_policy.h"
 #include "coordinator/process_priority.h"
 #include "core/capabilities.h"
+#include "core/identifiers.h"
 #include "core/names.h"
 #include "core/units.h"
+#include "core/utf8.h"
 
 namespace perfgate {
 namespace {
@@ -559,6 +561,11 @@ absl::Status CheckSampleCount(const std::string& lease_id, const v1::CaseResult&
 absl::Status CheckSampleValues(const std::string& lease_id, const v1::CaseResult& result) {
   for (const auto& sample : result.samples()) {
     for (const auto& v : sample.values()) {
+      if (std::string problem = SeriesNameProblem(v.benchmark(), v.metric()); !problem.empty()) {
+        return absl::InvalidArgumentError(absl::StrCat("the result for lease '", lease_id, "' has a value whose ",
+                                                       problem, " (benchmark '",
+                                                       EscapeControls(v.benchmark().substr(0, 80)), "')"));
+      }
       if (std::isfinite(v.value())) continue;
       return absl::InvalidArgumentError(absl::StrCat("the result for lease '", lease_id, "' has ", v.value(),
                                                      " for ", v.benchmark(), ",", v.metric(), " in sample ",
@@ -1082,9 +1089,16 @@ absl::Status Scheduler::CheckSuite(const v1::Suite& suite) const {
     return absl::InvalidArgumentError(absl::StrCat("the suite has ", suite.cases_size(), " cases; a run takes at most ",
                                                    options_.max_cases_per_run, " (split the suite)"));
   }
+  if (std::string problem = SuiteNameProblem(suite.name()); !problem.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(problem, " (suite '", EscapeControls(suite.name().substr(0, 80)), "')"));
+  }
   std::set<std::string> names;
   for (const auto& c : suite.cases()) {
-    if (c.name().empty()) return absl::InvalidArgumentError("a case has no name");
+    if (std::string problem = CaseNameProblem(c.name()); !problem.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(problem, " (case '", EscapeControls(c.name().substr(0, 80)), "')"));
+    }
     if (c.argv_size() == 0) return absl::InvalidArgumentError(absl::StrCat("case '", c.name(), "' has no command"));
     if (!names.insert(c.name()).second) {
       return absl::InvalidArgumentError(absl::StrCat("duplicate case name '", c.name(), "'"));

@@ -95,6 +95,14 @@ double RelativeMove(double expected, double result) {
   return expected == 0 ? NAN : (result - expected) / std::fabs(expected);
 }
 
+// The median a row takes. A count's median of an even number of samples
+// may end in .5; PyTorch writes counts as integers and reads them back with
+// int(), which refuses "999.5".
+double WrittenMedian(const nlohmann::json& metric) {
+  const double median = metric.value("median", 0.0);
+  return metric.value("unit", "") == "count" ? std::round(median) : median;
+}
+
 // The one pool whose results update the file: `wanted`, else the only pool
 // that ran a case. Two pools' results in one file would mix machines.
 absl::StatusOr<std::string> PoolToUpdate(const std::string& path, const nlohmann::json& report,
@@ -153,7 +161,7 @@ absl::StatusOr<std::vector<std::pair<std::string, double>>> ReportResults(const 
           return absl::InvalidArgumentError(absl::StrCat(path, ": ", key, " is reported twice (cases ", it->second,
                                                          " and ", case_name, "); which one is the result?"));
         }
-        results.emplace_back(key, m.value("median", 0.0));
+        results.emplace_back(key, WrittenMedian(m));
       }
     }
   } catch (const nlohmann::json::exception& e) {

@@ -58,6 +58,9 @@ std::vector<CsvLine> SplitCsvLines(const std::string& text) {
 }
 
 bool ParseFiniteNumber(absl::string_view field, double* out) {
+  // SimpleAtod reads hexadecimal too ("0x400", "0x1p-3"), which Python's
+  // int() and float() in check_results.py refuse.
+  if (field.find_first_of("xX") != absl::string_view::npos) return false;
   return absl::SimpleAtod(field, out) && std::isfinite(*out);
 }
 

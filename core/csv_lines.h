@@ -21,7 +21,8 @@ struct CsvLine {
 // Non-blank lines of `text`. REQUIRES: `text` outlives the result.
 std::vector<CsvLine> SplitCsvLines(const std::string& text);
 
-// A finite number, or false.
+// A finite decimal number, or false: never hexadecimal, which Python's int()
+// and float() refuse.
 bool ParseFiniteNumber(absl::string_view field, double* out);
 
 }  // namespace perfgate

@@ -10,6 +10,7 @@
 #include "absl/strings/strip.h"
 #include "core/bounded_read.h"
 #include "core/csv_lines.h"
+#include "core/identifiers.h"
 #include "core/utf8.h"
 
 namespace perfgate {
@@ -39,6 +40,7 @@ absl::StatusOr<std::vector<ExpectedRow>> ParseExpectedFile(const std::string& te
     row.line = line_number;
     if (row.benchmark.empty() || row.metric.empty()) return error("empty benchmark or metric name");
     if (!IsValidUtf8(row.benchmark) || !IsValidUtf8(row.metric)) return error("benchmark and metric names must be UTF-8");
+    if (std::string problem = SeriesNameProblem(row.benchmark, row.metric); !problem.empty()) return error(problem);
     if (!ParseFiniteNumber(fields[2], &row.expected)) {
       return error("expected_value is not a number");
     }

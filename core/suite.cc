@@ -16,6 +16,7 @@
 #include "absl/strings/str_join.h"
 #include "core/artifact_tree.h"
 #include "core/bounded_read.h"
+#include "core/identifiers.h"
 #include "core/metric_traits.h"
 #include "core/policy.h"
 #include "core/units.h"
@@ -591,6 +592,7 @@ absl::Status ParseSuiteSections(const SuiteError& err, const YAML::Node& root, c
   if (!name) return err.At(root, "missing key 'suite' (the suite's name)");
   auto name_value = Scalar(err, name, "suite");
   if (!name_value.ok()) return name_value.status();
+  if (std::string problem = SuiteNameProblem(*name_value); !problem.empty()) return err.At(name, problem);
   suite->set_name(*name_value);
   return absl::OkStatus();
 }
@@ -613,7 +615,6 @@ absl::StatusOr<v1::CaseSpec> ParseDefaults(const SuiteError& err, const YAML::No
 // One entry of `cases:` over the defaults. `seen` holds the names before it.
 absl::StatusOr<v1::CaseSpec> ParseCase(const SuiteError& err, const YAML::Node& node, const v1::CaseSpec& defaults,
                                        const std::string& base_dir, std::set<std::string>* seen) {
-  static const std::regex kCaseName("[A-Za-z0-9_.:-]{1,200}");
   if (!node.IsMap()) return err.At(node, "each case must be a map with at least 'name' and 'command'");
   const auto case_name = node["name"];
   if (!case_name) return err.At(node, "case without 'name'");
@@ -621,7 +622,7 @@ absl::StatusOr<v1::CaseSpec> ParseCase(const SuiteError& err, const YAML::Node& 
   if (!case_name_value.ok()) return case_name_value.status();
   const std::string where = absl::StrCat("case '", *case_name_value, "'");
   if (auto s = CheckKeys(err, node, where, kCaseKeys); !s.ok()) return s;
-  if (!std::regex_match(*case_name_value, kCaseName)) {
+  if (!CaseNameProblem(*case_name_value).empty()) {
     return err.At(case_name,
                   absl::StrCat("case name '", *case_name_value, "' may use only letters, digits and _ . : -"));
   }

@@ -288,6 +288,16 @@ TEST(CliTest, BaselineUpdateTakesOnlyFinishedCasesOfOnePool) {
   auto added = UpdateBaseline(comma, dir.File("new.csv"), {"--add", "instructions"});
   EXPECT_EQ(added.exit_code, 0) << added.output;
   EXPECT_THAT(ReadFile(dir.File("new.csv")), HasSubstr("\"BM_Foo<int, float>\",instructions,1000,0.1\r\n"));
+
+  // A count's median of an even number of samples is written as an integer,
+  // as PyTorch writes counts and reads them back with int().
+  nlohmann::json even = case_of("a", "a", 999.5, true, "lab");
+  even["metrics"][0]["unit"] = "count";
+  even["metrics"][0]["median"] = 1999.5;
+  const std::string halves = dir.Write("halves.json", report_of({even}));
+  auto rounded = UpdateBaseline(halves, expected, {"--output", dir.File("halves.csv")});
+  EXPECT_EQ(rounded.exit_code, 0) << rounded.output;
+  EXPECT_THAT(ReadFile(dir.File("halves.csv")), HasSubstr("a,instructions,2000,0.1\r\n"));
 }
 
 TEST(CliTest, JudgingOptionsOutOfRangeAreRefused) {

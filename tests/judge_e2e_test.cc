@@ -143,9 +143,10 @@ TEST(JudgeE2eTest, ManualAbRunInterleavesVariantsAndFindsTheSlowerHead) {
   EXPECT_EQ(samples[3]["variant"], "base");
 }
 
-TEST(JudgeE2eTest, UndeclaredRateIsShownNotJudgedAndDeclaredOneIsJudged) {
+TEST(JudgeE2eTest, AnExpectedRowOfAnUndeclaredRateIsAnErrorAndADeclaredOneIsJudged) {
   // A case-reported metric perfgate does not know: its direction is never
-  // guessed from the name. Declared under metrics:, it is judged that way.
+  // guessed from the name, and a row asking to gate it cannot pass
+  // whatever the change. Declared under metrics:, it is judged that way.
   testing::TempDir dir;
   const std::string result = dir.Write("result.csv", "b,elem_rate,500\n");
   const std::string expected = dir.Write("expected.csv", "b,elem_rate,1000,0.1\n");
@@ -157,8 +158,10 @@ TEST(JudgeE2eTest, UndeclaredRateIsShownNotJudgedAndDeclaredOneIsJudged) {
                                       "    results: pytorch\n    results_from: file\n");
   };
   auto undeclared = RunCommand({PerfgateBinary(), "run", suite(""), "--baseline", expected, "--no-color"});
-  EXPECT_EQ(undeclared.exit_code, 0) << undeclared.output;
-  EXPECT_THAT(undeclared.output, HasSubstr("direction unknown: declare it under metrics:"));
+  EXPECT_EQ(undeclared.exit_code, 1) << undeclared.output;
+  EXPECT_THAT(undeclared.output,
+              HasSubstr("the expected file has a row for elem_rate (line 1) but its direction is unknown: declare it "
+                        "under metrics: (elem_rate: {better: lower|higher})"));
   // Half the expected rate: with `better: higher` that is a regression.
   auto declared = RunCommand({PerfgateBinary(), "run", suite("metrics: {elem_rate: {better: higher, unit: 1/s}}\n"),
                               "--baseline", expected, "--no-color"});

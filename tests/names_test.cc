@@ -8,6 +8,7 @@
 #include <set>
 #include <string>
 
+#include "core/identifiers.h"
 #include "core/verdict.h"
 
 namespace perfgate {
@@ -67,6 +68,26 @@ TEST(NamesTest, VerdictRoundTripsInBothSpellings) {
 TEST(NamesTest, FailOnKeysAreTheVerdictsAPolicyMayFailOn) {
   EXPECT_THAT(FailOnVerdictKeys(), ElementsAre("regression", "improvement", "error", "missing_result",
                                                "no_baseline", "no_capable_agent"));
+}
+
+// Names become report rows, keys and label values: bounded, no control
+// characters, and a metric without the comma that joins a PyTorch row's key.
+TEST(IdentifiersTest, NamesAreBoundedAndHoldNoControlCharacters) {
+  EXPECT_EQ(CaseNameProblem("add_one.eager:cpu-1"), "");
+  for (const std::string bad :
+       {std::string(), std::string(201, 'a'), std::string("a b"), std::string("a/b"), std::string("a\0b", 3)}) {
+    EXPECT_NE(CaseNameProblem(bad), "") << bad;
+  }
+  EXPECT_EQ(SuiteNameProblem("PyTorch runtime overhead"), "");
+  EXPECT_THAT(SuiteNameProblem(std::string(201, 's')), ::testing::HasSubstr("at most 200 bytes, not 201"));
+  EXPECT_THAT(SuiteNameProblem("a\nb"), ::testing::HasSubstr("control characters"));
+  EXPECT_EQ(SeriesNameProblem("BM_F<int, float>/1024", "real_time"), "");
+  EXPECT_EQ(SeriesNameProblem("", "wall_time"), "") << "agent-measured values may have no benchmark";
+  EXPECT_THAT(SeriesNameProblem(std::string(513, 'b'), "m"), ::testing::HasSubstr("at most 512 bytes"));
+  EXPECT_THAT(SeriesNameProblem("b\tc", "m"), ::testing::HasSubstr("control characters"));
+  EXPECT_THAT(SeriesNameProblem("b", ""), ::testing::HasSubstr("must not be empty"));
+  EXPECT_THAT(SeriesNameProblem("b", std::string(129, 'm')), ::testing::HasSubstr("at most 128 bytes"));
+  EXPECT_THAT(SeriesNameProblem("a", "b,compile_time_instruction_count"), ::testing::HasSubstr("comma"));
 }
 
 }  // namespace

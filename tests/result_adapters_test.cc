@@ -115,6 +115,16 @@ TEST(PytorchResultsTest, ANegativeTimeOrCountIsAnErrorAndOtherMetricsMayBeNegati
   EXPECT_TRUE(ParsePytorchResults("bm,score_delta,-5\n", "r").ok()) << "a declared metric may go below zero";
 }
 
+// Names become report rows, keys and label values (core/identifiers.h).
+TEST(PytorchResultsTest, ANameBeyondTheRulesIsAnErrorNamingTheLine) {
+  auto long_name = ParsePytorchResults("ok,wall_s,1\n" + std::string(600, 'b') + ",wall_s,2\n", "r.csv");
+  ASSERT_FALSE(long_name.ok());
+  EXPECT_THAT(std::string(long_name.status().message()), HasSubstr("r.csv:2: a benchmark name must be at most 512"));
+  auto comma = ParsePytorchResults("a,\"b,compile_time_instruction_count\",1000\n", "r.csv");
+  ASSERT_FALSE(comma.ok()) << "its key would be that of the row \"a,b\",compile_time_instruction_count";
+  EXPECT_THAT(std::string(comma.status().message()), HasSubstr("r.csv:1: a metric name must not hold a comma"));
+}
+
 // Each value costs the agent memory until the result is sent: a million
 // lines took 1.4 GB a sample.
 TEST(PytorchResultsTest, MoreValuesThanASampleMayHoldIsAnError) {

@@ -1049,6 +1049,41 @@ TEST_F(SchedulerTest, RunsAndResultsOverTheLimitsAreRefusedSayingWhy) {
   EXPECT_EQ(scheduler_->Stats().results_counted, 0u);
 }
 
+// Names reach labels, keys and reports: SubmitRun and CompleteLease take
+// only what the suite loader and the agent's readers would (a raw client
+// gave ten case names of a megabyte each, and the exporter held 1.2 GB).
+TEST_F(SchedulerTest, NamesBeyondTheRulesAreRefusedAtSubmitAndInResults) {
+  v1::SubmitRunRequest request;
+  request.mutable_suite()->set_name("s");
+  auto* c = request.mutable_suite()->add_cases();
+  c->set_name(std::string(1'000'000, 'x'));
+  c->add_argv("/bin/true");
+  auto refused = scheduler_->Submit(request);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("a case name must be 1 to 200"));
+  c->set_name(std::string("nul\0inside", 10));
+  EXPECT_EQ(scheduler_->Submit(request).status().code(), absl::StatusCode::kInvalidArgument);
+  c->set_name("fine");
+  request.mutable_suite()->set_name("two\nlines");
+  EXPECT_THAT(std::string(scheduler_->Submit(request).status().message()), HasSubstr("control characters"));
+
+  const std::string s = Register("a1");
+  Submit(1);
+  auto item = Next(s);
+  ASSERT_TRUE(item);
+  v1::CompleteLeaseRequest completion = Completion(s, item->lease().lease_id(), v1::CaseResult::OUTCOME_OK);
+  auto* value = completion.mutable_result()->add_samples()->add_values();
+  value->set_benchmark(std::string(10'000, 'b'));
+  value->set_metric("instruction_count");
+  auto long_name = scheduler_->Complete(completion);
+  EXPECT_EQ(long_name.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(long_name.status().message()), HasSubstr("a benchmark name must be at most 512 bytes"));
+  value->set_benchmark("a");
+  value->set_metric("b,instruction_count");
+  EXPECT_THAT(std::string(scheduler_->Complete(completion).status().message()), HasSubstr("comma"));
+  EXPECT_EQ(scheduler_->Stats().results_counted, 0u);
+}
+
 // A NaN passes every limit it is compared with: a lying agent's NaN or
 // infinity is refused, in the first result and in a batched one alike.
 TEST_F(SchedulerTest, AResultWithANonFiniteValueIsRefusedSayingWhere) {

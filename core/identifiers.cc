@@ -1,0 +1,50 @@
+#include "core/identifiers.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+
+namespace perfgate {
+namespace {
+
+bool HasControl(absl::string_view name) {
+  return std::any_of(name.begin(), name.end(), [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return u < 0x20 || u == 0x7f;
+  });
+}
+
+// "" or what is wrong with a name of 1..max bytes (min 0: may be empty).
+std::string SizeAndControl(absl::string_view what, absl::string_view name, size_t min, size_t max) {
+  if (name.size() < min) return absl::StrCat(what, " must not be empty");
+  if (name.size() > max) return absl::StrCat(what, " must be at most ", max, " bytes, not ", name.size());
+  if (HasControl(name)) return absl::StrCat(what, " must not hold control characters (newline, tab, NUL...)");
+  return "";
+}
+
+bool IsCaseNameChar(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
+         c == ':' || c == '-';
+}
+
+}  // namespace
+
+std::string SuiteNameProblem(absl::string_view name) {
+  return SizeAndControl("a suite name", name, 0, kMaxSuiteNameBytes);
+}
+
+std::string CaseNameProblem(absl::string_view name) {
+  if (name.empty() || name.size() > kMaxCaseNameBytes || !std::all_of(name.begin(), name.end(), IsCaseNameChar)) {
+    return absl::StrCat("a case name must be 1 to ", kMaxCaseNameBytes, " letters, digits and _ . : -");
+  }
+  return "";
+}
+
+std::string SeriesNameProblem(absl::string_view benchmark, absl::string_view metric) {
+  if (std::string p = SizeAndControl("a benchmark name", benchmark, 0, kMaxBenchmarkNameBytes); !p.empty()) return p;
+  if (std::string p = SizeAndControl("a metric name", metric, 1, kMaxMetricNameBytes); !p.empty()) return p;
+  if (metric.find(',') != absl::string_view::npos) return "a metric name must not hold a comma";
+  return "";
+}
+
+}  // namespace perfgate

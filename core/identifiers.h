@@ -1,0 +1,36 @@
+// The names that clients and cases give: suites, cases, benchmarks and
+// metrics. They become report rows, store keys, history keys and Prometheus
+// label values, so each is bounded in size and holds no control character
+// (a newline would forge a line of a report or a log). One rule each, checked
+// wherever a name comes in: the suite loader, the coordinator's SubmitRun
+// and CompleteLease, and the agent's readers of what a case reports.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+#include "absl/strings/string_view.h"
+
+namespace perfgate {
+
+inline constexpr size_t kMaxSuiteNameBytes = 200;
+inline constexpr size_t kMaxCaseNameBytes = 200;
+// Google Benchmark names carry template and argument lists
+// ("BM_Sort<std::vector<int>>/1024/real_time"); PyTorch's are short.
+inline constexpr size_t kMaxBenchmarkNameBytes = 512;
+inline constexpr size_t kMaxMetricNameBytes = 128;
+
+// Each returns what is wrong with the name ("... must ..."), or "" when it
+// is allowed. Names are also UTF-8 (protobuf strings, checked on parsing).
+// A suite name: at most kMaxSuiteNameBytes bytes, no control character
+// (the suite file's loader also wants one).
+std::string SuiteNameProblem(absl::string_view name);
+// A case name: 1 to kMaxCaseNameBytes of letters, digits and _ . : -
+// (it names files and folders on agents).
+std::string CaseNameProblem(absl::string_view name);
+// A benchmark: at most kMaxBenchmarkNameBytes, no control character; a
+// metric: 1 to kMaxMetricNameBytes, no control character and no comma (a
+// PyTorch row's key is "benchmark,metric", unambiguous only so).
+std::string SeriesNameProblem(absl::string_view benchmark, absl::string_view metric);
+
+}  // namespace perfgate
