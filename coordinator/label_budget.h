@@ -6,6 +6,7 @@
 // lumped together.
 #pragma once
 
+#include <atomic>
 #include <mutex>
 #include <set>
 #include <string>
@@ -31,10 +32,15 @@ class LabelBudget {
   // lumped together (a gauge's latest value).
   bool Admits(const std::string& value) { return Admit(value) == value; }
 
+  // True once: for the caller that saw the first refusal (to say so once).
+  bool FirstRefusal() { return !refusal_told_.exchange(true); }
+  size_t max_values() const { return max_values_; }
+
  private:
   const size_t max_values_;
   std::mutex mu_;
   std::set<std::string> values_ ABSL_GUARDED_BY(mu_);
+  std::atomic<bool> refusal_told_{false};
 };
 
 }  // namespace perfgate

@@ -150,6 +150,12 @@ struct MetricsExporter::Families {
                               .Name("perfgate_benchmark_samples")
                               .Help("Number of samples behind perfgate_benchmark_value.")
                               .Register(r)),
+        labels_over_budget(prometheus::BuildCounter()
+                               .Name("perfgate_metric_labels_over_budget_total")
+                               .Help("Label values refused as past their budget, by label, each time one is "
+                                     "looked up (suite, case: counted as _other_; benchmark_series: its latest "
+                                     "value not exported).")
+                               .Register(r)),
         auth_failures(prometheus::BuildCounter()
                           .Name("perfgate_auth_failures_total")
                           .Help("Calls refused for their credential, by reason: missing_token, unknown_token "
@@ -166,6 +172,7 @@ struct MetricsExporter::Families {
   prometheus::Family<prometheus::Counter>& case_verdicts;
   prometheus::Family<prometheus::Gauge>& benchmark_value;
   prometheus::Family<prometheus::Gauge>& benchmark_samples;
+  prometheus::Family<prometheus::Counter>& labels_over_budget;
   prometheus::Family<prometheus::Counter>& auth_failures;
 };
 
@@ -183,6 +190,8 @@ absl::StatusOr<std::unique_ptr<MetricsExporter>> MetricsExporter::Start(const st
   for (auto failure : {AuthFailure::kMissingToken, AuthFailure::kUnknownToken, AuthFailure::kWrongRole}) {
     e->families_->auth_failures.Add({{"reason", AuthFailureName(failure)}});
   }
+  for (const char* label : {"suite", "case", "benchmark_series"})
+    e->families_->labels_over_budget.Add({{"label", label}});
   if (auto latest = store->LatestResults(main_branch); latest.ok()) {
     for (const auto& r : *latest) e->SetBenchmarkValues(r.suite, r.pool, r.case_name, r.result);
   } else {
@@ -252,10 +261,20 @@ void MetricsExporter::SetBenchmarkValues(const std::string& suite, const std::st
                                        {"unit", UnitLabel(UnitOf(series.metric, series.unit, {}))}};
     std::string key;
     for (const auto& [name, value] : labels) absl::StrAppend(&key, value, absl::string_view("\0", 1));
-    if (!benchmark_series_.Admits(key)) continue;  // a latest value cannot be lumped with others
+    if (Admit(benchmark_series_, "benchmark_series", key) != key) continue;  // a latest value cannot be lumped
     families_->benchmark_value.Add(labels).Set(Summarize(series.values).median);
     families_->benchmark_samples.Add(labels).Set(static_cast<double>(series.values.size()));
   }
+}
+
+// The suite's counters exist at zero before its first verdict or end:
+// created at their first event, at 1, they would show no increase() to a
+// dashboard or an alert (a failed gate read as a 100% pass rate).
+void MetricsExporter::OnRunSubmitted(const std::string& suite) {
+  const std::string label = SuiteLabel(suite);
+  for (const char* result : {"passed", "failed"}) families_->gate_runs.Add({{"suite", label}, {"result", result}});
+  for (const char* state : {"finished", "cancelled"})
+    families_->runs_finished.Add({{"suite", label}, {"state", state}});
 }
 
 void MetricsExporter::OnRunFinished(const std::string& suite, v1::RunState state) {
@@ -276,11 +295,25 @@ void MetricsExporter::OnVerdict(const std::string& suite, const v1::ReportVerdic
   }
 }
 
-std::string MetricsExporter::SuiteLabel(const std::string& suite) { return suites_.Admit(suite); }
+std::string MetricsExporter::SuiteLabel(const std::string& suite) { return Admit(suites_, "suite", suite); }
 
 std::string MetricsExporter::CaseLabel(const std::string& suite, const std::string& case_name) {
   if (SuiteLabel(suite) == kOtherLabel) return kOtherLabel;
-  return cases_.Admits(absl::StrCat(suite, absl::string_view("\0", 1), case_name)) ? case_name : kOtherLabel;
+  const std::string key = absl::StrCat(suite, absl::string_view("\0", 1), case_name);
+  return Admit(cases_, "case", key) == key ? case_name : kOtherLabel;
+}
+
+std::string MetricsExporter::Admit(LabelBudget& budget, const char* label, const std::string& value) {
+  std::string admitted = budget.Admit(value);
+  if (admitted == value) return admitted;
+  families_->labels_over_budget.Add({{"label", label}}).Increment();
+  if (budget.FirstRefusal()) {
+    std::cerr << "perfgate coordinator: /metrics: the " << label << " label has reached its budget of "
+              << budget.max_values() << " values; later ones are "
+              << (std::string_view(label) == "benchmark_series" ? "not exported" : "counted as _other_")
+              << " (perfgate_metric_labels_over_budget_total)\n";
+  }
+  return admitted;
 }
 
 }  // namespace perfgate

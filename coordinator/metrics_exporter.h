@@ -48,6 +48,7 @@ class MetricsExporter final : public SchedulerListener {
   void OnResult(const std::string& suite, const std::string& branch, const std::string& pool,
                 const std::string& disposition, const std::string& case_name, const v1::CaseResult& result,
                 double lease_seconds) override;
+  void OnRunSubmitted(const std::string& suite) override;
   void OnRunFinished(const std::string& suite, v1::RunState state) override;
   void OnVerdict(const std::string& suite, const v1::ReportVerdictRequest& verdict) override;
   // A call refused for its credential; `reason` is one of AuthFailureName's.
@@ -63,6 +64,9 @@ class MetricsExporter final : public SchedulerListener {
   // The suite label of `suite`, and the case label of `case_name` in it, within their budgets.
   std::string SuiteLabel(const std::string& suite);
   std::string CaseLabel(const std::string& suite, const std::string& case_name);
+  // `value` as `budget` admits it (kOtherLabel past it), counting and, the
+  // first time, logging a value it refuses.
+  std::string Admit(LabelBudget& budget, const char* label, const std::string& value);
 
   std::string main_branch_;
   std::string address_;

@@ -78,6 +78,27 @@ TEST_F(MetricsLabelsTest, NewSuiteNamesPastTheBudgetCountAsOther) {
   EXPECT_EQ(Count(body, std::regex("\nperfgate_case_verdicts_total\\{")), 1'001u);
   EXPECT_THAT(body,
               HasSubstr("perfgate_case_verdicts_total{case=\"_other_\",suite=\"_other_\",verdict=\"pass\"} 1000"));
+  // Past the budget is said, not silent: each lumped event counts.
+  EXPECT_THAT(body, ::testing::ContainsRegex("perfgate_metric_labels_over_budget_total\\{label=\"suite\"\\} [1-9]"));
+  EXPECT_THAT(body, HasSubstr("perfgate_metric_labels_over_budget_total{label=\"benchmark_series\"} 0"));
+}
+
+// A counter created by its first event starts at 1, and increase() reads
+// no change: a suite's first failed gate read as a 100% pass rate. Its
+// counters exist at zero once a run of it is submitted.
+TEST_F(MetricsLabelsTest, ASuitesCountersAreZeroFromItsFirstSubmission) {
+  scheduler_->SetListener(exporter_.get());
+  ASSERT_TRUE(scheduler_->Recover().ok());
+  v1::SubmitRunRequest request;
+  request.mutable_suite()->set_name("fresh");
+  auto* c = request.mutable_suite()->add_cases();
+  c->set_name("a");
+  c->add_argv("/bin/true");
+  ASSERT_TRUE(scheduler_->Submit(request).ok());
+  const std::string body = testing::HttpGet(exporter_->address(), "/metrics");
+  EXPECT_THAT(body, HasSubstr("perfgate_gate_runs_total{result=\"failed\",suite=\"fresh\"} 0"));
+  EXPECT_THAT(body, HasSubstr("perfgate_gate_runs_total{result=\"passed\",suite=\"fresh\"} 0"));
+  EXPECT_THAT(body, HasSubstr("perfgate_runs_finished_total{state=\"finished\",suite=\"fresh\"} 0"));
 }
 
 // A connection to host:port, or -1.
