@@ -193,7 +193,15 @@ absl::StatusOr<std::unique_ptr<MetricsExporter>> MetricsExporter::Start(const st
   for (const char* label : {"suite", "case", "benchmark_series"})
     e->families_->labels_over_budget.Add({{"label", label}});
   if (auto latest = store->LatestResults(main_branch); latest.ok()) {
-    for (const auto& r : *latest) e->SetBenchmarkValues(r.suite, r.pool, r.case_name, r.result);
+    for (const auto& r : *latest) {
+      MetricDeclarations declared;
+      for (const auto& [metric, unit] : r.declared_units) declared[metric].unit = unit;
+      e->SetBenchmarkValues(r.suite, r.pool, r.case_name, r.result, declared);
+      if (e->SuiteLabel(r.suite) == r.suite) {
+        std::lock_guard lock(e->declared_mu_);
+        e->declared_[r.suite] = declared;
+      }
+    }
   } else {
     // The dashboard fills again with the next main-branch run; serving goes on.
     std::cerr << "perfgate coordinator: cannot restore benchmark values for /metrics: " << latest.status().message()
@@ -246,11 +254,18 @@ void MetricsExporter::OnResult(const std::string& suite, const std::string& bran
   static const std::vector<double> kBuckets = {0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600};
   families_->lease_seconds.Add({{"pool", pool}}, kBuckets).Observe(lease_seconds);
   if (branch != main_branch_ || result.outcome() != v1::CaseResult::OUTCOME_OK) return;
-  SetBenchmarkValues(suite, pool, case_name, result);
+  SetBenchmarkValues(suite, pool, case_name, result, DeclaredBy(suite));
+}
+
+MetricDeclarations MetricsExporter::DeclaredBy(const std::string& suite) {
+  std::lock_guard lock(declared_mu_);
+  auto it = declared_.find(suite);
+  return it == declared_.end() ? MetricDeclarations{} : it->second;
 }
 
 void MetricsExporter::SetBenchmarkValues(const std::string& suite, const std::string& pool,
-                                         const std::string& case_name, const v1::CaseResult& result) {
+                                         const std::string& case_name, const v1::CaseResult& result,
+                                         const MetricDeclarations& declared) {
   for (const auto& series : CollectSeries(result)) {
     if (!series.variant.empty()) continue;
     const prometheus::Labels labels = {{"suite", suite},
@@ -258,7 +273,7 @@ void MetricsExporter::SetBenchmarkValues(const std::string& suite, const std::st
                                        {"benchmark", series.benchmark},
                                        {"metric", series.metric},
                                        {"testbed", pool},
-                                       {"unit", UnitLabel(UnitOf(series.metric, series.unit, {}))}};
+                                       {"unit", UnitLabel(UnitOf(series.metric, series.unit, declared))}};
     std::string key;
     for (const auto& [name, value] : labels) absl::StrAppend(&key, value, absl::string_view("\0", 1));
     if (Admit(benchmark_series_, "benchmark_series", key) != key) continue;  // a latest value cannot be lumped
@@ -270,8 +285,12 @@ void MetricsExporter::SetBenchmarkValues(const std::string& suite, const std::st
 // The suite's counters exist at zero before its first verdict or end:
 // created at their first event, at 1, they would show no increase() to a
 // dashboard or an alert (a failed gate read as a 100% pass rate).
-void MetricsExporter::OnRunSubmitted(const std::string& suite) {
-  const std::string label = SuiteLabel(suite);
+void MetricsExporter::OnRunSubmitted(const v1::Suite& suite) {
+  const std::string label = SuiteLabel(suite.name());
+  if (label == suite.name()) {
+    std::lock_guard lock(declared_mu_);
+    declared_[label] = DeclaredMetrics(suite);
+  }
   for (const char* result : {"passed", "failed"}) families_->gate_runs.Add({{"suite", label}, {"result", result}});
   for (const char* state : {"finished", "cancelled"})
     families_->runs_finished.Add({{"suite", label}, {"state", state}});

@@ -10,14 +10,18 @@
 // and bytes.
 #pragma once
 
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "coordinator/label_budget.h"
 #include "coordinator/scheduler.h"
 #include "coordinator/scheduler_listener.h"
 #include "coordinator/store.h"
+#include "core/metric_traits.h"
 
 namespace prometheus {
 class Collectable;
@@ -48,7 +52,7 @@ class MetricsExporter final : public SchedulerListener {
   void OnResult(const std::string& suite, const std::string& branch, const std::string& pool,
                 const std::string& disposition, const std::string& case_name, const v1::CaseResult& result,
                 double lease_seconds) override;
-  void OnRunSubmitted(const std::string& suite) override;
+  void OnRunSubmitted(const v1::Suite& suite) override;
   void OnRunFinished(const std::string& suite, v1::RunState state) override;
   void OnVerdict(const std::string& suite, const v1::ReportVerdictRequest& verdict) override;
   // A call refused for its credential; `reason` is one of AuthFailureName's.
@@ -59,7 +63,9 @@ class MetricsExporter final : public SchedulerListener {
   MetricsExporter() = default;
   // perfgate_benchmark_value and _samples of each plain series of `result`.
   void SetBenchmarkValues(const std::string& suite, const std::string& pool, const std::string& case_name,
-                          const v1::CaseResult& result);
+                          const v1::CaseResult& result, const MetricDeclarations& declared);
+  // The units `suite` declares (`metrics:`), as its newest submitted run said.
+  MetricDeclarations DeclaredBy(const std::string& suite) ABSL_LOCKS_EXCLUDED(declared_mu_);
 
   // The suite label of `suite`, and the case label of `case_name` in it, within their budgets.
   std::string SuiteLabel(const std::string& suite);
@@ -73,6 +79,9 @@ class MetricsExporter final : public SchedulerListener {
   LabelBudget suites_{1'000};
   LabelBudget cases_{50'000};              // suite and case
   LabelBudget benchmark_series_{100'000};  // every label of a benchmark value
+  std::mutex declared_mu_;
+  // By suite name, for suites within the suite label's budget.
+  std::map<std::string, MetricDeclarations> declared_ ABSL_GUARDED_BY(declared_mu_);
   std::shared_ptr<prometheus::Registry> registry_;
   std::shared_ptr<prometheus::Collectable> live_;
   std::unique_ptr<Families> families_;

@@ -1156,7 +1156,7 @@ absl::StatusOr<v1::SubmitRunResponse> Scheduler::Submit(const v1::SubmitRunReque
     auto& entry = runs_.emplace(run.meta.run_id(), std::move(run)).first->second;
     run_by_seq_[entry.seq] = &entry;
     Enqueue(entry);
-    if (listener_) listener_->OnRunSubmitted(suite.name());
+    if (listener_) listener_->OnRunSubmitted(suite);
     MaybeFinish(entry);
     changed_.notify_all();
   }

@@ -573,6 +573,12 @@ class SqliteStore final : public Store {
       latest.push_back(std::move(r));
     }
     if (rc != SQLITE_DONE) return ReadError("latest results");
+    std::map<std::string, std::map<std::string, std::string>> units;  // by suite
+    for (auto& r : latest) {
+      auto [it, added] = units.try_emplace(r.suite);
+      if (added) it->second = DeclaredUnits(r.suite);
+      r.declared_units = it->second;
+    }
     return latest;
   }
 
@@ -1066,6 +1072,20 @@ class SqliteStore final : public Store {
       }
       return absl::OkStatus();
     });
+  }
+
+  // The units the newest stored run of `suite` declares; none if it cannot be read.
+  // REQUIRES: read_mu_ held.
+  std::map<std::string, std::string> DeclaredUnits(const std::string& suite) {
+    Statement q(*reads_, "SELECT suite FROM runs WHERE suite_name = ? ORDER BY seq DESC LIMIT 1");
+    q.Bind(1, suite);
+    std::map<std::string, std::string> units;
+    v1::Suite parsed;
+    if (q.Step() != SQLITE_ROW || !parsed.ParseFromString(q.Blob(0))) return units;
+    for (const auto& [metric, d] : parsed.metrics()) {
+      if (!d.unit().empty()) units[metric] = d.unit();
+    }
+    return units;
   }
 
   absl::StatusOr<v1::Run> LoadRunFrom(StatementCache& cache, const std::string& run_id, v1::Suite* suite_out) {

@@ -67,6 +67,8 @@ struct LatestResult {
   std::string pool;
   v1::CaseResult result;  // with its samples
   std::string case_name;  // the run's, whatever name the agent put in `result`
+  // Metric -> unit, as the newest stored run of the suite declares them (`metrics:`).
+  std::map<std::string, std::string> declared_units;
 };
 
 class Store {

@@ -101,6 +101,51 @@ TEST_F(MetricsLabelsTest, ASuitesCountersAreZeroFromItsFirstSubmission) {
   EXPECT_THAT(body, HasSubstr("perfgate_runs_finished_total{state=\"finished\",suite=\"fresh\"} 0"));
 }
 
+// A unit the suite declares (`metrics: {kernel_cpu_min: {unit: s}}`) is the
+// series' unit label, as the gate reports it: it was "none", and the metric
+// sat in the dashboard's panel of metrics without a unit. Also after a
+// restart, from the stored suite.
+TEST_F(MetricsLabelsTest, UnitsTheSuiteDeclaresAreTheUnitLabelAlsoAfterARestart) {
+  scheduler_->SetListener(exporter_.get());
+  ASSERT_TRUE(scheduler_->Recover().ok());
+  v1::RegisterRequest agent;
+  agent.set_agent_id("a1");
+  agent.set_pool("lab");
+  auto session = scheduler_->Register(agent);
+  ASSERT_TRUE(session.ok()) << session.status();
+  v1::SubmitRunRequest request;
+  request.set_branch("main");
+  request.mutable_suite()->set_name("declared");
+  (*request.mutable_suite()->mutable_metrics())["kernel_cpu_min"].set_unit("s");
+  auto* c = request.mutable_suite()->add_cases();
+  c->set_name("k");
+  c->add_argv("/bin/true");
+  ASSERT_TRUE(scheduler_->Submit(request).ok());
+  v1::WorkItem item;
+  auto wait = scheduler_->NextWorkItem(session->session_id(), 0, &item);
+  ASSERT_TRUE(wait.ok() && *wait == Scheduler::Wait::kItem && item.has_lease());
+  v1::CompleteLeaseRequest done;
+  done.set_session_id(session->session_id());
+  done.set_lease_id(item.lease().lease_id());
+  done.mutable_result()->set_outcome(v1::CaseResult::OUTCOME_OK);
+  auto* value = done.mutable_result()->add_samples()->add_values();
+  value->set_benchmark("k");
+  value->set_metric("kernel_cpu_min");
+  value->set_value(0.25);
+  value->set_source("case:pytorch");
+  ASSERT_TRUE(scheduler_->Complete(done).ok());
+  const std::string series = "metric=\"kernel_cpu_min\",suite=\"declared\",testbed=\"lab\",unit=\"seconds\"} 0.25";
+  EXPECT_THAT(testing::HttpGet(exporter_->address(), "/metrics"), HasSubstr(series));
+
+  exporter_.reset();
+  auto restarted =
+      MetricsExporter::Start("127.0.0.1:0", scheduler_.get(), "main", store_.get(), dir_.File("perfgate.db"));
+  ASSERT_TRUE(restarted.ok()) << restarted.status();
+  EXPECT_THAT(testing::HttpGet((*restarted)->address(), "/metrics"), HasSubstr(series));
+  scheduler_->SetListener(restarted->get());
+  exporter_ = *std::move(restarted);
+}
+
 // A connection to host:port, or -1.
 int Connect(const std::string& host_port) {
   const size_t colon = host_port.rfind(':');
