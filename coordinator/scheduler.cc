@@ -61,6 +61,18 @@ std::string NewId(const char* prefix) {
 
 bool SameInstance(const std::string& a, const std::string& b) { return !a.empty() && a == b; }
 
+// Store::DeferSyncsOnThisThread for a scope.
+class SyncsDeferred {
+ public:
+  explicit SyncsDeferred(Store* store) : store_(store) { store_->DeferSyncsOnThisThread(true); }
+  ~SyncsDeferred() { store_->DeferSyncsOnThisThread(false); }
+  SyncsDeferred(const SyncsDeferred&) = delete;
+  SyncsDeferred& operator=(const SyncsDeferred&) = delete;
+
+ private:
+  Store* store_;
+};
+
 // A GPU agent takes GPU cases before any other: CPU work must not keep one
 // waiting while its only capable hardware is busy.
 bool NeedsGpu(const v1::Requirements& r) {
@@ -605,6 +617,8 @@ absl::StatusOr<v1::CompleteLeaseResponse> Scheduler::Complete(const v1::Complete
   uint64_t group = 0;
   {
     std::lock_guard lock(mu_);
+    // A run's end is written here; its sync waits for Flush below, outside mu_.
+    SyncsDeferred deferred(store_);
     response = CompleteAllLocked(request);
     // Whatever this reply rests on is in this group or an earlier one; a
     // repeated completion may rest on an earlier reply's group.
@@ -1353,8 +1367,14 @@ absl::Status Scheduler::ReportVerdict(const v1::ReportVerdictRequest& request) {
 }
 
 void Scheduler::Sweep() {
-  absl::Cleanup evict = [&] { EvictInPieces(); };  // runs after the lock is released
+  // Both after the lock is released: the syncs of what lost leases and ended
+  // runs wrote (nobody is told of those), and the eviction.
+  absl::Cleanup evict = [&] {
+    LogIfError(store_->Flush(0), "sync sweep");
+    EvictInPieces();
+  };
   std::lock_guard lock(mu_);
+  SyncsDeferred deferred(store_);
   const int64_t now = clock_->NowMs();
   std::vector<std::string> expired;
   for (const LeaseRecord* lease : active_leases_) {

@@ -716,7 +716,7 @@ class SqliteStore final : public Store {
   // a sync that was not needed.
   template <typename Write>
   auto Durably(Write write) -> decltype(write()) {
-    if (!syncer_ || InBatch()) return write();
+    if (!syncer_ || InBatch() || defer_syncs_) return write();
     const int64_t changes = sqlite3_total_changes64(db_);
     auto result = write();
     if (result.ok() && sqlite3_total_changes64(db_) != changes) {
@@ -726,6 +726,7 @@ class SqliteStore final : public Store {
   }
 
   bool InBatch() const { return batch_owner_.load() == std::this_thread::get_id(); }
+  void DeferSyncsOnThisThread(bool defer) override { defer_syncs_ = defer; }
 
   // Returns once the commits `ticket` stands for (committed_ticket_ as a
   // commit left it; 0: every commit so far) are on disk. A failed sync stops
@@ -1301,6 +1302,8 @@ class SqliteStore final : public Store {
   std::unique_ptr<StatementCache> history_reads_ ABSL_GUARDED_BY(history_mu_);
   std::unique_ptr<WalCheckpointer> checkpointer_;
   std::unique_ptr<WalSyncer> syncer_;  // null unless CommitDurability::kPowerLoss
+  // Whether this thread's writes outside a batch skip their sync (DeferSyncsOnThisThread).
+  inline static thread_local bool defer_syncs_ = false;
   // Ended runs' history summaries, written off the lease path.
   static constexpr size_t kSeriesPerSummary = 256;  // per commit: about a millisecond
   std::unique_ptr<BackgroundQueue> summaries_;

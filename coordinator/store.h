@@ -100,6 +100,13 @@ class Store {
   // The open group's number, 0 when none is open.
   virtual uint64_t OpenGroup() = 0;
   virtual absl::Status Lost() = 0;
+  // With CommitDurability::kPowerLoss, a write outside a batch returns once
+  // it is on disk. While the calling thread defers syncs, it returns once
+  // committed: for writes made under a lock that every other caller waits
+  // for (a sync there held every agent for as long as the disk took). The
+  // caller calls Flush(0) after letting its lock go, before it
+  // acknowledges anything those writes hold.
+  virtual void DeferSyncsOnThisThread(bool defer) = 0;
 
   virtual absl::Status InsertRun(const v1::Run& run, const v1::Suite& suite) = 0;
   // A final state also has the run's history medians written, in the

@@ -18,6 +18,7 @@ class ForwardingStore : public Store {
   absl::Status Flush(uint64_t group) override { return target_->Flush(group); }
   uint64_t OpenGroup() override { return target_->OpenGroup(); }
   absl::Status Lost() override { return target_->Lost(); }
+  void DeferSyncsOnThisThread(bool defer) override { target_->DeferSyncsOnThisThread(defer); }
   absl::Status InsertRun(const v1::Run& run, const v1::Suite& suite) override {
     return target_->InsertRun(run, suite);
   }

@@ -692,6 +692,68 @@ TEST_F(SchedulerTest, WithSyncedCommitsARepeatIsAnsweredOnlyOnceTheFirstResultIs
   scheduler_.reset();  // before the stores it uses
 }
 
+// With --sync-commits, the write of a run's end under the scheduler's lock
+// synced there: every agent's call waited for the disk (300-700 ms at the
+// tail on a shared disk) whenever a run finished. The sync now comes after
+// the lock is let go, still before the completion is acknowledged.
+TEST_F(SchedulerTest, WithSyncedCommitsARunsEndIsSyncedOutsideTheSchedulersLock) {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool hold = false, holding = false, released = false, beaten = false;
+  auto opened = OpenSqliteStore(dir_.File("synced.db"), 5'000, CommitDurability::kPowerLoss, [&](int fd) {
+    std::unique_lock lock(mu);
+    if (hold) {
+      holding = true;
+      cv.notify_all();
+      cv.wait(lock, [&] { return released; });
+    }
+    return fdatasync(fd);
+  });
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  std::unique_ptr<Store> synced = *std::move(opened);
+  scheduler_ = std::make_unique<Scheduler>(synced.get(), &clock_, options_);
+  ASSERT_TRUE(scheduler_->Recover().ok());
+  const std::string s = Register("a1");
+  const std::string run = Submit(1);
+  auto item = Next(s);
+  ASSERT_TRUE(item && item->has_lease());
+  {
+    std::lock_guard lock(mu);
+    hold = true;
+  }
+  bool answered_before_release = false;
+  std::thread last([&] {
+    auto answer = scheduler_->Complete(Completion(s, item->lease().lease_id(), v1::CaseResult::OUTCOME_OK));
+    EXPECT_TRUE(answer.ok()) << answer.status();
+    std::lock_guard lock(mu);
+    answered_before_release = !released;
+  });
+  bool beaten_while_syncing = false;
+  {
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return holding; });
+  }
+  std::thread beat([&] {
+    KeepAlive(s);  // takes the scheduler's lock
+    std::lock_guard lock(mu);
+    beaten = true;
+    cv.notify_all();
+  });
+  {
+    std::unique_lock lock(mu);
+    // Bounded only so that a failure ends the test instead of hanging it.
+    beaten_while_syncing = cv.wait_for(lock, std::chrono::seconds(60), [&] { return beaten; });
+    released = true;
+    cv.notify_all();
+  }
+  last.join();
+  beat.join();
+  EXPECT_TRUE(beaten_while_syncing) << "a heartbeat waited for the sync of a run's end";
+  EXPECT_FALSE(answered_before_release) << "the completion was acknowledged before its sync";
+  EXPECT_EQ(Run(run).state(), v1::RUN_STATE_FINISHED);
+  scheduler_.reset();
+}
+
 TEST_F(SchedulerTest, FinishedRunsLeaveMemoryButNotTheStore) {
   options_.finished_runs_in_memory = 1;
   scheduler_ = std::make_unique<Scheduler>(store_.get(), &clock_, options_);
