@@ -416,18 +416,28 @@ MetricReport MissingMetric(Series series, std::string note) {
 // first such case. `produced` holds the whole run's keys, so that the answer
 // does not depend on the order of the cases (two cases may share a
 // benchmark, each reporting its own metrics of it).
-void AddRowsTheCaseMissed(const std::vector<Series>& all, const Baselines& baselines, CaseReport* cr,
-                          std::set<std::string>* produced) {
+// In a run of some cases only (`perfgate run --case`), such a row may be
+// another case's, one that did not run: it is a warning in `unclaimed`, not
+// a missing result of this case.
+void AddRowsTheCaseMissed(const std::vector<Series>& all, const Baselines& baselines, bool complete_run, CaseReport* cr,
+                          std::set<std::string>* produced, std::vector<std::string>* unclaimed) {
   const auto* rows = RowsFor(baselines, cr->pool);
   if (!cr->ran || !rows) return;
   std::set<std::string> benchmarks;
   for (const auto& series : all) benchmarks.insert(series.benchmark);
   for (const auto& row : *rows) {
     if (!benchmarks.count(row.benchmark) || produced->count(row.Key())) continue;
+    produced->insert(row.Key());
+    if (!complete_run) {
+      unclaimed->push_back(absl::StrCat("no result for ", row.Key(), " (line ", row.line, ") of benchmark ",
+                                        row.benchmark, ", which ", cr->name,
+                                        " measured: a case that did not run may report it; run the whole suite to "
+                                        "judge it"));
+      continue;
+    }
     cr->metrics.push_back(
         MissingMetric(Series{row.benchmark, row.metric, "", "", "", {}},
                       absl::StrCat("expected ", row.expected, " (row on line ", row.line, "), no result")));
-    produced->insert(row.Key());
   }
 }
 
@@ -482,6 +492,7 @@ GateReport BuildGateReport(const v1::Run& run, const Baselines& baselines, const
   GateReport report;
   report.run = run;
   std::set<std::string> produced;  // "benchmark,metric" produced by some case, or a case name
+  std::vector<std::string> unclaimed;
   std::vector<std::vector<Series>> series(static_cast<size_t>(run.cases_size()));
   for (int i = 0; i < run.cases_size(); ++i) {
     const v1::CaseStatus& c = run.cases(i);
@@ -496,12 +507,13 @@ GateReport BuildGateReport(const v1::Run& run, const Baselines& baselines, const
     if (HasResult(c)) {
       cr.notes.assign(c.result().notes().begin(), c.result().notes().end());
       AddMetrics(series[static_cast<size_t>(i)], baselines, policy, &cr);
-      AddRowsTheCaseMissed(series[static_cast<size_t>(i)], baselines, &cr, &produced);
+      AddRowsTheCaseMissed(series[static_cast<size_t>(i)], baselines, complete_run, &cr, &produced, &unclaimed);
     }
     report.cases.push_back(std::move(cr));
   }
   if (complete_run) report.missing_rows = RowsNothingProduced(report.cases, baselines, produced);
   Derive(&report, baselines, policy);
+  report.warnings.insert(report.warnings.end(), unclaimed.begin(), unclaimed.end());
   return report;
 }
 

@@ -113,6 +113,14 @@ TEST(ReportTest, MissingResultsOnEitherSide) {
                       /*complete_run=*/false);
   EXPECT_TRUE(partial.missing_rows.empty());
   EXPECT_TRUE(partial.passed);
+  // Nor a row of a benchmark it shares with a case that did not run: that
+  // case may report the row's metric. Said, not charged to the case run.
+  GateReport shared = BuildGateReport(RunOf({OkCase("add", "instructions", {1000})}),
+                                      Expected({{"add", "instructions", 1000, 0.1, 1}, {"add", "wall_s", 2, 0.1, 3}}),
+                                      policy, /*complete_run=*/false);
+  EXPECT_EQ(shared.cases[0].verdict, Verdict::kPass);
+  EXPECT_TRUE(shared.passed);
+  EXPECT_THAT(shared.warnings, ::testing::Contains(HasSubstr("no result for add,wall_s (line 3)")));
   // A result with no row is "no baseline": a warning, not a failure.
   GateReport fresh = BuildGateReport(RunOf({OkCase("new", "instructions", {1})}), Baselines{}, policy);
   EXPECT_TRUE(fresh.passed);
