@@ -73,38 +73,57 @@ std::vector<std::string> ExposureWarnings(const CoordinatorOptions& options) {
 
 namespace {
 
-absl::Status PortTaken(const std::string& listen) {
-  return absl::UnavailableError(
-      absl::StrCat("cannot listen on ", listen, ": the port is in use (another coordinator?)"));
-}
-
-// A second coordinator on a bound port must fail before it opens the store:
-// recovering a store another coordinator is serving would disturb its runs.
-// gRPC's own bind (without SO_REUSEPORT) still decides; this only fails early.
-absl::Status CheckPortFree(const std::string& listen) {
+// Whether `listen` can be bound, tried before the store is opened: a second
+// coordinator on a bound port must fail before it recovers a store another
+// one serves (UNAVAILABLE: a port in use may be free again later). An
+// address that is not this host's, a host that does not resolve, or a port
+// this user may not bind is the configuration's error (INVALID_ARGUMENT,
+// exit 2): gRPC's own failure said only "cannot listen" (exit 3), and the
+// packaged unit restarted it every two seconds for ever. gRPC's bind
+// (without SO_REUSEPORT) still decides; this only fails early and says why.
+absl::Status CheckBindable(const std::string& listen, const char* flag) {
   const size_t colon = listen.rfind(':');
   if (colon == std::string::npos || listen.compare(0, 5, "unix:") == 0) return absl::OkStatus();
   std::string host = listen.substr(0, colon);
   const std::string port = listen.substr(colon + 1);
-  if (port == "0") return absl::OkStatus();
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
   addrinfo* found = nullptr;
-  if (getaddrinfo(host.empty() ? nullptr : host.c_str(), port.c_str(), &hints, &found) != 0) return absl::OkStatus();
-  bool taken = false;
-  for (addrinfo* a = found; a && !taken; a = a->ai_next) {
+  if (const int rc = getaddrinfo(host.empty() ? nullptr : host.c_str(), port.c_str(), &hints, &found); rc != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(flag, " ", listen, ": cannot resolve '", host, "' (", gai_strerror(rc), ")"));
+  }
+  int error = 0;
+  for (addrinfo* a = found; a; a = a->ai_next) {
     int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
     if (fd < 0) continue;
     const int one = 1;  // as gRPC binds: connections in TIME_WAIT do not hold the port
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    taken = bind(fd, a->ai_addr, a->ai_addrlen) != 0 && errno == EADDRINUSE;
+    const bool bound = bind(fd, a->ai_addr, a->ai_addrlen) == 0;
+    error = bound ? 0 : errno;
     close(fd);
+    if (bound || error == EADDRINUSE) break;
   }
   freeaddrinfo(found);
-  return taken ? PortTaken(listen) : absl::OkStatus();
+  switch (error) {
+    case 0:
+      return absl::OkStatus();
+    case EADDRINUSE:
+      return absl::UnavailableError(
+          absl::StrCat("cannot listen on ", listen, ": the port is in use (another coordinator?)"));
+    case EADDRNOTAVAIL:
+      return absl::InvalidArgumentError(absl::StrCat(flag, " ", listen, ": '", host,
+                                                     "' is not an address of this host (use one of its own, "
+                                                     "127.0.0.1, or 0.0.0.0 for all)"));
+    case EACCES:
+      return absl::InvalidArgumentError(
+          absl::StrCat(flag, " ", listen, ": port ", port, " is below 1024 and needs privilege; use a higher one"));
+    default:
+      return absl::InvalidArgumentError(absl::StrCat(flag, " ", listen, ": cannot bind: ", std::strerror(error)));
+  }
 }
 
 // The certificate and key parse and belong together, checked before gRPC
@@ -221,7 +240,10 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Start(const Coordinato
   if (auto s = CheckExposure(options); !s.ok()) return s;
   auto credentials = ServerCredentials(options);
   if (!credentials.ok()) return credentials.status();
-  if (auto s = CheckPortFree(options.listen); !s.ok()) return s;
+  if (auto s = CheckBindable(options.listen, "--listen"); !s.ok()) return s;
+  if (!options.metrics_listen.empty()) {
+    if (auto s = CheckBindable(options.metrics_listen, "--metrics-listen"); !s.ok()) return s;
+  }
   std::unique_ptr<Coordinator> c(new Coordinator());
   c->priority_ = priority;
   auto store = OpenSqliteStore(options.db_path, 5'000, options.durability);

@@ -376,5 +376,29 @@ TEST(CliTest, BaselineForAPoolNoAgentHasIsRefusedBeforeTheRunIsSubmitted) {
   EXPECT_THAT(result.output, Not(HasSubstr("submitted to")));
 }
 
+// An address that is not this host's is the configuration's error (exit 2,
+// which the packaged unit does not restart), named with its flag; a port in
+// use may be free later (exit 3). gRPC's failure said only "cannot listen".
+TEST(CliTest, AListenAddressNotOnThisHostIsAConfigurationErrorNamingTheFlag) {
+  testing::TempDir dir;
+  // 192.0.2.0/24 is TEST-NET-1: documentation only, on no host.
+  auto away =
+      RunCommand({PerfgateBinary(), "coordinator", "--listen", "192.0.2.1:0", "--insecure", "--db", dir.File("a.db")});
+  EXPECT_EQ(away.exit_code, 2) << away.output;
+  EXPECT_THAT(away.output, HasSubstr("--listen 192.0.2.1:0: '192.0.2.1' is not an address of this host"));
+  auto metrics = RunCommand({PerfgateBinary(), "coordinator", "--listen", "127.0.0.1:0", "--metrics-listen",
+                             "192.0.2.1:9464", "--db", dir.File("b.db")});
+  EXPECT_EQ(metrics.exit_code, 2) << metrics.output;
+  EXPECT_THAT(metrics.output, HasSubstr("--metrics-listen 192.0.2.1:9464: '192.0.2.1' is not an address"));
+  EXPECT_FALSE(std::filesystem::exists(dir.File("a.db"))) << "refused before the store is opened";
+
+  testing::Subprocess first({PerfgateBinary(), "coordinator", "--listen", "127.0.0.1:0", "--db", dir.File("first.db")});
+  const std::string address = testing::CoordinatorAddress(first);
+  ASSERT_FALSE(address.empty()) << first.output();
+  auto second = RunCommand({PerfgateBinary(), "coordinator", "--listen", address, "--db", dir.File("second.db")});
+  EXPECT_EQ(second.exit_code, 3) << second.output;
+  EXPECT_THAT(second.output, HasSubstr("the port is in use"));
+}
+
 }  // namespace
 }  // namespace perfgate
