@@ -186,4 +186,16 @@ absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(
     const std::string& path, int busy_timeout_ms = 5'000,
     CommitDurability durability = CommitDurability::kProcessCrash, WalSyncer::SyncFile sync_wal = {});
 
+// Store::DeferSyncsOnThisThread for a scope.
+class SyncsDeferred {
+ public:
+  explicit SyncsDeferred(Store* store) : store_(store) { store_->DeferSyncsOnThisThread(true); }
+  ~SyncsDeferred() { store_->DeferSyncsOnThisThread(false); }
+  SyncsDeferred(const SyncsDeferred&) = delete;
+  SyncsDeferred& operator=(const SyncsDeferred&) = delete;
+
+ private:
+  Store* store_;
+};
+
 }  // namespace perfgate
