@@ -623,68 +623,93 @@ class FlushWatchingStore : public testing::ForwardingStore {
   std::function<void()> on_flush_earlier_;
 };
 
+// A store with --sync-commits whose syncs can be held: once Hold() is
+// called, the next sync waits until Release(). Its mutex and condition
+// guard the tests' own flags too.
+class HeldSyncStore {
+ public:
+  explicit HeldSyncStore(const std::string& path) {
+    auto opened = OpenSqliteStore(path, 5'000, CommitDurability::kPowerLoss, [this](int fd) {
+      std::unique_lock lock(mu);
+      if (hold_) {
+        hold_ = false;
+        holding_ = true;
+        cv.notify_all();
+        cv.wait(lock, [&] { return released_; });
+      }
+      const int r = fdatasync(fd);
+      ++syncs_done;
+      return r;
+    });
+    EXPECT_TRUE(opened.ok()) << opened.status();
+    if (opened.ok()) store = *std::move(opened);
+  }
+  void Hold() {
+    std::lock_guard lock(mu);
+    hold_ = true;
+  }
+  // Returns once the held sync has begun, with mu held by `lock`.
+  void AwaitHolding(std::unique_lock<std::mutex>& lock) {
+    cv.wait(lock, [&] { return holding_; });
+  }
+  // REQUIRES: mu held.
+  void Release() {
+    released_ = true;
+    cv.notify_all();
+  }
+  bool released() const { return released_; }  // REQUIRES: mu held
+
+  std::unique_ptr<Store> store;
+  std::mutex mu;
+  std::condition_variable cv;
+  int syncs_done = 0;  // guarded by mu
+
+ private:
+  bool hold_ = false, holding_ = false, released_ = false;
+};
+
 // With --sync-commits a result is acknowledged only once it is on disk. A
 // repeat of a completion whose first answer is committed but not yet synced
 // (the first reply lost or late) must wait for that sync as well: the agent
 // drops its copy of the result on the repeat's answer.
 TEST_F(SchedulerTest, WithSyncedCommitsARepeatIsAnsweredOnlyOnceTheFirstResultIsOnDisk) {
-  std::mutex mu;
-  std::condition_variable cv;
-  bool hold = false, holding = false, released = false, repeat_waits = false, repeat_answered = false;
-  int syncs_done = 0;
-  auto opened = OpenSqliteStore(dir_.File("synced.db"), 5'000, CommitDurability::kPowerLoss, [&](int fd) {
-    std::unique_lock lock(mu);
-    if (hold) {
-      holding = true;
-      cv.notify_all();
-      cv.wait(lock, [&] { return released; });
-    }
-    const int r = fdatasync(fd);
-    ++syncs_done;
-    return r;
-  });
-  ASSERT_TRUE(opened.ok()) << opened.status();
-  std::unique_ptr<Store> synced = *std::move(opened);
-  FlushWatchingStore store(synced.get(), [&] {
-    std::lock_guard lock(mu);
+  HeldSyncStore synced(dir_.File("synced.db"));
+  ASSERT_TRUE(synced.store);
+  bool repeat_waits = false, repeat_answered = false;
+  FlushWatchingStore store(synced.store.get(), [&] {
+    std::lock_guard lock(synced.mu);
     repeat_waits = true;
-    cv.notify_all();
+    synced.cv.notify_all();
   });
   scheduler_ = std::make_unique<Scheduler>(&store, &clock_, options_);
   ASSERT_TRUE(scheduler_->Recover().ok());
   const std::string s = Register("a1");
-  Submit(2);  // the result does not finish the run, whose end is written (and synced) under the scheduler's lock
+  Submit(2);  // the result does not finish the run (see the next test for a run's end)
   auto item = Next(s);
   ASSERT_TRUE(item && item->has_lease());
-  const v1::CompleteLeaseRequest completion =
-      Completion(s, item->lease().lease_id(), v1::CaseResult::OUTCOME_OK);
-  {
-    std::lock_guard lock(mu);
-    hold = true;  // the first completion's sync waits until released
-  }
+  const v1::CompleteLeaseRequest completion = Completion(s, item->lease().lease_id(), v1::CaseResult::OUTCOME_OK);
+  synced.Hold();  // the first completion's sync waits until released
   std::thread first([&] { EXPECT_TRUE(scheduler_->Complete(completion).ok()); });
   int syncs_before = 0;
   {
-    std::unique_lock lock(mu);
-    cv.wait(lock, [&] { return holding; });
-    hold = false;
-    syncs_before = syncs_done;
+    std::unique_lock lock(synced.mu);
+    synced.AwaitHolding(lock);
+    syncs_before = synced.syncs_done;
   }
   int syncs_at_answer = -1;
   std::thread repeat([&] {
     auto answer = scheduler_->Complete(completion);
     EXPECT_TRUE(answer.ok()) << answer.status();
     if (answer.ok()) EXPECT_EQ(answer->disposition(), v1::CompleteLeaseResponse::DISPOSITION_ACCEPTED);
-    std::lock_guard lock(mu);
-    syncs_at_answer = syncs_done;
+    std::lock_guard lock(synced.mu);
+    syncs_at_answer = synced.syncs_done;
     repeat_answered = true;
-    cv.notify_all();
+    synced.cv.notify_all();
   });
   {
-    std::unique_lock lock(mu);
-    cv.wait(lock, [&] { return repeat_waits || repeat_answered; });
-    released = true;
-    cv.notify_all();
+    std::unique_lock lock(synced.mu);
+    synced.cv.wait(lock, [&] { return repeat_waits || repeat_answered; });
+    synced.Release();
   }
   first.join();
   repeat.join();
@@ -697,54 +722,38 @@ TEST_F(SchedulerTest, WithSyncedCommitsARepeatIsAnsweredOnlyOnceTheFirstResultIs
 // tail on a shared disk) whenever a run finished. The sync now comes after
 // the lock is let go, still before the completion is acknowledged.
 TEST_F(SchedulerTest, WithSyncedCommitsARunsEndIsSyncedOutsideTheSchedulersLock) {
-  std::mutex mu;
-  std::condition_variable cv;
-  bool hold = false, holding = false, released = false, beaten = false;
-  auto opened = OpenSqliteStore(dir_.File("synced.db"), 5'000, CommitDurability::kPowerLoss, [&](int fd) {
-    std::unique_lock lock(mu);
-    if (hold) {
-      holding = true;
-      cv.notify_all();
-      cv.wait(lock, [&] { return released; });
-    }
-    return fdatasync(fd);
-  });
-  ASSERT_TRUE(opened.ok()) << opened.status();
-  std::unique_ptr<Store> synced = *std::move(opened);
-  scheduler_ = std::make_unique<Scheduler>(synced.get(), &clock_, options_);
+  HeldSyncStore synced(dir_.File("synced.db"));
+  ASSERT_TRUE(synced.store);
+  scheduler_ = std::make_unique<Scheduler>(synced.store.get(), &clock_, options_);
   ASSERT_TRUE(scheduler_->Recover().ok());
   const std::string s = Register("a1");
   const std::string run = Submit(1);
   auto item = Next(s);
   ASSERT_TRUE(item && item->has_lease());
-  {
-    std::lock_guard lock(mu);
-    hold = true;
-  }
-  bool answered_before_release = false;
+  synced.Hold();
+  bool answered_before_release = false, beaten = false;
   std::thread last([&] {
     auto answer = scheduler_->Complete(Completion(s, item->lease().lease_id(), v1::CaseResult::OUTCOME_OK));
     EXPECT_TRUE(answer.ok()) << answer.status();
-    std::lock_guard lock(mu);
-    answered_before_release = !released;
+    std::lock_guard lock(synced.mu);
+    answered_before_release = !synced.released();
   });
-  bool beaten_while_syncing = false;
   {
-    std::unique_lock lock(mu);
-    cv.wait(lock, [&] { return holding; });
+    std::unique_lock lock(synced.mu);
+    synced.AwaitHolding(lock);
   }
   std::thread beat([&] {
     KeepAlive(s);  // takes the scheduler's lock
-    std::lock_guard lock(mu);
+    std::lock_guard lock(synced.mu);
     beaten = true;
-    cv.notify_all();
+    synced.cv.notify_all();
   });
+  bool beaten_while_syncing = false;
   {
-    std::unique_lock lock(mu);
+    std::unique_lock lock(synced.mu);
     // Bounded only so that a failure ends the test instead of hanging it.
-    beaten_while_syncing = cv.wait_for(lock, std::chrono::seconds(60), [&] { return beaten; });
-    released = true;
-    cv.notify_all();
+    beaten_while_syncing = synced.cv.wait_for(lock, std::chrono::seconds(60), [&] { return beaten; });
+    synced.Release();
   }
   last.join();
   beat.join();
