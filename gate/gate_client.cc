@@ -149,16 +149,14 @@ absl::Status FetchHistory(const GateClientOptions& options, const v1::Run& run, 
           .count();
   const v1::HistoryRequest all = HistoryRequestFor(run, policy, now_ms);
   auto stub = v1::GateService::NewStub(Channel(options));
-  // In calls whose largest reply (every key at max_runs medians) fits half
-  // a reply: the coordinator refuses a call whose reply could not be sent.
-  const uint64_t per_key = 9 * uint64_t{all.max_runs()} + 8 + 96;
-  const int keys_per_call = static_cast<int>(std::max<uint64_t>(1, options.limits.reply_bytes / 2 / per_key));
-  int first = 0;
-  do {  // asked even without keys: the answer also names the pools that exist
-    v1::HistoryRequest request = all;
-    request.clear_keys();
-    for (int i = first; i < std::min(all.keys_size(), first + keys_per_call); ++i) *request.add_keys() = all.keys(i);
-    first += keys_per_call;
+  // In calls each within the coordinator's limit on a request, and whose
+  // largest reply fits half a reply: the coordinator refuses a call whose
+  // reply could not be sent. Split by count alone, calls of long names went
+  // over the request limit (8,000 series of 500-byte names, or 10,000
+  // cases), and the gate failed after the run.
+  const uint64_t request_limit = std::min(options.limits.other_bytes, options.limits.submit_bytes);
+  for (const v1::HistoryRequest& request :
+       SplitHistoryRequest(all, request_limit - request_limit / 16, options.limits.reply_bytes / 2)) {
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
     v1::HistoryResponse response;
@@ -171,7 +169,7 @@ absl::Status FetchHistory(const GateClientOptions& options, const v1::Run& run, 
     }
     if (!baselines->known_pools) baselines->known_pools.emplace();
     baselines->known_pools->insert(response.known_pools().begin(), response.known_pools().end());
-  } while (first < all.keys_size());
+  }
   return absl::OkStatus();
 }
 

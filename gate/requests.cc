@@ -25,6 +25,30 @@ v1::HistoryRequest HistoryRequestFor(const v1::Run& run, const Policy& policy, i
   return request;
 }
 
+std::vector<v1::HistoryRequest> SplitHistoryRequest(const v1::HistoryRequest& all, uint64_t max_request_bytes,
+                                                    uint64_t max_reply_bytes) {
+  v1::HistoryRequest empty = all;
+  empty.clear_keys();
+  // Each key adds its bytes with a tag and a length (at most 5 bytes here)
+  // to the request, and up to max_runs medians to the reply.
+  const uint64_t reply_per_key = 9 * uint64_t{all.max_runs()} + 8;
+  std::vector<v1::HistoryRequest> calls = {empty};
+  uint64_t request_bytes = empty.ByteSizeLong();
+  for (const auto& key : all.keys()) {
+    const uint64_t key_bytes = key.ByteSizeLong() + 6;
+    v1::HistoryRequest* call = &calls.back();
+    const bool fits = request_bytes + key_bytes <= max_request_bytes &&
+                      request_bytes + key_bytes + (call->keys_size() + 1) * reply_per_key <= max_reply_bytes;
+    if (!fits && call->keys_size() > 0) {
+      call = &calls.emplace_back(empty);
+      request_bytes = empty.ByteSizeLong();
+    }
+    *call->add_keys() = key;
+    request_bytes += key_bytes;
+  }
+  return calls;
+}
+
 v1::ReportVerdictRequest VerdictRequestFor(const GateReport& report) {
   v1::ReportVerdictRequest verdict;
   verdict.set_run_id(report.run.run_id());

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "core/policy.h"
 #include "core/report.h"
@@ -17,6 +18,15 @@ namespace perfgate {
 // before now_ms, `run` itself left out) of every series the policy judges in
 // `run`'s passing cases.
 v1::HistoryRequest HistoryRequestFor(const v1::Run& run, const Policy& policy, int64_t now_ms);
+
+// `all` in calls the coordinator takes: each request at most
+// max_request_bytes (its limit on a GetHistory request), and each one's
+// largest reply (every key at max_runs medians) at most max_reply_bytes.
+// Keys in order; at least one call, since one without keys still names the
+// pools that exist. A key alone over a bound still gets a call of its own
+// (the coordinator then says which limit it passed).
+std::vector<v1::HistoryRequest> SplitHistoryRequest(const v1::HistoryRequest& all, uint64_t max_request_bytes,
+                                                    uint64_t max_reply_bytes);
 
 // The report's verdict, case by case, with the rules that failed it.
 v1::ReportVerdictRequest VerdictRequestFor(const GateReport& report);

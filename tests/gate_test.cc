@@ -1,13 +1,13 @@
 // RunGate called directly, as bench/ and other programs do: the embedded
 // default (a real coordinator and agent over loopback gRPC, a SQLite file)
 // runs a real case, and the report is judged against a real expected file.
-#include "gate/run_gate.h"
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
 #include "core/exit_codes.h"
+#include "gate/requests.h"
+#include "gate/run_gate.h"
 #include "tests/test_util.h"
 
 namespace perfgate {
@@ -108,6 +108,40 @@ TEST_F(RunGateTest, ABadSuiteIsBadInputNamingTheFile) {
   ASSERT_FALSE(report.ok());
   EXPECT_EQ(report.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(report.status().message(), HasSubstr("broken.yaml"));
+}
+
+// Each call within the request limit, each one's largest reply within the
+// reply limit, every key once and in order, and one call even without keys.
+TEST(HistoryRequestTest, SplitsKeysByBytesAsWellAsByTheirReplies) {
+  v1::HistoryRequest all;
+  all.set_branch("main");
+  all.set_max_runs(30);
+  for (int i = 0; i < 8'000; ++i) {
+    auto* key = all.add_keys();
+    key->set_pool("lab");
+    key->set_benchmark(std::string(490, 'b') + std::to_string(i));
+    key->set_metric("instructions");
+    key->set_source("agent:perf");
+  }
+  constexpr uint64_t kRequest = 4 * kMiB - 4 * kMiB / 16, kReply = 32 * kMiB;
+  const std::vector<v1::HistoryRequest> calls = SplitHistoryRequest(all, kRequest, kReply);
+  ASSERT_GT(calls.size(), 1u) << "4.2 MB of keys";
+  int next = 0;
+  for (const auto& call : calls) {
+    EXPECT_LE(call.ByteSizeLong(), kRequest);
+    EXPECT_LE(call.ByteSizeLong() + call.keys_size() * (9 * 30 + 8), kReply);
+    EXPECT_EQ(call.branch(), "main");
+    EXPECT_EQ(call.max_runs(), 30u);
+    for (const auto& key : call.keys()) EXPECT_EQ(key.benchmark(), all.keys(next++).benchmark());
+  }
+  EXPECT_EQ(next, 8'000);
+  // A long window: the replies bound the calls, not the requests.
+  all.set_max_runs(1'000);
+  for (const auto& call : SplitHistoryRequest(all, kRequest, kReply)) {
+    EXPECT_LE(call.ByteSizeLong() + call.keys_size() * (9 * 1'000 + 8), kReply);
+  }
+  all.clear_keys();
+  EXPECT_EQ(SplitHistoryRequest(all, kRequest, kReply).size(), 1u) << "asked even without keys";
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "agent/host_fingerprint.h"
 #include "agent/worker.h"
 #include "coordinator/coordinator.h"
@@ -242,6 +243,33 @@ TEST_F(GrpcRoundTripTest, TheGateAsksForALargeHistoryInCallsThatFit) {
   ASSERT_TRUE(FetchHistory(client, run, policy, &baselines).ok());
   EXPECT_EQ(baselines.history.size(), 8'000u);
   EXPECT_TRUE(baselines.known_pools.has_value());
+}
+
+// The calls are bounded by bytes too: split by count alone, 8,000 series
+// of 500-byte names made one request of 4.2 MB, over the coordinator's
+// 4 MiB limit on it, and the gate failed after its run had ended.
+TEST_F(GrpcRoundTripTest, AHistoryOfLongNamesIsAskedInRequestsWithinTheLimit) {
+  v1::Run run;
+  run.set_run_id("not-stored");
+  auto* c = run.add_cases();
+  c->set_name("long");
+  c->set_state(v1::CASE_STATE_DONE);
+  c->mutable_result()->set_outcome(v1::CaseResult::OUTCOME_OK);
+  c->mutable_result()->set_pool("local");
+  auto* sample = c->mutable_result()->add_samples();
+  for (int i = 0; i < 8'000; ++i) {
+    auto* v = sample->add_values();
+    v->set_benchmark(absl::StrCat(std::string(490, 'b'), i));
+    v->set_metric("instructions");
+    v->set_source("agent:perf");
+    v->set_value(1);
+  }
+  GateClientOptions client;
+  client.coordinator = coordinator_->address();
+  Baselines baselines;
+  const absl::Status fetched = FetchHistory(client, run, Policy{}, &baselines);
+  ASSERT_TRUE(fetched.ok()) << fetched;
+  EXPECT_EQ(baselines.history.size(), 8'000u);
 }
 
 TEST_F(GrpcRoundTripTest, InterruptCancelsTheRunAndKillsTheCase) {
