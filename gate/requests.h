@@ -28,6 +28,14 @@ v1::HistoryRequest HistoryRequestFor(const v1::Run& run, const Policy& policy, i
 std::vector<v1::HistoryRequest> SplitHistoryRequest(const v1::HistoryRequest& all, uint64_t max_request_bytes,
                                                     uint64_t max_reply_bytes);
 
+// Repeats for a re-measurement of `c`: twice the first run's, as far as its
+// result can carry them. The first result, of `bytes` bytes, sets the size
+// of a repeat; a result past the agent's limit (`max_result_bytes`) is a
+// case error, and a confirmation that measured nothing let a regression
+// that was noise stand. At most 100,000 samples, the most a coordinator
+// takes by default; never fewer repeats than the first run.
+uint32_t ConfirmationRepeats(const v1::CaseSpec& c, uint64_t bytes, uint64_t max_result_bytes);
+
 // The report's verdict, case by case, with the rules that failed it.
 v1::ReportVerdictRequest VerdictRequestFor(const GateReport& report);
 

@@ -11,19 +11,24 @@
 namespace perfgate {
 namespace {
 
-// The cases of `request` that are `suspects`, with twice the samples: a
-// re-measurement after the first run whose own median is steadier. A/B cases
-// keep their variants, so base and head are interleaved again on one agent.
-// Each goes to the pool it first ran in: its baseline is that testbed's.
+// The cases of `request` that are `suspects`, with twice the samples where
+// their results can carry them: a re-measurement after the first run whose
+// own median is steadier. A/B cases keep their variants, so base and head are
+// interleaved again on one agent. Each goes to the pool it first ran in: its
+// baseline is that testbed's.
 v1::SubmitRunRequest ConfirmationRequest(const v1::SubmitRunRequest& request, const GateReport& report,
-                                         const std::vector<std::string>& suspects) {
+                                         const std::vector<std::string>& suspects, uint64_t max_result_bytes) {
   v1::SubmitRunRequest again = request;
   again.mutable_suite()->clear_cases();
   for (const auto& c : request.suite().cases()) {
     if (std::find(suspects.begin(), suspects.end(), c.name()) == suspects.end()) continue;
     v1::CaseSpec* spec = again.mutable_suite()->add_cases();
     *spec = c;
-    spec->set_repeats(2 * std::max<uint32_t>(1, c.repeats()));
+    uint64_t bytes = 0;
+    for (const auto& ran : report.run.cases()) {
+      if (ran.name() == c.name()) bytes = ran.result().ByteSizeLong();
+    }
+    spec->set_repeats(ConfirmationRepeats(c, bytes, max_result_bytes));
     for (const auto& first : report.cases) {
       if (first.name == c.name()) spec->mutable_requirements()->set_pool(first.pool);
     }
@@ -41,7 +46,8 @@ absl::Status Confirm(const GateOptions& options, const GateClientOptions& client
     if (suspects.empty()) break;
     options.log(absl::StrCat("perfgate: re-measuring ", suspects.size(),
                              " case(s) with a suspected regression: ", absl::StrJoin(suspects, ", ")));
-    auto confirmation = SubmitAndWatch(client, ConfirmationRequest(request, *report, suspects), interrupt);
+    auto confirmation = SubmitAndWatch(
+        client, ConfirmationRequest(request, *report, suspects, client.limits.complete_bytes), interrupt);
     if (!confirmation.ok()) return confirmation.status();
     ApplyConfirmation(report, *confirmation, judged.baselines, judged.policy);
   }

@@ -144,5 +144,25 @@ TEST(HistoryRequestTest, SplitsKeysByBytesAsWellAsByTheirReplies) {
   EXPECT_EQ(SplitHistoryRequest(all, kRequest, kReply).size(), 1u) << "asked even without keys";
 }
 
+// A re-measurement doubles the repeats only as far as its result can carry
+// them: 8 repeats of a 30 MB result asked for 16, a 60 MB result the agent
+// could not send, and a regression that was noise stood.
+TEST(HistoryRequestTest, AConfirmationDoublesRepeatsOnlyAsFarAsItsResultCanCarryThem) {
+  v1::CaseSpec c;
+  c.set_repeats(8);
+  constexpr uint64_t kLimit = 32 * kMiB;
+  EXPECT_EQ(ConfirmationRepeats(c, 1'000, kLimit), 16u) << "a small result doubles";
+  const uint32_t big = ConfirmationRepeats(c, 30'000'000, kLimit);
+  EXPECT_EQ(big, 8u) << "30 MB of 8 repeats: no room to add any";
+  EXPECT_LE(uint64_t{30'000'000} / 8 * big, kLimit);
+  EXPECT_EQ(ConfirmationRepeats(c, 15'000'000, kLimit), 13u) << "as many as fit three quarters of the limit";
+  c.set_repeats(60'000);
+  EXPECT_EQ(ConfirmationRepeats(c, 1'000, kLimit), 100'000u) << "the samples a coordinator takes";
+  c.add_variants()->set_name("base");
+  c.add_variants()->set_name("head");
+  c.set_repeats(30'000);
+  EXPECT_EQ(ConfirmationRepeats(c, 1'000, kLimit), 50'000u);
+}
+
 }  // namespace
 }  // namespace perfgate
