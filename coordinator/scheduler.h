@@ -353,9 +353,8 @@ class Scheduler {
   // A repeated completion gets its first answer, with the leases that
   // answer carried that are still active. Counted in results_duplicate.
   v1::CompleteLeaseResponse::Disposition RepeatCompletion(const Completion& done, const std::string& pool,
-                                                         const std::string& session_id,
-                                                         const v1::CaseResult& result,
-                                                         v1::CompleteLeaseResponse* response)
+                                                          const std::string& session_id, const v1::CaseResult& result,
+                                                          v1::CompleteLeaseResponse* response)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool CarriesActiveLease(const Completion& done) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Completions kept past their run's eviction go once no lease they carried is active.

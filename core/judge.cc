@@ -56,8 +56,8 @@ const ExpectedRow* ExpectedRowOf(const Series& series, const std::string& pool, 
 // Judged by the policy (the case's `judge:` list, else the defaults), or
 // because an expected file has a row for it: a row asks for its metric to be
 // gated, as every row is in PyTorch's check_results.py.
-bool JudgedHere(const std::string& case_name, const Series& series, const std::string& pool,
-                const Baselines& baselines, const Policy& policy) {
+bool JudgedHere(const std::string& case_name, const Series& series, const std::string& pool, const Baselines& baselines,
+                const Policy& policy) {
   return policy.Judged(case_name, series.metric) || ExpectedRowOf(series, pool, baselines) != nullptr;
 }
 
@@ -104,10 +104,9 @@ std::optional<Comparison> Compare(const std::string& case_name, const Series& se
   if (c && c->method == Method::kExpected && traits.direction == Direction::kUnknown) {
     // A row no direction can judge would pass whatever the change.
     c->verdict = Verdict::kError;
-    *note = absl::StrCat("the expected file has a row for ", series.metric, " (line ",
-                         ExpectedRowOf(series, pool, baselines)->line,
-                         ") but its direction is unknown: declare it under metrics: (", series.metric,
-                         ": {better: lower|higher})");
+    *note = absl::StrCat(
+        "the expected file has a row for ", series.metric, " (line ", ExpectedRowOf(series, pool, baselines)->line,
+        ") but its direction is unknown: declare it under metrics: (", series.metric, ": {better: lower|higher})");
     return c;
   }
   if (c && c->method == Method::kAB && c->verdict == Verdict::kError) {

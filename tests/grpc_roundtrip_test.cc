@@ -216,10 +216,9 @@ TEST(CoordinatorStreamsTest, WatchRunStreamsBeyondTheirShareAreRefusedAndShortCa
   coordinator->Shutdown();
 }
 
-// A suite of thousands of judged series at a long history window asks in
-// several calls, each of whose largest reply fits: asked in one, the
-// coordinator refuses it.
-TEST_F(GrpcRoundTripTest, TheGateAsksForALargeHistoryInCallsThatFit) {
+// An ended run, not stored, of one case whose result holds 8,000 judged
+// series, benchmarks named `prefix` and a number.
+v1::Run RunOfManySeries(const std::string& prefix) {
   v1::Run run;
   run.set_run_id("not-stored");
   auto* c = run.add_cases();
@@ -230,17 +229,24 @@ TEST_F(GrpcRoundTripTest, TheGateAsksForALargeHistoryInCallsThatFit) {
   auto* sample = c->mutable_result()->add_samples();
   for (int i = 0; i < 8'000; ++i) {
     auto* v = sample->add_values();
-    v->set_benchmark("b" + std::to_string(i));
+    v->set_benchmark(absl::StrCat(prefix, i));
     v->set_metric("instructions");
     v->set_source("agent:perf");
     v->set_value(1);
   }
+  return run;
+}
+
+// A suite of thousands of judged series at a long history window asks in
+// several calls, each of whose largest reply fits: asked in one, the
+// coordinator refuses it.
+TEST_F(GrpcRoundTripTest, TheGateAsksForALargeHistoryInCallsThatFit) {
   Policy policy;
   policy.compare.history_runs = kMaxHistoryRuns;  // 8,000 x 1,000 medians could not fit one 64 MiB reply
   GateClientOptions client;
   client.coordinator = coordinator_->address();
   Baselines baselines;
-  ASSERT_TRUE(FetchHistory(client, run, policy, &baselines).ok());
+  ASSERT_TRUE(FetchHistory(client, RunOfManySeries("b"), policy, &baselines).ok());
   EXPECT_EQ(baselines.history.size(), 8'000u);
   EXPECT_TRUE(baselines.known_pools.has_value());
 }
@@ -249,25 +255,10 @@ TEST_F(GrpcRoundTripTest, TheGateAsksForALargeHistoryInCallsThatFit) {
 // of 500-byte names made one request of 4.2 MB, over the coordinator's
 // 4 MiB limit on it, and the gate failed after its run had ended.
 TEST_F(GrpcRoundTripTest, AHistoryOfLongNamesIsAskedInRequestsWithinTheLimit) {
-  v1::Run run;
-  run.set_run_id("not-stored");
-  auto* c = run.add_cases();
-  c->set_name("long");
-  c->set_state(v1::CASE_STATE_DONE);
-  c->mutable_result()->set_outcome(v1::CaseResult::OUTCOME_OK);
-  c->mutable_result()->set_pool("local");
-  auto* sample = c->mutable_result()->add_samples();
-  for (int i = 0; i < 8'000; ++i) {
-    auto* v = sample->add_values();
-    v->set_benchmark(absl::StrCat(std::string(490, 'b'), i));
-    v->set_metric("instructions");
-    v->set_source("agent:perf");
-    v->set_value(1);
-  }
   GateClientOptions client;
   client.coordinator = coordinator_->address();
   Baselines baselines;
-  const absl::Status fetched = FetchHistory(client, run, Policy{}, &baselines);
+  const absl::Status fetched = FetchHistory(client, RunOfManySeries(std::string(490, 'b')), Policy{}, &baselines);
   ASSERT_TRUE(fetched.ok()) << fetched;
   EXPECT_EQ(baselines.history.size(), 8'000u);
 }
