@@ -76,14 +76,17 @@ namespace {
 // Whether `listen` can be bound, tried before the store is opened: a second
 // coordinator on a bound port must fail before it recovers a store another
 // one serves (UNAVAILABLE: a port in use may be free again later). An
-// address that is not this host's, a host that does not resolve, or a port
-// this user may not bind is the configuration's error (INVALID_ARGUMENT,
+// address that is not this host's, a host that does not resolve (unless the
+// resolver failed for now), or a port this user may not bind is the
+// configuration's error (INVALID_ARGUMENT,
 // exit 2): gRPC's own failure said only "cannot listen" (exit 3), and the
 // packaged unit restarted it every two seconds for ever. gRPC's bind
 // (without SO_REUSEPORT) still decides; this only fails early and says why.
 absl::Status CheckBindable(const std::string& listen, const char* flag) {
   const size_t colon = listen.rfind(':');
-  if (colon == std::string::npos || listen.compare(0, 5, "unix:") == 0) return absl::OkStatus();
+  if (colon == std::string::npos || listen.starts_with("unix:") || listen.starts_with("unix-abstract:")) {
+    return absl::OkStatus();
+  }
   std::string host = listen.substr(0, colon);
   const std::string port = listen.substr(colon + 1);
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
@@ -93,8 +96,9 @@ absl::Status CheckBindable(const std::string& listen, const char* flag) {
   hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
   addrinfo* found = nullptr;
   if (const int rc = getaddrinfo(host.empty() ? nullptr : host.c_str(), port.c_str(), &hints, &found); rc != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(flag, " ", listen, ": cannot resolve '", host, "' (", gai_strerror(rc), ")"));
+    const std::string why = absl::StrCat(flag, " ", listen, ": cannot resolve '", host, "' (", gai_strerror(rc), ")");
+    // A name server not up yet (at boot) may answer on the next start.
+    return rc == EAI_AGAIN || rc == EAI_FAIL ? absl::UnavailableError(why) : absl::InvalidArgumentError(why);
   }
   int error = 0;
   for (addrinfo* a = found; a; a = a->ai_next) {

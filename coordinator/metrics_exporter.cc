@@ -285,9 +285,9 @@ void MetricsExporter::SetBenchmarkValues(const std::string& suite, const std::st
 // The suite's counters exist at zero before its first verdict or end:
 // created at their first event, at 1, they would show no increase() to a
 // dashboard or an alert (a failed gate read as a 100% pass rate).
-void MetricsExporter::OnRunSubmitted(const v1::Suite& suite) {
+void MetricsExporter::OnRunSubmitted(const v1::Suite& suite, const std::string& branch) {
   const std::string label = SuiteLabel(suite.name());
-  if (label == suite.name()) {
+  if (label == suite.name() && branch == main_branch_) {  // a PR's declarations label none of main's values
     std::lock_guard lock(declared_mu_);
     declared_[label] = DeclaredMetrics(suite);
   }

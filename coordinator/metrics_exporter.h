@@ -52,7 +52,7 @@ class MetricsExporter final : public SchedulerListener {
   void OnResult(const std::string& suite, const std::string& branch, const std::string& pool,
                 const std::string& disposition, const std::string& case_name, const v1::CaseResult& result,
                 double lease_seconds) override;
-  void OnRunSubmitted(const v1::Suite& suite) override;
+  void OnRunSubmitted(const v1::Suite& suite, const std::string& branch) override;
   void OnRunFinished(const std::string& suite, v1::RunState state) override;
   void OnVerdict(const std::string& suite, const v1::ReportVerdictRequest& verdict) override;
   // A call refused for its credential; `reason` is one of AuthFailureName's.
@@ -64,7 +64,8 @@ class MetricsExporter final : public SchedulerListener {
   // perfgate_benchmark_value and _samples of each plain series of `result`.
   void SetBenchmarkValues(const std::string& suite, const std::string& pool, const std::string& case_name,
                           const v1::CaseResult& result, const MetricDeclarations& declared);
-  // The units `suite` declares (`metrics:`), as its newest submitted run said.
+  // The units `suite` declares (`metrics:`), as its newest run submitted on
+  // the main branch said: the runs whose values are exported.
   MetricDeclarations DeclaredBy(const std::string& suite) ABSL_LOCKS_EXCLUDED(declared_mu_);
 
   // The suite label of `suite`, and the case label of `case_name` in it, within their budgets.

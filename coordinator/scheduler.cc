@@ -807,7 +807,7 @@ absl::StatusOr<v1::SubmitRunResponse> Scheduler::Submit(const v1::SubmitRunReque
     auto& entry = runs_.emplace(run.meta.run_id(), std::move(run)).first->second;
     run_by_seq_[entry.seq] = &entry;
     Enqueue(entry);
-    if (listener_) listener_->OnRunSubmitted(suite);
+    if (listener_) listener_->OnRunSubmitted(suite, request.branch());
     MaybeFinish(entry);
     changed_.notify_all();
   }
@@ -1007,7 +1007,10 @@ void Scheduler::Sweep() {
   // Both after the lock is released: the syncs of what lost leases and ended
   // runs wrote (nobody is told of those), and the eviction.
   absl::Cleanup evict = [&] {
-    LogIfError(store_->Flush(0), "sync sweep");
+    if (absl::Status synced = store_->Flush(0); !synced.ok()) {
+      std::lock_guard lock(mu_);
+      LogIfError(synced, "sync sweep");
+    }
     EvictInPieces();
   };
   std::lock_guard lock(mu_);

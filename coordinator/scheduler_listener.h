@@ -20,8 +20,8 @@ class SchedulerListener {
   virtual void OnResult(const std::string& suite, const std::string& branch, const std::string& pool,
                         const std::string& disposition, const std::string& case_name, const v1::CaseResult& result,
                         double lease_seconds) = 0;
-  // A run of `suite` was stored and will be served; its verdict comes later.
-  virtual void OnRunSubmitted(const v1::Suite& suite) {}
+  // A run of `suite` on `branch` was stored and will be served; its verdict comes later.
+  virtual void OnRunSubmitted(const v1::Suite& suite, const std::string& branch) {}
   virtual void OnRunFinished(const std::string& suite, v1::RunState state) = 0;
   virtual void OnVerdict(const std::string& suite, const v1::ReportVerdictRequest& verdict) = 0;
 };

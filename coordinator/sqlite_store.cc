@@ -576,7 +576,7 @@ class SqliteStore final : public Store {
     std::map<std::string, std::map<std::string, std::string>> units;  // by suite
     for (auto& r : latest) {
       auto [it, added] = units.try_emplace(r.suite);
-      if (added) it->second = DeclaredUnits(r.suite);
+      if (added) it->second = DeclaredUnits(r.suite, branch);
       r.declared_units = it->second;
     }
     return latest;
@@ -1075,11 +1075,11 @@ class SqliteStore final : public Store {
     });
   }
 
-  // The units the newest stored run of `suite` declares; none if it cannot be read.
+  // The units the newest stored run of `suite` on `branch` declares; none if it cannot be read.
   // REQUIRES: read_mu_ held.
-  std::map<std::string, std::string> DeclaredUnits(const std::string& suite) {
-    Statement q(*reads_, "SELECT suite FROM runs WHERE suite_name = ? ORDER BY seq DESC LIMIT 1");
-    q.Bind(1, suite);
+  std::map<std::string, std::string> DeclaredUnits(const std::string& suite, const std::string& branch) {
+    Statement q(*reads_, "SELECT suite FROM runs WHERE suite_name = ? AND branch = ? ORDER BY seq DESC LIMIT 1");
+    q.Bind(1, suite).Bind(2, branch);
     std::map<std::string, std::string> units;
     v1::Suite parsed;
     if (q.Step() != SQLITE_ROW || !parsed.ParseFromString(q.Blob(0))) return units;

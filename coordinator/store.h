@@ -67,7 +67,7 @@ struct LatestResult {
   std::string pool;
   v1::CaseResult result;  // with its samples
   std::string case_name;  // the run's, whatever name the agent put in `result`
-  // Metric -> unit, as the newest stored run of the suite declares them (`metrics:`).
+  // Metric -> unit, as the newest stored run of the suite on the branch declares them (`metrics:`).
   std::map<std::string, std::string> declared_units;
 };
 

@@ -312,6 +312,7 @@ void Derive(GateReport* report, const Baselines& baselines, const Policy& policy
     for (auto& c : report->cases) c.fails = true;  // so every report says what the exit code says
   }
   report->warnings = IdlePoolWarnings(*report, baselines);
+  report->warnings.insert(report->warnings.end(), report->unclaimed_rows.begin(), report->unclaimed_rows.end());
   if (auto w = NoBaselineWarning(report->cases, policy)) report->warnings.push_back(std::move(*w));
   AddMissingRows(policy, report);
   if (auto w = UndirectedWarning(report->cases)) report->warnings.push_back(std::move(*w));
@@ -491,7 +492,6 @@ GateReport BuildGateReport(const v1::Run& run, const Baselines& baselines, const
   GateReport report;
   report.run = run;
   std::set<std::string> produced;  // "benchmark,metric" produced by some case, or a case name
-  std::vector<std::string> unclaimed;
   std::vector<std::vector<Series>> series(static_cast<size_t>(run.cases_size()));
   for (int i = 0; i < run.cases_size(); ++i) {
     const v1::CaseStatus& c = run.cases(i);
@@ -506,13 +506,13 @@ GateReport BuildGateReport(const v1::Run& run, const Baselines& baselines, const
     if (HasResult(c)) {
       cr.notes.assign(c.result().notes().begin(), c.result().notes().end());
       AddMetrics(series[static_cast<size_t>(i)], baselines, policy, &cr);
-      AddRowsTheCaseMissed(series[static_cast<size_t>(i)], baselines, complete_run, &cr, &produced, &unclaimed);
+      AddRowsTheCaseMissed(series[static_cast<size_t>(i)], baselines, complete_run, &cr, &produced,
+                           &report.unclaimed_rows);
     }
     report.cases.push_back(std::move(cr));
   }
   if (complete_run) report.missing_rows = RowsNothingProduced(report.cases, baselines, produced);
   Derive(&report, baselines, policy);
-  report.warnings.insert(report.warnings.end(), unclaimed.begin(), unclaimed.end());
   return report;
 }
 

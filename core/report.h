@@ -59,6 +59,9 @@ struct GateReport {
   // whether they fail the gate (the policy fails on missing results).
   std::vector<std::string> missing_rows;
   bool missing_rows_fail = false;
+  // On a run of some cases only: expected rows of a benchmark a case
+  // measured, for a metric none reported (a case that did not run may).
+  std::vector<std::string> unclaimed_rows;
   std::vector<std::string> warnings;
   bool passed = true;
   // Each rule that failed the gate, in words.

@@ -398,6 +398,11 @@ TEST(CliTest, AListenAddressNotOnThisHostIsAConfigurationErrorNamingTheFlag) {
   auto second = RunCommand({PerfgateBinary(), "coordinator", "--listen", address, "--db", dir.File("second.db")});
   EXPECT_EQ(second.exit_code, 3) << second.output;
   EXPECT_THAT(second.output, HasSubstr("the port is in use"));
+  // Sockets with no host to check still start.
+  testing::Subprocess abstract({PerfgateBinary(), "coordinator", "--listen",
+                                "unix-abstract:perfgate-test-" + std::to_string(getpid()), "--db",
+                                dir.File("abstract.db")});
+  EXPECT_FALSE(testing::CoordinatorAddress(abstract).empty()) << abstract.output();
 }
 
 }  // namespace

@@ -124,6 +124,11 @@ TEST_F(MetricsLabelsTest, UnitsTheSuiteDeclaresAreTheUnitLabelAlsoAfterARestart)
   v1::WorkItem item;
   auto wait = scheduler_->NextWorkItem(session->session_id(), 0, &item);
   ASSERT_TRUE(wait.ok() && *wait == Scheduler::Wait::kItem && item.has_lease());
+  // A PR's run of the suite that declares another unit labels none of main's values.
+  v1::SubmitRunRequest pr = request;
+  pr.set_branch("pr-1");
+  (*pr.mutable_suite()->mutable_metrics())["kernel_cpu_min"].set_unit("ms");
+  ASSERT_TRUE(scheduler_->Submit(pr).ok());
   v1::CompleteLeaseRequest done;
   done.set_session_id(session->session_id());
   done.set_lease_id(item.lease().lease_id());

@@ -121,6 +121,10 @@ TEST(ReportTest, MissingResultsOnEitherSide) {
   EXPECT_EQ(shared.cases[0].verdict, Verdict::kPass);
   EXPECT_TRUE(shared.passed);
   EXPECT_THAT(shared.warnings, ::testing::Contains(HasSubstr("no result for add,wall_s (line 3)")));
+  // Still said after a confirmation round judged the report again.
+  ApplyConfirmation(&shared, RunOf({OkCase("add", "instructions", {1000})}),
+                    Expected({{"add", "instructions", 1000, 0.1, 1}, {"add", "wall_s", 2, 0.1, 3}}), policy);
+  EXPECT_THAT(shared.warnings, ::testing::Contains(HasSubstr("no result for add,wall_s (line 3)")));
   // A result with no row is "no baseline": a warning, not a failure.
   GateReport fresh = BuildGateReport(RunOf({OkCase("new", "instructions", {1})}), Baselines{}, policy);
   EXPECT_TRUE(fresh.passed);
