@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <iostream>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "agent/case_user.h"
@@ -13,6 +14,7 @@
 #include "cli/security_flags.h"
 #include "cli/service_config.h"
 #include "cli/signals.h"
+#include "cli/value_checks.h"
 #include "core/exit_codes.h"
 #include "core/units.h"
 
@@ -37,7 +39,8 @@ struct AgentFlags {
 void AddAgentFlags(CLI::App* cmd, AgentFlags* flags) {
   cmd->add_option("--coordinator", flags->coordinator, "coordinator host:port")
       ->envname("PERFGATE_COORDINATOR")
-      ->required();
+      ->required()
+      ->check(AddressCheck(/*port_zero_picks=*/false, /*empty_allowed=*/false));
   cmd->add_option("--id", flags->id,
                   "agent id, stable across restarts (default: the host name); "
                   "an id another live agent holds is refused; a dead agent's id is taken over");
@@ -56,7 +59,8 @@ void AddAgentFlags(CLI::App* cmd, AgentFlags* flags) {
       ->capture_default_str();
   cmd->add_option("--artifact-cache-size", flags->artifact_cache_size,
                   "most bytes of artifacts kept (least recently used go first), e.g. 10GiB")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(SizeCheck(1, std::numeric_limits<uint64_t>::max()));
 }
 
 // This host's name: the agent's id when --id is not given.
@@ -101,9 +105,8 @@ absl::StatusOr<WorkerOptions> OptionsFrom(const AgentFlags& flags) {
 
 absl::Status SetCacheSize(const AgentFlags& flags, WorkerOptions* options) {
   auto cache_size = ParseBytes(flags.artifact_cache_size);
-  if (!cache_size || *cache_size == 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--artifact-cache-size '", flags.artifact_cache_size, "' is not a size like 10GiB"));
+  if (!cache_size) {  // and not 0: SizeCheck
+    return absl::InvalidArgumentError(absl::StrCat("--artifact-cache-size '", flags.artifact_cache_size, "' is not a size"));
   }
   options->artifacts.limit_bytes = *cache_size;
   return absl::OkStatus();

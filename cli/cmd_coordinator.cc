@@ -3,12 +3,14 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "cli/commands.h"
 #include "cli/security_flags.h"
 #include "cli/service_config.h"
 #include "cli/signals.h"
+#include "cli/value_checks.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/malloc_policy.h"
 #include "core/exit_codes.h"
@@ -25,6 +27,8 @@ struct TokenFiles {
 
 // Fewer characters than this make a token a warning: 16 hex digits are 64 bits.
 constexpr size_t kShortestGoodToken = 16;
+// Heartbeats go out every quarter of it, and no more often than every 50 ms.
+constexpr uint64_t kShortestLeaseTtlMs = 100;
 
 // Tokens come from files only: argv is visible to every user of the host.
 absl::StatusOr<RoleTokens> ReadRoleTokens(const TokenFiles& files) {
@@ -65,23 +69,28 @@ struct CoordinatorFlags {
 
 void AddServingFlags(CLI::App* cmd, CoordinatorFlags* flags) {
   cmd->add_option("--listen", flags->listen, "host:port to serve gRPC on; port 0 picks a free one")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(AddressCheck(/*port_zero_picks=*/true, /*empty_allowed=*/false));
   cmd->add_option("--db", flags->db, "SQLite file (created and migrated as needed)")->capture_default_str();
   cmd->add_option("--lease-ttl", flags->lease_ttl, "a lease not renewed this long is lost and its case re-queued")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(DurationCheck(kShortestLeaseTtlMs));
   cmd->add_option("--max-attempts", flags->max_attempts, "attempts per case before it ends as an error")
       ->capture_default_str()
       ->check(CLI::Range(1, 100));
   cmd->add_option("--no-agent-grace", flags->no_agent_grace,
                   "a pending case no live agent can run ends as 'no capable agent' after this long")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(DurationCheck(0));
   cmd->add_option("--metrics-listen", flags->metrics_listen,
-                  "host:port to serve Prometheus /metrics on (port 0 picks one); off when empty");
+                  "host:port to serve Prometheus /metrics on (port 0 picks one); off when empty")
+      ->check(AddressCheck(/*port_zero_picks=*/true, /*empty_allowed=*/true));
   cmd->add_option("--main-branch", flags->main_branch, "runs of this branch feed perfgate_benchmark_value")
       ->capture_default_str();
   cmd->add_option("--artifact-dir", flags->artifact_dir, "uploaded artifacts (default: 'artifacts' beside --db)");
   cmd->add_option("--artifact-quota", flags->artifact_quota, "most bytes of artifacts kept, e.g. 20GiB")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(SizeCheck(1, std::numeric_limits<uint64_t>::max()));
 }
 
 void AddSecurityFlags(CLI::App* cmd, CoordinatorFlags* flags) {
@@ -114,11 +123,10 @@ void AddTuningFlags(CLI::App* cmd, CoordinatorFlags* flags) {
 
 // The lease timings the flags ask for; heartbeats, sessions and sweeps follow the lease's TTL.
 absl::Status SetTimings(const CoordinatorFlags& flags, CoordinatorOptions* options) {
+  // Their checks (DurationCheck) refused anything else as the flags were read.
   auto ttl = ParseDurationMs(flags.lease_ttl);
   auto grace = ParseDurationMs(flags.no_agent_grace);
-  if (!ttl || *ttl < 100 || !grace) {
-    return absl::InvalidArgumentError("--lease-ttl and --no-agent-grace take durations like 500ms, 10s, 2m");
-  }
+  if (!ttl || !grace) return absl::InvalidArgumentError("--lease-ttl and --no-agent-grace take durations");
   options->scheduler.lease_ttl_ms = static_cast<int64_t>(*ttl);
   options->scheduler.heartbeat_interval_ms = std::max<int64_t>(50, options->scheduler.lease_ttl_ms / 4);
   options->scheduler.session_ttl_ms = options->scheduler.lease_ttl_ms * 3 / 2;
@@ -140,11 +148,10 @@ absl::StatusOr<CoordinatorOptions> OptionsFrom(const CoordinatorFlags& flags) {
                                                    "; make it, or name a file in a folder that exists"));
   }
   options.artifacts.dir = flags.artifact_dir;
-  if (auto quota = ParseBytes(flags.artifact_quota); quota && *quota > 0) {
+  if (auto quota = ParseBytes(flags.artifact_quota); quota) {  // and not 0: SizeCheck
     options.artifacts.quota_bytes = *quota;
   } else {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--artifact-quota '", flags.artifact_quota, "' is not a size like 20GiB"));
+    return absl::InvalidArgumentError(absl::StrCat("--artifact-quota '", flags.artifact_quota, "' is not a size"));
   }
   if (absl::Status timings = SetTimings(flags, &options); !timings.ok()) return timings;
   options.metrics_listen = flags.metrics_listen;

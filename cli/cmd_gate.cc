@@ -7,6 +7,7 @@
 #include "cli/judge_flags.h"
 #include "cli/report_output.h"
 #include "cli/security_flags.h"
+#include "cli/value_checks.h"
 #include "cli/signals.h"
 #include "core/exit_codes.h"
 #include "core/utf8.h"
@@ -37,7 +38,8 @@ struct GateFlags {
 void AddGateFlags(CLI::App* cmd, GateFlags* flags) {
   cmd->add_option("--suite", flags->suite, "suite file (YAML)")->required();
   cmd->add_option("--coordinator", flags->coordinator, "host:port of a running coordinator")
-      ->envname("PERFGATE_COORDINATOR");
+      ->envname("PERFGATE_COORDINATOR")
+      ->check(AddressCheck(/*port_zero_picks=*/false, /*empty_allowed=*/true));
   cmd->add_option("--commit", flags->commit, "commit under test (default: $GITHUB_SHA)")->envname("PERFGATE_COMMIT");
   cmd->add_option("--branch", flags->branch, "branch of the commit (default: $GITHUB_REF_NAME)")
       ->envname("PERFGATE_BRANCH");

@@ -177,7 +177,7 @@ void AddRunCommand(CLI::App& app, int* exit_code, std::optional<std::vector<std:
   cmd->add_option("suite", flags->suite, "suite file (YAML); or -- CMD ARGS... after the flags");
   cmd->add_option("--case", flags->cases, "run only this case (repeatable)");
   cmd->add_option("--repeats", flags->repeats, "measured runs per case, overriding the suite")
-      ->check(CLI::Range(1, 100000));
+      ->check(CLI::Range(1u, kMaxSamplesPerResult));
   cmd->add_option("--warmup", flags->warmup, "unrecorded runs before the measured ones, overriding the suite")
       ->check(CLI::Range(0, 1000));
   cmd->add_option("--label", flags->labels, "labels this machine has, for cases that require them (repeatable)");

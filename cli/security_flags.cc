@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
+#include "cli/value_checks.h"
 #include "core/units.h"
 
 namespace perfgate {
@@ -29,16 +30,17 @@ void AddClientSecurityFlags(CLI::App* cmd, ClientSecurityFlags* flags) {
 void AddSizeFlags(CLI::App* cmd, std::vector<SizeFlag>* sizes, const MessageLimits& limits) {
   for (auto& size : *sizes) {
     size.text = SizeText(limits.*size.field);
-    cmd->add_option(size.name, size.text, "largest request of this call (like 512KiB, 16MiB)")->capture_default_str();
+    cmd->add_option(size.name, size.text, "largest request of this call (like 512KiB, 16MiB)")
+        ->capture_default_str()
+        ->check(SizeCheck(1, kLargestMessage));
   }
 }
 
 absl::Status ParseSizeFlags(const std::vector<SizeFlag>& sizes, MessageLimits* limits) {
   for (const auto& size : sizes) {
     auto bytes = ParseBytes(size.text);
-    if (!bytes || *bytes == 0 || *bytes > kLargestMessage) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(size.name, " takes a size from 1 byte to 1GiB like 512KiB or 16MiB, not '", size.text, "'"));
+    if (!bytes) {  // the bounds are SizeCheck's, checked as the flag was read
+      return absl::InvalidArgumentError(absl::StrCat(size.name, " takes a size like 512KiB or 16MiB"));
     }
     limits->*size.field = *bytes;
   }

@@ -199,7 +199,7 @@ absl::StatusOr<std::unique_ptr<MetricsExporter>> MetricsExporter::Start(const st
       e->SetBenchmarkValues(r.suite, r.pool, r.case_name, r.result, declared);
       if (e->SuiteLabel(r.suite) == r.suite) {
         std::lock_guard lock(e->declared_mu_);
-        e->declared_[r.suite] = declared;
+        e->declared_.try_emplace(r.suite, declared);  // every row of a suite declares the same
       }
     }
   } else {

@@ -29,6 +29,7 @@
 #include "coordinator/background_queue.h"
 #include "coordinator/scheduler_listener.h"
 #include "coordinator/store.h"
+#include "core/suite.h"
 #include "core/time_source.h"
 #include "perfgate/v1/agent.pb.h"
 #include "perfgate/v1/gate.pb.h"
@@ -50,7 +51,7 @@ struct SchedulerOptions {
   size_t finished_runs_in_memory = 0;
   // Bounds on what one caller can make the coordinator hold and store.
   size_t max_cases_per_run = 10'000;
-  size_t max_samples_per_result = 100'000;
+  size_t max_samples_per_result = kMaxSamplesPerResult;
 };
 
 // Counters for /metrics and tests.

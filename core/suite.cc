@@ -226,6 +226,10 @@ absl::Status ApplyRunFields(const SuiteError& err, const YAML::Node& node, const
   if (const auto n = node["repeats"]) {
     auto v = Count(err, n, "repeats", 1);
     if (!v.ok()) return v.status();
+    if (*v > kMaxSamplesPerResult) {
+      return err.At(n, absl::StrCat("repeats must be at most ", kMaxSamplesPerResult,
+                                    " (the samples one result may carry), got ", *v));
+    }
     spec->set_repeats(*v);
   }
   return absl::OkStatus();

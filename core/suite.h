@@ -29,6 +29,10 @@ inline constexpr uint64_t kMaxOutputLimitBytes = 1ull << 30;
 inline constexpr uint64_t kMaxSuiteFileBytes = 16ull << 20;
 // The most history runs a suite may judge against (gate.history.runs).
 inline constexpr uint32_t kMaxHistoryRuns = 1'000;
+// The most samples one case's result may carry (one per repeat and
+// variant): what a coordinator takes by default, and the most repeats a
+// suite, a manual run or a confirmation round asks for.
+inline constexpr uint32_t kMaxSamplesPerResult = 100'000;
 
 // Reads and validates the suite at `path`. Relative paths in `command[0]`
 // (when it contains a '/') and in `cwd` are made absolute against the

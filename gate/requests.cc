@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/series.h"
+#include "core/suite.h"
 #include "core/verdict.h"
 
 namespace perfgate {
@@ -52,10 +53,9 @@ std::vector<v1::HistoryRequest> SplitHistoryRequest(const v1::HistoryRequest& al
 }
 
 uint32_t ConfirmationRepeats(const v1::CaseSpec& c, uint64_t bytes, uint64_t max_result_bytes) {
-  constexpr uint64_t kMaxConfirmationSamples = 100'000;
   const uint64_t first = std::max<uint32_t>(1, c.repeats());
   const uint64_t variants = std::max(c.variants_size(), 1);
-  uint64_t repeats = std::min<uint64_t>(2 * first, kMaxConfirmationSamples / variants);
+  uint64_t repeats = std::min<uint64_t>(2 * first, uint64_t{kMaxSamplesPerResult} / variants);
   if (bytes > 0) repeats = std::min<uint64_t>(repeats, max_result_bytes * 3 / 4 * first / bytes);
   return static_cast<uint32_t>(std::max(repeats, first));
 }

@@ -32,8 +32,8 @@ std::vector<v1::HistoryRequest> SplitHistoryRequest(const v1::HistoryRequest& al
 // result can carry them. The first result, of `bytes` bytes, sets the size
 // of a repeat; a result past the agent's limit (`max_result_bytes`) is a
 // case error, and a confirmation that measured nothing let a regression
-// that was noise stand. At most 100,000 samples, the most a coordinator
-// takes by default; never fewer repeats than the first run.
+// that was noise stand. At most kMaxSamplesPerResult samples, the most a
+// coordinator takes by default; never fewer repeats than the first run.
 uint32_t ConfirmationRepeats(const v1::CaseSpec& c, uint64_t bytes, uint64_t max_result_bytes);
 
 // The report's verdict, case by case, with the rules that failed it.

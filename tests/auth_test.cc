@@ -629,7 +629,13 @@ TEST(ClientSecurityTest, AddressesNeedAPortInRange) {
   const testing::CommandResult listen =
       testing::RunCommand({testing::PerfgateBinary(), "coordinator", "--listen", "127.0.0.1:99999"});
   EXPECT_EQ(listen.exit_code, kExitBadInput);
-  EXPECT_THAT(listen.output, HasSubstr("--listen '127.0.0.1:99999': port 99999 is out of range (0-65535)"));
+  EXPECT_THAT(listen.output, HasSubstr("--listen: address '127.0.0.1:99999': port 99999 is out of range (0-65535)"));
+  // Checked as the flag is read, so a config file's error names its line.
+  testing::TempDir dir;
+  const testing::CommandResult agent = testing::RunCommand(
+      {testing::PerfgateBinary(), "agent", "--config", dir.Write("a.conf", "pool = p\ncoordinator = lab\n")});
+  EXPECT_EQ(agent.exit_code, kExitBadInput);
+  EXPECT_THAT(agent.output, HasSubstr("a.conf:2: coordinator: --coordinator: address 'lab': no port"));
 }
 
 TEST(ClientSecurityTest, PlaintextOnlyTowardsLoopbackUnlessInsecure) {

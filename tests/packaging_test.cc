@@ -156,6 +156,12 @@ TEST(ServiceConfigTest, UnknownRepeatedOrInvalidKeysAreErrorsNamingFileLineAndKe
       {"db = [a.db, b.db]\n", ":1: 'db' takes one value, not a list"},
       {"max-attempts = many\n", ":1: max-attempts: "},
       {"max-attempts = 1000\n", ":1: max-attempts: "},
+      // Values with a grammar of their own are checked as they are read, so the error can name the line.
+      {"db = x.db\nlease-ttl = banana\n", ":2: lease-ttl: --lease-ttl: 'banana' is not a duration like 500ms"},
+      {"lease-ttl = 5ms\n", ":1: lease-ttl: --lease-ttl: '5ms' is shorter than 100 ms"},
+      {"no-agent-grace = soon\n", ":1: no-agent-grace: --no-agent-grace: 'soon' is not a duration"},
+      {"artifact-quota = lots\n", ":1: artifact-quota: --artifact-quota: 'lots' is not a size like 512KiB"},
+      {"max-submit-size = 2GiB\n", ":1: max-submit-size: --max-submit-size: '2GiB' is more than 1.00 GiB"},
       {"config = other.conf\n", ":1: unknown key 'config'"},  // config files do not nest
       {"help = true\n", ":1: unknown key 'help'"},
   };
@@ -164,6 +170,9 @@ TEST(ServiceConfigTest, UnknownRepeatedOrInvalidKeysAreErrorsNamingFileLineAndKe
     ParsedCommand coordinator("coordinator");
     EXPECT_THAT(ParseError(coordinator, {"coordinator", "--config", conf}), HasSubstr(conf + c.error)) << c.text;
   }
+  ParsedCommand agent("agent");
+  EXPECT_THAT(ParseError(agent, {"agent", "--config", dir.Write("a.conf", "pool = p\nartifact-cache-size = 0\n")}),
+              HasSubstr("a.conf:2: artifact-cache-size: --artifact-cache-size: '0' is less than 1 B"));
   ParsedCommand coordinator("coordinator");
   EXPECT_THAT(ParseError(coordinator, {"coordinator", "--config", dir.File("missing.conf")}),
               HasSubstr(dir.File("missing.conf") + ": cannot open config file"));

@@ -73,6 +73,8 @@ TEST(SuiteTest, WrongTypesAndValuesAreErrorsWithLines) {
       {"suite: s\ncases:\n  - name: a\n    command: [x]\n    repeats: 0\n",
        "s.yaml:5:14: repeats must be a whole number >= 1"},
       {"suite: s\ncases:\n  - name: a\n    command: [x]\n    repeats: many\n", "repeats must be a whole number"},
+      {"suite: s\ncases:\n  - name: a\n    command: [x]\n    repeats: 100001\n",
+       "s.yaml:5:14: repeats must be at most 100000 (the samples one result may carry), got 100001"},
       {"suite: s\ncases:\n  - name: a\n    command: [x]\n    timeout: soon\n",
        "s.yaml:5:14: timeout must be a duration"},
       {"suite: s\ncases:\n  - name: a\n    command: [x]\n    results: csv\n",
