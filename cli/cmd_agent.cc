@@ -141,7 +141,7 @@ int Serve(const AgentFlags& flags) {
   absl::StatusOr<WorkerOptions> options = OptionsFrom(flags);
   if (options.ok()) WarnOfReadableCredentials(flags);
   HideCredentialsFromCases();  // read by now, if at all
-  if (options.ok() && flags.security.insecure) WarnInsecure("agent");
+  if (options.ok() && flags.security.insecure) WarnInsecureClient("agent");
   const absl::Status cache = options.ok() ? SetCacheSize(flags, &*options) : options.status();
   if (!cache.ok()) {
     std::cerr << "perfgate agent: " << cache.message() << "\n";

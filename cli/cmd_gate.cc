@@ -93,7 +93,7 @@ int Gate(const GateFlags& flags) {
     std::cerr << "perfgate gate: " << paths.message() << "\n";
     return kExitBadInput;
   }
-  if (!options->coordinator.empty() && flags.security.insecure) WarnInsecure("gate");
+  if (!options->coordinator.empty() && flags.security.insecure) WarnInsecureClient("gate");
   static Interrupt interrupt;
   OnTerminationSignal([](int) { interrupt.Fire(); });
   auto report = RunGate(*options, &interrupt);

@@ -24,7 +24,10 @@ void AddClientSecurityFlags(CLI::App* cmd, ClientSecurityFlags* flags) {
   cmd->add_option("--tls-key", flags->tls_key, "private key (PEM) of --tls-cert")->envname("PERFGATE_TLS_KEY");
   cmd->add_option("--token-file", flags->token_file, "file holding this client's token (else $PERFGATE_TOKEN)")
       ->envname("PERFGATE_TOKEN_FILE");
-  cmd->add_flag("--insecure", flags->insecure, "allow plaintext to a coordinator that is not on loopback");
+  cmd->add_flag("--insecure", flags->insecure,
+                "trust a plaintext coordinator: on the network, or on a loopback port (which any local user can "
+                "listen on while the coordinator is down); without it plaintext goes only to a unix socket in "
+                "folders no one else can write");
 }
 
 void AddSizeFlags(CLI::App* cmd, std::vector<SizeFlag>* sizes, const MessageLimits& limits) {
@@ -51,6 +54,12 @@ void WarnInsecure(const char* command) {
   std::cerr << "perfgate " << command
             << ": WARNING: --insecure: plaintext and unauthenticated traffic to non-loopback addresses is allowed; "
                "anyone on the network can read results and tokens\n";
+}
+
+void WarnInsecureClient(const char* command) {
+  std::cerr << "perfgate " << command
+            << ": WARNING: --insecure: the coordinator is trusted without proof of who answers; whoever listens "
+               "at its address gets this client's token and results\n";
 }
 
 }  // namespace perfgate

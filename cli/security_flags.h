@@ -24,7 +24,9 @@ void AddSizeFlags(CLI::App* cmd, std::vector<SizeFlag>* sizes, const MessageLimi
 // Fills `limits`; an error names the flag.
 absl::Status ParseSizeFlags(const std::vector<SizeFlag>& sizes, MessageLimits* limits);
 
-// Printed on every start with --insecure, so nobody forgets it is on.
+// Printed on every start with --insecure, so nobody forgets it is on: by
+// the coordinator (what it serves), and by its clients (whom they trust).
 void WarnInsecure(const char* command);
+void WarnInsecureClient(const char* command);
 
 }  // namespace perfgate

@@ -26,15 +26,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$perfgate" coordinator --listen 127.0.0.1:0 --db "$state/perfgate.db" > "$state/coordinator.log" 2>&1 &
+# A unix socket in mktemp's private folder: a plaintext address the agents and the gate trust.
+address="unix:$state/coordinator.sock"
+"$perfgate" coordinator --listen "$address" --db "$state/perfgate.db" > "$state/coordinator.log" 2>&1 &
 pids+=($!)
-address=
 for _ in $(seq 100); do
-  address=$(sed -n 's/.*listening on \([^ ]*\).*/\1/p' "$state/coordinator.log" | head -1)
-  [ -n "$address" ] && break
+  grep -q "listening on" "$state/coordinator.log" && break
   sleep 0.2
 done
-[ -n "$address" ] || { cat "$state/coordinator.log"; exit 3; }
+grep -q "listening on" "$state/coordinator.log" || { cat "$state/coordinator.log"; exit 3; }
 for i in 1 2; do
   "$perfgate" agent --coordinator "$address" --id "torch-$i" --pool local --label torch > "$state/agent-$i.log" 2>&1 &
   pids+=($!)

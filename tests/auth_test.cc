@@ -7,6 +7,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
@@ -653,6 +656,55 @@ TEST(ClientSecurityTest, PlaintextOnlyTowardsLoopbackUnlessInsecure) {
   EXPECT_TRUE(LoadClientSecurity(flags, "perf.example.com:7600").ok());
 }
 
+// Any local user may listen on a loopback port while the coordinator is
+// down; whoever answered an agent there got its token and had it run their
+// commands (as root, on most lab machines). A client trusts plaintext only to
+// a unix socket that no one else could have put where it is.
+TEST(ClientSecurityTest, PlaintextOnLoopbackPortsIsTrustedOnlyWithInsecure) {
+  ClientSecurityFlags flags;
+  for (const char* address : {"127.0.0.1:7600", "localhost:7600", "[::1]:7600", "unix-abstract:perfgate"}) {
+    auto refused = LoadClientSecurity(flags, address);
+    ASSERT_FALSE(refused.ok()) << address;
+    EXPECT_THAT(refused.status().message(), HasSubstr("any user of this machine can listen on it")) << address;
+    EXPECT_THAT(refused.status().message(), HasSubstr("unix:/run/perfgate/coordinator.sock")) << address;
+  }
+  flags.insecure = true;
+  EXPECT_TRUE(LoadClientSecurity(flags, "127.0.0.1:7600").ok());
+}
+
+TEST(ClientSecurityTest, AUnixSocketIsTrustedOnlyInFoldersNoOneElseCanWrite) {
+  testing::TempDir dir;  // mkdtemp: 0700, this user's; /tmp above it is sticky
+  ClientSecurityFlags flags;
+  EXPECT_TRUE(LoadClientSecurity(flags, "unix:" + dir.File("c.sock")).ok());
+  EXPECT_TRUE(LoadClientSecurity(flags, "unix://" + dir.File("c.sock")).ok());
+
+  const std::string shared = dir.File("shared");
+  ASSERT_EQ(mkdir(shared.c_str(), 0700), 0);
+  ASSERT_EQ(chmod(shared.c_str(), 0777), 0);
+  auto open = LoadClientSecurity(flags, "unix:" + shared + "/c.sock");
+  ASSERT_FALSE(open.ok());
+  EXPECT_THAT(open.status().message(), HasSubstr(shared + " (above the socket " + shared + "/c.sock) is owned by"));
+  EXPECT_THAT(open.status().message(), HasSubstr("with mode 0777"));
+  ASSERT_EQ(chmod(shared.c_str(), 01777), 0);  // sticky: fine above the socket's folder, not as it
+  EXPECT_FALSE(LoadClientSecurity(flags, "unix:" + shared + "/c.sock").ok());
+  const std::string mine = shared + "/mine";
+  ASSERT_EQ(mkdir(mine.c_str(), 0700), 0);
+  EXPECT_TRUE(LoadClientSecurity(flags, "unix:" + mine + "/c.sock").ok());
+
+  if (geteuid() == 0) {  // a folder of another user, above one of this user's: that user could swap it
+    const std::string theirs = dir.File("theirs");
+    ASSERT_EQ(mkdir(theirs.c_str(), 0755), 0);
+    const std::string inner = theirs + "/inner";
+    ASSERT_EQ(mkdir(inner.c_str(), 0700), 0);
+    ASSERT_EQ(chown(theirs.c_str(), 65534, 65534), 0);
+    auto swapped = LoadClientSecurity(flags, "unix:" + inner + "/c.sock");
+    ASSERT_FALSE(swapped.ok());
+    EXPECT_THAT(swapped.status().message(), HasSubstr(theirs + " (above the socket"));
+  }
+  flags.insecure = true;
+  EXPECT_TRUE(LoadClientSecurity(flags, "unix:" + shared + "/c.sock").ok());
+}
+
 TEST(ClientSecurityTest, TokenComesFromFlagFileThenEnvironmentFileThenEnvironment) {
   testing::TempDir dir;
   const std::string flag_file = dir.Write("flag", "from-flag\n");
@@ -661,6 +713,7 @@ TEST(ClientSecurityTest, TokenComesFromFlagFileThenEnvironmentFileThenEnvironmen
   setenv("PERFGATE_TOKEN_FILE", env_file.c_str(), 1);
   ClientSecurityFlags flags;
   flags.token_file = flag_file;
+  flags.insecure = true;
   EXPECT_EQ(LoadClientSecurity(flags, "127.0.0.1:1")->token, "from-flag");
   flags.token_file.clear();
   EXPECT_EQ(LoadClientSecurity(flags, "127.0.0.1:1")->token, "from-env-file");

@@ -69,7 +69,7 @@ TEST(CliTest, EmbeddedGateRunsTheBundledDemoAndPasses) {
 // after its short connect wait, not after the 30 s submit deadline.
 TEST(CliTest, UnreachableCoordinatorIsAnInfrastructureFailureNamingTheAddress) {
   auto r = RunCommand({PerfgateBinary(), "gate", "--suite", testing::SourceDir() + "/bench_cases/demo.yaml",
-                       "--coordinator", "127.0.0.1:1", "--no-color"});
+                       "--coordinator", "127.0.0.1:1", "--insecure", "--no-color"});
   EXPECT_EQ(r.exit_code, 3) << r.output;
   EXPECT_THAT(r.output, HasSubstr("coordinator 127.0.0.1:1 unreachable: no connection within 5 s"));
 }
@@ -368,7 +368,7 @@ TEST(CliTest, BaselineForAPoolNoAgentHasIsRefusedBeforeTheRunIsSubmitted) {
   const std::string suite = dir.Write(
       "s.yaml", "suite: s\ndefaults: {repeats: 1, warmup: 0}\ncases:\n  - name: a\n    command: [/bin/true]\n");
   const std::string rows = dir.Write("rows.csv", "a,wall_time,1,0.5\n");
-  auto result = RunCommand({PerfgateBinary(), "gate", "--suite", suite, "--coordinator", address, "--baseline",
+  auto result = RunCommand({PerfgateBinary(), "gate", "--suite", suite, "--coordinator", address, "--insecure", "--baseline",
                             "xeon=" + rows});
   EXPECT_EQ(result.exit_code, 2) << result.output;
   EXPECT_THAT(result.output, HasSubstr("is for pool 'xeon', but no agent has ever registered with that pool "

@@ -40,13 +40,13 @@ class FaultTest : public ::testing::Test {
   }
   Subprocess& StartAgent(const std::string& id) {
     agents_.push_back(std::make_unique<Subprocess>(std::vector<std::string>{
-        PerfgateBinary(), "agent", "--coordinator", address_, "--id", id, "--kill-grace-ms", "200"}));
+        PerfgateBinary(), "agent", "--coordinator", address_, "--insecure", "--id", id, "--kill-grace-ms", "200"}));
     EXPECT_TRUE(agents_.back()->WaitForLine("registered", 30'000)) << agents_.back()->output();
     return *agents_.back();
   }
   std::unique_ptr<Subprocess> StartGate(const std::string& suite_text, std::vector<std::string> more = {}) {
     const std::string suite = dir_.Write("suite.yaml", suite_text);
-    std::vector<std::string> argv = {PerfgateBinary(), "gate",   "--coordinator", address_, "--suite",
+    std::vector<std::string> argv = {PerfgateBinary(), "gate",   "--coordinator", address_, "--insecure", "--suite",
                                      suite,            "--json", dir_.File("report.json"), "--no-color"};
     argv.insert(argv.end(), more.begin(), more.end());
     return std::make_unique<Subprocess>(argv);

@@ -28,7 +28,7 @@ void InterruptAfterCoordinatorDied(int signal) {
   Subprocess coordinator({PerfgateBinary(), "coordinator", "--listen", "127.0.0.1:0", "--db", dir.File("perfgate.db")});
   const std::string address = testing::CoordinatorAddress(coordinator);
   ASSERT_FALSE(address.empty()) << coordinator.output();
-  Subprocess agent({PerfgateBinary(), "agent", "--coordinator", address, "--id", "a1"});
+  Subprocess agent({PerfgateBinary(), "agent", "--coordinator", address, "--insecure", "--id", "a1"});
   ASSERT_TRUE(agent.WaitForLine("registered", 30'000)) << agent.output();
   // A case that says it started on a FIFO and outlasts the test: the run
   // is certainly unfinished when the coordinator dies.
@@ -38,7 +38,7 @@ void InterruptAfterCoordinatorDied(int signal) {
                                       "suite: s\ndefaults: {repeats: 1, warmup: 0, timeout: 10m}\ncases:\n  - name: c\n"
                                       "    command: [/bin/sh, -c, \"echo started > " +
                                           fifo + "; exec sleep 600\"]\n");
-  Subprocess gate({PerfgateBinary(), "gate", "--coordinator", address, "--suite", suite, "--no-color"});
+  Subprocess gate({PerfgateBinary(), "gate", "--coordinator", address, "--insecure", "--suite", suite, "--no-color"});
   std::string word;
   std::ifstream(fifo) >> word;  // blocks until the case runs
   ASSERT_EQ(word, "started") << gate.output();

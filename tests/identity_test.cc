@@ -36,14 +36,14 @@ class IdentityTest : public ::testing::Test {
   }
   std::unique_ptr<Subprocess> StartAgent(const std::string& id) {
     return std::make_unique<Subprocess>(
-        std::vector<std::string>{PerfgateBinary(), "agent", "--coordinator", address_, "--id", id});
+        std::vector<std::string>{PerfgateBinary(), "agent", "--coordinator", address_, "--insecure", "--id", id});
   }
   // A one-case gate run; it can pass only if some agent takes the lease from its Work stream.
   testing::CommandResult Gate() {
     const std::string suite = dir_.Write(
         "suite.yaml", "suite: id\ndefaults: {repeats: 1, warmup: 0}\ncases:\n  - name: spin\n    command: [\"" +
                           testing::CaseBinary("spin") + "\", \"1000\"]\n");
-    return testing::RunCommand({PerfgateBinary(), "gate", "--coordinator", address_, "--suite", suite, "--no-color"});
+    return testing::RunCommand({PerfgateBinary(), "gate", "--coordinator", address_, "--insecure", "--suite", suite, "--no-color"});
   }
   int64_t SessionRows() { return testing::QueryInt(db_, "SELECT COUNT(*) FROM sessions"); }
 

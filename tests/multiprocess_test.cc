@@ -19,9 +19,10 @@ using testing::Subprocess;
 TEST(MultiProcessTest, CoordinatorAndTwoAgentProcessesRunEveryCaseExactlyOnce) {
   testing::TempDir dir;
   const std::string db = dir.File("perfgate.db");
-  Subprocess coordinator({PerfgateBinary(), "coordinator", "--listen", "127.0.0.1:0", "--db", db});
-  const std::string address = testing::CoordinatorAddress(coordinator);
-  ASSERT_FALSE(address.empty()) << coordinator.output();
+  // A unix socket in a folder only this user can write: the plaintext address clients trust without --insecure.
+  const std::string address = "unix:" + dir.File("coordinator.sock");
+  Subprocess coordinator({PerfgateBinary(), "coordinator", "--listen", address, "--db", db});
+  ASSERT_TRUE(coordinator.WaitForLine("listening on", 30'000)) << coordinator.output();
   Subprocess agent1({PerfgateBinary(), "agent", "--coordinator", address, "--id", "agent-1"});
   Subprocess agent2({PerfgateBinary(), "agent", "--coordinator", address, "--id", "agent-2"});
   ASSERT_TRUE(agent1.WaitForLine("registered", 30'000)) << agent1.output();

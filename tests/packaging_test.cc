@@ -242,11 +242,12 @@ TEST(PackagingTest, GateTakesCommitAndBranchFromTheEnvironment) {
 TEST(PackagingTest, GateTakesTheCoordinatorFromTheEnvironment) {
   testing::TempDir dir;
   const std::string suite = dir.Write("s.yaml", "suite: s\ncases:\n  - name: t\n    command: [/bin/true]\n");
-  // Port 1 on loopback: nothing listens, so the gate must fail as unreachable, not run embedded.
-  auto result = RunCommand({"/usr/bin/env", "PERFGATE_COORDINATOR=127.0.0.1:1", PerfgateBinary(), "gate", "--suite",
+  // A socket nothing listens on: the gate must fail as unreachable, not run embedded.
+  const std::string address = "unix:" + dir.File("nobody.sock");
+  auto result = RunCommand({"/usr/bin/env", "PERFGATE_COORDINATOR=" + address, PerfgateBinary(), "gate", "--suite",
                             suite, "--state-dir", dir.File("state")});
   EXPECT_EQ(result.exit_code, 3) << result.output;
-  EXPECT_THAT(result.output, HasSubstr("127.0.0.1:1"));
+  EXPECT_THAT(result.output, HasSubstr(address));
 }
 
 TEST(PackagingTest, VersionNamesTheCommitItWasBuiltFrom) {

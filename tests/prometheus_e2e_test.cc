@@ -108,17 +108,17 @@ TEST(MetricsRestartTest, BenchmarkValuesComeBackFromTheStoreAfterARestart) {
   const std::string address = testing::CoordinatorAddress(*coordinator);
   auto metrics = coordinator->WaitForLine("metrics on", 30'000);
   ASSERT_TRUE(!address.empty() && metrics) << coordinator->output();
-  Subprocess agent({PerfgateBinary(), "agent", "--coordinator", address, "--id", "a1", "--pool", "lab"});
+  Subprocess agent({PerfgateBinary(), "agent", "--coordinator", address, "--insecure", "--id", "a1", "--pool", "lab"});
   ASSERT_TRUE(agent.WaitForLine("registered", 30'000));
   const std::string suite = dir.Write("s.yaml",
                                       "suite: prom\ndefaults: {repeats: 2, warmup: 0}\ncases:\n  - name: spin0\n"
                                       "    command: [\"" +
                                           testing::CaseBinary("spin") + "\", \"1000\"]\n");
-  auto gate = RunCommand({PerfgateBinary(), "gate", "--coordinator", address, "--suite", suite, "--branch", "main"});
+  auto gate = RunCommand({PerfgateBinary(), "gate", "--coordinator", address, "--insecure", "--suite", suite, "--branch", "main"});
   ASSERT_EQ(gate.exit_code, 0) << gate.output;
   // A PR run afterwards must not be what comes back.
   ASSERT_EQ(
-      RunCommand({PerfgateBinary(), "gate", "--coordinator", address, "--suite", suite, "--branch", "pr"}).exit_code,
+      RunCommand({PerfgateBinary(), "gate", "--coordinator", address, "--insecure", "--suite", suite, "--branch", "pr"}).exit_code,
       0);
   coordinator->Signal(SIGTERM);
   ASSERT_EQ(coordinator->Wait(30'000), 0) << coordinator->output();
@@ -169,8 +169,8 @@ TEST_F(PrometheusE2eTest, RealPrometheusSeesTheRunAndEveryDashboardMetricExists)
   auto metrics = coordinator.WaitForLine("metrics on", 30'000);
   ASSERT_TRUE(!address.empty() && metrics) << coordinator.output();
   const std::string metrics_address = testing::AddressAfter(*metrics, "http://");
-  Subprocess agent1({PerfgateBinary(), "agent", "--coordinator", address, "--id", "p1", "--pool", "lab"});
-  Subprocess agent2({PerfgateBinary(), "agent", "--coordinator", address, "--id", "p2", "--pool", "lab"});
+  Subprocess agent1({PerfgateBinary(), "agent", "--coordinator", address, "--insecure", "--id", "p1", "--pool", "lab"});
+  Subprocess agent2({PerfgateBinary(), "agent", "--coordinator", address, "--insecure", "--id", "p2", "--pool", "lab"});
   ASSERT_TRUE(agent1.WaitForLine("registered", 30'000));
   ASSERT_TRUE(agent2.WaitForLine("registered", 30'000));
 
@@ -191,7 +191,7 @@ TEST_F(PrometheusE2eTest, RealPrometheusSeesTheRunAndEveryDashboardMetricExists)
         "  - name: spin" + std::to_string(i) + "\n    command: [\"" + testing::CaseBinary("spin") + "\", \"1000\"]\n";
   }
   auto gate = RunCommand(
-      {PerfgateBinary(), "gate", "--coordinator", address, "--suite", dir.Write("s.yaml", suite), "--branch", "main"});
+      {PerfgateBinary(), "gate", "--coordinator", address, "--insecure", "--suite", dir.Write("s.yaml", suite), "--branch", "main"});
   ASSERT_EQ(gate.exit_code, 0) << gate.output;
 
   EXPECT_TRUE(WaitFor("sum(perfgate_results_total{disposition=\"counted\"})", 3));

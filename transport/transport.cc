@@ -19,6 +19,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "transport/socket_trust.h"
 
 namespace perfgate {
 namespace {
@@ -176,12 +177,8 @@ absl::StatusOr<ClientSecurity> LoadClientSecurity(const ClientSecurityFlags& fla
   }
   if (flags.tls_ca.empty()) {
     if (!flags.tls_cert.empty()) return absl::InvalidArgumentError("--tls-cert needs --tls-ca");
-    if (!flags.insecure && !IsLoopbackAddress(address)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("refusing plaintext to ", address,
-                       ": it is not a loopback address. Give --tls-ca FILE (the CA of the coordinator's certificate), "
-                       "or --insecure to send tokens and results unencrypted"));
-    }
+    if (flags.insecure) return security;
+    if (absl::Status peer = CheckPlaintextPeer(address, "--coordinator"); !peer.ok()) return peer;
     return security;
   }
   grpc::SslCredentialsOptions ssl;

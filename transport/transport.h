@@ -65,7 +65,7 @@ struct ClientSecurityFlags {
   std::string tls_cert;  // client certificate for mutual TLS
   std::string tls_key;
   std::string token_file;  // else $PERFGATE_TOKEN_FILE, else $PERFGATE_TOKEN
-  bool insecure = false;   // allow plaintext to a non-loopback coordinator
+  bool insecure = false;   // trust a plaintext coordinator that is not a unix socket in safe folders
 };
 
 // Resolved: what a channel to the coordinator is opened with.
@@ -75,7 +75,8 @@ struct ClientSecurity {
 };
 
 // Reads the files and environment that `flags` name and checks that
-// plaintext is used only towards loopback (or with --insecure).
+// plaintext goes only to a unix socket no one else could have put there
+// (socket_trust.h), or anywhere with --insecure.
 absl::StatusOr<ClientSecurity> LoadClientSecurity(const ClientSecurityFlags& flags, const std::string& address);
 
 // A channel whose every call carries `security.token` as
