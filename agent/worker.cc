@@ -158,6 +158,13 @@ bool AgentWorker::RegisterWithRetry() {
       refusal_ = absl::AlreadyExistsError(status.error_message());
       return false;
     }
+    // Names the coordinator refuses, or a pool past its limit: trying again cannot help.
+    if (status.error_code() == grpc::StatusCode::INVALID_ARGUMENT ||
+        status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
+      Log(absl::StrCat("not registered: ", status.error_message()));
+      refusal_ = absl::InvalidArgumentError(status.error_message());
+      return false;
+    }
     auth_refusals = IsAuthRefusal(status) ? auth_refusals + 1 : 0;
     if (auth_refusals == kAuthRefusalsBeforeExit) {
       Log(absl::StrCat("not registered: ", status.error_message(),

@@ -43,9 +43,12 @@ void AddAgentFlags(CLI::App* cmd, AgentFlags* flags) {
       ->check(AddressCheck(/*port_zero_picks=*/false, /*empty_allowed=*/false));
   cmd->add_option("--id", flags->id,
                   "agent id, stable across restarts (default: the host name); "
-                  "an id another live agent holds is refused; a dead agent's id is taken over");
-  cmd->add_option("--pool", flags->pool, "testbed: agents of one pool have comparable hardware")->capture_default_str();
-  cmd->add_option("--label", flags->labels, "a label cases can require (repeatable)");
+                  "an id another live agent holds is refused; a dead agent's id is taken over")
+      ->check(AgentNameCheck("id"));
+  cmd->add_option("--pool", flags->pool, "testbed: agents of one pool have comparable hardware")
+      ->capture_default_str()
+      ->check(AgentNameCheck("pool"));
+  cmd->add_option("--label", flags->labels, "a label cases can require (repeatable)")->check(AgentNameCheck("label"));
   cmd->add_option("--kill-grace-ms", flags->kill_grace_ms, "SIGTERM to SIGKILL grace when a case must stop")
       ->capture_default_str();
   AddClientSecurityFlags(cmd, &flags->security);

@@ -1,3 +1,5 @@
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <csignal>
 #include <cstdio>
@@ -235,6 +237,10 @@ int Serve(const CoordinatorFlags& flags) {
     return kExitBadInput;
   }
   if (options->insecure) WarnInsecure("coordinator");
+  // What it makes (the database and its WAL, the artifacts, its socket) holds
+  // suites' environments and cases' output: none of it for every user of the
+  // machine, whatever umask it was started with (the packaged unit's is 0027).
+  umask(umask(0) | S_IRWXO);
   auto coordinator = Coordinator::Start(*options);
   if (!coordinator.ok()) {
     std::cerr << "perfgate coordinator: " << coordinator.status().message() << "\n";

@@ -1,6 +1,7 @@
 #include "cli/value_checks.h"
 
 #include "absl/strings/str_cat.h"
+#include "core/identifiers.h"
 #include "core/units.h"
 #include "transport/transport.h"
 
@@ -37,6 +38,10 @@ CLI::Validator AddressCheck(bool port_zero_picks, bool empty_allowed) {
         return s.ok() ? "" : std::string(s.message());
       },
       "HOST:PORT", "address");
+}
+
+CLI::Validator AgentNameCheck(const char* what) {
+  return CLI::Validator([what](std::string& text) { return AgentNameProblem(what, text); }, "NAME", "agent name");
 }
 
 }  // namespace perfgate

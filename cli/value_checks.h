@@ -16,5 +16,7 @@ CLI::Validator SizeCheck(uint64_t min_bytes, uint64_t max_bytes);
 // HOST:PORT, [V6]:PORT or a unix socket, as CheckAddress (transport.h) takes
 // it; "" too where the flag's empty value means "off" or "embedded".
 CLI::Validator AddressCheck(bool port_zero_picks, bool empty_allowed);
+// An agent's id, pool or label (AgentNameProblem, core/identifiers.h).
+CLI::Validator AgentNameCheck(const char* what);
 
 }  // namespace perfgate

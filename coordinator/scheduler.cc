@@ -229,8 +229,29 @@ absl::Status Scheduler::CheckIdFree(const Session& holder, const v1::RegisterReq
   return absl::OkStatus();
 }
 
+namespace {
+
+// What a Register may name: an agent token holder's names outlive its session
+// (store rows, known pools, Prometheus labels), so each is bounded.
+absl::Status CheckRegistration(const v1::RegisterRequest& request) {
+  std::string problem = AgentNameProblem("id", request.agent_id());
+  if (problem.empty() && !request.pool().empty()) problem = AgentNameProblem("pool", request.pool());
+  if (problem.empty() && static_cast<size_t>(request.labels_size()) > kMaxAgentLabels) {
+    problem = absl::StrCat("an agent may have at most ", kMaxAgentLabels, " labels, not ", request.labels_size());
+  }
+  for (const auto& label : request.labels()) {
+    if (!problem.empty()) break;
+    problem = AgentNameProblem("label", label);
+  }
+  if (problem.empty()) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat(problem, " (agent '", EscapeControls(request.agent_id().substr(0, 80)), "')"));
+}
+
+}  // namespace
+
 absl::StatusOr<v1::RegisterResponse> Scheduler::Register(const v1::RegisterRequest& request) {
-  if (request.agent_id().empty()) return absl::InvalidArgumentError("agent_id is empty");
+  if (auto s = CheckRegistration(request); !s.ok()) return s;
   std::lock_guard lock(mu_);
   if (shutdown_) return absl::UnavailableError("coordinator is shutting down");
   std::string fenced;
@@ -248,7 +269,9 @@ absl::StatusOr<v1::RegisterResponse> Scheduler::Register(const v1::RegisterReque
   session.record.host = request.host();
   session.record.last_seen_ms = clock_->NowMs();
   session.instance = request.instance();
-  if (auto s = store_->UpsertSession(session.record); !s.ok()) return StoreFailed(s, "agent's session");
+  if (auto s = store_->UpsertSession(session.record); !s.ok()) {
+    return absl::IsResourceExhausted(s) ? s : StoreFailed(s, "agent's session");
+  }
   if (!fenced.empty()) DropSession(fenced, "the agent registered again (session fenced)");
   const std::string id = session.record.session_id;
   AddSession(std::move(session));

@@ -475,6 +475,7 @@ class SqliteStore final : public Store {
           *writes_,
           "INSERT INTO sessions (session_id, agent_id, pool, labels, host, last_seen_ms) VALUES (?, ?, ?, ?, ?, ?) "
           "ON CONFLICT(session_id) DO UPDATE SET last_seen_ms = excluded.last_seen_ms");
+      if (auto s = CheckRoomForPool(r.pool); !s.ok()) return s;
       u.Bind(1, r.session_id).Bind(2, r.agent_id).Bind(3, r.pool).Bind(4, absl::StrJoin(r.labels, ","));
       u.BindBlob(5, r.host.SerializeAsString()).Bind(6, r.last_seen_ms);
       if (auto s = Done(u, "upsert session"); !s.ok() || r.pool.empty()) return s;
@@ -482,6 +483,17 @@ class SqliteStore final : public Store {
       p.Bind(1, r.pool);
       return Done(p, "record pool");
     });
+  }
+
+  // REQUIRES: the write lock is held.
+  absl::Status CheckRoomForPool(const std::string& pool) {
+    if (pool.empty()) return absl::OkStatus();
+    Statement q(*writes_, "SELECT EXISTS (SELECT 1 FROM pools WHERE pool = ?), (SELECT COUNT(*) FROM pools)");
+    q.Bind(1, pool);
+    if (q.Step() != SQLITE_ROW) return Fail("count pools");
+    if (q.Int(0) == 1 || q.Int(1) < kMaxKnownPools) return absl::OkStatus();
+    return absl::ResourceExhaustedError(absl::StrCat("this coordinator knows ", q.Int(1),
+                                                     " pools already, its most; register with one of them"));
   }
 
   absl::Status DeleteSession(const std::string& session_id) override {

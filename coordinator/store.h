@@ -71,6 +71,9 @@ struct LatestResult {
   std::map<std::string, std::string> declared_units;
 };
 
+// Pools a store keeps (each named by some agent's Register).
+inline constexpr int64_t kMaxKnownPools = 1'000;
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -141,6 +144,10 @@ class Store {
   // the lease's span, from runs that ended before the call.
   virtual absl::StatusOr<std::map<std::string, int64_t>> CaseDurations(const std::string& suite_name) = 0;
 
+  // Records the session and its pool among the known pools. A pool that
+  // would be known pool number kMaxKnownPools + 1 is refused with
+  // RESOURCE_EXHAUSTED, and nothing is written: pools are kept for ever, and
+  // every history reply lists them.
   virtual absl::Status UpsertSession(const SessionRecord& session) = 0;
   virtual absl::Status DeleteSession(const std::string& session_id) = 0;
 

@@ -40,6 +40,13 @@ std::string CaseNameProblem(absl::string_view name) {
   return "";
 }
 
+std::string AgentNameProblem(absl::string_view what, absl::string_view name) {
+  if (name.empty() || name.size() > kMaxAgentNameBytes || !std::all_of(name.begin(), name.end(), IsCaseNameChar)) {
+    return absl::StrCat("an agent's ", what, " must be 1 to ", kMaxAgentNameBytes, " letters, digits and _ . : -");
+  }
+  return "";
+}
+
 std::string SeriesNameProblem(absl::string_view benchmark, absl::string_view metric) {
   if (std::string p = SizeAndControl("a benchmark name", benchmark, 0, kMaxBenchmarkNameBytes); !p.empty()) return p;
   if (std::string p = SizeAndControl("a metric name", metric, 1, kMaxMetricNameBytes); !p.empty()) return p;

@@ -19,6 +19,9 @@ inline constexpr size_t kMaxCaseNameBytes = 200;
 // ("BM_Sort<std::vector<int>>/1024/real_time"); PyTorch's are short.
 inline constexpr size_t kMaxBenchmarkNameBytes = 512;
 inline constexpr size_t kMaxMetricNameBytes = 128;
+// Agents' ids, pools and labels (host names and words like "a100", "gpu").
+inline constexpr size_t kMaxAgentNameBytes = 128;
+inline constexpr size_t kMaxAgentLabels = 64;
 
 // Each returns what is wrong with the name ("... must ..."), or "" when it
 // is allowed. Names are also UTF-8 (protobuf strings, checked on parsing).
@@ -32,5 +35,9 @@ std::string CaseNameProblem(absl::string_view name);
 // metric: 1 to kMaxMetricNameBytes, no control character and no comma (a
 // PyTorch row's key is "benchmark,metric", unambiguous only so).
 std::string SeriesNameProblem(absl::string_view benchmark, absl::string_view metric);
+// An agent's id, pool or label (`what` names which in the message): 1 to
+// kMaxAgentNameBytes of letters, digits and _ . : -. They become store rows,
+// history keys and Prometheus label values that outlive the agent.
+std::string AgentNameProblem(absl::string_view what, absl::string_view name);
 
 }  // namespace perfgate

@@ -1,6 +1,7 @@
 // The perfgate binary as a user meets it: help, bad input, exit codes.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -403,6 +404,22 @@ TEST(CliTest, AListenAddressNotOnThisHostIsAConfigurationErrorNamingTheFlag) {
                                 "unix-abstract:perfgate-test-" + std::to_string(getpid()), "--db",
                                 dir.File("abstract.db")});
   EXPECT_FALSE(testing::CoordinatorAddress(abstract).empty()) << abstract.output();
+}
+
+// Run by hand under umask 022, the coordinator made its database (suites'
+// environments, cases' output) readable by every user of the machine.
+TEST(CliTest, WhatTheCoordinatorMakesIsNotForEveryUser) {
+  testing::TempDir dir;
+  const std::string socket = dir.File("c.sock");
+  testing::Subprocess coordinator({"/bin/sh", "-c", "umask 022; exec \"$0\" coordinator --listen unix:" + socket +
+                                                        " --db " + dir.File("p.db"),
+                                   PerfgateBinary()});
+  ASSERT_TRUE(coordinator.WaitForLine("listening on", 30'000)) << coordinator.output();
+  for (const std::string& path : {dir.File("p.db"), socket}) {
+    struct stat st;
+    ASSERT_EQ(stat(path.c_str(), &st), 0) << path;
+    EXPECT_EQ(st.st_mode & S_IRWXO, 0u) << path << " mode " << std::oct << (st.st_mode & 07777);
+  }
 }
 
 }  // namespace

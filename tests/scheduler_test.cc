@@ -1083,6 +1083,40 @@ TEST_F(SchedulerTest, AFailedStoreWriteFailsTheRpcAndLosesNothing) {
   EXPECT_EQ(testing::QueryInt(dir_.File("perfgate.db"), "SELECT COUNT(*) FROM results WHERE counted = 1"), 1);
 }
 
+// An agent token holder registered 3,000 pools of 60 KB names: 912 MB of
+// coordinator memory, 180 MB of known pools in every history reply (over
+// its 64 MiB limit, so every gate failed, for good).
+TEST_F(SchedulerTest, RegistrationNamesAndKnownPoolsAreBounded) {
+  const auto refusal = [&](const v1::RegisterRequest& r) { return scheduler_->Register(r).status(); };
+  v1::RegisterRequest long_pool;
+  long_pool.set_agent_id("a1");
+  long_pool.set_pool(std::string(60'000, 'P'));
+  EXPECT_EQ(refusal(long_pool).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(refusal(long_pool).message()), HasSubstr("an agent's pool must be 1 to 128 letters"));
+  v1::RegisterRequest odd_id;
+  odd_id.set_agent_id("a\n1");
+  EXPECT_THAT(std::string(refusal(odd_id).message()), HasSubstr("an agent's id must be"));
+  v1::RegisterRequest labels;
+  labels.set_agent_id("a1");
+  for (int i = 0; i < 65; ++i) labels.add_labels("l" + std::to_string(i));
+  EXPECT_THAT(std::string(refusal(labels).message()), HasSubstr("at most 64 labels, not 65"));
+  labels.mutable_labels()->DeleteSubrange(0, 1);
+  EXPECT_TRUE(refusal(labels).ok());
+  EXPECT_EQ(scheduler_->Stats().sessions_by_pool.count(std::string(60'000, 'P')), 0u);
+
+  for (int64_t i = 1; i < kMaxKnownPools; ++i) Register("p" + std::to_string(i), false, "pool-" + std::to_string(i));
+  Register("one-more-of-a-known-pool", false, "pool-7");
+  v1::RegisterRequest past;
+  past.set_agent_id("past");
+  past.set_pool("pool-new");
+  EXPECT_TRUE(refusal(past).ok()) << "pool number 1000";
+  past.set_agent_id("past-2");
+  past.set_pool("pool-newer");
+  EXPECT_EQ(refusal(past).code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(refusal(past).message()), HasSubstr("knows 1000 pools already"));
+  EXPECT_EQ(testing::QueryInt(dir_.File("perfgate.db"), "SELECT COUNT(*) FROM sessions WHERE agent_id = 'past-2'"), 0);
+}
+
 TEST_F(SchedulerTest, RunsAndResultsOverTheLimitsAreRefusedSayingWhy) {
   options_.max_cases_per_run = 3;
   options_.max_samples_per_result = 4;
