@@ -1,3 +1,4 @@
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -224,6 +225,17 @@ void PrintStarted(const Coordinator& c, const CoordinatorOptions& options) {
   std::fflush(stdout);
 }
 
+// Every connection holds a file descriptor, and a server out of them stops
+// accepting (coordinator/listener_watch.h): the soft limit (1,024 by
+// default) is raised to the hard one, which only root could raise further.
+void RaiseFileLimit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+  }
+}
+
 // Serves until a termination signal or a lost store write; the exit code.
 int Serve(const CoordinatorFlags& flags) {
   // First, before any thread or output: on success this does not return.
@@ -241,6 +253,7 @@ int Serve(const CoordinatorFlags& flags) {
   // suites' environments and cases' output: none of it for every user of the
   // machine, whatever umask it was started with (the packaged unit's is 0027).
   umask(umask(0) | S_IRWXO);
+  RaiseFileLimit();
   auto coordinator = Coordinator::Start(*options);
   if (!coordinator.ok()) {
     std::cerr << "perfgate coordinator: " << coordinator.status().message() << "\n";

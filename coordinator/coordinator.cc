@@ -21,6 +21,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "coordinator/artifact_service.h"
+#include "coordinator/listener_watch.h"
 #include "coordinator/malloc_policy.h"
 #include "coordinator/metrics_exporter.h"
 #include "coordinator/services.h"
@@ -228,6 +229,10 @@ void BoundServer(const CoordinatorOptions& options, grpc::ResourceQuota* quota, 
   builder->AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   builder->AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5'000);
   builder->AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
+  // A connection that has not finished its handshake within 10 s is closed
+  // (gRPC waits 120 s): idle connections are what run a server out of file
+  // descriptors, and then its listener stops for good (listener_watch.h).
+  builder->AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, 10'000);
 }
 
 }  // namespace
@@ -272,6 +277,7 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Start(const Coordinato
       std::make_unique<GateServiceImpl>(c->scheduler_.get(), c->gatekeeper_.get(), c->artifacts_.get(), shares.watch);
   c->sweep_interval_ms_ = options.sweep_interval_ms;
 
+  WatchListeners();
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
   int port = 0;
@@ -323,6 +329,7 @@ void Coordinator::SweepLoop() {
     scheduler_->Sweep();
     artifacts_->MaybeCollectGarbage();
     absl::Status lost = store_->Lost();
+    if (lost.ok()) lost = ListenerFailure();
     lock.lock();
     if (!lost.ok()) {
       lost_ = lost;

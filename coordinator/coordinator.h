@@ -91,7 +91,8 @@ class Coordinator {
   // Blocks until Shutdown() is called (from another thread or a signal
   // handler thread), or the store is lost (Store::Lost): then returns why,
   // and the caller shuts down and exits, as only a restart makes the
-  // scheduler's state and the database agree again.
+  // scheduler's state and the database agree again. Likewise once gRPC has
+  // stopped accepting connections (ListenerFailure, listener_watch.h).
   absl::Status Wait();
 
  private:
