@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "core/baseline_update.h"
 #include "core/exit_codes.h"
+#include "core/metric_traits.h"
 #include "core/utf8.h"
 
 namespace perfgate {
@@ -55,7 +56,14 @@ void AddBaselineCommand(CLI::App& app, int* exit_code) {
       return fail(kExitBadInput, "--new-margin must be a finite number >= 0 (0.1 means 10%)");
     }
     BaselineUpdateOptions options;
-    for (const auto& m : absl::StrSplit(flags->add, ',', absl::SkipEmpty())) options.add_metrics.insert(std::string(m));
+    for (const auto& m : absl::StrSplit(flags->add, ',', absl::SkipEmpty())) {
+      // A row of a metric that is only ever shown would fail every gate run (core/judge.cc).
+      if (const MetricTraits traits = TraitsOf(std::string(m), "", {}); !traits.judgeable) {
+        return fail(kExitBadInput, absl::StrCat("--add ", m, ": it is shown, never judged (", traits.why_not_judged,
+                                                "), so a row for it cannot gate anything"));
+      }
+      options.add_metrics.insert(std::string(m));
+    }
     options.new_margin = flags->new_margin;
     options.keep_missing = flags->keep_missing;
     options.pool = flags->pool;

@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/metric_traits.h"
 #include "core/names.h"
 #include "core/report.h"
 #include "core/units.h"
@@ -129,8 +130,13 @@ absl::StatusOr<std::string> PoolToUpdate(const std::string& path, const nlohmann
 // repeat has medians of a broken run; A/B base sides are not results). The
 // same key from two cases is an error, as a duplicate line is for
 // check_results.py.
+// "benchmark,metric" -> value of every judgeable series of the pool's cases;
+// `skipped` gets a line for each series whose instrument cannot be judged
+// (peak memory from rusage holds the agent's own): a row of it would compare
+// one instrument's reading with another's.
 absl::StatusOr<std::vector<std::pair<std::string, double>>> ReportResults(const std::string& path,
-                                                                          const std::string& wanted_pool) {
+                                                                          const std::string& wanted_pool,
+                                                                          std::vector<std::string>* skipped) {
   std::ifstream in(path);
   if (!in) return absl::InvalidArgumentError(absl::StrCat(path, ": cannot open the report"));
   nlohmann::json report;
@@ -156,6 +162,11 @@ absl::StatusOr<std::vector<std::pair<std::string, double>>> ReportResults(const 
         if (m.value("variant", "") == SideName(Side::kBase) || m.value("n", 0) == 0) continue;
         const std::string key = m.value("benchmark", "") + "," + m.value("metric", "");
         const std::string case_name = c.value("name", "");
+        if (const MetricTraits traits = TraitsOf(m.value("metric", ""), m.value("source", ""), {});
+            !traits.judgeable) {
+          skipped->push_back(absl::StrCat("skipped ", key, ": ", traits.why_not_judged));
+          continue;
+        }
         auto [it, inserted] = reported_by.emplace(key, case_name);
         if (!inserted) {
           return absl::InvalidArgumentError(absl::StrCat(path, ": ", key, " is reported twice (cases ", it->second,
@@ -266,7 +277,8 @@ BaselineUpdate UpdateExpectedRows(const std::vector<ExpectedRow>& rows,
 absl::StatusOr<BaselineUpdate> UpdateExpectedFileFromReport(const std::string& report_path,
                                                             const std::string& expected_path,
                                                             const BaselineUpdateOptions& options) {
-  auto results = ReportResults(report_path, options.pool);
+  std::vector<std::string> skipped;
+  auto results = ReportResults(report_path, options.pool, &skipped);
   if (!results.ok()) return results.status();
   std::vector<ExpectedRow> rows;
   if (std::filesystem::exists(expected_path)) {
@@ -276,7 +288,9 @@ absl::StatusOr<BaselineUpdate> UpdateExpectedFileFromReport(const std::string& r
   } else if (options.add_metrics.empty()) {
     return absl::InvalidArgumentError(expected_path + " does not exist; give --add to start one");
   }
-  return UpdateExpectedRows(rows, *results, options);
+  BaselineUpdate update = UpdateExpectedRows(rows, *results, options);
+  update.log.insert(update.log.begin(), skipped.begin(), skipped.end());
+  return update;
 }
 
 }  // namespace perfgate

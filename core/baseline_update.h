@@ -55,7 +55,7 @@ struct BaselineUpdate {
   std::vector<ExpectedRow> without_result;
   int changed = 0;
   int added = 0;
-  std::vector<std::string> log;  // one line per changed, added or kept row
+  std::vector<std::string> log;  // one line per skipped series, and per changed, added or kept row
 };
 
 // `results`: "benchmark,metric" -> this run's value, in the order the run

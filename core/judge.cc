@@ -67,7 +67,8 @@ std::optional<Comparison> CompareWithBaseline(const Series& series, double media
                                               const Baselines& baselines, const Policy& policy) {
   if (series.variant == SideName(Side::kHead)) {
     if (const Series* base = FindSeries(all, series, SideName(Side::kBase))) {
-      return CompareAB(better, base->values, series.values, policy.compare);
+      const bool timed = IsTimeUnit(UnitOf(series.metric, series.unit, policy.compare.declared));
+      return CompareAB(better, base->values, series.values, policy.compare, timed);
     }
     return std::nullopt;
   }
@@ -117,11 +118,20 @@ std::optional<Comparison> Compare(const std::string& case_name, const Series& se
     *note = absl::StrCat("within the instrument's resolution (",
                          FormatValue(traits.resolution, series.unit, series.metric), "): no change");
   }
+  // A row asks for its metric to be judged, as a `judge:` entry does: a 4 ms
+  // row is judged even though a 4 ms wall time alone would only be shown.
+  const ExpectedRow* row = ExpectedRowOf(series, pool, baselines);
   const auto listed = policy.judged_metrics.find(case_name);
+  const bool asked = row != nullptr || (listed != policy.judged_metrics.end() && listed->second.count(series.metric));
   const double span = SpanJudgedForShortness(median, c ? std::optional<double>(c->baseline) : std::nullopt);
-  if (auto why = ShownOnlyReason(series.metric, series.source, span,
-                                 listed != policy.judged_metrics.end() && listed->second.count(series.metric),
-                                 policy.compare.declared)) {
+  if (auto why = ShownOnlyReason(series.metric, series.source, span, asked, policy.compare.declared)) {
+    if (row != nullptr && c && c->method == Method::kExpected) {
+      // What the row asks cannot be judged: passing it would pass any change.
+      c->verdict = Verdict::kError;
+      *note = absl::StrCat("the expected file has a row for ", series.metric, " (line ", row->line,
+                           "), which cannot be judged here (", *why, "); remove the row");
+      return c;
+    }
     *note = *why;
     return std::nullopt;
   }

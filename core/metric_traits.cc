@@ -23,6 +23,8 @@ struct BuiltIn {
   bool process_wall_time;
   // Measured by the agent around the whole process (clock, rusage).
   bool of_process;
+  // The unit the agent gives it; nullptr for metrics that cases report.
+  const char* agent_unit;
 };
 
 constexpr char kTicks[] = "CPU time from rusage moves in scheduler ticks (4 ms): it measures the instrument, not the case";
@@ -30,19 +32,19 @@ constexpr char kTicks[] = "CPU time from rusage moves in scheduler ticks (4 ms):
 // The metrics the agent measures and the fields of the result formats
 // perfgate reads (Google Benchmark JSON, PyTorch's pr_time_benchmarks).
 constexpr std::array<BuiltIn, 12> kBuiltIns = {{
-    {"wall_time", Direction::kLowerIsBetter, "", true, true},
-    {"user_cpu_time", Direction::kLowerIsBetter, kTicks, false, true},
-    {"sys_cpu_time", Direction::kLowerIsBetter, kTicks, false, true},
-    {"peak_rss", Direction::kLowerIsBetter, "", false, true},
-    {"instructions", Direction::kLowerIsBetter, "", false, false},
-    {"instructions_callgrind", Direction::kLowerIsBetter, "", false, false},
-    {"compile_time_instruction_count", Direction::kLowerIsBetter, "", false, false},
+    {"wall_time", Direction::kLowerIsBetter, "", true, true, "s"},
+    {"user_cpu_time", Direction::kLowerIsBetter, kTicks, false, true, "s"},
+    {"sys_cpu_time", Direction::kLowerIsBetter, kTicks, false, true, "s"},
+    {"peak_rss", Direction::kLowerIsBetter, "", false, true, "bytes"},
+    {"instructions", Direction::kLowerIsBetter, "", false, false, "count"},
+    {"instructions_callgrind", Direction::kLowerIsBetter, "", false, false, "count"},
+    {"compile_time_instruction_count", Direction::kLowerIsBetter, "", false, false, nullptr},
     // PyTorch's benchmark_base.py with enable_instruction_count, and perfgate's region counter.
-    {"instruction_count", Direction::kLowerIsBetter, "", false, false},
-    {"real_time", Direction::kLowerIsBetter, "", false, false},
-    {"cpu_time", Direction::kLowerIsBetter, "", false, false},
-    {"bytes_per_second", Direction::kHigherIsBetter, "", false, false},
-    {"items_per_second", Direction::kHigherIsBetter, "", false, false},
+    {"instruction_count", Direction::kLowerIsBetter, "", false, false, nullptr},
+    {"real_time", Direction::kLowerIsBetter, "", false, false, nullptr},
+    {"cpu_time", Direction::kLowerIsBetter, "", false, false, nullptr},
+    {"bytes_per_second", Direction::kHigherIsBetter, "", false, false, nullptr},
+    {"items_per_second", Direction::kHigherIsBetter, "", false, false, nullptr},
 }};
 
 }  // namespace
@@ -51,6 +53,21 @@ std::vector<std::string> BuiltInMetricNames() {
   std::vector<std::string> names;
   for (const auto& b : kBuiltIns) names.emplace_back(b.metric);
   return names;
+}
+
+std::string BuiltInDeclarationProblem(const std::string& metric, Direction better, const std::string& unit) {
+  for (const auto& b : kBuiltIns) {
+    if (metric != b.metric) continue;
+    if (better != b.direction) {
+      return absl::StrCat(metric, " is built in, and ", DirectionName(b.direction),
+                          " is better: a suite cannot turn it round (a regression would pass as an improvement)");
+    }
+    if (b.agent_unit != nullptr && !unit.empty() && unit != b.agent_unit) {
+      return absl::StrCat(metric, " is measured by the agent in ", b.agent_unit, ", not ", unit,
+                          "; leave its unit out");
+    }
+  }
+  return "";
 }
 
 const char* DirectionName(Direction direction) {
@@ -91,6 +108,14 @@ MetricTraits TraitsOf(const std::string& metric, const std::string& source, cons
     // inside it, as PyTorch's benchmarks do) has no spawn in it.
     traits.process_wall_time = b.process_wall_time && source == "agent:clock";
     if (metric == "peak_rss" && source.starts_with("agent:cgroup")) traits.resolution = kCgroupPeakMemoryResolution;
+    // The case's process is the agent's until exec, and the kernel carries
+    // that memory's peak into the case's ru_maxrss: /bin/true read 14.9 MiB.
+    if (metric == "peak_rss" && source == "agent:rusage") {
+      traits.judgeable = false;
+      traits.why_not_judged =
+          "peak memory from rusage includes the agent's own resident set (no cgroup): it measures the instrument, "
+          "not the case";
+    }
     // Under valgrind the process's time and memory are valgrind's (about
     // 50x native): only the count it makes is the case's.
     if (b.of_process && source == "agent:callgrind") {

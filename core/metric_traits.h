@@ -32,6 +32,11 @@ using MetricDeclarations = std::map<std::string, MetricDeclaration>;
 
 // The metrics whose direction perfgate knows without a declaration.
 std::vector<std::string> BuiltInMetricNames();
+// What is wrong with a suite's `metrics:` entry for `metric`, or "": a
+// built-in metric may be declared only as it is (the same direction, and for
+// one the agent measures, its unit or none), since a declaration wins over
+// the table, and `wall_time: {better: higher}` passed a 4x slowdown.
+std::string BuiltInDeclarationProblem(const std::string& metric, Direction better, const std::string& unit);
 
 // The suite's `metrics:` section (validated when the suite was loaded).
 MetricDeclarations DeclaredMetrics(const v1::Suite& suite);

@@ -501,6 +501,8 @@ absl::Status ParseMetrics(const SuiteError& err, const YAML::Node& node,
       if (!text.ok()) return text.status();
       declaration.set_unit(*text);
     }
+    const std::string problem = BuiltInDeclarationProblem(name, *ParseDirection(*word), declaration.unit());
+    if (!problem.empty()) return err.At(kv.first, absl::StrCat(where, ": ", problem));
     (*metrics)[name] = std::move(declaration);
   }
   return absl::OkStatus();
@@ -647,7 +649,11 @@ absl::Status CheckJudgedNames(const SuiteError& err, const YAML::Node& judge, co
   if (!judge) return absl::OkStatus();
   for (const auto& m : judge) {
     const std::string name = m.Scalar();
-    if (TraitsOf(name, "", declared).direction != Direction::kUnknown) continue;
+    const MetricTraits traits = TraitsOf(name, "", declared);
+    if (!traits.judgeable) {
+      return err.At(m, absl::StrCat("judge: '", name, "' is shown, never judged: ", traits.why_not_judged));
+    }
+    if (traits.direction != Direction::kUnknown) continue;
     std::vector<std::string> known = BuiltInMetricNames();
     for (const auto& [d, declaration] : declared) {
       if (declaration.better != Direction::kUnknown) known.push_back(d);

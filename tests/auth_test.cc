@@ -346,6 +346,7 @@ TEST_F(AuthTest, TlsClientsThatDoNotTrustTheCoordinatorOrLackACertificateAreRefu
   EXPECT_FALSE(RefusedAtTheDoor(Call(Channel(ClientWithCertificate(), kTokens.reader), Rpc::kGetRun)));
 
   ClientSecurityFlags plaintext;
+  plaintext.insecure = true;  // a client that would talk plaintext to it
   EXPECT_EQ(Call(Channel(plaintext, kTokens.reader), Rpc::kGetRun).error_code(), grpc::StatusCode::UNAVAILABLE);
   ClientSecurityFlags wrong_ca = ClientWithCertificate();
   wrong_ca.tls_ca = Certificates::Get().File("other-ca.pem");

@@ -301,6 +301,26 @@ TEST(CliTest, BaselineUpdateTakesOnlyFinishedCasesOfOnePool) {
   EXPECT_THAT(ReadFile(dir.File("halves.csv")), HasSubstr("a,instructions,2000,0.1\r\n"));
 }
 
+// A row of peak memory read by rusage (the agent's own resident set with
+// the case's) was later compared with a cgroup's reading: a 14 MiB case
+// passed as an improvement on a 19.85 MB row. Such series make no row, and a
+// metric that is never judged cannot be added.
+TEST(CliTest, BaselineUpdateWritesNoRowOfAnInstrumentThatIsNeverJudged) {
+  testing::TempDir dir;
+  nlohmann::json metric = {{"benchmark", "mem"}, {"metric", "peak_rss"}, {"variant", ""}, {"n", 3},
+                           {"median", 19'850'000}, {"unit", "bytes"}, {"source", "agent:rusage"}};
+  nlohmann::json c = {{"name", "mem"}, {"ran", true}, {"pool", "lab"}, {"metrics", {metric}}};
+  const std::string report =
+      dir.Write("r.json", nlohmann::json{{"schema_version", 1}, {"cases", {c}}}.dump());
+  auto rusage = UpdateBaseline(report, dir.File("new.csv"), {"--add", "peak_rss"});
+  EXPECT_EQ(rusage.exit_code, 0) << rusage.output;
+  EXPECT_THAT(rusage.output, HasSubstr("skipped mem,peak_rss: peak memory from rusage includes the agent's own"));
+  EXPECT_THAT(ReadFile(dir.File("new.csv")), Not(HasSubstr("peak_rss")));
+  auto cpu = UpdateBaseline(report, dir.File("cpu.csv"), {"--add", "user_cpu_time"});
+  EXPECT_EQ(cpu.exit_code, 2) << cpu.output;
+  EXPECT_THAT(cpu.output, HasSubstr("--add user_cpu_time: it is shown, never judged"));
+}
+
 TEST(CliTest, JudgingOptionsOutOfRangeAreRefused) {
   testing::TempDir dir;
   const std::string head = "suite: s\ncases:\n  - name: a\n    command: [/bin/true]\n";

@@ -115,19 +115,34 @@ TEST(CompareHistoryTest, ThisRunsOwnSpreadWidensTheThreshold) {
   CompareOptions options;
   const std::vector<double> history = {98, 99, 100, 101, 102, 100, 99, 101};
   // The same +8% median: measured quietly it is a regression ...
+  options.history_time_floor = 0.05;
   const std::vector<double> quiet_run = {108, 108, 108, 108, 108};
-  EXPECT_EQ(CompareWithHistory(kLower, quiet_run, history, options).verdict, Verdict::kRegression);
+  EXPECT_EQ(CompareWithHistory(kLower, quiet_run, history, options, /*timed=*/true).verdict, Verdict::kRegression);
   // ... measured in a burst of noise (samples 100..116, MAD 4 -> 5.49% per
   // sample, 3.08% for the median of 5, more than the history's 1.62%) it is
   // not evidence enough: threshold 4 * 3.08% = 12.3%.
   const std::vector<double> noisy_run = {100, 104, 108, 112, 116};
-  Comparison c = CompareWithHistory(kLower, noisy_run, history, options);
+  Comparison c = CompareWithHistory(kLower, noisy_run, history, options, /*timed=*/true);
   EXPECT_DOUBLE_EQ(c.result, 108);
   EXPECT_NEAR(c.noise, 1.2533 * 1.4826 * 4 / 108 / std::sqrt(5.0), 1e-9);
   EXPECT_EQ(c.verdict, Verdict::kPass);
   // A quieter run than the history's spread leaves the history's noise in charge.
-  EXPECT_NEAR(CompareWithHistory(kLower, {107, 107.1, 107.2}, history, options).noise,
+  EXPECT_NEAR(CompareWithHistory(kLower, {107, 107.1, 107.2}, history, options, /*timed=*/true).noise,
               0.014826 * std::sqrt(1 + M_PI / 16), 1e-9);
+}
+
+// No load moves a count, so its run's spread is the code's: a change that
+// made an instruction count vary (x1.0 to x1.5 over the repeats) hid its own
+// +25% behind a limit of 33%.
+TEST(CompareHistoryTest, ACountsOwnSpreadDoesNotWidenItsThreshold) {
+  CompareOptions options;
+  const std::vector<double> history(6, 1'000'000);
+  const std::vector<double> varying = {1'000'000, 1'125'000, 1'250'000, 1'375'000, 1'500'000};
+  Comparison c = CompareWithHistory(kLower, varying, history, options, /*timed=*/false);
+  EXPECT_EQ(c.verdict, Verdict::kRegression);
+  EXPECT_DOUBLE_EQ(c.threshold, options.history_floor);
+  EXPECT_EQ(CompareWithHistory(kLower, varying, history, options, /*timed=*/true).verdict, Verdict::kPass)
+      << "a timed metric measured in such noise is no evidence";
 }
 
 TEST(CompareHistoryTest, TooShortHistoryIsNoBaseline) {
@@ -191,6 +206,24 @@ TEST(CompareAbTest, DeterministicCountsNeedNoRankTest) {
   EXPECT_EQ(CompareAB(kLower, {1000, 1000}, {1005, 1005}, options).verdict, Verdict::kPass)
       << "0.5% is below the minimum effect";
   EXPECT_EQ(CompareAB(kLower, {1000, 1000}, {1000, 1000}, options).p_value, 1);
+}
+
+// callgrind runs three a side; a Python case's count moves ~0.1% run to run,
+// so unchanged code on both sides failed with "too few samples" (exit 1).
+TEST(CompareAbTest, ACountThatBarelyMovesIsJudgedOnThreeSamples) {
+  CompareOptions options;
+  const std::vector<double> base = {32'920'000, 32'950'000, 32'980'000};
+  EXPECT_EQ(CompareAB(kLower, base, {32'930'000, 32'960'000, 32'990'000}, options, /*timed=*/false).verdict,
+            Verdict::kPass)
+      << "+0.03%: within the smallest effect";
+  EXPECT_EQ(CompareAB(kLower, base, {33'600'000, 33'620'000, 33'650'000}, options, /*timed=*/false).verdict,
+            Verdict::kRegression)
+      << "+2%, the sides apart";
+  EXPECT_EQ(CompareAB(kLower, {100, 110, 120}, {95, 115, 125}, options, /*timed=*/false).verdict, Verdict::kError)
+      << "past the smallest effect but overlapping: nothing can be said";
+  EXPECT_EQ(CompareAB(kLower, base, {32'930'000, 32'960'000, 32'990'000}, options, /*timed=*/true).verdict,
+            Verdict::kError)
+      << "a timed metric on three samples is still an error";
 }
 
 // A zero baseline has no relative change; as in the expected file's rule, any

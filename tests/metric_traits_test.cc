@@ -103,9 +103,16 @@ TEST(MetricTraitsReportTest, AShortCaseThatNowTakesHalfASecondIsJudged) {
   GateReport r = BuildGateReport(RunWith("wall_time", "agent:clock", {0.5, 0.502, 0.501}), b, Policy{});
   EXPECT_EQ(r.cases[0].verdict, Verdict::kRegression);
   EXPECT_FALSE(r.passed);
-  // Just under the bound it is still the short case a loaded machine stretched.
-  EXPECT_FALSE(
-      BuildGateReport(RunWith("wall_time", "agent:clock", {0.09, 0.091}), b, Policy{}).cases[0].metrics[0].comparison);
+  // Against a history, just under the bound it is still the short case a loaded machine stretched.
+  Baselines history;
+  history.history[{"lab", "t", "wall_time", "agent:clock"}] = std::vector<double>(10, 0.005);
+  EXPECT_FALSE(BuildGateReport(RunWith("wall_time", "agent:clock", {0.09, 0.091}), history, Policy{})
+                   .cases[0]
+                   .metrics[0]
+                   .comparison);
+  // A row asks for it to be judged, as a judge: entry does: 4 ms -> 90 ms is a regression.
+  EXPECT_EQ(BuildGateReport(RunWith("wall_time", "agent:clock", {0.09, 0.091}), b, Policy{}).cases[0].verdict,
+            Verdict::kRegression);
   EXPECT_EQ(SpanJudgedForShortness(0.03, 0.004), 0.004);
   EXPECT_EQ(SpanJudgedForShortness(kShortBaselineJudgedFrom, 0.004), kShortBaselineJudgedFrom);
   EXPECT_EQ(SpanJudgedForShortness(0.004, std::nullopt), 0.004);
@@ -207,9 +214,27 @@ TEST(MetricTraitsReportTest, PeakMemoryWithinTheChargeBatchesIsNoChange) {
   EXPECT_EQ(within.cases[0].metrics[0].verdict, Verdict::kPass);
   EXPECT_THAT(within.cases[0].metrics[0].note, HasSubstr("within the instrument's resolution (512 KiB)"));
   EXPECT_TRUE(within.passed);
-  // A change the counter can resolve still fails; ru_maxrss resolves any.
+  // A change the counter can resolve still fails.
   EXPECT_EQ(report("agent:cgroup-v2", {1024 * kKiB}).cases[0].verdict, Verdict::kRegression);
-  EXPECT_EQ(report("agent:rusage", now).cases[0].verdict, Verdict::kRegression);
+  // ru_maxrss holds the agent's own resident set (/bin/true read 14.9 MiB): shown, never judged.
+  const GateReport rusage = report("agent:rusage", {4096 * kKiB});
+  EXPECT_FALSE(rusage.cases[0].metrics[0].comparison);
+  EXPECT_THAT(rusage.cases[0].metrics[0].note, HasSubstr("includes the agent's own resident set"));
+}
+
+// Rows for metrics that are only ever shown were dropped after their
+// comparison: +2200% user CPU time against its row passed as "no baseline".
+TEST(MetricTraitsReportTest, ARowForAMetricThatIsNeverJudgedIsAnErrorNamingItsLine) {
+  Baselines b;
+  b.expected["lab"] = {ExpectedRow{"t", "user_cpu_time", 0.01, 0.1, 7}};
+  GateReport r = BuildGateReport(RunWith("user_cpu_time", "agent:rusage", {0.23, 0.23, 0.23}), b, Policy{});
+  EXPECT_EQ(r.cases[0].verdict, Verdict::kError);
+  EXPECT_FALSE(r.passed);
+  EXPECT_THAT(r.cases[0].metrics[0].note, HasSubstr("row for user_cpu_time (line 7), which cannot be judged here"));
+  b.expected["lab"] = {ExpectedRow{"t", "peak_rss", 20e6, 0.1, 3}};
+  EXPECT_EQ(BuildGateReport(RunWith("peak_rss", "agent:rusage", {14e6}), b, Policy{}).cases[0].verdict,
+            Verdict::kError)
+      << "a row made on a cgroup agent, read on one without: another instrument";
 }
 
 TEST(MetricTraitsReportTest, ATimedMetricThatDriftsWithTheLoadIsNoRegression) {
@@ -266,6 +291,21 @@ TEST(SuiteMetricsTest, BadDeclarationsNameFileLineAndColumn) {
   EXPECT_THAT(bad("  elem_rate: {better: higher, units: 1/s}\n"),
               HasSubstr("s.yaml:3:31: unknown key 'units' in metrics.elem_rate; did you mean 'unit'?"));
   EXPECT_THAT(bad("  elem_rate: higher\n"), HasSubstr("s.yaml:3:14: metrics.elem_rate must be a map"));
+  // A built-in is declared as it is or not at all: `better: higher` passed a 4x slowdown as an improvement.
+  EXPECT_THAT(bad("  wall_time: {better: higher}\n"),
+              HasSubstr("s.yaml:3:3: metrics.wall_time: wall_time is built in, and lower is better"));
+  EXPECT_THAT(bad("  instructions_callgrind: {better: lower, unit: ms}\n"),
+              HasSubstr("measured by the agent in count, not ms"));
+  EXPECT_EQ(bad("  instruction_count: {better: lower, unit: count}\n"), "ok") << "as PyTorch suites declare it";
+  EXPECT_EQ(bad("  peak_rss: {better: lower, unit: bytes}\n"), "ok");
+}
+
+TEST(SuiteMetricsTest, AJudgeListNamingAMetricThatIsNeverJudgedIsRefused) {
+  auto s = ParseSuite("suite: s\ncases:\n  - name: a\n    command: [/bin/true]\n    judge: [user_cpu_time]\n",
+                      "s.yaml", "/tmp");
+  ASSERT_FALSE(s.ok());
+  EXPECT_THAT(std::string(s.status().message()),
+              HasSubstr("s.yaml:5:13: judge: 'user_cpu_time' is shown, never judged: CPU time from rusage"));
 }
 
 }  // namespace
