@@ -1,13 +1,17 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <cstring>
 #include <iostream>
 #include <limits>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "cli/commands.h"
 #include "cli/security_flags.h"
@@ -139,17 +143,43 @@ absl::Status SetTimings(const CoordinatorFlags& flags, CoordinatorOptions* optio
   return absl::OkStatus();
 }
 
+// What `--db` names, checked before anything is opened: each of these is a
+// configuration error (exit 2, which the unit does not restart), not a store
+// failure (exit 3, restarted every 2 s for ever). SQLite itself takes "" and
+// ":memory:" as a private database per connection: results kept nowhere, and
+// the history reader found no tables.
+absl::Status CheckDbPath(const std::string& db) {
+  const auto bad = [&](absl::string_view why) {
+    return absl::InvalidArgumentError(absl::StrCat("--db '", db, "': ", why));
+  };
+  if (db.empty() || db == ":memory:" || absl::StartsWith(db, "file:")) {
+    return bad("name a database file, e.g. /var/lib/perfgate/perfgate.db");
+  }
+  std::error_code ec;
+  const std::filesystem::path folder = std::filesystem::path(db).parent_path();
+  if (!folder.empty() && !std::filesystem::is_directory(folder, ec)) {
+    return bad(absl::StrCat("there is no folder ", folder.string(), "; make it, or name a file in a folder that exists"));
+  }
+  if (access(folder.empty() ? "." : folder.c_str(), W_OK | X_OK) != 0) {
+    return bad(absl::StrCat("its folder cannot be written by this user (", std::strerror(errno), ")"));
+  }
+  const auto status = std::filesystem::status(db, ec);
+  if (ec || !std::filesystem::exists(status)) return absl::OkStatus();  // made at start
+  if (!std::filesystem::is_regular_file(status)) return bad("it is not a regular file");
+  char header[16] = {};
+  std::ifstream(db, std::ios::binary).read(header, sizeof header);
+  if (std::filesystem::file_size(db, ec) > 0 && std::memcmp(header, "SQLite format 3", 16) != 0) {
+    return bad("it is not a SQLite database (another file there?)");
+  }
+  return absl::OkStatus();
+}
+
 // The coordinator's options from its flags, or what is wrong with them (InvalidArgument).
 absl::StatusOr<CoordinatorOptions> OptionsFrom(const CoordinatorFlags& flags) {
   CoordinatorOptions options;
   options.listen = flags.listen;
   options.db_path = flags.db;
-  // A configuration error (exit 2, not restarted by the unit), not a store failure.
-  if (const auto folder = std::filesystem::path(flags.db).parent_path();
-      !folder.empty() && !std::filesystem::is_directory(folder)) {
-    return absl::InvalidArgumentError(absl::StrCat("--db ", flags.db, ": there is no folder ", folder.string(),
-                                                   "; make it, or name a file in a folder that exists"));
-  }
+  if (absl::Status db = CheckDbPath(flags.db); !db.ok()) return db;
   options.artifacts.dir = flags.artifact_dir;
   if (auto quota = ParseBytes(flags.artifact_quota); quota) {  // and not 0: SizeCheck
     options.artifacts.quota_bytes = *quota;

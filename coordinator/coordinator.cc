@@ -177,6 +177,13 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(const
   if (!options.tls_client_ca_file.empty()) {
     auto ca = ReadCredentialFile(options.tls_client_ca_file, "--tls-client-ca");
     if (!ca.ok()) return ca.status();
+    // gRPC said only "Could not load any root certificate", then either "the
+    // port is in use" (exit 3, restarted for ever) or served a mutual TLS no
+    // client could pass.
+    if (!HoldsPemCertificate(*ca)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--tls-client-ca ", options.tls_client_ca_file, ": no PEM certificate in it"));
+    }
     ssl.pem_root_certs = *std::move(ca);
     ssl.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
   }

@@ -1,11 +1,13 @@
 #include "core/bounded_read.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -33,15 +35,42 @@ absl::Status TooLarge(const std::string& path, uint64_t max_bytes, const std::st
                                                  " (", max_bytes, " bytes); is this the right file?"));
 }
 
+// How long a FIFO may wait for its writer: `mkfifo f; producer > f &` starts
+// the writer a moment after the reader.
+constexpr int kFifoWriterWaitMs = 10'000;
+
+// Whether a writer opened the FIFO at `fd` (read end, O_NONBLOCK) and wrote
+// or closed it within kFifoWriterWaitMs. Until one has, poll reports nothing.
+bool AWriterCame(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kFifoWriterWaitMs);
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return false;
+    const int n = poll(&p, 1, static_cast<int>(left.count()));
+    if (n > 0) return true;
+    if (n == 0 || errno != EINTR) return false;
+  }
+}
+
 }  // namespace
 
 absl::StatusOr<std::string> ReadFileBounded(const std::string& path, uint64_t max_bytes, const std::string& what) {
-  Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  // O_NONBLOCK: opening a FIFO no one writes to waits for ever, and with
+  // SIGINT and SIGTERM not yet handled nothing but SIGKILL ended it. Reads
+  // block again, so a pipe with a writer (`<(cat file)`) is read whole.
+  Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
   if (fd.get() < 0) {
     const int error = errno;
     const std::string message = absl::StrCat(path, ": cannot open ", what, " (", std::strerror(error), ")");
     return error == ENOENT ? absl::NotFoundError(message) : absl::PermissionDeniedError(message);
   }
+  struct stat st;
+  if (fstat(fd.get(), &st) == 0 && S_ISFIFO(st.st_mode) && !AWriterCame(fd.get())) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": ", what, " is a FIFO that nothing wrote to within ",
+                                                   kFifoWriterWaitMs / 1000, " s"));
+  }
+  fcntl(fd.get(), F_SETFL, fcntl(fd.get(), F_GETFL) & ~O_NONBLOCK);
   return ReadOpenFileBounded(fd.get(), path, max_bytes, what);
 }
 

@@ -15,7 +15,8 @@ namespace perfgate {
 // holds more than `max_bytes`. Reads at most `max_bytes` + 1 bytes, so
 // endless sources (/dev/zero, a FIFO whose writer never stops) end at the
 // cap; a regular file over the cap is refused from its size without
-// reading it. A FIFO blocks until a writer opens it, as `cat` does.
+// reading it. A FIFO is read once a writer has opened it; one that nothing
+// writes to within 10 s is an error, not a wait for ever.
 absl::StatusOr<std::string> ReadFileBounded(const std::string& path, uint64_t max_bytes, const std::string& what);
 
 // The same for a file the caller opened (and checked) itself; `path` only

@@ -517,7 +517,23 @@ TEST(CredentialWarningsTest, ADatabaseInAFolderThatDoesNotExistIsBadConfiguratio
   auto r = testing::RunCommand({testing::PerfgateBinary(), "coordinator", "--listen", "127.0.0.1:0", "--db",
                                 "/nonexistent-perfgate/dir/x.db", "--priority-levels", "0"});
   EXPECT_EQ(r.exit_code, kExitBadInput) << r.output;
-  EXPECT_THAT(r.output, HasSubstr("--db /nonexistent-perfgate/dir/x.db: there is no folder /nonexistent-perfgate/dir"));
+  EXPECT_THAT(r.output,
+              HasSubstr("--db '/nonexistent-perfgate/dir/x.db': there is no folder /nonexistent-perfgate/dir"));
+  // Nor can a restart fix these: "" and ":memory:" kept results nowhere (every gate then failed on
+  // "no such table"); a folder, a device and another file were a store failure restarted for ever.
+  testing::TempDir dir;
+  const std::string text = dir.Write("notes.txt", "not a database\n");
+  const std::pair<std::string, std::string> bad[] = {{"", "name a database file"},
+                                                     {":memory:", "name a database file"},
+                                                     {dir.path(), "it is not a regular file"},
+                                                     {"/dev/null", "it is not a regular file"},
+                                                     {text, "it is not a SQLite database"}};
+  for (const auto& [db, why] : bad) {
+    auto refused = testing::RunCommand(
+        {testing::PerfgateBinary(), "coordinator", "--listen", "127.0.0.1:0", "--db", db, "--priority-levels", "0"});
+    EXPECT_EQ(refused.exit_code, kExitBadInput) << db << ": " << refused.output;
+    EXPECT_THAT(refused.output, HasSubstr("--db '" + db + "': " + why));
+  }
 }
 
 // A key of another pair, or a file with no PEM in it, is a configuration
@@ -543,6 +559,17 @@ TEST_F(AuthTest, ACertificateAndAKeyThatDoNotBelongTogetherAreRefusedNamingThem)
   refused = Coordinator::Start(garbage);
   ASSERT_FALSE(refused.ok());
   EXPECT_THAT(refused.status().message(), HasSubstr("--tls-cert " + certs.File("client.ext") + ": no PEM certificate"));
+  // The clients' CA: a key, an empty file or a folder gave "the port is in use", or a mutual TLS no client passed.
+  for (const std::string& ca : {certs.File("server.key"), dir_.Write("empty.pem", ""), dir_.path()}) {
+    CoordinatorOptions bad_ca = Tls(/*mutual=*/true);
+    bad_ca.db_path = dir_.File("never.db");
+    bad_ca.listen = "127.0.0.1:0";
+    bad_ca.tls_client_ca_file = ca;
+    refused = Coordinator::Start(bad_ca);
+    ASSERT_FALSE(refused.ok()) << ca;
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << refused.status();
+    EXPECT_THAT(refused.status().message(), HasSubstr("--tls-client-ca")) << ca;
+  }
 }
 
 TEST_F(AuthTest, NonLoopbackListenersNeedTlsAndAuthenticationUnlessInsecure) {

@@ -268,6 +268,26 @@ TEST(BoundedReadTest, EndlessAndHugeFilesStopAtTheCap) {
   EXPECT_TRUE(absl::IsNotFound(ReadFileBounded(dir.File("absent"), 3, "x").status()));
 }
 
+// `perfgate run fifo.yaml` (and --baseline, --config, --token-file) waited
+// for a writer for ever, with SIGINT and SIGTERM not yet handled.
+TEST(BoundedReadTest, AFifoNothingWritesToIsAnErrorAndOneWithAWriterIsRead) {
+  testing::TempDir dir;
+  const std::string fifo = dir.File("fifo");
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  auto idle = ReadFileBounded(fifo, 1 << 20, "suite file");
+  ASSERT_FALSE(idle.ok());
+  EXPECT_THAT(std::string(idle.status().message()), HasSubstr("fifo: suite file is a FIFO that nothing wrote to within 10 s"));
+
+  int pipe_fds[2];
+  ASSERT_EQ(pipe(pipe_fds), 0);
+  ASSERT_EQ(write(pipe_fds[1], "suite: s\n", 9), 9);
+  close(pipe_fds[1]);
+  auto piped = ReadFileBounded("/proc/self/fd/" + std::to_string(pipe_fds[0]), 1 << 20, "suite file");
+  close(pipe_fds[0]);
+  ASSERT_TRUE(piped.ok()) << piped.status();
+  EXPECT_EQ(*piped, "suite: s\n") << "what <(...) gives is read";
+}
+
 TEST(BoundedReadTest, FifoWhoseWriterNeverStopsEndsAtTheCap) {
   testing::TempDir dir;
   const std::string fifo = dir.File("fifo");

@@ -10,15 +10,14 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <memory>
-#include <sstream>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "core/bounded_read.h"
 #include "transport/socket_trust.h"
 
 namespace perfgate {
@@ -120,17 +119,9 @@ absl::Status CheckAddress(const std::string& address, const char* flag, bool por
 }
 
 absl::StatusOr<std::string> ReadCredentialFile(const std::string& path, const char* flag) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::InvalidArgumentError(absl::StrCat(flag, ": cannot read '", path, "'"));
-  std::string text;
-  char buffer[64 * 1024];
-  while (in.read(buffer, sizeof buffer) || in.gcount() > 0) {
-    text.append(buffer, static_cast<size_t>(in.gcount()));
-    if (text.size() > kMaxCredentialFileBytes) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(flag, ": '", path, "' is over 1 MiB; expected a PEM file or a token"));
-    }
-  }
+  // Bounded and never waiting on a FIFO (core/bounded_read.h).
+  auto text = ReadFileBounded(path, kMaxCredentialFileBytes, "the file (a PEM file or a token)");
+  if (!text.ok()) return absl::InvalidArgumentError(absl::StrCat(flag, ": ", text.status().message()));
   return text;
 }
 
