@@ -256,7 +256,10 @@ class CaseRun {
   // variant (a plain run has one, unnamed).
   bool Prepare() {
     if (spec_.argv_size() == 0) return Fail("case has no command");
-    if (scratch_.path().empty()) return Fail(absl::StrCat("cannot create a scratch folder: ", std::strerror(errno)));
+    if (scratch_.path().empty()) {
+      return Fail(absl::StrCat("cannot create a scratch folder in ", TempRoot(), " (", std::strerror(errno),
+                               "); check $TMPDIR, or that /tmp can be written"));
+    }
     result_file_ = scratch_.path() + "/results";
     variants_.assign(spec_.variants().begin(), spec_.variants().end());
     if (variants_.empty()) variants_.emplace_back();

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "agent/case_runner.h"
 #include "agent/run_supplies.h"
 #include "core/suite.h"
@@ -19,7 +20,10 @@ v1::Suite AdHocSuite(const std::vector<std::string>& argv) {
   std::vector<std::string> words = argv;
   words[0] = std::filesystem::path(argv[0]).filename().string();
   spec->set_name(absl::StrJoin(words, " "));
-  for (const auto& arg : argv) spec->add_argv(arg);
+  // Run as given, as hyperfine would: a suite's commands expand ${NAME} and
+  // $$, so `sh -c 'kill -9 $$'` ran `kill -9 $`. Each $ is escaped as $$;
+  // A/B's VARIANT_ROOT is in the case's environment.
+  for (const auto& arg : argv) spec->add_argv(absl::StrReplaceAll(arg, {{"$", "$$"}}));
   spec->set_warmup(kAdHocWarmup);
   spec->set_repeats(kAdHocRepeats);
   spec->set_timeout_ms(kDefaultTimeoutMs);

@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <map>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -89,6 +90,34 @@ absl::StatusOr<std::string> Scalar(const SuiteError& err, const YAML::Node& node
 // A map's key, as text checked like any value.
 absl::StatusOr<std::string> Key(const SuiteError& err, const YAML::Node& key, const std::string& where) {
   return Scalar(err, key, absl::StrCat("a key in ", where));
+}
+
+// Rejects a key given twice in any map of the document: yaml-cpp keeps the
+// first, so a `command:` or `repeats:` written again lower down was ignored
+// and the case ran as first written. Iterative: nesting depth is the file's.
+absl::Status CheckNoRepeatedKeys(const SuiteError& err, const YAML::Node& root) {
+  std::vector<YAML::Node> pending = {root};
+  while (!pending.empty()) {
+    const YAML::Node node = pending.back();
+    pending.pop_back();
+    if (node.IsSequence()) {
+      for (const auto& item : node) pending.push_back(item);
+      continue;
+    }
+    if (!node.IsMap()) continue;
+    std::map<std::string, int> first_line;
+    for (const auto& kv : node) {
+      if (kv.first.IsScalar()) {
+        auto [it, fresh] = first_line.emplace(kv.first.Scalar(), kv.first.Mark().line + 1);
+        if (!fresh) {
+          return err.At(kv.first, absl::StrCat("'", EscapeInvalidUtf8(kv.first.Scalar()), "' is given twice (first on line ",
+                                               it->second, "); which one is meant? Keep one"));
+        }
+      }
+      pending.push_back(kv.second);
+    }
+  }
+  return absl::OkStatus();
 }
 
 // Rejects keys of `map` outside `allowed`.
@@ -704,6 +733,7 @@ absl::StatusOr<v1::Suite> ParseSuite(const std::string& text, const std::string&
     return absl::InvalidArgumentError(absl::StrCat(source, ": a suite file is a map with keys 'suite' and 'cases'"));
   }
   try {
+    if (auto s = CheckNoRepeatedKeys(err, *root); !s.ok()) return s;
     v1::Suite suite;
     suite.set_source(source);
     if (auto s = ParseSuiteSections(err, *root, base_dir, &suite); !s.ok()) return s;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -96,6 +97,13 @@ absl::Status ApplyVariants(const JudgeSettings& flags, uint32_t min_samples, v1:
   v1::Variant base, head;
   base.set_name(SideName(Side::kBase));
   head.set_name(SideName(Side::kHead));
+  // A mistyped root made every case fail on its side, and the gate fail on "results" (exit 1).
+  for (auto [root, flag] : {std::pair{&flags.base_root, "--base-root"}, std::pair{&flags.head_root, "--head-root"}}) {
+    std::error_code ec;
+    if (!root->empty() && !std::filesystem::is_directory(*root, ec)) {
+      return absl::InvalidArgumentError(absl::StrCat(flag, " ", *root, ": there is no such folder"));
+    }
+  }
   base.set_root(flags.base_root);
   head.set_root(flags.head_root);
   // Per side: the settings for every case, then those for one case each.

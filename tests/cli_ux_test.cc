@@ -163,6 +163,18 @@ TEST(CliUxTest, AdHocCommandThatFailsFailsTheRun) {
   EXPECT_THAT(both.output, HasSubstr("give a suite file or -- CMD ARGS..., not both"));
 }
 
+// The command runs as given, as hyperfine runs it: suite-style expansion
+// turned `sh -c 'kill -9 $$'` into `kill -9 $` and refused ${FOO:-x}.
+TEST(CliUxTest, AnAdHocCommandIsNotExpandedAsASuitesCommandIs) {
+  testing::TempDir dir;
+  const std::string marker = dir.File("ran");
+  auto r = RunCommand({PerfgateBinary(), "run", "--repeats", "1", "--warmup", "0", "--", "/bin/sh", "-c",
+                       "echo \"${PERFGATE_UNSET_FOR_TEST:-default} $$\" > " + marker + "; kill -9 $$"});
+  EXPECT_EQ(r.exit_code, kExitGateFailed) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("killed by SIGKILL"));
+  EXPECT_THAT(ReadFile(marker), ::testing::MatchesRegex("default [0-9]+\n"));
+}
+
 // An unwritable report path was found only after the run (hours, in a lab), with no reason given.
 TEST(CliUxTest, AReportPathThatCannotBeWrittenIsRefusedBeforeTheRun) {
   testing::TempDir dir;

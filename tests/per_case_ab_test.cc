@@ -62,6 +62,10 @@ TEST(PerCaseAbTest, UnknownCaseIsBadInputNamingTheCases) {
   auto empty_name = Gate(dir, {"--base-env", "spin_a:=1"});
   EXPECT_EQ(empty_name.exit_code, 2) << empty_name.output;
   EXPECT_THAT(empty_name.output, HasSubstr("--base-env takes NAME=VALUE or CASE:NAME=VALUE, got 'spin_a:=1'"));
+  // A mistyped root failed every case on its side: the gate failed "on results" (exit 1).
+  auto no_root = Gate(dir, {"--base-root", dir.File("no-such-build"), "--head-root", dir.path()});
+  EXPECT_EQ(no_root.exit_code, 2) << no_root.output;
+  EXPECT_THAT(no_root.output, HasSubstr("--base-root " + dir.File("no-such-build") + ": there is no such folder"));
 }
 
 }  // namespace
