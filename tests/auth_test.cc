@@ -724,7 +724,8 @@ TEST(ClientSecurityTest, AUnixSocketIsTrustedOnlyInFoldersNoOneElseCanWrite) {
     ASSERT_EQ(mkdir(theirs.c_str(), 0755), 0);
     const std::string inner = theirs + "/inner";
     ASSERT_EQ(mkdir(inner.c_str(), 0700), 0);
-    ASSERT_EQ(chown(theirs.c_str(), 65534, 65534), 0);
+    // Not nobody's: the case-user tests remove what nobody owns under /tmp, and found it.
+    ASSERT_EQ(chown(theirs.c_str(), 54321, 54321), 0);
     auto swapped = LoadClientSecurity(flags, "unix:" + inner + "/c.sock");
     ASSERT_FALSE(swapped.ok());
     EXPECT_THAT(swapped.status().message(), HasSubstr(theirs + " (above the socket"));
