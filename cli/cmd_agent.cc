@@ -109,7 +109,8 @@ absl::StatusOr<WorkerOptions> OptionsFrom(const AgentFlags& flags) {
 absl::Status SetCacheSize(const AgentFlags& flags, WorkerOptions* options) {
   auto cache_size = ParseBytes(flags.artifact_cache_size);
   if (!cache_size) {  // and not 0: SizeCheck
-    return absl::InvalidArgumentError(absl::StrCat("--artifact-cache-size '", flags.artifact_cache_size, "' is not a size"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--artifact-cache-size '", flags.artifact_cache_size, "' is not a size"));
   }
   options->artifacts.limit_bytes = *cache_size;
   return absl::OkStatus();

@@ -5,9 +5,9 @@
 #include <algorithm>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <cstring>
 #include <iostream>
 #include <limits>
 
@@ -158,7 +158,8 @@ absl::Status CheckDbPath(const std::string& db) {
   std::error_code ec;
   const std::filesystem::path folder = std::filesystem::path(db).parent_path();
   if (!folder.empty() && !std::filesystem::is_directory(folder, ec)) {
-    return bad(absl::StrCat("there is no folder ", folder.string(), "; make it, or name a file in a folder that exists"));
+    return bad(
+        absl::StrCat("there is no folder ", folder.string(), "; make it, or name a file in a folder that exists"));
   }
   if (access(folder.empty() ? "." : folder.c_str(), W_OK | X_OK) != 0) {
     return bad(absl::StrCat("its folder cannot be written by this user (", std::strerror(errno), ")"));

@@ -162,8 +162,7 @@ absl::StatusOr<std::vector<std::pair<std::string, double>>> ReportResults(const 
         if (m.value("variant", "") == SideName(Side::kBase) || m.value("n", 0) == 0) continue;
         const std::string key = m.value("benchmark", "") + "," + m.value("metric", "");
         const std::string case_name = c.value("name", "");
-        if (const MetricTraits traits = TraitsOf(m.value("metric", ""), m.value("source", ""), {});
-            !traits.judgeable) {
+        if (const MetricTraits traits = TraitsOf(m.value("metric", ""), m.value("source", ""), {}); !traits.judgeable) {
           skipped->push_back(absl::StrCat("skipped ", key, ": ", traits.why_not_judged));
           continue;
         }

@@ -45,7 +45,8 @@ bool AWriterCame(int fd) {
   pollfd p{fd, POLLIN, 0};
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kFifoWriterWaitMs);
   for (;;) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) return false;
     const int n = poll(&p, 1, static_cast<int>(left.count()));
     if (n > 0) return true;
@@ -67,8 +68,8 @@ absl::StatusOr<std::string> ReadFileBounded(const std::string& path, uint64_t ma
   }
   struct stat st;
   if (fstat(fd.get(), &st) == 0 && S_ISFIFO(st.st_mode) && !AWriterCame(fd.get())) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": ", what, " is a FIFO that nothing wrote to within ",
-                                                   kFifoWriterWaitMs / 1000, " s"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": ", what, " is a FIFO that nothing wrote to within ", kFifoWriterWaitMs / 1000, " s"));
   }
   fcntl(fd.get(), F_SETFL, fcntl(fd.get(), F_GETFL) & ~O_NONBLOCK);
   return ReadOpenFileBounded(fd.get(), path, max_bytes, what);

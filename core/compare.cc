@@ -128,8 +128,7 @@ Comparison CompareWithHistory(Direction better, const std::vector<double>& curre
   // and a change that made a count vary widened the limit past the
   // regression it carried (+25% passed, limit 33%). The history's spread
   // alone says what a count's noise is.
-  const double run_median_error =
-      timed ? kMedianEfficiency * kMadToSigma * RelativeSpread(run) / std::sqrt(n_run) : 0;
+  const double run_median_error = timed ? kMedianEfficiency * kMadToSigma * RelativeSpread(run) / std::sqrt(n_run) : 0;
   c.noise = std::max(history_noise * std::sqrt(1 + M_PI / 2 / n_history), run_median_error);
   const double floor = timed ? options.history_time_floor : options.history_floor;
   c.threshold = std::max(floor, options.history_k * c.noise);

@@ -3,11 +3,11 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
-#include <map>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -110,8 +110,9 @@ absl::Status CheckNoRepeatedKeys(const SuiteError& err, const YAML::Node& root) 
       if (kv.first.IsScalar()) {
         auto [it, fresh] = first_line.emplace(kv.first.Scalar(), kv.first.Mark().line + 1);
         if (!fresh) {
-          return err.At(kv.first, absl::StrCat("'", EscapeInvalidUtf8(kv.first.Scalar()), "' is given twice (first on line ",
-                                               it->second, "); which one is meant? Keep one"));
+          return err.At(kv.first,
+                        absl::StrCat("'", EscapeInvalidUtf8(kv.first.Scalar()), "' is given twice (first on line ",
+                                     it->second, "); which one is meant? Keep one"));
         }
       }
       pending.push_back(kv.second);

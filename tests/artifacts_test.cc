@@ -558,15 +558,26 @@ class ArtifactProcessTest : public ::testing::Test {
   // `perfgate agent` started in its own working folder.
   std::unique_ptr<Subprocess> StartAgent(const std::string& id) {
     fs::create_directories(dir_.File(id));
-    auto agent = std::make_unique<Subprocess>(std::vector<std::string>{
-        "/usr/bin/env", "-C", dir_.File(id), PerfgateBinary(), "agent", "--coordinator", address_, "--insecure", "--id", id,
-        "--token-file", dir_.File("agent.token")});
+    auto agent = std::make_unique<Subprocess>(
+        std::vector<std::string>{"/usr/bin/env", "-C", dir_.File(id), PerfgateBinary(), "agent", "--coordinator",
+                                 address_, "--insecure", "--id", id, "--token-file", dir_.File("agent.token")});
     EXPECT_TRUE(agent->WaitForLine("registered", 30'000)) << agent->output();
     return agent;
   }
   std::vector<std::string> Gate(const std::string& suite, const std::string& commit) {
-    return {PerfgateBinary(), "gate",  "--coordinator", address_, "--insecure", "--suite", suite, "--token-file",
-            dir_.File("submit.token"), "--commit", commit, "--json", dir_.File(commit + ".json")};
+    return {PerfgateBinary(),
+            "gate",
+            "--coordinator",
+            address_,
+            "--insecure",
+            "--suite",
+            suite,
+            "--token-file",
+            dir_.File("submit.token"),
+            "--commit",
+            commit,
+            "--json",
+            dir_.File(commit + ".json")};
   }
 
   testing::TempDir dir_;
@@ -637,9 +648,9 @@ TEST_F(ArtifactProcessTest, TheSecondSubmitOfTheSameTreeUploadsNothing) {
 }
 
 TEST_F(ArtifactProcessTest, AnUnreadableArtifactsFlagIsBadInput) {
-  auto gate = testing::RunCommand(
-      {PerfgateBinary(), "gate", "--coordinator", address_, "--insecure", "--suite", testing::SourceDir() + "/bench_cases/demo.yaml",
-       "--artifacts", "BIN=" + dir_.File("no-such-folder")});
+  auto gate = testing::RunCommand({PerfgateBinary(), "gate", "--coordinator", address_, "--insecure", "--suite",
+                                   testing::SourceDir() + "/bench_cases/demo.yaml", "--artifacts",
+                                   "BIN=" + dir_.File("no-such-folder")});
   EXPECT_EQ(gate.exit_code, 2) << gate.output;
   EXPECT_THAT(gate.output, HasSubstr("--artifacts BIN=" + dir_.File("no-such-folder") + ": '" +
                                      dir_.File("no-such-folder") + "' is not a folder"));

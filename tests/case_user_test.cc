@@ -598,8 +598,8 @@ TEST(CaseUserTest, TheFlagRunsCasesAsTheUserAndRefusesWhatCannotWork) {
   as_agent.push_back(check);
   EXPECT_EQ(RunCommand(as_agent).exit_code, kExitGateFailed);
 
-  const testing::CommandResult unknown = RunCommand(
-      {PerfgateBinary(), "agent", "--coordinator", "127.0.0.1:1", "--insecure", "--case-user", "no-such-perfgate-user"});
+  const testing::CommandResult unknown = RunCommand({PerfgateBinary(), "agent", "--coordinator", "127.0.0.1:1",
+                                                     "--insecure", "--case-user", "no-such-perfgate-user"});
   EXPECT_EQ(unknown.exit_code, kExitBadInput);
   EXPECT_THAT(unknown.output, HasSubstr("--case-user 'no-such-perfgate-user': no such user"));
   const testing::CommandResult limit_alone =
@@ -618,8 +618,8 @@ TEST(CaseUserTest, TheFlagRunsCasesAsTheUserAndRefusesWhatCannotWork) {
   chmod(dir.path().c_str(), 0755);
   const std::string token = dir.Write("agent.token", "secret\n");
   chmod(token.c_str(), 0644);
-  const testing::CommandResult readable = RunCommand({PerfgateBinary(), "agent", "--coordinator", "127.0.0.1:1", "--insecure",
-                                                      "--token-file", token, "--case-user", user->name});
+  const testing::CommandResult readable = RunCommand({PerfgateBinary(), "agent", "--coordinator", "127.0.0.1:1",
+                                                      "--insecure", "--token-file", token, "--case-user", user->name});
   EXPECT_EQ(readable.exit_code, kExitBadInput);
   EXPECT_THAT(readable.output, HasSubstr("chmod 600 " + token));
 }
@@ -645,8 +645,8 @@ TEST(CaseUserTest, TheAgentSaysWhomCasesRunAs) {
   // Its own user: the tests above claim theirs in perfgate processes that ctest may run beside this one.
   absl::StatusOr<CaseUser> user = LookUpCaseUser("sys");
   if (!user.ok()) GTEST_SKIP() << user.status();
-  testing::Subprocess agent(
-      {PerfgateBinary(), "agent", "--coordinator", "127.0.0.1:1", "--insecure", "--id", "says-who", "--case-user", user->name});
+  testing::Subprocess agent({PerfgateBinary(), "agent", "--coordinator", "127.0.0.1:1", "--insecure", "--id",
+                             "says-who", "--case-user", user->name});
   auto line = agent.WaitForLine("cases run as", 60'000);
   ASSERT_TRUE(line) << agent.output();
   EXPECT_THAT(*line, HasSubstr(absl::StrCat("cases run as user '", user->name, "' (uid ", user->uid, ", gid ",

@@ -307,11 +307,10 @@ TEST(CliTest, BaselineUpdateTakesOnlyFinishedCasesOfOnePool) {
 // metric that is never judged cannot be added.
 TEST(CliTest, BaselineUpdateWritesNoRowOfAnInstrumentThatIsNeverJudged) {
   testing::TempDir dir;
-  nlohmann::json metric = {{"benchmark", "mem"}, {"metric", "peak_rss"}, {"variant", ""}, {"n", 3},
-                           {"median", 19'850'000}, {"unit", "bytes"}, {"source", "agent:rusage"}};
+  nlohmann::json metric = {{"benchmark", "mem"},   {"metric", "peak_rss"}, {"variant", ""},           {"n", 3},
+                           {"median", 19'850'000}, {"unit", "bytes"},      {"source", "agent:rusage"}};
   nlohmann::json c = {{"name", "mem"}, {"ran", true}, {"pool", "lab"}, {"metrics", {metric}}};
-  const std::string report =
-      dir.Write("r.json", nlohmann::json{{"schema_version", 1}, {"cases", {c}}}.dump());
+  const std::string report = dir.Write("r.json", nlohmann::json{{"schema_version", 1}, {"cases", {c}}}.dump());
   auto rusage = UpdateBaseline(report, dir.File("new.csv"), {"--add", "peak_rss"});
   EXPECT_EQ(rusage.exit_code, 0) << rusage.output;
   EXPECT_THAT(rusage.output, HasSubstr("skipped mem,peak_rss: peak memory from rusage includes the agent's own"));
@@ -389,8 +388,8 @@ TEST(CliTest, BaselineForAPoolNoAgentHasIsRefusedBeforeTheRunIsSubmitted) {
   const std::string suite = dir.Write(
       "s.yaml", "suite: s\ndefaults: {repeats: 1, warmup: 0}\ncases:\n  - name: a\n    command: [/bin/true]\n");
   const std::string rows = dir.Write("rows.csv", "a,wall_time,1,0.5\n");
-  auto result = RunCommand({PerfgateBinary(), "gate", "--suite", suite, "--coordinator", address, "--insecure", "--baseline",
-                            "xeon=" + rows});
+  auto result = RunCommand({PerfgateBinary(), "gate", "--suite", suite, "--coordinator", address, "--insecure",
+                            "--baseline", "xeon=" + rows});
   EXPECT_EQ(result.exit_code, 2) << result.output;
   EXPECT_THAT(result.output, HasSubstr("is for pool 'xeon', but no agent has ever registered with that pool "
                                        "(pools that ran: none; pools known to the coordinator: none)"));
@@ -431,9 +430,9 @@ TEST(CliTest, AListenAddressNotOnThisHostIsAConfigurationErrorNamingTheFlag) {
 TEST(CliTest, WhatTheCoordinatorMakesIsNotForEveryUser) {
   testing::TempDir dir;
   const std::string socket = dir.File("c.sock");
-  testing::Subprocess coordinator({"/bin/sh", "-c", "umask 022; exec \"$0\" coordinator --listen unix:" + socket +
-                                                        " --db " + dir.File("p.db"),
-                                   PerfgateBinary()});
+  testing::Subprocess coordinator(
+      {"/bin/sh", "-c", "umask 022; exec \"$0\" coordinator --listen unix:" + socket + " --db " + dir.File("p.db"),
+       PerfgateBinary()});
   ASSERT_TRUE(coordinator.WaitForLine("listening on", 30'000)) << coordinator.output();
   for (const std::string& path : {dir.File("p.db"), socket}) {
     struct stat st;

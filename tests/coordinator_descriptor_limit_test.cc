@@ -50,7 +50,8 @@ TEST(CoordinatorDescriptorLimitTest, RunningOutOfDescriptorsStopsItWithExitThree
   const int code = coordinator.Wait(120'000);
   for (int fd : idle) close(fd);
   EXPECT_EQ(code, kExitInfra) << coordinator.output();
-  EXPECT_THAT(coordinator.output(), HasSubstr("stopping: gRPC stopped accepting connections (Failed accept4: Too many open files)"));
+  EXPECT_THAT(coordinator.output(),
+              HasSubstr("stopping: gRPC stopped accepting connections (Failed accept4: Too many open files)"));
 }
 
 }  // namespace

@@ -46,8 +46,9 @@ class FaultTest : public ::testing::Test {
   }
   std::unique_ptr<Subprocess> StartGate(const std::string& suite_text, std::vector<std::string> more = {}) {
     const std::string suite = dir_.Write("suite.yaml", suite_text);
-    std::vector<std::string> argv = {PerfgateBinary(), "gate",   "--coordinator", address_, "--insecure", "--suite",
-                                     suite,            "--json", dir_.File("report.json"), "--no-color"};
+    std::vector<std::string> argv = {
+        PerfgateBinary(),         "gate",      "--coordinator", address_, "--insecure", "--suite", suite, "--json",
+        dir_.File("report.json"), "--no-color"};
     argv.insert(argv.end(), more.begin(), more.end());
     return std::make_unique<Subprocess>(argv);
   }

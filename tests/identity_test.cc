@@ -43,7 +43,8 @@ class IdentityTest : public ::testing::Test {
     const std::string suite = dir_.Write(
         "suite.yaml", "suite: id\ndefaults: {repeats: 1, warmup: 0}\ncases:\n  - name: spin\n    command: [\"" +
                           testing::CaseBinary("spin") + "\", \"1000\"]\n");
-    return testing::RunCommand({PerfgateBinary(), "gate", "--coordinator", address_, "--insecure", "--suite", suite, "--no-color"});
+    return testing::RunCommand(
+        {PerfgateBinary(), "gate", "--coordinator", address_, "--insecure", "--suite", suite, "--no-color"});
   }
   int64_t SessionRows() { return testing::QueryInt(db_, "SELECT COUNT(*) FROM sessions"); }
 

@@ -232,8 +232,7 @@ TEST(MetricTraitsReportTest, ARowForAMetricThatIsNeverJudgedIsAnErrorNamingItsLi
   EXPECT_FALSE(r.passed);
   EXPECT_THAT(r.cases[0].metrics[0].note, HasSubstr("row for user_cpu_time (line 7), which cannot be judged here"));
   b.expected["lab"] = {ExpectedRow{"t", "peak_rss", 20e6, 0.1, 3}};
-  EXPECT_EQ(BuildGateReport(RunWith("peak_rss", "agent:rusage", {14e6}), b, Policy{}).cases[0].verdict,
-            Verdict::kError)
+  EXPECT_EQ(BuildGateReport(RunWith("peak_rss", "agent:rusage", {14e6}), b, Policy{}).cases[0].verdict, Verdict::kError)
       << "a row made on a cgroup agent, read on one without: another instrument";
 }
 
@@ -301,8 +300,8 @@ TEST(SuiteMetricsTest, BadDeclarationsNameFileLineAndColumn) {
 }
 
 TEST(SuiteMetricsTest, AJudgeListNamingAMetricThatIsNeverJudgedIsRefused) {
-  auto s = ParseSuite("suite: s\ncases:\n  - name: a\n    command: [/bin/true]\n    judge: [user_cpu_time]\n",
-                      "s.yaml", "/tmp");
+  auto s = ParseSuite("suite: s\ncases:\n  - name: a\n    command: [/bin/true]\n    judge: [user_cpu_time]\n", "s.yaml",
+                      "/tmp");
   ASSERT_FALSE(s.ok());
   EXPECT_THAT(std::string(s.status().message()),
               HasSubstr("s.yaml:5:13: judge: 'user_cpu_time' is shown, never judged: CPU time from rusage"));

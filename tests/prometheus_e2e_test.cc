@@ -114,11 +114,13 @@ TEST(MetricsRestartTest, BenchmarkValuesComeBackFromTheStoreAfterARestart) {
                                       "suite: prom\ndefaults: {repeats: 2, warmup: 0}\ncases:\n  - name: spin0\n"
                                       "    command: [\"" +
                                           testing::CaseBinary("spin") + "\", \"1000\"]\n");
-  auto gate = RunCommand({PerfgateBinary(), "gate", "--coordinator", address, "--insecure", "--suite", suite, "--branch", "main"});
+  auto gate = RunCommand(
+      {PerfgateBinary(), "gate", "--coordinator", address, "--insecure", "--suite", suite, "--branch", "main"});
   ASSERT_EQ(gate.exit_code, 0) << gate.output;
   // A PR run afterwards must not be what comes back.
   ASSERT_EQ(
-      RunCommand({PerfgateBinary(), "gate", "--coordinator", address, "--insecure", "--suite", suite, "--branch", "pr"}).exit_code,
+      RunCommand({PerfgateBinary(), "gate", "--coordinator", address, "--insecure", "--suite", suite, "--branch", "pr"})
+          .exit_code,
       0);
   coordinator->Signal(SIGTERM);
   ASSERT_EQ(coordinator->Wait(30'000), 0) << coordinator->output();
@@ -190,8 +192,8 @@ TEST_F(PrometheusE2eTest, RealPrometheusSeesTheRunAndEveryDashboardMetricExists)
     suite +=
         "  - name: spin" + std::to_string(i) + "\n    command: [\"" + testing::CaseBinary("spin") + "\", \"1000\"]\n";
   }
-  auto gate = RunCommand(
-      {PerfgateBinary(), "gate", "--coordinator", address, "--insecure", "--suite", dir.Write("s.yaml", suite), "--branch", "main"});
+  auto gate = RunCommand({PerfgateBinary(), "gate", "--coordinator", address, "--insecure", "--suite",
+                          dir.Write("s.yaml", suite), "--branch", "main"});
   ASSERT_EQ(gate.exit_code, 0) << gate.output;
 
   EXPECT_TRUE(WaitFor("sum(perfgate_results_total{disposition=\"counted\"})", 3));

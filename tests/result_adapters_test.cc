@@ -276,7 +276,8 @@ TEST(BoundedReadTest, AFifoNothingWritesToIsAnErrorAndOneWithAWriterIsRead) {
   ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
   auto idle = ReadFileBounded(fifo, 1 << 20, "suite file");
   ASSERT_FALSE(idle.ok());
-  EXPECT_THAT(std::string(idle.status().message()), HasSubstr("fifo: suite file is a FIFO that nothing wrote to within 10 s"));
+  EXPECT_THAT(std::string(idle.status().message()),
+              HasSubstr("fifo: suite file is a FIFO that nothing wrote to within 10 s"));
 
   int pipe_fds[2];
   ASSERT_EQ(pipe(pipe_fds), 0);

@@ -52,10 +52,11 @@ absl::Status CheckSocketFolders(const std::string& path) {
     const bool shared_write = (st.st_mode & (S_IWGRP | S_IWOTH)) != 0;
     const bool sticky_above = (st.st_mode & S_ISVTX) != 0 && f != folder;
     if (!trusted_owner || (shared_write && !sticky_above)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          f.string(), " (above the socket ", path, ") is owned by ", UserName(st.st_uid), " with mode ",
-          ModeText(st.st_mode), ": others could put their own socket there; keep the socket in a folder that only "
-          "root or the coordinator's user can write (chmod go-w), or give --tls-ca"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(f.string(), " (above the socket ", path, ") is owned by ", UserName(st.st_uid), " with mode ",
+                       ModeText(st.st_mode),
+                       ": others could put their own socket there; keep the socket in a folder that only "
+                       "root or the coordinator's user can write (chmod go-w), or give --tls-ca"));
     }
     if (f == f.root_path()) return absl::OkStatus();
   }
@@ -79,7 +80,9 @@ absl::Status CheckPlaintextPeer(const std::string& address, const char* flag) {
       ": nothing proves the coordinator answers there; any user of this machine can listen on it while the "
       "coordinator is down, and would get this client's token (and have an agent run its commands, or a gate "
       "take its verdict). Use the coordinator's unix socket (its --listen unix:/run/perfgate/coordinator.sock, "
-      "and here ", flag, " unix:/run/perfgate/coordinator.sock), or --tls-ca FILE, or --insecure to trust it all "
+      "and here ",
+      flag,
+      " unix:/run/perfgate/coordinator.sock), or --tls-ca FILE, or --insecure to trust it all "
       "the same"));
 }
 

@@ -69,7 +69,8 @@ class BearerInterceptorFactory final : public grpc::experimental::ClientIntercep
 };
 
 absl::StatusOr<std::string> ClientToken(const ClientSecurityFlags& flags) {
-  if (!flags.token_file.empty()) return ReadTokenFile(flags.token_file, "--token-file");
+  // The flag takes $PERFGATE_TOKEN_FILE too (CLI11 envname): say both.
+  if (!flags.token_file.empty()) return ReadTokenFile(flags.token_file, "--token-file (or $PERFGATE_TOKEN_FILE)");
   if (const char* file = std::getenv("PERFGATE_TOKEN_FILE"); file && *file) {
     return ReadTokenFile(file, "PERFGATE_TOKEN_FILE");
   }
