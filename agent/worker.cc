@@ -158,9 +158,10 @@ bool AgentWorker::RegisterWithRetry() {
       refusal_ = absl::AlreadyExistsError(status.error_message());
       return false;
     }
-    // Names the coordinator refuses, or a pool past its limit: trying again cannot help.
+    // Names the coordinator refuses, or a pool past its limit: trying again
+    // cannot help. (RESOURCE_EXHAUSTED can: a full thread pool says so too.)
     if (status.error_code() == grpc::StatusCode::INVALID_ARGUMENT ||
-        status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
+        status.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
       Log(absl::StrCat("not registered: ", status.error_message()));
       refusal_ = absl::InvalidArgumentError(status.error_message());
       return false;

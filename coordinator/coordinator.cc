@@ -11,6 +11,7 @@
 #include <openssl/x509.h>
 #include <pthread.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -19,6 +20,7 @@
 #include <filesystem>
 #include <memory>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "coordinator/artifact_service.h"
 #include "coordinator/listener_watch.h"
@@ -55,8 +57,11 @@ absl::Status CheckExposure(const CoordinatorOptions& options) {
 std::vector<std::string> ExposureWarnings(const CoordinatorOptions& options) {
   std::vector<std::string> warnings;
   if (!options.tokens.any() && options.tls_client_ca_file.empty()) {
+    const bool socket = absl::StartsWith(options.listen, "unix");
     warnings.push_back(absl::StrCat("no tokens: anyone who can reach ", options.listen,
-                                    IsLoopbackAddress(options.listen) ? " (any user of this machine)" : "",
+                                    socket                              ? " (any user who may open the socket)"
+                                    : IsLoopbackAddress(options.listen) ? " (any user of this machine)"
+                                                                        : "",
                                     " may submit suites, and so run commands on every agent; give "
                                     "--agent-token-file and --submit-token-file"));
   } else if (!options.tokens.any()) {
@@ -201,6 +206,17 @@ StreamShares SharesOf(int max_threads) {
   return {std::max(1, max_threads / 2), std::max(1, max_threads / 4), std::max(1, max_threads / 8)};
 }
 
+// A unix socket's mode comes from the umask (the coordinator drops
+// everyone else's bits; the packaged unit's UMask=0027 drops the group's
+// write), and connecting takes write: it is opened to the group, so that
+// the local users an admin puts in the coordinator's group can run gates.
+void OpenSocketToGroup(const std::string& listen) {
+  if (!absl::StartsWith(listen, "unix:")) return;  // an abstract socket has no file
+  std::string path = listen.substr(5);
+  if (absl::StartsWith(path, "//")) path = path.substr(2);
+  chmod(path.c_str(), 0770);
+}
+
 // The server's limits: message sizes, the memory of all calls' buffers
 // together, its threads, and how it treats idle and dead peers.
 void BoundServer(const CoordinatorOptions& options, grpc::ResourceQuota* quota, grpc::ServerBuilder* builder) {
@@ -300,8 +316,12 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Start(const Coordinato
         absl::StrCat("cannot listen on ", options.listen,
                      ": the port is in use (another coordinator?), the address is not this host's, or not host:port"));
   }
-  std::string host = options.listen.substr(0, options.listen.rfind(':'));
-  c->address_ = absl::StrCat(host, ":", port);
+  if (absl::StartsWith(options.listen, "unix")) {
+    c->address_ = options.listen;  // gRPC's port for a socket is 1
+    OpenSocketToGroup(options.listen);
+  } else {
+    c->address_ = absl::StrCat(options.listen.substr(0, options.listen.rfind(':')), ":", port);
+  }
   c->sweeper_ = std::thread([raw = c.get()] { raw->SweepLoop(); });
   pthread_setname_np(c->sweeper_.native_handle(), "sweeper");
   return c;

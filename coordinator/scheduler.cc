@@ -270,7 +270,7 @@ absl::StatusOr<v1::RegisterResponse> Scheduler::Register(const v1::RegisterReque
   session.record.last_seen_ms = clock_->NowMs();
   session.instance = request.instance();
   if (auto s = store_->UpsertSession(session.record); !s.ok()) {
-    return absl::IsResourceExhausted(s) ? s : StoreFailed(s, "agent's session");
+    return absl::IsFailedPrecondition(s) ? s : StoreFailed(s, "agent's session");
   }
   if (!fenced.empty()) DropSession(fenced, "the agent registered again (session fenced)");
   const std::string id = session.record.session_id;

@@ -492,7 +492,7 @@ class SqliteStore final : public Store {
     q.Bind(1, pool);
     if (q.Step() != SQLITE_ROW) return Fail("count pools");
     if (q.Int(0) == 1 || q.Int(1) < kMaxKnownPools) return absl::OkStatus();
-    return absl::ResourceExhaustedError(
+    return absl::FailedPreconditionError(
         absl::StrCat("this coordinator knows ", q.Int(1), " pools already, its most; register with one of them"));
   }
 

@@ -146,7 +146,7 @@ class Store {
 
   // Records the session and its pool among the known pools. A pool that
   // would be known pool number kMaxKnownPools + 1 is refused with
-  // RESOURCE_EXHAUSTED, and nothing is written: pools are kept for ever, and
+  // FAILED_PRECONDITION, and nothing is written: pools are kept for ever, and
   // every history reply lists them.
   virtual absl::Status UpsertSession(const SessionRecord& session) = 0;
   virtual absl::Status DeleteSession(const std::string& session_id) = 0;

@@ -109,7 +109,7 @@ Comparison CompareWithExpected(Direction better, double result, const ExpectedRo
 
 Comparison CompareWithHistory(Direction better, const std::vector<double>& current,
                               const std::vector<double>& history_run_medians, const CompareOptions& options,
-                              bool timed) {
+                              bool timed, bool count) {
   Comparison c;
   c.method = Method::kHistory;
   const Summary run = Summarize(current);
@@ -123,12 +123,12 @@ Comparison CompareWithHistory(Direction better, const std::vector<double>& curre
   c.change = RelativeChange(c.result, c.baseline);
   const double n_history = static_cast<double>(window.size()), n_run = static_cast<double>(run.n);
   const double history_noise = kMadToSigma * RelativeSpread(h);
-  // A timed metric's own spread is the load it ran under, so its median is
+  // A run's own spread is mostly the load it ran under, so its median is
   // that much less sure. No load moves a count: its spread is the code's,
   // and a change that made a count vary widened the limit past the
   // regression it carried (+25% passed, limit 33%). The history's spread
   // alone says what a count's noise is.
-  const double run_median_error = timed ? kMedianEfficiency * kMadToSigma * RelativeSpread(run) / std::sqrt(n_run) : 0;
+  const double run_median_error = count ? 0 : kMedianEfficiency * kMadToSigma * RelativeSpread(run) / std::sqrt(n_run);
   c.noise = std::max(history_noise * std::sqrt(1 + M_PI / 2 / n_history), run_median_error);
   const double floor = timed ? options.history_time_floor : options.history_floor;
   c.threshold = std::max(floor, options.history_k * c.noise);
@@ -137,7 +137,7 @@ Comparison CompareWithHistory(Direction better, const std::vector<double>& curre
 }
 
 Comparison CompareAB(Direction better, const std::vector<double>& base, const std::vector<double>& head,
-                     const CompareOptions& options, bool timed) {
+                     const CompareOptions& options, bool count) {
   Comparison c;
   c.method = Method::kAB;
   const Summary b = Summarize(base), h = Summarize(head);
@@ -159,9 +159,9 @@ Comparison CompareAB(Direction better, const std::vector<double>& base, const st
     // 0.1% run to run, which is no change, and sides apart by more than the
     // smallest effect are a change. Between those, nothing can be said.
     const bool apart = h.min > b.max || h.max < b.min;
-    if (!timed && std::isfinite(c.change) && std::fabs(c.change) < options.ab_min_effect) {
+    if (count && std::isfinite(c.change) && std::fabs(c.change) < options.ab_min_effect) {
       c.verdict = Verdict::kPass;
-    } else if (!timed && apart) {
+    } else if (count && apart) {
       c.verdict = Judge(better, c);
     } else {
       c.verdict = Verdict::kError;

@@ -95,23 +95,24 @@ Comparison CompareWithExpected(Direction better, double result, const ExpectedRo
 //   not the root sum of squares: s_h already holds a typical run's sampling
 //   error, and adding it twice cost a third of the power to see a 10%
 //   slowdown at 2% noise (bench/stat_power: 88% -> 94% with confirmation,
-//   false alarms unchanged at 0%). Only a metric measured in time (`timed`)
-//   has the second term: no load moves a count, so its run's spread is the
-//   code's, and a change that made it vary widened its own limit.
+//   false alarms unchanged at 0%). A `count` (instructions; IsCount in
+//   metric_traits.h) has no second term: no load moves a count, so its
+//   run's spread is the code's, and a change that made it vary widened its
+//   own limit. Times and rates keep it: load moves them.
 // A deterministic counter has s_h = 0 and meets the floor alone; a timed
 // metric has history_time_floor as its floor.
 // REQUIRES: current non-empty. No baseline below history_min_runs runs.
 Comparison CompareWithHistory(Direction better, const std::vector<double>& current,
                               const std::vector<double>& history_run_medians, const CompareOptions& options,
-                              bool timed = false);
+                              bool timed = false, bool count = false);
 
 // Fewer than ab_min_samples samples on a side, unless both sides are
 // deterministic, is an error: the rank test could not fail anything. A
-// count (not `timed`, so moved by no load) with few samples passes within
-// ab_min_effect, and is judged when the sides' samples lie apart.
+// `count` (moved by no load) with few samples passes within ab_min_effect,
+// and is judged when the sides' samples lie apart.
 // REQUIRES: base and head non-empty.
 Comparison CompareAB(Direction better, const std::vector<double>& base, const std::vector<double>& head,
-                     const CompareOptions& options, bool timed = true);
+                     const CompareOptions& options, bool count = false);
 
 // A change smaller than the instrument's resolution (MetricTraits::resolution,
 // in the metric's unit) is no change, whatever the baseline: a regression or

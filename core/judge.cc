@@ -67,8 +67,8 @@ std::optional<Comparison> CompareWithBaseline(const Series& series, double media
                                               const Baselines& baselines, const Policy& policy) {
   if (series.variant == SideName(Side::kHead)) {
     if (const Series* base = FindSeries(all, series, SideName(Side::kBase))) {
-      const bool timed = IsTimeUnit(UnitOf(series.metric, series.unit, policy.compare.declared));
-      return CompareAB(better, base->values, series.values, policy.compare, timed);
+      const bool count = IsCount(series.metric, UnitOf(series.metric, series.unit, policy.compare.declared));
+      return CompareAB(better, base->values, series.values, policy.compare, count);
     }
     return std::nullopt;
   }
@@ -76,8 +76,9 @@ std::optional<Comparison> CompareWithBaseline(const Series& series, double media
   {
     auto it = baselines.history.find({pool, series.benchmark, series.metric, series.source});
     if (it != baselines.history.end()) {
-      const bool timed = IsTimeUnit(UnitOf(series.metric, series.unit, policy.compare.declared));
-      Comparison c = CompareWithHistory(better, series.values, it->second, policy.compare, timed);
+      const std::string unit = UnitOf(series.metric, series.unit, policy.compare.declared);
+      Comparison c = CompareWithHistory(better, series.values, it->second, policy.compare, IsTimeUnit(unit),
+                                        IsCount(series.metric, unit));
       if (c.verdict != Verdict::kNoBaseline) return c;
     }
   }

@@ -55,6 +55,12 @@ std::vector<std::string> BuiltInMetricNames() {
   return names;
 }
 
+bool IsCount(const std::string& metric, const std::string& unit) {
+  static const char* const kCounts[] = {"instructions", "instructions_callgrind", "instruction_count",
+                                        "compile_time_instruction_count"};
+  return unit == "count" || std::find(std::begin(kCounts), std::end(kCounts), metric) != std::end(kCounts);
+}
+
 std::string BuiltInDeclarationProblem(const std::string& metric, Direction better, const std::string& unit) {
   for (const auto& b : kBuiltIns) {
     if (metric != b.metric) continue;

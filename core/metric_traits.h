@@ -30,6 +30,11 @@ struct MetricDeclaration {
 };
 using MetricDeclarations = std::map<std::string, MetricDeclaration>;
 
+// Whether `metric` (reported in `unit`) counts work, which no load moves:
+// the built-in instruction counts, and any metric in unit "count". Times,
+// rates (1/s, B/s), memory and unitless counters move with the load.
+bool IsCount(const std::string& metric, const std::string& unit);
+
 // The metrics whose direction perfgate knows without a declaration.
 std::vector<std::string> BuiltInMetricNames();
 // What is wrong with a suite's `metrics:` entry for `metric`, or "": a

@@ -94,10 +94,15 @@ absl::StatusOr<std::string> Key(const SuiteError& err, const YAML::Node& key, co
 
 // Rejects a key given twice in any map of the document: yaml-cpp keeps the
 // first, so a `command:` or `repeats:` written again lower down was ignored
-// and the case ran as first written. Iterative: nesting depth is the file's.
+// and the case ran as first written. Run once the suite has parsed, so the
+// document is as shallow as a suite is (aliases nested ten deep would
+// otherwise be walked 10^9 times); iterative, and bounded all the same.
+constexpr size_t kMaxSuiteNodes = 10'000'000;
+
 absl::Status CheckNoRepeatedKeys(const SuiteError& err, const YAML::Node& root) {
   std::vector<YAML::Node> pending = {root};
-  while (!pending.empty()) {
+  for (size_t visited = 0; !pending.empty(); ++visited) {
+    if (visited > kMaxSuiteNodes) return err.At(root, "too many YAML nodes (aliases of aliases?)");
     const YAML::Node node = pending.back();
     pending.pop_back();
     if (node.IsSequence()) {
@@ -357,6 +362,10 @@ absl::Status ApplyRequirements(const SuiteError& err, const YAML::Node& node, co
       for (const auto& label : l) {
         auto v = Scalar(err, label, "each label");
         if (!v.ok()) return v.status();
+        // An agent's labels are held to this (Register): another could never be met.
+        if (std::string problem = AgentNameProblem("label", *v); !problem.empty()) {
+          return err.At(label, absl::StrCat("requires.labels: '", *v, "': ", problem, "; no agent could have it"));
+        }
         req->add_labels(*v);
       }
     }
@@ -734,11 +743,11 @@ absl::StatusOr<v1::Suite> ParseSuite(const std::string& text, const std::string&
     return absl::InvalidArgumentError(absl::StrCat(source, ": a suite file is a map with keys 'suite' and 'cases'"));
   }
   try {
-    if (auto s = CheckNoRepeatedKeys(err, *root); !s.ok()) return s;
     v1::Suite suite;
     suite.set_source(source);
     if (auto s = ParseSuiteSections(err, *root, base_dir, &suite); !s.ok()) return s;
     if (auto s = ParseCases(err, *root, base_dir, &suite); !s.ok()) return s;
+    if (auto s = CheckNoRepeatedKeys(err, *root); !s.ok()) return s;
     if (auto s = CheckJudgedNames(err, *root, suite); !s.ok()) return s;
     return suite;
   } catch (const YAML::Exception& e) {

@@ -717,6 +717,10 @@ TEST(ClientSecurityTest, AUnixSocketIsTrustedOnlyInFoldersNoOneElseCanWrite) {
   const std::string mine = shared + "/mine";
   ASSERT_EQ(mkdir(mine.c_str(), 0700), 0);
   EXPECT_TRUE(LoadClientSecurity(flags, "unix:" + mine + "/c.sock").ok());
+  // Not made yet (the coordinator is down): judged by who could make it. An
+  // agent that starts first must wait for its coordinator, not exit.
+  EXPECT_TRUE(LoadClientSecurity(flags, "unix:" + dir.File("not-yet/c.sock")).ok());
+  EXPECT_FALSE(LoadClientSecurity(flags, "unix:" + shared + "/not-yet/c.sock").ok()) << "anyone can make it";
 
   if (geteuid() == 0) {  // a folder of another user, above one of this user's: that user could swap it
     const std::string theirs = dir.File("theirs");
@@ -728,6 +732,11 @@ TEST(ClientSecurityTest, AUnixSocketIsTrustedOnlyInFoldersNoOneElseCanWrite) {
     auto swapped = LoadClientSecurity(flags, "unix:" + inner + "/c.sock");
     ASSERT_FALSE(swapped.ok());
     EXPECT_THAT(swapped.status().message(), HasSubstr(theirs + " (above the socket"));
+    // Their own folder in a sticky one: whoever made it under /tmp must not be trusted for making it.
+    const std::string made = shared + "/made-by-them";
+    ASSERT_EQ(mkdir(made.c_str(), 0755), 0);
+    ASSERT_EQ(chown(made.c_str(), 54321, 54321), 0);
+    EXPECT_FALSE(LoadClientSecurity(flags, "unix:" + made + "/c.sock").ok());
   }
   flags.insecure = true;
   EXPECT_TRUE(LoadClientSecurity(flags, "unix:" + shared + "/c.sock").ok());

@@ -138,11 +138,18 @@ TEST(CompareHistoryTest, ACountsOwnSpreadDoesNotWidenItsThreshold) {
   CompareOptions options;
   const std::vector<double> history(6, 1'000'000);
   const std::vector<double> varying = {1'000'000, 1'125'000, 1'250'000, 1'375'000, 1'500'000};
-  Comparison c = CompareWithHistory(kLower, varying, history, options, /*timed=*/false);
+  Comparison c = CompareWithHistory(kLower, varying, history, options, /*timed=*/false, /*count=*/true);
   EXPECT_EQ(c.verdict, Verdict::kRegression);
   EXPECT_DOUBLE_EQ(c.threshold, options.history_floor);
-  EXPECT_EQ(CompareWithHistory(kLower, varying, history, options, /*timed=*/true).verdict, Verdict::kPass)
-      << "a timed metric measured in such noise is no evidence";
+  EXPECT_EQ(CompareWithHistory(kLower, varying, history, options, /*timed=*/false, /*count=*/false).verdict,
+            Verdict::kPass)
+      << "a rate (items/s) measured in such noise is no evidence: load moves rates";
+  EXPECT_TRUE(IsCount("instructions_callgrind", "count"));
+  EXPECT_TRUE(IsCount("instruction_count", ""));
+  EXPECT_TRUE(IsCount("graph_breaks", "count"));
+  EXPECT_FALSE(IsCount("items_per_second", "1/s"));
+  EXPECT_FALSE(IsCount("bytes_per_second", "B/s"));
+  EXPECT_FALSE(IsCount("elem_rate", ""));
 }
 
 TEST(CompareHistoryTest, TooShortHistoryIsNoBaseline) {
@@ -213,17 +220,17 @@ TEST(CompareAbTest, DeterministicCountsNeedNoRankTest) {
 TEST(CompareAbTest, ACountThatBarelyMovesIsJudgedOnThreeSamples) {
   CompareOptions options;
   const std::vector<double> base = {32'920'000, 32'950'000, 32'980'000};
-  EXPECT_EQ(CompareAB(kLower, base, {32'930'000, 32'960'000, 32'990'000}, options, /*timed=*/false).verdict,
+  EXPECT_EQ(CompareAB(kLower, base, {32'930'000, 32'960'000, 32'990'000}, options, /*count=*/true).verdict,
             Verdict::kPass)
       << "+0.03%: within the smallest effect";
-  EXPECT_EQ(CompareAB(kLower, base, {33'600'000, 33'620'000, 33'650'000}, options, /*timed=*/false).verdict,
+  EXPECT_EQ(CompareAB(kLower, base, {33'600'000, 33'620'000, 33'650'000}, options, /*count=*/true).verdict,
             Verdict::kRegression)
       << "+2%, the sides apart";
-  EXPECT_EQ(CompareAB(kLower, {100, 110, 120}, {95, 115, 125}, options, /*timed=*/false).verdict, Verdict::kError)
+  EXPECT_EQ(CompareAB(kLower, {100, 110, 120}, {95, 115, 125}, options, /*count=*/true).verdict, Verdict::kError)
       << "past the smallest effect but overlapping: nothing can be said";
-  EXPECT_EQ(CompareAB(kLower, base, {32'930'000, 32'960'000, 32'990'000}, options, /*timed=*/true).verdict,
+  EXPECT_EQ(CompareAB(kLower, base, {32'930'000, 32'960'000, 32'990'000}, options, /*count=*/false).verdict,
             Verdict::kError)
-      << "a timed metric on three samples is still an error";
+      << "a time or a rate on three samples is still an error: load moves it";
 }
 
 // A zero baseline has no relative change; as in the expected file's rule, any

@@ -77,6 +77,8 @@ TEST(SuiteTest, WrongTypesAndValuesAreErrorsWithLines) {
        "s.yaml:5:5: 'command' is given twice (first on line 4); which one is meant? Keep one"},
       {"suite: s\nsuite: t\ncases:\n  - name: a\n    command: [x]\n", "s.yaml:2:1: 'suite' is given twice"},
       {"suite: s\ncases:\n  - name: a\n    command: [x]\n    env: {A: 1, A: 2}\n", "s.yaml:5:17: 'A' is given twice"},
+      {"suite: s\ncases:\n  - name: a\n    command: [x]\n    requires: {labels: [gpu=a100]}\n",
+       "s.yaml:5:25: requires.labels: 'gpu=a100': an agent's label must be 1 to 128"},
       {"suite: s\ncases:\n  - name: a\n    command: [x]\n    repeats: 100001\n",
        "s.yaml:5:14: repeats must be at most 100000 (the samples one result may carry), got 100001"},
       {"suite: s\ncases:\n  - name: a\n    command: [x]\n    timeout: soon\n",

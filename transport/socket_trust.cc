@@ -34,29 +34,37 @@ std::string UnixSocketPath(const std::string& address) {
 
 }  // namespace
 
+// Root, this process's user, and the package's service user (`perfgate`,
+// which the packaged coordinator runs as and whose /run/perfgate holds its
+// socket). Never a folder's own owner: whoever made a folder under /tmp
+// would then be trusted by making it.
+bool TrustedOwner(uid_t uid) {
+  if (uid == 0 || uid == geteuid()) return true;
+  const passwd* service = getpwnam("perfgate");
+  return service != nullptr && service->pw_uid == uid;
+}
+
 absl::Status CheckSocketFolders(const std::string& path) {
   std::error_code ec;
-  const std::filesystem::path folder =
+  std::filesystem::path folder =
       std::filesystem::weakly_canonical(std::filesystem::absolute(std::filesystem::path(path), ec).parent_path(), ec);
   if (ec) return absl::InvalidArgumentError(absl::StrCat("cannot resolve the folder of ", path, ": ", ec.message()));
-  struct stat own;
-  if (stat(folder.c_str(), &own) != 0) {
-    return absl::InvalidArgumentError(absl::StrCat("the socket's folder ", folder.string(), " does not exist"));
-  }
+  // A folder not made yet (the coordinator is down: systemd removes its
+  // RuntimeDirectory) will be made by whoever can write the nearest one that
+  // exists: that one is held to the socket folder's rule.
+  while (!std::filesystem::exists(folder, ec) && folder != folder.root_path()) folder = folder.parent_path();
   for (std::filesystem::path f = folder;; f = f.parent_path()) {
     struct stat st;
     if (stat(f.c_str(), &st) != 0) {
       return absl::InvalidArgumentError(absl::StrCat("cannot stat ", f.string(), " (above the socket ", path, ")"));
     }
-    const bool trusted_owner = st.st_uid == 0 || st.st_uid == geteuid() || st.st_uid == own.st_uid;
     const bool shared_write = (st.st_mode & (S_IWGRP | S_IWOTH)) != 0;
     const bool sticky_above = (st.st_mode & S_ISVTX) != 0 && f != folder;
-    if (!trusted_owner || (shared_write && !sticky_above)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(f.string(), " (above the socket ", path, ") is owned by ", UserName(st.st_uid), " with mode ",
-                       ModeText(st.st_mode),
-                       ": others could put their own socket there; keep the socket in a folder that only "
-                       "root or the coordinator's user can write (chmod go-w), or give --tls-ca"));
+    if (!TrustedOwner(st.st_uid) || (shared_write && !sticky_above)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          f.string(), " (above the socket ", path, ") is owned by ", UserName(st.st_uid), " with mode ",
+          ModeText(st.st_mode), ": others could put their own socket there; keep the socket in a folder that only "
+          "root, this user or the perfgate service user can write (chmod go-w), or give --tls-ca"));
     }
     if (f == f.root_path()) return absl::OkStatus();
   }

@@ -14,10 +14,11 @@
 namespace perfgate {
 
 // OK when `path`'s folder, and every folder above it, is owned by root, by
-// this process's user or by the owner of the socket's own folder, and none
-// of them can be written by its group or by others (a sticky folder, like
-// /tmp, may be above the socket's folder but not be it). Otherwise an error
-// naming the folder, its owner and mode, and what to change.
+// this process's user or by the `perfgate` service user, and none of them
+// can be written by its group or by others (a sticky folder, like /tmp, may
+// be above the socket's folder but not be it). A folder not made yet is
+// judged by the nearest one that exists, as the socket's folder. Otherwise
+// an error naming the folder, its owner and mode, and what to change.
 absl::Status CheckSocketFolders(const std::string& path);
 
 // OK for a plaintext `address` (host:port, unix:PATH, unix-abstract:NAME)
