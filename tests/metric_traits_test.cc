@@ -96,11 +96,19 @@ TEST(MetricTraitsReportTest, ALoadedRunOfAShortCaseIsStillTooShortToJudge) {
             Verdict::kRegression);
 }
 
+// The report of case t's `row.metric` read as `values` by `source`, against
+// an expected file of `row` alone on pool lab.
+GateReport AgainstRow(const ExpectedRow& row, const std::string& source, const std::vector<double>& values) {
+  Baselines b;
+  b.expected["lab"] = {row};
+  return BuildGateReport(RunWith(row.metric, source, values), b, Policy{});
+}
+
 TEST(MetricTraitsReportTest, AShortCaseThatNowTakesHalfASecondIsJudged) {
   // Its baseline says 5 ms, and that alone kept a 100x slowdown from being judged.
   Baselines b;
   b.expected["lab"] = {ExpectedRow{"t", "wall_time", 0.005, 0.1, 1}};
-  GateReport r = BuildGateReport(RunWith("wall_time", "agent:clock", {0.5, 0.502, 0.501}), b, Policy{});
+  GateReport r = AgainstRow(b.expected["lab"][0], "agent:clock", {0.5, 0.502, 0.501});
   EXPECT_EQ(r.cases[0].verdict, Verdict::kRegression);
   EXPECT_FALSE(r.passed);
   // Against a history, just under the bound it is still the short case a loaded machine stretched.
@@ -225,14 +233,12 @@ TEST(MetricTraitsReportTest, PeakMemoryWithinTheChargeBatchesIsNoChange) {
 // Rows for metrics that are only ever shown were dropped after their
 // comparison: +2200% user CPU time against its row passed as "no baseline".
 TEST(MetricTraitsReportTest, ARowForAMetricThatIsNeverJudgedIsAnErrorNamingItsLine) {
-  Baselines b;
-  b.expected["lab"] = {ExpectedRow{"t", "user_cpu_time", 0.01, 0.1, 7}};
-  GateReport r = BuildGateReport(RunWith("user_cpu_time", "agent:rusage", {0.23, 0.23, 0.23}), b, Policy{});
+  GateReport r = AgainstRow(ExpectedRow{"t", "user_cpu_time", 0.01, 0.1, 7}, "agent:rusage", {0.23, 0.23, 0.23});
   EXPECT_EQ(r.cases[0].verdict, Verdict::kError);
   EXPECT_FALSE(r.passed);
   EXPECT_THAT(r.cases[0].metrics[0].note, HasSubstr("row for user_cpu_time (line 7), which cannot be judged here"));
-  b.expected["lab"] = {ExpectedRow{"t", "peak_rss", 20e6, 0.1, 3}};
-  EXPECT_EQ(BuildGateReport(RunWith("peak_rss", "agent:rusage", {14e6}), b, Policy{}).cases[0].verdict, Verdict::kError)
+  EXPECT_EQ(AgainstRow(ExpectedRow{"t", "peak_rss", 20e6, 0.1, 3}, "agent:rusage", {14e6}).cases[0].verdict,
+            Verdict::kError)
       << "a row made on a cgroup agent, read on one without: another instrument";
 }
 
