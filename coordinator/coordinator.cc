@@ -27,6 +27,7 @@
 #include "coordinator/malloc_policy.h"
 #include "coordinator/metrics_exporter.h"
 #include "coordinator/services.h"
+#include "transport/socket_trust.h"
 
 namespace perfgate {
 namespace {
@@ -212,9 +213,7 @@ StreamShares SharesOf(int max_threads) {
 // the local users an admin puts in the coordinator's group can run gates.
 void OpenSocketToGroup(const std::string& listen) {
   if (!absl::StartsWith(listen, "unix:")) return;  // an abstract socket has no file
-  std::string path = listen.substr(5);
-  if (absl::StartsWith(path, "//")) path = path.substr(2);
-  chmod(path.c_str(), 0770);
+  chmod(UnixSocketPath(listen).c_str(), 0770);
 }
 
 // The server's limits: message sizes, the memory of all calls' buffers

@@ -25,15 +25,6 @@ std::string ModeText(mode_t mode) {
   return text;
 }
 
-// "unix:/run/x.sock", "unix:///run/x.sock" or "unix:x.sock" (relative): the path.
-std::string UnixSocketPath(const std::string& address) {
-  std::string path = address.substr(address.find(':') + 1);
-  if (absl::StartsWith(path, "//")) path = path.substr(2);
-  return path;
-}
-
-}  // namespace
-
 // Root, this process's user, and the package's service user (`perfgate`,
 // which the packaged coordinator runs as and whose /run/perfgate holds its
 // socket). Never a folder's own owner: whoever made a folder under /tmp
@@ -42,6 +33,15 @@ bool TrustedOwner(uid_t uid) {
   if (uid == 0 || uid == geteuid()) return true;
   const passwd* service = getpwnam("perfgate");
   return service != nullptr && service->pw_uid == uid;
+}
+
+}  // namespace
+
+// "unix:/run/x.sock", "unix:///run/x.sock" or "unix:x.sock" (relative): the path.
+std::string UnixSocketPath(const std::string& address) {
+  std::string path = address.substr(address.find(':') + 1);
+  if (absl::StartsWith(path, "//")) path = path.substr(2);
+  return path;
 }
 
 absl::Status CheckSocketFolders(const std::string& path) {

@@ -13,6 +13,10 @@
 
 namespace perfgate {
 
+// The file of a unix socket's address: "unix:/run/x.sock", "unix:///run/x.sock"
+// or "unix:x.sock" (relative). REQUIRES: `address` starts with "unix:".
+std::string UnixSocketPath(const std::string& address);
+
 // OK when `path`'s folder, and every folder above it, is owned by root, by
 // this process's user or by the `perfgate` service user, and none of them
 // can be written by its group or by others (a sticky folder, like /tmp, may
