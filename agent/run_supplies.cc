@@ -25,6 +25,16 @@ std::string TempRoot() {
   return tmp && *tmp ? tmp : "/tmp";
 }
 
+absl::Status CheckTempRoot() {
+  const std::string root = TempRoot();
+  std::error_code ec;
+  if (!std::filesystem::is_directory(root, ec) || access(root.c_str(), W_OK | X_OK) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot make scratch folders in ", root,
+                                                   " (not a folder this user can write); set $TMPDIR to one"));
+  }
+  return absl::OkStatus();
+}
+
 namespace {
 
 // Whether the scratch folder named `name` (in TempRoot) is one a gone

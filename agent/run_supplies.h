@@ -36,6 +36,10 @@ namespace perfgate {
 
 // $TMPDIR, else /tmp: where the agent's scratch folders (and, lacking /run, its locks) go.
 std::string TempRoot();
+// OK if TempRoot() is a folder this process can make folders in; else an
+// error naming it and $TMPDIR. Checked at start: a TMPDIR that is not one
+// failed every case, each as a result error (exit 1), as if the code had.
+absl::Status CheckTempRoot();
 
 // A fresh, empty folder in $TMPDIR (or /tmp) for one case, named after the
 // agent (perfgate-case-TAG-XXXXXX, agent/maker_tag.h), mode 0700; "" with

@@ -9,6 +9,7 @@
 #include "agent/cgroup.h"
 #include "agent/executor.h"
 #include "agent/host_fingerprint.h"
+#include "agent/run_supplies.h"
 #include "agent/worker.h"
 #include "cli/commands.h"
 #include "cli/security_flags.h"
@@ -103,6 +104,7 @@ absl::StatusOr<WorkerOptions> OptionsFrom(const AgentFlags& flags) {
   options.kill_grace_ms = flags.kill_grace_ms;
   options.artifacts.dir = flags.artifact_dir;
   if (absl::Status user = SetCaseUser(flags, &options); !user.ok()) return user;
+  if (absl::Status tmp = CheckTempRoot(); !tmp.ok()) return tmp;
   return options;
 }
 

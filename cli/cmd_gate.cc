@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "agent/run_supplies.h"
 #include "cli/commands.h"
 #include "cli/judge_flags.h"
 #include "cli/report_output.h"
@@ -75,6 +76,8 @@ absl::StatusOr<GateOptions> OptionsFrom(const GateFlags& flags) {
     auto security = LoadClientSecurity(flags.security, options.coordinator);
     if (!security.ok()) return security.status();
     options.client.security = *std::move(security);
+  } else if (absl::Status tmp = CheckTempRoot(); !tmp.ok()) {  // the embedded agents' scratch folders
+    return tmp;
   }
   return options;
 }

@@ -9,6 +9,7 @@
 #include "agent/case_user.h"
 #include "agent/cgroup.h"
 #include "agent/host_fingerprint.h"
+#include "agent/run_supplies.h"
 #include "cli/commands.h"
 #include "cli/judge_flags.h"
 #include "cli/local_run.h"
@@ -114,6 +115,7 @@ void RunHere(const RunFlags& flags, int* exit_code) {
   auto judged = LoadWhatToRun(flags);
   absl::Status cases = judged.ok() ? CheckCasesExist(flags, judged->suite) : judged.status();
   if (cases.ok()) cases = CheckReportPaths(flags.report);
+  if (cases.ok()) cases = CheckTempRoot();
   std::optional<CaseUser> user;
   if (cases.ok() && !flags.case_user.empty()) {
     absl::StatusOr<CaseUser> found = LookUpCaseUser(flags.case_user);

@@ -175,6 +175,21 @@ TEST(CliUxTest, AnAdHocCommandIsNotExpandedAsASuitesCommandIs) {
   EXPECT_THAT(ReadFile(marker), ::testing::MatchesRegex("default [0-9]+\n"));
 }
 
+// A TMPDIR that is not a folder failed every case as a result error (exit
+// 1), as if the code under test had; now the run does not start (exit 2).
+TEST(CliUxTest, ATmpdirThatIsNoFolderIsBadConfigurationNotAFailedCase) {
+  for (const std::vector<std::string>& command :
+       {std::vector<std::string>{"run", "--", "/bin/true"},
+        std::vector<std::string>{"gate", "--suite", testing::SourceDir() + "/bench_cases/demo.yaml"},
+        std::vector<std::string>{"agent", "--coordinator", "unix:/run/perfgate-test-none/c.sock"}}) {
+    std::vector<std::string> argv = {"/usr/bin/env", "TMPDIR=/nonexistent-perfgate-tmp", PerfgateBinary()};
+    argv.insert(argv.end(), command.begin(), command.end());
+    auto r = RunCommand(argv);
+    EXPECT_EQ(r.exit_code, kExitBadInput) << command[0] << ": " << r.output;
+    EXPECT_THAT(r.output, HasSubstr("cannot make scratch folders in /nonexistent-perfgate-tmp")) << command[0];
+  }
+}
+
 // An unwritable report path was found only after the run (hours, in a lab), with no reason given.
 TEST(CliUxTest, AReportPathThatCannotBeWrittenIsRefusedBeforeTheRun) {
   testing::TempDir dir;
