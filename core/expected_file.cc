@@ -5,6 +5,7 @@
 #include <map>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
@@ -41,6 +42,11 @@ absl::StatusOr<std::vector<ExpectedRow>> ParseExpectedFile(const std::string& te
     if (row.benchmark.empty() || row.metric.empty()) return error("empty benchmark or metric name");
     if (!IsValidUtf8(row.benchmark) || !IsValidUtf8(row.metric)) return error("benchmark and metric names must be UTF-8");
     if (std::string problem = SeriesNameProblem(row.benchmark, row.metric); !problem.empty()) return error(problem);
+    // One mark at the start of the file is dropped; a name that still begins
+    // with one would lose it when the file is written back (as the file's mark).
+    if (absl::StartsWith(row.benchmark, "\xEF\xBB\xBF")) {
+      return error("the benchmark name begins with a byte-order mark (U+FEFF); remove it");
+    }
     if (!ParseFiniteNumber(fields[2], &row.expected)) {
       return error("expected_value is not a number");
     }

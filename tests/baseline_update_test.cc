@@ -99,6 +99,13 @@ TEST(BaselineUpdateTest, AByteOrderMarkIsNotPartOfTheFirstName) {
   auto rows = ParseExpectedFile("\xEF\xBB\xBF" "add_loop,instruction_count,1000,0.01\r\n", "expected.csv");
   ASSERT_TRUE(rows.ok()) << rows.status();
   EXPECT_EQ((*rows)[0].benchmark, "add_loop");
+  // A second mark (or one quoted) would be the name's, and lost when the file is written back (fuzz_expected_file).
+  for (const char* text : {"\xEF\xBB\xBF\xEF\xBB\xBF" "a%,a%,0,10\n", "\"\xEF\xBB\xBF" "a\",m,1,0.1\n"}) {
+    auto marked = ParseExpectedFile(text, "expected.csv");
+    ASSERT_FALSE(marked.ok()) << text;
+    EXPECT_THAT(std::string(marked.status().message()),
+                ::testing::HasSubstr("expected.csv:1: the benchmark name begins with a byte-order mark"));
+  }
 }
 
 // What check_results.py refuses is refused, naming the line: Python's int()
