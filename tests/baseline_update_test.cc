@@ -100,7 +100,10 @@ TEST(BaselineUpdateTest, AByteOrderMarkIsNotPartOfTheFirstName) {
   ASSERT_TRUE(rows.ok()) << rows.status();
   EXPECT_EQ((*rows)[0].benchmark, "add_loop");
   // A second mark (or one quoted) would be the name's, and lost when the file is written back (fuzz_expected_file).
-  for (const char* text : {"\xEF\xBB\xBF\xEF\xBB\xBF" "a%,a%,0,10\n", "\"\xEF\xBB\xBF" "a\",m,1,0.1\n"}) {
+  for (const char* text : {"\xEF\xBB\xBF\xEF\xBB\xBF"
+                           "a%,a%,0,10\n",
+                           "\"\xEF\xBB\xBF"
+                           "a\",m,1,0.1\n"}) {
     auto marked = ParseExpectedFile(text, "expected.csv");
     ASSERT_FALSE(marked.ok()) << text;
     EXPECT_THAT(std::string(marked.status().message()),
