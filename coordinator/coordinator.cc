@@ -58,7 +58,7 @@ absl::Status CheckExposure(const CoordinatorOptions& options) {
 std::vector<std::string> ExposureWarnings(const CoordinatorOptions& options) {
   std::vector<std::string> warnings;
   if (!options.tokens.any() && options.tls_client_ca_file.empty()) {
-    const bool socket = absl::StartsWith(options.listen, "unix");
+    const bool socket = IsUnixSocketAddress(options.listen);
     warnings.push_back(absl::StrCat("no tokens: anyone who can reach ", options.listen,
                                     socket                              ? " (any user who may open the socket)"
                                     : IsLoopbackAddress(options.listen) ? " (any user of this machine)"
@@ -91,7 +91,7 @@ namespace {
 // (without SO_REUSEPORT) still decides; this only fails early and says why.
 absl::Status CheckBindable(const std::string& listen, const char* flag) {
   const size_t colon = listen.rfind(':');
-  if (colon == std::string::npos || listen.starts_with("unix:") || listen.starts_with("unix-abstract:")) {
+  if (colon == std::string::npos || IsUnixSocketAddress(listen)) {
     return absl::OkStatus();
   }
   std::string host = listen.substr(0, colon);
@@ -315,7 +315,7 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Start(const Coordinato
         absl::StrCat("cannot listen on ", options.listen,
                      ": the port is in use (another coordinator?), the address is not this host's, or not host:port"));
   }
-  if (absl::StartsWith(options.listen, "unix")) {
+  if (IsUnixSocketAddress(options.listen)) {
     c->address_ = options.listen;  // gRPC's port for a socket is 1
     OpenSocketToGroup(options.listen);
   } else {

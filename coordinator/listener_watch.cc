@@ -8,14 +8,15 @@
 #include <mutex>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 
 namespace perfgate {
 namespace {
 
 std::mutex g_mu;
-std::string g_failure;  // guarded by g_mu
-std::atomic<bool> g_failed{false};
+std::string g_failure ABSL_GUARDED_BY(g_mu);
+std::atomic<bool> g_failed{false};  // read without the lock on every sweep
 
 void LogAndWatch(gpr_log_func_args* args) {
   const char* file = std::strrchr(args->file, '/');

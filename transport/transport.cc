@@ -86,8 +86,12 @@ uint64_t MessageLimits::LargestRequest() const {
   return std::max({register_bytes, heartbeat_bytes, submit_bytes, complete_bytes, other_bytes});
 }
 
+bool IsUnixSocketAddress(absl::string_view address) {
+  return absl::StartsWith(address, "unix:") || absl::StartsWith(address, "unix-abstract:");
+}
+
 bool IsLoopbackAddress(const std::string& address) {
-  if (absl::StartsWith(address, "unix:") || absl::StartsWith(address, "unix-abstract:")) return true;
+  if (IsUnixSocketAddress(address)) return true;
   const std::string host(HostOf(address));
   if (absl::EqualsIgnoreCase(host, "localhost")) return true;
   in_addr v4{};
@@ -97,7 +101,7 @@ bool IsLoopbackAddress(const std::string& address) {
 }
 
 absl::Status CheckAddress(const std::string& address, const char* flag, bool port_zero_picks) {
-  if (absl::StartsWith(address, "unix:") || absl::StartsWith(address, "unix-abstract:")) return absl::OkStatus();
+  if (IsUnixSocketAddress(address)) return absl::OkStatus();
   const auto bad = [&](absl::string_view why) {
     return absl::InvalidArgumentError(absl::StrCat(flag, " '", address, "': ", why, "; give HOST:PORT, e.g. ",
                                                    port_zero_picks ? "127.0.0.1:7600 (port 0: any free one)"

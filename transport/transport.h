@@ -11,6 +11,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace perfgate {
 
@@ -34,6 +35,9 @@ struct MessageLimits {
 // The metadata key and value prefix that carry a token.
 inline constexpr char kAuthorizationKey[] = "authorization";
 inline constexpr char kBearerPrefix[] = "Bearer ";
+
+// True for "unix:PATH" and "unix-abstract:NAME": gRPC's socket addresses.
+bool IsUnixSocketAddress(absl::string_view address);
 
 // True for 127.0.0.0/8, ::1, localhost and unix sockets: the only places
 // plaintext and token-less service are allowed without --insecure.
