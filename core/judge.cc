@@ -56,15 +56,16 @@ const ExpectedRow* ExpectedRowOf(const Series& series, const std::string& pool, 
 // Judged by the policy (the case's `judge:` list, else the defaults), or
 // because an expected file has a row for it: a row asks for its metric to be
 // gated, as every row is in PyTorch's check_results.py.
-bool JudgedHere(const std::string& case_name, const Series& series, const std::string& pool, const Baselines& baselines,
-                const Policy& policy) {
-  return policy.Judged(case_name, series.metric) || ExpectedRowOf(series, pool, baselines) != nullptr;
+bool JudgedHere(const std::string& case_name, const Series& series, const ExpectedRow* row, const Policy& policy) {
+  return policy.Judged(case_name, series.metric) || row != nullptr;
 }
 
-// The comparison with the first baseline source that has `series`.
+// The comparison with the first baseline source that has `series`: its
+// expected-file `row` where it has one.
 std::optional<Comparison> CompareWithBaseline(const Series& series, double median, Direction better,
                                               const std::vector<Series>& all, const std::string& pool,
-                                              const Baselines& baselines, const Policy& policy) {
+                                              const ExpectedRow* row, const Baselines& baselines,
+                                              const Policy& policy) {
   if (series.variant == SideName(Side::kHead)) {
     if (const Series* base = FindSeries(all, series, SideName(Side::kBase))) {
       const bool count = IsCount(series.metric, UnitOf(series.metric, series.unit, policy.compare.declared));
@@ -72,7 +73,7 @@ std::optional<Comparison> CompareWithBaseline(const Series& series, double media
     }
     return std::nullopt;
   }
-  if (const ExpectedRow* row = ExpectedRowOf(series, pool, baselines)) return CompareWithExpected(better, median, *row);
+  if (row != nullptr) return CompareWithExpected(better, median, *row);
   {
     auto it = baselines.history.find({pool, series.benchmark, series.metric, series.source});
     if (it != baselines.history.end()) {
@@ -92,22 +93,23 @@ std::string DescribeSeriesName(const CaseReport& c, const MetricReport& m) {
 }
 
 // Compares one series with the first baseline source that has it. `all` is
-// every series of the same result, for the A/B base side. A series that is
+// every series of the same result, for the A/B base side; `row` is the
+// series' expected-file row, if any (ExpectedRowOf). A series that is
 // judged by policy but cannot be judged (core/metric_traits.h) gets no
 // comparison, and `note` says why; a change within the instrument's
 // resolution passes, and `note` says so.
 std::optional<Comparison> Compare(const std::string& case_name, const Series& series, const std::vector<Series>& all,
-                                  const std::string& pool, const Baselines& baselines, const Policy& policy,
-                                  std::string* note) {
-  if (!JudgedHere(case_name, series, pool, baselines, policy)) return std::nullopt;
+                                  const std::string& pool, const ExpectedRow* row, const Baselines& baselines,
+                                  const Policy& policy, std::string* note) {
+  if (!JudgedHere(case_name, series, row, policy)) return std::nullopt;
   const double median = Summarize(series.values).median;
   const MetricTraits traits = TraitsOf(series.metric, series.source, policy.compare.declared);
-  std::optional<Comparison> c = CompareWithBaseline(series, median, traits.direction, all, pool, baselines, policy);
+  std::optional<Comparison> c = CompareWithBaseline(series, median, traits.direction, all, pool, row, baselines, policy);
   if (c && c->method == Method::kExpected && traits.direction == Direction::kUnknown) {
     // A row no direction can judge would pass whatever the change.
     c->verdict = Verdict::kError;
     *note = absl::StrCat(
-        "the expected file has a row for ", series.metric, " (line ", ExpectedRowOf(series, pool, baselines)->line,
+        "the expected file has a row for ", series.metric, " (line ", row->line,
         ") but its direction is unknown: declare it under metrics: (", series.metric, ": {better: lower|higher})");
     return c;
   }
@@ -121,7 +123,6 @@ std::optional<Comparison> Compare(const std::string& case_name, const Series& se
   }
   // A row asks for its metric to be judged, as a `judge:` entry does: a 4 ms
   // row is judged even though a 4 ms wall time alone would only be shown.
-  const ExpectedRow* row = ExpectedRowOf(series, pool, baselines);
   const auto listed = policy.judged_metrics.find(case_name);
   const bool asked = row != nullptr || (listed != policy.judged_metrics.end() && listed->second.count(series.metric));
   const double span = SpanJudgedForShortness(median, c ? std::optional<double>(c->baseline) : std::nullopt);
@@ -381,7 +382,7 @@ MetricReport NotFinite(const CaseReport& cr, const Series& series, const Baselin
   m.series = series;
   m.series.unit = UnitOf(series.metric, series.unit, policy.compare.declared);
   m.verdict = Verdict::kError;
-  m.judged = cr.ran && JudgedHere(cr.name, series, cr.pool, baselines, policy);
+  m.judged = cr.ran && JudgedHere(cr.name, series, ExpectedRowOf(series, cr.pool, baselines), policy);
   m.note = "a sample value is not a finite number (NaN or infinity): the agent that measured it is broken";
   return m;
 }
@@ -393,18 +394,19 @@ MetricReport JudgeSeries(const CaseReport& cr, const Series& series, const std::
   const Series* base =
       series.variant == SideName(Side::kHead) ? FindSeries(all, series, SideName(Side::kBase)) : nullptr;
   if (!AllFinite(series) || (base && !AllFinite(*base))) return NotFinite(cr, series, baselines, policy);
+  const ExpectedRow* row = ExpectedRowOf(series, cr.pool, baselines);
   MetricReport m{series,
                  Summarize(series.values),
                  std::nullopt,
                  std::nullopt,
                  {},
                  Verdict::kNoBaseline,
-                 cr.ran && JudgedHere(cr.name, series, cr.pool, baselines, policy),
+                 cr.ran && JudgedHere(cr.name, series, row, policy),
                  ""};
   m.series.unit = UnitOf(series.metric, series.unit, policy.compare.declared);
   if (base) m.base = Summarize(base->values);
   if (cr.ran) {
-    m.comparison = Compare(cr.name, series, all, cr.pool, baselines, policy, &m.note);
+    m.comparison = Compare(cr.name, series, all, cr.pool, row, baselines, policy, &m.note);
     if (m.comparison) m.verdict = m.comparison->verdict;
     // Shown only (core/metric_traits.h): no verdict of it can fail the gate.
     if (!m.comparison && !m.note.empty()) m.judged = false;
@@ -569,7 +571,9 @@ void ApplyConfirmation(GateReport* report, const v1::Run& confirmation, const Ba
       }
       std::string shown_only;
       std::optional<Comparison> re =
-          series ? Compare(c.name, *series, all, c.pool, baselines, policy, &shown_only) : std::nullopt;
+          series ? Compare(c.name, *series, all, c.pool, ExpectedRowOf(*series, c.pool, baselines), baselines, policy,
+                           &shown_only)
+                 : std::nullopt;
       if (!re && !shown_only.empty()) {
         m.verdict = Verdict::kPass;
         m.note = absl::StrCat("not confirmed: first ", ExplainComparison(*m.comparison, m.series),
