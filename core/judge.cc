@@ -104,13 +104,14 @@ std::optional<Comparison> Compare(const std::string& case_name, const Series& se
   if (!JudgedHere(case_name, series, row, policy)) return std::nullopt;
   const double median = Summarize(series.values).median;
   const MetricTraits traits = TraitsOf(series.metric, series.source, policy.compare.declared);
-  std::optional<Comparison> c = CompareWithBaseline(series, median, traits.direction, all, pool, row, baselines, policy);
+  std::optional<Comparison> c =
+      CompareWithBaseline(series, median, traits.direction, all, pool, row, baselines, policy);
   if (c && c->method == Method::kExpected && traits.direction == Direction::kUnknown) {
     // A row no direction can judge would pass whatever the change.
     c->verdict = Verdict::kError;
-    *note = absl::StrCat(
-        "the expected file has a row for ", series.metric, " (line ", row->line,
-        ") but its direction is unknown: declare it under metrics: (", series.metric, ": {better: lower|higher})");
+    *note = absl::StrCat("the expected file has a row for ", series.metric, " (line ", row->line,
+                         ") but its direction is unknown: declare it under metrics: (", series.metric,
+                         ": {better: lower|higher})");
     return c;
   }
   if (c && c->method == Method::kAB && c->verdict == Verdict::kError) {
