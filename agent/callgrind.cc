@@ -28,7 +28,13 @@ namespace perfgate {
 
 std::vector<std::string> CallgrindArgv(const std::string& valgrind, const std::vector<std::string>& argv,
                                        const std::string& out_dir) {
-  std::vector<std::string> wrapped = {valgrind, "--tool=callgrind", "--quiet", "--trace-children=yes",
+  // A process that execs starts a new callgrind, and what it ran before
+  // was never written: a profile dumped before each execve keeps it.
+  std::vector<std::string> wrapped = {valgrind,
+                                      "--tool=callgrind",
+                                      "--quiet",
+                                      "--trace-children=yes",
+                                      "--dump-before=*execve*",
                                       "--callgrind-out-file=" + out_dir + "/callgrind.out.%p"};
   wrapped.insert(wrapped.end(), argv.begin(), argv.end());
   return wrapped;

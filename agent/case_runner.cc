@@ -10,7 +10,9 @@
 #include <fstream>
 #include <map>
 #include <optional>
+#include <set>
 #include <sstream>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "agent/callgrind.h"
@@ -154,9 +156,10 @@ absl::StatusOr<std::string> ReadResultFile(const std::string& result_file) {
 }
 
 // The metrics the case reported itself (its result file or stdout, per the
-// suite), added to `sample`. Errors name the phase and what was wrong.
+// suite), added to `sample`; what the output left out, to `notes`. Errors
+// name the phase and what was wrong.
 absl::Status AddCaseReportedValues(const v1::CaseSpec& spec, const ExecResult& run, const std::string& result_file,
-                                   const std::string& phase, v1::Sample* sample) {
+                                   const std::string& phase, v1::Sample* sample, std::vector<std::string>* notes) {
   if (spec.result_format() == v1::RESULT_FORMAT_NONE) return absl::OkStatus();
   std::string text;
   std::string source;
@@ -178,7 +181,7 @@ absl::Status AddCaseReportedValues(const v1::CaseSpec& spec, const ExecResult& r
     text = run.out;
     source = absl::StrCat(phase, " stdout");
   }
-  auto values = ParseCaseResults(spec.result_format(), text, source);
+  auto values = ParseCaseResults(spec.result_format(), text, source, notes);
   if (!values.ok()) return values.status();
   for (auto& value : *values) *sample->add_values() = std::move(value);
   return absl::OkStatus();
@@ -229,6 +232,7 @@ class CaseRun {
         result_.add_notes(
             absl::StrCat(result_.output_dropped_bytes(), " bytes of output beyond output_limit were dropped"));
       }
+      AddSamplingNotes();
       result_.set_outcome(v1::CaseResult::OUTCOME_OK);
     }
     return std::move(result_);
@@ -354,6 +358,11 @@ class CaseRun {
     fs::remove(result_file_, ec);
     ExecResult run = Execute(execs_[v], options_.cancel);
     if (RecordFailure(run, phase, &result_)) return false;
+    ++timed_runs_;
+    if (run.leftovers_killed > 0) {
+      ++runs_with_leftovers_;
+      leftovers_killed_ += run.leftovers_killed;
+    }
     result_.set_output_dropped_bytes(result_.output_dropped_bytes() + run.out_dropped + run.err_dropped);
     result_.set_stdout_tail(run.out_tail);
     result_.set_stderr_tail(run.err_tail);
@@ -368,10 +377,23 @@ class CaseRun {
       if (!run.instructions) return Fail(absl::StrCat(phase, ": instruction counter failed: ", run.instructions_error));
       AddValue(sample, spec_.name(), kInstructions, static_cast<double>(*run.instructions), "count", "agent:perf");
     }
-    if (auto s = AddCaseReportedValues(spec_, run, result_file_, phase, sample); !s.ok()) {
+    std::vector<std::string> left_out;
+    if (auto s = AddCaseReportedValues(spec_, run, result_file_, phase, sample, &left_out); !s.ok()) {
       return Fail(std::string(s.message()));
     }
+    sampling_notes_.insert(left_out.begin(), left_out.end());
     return true;
+  }
+
+  // What the timed runs left out, said once for all of them.
+  void AddSamplingNotes() {
+    for (const std::string& note : sampling_notes_) result_.add_notes(note);
+    if (runs_with_leftovers_ > 0) {
+      result_.add_notes(absl::StrCat("the case left processes running when it ended, in ", runs_with_leftovers_,
+                                     " of ", timed_runs_, " timed runs (", leftovers_killed_,
+                                     " in all): they were killed then, and what they would still have done or "
+                                     "written is in no result"));
+    }
   }
 
   // One run per variant: region counts are deterministic, and a libtorch
@@ -458,6 +480,10 @@ class CaseRun {
   Counter counter_ = Counter::kNone;
   std::string valgrind_;
   uint32_t sample_index_ = 0;
+  std::set<std::string> sampling_notes_;
+  uint32_t timed_runs_ = 0;
+  uint32_t runs_with_leftovers_ = 0;
+  size_t leftovers_killed_ = 0;
 };
 
 }  // namespace

@@ -18,6 +18,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <utility>
 #include <vector>
@@ -554,10 +555,12 @@ void CpuTimes::Add(const struct rusage& usage) {
   sys_s += usage.ru_stime.tv_sec + usage.ru_stime.tv_usec / 1e6;
 }
 
-void RunCgroup::KillAndReap(CpuTimes* reaped) {
+size_t RunCgroup::KillAndReap(CpuTimes* reaped) {
   std::map<pid_t, int> pidfds;
+  std::set<pid_t> killed;
   for (std::vector<pid_t> pids = ReadProcs(kill_procs_fd_); !pids.empty(); pids = ReadProcs(kill_procs_fd_)) {
     for (pid_t pid : pids) {
+      killed.insert(pid);
       if (pidfds.count(pid)) continue;
       const int fd = PidfdOpen(pid);
       if (fd >= 0)
@@ -584,6 +587,7 @@ void RunCgroup::KillAndReap(CpuTimes* reaped) {
     }
     close(fd);
   }
+  return killed.size();
 }
 
 }  // namespace perfgate

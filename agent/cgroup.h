@@ -140,7 +140,8 @@ class RunCgroup {
   // those of them that ended up the agent's children (as subreaper, it
   // inherits every orphan of the case), adding their CPU times to *reaped:
   // a case that leaves a worker unreaped must not hide the worker's work.
-  void KillAndReap(CpuTimes* reaped);
+  // Returns how many processes it found still running and killed.
+  size_t KillAndReap(CpuTimes* reaped);
 
  private:
   RunCgroup() = default;

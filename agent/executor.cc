@@ -474,7 +474,7 @@ void RecordExit(int status, const rusage& usage, Clock::time_point start, ExecRe
 // reaped while the case ran), to the case's.
 void KillLeftovers(RunCgroup* group, const CgroupParent& cgroups, pid_t pid, CpuTimes reaped, ExecResult* result) {
   if (group) {
-    group->KillAndReap(&reaped);
+    result->leftovers_killed = group->KillAndReap(&reaped);
     if (auto peak = group->PeakMemoryBytes()) {
       result->peak_rss_bytes = *peak;
       result->memory_source = cgroups.memory_source();
@@ -483,8 +483,11 @@ void KillLeftovers(RunCgroup* group, const CgroupParent& cgroups, pid_t pid, Cpu
     killpg(pid, SIGKILL);
     for (;;) {
       struct rusage usage {};
-      if (wait4(-pid, nullptr, 0, &usage) > 0) {
+      int status = 0;
+      if (wait4(-pid, &status, 0, &usage) > 0) {
         reaped.Add(usage);
+        // Those that had exited by themselves are zombies, not leftovers.
+        if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) ++result->leftovers_killed;
       } else if (errno != EINTR) {
         break;
       }

@@ -81,6 +81,9 @@ struct ExecResult {
   std::string err_tail;
   uint64_t out_dropped = 0;
   uint64_t err_dropped = 0;
+  // Processes the case left running when it ended, killed then: what they
+  // would still have done or written is in no result.
+  size_t leftovers_killed = 0;
   std::optional<uint64_t> instructions;  // when count_instructions and the counter opened
   std::string instructions_error;        // why not, when it did not
 

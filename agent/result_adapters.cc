@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "core/csv_lines.h"
 #include "core/identifiers.h"
 #include "core/utf8.h"
@@ -168,8 +169,20 @@ class GbenchEntry {
   std::string where_;
 };
 
+// A case's text quoted in a note: at most 200 bytes, cut at a character.
+std::string Shortened(const std::string& text) {
+  constexpr size_t kMost = 200;
+  if (text.size() <= kMost) return text;
+  size_t end = kMost;
+  while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) --end;
+  return absl::StrCat(text.substr(0, end), "...");
+}
+
 class GbenchReader {
  public:
+  // Notes of what a document left out, beyond which they are counted.
+  static constexpr size_t kMaxNotes = 10;
+
   explicit GbenchReader(const std::string& source) : source_(source) {}
 
   absl::Status Read(const json& entry, size_t index) {
@@ -189,9 +202,29 @@ class GbenchReader {
     }
     auto run_type = e.String("run_type", "iteration");
     if (!run_type.ok()) return run_type.status();
-    if (*run_type == "aggregate") return absl::OkStatus();
     auto run_name = e.String("run_name", name);
     if (!run_name.ok()) return run_name.status();
+    if (*run_type == "aggregate") {
+      aggregated_.insert(*run_name);
+      return absl::OkStatus();
+    }
+    // SkipWithMessage (Google Benchmark 1.8): times of 0 that measured nothing.
+    auto skipped = e.Bool("skipped");
+    if (!skipped.ok()) return skipped.status();
+    if (*skipped) {
+      auto message = e.String("skip_message", "");
+      if (!message.ok()) return message.status();
+      notes_.insert(absl::StrCat("Google Benchmark: ", *run_name, " skipped itself",
+                                 message->empty() ? "" : absl::StrCat(" (", Shortened(*message), ")"), ": no values"));
+      return absl::OkStatus();
+    }
+    auto iterations = e.Index("iterations");
+    if (!iterations.ok()) return iterations.status();
+    if (*iterations == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(e.where(), ": 0 iterations, so its times measure nothing (a skip Google Benchmark did not mark?)"));
+    }
+    measured_.insert(*run_name);
     if (auto s = CheckNotRepeated(e, name); !s.ok()) return s;
     auto time_unit = e.String("time_unit", "ns");
     if (!time_unit.ok()) return time_unit.status();
@@ -219,6 +252,25 @@ class GbenchReader {
   std::vector<v1::MetricValue> Take() { return std::move(values_); }
   bool Full() const { return values_.size() >= kMaxValuesPerSample; }
 
+  // What the document left out, each said once: skipped benchmarks, and
+  // benchmarks that reported their aggregates only (ReportAggregatesOnly),
+  // whose repetitions perfgate takes as samples and so has none of.
+  std::vector<std::string> TakeNotes() {
+    for (const std::string& name : aggregated_) {
+      if (measured_.count(name)) continue;
+      notes_.insert(absl::StrCat("Google Benchmark: ", name,
+                                 " reported aggregates only (ReportAggregatesOnly): not read; perfgate takes each "
+                                 "repetition as a sample, so let it report them"));
+    }
+    std::vector<std::string> notes(notes_.begin(), notes_.end());
+    if (notes.size() > kMaxNotes) {
+      const size_t more = notes.size() - kMaxNotes;
+      notes.resize(kMaxNotes);
+      notes.push_back(absl::StrCat("Google Benchmark: ", more, " more benchmarks skipped or reported aggregates only"));
+    }
+    return notes;
+  }
+
  private:
   // Repetitions of one benchmark are samples; the same repetition twice is
   // a document stitched together wrongly.
@@ -245,6 +297,9 @@ class GbenchReader {
   const std::string& source_;
   std::map<std::pair<std::string, int64_t>, std::string> first_entry_;
   std::vector<v1::MetricValue> values_;
+  std::set<std::string> measured_;
+  std::set<std::string> aggregated_;
+  std::set<std::string> notes_;
 };
 
 // What the JSON parser would have to build, checked before it builds it: a
@@ -306,7 +361,8 @@ absl::Status CheckJsonShape(std::string_view text, const std::string& source) {
 
 }  // namespace
 
-absl::StatusOr<std::vector<v1::MetricValue>> ParseGbenchJson(const std::string& text, const std::string& source) {
+absl::StatusOr<std::vector<v1::MetricValue>> ParseGbenchJson(const std::string& text, const std::string& source,
+                                                             std::vector<std::string>* notes) {
   if (absl::Status shape = CheckJsonShape(text, source); !shape.ok()) return shape;
   // The JSON parser rejects invalid UTF-8, so every string below is valid.
   json doc;
@@ -331,19 +387,23 @@ absl::StatusOr<std::vector<v1::MetricValue>> ParseGbenchJson(const std::string& 
     if (reader.Full()) return TooManyValues(source);
   }
   std::vector<v1::MetricValue> values = reader.Take();
+  std::vector<std::string> left_out = reader.TakeNotes();
   if (values.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(source, ": Google Benchmark JSON with no benchmark runs"));
+    return absl::InvalidArgumentError(absl::StrCat(source, ": Google Benchmark JSON with no benchmark runs",
+                                                   left_out.empty() ? "" : absl::StrCat(" (", absl::StrJoin(left_out, "; "), ")")));
   }
+  if (notes) notes->insert(notes->end(), left_out.begin(), left_out.end());
   return values;
 }
 
 absl::StatusOr<std::vector<v1::MetricValue>> ParseCaseResults(v1::ResultFormat format, const std::string& text,
-                                                              const std::string& source) {
+                                                              const std::string& source,
+                                                              std::vector<std::string>* notes) {
   switch (format) {
     case v1::RESULT_FORMAT_PYTORCH_CSV:
       return ParsePytorchResults(text, source);
     case v1::RESULT_FORMAT_GBENCH_JSON: {
-      auto values = ParseGbenchJson(text, source);
+      auto values = ParseGbenchJson(text, source, notes);
       if (!values.ok()) return values;
       for (const auto& v : *values) {
         if (std::string problem = SeriesNameProblem(v.benchmark(), v.metric()); !problem.empty()) {

@@ -30,12 +30,18 @@ absl::StatusOr<std::vector<v1::MetricValue>> ParsePytorchResults(const std::stri
 // stddev, cv, BigO) are derived and skipped. Counters keep their names;
 // bytes_per_second gets unit "B/s", items_per_second "1/s", others no unit
 // (the JSON carries no counter flags). A benchmark that reported an error,
-// a field of the wrong type, a non-finite or negative time, or the same
-// name and repetition_index twice makes the whole document an error.
-absl::StatusOr<std::vector<v1::MetricValue>> ParseGbenchJson(const std::string& text, const std::string& source);
+// an entry of 0 iterations, a field of the wrong type, a non-finite or
+// negative time, or the same name and repetition_index twice makes the
+// whole document an error. A benchmark that skipped itself
+// (SkipWithMessage) gives no values, nor does one that reported aggregates
+// only; each such is said once in `notes` (when not null).
+absl::StatusOr<std::vector<v1::MetricValue>> ParseGbenchJson(const std::string& text, const std::string& source,
+                                                             std::vector<std::string>* notes = nullptr);
 
-// Dispatches on `format`; RESULT_FORMAT_NONE gives no values.
+// Dispatches on `format`; RESULT_FORMAT_NONE gives no values. What the
+// output left out is added to `notes` (when not null).
 absl::StatusOr<std::vector<v1::MetricValue>> ParseCaseResults(v1::ResultFormat format, const std::string& text,
-                                                              const std::string& source);
+                                                              const std::string& source,
+                                                              std::vector<std::string>* notes = nullptr);
 
 }  // namespace perfgate

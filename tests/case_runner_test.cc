@@ -11,6 +11,8 @@
 #include <optional>
 #include <vector>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_join.h"
 #include "agent/cgroup.h"
 #include "agent/host_fingerprint.h"
 #include "agent/maker_tag.h"
@@ -203,6 +205,46 @@ TEST(CaseRunnerTest, CallgrindInstructionCountsAreDeterministic) {
   EXPECT_EQ(s->values[0], s->values[1]);
   EXPECT_EQ(s->values[1], s->values[2]);
   EXPECT_THAT(r.notes(0), HasSubstr("callgrind"));
+}
+
+// Callgrind starts over in a process that execs: what the case ran before
+// its exec was written nowhere, and a wrapper's regression went uncounted.
+TEST(CaseRunnerTest, CallgrindCountsWhatAProcessRanBeforeItExeced) {
+  const std::string spin = testing::CaseBinary("spin");
+  auto direct = Spec("direct", {spin, "1000"}, 1);
+  direct.set_instructions(v1::INSTRUCTION_COUNTER_CALLGRIND);
+  // The shell's loop runs before it execs spin (exec: no fork).
+  auto wrapped = Spec("wrapped", {"/bin/sh", "-c", "i=0; while [ $i -lt 5000 ]; do i=$((i+1)); done; exec " + spin + " 1000"},
+                      1);
+  wrapped.set_instructions(v1::INSTRUCTION_COUNTER_CALLGRIND);
+  v1::CaseResult alone = RunCase(direct, ProbeHost(), {});
+  v1::CaseResult after_loop = RunCase(wrapped, ProbeHost(), {});
+  ASSERT_EQ(alone.outcome(), v1::CaseResult::OUTCOME_OK) << alone.error();
+  ASSERT_EQ(after_loop.outcome(), v1::CaseResult::OUTCOME_OK) << after_loop.error();
+  const auto alone_series = CollectSeries(alone);
+  const auto wrapped_series = CollectSeries(after_loop);
+  const Series* a = Find(alone_series, kCallgrindInstructions);
+  const Series* w = Find(wrapped_series, kCallgrindInstructions);
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(w, nullptr);
+  // 5,000 rounds of the shell's loop are millions of instructions; spin 1000 is a few hundred thousand.
+  EXPECT_GT(w->values[0], a->values[0] + 5000 * 200) << "the shell's loop before its exec is counted";
+}
+
+// What a case left running when it ended is killed then; the result says
+// so, since whatever those processes would still have reported is lost.
+TEST(CaseRunnerTest, ProcessesLeftRunningAreKilledAndTheResultSaysSo) {
+  auto spec = Spec("late", {"/bin/sh", "-c", "sleep 30 & echo started"}, 2);
+  v1::CaseResult r = RunCase(spec, ProbeHost(), {});
+  ASSERT_EQ(r.outcome(), v1::CaseResult::OUTCOME_OK) << r.error();
+  bool said = false;
+  for (const auto& note : r.notes()) said |= absl::StrContains(note, "left processes running when it ended, in 2 of 2");
+  EXPECT_TRUE(said) << "notes: " << absl::StrJoin(r.notes(), " | ");
+
+  auto clean = Spec("clean", {"/bin/sh", "-c", "sleep 0 & wait"}, 2);
+  v1::CaseResult quiet = RunCase(clean, ProbeHost(), {});
+  ASSERT_EQ(quiet.outcome(), v1::CaseResult::OUTCOME_OK) << quiet.error();
+  for (const auto& note : quiet.notes()) EXPECT_THAT(note, ::testing::Not(HasSubstr("left processes")));
 }
 
 TEST(CaseRunnerTest, AutoCounterSaysWhichInstrumentItUsed) {

@@ -279,6 +279,7 @@ TEST_F(CgroupExecutorTest, ProcessesThatLeftTheProcessGroupAreKilledAndReaped) {
   ExecResult r = Run(spec);
   ASSERT_TRUE(r.ok()) << r.Describe() << r.err;
   ExpectOrphansGone(pid_file);
+  EXPECT_GE(r.leftovers_killed, 1u) << "the result counts what it killed";
 }
 
 // A case whose orphans (re-parented to the agent, their subreaper) exit

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "absl/strings/str_cat.h"
 #include "agent/case_runner.h"
 #include "agent/executor.h"
 #include "agent/host_fingerprint.h"
@@ -95,6 +96,72 @@ TEST(GbenchJsonTest, ErrorsAreReportedNotZeroed) {
   values = ParseGbenchJson("{\"context\": {}}", "out.json");
   ASSERT_FALSE(values.ok());
   EXPECT_THAT(std::string(values.status().message()), HasSubstr("no 'benchmarks' array"));
+}
+
+// Google Benchmark 1.8 writes a benchmark that skipped itself
+// (SkipWithMessage) with times of 0: read as samples, a PR that made a
+// benchmark skip passed as a 100% improvement.
+TEST(GbenchJsonTest, ASkippedBenchmarkGivesNoValuesAndANote) {
+  const std::string doc = R"({"benchmarks": [
+    {"name": "BM_Skip", "run_name": "BM_Skip", "run_type": "iteration", "repetitions": 1, "repetition_index": 0,
+     "threads": 1, "iterations": 0, "real_time": 0, "cpu_time": 0, "time_unit": "ns",
+     "skipped": true, "skip_message": "needs AVX-512"},
+    {"name": "BM_Run", "run_name": "BM_Run", "run_type": "iteration", "iterations": 1000,
+     "real_time": 50, "cpu_time": 50, "time_unit": "us"}]})";
+  std::vector<std::string> notes;
+  auto values = ParseGbenchJson(doc, "out.json", &notes);
+  ASSERT_TRUE(values.ok()) << values.status();
+  for (const auto& v : *values) EXPECT_EQ(v.benchmark(), "BM_Run");
+  EXPECT_EQ(values->size(), 2u);
+  ASSERT_EQ(notes.size(), 1u);
+  EXPECT_THAT(notes[0], HasSubstr("BM_Skip skipped itself (needs AVX-512): no values"));
+
+  // Nothing but skips measured nothing: an error that says why.
+  const std::string only_skips = R"({"benchmarks": [{"name": "BM_Skip", "iterations": 0, "real_time": 0,
+    "cpu_time": 0, "skipped": true, "skip_message": "no GPU"}]})";
+  values = ParseGbenchJson(only_skips, "out.json", &notes);
+  ASSERT_FALSE(values.ok());
+  EXPECT_THAT(std::string(values.status().message()), HasSubstr("BM_Skip skipped itself (no GPU)"));
+
+  // An unmarked entry of 0 iterations timed nothing either.
+  values = ParseGbenchJson(R"({"benchmarks": [{"name": "BM_x", "iterations": 0, "real_time": 0, "cpu_time": 0}]})",
+                           "out.json");
+  ASSERT_FALSE(values.ok());
+  EXPECT_THAT(std::string(values.status().message()), HasSubstr("(BM_x): 0 iterations"));
+}
+
+// ReportAggregatesOnly leaves a benchmark with its mean, median, stddev and
+// cv, which are not samples: it was dropped without a word.
+TEST(GbenchJsonTest, ABenchmarkWithAggregatesOnlyIsNamedInANote) {
+  const std::string doc = R"({"benchmarks": [
+    {"name": "BM_Sort_mean", "run_name": "BM_Sort/repeats:3", "run_type": "aggregate", "aggregate_name": "mean",
+     "iterations": 3, "real_time": 50, "cpu_time": 50, "time_unit": "us"},
+    {"name": "BM_Sort_median", "run_name": "BM_Sort/repeats:3", "run_type": "aggregate", "aggregate_name": "median",
+     "iterations": 3, "real_time": 50, "cpu_time": 50, "time_unit": "us"},
+    {"name": "BM_Plain", "run_name": "BM_Plain", "run_type": "iteration", "iterations": 10,
+     "real_time": 5, "cpu_time": 5, "time_unit": "us"}]})";
+  std::vector<std::string> notes;
+  auto values = ParseGbenchJson(doc, "out.json", &notes);
+  ASSERT_TRUE(values.ok()) << values.status();
+  for (const auto& v : *values) EXPECT_EQ(v.benchmark(), "BM_Plain");
+  ASSERT_EQ(notes.size(), 1u);
+  EXPECT_THAT(notes[0], HasSubstr("BM_Sort/repeats:3 reported aggregates only"));
+}
+
+// A document of many skips says a bounded number of them.
+TEST(GbenchJsonTest, NotesOfManySkipsAreBounded) {
+  std::string doc = R"({"benchmarks": [{"name": "BM_Run", "iterations": 1, "real_time": 1, "cpu_time": 1})";
+  for (int i = 0; i < 50; ++i) {
+    absl::StrAppend(&doc, R"(, {"name": "BM_Skip)", i, R"(", "iterations": 0, "real_time": 0, "cpu_time": 0,)",
+                    R"( "skipped": true, "skip_message": ")", std::string(1000, 'x'), R"("})");
+  }
+  doc += "]}";
+  std::vector<std::string> notes;
+  auto values = ParseGbenchJson(doc, "out.json", &notes);
+  ASSERT_TRUE(values.ok()) << values.status();
+  ASSERT_EQ(notes.size(), 11u);
+  EXPECT_THAT(notes.back(), HasSubstr("40 more benchmarks skipped"));
+  EXPECT_LT(notes[0].size(), 300u) << "a skip message is quoted in part";
 }
 
 TEST(PytorchResultsTest, SameBenchmarkAndMetricTwiceIsAnErrorNamingBothLines) {
