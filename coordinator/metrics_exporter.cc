@@ -8,11 +8,13 @@
 #include <prometheus/metric_family.h>
 #include <prometheus/registry.h>
 
+#include <algorithm>
 #include <cctype>
 #include <filesystem>
 #include <iostream>
 #include <map>
 #include <optional>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
@@ -22,6 +24,7 @@
 #include "core/verdict.h"
 #include "core/series.h"
 #include "core/stats.h"
+#include "core/utf8.h"
 
 namespace perfgate {
 namespace {
@@ -192,21 +195,7 @@ absl::StatusOr<std::unique_ptr<MetricsExporter>> MetricsExporter::Start(const st
   }
   for (const char* label : {"suite", "case", "benchmark_series"})
     e->families_->labels_over_budget.Add({{"label", label}});
-  if (auto latest = store->LatestResults(main_branch); latest.ok()) {
-    for (const auto& r : *latest) {
-      MetricDeclarations declared;
-      for (const auto& [metric, unit] : r.declared_units) declared[metric].unit = unit;
-      e->SetBenchmarkValues(r.suite, r.pool, r.case_name, r.result, declared);
-      if (e->SuiteLabel(r.suite) == r.suite) {
-        std::lock_guard lock(e->declared_mu_);
-        e->declared_.try_emplace(r.suite, declared);  // every row of a suite declares the same
-      }
-    }
-  } else {
-    // The dashboard fills again with the next main-branch run; serving goes on.
-    std::cerr << "perfgate coordinator: cannot restore benchmark values for /metrics: " << latest.status().message()
-              << "\n";
-  }
+  e->RestoreBenchmarkValues(store);
   e->live_ = std::make_shared<LiveState>(scheduler, db_path);
   try {
     // Four threads, and a request must arrive within 5 s (civetweb waits
@@ -226,6 +215,37 @@ absl::StatusOr<std::unique_ptr<MetricsExporter>> MetricsExporter::Start(const st
 }
 
 MetricsExporter::~MetricsExporter() = default;
+
+void MetricsExporter::RestoreBenchmarkValues(Store* store) {
+  absl::StatusOr<std::vector<LatestResult>> latest = store->LatestResults(main_branch_);
+  if (!latest.ok()) {
+    // The dashboard fills again with the next main-branch run; serving goes on.
+    std::cerr << "perfgate coordinator: cannot restore benchmark values for /metrics: " << latest.status().message()
+              << "\n";
+    return;
+  }
+  std::map<std::string, std::vector<const LatestResult*>> by_suite;
+  std::map<std::string, size_t> values_of_suite;
+  for (const auto& r : *latest) {
+    by_suite[r.suite].push_back(&r);
+    if (r.result.samples_size() > 0) values_of_suite[r.suite] += r.result.samples(0).values_size();
+  }
+  std::vector<std::string> order;
+  for (const auto& [suite, rows] : by_suite) order.push_back(suite);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](const std::string& a, const std::string& b) { return values_of_suite[a] < values_of_suite[b]; });
+  for (const std::string& suite : order) {
+    for (const LatestResult* r : by_suite[suite]) {
+      MetricDeclarations declared;
+      for (const auto& [metric, unit] : r->declared_units) declared[metric].unit = unit;
+      SetBenchmarkValues(r->suite, r->pool, r->case_name, r->result, declared);
+      if (SuiteLabel(r->suite) == r->suite) {
+        std::lock_guard lock(declared_mu_);
+        declared_.try_emplace(r->suite, declared);  // every row of a suite declares the same
+      }
+    }
+  }
+}
 
 void MetricsExporter::OnAuthFailure(const char* reason) {
   families_->auth_failures.Add({{"reason", reason}}).Increment();
@@ -276,7 +296,7 @@ void MetricsExporter::SetBenchmarkValues(const std::string& suite, const std::st
                                        {"unit", UnitLabel(UnitOf(series.metric, series.unit, declared))}};
     std::string key;
     for (const auto& [name, value] : labels) absl::StrAppend(&key, value, absl::string_view("\0", 1));
-    if (Admit(benchmark_series_, "benchmark_series", key) != key) continue;  // a latest value cannot be lumped
+    if (!AdmitBenchmarkSeries(suite, key)) continue;  // a latest value cannot be lumped
     families_->benchmark_value.Add(labels).Set(Summarize(series.values).median);
     families_->benchmark_samples.Add(labels).Set(static_cast<double>(series.values.size()));
   }
@@ -314,6 +334,29 @@ void MetricsExporter::OnVerdict(const std::string& suite, const v1::ReportVerdic
   }
 }
 
+bool MetricsExporter::AdmitBenchmarkSeries(const std::string& suite, const std::string& key) {
+  std::lock_guard lock(series_mu_);
+  if (benchmark_series_.Contains(key)) return true;
+  size_t& admitted = series_of_suite_[suite];
+  if (admitted >= kMaxBenchmarkSeriesPerSuite) {
+    RefuseForItsSuite(suite);
+    return false;
+  }
+  if (Admit(benchmark_series_, "benchmark_series", key) != key) return false;
+  ++admitted;
+  return true;
+}
+
+void MetricsExporter::RefuseForItsSuite(const std::string& suite) {
+  families_->labels_over_budget.Add({{"label", "benchmark_series"}}).Increment();
+  // At most one line per suite within the suite label's budget, and one for all others.
+  const std::string told = SuiteLabel(suite);
+  if (!suites_told_.insert(told).second) return;
+  std::cerr << "perfgate coordinator: /metrics: suite '" << EscapeControls(told) << "' has reached its share of "
+            << kMaxBenchmarkSeriesPerSuite
+            << " benchmark series; later ones are not exported (perfgate_metric_labels_over_budget_total)\n";
+}
+
 std::string MetricsExporter::SuiteLabel(const std::string& suite) { return Admit(suites_, "suite", suite); }
 
 std::string MetricsExporter::CaseLabel(const std::string& suite, const std::string& case_name) {
@@ -328,7 +371,7 @@ std::string MetricsExporter::Admit(LabelBudget& budget, const char* label, const
   families_->labels_over_budget.Add({{"label", label}}).Increment();
   if (budget.FirstRefusal()) {
     std::cerr << "perfgate coordinator: /metrics: the " << label << " label has reached its budget of "
-              << budget.max_values() << " values; later ones are "
+              << budget.Bound() << "; later ones are "
               << (std::string_view(label) == "benchmark_series" ? "not exported" : "counted as _other_")
               << " (perfgate_metric_labels_over_budget_total)\n";
   }

@@ -3,8 +3,9 @@
 // at scrape time. Labels are bounded: suite, case, benchmark and metric names
 // from suites, pools, verdicts and outcomes; never run ids, commits, lease
 // ids or host names; names from suites have a budget each (label_budget.h:
-// 1,000 suites, 50,000 cases, 100,000 benchmark series), past which new
-// names count as `_other_` (a benchmark value past it is not exported).
+// 1,000 suites, 50,000 cases, 100,000 benchmark series in 16 MiB of label
+// text and at most 10,000 of them a suite's), past which new names count as
+// `_other_` (a benchmark value past it is not exported).
 // Label values are snake_case words (`no_baseline`), and
 // every benchmark value carries its `unit`, so a panel never mixes seconds
 // and bytes.
@@ -13,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
@@ -30,6 +32,15 @@ class Registry;
 }  // namespace prometheus
 
 namespace perfgate {
+
+// The benchmark series one suite may export: one suite of main-branch runs
+// that reported 100,000 series took every place, and after a restart the
+// restore gave them to it again before the other suites.
+inline constexpr size_t kMaxBenchmarkSeriesPerSuite = 10'000;
+// All suites' benchmark series, in number and in label text (a /metrics of
+// 100,000 series of 500-byte names was 121 MB and took seconds to scrape).
+inline constexpr size_t kMaxBenchmarkSeries = 100'000;
+inline constexpr size_t kMaxBenchmarkSeriesBytes = 16 << 20;
 
 class MetricsExporter final : public SchedulerListener {
  public:
@@ -74,12 +85,24 @@ class MetricsExporter final : public SchedulerListener {
   // `value` as `budget` admits it (kOtherLabel past it), counting and, the
   // first time, logging a value it refuses.
   std::string Admit(LabelBudget& budget, const char* label, const std::string& value);
+  // Whether the benchmark series `key` of `suite` has a place: within the
+  // suite's share and the budget of all suites' series.
+  bool AdmitBenchmarkSeries(const std::string& suite, const std::string& key) ABSL_LOCKS_EXCLUDED(series_mu_);
+  // Refused for its suite's share: counted, and said once a suite.
+  void RefuseForItsSuite(const std::string& suite) ABSL_EXCLUSIVE_LOCKS_REQUIRED(series_mu_);
+  // The newest main-branch values in `store`, smallest suites first, so that
+  // a suite of many series cannot take the places of the others at a restart.
+  void RestoreBenchmarkValues(Store* store);
 
   std::string main_branch_;
   std::string address_;
   LabelBudget suites_{1'000};
   LabelBudget cases_{50'000};              // suite and case
-  LabelBudget benchmark_series_{100'000};  // every label of a benchmark value
+  LabelBudget benchmark_series_{kMaxBenchmarkSeries, kMaxBenchmarkSeriesBytes};  // every label of a benchmark value
+  std::mutex series_mu_;
+  // Benchmark series admitted, and suites told of their share's end, by suite.
+  std::map<std::string, size_t> series_of_suite_ ABSL_GUARDED_BY(series_mu_);
+  std::set<std::string> suites_told_ ABSL_GUARDED_BY(series_mu_);
   std::mutex declared_mu_;
   // By suite name, for suites within the suite label's budget.
   std::map<std::string, MetricDeclarations> declared_ ABSL_GUARDED_BY(declared_mu_);

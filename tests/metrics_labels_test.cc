@@ -32,6 +32,15 @@ TEST(LabelBudgetTest, KeepsTheFirstValuesAndLumpsTheRest) {
   EXPECT_FALSE(budget.Admits("d"));
 }
 
+TEST(LabelBudgetTest, BoundsTheBytesOfItsValuesToo) {
+  LabelBudget budget(100, 10);
+  EXPECT_EQ(budget.Admit("abcdef"), "abcdef");
+  EXPECT_EQ(budget.Admit("ghijk"), kOtherLabel) << "11 bytes in all";
+  EXPECT_EQ(budget.Admit("ghij"), "ghij");
+  EXPECT_TRUE(budget.Contains("ghij"));
+  EXPECT_FALSE(budget.Contains("ghijk"));
+}
+
 size_t Count(const std::string& text, const std::regex& pattern) {
   return static_cast<size_t>(
       std::distance(std::sregex_iterator(text.begin(), text.end(), pattern), std::sregex_iterator()));
@@ -147,6 +156,68 @@ TEST_F(MetricsLabelsTest, UnitsTheSuiteDeclaresAreTheUnitLabelAlsoAfterARestart)
       MetricsExporter::Start("127.0.0.1:0", scheduler_.get(), "main", store_.get(), dir_.File("perfgate.db"));
   ASSERT_TRUE(restarted.ok()) << restarted.status();
   EXPECT_THAT(testing::HttpGet((*restarted)->address(), "/metrics"), HasSubstr(series));
+  scheduler_->SetListener(restarted->get());
+  exporter_ = *std::move(restarted);
+}
+
+// Completes one lease of a main-branch run of `suite` (one case) with
+// `series` benchmark series of one value each.
+void RunMainSuite(Scheduler* scheduler, const std::string& session_id, const std::string& suite, int series) {
+  v1::SubmitRunRequest request;
+  request.set_branch("main");
+  request.mutable_suite()->set_name(suite);
+  auto* c = request.mutable_suite()->add_cases();
+  c->set_name("c");
+  c->add_argv("/bin/true");
+  ASSERT_TRUE(scheduler->Submit(request).ok());
+  v1::WorkItem item;
+  auto wait = scheduler->NextWorkItem(session_id, 0, &item);
+  ASSERT_TRUE(wait.ok() && *wait == Scheduler::Wait::kItem && item.has_lease());
+  v1::CompleteLeaseRequest done;
+  done.set_session_id(session_id);
+  done.set_lease_id(item.lease().lease_id());
+  done.mutable_result()->set_outcome(v1::CaseResult::OUTCOME_OK);
+  auto* sample = done.mutable_result()->add_samples();
+  for (int i = 0; i < series; ++i) {
+    auto* value = sample->add_values();
+    value->set_benchmark(absl::StrCat("bench_", i));
+    value->set_metric("time_s");
+    value->set_value(1);
+    value->set_source("case:pytorch");
+  }
+  auto completed = scheduler->Complete(done);
+  ASSERT_TRUE(completed.ok()) << completed.status();
+}
+
+// One suite that reported 12,000 series exports its share, 10,000, and the
+// others keep their places, also once a restart has restored them all (one
+// suite of 100,000 series took every place, and then every place again at
+// each restart).
+TEST_F(MetricsLabelsTest, OneSuitesBenchmarkSeriesCannotTakeThePlacesOfOthers) {
+  scheduler_->SetListener(exporter_.get());
+  ASSERT_TRUE(scheduler_->Recover().ok());
+  v1::RegisterRequest agent;
+  agent.set_agent_id("a1");
+  agent.set_pool("lab");
+  auto session = scheduler_->Register(agent);
+  ASSERT_TRUE(session.ok()) << session.status();
+  RunMainSuite(scheduler_.get(), session->session_id(), "big", 12'000);
+  RunMainSuite(scheduler_.get(), session->session_id(), "small", 3);
+  const std::regex big("\nperfgate_benchmark_value\\{[^}]*suite=\"big\"");
+  const std::regex small("\nperfgate_benchmark_value\\{[^}]*suite=\"small\"");
+  std::string body = testing::HttpGet(exporter_->address(), "/metrics");
+  EXPECT_EQ(Count(body, big), kMaxBenchmarkSeriesPerSuite);
+  EXPECT_EQ(Count(body, small), 3u);
+  EXPECT_THAT(body, ::testing::ContainsRegex(
+                        "perfgate_metric_labels_over_budget_total\\{label=\"benchmark_series\"\\} [1-9][0-9]{3}"));
+
+  exporter_.reset();
+  auto restarted =
+      MetricsExporter::Start("127.0.0.1:0", scheduler_.get(), "main", store_.get(), dir_.File("perfgate.db"));
+  ASSERT_TRUE(restarted.ok()) << restarted.status();
+  body = testing::HttpGet((*restarted)->address(), "/metrics");
+  EXPECT_EQ(Count(body, big), kMaxBenchmarkSeriesPerSuite);
+  EXPECT_EQ(Count(body, small), 3u);
   scheduler_->SetListener(restarted->get());
   exporter_ = *std::move(restarted);
 }
