@@ -4,9 +4,11 @@
 #include <algorithm>
 #include <cmath>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "coordinator/scheduler.h"
 #include "core/identifiers.h"
+#include "core/metric_traits.h"
 #include "core/names.h"
 #include "core/utf8.h"
 
@@ -30,10 +32,20 @@ absl::Status CheckSampleValues(const std::string& lease_id, const v1::CaseResult
                                                        problem, " (benchmark '",
                                                        EscapeControls(v.benchmark().substr(0, 80)), "')"));
       }
-      if (std::isfinite(v.value())) continue;
-      return absl::InvalidArgumentError(absl::StrCat("the result for lease '", lease_id, "' has ", v.value(), " for ",
-                                                     v.benchmark(), ",", v.metric(), " in sample ", sample.index(),
-                                                     "; every value must be a finite number"));
+      if (!std::isfinite(v.value())) {
+        return absl::InvalidArgumentError(absl::StrCat("the result for lease '", lease_id, "' has ", v.value(),
+                                                       " for ", v.benchmark(), ",", v.metric(), " in sample ",
+                                                       sample.index(), "; every value must be a finite number"));
+      }
+      // What the agent measures, and counts, are never below zero: -1e308
+      // instructions passed as an improvement, and was offered as the new
+      // expected row.
+      if (v.value() < 0 && (absl::StartsWith(v.source(), "agent:") || IsCount(v.metric(), v.unit()))) {
+        return absl::InvalidArgumentError(absl::StrCat("the result for lease '", lease_id, "' has ", v.value(),
+                                                       " for ", v.benchmark(), ",", v.metric(), " in sample ",
+                                                       sample.index(), "; a count or a value the agent measures is ",
+                                                       "never below zero"));
+      }
     }
   }
   return absl::OkStatus();
@@ -220,6 +232,13 @@ absl::StatusOr<v1::CompleteLeaseResponse::Disposition> Scheduler::CompleteLocked
     return absl::InvalidArgumentError(
         absl::StrCat("the result for lease '", lease.lease_id, "' names agent '", result.agent_id(), "' of pool '",
                      result.pool(), "'; the lease is agent '", lease.agent_id, "''s of pool '", lease.pool, "'"));
+  }
+  // Nor none: a result of no pool matched no expected file, and judged nothing.
+  if (result.pool().empty() || result.agent_id().empty()) {
+    v1::CaseResult named = result;
+    if (named.pool().empty()) named.set_pool(lease.pool);
+    if (named.agent_id().empty()) named.set_agent_id(lease.agent_id);
+    return TakeCountedResult(lease, named, now);
   }
   return TakeCountedResult(lease, result, now);
 }

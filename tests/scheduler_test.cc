@@ -13,6 +13,7 @@
 #include <mutex>
 #include <set>
 #include <thread>
+#include <tuple>
 
 #include "coordinator/process_priority.h"
 #include "tests/forwarding_store.h"
@@ -1219,6 +1220,54 @@ TEST_F(SchedulerTest, AResultWithANonFiniteValueIsRefusedSayingWhere) {
     EXPECT_EQ(scheduler_->Complete(batched).status().code(), absl::StatusCode::kInvalidArgument);
   }
   EXPECT_EQ(scheduler_->Stats().results_counted, 0u);
+}
+
+// A count or a value the agent measures is never below zero: a lying
+// agent's -1e308 instructions passed as an improvement and was offered as
+// the new expected row. A case's own metric may go below zero.
+TEST_F(SchedulerTest, ANegativeCountOrMeasuredValueIsRefused) {
+  const std::string s = Register("a1");
+  Submit(1);
+  auto item = Next(s);
+  ASSERT_TRUE(item && item->has_lease());
+  auto with_value = [&](const std::string& metric, const std::string& unit, const std::string& source) {
+    v1::CompleteLeaseRequest request = Completion(s, item->lease().lease_id(), v1::CaseResult::OUTCOME_OK);
+    request.mutable_result()->clear_samples();
+    auto* value = request.mutable_result()->add_samples()->add_values();
+    value->set_benchmark("b");
+    value->set_metric(metric);
+    value->set_unit(unit);
+    value->set_source(source);
+    value->set_value(-1e308);
+    return request;
+  };
+  for (const auto& [metric, unit, source] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{{"wall_time", "s", "agent:clock"},
+                                                                       {"instructions", "count", "case:pytorch"},
+                                                                       {"cache_misses", "count", "case:gbench"}}) {
+    auto refused = scheduler_->Complete(with_value(metric, unit, source));
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << metric;
+    EXPECT_THAT(std::string(refused.status().message()), HasSubstr("never below zero")) << metric;
+  }
+  auto taken = scheduler_->Complete(with_value("speedup_delta", "", "case:pytorch"));
+  ASSERT_TRUE(taken.ok()) << taken.status();
+}
+
+// A result that names no pool or agent is its lease's: the gate keys expected
+// files on the pool a result names, and a result of none judged nothing.
+TEST_F(SchedulerTest, AResultNamingNoPoolOrAgentIsItsLeases) {
+  const std::string s = Register("a1", /*gpu=*/false, "xeon");
+  const std::string run = Submit(1);
+  auto item = Next(s);
+  ASSERT_TRUE(item && item->has_lease());
+  v1::CompleteLeaseRequest request = Completion(s, item->lease().lease_id(), v1::CaseResult::OUTCOME_OK);
+  request.mutable_result()->clear_pool();
+  request.mutable_result()->clear_agent_id();
+  auto taken = scheduler_->Complete(request);
+  ASSERT_TRUE(taken.ok()) << taken.status();
+  const v1::Run stored = Run(run);
+  EXPECT_EQ(stored.cases(0).result().pool(), "xeon");
+  EXPECT_EQ(stored.cases(0).result().agent_id(), "a1");
 }
 
 // What the scheduler tells /metrics, recorded.
