@@ -10,8 +10,11 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <pthread.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -89,11 +92,48 @@ namespace {
 // exit 2): gRPC's own failure said only "cannot listen" (exit 3), and the
 // packaged unit restarted it every two seconds for ever. gRPC's bind
 // (without SO_REUSEPORT) still decides; this only fails early and says why.
-absl::Status CheckBindable(const std::string& listen, const char* flag) {
-  const size_t colon = listen.rfind(':');
-  if (colon == std::string::npos || IsUnixSocketAddress(listen)) {
+// gRPC unlinks a socket file in its way and binds anew: a second
+// coordinator on the path took the first one's agents and gates without a
+// word, and both went on serving the same runs.
+absl::Status CheckSocketFree(const std::string& listen) {
+  if (!absl::StartsWith(listen, "unix:")) return absl::OkStatus();  // an abstract name in use fails to bind
+  const std::string path = UnixSocketPath(listen);
+  struct stat st {};
+  sockaddr_un addr{};
+  if (lstat(path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode) || path.size() >= sizeof addr.sun_path) {
     return absl::OkStatus();
   }
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return absl::OkStatus();
+  // A full backlog (EAGAIN) is a live listener too; a refusal is a socket left by a dead one.
+  const bool live = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 || errno == EAGAIN;
+  close(fd);
+  if (!live) return absl::OkStatus();
+  return absl::UnavailableError(
+      absl::StrCat("cannot listen on ", listen, ": a process already serves on that socket (another coordinator?)"));
+}
+
+// One coordinator per store file: two on one database each resumed its
+// runs, ran their cases again and stored results the verdicts never saw.
+absl::StatusOr<HeldFileLock> LockDatabase(const std::string& db_path) {
+  const int fd = open(db_path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return absl::UnavailableError(absl::StrCat("cannot open ", db_path, " to lock it: ", strerror(errno)));
+  HeldFileLock lock(fd);
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    return absl::UnavailableError(absl::StrCat(
+        "--db ", db_path, " is in use by another coordinator (",
+        errno == EWOULDBLOCK ? "it holds the file's lock" : strerror(errno),
+        "); one coordinator per store: stop that one first, or give this one a --db of its own"));
+  }
+  return lock;
+}
+
+absl::Status CheckBindable(const std::string& listen, const char* flag) {
+  const size_t colon = listen.rfind(':');
+  if (IsUnixSocketAddress(listen)) return CheckSocketFree(listen);
+  if (colon == std::string::npos) return absl::OkStatus();
   std::string host = listen.substr(0, colon);
   const std::string port = listen.substr(colon + 1);
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
@@ -279,6 +319,9 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Start(const Coordinato
   c->priority_ = priority;
   auto store = OpenSqliteStore(options.db_path, 5'000, options.durability);
   if (!store.ok()) return store.status();
+  auto db_lock = LockDatabase(options.db_path);
+  if (!db_lock.ok()) return db_lock.status();
+  c->db_lock_ = *std::move(db_lock);
   c->store_ = *std::move(store);
   c->scheduler_ = std::make_unique<Scheduler>(c->store_.get(), &c->clock_, options.scheduler);
   if (!options.metrics_listen.empty()) {
@@ -343,6 +386,10 @@ absl::Status Coordinator::OpenArtifacts(const CoordinatorOptions& options) {
 }
 
 Coordinator::~Coordinator() { Shutdown(); }
+
+HeldFileLock::~HeldFileLock() {
+  if (fd_ >= 0) close(fd_);
+}
 
 std::string Coordinator::metrics_address() const { return metrics_ ? metrics_->address() : ""; }
 

@@ -7,6 +7,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "absl/status/statusor.h"
 #include "coordinator/artifact_store.h"
@@ -72,6 +73,22 @@ struct CoordinatorOptions {
 // holds every role), /metrics on a non-loopback address (unauthenticated).
 std::vector<std::string> ExposureWarnings(const CoordinatorOptions& options);
 
+// An exclusive flock on a file, held until destruction.
+class HeldFileLock {
+ public:
+  HeldFileLock() = default;
+  explicit HeldFileLock(int fd) : fd_(fd) {}
+  HeldFileLock(HeldFileLock&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  HeldFileLock& operator=(HeldFileLock&& other) noexcept {
+    std::swap(fd_, other.fd_);
+    return *this;
+  }
+  ~HeldFileLock();
+
+ private:
+  int fd_ = -1;
+};
+
 class Coordinator {
  public:
   // Opens the store, recovers unfinished runs, and starts serving.
@@ -102,6 +119,8 @@ class Coordinator {
 
   RealTimeSource clock_;
   PriorityChange priority_;
+  // Declared before the store, so that it is let go only once the store is closed.
+  HeldFileLock db_lock_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<MetricsExporter> metrics_;

@@ -144,6 +144,36 @@ TEST_F(GrpcRoundTripTest, AHistoryRequestWhoseReplyCouldNotBeSentIsRefusedUpFron
   EXPECT_TRUE(gate->GetHistory(&pools_only, v1::HistoryRequest(), &response).ok()) << "no keys: the known pools";
 }
 
+// One coordinator per store and per socket: gRPC unlinked a live socket
+// and bound anew, and a second coordinator on the same database resumed the
+// first one's runs, ran their cases again and stored other results than
+// the verdicts saw. Either is refused (UNAVAILABLE, exit 3); once the first
+// is gone, its database and socket serve the next.
+TEST(CoordinatorStartTest, ASecondCoordinatorOnTheSameDatabaseOrSocketIsRefused) {
+  testing::TempDir dir;
+  CoordinatorOptions first;
+  first.listen = "unix:" + dir.File("c.sock");
+  first.db_path = dir.File("perfgate.db");
+  auto running = Coordinator::Start(first);
+  ASSERT_TRUE(running.ok()) << running.status();
+
+  CoordinatorOptions same_db = first;
+  same_db.listen = "unix:" + dir.File("other.sock");
+  auto refused = Coordinator::Start(same_db);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(refused.status().message()), ::testing::HasSubstr("is in use by another coordinator"));
+
+  CoordinatorOptions same_socket = first;
+  same_socket.db_path = dir.File("other.db");
+  refused = Coordinator::Start(same_socket);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(refused.status().message()), ::testing::HasSubstr("a process already serves on that socket"));
+
+  running->reset();
+  auto next = Coordinator::Start(first);
+  EXPECT_TRUE(next.ok()) << next.status();
+}
+
 // Streams hold a server thread each: WatchRun calls with the read token took
 // them all, and agents' heartbeats and results were refused. Each kind of
 // stream has a share of the pool; beyond it a stream is refused, and short
