@@ -478,7 +478,10 @@ absl::StatusOr<std::unique_ptr<RunCgroup>> RunCgroup::Create(const CgroupParent&
     if (group->empty() || (group == &run->memory_group_ && *group == run->kill_group_)) continue;
     if (group == &run->kill_group_ && run->v2_join_fd_ >= 0) continue;  // taken over, already joinable
     int made = mkdir(group->c_str(), 0755);
-    if (made != 0 && errno == ENOENT) {  // another agent sharing the parent removed it at exit
+    // Another agent sharing the parent removed it at exit, and may do so
+    // again between the Restore and the mkdir (agents, and test processes,
+    // that end one after another): a few tries, each after a Restore.
+    for (int tries = 0; made != 0 && errno == ENOENT && tries < 8; ++tries) {
       if (auto restored = parent.Restore(); !restored.ok()) return restored;
       made = mkdir(group->c_str(), 0755);
     }

@@ -474,12 +474,76 @@ void AddSeriesHeadMissed(const std::vector<Series>& all, const Policy& policy, C
 }
 
 // The metrics of a case's result.
+// Instruction counts the agent makes where the host allows: a host without
+// the instrument says so in a note, and `auto` names the count by its
+// instrument (instructions or instructions_callgrind).
+bool MeasuredWhereTheHostAllows(const std::string& metric) {
+  static const char* const kCounters[] = {"instructions", "instructions_callgrind", "instruction_count",
+                                          "compile_time_instruction_count"};
+  return std::find(std::begin(kCounters), std::end(kCounters), metric) != std::end(kCounters);
+}
+
+// A metric the case's `judge:` list names, of which its result holds no
+// value on any benchmark (a metric renamed, or no longer reported): it
+// judged nothing and passed as "no baseline", in history mode with history
+// there. A result of no sample at all measured nothing.
+void AddListedMetricsMissed(const std::vector<Series>& all, const Policy& policy, CaseReport* cr) {
+  if (!cr->ran) return;
+  if (all.empty()) {
+    cr->metrics.push_back(MissingMetric(Series{cr->name, "wall_time", "", "", "", {}},
+                                        "the result holds no sample: nothing was measured"));
+    return;
+  }
+  const auto listed = policy.judged_metrics.find(cr->name);
+  if (listed == policy.judged_metrics.end()) return;
+  for (const std::string& metric : listed->second) {
+    if (MeasuredWhereTheHostAllows(metric)) continue;
+    if (std::any_of(all.begin(), all.end(), [&](const Series& s) { return s.metric == metric; })) continue;
+    cr->metrics.push_back(MissingMetric(Series{cr->name, metric, "", "", "", {}},
+                                        "listed under judge:, and the result holds no value of it"));
+  }
+}
+
+// Expected rows of other pools for benchmarks a case measured on a pool
+// that has no expected file: the case ran where no file judges it (a GPU
+// agent that also runs CPU cases, the CPU agents away), and those rows were
+// checked by nothing. Each is a missing result unless history judged the
+// series.
+void AddRowsOfOtherPools(const std::vector<Series>& all, const Baselines& baselines, CaseReport* cr) {
+  if (!cr->ran || RowsFor(baselines, cr->pool) != nullptr) return;
+  std::set<std::string> benchmarks;
+  for (const auto& series : all) benchmarks.insert(series.benchmark);
+  std::set<std::string> seen;
+  for (const auto& [pool, rows] : baselines.expected) {
+    for (const auto& row : rows) {
+      if (!benchmarks.count(row.benchmark) || !seen.insert(row.Key()).second) continue;
+      const std::string note =
+          absl::StrCat("not checked: the expected file for pool '", pool, "' has a row for it (line ", row.line,
+                       "), and the case ran on pool '", cr->pool, "', which has none; give one for '", cr->pool,
+                       "' (--baseline ", cr->pool, "=FILE), or keep the case to '", pool,
+                       "''s agents (requires: {labels: [...]})");
+      auto judged = std::find_if(cr->metrics.begin(), cr->metrics.end(), [&](const MetricReport& m) {
+        return m.series.Key() == row.Key() && m.series.variant != SideName(Side::kBase);
+      });
+      if (judged == cr->metrics.end()) {
+        cr->metrics.push_back(MissingMetric(Series{row.benchmark, row.metric, "", "", "", {}}, note));
+      } else if (!judged->comparison) {
+        judged->verdict = Verdict::kMissingResult;
+        judged->judged = true;
+        judged->note = note;
+      }
+    }
+  }
+}
+
 void AddMetrics(const std::vector<Series>& all, const Baselines& baselines, const Policy& policy, CaseReport* cr) {
   for (const auto& series : all) {
     if (series.variant == SideName(Side::kBase)) continue;  // shown beside its head
     cr->metrics.push_back(JudgeSeries(*cr, series, all, baselines, policy));
   }
   AddSeriesHeadMissed(all, policy, cr);
+  AddListedMetricsMissed(all, policy, cr);
+  AddRowsOfOtherPools(all, baselines, cr);
 }
 
 // Rows that no case produced at all, on a run of the whole suite: a benchmark renamed or gone.

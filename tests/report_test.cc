@@ -179,19 +179,57 @@ TEST(ReportTest, CaseFailuresAndTestbeds) {
   gpu.set_name("gpu");
   gpu.set_state(v1::CASE_STATE_NO_CAPABLE_AGENT);
   gpu.set_error("no registered agent can run it");
-  // Rows for another testbed never judge this one.
+  // Rows for another testbed never judge this one; on a testbed without a
+  // file of its own they were checked by nothing, which is a missing result.
   GateReport r = BuildGateReport(RunOf({crashed, gpu, OkCase("add", "instructions", {5000})}),
                                  Expected({{"add", "instructions", 1000, 0.1, 1}}, "other-lab"), policy);
   EXPECT_EQ(r.cases[0].verdict, Verdict::kError);
   EXPECT_EQ(r.cases[0].outcome, "signal 11");
   EXPECT_EQ(r.cases[1].verdict, Verdict::kNoCapableAgent);
-  EXPECT_EQ(r.cases[2].verdict, Verdict::kNoBaseline);
+  EXPECT_EQ(r.cases[2].verdict, Verdict::kMissingResult);
+  EXPECT_THAT(r.cases[2].metrics[0].note, HasSubstr("not checked: the expected file for pool 'other-lab' has a row"));
   EXPECT_THAT(r.failed_rules, ::testing::ElementsAre("error fails the gate: 1 case (crash)",
+                                                     "missing result fails the gate: 1 case (add)",
                                                      "no capable agent fails the gate: 1 case (gpu)"));
+  // A testbed with a file of its own is judged by it, and other files' rows wait for their own testbeds.
+  Baselines both = Expected({{"add", "instructions", 1000, 0.1, 1}}, "other-lab");
+  both.expected["lab"] = {{"add", "instructions", 5000, 0.1, 1}};
+  EXPECT_EQ(BuildGateReport(RunOf({OkCase("add", "instructions", {5000})}), both, policy).cases[0].verdict,
+            Verdict::kPass);
+  // History on this testbed judged it: checked.
+  Baselines history = Expected({{"add", "instructions", 1000, 0.1, 1}}, "other-lab");
+  history.history[{"lab", "add", "instructions", "agent:callgrind"}] = {5000, 5000, 5000, 5000, 5000};
+  EXPECT_EQ(BuildGateReport(RunOf({OkCase("add", "instructions", {5000})}), history, policy).cases[0].verdict,
+            Verdict::kPass);
   // "*" applies to every testbed without its own file.
   GateReport any = BuildGateReport(RunOf({OkCase("add", "instructions", {5000})}),
                                    Expected({{"add", "instructions", 1000, 0.1, 1}}, "*"), policy);
   EXPECT_EQ(any.cases[0].verdict, Verdict::kRegression);
+}
+
+// A metric the case's judge: list names that its result does not hold
+// passed as "no baseline" in history mode, history or not; a result of no
+// sample at all passed too. Instruction counts a host may not make are left
+// to the note that says so.
+TEST(ReportTest, AListedMetricTheResultLacksIsAMissingResult) {
+  Policy policy;
+  policy.judged_metrics["counter"] = {"iterations", "instruction_count"};
+  GateReport r = BuildGateReport(RunOf({OkCase("counter", "loops", {5, 5, 5}, "case:pytorch", "bm")}), Baselines{},
+                                 policy);
+  EXPECT_EQ(r.cases[0].verdict, Verdict::kMissingResult);
+  ASSERT_EQ(r.cases[0].metrics.size(), 2u);
+  EXPECT_EQ(r.cases[0].metrics[1].series.metric, "iterations");
+  EXPECT_THAT(r.cases[0].metrics[1].note, HasSubstr("listed under judge:, and the result holds no value of it"));
+  EXPECT_FALSE(r.passed);
+
+  policy.judged_metrics["counter"] = {"loops"};
+  EXPECT_TRUE(BuildGateReport(RunOf({OkCase("counter", "loops", {5, 5, 5}, "case:pytorch", "bm")}), Baselines{},
+                              policy)
+                  .passed);
+
+  GateReport empty = BuildGateReport(RunOf({OkCase("nothing", "wall_time", {})}), Baselines{}, Policy{});
+  EXPECT_EQ(empty.cases[0].verdict, Verdict::kMissingResult);
+  EXPECT_THAT(empty.cases[0].metrics[0].note, HasSubstr("the result holds no sample"));
 }
 
 TEST(ReportTest, HistoryBaselineSkipsCpuTimes) {
