@@ -389,8 +389,8 @@ class CaseRun {
   void AddSamplingNotes() {
     for (const std::string& note : sampling_notes_) result_.add_notes(note);
     if (runs_with_leftovers_ > 0) {
-      result_.add_notes(absl::StrCat("the case left processes running when it ended, in ", runs_with_leftovers_,
-                                     " of ", timed_runs_, " timed runs (", leftovers_killed_,
+      result_.add_notes(absl::StrCat("the case left processes running when it ended, in ", runs_with_leftovers_, " of ",
+                                     timed_runs_, " timed runs (", leftovers_killed_,
                                      " in all): they were killed then, and what they would still have done or "
                                      "written is in no result"));
     }

@@ -221,8 +221,8 @@ class GbenchReader {
     auto iterations = e.Index("iterations");
     if (!iterations.ok()) return iterations.status();
     if (*iterations == 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(e.where(), ": 0 iterations, so its times measure nothing (a skip Google Benchmark did not mark?)"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          e.where(), ": 0 iterations, so its times measure nothing (a skip Google Benchmark did not mark?)"));
     }
     measured_.insert(*run_name);
     if (auto s = CheckNotRepeated(e, name); !s.ok()) return s;
@@ -389,8 +389,9 @@ absl::StatusOr<std::vector<v1::MetricValue>> ParseGbenchJson(const std::string& 
   std::vector<v1::MetricValue> values = reader.Take();
   std::vector<std::string> left_out = reader.TakeNotes();
   if (values.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(source, ": Google Benchmark JSON with no benchmark runs",
-                                                   left_out.empty() ? "" : absl::StrCat(" (", absl::StrJoin(left_out, "; "), ")")));
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ": Google Benchmark JSON with no benchmark runs",
+                     left_out.empty() ? "" : absl::StrCat(" (", absl::StrJoin(left_out, "; "), ")")));
   }
   if (notes) notes->insert(notes->end(), left_out.begin(), left_out.end());
   return values;

@@ -1,5 +1,6 @@
 #include "coordinator/coordinator.h"
 
+#include <fcntl.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/resource_quota.h>
 #include <grpcpp/server.h>
@@ -10,7 +11,6 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <pthread.h>
-#include <fcntl.h>
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -122,10 +122,10 @@ absl::StatusOr<HeldFileLock> LockDatabase(const std::string& db_path) {
   if (fd < 0) return absl::UnavailableError(absl::StrCat("cannot open ", db_path, " to lock it: ", strerror(errno)));
   HeldFileLock lock(fd);
   if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    return absl::UnavailableError(absl::StrCat(
-        "--db ", db_path, " is in use by another coordinator (",
-        errno == EWOULDBLOCK ? "it holds the file's lock" : strerror(errno),
-        "); one coordinator per store: stop that one first, or give this one a --db of its own"));
+    return absl::UnavailableError(
+        absl::StrCat("--db ", db_path, " is in use by another coordinator (",
+                     errno == EWOULDBLOCK ? "it holds the file's lock" : strerror(errno),
+                     "); one coordinator per store: stop that one first, or give this one a --db of its own"));
   }
   return lock;
 }

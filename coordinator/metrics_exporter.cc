@@ -19,12 +19,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "coordinator/auth.h"
-#include "core/names.h"
 #include "core/metric_traits.h"
-#include "core/verdict.h"
+#include "core/names.h"
 #include "core/series.h"
 #include "core/stats.h"
 #include "core/utf8.h"
+#include "core/verdict.h"
 
 namespace perfgate {
 namespace {

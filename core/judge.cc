@@ -517,11 +517,10 @@ void AddRowsOfOtherPools(const std::vector<Series>& all, const Baselines& baseli
   for (const auto& [pool, rows] : baselines.expected) {
     for (const auto& row : rows) {
       if (!benchmarks.count(row.benchmark) || !seen.insert(row.Key()).second) continue;
-      const std::string note =
-          absl::StrCat("not checked: the expected file for pool '", pool, "' has a row for it (line ", row.line,
-                       "), and the case ran on pool '", cr->pool, "', which has none; give one for '", cr->pool,
-                       "' (--baseline ", cr->pool, "=FILE), or keep the case to '", pool,
-                       "''s agents (requires: {labels: [...]})");
+      const std::string note = absl::StrCat(
+          "not checked: the expected file for pool '", pool, "' has a row for it (line ", row.line,
+          "), and the case ran on pool '", cr->pool, "', which has none; give one for '", cr->pool, "' (--baseline ",
+          cr->pool, "=FILE), or keep the case to '", pool, "''s agents (requires: {labels: [...]})");
       auto judged = std::find_if(cr->metrics.begin(), cr->metrics.end(), [&](const MetricReport& m) {
         return m.series.Key() == row.Key() && m.series.variant != SideName(Side::kBase);
       });

@@ -214,8 +214,8 @@ TEST(CaseRunnerTest, CallgrindCountsWhatAProcessRanBeforeItExeced) {
   auto direct = Spec("direct", {spin, "1000"}, 1);
   direct.set_instructions(v1::INSTRUCTION_COUNTER_CALLGRIND);
   // The shell's loop runs before it execs spin (exec: no fork).
-  auto wrapped = Spec("wrapped", {"/bin/sh", "-c", "i=0; while [ $i -lt 5000 ]; do i=$((i+1)); done; exec " + spin + " 1000"},
-                      1);
+  auto wrapped =
+      Spec("wrapped", {"/bin/sh", "-c", "i=0; while [ $i -lt 5000 ]; do i=$((i+1)); done; exec " + spin + " 1000"}, 1);
   wrapped.set_instructions(v1::INSTRUCTION_COUNTER_CALLGRIND);
   v1::CaseResult alone = RunCase(direct, ProbeHost(), {});
   v1::CaseResult after_loop = RunCase(wrapped, ProbeHost(), {});

@@ -214,8 +214,8 @@ TEST(ReportTest, CaseFailuresAndTestbeds) {
 TEST(ReportTest, AListedMetricTheResultLacksIsAMissingResult) {
   Policy policy;
   policy.judged_metrics["counter"] = {"iterations", "instruction_count"};
-  GateReport r = BuildGateReport(RunOf({OkCase("counter", "loops", {5, 5, 5}, "case:pytorch", "bm")}), Baselines{},
-                                 policy);
+  GateReport r =
+      BuildGateReport(RunOf({OkCase("counter", "loops", {5, 5, 5}, "case:pytorch", "bm")}), Baselines{}, policy);
   EXPECT_EQ(r.cases[0].verdict, Verdict::kMissingResult);
   ASSERT_EQ(r.cases[0].metrics.size(), 2u);
   EXPECT_EQ(r.cases[0].metrics[1].series.metric, "iterations");
@@ -223,8 +223,7 @@ TEST(ReportTest, AListedMetricTheResultLacksIsAMissingResult) {
   EXPECT_FALSE(r.passed);
 
   policy.judged_metrics["counter"] = {"loops"};
-  EXPECT_TRUE(BuildGateReport(RunOf({OkCase("counter", "loops", {5, 5, 5}, "case:pytorch", "bm")}), Baselines{},
-                              policy)
+  EXPECT_TRUE(BuildGateReport(RunOf({OkCase("counter", "loops", {5, 5, 5}, "case:pytorch", "bm")}), Baselines{}, policy)
                   .passed);
 
   GateReport empty = BuildGateReport(RunOf({OkCase("nothing", "wall_time", {})}), Baselines{}, Policy{});

@@ -1,9 +1,8 @@
 #include "agent/result_adapters.h"
 
+#include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,8 +17,8 @@
 #include "agent/host_fingerprint.h"
 #include "core/bounded_read.h"
 #include "core/expected_file.h"
-#include "core/policy.h"
 #include "core/judge.h"
+#include "core/policy.h"
 #include "core/suite.h"
 #include "core/utf8.h"
 #include "perfgate/v1/gate.pb.h"

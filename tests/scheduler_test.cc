@@ -1243,8 +1243,8 @@ TEST_F(SchedulerTest, ANegativeCountOrMeasuredValueIsRefused) {
   };
   for (const auto& [metric, unit, source] :
        std::vector<std::tuple<std::string, std::string, std::string>>{{"wall_time", "s", "agent:clock"},
-                                                                       {"instructions", "count", "case:pytorch"},
-                                                                       {"cache_misses", "count", "case:gbench"}}) {
+                                                                      {"instructions", "count", "case:pytorch"},
+                                                                      {"cache_misses", "count", "case:gbench"}}) {
     auto refused = scheduler_->Complete(with_value(metric, unit, source));
     EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << metric;
     EXPECT_THAT(std::string(refused.status().message()), HasSubstr("never below zero")) << metric;
