@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -163,6 +164,18 @@ ExecSpec SweepSpec(const CaseUser& user, const LeftoverSweep& sweep, std::vector
   return spec;
 }
 
+}  // namespace
+
+bool FindSawOnlyVanishedEntries(const ExecResult& r) {
+  if (r.end != ExecResult::End::kExited || r.exit_code != 1 || r.err.empty() || r.err_dropped > 0) return false;
+  for (absl::string_view line : absl::StrSplit(r.err, '\n', absl::SkipEmpty())) {
+    if (!absl::StartsWith(line, "find: '") || !absl::EndsWith(line, "': No such file or directory")) return false;
+  }
+  return true;
+}
+
+namespace {
+
 // An error for a removal that did not finish, with what it said.
 absl::Status Unfinished(const CaseUser& user, const std::string& what, const ExecResult& r) {
   std::string said = r.err_tail.empty() ? r.err : r.err_tail;
@@ -210,7 +223,9 @@ absl::Status RemoveEntries(const CaseUser& user, const LeftoverSweep& sweep, Lef
   for (absl::string_view entry : absl::StrSplit(r.out, '\0', absl::SkipEmpty())) {
     found->entries.push_back(EscapeControls(EscapeInvalidUtf8(entry)));
   }
-  if (!r.ok()) return Unfinished(user, absl::StrCat("find in ", absl::StrJoin(folders, ", ")), r);
+  if (!r.ok() && !FindSawOnlyVanishedEntries(r)) {
+    return Unfinished(user, absl::StrCat("find in ", absl::StrJoin(folders, ", ")), r);
+  }
   return absl::OkStatus();
 }
 

@@ -23,6 +23,7 @@
 #include "absl/status/statusor.h"
 #include "agent/case_user.h"
 #include "agent/cgroup.h"
+#include "agent/executor.h"
 
 namespace perfgate {
 
@@ -61,5 +62,10 @@ absl::StatusOr<Leftovers> RemoveCaseUserLeftovers(const CaseUser& user, const Le
 // /proc/sysvipc/shm, sem or msg) that `uid` owns or made; columns are
 // found by their header, so a kernel that adds one still reads right.
 std::vector<std::string> IpcIdsOf(uid_t uid, const std::string& table);
+
+// Whether the sweep's `find` failed only because entries it had listed were
+// gone when it came to them (another process removing its own folder in
+// /tmp meanwhile): what is gone is no leftover. Such a race failed the case.
+bool FindSawOnlyVanishedEntries(const ExecResult& r);
 
 }  // namespace perfgate

@@ -437,6 +437,24 @@ TEST(CaseUserTest, ACaseCanNeitherLeaveKeysNorReadTheAgents) {
   });
 }
 
+// Another process removing its own folder in /tmp while the sweep's find
+// walked it made find exit 1, and failed the case (a flake under ctest -j2,
+// where tests remove their temp folders); any other complaint still fails it.
+TEST(CaseUserTest, AFindThatMetOnlyVanishedEntriesRemovedEverythingThere) {
+  ExecResult r;
+  r.end = ExecResult::End::kExited;
+  r.exit_code = 1;
+  r.err = "find: '/tmp/perfgate-test-bjWCvK': No such file or directory\nfind: '/tmp/x/y': No such file or directory\n";
+  EXPECT_TRUE(FindSawOnlyVanishedEntries(r));
+  r.err += "rm: cannot remove '/tmp/z': Operation not permitted\n";
+  EXPECT_FALSE(FindSawOnlyVanishedEntries(r));
+  r.err = "find: '/tmp/x': Permission denied\n";
+  EXPECT_FALSE(FindSawOnlyVanishedEntries(r));
+  r.err = "find: '/tmp/x': No such file or directory\n";
+  r.exit_code = 2;
+  EXPECT_FALSE(FindSawOnlyVanishedEntries(r));
+}
+
 TEST(CaseUserTest, IpcTablesAreReadByTheirHeader) {
   const std::string sem =
       "       key      semid perms      nsems   uid   gid  cuid  cgid      otime      ctime\n"

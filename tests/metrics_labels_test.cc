@@ -60,6 +60,19 @@ class MetricsLabelsTest : public ::testing::Test {
     exporter_ = *std::move(exporter);
   }
 
+  // The exporter hears the scheduler, which has recovered; agent a1 of pool
+  // lab registers. Its session id.
+  std::string ListenAndRegister() {
+    scheduler_->SetListener(exporter_.get());
+    EXPECT_TRUE(scheduler_->Recover().ok());
+    v1::RegisterRequest agent;
+    agent.set_agent_id("a1");
+    agent.set_pool("lab");
+    auto session = scheduler_->Register(agent);
+    EXPECT_TRUE(session.ok()) << session.status();
+    return session.ok() ? session->session_id() : "";
+  }
+
   testing::TempDir dir_;
   RealTimeSource clock_;
   std::unique_ptr<Store> store_;
@@ -115,13 +128,7 @@ TEST_F(MetricsLabelsTest, ASuitesCountersAreZeroFromItsFirstSubmission) {
 // sat in the dashboard's panel of metrics without a unit. Also after a
 // restart, from the stored suite.
 TEST_F(MetricsLabelsTest, UnitsTheSuiteDeclaresAreTheUnitLabelAlsoAfterARestart) {
-  scheduler_->SetListener(exporter_.get());
-  ASSERT_TRUE(scheduler_->Recover().ok());
-  v1::RegisterRequest agent;
-  agent.set_agent_id("a1");
-  agent.set_pool("lab");
-  auto session = scheduler_->Register(agent);
-  ASSERT_TRUE(session.ok()) << session.status();
+  const std::string session_id = ListenAndRegister();
   v1::SubmitRunRequest request;
   request.set_branch("main");
   request.mutable_suite()->set_name("declared");
@@ -131,7 +138,7 @@ TEST_F(MetricsLabelsTest, UnitsTheSuiteDeclaresAreTheUnitLabelAlsoAfterARestart)
   c->add_argv("/bin/true");
   ASSERT_TRUE(scheduler_->Submit(request).ok());
   v1::WorkItem item;
-  auto wait = scheduler_->NextWorkItem(session->session_id(), 0, &item);
+  auto wait = scheduler_->NextWorkItem(session_id, 0, &item);
   ASSERT_TRUE(wait.ok() && *wait == Scheduler::Wait::kItem && item.has_lease());
   // A PR's run of the suite that declares another unit labels none of main's values.
   v1::SubmitRunRequest pr = request;
@@ -139,7 +146,7 @@ TEST_F(MetricsLabelsTest, UnitsTheSuiteDeclaresAreTheUnitLabelAlsoAfterARestart)
   (*pr.mutable_suite()->mutable_metrics())["kernel_cpu_min"].set_unit("ms");
   ASSERT_TRUE(scheduler_->Submit(pr).ok());
   v1::CompleteLeaseRequest done;
-  done.set_session_id(session->session_id());
+  done.set_session_id(session_id);
   done.set_lease_id(item.lease().lease_id());
   done.mutable_result()->set_outcome(v1::CaseResult::OUTCOME_OK);
   auto* value = done.mutable_result()->add_samples()->add_values();
@@ -194,15 +201,9 @@ void RunMainSuite(Scheduler* scheduler, const std::string& session_id, const std
 // suite of 100,000 series took every place, and then every place again at
 // each restart).
 TEST_F(MetricsLabelsTest, OneSuitesBenchmarkSeriesCannotTakeThePlacesOfOthers) {
-  scheduler_->SetListener(exporter_.get());
-  ASSERT_TRUE(scheduler_->Recover().ok());
-  v1::RegisterRequest agent;
-  agent.set_agent_id("a1");
-  agent.set_pool("lab");
-  auto session = scheduler_->Register(agent);
-  ASSERT_TRUE(session.ok()) << session.status();
-  RunMainSuite(scheduler_.get(), session->session_id(), "big", 12'000);
-  RunMainSuite(scheduler_.get(), session->session_id(), "small", 3);
+  const std::string session_id = ListenAndRegister();
+  RunMainSuite(scheduler_.get(), session_id, "big", 12'000);
+  RunMainSuite(scheduler_.get(), session_id, "small", 3);
   const std::regex big("\nperfgate_benchmark_value\\{[^}]*suite=\"big\"");
   const std::regex small("\nperfgate_benchmark_value\\{[^}]*suite=\"small\"");
   std::string body = testing::HttpGet(exporter_->address(), "/metrics");
