@@ -549,6 +549,25 @@ void Scheduler::StopLease(LeaseRecord& lease, LeaseState state) {
   EndLease(lease, state);
 }
 
+std::optional<int64_t> LongestLeaseSpanMs(const v1::CaseSpec& spec) {
+  if (spec.timeout_ms() == 0) return std::nullopt;
+  constexpr double kPerRunRoomMs = 10'000;     // spawn, groups, the kill's grace
+  constexpr double kArtifactsMs = 10 * 60'000;  // fetched before the first run
+  constexpr double kUnderValgrind = 100;        // the agent's timeout for a counted run
+  const double variants = std::max(1, spec.variants_size());
+  const double repeats = std::max<uint32_t>(1, spec.repeats());
+  const double runs = (spec.warmup() + repeats) * variants;
+  double counted_runs = 0;
+  if (spec.instructions() == v1::INSTRUCTION_COUNTER_REGION) counted_runs = variants;
+  if (spec.instructions() == v1::INSTRUCTION_COUNTER_AUTO || spec.instructions() == v1::INSTRUCTION_COUNTER_CALLGRIND) {
+    counted_runs = std::min(repeats, 3.0) * variants;
+  }
+  const double timeout = spec.timeout_ms();
+  const double span = kArtifactsMs + runs * (timeout + kPerRunRoomMs) +
+                      counted_runs * (timeout * kUnderValgrind + kPerRunRoomMs);
+  return static_cast<int64_t>(std::min(2 * span, static_cast<double>(std::numeric_limits<int64_t>::max() / 2)));
+}
+
 absl::StatusOr<v1::HeartbeatResponse> Scheduler::Heartbeat(const v1::HeartbeatRequest& request) {
   std::lock_guard lock(mu_);
   Session* session = LiveSession(request.session_id());
@@ -563,12 +582,25 @@ absl::StatusOr<v1::HeartbeatResponse> Scheduler::Heartbeat(const v1::HeartbeatRe
       response.add_cancel_lease_ids(lease_id);
       continue;
     }
+    if (HeldPastItsCase(it->second, now)) {
+      response.add_cancel_lease_ids(lease_id);
+      continue;
+    }
     // In memory only: a restarted coordinator gives every lease a fresh TTL
     // (Recover), so a renewal written to disk would never be read.
     it->second.expires_at_ms = now + options_.lease_ttl_ms;
     (*response.mutable_expires_at_ms())[lease_id] = it->second.expires_at_ms;
   }
   return response;
+}
+
+bool Scheduler::HeldPastItsCase(const LeaseRecord& lease, int64_t now) {
+  const RunEntry& run = runs_.at(lease.run_id);
+  const std::optional<int64_t> longest = LongestLeaseSpanMs(run.cases[lease.case_index].spec);
+  if (!longest || now - lease.granted_at_ms <= *longest) return false;
+  LoseLease(lease.lease_id, absl::StrCat("held ", (now - lease.granted_at_ms) / 1000,
+                                         " s, past the longest its case can take (", *longest / 1000, " s)"));
+  return true;
 }
 
 void Scheduler::LoseLease(std::string lease_id, const std::string& why) {

@@ -54,6 +54,14 @@ struct SchedulerOptions {
   size_t max_samples_per_result = kMaxSamplesPerResult;
 };
 
+// The longest an honest agent can hold a lease of `spec`: every run it makes
+// (warm-ups, repeats, instruction-count runs under valgrind at 100 times the
+// timeout, per variant) at its timeout with room for each spawn and kill,
+// ten minutes for its artifacts, and all of that twice. nullopt for a case
+// without a timeout. A lease renewed past it is lost: an agent that went on
+// heartbeating a lease and never completed it held its gate for ever.
+std::optional<int64_t> LongestLeaseSpanMs(const v1::CaseSpec& spec);
+
 // Counters for /metrics and tests.
 struct SchedulerStats {
   uint64_t leases_granted = 0;
@@ -258,6 +266,10 @@ class Scheduler {
   };
 
   Session* LiveSession(const std::string& session_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether an active `lease` was held past LongestLeaseSpanMs of its case;
+  // if so it is lost (its case queued again, or an error once its attempts
+  // are spent).
+  bool HeldPastItsCase(const LeaseRecord& lease, int64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A stored run back in memory and its pending cases queued (Recover).
   void RecoverRun(const v1::Run& run, const v1::Suite& suite) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A lease active at the restart: resumed with a fresh TTL if its session

@@ -1253,6 +1253,48 @@ TEST_F(SchedulerTest, ANegativeCountOrMeasuredValueIsRefused) {
   ASSERT_TRUE(taken.ok()) << taken.status();
 }
 
+// An agent that heartbeats a lease and never completes it (a lying agent, or
+// one whose case thread is wedged) held its gate for ever. Past the longest
+// its case can take, the lease is lost and the case queued again.
+TEST_F(SchedulerTest, ALeaseHeartbeatenPastTheLongestItsCaseCanTakeIsLost) {
+  const std::string s = Register("a1");
+  v1::SubmitRunRequest request;
+  request.mutable_suite()->set_name("s");
+  auto* c = request.mutable_suite()->add_cases();
+  c->set_name("short");
+  c->add_argv("/bin/true");
+  c->set_timeout_ms(1'000);
+  c->set_repeats(1);
+  auto submitted = scheduler_->Submit(request);
+  ASSERT_TRUE(submitted.ok()) << submitted.status();
+  auto item = Next(s);
+  ASSERT_TRUE(item && item->has_lease());
+  const std::optional<int64_t> longest = LongestLeaseSpanMs(*c);
+  ASSERT_TRUE(longest.has_value());
+  bool cancelled = false;
+  int64_t held_ms = 0;
+  while (!cancelled && held_ms <= *longest + options_.lease_ttl_ms) {
+    clock_.Advance(options_.lease_ttl_ms / 2);
+    held_ms += options_.lease_ttl_ms / 2;
+    auto beat = Beat(s, item->lease().lease_id());
+    ASSERT_TRUE(beat.ok()) << beat.status();
+    cancelled = beat->cancel_lease_ids_size() == 1;
+  }
+  EXPECT_TRUE(cancelled);
+  EXPECT_GT(held_ms, *longest) << "renewed until then";
+  const v1::Run run = Run(submitted->run_id());
+  EXPECT_EQ(run.cases(0).state(), v1::CASE_STATE_PENDING);
+  EXPECT_THAT(run.cases(0).error(), HasSubstr("past the longest its case can take"));
+  EXPECT_EQ(scheduler_->Stats().leases_lost, 1u);
+
+  // The bound grows with what the case runs, and a case without a timeout has none.
+  v1::CaseSpec counted = *c;
+  counted.set_instructions(v1::INSTRUCTION_COUNTER_CALLGRIND);
+  EXPECT_GT(*LongestLeaseSpanMs(counted), *longest + 2 * 100 * 1'000);
+  counted.set_timeout_ms(0);
+  EXPECT_FALSE(LongestLeaseSpanMs(counted).has_value());
+}
+
 // A result that names no pool or agent is its lease's: the gate keys expected
 // files on the pool a result names, and a result of none judged nothing.
 TEST_F(SchedulerTest, AResultNamingNoPoolOrAgentIsItsLeases) {
