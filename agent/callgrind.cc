@@ -28,14 +28,19 @@ namespace perfgate {
 
 std::vector<std::string> CallgrindArgv(const std::string& valgrind, const std::vector<std::string>& argv,
                                        const std::string& out_dir) {
-  // A process that execs starts a new callgrind, and what it ran before
-  // was never written: a profile dumped before each execve keeps it.
-  std::vector<std::string> wrapped = {valgrind,
-                                      "--tool=callgrind",
-                                      "--quiet",
-                                      "--trace-children=yes",
-                                      "--dump-before=*execve*",
-                                      "--callgrind-out-file=" + out_dir + "/callgrind.out.%p"};
+  std::vector<std::string> wrapped = {valgrind, "--tool=callgrind", "--quiet", "--trace-children=yes"};
+  // A process that execs starts a new callgrind, and what it ran before was
+  // never written: a profile dumped before each exec keeps it. A dump also
+  // zeroes the counts, and a child starts with its parent's: dumped before
+  // each fork too, so that a child's profile holds none of its parent's
+  // work (with the exec dump alone, a shell's loop was counted once more
+  // for every command it ran after it). Not before clone: threads use it,
+  // and each dump writes a whole profile.
+  for (const char* spawn : {"fork", "__fork", "__libc_fork", "_Fork", "vfork", "__vfork", "posix_spawn",
+                            "posix_spawnp", "execve", "fexecve", "execveat"}) {
+    wrapped.push_back(absl::StrCat("--dump-before=", spawn));
+  }
+  wrapped.push_back("--callgrind-out-file=" + out_dir + "/callgrind.out.%p");
   wrapped.insert(wrapped.end(), argv.begin(), argv.end());
   return wrapped;
 }

@@ -13,11 +13,13 @@
 namespace perfgate {
 
 // `argv` wrapped to run under callgrind, following children, writing one
-// profile per process into `out_dir`, and one more before each execve of
-// what the process ran until then. `valgrind` is the resolved program.
-// Valgrind numbers each program's dumps from 1, so of a chain of execs in
-// one process (a shell that execs env, which execs the program) only the
-// last program's earlier work is kept: every run of the case alike.
+// profile per process into `out_dir`, and one more before each fork and
+// exec of what the process ran since its last: every instruction in one
+// profile, counted once. `valgrind` is the resolved program.
+// Valgrind numbers each program's dumps from 1, so in a chain of execs in
+// one process (a shell that execs env, which execs the program) a later
+// program's dump overwrites an earlier one's of the same number: some of the
+// earlier programs' work is lost, the same in every run of the case.
 std::vector<std::string> CallgrindArgv(const std::string& valgrind, const std::vector<std::string>& argv,
                                        const std::string& out_dir);
 

@@ -378,13 +378,22 @@ bool AllFinite(const Series& series) {
   return std::all_of(series.values.begin(), series.values.end(), [](double v) { return std::isfinite(v); });
 }
 
-MetricReport NotFinite(const CaseReport& cr, const Series& series, const Baselines& baselines, const Policy& policy) {
+// A count below zero (declared so by its suite, or built in) is no count:
+// a lying agent's -1e308 iterations read as an improvement, and was offered
+// as the new expected row.
+bool CountBelowZero(const Series& series, const Policy& policy) {
+  if (!IsCount(series.metric, UnitOf(series.metric, series.unit, policy.compare.declared))) return false;
+  return std::any_of(series.values.begin(), series.values.end(), [](double v) { return v < 0; });
+}
+
+MetricReport BrokenSeries(const CaseReport& cr, const Series& series, const Baselines& baselines,
+                          const Policy& policy, const std::string& why) {
   MetricReport m;
   m.series = series;
   m.series.unit = UnitOf(series.metric, series.unit, policy.compare.declared);
   m.verdict = Verdict::kError;
   m.judged = cr.ran && JudgedHere(cr.name, series, ExpectedRowOf(series, cr.pool, baselines), policy);
-  m.note = "a sample value is not a finite number (NaN or infinity): the agent that measured it is broken";
+  m.note = absl::StrCat(why, ": the agent that measured it is broken");
   return m;
 }
 
@@ -394,7 +403,12 @@ MetricReport JudgeSeries(const CaseReport& cr, const Series& series, const std::
                          const Baselines& baselines, const Policy& policy) {
   const Series* base =
       series.variant == SideName(Side::kHead) ? FindSeries(all, series, SideName(Side::kBase)) : nullptr;
-  if (!AllFinite(series) || (base && !AllFinite(*base))) return NotFinite(cr, series, baselines, policy);
+  if (!AllFinite(series) || (base && !AllFinite(*base))) {
+    return BrokenSeries(cr, series, baselines, policy, "a sample value is not a finite number (NaN or infinity)");
+  }
+  if (CountBelowZero(series, policy) || (base && CountBelowZero(*base, policy))) {
+    return BrokenSeries(cr, series, baselines, policy, "a count below zero");
+  }
   const ExpectedRow* row = ExpectedRowOf(series, cr.pool, baselines);
   MetricReport m{series,
                  Summarize(series.values),
@@ -474,13 +488,21 @@ void AddSeriesHeadMissed(const std::vector<Series>& all, const Policy& policy, C
 }
 
 // The metrics of a case's result.
-// Instruction counts the agent makes where the host allows: a host without
-// the instrument says so in a note, and `auto` names the count by its
-// instrument (instructions or instructions_callgrind).
-bool MeasuredWhereTheHostAllows(const std::string& metric) {
+// An instruction count the host could not make: the result holds another
+// instrument's count instead (`auto` names the count by its instrument:
+// instructions or instructions_callgrind), or a note says the counter is
+// unavailable here. Any other absence of a listed count is a missing result.
+bool CountTheHostCouldNotMake(const std::string& metric, const std::vector<Series>& all,
+                              const std::vector<std::string>& notes) {
   static const char* const kCounters[] = {"instructions", "instructions_callgrind", "instruction_count",
                                           "compile_time_instruction_count"};
-  return std::find(std::begin(kCounters), std::end(kCounters), metric) != std::end(kCounters);
+  auto counter = [&](const std::string& m) {
+    return std::find(std::begin(kCounters), std::end(kCounters), m) != std::end(kCounters);
+  };
+  if (!counter(metric)) return false;
+  if (std::any_of(all.begin(), all.end(), [&](const Series& s) { return counter(s.metric); })) return true;
+  return std::any_of(notes.begin(), notes.end(),
+                     [](const std::string& note) { return note.find("unavailable") != std::string::npos; });
 }
 
 // A metric the case's `judge:` list names, of which its result holds no
@@ -497,7 +519,7 @@ void AddListedMetricsMissed(const std::vector<Series>& all, const Policy& policy
   const auto listed = policy.judged_metrics.find(cr->name);
   if (listed == policy.judged_metrics.end()) return;
   for (const std::string& metric : listed->second) {
-    if (MeasuredWhereTheHostAllows(metric)) continue;
+    if (CountTheHostCouldNotMake(metric, all, cr->notes)) continue;
     if (std::any_of(all.begin(), all.end(), [&](const Series& s) { return s.metric == metric; })) continue;
     cr->metrics.push_back(MissingMetric(Series{cr->name, metric, "", "", "", {}},
                                         "listed under judge:, and the result holds no value of it"));
@@ -507,30 +529,45 @@ void AddListedMetricsMissed(const std::vector<Series>& all, const Policy& policy
 // Expected rows of other pools for benchmarks a case measured on a pool
 // that has no expected file: the case ran where no file judges it (a GPU
 // agent that also runs CPU cases, the CPU agents away), and those rows were
-// checked by nothing. Each is a missing result unless history judged the
-// series.
-void AddRowsOfOtherPools(const std::vector<Series>& all, const Baselines& baselines, CaseReport* cr) {
+// checked by nothing. A row of a series this case measured is a missing
+// result unless something judged that series here (history); a row no case
+// of the run measured is this case's, as in AddRowsTheCaseMissed. A/B
+// cases are judged side against side, never by rows.
+void AddRowsOfOtherPools(const std::vector<Series>& all, const Baselines& baselines, bool complete_run,
+                         CaseReport* cr, std::set<std::string>* produced, std::vector<std::string>* unclaimed) {
   if (!cr->ran || RowsFor(baselines, cr->pool) != nullptr) return;
   std::set<std::string> benchmarks;
-  for (const auto& series : all) benchmarks.insert(series.benchmark);
-  std::set<std::string> seen;
+  for (const auto& series : all) {
+    if (!series.variant.empty()) return;
+    benchmarks.insert(series.benchmark);
+  }
   for (const auto& [pool, rows] : baselines.expected) {
     for (const auto& row : rows) {
-      if (!benchmarks.count(row.benchmark) || !seen.insert(row.Key()).second) continue;
+      if (!benchmarks.count(row.benchmark)) continue;
       const std::string note = absl::StrCat(
           "not checked: the expected file for pool '", pool, "' has a row for it (line ", row.line,
           "), and the case ran on pool '", cr->pool, "', which has none; give one for '", cr->pool, "' (--baseline ",
           cr->pool, "=FILE), or keep the case to '", pool, "''s agents (requires: {labels: [...]})");
-      auto judged = std::find_if(cr->metrics.begin(), cr->metrics.end(), [&](const MetricReport& m) {
-        return m.series.Key() == row.Key() && m.series.variant != SideName(Side::kBase);
-      });
-      if (judged == cr->metrics.end()) {
-        cr->metrics.push_back(MissingMetric(Series{row.benchmark, row.metric, "", "", "", {}}, note));
-      } else if (!judged->comparison) {
-        judged->verdict = Verdict::kMissingResult;
-        judged->judged = true;
-        judged->note = note;
+      auto own = std::find_if(cr->metrics.begin(), cr->metrics.end(),
+                              [&](const MetricReport& m) { return m.series.Key() == row.Key(); });
+      if (own != cr->metrics.end()) {
+        // Only a series nothing judged: a broken one stays an error, one shown only keeps its reason.
+        if (!own->comparison && own->verdict == Verdict::kNoBaseline && own->note.empty()) {
+          own->verdict = Verdict::kMissingResult;
+          own->judged = true;
+          own->note = note;
+        }
+        continue;
       }
+      if (produced->count(row.Key())) continue;  // another case's series: judged with it
+      produced->insert(row.Key());
+      if (!complete_run) {
+        unclaimed->push_back(absl::StrCat("no result for ", row.Key(), " (line ", row.line, " of pool '", pool,
+                                          "''s expected file) of benchmark ", row.benchmark, ", which ", cr->name,
+                                          " measured: a case that did not run may report it"));
+        continue;
+      }
+      cr->metrics.push_back(MissingMetric(Series{row.benchmark, row.metric, "", "", "", {}}, note));
     }
   }
 }
@@ -542,7 +579,6 @@ void AddMetrics(const std::vector<Series>& all, const Baselines& baselines, cons
   }
   AddSeriesHeadMissed(all, policy, cr);
   AddListedMetricsMissed(all, policy, cr);
-  AddRowsOfOtherPools(all, baselines, cr);
 }
 
 // Rows that no case produced at all, on a run of the whole suite: a benchmark renamed or gone.
@@ -585,6 +621,8 @@ GateReport BuildGateReport(const v1::Run& run, const Baselines& baselines, const
       AddMetrics(series[static_cast<size_t>(i)], baselines, policy, &cr);
       AddRowsTheCaseMissed(series[static_cast<size_t>(i)], baselines, complete_run, &cr, &produced,
                            &report.unclaimed_rows);
+      AddRowsOfOtherPools(series[static_cast<size_t>(i)], baselines, complete_run, &cr, &produced,
+                          &report.unclaimed_rows);
     }
     report.cases.push_back(std::move(cr));
   }

@@ -229,6 +229,23 @@ TEST(CaseRunnerTest, CallgrindCountsWhatAProcessRanBeforeItExeced) {
   ASSERT_NE(w, nullptr);
   // 5,000 rounds of the shell's loop are millions of instructions; spin 1000 is a few hundred thousand.
   EXPECT_GT(w->values[0], a->values[0] + 5000 * 200) << "the shell's loop before its exec is counted";
+
+  // Children forked after the loop start with the shell's counts: counted
+  // again in each child's profile before its exec, the loop read 2 and 3
+  // times over. Two runs of /bin/true (130 k instructions each) add little.
+  auto forked = Spec("forked",
+                     {"/bin/sh", "-c",
+                      "i=0; while [ $i -lt 5000 ]; do i=$((i+1)); done; /bin/true; /bin/true; exec " + spin + " 1000"},
+                     1);
+  forked.set_instructions(v1::INSTRUCTION_COUNTER_CALLGRIND);
+  v1::CaseResult with_children = RunCase(forked, ProbeHost(), {});
+  ASSERT_EQ(with_children.outcome(), v1::CaseResult::OUTCOME_OK) << with_children.error();
+  const auto forked_series = CollectSeries(with_children);
+  const Series* f = Find(forked_series, kCallgrindInstructions);
+  ASSERT_NE(f, nullptr);
+  const double loop = w->values[0] - a->values[0];
+  EXPECT_GT(f->values[0], w->values[0]) << "the two children are counted";
+  EXPECT_LT(f->values[0], w->values[0] + loop / 2) << "the loop is counted once";
 }
 
 // What a case left running when it ended is killed then; the result says

@@ -213,7 +213,7 @@ TEST(ReportTest, CaseFailuresAndTestbeds) {
 // to the note that says so.
 TEST(ReportTest, AListedMetricTheResultLacksIsAMissingResult) {
   Policy policy;
-  policy.judged_metrics["counter"] = {"iterations", "instruction_count"};
+  policy.judged_metrics["counter"] = {"iterations"};
   GateReport r =
       BuildGateReport(RunOf({OkCase("counter", "loops", {5, 5, 5}, "case:pytorch", "bm")}), Baselines{}, policy);
   EXPECT_EQ(r.cases[0].verdict, Verdict::kMissingResult);
@@ -225,6 +225,17 @@ TEST(ReportTest, AListedMetricTheResultLacksIsAMissingResult) {
   policy.judged_metrics["counter"] = {"loops"};
   EXPECT_TRUE(BuildGateReport(RunOf({OkCase("counter", "loops", {5, 5, 5}, "case:pytorch", "bm")}), Baselines{}, policy)
                   .passed);
+
+  // An instruction count is left to the note only where the host could not make it.
+  policy.judged_metrics["counter"] = {"instructions"};
+  EXPECT_FALSE(BuildGateReport(RunOf({OkCase("counter", "loops", {5}, "case:pytorch", "bm")}), Baselines{}, policy)
+                   .passed)
+      << "never asked for (no instructions: setting), never made";
+  v1::CaseStatus unavailable = OkCase("counter", "loops", {5}, "case:pytorch", "bm");
+  unavailable.mutable_result()->add_notes("region instruction counts unavailable on this host: valgrind stopped");
+  EXPECT_TRUE(BuildGateReport(RunOf({unavailable}), Baselines{}, policy).passed);
+  EXPECT_TRUE(BuildGateReport(RunOf({OkCase("counter", "instructions_callgrind", {5})}), Baselines{}, policy).passed)
+      << "auto's count by another name";
 
   GateReport empty = BuildGateReport(RunOf({OkCase("nothing", "wall_time", {})}), Baselines{}, Policy{});
   EXPECT_EQ(empty.cases[0].verdict, Verdict::kMissingResult);
@@ -356,6 +367,55 @@ GateReport ConfirmedAbReport() {
   GateReport r = BuildGateReport(RunOf({AbCase()}), Baselines{}, Policy{});
   ApplyConfirmation(&r, RunOf({AbCase()}), Baselines{}, Policy{});
   return r;
+}
+
+// Rows of another pool's file, on a pool without one: charged to the case
+// that measured their series (two cases may report one benchmark, each its
+// own metrics), never to an A/B case (judged side against side), and never
+// over a verdict that already says more (a broken series stays an error).
+TEST(ReportTest, RowsOfAnotherPoolAreChargedOnlyWhereTheyWentUnchecked) {
+  Policy policy;
+  Baselines b = Expected({{"bm", "m1", 10, 0.1, 1}, {"bm", "m2", 10, 0.1, 2}}, "xeon");
+  b.history[{"lab", "bm", "m1", "case:pytorch"}] = {10, 10, 10, 10, 10};
+  b.history[{"lab", "bm", "m2", "case:pytorch"}] = {10, 10, 10, 10, 10};
+  policy.compare.declared["m1"] = MetricDeclaration{Direction::kLowerIsBetter, ""};
+  policy.compare.declared["m2"] = MetricDeclaration{Direction::kLowerIsBetter, ""};
+  GateReport shared = BuildGateReport(
+      RunOf({OkCase("a", "m1", {10}, "case:pytorch", "bm"), OkCase("b", "m2", {10}, "case:pytorch", "bm")}), b, policy);
+  EXPECT_TRUE(shared.passed) << "history on lab judged both series";
+  EXPECT_EQ(shared.cases[0].metrics.size(), 1u);
+  EXPECT_EQ(shared.cases[1].metrics.size(), 1u);
+
+  v1::CaseStatus ab = AbCase();
+  ab.mutable_result()->set_pool("lab");
+  GateReport ab_report = BuildGateReport(RunOf({ab}), Expected({{"ab", "wall_time", 1, 0.1, 1}}, "xeon"), policy);
+  ASSERT_EQ(ab_report.cases[0].metrics.size(), 1u);
+  EXPECT_EQ(ab_report.cases[0].metrics[0].verdict, Verdict::kRegression) << "judged side against side";
+
+  GateReport broken = BuildGateReport(RunOf({OkCase("c", "instructions", {std::nan("")})}),
+                                      Expected({{"c", "instructions", 10, 0.1, 1}}, "xeon"), policy);
+  EXPECT_EQ(broken.cases[0].metrics[0].verdict, Verdict::kError);
+  EXPECT_THAT(broken.cases[0].metrics[0].note, HasSubstr("not a finite number"));
+
+  // Partial runs (perfgate run --case): a row of a benchmark no case of the run measured is a warning.
+  GateReport partial = BuildGateReport(RunOf({OkCase("a", "m1", {10}, "case:pytorch", "bm")}), b, policy,
+                                       /*complete_run=*/false);
+  EXPECT_TRUE(partial.passed);
+  ASSERT_EQ(partial.unclaimed_rows.size(), 1u);
+  EXPECT_THAT(partial.unclaimed_rows[0], HasSubstr("no result for bm,m2"));
+}
+
+// A count below zero is no count: a lying agent's -1e308 iterations (a
+// metric the suite declares a count) read as an improvement.
+TEST(ReportTest, ACountBelowZeroIsAnError) {
+  Policy policy;
+  policy.compare.declared["iterations"] = MetricDeclaration{Direction::kLowerIsBetter, "count"};
+  v1::CaseStatus c = OkCase("spin", "iterations", {-1e308}, "case:pytorch");
+  c.mutable_result()->mutable_samples(0)->mutable_values(0)->clear_unit();
+  GateReport r = BuildGateReport(RunOf({c}), Expected({{"spin", "iterations", 1999000, 0.01, 1}}), policy);
+  EXPECT_EQ(r.cases[0].metrics[0].verdict, Verdict::kError);
+  EXPECT_THAT(r.cases[0].metrics[0].note, HasSubstr("a count below zero"));
+  EXPECT_TRUE(r.baseline_patch.empty());
 }
 
 TEST(ReportTest, AbVariantsCompareHeadWithBase) {
