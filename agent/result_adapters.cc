@@ -214,7 +214,7 @@ class GbenchReader {
     if (*skipped) {
       auto message = e.String("skip_message", "");
       if (!message.ok()) return message.status();
-      notes_.insert(absl::StrCat("Google Benchmark: ", *run_name, " skipped itself",
+      notes_.insert(absl::StrCat("Google Benchmark: ", Shortened(*run_name), " skipped itself",
                                  message->empty() ? "" : absl::StrCat(" (", Shortened(*message), ")"), ": no values"));
       return absl::OkStatus();
     }
@@ -258,7 +258,7 @@ class GbenchReader {
   std::vector<std::string> TakeNotes() {
     for (const std::string& name : aggregated_) {
       if (measured_.count(name)) continue;
-      notes_.insert(absl::StrCat("Google Benchmark: ", name,
+      notes_.insert(absl::StrCat("Google Benchmark: ", Shortened(name),
                                  " reported aggregates only (ReportAggregatesOnly): not read; perfgate takes each "
                                  "repetition as a sample, so let it report them"));
     }

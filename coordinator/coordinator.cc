@@ -117,15 +117,19 @@ absl::Status CheckSocketFree(const std::string& listen) {
 
 // One coordinator per store file: two on one database each resumed its
 // runs, ran their cases again and stored results the verdicts never saw.
+// Taken before the store is opened, so that nothing (a migration, a
+// checkpoint) touches a database another coordinator serves. A file that
+// cannot be opened gets no lock: the store's open says what is wrong.
 absl::StatusOr<HeldFileLock> LockDatabase(const std::string& db_path) {
-  const int fd = open(db_path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return absl::UnavailableError(absl::StrCat("cannot open ", db_path, " to lock it: ", strerror(errno)));
+  const int fd = open(db_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return HeldFileLock();
   HeldFileLock lock(fd);
   if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    return absl::UnavailableError(
-        absl::StrCat("--db ", db_path, " is in use by another coordinator (",
-                     errno == EWOULDBLOCK ? "it holds the file's lock" : strerror(errno),
-                     "); one coordinator per store: stop that one first, or give this one a --db of its own"));
+    return absl::UnavailableError(absl::StrCat(
+        "--db ", db_path, " is in use by another coordinator (",
+        errno == EWOULDBLOCK ? "it holds the file's lock" : strerror(errno),
+        "; an embedded gate's is the perfgate.db of its --state-dir): one coordinator per store, so stop that one "
+        "first, or give this one a store of its own"));
   }
   return lock;
 }
@@ -317,11 +321,11 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Start(const Coordinato
   }
   std::unique_ptr<Coordinator> c(new Coordinator());
   c->priority_ = priority;
-  auto store = OpenSqliteStore(options.db_path, 5'000, options.durability);
-  if (!store.ok()) return store.status();
   auto db_lock = LockDatabase(options.db_path);
   if (!db_lock.ok()) return db_lock.status();
   c->db_lock_ = *std::move(db_lock);
+  auto store = OpenSqliteStore(options.db_path, 5'000, options.durability);
+  if (!store.ok()) return store.status();
   c->store_ = *std::move(store);
   c->scheduler_ = std::make_unique<Scheduler>(c->store_.get(), &c->clock_, options.scheduler);
   if (!options.metrics_listen.empty()) {

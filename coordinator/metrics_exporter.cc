@@ -337,13 +337,14 @@ void MetricsExporter::OnVerdict(const std::string& suite, const v1::ReportVerdic
 bool MetricsExporter::AdmitBenchmarkSeries(const std::string& suite, const std::string& key) {
   std::lock_guard lock(series_mu_);
   if (benchmark_series_.Contains(key)) return true;
-  size_t& admitted = series_of_suite_[suite];
-  if (admitted >= kMaxBenchmarkSeriesPerSuite) {
+  SuiteShare& share = share_of_suite_[SuiteLabel(suite)];
+  if (share.series >= kMaxBenchmarkSeriesPerSuite || key.size() > kMaxBenchmarkSeriesBytesPerSuite - share.bytes) {
     RefuseForItsSuite(suite);
     return false;
   }
   if (Admit(benchmark_series_, "benchmark_series", key) != key) return false;
-  ++admitted;
+  ++share.series;
+  share.bytes += key.size();
   return true;
 }
 
@@ -353,8 +354,8 @@ void MetricsExporter::RefuseForItsSuite(const std::string& suite) {
   const std::string told = SuiteLabel(suite);
   if (!suites_told_.insert(told).second) return;
   std::cerr << "perfgate coordinator: /metrics: suite '" << EscapeControls(told) << "' has reached its share of "
-            << kMaxBenchmarkSeriesPerSuite
-            << " benchmark series; later ones are not exported (perfgate_metric_labels_over_budget_total)\n";
+            << kMaxBenchmarkSeriesPerSuite << " benchmark series in " << kMaxBenchmarkSeriesBytesPerSuite
+            << " bytes of labels; later ones are not exported (perfgate_metric_labels_over_budget_total)\n";
 }
 
 std::string MetricsExporter::SuiteLabel(const std::string& suite) { return Admit(suites_, "suite", suite); }

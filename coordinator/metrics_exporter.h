@@ -38,9 +38,11 @@ namespace perfgate {
 // restore gave them to it again before the other suites.
 inline constexpr size_t kMaxBenchmarkSeriesPerSuite = 10'000;
 // All suites' benchmark series, in number and in label text (a /metrics of
-// 100,000 series of 500-byte names was 121 MB and took seconds to scrape).
+// 100,000 series of 500-byte names was 121 MB and took seconds to scrape),
+// and one suite's share of that text.
 inline constexpr size_t kMaxBenchmarkSeries = 100'000;
 inline constexpr size_t kMaxBenchmarkSeriesBytes = 16 << 20;
+inline constexpr size_t kMaxBenchmarkSeriesBytesPerSuite = kMaxBenchmarkSeriesBytes / 8;
 
 class MetricsExporter final : public SchedulerListener {
  public:
@@ -100,8 +102,14 @@ class MetricsExporter final : public SchedulerListener {
   LabelBudget cases_{50'000};              // suite and case
   LabelBudget benchmark_series_{kMaxBenchmarkSeries, kMaxBenchmarkSeriesBytes};  // every label of a benchmark value
   std::mutex series_mu_;
-  // Benchmark series admitted, and suites told of their share's end, by suite.
-  std::map<std::string, size_t> series_of_suite_ ABSL_GUARDED_BY(series_mu_);
+  // Benchmark series admitted, and their label text, by suite label (so
+  // that there are at most as many as the suite label's budget); and suites
+  // told of their share's end.
+  struct SuiteShare {
+    size_t series = 0;
+    size_t bytes = 0;
+  };
+  std::map<std::string, SuiteShare> share_of_suite_ ABSL_GUARDED_BY(series_mu_);
   std::set<std::string> suites_told_ ABSL_GUARDED_BY(series_mu_);
   std::mutex declared_mu_;
   // By suite name, for suites within the suite label's budget.

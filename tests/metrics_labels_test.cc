@@ -169,7 +169,8 @@ TEST_F(MetricsLabelsTest, UnitsTheSuiteDeclaresAreTheUnitLabelAlsoAfterARestart)
 
 // Completes one lease of a main-branch run of `suite` (one case) with
 // `series` benchmark series of one value each.
-void RunMainSuite(Scheduler* scheduler, const std::string& session_id, const std::string& suite, int series) {
+void RunMainSuite(Scheduler* scheduler, const std::string& session_id, const std::string& suite, int series,
+                  size_t name_bytes = 0) {
   v1::SubmitRunRequest request;
   request.set_branch("main");
   request.mutable_suite()->set_name(suite);
@@ -187,7 +188,8 @@ void RunMainSuite(Scheduler* scheduler, const std::string& session_id, const std
   auto* sample = done.mutable_result()->add_samples();
   for (int i = 0; i < series; ++i) {
     auto* value = sample->add_values();
-    value->set_benchmark(absl::StrCat("bench_", i));
+    const std::string name = absl::StrCat("bench_", i);
+    value->set_benchmark(name + std::string(name_bytes > name.size() ? name_bytes - name.size() : 0, 'x'));
     value->set_metric("time_s");
     value->set_value(1);
     value->set_source("case:pytorch");
@@ -219,6 +221,25 @@ TEST_F(MetricsLabelsTest, OneSuitesBenchmarkSeriesCannotTakeThePlacesOfOthers) {
   body = testing::HttpGet((*restarted)->address(), "/metrics");
   EXPECT_EQ(Count(body, big), kMaxBenchmarkSeriesPerSuite);
   EXPECT_EQ(Count(body, small), 3u);
+  scheduler_->SetListener(restarted->get());
+  exporter_ = *std::move(restarted);
+}
+
+// Suites of long names fill the label text of all benchmark series, each
+// within its own share; then a small suite gets no place. After a restart
+// the small suite's values are restored first, and so keep their place.
+TEST_F(MetricsLabelsTest, ARestartRestoresTheSmallestSuitesFirst) {
+  const std::string session_id = ListenAndRegister();
+  for (int i = 0; i < 9; ++i) RunMainSuite(scheduler_.get(), session_id, absl::StrCat("big-", i), 4'000, 500);
+  RunMainSuite(scheduler_.get(), session_id, "small", 3, 500);
+  const std::regex small("\nperfgate_benchmark_value\\{[^}]*suite=\"small\"");
+  EXPECT_EQ(Count(testing::HttpGet(exporter_->address(), "/metrics"), small), 0u) << "no place left";
+
+  exporter_.reset();
+  auto restarted =
+      MetricsExporter::Start("127.0.0.1:0", scheduler_.get(), "main", store_.get(), dir_.File("perfgate.db"));
+  ASSERT_TRUE(restarted.ok()) << restarted.status();
+  EXPECT_EQ(Count(testing::HttpGet((*restarted)->address(), "/metrics"), small), 3u);
   scheduler_->SetListener(restarted->get());
   exporter_ = *std::move(restarted);
 }
