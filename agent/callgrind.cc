@@ -36,8 +36,8 @@ std::vector<std::string> CallgrindArgv(const std::string& valgrind, const std::v
   // work (with the exec dump alone, a shell's loop was counted once more
   // for every command it ran after it). Not before clone: threads use it,
   // and each dump writes a whole profile.
-  for (const char* spawn : {"fork", "__fork", "__libc_fork", "_Fork", "vfork", "__vfork", "posix_spawn",
-                            "posix_spawnp", "execve", "fexecve", "execveat"}) {
+  for (const char* spawn : {"fork", "__fork", "__libc_fork", "_Fork", "vfork", "__vfork", "posix_spawn", "posix_spawnp",
+                            "execve", "fexecve", "execveat"}) {
     wrapped.push_back(absl::StrCat("--dump-before=", spawn));
   }
   wrapped.push_back("--callgrind-out-file=" + out_dir + "/callgrind.out.%p");

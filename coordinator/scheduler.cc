@@ -551,7 +551,7 @@ void Scheduler::StopLease(LeaseRecord& lease, LeaseState state) {
 
 std::optional<int64_t> LongestLeaseSpanMs(const v1::CaseSpec& spec) {
   if (spec.timeout_ms() == 0) return std::nullopt;
-  constexpr double kPerRunRoomMs = 10'000;     // spawn, groups, the kill's grace
+  constexpr double kPerRunRoomMs = 10'000;      // spawn, groups, the kill's grace
   constexpr double kArtifactsMs = 10 * 60'000;  // fetched before the first run
   constexpr double kUnderValgrind = 100;        // the agent's timeout for a counted run
   const double variants = std::max(1, spec.variants_size());
@@ -563,8 +563,8 @@ std::optional<int64_t> LongestLeaseSpanMs(const v1::CaseSpec& spec) {
     counted_runs = std::min(repeats, 3.0) * variants;
   }
   const double timeout = spec.timeout_ms();
-  const double span = kArtifactsMs + runs * (timeout + kPerRunRoomMs) +
-                      counted_runs * (timeout * kUnderValgrind + kPerRunRoomMs);
+  const double span =
+      kArtifactsMs + runs * (timeout + kPerRunRoomMs) + counted_runs * (timeout * kUnderValgrind + kPerRunRoomMs);
   return static_cast<int64_t>(std::min(2 * span, static_cast<double>(std::numeric_limits<int64_t>::max() / 2)));
 }
 

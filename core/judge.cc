@@ -386,8 +386,8 @@ bool CountBelowZero(const Series& series, const Policy& policy) {
   return std::any_of(series.values.begin(), series.values.end(), [](double v) { return v < 0; });
 }
 
-MetricReport BrokenSeries(const CaseReport& cr, const Series& series, const Baselines& baselines,
-                          const Policy& policy, const std::string& why) {
+MetricReport BrokenSeries(const CaseReport& cr, const Series& series, const Baselines& baselines, const Policy& policy,
+                          const std::string& why) {
   MetricReport m;
   m.series = series;
   m.series.unit = UnitOf(series.metric, series.unit, policy.compare.declared);
@@ -533,8 +533,8 @@ void AddListedMetricsMissed(const std::vector<Series>& all, const Policy& policy
 // result unless something judged that series here (history); a row no case
 // of the run measured is this case's, as in AddRowsTheCaseMissed. A/B
 // cases are judged side against side, never by rows.
-void AddRowsOfOtherPools(const std::vector<Series>& all, const Baselines& baselines, bool complete_run,
-                         CaseReport* cr, std::set<std::string>* produced, std::vector<std::string>* unclaimed) {
+void AddRowsOfOtherPools(const std::vector<Series>& all, const Baselines& baselines, bool complete_run, CaseReport* cr,
+                         std::set<std::string>* produced, std::vector<std::string>* unclaimed) {
   if (!cr->ran || RowsFor(baselines, cr->pool) != nullptr) return;
   std::set<std::string> benchmarks;
   for (const auto& series : all) {

@@ -228,8 +228,8 @@ TEST(ReportTest, AListedMetricTheResultLacksIsAMissingResult) {
 
   // An instruction count is left to the note only where the host could not make it.
   policy.judged_metrics["counter"] = {"instructions"};
-  EXPECT_FALSE(BuildGateReport(RunOf({OkCase("counter", "loops", {5}, "case:pytorch", "bm")}), Baselines{}, policy)
-                   .passed)
+  EXPECT_FALSE(
+      BuildGateReport(RunOf({OkCase("counter", "loops", {5}, "case:pytorch", "bm")}), Baselines{}, policy).passed)
       << "never asked for (no instructions: setting), never made";
   v1::CaseStatus unavailable = OkCase("counter", "loops", {5}, "case:pytorch", "bm");
   unavailable.mutable_result()->add_notes("region instruction counts unavailable on this host: valgrind stopped");

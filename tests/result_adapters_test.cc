@@ -163,7 +163,8 @@ TEST(GbenchJsonTest, NotesOfManySkipsAreBounded) {
   EXPECT_LT(notes[0].size(), 300u) << "a skip message is quoted in part";
   // So is a benchmark's name, which a skip never checks against the bounds on names.
   const std::string long_name = R"({"benchmarks": [{"name": "BM_Run", "iterations": 1, "real_time": 1, "cpu_time": 1},
-    {"name": ")" + std::string(300'000, 'n') + R"(", "iterations": 0, "real_time": 0, "cpu_time": 0, "skipped": true}]})";
+    {"name": ")" + std::string(300'000, 'n') +
+                                R"(", "iterations": 0, "real_time": 0, "cpu_time": 0, "skipped": true}]})";
   notes.clear();
   ASSERT_TRUE(ParseGbenchJson(long_name, "out.json", &notes).ok());
   ASSERT_EQ(notes.size(), 1u);
