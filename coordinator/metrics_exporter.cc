@@ -29,17 +29,51 @@
 namespace perfgate {
 namespace {
 
-// The `unit` label of perfgate_benchmark_value in Prometheus's base-unit
-// words: seconds, bytes, bytes_per_second, per_second, count; none when the
-// metric has no unit; other declared units as snake_case.
-std::string UnitLabel(const std::string& unit) {
-  static const std::map<std::string, std::string> kKnown = {
-      {"s", "seconds"},           {"bytes", "bytes"},          {"B", "bytes"},         {"B/s", "bytes_per_second"},
-      {"bytes/s", "bytes_per_second"}, {"1/s", "per_second"}, {"count", "count"}, {"", "none"}};
+// A benchmark value as exported: its `unit` label in Prometheus's base-unit
+// words (seconds, bytes, bytes_per_second, per_second, count; none when the
+// metric has no unit) and what turns the value into that unit. A suite may
+// declare `ms` or `MiB`: exported as such, 12.5 ms read as 12.5 seconds
+// beside the others, or sat on no panel. Other declared units keep their
+// text as snake_case, on the dashboard's panel of other units.
+struct ExportedUnit {
+  std::string label;
+  double scale = 1;
+};
+
+ExportedUnit ExportUnit(const std::string& unit) {
+  static const std::map<std::string, ExportedUnit> kKnown = {
+      {"s", {"seconds", 1}},
+      {"ms", {"seconds", 1e-3}},
+      {"us", {"seconds", 1e-6}},
+      {"\u00b5s", {"seconds", 1e-6}},
+      {"ns", {"seconds", 1e-9}},
+      {"min", {"seconds", 60}},
+      {"h", {"seconds", 3600}},
+      {"bytes", {"bytes", 1}},
+      {"B", {"bytes", 1}},
+      {"kB", {"bytes", 1e3}},
+      {"KB", {"bytes", 1e3}},
+      {"MB", {"bytes", 1e6}},
+      {"GB", {"bytes", 1e9}},
+      {"KiB", {"bytes", 1024.0}},
+      {"MiB", {"bytes", 1024.0 * 1024}},
+      {"GiB", {"bytes", 1024.0 * 1024 * 1024}},
+      {"B/s", {"bytes_per_second", 1}},
+      {"bytes/s", {"bytes_per_second", 1}},
+      {"kB/s", {"bytes_per_second", 1e3}},
+      {"MB/s", {"bytes_per_second", 1e6}},
+      {"GB/s", {"bytes_per_second", 1e9}},
+      {"KiB/s", {"bytes_per_second", 1024.0}},
+      {"MiB/s", {"bytes_per_second", 1024.0 * 1024}},
+      {"GiB/s", {"bytes_per_second", 1024.0 * 1024 * 1024}},
+      {"1/s", {"per_second", 1}},
+      {"count", {"count", 1}},
+      {"", {"none", 1}},
+  };
   if (auto it = kKnown.find(unit); it != kKnown.end()) return it->second;
   std::string label;
   for (unsigned char ch : unit) label += std::isalnum(ch) ? static_cast<char>(std::tolower(ch)) : '_';
-  return label;
+  return {label, 1};
 }
 
 // A verdict as the gate reported it ("no baseline") as a label value
@@ -288,16 +322,17 @@ void MetricsExporter::SetBenchmarkValues(const std::string& suite, const std::st
                                          const MetricDeclarations& declared) {
   for (const auto& series : CollectSeries(result)) {
     if (!series.variant.empty()) continue;
+    const ExportedUnit unit = ExportUnit(UnitOf(series.metric, series.unit, declared));
     const prometheus::Labels labels = {{"suite", suite},
                                        {"case", case_name},
                                        {"benchmark", series.benchmark},
                                        {"metric", series.metric},
                                        {"testbed", pool},
-                                       {"unit", UnitLabel(UnitOf(series.metric, series.unit, declared))}};
+                                       {"unit", unit.label}};
     std::string key;
     for (const auto& [name, value] : labels) absl::StrAppend(&key, value, absl::string_view("\0", 1));
     if (!AdmitBenchmarkSeries(suite, key)) continue;  // a latest value cannot be lumped
-    families_->benchmark_value.Add(labels).Set(Summarize(series.values).median);
+    families_->benchmark_value.Add(labels).Set(Summarize(series.values).median * unit.scale);
     families_->benchmark_samples.Add(labels).Set(static_cast<double>(series.values.size()));
   }
 }

@@ -225,6 +225,43 @@ TEST_F(MetricsLabelsTest, OneSuitesBenchmarkSeriesCannotTakeThePlacesOfOthers) {
   exporter_ = *std::move(restarted);
 }
 
+// A suite may declare a scaled unit (`ms`, `MiB`): exported as it was, 12.5
+// ms read as 12.5 seconds, or sat on no panel. Values are in base units; a
+// unit with none keeps its text.
+TEST_F(MetricsLabelsTest, ScaledUnitsAreExportedInBaseUnits) {
+  const std::string session_id = ListenAndRegister();
+  v1::SubmitRunRequest request;
+  request.set_branch("main");
+  request.mutable_suite()->set_name("scaled");
+  (*request.mutable_suite()->mutable_metrics())["lat"].set_unit("ms");
+  (*request.mutable_suite()->mutable_metrics())["heap"].set_unit("MiB");
+  (*request.mutable_suite()->mutable_metrics())["hit"].set_unit("%");
+  auto* c = request.mutable_suite()->add_cases();
+  c->set_name("k");
+  c->add_argv("/bin/true");
+  ASSERT_TRUE(scheduler_->Submit(request).ok());
+  v1::WorkItem item;
+  auto wait = scheduler_->NextWorkItem(session_id, 0, &item);
+  ASSERT_TRUE(wait.ok() && *wait == Scheduler::Wait::kItem && item.has_lease());
+  v1::CompleteLeaseRequest done;
+  done.set_session_id(session_id);
+  done.set_lease_id(item.lease().lease_id());
+  done.mutable_result()->set_outcome(v1::CaseResult::OUTCOME_OK);
+  auto* sample = done.mutable_result()->add_samples();
+  for (const auto& [metric, value] : std::vector<std::pair<std::string, double>>{{"lat", 12.5}, {"heap", 2}, {"hit", 97}}) {
+    auto* v = sample->add_values();
+    v->set_benchmark("k");
+    v->set_metric(metric);
+    v->set_value(value);
+    v->set_source("case:pytorch");
+  }
+  ASSERT_TRUE(scheduler_->Complete(done).ok());
+  const std::string body = testing::HttpGet(exporter_->address(), "/metrics");
+  EXPECT_THAT(body, HasSubstr("metric=\"lat\",suite=\"scaled\",testbed=\"lab\",unit=\"seconds\"} 0.0125"));
+  EXPECT_THAT(body, HasSubstr("metric=\"heap\",suite=\"scaled\",testbed=\"lab\",unit=\"bytes\"} 2097152"));
+  EXPECT_THAT(body, HasSubstr("metric=\"hit\",suite=\"scaled\",testbed=\"lab\",unit=\"_\"} 97"));
+}
+
 // Suites of long names fill the label text of all benchmark series, each
 // within its own share; then a small suite gets no place. After a restart
 // the small suite's values are restored first, and so keep their place.
