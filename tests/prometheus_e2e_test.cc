@@ -20,6 +20,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "tests/test_util.h"
 
@@ -112,6 +113,22 @@ TEST(DashboardTest, BenchmarkPanelsShowOneUnitEach) {
   }
   EXPECT_EQ(shown.size(), kGrafanaUnits.size()) << "a unit perfgate exports has no panel";
   EXPECT_TRUE(other_units) << "the units suites declare beyond these have no panel";
+}
+
+// The verdict table's expression is the one rules_test.yml checks with
+// promtool (its $suite as .*): a case's first verdict, a counter born at 1,
+// was missing from it.
+TEST(DashboardTest, TheVerdictTableIsTheExpressionPromtoolTests) {
+  const auto dashboard = nlohmann::json::parse(ReadAll(Dashboards() + "/grafana/perfgate.json"));
+  const std::string tests = ReadAll(Dashboards() + "/prometheus/rules_test.yml");
+  bool found = false;
+  for (const auto& panel : dashboard["panels"]) {
+    if (panel["title"] != "Gate verdicts per case (24h)") continue;
+    found = true;
+    const std::string expr = absl::StrReplaceAll(std::string(panel["targets"][0]["expr"]), {{"$suite", ".*"}});
+    EXPECT_THAT(tests, HasSubstr("expr: round(" + expr + ")"));
+  }
+  EXPECT_TRUE(found);
 }
 
 // A restarted coordinator serves the latest main-branch values from its
