@@ -73,6 +73,19 @@ class MetricsLabelsTest : public ::testing::Test {
     return session.ok() ? session->session_id() : "";
   }
 
+  // A new exporter over the same store, as a restarted coordinator starts
+  // one, in the old one's place; its first scrape.
+  std::string RestartAndScrape() {
+    exporter_.reset();
+    auto restarted =
+        MetricsExporter::Start("127.0.0.1:0", scheduler_.get(), "main", store_.get(), dir_.File("perfgate.db"));
+    EXPECT_TRUE(restarted.ok()) << restarted.status();
+    if (!restarted.ok()) return "";
+    scheduler_->SetListener(restarted->get());
+    exporter_ = *std::move(restarted);
+    return testing::HttpGet(exporter_->address(), "/metrics");
+  }
+
   testing::TempDir dir_;
   RealTimeSource clock_;
   std::unique_ptr<Store> store_;
@@ -158,25 +171,29 @@ TEST_F(MetricsLabelsTest, UnitsTheSuiteDeclaresAreTheUnitLabelAlsoAfterARestart)
   const std::string series = "metric=\"kernel_cpu_min\",suite=\"declared\",testbed=\"lab\",unit=\"seconds\"} 0.25";
   EXPECT_THAT(testing::HttpGet(exporter_->address(), "/metrics"), HasSubstr(series));
 
-  exporter_.reset();
-  auto restarted =
-      MetricsExporter::Start("127.0.0.1:0", scheduler_.get(), "main", store_.get(), dir_.File("perfgate.db"));
-  ASSERT_TRUE(restarted.ok()) << restarted.status();
-  EXPECT_THAT(testing::HttpGet((*restarted)->address(), "/metrics"), HasSubstr(series));
-  scheduler_->SetListener(restarted->get());
-  exporter_ = *std::move(restarted);
+  EXPECT_THAT(RestartAndScrape(), HasSubstr(series));
 }
 
-// Completes one lease of a main-branch run of `suite` (one case) with
-// `series` benchmark series of one value each.
-void RunMainSuite(Scheduler* scheduler, const std::string& session_id, const std::string& suite, int series,
-                  size_t name_bytes = 0) {
+// A value of benchmark `benchmark`, as a PyTorch-style case reports it.
+v1::MetricValue Value(const std::string& benchmark, const std::string& metric, double value) {
+  v1::MetricValue v;
+  v.set_benchmark(benchmark);
+  v.set_metric(metric);
+  v.set_value(value);
+  v.set_source("case:pytorch");
+  return v;
+}
+
+// Submits a main-branch run of `suite` (one case, "c") and completes its
+// lease with one sample of `values`.
+void CompleteMainRun(Scheduler* scheduler, const std::string& session_id, v1::Suite suite,
+                     const std::vector<v1::MetricValue>& values) {
   v1::SubmitRunRequest request;
   request.set_branch("main");
-  request.mutable_suite()->set_name(suite);
-  auto* c = request.mutable_suite()->add_cases();
+  auto* c = suite.add_cases();
   c->set_name("c");
   c->add_argv("/bin/true");
+  *request.mutable_suite() = std::move(suite);
   ASSERT_TRUE(scheduler->Submit(request).ok());
   v1::WorkItem item;
   auto wait = scheduler->NextWorkItem(session_id, 0, &item);
@@ -186,16 +203,24 @@ void RunMainSuite(Scheduler* scheduler, const std::string& session_id, const std
   done.set_lease_id(item.lease().lease_id());
   done.mutable_result()->set_outcome(v1::CaseResult::OUTCOME_OK);
   auto* sample = done.mutable_result()->add_samples();
-  for (int i = 0; i < series; ++i) {
-    auto* value = sample->add_values();
-    const std::string name = absl::StrCat("bench_", i);
-    value->set_benchmark(name + std::string(name_bytes > name.size() ? name_bytes - name.size() : 0, 'x'));
-    value->set_metric("time_s");
-    value->set_value(1);
-    value->set_source("case:pytorch");
-  }
+  for (const auto& value : values) *sample->add_values() = value;
   auto completed = scheduler->Complete(done);
   ASSERT_TRUE(completed.ok()) << completed.status();
+}
+
+// A main-branch run of `suite` that reports `series` benchmark series of one
+// value each, their names `name_bytes` long where that is longer.
+void RunMainSuite(Scheduler* scheduler, const std::string& session_id, const std::string& suite, int series,
+                  size_t name_bytes = 0) {
+  v1::Suite named;
+  named.set_name(suite);
+  std::vector<v1::MetricValue> values;
+  for (int i = 0; i < series; ++i) {
+    const std::string name = absl::StrCat("bench_", i);
+    values.push_back(
+        Value(name + std::string(name_bytes > name.size() ? name_bytes - name.size() : 0, 'x'), "time_s", 1));
+  }
+  CompleteMainRun(scheduler, session_id, named, values);
 }
 
 // One suite that reported 12,000 series exports its share, 10,000, and the
@@ -214,15 +239,9 @@ TEST_F(MetricsLabelsTest, OneSuitesBenchmarkSeriesCannotTakeThePlacesOfOthers) {
   EXPECT_THAT(body, ::testing::ContainsRegex(
                         "perfgate_metric_labels_over_budget_total\\{label=\"benchmark_series\"\\} [1-9][0-9]{3}"));
 
-  exporter_.reset();
-  auto restarted =
-      MetricsExporter::Start("127.0.0.1:0", scheduler_.get(), "main", store_.get(), dir_.File("perfgate.db"));
-  ASSERT_TRUE(restarted.ok()) << restarted.status();
-  body = testing::HttpGet((*restarted)->address(), "/metrics");
+  body = RestartAndScrape();
   EXPECT_EQ(Count(body, big), kMaxBenchmarkSeriesPerSuite);
   EXPECT_EQ(Count(body, small), 3u);
-  scheduler_->SetListener(restarted->get());
-  exporter_ = *std::move(restarted);
 }
 
 // A suite may declare a scaled unit (`ms`, `MiB`): exported as it was, 12.5
@@ -230,32 +249,12 @@ TEST_F(MetricsLabelsTest, OneSuitesBenchmarkSeriesCannotTakeThePlacesOfOthers) {
 // unit with none keeps its text.
 TEST_F(MetricsLabelsTest, ScaledUnitsAreExportedInBaseUnits) {
   const std::string session_id = ListenAndRegister();
-  v1::SubmitRunRequest request;
-  request.set_branch("main");
-  request.mutable_suite()->set_name("scaled");
-  (*request.mutable_suite()->mutable_metrics())["lat"].set_unit("ms");
-  (*request.mutable_suite()->mutable_metrics())["heap"].set_unit("MiB");
-  (*request.mutable_suite()->mutable_metrics())["hit"].set_unit("%");
-  auto* c = request.mutable_suite()->add_cases();
-  c->set_name("k");
-  c->add_argv("/bin/true");
-  ASSERT_TRUE(scheduler_->Submit(request).ok());
-  v1::WorkItem item;
-  auto wait = scheduler_->NextWorkItem(session_id, 0, &item);
-  ASSERT_TRUE(wait.ok() && *wait == Scheduler::Wait::kItem && item.has_lease());
-  v1::CompleteLeaseRequest done;
-  done.set_session_id(session_id);
-  done.set_lease_id(item.lease().lease_id());
-  done.mutable_result()->set_outcome(v1::CaseResult::OUTCOME_OK);
-  auto* sample = done.mutable_result()->add_samples();
-  for (const auto& [metric, value] : std::vector<std::pair<std::string, double>>{{"lat", 12.5}, {"heap", 2}, {"hit", 97}}) {
-    auto* v = sample->add_values();
-    v->set_benchmark("k");
-    v->set_metric(metric);
-    v->set_value(value);
-    v->set_source("case:pytorch");
-  }
-  ASSERT_TRUE(scheduler_->Complete(done).ok());
+  v1::Suite suite;
+  suite.set_name("scaled");
+  (*suite.mutable_metrics())["lat"].set_unit("ms");
+  (*suite.mutable_metrics())["heap"].set_unit("MiB");
+  (*suite.mutable_metrics())["hit"].set_unit("%");
+  CompleteMainRun(scheduler_.get(), session_id, suite, {Value("k", "lat", 12.5), Value("k", "heap", 2), Value("k", "hit", 97)});
   const std::string body = testing::HttpGet(exporter_->address(), "/metrics");
   EXPECT_THAT(body, HasSubstr("metric=\"lat\",suite=\"scaled\",testbed=\"lab\",unit=\"seconds\"} 0.0125"));
   EXPECT_THAT(body, HasSubstr("metric=\"heap\",suite=\"scaled\",testbed=\"lab\",unit=\"bytes\"} 2097152"));
@@ -272,13 +271,7 @@ TEST_F(MetricsLabelsTest, ARestartRestoresTheSmallestSuitesFirst) {
   const std::regex small("\nperfgate_benchmark_value\\{[^}]*suite=\"small\"");
   EXPECT_EQ(Count(testing::HttpGet(exporter_->address(), "/metrics"), small), 0u) << "no place left";
 
-  exporter_.reset();
-  auto restarted =
-      MetricsExporter::Start("127.0.0.1:0", scheduler_.get(), "main", store_.get(), dir_.File("perfgate.db"));
-  ASSERT_TRUE(restarted.ok()) << restarted.status();
-  EXPECT_EQ(Count(testing::HttpGet((*restarted)->address(), "/metrics"), small), 3u);
-  scheduler_->SetListener(restarted->get());
-  exporter_ = *std::move(restarted);
+  EXPECT_EQ(Count(RestartAndScrape(), small), 3u);
 }
 
 // A connection to host:port, or -1.
