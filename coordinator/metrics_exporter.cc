@@ -323,12 +323,8 @@ void MetricsExporter::SetBenchmarkValues(const std::string& suite, const std::st
   for (const auto& series : CollectSeries(result)) {
     if (!series.variant.empty()) continue;
     const ExportedUnit unit = ExportUnit(UnitOf(series.metric, series.unit, declared));
-    const prometheus::Labels labels = {{"suite", suite},
-                                       {"case", case_name},
-                                       {"benchmark", series.benchmark},
-                                       {"metric", series.metric},
-                                       {"testbed", pool},
-                                       {"unit", unit.label}};
+    const prometheus::Labels labels = {{"suite", suite},          {"case", case_name}, {"benchmark", series.benchmark},
+                                       {"metric", series.metric}, {"testbed", pool},   {"unit", unit.label}};
     std::string key;
     for (const auto& [name, value] : labels) absl::StrAppend(&key, value, absl::string_view("\0", 1));
     if (!AdmitBenchmarkSeries(suite, key)) continue;  // a latest value cannot be lumped

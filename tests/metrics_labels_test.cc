@@ -254,7 +254,8 @@ TEST_F(MetricsLabelsTest, ScaledUnitsAreExportedInBaseUnits) {
   (*suite.mutable_metrics())["lat"].set_unit("ms");
   (*suite.mutable_metrics())["heap"].set_unit("MiB");
   (*suite.mutable_metrics())["hit"].set_unit("%");
-  CompleteMainRun(scheduler_.get(), session_id, suite, {Value("k", "lat", 12.5), Value("k", "heap", 2), Value("k", "hit", 97)});
+  CompleteMainRun(scheduler_.get(), session_id, suite,
+                  {Value("k", "lat", 12.5), Value("k", "heap", 2), Value("k", "hit", 97)});
   const std::string body = testing::HttpGet(exporter_->address(), "/metrics");
   EXPECT_THAT(body, HasSubstr("metric=\"lat\",suite=\"scaled\",testbed=\"lab\",unit=\"seconds\"} 0.0125"));
   EXPECT_THAT(body, HasSubstr("metric=\"heap\",suite=\"scaled\",testbed=\"lab\",unit=\"bytes\"} 2097152"));
