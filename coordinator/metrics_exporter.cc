@@ -368,9 +368,10 @@ void MetricsExporter::OnVerdict(const std::string& suite, const v1::ReportVerdic
 bool MetricsExporter::AdmitBenchmarkSeries(const std::string& suite, const std::string& key) {
   std::lock_guard lock(series_mu_);
   if (benchmark_series_.Contains(key)) return true;
-  SuiteShare& share = share_of_suite_[SuiteLabel(suite)];
+  const std::string label = SuiteLabel(suite);
+  SuiteShare& share = share_of_suite_[label];
   if (share.series >= kMaxBenchmarkSeriesPerSuite || key.size() > kMaxBenchmarkSeriesBytesPerSuite - share.bytes) {
-    RefuseForItsSuite(suite);
+    RefuseForItsSuite(label);
     return false;
   }
   if (Admit(benchmark_series_, "benchmark_series", key) != key) return false;
@@ -379,12 +380,11 @@ bool MetricsExporter::AdmitBenchmarkSeries(const std::string& suite, const std::
   return true;
 }
 
-void MetricsExporter::RefuseForItsSuite(const std::string& suite) {
+void MetricsExporter::RefuseForItsSuite(const std::string& suite_label) {
   families_->labels_over_budget.Add({{"label", "benchmark_series"}}).Increment();
   // At most one line per suite within the suite label's budget, and one for all others.
-  const std::string told = SuiteLabel(suite);
-  if (!suites_told_.insert(told).second) return;
-  std::cerr << "perfgate coordinator: /metrics: suite '" << EscapeControls(told) << "' has reached its share of "
+  if (!suites_told_.insert(suite_label).second) return;
+  std::cerr << "perfgate coordinator: /metrics: suite '" << EscapeControls(suite_label) << "' has reached its share of "
             << kMaxBenchmarkSeriesPerSuite << " benchmark series in " << kMaxBenchmarkSeriesBytesPerSuite
             << " bytes of labels; later ones are not exported (perfgate_metric_labels_over_budget_total)\n";
 }

@@ -90,8 +90,8 @@ class MetricsExporter final : public SchedulerListener {
   // Whether the benchmark series `key` of `suite` has a place: within the
   // suite's share and the budget of all suites' series.
   bool AdmitBenchmarkSeries(const std::string& suite, const std::string& key) ABSL_LOCKS_EXCLUDED(series_mu_);
-  // Refused for its suite's share: counted, and said once a suite.
-  void RefuseForItsSuite(const std::string& suite) ABSL_EXCLUSIVE_LOCKS_REQUIRED(series_mu_);
+  // Refused for its suite's share (the suite by its label): counted, and said once a suite.
+  void RefuseForItsSuite(const std::string& suite_label) ABSL_EXCLUSIVE_LOCKS_REQUIRED(series_mu_);
   // The newest main-branch values in `store`, smallest suites first, so that
   // a suite of many series cannot take the places of the others at a restart.
   void RestoreBenchmarkValues(Store* store);

@@ -32,18 +32,17 @@ absl::Status CheckSampleValues(const std::string& lease_id, const v1::CaseResult
                                                        problem, " (benchmark '",
                                                        EscapeControls(v.benchmark().substr(0, 80)), "')"));
       }
-      if (!std::isfinite(v.value())) {
+      const auto refused = [&](const char* rule) {
         return absl::InvalidArgumentError(absl::StrCat("the result for lease '", lease_id, "' has ", v.value(), " for ",
                                                        v.benchmark(), ",", v.metric(), " in sample ", sample.index(),
-                                                       "; every value must be a finite number"));
-      }
+                                                       "; ", rule));
+      };
+      if (!std::isfinite(v.value())) return refused("every value must be a finite number");
       // What the agent measures, and counts, are never below zero: -1e308
       // instructions passed as an improvement, and was offered as the new
       // expected row.
       if (v.value() < 0 && (absl::StartsWith(v.source(), "agent:") || IsCount(v.metric(), v.unit()))) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "the result for lease '", lease_id, "' has ", v.value(), " for ", v.benchmark(), ",", v.metric(),
-            " in sample ", sample.index(), "; a count or a value the agent measures is ", "never below zero"));
+        return refused("a count or a value the agent measures is never below zero");
       }
     }
   }

@@ -386,13 +386,13 @@ bool CountBelowZero(const Series& series, const Policy& policy) {
   return std::any_of(series.values.begin(), series.values.end(), [](double v) { return v < 0; });
 }
 
-MetricReport BrokenSeries(const CaseReport& cr, const Series& series, const Baselines& baselines, const Policy& policy,
+MetricReport BrokenSeries(const CaseReport& cr, const Series& series, const ExpectedRow* row, const Policy& policy,
                           const std::string& why) {
   MetricReport m;
   m.series = series;
   m.series.unit = UnitOf(series.metric, series.unit, policy.compare.declared);
   m.verdict = Verdict::kError;
-  m.judged = cr.ran && JudgedHere(cr.name, series, ExpectedRowOf(series, cr.pool, baselines), policy);
+  m.judged = cr.ran && JudgedHere(cr.name, series, row, policy);
   m.note = absl::StrCat(why, ": the agent that measured it is broken");
   return m;
 }
@@ -403,13 +403,13 @@ MetricReport JudgeSeries(const CaseReport& cr, const Series& series, const std::
                          const Baselines& baselines, const Policy& policy) {
   const Series* base =
       series.variant == SideName(Side::kHead) ? FindSeries(all, series, SideName(Side::kBase)) : nullptr;
+  const ExpectedRow* row = ExpectedRowOf(series, cr.pool, baselines);
   if (!AllFinite(series) || (base && !AllFinite(*base))) {
-    return BrokenSeries(cr, series, baselines, policy, "a sample value is not a finite number (NaN or infinity)");
+    return BrokenSeries(cr, series, row, policy, "a sample value is not a finite number (NaN or infinity)");
   }
   if (CountBelowZero(series, policy) || (base && CountBelowZero(*base, policy))) {
-    return BrokenSeries(cr, series, baselines, policy, "a count below zero");
+    return BrokenSeries(cr, series, row, policy, "a count below zero");
   }
-  const ExpectedRow* row = ExpectedRowOf(series, cr.pool, baselines);
   MetricReport m{series,
                  Summarize(series.values),
                  std::nullopt,
@@ -494,13 +494,8 @@ void AddSeriesHeadMissed(const std::vector<Series>& all, const Policy& policy, C
 // unavailable here. Any other absence of a listed count is a missing result.
 bool CountTheHostCouldNotMake(const std::string& metric, const std::vector<Series>& all,
                               const std::vector<std::string>& notes) {
-  static const char* const kCounters[] = {"instructions", "instructions_callgrind", "instruction_count",
-                                          "compile_time_instruction_count"};
-  auto counter = [&](const std::string& m) {
-    return std::find(std::begin(kCounters), std::end(kCounters), m) != std::end(kCounters);
-  };
-  if (!counter(metric)) return false;
-  if (std::any_of(all.begin(), all.end(), [&](const Series& s) { return counter(s.metric); })) return true;
+  if (!IsInstructionCount(metric)) return false;
+  if (std::any_of(all.begin(), all.end(), [](const Series& s) { return IsInstructionCount(s.metric); })) return true;
   return std::any_of(notes.begin(), notes.end(),
                      [](const std::string& note) { return note.find("unavailable") != std::string::npos; });
 }

@@ -55,10 +55,14 @@ std::vector<std::string> BuiltInMetricNames() {
   return names;
 }
 
-bool IsCount(const std::string& metric, const std::string& unit) {
+bool IsInstructionCount(const std::string& metric) {
   static const char* const kCounts[] = {"instructions", "instructions_callgrind", "instruction_count",
                                         "compile_time_instruction_count"};
-  return unit == "count" || std::find(std::begin(kCounts), std::end(kCounts), metric) != std::end(kCounts);
+  return std::find(std::begin(kCounts), std::end(kCounts), metric) != std::end(kCounts);
+}
+
+bool IsCount(const std::string& metric, const std::string& unit) {
+  return unit == "count" || IsInstructionCount(metric);
 }
 
 std::string BuiltInDeclarationProblem(const std::string& metric, Direction better, const std::string& unit) {

@@ -34,6 +34,9 @@ using MetricDeclarations = std::map<std::string, MetricDeclaration>;
 // the built-in instruction counts, and any metric in unit "count". Times,
 // rates (1/s, B/s), memory and unitless counters move with the load.
 bool IsCount(const std::string& metric, const std::string& unit);
+// The built-in instruction counts: the agent's (perf, callgrind, the region
+// counter) and PyTorch's.
+bool IsInstructionCount(const std::string& metric);
 
 // The metrics whose direction perfgate knows without a declaration.
 std::vector<std::string> BuiltInMetricNames();
