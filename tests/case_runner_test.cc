@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "agent/cgroup.h"
 #include "agent/host_fingerprint.h"
@@ -232,20 +233,31 @@ TEST(CaseRunnerTest, CallgrindCountsWhatAProcessRanBeforeItExeced) {
 
   // Children forked after the loop start with the shell's counts: counted
   // again in each child's profile before its exec, the loop read 2 and 3
-  // times over. Two runs of /bin/true (130 k instructions each) add little.
+  // times over. The children's own work is sized to dwarf what the shell's
+  // loop costs more or less with the command's length (its buffers move:
+  // some 300 k instructions either way, and the spin path differs by host).
+  auto child = Spec("child", {spin, "1000000"}, 1);
+  child.set_instructions(v1::INSTRUCTION_COUNTER_CALLGRIND);
   auto forked = Spec("forked",
                      {"/bin/sh", "-c",
-                      "i=0; while [ $i -lt 5000 ]; do i=$((i+1)); done; /bin/true; /bin/true; exec " + spin + " 1000"},
+                      absl::StrCat("i=0; while [ $i -lt 5000 ]; do i=$((i+1)); done; ", spin, " 1000000; ", spin,
+                                   " 1000000; exec ", spin, " 1000")},
                      1);
   forked.set_instructions(v1::INSTRUCTION_COUNTER_CALLGRIND);
+  v1::CaseResult one_child = RunCase(child, ProbeHost(), {});
   v1::CaseResult with_children = RunCase(forked, ProbeHost(), {});
+  ASSERT_EQ(one_child.outcome(), v1::CaseResult::OUTCOME_OK) << one_child.error();
   ASSERT_EQ(with_children.outcome(), v1::CaseResult::OUTCOME_OK) << with_children.error();
+  const auto child_series = CollectSeries(one_child);
   const auto forked_series = CollectSeries(with_children);
+  const Series* c = Find(child_series, kCallgrindInstructions);
   const Series* f = Find(forked_series, kCallgrindInstructions);
+  ASSERT_NE(c, nullptr);
   ASSERT_NE(f, nullptr);
   const double loop = w->values[0] - a->values[0];
-  EXPECT_GT(f->values[0], w->values[0]) << "the two children are counted";
-  EXPECT_LT(f->values[0], w->values[0] + loop / 2) << "the loop is counted once";
+  ASSERT_GT(c->values[0], loop / 20) << "each child's work is far above the loop's noise";
+  EXPECT_GT(f->values[0], w->values[0] + 1.5 * c->values[0]) << "the two children are counted";
+  EXPECT_LT(f->values[0], w->values[0] + 2 * c->values[0] + loop / 2) << "the loop is counted once";
 }
 
 // What a case left running when it ended is killed then; the result says
