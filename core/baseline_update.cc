@@ -13,10 +13,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/identifiers.h"
 #include "core/metric_traits.h"
 #include "core/names.h"
 #include "core/report.h"
 #include "core/units.h"
+#include "core/utf8.h"
 
 namespace perfgate {
 namespace {
@@ -162,6 +164,12 @@ absl::StatusOr<std::vector<std::pair<std::string, double>>> ReportResults(const 
         if (m.value("variant", "") == SideName(Side::kBase) || m.value("n", 0) == 0) continue;
         const std::string key = m.value("benchmark", "") + "," + m.value("metric", "");
         const std::string case_name = c.value("name", "");
+        // A row written for such a name would read back as another row or none.
+        if (std::string problem = SeriesNameProblem(m.value("benchmark", ""), m.value("metric", ""));
+            !problem.empty()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(path, ": '", EscapeControls(key), "' of case ", EscapeControls(case_name), ": ", problem));
+        }
         if (const MetricTraits traits = TraitsOf(m.value("metric", ""), m.value("source", ""), {}); !traits.judgeable) {
           skipped->push_back(absl::StrCat("skipped ", key, ": ", traits.why_not_judged));
           continue;

@@ -6,6 +6,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "core/utf8.h"
 
 namespace perfgate {
 
@@ -16,7 +17,8 @@ namespace {
 // starts with a quote runs to the closing quote and "" inside it is one
 // quote; a quote inside an unquoted field is literal; text after a closing
 // quote is kept. A quote left open ends with the line: rows never span lines
-// here.
+// here. Stripped of Python's whitespace, Unicode's too: with ASCII only, a
+// name ending in a no-break space matched no row that Python matched.
 std::vector<std::string> SplitCsvFields(absl::string_view line) {
   std::vector<std::string> fields;
   size_t i = 0;
@@ -36,7 +38,7 @@ std::vector<std::string> SplitCsvFields(absl::string_view line) {
       }
     }
     for (; i < line.size() && line[i] != ','; ++i) field += line[i];
-    fields.emplace_back(absl::StripAsciiWhitespace(field));
+    fields.emplace_back(StripPythonWhitespace(field));
     if (i >= line.size()) return fields;
     ++i;  // the comma
   }
@@ -49,9 +51,9 @@ std::vector<CsvLine> SplitCsvLines(const std::string& text) {
   int number = 0;
   for (absl::string_view line : absl::StrSplit(text, '\n')) {
     ++number;
-    if (absl::StripAsciiWhitespace(line).empty()) continue;
+    if (StripPythonWhitespace(line).empty()) continue;
     if (absl::EndsWith(line, "\r")) line.remove_suffix(1);  // CRLF files, read as Python's universal newlines do
-    CsvLine out{number, absl::StripAsciiWhitespace(line), SplitCsvFields(line)};
+    CsvLine out{number, StripPythonWhitespace(line), SplitCsvFields(line)};
     lines.push_back(std::move(out));
   }
   return lines;

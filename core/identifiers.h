@@ -31,9 +31,10 @@ std::string SuiteNameProblem(absl::string_view name);
 // A case name: 1 to kMaxCaseNameBytes of letters, digits and _ . : -
 // (it names files and folders on agents).
 std::string CaseNameProblem(absl::string_view name);
-// A benchmark: at most kMaxBenchmarkNameBytes, no control character; a
+// A benchmark: 1 to kMaxBenchmarkNameBytes, no control character; a
 // metric: 1 to kMaxMetricNameBytes, no control character and no comma (a
-// PyTorch row's key is "benchmark,metric", unambiguous only so).
+// PyTorch row's key is "benchmark,metric", unambiguous only so). Neither
+// begins or ends with whitespace: an expected file could not hold it.
 std::string SeriesNameProblem(absl::string_view benchmark, absl::string_view metric);
 // An agent's id, pool or label (`what` names which in the message): 1 to
 // kMaxAgentNameBytes of letters, digits and _ . : -. They become store rows,

@@ -579,13 +579,16 @@ void AddMetrics(const std::vector<Series>& all, const Baselines& baselines, cons
 // Rows that no case produced at all, on a run of the whole suite: a benchmark renamed or gone.
 std::vector<std::string> RowsNothingProduced(const std::vector<CaseReport>& cases, const Baselines& baselines,
                                              const std::set<std::string>& produced) {
-  std::set<std::string> pools;
-  for (const auto& c : cases) pools.insert(c.pool);
+  // Each file once: pools without a file of their own (and a case that ran
+  // nowhere, of no pool) share the file for every pool.
+  std::set<const std::vector<ExpectedRow>*> files;
+  for (const auto& c : cases) {
+    if (const auto* rows = RowsFor(baselines, c.pool)) files.insert(rows);
+  }
   std::vector<std::string> missing;
-  for (const auto& pool : pools) {
-    const auto* rows = RowsFor(baselines, pool);
-    if (!rows) continue;
-    for (const auto& row : *rows) {
+  for (const auto& [pool, rows] : baselines.expected) {
+    if (!files.count(&rows)) continue;
+    for (const auto& row : rows) {
       if (!produced.count(row.Key()) && !produced.count(row.benchmark)) {
         missing.push_back(absl::StrCat(row.Key(), " (line ", row.line, ")"));
       }

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
 
 namespace perfgate {
@@ -85,5 +86,34 @@ std::string EscapeControls(absl::string_view text) {
   }
   return out;
 }
+
+namespace {
+
+// Python's whitespace, UTF-8 encoded: 1 to 3 bytes each.
+constexpr absl::string_view kPythonWhitespace[] = {
+    "\t", "\n", "\v", "\f", "\r", "\x1c", "\x1d", "\x1e", "\x1f", " ",
+    "\xc2\x85", "\xc2\xa0", "\xe1\x9a\x80", "\xe2\x80\x80", "\xe2\x80\x81", "\xe2\x80\x82", "\xe2\x80\x83",
+    "\xe2\x80\x84", "\xe2\x80\x85", "\xe2\x80\x86", "\xe2\x80\x87", "\xe2\x80\x88", "\xe2\x80\x89",
+    "\xe2\x80\x8a", "\xe2\x80\xa8", "\xe2\x80\xa9", "\xe2\x80\xaf", "\xe2\x81\x9f", "\xe3\x80\x80"};
+
+// The length of the whitespace `text` begins (front) or ends (back) with; 0 if none.
+size_t WhitespaceAtEdge(absl::string_view text, bool front) {
+  for (absl::string_view space : kPythonWhitespace) {
+    // A lead byte (0xc2, 0xe1..0xe3) is never a continuation byte, so an
+    // encoding found at the end is a whole character, not the tail of one.
+    if (front ? absl::StartsWith(text, space) : absl::EndsWith(text, space)) return space.size();
+  }
+  return 0;
+}
+
+}  // namespace
+
+absl::string_view StripPythonWhitespace(absl::string_view text) {
+  while (size_t n = WhitespaceAtEdge(text, true)) text.remove_prefix(n);
+  while (size_t n = WhitespaceAtEdge(text, false)) text.remove_suffix(n);
+  return text;
+}
+
+bool HasEdgeWhitespace(absl::string_view text) { return StripPythonWhitespace(text).size() != text.size(); }
 
 }  // namespace perfgate

@@ -31,4 +31,14 @@ std::string EscapeInvalidUtf8(absl::string_view text);
 // Valid UTF-8 in, valid UTF-8 out; other text unchanged.
 std::string EscapeControls(absl::string_view text);
 
+// `text` without whitespace at either end as Python's str.strip() sees it
+// (str.isspace: the ASCII blanks, U+001C..U+001F, U+0085, U+00A0, U+1680,
+// U+2000..U+200A, U+2028, U+2029, U+202F, U+205F, U+3000), so that a name
+// in a CSV file reads as PyTorch's check_results.py reads it. Bytes that
+// are not well-formed UTF-8 are not whitespace.
+absl::string_view StripPythonWhitespace(absl::string_view text);
+
+// True if `text` begins or ends with whitespace StripPythonWhitespace removes.
+bool HasEdgeWhitespace(absl::string_view text);
+
 }  // namespace perfgate

@@ -19,10 +19,16 @@ absl::StatusOr<Policy> ResolvePolicy(const v1::Suite& suite, const JudgeSettings
   if (!flags.baselines.empty()) policy.expected_files.clear();
   for (const auto& b : flags.baselines) {
     const auto eq = b.find('=');
-    if (eq == std::string::npos)
-      policy.expected_files["*"] = b;
-    else
-      policy.expected_files[b.substr(0, eq)] = b.substr(eq + 1);
+    const std::string pool = eq == std::string::npos ? "*" : b.substr(0, eq);
+    const std::string path = eq == std::string::npos ? b : b.substr(eq + 1);
+    // One file a pool: a second one took the first's place, and the rows
+    // only the first held were checked by nothing.
+    auto [it, inserted] = policy.expected_files.emplace(pool, path);
+    if (!inserted) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--baseline: two expected files for ", pool == "*" ? "every pool" : absl::StrCat("pool '", pool, "'"), " (",
+          it->second, " and ", path, "); put their rows in one file"));
+    }
   }
   if (!flags.fail_on.empty()) {
     policy.fail_on.clear();

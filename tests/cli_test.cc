@@ -9,7 +9,9 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <tuple>
 
+#include "absl/strings/str_cat.h"
 #include "tests/test_util.h"
 
 namespace perfgate {
@@ -240,6 +242,16 @@ TEST(CliTest, BaselineUpdateWritesWhatCheckResultsWrites) {
                              "--output", dir.File("v2.csv")});
   EXPECT_EQ(refused.exit_code, 2) << refused.output;
   EXPECT_THAT(refused.output, HasSubstr("v2.json: a report of schema_version 2; this perfgate reads version 1"));
+
+  // A name an expected file cannot hold: its row would read back as another's ("BM_sort") or as none ("").
+  for (const char* name : {"BM_sort ", ""}) {
+    const std::string odd = dir.Write("odd.json", ReportOf(absl::StrCat(name, ",real_time,0.001\n")));
+    auto odd_update = RunCommand({PerfgateBinary(), "baseline", "update", "--report", odd, "--expected", expected,
+                                  "--output", dir.File("odd.csv"), "--add", "real_time"});
+    EXPECT_EQ(odd_update.exit_code, 2) << odd_update.output;
+    EXPECT_THAT(odd_update.output, HasSubstr(absl::StrCat("odd.json: '", name, ",real_time' of case ", name, ": a benchmark")));
+    EXPECT_FALSE(std::filesystem::exists(dir.File("odd.csv")));
+  }
 }
 
 // `perfgate baseline update --report REPORT --expected EXPECTED FLAGS...`.
@@ -375,6 +387,24 @@ TEST(CliTest, BaselineForAPoolNoAgentHasIsRefusedNamingThePools) {
   EXPECT_EQ(result.exit_code, 2) << result.output;
   EXPECT_THAT(result.output, HasSubstr("is for pool 'gpu-lab', but no agent has ever registered with that pool "
                                        "(pools that ran: local; pools known to the coordinator: local)"));
+}
+
+// A second file for one pool took the first's place, and a regression in a
+// row only the first held passed: refused, before anything runs.
+TEST(CliTest, TwoBaselinesForOnePoolAreRefusedNamingBoth) {
+  testing::TempDir dir;
+  const std::string suite = dir.Write(
+      "s.yaml", "suite: s\ndefaults: {repeats: 1, warmup: 0}\ncases:\n  - name: a\n    command: [/bin/true]\n");
+  const std::string a = dir.Write("a.csv", "a,wall_time,1,0.5\n");
+  const std::string b = dir.Write("b.csv", "b,wall_time,1,0.5\n");
+  for (const auto& [first, second, who] :
+       {std::tuple{a, b, std::string("every pool")}, std::tuple{"local=" + a, "local=" + b, std::string("pool 'local'")}}) {
+    auto result = RunCommand({PerfgateBinary(), "run", suite, "--baseline", first, "--baseline", second});
+    EXPECT_EQ(result.exit_code, 2) << result.output;
+    EXPECT_THAT(result.output, HasSubstr(absl::StrCat("--baseline: two expected files for ", who, " (", a, " and ", b,
+                                                      "); put their rows in one file")));
+    EXPECT_THAT(result.output, Not(HasSubstr("GATE")));
+  }
 }
 
 // Against a running coordinator the pools are known before the run: the gate

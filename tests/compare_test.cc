@@ -305,6 +305,26 @@ TEST(ExpectedFileTest, ParsesPytorchFilesWithBlankLines) {
   EXPECT_EQ((*rows)[1].line, 4);
 }
 
+// check_results.py strips names with str.strip(), which removes Unicode
+// whitespace too: a row whose name ends in a no-break space is the plain
+// name's row there, and was a row of no result (and the plain name's series
+// had no baseline) while names were stripped of ASCII blanks only.
+TEST(ExpectedFileTest, NamesAreStrippedOfWhitespaceAsPythonStripsThem) {
+  auto rows = ParseExpectedFile(
+      "add_loop_eager\xc2\xa0,compile_time_instruction_count\xe3\x80\x80,1000,0.1\n"
+      "\xe2\x80\x89" "add_loop_inductor\x1f, compile_time_instruction_count ,2000\xc2\xa0,0.1\n"
+      "\xc2\xa0\n"
+      "mid\xc2\xa0space,m,1,0.1\n",
+      "expected.csv");
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  ASSERT_EQ(rows->size(), 3u);
+  EXPECT_EQ((*rows)[0].Key(), "add_loop_eager,compile_time_instruction_count");
+  EXPECT_EQ((*rows)[1].Key(), "add_loop_inductor,compile_time_instruction_count");
+  EXPECT_EQ((*rows)[1].expected, 2000);
+  EXPECT_EQ((*rows)[2].benchmark, "mid\xc2\xa0space") << "only the ends are stripped";
+  EXPECT_EQ((*rows)[2].line, 4) << "a line of a no-break space is blank";
+}
+
 TEST(ExpectedFileTest, ErrorsNameFileAndLine) {
   auto dup = ParseExpectedFile("a,m,1,0.1\n\na,m,2,0.1\n", "e.csv");
   ASSERT_FALSE(dup.ok());

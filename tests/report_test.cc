@@ -169,6 +169,20 @@ TEST(ReportTest, LongCaseListsAreShortened) {
   EXPECT_EQ(r.cases.size(), 2000u);
 }
 
+// A case that ran nowhere has no pool; the file for every pool serves both
+// it and the cases run on a pool without a file of their own, and its rows
+// were listed once for each.
+TEST(ReportTest, ARowNothingProducedIsListedOnce) {
+  v1::CaseStatus gpu;
+  gpu.set_name("gpu");
+  gpu.set_state(v1::CASE_STATE_NO_CAPABLE_AGENT);
+  GateReport r =
+      BuildGateReport(RunOf({gpu, OkCase("add", "instructions", {1000})}),
+                      Expected({{"add", "instructions", 1000, 0.1, 1}, {"gone", "instructions", 5, 0.1, 3}}, "*"),
+                      Policy{});
+  EXPECT_THAT(r.missing_rows, ::testing::ElementsAre("gone,instructions (line 3)"));
+}
+
 TEST(ReportTest, CaseFailuresAndTestbeds) {
   Policy policy;
   v1::CaseStatus crashed = OkCase("crash", "instructions", {});

@@ -199,6 +199,27 @@ TEST(PytorchResultsTest, ANameBeyondTheRulesIsAnErrorNamingTheLine) {
   EXPECT_THAT(std::string(comma.status().message()), HasSubstr("r.csv:1: a metric name must not hold a comma"));
 }
 
+// A result line's names are stripped as check_results.py strips them
+// (Unicode whitespace too), so that it meets its expected row; a Google
+// Benchmark name with whitespace at an end, or none, could meet no row, and
+// `baseline update` wrote rows for it that read back as another or none.
+TEST(PytorchResultsTest, NamesAreStrippedAsPythonStripsThem) {
+  auto values = ParsePytorchResults("add_loop_eager\xe3\x80\x80,instruction_count\xc2\xa0,1000\n", "r.csv");
+  ASSERT_TRUE(values.ok()) << values.status();
+  EXPECT_EQ((*values)[0].benchmark(), "add_loop_eager");
+  EXPECT_EQ((*values)[0].metric(), "instruction_count");
+}
+
+TEST(GbenchJsonTest, ANameAnExpectedFileCannotHoldIsAnError) {
+  for (const std::string name : {"BM_sort ", "\\u00a0BM_sort", ""}) {
+    const std::string json =
+        absl::StrCat(R"({"benchmarks": [{"name": ")", name, R"(", "real_time": 1, "cpu_time": 1}]})");
+    auto values = ParseCaseResults(v1::RESULT_FORMAT_GBENCH_JSON, json, "out.json", nullptr);
+    ASSERT_FALSE(values.ok()) << json;
+    EXPECT_THAT(std::string(values.status().message()), HasSubstr("out.json: benchmark '")) << json;
+  }
+}
+
 // Each value costs the agent memory until the result is sent: a million
 // lines took 1.4 GB a sample.
 TEST(PytorchResultsTest, MoreValuesThanASampleMayHoldIsAnError) {

@@ -95,6 +95,7 @@ class SchedulerTest : public ::testing::Test {
     request.set_lease_id(lease);
     request.mutable_result()->set_outcome(outcome);
     auto* value = request.mutable_result()->add_samples()->add_values();
+    value->set_benchmark("case");
     value->set_metric("wall_time");
     value->set_value(1.0);
     auto response = scheduler_->Complete(request);
@@ -1061,7 +1062,9 @@ TEST_F(SchedulerTest, AFailedStoreWriteFailsTheRpcAndLosesNothing) {
   request.set_session_id(s);
   request.set_lease_id(item->lease().lease_id());
   request.mutable_result()->set_outcome(v1::CaseResult::OUTCOME_OK);
-  request.mutable_result()->add_samples()->add_values()->set_metric("wall_time");
+  auto* value = request.mutable_result()->add_samples()->add_values();
+  value->set_benchmark("case");
+  value->set_metric("wall_time");
   auto failed = scheduler_->Complete(request);
   ASSERT_FALSE(failed.ok());
   EXPECT_EQ(failed.status().code(), absl::StatusCode::kUnavailable) << "the agent retries on UNAVAILABLE";
@@ -1587,7 +1590,9 @@ TEST_F(SchedulerTest, HistoryDoesNotWaitForTheStoresWriter) {
   Complete(s, item->lease().lease_id());
   v1::HistoryRequest request;
   request.set_branch("");
-  request.add_keys()->set_metric("wall_time");
+  auto* key = request.add_keys();
+  key->set_benchmark("case");
+  key->set_metric("wall_time");
   google::protobuf::Arena arena;
   ASSERT_TRUE(store_->History(request, &arena, [] {}).ok());
   ASSERT_TRUE(store_->BeginBatch().ok());  // this thread holds the write side now
