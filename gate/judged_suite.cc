@@ -25,9 +25,9 @@ absl::StatusOr<Policy> ResolvePolicy(const v1::Suite& suite, const JudgeSettings
     // only the first held were checked by nothing.
     auto [it, inserted] = policy.expected_files.emplace(pool, path);
     if (!inserted) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--baseline: two expected files for ", pool == "*" ? "every pool" : absl::StrCat("pool '", pool, "'"), " (",
-          it->second, " and ", path, "); put their rows in one file"));
+      return absl::InvalidArgumentError(absl::StrCat("--baseline: two expected files for ",
+                                                     pool == "*" ? "every pool" : absl::StrCat("pool '", pool, "'"),
+                                                     " (", it->second, " and ", path, "); put their rows in one file"));
     }
   }
   if (!flags.fail_on.empty()) {

@@ -249,7 +249,8 @@ TEST(CliTest, BaselineUpdateWritesWhatCheckResultsWrites) {
     auto odd_update = RunCommand({PerfgateBinary(), "baseline", "update", "--report", odd, "--expected", expected,
                                   "--output", dir.File("odd.csv"), "--add", "real_time"});
     EXPECT_EQ(odd_update.exit_code, 2) << odd_update.output;
-    EXPECT_THAT(odd_update.output, HasSubstr(absl::StrCat("odd.json: '", name, ",real_time' of case ", name, ": a benchmark")));
+    EXPECT_THAT(odd_update.output,
+                HasSubstr(absl::StrCat("odd.json: '", name, ",real_time' of case ", name, ": a benchmark")));
     EXPECT_FALSE(std::filesystem::exists(dir.File("odd.csv")));
   }
 }
@@ -397,8 +398,8 @@ TEST(CliTest, TwoBaselinesForOnePoolAreRefusedNamingBoth) {
       "s.yaml", "suite: s\ndefaults: {repeats: 1, warmup: 0}\ncases:\n  - name: a\n    command: [/bin/true]\n");
   const std::string a = dir.Write("a.csv", "a,wall_time,1,0.5\n");
   const std::string b = dir.Write("b.csv", "b,wall_time,1,0.5\n");
-  for (const auto& [first, second, who] :
-       {std::tuple{a, b, std::string("every pool")}, std::tuple{"local=" + a, "local=" + b, std::string("pool 'local'")}}) {
+  for (const auto& [first, second, who] : {std::tuple{a, b, std::string("every pool")},
+                                           std::tuple{"local=" + a, "local=" + b, std::string("pool 'local'")}}) {
     auto result = RunCommand({PerfgateBinary(), "run", suite, "--baseline", first, "--baseline", second});
     EXPECT_EQ(result.exit_code, 2) << result.output;
     EXPECT_THAT(result.output, HasSubstr(absl::StrCat("--baseline: two expected files for ", who, " (", a, " and ", b,

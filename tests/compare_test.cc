@@ -312,7 +312,8 @@ TEST(ExpectedFileTest, ParsesPytorchFilesWithBlankLines) {
 TEST(ExpectedFileTest, NamesAreStrippedOfWhitespaceAsPythonStripsThem) {
   auto rows = ParseExpectedFile(
       "add_loop_eager\xc2\xa0,compile_time_instruction_count\xe3\x80\x80,1000,0.1\n"
-      "\xe2\x80\x89" "add_loop_inductor\x1f, compile_time_instruction_count ,2000\xc2\xa0,0.1\n"
+      "\xe2\x80\x89"
+      "add_loop_inductor\x1f, compile_time_instruction_count ,2000\xc2\xa0,0.1\n"
       "\xc2\xa0\n"
       "mid\xc2\xa0space,m,1,0.1\n",
       "expected.csv");

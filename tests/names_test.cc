@@ -85,7 +85,10 @@ TEST(IdentifiersTest, NamesAreBoundedAndHoldNoControlCharacters) {
   // An expected file's row can hold neither (its reader strips names, as PyTorch's does).
   EXPECT_THAT(SeriesNameProblem("", "wall_time"), ::testing::HasSubstr("must not be empty"));
   EXPECT_THAT(SeriesNameProblem("BM_sort ", "real_time"), ::testing::HasSubstr("whitespace"));
-  EXPECT_THAT(SeriesNameProblem("\xe3\x80\x80" "BM_sort", "real_time"), ::testing::HasSubstr("whitespace"));
+  EXPECT_THAT(SeriesNameProblem("\xe3\x80\x80"
+                                "BM_sort",
+                                "real_time"),
+              ::testing::HasSubstr("whitespace"));
   EXPECT_THAT(SeriesNameProblem("BM_sort", "real_time\xc2\xa0"), ::testing::HasSubstr("whitespace"));
   EXPECT_EQ(SeriesNameProblem("BM sort\xc2\xa0x", "real_time"), "") << "whitespace inside a name is kept";
   EXPECT_THAT(SeriesNameProblem(std::string(513, 'b'), "m"), ::testing::HasSubstr("at most 512 bytes"));

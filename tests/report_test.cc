@@ -176,10 +176,9 @@ TEST(ReportTest, ARowNothingProducedIsListedOnce) {
   v1::CaseStatus gpu;
   gpu.set_name("gpu");
   gpu.set_state(v1::CASE_STATE_NO_CAPABLE_AGENT);
-  GateReport r =
-      BuildGateReport(RunOf({gpu, OkCase("add", "instructions", {1000})}),
-                      Expected({{"add", "instructions", 1000, 0.1, 1}, {"gone", "instructions", 5, 0.1, 3}}, "*"),
-                      Policy{});
+  GateReport r = BuildGateReport(
+      RunOf({gpu, OkCase("add", "instructions", {1000})}),
+      Expected({{"add", "instructions", 1000, 0.1, 1}, {"gone", "instructions", 5, 0.1, 3}}, "*"), Policy{});
   EXPECT_THAT(r.missing_rows, ::testing::ElementsAre("gone,instructions (line 3)"));
 }
 
