@@ -1,17 +1,18 @@
 // `perfgate baseline update`: a new PyTorch expected-results file from a
 // run's JSON report; the rule and the file's layout are core/baseline_update.
 #include <cmath>
-#include <fstream>
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "cli/commands.h"
+#include "cli/signals.h"
 #include "core/baseline_update.h"
 #include "core/exit_codes.h"
 #include "core/metric_traits.h"
 #include "core/utf8.h"
+#include "core/whole_file.h"
 
 namespace perfgate {
 
@@ -48,6 +49,7 @@ void AddBaselineCommand(CLI::App& app, int* exit_code) {
                 "keep rows the report has no result for (a partial run) instead of stopping");
   cmd->footer(kExitCodesHelp);
   cmd->callback([flags, exit_code] {
+    UnblockTerminationSignals();  // nothing to shut down before the write below
     auto fail = [&](int code, const std::string& message) {
       std::cerr << "perfgate baseline update: " << message << "\n";
       *exit_code = code;
@@ -82,10 +84,12 @@ void AddBaselineCommand(CLI::App& app, int* exit_code) {
                                                 "give --keep-missing to keep those rows as they are."));
     }
     const std::string out_path = flags->output.empty() ? flags->expected : flags->output;
-    std::ofstream out(out_path, std::ios::binary);
-    out << FormatExpectedFile(update.rows);
-    out.close();
-    if (!out) return fail(kExitInfra, "cannot write " + out_path);
+    // Written whole or not at all: a Ctrl-C or a full disk halfway through
+    // the file it replaces left the expected file cut short.
+    BlockTerminationSignals();
+    if (absl::Status written = WriteFileWhole(out_path, FormatExpectedFile(update.rows)); !written.ok()) {
+      return fail(kExitInfra, std::string(written.message()));
+    }
     std::cout << "wrote " << out_path << ": " << update.changed << " changed, " << update.added << " added, "
               << update.rows.size() << " rows\n";
     *exit_code = kExitPassed;

@@ -22,6 +22,11 @@ void BlockTerminationSignals() {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 }
 
+void UnblockTerminationSignals() {
+  sigset_t set = TerminationSet();
+  pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+}
+
 void OnTerminationSignal(std::function<void(int)> on_signal) {
   std::thread([on_signal = std::move(on_signal)] {
     sigset_t set = TerminationSet();

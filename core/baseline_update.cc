@@ -5,7 +5,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -13,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/bounded_read.h"
 #include "core/identifiers.h"
 #include "core/metric_traits.h"
 #include "core/names.h"
@@ -139,11 +139,13 @@ absl::StatusOr<std::string> PoolToUpdate(const std::string& path, const nlohmann
 absl::StatusOr<std::vector<std::pair<std::string, double>>> ReportResults(const std::string& path,
                                                                           const std::string& wanted_pool,
                                                                           std::vector<std::string>* skipped) {
-  std::ifstream in(path);
-  if (!in) return absl::InvalidArgumentError(absl::StrCat(path, ": cannot open the report"));
+  // A folder threw out of ifstream's read and aborted the process, and a
+  // FIFO nothing wrote to waited for ever.
+  absl::StatusOr<std::string> text = ReadFileBounded(path, kMaxReportBytes, "JSON report");
+  if (!text.ok()) return absl::InvalidArgumentError(text.status().message());
   nlohmann::json report;
   try {
-    report = nlohmann::json::parse(in);
+    report = nlohmann::json::parse(*text);
   } catch (const nlohmann::json::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": not a perfgate JSON report: ", e.what()));
   }

@@ -26,6 +26,10 @@
 
 namespace perfgate {
 
+// A JSON report larger than this is refused, not read: far more than a
+// report of the largest run (10,000 cases) holds.
+inline constexpr uint64_t kMaxReportBytes = 256ull << 20;
+
 // PyTorch's replace_with_zeros: 3058123456 -> 3058000000, -12345 -> -12350.
 double KeepLeadingFourDigits(double value);
 

@@ -6,11 +6,15 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
+#include "core/whole_file.h"
 #include "tests/test_util.h"
 
 namespace perfgate {
@@ -183,6 +187,30 @@ TEST(BaselineUpdateTest, QuotedNamesReadBackAsWritten) {
   ASSERT_TRUE(spaced.ok()) << spaced.status();
   EXPECT_EQ((*spaced)[0].benchmark, "a");
   EXPECT_EQ((*spaced)[0].metric, "b");
+}
+
+// The expected file is replaced whole: a Ctrl-C or a full disk halfway
+// through left it cut short. Its link and its permission bits stay.
+TEST(WriteFileWholeTest, ReplacesTheFileBehindItsLinkKeepingItsModeAndLeavesNothingElse) {
+  testing::TempDir dir;
+  const std::string real = dir.Write("real.csv", "old\n");
+  ASSERT_EQ(chmod(real.c_str(), 0640), 0);
+  const std::string link = dir.File("expected.csv");
+  std::filesystem::create_symlink(real, link);
+  ASSERT_TRUE(WriteFileWhole(link, "new\n").ok());
+  EXPECT_TRUE(std::filesystem::is_symlink(link));
+  std::ifstream in(real);
+  std::string line;
+  std::getline(in, line);
+  EXPECT_EQ(line, "new");
+  struct stat st;
+  ASSERT_EQ(stat(real.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0640u);
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir.path()), {}), 2) << "no temporary file left";
+  // A folder that is not there: an error naming the path, and nothing written.
+  const absl::Status nowhere = WriteFileWhole(dir.File("gone/expected.csv"), "x");
+  EXPECT_FALSE(nowhere.ok());
+  EXPECT_THAT(std::string(nowhere.message()), ::testing::HasSubstr(dir.File("gone/expected.csv")));
 }
 
 }  // namespace

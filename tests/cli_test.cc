@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -388,6 +389,22 @@ TEST(CliTest, BaselineForAPoolNoAgentHasIsRefusedNamingThePools) {
   EXPECT_EQ(result.exit_code, 2) << result.output;
   EXPECT_THAT(result.output, HasSubstr("is for pool 'gpu-lab', but no agent has ever registered with that pool "
                                        "(pools that ran: local; pools known to the coordinator: local)"));
+}
+
+// A folder given as the report aborted the process (ifstream threw); a FIFO
+// that nothing writes to kept it waiting with Ctrl-C and SIGTERM blocked.
+TEST(CliTest, BaselineUpdateRefusesAFolderAndEndsOnSigtermWhileAFifoWaits) {
+  testing::TempDir dir;
+  const std::string expected = dir.Write("expected.csv", "a,instruction_count,1000,0.1\n");
+  auto folder = RunCommand({PerfgateBinary(), "baseline", "update", "--report", dir.path(), "--expected", expected});
+  EXPECT_EQ(folder.exit_code, 2) << folder.output;
+  EXPECT_THAT(folder.output, HasSubstr(dir.path()));
+  const std::string fifo = dir.File("report.fifo");
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  testing::Subprocess waiting({PerfgateBinary(), "baseline", "update", "--report", fifo, "--expected", expected});
+  waiting.Signal(SIGTERM);
+  EXPECT_EQ(waiting.Wait(60'000), 128 + SIGTERM) << waiting.output();
+  EXPECT_EQ(ReadFile(expected), "a,instruction_count,1000,0.1\n");
 }
 
 // A second file for one pool took the first's place, and a regression in a
