@@ -12,7 +12,9 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(const LocalClu
   std::error_code ec;
   std::filesystem::create_directories(options.state_dir, ec);
   if (ec) {
-    return absl::UnavailableError(absl::StrCat("cannot create state folder '", options.state_dir, "': ", ec.message()));
+    // The flag's value, or the folder it names by default: the configuration's error (exit 2).
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot create state folder '", options.state_dir, "' (--state-dir): ", ec.message()));
   }
   cluster->log_path_ = options.state_dir + "/agents.log";
   cluster->log_.open(cluster->log_path_, std::ios::app);

@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "core/utf8_fields.h"
 #include "absl/strings/str_join.h"
 #include "gate/artifact_upload.h"
 #include "gate/requests.h"
@@ -79,6 +80,11 @@ absl::StatusOr<GateReport> JudgeOneRun(const GateOptions& options, const GateCli
   *request.mutable_suite() = judged->suite;
   request.set_commit(options.commit);
   request.set_branch(options.branch);
+  if (std::string field = FirstNonUtf8Field(request); !field.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the run's ", field, " is not UTF-8, which the coordinator cannot take: give --commit, --branch, the suite "
+        "file's path and its text as UTF-8"));
+  }
   auto run = SubmitAndWatch(client, request, interrupt);
   if (!run.ok()) return run.status();
   if (auto s = FetchHistory(client, *run, judged->policy, &judged->baselines); !s.ok()) return s;
@@ -102,8 +108,9 @@ absl::StatusOr<GateReport> RunGate(const GateOptions& options, Interrupt* interr
   if (options.coordinator.empty()) {
     auto started = LocalCluster::Start(options.embedded);
     if (!started.ok()) {
-      return absl::UnavailableError(
-          absl::StrCat("cannot start the embedded coordinator: ", started.status().message()));
+      const std::string message = absl::StrCat("cannot start the embedded coordinator: ", started.status().message());
+      return absl::IsInvalidArgument(started.status()) ? absl::InvalidArgumentError(message)
+                                                       : absl::UnavailableError(message);
     }
     cluster = *std::move(started);
     client.coordinator = cluster->address();

@@ -407,6 +407,23 @@ TEST(CliTest, BaselineUpdateRefusesAFolderAndEndsOnSigtermWhileAFifoWaits) {
   EXPECT_EQ(ReadFile(expected), "a,instruction_count,1000,0.1\n");
 }
 
+// gRPC fails a call whose request protobuf cannot serialise with no
+// message: a commit of other bytes than UTF-8 gave "perfgate gate: " and
+// exit 3, as if the lab were down. A state folder that cannot be made is
+// the flag's error, not the lab's.
+TEST(CliTest, GateRefusesANonUtf8CommitAndAStateDirThatIsAFileNamingThem) {
+  testing::TempDir dir;
+  const std::string suite = dir.Write(
+      "s.yaml", "suite: s\ndefaults: {repeats: 1, warmup: 0}\ncases:\n  - name: a\n    command: [/bin/true]\n");
+  auto commit = RunCommand(
+      {PerfgateBinary(), "gate", "--suite", suite, "--state-dir", dir.File("state"), "--commit", "ab\xff" "cd"});
+  EXPECT_EQ(commit.exit_code, 2) << commit.output;
+  EXPECT_THAT(commit.output, HasSubstr("the run's commit ('ab\\xFFcd') is not UTF-8"));
+  auto state = RunCommand({PerfgateBinary(), "gate", "--suite", suite, "--state-dir", suite});
+  EXPECT_EQ(state.exit_code, 2) << state.output;
+  EXPECT_THAT(state.output, HasSubstr("cannot create state folder '" + suite + "' (--state-dir)"));
+}
+
 // A second file for one pool took the first's place, and a regression in a
 // row only the first held passed: refused, before anything runs.
 TEST(CliTest, TwoBaselinesForOnePoolAreRefusedNamingBoth) {
