@@ -3,9 +3,9 @@
 // commit or a suite path of other bytes said only "perfgate gate: ".
 #pragma once
 
-#include <string>
-
 #include <google/protobuf/message.h>
+
+#include <string>
 
 namespace perfgate {
 

@@ -4,8 +4,8 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
-#include "core/utf8_fields.h"
 #include "absl/strings/str_join.h"
+#include "core/utf8_fields.h"
 #include "gate/artifact_upload.h"
 #include "gate/requests.h"
 
@@ -81,9 +81,10 @@ absl::StatusOr<GateReport> JudgeOneRun(const GateOptions& options, const GateCli
   request.set_commit(options.commit);
   request.set_branch(options.branch);
   if (std::string field = FirstNonUtf8Field(request); !field.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "the run's ", field, " is not UTF-8, which the coordinator cannot take: give --commit, --branch, the suite "
-        "file's path and its text as UTF-8"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("the run's ", field,
+                     " is not UTF-8, which the coordinator cannot take: give --commit, --branch, the suite "
+                     "file's path and its text as UTF-8"));
   }
   auto run = SubmitAndWatch(client, request, interrupt);
   if (!run.ok()) return run.status();

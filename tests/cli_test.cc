@@ -415,8 +415,9 @@ TEST(CliTest, GateRefusesANonUtf8CommitAndAStateDirThatIsAFileNamingThem) {
   testing::TempDir dir;
   const std::string suite = dir.Write(
       "s.yaml", "suite: s\ndefaults: {repeats: 1, warmup: 0}\ncases:\n  - name: a\n    command: [/bin/true]\n");
-  auto commit = RunCommand(
-      {PerfgateBinary(), "gate", "--suite", suite, "--state-dir", dir.File("state"), "--commit", "ab\xff" "cd"});
+  auto commit = RunCommand({PerfgateBinary(), "gate", "--suite", suite, "--state-dir", dir.File("state"), "--commit",
+                            "ab\xff"
+                            "cd"});
   EXPECT_EQ(commit.exit_code, 2) << commit.output;
   EXPECT_THAT(commit.output, HasSubstr("the run's commit ('ab\\xFFcd') is not UTF-8"));
   auto state = RunCommand({PerfgateBinary(), "gate", "--suite", suite, "--state-dir", suite});
