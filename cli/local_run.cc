@@ -111,10 +111,12 @@ void WriteOther(const CaseReport& c, std::ostream& out) {
 void CommandSummaryReporter::Write(const GateReport& report, std::ostream& out) const {
   int number = 0;
   for (const auto& c : report.cases) {
-    out << "Benchmark " << ++number << ": " << c.name << "\n";
+    // The name is the command as given: any bytes, newlines and escapes included.
+    out << "Benchmark " << ++number << ": " << EscapeControls(c.name) << "\n";
     const MetricReport* wall = FindMeasured(c, "wall_time");
     if (!c.ran || !wall) {
-      out << "  " << VerdictName(c.verdict) << ": " << c.outcome << (c.detail.empty() ? "" : " - " + c.detail) << "\n";
+      out << "  " << VerdictName(c.verdict) << ": " << EscapeControls(c.outcome)
+          << (c.detail.empty() ? "" : " - " + EscapeControls(c.detail)) << "\n";
       continue;
     }
     WriteTime(c, *wall, out);

@@ -10,13 +10,26 @@
 #include "core/names.h"
 #include "core/report.h"
 #include "core/units.h"
+#include "core/utf8.h"
 
 namespace perfgate {
 namespace {
 
-std::string Xml(const std::string& s) {
+// U+FFFE and U+FFFF, which XML 1.0 forbids as it forbids most controls.
+bool IsNonCharacterAt(const std::string& s, size_t i) {
+  return i + 2 < s.size() && s[i] == '\xEF' && s[i + 1] == '\xBF' && (s[i + 2] == '\xBE' || s[i + 2] == '\xBF');
+}
+
+std::string Xml(const std::string& raw) {
+  const std::string s = ShowableUtf8(raw);  // names and output are bytes; an XML file is UTF-8
   std::string out;
-  for (unsigned char ch : s) {
+  for (size_t i = 0; i < s.size(); ++i) {
+    const auto ch = static_cast<unsigned char>(s[i]);
+    if (IsNonCharacterAt(s, i)) {
+      out += '?';
+      i += 2;
+      continue;
+    }
     switch (ch) {
       case '&':
         out += "&amp;";

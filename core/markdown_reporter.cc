@@ -72,8 +72,10 @@ void Write(const Rows& t, RowBudget& budget, std::ostream& out) {
 // Table cells must not break the row, and text must not turn into markup:
 // it holds names from cases' output (an image, bold "APPROVED"). A line
 // break of any kind (\r too) would end the row: controls are escaped.
+// Bytes that are not UTF-8 are written as \xNN before the Markdown escapes
+// (EscapeControls would do it after them, and double the backslash of \|).
 std::string Cell(const std::string& s) {
-  return EscapeControls(absl::StrReplaceAll(s, {{"\\", "\\\\"},
+  return EscapeControls(absl::StrReplaceAll(ShowableUtf8(s), {{"\\", "\\\\"},
                                                 {"&", "&amp;"},
                                                 {"<", "&lt;"},
                                                 {">", "&gt;"},
@@ -103,7 +105,7 @@ size_t LongestBacktickRun(const std::string& s) {
 // row or the span is escaped; a name with backticks gets a fence longer than
 // any run of them, so that it cannot end the span and start markup.
 std::string Code(const std::string& s) {
-  const std::string text = EscapeControls(absl::StrReplaceAll(s, {{"|", "\\|"}, {"\n", " "}}));
+  const std::string text = EscapeControls(absl::StrReplaceAll(ShowableUtf8(s), {{"|", "\\|"}, {"\n", " "}}));
   const size_t run = LongestBacktickRun(text);
   if (run == 0) return "`" + text + "`";
   const std::string fence(run + 1, '`');

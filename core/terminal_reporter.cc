@@ -71,7 +71,9 @@ const MetricReport* Decisive(const CaseReport& c) {
   return nullptr;
 }
 
-std::string Shorten(const std::string& s, size_t max) { return s.size() > max ? s.substr(0, max - 3) + "..." : s; }
+std::string Shorten(const std::string& s, size_t max) {
+  return s.size() > max ? absl::StrCat(CutAtCharacter(s, max - 3), "...") : s;
+}
 
 // The run, then a row a case: its verdict, outcome, wall time and who ran it.
 void WriteCases(const GateReport& report, bool color, std::ostream& out) {

@@ -70,7 +70,8 @@ std::string EscapeInvalidUtf8(absl::string_view text) {
   return out;
 }
 
-std::string EscapeControls(absl::string_view text) {
+std::string EscapeControls(absl::string_view raw) {
+  const std::string text = ShowableUtf8(raw);
   std::string out;
   out.reserve(text.size());
   for (size_t i = 0; i < text.size(); ++i) {
@@ -85,6 +86,17 @@ std::string EscapeControls(absl::string_view text) {
     }
   }
   return out;
+}
+
+std::string ShowableUtf8(absl::string_view text) {
+  return IsValidUtf8(text) ? std::string(text) : EscapeInvalidUtf8(text);
+}
+
+absl::string_view CutAtCharacter(absl::string_view text, size_t max_bytes) {
+  if (text.size() <= max_bytes) return text;
+  size_t cut = max_bytes;
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;  // a continuation byte
+  return text.substr(0, cut);
 }
 
 namespace {

@@ -24,11 +24,19 @@ size_t FirstInvalidUtf8(absl::string_view text);
 // Valid text without backslashes comes back unchanged.
 std::string EscapeInvalidUtf8(absl::string_view text);
 
+// `text` as reports show it: valid UTF-8 unchanged, other text as
+// EscapeInvalidUtf8 writes it (a JUnit file with a stray byte is no XML, and
+// a Markdown row with one was not rendered as a row).
+std::string ShowableUtf8(absl::string_view text);
+
+// At most `max_bytes` of `text`, cut before a character, not inside one.
+absl::string_view CutAtCharacter(absl::string_view text, size_t max_bytes);
+
 // `text` for a terminal or a PR comment: every control character (C0, DEL,
 // and C1, U+0080..U+009F) written as \xNN or \u00NN, so that a name from a
 // suite, an agent or a case's output cannot move the cursor, recolour or
 // overwrite a line (hiding "GATE FAILED"), or end a Markdown table row.
-// Valid UTF-8 in, valid UTF-8 out; other text unchanged.
+// Valid UTF-8 out: text that is not UTF-8 is first made so by ShowableUtf8.
 std::string EscapeControls(absl::string_view text);
 
 // `text` without whitespace at either end as Python's str.strip() sees it

@@ -151,6 +151,10 @@ TEST(CliUxTest, AdHocCommandIsMeasuredLikeHyperfine) {
   auto echo = RunCommand({PerfgateBinary(), "run", "--repeats", "1", "--", "/bin/echo", "--json", "x"});
   EXPECT_EQ(echo.exit_code, 0) << echo.output;
   EXPECT_THAT(echo.output, HasSubstr("Benchmark 1: echo --json x"));
+  // The command's words are shown as text: a newline, an escape or a stray byte cannot forge or hide a line.
+  auto odd = RunCommand({PerfgateBinary(), "run", "--repeats", "1", "--", "/bin/echo", "a\nGATE PASSED\x1b[2K\xff"});
+  EXPECT_EQ(odd.exit_code, 0) << odd.output;
+  EXPECT_THAT(odd.output, HasSubstr("Benchmark 1: echo a\\x0AGATE PASSED\\x1B[2K\\xFF\n"));
 }
 
 TEST(CliUxTest, AdHocCommandThatFailsFailsTheRun) {

@@ -743,6 +743,37 @@ TEST(ReportFilesTest, HostileNamesStayTextInTheCommentAndOnTheTerminal) {
   EXPECT_EQ(EscapeControls("caf\xC3\xA9 \xC2\x9B" "1m"), "caf\xC3\xA9 \\u009B1m") << "C1 CSI escaped, other UTF-8 kept";
 }
 
+// Names come from cases' output as bytes: a stray byte made the JUnit file
+// no XML (xmllint refused it) and the Markdown row no table row; U+FFFF is
+// UTF-8 that XML 1.0 forbids; a long name was cut inside a character.
+TEST(ReportFilesTest, NamesOfAnyBytesLeaveEveryReportWellFormed) {
+  const std::string stray = "b\xff\xfe";
+  const std::string noncharacter = "b\xEF\xBF\xBF";
+  const std::string long_name = "x" + std::string(60 * 2, 'a');
+  std::string accents;
+  for (int i = 0; i < 60; ++i) accents += "\xC3\xA9";
+  GateReport r = BuildGateReport(RunOf({OkCase("c1", "instructions", {1200}, "agent:callgrind", stray),
+                                        OkCase("c2", "instructions", {1200}, "agent:callgrind", noncharacter),
+                                        OkCase("c3", "instructions", {1200}, "agent:callgrind", accents)}),
+                                 Expected({{stray, "instructions", 1000, 0.1, 1},
+                                           {noncharacter, "instructions", 1000, 0.1, 2},
+                                           {accents, "instructions", 1000, 0.1, 3}}),
+                                 Policy{});
+  testing::TempDir dir;
+  const std::string xml = WriteTo(dir, "junit.xml", JunitReporter(), r);
+  auto lint = testing::RunCommand(
+      {"/usr/bin/xmllint", "--noout", "--schema", testing::SourceDir() + "/tests/data/junit.xsd", xml});
+  EXPECT_EQ(lint.exit_code, 0) << lint.output;
+  const std::string html = MarkdownHtml(r);
+  EXPECT_TRUE(IsValidUtf8(html));
+  EXPECT_THAT(html, HasSubstr("b\\xFF\\xFE")) << "the bytes shown as \\xNN";
+  for (const char* name : {"c1", "c2", "c3"}) {
+    EXPECT_THAT(html, HasSubstr(absl::StrCat("<td><code>", name, "</code>"))) << "each case a row of the table";
+  }
+  const std::string table = Render(TerminalReporter(/*color=*/false, /*metrics=*/true), r);
+  EXPECT_TRUE(IsValidUtf8(table)) << table;
+}
+
 // A suite of thousands of cases, all regressed: GitHub shows nothing of a
 // comment over 65,536 characters (or a step summary over 1 MiB), so the
 // report keeps to a budget, leads with what failed and says what it left out.
