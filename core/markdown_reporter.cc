@@ -76,19 +76,19 @@ void Write(const Rows& t, RowBudget& budget, std::ostream& out) {
 // (EscapeControls would do it after them, and double the backslash of \|).
 std::string Cell(const std::string& s) {
   return EscapeControls(absl::StrReplaceAll(ShowableUtf8(s), {{"\\", "\\\\"},
-                                                {"&", "&amp;"},
-                                                {"<", "&lt;"},
-                                                {">", "&gt;"},
-                                                {"|", "\\|"},
-                                                {"`", "\\`"},
-                                                {"*", "\\*"},
-                                                {"_", "\\_"},
-                                                {"[", "\\["},
-                                                {"]", "\\]"},
-                                                {"!", "\\!"},
-                                                {"~", "\\~"},
-                                                {"#", "\\#"},
-                                                {"\n", " "}}));
+                                                              {"&", "&amp;"},
+                                                              {"<", "&lt;"},
+                                                              {">", "&gt;"},
+                                                              {"|", "\\|"},
+                                                              {"`", "\\`"},
+                                                              {"*", "\\*"},
+                                                              {"_", "\\_"},
+                                                              {"[", "\\["},
+                                                              {"]", "\\]"},
+                                                              {"!", "\\!"},
+                                                              {"~", "\\~"},
+                                                              {"#", "\\#"},
+                                                              {"\n", " "}}));
 }
 
 // The longest run of backticks in `s`.
