@@ -50,8 +50,12 @@ void AddAgentFlags(CLI::App* cmd, AgentFlags* flags) {
       ->capture_default_str()
       ->check(AgentNameCheck("pool"));
   cmd->add_option("--label", flags->labels, "a label cases can require (repeatable)")->check(AgentNameCheck("label"));
-  cmd->add_option("--kill-grace-ms", flags->kill_grace_ms, "SIGTERM to SIGKILL grace when a case must stop")
-      ->capture_default_str();
+  // Past the range, -5 read as 2^64 - 5 and the deadline's arithmetic
+  // overflowed to no grace at all.
+  cmd->add_option("--kill-grace-ms", flags->kill_grace_ms,
+                  "SIGTERM to SIGKILL grace when a case must stop (0 to 600000)")
+      ->capture_default_str()
+      ->check(CLI::Range(uint64_t{0}, uint64_t{600'000}));
   AddClientSecurityFlags(cmd, &flags->security);
   AddSizeFlags(cmd, &flags->sizes, MessageLimits{});
   cmd->add_option("--cgroup-root", flags->cgroup_root, kCgroupRootHelp);

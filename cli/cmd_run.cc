@@ -181,7 +181,7 @@ void AddRunCommand(CLI::App& app, int* exit_code, std::optional<std::vector<std:
   cmd->add_option("--repeats", flags->repeats, "measured runs per case, overriding the suite")
       ->check(CLI::Range(1u, kMaxSamplesPerResult));
   cmd->add_option("--warmup", flags->warmup, "unrecorded runs before the measured ones, overriding the suite")
-      ->check(CLI::Range(0, 1000));
+      ->check(CLI::Range(uint32_t{0}, kMaxWarmup));
   cmd->add_option("--label", flags->labels, "labels this machine has, for cases that require them (repeatable)");
   cmd->add_option("--pool", flags->pool, "testbed whose expected files apply (the suite's gate.expected)")
       ->capture_default_str();

@@ -1,5 +1,7 @@
 #include "cli/judge_flags.h"
 
+#include "core/suite.h"
+
 namespace perfgate {
 
 void AddJudgeFlags(CLI::App* cmd, JudgeSettings* flags, bool with_history) {
@@ -11,7 +13,8 @@ void AddJudgeFlags(CLI::App* cmd, JudgeSettings* flags, bool with_history) {
                   "no_capable_agent; also improvement, no_baseline)");
   if (with_history) {
     cmd->add_option("--confirm", flags->confirm,
-                    "re-measure suspected regressions this many times before failing (default 1; 0 turns it off)");
+                    "re-measure suspected regressions this many times before failing (default 1; 0 turns it off)")
+        ->check(CLI::Range(uint32_t{0}, kMaxConfirmRounds));
     cmd->add_option("--main-branch", flags->main_branch,
                     "runs with this --branch form the history baseline (default: main)");
   }

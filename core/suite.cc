@@ -139,12 +139,18 @@ absl::Status CheckKeys(const SuiteError& err, const YAML::Node& map, const std::
   return absl::OkStatus();
 }
 
-absl::StatusOr<uint32_t> Count(const SuiteError& err, const YAML::Node& node, const std::string& what, uint32_t min) {
+// A whole number from `min` to `max`; `why_max` (if any) says where the upper bound comes from.
+absl::StatusOr<uint32_t> Count(const SuiteError& err, const YAML::Node& node, const std::string& what, uint32_t min,
+                               uint32_t max, const char* why_max = "") {
   auto text = Scalar(err, node, what);
   if (!text.ok()) return text.status();
-  static const std::regex kInteger("[0-9]{1,9}");
-  if (!std::regex_match(*text, kInteger) || std::stoul(*text) < min) {
+  static const std::regex kInteger("[0-9]+");
+  if (!std::regex_match(*text, kInteger) || std::stoull(text->substr(0, 12)) < min) {
     return err.At(node, absl::StrCat(what, " must be a whole number >= ", min, ", got '", *text, "'"));
+  }
+  // Twelve digits are past every bound: a number of 10 digits or more was refused as "not a whole number".
+  if (text->size() > 12 || std::stoull(*text) > max) {
+    return err.At(node, absl::StrCat(what, " must be at most ", max, why_max, ", got ", *text));
   }
   return static_cast<uint32_t>(std::stoul(*text));
 }
@@ -254,17 +260,13 @@ absl::Status ApplyRunFields(const SuiteError& err, const YAML::Node& node, const
     spec->set_expected_duration_ms(*ms);
   }
   if (const auto n = node["warmup"]) {
-    auto v = Count(err, n, "warmup", 0);
+    auto v = Count(err, n, "warmup", 0, kMaxWarmup);
     if (!v.ok()) return v.status();
     spec->set_warmup(*v);
   }
   if (const auto n = node["repeats"]) {
-    auto v = Count(err, n, "repeats", 1);
+    auto v = Count(err, n, "repeats", 1, kMaxSamplesPerResult, " (the samples one result may carry)");
     if (!v.ok()) return v.status();
-    if (*v > kMaxSamplesPerResult) {
-      return err.At(n, absl::StrCat("repeats must be at most ", kMaxSamplesPerResult,
-                                    " (the samples one result may carry), got ", *v));
-    }
     spec->set_repeats(*v);
   }
   return absl::OkStatus();
@@ -445,17 +447,14 @@ absl::Status ParseGate(const SuiteError& err, const YAML::Node& node, const std:
         !s.ok())
       return s;
     if (const auto m = n["min_runs"]) {
-      auto v = Count(err, m, "gate.history.min_runs", 2);
+      auto v = Count(err, m, "gate.history.min_runs", 2, kMaxHistoryRuns);
       if (!v.ok()) return v.status();
       gate->set_history_min_runs(*v);
     }
     if (const auto m = n["runs"]) {
-      auto v = Count(err, m, "gate.history.runs", 2);
-      if (!v.ok()) return v.status();
       // Every judged series asks for this many medians, and the reply has a size limit.
-      if (*v > kMaxHistoryRuns) {
-        return err.At(m, absl::StrCat("gate.history.runs must be at most ", kMaxHistoryRuns, ", got ", *v));
-      }
+      auto v = Count(err, m, "gate.history.runs", 2, kMaxHistoryRuns);
+      if (!v.ok()) return v.status();
       gate->set_history_runs(*v);
     }
     if (const auto m = n["k"]) {
@@ -507,7 +506,7 @@ absl::Status ParseGate(const SuiteError& err, const YAML::Node& node, const std:
     }
   }
   if (const auto n = node["confirm"]) {
-    auto v = Count(err, n, "gate.confirm", 0);
+    auto v = Count(err, n, "gate.confirm", 0, kMaxConfirmRounds);
     if (!v.ok()) return v.status();
     gate->set_confirm(*v);
   }

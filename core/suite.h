@@ -29,6 +29,11 @@ inline constexpr uint64_t kMaxOutputLimitBytes = 1ull << 30;
 inline constexpr uint64_t kMaxSuiteFileBytes = 16ull << 20;
 // The most history runs a suite may judge against (gate.history.runs).
 inline constexpr uint32_t kMaxHistoryRuns = 1'000;
+// The most warm-up runs before a case's measured ones (warmup, --warmup).
+inline constexpr uint32_t kMaxWarmup = 1'000;
+// The most confirmation rounds of a gate (gate.confirm, --confirm): each
+// runs every suspected regression again.
+inline constexpr uint32_t kMaxConfirmRounds = 10;
 // The most samples one case's result may carry (one per repeat and
 // variant): what a coordinator takes by default, and the most repeats a
 // suite, a manual run or a confirmation round asks for.

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "absl/strings/str_cat.h"
 #include "cli/typo.h"
 #include "core/exit_codes.h"
 #include "tests/test_util.h"
@@ -46,6 +47,16 @@ TEST(TypoTest, NearestCandidateOnlyWhenCloseEnough) {
   EXPECT_EQ(NearestCandidate("--jsn", flags), "--json");
   EXPECT_EQ(NearestCandidate("--frobnicate", flags), std::nullopt);
   EXPECT_EQ(NearestCandidate("-x", flags), std::nullopt);
+}
+
+// -5 read as 2^64 - 5 ms, and the kill deadline overflowed to no grace.
+TEST(CliUxTest, AKillGraceOutOfRangeIsRefused) {
+  for (const char* value : {"-5", "10000000000000", "600001"}) {
+    auto r = RunCommand({PerfgateBinary(), "agent", "--coordinator", "127.0.0.1:1", "--insecure",
+                         absl::StrCat("--kill-grace-ms=", value)});
+    EXPECT_EQ(r.exit_code, kExitBadInput) << r.output;
+    EXPECT_THAT(r.output, HasSubstr(absl::StrCat("--kill-grace-ms: Value ", value, " not in range 0 to 600000")));
+  }
 }
 
 TEST(CliUxTest, MistypedFlagOrCommandNamesTheOneMeant) {
