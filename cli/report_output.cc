@@ -65,6 +65,10 @@ absl::Status CheckReportPaths(const ReportFlags& flags) {
     return absl::InvalidArgumentError(absl::StrCat(absl::StrJoin(to_stdout, " and "),
                                                    ": only one report can go to stdout; write the others to files"));
   }
+  // Checked before the run too: found only at the end, a passing run exited 3.
+  if (const char* summary = std::getenv("GITHUB_STEP_SUMMARY"); summary && *summary) {
+    return CheckWritable("GITHUB_STEP_SUMMARY", summary);
+  }
   return absl::OkStatus();
 }
 

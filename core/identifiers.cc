@@ -31,7 +31,7 @@ bool IsCaseNameChar(char c) {
 }  // namespace
 
 std::string SuiteNameProblem(absl::string_view name) {
-  return SizeAndControl("a suite name", name, 0, kMaxSuiteNameBytes);
+  return SizeAndControl("a suite name", name, 1, kMaxSuiteNameBytes);
 }
 
 std::string CaseNameProblem(absl::string_view name) {

@@ -25,7 +25,7 @@ inline constexpr size_t kMaxAgentLabels = 64;
 
 // Each returns what is wrong with the name ("... must ..."), or "" when it
 // is allowed. Names are also UTF-8 (protobuf strings, checked on parsing).
-// A suite name: at most kMaxSuiteNameBytes bytes, no control character
+// A suite name: 1 to kMaxSuiteNameBytes bytes, no control character
 // (the suite file's loader also wants one).
 std::string SuiteNameProblem(absl::string_view name);
 // A case name: 1 to kMaxCaseNameBytes of letters, digits and _ . : -

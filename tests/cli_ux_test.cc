@@ -168,6 +168,18 @@ TEST(CliUxTest, AdHocCommandIsMeasuredLikeHyperfine) {
   EXPECT_THAT(odd.output, HasSubstr("Benchmark 1: echo a\\x0AGATE PASSED\\x1B[2K\\xFF\n"));
 }
 
+// A step summary nobody can write was found only after the run: a passing
+// run exited 3. Checked first, as the report flags are.
+TEST(CliUxTest, AStepSummaryThatCannotBeWrittenIsRefusedBeforeTheRun) {
+  testing::TempDir dir;
+  const std::string summary = dir.File("gone/summary.md");
+  auto r = RunCommand({"/usr/bin/env", "GITHUB_STEP_SUMMARY=" + summary, PerfgateBinary(), "run", "--repeats", "1",
+                       "--", "/bin/true"});
+  EXPECT_EQ(r.exit_code, kExitBadInput) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("GITHUB_STEP_SUMMARY " + summary + ": no folder " + dir.File("gone")));
+  EXPECT_THAT(r.output, Not(HasSubstr("Benchmark 1"))) << "refused before it ran";
+}
+
 TEST(CliUxTest, AdHocCommandThatFailsFailsTheRun) {
   auto r = RunCommand({PerfgateBinary(), "run", "--repeats", "1", "--warmup", "0", "--", "/bin/false"});
   EXPECT_EQ(r.exit_code, kExitGateFailed) << r.output;

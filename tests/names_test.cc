@@ -81,6 +81,7 @@ TEST(IdentifiersTest, NamesAreBoundedAndHoldNoControlCharacters) {
   EXPECT_EQ(SuiteNameProblem("PyTorch runtime overhead"), "");
   EXPECT_THAT(SuiteNameProblem(std::string(201, 's')), ::testing::HasSubstr("at most 200 bytes, not 201"));
   EXPECT_THAT(SuiteNameProblem("a\nb"), ::testing::HasSubstr("control characters"));
+  EXPECT_THAT(SuiteNameProblem(""), ::testing::HasSubstr("must not be empty")) << "JUnit named its cases '.a'";
   EXPECT_EQ(SeriesNameProblem("BM_F<int, float>/1024", "real_time"), "");
   // An expected file's row can hold neither (its reader strips names, as PyTorch's does).
   EXPECT_THAT(SeriesNameProblem("", "wall_time"), ::testing::HasSubstr("must not be empty"));

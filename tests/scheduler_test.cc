@@ -920,6 +920,12 @@ TEST_F(SchedulerTest, SubmitRejectsMalformedSuites) {
   EXPECT_EQ(scheduler_->Submit(request).status().code(), absl::StatusCode::kInvalidArgument);
   auto* c = request.mutable_suite()->add_cases();
   c->set_name("x");
+  c->add_argv("true");
+  EXPECT_THAT(std::string(scheduler_->Submit(request).status().message()), HasSubstr("suite name must not be empty"));
+  request.mutable_suite()->set_name("s");
+  request.mutable_suite()->clear_cases();
+  c = request.mutable_suite()->add_cases();
+  c->set_name("x");
   EXPECT_THAT(std::string(scheduler_->Submit(request).status().message()), HasSubstr("case 'x' has no command"));
   c->add_argv("true");
   *request.mutable_suite()->add_cases() = *c;
@@ -1127,6 +1133,7 @@ TEST_F(SchedulerTest, RunsAndResultsOverTheLimitsAreRefusedSayingWhy) {
   scheduler_ = std::make_unique<Scheduler>(store_.get(), &clock_, options_);
   ASSERT_TRUE(scheduler_->Recover().ok());
   v1::SubmitRunRequest big;
+  big.mutable_suite()->set_name("s");
   for (int i = 0; i < 4; ++i) {
     auto* c = big.mutable_suite()->add_cases();
     c->set_name("c" + std::to_string(i));
