@@ -173,8 +173,8 @@ TEST(CliUxTest, AdHocCommandIsMeasuredLikeHyperfine) {
 TEST(CliUxTest, AStepSummaryThatCannotBeWrittenIsRefusedBeforeTheRun) {
   testing::TempDir dir;
   const std::string summary = dir.File("gone/summary.md");
-  auto r = RunCommand({"/usr/bin/env", "GITHUB_STEP_SUMMARY=" + summary, PerfgateBinary(), "run", "--repeats", "1",
-                       "--", "/bin/true"});
+  auto r = RunCommand(
+      {"/usr/bin/env", "GITHUB_STEP_SUMMARY=" + summary, PerfgateBinary(), "run", "--repeats", "1", "--", "/bin/true"});
   EXPECT_EQ(r.exit_code, kExitBadInput) << r.output;
   EXPECT_THAT(r.output, HasSubstr("GITHUB_STEP_SUMMARY " + summary + ": no folder " + dir.File("gone")));
   EXPECT_THAT(r.output, Not(HasSubstr("Benchmark 1"))) << "refused before it ran";
