@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "core/identifiers.h"
 #include "core/names.h"
 #include "core/suite.h"
 #include "core/units.h"
@@ -18,7 +19,10 @@ absl::StatusOr<Policy> ResolvePolicy(const v1::Suite& suite, const JudgeSettings
   policy.compare.declared = DeclaredMetrics(suite);
   if (!flags.baselines.empty()) policy.expected_files.clear();
   for (const auto& b : flags.baselines) {
-    const auto eq = b.find('=');
+    // POOL=FILE only where the part before '=' can name a pool: a path such
+    // as results/run=3/expected.csv is a file for every pool.
+    auto eq = b.find('=');
+    if (eq != std::string::npos && !AgentNameProblem("pool", b.substr(0, eq)).empty()) eq = std::string::npos;
     const std::string pool = eq == std::string::npos ? "*" : b.substr(0, eq);
     const std::string path = eq == std::string::npos ? b : b.substr(eq + 1);
     // One file a pool: a second one took the first's place, and the rows

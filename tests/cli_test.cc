@@ -441,6 +441,12 @@ TEST(CliTest, TwoBaselinesForOnePoolAreRefusedNamingBoth) {
                                                       "); put their rows in one file")));
     EXPECT_THAT(result.output, Not(HasSubstr("GATE")));
   }
+  // A path with '=' in it, where what comes before cannot name a pool, is a file for every pool.
+  std::filesystem::create_directories(dir.File("run=3"));
+  const std::string odd = dir.Write("run=3/expected.csv", "a,wall_time,0.000001,0.5\n");
+  auto result = RunCommand({PerfgateBinary(), "run", suite, "--baseline", odd});
+  EXPECT_THAT(result.output, HasSubstr("regression")) << result.output;
+  EXPECT_THAT(result.output, Not(HasSubstr("cannot open"))) << result.output;
 }
 
 // Against a running coordinator the pools are known before the run: the gate
