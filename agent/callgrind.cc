@@ -199,10 +199,11 @@ absl::StatusOr<std::vector<RegionCount>> ReadRegionCounts(const std::string& out
     RegionCount region;
     const std::string valid_name = EscapeInvalidUtf8(name);  // it travels in a proto string
     std::pair<std::string, std::string> split = absl::StrSplit(valid_name, absl::MaxSplits(',', 1));
-    region.benchmark = split.first;
-    region.metric = split.second.empty() ? kRegionMetric : split.second;
+    // Stripped as a PyTorch result line's names are ("bench, metric").
+    region.benchmark = std::string(StripPythonWhitespace(split.first));
+    region.metric = split.second.empty() ? kRegionMetric : std::string(StripPythonWhitespace(split.second));
     region.instructions = *dump.total;
-    if (std::string problem = SeriesNameProblem(region.benchmark, region.metric); !problem.empty()) {
+    if (std::string problem = RowNameProblem(region.benchmark, region.metric); !problem.empty()) {
       return absl::FailedPreconditionError(
           absl::StrCat(dump.path, ": region '", region.benchmark.substr(0, 80), "': ", problem));
     }

@@ -92,7 +92,7 @@ absl::StatusOr<std::vector<v1::MetricValue>> ParsePytorchResults(const std::stri
     }
     if (values.size() == kMaxValuesPerSample) return TooManyValues(source);
     if (!IsValidUtf8(fields[0]) || !IsValidUtf8(fields[1])) return error("benchmark and metric names must be UTF-8");
-    if (std::string problem = SeriesNameProblem(fields[0], fields[1]); !problem.empty()) return error(problem);
+    if (std::string problem = RowNameProblem(fields[0], fields[1]); !problem.empty()) return error(problem);
     auto [it, inserted] = first_line.emplace(std::make_pair(std::string(fields[0]), std::string(fields[1])), line.number);
     if (!inserted) {
       return error(absl::StrCat("duplicate result for ", fields[0], ",", fields[1], " (first on line ", it->second,
@@ -407,7 +407,7 @@ absl::StatusOr<std::vector<v1::MetricValue>> ParseCaseResults(v1::ResultFormat f
       auto values = ParseGbenchJson(text, source, notes);
       if (!values.ok()) return values;
       for (const auto& v : *values) {
-        if (std::string problem = SeriesNameProblem(v.benchmark(), v.metric()); !problem.empty()) {
+        if (std::string problem = RowNameProblem(v.benchmark(), v.metric()); !problem.empty()) {
           return absl::InvalidArgumentError(
               absl::StrCat(source, ": benchmark '", Quote(v.benchmark()), "', ", v.metric(), ": ", problem));
         }

@@ -7,12 +7,14 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <iostream>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/whole_file.h"
 
 namespace perfgate {
 
@@ -93,12 +95,22 @@ bool EmitReport(const GateReport& report, const ReportFlags& flags, const Report
       if (!std::cout) std::cerr << "perfgate: cannot write the report to stdout\n";
       return static_cast<bool>(std::cout);
     }
-    errno = 0;
-    std::ofstream out(path, mode);
-    reporter.Write(report, out);
-    out.close();
-    if (!out) std::cerr << "perfgate: cannot write " << path << (errno ? absl::StrCat(" (", std::strerror(errno), ")") : "") << "\n";
-    return static_cast<bool>(out);
+    if (mode & std::ios::app) {  // a step summary gathers every step's: appended to
+      errno = 0;
+      std::ofstream out(path, mode);
+      reporter.Write(report, out);
+      out.close();
+      if (!out) std::cerr << "perfgate: cannot write " << path << (errno ? absl::StrCat(" (", std::strerror(errno), ")") : "") << "\n";
+      return static_cast<bool>(out);
+    }
+    // Whole or not at all: a report cut short by a full disk or a kill reads as another one (or as no JSON).
+    std::ostringstream text;
+    reporter.Write(report, text);
+    if (absl::Status written = WriteFileWhole(path, text.str()); !written.ok()) {
+      std::cerr << "perfgate: " << written.message() << "\n";
+      return false;
+    }
+    return true;
   };
   bool ok = write(flags.json_path, JsonReporter(), std::ios::out);
   ok &= write(flags.markdown_path, MarkdownReporter(), std::ios::out);

@@ -166,15 +166,21 @@ absl::StatusOr<std::vector<std::pair<std::string, double>>> ReportResults(const 
         if (m.value("variant", "") == SideName(Side::kBase) || m.value("n", 0) == 0) continue;
         const std::string key = m.value("benchmark", "") + "," + m.value("metric", "");
         const std::string case_name = c.value("name", "");
-        // A row written for such a name would read back as another row or none.
-        if (std::string problem = SeriesNameProblem(m.value("benchmark", ""), m.value("metric", ""));
-            !problem.empty()) {
-          return absl::InvalidArgumentError(
-              absl::StrCat(path, ": '", EscapeControls(key), "' of case ", EscapeControls(case_name), ": ", problem));
-        }
         if (const MetricTraits traits = TraitsOf(m.value("metric", ""), m.value("source", ""), {}); !traits.judgeable) {
           skipped->push_back(absl::StrCat("skipped ", key, ": ", traits.why_not_judged));
           continue;
+        }
+        // The suite that ran declared no direction: a row of it would be an
+        // error in the next run (reports before "better" have none: kept).
+        if (m.value("better", "") == DirectionName(Direction::kUnknown)) {
+          skipped->push_back(absl::StrCat("skipped ", key, ": direction unknown; declare it under metrics: (",
+                                          m.value("metric", ""), ": {better: lower|higher}) and run again"));
+          continue;
+        }
+        // A row written for such a name would read back as another row or none.
+        if (std::string problem = RowNameProblem(m.value("benchmark", ""), m.value("metric", "")); !problem.empty()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(path, ": '", EscapeControls(key), "' of case ", EscapeControls(case_name), ": ", problem));
         }
         auto [it, inserted] = reported_by.emplace(key, case_name);
         if (!inserted) {

@@ -49,9 +49,15 @@ std::string AgentNameProblem(absl::string_view what, absl::string_view name) {
 }
 
 std::string SeriesNameProblem(absl::string_view benchmark, absl::string_view metric) {
-  if (std::string p = SizeAndControl("a benchmark name", benchmark, 1, kMaxBenchmarkNameBytes); !p.empty()) return p;
+  if (std::string p = SizeAndControl("a benchmark name", benchmark, 0, kMaxBenchmarkNameBytes); !p.empty()) return p;
   if (std::string p = SizeAndControl("a metric name", metric, 1, kMaxMetricNameBytes); !p.empty()) return p;
   if (metric.find(',') != absl::string_view::npos) return "a metric name must not hold a comma";
+  return "";
+}
+
+std::string RowNameProblem(absl::string_view benchmark, absl::string_view metric) {
+  if (std::string p = SeriesNameProblem(benchmark, metric); !p.empty()) return p;
+  if (benchmark.empty()) return "a benchmark name must not be empty";
   // An expected file's reader strips both names (as PyTorch's check_results.py
   // does): such a series could match no row, and the row written for it
   // would read back as another series' (or, empty, as no row at all).

@@ -31,11 +31,16 @@ std::string SuiteNameProblem(absl::string_view name);
 // A case name: 1 to kMaxCaseNameBytes of letters, digits and _ . : -
 // (it names files and folders on agents).
 std::string CaseNameProblem(absl::string_view name);
-// A benchmark: 1 to kMaxBenchmarkNameBytes, no control character; a
+// A benchmark: at most kMaxBenchmarkNameBytes, no control character; a
 // metric: 1 to kMaxMetricNameBytes, no control character and no comma (a
-// PyTorch row's key is "benchmark,metric", unambiguous only so). Neither
-// begins or ends with whitespace: an expected file could not hold it.
+// PyTorch row's key is "benchmark,metric", unambiguous only so). What the
+// coordinator takes from agents, older ones included.
 std::string SeriesNameProblem(absl::string_view benchmark, absl::string_view metric);
+// SeriesNameProblem's rules, and names an expected file's row can hold: a
+// benchmark of 1 byte or more, neither name beginning or ending with
+// whitespace (the file's reader strips it). Where results are read (the
+// agent's adapters) and where rows are written (baseline update).
+std::string RowNameProblem(absl::string_view benchmark, absl::string_view metric);
 // An agent's id, pool or label (`what` names which in the message): 1 to
 // kMaxAgentNameBytes of letters, digits and _ . : -. They become store rows,
 // history keys and Prometheus label values that outlive the agent.

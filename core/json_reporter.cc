@@ -57,6 +57,7 @@ nlohmann::json MetricJson(const MetricReport& m) {
                        {"verdict", Token(m.verdict)},
                        {"judged", m.judged},
                        {"fails", m.fails},
+                       {"better", DirectionName(m.better)},
                        {"note", m.note},
                        {"samples", m.series.values}};
   jm.update(SummaryJson(m.summary));

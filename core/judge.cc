@@ -78,8 +78,8 @@ std::optional<Comparison> CompareWithBaseline(const Series& series, double media
     auto it = baselines.history.find({pool, series.benchmark, series.metric, series.source});
     if (it != baselines.history.end()) {
       const std::string unit = UnitOf(series.metric, series.unit, policy.compare.declared);
-      Comparison c = CompareWithHistory(better, series.values, it->second, policy.compare, IsTimeUnit(unit),
-                                        IsCount(series.metric, unit));
+      Comparison c = CompareWithHistory(better, series.values, it->second, policy.compare,
+                                        IsTimedOrRate(unit, series.metric), IsCount(series.metric, unit));
       if (c.verdict != Verdict::kNoBaseline) return c;
     }
   }
@@ -326,6 +326,7 @@ void Derive(GateReport* report, const Baselines& baselines, const Policy& policy
   }
   report->warnings = IdlePoolWarnings(*report, baselines);
   report->warnings.insert(report->warnings.end(), report->unclaimed_rows.begin(), report->unclaimed_rows.end());
+  report->warnings.insert(report->warnings.end(), report->shared_history.begin(), report->shared_history.end());
   if (auto w = NoBaselineWarning(report->cases, policy)) report->warnings.push_back(std::move(*w));
   AddMissingRows(policy, report);
   if (auto w = UndirectedWarning(report->cases)) report->warnings.push_back(std::move(*w));
@@ -419,6 +420,7 @@ MetricReport JudgeSeries(const CaseReport& cr, const Series& series, const std::
                  cr.ran && JudgedHere(cr.name, series, row, policy),
                  ""};
   m.series.unit = UnitOf(series.metric, series.unit, policy.compare.declared);
+  m.better = TraitsOf(series.metric, series.source, policy.compare.declared).direction;
   if (base) m.base = Summarize(base->values);
   if (cr.ran) {
     m.comparison = Compare(cr.name, series, all, cr.pool, row, baselines, policy, &m.note);
@@ -597,9 +599,36 @@ std::vector<std::string> RowsNothingProduced(const std::vector<CaseReport>& case
   return missing;
 }
 
+// `baselines` without the histories of series that several cases report
+// (the store's history is by pool, benchmark, metric and source, and holds
+// the medians of all their values: each case judged against it read as a
+// regression or hid one), each said in `shared`; nullopt if there is none.
+std::optional<Baselines> WithoutSharedHistory(const v1::Run& run, const std::vector<std::vector<Series>>& series,
+                               const Baselines& baselines, std::vector<std::string>* shared) {
+  std::map<HistoryKey, std::vector<std::string>> reporters;
+  for (int i = 0; i < run.cases_size(); ++i) {
+    for (const auto& s : series[static_cast<size_t>(i)]) {
+      if (!s.variant.empty()) continue;  // A/B is judged side against side
+      auto& names = reporters[{run.cases(i).result().pool(), s.benchmark, s.metric, s.source}];
+      if (names.empty() || names.back() != run.cases(i).name()) names.push_back(run.cases(i).name());
+    }
+  }
+  std::optional<Baselines> own;
+  for (const auto& [key, names] : reporters) {
+    if (names.size() < 2 || !baselines.history.count(key)) continue;
+    if (!own) own = baselines;
+    own->history.erase(key);
+    shared->push_back(absl::StrCat("not judged against history: ", std::get<1>(key), " ", std::get<2>(key),
+                                   " is reported by cases ", absl::StrJoin(names, ", "),
+                                   ", whose history is one; give each its own benchmark name"));
+  }
+  return own;
+}
+
 }  // namespace
 
-GateReport BuildGateReport(const v1::Run& run, const Baselines& baselines, const Policy& policy, bool complete_run) {
+GateReport BuildGateReport(const v1::Run& run, const Baselines& all_baselines, const Policy& policy,
+                           bool complete_run) {
   GateReport report;
   report.run = run;
   std::set<std::string> produced;  // "benchmark,metric" produced by some case, or a case name
@@ -611,6 +640,8 @@ GateReport BuildGateReport(const v1::Run& run, const Baselines& baselines, const
     series[static_cast<size_t>(i)] = CollectSeries(c.result());
     for (const auto& s : series[static_cast<size_t>(i)]) produced.insert(s.Key());
   }
+  const std::optional<Baselines> unshared = WithoutSharedHistory(run, series, all_baselines, &report.shared_history);
+  const Baselines& baselines = unshared ? *unshared : all_baselines;
   for (int i = 0; i < run.cases_size(); ++i) {
     const v1::CaseStatus& c = run.cases(i);
     CaseReport cr = StartCaseReport(c);
@@ -657,6 +688,12 @@ void ApplyConfirmation(GateReport* report, const v1::Run& confirmation, const Ba
     // another pool (the gate pins it to the first's; another client may not)
     // neither clears nor confirms the first.
     const std::string& pool = again->result().pool();
+    // What the first round judged is judged again: a re-measurement under
+    // the shortness floor was shown only, and cleared a regression of +18%.
+    Policy judged_again = policy;
+    for (const auto& m : c.metrics) {
+      if (m.verdict == Verdict::kRegression) judged_again.judged_metrics[c.name].insert(m.series.metric);
+    }
     for (auto& m : c.metrics) {
       if (m.verdict != Verdict::kRegression || !m.comparison) continue;
       if (ok && pool != c.pool) {
@@ -671,13 +708,11 @@ void ApplyConfirmation(GateReport* report, const v1::Run& confirmation, const Ba
       }
       std::string shown_only;
       std::optional<Comparison> re =
-          series ? Compare(c.name, *series, all, c.pool, ExpectedRowOf(*series, c.pool, baselines), baselines, policy,
-                           &shown_only)
+          series ? Compare(c.name, *series, all, c.pool, ExpectedRowOf(*series, c.pool, baselines), baselines,
+                           judged_again, &shown_only)
                  : std::nullopt;
-      if (!re && !shown_only.empty()) {
-        m.verdict = Verdict::kPass;
-        m.note = absl::StrCat("not confirmed: first ", ExplainComparison(*m.comparison, m.series),
-                              "; re-measured: ", shown_only);
+      if (!re && !shown_only.empty()) {  // a re-measurement that cannot be judged clears nothing
+        m.note = absl::StrCat("re-measurement not judged (", shown_only, "); first measurement stands");
         continue;
       }
       if (!re) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/compare.h"
+#include "core/metric_traits.h"
 #include "core/policy.h"
 #include "core/series.h"
 #include "core/stats.h"
@@ -31,6 +32,8 @@ struct MetricReport {
   bool judged = false;
   std::string note;  // "not confirmed: ...", "missing: expected row on line 7"
   bool fails = false;  // judged, and its verdict is one the policy fails on
+  // Which way is better, as the built-in table and the suite's `metrics:` say.
+  Direction better = Direction::kUnknown;
 };
 
 struct CaseReport {
@@ -62,6 +65,9 @@ struct GateReport {
   // On a run of some cases only: expected rows of a benchmark a case
   // measured, for a metric none reported (a case that did not run may).
   std::vector<std::string> unclaimed_rows;
+  // Series that several cases of the run report (one benchmark and metric):
+  // the store keeps one history for them, so none is judged against it.
+  std::vector<std::string> shared_history;
   std::vector<std::string> warnings;
   bool passed = true;
   // Each rule that failed the gate, in words.

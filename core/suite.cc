@@ -145,14 +145,18 @@ absl::StatusOr<uint32_t> Count(const SuiteError& err, const YAML::Node& node, co
   auto text = Scalar(err, node, what);
   if (!text.ok()) return text.status();
   static const std::regex kInteger("[0-9]+");
-  if (!std::regex_match(*text, kInteger) || std::stoull(text->substr(0, 12)) < min) {
+  if (!std::regex_match(*text, kInteger)) {
     return err.At(node, absl::StrCat(what, " must be a whole number >= ", min, ", got '", *text, "'"));
   }
   // Twelve digits are past every bound: a number of 10 digits or more was refused as "not a whole number".
-  if (text->size() > 12 || std::stoull(*text) > max) {
+  const std::string digits = text->substr(std::min(text->find_first_not_of('0'), text->size() - 1));
+  if (digits.size() > 12 || std::stoull(digits) > max) {
     return err.At(node, absl::StrCat(what, " must be at most ", max, why_max, ", got ", *text));
   }
-  return static_cast<uint32_t>(std::stoul(*text));
+  if (std::stoull(digits) < min) {
+    return err.At(node, absl::StrCat(what, " must be a whole number >= ", min, ", got '", *text, "'"));
+  }
+  return static_cast<uint32_t>(std::stoull(digits));
 }
 
 template <typename Enum>

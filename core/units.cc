@@ -149,6 +149,14 @@ std::string FormatPercent(double fraction, bool sign) {
 
 bool IsTimeUnit(std::string_view unit) { return unit == "s" || unit == "ms" || unit == "us" || unit == "ns"; }
 
+bool IsTimedOrRate(std::string_view unit, std::string_view metric) {
+  if (IsTimeUnit(unit)) return true;
+  if (const size_t slash = unit.rfind('/'); slash != std::string_view::npos && IsTimeUnit(unit.substr(slash + 1))) {
+    return true;
+  }
+  return (unit.empty() || unit == "count") && (metric.ends_with("_per_second") || metric.ends_with("_per_s"));
+}
+
 std::string FormatValue(double value, std::string_view unit, std::string_view metric) {
   if (!std::isfinite(value)) return std::isnan(value) ? "n/a" : value > 0 ? "inf" : "-inf";
   if (unit == "s") return FormatDurationSeconds(value);

@@ -22,6 +22,11 @@ std::optional<uint64_t> ParseBytes(std::string_view text);
 // metrics are timed, and timed metrics follow the machine's load.
 bool IsTimeUnit(std::string_view unit);
 
+// A duration, or a rate over one ("1/s", "B/s", a unitless
+// "..._per_second"): a rate is a count over a time, and follows the load as
+// the time does (items_per_second fell 2% where real_time rose 2%).
+bool IsTimedOrRate(std::string_view unit, std::string_view metric);
+
 // Every measured value shown to people goes through FormatValue, so tables,
 // explanations, Markdown and JUnit agree: three significant digits with a
 // prefix and a unit ("1.23 ms", "18.4 MiB", "1.77 M instr", "950 instr").

@@ -95,7 +95,9 @@ std::string ShowableUtf8(absl::string_view text) {
 absl::string_view CutAtCharacter(absl::string_view text, size_t max_bytes) {
   if (text.size() <= max_bytes) return text;
   size_t cut = max_bytes;
-  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;  // a continuation byte
+  // Back over continuation bytes: at most three, a character's longest tail
+  // (bytes that are not UTF-8 may all look like continuations).
+  for (int back = 0; back < 3 && cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80; ++back) --cut;
   return text.substr(0, cut);
 }
 

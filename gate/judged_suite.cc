@@ -28,7 +28,7 @@ absl::StatusOr<Policy> ResolvePolicy(const v1::Suite& suite, const JudgeSettings
     // One file a pool: a second one took the first's place, and the rows
     // only the first held were checked by nothing.
     auto [it, inserted] = policy.expected_files.emplace(pool, path);
-    if (!inserted) {
+    if (!inserted && it->second != path) {
       return absl::InvalidArgumentError(absl::StrCat("--baseline: two expected files for ",
                                                      pool == "*" ? "every pool" : absl::StrCat("pool '", pool, "'"),
                                                      " (", it->second, " and ", path, "); put their rows in one file"));

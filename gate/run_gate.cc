@@ -73,6 +73,21 @@ absl::Status CheckPoolsBeforeSubmit(const GateClientOptions& client, const Judge
   return CheckBaselinePools(judged.policy, *pools, v1::Run());
 }
 
+// gRPC fails a call whose protobuf holds a string that is not UTF-8 with no
+// message; said before anything starts, naming the field.
+absl::Status CheckUtf8(const GateOptions& options, const v1::Suite& suite) {
+  v1::SubmitRunRequest request;
+  *request.mutable_suite() = suite;
+  request.set_commit(options.commit);
+  request.set_branch(options.branch);
+  if (std::string field = FirstNonUtf8Field(request); !field.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the run's ", field, " is not UTF-8, which the coordinator cannot take: give --commit, --branch, the suite "
+        "file's path and its text as UTF-8"));
+  }
+  return absl::OkStatus();
+}
+
 // Submits the suite, waits for the run, and judges it with confirmation rounds.
 absl::StatusOr<GateReport> JudgeOneRun(const GateOptions& options, const GateClientOptions& client,
                                        JudgedSuite* judged, Interrupt* interrupt) {
@@ -80,12 +95,6 @@ absl::StatusOr<GateReport> JudgeOneRun(const GateOptions& options, const GateCli
   *request.mutable_suite() = judged->suite;
   request.set_commit(options.commit);
   request.set_branch(options.branch);
-  if (std::string field = FirstNonUtf8Field(request); !field.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("the run's ", field,
-                     " is not UTF-8, which the coordinator cannot take: give --commit, --branch, the suite "
-                     "file's path and its text as UTF-8"));
-  }
   auto run = SubmitAndWatch(client, request, interrupt);
   if (!run.ok()) return run.status();
   if (auto s = FetchHistory(client, *run, judged->policy, &judged->baselines); !s.ok()) return s;
@@ -104,6 +113,7 @@ absl::StatusOr<GateReport> RunGate(const GateOptions& options, Interrupt* interr
   auto judged = LoadJudgedSuite(options.suite_path, options.judge);
   if (!judged.ok()) return absl::InvalidArgumentError(judged.status().message());
   if (auto s = AddArtifactFlags(options.artifacts, &judged->suite); !s.ok()) return s;
+  if (auto s = CheckUtf8(options, judged->suite); !s.ok()) return s;
   GateClientOptions client = options.client;
   std::unique_ptr<LocalCluster> cluster;
   if (options.coordinator.empty()) {

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
@@ -210,6 +211,37 @@ TEST(WriteFileWholeTest, ReplacesTheFileBehindItsLinkKeepingItsModeAndLeavesNoth
   const absl::Status nowhere = WriteFileWhole(dir.File("gone/expected.csv"), "x");
   EXPECT_FALSE(nowhere.ok());
   EXPECT_THAT(std::string(nowhere.message()), ::testing::HasSubstr(dir.File("gone/expected.csv")));
+}
+
+// Renamed over, /dev/null (or a FIFO a reader waits on, or the file behind
+// /dev/stdout) would be replaced by a regular file: such a target is
+// written into. A link to a file not there yet makes that file.
+TEST(WriteFileWholeTest, AFifoIsWrittenIntoAndADanglingLinkMakesItsTarget) {
+  testing::TempDir dir;
+  const std::string fifo = dir.File("out.fifo");
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  std::string got;
+  std::thread reader([&] {
+    std::ifstream in(fifo);
+    std::stringstream text;
+    text << in.rdbuf();
+    got = text.str();
+  });
+  const absl::Status written = WriteFileWhole(fifo, "rows\n");
+  reader.join();
+  ASSERT_TRUE(written.ok()) << written;
+  EXPECT_EQ(got, "rows\n");
+  struct stat st;
+  ASSERT_EQ(lstat(fifo.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISFIFO(st.st_mode));
+  const std::string link = dir.File("expected.csv");
+  std::filesystem::create_symlink("made.csv", link);
+  ASSERT_TRUE(WriteFileWhole(link, "x").ok());
+  EXPECT_TRUE(std::filesystem::is_symlink(link));
+  std::ifstream made(dir.File("made.csv"));
+  std::string line;
+  std::getline(made, line);
+  EXPECT_EQ(line, "x");
 }
 
 }  // namespace

@@ -420,6 +420,7 @@ TEST(CliTest, GateRefusesANonUtf8CommitAndAStateDirThatIsAFileNamingThem) {
                             "cd"});
   EXPECT_EQ(commit.exit_code, 2) << commit.output;
   EXPECT_THAT(commit.output, HasSubstr("the run's commit ('ab\\xFFcd') is not UTF-8"));
+  EXPECT_THAT(commit.output, Not(HasSubstr("embedded coordinator on"))) << "refused before anything started";
   auto state = RunCommand({PerfgateBinary(), "gate", "--suite", suite, "--state-dir", suite});
   EXPECT_EQ(state.exit_code, 2) << state.output;
   EXPECT_THAT(state.output, HasSubstr("cannot create state folder '" + suite + "' (--state-dir)"));

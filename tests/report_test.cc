@@ -273,6 +273,77 @@ TEST(ReportTest, HistoryBaselineSkipsCpuTimes) {
   EXPECT_FALSE(r.cases[0].metrics[1].comparison.has_value()) << "CPU times are shown, not gated";
 }
 
+// A rate is a count over a time, and moves with the load as the time does:
+// it had the counts' 1% floor, and items_per_second fell 1.96% (a
+// regression, confirmed) where real_time of the same benchmark rose 2%
+// within its 5%.
+TEST(ReportTest, RatesHaveTheTimeFloorInHistory) {
+  Baselines b;
+  const std::vector<double> steady = {1000, 1002, 998, 1001, 999, 1000, 1002, 998, 1001, 1000};
+  b.history[{"lab", "bm", "items_per_second", "case:gbench"}] = steady;
+  b.history[{"lab", "bm", "custom_per_second", "case:gbench"}] = steady;
+  auto rate = [](double value) {
+    v1::CaseStatus c = OkCase("bm", "items_per_second", {value, value, value}, "case:gbench");
+    for (auto& sample : *c.mutable_result()->mutable_samples()) {
+      sample.mutable_values(0)->set_unit("1/s");
+      auto* other = sample.add_values();
+      other->set_benchmark("bm");
+      other->set_metric("custom_per_second");
+      other->set_value(value);
+      other->set_source("case:gbench");
+    }
+    return c;
+  };
+  Policy policy;
+  policy.compare.declared["custom_per_second"] = MetricDeclaration{Direction::kHigherIsBetter, ""};
+  GateReport drift = BuildGateReport(RunOf({rate(980)}), b, policy);
+  ASSERT_EQ(drift.cases[0].metrics.size(), 2u);
+  for (const auto& m : drift.cases[0].metrics) {
+    EXPECT_EQ(m.verdict, Verdict::kPass) << m.series.metric;
+    ASSERT_TRUE(m.comparison) << m.series.metric;
+    EXPECT_DOUBLE_EQ(m.comparison->threshold, 0.05) << m.series.metric;
+  }
+  GateReport slower = BuildGateReport(RunOf({rate(900)}), b, policy);
+  for (const auto& m : slower.cases[0].metrics) EXPECT_EQ(m.verdict, Verdict::kRegression) << m.series.metric;
+}
+
+// A wall time judged in the first round (121 ms against a history of
+// 12.6 ms) was re-measured at 90 ms, which against 12.6 ms is "too short to
+// judge": shown only, and the 7x slowdown passed as not confirmed.
+TEST(ReportTest, AConfirmationJudgesWhatTheFirstRoundJudged) {
+  Baselines b;
+  b.history[{"lab", "t", "wall_time", "agent:clock"}] = {0.0126, 0.0127, 0.0125, 0.0126, 0.0126, 0.0127};
+  const Policy policy;
+  GateReport r = BuildGateReport(RunOf({OkCase("t", "wall_time", {0.121, 0.121, 0.121}, "agent:clock")}), b, policy);
+  ASSERT_EQ(r.cases[0].metrics[0].verdict, Verdict::kRegression);
+  ApplyConfirmation(&r, RunOf({OkCase("t", "wall_time", {0.09, 0.09, 0.09}, "agent:clock")}), b, policy);
+  EXPECT_EQ(r.cases[0].metrics[0].verdict, Verdict::kRegression) << r.cases[0].metrics[0].note;
+  EXPECT_THAT(r.cases[0].metrics[0].note, HasSubstr("confirmed by re-measurement"));
+  EXPECT_FALSE(r.passed);
+}
+
+// Two cases report one benchmark and metric (one Google Benchmark binary
+// built two ways): the store keeps one history of both, whose median sat
+// between them, and every run failed the slower one as a regression.
+TEST(ReportTest, ASeriesSeveralCasesReportIsNotJudgedAgainstTheirOneHistory) {
+  Baselines b;
+  b.history[{"lab", "BM_x", "real_time", "case:gbench"}] = {1.15, 1.15, 1.15, 1.15, 1.15, 1.15};
+  b.history[{"lab", "BM_y", "real_time", "case:gbench"}] = {1.0, 1.0, 1.0, 1.0, 1.0, 1.0};
+  auto gbench = [](const std::string& name, const std::string& benchmark, double value) {
+    v1::CaseStatus c = OkCase(name, "real_time", {value, value, value}, "case:gbench", benchmark);
+    for (auto& sample : *c.mutable_result()->mutable_samples()) sample.mutable_values(0)->set_unit("s");
+    return c;
+  };
+  GateReport r = BuildGateReport(
+      RunOf({gbench("gcc_build", "BM_x", 1.0), gbench("clang_build", "BM_x", 1.3), gbench("other", "BM_y", 1.3)}), b,
+      Policy{});
+  EXPECT_EQ(r.cases[0].metrics[0].verdict, Verdict::kNoBaseline);
+  EXPECT_EQ(r.cases[1].metrics[0].verdict, Verdict::kNoBaseline);
+  EXPECT_EQ(r.cases[2].metrics[0].verdict, Verdict::kRegression) << "a series of one case is judged";
+  EXPECT_THAT(r.warnings, ::testing::Contains(HasSubstr(
+                              "not judged against history: BM_x real_time is reported by cases gcc_build, clang_build")));
+}
+
 TEST(ReportTest, ConfirmationClearsANoisyRegressionAndKeepsARealOne) {
   Policy policy;
   Baselines b = Expected({{"noisy", "instructions", 1000, 0.1, 1}, {"real", "instructions", 1000, 0.1, 2}});

@@ -88,6 +88,8 @@ TEST(SuiteTest, WrongTypesAndValuesAreErrorsWithLines) {
        "s.yaml:5:14: repeats must be at most 100000"},
       {"suite: s\ncases:\n  - name: a\n    command: [x]\n    warmup: 999999999\n",
        "s.yaml:5:13: warmup must be at most 1000, got 999999999"},
+      {"suite: s\ncases:\n  - name: a\n    command: [x]\n    repeats: 0000000000000\n",
+       "s.yaml:5:14: repeats must be a whole number >= 1, got '0000000000000'"},
       {"suite: s\ngate: {confirm: 11}\ncases:\n  - name: a\n    command: [x]\n",
        "s.yaml:2:17: gate.confirm must be at most 10, got 11"},
       {"suite: s\ncases:\n  - name: a\n    command: [x]\n    timeout: soon\n",
