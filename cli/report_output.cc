@@ -7,8 +7,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <iostream>
+#include <sstream>
 #include <utility>
 #include <vector>
 
@@ -100,7 +100,9 @@ bool EmitReport(const GateReport& report, const ReportFlags& flags, const Report
       std::ofstream out(path, mode);
       reporter.Write(report, out);
       out.close();
-      if (!out) std::cerr << "perfgate: cannot write " << path << (errno ? absl::StrCat(" (", std::strerror(errno), ")") : "") << "\n";
+      if (!out)
+        std::cerr << "perfgate: cannot write " << path << (errno ? absl::StrCat(" (", std::strerror(errno), ")") : "")
+                  << "\n";
       return static_cast<bool>(out);
     }
     // Whole or not at all: a report cut short by a full disk or a kill reads as another one (or as no JSON).

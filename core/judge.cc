@@ -604,7 +604,7 @@ std::vector<std::string> RowsNothingProduced(const std::vector<CaseReport>& case
 // the medians of all their values: each case judged against it read as a
 // regression or hid one), each said in `shared`; nullopt if there is none.
 std::optional<Baselines> WithoutSharedHistory(const v1::Run& run, const std::vector<std::vector<Series>>& series,
-                               const Baselines& baselines, std::vector<std::string>* shared) {
+                                              const Baselines& baselines, std::vector<std::string>* shared) {
   std::map<HistoryKey, std::vector<std::string>> reporters;
   for (int i = 0; i < run.cases_size(); ++i) {
     for (const auto& s : series[static_cast<size_t>(i)]) {

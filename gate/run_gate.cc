@@ -81,9 +81,10 @@ absl::Status CheckUtf8(const GateOptions& options, const v1::Suite& suite) {
   request.set_commit(options.commit);
   request.set_branch(options.branch);
   if (std::string field = FirstNonUtf8Field(request); !field.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "the run's ", field, " is not UTF-8, which the coordinator cannot take: give --commit, --branch, the suite "
-        "file's path and its text as UTF-8"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("the run's ", field,
+                     " is not UTF-8, which the coordinator cannot take: give --commit, --branch, the suite "
+                     "file's path and its text as UTF-8"));
   }
   return absl::OkStatus();
 }

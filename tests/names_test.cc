@@ -89,7 +89,10 @@ TEST(IdentifiersTest, NamesAreBoundedAndHoldNoControlCharacters) {
   EXPECT_EQ(SeriesNameProblem("BM_sort ", "real_time"), "");
   EXPECT_THAT(RowNameProblem("", "wall_time"), ::testing::HasSubstr("must not be empty"));
   EXPECT_THAT(RowNameProblem("BM_sort ", "real_time"), ::testing::HasSubstr("whitespace"));
-  EXPECT_THAT(RowNameProblem("\xe3\x80\x80" "BM_sort", "real_time"), ::testing::HasSubstr("whitespace"));
+  EXPECT_THAT(RowNameProblem("\xe3\x80\x80"
+                             "BM_sort",
+                             "real_time"),
+              ::testing::HasSubstr("whitespace"));
   EXPECT_THAT(RowNameProblem("BM_sort", "real_time\xc2\xa0"), ::testing::HasSubstr("whitespace"));
   EXPECT_THAT(RowNameProblem("b", "m,n"), ::testing::HasSubstr("comma")) << "and SeriesNameProblem's rules";
   EXPECT_EQ(RowNameProblem("BM sort\xc2\xa0x", "real_time"), "") << "whitespace inside a name is kept";

@@ -340,8 +340,9 @@ TEST(ReportTest, ASeriesSeveralCasesReportIsNotJudgedAgainstTheirOneHistory) {
   EXPECT_EQ(r.cases[0].metrics[0].verdict, Verdict::kNoBaseline);
   EXPECT_EQ(r.cases[1].metrics[0].verdict, Verdict::kNoBaseline);
   EXPECT_EQ(r.cases[2].metrics[0].verdict, Verdict::kRegression) << "a series of one case is judged";
-  EXPECT_THAT(r.warnings, ::testing::Contains(HasSubstr(
-                              "not judged against history: BM_x real_time is reported by cases gcc_build, clang_build")));
+  EXPECT_THAT(r.warnings,
+              ::testing::Contains(
+                  HasSubstr("not judged against history: BM_x real_time is reported by cases gcc_build, clang_build")));
 }
 
 TEST(ReportTest, ConfirmationClearsANoisyRegressionAndKeepsARealOne) {
