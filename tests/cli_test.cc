@@ -334,6 +334,23 @@ TEST(CliTest, BaselineUpdateWritesNoRowOfAnInstrumentThatIsNeverJudged) {
   EXPECT_THAT(cpu.output, HasSubstr("--add user_cpu_time: it is shown, never judged"));
 }
 
+// A metric whose direction the suite did not declare: a row of it made the
+// next run fail ("its direction is unknown"). The report says which way is
+// better, and no row is written for `unknown`.
+TEST(CliTest, BaselineUpdateWritesNoRowOfAMetricWithoutADirection) {
+  testing::TempDir dir;
+  const std::string suite = dir.Write("s.yaml",
+                                      "suite: s\ndefaults: {repeats: 1, warmup: 0}\ncases:\n  - name: und\n"
+                                      "    command: [/bin/sh, -c, 'echo bm,loop_time_s,0.5']\n    results: pytorch\n");
+  auto run = RunCommand({PerfgateBinary(), "run", suite, "--json", dir.File("r.json")});
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_THAT(ReadFile(dir.File("r.json")), HasSubstr("\"better\": \"unknown\""));
+  auto update = UpdateBaseline(dir.File("r.json"), dir.File("new.csv"), {"--add", "loop_time_s"});
+  EXPECT_EQ(update.exit_code, 0) << update.output;
+  EXPECT_THAT(update.output, HasSubstr("skipped bm,loop_time_s: direction unknown; declare it under metrics:"));
+  EXPECT_THAT(ReadFile(dir.File("new.csv")), Not(HasSubstr("loop_time_s")));
+}
+
 TEST(CliTest, JudgingOptionsOutOfRangeAreRefused) {
   testing::TempDir dir;
   const std::string head = "suite: s\ncases:\n  - name: a\n    command: [/bin/true]\n";
