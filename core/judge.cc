@@ -97,11 +97,13 @@ std::string DescribeSeriesName(const CaseReport& c, const MetricReport& m) {
 // series' expected-file row, if any (ExpectedRowOf). A series that is
 // judged by policy but cannot be judged (core/metric_traits.h) gets no
 // comparison, and `note` says why; a change within the instrument's
-// resolution passes, and `note` says so.
+// resolution passes, and `note` says so. `judged_before`: a re-measurement of
+// a series the first round judged, judged again as if listed under `judge:`
+// (a wall time re-measured under the shortness floor cleared a 7x slowdown).
 std::optional<Comparison> Compare(const std::string& case_name, const Series& series, const std::vector<Series>& all,
                                   const std::string& pool, const ExpectedRow* row, const Baselines& baselines,
-                                  const Policy& policy, std::string* note) {
-  if (!JudgedHere(case_name, series, row, policy)) return std::nullopt;
+                                  const Policy& policy, std::string* note, bool judged_before = false) {
+  if (!judged_before && !JudgedHere(case_name, series, row, policy)) return std::nullopt;
   const double median = Summarize(series.values).median;
   const MetricTraits traits = TraitsOf(series.metric, series.source, policy.compare.declared);
   std::optional<Comparison> c =
@@ -125,7 +127,8 @@ std::optional<Comparison> Compare(const std::string& case_name, const Series& se
   // A row asks for its metric to be judged, as a `judge:` entry does: a 4 ms
   // row is judged even though a 4 ms wall time alone would only be shown.
   const auto listed = policy.judged_metrics.find(case_name);
-  const bool asked = row != nullptr || (listed != policy.judged_metrics.end() && listed->second.count(series.metric));
+  const bool asked =
+      judged_before || row != nullptr || (listed != policy.judged_metrics.end() && listed->second.count(series.metric));
   const double span = SpanJudgedForShortness(median, c ? std::optional<double>(c->baseline) : std::nullopt);
   if (auto why = ShownOnlyReason(series.metric, series.source, span, asked, policy.compare.declared)) {
     if (row != nullptr && c && c->method == Method::kExpected) {
@@ -688,12 +691,6 @@ void ApplyConfirmation(GateReport* report, const v1::Run& confirmation, const Ba
     // another pool (the gate pins it to the first's; another client may not)
     // neither clears nor confirms the first.
     const std::string& pool = again->result().pool();
-    // What the first round judged is judged again: a re-measurement under
-    // the shortness floor was shown only, and cleared a regression of +18%.
-    Policy judged_again = policy;
-    for (const auto& m : c.metrics) {
-      if (m.verdict == Verdict::kRegression) judged_again.judged_metrics[c.name].insert(m.series.metric);
-    }
     for (auto& m : c.metrics) {
       if (m.verdict != Verdict::kRegression || !m.comparison) continue;
       if (ok && pool != c.pool) {
@@ -708,8 +705,8 @@ void ApplyConfirmation(GateReport* report, const v1::Run& confirmation, const Ba
       }
       std::string shown_only;
       std::optional<Comparison> re =
-          series ? Compare(c.name, *series, all, c.pool, ExpectedRowOf(*series, c.pool, baselines), baselines,
-                           judged_again, &shown_only)
+          series ? Compare(c.name, *series, all, c.pool, ExpectedRowOf(*series, c.pool, baselines), baselines, policy,
+                           &shown_only, /*judged_before=*/true)
                  : std::nullopt;
       if (!re && !shown_only.empty()) {  // a re-measurement that cannot be judged clears nothing
         m.note = absl::StrCat("re-measurement not judged (", shown_only, "); first measurement stands");
