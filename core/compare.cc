@@ -37,11 +37,17 @@ Verdict Judge(Direction better, const Comparison& c) {
 
 // Against a history whose median is 0 (a count that is mostly zero) nothing
 // is relative: a result is a regression only if it is worse than every run
-// in the window, an improvement only if better than every one.
-Verdict JudgeAgainstZeroHistory(Direction better, double result, const Summary& h) {
+// of the window but the worst one, an improvement only if better than every
+// one but the best. Against the worst, one outlier run (a bad commit on
+// main, since fixed) let 40 graph breaks pass against [0 x 9, 50] for as
+// long as it stayed in the window.
+Verdict JudgeAgainstZeroHistory(Direction better, double result, std::vector<double> window) {
   if (better == Direction::kUnknown) return Verdict::kPass;
+  std::sort(window.begin(), window.end());
+  const size_t n = window.size(), skip = n >= 3 ? 1 : 0;
+  const double high = window[n - 1 - skip], low = window[skip];
   const bool lower = better == Direction::kLowerIsBetter;
-  const double worst = lower ? h.max : h.min, best = lower ? h.min : h.max;
+  const double worst = lower ? high : low, best = lower ? low : high;
   if (lower ? result > worst : result < worst) return Verdict::kRegression;
   if (lower ? result < best : result > best) return Verdict::kImprovement;
   return Verdict::kPass;
@@ -132,7 +138,7 @@ Comparison CompareWithHistory(Direction better, const std::vector<double>& curre
   c.noise = std::max(history_noise * std::sqrt(1 + M_PI / 2 / n_history), run_median_error);
   const double floor = timed ? options.history_time_floor : options.history_floor;
   c.threshold = std::max(floor, options.history_k * c.noise);
-  c.verdict = h.median == 0 ? JudgeAgainstZeroHistory(better, c.result, h) : Judge(better, c);
+  c.verdict = h.median == 0 ? JudgeAgainstZeroHistory(better, c.result, window) : Judge(better, c);
   return c;
 }
 

@@ -244,10 +244,17 @@ TEST(CompareHistoryTest, ZeroHistoryMedianJudgesTheStepItself) {
   EXPECT_EQ(CompareWithHistory(kLower, {0, 0, 0}, zeros, options).verdict, Verdict::kPass);
   EXPECT_EQ(CompareWithHistory(kHigher, {5, 5, 5}, zeros, options).verdict, Verdict::kImprovement);
   EXPECT_EQ(CompareWithHistory(kHigher, {-5, -5, -5}, zeros, options).verdict, Verdict::kRegression);
-  // A count that is mostly zero: worse than every run of the window regresses, within it passes.
+  // A count that is mostly zero: worse than every run of the window but the
+  // worst regresses, within that passes.
   const std::vector<double> mostly_zero = {0, 0, 0, 1, 2};
   EXPECT_EQ(CompareWithHistory(kLower, {1}, mostly_zero, options).verdict, Verdict::kPass);
   EXPECT_EQ(CompareWithHistory(kLower, {3}, mostly_zero, options).verdict, Verdict::kRegression);
+  // One outlier run does not blind the window: 40 graph breaks against [0 x 9, 50] passed.
+  const std::vector<double> one_outlier = {0, 0, 0, 0, 50, 0, 0, 0, 0, 0};
+  EXPECT_EQ(CompareWithHistory(kLower, {40}, one_outlier, options).verdict, Verdict::kRegression);
+  EXPECT_EQ(CompareWithHistory(kLower, {0}, one_outlier, options).verdict, Verdict::kPass);
+  EXPECT_EQ(CompareWithHistory(kHigher, {-40}, {0, 0, 0, 0, -50, 0, 0, 0, 0, 0}, options).verdict,
+            Verdict::kRegression);
 }
 
 TEST(CompareAbTest, ZeroBaseMedianJudgesTheStepItself) {
