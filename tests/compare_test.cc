@@ -257,6 +257,21 @@ TEST(CompareHistoryTest, ZeroHistoryMedianJudgesTheStepItself) {
             Verdict::kRegression);
 }
 
+// More than half the runs tie, the rest differ: the MAD is 0 and the 1%
+// floor alone failed a result that main itself measured in two runs.
+TEST(CompareHistoryTest, AResultNoWorseThanMainsUsualWorstRunIsNoRegressionWhenTheMadIsZero) {
+  CompareOptions options;
+  const std::vector<double> ties = {1000, 1000, 1030, 1000, 970, 1000, 1030, 1000, 970, 1000};
+  EXPECT_EQ(CompareWithHistory(kLower, {1030}, ties, options, false, /*count=*/true).verdict, Verdict::kPass);
+  EXPECT_EQ(CompareWithHistory(kLower, {1040}, ties, options, false, true).verdict, Verdict::kRegression);
+  EXPECT_EQ(CompareWithHistory(kHigher, {970}, ties, options, false, true).verdict, Verdict::kPass);
+  // One run alone does not make a value usual, and a steady count still fails at +2%.
+  const std::vector<double> one_high = {1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1030};
+  EXPECT_EQ(CompareWithHistory(kLower, {1030}, one_high, options, false, true).verdict, Verdict::kRegression);
+  EXPECT_EQ(CompareWithHistory(kLower, {1020}, std::vector<double>(10, 1000), options, false, true).verdict,
+            Verdict::kRegression);
+}
+
 TEST(CompareAbTest, ZeroBaseMedianJudgesTheStepItself) {
   CompareOptions options;
   const std::vector<double> base(10, 0), head(10, 5);
