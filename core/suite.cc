@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <regex>
 #include <set>
@@ -148,15 +149,15 @@ absl::StatusOr<uint32_t> Count(const SuiteError& err, const YAML::Node& node, co
   if (!std::regex_match(*text, kInteger)) {
     return err.At(node, absl::StrCat(what, " must be a whole number >= ", min, ", got '", *text, "'"));
   }
-  // Twelve digits are past every bound: a number of 10 digits or more was refused as "not a whole number".
+  // Past twelve digits (leading zeros aside) every bound is passed: a number
+  // of 10 digits or more was refused as "not a whole number".
   const std::string digits = text->substr(std::min(text->find_first_not_of('0'), text->size() - 1));
-  if (digits.size() > 12 || std::stoull(digits) > max) {
-    return err.At(node, absl::StrCat(what, " must be at most ", max, why_max, ", got ", *text));
-  }
-  if (std::stoull(digits) < min) {
+  const uint64_t value = digits.size() > 12 ? std::numeric_limits<uint64_t>::max() : std::stoull(digits);
+  if (value > max) return err.At(node, absl::StrCat(what, " must be at most ", max, why_max, ", got ", *text));
+  if (value < min) {
     return err.At(node, absl::StrCat(what, " must be a whole number >= ", min, ", got '", *text, "'"));
   }
-  return static_cast<uint32_t>(std::stoull(digits));
+  return static_cast<uint32_t>(value);
 }
 
 template <typename Enum>

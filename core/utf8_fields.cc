@@ -9,10 +9,10 @@ namespace {
 using google::protobuf::FieldDescriptor;
 using google::protobuf::Message;
 
-// `path` (with `prefix`) and the escaped value of a string that is not UTF-8; "" if `value` is.
+// `path` and the escaped value of a string that is not UTF-8; "" if `value` is.
 std::string Named(const std::string& path, const std::string& value) {
   if (IsValidUtf8(value)) return "";
-  return absl::StrCat(path, " ('", EscapeControls(EscapeInvalidUtf8(value.substr(0, 200))), "')");
+  return absl::StrCat(path, " ('", EscapeControls(value.substr(0, 200)), "')");  // bytes as \xNN, controls too
 }
 
 std::string FirstIn(const Message& message, const std::string& prefix) {
