@@ -20,6 +20,8 @@
 #include "core/suite.h"
 #include "core/utf8.h"
 #include "gate/artifact_upload.h"
+#include "gate/requests.h"
+#include "transport/transport.h"
 
 namespace perfgate {
 namespace {
@@ -111,6 +113,30 @@ LocalRunOptions RunOptions(const RunFlags& flags, const CancelToken* cancel, boo
   return options;
 }
 
+// A suspected regression fails the run only if every re-measurement
+// (policy.confirm of them) regresses too, as in the gate: by hand, on a noisy
+// machine, one unlucky set of samples must not send an engineer hunting a
+// regression that is not there. Each round runs the suspects alone, with
+// twice the samples.
+void ConfirmHere(const JudgedSuite& judged, const v1::HostFingerprint& host, LocalRunOptions options,
+                 GateReport* report) {
+  v1::Suite ran = judged.suite;
+  for (auto& spec : *ran.mutable_cases()) spec = WithOverrides(spec, options);
+  options.cases.clear();
+  options.repeats = 0;
+  options.warmup.reset();
+  for (uint32_t round = 0; round < judged.policy.confirm; ++round) {
+    const std::vector<std::string> suspects = SuspectedRegressions(*report);
+    if (suspects.empty()) break;
+    std::cerr << "perfgate run: re-measuring " << suspects.size()
+              << " case(s) with a suspected regression: " << EscapeControls(absl::StrJoin(suspects, ", ")) << "\n";
+    const v1::Suite again = ConfirmationSuite(ran, *report, suspects, MessageLimits().complete_bytes);
+    const v1::Run confirmation = RunLocally(again, host, options);
+    if (isatty(STDERR_FILENO)) std::cerr << "\r\033[K" << std::flush;
+    ApplyConfirmation(report, confirmation, judged.baselines, judged.policy);
+  }
+}
+
 void RunHere(const RunFlags& flags, int* exit_code) {
   auto judged = LoadWhatToRun(flags);
   absl::Status cases = judged.ok() ? CheckCasesExist(flags, judged->suite) : judged.status();
@@ -157,6 +183,7 @@ void RunHere(const RunFlags& flags, int* exit_code) {
   const v1::Run run = RunLocally(judged->suite, host, options);
   if (tty) std::cerr << "\r\033[K" << std::flush;
   GateReport report = BuildGateReport(run, judged->baselines, judged->policy, /*complete_run=*/flags.cases.empty());
+  ConfirmHere(*judged, host, options, &report);
   const CommandSummaryReporter summary;
   if (!EmitReport(report, flags.report, flags.ad_hoc ? &summary : nullptr)) {
     *exit_code = kExitInfra;

@@ -11,10 +11,10 @@ void AddJudgeFlags(CLI::App* cmd, JudgeSettings* flags, bool with_history) {
   cmd->add_option("--fail-on", flags->fail_on,
                   "comma-separated verdicts that fail the gate (default: regression,error,missing_result,"
                   "no_capable_agent; also improvement, no_baseline)");
+  cmd->add_option("--confirm", flags->confirm,
+                  "re-measure suspected regressions this many times before failing (default 1; 0 turns it off)")
+      ->check(CLI::Range(uint32_t{0}, kMaxConfirmRounds));
   if (with_history) {
-    cmd->add_option("--confirm", flags->confirm,
-                    "re-measure suspected regressions this many times before failing (default 1; 0 turns it off)")
-        ->check(CLI::Range(uint32_t{0}, kMaxConfirmRounds));
     cmd->add_option("--main-branch", flags->main_branch,
                     "runs with this --branch form the history baseline (default: main)");
   }

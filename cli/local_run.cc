@@ -32,6 +32,14 @@ v1::Suite AdHocSuite(const std::vector<std::string>& argv) {
   return suite;
 }
 
+v1::CaseSpec WithOverrides(v1::CaseSpec spec, const LocalRunOptions& options) {
+  if (options.repeats) {
+    spec.set_repeats(spec.variants_size() ? std::max(options.repeats, options.ab_min_samples) : options.repeats);
+  }
+  if (options.warmup) spec.set_warmup(*options.warmup);
+  return spec;
+}
+
 v1::Run RunLocally(const v1::Suite& suite, const v1::HostFingerprint& host, const LocalRunOptions& options) {
   RemoveStaleScratchFolders();  // an agent's RunSupplies does it; a run by hand has none
   v1::Run run;
@@ -40,13 +48,10 @@ v1::Run RunLocally(const v1::Suite& suite, const v1::HostFingerprint& host, cons
   run.set_state(v1::RUN_STATE_FINISHED);
   int index = 0, total = 0;
   for (const auto& c : suite.cases()) total += options.cases.empty() || options.cases.count(c.name());
-  for (v1::CaseSpec spec : suite.cases()) {
-    if (!options.cases.empty() && !options.cases.count(spec.name())) continue;
+  for (const v1::CaseSpec& listed : suite.cases()) {
+    if (!options.cases.empty() && !options.cases.count(listed.name())) continue;
     ++index;
-    if (options.repeats) {
-      spec.set_repeats(spec.variants_size() ? std::max(options.repeats, options.ab_min_samples) : options.repeats);
-    }
-    if (options.warmup) spec.set_warmup(*options.warmup);
+    const v1::CaseSpec spec = WithOverrides(listed, options);
     auto* status = run.add_cases();
     status->set_name(spec.name());
     status->set_attempts(1);

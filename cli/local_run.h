@@ -44,6 +44,10 @@ struct LocalRunOptions {
   std::function<void(const std::string& name, const std::string& why)> skipped;
 };
 
+// `spec` with the options' repeats and warm-up in place of its own, as
+// RunLocally runs it.
+v1::CaseSpec WithOverrides(v1::CaseSpec spec, const LocalRunOptions& options);
+
 // Runs the chosen cases in order; a case this machine cannot run ends as no
 // capable agent, and after a cancel the rest end cancelled.
 v1::Run RunLocally(const v1::Suite& suite, const v1::HostFingerprint& host, const LocalRunOptions& options);

@@ -60,6 +60,26 @@ uint32_t ConfirmationRepeats(const v1::CaseSpec& c, uint64_t bytes, uint64_t max
   return static_cast<uint32_t>(std::max(repeats, first));
 }
 
+v1::Suite ConfirmationSuite(const v1::Suite& suite, const GateReport& report, const std::vector<std::string>& suspects,
+                            uint64_t max_result_bytes) {
+  v1::Suite again = suite;
+  again.clear_cases();
+  for (const auto& c : suite.cases()) {
+    if (std::find(suspects.begin(), suspects.end(), c.name()) == suspects.end()) continue;
+    v1::CaseSpec* spec = again.add_cases();
+    *spec = c;
+    uint64_t bytes = 0;
+    for (const auto& ran : report.run.cases()) {
+      if (ran.name() == c.name()) bytes = ran.result().ByteSizeLong();
+    }
+    spec->set_repeats(ConfirmationRepeats(c, bytes, max_result_bytes));
+    for (const auto& first : report.cases) {
+      if (first.name == c.name()) spec->mutable_requirements()->set_pool(first.pool);
+    }
+  }
+  return again;
+}
+
 v1::ReportVerdictRequest VerdictRequestFor(const GateReport& report) {
   v1::ReportVerdictRequest verdict;
   verdict.set_run_id(report.run.run_id());

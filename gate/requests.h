@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "core/policy.h"
@@ -35,6 +36,14 @@ std::vector<v1::HistoryRequest> SplitHistoryRequest(const v1::HistoryRequest& al
 // that was noise stand. At most kMaxSamplesPerResult samples, the most a
 // coordinator takes by default; never fewer repeats than the first run.
 uint32_t ConfirmationRepeats(const v1::CaseSpec& c, uint64_t bytes, uint64_t max_result_bytes);
+
+// The cases of `suite` that are `suspects`, each with ConfirmationRepeats
+// of its first result in `report` (a re-measurement whose own median is
+// steadier) and sent to the pool it first ran in, whose baseline judged it.
+// A/B cases keep their variants, so base and head are interleaved again.
+// REQUIRES: `suite`'s repeats are those the first run took.
+v1::Suite ConfirmationSuite(const v1::Suite& suite, const GateReport& report, const std::vector<std::string>& suspects,
+                            uint64_t max_result_bytes);
 
 // The report's verdict, case by case, with the rules that failed it.
 v1::ReportVerdictRequest VerdictRequestFor(const GateReport& report);

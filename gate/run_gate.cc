@@ -1,6 +1,5 @@
 #include "gate/run_gate.h"
 
-#include <algorithm>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
@@ -12,28 +11,11 @@
 namespace perfgate {
 namespace {
 
-// The cases of `request` that are `suspects`, with twice the samples where
-// their results can carry them: a re-measurement after the first run whose
-// own median is steadier. A/B cases keep their variants, so base and head are
-// interleaved again on one agent. Each goes to the pool it first ran in: its
-// baseline is that testbed's.
+// The suspects of `request`, re-measured as a run of their own.
 v1::SubmitRunRequest ConfirmationRequest(const v1::SubmitRunRequest& request, const GateReport& report,
                                          const std::vector<std::string>& suspects, uint64_t max_result_bytes) {
   v1::SubmitRunRequest again = request;
-  again.mutable_suite()->clear_cases();
-  for (const auto& c : request.suite().cases()) {
-    if (std::find(suspects.begin(), suspects.end(), c.name()) == suspects.end()) continue;
-    v1::CaseSpec* spec = again.mutable_suite()->add_cases();
-    *spec = c;
-    uint64_t bytes = 0;
-    for (const auto& ran : report.run.cases()) {
-      if (ran.name() == c.name()) bytes = ran.result().ByteSizeLong();
-    }
-    spec->set_repeats(ConfirmationRepeats(c, bytes, max_result_bytes));
-    for (const auto& first : report.cases) {
-      if (first.name == c.name()) spec->mutable_requirements()->set_pool(first.pool);
-    }
-  }
+  *again.mutable_suite() = ConfirmationSuite(request.suite(), report, suspects, max_result_bytes);
   again.set_branch(absl::StrCat(request.branch(), "#confirm"));  // never part of the main-branch history
   return again;
 }

@@ -103,6 +103,60 @@ TEST(JudgeE2eTest, BadBaselineFileIsBadInputNamingTheLine) {
   EXPECT_THAT(r.output, HasSubstr(bad + ":3: duplicate row for spin,instructions_callgrind (first on line 1)"));
 }
 
+// A case reporting `first` on its first run and `later` on every run after
+// (a state file beside it), judged against an expected 1000 by `perfgate run`.
+testing::CommandResult RunFirstThenLater(const testing::TempDir& dir, const std::string& first,
+                                         const std::string& later, std::vector<std::string> more = {}) {
+  const std::string state = dir.File("ran-once"),
+                    expected = dir.Write("expected.csv", "b,instruction_count,1000,0.05\n");
+  const std::string script = "if [ -e " + state + " ]; then v=" + later + "; else : > " + state + "; v=" + first +
+                             "; fi; echo b,instruction_count,$$v > $$PERFGATE_RESULT_FILE";
+  const std::string suite = dir.Write("once.yaml",
+                                      "suite: once\ndefaults: {repeats: 1, warmup: 0}\ncases:\n"
+                                      "  - name: once\n    command: [\"/bin/sh\", \"-c\", \"" +
+                                          script + "\"]\n    results: pytorch\n    results_from: file\n");
+  std::vector<std::string> argv = {PerfgateBinary(), "run", suite, "--baseline", expected, "--no-color"};
+  argv.insert(argv.end(), more.begin(), more.end());
+  return RunCommand(argv);
+}
+
+// By hand as in the gate: one unlucky measurement is re-measured before it
+// fails the run. Before, `perfgate run` failed on it at once.
+TEST(JudgeE2eTest, RunByHandReMeasuresASuspectedRegressionAndClearsIt) {
+  testing::TempDir dir;
+  const std::string json = dir.File("r.json");
+  auto r = RunFirstThenLater(dir, "2000", "1000", {"--json", json});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("perfgate run: re-measuring 1 case(s) with a suspected regression: once"));
+  nlohmann::json doc = nlohmann::json::parse(std::ifstream(json));
+  bool judged = false;
+  for (const auto& metric : doc["cases"][0]["metrics"]) {
+    if (metric["metric"] != "instruction_count") continue;
+    judged = true;
+    EXPECT_EQ(metric["verdict"], "pass") << r.output;
+    EXPECT_THAT(metric["note"].get<std::string>(), HasSubstr("not confirmed")) << r.output;
+  }
+  EXPECT_TRUE(judged) << r.output;
+}
+
+TEST(JudgeE2eTest, RunByHandFailsARegressionEveryRoundConfirms) {
+  testing::TempDir dir;
+  auto r = RunFirstThenLater(dir, "2000", "2000", {"--confirm", "2"});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("confirmed by re-measurement"));
+  const std::string line = "re-measuring 1 case(s)";
+  const size_t once = r.output.find(line);
+  ASSERT_NE(once, std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(line, once + 1), std::string::npos) << "two rounds: " << r.output;
+}
+
+TEST(JudgeE2eTest, RunByHandWithConfirmZeroFailsAtOnce) {
+  testing::TempDir dir;
+  auto r = RunFirstThenLater(dir, "2000", "1000", {"--confirm", "0"});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_THAT(r.output, ::testing::Not(HasSubstr("re-measuring")));
+}
+
 // Judged on the instruction count, which is deterministic: a busy machine
 // cannot make this pass or fail (timing rates belong in bench/).
 TEST(JudgeE2eTest, ManualAbRunInterleavesVariantsAndFindsTheSlowerHead) {
