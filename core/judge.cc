@@ -602,6 +602,25 @@ std::vector<std::string> RowsNothingProduced(const std::vector<CaseReport>& case
   return missing;
 }
 
+// Rows no case produced, of a run of the whole suite: missing results, or,
+// where some case could run nowhere (a GPU case by hand on a CPU machine),
+// a warning: those rows may be that case's, and it is failed or skipped for
+// itself (fail_on's no_capable_agent), not once more for each of its rows.
+void AddRowsNothingProduced(const Baselines& baselines, const std::set<std::string>& produced, GateReport* report) {
+  std::vector<std::string> rows = RowsNothingProduced(report->cases, baselines, produced);
+  std::vector<std::string> unrun;
+  for (const auto& c : report->cases) {
+    if (c.verdict == Verdict::kNoCapableAgent) unrun.push_back(c.name);
+  }
+  if (unrun.empty()) {
+    report->missing_rows = std::move(rows);
+  } else if (!rows.empty()) {
+    report->unclaimed_rows.push_back(absl::StrCat(
+        rows.size(), " expected row", rows.size() == 1 ? "" : "s", " with no result (", ShortList(rows, "; "),
+        "), which a case no agent could run may report (", ShortList(unrun, ", "), ")"));
+  }
+}
+
 // `baselines` without the histories of series that several cases report
 // (the store's history is by pool, benchmark, metric and source, and holds
 // the medians of all their values: each case judged against it read as a
@@ -658,7 +677,7 @@ GateReport BuildGateReport(const v1::Run& run, const Baselines& all_baselines, c
     }
     report.cases.push_back(std::move(cr));
   }
-  if (complete_run) report.missing_rows = RowsNothingProduced(report.cases, baselines, produced);
+  if (complete_run) AddRowsNothingProduced(baselines, produced, &report);
   Derive(&report, baselines, policy);
   return report;
 }

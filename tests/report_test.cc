@@ -173,13 +173,37 @@ TEST(ReportTest, LongCaseListsAreShortened) {
 // it and the cases run on a pool without a file of their own, and its rows
 // were listed once for each.
 TEST(ReportTest, ARowNothingProducedIsListedOnce) {
-  v1::CaseStatus gpu;
-  gpu.set_name("gpu");
-  gpu.set_state(v1::CASE_STATE_NO_CAPABLE_AGENT);
+  v1::CaseStatus cancelled;
+  cancelled.set_name("queued");
+  cancelled.set_state(v1::CASE_STATE_CANCELLED);
   GateReport r = BuildGateReport(
-      RunOf({gpu, OkCase("add", "instructions", {1000})}),
+      RunOf({cancelled, OkCase("add", "instructions", {1000})}),
       Expected({{"add", "instructions", 1000, 0.1, 1}, {"gone", "instructions", 5, 0.1, 3}}, "*"), Policy{});
   EXPECT_THAT(r.missing_rows, ::testing::ElementsAre("gone,instructions (line 3)"));
+}
+
+// A GPU case by hand on a CPU machine: `perfgate run` skips it, and the rows
+// of its kernels (named unlike the case) are a warning, not missing results
+// that failed the run on a case it had skipped. With every case run, the
+// same row is missing.
+TEST(ReportTest, RowsNothingProducedWhereACaseCouldNotRunAreAWarning) {
+  v1::CaseStatus gpu;
+  gpu.set_name("cuda_add_one");
+  gpu.set_state(v1::CASE_STATE_NO_CAPABLE_AGENT);
+  Policy by_hand;
+  by_hand.fail_on.erase(Verdict::kNoCapableAgent);
+  const Baselines rows =
+      Expected({{"add", "instructions", 1000, 0.1, 1}, {"add_one_kernel", "gpu_time_per_kernel_s", 1e-6, 0.1, 2}}, "*");
+  GateReport skipped = BuildGateReport(RunOf({gpu, OkCase("add", "instructions", {1000})}), rows, by_hand);
+  EXPECT_TRUE(skipped.missing_rows.empty());
+  EXPECT_TRUE(skipped.passed) << ::testing::PrintToString(skipped.failed_rules);
+  EXPECT_THAT(skipped.warnings,
+              ::testing::Contains(HasSubstr("1 expected row with no result (add_one_kernel,gpu_time_per_kernel_s (line "
+                                            "2)), which a case no agent could run may report (cuda_add_one)")));
+
+  GateReport all_ran = BuildGateReport(RunOf({OkCase("add", "instructions", {1000})}), rows, by_hand);
+  EXPECT_THAT(all_ran.missing_rows, ::testing::ElementsAre("add_one_kernel,gpu_time_per_kernel_s (line 2)"));
+  EXPECT_FALSE(all_ran.passed);
 }
 
 TEST(ReportTest, CaseFailuresAndTestbeds) {
