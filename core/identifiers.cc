@@ -8,18 +8,28 @@
 namespace perfgate {
 namespace {
 
+// C0 and DEL; C1 (U+0080-U+009F, NEL among them) and the line and paragraph
+// separators U+2028 and U+2029 as UTF-8: each breaks a line or a record
+// somewhere names go (a terminal, YAML, a JavaScript or Python reader of
+// the JSON report, a Grafana legend).
 bool HasControl(absl::string_view name) {
-  return std::any_of(name.begin(), name.end(), [](char c) {
-    const auto u = static_cast<unsigned char>(c);
-    return u < 0x20 || u == 0x7f;
-  });
+  const auto at = [&](size_t i) { return i < name.size() ? static_cast<unsigned char>(name[i]) : 0; };
+  for (size_t i = 0; i < name.size(); ++i) {
+    const unsigned char u = at(i);
+    if (u < 0x20 || u == 0x7f) return true;
+    if (u == 0xC2 && at(i + 1) >= 0x80 && at(i + 1) <= 0x9F) return true;
+    if (u == 0xE2 && at(i + 1) == 0x80 && (at(i + 2) == 0xA8 || at(i + 2) == 0xA9)) return true;
+  }
+  return false;
 }
 
 // "" or what is wrong with a name of 1..max bytes (min 0: may be empty).
 std::string SizeAndControl(absl::string_view what, absl::string_view name, size_t min, size_t max) {
   if (name.size() < min) return absl::StrCat(what, " must not be empty");
   if (name.size() > max) return absl::StrCat(what, " must be at most ", max, " bytes, not ", name.size());
-  if (HasControl(name)) return absl::StrCat(what, " must not hold control characters (newline, tab, NUL...)");
+  if (HasControl(name))
+    return absl::StrCat(what,
+                        " must not hold control characters or line breaks (newline, tab, NUL, U+0085, U+2028...)");
   return "";
 }
 

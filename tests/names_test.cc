@@ -81,6 +81,12 @@ TEST(IdentifiersTest, NamesAreBoundedAndHoldNoControlCharacters) {
   EXPECT_EQ(SuiteNameProblem("PyTorch runtime overhead"), "");
   EXPECT_THAT(SuiteNameProblem(std::string(201, 's')), ::testing::HasSubstr("at most 200 bytes, not 201"));
   EXPECT_THAT(SuiteNameProblem("a\nb"), ::testing::HasSubstr("control characters"));
+  // C1 controls and Unicode line breaks were accepted and exported to /metrics.
+  EXPECT_THAT(SuiteNameProblem("a\u0085b"), ::testing::HasSubstr("line breaks")) << "NEL";
+  EXPECT_THAT(SuiteNameProblem("a\u2028b"), ::testing::HasSubstr("line breaks"));
+  EXPECT_THAT(SuiteNameProblem("a\u2029"), ::testing::HasSubstr("line breaks"));
+  EXPECT_THAT(SeriesNameProblem("b\u009f", "m"), ::testing::HasSubstr("line breaks"));
+  EXPECT_EQ(SuiteNameProblem("a\u00a0b \u2027 \u202a \u00e9"), "") << "NBSP, U+2027, U+202A and letters are not breaks";
   EXPECT_THAT(SuiteNameProblem(""), ::testing::HasSubstr("must not be empty")) << "JUnit named its cases '.a'";
   EXPECT_EQ(SeriesNameProblem("BM_F<int, float>/1024", "real_time"), "");
   // Older agents sent these; the coordinator takes them. An expected file's
