@@ -162,10 +162,11 @@ struct MetricsExporter::Families {
                      .Name("perfgate_case_outcomes_total")
                      .Help("Counted case results by outcome (ok, failed, crashed, timed_out, error, cancelled).")
                      .Register(r)),
-        lease_seconds(prometheus::BuildHistogram()
-                          .Name("perfgate_case_duration_seconds")
-                          .Help("Time from lease to counted result: warm-up, samples and reporting.")
-                          .Register(r)),
+        case_seconds(prometheus::BuildHistogram()
+                         .Name("perfgate_case_duration_seconds")
+                         .Help("How long an agent was busy with a counted case (warm-up and samples), by its own "
+                               "account, at most the lease's span; not the wait of a case held ahead on the agent.")
+                         .Register(r)),
         runs_finished(prometheus::BuildCounter()
                           .Name("perfgate_runs_finished_total")
                           .Help("Runs that reached a final state, by state (finished, cancelled).")
@@ -203,7 +204,7 @@ struct MetricsExporter::Families {
   prometheus::Family<prometheus::Counter>& leases_lost;
   prometheus::Family<prometheus::Counter>& results;
   prometheus::Family<prometheus::Counter>& outcomes;
-  prometheus::Family<prometheus::Histogram>& lease_seconds;
+  prometheus::Family<prometheus::Histogram>& case_seconds;
   prometheus::Family<prometheus::Counter>& runs_finished;
   prometheus::Family<prometheus::Counter>& gate_runs;
   prometheus::Family<prometheus::Counter>& case_verdicts;
@@ -273,10 +274,7 @@ void MetricsExporter::RestoreBenchmarkValues(Store* store) {
       MetricDeclarations declared;
       for (const auto& [metric, unit] : r->declared_units) declared[metric].unit = unit;
       SetBenchmarkValues(r->suite, r->pool, r->case_name, r->result, declared);
-      if (SuiteLabel(r->suite) == r->suite) {
-        std::lock_guard lock(declared_mu_);
-        declared_.try_emplace(r->suite, declared);  // every row of a suite declares the same
-      }
+      KeepDeclared(r->suite, declared, /*replace=*/false);  // every row of a suite declares the same
     }
   }
 }
@@ -285,30 +283,47 @@ void MetricsExporter::OnAuthFailure(const char* reason) {
   families_->auth_failures.Add({{"reason", reason}}).Increment();
 }
 
-void MetricsExporter::OnLeaseGranted(const std::string& pool) {
-  families_->leases_granted.Add({{"pool", pool}}).Increment();
-  // Series that may stay at zero exist from a pool's first lease, so rates
-  // and alerts see 0 rather than no data.
-  families_->leases_lost.Add({{"pool", pool}});
+// A pool's counters exist at zero from its first agent: born at their first
+// event, at 1, rate() never saw that event, and the lost-lease ratio read
+// 289,753 for one lease lost of one granted.
+void MetricsExporter::OnAgentRegistered(const std::string& pool) {
+  const std::string label = PoolLabel(pool);
+  families_->leases_granted.Add({{"pool", label}});
+  families_->leases_lost.Add({{"pool", label}});
   for (Disposition disposition : {Disposition::kCounted, Disposition::kStale, Disposition::kDuplicate}) {
-    families_->results.Add({{"pool", pool}, {"disposition", DispositionName(disposition)}});
+    families_->results.Add({{"pool", label}, {"disposition", DispositionName(disposition)}});
   }
 }
 
-void MetricsExporter::OnLeaseLost(const std::string& pool) { families_->leases_lost.Add({{"pool", pool}}).Increment(); }
+void MetricsExporter::OnLeaseGranted(const std::string& pool) {
+  families_->leases_granted.Add({{"pool", PoolLabel(pool)}}).Increment();
+}
+
+void MetricsExporter::OnLeaseLost(const std::string& pool) {
+  families_->leases_lost.Add({{"pool", PoolLabel(pool)}}).Increment();
+}
 
 void MetricsExporter::OnResult(const std::string& suite, const std::string& branch, const std::string& pool,
                                const std::string& disposition, const std::string& case_name,
-                               const v1::CaseResult& result, double lease_seconds) {
-  families_->results.Add({{"pool", pool}, {"disposition", disposition}}).Increment();
+                               const v1::CaseResult& result, double case_seconds) {
+  families_->results.Add({{"pool", PoolLabel(pool)}, {"disposition", disposition}}).Increment();
   if (disposition != DispositionName(Disposition::kCounted)) return;
   const std::string outcome = LabelValue(OutcomeName(result.outcome()));
   families_->outcomes.Add({{"suite", SuiteLabel(suite)}, {"case", CaseLabel(suite, case_name)}, {"outcome", outcome}})
       .Increment();
   static const std::vector<double> kBuckets = {0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600};
-  families_->lease_seconds.Add({{"pool", pool}}, kBuckets).Observe(lease_seconds);
+  families_->case_seconds.Add({{"pool", PoolLabel(pool)}}, kBuckets).Observe(case_seconds);
   if (branch != main_branch_ || result.outcome() != v1::CaseResult::OUTCOME_OK) return;
   SetBenchmarkValues(suite, pool, case_name, result, DeclaredBy(suite));
+}
+
+void MetricsExporter::KeepDeclared(const std::string& suite, MetricDeclarations declared, bool replace) {
+  std::lock_guard lock(declared_mu_);
+  if (auto it = declared_.find(suite); it != declared_.end()) {
+    if (replace) it->second = std::move(declared);
+  } else if (declared_.size() < kMaxDeclaringSuites) {
+    declared_.emplace(suite, std::move(declared));
+  }
 }
 
 MetricDeclarations MetricsExporter::DeclaredBy(const std::string& suite) {
@@ -338,10 +353,8 @@ void MetricsExporter::SetBenchmarkValues(const std::string& suite, const std::st
 // dashboard or an alert (a failed gate read as a 100% pass rate).
 void MetricsExporter::OnRunSubmitted(const v1::Suite& suite, const std::string& branch) {
   const std::string label = SuiteLabel(suite.name());
-  if (label == suite.name() && branch == main_branch_) {  // a PR's declarations label none of main's values
-    std::lock_guard lock(declared_mu_);
-    declared_[label] = DeclaredMetrics(suite);
-  }
+  // A PR's declarations label none of main's values.
+  if (branch == main_branch_) KeepDeclared(suite.name(), DeclaredMetrics(suite), /*replace=*/true);
   for (const char* result : {"passed", "failed"}) families_->gate_runs.Add({{"suite", label}, {"result", result}});
   for (const char* state : {"finished", "cancelled"})
     families_->runs_finished.Add({{"suite", label}, {"state", state}});
@@ -390,6 +403,8 @@ void MetricsExporter::RefuseForItsSuite(const std::string& suite_label) {
 }
 
 std::string MetricsExporter::SuiteLabel(const std::string& suite) { return Admit(suites_, "suite", suite); }
+
+std::string MetricsExporter::PoolLabel(const std::string& pool) { return Admit(pools_, "pool", pool); }
 
 std::string MetricsExporter::CaseLabel(const std::string& suite, const std::string& case_name) {
   if (SuiteLabel(suite) == kOtherLabel) return kOtherLabel;

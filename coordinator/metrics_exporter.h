@@ -44,6 +44,12 @@ inline constexpr size_t kMaxBenchmarkSeries = 100'000;
 inline constexpr size_t kMaxBenchmarkSeriesBytes = 16 << 20;
 inline constexpr size_t kMaxBenchmarkSeriesBytesPerSuite = kMaxBenchmarkSeriesBytes / 8;
 
+// Main-branch suites whose declared units (`metrics:`) are kept. Apart from
+// the suite label's budget: past it a suite's values are still exported
+// (their suite label is theirs), and without its units a value declared in
+// ms read as 250 with unit "none", and 0.25 seconds after a restart.
+inline constexpr size_t kMaxDeclaringSuites = 10'000;
+
 class MetricsExporter final : public SchedulerListener {
  public:
   // Serves /metrics on `listen` (host:port; port 0 picks one). Latest
@@ -60,11 +66,12 @@ class MetricsExporter final : public SchedulerListener {
   // host:port it listens on.
   const std::string& address() const { return address_; }
 
+  void OnAgentRegistered(const std::string& pool) override;
   void OnLeaseGranted(const std::string& pool) override;
   void OnLeaseLost(const std::string& pool) override;
   void OnResult(const std::string& suite, const std::string& branch, const std::string& pool,
                 const std::string& disposition, const std::string& case_name, const v1::CaseResult& result,
-                double lease_seconds) override;
+                double case_seconds) override;
   void OnRunSubmitted(const v1::Suite& suite, const std::string& branch) override;
   void OnRunFinished(const std::string& suite, v1::RunState state) override;
   void OnVerdict(const std::string& suite, const v1::ReportVerdictRequest& verdict) override;
@@ -80,7 +87,13 @@ class MetricsExporter final : public SchedulerListener {
   // The units `suite` declares (`metrics:`), as its newest run submitted on
   // the main branch said: the runs whose values are exported.
   MetricDeclarations DeclaredBy(const std::string& suite) ABSL_LOCKS_EXCLUDED(declared_mu_);
+  // Keeps `declared` as `suite`'s (in place of what it had if `replace`),
+  // within kMaxDeclaringSuites.
+  void KeepDeclared(const std::string& suite, MetricDeclarations declared, bool replace)
+      ABSL_LOCKS_EXCLUDED(declared_mu_);
 
+  // The pool label of `pool` (from agents, which name their own), within its budget.
+  std::string PoolLabel(const std::string& pool);
   // The suite label of `suite`, and the case label of `case_name` in it, within their budgets.
   std::string SuiteLabel(const std::string& suite);
   std::string CaseLabel(const std::string& suite, const std::string& case_name);
@@ -98,6 +111,7 @@ class MetricsExporter final : public SchedulerListener {
 
   std::string main_branch_;
   std::string address_;
+  LabelBudget pools_{1'000};
   LabelBudget suites_{1'000};
   LabelBudget cases_{50'000};              // suite and case
   LabelBudget benchmark_series_{kMaxBenchmarkSeries, kMaxBenchmarkSeriesBytes};  // every label of a benchmark value
@@ -112,7 +126,7 @@ class MetricsExporter final : public SchedulerListener {
   std::map<std::string, SuiteShare> share_of_suite_ ABSL_GUARDED_BY(series_mu_);
   std::set<std::string> suites_told_ ABSL_GUARDED_BY(series_mu_);
   std::mutex declared_mu_;
-  // By suite name, for suites within the suite label's budget.
+  // By suite name, of main-branch runs: at most kMaxDeclaringSuites.
   std::map<std::string, MetricDeclarations> declared_ ABSL_GUARDED_BY(declared_mu_);
   std::shared_ptr<prometheus::Registry> registry_;
   std::shared_ptr<prometheus::Collectable> live_;

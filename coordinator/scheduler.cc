@@ -276,6 +276,7 @@ absl::StatusOr<v1::RegisterResponse> Scheduler::Register(const v1::RegisterReque
   const std::string id = session.record.session_id;
   AddSession(std::move(session));
   changed_.notify_all();
+  if (listener_) listener_->OnAgentRegistered(request.pool());
 
   v1::RegisterResponse response;
   response.set_session_id(id);
@@ -1136,7 +1137,7 @@ SchedulerStats Scheduler::Stats() const {
   SchedulerStats stats = stats_;
   for (const auto& [id, session] : sessions_) ++stats.sessions_by_pool[session.record.pool];
   for (const auto& [key, queue] : queues_) stats.pending_cases += queue.pending.size();
-  for (const auto& [id, session] : sessions_) stats.running_cases += !session.lease_ids.empty();
+  for (const auto& [id, session] : sessions_) stats.running_cases += session.lease_ids.size();
   stats.queues = queues_.size();
   return stats;
 }

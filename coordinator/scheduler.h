@@ -81,7 +81,7 @@ struct SchedulerStats {
   uint64_t store_errors = 0;
   std::map<std::string, size_t> sessions_by_pool;  // live sessions
   size_t pending_cases = 0;
-  size_t running_cases = 0;
+  size_t running_cases = 0;  // leased: running on an agent or held ahead there, as the gate shows them
   size_t queues = 0;  // sets of requirements that unfinished runs have cases of
 };
 

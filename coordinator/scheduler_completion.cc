@@ -6,6 +6,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "coordinator/run_summary.h"
 #include "coordinator/scheduler.h"
 #include "core/identifiers.h"
 #include "core/metric_traits.h"
@@ -373,7 +374,8 @@ absl::StatusOr<v1::CompleteLeaseResponse::Disposition> Scheduler::TakeCountedRes
   c.implied_host = result.has_host() || !session ? nullptr : session->host;
   if (listener_) {
     listener_->OnResult(run.meta.suite_name(), run.meta.branch(), lease.pool, DispositionName(Disposition::kCounted),
-                        c.status.name(), result, static_cast<double>(now - lease.granted_at_ms) / 1000);
+                        c.status.name(), result,
+                        static_cast<double>(DurationMs(result, now - lease.granted_at_ms)) / 1000);
   }
   ApplyCase(run, lease.case_index, state, error);
   MaybeFinish(run);

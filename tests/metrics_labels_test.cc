@@ -174,6 +174,120 @@ TEST_F(MetricsLabelsTest, UnitsTheSuiteDeclaresAreTheUnitLabelAlsoAfterARestart)
   EXPECT_THAT(RestartAndScrape(), HasSubstr(series));
 }
 
+// Past the suite label's budget (a submitter's 1,000 junk suites), a
+// main-branch suite's declared units still label its values: they read 250
+// with unit "none", and 0.25 seconds after a restart.
+TEST_F(MetricsLabelsTest, UnitsTheSuiteDeclaresHoldPastTheSuiteLabelsBudget) {
+  for (int i = 0; i < 1'000; ++i) exporter_->OnRunFinished(absl::StrCat("junk-", i), v1::RUN_STATE_FINISHED);
+  const std::string session_id = ListenAndRegister();
+  v1::SubmitRunRequest request;
+  request.set_branch("main");
+  request.mutable_suite()->set_name("s1");
+  (*request.mutable_suite()->mutable_metrics())["lat"].set_unit("ms");
+  auto* c = request.mutable_suite()->add_cases();
+  c->set_name("k");
+  c->add_argv("/bin/true");
+  ASSERT_TRUE(scheduler_->Submit(request).ok());
+  v1::WorkItem item;
+  auto wait = scheduler_->NextWorkItem(session_id, 0, &item);
+  ASSERT_TRUE(wait.ok() && *wait == Scheduler::Wait::kItem && item.has_lease());
+  v1::CompleteLeaseRequest done;
+  done.set_session_id(session_id);
+  done.set_lease_id(item.lease().lease_id());
+  done.mutable_result()->set_outcome(v1::CaseResult::OUTCOME_OK);
+  auto* value = done.mutable_result()->add_samples()->add_values();
+  value->set_benchmark("k");
+  value->set_metric("lat");
+  value->set_value(250);
+  value->set_source("case:pytorch");
+  ASSERT_TRUE(scheduler_->Complete(done).ok());
+  const std::string series = "metric=\"lat\",suite=\"s1\",testbed=\"lab\",unit=\"seconds\"} 0.25";
+  const std::string body = testing::HttpGet(exporter_->address(), "/metrics");
+  EXPECT_THAT(body, HasSubstr("perfgate_gate_runs_total{result=\"passed\",suite=\"_other_\"}")) << "past the budget";
+  EXPECT_THAT(body, HasSubstr(series));
+  EXPECT_THAT(RestartAndScrape(), HasSubstr(series));
+}
+
+// A pool's lease counters exist at zero from its first agent: born at their
+// first event, at 1, rate() missed it and the lost-lease ratio read 289,753.
+// The running gauge counts leased cases (held ahead on an agent too), as
+// the gate shows them running, not agents with a lease (3 against 48 at
+// once in a review's run).
+TEST_F(MetricsLabelsTest, APoolsCountersAreZeroFromItsFirstAgentAndRunningCountsLeases) {
+  const std::string session_id = ListenAndRegister();
+  std::string body = testing::HttpGet(exporter_->address(), "/metrics");
+  EXPECT_THAT(body, HasSubstr("perfgate_leases_granted_total{pool=\"lab\"} 0"));
+  EXPECT_THAT(body, HasSubstr("perfgate_leases_lost_total{pool=\"lab\"} 0"));
+  EXPECT_THAT(body, HasSubstr("perfgate_results_total{disposition=\"counted\",pool=\"lab\"} 0"));
+  v1::SubmitRunRequest request;
+  request.mutable_suite()->set_name("three");
+  for (const char* name : {"a", "b", "c"}) {
+    auto* c = request.mutable_suite()->add_cases();
+    c->set_name(name);
+    c->add_argv("/bin/true");
+  }
+  ASSERT_TRUE(scheduler_->Submit(request).ok());
+  v1::RegisterRequest second;
+  second.set_agent_id("a2");
+  second.set_pool("lab");
+  auto other = scheduler_->Register(second);
+  ASSERT_TRUE(other.ok()) << other.status();
+  for (const std::string& session : {session_id, other->session_id()}) {
+    v1::WorkItem item;
+    auto wait = scheduler_->NextWorkItem(session, 0, &item);
+    ASSERT_TRUE(wait.ok() && *wait == Scheduler::Wait::kItem && item.has_lease());
+  }
+  body = testing::HttpGet(exporter_->address(), "/metrics");
+  EXPECT_THAT(body, HasSubstr("perfgate_cases{state=\"running\"} 2"));
+  EXPECT_THAT(body, HasSubstr("perfgate_cases{state=\"pending\"} 1"));
+  EXPECT_THAT(body, HasSubstr("perfgate_leases_granted_total{pool=\"lab\"} 2"));
+}
+
+// The duration histogram observes how long the agent was busy with a case,
+// not the lease's span, which holds the wait of a case held ahead: cases of
+// 30 ms read 10x that on the dashboard.
+TEST_F(MetricsLabelsTest, CaseDurationIsTheAgentsBusyTimeNotTheLeasesSpan) {
+  testing::TempDir dir;
+  SimulatedTimeSource clock(1'000'000);
+  auto store = OpenSqliteStore(dir.File("d.db"));
+  ASSERT_TRUE(store.ok()) << store.status();
+  Scheduler scheduler(store->get(), &clock);
+  auto exporter = MetricsExporter::Start("127.0.0.1:0", &scheduler, "main", store->get(), dir.File("d.db"));
+  ASSERT_TRUE(exporter.ok()) << exporter.status();
+  scheduler.SetListener(exporter->get());
+  ASSERT_TRUE(scheduler.Recover().ok());
+  v1::RegisterRequest agent;
+  agent.set_agent_id("a1");
+  agent.set_pool("lab");
+  auto session = scheduler.Register(agent);
+  ASSERT_TRUE(session.ok()) << session.status();
+  v1::SubmitRunRequest request;
+  request.mutable_suite()->set_name("held");
+  auto* c = request.mutable_suite()->add_cases();
+  c->set_name("a");
+  c->add_argv("/bin/true");
+  ASSERT_TRUE(scheduler.Submit(request).ok());
+  v1::WorkItem item;
+  auto wait = scheduler.NextWorkItem(session->session_id(), 0, &item);
+  ASSERT_TRUE(wait.ok() && *wait == Scheduler::Wait::kItem && item.has_lease());
+  clock.Advance(3'000);  // held ahead 2.97 s behind another case, then busy 30 ms
+  v1::CompleteLeaseRequest done;
+  done.set_session_id(session->session_id());
+  done.set_lease_id(item.lease().lease_id());
+  done.mutable_result()->set_outcome(v1::CaseResult::OUTCOME_OK);
+  done.mutable_result()->set_busy_us(30'000);
+  auto* value = done.mutable_result()->add_samples()->add_values();
+  value->set_benchmark("a");
+  value->set_metric("wall_time");
+  value->set_value(0.03);
+  value->set_source("agent:clock");
+  ASSERT_TRUE(scheduler.Complete(done).ok());
+  const std::string body = testing::HttpGet((*exporter)->address(), "/metrics");
+  EXPECT_THAT(body, HasSubstr("perfgate_case_duration_seconds_sum{pool=\"lab\"} 0.03\n")) << body;
+  EXPECT_THAT(body, HasSubstr("perfgate_case_duration_seconds_bucket{pool=\"lab\",le=\"0.1\"} 1"));
+  scheduler.SetListener(nullptr);
+}
+
 // A value of benchmark `benchmark`, as a PyTorch-style case reports it.
 v1::MetricValue Value(const std::string& benchmark, const std::string& metric, double value) {
   v1::MetricValue v;

@@ -1932,6 +1932,10 @@ TEST_F(SchedulerTest, OneCallTakesSeveralResultsAndGrantsLeasesAheadUpToWhatTheA
   ASSERT_EQ(held.size(), 4u);  // idle after the result: four to hold, one to run and three ahead
   EXPECT_EQ(Run(run).cases(4).state(), v1::CASE_STATE_RUNNING);
   EXPECT_EQ(Run(run).cases(5).state(), v1::CASE_STATE_PENDING);
+  // /metrics' running cases are those the run shows running, held ahead too
+  // (it counted agents with a lease: 1 here).
+  EXPECT_EQ(scheduler_->Stats().running_cases, 4u);
+  EXPECT_EQ(scheduler_->Stats().pending_cases, 15u);
 
   // Three of them reported together, the fourth still held: three more granted.
   auto reply = CompleteSeveral(s, {held[0], held[1], held[2]}, 4);
@@ -1943,7 +1947,7 @@ TEST_F(SchedulerTest, OneCallTakesSeveralResultsAndGrantsLeasesAheadUpToWhatTheA
   const v1::Run now = Run(run);
   for (int c = 0; c < 4; ++c) EXPECT_EQ(now.cases(c).state(), v1::CASE_STATE_DONE) << c;
   EXPECT_EQ(scheduler_->Stats().results_counted, 4u);
-  EXPECT_EQ(scheduler_->Stats().running_cases, 1u);  // one agent busy, however many leases it holds
+  EXPECT_EQ(scheduler_->Stats().running_cases, 4u);  // the cases the run shows running: one, three held ahead
   // On disk: four leases ended with their results (state 2, completed), four held.
   const std::string db = dir_.File("perfgate.db");
   EXPECT_EQ(testing::QueryInt(db, "SELECT COUNT(*) FROM leases WHERE state = 2 AND counted = 1"), 4);
