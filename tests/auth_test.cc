@@ -737,6 +737,23 @@ TEST(ClientSecurityTest, AUnixSocketIsTrustedOnlyInFoldersNoOneElseCanWrite) {
     ASSERT_EQ(mkdir(made.c_str(), 0755), 0);
     ASSERT_EQ(chown(made.c_str(), 54321, 54321), 0);
     EXPECT_FALSE(LoadClientSecurity(flags, "unix:" + made + "/c.sock").ok());
+
+    // A link of theirs to a trusted folder: the connection follows the link,
+    // which they could swap for one to their own socket (they did, and had
+    // a root agent run their commands). As the path names it, it is judged.
+    const std::string link_in_theirs = theirs + "/to-mine";
+    ASSERT_EQ(symlink(mine.c_str(), link_in_theirs.c_str()), 0);
+    auto through_theirs = LoadClientSecurity(flags, "unix:" + link_in_theirs + "/c.sock");
+    ASSERT_FALSE(through_theirs.ok());
+    EXPECT_THAT(through_theirs.status().message(), HasSubstr(theirs + " (above the socket"));
+    const std::string their_link = shared + "/their-link";  // theirs to swap, in a sticky folder
+    ASSERT_EQ(symlink(mine.c_str(), their_link.c_str()), 0);
+    ASSERT_EQ(lchown(their_link.c_str(), 54321, 54321), 0);
+    EXPECT_FALSE(LoadClientSecurity(flags, "unix:" + their_link + "/c.sock").ok());
+    EXPECT_FALSE(LoadClientSecurity(flags, "unix:" + their_link + "/../mine/c.sock").ok()) << "link/.. too";
+    const std::string my_link = shared + "/my-link";  // this user's link, which only this user can swap
+    ASSERT_EQ(symlink(mine.c_str(), my_link.c_str()), 0);
+    EXPECT_TRUE(LoadClientSecurity(flags, "unix:" + my_link + "/c.sock").ok());
   }
   flags.insecure = true;
   EXPECT_TRUE(LoadClientSecurity(flags, "unix:" + shared + "/c.sock").ok());
