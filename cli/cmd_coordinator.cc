@@ -124,8 +124,8 @@ void AddTuningFlags(CLI::App* cmd, CoordinatorFlags* flags) {
       ->check(CLI::Range(0, 39));
   cmd->add_flag("--sync-commits", flags->sync_commits,
                 "acknowledge a result only once fdatasync has put it on disk, so that it survives a power cut or a "
-                "kernel crash, not only the coordinator's death (the default); every acknowledgement then waits "
-                "for the disk, which on a busy or shared disk can hold agents up");
+                "kernel crash, not only the coordinator's death (which is all the default survives); every "
+                "acknowledgement then waits for the disk, which on a busy or shared disk can hold agents up");
 }
 
 // The lease timings the flags ask for; heartbeats, sessions and sweeps follow the lease's TTL.

@@ -243,6 +243,10 @@ absl::Status CheckRegistration(const v1::RegisterRequest& request) {
     if (!problem.empty()) break;
     problem = AgentNameProblem("label", label);
   }
+  if (problem.empty() && request.host().ByteSizeLong() > Scheduler::kMaxHostFingerprintBytes) {
+    problem = absl::StrCat("a host fingerprint may be at most ", Scheduler::kMaxHostFingerprintBytes, " bytes, not ",
+                           request.host().ByteSizeLong());
+  }
   if (problem.empty()) return absl::OkStatus();
   return absl::InvalidArgumentError(
       absl::StrCat(problem, " (agent '", EscapeControls(request.agent_id().substr(0, 80)), "')"));
@@ -260,6 +264,11 @@ absl::StatusOr<v1::RegisterResponse> Scheduler::Register(const v1::RegisterReque
       if (auto s = CheckIdFree(*holder, request); !s.ok()) return s;
       fenced = old->second;
     }
+  }
+  if (sessions_.size() >= options_.max_sessions && fenced.empty()) {
+    return absl::ResourceExhaustedError(absl::StrCat("this coordinator serves at most ", options_.max_sessions,
+                                                     " agent sessions at once; agent '", request.agent_id(),
+                                                     "' may register once one ends"));
   }
   Session session;
   session.record.session_id = NewId("session");

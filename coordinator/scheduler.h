@@ -52,6 +52,9 @@ struct SchedulerOptions {
   // Bounds on what one caller can make the coordinator hold and store.
   size_t max_cases_per_run = 10'000;
   size_t max_samples_per_result = kMaxSamplesPerResult;
+  // Live agent sessions at once: a fleet is hundreds of agents, and each
+  // keeps its session's state and store row.
+  size_t max_sessions = 10'000;
 };
 
 // The longest an honest agent can hold a lease of `spec`: every run it makes
@@ -132,6 +135,10 @@ class Scheduler {
   // between two cases. Beyond the first lease a session holds, a lease is
   // held ahead only where MayHoldAhead allows.
   absl::StatusOr<v1::CompleteLeaseResponse> Complete(const v1::CompleteLeaseRequest& request);
+  // A host fingerprint is a few hundred bytes (eight GPUs: some 2 KB); each
+  // live session keeps its own, and its store row. At 1 MiB each, 1,500
+  // sessions of one agent token took the coordinator to 2.97 GB.
+  static constexpr size_t kMaxHostFingerprintBytes = 64 << 10;
   // Most results one call may carry, and most leases one session may hold.
   static constexpr int kMaxResultsPerCall = 64;
   static constexpr uint32_t kMaxLeasesHeld = 16;

@@ -1127,6 +1127,34 @@ TEST_F(SchedulerTest, RegistrationNamesAndKnownPoolsAreBounded) {
   EXPECT_EQ(testing::QueryInt(dir_.File("perfgate.db"), "SELECT COUNT(*) FROM sessions WHERE agent_id = 'past-2'"), 0);
 }
 
+// One agent token's holder registered 1,500 sessions of 1 MiB fingerprints
+// and took the coordinator to 2.97 GB.
+TEST_F(SchedulerTest, FingerprintsAndLiveSessionsAreBounded) {
+  options_.max_sessions = 2;
+  scheduler_ = std::make_unique<Scheduler>(store_.get(), &clock_, options_);
+  ASSERT_TRUE(scheduler_->Recover().ok());
+  v1::RegisterRequest big;
+  big.set_agent_id("big");
+  big.mutable_host()->set_gpu_note(std::string(Scheduler::kMaxHostFingerprintBytes, 'x'));
+  auto refused = scheduler_->Register(big);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("a host fingerprint may be at most 65536 bytes"));
+
+  Register("a");
+  Register("b");
+  v1::RegisterRequest third;
+  third.set_agent_id("c");
+  auto full = scheduler_->Register(third);
+  EXPECT_EQ(full.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(full.status().message()), HasSubstr("at most 2 agent sessions at once"));
+  v1::RegisterRequest again;
+  again.set_agent_id("a");  // the same agent registering again takes its own place
+  EXPECT_TRUE(scheduler_->Register(again).ok());
+  clock_.Advance(options_.session_ttl_ms + 1);
+  scheduler_->Sweep();
+  EXPECT_TRUE(scheduler_->Register(third).ok()) << "once sessions end";
+}
+
 TEST_F(SchedulerTest, RunsAndResultsOverTheLimitsAreRefusedSayingWhy) {
   options_.max_cases_per_run = 3;
   options_.max_samples_per_result = 4;
