@@ -174,40 +174,6 @@ TEST_F(MetricsLabelsTest, UnitsTheSuiteDeclaresAreTheUnitLabelAlsoAfterARestart)
   EXPECT_THAT(RestartAndScrape(), HasSubstr(series));
 }
 
-// Past the suite label's budget (a submitter's 1,000 junk suites), a
-// main-branch suite's declared units still label its values: they read 250
-// with unit "none", and 0.25 seconds after a restart.
-TEST_F(MetricsLabelsTest, UnitsTheSuiteDeclaresHoldPastTheSuiteLabelsBudget) {
-  for (int i = 0; i < 1'000; ++i) exporter_->OnRunFinished(absl::StrCat("junk-", i), v1::RUN_STATE_FINISHED);
-  const std::string session_id = ListenAndRegister();
-  v1::SubmitRunRequest request;
-  request.set_branch("main");
-  request.mutable_suite()->set_name("s1");
-  (*request.mutable_suite()->mutable_metrics())["lat"].set_unit("ms");
-  auto* c = request.mutable_suite()->add_cases();
-  c->set_name("k");
-  c->add_argv("/bin/true");
-  ASSERT_TRUE(scheduler_->Submit(request).ok());
-  v1::WorkItem item;
-  auto wait = scheduler_->NextWorkItem(session_id, 0, &item);
-  ASSERT_TRUE(wait.ok() && *wait == Scheduler::Wait::kItem && item.has_lease());
-  v1::CompleteLeaseRequest done;
-  done.set_session_id(session_id);
-  done.set_lease_id(item.lease().lease_id());
-  done.mutable_result()->set_outcome(v1::CaseResult::OUTCOME_OK);
-  auto* value = done.mutable_result()->add_samples()->add_values();
-  value->set_benchmark("k");
-  value->set_metric("lat");
-  value->set_value(250);
-  value->set_source("case:pytorch");
-  ASSERT_TRUE(scheduler_->Complete(done).ok());
-  const std::string series = "metric=\"lat\",suite=\"s1\",testbed=\"lab\",unit=\"seconds\"} 0.25";
-  const std::string body = testing::HttpGet(exporter_->address(), "/metrics");
-  EXPECT_THAT(body, HasSubstr("perfgate_gate_runs_total{result=\"passed\",suite=\"_other_\"}")) << "past the budget";
-  EXPECT_THAT(body, HasSubstr(series));
-  EXPECT_THAT(RestartAndScrape(), HasSubstr(series));
-}
-
 // A pool's lease counters exist at zero from its first agent: born at their
 // first event, at 1, rate() missed it and the lost-lease ratio read 289,753.
 // The running gauge counts leased cases (held ahead on an agent too), as
@@ -335,6 +301,23 @@ void RunMainSuite(Scheduler* scheduler, const std::string& session_id, const std
         Value(name + std::string(name_bytes > name.size() ? name_bytes - name.size() : 0, 'x'), "time_s", 1));
   }
   CompleteMainRun(scheduler, session_id, named, values);
+}
+
+// Past the suite label's budget (a submitter's 1,000 junk suites), a
+// main-branch suite's declared units still label its values: they read 250
+// with unit "none", and 0.25 seconds after a restart.
+TEST_F(MetricsLabelsTest, UnitsTheSuiteDeclaresHoldPastTheSuiteLabelsBudget) {
+  for (int i = 0; i < 1'000; ++i) exporter_->OnRunFinished(absl::StrCat("junk-", i), v1::RUN_STATE_FINISHED);
+  const std::string session_id = ListenAndRegister();
+  v1::Suite suite;
+  suite.set_name("s1");
+  (*suite.mutable_metrics())["lat"].set_unit("ms");
+  CompleteMainRun(scheduler_.get(), session_id, suite, {Value("c", "lat", 250)});
+  const std::string series = "metric=\"lat\",suite=\"s1\",testbed=\"lab\",unit=\"seconds\"} 0.25";
+  const std::string body = testing::HttpGet(exporter_->address(), "/metrics");
+  EXPECT_THAT(body, HasSubstr("perfgate_gate_runs_total{result=\"passed\",suite=\"_other_\"}")) << "past the budget";
+  EXPECT_THAT(body, HasSubstr(series));
+  EXPECT_THAT(RestartAndScrape(), HasSubstr(series));
 }
 
 // One suite that reported 12,000 series exports its share, 10,000, and the
