@@ -414,10 +414,23 @@ std::optional<v1::WorkItem> Scheduler::GrantLease(Session& session) {
   return item;
 }
 
+// A frozen agent (stopped, swapping) that comes back before its session
+// ends asked for work and got the case whose lease it had just lost, and a
+// case lost twice is one attempt from an error. It takes the next case
+// instead, if one of the first few is not its own lost one; else that one.
+Scheduler::QueueKey Scheduler::FirstNotLostBy(const Queue& queue, const std::string& agent_id) const {
+  int scanned = 0;
+  for (const QueueKey& key : queue.pending) {
+    if (++scanned > kLostCasesPassed) break;
+    if (run_by_seq_.at(key.run_seq)->cases[key.index].lost_by != agent_id) return key;
+  }
+  return *queue.pending.begin();
+}
+
 std::optional<Scheduler::Grant> Scheduler::ChooseLease(const Session& session, bool ahead) {
   Queue* queue = BestQueueFor(session);
   if (!queue) return std::nullopt;
-  const QueueKey key = *queue->pending.begin();
+  const QueueKey key = FirstNotLostBy(*queue, session.record.agent_id);
   if (ahead && !MayHoldAhead(session, *queue, key)) return std::nullopt;
   RunEntry& run = *run_by_seq_.at(key.run_seq);
   const CaseEntry& c = run.cases[key.index];
@@ -622,6 +635,7 @@ void Scheduler::LoseLease(std::string lease_id, const std::string& why) {
   ++stats_.leases_lost;
   if (listener_) listener_->OnLeaseLost(lease.pool);
   RunEntry& run = runs_.at(lease.run_id);
+  run.cases[lease.case_index].lost_by = lease.agent_id;
   RetryOrGiveUp(run, lease.case_index, absl::StrCat("attempt ", lease.attempt, " on ", lease.agent_id, " lost: ", why));
   MaybeFinish(run);
 }

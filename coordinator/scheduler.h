@@ -246,6 +246,8 @@ class Scheduler {
     // allocations, as much as the rest of a trivial result.
     std::shared_ptr<const v1::HostFingerprint> implied_host;
     std::string lease_id;  // active lease
+    // The agent whose lease of it was lost last: others take it first.
+    std::string lost_by;
     Queue* queue = nullptr;
     int64_t expected_ms = 0;
     int64_t pending_since_ms = 0;
@@ -320,6 +322,11 @@ class Scheduler {
   // The session's next case; with `ahead` (it holds a lease already), only
   // one MayHoldAhead allows.
   std::optional<Grant> ChooseLease(const Session& session, bool ahead = false) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The first of `queue`'s pending cases whose lease `agent_id` did not
+  // lose last, among its first kLostCasesPassed; else its first.
+  // REQUIRES: queue.pending not empty.
+  static constexpr int kLostCasesPassed = 8;
+  QueueKey FirstNotLostBy(const Queue& queue, const std::string& agent_id) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A lease held ahead waits behind the session's current case, so it is
   // granted only where that cannot keep others waiting: the agent has no
   // GPU (a GPU case must never wait behind CPU work there), the case is not

@@ -286,6 +286,44 @@ TEST_F(SchedulerTest, ExpiredLeaseIsLostRequeuedWithNextAttemptAndLateResultIsSt
   EXPECT_EQ(stats.results_stale, 1u);
 }
 
+// A frozen agent (SIGSTOP, swapping) back before its session ends took the
+// case whose lease it had just lost, a second attempt of three on the
+// agent that froze. It takes another case; the lost one goes elsewhere.
+TEST_F(SchedulerTest, AnAgentBackFromAFreezeTakesAnotherCaseThanTheOneItLost) {
+  const std::string frozen = Register("frozen");
+  const std::string run = Submit(2);
+  auto first = Next(frozen);
+  ASSERT_TRUE(first && first->has_lease());
+  EXPECT_EQ(first->lease().spec().name(), "case0");
+  clock_.Advance(10'000);
+  scheduler_->Sweep();  // the lease expired; the session (15 s) lives on
+  ASSERT_EQ(Run(run).cases(0).state(), v1::CASE_STATE_PENDING);
+  auto cancel = Next(frozen);
+  ASSERT_TRUE(cancel && cancel->cancel_lease_id() == first->lease().lease_id());
+  auto next = Next(frozen);
+  ASSERT_TRUE(next && next->has_lease());
+  EXPECT_EQ(next->lease().spec().name(), "case1") << "not its own lost case again";
+  const std::string other = Register("other");
+  auto retry = Next(other);
+  ASSERT_TRUE(retry && retry->has_lease());
+  EXPECT_EQ(retry->lease().spec().name(), "case0");
+  EXPECT_EQ(retry->lease().attempt(), 2u);
+}
+
+// Its lost case is all there is: it takes it, rather than nothing.
+TEST_F(SchedulerTest, AnAgentTakesTheCaseItLostWhenNothingElseIsPending) {
+  const std::string s = Register("a1");
+  const std::string run = Submit(1);
+  auto first = Next(s);
+  ASSERT_TRUE(first && first->has_lease());
+  clock_.Advance(10'000);
+  scheduler_->Sweep();
+  ASSERT_TRUE(Next(s));  // told to stop the lost lease
+  auto again = Next(s);
+  ASSERT_TRUE(again && again->has_lease());
+  EXPECT_EQ(again->lease().attempt(), 2u);
+}
+
 // A lab whose agents are all restarting must not end every case of a run
 // submitted meanwhile: they wait the grace, as when capable agents leave.
 // The gate said nothing for the whole grace; the submit's answer now says what the cases wait for.
